@@ -1,0 +1,594 @@
+"""The bus: one MQTT client per daemon, on paho-mqtt 2.x with MQTT 5.
+
+- Connecting never blocks boot: ``start()`` returns at once and paho retries in the
+  background (back-off capped at ``reconnect_max_s``, so a broker that comes back is
+  reached within a few seconds).
+- On every connect, in this order: subscribe everything, publish the retained birth
+  (``online: true`` with a growing ``session``), then run the owner's on-connect hooks
+  (republish retained state, …). The Will says ``online: false`` with the same session.
+- paho's thread only puts items on ``inbox``; the owner thread calls ``process()``, which
+  runs handlers inside a blast shield: a bad payload is logged (truncated) and counted,
+  never raised into paho, never kills the daemon.
+- ``request()`` sends a hub request: the ``request_id`` is made once, retried with the same
+  id, late replies are dropped.
+- Bad credentials or an ACL refusal are permanent: ``process()`` raises ``BusFatal`` and
+  the daemon exits non-zero (systemd's restart limits apply), no hot loop.
+
+``FakeBroker``/``FakeBus`` give tests the same interface with no network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from xephang import __version__
+from xephang.contract import (
+    MAX_PAYLOAD_BYTES,
+    BadPayload,
+    Message,
+    NodeStatus,
+    Reply,
+    Request,
+    Topics,
+    decode,
+)
+from xephang.settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+
+# CONNACK / SUBACK / PUBACK reason codes that no retry can fix
+_PERMANENT = {133, 134, 135, 138, 140}  # bad client id, bad user/password, not authorized, banned, bad auth method
+
+
+class BusError(RuntimeError):
+    """Root of bus errors."""
+
+
+class BusFatal(BusError):
+    """A permanent bus error (credentials, ACL): the daemon must exit non-zero."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message handed from paho's thread to the owner thread."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+Handler = Callable[[Inbound], None]
+
+
+@dataclass
+class _Pending:
+    request_id: str
+    action: str
+    topic: str
+    payload: bytes
+    timeout_s: float
+    attempts_left: int
+    deadline: float
+    on_reply: Callable[[Reply | None], None]
+    expiry_s: int
+
+
+@dataclass
+class BusStats:
+    received: int = 0
+    dropped: int = 0  # malformed or failing inbound messages
+    dropped_by_code: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    late_replies: int = 0
+    retries: int = 0
+    connects: int = 0
+    disconnects: int = 0
+
+
+def _session_counter(state_dir: Path | None, node: str) -> Callable[[], int]:
+    """A counter that grows on every call and survives restarts when a state dir is set."""
+    lock = threading.Lock()
+    path = state_dir / f"{node}.session" if state_dir else None
+    mem = [int(time.time() * 1000)]  # without a state dir: the wall clock is the best we have
+
+    def nxt() -> int:
+        with lock:
+            if path is None:
+                mem[0] += 1
+                return mem[0]
+            try:
+                cur = int(path.read_text().strip() or 0)
+            except (FileNotFoundError, ValueError):
+                cur = 0
+            cur += 1
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(str(cur))
+            os.replace(tmp, path)
+            return cur
+
+    return nxt
+
+
+class Bus:
+    """MQTT client owned by one daemon thread. See module docstring."""
+
+    def __init__(
+        self,
+        *,
+        site: str,
+        node: str,
+        role: str = "",
+        broker: BrokerSettings | None = None,
+        state_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        version: str = __version__,
+    ) -> None:
+        self.topics = Topics(site)
+        self.node = node
+        self.role = role
+        self.version = version
+        self.broker = broker or BrokerSettings()
+        self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.stats = BusStats()
+        self._monotonic = clock
+        self._subs: list[tuple[str, Handler]] = []
+        self._connect_hooks: list[Callable[[], None]] = []
+        self._disconnect_hooks: list[Callable[[], None]] = []
+        self._published_hooks: list[Callable[[int], None]] = []
+        self._pending: dict[str, _Pending] = {}
+        self._next_session = _session_counter(state_dir, node)
+        self.session = 0
+        self.connected = threading.Event()
+        self.ever_connected = threading.Event()
+        self._fatal: str | None = None
+        self._stopping = False
+        self._started = False
+        self._lock = threading.Lock()
+        self._client: mqtt.Client | None = None
+        self.reply_topic = self.topics.reply(node)
+        self.subscribe(self.reply_topic, self._on_reply)
+        self.subscribe(self.topics.status(node), self._on_own_status)
+
+    # ------------------------------------------------------------------ owner-thread API
+    def subscribe(self, topic_filter: str, handler: Handler) -> None:
+        """Route messages matching ``topic_filter`` to ``handler`` (run in the owner thread)."""
+        with self._lock:
+            self._subs.append((topic_filter, handler))
+            already = self.connected.is_set()
+        if already:
+            self._transport_subscribe([topic_filter])
+
+    def add_connect_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` in the owner thread after every (re)connect, after birth."""
+        self._connect_hooks.append(hook)
+
+    def add_disconnect_hook(self, hook: Callable[[], None]) -> None:
+        self._disconnect_hooks.append(hook)
+
+    def add_published_hook(self, hook: Callable[[int], None]) -> None:
+        """Run ``hook(mid)`` in the owner thread when the broker acknowledged a publish."""
+        self._published_hooks.append(hook)
+
+    def publish(
+        self,
+        topic: str,
+        payload: Message | bytes | str | None,
+        *,
+        retain: bool = False,
+        qos: int = 1,
+        expiry_s: int | None = None,
+    ) -> int:
+        """Publish (QoS 1 by default). Queued by paho while offline. Returns the message id."""
+        if isinstance(payload, Message):
+            data: bytes = payload.to_json()
+        elif isinstance(payload, str):
+            data = payload.encode()
+        else:
+            data = payload or b""
+        return self._transport_publish(topic, data, qos=qos, retain=retain, expiry_s=expiry_s)
+
+    def clear(self, topic: str) -> int:
+        """Clear a retained topic (empty payload)."""
+        return self.publish(topic, b"", retain=True)
+
+    def request(
+        self,
+        req: Request,
+        *,
+        on_reply: Callable[[Reply | None], None],
+        timeout_s: float = 2.0,
+        attempts: int = 3,
+    ) -> str:
+        """Send ``req`` to the hub; ``on_reply(reply)`` runs once in the owner thread, with None
+        after ``attempts`` timeouts. Retries reuse the same ``request_id``."""
+        if not req.reply_to:
+            req = req.model_copy(update={"reply_to": self.reply_topic})
+        payload = req.to_json()
+        topic = self.topics.req(req.ACTION)
+        expiry = max(1, int(timeout_s * attempts + 1))  # the broker drops it when nobody waits any more
+        p = _Pending(req.request_id, req.ACTION, topic, payload, timeout_s, attempts - 1,
+                     self._monotonic() + timeout_s, on_reply, expiry)
+        self._pending[req.request_id] = p
+        self._transport_publish(topic, payload, qos=1, retain=False, expiry_s=expiry)
+        return req.request_id
+
+    def request_sync(self, req: Request, *, timeout_s: float = 2.0, attempts: int = 3) -> Reply | None:
+        """Blocking request for CLIs and tests: pumps ``process()`` until the reply or give-up."""
+        box: list[Reply | None] = []
+        self.request(req, on_reply=box.append, timeout_s=timeout_s, attempts=attempts)
+        end = time.monotonic() + timeout_s * attempts + 1
+        while not box and time.monotonic() < end:
+            self.process(timeout=0.05)
+        return box[0] if box else None
+
+    def pending_requests(self) -> int:
+        return len(self._pending)
+
+    def process(self, timeout: float = 0.1, max_items: int = 1000) -> int:
+        """Drain the inbox in the owner thread; run handlers; retry requests. Returns items handled."""
+        n = 0
+        try:
+            item = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
+        except queue.Empty:
+            item = None
+        while item is not None:
+            self._dispatch(item)
+            n += 1
+            if n >= max_items:
+                break
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                item = None
+        self._tick_requests()
+        if self._fatal:
+            raise BusFatal(self._fatal)
+        return n
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Pump until connected (for tools and tests)."""
+        end = time.monotonic() + timeout
+        while not self.connected.is_set() and time.monotonic() < end:
+            self.process(timeout=0.05)
+        return self.connected.is_set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Connect in the background; never blocks when the broker is down."""
+        self._started = True
+        self._transport_start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Publish a retained offline status ourselves (a clean disconnect suppresses the Will)."""
+        self._stopping = True
+        if self.connected.is_set():
+            with contextlib.suppress(Exception):
+                self._publish_status(online=False, wait=timeout)
+        self._transport_stop(timeout)
+
+    @property
+    def fatal(self) -> str | None:
+        return self._fatal
+
+    # ------------------------------------------------------------------ internals
+    def _status_payload(self, online: bool) -> bytes:
+        return NodeStatus(node=self.node, online=online, session=self.session, role=self.role,
+                          version=self.version, at=time.time()).to_json()
+
+    def _dispatch(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "msg":
+            msg: Inbound = item[1]
+            self.stats.received += 1
+            for flt, handler in list(self._subs):
+                if mqtt.topic_matches_sub(flt, msg.topic):
+                    self._shielded(handler, msg)
+        elif kind == "connected":
+            for hook in list(self._connect_hooks):
+                self._shielded_hook(hook)
+        elif kind == "disconnected":
+            for hook in list(self._disconnect_hooks):
+                self._shielded_hook(hook)
+        elif kind == "published":
+            for hook in list(self._published_hooks):
+                hook(item[1])
+        elif kind == "fatal":
+            self._fatal = item[1]
+
+    def _shielded(self, handler: Handler, msg: Inbound) -> None:
+        try:
+            handler(msg)
+        except BadPayload as exc:
+            self.stats.dropped += 1
+            self.stats.dropped_by_code[exc.code] += 1
+            log.warning("dropped message on %s (%s): %s; payload %r", msg.topic, exc.code, exc, msg.payload[:200])
+        except BusFatal:
+            raise
+        except Exception:
+            self.stats.dropped += 1
+            self.stats.dropped_by_code["handler-error"] += 1
+            log.exception("handler %s failed on %s; payload %r", getattr(handler, "__qualname__", handler),
+                          msg.topic, msg.payload[:200])
+
+    def _shielded_hook(self, hook: Callable[[], None]) -> None:
+        try:
+            hook()
+        except BusFatal:
+            raise
+        except Exception:
+            log.exception("bus hook %s failed", getattr(hook, "__qualname__", hook))
+
+    def _on_reply(self, msg: Inbound) -> None:
+        reply = decode(Reply, msg.payload)
+        p = self._pending.pop(reply.request_id, None)
+        if p is None:
+            self.stats.late_replies += 1
+            log.debug("late or unknown reply %s dropped", reply.request_id)
+            return
+        p.on_reply(reply)
+
+    def _on_own_status(self, msg: Inbound) -> None:
+        # a late Will of an older connection must not leave us marked offline
+        if not msg.payload or self._stopping or not self.connected.is_set():
+            return
+        st = decode(NodeStatus, msg.payload)
+        if not st.online:
+            log.info("status says offline (session %s, ours %s): re-publishing birth", st.session, self.session)
+            self._publish_status(online=True)
+
+    def _tick_requests(self) -> None:
+        if not self._pending:
+            return
+        now = self._monotonic()
+        for rid, p in list(self._pending.items()):
+            if now < p.deadline:
+                continue
+            if p.attempts_left > 0:
+                p.attempts_left -= 1
+                p.deadline = now + p.timeout_s
+                self.stats.retries += 1
+                log.info("retrying %s %s", p.action, rid)
+                self._transport_publish(p.topic, p.payload, qos=1, retain=False, expiry_s=p.expiry_s)
+            else:
+                del self._pending[rid]
+                log.warning("no reply to %s %s: giving up", p.action, rid)
+                p.on_reply(None)
+
+    # ------------------------------------------------------------------ transport (paho)
+    def _make_client(self) -> mqtt.Client:
+        b = self.broker
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.node, protocol=mqtt.MQTTv5)
+        user = b.username or self.node
+        c.username_pw_set(user, b.secret())
+        if b.tls:
+            c.tls_set(ca_certs=str(b.ca_file) if b.ca_file else None)
+        c.reconnect_delay_set(min_delay=1, max_delay=max(1, int(b.reconnect_max_s)))
+        c.max_inflight_messages_set(50)
+        c.max_queued_messages_set(5000)
+        c.on_connect = self._paho_connect
+        c.on_disconnect = self._paho_disconnect
+        c.on_message = self._paho_message
+        c.on_publish = self._paho_publish
+        c.on_subscribe = self._paho_subscribe
+        c.on_connect_fail = lambda *_: log.debug("connect to %s:%s failed; retrying", b.host, b.port)
+        return c
+
+    def _set_will(self) -> None:
+        assert self._client is not None
+        self._client.will_set(self.topics.status(self.node), self._status_payload(False), qos=1, retain=True)
+
+    def _transport_start(self) -> None:
+        self._client = self._make_client()
+        self.session = self._next_session()
+        self._set_will()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.broker.session_expiry_s
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                                   clean_start=False, properties=props)
+        self._client.loop_start()
+
+    def _transport_stop(self, timeout: float) -> None:
+        c = self._client
+        if c is None:
+            return
+        with contextlib.suppress(Exception):
+            c.disconnect()
+        c.loop_stop()
+        self.connected.clear()
+
+    def _transport_subscribe(self, filters: list[str]) -> None:
+        if self._client is not None and filters:
+            self._client.subscribe([(f, 1) for f in filters])
+
+    def _transport_publish(self, topic: str, data: bytes, *, qos: int, retain: bool, expiry_s: int | None) -> int:
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise BusError(f"refusing to publish {len(data)} bytes on {topic}")
+        if self._client is None:
+            raise BusError("bus not started")
+        props = None
+        if expiry_s:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = int(expiry_s)
+        info = self._client.publish(topic, data, qos=qos, retain=retain, properties=props)
+        return info.mid
+
+    def _publish_status(self, *, online: bool, wait: float = 0) -> None:
+        assert self._client is not None
+        info = self._client.publish(self.topics.status(self.node), self._status_payload(online), qos=1, retain=True)
+        if wait:
+            with contextlib.suppress(Exception):
+                info.wait_for_publish(wait)
+
+    # paho thread ---------------------------------------------------------------
+    def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            code = getattr(rc, "value", 0)
+            text = f"broker {self.broker.host}:{self.broker.port} refused {self.node!r}: {rc}"
+            if code in _PERMANENT:
+                log.error("%s (permanent: check the node's username/password and the ACL)", text)
+                self.inbox.put(("fatal", text + " — check credentials/ACL"))
+                client.disconnect()
+            else:
+                log.warning("%s", text)
+            return
+        self.stats.connects += 1
+        with self._lock:
+            filters = [f for f, _ in self._subs]
+        self._transport_subscribe(list(dict.fromkeys(filters)))
+        client.publish(self.topics.status(self.node), self._status_payload(True), qos=1, retain=True)
+        self.connected.set()
+        self.ever_connected.set()
+        log.info("connected to %s:%s as %s (session %s, session_present=%s)", self.broker.host,
+                 self.broker.port, self.node, self.session, flags.session_present)
+        self.inbox.put(("connected",))
+
+    def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was:
+            self.stats.disconnects += 1
+            log.warning("disconnected from broker: %s", rc)
+            self.inbox.put(("disconnected",))
+        if not self._stopping:
+            # the next connection is a new session: its Will must carry the new number
+            self.session = self._next_session()
+            self._set_will()
+
+    def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(("msg", Inbound(msg.topic, bytes(msg.payload), bool(msg.retain))))
+
+    def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        if rc.is_failure and getattr(rc, "value", 0) in _PERMANENT:
+            self.inbox.put(("fatal", f"broker refused a publish by {self.node!r}: {rc} — check the ACL"))
+            return
+        self.inbox.put(("published", mid))
+
+    def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[Any], props: Any) -> None:
+        for rc in rcs:
+            if rc.is_failure and getattr(rc, "value", 0) in _PERMANENT:
+                self.inbox.put(("fatal", f"broker refused a subscription of {self.node!r}: {rc} — check the ACL"))
+
+
+# ---------------------------------------------------------------------------------------------
+# In-memory broker for tests of daemons without the network
+
+
+class FakeBroker:
+    """Routes publishes between FakeBus clients; keeps retained messages; can go down."""
+
+    def __init__(self) -> None:
+        self.retained: dict[str, bytes] = {}
+        self.clients: dict[str, FakeBus] = {}
+        self.log: list[tuple[str, bytes, bool]] = []
+        self.up = True
+        self._lock = threading.RLock()
+
+    def deliver(self, topic: str, payload: bytes, retain: bool, sender: str | None = None) -> None:
+        with self._lock:
+            self.log.append((topic, payload, retain))
+            if retain:
+                if payload:
+                    self.retained[topic] = payload
+                else:
+                    self.retained.pop(topic, None)
+            for c in list(self.clients.values()):
+                if c.connected.is_set() and any(mqtt.topic_matches_sub(f, topic) for f in c._fake_filters):
+                    c.inbox.put(("msg", Inbound(topic, payload, False)))
+
+    def messages(self, pattern: str) -> list[tuple[str, bytes]]:
+        """Logged publishes whose topic matches the MQTT filter (or fnmatch pattern)."""
+        with self._lock:
+            return [(t, p) for t, p, _ in self.log if mqtt.topic_matches_sub(pattern, t) or fnmatch.fnmatch(t, pattern)]
+
+    def go_down(self) -> None:
+        with self._lock:
+            self.up = False
+            for c in list(self.clients.values()):
+                c._fake_drop(will=False)
+
+    def go_up(self) -> None:
+        with self._lock:
+            self.up = True
+            for c in list(self.clients.values()):
+                if c._started and not c._stopping:
+                    c._fake_connect()
+
+    def kill(self, node: str) -> None:
+        """The client's connection dies: the broker publishes its Will."""
+        with self._lock:
+            c = self.clients.get(node)
+            if c:
+                c._fake_drop(will=True)
+
+
+class FakeBus(Bus):
+    """A Bus on a FakeBroker: same owner-thread semantics, no sockets."""
+
+    def __init__(self, broker: FakeBroker, **kw: Any) -> None:
+        self._fake_broker = broker
+        self._fake_filters: set[str] = set()
+        self._fake_mid = 0
+        super().__init__(**kw)
+
+    def _transport_start(self) -> None:
+        self._fake_broker.clients[self.node] = self
+        if self._fake_broker.up:
+            self._fake_connect()
+
+    def _fake_connect(self) -> None:
+        self.session = self._next_session()
+        with self._lock:
+            self._fake_filters = {f for f, _ in self._subs}
+        self.connected.set()
+        self.ever_connected.set()
+        self.stats.connects += 1
+        self._fake_broker.deliver(self.topics.status(self.node), self._status_payload(True), True, self.node)
+        for t, p in list(self._fake_broker.retained.items()):
+            if any(mqtt.topic_matches_sub(f, t) for f in self._fake_filters):
+                self.inbox.put(("msg", Inbound(t, p, True)))
+        self.inbox.put(("connected",))
+
+    def _fake_drop(self, will: bool) -> None:
+        if self.connected.is_set():
+            self.connected.clear()
+            self.stats.disconnects += 1
+            self.inbox.put(("disconnected",))
+            if will:
+                self._fake_broker.deliver(self.topics.status(self.node), self._status_payload(False), True)
+
+    def _transport_stop(self, timeout: float) -> None:
+        self.connected.clear()
+        self._fake_broker.clients.pop(self.node, None)
+
+    def _transport_subscribe(self, filters: list[str]) -> None:
+        self._fake_filters.update(filters)
+        for t, p in list(self._fake_broker.retained.items()):
+            if any(mqtt.topic_matches_sub(f, t) for f in filters):
+                self.inbox.put(("msg", Inbound(t, p, True)))
+
+    def _transport_publish(self, topic: str, data: bytes, *, qos: int, retain: bool, expiry_s: int | None) -> int:
+        self._fake_mid += 1
+        if self.connected.is_set():
+            self._fake_broker.deliver(topic, data, retain, self.node)
+            self.inbox.put(("published", self._fake_mid))
+        return self._fake_mid
+
+    def _publish_status(self, *, online: bool, wait: float = 0) -> None:
+        if self.connected.is_set():
+            self._fake_broker.deliver(self.topics.status(self.node), self._status_payload(online), True, self.node)

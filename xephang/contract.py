@@ -1,0 +1,556 @@
+"""The MQTT contract, v1: topic builders and the pydantic model of every payload.
+
+Root ``R = xephang/v1/{site}``. Topic levels are ``[a-z0-9-]``. JSON payloads, QoS 1.
+Strict where other tools must not guess (requests, config pushes: unknown fields are
+errors); tolerant where newer producers may add fields (status, health, events, state:
+unknown fields are ignored). Every payload names its ``schema``.
+
+``docs/protocol.md`` is generated from this module (``xephang docs``) and a test fails when
+the two drift, so this file is the single source of truth for tools outside the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROTOCOL_MAJOR = 1
+ROOT_PREFIX = "xephang/v1"
+MAX_PAYLOAD_BYTES = 64 * 1024  # larger payloads are dropped before decoding
+
+_LEVEL = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+NodeId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=40)]
+Slug = NodeId
+RequestId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class ContractError(ValueError):
+    """A payload or topic that does not follow the contract."""
+
+
+class BadPayload(ContractError):
+    """A payload could not be decoded or validated. ``code`` is a stable error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_level(level: str) -> str:
+    if not _LEVEL.match(level):
+        raise ContractError(f"topic level {level!r} must match [a-z0-9-]")
+    return level
+
+
+def new_request_id() -> str:
+    """A fresh request id: made once per key press and reused on every retry."""
+    return uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------------------------------------
+# Topics
+
+
+class Topics:
+    """Topic builders for one site. ``Topics("tuong-linh").req("call-next")`` …"""
+
+    def __init__(self, site: str, prefix: str = ROOT_PREFIX) -> None:
+        self.site = check_level(site)
+        self.root = f"{prefix}/{site}"
+
+    def status(self, node: str) -> str:
+        return f"{self.root}/node/{check_level(node)}/status"
+
+    def health(self, node: str) -> str:
+        return f"{self.root}/node/{check_level(node)}/health"
+
+    def alert(self, node: str, alert_id: str) -> str:
+        return f"{self.root}/node/{check_level(node)}/alert/{check_level(alert_id)}"
+
+    def req(self, action: str) -> str:
+        return f"{self.root}/req/hub/{check_level(action)}"
+
+    def reply(self, node: str) -> str:
+        return f"{self.root}/reply/{check_level(node)}"
+
+    def event(self, family: Literal["ticket", "counter"], kind: str) -> str:
+        return f"{self.root}/event/{family}/{check_level(kind)}"
+
+    def state_hall(self) -> str:
+        return f"{self.root}/state/hall"
+
+    def state_counter(self, number: int) -> str:
+        return f"{self.root}/state/counter/{int(number)}"
+
+    def state_service(self, service_id: str) -> str:
+        return f"{self.root}/state/service/{check_level(service_id)}"
+
+    def state_summary(self) -> str:
+        return f"{self.root}/state/summary"
+
+    def config_set(self, node: str) -> str:
+        return f"{self.root}/config/{check_level(node)}/set"
+
+    def config_ack(self, node: str) -> str:
+        return f"{self.root}/config/{check_level(node)}/ack"
+
+    def config_state(self, node: str) -> str:
+        return f"{self.root}/config/{check_level(node)}/state"
+
+    def sim_press(self, node: str) -> str:
+        return f"{self.root}/sim/{check_level(node)}/press"
+
+    # filters
+    def all_status(self) -> str:
+        return f"{self.root}/node/+/status"
+
+    def all_node(self) -> str:
+        return f"{self.root}/node/#"
+
+    def all_events(self) -> str:
+        return f"{self.root}/event/#"
+
+    def all_requests(self) -> str:
+        return f"{self.root}/req/hub/+"
+
+    def all_state(self) -> str:
+        return f"{self.root}/state/#"
+
+    def parse(self, topic: str) -> list[str]:
+        """Levels after the site root; raises ContractError for a topic of another site."""
+        if not topic.startswith(self.root + "/"):
+            raise ContractError(f"topic {topic!r} is not under {self.root}")
+        return topic[len(self.root) + 1 :].split("/")
+
+
+# ---------------------------------------------------------------------------------------------
+# Base models
+
+
+class Message(BaseModel):
+    """Base of every payload. ``SCHEMA`` is the value of the ``schema`` field."""
+
+    SCHEMA: ClassVar[str] = ""
+    TOPIC: ClassVar[str] = ""  # documentation only: the topic pattern
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class StrictMessage(Message):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+
+def _schema(name: str) -> Any:
+    return Field(default=name, description=f"always `{name}`")
+
+
+def decode(model: type[Message], payload: bytes | str) -> Any:
+    """Decode and validate ``payload`` as ``model``; raise BadPayload with a code."""
+    if isinstance(payload, bytes | bytearray):
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise BadPayload("too-large", f"payload of {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadPayload("bad-utf8", f"payload is not UTF-8: {exc}") from None
+    else:
+        text = payload
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadPayload("bad-json", f"payload is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadPayload("bad-json", "payload must be a JSON object")
+    schema = obj.get("schema")
+    if schema is not None and schema != model.SCHEMA:
+        raise BadPayload("wrong-schema", f"schema {schema!r}, expected {model.SCHEMA!r}")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+        raise BadPayload("invalid", "; ".join(parts)[:500]) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Node availability, health, alerts
+
+
+class NodeStatus(Message):
+    """Retained availability. Birth on every connect; the Will says offline.
+
+    ``session`` grows on every connect of the node: a consumer (and the node itself) ignores an
+    ``online: false`` whose session is older than the newest online it has seen, so a late Will
+    of an old connection cannot mark a live node offline (the node re-publishes its birth)."""
+
+    SCHEMA: ClassVar[str] = "xephang.node-status.v1"
+    TOPIC: ClassVar[str] = "R/node/{node}/status"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    node: NodeId
+    online: bool
+    session: int = Field(ge=0, description="connect counter of the node, grows on every connect")
+    role: str = ""
+    version: str = ""
+    at: float | None = Field(default=None, description="device clock, informational")
+
+
+class NodeHealth(Message):
+    SCHEMA: ClassVar[str] = "xephang.node-health.v1"
+    TOPIC: ClassVar[str] = "R/node/{node}/health"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    node: NodeId
+    role: str = ""
+    version: str = ""
+    uptime_s: float = 0
+    config_rev: int = 0
+    at: float | None = None
+    dropped_messages: int = Field(default=0, description="malformed inbound messages logged and dropped")
+    details: dict[str, Any] = Field(default_factory=dict, description="role-specific: printer state, paper, audio …")
+
+
+class Alert(Message):
+    """Retained alert; an empty payload on the same topic clears it."""
+
+    SCHEMA: ClassVar[str] = "xephang.alert.v1"
+    TOPIC: ClassVar[str] = "R/node/{node}/alert/{id}"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    node: NodeId
+    id: Slug = Field(description="paper-out, paper-low, printer-offline, audio-missing, display-missing …")
+    severity: Literal["info", "warning", "critical"] = "warning"
+    message_vi: str = ""
+    message_en: str = ""
+    at: float | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests to the hub (strict)
+
+
+class Request(StrictMessage):
+    """Fields every request carries."""
+
+    ACTION: ClassVar[str] = ""
+    schema_: str = Field(alias="schema")
+    request_id: RequestId = Field(description="made once per key press, reused on every retry")
+    source: NodeId = Field(description="node id of the requester")
+    reply_to: str = Field(default="", max_length=200, description="topic for the reply, R/reply/{node}")
+    sent_at: float | None = Field(default=None, description="device clock, informational")
+
+
+def _req_schema(action: str) -> str:
+    return f"xephang.req.{action}.v1"
+
+
+class IssueTicket(Request):
+    ACTION: ClassVar[str] = "issue-ticket"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    service: Slug
+    priority_group: Slug | None = Field(default=None, description="a priority group id, or null")
+
+
+class CounterRequest(Request):
+    counter: int = Field(ge=1, le=99)
+
+
+class CallNext(CounterRequest):
+    ACTION: ClassVar[str] = "call-next"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+
+
+class Recall(CounterRequest):
+    ACTION: ClassVar[str] = "recall"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+
+
+class NoShow(CounterRequest):
+    ACTION: ClassVar[str] = "no-show"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+
+
+class Finish(CounterRequest):
+    ACTION: ClassVar[str] = "finish"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+
+
+class Transfer(CounterRequest):
+    ACTION: ClassVar[str] = "transfer"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    to_service: Slug
+
+
+class Pause(CounterRequest):
+    ACTION: ClassVar[str] = "pause"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    reason: str = Field(default="", max_length=80)
+
+
+class Resume(CounterRequest):
+    ACTION: ClassVar[str] = "resume"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+
+
+class Rate(CounterRequest):
+    ACTION: ClassVar[str] = "rate"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    score: int = Field(ge=1, le=5)
+
+
+class VoidTicket(Request):
+    ACTION: ClassVar[str] = "void-ticket"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    ticket_id: int = Field(ge=1, description="`data.ticket.id` of the issue reply")
+    reason: str = Field(default="", max_length=80, description="paper-out, printer-offline …")
+
+
+class Resync(Request):
+    ACTION: ClassVar[str] = "resync"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    since_rev: int | None = Field(default=None, ge=0, description="last rev the requester saw")
+
+
+class ReportRequest(Request):
+    """Ask the hub for a report (see docs/reports.md)."""
+
+    ACTION: ClassVar[str] = "report"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    period: str = Field(default="today", max_length=40, description="today, YYYY-MM-DD, YYYY-MM, YYYY-Qn, or FROM..TO")
+    group_by: str = Field(default="service", max_length=20)
+    lang: Literal["vi", "en"] = "vi"
+
+
+REQUEST_MODELS: dict[str, type[Request]] = {
+    m.ACTION: m
+    for m in (IssueTicket, CallNext, Recall, NoShow, Finish, Transfer, Pause, Resume, Rate, VoidTicket, Resync, ReportRequest)
+}
+
+
+class ReplyError(Message):
+    code: str
+    message: str = ""
+
+
+class Reply(Message):
+    SCHEMA: ClassVar[str] = "xephang.reply.v1"
+    TOPIC: ClassVar[str] = "R/reply/{node}"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    request_id: str
+    action: str = ""
+    status: Literal["ok", "error"]
+    data: dict[str, Any] = Field(default_factory=dict)
+    error: ReplyError | None = None
+    rev: int | None = Field(default=None, description="hub revision after the request")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tickets, events, state (tolerant)
+
+TicketState = Literal["waiting", "called", "done", "no-show", "voided", "expired"]
+
+
+class TicketInfo(Message):
+    id: int = Field(description="ledger id, unique for ever")
+    day: str = Field(description="service day YYYY-MM-DD (local, after the daily reset)")
+    number: int
+    display: str = Field(description="the number as printed and shown, e.g. '1023' or 'A023'")
+    service: str
+    priority_group: str | None = None
+    issued_at: float
+    state: TicketState = "waiting"
+    counter: int | None = None
+    called_at: float | None = None
+    recalls: int = 0
+
+
+class TicketEvent(Message):
+    """``R/event/ticket/{kind}``: published after commit, never retained."""
+
+    SCHEMA: ClassVar[str] = "xephang.event.ticket.v1"
+    TOPIC: ClassVar[str] = "R/event/ticket/{kind}"
+    KINDS: ClassVar[tuple[str, ...]] = ("issued", "called", "recalled", "finished", "no-show", "transferred", "voided", "rated", "expired")
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    event_id: str
+    rev: int = Field(ge=1, description="hub revision, +1 per event")
+    at: float = Field(description="hub clock, epoch seconds")
+    kind: str
+    ticket: TicketInfo
+    counter: int | None = None
+    counter_label: str | None = None
+    service_name_vi: str | None = None
+    service_name_en: str | None = None
+    people_ahead: int | None = None
+    est_wait_min: float | None = None
+    inferred: bool | None = Field(default=None, description="finished: the finish time was inferred")
+    from_service: str | None = None
+    score: int | None = None
+    reason: str | None = None
+
+
+class CounterEvent(Message):
+    """``R/event/counter/{kind}``: paused, resumed."""
+
+    SCHEMA: ClassVar[str] = "xephang.event.counter.v1"
+    TOPIC: ClassVar[str] = "R/event/counter/{kind}"
+    KINDS: ClassVar[tuple[str, ...]] = ("paused", "resumed")
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    event_id: str
+    rev: int = Field(ge=1)
+    at: float
+    kind: str
+    counter: int
+    reason: str | None = None
+
+
+class CounterState(Message):
+    SCHEMA: ClassVar[str] = "xephang.state.counter.v1"
+    TOPIC: ClassVar[str] = "R/state/counter/{n}"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    number: int
+    label_vi: str = ""
+    label_en: str = ""
+    state: Literal["open", "paused", "closed"] = "closed"
+    pause_reason: str | None = None
+    serving: TicketInfo | None = None
+    services: list[str] = Field(default_factory=list)
+    officer: str = ""
+    rev: int = 0
+
+
+class ServiceState(Message):
+    SCHEMA: ClassVar[str] = "xephang.state.service.v1"
+    TOPIC: ClassVar[str] = "R/state/service/{id}"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    id: str
+    name_vi: str = ""
+    name_en: str = ""
+    prefix: str = ""
+    waiting: int = 0
+    waiting_priority: int = 0
+    est_wait_min: float = 0
+    last_issued: str | None = None
+    last_called: str | None = None
+    rev: int = 0
+
+
+class CallInfo(Message):
+    rev: int
+    at: float
+    kind: str = "called"
+    display: str
+    service: str
+    counter: int
+
+
+class HallState(Message):
+    SCHEMA: ClassVar[str] = "xephang.state.hall.v1"
+    TOPIC: ClassVar[str] = "R/state/hall"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    rev: int = 0
+    at: float = 0
+    day: str = ""
+    site_name_vi: str = ""
+    site_name_en: str = ""
+    counters: list[CounterState] = Field(default_factory=list)
+    services: list[ServiceState] = Field(default_factory=list)
+    last_calls: list[CallInfo] = Field(default_factory=list, description="newest first")
+
+
+class DailySummary(Message):
+    """``R/state/summary``: compact retained figures of the current day (for a province view)."""
+
+    SCHEMA: ClassVar[str] = "xephang.state.summary.v1"
+    TOPIC: ClassVar[str] = "R/state/summary"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    site: str
+    day: str
+    at: float
+    issued: int = 0
+    served: int = 0
+    no_shows: int = 0
+    voided: int = 0
+    waiting: int = 0
+    mean_wait_min: float | None = None
+    ratings: dict[str, int] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Technicians' config
+
+
+class ConfigSet(StrictMessage):
+    SCHEMA: ClassVar[str] = "xephang.config-set.v1"
+    TOPIC: ClassVar[str] = "R/config/{node}/set"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    request_id: RequestId
+    source: NodeId = Field(description="who pushes: a technician id")
+    base_rev: int | None = Field(default=None, ge=0, description="the config rev the change was made against; stale → refused")
+    config: dict[str, Any] = Field(description="partial node config, merged into the current one")
+
+
+class ConfigAck(Message):
+    SCHEMA: ClassVar[str] = "xephang.config-ack.v1"
+    TOPIC: ClassVar[str] = "R/config/{node}/ack"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    request_id: str
+    node: str
+    status: Literal["applied", "restart-required", "rejected", "stale"]
+    rev: int
+    errors: list[str] = Field(default_factory=list)
+
+
+class ConfigState(Message):
+    SCHEMA: ClassVar[str] = "xephang.config-state.v1"
+    TOPIC: ClassVar[str] = "R/config/{node}/state"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    node: str
+    rev: int
+    config: dict[str, Any] = Field(default_factory=dict, description="current node config, secrets masked")
+    at: float | None = None
+    restart_required: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Simulated hardware
+
+
+class SimPress(StrictMessage):
+    SCHEMA: ClassVar[str] = "xephang.sim-press.v1"
+    TOPIC: ClassVar[str] = "R/sim/{node}/press"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    button: str = Field(min_length=1, max_length=40, description="service id, priority, next, recall, rate-3 …")
+    hold_s: float = Field(default=0.0, ge=0, le=30)
+
+
+ALL_MODELS: list[type[Message]] = [
+    NodeStatus,
+    NodeHealth,
+    Alert,
+    *REQUEST_MODELS.values(),
+    Reply,
+    TicketEvent,
+    CounterEvent,
+    HallState,
+    CounterState,
+    ServiceState,
+    DailySummary,
+    ConfigSet,
+    ConfigAck,
+    ConfigState,
+    SimPress,
+]

@@ -1,0 +1,228 @@
+"""What every daemon's ``main()`` shares: arguments, settings, logging, signals, sd_notify,
+the owner loop, health and alerts, and the technicians' node config over MQTT.
+
+A daemon subclasses ``Daemon``: it sets ``role`` and ``settings_cls``, subscribes in
+``setup()``, does periodic work in ``tick(now)`` and cleans up in ``teardown()``. The owner
+loop (``run()``) is the only thread that touches the daemon's state: paho's and gpiozero's
+threads only enqueue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from xephang import __version__, systemd
+from xephang.bus import Bus, BusFatal, Inbound
+from xephang.clock import Clock
+from xephang.contract import Alert, NodeHealth, SimPress, decode
+from xephang.nodeconfig import NodeConfigManager
+from xephang.settings import DaemonSettings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78  # EX_CONFIG: bad local settings
+EXIT_FATAL = 76  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
+
+S = TypeVar("S", bound=DaemonSettings)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Plain lines to stderr: journald adds the time and the unit."""
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), format=fmt, stream=sys.stderr, force=True)
+
+
+def install_stack_dump() -> None:
+    """SIGUSR1 dumps every thread's stack to stderr: cheap, and priceless on a box in a hall."""
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+
+
+class Daemon(Generic[S]):
+    """Base of hubd, ticketd, counterd, displayd, announcerd."""
+
+    role: ClassVar[str] = "node"
+    settings_cls: ClassVar[type[DaemonSettings]] = DaemonSettings
+    node_config_model: ClassVar[type[BaseModel] | None] = None  # the part technicians may push
+    health_interval_s: ClassVar[float] = 30.0
+    tick_interval_s: ClassVar[float] = 0.2
+
+    def __init__(self, settings: S, *, bus: Bus | None = None, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or settings.clock.make()
+        self.node = settings.node or self.role
+        self.started_at = time.monotonic()
+        self.stop_event = threading.Event()
+        self.bus = bus or Bus(site=settings.site, node=self.node, role=self.role, broker=settings.broker,
+                              state_dir=settings.state_dir)
+        self.alerts: dict[str, Alert] = {}
+        self._next_health = 0.0
+        self.node_config: NodeConfigManager | None = None
+        if self.node_config_model is not None:
+            self.node_config = NodeConfigManager(
+                model=self.node_config_model,
+                path=Path(settings.state_dir) / f"{self.node}.config.json",
+                initial=self.initial_node_config(),
+                apply=self.apply_node_config,
+                bus=self.bus,
+                node=self.node,
+                clock=self.clock.now,
+            )
+
+    # ---- for subclasses -----------------------------------------------------------------
+    def setup(self) -> None:
+        """Subscribe and prepare hardware. Runs once, before the bus starts."""
+
+    def tick(self, now: float) -> None:
+        """Periodic work in the owner thread (timers, blink, retries)."""
+
+    def teardown(self) -> None:
+        """Release hardware. Runs once, after the loop ends."""
+
+    def health_details(self) -> dict[str, Any]:
+        return {}
+
+    def initial_node_config(self) -> dict[str, Any]:
+        """The node config from the local settings file (technicians' pushes merge into it)."""
+        return {}
+
+    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+        """Apply a validated node config; return True when a restart is needed."""
+        return False
+
+    def on_sim_press(self, press: SimPress) -> None:
+        """Simulated hardware input (only subscribed in sim mode)."""
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until bus work or ``timeout`` (displayd overrides: its frame loop owns the thread)."""
+        self.bus.process(timeout=timeout)
+
+    # ---- alerts and health --------------------------------------------------------------
+    def raise_alert(self, alert_id: str, message_vi: str, message_en: str, severity: str = "warning") -> None:
+        """Retained alert; published once per change."""
+        cur = self.alerts.get(alert_id)
+        if cur and cur.message_vi == message_vi and cur.severity == severity:
+            return
+        a = Alert(node=self.node, id=alert_id, severity=severity, message_vi=message_vi,  # type: ignore[arg-type]
+                  message_en=message_en, at=self.clock.now())
+        self.alerts[alert_id] = a
+        log.warning("alert %s: %s", alert_id, message_en)
+        self.bus.publish(self.bus.topics.alert(self.node, alert_id), a, retain=True)
+
+    def clear_alert(self, alert_id: str) -> None:
+        if self.alerts.pop(alert_id, None) is not None:
+            log.info("alert %s cleared", alert_id)
+            self.bus.clear(self.bus.topics.alert(self.node, alert_id))
+
+    def publish_health(self) -> None:
+        h = NodeHealth(node=self.node, role=self.role, version=__version__,
+                       uptime_s=round(time.monotonic() - self.started_at, 1),
+                       config_rev=self.node_config.rev if self.node_config else 0,
+                       at=self.clock.now(), dropped_messages=self.bus.stats.dropped,
+                       details=self.health_details())
+        self.bus.publish(self.bus.topics.health(self.node), h, retain=True)
+
+    def _on_connect(self) -> None:
+        for a in self.alerts.values():  # alerts survive a broker that lost its retained store
+            self.bus.publish(self.bus.topics.alert(self.node, a.id), a, retain=True)
+        self.publish_health()
+        if self.node_config:
+            self.node_config.publish_state()
+        systemd.notify("READY=1", f"STATUS={self.role} {self.node} connected")
+
+    def _on_sim(self, msg: Inbound) -> None:
+        self.on_sim_press(decode(SimPress, msg.payload))
+
+    # ---- the loop -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Setup, then connect in the background (never blocks boot)."""
+        self.setup()
+        self.bus.add_connect_hook(self._on_connect)
+        if self.node_config:
+            self.node_config.subscribe()
+        if self.settings.sim:
+            self.bus.subscribe(self.bus.topics.sim_press(self.node), self._on_sim)
+        self.bus.start()
+
+    def step(self, timeout: float | None = None) -> None:
+        """One turn of the owner loop: bus work, tick, health, watchdog."""
+        self.wait_for_work(self.tick_interval_s if timeout is None else timeout)
+        now = self.clock.now()
+        self.tick(now)
+        mono = time.monotonic()
+        if mono >= self._next_health and self.bus.connected.is_set():
+            self._next_health = mono + self.health_interval_s
+            self.publish_health()
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT. Returns the process exit code."""
+        wd = systemd.watchdog_interval()
+        next_wd = 0.0
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                self.step()
+                if wd and time.monotonic() >= next_wd:
+                    systemd.notify("WATCHDOG=1")
+                    next_wd = time.monotonic() + wd
+        except BusFatal as exc:
+            log.error("%s", exc)
+            return EXIT_FATAL
+        finally:
+            systemd.notify("STOPPING=1")
+            try:
+                self.teardown()
+            finally:
+                self.bus.stop()
+        return 0
+
+    # ---- console script -------------------------------------------------------------------
+    @classmethod
+    def main(cls, argv: Sequence[str] | None = None, *, extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+        p = argparse.ArgumentParser(prog=cls.role, description=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None)
+        p.add_argument("--config", "-c", help="TOML settings file (XEPHANG_* variables override it)")
+        p.add_argument("--check", action="store_true", help="validate the settings and exit")
+        if extra_args:
+            extra_args(p)
+        args = p.parse_args(argv)
+        setup_logging(os.environ.get("XEPHANG_LOG_LEVEL", "INFO"))
+        try:
+            settings = load_settings(cls.settings_cls, args.config)
+            if not settings.node:
+                settings = settings.model_copy(update={"node": cls.default_node(settings)})
+            setup_logging(settings.log_level)
+            daemon = cls(settings)  # type: ignore[arg-type]
+        except SettingsError as exc:
+            print(f"{cls.role}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        if args.check:
+            print(f"{cls.role}: settings OK")
+            return 0
+        install_stack_dump()
+
+        def _stop(signum: int, _frame: Any) -> None:
+            log.info("signal %s: stopping", signum)
+            daemon.stop_event.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        log.info("%s %s starting (node %s, site %s, broker %s:%s%s)", cls.role, __version__, daemon.node,
+                 settings.site, settings.broker.host, settings.broker.port, ", SIM" if settings.sim else "")
+        return daemon.run()
+
+    @classmethod
+    def default_node(cls, settings: DaemonSettings) -> str:
+        return cls.role

@@ -1,0 +1,189 @@
+"""Technicians' node config over MQTT: merge → validate the whole → write atomically → apply
+→ ack → retained state.
+
+The pushable part of a node's config is a pydantic model chosen by the daemon (display
+theme, announcer repeats, counter key map …). Broker credentials are never part of it:
+secrets never travel over MQTT. A push names the ``base_rev`` it was made against; a stale
+base is refused so two laptops cannot silently overwrite each other. The last good config
+is kept on disk (atomic replace), so a node killed mid-write boots with it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from xephang.contract import BadPayload, ConfigAck, ConfigSet, ConfigState, decode
+from xephang.settings import format_validation_errors
+
+if TYPE_CHECKING:
+    from xephang.bus import Bus, Inbound
+
+log = logging.getLogger(__name__)
+
+SECRET_WORDS = ("password", "secret", "token", "key_file", "psk")
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` merged into a copy of ``base``; nested tables merge, other values replace."""
+    out = copy.deepcopy(base)
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def mask_secrets(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) and v else mask_secrets(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [mask_secrets(v) for v in obj]
+    return obj
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` so that a crash leaves either the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - some filesystems refuse directory fsync
+        pass
+
+
+class NodeConfigManager:
+    """Holds a node's pushable config and applies technicians' pushes."""
+
+    def __init__(
+        self,
+        *,
+        model: type[BaseModel],
+        path: Path,
+        initial: dict[str, Any],
+        apply: Callable[[BaseModel, BaseModel | None], bool],
+        bus: Bus,
+        node: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.model = model
+        self.path = path
+        self.bus = bus
+        self.node = node
+        self._apply = apply
+        self._clock = clock
+        self._acks: OrderedDict[str, ConfigAck] = OrderedDict()
+        self.restart_required = False
+        self.rev, raw = self._load(initial)
+        try:
+            self.current: BaseModel = model.model_validate(raw)
+        except ValidationError as exc:
+            errs = format_validation_errors(exc, model)
+            raise ValueError(f"node config in {path} is invalid: {'; '.join(errs)}") from None
+        self.raw = self.current.model_dump(mode="json")
+
+    def _load(self, initial: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            saved = json.loads(self.path.read_text())
+            rev, cfg = int(saved["rev"]), saved["config"]
+            self.model.model_validate(cfg)
+            log.info("node config rev %s from %s", rev, self.path)
+            return rev, cfg
+        except FileNotFoundError:
+            return 0, initial
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            log.error("saved node config %s unusable (%s): using the local settings", self.path, exc)
+            return 0, initial
+
+    def subscribe(self) -> None:
+        self.bus.subscribe(self.bus.topics.config_set(self.node), self._on_set)
+
+    def publish_state(self) -> None:
+        st = ConfigState(node=self.node, rev=self.rev, config=mask_secrets(self.raw), at=self._clock(),
+                         restart_required=self.restart_required)
+        self.bus.publish(self.bus.topics.config_state(self.node), st, retain=True)
+
+    def _ack(self, ack: ConfigAck) -> None:
+        self._acks[ack.request_id] = ack
+        while len(self._acks) > 100:
+            self._acks.popitem(last=False)
+        self.bus.publish(self.bus.topics.config_ack(self.node), ack)
+
+    def _on_set(self, msg: Inbound) -> None:
+        try:
+            push = decode(ConfigSet, msg.payload)
+        except BadPayload as exc:
+            rid = _request_id_of(msg.payload)
+            if rid:
+                self._ack(ConfigAck(request_id=rid, node=self.node, status="rejected", rev=self.rev,
+                                    errors=[str(exc)]))
+            raise
+        self.handle(push)
+
+    def handle(self, push: ConfigSet) -> ConfigAck:
+        """Apply one push (idempotent by request_id) and publish the ack."""
+        if push.request_id in self._acks:  # a redelivery: same answer, nothing done twice
+            ack = self._acks[push.request_id]
+            self.bus.publish(self.bus.topics.config_ack(self.node), ack)
+            return ack
+        if push.base_rev is not None and push.base_rev != self.rev:
+            ack = ConfigAck(request_id=push.request_id, node=self.node, status="stale", rev=self.rev,
+                            errors=[f"base_rev {push.base_rev} is stale: the node is at rev {self.rev}; get the config again"])
+            self._ack(ack)
+            return ack
+        merged = deep_merge(self.raw, push.config)
+        try:
+            new = self.model.model_validate(merged)
+        except ValidationError as exc:
+            ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
+                            errors=format_validation_errors(exc, self.model))
+            self._ack(ack)
+            return ack
+        new_raw = new.model_dump(mode="json")
+        new_rev = self.rev + 1
+        write_atomic(self.path, json.dumps({"rev": new_rev, "config": new_raw}, ensure_ascii=False, indent=1).encode())
+        old = self.current
+        try:
+            restart = bool(self._apply(new, old))
+        except Exception as exc:  # the daemon could not apply it: keep running the old one
+            log.exception("applying node config rev %s failed", new_rev)
+            write_atomic(self.path, json.dumps({"rev": self.rev, "config": self.raw}, ensure_ascii=False, indent=1).encode())
+            ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
+                            errors=[f"apply failed: {exc}"])
+            self._ack(ack)
+            return ack
+        self.current, self.raw, self.rev = new, new_raw, new_rev
+        self.restart_required = self.restart_required or restart
+        ack = ConfigAck(request_id=push.request_id, node=self.node,
+                        status="restart-required" if restart else "applied", rev=new_rev)
+        log.info("node config rev %s %s", new_rev, ack.status)
+        self._ack(ack)
+        self.publish_state()
+        return ack
+
+
+def _request_id_of(payload: bytes) -> str | None:
+    try:
+        obj = json.loads(payload)
+        rid = obj.get("request_id") if isinstance(obj, dict) else None
+        return rid if isinstance(rid, str) and 0 < len(rid) <= 64 else None
+    except (ValueError, UnicodeDecodeError):
+        return None

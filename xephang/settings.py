@@ -1,0 +1,183 @@
+"""Daemon settings: ``--config FILE`` (TOML) plus ``XEPHANG_*`` environment variables.
+
+The environment wins over the file, so a systemd unit or a test can point any daemon at a
+broker, a site and a state directory without writing a file
+(``XEPHANG_BROKER__PORT=18830``, ``XEPHANG_NODE=counter-3``, ``XEPHANG_STATE_DIR=/tmp/x``).
+Invalid settings are reported all at once, with "did you mean" for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from xephang.clock import Clock, ScaledClock
+from xephang.site import Site
+
+
+class SettingsError(ValueError):
+    """Settings that cannot run. ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[str], source: str = "") -> None:
+        self.errors = errors
+        head = f"invalid settings{f' in {source}' if source else ''} ({len(errors)} error{'s' if len(errors) != 1 else ''}):"
+        super().__init__("\n".join([head, *(f"  - {e}" for e in errors)]))
+
+
+class BrokerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = Field(default=None, description="defaults to the node id")
+    password: SecretStr | None = None
+    password_file: Path | None = Field(default=None, description="file holding the password (preferred over password)")
+    tls: bool = False
+    ca_file: Path | None = None
+    keepalive_s: int = Field(default=15, ge=5, le=600)
+    session_expiry_s: int = Field(default=3600, ge=0, description="broker keeps our subscriptions and QoS 1 messages this long")
+    reconnect_max_s: float = Field(default=2.0, ge=0.5, le=60)
+
+    def secret(self) -> str | None:
+        if self.password_file:
+            return self.password_file.read_text().strip()
+        return self.password.get_secret_value() if self.password else None
+
+
+class ClockSettings(BaseModel):
+    """Simulated time for the demo: every process gets the same three numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+    speed: float = Field(default=1.0, gt=0, le=10_000)
+    origin: float | None = Field(default=None, description="simulated epoch seconds at real_origin")
+    real_origin: float | None = None
+
+    def make(self) -> Clock:
+        if self.origin is None or (self.speed == 1.0 and self.real_origin is None):
+            return Clock()
+        return ScaledClock(self.origin, self.real_origin if self.real_origin is not None else self.origin, self.speed)
+
+
+class DaemonSettings(BaseSettings):
+    """Settings every daemon shares. Daemons subclass and add their own section."""
+
+    model_config = SettingsConfigDict(env_prefix="XEPHANG_", env_nested_delimiter="__", extra="forbid")
+
+    site: str = Field(default="tuong-linh", pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="site slug, the topic root level")
+    node: str = Field(default="", pattern=r"^([a-z0-9]+(-[a-z0-9]+)*)?$", description="node id = MQTT client id and username")
+    site_file: Path | None = Field(default=None, description="the site model TOML (services, counters …)")
+    state_dir: Path = Field(default=Path("/var/lib/xephang"), description="writable state: ledger, node config, session counter")
+    broker: BrokerSettings = BrokerSettings()
+    clock: ClockSettings = ClockSettings()
+    sim: bool = Field(default=False, description="simulated hardware: mock pins, fake printer, SDL dummy/disk drivers")
+    sim_out: Path | None = Field(default=None, description="where sim hardware writes tickets, frames, WAVs")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    lang: str = Field(default="vi", pattern=r"^(vi|en)$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the TOML file (passed as init kwargs)
+        return env_settings, init_settings
+
+    def load_site(self) -> Site:
+        if not self.site_file:
+            raise SettingsError(["site_file: not set (XEPHANG_SITE_FILE or site_file in the config)"])
+        return load_site(self.site_file)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked (for logs and `config get`)."""
+        return self.model_dump(mode="json")
+
+
+S = TypeVar("S", bound=DaemonSettings)
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str:
+    fields: list[str] = list(model.model_fields)
+    m: Any = model
+    for part in loc:
+        f = getattr(m, "model_fields", {}).get(part)
+        if f is None:
+            break
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            m = ann
+            fields = list(ann.model_fields)
+    close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def format_validation_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    out: list[str] = []
+    for e in exc.errors():
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc) or "(root)"
+        if e["type"] == "extra_forbidden":
+            out.append(f"{where}: unknown key{_did_you_mean(model, loc[:-1], str(loc[-1]))}")
+        else:
+            val = e.get("input")
+            shown = "" if isinstance(val, dict | list) or val is None else f" (got {str(val)[:60]!r})"
+            out.append(f"{where}: {e['msg']}{shown}")
+    return out
+
+
+def load_settings(cls: type[S], config_path: str | Path | None = None, **overrides: Any) -> S:
+    """Load ``cls`` from the TOML file (optional) and the environment; list every error."""
+    data: dict[str, Any] = {}
+    source = str(config_path) if config_path else "environment"
+    if config_path:
+        try:
+            with open(config_path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise SettingsError([f"config file {config_path} not found"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError([f"{config_path}: not valid TOML: {exc}"]) from None
+    data.update(overrides)
+    try:
+        return cls(**data)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_errors(exc, cls), source) from None
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate the site model, every error listed."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError([f"site file {path} not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
+    try:
+        return Site.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_errors(exc, Site), str(path)) from None
+
+
+def env_for(settings: DaemonSettings) -> dict[str, str]:
+    """XEPHANG_* variables that reproduce the shared part of ``settings`` (for child processes)."""
+    env = {
+        "XEPHANG_SITE": settings.site,
+        "XEPHANG_BROKER__HOST": settings.broker.host,
+        "XEPHANG_BROKER__PORT": str(settings.broker.port),
+    }
+    if settings.site_file:
+        env["XEPHANG_SITE_FILE"] = str(settings.site_file)
+    return env
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("XEPHANG_STATE_DIR", "/var/lib/xephang"))
