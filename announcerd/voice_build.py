@@ -1,0 +1,158 @@
+"""Build the default voice pack with espeak-ng (a separate program, never linked: GPL-3.0+).
+
+Each clip is synthesised alone with its own tuning (voice variant, speed, pitch, amplitude,
+word gap) from :data:`TUNING`, then trimmed and normalised in Python and written as a pack.
+espeak-ng's Vietnamese renders tones weakly (research/voice.md: *mười*/*mươi* and *năm*/*lăm*
+are easily confused), so words are spoken slower than its default 175 wpm and the tone-carrying
+words get a pitch nudge in the direction of their tone.  Tune with bench/voice_intelligibility.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import tempfile
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from announcerd import pcm
+from announcerd.voicepack import ClipEntry, Language, Manifest, catalogue, validate_pack, write_pack
+
+log = logging.getLogger(__name__)
+
+ESPEAK = "espeak-ng"
+
+
+class VoiceBuildError(RuntimeError):
+    """The pack could not be built (espeak-ng missing or failing, or validation failed)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tuning:
+    """espeak-ng settings for one clip: ``-v voice -s speed -p pitch -a amplitude -g gap``."""
+
+    voice: str = "vi"
+    speed: int = 130  # words per minute; espeak's 175 is too fast for a hall
+    pitch: int = 50  # 0..99
+    amplitude: int = 70  # 100 clips on Vietnamese (research/voice.md)
+    word_gap: int = 0  # ×10 ms between words of a multi-word clip
+
+    def args(self) -> list[str]:
+        return ["-v", self.voice, "-s", str(self.speed), "-p", str(self.pitch), "-a", str(self.amplitude),
+                "-g", str(self.word_gap)]
+
+
+BASE = Tuning()
+
+#: Per-clip tuning of the default pack (clip id → change from BASE).  Why, per row:
+TUNING: dict[str, dict[str, int | str]] = {
+    # carrier phrases: slower with a little gap so "công dân" and "thứ tự" separate
+    "moi_cong_dan_co_so_thu_tu": {"speed": 125, "word_gap": 2},
+    "den_quay_so": {"speed": 120, "word_gap": 2},
+    # huyền (falling) "mười" vs ngang (level) "mươi": push the falling one lower, the level one higher
+    "muoi_huyen": {"speed": 115, "pitch": 38},
+    "muoi_ngang": {"speed": 115, "pitch": 58},
+    # sắc (rising) "mốt" is barely rising in espeak: start higher
+    "mot_sac": {"speed": 115, "pitch": 60},
+    # "năm" is clipped at speed; "lăm" must stay distinct from it
+    "nam": {"speed": 105},
+    "lam": {"speed": 105},
+    # nasal-final words that the recogniser drops: slower
+    "nghin": {"speed": 110},
+    "ngan": {"speed": 110},
+    "khong": {"speed": 110},
+    "tram": {"speed": 115},
+    # one-syllable digits are short: slow them a little so each is heard
+    "mot": {"speed": 115},
+    "hai": {"speed": 115},
+    "ba": {"speed": 115},
+    "bon": {"speed": 115},
+    "sau": {"speed": 115},
+    "bay": {"speed": 115},
+    "tam": {"speed": 115},
+    "chin": {"speed": 115},
+}
+
+#: English clips use espeak's English voice.
+EN_BASE = Tuning(voice="en-gb", speed=140, pitch=50)
+
+
+def tuning_for(clip: str, *, language: Language = "vi", dialect: str = "north") -> Tuning:
+    """The tuning of one clip for a pack of ``language``/``dialect``."""
+    if language == "en":
+        return EN_BASE
+    base = replace(BASE, voice="vi-vn-x-south" if dialect == "south" else "vi")
+    return replace(base, **TUNING.get(clip, {}))  # type: ignore[arg-type]
+
+
+Synth = Callable[[str, Tuning], tuple[array, int]]
+
+
+def espeak_synth(text: str, tuning: Tuning) -> tuple[array, int]:
+    """Run espeak-ng once; returns (samples, sample_rate) of its 16-bit mono WAV."""
+    exe = shutil.which(ESPEAK)
+    if not exe:
+        raise VoiceBuildError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    with tempfile.TemporaryDirectory(prefix="xephang-espeak-") as tmp:
+        out = Path(tmp) / "clip.wav"
+        cmd = [exe, *tuning.args(), "-w", str(out), "--", text]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise VoiceBuildError(f"espeak-ng timed out on {text!r}") from exc
+        if proc.returncode != 0 or not out.exists():
+            raise VoiceBuildError(f"espeak-ng failed on {text!r}: {proc.stderr.decode(errors='replace')[:200]}")
+        return pcm.read_wav(out)
+
+
+def espeak_version() -> str:
+    """'eSpeak NG 1.51' style version string, or '' when espeak-ng is missing."""
+    exe = shutil.which(ESPEAK)
+    if not exe:
+        return ""
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    words = proc.stdout.split()
+    return " ".join(words[:3]) if words else "espeak-ng"
+
+
+def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialect: str = "north",
+                       loudness_dbfs: float = -20.0, synth: Synth | None = None, force: bool = False) -> Path:
+    """Synthesise every clip of ``language``, trim, normalise, write and validate a pack.
+
+    ``synth`` replaces espeak-ng (tests); the real one runs the espeak-ng program.
+    Returns ``out_dir``.  An existing valid pack is kept unless ``force``.
+    """
+    out = Path(out_dir)
+    if not force and (out / "manifest.json").exists() and not validate_pack(out):
+        log.info("voice pack at %s is present and valid; not rebuilt", out)
+        return out
+    synth = synth or espeak_synth
+    texts = catalogue(language)
+    clips: dict[str, array] = {}
+    rate = 0
+    for clip, text in texts.items():
+        samples, sr = synth(text, tuning_for(clip, language=language, dialect=dialect))
+        if rate and sr != rate:
+            samples = pcm.resample(samples, sr, rate)
+        rate = rate or sr
+        trimmed = pcm.trim_silence(samples, rate)
+        if not trimmed:
+            raise VoiceBuildError(f"clip {clip!r} ({text!r}) came out silent")
+        clips[clip] = pcm.normalise(trimmed, rate, target_dbfs=loudness_dbfs)
+    version = espeak_version() if synth is espeak_synth else "synthetic"
+    manifest = Manifest(
+        name=f"espeak-{language}-{dialect}" if language == "vi" else f"espeak-{language}",
+        language=language, dialect=dialect if language == "vi" else "", sample_rate=rate,
+        loudness_dbfs=loudness_dbfs, source=f"{version}, tuned per word (announcerd/voice_build.py)",
+        licence="generated output; espeak-ng is GPL-3.0-or-later and runs as a separate program",
+        clips={clip: ClipEntry(text=text, file=f"{clip}.wav") for clip, text in texts.items()},
+    )
+    write_pack(out, manifest, clips)
+    problems = validate_pack(out)
+    if problems:
+        raise VoiceBuildError(f"built pack at {out} is invalid: " + "; ".join(map(str, problems)))
+    log.info("voice pack %s built at %s: %d clips, %d Hz", manifest.name, out, len(clips), rate)
+    return out
