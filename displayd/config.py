@@ -1,0 +1,212 @@
+"""Board options (themes, layout, ticker) and the labels the board prints.
+
+``BoardConfig`` is the part of the display node's config a technician can push over MQTT:
+strict (unknown keys are errors), validated as a whole. ``BoardLabels`` are the names
+taken from the site file (centre, services, counters) in both languages.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from xephang.site import Site
+
+RGB = tuple[int, int, int]
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+def _parse_colour(v: Any) -> Any:
+    """Accept "#ffd400" as well as [255, 212, 0]."""
+    if isinstance(v, str):
+        m = _HEX.match(v.strip())
+        if not m:
+            raise ValueError(f"colour {v!r} is not #rrggbb")
+        h = m.group(1)
+        return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+    return v
+
+
+Colour = Annotated[tuple[Annotated[int, Field(ge=0, le=255)], ...], BeforeValidator(_parse_colour)]
+
+
+class Theme(BaseModel):
+    """Colours of the board. Every pair used for text keeps a high contrast ratio."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bg: Colour
+    fg: Colour
+    muted: Colour  # secondary text (service names, labels)
+    accent: Colour  # numbers
+    panel_bg: Colour  # the newest-call panel and the tiles
+    border: Colour
+    highlight_bg: Colour  # blinking newest call
+    highlight_fg: Colour
+    paused: Colour
+    closed: Colour
+    stale: Colour  # numbers while the hub or broker is unreachable
+    banner_bg: Colour
+    banner_fg: Colour
+    header_bg: Colour
+    header_fg: Colour
+    ticker_bg: Colour
+    ticker_fg: Colour
+
+    @field_validator("*")
+    @classmethod
+    def _rgb(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if len(v) != 3:
+            raise ValueError("a colour is three numbers 0..255 or #rrggbb")
+        return v
+
+
+THEMES: dict[str, Theme] = {
+    # white and yellow on black: readable from the back of a bright hall, and on cheap TVs
+    "high-contrast": Theme(
+        bg=(0, 0, 0), fg=(255, 255, 255), muted=(210, 210, 210), accent=(255, 214, 0),
+        panel_bg=(18, 18, 18), border=(255, 255, 255), highlight_bg=(255, 214, 0), highlight_fg=(0, 0, 0),
+        paused=(255, 150, 0), closed=(150, 150, 150), stale=(140, 140, 140),
+        banner_bg=(200, 0, 0), banner_fg=(255, 255, 255), header_bg=(0, 40, 120), header_fg=(255, 255, 255),
+        ticker_bg=(0, 40, 120), ticker_fg=(255, 255, 255),
+    ),
+    "dark-blue": Theme(
+        bg=(6, 22, 58), fg=(255, 255, 255), muted=(200, 214, 240), accent=(255, 225, 90),
+        panel_bg=(14, 40, 96), border=(120, 160, 230), highlight_bg=(255, 225, 90), highlight_fg=(6, 22, 58),
+        paused=(255, 160, 40), closed=(150, 160, 180), stale=(130, 140, 160),
+        banner_bg=(190, 0, 0), banner_fg=(255, 255, 255), header_bg=(160, 10, 20), header_fg=(255, 236, 160),
+        ticker_bg=(160, 10, 20), ticker_fg=(255, 255, 255),
+    ),
+    "light": Theme(
+        bg=(255, 255, 255), fg=(0, 0, 0), muted=(50, 50, 50), accent=(0, 40, 140),
+        panel_bg=(236, 240, 248), border=(0, 40, 140), highlight_bg=(0, 40, 140), highlight_fg=(255, 255, 255),
+        paused=(170, 80, 0), closed=(110, 110, 110), stale=(120, 120, 120),
+        banner_bg=(190, 0, 0), banner_fg=(255, 255, 255), header_bg=(0, 40, 140), header_fg=(255, 255, 255),
+        ticker_bg=(0, 40, 140), ticker_fg=(255, 255, 255),
+    ),
+}
+
+
+class BoardConfig(BaseModel):
+    """What a technician can set on a display node (pushable over MQTT)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layout: Literal["hall", "counter"] = Field(default="hall", description="whole hall, or one counter's screen")
+    counter: int | None = Field(default=None, ge=1, le=99, description="counter shown by the counter layout")
+    theme: Literal["high-contrast", "dark-blue", "light"] = "high-contrast"
+    colours: dict[str, Colour] = Field(default_factory=dict, description="override single theme colours, e.g. {accent = '#ffd400'}")
+    lang: Literal["vi", "en"] = Field(default="vi", description="language of the board's own words")
+    orientation: Literal["auto", "landscape", "portrait"] = "auto"
+    centre_name: str = Field(default="", max_length=160, description="shown in the header; empty = the site's name")
+    ticker: str = Field(default="", max_length=1000, description="scrolling text at the bottom; empty = no ticker")
+    ticker_speed: float = Field(default=0.08, gt=0, le=1, description="screen widths per second")
+    ticker_fps: float = Field(default=30, ge=1, le=60)
+    highlight_s: float = Field(default=12, ge=0, le=300, description="how long the newest call stays highlighted")
+    blink_period_s: float = Field(default=1.0, ge=0, le=10, description="blink period while highlighted; 0 = steady")
+    last_calls: int = Field(default=4, ge=1, le=10, description="calls listed, the newest included")
+    show_waiting: bool = True
+    show_last_calls: bool = True
+
+    @field_validator("centre_name", "ticker")
+    @classmethod
+    def _nfc(cls, v: str) -> str:
+        # decomposed diacritics render, but compare and cache badly: keep one form
+        return unicodedata.normalize("NFC", v)
+
+    @field_validator("colours")
+    @classmethod
+    def _known_colours(cls, v: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        unknown = sorted(set(v) - set(Theme.model_fields))
+        if unknown:
+            raise ValueError(f"unknown colour names {unknown}; known: {sorted(Theme.model_fields)}")
+        for k, c in v.items():
+            if len(c) != 3:
+                raise ValueError(f"colour {k!r} must have three parts")
+        return v
+
+    @model_validator(mode="after")
+    def _counter_needed(self) -> BoardConfig:
+        if self.layout == "counter" and self.counter is None:
+            raise ValueError("layout 'counter' needs 'counter' (the counter number)")
+        return self
+
+    def resolved_theme(self) -> Theme:
+        """The named theme with the single-colour overrides applied."""
+        base = THEMES[self.theme]
+        return base.model_copy(update=dict(self.colours)) if self.colours else base
+
+
+@dataclass(frozen=True)
+class BoardLabels:
+    """Names the board prints, in Vietnamese and English."""
+
+    centre_vi: str = "Trung tâm Phục vụ hành chính công"
+    centre_en: str = "Public Administration Service Centre"
+    services: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # id -> (vi, en)
+    counters: Mapping[int, tuple[str, str]] = field(default_factory=dict)  # number -> (vi, en)
+
+    @classmethod
+    def from_site(cls, site: Site) -> BoardLabels:
+        """Labels from the site file."""
+        return cls(
+            centre_vi=site.site.name_vi,
+            centre_en=site.site.name_en or site.site.name_vi,
+            services={s.id: (s.label("vi"), s.label("en")) for s in site.services},
+            counters={c.number: (c.label("vi"), c.label("en")) for c in site.counters},
+        )
+
+    def centre(self, lang: str) -> str:
+        return self.centre_en if lang == "en" else self.centre_vi
+
+    def service(self, service_id: str | None, lang: str) -> str:
+        """A service's name; its id if the site does not know it (never a blank)."""
+        if not service_id:
+            return ""
+        names = self.services.get(service_id)
+        if names is None:
+            return service_id
+        return names[1] if lang == "en" and names[1] else names[0]
+
+    def counter(self, number: int, lang: str, hub_label: str = "") -> str:
+        """'Quầy 3' (or the site's own label for that counter)."""
+        names = self.counters.get(number)
+        if names is not None:
+            return names[1] if lang == "en" else names[0]
+        if hub_label:
+            return hub_label
+        return f"Counter {number}" if lang == "en" else f"Quầy {number}"
+
+    def service_order(self, waiting: Mapping[str, int]) -> list[str]:
+        """Services in site order, then any the hub reports that the site file lacks."""
+        known = list(self.services)
+        return known + sorted(k for k in waiting if k not in self.services)
+
+
+# the board's own words; Vietnamese first
+WORDS: dict[str, tuple[str, str]] = {
+    "now_calling": ("MỜI CÔNG DÂN CÓ SỐ", "NOW CALLING"),
+    "to_counter": ("đến", "to"),
+    "recent": ("Vừa gọi", "Recent calls"),
+    "waiting": ("Đang chờ", "Waiting"),
+    "paused": ("Tạm dừng", "Paused"),
+    "closed": ("Đã đóng", "Closed"),
+    "free": ("—", "—"),
+    "no_call": ("Chưa có số được gọi", "No number called yet"),
+    "offline_broker": ("MẤT KẾT NỐI MẠNG — số hiển thị có thể chưa cập nhật", "CONNECTION LOST — numbers may be out of date"),
+    "offline_hub": ("MÁY CHỦ XẾP HÀNG KHÔNG PHẢN HỒI — số hiển thị có thể chưa cập nhật", "QUEUE SERVER OFFLINE — numbers may be out of date"),
+    "connecting": ("Đang kết nối với máy chủ…", "Connecting to the queue server…"),
+    "stale_tag": ("chưa cập nhật", "not updated"),
+    "people": ("người", "people"),
+}
+
+
+def word(key: str, lang: str) -> str:
+    """One of the board's own words in ``lang``."""
+    vi, en = WORDS[key]
+    return en if lang == "en" else vi

@@ -1,0 +1,650 @@
+"""Draw the board onto any pygame Surface (1920×1080, 1280×720, 1024×768, portrait…).
+
+``BoardRenderer.render(surface, model, now)`` draws one frame and returns a ``Frame``
+that lists every text box it drew (the text, its slot and where it landed) and the dirty
+rectangles; ``next_redraw_at(model, now)`` says when the picture next changes by itself
+(clock minute, blink, highlight end, ticker step), so the shell sleeps until then.
+
+Everything scales with the surface: sizes are fractions of its height and width. Text is
+fitted into its slot: the font shrinks, and as a last resort the text is ellipsized, so
+nothing overflows. Fonts and rendered text are cached; a frame where only the ticker
+moved redraws the ticker band alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pygame
+
+from displayd.config import BoardConfig, BoardLabels, Theme, word
+from displayd.model import BoardModel, Call, CounterView
+from xephang.clock import VN_TZ, format_vi_datetime
+from xephang.fonts import font_path
+
+log = logging.getLogger(__name__)
+
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class TextBox:
+    """One piece of text as drawn: ``rect`` is where it landed, ``slot`` where it had to fit."""
+
+    role: str  # e.g. "call.number", "tile.label", "header.clock"
+    text: str  # as drawn (maybe ellipsized)
+    source: str  # as asked
+    rect: pygame.Rect
+    slot: pygame.Rect
+    size: int  # font size in px
+    weight: str
+    ink: bool  # rect is the glyphs' ink box (numbers), not the line box
+    counter: int | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.slot.contains(self.rect)
+
+    @property
+    def ellipsized(self) -> bool:
+        return self.text != self.source
+
+
+@dataclass(slots=True)
+class Frame:
+    """What one ``render`` call did."""
+
+    boxes: list[TextBox] = field(default_factory=list)
+    dirty: list[pygame.Rect] = field(default_factory=list)
+    full: bool = True  # the whole surface was redrawn
+    regions: dict[str, pygame.Rect] = field(default_factory=dict)  # layout rects by name
+    render_ms: float = 0.0
+
+    def find(self, role: str, counter: int | None = None) -> list[TextBox]:
+        """Boxes of ``role`` (prefix match on "role."), optionally of one counter."""
+        return [
+            b
+            for b in self.boxes
+            if (b.role == role or b.role.startswith(role + ".")) and (counter is None or b.counter == counter)
+        ]
+
+    def text(self, role: str) -> list[str]:
+        return [b.text for b in self.find(role)]
+
+
+class TextCache:
+    """Fonts by (weight, size) and rendered text surfaces, both LRU-bounded."""
+
+    def __init__(self, *, max_surfaces: int = 600, max_fonts: int = 96) -> None:
+        self._fonts: OrderedDict[tuple[str, int], pygame.font.Font] = OrderedDict()
+        self._surfaces: OrderedDict[tuple, pygame.Surface] = OrderedDict()
+        self._fits: OrderedDict[tuple, tuple[int, str]] = OrderedDict()
+        self._ink_ratio: dict[str, float] = {}
+        self.max_surfaces, self.max_fonts = max_surfaces, max_fonts
+        self.hits = self.misses = 0
+
+    def font(self, weight: str, size: int) -> pygame.font.Font:
+        key = (weight, size)
+        f = self._fonts.get(key)
+        if f is None:
+            f = pygame.font.Font(font_path(weight), size)
+            self._fonts[key] = f
+            if len(self._fonts) > self.max_fonts:
+                self._fonts.popitem(last=False)
+        else:
+            self._fonts.move_to_end(key)
+        return f
+
+    def surface(self, text: str, weight: str, size: int, colour: tuple[int, ...], *, ink: bool = False) -> pygame.Surface:
+        """Antialiased text with alpha; ``ink`` crops it to the glyphs' bounding box."""
+        key = (text, weight, size, colour, ink)
+        s = self._surfaces.get(key)
+        if s is not None:
+            self.hits += 1
+            self._surfaces.move_to_end(key)
+            return s
+        self.misses += 1
+        s = self.font(weight, size).render(text, True, colour)
+        if ink:
+            r = s.get_bounding_rect()
+            s = s.subsurface(r).copy() if r.w and r.h else s
+        self._surfaces[key] = s
+        if len(self._surfaces) > self.max_surfaces:
+            self._surfaces.popitem(last=False)
+        return s
+
+    def ink_ratio(self, weight: str) -> float:
+        """Height of digits' ink per px of font size (about 0.76 for Be Vietnam Pro)."""
+        r = self._ink_ratio.get(weight)
+        if r is None:
+            s = self.font(weight, 200).render("0123456789", True, (255, 255, 255))
+            r = self._ink_ratio[weight] = max(0.3, s.get_bounding_rect().h / 200)
+        return r
+
+    def fit(
+        self, text: str, weight: str, w: int, h: int, *, ink: bool = False, max_size: int | None = None, min_size: int = 8
+    ) -> tuple[int, str]:
+        """The largest font size (and the text, ellipsized if it does not fit even at
+        ``min_size``) that fits in w×h."""
+        key = (text, weight, w, h, ink, max_size, min_size)
+        hit = self._fits.get(key)
+        if hit is not None:
+            return hit
+        res = self._fit(text, weight, max(1, w), max(1, h), ink, max_size, max(1, min_size))
+        self._fits[key] = res
+        if len(self._fits) > self.max_surfaces:
+            self._fits.popitem(last=False)
+        return res
+
+    def _measure(self, text: str, weight: str, size: int, ink: bool) -> tuple[int, int]:
+        if ink:
+            s = self.surface(text, weight, size, (255, 255, 255), ink=True)
+            return s.get_size()
+        return self.font(weight, size).size(text)
+
+    def _fit(self, text: str, weight: str, w: int, h: int, ink: bool, max_size: int | None, min_size: int) -> tuple[int, str]:
+        # first guess from the height, then scale down to the width, then creep down
+        size = int(h / self.ink_ratio(weight)) if ink else int(h * 100 / self.font(weight, 100).get_height())
+        if max_size:
+            size = min(size, max_size)
+        size = max(1, size)
+        min_size = min(min_size, size)  # a slot too low for min_size wins
+        tw, th = self._measure(text, weight, size, ink)
+        if tw > w:
+            size = max(min_size, int(size * w / tw))
+            tw, th = self._measure(text, weight, size, ink)
+        while (tw > w or th > h) and size > min_size:
+            size = max(min_size, int(size * 0.95))
+            tw, th = self._measure(text, weight, size, ink)
+        if tw <= w and th <= h:
+            return size, text
+        # even the smallest size is too wide: cut the text and mark the cut
+        lo, hi = 0, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            cand = text[:mid].rstrip() + ELLIPSIS
+            if self._measure(cand, weight, size, ink)[0] <= w:
+                lo = mid
+            else:
+                hi = mid - 1
+        return size, (text[:lo].rstrip() + ELLIPSIS) if lo else ""
+
+
+def _rect(x: float, y: float, w: float, h: float) -> pygame.Rect:
+    return pygame.Rect(round(x), round(y), max(0, round(w)), max(0, round(h)))
+
+
+def _split_v(r: pygame.Rect, fractions: Iterable[float]) -> list[pygame.Rect]:
+    """Cut ``r`` into horizontal bands whose heights are the given fractions of r.h."""
+    out, y = [], r.y
+    for f in fractions:
+        hh = r.h * f
+        out.append(_rect(r.x, y, r.w, hh))
+        y += hh
+    return out
+
+
+def _inset(r: pygame.Rect, dx: float, dy: float | None = None) -> pygame.Rect:
+    dy = dx if dy is None else dy
+    return _rect(r.x + dx, r.y + dy, r.w - 2 * dx, r.h - 2 * dy)
+
+
+def grid_shape(n: int, w: int, h: int, *, aspect: float = 1.5) -> tuple[int, int]:
+    """Columns and rows for ``n`` tiles in w×h, making the tiles' usable height largest."""
+    best, best_score = (1, max(1, n)), -1.0
+    for cols in range(1, max(1, n) + 1):
+        rows = math.ceil(max(1, n) / cols)
+        score = min(h / rows, (w / cols) / aspect)
+        if score > best_score + 1e-9:
+            best, best_score = (cols, rows), score
+    return best
+
+
+class BoardRenderer:
+    """Draws the hall layout or the counter layout, with caches kept between frames."""
+
+    def __init__(self, *, config: BoardConfig | None = None, labels: BoardLabels | None = None) -> None:
+        self.config = config or BoardConfig()
+        self.labels = labels or BoardLabels()
+        self.theme: Theme = self.config.resolved_theme()
+        self.text = TextCache()
+        self._last_key: tuple | None = None
+        self._last_target: int | None = None
+        self._config_gen = 0
+        self._frame: Frame | None = None
+
+    # ------------------------------------------------------------------ public
+
+    def configure(self, *, config: BoardConfig | None = None, labels: BoardLabels | None = None) -> None:
+        """New options or labels: the next frame is redrawn in full."""
+        if config is not None:
+            self.config = config
+            self.theme = config.resolved_theme()
+        if labels is not None:
+            self.labels = labels
+        self._config_gen += 1
+
+    def render(self, surface: pygame.Surface, model: BoardModel, now: float, *, force: bool = False) -> Frame:
+        """Draw the frame for ``now``. Only the ticker band is redrawn when nothing else
+        changed since the last frame on this same surface (unless ``force``)."""
+        p0 = time.perf_counter()
+        key = self._frame_key(surface, model, now)
+        same_target = self._last_target == id(surface)
+        if not force and same_target and key == self._last_key and self._frame is not None:
+            frame = Frame(boxes=self._frame.boxes, full=False, regions=self._frame.regions)
+            band = self._frame.regions.get("ticker")
+            if band is not None and model.ticker:
+                self._draw_ticker(surface, band, model.ticker, now, frame, record=False)
+                frame.dirty.append(band.copy())
+        else:
+            frame = Frame()
+            if self.config.layout == "counter" and self.config.counter is not None:
+                self._draw_counter(surface, model, now, frame, self.config.counter)
+            else:
+                self._draw_hall(surface, model, now, frame)
+            frame.dirty.append(surface.get_rect())
+            self._frame = frame
+            self._last_key = key
+            self._last_target = id(surface)
+        frame.render_ms = (time.perf_counter() - p0) * 1000
+        return frame
+
+    def needs_full_redraw(self, surface: pygame.Surface, model: BoardModel, now: float) -> bool:
+        """True when more than the ticker changed since the last frame on ``surface``."""
+        return self._last_target != id(surface) or self._frame_key(surface, model, now) != self._last_key
+
+    def next_redraw_at(self, model: BoardModel, now: float) -> float:
+        """When the picture next changes with no new input: the earliest of the next clock
+        minute, the next blink flip, the end of a highlight and the next ticker step."""
+        times = [(math.floor(now / 60) + 1) * 60]  # Vietnam is a whole number of hours from UTC
+        h = model.highlight(now)
+        if h is not None:
+            times.append(h.until)
+            half = self.config.blink_period_s / 2
+            if half > 0:
+                k = math.floor((now - h.since) / half) + 1
+                times.append(h.since + k * half)
+        nxt = model.next_change_at(now)
+        if nxt is not None:
+            times.append(nxt)
+        if model.ticker and (self._frame is None or "ticker" in self._frame.regions):
+            times.append(now + 1 / self.config.ticker_fps)
+        return min(t for t in times if t > now) if any(t > now for t in times) else now + 1
+
+    def blink_on(self, model: BoardModel, now: float) -> bool | None:
+        """None when nothing is highlighted; else whether the blink is in its bright half."""
+        h = model.highlight(now)
+        if h is None:
+            return None
+        half = self.config.blink_period_s / 2
+        if half <= 0:
+            return True
+        return math.floor((now - h.since) / half) % 2 == 0
+
+    # ------------------------------------------------------------------ keys
+
+    def _frame_key(self, surface: pygame.Surface, model: BoardModel, now: float) -> tuple:
+        return (
+            surface.get_size(),
+            self._config_gen,
+            model.version,
+            self._clock_text(now),
+            self.blink_on(model, now),
+        )
+
+    def _clock_text(self, now: float) -> str:
+        return format_vi_datetime(datetime.fromtimestamp(now, VN_TZ), lang=self.config.lang)
+
+    def _stacked(self, w: int, h: int) -> bool:
+        """Call panel above the tiles: portrait screens, and 4:3 or 5:4 ones where a side
+        panel would be too narrow for a number 1/6 of the screen high."""
+        o = self.config.orientation
+        if o != "auto":
+            return o == "portrait"
+        return w / h < 1.5
+
+    # ------------------------------------------------------------------ drawing helpers
+
+    def _draw_text(
+        self,
+        surface: pygame.Surface,
+        frame: Frame,
+        role: str,
+        text: str,
+        slot: pygame.Rect,
+        colour: tuple[int, ...],
+        *,
+        weight: str = "bold",
+        align: str = "center",
+        ink: bool = False,
+        max_size: int | None = None,
+        min_size: int = 8,
+        counter: int | None = None,
+    ) -> TextBox | None:
+        if not text or slot.w <= 0 or slot.h <= 0:
+            return None
+        size, shown = self.text.fit(text, weight, slot.w, slot.h, ink=ink, max_size=max_size, min_size=min_size)
+        if not shown:
+            return None
+        s = self.text.surface(shown, weight, size, colour, ink=ink)
+        r = s.get_rect()
+        r.centery = slot.centery
+        if align == "left":
+            r.left = slot.left
+        elif align == "right":
+            r.right = slot.right
+        else:
+            r.centerx = slot.centerx
+        surface.blit(s, r)
+        box = TextBox(role=role, text=shown, source=text, rect=r, slot=slot.copy(), size=size, weight=weight, ink=ink, counter=counter)
+        frame.boxes.append(box)
+        return box
+
+    def _common_size(self, texts: Iterable[str], weight: str, w: int, h: int, *, ink: bool = False, floor: float = 0.0) -> int:
+        """One size for a group of texts (all tiles' numbers, all service names) so the
+        board looks even: the smallest size any of them needs, but not below ``floor`` ×
+        the size the slot height allows (longer texts are then ellipsized)."""
+        top, _ = self.text.fit("Ắy" if not ink else "0", weight, 100_000, h, ink=ink)
+        sizes = [self.text.fit(t, weight, w, h, ink=ink)[0] for t in texts if t]
+        size = min(sizes) if sizes else top
+        return max(size, int(top * floor)) if floor else size
+
+    def _banner(self, model: BoardModel) -> str | None:
+        lang = self.config.lang
+        if model.stale:
+            return word("offline_hub" if model.offline_reason == "hub" else "offline_broker", lang)
+        if not model.synced:
+            return word("connecting", lang)
+        return None
+
+    def _draw_banner(self, surface: pygame.Surface, r: pygame.Rect, text: str, frame: Frame) -> None:
+        t = self.theme
+        surface.fill(t.banner_bg, r)
+        self._draw_text(surface, frame, "banner", text, _inset(r, r.h * 0.3, r.h * 0.12), t.banner_fg, weight="bold")
+
+    def _draw_ticker(self, surface: pygame.Surface, band: pygame.Rect, text: str, now: float, frame: Frame, *, record: bool = True) -> None:
+        t = self.theme
+        surface.fill(t.ticker_bg, band)
+        inner = _inset(band, 0, band.h * 0.12)
+        size, _ = self.text.fit("Ắy", "medium", 10_000, inner.h)
+        s = self.text.surface(text, "medium", size, t.ticker_fg)
+        speed = self.config.ticker_speed * surface.get_width()
+        travel = s.get_width() + band.w
+        x = band.right - (now * speed) % travel
+        r = s.get_rect(left=round(x), centery=inner.centery)
+        clip = surface.get_clip()
+        surface.set_clip(band)
+        surface.blit(s, r)
+        surface.set_clip(clip)
+        if record:
+            frame.boxes.append(TextBox(role="ticker", text=text, source=text, rect=r.clip(band), slot=band.copy(), size=size, weight="medium", ink=False))
+
+    def _draw_header(self, surface: pygame.Surface, r: pygame.Rect, now: float, model: BoardModel, frame: Frame) -> None:
+        t, lang = self.theme, self.config.lang
+        surface.fill(t.header_bg, r)
+        pad = r.h * 0.18
+        inner = _inset(r, pad * 1.5, pad)
+        clock_w = inner.w * 0.36
+        name = self.config.centre_name or self.labels.centre(lang)
+        name_slot = _rect(inner.x, inner.y, inner.w - clock_w - pad * 2, inner.h)
+        clock_slot = _rect(inner.right - clock_w, inner.y, clock_w, inner.h)
+        self._draw_text(surface, frame, "header.name", name, name_slot, t.header_fg, weight="bold", align="left")
+        self._draw_text(surface, frame, "header.clock", self._clock_text(now), clock_slot, t.header_fg, weight="semibold", align="right")
+
+    # ------------------------------------------------------------------ hall layout
+
+    def hall_regions(self, w: int, h: int, model: BoardModel) -> dict[str, pygame.Rect]:
+        """The hall layout's rectangles for a w×h screen (also used by the tests)."""
+        cfg = self.config
+        portrait = self._stacked(w, h)
+        pad = round(h * 0.012)
+        regions: dict[str, pygame.Rect] = {}
+        y = 0.0
+        head_h = h * (0.065 if h > w else 0.09)
+        regions["header"] = _rect(0, 0, w, head_h)
+        y += head_h
+        if self._banner(model):
+            bh = h * (0.05 if portrait else 0.075)
+            regions["banner"] = _rect(0, y, w, bh)
+            y += bh
+        bottom = float(h)
+        if model.ticker:
+            th = h * (0.045 if portrait else 0.065)
+            regions["ticker"] = _rect(0, h - th, w, th)
+            bottom -= th
+        if cfg.show_waiting:
+            wh = h * (0.05 if portrait else 0.075)
+            regions["waiting"] = _rect(0, bottom - wh, w, wh)
+            bottom -= wh
+        body = _rect(pad, y + pad, w - 2 * pad, bottom - y - 2 * pad)
+        regions["body"] = body
+        if portrait:
+            recent_h = body.h * (0.16 if h > w else 0.2) if cfg.show_last_calls else 0
+            call_h = body.h * (0.42 if h > w else 0.45)
+            regions["call"] = _rect(body.x, body.y, body.w, call_h - pad)
+            regions["tiles"] = _rect(body.x, body.y + call_h, body.w, body.h - call_h - recent_h)
+            if recent_h:
+                regions["recent"] = _rect(body.x, body.bottom - recent_h + pad, body.w, recent_h - pad)
+        else:
+            call_w = body.w * 0.41
+            panel = _rect(body.x, body.y, call_w - pad, body.h)
+            if cfg.show_last_calls:
+                regions["call"] = _rect(panel.x, panel.y, panel.w, panel.h * 0.68 - pad / 2)
+                regions["recent"] = _rect(panel.x, panel.y + panel.h * 0.68 + pad / 2, panel.w, panel.h * 0.32 - pad / 2)
+            else:
+                regions["call"] = panel
+            regions["tiles"] = _rect(body.x + call_w, body.y, body.w - call_w, body.h)
+        return regions
+
+    def _draw_hall(self, surface: pygame.Surface, model: BoardModel, now: float, frame: Frame) -> None:
+        t = self.theme
+        w, h = surface.get_size()
+        surface.fill(t.bg)
+        regions = self.hall_regions(w, h, model)
+        frame.regions = regions
+        self._draw_header(surface, regions["header"], now, model, frame)
+        banner = self._banner(model)
+        if banner:
+            self._draw_banner(surface, regions["banner"], banner, frame)
+        self._draw_call_panel(surface, regions["call"], model, now, frame, screen_h=h)
+        if "recent" in regions:
+            self._draw_recent(surface, regions["recent"], model, frame)
+        self._draw_tiles(surface, regions["tiles"], model, now, frame, pad=round(h * 0.012))
+        if "waiting" in regions:
+            self._draw_waiting(surface, regions["waiting"], model, frame)
+        if "ticker" in regions:
+            self._draw_ticker(surface, regions["ticker"], model.ticker, now, frame)
+
+    def _draw_call_panel(self, surface: pygame.Surface, r: pygame.Rect, model: BoardModel, now: float, frame: Frame, *, screen_h: int) -> None:
+        t, lang = self.theme, self.config.lang
+        blink = self.blink_on(model, now)
+        bright = blink is True
+        bg = t.highlight_bg if bright else t.panel_bg
+        fg = t.highlight_fg if bright else t.fg
+        num_fg = t.highlight_fg if bright else (t.stale if model.stale else t.accent)
+        surface.fill(bg, r)
+        pygame.draw.rect(surface, t.accent if blink is not None else t.border, r, max(2, round(screen_h * 0.004)))
+        inner = _inset(r, r.w * 0.04, r.h * 0.03)
+        title, number, counter, service = _split_v(inner, (0.11, 0.59, 0.19, 0.11))
+        call = model.newest
+        self._draw_text(surface, frame, "call.title", word("now_calling", lang), _inset(title, 0, title.h * 0.1), fg, weight="semibold")
+        if call is None:
+            self._draw_text(surface, frame, "call.empty", word("no_call", lang), _inset(number, 0, number.h * 0.3), t.muted if not bright else fg, weight="medium")
+            return
+        self._draw_text(surface, frame, "call.number", call.number, _inset(number, 0, number.h * 0.04), num_fg, weight="black", ink=True, counter=call.counter)
+        ctr = f"{word('to_counter', lang)} {self.labels.counter(call.counter, lang, self._hub_label(model, call.counter))}"
+        self._draw_text(surface, frame, "call.counter", ctr, _inset(counter, 0, counter.h * 0.05), fg, weight="bold", counter=call.counter)
+        svc = self.labels.service(call.service, lang)
+        self._draw_text(surface, frame, "call.service", svc, service, fg if bright else t.muted, weight="medium", counter=call.counter)
+
+    def _hub_label(self, model: BoardModel, counter: int) -> str:
+        c = model.counter(counter)
+        return c.label if c is not None else ""
+
+    def _draw_recent(self, surface: pygame.Surface, r: pygame.Rect, model: BoardModel, frame: Frame) -> None:
+        t, lang = self.theme, self.config.lang
+        surface.fill(t.panel_bg, r)
+        calls: list[Call] = list(model.last_calls[1 : self.config.last_calls])
+        rows = max(1, self.config.last_calls - 1)
+        inner = _inset(r, r.w * 0.04, r.h * 0.04)
+        title_h = inner.h * (0.26 if rows > 1 else 0.4)
+        title = _rect(inner.x, inner.y, inner.w, title_h)
+        self._draw_text(surface, frame, "recent.title", word("recent", lang), title, t.muted, weight="semibold", align="left")
+        row_h = (inner.h - title_h) / rows
+        num_col = inner.w * 0.42
+        for i, call in enumerate(calls):
+            row = _rect(inner.x, inner.y + title_h + i * row_h, inner.w, row_h)
+            cells = _inset(row, 0, row_h * 0.1)
+            colour = t.stale if model.stale else t.fg
+            self._draw_text(surface, frame, "recent.number", call.number, _rect(cells.x, cells.y, num_col - inner.w * 0.03, cells.h), colour, weight="bold", align="left", counter=call.counter)
+            ctr = self.labels.counter(call.counter, lang, self._hub_label(model, call.counter))
+            self._draw_text(surface, frame, "recent.counter", ctr, _rect(cells.x + num_col, cells.y, cells.w - num_col, cells.h), t.fg, weight="semibold", align="left", counter=call.counter)
+
+    def _draw_tiles(self, surface: pygame.Surface, r: pygame.Rect, model: BoardModel, now: float, frame: Frame, *, pad: int) -> None:
+        counters = self._counters_to_show(model)
+        if not counters:
+            return
+        cols, rows = grid_shape(len(counters), r.w, r.h)
+        tw, th = (r.w + pad) / cols, (r.h + pad) / rows
+        h = model.highlight(now)
+        cells = [_rect(r.x + (i % cols) * tw, r.y + (i // cols) * th, tw - pad, th - pad) for i in range(len(counters))]
+        # every tile has the same geometry: size the group once, from the first tile
+        slots = self._tile_slots(cells[0], lit=False, has_state=False)
+        lang = self.config.lang
+        sizes = {
+            "number": self._common_size([c.ticket or "—" for c in counters], "black", slots["number"].w, slots["number"].h, ink=True),
+            "service": self._common_size([self.labels.service(c.service, lang) for c in counters if c.ticket], "medium", slots["service"].w, slots["service"].h, floor=0.75),
+        }
+        for cell, c in zip(cells, counters, strict=True):
+            lit = h is not None and h.call.counter == c.number
+            self._draw_tile(surface, cell, c, model, frame, lit=lit, sizes=sizes)
+
+    def _counters_to_show(self, model: BoardModel) -> list[CounterView]:
+        """Counters the hub reports, plus the site's counters it has not mentioned yet."""
+        seen = {c.number: c for c in model.counters}
+        for n in self.labels.counters:
+            seen.setdefault(n, CounterView(number=n, state="closed" if model.synced else "open"))
+        return [seen[n] for n in sorted(seen)]
+
+    @staticmethod
+    def _tile_slots(cell: pygame.Rect, *, lit: bool, has_state: bool) -> dict[str, pygame.Rect]:
+        edge = max(2, round(cell.h * 0.03))  # room for the highlight edge, lit or not: no jumping
+        inner = _inset(cell, max(cell.w * 0.05, edge * 2), max(cell.h * 0.04, edge * 1.5))
+        top, number, service = _split_v(inner, (0.24, 0.56, 0.20))
+        label_w = top.w * (0.55 if has_state else 1.0)
+        return {
+            "label": _rect(top.x, top.y, label_w, top.h),
+            "tag": _rect(top.x + label_w, top.y + top.h * 0.12, top.w - label_w, top.h * 0.76),
+            "number": _inset(number, 0, number.h * 0.06),
+            "service": service,
+        }
+
+    def _draw_tile(
+        self, surface: pygame.Surface, cell: pygame.Rect, c: CounterView, model: BoardModel, frame: Frame, *, lit: bool, sizes: dict[str, int]
+    ) -> None:
+        t, lang = self.theme, self.config.lang
+        surface.fill(t.panel_bg, cell)
+        edge = max(2, round(cell.h * (0.03 if lit else 0.008)))
+        pygame.draw.rect(surface, t.accent if lit else t.border, cell, edge)
+        label = self.labels.counter(c.number, lang, c.label)
+        state_txt = {"paused": word("paused", lang), "closed": word("closed", lang)}.get(c.state)
+        slots = self._tile_slots(cell, lit=lit, has_state=bool(state_txt))
+        self._draw_text(surface, frame, "tile.label", label, slots["label"], t.fg, weight="bold", align="left", counter=c.number)
+        if state_txt:
+            colour = t.paused if c.state == "paused" else t.closed
+            tag = slots["tag"]
+            pygame.draw.rect(surface, colour, tag, max(2, round(tag.h * 0.08)), border_radius=round(tag.h * 0.2))
+            self._draw_text(surface, frame, "tile.state", state_txt, _inset(tag, tag.h * 0.25, tag.h * 0.12), colour, weight="bold", counter=c.number)
+        if c.state == "closed":
+            num_colour = t.closed
+        elif model.stale:
+            num_colour = t.stale
+        elif c.state == "paused":
+            num_colour = t.paused
+        else:
+            num_colour = t.accent
+        text = c.ticket if c.ticket else word("free", lang)
+        n = sizes["number"]
+        self._draw_text(surface, frame, "tile.number", text, slots["number"], num_colour, weight="black", ink=True, max_size=n, min_size=n, counter=c.number)
+        svc = self.labels.service(c.service, lang) if c.ticket else ""
+        n = sizes["service"]
+        self._draw_text(surface, frame, "tile.service", svc, slots["service"], t.muted, weight="medium", max_size=n, min_size=n, counter=c.number)
+
+    def _draw_waiting(self, surface: pygame.Surface, r: pygame.Rect, model: BoardModel, frame: Frame) -> None:
+        t, lang = self.theme, self.config.lang
+        surface.fill(t.panel_bg, r)
+        waiting = model.waiting
+        order = [s for s in self.labels.service_order(waiting)]
+        inner = _inset(r, r.h * 0.3, r.h * 0.16)
+        title_w = inner.w * 0.11
+        self._draw_text(surface, frame, "waiting.title", word("waiting", lang), _rect(inner.x, inner.y, title_w, inner.h), t.muted, weight="semibold", align="left")
+        if not order:
+            return
+        names = [self.labels.service(sid, lang) for sid in order]
+        # longer names get wider cells, so all names can share one readable size
+        weights = [len(n) + 8 for n in names]
+        unit = (inner.w - title_w) / sum(weights)
+        count_w = inner.h * 1.6
+        gap = inner.h * 0.3
+        name_slots, x = [], inner.x + title_w
+        for wgt in weights:
+            cell = _rect(x, inner.y, unit * wgt, inner.h)
+            name_slots.append((cell, _rect(cell.x + gap, cell.y, cell.w - count_w - 2 * gap, cell.h)))
+            x += unit * wgt
+        n = self._common_size(names, "medium", min(s.w for _, s in name_slots), inner.h, floor=0.7)
+        for sid, name, (cell, slot) in zip(order, names, name_slots, strict=True):
+            count = str(waiting.get(sid, 0))
+            self._draw_text(surface, frame, "waiting.service", name, slot, t.fg, weight="medium", align="right", max_size=n, min_size=n)
+            self._draw_text(surface, frame, "waiting.count", count, _rect(cell.right - count_w, cell.y, count_w, cell.h), t.stale if model.stale else t.accent, weight="black", align="left")
+
+    # ------------------------------------------------------------------ counter layout
+
+    def counter_regions(self, w: int, h: int, model: BoardModel) -> dict[str, pygame.Rect]:
+        """The counter layout's rectangles."""
+        regions: dict[str, pygame.Rect] = {}
+        y = 0.0
+        banner = self._banner(model)
+        if banner:
+            regions["banner"] = _rect(0, 0, w, h * 0.09)
+            y = h * 0.09
+        pad = h * 0.03
+        body = _rect(pad, y + pad, w - 2 * pad, h - y - 2 * pad)
+        label, number, service, foot = _split_v(body, (0.2, 0.52, 0.14, 0.14))
+        regions.update(label=label, number=number, service=service, foot=foot)
+        return regions
+
+    def _draw_counter(self, surface: pygame.Surface, model: BoardModel, now: float, frame: Frame, counter: int) -> None:
+        t, lang = self.theme, self.config.lang
+        w, h = surface.get_size()
+        c = model.counter(counter) or CounterView(number=counter, state="open")
+        blink = None
+        hl = model.counter_highlight(counter, now)
+        if hl is not None:
+            blink = self.blink_on(model, now)
+        bright = blink is True
+        surface.fill(t.highlight_bg if bright else t.bg)
+        regions = self.counter_regions(w, h, model)
+        frame.regions = regions
+        banner = self._banner(model)
+        if banner:
+            self._draw_banner(surface, regions["banner"], banner, frame)
+        fg = t.highlight_fg if bright else t.fg
+        label = self.labels.counter(counter, lang, c.label)
+        self._draw_text(surface, frame, "counter.label", label, regions["label"], fg, weight="bold", counter=counter)
+        if c.state == "closed":
+            colour, text = t.closed, word("closed", lang)
+        else:
+            text = c.ticket or word("free", lang)
+            colour = t.highlight_fg if bright else (t.stale if model.stale else (t.paused if c.state == "paused" else t.accent))
+        ink = c.state != "closed"
+        self._draw_text(surface, frame, "counter.number", text, _inset(regions["number"], 0, regions["number"].h * 0.04), colour, weight="black", ink=ink, counter=counter)
+        if c.ticket and c.state != "closed":
+            self._draw_text(surface, frame, "counter.service", self.labels.service(c.service, lang), regions["service"], t.highlight_fg if bright else t.muted, weight="medium", counter=counter)
+        foot = word("paused", lang) if c.state == "paused" else self._clock_text(now)
+        self._draw_text(surface, frame, "counter.foot", foot, _inset(regions["foot"], 0, regions["foot"].h * 0.15), t.paused if c.state == "paused" else (fg if bright else t.muted), weight="semibold", counter=counter)
