@@ -1,0 +1,238 @@
+"""What the speaker says next: a pure core, time passed in.
+
+Inputs are the hub's ``called``/``recalled`` events; the output is the next announcement to
+play (or nothing).  Rules, in the citizen's words:
+
+- a call is said once, however often MQTT delivers it (``rev`` and ``event_id`` de-duplication);
+- a call older than ``max_age_s`` is dropped, never said late (also when it waited in the queue);
+- a recall (or re-call) of a ticket still waiting in the queue does not add a second entry:
+  the waiting entry takes the newer counter and time and keeps its place;
+- one announcement at a time, in arrival order;
+- the volume follows the time of day (quiet hours).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from xephang.clock import VN_TZ
+
+log = logging.getLogger(__name__)
+
+CallKind = Literal["called", "recalled"]
+Verdict = Literal["queued", "merged", "duplicate", "stale", "ignored"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEvent:
+    """A ``called``/``recalled`` event as the announcer needs it."""
+
+    event_id: str
+    rev: int
+    at: float  # hub clock, epoch seconds
+    kind: CallKind
+    number: int
+    counter: int
+    service: str = ""
+    prefix: str = ""
+
+    @property
+    def ticket_key(self) -> tuple[str, str, int]:
+        return (self.service, self.prefix, self.number)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], *, kind: CallKind | None = None) -> CallEvent:
+        """From an event payload dict: top-level ``event_id``, ``rev``, ``at`` and a ``ticket``.
+
+        ``at`` may be epoch seconds or an ISO-8601 string; the ticket's ``number`` may be an
+        int or the printed form ("A023").  Raises ``ValueError`` on anything unusable.
+        """
+        try:
+            ticket = payload.get("ticket") or payload
+            number, prefix = _parse_number(ticket["number"], ticket.get("prefix", ""))
+            counter = ticket.get("counter", payload.get("counter"))
+            k = kind or payload.get("kind") or payload.get("type")
+            if k not in ("called", "recalled"):
+                raise ValueError(f"not a call event kind: {k!r}")
+            if counter is None:
+                raise ValueError("call event without a counter")
+            return cls(event_id=str(payload["event_id"]), rev=int(payload["rev"]), at=_parse_at(payload["at"]),
+                       kind=k, number=number, counter=int(counter), service=str(ticket.get("service", "")),
+                       prefix=prefix)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"bad call event: {exc!r}") from exc
+
+
+def _parse_number(raw: Any, prefix: str) -> tuple[int, str]:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw, str(prefix or "")
+    text = str(raw).strip()
+    lead = text[:1] if text[:1].isalpha() else ""
+    digits = text[len(lead):]
+    if not digits.isdigit():
+        raise ValueError(f"bad ticket number {raw!r}")
+    return int(digits), (prefix or lead).upper()
+
+
+def _parse_at(raw: Any) -> float:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if isinstance(raw, datetime):
+        return raw.timestamp()
+    dt = datetime.fromisoformat(str(raw))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=VN_TZ)  # the hub's business clock is Vietnam time
+    return dt.timestamp()
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuietHours:
+    """From ``start`` to ``end`` (local time; may wrap midnight) play at ``volume`` (0..1)."""
+
+    start: time
+    end: time
+    volume: float
+
+    def contains(self, t: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+def volume_at(local: datetime, *, normal: float, quiet_hours: Iterable[QuietHours]) -> float:
+    """Volume for a local time: the first matching quiet period's, else ``normal``."""
+    t = local.timetz().replace(tzinfo=None)
+    for q in quiet_hours:
+        if q.contains(t):
+            return q.volume
+    return normal
+
+
+@dataclass(frozen=True)
+class Job:
+    """An announcement to play now, at ``volume``."""
+
+    call: CallEvent
+    volume: float
+
+
+@dataclass
+class SchedulerStats:
+    queued: int = 0
+    merged: int = 0
+    duplicate: int = 0
+    stale: int = 0
+    overflow: int = 0
+    played: int = 0
+
+
+@dataclass
+class Scheduler:
+    """The speaker's queue.  Feed :meth:`offer`; ask :meth:`next_job`; report :meth:`finished`."""
+
+    max_age_s: float = 90.0
+    volume: float = 1.0
+    quiet_hours: tuple[QuietHours, ...] = ()
+    max_queue: int = 30
+    tz: ZoneInfo = VN_TZ
+    seen_capacity: int = 4096
+    stats: SchedulerStats = field(default_factory=SchedulerStats)
+
+    def __post_init__(self) -> None:
+        self._queue: OrderedDict[tuple[str, str, int], CallEvent] = OrderedDict()
+        self._seen_revs: set[int] = set()
+        self._seen_ids: set[str] = set()
+        self._seen_order: deque[tuple[int, str]] = deque()
+        self.playing: Job | None = None
+
+    # -- input -----------------------------------------------------------------------------
+    def offer(self, call: CallEvent, now: float) -> Verdict:
+        """Take one event; says what became of it."""
+        if call.rev in self._seen_revs or call.event_id in self._seen_ids:
+            self.stats.duplicate += 1
+            return "duplicate"
+        self._remember(call)
+        if self._is_stale(call, now):
+            self.stats.stale += 1
+            log.warning("dropped stale %s of ticket %s%s (rev %d, %.0f s old > %.0f s)", call.kind, call.prefix,
+                        call.number, call.rev, now - call.at, self.max_age_s)
+            return "stale"
+        waiting = self._queue.get(call.ticket_key)
+        if waiting is not None:
+            if call.rev > waiting.rev:
+                # newer news about the same ticket: speak the latest counter, keep the place
+                self._queue[call.ticket_key] = call
+            self.stats.merged += 1
+            return "merged"
+        self._queue[call.ticket_key] = call
+        self.stats.queued += 1
+        while len(self._queue) > self.max_queue:
+            _, dropped = self._queue.popitem(last=False)
+            self.stats.overflow += 1
+            log.warning("announcement queue full: dropped ticket %s%s", dropped.prefix, dropped.number)
+        return "queued"
+
+    def _remember(self, call: CallEvent) -> None:
+        self._seen_revs.add(call.rev)
+        self._seen_ids.add(call.event_id)
+        self._seen_order.append((call.rev, call.event_id))
+        while len(self._seen_order) > self.seen_capacity:
+            rev, eid = self._seen_order.popleft()
+            self._seen_revs.discard(rev)
+            self._seen_ids.discard(eid)
+
+    def _is_stale(self, call: CallEvent, now: float) -> bool:
+        return now - call.at > self.max_age_s
+
+    # -- output ----------------------------------------------------------------------------
+    def next_job(self, now: float) -> Job | None:
+        """The announcement to start now, or None (busy, or nothing fresh is waiting)."""
+        if self.playing is not None:
+            return None
+        while self._queue:
+            _, call = self._queue.popitem(last=False)
+            if self._is_stale(call, now):
+                self.stats.stale += 1
+                log.warning("dropped ticket %s%s: waited too long in the speaker queue (%.0f s)", call.prefix,
+                            call.number, now - call.at)
+                continue
+            self.playing = Job(call, self.volume_at(now))
+            return self.playing
+        return None
+
+    def finished(self) -> None:
+        """The current announcement has ended (or failed): the next may start."""
+        if self.playing is not None:
+            self.stats.played += 1
+        self.playing = None
+
+    def requeue_playing(self) -> None:
+        """The device vanished mid-announcement: put the call back in front (age still applies)."""
+        if self.playing is None:
+            return
+        call = self.playing.call
+        self.playing = None
+        self._queue[call.ticket_key] = call
+        self._queue.move_to_end(call.ticket_key, last=False)
+
+    def volume_at(self, now: float) -> float:
+        return volume_at(datetime.fromtimestamp(now, self.tz), normal=self.volume, quiet_hours=self.quiet_hours)
+
+    @property
+    def waiting(self) -> tuple[CallEvent, ...]:
+        """Calls waiting, in the order they will be said."""
+        return tuple(self._queue.values())
+
+    def with_policy(self, **changes: Any) -> Scheduler:
+        """A copy with other settings (config change) that keeps queue and memory."""
+        new = replace(self, **changes)
+        new._queue, new._seen_revs, new._seen_ids, new._seen_order = (
+            self._queue, self._seen_revs, self._seen_ids, self._seen_order)
+        new.playing = self.playing
+        return new

@@ -1,0 +1,89 @@
+"""The hall speaker, played through SDL's disk driver: what reaches the device is the announcement."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from announcerd import pcm
+from announcerd.compose import Composer
+from announcerd.player import AudioError, AudioMissing, Player
+from announcerd.voicepack import VoicePack, phrase_parts
+
+
+def wait_until(cond, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return cond()
+
+
+@pytest.fixture
+def announcement(synthetic_pack: VoicePack):
+    return Composer(synthetic_pack, repeats=2).compose(phrase_parts("vi", number=1023, counter=3))
+
+
+def test_sim_mode_plays_the_composed_buffer_and_writes_a_wav(tmp_path: Path, announcement) -> None:
+    player = Player(sample_rate=announcement.sample_rate, sim_dir=tmp_path / "sim")
+    started = player.start(announcement, label="1023 quay 3")
+    assert wait_until(player.poll), "announcement never finished"
+    captured = (tmp_path / "sim" / "capture.raw").read_bytes()
+    # the disk driver pads with silence around it; the announcement itself arrives byte for byte
+    assert announcement.pcm in captured
+    assert started.wav is not None and started.wav.name == "00001-1023-quay-3.wav"
+    samples, rate = pcm.read_wav(started.wav)
+    assert rate == announcement.sample_rate and pcm.to_bytes(samples) == announcement.pcm
+    assert player.state == "closed"  # sim closes the disk device between announcements
+
+
+def test_a_second_announcement_is_refused_while_one_plays(announcement) -> None:
+    # SDL's dummy driver consumes audio in real time, so the first one is still playing
+    player = Player(sample_rate=announcement.sample_rate, driver="dummy")
+    assert player.ensure_open(now=0.0)
+    player.start(announcement)
+    try:
+        assert player.busy() and player.state == "playing"
+        assert player.poll() is False
+        with pytest.raises(AudioError, match="already playing"):
+            player.start(announcement)
+    finally:
+        player.close()
+
+
+def test_volume_applies_to_what_is_played(tmp_path: Path, announcement) -> None:
+    player = Player(sample_rate=announcement.sample_rate, sim_dir=tmp_path / "sim")
+    player.start(announcement, volume=0.5)
+    assert wait_until(player.poll)
+    (wav,) = sorted((tmp_path / "sim").glob("*.wav"))
+    quiet, _ = pcm.read_wav(wav)
+    loud = pcm.from_bytes(announcement.pcm)
+    assert max(quiet) == pytest.approx(max(loud) / 2, abs=1)
+    captured = pcm.from_bytes((tmp_path / "sim" / "capture.raw").read_bytes())
+    assert max(captured) == pytest.approx(max(loud) / 2, rel=0.02)
+
+
+def test_no_audio_device_is_reported_not_raised_and_retried(tmp_path: Path, announcement) -> None:
+    # a disk "device" whose folder does not exist yet behaves like an unplugged speaker
+    capture = tmp_path / "usb-speaker" / "out.raw"
+    player = Player(sample_rate=announcement.sample_rate, driver="disk", disk_file=capture, retry_s=10)
+    assert player.ensure_open(now=100.0) is False
+    assert player.state == "audio-missing" and "out.raw" in player.last_error
+    with pytest.raises(AudioMissing):
+        player.start(announcement)
+    capture.parent.mkdir()  # the speaker is plugged in
+    assert player.ensure_open(now=105.0) is False  # not yet time to retry
+    assert player.ensure_open(now=110.0) is True
+    player.start(announcement)
+    assert wait_until(player.poll)
+    player.close()
+    assert announcement.pcm in capture.read_bytes()
+
+
+def test_an_unknown_driver_is_audio_missing() -> None:
+    player = Player(sample_rate=22050, driver="no-such-driver")
+    assert player.open() is False
+    assert player.state == "audio-missing"
