@@ -1,0 +1,145 @@
+"""A citizen's ticket: readable, complete Vietnamese, the right facts, the printer's width."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from PIL import Image
+
+from ticketd.config import TEXTS_EN, TEXTS_VI, TicketLayout, TicketTexts
+from ticketd.glyphs import font_charset, missing_glyphs
+from ticketd.render import TicketRenderer, TicketView, render_ticket, wrap_text
+from xephang.fonts import font_path
+from xephang.site import Site
+
+STACKED_WORDS = ["tối", "Quầy", "Đăng ký hộ tịch", "Chứng thực", "ưu tiên"]
+
+
+def ink_rows(img: Image.Image) -> list[int]:
+    """Rows that carry at least one black dot."""
+    w, h = img.size
+    px = img.load()
+    return [y for y in range(h) if any(px[x, y] == 0 for x in range(w))]
+
+
+@pytest.mark.parametrize("weight", ["regular", "semibold", "bold", "black"])
+def test_font_has_every_stacked_vietnamese_letter(weight):
+    for word in STACKED_WORDS:
+        assert missing_glyphs(word, font_path(weight)) == [], word
+    # and the check can fail: a Han character is not in Be Vietnam Pro
+    assert missing_glyphs("Quầy 中", font_path(weight)) == ["中"]
+
+
+def test_font_check_works_on_decomposed_input():
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Chứng thực")
+    assert nfd != "Chứng thực"
+    assert missing_glyphs(nfd, font_path("bold")) == []
+    assert ord("ự") in font_charset(font_path("bold"))
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_every_configured_string_prints_whole(site, lang, issued_at):
+    r = TicketRenderer(site, TicketLayout(lang=lang))
+    view = TicketView(number=1023, service_id="ho-tich", issued_at=issued_at, priority=True,
+                      priority_group="cao-tuoi", people_ahead=4, est_wait_min=12)
+    assert r.missing_glyphs(view) == {}
+    assert TEXTS_VI.title in r.printed_strings() or lang == "en"
+
+
+def test_missing_glyph_report_names_the_string(site):
+    r = TicketRenderer(site, TicketLayout(texts=TicketTexts(footer="Cảm ơn 谢谢")))
+    assert r.missing_glyphs() == {"Cảm ơn 谢谢": ["谢"]}
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_ticket_is_one_bit_at_the_printer_width_with_the_number_very_large(site, width, issued_at):
+    img = render_ticket(TicketView(number=2005, service_id="dat-dai", issued_at=issued_at),
+                        site=site, layout=TicketLayout(width_px=width))
+    assert img.mode == "1" and img.width == width
+    assert set(img.get_flattened_data()) <= {0, 255}
+    # the number block: the tallest run of consecutive inked rows, at least a quarter of the width
+    rows = ink_rows(img)
+    runs, start = [], rows[0]
+    for a, b in zip(rows, rows[1:], strict=False):
+        if b != a + 1:
+            runs.append(a - start + 1)
+            start = b
+    runs.append(rows[-1] - start + 1)
+    assert max(runs) >= width * 0.2
+
+
+def test_priority_ticket_carries_the_mark_and_is_longer(site, issued_at):
+    r = TicketRenderer(site)
+    plain = r.render(TicketView(number=1001, service_id="ho-tich", issued_at=issued_at))
+    prio = r.render(TicketView(number=1002, service_id="ho-tich", issued_at=issued_at,
+                               priority=True, priority_group="co-thai"))
+    assert prio.height > plain.height + 40
+    assert "Phụ nữ có thai" in r.printed_strings()
+
+
+def test_time_is_printed_in_vietnam_time(site):
+    r = TicketRenderer(site)
+    utc = datetime(2026, 11, 23, 1, 5, tzinfo=UTC)  # 08:05 in Hà Nội
+    assert r.issued_line(TicketView(number=1001, service_id="ho-tich", issued_at=utc)) == \
+        "Giờ lấy số: Thứ Hai, 23/11/2026 08:05"
+
+
+def test_people_ahead_and_wait_lines(site, issued_at):
+    r = TicketRenderer(site)
+    v = TicketView(number=1001, service_id="ho-tich", issued_at=issued_at, people_ahead=3, est_wait_min=7.2)
+    assert r.queue_lines(v) == ["Số người đang chờ trước bạn: 3", "Thời gian chờ dự kiến: khoảng 8 phút"]
+    v0 = TicketView(number=1001, service_id="ho-tich", issued_at=issued_at, people_ahead=0, est_wait_min=0)
+    assert r.queue_lines(v0)[1] == TEXTS_VI.wait_none
+    en = TicketRenderer(site, TicketLayout(lang="en"))
+    assert en.queue_lines(v)[0] == TEXTS_EN.people_ahead.format(n=3)
+
+
+def test_qr_url_template_fills_site_service_and_number(site, issued_at):
+    layout = TicketLayout(qr_url="http://hub.local/q/{site}/{service}/{number}")
+    r = TicketRenderer(site, layout)
+    v = TicketView(number=1023, service_id="ho-tich", issued_at=issued_at)
+    assert r.qr_url(v) == "http://hub.local/q/tuong-linh/ho-tich/1023"
+    # default: the service's procedure guide
+    assert TicketRenderer(site).qr_url(v).endswith("linhvuc=ho-tich")
+    # the QR is actually drawn: removing it makes the ticket shorter
+    no_qr = TicketRenderer(site, TicketLayout(show_qr=False)).render(v)
+    assert r.render(v).height > no_qr.height + 150
+
+
+def test_a_long_service_name_wraps_and_never_overflows(site, issued_at):
+    data = site.model_dump()
+    data["services"][0]["name_vi"] = "Đăng ký hộ tịch, khai sinh, kết hôn, khai tử và Chứng thực bản sao " * 1
+    data["services"][0]["name_vi"] = data["services"][0]["name_vi"].strip()[:80]
+    long_site = Site.model_validate(data)
+    for width in (576, 384):
+        r = TicketRenderer(long_site, TicketLayout(width_px=width))
+        img = r.render(TicketView(number=1001, service_id="ho-tich", issued_at=issued_at))
+        assert img.width == width
+        # margins stay white: nothing drawn into the outer 4 px columns
+        px = img.load()
+        assert all(px[x, y] == 255 for y in range(img.height) for x in (0, 1, 2, 3, width - 1, width - 2))
+
+
+def test_wrap_splits_a_monster_word():
+    from ticketd.render import _font
+
+    font = _font("bold", 30)
+    lines = wrap_text("Chứng" * 40, font, 200)
+    assert len(lines) > 1 and all(font.getlength(line) <= 200 for line in lines)
+    assert "".join(lines) == "Chứng" * 40
+
+
+def test_renderer_caches_fixed_blocks(site, issued_at):
+    r = TicketRenderer(site)
+    r.render(TicketView(number=1001, service_id="ho-tich", issued_at=issued_at))
+    blocks = dict(r._blocks)
+    r.render(TicketView(number=1002, service_id="ho-tich", issued_at=issued_at))
+    assert r._blocks == blocks  # the second ticket of a service draws nothing new but its own lines
+
+
+def test_test_print_shows_every_vietnamese_mark(site, issued_at):
+    img = TicketRenderer(site, TicketLayout(width_px=384)).render_test(issued_at)
+    assert img.width == 384 and img.height > 200

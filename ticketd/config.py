@@ -1,0 +1,181 @@
+"""The dispenser's local configuration: ticket layout and texts, printer, buttons and lights.
+
+These models are the ``[ticket]``, ``[printer]`` and ``[hardware]`` sections of the
+dispenser's TOML (the broker, node id and site come from the shared daemon settings).
+Strict like the site model: an unknown key is an error, so a typo is caught at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Lang = Literal["vi", "en"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TicketTexts(Strict):
+    """Every fixed text printed on a ticket. ``{…}`` fields are filled per ticket."""
+
+    title: str = "SỐ THỨ TỰ"
+    priority: str = "ƯU TIÊN"
+    reprint: str = "(IN LẠI)"
+    test_title: str = "IN THỬ — MÁY IN HOẠT ĐỘNG TỐT"
+    issued_at: str = "Giờ lấy số: {datetime}"
+    people_ahead: str = "Số người đang chờ trước bạn: {n}"
+    wait_estimate: str = "Thời gian chờ dự kiến: khoảng {minutes} phút"
+    wait_none: str = "Bạn sẽ được mời ngay"
+    qr_caption: str = "Quét mã QR để xem hướng dẫn thủ tục"
+    footer: str = "Vui lòng chờ gọi số và đến quầy khi được mời. Xin trân trọng cảm ơn!"
+
+    def all_strings(self) -> list[str]:
+        """The texts as they could be printed (placeholders filled with typical values)."""
+        fill = {"datetime": "Thứ Năm, 31/12/2026 23:59", "n": 128, "minutes": 45}
+        return [v.format(**fill) for v in self.model_dump().values()]
+
+
+TEXTS_VI = TicketTexts()
+TEXTS_EN = TicketTexts(
+    title="QUEUE NUMBER",
+    priority="PRIORITY",
+    reprint="(REPRINT)",
+    test_title="TEST PRINT — PRINTER OK",
+    issued_at="Issued: {datetime}",
+    people_ahead="People ahead of you: {n}",
+    wait_estimate="Estimated wait: about {minutes} min",
+    wait_none="You will be called shortly",
+    qr_caption="Scan the QR code for the procedure guide",
+    footer="Please wait for your number to be called. Thank you!",
+)
+
+
+class TicketLayout(Strict):
+    """How a ticket looks: width, language, texts, QR code."""
+
+    width_px: Literal[384, 576] = Field(default=576, description="printer dots per line: 576 = 80 mm, 384 = 58 mm")
+    lang: Lang = "vi"
+    texts: TicketTexts | None = Field(default=None, description="override the built-in texts for `lang`")
+    qr_url: str = Field(
+        default="",
+        max_length=300,
+        description="QR target, fields {site} {service} {number}; empty: the service's guide_url, else the site's queue_url",
+    )
+    show_qr: bool = True
+    threshold: int = Field(default=160, ge=1, le=254, description="grey level at or above which a dot stays white")
+    margin_px: int = Field(default=12, ge=0, le=64)
+
+    def resolved_texts(self) -> TicketTexts:
+        """The texts to print: the override, or the built-in set for ``lang``."""
+        if self.texts is not None:
+            return self.texts
+        return TEXTS_EN if self.lang == "en" else TEXTS_VI
+
+
+PrinterBackend = Literal["usb", "serial", "network", "file", "fake", "sim"]
+
+# profiles that know their width and can cut; never mutate a profile (escpos shares them)
+DEFAULT_PROFILES = {576: "TM-T20II", 384: "RP-F10-58mm"}
+
+
+class PrinterConfig(Strict):
+    """Which printer, and how to reach it."""
+
+    backend: PrinterBackend = "sim"
+    profile: str = Field(default="", description="python-escpos profile; empty: a known one for the width")
+    usb_vendor: int = Field(default=0, ge=0, le=0xFFFF)
+    usb_product: int = Field(default=0, ge=0, le=0xFFFF)
+    serial_device: str = "/dev/ttyUSB0"
+    serial_baud: int = 115200
+    host: str = ""
+    port: int = Field(default=9100, ge=1, le=65535)
+    device: str = Field(default="/dev/usb/lp0", description="character device for the `file` backend")
+    sim_dir: Path = Field(default=Path("sim-tickets"), description="where the sim backend writes .bin + .png")
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    cut: Literal["full", "part"] = "full"
+    paper_low_alert: bool = True
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> PrinterConfig:
+        if self.backend == "usb" and not (self.usb_vendor and self.usb_product):
+            raise ValueError("printer.backend = 'usb' needs usb_vendor and usb_product")
+        if self.backend == "network" and not self.host:
+            raise ValueError("printer.backend = 'network' needs host")
+        return self
+
+    def profile_for(self, width_px: int) -> str:
+        """The escpos profile name to use for a ticket ``width_px`` wide."""
+        return self.profile or DEFAULT_PROFILES.get(width_px, "TM-T20II")
+
+
+class ButtonSpec(Strict):
+    """One big service button (and the LED under it)."""
+
+    service: str = Field(description="service id from the site")
+    pin: int | str
+    led_pin: int | str | None = None
+    priority_group: str | None = Field(default=None, description="a dedicated priority button for this group")
+    name: str = Field(default="", description="key name; default: the service id (or service-priority)")
+
+    def key_name(self) -> str:
+        if self.name:
+            return self.name
+        return f"{self.service}-priority" if self.priority_group else self.service
+
+
+class PriorityKeySpec(Strict):
+    """A priority key pressed before a service button (within ``window_s``)."""
+
+    pin: int | str
+    group: str = Field(default="", description="priority group id; empty: a general priority")
+    led_pin: int | str | None = None
+    name: str = "priority"
+
+
+class HardwareConfig(Strict):
+    """Buttons, LEDs, buzzer of the dispenser, and timing rules."""
+
+    pin_factory: str = Field(default="", description='"mock" for sim/tests; empty: gpiozero default (lgpio on a Pi 5)')
+    buttons: tuple[ButtonSpec, ...] = ()
+    priority_keys: tuple[PriorityKeySpec, ...] = ()
+    priority_window_s: float = Field(default=8.0, gt=0, le=60)
+    tech_key_pin: int | str | None = Field(default=None, description="hidden key: long press reprints the last ticket")
+    test_key_pin: int | str | None = Field(default=None, description="hidden key: long press prints a test ticket")
+    tech_hold_s: float = Field(default=2.0, gt=0.1, le=30)
+    status_led_pin: int | str | None = None
+    buzzer_pin: int | str | None = None
+    debounce_s: float = Field(default=0.03, ge=0, le=0.5)
+    double_press_s: float = Field(default=0.3, ge=0, le=5)
+    max_presses: int = Field(default=4, ge=1, le=100, description="accepted presses per button per `per_s`")
+    per_s: float = Field(default=20.0, gt=0, le=3600)
+    max_pending: int = Field(default=3, ge=1, le=20, description="tickets waiting to print per button")
+    hub_wait_s: float = Field(default=10.0, ge=0, le=120, description="a press waits this long for an offline hub")
+
+    @model_validator(mode="after")
+    def _pins_unique(self) -> HardwareConfig:
+        pins: list[int | str] = []
+        for b in self.buttons:
+            pins += [b.pin] + ([b.led_pin] if b.led_pin is not None else [])
+        for k in self.priority_keys:
+            pins += [k.pin] + ([k.led_pin] if k.led_pin is not None else [])
+        pins += [p for p in (self.tech_key_pin, self.test_key_pin, self.status_led_pin, self.buzzer_pin) if p is not None]
+        dup = sorted({str(p) for p in pins if pins.count(p) > 1})
+        if dup:
+            raise ValueError(f"hardware: pins used twice: {dup}")
+        names = [b.key_name() for b in self.buttons] + [k.name for k in self.priority_keys]
+        dupn = sorted({n for n in names if names.count(n) > 1})
+        if dupn:
+            raise ValueError(f"hardware: key names used twice: {dupn}")
+        return self
+
+
+class TicketdConfig(Strict):
+    """The dispenser's own sections."""
+
+    ticket: TicketLayout = TicketLayout()
+    printer: PrinterConfig = PrinterConfig()
+    hardware: HardwareConfig = HardwareConfig()

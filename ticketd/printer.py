@@ -1,0 +1,360 @@
+"""The printer seam: real ESC/POS backends, a fake that keeps the bytes, a sim that writes files.
+
+Every backend prints the same job, built once in memory with python-escpos' ``Dummy``
+(``ESC @`` init, the ticket as a ``GS v 0`` raster, feed + cut) and handed to the device in
+**one write**: tests get golden bytes, a retry resends the same job, and the device I/O is
+one call.
+
+Two python-escpos traps handled here (see the research notes):
+
+- profiles are shared between instances: we never write into ``profile.profile_data``;
+  the width comes from choosing a profile that has it (``PrinterConfig.profile_for``);
+- ``paper_status()`` answers 2 ("ok") when the printer says nothing. We read the status
+  byte ourselves and call silence :attr:`PrinterState.UNKNOWN`, never OK.
+
+Errors are rooted in :class:`PrinterError` with a builtin parent each, and carry the
+alert id the daemon raises (``paper-out``, ``printer-offline``, ``printer-error``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from enum import StrEnum
+from pathlib import Path
+
+from escpos.escpos import Escpos
+from escpos.printer import Dummy
+from PIL import Image
+
+from ticketd.config import PrinterConfig
+from ticketd.escpos_decode import decode_job
+
+log = logging.getLogger(__name__)
+
+RT_STATUS_PAPER = b"\x10\x04\x04"  # DLE EOT 4: paper roll sensor status
+
+
+class PrinterError(Exception):
+    """Root of the printer errors; ``code`` is the alert id to raise."""
+
+    code = "printer-error"
+
+
+class PaperOut(PrinterError, RuntimeError):
+    """No paper: nothing (more) can be printed until someone loads a roll."""
+
+    code = "paper-out"
+
+
+class PrinterOffline(PrinterError, ConnectionError):
+    """The printer cannot be reached (unplugged, powered off, network down)."""
+
+    code = "printer-offline"
+
+
+class PrintFailed(PrinterError, OSError):
+    """The job broke off part-way for another reason (cover open, cutter jam, I/O error)."""
+
+    code = "printer-error"
+
+
+class PrinterConfigError(PrinterError, ValueError):
+    """The printer settings cannot work (a permanent, local-config error)."""
+
+    code = "printer-config"
+
+
+class PrinterState(StrEnum):
+    """What the printer says about itself before a ticket is issued."""
+
+    OK = "ok"
+    PAPER_LOW = "paper-low"
+    PAPER_OUT = "paper-out"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"  # a printer that cannot or does not answer: issue, but do not claim "ok"
+
+    @property
+    def can_issue(self) -> bool:
+        """Whether a ticket should be issued now (paper out or offline: no)."""
+        return self not in (PrinterState.PAPER_OUT, PrinterState.OFFLINE)
+
+
+def paper_state_from_byte(status: bytes) -> PrinterState:
+    """Interpret a DLE EOT 4 answer; empty or malformed → UNKNOWN (unlike ``paper_status()``)."""
+    if not status:
+        return PrinterState.UNKNOWN
+    b = status[0]
+    if b & 0x93 != 0x12:  # fixed bits of the answer: 0 x x 1 x x 1 0
+        return PrinterState.UNKNOWN
+    if b & 0x60:
+        return PrinterState.PAPER_OUT
+    if b & 0x0C:
+        return PrinterState.PAPER_LOW
+    return PrinterState.OK
+
+
+def build_job(image: Image.Image, *, profile: str, cut: str = "full", _dummy: Dummy | None = None) -> bytes:
+    """The whole ESC/POS job for one ticket image: INIT, raster (GS v 0), feed, cut."""
+    job = _dummy if _dummy is not None else Dummy(profile=profile)
+    job.clear()
+    job.hw("INIT")
+    width = job.profile.profile_data["media"]["width"].get("pixels", "Unknown")
+    # python-escpos prints a warning on stdout for a profile without a width: keep stdout clean
+    quiet = contextlib.redirect_stdout(io.StringIO()) if width == "Unknown" else contextlib.nullcontext()
+    with quiet:
+        job.image(image, impl="bitImageRaster")
+    job.cut(mode="PART" if cut == "part" else "FULL")
+    return job.output
+
+
+class Printer(ABC):
+    """A ticket printer. Subclasses implement :meth:`status` and :meth:`send`.
+
+    :param width_px: dots per line the tickets are rendered at (576 / 384).
+    :param profile: python-escpos profile used to build jobs.
+    :param cut: "full" or "part".
+    """
+
+    kind = "abstract"
+
+    def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full") -> None:
+        self.width_px = width_px
+        self.profile = profile or PrinterConfig().profile_for(width_px)
+        self.cut = cut
+        self.printed = 0
+        self.last_error = ""
+        self._dummy = Dummy(profile=self.profile)
+        width = self._dummy.profile.profile_data["media"]["width"].get("pixels", "Unknown")
+        if isinstance(width, int) and width < width_px:
+            raise PrinterConfigError(f"profile {self.profile!r} is {width} px wide, tickets are {width_px} px")
+
+    @abstractmethod
+    def status(self) -> PrinterState:
+        """Ask the printer (never raises; silence is UNKNOWN)."""
+
+    @abstractmethod
+    def send(self, job: bytes, *, label: str = "") -> None:
+        """Hand ``job`` to the device in one write; raise a :class:`PrinterError` on failure."""
+
+    def build(self, image: Image.Image) -> bytes:
+        """The job bytes for ``image`` with this printer's profile and cut."""
+        if image.width > self.width_px:
+            raise PrinterConfigError(f"image is {image.width} px wide, printer takes {self.width_px}")
+        return build_job(image, profile=self.profile, cut=self.cut, _dummy=self._dummy)
+
+    def print_image(self, image: Image.Image, *, label: str = "") -> int:
+        """Build and send one ticket; return the bytes sent. Counts successes, keeps the last error."""
+        job = self.build(image)
+        try:
+            self.send(job, label=label)
+        except PrinterError as exc:
+            self.last_error = f"{exc.code}: {exc}"
+            log.warning("print %s failed: %s", label or "job", self.last_error)
+            raise
+        self.printed += 1
+        return len(job)
+
+    def close(self) -> None:
+        """Release the device."""
+
+
+class EscposPrinter(Printer):
+    """A real printer behind a python-escpos device (``Usb``, ``Serial``, ``Network``, ``File``).
+
+    The device opens lazily on first use; after a failure it is closed and reopened on the
+    next job, so a replugged printer comes back without restarting the daemon.
+    """
+
+    kind = "escpos"
+
+    def __init__(self, device: Escpos, *, width_px: int = 576, profile: str = "", cut: str = "full") -> None:
+        super().__init__(width_px=width_px, profile=profile, cut=cut)
+        self.device = device
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, cfg: PrinterConfig, *, width_px: int) -> EscposPrinter:
+        """Build the python-escpos device named by ``cfg.backend``."""
+        profile = cfg.profile_for(width_px)
+        if cfg.backend == "usb":
+            from escpos.printer import Usb
+
+            dev: Escpos = Usb(cfg.usb_vendor, cfg.usb_product, timeout=int(cfg.timeout_s * 1000), profile=profile)
+        elif cfg.backend == "serial":
+            from escpos.printer import Serial
+
+            dev = Serial(devfile=cfg.serial_device, baudrate=cfg.serial_baud, timeout=cfg.timeout_s, profile=profile)
+        elif cfg.backend == "network":
+            from escpos.printer import Network
+
+            dev = Network(cfg.host, port=cfg.port, timeout=cfg.timeout_s, profile=profile)
+        elif cfg.backend == "file":
+            from escpos.printer import File
+
+            dev = File(cfg.device, profile=profile)
+        else:
+            raise PrinterConfigError(f"backend {cfg.backend!r} is not an ESC/POS device")
+        return cls(dev, width_px=width_px, profile=profile, cut=cfg.cut)
+
+    def _reset(self) -> None:
+        with contextlib.suppress(Exception):
+            self.device.close()
+        self.device._device = False  # python-escpos reopens on the next access
+
+    def status(self) -> PrinterState:
+        # File/LP have no _read: they cannot answer, which is UNKNOWN, not OK
+        if type(self.device)._read is Escpos._read:
+            return PrinterState.UNKNOWN
+        with self._lock:
+            try:
+                self.device._raw(RT_STATUS_PAPER)
+                answer = self.device._read()
+            except TimeoutError:
+                return PrinterState.UNKNOWN
+            except Exception as exc:  # pyusb/pyserial/socket errors have no common root
+                if "timeout" in type(exc).__name__.lower():
+                    return PrinterState.UNKNOWN
+                log.info("printer status: %s", exc)
+                self._reset()
+                return PrinterState.OFFLINE
+        return paper_state_from_byte(bytes(answer or b""))
+
+    def send(self, job: bytes, *, label: str = "") -> None:
+        with self._lock:
+            try:
+                self.device._raw(job)
+                flush = getattr(self.device, "flush", None)
+                if callable(flush):
+                    flush()
+            except Exception as exc:  # any device error: the job did not (fully) reach the printer
+                self._reset()
+                raise PrinterOffline(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self._reset()
+
+
+class FakePrinter(Printer):
+    """A printer in memory: keeps every byte, answers status, injects faults.
+
+    Used by tests, the demo and technicians. Faults:
+
+    - ``paper`` = ``"ok" | "low" | "out"``; out refuses jobs with :class:`PaperOut`;
+    - ``offline = True``: status OFFLINE, jobs raise :class:`PrinterOffline`;
+    - ``answers_status = False``: a printer that stays silent (status UNKNOWN, still prints);
+    - :meth:`fail_next_job` (``"paper-out"``, ``"offline"``, ``"error"``): the next job
+      breaks off after part of its bytes, as a roll running out mid-ticket does;
+    - ``send_delay_s``: how long a job takes (to test presses while printing).
+    """
+
+    kind = "fake"
+
+    def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full",
+                 paper: str = "ok", answers_status: bool = True, send_delay_s: float = 0.0) -> None:
+        super().__init__(width_px=width_px, profile=profile, cut=cut)
+        self.paper = paper
+        self.offline = False
+        self.answers_status = answers_status
+        self.send_delay_s = send_delay_s
+        self.jobs: list[bytes] = []
+        self.labels: list[str] = []
+        self.sent_at: list[float] = []  # time.monotonic() when each job's last byte was handed over
+        self.output = bytearray()  # every byte received, partial jobs included
+        self._fault: str | None = None
+        self._fault_fraction = 0.5
+        self._cond = threading.Condition()
+
+    def fail_next_job(self, fault: str, *, fraction: float = 0.5) -> None:
+        """Break the next job off after ``fraction`` of its bytes with ``fault``."""
+        if fault not in ("paper-out", "offline", "error"):
+            raise ValueError(f"unknown fault {fault!r}")
+        with self._cond:
+            self._fault, self._fault_fraction = fault, fraction
+
+    def status(self) -> PrinterState:
+        with self._cond:
+            if self.offline:
+                return PrinterState.OFFLINE
+            if not self.answers_status:
+                return PrinterState.UNKNOWN
+            return {"out": PrinterState.PAPER_OUT, "low": PrinterState.PAPER_LOW}.get(self.paper, PrinterState.OK)
+
+    def send(self, job: bytes, *, label: str = "") -> None:
+        if self.send_delay_s:
+            time.sleep(self.send_delay_s)  # the fake's print time, not a test wait
+        with self._cond:
+            if self.offline:
+                raise PrinterOffline("fake printer is offline")
+            if self.paper == "out":
+                raise PaperOut("fake printer has no paper")
+            fault, self._fault = self._fault, None
+            if fault:
+                self.output += job[: int(len(job) * self._fault_fraction)]
+                if fault == "paper-out":
+                    self.paper = "out"
+                    raise PaperOut("paper ran out during the job")
+                if fault == "offline":
+                    self.offline = True
+                    raise PrinterOffline("printer went offline during the job")
+                raise PrintFailed("printer error during the job")
+            self.output += job
+            self.jobs.append(job)
+            self.labels.append(label)
+            self.sent_at.append(time.monotonic())
+            self._cond.notify_all()
+        self._after_job(job, label)
+
+    def _after_job(self, job: bytes, label: str) -> None:
+        """Hook for subclasses (the sim writes files)."""
+
+    def wait_jobs(self, count: int, timeout: float = 5.0) -> bool:
+        """Wait until at least ``count`` whole jobs were printed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.jobs) >= count, timeout)
+
+    def images(self) -> list[Image.Image]:
+        """Each printed job decoded back into the image the paper shows."""
+        return [img for job in self.jobs if (img := decode_job(job).image()) is not None]
+
+
+class SimPrinter(FakePrinter):
+    """The fake, plus a file per ticket: ``NNNN-label.bin`` (the ESC/POS bytes) and ``.png``.
+
+    The PNG is decoded from the bytes, so it shows what a real printer would print.
+    """
+
+    kind = "sim"
+
+    def __init__(self, out_dir: Path | str, *, width_px: int = 576, profile: str = "", cut: str = "full",
+                 paper: str = "ok") -> None:
+        super().__init__(width_px=width_px, profile=profile, cut=cut, paper=paper)
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        existing = sorted(self.out_dir.glob("[0-9][0-9][0-9][0-9]-*.bin"))
+        self._seq = int(existing[-1].name[:4]) if existing else 0
+        self.files: list[Path] = []
+
+    def _after_job(self, job: bytes, label: str) -> None:
+        self._seq += 1
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in label) or "ticket"
+        stem = self.out_dir / f"{self._seq % 10000:04d}-{safe}"
+        stem.with_suffix(".bin").write_bytes(job)
+        img = decode_job(job).image()
+        if img is not None:
+            img.save(stem.with_suffix(".png"))
+        self.files.append(stem.with_suffix(".bin"))
+        log.info("sim printer: wrote %s", stem.with_suffix(".bin"))
+
+
+def open_printer(cfg: PrinterConfig, *, width_px: int) -> Printer:
+    """The printer named by ``cfg.backend`` (``sim`` and ``fake`` need no hardware)."""
+    if cfg.backend == "sim":
+        return SimPrinter(cfg.sim_dir, width_px=width_px, profile=cfg.profile, cut=cfg.cut)
+    if cfg.backend == "fake":
+        return FakePrinter(width_px=width_px, profile=cfg.profile, cut=cfg.cut)
+    return EscposPrinter.from_config(cfg, width_px=width_px)

@@ -1,0 +1,360 @@
+"""Render a ticket as a 1-bit image at the printer's width (Pillow + Be Vietnam Pro).
+
+Never printer code pages: every letter, with its stacked Vietnamese marks, is drawn here
+and sent as a raster. The renderer caches what does not change per ticket (fonts, the
+centre's header, each service's block, the footer, QR codes that carry no number), so a
+ticket costs a few milliseconds: only the number, the time, the queue figures and
+possibly the QR are drawn per ticket.
+
+Layout, top to bottom: centre name, address, rule, "SỐ THỨ TỰ", the number (as large as
+the width allows), priority box (inverted) when it applies, service name (wrapped, shrunk
+to fit, never overflowing), rule, date and time (Asia/Ho_Chi_Minh), people ahead and
+estimated wait, QR code + caption, footer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import qrcode
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from ticketd.config import TicketLayout, TicketTexts
+from ticketd.glyphs import missing_glyphs
+from xephang.clock import VN_TZ, format_vi_datetime
+from xephang.fonts import font_path
+from xephang.site import Site, format_number
+
+log = logging.getLogger(__name__)
+
+WHITE, BLACK = 255, 0
+FONT_WEIGHTS = ("regular", "semibold", "bold", "black")
+VIETNAMESE_SAMPLE = "ĂÂĐÊÔƠƯ ăâđêôơư · á à ả ã ạ · Ấ Ầ Ẩ Ẫ Ậ · ố ồ ổ ỗ ộ · ứ ừ ử ữ ự · 0123456789"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    """What one ticket shows (from the hub's reply; ``issued_at`` from the hub's clock)."""
+
+    number: int
+    service_id: str
+    issued_at: datetime
+    priority: bool = False
+    priority_group: str | None = None
+    people_ahead: int | None = None
+    est_wait_min: float | None = None
+    reprint: bool = False
+
+
+@lru_cache(maxsize=64)
+def _font(weight: str, size: int) -> ImageFont.FreeTypeFont:
+    # BASIC layout: our text is NFC (precomposed letters), so no shaping is needed, and it is faster
+    return ImageFont.truetype(str(font_path(weight)), size, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """Greedy word wrap to ``width`` pixels; a word wider than the line is split by letters."""
+    lines: list[str] = []
+    for para in _nfc(text).split("\n"):
+        line = ""
+        for word in para.split():
+            cand = f"{line} {word}" if line else word
+            if font.getlength(cand) <= width:
+                line = cand
+                continue
+            if line:
+                lines.append(line)
+            line = ""
+            if font.getlength(word) <= width:
+                line = word
+                continue
+            for ch in word:  # a monster word: break it rather than overflow the paper
+                if font.getlength(line + ch) > width and line:
+                    lines.append(line)
+                    line = ""
+                line += ch
+        if line:
+            lines.append(line)
+    return lines or [""]
+
+
+class TicketRenderer:
+    """Renders tickets for one site and layout; keeps its caches between tickets.
+
+    :param site: the site model (names, services, priority groups, URLs).
+    :param layout: width, language, texts, QR template.
+    """
+
+    def __init__(self, site: Site, layout: TicketLayout = TicketLayout()) -> None:
+        self.site = site
+        self.layout = layout
+        self.texts: TicketTexts = layout.resolved_texts()
+        self.width = layout.width_px
+        self.scale = self.width / 576
+        self.inner = self.width - 2 * layout.margin_px
+        self._lut = [WHITE if p >= layout.threshold else BLACK for p in range(256)]
+        self._header = self._build_header()
+        self._footer = self._build_footer()
+        self._blocks: dict[tuple[str, ...], Image.Image] = {}
+        self._qr_cache: OrderedDict[str, Image.Image] = OrderedDict()
+
+    # --- public ---
+
+    def render(self, view: TicketView) -> Image.Image:
+        """The ticket as a mode "1" image, ``layout.width_px`` wide."""
+        service = self.site.service(view.service_id)
+        parts: list[Image.Image | int] = [self._header]
+        if view.reprint:
+            parts.append(self._cached(("reprint",), lambda: self._text(self.texts.reprint, "semibold", 22)))
+        parts.append(self._number_block(format_number(view.number, service.prefix)))
+        if view.priority:
+            parts += [self._s(6), self._cached(("priority", view.priority_group or ""),
+                                              lambda: self._priority_block(view.priority_group))]
+        parts += [self._s(8), self._cached(("service", service.id), lambda: self._service_block(service.label(self.layout.lang)))]
+        parts += [self._s(10), self._rule(), self._s(10)]
+        parts.append(self._text(self.issued_line(view), "regular", 22))
+        for line in self.queue_lines(view):
+            parts += [self._s(4), self._text(line, "semibold", 22)]
+        url = self.qr_url(view) if self.layout.show_qr else ""
+        if url:
+            parts += [self._s(14), self._qr(url), self._s(6),
+                      self._cached(("qr-caption",), lambda: self._text(self.texts.qr_caption, "regular", 18))]
+        parts += [self._s(12), self._footer]
+        return self._stack(parts)
+
+    def render_test(self, now: datetime) -> Image.Image:
+        """A technician's test print: header, test title, time, every Vietnamese mark, a ruler."""
+        ruler = Image.new("1", (self.width, 16), 255)
+        d = ImageDraw.Draw(ruler)
+        for x in range(0, self.width, 8):
+            d.line([(x, 0), (x, 15 if x % 64 == 0 else 7)], fill=0)
+        d.line([(self.width - 1, 0), (self.width - 1, 15)], fill=0)
+        parts: list[Image.Image | int] = [
+            self._header,
+            self._text(self.texts.test_title, "bold", 30),
+            self._s(8),
+            self._text(format_vi_datetime(now.astimezone(VN_TZ), lang=self.layout.lang), "regular", 22),
+            self._s(8),
+            self._text(VIETNAMESE_SAMPLE, "regular", 24),
+            self._s(8),
+            ruler,
+            self._s(8),
+            self._footer,
+        ]
+        return self._stack(parts)
+
+    def issued_line(self, view: TicketView) -> str:
+        """'Giờ lấy số: Thứ Hai, 23/11/2026 08:05' in Vietnam time."""
+        when = format_vi_datetime(view.issued_at.astimezone(VN_TZ), lang=self.layout.lang)
+        return self.texts.issued_at.format(datetime=when)
+
+    def queue_lines(self, view: TicketView) -> list[str]:
+        """People ahead and estimated wait, as far as the hub told us."""
+        lines: list[str] = []
+        if view.people_ahead is not None:
+            lines.append(self.texts.people_ahead.format(n=view.people_ahead))
+        if view.est_wait_min is not None:
+            minutes = max(0, math.ceil(view.est_wait_min))
+            lines.append(self.texts.wait_estimate.format(minutes=minutes) if minutes else self.texts.wait_none)
+        return lines
+
+    def qr_url(self, view: TicketView) -> str:
+        """The QR target: the layout's template, else the service's guide, else the queue page."""
+        service = self.site.service(view.service_id)
+        number = format_number(view.number, service.prefix)
+        template = self.layout.qr_url or service.guide_url or self.site.site.queue_url
+        if not template:
+            return ""
+        try:
+            return template.format(site=self.site.site.slug, service=service.id, number=number)
+        except (KeyError, IndexError, ValueError):
+            log.warning("qr_url template %r has unknown fields; QR skipped", template)
+            return ""
+
+    def printed_strings(self, view: TicketView | None = None) -> list[str]:
+        """Every string this renderer can print (all configured texts, names, services, groups).
+
+        With ``view``, also that ticket's own lines (number, time, queue figures).
+        """
+        out = [self.site.site.name_vi if self.layout.lang == "vi" else (self.site.site.name_en or self.site.site.name_vi),
+               self.site.site.address, VIETNAMESE_SAMPLE, *self.texts.all_strings()]
+        out += [s.label(self.layout.lang) for s in self.site.services]
+        out += [self._group_name(g.id) for g in self.site.priority.groups]
+        if view is not None:
+            service = self.site.service(view.service_id)
+            out += [format_number(view.number, service.prefix), self.issued_line(view), *self.queue_lines(view)]
+        return out
+
+    def missing_glyphs(self, view: TicketView | None = None) -> dict[str, list[str]]:
+        """String → characters no font we use can draw (empty dict: everything prints)."""
+        bad: dict[str, list[str]] = {}
+        for text in self.printed_strings(view):
+            miss = sorted({c for w in FONT_WEIGHTS for c in missing_glyphs(text, font_path(w))})
+            if miss:
+                bad[text] = miss
+        return bad
+
+    # --- blocks ---
+
+    def _s(self, px: float) -> int:
+        return max(1, round(px * self.scale))
+
+    def _size(self, px: float) -> int:
+        return max(10, round(px * self.scale))
+
+    def _cached(self, key: tuple[str, ...], build) -> Image.Image:  # noqa: ANN001
+        img = self._blocks.get(key)
+        if img is None:
+            img = self._blocks[key] = build()
+        return img
+
+    def _threshold(self, img: Image.Image) -> Image.Image:
+        return img.point(self._lut, "1")
+
+    def _text(self, text: str, weight: str, size_px: float, *, gap: float = 6) -> Image.Image:
+        """Centred, wrapped lines as a 1-bit block exactly as tall as its ink."""
+        font = _font(weight, self._size(size_px))
+        return self._lines(wrap_text(text, font, self.inner), font, gap=self._s(gap))
+
+    def _lines(self, lines: list[str], font: ImageFont.FreeTypeFont, *, gap: int) -> Image.Image:
+        boxes = [font.getbbox(line, anchor="ls") for line in lines]
+        asc = max(-b[1] for b in boxes)
+        desc = max(b[3] for b in boxes)
+        line_h = asc + desc
+        height = max(1, line_h * len(lines) + gap * (len(lines) - 1))
+        img = Image.new("L", (self.width, height), WHITE)
+        d = ImageDraw.Draw(img)
+        for i, (line, box) in enumerate(zip(lines, boxes, strict=True)):
+            w = box[2] - box[0]
+            x = (self.width - w) // 2 - box[0]
+            d.text((x, i * (line_h + gap) + asc), line, font=font, fill=BLACK, anchor="ls")
+        return self._threshold(img)
+
+    def _rule(self) -> Image.Image:
+        img = Image.new("1", (self.width, self._s(3)), 255)
+        ImageDraw.Draw(img).rectangle([self.layout.margin_px, 0, self.width - self.layout.margin_px - 1, img.height - 1], fill=0)
+        return img
+
+    def _build_header(self) -> Image.Image:
+        info = self.site.site
+        name = info.name_en if self.layout.lang == "en" and info.name_en else info.name_vi
+        parts: list[Image.Image | int] = [self._s(4), self._text(name, "bold", 24)]
+        if info.address:
+            parts += [self._s(6), self._text(info.address, "regular", 19)]
+        parts += [self._s(10), self._rule(), self._s(12), self._text(self.texts.title, "bold", 38)]
+        return self._stack(parts)
+
+    def _build_footer(self) -> Image.Image:
+        return self._stack([self._text(self.texts.footer, "regular", 18), self._s(6)])
+
+    def _number_block(self, number: str) -> Image.Image:
+        size = self._size(200)
+        font = _font("black", size)
+        while size > 20 and font.getlength(number) > self.inner:
+            size = int(size * 0.92)
+            font = _font("black", size)
+        x0, y0, x1, y1 = font.getbbox(number)
+        pad = self._s(14)
+        img = Image.new("L", (self.width, (y1 - y0) + 2 * pad), WHITE)
+        ImageDraw.Draw(img).text(((self.width - (x1 - x0)) // 2 - x0, pad - y0), number, font=font, fill=BLACK)
+        return self._threshold(img)
+
+    def _service_block(self, name: str) -> Image.Image:
+        # the largest size at which the name fits in three lines (always fits: wrap never overflows)
+        for px in (36, 32, 28, 24, 20):
+            font = _font("bold", self._size(px))
+            lines = wrap_text(name, font, self.inner)
+            if len(lines) <= 3:
+                break
+        return self._lines(lines, font, gap=self._s(6))
+
+    def _group_name(self, group_id: str | None) -> str:
+        for g in self.site.priority.groups:
+            if g.id == group_id:
+                return g.name_en if self.layout.lang == "en" and g.name_en else g.name_vi
+        return ""
+
+    def _priority_block(self, group_id: str | None) -> Image.Image:
+        pad = self._s(8)
+        parts: list[Image.Image | int] = [pad, self._text(self.texts.priority, "black", 34)]
+        group = self._group_name(group_id)
+        if group:
+            parts += [self._s(4), self._text(group, "semibold", 22)]
+        parts.append(pad)
+        block = self._stack(parts)
+        inv = ImageOps.invert(block.convert("L")).convert("1")
+        # keep the margins white so the black box sits inside the paper's printable area
+        m = self.layout.margin_px
+        out = Image.new("1", block.size, 255)
+        out.paste(inv.crop((m, 0, self.width - m, block.height)), (m, 0))
+        return out
+
+    def _qr(self, url: str) -> Image.Image:
+        img = self._qr_cache.get(url)
+        if img is not None:
+            self._qr_cache.move_to_end(url)
+            return img
+        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+        qr.add_data(url)
+        qr.make(fit=True)
+        matrix = qr.get_matrix()
+        n = len(matrix)
+        box = max(2, self._s(220) // n)
+        small = Image.frombytes("1", (n, n), _pack_rows(matrix))
+        big = small.resize((n * box, n * box), Image.Resampling.NEAREST)
+        img = Image.new("1", (self.width, big.height), 255)
+        img.paste(big, ((self.width - big.width) // 2, 0))
+        self._qr_cache[url] = img
+        if len(self._qr_cache) > 32:
+            self._qr_cache.popitem(last=False)
+        return img
+
+    def _stack(self, parts: list[Image.Image | int]) -> Image.Image:
+        """Paste blocks top to bottom; an int is that many white pixels."""
+        height = sum(p if isinstance(p, int) else p.height for p in parts)
+        out = Image.new("1", (self.width, height), 255)
+        y = 0
+        for p in parts:
+            if isinstance(p, int):
+                y += p
+            else:
+                out.paste(p, (0, y))
+                y += p.height
+        return out
+
+
+def _pack_rows(matrix: list[list[bool]]) -> bytes:
+    """QR modules → mode "1" raw bytes (1 = white), rows padded to whole bytes."""
+    out = bytearray()
+    for row in matrix:
+        bits = 0
+        nbits = 0
+        for dark in row:
+            bits = (bits << 1) | (0 if dark else 1)
+            nbits += 1
+            if nbits == 8:
+                out.append(bits)
+                bits = nbits = 0
+        if nbits:
+            out.append(bits << (8 - nbits))
+    return bytes(out)
+
+
+@lru_cache(maxsize=8)
+def _renderer(site: Site, layout: TicketLayout) -> TicketRenderer:
+    return TicketRenderer(site, layout)
+
+
+def render_ticket(view: TicketView, *, site: Site, layout: TicketLayout = TicketLayout()) -> Image.Image:
+    """Render ``view`` as a 1-bit ticket image, reusing a cached renderer for (site, layout)."""
+    return _renderer(site, layout).render(view)
