@@ -159,7 +159,7 @@ class Printer(ABC):
         self.printed += 1
         return len(job)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most printers hold nothing
         """Release the device."""
 
 
