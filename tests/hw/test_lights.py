@@ -84,3 +84,20 @@ def test_every_named_led_pattern_is_playable(factory):
         assert led.wait_settled(5)
     finally:
         led.close()
+
+
+def test_a_new_base_does_not_cut_the_flash_short(factory):
+    led = Signal.led(18, pin_factory=factory)
+    try:
+        led.show("ready")
+        assert wait_for(lambda: led.device.is_lit)
+        led.pin.clear_states()
+        led.show("accepted")
+        led.show("working")  # the daemon's next state arrives while the flash plays
+        assert led.base == "working"
+        assert led.wait_settled(5)
+        assert wait_for(lambda: len(pin_history(led.pin)) >= 7)
+        assert pin_history(led.pin)[:5] == [True, False, True, False, True]
+        assert led.current == "working"
+    finally:
+        led.close()

@@ -8,7 +8,8 @@ buzzer) and plays named :class:`Pattern` s on it from its own background thread:
 - a *forever* pattern becomes the signal's **base** (``ready``, ``working``, ``fault``,
   ``wait``, ``hub_offline``…); a *finite* pattern (``accepted``, ``error``) plays once and
   the signal then goes back to its base, so "flash for the accepted press, then back to
-  ready" needs no timer in the daemon.
+  ready" needs no timer in the daemon. Setting a forever pattern while a finite one plays
+  only changes the base: the flash is not cut short.
 
 The same names are used on every board, so a technician learns one language:
 
@@ -157,9 +158,11 @@ class Signal:
         if pattern is None:
             return
         if pattern.forever:
+            self.base = name
+            if not self._settled.is_set():
+                return  # a flash is playing: it ends on the new base (no lost "accepted" flash)
             if name == self.current and self._thread is not None and self._thread.is_alive():
                 return  # already playing: do not restart the blink phase
-            self.base = name
         self._restart(name, pattern)
 
     def wait_settled(self, timeout: float = 5.0) -> bool:
