@@ -140,6 +140,10 @@ class BoardModel:
         self._pending: list[BoardEvent] = []  # before the first snapshot
         self._held: dict[int, BoardEvent] = {}  # out of order, by rev
         self._held_since: float | None = None
+        # revs of retained per-counter / per-service updates, so an event and the state
+        # update it caused are not both applied (the count would move twice)
+        self._counter_rev: dict[int, int] = {}
+        self._waiting_rev: dict[str, int] = {}
         self.gap: tuple[int, int] | None = None  # first and last missing rev
         self._resync_asked: float | None = None
         self.hub_online: bool | None = None  # None = not heard yet
@@ -239,6 +243,8 @@ class BoardModel:
             self.stats[Outcome.STALE_SNAPSHOT.value] += 1
             return Outcome.STALE_SNAPSHOT
         self.rev = snap.rev
+        self._counter_rev.clear()
+        self._waiting_rev.clear()
         self._counters = {c.number: c for c in snap.counters}
         self._waiting = {k: max(0, int(v)) for k, v in snap.waiting.items()}
         self._calls = list(snap.last_calls[: self.last_calls_max])
@@ -297,17 +303,35 @@ class BoardModel:
             self._bump()
         return changed
 
-    def set_counter(self, view: CounterView, *, now: float) -> None:
-        """A retained ``state/counter/N`` update: replaces that counter's view."""
+    def set_counter(self, view: CounterView, *, rev: int | None = None) -> bool:
+        """A retained ``state/counter/N`` update: replaces that counter's view unless the
+        board already shows something newer. Returns True if applied."""
+        if not self._newer(rev, self._counter_rev.get(view.number)):
+            return False
+        if rev is not None:
+            self._counter_rev[view.number] = rev
         if self._counters.get(view.number) != view:
             self._counters[view.number] = view
             self._bump()
+        return True
 
-    def set_waiting(self, service: str, count: int) -> None:
-        """A retained per-service state update."""
+    def set_waiting(self, service: str, count: int, *, rev: int | None = None) -> bool:
+        """A retained ``state/service/ID`` update: people waiting for that service."""
+        if not self._newer(rev, self._waiting_rev.get(service)):
+            return False
+        if rev is not None:
+            self._waiting_rev[service] = rev
         if self._waiting.get(service) != count:
             self._waiting[service] = max(0, int(count))
             self._bump()
+        return True
+
+    def _newer(self, rev: int | None, last: int | None) -> bool:
+        """Is a state update at ``rev`` at least as new as what the board shows?"""
+        if rev is None:
+            return True
+        floor = last if last is not None else (self.rev if self.rev is not None else -1)
+        return rev >= floor
 
     def set_link(self, *, now: float, broker_connected: bool | None = None, hub_online: bool | None = None) -> None:
         """Broker connection and the hub's retained status, as the shell sees them."""
@@ -363,31 +387,32 @@ class BoardModel:
         kind = ev.kind
         if kind in CALL_KINDS and ev.counter is not None:
             call = Call(number=ev.number, counter=ev.counter, service=ev.service, at=ev.at, recall=kind == "recalled")
-            self._counters[ev.counter] = replace(
-                self._counters.get(ev.counter) or CounterView(number=ev.counter),
-                state="open",
-                ticket=ev.number,
-                service=ev.service or None,
-            )
+            if self._counter_fresh(ev.counter, ev.rev):
+                self._counters[ev.counter] = replace(
+                    self._counters.get(ev.counter) or CounterView(number=ev.counter),
+                    state="open",
+                    ticket=ev.number,
+                    service=ev.service or None,
+                )
             self._calls = [call] + [c for c in self._calls if not _same_call(c, call)]
             del self._calls[self.last_calls_max :]
             self._highlight = Highlight(call=call, since=now, until=now + self.highlight_s)
-            if kind == "called" and ev.waiting is None and ev.service:
-                self._waiting[ev.service] = max(0, self._waiting.get(ev.service, 0) - 1)
+            if kind == "called" and ev.waiting is None:
+                self._add_waiting(ev.service, -1, ev.rev)
         elif kind in DONE_KINDS or kind == "transferred":
             self._clear_ticket(ev)
-            if kind == "transferred" and ev.waiting is None and (ev.to_service or ev.service):
-                svc = ev.to_service or ev.service
-                self._waiting[svc] = self._waiting.get(svc, 0) + 1
-            if kind == "voided" and ev.waiting is None and ev.counter is None and ev.service:
-                self._waiting[ev.service] = max(0, self._waiting.get(ev.service, 0) - 1)
+            if kind == "transferred" and ev.waiting is None:
+                self._add_waiting(ev.to_service or ev.service, +1, ev.rev)
+            if kind == "voided" and ev.waiting is None and ev.counter is None:
+                self._add_waiting(ev.service, -1, ev.rev)
         elif kind == "issued":
-            if ev.waiting is None and ev.service:
-                self._waiting[ev.service] = self._waiting.get(ev.service, 0) + 1
+            if ev.waiting is None:
+                self._add_waiting(ev.service, +1, ev.rev)
         elif kind in COUNTER_KINDS and ev.counter is not None:
-            cur = self._counters.get(ev.counter) or CounterView(number=ev.counter)
-            state = COUNTER_KINDS[kind]
-            self._counters[ev.counter] = replace(cur, state=state, **({"ticket": None, "service": None} if state == "closed" else {}))
+            if self._counter_fresh(ev.counter, ev.rev):
+                cur = self._counters.get(ev.counter) or CounterView(number=ev.counter)
+                state = COUNTER_KINDS[kind]
+                self._counters[ev.counter] = replace(cur, state=state, **({"ticket": None, "service": None} if state == "closed" else {}))
         else:
             log.debug("event kind %r does not change the board", kind)
         if ev.waiting is not None:
@@ -395,9 +420,19 @@ class BoardModel:
                 self._waiting[svc] = max(0, int(n))
         self._bump()
 
+    def _counter_fresh(self, counter: int, rev: int) -> bool:
+        """False when a retained counter state at this rev or later already showed it."""
+        return rev > self._counter_rev.get(counter, -1)
+
+    def _add_waiting(self, service: str | None, delta: int, rev: int) -> None:
+        if service and rev > self._waiting_rev.get(service, -1):
+            self._waiting[service] = max(0, self._waiting.get(service, 0) + delta)
+
     def _clear_ticket(self, ev: BoardEvent) -> None:
         """The ticket left its counter: the counter shows no number until its next call."""
-        for n, c in self._counters.items():
+        for n, c in list(self._counters.items()):
+            if not self._counter_fresh(n, ev.rev):
+                continue
             if c.ticket == ev.number and (ev.counter is None or ev.counter == n):
                 self._counters[n] = replace(c, ticket=None, service=None)
         h = self._highlight

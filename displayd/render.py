@@ -419,7 +419,7 @@ class BoardRenderer:
             regions["ticker"] = _rect(0, h - th, w, th)
             bottom -= th
         if cfg.show_waiting:
-            wh = h * (0.05 if portrait else 0.075)
+            wh = h * (0.07 if h > w else 0.075)
             regions["waiting"] = _rect(0, bottom - wh, w, wh)
             bottom -= wh
         body = _rect(pad, y + pad, w - 2 * pad, bottom - y - 2 * pad)
@@ -576,32 +576,48 @@ class BoardRenderer:
         n = sizes["service"]
         self._draw_text(surface, frame, "tile.service", svc, slots["service"], t.muted, weight="medium", max_size=n, min_size=n, counter=c.number)
 
+    def _waiting_cells(self, inner: pygame.Rect, names: list[str], rows: int) -> list[tuple[pygame.Rect, pygame.Rect, pygame.Rect]]:
+        """(cell, name slot, count slot) per service; longer names get wider cells so all
+        names can share one readable size."""
+        per_row = math.ceil(len(names) / rows)
+        row_h = inner.h / rows
+        count_w = row_h * 1.5
+        gap = row_h * 0.3
+        out = []
+        for r in range(rows):
+            chunk = names[r * per_row : (r + 1) * per_row]
+            weights = [len(n) + 6 for n in chunk]
+            unit = inner.w / max(1, sum(weights))
+            x = inner.x
+            for wgt in weights:
+                cell = _rect(x, inner.y + r * row_h, unit * wgt, row_h)
+                out.append((cell, _rect(cell.x + gap, cell.y, cell.w - count_w - 2 * gap, cell.h), _rect(cell.right - count_w, cell.y, count_w, cell.h)))
+                x += unit * wgt
+        return out
+
     def _draw_waiting(self, surface: pygame.Surface, r: pygame.Rect, model: BoardModel, frame: Frame) -> None:
         t, lang = self.theme, self.config.lang
         surface.fill(t.panel_bg, r)
         waiting = model.waiting
-        order = [s for s in self.labels.service_order(waiting)]
-        inner = _inset(r, r.h * 0.3, r.h * 0.16)
-        title_w = inner.w * 0.11
+        order = self.labels.service_order(waiting)
+        inner = _inset(r, r.h * 0.3, r.h * 0.12)
+        title_w = inner.w * (0.11 if r.w > r.h * 16 else 0.14)
         self._draw_text(surface, frame, "waiting.title", word("waiting", lang), _rect(inner.x, inner.y, title_w, inner.h), t.muted, weight="semibold", align="left")
         if not order:
             return
         names = [self.labels.service(sid, lang) for sid in order]
-        # longer names get wider cells, so all names can share one readable size
-        weights = [len(n) + 8 for n in names]
-        unit = (inner.w - title_w) / sum(weights)
-        count_w = inner.h * 1.6
-        gap = inner.h * 0.3
-        name_slots, x = [], inner.x + title_w
-        for wgt in weights:
-            cell = _rect(x, inner.y, unit * wgt, inner.h)
-            name_slots.append((cell, _rect(cell.x + gap, cell.y, cell.w - count_w - 2 * gap, cell.h)))
-            x += unit * wgt
-        n = self._common_size(names, "medium", min(s.w for _, s in name_slots), inner.h, floor=0.7)
-        for sid, name, (cell, slot) in zip(order, names, name_slots, strict=True):
+        area = _rect(inner.x + title_w, inner.y, inner.w - title_w, inner.h)
+        # one row when the names get a readable size in it, else two
+        cells = self._waiting_cells(area, names, 1)
+        if len(names) > 1 and min(n.w for _, n, _ in cells) < area.h * 3:
+            cells = self._waiting_cells(area, names, 2)
+        top, _ = self.text.fit("Ắy", "medium", 100_000, cells[0][1].h)
+        sizes = [self.text.fit(name, "medium", slot.w, slot.h)[0] for name, (_, slot, _) in zip(names, cells, strict=True)]
+        n = max(min(sizes), int(top * 0.7))
+        for sid, name, (_, slot, count_slot) in zip(order, names, cells, strict=True):
             count = str(waiting.get(sid, 0))
             self._draw_text(surface, frame, "waiting.service", name, slot, t.fg, weight="medium", align="right", max_size=n, min_size=n)
-            self._draw_text(surface, frame, "waiting.count", count, _rect(cell.right - count_w, cell.y, count_w, cell.h), t.stale if model.stale else t.accent, weight="black", align="left")
+            self._draw_text(surface, frame, "waiting.count", count, count_slot, t.stale if model.stale else t.accent, weight="black", align="left")
 
     # ------------------------------------------------------------------ counter layout
 

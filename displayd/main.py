@@ -1,0 +1,325 @@
+"""displayd: the hall board (or one counter's screen) as a daemon.
+
+The pygame frame loop is the owner thread: ``wait_for_work`` blocks on the bus inbox only
+until the next redraw is due (clock minute, blink, ticker step), so an idle board sleeps;
+``tick`` applies time, asks the hub for ``resync`` after a gap, and draws when the
+picture changed. paho's thread never touches the model or pygame.
+
+Data: the retained ``state/hall`` (plus ``state/counter/N``, ``state/service/ID`` and the
+hub's status) on connect, then events. Board options (theme, layout, ticker …) are the
+node config, pushable by technicians over ``R/config/{node}/set``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from displayd import adapter
+from displayd.config import BoardConfig, BoardLabels
+from displayd.model import BoardModel, Outcome
+from displayd.render import BoardRenderer, Frame
+from displayd.screen import DisplayScreen, DisplayUnavailable, HeadlessScreen, Screen
+from xephang.bus import Bus, Inbound
+from xephang.clock import Clock, ScaledClock
+from xephang.contract import (
+    BadPayload,
+    CounterEvent,
+    CounterState,
+    HallState,
+    NodeStatus,
+    Reply,
+    Resync,
+    ServiceState,
+    SimPress,
+    TicketEvent,
+    decode,
+    new_request_id,
+)
+from xephang.daemon import EXIT_CONFIG, Daemon
+from xephang.settings import DaemonSettings
+
+log = logging.getLogger(__name__)
+
+MAX_IDLE_WAIT_S = 0.25  # wake at least this often to pump window events and check the bus
+
+
+class ScreenSettings(BaseModel):
+    """Local screen options (not pushable: they need the process to reopen the display)."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: tuple[int, int] | None = Field(default=None, description="pixels; empty = the screen's own size (sim: 1920×1080)")
+    fullscreen: bool = True
+    png_keep: int = Field(default=100, ge=1, le=100_000, description="sim: numbered PNG frames kept in the output folder")
+
+
+class DisplaySettings(DaemonSettings):
+    """displayd's settings: the shared ones, the board options and the screen."""
+
+    display: BoardConfig = BoardConfig()
+    screen: ScreenSettings = ScreenSettings()
+
+
+def open_screen(settings: DisplaySettings, node: str) -> Screen:
+    """Headless PNG screen in sim mode; the real display (driver checked) otherwise."""
+    if settings.sim:
+        out = settings.sim_out / node if settings.sim_out else Path(settings.state_dir) / "frames" / node
+        return HeadlessScreen(size=settings.screen.size or (1920, 1080), out_dir=out, keep=settings.screen.png_keep)
+    return DisplayScreen(size=settings.screen.size, fullscreen=settings.screen.fullscreen)
+
+
+class DisplayDaemon(Daemon[DisplaySettings]):
+    """The hall board / counter screen daemon."""
+
+    role = "display"
+    settings_cls = DisplaySettings
+    node_config_model = BoardConfig
+
+    def __init__(
+        self,
+        settings: DisplaySettings,
+        *,
+        bus: Bus | None = None,
+        clock: Clock | None = None,
+        screen: Screen | None = None,
+    ) -> None:
+        super().__init__(settings, bus=bus, clock=clock)
+        import pygame
+
+        pygame.font.init()
+        self.site_labels = BoardLabels.from_site(settings.load_site()) if settings.site_file else BoardLabels()
+        self.labels = self.site_labels
+        cfg = self.board_config
+        now = self.clock.now()
+        self.model = BoardModel(now=now, last_calls=cfg.last_calls, highlight_s=cfg.highlight_s)
+        self.model.set_ticker(cfg.ticker)
+        self.renderer = BoardRenderer(config=cfg, labels=self.labels)
+        self.screen = screen
+        self._hub_session = -1
+        self._next_draw = 0.0
+        self._force_full = True  # next frame redraws everything (new screen, config, expose)
+        self._drawn_content: tuple[int, int] | None = None
+        self._received_at: float | None = None  # perf_counter of the first event not yet on screen
+        self.event_to_frame_ms: deque[float] = deque(maxlen=10_000)
+        self.frames = 0
+        self.last_frame: Frame | None = None
+        self._config_gen = 0
+
+    @property
+    def board_config(self) -> BoardConfig:
+        cur = self.node_config.current if self.node_config else self.settings.display
+        assert isinstance(cur, BoardConfig)
+        return cur
+
+    @classmethod
+    def default_node(cls, settings: DaemonSettings) -> str:
+        d = getattr(settings, "display", None)
+        if isinstance(d, BoardConfig) and d.layout == "counter" and d.counter is not None:
+            return f"display-counter-{d.counter}"
+        return "display-hall"
+
+    # ------------------------------------------------------------------ node config
+
+    def initial_node_config(self) -> dict[str, Any]:
+        return self.settings.display.model_dump(mode="json")
+
+    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+        """Themes, layout, ticker, timings: all applied live, no restart."""
+        assert isinstance(new, BoardConfig)
+        self.renderer.configure(config=new)
+        self.model.configure(last_calls=new.last_calls, highlight_s=new.highlight_s)
+        self.model.set_ticker(new.ticker)
+        self._config_gen += 1
+        self._force_full = True
+        return False
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        if self.screen is None:
+            self.screen = open_screen(self.settings, self.node)
+        t = self.bus.topics
+        self.bus.subscribe(t.state_hall(), self._on_hall)
+        self.bus.subscribe(f"{t.root}/state/counter/+", self._on_counter_state)
+        self.bus.subscribe(f"{t.root}/state/service/+", self._on_service_state)
+        self.bus.subscribe(f"{t.root}/event/ticket/+", self._on_ticket_event)
+        self.bus.subscribe(f"{t.root}/event/counter/+", self._on_counter_event)
+        self.bus.subscribe(t.status("hub"), self._on_hub_status)
+        self.bus.add_connect_hook(lambda: self.model.set_link(now=self.clock.now(), broker_connected=True))
+        self.bus.add_disconnect_hook(lambda: self.model.set_link(now=self.clock.now(), broker_connected=False))
+        self.draw(self.clock.now())  # "connecting…" at once, not a black screen
+
+    def teardown(self) -> None:
+        if self.screen is not None:
+            self.screen.close()
+
+    def health_details(self) -> dict[str, Any]:
+        lat = sorted(self.event_to_frame_ms)
+        return {
+            "layout": self.board_config.layout,
+            "screen": list(self.screen.size) if self.screen else None,
+            "driver": getattr(self.screen, "driver", "headless"),
+            "rev": self.model.rev,
+            "stale": self.model.stale,
+            "frames": self.frames,
+            "event_to_frame_ms_p50": round(lat[len(lat) // 2], 2) if lat else None,
+            "events": dict(self.model.stats),
+        }
+
+    # ------------------------------------------------------------------ inbound (owner thread)
+
+    def _mark_received(self) -> None:
+        if self._received_at is None:
+            self._received_at = time.perf_counter()
+
+    def _on_hall(self, msg: Inbound) -> None:
+        if not msg.payload:
+            return
+        hs = decode(HallState, msg.payload)
+        if not self.settings.site_file:  # no site file: the hub's names are all we have
+            self.labels = adapter.labels_from_hall(hs, self.site_labels)
+            self.renderer.configure(labels=self.labels)
+        outcome = self.model.load_snapshot(adapter.hall_snapshot(hs), now=self.clock.now())
+        log.info("hall state rev %s: %s", hs.rev, outcome.value)
+        self._mark_received()
+
+    def _on_counter_state(self, msg: Inbound) -> None:
+        if not msg.payload:
+            return
+        cs = decode(CounterState, msg.payload)
+        if self.model.set_counter(adapter.counter_view(cs), rev=cs.rev):
+            self._mark_received()
+
+    def _on_service_state(self, msg: Inbound) -> None:
+        if not msg.payload:
+            return
+        sid, waiting, rev = adapter.service_waiting(decode(ServiceState, msg.payload))
+        if self.model.set_waiting(sid, waiting, rev=rev):
+            self._mark_received()
+
+    def _on_ticket_event(self, msg: Inbound) -> None:
+        ev = decode(TicketEvent, msg.payload)
+        self._apply(adapter.ticket_event(ev))
+
+    def _on_counter_event(self, msg: Inbound) -> None:
+        ev = decode(CounterEvent, msg.payload)
+        self._apply(adapter.counter_event(ev))
+
+    def _apply(self, ev: Any) -> None:
+        outcome = self.model.apply(ev, now=self.clock.now())
+        if outcome in (Outcome.APPLIED, Outcome.GAP):
+            self._mark_received()
+        elif outcome is Outcome.HELD:
+            log.info("event rev %s arrived before rev %s: held", ev.rev, (self.model.rev or 0) + 1)
+
+    def _on_hub_status(self, msg: Inbound) -> None:
+        now = self.clock.now()
+        if not msg.payload:  # retained status cleared: nobody says the hub is there
+            self.model.set_link(now=now, hub_online=False)
+            return
+        st = decode(NodeStatus, msg.payload)
+        if st.online:
+            self._hub_session = max(self._hub_session, st.session)
+            self.model.set_link(now=now, hub_online=True)
+        elif st.session >= self._hub_session:
+            self.model.set_link(now=now, hub_online=False)
+        else:  # the late Will of an older connection: the hub is back already
+            log.info("ignoring hub offline of old session %s (online session %s)", st.session, self._hub_session)
+
+    def on_sim_press(self, press: SimPress) -> None:
+        if press.button in ("snapshot", "screenshot") and isinstance(self.screen, HeadlessScreen):
+            path = self.screen.write_frame()
+            log.info("snapshot written to %s", path)
+
+    # ------------------------------------------------------------------ resync
+
+    def _ask_resync(self, now: float) -> None:
+        req = Resync(request_id=new_request_id(), source=self.node, since_rev=self.model.rev)
+        log.warning("asking the hub to resync (board rev %s, gap %s)", self.model.rev, self.model.gap)
+        self.model.resync_requested(now)
+        self.bus.request(req, on_reply=self._on_resync_reply, timeout_s=2.0, attempts=2)
+
+    def _on_resync_reply(self, reply: Reply | None) -> None:
+        if reply is None or reply.status != "ok":
+            log.warning("resync not answered (%s); will ask again", reply.error if reply else "timeout")
+            return
+        hall = reply.data.get("hall") if isinstance(reply.data, dict) else None
+        if isinstance(hall, dict):  # the hub may put the snapshot in the reply; else it republishes state/hall
+            try:
+                hs = HallState.model_validate(hall)
+            except ValueError as exc:
+                raise BadPayload("invalid", f"resync reply hall: {exc}") from None
+            self.model.load_snapshot(adapter.hall_snapshot(hs), now=self.clock.now())
+            self._mark_received()
+
+    # ------------------------------------------------------------------ the frame loop
+
+    def _real_seconds(self, sim_seconds: float) -> float:
+        speed = self.clock.speed if isinstance(self.clock, ScaledClock) else 1.0
+        return sim_seconds / speed
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep on the bus inbox until the next redraw is due (at most MAX_IDLE_WAIT_S)."""
+        now = self.clock.now()
+        due = now if self._force_full else min(self._next_draw, self.renderer.next_redraw_at(self.model, now))
+        wait = min(max(0.0, self._real_seconds(due - now)), MAX_IDLE_WAIT_S, timeout if timeout > 0 else MAX_IDLE_WAIT_S)
+        if self._received_at is not None:
+            wait = 0.0
+        self.bus.process(timeout=wait)
+        if self.screen is not None:
+            for req in self.screen.pump():
+                if req == "quit":
+                    self.stop_event.set()
+                elif req == "redraw":
+                    self._force_full = True
+                elif req == "snapshot" and isinstance(self.screen, HeadlessScreen):
+                    self.screen.write_frame()
+
+    def tick(self, now: float) -> None:
+        self.model.tick(now)
+        if self.model.resync_due(now):
+            self._ask_resync(now)
+        if self.screen is None:
+            return
+        if self._force_full or now >= self._next_draw or self.renderer.needs_full_redraw(self.screen.surface, self.model, now):
+            self.draw(now)
+
+    def draw(self, now: float) -> Frame | None:
+        """Render and present one frame; a PNG is written (sim) when the content changed."""
+        if self.screen is None:
+            return None
+        frame = self.renderer.render(self.screen.surface, self.model, now, force=self._force_full)
+        self._force_full = False
+        content = (self.model.version, self._config_gen)
+        changed = content != self._drawn_content
+        self.screen.present(None if frame.full else frame.dirty, changed=changed)
+        self._drawn_content = content
+        if self._received_at is not None:
+            self.event_to_frame_ms.append((time.perf_counter() - self._received_at) * 1000)
+            self._received_at = None
+        self.frames += 1
+        self.last_frame = frame
+        self._next_draw = self.renderer.next_redraw_at(self.model, now)
+        return frame
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``displayd --config PATH``."""
+    try:
+        return DisplayDaemon.main(argv)
+    except DisplayUnavailable as exc:
+        # a black TV is worse than a restart: exit non-zero with the reason in the journal
+        log.error("%s", exc)
+        print(f"displayd: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

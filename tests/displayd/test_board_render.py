@@ -1,0 +1,257 @@
+"""What the hall sees: pictures of the board in each scenario, checked by region and glyph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygame
+import pytest
+
+from displayd.config import BoardConfig, BoardLabels
+from displayd.model import BoardEvent, BoardModel, Call, CounterView, HallSnapshot
+from displayd.render import BoardRenderer, Frame, TextBox
+from tests.displayd.conftest import NOW, hall_snapshot, live_board
+
+HC = BoardConfig().resolved_theme()  # the default high-contrast theme
+
+
+def called(rev: int, number: str, counter: int, service: str = "ho-tich") -> BoardEvent:
+    return BoardEvent(kind="called", rev=rev, number=number, service=service, counter=counter)
+
+
+def draw(model: BoardModel, labels: BoardLabels, size=(1920, 1080), now=NOW, config: BoardConfig | None = None,
+         png: Path | None = None) -> tuple[pygame.Surface, Frame, BoardRenderer]:
+    r = BoardRenderer(config=config or BoardConfig(), labels=labels)
+    surface = pygame.Surface(size)
+    frame = r.render(surface, model, now)
+    if png is not None:
+        pygame.image.save(surface, str(png))
+    return surface, frame, r
+
+
+def one(frame: Frame, role: str, counter: int | None = None) -> TextBox:
+    boxes = frame.find(role, counter)
+    assert len(boxes) == 1, f"{role}: {[b.text for b in boxes]}"
+    return boxes[0]
+
+
+def glyph_match(surface: pygame.Surface, box: TextBox) -> float:
+    """How well the pixels at ``box.rect`` match ``box.text`` rendered alone (IoU of the
+    ink masks): proves the text is really there, readable, at that place."""
+    font = pygame.font.Font(str(__import__("xephang.fonts", fromlist=["font_path"]).font_path(box.weight)), box.size)
+    alone = font.render(box.text, True, (255, 255, 255))
+    if box.ink:
+        alone = alone.subsurface(alone.get_bounding_rect()).copy()
+    want = pygame.mask.from_surface(alone, 128)
+    crop = surface.subsurface(box.rect).copy()
+    bg = surface.get_at((box.slot.x + 1, box.slot.y + 1))
+    near_bg = pygame.mask.from_threshold(crop, bg, (60, 60, 60, 255))
+    near_bg.invert()
+    got = near_bg
+    inter = want.overlap_area(got, (0, 0))
+    union = want.count() + got.count() - inter
+    return inter / union if union else 0.0
+
+
+def count_colour(surface: pygame.Surface, rect: pygame.Rect, colour) -> int:
+    crop = surface.subsurface(rect).copy()
+    return pygame.mask.from_threshold(crop, colour, (8, 8, 8, 255)).count()
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720)])
+def test_the_called_number_and_its_counter_appear_large_in_the_call_panel(labels, png_dir, size):
+    m = live_board()
+    m.apply(called(11, "4002", 4, "van-hoa-xa-hoi"), now=NOW)
+    surface, frame, _ = draw(m, labels, size, now=NOW + 0.1, png=png_dir / f"call_{size[0]}x{size[1]}.png")
+    panel = frame.regions["call"]
+    number, counter = one(frame, "call.number"), one(frame, "call.counter")
+    assert number.text == "4002" and counter.text == "đến Quầy 4"
+    assert panel.contains(number.rect) and panel.contains(counter.rect)
+    assert counter.rect.top >= number.rect.bottom - 2  # "đến Quầy 4" under the number
+    assert number.rect.h >= size[1] / 6  # readable from 10 m
+    assert glyph_match(surface, number) > 0.9
+    assert glyph_match(surface, counter) > 0.85
+    tile = one(frame, "tile.number", counter=4)
+    assert tile.text == "4002" and frame.regions["tiles"].contains(tile.rect)
+    assert glyph_match(surface, one(frame, "tile.label", counter=4)) > 0.85
+
+
+def test_an_unreachable_hub_shows_a_banner_and_the_numbers_stay_marked_stale(labels, png_dir):
+    m = live_board()
+    surface, frame, _ = draw(m, labels)
+    assert not frame.find("banner")
+    tile = one(frame, "tile.number", counter=1).rect
+    assert count_colour(surface, tile, HC.accent) > 1000  # live numbers in the accent colour
+
+    m.set_link(now=NOW, hub_online=False)
+    surface, frame, _ = draw(m, labels, png=png_dir / "hub_offline.png")
+    banner = one(frame, "banner")
+    assert banner.text.startswith("MÁY CHỦ XẾP HÀNG KHÔNG PHẢN HỒI")
+    assert surface.get_at(frame.regions["banner"].move(3, 3).topleft)[:3] == HC.banner_bg
+    assert glyph_match(surface, banner) > 0.85
+    assert one(frame, "tile.number", counter=1).text == "1023"  # the last known number stays
+    tile = one(frame, "tile.number", counter=1).rect
+    assert count_colour(surface, tile, HC.accent) == 0
+    assert count_colour(surface, tile, HC.stale) > 1000
+
+    m.set_link(now=NOW, broker_connected=False)
+    _, frame, _ = draw(m, labels)
+    assert one(frame, "banner").text.startswith("MẤT KẾT NỐI")
+
+
+def test_a_rebooted_board_does_not_replay_the_last_call(labels, png_dir):
+    live = live_board()
+    live.apply(called(11, "4002", 4, "van-hoa-xa-hoi"), now=NOW)
+    snap = hall_snapshot(rev=11)
+    rebooted = BoardModel(now=NOW + 1)
+    rebooted.set_link(now=NOW + 1, broker_connected=True, hub_online=True)
+    rebooted.load_snapshot(HallSnapshot(rev=11, counters=(*snap.counters[:3], CounterView(4, "open", "4002", "van-hoa-xa-hoi")),
+                                        waiting=snap.waiting, last_calls=(Call("4002", 4, "van-hoa-xa-hoi"), *snap.last_calls)), now=NOW + 1)
+    s_live, f_live, _ = draw(live, labels, now=NOW + 0.1)
+    corner = f_live.regions["call"].move(8, 8).topleft
+    assert s_live.get_at(corner)[:3] == HC.highlight_bg  # the live call blinks
+    for t in (NOW + 1.1, NOW + 1.6, NOW + 2.1):  # every blink phase
+        s, f, _ = draw(rebooted, labels, now=t, png=png_dir / "rebooted.png")
+        assert one(f, "call.number").text == "4002"
+        assert s.get_at(corner)[:3] == HC.panel_bg
+
+
+def test_the_newest_call_blinks_for_the_configured_time_then_stays_steady(labels):
+    cfg = BoardConfig(highlight_s=6, blink_period_s=1.0)
+    m = live_board(highlight_s=cfg.highlight_s)
+    m.apply(called(11, "1024", 1), now=NOW)
+    colours = []
+    for t in (0.1, 0.6, 1.1, 1.6, 7.0):
+        s, f, _ = draw(m, labels, now=NOW + t, config=cfg)
+        colours.append(s.get_at(f.regions["call"].move(8, 8).topleft)[:3])
+    assert colours == [HC.highlight_bg, HC.panel_bg, HC.highlight_bg, HC.panel_bg, HC.panel_bg]
+
+
+def test_a_burst_of_ten_calls_ends_in_the_right_picture(labels, png_dir):
+    m = live_board(last_calls=4)
+    r = BoardRenderer(config=BoardConfig(last_calls=4), labels=labels)
+    surface = pygame.Surface((1920, 1080))
+    for i in range(10):  # 10 calls within a second, a frame after each
+        m.apply(called(11 + i, f"{1024 + i}", 1 + i % 4), now=NOW + i * 0.1)
+        frame = r.render(surface, m, NOW + i * 0.1 + 0.05)
+    pygame.image.save(surface, str(png_dir / "burst.png"))
+    assert one(frame, "call.number").text == "1033"
+    assert one(frame, "call.counter").text == "đến Quầy 2"
+    assert frame.text("recent.number") == ["1032", "1031", "1030"]
+    assert frame.text("recent.counter") == ["Quầy 1", "Quầy 4", "Quầy 3"]
+    tiles = {b.counter: b.text for b in frame.find("tile.number")}
+    assert tiles == {1: "1032", 2: "1033", 3: "1030", 4: "1031"}
+    assert glyph_match(surface, one(frame, "call.number")) > 0.9
+
+
+def test_paused_and_closed_counters_are_marked(labels):
+    m = live_board()
+    surface, frame, _ = draw(m, labels)
+    states = {b.counter: b.text for b in frame.find("tile.state")}
+    assert states == {2: "Tạm dừng", 4: "Đã đóng"}
+    assert glyph_match(surface, one(frame, "tile.state", counter=2)) > 0.8
+    assert count_colour(surface, one(frame, "tile.number", counter=2).rect, HC.paused) > 500
+
+
+def long_labels() -> BoardLabels:
+    long = "Đăng ký khai sinh, kết hôn, khai tử và các thủ tục hộ tịch có yếu tố nước ngoài"
+    return BoardLabels(
+        centre_vi="Trung tâm Phục vụ hành chính công xã Tường Linh, huyện Bảo Yên, tỉnh Lào Cai (cơ sở 2)",
+        services={f"s{i}": (long[: 40 + i * 5], "Service") for i in range(6)},
+        counters={n: (f"Quầy {n}", f"Counter {n}") for n in range(1, 9)},
+    )
+
+
+def long_board() -> BoardModel:
+    m = BoardModel(now=NOW)
+    m.set_link(now=NOW, broker_connected=True, hub_online=True)
+    m.load_snapshot(HallSnapshot(
+        rev=1,
+        counters=tuple(CounterView(n, "paused" if n == 5 else "open", f"{n}0{n}7", f"s{n % 6}") for n in range(1, 9)),
+        waiting={f"s{i}": 10 + i for i in range(6)},
+        last_calls=tuple(Call(f"{n}0{n}7", n, f"s{n % 6}") for n in range(1, 6)),
+    ), now=NOW)
+    m.set_ticker("Xin quý công dân vui lòng chuẩn bị đầy đủ giấy tờ trước khi đến quầy. " * 3)
+    return m
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720), (1024, 768), (1080, 1920), (800, 480)])
+@pytest.mark.parametrize("case", ["example", "long"])
+def test_every_text_fits_its_slot_at_every_screen_size(labels, png_dir, size, case):
+    if case == "long":
+        m, lab = long_board(), long_labels()
+    else:
+        m, lab = live_board(), labels
+        m.apply(called(11, "4002", 4, "van-hoa-xa-hoi"), now=NOW)
+    surface, frame, _ = draw(m, lab, size, now=NOW + 0.1, png=png_dir / f"fit_{case}_{size[0]}x{size[1]}.png")
+    screen = surface.get_rect()
+    assert frame.boxes
+    for b in frame.boxes:
+        assert screen.contains(b.slot), (b.role, b.slot)
+        assert b.fits, (b.role, b.text, b.rect, b.slot)
+    if case == "long":
+        assert any(b.ellipsized and b.text.endswith("…") for b in frame.boxes)  # long names cut, visibly
+        assert len(frame.find("tile.number")) == 8
+    if size in ((1920, 1080), (1280, 720)):
+        assert one(frame, "call.number").rect.h >= size[1] / 6
+
+
+def test_the_counter_screen_shows_one_counter_huge(labels, png_dir):
+    m = live_board()
+    surface, frame, _ = draw(m, labels, (1280, 720), config=BoardConfig(layout="counter", counter=3),
+                             png=png_dir / "counter3.png")
+    number = one(frame, "counter.number")
+    assert number.text == "2011" and number.rect.h >= 720 * 0.35
+    assert one(frame, "counter.label").text == "Quầy 3"
+    assert glyph_match(surface, number) > 0.9
+    _, frame, _ = draw(m, labels, (1280, 720), config=BoardConfig(layout="counter", counter=2))
+    assert one(frame, "counter.foot").text == "Tạm dừng"
+
+
+def test_header_shows_the_centre_and_the_vietnamese_date_and_time(labels):
+    surface, frame, _ = draw(live_board(), labels)
+    assert one(frame, "header.clock").text == "Thứ Năm, 19/11/2026 08:05"
+    assert one(frame, "header.name").text == "Trung tâm Phục vụ hành chính công xã Tường Linh"
+    assert glyph_match(surface, one(frame, "header.clock")) > 0.85
+    _, frame, _ = draw(live_board(), labels, config=BoardConfig(lang="en"))
+    assert one(frame, "header.clock").text == "Thursday, 19/11/2026 08:05"
+
+
+def test_redraws_only_when_something_changes(labels):
+    m = live_board()
+    r = BoardRenderer(config=BoardConfig(blink_period_s=1.0, highlight_s=5), labels=labels)
+    surface = pygame.Surface((1280, 720))
+    r.render(surface, m, NOW + 1)
+    assert r.next_redraw_at(m, NOW + 1) == NOW + 60  # idle: only the clock's next minute
+    assert not r.needs_full_redraw(surface, m, NOW + 30)
+    assert r.needs_full_redraw(surface, m, NOW + 60)
+    m.apply(called(11, "1024", 1), now=NOW + 2)
+    assert r.needs_full_redraw(surface, m, NOW + 2)
+    r.render(surface, m, NOW + 2)
+    assert r.next_redraw_at(m, NOW + 2) == NOW + 2.5  # the next blink flip
+    assert r.next_redraw_at(m, NOW + 6.8) == NOW + 7  # then the highlight's end
+    m.set_ticker("Chào mừng quý công dân")
+    frame = r.render(surface, m, NOW + 7.5)
+    assert frame.full
+    assert r.next_redraw_at(m, NOW + 7.5) == pytest.approx(NOW + 7.5 + 1 / 30)
+    frame = r.render(surface, m, NOW + 7.6)  # only the ticker moved
+    assert not frame.full and frame.dirty == [frame.regions["ticker"]]
+
+
+def test_a_pushed_theme_changes_the_picture(labels):
+    m = live_board()
+    surface, frame, r = draw(m, labels)
+    gap = (2, frame.regions["header"].bottom + 3)  # the margin between header and panels
+    assert surface.get_at(gap)[:3] == HC.bg
+    r.configure(config=BoardConfig(theme="light", colours={"accent": "#aa0000"}))
+    frame = r.render(surface, m, NOW)
+    assert frame.full
+    assert surface.get_at(gap)[:3] == (255, 255, 255)
+    assert count_colour(surface, one(frame, "tile.number", counter=1).rect, (170, 0, 0)) > 500
+
+
+def test_bad_board_options_are_refused_all_at_once():
+    with pytest.raises(ValueError) as err:
+        BoardConfig.model_validate({"layout": "counter", "theme": "pink", "colours": {"acent": "#fff000"}, "speed": 1})
+    text = str(err.value)
+    assert "theme" in text and "colours" in text and "speed" in text
