@@ -206,6 +206,15 @@ class Scheduler:
             return self.playing
         return None
 
+    def drop_stale(self, now: float) -> int:
+        """Drop waiting calls that are too old (e.g. while the speaker is missing); returns how many."""
+        stale = [k for k, c in self._queue.items() if self._is_stale(c, now)]
+        for k in stale:
+            call = self._queue.pop(k)
+            self.stats.stale += 1
+            log.warning("dropped ticket %s%s: too old to say (%.0f s)", call.prefix, call.number, now - call.at)
+        return len(stale)
+
     def finished(self) -> None:
         """The current announcement has ended (or failed): the next may start."""
         if self.playing is not None:

@@ -10,6 +10,7 @@ words get a pitch nudge in the direction of their tone.  Tune with bench/voice_i
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -114,8 +115,8 @@ def espeak_version() -> str:
     if not exe:
         return ""
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
-    words = proc.stdout.split()
-    return " ".join(words[:3]) if words else "espeak-ng"
+    m = re.search(r"(\d+\.\d+[\w.+-]*)", proc.stdout)  # "eSpeak NG text-to-speech: 1.51  Data at: …"
+    return f"eSpeak NG {m.group(1)}" if m else "espeak-ng"
 
 
 def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialect: str = "north",

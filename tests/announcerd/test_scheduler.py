@@ -124,3 +124,11 @@ def test_event_payloads_are_parsed_leniently_but_not_blindly() -> None:
         CallEvent.from_payload({"event_id": "x", "rev": 1, "at": 0, "ticket": {"number": "1"}}, kind="called")
     with pytest.raises(ValueError):
         CallEvent.from_payload({"rev": 1}, kind="called")
+
+
+def test_calls_waiting_for_a_missing_speaker_are_dropped_when_too_old() -> None:
+    s = Scheduler(max_age_s=30)
+    s.offer(call(1, 1001, at=T0), T0)
+    s.offer(call(2, 1002, at=T0 + 20), T0 + 20)
+    assert s.drop_stale(T0 + 40) == 1
+    assert [c.number for c in s.waiting] == [1002]

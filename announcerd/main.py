@@ -1,0 +1,286 @@
+"""announcerd: the hall speaker.  Chime + Vietnamese phrase for every call, one at a time.
+
+Listens to ``event/ticket/called`` and ``event/ticket/recalled`` only (events are never
+retained, so a rebooting speaker never replays old calls), feeds the pure
+:class:`~announcerd.scheduler.Scheduler`, composes each announcement into one buffer and hands
+it to the :class:`~announcerd.player.Player`.  No audio device → a retained ``audio-missing``
+alert; the daemon stays up, retries, and plays again when the device appears.
+
+    announcerd --config /etc/xephang/announcerd.toml
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from announcerd.compose import Composer
+from announcerd.numbers import ReadingOptions
+from announcerd.player import AudioError, AudioMissing, Player
+from announcerd.scheduler import CallEvent, QuietHours, Scheduler
+from announcerd.voice_cli import default_pack_dir, ensure_default_pack
+from announcerd.voicepack import InvalidPack, VoicePack, load_pack, phrase_parts
+from xephang.bus import Inbound
+from xephang.contract import BadPayload, TicketEvent, decode
+from xephang.daemon import Daemon
+from xephang.settings import DaemonSettings
+
+log = logging.getLogger(__name__)
+
+CALL_KINDS = ("called", "recalled")
+
+
+class QuietPeriod(BaseModel):
+    """A time of day when the hall speaker is quieter (lunch, early morning)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: dtime = Field(description="local time, e.g. \"11:30\"")
+    end: dtime = Field(description="local time; may be earlier than start (wraps midnight)")
+    volume: float = Field(ge=0, le=1)
+
+
+class AnnouncerConfig(BaseModel):
+    """The announcer's node config (local file, or pushed by a technician over MQTT)."""
+
+    model_config = ConfigDict(extra="forbid")
+    voice_pack: Path | None = Field(default=None, description="pack folder; empty = the generated espeak-ng pack in state_dir/voice")
+    language: Literal["vi", "en"] = "vi"
+    dialect: Literal["north", "south"] = Field(default="north", description="north: nghìn, lẻ; south: ngàn, linh")
+    zero_word: Literal["lẻ", "linh"] | None = Field(default=None, description="101 = một trăm lẻ/linh một; empty = by dialect")
+    four_as_tu: bool = Field(default=False, description="24 = hai mươi tư")
+    digit_by_digit: bool = Field(default=False, description="1023 = một không hai ba")
+    repeats: int = Field(default=2, ge=1, le=5, description="times the phrase is said")
+    chime_each_repeat: bool = False
+    max_age_s: float = Field(default=90, ge=5, le=3600, description="a call older than this is dropped, not said late")
+    volume: float = Field(default=1.0, ge=0, le=1)
+    quiet_hours: list[QuietPeriod] = Field(default_factory=list)
+    word_gap_ms: int | None = Field(default=None, ge=0, le=1000, description="empty = the pack's own")
+    phrase_gap_ms: int | None = Field(default=None, ge=0, le=2000, description="empty = the pack's own")
+    audio_driver: str | None = Field(default=None, description="SDL audio driver (alsa, pulseaudio, pipewire); empty = SDL's choice")
+    audio_device: str | None = Field(default=None, description="SDL audio device name; empty = default")
+    retry_s: float = Field(default=10, ge=1, le=600, description="retry a missing audio device this often")
+
+    @model_validator(mode="after")
+    def _check(self) -> AnnouncerConfig:
+        if self.language == "en" and self.dialect == "south":
+            raise ValueError("dialect applies to Vietnamese only")
+        return self
+
+    def reading(self) -> ReadingOptions:
+        return ReadingOptions(dialect=self.dialect, zero_word=self.zero_word, four_as_tu=self.four_as_tu,
+                              digit_by_digit=self.digit_by_digit)
+
+
+class AnnouncerSettings(DaemonSettings):
+    announcer: AnnouncerConfig = AnnouncerConfig()
+
+
+class Announcer(Daemon[AnnouncerSettings]):
+    """announcerd — the hall speaker."""
+
+    role = "announcer"
+    settings_cls = AnnouncerSettings
+    node_config_model = AnnouncerConfig
+    tick_interval_s = 0.2
+
+    def __init__(self, settings: AnnouncerSettings, **kw: Any) -> None:
+        super().__init__(settings, **kw)
+        self.pack: VoicePack | None = None
+        self.composer: Composer | None = None
+        self.player: Player | None = None
+        self.scheduler = Scheduler()
+        self.latencies: deque[float] = deque(maxlen=200)  # event handled → buffer handed to the device, s
+        self.compose_ms: deque[float] = deque(maxlen=200)
+        self._received: dict[int, float] = {}
+        self.last_played: list[CallEvent] = []  # for tests and health (bounded)
+
+    @classmethod
+    def default_node(cls, settings: DaemonSettings) -> str:
+        return "announcer-hall"
+
+    @property
+    def config(self) -> AnnouncerConfig:
+        return self.node_config.current if self.node_config else self.settings.announcer  # type: ignore[return-value]
+
+    def initial_node_config(self) -> dict[str, Any]:
+        return self.settings.announcer.model_dump(mode="json")
+
+    # ---- setup -----------------------------------------------------------------------------
+    def setup(self) -> None:
+        self._configure(self.config, None)
+        for kind in CALL_KINDS:
+            self.bus.subscribe(self.bus.topics.event("ticket", kind), self._on_call)
+
+    def _pack_path(self, cfg: AnnouncerConfig) -> Path:
+        if cfg.voice_pack:
+            return cfg.voice_pack
+        return default_pack_dir(self.settings.state_dir, language=cfg.language, dialect=cfg.dialect)
+
+    def _load_pack(self, cfg: AnnouncerConfig) -> VoicePack | None:
+        path = self._pack_path(cfg)
+        try:
+            if not cfg.voice_pack:
+                ensure_default_pack(path, language=cfg.language, dialect=cfg.dialect)
+            pack = load_pack(path, options=cfg.reading())
+        except (InvalidPack, RuntimeError, OSError) as exc:
+            log.error("voice pack unusable: %s", exc)
+            self.raise_alert("voice-pack", f"Gói giọng đọc không dùng được: {str(exc)[:200]}",
+                             f"Voice pack unusable: {str(exc)[:200]}", "critical")
+            return None
+        self.clear_alert("voice-pack")
+        return pack
+
+    def _configure(self, cfg: AnnouncerConfig, old: AnnouncerConfig | None) -> None:
+        pack_changed = old is None or any(getattr(cfg, k) != getattr(old, k) for k in
+                                          ("voice_pack", "language", "dialect", "zero_word", "four_as_tu"))
+        if pack_changed:
+            self.pack = self._load_pack(cfg)
+        quiet = tuple(QuietHours(start=q.start, end=q.end, volume=q.volume) for q in cfg.quiet_hours)
+        self.scheduler = self.scheduler.with_policy(max_age_s=cfg.max_age_s, volume=cfg.volume, quiet_hours=quiet)
+        self.composer = None
+        if self.pack is not None:
+            self.composer = Composer(self.pack, repeats=cfg.repeats, chime_each_repeat=cfg.chime_each_repeat,
+                                     word_gap_ms=cfg.word_gap_ms, phrase_gap_ms=cfg.phrase_gap_ms)
+        rate = self.pack.sample_rate if self.pack else 22050
+        device_changed = old is None or (cfg.audio_driver, cfg.audio_device) != (old.audio_driver, old.audio_device)
+        if self.player is None or device_changed or self.player.sample_rate != rate:
+            if self.player is not None and self.player.busy():
+                self.scheduler.requeue_playing()
+            if self.player is not None:
+                self.player.close()
+            sim_dir = None
+            if self.settings.sim:
+                sim_dir = (self.settings.sim_out or Path(self.settings.state_dir) / "sim") / self.node
+            self.player = Player(sample_rate=rate, driver=cfg.audio_driver, device=cfg.audio_device,
+                                 sim_dir=sim_dir, retry_s=cfg.retry_s)
+            if not self.settings.sim:
+                self.player.ensure_open(self.clock.monotonic())
+                self._sync_audio_alert()
+        else:
+            self.player.retry_s = cfg.retry_s
+
+    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+        assert isinstance(new, AnnouncerConfig)
+        self._configure(new, old if isinstance(old, AnnouncerConfig) else None)
+        return False  # everything applies live
+
+    def teardown(self) -> None:
+        if self.player is not None:
+            self.player.close()
+
+    # ---- events ----------------------------------------------------------------------------
+    def _on_call(self, msg: Inbound) -> None:
+        received = time.monotonic()
+        if msg.retain:
+            # a retained call would replay on every reconnect: never speak one
+            log.warning("ignored a retained message on %s", msg.topic)
+            return
+        event = decode(TicketEvent, msg.payload)
+        kind = msg.topic.rsplit("/", 1)[-1]
+        if kind not in CALL_KINDS or (event.kind and event.kind != kind):
+            raise BadPayload("wrong-kind", f"event kind {event.kind!r} on topic {msg.topic}")
+        call = _call_from_event(event, kind)  # type: ignore[arg-type]
+        verdict = self.scheduler.offer(call, self.clock.now())
+        log.info("%s ticket %s counter %s (rev %s): %s", kind, event.ticket.display, call.counter, call.rev, verdict)
+        if verdict == "queued":
+            self._received[call.rev] = received
+        self._play_next()
+
+    def _play_next(self) -> None:
+        if self.player is None or self.composer is None or self.player.busy():
+            return
+        now = self.clock.now()
+        if not self.player.ensure_open(self.clock.monotonic()):
+            self._sync_audio_alert()
+            self.scheduler.drop_stale(now)  # never say them late when the device returns
+            return
+        job = self.scheduler.next_job(now)
+        if job is None:
+            return
+        call = job.call
+        t0 = time.perf_counter()
+        try:
+            parts = phrase_parts(self.config.language, number=call.number, counter=call.counter, prefix=call.prefix,
+                                 options=self.config.reading())
+            ann = self.composer.compose(parts)
+        except (KeyError, ValueError) as exc:
+            log.error("cannot compose ticket %s%s counter %s: %s", call.prefix, call.number, call.counter, exc)
+            self.scheduler.finished()
+            return
+        self.compose_ms.append((time.perf_counter() - t0) * 1000)
+        try:
+            started = self.player.start(ann, volume=job.volume, label=f"{call.prefix}{call.number}-quay-{call.counter}")
+        except AudioMissing:
+            self.scheduler.requeue_playing()
+            self._sync_audio_alert()
+            return
+        except AudioError as exc:
+            log.error("audio error: %s", exc)
+            self.scheduler.requeue_playing()
+            return
+        received = self._received.pop(call.rev, None)
+        if received is not None:
+            self.latencies.append(started.monotonic - received)
+        self._sync_audio_alert()
+        self.last_played = (self.last_played + [call])[-50:]
+        log.info("speaking ticket %s%s → counter %s (%.1f s, volume %.2f)", call.prefix, call.number, call.counter,
+                 ann.duration_s, job.volume)
+
+    def _sync_audio_alert(self) -> None:
+        if self.player is None:
+            return
+        if self.player.state == "audio-missing":
+            self.raise_alert("audio-missing", "Không có thiết bị âm thanh: loa gọi số không phát được.",
+                             f"No audio device: the hall speaker cannot play ({self.player.last_error[:120]}).",
+                             "critical")
+        else:
+            self.clear_alert("audio-missing")
+
+    # ---- the loop --------------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        if self.player is not None and self.player.poll():
+            self.scheduler.finished()
+        self._play_next()
+
+    def wait_for_work(self, timeout: float) -> None:
+        # while speaking, look more often for the end so the next call follows promptly
+        busy = self.player is not None and self.player.state == "playing"
+        self.bus.process(timeout=min(timeout, 0.02) if busy else timeout)
+
+    def health_details(self) -> dict[str, Any]:
+        st = self.scheduler.stats
+        lat = sorted(self.latencies)
+        return {
+            "audio": self.player.state if self.player else "none",
+            "audio_error": self.player.last_error if self.player else "",
+            "voice_pack": self.pack.manifest.name if self.pack else None,
+            "waiting": len(self.scheduler.waiting),
+            "played": st.played, "stale": st.stale, "duplicate": st.duplicate, "merged": st.merged,
+            "latency_p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
+        }
+
+
+def _call_from_event(event: TicketEvent, kind: Literal["called", "recalled"]) -> CallEvent:
+    t = event.ticket
+    counter = event.counter if event.counter is not None else t.counter
+    if counter is None:
+        raise BadPayload("no-counter", f"{kind} event rev {event.rev} names no counter")
+    prefix = t.display[:1] if t.display[:1].isalpha() else ""
+    return CallEvent(event_id=event.event_id, rev=event.rev, at=event.at, kind=kind, number=t.number,
+                     counter=counter, service=t.service, prefix=prefix.upper())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``announcerd``."""
+    return Announcer.main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
