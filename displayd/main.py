@@ -241,7 +241,10 @@ class DisplayDaemon(Daemon[DisplaySettings]):
     # ------------------------------------------------------------------ resync
 
     def _ask_resync(self, now: float) -> None:
-        req = Resync(request_id=new_request_id(), source=self.node, since_rev=self.model.rev)
+        gap = self.model.gap
+        # the last rev up to which the board has seen everything (not the newest it applied)
+        since = gap[0] - 1 if gap is not None else self.model.rev
+        req = Resync(request_id=new_request_id(), source=self.node, since_rev=since)
         log.warning("asking the hub to resync (board rev %s, gap %s)", self.model.rev, self.model.gap)
         self.model.resync_requested(now)
         self.bus.request(req, on_reply=self._on_resync_reply, timeout_s=2.0, attempts=2)
@@ -269,7 +272,7 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         """Sleep on the bus inbox until the next redraw is due (at most MAX_IDLE_WAIT_S)."""
         now = self.clock.now()
         due = now if self._force_full else min(self._next_draw, self.renderer.next_redraw_at(self.model, now))
-        wait = min(max(0.0, self._real_seconds(due - now)), MAX_IDLE_WAIT_S, timeout if timeout > 0 else MAX_IDLE_WAIT_S)
+        wait = min(max(0.0, self._real_seconds(due - now)), MAX_IDLE_WAIT_S, max(0.0, timeout))
         if self._received_at is not None:
             wait = 0.0
         self.bus.process(timeout=wait)
