@@ -114,6 +114,15 @@ class Topics:
     def all_events(self) -> str:
         return f"{self.root}/event/#"
 
+    def ticket_events(self) -> str:
+        return f"{self.root}/event/ticket/+"
+
+    def counter_events(self) -> str:
+        return f"{self.root}/event/counter/+"
+
+    def all_alerts(self) -> str:
+        return f"{self.root}/node/+/alert/+"
+
     def all_requests(self) -> str:
         return f"{self.root}/req/hub/+"
 

@@ -1,0 +1,564 @@
+"""The queue engine: the hub's pure core.
+
+State + command → new state + events. No I/O and no clock reads: every command takes
+``now`` (hub clock, epoch seconds). The ledger persists what a command changed
+(``Outcome``) and rebuilds the engine from its tables after a restart.
+
+Rules (docs/queue-rules.md has the long form):
+- Numbers: each service owns a band; the first ticket of a service day gets the band's
+  first number; a number is never reused within a service day. The day turns at the
+  site's ``daily_reset`` local time; history is kept, waiting tickets of the old day
+  expire.
+- Call order for a counter: (1) any ticket waiting longer than ``max_wait_min`` in the
+  counter's services goes first, oldest arrival first; (2) otherwise, in the counter's
+  service order, the first service with someone waiting: priority tickets first, but
+  after ``priority_per_normal`` priority calls in a row a waiting normal ticket is called;
+  (3) within a class, oldest arrival first. A transfer keeps the original arrival time.
+- Next while serving finishes the current ticket (flagged as inferred). Pause while
+  serving does the same. Next on a paused counter resumes it.
+- A rating binds to the ticket the counter finished last, within ``rating_window_s``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from xephang.site import Site, format_number
+
+LAST_CALLS = 10
+EWMA_ALPHA = 0.2
+
+
+class CommandError(Exception):
+    """A command the engine refuses; ``code`` goes into the error reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Ticket:
+    id: int
+    day: str
+    service: str
+    number: int
+    display: str
+    priority_group: str | None
+    issued_at: float
+    arrival_at: float  # queue position; kept across transfers
+    first_service: str
+    state: str = "waiting"  # waiting | called | done | no-show | voided | expired
+    counter: int | None = None
+    called_at: float | None = None  # first call: the end of the wait
+    last_called_at: float | None = None
+    recalls: int = 0
+    finished_at: float | None = None
+    finish_inferred: bool = False
+    requeued: int = 0
+    transfers: int = 0
+    rating: int | None = None
+    rated_at: float | None = None
+    void_reason: str | None = None
+    clock_jump: bool = False
+
+    def info(self) -> dict[str, Any]:
+        """The contract's TicketInfo as a dict."""
+        return {
+            "id": self.id, "day": self.day, "number": self.number, "display": self.display,
+            "service": self.service, "priority_group": self.priority_group, "issued_at": self.issued_at,
+            "state": self.state, "counter": self.counter, "called_at": self.called_at, "recalls": self.recalls,
+        }
+
+
+@dataclass
+class Visit:
+    """One call of a ticket at a counter until it ends (served, no-show, transferred)."""
+
+    id: int
+    ticket_id: int
+    day: str
+    counter: int
+    officer: str
+    service: str
+    called_at: float
+    ended_at: float | None = None
+    outcome: str | None = None  # served | no-show | transferred | expired
+    inferred: bool = False
+    recalls: int = 0
+
+
+@dataclass
+class CounterRt:
+    number: int
+    state: str = "closed"  # open | paused | closed
+    pause_reason: str | None = None
+    serving: int | None = None  # ticket id
+    visit_id: int | None = None
+    last_finished_ticket: int | None = None
+    last_finished_at: float | None = None
+    pause_id: int | None = None
+
+
+@dataclass
+class Pause:
+    id: int
+    counter: int
+    day: str
+    started_at: float
+    ended_at: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class Event:
+    rev: int
+    event_id: str
+    at: float
+    family: str  # ticket | counter
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    """What one command changed: the ledger writes exactly this."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    tickets: set[int] = field(default_factory=set)
+    visits: set[int] = field(default_factory=set)
+    counters: set[int] = field(default_factory=set)
+    pauses: set[int] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
+    sequences: set[tuple[str, str]] = field(default_factory=set)
+
+    def merge(self, other: Outcome) -> None:
+        self.events += other.events
+        for name in ("tickets", "visits", "counters", "pauses", "services", "sequences"):
+            getattr(self, name).update(getattr(other, name))
+
+
+class QueueEngine:
+    """The queue of one site. Mutates itself; returns an ``Outcome`` per command."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.tz = ZoneInfo(site.site.timezone)
+        self.rev = 0
+        self.day = ""
+        self.tickets: dict[int, Ticket] = {}  # open tickets (waiting/called) + recently finished
+        self.visits: dict[int, Visit] = {}  # open visits + recently ended
+        self.counters: dict[int, CounterRt] = {c.number: CounterRt(c.number) for c in site.counters}
+        self.pauses: dict[int, Pause] = {}
+        self.sequences: dict[tuple[str, str], int] = {}  # (day, service) -> last number issued
+        self.streak: dict[str, int] = {}  # service -> priority calls in a row
+        self.service_ewma: dict[str, float] = {s.id: s.mean_service_min * 60 for s in site.services}
+        self.last_calls: list[dict[str, Any]] = []
+        self.next_ticket_id = 1
+        self.next_visit_id = 1
+        self.next_pause_id = 1
+        self.last_now = 0.0
+        self.services = {s.id: s for s in site.services}
+
+    # ------------------------------------------------------------------ helpers
+    def service_day(self, now: float) -> str:
+        """Local date after subtracting the reset time: tickets before 04:00 belong to yesterday."""
+        r = self.site.site.daily_reset
+        local = datetime.fromtimestamp(now, self.tz) - timedelta(hours=r.hour, minutes=r.minute, seconds=r.second)
+        return local.date().isoformat()
+
+    def _event(self, out: Outcome, now: float, family: str, kind: str, **payload: Any) -> None:
+        self.rev += 1
+        ev = Event(self.rev, uuid.uuid4().hex, now, family, kind, payload)
+        out.events.append(ev)
+
+    def _ticket_event(self, out: Outcome, now: float, kind: str, t: Ticket, **extra: Any) -> None:
+        svc = self.services.get(t.service)
+        c = self.site.counter(t.counter) if t.counter is not None else None
+        self._event(out, now, "ticket", kind, ticket=t.info(), counter=t.counter,
+                    counter_label=c.label("vi") if c else None,
+                    service_name_vi=svc.name_vi if svc else None,
+                    service_name_en=svc.name_en if svc else None, **extra)
+        out.tickets.add(t.id)
+        out.services.add(t.service)
+
+    def waiting(self, services: tuple[str, ...] | list[str] | None = None) -> list[Ticket]:
+        ws = [t for t in self.tickets.values() if t.state == "waiting" and (services is None or t.service in services)]
+        ws.sort(key=lambda t: (t.arrival_at, t.id))
+        return ws
+
+    def _counter(self, number: int) -> CounterRt:
+        if number not in self.counters:
+            raise CommandError("unknown-counter", f"counter {number} is not in the site config")
+        return self.counters[number]
+
+    def _serving(self, c: CounterRt) -> Ticket:
+        if c.serving is None or c.serving not in self.tickets:
+            raise CommandError("not-serving", f"counter {c.number} is not serving anyone")
+        return self.tickets[c.serving]
+
+    def _tick_time(self, now: float, out: Outcome) -> None:
+        # a clock that jumps (no RTC, late NTP) makes open tickets' durations unreliable: flag them
+        if self.last_now and (now < self.last_now - 5 or now > self.last_now + 6 * 3600):
+            for t in self.tickets.values():
+                if t.state in ("waiting", "called") and not t.clock_jump:
+                    t.clock_jump = True
+                    out.tickets.add(t.id)
+        self.last_now = max(self.last_now, now) if now >= self.last_now - 5 else now
+        out.merge(self.roll_day(now))
+
+    def estimate(self, service: str, ahead: int) -> float:
+        """Estimated wait in minutes for someone with ``ahead`` people before them."""
+        open_counters = [c for c in self.site.counters if service in c.services
+                         and self.counters[c.number].state != "paused"]
+        n = max(1, len(open_counters))
+        busy = sum(1 for c in open_counters if self.counters[c.number].serving is not None)
+        if ahead == 0 and busy < len(open_counters):
+            return 0.0
+        return round((ahead + (1 if busy >= n else 0) * 0.5) * self.service_ewma[service] / n / 60, 1)
+
+    def people_ahead(self, t: Ticket) -> int:
+        ws = self.waiting([t.service])
+        if t.priority_group:
+            return sum(1 for w in ws if w.priority_group and (w.arrival_at, w.id) < (t.arrival_at, t.id))
+        return sum(1 for w in ws if (w.arrival_at, w.id) < (t.arrival_at, t.id) or w.priority_group)
+
+    # ------------------------------------------------------------------ day
+    def roll_day(self, now: float) -> Outcome:
+        """Start a new service day when the reset time has passed; history is kept."""
+        out = Outcome()
+        day = self.service_day(now)
+        if day == self.day:
+            return out
+        old = self.day
+        self.day = day
+        if not old:
+            return out
+        for c in self.counters.values():
+            if c.serving is not None:
+                self._end_visit(out, c, now, "served", inferred=True)
+            if c.state == "paused":
+                self._end_pause(out, c, now)
+            if c.state != "closed":
+                c.state, c.pause_reason = "closed", None
+                out.counters.add(c.number)
+            c.last_finished_ticket = c.last_finished_at = None
+        for t in self.waiting():
+            t.state = "expired"
+            t.finished_at = now
+            self._ticket_event(out, now, "expired", t, reason="day-end")
+        self.streak.clear()
+        self.last_calls = []
+        self._prune()
+        return out
+
+    def _prune(self) -> None:
+        """Forget closed tickets and visits from memory (the ledger keeps them)."""
+        for tid in [i for i, t in self.tickets.items() if t.state not in ("waiting", "called")]:
+            if not any(c.last_finished_ticket == tid for c in self.counters.values()):
+                del self.tickets[tid]
+        for vid in [i for i, v in self.visits.items() if v.ended_at is not None]:
+            del self.visits[vid]
+        for pid in [i for i, p in self.pauses.items() if p.ended_at is not None]:
+            del self.pauses[pid]
+
+    # ------------------------------------------------------------------ commands
+    def issue(self, service: str, priority_group: str | None, now: float) -> Outcome:
+        out = Outcome()
+        if service not in self.services:
+            raise CommandError("unknown-service", f"no service {service!r}")
+        if priority_group and priority_group not in {g.id for g in self.site.priority.groups}:
+            raise CommandError("unknown-priority-group", f"no priority group {priority_group!r}")
+        self._tick_time(now, out)
+        svc = self.services[service]
+        lo, hi = svc.band
+        key = (self.day, service)
+        last = self.sequences.get(key, lo - 1)
+        if last >= hi:
+            raise CommandError("band-exhausted", f"all numbers {lo}–{hi} of {service} are used today")
+        number = last + 1
+        self.sequences[key] = number
+        out.sequences.add(key)
+        t = Ticket(id=self.next_ticket_id, day=self.day, service=service, number=number,
+                   display=format_number(number, svc.prefix), priority_group=priority_group,
+                   issued_at=now, arrival_at=now, first_service=service)
+        self.next_ticket_id += 1
+        self.tickets[t.id] = t
+        ahead = self.people_ahead(t)
+        est = self.estimate(service, ahead)
+        self._ticket_event(out, now, "issued", t, people_ahead=ahead, est_wait_min=est)
+        out.data = {"ticket": t.info(), "people_ahead": ahead, "est_wait_min": est,
+                    "service_name_vi": svc.name_vi, "service_name_en": svc.name_en}
+        return out
+
+    def pick_next(self, counter: int, now: float) -> Ticket | None:
+        """The ticket ``counter`` would call now (no change)."""
+        services = self.site.counter(counter).services
+        cands = self.waiting(list(services))
+        if not cands:
+            return None
+        max_wait = self.site.priority.max_wait_min * 60
+        overdue = [t for t in cands if now - t.arrival_at >= max_wait]
+        if overdue:
+            return overdue[0]
+        k = self.site.priority.priority_per_normal
+        for s in services:
+            in_s = [t for t in cands if t.service == s]
+            if not in_s:
+                continue
+            pri = [t for t in in_s if t.priority_group]
+            norm = [t for t in in_s if not t.priority_group]
+            if pri and (not norm or self.streak.get(s, 0) < k):
+                return pri[0]
+            return norm[0]
+        return None  # pragma: no cover - cands non-empty implies a service matched
+
+    def call_next(self, counter: int, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        self._tick_time(now, out)
+        finished = None
+        if c.serving is not None:
+            t_done = self.tickets[c.serving]
+            self._end_visit(out, c, now, "served", inferred=True)
+            finished = {"ticket": t_done.info(), "inferred": True}
+        if c.state == "paused":
+            self._resume(out, c, now)
+        if c.state != "open":
+            c.state = "open"
+            out.counters.add(c.number)
+        t = self.pick_next(counter, now)
+        if t is None:
+            out.data = {"ticket": None, "queue_empty": True, "finished": finished}
+            return out
+        if t.priority_group:
+            self.streak[t.service] = self.streak.get(t.service, 0) + 1
+        else:
+            self.streak[t.service] = 0
+        t.state = "called"
+        t.counter = counter
+        t.called_at = t.called_at or now
+        t.last_called_at = now
+        cfg = self.site.counter(counter)
+        v = Visit(id=self.next_visit_id, ticket_id=t.id, day=self.day, counter=counter, officer=cfg.officer,
+                  service=t.service, called_at=now)
+        self.next_visit_id += 1
+        self.visits[v.id] = v
+        c.serving, c.visit_id = t.id, v.id
+        out.visits.add(v.id)
+        out.counters.add(counter)
+        self._ticket_event(out, now, "called", t)
+        self._remember_call(out.events[-1])
+        out.data = {"ticket": t.info(), "queue_empty": False, "finished": finished,
+                    "waiting": len(self.waiting(list(cfg.services)))}
+        return out
+
+    def _remember_call(self, ev: Event) -> None:
+        tk = ev.payload["ticket"]
+        self.last_calls.insert(0, {"rev": ev.rev, "at": ev.at, "kind": ev.kind, "display": tk["display"],
+                                   "service": tk["service"], "counter": tk["counter"]})
+        del self.last_calls[LAST_CALLS:]
+
+    def recall(self, counter: int, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        self._tick_time(now, out)
+        t = self._serving(c)
+        t.recalls += 1
+        t.last_called_at = now
+        if c.visit_id in self.visits:
+            self.visits[c.visit_id].recalls += 1
+            out.visits.add(c.visit_id)
+        self._ticket_event(out, now, "recalled", t)
+        self._remember_call(out.events[-1])
+        out.data = {"ticket": t.info(), "recalls": t.recalls}
+        return out
+
+    def no_show(self, counter: int, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        self._tick_time(now, out)
+        t = self._serving(c)
+        self._end_visit(out, c, now, "no-show")
+        requeue = self.site.no_show_requeue and t.requeued == 0
+        if requeue:
+            # back to the end of the queue once; the wait still counts from the first issue
+            t.state, t.counter, t.requeued, t.arrival_at = "waiting", None, t.requeued + 1, now
+        else:
+            t.state, t.finished_at = "no-show", now
+        self._ticket_event(out, now, "no-show", t, reason="requeued" if requeue else None)
+        out.data = {"ticket": t.info(), "requeued": requeue}
+        return out
+
+    def finish(self, counter: int, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        self._tick_time(now, out)
+        t = self._serving(c)
+        self._end_visit(out, c, now, "served", inferred=False)
+        out.data = {"ticket": t.info(), "rating_window_s": self.site.rating_window_s}
+        return out
+
+    def _end_visit(self, out: Outcome, c: CounterRt, now: float, outcome: str, inferred: bool = False) -> None:
+        t = self.tickets[c.serving] if c.serving is not None else None
+        v = self.visits.get(c.visit_id) if c.visit_id is not None else None
+        if v is not None:
+            v.ended_at, v.outcome, v.inferred = now, outcome, inferred
+            out.visits.add(v.id)
+        c.serving, c.visit_id = None, None
+        out.counters.add(c.number)
+        if t is None:
+            return
+        if outcome == "served":
+            t.state, t.finished_at, t.finish_inferred = "done", now, inferred
+            c.last_finished_ticket, c.last_finished_at = t.id, now
+            if v is not None and not inferred:
+                dur = max(0.0, now - v.called_at)
+                self.service_ewma[t.service] = (1 - EWMA_ALPHA) * self.service_ewma[t.service] + EWMA_ALPHA * dur
+            self._ticket_event(out, now, "finished", t, inferred=inferred)
+
+    def transfer(self, counter: int, to_service: str, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        if to_service not in self.services:
+            raise CommandError("unknown-service", f"no service {to_service!r}")
+        t = self._serving(c)
+        if to_service == t.service:
+            raise CommandError("same-service", "the ticket is already in that service")
+        self._tick_time(now, out)
+        self._end_visit(out, c, now, "transferred")
+        from_service = t.service
+        out.services.add(from_service)
+        t.state, t.counter, t.service, t.transfers = "waiting", None, to_service, t.transfers + 1
+        # arrival_at is kept: the citizen does not go to the back of the new queue
+        self._ticket_event(out, now, "transferred", t, from_service=from_service)
+        out.data = {"ticket": t.info(), "from_service": from_service}
+        return out
+
+    def pause(self, counter: int, reason: str, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        self._tick_time(now, out)
+        if c.serving is not None:
+            self._end_visit(out, c, now, "served", inferred=True)
+        if c.state == "paused":
+            out.data = {"counter": counter, "state": "paused"}
+            return out
+        p = Pause(id=self.next_pause_id, counter=counter, day=self.day, started_at=now, reason=reason)
+        self.next_pause_id += 1
+        self.pauses[p.id] = p
+        c.state, c.pause_reason, c.pause_id = "paused", reason or None, p.id
+        out.pauses.add(p.id)
+        out.counters.add(counter)
+        self._event(out, now, "counter", "paused", counter=counter, reason=reason or None)
+        out.data = {"counter": counter, "state": "paused"}
+        return out
+
+    def resume(self, counter: int, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        self._tick_time(now, out)
+        if c.state == "paused":
+            self._resume(out, c, now)
+        elif c.state == "closed":
+            c.state = "open"
+            out.counters.add(counter)
+        out.data = {"counter": counter, "state": c.state}
+        return out
+
+    def _end_pause(self, out: Outcome, c: CounterRt, now: float) -> None:
+        if c.pause_id is not None and c.pause_id in self.pauses:
+            self.pauses[c.pause_id].ended_at = now
+            out.pauses.add(c.pause_id)
+        c.pause_id = None
+
+    def _resume(self, out: Outcome, c: CounterRt, now: float) -> None:
+        self._end_pause(out, c, now)
+        c.state, c.pause_reason = "open", None
+        out.counters.add(c.number)
+        self._event(out, now, "counter", "resumed", counter=c.number)
+
+    def rate(self, counter: int, score: int, now: float) -> Outcome:
+        out = Outcome()
+        c = self._counter(counter)
+        if not 1 <= score <= self.site.rating_scale:
+            raise CommandError("invalid", f"score must be 1..{self.site.rating_scale}")
+        self._tick_time(now, out)
+        if c.last_finished_ticket is None or c.last_finished_at is None \
+                or now - c.last_finished_at > self.site.rating_window_s:
+            raise CommandError("rating-window-closed", "no service just finished at this counter")
+        t = self.tickets.get(c.last_finished_ticket)
+        if t is None:
+            raise CommandError("rating-window-closed", "no service just finished at this counter")
+        if t.rating is not None:
+            raise CommandError("already-rated", f"ticket {t.display} is already rated {t.rating}")
+        t.rating, t.rated_at = score, now
+        self._ticket_event(out, now, "rated", t, score=score)
+        out.data = {"ticket": t.info(), "score": score}
+        return out
+
+    def void(self, ticket_id: int, reason: str, now: float) -> Outcome:
+        out = Outcome()
+        t = self.tickets.get(ticket_id)
+        if t is None or t.state != "waiting" or t.called_at is not None:
+            raise CommandError("not-voidable", f"ticket {ticket_id} is not waiting or was already called")
+        self._tick_time(now, out)
+        t.state, t.void_reason, t.finished_at = "voided", reason or "voided", now
+        self._ticket_event(out, now, "voided", t, reason=reason or None)
+        out.data = {"ticket": t.info()}
+        return out
+
+    # ------------------------------------------------------------------ views
+    def counter_state(self, number: int) -> dict[str, Any]:
+        c = self.counters[number]
+        cfg = self.site.counter(number)
+        serving = self.tickets[c.serving].info() if c.serving is not None and c.serving in self.tickets else None
+        return {"number": number, "label_vi": cfg.label("vi"), "label_en": cfg.label("en"), "state": c.state,
+                "pause_reason": c.pause_reason, "serving": serving, "services": list(cfg.services),
+                "officer": cfg.officer, "rev": self.rev}
+
+    def service_state(self, service: str) -> dict[str, Any]:
+        svc = self.services[service]
+        ws = self.waiting([service])
+        last_issued = self.sequences.get((self.day, service))
+        called = [t for t in self.tickets.values() if t.service == service and t.called_at is not None and t.day == self.day]
+        last_called = max(called, key=lambda t: t.last_called_at or 0).display if called else None
+        return {"id": service, "name_vi": svc.name_vi, "name_en": svc.name_en, "prefix": svc.prefix,
+                "waiting": len(ws), "waiting_priority": sum(1 for t in ws if t.priority_group),
+                "est_wait_min": self.estimate(service, len(ws)),
+                "last_issued": format_number(last_issued, svc.prefix) if last_issued else None,
+                "last_called": last_called, "rev": self.rev}
+
+    def hall_state(self, now: float) -> dict[str, Any]:
+        return {"rev": self.rev, "at": now, "day": self.day, "site_name_vi": self.site.site.name_vi,
+                "site_name_en": self.site.site.name_en,
+                "counters": [self.counter_state(c.number) for c in self.site.counters],
+                "services": [self.service_state(s.id) for s in self.site.services],
+                "last_calls": list(self.last_calls)}
+
+    # ------------------------------------------------------------------ persistence
+    def meta(self) -> dict[str, Any]:
+        """Engine state that is not in a row table."""
+        return {"rev": self.rev, "day": self.day, "streak": self.streak, "service_ewma": self.service_ewma,
+                "last_calls": self.last_calls, "next_ticket_id": self.next_ticket_id,
+                "next_visit_id": self.next_visit_id, "next_pause_id": self.next_pause_id, "last_now": self.last_now}
+
+    def load_meta(self, m: dict[str, Any]) -> None:
+        self.rev = int(m.get("rev", 0))
+        self.day = m.get("day", "")
+        self.streak = dict(m.get("streak", {}))
+        self.service_ewma.update({k: float(v) for k, v in m.get("service_ewma", {}).items() if k in self.services})
+        self.last_calls = list(m.get("last_calls", []))
+        self.next_ticket_id = int(m.get("next_ticket_id", 1))
+        self.next_visit_id = int(m.get("next_visit_id", 1))
+        self.next_pause_id = int(m.get("next_pause_id", 1))
+        self.last_now = float(m.get("last_now", 0.0))
+
+
+def row(obj: Ticket | Visit | CounterRt | Pause) -> dict[str, Any]:
+    return asdict(obj)

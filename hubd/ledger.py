@@ -1,0 +1,226 @@
+"""The ledger: SQLite in WAL mode with ``synchronous=FULL`` — the truth of the queue.
+
+Tables: ``events`` (append-only, one row per hub revision), ``outbox`` (revisions not yet
+acknowledged by the broker), ``requests`` (``request_id → reply``, so a retry or a
+redelivery gets the same answer), and current-state tables ``tickets``, ``visits``,
+``counters``, ``pauses``, ``sequences`` and ``meta``. One transaction per batch of
+commands: a ``kill -9`` at any point leaves either all of a command or none of it.
+Reports read the same file read-only (``open_readonly``) without disturbing the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from hubd.engine import CounterRt, Event, Outcome, Pause, QueueEngine, Ticket, Visit
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tickets (
+    id INTEGER PRIMARY KEY, day TEXT NOT NULL, service TEXT NOT NULL, number INTEGER NOT NULL,
+    display TEXT NOT NULL, priority_group TEXT, issued_at REAL NOT NULL, arrival_at REAL NOT NULL,
+    first_service TEXT NOT NULL, state TEXT NOT NULL, counter INTEGER, called_at REAL, last_called_at REAL,
+    recalls INTEGER NOT NULL DEFAULT 0, finished_at REAL, finish_inferred INTEGER NOT NULL DEFAULT 0,
+    requeued INTEGER NOT NULL DEFAULT 0, transfers INTEGER NOT NULL DEFAULT 0, rating INTEGER, rated_at REAL,
+    void_reason TEXT, clock_jump INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (day, first_service, number)
+);
+CREATE INDEX IF NOT EXISTS tickets_open ON tickets(state) WHERE state IN ('waiting', 'called');
+CREATE INDEX IF NOT EXISTS tickets_issued ON tickets(issued_at);
+CREATE TABLE IF NOT EXISTS visits (
+    id INTEGER PRIMARY KEY, ticket_id INTEGER NOT NULL REFERENCES tickets(id), day TEXT NOT NULL,
+    counter INTEGER NOT NULL, officer TEXT NOT NULL, service TEXT NOT NULL, called_at REAL NOT NULL,
+    ended_at REAL, outcome TEXT, inferred INTEGER NOT NULL DEFAULT 0, recalls INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS visits_called ON visits(called_at);
+CREATE INDEX IF NOT EXISTS visits_ticket ON visits(ticket_id);
+CREATE TABLE IF NOT EXISTS counters (
+    number INTEGER PRIMARY KEY, state TEXT NOT NULL, pause_reason TEXT, serving INTEGER, visit_id INTEGER,
+    last_finished_ticket INTEGER, last_finished_at REAL, pause_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS pauses (
+    id INTEGER PRIMARY KEY, counter INTEGER NOT NULL, day TEXT NOT NULL, started_at REAL NOT NULL,
+    ended_at REAL, reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS sequences (
+    day TEXT NOT NULL, service TEXT NOT NULL, last_number INTEGER NOT NULL, PRIMARY KEY (day, service)
+);
+CREATE TABLE IF NOT EXISTS events (
+    rev INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, at REAL NOT NULL, family TEXT NOT NULL,
+    kind TEXT NOT NULL, ticket_id INTEGER, counter INTEGER, payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (rev INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY, source TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL, reply TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_at ON requests(at);
+"""
+
+
+def _cols(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _upsert_sql(table: str, cols: list[str]) -> str:
+    ph = ", ".join("?" for _ in cols)
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({ph})"
+
+
+TICKET_COLS, VISIT_COLS = _cols(Ticket), _cols(Visit)
+COUNTER_COLS, PAUSE_COLS = _cols(CounterRt), _cols(Pause)
+
+
+class Ledger:
+    """The hub's SQLite file. Only the hub's owner thread uses it."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+        v = self.get_meta("schema_version")
+        if v is None:
+            self.set_meta_now("schema_version", SCHEMA_VERSION)
+        elif int(v) > SCHEMA_VERSION:
+            raise RuntimeError(f"ledger {path} has schema {v}, newer than this hub ({SCHEMA_VERSION})")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> Any:
+        r = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def set_meta_now(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def lookup_reply(self, request_id: str) -> str | None:
+        r = self.db.execute("SELECT reply FROM requests WHERE request_id=?", (request_id,)).fetchone()
+        return r[0] if r else None
+
+    def write(self, engine: QueueEngine, out: Outcome) -> None:
+        """Write what ``out`` changed (inside a transaction)."""
+        db = self.db
+        if out.tickets:
+            db.executemany(_upsert_sql("tickets", TICKET_COLS),
+                           [tuple(asdict(engine.tickets[i]).values()) for i in out.tickets if i in engine.tickets])
+        if out.visits:
+            db.executemany(_upsert_sql("visits", VISIT_COLS),
+                           [tuple(asdict(engine.visits[i]).values()) for i in out.visits if i in engine.visits])
+        if out.counters:
+            db.executemany(_upsert_sql("counters", COUNTER_COLS),
+                           [tuple(asdict(engine.counters[i]).values()) for i in out.counters])
+        if out.pauses:
+            db.executemany(_upsert_sql("pauses", PAUSE_COLS),
+                           [tuple(asdict(engine.pauses[i]).values()) for i in out.pauses if i in engine.pauses])
+        if out.sequences:
+            db.executemany("INSERT OR REPLACE INTO sequences (day, service, last_number) VALUES (?, ?, ?)",
+                           [(d, s, engine.sequences[(d, s)]) for d, s in out.sequences])
+        if out.events:
+            db.executemany(
+                "INSERT INTO events (rev, event_id, at, family, kind, ticket_id, counter, payload) VALUES (?,?,?,?,?,?,?,?)",
+                [(e.rev, e.event_id, e.at, e.family, e.kind, (e.payload.get("ticket") or {}).get("id"),
+                  e.payload.get("counter"), json.dumps(event_json(e), ensure_ascii=False)) for e in out.events])
+            db.executemany("INSERT INTO outbox (rev) VALUES (?)", [(e.rev,) for e in out.events])
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('engine', ?)", (json.dumps(engine.meta()),))
+
+    def save_reply(self, request_id: str, source: str, action: str, at: float, reply: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO requests (request_id, source, action, at, reply) VALUES (?,?,?,?,?)",
+                        (request_id, source, action, at, reply))
+
+    def prune_requests(self, before: float) -> int:
+        return self.db.execute("DELETE FROM requests WHERE at < ?", (before,)).rowcount
+
+    # ------------------------------------------------------------------ outbox
+    def unpublished(self, limit: int = 10_000) -> list[tuple[int, str, str, str]]:
+        """(rev, family, kind, payload) of events committed but not yet acknowledged."""
+        return self.db.execute(
+            "SELECT e.rev, e.family, e.kind, e.payload FROM outbox o JOIN events e ON e.rev = o.rev ORDER BY o.rev LIMIT ?",
+            (limit,)).fetchall()
+
+    def mark_published(self, revs: Iterable[int]) -> None:
+        self.db.executemany("DELETE FROM outbox WHERE rev=?", [(r,) for r in revs])
+
+    def events_since(self, rev: int, limit: int = 1000) -> list[tuple[int, str, str, str]]:
+        return self.db.execute("SELECT rev, family, kind, payload FROM events WHERE rev > ? ORDER BY rev LIMIT ?",
+                               (rev, limit)).fetchall()
+
+    # ------------------------------------------------------------------ load
+    def load(self, engine: QueueEngine) -> None:
+        """Rebuild the engine from the tables (after a restart, or a kill -9)."""
+        m = self.get_meta("engine")
+        if m:
+            engine.load_meta(m)
+        maxes = self.db.execute("SELECT (SELECT MAX(id) FROM tickets), (SELECT MAX(id) FROM visits), "
+                                "(SELECT MAX(id) FROM pauses), (SELECT MAX(rev) FROM events)").fetchone()
+        engine.next_ticket_id = max(engine.next_ticket_id, (maxes[0] or 0) + 1)
+        engine.next_visit_id = max(engine.next_visit_id, (maxes[1] or 0) + 1)
+        engine.next_pause_id = max(engine.next_pause_id, (maxes[2] or 0) + 1)
+        engine.rev = max(engine.rev, maxes[3] or 0)
+        self.db.row_factory = sqlite3.Row
+        try:
+            for r in self.db.execute("SELECT * FROM counters"):
+                if r["number"] in engine.counters:
+                    engine.counters[r["number"]] = CounterRt(**dict(r))
+            keep = {c.last_finished_ticket for c in engine.counters.values() if c.last_finished_ticket}
+            q = "SELECT * FROM tickets WHERE state IN ('waiting','called')"
+            if keep:
+                q += f" OR id IN ({','.join(str(int(i)) for i in keep)})"
+            for r in self.db.execute(q):
+                d = dict(r)
+                d["finish_inferred"], d["clock_jump"] = bool(d["finish_inferred"]), bool(d["clock_jump"])
+                engine.tickets[d["id"]] = Ticket(**d)
+            for r in self.db.execute("SELECT * FROM visits WHERE ended_at IS NULL"):
+                d = dict(r)
+                d["inferred"] = bool(d["inferred"])
+                engine.visits[d["id"]] = Visit(**d)
+            for r in self.db.execute("SELECT * FROM pauses WHERE ended_at IS NULL"):
+                engine.pauses[r["id"]] = Pause(**dict(r))
+            if engine.day:
+                for r in self.db.execute("SELECT day, service, last_number FROM sequences WHERE day=?", (engine.day,)):
+                    engine.sequences[(r["day"], r["service"])] = r["last_number"]
+        finally:
+            self.db.row_factory = None
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    """The contract payload of an engine event."""
+    from xephang.contract import CounterEvent, TicketEvent
+
+    schema = TicketEvent.SCHEMA if e.family == "ticket" else CounterEvent.SCHEMA
+    body = {"schema": schema, "event_id": e.event_id, "rev": e.rev, "at": e.at, "kind": e.kind}
+    body.update({k: v for k, v in e.payload.items() if v is not None})
+    return body
+
+
+def open_readonly(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection for reports: never blocks or disturbs the running hub."""
+    uri = f"file:{Path(path).resolve()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    db.execute("PRAGMA query_only=ON")
+    return db

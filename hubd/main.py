@@ -1,0 +1,389 @@
+"""hubd: the queue authority. Requests in, ledger commit, then replies, events and state out.
+
+Per turn of the owner loop the hub takes every request waiting in the inbox, runs them
+through the engine one by one, commits them in ONE SQLite transaction (group commit), and
+only then publishes replies and events (the outbox). A request id seen before gets the
+stored reply again and changes nothing. Retained state is republished on every connect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hubd.engine import CommandError, Outcome, QueueEngine
+from hubd.ledger import Ledger
+from xephang.bus import Bus, BusFatal, Inbound
+from xephang.clock import Clock
+from xephang.contract import (
+    MAX_PAYLOAD_BYTES,
+    REQUEST_MODELS,
+    BadPayload,
+    CallNext,
+    CounterRequest,
+    Finish,
+    IssueTicket,
+    NoShow,
+    Pause,
+    Rate,
+    Recall,
+    Reply,
+    ReplyError,
+    ReportRequest,
+    Request,
+    Resume,
+    Resync,
+    Transfer,
+    VoidTicket,
+    decode,
+)
+from xephang.daemon import Daemon
+from xephang.settings import DaemonSettings
+
+log = logging.getLogger(__name__)
+
+STATE_MIN_INTERVAL_S = 0.1  # retained state at most 10 times a second; events carry the rest
+
+
+class HubConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ledger: Path | None = Field(default=None, description="SQLite ledger; default STATE_DIR/ledger.sqlite")
+    max_batch: int = Field(default=256, ge=1, le=5000, description="requests committed in one transaction at most")
+    keep_replies_days: int = Field(default=7, ge=1, le=365)
+    technicians: list[str] = Field(default_factory=lambda: ["tech"], description="node ids that may act for any counter")
+
+
+class HubSettings(DaemonSettings):
+    hub: HubConfig = HubConfig()
+
+
+def may_act(source: str, req: Request, technicians: Sequence[str]) -> bool:
+    """Defence in depth behind the broker's ACL: who may ask what."""
+    if source == "hub" or source in technicians or any(source.startswith(t + "-") for t in technicians):
+        return True
+    if isinstance(req, CounterRequest):
+        return source == f"counter-{req.counter}"
+    if isinstance(req, IssueTicket | VoidTicket):
+        return source.startswith("dispenser-")
+    return isinstance(req, Resync | ReportRequest)
+
+
+class HubDaemon(Daemon[HubSettings]):
+    """The hub: queue engine + ledger + MQTT shell."""
+
+    role: ClassVar[str] = "hub"
+    settings_cls: ClassVar[type[DaemonSettings]] = HubSettings
+    health_interval_s: ClassVar[float] = 15.0
+
+    def __init__(self, settings: HubSettings, *, bus: Bus | None = None, clock: Clock | None = None) -> None:
+        super().__init__(settings, bus=bus, clock=clock)
+        self.site = settings.load_site()
+        self.engine = QueueEngine(self.site)
+        path = settings.hub.ledger or Path(settings.state_dir) / "ledger.sqlite"
+        self.ledger = Ledger(path)
+        self.ledger.load(self.engine)
+        self._batch: list[Inbound] = []
+        self._inflight: dict[int, int] = {}  # mid -> rev of events published, awaiting PUBACK
+        self._acked: list[int] = []
+        self._state_dirty = True
+        self._dirty_counters: set[int] = {c.number for c in self.site.counters}
+        self._dirty_services: set[str] = set(self.engine.services)
+        self._last_state = 0.0
+        self._next_summary = 0.0
+        self._next_prune = 0.0
+        self.ops = 0
+        log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
+                 sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
+
+    # ------------------------------------------------------------------ lifecycle
+    def setup(self) -> None:
+        self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request)
+        self.bus.add_connect_hook(self._republish_all)
+        self.bus.add_published_hook(self._on_published)
+
+    def _enqueue_request(self, msg: Inbound) -> None:
+        self._batch.append(msg)  # handled together after this turn's drain: one commit per batch
+
+    def teardown(self) -> None:
+        self._flush_acks()
+        self.ledger.close()
+
+    def wait_for_work(self, timeout: float) -> None:
+        self.bus.process(timeout=timeout, max_items=self.settings.hub.max_batch)
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.handle_batch(batch)
+        self._flush_acks()
+        self._publish_state()
+
+    def tick(self, now: float) -> None:
+        if self.engine.service_day(now) != self.engine.day and self.engine.day:
+            out = self.engine.roll_day(now)
+            self._commit_and_publish(out, [])
+        mono = time.monotonic()
+        if mono >= self._next_summary and self.bus.connected.is_set():
+            self._next_summary = mono + 60
+            self.publish_summary(now)
+        if mono >= self._next_prune:
+            self._next_prune = mono + 3600
+            with self.ledger.transaction():
+                self.ledger.prune_requests(now - self.settings.hub.keep_replies_days * 86400)
+
+    def health_details(self) -> dict[str, Any]:
+        waiting = sum(1 for t in self.engine.tickets.values() if t.state == "waiting")
+        return {"rev": self.engine.rev, "day": self.engine.day, "waiting": waiting, "ops": self.ops,
+                "outbox": len(self._inflight), "dropped_by_code": dict(self.bus.stats.dropped_by_code)}
+
+    # ------------------------------------------------------------------ requests
+    def handle_batch(self, batch: list[Inbound]) -> None:
+        """Run every request of the batch, commit once, then publish replies and events."""
+        now = self.clock.now()
+        merged = Outcome()
+        replies: list[tuple[str, Reply, Request | None, bool]] = []  # (topic, reply, req, store)
+        seen: dict[str, Reply] = {}
+        for msg in batch:
+            try:
+                r = self._handle_one(msg, now, merged, seen)
+            except BadPayload as exc:
+                self.bus.stats.dropped += 1
+                self.bus.stats.dropped_by_code[exc.code] += 1
+                log.warning("dropped request on %s (%s): %s; payload %r", msg.topic, exc.code, exc, msg.payload[:200])
+                continue
+            if r is not None:
+                replies.append(r)
+        self._commit_and_publish(merged, replies)
+
+    def _reply_topic(self, source: str, reply_to: str) -> str:
+        # only ever answer on a reply topic of this site: the hub is no open relay
+        if reply_to.startswith(self.bus.topics.root + "/reply/") and reply_to.count("/") == self.bus.topics.root.count("/") + 2:
+            return reply_to
+        return self.bus.topics.reply(source)
+
+    def _handle_one(self, msg: Inbound, now: float, merged: Outcome,
+                    seen: dict[str, Reply]) -> tuple[str, Reply, Request | None, bool] | None:
+        action = msg.topic.rsplit("/", 1)[-1]
+        model = REQUEST_MODELS.get(action)
+        try:
+            if model is None:
+                raise BadPayload("unknown-action", f"unknown action {action!r}")
+            req = decode(model, msg.payload)
+        except BadPayload as exc:
+            # answer when we can read who asked; otherwise it is a counted drop
+            head = _peek(msg.payload)
+            if head is None:
+                raise
+            rid, source, reply_to = head
+            self.bus.stats.dropped += 1
+            self.bus.stats.dropped_by_code[exc.code] += 1
+            log.warning("bad %s request %s from %s: %s", action, rid, source, exc)
+            reply = Reply(request_id=rid, action=action, status="error", error=ReplyError(code=exc.code, message=str(exc)))
+            return self._reply_topic(source, reply_to), reply, None, False
+        topic = self._reply_topic(req.source, req.reply_to)
+        if req.request_id in seen:
+            return topic, seen[req.request_id], req, False
+        stored = self.ledger.lookup_reply(req.request_id)
+        if stored is not None:  # a retry or a redelivery: the same answer, nothing done twice
+            return topic, Reply.model_validate_json(stored), req, False
+        if isinstance(req, Resync):
+            return topic, self._resync(req, now), req, False
+        if isinstance(req, ReportRequest):
+            return topic, self._report(req), req, False
+        if not may_act(req.source, req, self.settings.hub.technicians):
+            reply = Reply(request_id=req.request_id, action=action, status="error",
+                          error=ReplyError(code="forbidden", message=f"{req.source} may not {action} "
+                                           f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
+            log.warning("refused %s from %s", action, req.source)
+            seen[req.request_id] = reply
+            return topic, reply, req, True
+        try:
+            out = self._execute(req, now)
+        except CommandError as exc:
+            reply = Reply(request_id=req.request_id, action=action, status="error", rev=self.engine.rev,
+                          error=ReplyError(code=exc.code, message=str(exc)))
+        else:
+            merged.merge(out)
+            self.ops += 1
+            reply = Reply(request_id=req.request_id, action=action, status="ok", data=out.data, rev=self.engine.rev)
+            self._dirty_counters |= out.counters
+            self._dirty_services |= out.services
+            self._state_dirty = True
+        seen[req.request_id] = reply
+        return topic, reply, req, True
+
+    def _execute(self, req: Request, now: float) -> Outcome:
+        e = self.engine
+        if isinstance(req, IssueTicket):
+            return e.issue(req.service, req.priority_group, now)
+        if isinstance(req, CallNext):
+            return e.call_next(req.counter, now)
+        if isinstance(req, Recall):
+            return e.recall(req.counter, now)
+        if isinstance(req, NoShow):
+            return e.no_show(req.counter, now)
+        if isinstance(req, Finish):
+            return e.finish(req.counter, now)
+        if isinstance(req, Transfer):
+            return e.transfer(req.counter, req.to_service, now)
+        if isinstance(req, Pause):
+            return e.pause(req.counter, req.reason, now)
+        if isinstance(req, Resume):
+            return e.resume(req.counter, now)
+        if isinstance(req, Rate):
+            return e.rate(req.counter, req.score, now)
+        if isinstance(req, VoidTicket):
+            return e.void(req.ticket_id, req.reason, now)
+        raise CommandError("unknown-action", f"unsupported action {req.ACTION}")  # pragma: no cover
+
+    def _resync(self, req: Resync, now: float) -> Reply:
+        self._state_dirty = True
+        self._dirty_counters |= set(self.engine.counters)
+        self._dirty_services |= set(self.engine.services)
+        self._last_state = 0.0
+        data: dict[str, Any] = {"hall": self.engine.hall_state(now)}
+        if req.since_rev is not None and req.since_rev < self.engine.rev:
+            evs = self.ledger.events_since(req.since_rev, limit=200)
+            data["events"] = [json.loads(p) for _, _, _, p in evs]
+        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data, rev=self.engine.rev)
+
+    def _report(self, req: ReportRequest) -> Reply:
+        try:
+            from hubd import reports
+        except ImportError:
+            return Reply(request_id=req.request_id, action=req.ACTION, status="error",
+                         error=ReplyError(code="unavailable", message="reports are not installed on this hub"))
+        try:
+            data = reports.report_over_mqtt(self.ledger.path, self.site, period=req.period, group_by=req.group_by,
+                                            lang=req.lang, now=self.clock.now())
+        except ValueError as exc:
+            return Reply(request_id=req.request_id, action=req.ACTION, status="error",
+                         error=ReplyError(code="invalid", message=str(exc)))
+        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data)
+
+    # ------------------------------------------------------------------ commit, then publish
+    def _commit_and_publish(self, out: Outcome, replies: list[tuple[str, Reply, Request | None, bool]]) -> None:
+        to_store = [(r, req) for _, r, req, store in replies if store and req is not None]
+        if out.events or out.tickets or out.counters or to_store:
+            try:
+                with self.ledger.transaction():
+                    self.ledger.write(self.engine, out)
+                    for reply, req in to_store:
+                        assert req is not None
+                        self.ledger.save_reply(req.request_id, req.source, req.ACTION, self.clock.now(),
+                                               reply.model_dump_json(by_alias=True))
+            except Exception as exc:
+                # memory is now ahead of the ledger: restart and reload what was committed
+                log.critical("ledger commit failed: %s", exc)
+                raise BusFatal(f"ledger commit failed: {exc}") from exc
+        for e in out.events:
+            self._publish_event(e.rev, e.family, e.kind, json.dumps(_event_json(e), ensure_ascii=False).encode())
+        for topic, reply, _, _ in replies:
+            self.bus.publish(topic, reply)
+        if out.events:
+            self._state_dirty = True
+            self._dirty_counters |= out.counters
+            self._dirty_services |= out.services
+
+    def _publish_event(self, rev: int, family: str, kind: str, payload: bytes) -> None:
+        mid = self.bus.publish(self.bus.topics.event(family, kind), payload)  # type: ignore[arg-type]
+        self._inflight[mid] = rev
+
+    def _on_published(self, mid: int) -> None:
+        rev = self._inflight.pop(mid, None)
+        if rev is not None:
+            self._acked.append(rev)
+
+    def _flush_acks(self) -> None:
+        if self._acked:
+            acked, self._acked = self._acked, []
+            with self.ledger.transaction():
+                self.ledger.mark_published(acked)
+
+    def _republish_all(self) -> None:
+        """On every (re)connect: the outbox first, then all retained state."""
+        pending = set(self._inflight.values())
+        for rev, family, kind, payload in self.ledger.unpublished():
+            if rev not in pending:
+                self._publish_event(rev, family, kind, payload.encode())
+        self._state_dirty = True
+        self._dirty_counters |= set(self.engine.counters)
+        self._dirty_services |= set(self.engine.services)
+        self._last_state = 0.0
+        self._publish_state()
+        self.publish_summary(self.clock.now())
+
+    def _publish_state(self) -> None:
+        if not self._state_dirty or not self.bus.connected.is_set():
+            return
+        mono = time.monotonic()
+        if mono - self._last_state < STATE_MIN_INTERVAL_S:
+            return
+        self._last_state = mono
+        now = self.clock.now()
+        t = self.bus.topics
+        self.bus.publish(t.state_hall(), _state_json("xephang.state.hall.v1", self.engine.hall_state(now)), retain=True)
+        for n in sorted(self._dirty_counters):
+            if n in self.engine.counters:
+                self.bus.publish(t.state_counter(n), _state_json("xephang.state.counter.v1", self.engine.counter_state(n)), retain=True)
+        for s in sorted(self._dirty_services):
+            if s in self.engine.services:
+                self.bus.publish(t.state_service(s), _state_json("xephang.state.service.v1", self.engine.service_state(s)), retain=True)
+        self._dirty_counters.clear()
+        self._dirty_services.clear()
+        self._state_dirty = False
+
+    def publish_summary(self, now: float) -> None:
+        day = self.engine.day or self.engine.service_day(now)
+        rows = self.ledger.db.execute(
+            "SELECT state, COUNT(*), AVG(called_at - issued_at) FROM tickets WHERE day=? GROUP BY state", (day,)).fetchall()
+        by = {r[0]: r[1] for r in rows}
+        waits = self.ledger.db.execute(
+            "SELECT AVG(called_at - issued_at) FROM tickets WHERE day=? AND called_at IS NOT NULL", (day,)).fetchone()[0]
+        ratings = dict(self.ledger.db.execute(
+            "SELECT rating, COUNT(*) FROM tickets WHERE day=? AND rating IS NOT NULL GROUP BY rating", (day,)).fetchall())
+        body = {"schema": "xephang.state.summary.v1", "site": self.settings.site, "day": day, "at": now,
+                "issued": sum(by.values()), "served": by.get("done", 0), "no_shows": by.get("no-show", 0),
+                "voided": by.get("voided", 0), "waiting": by.get("waiting", 0),
+                "mean_wait_min": round(waits / 60, 2) if waits is not None else None,
+                "ratings": {str(k): v for k, v in ratings.items()}}
+        self.bus.publish(self.bus.topics.state_summary(), json.dumps(body, ensure_ascii=False).encode(), retain=True)
+
+
+def _event_json(e: Any) -> dict[str, Any]:
+    from hubd.ledger import event_json
+
+    return event_json(e)
+
+
+def _state_json(schema: str, body: dict[str, Any]) -> bytes:
+    return json.dumps({"schema": schema, **body}, ensure_ascii=False).encode()
+
+
+def _peek(payload: bytes) -> tuple[str, str, str] | None:
+    """request_id, source and reply_to of a payload that failed validation, if readable."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    rid, source, reply_to = obj.get("request_id"), obj.get("source"), obj.get("reply_to", "")
+    if not (isinstance(rid, str) and 0 < len(rid) <= 64 and isinstance(source, str) and source
+            and len(source) <= 40 and all(ch.isalnum() or ch == "-" for ch in source) and source == source.lower()):
+        return None
+    return rid, source, reply_to if isinstance(reply_to, str) else ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return HubDaemon.main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""``xephang``: the technician's and the head's command line.
+
+Each sub-command lives with the code it drives and registers itself here through a
+``register(subparsers)`` function; this file only lists the modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from xephang import __version__
+
+# module -> registers one or more sub-commands
+COMMAND_MODULES = (
+    "xephang.docs",  # docs: regenerate docs/protocol.md and docs/config.md
+    "xephang.tools",  # devices, config, press, tail, broker-config
+    "xephang.demo",  # demo: a whole centre on this machine
+    "hubd.reports_cli",  # report
+    "announcerd.voice_cli",  # voice build / voice record
+)
+
+log = logging.getLogger("xephang")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xephang", description="xephang — hàng đợi và loa gọi số cho trung tâm hành chính công")
+    p.add_argument("--version", action="version", version=f"xephang {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that part is not installed in this build
+            raise
+        mod.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
