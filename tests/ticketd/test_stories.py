@@ -1,0 +1,272 @@
+"""ticketd end to end on a fake bus with the real hub: what a citizen and a technician see.
+
+Hardware edges only are fakes: gpiozero mock pins (the sim board) and the FakePrinter.
+Time: the hub runs on a ManualClock (inside opening hours); the keys and the dispenser
+core on a second manual monotonic clock the tests move between presses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import pytest
+from PIL import ImageChops
+
+from hubd.main import HubDaemon, HubSettings
+from ticketd.escpos_decode import decode_job
+from ticketd.main import TicketDaemon, TicketdSettings
+from ticketd.printer import FakePrinter
+from xephang.bus import FakeBus
+from xephang.clock import VN_TZ, ManualClock
+from xephang.contract import SimPress, Topics
+from xephang.hw import BUZZER_PATTERNS, LED_PATTERNS, pin_history
+
+SITE = "tuong-linh"
+T = Topics(SITE)
+MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
+
+
+class Hall:
+    def __init__(self, tmp_path, broker, site_file, printer: FakePrinter, **ticketd_opts):
+        self.broker = broker
+        self.clock = ManualClock(start=MONDAY_9AM)
+        self.mono = ManualClock(start=1000.0)
+        (tmp_path / "hub").mkdir()
+        (tmp_path / "tk").mkdir()
+        self.hub = HubDaemon(
+            HubSettings(site=SITE, node="hub", site_file=site_file, state_dir=tmp_path / "hub"),
+            bus=FakeBus(broker, site=SITE, node="hub", role="hub", state_dir=tmp_path / "hub"), clock=self.clock)
+        self.printer = printer
+        settings = TicketdSettings(site=SITE, node="dispenser-1", site_file=site_file, state_dir=tmp_path / "tk",
+                                   sim=True, request_timeout_s=0.3, request_attempts=2, **ticketd_opts)
+        self.tk = TicketDaemon(settings, bus=FakeBus(broker, site=SITE, node="dispenser-1", role="dispenser",
+                                                     state_dir=tmp_path / "tk"),
+                               clock=self.clock, printer=printer, monotonic=self.mono.monotonic)
+        self.hub.start()
+        self.tk.start()
+        self.pump_until(lambda: self.tk.hub_online)
+
+    def step(self):
+        self.hub.step(timeout=0)
+        self.tk.step(timeout=0)
+
+    def pump_until(self, cond, timeout=5.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.step()
+            if cond():
+                return True
+        raise AssertionError("condition not reached")
+
+    def settle(self, rounds=20):
+        for _ in range(rounds):
+            self.step()
+
+    def press(self, name, *, hold_s=0.12, gap_s=1.0):
+        pin = self.tk.board.keys[name].pin
+        pin.drive_low()
+        self.mono.advance(hold_s)
+        pin.drive_high()
+        self.mono.advance(gap_s)
+
+    def requests(self, action):
+        return [json.loads(p) for _, p in self.broker.messages(T.req(action))]
+
+    def close(self):
+        self.tk.teardown()
+        self.tk.bus.stop()
+        self.hub.teardown()
+        self.hub.bus.stop()
+
+
+@pytest.fixture
+def printer():
+    return FakePrinter(width_px=576)
+
+
+@pytest.fixture
+def hall(tmp_path, fake_broker, site_file, printer):
+    h = Hall(tmp_path, fake_broker, site_file, printer)
+    yield h
+    h.close()
+
+
+def test_one_press_prints_exactly_one_ticket_whose_image_is_the_rendered_one(hall, printer):
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    hall.settle()
+    assert len(printer.jobs) == 1
+    (view,) = hall.tk.printed_tickets
+    assert (view.number, view.service_id, view.priority) == (1001, "ho-tich", False)
+    assert view.people_ahead == 0
+    printed = decode_job(printer.jobs[0]).image()
+    expected = hall.tk.renderer.render(view)
+    assert ImageChops.difference(printed.convert("L"), expected.convert("L")).getbbox() is None
+    assert len(hall.requests("issue-ticket")) == 1
+
+
+def test_a_bouncing_button_and_a_drumming_child_get_one_ticket_per_real_press(hall, printer):
+    pin = hall.tk.board.keys["dat-dai"].pin
+    for _ in range(5):  # contact bounce: 2 ms edges
+        pin.drive_low()
+        hall.mono.advance(0.002)
+        pin.drive_high()
+        hall.mono.advance(0.002)
+    hall.mono.advance(1.0)
+    for _ in range(8):  # a child drumming every 100 ms
+        hall.press("dat-dai", hold_s=0.05, gap_s=0.05)
+    hall.mono.advance(2.0)
+    hall.press("dat-dai")  # a second, deliberate press
+    hall.pump_until(lambda: len(printer.jobs) == 3)
+    hall.settle()
+    assert [v.number for v in hall.tk.printed_tickets] == [2001, 2002, 2003]
+    assert len({r["request_id"] for r in hall.requests("issue-ticket")}) == 3
+
+
+def test_presses_while_a_ticket_prints_are_queued_not_lost_not_doubled(hall, printer):
+    hall.press("ho-tich")
+    hall.press("chung-thuc")  # before the loop even ran: the first is still in flight
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 3)
+    hall.settle()
+    assert [(v.service_id, v.number) for v in hall.tk.printed_tickets] == [
+        ("ho-tich", 1001), ("chung-thuc", 3001), ("ho-tich", 1002)]
+    assert hall.tk.printed_tickets[2].people_ahead == 1
+
+
+def test_priority_key_then_service_prints_a_priority_ticket(hall, printer):
+    hall.press("priority")
+    hall.settle()
+    assert hall.tk.board.leds["priority"].base == "armed"
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    (view,) = hall.tk.printed_tickets
+    assert view.priority and view.priority_group == "cao-tuoi"
+    assert hall.requests("issue-ticket")[0]["priority_group"] == "cao-tuoi"
+
+
+def test_hub_offline_no_number_is_invented_and_the_press_is_answered_when_it_returns(hall, fake_broker, printer):
+    fake_broker.kill("hub")
+    hall.pump_until(lambda: not hall.tk.hub_online)
+    hall.press("ho-tich")
+    hall.settle()
+    assert printer.jobs == [] and hall.requests("issue-ticket") == []
+    assert hall.tk.board.leds["ho-tich"].base == "wait"
+    fake_broker.go_up()  # the hub reconnects within the window
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    assert hall.tk.printed_tickets[0].number == 1001
+
+
+def test_hub_offline_too_long_drops_the_press_with_a_clear_signal(hall, fake_broker, printer):
+    fake_broker.kill("hub")
+    hall.pump_until(lambda: not hall.tk.hub_online)
+    hall.press("ho-tich")
+    hall.settle()
+    hall.mono.advance(hall.tk.settings.hardware.hub_wait_s + 1)
+    buzzer = hall.tk.board.buzzer
+    assert buzzer.wait_settled(5)  # the "wait" beeps of the press are over
+    buzzer.pin.clear_states()
+    hall.settle()
+    assert hall.tk.core.stats.dropped == 1
+    assert buzzer.wait_settled(5)
+    assert pin_history(buzzer.pin) == [False, True, False]  # one long "error" beep
+    assert BUZZER_PATTERNS["error"].steps[0][1] >= 0.5
+    fake_broker.go_up()
+    hall.pump_until(lambda: hall.tk.hub_online)
+    hall.settle()
+    assert printer.jobs == [] and hall.requests("issue-ticket") == []
+
+
+def test_paper_out_before_the_press_issues_nothing_and_alerts_then_recovers(hall, fake_broker, printer):
+    printer.paper = "out"
+    hall.press("ho-tich")
+    hall.settle()
+    assert hall.requests("issue-ticket") == []
+    assert T.alert("dispenser-1", "paper-out") in fake_broker.retained
+    assert hall.tk.board.leds["ho-tich"].base == "fault"
+    printer.paper = "ok"  # a technician loads a roll; the next press works
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    hall.settle()
+    assert T.alert("dispenser-1", "paper-out") not in fake_broker.retained
+    assert hall.tk.printed_tickets[0].number == 1001
+
+
+def test_paper_runs_out_during_the_job_the_number_is_voided_and_alerted(hall, fake_broker, printer):
+    printer.fail_next_job("paper-out", fraction=0.4)
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(hall.requests("void-ticket")) == 1)
+    hall.pump_until(lambda: fake_broker.messages(T.event("ticket", "voided")))
+    void = hall.requests("void-ticket")[0]
+    assert void["reason"] == "paper-out"
+    assert T.alert("dispenser-1", "paper-out") in fake_broker.retained
+    assert hall.tk.board.leds["ho-tich"].base == "fault"
+    assert printer.jobs == [] and len(printer.output) > 0  # half a ticket came out
+    hall.tk.publish_health()
+    health = json.loads(fake_broker.retained[T.health("dispenser-1")])
+    assert health["details"]["printer"]["state"] == "paper-out"
+    assert health["details"]["last_error"].startswith("paper-out")
+    printer.paper = "ok"
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    hall.settle()
+    assert hall.tk.printed_tickets[-1].number == 1002
+    assert T.alert("dispenser-1", "paper-out") not in fake_broker.retained
+
+
+def test_printer_offline_mid_job_voids_and_alerts(hall, fake_broker, printer):
+    printer.fail_next_job("offline")
+    hall.press("dat-dai")
+    hall.pump_until(lambda: len(hall.requests("void-ticket")) == 1)
+    assert hall.requests("void-ticket")[0]["reason"] == "printer-offline"
+    assert T.alert("dispenser-1", "printer-offline") in fake_broker.retained
+
+
+def test_paper_low_still_issues_and_raises_a_warning(hall, fake_broker, printer):
+    printer.paper = "low"
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    alert = json.loads(fake_broker.retained[T.alert("dispenser-1", "paper-low")])
+    assert alert["severity"] == "warning"
+
+
+def test_sim_press_topic_drives_the_mock_pin(hall, fake_broker, printer):
+    tech = FakeBus(fake_broker, site=SITE, node="tech-laptop", role="tech")
+    tech.start()
+    tech.publish(T.sim_press("dispenser-1"), SimPress(button="van-hoa-xa-hoi"))
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    assert hall.tk.printed_tickets[0].number == 4001
+    assert hall.tk.board.keys["van-hoa-xa-hoi"].stats.accepted == 1
+    tech.publish(T.sim_press("dispenser-1"), b'{"schema": "xephang.sim-press.v1", "button": "nope"}')
+    hall.settle()
+    assert hall.tk.bus.stats.dropped >= 1  # a bad button is logged and counted, never a crash
+
+
+def test_technician_long_press_reprints_the_last_ticket(hall, printer):
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    key = hall.tk.board.keys["tech"]
+    key.pin.drive_low()
+    hall.mono.advance(hall.tk.settings.hardware.tech_hold_s + 0.5)
+    key.pin.drive_high()
+    hall.pump_until(lambda: len(printer.jobs) == 2)
+    assert printer.labels[-1] == "reprint"
+    assert len(hall.requests("issue-ticket")) == 1  # a reprint asks the hub for nothing
+
+
+def test_health_reports_printer_state_and_tickets_printed(hall, fake_broker, printer):
+    hall.press("ho-tich")
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    hall.tk.publish_health()
+    health = json.loads(fake_broker.retained[T.health("dispenser-1")])
+    d = health["details"]
+    assert d["tickets_printed"] == 1 and d["printer"]["state"] == "ok" and d["hub_online"] is True
+    assert d["keys"]["ho-tich"]["accepted"] == 1
+
+
+def test_lights_say_ready_when_all_is_well(hall):
+    hall.settle()
+    led = hall.tk.board.leds["ho-tich"]
+    assert led.base == "ready" and "ready" in LED_PATTERNS

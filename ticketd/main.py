@@ -1,0 +1,499 @@
+"""ticketd: the dispenser daemon — one press, one readable Vietnamese ticket.
+
+The path of a press, all in the owner thread (gpiozero's threads only enqueue presses):
+
+    key (debounced) → Dispenser core (queue, priority, rate) → printer check
+    (paper out → refused; paper low → issue + alert) → ``issue-ticket`` via the bus request
+    helper (one request_id per press, retried) → render → print → on a print failure
+    ``void-ticket`` with the reason + retained alert + fault light.
+
+While the hub is offline (its retained status, or our own broker link down) no number is
+ever invented: the lights say "wait", and a press is answered when the hub returns within
+``hardware.hub_wait_s`` or dropped with the error signal.
+
+In sim mode the board is gpiozero mock pins (one button per service), the printer writes
+``.bin`` + ``.png`` files, and ``R/sim/{node}/press`` presses a mock pin, so the whole real
+path runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ticketd.board import DispenserBoard, sim_hardware
+from ticketd.config import HardwareConfig, PrinterConfig, TicketLayout
+from ticketd.dispenser import Dispenser, Notice, Outcome, PressResult, TicketJob
+from ticketd.printer import PaperOut, Printer, PrinterError, PrinterOffline, PrinterState, open_printer
+from ticketd.render import TicketRenderer, TicketView
+from xephang.bus import Bus, Inbound
+from xephang.clock import VN_TZ, Clock
+from xephang.contract import (
+    BadPayload,
+    IssueTicket,
+    NodeStatus,
+    Reply,
+    SimPress,
+    TicketInfo,
+    VoidTicket,
+    decode,
+    new_request_id,
+)
+from xephang.daemon import Daemon
+from xephang.hw import KeyPress, make_pin_factory
+from xephang.settings import DaemonSettings
+from xephang.site import Site
+
+log = logging.getLogger(__name__)
+
+PRINTER_ALERTS = ("paper-out", "printer-offline", "printer-error", "paper-low")
+ALERT_TEXT = {
+    "paper-out": ("Máy in hết giấy: vui lòng thay cuộn giấy", "Printer out of paper: load a new roll"),
+    "printer-offline": ("Máy in mất kết nối: kiểm tra nguồn và cáp", "Printer offline: check power and cable"),
+    "printer-error": ("Máy in báo lỗi khi in vé", "Printer error while printing a ticket"),
+    "paper-low": ("Giấy in sắp hết", "Printer paper low"),
+    "font-glyphs": ("Phông chữ thiếu ký tự trên vé", "Ticket font is missing characters"),
+}
+
+
+class TicketdSettings(DaemonSettings):
+    """ticketd's settings: the shared ones plus ``[ticket]``, ``[printer]``, ``[hardware]``."""
+
+    ticket: TicketLayout = TicketLayout()
+    printer: PrinterConfig = PrinterConfig()
+    hardware: HardwareConfig = HardwareConfig()
+    request_timeout_s: float = Field(default=1.5, gt=0, le=30, description="wait per issue-ticket attempt")
+    request_attempts: int = Field(default=3, ge=1, le=10)
+    printer_check_s: float = Field(default=30.0, gt=0, le=3600, description="status poll when the printer is fine")
+    printer_fault_check_s: float = Field(default=2.0, gt=0, le=600, description="status poll while it is not")
+
+
+class TicketDaemon(Daemon[TicketdSettings]):
+    """ticketd — the ticket dispenser."""
+
+    role = "dispenser"
+    settings_cls = TicketdSettings
+    node_config_model = TicketLayout
+
+    def __init__(self, settings: TicketdSettings, *, bus: Bus | None = None, clock: Clock | None = None,
+                 printer: Printer | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(settings, bus=bus, clock=clock)
+        self.events: queue.Queue[KeyPress] = queue.Queue()
+        self._printer_override = printer
+        self._mono = monotonic
+        self.site: Site | None = None
+        self.board: DispenserBoard | None = None
+        self.core: Dispenser | None = None
+        self.printer: Printer | None = None
+        self.renderer: TicketRenderer | None = None
+        self.hub_online = False
+        self._hub_session = -1
+        self._next_printer_check = 0.0
+        self._issuing: TicketJob | None = None
+        self.last_error = ""
+        self.printed_tickets: list[TicketView] = []
+
+    @classmethod
+    def default_node(cls, settings: DaemonSettings) -> str:
+        return "dispenser-1"
+
+    # ---- node config: technicians may push the ticket layout (texts, QR, width) -----------
+    def initial_node_config(self) -> dict[str, Any]:
+        return self.settings.ticket.model_dump(mode="json")
+
+    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+        if self.site is not None:
+            assert isinstance(new, TicketLayout)
+            self.renderer = TicketRenderer(self.site, new)
+            self._check_glyphs()
+            if self.printer is not None and new.width_px != self.printer.width_px:
+                return True  # another paper width needs another printer profile: restart
+        return False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def setup(self) -> None:
+        s = self.settings
+        self.site = s.load_site()
+        hw = sim_hardware(self.site, s.hardware) if s.sim else s.hardware
+        if not hw.buttons:
+            log.warning("no service buttons configured ([hardware] buttons): only sim presses can issue")
+        factory = make_pin_factory("mock" if s.sim else hw.pin_factory)
+        self.board = DispenserBoard(hw, events=self.events, pin_factory=factory, clock=self._mono)
+        groups = [g.id for g in self.site.priority.groups]
+        # a general priority key issues tickets of the site's first priority group
+        prio = {k.name: (k.group or (groups[0] if groups else "")) for k in hw.priority_keys}
+        self.core = self.board.dispenser(priority_keys={k: g for k, g in prio.items() if g},
+                                         new_request_id=new_request_id)
+        layout = self.node_config.current if self.node_config else s.ticket
+        assert isinstance(layout, TicketLayout)
+        self.renderer = TicketRenderer(self.site, layout)
+        self.printer = self._printer_override or open_printer(self._printer_config(), width_px=layout.width_px)
+        self.bus.subscribe(self.bus.topics.status("hub"), self._on_hub_status)
+        self.bus.add_disconnect_hook(lambda: self._set_hub_online(False))
+        self.bus.add_connect_hook(self._check_glyphs)
+        self._check_printer()
+        self._refresh_lights()
+
+    def _printer_config(self) -> PrinterConfig:
+        cfg = self.settings.printer
+        if self.settings.sim and cfg.backend not in ("sim", "fake"):
+            out = self.settings.sim_out or (self.settings.state_dir / "tickets")
+            return cfg.model_copy(update={"backend": "sim", "sim_dir": out})
+        if cfg.backend == "sim" and self.settings.sim_out:
+            return cfg.model_copy(update={"sim_dir": self.settings.sim_out})
+        return cfg
+
+    def teardown(self) -> None:
+        if self.board is not None:
+            self.board.close()
+        if self.printer is not None:
+            self.printer.close()
+
+    # ---- the owner loop ----------------------------------------------------------------------
+    def wait_for_work(self, timeout: float) -> None:
+        # two inboxes (bus, keys): poll both in short slices so a press waits ~10 ms at most
+        end = time.monotonic() + timeout
+        while True:
+            handled = self._drain_keys()
+            remaining = end - time.monotonic()
+            handled += self.bus.process(timeout=max(0.0, min(0.01, remaining)))
+            handled += self._drain_keys()
+            if handled or remaining <= 0:
+                return
+
+    def tick(self, now: float) -> None:
+        assert self.core is not None
+        mono = self._mono()
+        for notice in self.core.poll(mono):
+            self._on_notice(notice)
+        if mono >= self._next_printer_check and self._issuing is None:
+            self._check_printer()
+        self._pump()
+        self._refresh_lights()
+
+    def _drain_keys(self) -> int:
+        n = 0
+        while True:
+            try:
+                press = self.events.get_nowait()
+            except queue.Empty:
+                return n
+            n += 1
+            self._on_press(press)
+
+    # ---- presses ------------------------------------------------------------------------------
+    def _on_press(self, press: KeyPress) -> None:
+        assert self.core is not None and self.board is not None
+        if press.name in self.core.buttons and not self.core.printer_state.can_issue:
+            self._check_printer()  # someone may just have loaded paper
+        result = self.core.press(press, self._mono())
+        log.info("press %s (%s): %s", press.name, press.kind, result.outcome)
+        self._signal_press(result)
+        self._pump()
+        self._refresh_lights()
+
+    def _signal_press(self, r: PressResult) -> None:
+        assert self.board is not None
+        b = self.board
+        match r.outcome:
+            case Outcome.QUEUED:
+                b.show(r.key, "accepted")
+                b.beep("accepted")
+            case Outcome.WAITING_HUB:
+                b.show(r.key, "accepted")
+                b.beep("wait")
+            case Outcome.ARMED:
+                b.show(r.key, "armed")
+                b.beep("armed")
+            case Outcome.REFUSED_PAPER:
+                b.show(r.key, "error")
+                b.beep("fault")
+            case Outcome.REFUSED_BUSY | Outcome.REFUSED_RATE:
+                b.show(r.key, "error")
+            case _:
+                pass
+
+    def _on_notice(self, n: Notice) -> None:
+        assert self.board is not None
+        if n.kind == "dropped-hub-offline":
+            log.warning("press %s dropped: the hub stayed offline", n.key)
+            self.board.show(n.key, "error")
+            self.board.beep("error")
+
+    def on_sim_press(self, press: SimPress) -> None:
+        assert self.board is not None and self.core is not None
+        name = press.button
+        if name == "priority" and name not in self.board.keys and self.core.priority_keys:
+            name = next(iter(self.core.priority_keys))
+        if not self.board.simulate_press(name, press.hold_s):
+            raise BadPayload("unknown-button", f"no key {press.button!r} on this dispenser")
+
+    # ---- jobs ---------------------------------------------------------------------------------
+    def _pump(self) -> None:
+        """Start jobs while the printer is free and nothing waits for the hub's reply."""
+        assert self.core is not None
+        while self._issuing is None:
+            job = self.core.next_job(self._mono())
+            if job is None:
+                return
+            if job.kind == "issue":
+                self._start_issue(job)
+            else:
+                self._print_local(job)
+
+    def _start_issue(self, job: TicketJob) -> None:
+        assert self.core is not None and self.printer is not None and self.board is not None
+        state = self._check_printer()
+        if not state.can_issue:
+            self.core.job_failed(job, state.value)  # no number asked for: nothing to void
+            self.board.show(job.button, "error")
+            self.board.beep("fault")
+            return
+        req = IssueTicket(request_id=job.request_id, source=self.node, service=job.service,
+                          priority_group=job.priority_group if job.priority else None, sent_at=self.clock.now())
+        self._issuing = job
+        self.bus.request(req, on_reply=lambda reply: self._on_issued(job, reply),
+                         timeout_s=self.settings.request_timeout_s, attempts=self.settings.request_attempts)
+
+    def _on_issued(self, job: TicketJob, reply: Reply | None) -> None:
+        assert self.core is not None and self.board is not None
+        self._issuing = None
+        try:
+            if reply is None:
+                self._job_error(job, "hub-timeout", "no reply from the hub")
+                return
+            if reply.status != "ok":
+                code = reply.error.code if reply.error else "error"
+                self._job_error(job, code, reply.error.message if reply.error else "")
+                return
+            try:
+                ticket = TicketInfo.model_validate(reply.data["ticket"])
+            except (KeyError, TypeError, ValidationError) as exc:
+                self._job_error(job, "bad-reply", str(exc)[:200])
+                return
+            view = TicketView(
+                number=ticket.number,
+                service_id=ticket.service,
+                issued_at=datetime.fromtimestamp(ticket.issued_at, VN_TZ),
+                priority=ticket.priority_group is not None,
+                priority_group=ticket.priority_group,
+                people_ahead=_opt_int(reply.data.get("people_ahead")),
+                est_wait_min=_opt_float(reply.data.get("est_wait_min")),
+            )
+            self._print_issued(job, ticket, view)
+        finally:
+            self._pump()
+            self._refresh_lights()
+
+    def _print_issued(self, job: TicketJob, ticket: TicketInfo, view: TicketView) -> None:
+        assert self.core is not None and self.printer is not None and self.renderer is not None
+        try:
+            image = self.renderer.render(view)
+            self.printer.print_image(image, label=ticket.display)
+        except PrinterError as exc:
+            self._print_failed(job, ticket, exc)
+            return
+        except Exception as exc:  # a render bug must still void the number, never leave a ghost
+            log.exception("ticket %s could not be rendered", ticket.display)
+            self._print_failed(job, ticket, PrinterError(f"render: {exc}"))
+            return
+        log.info("ticket %s printed (%s)", ticket.display, ticket.service)
+        self.core.job_done(job, view)
+        self.printed_tickets.append(view)
+        del self.printed_tickets[:-20]
+        self._printed_ok()
+
+    def _print_failed(self, job: TicketJob, ticket: TicketInfo, exc: PrinterError) -> None:
+        assert self.core is not None and self.printer is not None and self.board is not None
+        reason = exc.code
+        self.last_error = f"{reason}: {exc}"
+        log.error("ticket %s not printed (%s): voiding it", ticket.display, self.last_error)
+        void = VoidTicket(request_id=new_request_id(), source=self.node, ticket_id=ticket.id, reason=reason)
+        self.bus.request(void, on_reply=lambda r: self._on_voided(ticket, r),
+                         timeout_s=self.settings.request_timeout_s, attempts=max(3, self.settings.request_attempts))
+        vi, en = ALERT_TEXT.get(reason, ALERT_TEXT["printer-error"])
+        self.raise_alert(reason if reason in ALERT_TEXT else "printer-error", vi, en, "critical")
+        state = self.printer.status()
+        if isinstance(exc, PaperOut) and state is not PrinterState.PAPER_OUT:
+            state = PrinterState.PAPER_OUT  # the job proved it, whatever a silent printer says
+        elif isinstance(exc, PrinterOffline) and state.can_issue:
+            state = PrinterState.OFFLINE
+        self.core.set_printer_state(state)
+        self._schedule_printer_check()
+        self.core.job_failed(job, reason)
+        self.board.show(job.button, "error")
+        self.board.beep("fault")
+
+    def _on_voided(self, ticket: TicketInfo, reply: Reply | None) -> None:
+        if reply is None or reply.status != "ok":
+            log.error("void of ticket %s (id %s) not confirmed: %s", ticket.display, ticket.id,
+                      reply.error if reply else "no reply")
+        else:
+            log.info("ticket %s voided", ticket.display)
+
+    def _job_error(self, job: TicketJob, code: str, message: str) -> None:
+        assert self.core is not None and self.board is not None
+        self.last_error = f"{code}: {message}" if message else code
+        log.warning("issue for %s failed: %s", job.button, self.last_error)
+        self.core.job_failed(job, code)
+        self.board.show(job.button, "error")
+        self.board.beep("error")
+
+    def _print_local(self, job: TicketJob) -> None:
+        """Reprint or test print: no number is involved, so nothing to ask or void."""
+        assert self.core is not None and self.printer is not None and self.renderer is not None
+        assert self.board is not None
+        try:
+            if job.kind == "reprint" and job.ticket is not None:
+                image = self.renderer.render(job.ticket)
+            else:
+                image = self.renderer.render_test(self.clock.local())
+            self.printer.print_image(image, label=job.kind)
+        except PrinterError as exc:
+            self.last_error = f"{exc.code}: {exc}"
+            self.core.job_failed(job, exc.code)
+            self.board.beep("fault")
+            self._check_printer()
+            return
+        self.core.job_done(job)
+        self._printed_ok()
+
+    def _printed_ok(self) -> None:
+        assert self.core is not None
+        for alert in ("paper-out", "printer-offline", "printer-error"):
+            self.clear_alert(alert)
+        if not self.core.printer_state.can_issue:
+            self.core.set_printer_state(PrinterState.UNKNOWN)
+
+    # ---- printer and hub state ----------------------------------------------------------------
+    def _schedule_printer_check(self) -> None:
+        assert self.core is not None
+        every = self.settings.printer_check_s if self.core.printer_state.can_issue else self.settings.printer_fault_check_s
+        self._next_printer_check = self._mono() + every
+
+    def _check_printer(self) -> PrinterState:
+        """Ask the printer; update the core and the alerts. Silence is UNKNOWN, never OK."""
+        assert self.core is not None and self.printer is not None
+        # a silent printer (UNKNOWN) cannot tell us it recovered from a fault: the next press tries
+        state = self.printer.status()
+        self.core.set_printer_state(state)
+        if state is PrinterState.PAPER_OUT:
+            self.raise_alert("paper-out", *ALERT_TEXT["paper-out"], severity="critical")
+        elif state is PrinterState.OFFLINE:
+            self.raise_alert("printer-offline", *ALERT_TEXT["printer-offline"], severity="critical")
+        elif state is PrinterState.OK:
+            for alert in PRINTER_ALERTS:
+                self.clear_alert(alert)
+        if state is PrinterState.PAPER_LOW and self.settings.printer.paper_low_alert:
+            self.raise_alert("paper-low", *ALERT_TEXT["paper-low"], severity="warning")
+            self.clear_alert("paper-out")
+            self.clear_alert("printer-offline")
+        self._schedule_printer_check()
+        return state
+
+    def _check_glyphs(self) -> None:
+        if self.renderer is None:
+            return
+        missing = self.renderer.missing_glyphs()
+        if missing:
+            log.error("the ticket font cannot draw: %s", missing)
+            self.raise_alert("font-glyphs", *ALERT_TEXT["font-glyphs"], severity="warning")
+        else:
+            self.clear_alert("font-glyphs")
+
+    def _on_hub_status(self, msg: Inbound) -> None:
+        if not msg.payload:  # the retained status was cleared: nobody vouches for the hub
+            self._set_hub_online(False)
+            return
+        st = decode(NodeStatus, msg.payload)
+        if st.online:
+            self._hub_session = max(self._hub_session, st.session)
+            self._set_hub_online(True)
+        elif st.session >= self._hub_session:
+            self._set_hub_online(False)
+        else:
+            log.debug("stale hub Will (session %s < %s) ignored", st.session, self._hub_session)
+
+    def _set_hub_online(self, online: bool) -> None:
+        if online != self.hub_online:
+            log.info("hub is %s", "online" if online else "OFFLINE: presses wait, no number is invented")
+        self.hub_online = online
+        if self.core is not None:
+            self.core.set_hub_online(online)
+            if online:
+                self._pump()
+        self._refresh_lights()
+
+    # ---- lights and health --------------------------------------------------------------------
+    def _refresh_lights(self) -> None:
+        """Each LED's base pattern from the state (a flash in progress finishes first)."""
+        if self.board is None or self.core is None:
+            return
+        core = self.core
+        busy = core.busy_keys()
+        waiting = {j.button for j in core.pending if j.kind == "issue"} if not self.hub_online else set()
+        printer_ok = core.printer_state.can_issue
+        for key in self.board.leds:
+            if key in core.priority_keys:
+                pattern = "armed" if core.armed == key else ("ready" if printer_ok and self.hub_online else "off")
+            elif not printer_ok:
+                pattern = "fault"
+            elif key in waiting:
+                pattern = "wait"
+            elif not self.hub_online:
+                pattern = "hub_offline"
+            elif key in busy:
+                pattern = "working"
+            else:
+                pattern = "ready"
+            self.board.show(key, pattern)
+        status = "fault" if not printer_ok else "hub_offline" if not self.hub_online else \
+            "working" if busy else "ready"
+        self.board.show_status(status)
+
+    def health_details(self) -> dict[str, Any]:
+        if self.core is None or self.printer is None:
+            return {}
+        st = self.core.stats
+        keys = {name: {"accepted": k.stats.accepted, "bounces": k.stats.bounces,
+                       "double_presses": k.stats.double_presses, "rate_limited": k.stats.rate_limited}
+                for name, k in (self.board.keys.items() if self.board else [])}
+        return {
+            "printer": {"kind": self.printer.kind, "state": self.core.printer_state.value,
+                        "width_px": self.printer.width_px, "profile": self.printer.profile},
+            "tickets_printed": self.printer.printed,
+            "last_error": self.last_error or self.printer.last_error,
+            "hub_online": self.hub_online,
+            "pending": len(self.core.pending) + (1 if self.core.in_flight else 0),
+            "presses": st.presses, "refused": st.refused, "dropped": st.dropped, "failed": st.failed,
+            "keys": keys,
+        }
+
+
+def _opt_int(v: Any) -> int | None:
+    try:
+        return None if v is None else int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_float(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``ticketd --config FILE``."""
+    return TicketDaemon.main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
