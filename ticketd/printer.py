@@ -176,6 +176,9 @@ class EscposPrinter(Printer):
         super().__init__(width_px=width_px, profile=profile, cut=cut)
         self.device = device
         self._lock = threading.Lock()
+        self._silent_until = 0.0  # a printer that timed out is not asked again for a while
+
+    SILENT_RETRY_S = 60.0
 
     @classmethod
     def from_config(cls, cfg: PrinterConfig, *, width_px: int) -> EscposPrinter:
@@ -210,19 +213,24 @@ class EscposPrinter(Printer):
         # File/LP have no _read: they cannot answer, which is UNKNOWN, not OK
         if type(self.device)._read is Escpos._read:
             return PrinterState.UNKNOWN
+        if time.monotonic() < self._silent_until:
+            return PrinterState.UNKNOWN  # do not make every press wait for a read timeout
         with self._lock:
             try:
                 self.device._raw(RT_STATUS_PAPER)
                 answer = self.device._read()
-            except TimeoutError:
-                return PrinterState.UNKNOWN
             except Exception as exc:  # pyusb/pyserial/socket errors have no common root
-                if "timeout" in type(exc).__name__.lower():
+                if isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower():
+                    self._silent_until = time.monotonic() + self.SILENT_RETRY_S
+                    log.info("printer does not answer status queries: paper state unknown")
                     return PrinterState.UNKNOWN
                 log.info("printer status: %s", exc)
                 self._reset()
                 return PrinterState.OFFLINE
-        return paper_state_from_byte(bytes(answer or b""))
+        state = paper_state_from_byte(bytes(answer or b""))
+        if state is PrinterState.UNKNOWN:
+            self._silent_until = time.monotonic() + self.SILENT_RETRY_S
+        return state
 
     def send(self, job: bytes, *, label: str = "") -> None:
         with self._lock:

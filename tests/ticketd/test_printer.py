@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from PIL import ImageChops
@@ -185,6 +186,10 @@ def test_network_printer_status_and_job(site, issued_at, answer, state):
         p = EscposPrinter.from_config(PrinterConfig(backend="network", host="127.0.0.1", port=srv.port,
                                                     timeout_s=0.3), width_px=576)
         assert p.status() is state
+        if state is PrinterState.UNKNOWN:  # silence is remembered: the next press does not wait again
+            t0 = time.monotonic()
+            assert p.status() is PrinterState.UNKNOWN
+            assert time.monotonic() - t0 < 0.1
         ticket = TicketRenderer(site).render(TicketView(number=1001, service_id="ho-tich", issued_at=issued_at))
         p.print_image(ticket)
         p.close()
