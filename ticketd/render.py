@@ -66,6 +66,9 @@ def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
     """Greedy word wrap to ``width`` pixels; a word wider than the line is split by letters."""
     lines: list[str] = []
     for para in _nfc(text).split("\n"):
+        if font.getlength(para) <= width:  # the usual case: one measure, no word loop
+            lines.append(para.strip())
+            continue
         line = ""
         for word in para.split():
             cand = f"{line} {word}" if line else word
