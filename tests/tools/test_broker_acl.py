@@ -1,0 +1,150 @@
+"""The ACL `xephang broker-config` writes, on a real mosquitto: each node may publish only its
+own topics; forbidden publishes get PUBACK 135 (MQTT 5) and change nothing."""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+import pytest
+
+from xephang.brokerconf import acl_text, check_password, hash_password, mosquitto_conf_text, site_accounts
+from xephang.mosquitto import Mosquitto, free_port
+from xephang.tools import REFUSED, ToolClient, ToolError
+
+pytestmark = pytest.mark.broker
+
+R = "xephang/v1/tuong-linh"
+NOT_AUTHORIZED = 135
+
+# (publisher, topic, retained?, a legitimate reader, the legitimate writer)
+FORBIDDEN = [
+    ("counter-1", f"{R}/state/hall", True, "display-hall", "hub"),
+    ("counter-1", f"{R}/state/counter/2", True, "display-hall", "hub"),
+    ("counter-1", f"{R}/event/ticket/called", False, "announcer-hall", "hub"),
+    ("counter-1", f"{R}/reply/counter-2", False, "counter-2", "hub"),
+    ("counter-1", f"{R}/node/counter-2/status", True, "tech", "counter-2"),
+    ("counter-1", f"{R}/node/counter-2/alert/paper-out", True, "tech", "counter-2"),
+    ("counter-1", f"{R}/config/counter-2/state", True, "tech", "counter-2"),
+    ("counter-1", f"{R}/req/hub/issue-ticket", False, "hub", "dispenser-1"),
+    ("counter-1", f"{R}/config/counter-1/set", False, "counter-1", "tech"),
+    ("counter-1", f"{R}/config/counter-2/set", False, "counter-2", "tech"),
+    ("counter-1", f"{R}/sim/counter-2/press", False, "counter-2", "tech"),
+    ("dispenser-1", f"{R}/req/hub/call-next", False, "hub", "counter-1"),
+    ("dispenser-1", f"{R}/event/ticket/issued", False, "display-hall", "hub"),
+    ("display-hall", f"{R}/req/hub/finish", False, "hub", "counter-3"),
+    ("display-hall", f"{R}/state/service/ho-tich", True, "display-hall", "hub"),
+    ("announcer-hall", f"{R}/event/ticket/recalled", False, "display-hall", "hub"),
+    ("tech", f"{R}/state/hall", True, "display-hall", "hub"),
+    ("tech", f"{R}/event/ticket/called", False, "announcer-hall", "hub"),
+    ("tech", f"{R}/reply/counter-1", False, "counter-1", "hub"),
+    ("tech", f"{R}/node/hub/status", True, "display-hall", "hub"),
+    ("hub", f"{R}/config/counter-1/set", False, "counter-1", "tech"),
+    ("hub", f"{R}/sim/dispenser-1/press", False, "dispenser-1", "tech"),
+    ("hub", f"{R}/node/counter-1/status", True, "tech", "counter-1"),
+]
+
+# (publisher, topic): what each role needs to do its job
+ALLOWED = [
+    ("hub", f"{R}/state/hall"), ("hub", f"{R}/event/ticket/called"), ("hub", f"{R}/reply/counter-1"),
+    ("dispenser-1", f"{R}/req/hub/issue-ticket"), ("dispenser-1", f"{R}/req/hub/void-ticket"),
+    ("dispenser-1", f"{R}/node/dispenser-1/alert/paper-out"),
+    ("counter-2", f"{R}/req/hub/call-next"), ("counter-2", f"{R}/req/hub/rate"), ("counter-2", f"{R}/req/hub/resync"),
+    ("counter-2", f"{R}/config/counter-2/ack"), ("counter-2", f"{R}/config/counter-2/state"),
+    ("display-hall", f"{R}/node/display-hall/health"), ("announcer-hall", f"{R}/req/hub/resync"),
+    ("tech", f"{R}/config/counter-2/set"), ("tech", f"{R}/sim/dispenser-1/press"), ("tech", f"{R}/req/hub/call-next"),
+    ("tech-lan", f"{R}/sim/counter-4/press"),
+]
+
+
+def _first(c: ToolClient, topic: str, timeout: float = 3.0) -> bytes | None:
+    while (m := c.get(timeout)) is not None:
+        if m.topic == topic:
+            return m.payload
+    return None
+
+
+@pytest.mark.parametrize(("who", "topic", "retained", "reader", "owner"), FORBIDDEN,
+                         ids=[f"{w}->{t[len(R) + 1:]}" for w, t, *_ in FORBIDDEN])
+def test_a_forbidden_publish_is_refused_and_changes_nothing(secured_broker, who, topic, retained, reader, owner):
+    with secured_broker.client(owner) as legit, secured_broker.client(who) as intruder:
+        if retained:
+            assert legit.publish(topic, b"original", retain=True) < REFUSED
+            assert intruder.publish(topic, b"forged", retain=True) == NOT_AUTHORIZED
+            with secured_broker.client(reader) as r:
+                r.subscribe(topic)
+                assert _first(r, topic) == b"original"  # the retained value is untouched
+        else:
+            with secured_broker.client(reader) as r:
+                r.subscribe(topic)
+                assert intruder.publish(topic, b"forged") == NOT_AUTHORIZED
+                # the owner's message, sent after the refusal, is the first thing the reader sees
+                assert legit.publish(topic, b"sentinel") < REFUSED
+                assert _first(r, topic) == b"sentinel"
+
+
+@pytest.mark.parametrize(("who", "topic"), ALLOWED, ids=[f"{w}->{t[len(R) + 1:]}" for w, t in ALLOWED])
+def test_each_role_may_publish_what_its_job_needs(secured_broker, who, topic):
+    with secured_broker.client(who) as c:
+        assert c.publish(topic, b"{}") < REFUSED
+
+
+def test_a_node_reads_its_own_replies_but_not_another_counters(secured_broker):
+    with secured_broker.client("hub") as hub, secured_broker.client("counter-1") as c1:
+        c1.subscribe(f"{R}/reply/counter-2", f"{R}/reply/counter-1")
+        assert hub.publish(f"{R}/reply/counter-2", b"for-2") < REFUSED
+        assert hub.publish(f"{R}/reply/counter-1", b"for-1") < REFUSED
+        m = c1.get(3.0)
+        assert m is not None and (m.topic, m.payload) == (f"{R}/reply/counter-1", b"for-1")
+
+
+def test_another_site_is_out_of_bounds(secured_broker):
+    with secured_broker.client("counter-1") as c:
+        assert c.publish("xephang/v1/other-commune/req/hub/call-next", b"{}") == NOT_AUTHORIZED
+
+
+@pytest.mark.parametrize(("user", "password"), [("counter-1", "wrong-password"), ("", None), ("nobody", "x"),
+                                                ("counter-2", "use-counter-1s")])
+def test_anonymous_and_wrong_passwords_are_refused(secured_broker, user, password):
+    if password == "use-counter-1s":
+        password = secured_broker.files.passwords["counter-1"]
+    with pytest.raises(ToolError, match="refused"):
+        secured_broker.client(user, password or None)
+
+
+def test_our_password_hashes_match_mosquitto_passwd_format():
+    h = hash_password("bí mật", salt=b"0123456789ab", iterations=101)
+    assert h.startswith("$7$101$") and check_password("bí mật", h) and not check_password("bi mat", h)
+    # a line written by mosquitto_passwd 2.0.11 for counter-1 / "secret"
+    theirs = "$7$101$RsNSSpiDxDkWtVqL$MPvzP7KMSGo8FFTWI++oRCTeuM0DAdgBQBJYHgjGX+DyCbg2wdLaxMOHjwiE9bGAHE/VGBr2au9BGKcyr6547A=="
+    assert check_password("secret", theirs)
+
+
+def test_the_generated_conf_fragment_runs_mosquitto_and_refuses_anonymous(tmp_path, site):
+    from xephang.brokerconf import write_broker_files
+
+    files = write_broker_files(tmp_path, site, site_accounts(site))
+    port = free_port()
+    text = mosquitto_conf_text(password_file=files.password_file, acl_file=files.acl_file, listen="127.0.0.1",
+                               port=port)
+    # run the fragment as the whole config (Debian's main file adds persistence and logging)
+    b = Mosquitto(tmp_path / "run", port=port, persistence=False)
+    user = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""  # root drops to 'mosquitto' otherwise
+    b.write_conf = lambda: (b.conf_path.write_text(user + text + f"log_dest file {b.log_path}\n"), b.conf_path)[1]
+    b.start()
+    try:
+        from xephang.tools import BrokerTarget
+
+        with pytest.raises(ToolError, match="refused"):
+            ToolClient(BrokerTarget(port=port, username="tech", password=None)).connect()
+        with ToolClient(BrokerTarget(port=port, username="tech", password=files.passwords["tech"])) as c:
+            assert c.publish(f"{R}/sim/counter-1/press", b"{}") < REFUSED
+    finally:
+        b.kill()
+
+
+def test_acl_lines_name_only_this_site():
+    from xephang.site import Site  # noqa: F401
+
+    text = acl_text("tuong-linh", [])
+    assert all("xephang/v1/tuong-linh/" in ln for ln in text.splitlines() if ln.startswith("pattern"))

@@ -1,0 +1,601 @@
+"""The technician's toolbox: ``xephang devices``, ``config get|push``, ``press``, ``tail``
+(and ``broker-config``, from :mod:`xephang.brokerconf`).
+
+A tool is not a node: it publishes no availability and keeps no broker session, so it uses a
+small client of its own (``ToolClient``) with a fresh client id per run — two terminals of the
+same technician never kick each other off. Every publish waits for the broker's PUBACK and
+reports its MQTT 5 reason code, so an ACL refusal is an error the technician sees, never a
+silent drop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from xephang.clock import VN_TZ
+from xephang.contract import (
+    Alert,
+    ConfigAck,
+    ConfigSet,
+    ConfigState,
+    NodeHealth,
+    NodeStatus,
+    SimPress,
+    Topics,
+    new_request_id,
+)
+
+log = logging.getLogger(__name__)
+
+REFUSED = 128  # MQTT 5 reason codes from 0x80 up are failures (135 = not authorized)
+
+
+class ToolError(RuntimeError):
+    """A tool could not do what it was asked (broker refused, no answer …)."""
+
+
+@dataclass
+class BrokerTarget:
+    """Where and as whom a tool connects."""
+
+    site: str = "tuong-linh"
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = "tech"
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass
+class _Waiter:
+    done: threading.Event = field(default_factory=threading.Event)
+    codes: list[int] = field(default_factory=list)
+
+
+class ToolClient:
+    """A short-lived MQTT 5 client for tools and tests: blocking connect/subscribe/publish.
+
+    ``publish`` returns the broker's reason code (QoS 1): 0 or 16 (no subscribers) is success,
+    135 means the ACL refused it. Received messages wait in ``inbox``.
+    """
+
+    def __init__(self, target: BrokerTarget, *, client_id: str | None = None) -> None:
+        self.target = target
+        self.topics = Topics(target.site)
+        self.client_id = client_id or f"{target.username}-{secrets.token_hex(3)}"
+        self.inbox: queue.Queue[Received] = queue.Queue()
+        self._lock = threading.Lock()
+        self._waiters: dict[int, _Waiter] = {}
+        self._connected = threading.Event()
+        self._connack: int | None = None
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        if target.username:  # no username = anonymous (brokers of a site refuse it)
+            c.username_pw_set(target.username, target.password)
+        if target.tls:
+            c.tls_set(ca_certs=str(target.ca_file) if target.ca_file else None)
+        c.on_connect = self._on_connect
+        c.on_message = self._on_message
+        c.on_publish = self._on_ack
+        c.on_subscribe = self._on_suback
+        c.on_disconnect = lambda *a: self._connected.clear()
+        self._client = c
+
+    # paho thread: only hand things over
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        self._connack = int(getattr(rc, "value", rc))
+        if not rc.is_failure:
+            self._connected.set()
+        else:
+            self._connected.set()  # wake the waiter; _connack says why
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def _ack(self, mid: int, codes: list[int]) -> None:
+        with self._lock:
+            w = self._waiters.setdefault(mid, _Waiter())
+        w.codes = codes
+        w.done.set()
+
+    def _on_ack(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        self._ack(mid, [int(getattr(rc, "value", rc))])
+
+    def _on_suback(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[Any], props: Any) -> None:
+        self._ack(mid, [int(getattr(r, "value", r)) for r in rcs])
+
+    def _wait(self, mid: int, timeout: float, what: str) -> list[int]:
+        with self._lock:
+            w = self._waiters.setdefault(mid, _Waiter())
+        if not w.done.wait(timeout):
+            raise ToolError(f"no answer from the broker to {what} within {timeout:g} s")
+        with self._lock:
+            self._waiters.pop(mid, None)
+        return w.codes
+
+    # owner API
+    def connect(self, timeout: float = 5.0) -> ToolClient:
+        """Connect or raise ToolError (unreachable, bad credentials)."""
+        t = self.target
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0
+        try:
+            self._client.connect(t.host, t.port, keepalive=30, clean_start=True, properties=props)
+        except OSError as exc:
+            raise ToolError(f"không kết nối được broker {t.host}:{t.port} / cannot reach the broker: {exc}") from None
+        self._client.loop_start()
+        if not self._connected.wait(timeout) or self._connack is None:
+            self.close()
+            raise ToolError(f"broker {t.host}:{t.port} did not answer within {timeout:g} s")
+        if self._connack >= REFUSED:
+            code = self._connack
+            self.close()
+            raise ToolError(f"broker từ chối {t.username!r} / refused {t.username!r}: reason {code}"
+                            f"{' (sai tài khoản/mật khẩu hoặc không được phép / bad credentials or not authorized)' if code in (134, 135) else ''}")
+        return self
+
+    def subscribe(self, *filters: str, timeout: float = 5.0) -> list[int]:
+        _, mid = self._client.subscribe([(f, 1) for f in filters])
+        return self._wait(mid, timeout, f"subscribe {filters}")
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, qos: int = 1,
+                timeout: float = 5.0) -> int:
+        """Publish and return the broker's reason code (0 when QoS 0)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if qos == 0:
+            return 0
+        return self._wait(info.mid, timeout, f"publish to {topic}")[0]
+
+    def get(self, timeout: float) -> Received | None:
+        try:
+            return self.inbox.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def drain_retained(self, quiet_s: float = 0.3, timeout: float = 3.0) -> list[Received]:
+        """Messages arriving until the line is quiet for ``quiet_s`` (retained ones come at once)."""
+        out: list[Received] = []
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            m = self.get(min(quiet_s, end - time.monotonic()))
+            if m is None:
+                break
+            out.append(m)
+        return out
+
+    def close(self) -> None:
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+
+    def __enter__(self) -> ToolClient:
+        return self if self._connack is not None else self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+
+@dataclass
+class DeviceView:
+    """What the retained topics say about one node."""
+
+    node: str
+    status: NodeStatus | None = None
+    health: NodeHealth | None = None
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    config: ConfigState | None = None
+
+    @property
+    def online(self) -> bool:
+        return bool(self.status and self.status.online)
+
+    @property
+    def role(self) -> str:
+        return (self.status.role if self.status else "") or (self.health.role if self.health else "")
+
+
+class DeviceRegistry:
+    """Folds retained ``node/#`` and ``config/+/state`` messages into a view per node."""
+
+    def __init__(self, topics: Topics) -> None:
+        self.topics = topics
+        self.devices: dict[str, DeviceView] = {}
+
+    def update(self, topic: str, payload: bytes) -> str | None:
+        """Fold one message; returns the node it was about, or None when it was not ours."""
+        try:
+            levels = self.topics.parse(topic)
+        except ValueError:
+            return None
+        try:
+            if levels[0] == "node" and len(levels) >= 3:
+                d = self.devices.setdefault(levels[1], DeviceView(levels[1]))
+                if levels[2] == "status" and payload:
+                    st = NodeStatus.model_validate_json(payload)
+                    # a late Will of an older session does not mark a live node offline
+                    if not (d.status and d.status.online and not st.online and st.session < d.status.session):
+                        d.status = st
+                elif levels[2] == "health" and payload:
+                    d.health = NodeHealth.model_validate_json(payload)
+                elif levels[2] == "alert" and len(levels) == 4:
+                    if payload:
+                        d.alerts[levels[3]] = Alert.model_validate_json(payload)
+                    else:
+                        d.alerts.pop(levels[3], None)
+                return d.node
+            if levels[0] == "config" and len(levels) == 3 and levels[2] == "state" and payload:
+                d = self.devices.setdefault(levels[1], DeviceView(levels[1]))
+                d.config = ConfigState.model_validate_json(payload)
+                return d.node
+        except ValidationError as exc:
+            log.warning("ignoring a malformed message on %s: %s", topic, exc.errors()[0]["msg"])
+        return None
+
+    def table(self, lang: str = "vi") -> str:
+        """One line per node, sorted hub first."""
+        head = ("NÚT", "VAI TRÒ", "TRẠNG THÁI", "PHIÊN BẢN", "CHẠY", "CẤU HÌNH", "CẢNH BÁO") if lang == "vi" else \
+            ("NODE", "ROLE", "STATUS", "VERSION", "UPTIME", "CONFIG", "ALERTS")
+        rows = [head]
+        order = {"hub": 0, "dispenser": 1, "counter": 2, "display": 3, "announcer": 4}
+        for d in sorted(self.devices.values(), key=lambda d: (order.get(d.node.split("-")[0], 9), _natural(d.node))):
+            if d.status is None and d.health is None:
+                continue
+            state = ("trực tuyến" if lang == "vi" else "online") if d.online else ("MẤT KẾT NỐI" if lang == "vi" else "OFFLINE")
+            version = (d.health.version if d.health else "") or (d.status.version if d.status else "")
+            uptime = _duration(d.health.uptime_s) if d.health else "-"
+            rev = d.config.rev if d.config else (d.health.config_rev if d.health else 0)
+            cfg = f"rev {rev}" + (" ⟳" if d.config and d.config.restart_required else "")
+            alerts = ", ".join(f"{a.id}: {a.message_vi if lang == 'vi' else a.message_en or a.message_vi}"
+                               for a in d.alerts.values()) or "-"
+            rows.append((d.node, d.role or "-", state, version or "-", uptime, cfg, alerts))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
+                         for r in rows)
+
+
+def _natural(s: str) -> tuple[Any, ...]:
+    head, _, tail = s.rpartition("-")
+    return (head, int(tail)) if tail.isdigit() else (s, 0)
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d}d{h:02d}h" if d else f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Events in plain Vietnamese
+
+
+def describe_event(payload: bytes | dict[str, Any], lang: str = "vi") -> str:
+    """One readable line for a ticket or counter event (``tail`` and the demo's live line)."""
+    e = payload if isinstance(payload, dict) else json.loads(payload)
+    at = e.get("at")
+    when = datetime.fromtimestamp(at, VN_TZ).strftime("%H:%M:%S") if isinstance(at, int | float) else "--:--:--"
+    kind = e.get("kind", "?")
+    t = e.get("ticket") or {}
+    num = t.get("display") or str(t.get("number", "?"))
+    svc = e.get("service_name_vi" if lang == "vi" else "service_name_en") or e.get("service_name_vi") or t.get("service", "")
+    counter = e.get("counter") or t.get("counter")
+    prio = " (ưu tiên)" if t.get("priority_group") and lang == "vi" else " (priority)" if t.get("priority_group") else ""
+    vi = {
+        "issued": f"Cấp số {num}{prio} — {svc}"
+                  + (f", {e['people_ahead']} người chờ trước" if e.get("people_ahead") is not None else ""),
+        "called": f"Mời số {num} đến quầy {counter}",
+        "recalled": f"Gọi lại số {num} đến quầy {counter} (lần {t.get('recalls', 1)})",
+        "finished": f"Quầy {counter} xong số {num}" + (" (thời điểm suy ra)" if e.get("inferred") else ""),
+        "no-show": f"Số {num} vắng mặt tại quầy {counter}",
+        "transferred": f"Số {num} chuyển sang {svc}" + (f" (từ {e['from_service']})" if e.get("from_service") else ""),
+        "voided": f"Huỷ số {num}" + (f" ({e['reason']})" if e.get("reason") else ""),
+        "rated": f"Số {num} đánh giá quầy {counter}: {'★' * int(e.get('score') or 0)}{'☆' * (5 - int(e.get('score') or 0))}",
+        "expired": f"Số {num} hết hạn cuối ngày",
+        "paused": f"Quầy {counter} tạm nghỉ" + (f" ({e['reason']})" if e.get("reason") else ""),
+        "resumed": f"Quầy {counter} làm việc lại",
+    }
+    en = {
+        "issued": f"Ticket {num}{prio} issued — {svc}"
+                  + (f", {e['people_ahead']} ahead" if e.get("people_ahead") is not None else ""),
+        "called": f"Number {num} called to counter {counter}",
+        "recalled": f"Number {num} recalled to counter {counter} (time {t.get('recalls', 1)})",
+        "finished": f"Counter {counter} finished {num}" + (" (inferred)" if e.get("inferred") else ""),
+        "no-show": f"Number {num} did not show at counter {counter}",
+        "transferred": f"Number {num} transferred to {svc}",
+        "voided": f"Ticket {num} voided" + (f" ({e['reason']})" if e.get("reason") else ""),
+        "rated": f"Number {num} rated counter {counter}: {e.get('score')}/5",
+        "expired": f"Ticket {num} expired at day end",
+        "paused": f"Counter {counter} paused" + (f" ({e['reason']})" if e.get("reason") else ""),
+        "resumed": f"Counter {counter} resumed",
+    }
+    text = (vi if lang == "vi" else en).get(kind, f"{kind} {num}")
+    return f"{when}  {text}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+class ConfigFileError(ValueError):
+    pass
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A partial node config from TOML or JSON (by extension; TOML otherwise)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read {path}: {exc}") from None
+    try:
+        data = json.loads(raw) if str(path).endswith(".json") else tomllib.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'TOML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{path}: the top level must be a table/object")
+    return data
+
+
+def fetch_config_state(client: ToolClient, node: str, timeout: float = 2.0) -> ConfigState | None:
+    """The node's retained config state, or None when it never published one."""
+    topic = client.topics.config_state(node)
+    client.subscribe(topic)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = client.get(end - time.monotonic())
+        if m is None:
+            break
+        if m.topic == topic and m.payload:
+            return ConfigState.model_validate_json(m.payload)
+    return None
+
+
+@dataclass
+class PushResult:
+    ack: ConfigAck | None
+    base_rev: int | None
+    exit_code: int
+
+
+def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source: str = "tech",
+                base_rev: int | None = None, use_base: bool = True, timeout: float = 10.0) -> PushResult:
+    """Send ``config`` to ``node`` against its current rev and wait for the ack.
+
+    Exit codes: 0 applied / restart required, 1 rejected, 2 stale, 3 no answer, 4 refused by the broker.
+    """
+    t = client.topics
+    if use_base and base_rev is None:
+        st = fetch_config_state(client, node)
+        if st is None:
+            raise ToolError(f"{node} has no config state (offline, or no pushable config): use --force to push blind")
+        base_rev = st.rev
+    client.subscribe(t.config_ack(node))
+    push = ConfigSet(request_id=new_request_id(), source=source, base_rev=base_rev if use_base else None, config=config)
+    rc = client.publish(t.config_set(node), push.to_json())
+    if rc >= REFUSED:
+        return PushResult(None, base_rev, 4)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = client.get(end - time.monotonic())
+        if m is None or m.topic != t.config_ack(node) or not m.payload:
+            continue
+        ack = ConfigAck.model_validate_json(m.payload)
+        if ack.request_id != push.request_id:
+            continue
+        code = {"applied": 0, "restart-required": 0, "rejected": 1, "stale": 2}[ack.status]
+        return PushResult(ack, base_rev, code)
+    return PushResult(None, base_rev, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_broker_options(p: argparse.ArgumentParser) -> None:
+    """--host/--port/--username/--password-file/--site, defaulting to the XEPHANG_* variables."""
+    env = os.environ.get
+    g = p.add_argument_group("broker")
+    g.add_argument("--host", default=env("XEPHANG_BROKER__HOST", "127.0.0.1"))
+    g.add_argument("--port", type=int, default=int(env("XEPHANG_BROKER__PORT", "1883")))
+    g.add_argument("--username", "-u", default=env("XEPHANG_TECH_USER", "tech"), help="technician account (default tech)")
+    g.add_argument("--password-file", type=Path, default=env("XEPHANG_TECH_PASSWORD_FILE") or None,
+                   help="file holding the password (from xephang broker-config: passwords/tech.pw)")
+    g.add_argument("--site", default=env("XEPHANG_SITE", "tuong-linh"), help="site slug (topic root)")
+    g.add_argument("--tls", action="store_true", help="connect with TLS")
+    g.add_argument("--ca-file", type=Path, default=None, help="CA certificate for --tls")
+    g.add_argument("--lang", choices=("vi", "en"), default=env("XEPHANG_LANG", "vi"))
+
+
+def target_from_args(args: argparse.Namespace) -> BrokerTarget:
+    pw = args.password_file.read_text().strip() if args.password_file else os.environ.get("XEPHANG_TECH_PASSWORD")
+    return BrokerTarget(site=args.site, host=args.host, port=args.port, username=args.username, password=pw,
+                        tls=args.tls or bool(args.ca_file), ca_file=args.ca_file)
+
+
+def _tool(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn ToolError into a one-line message and exit code 5."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except ToolError as exc:
+            print(f"lỗi / error: {exc}", file=sys.stderr)
+            return 5
+        except KeyboardInterrupt:
+            return 130
+
+    return run
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    tgt = target_from_args(args)
+    reg = DeviceRegistry(Topics(tgt.site))
+    with ToolClient(tgt) as c:
+        c.subscribe(c.topics.all_node(), f"{c.topics.root}/config/+/state")
+        for m in c.drain_retained(quiet_s=args.wait, timeout=max(args.wait * 4, 2)):
+            reg.update(m.topic, m.payload)
+        if not reg.devices:
+            print("Chưa thấy nút nào / no node has reported yet")
+        else:
+            print(reg.table(args.lang))
+        if not args.watch:
+            return 0
+        while True:
+            m = c.get(1.0)
+            if m is None:
+                continue
+            node = reg.update(m.topic, m.payload)
+            if node:
+                print(f"\n{datetime.now(VN_TZ):%H:%M:%S} — {node}")
+                print(reg.table(args.lang), flush=True)
+
+
+def cmd_config_get(args: argparse.Namespace) -> int:
+    tgt = target_from_args(args)
+    with ToolClient(tgt) as c:
+        st = fetch_config_state(c, args.node, timeout=args.timeout)
+    if st is None:
+        print(f"{args.node}: không có cấu hình / no config state (offline or nothing pushable)", file=sys.stderr)
+        return 1
+    body = {"node": st.node, "rev": st.rev, "restart_required": st.restart_required, "config": st.config}
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_config_push(args: argparse.Namespace) -> int:
+    try:
+        cfg = read_config_file(args.file)
+    except ConfigFileError as exc:
+        print(f"lỗi / error: {exc}", file=sys.stderr)
+        return 1
+    tgt = target_from_args(args)
+    with ToolClient(tgt) as c:
+        res = push_config(c, args.node, cfg, source=tgt.username, use_base=not args.force, timeout=args.timeout)
+    a = res.ack
+    if res.exit_code == 4:
+        print(f"{args.node}: broker từ chối / the broker refused the push (ACL: is {tgt.username!r} a technician?)",
+              file=sys.stderr)
+    elif a is None:
+        print(f"{args.node}: không có phản hồi sau {args.timeout:g} s / no ack (node offline?)", file=sys.stderr)
+    elif a.status == "applied":
+        print(f"{args.node}: đã áp dụng / applied — rev {res.base_rev} → {a.rev}")
+    elif a.status == "restart-required":
+        print(f"{args.node}: đã lưu, cần khởi động lại / saved, RESTART REQUIRED — rev {res.base_rev} → {a.rev}")
+    elif a.status == "stale":
+        print(f"{args.node}: bị từ chối vì cũ / STALE — node is at rev {a.rev}, you pushed against {res.base_rev}; "
+              "run `xephang config get` again", file=sys.stderr)
+    else:
+        print(f"{args.node}: bị từ chối / REJECTED ({len(a.errors)} lỗi / errors), nothing changed (rev {a.rev}):",
+              file=sys.stderr)
+        for e in a.errors:
+            print(f"  - {e}", file=sys.stderr)
+    return res.exit_code
+
+
+def cmd_press(args: argparse.Namespace) -> int:
+    tgt = target_from_args(args)
+    with ToolClient(tgt) as c:
+        rc = c.publish(c.topics.sim_press(args.node), SimPress(button=args.button, hold_s=args.hold).to_json())
+    if rc >= REFUSED:
+        print(f"broker từ chối / refused (reason {rc})", file=sys.stderr)
+        return 4
+    print(f"{args.node}: nhấn / pressed {args.button}" + (f" ({args.hold:g} s)" if args.hold else ""))
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    tgt = target_from_args(args)
+    with ToolClient(tgt) as c:
+        c.subscribe(c.topics.all_events())
+        seen = 0
+        while args.count is None or seen < args.count:
+            m = c.get(1.0)
+            if m is None:
+                continue
+            try:
+                line = m.payload.decode() if args.json else describe_event(m.payload, args.lang)
+            except (ValueError, TypeError) as exc:
+                line = f"?? {m.topic}: {exc}"
+            print(line, flush=True)
+            seen += 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add devices, config, press, tail and broker-config to the ``xephang`` command line."""
+    p = sub.add_parser("devices", help="every node: online, version, uptime, config rev, alerts / các thiết bị")
+    add_broker_options(p)
+    p.add_argument("--watch", "-w", action="store_true", help="keep watching, reprint on every change")
+    p.add_argument("--wait", type=float, default=0.5, help="seconds of quiet that end the retained burst")
+    p.set_defaults(func=_tool(cmd_devices))
+
+    p = sub.add_parser("config", help="get or push a node's config / cấu hình nút")
+    csub = p.add_subparsers(dest="config_cmd", metavar="get|push", required=True)
+    g = csub.add_parser("get", help="print the node's current config (secrets masked)")
+    g.add_argument("node")
+    add_broker_options(g)
+    g.add_argument("--timeout", type=float, default=2.0)
+    g.set_defaults(func=_tool(cmd_config_get))
+    ps = csub.add_parser("push", help="push a TOML/JSON file, wait for the ack")
+    ps.add_argument("node")
+    ps.add_argument("file", type=Path)
+    add_broker_options(ps)
+    ps.add_argument("--force", action="store_true", help="push without a base revision (no stale check)")
+    ps.add_argument("--timeout", type=float, default=10.0)
+    ps.set_defaults(func=_tool(cmd_config_push))
+
+    p = sub.add_parser("press", help="press a key of a simulated node / nhấn phím mô phỏng")
+    p.add_argument("node")
+    p.add_argument("button", help="service id or priority (dispenser); next, recall, no-show, finish, pause, "
+                                  "resume, transfer, rate-1..5 (counter)")
+    p.add_argument("--hold", type=float, default=0.0, help="hold seconds")
+    add_broker_options(p)
+    p.set_defaults(func=_tool(cmd_press))
+
+    p = sub.add_parser("tail", help="live events, one line each / sự kiện trực tiếp")
+    add_broker_options(p)
+    p.add_argument("--json", action="store_true", help="raw JSON payloads")
+    p.add_argument("--count", "-n", type=int, default=None, help="stop after N events")
+    p.set_defaults(func=_tool(cmd_tail))
+
+    from xephang import brokerconf
+
+    brokerconf.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - `xephang` is the entry point
+    from xephang.cli import main as cli_main
+
+    return cli_main(argv)
