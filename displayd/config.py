@@ -99,19 +99,19 @@ class BoardConfig(BaseModel):
 
     layout: Literal["hall", "counter"] = Field(default="hall", description="whole hall, or one counter's screen")
     counter: int | None = Field(default=None, ge=1, le=99, description="counter shown by the counter layout")
-    theme: Literal["high-contrast", "dark-blue", "light"] = "high-contrast"
+    theme: Literal["high-contrast", "dark-blue", "light"] = Field(default="high-contrast", description="high-contrast, dark-blue or light")
     colours: dict[str, Colour] = Field(default_factory=dict, description="override single theme colours, e.g. {accent = '#ffd400'}")
     lang: Literal["vi", "en"] = Field(default="vi", description="language of the board's own words")
-    orientation: Literal["auto", "landscape", "portrait"] = "auto"
+    orientation: Literal["auto", "landscape", "portrait"] = Field(default="auto", description="auto: call panel beside the counters on wide screens (≥ 3:2), above them otherwise")
     centre_name: str = Field(default="", max_length=160, description="shown in the header; empty = the site's name")
     ticker: str = Field(default="", max_length=1000, description="scrolling text at the bottom; empty = no ticker")
     ticker_speed: float = Field(default=0.08, gt=0, le=1, description="screen widths per second")
-    ticker_fps: float = Field(default=30, ge=1, le=60)
+    ticker_fps: float = Field(default=30, ge=1, le=60, description="ticker steps per second (only the ticker band is redrawn)")
     highlight_s: float = Field(default=12, ge=0, le=300, description="how long the newest call stays highlighted")
     blink_period_s: float = Field(default=1.0, ge=0, le=10, description="blink period while highlighted; 0 = steady")
     last_calls: int = Field(default=4, ge=1, le=10, description="calls listed, the newest included")
-    show_waiting: bool = True
-    show_last_calls: bool = True
+    show_waiting: bool = Field(default=True, description="the people-waiting bar, per service")
+    show_last_calls: bool = Field(default=True, description="the recent-calls list")
 
     @field_validator("centre_name", "ticker")
     @classmethod
@@ -140,6 +140,15 @@ class BoardConfig(BaseModel):
         """The named theme with the single-colour overrides applied."""
         base = THEMES[self.theme]
         return base.model_copy(update=dict(self.colours)) if self.colours else base
+
+
+def options_table() -> str:
+    """The Markdown reference of ``BoardConfig`` (docs/displayd.md embeds it; a test checks)."""
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for name, f in BoardConfig.model_fields.items():
+        default = "{}" if f.default_factory is not None else repr(f.default).replace("'", '"')
+        rows.append(f"| `{name}` | `{default}` | {f.description or ''} |")
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True)

@@ -79,14 +79,16 @@ class Frame:
 
 
 class TextCache:
-    """Fonts by (weight, size) and rendered text surfaces, both LRU-bounded."""
+    """Fonts by (weight, size) and rendered text surfaces, both LRU-bounded (surfaces by
+    count and by bytes: a 300 px number is ~1 MB, and a Pi has little memory to spare)."""
 
-    def __init__(self, *, max_surfaces: int = 600, max_fonts: int = 96) -> None:
+    def __init__(self, *, max_surfaces: int = 400, max_bytes: int = 32 << 20, max_fonts: int = 48) -> None:
         self._fonts: OrderedDict[tuple[str, int], pygame.font.Font] = OrderedDict()
         self._surfaces: OrderedDict[tuple, pygame.Surface] = OrderedDict()
         self._fits: OrderedDict[tuple, tuple[int, str]] = OrderedDict()
         self._ink_ratio: dict[str, float] = {}
-        self.max_surfaces, self.max_fonts = max_surfaces, max_fonts
+        self.max_surfaces, self.max_bytes, self.max_fonts = max_surfaces, max_bytes, max_fonts
+        self.bytes = 0
         self.hits = self.misses = 0
 
     def font(self, weight: str, size: int) -> pygame.font.Font:
@@ -115,8 +117,10 @@ class TextCache:
             r = s.get_bounding_rect()
             s = s.subsurface(r).copy() if r.w and r.h else s
         self._surfaces[key] = s
-        if len(self._surfaces) > self.max_surfaces:
-            self._surfaces.popitem(last=False)
+        self.bytes += s.get_width() * s.get_height() * s.get_bytesize()
+        while len(self._surfaces) > 1 and (len(self._surfaces) > self.max_surfaces or self.bytes > self.max_bytes):
+            _, old = self._surfaces.popitem(last=False)
+            self.bytes -= old.get_width() * old.get_height() * old.get_bytesize()
         return s
 
     def ink_ratio(self, weight: str) -> float:
@@ -143,26 +147,51 @@ class TextCache:
         return res
 
     def _measure(self, text: str, weight: str, size: int, ink: bool) -> tuple[int, int]:
-        if ink:
-            s = self.surface(text, weight, size, (255, 255, 255), ink=True)
-            return s.get_size()
-        return self.font(weight, size).size(text)
+        f = self.font(weight, size)
+        if not ink:
+            return f.size(text)
+        # the glyphs' ink box from their metrics: no rendering while searching for a size
+        mets = f.metrics(text)
+        if not mets or any(m is None for m in mets):
+            return f.size(text)
+        x, right = 0, 0
+        left: int | None = None
+        tops: list[int] = []
+        bottoms: list[int] = []
+        for minx, maxx, miny, maxy, adv in mets:
+            if maxx > minx:
+                left = x + minx if left is None else min(left, x + minx)
+                right = max(right, x + maxx)
+                tops.append(maxy)
+                bottoms.append(miny)
+            x += adv
+        if left is None:
+            return f.size(text)
+        top, bottom = max(tops), min(bottoms)
+        # kerning and antialiasing can add a pixel or two: keep a small margin
+        return math.ceil((right - left) * 1.015) + 2, math.ceil((top - bottom) * 1.015) + 2
 
     def _fit(self, text: str, weight: str, w: int, h: int, ink: bool, max_size: int | None, min_size: int) -> tuple[int, str]:
-        # first guess from the height, then scale down to the width, then creep down
+        # first guess from the height, then scale to the width, then step to the largest that fits
         size = int(h / self.ink_ratio(weight)) if ink else int(h * 100 / self.font(weight, 100).get_height())
         if max_size:
             size = min(size, max_size)
         size = max(1, size)
         min_size = min(min_size, size)  # a slot too low for min_size wins
-        tw, th = self._measure(text, weight, size, ink)
-        if tw > w:
+        top_size = size
+
+        def fits(sz: int) -> bool:
+            tw, th = self._measure(text, weight, sz, ink)
+            return tw <= w and th <= h
+
+        tw, _ = self._measure(text, weight, size, ink)
+        if tw > w:  # width scales about linearly with the size: jump close, then step
             size = max(min_size, int(size * w / tw))
-            tw, th = self._measure(text, weight, size, ink)
-        while (tw > w or th > h) and size > min_size:
-            size = max(min_size, int(size * 0.95))
-            tw, th = self._measure(text, weight, size, ink)
-        if tw <= w and th <= h:
+        while size > min_size and not fits(size):
+            size = max(min_size, size - max(1, size // 50))
+        while size < top_size and fits(size + 1):
+            size += 1
+        if fits(size):
             return size, text
         # even the smallest size is too wide: cut the text and mark the cut
         lo, hi = 0, len(text)
@@ -471,7 +500,7 @@ class BoardRenderer:
         surface.fill(bg, r)
         pygame.draw.rect(surface, t.accent if blink is not None else t.border, r, max(2, round(screen_h * 0.004)))
         inner = _inset(r, r.w * 0.04, r.h * 0.03)
-        title, number, counter, service = _split_v(inner, (0.11, 0.59, 0.19, 0.11))
+        title, number, counter, service = _split_v(inner, (0.10, 0.61, 0.18, 0.11))
         call = model.newest
         self._draw_text(surface, frame, "call.title", word("now_calling", lang), _inset(title, 0, title.h * 0.1), fg, weight="semibold")
         if call is None:
@@ -515,7 +544,7 @@ class BoardRenderer:
         h = model.highlight(now)
         cells = [_rect(r.x + (i % cols) * tw, r.y + (i // cols) * th, tw - pad, th - pad) for i in range(len(counters))]
         # every tile has the same geometry: size the group once, from the first tile
-        slots = self._tile_slots(cells[0], lit=False, has_state=False)
+        slots = self._tile_slots(cells[0], has_state=False)
         lang = self.config.lang
         sizes = {
             "number": self._common_size([c.ticket or "—" for c in counters], "black", slots["number"].w, slots["number"].h, ink=True),
@@ -533,7 +562,7 @@ class BoardRenderer:
         return [seen[n] for n in sorted(seen)]
 
     @staticmethod
-    def _tile_slots(cell: pygame.Rect, *, lit: bool, has_state: bool) -> dict[str, pygame.Rect]:
+    def _tile_slots(cell: pygame.Rect, *, has_state: bool) -> dict[str, pygame.Rect]:
         edge = max(2, round(cell.h * 0.03))  # room for the highlight edge, lit or not: no jumping
         inner = _inset(cell, max(cell.w * 0.05, edge * 2), max(cell.h * 0.04, edge * 1.5))
         top, number, service = _split_v(inner, (0.24, 0.56, 0.20))
@@ -554,7 +583,7 @@ class BoardRenderer:
         pygame.draw.rect(surface, t.accent if lit else t.border, cell, edge)
         label = self.labels.counter(c.number, lang, c.label)
         state_txt = {"paused": word("paused", lang), "closed": word("closed", lang)}.get(c.state)
-        slots = self._tile_slots(cell, lit=lit, has_state=bool(state_txt))
+        slots = self._tile_slots(cell, has_state=bool(state_txt))
         self._draw_text(surface, frame, "tile.label", label, slots["label"], t.fg, weight="bold", align="left", counter=c.number)
         if state_txt:
             colour = t.paused if c.state == "paused" else t.closed
