@@ -194,9 +194,12 @@ class Announcer(Daemon[AnnouncerSettings]):
         self._play_next()
 
     def _play_next(self) -> None:
-        if self.player is None or self.composer is None or self.player.busy():
-            return
         now = self.clock.now()
+        if self.composer is None:  # no usable voice pack: nothing can be said, keep nothing stale
+            self.scheduler.drop_stale(now)
+            return
+        if self.player is None or self.player.busy():
+            return
         if not self.player.ensure_open(self.clock.monotonic()):
             self._sync_audio_alert()
             self.scheduler.drop_stale(now)  # never say them late when the device returns

@@ -81,12 +81,13 @@ TUNING: dict[str, dict[str, int | str]] = {
 EN_BASE = Tuning(voice="en-gb", speed=140, pitch=50)
 
 
-def tuning_for(clip: str, *, language: Language = "vi", dialect: str = "north") -> Tuning:
-    """The tuning of one clip for a pack of ``language``/``dialect``."""
+def tuning_for(clip: str, *, language: Language = "vi", dialect: str = "north", base: Tuning | None = None,
+               table: dict[str, dict[str, int | str]] | None = None) -> Tuning:
+    """The tuning of one clip for a pack of ``language``/``dialect`` (``base``/``table``: experiments)."""
     if language == "en":
-        return EN_BASE
-    base = replace(BASE, voice="vi-vn-x-south" if dialect == "south" else "vi")
-    return replace(base, **TUNING.get(clip, {}))  # type: ignore[arg-type]
+        return base or EN_BASE
+    b = replace(base or BASE, voice="vi-vn-x-south" if dialect == "south" else (base or BASE).voice)
+    return replace(b, **(TUNING if table is None else table).get(clip, {}))  # type: ignore[arg-type]
 
 
 Synth = Callable[[str, Tuning], tuple[array, int]]
@@ -120,10 +121,12 @@ def espeak_version() -> str:
 
 
 def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialect: str = "north",
-                       loudness_dbfs: float = -20.0, synth: Synth | None = None, force: bool = False) -> Path:
+                       loudness_dbfs: float = -20.0, synth: Synth | None = None, force: bool = False,
+                       base: Tuning | None = None, table: dict[str, dict[str, int | str]] | None = None) -> Path:
     """Synthesise every clip of ``language``, trim, normalise, write and validate a pack.
 
-    ``synth`` replaces espeak-ng (tests); the real one runs the espeak-ng program.
+    ``synth`` replaces espeak-ng (tests); the real one runs the espeak-ng program.  ``base``
+    and ``table`` replace :data:`BASE`/:data:`TUNING` (bench/voice_intelligibility.py sweeps).
     Returns ``out_dir``.  An existing valid pack is kept unless ``force``.
     """
     out = Path(out_dir)
@@ -135,7 +138,7 @@ def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialec
     clips: dict[str, array] = {}
     rate = 0
     for clip, text in texts.items():
-        samples, sr = synth(text, tuning_for(clip, language=language, dialect=dialect))
+        samples, sr = synth(text, tuning_for(clip, language=language, dialect=dialect, base=base, table=table))
         if rate and sr != rate:
             samples = pcm.resample(samples, sr, rate)
         rate = rate or sr

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from statistics import mean
 
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from announcerd import pcm  # noqa: E402
 from announcerd.compose import Composer  # noqa: E402
 from announcerd.numbers import NUMBER_TEXT, ReadingOptions, read_number, spoken  # noqa: E402
-from announcerd.voice_build import build_default_pack  # noqa: E402
+from announcerd.voice_build import BASE, build_default_pack  # noqa: E402
 from announcerd.voicepack import load_pack, phrase_parts  # noqa: E402
 
 ASR_REQUIREMENT = "viet-asr==0.1.0.dev11"
@@ -169,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                                               / "xephang" / "asr-venv"))
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--show", type=int, default=8, help="print this many transcripts")
+    ap.add_argument("--base", default="", help="tuning experiment: BASE changes, e.g. speed=140,pitch=50")
+    ap.add_argument("--flat", action="store_true", help="tuning experiment: ignore the per-word table")
+    ap.add_argument("--word-gap-ms", type=int, default=None)
+    ap.add_argument("--phrase-gap-ms", type=int, default=None)
     args = ap.parse_args(argv)
 
     py, why = ensure_asr(Path(args.asr_venv))
@@ -181,10 +186,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="xephang-intel-") as tmp_s:
         tmp = Path(tmp_s)
-        pack_dir = Path(args.pack) if args.pack else build_default_pack(tmp / "pack", dialect=args.dialect)
+        changes = {k: (v if k == "voice" else int(v)) for k, v in (kv.split("=") for kv in args.base.split(",") if kv)}
+        base = replace(BASE, **changes) if changes else None
+        pack_dir = Path(args.pack) if args.pack else build_default_pack(
+            tmp / "pack", dialect=args.dialect, base=base, table={} if args.flat else None)
         pack = load_pack(pack_dir, options=options)
         silent_chime = pcm.silence(0, pack.sample_rate)
-        composer = Composer(pack, repeats=1, chime=silent_chime, after_chime_ms=0)
+        composer = Composer(pack, repeats=1, chime=silent_chime, after_chime_ms=0, word_gap_ms=args.word_gap_ms,
+                            phrase_gap_ms=args.phrase_gap_ms)
+        if changes or args.flat or args.word_gap_ms is not None or args.phrase_gap_ms is not None:
+            print(f"tuning experiment: base {changes or 'default'}, per-word table {'off' if args.flat else 'on'}, "
+                  f"gaps {composer.word_gap} / {composer.phrase_gap} samples")
         systems: dict[str, list[Path]] = {"pack (tuned clips)": []}
         t0 = time.perf_counter()
         for i, (number, counter) in enumerate(calls):

@@ -168,3 +168,20 @@ def test_real_broker_end_to_end(tmp_path, mosquitto, clock, synthetic_pack_dir) 
         d.teardown()
         d.bus.stop()
         hub.stop()
+
+
+def test_an_invalid_voice_pack_raises_an_alert_and_the_daemon_stays_up(tmp_path, fake_broker, hub, clock,
+                                                                       synthetic_pack_dir) -> None:
+    import shutil
+
+    broken = Path(shutil.copytree(synthetic_pack_dir, tmp_path / "broken"))
+    (broken / "lam.wav").unlink()
+    d = start(make_settings(tmp_path, broken, max_age_s=30), fake_broker, clock)
+    alert = json.loads(fake_broker.retained[T.alert("announcer-hall", "voice-pack")])
+    assert "lam.wav is missing" in alert["message_en"]
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 15, 1, at=clock.now()))
+    d.step(timeout=0)
+    clock.advance(31)
+    d.step(timeout=0)
+    assert wavs(tmp_path) == [] and d.scheduler.waiting == () and d.scheduler.stats.stale == 1
+    d.teardown()
