@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -98,6 +99,9 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self._issuing: TicketJob | None = None
         self.last_error = ""
         self.printed_tickets: list[TicketView] = []
+        # (pressed, reply received, printed) on the key clock, for health and the benchmark
+        self.timings: deque[tuple[float, float, float]] = deque(maxlen=1000)
+        self._reply_at = 0.0
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
@@ -264,6 +268,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def _on_issued(self, job: TicketJob, reply: Reply | None) -> None:
         assert self.core is not None and self.board is not None
         self._issuing = None
+        self._reply_at = self._mono()
         try:
             if reply is None:
                 self._job_error(job, "hub-timeout", "no reply from the hub")
@@ -303,6 +308,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
             log.exception("ticket %s could not be rendered", ticket.display)
             self._print_failed(job, ticket, PrinterError(f"render: {exc}"))
             return
+        self.timings.append((job.pressed_at, self._reply_at, self._mono()))
         log.info("ticket %s printed (%s)", ticket.display, ticket.service)
         self.core.job_done(job, view)
         self.printed_tickets.append(view)
@@ -471,6 +477,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
             "last_error": self.last_error or self.printer.last_error,
             "hub_online": self.hub_online,
             "pending": len(self.core.pending) + (1 if self.core.in_flight else 0),
+            "last_press_to_print_ms": round((self.timings[-1][2] - self.timings[-1][0]) * 1000, 1) if self.timings else None,
             "presses": st.presses, "refused": st.refused, "dropped": st.dropped, "failed": st.failed,
             "keys": keys,
         }
