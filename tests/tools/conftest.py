@@ -32,7 +32,7 @@ class SecuredBroker:
 def secured_broker(tmp_path: Path, site: Site) -> Iterator[SecuredBroker]:
     if not find_mosquitto():
         pytest.skip("mosquitto is not installed")
-    accounts = site_accounts(site, extra=["tech-lan"])
+    accounts = site_accounts(site, extra=["tech-lan", "display-lab"])
     files = write_broker_files(tmp_path / "broker", site, accounts)
     broker = Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file,
                        persistence=False)

@@ -1,0 +1,157 @@
+"""A technician pushes config to a node over a real, secured broker with `xephang config push`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xephang.cli import main as xephang
+from xephang.tools import fetch_config_state
+
+pytestmark = pytest.mark.broker
+
+NODE = "display-lab"
+SAMPLE = Path(__file__).with_name("sample_node.py")
+
+
+class Node:
+    """The sample daemon as a process, restartable on the same state dir."""
+
+    def __init__(self, broker, state: Path) -> None:
+        self.broker, self.state, self.proc = broker, state, None
+
+    def start(self, **env: str) -> Node:
+        e = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_NODE": NODE, "XEPHANG_STATE_DIR": str(self.state),
+             "XEPHANG_BROKER__PORT": str(self.broker.broker.port),
+             "XEPHANG_BROKER__PASSWORD_FILE": str(self.broker.files.passwords_dir / f"{NODE}.pw"), **env}
+        self.proc = subprocess.Popen([sys.executable, str(SAMPLE)], env=e, stderr=subprocess.PIPE)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def node(secured_broker, tmp_path) -> Iterator[Node]:
+    n = Node(secured_broker, tmp_path / "state").start()
+    try:
+        wait_rev(secured_broker, 0)
+        yield n
+    finally:
+        n.stop()
+
+
+def wait_rev(sb, rev: int, timeout: float = 10.0):
+    """The node's retained config state once it reaches ``rev``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with sb.client("tech") as c:
+            st = fetch_config_state(c, NODE, timeout=0.5)
+        if st is not None and st.rev == rev:
+            return st
+    raise AssertionError(f"{NODE} never reached config rev {rev}")
+
+
+def tool(sb, *args: str) -> list[str]:
+    return [*args, "--port", str(sb.broker.port), "--password-file", str(sb.files.passwords_dir / "tech.pw")]
+
+
+def push(sb, capsys, tmp_path: Path, body: str, *extra: str, name: str = "change.toml") -> tuple[int, str, str]:
+    f = tmp_path / name
+    f.write_text(body)
+    capsys.readouterr()
+    rc = xephang(tool(sb, "config", "push", NODE, str(f), "--timeout", "5", *extra))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def config_get(sb, capsys) -> dict:
+    capsys.readouterr()
+    assert xephang(tool(sb, "config", "get", NODE)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_valid_push_is_applied_and_becomes_the_new_state(secured_broker, node, capsys, tmp_path):
+    rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Kính chào quý khách"\ntheme = "dark"\n')
+    assert rc == 0 and "applied" in out and "rev 0 → 1" in out
+    got = config_get(secured_broker, capsys)
+    assert got["rev"] == 1 and got["config"]["greeting"] == "Kính chào quý khách" and got["config"]["theme"] == "dark"
+    assert got["config"]["repeats"] == 1  # untouched keys merge through
+
+
+def test_json_files_push_too(secured_broker, node, capsys, tmp_path):
+    rc, out, _ = push(secured_broker, capsys, tmp_path, '{"repeats": 3}', name="change.json")
+    assert rc == 0 and config_get(secured_broker, capsys)["config"]["repeats"] == 3
+
+
+def test_an_invalid_push_lists_every_error_and_changes_nothing(secured_broker, node, capsys, tmp_path):
+    before = config_get(secured_broker, capsys)
+    rc, out, err = push(secured_broker, capsys, tmp_path, 'repeats = 9\ntheme = "neon"\ngreting = "x"\n')
+    assert rc == 1 and "REJECTED (3" in err
+    assert "repeats" in err and "theme" in err and "did you mean 'greeting'" in err
+    assert config_get(secured_broker, capsys) == before
+    saved = node.state / f"{NODE}.config.json"
+    assert not saved.exists() or json.loads(saved.read_text())["rev"] == 0
+
+
+def test_a_push_made_against_an_old_revision_is_refused(secured_broker, node, capsys, tmp_path):
+    assert push(secured_broker, capsys, tmp_path, "repeats = 2\n")[0] == 0
+    # a second laptop still holding rev 0 pushes its change
+    from xephang.tools import push_config
+
+    with secured_broker.client("tech-lan") as c:
+        res = push_config(c, NODE, {"repeats": 4}, source="tech-lan", base_rev=0, timeout=5)
+    assert res.exit_code == 2 and res.ack is not None and res.ack.status == "stale" and res.ack.rev == 1
+    assert config_get(secured_broker, capsys)["config"]["repeats"] == 2
+
+
+def test_a_change_that_needs_a_restart_says_so(secured_broker, node, capsys, tmp_path):
+    rc, out, _ = push(secured_broker, capsys, tmp_path, 'serial_port = "/dev/ttyACM0"\n')
+    assert rc == 0 and "RESTART REQUIRED" in out
+    assert config_get(secured_broker, capsys)["restart_required"] is True
+
+
+def test_a_node_killed_while_saving_boots_with_the_last_good_config(secured_broker, tmp_path, capsys):
+    n = Node(secured_broker, tmp_path / "state").start()
+    try:
+        wait_rev(secured_broker, 0)
+        assert push(secured_broker, capsys, tmp_path, 'greeting = "Lần một"\n')[0] == 0
+        n.stop()
+        n.start(SAMPLE_DIE_IN_WRITE="1")
+        wait_rev(secured_broker, 1)
+        rc, _, err = push(secured_broker, capsys, tmp_path, 'greeting = "Lần hai"\n', "--timeout", "3")
+        assert rc == 3 and "no ack" in err  # it died before answering
+        assert n.proc.wait(10) == -9
+        assert (n.state / f"{NODE}.config.json.tmp").exists()  # the torn half-file is there …
+        n.start()
+        st = wait_rev(secured_broker, 1)  # … and ignored: the last good config survives
+        assert st.config["greeting"] == "Lần một"
+        rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Lần ba"\n')
+        assert rc == 0 and "rev 1 → 2" in out
+    finally:
+        n.stop()
+
+
+def test_pushing_to_a_node_that_never_reported_needs_force(secured_broker, capsys, tmp_path):
+    f = tmp_path / "x.toml"
+    f.write_text("repeats = 2\n")
+    assert xephang(tool(secured_broker, "config", "push", "display-nowhere", str(f))) == 5
+    assert "no config state" in capsys.readouterr().err
+
+
+def test_a_non_technician_cannot_push(secured_broker, node, capsys, tmp_path):
+    f = tmp_path / "x.toml"
+    f.write_text("repeats = 2\n")
+    args = ["config", "push", NODE, str(f), "--force", "--port", str(secured_broker.broker.port), "--username",
+            "counter-1", "--password-file", str(secured_broker.files.passwords_dir / "counter-1.pw")]
+    assert xephang(args) == 4
+    assert "refused" in capsys.readouterr().err
