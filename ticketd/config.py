@@ -58,16 +58,16 @@ class TicketLayout(Strict):
     """How a ticket looks: width, language, texts, QR code."""
 
     width_px: Literal[384, 576] = Field(default=576, description="printer dots per line: 576 = 80 mm, 384 = 58 mm")
-    lang: Lang = "vi"
+    lang: Lang = Field(default="vi", description="language of the printed texts and names")
     texts: TicketTexts | None = Field(default=None, description="override the built-in texts for `lang`")
     qr_url: str = Field(
         default="",
         max_length=300,
         description="QR target, fields {site} {service} {number}; empty: the service's guide_url, else the site's queue_url",
     )
-    show_qr: bool = True
+    show_qr: bool = Field(default=True, description="print the QR code")
     threshold: int = Field(default=160, ge=1, le=254, description="grey level at or above which a dot stays white")
-    margin_px: int = Field(default=12, ge=0, le=64)
+    margin_px: int = Field(default=12, ge=0, le=64, description="white margin left and right, dots")
 
     def resolved_texts(self) -> TicketTexts:
         """The texts to print: the override, or the built-in set for ``lang``."""
@@ -85,19 +85,19 @@ DEFAULT_PROFILES = {576: "TM-T20II", 384: "RP-F10-58mm"}
 class PrinterConfig(Strict):
     """Which printer, and how to reach it."""
 
-    backend: PrinterBackend = "sim"
+    backend: PrinterBackend = Field(default="sim", description="usb, serial, network, file, fake or sim")
     profile: str = Field(default="", description="python-escpos profile; empty: a known one for the width")
-    usb_vendor: int = Field(default=0, ge=0, le=0xFFFF)
-    usb_product: int = Field(default=0, ge=0, le=0xFFFF)
-    serial_device: str = "/dev/ttyUSB0"
-    serial_baud: int = 115200
-    host: str = ""
-    port: int = Field(default=9100, ge=1, le=65535)
+    usb_vendor: int = Field(default=0, ge=0, le=0xFFFF, description="USB vendor id (e.g. 0x0416), `usb` backend")
+    usb_product: int = Field(default=0, ge=0, le=0xFFFF, description="USB product id, `usb` backend")
+    serial_device: str = Field(default="/dev/ttyUSB0", description="`serial` backend device")
+    serial_baud: int = Field(default=115200, description="`serial` backend speed (9600 baud: ~1 min per ticket)")
+    host: str = Field(default="", description="`network` backend printer address")
+    port: int = Field(default=9100, ge=1, le=65535, description="`network` backend TCP port")
     device: str = Field(default="/dev/usb/lp0", description="character device for the `file` backend")
     sim_dir: Path = Field(default=Path("sim-tickets"), description="where the sim backend writes .bin + .png")
-    timeout_s: float = Field(default=5.0, gt=0, le=120)
-    cut: Literal["full", "part"] = "full"
-    paper_low_alert: bool = True
+    timeout_s: float = Field(default=5.0, gt=0, le=120, description="device write/read timeout")
+    cut: Literal["full", "part"] = Field(default="full", description="cut after each ticket")
+    paper_low_alert: bool = Field(default=True, description="raise the paper-low alert when the sensor says so")
 
     @model_validator(mode="after")
     def _backend_needs(self) -> PrinterConfig:
@@ -116,8 +116,8 @@ class ButtonSpec(Strict):
     """One big service button (and the LED under it)."""
 
     service: str = Field(description="service id from the site")
-    pin: int | str
-    led_pin: int | str | None = None
+    pin: int | str = Field(description="BCM pin of the button (pressed = pulled to ground)")
+    led_pin: int | str | None = Field(default=None, description="BCM pin of the LED under the button")
     priority_group: str | None = Field(default=None, description="a dedicated priority button for this group")
     name: str = Field(default="", description="key name; default: the service id (or service-priority)")
 
@@ -130,28 +130,28 @@ class ButtonSpec(Strict):
 class PriorityKeySpec(Strict):
     """A priority key pressed before a service button (within ``window_s``)."""
 
-    pin: int | str
+    pin: int | str = Field(description="BCM pin of the priority key")
     group: str = Field(default="", description="priority group id; empty: a general priority")
-    led_pin: int | str | None = None
-    name: str = "priority"
+    led_pin: int | str | None = Field(default=None, description="BCM pin of its LED (blinks while armed)")
+    name: str = Field(default="priority", description="key name (sim presses use it)")
 
 
 class HardwareConfig(Strict):
     """Buttons, LEDs, buzzer of the dispenser, and timing rules."""
 
     pin_factory: str = Field(default="", description='"mock" for sim/tests; empty: gpiozero default (lgpio on a Pi 5)')
-    buttons: tuple[ButtonSpec, ...] = ()
-    priority_keys: tuple[PriorityKeySpec, ...] = ()
-    priority_window_s: float = Field(default=8.0, gt=0, le=60)
+    buttons: tuple[ButtonSpec, ...] = Field(default=(), description="the service buttons, see below")
+    priority_keys: tuple[PriorityKeySpec, ...] = Field(default=(), description="priority keys, see below")
+    priority_window_s: float = Field(default=8.0, gt=0, le=60, description="a service press this soon after the priority key is a priority ticket")
     tech_key_pin: int | str | None = Field(default=None, description="hidden key: long press reprints the last ticket")
     test_key_pin: int | str | None = Field(default=None, description="hidden key: long press prints a test ticket")
-    tech_hold_s: float = Field(default=2.0, gt=0.1, le=30)
-    status_led_pin: int | str | None = None
-    buzzer_pin: int | str | None = None
-    debounce_s: float = Field(default=0.03, ge=0, le=0.5)
-    double_press_s: float = Field(default=0.3, ge=0, le=5)
+    tech_hold_s: float = Field(default=2.0, gt=0.1, le=30, description="hold time of the technician and test keys")
+    status_led_pin: int | str | None = Field(default=None, description="a status LED for the whole dispenser")
+    buzzer_pin: int | str | None = Field(default=None, description="an active buzzer")
+    debounce_s: float = Field(default=0.03, ge=0, le=0.5, description="edges closer than this are contact bounce")
+    double_press_s: float = Field(default=0.3, ge=0, le=5, description="a press this soon after the previous one is dropped")
     max_presses: int = Field(default=4, ge=1, le=100, description="accepted presses per button per `per_s`")
-    per_s: float = Field(default=20.0, gt=0, le=3600)
+    per_s: float = Field(default=20.0, gt=0, le=3600, description="the rate window, seconds")
     max_pending: int = Field(default=3, ge=1, le=20, description="tickets waiting to print per button")
     hub_wait_s: float = Field(default=10.0, ge=0, le=120, description="a press waits this long for an offline hub")
 

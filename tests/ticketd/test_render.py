@@ -143,3 +143,22 @@ def test_renderer_caches_fixed_blocks(site, issued_at):
 def test_test_print_shows_every_vietnamese_mark(site, issued_at):
     img = TicketRenderer(site, TicketLayout(width_px=384)).render_test(issued_at)
     assert img.width == 384 and img.height > 200
+
+
+def test_the_config_reference_in_the_docs_matches_the_models():
+    from ticketd.docgen import DOC, config_reference, current_section
+
+    assert current_section(DOC.read_text()) == config_reference(), \
+        "docs/ticketd.md is stale: run .venv/bin/python -m ticketd.docgen --write"
+
+
+def test_the_example_in_the_docs_is_valid_settings():
+    import re
+    import tomllib
+
+    from ticketd.docgen import DOC
+    from ticketd.main import TicketdSettings
+
+    block = re.search(r"## Example\s+```toml\n(.*?)```", DOC.read_text(), re.S).group(1)
+    s = TicketdSettings(**tomllib.loads(block))
+    assert s.printer.backend == "usb" and len(s.hardware.buttons) == 4
