@@ -97,7 +97,11 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         self.site_labels = BoardLabels.from_site(settings.load_site()) if settings.site_file else BoardLabels()
         self.labels = self.site_labels
         cfg = self.board_config
-        now = self.clock.now()
+        # effects (blink, highlight, reorder window, retries) run on real time even when the
+        # demo's simulated clock runs fast; tests' ManualClock drives both
+        self._fx = time.monotonic if isinstance(self.clock, ScaledClock) else self.clock.monotonic
+        self._wall_rate = self.clock.speed if isinstance(self.clock, ScaledClock) else 1.0
+        now = self._fx()
         self.model = BoardModel(now=now, last_calls=cfg.last_calls, highlight_s=cfg.highlight_s)
         self.model.set_ticker(cfg.ticker)
         self.renderer = BoardRenderer(config=cfg, labels=self.labels)
@@ -152,9 +156,9 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         self.bus.subscribe(f"{t.root}/event/ticket/+", self._on_ticket_event)
         self.bus.subscribe(f"{t.root}/event/counter/+", self._on_counter_event)
         self.bus.subscribe(t.status("hub"), self._on_hub_status)
-        self.bus.add_connect_hook(lambda: self.model.set_link(now=self.clock.now(), broker_connected=True))
-        self.bus.add_disconnect_hook(lambda: self.model.set_link(now=self.clock.now(), broker_connected=False))
-        self.draw(self.clock.now())  # "connecting…" at once, not a black screen
+        self.bus.add_connect_hook(lambda: self.model.set_link(now=self._fx(), broker_connected=True))
+        self.bus.add_disconnect_hook(lambda: self.model.set_link(now=self._fx(), broker_connected=False))
+        self.draw()  # "connecting…" at once, not a black screen
 
     def teardown(self) -> None:
         if self.screen is not None:
@@ -186,7 +190,7 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         if not self.settings.site_file:  # no site file: the hub's names are all we have
             self.labels = adapter.labels_from_hall(hs, self.site_labels)
             self.renderer.configure(labels=self.labels)
-        outcome = self.model.load_snapshot(adapter.hall_snapshot(hs), now=self.clock.now())
+        outcome = self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx())
         log.info("hall state rev %s: %s", hs.rev, outcome.value)
         self._mark_received()
 
@@ -213,14 +217,14 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         self._apply(adapter.counter_event(ev))
 
     def _apply(self, ev: Any) -> None:
-        outcome = self.model.apply(ev, now=self.clock.now())
+        outcome = self.model.apply(ev, now=self._fx())
         if outcome in (Outcome.APPLIED, Outcome.GAP):
             self._mark_received()
         elif outcome is Outcome.HELD:
             log.info("event rev %s arrived before rev %s: held", ev.rev, (self.model.rev or 0) + 1)
 
     def _on_hub_status(self, msg: Inbound) -> None:
-        now = self.clock.now()
+        now = self._fx()
         if not msg.payload:  # retained status cleared: nobody says the hub is there
             self.model.set_link(now=now, hub_online=False)
             return
@@ -259,20 +263,19 @@ class DisplayDaemon(Daemon[DisplaySettings]):
                 hs = HallState.model_validate(hall)
             except ValueError as exc:
                 raise BadPayload("invalid", f"resync reply hall: {exc}") from None
-            self.model.load_snapshot(adapter.hall_snapshot(hs), now=self.clock.now())
+            self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx())
             self._mark_received()
 
     # ------------------------------------------------------------------ the frame loop
 
-    def _real_seconds(self, sim_seconds: float) -> float:
-        speed = self.clock.speed if isinstance(self.clock, ScaledClock) else 1.0
-        return sim_seconds / speed
+    def _next_redraw(self, fx: float) -> float:
+        return self.renderer.next_redraw_at(self.model, fx, wall=self.clock.now(), wall_rate=self._wall_rate)
 
     def wait_for_work(self, timeout: float) -> None:
         """Sleep on the bus inbox until the next redraw is due (at most MAX_IDLE_WAIT_S)."""
-        now = self.clock.now()
-        due = now if self._force_full else min(self._next_draw, self.renderer.next_redraw_at(self.model, now))
-        wait = min(max(0.0, self._real_seconds(due - now)), MAX_IDLE_WAIT_S, max(0.0, timeout))
+        fx = self._fx()
+        due = fx if self._force_full else min(self._next_draw, self._next_redraw(fx))
+        wait = min(max(0.0, due - fx), MAX_IDLE_WAIT_S, max(0.0, timeout))
         if self._received_at is not None:
             wait = 0.0
         self.bus.process(timeout=wait)
@@ -286,19 +289,24 @@ class DisplayDaemon(Daemon[DisplaySettings]):
                     self.screen.write_frame()
 
     def tick(self, now: float) -> None:
-        self.model.tick(now)
-        if self.model.resync_due(now):
-            self._ask_resync(now)
+        """Owner-loop turn (``now`` is the wall clock; the board runs on effects time)."""
+        fx = self._fx()
+        self.model.tick(fx)
+        if self.model.resync_due(fx):
+            self._ask_resync(fx)
         if self.screen is None:
             return
-        if self._force_full or now >= self._next_draw or self.renderer.needs_full_redraw(self.screen.surface, self.model, now):
-            self.draw(now)
+        if self._force_full or fx >= self._next_draw or self.renderer.needs_full_redraw(self.screen.surface, self.model, fx, wall=now):
+            self.draw()
+        else:
+            self._received_at = None  # what arrived changed nothing visible
 
-    def draw(self, now: float) -> Frame | None:
+    def draw(self) -> Frame | None:
         """Render and present one frame; a PNG is written (sim) when the content changed."""
         if self.screen is None:
             return None
-        frame = self.renderer.render(self.screen.surface, self.model, now, force=self._force_full)
+        fx, wall = self._fx(), self.clock.now()
+        frame = self.renderer.render(self.screen.surface, self.model, fx, wall=wall, force=self._force_full)
         self._force_full = False
         content = (self.model.version, self._config_gen)
         changed = content != self._drawn_content
@@ -309,7 +317,7 @@ class DisplayDaemon(Daemon[DisplaySettings]):
             self._received_at = None
         self.frames += 1
         self.last_frame = frame
-        self._next_draw = self.renderer.next_redraw_at(self.model, now)
+        self._next_draw = self._next_redraw(fx)
         return frame
 
 

@@ -242,6 +242,7 @@ class BoardModel:
             log.debug("snapshot rev %s older than board rev %s: ignored", snap.rev, self.rev)
             self.stats[Outcome.STALE_SNAPSHOT.value] += 1
             return Outcome.STALE_SNAPSHOT
+        before = self._picture()
         self.rev = snap.rev
         self._counter_rev.clear()
         self._waiting_rev.clear()
@@ -257,7 +258,8 @@ class BoardModel:
             self._resync_asked = None
         pending, self._pending = self._pending, []
         held, self._held, self._held_since = self._held, {}, None
-        self._bump()
+        if self._picture() != before:  # the hub republishes after every change: mostly the same
+            self._bump()
         # live events that came before the snapshot or while a rev was missing
         for ev in sorted([*pending, *held.values()], key=lambda e: e.rev):
             if ev.rev > self.rev:
@@ -362,6 +364,16 @@ class BoardModel:
         self._bump()
 
     # ------------------------------------------------------------------ internals
+
+    def _picture(self) -> tuple:
+        """Everything a snapshot can change on screen (plus whether we are synced)."""
+        return (
+            self.rev is not None,
+            tuple(sorted(self._counters.items())),
+            tuple(sorted(self._waiting.items())),
+            tuple(self._calls),
+            self._highlight,
+        )
 
     def _count(self, o: Outcome) -> Outcome:
         self.stats[o.value] += 1

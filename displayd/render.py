@@ -1,6 +1,6 @@
 """Draw the board onto any pygame Surface (1920×1080, 1280×720, 1024×768, portrait…).
 
-``BoardRenderer.render(surface, model, now)`` draws one frame and returns a ``Frame``
+``BoardRenderer.render(surface, model, now, wall=...)`` draws one frame and returns a ``Frame``
 that lists every text box it drew (the text, its slot and where it landed) and the dirty
 rectangles; ``next_redraw_at(model, now)`` says when the picture next changes by itself
 (clock minute, blink, highlight end, ticker step), so the shell sleeps until then.
@@ -9,6 +9,10 @@ Everything scales with the surface: sizes are fractions of its height and width.
 fitted into its slot: the font shrinks, and as a last resort the text is ellipsized, so
 nothing overflows. Fonts and rendered text are cached; a frame where only the ticker
 moved redraws the ticker band alone.
+
+Two times: ``now`` drives the effects (blink, highlight, ticker) and ``wall`` is the time the
+clock shows. They are the same except in the demo, where the simulated wall clock runs
+faster than real time but a call must still blink at a human pace.
 """
 
 from __future__ import annotations
@@ -247,6 +251,7 @@ class BoardRenderer:
         self._last_target: int | None = None
         self._config_gen = 0
         self._frame: Frame | None = None
+        self._wall = 0.0  # the time the clock shows in the frame being drawn
 
     # ------------------------------------------------------------------ public
 
@@ -259,11 +264,13 @@ class BoardRenderer:
             self.labels = labels
         self._config_gen += 1
 
-    def render(self, surface: pygame.Surface, model: BoardModel, now: float, *, force: bool = False) -> Frame:
-        """Draw the frame for ``now``. Only the ticker band is redrawn when nothing else
-        changed since the last frame on this same surface (unless ``force``)."""
+    def render(self, surface: pygame.Surface, model: BoardModel, now: float, *, wall: float | None = None, force: bool = False) -> Frame:
+        """Draw the frame for ``now`` (the clock shows ``wall``, default ``now``). Only the
+        ticker band is redrawn when nothing else changed since the last frame on this same
+        surface (unless ``force``)."""
         p0 = time.perf_counter()
-        key = self._frame_key(surface, model, now)
+        self._wall = now if wall is None else wall
+        key = self._frame_key(surface, model, now, self._wall)
         same_target = self._last_target == id(surface)
         if not force and same_target and key == self._last_key and self._frame is not None:
             frame = Frame(boxes=self._frame.boxes, full=False, regions=self._frame.regions)
@@ -284,14 +291,18 @@ class BoardRenderer:
         frame.render_ms = (time.perf_counter() - p0) * 1000
         return frame
 
-    def needs_full_redraw(self, surface: pygame.Surface, model: BoardModel, now: float) -> bool:
+    def needs_full_redraw(self, surface: pygame.Surface, model: BoardModel, now: float, *, wall: float | None = None) -> bool:
         """True when more than the ticker changed since the last frame on ``surface``."""
-        return self._last_target != id(surface) or self._frame_key(surface, model, now) != self._last_key
+        key = self._frame_key(surface, model, now, now if wall is None else wall)
+        return self._last_target != id(surface) or key != self._last_key
 
-    def next_redraw_at(self, model: BoardModel, now: float) -> float:
-        """When the picture next changes with no new input: the earliest of the next clock
-        minute, the next blink flip, the end of a highlight and the next ticker step."""
-        times = [(math.floor(now / 60) + 1) * 60]  # Vietnam is a whole number of hours from UTC
+    def next_redraw_at(self, model: BoardModel, now: float, *, wall: float | None = None, wall_rate: float = 1.0) -> float:
+        """When (on the ``now`` timeline) the picture next changes with no new input: the
+        earliest of the next clock minute, the next blink flip, the end of a highlight and
+        the next ticker step. ``wall_rate``: wall-clock seconds per ``now`` second."""
+        wall = now if wall is None else wall
+        # Vietnam is a whole number of hours from UTC: its minutes start with UTC's
+        times = [now + ((math.floor(wall / 60) + 1) * 60 - wall) / max(wall_rate, 1e-9)]
         h = model.highlight(now)
         if h is not None:
             times.append(h.until)
@@ -318,17 +329,17 @@ class BoardRenderer:
 
     # ------------------------------------------------------------------ keys
 
-    def _frame_key(self, surface: pygame.Surface, model: BoardModel, now: float) -> tuple:
+    def _frame_key(self, surface: pygame.Surface, model: BoardModel, now: float, wall: float) -> tuple:
         return (
             surface.get_size(),
             self._config_gen,
             model.version,
-            self._clock_text(now),
+            self._clock_text(wall),
             self.blink_on(model, now),
         )
 
-    def _clock_text(self, now: float) -> str:
-        return format_vi_datetime(datetime.fromtimestamp(now, VN_TZ), lang=self.config.lang)
+    def _clock_text(self, wall: float) -> str:
+        return format_vi_datetime(datetime.fromtimestamp(wall, VN_TZ), lang=self.config.lang)
 
     def _stacked(self, w: int, h: int) -> bool:
         """Call panel above the tiles: portrait screens, and 4:3 or 5:4 ones where a side
@@ -424,7 +435,7 @@ class BoardRenderer:
         name_slot = _rect(inner.x, inner.y, inner.w - clock_w - pad * 2, inner.h)
         clock_slot = _rect(inner.right - clock_w, inner.y, clock_w, inner.h)
         self._draw_text(surface, frame, "header.name", name, name_slot, t.header_fg, weight="bold", align="left")
-        self._draw_text(surface, frame, "header.clock", self._clock_text(now), clock_slot, t.header_fg, weight="semibold", align="right")
+        self._draw_text(surface, frame, "header.clock", self._clock_text(self._wall), clock_slot, t.header_fg, weight="semibold", align="right")
 
     # ------------------------------------------------------------------ hall layout
 
@@ -691,5 +702,5 @@ class BoardRenderer:
         self._draw_text(surface, frame, "counter.number", text, _inset(regions["number"], 0, regions["number"].h * 0.04), colour, weight="black", ink=ink, counter=counter)
         if c.ticket and c.state != "closed":
             self._draw_text(surface, frame, "counter.service", self.labels.service(c.service, lang), regions["service"], t.highlight_fg if bright else t.muted, weight="medium", counter=counter)
-        foot = word("paused", lang) if c.state == "paused" else self._clock_text(now)
+        foot = word("paused", lang) if c.state == "paused" else self._clock_text(self._wall)
         self._draw_text(surface, frame, "counter.foot", foot, _inset(regions["foot"], 0, regions["foot"].h * 0.15), t.paused if c.state == "paused" else (fg if bright else t.muted), weight="semibold", counter=counter)

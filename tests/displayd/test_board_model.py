@@ -191,3 +191,12 @@ def test_any_order_and_duplication_within_the_window_converges(seed: int, n: int
     m.tick(NOW + 0.1)
     assert _final(m) == _final(in_order)
     assert m.gap is None
+
+
+def test_the_same_snapshot_again_is_not_a_change():
+    m = live_board()
+    version = m.version
+    m.load_snapshot(hall_snapshot(rev=10), now=NOW + 1)  # the hub republishes on reconnect
+    assert m.version == version
+    m.load_snapshot(hall_snapshot(rev=11), now=NOW + 2)  # a newer rev with the same picture
+    assert m.version == version and m.rev == 11

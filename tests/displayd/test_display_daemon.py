@@ -15,7 +15,7 @@ from displayd.main import DisplayDaemon, DisplaySettings, ScreenSettings
 from displayd.screen import HeadlessScreen
 from tests.displayd.conftest import NOW
 from xephang.bus import FakeBroker, FakeBus
-from xephang.clock import ManualClock
+from xephang.clock import ManualClock, ScaledClock
 from xephang.contract import (
     CallInfo,
     ConfigAck,
@@ -80,13 +80,13 @@ class Hall:
 def display(tmp_path, fake_broker, site_file):
     made: list[DisplayDaemon] = []
 
-    def make(**display_opts) -> DisplayDaemon:
+    def make(clock=None, **display_opts) -> DisplayDaemon:
         settings = DisplaySettings(site=SITE, node="display-hall", site_file=site_file, state_dir=tmp_path / "state",
                                    sim=True, sim_out=tmp_path / "out", screen=ScreenSettings(size=(1280, 720)),
                                    display=display_opts)
         bus = FakeBus(fake_broker, site=SITE, node="display-hall", role="display",
                       state_dir=settings.state_dir)
-        d = DisplayDaemon(settings, bus=bus, clock=ManualClock(NOW))
+        d = DisplayDaemon(settings, bus=bus, clock=clock or ManualClock(NOW))
         d.start()
         made.append(d)
         return d
@@ -230,3 +230,17 @@ def test_outside_sim_mode_an_offscreen_video_driver_is_fatal(tmp_path, site_file
     proc = subprocess.run([sys.executable, "-m", "displayd.main"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == EXIT_CONFIG
     assert "'dummy' video driver" in proc.stderr and "kmsdrm" in proc.stderr
+
+
+def test_in_the_fast_demo_clock_a_call_still_blinks_at_a_human_pace(display, fake_broker, tmp_path):
+    hall = Hall(fake_broker, tmp_path)
+    hall.state(hall_state(rev=10))
+    d = display(clock=ScaledClock(origin=NOW, real_origin=time.time(), speed=60.0), highlight_s=12)
+    assert pump(d, lambda: d.model.rev == 10)
+    hall.event(called(11, 1024, 1))
+    assert pump(d, lambda: shown(d, "call.number") == ["1024"])
+    h = d.model.highlight(time.monotonic())
+    assert h is not None and h.until - h.since == 12  # 12 real seconds, not 12/60
+    fx = time.monotonic()
+    due = d.renderer.next_redraw_at(d.model, fx, wall=d.clock.now(), wall_rate=60.0)
+    assert due - fx <= 0.5 + 1e-6  # the next blink flip, half a real second away
