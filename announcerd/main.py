@@ -191,6 +191,8 @@ class Announcer(Daemon[AnnouncerSettings]):
         log.info("%s ticket %s counter %s (rev %s): %s", kind, event.ticket.display, call.counter, call.rev, verdict)
         if verdict == "queued":
             self._received[call.rev] = received
+            while len(self._received) > 200:  # calls dropped as stale never pop theirs
+                self._received.pop(next(iter(self._received)))
         self._play_next()
 
     def _play_next(self) -> None:

@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default="", help="tuning experiment: BASE changes, e.g. speed=140,pitch=50")
     ap.add_argument("--flat", action="store_true", help="tuning experiment: ignore the per-word table")
     ap.add_argument("--word-gap-ms", type=int, default=None)
+    ap.add_argument("--pad-ms", type=int, default=500,
+                    help="silence before and after, as in the hall (the recogniser drops an unpadded last word)")
     ap.add_argument("--phrase-gap-ms", type=int, default=None)
     args = ap.parse_args(argv)
 
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, (number, counter) in enumerate(calls):
             ann = composer.compose(phrase_parts("vi", number=number, counter=counter, options=options))
             path = tmp / f"pack-{i:04d}.wav"
-            pcm.write_wav(path, ann.pcm, ann.sample_rate)
+            pad = bytes(2 * int(ann.sample_rate * args.pad_ms / 1000))
+            pcm.write_wav(path, pad + ann.pcm + pad, ann.sample_rate)
             systems["pack (tuned clips)"].append(path)
         compose_ms = (time.perf_counter() - t0) * 1000 / len(calls)
         refs = [["mời", "công", "dân", "có", "số", "thứ", "tự", *spoken(read_number(n, options=options)).split(),
@@ -213,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                 path = tmp / f"base-{i:04d}.wav"
                 subprocess.run(["espeak-ng", "-v", "vi" if args.dialect == "north" else "vi-vn-x-south",
                                 "-w", str(path), " ".join(ref)], check=True, capture_output=True)
+                samples, rate = pcm.read_wav(path)
+                pad = pcm.silence(args.pad_ms, rate)
+                pcm.write_wav(path, pad + samples + pad, rate)
                 systems["baseline: espeak-ng -v vi whole sentence, defaults"].append(path)
 
         print(f"judge: {ASR_REQUIREMENT} (offline, embedded ONNX model, CPU); {len(calls)} random calls, "

@@ -32,3 +32,9 @@ def synthetic_pack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_pack(synthetic_pack_dir: Path) -> VoicePack:
     return load_pack(synthetic_pack_dir)
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """The stand-in for espeak-ng, for tests that build their own pack."""
+    return tone_synth

@@ -5,7 +5,8 @@ from __future__ import annotations
 from announcerd import pcm
 from announcerd.compose import Composer, make_chime
 from announcerd.numbers import spoken
-from announcerd.voicepack import VoicePack, phrase_parts
+from announcerd.voice_build import build_default_pack
+from announcerd.voicepack import VoicePack, load_pack, phrase_parts
 
 
 def test_composed_samples_are_chime_clips_and_gaps_in_order(synthetic_pack: VoicePack) -> None:
@@ -50,3 +51,11 @@ def test_chime_is_two_tones_at_the_pack_loudness() -> None:
     assert 1.3 < len(chime) / 16000 < 1.7
     assert abs(pcm.loudness_dbfs(chime, 16000) - (-22)) < 0.5
     assert pcm.peak_dbfs(chime) <= -0.9
+
+
+def test_an_english_pack_announces_in_english(tmp_path, synth) -> None:
+    pack = load_pack(build_default_pack(tmp_path / "en", language="en", synth=synth))
+    ann = Composer(pack, repeats=1).compose(phrase_parts("en", number=1023, counter=21))
+    clips = [s.name for s in ann.segments if s.kind == "clip"]
+    assert clips == ["en_ticket_number", "en_1", "en_0", "en_2", "en_3", "en_please_go_to_counter", "en_20", "en_1"]
+    assert pack.manifest.clips["en_please_go_to_counter"].text == "please go to counter"
