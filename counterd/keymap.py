@@ -1,0 +1,548 @@
+"""The counter box's pure core: the key map and the box's state machine.
+
+No I/O and no clock reads: every input carries ``now`` (monotonic seconds of the box).
+The daemon (``counterd.main``) feeds it key presses, hub replies, the hub's availability
+and the hub's retained counter state, executes the :class:`Send` effects through the bus
+and plays the :class:`Flash` effects and the two light bases (:meth:`CounterBox.status_light`,
+:meth:`CounterBox.rating_light`) on the LEDs and the buzzer.
+
+The rules (``docs/counterd.md`` has the long form):
+
+- **Key map**: each key (a pin) has a ``short`` action and an optional ``long`` one.
+  Actions: ``next``, ``recall``, ``no-show``, ``finish``, ``pause`` (toggle: pause with the
+  first reason, or resume when paused), ``resume``, ``pause-menu`` (choose a reason),
+  ``transfer`` (choose a service), ``transfer:<service>`` (a service key), ``rate-1`` …
+  ``rate-5``, ``none``.
+- **Menus** (few keys): ``pause-menu`` and ``transfer`` open a choice; the key that opened it
+  steps through the options with short presses (the LED blinks the option's number, the
+  buzzer beeps it) and confirms with a long press; a service key confirms its service at
+  once. Any other key cancels the menu and does its own job; no press for
+  ``select_timeout_s`` cancels it. Nothing is sent before a confirmation.
+- **Double press**: the same action again within ``double_press_s`` of the last accepted
+  one is contact bounce or a nervous double tap: ignored, silently.
+- **One request at a time**: while a request is in flight, the *same* action is ignored
+  with the ``busy`` signal (the press in flight *is* that press: doubling Next would skip a
+  citizen); a *different* action is queued in a single slot (``queued`` signal) and sent
+  when the reply arrives; a further press while the slot is full gets ``busy``.
+- **Hub offline** (its retained status, or our own link down): every press is answered with
+  ``hub_offline`` and forgotten; going offline also drops the queued press and any open
+  menu. Nothing is replayed when the hub returns: the box is simply usable again.
+- **Rating**: the rating keys are live for the rating window after an explicit Finish
+  (the hub's ``rating_window_s``, shortened by the local setting); one rating per
+  window; a press outside it is ignored with ``rating_closed`` and never sent.
+- **Recalls**: after ``recalls_before_no_show`` recalls of the same ticket the status light
+  suggests a no-show until the ticket leaves the counter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from xephang.contract import CounterState, Reply, TicketInfo
+
+log = logging.getLogger(__name__)
+
+PLAIN_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume", "pause-menu", "transfer", "none")
+_RATE = re.compile(r"^rate-([1-5])$")
+_TRANSFER_TO = re.compile(r"^transfer:([a-z0-9]+(-[a-z0-9]+)*)$")
+MAX_CHOICES = 9  # the LED blinks an option's number: more than nine cannot be counted by eye
+
+# box action → hub request action
+REQUEST_OF = {"next": "call-next", "recall": "recall", "no-show": "no-show", "finish": "finish",
+              "pause": "pause", "resume": "resume", "transfer": "transfer", "rate": "rate"}
+
+DEFAULT_PAUSE_REASONS = ("Nghỉ giải lao", "Họp", "Hỗ trợ nghiệp vụ", "Việc riêng")
+
+
+def check_action(action: str) -> str:
+    """Return ``action`` if the key map may use it; raise ``ValueError`` otherwise."""
+    if action in PLAIN_ACTIONS or _RATE.match(action) or _TRANSFER_TO.match(action):
+        return action
+    raise ValueError(f"unknown action {action!r}: one of {', '.join(PLAIN_ACTIONS)}, rate-1…rate-5, "
+                     "transfer:<service id>")
+
+
+def rate_score(action: str) -> int | None:
+    """``rate-4`` → 4; any other action → None."""
+    m = _RATE.match(action)
+    return int(m.group(1)) if m else None
+
+
+def transfer_target(action: str) -> str | None:
+    """``transfer:dat-dai`` → ``dat-dai``; any other action → None."""
+    m = _TRANSFER_TO.match(action)
+    return m.group(1) if m else None
+
+
+class KeySpec(BaseModel):
+    """One key of the box: a pin, what a short press does and what a long press does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=40,
+                      description="key name (logs, sim presses): next, recall, rate-3, k1 …")
+    pin: int | str = Field(description="gpiozero pin: BCM number or 'GPIO17'")
+    short: str = Field(description="action of a short press")
+    long: str | None = Field(default=None, description="action of a long press (held hold_s); none = the key "
+                             "answers at its leading edge, fastest")
+
+    @field_validator("short", "long")
+    @classmethod
+    def _action_ok(cls, v: str | None) -> str | None:
+        return None if v is None else check_action(v)
+
+    @property
+    def needs_hold(self) -> bool:
+        """A key that tells short from long (answers at release) instead of at its leading edge."""
+        return self.long is not None or self.short in ("pause-menu", "transfer")
+
+
+# A six-key officer box plus five rating keys facing the citizen (BCM pins of a Pi header).
+DEFAULT_KEYS: tuple[KeySpec, ...] = (
+    KeySpec(name="next", pin=5, short="next"),
+    KeySpec(name="recall", pin=6, short="recall", long="no-show"),
+    KeySpec(name="finish", pin=13, short="finish"),
+    KeySpec(name="pause", pin=19, short="pause", long="pause-menu"),
+    KeySpec(name="transfer", pin=26, short="transfer", long="transfer"),
+    *(KeySpec(name=f"rate-{i}", pin=p, short=f"rate-{i}") for i, p in enumerate((12, 16, 20, 21, 25), start=1)),
+)
+
+
+class BoxConfig(BaseModel):
+    """The counter box's node config: local settings ``[counter]``, pushable over MQTT."""
+
+    model_config = ConfigDict(extra="forbid")
+    number: int = Field(default=1, ge=1, le=99, description="counter number (the hub lets counter-N act for N only)")
+    officer: str = Field(default="", max_length=80, description="officer at this counter (health, logs); "
+                         "reports take it from the site file")
+    services: tuple[str, ...] = Field(default=(), description="services the counter calls from (informational); "
+                                      "empty = the site file's, else the hub's counter state")
+    transfer_to: tuple[str, ...] = Field(default=(), description="transfer targets in the order the transfer key "
+                                         "steps through; empty = every service of the site")
+    pause_reasons: tuple[str, ...] = Field(default=DEFAULT_PAUSE_REASONS, max_length=MAX_CHOICES,
+                                           description="first = the reason of a short Pause press")
+    keys: tuple[KeySpec, ...] = Field(default=DEFAULT_KEYS, description="the key map")
+    status_led_pin: int | str | None = Field(default=17, description="the officer's status LED")
+    rating_led_pin: int | str | None = Field(default=27, description="LED lighting the rating keys")
+    buzzer_pin: int | str | None = 18
+    pin_factory: str = Field(default="", description="gpiozero pin factory: '' (default: lgpio on a Pi), mock, …")
+    debounce_s: float = Field(default=0.03, ge=0, le=0.5)
+    double_press_s: float = Field(default=0.4, ge=0, le=5, description="same action again within this: ignored")
+    hold_s: float = Field(default=1.0, gt=0.05, le=10, description="a press held this long is a long press")
+    select_timeout_s: float = Field(default=8.0, gt=0, le=120, description="a menu with no press this long is cancelled")
+    recalls_before_no_show: int = Field(default=2, ge=0, le=20, description="suggest no-show after this many recalls; 0 = never")
+    rating_window_s: float | None = Field(default=None, gt=0, le=3600, description="shorten the hub's rating window")
+
+    @model_validator(mode="after")
+    def _unique(self) -> BoxConfig:
+        errors: list[str] = []
+        names = [k.name for k in self.keys]
+        if len(set(names)) != len(names):
+            errors.append(f"keys: duplicate key names {sorted({n for n in names if names.count(n) > 1})}")
+        pins = [str(k.pin) for k in self.keys] + [str(p) for p in (self.status_led_pin, self.rating_led_pin,
+                                                                  self.buzzer_pin) if p is not None]
+        if len(set(pins)) != len(pins):
+            errors.append(f"keys/LEDs: a pin is used twice {sorted({p for p in pins if pins.count(p) > 1})}")
+        if self.debounce_s >= self.hold_s:
+            errors.append("hold_s must be longer than debounce_s")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def key(self, name: str) -> KeySpec | None:
+        return next((k for k in self.keys if k.name == name), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Effects
+
+
+@dataclass(frozen=True, slots=True)
+class Flash:
+    """Play the finite pattern ``name`` once (on the status or the rating LED, and the buzzer)."""
+
+    name: str
+    on: Literal["status", "rating"] = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send hub request ``action`` (``call-next`` …) with ``fields``; ``request_id`` made once per press."""
+
+    action: str
+    request_id: str
+    fields: dict[str, Any]
+    press: str  # the box action that made it (next, rate-4 …)
+    at: float
+
+
+Effect = Flash | Send
+
+
+@dataclass
+class Menu:
+    kind: Literal["pause", "transfer"]
+    key: str  # the key that opened it: short steps, long confirms
+    options: tuple[str, ...]
+    index: int
+    until: float
+
+
+@dataclass
+class BoxStats:
+    sent: int = 0
+    queued: int = 0
+    double_presses: int = 0
+    busy: int = 0
+    hub_offline: int = 0
+    rating_closed: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+class CounterBox:
+    """State machine of one counter box. See the module docstring for the rules.
+
+    :param config: the box config (key map, reasons, windows).
+    :param new_request_id: makes a request id (once per press).
+    :param site_services: every service id of the site (transfer targets by default).
+    """
+
+    def __init__(self, config: BoxConfig, *, new_request_id: Callable[[], str],
+                 site_services: tuple[str, ...] = ()) -> None:
+        self.config = config
+        self._new_id = new_request_id
+        self.site_services = tuple(site_services)
+        self.stats = BoxStats()
+        self.hub_online = False
+        self.in_flight: Send | None = None
+        self.queued: Send | None = None
+        self.menu: Menu | None = None
+        self.serving: TicketInfo | None = None
+        self.paused = False
+        self.pause_reason: str | None = None
+        self.services: tuple[str, ...] = config.services
+        self.queue_empty = False
+        self.waiting: dict[str, int] = {}
+        self.rating_until: float | None = None
+        self.rating_sent = False
+        self.last_finished: str | None = None
+        self.rev = 0
+        self.last_action = ""
+        self.last_result = ""
+        self.last_ticket: str | None = None
+        self._last_accept: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ config
+    def reconfigure(self, config: BoxConfig) -> list[Effect]:
+        """A new key map / reasons / windows (technician push). Cancels an open menu."""
+        self.config = config
+        if config.services:
+            self.services = config.services
+        had_menu = self.menu is not None
+        self.menu = None
+        return [Flash("cancelled")] if had_menu else []
+
+    @property
+    def recalls(self) -> int:
+        return self.serving.recalls if self.serving else 0
+
+    @property
+    def suggest_no_show(self) -> bool:
+        n = self.config.recalls_before_no_show
+        return bool(n) and self.serving is not None and self.serving.recalls >= n
+
+    def rating_open(self, now: float) -> bool:
+        return self.rating_until is not None and not self.rating_sent and now < self.rating_until
+
+    # ------------------------------------------------------------------ lights
+    def status_light(self, now: float) -> str:
+        """The status LED's base pattern now (highest concern first)."""
+        if not self.hub_online:
+            return "hub_offline"
+        if self.menu is not None:
+            return f"choose-{self.menu.index + 1}"
+        if self.in_flight is not None:
+            return "working"
+        if self.paused:
+            return "paused"
+        if self.suggest_no_show:
+            return "suggest_no_show"
+        if self.queue_empty and self.serving is None:
+            return "queue_empty"
+        return "ready"
+
+    def rating_light(self, now: float) -> str:
+        """The rating LED's base pattern now."""
+        return "rating_open" if self.hub_online and self.rating_open(now) else "off"
+
+    # ------------------------------------------------------------------ inputs
+    def press(self, key: str, kind: str, now: float) -> list[Effect]:
+        """A debounced press of key ``key`` (``short`` | ``long``) at ``now``."""
+        spec = self.config.key(key)
+        if spec is None:
+            log.warning("press of unknown key %r ignored", key)
+            return []
+        action = spec.long if kind == "long" and spec.long else spec.short
+        menu = self.menu
+        if menu is not None:
+            if key == menu.key:
+                return self._menu_confirm(now) if kind == "long" else self._menu_step(now)
+            target = transfer_target(action)
+            if menu.kind == "transfer" and target is not None:
+                return self._menu_pick(target, now)
+            self.menu = None  # another key: the officer changed their mind
+            log.info("menu %s cancelled by key %s", menu.kind, key)
+        return self.act(action, now, key=key)
+
+    def act(self, action: str, now: float, *, key: str = "") -> list[Effect]:
+        """Do box action ``action`` (already resolved from the key map)."""
+        if action == "none":
+            return []
+        last = self._last_accept.get(action)
+        if last is not None and now - last < self.config.double_press_s:
+            self.stats.double_presses += 1
+            log.debug("double press of %s ignored", action)
+            return []
+        self._last_accept[action] = now
+        self.last_action = action
+        score = rate_score(action)
+        if not self.hub_online:
+            self.stats.hub_offline += 1
+            self.last_result = "hub-offline"
+            return [Flash("hub_offline", on="rating" if score else "status")]
+        if score is not None:
+            return self._rate(score, action, now)
+        if action == "pause":
+            if self.paused:
+                return self._request("resume", {}, action, now)
+            reasons = self.config.pause_reasons
+            return self._request("pause", {"reason": reasons[0] if reasons else ""}, action, now)
+        if action == "pause-menu":
+            if self.paused:
+                return self._request("resume", {}, action, now)
+            if not self.config.pause_reasons:
+                return self._request("pause", {"reason": ""}, action, now)
+            return self._open_menu("pause", key, self.config.pause_reasons, now)
+        if action == "transfer":
+            return self._open_transfer(key, now)
+        if transfer_target(action) is not None:
+            # a service key alone does nothing: a transfer is two deliberate presses
+            self.last_result = "transfer-needs-menu"
+            return [Flash("cancelled")]
+        if action in REQUEST_OF:
+            return self._request(REQUEST_OF[action], {}, action, now)
+        log.warning("action %r has no handler", action)  # pragma: no cover - check_action guards
+        return []
+
+    def on_reply(self, request_id: str, reply: Reply | None, now: float) -> list[Effect]:
+        """The hub's reply to the request in flight (None: no reply after every retry)."""
+        sent = self.in_flight
+        if sent is None or sent.request_id != request_id:
+            log.debug("reply %s is not for the request in flight: ignored", request_id)
+            return []
+        self.in_flight = None
+        if reply is not None and reply.rev is not None:
+            self.rev = max(self.rev, reply.rev)
+        if reply is None:
+            self.stats.timeouts += 1
+            self.last_result = "hub-timeout"
+            out: list[Effect] = [Flash("error", on="rating" if sent.action == "rate" else "status")]
+            if sent.action == "rate":
+                self.rating_sent = False  # the citizen may press again while the window lasts
+            if self.queued is not None:  # no half-done work behind a hub that does not answer
+                log.warning("hub did not answer %s: dropping the queued %s", sent.action, self.queued.action)
+                self.queued = None
+                out.append(Flash("error"))
+            return out
+        out = self._apply_reply(sent, reply, now)
+        if self.queued is not None and self.hub_online:
+            nxt, self.queued = self.queued, None
+            self.in_flight = nxt
+            self.stats.sent += 1
+            out.append(nxt)
+        return out
+
+    def set_hub_online(self, online: bool, now: float) -> list[Effect]:
+        """The hub's availability changed (retained status, or our own broker link)."""
+        if online == self.hub_online:
+            return []
+        self.hub_online = online
+        if online:
+            self.rev = 0  # a new hub session may restart its revisions (restored ledger)
+            log.info("hub online: box ready")
+            return []
+        log.warning("hub offline")
+        out: list[Effect] = [Flash("hub_offline")]
+        self.menu = None
+        if self.queued is not None:
+            log.warning("hub offline: queued %s dropped", self.queued.action)
+            self.queued = None
+        return out
+
+    def on_counter_state(self, state: CounterState) -> list[Effect]:
+        """The hub's retained ``state/counter/{n}`` (ignored when older than what we know)."""
+        if state.number != self.config.number or state.rev < self.rev:
+            return []
+        self.rev = state.rev
+        before = self.suggest_no_show
+        self._set_serving(state.serving)
+        self.paused = state.state == "paused"
+        self.pause_reason = state.pause_reason
+        if state.services and not self.config.services:
+            self.services = tuple(state.services)
+        return [Flash("suggest_no_show")] if self.suggest_no_show and not before else []
+
+    def on_service_waiting(self, service: str, waiting: int) -> None:
+        """The hub's retained ``state/service/{id}``: someone waiting clears "queue empty"."""
+        self.waiting[service] = waiting
+        if waiting > 0 and (not self.services or service in self.services):
+            self.queue_empty = False
+
+    def tick(self, now: float) -> list[Effect]:
+        """Timers: a menu nobody finishes is cancelled; a rating window closes."""
+        out: list[Effect] = []
+        if self.menu is not None and now >= self.menu.until:
+            log.info("menu %s timed out: cancelled", self.menu.kind)
+            self.menu = None
+            self.last_result = "menu-timeout"
+            out.append(Flash("cancelled"))
+        if self.rating_until is not None and now >= self.rating_until:
+            self.rating_until = None
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _request(self, action: str, fields: dict[str, Any], press: str, now: float) -> list[Effect]:
+        send = Send(action, self._new_id(), fields, press, now)
+        if self.in_flight is None:
+            self.in_flight = send
+            self.stats.sent += 1
+            return [send]
+        if self.in_flight.action == action or self.queued is not None:
+            self.stats.busy += 1
+            self.last_result = "busy"
+            return [Flash("busy", on="rating" if action == "rate" else "status")]
+        self.queued = send
+        self.stats.queued += 1
+        return [Flash("queued")]
+
+    def _rate(self, score: int, action: str, now: float) -> list[Effect]:
+        if not self.rating_open(now):
+            self.stats.rating_closed += 1
+            self.last_result = "rating-closed"
+            return [Flash("rating_closed", on="rating")]
+        out = self._request("rate", {"score": score}, action, now)
+        if any(isinstance(e, Send) for e in out) or self.queued is not None and self.queued.action == "rate":
+            self.rating_sent = True  # one rating per finished service
+        return out
+
+    def _open_transfer(self, key: str, now: float) -> list[Effect]:
+        if self.serving is None:
+            self.last_result = "not-serving"
+            return [Flash("error")]
+        pool = self.config.transfer_to or self.site_services
+        options = tuple(s for s in pool if s != self.serving.service)[:MAX_CHOICES]
+        if not options:
+            self.last_result = "no-transfer-target"
+            return [Flash("error")]
+        return self._open_menu("transfer", key, options, now)
+
+    def _open_menu(self, kind: Literal["pause", "transfer"], key: str, options: tuple[str, ...],
+                   now: float) -> list[Effect]:
+        self.menu = Menu(kind, key, tuple(options[:MAX_CHOICES]), 0, now + self.config.select_timeout_s)
+        self.last_result = f"choose-{kind}"
+        return [Flash("choose-1")]
+
+    def _menu_step(self, now: float) -> list[Effect]:
+        m = self.menu
+        assert m is not None
+        m.index = (m.index + 1) % len(m.options)
+        m.until = now + self.config.select_timeout_s
+        return [Flash(f"choose-{m.index + 1}")]
+
+    def _menu_confirm(self, now: float) -> list[Effect]:
+        m = self.menu
+        assert m is not None
+        self.menu = None
+        choice = m.options[m.index]
+        if m.kind == "pause":
+            return self._request("pause", {"reason": choice}, "pause-menu", now)
+        return self._request("transfer", {"to_service": choice}, "transfer", now)
+
+    def _menu_pick(self, service: str, now: float) -> list[Effect]:
+        m = self.menu
+        assert m is not None
+        if service not in m.options:
+            self.menu = None
+            self.last_result = "transfer-same-service"
+            return [Flash("error")]
+        m.index = m.options.index(service)
+        return self._menu_confirm(now)
+
+    def _set_serving(self, ticket: TicketInfo | None) -> None:
+        self.serving = ticket
+        if ticket is not None:
+            self.last_ticket = ticket.display
+            self.queue_empty = False
+
+    def _apply_reply(self, sent: Send, reply: Reply, now: float) -> list[Effect]:
+        on = "rating" if sent.action == "rate" else "status"
+        if reply.status != "ok":
+            code = reply.error.code if reply.error else "error"
+            self.stats.errors += 1
+            self.stats.by_code[code] = self.stats.by_code.get(code, 0) + 1
+            self.last_result = code
+            log.warning("%s refused by the hub: %s %s", sent.action, code, reply.error.message if reply.error else "")
+            if code == "not-serving":
+                self.serving = None
+            if code in ("rating-window-closed", "already-rated"):
+                self.rating_until = None
+                return [Flash("rating_closed", on="rating")]
+            return [Flash("error", on=on)]
+        self.last_result = "ok"
+        data = reply.data
+        before = self.suggest_no_show
+        out: list[Effect] = []
+        match sent.action:
+            case "call-next":
+                self.paused = False
+                ticket = data.get("ticket")
+                if ticket is None:
+                    self._set_serving(None)
+                    self.queue_empty = True
+                    self.last_result = "queue-empty"
+                    return [Flash("queue_empty")]
+                self._set_serving(TicketInfo.model_validate(ticket))
+            case "recall":
+                t = data.get("ticket")
+                if t is not None:
+                    self._set_serving(TicketInfo.model_validate(t))
+            case "no-show" | "transfer":
+                self._set_serving(None)
+            case "finish":
+                t = data.get("ticket")
+                self.last_finished = t.get("display") if isinstance(t, dict) else None
+                self._set_serving(None)
+                window = float(data.get("rating_window_s") or 0)
+                if self.config.rating_window_s is not None:
+                    window = min(window, self.config.rating_window_s) if window else self.config.rating_window_s
+                if window > 0:
+                    self.rating_until, self.rating_sent = now + window, False
+            case "pause":
+                self._set_serving(None)  # the hub finished the ticket in service (inferred)
+                self.paused, self.pause_reason = True, sent.fields.get("reason") or None
+            case "resume":
+                self.paused, self.pause_reason = False, None
+            case "rate":
+                self.rating_until = None
+                return [Flash("rated", on="rating")]
+        out.append(Flash("accepted"))
+        if self.suggest_no_show and not before:
+            out.append(Flash("suggest_no_show"))
+        return out

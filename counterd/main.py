@@ -1,0 +1,323 @@
+"""counterd: the officer's call box and the citizen's rating keys.
+
+The path of a press, all in the owner thread (gpiozero's threads only enqueue presses):
+
+    key (debounced, short/long) → CounterBox core (key map, menus, one request at a time,
+    rating window, hub offline) → hub request via the bus (one request_id per press, retried
+    with the same id) → reply → core → LED/buzzer patterns.
+
+The box knows the hub's availability from the hub's retained status, what the counter is
+serving (and whether it is paused) from the hub's retained ``state/counter/{n}``, and
+whether anyone waits for it from ``state/service/{id}``. It never needs a screen.
+
+In sim mode the keys are gpiozero mock pins and ``R/sim/{node}/press`` presses them (drive
+low, hold, release), so the whole real path runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from counterd.board import CounterBoard, sim_config
+from counterd.keymap import BoxConfig, CounterBox, Effect, Flash, Send
+from xephang.bus import Bus, Inbound
+from xephang.clock import Clock
+from xephang.contract import (
+    REQUEST_MODELS,
+    BadPayload,
+    CounterState,
+    NodeStatus,
+    Reply,
+    ServiceState,
+    SimPress,
+    decode,
+    new_request_id,
+)
+from xephang.daemon import Daemon
+from xephang.hw import KeyPress, make_pin_factory
+from xephang.settings import DaemonSettings, SettingsError
+
+log = logging.getLogger(__name__)
+
+CONFIG_ALERT = "counter-config"
+CONFIG_CODES = ("forbidden", "unknown-counter")
+
+
+class CounterdSettings(DaemonSettings):
+    """counterd's settings: the shared ones plus ``[counter]`` (the pushable box config)."""
+
+    counter: BoxConfig = BoxConfig()
+    request_timeout_s: float = Field(default=1.0, gt=0, le=30, description="wait per hub request attempt")
+    request_attempts: int = Field(default=3, ge=1, le=10)
+
+
+class _WakingQueue(queue.Queue):  # type: ignore[type-arg]
+    """The key queue: a put also wakes the owner loop blocked on the bus inbox, so a press
+    is handled at once instead of at the next poll."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self._wake()
+
+
+class CounterDaemon(Daemon[CounterdSettings]):
+    """counterd — the counter call box."""
+
+    role = "counter"
+    settings_cls = CounterdSettings
+    node_config_model = BoxConfig
+
+    def __init__(self, settings: CounterdSettings, *, bus: Bus | None = None, clock: Clock | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if not settings.node:
+            settings = settings.model_copy(update={"node": self.default_node(settings)})
+        super().__init__(settings, bus=bus, clock=clock)
+        self._mono = monotonic
+        # the bus ignores an inbox item of a kind it does not know: ("wake",) only ends its wait
+        self.events: queue.Queue[KeyPress] = _WakingQueue(lambda: self.bus.inbox.put(("wake",)))
+        self.site_services: tuple[str, ...] = ()
+        self.board: CounterBoard | None = None
+        self.core: CounterBox | None = None
+        self._hub_session = -1
+        self._hub_status_online = False
+        self.sent: list[Send] = []  # recent requests (tests, health)
+
+    @classmethod
+    def default_node(cls, settings: DaemonSettings) -> str:
+        assert isinstance(settings, CounterdSettings)
+        return f"counter-{settings.counter.number}"
+
+    @property
+    def box(self) -> BoxConfig:
+        cfg = self.node_config.current if self.node_config else self.settings.counter
+        assert isinstance(cfg, BoxConfig)
+        return cfg
+
+    # ---- node config -------------------------------------------------------------------------
+    def initial_node_config(self) -> dict[str, Any]:
+        cfg = self.settings.counter
+        if not cfg.officer or not cfg.services:
+            site_counter = self._site_counter(cfg.number)
+            if site_counter is not None:
+                cfg = cfg.model_copy(update={"officer": cfg.officer or site_counter.officer,
+                                             "services": cfg.services or site_counter.services})
+        return cfg.model_dump(mode="json")
+
+    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+        assert isinstance(new, BoxConfig)
+        if isinstance(old, BoxConfig) and new.number != old.number:
+            return True  # the node id and the hub's permission follow the number: restart
+        if self.core is not None:
+            self._run(self.core.reconfigure(new))
+        if self.board is not None:
+            if old is None or _hardware(new) != _hardware(old):
+                self._build_board(new)  # a new key map: release the old pins, claim the new ones
+            elif self.core is not None:
+                self.core.config = self.core.config.model_copy(update={"keys": self.board.config.keys})
+        self._refresh_lights()
+        return False
+
+    def _site_counter(self, number: int):  # noqa: ANN202 - xephang.site.Counter | None
+        if not self.settings.site_file:
+            return None
+        try:
+            site = self.settings.load_site()
+        except SettingsError as exc:
+            log.warning("site file unusable (%s): counter details come from the hub", exc)
+            return None
+        self.site_services = tuple(site.service_ids())
+        return next((c for c in site.counters if c.number == number), None)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.box
+        if self.settings.site_file and not self.site_services:
+            self._site_counter(cfg.number)
+        self.core = CounterBox(cfg, new_request_id=new_request_id, site_services=self.site_services)
+        self._build_board(cfg)
+        t = self.bus.topics
+        self.bus.subscribe(t.status("hub"), self._on_hub_status)
+        self.bus.subscribe(t.state_counter(cfg.number), self._on_counter_state)
+        self.bus.subscribe(f"{t.root}/state/service/+", self._on_service_state)
+        self.bus.add_disconnect_hook(lambda: self._set_hub_online())
+        self.bus.add_connect_hook(lambda: self._set_hub_online())
+        log.info("counter %s (%s): keys %s", cfg.number, cfg.officer or "no officer set",
+                 ", ".join(f"{k.name}@{k.pin}" for k in (self.board.config.keys if self.board else ())))
+        self._refresh_lights()
+
+    def _build_board(self, cfg: BoxConfig) -> None:
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+        services = self.site_services or (self.core.services if self.core else ())
+        hw = sim_config(cfg, services) if self.settings.sim else cfg
+        factory = make_pin_factory("mock" if self.settings.sim else hw.pin_factory)
+        self.board = CounterBoard(hw, events=self.events, pin_factory=factory, clock=self._mono)
+        if self.core is not None:
+            # the sim board's extra keys must be known to the core's key map too
+            self.core.config = self.core.config.model_copy(update={"keys": hw.keys})
+
+    def teardown(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+    # ---- the owner loop ----------------------------------------------------------------------
+    def wait_for_work(self, timeout: float) -> None:
+        self._drain_keys()
+        self.bus.process(timeout=timeout)
+        self._drain_keys()
+
+    def tick(self, now: float) -> None:
+        if self.core is None:
+            return
+        self._run(self.core.tick(self._mono()))
+        self._refresh_lights()
+
+    def _drain_keys(self) -> None:
+        while True:
+            try:
+                press = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self._on_press(press)
+
+    def _on_press(self, press: KeyPress) -> None:
+        assert self.core is not None
+        effects = self.core.press(press.name, press.kind, self._mono())
+        log.info("key %s (%s) → %s", press.name, press.kind,
+                 ", ".join(_describe(e) for e in effects) or "nothing (double press)")
+        self._run(effects)
+
+    def on_sim_press(self, press: SimPress) -> None:
+        assert self.board is not None
+        if not self.board.simulate_press(press.button, press.hold_s):
+            raise BadPayload("unknown-button", f"no key for {press.button!r} on this counter box")
+
+    # ---- effects -----------------------------------------------------------------------------
+    def _run(self, effects: list[Effect]) -> None:
+        for e in effects:
+            if isinstance(e, Send):
+                self._send(e)
+            elif isinstance(e, Flash) and self.board is not None:
+                self.board.flash(e)
+        self._refresh_lights()
+
+    def _send(self, s: Send) -> None:
+        model = REQUEST_MODELS[s.action]
+        req = model(request_id=s.request_id, source=self.node, counter=self.box.number,
+                    sent_at=self.clock.now(), **s.fields)
+        self.sent.append(s)
+        del self.sent[:-50]
+        self.bus.request(req, on_reply=lambda reply: self._on_reply(s, reply),
+                         timeout_s=self.settings.request_timeout_s, attempts=self.settings.request_attempts)
+
+    def _on_reply(self, s: Send, reply: Reply | None) -> None:
+        assert self.core is not None
+        if reply is not None and reply.status == "error" and reply.error and reply.error.code in CONFIG_CODES:
+            self.raise_alert(CONFIG_ALERT, f"Trung tâm từ chối quầy {self.box.number}: kiểm tra số quầy của hộp bấm",
+                             f"The hub refuses counter {self.box.number}: check the box's counter number", "critical")
+        elif reply is not None and reply.status == "ok":
+            self.clear_alert(CONFIG_ALERT)
+        log.info("%s %s → %s", s.action, s.request_id[:8],
+                 "no reply" if reply is None else reply.status if reply.status == "ok" else
+                 f"error {reply.error.code if reply.error else ''}")
+        self._run(self.core.on_reply(s.request_id, reply, self._mono()))
+
+    # ---- hub state ---------------------------------------------------------------------------
+    def _on_hub_status(self, msg: Inbound) -> None:
+        if not msg.payload:  # the retained status was cleared: nobody vouches for the hub
+            self._hub_status_online = False
+        else:
+            st = decode(NodeStatus, msg.payload)
+            if st.online:
+                self._hub_session = max(self._hub_session, st.session)
+                self._hub_status_online = True
+            elif st.session >= self._hub_session:
+                self._hub_status_online = False
+            else:
+                log.debug("stale hub Will (session %s < %s) ignored", st.session, self._hub_session)
+        self._set_hub_online()
+
+    def _set_hub_online(self) -> None:
+        if self.core is None:
+            return
+        online = self._hub_status_online and self.bus.connected.is_set()
+        self._run(self.core.set_hub_online(online, self._mono()))
+
+    def _on_counter_state(self, msg: Inbound) -> None:
+        if not msg.payload or self.core is None:
+            return
+        self._run(self.core.on_counter_state(decode(CounterState, msg.payload)))
+
+    def _on_service_state(self, msg: Inbound) -> None:
+        if not msg.payload or self.core is None:
+            return
+        st = decode(ServiceState, msg.payload)
+        if st.id not in self.site_services:
+            self.site_services = (*self.site_services, st.id)
+            self.core.site_services = self.site_services
+        self.core.on_service_waiting(st.id, st.waiting)
+        self._refresh_lights()
+
+    # ---- lights and health --------------------------------------------------------------------
+    def _refresh_lights(self) -> None:
+        if self.board is None or self.core is None:
+            return
+        mono = self._mono()
+        self.board.show_bases(self.core.status_light(mono), self.core.rating_light(mono))
+
+    @property
+    def hub_online(self) -> bool:
+        return self.core.hub_online if self.core else False
+
+    def health_details(self) -> dict[str, Any]:
+        if self.core is None:
+            return {}
+        c, st = self.core, self.core.stats
+        keys = {name: {"accepted": k.stats.accepted, "bounces": k.stats.bounces,
+                       "double_presses": k.stats.double_presses}
+                for name, k in (self.board.keys.items() if self.board else [])}
+        return {
+            "counter": self.box.number,
+            "officer": self.box.officer,
+            "hub_online": c.hub_online,
+            "last_action": c.last_action,
+            "last_result": c.last_result,
+            "last_ticket": c.last_ticket,
+            "serving": c.serving.display if c.serving else None,
+            "paused": c.paused,
+            "in_flight": c.in_flight.action if c.in_flight else None,
+            "lights": {"status": c.status_light(self._mono()), "rating": c.rating_light(self._mono())},
+            "sent": st.sent, "queued": st.queued, "busy": st.busy, "double_presses": st.double_presses,
+            "hub_offline_presses": st.hub_offline, "rating_closed": st.rating_closed,
+            "errors": st.errors, "timeouts": st.timeouts,
+            "keys": keys,
+        }
+
+
+def _hardware(cfg: BoxConfig) -> tuple[Any, ...]:
+    return (cfg.keys, cfg.status_led_pin, cfg.rating_led_pin, cfg.buzzer_pin, cfg.pin_factory,
+            cfg.debounce_s, cfg.double_press_s, cfg.hold_s)
+
+
+def _describe(e: Effect) -> str:
+    return f"send {e.action}" if isinstance(e, Send) else f"{e.name}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``counterd --config FILE``."""
+    return CounterDaemon.main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

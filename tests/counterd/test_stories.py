@@ -1,0 +1,310 @@
+"""counterd on a fake bus with the real hub: what an officer and a citizen see and hear.
+
+Hardware edges only are fakes: gpiozero mock pins (the sim board). Presses drive the mock
+pins; lights and buzzer are read back from the pins' recorded states.
+"""
+
+from __future__ import annotations
+
+import json
+
+from counterd.lights import BOX_BUZZER_PATTERNS
+from tests.counterd.conftest import T, assert_played, played, wait_for
+from xephang.contract import ConfigSet, SimPress, new_request_id
+
+
+def test_next_calls_the_first_waiting_citizen_with_accepted_light_and_beep(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich", 2)
+    box = h.box
+    box.board.status.pin.clear_states()
+    box.board.buzzer.pin.clear_states()
+    h.press("next")
+    h.until(lambda: len(h.events("called")) == 1)
+    ev = h.events("called")[0]
+    assert ev["ticket"]["display"] == "1001" and ev["counter"] == 1
+    assert box.core.serving.display == "1001"
+    assert_played(box.board.status, "accepted")
+    assert_played(box.board.buzzer, "accepted", strict=(True,))
+    assert box.board.status.wait_settled(2) and box.board.status.base == "ready"
+    assert box.health_details()["last_ticket"] == "1001"
+
+
+def test_two_presses_of_next_within_the_debounce_window_make_one_call(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich", 3)
+    pin = h.box.board.keys["next"].pin
+    for hold, gap in ((0.01, 0.15), (0.05, 1.0)):  # contact bounce, then a nervous second tap
+        pin.drive_low()
+        h.mono.advance(hold)
+        pin.drive_high()
+        h.mono.advance(gap)
+    h.settle(30)
+    assert len(h.requests("call-next")) == 1
+    assert [e["ticket"]["display"] for e in h.events("called")] == ["1001"]
+
+
+def test_next_while_serving_finishes_it_inferred_then_calls_the_next(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich", 2)
+    h.press("next")
+    h.press("next")
+    h.until(lambda: len(h.events("called")) == 2)
+    fin = h.events("finished")
+    assert len(fin) == 1 and fin[0]["ticket"]["display"] == "1001" and fin[0]["inferred"] is True
+    assert h.box.core.serving.display == "1002"
+    assert not h.box.core.rating_open(h.mono.monotonic())  # no finish press: no rating window
+
+
+def test_next_with_an_empty_queue_says_so_and_stays_ready(hall_factory):
+    h = hall_factory()
+    box = h.box
+    box.board.buzzer.pin.clear_states()
+    h.press("next")
+    h.until(lambda: box.core.last_result == "queue-empty")
+    assert box.core.status_light(h.mono.monotonic()) == "queue_empty"
+    assert_played(box.board.status, "queue_empty")
+    assert_played(box.board.buzzer, "queue_empty", strict=(True,))
+    assert box.core.in_flight is None
+    h.issue("chung-thuc")  # someone arrives for one of the counter's services
+    h.until(lambda: box.core.status_light(h.mono.monotonic()) == "ready")
+    h.press("next")
+    h.until(lambda: len(h.events("called")) == 1)
+    assert h.events("called")[0]["ticket"]["display"] == "3001"
+
+
+def test_recall_repeats_the_call_and_suggests_no_show_after_two(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich")
+    box = h.box
+    h.press("next")
+    h.press("recall")
+    h.until(lambda: len(h.events("recalled")) == 1)
+    assert box.core.status_light(h.mono.monotonic()) == "ready"
+    box.board.buzzer.pin.clear_states()
+    h.press("recall")
+    h.until(lambda: len(h.events("recalled")) == 2)
+    assert box.core.status_light(h.mono.monotonic()) == "suggest_no_show"
+    assert_played(box.board.status, "suggest_no_show")
+    assert_played(box.board.buzzer, "suggest_no_show", strict=(True,))
+    # no-show is the recall key held
+    h.press("recall", hold_s=1.2)
+    h.until(lambda: len(h.events("no-show")) == 1)
+    assert box.core.serving is None
+    assert box.core.status_light(h.mono.monotonic()) == "ready"
+
+
+def test_finish_opens_the_rating_window_and_the_rating_binds_to_that_ticket(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich", 2)
+    box = h.box
+    h.press("next")
+    h.press("finish")
+    h.until(lambda: len(h.events("finished")) == 1)
+    assert h.events("finished")[0]["inferred"] is False
+    assert box.core.rating_light(h.mono.monotonic()) == "rating_open"
+    assert_played(box.board.rating, "rating_open", strict=(True,))
+    h.press("next")  # the officer calls the next citizen while the last one rates
+    box.board.rating.pin.clear_states()
+    h.press("rate-5")
+    h.until(lambda: len(h.events("rated")) == 1)
+    rated = h.events("rated")[0]
+    assert rated["ticket"]["display"] == "1001" and rated["score"] == 5
+    assert_played(box.board.rating, "rated", strict=(True,))
+    assert box.core.rating_light(h.mono.monotonic()) == "off"
+    # a second rating: the window is closed, nothing is sent
+    box.board.rating.pin.clear_states()
+    h.press("rate-1")
+    assert_played(box.board.rating, "rating_closed", strict=(True,))
+    assert len(h.requests("rate")) == 1
+
+
+def test_a_rating_outside_the_window_is_ignored_with_a_signal(hall_factory):
+    h = hall_factory(rating_window_s=30)
+    h.issue("ho-tich")
+    box = h.box
+    h.press("rate-3")  # nothing finished yet
+    h.press("next")
+    h.press("finish")
+    h.until(lambda: box.core.rating_light(h.mono.monotonic()) == "rating_open")
+    h.mono.advance(31)
+    h.settle()
+    assert box.core.rating_light(h.mono.monotonic()) == "off"
+    box.board.rating.pin.clear_states()
+    box.board.buzzer.pin.clear_states()
+    h.press("rate-4")
+    assert_played(box.board.rating, "rating_closed", strict=(True,))
+    assert_played(box.board.buzzer, "rating_closed", strict=(True,))
+    assert h.requests("rate") == []
+    assert box.core.stats.rating_closed == 2
+
+
+def test_pause_with_the_default_reason_then_resume_and_others_keep_calling(hall_factory):
+    h = hall_factory(counters=(1, 2))
+    h.issue("ho-tich", 2)
+    b1 = h.boxes[1]
+    h.press("next", counter=1)
+    h.press("pause", counter=1)
+    h.until(lambda: b1.core.paused)
+    paused = [json.loads(p) for _, p in h.broker.messages(T.event("counter", "paused"))]
+    assert paused[-1]["counter"] == 1 and paused[-1]["reason"] == "Nghỉ giải lao"
+    assert b1.core.status_light(h.mono.monotonic()) == "paused"
+    assert_played(b1.board.status, "paused")
+    # its services stay callable by the other counter
+    h.press("next", counter=2)
+    h.until(lambda: any(e["counter"] == 2 for e in h.events("called")))
+    h.press("pause", counter=1)  # the same key resumes
+    h.until(lambda: not b1.core.paused)
+    assert h.broker.messages(T.event("counter", "resumed"))
+    assert b1.core.status_light(h.mono.monotonic()) in ("ready", "queue_empty")
+
+
+def test_long_pause_chooses_a_reason_by_counting_blinks(hall_factory):
+    h = hall_factory()
+    box = h.box
+    box.board.buzzer.pin.clear_states()
+    h.press("pause", hold_s=1.2)          # open the reason menu: option 1
+    assert box.core.status_light(h.mono.monotonic()) == "choose-1"
+    h.press("pause")                      # step: option 2 ("Họp")
+    h.press("pause")                      # step: option 3
+    assert box.core.status_light(h.mono.monotonic()) == "choose-3"
+    assert_played(box.board.status, "choose-3", cycles=1)
+    assert_played(box.board.buzzer, "choose-3", strict=(True,))
+    assert h.requests("pause") == []      # nothing sent before the confirmation
+    h.press("pause", hold_s=1.2)          # confirm
+    h.until(lambda: box.core.paused)
+    assert h.requests("pause")[-1]["reason"] == "Hỗ trợ nghiệp vụ"
+
+
+def test_a_menu_nobody_confirms_is_cancelled(hall_factory):
+    h = hall_factory(select_timeout_s=5)
+    box = h.box
+    h.press("pause", hold_s=1.2)
+    assert box.core.menu is not None
+    box.board.buzzer.pin.clear_states()
+    h.mono.advance(6)
+    h.settle()
+    assert box.core.menu is None
+    assert_played(box.board.buzzer, "cancelled", strict=(True,))
+    assert h.requests("pause") == []
+
+
+def test_transfer_then_a_service_key_sends_the_citizen_to_that_service(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich")
+    box = h.box
+    h.press("next")
+    h.press("transfer")
+    assert box.core.menu is not None and box.core.menu.options[0] == "dat-dai"
+    h.press("van-hoa-xa-hoi")   # a service key (the sim board has one per service)
+    h.until(lambda: len(h.events("transferred")) == 1)
+    ev = h.events("transferred")[0]
+    assert ev["ticket"]["service"] == "van-hoa-xa-hoi" and ev["from_service"] == "ho-tich"
+    assert box.core.serving is None
+
+
+def test_transfer_by_stepping_with_the_transfer_key(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich")
+    h.press("next")
+    h.press("transfer")
+    h.press("transfer")                   # option 2: chung-thuc
+    h.press("transfer", hold_s=1.2)       # confirm
+    h.until(lambda: len(h.events("transferred")) == 1)
+    assert h.events("transferred")[0]["ticket"]["service"] == "chung-thuc"
+
+
+def test_a_press_while_in_flight_is_neither_lost_nor_doubled(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich", 3)
+    box = h.box
+    box.board.buzzer.pin.clear_states()
+    # the hub does not run between these presses: the first Next is in flight
+    h.press("next", settle=False)
+    box.step(timeout=0)
+    assert box.core.in_flight is not None
+    h.press("next", settle=False)         # same action: ignored with "busy"
+    box.step(timeout=0)
+    assert box.core.stats.busy == 1
+    assert_played(box.board.buzzer, "busy", strict=(True,))
+    box.board.buzzer.pin.clear_states()
+    h.press("recall", settle=False)       # another action: queued once
+    box.step(timeout=0)
+    assert box.core.queued is not None
+    assert_played(box.board.buzzer, "queued", strict=(True,))
+    h.settle(30)
+    assert [e["ticket"]["display"] for e in h.events("called")] == ["1001"]
+    assert len(h.events("recalled")) == 1 and len(h.requests("call-next")) == 1
+
+
+def test_hub_offline_the_box_says_so_and_replays_nothing(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich")
+    box = h.box
+    h.broker.kill("hub")                  # the hub's connection dies: its Will says offline
+    h.until(lambda: not box.hub_online)
+    assert_played(box.board.status, "hub_offline")
+    box.board.buzzer.pin.clear_states()
+    h.press("next", settle=False)
+    box.step(timeout=0)
+    assert_played(box.board.buzzer, "hub_offline", strict=(True,))
+    assert h.requests("call-next") == []
+    h.hub.bus._fake_connect()             # the hub is back
+    h.until(lambda: box.hub_online)
+    h.settle(20)
+    assert h.events("called") == []       # the old press is not replayed
+    assert box.core.status_light(h.mono.monotonic()) == "ready"
+    h.press("next")                       # and the box is usable at once
+    h.until(lambda: len(h.events("called")) == 1)
+
+
+def test_no_reply_gives_the_error_signal_and_keeps_nothing_half_done(hall_factory):
+    h = hall_factory()
+    box = h.box
+    box.board.status.pin.clear_states()
+    # the hub is wedged (not stepped): its status still says online, nothing answers
+    h.press("next", settle=False)
+    box.step(timeout=0)
+    h.press("recall", settle=False)       # queued behind the unanswered Next
+    box.step(timeout=0)
+    assert box.core.queued is not None
+    # the bus retries with the same request id, then gives up (0.3 s x 2 attempts, real time)
+    assert wait_for(lambda: box.core.in_flight is None, 3, step=lambda: box.step(timeout=0.02))
+    assert box.core.queued is None and box.core.last_result == "hub-timeout"
+    assert_played(box.board.status, "error")
+    ids = {r["request_id"] for r in h.requests("call-next")}
+    assert len(h.requests("call-next")) == 2 and len(ids) == 1   # one press, one id, retried
+    assert h.requests("recall") == []     # the queued press was dropped, never sent
+
+
+def test_sim_press_drives_the_mock_pins(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich")
+    tech = h.dispenser
+    tech.publish(T.sim_press("counter-1"), SimPress(button="next"))
+    h.until(lambda: len(h.events("called")) == 1)
+    assert h.box.board.keys["next"].stats.accepted == 1   # through the pin, not around it
+
+
+def test_a_technician_pushes_a_new_key_map(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich")
+    box = h.box
+    keys = [k.model_dump(mode="json") for k in box.box.keys]
+    keys[0] = {"name": "goi", "pin": 5, "short": "next"}   # rename the Next key
+    push = ConfigSet(request_id=new_request_id(), source="tech-1",
+                     config={"keys": keys, "pause_reasons": ["Họp giao ban"]})
+    h.dispenser.publish(T.config_set("counter-1"), push)
+    h.until(lambda: "goi" in box.board.keys)
+    assert box.node_config.rev == 1 and box.core.config.pause_reasons == ("Họp giao ban",)
+    h.press("goi")
+    h.until(lambda: len(h.events("called")) == 1)
+    h.press("pause")
+    h.until(lambda: box.core.paused)
+    assert h.requests("pause")[-1]["reason"] == "Họp giao ban"
+
+
+def test_every_buzzer_pattern_is_distinct():
+    shapes = {name: (tuple(p.steps), p.repeat) for name, p in BOX_BUZZER_PATTERNS.items() if name != "off"}
+    assert len(set(shapes.values())) == len(shapes)
+    assert played  # the helper is exercised by the stories above
