@@ -102,6 +102,10 @@ class TicketDaemon(Daemon[TicketdSettings]):
         # (pressed, reply received, printed) on the key clock, for health and the benchmark
         self.timings: deque[tuple[float, float, float]] = deque(maxlen=1000)
         self._reply_at = 0.0
+        # issue requests we gave up on: the hub may have issued a number nobody holds
+        self._orphans: deque[tuple[IssueTicket, float]] = deque(maxlen=100)
+        self._orphan_busy = False
+        self._next_orphan_sweep = 0.0
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
@@ -178,6 +182,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
             self._on_notice(notice)
         if mono >= self._next_printer_check and self._issuing is None:
             self._check_printer()
+        if self._orphans and self.hub_online and not self._orphan_busy and mono >= self._next_orphan_sweep:
+            self._sweep_orphan()
         self._pump()
         self._refresh_lights()
 
@@ -262,15 +268,16 @@ class TicketDaemon(Daemon[TicketdSettings]):
         req = IssueTicket(request_id=job.request_id, source=self.node, service=job.service,
                           priority_group=job.priority_group if job.priority else None, sent_at=self.clock.now())
         self._issuing = job
-        self.bus.request(req, on_reply=lambda reply: self._on_issued(job, reply),
+        self.bus.request(req, on_reply=lambda reply: self._on_issued(job, req, reply),
                          timeout_s=self.settings.request_timeout_s, attempts=self.settings.request_attempts)
 
-    def _on_issued(self, job: TicketJob, reply: Reply | None) -> None:
+    def _on_issued(self, job: TicketJob, req: IssueTicket, reply: Reply | None) -> None:
         assert self.core is not None and self.board is not None
         self._issuing = None
         self._reply_at = self._mono()
         try:
             if reply is None:
+                self._orphans.append((req, self._mono()))
                 self._job_error(job, "hub-timeout", "no reply from the hub")
                 return
             if reply.status != "ok":
@@ -342,6 +349,43 @@ class TicketDaemon(Daemon[TicketdSettings]):
                       reply.error if reply else "no reply")
         else:
             log.info("ticket %s voided", ticket.display)
+
+    ORPHAN_MAX_AGE_S = 600.0
+    ORPHAN_RETRY_S = 5.0
+
+    def _sweep_orphan(self) -> None:
+        """Ask again, with the same request_id, for a number we gave up on, and void it.
+
+        The hub answers a known request_id with its stored reply (no second ticket), so if
+        it did issue a number for a press we could not answer, that ticket is voided here
+        instead of being called in an empty hall.
+        """
+        req, since = self._orphans[0]
+        if self._mono() - since > self.ORPHAN_MAX_AGE_S:
+            self._orphans.popleft()
+            log.error("gave up learning the fate of issue request %s", req.request_id)
+            return
+        self._orphan_busy = True
+        self.bus.request(req, on_reply=lambda r: self._on_orphan_reply(req, r),
+                         timeout_s=self.settings.request_timeout_s, attempts=1)
+
+    def _on_orphan_reply(self, req: IssueTicket, reply: Reply | None) -> None:
+        self._orphan_busy = False
+        if reply is None:
+            self._next_orphan_sweep = self._mono() + self.ORPHAN_RETRY_S
+            return
+        if self._orphans and self._orphans[0][0].request_id == req.request_id:
+            self._orphans.popleft()
+        if reply.status != "ok":
+            return  # the hub issued nothing for it
+        try:
+            ticket = TicketInfo.model_validate(reply.data["ticket"])
+        except (KeyError, TypeError, ValidationError):
+            return
+        log.warning("ticket %s was issued for a press we could not answer: voiding it", ticket.display)
+        void = VoidTicket(request_id=new_request_id(), source=self.node, ticket_id=ticket.id, reason="not-printed")
+        self.bus.request(void, on_reply=lambda r: self._on_voided(ticket, r),
+                         timeout_s=self.settings.request_timeout_s, attempts=max(3, self.settings.request_attempts))
 
     def _job_error(self, job: TicketJob, code: str, message: str) -> None:
         assert self.core is not None and self.board is not None
@@ -477,6 +521,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
             "last_error": self.last_error or self.printer.last_error,
             "hub_online": self.hub_online,
             "pending": len(self.core.pending) + (1 if self.core.in_flight else 0),
+            "unanswered_requests": len(self._orphans),
             "last_press_to_print_ms": round((self.timings[-1][2] - self.timings[-1][0]) * 1000, 1) if self.timings else None,
             "presses": st.presses, "refused": st.refused, "dropped": st.dropped, "failed": st.failed,
             "keys": keys,

@@ -62,8 +62,27 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """Greedy word wrap to ``width`` pixels; a word wider than the line is split by letters."""
+def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int, *, balance: bool = False) -> list[str]:
+    """Word wrap to ``width`` pixels; a word wider than the line is split by letters.
+
+    With ``balance`` the same number of lines is kept but made as even as possible (no lone
+    last word under a centred title: "…xã Tường / Linh" becomes "…công / xã Tường Linh").
+    """
+    lines = _greedy_wrap(text, font, width)
+    if not balance or len(lines) < 2:
+        return lines
+    longest_word = max((font.getlength(w) for w in _nfc(text).split()), default=0)
+    lo, hi = max(1, int(longest_word)), width
+    while lo < hi:  # the narrowest width that still needs no more lines
+        mid = (lo + hi) // 2
+        if len(_greedy_wrap(text, font, mid)) <= len(lines):
+            hi = mid
+        else:
+            lo = mid + 1
+    return _greedy_wrap(text, font, hi)
+
+
+def _greedy_wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
     lines: list[str] = []
     for para in _nfc(text).split("\n"):
         if font.getlength(para) <= width:  # the usual case: one measure, no word loop
@@ -225,9 +244,9 @@ class TicketRenderer:
         return img.point(self._lut, "1")
 
     def _text(self, text: str, weight: str, size_px: float, *, gap: float = 6) -> Image.Image:
-        """Centred, wrapped lines as a 1-bit block exactly as tall as its ink."""
+        """Centred, wrapped (balanced) lines as a 1-bit block exactly as tall as its ink."""
         font = _font(weight, self._size(size_px))
-        return self._lines(wrap_text(text, font, self.inner), font, gap=self._s(gap))
+        return self._lines(wrap_text(text, font, self.inner, balance=True), font, gap=self._s(gap))
 
     def _lines(self, lines: list[str], font: ImageFont.FreeTypeFont, *, gap: int) -> Image.Image:
         boxes = [font.getbbox(line, anchor="ls") for line in lines]
@@ -276,7 +295,7 @@ class TicketRenderer:
         # the largest size at which the name fits in three lines (always fits: wrap never overflows)
         for px in (36, 32, 28, 24, 20):
             font = _font("bold", self._size(px))
-            lines = wrap_text(name, font, self.inner)
+            lines = wrap_text(name, font, self.inner, balance=True)
             if len(lines) <= 3:
                 break
         return self._lines(lines, font, gap=self._s(6))

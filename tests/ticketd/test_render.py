@@ -162,3 +162,15 @@ def test_the_example_in_the_docs_is_valid_settings():
     block = re.search(r"## Example\s+```toml\n(.*?)```", DOC.read_text(), re.S).group(1)
     s = TicketdSettings(**tomllib.loads(block))
     assert s.printer.backend == "usb" and len(s.hardware.buttons) == 4
+
+
+def test_balanced_wrap_keeps_the_line_count_and_avoids_a_lone_word():
+    from ticketd.render import _font
+
+    font = _font("bold", 24)
+    text = "Trung tâm Phục vụ hành chính công xã Tường Linh"
+    greedy = wrap_text(text, font, 552)
+    balanced = wrap_text(text, font, 552, balance=True)
+    assert len(balanced) == len(greedy) == 2
+    assert " ".join(balanced) == text
+    assert min(font.getlength(x) for x in balanced) > 0.6 * max(font.getlength(x) for x in balanced)

@@ -270,3 +270,21 @@ def test_lights_say_ready_when_all_is_well(hall):
     hall.settle()
     led = hall.tk.board.leds["ho-tich"]
     assert led.base == "ready" and "ready" in LED_PATTERNS
+
+
+def test_a_number_issued_after_we_gave_up_is_voided_not_left_as_a_ghost(hall, printer):
+    hall.press("ho-tich")
+    # the hub is stalled: ticketd's request times out (0.3 s × 2 attempts) with no reply
+    end = time.monotonic() + 5
+    while hall.tk.core.stats.failed == 0 and time.monotonic() < end:
+        hall.tk.step(timeout=0.05)
+    assert hall.tk.core.stats.failed == 1 and printer.jobs == []
+    assert hall.tk.health_details()["unanswered_requests"] == 1
+    # the hub wakes up and issues from the queued request; the late reply is dropped
+    hall.pump_until(lambda: len(hall.requests("void-ticket")) == 1)
+    void = hall.requests("void-ticket")[0]
+    assert void["reason"] == "not-printed"
+    hall.pump_until(lambda: hall.broker.messages(T.event("ticket", "voided")))
+    issued = hall.broker.messages(T.event("ticket", "issued"))
+    assert len(issued) == 1  # asking again with the same request_id issued nothing new
+    assert printer.jobs == []
