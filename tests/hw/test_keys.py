@@ -132,3 +132,13 @@ def test_unknown_pin_factory_is_a_config_error():
     with pytest.raises(PinFactoryError):
         make_pin_factory("banana")
     assert make_pin_factory("default") is None
+
+
+def test_the_factory_is_per_device_and_the_global_one_is_untouched(factory):
+    from gpiozero import Device
+
+    before = Device.pin_factory
+    events: queue.Queue[KeyPress] = queue.Queue()
+    with Key("a", 17, events=events, pin_factory=factory) as key:
+        assert key.button.pin_factory is factory
+    assert Device.pin_factory is before
