@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from escpos.capabilities import get_profile
 from pydantic import BaseModel, Field, ValidationError
 
 from ticketd.board import DispenserBoard, sim_hardware
@@ -48,7 +49,7 @@ from xephang.contract import (
 )
 from xephang.daemon import Daemon
 from xephang.hw import KeyPress, make_pin_factory
-from xephang.settings import DaemonSettings
+from xephang.settings import DaemonSettings, SettingsError
 from xephang.site import Site
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,34 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self._orphans: deque[tuple[IssueTicket, float]] = deque(maxlen=100)
         self._orphan_busy = False
         self._next_orphan_sweep = 0.0
+        self._validate()
+
+    def _validate(self) -> None:
+        """Local config errors are permanent: report them all now (exit 78), not at the first press."""
+        s = self.settings
+        site = s.load_site()
+        errors: list[str] = []
+        services = set(site.service_ids())
+        groups = {g.id for g in site.priority.groups}
+        for i, b in enumerate(s.hardware.buttons):
+            if b.service not in services:
+                errors.append(f"hardware.buttons.{i}.service: {b.service!r} is not a service of the site {sorted(services)}")
+            if b.priority_group is not None and b.priority_group not in groups:
+                errors.append(f"hardware.buttons.{i}.priority_group: unknown group {b.priority_group!r}")
+        for i, k in enumerate(s.hardware.priority_keys):
+            if k.group and k.group not in groups:
+                errors.append(f"hardware.priority_keys.{i}.group: unknown group {k.group!r}")
+            if not k.group and not groups:
+                errors.append(f"hardware.priority_keys.{i}: the site has no priority groups")
+        try:
+            profile = get_profile(s.printer.profile_for(s.ticket.width_px))
+            width = profile.profile_data["media"]["width"].get("pixels", "Unknown")
+            if isinstance(width, int) and width < s.ticket.width_px:
+                errors.append(f"printer.profile: {s.printer.profile!r} is {width} px wide, tickets are {s.ticket.width_px} px")
+        except Exception as exc:  # python-escpos raises its own error types for unknown profiles
+            errors.append(f"printer.profile: {s.printer.profile!r} is not a python-escpos profile ({exc})")
+        if errors:
+            raise SettingsError(errors, "ticketd settings")
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
@@ -151,10 +180,11 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def _printer_config(self) -> PrinterConfig:
         cfg = self.settings.printer
         if self.settings.sim and cfg.backend not in ("sim", "fake"):
-            out = self.settings.sim_out or (self.settings.state_dir / "tickets")
-            return cfg.model_copy(update={"backend": "sim", "sim_dir": out})
-        if cfg.backend == "sim" and self.settings.sim_out:
-            return cfg.model_copy(update={"sim_dir": self.settings.sim_out})
+            cfg = cfg.model_copy(update={"backend": "sim"})  # sim mode never touches a real printer
+        if cfg.backend == "sim":
+            out = self.settings.sim_out or (cfg.sim_dir if cfg.sim_dir.is_absolute() else
+                                            self.settings.state_dir / cfg.sim_dir)
+            cfg = cfg.model_copy(update={"sim_dir": out})
         return cfg
 
     def teardown(self) -> None:

@@ -77,6 +77,12 @@ def test_console_script_checks_its_settings(tmp_path, site_file):
     r = subprocess.run([sys.executable, "-m", "ticketd.main", "--config", str(cfg), "--check"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 78 and "printer.bogus" in r.stderr
+    cfg.write_text(f'site_file = "{site_file}"\n[printer]\nprofile = "POS-5890"\n'
+                   '[hardware]\nbuttons = [{ service = "ho-tic", pin = 5 }]\n')
+    r = subprocess.run([sys.executable, "-m", "ticketd.main", "--config", str(cfg), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78  # both mistakes reported at once
+    assert "'ho-tic' is not a service" in r.stderr and "384 px wide" in r.stderr
     cfg.write_text(f'site_file = "{site_file}"\nsim = true\n[printer]\nbackend = "sim"\n')
     r = subprocess.run([sys.executable, "-m", "ticketd.main", "--config", str(cfg), "--check"],
                        capture_output=True, text=True, timeout=60)
