@@ -367,7 +367,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
             state = PrinterState.PAPER_OUT  # the job proved it, whatever a silent printer says
         elif isinstance(exc, PrinterOffline) and state.can_issue:
             state = PrinterState.OFFLINE
-        self.core.set_printer_state(state)
+        self._set_printer_state(state)
         self._schedule_printer_check()
         self.core.job_failed(job, reason)
         self.board.show(job.button, "error")
@@ -449,7 +449,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
         for alert in ("paper-out", "printer-offline", "printer-error"):
             self.clear_alert(alert)
         if not self.core.printer_state.can_issue:
-            self.core.set_printer_state(PrinterState.UNKNOWN)
+            self._set_printer_state(PrinterState.UNKNOWN)
 
     # ---- printer and hub state ----------------------------------------------------------------
     def _schedule_printer_check(self) -> None:
@@ -457,12 +457,21 @@ class TicketDaemon(Daemon[TicketdSettings]):
         every = self.settings.printer_check_s if self.core.printer_state.can_issue else self.settings.printer_fault_check_s
         self._next_printer_check = self._mono() + every
 
+    def _set_printer_state(self, state: PrinterState) -> None:
+        assert self.core is not None
+        changed = state is not self.core.printer_state
+        self.core.set_printer_state(state)
+        if changed:
+            log.info("printer: %s", state.value)
+            if self.bus.connected.is_set():
+                self.publish_health()  # technicians see paper and printer changes at once
+
     def _check_printer(self) -> PrinterState:
         """Ask the printer; update the core and the alerts. Silence is UNKNOWN, never OK."""
         assert self.core is not None and self.printer is not None
         # a silent printer (UNKNOWN) cannot tell us it recovered from a fault: the next press tries
         state = self.printer.status()
-        self.core.set_printer_state(state)
+        self._set_printer_state(state)
         if state is PrinterState.PAPER_OUT:
             self.raise_alert("paper-out", *ALERT_TEXT["paper-out"], severity="critical")
         elif state is PrinterState.OFFLINE:
