@@ -364,11 +364,16 @@ class BoardRenderer:
         align: str = "center",
         ink: bool = False,
         max_size: int | None = None,
-        min_size: int = 8,
+        min_size: int | None = None,
         counter: int | None = None,
     ) -> TextBox | None:
+        """Fit ``text`` into ``slot`` and draw it. Below ``min_size`` (default: 55 % of what
+        the slot's height allows) the text is ellipsized rather than shrunk further."""
         if not text or slot.w <= 0 or slot.h <= 0:
             return None
+        if min_size is None:
+            top, _ = self.text.fit("Ắy" if not ink else "0", weight, 100_000, slot.h, ink=ink)
+            min_size = max(8, int(top * 0.55))
         size, shown = self.text.fit(text, weight, slot.w, slot.h, ink=ink, max_size=max_size, min_size=min_size)
         if not shown:
             return None
@@ -406,7 +411,7 @@ class BoardRenderer:
     def _draw_banner(self, surface: pygame.Surface, r: pygame.Rect, text: str, frame: Frame) -> None:
         t = self.theme
         surface.fill(t.banner_bg, r)
-        self._draw_text(surface, frame, "banner", text, _inset(r, r.h * 0.3, r.h * 0.12), t.banner_fg, weight="bold")
+        self._draw_text(surface, frame, "banner", text, _inset(r, r.h * 0.3, r.h * 0.12), t.banner_fg, weight="bold", min_size=8)
 
     def _draw_ticker(self, surface: pygame.Surface, band: pygame.Rect, text: str, now: float, frame: Frame, *, record: bool = True) -> None:
         t = self.theme
@@ -430,12 +435,14 @@ class BoardRenderer:
         surface.fill(t.header_bg, r)
         pad = r.h * 0.18
         inner = _inset(r, pad * 1.5, pad)
-        clock_w = inner.w * 0.36
+        clock = self._clock_text(self._wall)
+        natural, _ = self.text.fit(clock, "semibold", 100_000, inner.h)
+        clock_w = min(self.text.font("semibold", natural).size(clock)[0] + 2, inner.w * 0.5)
         name = self.config.centre_name or self.labels.centre(lang)
         name_slot = _rect(inner.x, inner.y, inner.w - clock_w - pad * 2, inner.h)
         clock_slot = _rect(inner.right - clock_w, inner.y, clock_w, inner.h)
         self._draw_text(surface, frame, "header.name", name, name_slot, t.header_fg, weight="bold", align="left")
-        self._draw_text(surface, frame, "header.clock", self._clock_text(self._wall), clock_slot, t.header_fg, weight="semibold", align="right")
+        self._draw_text(surface, frame, "header.clock", clock, clock_slot, t.header_fg, weight="semibold", align="right", min_size=8)
 
     # ------------------------------------------------------------------ hall layout
 
@@ -513,13 +520,13 @@ class BoardRenderer:
         inner = _inset(r, r.w * 0.04, r.h * 0.03)
         title, number, counter, service = _split_v(inner, (0.10, 0.61, 0.18, 0.11))
         call = model.newest
-        self._draw_text(surface, frame, "call.title", word("now_calling", lang), _inset(title, 0, title.h * 0.1), fg, weight="semibold")
+        self._draw_text(surface, frame, "call.title", word("now_calling", lang), _inset(title, 0, title.h * 0.1), fg, weight="semibold", min_size=8)
         if call is None:
-            self._draw_text(surface, frame, "call.empty", word("no_call", lang), _inset(number, 0, number.h * 0.3), t.muted if not bright else fg, weight="medium")
+            self._draw_text(surface, frame, "call.empty", word("no_call", lang), _inset(number, 0, number.h * 0.3), t.muted if not bright else fg, weight="medium", min_size=8)
             return
         self._draw_text(surface, frame, "call.number", call.number, _inset(number, 0, number.h * 0.04), num_fg, weight="black", ink=True, counter=call.counter)
         ctr = f"{word('to_counter', lang)} {self.labels.counter(call.counter, lang, self._hub_label(model, call.counter))}"
-        self._draw_text(surface, frame, "call.counter", ctr, _inset(counter, 0, counter.h * 0.05), fg, weight="bold", counter=call.counter)
+        self._draw_text(surface, frame, "call.counter", ctr, _inset(counter, 0, counter.h * 0.05), fg, weight="bold", counter=call.counter, min_size=8)
         svc = self.labels.service(call.service, lang)
         self._draw_text(surface, frame, "call.service", svc, service, fg if bright else t.muted, weight="medium", counter=call.counter)
 
@@ -535,16 +542,16 @@ class BoardRenderer:
         inner = _inset(r, r.w * 0.04, r.h * 0.04)
         title_h = inner.h * (0.26 if rows > 1 else 0.4)
         title = _rect(inner.x, inner.y, inner.w, title_h)
-        self._draw_text(surface, frame, "recent.title", word("recent", lang), title, t.muted, weight="semibold", align="left")
+        self._draw_text(surface, frame, "recent.title", word("recent", lang), title, t.muted, weight="semibold", align="left", min_size=8)
         row_h = (inner.h - title_h) / rows
         num_col = inner.w * 0.42
         for i, call in enumerate(calls):
             row = _rect(inner.x, inner.y + title_h + i * row_h, inner.w, row_h)
             cells = _inset(row, 0, row_h * 0.1)
             colour = t.stale if model.stale else t.fg
-            self._draw_text(surface, frame, "recent.number", call.number, _rect(cells.x, cells.y, num_col - inner.w * 0.03, cells.h), colour, weight="bold", align="left", counter=call.counter)
+            self._draw_text(surface, frame, "recent.number", call.number, _rect(cells.x, cells.y, num_col - inner.w * 0.03, cells.h), colour, weight="bold", align="left", counter=call.counter, min_size=8)
             ctr = self.labels.counter(call.counter, lang, self._hub_label(model, call.counter))
-            self._draw_text(surface, frame, "recent.counter", ctr, _rect(cells.x + num_col, cells.y, cells.w - num_col, cells.h), t.fg, weight="semibold", align="left", counter=call.counter)
+            self._draw_text(surface, frame, "recent.counter", ctr, _rect(cells.x + num_col, cells.y, cells.w - num_col, cells.h), t.fg, weight="semibold", align="left", counter=call.counter, min_size=8)
 
     def _draw_tiles(self, surface: pygame.Surface, r: pygame.Rect, model: BoardModel, now: float, frame: Frame, *, pad: int) -> None:
         counters = self._counters_to_show(model)
@@ -558,7 +565,7 @@ class BoardRenderer:
         slots = self._tile_slots(cells[0], has_state=False)
         lang = self.config.lang
         sizes = {
-            "number": self._common_size([c.ticket or "—" for c in counters], "black", slots["number"].w, slots["number"].h, ink=True),
+            "number": self._common_size([c.ticket for c in counters if c.ticket] or ["0000"], "black", slots["number"].w, slots["number"].h, ink=True),
             "service": self._common_size([self.labels.service(c.service, lang) for c in counters if c.ticket], "medium", slots["service"].w, slots["service"].h, floor=0.75),
         }
         for cell, c in zip(cells, counters, strict=True):
@@ -595,12 +602,12 @@ class BoardRenderer:
         label = self.labels.counter(c.number, lang, c.label)
         state_txt = {"paused": word("paused", lang), "closed": word("closed", lang)}.get(c.state)
         slots = self._tile_slots(cell, has_state=bool(state_txt))
-        self._draw_text(surface, frame, "tile.label", label, slots["label"], t.fg, weight="bold", align="left", counter=c.number)
+        self._draw_text(surface, frame, "tile.label", label, slots["label"], t.fg, weight="bold", align="left", counter=c.number, min_size=8)
         if state_txt:
             colour = t.paused if c.state == "paused" else t.closed
             tag = slots["tag"]
             pygame.draw.rect(surface, colour, tag, max(2, round(tag.h * 0.08)), border_radius=round(tag.h * 0.2))
-            self._draw_text(surface, frame, "tile.state", state_txt, _inset(tag, tag.h * 0.25, tag.h * 0.12), colour, weight="bold", counter=c.number)
+            self._draw_text(surface, frame, "tile.state", state_txt, _inset(tag, tag.h * 0.25, tag.h * 0.12), colour, weight="bold", counter=c.number, min_size=8)
         if c.state == "closed":
             num_colour = t.closed
         elif model.stale:
@@ -609,30 +616,37 @@ class BoardRenderer:
             num_colour = t.paused
         else:
             num_colour = t.accent
-        text = c.ticket if c.ticket else word("free", lang)
         n = sizes["number"]
-        self._draw_text(surface, frame, "tile.number", text, slots["number"], num_colour, weight="black", ink=True, max_size=n, min_size=n, counter=c.number)
+        if c.ticket:
+            self._draw_text(surface, frame, "tile.number", c.ticket, slots["number"], num_colour, weight="black", ink=True, max_size=n, min_size=n, counter=c.number)
+        else:  # nobody at this counter: a dash, not a number-sized bar
+            self._draw_text(surface, frame, "tile.number", word("free", lang), slots["number"], t.muted, weight="bold", max_size=n // 2, counter=c.number)
         svc = self.labels.service(c.service, lang) if c.ticket else ""
         n = sizes["service"]
         self._draw_text(surface, frame, "tile.service", svc, slots["service"], t.muted, weight="medium", max_size=n, min_size=n, counter=c.number)
 
     def _waiting_cells(self, inner: pygame.Rect, names: list[str], rows: int) -> list[tuple[pygame.Rect, pygame.Rect, pygame.Rect]]:
-        """(cell, name slot, count slot) per service; longer names get wider cells so all
-        names can share one readable size."""
+        """(cell, name slot, count slot) per service. Each name slot is in proportion to the
+        name's width, so every name fits at one shared size."""
         per_row = math.ceil(len(names) / rows)
         row_h = inner.h / rows
-        count_w = row_h * 1.5
-        gap = row_h * 0.3
+        ref = self.text.font("medium", 40)
         out = []
         for r in range(rows):
+            count_w, gap = row_h * 1.5, row_h * 0.3
             chunk = names[r * per_row : (r + 1) * per_row]
-            weights = [len(n) + 6 for n in chunk]
-            unit = inner.w / max(1, sum(weights))
+            if not chunk:
+                continue
+            widths = [max(1, ref.size(n)[0]) for n in chunk]
+            # counts and gaps take at most half the row, however many services there are
+            shrink = min(1.0, inner.w * 0.5 / (len(chunk) * (count_w + 2 * gap)))
+            count_w, gap = count_w * shrink, gap * shrink
+            k = (inner.w - len(chunk) * (count_w + 2 * gap)) / sum(widths)
             x = inner.x
-            for wgt in weights:
-                cell = _rect(x, inner.y + r * row_h, unit * wgt, row_h)
-                out.append((cell, _rect(cell.x + gap, cell.y, cell.w - count_w - 2 * gap, cell.h), _rect(cell.right - count_w, cell.y, count_w, cell.h)))
-                x += unit * wgt
+            for wd in widths:
+                cell = _rect(x, inner.y + r * row_h, wd * k + count_w + 2 * gap, row_h)
+                out.append((cell, _rect(cell.x + gap, cell.y, wd * k, cell.h), _rect(cell.right - count_w, cell.y, count_w, cell.h)))
+                x += wd * k + count_w + 2 * gap
         return out
 
     def _draw_waiting(self, surface: pygame.Surface, r: pygame.Rect, model: BoardModel, frame: Frame) -> None:
@@ -641,23 +655,30 @@ class BoardRenderer:
         waiting = model.waiting
         order = self.labels.service_order(waiting)
         inner = _inset(r, r.h * 0.3, r.h * 0.12)
-        title_w = inner.w * (0.11 if r.w > r.h * 16 else 0.14)
-        self._draw_text(surface, frame, "waiting.title", word("waiting", lang), _rect(inner.x, inner.y, title_w, inner.h), t.muted, weight="semibold", align="left")
+        title = word("waiting", lang)
+        natural, _ = self.text.fit(title, "semibold", 100_000, inner.h)
+        title_w = min(self.text.font("semibold", natural).size(title)[0] + inner.h * 0.5, inner.w * 0.2)
+        self._draw_text(surface, frame, "waiting.title", title, _rect(inner.x, inner.y, title_w, inner.h), t.muted, weight="semibold", align="left", min_size=8)
         if not order:
             return
         names = [self.labels.service(sid, lang) for sid in order]
         area = _rect(inner.x + title_w, inner.y, inner.w - title_w, inner.h)
-        # one row when the names get a readable size in it, else two
-        cells = self._waiting_cells(area, names, 1)
-        if len(names) > 1 and min(n.w for _, n, _ in cells) < area.h * 3:
-            cells = self._waiting_cells(area, names, 2)
-        top, _ = self.text.fit("Ắy", "medium", 100_000, cells[0][1].h)
-        sizes = [self.text.fit(name, "medium", slot.w, slot.h)[0] for name, (_, slot, _) in zip(names, cells, strict=True)]
-        n = max(min(sizes), int(top * 0.7))
+        # one to three rows: the layout that shows the most names whole, then the largest
+        best: tuple[tuple[int, int], int, list] = ((-1, -1), 0, [])
+        for rows in range(1, min(3, len(names)) + 1):
+            cand = self._waiting_cells(area, names, rows)
+            top, _ = self.text.fit("Ắy", "medium", 100_000, cand[0][1].h)
+            floor = max(8, int(top * 0.6))  # smaller than this is unreadable: ellipsize instead
+            fitted = [self.text.fit(name, "medium", slot.w, slot.h)[0] for name, (_, slot, _) in zip(names, cand, strict=True)]
+            size = max(min(fitted), floor)
+            whole = sum(f >= size for f in fitted)
+            if (whole, size) > best[0]:
+                best = ((whole, size), size, cand)
+        _, n, cells = best
         for sid, name, (_, slot, count_slot) in zip(order, names, cells, strict=True):
             count = str(waiting.get(sid, 0))
             self._draw_text(surface, frame, "waiting.service", name, slot, t.fg, weight="medium", align="right", max_size=n, min_size=n)
-            self._draw_text(surface, frame, "waiting.count", count, count_slot, t.stale if model.stale else t.accent, weight="black", align="left")
+            self._draw_text(surface, frame, "waiting.count", count, count_slot, t.stale if model.stale else t.accent, weight="black", align="left", max_size=int(n * 1.25))
 
     # ------------------------------------------------------------------ counter layout
 
@@ -692,15 +713,16 @@ class BoardRenderer:
             self._draw_banner(surface, regions["banner"], banner, frame)
         fg = t.highlight_fg if bright else t.fg
         label = self.labels.counter(counter, lang, c.label)
-        self._draw_text(surface, frame, "counter.label", label, regions["label"], fg, weight="bold", counter=counter)
+        self._draw_text(surface, frame, "counter.label", label, regions["label"], fg, weight="bold", counter=counter, min_size=8)
+        slot = _inset(regions["number"], 0, regions["number"].h * 0.04)
         if c.state == "closed":
-            colour, text = t.closed, word("closed", lang)
+            self._draw_text(surface, frame, "counter.number", word("closed", lang), _inset(slot, 0, slot.h * 0.2), t.closed, weight="black", counter=counter)
+        elif not c.ticket:  # open, nobody called yet: a dash, not a screen-high bar
+            self._draw_text(surface, frame, "counter.number", word("free", lang), _inset(slot, 0, slot.h * 0.25), t.muted, weight="bold", counter=counter)
         else:
-            text = c.ticket or word("free", lang)
             colour = t.highlight_fg if bright else (t.stale if model.stale else (t.paused if c.state == "paused" else t.accent))
-        ink = c.state != "closed"
-        self._draw_text(surface, frame, "counter.number", text, _inset(regions["number"], 0, regions["number"].h * 0.04), colour, weight="black", ink=ink, counter=counter)
+            self._draw_text(surface, frame, "counter.number", c.ticket, slot, colour, weight="black", ink=True, counter=counter)
         if c.ticket and c.state != "closed":
             self._draw_text(surface, frame, "counter.service", self.labels.service(c.service, lang), regions["service"], t.highlight_fg if bright else t.muted, weight="medium", counter=counter)
         foot = word("paused", lang) if c.state == "paused" else self._clock_text(self._wall)
-        self._draw_text(surface, frame, "counter.foot", foot, _inset(regions["foot"], 0, regions["foot"].h * 0.15), t.paused if c.state == "paused" else (fg if bright else t.muted), weight="semibold", counter=counter)
+        self._draw_text(surface, frame, "counter.foot", foot, _inset(regions["foot"], 0, regions["foot"].h * 0.15), t.paused if c.state == "paused" else (fg if bright else t.muted), weight="semibold", counter=counter, min_size=8)
