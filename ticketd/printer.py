@@ -276,6 +276,7 @@ class FakePrinter(Printer):
         self._fault: str | None = None
         self._fault_fraction = 0.5
         self._cond = threading.Condition()
+        self.printing = threading.Event()  # set while a job is being "printed" (tests press meanwhile)
 
     def fail_next_job(self, fault: str, *, fraction: float = 0.5) -> None:
         """Break the next job off after ``fraction`` of its bytes with ``fault``."""
@@ -293,6 +294,13 @@ class FakePrinter(Printer):
             return {"out": PrinterState.PAPER_OUT, "low": PrinterState.PAPER_LOW}.get(self.paper, PrinterState.OK)
 
     def send(self, job: bytes, *, label: str = "") -> None:
+        self.printing.set()
+        try:
+            self._send(job, label)
+        finally:
+            self.printing.clear()
+
+    def _send(self, job: bytes, label: str) -> None:
         if self.send_delay_s:
             time.sleep(self.send_delay_s)  # the fake's print time, not a test wait
         with self._cond:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 
@@ -69,6 +70,39 @@ def test_press_to_printed_ticket_and_paper_out_void_with_real_broker_and_hub(mos
             tk.teardown()
             tk.bus.stop()
             tech.stop()
+
+
+def test_presses_during_a_slow_print_are_all_answered_in_order(mosquitto, tmp_path, site_file, clock):
+    """The real owner loop in its thread, gpiozero callbacks from this thread, a 0.5 s print."""
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "tk").mkdir()
+    printer = FakePrinter(send_delay_s=0.5)
+    settings = TicketdSettings(site=SITE, node="dispenser-1", site_file=site_file, state_dir=tmp_path / "tk",
+                               sim=True, broker=BrokerSettings(port=mosquitto.port))
+    with hubd_testing.running_hub(mosquitto.port, tmp_path / "hub", site_file, clock=clock):
+        tk = TicketDaemon(settings, clock=clock, printer=printer)
+        loop = threading.Thread(target=tk.run, name="ticketd", daemon=True)
+        loop.start()
+        try:
+            assert tk.bus.connected.wait(10)
+            end = time.monotonic() + 10
+            while not tk.hub_online and time.monotonic() < end:
+                time.sleep(0.01)
+            keys = tk.board.keys
+            keys["ho-tich"].pin.drive_low()
+            assert printer.printing.wait(10)  # ticket 1 is on the printer now
+            keys["ho-tich"].pin.drive_high()
+            keys["dat-dai"].pin.drive_low()
+            keys["dat-dai"].pin.drive_high()
+            time.sleep(0.35)  # a person's second press of the same button, beyond the double-press guard
+            keys["ho-tich"].pin.drive_low()
+            keys["ho-tich"].pin.drive_high()
+            assert printer.wait_jobs(3, timeout=15)
+            assert not printer.wait_jobs(4, timeout=1.0)  # and nothing doubled
+            assert printer.labels == ["1001", "2001", "1002"]
+        finally:
+            tk.stop_event.set()
+            loop.join(10)
 
 
 def test_console_script_checks_its_settings(tmp_path, site_file):
