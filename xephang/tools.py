@@ -319,8 +319,9 @@ def describe_event(payload: bytes | dict[str, Any], lang: str = "vi") -> str:
         "called": f"Mời số {num} đến quầy {counter}",
         "recalled": f"Gọi lại số {num} đến quầy {counter} (lần {t.get('recalls', 1)})",
         "finished": f"Quầy {counter} xong số {num}" + (" (thời điểm suy ra)" if e.get("inferred") else ""),
-        "no-show": f"Số {num} vắng mặt tại quầy {counter}",
-        "transferred": f"Số {num} chuyển sang {svc}" + (f" (từ {e['from_service']})" if e.get("from_service") else ""),
+        "no-show": f"Số {num} vắng mặt" + (f" tại quầy {counter}" if counter else "")
+                   + (" — xếp lại cuối hàng" if e.get("reason") == "requeued" else ""),
+        "transferred": f"Số {num} chuyển sang {svc}",
         "voided": f"Huỷ số {num}" + (f" ({e['reason']})" if e.get("reason") else ""),
         "rated": f"Số {num} đánh giá quầy {counter}: {'★' * int(e.get('score') or 0)}{'☆' * (5 - int(e.get('score') or 0))}",
         "expired": f"Số {num} hết hạn cuối ngày",
@@ -333,7 +334,8 @@ def describe_event(payload: bytes | dict[str, Any], lang: str = "vi") -> str:
         "called": f"Number {num} called to counter {counter}",
         "recalled": f"Number {num} recalled to counter {counter} (time {t.get('recalls', 1)})",
         "finished": f"Counter {counter} finished {num}" + (" (inferred)" if e.get("inferred") else ""),
-        "no-show": f"Number {num} did not show at counter {counter}",
+        "no-show": f"Number {num} did not show" + (f" at counter {counter}" if counter else "")
+                   + (" — back to the end of the queue" if e.get("reason") == "requeued" else ""),
         "transferred": f"Number {num} transferred to {svc}",
         "voided": f"Ticket {num} voided" + (f" ({e['reason']})" if e.get("reason") else ""),
         "rated": f"Number {num} rated counter {counter}: {e.get('score')}/5",

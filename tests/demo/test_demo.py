@@ -1,0 +1,157 @@
+"""`xephang demo` in a short form: every daemon a process, a real secured broker, citizens and
+officers pressing simulated keys — and the ledger agrees with everything the simulation did."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xephang.mosquitto import find_mosquitto
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+SPEED = 120.0
+FINAL_STATES = {"done", "waiting", "called", "no-show", "voided", "expired"}
+
+
+def demo_cmd(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "xephang.cli", "demo", "--out", str(out), "--speed", str(SPEED), *args]
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie is gone for our purposes only once reaped: look at its state
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def assert_no_strays(out: Path) -> None:
+    pids = json.loads((out / "processes.json").read_text())
+    alive = {n: p for n, p in pids.items() if not gone(p)}
+    assert not alive, f"daemons still running after the demo: {alive}"
+
+
+@pytest.fixture(scope="module")
+def short_day(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    out = tmp_path_factory.mktemp("demo") / "run"
+    t0 = time.monotonic()
+    res = subprocess.run(demo_cmd(out, "--start", "08:30", "--minutes", "40", "--seed", "3"),
+                         capture_output=True, text=True, timeout=110)
+    res.wall_s = time.monotonic() - t0  # type: ignore[attr-defined]
+    return out, res
+
+
+def test_a_short_day_runs_end_to_end_and_says_where_everything_is(short_day):
+    out, res = short_day
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert not s["skipped"], s["skipped"]  # every daemon came up
+    assert s["presses_refused"] == 0  # the simulation only pressed keys the ACL lets it press
+    assert "Báo cáo trong ngày" in res.stdout and "Tổng cộng" in res.stdout
+    for what in ("vé / tickets (PNG)", "bảng / board frames (PNG)", "loa / announcements (WAV)"):
+        assert what in res.stdout
+    assert s["files"]["tickets"] == s["accounting"]["tickets"]  # one printed ticket per issued number
+    assert s["files"]["frames"] > 0 and s["files"]["wavs"] > 0
+    assert_no_strays(out)
+
+
+def test_every_issued_ticket_is_accounted_for_in_the_ledger(short_day):
+    from hubd.ledger import open_readonly
+
+    out, _ = short_day
+    s = json.loads((out / "summary.json").read_text())
+    db = open_readonly(s["ledger"])
+    states = dict(db.execute("SELECT state, COUNT(*) FROM tickets GROUP BY state").fetchall())
+    total = sum(states.values())
+    assert set(states) <= FINAL_STATES
+    assert total >= 15, states  # a morning peak makes a crowd
+    # every service-button press became exactly one ticket, and the simulation saw each one issued
+    assert total == s["sim"]["presses"]["ticket"] == s["sim"]["issued"]
+    assert s["sim"]["priority_issued"] == db.execute("SELECT COUNT(*) FROM tickets WHERE priority_group IS NOT NULL").fetchone()[0] > 0
+    # what the simulation watched happen is what the ledger recorded, event by event
+    ledger_events = dict(db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind").fetchall())
+    assert ledger_events == s["sim"]["events"]
+    # the day had what the demo promises: a no-show, a recall, a pause, a transfer, ratings
+    visits = dict(db.execute("SELECT outcome, COUNT(*) FROM visits GROUP BY outcome").fetchall())
+    assert visits.get("no-show", 0) >= 1 and visits.get("transferred", 0) >= 1 and visits.get("served", 0) >= 5
+    assert db.execute("SELECT SUM(recalls) FROM visits").fetchone()[0] >= 1
+    assert db.execute("SELECT COUNT(*) FROM pauses WHERE ended_at IS NOT NULL").fetchone()[0] >= 1
+    assert db.execute("SELECT COUNT(*) FROM tickets WHERE rating IS NOT NULL").fetchone()[0] >= 1
+    assert s["sim"]["gave_up"] == 0  # no press of an officer went unanswered
+
+
+def test_no_ticket_is_called_twice(short_day):
+    from hubd.ledger import open_readonly
+
+    out, _ = short_day
+    db = open_readonly(json.loads((out / "summary.json").read_text())["ledger"])
+    calls = dict(db.execute("SELECT ticket_id, COUNT(*) FROM events WHERE kind='called' GROUP BY ticket_id").fetchall())
+    for tid, requeued, transfers, nvisits in db.execute(
+            "SELECT t.id, t.requeued, t.transfers, (SELECT COUNT(*) FROM visits v WHERE v.ticket_id=t.id) FROM tickets t"):
+        # a ticket is called again only after it went back to a queue (no-show requeue, transfer)
+        assert calls.get(tid, 0) == nvisits <= 1 + requeued + transfers, tid
+    # one counter serves one citizen at a time, one citizen stands at one counter at a time
+    for key in ("counter", "ticket_id"):
+        rows = db.execute(f"SELECT {key}, called_at, ended_at FROM visits ORDER BY {key}, called_at").fetchall()
+        for (k1, _, end1), (k2, start2, _) in zip(rows, rows[1:], strict=False):
+            if k1 == k2:
+                assert end1 is not None and end1 <= start2, (key, k1)
+
+
+def test_waits_follow_the_simulated_clock(short_day):
+    from hubd.ledger import open_readonly
+
+    out, _ = short_day
+    s = json.loads((out / "summary.json").read_text())
+    start, end = s["sim_start"], s["sim_end"]
+    # the hub stamped everything with the simulation's clock (08:30 today, ×120), not the wall clock
+    assert s["clock_skew_s"] < 2 * SPEED  # under two real seconds of transport between hub and simulation
+    db = open_readonly(s["ledger"])
+    for issued, called, finished in db.execute("SELECT issued_at, called_at, finished_at FROM tickets"):
+        assert start - 60 <= issued <= end + 60
+        assert called is None or issued <= called <= end + 60
+        assert finished is None or called is not None and called <= finished <= end + 60
+    # the report's waits are the ledger's waits
+    rep = json.loads((out / "report.json").read_text())
+    waits = [r[0] for r in db.execute("SELECT called_at - issued_at FROM tickets WHERE called_at IS NOT NULL")]
+    assert rep["totals"]["issued"] == s["accounting"]["tickets"]
+    assert rep["totals"]["wait"]["n"] == len(waits)
+    assert rep["totals"]["wait"]["mean"] == pytest.approx(sum(waits) / len(waits), abs=0.1)
+    assert 0 < rep["totals"]["wait"]["mean"] < 40 * 60  # nobody waits longer than the simulated span
+
+
+def test_ctrl_c_stops_every_process_and_another_demo_starts_at_once(tmp_path, short_day):
+    first = tmp_path / "first"
+    p = subprocess.Popen(demo_cmd(first, "--minutes", "600"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:  # wait until the simulated day is under way
+            if "công dân / citizens planned" in line:
+                break
+        time.sleep(1.0)  # a little of the day, so presses are in flight when Ctrl-C comes
+        p.send_signal(signal.SIGINT)
+        rest, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, rest[-2000:]
+    assert "stopped on request" in rest
+    assert_no_strays(first)
+    second = subprocess.run(demo_cmd(tmp_path / "second", "--start", "09:00", "--minutes", "4"), capture_output=True,
+                            text=True, timeout=60)
+    assert second.returncode == 0, second.stdout[-2000:]
+    assert_no_strays(tmp_path / "second")
