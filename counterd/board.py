@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -101,20 +102,25 @@ class CounterBoard:
     # ---- sim ---------------------------------------------------------------------------------
     def resolve(self, button: str, hold_s: float) -> tuple[str, float] | None:
         """A sim press of ``button`` (a key name, or an action a key reaches) → (key, hold)."""
-        if button in self.keys:
-            return button, hold_s
         specs = self.config.keys
+        spec = self.config.key(button)
+        if spec is not None:
+            return button, self._short_hold(hold_s) if spec.needs_hold and hold_s < self.config.hold_s else hold_s
         for spec in specs:
             if spec.short == button:
-                return spec.name, min(hold_s, self.config.hold_s * 0.5) if spec.needs_hold else hold_s
+                return spec.name, self._short_hold(hold_s) if spec.needs_hold else hold_s
         for spec in specs:
             if spec.long == button:
                 return spec.name, max(hold_s, self.config.hold_s + 0.15)
         if button == "resume":  # the pause toggle resumes a paused counter
             for spec in specs:
                 if spec.short == "pause":
-                    return spec.name, min(hold_s, self.config.hold_s * 0.5)
+                    return spec.name, self._short_hold(hold_s)
         return None
+
+    def _short_hold(self, hold_s: float) -> float:
+        # a key that tells short from long answers at release: hold past the debounce, short of a long press
+        return min(max(hold_s, self.config.debounce_s * 2 + 0.02), self.config.hold_s * 0.5)
 
     def simulate_press(self, button: str, hold_s: float = 0.0) -> bool:
         """Sim mode: press ``button`` through its mock pin (held ``hold_s``). False if no key fits."""
@@ -130,5 +136,10 @@ class CounterBoard:
         for sig in (self.status, self.rating, self.buzzer):
             if sig is not None:
                 sig.close()
-        for key in self.keys.values():
-            key.close()
+        # gpiozero stops each key's hold thread with a ~0.1 s join: close them side by side
+        closers = [threading.Thread(target=key.close, name=f"close-{name}", daemon=True)
+                   for name, key in self.keys.items()]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join(timeout=2.0)
