@@ -1,0 +1,477 @@
+"""Report outputs for people: a terminal table, CSV, an XLSX workbook and one printable HTML file.
+
+Everything here reads the report dict of ``hubd.reports`` (local, or as it came over MQTT)
+and writes in the report's language: Vietnamese headings with full diacritics by default,
+English when the report was built with ``lang="en"``. Times are shown in minutes.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TEXT: dict[str, tuple[str, str]] = {
+    "title": ("BÁO CÁO HÀNG ĐỢI", "QUEUE REPORT"),
+    "by": ("theo", "by"),
+    "generated": ("Lập lúc", "Generated"),
+    "counts": ("Số lượt", "Counts"),
+    "times": ("Thời gian (phút)", "Times (minutes)"),
+    "load": ("Tải của các quầy (giờ)", "Counter load (hours)"),
+    "busiest": ("Giờ đông nhất", "Busiest hours"),
+    "per_day": ("/ngày", "/day"),
+    "notes": ("Ghi chú", "Notes"),
+    "charts": ("Biểu đồ", "Charts"),
+    "total": ("Tổng cộng", "Total"),
+    "minutes_note": ("Thời gian tính bằng phút; chờ = từ lúc lấy số đến lần gọi đầu; phục vụ = từ lúc gọi đến lúc xong.",
+                     "Times in minutes; wait = issue to first call; service = call to finish."),
+    "dash_note": ("— : không áp dụng hoặc không có dữ liệu.", "— : not applicable or no data."),
+    "by_counter_note": ("Theo quầy/cán bộ: thời gian chờ tính cho quầy gọi lần đầu; số lấy số, hủy, hết hạn chỉ có ở dòng tổng.",
+                        "By counter/officer: a wait counts for the counter that called first; issued, voided and "
+                        "expired appear in the total only."),
+    "inferred_note": ("* {n} lượt phục vụ kết thúc suy ra (cán bộ bấm Gọi tiếp hoặc Tạm dừng mà không bấm Xong): "
+                      "thời gian phục vụ tính đến lần bấm đó.",
+                      "* {n} services ended by inference (Next or Pause pressed without Finish): their service time "
+                      "runs to that press."),
+    "reset_note": ("‡ {n} lượt phục vụ còn mở khi qua ngày: tính là đã phục vụ, không tính vào thời gian phục vụ.",
+                   "‡ {n} services were still open at the daily reset: counted as served, left out of service times."),
+    "jump_note": ("† {n} thời gian chờ/phục vụ thuộc phiếu có đồng hồ bị nhảy (mất điện, chưa có giờ mạng): có thể sai.",
+                  "† {n} waits/service times belong to tickets marked with a clock jump (power cut, no network time): "
+                  "they may be wrong."),
+    "open_note": ("Còn {n} phiếu đang chờ hoặc đang phục vụ: số liệu hôm nay chưa khép lại.",
+                  "{n} tickets are still waiting or being served: today's figures are not final."),
+    "compact_note": ("Báo cáo rút gọn để gửi qua mạng: không có số lượt theo từng mức đánh giá ở từng dòng.",
+                     "Report shortened for the network: per-row rating counts left out."),
+    "busy": ("Phục vụ", "Serving"),
+    "paused": ("Tạm dừng", "Paused"),
+    "idle": ("Chờ khách", "Idle"),
+    "pauses": ("Lần tạm dừng", "Pauses"),
+    "calls": ("Lượt gọi", "Calls"),
+    "officer": ("Cán bộ", "Officer"),
+    "counter": ("Quầy", "Counter"),
+    "hour": ("Giờ", "Hour"),
+    "issued_per_day": ("Lấy số TB/ngày", "Issued per day"),
+    "score": ("Đánh giá {s}", "Rated {s}"),
+    "sheet_report": ("Báo cáo", "Report"),
+    "sheet_hours": ("Theo giờ", "By hour"),
+    "sheet_counters": ("Quầy", "Counters"),
+    "sheet_charts": ("Biểu đồ", "Charts"),
+    "period": ("Kỳ báo cáo", "Period"),
+    "flag_inferred": ("Kết thúc suy ra", "Inferred finishes"),
+    "flag_reset": ("Đóng khi qua ngày", "Closed by daily reset"),
+    "flag_wait_jump": ("Chờ: đồng hồ nhảy", "Waits with clock jump"),
+    "flag_service_jump": ("Phục vụ: đồng hồ nhảy", "Services with clock jump"),
+    "site": ("Đơn vị", "Centre"),
+}
+
+GROUP_HEADINGS = {"service": ("Lĩnh vực", "Service"), "counter": ("Quầy", "Counter"),
+                  "officer": ("Cán bộ", "Officer"), "day": ("Ngày", "Day"), "hour": ("Giờ", "Hour")}
+
+
+def tr(key: str, lang: str, **kw: Any) -> str:
+    """The text ``key`` in ``lang`` (vi default)."""
+    vi, en = TEXT[key]
+    return (en if lang == "en" else vi).format(**kw)
+
+
+def fmt_num(x: float | int | None, lang: str, digits: int = 1) -> str:
+    """1.234,5 (vi) / 1,234.5 (en); '—' for no value."""
+    if x is None:
+        return "—"
+    s = f"{x:,.{digits}f}"
+    return s.replace(",", " ").replace(".", ",").replace(" ", ".") if lang == "vi" else s
+
+
+def fmt_share(x: float | None, lang: str) -> str:
+    return "—" if x is None else fmt_num(100 * x, lang) + "%"
+
+
+def _minutes(stat: dict[str, Any], key: str) -> float | None:
+    v = stat.get(key)
+    return None if v is None else v / 60
+
+
+@dataclass(frozen=True)
+class Column:
+    """One figure of a row: its headings, how to read it (value for files) and its table text."""
+
+    key: str
+    vi: str
+    en: str
+    value: Callable[[dict[str, Any]], Any]
+    kind: str = "int"  # int | min | share
+    mark: str = ""  # '' | 'wait' | 'service': which flags put a marker on it
+
+    def heading(self, lang: str) -> str:
+        return self.en if lang == "en" else self.vi
+
+
+COUNT_COLUMNS = (
+    Column("issued", "Lấy số", "Issued", lambda r: r.get("issued")),
+    Column("served", "Đã phục vụ", "Served", lambda r: r.get("served")),
+    Column("no_shows", "Vắng mặt", "No-shows", lambda r: r.get("no_shows")),
+    Column("voided", "Hủy", "Voided", lambda r: r.get("voided")),
+    Column("expired", "Hết hạn", "Expired", lambda r: r.get("expired")),
+    Column("transferred", "Chuyển", "Transferred", lambda r: r.get("transferred")),
+    Column("rated", "Đánh giá", "Ratings", lambda r: r.get("rated")),
+    Column("satisfaction", "Hài lòng", "Satisfied", lambda r: r.get("satisfaction"), "share"),
+)
+TIME_COLUMNS = (
+    Column("wait_mean", "Chờ TB", "Wait avg", lambda r: _minutes(r["wait"], "mean"), "min", "wait"),
+    Column("wait_p50", "Chờ trung vị", "Wait median", lambda r: _minutes(r["wait"], "p50"), "min", "wait"),
+    Column("wait_p90", "Chờ P90", "Wait P90", lambda r: _minutes(r["wait"], "p90"), "min", "wait"),
+    Column("within_target", "Đạt mục tiêu chờ", "Within target", lambda r: r["within_target"]["share"], "share"),
+    Column("service_mean", "Phục vụ TB", "Service avg", lambda r: _minutes(r["service_time"], "mean"), "min", "service"),
+    Column("service_p50", "Phục vụ trung vị", "Service median", lambda r: _minutes(r["service_time"], "p50"), "min",
+           "service"),
+    Column("service_p90", "Phục vụ P90", "Service P90", lambda r: _minutes(r["service_time"], "p90"), "min", "service"),
+)
+ALL_COLUMNS = COUNT_COLUMNS + TIME_COLUMNS
+
+
+def _marks(row: dict[str, Any], col: Column) -> str:
+    f = row.get("flags") or {}
+    m = ""
+    if col.mark == "service":
+        m += "*" if f.get("inferred", 0) - f.get("closed_by_reset", 0) > 0 else ""
+        m += "‡" if f.get("closed_by_reset") else ""
+        m += "†" if f.get("service_clock_jump") else ""
+    elif col.mark == "wait":
+        m += "†" if f.get("wait_clock_jump") else ""
+    return m
+
+
+def cell_text(row: dict[str, Any], col: Column, lang: str) -> str:
+    """The figure as shown in the table and the HTML report, with its flag markers."""
+    v = col.value(row)
+    if col.kind == "int":
+        s = "—" if v is None else fmt_num(v, lang, 0)
+    elif col.kind == "share":
+        s = fmt_share(v, lang)
+    else:
+        s = fmt_num(v, lang)
+    return s + (_marks(row, col) if v is not None else "")
+
+
+def group_heading(report: dict[str, Any]) -> str:
+    vi, en = GROUP_HEADINGS[report["group_by"]]
+    return en if report.get("lang") == "en" else vi
+
+
+def title_lines(report: dict[str, Any]) -> list[str]:
+    """Centre name, report title with period and grouping, generation time."""
+    lang = report.get("lang", "vi")
+    p = report["period"]
+    return [report["site"]["name"],
+            f"{tr('title', lang)} — {p['label']} ({_dmy(p['from'])} – {_dmy(p['to'])}), "
+            f"{tr('by', lang)} {group_heading(report).lower()}",
+            f"{tr('generated', lang)} {report['generated_local']}"]
+
+
+def _dmy(iso: str) -> str:
+    y, m, d = iso.split("-")
+    return f"{d}/{m}/{y}"
+
+
+def notes(report: dict[str, Any]) -> list[str]:
+    """The footnotes this report needs (flags, open tickets, grouping caveats)."""
+    lang = report.get("lang", "vi")
+    t = report["totals"]
+    f = t.get("flags") or {}
+    out = [tr("minutes_note", lang)]
+    if report["group_by"] in ("counter", "officer"):
+        out.append(tr("by_counter_note", lang))
+    inferred = f.get("inferred", 0) - f.get("closed_by_reset", 0)
+    if inferred > 0:
+        out.append(tr("inferred_note", lang, n=fmt_num(inferred, lang, 0)))
+    if f.get("closed_by_reset"):
+        out.append(tr("reset_note", lang, n=fmt_num(f["closed_by_reset"], lang, 0)))
+    jumps = f.get("wait_clock_jump", 0) + f.get("service_clock_jump", 0)
+    if jumps:
+        out.append(tr("jump_note", lang, n=fmt_num(jumps, lang, 0)))
+    if t.get("open"):
+        out.append(tr("open_note", lang, n=fmt_num(t["open"], lang, 0)))
+    if report.get("compact"):
+        out.append(tr("compact_note", lang))
+    out.append(tr("dash_note", lang))
+    return out
+
+
+def busiest_text(report: dict[str, Any]) -> str:
+    lang = report.get("lang", "vi")
+    parts = [f"{b['hour']:02d}:00–{(b['hour'] + 1) % 24:02d}:00 ({fmt_num(b['issued'], lang, 0)}; "
+             f"{fmt_num(b['per_day'], lang)}{tr('per_day', lang)})" for b in report.get("busiest_hours") or []]
+    return f"{tr('busiest', lang)}: " + ("; ".join(parts) if parts else "—")
+
+
+def _hours(s: float, lang: str) -> str:
+    return fmt_num(s / 3600, lang)
+
+
+# ---------------------------------------------------------------------------------------------- terminal
+
+
+def _table(headings: list[str], rows: list[list[str]], total: list[str] | None, label_w: int,
+           left: int = 1) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows + ([total] if total else []))) for i, h in enumerate(headings)]
+    widths[0] = min(widths[0], label_w)
+
+    def line(cells: list[str]) -> str:
+        first = cells[0] if len(cells[0]) <= widths[0] else cells[0][: widths[0] - 1] + "…"
+        rest = [c.ljust(w) if i < left else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells[1:], widths[1:], strict=True), start=1)]
+        return "  ".join([first.ljust(widths[0]), *rest]).rstrip()
+
+    out = [line(headings), "─" * (sum(widths) + 2 * (len(widths) - 1))]
+    out += [line(r) for r in rows]
+    if total:
+        out += ["─" * (sum(widths) + 2 * (len(widths) - 1)), line(total)]
+    return out
+
+
+def render_table(report: dict[str, Any], *, label_width: int = 30) -> str:
+    """The report as plain text for a terminal: counts, times, counter load, busiest hours, notes."""
+    lang = report.get("lang", "vi")
+    rows, tot = report["rows"], report["totals"]
+    gh = group_heading(report)
+    out = title_lines(report)
+    for title, cols in ((tr("counts", lang), COUNT_COLUMNS), (tr("times", lang), TIME_COLUMNS)):
+        out += ["", title]
+        out += _table([gh] + [c.heading(lang) for c in cols],
+                      [[r["label"]] + [cell_text(r, c, lang) for c in cols] for r in rows],
+                      [tot["label"]] + [cell_text(tot, c, lang) for c in cols], label_width)
+    load = report.get("counter_load") or []
+    if load:
+        out += ["", tr("load", lang)]
+        out += _table([tr("counter", lang), tr("officer", lang), tr("calls", lang), tr("busy", lang),
+                       tr("paused", lang), tr("idle", lang), tr("pauses", lang)],
+                      [[c["label"], c.get("officer") or "—", fmt_num(c["visits"], lang, 0), _hours(c["busy_s"], lang),
+                        _hours(c["paused_s"], lang), _hours(c["idle_s"], lang), fmt_num(c["pauses"], lang, 0)]
+                       for c in load], None, label_width, left=2)
+    out += ["", busiest_text(report), "", tr("notes", lang) + ":"]
+    out += [f"  {n}" for n in notes(report)]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+
+
+def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """Header + one line per row + the total: plain numbers (minutes, shares 0–1), '.' decimals."""
+    lang = report.get("lang", "vi")
+    scale = int(report.get("rating_scale") or 5)
+    score_keys = [str(s) for s in range(1, scale + 1)]
+    head = [group_heading(report)] + [c.heading(lang) + (" (phút)" if c.kind == "min" and lang == "vi" else
+                                                          " (min)" if c.kind == "min" else "") for c in ALL_COLUMNS]
+    head += [tr("score", lang, s=s) for s in score_keys]
+    head += [tr(k, lang) for k in ("flag_inferred", "flag_reset", "flag_wait_jump", "flag_service_jump")]
+    out: list[list[Any]] = [head]
+    for r in report["rows"] + [report["totals"]]:
+        vals: list[Any] = [r["label"]]
+        for c in ALL_COLUMNS:
+            v = c.value(r)
+            vals.append("" if v is None else round(v, 2) if c.kind == "min" else round(v, 4) if c.kind == "share" else v)
+        ratings = r.get("ratings") or {}
+        vals += [ratings.get(s, "") for s in score_keys]
+        f = r.get("flags") or {}
+        vals += [f.get("inferred", 0), f.get("closed_by_reset", 0), f.get("wait_clock_jump", 0),
+                 f.get("service_clock_jump", 0)]
+        out.append(vals)
+    return out
+
+
+def write_csv(report: dict[str, Any], path: Path | str) -> Path:
+    """UTF-8 with a BOM so Excel shows the Vietnamese letters; comma-separated."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        csv.writer(f).writerows(csv_rows(report))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- XLSX
+
+
+def write_xlsx(report: dict[str, Any], path: Path | str, *, charts: dict[str, bytes] | None = None) -> Path:
+    """A workbook for Excel/LibreOffice: the report table, arrivals by hour, counter load, charts."""
+    import xlsxwriter
+
+    from hubd.report_charts import chart_pngs
+
+    lang = report.get("lang", "vi")
+    path = Path(path)
+    wb = xlsxwriter.Workbook(str(path))
+    try:
+        title = wb.add_format({"bold": True, "font_size": 14})
+        bold = wb.add_format({"bold": True})
+        head = wb.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#E9ECEF", "border": 1})
+        num = wb.add_format({"num_format": "#,##0", "border": 1})
+        mins = wb.add_format({"num_format": "0.0", "border": 1})
+        pct = wb.add_format({"num_format": "0.0%", "border": 1})
+        text = wb.add_format({"border": 1})
+        tot_text = wb.add_format({"bold": True, "border": 1, "top": 2})
+        tot = {k: wb.add_format({**p, "bold": True, "top": 2}) for k, p in
+               (("int", {"num_format": "#,##0", "border": 1}), ("min", {"num_format": "0.0", "border": 1}),
+                ("share", {"num_format": "0.0%", "border": 1}))}
+        fmt = {"int": num, "min": mins, "share": pct}
+
+        ws = wb.add_worksheet(tr("sheet_report", lang))
+        for i, line in enumerate(title_lines(report)):
+            ws.write(i, 0, line, title if i < 2 else None)
+        r0 = 4
+        scale = int(report.get("rating_scale") or 5)
+        heads = [group_heading(report)] + [c.heading(lang) + (" (phút)" if c.kind == "min" and lang == "vi" else
+                                                               " (min)" if c.kind == "min" else "") for c in ALL_COLUMNS]
+        heads += [tr("score", lang, s=s) for s in range(1, scale + 1)]
+        ws.write_row(r0, 0, heads, head)
+        ws.set_row(r0, 36)
+        ws.set_column(0, 0, 34)
+        ws.set_column(1, len(heads), 12)
+        body = report["rows"] + [report["totals"]]
+        for i, r in enumerate(body):
+            is_total = i == len(body) - 1
+            y = r0 + 1 + i
+            ws.write(y, 0, r["label"], tot_text if is_total else text)
+            for j, c in enumerate(ALL_COLUMNS):
+                v = c.value(r)
+                style = tot[c.kind] if is_total else fmt[c.kind]
+                if v is None:
+                    ws.write_blank(y, j + 1, None, style)
+                else:
+                    ws.write_number(y, j + 1, v, style)
+            ratings = r.get("ratings") or {}
+            for s in range(1, scale + 1):
+                v = ratings.get(str(s))
+                style = tot["int"] if is_total else num
+                if v is None:
+                    ws.write_blank(y, len(ALL_COLUMNS) + s, None, style)
+                else:
+                    ws.write_number(y, len(ALL_COLUMNS) + s, v, style)
+        ws.freeze_panes(r0 + 1, 1)
+        y = r0 + len(body) + 2
+        ws.write(y, 0, busiest_text(report))
+        ws.write(y + 1, 0, tr("notes", lang), bold)
+        for k, n in enumerate(notes(report)):
+            ws.write(y + 2 + k, 0, n)
+
+        wh = wb.add_worksheet(tr("sheet_hours", lang))
+        days = max(1, int(report.get("open_days") or 0))
+        wh.write_row(0, 0, [tr("hour", lang), COUNT_COLUMNS[0].heading(lang),
+                            tr("issued_per_day", lang)], head)
+        wh.set_column(0, 2, 16)
+        for h, n in enumerate(report.get("arrivals_by_hour") or []):
+            wh.write(h + 1, 0, f"{h:02d}:00–{(h + 1) % 24:02d}:00", text)
+            wh.write_number(h + 1, 1, n, num)
+            wh.write_number(h + 1, 2, n / days, mins)
+
+        wc = wb.add_worksheet(tr("sheet_counters", lang))
+        wc.write_row(0, 0, [tr("counter", lang), tr("officer", lang), tr("calls", lang),
+                            tr("busy", lang) + " (h)", tr("paused", lang) + " (h)", tr("idle", lang) + " (h)",
+                            tr("pauses", lang)], head)
+        wc.set_column(0, 1, 24)
+        wc.set_column(2, 6, 13)
+        for i, c in enumerate(report.get("counter_load") or []):
+            wc.write(i + 1, 0, c["label"], text)
+            wc.write(i + 1, 1, c.get("officer") or "", text)
+            wc.write_number(i + 1, 2, c["visits"], num)
+            for j, k in enumerate(("busy_s", "paused_s", "idle_s")):
+                wc.write_number(i + 1, 3 + j, c[k] / 3600, mins)
+            wc.write_number(i + 1, 6, c["pauses"], num)
+
+        wg = wb.add_worksheet(tr("sheet_charts", lang))
+        y = 0
+        for data in (charts if charts is not None else chart_pngs(report)).values():
+            wg.insert_image(y, 0, "chart.png", {"image_data": io.BytesIO(data), "x_scale": 0.5, "y_scale": 0.5})
+            y += 19
+    finally:
+        wb.close()
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+
+_CSS = """
+@page { size: A4 landscape; margin: 12mm; }
+body { font-family: 'Be Vietnam Pro', 'Segoe UI', Arial, sans-serif; color: #212529; margin: 0 auto;
+       max-width: 1100px; padding: 16px; font-size: 12.5px; }
+@font-face { font-family: 'Be Vietnam Pro'; src: local('Be Vietnam Pro'), local('BeVietnamPro-Regular'); }
+h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 15px; margin: 18px 0 6px; }
+.site { font-size: 14px; font-weight: 600; } .meta { color: #6c757d; margin-bottom: 8px; }
+table { border-collapse: collapse; width: 100%; margin: 4px 0 10px; }
+th, td { border: 1px solid #ced4da; padding: 3px 6px; }
+th { background: #e9ecef; font-weight: 600; text-align: center; vertical-align: bottom; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.total td { font-weight: 700; border-top: 2px solid #212529; }
+.charts img { width: 100%; max-width: 900px; display: block; margin: 6px auto 14px; page-break-inside: avoid; }
+.notes { color: #495057; font-size: 11.5px; } .notes li { margin: 2px 0; }
+.sign { display: flex; justify-content: space-between; margin-top: 28px; page-break-inside: avoid; }
+.sign div { width: 40%; text-align: center; } .sign .space { height: 70px; }
+@media print { .charts { page-break-before: always; } }
+"""
+
+_SIGN = {"vi": ("Người lập biểu", "Giám đốc Trung tâm", "(Ký, ghi rõ họ tên)"),
+         "en": ("Prepared by", "Head of the centre", "(signature, full name)")}
+
+
+def _html_table(headings: list[str], rows: list[list[str]], total: list[str] | None = None) -> str:
+    e = html.escape
+    out = ["<table><thead><tr>", *(f"<th>{e(h)}</th>" for h in headings), "</tr></thead><tbody>"]
+    for r in rows:
+        out.append("<tr>" + f"<td>{e(r[0])}</td>" + "".join(f'<td class="n">{e(c)}</td>' for c in r[1:]) + "</tr>")
+    if total:
+        out.append('<tr class="total">' + f"<td>{e(total[0])}</td>"
+                   + "".join(f'<td class="n">{e(c)}</td>' for c in total[1:]) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def render_html(report: dict[str, Any], *, charts: dict[str, bytes] | None = None) -> str:
+    """One self-contained HTML page (charts embedded as base64 PNG) that prints on A4."""
+    from hubd.report_charts import chart_pngs
+
+    lang = report.get("lang", "vi")
+    e = html.escape
+    site, heading, generated = title_lines(report)
+    rows, tot = report["rows"], report["totals"]
+    gh = group_heading(report)
+    parts = [f'<!DOCTYPE html><html lang="{e(lang)}"><head><meta charset="utf-8">',
+             f"<title>{e(heading)}</title><style>{_CSS}</style></head><body>",
+             f'<div class="site">{e(site)}</div><h1>{e(heading)}</h1><div class="meta">{e(generated)}</div>']
+    for title, cols in ((tr("counts", lang), COUNT_COLUMNS), (tr("times", lang), TIME_COLUMNS)):
+        parts.append(f"<h2>{e(title)}</h2>")
+        parts.append(_html_table([gh] + [c.heading(lang) for c in cols],
+                                 [[r["label"]] + [cell_text(r, c, lang) for c in cols] for r in rows],
+                                 [tot["label"]] + [cell_text(tot, c, lang) for c in cols]))
+    load = report.get("counter_load") or []
+    if load:
+        parts.append(f"<h2>{e(tr('load', lang))}</h2>")
+        parts.append(_html_table([tr("counter", lang), tr("officer", lang), tr("calls", lang), tr("busy", lang),
+                                  tr("paused", lang), tr("idle", lang), tr("pauses", lang)],
+                                 [[c["label"], c.get("officer") or "—", fmt_num(c["visits"], lang, 0),
+                                   _hours(c["busy_s"], lang), _hours(c["paused_s"], lang), _hours(c["idle_s"], lang),
+                                   fmt_num(c["pauses"], lang, 0)] for c in load]))
+    parts.append(f"<p>{e(busiest_text(report))}</p>")
+    parts.append(f'<div class="notes"><b>{e(tr("notes", lang))}:</b><ul>'
+                 + "".join(f"<li>{e(n)}</li>" for n in notes(report)) + "</ul></div>")
+    left, right, hint = _SIGN.get(lang, _SIGN["vi"])
+    parts.append(f'<div class="sign"><div><b>{e(left)}</b><br><i>{e(hint)}</i><div class="space"></div></div>'
+                 f'<div><b>{e(right)}</b><br><i>{e(hint)}</i><div class="space"></div></div></div>')
+    pngs = charts if charts is not None else chart_pngs(report)
+    parts.append(f'<div class="charts"><h2>{e(tr("charts", lang))}</h2>')
+    for name, data in pngs.items():
+        parts.append(f'<img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">')
+    parts.append("</div></body></html>")
+    return "".join(parts)
+
+
+def write_html(report: dict[str, Any], path: Path | str, *, charts: dict[str, bytes] | None = None) -> Path:
+    path = Path(path)
+    path.write_text(render_html(report, charts=charts), encoding="utf-8")
+    return path

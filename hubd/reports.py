@@ -1,0 +1,610 @@
+"""Reports the centre's head can hand in: waits, service times, no-shows and satisfaction.
+
+The core of ``xephang report`` and of the hub's ``report`` request. It reads the ledger through
+a read-only connection (``hubd.ledger.open_readonly``; WAL lets it read while the hub writes)
+and returns one JSON-able dict; every output (terminal table, CSV, XLSX, charts, HTML, the MQTT
+reply) is drawn from that dict, so a technician's laptop renders exactly what the hub computed.
+
+What is counted where (docs/reports.md has the long form):
+
+- A ticket belongs to the service day it was issued on (``tickets.day``: the local date after
+  the daily reset, so a ticket issued at 23:50 and served at 00:10 stays on its day).
+- Ticket figures — issued, voided, expired, the wait (issue → first call) and the share called
+  within the service's target wait — go to the service the citizen chose (``first_service``),
+  the issue day and the issue hour; by counter/officer, the wait goes to whoever called first.
+- Visit figures — served, no-shows, transfers, service time (call → end of a served visit) and
+  ratings — go to the visit's service, counter, officer, day and call hour. A ticket transferred
+  from A to B and served at B counts as a transfer in A and as served in B.
+- A no-show is a ticket whose last call ended as no-show (a no-show that went back to the queue
+  and was served later is not one).
+- Figures are flagged when they rest on inferred finishes (Next pressed without Finish) or on
+  tickets marked with a clock jump. A service closed by the daily reset has no usable end
+  time: it counts as served (inferred) but is left out of the service-time figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hubd.ledger import open_readonly
+from xephang.site import Site
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "xephang.report.v1"
+GROUPINGS = ("service", "counter", "officer", "day", "hour")
+GROUP_ALIASES = {"linh-vuc": "service", "quay": "counter", "can-bo": "officer", "ngay": "day", "gio": "hour",
+                 "services": "service", "counters": "counter", "officers": "officer", "days": "day", "hours": "hour"}
+WAIT_BINS_MIN = (5, 10, 15, 20, 30, 45, 60)  # upper edges (minutes); one more bin for 60+
+MQTT_BUDGET_BYTES = 56 * 1024  # the reply envelope must stay under the bus's 64 KiB
+
+QUARTER_ROMAN = ("I", "II", "III", "IV")
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+             "October", "November", "December")
+
+
+class ReportError(Exception):
+    """Root of the report errors."""
+
+
+class BadPeriod(ReportError, ValueError):
+    """The period text is not one we understand."""
+
+
+class BadGrouping(ReportError, ValueError):
+    """The grouping is not one of GROUPINGS."""
+
+
+class ReportTooLarge(ReportError, ValueError):
+    """The report does not fit into one MQTT reply."""
+
+
+class BadLanguage(ReportError, ValueError):
+    """Reports speak vi or en."""
+
+
+class LedgerMissing(ReportError, FileNotFoundError):
+    """No ledger file where we were told to look."""
+
+
+class LedgerUnreadable(ReportError, ValueError):
+    """SQLite refused to read the ledger (corrupt, locked beyond the busy timeout, wrong file)."""
+
+
+# ---------------------------------------------------------------------------------------------- periods
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive range of service days, with how it was asked for."""
+
+    spec: str
+    kind: str  # day | month | quarter | year | range
+    first: date
+    last: date
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def label(self, lang: str = "vi") -> str:
+        """'Quý IV/2026', 'Tháng 11/2026', 'Ngày 23/11/2026' … (or English)."""
+        f, la = self.first, self.last
+        if self.kind == "day":
+            return f"Ngày {f:%d/%m/%Y}" if lang == "vi" else f"{f:%d/%m/%Y}"
+        if self.kind == "month":
+            return f"Tháng {f.month:02d}/{f.year}" if lang == "vi" else f"{MONTHS_EN[f.month - 1]} {f.year}"
+        if self.kind == "quarter":
+            q = (f.month - 1) // 3
+            return f"Quý {QUARTER_ROMAN[q]}/{f.year}" if lang == "vi" else f"Q{q + 1} {f.year}"
+        if self.kind == "year":
+            return f"Năm {f.year}" if lang == "vi" else f"Year {f.year}"
+        return f"Từ {f:%d/%m/%Y} đến {la:%d/%m/%Y}" if lang == "vi" else f"{f:%d/%m/%Y} – {la:%d/%m/%Y}"
+
+    def as_dict(self, lang: str) -> dict[str, Any]:
+        return {"spec": self.spec, "kind": self.kind, "from": self.first.isoformat(), "to": self.last.isoformat(),
+                "days": self.days, "label": self.label(lang)}
+
+
+_DAY_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
+_QUARTER_RE = re.compile(r"^(\d{4})-?q([1-4])$")
+_YEAR_RE = re.compile(r"^(\d{4})$")
+
+
+def _month_end(y: int, m: int) -> date:
+    return (date(y + (m == 12), m % 12 + 1, 1)) - timedelta(days=1)
+
+
+def _one_period(text: str, today: date) -> tuple[str, date, date]:
+    s = text.strip().lower()
+    if s in ("today", "hom-nay", "hôm nay"):
+        return "day", today, today
+    if s in ("yesterday", "hom-qua"):
+        d = today - timedelta(days=1)
+        return "day", d, d
+    if s in ("this-month", "last-month"):
+        first = today.replace(day=1)
+        if s == "last-month":
+            first = (first - timedelta(days=1)).replace(day=1)
+        return "month", first, _month_end(first.year, first.month)
+    if s in ("this-quarter", "last-quarter"):
+        q0 = (today.month - 1) // 3 * 3 + 1
+        first = date(today.year, q0, 1)
+        if s == "last-quarter":
+            prev = first - timedelta(days=1)
+            first = date(prev.year, (prev.month - 1) // 3 * 3 + 1, 1)
+        return "quarter", first, _month_end(first.year, first.month + 2)
+    try:
+        if m := _DAY_RE.match(s):
+            d = date(int(m[1]), int(m[2]), int(m[3]))
+            return "day", d, d
+        if m := _MONTH_RE.match(s):
+            y, mo = int(m[1]), int(m[2])
+            return "month", date(y, mo, 1), _month_end(y, mo)
+        if m := _QUARTER_RE.match(s):
+            y, q = int(m[1]), int(m[2])
+            return "quarter", date(y, 3 * q - 2, 1), _month_end(y, 3 * q)
+        if m := _YEAR_RE.match(s):
+            y = int(m[1])
+            return "year", date(y, 1, 1), date(y, 12, 31)
+    except ValueError as exc:  # 2026-02-30, month 13
+        raise BadPeriod(f"no such date in period {text!r}: {exc}") from None
+    raise BadPeriod(f"period {text!r}: use today, yesterday, YYYY-MM-DD, YYYY-MM, YYYY-Qn, YYYY, "
+                    "this-month, last-month, this-quarter, last-quarter or FROM..TO")
+
+
+def parse_period(spec: str, today: date) -> Period:
+    """Parse '2026-11-23', '2026-11', '2026-Q4', '2026', 'today', '2026-11-01..2026-11-30' …
+
+    ``today`` is the current service day (the hub's, after the daily reset). In a range each
+    side may itself be a day, month or quarter: '2026-10..2026-11' is October and November.
+    """
+    spec = (spec or "today").strip()
+    if ".." in spec:
+        a, _, b = spec.partition("..")
+        _, first, _ = _one_period(a, today)
+        _, _, last = _one_period(b, today)
+        if last < first:
+            raise BadPeriod(f"period {spec!r} ends before it starts")
+        return Period(spec, "range", first, last)
+    kind, first, last = _one_period(spec, today)
+    return Period(spec, kind, first, last)
+
+
+def parse_grouping(group_by: str) -> str:
+    """'service' | 'counter' | 'officer' | 'day' | 'hour' (Vietnamese slugs accepted too)."""
+    g = (group_by or "service").strip().lower()
+    g = GROUP_ALIASES.get(g, g)
+    if g not in GROUPINGS:
+        raise BadGrouping(f"group_by {group_by!r}: use one of {', '.join(GROUPINGS)}")
+    return g
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+
+def quantile(sorted_xs: list[float], p: float) -> float | None:
+    """The ``p`` quantile by linear interpolation between closest ranks (numpy's default)."""
+    n = len(sorted_xs)
+    if n == 0:
+        return None
+    pos = p * (n - 1)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def summarize(xs: list[float]) -> dict[str, Any]:
+    """Count, mean, median and 90th percentile of durations in seconds (0.1 s)."""
+    if not xs:
+        return {"n": 0, "mean": None, "p50": None, "p90": None}
+    xs = sorted(xs)
+    r1 = lambda v: round(v, 1)  # noqa: E731
+    return {"n": len(xs), "mean": r1(sum(xs) / len(xs)), "p50": r1(quantile(xs, 0.5)), "p90": r1(quantile(xs, 0.9))}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+class _Acc:
+    """Running figures for one row (or the totals)."""
+
+    __slots__ = ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred", "waits",
+                 "within_ok", "svc", "ratings", "inferred", "closed_by_reset", "wait_jump", "svc_jump")
+
+    def __init__(self, scale: int) -> None:
+        self.issued = self.voided = self.expired = self.open = 0
+        self.calls = self.served = self.no_shows = self.transferred = 0
+        self.waits: list[float] = []
+        self.within_ok = 0
+        self.svc: list[float] = []
+        self.ratings = [0] * (scale + 1)
+        self.inferred = self.closed_by_reset = self.wait_jump = self.svc_jump = 0
+
+    def merge(self, o: _Acc) -> None:
+        for name in ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred",
+                     "within_ok", "inferred", "closed_by_reset", "wait_jump", "svc_jump"):
+            setattr(self, name, getattr(self, name) + getattr(o, name))
+        self.waits.extend(o.waits)
+        self.svc.extend(o.svc)
+        self.ratings = [x + y for x, y in zip(self.ratings, o.ratings, strict=True)]
+
+    def as_dict(self, scale: int, *, ticket_figures: bool = True) -> dict[str, Any]:
+        rated = sum(self.ratings[1:])
+        satisfied = sum(self.ratings[4:]) if scale == 5 else self.ratings[3]
+        nw = len(self.waits)
+        return {
+            "issued": self.issued if ticket_figures else None,
+            "served": self.served, "no_shows": self.no_shows,
+            "voided": self.voided if ticket_figures else None,
+            "expired": self.expired if ticket_figures else None,
+            "transferred": self.transferred, "open": self.open, "calls": self.calls,
+            "wait": summarize(self.waits),
+            "within_target": {"n": nw, "ok": self.within_ok, "share": _share(self.within_ok, nw)},
+            "service_time": summarize(self.svc),
+            "ratings": {str(s): self.ratings[s] for s in range(1, scale + 1)},
+            "rated": rated, "satisfaction": _share(satisfied, rated),
+            "flags": {"inferred": self.inferred, "closed_by_reset": self.closed_by_reset,
+                      "wait_clock_jump": self.wait_jump, "service_clock_jump": self.svc_jump},
+        }
+
+
+# ---------------------------------------------------------------------------------------------- the report
+
+
+class _Calendar:
+    """Service days ↔ epoch seconds in the site's zone, cached per day (a quarter has ~92)."""
+
+    def __init__(self, site: Site) -> None:
+        self.tz = ZoneInfo(site.site.timezone)
+        self.reset: dtime = site.site.daily_reset
+        self.close_at: dtime = site.hours.close
+        self._start: dict[str, float] = {}
+
+    def service_day(self, ts: float) -> date:
+        r = self.reset
+        local = datetime.fromtimestamp(ts, self.tz) - timedelta(hours=r.hour, minutes=r.minute, seconds=r.second)
+        return local.date()
+
+    def start(self, day: str | date) -> float:
+        """Epoch seconds when service day ``day`` begins (its reset time)."""
+        key = day if isinstance(day, str) else day.isoformat()
+        v = self._start.get(key)
+        if v is None:
+            d = date.fromisoformat(key)
+            v = self._start[key] = datetime.combine(d, self.reset, self.tz).timestamp()
+        return v
+
+    def close(self, day: str) -> float:
+        """Epoch seconds of the centre's closing time on service day ``day``."""
+        return datetime.combine(date.fromisoformat(day), self.close_at, self.tz).timestamp()
+
+    def end(self, day: str | date) -> float:
+        d = date.fromisoformat(day) if isinstance(day, str) else day
+        return self.start(d + timedelta(days=1))
+
+    def offset(self, day: str) -> float:
+        """The zone's UTC offset (seconds) on service day ``day``, taken at noon (one per day)."""
+        noon = datetime.combine(date.fromisoformat(day), dtime(12), self.tz)
+        return noon.utcoffset().total_seconds()  # type: ignore[union-attr]
+
+
+_TICKET_SQL = ("SELECT id, day, first_service, state, issued_at, called_at, clock_jump "
+               "FROM tickets WHERE day BETWEEN ? AND ?")
+# visits are written in call order, so the rowid range of the period's calls (found through the
+# called_at index) is a sequential scan; the day test then keeps exactly the period's visits
+_VISIT_RANGE_SQL = "SELECT MIN(id), MAX(id) FROM visits WHERE called_at >= ? AND called_at < ?"
+_VISIT_SQL = ("SELECT v.ticket_id, v.day, v.counter, v.officer, v.service, v.called_at, v.ended_at, v.outcome, "
+              "v.inferred, t.state, t.rating, t.clock_jump FROM visits v LEFT JOIN tickets t ON t.id = v.ticket_id "
+              "WHERE v.id BETWEEN ? AND ? AND v.day BETWEEN ? AND ? ORDER BY v.id")
+_PAUSE_SQL = "SELECT counter, day, started_at, ended_at FROM pauses WHERE day BETWEEN ? AND ?"
+
+
+class _PerDay(dict):  # type: ignore[type-arg]
+    """day string → value, computed once on first use."""
+
+    def __init__(self, fn: Callable[[str], float]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key: str) -> float:
+        v = self[key] = self.fn(key)
+        return v
+
+
+def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "today", group_by: str = "service",
+                 lang: str = "vi", now: float) -> dict[str, Any]:
+    """Compute the report for ``period`` grouped by ``group_by`` from a ledger connection.
+
+    ``now`` (epoch seconds) decides what 'today' means and where open pauses and services end.
+    Returns the JSON-able report dict (schema ``xephang.report.v1``).
+    """
+    if lang not in ("vi", "en"):
+        raise BadLanguage(f"lang {lang!r}: use vi or en")
+    cal = _Calendar(site)
+    today = cal.service_day(now)
+    per = period if isinstance(period, Period) else parse_period(period, today)
+    group = parse_grouping(group_by)
+    scale = site.rating_scale
+    first_s, last_s, today_s = per.first.isoformat(), per.last.isoformat(), today.isoformat()
+    services = {s.id: s for s in site.services}
+    target_s = {s.id: s.target_wait_min * 60 for s in site.services}
+    day_end = _PerDay(cal.end)
+    day_close = _PerDay(cal.close)
+    offset = _PerDay(cal.offset)
+    gcode = GROUPINGS.index(group)  # 0 service, 1 counter, 2 officer, 3 day, 4 hour
+
+    groups: dict[Any, _Acc] = {}
+
+    # ---- visits: served, no-shows, transfers, service time, ratings, counter load
+    first_key: dict[int, Any] = {}  # ticket → row of its first call (counter/officer grouping)
+    final_no_show: dict[int, Any] = {}
+    busy: dict[int, float] = {}
+    calls_at: dict[int, int] = {}
+    spans: dict[tuple[int, str], list[float]] = {}
+    lo, hi = db.execute(_VISIT_RANGE_SQL, (cal.start(per.first), cal.end(per.last))).fetchone()
+    visits = db.execute(_VISIT_SQL, (lo, hi, first_s, last_s)) if lo is not None else ()
+    for tid, vday, counter, officer, vsvc, called, ended, outcome, inferred, tstate, rating, tjump in visits:
+        key = (vsvc if gcode == 0 else counter if gcode == 1 else (officer or "—") if gcode == 2
+               else vday if gcode == 3 else int((called + offset[vday]) // 3600) % 24)
+        if tid not in first_key:
+            first_key[tid] = key
+        a = groups.get(key)
+        if a is None:
+            a = groups[key] = _Acc(scale)
+        a.calls += 1
+        calls_at[counter] = calls_at.get(counter, 0) + 1
+        eod = day_end[vday]
+        if outcome is None:
+            if vday < today_s:  # the ledger kept a service open across the daily reset: served, end unknown
+                outcome, inferred, ended = "served", 1, eod
+            else:
+                ended = max(called, now)  # being served right now
+        reset_closed = inferred and ended >= eod
+        # nobody ended it: count the counter as open until closing time, not until the reset
+        span_end = max(called, day_close[vday]) if reset_closed else ended
+        sp = spans.get((counter, vday))
+        if sp is None:
+            spans[(counter, vday)] = [called, span_end]
+        else:
+            if called < sp[0]:
+                sp[0] = called
+            if span_end > sp[1]:
+                sp[1] = span_end
+        if not reset_closed and ended > called:
+            busy[counter] = busy.get(counter, 0.0) + (ended - called)
+        if outcome == "served":
+            a.served += 1
+            if inferred:
+                a.inferred += 1
+            if reset_closed:
+                a.closed_by_reset += 1
+            else:
+                dur = ended - called
+                if tjump or dur < 0:
+                    a.svc_jump += 1
+                if dur >= 0:
+                    a.svc.append(dur)
+            if rating and 1 <= rating <= scale:
+                a.ratings[rating] += 1
+        elif outcome == "no-show":
+            if tstate == "no-show":
+                final_no_show[tid] = key  # the last no-show call of a ticket that ended so
+        elif outcome == "transferred":
+            a.transferred += 1
+    for key in final_no_show.values():
+        groups[key].no_shows += 1
+
+    # ---- tickets: issued, voided, expired, waits, target share, arrivals
+    arrivals = [0] * 24
+    days_seen: set[str] = set()
+    bins_s = [m * 60 for m in WAIT_BINS_MIN]
+    hist: dict[str, list[int]] = {}
+    for tid, tday, svc_id, state, issued, called, jump in db.execute(_TICKET_SQL, (first_s, last_s)):
+        hr = int((issued + offset[tday]) // 3600) % 24
+        arrivals[hr] += 1
+        days_seen.add(tday)
+        key = (svc_id if gcode == 0 else tday if gcode == 3 else hr if gcode == 4
+               else first_key.get(tid))  # by counter/officer: who called first; None = never called
+        a = groups.get(key)
+        if a is None:
+            a = groups[key] = _Acc(scale)
+        a.issued += 1
+        if state == "voided":
+            a.voided += 1
+        elif state == "expired" or (state == "waiting" and tday < today_s):
+            a.expired += 1  # a waiting ticket of a past day: the reset expired it
+        elif (state == "waiting" or state == "called") and tday >= today_s:
+            a.open += 1
+        if called is None:
+            continue
+        w = called - issued
+        if jump or w < 0:
+            a.wait_jump += 1
+        if w >= 0:
+            a.waits.append(w)
+            if w <= target_s.get(svc_id, w):
+                a.within_ok += 1
+            h = hist.get(svc_id)
+            if h is None:
+                h = hist[svc_id] = [0] * (len(bins_s) + 1)
+            h[bisect_right(bins_s, w)] += 1
+
+    total = _Acc(scale)
+    for a in groups.values():
+        total.merge(a)
+    groups.pop(None, None)
+
+    # ---- counters: paused and idle time
+    paused: dict[int, float] = {}
+    n_pauses: dict[int, int] = {}
+    for counter, pday, started, ended in db.execute(_PAUSE_SQL, (first_s, last_s)):
+        eod = day_end[pday]
+        if ended is None and pday >= today_s:
+            stop = min(now, eod)  # paused right now
+        elif ended is None or ended >= eod:
+            # nobody resumed it before the reset: it counts until closing time
+            stop = max(started, day_close[pday])
+        else:
+            stop = ended
+        if stop > started:
+            paused[counter] = paused.get(counter, 0.0) + (stop - started)
+        n_pauses[counter] = n_pauses.get(counter, 0) + 1
+        sp = spans.setdefault((counter, pday), [started, stop])
+        sp[0], sp[1] = min(sp[0], started), max(sp[1], stop)
+    span_total: dict[int, float] = {}
+    for (counter, _d), (s0, s1) in spans.items():
+        span_total[counter] = span_total.get(counter, 0.0) + max(0.0, s1 - s0)
+    load = [{"counter": n, "label": _counter_label(site, n, lang), "officer": _officer(site, n),
+             "visits": calls_at.get(n, 0), "busy_s": round(busy.get(n, 0.0), 1),
+             "paused_s": round(paused.get(n, 0.0), 1),
+             "idle_s": round(max(0.0, span_total.get(n, 0.0) - busy.get(n, 0.0) - paused.get(n, 0.0)), 1),
+             "pauses": n_pauses.get(n, 0)}
+            for n in sorted(set(calls_at) | set(paused) | {c.number for c in site.counters})]
+
+    return {
+        "schema": SCHEMA,
+        "site": {"slug": site.site.slug, "name": site.site.name_en if lang == "en" and site.site.name_en
+                 else site.site.name_vi},
+        "period": per.as_dict(lang),
+        "group_by": group,
+        "lang": lang,
+        "generated_at": round(now, 3),
+        "generated_local": datetime.fromtimestamp(now, cal.tz).strftime("%d/%m/%Y %H:%M"),
+        "rating_scale": scale,
+        "rows": _rows(site, group, groups, scale, lang),
+        "totals": {"key": None, "label": "Tổng cộng" if lang == "vi" else "Total", **total.as_dict(scale)},
+        "arrivals_by_hour": arrivals,
+        "open_days": len(days_seen),
+        "busiest_hours": _busiest(arrivals, len(days_seen)),
+        "wait_bins_min": list(WAIT_BINS_MIN),
+        "wait_hist": [{"service": sid, "label": _service_label(site, sid, lang),
+                       "target_min": services[sid].target_wait_min if sid in services else None, "counts": hist[sid]}
+                      for sid in _ordered(list(hist), [s.id for s in site.services])],
+        "counter_load": load,
+    }
+
+
+def _ordered(keys: list[Any], preferred: list[Any]) -> list[Any]:
+    pos = {k: i for i, k in enumerate(preferred)}
+    return sorted(keys, key=lambda k: (pos.get(k, len(pos)), str(k)))
+
+
+def _service_label(site: Site, sid: str, lang: str) -> str:
+    try:
+        return site.service(sid).label(lang)
+    except KeyError:
+        return sid
+
+
+def _counter_label(site: Site, n: int, lang: str) -> str:
+    try:
+        return site.counter(n).label(lang)
+    except KeyError:
+        return f"Quầy {n}" if lang == "vi" else f"Counter {n}"
+
+
+def _day_label(day: str, lang: str) -> str:
+    from xephang.clock import WEEKDAYS_EN
+
+    d = date.fromisoformat(day)
+    wd = d.weekday()
+    short = ("CN" if wd == 6 else f"T{wd + 2}") if lang == "vi" else WEEKDAYS_EN[wd][:3]  # T2 … T7, CN
+    return f"{short} {d:%d/%m/%Y}"
+
+
+def _rows(site: Site, group: str, groups: dict[Any, _Acc], scale: int, lang: str) -> list[dict[str, Any]]:
+    keys = list(groups)
+    if group == "service":
+        keys = _ordered(list(set(keys) | {s.id for s in site.services}), [s.id for s in site.services])
+        label = lambda k: _service_label(site, k, lang)  # noqa: E731
+    elif group == "counter":
+        keys = sorted(set(keys) | {c.number for c in site.counters})
+        label = lambda k: _counter_label(site, k, lang)  # noqa: E731
+    elif group == "officer":
+        keys = _ordered(keys, [c.officer for c in site.counters])
+        label = str
+    elif group == "day":
+        keys = sorted(keys)
+        label = lambda k: _day_label(k, lang)  # noqa: E731
+    else:
+        keys = sorted(keys)
+        label = lambda k: f"{k:02d}:00–{(k + 1) % 24:02d}:00"  # noqa: E731
+    ticket_figures = group not in ("counter", "officer")
+    out = []
+    for k in keys:
+        a = groups.get(k) or _Acc(scale)
+        out.append({"key": k, "label": label(k), **a.as_dict(scale, ticket_figures=ticket_figures)})
+    return out
+
+
+def _busiest(arrivals: list[int], days: int, top: int = 3) -> list[dict[str, Any]]:
+    order = sorted((h for h in range(24) if arrivals[h]), key=lambda h: (-arrivals[h], h))[:top]
+    return [{"hour": h, "issued": arrivals[h], "per_day": round(arrivals[h] / days, 1) if days else None}
+            for h in order]
+
+
+def _officer(site: Site, n: int) -> str:
+    try:
+        return site.counter(n).officer
+    except KeyError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+
+
+def report_from_ledger(ledger_path: Path | str, site: Site, *, period: str | Period = "today",
+                       group_by: str = "service", lang: str = "vi", now: float) -> dict[str, Any]:
+    """Open the ledger read-only, build the report, close the connection."""
+    path = Path(ledger_path)
+    if not path.is_file():
+        raise LedgerMissing(f"no ledger at {path}")
+    db = open_readonly(path)
+    try:
+        return build_report(db, site, period=period, group_by=group_by, lang=lang, now=now)
+    finally:
+        db.close()
+
+
+def compact(report: dict[str, Any], budget: int = MQTT_BUDGET_BYTES) -> dict[str, Any]:
+    """The report made to fit ``budget`` bytes of JSON: drop per-row details, then refuse."""
+    if len(json.dumps(report, ensure_ascii=False).encode()) <= budget:
+        return report
+    slim = dict(report)
+    slim["rows"] = [{k: v for k, v in r.items() if k not in ("ratings", "calls", "open")} for r in report["rows"]]
+    slim["compact"] = True
+    size = len(json.dumps(slim, ensure_ascii=False).encode())
+    if size > budget:
+        raise ReportTooLarge(f"report of {len(report['rows'])} rows is {size} bytes, too large for one MQTT reply; "
+                             "ask for a shorter period or another grouping")
+    return slim
+
+
+def report_over_mqtt(ledger_path: Path | str, site: Site, *, period: str, group_by: str, lang: str,
+                     now: float) -> dict[str, Any]:
+    """The hub's ``report`` action: the report dict, sized for one MQTT reply (< 64 KiB).
+
+    Raises ``ValueError`` subclasses (bad period, grouping, too large) that the hub turns into
+    an ``invalid`` error reply.
+    """
+    try:
+        rep = report_from_ledger(ledger_path, site, period=period, group_by=group_by, lang=lang, now=now)
+    except sqlite3.Error as exc:
+        # the hub turns ValueError into an error reply; anything else would stop its loop
+        log.error("report over MQTT: ledger %s unreadable: %s", ledger_path, exc)
+        raise LedgerUnreadable(f"ledger unreadable: {exc}") from exc
+    return compact(rep)
