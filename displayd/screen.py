@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,7 +88,14 @@ class HeadlessScreen(Screen):
         self.frames_written += 1
         n = self.frames_written
         numbered = self.save(self.out_dir / f"frame-{n:06d}.png")
-        self.save(self.out_dir / "latest.png")
+        # encode once (a 1080p PNG costs ~0.2 s here): latest.png is a hard link to it
+        tmp = self.out_dir / "latest.tmp.png"
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(numbered, tmp)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(numbered, tmp)
+        os.replace(tmp, self.out_dir / "latest.png")
         old = self.out_dir / f"frame-{n - self.keep:06d}.png"
         if n > self.keep and old.exists():
             old.unlink()

@@ -255,3 +255,11 @@ def test_bad_board_options_are_refused_all_at_once():
         BoardConfig.model_validate({"layout": "counter", "theme": "pink", "colours": {"acent": "#fff000"}, "speed": 1})
     text = str(err.value)
     assert "theme" in text and "colours" in text and "speed" in text
+
+
+def test_before_the_first_snapshot_the_board_says_it_is_connecting(labels, png_dir):
+    m = BoardModel(now=NOW)
+    surface, frame, _ = draw(m, labels, (1280, 720), png=png_dir / "connecting.png")
+    assert one(frame, "banner").text == "Đang kết nối với máy chủ…"
+    assert one(frame, "call.empty").text == "Chưa có số được gọi"
+    assert glyph_match(surface, one(frame, "banner")) > 0.85

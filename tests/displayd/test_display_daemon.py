@@ -244,3 +244,17 @@ def test_in_the_fast_demo_clock_a_call_still_blinks_at_a_human_pace(display, fak
     fx = time.monotonic()
     due = d.renderer.next_redraw_at(d.model, fx, wall=d.clock.now(), wall_rate=60.0)
     assert due - fx <= 0.5 + 1e-6  # the next blink flip, half a real second away
+
+
+def test_a_burst_of_ten_calls_in_one_go_ends_in_the_right_picture(display, fake_broker, tmp_path):
+    hall = Hall(fake_broker, tmp_path)
+    hall.state(hall_state(rev=10))
+    d = display()
+    assert pump(d, lambda: d.model.rev == 10)
+    for i in range(10):  # all queued before the board's loop turns once
+        hall.event(called(11 + i, 1024 + i, 1 + i % 4))
+    assert pump(d, lambda: d.model.rev == 20 and not d.renderer.needs_full_redraw(d.screen.surface, d.model, d._fx()))
+    assert shown(d, "call.number") == ["1033"] and shown(d, "call.counter") == ["đến Quầy 2"]
+    assert shown(d, "recent.number") == ["1032", "1031", "1030"]
+    assert {b.counter: b.text for b in d.last_frame.find("tile.number")} == {1: "1032", 2: "1033", 3: "1030", 4: "1031"}
+    assert d.model.gap is None
