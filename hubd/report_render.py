@@ -401,12 +401,11 @@ _CSS = """
 @page { size: A4 landscape; margin: 12mm; }
 body { font-family: 'Be Vietnam Pro', 'Segoe UI', Arial, sans-serif; color: #212529; margin: 0 auto;
        max-width: 1100px; padding: 16px; font-size: 12.5px; }
-@font-face { font-family: 'Be Vietnam Pro'; src: local('Be Vietnam Pro'), local('BeVietnamPro-Regular'); }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 15px; margin: 18px 0 6px; }
 .site { font-size: 14px; font-weight: 600; } .meta { color: #6c757d; margin-bottom: 8px; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0 10px; }
 th, td { border: 1px solid #ced4da; padding: 3px 6px; }
-th { background: #e9ecef; font-weight: 600; text-align: center; vertical-align: bottom; }
+th { background: #e9ecef; font-weight: 700; text-align: center; vertical-align: bottom; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.total td { font-weight: 700; border-top: 2px solid #212529; }
 .charts img { width: 100%; max-width: 900px; display: block; margin: 6px auto 14px; page-break-inside: avoid; }
@@ -420,14 +419,28 @@ _SIGN = {"vi": ("Người lập biểu", "Giám đốc Trung tâm", "(Ký, ghi r
          "en": ("Prepared by", "Head of the centre", "(signature, full name)")}
 
 
-def _html_table(headings: list[str], rows: list[list[str]], total: list[str] | None = None) -> str:
+def _font_faces() -> str:
+    """Be Vietnam Pro embedded (regular, bold): the page prints the same on any computer."""
+    from xephang.fonts import font_path
+
+    faces = []
+    for weight in (400, 700):
+        data = base64.b64encode(font_path(weight).read_bytes()).decode()
+        faces.append(f"@font-face {{ font-family: 'Be Vietnam Pro'; font-weight: {weight}; "
+                     f"src: url(data:font/ttf;base64,{data}) format('truetype'); }}")
+    return "\n".join(faces)
+
+
+def _html_table(headings: list[str], rows: list[list[str]], total: list[str] | None = None, left: int = 1) -> str:
     e = html.escape
+
+    def cells(r: list[str]) -> str:
+        return "".join(f"<td>{e(c)}</td>" if i < left else f'<td class="n">{e(c)}</td>' for i, c in enumerate(r))
+
     out = ["<table><thead><tr>", *(f"<th>{e(h)}</th>" for h in headings), "</tr></thead><tbody>"]
-    for r in rows:
-        out.append("<tr>" + f"<td>{e(r[0])}</td>" + "".join(f'<td class="n">{e(c)}</td>' for c in r[1:]) + "</tr>")
+    out += [f"<tr>{cells(r)}</tr>" for r in rows]
     if total:
-        out.append('<tr class="total">' + f"<td>{e(total[0])}</td>"
-                   + "".join(f'<td class="n">{e(c)}</td>' for c in total[1:]) + "</tr>")
+        out.append(f'<tr class="total">{cells(total)}</tr>')
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -442,7 +455,7 @@ def render_html(report: dict[str, Any], *, charts: dict[str, bytes] | None = Non
     rows, tot = report["rows"], report["totals"]
     gh = group_heading(report)
     parts = [f'<!DOCTYPE html><html lang="{e(lang)}"><head><meta charset="utf-8">',
-             f"<title>{e(heading)}</title><style>{_CSS}</style></head><body>",
+             f"<title>{e(heading)}</title><style>{_font_faces()}\n{_CSS}</style></head><body>",
              f'<div class="site">{e(site)}</div><h1>{e(heading)}</h1><div class="meta">{e(generated)}</div>']
     for title, cols in ((tr("counts", lang), COUNT_COLUMNS), (tr("times", lang), TIME_COLUMNS)):
         parts.append(f"<h2>{e(title)}</h2>")
@@ -456,7 +469,7 @@ def render_html(report: dict[str, Any], *, charts: dict[str, bytes] | None = Non
                                   tr("paused", lang), tr("idle", lang), tr("pauses", lang)],
                                  [[c["label"], c.get("officer") or "—", fmt_num(c["visits"], lang, 0),
                                    _hours(c["busy_s"], lang), _hours(c["paused_s"], lang), _hours(c["idle_s"], lang),
-                                   fmt_num(c["pauses"], lang, 0)] for c in load]))
+                                   fmt_num(c["pauses"], lang, 0)] for c in load], left=2))
     parts.append(f"<p>{e(busiest_text(report))}</p>")
     parts.append(f'<div class="notes"><b>{e(tr("notes", lang))}:</b><ul>'
                  + "".join(f"<li>{e(n)}</li>" for n in notes(report)) + "</ul></div>")

@@ -354,6 +354,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     final_no_show: dict[int, Any] = {}
     busy: dict[int, float] = {}
     calls_at: dict[int, int] = {}
+    officer_at: dict[int, str] = {}  # who the ledger says sat at each counter (latest call)
     spans: dict[tuple[int, str], list[float]] = {}
     lo, hi = db.execute(_VISIT_RANGE_SQL, (cal.start(per.first), cal.end(per.last))).fetchone()
     visits = db.execute(_VISIT_SQL, (lo, hi, first_s, last_s)) if lo is not None else ()
@@ -367,6 +368,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
             a = groups[key] = _Acc(scale)
         a.calls += 1
         calls_at[counter] = calls_at.get(counter, 0) + 1
+        officer_at[counter] = officer
         eod = day_end[vday]
         if outcome is None:
             if vday < today_s:  # the ledger kept a service open across the daily reset: served, end unknown
@@ -468,7 +470,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     span_total: dict[int, float] = {}
     for (counter, _d), (s0, s1) in spans.items():
         span_total[counter] = span_total.get(counter, 0.0) + max(0.0, s1 - s0)
-    load = [{"counter": n, "label": _counter_label(site, n, lang), "officer": _officer(site, n),
+    load = [{"counter": n, "label": _counter_label(site, n, lang), "officer": _officer(site, n) or officer_at.get(n, ""),
              "visits": calls_at.get(n, 0), "busy_s": round(busy.get(n, 0.0), 1),
              "paused_s": round(paused.get(n, 0.0), 1),
              "idle_s": round(max(0.0, span_total.get(n, 0.0) - busy.get(n, 0.0) - paused.get(n, 0.0)), 1),

@@ -1,0 +1,200 @@
+"""``xephang report``: the centre's head's figures, from the ledger or from the hub over MQTT.
+
+On the hub (or with a copy of its ledger) the report is computed from the SQLite file, read-only;
+on a technician's laptop ``--mqtt`` asks the hub (``report`` request) and renders its answer.
+Either way the same report dict is printed as a table and written as CSV, XLSX, PNG charts,
+HTML or JSON on request. ``python -m hubd.reports_cli report …`` runs it without the main CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = Path("/var/lib/xephang")
+EXIT_ERROR, EXIT_NO_HUB = 1, 3
+
+
+class ReportCliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _ledger_path(args: argparse.Namespace) -> Path:
+    if args.ledger:
+        return Path(args.ledger)
+    base = Path(args.state_dir or os.environ.get("XEPHANG_STATE_DIR") or DEFAULT_STATE_DIR)
+    return base / "ledger.sqlite"
+
+
+def _load_site(args: argparse.Namespace) -> Any:
+    from xephang.settings import SettingsError, load_site
+
+    path = args.site_file or os.environ.get("XEPHANG_SITE_FILE")
+    if not path:
+        raise ReportCliError("cần --site-file (hoặc XEPHANG_SITE_FILE) / --site-file is required")
+    try:
+        return load_site(path)
+    except SettingsError as exc:
+        raise ReportCliError(str(exc)) from exc
+
+
+def _now(args: argparse.Namespace) -> float:
+    if not args.now:
+        return time.time()
+    from xephang.clock import VN_TZ
+
+    try:
+        dt = datetime.fromisoformat(args.now)
+    except ValueError:
+        raise ReportCliError(f"--now {args.now!r}: use YYYY-MM-DD HH:MM (Vietnam time)") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=VN_TZ)).timestamp()
+
+
+def local_report(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the report from the ledger file (read-only)."""
+    from hubd.reports import LedgerMissing, report_from_ledger
+
+    site = _load_site(args)
+    try:
+        return report_from_ledger(_ledger_path(args), site, period=args.period, group_by=args.group_by,
+                                  lang=args.lang, now=_now(args))
+    except LedgerMissing as exc:
+        raise ReportCliError(f"{exc} (--ledger PATH or --state-dir DIR)") from exc
+
+
+def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Ask the hub for the report over MQTT; None when the hub does not answer."""
+    from xephang.bus import Bus
+    from xephang.contract import ReportRequest, new_request_id
+    from xephang.settings import BrokerSettings
+
+    site_slug = args.site or os.environ.get("XEPHANG_SITE")
+    if not site_slug and (args.site_file or os.environ.get("XEPHANG_SITE_FILE")):
+        site_slug = _load_site(args).site.slug
+    if not site_slug:
+        raise ReportCliError("cần --site (mã đơn vị) / --site SLUG is required with --mqtt")
+    broker = BrokerSettings(host=args.host, port=args.port, username=args.username,
+                            password_file=Path(args.password_file) if args.password_file else None,
+                            tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None)
+    bus = Bus(site=site_slug, node=args.node, role="tech", broker=broker)
+    bus.start()
+    try:
+        if not bus.wait_connected(args.timeout):
+            raise ReportCliError(f"không kết nối được broker {args.host}:{args.port} / cannot reach the broker")
+        req = ReportRequest(request_id=new_request_id(), source=args.node, period=args.period,
+                            group_by=args.group_by, lang=args.lang)
+        reply = bus.request_sync(req, timeout_s=args.timeout, attempts=2)
+    finally:
+        bus.stop()
+    if reply is None:
+        return None
+    if reply.status != "ok":
+        err = reply.error
+        raise ReportCliError(f"hub: {err.code if err else 'error'}: {err.message if err else ''}".strip())
+    return reply.data
+
+
+def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> list[Path]:
+    """Write every file asked for; the charts are drawn once and shared."""
+    from hubd import report_charts, report_render
+
+    written: list[Path] = []
+    charts = report_charts.chart_pngs(report) if (args.xlsx or args.html or args.charts) else None
+    if args.csv:
+        written.append(report_render.write_csv(report, args.csv))
+    if args.xlsx:
+        written.append(report_render.write_xlsx(report, args.xlsx, charts=charts))
+    if args.html:
+        written.append(report_render.write_html(report, args.html, charts=charts))
+    if args.charts:
+        folder = Path(args.charts)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in (charts or {}).items():
+            p = folder / f"{name}.png"
+            p.write_bytes(data)
+            written.append(p)
+    if args.json:
+        p = Path(args.json)
+        p.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        written.append(p)
+    return written
+
+
+def report_cmd(args: argparse.Namespace) -> int:
+    """Run ``xephang report``; returns the exit code."""
+    from hubd.report_render import render_table
+    from hubd.reports import ReportError
+
+    try:
+        report = mqtt_report(args) if args.mqtt else local_report(args)
+        if report is None:
+            print("hub không trả lời / the hub did not answer", file=sys.stderr)
+            return EXIT_NO_HUB
+        if not args.quiet:
+            sys.stdout.write(render_table(report))
+        for p in write_outputs(report, args):
+            print(f"Đã ghi / written: {p}", file=sys.stderr)
+    except (ReportCliError, ReportError, OSError) as exc:
+        print(f"xephang report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``report`` to a CLI's subparsers (sets ``func``)."""
+    p = subparsers.add_parser(
+        "report", help="báo cáo hàng đợi / queue report (waits, service, no-shows, satisfaction)",
+        description="Báo cáo cho lãnh đạo trung tâm: theo ngày, tháng, quý; theo lĩnh vực, quầy, cán bộ, ngày, giờ.")
+    p.add_argument("--period", default="today",
+                   help="today, yesterday, 2026-11-23, 2026-11, 2026-Q4, 2026, last-month, last-quarter, "
+                        "2026-11-01..2026-11-30 (default: today)")
+    p.add_argument("--group-by", default="service", help="service | counter | officer | day | hour (default service)")
+    p.add_argument("--lang", choices=["vi", "en"], default="vi", help="headings and labels (default vi)")
+    src = p.add_argument_group("ledger (on the hub)")
+    src.add_argument("--ledger", help="the hub's SQLite ledger (default: STATE_DIR/ledger.sqlite)")
+    src.add_argument("--state-dir", help="default: $XEPHANG_STATE_DIR or /var/lib/xephang")
+    src.add_argument("--site-file", help="site TOML (default: $XEPHANG_SITE_FILE)")
+    src.add_argument("--now", help=argparse.SUPPRESS)  # reproducible reports in tests: 'YYYY-MM-DD HH:MM'
+    out = p.add_argument_group("outputs")
+    out.add_argument("--csv", help="write a CSV file (UTF-8, opens in Excel)")
+    out.add_argument("--xlsx", help="write an XLSX workbook")
+    out.add_argument("--html", help="write one printable HTML file with the charts inside")
+    out.add_argument("--charts", help="write the charts as PNG into this folder")
+    out.add_argument("--json", help="write the report data as JSON")
+    out.add_argument("-q", "--quiet", action="store_true", help="no table on the terminal")
+    m = p.add_argument_group("over MQTT (from a technician's laptop)")
+    m.add_argument("--mqtt", action="store_true", help="ask the hub instead of reading a ledger")
+    m.add_argument("--host", default=os.environ.get("XEPHANG_BROKER__HOST", "127.0.0.1"))
+    m.add_argument("--port", type=int, default=int(os.environ.get("XEPHANG_BROKER__PORT", "1883")))
+    m.add_argument("--site", help="site slug (topic root); default $XEPHANG_SITE or the site file's")
+    m.add_argument("--node", default="tech-report", help="our client id (default tech-report)")
+    m.add_argument("--username", default=None)
+    m.add_argument("--password-file", default=None)
+    m.add_argument("--tls", action="store_true")
+    m.add_argument("--ca-file", default=None)
+    m.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt (default 5)")
+    p.set_defaults(func=report_cmd)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry: ``python -m hubd.reports_cli report --period 2026-Q4``."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="hubd.reports_cli")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""What the head gets: terminal table, CSV, XLSX, charts, HTML — and the CLI that writes them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+import pytest
+from PIL import Image
+
+from hubd import report_charts, report_render
+from hubd.ledger import Ledger, open_readonly
+from hubd.reports import ReportTooLarge, build_report, compact, report_from_ledger
+from tests.reports.conftest import NOW, at, open_centre
+from xephang import cli
+
+
+@pytest.fixture(scope="module")
+def day1(story_ledger, site):
+    return report_from_ledger(story_ledger, site, period="2026-11-23", group_by="service", lang="vi", now=NOW)
+
+
+def test_terminal_table_in_vietnamese_with_flag_markers(day1):
+    text = report_render.render_table(day1)
+    assert "BÁO CÁO HÀNG ĐỢI — Ngày 23/11/2026 (23/11/2026 – 23/11/2026), theo lĩnh vực" in text
+    for heading in ("Lĩnh vực", "Lấy số", "Đã phục vụ", "Vắng mặt", "Chờ trung vị", "Đạt mục tiêu chờ",
+                    "Phục vụ TB", "Hài lòng", "Tải của các quầy (giờ)"):
+        assert heading in text
+    ho = next(line for line in text.splitlines() if line.startswith("Hộ tịch") and "%" in line and "*" in line)
+    # wait 8,5 / 8,5 / 11,3; 100% within target; service 6,7* (400 s) 7,0* 7,8* — vi decimals, inferred marks
+    assert ho.split()[2:] == ["8,5", "8,5", "11,3", "100,0%", "6,7*", "7,0*", "7,8*"]
+    dd = next(line for line in text.splitlines() if line.startswith("Đất đai") and "%" in line)
+    assert "5,0†" in dd  # H's wait rests on a clock-jump flag
+    assert "‡ 1 lượt phục vụ còn mở khi qua ngày" in text
+    assert "* 2 lượt phục vụ kết thúc suy ra" in text
+    assert "Giờ đông nhất: 08:00–09:00 (5; 5,0/ngày)" in text
+
+
+def test_terminal_table_in_english(story_ledger, site):
+    r = report_from_ledger(story_ledger, site, period="2026-11-23", group_by="counter", lang="en", now=NOW)
+    text = report_render.render_table(r)
+    assert "QUEUE REPORT — 23/11/2026" in text and "by counter" in text
+    counts, times, load = (line for line in text.splitlines() if line.startswith("Counter 2"))
+    assert counts.split()[2:6] == ["—", "2", "1", "—"]  # issued by service, not counter: in the total
+    assert times.split()[2:5] == ["12.5", "12.5", "18.5"]  # D waited 5, F 20 (first called at counter 2)
+    assert load.split()[2:] == ["Trần", "Văn", "Hùng", "4", "0.4", "0.0", "15.8", "0"]
+    assert "issued, voided and expired appear in the total only" in text
+
+
+def test_csv_opens_with_vietnamese_letters_and_plain_numbers(day1, tmp_path):
+    path = report_render.write_csv(day1, tmp_path / "r.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    head = rows[0]
+    assert head[:3] == ["Lĩnh vực", "Lấy số", "Đã phục vụ"]
+    ho = dict(zip(head, rows[1], strict=True))
+    assert ho["Lĩnh vực"] == "Hộ tịch"
+    assert (ho["Lấy số"], ho["Chờ TB (phút)"], ho["Đạt mục tiêu chờ"], ho["Đánh giá 5"]) == ("3", "8.5", "1.0", "1")
+    assert rows[-1][0] == "Tổng cộng" and rows[-1][1] == "8"
+
+
+def test_xlsx_has_report_hours_counters_and_charts(day1, tmp_path):
+    path = report_render.write_xlsx(day1, tmp_path / "r.xlsx")
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+        book = z.read("xl/workbook.xml").decode()
+        strings = z.read("xl/sharedStrings.xml").decode()
+        sheet1 = z.read("xl/worksheets/sheet1.xml").decode()
+    for sheet in ("Báo cáo", "Theo giờ", "Quầy", "Biểu đồ"):
+        assert f'name="{sheet}"' in book
+    assert "Hộ tịch" in strings and "Đạt mục tiêu chờ" in strings
+    assert sum(n.startswith("xl/media/") for n in names) == 3
+    assert "<v>8.5</v>" in sheet1  # minutes stored as numbers, not text
+
+
+def test_charts_are_pngs_and_empty_periods_still_draw(day1, story_ledger, site):
+    pngs = report_charts.chart_pngs(day1)
+    assert set(pngs) == {"arrivals-per-hour", "wait-distribution", "counter-load"}
+    for data in pngs.values():
+        im = Image.open(io.BytesIO(data))
+        assert im.format == "PNG" and im.size == (report_charts.WIDTH, report_charts.HEIGHT)
+    empty = report_from_ledger(story_ledger, site, period="2025-01", group_by="service", lang="vi", now=NOW)
+    assert empty["totals"]["issued"] == 0
+    for data in report_charts.chart_pngs(empty).values():
+        assert Image.open(io.BytesIO(data)).size == (report_charts.WIDTH, report_charts.HEIGHT)
+    assert "Tổng cộng" in report_render.render_table(empty)
+
+
+def test_html_is_one_printable_self_contained_file(day1):
+    page = report_render.render_html(day1)
+    assert page.startswith("<!DOCTYPE html>") and '<html lang="vi">' in page
+    assert page.count("data:image/png;base64,") == 3
+    assert page.count("@font-face") == 2 and "@page { size: A4 landscape" in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch: prints offline
+    assert "Giám đốc Trung tâm" in page and "Hộ tịch" in page
+
+
+def test_cli_writes_every_output(story_ledger, site_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    rc = cli.main(["report", "--ledger", str(story_ledger), "--site-file", str(site_file), "--period", "2026-11-23",
+                   "--group-by", "hour", "--now", "2026-11-24 10:00", "--csv", str(out / "r.csv"),
+                   "--xlsx", str(out / "r.xlsx"), "--html", str(out / "r.html"), "--charts", str(out / "charts"),
+                   "--json", str(out / "r.json")])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "theo giờ" in captured.out and "00:00–01:00" in captured.out
+    assert captured.err.count("written:") == 7
+    data = json.loads((out / "r.json").read_text(encoding="utf-8"))
+    assert data["group_by"] == "hour" and data["totals"]["issued"] == 8
+    assert sorted(p.name for p in (out / "charts").iterdir()) == \
+        ["arrivals-per-hour.png", "counter-load.png", "wait-distribution.png"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--period", "2026-13"], "period '2026-13'"),
+    (["--group-by", "weather"], "group_by 'weather'"),
+])
+def test_cli_explains_bad_input(story_ledger, site_file, capsys, extra, message):
+    rc = cli.main(["report", "--ledger", str(story_ledger), "--site-file", str(site_file), *extra])
+    assert rc == 1 and message in capsys.readouterr().err
+
+
+def test_cli_without_ledger_says_where_it_looked(tmp_path, site_file, capsys):
+    rc = cli.main(["report", "--state-dir", str(tmp_path), "--site-file", str(site_file)])
+    err = capsys.readouterr().err
+    assert rc == 1 and str(tmp_path / "ledger.sqlite") in err and "--ledger" in err
+
+
+def test_report_reads_while_the_hub_is_writing(site, tmp_path):
+    c = open_centre(site, tmp_path / "ledger.sqlite")
+    c.issue("ho-tich", 0)
+    reader = open_readonly(c.path)
+    with c.ledger.transaction():  # the hub is in the middle of a group commit
+        out = c.engine.issue("ho-tich", None, now=at(1))
+        c.ledger.write(c.engine, out)
+        mid = build_report(reader, site, period="2026-11-23", now=at(2))
+        assert mid["totals"]["issued"] == 1  # the committed state, without waiting for the writer
+    after = build_report(reader, site, period="2026-11-23", now=at(2))
+    assert after["totals"]["issued"] == 2
+    with pytest.raises(Exception, match="readonly|read-only|query_only"):
+        reader.execute("DELETE FROM tickets")
+    # and the reader never blocks the hub's next commit
+    c.do("issue", "ho-tich", None, minute=3)
+    reader.close()
+    assert Ledger(c.path).db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 3
+
+
+def test_compact_keeps_mqtt_replies_small(story_ledger, site):
+    r = report_from_ledger(story_ledger, site, period="2026-11-23..2026-11-24", group_by="hour", lang="vi", now=NOW)
+    size = len(json.dumps(r, ensure_ascii=False).encode())
+    assert compact(r, budget=size) is r
+    slim = compact(r, budget=size - 1)
+    assert slim["compact"] is True and "ratings" not in slim["rows"][0] and "ratings" in slim["totals"]
+    assert "rút gọn" in report_render.render_table(slim)
+    with pytest.raises(ReportTooLarge):
+        compact(r, budget=1000)

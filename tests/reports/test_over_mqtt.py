@@ -1,0 +1,67 @@
+"""A technician's laptop asks the running hub for a report over MQTT (real mosquitto, real hub)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from hubd.reports import report_from_ledger
+from hubd.testing import running_hub
+from tests.reports.conftest import NOW
+from xephang import cli
+from xephang.bus import Bus
+from xephang.clock import ManualClock
+from xephang.contract import ReportRequest, new_request_id
+from xephang.settings import BrokerSettings
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def hub_with_story(mosquitto, story_ledger, site_file, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    shutil.copy(story_ledger, state / "ledger.sqlite")
+    with running_hub(mosquitto.port, state, site_file, clock=ManualClock(NOW)) as hub:
+        yield hub
+
+
+def ask(port: int, tmp_path, **fields) -> object:
+    bus = Bus(site="tuong-linh", node="tech-laptop", broker=BrokerSettings(port=port), state_dir=tmp_path / "c")
+    bus.start()
+    try:
+        assert bus.wait_connected(5)
+        return bus.request_sync(ReportRequest(request_id=new_request_id(), source="tech-laptop", **fields),
+                                timeout_s=5, attempts=1)
+    finally:
+        bus.stop()
+
+
+def test_hub_answers_with_the_same_report_as_the_ledger(hub_with_story, mosquitto, story_ledger, site, tmp_path):
+    reply = ask(mosquitto.port, tmp_path, period="2026-11-23", group_by="counter", lang="vi")
+    assert reply is not None and reply.status == "ok"
+    local = report_from_ledger(story_ledger, site, period="2026-11-23", group_by="counter", lang="vi", now=NOW)
+    assert reply.data == json.loads(json.dumps(local))
+
+
+def test_hub_refuses_a_bad_period_with_a_reason(hub_with_story, mosquitto, tmp_path):
+    reply = ask(mosquitto.port, tmp_path, period="2026-Q7", group_by="service")
+    assert reply is not None and reply.status == "error"
+    assert reply.error.code == "invalid" and "2026-Q7" in reply.error.message
+
+
+def test_cli_over_mqtt_prints_and_writes_the_hubs_report(hub_with_story, mosquitto, tmp_path, capsys):
+    rc = cli.main(["report", "--mqtt", "--host", "127.0.0.1", "--port", str(mosquitto.port), "--site", "tuong-linh",
+                   "--period", "2026-11-23..2026-11-24", "--group-by", "day", "--lang", "en",
+                   "--html", str(tmp_path / "r.html"), "--timeout", "5"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "QUEUE REPORT — 23/11/2026 – 24/11/2026" in out and "Tue 24/11/2026" in out
+    assert (tmp_path / "r.html").read_text(encoding="utf-8").count("data:image/png;base64,") == 3
+
+
+def test_cli_over_mqtt_without_a_hub_says_so(mosquitto, tmp_path, capsys):
+    rc = cli.main(["report", "--mqtt", "--port", str(mosquitto.port), "--site", "tuong-linh", "--timeout", "0.5"])
+    assert rc == 3 and "did not answer" in capsys.readouterr().err
