@@ -58,6 +58,7 @@ class ScreenSettings(BaseModel):
     size: tuple[int, int] | None = Field(default=None, description="pixels; empty = the screen's own size (sim: 1920×1080)")
     fullscreen: bool = True
     png_keep: int = Field(default=100, ge=1, le=100_000, description="sim: numbered PNG frames kept in the output folder")
+    png_min_interval_s: float = Field(default=0.0, ge=0, le=3600, description="sim: at most one PNG per interval (0 = every change); the last change is always written")
 
 
 class DisplaySettings(DaemonSettings):
@@ -71,7 +72,8 @@ def open_screen(settings: DisplaySettings, node: str) -> Screen:
     """Headless PNG screen in sim mode; the real display (driver checked) otherwise."""
     if settings.sim:
         out = settings.sim_out / node if settings.sim_out else Path(settings.state_dir) / "frames" / node
-        return HeadlessScreen(size=settings.screen.size or (1920, 1080), out_dir=out, keep=settings.screen.png_keep)
+        return HeadlessScreen(size=settings.screen.size or (1920, 1080), out_dir=out, keep=settings.screen.png_keep,
+                              min_interval_s=settings.screen.png_min_interval_s)
     return DisplayScreen(size=settings.screen.size, fullscreen=settings.screen.fullscreen)
 
 

@@ -67,24 +67,47 @@ class Screen:
 class HeadlessScreen(Screen):
     """A Surface of any size, saved as PNG on every change when ``out_dir`` is set."""
 
-    def __init__(self, *, size: tuple[int, int] = (1920, 1080), out_dir: str | Path | None = None, keep: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        size: tuple[int, int] = (1920, 1080),
+        out_dir: str | Path | None = None,
+        keep: int = 100,
+        min_interval_s: float = 0.0,
+    ) -> None:
         self.surface = pygame.Surface(size)
         self.out_dir = Path(out_dir) if out_dir else None
         self.keep = max(1, int(keep))
+        # a fast demo clock can change the board many times a second and a 1080p PNG costs
+        # ~0.2 s: optionally write at most one per interval (the last change is never lost)
+        self.min_interval_s = max(0.0, float(min_interval_s))
         self.frames_written = 0
         self.presents = 0
+        self._last_write = float("-inf")
+        self._pending = False
         if self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
 
     def present(self, dirty: Sequence[pygame.Rect] | None = None, *, changed: bool = False) -> None:
         self.presents += 1
         if changed and self.out_dir is not None:
+            self._pending = True
+            self._flush()
+
+    def pump(self) -> list[str]:
+        self._flush()
+        return []
+
+    def _flush(self) -> None:
+        if self._pending and time.monotonic() - self._last_write >= self.min_interval_s:
             self.write_frame()
 
     def write_frame(self) -> Path | None:
         """Write ``latest.png`` and a numbered copy (the oldest beyond ``keep`` are removed)."""
         if self.out_dir is None:
             return None
+        self._pending = False
+        self._last_write = time.monotonic()
         self.frames_written += 1
         n = self.frames_written
         numbered = self.save(self.out_dir / f"frame-{n:06d}.png")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pygame
 import pytest
 
@@ -39,3 +41,19 @@ def test_sim_may_open_an_offscreen_window_when_asked(monkeypatch):
         assert "quit" not in s.pump()
     finally:
         s.close()
+
+
+def test_a_fast_demo_can_limit_pngs_without_losing_the_last_change(tmp_path):
+    s = HeadlessScreen(size=(320, 180), out_dir=tmp_path, min_interval_s=0.3)
+    s.surface.fill((10, 0, 0))
+    s.present(changed=True)  # written at once
+    for i in range(5):  # five quick changes: held back
+        s.surface.fill((20 + i, 0, 0))
+        s.present(changed=True)
+    assert s.frames_written == 1
+    deadline = time.monotonic() + 3
+    while s.frames_written < 2 and time.monotonic() < deadline:
+        s.pump()  # the owner loop pumps the screen every turn
+        time.sleep(0.01)
+    assert s.frames_written == 2
+    assert pygame.image.load(str(tmp_path / "latest.png")).get_at((1, 1))[:3] == (24, 0, 0)
