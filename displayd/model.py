@@ -148,6 +148,8 @@ class BoardModel:
         self._resync_asked: float | None = None
         self.hub_online: bool | None = None  # None = not heard yet
         self.broker_connected = False
+        self._connected_at: float | None = None
+        self.hub_grace_s = 3.0  # retained hub status arrives at once; silence after this = offline
         self.ticker = ""
         self.version = 0  # bumped on every visible change; the renderer keys its cache on it
         self.stats = {o.value: 0 for o in Outcome}
@@ -231,6 +233,8 @@ class BoardModel:
             times.append(self._highlight.until)
         if self._held_since is not None:
             times.append(self._held_since + self.reorder_s)
+        if self.hub_online is None and self.broker_connected and self._connected_at is not None:
+            times.append(self._connected_at + self.hub_grace_s)
         return min(times) if times else None
 
     # ------------------------------------------------------------------ writing
@@ -288,6 +292,11 @@ class BoardModel:
         """Advance time: apply held events whose reorder window is over (marking the gap).
         Returns True if the board changed."""
         changed = False
+        if (self.hub_online is None and self.broker_connected and self._connected_at is not None
+                and now - self._connected_at >= self.hub_grace_s):
+            log.warning("no status from the hub %.0f s after connecting: treating it as offline", self.hub_grace_s)
+            self.hub_online = False
+            changed = True
         if self._highlight is not None and now >= self._highlight.until:
             self._highlight = None
             changed = True
@@ -339,6 +348,8 @@ class BoardModel:
         """Broker connection and the hub's retained status, as the shell sees them."""
         before = (self.broker_connected, self.hub_online)
         if broker_connected is not None:
+            if broker_connected and not self.broker_connected:
+                self._connected_at = now
             self.broker_connected = broker_connected
         if hub_online is not None:
             self.hub_online = hub_online

@@ -161,7 +161,11 @@ class DisplayScreen(Screen):
             desktops = pygame.display.get_desktop_sizes()
             size = desktops[0] if desktops else (1920, 1080)
         flags = pygame.FULLSCREEN if fullscreen else 0
-        self.window = pygame.display.set_mode(size, flags)
+        try:
+            self.window = pygame.display.set_mode(size, flags)
+        except pygame.error as exc:
+            pygame.display.quit()
+            raise DisplayUnavailable(_driver_help(f"SDL could not open a {size[0]}×{size[1]} screen on {self.driver!r} ({exc})")) from exc
         self.surface = self.window
         pygame.mouse.set_visible(False)
         pygame.display.set_caption("xephang")

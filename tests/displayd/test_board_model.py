@@ -200,3 +200,15 @@ def test_the_same_snapshot_again_is_not_a_change():
     assert m.version == version
     m.load_snapshot(hall_snapshot(rev=11), now=NOW + 2)  # a newer rev with the same picture
     assert m.version == version and m.rev == 11
+
+
+def test_a_hub_that_never_said_it_is_online_counts_as_offline_after_a_moment():
+    m = BoardModel(now=NOW)
+    m.set_link(now=NOW, broker_connected=True)
+    m.load_snapshot(hall_snapshot(), now=NOW)  # retained state of a hub that is gone
+    assert not m.stale
+    assert m.next_change_at(NOW) == NOW + m.hub_grace_s
+    assert m.tick(NOW + m.hub_grace_s)
+    assert m.stale and m.offline_reason == "hub"
+    m.set_link(now=NOW + 5, hub_online=True)
+    assert not m.stale
