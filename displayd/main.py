@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pygame
 from pydantic import BaseModel, ConfigDict, Field
 
 from displayd import adapter
@@ -93,8 +94,6 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         screen: Screen | None = None,
     ) -> None:
         super().__init__(settings, bus=bus, clock=clock)
-        import pygame
-
         pygame.font.init()
         self.site_labels = BoardLabels.from_site(settings.load_site()) if settings.site_file else BoardLabels()
         self.labels = self.site_labels
