@@ -162,7 +162,7 @@ def chart_waits(report: dict[str, Any]) -> Image.Image:
                 for i, n in enumerate(names)], 40, 118)
     f, fb = _font(22), _font(22, "semibold")
     label_w = min(360, max(int(d.textlength(h["label"], font=fb)) for h in hist) + 20)
-    left, right, top, bottom = 40 + label_w, WIDTH - 130, 180, HEIGHT - 30
+    left, right, top, bottom = 40 + label_w, WIDTH - 150, 180, HEIGHT - 30
     row_h = min(120, (bottom - top) / len(hist))
     bar_h = row_h * 0.55
     for i, h in enumerate(hist):
@@ -195,7 +195,7 @@ def chart_waits(report: dict[str, Any]) -> Image.Image:
             tx = left + (right - left) * within / n
             for yy in range(int(y0 - 10), int(y0 + bar_h + 10), 8):
                 d.line((tx, yy, tx, yy + 4), fill=INK, width=3)
-        d.text((right + 12, y0 + bar_h / 2), f"n={n}", font=f, fill=MUTED, anchor="lm")
+        d.text((right + 12, y0 + bar_h / 2), f"n={_num(n, lang, 0)}", font=f, fill=MUTED, anchor="lm")
     return img
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -146,6 +147,9 @@ def report_cmd(args: argparse.Namespace) -> int:
             print(f"Đã ghi / written: {p}", file=sys.stderr)
     except (ReportCliError, ReportError, OSError) as exc:
         print(f"xephang report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except sqlite3.Error as exc:  # not a ledger, or a damaged one
+        print(f"xephang report: không đọc được sổ / cannot read the ledger: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return 0
 
