@@ -62,8 +62,10 @@ class CounterBoard:
         self.status: Signal | None = None
         self.rating: Signal | None = None
         self.buzzer: Signal | None = None
-        edge = KeyTiming(debounce_s=config.debounce_s, double_press_s=config.double_press_s)
-        held = KeyTiming(debounce_s=config.debounce_s, double_press_s=config.double_press_s, hold_s=config.hold_s)
+        common = {"debounce_s": config.debounce_s, "double_press_s": config.double_press_s,
+                  "max_presses": config.max_presses, "per_s": 10.0}
+        edge = KeyTiming(**common)
+        held = KeyTiming(**common, hold_s=config.hold_s)
         try:
             for spec in config.keys:
                 self.keys[spec.name] = Key(spec.name, spec.pin, events=events, timing=held if spec.needs_hold else edge,

@@ -134,6 +134,7 @@ class BoxConfig(BaseModel):
     debounce_s: float = Field(default=0.03, ge=0, le=0.5)
     double_press_s: float = Field(default=0.4, ge=0, le=5, description="same action again within this: ignored")
     hold_s: float = Field(default=1.0, gt=0.05, le=10, description="a press held this long is a long press")
+    max_presses: int = Field(default=20, ge=1, le=10_000, description="per key, per 10 s: more is electrical noise")
     select_timeout_s: float = Field(default=8.0, gt=0, le=120, description="a menu with no press this long is cancelled")
     recalls_before_no_show: int = Field(default=2, ge=0, le=20, description="suggest no-show after this many recalls; 0 = never")
     rating_window_s: float | None = Field(default=None, gt=0, le=3600, description="shorten the hub's rating window")

@@ -70,3 +70,27 @@ MEANING: dict[str, tuple[str, str]] = {
     "rated": ("cảm ơn đã đánh giá", "rating recorded"),
     "rating_closed": ("chưa thể đánh giá", "rating key outside the window"),
 }
+
+
+def describe(p: Pattern | None) -> str:
+    """A pattern in words for the docs table: ``on 0.1 s · off 0.9 s, forever``."""
+    if p is None:
+        return "—"
+    if p.forever and len(p.steps) == 1:
+        return "steady on" if p.steps[0][0] else "off"
+    steps = " · ".join(f"{'on' if on else 'off'} {sec:g} s" for on, sec in p.steps if sec or on)
+    return f"{steps}, {'forever' if p.forever else ('once' if p.repeat == 1 else f'×{p.repeat}')}"
+
+
+def patterns_table_md() -> str:
+    """The Markdown table of every light/sound name of the box (``docs/counterd.md`` embeds it)."""
+    rows = ["| name | meaning (vi / en) | status LED | rating LED | buzzer |", "|---|---|---|---|---|"]
+    names = [n for n in MEANING if n != "choose-N"]
+    for name in names:
+        vi, en = MEANING[name]
+        rows.append(f"| `{name}` | {vi} / {en} | {describe(STATUS_PATTERNS.get(name))} | "
+                    f"{describe(RATING_PATTERNS.get(name))} | {describe(BOX_BUZZER_PATTERNS.get(name))} |")
+    vi, en = MEANING["choose-N"]
+    rows.append(f"| `choose-N` (N = 1…9) | {vi} / {en} | on 0.25 s · off 0.25 s ×N, then off 1.2 s, forever | — "
+                f"| on 0.04 s · off 0.12 s ×N |")
+    return "\n".join(rows) + "\n"

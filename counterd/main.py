@@ -307,7 +307,7 @@ class CounterDaemon(Daemon[CounterdSettings]):
 
 def _hardware(cfg: BoxConfig) -> tuple[Any, ...]:
     return (cfg.keys, cfg.status_led_pin, cfg.rating_led_pin, cfg.buzzer_pin, cfg.pin_factory,
-            cfg.debounce_s, cfg.double_press_s, cfg.hold_s)
+            cfg.debounce_s, cfg.double_press_s, cfg.hold_s, cfg.max_presses)
 
 
 def _describe(e: Effect) -> str:
