@@ -91,6 +91,7 @@ class TextCache:
         self._surfaces: OrderedDict[tuple, pygame.Surface] = OrderedDict()
         self._fits: OrderedDict[tuple, tuple[int, str]] = OrderedDict()
         self._ink_ratio: dict[str, float] = {}
+        self._widths: dict[tuple[str, str, int], int] = {}
         self.max_surfaces, self.max_bytes, self.max_fonts = max_surfaces, max_bytes, max_fonts
         self.bytes = 0
         self.hits = self.misses = 0
@@ -126,6 +127,16 @@ class TextCache:
             _, old = self._surfaces.popitem(last=False)
             self.bytes -= old.get_width() * old.get_height() * old.get_bytesize()
         return s
+
+    def width(self, text: str, weight: str, size: int) -> int:
+        """Advance width of ``text`` (memoized: layouts ask for the same widths every frame)."""
+        key = (text, weight, size)
+        w = self._widths.get(key)
+        if w is None:
+            if len(self._widths) > 4096:
+                self._widths.clear()
+            w = self._widths[key] = self.font(weight, size).size(text)[0]
+        return w
 
     def ink_ratio(self, weight: str) -> float:
         """Height of digits' ink per px of font size (about 0.76 for Be Vietnam Pro)."""
@@ -437,7 +448,7 @@ class BoardRenderer:
         inner = _inset(r, pad * 1.5, pad)
         clock = self._clock_text(self._wall)
         natural, _ = self.text.fit(clock, "semibold", 100_000, inner.h)
-        clock_w = min(self.text.font("semibold", natural).size(clock)[0] + 2, inner.w * 0.5)
+        clock_w = min(self.text.width(clock, "semibold", natural) + 2, inner.w * 0.5)
         name = self.config.centre_name or self.labels.centre(lang)
         name_slot = _rect(inner.x, inner.y, inner.w - clock_w - pad * 2, inner.h)
         clock_slot = _rect(inner.right - clock_w, inner.y, clock_w, inner.h)
@@ -630,14 +641,13 @@ class BoardRenderer:
         name's width, so every name fits at one shared size."""
         per_row = math.ceil(len(names) / rows)
         row_h = inner.h / rows
-        ref = self.text.font("medium", 40)
         out = []
         for r in range(rows):
             count_w, gap = row_h * 1.5, row_h * 0.3
             chunk = names[r * per_row : (r + 1) * per_row]
             if not chunk:
                 continue
-            widths = [max(1, ref.size(n)[0]) for n in chunk]
+            widths = [max(1, self.text.width(n, "medium", 40)) for n in chunk]
             # counts and gaps take at most half the row, however many services there are
             shrink = min(1.0, inner.w * 0.5 / (len(chunk) * (count_w + 2 * gap)))
             count_w, gap = count_w * shrink, gap * shrink
@@ -657,7 +667,7 @@ class BoardRenderer:
         inner = _inset(r, r.h * 0.3, r.h * 0.12)
         title = word("waiting", lang)
         natural, _ = self.text.fit(title, "semibold", 100_000, inner.h)
-        title_w = min(self.text.font("semibold", natural).size(title)[0] + inner.h * 0.5, inner.w * 0.2)
+        title_w = min(self.text.width(title, "semibold", natural) + inner.h * 0.5, inner.w * 0.2)
         self._draw_text(surface, frame, "waiting.title", title, _rect(inner.x, inner.y, title_w, inner.h), t.muted, weight="semibold", align="left", min_size=8)
         if not order:
             return
