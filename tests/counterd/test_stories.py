@@ -111,6 +111,7 @@ def test_finish_opens_the_rating_window_and_the_rating_binds_to_that_ticket(hall
     rated = h.events("rated")[0]
     assert rated["ticket"]["display"] == "1001" and rated["score"] == 5
     assert_played(box.board.rating, "rated", strict=(True,))
+    assert_played(box.board.buzzer, "rated", strict=(True,))
     assert box.core.rating_light(h.mono.monotonic()) == "off"
     # a second rating: the window is closed, nothing is sent
     box.board.rating.pin.clear_states()
@@ -249,6 +250,9 @@ def test_hub_offline_the_box_says_so_and_replays_nothing(hall_factory):
     box.step(timeout=0)
     assert_played(box.board.buzzer, "hub_offline", strict=(True,))
     assert h.requests("call-next") == []
+    h.press("rate-5", settle=False)       # the citizen's keys say it too, on the rating LED
+    box.step(timeout=0)
+    assert_played(box.board.rating, "hub_offline", strict=(True,))
     h.hub.bus._fake_connect()             # the hub is back
     h.until(lambda: box.hub_online)
     h.settle(20)
@@ -262,9 +266,12 @@ def test_no_reply_gives_the_error_signal_and_keeps_nothing_half_done(hall_factor
     h = hall_factory()
     box = h.box
     box.board.status.pin.clear_states()
+    box.board.buzzer.pin.clear_states()
     # the hub is wedged (not stepped): its status still says online, nothing answers
     h.press("next", settle=False)
     box.step(timeout=0)
+    assert box.core.status_light(h.mono.monotonic()) == "working"
+    assert_played(box.board.status, "working", strict=(True, False))
     h.press("recall", settle=False)       # queued behind the unanswered Next
     box.step(timeout=0)
     assert box.core.queued is not None
@@ -272,9 +279,37 @@ def test_no_reply_gives_the_error_signal_and_keeps_nothing_half_done(hall_factor
     assert wait_for(lambda: box.core.in_flight is None, 3, step=lambda: box.step(timeout=0.02))
     assert box.core.queued is None and box.core.last_result == "hub-timeout"
     assert_played(box.board.status, "error")
+    assert_played(box.board.buzzer, "error", strict=(True,))
     ids = {r["request_id"] for r in h.requests("call-next")}
     assert len(h.requests("call-next")) == 2 and len(ids) == 1   # one press, one id, retried
     assert h.requests("recall") == []     # the queued press was dropped, never sent
+
+
+def test_rating_keys_answer_busy_and_error_on_the_rating_led(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich")
+    box = h.box
+    h.press("next")
+    h.press("finish")
+    h.until(lambda: box.core.rating_light(h.mono.monotonic()) == "rating_open")
+    # from here the hub is wedged (not stepped)
+    h.press("next", settle=False)
+    box.step(timeout=0)
+    h.press("recall", settle=False)       # fills the one queue slot
+    box.step(timeout=0)
+    box.board.rating.pin.clear_states()
+    h.press("rate-3", settle=False)       # nowhere to put it: busy, and the window stays open
+    box.step(timeout=0)
+    assert_played(box.board.rating, "busy", strict=(True,))
+    assert box.core.rating_open(h.mono.monotonic())
+    assert wait_for(lambda: box.core.in_flight is None, 3, step=lambda: box.step(timeout=0.02))
+    box.board.rating.pin.clear_states()
+    h.press("rate-3", settle=False)       # sent, but nobody answers
+    box.step(timeout=0)
+    assert box.core.in_flight is not None and box.core.in_flight.action == "rate"
+    assert wait_for(lambda: box.core.in_flight is None, 3, step=lambda: box.step(timeout=0.02))
+    assert_played(box.board.rating, "error", strict=(True,))
+    assert box.core.rating_open(h.mono.monotonic())   # the citizen may try again
 
 
 def test_sim_press_drives_the_mock_pins(hall_factory):
