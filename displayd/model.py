@@ -252,7 +252,11 @@ class BoardModel:
         self._waiting_rev.clear()
         self._counters = {c.number: c for c in snap.counters}
         self._waiting = {k: max(0, int(v)) for k, v in snap.waiting.items()}
-        self._calls = list(snap.last_calls[: self.last_calls_max])
+        self._calls = []
+        for c in snap.last_calls:  # the hub lists recalls too: one line per ticket and counter
+            if not any(_same_call(c, k) for k in self._calls):
+                self._calls.append(c)
+        del self._calls[self.last_calls_max :]
         h = self._highlight
         if h is not None and not (self._calls and _same_call(self._calls[0], h.call)):
             self._highlight = None

@@ -212,3 +212,11 @@ def test_a_hub_that_never_said_it_is_online_counts_as_offline_after_a_moment():
     assert m.stale and m.offline_reason == "hub"
     m.set_link(now=NOW + 5, hub_online=True)
     assert not m.stale
+
+
+def test_recalls_listed_by_the_hub_show_once():
+    m = BoardModel(now=NOW, last_calls=4)
+    m.load_snapshot(HallSnapshot(rev=5, last_calls=(
+        Call("3053", 2, recall=True), Call("3053", 2, recall=True), Call("3053", 2), Call("1038", 1), Call("1037", 1),
+    )), now=NOW)
+    assert [(c.number, c.counter) for c in m.last_calls] == [("3053", 2), ("1038", 1), ("1037", 1)]
