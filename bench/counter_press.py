@@ -16,7 +16,7 @@ Printed, p50 / p99 in ms:
   (debounce, queue, owner loop wake-up, box core, request model);
 - ``press → box got reply``: inside counterd, drive_low() → the reply handled;
 - ``baseline request``: a bare ``call-next`` request → reply from a plain bus client on
-  another counter, same run (hub + broker alone);
+  another counter, interleaved with the presses (hub + broker alone, same load);
 - ``baseline broker``: publish → receive between two plain bus clients, same run (the
   broker hop alone);
 - memory: RSS of a separate ``counterd`` process (sim mode) after 50 presses, and of hubd.
@@ -25,6 +25,7 @@ Printed, p50 / p99 in ms:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -108,7 +109,13 @@ def main() -> int:
         # the hall display's role: a plain subscriber of the call events
         called_at: list[float] = []
         watcher = Bus(site=SITE, node="display-bench", role="display", broker=BrokerSettings(port=port))
-        watcher.subscribe(T.event("ticket", "called"), lambda m: called_at.append(time.perf_counter()))
+        other_called: list[float] = []
+
+        def on_called(m: Inbound) -> None:
+            at = time.perf_counter()
+            # the boxes under test are counters 1 and 2; counter 3 is the bare-request baseline
+            (other_called if json.loads(m.payload).get("counter") == 3 else called_at).append(at)
+        watcher.subscribe(T.event("ticket", "called"), on_called)
         hub_up = threading.Event()
 
         def on_hub(m: Inbound) -> None:
@@ -164,6 +171,7 @@ def main() -> int:
         press_ms: list[float] = []
         reply_ms: list[float] = []
         send_ms: list[float] = []
+        base_req: list[float] = []
         warm = 10
         for i in range(n + warm):
             before = len(called_at)
@@ -178,16 +186,14 @@ def main() -> int:
                 press_ms.append((called_at[-1] - t0) * 1000)
                 reply_ms.append((replied[i] - t0) * 1000)
                 send_ms.append((sent_at[i] - t0) * 1000)
-            time.sleep(0.035)  # past the key's 30 ms debounce
-
-        # baselines in the same run
-        base_req: list[float] = []
-        for i in range(n + warm):
+            # the bare request, interleaved so both see the same machine load
             t0 = time.perf_counter()
             r = other.request_sync(CallNext(request_id=new_request_id(), source="counter-3", counter=3), timeout_s=3)
             assert r is not None and r.status == "ok"
             if i >= warm:
                 base_req.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.035)  # past the key's 30 ms debounce
+
         base_pub: list[float] = []
         for i in range(n + warm):
             before = len(echo_at)
