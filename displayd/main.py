@@ -191,8 +191,11 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         if not self.settings.site_file:  # no site file: the hub's names are all we have
             self.labels = adapter.labels_from_hall(hs, self.site_labels)
             self.renderer.configure(labels=self.labels)
+        first, gap = not self.model.synced, self.model.gap
         outcome = self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx())
-        log.info("hall state rev %s: %s", hs.rev, outcome.value)
+        # the hub republishes after every change: only the first one and a repair are news
+        level = logging.INFO if first or (gap is not None and self.model.gap is None) else logging.DEBUG
+        log.log(level, "hall state rev %s: %s", hs.rev, outcome.value)
         self._mark_received()
 
     def _on_counter_state(self, msg: Inbound) -> None:
