@@ -42,6 +42,7 @@ from xephang.contract import (
 from xephang.daemon import Daemon
 from xephang.hw import KeyPress, make_pin_factory
 from xephang.settings import DaemonSettings, SettingsError
+from xephang.site import Counter
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class CounterDaemon(Daemon[CounterdSettings]):
         self._refresh_lights()
         return False
 
-    def _site_counter(self, number: int):  # noqa: ANN202 - xephang.site.Counter | None
+    def _site_counter(self, number: int) -> Counter | None:
         if not self.settings.site_file:
             return None
         try:
