@@ -55,8 +55,10 @@ DEFAULT_SPEED = 240.0  # 07:30–17:00 in 142 s of real time
 TECH = "tech-demo"  # the simulation's account: a technician, the only kind that may press sim keys
 MODULES = {"hubd": "hubd.main", "ticketd": "ticketd.main", "counterd": "counterd.main",
            "displayd": "displayd.main", "announcerd": "announcerd.main"}
-# real-time guards of the boxes (double press, held keys): the same key is not pressed faster
-SAME_KEY_GAP_S = {"dispenser": 0.35, "counter": 0.45}
+# real-time guards of the boxes (double press, held keys): one physical key is not pressed again
+# within this; on a counter box one key does two jobs (Recall short / No-show long, Pause / Resume)
+SAME_KEY_GAP_S = {"dispenser": 0.35, "counter": 0.5}
+COUNTER_KEY_OF = {"no-show": "recall", "resume": "pause"}
 ANY_KEY_GAP_S = 0.06
 
 
@@ -193,8 +195,10 @@ class KeyPresser:
         for node, q in self.pending.items():
             while q:
                 p = q[0]
-                gap = SAME_KEY_GAP_S.get(node.split("-")[0], 0.4)
-                if now - self.last_key.get((node, p.button), -1e9) < gap or now < self.free_at.get(node, 0.0):
+                role = node.split("-")[0]
+                gap = SAME_KEY_GAP_S.get(role, 0.4)
+                key = (node, COUNTER_KEY_OF.get(p.button, p.button) if role == "counter" else p.button)
+                if now - self.last_key.get(key, -1e9) < gap or now < self.free_at.get(node, 0.0):
                     break
                 q.pop(0)
                 rc = self.client.publish(self.client.topics.sim_press(node),
@@ -204,7 +208,7 @@ class KeyPresser:
                     log.error("press %s on %s refused by the broker (%s)", p.button, node, rc)
                 self.sent += 1
                 now = time.monotonic()
-                self.last_key[(node, p.button)] = now
+                self.last_key[key] = now
                 self.free_at[node] = now + p.hold_s + ANY_KEY_GAP_S
 
     def backlog(self) -> int:

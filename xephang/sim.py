@@ -36,10 +36,11 @@ from xephang.site import Site
 
 log = logging.getLogger(__name__)
 
-# arrivals per hour for the whole centre, by local time (hour as a float)
+# arrivals per hour for the whole centre, by local time (hour as a float): ~140 citizens a day,
+# a morning peak above what four counters serve (a queue builds, then drains over lunch)
 ARRIVAL_PROFILE: tuple[tuple[float, float, float], ...] = (
-    (7.5, 8.0, 20), (8.0, 8.5, 35), (8.5, 10.0, 45), (10.0, 11.5, 30), (11.5, 13.5, 8),
-    (13.5, 15.5, 25), (15.5, 16.75, 15), (16.75, 24.0, 0),
+    (7.5, 8.0, 12), (8.0, 8.5, 22), (8.5, 10.0, 28), (10.0, 11.5, 18), (11.5, 13.5, 5),
+    (13.5, 15.5, 15), (15.5, 16.75, 10), (16.75, 24.0, 0),
 )
 SERVICE_MIX = {"ho-tich": 0.30, "dat-dai": 0.20, "chung-thuc": 0.35, "van-hoa-xa-hoi": 0.15}
 PRIORITY_SHARE = 0.12
@@ -50,6 +51,8 @@ IDLE_GAP_S = 40.0  # an officer tidies up between citizens
 PAUSE_S = 10 * 60.0
 POLL_S = 120.0  # an idle officer presses Next this often even when the board shows nobody waiting
 PRESS_S = 0.1  # a finger on a key, real seconds: longer than any debounce, shorter than a long press
+LONG_PRESS_S = 1.8  # a deliberate long press (No-show on the Recall key): well past the box's hold time
+LONG_ACTIONS = ("no-show",)
 
 Behaviour = Literal["normal", "slow", "gone", "transfer"]
 
@@ -126,12 +129,14 @@ class SimStats:
     issued: dict[int, dict[str, Any]] = field(default_factory=dict)  # ticket id -> issued ticket
     calls: dict[int, int] = field(default_factory=dict)  # ticket id -> called events
     retries: int = 0
+    retried: Tally[str] = field(default_factory=Tally)  # expected event kind -> presses made again
     gave_up: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"arrivals_planned": self.arrivals_planned, "presses": dict(self.presses), "events": dict(self.events),
                 "issued": len(self.issued), "priority_issued": sum(1 for t in self.issued.values() if t.get("priority_group")),
                 "calls": self.calls and {str(k): v for k, v in self.calls.items()}, "retries": self.retries,
+                "retried": dict(self.retried),
                 "gave_up": self.gave_up}
 
 
@@ -198,9 +203,10 @@ class CentreSim:
     def _press(self, o: Officer, now: float, button: str, expect: str | None, retries: int = 2) -> Press:
         if button.startswith("rate-"):
             retries = 0  # a second rating press would be refused anyway (already rated)
+        hold = LONG_PRESS_S if button in LONG_ACTIONS else PRESS_S
         if expect:
-            o.expect = (expect, now + max(30.0, self.real_s(2.5)), button, retries)
-        return Press(now, o.node, button)
+            o.expect = (expect, now + max(30.0, self.real_s(2.5 + hold)), button, retries)
+        return Press(now, o.node, button, hold)
 
     def _officer_due(self, o: Officer, now: float) -> list[Press]:
         out: list[Press] = []
@@ -208,6 +214,7 @@ class CentreSim:
             kind, _, button, left = o.expect
             if left > 0:
                 self.stats.retries += 1
+                self.stats.retried[kind] += 1
                 log.info("counter %s: no %s event after %s: pressing again", o.counter, kind, button)
                 out.append(self._press(o, now, button, kind, left - 1))
             else:

@@ -49,7 +49,7 @@ def short_day(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]
         pytest.skip("mosquitto is not installed")
     out = tmp_path_factory.mktemp("demo") / "run"
     t0 = time.monotonic()
-    res = subprocess.run(demo_cmd(out, "--start", "08:30", "--minutes", "40", "--seed", "3"),
+    res = subprocess.run(demo_cmd(out, "--start", "08:30", "--minutes", "40", "--seed", "3", "--load", "1.5"),
                          capture_output=True, text=True, timeout=110)
     res.wall_s = time.monotonic() - t0  # type: ignore[attr-defined]
     return out, res
@@ -78,7 +78,7 @@ def test_every_issued_ticket_is_accounted_for_in_the_ledger(short_day):
     states = dict(db.execute("SELECT state, COUNT(*) FROM tickets GROUP BY state").fetchall())
     total = sum(states.values())
     assert set(states) <= FINAL_STATES
-    assert total >= 15, states  # a morning peak makes a crowd
+    assert total >= 12, states  # a morning peak makes a crowd
     # every service-button press became exactly one ticket, and the simulation saw each one issued
     assert total == s["sim"]["presses"]["ticket"] == s["sim"]["issued"]
     assert s["sim"]["priority_issued"] == db.execute("SELECT COUNT(*) FROM tickets WHERE priority_group IS NOT NULL").fetchone()[0] > 0
