@@ -28,7 +28,7 @@ from datetime import datetime
 import pygame
 
 from displayd.config import BoardConfig, BoardLabels, Theme, word
-from displayd.model import BoardModel, Call, CounterView
+from displayd.model import BoardModel, Call, CounterView, Highlight
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path
 
@@ -314,7 +314,7 @@ class BoardRenderer:
         wall = now if wall is None else wall
         # Vietnam is a whole number of hours from UTC: its minutes start with UTC's
         times = [now + ((math.floor(wall / 60) + 1) * 60 - wall) / max(wall_rate, 1e-9)]
-        h = model.highlight(now)
+        h = self._highlight(model, now)
         if h is not None:
             times.append(h.until)
             half = self.config.blink_period_s / 2
@@ -328,9 +328,15 @@ class BoardRenderer:
             times.append(now + 1 / self.config.ticker_fps)
         return min(t for t in times if t > now) if any(t > now for t in times) else now + 1
 
+    def _highlight(self, model: BoardModel, now: float) -> Highlight | None:
+        """The highlight this screen shows: any call in the hall, its own on a counter screen."""
+        if self.config.layout == "counter" and self.config.counter is not None:
+            return model.counter_highlight(self.config.counter, now)
+        return model.highlight(now)
+
     def blink_on(self, model: BoardModel, now: float) -> bool | None:
         """None when nothing is highlighted; else whether the blink is in its bright half."""
-        h = model.highlight(now)
+        h = self._highlight(model, now)
         if h is None:
             return None
         half = self.config.blink_period_s / 2
@@ -710,11 +716,7 @@ class BoardRenderer:
         t, lang = self.theme, self.config.lang
         w, h = surface.get_size()
         c = model.counter(counter) or CounterView(number=counter, state="open")
-        blink = None
-        hl = model.counter_highlight(counter, now)
-        if hl is not None:
-            blink = self.blink_on(model, now)
-        bright = blink is True
+        bright = self.blink_on(model, now) is True
         surface.fill(t.highlight_bg if bright else t.bg)
         regions = self.counter_regions(w, h, model)
         frame.regions = regions

@@ -263,3 +263,16 @@ def test_before_the_first_snapshot_the_board_says_it_is_connecting(labels, png_d
     assert one(frame, "banner").text == "Đang kết nối với máy chủ…"
     assert one(frame, "call.empty").text == "Chưa có số được gọi"
     assert glyph_match(surface, one(frame, "banner")) > 0.85
+
+
+def test_a_counter_screen_blinks_only_for_its_own_calls(labels):
+    m = live_board(highlight_s=10)
+    r3 = BoardRenderer(config=BoardConfig(layout="counter", counter=3), labels=labels)
+    m.apply(called(11, "1024", 1), now=NOW)  # counter 1 calls
+    assert r3.blink_on(m, NOW + 0.1) is None
+    assert r3.next_redraw_at(m, NOW + 0.1) == NOW + 10  # no blink flips: only the model's own change
+    m.apply(called(12, "2012", 3, "dat-dai"), now=NOW + 1)
+    assert r3.blink_on(m, NOW + 1.1) is True
+    surface = pygame.Surface((800, 480))
+    r3.render(surface, m, NOW + 1.1)
+    assert surface.get_at((5, 5))[:3] == HC.highlight_bg
