@@ -11,6 +11,7 @@ from displayd.config import BoardConfig, BoardLabels
 from displayd.model import BoardEvent, BoardModel, Call, CounterView, HallSnapshot
 from displayd.render import BoardRenderer, Frame, TextBox
 from tests.displayd.conftest import NOW, hall_snapshot, live_board
+from xephang.fonts import font_path
 
 HC = BoardConfig().resolved_theme()  # the default high-contrast theme
 
@@ -38,7 +39,7 @@ def one(frame: Frame, role: str, counter: int | None = None) -> TextBox:
 def glyph_match(surface: pygame.Surface, box: TextBox) -> float:
     """How well the pixels at ``box.rect`` match ``box.text`` rendered alone (IoU of the
     ink masks): proves the text is really there, readable, at that place."""
-    font = pygame.font.Font(str(__import__("xephang.fonts", fromlist=["font_path"]).font_path(box.weight)), box.size)
+    font = pygame.font.Font(str(font_path(box.weight)), box.size)
     alone = font.render(box.text, True, (255, 255, 255))
     if box.ink:
         alone = alone.subsurface(alone.get_bounding_rect()).copy()
