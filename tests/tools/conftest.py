@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,3 +44,43 @@ def secured_broker(tmp_path: Path, site: Site) -> Iterator[SecuredBroker]:
         yield SecuredBroker(broker, files)
     finally:
         broker.kill()
+
+
+SAMPLE = Path(__file__).with_name("sample_node.py")
+
+
+class SampleNode:
+    """The sample daemon (``sample_node.py``) as a process, restartable on the same state dir."""
+
+    def __init__(self, broker: SecuredBroker, state: Path, node: str = "display-lab") -> None:
+        self.broker, self.state, self.node = broker, state, node
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, **env: str) -> SampleNode:
+        e = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_NODE": self.node, "XEPHANG_STATE_DIR": str(self.state),
+             "XEPHANG_BROKER__PORT": str(self.broker.broker.port),
+             "XEPHANG_BROKER__PASSWORD_FILE": str(self.broker.files.passwords_dir / f"{self.node}.pw"), **env}
+        self.proc = subprocess.Popen([sys.executable, str(SAMPLE)], env=e, stderr=subprocess.DEVNULL)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def sample_node(secured_broker: SecuredBroker, tmp_path: Path) -> Iterator[Callable[..., SampleNode]]:
+    """Factory: ``sample_node(**env)`` starts the sample daemon; every one is stopped at the end."""
+    made: list[SampleNode] = []
+
+    def make(**env: str) -> SampleNode:
+        n = SampleNode(secured_broker, tmp_path / "state").start(**env)
+        made.append(n)
+        return n
+
+    try:
+        yield make
+    finally:
+        for n in made:
+            n.stop()

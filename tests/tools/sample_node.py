@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from xephang.contract import SimPress
 from xephang.daemon import Daemon
 from xephang.settings import DaemonSettings
 
@@ -30,6 +31,10 @@ class SampleDaemon(Daemon[DaemonSettings]):
     role: ClassVar[str] = "sample"
     node_config_model: ClassVar[type[BaseModel] | None] = SampleConfig
     health_interval_s: ClassVar[float] = 0.5
+
+    def on_sim_press(self, press: SimPress) -> None:
+        # a visible effect a technician can check with `xephang devices`
+        self.raise_alert("last-press", f"Đã nhấn {press.button}", f"Pressed {press.button}", "info")
 
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         assert isinstance(new, SampleConfig)

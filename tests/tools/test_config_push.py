@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,36 +14,13 @@ from xephang.tools import fetch_config_state
 pytestmark = pytest.mark.broker
 
 NODE = "display-lab"
-SAMPLE = Path(__file__).with_name("sample_node.py")
-
-
-class Node:
-    """The sample daemon as a process, restartable on the same state dir."""
-
-    def __init__(self, broker, state: Path) -> None:
-        self.broker, self.state, self.proc = broker, state, None
-
-    def start(self, **env: str) -> Node:
-        e = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_NODE": NODE, "XEPHANG_STATE_DIR": str(self.state),
-             "XEPHANG_BROKER__PORT": str(self.broker.broker.port),
-             "XEPHANG_BROKER__PASSWORD_FILE": str(self.broker.files.passwords_dir / f"{NODE}.pw"), **env}
-        self.proc = subprocess.Popen([sys.executable, str(SAMPLE)], env=e, stderr=subprocess.PIPE)
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 @pytest.fixture
-def node(secured_broker, tmp_path) -> Iterator[Node]:
-    n = Node(secured_broker, tmp_path / "state").start()
-    try:
-        wait_rev(secured_broker, 0)
-        yield n
-    finally:
-        n.stop()
+def node(secured_broker, sample_node):
+    n = sample_node()
+    wait_rev(secured_broker, 0)
+    return n
 
 
 def wait_rev(sb, rev: int, timeout: float = 10.0):
@@ -120,25 +93,22 @@ def test_a_change_that_needs_a_restart_says_so(secured_broker, node, capsys, tmp
     assert config_get(secured_broker, capsys)["restart_required"] is True
 
 
-def test_a_node_killed_while_saving_boots_with_the_last_good_config(secured_broker, tmp_path, capsys):
-    n = Node(secured_broker, tmp_path / "state").start()
-    try:
-        wait_rev(secured_broker, 0)
-        assert push(secured_broker, capsys, tmp_path, 'greeting = "Lần một"\n')[0] == 0
-        n.stop()
-        n.start(SAMPLE_DIE_IN_WRITE="1")
-        wait_rev(secured_broker, 1)
-        rc, _, err = push(secured_broker, capsys, tmp_path, 'greeting = "Lần hai"\n', "--timeout", "3")
-        assert rc == 3 and "no ack" in err  # it died before answering
-        assert n.proc.wait(10) == -9
-        assert (n.state / f"{NODE}.config.json.tmp").exists()  # the torn half-file is there …
-        n.start()
-        st = wait_rev(secured_broker, 1)  # … and ignored: the last good config survives
-        assert st.config["greeting"] == "Lần một"
-        rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Lần ba"\n')
-        assert rc == 0 and "rev 1 → 2" in out
-    finally:
-        n.stop()
+def test_a_node_killed_while_saving_boots_with_the_last_good_config(secured_broker, sample_node, tmp_path, capsys):
+    n = sample_node()
+    wait_rev(secured_broker, 0)
+    assert push(secured_broker, capsys, tmp_path, 'greeting = "Lần một"\n')[0] == 0
+    n.stop()
+    n.start(SAMPLE_DIE_IN_WRITE="1")
+    wait_rev(secured_broker, 1)
+    rc, _, err = push(secured_broker, capsys, tmp_path, 'greeting = "Lần hai"\n', "--timeout", "3")
+    assert rc == 3 and "no ack" in err  # it died before answering
+    assert n.proc.wait(10) == -9
+    assert (n.state / f"{NODE}.config.json.tmp").exists()  # the torn half-file is there …
+    n.start()
+    st = wait_rev(secured_broker, 1)  # … and ignored: the last good config survives
+    assert st.config["greeting"] == "Lần một"
+    rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Lần ba"\n')
+    assert rc == 0 and "rev 1 → 2" in out
 
 
 def test_pushing_to_a_node_that_never_reported_needs_force(secured_broker, capsys, tmp_path):

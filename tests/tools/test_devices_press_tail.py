@@ -1,0 +1,101 @@
+"""`xephang devices`, `press` and `tail` against a real, secured broker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from xephang.cli import main as xephang
+from xephang.tools import describe_event
+
+pytestmark = pytest.mark.broker
+
+R = "xephang/v1/tuong-linh"
+
+
+def tool(sb, *args: str) -> list[str]:
+    return [*args, "--port", str(sb.broker.port), "--password-file", str(sb.files.passwords_dir / "tech.pw")]
+
+
+def device_line(sb, capsys, node: str) -> str:
+    capsys.readouterr()
+    assert xephang(tool(sb, "devices", "--wait", "0.3")) == 0
+    return next((ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(node + " ")), "")
+
+
+def until(pred, timeout: float = 15.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = pred()
+        if got:
+            return got
+    raise AssertionError("condition not met in time")
+
+
+def test_devices_shows_a_node_online_with_its_alerts_then_offline(secured_broker, sample_node, capsys):
+    n = sample_node(XEPHANG_SIM="true")
+    line = until(lambda: (ln := device_line(secured_broker, capsys, "display-lab")) and "rev 0" in ln and ln)
+    assert "trực tuyến" in line and "sample" in line and "0.1.0" in line
+    # a technician presses a key of the simulated node; the node shows it as an alert
+    capsys.readouterr()
+    assert xephang(tool(secured_broker, "press", "display-lab", "next", "--hold", "0.2")) == 0
+    assert "pressed next" in capsys.readouterr().out
+    until(lambda: "last-press: Đã nhấn next" in device_line(secured_broker, capsys, "display-lab"))
+    n.stop()
+    line = until(lambda: (ln := device_line(secured_broker, capsys, "display-lab")) and "MẤT KẾT NỐI" in ln and ln)
+    assert "display-lab" in line
+
+
+def test_devices_in_english_and_an_empty_site(secured_broker, capsys):
+    capsys.readouterr()
+    assert xephang(tool(secured_broker, "devices", "--wait", "0.2", "--lang", "en")) == 0
+    assert "no node has reported yet" in capsys.readouterr().out
+
+
+def test_tail_prints_one_vietnamese_line_per_event(secured_broker):
+    p = subprocess.Popen([sys.executable, "-m", "xephang.cli", *tool(secured_broker, "tail", "-n", "2")],
+                         stdout=subprocess.PIPE, text=True)
+    called = {"schema": "xephang.event.ticket.v1", "event_id": "e1", "rev": 7, "at": 1795320000.0, "kind": "called",
+              "counter": 2, "ticket": {"id": 5, "day": "2026-11-23", "number": 1023, "display": "1023",
+                                       "service": "ho-tich", "issued_at": 1795319000.0}}
+    paused = {"schema": "xephang.event.counter.v1", "event_id": "e2", "rev": 8, "at": 1795320060.0, "kind": "paused",
+              "counter": 3, "reason": "Họp"}
+    try:
+        with secured_broker.client("hub") as hub:
+            # tail subscribes after it starts: publish until it has seen two events and exits
+            end = time.monotonic() + 20
+            while p.poll() is None and time.monotonic() < end:
+                hub.publish(f"{R}/event/ticket/called", json.dumps(called))
+                hub.publish(f"{R}/event/counter/paused", json.dumps(paused))
+                time.sleep(0.2)
+        out, _ = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0
+    lines = out.splitlines()
+    assert len(lines) == 2
+    # HH:MM:SS in Vietnam time, then the sentence
+    assert {ln[10:] for ln in lines} <= {"Mời số 1023 đến quầy 2", "Quầy 3 tạm nghỉ (Họp)"}
+    assert all(ln[:8].count(":") == 2 for ln in lines)
+
+
+@pytest.mark.parametrize(("kind", "extra", "vi"), [
+    ("issued", {"people_ahead": 3, "service_name_vi": "Hộ tịch"}, "Cấp số 1023 — Hộ tịch, 3 người chờ trước"),
+    ("called", {"counter": 2}, "Mời số 1023 đến quầy 2"),
+    ("recalled", {"counter": 2}, "Gọi lại số 1023 đến quầy 2 (lần 1)"),
+    ("finished", {"counter": 2, "inferred": True}, "Quầy 2 xong số 1023 (thời điểm suy ra)"),
+    ("no-show", {"reason": "requeued"}, "Số 1023 vắng mặt — xếp lại cuối hàng"),
+    ("transferred", {"service_name_vi": "Đất đai", "from_service": "ho-tich"}, "Số 1023 chuyển sang Đất đai"),
+    ("voided", {"reason": "paper-out"}, "Huỷ số 1023 (paper-out)"),
+    ("rated", {"counter": 2, "score": 4}, "Số 1023 đánh giá quầy 2: ★★★★☆"),
+    ("expired", {}, "Số 1023 hết hạn cuối ngày"),
+])
+def test_every_event_kind_reads_as_a_sentence(kind, extra, vi):
+    ev = {"kind": kind, "at": 1795320000.0, "ticket": {"display": "1023", "number": 1023, "recalls": 1}, **extra}
+    assert describe_event(ev).endswith(vi)
+    assert describe_event(json.dumps(ev).encode(), "en")[10:]  # an English line too
