@@ -50,6 +50,7 @@ from xephang.settings import DaemonSettings
 log = logging.getLogger(__name__)
 
 MAX_IDLE_WAIT_S = 0.25  # wake at least this often to pump window events and check the bus
+DISPLAY_MISSING = "display-missing"  # alert id
 
 
 class ScreenSettings(BaseModel):
@@ -147,10 +148,31 @@ class DisplayDaemon(Daemon[DisplaySettings]):
 
     # ------------------------------------------------------------------ setup
 
+    def start(self) -> None:
+        """Open the screen, subscribe, connect. With no usable screen, tell the technicians
+        (retained alert ``display-missing``) before the process exits."""
+        try:
+            super().start()
+        except DisplayUnavailable as exc:
+            self._report_display_missing(exc)
+            raise
+
+    def _report_display_missing(self, exc: DisplayUnavailable, wait_s: float = 3.0) -> None:
+        try:
+            self.bus.start()
+            if self.bus.wait_connected(wait_s):
+                self.raise_alert(DISPLAY_MISSING, f"Không mở được màn hình: {exc}", f"No screen: {exc}", "critical")
+        except Exception:  # the alert is a courtesy: the exit code and the journal carry the error
+            log.exception("could not publish the display-missing alert")
+        finally:
+            self.bus.stop()
+
     def setup(self) -> None:
         if self.screen is None:
             self.screen = open_screen(self.settings, self.node)
         t = self.bus.topics
+        # the screen works: clear a display-missing alert left by an earlier failed start
+        self.bus.add_connect_hook(lambda: self.bus.clear(t.alert(self.node, DISPLAY_MISSING)))
         self.bus.subscribe(t.state_hall(), self._on_hall)
         self.bus.subscribe(f"{t.root}/state/counter/+", self._on_counter_state)
         self.bus.subscribe(f"{t.root}/state/service/+", self._on_service_state)

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from displayd.main import DisplayDaemon, DisplaySettings, ScreenSettings
-from displayd.screen import HeadlessScreen
+from displayd.screen import DisplayUnavailable, HeadlessScreen
 from tests.displayd.conftest import NOW
 from xephang.bus import FakeBroker, FakeBus
 from xephang.clock import ManualClock, ScaledClock
 from xephang.contract import (
+    Alert,
     CallInfo,
     ConfigAck,
     ConfigSet,
@@ -258,3 +259,22 @@ def test_a_burst_of_ten_calls_in_one_go_ends_in_the_right_picture(display, fake_
     assert shown(d, "recent.number") == ["1032", "1031", "1030"]
     assert {b.counter: b.text for b in d.last_frame.find("tile.number")} == {1: "1032", 2: "1033", 3: "1030", 4: "1031"}
     assert d.model.gap is None
+
+
+def test_a_board_without_a_screen_raises_an_alert_for_the_technicians(tmp_path, fake_broker, site_file, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
+    settings = DisplaySettings(site=SITE, node="display-hall", site_file=site_file, state_dir=tmp_path / "state", sim=False)
+    bus = FakeBus(fake_broker, site=SITE, node="display-hall", role="display", state_dir=settings.state_dir)
+    d = DisplayDaemon(settings, bus=bus, clock=ManualClock(NOW))
+    with pytest.raises(DisplayUnavailable):
+        d.start()
+    alert = decode(Alert, fake_broker.retained[bus.topics.alert("display-hall", "display-missing")])
+    assert alert.severity == "critical" and "kmsdrm" in alert.message_en
+    # next start in sim mode (a screen that works): the alert is cleared
+    ok = DisplayDaemon(settings.model_copy(update={"sim": True, "sim_out": tmp_path / "out"}),
+                       bus=FakeBus(fake_broker, site=SITE, node="display-hall", role="display", state_dir=settings.state_dir),
+                       clock=ManualClock(NOW))
+    ok.start()
+    assert pump(ok, lambda: bus.topics.alert("display-hall", "display-missing") not in fake_broker.retained)
+    ok.teardown()
+    ok.bus.stop()
