@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -148,3 +150,40 @@ def test_acl_lines_name_only_this_site():
 
     text = acl_text("tuong-linh", [])
     assert all("xephang/v1/tuong-linh/" in ln for ln in text.splitlines() if ln.startswith("pattern"))
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+def test_with_tls_the_lan_listener_speaks_tls_and_still_checks_passwords(tmp_path, site):
+    from xephang.brokerconf import TlsFiles, write_broker_files
+    from xephang.tools import BrokerTarget
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=xephang test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "hub.key", "-out", "hub.csr", "-subj", "/CN=localhost")
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "hub.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "hub.crt",
+            "-days", "2", "-extfile", "san.ext")
+    plain, tls_port = free_port(), free_port()
+    tls = TlsFiles(tmp_path / "ca.crt", tmp_path / "hub.crt", tmp_path / "hub.key", port=tls_port)
+    files = write_broker_files(tmp_path / "b", site, site_accounts(site), listen="127.0.0.1", port=plain, tls=tls)
+    b = Mosquitto(tmp_path / "run", port=tls_port, persistence=False)
+    user = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
+    b.write_conf = lambda: (b.conf_path.write_text(user + files.conf.read_text() + f"log_dest file {b.log_path}\n"),
+                            b.conf_path)[1]
+    b.start()
+    try:
+        pw = files.passwords["tech"]
+        with ToolClient(BrokerTarget(port=tls_port, username="tech", password=pw, tls=True,
+                                     ca_file=tmp_path / "ca.crt")) as c:
+            assert c.publish(f"{R}/sim/counter-1/press", b"{}") < REFUSED
+        with pytest.raises(ToolError, match="refused"):
+            ToolClient(BrokerTarget(port=tls_port, username="tech", password="wrong", tls=True,
+                                    ca_file=tmp_path / "ca.crt")).connect()
+        # plain MQTT stays on the loopback for the hub's own daemons
+        with ToolClient(BrokerTarget(port=plain, username="tech", password=pw)) as c:
+            assert c.publish(f"{R}/sim/counter-1/press", b"{}") < REFUSED
+    finally:
+        b.kill()
