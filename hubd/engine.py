@@ -136,9 +136,11 @@ class Outcome:
     pauses: set[int] = field(default_factory=set)
     services: set[str] = field(default_factory=set)
     sequences: set[tuple[str, str]] = field(default_factory=set)
+    day_rolled: bool = False  # closed rows may be pruned from memory once written
 
     def merge(self, other: Outcome) -> None:
         self.events += other.events
+        self.day_rolled = self.day_rolled or other.day_rolled
         for name in ("tickets", "visits", "counters", "pauses", "services", "sequences"):
             getattr(self, name).update(getattr(other, name))
 
@@ -203,14 +205,22 @@ class QueueEngine:
         return self.tickets[c.serving]
 
     def _tick_time(self, now: float, out: Outcome) -> None:
-        # a clock that jumps (no RTC, late NTP) makes open tickets' durations unreliable: flag them
-        if self.last_now and (now < self.last_now - 5 or now > self.last_now + 6 * 3600):
-            for t in self.tickets.values():
-                if t.state in ("waiting", "called") and not t.clock_jump:
-                    t.clock_jump = True
-                    out.tickets.add(t.id)
-        self.last_now = max(self.last_now, now) if now >= self.last_now - 5 else now
+        # time going backwards (no RTC, late NTP) makes open tickets' durations unreliable
+        if self.last_now and now < self.last_now - 5:
+            out.merge(self.clock_jumped())
+        self.last_now = now if now < self.last_now - 5 else max(self.last_now, now)
         out.merge(self.roll_day(now))
+
+    def clock_jumped(self) -> Outcome:
+        """Flag every open ticket: its durations span a clock jump. The hub calls this when the
+        wall clock moved differently from the monotonic clock (a forward jump looks like a quiet
+        evening from here; only the shell can tell them apart)."""
+        out = Outcome()
+        for t in self.tickets.values():
+            if t.state in ("waiting", "called") and not t.clock_jump:
+                t.clock_jump = True
+                out.tickets.add(t.id)
+        return out
 
     def estimate(self, service: str, ahead: int) -> float:
         """Estimated wait in minutes for someone with ``ahead`` people before them."""
@@ -254,11 +264,12 @@ class QueueEngine:
             self._ticket_event(out, now, "expired", t, reason="day-end")
         self.streak.clear()
         self.last_calls = []
-        self._prune()
+        out.day_rolled = True
         return out
 
-    def _prune(self) -> None:
-        """Forget closed tickets and visits from memory (the ledger keeps them)."""
+    def prune(self) -> None:
+        """Forget closed tickets, visits and pauses from memory. Call it only after the ledger
+        wrote the outcome that closed them (the ledger keeps them for ever)."""
         for tid in [i for i, t in self.tickets.items() if t.state not in ("waiting", "called")]:
             if not any(c.last_finished_ticket == tid for c in self.counters.values()):
                 del self.tickets[tid]

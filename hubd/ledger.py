@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS tickets (
 );
 CREATE INDEX IF NOT EXISTS tickets_open ON tickets(state) WHERE state IN ('waiting', 'called');
 CREATE INDEX IF NOT EXISTS tickets_issued ON tickets(issued_at);
+CREATE INDEX IF NOT EXISTS tickets_day ON tickets(day);
 CREATE TABLE IF NOT EXISTS visits (
     id INTEGER PRIMARY KEY, ticket_id INTEGER NOT NULL REFERENCES tickets(id), day TEXT NOT NULL,
     counter INTEGER NOT NULL, officer TEXT NOT NULL, service TEXT NOT NULL, called_at REAL NOT NULL,

@@ -24,6 +24,7 @@ import fnmatch
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -237,6 +238,14 @@ class Bus:
             self.process(timeout=0.05)
         return box[0] if box else None
 
+    def wake(self) -> None:
+        """Make the owner's ``process()`` return now (another source, e.g. a key queue, has work)."""
+        self.inbox.put(("wake",))
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the owner thread (from any thread): how a worker hands back its result."""
+        self.inbox.put(("call", fn))
+
     def pending_requests(self) -> int:
         return len(self._pending)
 
@@ -310,6 +319,8 @@ class Bus:
                 hook(item[1])
         elif kind == "fatal":
             self._fatal = item[1]
+        elif kind == "call":
+            self._shielded_hook(item[1])
 
     def _shielded(self, handler: Handler, msg: Inbound) -> None:
         try:
@@ -387,6 +398,7 @@ class Bus:
         c.on_publish = self._paho_publish
         c.on_subscribe = self._paho_subscribe
         c.on_connect_fail = lambda *_: log.debug("connect to %s:%s failed; retrying", b.host, b.port)
+        c.on_socket_open = _nodelay
         return c
 
     def _set_will(self) -> None:
@@ -483,6 +495,13 @@ class Bus:
         for rc in rcs:
             if rc.is_failure and getattr(rc, "value", 0) in _PERMANENT:
                 self.inbox.put(("fatal", f"broker refused a subscription of {self.node!r}: {rc} — check the ACL"))
+
+
+def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    # Nagle + the broker's delayed ACK hold a PUBLISH written right after a PUBACK for ~40 ms:
+    # a call would reach the board 80 ms late. Small control messages must go out at once.
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class Mosquitto:
             "max_queued_messages 10000",
             "max_inflight_messages 100",
             "persistent_client_expiration 1d",
+            "set_tcp_nodelay true",
         ]
         if self.password_file:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]

@@ -18,8 +18,8 @@ Day 1 (service day 2026-11-23)
 480  G issued (Văn hoá – Xã hội), never called: expires at the reset
 510  H issued (Đất đai)          515 counter 3 calls H (wait 5), never finished: closed by the reset
 525  counter 4 pauses (16:45), never resumed: counted until closing time 17:00
-     (the next command comes 7 hours later: the hub takes that for a clock jump and flags the
-     tickets still open, G and H; H's wait is reported with the clock-jump flag)
+     (the next command comes 7 hours later: a quiet evening, not a clock jump — the hub tells
+     jumps by its monotonic clock — so G and H are not flagged)
 950  F issued (Chứng thực) at 23:50   970 counter 2 calls F at 00:10 (wait 20 > target 10)
 980  counter 2 Finish F (service 10) — still service day 2026-11-23 (reset at 04:00)
 Day 2 (2026-11-24)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# xephang — the two commands of the README.
+#   ./xephang.sh demo [options]   a whole virtual commune centre on this machine
+#   ./xephang.sh test [pytest args]   install what is missing, lint, and run every test
+# Both set everything up themselves on a fresh Debian / Raspberry Pi OS (root or sudo).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+say() { printf '\033[1m[xephang]\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root (or sudo) to run: $*"; exit 1; fi
+}
+
+install_system_packages() {
+  local missing=()
+  [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto)
+  command -v mosquitto_passwd >/dev/null || missing+=(mosquitto)
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  command -v sox >/dev/null || missing+=(sox)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_python() {
+  python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
+    say "Python 3.11 or newer is needed (found $(python3 --version 2>&1))"; exit 1; }
+  if [ ! -x .venv/bin/python ]; then
+    say "creating the virtual environment .venv"
+    python3 -m venv .venv
+  fi
+  local stamp=.venv/.xephang-installed
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    say "installing Python packages (pip install -e '.[dev]')"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    touch "$stamp"
+  fi
+}
+
+setup() {
+  install_system_packages
+  install_python
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  demo)
+    setup
+    exec .venv/bin/xephang demo "$@"
+    ;;
+  test)
+    setup
+    say "ruff"
+    .venv/bin/ruff check .
+    say "generated docs up to date"
+    .venv/bin/xephang docs --check
+    say "pytest"
+    exec .venv/bin/python -m pytest -q "$@"
+    ;;
+  setup)
+    setup
+    ;;
+  *)
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
