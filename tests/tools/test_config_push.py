@@ -34,6 +34,26 @@ def wait_rev(sb, rev: int, timeout: float = 10.0):
     raise AssertionError(f"{NODE} never reached config rev {rev}")
 
 
+def session_of(sb) -> int:
+    """The session of the node's retained online status (grows on every connect), or -1."""
+    from xephang.contract import NodeStatus
+
+    with sb.client("tech") as c:
+        c.subscribe(c.topics.status(NODE))
+        m = c.get(0.5)
+    st = NodeStatus.model_validate_json(m.payload) if m and m.payload else None
+    return st.session if st and st.online else -1
+
+
+def wait_reconnected(sb, before: int, timeout: float = 10.0) -> None:
+    """Until the restarted node is online with a newer session (so it listens for pushes)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if session_of(sb) > before:
+            return
+    raise AssertionError(f"{NODE} did not come back")
+
+
 def tool(sb, *args: str) -> list[str]:
     return [*args, "--port", str(sb.broker.port), "--password-file", str(sb.files.passwords_dir / "tech.pw")]
 
@@ -97,14 +117,18 @@ def test_a_node_killed_while_saving_boots_with_the_last_good_config(secured_brok
     n = sample_node()
     wait_rev(secured_broker, 0)
     assert push(secured_broker, capsys, tmp_path, 'greeting = "Lần một"\n')[0] == 0
+    before = session_of(secured_broker)
     n.stop()
     n.start(SAMPLE_DIE_IN_WRITE="1")
+    wait_reconnected(secured_broker, before)
     wait_rev(secured_broker, 1)
     rc, _, err = push(secured_broker, capsys, tmp_path, 'greeting = "Lần hai"\n', "--timeout", "3")
     assert rc == 3 and "no ack" in err  # it died before answering
     assert n.proc.wait(10) == -9
     assert (n.state / f"{NODE}.config.json.tmp").exists()  # the torn half-file is there …
+    before = session_of(secured_broker)  # the killed process's Will says offline; its session is the last one
     n.start()
+    wait_reconnected(secured_broker, max(before, 0))
     st = wait_rev(secured_broker, 1)  # … and ignored: the last good config survives
     assert st.config["greeting"] == "Lần một"
     rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Lần ba"\n')
