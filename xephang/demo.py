@@ -88,7 +88,7 @@ class NodeProcess:
         cmd = [sys.executable, "-c", f"import sys; from {mod} import main; sys.exit(main())"]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
 
     @property
     def pid(self) -> int | None:
@@ -115,6 +115,14 @@ class NodeProcess:
         if self._log:
             self._log.close()
             self._log = None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the demo itself dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def available(script: str) -> bool:
@@ -512,6 +520,11 @@ class Demo:
                                                  lang=self.opts.lang, now=end)
                 self.say(render_report(rep, self.opts.lang))
                 (self.out / "report.json").write_text(json.dumps(rep, ensure_ascii=False, indent=1))
+                with contextlib.suppress(ImportError):
+                    from hubd.report_render import render_html
+
+                    (self.out / "report.html").write_text(render_html(rep))
+                    self.say(f"  báo cáo in được / printable report: {self.out / 'report.html'}")
             except Exception as exc:  # the report must not hide where the outputs are
                 log.exception("report failed")
                 self.say(f"(báo cáo lỗi / report failed: {exc}; tóm tắt riêng / own summary below)")
@@ -580,7 +593,20 @@ def render_accounting(a: dict[str, Any]) -> str:
 
 
 def render_report(rep: dict[str, Any], lang: str = "vi") -> str:
-    """The hub's report dict (``hubd.reports``, schema xephang.report.v1) as a terminal table."""
+    """The hub's report dict (``hubd.reports``) as text: ``xephang report``'s own table when
+    installed (the head sees the same page as on the hub), else a compact table of ours."""
+    try:
+        from hubd.report_render import render_table
+    except ImportError:
+        return _own_table(rep, lang)
+    try:
+        return render_table(rep).rstrip("\n")
+    except (KeyError, TypeError, ValueError) as exc:  # a report of another version: ours still reads it
+        log.warning("report renderer failed (%s): using the demo's table", exc)
+        return _own_table(rep, lang)
+
+
+def _own_table(rep: dict[str, Any], lang: str) -> str:
     vi = lang == "vi"
     period = rep.get("period") or {}
     head = ("Báo cáo trong ngày" if vi else "The day's report") + (f" — {period.get('label')}" if period.get("label") else "")

@@ -270,8 +270,8 @@ class DeviceRegistry:
         rows = [head]
         order = {"hub": 0, "dispenser": 1, "counter": 2, "display": 3, "announcer": 4}
         for d in sorted(self.devices.values(), key=lambda d: (order.get(d.node.split("-")[0], 9), _natural(d.node))):
-            if d.status is None and d.health is None:
-                continue
+            if (d.status is None and d.health is None) or d.node == "tech" or d.node.startswith("tech-"):
+                continue  # a technician's tool is not a device of the centre
             state = ("trực tuyến" if lang == "vi" else "online") if d.online else ("MẤT KẾT NỐI" if lang == "vi" else "OFFLINE")
             version = (d.health.version if d.health else "") or (d.status.version if d.status else "")
             uptime = _duration(d.health.uptime_s) if d.health else "-"
