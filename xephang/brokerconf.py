@@ -236,6 +236,8 @@ def write_broker_files(out_dir: Path, site: Site, accounts: list[NodeAccount], *
     """
     out_dir = Path(out_dir)
     pw_dir = out_dir / "passwords"
+    pw_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(pw_dir, 0o700)  # one board's password must not be readable by another account
     passwords: dict[str, str] = {}
     for acc in accounts:
         f = pw_dir / f"{acc.username}.pw"
@@ -311,5 +313,5 @@ def run_broker_config(args: argparse.Namespace) -> int:
     print(f"Đã ghi / written: {files.conf}, {files.password_file}, {files.acl_file}")
     print(f"Mật khẩu từng nút / one password per node: {files.passwords_dir}/<node>.pw "
           f"({len(accounts)} tài khoản / accounts: {', '.join(a.username for a in accounts)})")
-    print("Cài đặt / install: docs/install-pi.md §broker")
+    print("Cài đặt / install: docs/install-pi.md §4")
     return 0
