@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
@@ -123,6 +123,23 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def presentation(env: Mapping[str, str], *, asound_cards: str | None, headless: bool = False) -> tuple[bool, bool]:
+    """(the board in a window, the speaker on the sound card) on this machine; else PNG frames and WAVs."""
+    if headless:
+        return False, False
+    window = bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+    cards = (asound_cards or "").strip()
+    speaker = bool(cards) and "no soundcards" not in cards
+    return window, speaker
+
+
+def _asound_cards() -> str | None:
+    try:
+        return Path("/proc/asound/cards").read_text()
+    except OSError:
+        return None
 
 
 def available(script: str) -> bool:
@@ -239,6 +256,7 @@ class DemoOptions:
     verbose: bool = False
     ready_timeout_s: float = 40.0
     load: float = 1.0
+    headless: bool = False
 
 
 class Demo:
@@ -256,6 +274,9 @@ class Demo:
         self.summary: dict[str, Any] = {}
         self.last_line = ""
         self._status_width = 0
+        self.window, self.speaker = presentation(os.environ, asound_cards=_asound_cards(), headless=opts.headless)
+        self.live: set[str] = set()  # nodes on the real screen / sound card (sim hardware if that fails)
+        self._reported_dead: set[str] = set()
 
     # ---- output ----------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -306,25 +327,61 @@ class Demo:
             "GPIOZERO_PIN_FACTORY": "mock",
             "PYTHONUNBUFFERED": "1",
         })
-        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            env.setdefault("SDL_VIDEODRIVER", "dummy")
         if voice is not None and spec.script == "announcerd":
             env["XEPHANG_ANNOUNCER__VOICE_PACK"] = str(voice)
+        if spec.node in self.live and spec.script == "displayd":
+            # a window on the desktop instead of PNG frames (a display needs no keys: sim off is safe)
+            env.update({"XEPHANG_SIM": "false", "XEPHANG_SCREEN__FULLSCREEN": "false", "XEPHANG_SCREEN__SIZE": "[1280, 720]"})
+        elif spec.node in self.live and spec.script == "announcerd":
+            env["XEPHANG_SIM"] = "false"  # the sound card instead of WAV files
+        else:
+            env.setdefault("SDL_VIDEODRIVER", "dummy")
+            env.setdefault("SDL_AUDIODRIVER", "dummy")
         env.update(spec.env)
         return env
 
     def _launch(self, clock: ScaledClock) -> None:
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        voice = cached_voice_pack() if available("announcerd") else None
+        self._voice = cached_voice_pack() if available("announcerd") else None
         for spec in node_plan(self.site):
             if not available(spec.script):
                 self.skipped[spec.node] = f"`{spec.script}` is not installed"
                 self.say(f"⚠ bỏ qua / skipping {spec.node}: {self.skipped[spec.node]}")
                 continue
-            np_ = NodeProcess(spec, self.out / "logs" / f"{spec.node}.log")
-            np_.start(self._env(spec, clock, voice))
-            self.nodes[spec.node] = np_
+            if (spec.script == "displayd" and self.window) or (spec.script == "announcerd" and self.speaker):
+                self.live.add(spec.node)
+            self._start_node(spec, clock)
+        self._write_pids()
+
+    def _start_node(self, spec: NodeSpec, clock: ScaledClock) -> None:
+        np_ = NodeProcess(spec, self.out / "logs" / f"{spec.node}.log")
+        np_.start(self._env(spec, clock, self._voice))
+        self.nodes[spec.node] = np_
+
+    def _write_pids(self) -> None:
         (self.out / "processes.json").write_text(json.dumps({n: p.pid for n, p in self.nodes.items()}, indent=1))
+
+    def _fall_back(self) -> None:
+        """A board that could not open the real screen or sound card runs on simulated hardware."""
+        for n in list(self.live):
+            p = self.nodes[n]
+            if p.alive():
+                continue
+            p.wait(0)
+            p.close_log()
+            self.live.discard(n)
+            self.say(f"  {n}: không mở được màn hình/loa thật / no real screen or speaker (code {p.exit_code}): "
+                     "PNG/WAV instead")
+            self._start_node(p.spec, self.clock)
+            self._write_pids()
+
+    def _watch_nodes(self) -> None:
+        self._fall_back()
+        for n, p in self.nodes.items():
+            if n not in self._reported_dead and not p.alive():
+                p.wait(0)
+                self._reported_dead.add(n)
+                self.say(f"⚠ {n} đã dừng / stopped (code {p.exit_code}): see {p.log_path}")
 
     def _wait_ready(self, client: ToolClient) -> None:
         """Until every launched node says it is online (or its process died)."""
@@ -332,6 +389,7 @@ class Demo:
         online: set[str] = set()
         end = time.monotonic() + self.opts.ready_timeout_s
         while want - online and time.monotonic() < end and not self.stop.is_set():
+            self._fall_back()
             for n in list(want - online):
                 p = self.nodes[n]
                 if not p.alive():
@@ -440,6 +498,7 @@ class Demo:
                 m = client.get(0)
             if time.monotonic() >= next_status:
                 next_status = time.monotonic() + (0.25 if self.tty else max(2.0, span / o.speed / 10))
+                self._watch_nodes()
                 self.status(self._status_line(sim, now, start, end))
         # the last events of presses already made
         drain_until = time.monotonic() + 1.0
@@ -501,6 +560,7 @@ class Demo:
         if self.broker is not None:
             self.broker.stop()
         self.summary["nodes"] = {n: {"pid": p.pid, "exit_code": p.exit_code} for n, p in self.nodes.items()}
+        self.summary["live"] = sorted(self.live)
         self.summary["skipped"] = self.skipped
 
     # ---- after the day -----------------------------------------------------------------------
@@ -536,8 +596,14 @@ class Demo:
         self.summary["files"] = {k: len(v) for k, v in files.items()}
         self.say("\nKết quả / outputs:")
         self.say(f"  vé / tickets (PNG):        {len(files['tickets'])} in {_dirs(files['tickets'])}")
-        self.say(f"  bảng / board frames (PNG): {len(files['frames'])} in {_dirs(files['frames'])}")
-        self.say(f"  loa / announcements (WAV): {len(files['wavs'])} in {_dirs(files['wavs'])}")
+        if "display-hall" in self.live:
+            self.say("  bảng / board: trong cửa sổ / shown in a window (--headless for PNG frames)")
+        else:
+            self.say(f"  bảng / board frames (PNG): {len(files['frames'])} in {_dirs(files['frames'])}")
+        if "announcer-hall" in self.live:
+            self.say("  loa / announcements: phát qua loa / played on the sound card (--headless for WAVs)")
+        else:
+            self.say(f"  loa / announcements (WAV): {len(files['wavs'])} in {_dirs(files['wavs'])}")
         self.say(f"  sổ cái / ledger: {ledger}\n  nhật ký / logs: {self.out / 'logs'}")
         self.say(f"  thời gian thực / wall time: {self.summary['wall_s']:.1f} s")
 
@@ -683,6 +749,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--load", type=float, default=1.0, help="citizen arrivals × this (default 1)")
     p.add_argument("--lang", choices=("vi", "en"), default="vi")
     p.add_argument("--verbose", "-v", action="store_true", help="print every event (not only the live line)")
+    p.add_argument("--headless", action="store_true",
+                   help="board as PNG frames and announcements as WAVs even when a display / sound card exists")
     p.set_defaults(func=run_demo)
 
 
@@ -693,7 +761,7 @@ def run_demo(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(logging.WARNING)  # the live line is the output; daemons log to files
     opts = DemoOptions(out=args.out or default_out_dir(), site_file=args.site_file, speed=args.speed,
                        minutes=args.minutes, start=args.start, seed=args.seed, lang=args.lang, verbose=args.verbose,
-                       load=args.load)
+                       load=args.load, headless=args.headless)
     demo = Demo(opts)
     with _stop_on_signals(demo.stop):
         return demo.run()

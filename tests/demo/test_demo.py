@@ -151,7 +151,24 @@ def test_ctrl_c_stops_every_process_and_another_demo_starts_at_once(tmp_path, sh
     assert p.returncode == 130, rest[-2000:]
     assert "stopped on request" in rest
     assert_no_strays(first)
+    # the second one believes there is a desktop (DISPLAY set, but no X server answers): the board
+    # cannot open a window, and runs on the simulated screen instead
     second = subprocess.run(demo_cmd(tmp_path / "second", "--start", "09:00", "--minutes", "4"), capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, env={**os.environ, "DISPLAY": ":99"})
     assert second.returncode == 0, second.stdout[-2000:]
+    assert "display-hall: không mở được màn hình" in second.stdout
+    s = json.loads((tmp_path / "second" / "summary.json").read_text())
+    assert s["live"] == [] and not s["skipped"] and s["files"]["frames"] > 0
     assert_no_strays(tmp_path / "second")
+
+
+@pytest.mark.parametrize(("env", "cards", "headless", "want"), [
+    ({"DISPLAY": ":0"}, " 0 [PCH            ]: HDA-Intel - HDA Intel PCH\n", False, (True, True)),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, None, False, (True, False)),
+    ({}, "--- no soundcards ---\n", False, (False, False)),
+    ({"DISPLAY": ":0"}, " 0 [PCH ]: HDA-Intel\n", True, (False, False)),
+])
+def test_the_board_uses_a_window_and_the_speaker_only_when_the_machine_has_them(env, cards, headless, want):
+    from xephang.demo import presentation
+
+    assert presentation(env, asound_cards=cards, headless=headless) == want
