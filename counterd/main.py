@@ -32,7 +32,6 @@ from xephang.contract import (
     REQUEST_MODELS,
     BadPayload,
     CounterState,
-    NodeStatus,
     Reply,
     ServiceState,
     SimPress,
@@ -41,6 +40,7 @@ from xephang.contract import (
 )
 from xephang.daemon import Daemon
 from xephang.hw import KeyPress, make_pin_factory
+from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings, SettingsError
 from xephang.site import Counter
 
@@ -89,8 +89,7 @@ class CounterDaemon(Daemon[CounterdSettings]):
         self.site_services: tuple[str, ...] = ()
         self.board: CounterBoard | None = None
         self.core: CounterBox | None = None
-        self._hub_session = -1
-        self._hub_status_online = False
+        self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self.sent: list[Send] = []  # recent requests (tests, health)
 
     @classmethod
@@ -236,23 +235,13 @@ class CounterDaemon(Daemon[CounterdSettings]):
 
     # ---- hub state ---------------------------------------------------------------------------
     def _on_hub_status(self, msg: Inbound) -> None:
-        if not msg.payload:  # the retained status was cleared: nobody vouches for the hub
-            self._hub_status_online = False
-        else:
-            st = decode(NodeStatus, msg.payload)
-            if st.online:
-                self._hub_session = max(self._hub_session, st.session)
-                self._hub_status_online = True
-            elif st.session >= self._hub_session:
-                self._hub_status_online = False
-            else:
-                log.debug("stale hub Will (session %s < %s) ignored", st.session, self._hub_session)
-        self._set_hub_online()
+        if self._hub_watch.update(msg.payload) is not None:
+            self._set_hub_online()
 
     def _set_hub_online(self) -> None:
         if self.core is None:
             return
-        online = self._hub_status_online and self.bus.connected.is_set()
+        online = self._hub_watch.online and self.bus.connected.is_set()
         self._run(self.core.set_hub_online(online, self._mono()))
 
     def _on_counter_state(self, msg: Inbound) -> None:

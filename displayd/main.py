@@ -35,7 +35,6 @@ from xephang.contract import (
     CounterEvent,
     CounterState,
     HallState,
-    NodeStatus,
     Reply,
     Resync,
     ServiceState,
@@ -45,6 +44,7 @@ from xephang.contract import (
     new_request_id,
 )
 from xephang.daemon import EXIT_CONFIG, Daemon
+from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         self.model.set_ticker(cfg.ticker)
         self.renderer = BoardRenderer(config=cfg, labels=self.labels)
         self.screen = screen
-        self._hub_session = -1
+        self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self._next_draw = 0.0
         self._force_full = True  # next frame redraws everything (new screen, config, expose)
         self._drawn_content: tuple[int, int] | None = None
@@ -250,18 +250,9 @@ class DisplayDaemon(Daemon[DisplaySettings]):
             log.info("event rev %s arrived before rev %s: held", ev.rev, (self.model.rev or 0) + 1)
 
     def _on_hub_status(self, msg: Inbound) -> None:
-        now = self._fx()
-        if not msg.payload:  # retained status cleared: nobody says the hub is there
-            self.model.set_link(now=now, hub_online=False)
-            return
-        st = decode(NodeStatus, msg.payload)
-        if st.online:
-            self._hub_session = max(self._hub_session, st.session)
-            self.model.set_link(now=now, hub_online=True)
-        elif st.session >= self._hub_session:
-            self.model.set_link(now=now, hub_online=False)
-        else:  # the late Will of an older connection: the hub is back already
-            log.info("ignoring hub offline of old session %s (online session %s)", st.session, self._hub_session)
+        online = self._hub_watch.update(msg.payload)
+        if online is not None:  # None: the late Will of an older connection, the hub is back already
+            self.model.set_link(now=self._fx(), hub_online=online)
 
     def on_sim_press(self, press: SimPress) -> None:
         if press.button in ("snapshot", "screenshot") and isinstance(self.screen, HeadlessScreen):

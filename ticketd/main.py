@@ -39,16 +39,15 @@ from xephang.clock import VN_TZ, Clock
 from xephang.contract import (
     BadPayload,
     IssueTicket,
-    NodeStatus,
     Reply,
     SimPress,
     TicketInfo,
     VoidTicket,
-    decode,
     new_request_id,
 )
 from xephang.daemon import Daemon
 from xephang.hw import KeyPress, make_pin_factory
+from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings, SettingsError
 from xephang.site import Site
 
@@ -95,7 +94,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self.printer: Printer | None = None
         self.renderer: TicketRenderer | None = None
         self.hub_online = False
-        self._hub_session = -1
+        self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self._next_printer_check = 0.0
         self._issuing: TicketJob | None = None
         self.last_error = ""
@@ -497,17 +496,9 @@ class TicketDaemon(Daemon[TicketdSettings]):
             self.clear_alert("font-glyphs")
 
     def _on_hub_status(self, msg: Inbound) -> None:
-        if not msg.payload:  # the retained status was cleared: nobody vouches for the hub
-            self._set_hub_online(False)
-            return
-        st = decode(NodeStatus, msg.payload)
-        if st.online:
-            self._hub_session = max(self._hub_session, st.session)
-            self._set_hub_online(True)
-        elif st.session >= self._hub_session:
-            self._set_hub_online(False)
-        else:
-            log.debug("stale hub Will (session %s < %s) ignored", st.session, self._hub_session)
+        online = self._hub_watch.update(msg.payload)
+        if online is not None:
+            self._set_hub_online(online)
 
     def _set_hub_online(self, online: bool) -> None:
         if online != self.hub_online:
