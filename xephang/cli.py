@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "xephang.demo",  # demo: a whole centre on this machine
     "hubd.reports_cli",  # report
     "announcerd.voice_cli",  # voice build / voice record
+    "province.cli",  # bridge-config, ingest, province-db, province-report
 )
 
 log = logging.getLogger("xephang")

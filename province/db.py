@@ -1,0 +1,134 @@
+"""PostgreSQL connection and versioned schema migrations for the province database.
+
+Migrations are a numbered list in code; ``schema_migrations`` records which ran. Each runs in
+its own transaction under an advisory lock, so two ingesters starting together do not race.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/xephang"
+MIGRATION_LOCK = 0x7865_7068  # 'xeph': pg_advisory_xact_lock key for migrations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "base", """
+CREATE TABLE sites (
+    site text PRIMARY KEY,
+    name_vi text NOT NULL DEFAULT '',
+    name_en text NOT NULL DEFAULT '',
+    timezone text NOT NULL DEFAULT 'Asia/Ho_Chi_Minh',
+    daily_reset time NOT NULL DEFAULT '04:00',
+    rating_scale int NOT NULL DEFAULT 5,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE site_services (
+    site text NOT NULL, service text NOT NULL, pos int NOT NULL DEFAULT 0,
+    name_vi text NOT NULL DEFAULT '', name_en text NOT NULL DEFAULT '',
+    target_wait_min double precision,
+    PRIMARY KEY (site, service)
+);
+-- every event as the centre's hub published it; (site, event_id) makes redelivery a no-op
+CREATE TABLE events (
+    site text NOT NULL, event_id text NOT NULL, rev bigint NOT NULL, at double precision NOT NULL,
+    family text NOT NULL, kind text NOT NULL, ticket_id bigint, counter int,
+    payload jsonb NOT NULL, received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, event_id)
+);
+CREATE INDEX events_ticket ON events (site, ticket_id, rev);
+CREATE INDEX events_site_rev ON events (site, rev);
+-- derived from a ticket's events in rev order (province.ingest.fold_ticket)
+CREATE TABLE tickets (
+    site text NOT NULL, ticket_id bigint NOT NULL, day date NOT NULL, number int, display text,
+    first_service text NOT NULL, service text NOT NULL, priority_group text, state text NOT NULL,
+    issued_at double precision NOT NULL, called_at double precision, rating int, transfers int NOT NULL DEFAULT 0,
+    last_call_rev bigint, last_rev bigint NOT NULL,
+    PRIMARY KEY (site, ticket_id)
+);
+CREATE INDEX tickets_day ON tickets (day, site);
+CREATE TABLE visits (
+    site text NOT NULL, ticket_id bigint NOT NULL, call_rev bigint NOT NULL, day date NOT NULL,
+    counter int NOT NULL, service text NOT NULL, called_at double precision NOT NULL,
+    ended_at double precision, outcome text, inferred boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (site, call_rev)
+);
+CREATE INDEX visits_day ON visits (day, site);
+CREATE INDEX visits_ticket ON visits (site, ticket_id);
+-- the newest retained daily summary per site and day (figures before every event is in)
+CREATE TABLE daily_summaries (
+    site text NOT NULL, day date NOT NULL, at double precision NOT NULL, payload jsonb NOT NULL,
+    PRIMARY KEY (site, day)
+);
+"""),
+]
+
+
+class ProvinceDbError(RuntimeError):
+    """The province database is unreachable or its schema is newer than this code."""
+
+
+def dsn_from_env(dsn: str | None = None) -> str:
+    """``dsn`` if given, else ``XEPHANG_PROVINCE_DSN``, else the local default."""
+    return dsn or os.environ.get("XEPHANG_PROVINCE_DSN") or DEFAULT_DSN
+
+
+def connect(dsn: str | None = None, **kw: Any) -> Any:
+    """A psycopg 3 connection (autocommit off)."""
+    import psycopg
+
+    try:
+        return psycopg.connect(dsn_from_env(dsn), **kw)
+    except psycopg.OperationalError as exc:
+        raise ProvinceDbError(f"cannot reach the province database: {exc}") from exc
+
+
+def schema_version(conn: Any) -> int:
+    """The highest migration applied (0 for an empty database)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(cur.fetchone()[0])
+
+
+def migrate(conn: Any) -> list[int]:
+    """Apply the migrations this database lacks; return their numbers."""
+    applied: list[int] = []
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, "
+                    "applied_at timestamptz NOT NULL DEFAULT now())")
+        cur.execute("SELECT version FROM schema_migrations")
+        done = {r[0] for r in cur.fetchall()}
+        newest = max(v for v, _, _ in MIGRATIONS)
+        if done and max(done) > newest:
+            raise ProvinceDbError(f"database schema {max(done)} is newer than this code ({newest})")
+        for version, name, sql in MIGRATIONS:
+            if version in done:
+                continue
+            cur.execute(sql)
+            cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+            applied.append(version)
+            log.info("province schema: applied migration %d (%s)", version, name)
+    return applied
+
+
+def upsert_site(conn: Any, site: Any) -> None:
+    """Record a centre's calendar, rating scale and service targets (from its site TOML)."""
+    s = site.site
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO sites (site, name_vi, name_en, timezone, daily_reset, rating_scale, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (site) DO UPDATE SET name_vi = EXCLUDED.name_vi, "
+            "name_en = EXCLUDED.name_en, timezone = EXCLUDED.timezone, daily_reset = EXCLUDED.daily_reset, "
+            "rating_scale = EXCLUDED.rating_scale, updated_at = now()",
+            (s.slug, s.name_vi, s.name_en or "", s.timezone, s.daily_reset, site.rating_scale))
+        cur.execute("DELETE FROM site_services WHERE site = %s", (s.slug,))
+        cur.executemany(
+            "INSERT INTO site_services (site, service, pos, name_vi, name_en, target_wait_min) VALUES (%s,%s,%s,%s,%s,%s)",
+            [(s.slug, sv.id, i, sv.name_vi, sv.name_en or "", sv.target_wait_min) for i, sv in enumerate(site.services)])

@@ -1,0 +1,485 @@
+"""The province ingester: every centre's events from the province broker into PostgreSQL.
+
+It holds a persistent MQTT 5 session on the province broker, subscribed (QoS 1) to
+``xephang/v1/+/event/#`` and ``xephang/v1/+/state/summary``, and acknowledges each message only
+after the transaction that stored it committed (paho's manual ack). A crash or a lost database
+therefore loses nothing: the broker redelivers whatever was not acknowledged.
+
+Idempotent by ``(site, event_id)``: a redelivered or replayed event changes nothing. Order does
+not matter either: the ingester stores the raw event, then rebuilds each touched ticket (and its
+visits) from all of that ticket's events sorted by ``rev`` (``fold_ticket``, a pure function), so
+events arriving late or out of order — a centre back after a week offline — give the same rows as
+if they had come in order.
+
+The shared ``Bus`` is a per-site client without manual acknowledgement, so this module drives
+paho itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from xephang.contract import ROOT_PREFIX, BadPayload, CounterEvent, DailySummary, TicketEvent, decode
+from xephang.settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+
+EVENT_FILTER = f"{ROOT_PREFIX}/+/event/#"
+SUMMARY_FILTER = f"{ROOT_PREFIX}/+/state/summary"
+DEFAULT_CLIENT_ID = "xephang-ingest"
+SESSION_EXPIRY_S = 30 * 86400  # the broker keeps our queue for a month of ingester downtime
+RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to us (one batch)
+
+
+# ---------------------------------------------------------------------------------------------- pure core
+
+
+@dataclass
+class EventRow:
+    """One stored event of a ticket, as the fold needs it."""
+
+    rev: int
+    kind: str
+    at: float
+    payload: dict[str, Any]
+
+
+@dataclass
+class VisitRow:
+    """One call of a ticket at a counter (the centre ledger's ``visits`` row, rebuilt)."""
+
+    call_rev: int
+    day: str
+    counter: int
+    service: str
+    called_at: float
+    ended_at: float | None = None
+    outcome: str | None = None  # served | no-show | transferred
+    inferred: bool = False
+
+
+@dataclass
+class TicketRow:
+    """A ticket as its events so far describe it (the centre ledger's ``tickets`` row, in part)."""
+
+    ticket_id: int
+    day: str
+    number: int | None
+    display: str | None
+    first_service: str
+    service: str
+    priority_group: str | None
+    state: str
+    issued_at: float
+    called_at: float | None
+    rating: int | None
+    transfers: int
+    last_call_rev: int | None
+    last_rev: int
+    visits: list[VisitRow] = field(default_factory=list)
+
+
+_END_OUTCOME = {"finished": "served", "no-show": "no-show", "transferred": "transferred"}
+
+
+def fold_ticket(ticket_id: int, events: Iterable[EventRow]) -> TicketRow | None:
+    """Rebuild one ticket and its visits from its events, whatever order they came in.
+
+    The same rules as the hub's engine: a ``called`` opens a visit at the ticket's counter and
+    current service; ``finished`` / ``no-show`` / ``transferred`` end the open one. The ticket's
+    state is that of its newest event; its wait ends at the first call.
+    """
+    evs = sorted(events, key=lambda e: e.rev)
+    if not evs:
+        return None
+    first_info = evs[0].payload.get("ticket") or {}
+    last_info = evs[-1].payload.get("ticket") or {}
+    issued = next((e for e in evs if e.kind == "issued"), None)
+    transfer = next((e for e in evs if e.kind == "transferred"), None)
+    if issued is not None:
+        first_service = issued.payload["ticket"]["service"]
+    elif transfer is not None and transfer.payload.get("from_service"):
+        first_service = transfer.payload["from_service"]  # the issue is still on its way
+    else:
+        first_service = first_info.get("service", "")
+    called_at = next((e.payload["ticket"].get("called_at") for e in evs
+                      if (e.payload.get("ticket") or {}).get("called_at") is not None), None)
+    rating = next((e.payload.get("score") for e in reversed(evs) if e.kind == "rated"), None)
+    row = TicketRow(
+        ticket_id=ticket_id, day=first_info.get("day", ""), number=first_info.get("number"),
+        display=first_info.get("display"), first_service=first_service,
+        service=last_info.get("service", first_service), priority_group=first_info.get("priority_group"),
+        state=last_info.get("state", "waiting"), issued_at=float(first_info.get("issued_at", evs[0].at)),
+        called_at=called_at, rating=rating, transfers=sum(1 for e in evs if e.kind == "transferred"),
+        last_call_rev=None, last_rev=evs[-1].rev)
+    open_visit: VisitRow | None = None
+    for e in evs:
+        info = e.payload.get("ticket") or {}
+        if e.kind == "called":
+            counter = e.payload.get("counter") or info.get("counter") or 0
+            open_visit = VisitRow(call_rev=e.rev, day=info.get("day", row.day), counter=int(counter),
+                                  service=info.get("service", row.service), called_at=e.at)
+            row.visits.append(open_visit)
+            row.last_call_rev = e.rev
+        elif e.kind in _END_OUTCOME and open_visit is not None:
+            open_visit.ended_at, open_visit.outcome = e.at, _END_OUTCOME[e.kind]
+            open_visit.inferred = bool(e.kind == "finished" and e.payload.get("inferred"))
+            open_visit = None
+    return row
+
+
+def parse_topic(topic: str) -> tuple[str, str, str] | None:
+    """``xephang/v1/{site}/event/{family}/{kind}`` → (site, family, kind); the summary → (site, 'summary', '')."""
+    parts = topic.split("/")
+    if len(parts) < 4 or "/".join(parts[:2]) != ROOT_PREFIX:
+        return None
+    site = parts[2]
+    if len(parts) == 6 and parts[3] == "event" and parts[4] in ("ticket", "counter"):
+        return site, parts[4], parts[5]
+    if len(parts) == 5 and parts[3] == "state" and parts[4] == "summary":
+        return site, "summary", ""
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- the store
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0  # new events
+    duplicates: int = 0
+    rejected: int = 0
+    summaries: int = 0
+    tickets: int = 0  # tickets rebuilt
+
+
+class Store:
+    """Writes batches of MQTT messages into the province database, one transaction a batch."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def write(self, messages: Iterable[tuple[str, bytes]]) -> BatchResult:
+        """Store ``(topic, payload)`` messages and rebuild the tickets they touch; commit."""
+        res = BatchResult()
+        events: dict[tuple[str, str], tuple[Any, ...]] = {}
+        summaries: dict[tuple[str, str], tuple[str, str, float, str]] = {}
+        for topic, payload in messages:
+            where = parse_topic(topic)
+            if where is None:
+                res.rejected += 1
+                log.warning("ingest: topic %s is not an event or a summary; dropped", topic)
+                continue
+            site, family, kind = where
+            try:
+                if family == "summary":
+                    if not payload:
+                        continue  # a cleared retained summary
+                    s = decode(DailySummary, payload)
+                    body = json.loads(payload)
+                    prev = summaries.get((site, s.day))
+                    if prev is None or prev[2] <= s.at:
+                        summaries[(site, s.day)] = (site, s.day, s.at, json.dumps(body, ensure_ascii=False))
+                    continue
+                ev = decode(TicketEvent if family == "ticket" else CounterEvent, payload)
+            except BadPayload as exc:
+                res.rejected += 1
+                log.warning("ingest: %s: %s payload dropped: %s", topic, exc.code, exc)
+                continue
+            body = json.loads(payload)
+            ticket_id = ev.ticket.id if family == "ticket" else None
+            counter = ev.counter
+            key = (site, ev.event_id)
+            if key in events:
+                res.duplicates += 1
+            events[key] = (site, ev.event_id, ev.rev, ev.at, family, ev.kind or kind, ticket_id, counter,
+                           json.dumps(body, ensure_ascii=False))
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            touched: set[tuple[str, int]] = set()
+            if events:
+                cur.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (site text, event_id text, rev bigint, "
+                            "at double precision, family text, kind text, ticket_id bigint, counter int, payload text) "
+                            "ON COMMIT DELETE ROWS")
+                with cur.copy("COPY incoming FROM STDIN") as cp:
+                    for r in events.values():
+                        cp.write_row(r)
+                cur.execute("INSERT INTO events (site, event_id, rev, at, family, kind, ticket_id, counter, payload) "
+                            "SELECT site, event_id, rev, at, family, kind, ticket_id, counter, payload::jsonb "
+                            "FROM incoming ON CONFLICT (site, event_id) DO NOTHING RETURNING site, ticket_id")
+                new = cur.fetchall()
+                res.stored = len(new)
+                res.duplicates += len(events) - len(new)
+                touched = {(s, t) for s, t in new if t is not None}
+            if touched:
+                res.tickets = self._rebuild(cur, touched)
+            if summaries:
+                cur.executemany(
+                    "INSERT INTO daily_summaries (site, day, at, payload) VALUES (%s, %s, %s, %s::jsonb) "
+                    "ON CONFLICT (site, day) DO UPDATE SET at = EXCLUDED.at, payload = EXCLUDED.payload "
+                    "WHERE daily_summaries.at <= EXCLUDED.at", list(summaries.values()))
+                res.summaries = len(summaries)
+        return res
+
+    def _rebuild(self, cur: Any, touched: set[tuple[str, int]]) -> int:
+        sites = [s for s, _ in touched]
+        ids = [t for _, t in touched]
+        cur.execute("SELECT e.site, e.ticket_id, e.rev, e.kind, e.at, e.payload FROM events e "
+                    "JOIN unnest(%s::text[], %s::bigint[]) AS k(site, ticket_id) "
+                    "ON e.site = k.site AND e.ticket_id = k.ticket_id ORDER BY e.site, e.ticket_id, e.rev",
+                    (sites, ids))
+        by_ticket: dict[tuple[str, int], list[EventRow]] = {}
+        for site, tid, rev, kind, at, payload in cur.fetchall():
+            by_ticket.setdefault((site, tid), []).append(EventRow(rev, kind, at, payload))
+        trows, vrows = [], []
+        for (site, tid), evs in by_ticket.items():
+            t = fold_ticket(tid, evs)
+            if t is None:
+                continue
+            trows.append((site, t.ticket_id, t.day, t.number, t.display, t.first_service, t.service, t.priority_group,
+                          t.state, t.issued_at, t.called_at, t.rating, t.transfers, t.last_call_rev, t.last_rev))
+            vrows += [(site, t.ticket_id, v.call_rev, v.day, v.counter, v.service, v.called_at, v.ended_at, v.outcome,
+                       v.inferred) for v in t.visits]
+        cur.execute("DELETE FROM visits v USING unnest(%s::text[], %s::bigint[]) AS k(site, ticket_id) "
+                    "WHERE v.site = k.site AND v.ticket_id = k.ticket_id", (sites, ids))
+        cur.executemany(
+            "INSERT INTO tickets (site, ticket_id, day, number, display, first_service, service, priority_group, state, "
+            "issued_at, called_at, rating, transfers, last_call_rev, last_rev) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (site, ticket_id) DO UPDATE SET "
+            "day = EXCLUDED.day, number = EXCLUDED.number, display = EXCLUDED.display, "
+            "first_service = EXCLUDED.first_service, service = EXCLUDED.service, "
+            "priority_group = EXCLUDED.priority_group, state = EXCLUDED.state, issued_at = EXCLUDED.issued_at, "
+            "called_at = EXCLUDED.called_at, rating = EXCLUDED.rating, transfers = EXCLUDED.transfers, "
+            "last_call_rev = EXCLUDED.last_call_rev, last_rev = EXCLUDED.last_rev", trows)
+        if vrows:
+            with cur.copy("COPY visits (site, ticket_id, call_rev, day, counter, service, called_at, ended_at, outcome, "
+                          "inferred) FROM STDIN") as cp:
+                for r in vrows:
+                    cp.write_row(r)
+        return len(trows)
+
+
+# ---------------------------------------------------------------------------------------------- the MQTT shell
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    db_errors: int = 0
+    last_commit: float = 0.0
+
+
+class Ingester:
+    """Province broker → PostgreSQL. ``run(stop)`` blocks until ``stop`` is set."""
+
+    def __init__(self, *, dsn: str, broker: BrokerSettings, client_id: str = DEFAULT_CLIENT_ID,
+                 batch_max: int = 1000, batch_wait_s: float = 0.05, session_expiry_s: int = SESSION_EXPIRY_S) -> None:
+        self.dsn = dsn
+        self.broker = broker
+        self.client_id = client_id
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.session_expiry_s = session_expiry_s
+        self.stats = IngestStats()
+        self.connected = threading.Event()
+        self._inbox: queue.Queue[tuple[int, int, int, str, bytes]] = queue.Queue()
+        self._generation = 0  # grows on every MQTT connect: acks of an older connection are void
+        self._client: Any = None
+        self._conn: Any = None
+
+    # ---- MQTT callbacks (paho's network thread)
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.error("ingest: province broker refused the connection: %s", reason)
+            return
+        self._generation += 1
+        client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1)])
+        log.info("ingest: connected to %s:%d (session present: %s)", self.broker.host, self.broker.port,
+                 flags.session_present)
+        self.connected.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        log.warning("ingest: disconnected from the province broker: %s", reason)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self._inbox.put((self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
+
+    def _make_client(self) -> Any:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                        manual_ack=True)
+        b = self.broker
+        if b.username or b.secret():
+            c.username_pw_set(b.username or self.client_id, b.secret())
+        if b.tls:
+            c.tls_set(ca_certs=str(b.ca_file) if b.ca_file else None)
+        c.reconnect_delay_set(0.5, max(1.0, b.reconnect_max_s))
+        c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
+        return c
+
+    def _connect_props(self) -> Any:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        p = Properties(PacketTypes.CONNECT)
+        p.SessionExpiryInterval = self.session_expiry_s
+        p.ReceiveMaximum = RECEIVE_MAXIMUM
+        return p
+
+    # ---- database
+    def _db(self) -> Any:
+        from province.db import connect, migrate
+
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.dsn)
+            migrate(self._conn)
+        return self._conn
+
+    def _commit_batch(self, batch: list[tuple[int, int, int, str, bytes]], stop: threading.Event) -> bool:
+        """Store ``batch`` (retrying while the database is away); True when it committed."""
+        import psycopg
+
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                res = Store(self._db()).write((t, p) for _, _, _, t, p in batch)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.stats.db_errors += 1
+                log.error("ingest: database unavailable (%s); retrying in %.1f s, nothing acknowledged", exc, delay)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.stats.batches += 1
+            self.stats.stored += res.stored
+            self.stats.duplicates += res.duplicates
+            self.stats.rejected += res.rejected
+            self.stats.last_commit = time.time()
+            return True
+        return False
+
+    def run(self, stop: threading.Event) -> None:
+        """Connect, then store and acknowledge batches until ``stop`` is set."""
+        self._db()  # fail early on a wrong DSN, and migrate
+        client = self._client = self._make_client()
+        client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                             clean_start=False, properties=self._connect_props())
+        client.loop_start()
+        try:
+            while not stop.is_set():
+                try:
+                    first = self._inbox.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                batch = [first]
+                deadline = time.monotonic() + self.batch_wait_s
+                while len(batch) < self.batch_max:
+                    left = deadline - time.monotonic()
+                    try:
+                        batch.append(self._inbox.get(timeout=left) if left > 0 else self._inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                self.stats.received += len(batch)
+                if not self._commit_batch(batch, stop):
+                    break
+                gen = self._generation
+                for g, mid, qos, _, _ in batch:
+                    # only now may the broker forget them; a message of an older connection will be
+                    # redelivered on this one anyway (and stored as a duplicate, i.e. not at all)
+                    if qos > 0 and g == gen:
+                        client.ack(mid, qos)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            if self._conn is not None:
+                self._conn.close()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def register(sub: Any) -> None:
+    """Add ``ingest`` and ``province-db`` to the ``xephang`` command line."""
+    import os
+    from pathlib import Path
+
+    p = sub.add_parser("ingest", help="province: centres' events from the province broker into PostgreSQL / "
+                                      "nhận sự kiện các trung tâm vào PostgreSQL")
+    p.add_argument("--dsn", default=None, help="PostgreSQL DSN (default $XEPHANG_PROVINCE_DSN)")
+    p.add_argument("--host", default=os.environ.get("XEPHANG_BROKER__HOST", "127.0.0.1"), help="province broker")
+    p.add_argument("--port", type=int, default=int(os.environ.get("XEPHANG_BROKER__PORT", "1883")))
+    p.add_argument("--username", default=os.environ.get("XEPHANG_BROKER__USERNAME"))
+    p.add_argument("--password-file", type=Path, default=os.environ.get("XEPHANG_BROKER__PASSWORD_FILE"))
+    p.add_argument("--tls-ca", type=Path, help="CA of the province broker (turns TLS on)")
+    p.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="stable id: the broker keeps this session")
+    p.add_argument("--site-file", type=Path, action="append", default=[],
+                   help="a centre's site TOML: registers its services, targets and calendar (repeatable)")
+    p.set_defaults(func=run_ingest)
+
+    q = sub.add_parser("province-db", help="province: create/upgrade the database and register centres / "
+                                           "tạo CSDL tỉnh, khai báo trung tâm")
+    q.add_argument("--dsn", default=None)
+    q.add_argument("site_files", type=Path, nargs="*", help="centres' site TOML files")
+    q.set_defaults(func=run_province_db)
+
+
+def _register_sites(dsn: str | None, files: list[Any]) -> int:
+    from province.db import connect, migrate, upsert_site
+    from xephang.settings import load_site
+
+    with connect(dsn) as conn:
+        applied = migrate(conn)
+        for f in files:
+            upsert_site(conn, load_site(f))
+    return len(applied)
+
+
+def run_province_db(args: Any) -> int:
+    from province.db import ProvinceDbError
+    from xephang.settings import SettingsError
+
+    try:
+        n = _register_sites(args.dsn, args.site_files)
+    except (ProvinceDbError, SettingsError) as exc:
+        print(exc)
+        return 2
+    print(f"CSDL tỉnh sẵn sàng / province database ready: {n} migration(s) applied, "
+          f"{len(args.site_files)} centre(s) registered")
+    return 0
+
+
+def run_ingest(args: Any) -> int:
+    import signal
+
+    from province.db import ProvinceDbError, dsn_from_env
+
+    try:
+        if args.site_file:
+            _register_sites(args.dsn, args.site_file)
+        broker = BrokerSettings(host=args.host, port=args.port, username=args.username,
+                                password_file=args.password_file, tls=bool(args.tls_ca), ca_file=args.tls_ca)
+        ing = Ingester(dsn=dsn_from_env(args.dsn), broker=broker, client_id=args.client_id)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        ing.run(stop)
+    except ProvinceDbError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("ingest: stopped (%s)", ing.stats)
+    return 0
