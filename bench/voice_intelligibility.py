@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from announcerd import pcm  # noqa: E402
 from announcerd.compose import Composer  # noqa: E402
 from announcerd.numbers import NUMBER_TEXT, ReadingOptions, read_number, spoken  # noqa: E402
-from announcerd.voice_build import BASE, build_default_pack  # noqa: E402
+from announcerd.voice_build import BASE, TUNING, build_default_pack  # noqa: E402
 from announcerd.voicepack import load_pack, phrase_parts  # noqa: E402
 
 ASR_REQUIREMENT = "viet-asr==0.1.0.dev11"
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=8, help="print this many transcripts")
     ap.add_argument("--base", default="", help="tuning experiment: BASE changes, e.g. speed=140,pitch=50")
     ap.add_argument("--flat", action="store_true", help="tuning experiment: ignore the per-word table")
+    ap.add_argument("--table-drop", default="", help="tuning experiment: drop these keys from the table, e.g. pitch")
     ap.add_argument("--word-gap-ms", type=int, default=None)
     ap.add_argument("--pad-ms", type=int, default=500,
                     help="silence before and after, as in the hall (the recogniser drops an unpadded last word)")
@@ -190,14 +191,20 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_s)
         changes = {k: (v if k == "voice" else int(v)) for k, v in (kv.split("=") for kv in args.base.split(",") if kv)}
         base = replace(BASE, **changes) if changes else None
+        table = None
+        if args.flat:
+            table = {}
+        elif args.table_drop:
+            drop = set(args.table_drop.split(","))
+            table = {c: {k: v for k, v in t.items() if k not in drop} for c, t in TUNING.items()}
         pack_dir = Path(args.pack) if args.pack else build_default_pack(
-            tmp / "pack", dialect=args.dialect, base=base, table={} if args.flat else None)
+            tmp / "pack", dialect=args.dialect, base=base, table=table)
         pack = load_pack(pack_dir, options=options)
         silent_chime = pcm.silence(0, pack.sample_rate)
         composer = Composer(pack, repeats=1, chime=silent_chime, after_chime_ms=0, word_gap_ms=args.word_gap_ms,
                             phrase_gap_ms=args.phrase_gap_ms)
-        if changes or args.flat or args.word_gap_ms is not None or args.phrase_gap_ms is not None:
-            print(f"tuning experiment: base {changes or 'default'}, per-word table {'off' if args.flat else 'on'}, "
+        if changes or args.flat or args.table_drop or args.word_gap_ms is not None or args.phrase_gap_ms is not None:
+            print(f"tuning experiment: base {changes or 'default'}, per-word table {'off' if args.flat else 'on'} {args.table_drop and '- ' + args.table_drop}, "
                   f"gaps {composer.word_gap} / {composer.phrase_gap} samples")
         systems: dict[str, list[Path]] = {"pack (tuned clips)": []}
         t0 = time.perf_counter()
@@ -251,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             for ref, hyp_text in list(zip(refs, hyps, strict=True))[: args.show]:
                 print(f"    ref: {' '.join(ref)}\n    asr: {hyp_text}")
         names = list(shares)
-        if len(names) == 2 and shares[names[1]] > 0:
-            print(f"\nratio pack / baseline (both exact): {shares[names[0]] / shares[names[1]]:.2f}")
+        if len(names) == 2:
+            ratio = f"{shares[names[0]] / shares[names[1]]:.2f}" if shares[names[1]] else "n/a (baseline has none exact)"
+            print(f"\nratio pack / baseline (both exact): {ratio}")
         print(f"\nINTELLIGIBILITY (number and counter exact): {shares[names[0]]:.1%}")
     return 0
 
