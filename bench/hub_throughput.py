@@ -5,7 +5,7 @@ Runs a private mosquitto and the real ``hubd`` as a separate process, then:
    takes through the broker: counter → broker → hub → broker → board), p50/p99;
 2. call latency: ``call-next`` request sent → ``event/ticket/called`` received, p50/p99, and
    the ratio of its p99 to the raw two-hop p99;
-3. throughput: issue + call-next + finish cycles from a dispenser and four counters with a
+3. throughput: issue + call-next + finish cycles from a dispenser and eight counters with a
    window of requests in flight; every op is committed to the ledger (synchronous=FULL)
    before its reply. Measured on an empty ledger and on one holding a year of history;
 4. resident memory of the hub after a simulated day.
@@ -50,6 +50,9 @@ def bench_site_file(tmp: Path) -> Path:
     for old, new in (("[1001, 1999]", "[1, 2499]"), ("[2001, 2999]", "[2500, 4999]"),
                      ("[3001, 3999]", "[5000, 7499]"), ("[4001, 4999]", "[7500, 9999]")):
         text = text.replace(old, new)
+    # eight counters, two per service: a large centre pressing keys at once
+    text += "".join(f'\n[[counters]]\nnumber = {n}\nservices = ["{sv}"]\nofficer = "Cán bộ {n}"\n'
+                    for n, sv in ((5, "ho-tich"), (6, "dat-dai"), (7, "chung-thuc"), (8, "van-hoa-xa-hoi")))
     path = tmp / "site.bench.toml"
     path.write_text(text)
     return path
@@ -106,7 +109,7 @@ class Driver:
     def __init__(self, port: int, tmp: Path, site: str) -> None:
         bs = BrokerSettings(port=port)
         self.disp = Bus(site=site, node="dispenser-1", broker=bs, state_dir=tmp)
-        self.counters = {n: Bus(site=site, node=f"counter-{n}", broker=bs, state_dir=tmp) for n in (1, 2, 3, 4)}
+        self.counters = {n: Bus(site=site, node=f"counter-{n}", broker=bs, state_dir=tmp) for n in range(1, 9)}
         self.board = Bus(site=site, node="display-hall", broker=bs, state_dir=tmp)
         self.called_at: dict[int, float] = {}
         self.board.subscribe(self.board.topics.event("ticket", "called"), self._on_called)
@@ -155,14 +158,15 @@ def call_latency(d: Driver, n: int) -> list[float]:
     return out
 
 
-def throughput(d: Driver, ops: int, window: int = 48) -> float:
-    """issue → call-next → finish cycles on four counters; returns durable ops per second."""
-    services = {1: "ho-tich", 2: "chung-thuc", 3: "dat-dai", 4: "van-hoa-xa-hoi"}
+def throughput(d: Driver, ops: int, window: int = 64) -> float:
+    """issue → call-next → finish cycles on eight counters; returns durable ops per second."""
+    services = {1: "ho-tich", 2: "chung-thuc", 3: "dat-dai", 4: "van-hoa-xa-hoi",
+                5: "ho-tich", 6: "dat-dai", 7: "chung-thuc", 8: "van-hoa-xa-hoi"}
     done = [0]
     inflight = [0]
     plan: list[tuple[Bus, object]] = []
     for i in range(ops // 3):
-        n = 1 + i % 4
+        n = 1 + i % 8
         plan.append((d.disp, IssueTicket(request_id=new_request_id(), source="dispenser-1", service=services[n])))
         plan.append((d.counters[n], CallNext(request_id=new_request_id(), source=f"counter-{n}", counter=n)))
         plan.append((d.counters[n], Finish(request_id=new_request_id(), source=f"counter-{n}", counter=n)))
@@ -315,7 +319,7 @@ def main() -> None:
                 print(f"{name}:")
                 print(f"  call latency (call-next → event/ticket/called): p50 {statistics.median(lat[k]):.2f} ms, "
                       f"p99 {pct(lat[k], 99):.2f} ms; p99 / raw two-hop p99 = {pct(lat[k], 99) / pct(raw, 99):.2f}×")
-                print(f"  durable ops/s (issue+call+finish, 4 counters + dispenser): median {rate:.0f} "
+                print(f"  durable ops/s (issue+call+finish, 8 counters + dispenser): median {rate:.0f} "
                       f"(runs: {', '.join(f'{r:.0f}' for r in rates[k])})")
             hub, state = hubs["empty"]
             before = rss_kb(hub.pid)

@@ -161,6 +161,7 @@ class QueueEngine:
         self.streak: dict[str, int] = {}  # service -> priority calls in a row
         self.service_ewma: dict[str, float] = {s.id: s.mean_service_min * 60 for s in site.services}
         self.last_calls: list[dict[str, Any]] = []
+        self.last_called: dict[str, str] = {}  # service -> number shown as last called today
         self.next_ticket_id = 1
         self.next_visit_id = 1
         self.next_pause_id = 1
@@ -264,6 +265,7 @@ class QueueEngine:
             self._ticket_event(out, now, "expired", t, reason="day-end")
         self.streak.clear()
         self.last_calls = []
+        self.last_called = {}
         out.day_rolled = True
         return out
 
@@ -371,6 +373,7 @@ class QueueEngine:
 
     def _remember_call(self, ev: Event) -> None:
         tk = ev.payload["ticket"]
+        self.last_called[tk["service"]] = tk["display"]
         self.last_calls.insert(0, {"rev": ev.rev, "at": ev.at, "kind": ev.kind, "display": tk["display"],
                                    "service": tk["service"], "counter": tk["counter"]})
         del self.last_calls[LAST_CALLS:]
@@ -537,8 +540,7 @@ class QueueEngine:
         svc = self.services[service]
         ws = self.waiting([service])
         last_issued = self.sequences.get((self.day, service))
-        called = [t for t in self.tickets.values() if t.service == service and t.called_at is not None and t.day == self.day]
-        last_called = max(called, key=lambda t: t.last_called_at or 0).display if called else None
+        last_called = self.last_called.get(service)
         return {"id": service, "name_vi": svc.name_vi, "name_en": svc.name_en, "prefix": svc.prefix,
                 "waiting": len(ws), "waiting_priority": sum(1 for t in ws if t.priority_group),
                 "est_wait_min": self.estimate(service, len(ws)),
@@ -556,7 +558,7 @@ class QueueEngine:
     def meta(self) -> dict[str, Any]:
         """Engine state that is not in a row table."""
         return {"rev": self.rev, "day": self.day, "streak": self.streak, "service_ewma": self.service_ewma,
-                "last_calls": self.last_calls, "next_ticket_id": self.next_ticket_id,
+                "last_calls": self.last_calls, "last_called": self.last_called, "next_ticket_id": self.next_ticket_id,
                 "next_visit_id": self.next_visit_id, "next_pause_id": self.next_pause_id, "last_now": self.last_now}
 
     def load_meta(self, m: dict[str, Any]) -> None:
@@ -565,6 +567,7 @@ class QueueEngine:
         self.streak = dict(m.get("streak", {}))
         self.service_ewma.update({k: float(v) for k, v in m.get("service_ewma", {}).items() if k in self.services})
         self.last_calls = list(m.get("last_calls", []))
+        self.last_called = dict(m.get("last_called", {}))
         self.next_ticket_id = int(m.get("next_ticket_id", 1))
         self.next_visit_id = int(m.get("next_visit_id", 1))
         self.next_pause_id = int(m.get("next_pause_id", 1))

@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,10 @@ def _upsert_sql(table: str, cols: list[str]) -> str:
     return f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({ph})"
 
 
+def _values(obj: object, cols: list[str]) -> tuple[Any, ...]:
+    return tuple(getattr(obj, c) for c in cols)  # flat fields only: cheaper than dataclasses.asdict
+
+
 TICKET_COLS, VISIT_COLS = _cols(Ticket), _cols(Visit)
 COUNTER_COLS, PAUSE_COLS = _cols(CounterRt), _cols(Pause)
 
@@ -129,16 +133,16 @@ class Ledger:
         db = self.db
         if out.tickets:
             db.executemany(_upsert_sql("tickets", TICKET_COLS),
-                           [tuple(asdict(engine.tickets[i]).values()) for i in out.tickets if i in engine.tickets])
+                           [_values(engine.tickets[i], TICKET_COLS) for i in out.tickets if i in engine.tickets])
         if out.visits:
             db.executemany(_upsert_sql("visits", VISIT_COLS),
-                           [tuple(asdict(engine.visits[i]).values()) for i in out.visits if i in engine.visits])
+                           [_values(engine.visits[i], VISIT_COLS) for i in out.visits if i in engine.visits])
         if out.counters:
             db.executemany(_upsert_sql("counters", COUNTER_COLS),
-                           [tuple(asdict(engine.counters[i]).values()) for i in out.counters])
+                           [_values(engine.counters[i], COUNTER_COLS) for i in out.counters])
         if out.pauses:
             db.executemany(_upsert_sql("pauses", PAUSE_COLS),
-                           [tuple(asdict(engine.pauses[i]).values()) for i in out.pauses if i in engine.pauses])
+                           [_values(engine.pauses[i], PAUSE_COLS) for i in out.pauses if i in engine.pauses])
         if out.sequences:
             db.executemany("INSERT OR REPLACE INTO sequences (day, service, last_number) VALUES (?, ?, ?)",
                            [(d, s, engine.sequences[(d, s)]) for d, s in out.sequences])

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,7 +52,8 @@ log = logging.getLogger(__name__)
 
 STATE_MIN_INTERVAL_S = 0.1  # retained state at most 10 times a second; events carry the rest
 CLOCK_JUMP_S = 30.0  # wall clock vs monotonic clock disagreement that counts as a jump
-ACK_FLUSH_IDLE_S = 0.5  # outbox acks ride along with the next batch's commit, or go alone when idle
+ACK_FLUSH_IDLE_S = 0.5
+RECENT_REPLIES = 2000  # outbox acks ride along with the next batch's commit, or go alone when idle
 
 
 class HubConfig(BaseModel):
@@ -95,6 +97,7 @@ class HubDaemon(Daemon[HubSettings]):
         self._inflight: dict[int, int] = {}  # mid -> rev of events published, awaiting PUBACK
         self._acked: list[int] = []
         self._last_ack_flush = 0.0
+        self._recent_replies: OrderedDict[str, str] = OrderedDict()
         self._last_wall: float | None = None
         self._last_mono = 0.0
         self.clock_speed = settings.clock.speed if settings.clock.origin is not None else 1.0
@@ -201,7 +204,7 @@ class HubDaemon(Daemon[HubSettings]):
         topic = self._reply_topic(req.source, req.reply_to)
         if req.request_id in seen:
             return topic, seen[req.request_id], req, False
-        stored = self.ledger.lookup_reply(req.request_id)
+        stored = self._recent_replies.get(req.request_id) or self.ledger.lookup_reply(req.request_id)
         if stored is not None:  # a retry or a redelivery: the same answer, nothing done twice
             return topic, Reply.model_validate_json(stored), req, False
         if isinstance(req, Resync):
@@ -293,6 +296,7 @@ class HubDaemon(Daemon[HubSettings]):
     # ------------------------------------------------------------------ commit, then publish
     def _commit_and_publish(self, out: Outcome, replies: list[tuple[str, Reply, Request | None, bool]]) -> None:
         to_store = [(r, req) for _, r, req, store in replies if store and req is not None]
+        stored_now: list[tuple[str, str]] = []
         if out.events or out.tickets or out.counters or to_store:
             acked, self._acked = self._acked, []
             try:
@@ -301,14 +305,19 @@ class HubDaemon(Daemon[HubSettings]):
                     self.ledger.write(self.engine, out)
                     for reply, req in to_store:
                         assert req is not None
-                        self.ledger.save_reply(req.request_id, req.source, req.ACTION, self.clock.now(),
-                                               reply.model_dump_json(by_alias=True))
+                        text = reply.model_dump_json(by_alias=True)
+                        self.ledger.save_reply(req.request_id, req.source, req.ACTION, self.clock.now(), text)
+                        stored_now.append((req.request_id, text))
             except Exception as exc:
                 # memory is now ahead of the ledger: restart and reload what was committed
                 log.critical("ledger commit failed: %s", exc)
                 raise BusFatal(f"ledger commit failed: {exc}") from exc
-        if out.day_rolled:
-            self.engine.prune()
+        for rid, text in stored_now:  # retries are answered from memory, the ledger is the fallback
+            self._recent_replies[rid] = text
+        while len(self._recent_replies) > RECENT_REPLIES:
+            self._recent_replies.popitem(last=False)
+        # closed tickets leave memory once written (the ledger keeps them): the engine stays small
+        self.engine.prune()
         for e in out.events:
             self._publish_event(e.rev, e.family, e.kind, json.dumps(_event_json(e), ensure_ascii=False).encode())
         for topic, reply, _, _ in replies:
