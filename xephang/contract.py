@@ -229,7 +229,9 @@ class Alert(Message):
     TOPIC: ClassVar[str] = "R/node/{node}/alert/{id}"
     schema_: str = Field(default=SCHEMA, alias="schema")
     node: NodeId
-    id: Slug = Field(description="paper-out, paper-low, printer-offline, audio-missing, display-missing …")
+    id: Slug = Field(description="paper-out, paper-low, printer-offline, printer-error, printer-config, font-glyphs "
+                                 "(dispenser); counter-config (counter); display-missing (board); audio-missing, "
+                                 "voice-pack (speaker)")
     severity: Literal["info", "warning", "critical"] = "warning"
     message_vi: str = ""
     message_en: str = ""
@@ -323,7 +325,7 @@ class VoidTicket(Request):
     SCHEMA: ClassVar[str] = _req_schema(ACTION)
     schema_: str = Field(default=SCHEMA, alias="schema")
     ticket_id: int = Field(ge=1, description="`data.ticket.id` of the issue reply")
-    reason: str = Field(default="", max_length=80, description="paper-out, printer-offline …")
+    reason: str = Field(default="", max_length=80, description="paper-out, printer-offline, printer-error, not-printed …")
 
 
 class Resync(Request):
