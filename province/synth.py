@@ -34,6 +34,7 @@ class CentreSim:
         self.site = site
         self.engine = QueueEngine(site)
         self.ledger = Ledger(ledger_path)
+        self.ledger.db.execute("PRAGMA synchronous=OFF")  # synthetic history: no power cut to survive
         self.topics = Topics(site.site.slug)
         self.rng = random.Random(seed)
         self.now = 0.0

@@ -1,0 +1,256 @@
+"""Province benchmark: ingest rate, a week-offline centre's catch-up, a quarterly report over 100 centres.
+
+    .venv/bin/python bench/province_ingest.py [--dsn postgresql://postgres@127.0.0.1/postgres]
+        [--centres 100] [--tickets-per-day 120] [--skip-report]
+
+Needs a PostgreSQL server (the DSN's database is only used to CREATE/DROP scratch databases)
+and mosquitto. Prints figures; asserts nothing.
+
+1. Store rate: events/s written by ``province.ingest.Store`` (batches of 1 000), and the
+   baseline of a bare COPY of the same rows into an unindexed table (the ratio is our overhead).
+2. End-to-end rate: events published (QoS 1) on the province broker → ingester → PostgreSQL.
+3. Catch-up: a centre's broker bridged to the province broker; the link is down while a week
+   of that centre's events is published into it; the link comes back; time until the last one
+   is committed in PostgreSQL.
+4. Quarterly report over ``--centres`` centres × a year of tickets generated in SQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import psycopg  # noqa: E402
+
+from province.db import migrate  # noqa: E402
+from province.ingest import Ingester, Store  # noqa: E402
+from province.reports import build_province_report  # noqa: E402
+from province.synth import CentreSim, site_with_slug  # noqa: E402
+from xephang.bridgeconf import bridge_conf_text  # noqa: E402
+from xephang.mosquitto import Mosquitto  # noqa: E402
+from xephang.settings import BrokerSettings, load_site  # noqa: E402
+
+SITE = load_site(REPO / "config" / "site.example.toml")
+
+
+@contextmanager
+def scratch_db(admin_dsn: str):
+    name = "xephang_bench_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(admin_dsn, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
+    try:
+        with psycopg.connect(dsn) as conn:
+            migrate(conn)
+        yield dsn
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def week_of_events(tmp: Path, slug: str, tickets: int, seed: int) -> list[tuple[str, bytes]]:
+    sim = CentreSim(site_with_slug(SITE, slug), tmp / f"{slug}.sqlite", seed=seed)
+    try:
+        return sim.days(date(2026, 11, 2), 7, tickets=tickets)
+    finally:
+        sim.close()
+
+
+def count_events(dsn: str) -> int:
+    with psycopg.connect(dsn) as c:
+        return int(c.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def bench_store(admin: str, events: list[tuple[str, bytes]]) -> None:
+    with scratch_db(admin) as dsn, psycopg.connect(dsn) as conn:
+        store = Store(conn)
+        t0 = time.perf_counter()
+        for i in range(0, len(events), 1000):
+            store.write(events[i:i + 1000])
+        dt = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = store.write(events)  # everything again: a full replay
+        dt_replay = time.perf_counter() - t0
+        with conn.cursor() as cur:
+            cur.execute("CREATE UNLOGGED TABLE raw (topic text, payload text)")
+            t0 = time.perf_counter()
+            with cur.copy("COPY raw FROM STDIN") as cp:
+                for t, p in events:
+                    cp.write_row((t, p.decode()))
+            conn.commit()
+            dt_copy = time.perf_counter() - t0
+    n = len(events)
+    print(f"store: {n} events in {dt:.2f} s = {n / dt:,.0f} events/s (batches of 1 000, tickets rebuilt)")
+    print(f"  replay of all {n}: {dt_replay:.2f} s, {res.stored} stored, {res.duplicates} duplicates")
+    print(f"  baseline bare COPY of the same payloads: {n / dt_copy:,.0f} rows/s → store costs {dt / dt_copy:.1f}×")
+
+
+def bench_end_to_end(admin: str, tmp: Path, events: list[tuple[str, bytes]]) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    with scratch_db(admin) as dsn, Mosquitto(tmp / "prov-e2e", extra_conf="max_queued_messages 500000") as prov:
+        ing = Ingester(dsn=dsn, broker=BrokerSettings(port=prov.port))
+        stop = threading.Event()
+        th = threading.Thread(target=ing.run, args=(stop,), daemon=True)
+        th.start()
+        ing.connected.wait(10)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv5)
+        pub.max_inflight_messages_set(1000)
+        pub.max_queued_messages_set(0)
+        pub.connect("127.0.0.1", prov.port)
+        pub.loop_start()
+        t0 = time.perf_counter()
+        for t, p in events:
+            pub.publish(t, p, qos=1)
+        while ing.stats.received < len(events) and time.perf_counter() - t0 < 300:
+            time.sleep(0.05)
+        while count_events(dsn) < len(events) and time.perf_counter() - t0 < 300:
+            time.sleep(0.05)
+        dt = time.perf_counter() - t0
+        stop.set()
+        th.join(10)
+        pub.loop_stop()
+        pub.disconnect()
+    n = len(events)
+    print(f"end to end (MQTT QoS 1 → ingester → PostgreSQL): {n} events in {dt:.2f} s = {n / dt:,.0f} events/s "
+          f"({ing.stats.batches} commits, mean batch {n / max(1, ing.stats.batches):.0f})")
+
+
+def bench_catch_up(admin: str, tmp: Path, events: list[tuple[str, bytes]]) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    with scratch_db(admin) as dsn:
+        prov = Mosquitto(tmp / "prov-cu", extra_conf="max_queued_messages 500000").start()
+        slug = events[0][0].split("/")[2]
+        centre = Mosquitto(tmp / "centre-cu", extra_conf=bridge_conf_text(
+            site=slug, address=f"127.0.0.1:{prov.port}", restart_s=(1, 1))).start()
+        ing = Ingester(dsn=dsn, broker=BrokerSettings(port=prov.port))
+        stop = threading.Event()
+        th = threading.Thread(target=ing.run, args=(stop,), daemon=True)
+        th.start()
+        ing.connected.wait(10)
+        time.sleep(1.5)  # the bridge connects
+        prov.stop()  # the link is down for the whole week
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-hub", protocol=mqtt.MQTTv5)
+        pub.max_inflight_messages_set(1000)
+        pub.max_queued_messages_set(0)
+        pub.connect("127.0.0.1", centre.port)
+        pub.loop_start()
+        infos = [pub.publish(t, p, qos=1) for t, p in events]
+        for i in infos:
+            i.wait_for_publish(60)
+        pub.loop_stop()
+        pub.disconnect()
+        time.sleep(1.2)  # the centre broker's autosave: the week is on its disk
+        t0 = time.perf_counter()
+        prov.start()
+        while count_events(dsn) < len(events) and time.perf_counter() - t0 < 600:
+            time.sleep(0.05)
+        dt = time.perf_counter() - t0
+        got = count_events(dsn)
+        stop.set()
+        th.join(10)
+        centre.stop()
+        prov.stop()
+    print(f"catch-up after a week offline: {len(events)} queued events, {got} in PostgreSQL "
+          f"{dt:.2f} s after the link returned ({got / dt:,.0f} events/s, includes the bridge's reconnect ≤1 s)")
+
+
+GEN_SQL = """
+INSERT INTO sites (site, name_vi) SELECT 'xa-' || c, 'Xã ' || c FROM generate_series(1, %(centres)s) c;
+INSERT INTO site_services (site, service, pos, name_vi, target_wait_min)
+SELECT s.site, v.service, v.pos, v.service, v.target FROM sites s
+CROSS JOIN (VALUES ('ho-tich', 0, 15.0), ('dat-dai', 1, 20.0), ('chung-thuc', 2, 10.0), ('van-hoa-xa-hoi', 3, 15.0))
+    AS v(service, pos, target);
+INSERT INTO tickets (site, ticket_id, day, number, display, first_service, service, state, issued_at, called_at,
+                     rating, last_call_rev, last_rev)
+SELECT 'xa-' || c, d * 1000 + n, day, n, n::text, svc, svc, st, iss, CASE WHEN st <> 'voided' THEN iss + w END,
+       CASE WHEN st = 'done' AND random() < 0.6 THEN 1 + floor(random() * 5)::int END, d * 1000 + n, d * 1000 + n
+FROM generate_series(1, %(centres)s) c
+CROSS JOIN LATERAL generate_series(0, 364) d
+CROSS JOIN LATERAL (SELECT date '2026-01-01' + d AS day) dd
+CROSS JOIN LATERAL generate_series(1, %(tickets)s) n
+CROSS JOIN LATERAL (SELECT (ARRAY['ho-tich','dat-dai','chung-thuc','van-hoa-xa-hoi'])[1 + (n %% 4)] AS svc,
+                           CASE WHEN random() < 0.9 THEN 'done' WHEN random() < 0.6 THEN 'no-show' ELSE 'voided' END
+                             AS st,
+                           extract(epoch FROM (date '2026-01-01' + d) + time '07:30') + n * 200.0 AS iss,
+                           random() * 1800 AS w) x;
+INSERT INTO visits (site, ticket_id, call_rev, day, counter, service, called_at, ended_at, outcome, inferred)
+SELECT site, ticket_id, ticket_id, day, 1 + (ticket_id %% 4)::int, service, called_at,
+       called_at + 60 + random() * 900, CASE state WHEN 'done' THEN 'served' ELSE 'no-show' END, random() < 0.05
+FROM tickets WHERE called_at IS NOT NULL;
+"""
+
+
+def bench_report(admin: str, centres: int, tickets: int) -> None:
+    with scratch_db(admin) as dsn, psycopg.connect(dsn) as conn:
+        t0 = time.perf_counter()
+        for stmt in filter(str.strip, GEN_SQL.split(";\n")):
+            conn.execute(stmt, {"centres": centres, "tickets": tickets})
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+        conn.autocommit = False
+        gen = time.perf_counter() - t0
+        nt = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        nv = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
+        print(f"report data: {centres} centres × 365 days: {nt:,} tickets, {nv:,} visits (generated in {gen:.0f} s)")
+        now = time.mktime((2027, 1, 5, 12, 0, 0, 0, 0, 0))
+        for by in ("site", "service", "site,service", "month"):
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                rep = build_province_report(conn, period="2026-Q4", group_by=by, now=now)
+                times.append(time.perf_counter() - t0)
+            print(f"  quarterly report 2026-Q4 by {by:<13}: median {statistics.median(times):.2f} s "
+                  f"(min {min(times):.2f}, max {max(times):.2f}), {len(rep['rows'])} rows, "
+                  f"{rep['totals']['issued']:,} issued")
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            build_province_report(conn, period="2026-11-20", group_by="site", now=now)
+            times.append(time.perf_counter() - t0)
+        print(f"  baseline: one day by site: median {statistics.median(times):.3f} s")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--centres", type=int, default=100)
+    ap.add_argument("--tickets-per-day", type=int, default=120)
+    ap.add_argument("--week-tickets", type=int, default=300, help="tickets a day at the offline centre")
+    ap.add_argument("--skip-report", action="store_true")
+    ap.add_argument("--only-report", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="xephang-bench-province-"))
+    if args.only_report:
+        bench_report(args.dsn, args.centres, args.tickets_per_day)
+        return 0
+    t0 = time.perf_counter()
+    week = week_of_events(tmp, "tuong-linh", args.week_tickets, seed=1)
+    other = week_of_events(tmp, "xuan-quang", args.week_tickets, seed=2)
+    print(f"generated two centre-weeks of events with the hub's engine: {len(week)} + {len(other)} "
+          f"({time.perf_counter() - t0:.1f} s)")
+    bench_store(args.dsn, week + other)
+    bench_end_to_end(args.dsn, tmp, week + other)
+    bench_catch_up(args.dsn, tmp, week)
+    if not args.skip_report:
+        bench_report(args.dsn, args.centres, args.tickets_per_day)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

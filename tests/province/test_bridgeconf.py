@@ -1,0 +1,54 @@
+"""`xephang bridge-config`: what a technician installs on a centre's broker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from xephang.bridgeconf import BridgeConfigError, BridgeTls, bridge_conf_text
+from xephang.cli import main
+
+
+def directives(text: str) -> list[tuple[str, str]]:
+    return [tuple(line.split(" ", 1)) for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_events_and_summary_go_out_and_nothing_comes_in(tmp_path):
+    text = bridge_conf_text(site="tuong-linh", address="mqtt.tinh.example:8883", username="tuong-linh",
+                            password="s3cret", tls=BridgeTls(tmp_path / "ca.crt"))
+    d = directives(text)
+    topics = [v for k, v in d if k == "topic"]
+    assert topics == ["xephang/v1/tuong-linh/event/# out 1", "xephang/v1/tuong-linh/state/summary out 1"]
+    assert not any(re.search(r"\b(in|both)\b", t) for t in topics)
+    got = dict(d)
+    assert got["cleansession"] == "false" and got["local_cleansession"] == "false"
+    assert got["remote_clientid"] == "xephang-bridge-tuong-linh"
+    assert got["queue_qos0_messages"] == "false" and got["persistence"] == "true"
+    assert int(got["max_queued_messages"]) >= 100_000  # a week of a busy centre's events
+    assert got["bridge_cafile"] == str(tmp_path / "ca.crt") and got["bridge_insecure"] == "false"
+    assert got["remote_username"] == "tuong-linh" and got["remote_password"] == "s3cret"
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"site": "Tường Linh"}, "must match"),
+    ({"address": "nohost"}, "host:port"),
+    ({"username": "a"}, "both"),
+])
+def test_bad_inputs_are_refused_with_a_reason(kw, msg):
+    args = {"site": "tuong-linh", "address": "h:1883", **kw}
+    with pytest.raises(BridgeConfigError, match=msg):
+        bridge_conf_text(**args)
+
+
+def test_cli_writes_the_fragment_with_the_password_from_a_file(tmp_path, capsys):
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    out = tmp_path / "bridge.conf"
+    rc = main(["bridge-config", "--site", "xuan-quang", "--address", "10.0.0.5:8883", "--username", "xuan-quang",
+               "--password-file", str(pw), "--tls-ca", str(tmp_path / "ca.crt"), "--out", str(out)])
+    assert rc == 0
+    text = out.read_text()
+    assert "remote_password s3cret\n" in text and "topic xephang/v1/xuan-quang/event/# out 1" in text
+    assert out.stat().st_mode & 0o077 == 0o040  # the password is not world-readable
+    assert main(["bridge-config", "--site", "x", "--address", "h:1", "--username", "u", "--out", str(out)]) == 2
