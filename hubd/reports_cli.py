@@ -75,7 +75,7 @@ def local_report(args: argparse.Namespace) -> dict[str, Any]:
 
 def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
     """Ask the hub for the report over MQTT; None when the hub does not answer."""
-    from xephang.bus import Bus
+    from xephang.bus import Bus, BusFatal
     from xephang.contract import ReportRequest, new_request_id
     from xephang.settings import BrokerSettings
 
@@ -95,6 +95,8 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
         req = ReportRequest(request_id=new_request_id(), source=args.node, period=args.period,
                             group_by=args.group_by, lang=args.lang)
         reply = bus.request_sync(req, timeout_s=args.timeout, attempts=2)
+    except BusFatal as exc:  # refused by the broker: say so in one line, no traceback
+        raise ReportCliError(f"broker từ chối / broker refused: {exc}") from None
     finally:
         bus.stop()
     if reply is None:
@@ -181,7 +183,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m.add_argument("--host", default=os.environ.get("XEPHANG_BROKER__HOST", "127.0.0.1"))
     m.add_argument("--port", type=int, default=int(os.environ.get("XEPHANG_BROKER__PORT", "1883")))
     m.add_argument("--site", help="site slug (topic root); default $XEPHANG_SITE or the site file's")
-    m.add_argument("--node", default="tech-report", help="our client id (default tech-report)")
+    m.add_argument("--node", default="tech", help="our client id and username (default tech, the technicians' account)")
     m.add_argument("--username", default=None)
     m.add_argument("--password-file", default=None)
     m.add_argument("--tls", action="store_true")

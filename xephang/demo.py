@@ -40,7 +40,7 @@ from typing import Any, TextIO
 from xephang.brokerconf import site_accounts, write_broker_files
 from xephang.clock import VN_TZ, ScaledClock
 from xephang.contract import NodeStatus, SimPress
-from xephang.mosquitto import BrokerError, Mosquitto, find_mosquitto
+from xephang.mosquitto import BrokerError, Mosquitto, die_with_parent, find_mosquitto
 from xephang.settings import SettingsError, load_site
 from xephang.sim import CentreSim, Press
 from xephang.site import Site
@@ -88,7 +88,7 @@ class NodeProcess:
         cmd = [sys.executable, "-c", f"import sys; from {mod} import main; sys.exit(main())"]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
 
     @property
     def pid(self) -> int | None:
@@ -115,14 +115,6 @@ class NodeProcess:
         if self._log:
             self._log.close()
             self._log = None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the demo itself dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def presentation(env: Mapping[str, str], *, asound_cards: str | None, headless: bool = False) -> tuple[bool, bool]:
@@ -302,7 +294,7 @@ class Demo:
             raise DemoError("mosquitto chưa được cài / not installed: sudo apt-get install -y mosquitto")
         accounts = site_accounts(site, technicians=["tech", TECH])
         self.files = write_broker_files(self.out / "broker", site, accounts)
-        self.broker = Mosquitto(self.out / "broker" / "run", password_file=self.files.password_file,
+        self.broker = Mosquitto(self.out / "broker" / "run", die_with_parent=True, password_file=self.files.password_file,
                                 acl_file=self.files.acl_file, persistence=False)
         self.broker.start()
 

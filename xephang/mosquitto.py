@@ -24,6 +24,14 @@ class BrokerError(RuntimeError):
     pass
 
 
+def die_with_parent() -> None:
+    """In a child, before exec: SIGTERM when the parent dies, even by SIGKILL (Linux prctl)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def find_mosquitto() -> str | None:
     for c in MOSQUITTO_CANDIDATES:
         if os.access(c, os.X_OK):
@@ -58,6 +66,7 @@ class Mosquitto:
         acl_file: Path | None = None,
         persistence: bool = True,
         extra_conf: str = "",
+        die_with_parent: bool = False,
     ) -> None:
         exe = find_mosquitto()
         if not exe:
@@ -70,6 +79,7 @@ class Mosquitto:
         self.acl_file = acl_file
         self.persistence = persistence
         self.extra_conf = extra_conf
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
@@ -110,7 +120,8 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.write_conf()
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf_path)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=die_with_parent if self.die_with_parent else None)
         if not wait_port(self.port, timeout):
             err = b""
             if self.proc.poll() is not None and self.proc.stderr:
