@@ -214,6 +214,8 @@ def build_province_report(conn: Any, *, period: str | Period = "today", group_by
     acc: dict[tuple[Any, ...], dict[str, Any]] = {}
     total = _empty_row()
     with conn.cursor() as cur:
+        # percentile_cont sorts every row of a group: give the sorts memory rather than temp files
+        cur.execute("SET LOCAL work_mem = '128MB'")
         for sql, alias in ((_ticket_sql(dims), "t"), (_visit_sql(dims), "v")):
             cur.execute(sql.replace("{site_filter}", site_filter.format(a=alias)), params)
             names = [d.name for d in cur.description]

@@ -123,3 +123,26 @@ def test_migrations_are_versioned_and_run_once(pg):
     pg.commit()
     with pytest.raises(ProvinceDbError, match="newer"):
         migrate(pg)
+
+
+def test_province_report_command_writes_csv_and_xlsx(pg, pg_dsn, centres, tmp_path, capsys):
+    import csv
+
+    from xephang.cli import main
+
+    data, _ = centres
+    for s, _, events in data:
+        upsert_site(pg, s)
+        Store(pg).write(events)
+    out_csv, out_xlsx = tmp_path / "q4.csv", tmp_path / "q4.xlsx"
+    rc = main(["province-report", "--dsn", pg_dsn, "--period", "2026-Q4", "--by", "site,service",
+               "--csv", str(out_csv), "--xlsx", str(out_xlsx)])
+    assert rc == 0
+    shown = capsys.readouterr().out
+    assert "Toàn tỉnh — Quý IV/2026" in shown and "Tổng cộng" in shown
+    rows = list(csv.reader(out_csv.open(encoding="utf-8-sig")))
+    assert rows[0][:3] == ["Trung tâm — Lĩnh vực", "Lấy số", "Đã phục vụ"]
+    assert len(rows) == 1 + 2 * 4 + 1  # two centres × four services, and the total
+    assert int(rows[-1][1]) == sum(int(r[1]) for r in rows[1:-1])
+    assert out_xlsx.stat().st_size > 4000
+    assert main(["province-report", "--dsn", pg_dsn, "--by", "officer"]) == 2
