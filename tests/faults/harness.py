@@ -397,7 +397,8 @@ class Loader:
     answers: int = 0
     gave_up: int = 0
     replies_by_rid: Multiset[str] = field(default_factory=Multiset)
-    _i: int = 0
+    _i: int = 0  # next service
+    _c: int = 0  # next counter
 
     def _send(self, req: Request, cb: Callable[[Reply | None], None]) -> None:
         self.sent += 1
@@ -427,8 +428,8 @@ class Loader:
         self._send(IssueTicket(request_id=rid, source=self.bus.node, service=svc), done)
 
     def call(self) -> None:
-        n = self.counters[self._i % len(self.counters)]
-        self._i += 1
+        n = self.counters[self._c % len(self.counters)]
+        self._c += 1
 
         def done(r: Reply | None) -> None:
             if r is not None and r.status == "ok" and r.data.get("ticket"):

@@ -253,10 +253,10 @@ def partition(root: Path, *, rounds: int) -> tuple[Tally, dict[str, Any]]:
             t.faults += 1
             for svc in ("ho-tich", "dat-dai", "chung-thuc"):  # three buttons: one ticket each
                 obs.bus.publish(obs.bus.topics.sim_press("dispenser-1"), SimPress(button=svc))
-            obs.wait(lambda: False, 3.0)
+            obs.wait(lambda: False, 1.5)
             relay.resume()
             obs.wait(lambda: obs.kinds()["issued"] >= before + 3, 15)
-            obs.wait(lambda: False, 2.0)
+            obs.wait(lambda: False, 1.0)  # a fourth ticket would show up here
             facts["press_tickets"] = obs.kinds()["issued"] - before
             books = read_ledger(c.ledger_path)
             obs.repair(books.max_rev)
@@ -630,8 +630,10 @@ def audio_gone(root: Path) -> tuple[Tally, dict[str, Any]]:
         c.start("announcer-hall", XEPHANG_SIM="false", SDL_AUDIODRIVER="no-such-audio-driver")
         t.faults += 1
         t.operations += 1
-        facts["audio_alert"] = obs.wait(lambda: bool(obs.retained.get(f"{R}/node/announcer-hall/alert/audio-missing")), 20)
-        facts["announcer_alive"] = obs.wait(lambda: obs.online("announcer-hall"), 5) and c.procs["announcer-hall"].alive()
+        proc = c.procs["announcer-hall"]
+        obs.wait(lambda: bool(obs.retained.get(f"{R}/node/announcer-hall/alert/audio-missing")) or not proc.alive(), 20)
+        facts["audio_alert"] = bool(obs.retained.get(f"{R}/node/announcer-hall/alert/audio-missing"))
+        facts["announcer_alive"] = obs.wait(lambda: obs.online("announcer-hall") or not proc.alive(), 5) and proc.alive()
         facts["exit"] = c.procs["announcer-hall"].popen.poll()
         if not facts["announcer_alive"]:
             t.lost += 1  # no speaker process: every call from now on is unheard
