@@ -35,10 +35,10 @@ install_python() {
     python3 -m venv .venv
   fi
   local stamp=.venv/.xephang-installed
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    say "installing Python packages (pip install -e '.[dev]')"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ xephang.sh -nt "$stamp" ]; then
+    say "installing Python packages (pip install -e '.[dev,province]')"
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q -e '.[dev,province]'
     touch "$stamp"
   fi
 }
