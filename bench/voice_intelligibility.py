@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default="", help="tuning experiment: BASE changes, e.g. speed=140,pitch=50")
     ap.add_argument("--flat", action="store_true", help="tuning experiment: ignore the per-word table")
     ap.add_argument("--table-drop", default="", help="tuning experiment: drop these keys from the table, e.g. pitch")
+    ap.add_argument("--table-set", default="", help="tuning experiment: 'mot+hai:speed=100,pitch=70;den_quay_so:speed=110'")
     ap.add_argument("--word-gap-ms", type=int, default=None)
     ap.add_argument("--pad-ms", type=int, default=500,
                     help="silence before and after, as in the hall (the recogniser drops an unpadded last word)")
@@ -197,14 +198,22 @@ def main(argv: list[str] | None = None) -> int:
         elif args.table_drop:
             drop = set(args.table_drop.split(","))
             table = {c: {k: v for k, v in t.items() if k not in drop} for c, t in TUNING.items()}
+        if args.table_set:
+            table = {c: dict(t) for c, t in (TUNING if table is None else table).items()}
+            for item in args.table_set.split(";"):
+                clips, _, kvs = item.partition(":")
+                for clip in clips.split("+"):
+                    for kv in kvs.split(","):
+                        k, v = kv.split("=")
+                        table.setdefault(clip, {})[k] = v if k == "voice" else int(v)
         pack_dir = Path(args.pack) if args.pack else build_default_pack(
             tmp / "pack", dialect=args.dialect, base=base, table=table)
         pack = load_pack(pack_dir, options=options)
         silent_chime = pcm.silence(0, pack.sample_rate)
         composer = Composer(pack, repeats=1, chime=silent_chime, after_chime_ms=0, word_gap_ms=args.word_gap_ms,
                             phrase_gap_ms=args.phrase_gap_ms)
-        if changes or args.flat or args.table_drop or args.word_gap_ms is not None or args.phrase_gap_ms is not None:
-            print(f"tuning experiment: base {changes or 'default'}, per-word table {'off' if args.flat else 'on'} {args.table_drop and '- ' + args.table_drop}, "
+        if changes or args.flat or args.table_drop or args.table_set or args.word_gap_ms is not None or args.phrase_gap_ms is not None:
+            print(f"tuning experiment: base {changes or 'default'}, per-word table {'off' if args.flat else 'on'} {args.table_drop and '- ' + args.table_drop} {args.table_set}, "
                   f"gaps {composer.word_gap} / {composer.phrase_gap} samples")
         systems: dict[str, list[Path]] = {"pack (tuned clips)": []}
         t0 = time.perf_counter()
