@@ -403,6 +403,16 @@ def _state_json(schema: str, body: dict[str, Any]) -> bytes:
     return json.dumps({"schema": schema, **body}, ensure_ascii=False).encode()
 
 
+def _encodable(x: object) -> bool:
+    if not isinstance(x, str):
+        return True
+    try:
+        x.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _peek(payload: bytes) -> tuple[str, str, str] | None:
     """request_id, source and reply_to of a payload that failed validation, if readable."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -414,6 +424,8 @@ def _peek(payload: bytes) -> tuple[str, str, str] | None:
     if not isinstance(obj, dict):
         return None
     rid, source, reply_to = obj.get("request_id"), obj.get("source"), obj.get("reply_to", "")
+    if not all(_encodable(x) for x in (rid, source, reply_to)):
+        return None  # JSON escapes can smuggle lone surrogates: such a reply could not even be sent
     if not (isinstance(rid, str) and 0 < len(rid) <= 64 and isinstance(source, str) and source
             and len(source) <= 40 and all(ch.isalnum() or ch == "-" for ch in source) and source == source.lower()):
         return None

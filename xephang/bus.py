@@ -292,6 +292,10 @@ class Bus:
         self._transport_stop(timeout)
 
     @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
     def fatal(self) -> str | None:
         return self._fatal
 

@@ -152,7 +152,10 @@ class Message(BaseModel):
 
 
 class StrictMessage(Message):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    """Requests, config pushes, sim presses: unknown fields are errors and types are not coerced
+    (JSON ``true`` is not counter 1, ``"0"`` is not 0 seconds)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True, strict=True)
 
 
 def _schema(name: str) -> Any:

@@ -120,12 +120,14 @@ class Daemon(Generic[S]):
                   message_en=message_en, at=self.clock.now())
         self.alerts[alert_id] = a
         log.warning("alert %s: %s", alert_id, message_en)
-        self.bus.publish(self.bus.topics.alert(self.node, alert_id), a, retain=True)
+        if self.bus.started:  # before the bus starts (setup), the connect hook publishes it
+            self.bus.publish(self.bus.topics.alert(self.node, alert_id), a, retain=True)
 
     def clear_alert(self, alert_id: str) -> None:
         if self.alerts.pop(alert_id, None) is not None:
             log.info("alert %s cleared", alert_id)
-            self.bus.clear(self.bus.topics.alert(self.node, alert_id))
+            if self.bus.started:
+                self.bus.clear(self.bus.topics.alert(self.node, alert_id))
 
     def publish_health(self) -> None:
         h = NodeHealth(node=self.node, role=self.role, version=__version__,
