@@ -200,8 +200,7 @@ def test_broker_restart_mid_stream_clients_back_within_5s_nothing_lost(tmp_path,
             if i == 20:
                 mosquitto.restart()
                 t_up = time.monotonic()
-                clients = (hub.bus, disp, sub)
-                assert pump([disp, sub], lambda: all(b.connected.is_set() for b in clients), timeout=10)
+                assert pump([disp, sub], lambda: all(b.connected.is_set() for b in (hub.bus, disp, sub)), timeout=10)
                 back = time.monotonic() - t_up
         assert pump([disp, sub], lambda: len(got) == 40, timeout=30)
         assert hub.bus.connected.is_set() and disp.connected.is_set() and sub.connected.is_set()
