@@ -21,8 +21,6 @@ def test_paper_out_mid_ticket_printer_gone_stuck_button_no_screen(tmp_path):
     assert (t.lost, t.duplicates) == (0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="announcerd crashes (BusError 'bus not started') when the audio device is "
-                   "missing at boot: setup() raises the alert before the bus is started")
 def test_no_audio_device_at_boot_the_speaker_stays_up_with_an_alert(tmp_path):
     t, f = S.audio_gone(tmp_path)
     assert f["announcer_alive"], f"announcerd exited with {f['exit']}"
