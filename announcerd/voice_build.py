@@ -55,17 +55,18 @@ TUNING: dict[str, dict[str, int | str]] = {
     "den_quay_so": {"speed": 120, "word_gap": 2},
     # huyền (falling) "mười" vs ngang (level) "mươi": the falling one lower, the level one higher than BASE
     "muoi_huyen": {"speed": 115, "pitch": 53},
-    "muoi_ngang": {"speed": 115, "pitch": 73},
+    "muoi_ngang": {"speed": 100, "pitch": 73},  # slower: heard as "mi"/"miu" at 115 (bench 26 → 44 %)
     # sắc (rising) "mốt" is barely rising in espeak: start higher
     "mot_sac": {"speed": 115, "pitch": 75},
     # "năm" is clipped at speed; "lăm" must stay distinct from it
     "nam": {"speed": 105},
     "lam": {"speed": 105},
-    # nasal-final words that the recogniser drops: slower
+    # nasal-final words that the recogniser drops: slower ("không" was heard as "ông"/"âm" until
+    # slower and higher; a higher "nghìn" made it worse)
     "nghin": {"speed": 110},
     "ngan": {"speed": 110},
-    "khong": {"speed": 110},
-    "tram": {"speed": 115},
+    "khong": {"speed": 100, "pitch": 72},
+    "tram": {"speed": 105},
     # one-syllable digits are short: slow them a little so each is heard
     "mot": {"speed": 115},
     "hai": {"speed": 115},
