@@ -184,7 +184,11 @@ class HubDaemon(Daemon[HubSettings]):
 
     def _handle_one(self, msg: Inbound, now: float, merged: Outcome,
                     seen: dict[str, Reply]) -> tuple[str, Reply, Request | None, bool] | None:
-        action = msg.topic.rsplit("/", 1)[-1]
+        levels = msg.topic[len(self.bus.topics.root) + len("/req/hub/"):].split("/")
+        action = levels[0]
+        sender = levels[1] if len(levels) == 2 else None  # R/req/hub/{action}/{node}: the ACL vouches for it
+        if len(levels) > 2:
+            raise BadPayload("bad-topic", f"unexpected request topic {msg.topic}")
         model = REQUEST_MODELS.get(action)
         try:
             if model is None:
@@ -213,9 +217,9 @@ class HubDaemon(Daemon[HubSettings]):
             # a quarter takes ~0.2 s of CPU: compute it off the owner thread so presses never wait
             threading.Thread(target=self._report_worker, args=(req, topic), name="report", daemon=True).start()
             return None
-        if not may_act(req.source, req, self.settings.hub.technicians):
+        if (sender is not None and sender != req.source) or not may_act(req.source, req, self.settings.hub.technicians):
             reply = Reply(request_id=req.request_id, action=action, status="error",
-                          error=ReplyError(code="forbidden", message=f"{req.source} may not {action} "
+                          error=ReplyError(code="forbidden", message=f"{sender or req.source} may not {action} "
                                            f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
             log.warning("refused %s from %s", action, req.source)
             seen[req.request_id] = reply

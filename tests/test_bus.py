@@ -53,7 +53,9 @@ def test_birth_retained_and_will_on_kill_with_session(tmp_path, mosquitto):
     assert pump_until([watcher, node], lambda: any(s.online for s in seen))
     first = [s for s in seen if s.online][-1]
     # the node's socket dies without DISCONNECT: the broker publishes its Will
-    node._client._sock.close()  # type: ignore[union-attr]
+    import socket
+
+    node._client._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]  # wakes paho's select, FIN to the broker
     assert pump_until([watcher, node], lambda: any(not s.online for s in seen), timeout=30)
     # it comes back on its own, with a newer session
     assert pump_until([watcher, node], lambda: seen[-1].online and seen[-1].session > first.session, timeout=10)
@@ -107,7 +109,7 @@ def test_request_retries_with_same_id_and_drops_late_reply(tmp_path, mosquitto):
             for _ in range(2):
                 hub.publish(req.reply_to, Reply(request_id=req.request_id, status="ok", data={"n": len(seen_ids)}))
 
-    hub.subscribe(hub.topics.req("call-next"), fake_hub)
+    hub.subscribe(hub.topics.req("call-next") + "/#", fake_hub)
     hub.start()
     counter = make_bus(mosquitto, "counter-1", tmp_path)
     counter.start()

@@ -129,25 +129,27 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
         f"pattern write {r}/config/%u/state",
         f"pattern read {r}/reply/%u",
         f"pattern read {r}/sim/%u/press",
-        f"pattern write {r}/req/hub/resync",
+        f"pattern write {r}/req/hub/resync/%u",
         "",
     ]
     for acc in accounts:
         lines.append(f"user {acc.username}")
         if acc.role == "hub":
-            lines += [f"topic read {r}/req/hub/+", f"topic write {r}/reply/+", f"topic write {r}/event/#",
+            lines += [f"topic read {r}/req/hub/#", f"topic write {r}/reply/+", f"topic write {r}/event/#",
                       f"topic write {r}/state/#", f"topic read {r}/node/#"]
         elif acc.role == "dispenser":
-            lines += [f"topic write {r}/req/hub/{a}" for a in DISPENSER_ACTIONS]
+            # requests name their sender in the topic: a board can only ask as itself, and the hub
+            # checks the payload's source against it (a counter cannot act for another counter)
+            lines += [f"topic write {r}/req/hub/{a}/{acc.username}" for a in DISPENSER_ACTIONS]
             lines += [f"topic read {r}/state/#"]
         elif acc.role == "counter":
-            lines += [f"topic write {r}/req/hub/{a}" for a in COUNTER_ACTIONS]
+            lines += [f"topic write {r}/req/hub/{a}/{acc.username}" for a in COUNTER_ACTIONS]
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#"]
         elif acc.role in ("display", "announcer"):
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#"]
         elif acc.role == "tech":
             # technicians act for any counter (the hub's may_act agrees), push config, press sim keys
-            lines += [f"topic write {r}/req/hub/+", f"topic write {r}/config/+/set", f"topic read {r}/config/#",
+            lines += [f"topic write {r}/req/hub/#", f"topic write {r}/config/+/set", f"topic read {r}/config/#",
                       f"topic write {r}/sim/+/press", f"topic read {r}/node/#", f"topic read {r}/event/#",
                       f"topic read {r}/state/#"]
         lines.append("")

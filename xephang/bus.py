@@ -221,7 +221,7 @@ class Bus:
         if not req.reply_to:
             req = req.model_copy(update={"reply_to": self.reply_topic})
         payload = req.to_json()
-        topic = self.topics.req(req.ACTION)
+        topic = self.topics.req(req.ACTION, self.node)  # the requester in the topic: the ACL can check it
         expiry = max(1, int(timeout_s * attempts + 1))  # the broker drops it when nobody waits any more
         p = _Pending(req.request_id, req.ACTION, topic, payload, timeout_s, attempts - 1,
                      self._monotonic() + timeout_s, on_reply, expiry)

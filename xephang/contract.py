@@ -71,8 +71,11 @@ class Topics:
     def alert(self, node: str, alert_id: str) -> str:
         return f"{self.root}/node/{check_level(node)}/alert/{check_level(alert_id)}"
 
-    def req(self, action: str) -> str:
-        return f"{self.root}/req/hub/{check_level(action)}"
+    def req(self, action: str, node: str | None = None) -> str:
+        """``R/req/hub/{action}``, or ``R/req/hub/{action}/{node}``: the form boards use, so the
+        broker's ACL can bind the requester (the topic's last level) to its username."""
+        base = f"{self.root}/req/hub/{check_level(action)}"
+        return f"{base}/{check_level(node)}" if node else base
 
     def reply(self, node: str) -> str:
         return f"{self.root}/reply/{check_level(node)}"
@@ -124,7 +127,7 @@ class Topics:
         return f"{self.root}/node/+/alert/+"
 
     def all_requests(self) -> str:
-        return f"{self.root}/req/hub/+"
+        return f"{self.root}/req/hub/#"
 
     def all_state(self) -> str:
         return f"{self.root}/state/#"

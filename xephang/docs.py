@@ -34,7 +34,7 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("availability (birth; Will = offline)", "R/node/{node}/status", "node", "yes"),
     ("health", "R/node/{node}/health", "node", "yes"),
     ("alerts (empty payload clears)", "R/node/{node}/alert/{id}", "node", "yes"),
-    ("requests to the hub", "R/req/hub/{action}", "node, CLI", "no"),
+    ("requests to the hub (boards name themselves: `…/{action}/{node}`)", "R/req/hub/{action}[/{node}]", "node, CLI", "no"),
     ("replies", "R/reply/{node}", "hub", "no"),
     ("ticket events", "R/event/ticket/{kind}", "hub", "no"),
     ("counter events", "R/event/counter/{kind}", "hub", "no"),
@@ -95,7 +95,11 @@ def render_protocol() -> str:
         "## Rules",
         "",
         "- A request carries `request_id` (made once per key press and reused on every retry), `source` (node "
-        "id) and `reply_to` (`R/reply/{node}`; the hub answers only on reply topics of its site). Requests are "
+        "id) and `reply_to` (`R/reply/{node}`; the hub answers only on reply topics of its site). Boards publish "
+        "on `R/req/hub/{action}/{node}` with their own node id as the last level: the broker's ACL lets a board "
+        "write only under its own name and the hub refuses (`forbidden`) a request whose `source` differs from "
+        "that level, so a counter cannot act for another counter even with a forged payload. The short form "
+        "`R/req/hub/{action}` stays valid for technicians' tools. Requests are "
         "published with an MQTT 5 message expiry so a request nobody waits for any more is never executed late. "
         "The hub stores `request_id → reply` in the same transaction as the change: a retry or a redelivery "
         "returns the same reply and changes nothing.",
@@ -133,7 +137,7 @@ def render_protocol() -> str:
         "report": "report tables (docs/reports.md)",
     }
     for action, model in c.REQUEST_MODELS.items():
-        out.append(f"| `{action}` | `R/req/hub/{action}` | {model.__name__} | {data_doc.get(action, '')} |")
+        out.append(f"| `{action}` | `R/req/hub/{action}/{{node}}` | {model.__name__} | {data_doc.get(action, '')} |")
     out += ["", "## Payloads", ""]
     for model in c.ALL_MODELS:
         strict = model.model_config.get("extra") == "forbid"
@@ -141,7 +145,7 @@ def render_protocol() -> str:
         doc = (model.__doc__ or "").strip()
         if doc and not doc.startswith(("A base class", "Usage docs")):
             out += [" ".join(doc.split()), ""]
-        topic = getattr(model, "TOPIC", "") or (f"R/req/hub/{model.ACTION}" if hasattr(model, "ACTION") and model.ACTION else "")
+        topic = getattr(model, "TOPIC", "") or (f"R/req/hub/{model.ACTION}/{{node}}" if hasattr(model, "ACTION") and model.ACTION else "")
         out.append(f"- schema: `{model.SCHEMA}`" + (f" · topic: `{topic}`" if topic else "")
                    + f" · {'strict' if strict else 'tolerant'}")
         kinds = getattr(model, "KINDS", None)

@@ -172,7 +172,7 @@ class Hall:
         return [json.loads(p) for _, p in self.broker.messages(T.event("ticket", kind))]
 
     def requests(self, action):
-        return [json.loads(p) for _, p in self.broker.messages(T.req(action))]
+        return [json.loads(p) for _, p in self.broker.messages(T.req(action) + "/#")]
 
     def close(self):
         for b in self.boxes.values():

@@ -181,7 +181,7 @@ def test_a_gap_in_revs_makes_the_board_ask_the_hub_to_resync(display, fake_broke
     hall.event(called(13, 1026, 1))  # 11 and 12 lost
     assert pump(d, lambda: d.model.stats["held"] == 1)
     d.clock.advance(1.0)  # past the reorder window
-    topic = hall.t.req("resync")
+    topic = hall.t.req("resync", "display-hall")
     assert pump(d, lambda: fake_broker.messages(topic) != [])
     req = decode(Resync, fake_broker.messages(topic)[0][1])
     assert req.source == "display-hall" and req.since_rev == 10  # all seen up to 10

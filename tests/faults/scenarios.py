@@ -479,7 +479,7 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
         nodes = ["hub", "dispenser-1", "counter-1", "counter-2", "display-hall", "announcer-hall", "tech"]
         universe = [f"{R}/state/hall", f"{R}/state/counter/1", f"{R}/state/service/ho-tich", f"{R}/state/summary",
                     *(f"{R}/event/ticket/{k}" for k in ("issued", "called", "voided")), f"{R}/event/counter/paused",
-                    *(f"{R}/req/hub/{a}" for a in actions),
+                    *(f"{R}/req/hub/{a}" for a in actions), *(f"{R}/req/hub/{a}/{n}" for a in actions for n in nodes),
                     *(f"{R}/reply/{n}" for n in nodes), *(f"{R}/node/{n}/status" for n in nodes),
                     *(f"{R}/node/{n}/alert/paper-out" for n in nodes), *(f"{R}/node/{n}/health" for n in nodes),
                     *(f"{R}/config/{n}/{x}" for n in nodes for x in ("set", "ack", "state")),
@@ -491,15 +491,15 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
             if rest is None:
                 return False
             own = (f"node/{user}/status", f"node/{user}/health", f"config/{user}/ack", f"config/{user}/state",
-                   "req/hub/resync")
+                   f"req/hub/resync/{user}")
             if rest in own or rest == f"node/{user}/alert/paper-out":
                 return True
             if role == "hub":
                 return rest.startswith(("state/", "event/", "reply/"))
             if role == "dispenser":
-                return rest in {f"req/hub/{a}" for a in DISPENSER_ACTIONS}
+                return rest in {f"req/hub/{a}/{user}" for a in DISPENSER_ACTIONS}
             if role == "counter":
-                return rest in {f"req/hub/{a}" for a in COUNTER_ACTIONS}
+                return rest in {f"req/hub/{a}/{user}" for a in COUNTER_ACTIONS}
             if role == "tech":
                 return rest.startswith(("req/hub/", "sim/")) or (rest.startswith("config/") and rest.endswith("/set"))
             return False

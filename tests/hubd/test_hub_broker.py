@@ -120,6 +120,20 @@ def test_counter_may_not_act_for_another_counter(tmp_path, mosquitto, site_file)
         c3.stop()
 
 
+def test_a_forged_source_under_another_nodes_name_is_refused(tmp_path, mosquitto, site_file):
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file) as hub:
+        c1 = client(mosquitto.port, "counter-1", tmp_path)
+        replies: list[Reply] = []
+        c1.subscribe(c1.reply_topic, lambda m: replies.append(decode(Reply, m.payload)))
+        # counter-1's credentials, counter-2's name in the payload: the topic tells the truth
+        forged = CallNext(request_id=new_request_id(), source="counter-2", counter=2, reply_to=c1.reply_topic)
+        c1.publish(c1.topics.req("call-next", "counter-1"), forged)
+        assert pump([c1], lambda: bool(replies))
+        assert replies[0].error is not None and replies[0].error.code == "forbidden"
+        assert hub.engine.counters[2].state == "closed"
+        c1.stop()
+
+
 def test_malformed_requests_get_error_replies_or_counted_drops(tmp_path, mosquitto, site_file):
     with running_hub(mosquitto.port, tmp_path / "hub", site_file) as hub:
         c = client(mosquitto.port, "counter-1", tmp_path)

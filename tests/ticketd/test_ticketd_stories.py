@@ -72,7 +72,7 @@ class Hall:
         self.mono.advance(gap_s)
 
     def requests(self, action):
-        return [json.loads(p) for _, p in self.broker.messages(T.req(action))]
+        return [json.loads(p) for _, p in self.broker.messages(T.req(action) + "/#")]
 
     def close(self):
         self.tk.teardown()

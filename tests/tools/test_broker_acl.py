@@ -28,13 +28,16 @@ FORBIDDEN = [
     ("counter-1", f"{R}/node/counter-2/status", True, "tech", "counter-2"),
     ("counter-1", f"{R}/node/counter-2/alert/paper-out", True, "tech", "counter-2"),
     ("counter-1", f"{R}/config/counter-2/state", True, "tech", "counter-2"),
-    ("counter-1", f"{R}/req/hub/issue-ticket", False, "hub", "dispenser-1"),
+    ("counter-1", f"{R}/req/hub/issue-ticket/dispenser-1", False, "hub", "dispenser-1"),
+    # a counter cannot ask as another counter, nor through the anonymous request form
+    ("counter-1", f"{R}/req/hub/call-next/counter-2", False, "hub", "counter-2"),
+    ("counter-1", f"{R}/req/hub/call-next", False, "hub", "tech"),
     ("counter-1", f"{R}/config/counter-1/set", False, "counter-1", "tech"),
     ("counter-1", f"{R}/config/counter-2/set", False, "counter-2", "tech"),
     ("counter-1", f"{R}/sim/counter-2/press", False, "counter-2", "tech"),
-    ("dispenser-1", f"{R}/req/hub/call-next", False, "hub", "counter-1"),
+    ("dispenser-1", f"{R}/req/hub/call-next/counter-1", False, "hub", "counter-1"),
     ("dispenser-1", f"{R}/event/ticket/issued", False, "display-hall", "hub"),
-    ("display-hall", f"{R}/req/hub/finish", False, "hub", "counter-3"),
+    ("display-hall", f"{R}/req/hub/finish/counter-3", False, "hub", "counter-3"),
     ("display-hall", f"{R}/state/service/ho-tich", True, "display-hall", "hub"),
     ("announcer-hall", f"{R}/event/ticket/recalled", False, "display-hall", "hub"),
     ("tech", f"{R}/state/hall", True, "display-hall", "hub"),
@@ -49,11 +52,12 @@ FORBIDDEN = [
 # (publisher, topic): what each role needs to do its job
 ALLOWED = [
     ("hub", f"{R}/state/hall"), ("hub", f"{R}/event/ticket/called"), ("hub", f"{R}/reply/counter-1"),
-    ("dispenser-1", f"{R}/req/hub/issue-ticket"), ("dispenser-1", f"{R}/req/hub/void-ticket"),
+    ("dispenser-1", f"{R}/req/hub/issue-ticket/dispenser-1"), ("dispenser-1", f"{R}/req/hub/void-ticket/dispenser-1"),
     ("dispenser-1", f"{R}/node/dispenser-1/alert/paper-out"),
-    ("counter-2", f"{R}/req/hub/call-next"), ("counter-2", f"{R}/req/hub/rate"), ("counter-2", f"{R}/req/hub/resync"),
+    ("counter-2", f"{R}/req/hub/call-next/counter-2"), ("counter-2", f"{R}/req/hub/rate/counter-2"),
+    ("counter-2", f"{R}/req/hub/resync/counter-2"),
     ("counter-2", f"{R}/config/counter-2/ack"), ("counter-2", f"{R}/config/counter-2/state"),
-    ("display-hall", f"{R}/node/display-hall/health"), ("announcer-hall", f"{R}/req/hub/resync"),
+    ("display-hall", f"{R}/node/display-hall/health"), ("announcer-hall", f"{R}/req/hub/resync/announcer-hall"),
     ("tech", f"{R}/config/counter-2/set"), ("tech", f"{R}/sim/dispenser-1/press"), ("tech", f"{R}/req/hub/call-next"),
     ("tech-lan", f"{R}/sim/counter-4/press"),
 ]
@@ -102,7 +106,7 @@ def test_a_node_reads_its_own_replies_but_not_another_counters(secured_broker):
 
 def test_another_site_is_out_of_bounds(secured_broker):
     with secured_broker.client("counter-1") as c:
-        assert c.publish("xephang/v1/other-commune/req/hub/call-next", b"{}") == NOT_AUTHORIZED
+        assert c.publish("xephang/v1/other-commune/req/hub/call-next/counter-1", b"{}") == NOT_AUTHORIZED
 
 
 @pytest.mark.parametrize(("user", "password"), [("counter-1", "wrong-password"), ("", None), ("nobody", "x"),
