@@ -277,8 +277,7 @@ def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
     for r in report["rows"] + [report["totals"]]:
         vals: list[Any] = [r["label"]]
         for c in ALL_COLUMNS:
-            v = c.value(r)
-            vals.append("" if v is None else round(v, 2) if c.kind == "min" else round(v, 4) if c.kind == "share" else v)
+            vals.append(cell_value(c, r))
         ratings = r.get("ratings") or {}
         vals += [ratings.get(s, "") for s in score_keys]
         f = r.get("flags") or {}
@@ -288,12 +287,22 @@ def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
-def write_csv(report: dict[str, Any], path: Path | str) -> Path:
+def cell_value(c: Any, row: dict[str, Any]) -> Any:
+    """A figure as a spreadsheet cell: minutes to 2 decimals, shares to 4, blank when missing."""
+    v = c.value(row)
+    return "" if v is None else round(v, 2) if c.kind == "min" else round(v, 4) if c.kind == "share" else v
+
+
+def write_rows_csv(rows: list[list[Any]], path: Path | str) -> Path:
     """UTF-8 with a BOM so Excel shows the Vietnamese letters; comma-separated."""
     path = Path(path)
     with path.open("w", encoding="utf-8-sig", newline="") as f:
-        csv.writer(f).writerows(csv_rows(report))
+        csv.writer(f).writerows(rows)
     return path
+
+
+def write_csv(report: dict[str, Any], path: Path | str) -> Path:
+    return write_rows_csv(csv_rows(report), path)
 
 
 # ---------------------------------------------------------------------------------------------- XLSX

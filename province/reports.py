@@ -17,7 +17,6 @@ The centre ledger's clock-jump marks do not travel in events, so those two flags
 
 from __future__ import annotations
 
-import csv
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -269,7 +268,7 @@ def _heading(report: dict[str, Any]) -> str:
 
 def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
     """Header + rows + total, with the centre report's columns (``hubd.report_render.ALL_COLUMNS``)."""
-    from hubd.report_render import ALL_COLUMNS
+    from hubd.report_render import ALL_COLUMNS, cell_value
 
     lang = report.get("lang", "vi")
     scale = int(report.get("rating_scale") or 5)
@@ -280,8 +279,7 @@ def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
     for r in report["rows"] + [report["totals"]]:
         vals: list[Any] = [r["label"]]
         for c in ALL_COLUMNS:
-            v = c.value(r)
-            vals.append("" if v is None else round(v, 2) if c.kind == "min" else round(v, 4) if c.kind == "share" else v)
+            vals.append(cell_value(c, r))
         vals += [r["ratings"].get(str(s), "") for s in range(1, scale + 1)]
         out.append(vals)
     return out
@@ -289,10 +287,9 @@ def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
 
 def write_csv(report: dict[str, Any], path: Path | str) -> Path:
     """UTF-8 with a BOM (Excel shows the Vietnamese letters), comma-separated."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8-sig", newline="") as f:
-        csv.writer(f).writerows(csv_rows(report))
-    return path
+    from hubd.report_render import write_rows_csv
+
+    return write_rows_csv(csv_rows(report), path)
 
 
 def write_xlsx(report: dict[str, Any], path: Path | str) -> Path:
