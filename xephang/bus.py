@@ -479,7 +479,8 @@ class Bus:
         self.connected.clear()
         if was:
             self.stats.disconnects += 1
-            log.warning("disconnected from broker: %s", rc)
+            # our own stop is routine; anything else is worth a technician's attention
+            log.log(logging.INFO if self._stopping else logging.WARNING, "disconnected from broker: %s", rc)
             self.inbox.put(("disconnected",))
         if not self._stopping:
             # the next connection is a new session: its Will must carry the new number
