@@ -324,6 +324,8 @@ class Rate(CounterRequest):
     SCHEMA: ClassVar[str] = _req_schema(ACTION)
     schema_: str = Field(default=SCHEMA, alias="schema")
     score: int = Field(ge=1, le=5)
+    ticket_id: int | None = Field(default=None, ge=1, description="the ticket the box saw finished (`data.ticket.id` of the finish reply); "
+                                  "when given, the hub refuses a rating for any other ticket")
 
 
 class VoidTicket(Request):
