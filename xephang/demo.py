@@ -62,6 +62,10 @@ COUNTER_KEY_OF = {"no-show": "recall", "resume": "pause"}
 ANY_KEY_GAP_S = 0.06
 
 
+# alerts by which a live board or speaker says it has no device although its process runs
+LIVE_DEVICE_ALERTS = frozenset({"audio-missing", "display-missing"})
+
+
 class DemoError(RuntimeError):
     """The demo cannot start (no mosquitto, no hub …)."""
 
@@ -249,6 +253,7 @@ class DemoOptions:
     ready_timeout_s: float = 40.0
     load: float = 1.0
     headless: bool = False
+    speaker: str = "auto"  # auto: the sound card when the machine lists one; card: try it anyway; wav: never
 
 
 class Demo:
@@ -267,6 +272,8 @@ class Demo:
         self.last_line = ""
         self._status_width = 0
         self.window, self.speaker = presentation(os.environ, asound_cards=_asound_cards(), headless=opts.headless)
+        if opts.speaker != "auto":
+            self.speaker = opts.speaker == "card"
         self.live: set[str] = set()  # nodes on the real screen / sound card (sim hardware if that fails)
         self._reported_dead: set[str] = set()
 
@@ -360,12 +367,30 @@ class Demo:
             if p.alive():
                 continue
             p.wait(0)
-            p.close_log()
-            self.live.discard(n)
-            self.say(f"  {n}: không mở được màn hình/loa thật / no real screen or speaker (code {p.exit_code}): "
-                     "PNG/WAV instead")
-            self._start_node(p.spec, self.clock)
-            self._write_pids()
+            self._restart_simulated(n, f"code {p.exit_code}")
+
+    def _restart_simulated(self, n: str, why: str) -> None:
+        p = self.nodes[n]
+        p.close_log()
+        self.live.discard(n)
+        self.say(f"  {n}: không mở được màn hình/loa thật / no real screen or speaker ({why}): PNG/WAV instead")
+        self._start_node(p.spec, self.clock)
+        self._write_pids()
+
+    def _on_alert(self, topic: str, payload: bytes) -> bool:
+        """A live board or speaker that stays up but says its device is missing goes back to sim."""
+        parts = topic.split("/")
+        if len(parts) < 2 or parts[-2] != "alert" or "/node/" not in topic:
+            return False
+        node, alert_id = parts[-3], parts[-1]
+        if payload and node in self.live and alert_id in LIVE_DEVICE_ALERTS:
+            p = self.nodes[node]
+            p.signal_group(signal.SIGTERM)
+            if not p.wait(5):
+                p.signal_group(signal.SIGKILL)
+                p.wait(5)
+            self._restart_simulated(node, f"alert {alert_id}")
+        return True
 
     def _watch_nodes(self) -> None:
         self._fall_back()
@@ -390,7 +415,7 @@ class Demo:
                     self.say(f"⚠ {n} dừng khi khởi động / died at start: code {p.exit_code}, log {p.log_path}")
                     want.discard(n)
             m = client.get(0.1)
-            if m is None or not m.payload or not m.topic.endswith("/status"):
+            if m is None or self._on_alert(m.topic, m.payload) or not m.payload or not m.topic.endswith("/status"):
                 continue
             try:
                 st = NodeStatus.model_validate_json(m.payload)
@@ -431,7 +456,7 @@ class Demo:
                                   password=self.files.passwords[TECH])
             with ToolClient(target) as client:
                 t = client.topics
-                client.subscribe(t.all_status(), t.all_events(), f"{t.root}/state/service/+")
+                client.subscribe(t.all_status(), t.all_events(), f"{t.root}/state/service/+", f"{t.root}/node/+/alert/+")
                 self._wait_ready(client)
                 self.say(f"  {len(self.online)} nút trực tuyến / nodes online: {', '.join(self.online)}")
                 self.say(f"  xem thiết bị / watch devices: xephang devices --watch --port {self.broker.port} "
@@ -506,7 +531,7 @@ class Demo:
                              "clock_skew_s": getattr(self, "max_skew", 0.0)})
 
     def _on_message(self, sim: CentreSim, topic: str, payload: bytes, svc_prefix: str, clock: ScaledClock) -> None:
-        if not payload:
+        if self._on_alert(topic, payload) or not payload:
             return
         if topic.startswith(svc_prefix):
             with contextlib.suppress(ValueError, TypeError):
@@ -743,6 +768,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--verbose", "-v", action="store_true", help="print every event (not only the live line)")
     p.add_argument("--headless", action="store_true",
                    help="board as PNG frames and announcements as WAVs even when a display / sound card exists")
+    p.add_argument("--speaker", choices=("auto", "card", "wav"), default="auto",
+                   help="announcements on the sound card (card: try it even when none is listed) or as WAV files; "
+                        "a card that fails falls back to WAVs (default auto)")
     p.set_defaults(func=run_demo)
 
 
@@ -753,7 +781,7 @@ def run_demo(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(logging.WARNING)  # the live line is the output; daemons log to files
     opts = DemoOptions(out=args.out or default_out_dir(), site_file=args.site_file, speed=args.speed,
                        minutes=args.minutes, start=args.start, seed=args.seed, lang=args.lang, verbose=args.verbose,
-                       load=args.load, headless=args.headless)
+                       load=args.load, headless=args.headless, speaker=args.speaker)
     demo = Demo(opts)
     with _stop_on_signals(demo.stop):
         return demo.run()

@@ -151,14 +151,18 @@ def test_ctrl_c_stops_every_process_and_another_demo_starts_at_once(tmp_path, sh
     assert p.returncode == 130, rest[-2000:]
     assert "stopped on request" in rest
     assert_no_strays(first)
-    # the second one believes there is a desktop (DISPLAY set, but no X server answers): the board
-    # cannot open a window, and runs on the simulated screen instead
-    second = subprocess.run(demo_cmd(tmp_path / "second", "--start", "09:00", "--minutes", "4"), capture_output=True,
-                            text=True, timeout=60, env={**os.environ, "DISPLAY": ":99"})
+    # the second one believes there is a desktop (DISPLAY set, but no X server answers) and a sound
+    # card (--speaker card, but SDL cannot open any): the board exits at start, the speaker stays up
+    # with its audio-missing alert; both go on simulated hardware, so frames and WAVs are written
+    env = {**os.environ, "DISPLAY": ":99", "SDL_AUDIODRIVER": "no-such-driver"}
+    second = subprocess.run(demo_cmd(tmp_path / "second", "--start", "09:00", "--minutes", "6", "--speaker", "card"),
+                            capture_output=True, text=True, timeout=60, env=env)
     assert second.returncode == 0, second.stdout[-2000:]
     assert "display-hall: không mở được màn hình" in second.stdout
+    assert "announcer-hall: không mở được màn hình/loa thật / no real screen or speaker (alert audio-missing)" \
+        in second.stdout
     s = json.loads((tmp_path / "second" / "summary.json").read_text())
-    assert s["live"] == [] and not s["skipped"] and s["files"]["frames"] > 0
+    assert s["live"] == [] and not s["skipped"] and s["files"]["frames"] > 0 and s["files"]["wavs"] > 0
     assert_no_strays(tmp_path / "second")
 
 
