@@ -12,7 +12,10 @@ the printer's and the hub's state, and asks it for the next job when it is idle:
   per-button rate bound, the press is refused with a signal;
 - paper out (or printer offline) → the press is refused, no number is asked for;
 - hub offline → issue jobs wait; one not started within ``hub_wait_s`` of its press is
-  dropped (the citizen is told, by light and sound, to press again later);
+  dropped (the citizen is told, by light and sound, to press again later). The core is the
+  one holder of the hub's availability and starts **offline**: until the hub's retained
+  status says online (not yet received, broker down at boot) a press waits, it is never sent
+  to a hub nobody has heard from;
 - technician key, long press → reprint the last ticket (or a test print when there is none);
   test key, long press → a test print.
 """
@@ -130,7 +133,7 @@ class Dispenser:
         self.in_flight: TicketJob | None = None
         self.last_ticket: TicketView | None = None
         self.printer_state = PrinterState.UNKNOWN
-        self.hub_online = True
+        self.hub_online = False  # until the hub's retained status says online (set_hub_online)
         self.stats = DispenserStats()
         self._armed: _Armed | None = None
         self._rates = {k: RateLimit(max_events=self.max_presses, per_s=self.per_s) for k in self.buttons}

@@ -93,7 +93,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self.core: Dispenser | None = None
         self.printer: Printer | None = None
         self.renderer: TicketRenderer | None = None
-        self.hub_online = False
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self._next_printer_check = 0.0
         self._issuing: TicketJob | None = None
@@ -138,6 +137,12 @@ class TicketDaemon(Daemon[TicketdSettings]):
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
         return "dispenser-1"
+
+    @property
+    def hub_online(self) -> bool:
+        """The hub's availability, as the decision core holds it (one source of truth):
+        offline until the hub's retained status says online."""
+        return self.core is not None and self.core.hub_online
 
     # ---- node config: technicians may push the ticket layout (texts, QR, width) -----------
     def initial_node_config(self) -> dict[str, Any]:
@@ -501,13 +506,13 @@ class TicketDaemon(Daemon[TicketdSettings]):
             self._set_hub_online(online)
 
     def _set_hub_online(self, online: bool) -> None:
-        if online != self.hub_online:
+        if self.core is None:
+            return  # before setup: the core starts offline and the retained status comes after it
+        if online != self.core.hub_online:
             log.info("hub is %s", "online" if online else "OFFLINE: presses wait, no number is invented")
-        self.hub_online = online
-        if self.core is not None:
-            self.core.set_hub_online(online)
-            if online:
-                self._pump()
+        self.core.set_hub_online(online)
+        if online:
+            self._pump()
         self._refresh_lights()
 
     # ---- lights and health --------------------------------------------------------------------

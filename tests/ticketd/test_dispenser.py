@@ -14,8 +14,7 @@ from xephang.clock import VN_TZ
 from xephang.hw import KeyPress
 
 
-@pytest.fixture
-def core() -> Dispenser:
+def new_core() -> Dispenser:
     ids = (f"req-{i}" for i in itertools.count(1))
     return Dispenser(
         buttons={"ho-tich": ButtonRole("ho-tich"), "dat-dai": ButtonRole("dat-dai"),
@@ -24,6 +23,14 @@ def core() -> Dispenser:
         priority_window_s=5.0, max_pending=2, max_presses=3, per_s=30.0, hub_wait_s=10.0,
         new_request_id=lambda: next(ids),
     )
+
+
+@pytest.fixture
+def core() -> Dispenser:
+    """A dispenser whose hub has said it is online."""
+    c = new_core()
+    c.set_hub_online(True)
+    return c
 
 
 def press(core, name, at, kind="short"):
@@ -110,6 +117,16 @@ def test_no_number_is_asked_for_when_the_printer_cannot_print(core, state):
 def test_paper_low_or_a_silent_printer_still_issues(core, state):
     core.set_printer_state(state)
     assert press(core, "ho-tich", 100.0).outcome is Outcome.QUEUED
+
+
+def test_a_dispenser_that_has_not_heard_from_the_hub_yet_treats_it_as_offline():
+    core = new_core()  # just booted: the hub's retained status has not arrived
+    assert core.hub_online is False
+    r = press(core, "ho-tich", 100.0)
+    assert r.outcome is Outcome.WAITING_HUB
+    assert core.next_job(100.1) is None  # nothing is sent to a hub nobody has heard from
+    core.set_hub_online(True)
+    assert core.next_job(101.0) is r.job
 
 
 def test_hub_offline_press_waits_and_is_answered_when_the_hub_returns(core):

@@ -29,7 +29,7 @@ MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
 
 
 class Hall:
-    def __init__(self, tmp_path, broker, site_file, printer: FakePrinter, **ticketd_opts):
+    def __init__(self, tmp_path, broker, site_file, printer: FakePrinter, *, hub_up: bool = True, **ticketd_opts):
         self.broker = broker
         self.clock = ManualClock(start=MONDAY_9AM)
         self.mono = ManualClock(start=1000.0)
@@ -44,12 +44,20 @@ class Hall:
         self.tk = TicketDaemon(settings, bus=FakeBus(broker, site=SITE, node="dispenser-1", role="dispenser",
                                                      state_dir=tmp_path / "tk"),
                                clock=self.clock, printer=printer, monotonic=self.mono.monotonic)
-        self.hub.start()
+        self.hub_started = False
+        if hub_up:
+            self.start_hub()
         self.tk.start()
-        self.pump_until(lambda: self.tk.hub_online)
+        if hub_up:
+            self.pump_until(lambda: self.tk.hub_online)
+
+    def start_hub(self):
+        self.hub.start()
+        self.hub_started = True
 
     def step(self):
-        self.hub.step(timeout=0)
+        if self.hub_started:
+            self.hub.step(timeout=0)
         self.tk.step(timeout=0)
 
     def pump_until(self, cond, timeout=5.0):
@@ -77,8 +85,9 @@ class Hall:
     def close(self):
         self.tk.teardown()
         self.tk.bus.stop()
-        self.hub.teardown()
-        self.hub.bus.stop()
+        if self.hub_started:
+            self.hub.teardown()
+            self.hub.bus.stop()
 
 
 @pytest.fixture
@@ -157,6 +166,58 @@ def test_hub_offline_no_number_is_invented_and_the_press_is_answered_when_it_ret
     fake_broker.go_up()  # the hub reconnects within the window
     hall.pump_until(lambda: len(printer.jobs) == 1)
     assert hall.tk.printed_tickets[0].number == 1001
+
+
+@pytest.fixture
+def hall_without_hub(tmp_path, fake_broker, site_file, printer):
+    """The dispenser boots while the hub is not running (no retained status on the broker)."""
+    h = Hall(tmp_path, fake_broker, site_file, printer, hub_up=False)
+    yield h
+    h.close()
+
+
+def test_booted_before_the_hub_a_press_waits_and_is_answered_once_when_the_hub_comes_up(
+        hall_without_hub, fake_broker, printer):
+    hall = hall_without_hub
+    hall.settle()
+    assert hall.tk.hub_online is False  # nobody has vouched for the hub yet
+    assert hall.tk.board.leds["ho-tich"].base == "hub_offline"
+    hall.press("ho-tich")
+    hall.settle()
+    # the press waits: no request to a hub nobody has heard from, so no timeout and no error
+    assert hall.requests("issue-ticket") == [] and printer.jobs == []
+    assert hall.tk.board.leds["ho-tich"].base == "wait"
+    assert hall.tk.core.stats.failed == 0
+    hall.mono.advance(hall.tk.settings.hardware.hub_wait_s / 2)
+    hall.start_hub()  # the hub comes up within the window
+    hall.pump_until(lambda: len(printer.jobs) == 1)
+    hall.settle()
+    assert len(printer.jobs) == 1 and len(hall.requests("issue-ticket")) == 1
+    assert [v.number for v in hall.tk.printed_tickets] == [1001]
+    assert hall.tk.core.stats.failed == 0 and hall.tk.last_error == ""
+
+
+def test_booted_before_the_hub_and_it_never_comes_the_press_is_dropped_with_the_error_signal(
+        hall_without_hub, fake_broker, printer):
+    hall = hall_without_hub
+    hall.press("ho-tich")
+    hall.settle()
+    buzzer = hall.tk.board.buzzer
+    assert buzzer.wait_settled(5)  # the two "wait" beeps of the press
+    buzzer.pin.clear_states()
+    hall.mono.advance(hall.tk.settings.hardware.hub_wait_s + 1)
+    hall.settle()
+    assert hall.tk.core.stats.dropped == 1 and hall.tk.core.stats.failed == 0
+    assert buzzer.wait_settled(5)
+    assert pin_history(buzzer.pin) == [False, True, False]  # one long "error" beep
+    assert hall.tk.board.leds["ho-tich"].base == "hub_offline"
+    # no number was invented, none was asked for, and the hub coming up later issues nothing
+    assert printer.jobs == [] and hall.requests("issue-ticket") == []
+    hall.start_hub()
+    hall.pump_until(lambda: hall.tk.hub_online)
+    hall.settle()
+    assert printer.jobs == [] and hall.requests("issue-ticket") == []
+    assert fake_broker.messages(T.event("ticket", "issued")) == []
 
 
 def test_hub_offline_too_long_drops_the_press_with_a_clear_signal(hall, fake_broker, printer):
