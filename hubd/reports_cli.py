@@ -22,7 +22,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE_DIR = Path("/var/lib/xephang")
+DEFAULT_STATE_DIR = Path("/var/lib/xephang/hubd")  # the hub unit's StateDirectory
 EXIT_ERROR, EXIT_NO_HUB = 1, 3
 
 
@@ -168,7 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=["vi", "en"], default="vi", help="headings and labels (default vi)")
     src = p.add_argument_group("ledger (on the hub)")
     src.add_argument("--ledger", help="the hub's SQLite ledger (default: STATE_DIR/ledger.sqlite)")
-    src.add_argument("--state-dir", help="default: $XEPHANG_STATE_DIR or /var/lib/xephang")
+    src.add_argument("--state-dir", help="default: $XEPHANG_STATE_DIR or /var/lib/xephang/hubd")
     src.add_argument("--site-file", help="site TOML (default: $XEPHANG_SITE_FILE)")
     src.add_argument("--now", help=argparse.SUPPRESS)  # reproducible reports in tests: 'YYYY-MM-DD HH:MM'
     out = p.add_argument_group("outputs")

@@ -43,19 +43,28 @@ def test_systemd_analyze_verify_says_nothing(unit, tmp_path):
 def test_each_unit_is_a_watched_hardened_service_of_its_own_user(unit):
     s = read_unit(unit)["Service"]
     assert s["Type"] == "notify" and int(s["WatchdogSec"]) > 0 and s["Restart"] == "on-failure"
-    assert s["User"] == "xephang" and s["DynamicUser"] == "no"
+    daemon = unit.stem.removeprefix("xephang-")
+    assert s["User"] == s["Group"] == f"xephang-{daemon}" and s["DynamicUser"] == "no"
+    assert s["StateDirectory"] == f"xephang/{daemon}"
+    assert f"\nEnvironment=XEPHANG_STATE_DIR=/var/lib/xephang/{daemon}\n" in unit.read_text()  # a key may repeat
     for key, want in {"ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes", "ProtectHome": "yes",
-                      "ReadWritePaths": "/var/lib/xephang", "CapabilityBoundingSet": ""}.items():
+                      "ReadWritePaths": f"/var/lib/xephang/{daemon}", "CapabilityBoundingSet": ""}.items():
         assert s[key] == want, key
     u = read_unit(unit)["Unit"]
     assert int(u["StartLimitBurst"]) > 0 and int(u["StartLimitIntervalSec"]) > 0
     groups = set(s.get("SupplementaryGroups", "").split())
-    assert groups <= {"gpio", "lp", "audio", "video", "render"}
+    assert "xephang" in groups and groups <= {"xephang", "gpio", "lp", "audio", "video", "render"}
+
+
+def test_no_two_daemons_share_a_user_or_a_writable_folder():
+    users = [read_unit(u)["Service"]["User"] for u in UNITS]
+    writable = [read_unit(u)["Service"].get("ReadWritePaths") for u in DAEMON_UNITS]
+    assert len(set(users)) == len(users) and len(set(writable)) == len(writable)
 
 
 def test_groups_are_only_what_each_board_needs():
     groups = {u.stem.removeprefix("xephang-"): set(read_unit(u)["Service"].get("SupplementaryGroups", "").split())
-              for u in DAEMON_UNITS}
+              - {"xephang"} for u in DAEMON_UNITS}
     assert groups == {"hubd": set(), "ticketd": {"gpio", "lp"}, "counterd": {"gpio"}, "displayd": {"video", "render"},
                       "announcerd": {"audio"}}
 
