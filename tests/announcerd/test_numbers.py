@@ -77,10 +77,40 @@ def test_reading_table(n: int, options: ReadingOptions, expected: str) -> None:
     assert spoken(read_number(n, options=options)) == expected
 
 
-def test_libraries_known_mistakes_are_not_ours() -> None:
-    wrong = {1023: "một nghìn lẻ hai mươi ba", 1010: "một nghìn lẻ mười", 65: "sáu mươi năm", 75: "bảy mươi năm"}
-    for n, bad in wrong.items():
-        assert spoken(read_number(n)) != bad
+# What the libraries say, called for real (both are dev dependencies: a missing one fails the
+# test, it does not skip).  Each row: (n, library, correct reading).
+LIBRARY_MISTAKES = [
+    (1023, "num2words", "một nghìn không trăm hai mươi ba"),  # num2words: "một nghìn lẻ hai mươi ba"
+    (1010, "num2words", "một nghìn không trăm mười"),  # num2words: "một nghìn lẻ mười"
+    (1005, "num2words", "một nghìn không trăm lẻ năm"),  # num2words: "một nghìn lẻ năm"
+    (65, "vn-numberwords", "sáu mươi lăm"),  # vn-numberwords: "sáu mươi năm"
+    (75, "vn-numberwords", "bảy mươi lăm"),  # vn-numberwords: "bảy mươi năm"
+]
+
+
+def _library_reading(library: str, n: int) -> str:
+    if library == "num2words":
+        from num2words import num2words
+
+        return num2words(n, lang="vi")
+    from vn_numberwords import number_to_words
+
+    return number_to_words(n)
+
+
+@pytest.mark.parametrize(("n", "library", "correct"), LIBRARY_MISTAKES, ids=[f"{lib}-{n}" for n, lib, _ in LIBRARY_MISTAKES])
+def test_libraries_get_hall_numbers_wrong_and_ours_does_not(n: int, library: str, correct: str) -> None:
+    theirs = _library_reading(library, n)
+    assert theirs.strip() and theirs != correct, f"{library} now reads {n} correctly ({theirs!r}): update the docs"
+    assert spoken(read_number(n)) == correct
+
+
+def test_libraries_agree_with_us_on_easy_numbers() -> None:
+    # the comparison is fair: same words, same spelling, where the libraries are right
+    for n in (15, 21, 25, 9999):
+        ours = spoken(read_number(n))
+        assert _library_reading("num2words", n) == ours
+        assert _library_reading("vn-numberwords", n) == ours
 
 
 def test_one_token_per_clip() -> None:
