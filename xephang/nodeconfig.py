@@ -60,8 +60,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
     try:
-        dfd = os.open(path.parent, os.O_RDONLY)
+        dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
@@ -92,6 +97,9 @@ class NodeConfigManager:
         self._clock = clock
         self._acks: OrderedDict[str, ConfigAck] = OrderedDict()
         self.restart_required = False
+        self.pending_path = path.with_name(path.name + ".pending")
+        self.discarded: Path | None = None  # a push the node died applying, kept for the technician
+        self._discard_pending()
         self.rev, raw = self._load(initial)
         try:
             self.current: BaseModel = model.model_validate(raw)
@@ -99,6 +107,15 @@ class NodeConfigManager:
             errs = format_validation_errors(exc, model)
             raise ValueError(f"node config in {path} is invalid: {'; '.join(errs)}") from None
         self.raw = self.current.model_dump(mode="json")
+
+    def _discard_pending(self) -> None:
+        """A pushed config the node was applying when it died never becomes the config."""
+        if not self.pending_path.exists():
+            return
+        self.discarded = self.pending_path.with_name(self.path.name + ".failed")
+        os.replace(self.pending_path, self.discarded)
+        log.error("the node stopped while applying a pushed config: it is set aside in %s and the last good "
+                  "config in %s is used", self.discarded, self.path)
 
     def _load(self, initial: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
@@ -159,17 +176,21 @@ class NodeConfigManager:
             return ack
         new_raw = new.model_dump(mode="json")
         new_rev = self.rev + 1
-        write_atomic(self.path, json.dumps({"rev": new_rev, "config": new_raw}, ensure_ascii=False, indent=1).encode())
+        # the new config waits beside the last good one until it has been applied: a node that
+        # dies while applying it (a crash, a power cut) boots with the last good config
+        write_atomic(self.pending_path, json.dumps({"rev": new_rev, "config": new_raw}, ensure_ascii=False, indent=1).encode())
         old = self.current
         try:
             restart = bool(self._apply(new, old))
         except Exception as exc:  # the daemon could not apply it: keep running the old one
             log.exception("applying node config rev %s failed", new_rev)
-            write_atomic(self.path, json.dumps({"rev": self.rev, "config": self.raw}, ensure_ascii=False, indent=1).encode())
+            self.pending_path.unlink(missing_ok=True)
             ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
                             errors=[f"apply failed: {exc}"])
             self._ack(ack)
             return ack
+        os.replace(self.pending_path, self.path)
+        _fsync_dir(self.path.parent)
         self.current, self.raw, self.rev = new, new_raw, new_rev
         self.restart_required = self.restart_required or restart
         ack = ConfigAck(request_id=push.request_id, node=self.node,

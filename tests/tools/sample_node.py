@@ -2,7 +2,8 @@
 
 ``SAMPLE_DIE_IN_WRITE=1`` makes the process SIGKILL itself inside the atomic write of a
 pushed config (after the new bytes reach the temporary file, before the rename): the
-"power cut in the middle of saving" case.
+"power cut in the middle of saving" case. ``SAMPLE_DIE_IN_APPLY=1`` makes it SIGKILL itself
+while applying a pushed config (the new config is saved, not yet in force).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class SampleDaemon(Daemon[DaemonSettings]):
 
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         assert isinstance(new, SampleConfig)
+        if old is not None and os.environ.get("SAMPLE_DIE_IN_APPLY"):
+            os.kill(os.getpid(), signal.SIGKILL)
         return old is not None and isinstance(old, SampleConfig) and new.serial_port != old.serial_port
 
 
@@ -45,7 +48,8 @@ def _die_inside_writes() -> None:
     real_fsync = os.fsync
 
     def fsync(fd: int) -> None:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".config.json.tmp"):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if ".config.json" in name and name.endswith(".tmp"):
             os.ftruncate(fd, os.fstat(fd).st_size // 2)  # a torn write: half the new file
             real_fsync(fd)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -125,12 +125,35 @@ def test_a_node_killed_while_saving_boots_with_the_last_good_config(secured_brok
     rc, _, err = push(secured_broker, capsys, tmp_path, 'greeting = "Lần hai"\n', "--timeout", "3")
     assert rc == 3 and "no ack" in err  # it died before answering
     assert n.proc.wait(10) == -9
-    assert (n.state / f"{NODE}.config.json.tmp").exists()  # the torn half-file is there …
+    assert (n.state / f"{NODE}.config.json.pending.tmp").exists()  # the torn half-file is there …
     before = session_of(secured_broker)  # the killed process's Will says offline; its session is the last one
     n.start()
     wait_reconnected(secured_broker, max(before, 0))
     st = wait_rev(secured_broker, 1)  # … and ignored: the last good config survives
     assert st.config["greeting"] == "Lần một"
+    rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Lần ba"\n')
+    assert rc == 0 and "rev 1 → 2" in out
+
+
+def test_a_node_killed_while_applying_boots_with_the_last_good_config(secured_broker, sample_node, tmp_path, capsys):
+    n = sample_node()
+    wait_rev(secured_broker, 0)
+    assert push(secured_broker, capsys, tmp_path, 'greeting = "Lần một"\n')[0] == 0
+    before = session_of(secured_broker)
+    n.stop()
+    n.start(SAMPLE_DIE_IN_APPLY="1")
+    wait_reconnected(secured_broker, before)
+    wait_rev(secured_broker, 1)
+    rc, _, err = push(secured_broker, capsys, tmp_path, 'greeting = "Lần hai"\n', "--timeout", "3")
+    assert rc == 3 and "no ack" in err  # it died applying it, before answering
+    assert n.proc.wait(10) == -9
+    before = session_of(secured_broker)
+    n.start()
+    wait_reconnected(secured_broker, max(before, 0))
+    st = wait_rev(secured_broker, 1)  # the config it died applying is not the config it boots with
+    assert st.config["greeting"] == "Lần một"
+    failed = n.state / f"{NODE}.config.json.failed"
+    assert json.loads(failed.read_text())["config"]["greeting"] == "Lần hai"  # set aside for the technician
     rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Lần ba"\n')
     assert rc == 0 and "rev 1 → 2" in out
 
