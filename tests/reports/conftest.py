@@ -13,7 +13,8 @@ Day 1 (service day 2026-11-23)
  16  counter 2: D no-show, back in the queue (requeue once)
  17  counter 2 calls D again     18  D no-show again: final
  20  counter 2 calls C           21  counter 1 pauses while serving B: B ends inferred (8)
- 25  counter 2 Next, queue empty: C ends inferred (5); 26 C rated 3
+ 25  counter 2 Next, queue empty: C ends inferred (5); 26 a rating for C is refused (an
+     inferred finish opens no rating window: the box was never told the service ended)
  30  counter 1 resumes (paused 9)
 480  G issued (Văn hoá – Xã hội), never called: expires at the reset
 510  H issued (Đất đai)          515 counter 3 calls H (wait 5), never finished: closed by the reset
@@ -21,7 +22,7 @@ Day 1 (service day 2026-11-23)
      (the next command comes 7 hours later: a quiet evening, not a clock jump — the hub tells
      jumps by its monotonic clock — so G and H are not flagged)
 950  F issued (Chứng thực) at 23:50   970 counter 2 calls F at 00:10 (wait 20 > target 10)
-980  counter 2 Finish F (service 10) — still service day 2026-11-23 (reset at 04:00)
+980  counter 2 Finish F (service 10) — still service day 2026-11-23 (reset at 04:00); 981 F rated 3
 Day 2 (2026-11-24)
 1440 I issued (Hộ tịch)          1442 counter 1 calls I (wait 2)   1446 Finish (4)   1447 rated 1
 1500 J issued (Chứng thực)       1490 the clock jumps back: counter 2 calls J (wait -10, flagged)
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from hubd.engine import QueueEngine
+from hubd.engine import CommandError, QueueEngine
 from hubd.ledger import Ledger
 from xephang.clock import VN_TZ
 from xephang.site import Site
@@ -93,7 +94,8 @@ def play_story(c: Centre) -> dict[str, int]:
     assert c.do("call_next", 2, minute=20)["ticket"]["id"] == t["C"]
     c.do("pause", 1, "nghỉ", minute=21)
     assert c.do("call_next", 2, minute=25)["queue_empty"] is True
-    c.do("rate", 2, 3, minute=26)
+    with pytest.raises(CommandError, match="no service just finished"):
+        c.do("rate", 2, 3, minute=26)
     c.do("resume", 1, minute=30)
     t["G"] = c.issue("van-hoa-xa-hoi", 480)
     t["H"] = c.issue("dat-dai", 510)
@@ -102,6 +104,7 @@ def play_story(c: Centre) -> dict[str, int]:
     t["F"] = c.issue("chung-thuc", 950)
     assert c.do("call_next", 2, minute=970)["ticket"]["id"] == t["F"]
     c.do("finish", 2, minute=980)
+    c.do("rate", 2, 3, minute=981)
     # day 2
     t["I"] = c.issue("ho-tich", 1440)
     assert c.do("call_next", 1, minute=1442)["ticket"]["id"] == t["I"]

@@ -54,7 +54,7 @@ def test_by_service_issue_goes_to_chosen_service_service_to_where_served(story_l
     assert ho["wait"] == {"n": 2, "mean": 8.5 * MIN, "p50": 8.5 * MIN, "p90": 11.3 * MIN}
     assert ho["service_time"] == {"n": 3, "mean": 400.0, "p50": 7 * MIN, "p90": 468.0}
     assert ho["flags"]["inferred"] == 2
-    assert (ho["ratings"]["5"], ho["ratings"]["3"], ho["satisfaction"]) == (1, 1, 0.5)
+    assert (ho["ratings"]["5"], ho["ratings"]["3"], ho["satisfaction"]) == (1, 0, 1.0)
     dd = row(r, "dat-dai")  # C (transferred away, keeps its wait here) and H (closed by the reset)
     assert (dd["issued"], dd["served"], dd["transferred"]) == (2, 1, 1)
     assert dd["wait"]["n"] == 2 and dd["wait"]["mean"] == 5 * MIN
@@ -65,6 +65,7 @@ def test_by_service_issue_goes_to_chosen_service_service_to_where_served(story_l
     assert ct["wait"] == {"n": 2, "mean": 12.5 * MIN, "p50": 12.5 * MIN, "p90": 1110.0}
     assert ct["within_target"] == {"n": 2, "ok": 1, "share": 0.5}
     assert ct["service_time"] == {"n": 1, "mean": 10 * MIN, "p50": 10 * MIN, "p90": 10 * MIN}
+    assert (ct["ratings"]["3"], ct["rated"], ct["satisfaction"]) == (1, 1, 0.0)  # F, rated after midnight
     vh = row(r, "van-hoa-xa-hoi")
     assert (vh["issued"], vh["expired"], vh["served"], vh["wait"]["n"]) == (1, 1, 0, 0)
     assert vh["within_target"]["share"] is None and vh["satisfaction"] is None
@@ -211,3 +212,37 @@ def test_quantile_interpolates_like_numpy():
     assert quantile([10.0], 0.9) == 10.0
     assert quantile([0.0, 10.0], 0.9) == 9.0
     assert quantile([], 0.5) is None
+
+
+def _figures(r: dict) -> dict:
+    """A row without its key and label: only what was counted and measured."""
+    return {k: v for k, v in r.items() if k not in ("key", "label")}
+
+
+@pytest.mark.parametrize("spec", ["2026-11", "2026-Q4", "2026", "2026-10..2026-12"])
+def test_month_quarter_and_year_hold_exactly_the_days_inside_them(story_ledger, site, spec):
+    two_days = rep(story_ledger, site, period="2026-11-23..2026-11-24")
+    r = rep(story_ledger, site, period=spec)
+    assert _figures(r["totals"]) == _figures(two_days["totals"])
+    assert [_figures(x) for x in r["rows"]] == [_figures(x) for x in two_days["rows"]]
+    assert r["open_days"] == 2 and r["arrivals_by_hour"] == two_days["arrivals_by_hour"]
+    assert r["totals"]["issued"] == 10 and r["totals"]["rated"] == 3
+
+
+@pytest.mark.parametrize("spec", ["2026-10", "2026-Q3", "2026-11-25..2026-11-30"])
+def test_a_period_around_the_story_counts_nothing_of_it(story_ledger, site, spec):
+    t = rep(story_ledger, site, period=spec)["totals"]
+    assert (t["issued"], t["served"], t["calls"], t["rated"], t["wait"]["n"]) == (0, 0, 0, 0, 0)
+
+
+def test_by_officer_equals_by_counter_when_each_counter_has_one_officer(story_ledger, site):
+    by_counter = rep(story_ledger, site, group_by="counter")
+    by_officer = rep(story_ledger, site, group_by="officer")
+    officer_of = {c.number: c.officer for c in site.counters}
+    for r in by_counter["rows"]:
+        if r["calls"]:
+            assert _figures(row(by_officer, officer_of[r["key"]])) == _figures(r)
+    c1, c2 = row(by_counter, 1), row(by_counter, 2)
+    assert c1["within_target"] == {"n": 2, "ok": 2, "share": 1.0}  # A 5 and B 12 min, hộ tịch target 15
+    assert c2["within_target"] == {"n": 2, "ok": 1, "share": 0.5}  # chứng thực target 10: D 5 ok, F 20 not
+    assert (c1["ratings"]["5"], c1["rated"], c2["ratings"]["3"], c2["rated"]) == (1, 1, 1, 1)
