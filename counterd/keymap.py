@@ -28,8 +28,14 @@ The rules (``docs/counterd.md`` has the long form):
   ``hub_offline`` and forgotten; going offline also drops the queued press and any open
   menu. Nothing is replayed when the hub returns: the box is simply usable again.
 - **Rating**: the rating keys are live for the rating window after an explicit Finish
-  (the hub's ``rating_window_s``, shortened by the local setting); one rating per
-  window; a press outside it is ignored with ``rating_closed`` and never sent.
+  (the hub's ``rating_window_s``, shortened by the local setting); the window belongs to the
+  ticket that Finish ended (``data.ticket.id`` of the reply) and every rating sent in it
+  names that ticket (``ticket_id``), so a Next that calls the following citizen, or the
+  hub finishing that one (inferred), cannot move the rating onto another ticket. One rating
+  per window; a press outside it is ignored with ``rating_closed`` and never sent.
+- **Rating scale**: the site's ``rating_scale`` (3 or 5) sets which rating keys exist: a
+  config mapping ``rate-4``/``rate-5`` on a 3-point site is refused when it is loaded, and a
+  score above the scale is refused locally (``error`` on the rating LED), never sent.
 - **Recalls**: after ``recalls_before_no_show`` recalls of the same ticket the status light
   suggests a no-show until the ticket leaves the counter.
 """
@@ -40,7 +46,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,6 +62,9 @@ MAX_CHOICES = 9  # the LED blinks an option's number: more than nine cannot be c
 # box action → hub request action
 REQUEST_OF = {"next": "call-next", "recall": "recall", "no-show": "no-show", "finish": "finish",
               "pause": "pause", "resume": "resume", "transfer": "transfer", "rate": "rate"}
+
+# the hub's refusals of a rating that no retry can fix: the window is over
+RATING_GONE = ("rating-window-closed", "already-rated", "wrong-ticket")
 
 DEFAULT_PAUSE_REASONS = ("Nghỉ giải lao", "Họp", "Hỗ trợ nghiệp vụ", "Việc riêng")
 
@@ -102,6 +111,9 @@ class KeySpec(BaseModel):
         return self.long is not None or self.short in ("pause-menu", "transfer")
 
 
+RatingScale = Literal[3, 5]
+RATING_SCALES: tuple[int, ...] = get_args(RatingScale)
+
 # A six-key officer box plus five rating keys facing the citizen (BCM pins of a Pi header).
 DEFAULT_KEYS: tuple[KeySpec, ...] = (
     KeySpec(name="next", pin=5, short="next"),
@@ -111,6 +123,17 @@ DEFAULT_KEYS: tuple[KeySpec, ...] = (
     KeySpec(name="transfer", pin=26, short="transfer", long="transfer"),
     *(KeySpec(name=f"rate-{i}", pin=p, short=f"rate-{i}") for i, p in enumerate((12, 16, 20, 21, 25), start=1)),
 )
+
+
+def default_keys(rating_scale: int = 5) -> tuple[KeySpec, ...]:
+    """The default key map for a site rating on ``rating_scale`` points (3: no rate-4/rate-5 keys)."""
+    return tuple(k for k in DEFAULT_KEYS if (rate_score(k.short) or 0) <= rating_scale)
+
+
+def keys_beyond_scale(keys: tuple[KeySpec, ...], rating_scale: int) -> list[str]:
+    """``key 'rate-4' → rate-4`` for every key action scoring above ``rating_scale``."""
+    return [f"key {k.name!r} → {a}" for k in keys for a in (k.short, k.long)
+            if a is not None and (rate_score(a) or 0) > rating_scale]
 
 
 class BoxConfig(BaseModel):
@@ -126,7 +149,10 @@ class BoxConfig(BaseModel):
                                          "steps through; empty = every service of the site")
     pause_reasons: tuple[str, ...] = Field(default=DEFAULT_PAUSE_REASONS, max_length=MAX_CHOICES,
                                            description="first = the reason of a short Pause press")
-    keys: tuple[KeySpec, ...] = Field(default=DEFAULT_KEYS, description="the key map")
+    rating_scale: RatingScale = Field(default=5, description="the site's rating scale: 3 or 5 rating keys (a box "
+                                      "with a site file takes the site's); a rating key above it is refused")
+    keys: tuple[KeySpec, ...] = Field(default=DEFAULT_KEYS, description="the key map (default: as many rating "
+                                      "keys as rating_scale)")
     status_led_pin: int | str | None = Field(default=17, description="the officer's status LED")
     rating_led_pin: int | str | None = Field(default=27, description="LED lighting the rating keys")
     buzzer_pin: int | str | None = 18
@@ -139,9 +165,20 @@ class BoxConfig(BaseModel):
     recalls_before_no_show: int = Field(default=2, ge=0, le=20, description="suggest no-show after this many recalls; 0 = never")
     rating_window_s: float | None = Field(default=None, gt=0, le=3600, description="shorten the hub's rating window")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_keys_follow_the_scale(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "keys" not in data and data.get("rating_scale") in RATING_SCALES:
+            data = {**data, "keys": default_keys(int(data["rating_scale"]))}
+        return data
+
     @model_validator(mode="after")
     def _unique(self) -> BoxConfig:
         errors: list[str] = []
+        beyond = keys_beyond_scale(self.keys, self.rating_scale)
+        if beyond:
+            errors.append(f"keys: {', '.join(beyond)} is beyond the site's {self.rating_scale}-point rating scale "
+                          "(rating_scale): map the key to none or remove it")
         names = [k.name for k in self.keys]
         if len(set(names)) != len(names):
             errors.append(f"keys: duplicate key names {sorted({n for n in names if names.count(n) > 1})}")
@@ -195,6 +232,16 @@ class Menu:
 
 
 @dataclass
+class RatingWindow:
+    """The rating window of one finished service: its ticket, until when, whether rated."""
+
+    ticket_id: int | None  # data.ticket.id of the finish reply: every rating names it
+    display: str | None
+    until: float
+    sent: bool = False
+
+
+@dataclass
 class BoxStats:
     sent: int = 0
     queued: int = 0
@@ -213,13 +260,16 @@ class CounterBox:
     :param config: the box config (key map, reasons, windows).
     :param new_request_id: makes a request id (once per press).
     :param site_services: every service id of the site (transfer targets by default).
+    :param site_rating_scale: the site file's ``rating_scale`` when known (it wins over the
+        config's: a score above it is refused locally).
     """
 
     def __init__(self, config: BoxConfig, *, new_request_id: Callable[[], str],
-                 site_services: tuple[str, ...] = ()) -> None:
+                 site_services: tuple[str, ...] = (), site_rating_scale: int | None = None) -> None:
         self.config = config
         self._new_id = new_request_id
         self.site_services = tuple(site_services)
+        self.site_rating_scale = site_rating_scale
         self.stats = BoxStats()
         self.hub_online = False
         self.in_flight: Send | None = None
@@ -231,9 +281,7 @@ class CounterBox:
         self.services: tuple[str, ...] = config.services
         self.queue_empty = False
         self.waiting: dict[str, int] = {}
-        self.rating_until: float | None = None
-        self.rating_sent = False
-        self.last_finished: str | None = None
+        self.rating: RatingWindow | None = None
         self.rev = 0
         self.last_action = ""
         self.last_result = ""
@@ -259,8 +307,14 @@ class CounterBox:
         n = self.config.recalls_before_no_show
         return bool(n) and self.serving is not None and self.serving.recalls >= n
 
+    @property
+    def rating_scale(self) -> int:
+        """Scores the box may send: the config's, never more than the site file's."""
+        return min(self.site_rating_scale or 5, self.config.rating_scale)
+
     def rating_open(self, now: float) -> bool:
-        return self.rating_until is not None and not self.rating_sent and now < self.rating_until
+        r = self.rating
+        return r is not None and not r.sent and now < r.until
 
     # ------------------------------------------------------------------ lights
     def status_light(self, now: float) -> str:
@@ -355,8 +409,9 @@ class CounterBox:
             self.stats.timeouts += 1
             self.last_result = "hub-timeout"
             out: list[Effect] = [Flash("error", on="rating" if sent.action == "rate" else "status")]
-            if sent.action == "rate":
-                self.rating_sent = False  # the citizen may press again while the window lasts
+            if sent.action == "rate" and self.rating is not None \
+                    and self.rating.ticket_id == sent.fields.get("ticket_id"):
+                self.rating.sent = False  # the citizen may press again while the window lasts
             if self.queued is not None:  # no half-done work behind a hub that does not answer
                 log.warning("hub did not answer %s: dropping the queued %s", sent.action, self.queued.action)
                 self.queued = None
@@ -414,8 +469,8 @@ class CounterBox:
             self.menu = None
             self.last_result = "menu-timeout"
             out.append(Flash("cancelled"))
-        if self.rating_until is not None and now >= self.rating_until:
-            self.rating_until = None
+        if self.rating is not None and now >= self.rating.until:
+            self.rating = None
         return out
 
     # ------------------------------------------------------------------ internals
@@ -434,13 +489,22 @@ class CounterBox:
         return [Flash("queued")]
 
     def _rate(self, score: int, action: str, now: float) -> list[Effect]:
-        if not self.rating_open(now):
+        if score > self.rating_scale:  # a key the site's scale does not have: never sent
+            self.stats.errors += 1
+            self.last_result = "beyond-rating-scale"
+            log.warning("%s pressed on a %s-point site: refused", action, self.rating_scale)
+            return [Flash("error", on="rating")]
+        window = self.rating
+        if window is None or not self.rating_open(now):
             self.stats.rating_closed += 1
             self.last_result = "rating-closed"
             return [Flash("rating_closed", on="rating")]
-        out = self._request("rate", {"score": score}, action, now)
+        fields: dict[str, Any] = {"score": score}
+        if window.ticket_id is not None:
+            fields["ticket_id"] = window.ticket_id  # the ticket this window belongs to, whatever came since
+        out = self._request("rate", fields, action, now)
         if any(isinstance(e, Send) for e in out) or self.queued is not None and self.queued.action == "rate":
-            self.rating_sent = True  # one rating per finished service
+            window.sent = True  # one rating per finished service
         return out
 
     def _open_transfer(self, key: str, now: float) -> list[Effect]:
@@ -486,6 +550,11 @@ class CounterBox:
         m.index = m.options.index(service)
         return self._menu_confirm(now)
 
+    def _close_rating(self, sent: Send) -> None:
+        """The rating ``sent`` is settled: close its window (not a newer one, for another ticket)."""
+        if self.rating is not None and self.rating.ticket_id == sent.fields.get("ticket_id"):
+            self.rating = None
+
     def _set_serving(self, ticket: TicketInfo | None) -> None:
         self.serving = ticket
         if ticket is not None:
@@ -502,8 +571,8 @@ class CounterBox:
             log.warning("%s refused by the hub: %s %s", sent.action, code, reply.error.message if reply.error else "")
             if code == "not-serving":
                 self.serving = None
-            if code in ("rating-window-closed", "already-rated"):
-                self.rating_until = None
+            if sent.action == "rate" and code in RATING_GONE:
+                self._close_rating(sent)
                 return [Flash("rating_closed", on="rating")]
             return [Flash("error", on=on)]
         self.last_result = "ok"
@@ -528,20 +597,22 @@ class CounterBox:
                 self._set_serving(None)
             case "finish":
                 t = data.get("ticket")
-                self.last_finished = t.get("display") if isinstance(t, dict) else None
+                tid = t.get("id") if isinstance(t, dict) else None
                 self._set_serving(None)
                 window = float(data.get("rating_window_s") or 0)
                 if self.config.rating_window_s is not None:
                     window = min(window, self.config.rating_window_s) if window else self.config.rating_window_s
-                if window > 0:
-                    self.rating_until, self.rating_sent = now + window, False
+                # a new window for the ticket just finished (a rating of the one before is over)
+                self.rating = RatingWindow(tid if isinstance(tid, int) and not isinstance(tid, bool) else None,
+                                           t.get("display") if isinstance(t, dict) else None,
+                                           now + window) if window > 0 else None
             case "pause":
                 self._set_serving(None)  # the hub finished the ticket in service (inferred)
                 self.paused, self.pause_reason = True, sent.fields.get("reason") or None
             case "resume":
                 self.paused, self.pause_reason = False, None
             case "rate":
-                self.rating_until = None
+                self._close_rating(sent)
                 return [Flash("rated", on="rating")]
         out.append(Flash("accepted"))
         if self.suggest_no_show and not before:

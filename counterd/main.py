@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from counterd.board import CounterBoard, sim_config
 from counterd.keymap import BoxConfig, CounterBox, Effect, Flash, Send
@@ -41,12 +41,13 @@ from xephang.contract import (
 from xephang.daemon import Daemon
 from xephang.hw import KeyPress, make_pin_factory
 from xephang.presence import NodeWatch
-from xephang.settings import DaemonSettings, SettingsError
-from xephang.site import Counter
+from xephang.settings import DaemonSettings, SettingsError, format_validation_errors
+from xephang.site import Site
 
 log = logging.getLogger(__name__)
 
 CONFIG_ALERT = "counter-config"
+SCALE_ALERT = "counter-rating-scale"
 CONFIG_CODES = ("forbidden", "unknown-counter")
 
 
@@ -82,11 +83,12 @@ class CounterDaemon(Daemon[CounterdSettings]):
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         if not settings.node:
             settings = settings.model_copy(update={"node": self.default_node(settings)})
-        super().__init__(settings, bus=bus, clock=clock)
+        self.site_services: tuple[str, ...] = ()
+        self.site_rating_scale: int | None = None  # the site file's rating_scale, when the box has one
+        super().__init__(settings, bus=bus, clock=clock)  # loads the node config (and the site file)
         self._mono = monotonic
         # the bus ignores an inbox item of a kind it does not know: ("wake",) only ends its wait
         self.events: queue.Queue[KeyPress] = _WakingQueue(lambda: self.bus.inbox.put(("wake",)))
-        self.site_services: tuple[str, ...] = ()
         self.board: CounterBoard | None = None
         self.core: CounterBox | None = None
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
@@ -105,16 +107,33 @@ class CounterDaemon(Daemon[CounterdSettings]):
 
     # ---- node config -------------------------------------------------------------------------
     def initial_node_config(self) -> dict[str, Any]:
+        """``[counter]`` completed from the site file: officer, services and the rating scale
+        (the default key map then has as many rating keys as the scale; a key map of its own
+        with a rating key beyond it is a settings error, every problem listed)."""
         cfg = self.settings.counter
-        if not cfg.officer or not cfg.services:
-            site_counter = self._site_counter(cfg.number)
-            if site_counter is not None:
-                cfg = cfg.model_copy(update={"officer": cfg.officer or site_counter.officer,
-                                             "services": cfg.services or site_counter.services})
-        return cfg.model_dump(mode="json")
+        data = cfg.model_dump(mode="json", exclude_unset=True)
+        site = self._load_site()
+        if site is None:
+            return cfg.model_dump(mode="json")
+        site_counter = next((c for c in site.counters if c.number == cfg.number), None)
+        if site_counter is not None:
+            data["officer"] = cfg.officer or site_counter.officer
+            data["services"] = list(cfg.services or site_counter.services)
+        if "rating_scale" in cfg.model_fields_set and cfg.rating_scale != site.rating_scale:
+            raise SettingsError([f"counter.rating_scale: {cfg.rating_scale}, but the site file rates on "
+                                 f"{site.rating_scale} points (rating_scale): leave it out or make them agree"])
+        data["rating_scale"] = site.rating_scale
+        try:
+            return BoxConfig.model_validate(data).model_dump(mode="json")
+        except ValidationError as exc:
+            raise SettingsError([f"counter.{e}" for e in format_validation_errors(exc, BoxConfig)],
+                                f"[counter] on this {site.rating_scale}-point site") from None
 
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         assert isinstance(new, BoxConfig)
+        if self.site_rating_scale is not None and new.rating_scale != self.site_rating_scale:
+            raise ValueError(f"rating_scale {new.rating_scale}: the site rates on {self.site_rating_scale} points")
+        self.clear_alert(SCALE_ALERT)
         if isinstance(old, BoxConfig) and new.number != old.number:
             return True  # the node id and the hub's permission follow the number: restart
         if self.core is not None:
@@ -127,7 +146,8 @@ class CounterDaemon(Daemon[CounterdSettings]):
         self._refresh_lights()
         return False
 
-    def _site_counter(self, number: int) -> Counter | None:
+    def _load_site(self) -> Site | None:
+        """The site file (optional on a box): its services and rating scale are remembered."""
         if not self.settings.site_file:
             return None
         try:
@@ -136,14 +156,24 @@ class CounterDaemon(Daemon[CounterdSettings]):
             log.warning("site file unusable (%s): counter details come from the hub", exc)
             return None
         self.site_services = tuple(site.service_ids())
-        return next((c for c in site.counters if c.number == number), None)
+        self.site_rating_scale = site.rating_scale
+        return site
 
     # ---- lifecycle -------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.box
         if self.settings.site_file and not self.site_services:
-            self._site_counter(cfg.number)
-        self.core = CounterBox(cfg, new_request_id=new_request_id, site_services=self.site_services)
+            self._load_site()
+        if self.site_rating_scale is not None and cfg.rating_scale != self.site_rating_scale:
+            # a saved config from before the site changed its scale: keys above it stay refused locally
+            log.error("node config rates on %s points, the site on %s: push a config with rating_scale = %s",
+                      cfg.rating_scale, self.site_rating_scale, self.site_rating_scale)
+            self.raise_alert(SCALE_ALERT, f"Hộp bấm quầy {cfg.number}: thang đánh giá {cfg.rating_scale} điểm, "
+                             f"trung tâm dùng {self.site_rating_scale} điểm",
+                             f"Counter {cfg.number} box rates on {cfg.rating_scale} points, the site on "
+                             f"{self.site_rating_scale}", "warning")
+        self.core = CounterBox(cfg, new_request_id=new_request_id, site_services=self.site_services,
+                               site_rating_scale=self.site_rating_scale)
         self._build_board(cfg)
         t = self.bus.topics
         self.bus.subscribe(t.status("hub"), self._on_hub_status)

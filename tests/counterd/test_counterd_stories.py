@@ -108,8 +108,10 @@ def test_finish_opens_the_rating_window_and_the_rating_binds_to_that_ticket(hall
     box.board.rating.pin.clear_states()
     h.press("rate-5")
     h.until(lambda: len(h.events("rated")) == 1)
+    a_id = h.events("finished")[0]["ticket"]["id"]
+    assert h.requests("rate")[0]["ticket_id"] == a_id   # the request names A, not B being served
     rated = h.events("rated")[0]
-    assert rated["ticket"]["display"] == "1001" and rated["score"] == 5
+    assert rated["ticket"]["display"] == "1001" and rated["ticket"]["id"] == a_id and rated["score"] == 5
     assert_played(box.board.rating, "rated", strict=(True,))
     assert_played(box.board.buzzer, "rated", strict=(True,))
     assert box.core.rating_light(h.mono.monotonic()) == "off"
@@ -118,6 +120,25 @@ def test_finish_opens_the_rating_window_and_the_rating_binds_to_that_ticket(hall
     h.press("rate-1")
     assert_played(box.board.rating, "rating_closed", strict=(True,))
     assert len(h.requests("rate")) == 1
+
+
+def test_a_rating_after_next_twice_still_names_the_ticket_the_box_saw_finished(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich", 3)
+    box = h.box
+    h.press("next")
+    h.press("finish")                     # A finished: the rating window opens for A
+    h.until(lambda: box.core.rating_light(h.mono.monotonic()) == "rating_open")
+    a = h.events("finished")[0]["ticket"]
+    h.press("next")                       # B called
+    h.press("next")                       # B finished (inferred), C called
+    h.until(lambda: len(h.events("called")) == 3)
+    b = h.events("finished")[1]["ticket"]
+    assert b["display"] == "1002" and h.events("finished")[1]["inferred"] is True
+    h.press("rate-2")                     # citizen A, still at the box, rates
+    h.until(lambda: len(h.requests("rate")) == 1 and box.core.in_flight is None)
+    req = h.requests("rate")[0]
+    assert req["ticket_id"] == a["id"] != b["id"] and req["score"] == 2
 
 
 def test_a_rating_outside_the_window_is_ignored_with_a_signal(hall_factory):

@@ -152,9 +152,75 @@ def test_rating_window_after_finish_only():
     assert box.rating_light(2.2) == "rating_open"
     assert box.rating_light(62.2) == "off"            # min(hub 120, local 60)
     (r,) = sends(box.press("rate-4", "short", 10.0))
-    assert r.fields == {"score": 4}
+    assert r.fields == {"score": 4, "ticket_id": 1}   # the ticket that Finish ended
     assert flashes(box.press("rate-2", "short", 11.0)) == ["rating_closed"]  # one rating per service
     assert flashes(box.on_reply(r.request_id, ok(r, score=4), 10.1)) == ["rated"]
+
+
+def test_a_rating_names_the_ticket_the_box_saw_finished_whatever_next_does():
+    box = make()
+    serve(box, 1.0, "1001")
+    (f,) = sends(box.press("finish", "short", 2.0))
+    box.on_reply(f.request_id, ok(f, ticket=ticket("1001", tid=41), rating_window_s=120), 2.1)
+    serve(box, 3.0, "1002")            # the officer calls B while citizen A is still rating
+    (n,) = sends(box.press("next", "short", 4.0))   # and Next again: the hub finishes B (inferred)
+    box.on_reply(n.request_id, ok(n, ticket=ticket("1003", tid=43)), 4.1)
+    assert box.rating_light(5.0) == "rating_open" and box.rating.ticket_id == 41
+    (r,) = sends(box.press("rate-2", "short", 5.0))  # citizen A presses a rating key
+    assert r.action == "rate" and r.fields == {"score": 2, "ticket_id": 41}
+    assert flashes(box.on_reply(r.request_id, ok(r, score=2), 5.1)) == ["rated"]
+    assert box.rating is None
+    # an explicit Finish of C opens a new window, bound to C
+    (f2,) = sends(box.press("finish", "short", 6.0))
+    box.on_reply(f2.request_id, ok(f2, ticket=ticket("1003", tid=43), rating_window_s=120), 6.1)
+    (r2,) = sends(box.press("rate-5", "short", 7.0))
+    assert r2.fields == {"score": 5, "ticket_id": 43}
+
+
+def test_a_rating_queued_behind_a_request_keeps_its_ticket():
+    box = make()
+    serve(box, 1.0)
+    (f,) = sends(box.press("finish", "short", 2.0))
+    box.on_reply(f.request_id, ok(f, ticket=ticket(tid=41), rating_window_s=120), 2.1)
+    (n,) = sends(box.press("next", "short", 3.0))
+    assert flashes(box.press("rate-4", "short", 3.1)) == ["queued"]
+    (r,) = sends(box.on_reply(n.request_id, ok(n, ticket=ticket("1002", tid=42)), 3.2))
+    assert r.fields == {"score": 4, "ticket_id": 41}
+
+
+def test_the_hub_refusing_the_rating_for_its_ticket_closes_the_window():
+    box = make()
+    serve(box, 1.0)
+    (f,) = sends(box.press("finish", "short", 2.0))
+    box.on_reply(f.request_id, ok(f, ticket=ticket(tid=41), rating_window_s=120), 2.1)
+    (r,) = sends(box.press("rate-3", "short", 3.0))
+    assert flashes(box.on_reply(r.request_id, err(r, "wrong-ticket"), 3.1)) == ["rating_closed"]
+    assert box.rating_light(3.2) == "off"
+
+
+def test_the_rating_keys_follow_the_site_scale():
+    three = BoxConfig(rating_scale=3)
+    assert [k.name for k in three.keys if k.short.startswith("rate-")] == ["rate-1", "rate-2", "rate-3"]
+    assert len([k for k in BoxConfig().keys if k.short.startswith("rate-")]) == 5
+    with pytest.raises(ValidationError) as exc:   # a key map of its own with a fourth rating key
+        BoxConfig(rating_scale=3, keys=[{"name": "next", "pin": 5, "short": "next"},
+                                        {"name": "r4", "pin": 21, "short": "rate-4"},
+                                        {"name": "r", "pin": 20, "short": "rate-3", "long": "rate-5"}])
+    text = str(exc.value)
+    assert "key 'r4' → rate-4" in text and "key 'r' → rate-5" in text and "3-point rating scale" in text
+    with pytest.raises(ValidationError):
+        BoxConfig(rating_scale=4)
+    # a five-key config on a box whose site file rates on 3: keys above it are refused locally
+    ids = (f"req-{i}" for i in itertools.count())
+    box = CounterBox(BoxConfig(), new_request_id=lambda: next(ids), site_services=SERVICES, site_rating_scale=3)
+    box.set_hub_online(True, 0.0)
+    serve(box, 1.0)
+    (f,) = sends(box.press("finish", "short", 2.0))
+    box.on_reply(f.request_id, ok(f, ticket=ticket(), rating_window_s=120), 2.1)
+    assert box.press("rate-4", "short", 3.0) == [Flash("error", on="rating")]
+    assert box.last_result == "beyond-rating-scale" and box.rating_open(3.0)
+    (r,) = sends(box.press("rate-3", "short", 4.0))
+    assert r.fields["score"] == 3
 
 
 def test_a_lost_rating_reply_lets_the_citizen_press_again():
