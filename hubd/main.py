@@ -380,22 +380,56 @@ class HubDaemon(Daemon[HubSettings]):
         self._dirty_services.clear()
         self._state_dirty = False
 
-    def publish_summary(self, now: float) -> None:
-        day = self.engine.day or self.engine.service_day(now)
-        rows = self.ledger.db.execute(
-            "SELECT state, COUNT(*), AVG(called_at - issued_at) FROM tickets WHERE day=? GROUP BY state", (day,)).fetchall()
-        by = {r[0]: r[1] for r in rows}
-        waits = self.ledger.db.execute(
-            "SELECT AVG(called_at - issued_at) FROM tickets WHERE day=? AND called_at IS NOT NULL", (day,)).fetchone()[0]
-        ratings = dict(self.ledger.db.execute(
-            "SELECT rating, COUNT(*) FROM tickets WHERE day=? AND rating IS NOT NULL GROUP BY rating", (day,)).fetchall())
-        body = {"schema": "xephang.state.summary.v1", "site": self.settings.site, "day": day, "at": now,
-                "issued": sum(by.values()), "served": by.get("done", 0), "no_shows": by.get("no-show", 0),
-                "voided": by.get("voided", 0), "waiting": by.get("waiting", 0),
-                "mean_wait_min": round(waits / 60, 2) if waits is not None else None,
-                "ratings": {str(k): v for k, v in ratings.items()}}
-        self.bus.publish(self.bus.topics.state_summary(), json.dumps(body, ensure_ascii=False).encode(), retain=True)
+    _hourly_mark: tuple[str, int] | None = None  # (day, hour) of the last summary: a new hour sends the hourly event
 
+    def publish_summary(self, now: float) -> None:
+        """The retained daily summary and, once an hour has ended, an hourly summary event.
+
+        Both carry the figures of the centre's report for the service day so far
+        (``hubd.reports.build_report`` on the live ledger: one day, a few ms), so the province
+        sees the same issued/served/no-show/wait figures the centre's head prints. The hourly
+        event goes under ``event/`` (QoS 1), which the province bridge carries out; its
+        ``event_id`` names the site's day and hour, so a replay after a restart changes nothing.
+        """
+        from datetime import date, datetime
+
+        from hubd.reports import Period, build_report
+
+        day = self.engine.day or self.engine.service_day(now)
+        d = date.fromisoformat(day)
+        rep = build_report(self.ledger.db, self.site, period=Period(day, "day", d, d), group_by="hour", now=now)
+        waiting = sum(1 for t in self.engine.tickets.values() if t.state == "waiting" and t.day == day)
+        body = summary_body(rep, site=self.settings.site, day=day, at=now, waiting=waiting)
+        self.bus.publish(self.bus.topics.state_summary(), json.dumps(body, ensure_ascii=False).encode(), retain=True)
+        hour = datetime.fromtimestamp(now, self.engine.tz).hour
+        mark = (day, hour)
+        last, self._hourly_mark = self._hourly_mark, mark
+        if last == mark or not (rep["totals"]["issued"] or rep["totals"]["calls"]):
+            return  # same hour as last time, or nothing happened today yet
+        ended = (hour - 1) % 24  # the hour that just ended (after a restart: sent again, stored once)
+        row = next((r for r in rep["rows"] if r["key"] == ended), None)
+        hourly = {**body, "schema": HOURLY_SUMMARY_SCHEMA, "event_id": f"summary-{day}-{ended:02d}", "hour": ended,
+                  "this_hour": {k: row[k] if row else 0 for k in ("issued", "served", "no_shows", "voided")}}
+        self.bus.publish(f"{self.bus.topics.root}/event/summary/hourly",
+                         json.dumps(hourly, ensure_ascii=False).encode(), qos=1)
+
+
+HOURLY_SUMMARY_SCHEMA = "xephang.event.summary.hourly.v1"
+_SUMMARY_FIGURES = ("issued", "served", "no_shows", "voided", "expired", "transferred", "open", "calls", "wait",
+                    "service_time", "within_target", "ratings", "rated", "satisfaction")
+
+
+def summary_body(report: dict[str, Any], *, site: str, day: str, at: float, waiting: int) -> dict[str, Any]:
+    """The daily summary payload: the report's day totals (same definitions), plus what is waiting now.
+
+    ``wait``/``service_time`` are the report's dicts (seconds: n, mean, p50, p90);
+    ``mean_wait_min`` repeats the mean wait in minutes for readers of the first version.
+    """
+    t = report["totals"]
+    mean = t["wait"]["mean"]
+    return {"schema": "xephang.state.summary.v1", "site": site, "day": day, "at": at, "waiting": waiting,
+            **{k: t[k] for k in _SUMMARY_FIGURES},
+            "mean_wait_min": round(mean / 60, 2) if mean is not None else None}
 
 def _event_json(e: Any) -> dict[str, Any]:
     from hubd.ledger import event_json
