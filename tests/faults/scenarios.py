@@ -323,77 +323,54 @@ def duplicates_reordered(root: Path, *, calls: int, seed: int = 2) -> tuple[Tall
 # Bad input
 
 
-def _fuzz_topics(c: Centre) -> list[tuple[str, dict[str, Any]]]:
-    """Every topic a daemon reads, with a valid-looking base payload to mutate."""
-    from xephang.contract import REQUEST_MODELS, Topics
-
-    t = Topics("tuong-linh")
-    base_req = {"request_id": "fuzz000001", "source": "tech-fuzz", "reply_to": t.reply("tech-fuzz")}
-    out: list[tuple[str, dict[str, Any]]] = []
-    for action, model in REQUEST_MODELS.items():
-        out.append((t.req(action), {"schema": model.SCHEMA, **base_req, "counter": 1, "service": "ho-tich"}))
-    for node in ALL_NODES:
-        out.append((t.sim_press(node), {"schema": SimPress.SCHEMA, "button": "next", "hold_s": 0}))
-        out.append((t.config_set(node), {"schema": "xephang.config-set.v1", "request_id": "fuzz000002",
-                                         "source": "tech-fuzz", "config": {}}))
-        out.append((t.reply(node), {"schema": "xephang.reply.v1", "request_id": "fuzz000003", "status": "ok"}))
-    ticket = {"id": 1, "day": "2026-01-01", "number": 1001, "display": "1001", "service": "ho-tich", "issued_at": 0}
-    for kind in ("issued", "called", "recalled", "finished"):
-        out.append((t.event("ticket", kind), {"schema": "xephang.event.ticket.v1", "event_id": "x", "rev": 1,
-                                              "at": 0, "kind": kind, "ticket": ticket, "counter": 1}))
-    out.append((t.event("counter", "paused"), {"schema": "xephang.event.counter.v1", "event_id": "x", "rev": 1,
-                                               "at": 0, "kind": "paused", "counter": 1}))
-    out.append((t.state_hall(), {"schema": "xephang.state.hall.v1", "rev": 1, "counters": [], "services": []}))
-    out.append((t.state_counter(1), {"schema": "xephang.state.counter.v1", "number": 1}))
-    out.append((t.state_service("ho-tich"), {"schema": "xephang.state.service.v1", "id": "ho-tich"}))
-    out.append((t.status("hub"), {"schema": "xephang.node-status.v1", "node": "hub", "online": True, "session": 1}))
-    return out
-
-
-WRONG = [None, True, -1, 10**30, 1.5e308, "", "x" * 300, "ưởng\u0000", [], {}, [1, [2, [3]]], {"a": {"b": {}}}]
-
-
-SURROGATE = b"\xed\xa0\x80"  # an encoded lone surrogate: json.loads(bytes) lets it through
-
-
-def _mutate(rnd: random.Random, base: dict[str, Any], strict_topic: bool) -> bytes:
-    """One bad payload: malformed JSON, wrong types, huge, invalid UTF-8, or unknown fields."""
-    kind = rnd.randrange(6)
-    if kind == 0:  # malformed JSON
-        text = json.dumps(base)
-        cut = rnd.randrange(1, max(2, len(text)))
-        return rnd.choice([text[:cut], text.replace(":", "", 1), "{" * 50, "nul", "[]", "1e999", "\"x\""]).encode()
-    if kind == 1:  # invalid UTF-8
-        raw = json.dumps(base).encode()
-        i = rnd.randrange(len(raw))
-        bad = [b"\xff", b"\xc3\x28", b"\xf8\x88\x80\x80\x80", SURROGATE]
-        return raw[:i] + rnd.choice(bad) + raw[i:]
-    if kind == 2:  # huge (the broker and the bus refuse > 64 KiB; just under it must be handled too)
-        n = rnd.choice([65_000, 70_000, 300_000])
-        return json.dumps({**base, "pad": "ư" * (n // 2)}).encode()[:n]
-    if kind == 3 or not strict_topic:  # wrong types (every field at once for tolerant topics)
-        d = dict(base)
-        keys = list(d) if not strict_topic else [rnd.choice([k for k in d if k != "schema"])]
-        for k in keys:
-            if k != "schema" or rnd.random() < 0.3:
-                # a value of another JSON type: the payload must really be wrong, never a valid press
-                d[k] = rnd.choice([w for w in WRONG if type(w) is not type(base[k])])
-        return json.dumps(d, ensure_ascii=rnd.random() < 0.5).encode()
-    # unknown fields on strict topics (requests, sim presses, config pushes): refused
-    d = {**base, rnd.choice(["evil", "__proto__", "admin", "counter_override"]): rnd.choice(WRONG)}
-    return json.dumps(d).encode()
-
-
 def hub_fingerprint(c: Centre) -> tuple[Any, ...]:
     b = read_ledger(c.ledger_path)
     return (b.tickets, tuple(sorted(b.by_state.items())), b.max_rev, b.outbox)
 
 
+def retained_snapshot(c: Centre, quiet_s: float = 0.5) -> dict[str, Any]:
+    """What a newcomer reads as retained: state (as published), config states and every node's
+    (online, session)."""
+    b = probe_bus(c)
+    root = b.topics.root
+    got: dict[str, Any] = {}
+    last = [time.monotonic()]
+
+    def keep(m: Any) -> None:
+        if not m.retain:
+            return
+        last[0] = time.monotonic()
+        if m.topic.endswith("/status"):
+            st = NodeStatus.model_validate_json(m.payload) if m.payload else None
+            got[m.topic] = (st.online, st.session) if st else None
+        else:
+            got[m.topic] = m.payload
+
+    for flt in (f"{root}/state/#", f"{root}/config/+/state", f"{root}/node/+/status"):
+        b.subscribe(flt, keep)
+    end = time.monotonic() + 5
+    while time.monotonic() < end and (not got or time.monotonic() - last[0] < quiet_s):
+        b.process(timeout=0.05)
+    b.stop(0.5)
+    c.buses.remove(b)
+    return {k: v for k, v in got.items() if "tech-" not in k}
+
+
 def fuzz(root: Path, *, cases: int, seed: int = 3) -> tuple[Tally, dict[str, Any]]:
-    """Every topic the daemons read, fuzzed: nobody dies, the hub's books do not move, drops counted."""
-    rnd = random.Random(seed)
+    """Every topic the daemons read, fuzzed with hypothesis-made mutations of valid payloads
+    (``fuzzing.py``), published as one batch: nobody dies, nobody reconnects, the hub's books
+    and every retained state stay as they were, the board's rev, the speaker's and the
+    printer's output do not move, and every daemon counts its drops."""
+    import fuzzing
+
     t = Tally("fuzz: bad input on every topic")
     facts: dict[str, Any] = {}
+    t0 = time.monotonic()
+    payloads = fuzzing.generate(fuzzing.targets("tuong-linh", ALL_NODES), cases, seed)
+    facts["generate_s"] = time.monotonic() - t0
+    facts["distinct"] = len(set(payloads))
+    facts["over_64k"] = sum(len(p) > 64 * 1024 for _, p in payloads)
+    facts["requests"] = sum("/req/hub/" in tp for tp, _ in payloads)
     with Centre(root) as c:
         for n in ALL_NODES:
             c.start(n)
@@ -405,37 +382,71 @@ def fuzz(root: Path, *, cases: int, seed: int = 3) -> tuple[Tally, dict[str, Any
         _wait_idle(obs, ld, 20)
         ld.call()
         _wait_idle(obs, ld, 20)
+        obs.bus.publish(obs.bus.topics.sim_press("dispenser-1"), SimPress(button="ho-tich"))  # one real ticket
+        obs.bus.publish(obs.bus.topics.sim_press("counter-1"), SimPress(button="next"))  # one real call
+        obs.wait(lambda: len(c.wavs()) >= 2 and obs.kinds()["issued"] >= 7, 20)
         obs.wait(lambda: False, 1.5)
-        before = hub_fingerprint(c)
-        hall_before = retained_hall_rev(c)
+
+        def observable() -> dict[str, Any]:
+            dh = obs.health.get("display-hall")
+            return {"books": hub_fingerprint(c), "wavs": len(c.wavs()),
+                    "printed": len(list(c.sim_out.glob("*.bin"))), "board_rev": dh.details.get("rev") if dh else None,
+                    "events": len(obs.revs)}
+
+        before, retained0 = observable(), retained_snapshot(c)
+        sessions0 = sessions(obs, ALL_NODES)
         dropped0 = {n: obs.health[n].dropped_messages for n in ALL_NODES}
         pub = c.bus("tech-fuzz")
         raw = pub._client
         assert raw is not None
-        topics = _fuzz_topics(c)
-        for _ in range(cases):
-            topic, base = rnd.choice(topics)
-            strict = "/req/" in topic or "/sim/" in topic or "/config/" in topic
-            payload = _mutate(rnd, base, strict)
-            raw.publish(topic, payload, qos=1)  # past the bus's own size guard, on purpose
-            t.operations += 1
-            t.faults += 1
-            if t.operations % 50 == 0:
-                obs.wait(lambda: False, 0.05)
-        obs.wait(lambda: False, 3.0)
-        ok = obs.wait(lambda: all(obs.health[n].dropped_messages > dropped0[n] for n in ALL_NODES), 10)
-        after = hub_fingerprint(c)
+        t1 = time.monotonic()
+        infos = []
+        for i, (topic, payload) in enumerate(payloads):
+            infos.append(raw.publish(topic, payload, qos=1))  # past the bus's own size guard, on purpose
+            if i % 100 == 99:
+                obs.pump(0)
+        t.operations = t.faults = len(payloads)
+        # the batch is out when the broker has acknowledged every message; then every daemon
+        # must have counted drops (health comes every second)
+        facts["all_acked"] = obs.wait(lambda: all(i.is_published() for i in infos), 60, pub)
+        facts["publish_s"] = time.monotonic() - t1
+        h0 = {n: obs.health[n].at for n in ALL_NODES}
+        ok = obs.wait(lambda: all(obs.health[n].dropped_messages > dropped0[n] and obs.health[n].at > h0[n] + 1
+                                  for n in ALL_NODES), 30)
+        # and the counts settle: nothing more to drop
+        prev: dict[str, int] = {}
+
+        def settled() -> bool:
+            cur = {n: obs.health[n].dropped_messages for n in ALL_NODES}
+            same = cur == prev
+            prev.clear()
+            prev.update(cur)
+            return same
+
+        while not settled():
+            hs = {n: obs.health[n].at for n in ALL_NODES}
+            if not obs.wait(lambda h=hs: all(obs.health[n].at > h[n] for n in ALL_NODES), 10):
+                break
+        facts["drain_s"] = time.monotonic() - t1
+        after, retained1 = observable(), retained_snapshot(c)
         alive = {n: c.procs[n].alive() for n in ALL_NODES}
         t.lost += sum(not a for a in alive.values())  # a dead daemon is the worst loss
         if before != after:
-            t.notes.append(f"hub books moved: {before} -> {after}")
+            t.notes.append(f"observable state moved: {before} -> {after}")
             t.duplicates += 1
-        facts.update(alive=alive, before=before, after=after, dropped_counted=ok, hall_same=hall_before == retained_hall_rev(c) is not None,
-                     dropped={n: obs.health[n].dropped_messages - dropped0[n] for n in ALL_NODES})
-        t.notes.append(f"drops counted {facts['dropped']}")
+        changed = sorted(k for k in set(retained0) | set(retained1) if retained0.get(k) != retained1.get(k))
+        if changed:
+            t.notes.append(f"retained changed: {changed}")
+            t.duplicates += 1
+        facts.update(alive=alive, before=before, after=after, dropped_counted=ok, retained_changed=changed,
+                     sessions_same=sessions(obs, ALL_NODES) == sessions0,
+                     dropped={n: obs.health[n].dropped_messages - dropped0[n] for n in ALL_NODES},
+                     by_code={n: obs.health[n].details.get("dropped_by_code") for n in ("hub",)},
+                     dead_logs={n: c.log_text(n)[-800:] for n, a in alive.items() if not a})
+        t.notes.append(f"{facts['distinct']} distinct payloads, drops counted {facts['dropped']}")
         # still serving
         ld.issue()
-        facts["serving_after"] = _wait_idle(obs, ld, 10) and ld.issue_errors == 0
+        facts["serving_after"] = _wait_idle(obs, ld, 10) and ld.issue_errors == 0 and ld.gave_up == 0
     return t, facts
 
 

@@ -12,12 +12,37 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def test_fuzzing_every_topic_no_daemon_dies_books_unchanged_drops_counted(tmp_path):
-    t, f = S.fuzz(tmp_path, cases=300, seed=3)
-    assert all(f["alive"].values()), f["alive"]
-    assert f["before"] == f["after"] and f["hall_same"]
-    assert f["dropped_counted"]
+    """2,000 hypothesis-made bad payloads on every topic a daemon reads, in one batch."""
+    t, f = S.fuzz(tmp_path, cases=2000, seed=3)
+    assert f["distinct"] >= 1500 and f["over_64k"] > 0
+    assert all(f["alive"].values()), (f["alive"], f["dead_logs"])
+    assert f["sessions_same"]  # nobody died and came back, nobody was knocked off the broker
+    assert f["before"] == f["after"], t.notes  # ledger, board rev, WAVs, printed tickets, events
+    assert f["retained_changed"] == []  # state, config states, statuses as a newcomer reads them
+    assert f["all_acked"] and f["dropped_counted"], f["dropped"]
+    assert f["dropped"]["hub"] >= f["requests"]  # every bad request counted (or answered and counted)
     assert f["serving_after"]
     assert (t.lost, t.duplicates) == (0, 0)
+
+
+def test_a_deeply_nested_request_does_not_kill_the_hub(centre):
+    """BUG (open, found by the hypothesis fuzz): 50 KB of ``[`` on a request topic stops hubd.
+
+    ``xephang.contract.decode`` catches ``json.JSONDecodeError`` only; ``json.loads`` raises
+    ``RecursionError`` on deep nesting, which escapes ``HubDaemon.handle_batch`` (it catches
+    ``BadPayload``) and ends the daemon: one packet from any client on the Wi-Fi stops the hall.
+    Fix: in ``decode`` catch ``RecursionError`` with the JSON error (``BadPayload("bad-json")``),
+    and in ``hubd.main._peek`` catch it with ``ValueError``."""
+    centre.start("hub")
+    obs = Observer(centre.bus("tech-obs"))
+    assert obs.wait(lambda: obs.online("hub") and "hub" in obs.health, 20)
+    dropped = obs.health["hub"].dropped_messages
+    raw = centre.bus("tech-fuzz")._client
+    assert raw is not None
+    raw.publish(obs.bus.topics.req("recall"), b"[" * 50_000, qos=1)
+    counted = obs.wait(lambda: obs.health["hub"].dropped_messages > dropped or not centre.procs["hub"].alive(), 10)
+    assert centre.procs["hub"].alive(), f"hub exited with {centre.procs['hub'].popen.returncode}"
+    assert counted and obs.online("hub")
 
 
 def test_a_request_id_with_invalid_utf8_does_not_kill_the_hub(centre):
