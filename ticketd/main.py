@@ -449,10 +449,15 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self._printed_ok()
 
     def _printed_ok(self) -> None:
-        assert self.core is not None
+        assert self.core is not None and self.printer is not None
         for alert in ("paper-out", "printer-offline", "printer-error"):
             self.clear_alert(alert)
-        if not self.core.printer_state.can_issue:
+        after = self.printer.last_job_state  # what a printer that answers said after the job
+        if after in (PrinterState.OK, PrinterState.PAPER_LOW):
+            self._set_printer_state(after)
+            if after is PrinterState.PAPER_LOW and self.settings.printer.paper_low_alert:
+                self.raise_alert("paper-low", *ALERT_TEXT["paper-low"], severity="warning")
+        elif not self.core.printer_state.can_issue:
             self._set_printer_state(PrinterState.UNKNOWN)
 
     # ---- printer and hub state ----------------------------------------------------------------

@@ -12,6 +12,13 @@ Two python-escpos traps handled here (see the research notes):
 - ``paper_status()`` answers 2 ("ok") when the printer says nothing. We read the status
   byte ourselves and call silence :attr:`PrinterState.UNKNOWN`, never OK.
 
+A roll that runs out mid-ticket usually still takes the whole write (the printer buffers
+it), so a real printer that can answer is asked again **after** each job: ``GS r 1``
+(answered only once the data before it has been printed) and, if that gets no answer (a
+printer stopped by a paper end does not process it), the real-time ``DLE EOT 4``. Paper end
+then means the ticket did not come out whole: :class:`PaperOut`, and the daemon voids it.
+Silence stays *unknown*: the ticket counts as printed, the state is not called ok.
+
 Errors are rooted in :class:`PrinterError` with a builtin parent each, and carry the
 alert id the daemon raises (``paper-out``, ``printer-offline``, ``printer-error``).
 """
@@ -36,7 +43,8 @@ from ticketd.escpos_decode import decode_job
 
 log = logging.getLogger(__name__)
 
-RT_STATUS_PAPER = b"\x10\x04\x04"  # DLE EOT 4: paper roll sensor status
+RT_STATUS_PAPER = b"\x10\x04\x04"  # DLE EOT 4: paper roll sensor status (real-time)
+PAPER_SENSOR_STATUS = b"\x1dr\x01"  # GS r 1: paper sensor status, after the data before it
 
 
 class PrinterError(Exception):
@@ -85,17 +93,33 @@ class PrinterState(StrEnum):
 
 
 def paper_state_from_byte(status: bytes) -> PrinterState:
-    """Interpret a DLE EOT 4 answer; empty or malformed → UNKNOWN (unlike ``paper_status()``)."""
-    if not status:
-        return PrinterState.UNKNOWN
-    b = status[0]
-    if b & 0x93 != 0x12:  # fixed bits of the answer: 0 x x 1 x x 1 0
-        return PrinterState.UNKNOWN
-    if b & 0x60:
-        return PrinterState.PAPER_OUT
-    if b & 0x0C:
-        return PrinterState.PAPER_LOW
-    return PrinterState.OK
+    """Interpret a DLE EOT 4 answer; empty or malformed → UNKNOWN (unlike ``paper_status()``).
+
+    Of several bytes (a late answer to an earlier query may come first) the last one that
+    has the shape of a DLE EOT 4 answer counts."""
+    for b in reversed(status):
+        if b & 0x93 != 0x12:  # fixed bits of the answer: 0 x x 1 x x 1 0
+            continue
+        if b & 0x60:
+            return PrinterState.PAPER_OUT
+        if b & 0x0C:
+            return PrinterState.PAPER_LOW
+        return PrinterState.OK
+    return PrinterState.UNKNOWN
+
+
+def paper_state_from_sensor_byte(status: bytes) -> PrinterState:
+    """Interpret a GS r 1 answer (bits 0-1 near end, 2-3 paper end, 4 and 7 always 0);
+    empty or malformed → UNKNOWN. A DLE EOT answer (bit 4 set) is never taken for one."""
+    for b in reversed(status):
+        if b & 0x90:
+            continue
+        if b & 0x0C:
+            return PrinterState.PAPER_OUT
+        if b & 0x03:
+            return PrinterState.PAPER_LOW
+        return PrinterState.OK
+    return PrinterState.UNKNOWN
 
 
 def build_job(image: Image.Image, *, profile: str, cut: str = "full", _dummy: Dummy | None = None) -> bytes:
@@ -128,6 +152,8 @@ class Printer(ABC):
         self.cut = cut
         self.printed = 0
         self.last_error = ""
+        # what the printer said about its paper right after the last job (UNKNOWN: it did not say)
+        self.last_job_state = PrinterState.UNKNOWN
         self._dummy = Dummy(profile=self.profile)
         width = self._dummy.profile.profile_data["media"]["width"].get("pixels", "Unknown")
         if isinstance(width, int) and width < width_px:
@@ -177,6 +203,7 @@ class EscposPrinter(Printer):
         self.device = device
         self._lock = threading.Lock()
         self._silent_until = 0.0  # a printer that timed out is not asked again for a while
+        self._no_sensor_query = False  # True once the printer showed it ignores GS r
 
     SILENT_RETRY_S = 60.0
 
@@ -209,27 +236,41 @@ class EscposPrinter(Printer):
             self.device.close()
         self.device._device = False  # python-escpos reopens on the next access
 
-    def status(self) -> PrinterState:
+    @property
+    def can_answer(self) -> bool:
+        """Whether status queries may be sent now (File/LP cannot read; a silent printer rests)."""
         # File/LP have no _read: they cannot answer, which is UNKNOWN, not OK
         if type(self.device)._read is Escpos._read:
+            return False
+        return time.monotonic() >= self._silent_until  # do not make every press wait for a timeout
+
+    def _query(self, command: bytes) -> bytes | None:
+        """Send a status query and read the answer (caller holds the lock).
+        ``b""`` = no answer; ``None`` = the device failed (it is reset)."""
+        try:
+            self.device._raw(command)
+            return bytes(self.device._read() or b"")
+        except Exception as exc:  # pyusb/pyserial/socket errors have no common root
+            if isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower():
+                return b""
+            log.info("printer status: %s", exc)
+            self._reset()
+            return None
+
+    def _went_silent(self) -> None:
+        self._silent_until = time.monotonic() + self.SILENT_RETRY_S
+        log.info("printer does not answer status queries: paper state unknown")
+
+    def status(self) -> PrinterState:
+        if not self.can_answer:
             return PrinterState.UNKNOWN
-        if time.monotonic() < self._silent_until:
-            return PrinterState.UNKNOWN  # do not make every press wait for a read timeout
         with self._lock:
-            try:
-                self.device._raw(RT_STATUS_PAPER)
-                answer = self.device._read()
-            except Exception as exc:  # pyusb/pyserial/socket errors have no common root
-                if isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower():
-                    self._silent_until = time.monotonic() + self.SILENT_RETRY_S
-                    log.info("printer does not answer status queries: paper state unknown")
-                    return PrinterState.UNKNOWN
-                log.info("printer status: %s", exc)
-                self._reset()
-                return PrinterState.OFFLINE
-        state = paper_state_from_byte(bytes(answer or b""))
+            answer = self._query(RT_STATUS_PAPER)
+        if answer is None:
+            return PrinterState.OFFLINE
+        state = paper_state_from_byte(answer)
         if state is PrinterState.UNKNOWN:
-            self._silent_until = time.monotonic() + self.SILENT_RETRY_S
+            self._went_silent()
         return state
 
     def send(self, job: bytes, *, label: str = "") -> None:
@@ -242,6 +283,33 @@ class EscposPrinter(Printer):
             except Exception as exc:  # any device error: the job did not (fully) reach the printer
                 self._reset()
                 raise PrinterOffline(f"{type(exc).__name__}: {exc}") from exc
+            self.last_job_state = state = self._after_job_state()
+        if state is PrinterState.PAPER_OUT:
+            raise PaperOut("the printer reports paper end after the job: the ticket did not come out whole")
+
+    def _after_job_state(self) -> PrinterState:
+        """The paper after a job (caller holds the lock): GS r 1 first (answered once the job
+        is printed), the real-time DLE EOT 4 when that gets no answer; silence → UNKNOWN."""
+        if not self.can_answer:
+            return PrinterState.UNKNOWN
+        if not self._no_sensor_query:
+            answer = self._query(PAPER_SENSOR_STATUS)
+            if answer is None:
+                return PrinterState.UNKNOWN  # the write went through; the next check says more
+            state = paper_state_from_sensor_byte(answer)
+            if state is not PrinterState.UNKNOWN:
+                return state
+        answer = self._query(RT_STATUS_PAPER)
+        if answer is None:
+            return PrinterState.UNKNOWN
+        state = paper_state_from_byte(answer)
+        if state is PrinterState.UNKNOWN:
+            self._went_silent()
+        elif state is not PrinterState.PAPER_OUT and not self._no_sensor_query:
+            # answers in real time but not GS r (some clones): ask only DLE EOT 4 from now on
+            log.info("printer does not answer GS r: checking paper after jobs with DLE EOT 4 only")
+            self._no_sensor_query = True
+        return state
 
     def close(self) -> None:
         self._reset()

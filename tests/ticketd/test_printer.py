@@ -9,6 +9,7 @@ import time
 import pytest
 from PIL import ImageChops
 
+from tests.ticketd.tty_printer import TtyDevice, TtyPrinter
 from ticketd.config import PrinterConfig, TicketLayout
 from ticketd.escpos_decode import DecodeError, decode_job
 from ticketd.printer import (
@@ -191,7 +192,11 @@ def test_network_printer_status_and_job(site, issued_at, answer, state):
             assert p.status() is PrinterState.UNKNOWN
             assert time.monotonic() - t0 < 0.1
         ticket = TicketRenderer(site).render(TicketView(number=1001, service_id="ho-tich", issued_at=issued_at))
-        p.print_image(ticket)
+        if state is PrinterState.PAPER_OUT:  # it says paper end after the job too: not printed
+            with pytest.raises(PaperOut):
+                p.print_image(ticket)
+        else:
+            p.print_image(ticket)
         p.close()
         assert srv.done.wait(5)
         assert same_pixels(decode_job(bytes(srv.received)).image(), ticket)
@@ -211,3 +216,100 @@ def test_network_printer_unreachable_is_offline(site, issued_at):
     with pytest.raises(PrinterOffline):
         p.print_image(ticket)
     assert p.last_error.startswith("printer-offline")
+
+
+# --- a serial printer that answers real status bytes (pty): the paper checked after the job ---
+
+GS_R_1, DLE_EOT_4 = b"\x1dr\x01", b"\x10\x04\x04"
+
+
+@pytest.fixture
+def ticket(site, issued_at):
+    return TicketRenderer(site).render(TicketView(number=1001, service_id="ho-tich", issued_at=issued_at))
+
+
+def serial_printer(tty: TtyPrinter) -> EscposPrinter:
+    return EscposPrinter(TtyDevice(tty.path, timeout=0.3), width_px=576)
+
+
+@pytest.fixture
+def tty_factory():
+    made: list[TtyPrinter] = []
+
+    def make(**kw) -> TtyPrinter:
+        made.append(TtyPrinter(**kw))
+        return made[-1]
+
+    yield make
+    for t in made:
+        t.close()
+
+
+def test_a_roll_that_runs_out_mid_ticket_on_a_serial_printer_fails_the_job(ticket, tty_factory):
+    tty = tty_factory(paper_lines=ticket.height // 2, near_end_lines=ticket.height)
+    p = serial_printer(tty)
+    assert p.status() is PrinterState.PAPER_LOW  # near end: the ticket is issued
+    with pytest.raises(PaperOut):  # the write itself went through: only the status tells
+        p.print_image(ticket)
+    assert p.last_job_state is PrinterState.PAPER_OUT and p.printed == 0
+    assert p.last_error.startswith("paper-out")
+    assert tty.paper.image().height == ticket.height // 2  # half a ticket came out
+    # the stopped printer did not answer GS r; the real-time DLE EOT 4 told the paper end
+    assert tty.queries == [DLE_EOT_4, GS_R_1, DLE_EOT_4]
+    assert p.status() is PrinterState.PAPER_OUT and not p.status().can_issue
+    tty.load_roll(None)  # a technician loads a new roll
+    assert p.status() is PrinterState.OK
+    p.print_image(ticket)
+    assert p.last_job_state is PrinterState.OK and p.printed == 1
+    assert tty.queries[-1] == GS_R_1  # answered once the ticket was printed: no real-time query needed
+    assert same_pixels(tty.paper.image().crop((0, ticket.height // 2, 576, tty.paper.image().height)), ticket)
+
+
+def test_a_ticket_that_fits_but_leaves_the_roll_near_its_end_is_printed_and_says_low(ticket, tty_factory):
+    tty = tty_factory(paper_lines=ticket.height + 50, near_end_lines=200)
+    p = serial_printer(tty)
+    assert p.status() is PrinterState.OK
+    p.print_image(ticket)
+    assert p.printed == 1 and p.last_job_state is PrinterState.PAPER_LOW
+    assert same_pixels(tty.paper.image(), ticket)
+    with pytest.raises(PaperOut):  # the next one runs out: near end, then out
+        p.print_image(ticket)
+    assert p.printed == 1 and p.last_job_state is PrinterState.PAPER_OUT
+
+
+def test_a_printer_that_never_answers_is_unknown_after_the_job_not_ok_and_not_failed(ticket, tty_factory):
+    tty = tty_factory(answers_sensor_query=False, answers_realtime=False)
+    p = serial_printer(tty)
+    p.print_image(ticket)
+    assert p.printed == 1 and p.last_job_state is PrinterState.UNKNOWN
+    assert tty.queries == [GS_R_1, DLE_EOT_4]
+    # silence is remembered: the next job and press do not wait for timeouts again
+    t0 = time.monotonic()
+    p.print_image(ticket)
+    assert p.status() is PrinterState.UNKNOWN
+    assert time.monotonic() - t0 < 0.25
+    assert p.printed == 2 and tty.queries == [GS_R_1, DLE_EOT_4]
+
+
+def test_a_printer_that_answers_only_real_time_queries_is_asked_dle_eot_after_jobs(ticket, tty_factory):
+    tty = tty_factory(answers_sensor_query=False, paper_lines=10_000)
+    p = serial_printer(tty)
+    p.print_image(ticket)
+    assert p.last_job_state is PrinterState.OK
+    assert tty.queries == [GS_R_1, DLE_EOT_4]
+    p.print_image(ticket)
+    assert tty.queries == [GS_R_1, DLE_EOT_4, DLE_EOT_4]  # GS r is not tried again
+    tty.load_roll(ticket.height // 3)
+    with pytest.raises(PaperOut):
+        p.print_image(ticket)
+
+
+def test_status_bytes_of_both_queries_are_told_apart():
+    from ticketd.printer import paper_state_from_sensor_byte
+
+    assert paper_state_from_sensor_byte(b"\x00") is PrinterState.OK
+    assert paper_state_from_sensor_byte(b"\x03") is PrinterState.PAPER_LOW
+    assert paper_state_from_sensor_byte(b"\x0f") is PrinterState.PAPER_OUT
+    assert paper_state_from_sensor_byte(b"") is PrinterState.UNKNOWN
+    assert paper_state_from_sensor_byte(b"\x12") is PrinterState.UNKNOWN  # a DLE EOT answer is not one
+    assert paper_state_from_byte(b"\x0c\x12") is PrinterState.OK  # a late GS r byte first: skipped

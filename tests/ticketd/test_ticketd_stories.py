@@ -15,9 +15,10 @@ import pytest
 from PIL import ImageChops
 
 from hubd.main import HubDaemon, HubSettings
+from tests.ticketd.tty_printer import TtyDevice, TtyPrinter
 from ticketd.escpos_decode import decode_job
 from ticketd.main import TicketDaemon, TicketdSettings
-from ticketd.printer import FakePrinter
+from ticketd.printer import EscposPrinter, FakePrinter
 from xephang.bus import FakeBus
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import SimPress, Topics
@@ -275,6 +276,36 @@ def test_paper_runs_out_during_the_job_the_number_is_voided_and_alerted(hall, fa
     hall.settle()
     assert hall.tk.printed_tickets[-1].number == 1002
     assert T.alert("dispenser-1", "paper-out") not in fake_broker.retained
+
+
+def test_a_real_serial_printer_whose_roll_ends_mid_ticket_voids_it_and_alerts(tmp_path, fake_broker, site_file):
+    # a serial printer that answers real status bytes: near end before, paper end after the job
+    tty = TtyPrinter(paper_lines=300, near_end_lines=2000)
+    printer = EscposPrinter(TtyDevice(tty.path, timeout=0.3), width_px=576)
+    hall = Hall(tmp_path, fake_broker, site_file, printer)
+    try:
+        hall.press("ho-tich")
+        hall.pump_until(lambda: len(hall.requests("void-ticket")) == 1)
+        hall.pump_until(lambda: fake_broker.messages(T.event("ticket", "voided")))
+        assert len(hall.requests("issue-ticket")) == 1  # paper low before the job: it was issued
+        assert hall.requests("void-ticket")[0]["reason"] == "paper-out"
+        assert T.alert("dispenser-1", "paper-out") in fake_broker.retained
+        assert hall.tk.board.leds["ho-tich"].base == "fault"
+        assert hall.tk.printed_tickets == [] and printer.printed == 0
+        assert tty.paper.image().height == 300  # part of the ticket came out
+        hall.press("ho-tich")  # no paper: refused, no number asked for
+        hall.settle()
+        assert len(hall.requests("issue-ticket")) == 1
+        tty.load_roll(None)  # a technician loads a roll
+        hall.press("ho-tich")
+        hall.pump_until(lambda: printer.printed == 1)
+        hall.settle()
+        assert hall.tk.printed_tickets[-1].number == 1002
+        assert T.alert("dispenser-1", "paper-out") not in fake_broker.retained
+        assert hall.tk.core.printer_state.value == "ok"  # the printer said so after the job
+    finally:
+        hall.close()
+        tty.close()
 
 
 def test_printer_offline_mid_job_voids_and_alerts(hall, fake_broker, printer):
