@@ -515,7 +515,10 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
                 return rest.startswith(("req/hub/", "sim/")) or (rest.startswith("config/") and rest.endswith("/set"))
             return False
 
-        for user in ("dispenser-1", "counter-1", "display-hall", "announcer-hall"):
+        retained0 = retained_snapshot(c)
+        facts["refused_by"] = {}
+        facts["refused_topics"] = set()
+        for user in ("hub", "tech", "dispenser-1", "counter-1", "display-hall", "announcer-hall"):
             with ToolClient(BrokerTarget(port=port, username=user, password=c.passwords[user]),
                             client_id=f"{user}-probe") as tc:
                 for topic in universe:
@@ -528,8 +531,12 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
                     code = tc.publish(topic, b'{"forged": true}', retain=topic.split("/")[3] in ("state", "node", "config"))
                     if code == 135:
                         facts["refused"] += 1
+                        facts["refused_by"][user] = facts["refused_by"].get(user, 0) + 1
+                        facts["refused_topics"].add((user, topic[len(R) + 1:] if topic.startswith(R) else topic))
                     else:
                         facts["leaks"].append(f"{user} -> {topic}: {code}")
+        retained1 = retained_snapshot(c)  # (before counter-3 below comes online: that is a change)
+        facts["retained_changed"] = sorted(k for k in set(retained0) | set(retained1) if retained0.get(k) != retained1.get(k))
         # a counter acting for another one, at the hub
         c3 = c.bus("counter-3")
         r = c3.request_sync(CallNext(request_id=new_request_id(), source="counter-3", counter=1))
@@ -539,7 +546,8 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
         obs.wait(lambda: False, 1.0)
         after = hub_fingerprint(c)
         facts.update(before=before, after=after)
-        t.lost += len(facts["leaks"])
+        facts["alive"] = c.procs["hub"].alive()
+        t.lost += len(facts["leaks"]) + len(facts["retained_changed"]) + (not facts["alive"])
         if before != after:
             t.duplicates += 1
             t.notes.append(f"hub books moved: {before} -> {after}")

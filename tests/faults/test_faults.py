@@ -59,5 +59,14 @@ def test_security_strangers_and_every_forbidden_topic_refused_nothing_changed(tm
     assert f["leaks"] == [] and f["strangers_refused"] == 4
     assert f["refused"] > 200
     assert f["cross_counter"] == "forbidden"
-    assert f["before"] == f["after"]
+    assert f["before"] == f["after"] and f["retained_changed"] == [] and f["alive"]
+    refused = f["refused_topics"]
+    # the hub answers and publishes, but pushes no config, presses no key, speaks for no node
+    assert {("hub", "config/counter-1/set"), ("hub", "config/hub/set"), ("hub", "sim/dispenser-1/press"),
+            ("hub", "node/counter-1/status"), ("hub", "node/tech/status")} <= refused
+    # a technician acts and configures, but writes no event or state and impersonates no node
+    assert {("tech", "event/ticket/called"), ("tech", "event/counter/paused"), ("tech", "state/hall"),
+            ("tech", "state/counter/1"), ("tech", "node/counter-1/status"), ("tech", "node/hub/status"),
+            ("tech", "node/hub/health"), ("tech", "reply/counter-1")} <= refused
+    assert f["refused_by"]["hub"] >= 40 and f["refused_by"]["tech"] >= 40, f["refused_by"]
     clean(t)
