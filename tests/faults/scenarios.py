@@ -144,63 +144,95 @@ def hub_kills(root: Path, *, kills: int, seed: int = 1) -> tuple[Tally, dict[str
     return t, facts
 
 
+WILL_KINDS = ("plain", "takeover", "bridged")
+
+
+def _late_will(obs: Observer, node: str, old: int) -> tuple[bool, bool]:
+    """(an offline status of session ``old`` came AFTER the first birth of a newer session,
+    the last status is a birth of a newer session)."""
+    mine = [s for _, s in obs.status_log if s.node == node]
+    born = next((i for i, s in enumerate(mine) if s.online and s.session > old), None)
+    if born is None:
+        return False, False
+    late = any(not s.online and s.session == old for s in mine[born + 1:])
+    return late, mine[-1].online and mine[-1].session > old
+
+
 def node_will(root: Path, *, rounds: int) -> tuple[Tally, dict[str, Any]]:
-    """A node killed: its Will marks it offline; restarted on the same id it ends online — also
-    when the old connection is still hanging (its late Will arrives after the new birth)."""
+    """A node killed: its Will marks it offline; restarted on the same id it ends online, also
+    when the old connection is still open (kill -9 behind a stalled link, restarted at once).
+
+    Three kinds of round, in turn:
+
+    - ``plain``: kill -9, the broker sees the socket close, the Will says offline; restart.
+    - ``takeover``: the old link stalls in the relay, the box is killed and restarted on the
+      same client id before the broker could notice (keepalive); then the old link is cut.
+      Mosquitto hands the id to the new connection and, the session being persistent, drops
+      the old Will (MQTT 5 §3.1.4): no late Will may appear, and the node is online.
+    - ``bridged``: the same, but the old connection went to a second mosquitto bridged to the
+      hall's (a satellite broker): that broker knows nothing of the new connection, so when
+      the old link is cut its Will fires for real and reaches the hall AFTER the new birth.
+      The node must out-vote it (a fresh birth) and end online.
+    """
+    from xephang.mosquitto import Mosquitto, free_port
+
     t = Tally("node kill -9 / stale Will")
-    facts: dict[str, Any] = {"offline_seen": 0, "ended_online": 0, "stale_will_rounds": 0}
+    facts: dict[str, Any] = {"offline_seen": 0, "ended_online": 0, "takeover_clean": 0, "late_will_rounds": 0,
+                             "kinds": []}
     with Centre(root) as c:
         c.start("hub")
         obs = Observer(c.bus("tech-obs"))
         node = "counter-1"
-        with Relay(c.broker.port) as relay:
+        bridge = f"connection hall\naddress 127.0.0.1:{c.broker.port}\ntopic xephang/v1/tuong-linh/# both 1\n" \
+                 "cleansession true\nremote_clientid satellite-bridge\n"
+        satellite = Mosquitto(c.root / "mq-satellite", port=free_port(), persistence=False, extra_conf=bridge).start()
+        try:
             for r in range(rounds):
-                stale = r % 2 == 1
-                c.start(node, port=relay.port if stale else None)
-                assert obs.wait(lambda: obs.online(node), 20), "counter did not come up"
-                t.operations += 1
-                if stale:
-                    # the old link hangs, the box dies, a new one starts before the broker noticed
-                    relay.pause()
-                    c.kill(node, signal.SIGKILL)
+                kind = WILL_KINDS[r % len(WILL_KINDS)]
+                facts["kinds"].append(kind)
+                relay = Relay(satellite.port if kind == "bridged" else c.broker.port).start()
+                try:
+                    c.start(node, port=None if kind == "plain" else relay.port)
+                    assert obs.wait(lambda: obs.online(node), 20), f"counter did not come up ({kind})"
                     old = obs.status[node].session
-                    c.start(node)
-                    up = time.monotonic()
-                    ok = obs.wait(lambda o=old: obs.online(node) and obs.status[node].session > o, 20)
-                    if ok:
-                        t.recoveries.append(time.monotonic() - up)
-                    # mosquitto hands the id over without the old Will; a Will that still comes
-                    # late (another broker, a bridge) is what the node must out-vote: send one
-                    forged = NodeStatus(node=node, online=False, session=old, role="counter")
-                    obs.bus.publish(obs.bus.topics.status(node), forged, retain=True)
-                    t.faults += 1
-                    def last_is_new_birth(o: int = old) -> bool:
-                                        mine = [s for _, s in obs.status_log if s.node == node]
-                                        return any(not s.online and s.session == o for s in mine[-3:]) and \
-                                            mine[-1].online and mine[-1].session > o
-                    back = obs.wait(last_is_new_birth, 10)
-                    if ok and back:
-                        facts["stale_will_rounds"] += 1
-                    relay.resume()
-                    relay.cut()
-                else:
-                    c.kill(node, signal.SIGKILL)
-                    t.faults += 1
-                    if obs.wait(lambda: not obs.online(node), 10):
-                        facts["offline_seen"] += 1
-                    c.start(node)
-                    up = time.monotonic()
-                    if obs.wait(lambda: obs.online(node), 20):
-                        t.recoveries.append(time.monotonic() - up)
-                t.faults += int(stale)
+                    t.operations += 1
+                    if kind == "plain":
+                        c.kill(node, signal.SIGKILL)
+                        t.faults += 1
+                        if obs.wait(lambda o=old: not obs.online(node) and obs.status[node].session == o, 10):
+                            facts["offline_seen"] += 1
+                        c.start(node)
+                        up = time.monotonic()
+                        if obs.wait(lambda o=old: obs.online(node) and obs.status[node].session > o, 20):
+                            t.recoveries.append(time.monotonic() - up)
+                    else:
+                        relay.pause()  # the link stalls: the broker still holds a live-looking socket
+                        c.kill(node, signal.SIGKILL)
+                        c.start(node)  # the box reboots at once, on the hall's broker
+                        up = time.monotonic()
+                        t.faults += 2
+                        if obs.wait(lambda o=old: _late_will(obs, node, o)[1], 20):
+                            t.recoveries.append(time.monotonic() - up)
+                        relay.cut()  # now the old connection dies
+                        if kind == "bridged":
+                            late = obs.wait(lambda o=old: _late_will(obs, node, o)[0], 10)
+                            back = obs.wait(lambda o=old: all(_late_will(obs, node, o)), 10)
+                            facts["late_will_rounds"] += int(late and back)
+                        else:
+                            obs.wait(lambda: False, 1.5)  # a late Will would show up here
+                            facts["takeover_clean"] += int(_late_will(obs, node, old) == (False, True))
+                finally:
+                    relay.close()
                 final = retained_status(c, node)
-                facts.setdefault("log", []).append([(round(ts, 2), s.online, s.session) for ts, s in obs.status_log
-                                                    if s.node == node][-6:] + [final])
-                if final is not None and final.online:
+                facts.setdefault("log", []).append((kind, [(round(ts, 2), s.online, s.session) for ts, s in obs.status_log
+                                                           if s.node == node][-6:], final))
+                if final is not None and final.online and final.session > old:
                     facts["ended_online"] += 1
                 else:
                     t.lost += 1  # a live node shown offline
                 c.kill(node, signal.SIGTERM)
+        finally:
+            satellite.kill()
     return t, facts
 
 
