@@ -64,6 +64,22 @@ CREATE TABLE daily_summaries (
     PRIMARY KEY (site, day)
 );
 """),
+    # what the report's arrivals/counter-load figures and the hourly summaries need
+    (2, "counters, closing time, hourly summaries, pause index", """
+ALTER TABLE sites ADD COLUMN close_time time NOT NULL DEFAULT '17:00';
+CREATE TABLE site_counters (
+    site text NOT NULL, number int NOT NULL, label_vi text NOT NULL DEFAULT '', label_en text NOT NULL DEFAULT '',
+    officer text NOT NULL DEFAULT '',
+    PRIMARY KEY (site, number)
+);
+-- the counter load reads pauses from the counter events of a period: a small partial index on time
+CREATE INDEX events_counter_at ON events (at) WHERE family = 'counter';
+-- the newest hourly summary event per site, day and hour (event/summary/hourly)
+CREATE TABLE hourly_summaries (
+    site text NOT NULL, day date NOT NULL, hour int NOT NULL, at double precision NOT NULL, payload jsonb NOT NULL,
+    PRIMARY KEY (site, day, hour)
+);
+"""),
 ]
 
 
@@ -96,8 +112,8 @@ def schema_version(conn: Any) -> int:
         return int(cur.fetchone()[0])
 
 
-def migrate(conn: Any) -> list[int]:
-    """Apply the migrations this database lacks; return their numbers."""
+def migrate(conn: Any, *, upto: int | None = None) -> list[int]:
+    """Apply the migrations this database lacks (up to version ``upto``, default all); return their numbers."""
     applied: list[int] = []
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -109,7 +125,7 @@ def migrate(conn: Any) -> list[int]:
         if done and max(done) > newest:
             raise ProvinceDbError(f"database schema {max(done)} is newer than this code ({newest})")
         for version, name, sql in MIGRATIONS:
-            if version in done:
+            if version in done or (upto is not None and version > upto):
                 continue
             cur.execute(sql)
             cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
@@ -119,15 +135,19 @@ def migrate(conn: Any) -> list[int]:
 
 
 def upsert_site(conn: Any, site: Any) -> None:
-    """Record a centre's calendar, rating scale and service targets (from its site TOML)."""
+    """Record a centre's calendar, rating scale, service targets and counters (from its site TOML)."""
     s = site.site
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO sites (site, name_vi, name_en, timezone, daily_reset, rating_scale, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (site) DO UPDATE SET name_vi = EXCLUDED.name_vi, "
+            "INSERT INTO sites (site, name_vi, name_en, timezone, daily_reset, close_time, rating_scale, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (site) DO UPDATE SET name_vi = EXCLUDED.name_vi, "
             "name_en = EXCLUDED.name_en, timezone = EXCLUDED.timezone, daily_reset = EXCLUDED.daily_reset, "
-            "rating_scale = EXCLUDED.rating_scale, updated_at = now()",
-            (s.slug, s.name_vi, s.name_en or "", s.timezone, s.daily_reset, site.rating_scale))
+            "close_time = EXCLUDED.close_time, rating_scale = EXCLUDED.rating_scale, updated_at = now()",
+            (s.slug, s.name_vi, s.name_en or "", s.timezone, s.daily_reset, site.hours.close, site.rating_scale))
+        cur.execute("DELETE FROM site_counters WHERE site = %s", (s.slug,))
+        cur.executemany(
+            "INSERT INTO site_counters (site, number, label_vi, label_en, officer) VALUES (%s,%s,%s,%s,%s)",
+            [(s.slug, c.number, c.label("vi"), c.label("en"), c.officer) for c in site.counters])
         cur.execute("DELETE FROM site_services WHERE site = %s", (s.slug,))
         cur.executemany(
             "INSERT INTO site_services (site, service, pos, name_vi, name_en, target_wait_min) VALUES (%s,%s,%s,%s,%s,%s)",

@@ -1,7 +1,8 @@
 """The province ingester: every centre's events from the province broker into PostgreSQL.
 
 It holds a persistent MQTT 5 session on the province broker, subscribed (QoS 1) to
-``xephang/v1/+/event/#`` and ``xephang/v1/+/state/summary``, and acknowledges each message only
+``xephang/v1/+/event/#`` (ticket and counter events, and the hubs' hourly summaries
+``event/summary/hourly``) and ``xephang/v1/+/state/summary``, and acknowledges each message only
 after the transaction that stored it committed (paho's manual ack). A crash or a lost database
 therefore loses nothing: the broker redelivers whatever was not acknowledged.
 
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from xephang.contract import ROOT_PREFIX, BadPayload, CounterEvent, DailySummary, TicketEvent, decode
@@ -135,14 +137,33 @@ def fold_ticket(ticket_id: int, events: Iterable[EventRow]) -> TicketRow | None:
     return row
 
 
+def parse_hourly(payload: bytes) -> tuple[str, int, float, str]:
+    """(day, hour, at, JSON) of an hourly summary event; BadPayload when it is not one."""
+    try:
+        body = json.loads(payload)
+        day, hour, at = body["day"], body["hour"], body["at"]
+        date.fromisoformat(day)
+        if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+            raise ValueError(f"hour {hour!r}")
+        at = float(at)
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise BadPayload("invalid", f"hourly summary: {exc}") from None
+    return day, hour, at, json.dumps(body, ensure_ascii=False)
+
+
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
-    """``xephang/v1/{site}/event/{family}/{kind}`` → (site, family, kind); the summary → (site, 'summary', '')."""
+    """``xephang/v1/{site}/event/{family}/{kind}`` → (site, family, kind); the summary → (site, 'summary', '').
+
+    The hub's hourly summary (``event/summary/hourly``) → (site, 'hourly', '').
+    """
     parts = topic.split("/")
     if len(parts) < 4 or "/".join(parts[:2]) != ROOT_PREFIX:
         return None
     site = parts[2]
     if len(parts) == 6 and parts[3] == "event" and parts[4] in ("ticket", "counter"):
         return site, parts[4], parts[5]
+    if len(parts) == 6 and parts[3] == "event" and parts[4] == "summary" and parts[5] == "hourly":
+        return site, "hourly", ""
     if len(parts) == 5 and parts[3] == "state" and parts[4] == "summary":
         return site, "summary", ""
     return None
@@ -156,7 +177,7 @@ class BatchResult:
     stored: int = 0  # new events
     duplicates: int = 0
     rejected: int = 0
-    summaries: int = 0
+    summaries: int = 0  # daily and hourly
     tickets: int = 0  # tickets rebuilt
 
 
@@ -171,6 +192,7 @@ class Store:
         res = BatchResult()
         events: dict[tuple[str, str], tuple[Any, ...]] = {}
         summaries: dict[tuple[str, str], tuple[str, str, float, str]] = {}
+        hourly: dict[tuple[str, str, int], tuple[str, str, int, float, str]] = {}
         for topic, payload in messages:
             where = parse_topic(topic)
             if where is None:
@@ -187,6 +209,12 @@ class Store:
                     prev = summaries.get((site, s.day))
                     if prev is None or prev[2] <= s.at:
                         summaries[(site, s.day)] = (site, s.day, s.at, json.dumps(body, ensure_ascii=False))
+                    continue
+                if family == "hourly":
+                    day, hour, at, text = parse_hourly(payload)
+                    prev_h = hourly.get((site, day, hour))
+                    if prev_h is None or prev_h[3] <= at:
+                        hourly[(site, day, hour)] = (site, day, hour, at, text)
                     continue
                 ev = decode(TicketEvent if family == "ticket" else CounterEvent, payload)
             except BadPayload as exc:
@@ -225,6 +253,12 @@ class Store:
                     "ON CONFLICT (site, day) DO UPDATE SET at = EXCLUDED.at, payload = EXCLUDED.payload "
                     "WHERE daily_summaries.at <= EXCLUDED.at", list(summaries.values()))
                 res.summaries = len(summaries)
+            if hourly:
+                cur.executemany(
+                    "INSERT INTO hourly_summaries (site, day, hour, at, payload) VALUES (%s, %s, %s, %s, %s::jsonb) "
+                    "ON CONFLICT (site, day, hour) DO UPDATE SET at = EXCLUDED.at, payload = EXCLUDED.payload "
+                    "WHERE hourly_summaries.at <= EXCLUDED.at", list(hourly.values()))
+                res.summaries += len(hourly)
         return res
 
     def _rebuild(self, cur: Any, touched: set[tuple[str, int]]) -> int:

@@ -18,7 +18,8 @@ The centre ledger's clock-jump marks do not travel in events, so those two flags
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,12 @@ def _key_sql(dim: str, alias: str, service_col: str) -> str:
 # per site: today's service day and where each service day ends, in the centre's own zone
 _SITE_CAL = """
 site_cal AS (
-    SELECT s.site, s.rating_scale, s.timezone, s.daily_reset,
+    SELECT s.site, s.rating_scale, s.timezone, s.daily_reset, s.close_time,
            ((to_timestamp(%(now)s) AT TIME ZONE s.timezone) - s.daily_reset::interval)::date AS today
     FROM sites s
     UNION ALL
     -- a centre whose site file was never registered: the defaults of a Vietnamese centre
-    SELECT x.site, 5, 'Asia/Ho_Chi_Minh', time '04:00',
+    SELECT x.site, 5, 'Asia/Ho_Chi_Minh', time '04:00', time '17:00',
            ((to_timestamp(%(now)s) AT TIME ZONE 'Asia/Ho_Chi_Minh') - interval '4 hours')::date
     FROM (SELECT DISTINCT site FROM tickets WHERE day BETWEEN %(first)s AND %(last)s) x
     WHERE NOT EXISTS (SELECT 1 FROM sites s WHERE s.site = x.site)
@@ -174,6 +175,161 @@ def _figures(a: dict[str, Any], scale: int) -> dict[str, Any]:
     }
 
 
+# ---- the report's other figures: arrivals per hour, busiest hours, wait distribution, counter load
+
+# tickets by local issue hour (the zone's offset at noon of the service day, as the centre does),
+# waits by band of hubd.reports.WAIT_BINS_MIN (width_bucket = bisect_right) and the open days
+_EXTRA_TICKET_SQL = f"""
+WITH {_SITE_CAL},
+tt AS (
+    SELECT t.first_service, t.day, t.issued_at,
+           CASE WHEN t.called_at - t.issued_at >= 0 THEN t.called_at - t.issued_at END AS w,
+           extract(epoch FROM ((t.day + time '12:00') AT TIME ZONE 'UTC') - ((t.day + time '12:00') AT TIME ZONE c.timezone))
+             AS off
+    FROM tickets t JOIN site_cal c ON c.site = t.site
+    WHERE t.day BETWEEN %(first)s AND %(last)s {{site_filter}}
+)
+SELECT 'hour' AS what, mod(floor((issued_at + off) / 3600)::bigint, 24)::int AS k, NULL::text AS svc, count(*) AS n
+FROM tt GROUP BY 2
+UNION ALL
+SELECT 'bin', width_bucket(w, %(bins)s::float8[]), first_service, count(*) FROM tt WHERE w IS NOT NULL GROUP BY 2, 3
+UNION ALL
+SELECT 'days', NULL, NULL, count(DISTINCT day) FROM tt
+"""
+
+# per counter and service day: calls, busy seconds and the span the counter was open (the centre's
+# rules: a visit still open is busy until now; one the reset closed has no end and spans to closing)
+_LOAD_VISIT_SQL = f"""
+WITH {_SITE_CAL},
+v0 AS (
+    SELECT v.site, v.counter, v.day, v.called_at, v.ended_at, v.outcome, v.inferred, c.today,
+           extract(epoch FROM ((v.day + 1) + c.daily_reset) AT TIME ZONE c.timezone) AS eod,
+           extract(epoch FROM (v.day + c.close_time) AT TIME ZONE c.timezone) AS close_at
+    FROM visits v JOIN site_cal c ON c.site = v.site
+    WHERE v.day BETWEEN %(first)s AND %(last)s {{site_filter}}
+), v1 AS (
+    SELECT *, CASE WHEN outcome IS NULL AND day < today THEN eod
+                   WHEN outcome IS NULL THEN greatest(called_at, %(now)s) ELSE ended_at END AS fin,
+              (outcome IS NULL AND day < today) OR (inferred AND ended_at >= eod) AS reset_closed
+    FROM v0
+)
+SELECT site, counter, day, count(*) AS calls,
+       COALESCE(sum(fin - called_at) FILTER (WHERE NOT reset_closed AND fin > called_at), 0) AS busy,
+       min(called_at) AS s0,
+       max(CASE WHEN reset_closed THEN greatest(called_at, close_at) ELSE fin END) AS s1
+FROM v1 GROUP BY site, counter, day
+"""
+
+# pauses from the counter events: a 'paused' ends at the counter's next event if that is a
+# 'resumed'; otherwise the daily reset ended it (until closing time) or it is still on (until now)
+_LOAD_PAUSE_SQL = f"""
+WITH {_SITE_CAL},
+ce AS (
+    SELECT e.site, e.counter, e.kind, e.at,
+           lead(e.kind) OVER w AS next_kind, lead(e.at) OVER w AS next_at
+    FROM events e
+    WHERE e.family = 'counter' AND e.at BETWEEN %(lo)s AND %(hi)s {{site_filter}}
+    WINDOW w AS (PARTITION BY e.site, e.counter ORDER BY e.rev)
+), p0 AS (
+    SELECT ce.site, ce.counter, ce.at AS started, c.today,
+           ((to_timestamp(ce.at) AT TIME ZONE c.timezone) - c.daily_reset::interval)::date AS day,
+           CASE WHEN ce.next_kind = 'resumed' THEN ce.next_at END AS ended,
+           c.timezone, c.daily_reset, c.close_time
+    FROM ce JOIN site_cal c ON c.site = ce.site
+    WHERE ce.kind = 'paused'
+), p1 AS (
+    SELECT *, extract(epoch FROM ((day + 1) + daily_reset) AT TIME ZONE timezone) AS eod,
+              extract(epoch FROM (day + close_time) AT TIME ZONE timezone) AS close_at
+    FROM p0 WHERE day BETWEEN %(first)s AND %(last)s
+), p2 AS (
+    SELECT *, CASE WHEN ended IS NULL AND day >= today THEN least(%(now)s, eod)
+                   WHEN ended IS NULL OR ended >= eod THEN greatest(started, close_at)
+                   ELSE ended END AS stop
+    FROM p1
+)
+SELECT site, counter, day, count(*) AS pauses,
+       COALESCE(sum(stop - started) FILTER (WHERE stop > started), 0) AS paused,
+       min(started) AS s0, max(stop) AS s1
+FROM p2 GROUP BY site, counter, day
+"""
+
+
+def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_names: dict[str, Any]) -> dict[str, Any]:
+    """arrivals_by_hour, open_days, busiest_hours, wait_bins_min, wait_hist, counter_load."""
+    from hubd.reports import WAIT_BINS_MIN, _busiest
+
+    p = {**params, "bins": [m * 60.0 for m in WAIT_BINS_MIN],
+         "lo": datetime.combine(params["first"], dtime(0), UTC).timestamp() - 2 * 86400,
+         "hi": datetime.combine(params["last"], dtime(0), UTC).timestamp() + 3 * 86400}
+    arrivals = [0] * 24
+    days = 0
+    hist: dict[str, list[int]] = {}
+    cur.execute(_EXTRA_TICKET_SQL.replace("{site_filter}", site_filter.format(a="t")), p)
+    for what, k, svc, n in cur.fetchall():
+        if what == "hour":
+            arrivals[k] = int(n)
+        elif what == "bin":
+            hist.setdefault(svc, [0] * (len(WAIT_BINS_MIN) + 1))[k] = int(n)
+        else:
+            days = int(n)
+    cur.execute("SELECT service, min(pos), min(name_vi), min(name_en), "
+                "CASE WHEN count(DISTINCT target_wait_min) = 1 AND count(*) = count(target_wait_min) "
+                "THEN min(target_wait_min) END FROM site_services GROUP BY service")
+    svc_info = {r[0]: r[1:] for r in cur.fetchall()}
+
+    def svc_label(sid: str) -> str:
+        info = svc_info.get(sid)
+        return (info[2] if lang == "en" and info and info[2] else info[1] if info and info[1] else sid)
+
+    wait_hist = [{"service": sid, "label": svc_label(sid), "target_min": (svc_info.get(sid) or (0, "", "", None))[3],
+                  "counts": hist[sid]}
+                 for sid in sorted(hist, key=lambda s: ((svc_info.get(s) or (10**6,))[0], s))]
+
+    # counter load: spans, busy and paused seconds per (site, counter, day), summed per counter
+    spans: dict[tuple[str, int, Any], list[float]] = {}
+    acc: dict[tuple[str, int], dict[str, float]] = {}
+
+    def grow(key: tuple[str, int, Any], s0: float, s1: float) -> None:
+        sp = spans.setdefault(key, [s0, s1])
+        sp[0], sp[1] = min(sp[0], s0), max(sp[1], s1)
+
+    cur.execute(_LOAD_VISIT_SQL.replace("{site_filter}", site_filter.format(a="v")), p)
+    for site, counter, day, calls, busy, s0, s1 in cur.fetchall():
+        a = acc.setdefault((site, counter), {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0})
+        a["visits"] += calls
+        a["busy"] += busy
+        grow((site, counter, day), s0, s1)
+    cur.execute(_LOAD_PAUSE_SQL.replace("{site_filter}", site_filter.format(a="e")), p)
+    for site, counter, day, pauses, paused, s0, s1 in cur.fetchall():
+        a = acc.setdefault((site, counter), {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0})
+        a["pauses"] += pauses
+        a["paused"] += paused
+        grow((site, counter, day), s0, s1)
+    span_total: dict[tuple[str, int], float] = {}
+    for (site, counter, _d), (s0, s1) in spans.items():
+        span_total[(site, counter)] = span_total.get((site, counter), 0.0) + max(0.0, s1 - s0)
+    cur.execute("SELECT site, number, label_vi, label_en, officer FROM site_counters"
+                + (" WHERE site = ANY(%(sites)s)" if "sites" in params else ""), params)
+    configured = {(r[0], r[1]): r[2:] for r in cur.fetchall()}
+    # one centre: its counters as its own report names them; several: each named after its centre
+    multi_site = len({k[0] for k in set(acc) | set(configured)}) > 1
+    load = []
+    for key in sorted(set(acc) | set(configured)):
+        site, n = key
+        a = acc.get(key) or {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0}
+        cfg = configured.get(key)
+        label = (cfg[1] if lang == "en" else cfg[0]) if cfg else (f"Counter {n}" if lang == "en" else f"Quầy {n}")
+        if multi_site:
+            sn = site_names.get(site)
+            label = f"{(sn[1] if lang == 'en' and sn and sn[1] else sn[0] if sn and sn[0] else site)} — {label}"
+        load.append({"site": site, "counter": n, "label": label, "officer": cfg[2] if cfg else "",
+                     "visits": int(a["visits"]), "busy_s": round(a["busy"], 1), "paused_s": round(a["paused"], 1),
+                     "idle_s": round(max(0.0, span_total.get(key, 0.0) - a["busy"] - a["paused"]), 1),
+                     "pauses": int(a["pauses"])})
+    return {"arrivals_by_hour": arrivals, "open_days": days, "busiest_hours": _busiest(arrivals, days),
+            "wait_bins_min": list(WAIT_BINS_MIN), "wait_hist": wait_hist, "counter_load": load}
+
+
 def _key_label(dims: list[str], key: tuple[Any, ...], names: dict[str, Any], lang: str) -> str:
     out = []
     for d, k in zip(dims, key, strict=True):
@@ -227,6 +383,7 @@ def build_province_report(conn: Any, *, period: str | Period = "today", group_by
                         row[k] = v
         cur.execute("SELECT site, name_vi, name_en FROM sites")
         site_names = {s: (vi, en) for s, vi, en in cur.fetchall()}
+        extras = _extras(cur, params, site_filter, lang, site_names)
         cur.execute("SELECT DISTINCT ON (service) service, name_vi, name_en FROM site_services ORDER BY service, pos")
         svc_names = {s: (vi, en) for s, vi, en in cur.fetchall()}
         cur.execute("SELECT COALESCE(MAX(rating_scale), 5) FROM sites")
@@ -249,6 +406,7 @@ def build_province_report(conn: Any, *, period: str | Period = "today", group_by
         "rows": rows,
         "totals": {"key": None, "label": "Tổng cộng" if lang == "vi" else "Total", **_figures(total, scale)},
         "centres": len({r["keys"].get("site") for r in rows}) if "site" in dims else None,
+        **extras,
     }
 
 
@@ -259,30 +417,64 @@ def _vn_tz() -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- outputs
+#
+# Every file is drawn by the centre report's own renderers (hubd.report_render, hubd.report_charts)
+# from the province report dict, which has the same keys. The one thing they look up by name is the
+# grouping's column heading: a province grouping ('site', 'site,service' …) is registered in
+# hubd.report_render.GROUP_HEADINGS before drawing.
+
+CHART_MAX_COUNTERS = 24  # the counter-load chart shows the busiest counters when a province has more
 
 
-def _heading(report: dict[str, Any]) -> str:
-    lang = report.get("lang", "vi")
-    return " — ".join(DIM_HEADINGS[d][1 if lang == "en" else 0] for d in report["dimensions"])
+def _heading(report: dict[str, Any]) -> tuple[str, str]:
+    return (" — ".join(DIM_HEADINGS[d][0] for d in report["dimensions"]),
+            " — ".join(DIM_HEADINGS[d][1] for d in report["dimensions"]))
+
+
+def renderable(report: dict[str, Any]) -> dict[str, Any]:
+    """``report``, with its grouping heading known to ``hubd.report_render`` (registered once)."""
+    from hubd.report_render import GROUP_HEADINGS
+
+    GROUP_HEADINGS.setdefault(report["group_by"], _heading(report))
+    return report
+
+
+def chart_pngs(report: dict[str, Any]) -> dict[str, bytes]:
+    """The centre report's three charts (PNG bytes by name) over the province figures.
+
+    Arrivals per hour and the wait distribution are province-wide; the counter-load chart shows
+    the ``CHART_MAX_COUNTERS`` busiest counters (the table and the XLSX sheet list every one).
+    """
+    from hubd.report_charts import chart_pngs as centre_chart_pngs
+
+    return centre_chart_pngs(renderable(chart_view(report)))
+
+
+def chart_view(report: dict[str, Any]) -> dict[str, Any]:
+    """What the charts draw: the report, its counter load cut to the ``CHART_MAX_COUNTERS`` busiest."""
+    load = report.get("counter_load") or []
+    if len(load) <= CHART_MAX_COUNTERS:
+        return report
+    return {**report, "counter_load": sorted(load, key=lambda c: (-c["busy_s"], c["label"]))[:CHART_MAX_COUNTERS]}
+
+
+def write_charts(report: dict[str, Any], folder: Path | str, *, charts: dict[str, bytes] | None = None) -> list[Path]:
+    """Save every chart as ``<folder>/<name>.png``; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in (charts if charts is not None else chart_pngs(report)).items():
+        p = folder / f"{name}.png"
+        p.write_bytes(data)
+        paths.append(p)
+    return paths
 
 
 def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """Header + rows + total, with the centre report's columns (``hubd.report_render.ALL_COLUMNS``)."""
-    from hubd.report_render import ALL_COLUMNS, cell_value
+    """Header + rows + total: the centre report's CSV columns (``hubd.report_render.csv_rows``)."""
+    from hubd.report_render import csv_rows as centre_csv_rows
 
-    lang = report.get("lang", "vi")
-    scale = int(report.get("rating_scale") or 5)
-    head = [_heading(report)] + [c.heading(lang) + (" (phút)" if c.kind == "min" and lang == "vi" else
-                                                    " (min)" if c.kind == "min" else "") for c in ALL_COLUMNS]
-    head += [(f"Điểm {s}" if lang == "vi" else f"Score {s}") for s in range(1, scale + 1)]
-    out: list[list[Any]] = [head]
-    for r in report["rows"] + [report["totals"]]:
-        vals: list[Any] = [r["label"]]
-        for c in ALL_COLUMNS:
-            vals.append(cell_value(c, r))
-        vals += [r["ratings"].get(str(s), "") for s in range(1, scale + 1)]
-        out.append(vals)
-    return out
+    return centre_csv_rows(renderable(report))
 
 
 def write_csv(report: dict[str, Any], path: Path | str) -> Path:
@@ -292,44 +484,23 @@ def write_csv(report: dict[str, Any], path: Path | str) -> Path:
     return write_rows_csv(csv_rows(report), path)
 
 
-def write_xlsx(report: dict[str, Any], path: Path | str) -> Path:
-    """One sheet: title, the table with the centre report's number formats, the total in bold."""
-    import xlsxwriter
+def write_xlsx(report: dict[str, Any], path: Path | str, *, charts: dict[str, bytes] | None = None) -> Path:
+    """The centre report's workbook: the table, arrivals by hour, counter load and the charts."""
+    from hubd.report_render import write_xlsx as centre_write_xlsx
 
-    from hubd.report_render import ALL_COLUMNS
+    return centre_write_xlsx(renderable(report), path, charts=charts if charts is not None else chart_pngs(report))
 
-    rows = csv_rows(report)
+
+def render_html(report: dict[str, Any], *, charts: dict[str, bytes] | None = None) -> str:
+    """One self-contained HTML page (charts embedded), as the centre's ``xephang report --html``."""
+    from hubd.report_render import render_html as centre_render_html
+
+    return centre_render_html(renderable(report), charts=charts if charts is not None else chart_pngs(report))
+
+
+def write_html(report: dict[str, Any], path: Path | str, *, charts: dict[str, bytes] | None = None) -> Path:
     path = Path(path)
-    wb = xlsxwriter.Workbook(str(path))
-    try:
-        title = wb.add_format({"bold": True, "font_size": 14})
-        head = wb.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#E9ECEF", "border": 1})
-        fmts = {"int": {"num_format": "#,##0"}, "min": {"num_format": "0.0"}, "share": {"num_format": "0.0%"}}
-        body = {k: wb.add_format({**v, "border": 1}) for k, v in fmts.items()}
-        bold = {k: wb.add_format({**v, "border": 1, "bold": True, "top": 2}) for k, v in fmts.items()}
-        text, tot_text = wb.add_format({"border": 1}), wb.add_format({"border": 1, "bold": True, "top": 2})
-        kinds = [c.kind for c in ALL_COLUMNS] + ["int"] * (len(rows[0]) - 1 - len(ALL_COLUMNS))
-        ws = wb.add_worksheet("Báo cáo" if report.get("lang") == "vi" else "Report")
-        p = report["period"]
-        ws.write(0, 0, report["site"]["name"], title)
-        ws.write(1, 0, f"{p['label']} ({p['from']} – {p['to']})", title)
-        ws.write(2, 0, report["generated_local"])
-        r0 = 4
-        ws.write_row(r0, 0, rows[0], head)
-        ws.set_column(0, 0, 40)
-        ws.set_column(1, len(rows[0]), 12)
-        for i, vals in enumerate(rows[1:]):
-            last = i == len(rows) - 2
-            ws.write(r0 + 1 + i, 0, vals[0], tot_text if last else text)
-            for j, v in enumerate(vals[1:]):
-                style = (bold if last else body)[kinds[j]]
-                if v == "" or v is None:
-                    ws.write_blank(r0 + 1 + i, j + 1, None, style)
-                else:
-                    ws.write_number(r0 + 1 + i, j + 1, v, style)
-        ws.freeze_panes(r0 + 1, 1)
-    finally:
-        wb.close()
+    path.write_text(render_html(report, charts=charts), encoding="utf-8")
     return path
 
 
@@ -345,6 +516,9 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append("  ".join(x.ljust(widths[j]) if j == 0 else x.rjust(widths[j]) for j, x in enumerate(c)))
         if n == 0 or n == len(cells) - 2:
             lines.append("-" * (sum(widths) + 2 * len(widths)))
+    from hubd.report_render import busiest_text
+
+    lines.append(busiest_text(report))
     return "\n".join(lines)
 
 
@@ -361,7 +535,9 @@ def register(sub: Any) -> None:
     p.add_argument("--site", action="append", default=None, help="only these centres (repeatable)")
     p.add_argument("--lang", choices=("vi", "en"), default="vi")
     p.add_argument("--csv", type=Path, help="write a CSV file")
-    p.add_argument("--xlsx", type=Path, help="write an XLSX workbook")
+    p.add_argument("--xlsx", type=Path, help="write an XLSX workbook (with the charts)")
+    p.add_argument("--html", type=Path, help="write one printable HTML page (charts embedded)")
+    p.add_argument("--charts", type=Path, metavar="DIR", help="write the charts as PNG files into DIR")
     p.set_defaults(func=run_province_report)
 
 
@@ -381,8 +557,13 @@ def run_province_report(args: Any) -> int:
     print(render_table(rep))
     if args.csv:
         print(f"CSV: {write_csv(rep, args.csv)}")
+    charts = chart_pngs(rep) if (args.xlsx or args.html or args.charts) else None
     if args.xlsx:
-        print(f"XLSX: {write_xlsx(rep, args.xlsx)}")
+        print(f"XLSX: {write_xlsx(rep, args.xlsx, charts=charts)}")
+    if args.html:
+        print(f"HTML: {write_html(rep, args.html, charts=charts)}")
+    if args.charts:
+        print(f"PNG: {', '.join(str(p) for p in write_charts(rep, args.charts, charts=charts))}")
     return 0
 
 

@@ -26,3 +26,26 @@ def snapshot(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
             out[table] = cur.fetchall()
     conn.commit()
     return out
+
+
+def additive(row: dict[str, Any]) -> dict[str, int]:
+    """The figures that add up across centres: counts, ratings per score, within-target counts."""
+    out = {k: row[k] for k in ("issued", "served", "no_shows", "voided", "expired", "transferred", "open", "calls",
+                               "rated")}
+    out["wait_n"] = row["wait"]["n"]
+    out["service_n"] = row["service_time"]["n"]
+    out["within_target_n"] = row["within_target"]["n"]
+    out["within_target_ok"] = row["within_target"]["ok"]
+    out.update({f"score_{s}": n for s, n in row["ratings"].items()})
+    out["inferred"] = row["flags"]["inferred"]
+    out["closed_by_reset"] = row["flags"]["closed_by_reset"]
+    return out
+
+
+def add(rows: list[dict[str, int]]) -> dict[str, int]:
+    """Figure by figure sum of ``additive`` dicts."""
+    out: dict[str, int] = {}
+    for r in rows:
+        for k, v in r.items():
+            out[k] = out.get(k, 0) + v
+    return out

@@ -16,7 +16,7 @@ from province.db import MIGRATIONS, ProvinceDbError, migrate, schema_version, up
 from province.ingest import Store
 from province.reports import build_province_report
 from province.synth import CentreSim, site_with_slug
-from tests.province.helpers import figures, snapshot
+from tests.province.helpers import add, additive, figures, snapshot
 
 FIRST = date(2026, 11, 2)  # a Monday
 
@@ -59,22 +59,66 @@ def test_province_figures_for_each_centre_equal_its_own_report(pg, centres):
     period = f"{FIRST.isoformat()}..2026-11-04"
     by_site_service = build_province_report(pg, period=period, group_by="site,service", now=now)
     by_site = build_province_report(pg, period=period, group_by="site", now=now)
+    by_service = build_province_report(pg, period=period, group_by="service", now=now)
     by_day = build_province_report(pg, period=period, group_by="day", now=now)
-    issued_sum = 0
+    own_totals, own_service_rows, own_day_rows = [], {}, {}
     for s, sim, _ in data:
         slug = s.site.slug
         own = report_from_ledger(sim.ledger.path, s, period=period, group_by="service", now=now)
         assert own["totals"]["issued"] > 200 and own["totals"]["served"] > 100
+        assert own["totals"]["no_shows"] and own["totals"]["voided"] and own["totals"]["transferred"]
         rows = {r["keys"]["service"]: r for r in by_site_service["rows"] if r["keys"]["site"] == slug}
         for row in own["rows"]:
             if row["issued"] or row["calls"]:
+                # every figure, means, medians and P90s included, for each service of each centre
                 assert figures(rows[row["key"]]) == figures(row), (slug, row["key"])
+            own_service_rows.setdefault(row["key"], []).append(additive(row))
         [site_row] = [r for r in by_site["rows"] if r["key"] == slug]
         assert figures(site_row) == figures(own["totals"])
-        issued_sum += own["totals"]["issued"]
+        own_totals.append(additive(own["totals"]))
         own_days = report_from_ledger(sim.ledger.path, s, period=period, group_by="day", now=now)
         assert [r["key"] for r in own_days["rows"]] == [r["keys"]["day"] for r in by_day["rows"]]
-    assert by_site["totals"]["issued"] == issued_sum == sum(r["issued"] for r in by_day["rows"])
+        for row in own_days["rows"]:
+            own_day_rows.setdefault(row["key"], []).append(additive(row))
+    # the province total is the centres' totals added up, figure by figure, in every grouping
+    total = add(own_totals)
+    assert total["score_5"] > 0 and total["within_target_ok"] < total["within_target_n"]
+    for rep in (by_site, by_site_service, by_service, by_day):
+        assert additive(rep["totals"]) == total, rep["group_by"]
+    assert add([additive(r) for r in by_site["rows"]]) == total
+    # a province row of a service (or a day) is that service's (day's) rows of every centre added up
+    for r in by_service["rows"]:
+        assert additive(r) == add(own_service_rows[r["keys"]["service"]]), r["key"]
+    for r in by_day["rows"]:
+        assert additive(r) == add(own_day_rows[r["keys"]["day"]]), r["key"]
+
+
+def test_arrivals_wait_bands_and_counter_load_equal_the_centres_own(pg, centres):
+    data, now = centres
+    for s, _, events in data:
+        upsert_site(pg, s)
+        ingest(pg, events, seed=4)
+    period = f"{FIRST.isoformat()}..2026-11-04"
+    province = build_province_report(pg, period=period, group_by="site", now=now)
+    arrivals, bands = [0] * 24, {}
+    for s, sim, _ in data:
+        own = report_from_ledger(sim.ledger.path, s, period=period, group_by="service", now=now)
+        mine = build_province_report(pg, period=period, group_by="site", sites=[s.site.slug], now=now)
+        # one centre: the same figures, the same counter names
+        for k in ("arrivals_by_hour", "open_days", "busiest_hours", "wait_bins_min", "wait_hist"):
+            assert mine[k] == own[k], (s.site.slug, k)
+        assert own["counter_load"] and any(c["pauses"] for c in own["counter_load"])
+        assert [{k: v for k, v in c.items() if k != "site"} for c in mine["counter_load"]] == own["counter_load"]
+        arrivals = [a + b for a, b in zip(arrivals, own["arrivals_by_hour"], strict=True)]
+        for h in own["wait_hist"]:
+            bands[h["service"]] = [a + b for a, b in zip(bands.get(h["service"], [0] * len(h["counts"])),
+                                                         h["counts"], strict=True)]
+    # every centre: hours and bands add up; each counter is named after its centre
+    assert province["arrivals_by_hour"] == arrivals
+    assert {h["service"]: h["counts"] for h in province["wait_hist"]} == bands
+    assert province["open_days"] == 3 and province["busiest_hours"][0]["issued"] == max(arrivals)
+    assert len(province["counter_load"]) == sum(len(s.counters) for s, _, _ in data)
+    assert province["counter_load"][0]["label"].startswith(data[0][0].site.name_vi + " — ")
 
 
 def test_redelivery_replay_and_any_arrival_order_give_the_same_rows(pg, centres):
@@ -125,8 +169,45 @@ def test_migrations_are_versioned_and_run_once(pg):
         migrate(pg)
 
 
-def test_province_report_command_writes_csv_and_xlsx(pg, pg_dsn, centres, tmp_path, capsys):
+def test_a_version_1_database_upgrades_to_2_and_keeps_its_data(pg_dsn, centres):
+    import psycopg
+
+    data, now = centres
+    s, sim, events = data[0]
+    with psycopg.connect(pg_dsn) as conn:
+        assert migrate(conn, upto=1) == [1]  # a province database as the first release left it
+        with conn.transaction(), conn.cursor() as cur:  # registered by the first release: no counters
+            cur.execute("INSERT INTO sites (site, name_vi) VALUES (%s, %s)", (s.site.slug, s.site.name_vi))
+            cur.executemany("INSERT INTO site_services (site, service, pos, name_vi, target_wait_min) "
+                             "VALUES (%s, %s, %s, %s, %s)",
+                             [(s.site.slug, sv.id, i, sv.name_vi, sv.target_wait_min) for i, sv in enumerate(s.services)])
+        Store(conn).write(events)
+        before = snapshot(conn)
+        assert schema_version(conn) == 1
+        assert migrate(conn) == [2]
+        assert schema_version(conn) == 2 and snapshot(conn) == before  # nothing lost, nothing changed
+        period = f"{FIRST.isoformat()}..2026-11-04"
+        own = report_from_ledger(sim.ledger.path, s, period=period, group_by="service", now=now)
+        rep = build_province_report(conn, period=period, group_by="site", now=now)
+        assert figures(rep["totals"]) == figures(own["totals"])
+        assert rep["arrivals_by_hour"] == own["arrivals_by_hour"]
+        upsert_site(conn, s)  # registered again under v2: counters and closing time too
+        rep = build_province_report(conn, period=period, group_by="site", now=now)
+        assert [{k: v for k, v in c.items() if k != "site"} for c in rep["counter_load"]] == own["counter_load"]
+        with conn.cursor() as cur:
+            cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'events'")
+            assert "events_counter_at" in {r[0] for r in cur.fetchall()}
+            cur.execute("SET LOCAL enable_seqscan = off")  # usable for that predicate, whatever the table size
+            cur.execute("EXPLAIN SELECT * FROM events WHERE family = 'counter' AND at BETWEEN 1 AND 2")
+            plan = " ".join(r[0] for r in cur.fetchall())
+        assert "events_counter_at" in plan  # the counter-load query's pause lookup uses it
+
+
+def test_province_report_command_writes_csv_xlsx_html_and_charts(pg, pg_dsn, centres, tmp_path, capsys):
     import csv
+    import zipfile
+
+    from PIL import Image
 
     from xephang.cli import main
 
@@ -134,15 +215,43 @@ def test_province_report_command_writes_csv_and_xlsx(pg, pg_dsn, centres, tmp_pa
     for s, _, events in data:
         upsert_site(pg, s)
         Store(pg).write(events)
-    out_csv, out_xlsx = tmp_path / "q4.csv", tmp_path / "q4.xlsx"
+    out_csv, out_xlsx, out_html = tmp_path / "q4.csv", tmp_path / "q4.xlsx", tmp_path / "q4.html"
     rc = main(["province-report", "--dsn", pg_dsn, "--period", "2026-Q4", "--by", "site,service",
-               "--csv", str(out_csv), "--xlsx", str(out_xlsx)])
+               "--csv", str(out_csv), "--xlsx", str(out_xlsx), "--html", str(out_html),
+               "--charts", str(tmp_path / "charts")])
     assert rc == 0
     shown = capsys.readouterr().out
-    assert "Toàn tỉnh — Quý IV/2026" in shown and "Tổng cộng" in shown
+    assert "Toàn tỉnh — Quý IV/2026" in shown and "Tổng cộng" in shown and "Giờ đông nhất" in shown
     rows = list(csv.reader(out_csv.open(encoding="utf-8-sig")))
     assert rows[0][:3] == ["Trung tâm — Lĩnh vực", "Lấy số", "Đã phục vụ"]
     assert len(rows) == 1 + 2 * 4 + 1  # two centres × four services, and the total
     assert int(rows[-1][1]) == sum(int(r[1]) for r in rows[1:-1])
-    assert out_xlsx.stat().st_size > 4000
+    # the centre report's workbook: table, hours, counters and the three charts as images
+    with zipfile.ZipFile(out_xlsx) as z:
+        names = z.namelist()
+        workbook = z.read("xl/workbook.xml").decode()
+    assert sum(n.startswith("xl/worksheets/sheet") for n in names) == 4
+    assert all(f'name="{n}"' in workbook for n in ("Báo cáo", "Theo giờ", "Quầy", "Biểu đồ"))
+    assert sum(n.startswith("xl/media/") and n.endswith(".png") for n in names) == 3
+    page = out_html.read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == 3
+    assert "Toàn tỉnh" in page and "Tải của các quầy" in page and "theo trung tâm — lĩnh vực" in page
+    pngs = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert pngs == ["arrivals-per-hour.png", "counter-load.png", "wait-distribution.png"]
+    for p in (tmp_path / "charts").iterdir():
+        with Image.open(p) as im:
+            assert im.format == "PNG" and im.size == (1400, 700)
     assert main(["province-report", "--dsn", pg_dsn, "--by", "officer"]) == 2
+
+
+def test_the_counter_load_chart_shows_the_busiest_counters_of_a_large_province():
+    from province.reports import CHART_MAX_COUNTERS, chart_pngs, chart_view
+
+    load = [{"site": f"xa-{i}", "counter": 1, "label": f"Xã {i} — Quầy 1", "officer": "", "visits": i,
+             "busy_s": 60.0 * i, "paused_s": 0.0, "idle_s": 0.0, "pauses": 0} for i in range(100)]
+    rep = {"lang": "vi", "group_by": "site", "dimensions": ["site"], "counter_load": load, "arrivals_by_hour": [0] * 24,
+           "open_days": 0, "wait_hist": [], "wait_bins_min": [5, 10]}
+    shown = chart_view(rep)["counter_load"]
+    assert [c["label"] for c in shown] == [f"Xã {i} — Quầy 1" for i in range(99, 99 - CHART_MAX_COUNTERS, -1)]
+    assert len(rep["counter_load"]) == 100  # the report itself keeps every counter
+    assert set(chart_pngs(rep)) == {"arrivals-per-hour", "wait-distribution", "counter-load"}
