@@ -16,13 +16,18 @@ Printed, p50 / p99 in ms:
 - the same split inside ticketd: press → hub reply, reply → printed (render + job + write);
 - ``baseline``: a bare ``issue-ticket`` request → reply from a plain bus client, measured
   in the same run (what the hub and broker alone cost); the ratio says what ticketd adds;
-- memory: ticketd's process RSS (this process holds hub + ticketd + bench).
+- memory: ticketd's own resident memory. The latency run above holds hub + ticketd + bench
+  in one process, so ticketd is also started alone in a child process (spawned: a fresh
+  interpreter) on the same broker and hub, prints ``--mem-presses`` tickets through its real
+  loop, and reports its ``VmRSS`` (now) and ``VmHWM`` (peak) from ``/proc/self/status``. The
+  bench's own process peak is printed too, labelled as what it is.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import resource
 import statistics
 import sys
@@ -57,9 +62,55 @@ def fmt(xs: list[float]) -> str:
     return f"p50 {statistics.median(xs) * 1000:7.2f} ms   p99 {pct(xs, 99) * 1000:7.2f} ms   (n={len(xs)})"
 
 
+def proc_status_kib(field: str) -> int:
+    """A ``kB`` line of ``/proc/self/status`` (VmRSS, VmHWM), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return -1
+
+
+def ticketd_alone(port: int, state_dir: str, presses: int, out: multiprocessing.Queue) -> None:
+    """Child process: ticketd alone (real loop, sim board, FakePrinter) prints ``presses``
+    tickets through the bench's broker and hub, then reports its own memory."""
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        start_rss = proc_status_kib("VmRSS")  # the interpreter with ticketd's imports loaded
+        clock = ManualClock(start=datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp())
+        printer = FakePrinter(width_px=576)
+        hw = HardwareConfig(max_presses=100, per_s=1.0, double_press_s=0.0, max_pending=20)
+        settings = TicketdSettings(site="tuong-linh", node="dispenser-2", site_file=SITE_FILE,
+                                   state_dir=Path(state_dir), sim=True, hardware=hw,
+                                   broker=BrokerSettings(port=port))
+        tk = TicketDaemon(settings, clock=clock, printer=printer)
+        runner = threading.Thread(target=tk.run, name="ticketd", daemon=True)
+        runner.start()
+        end = time.monotonic() + 10
+        while not tk.hub_online and time.monotonic() < end:
+            time.sleep(0.01)
+        for i in range(presses):
+            pin = tk.board.keys[SERVICES[i % 4]].pin
+            n = len(printer.jobs)
+            pin.drive_low()
+            if not printer.wait_jobs(n + 1, timeout=10):
+                out.put({"error": f"press {i}: no ticket (last error {tk.last_error!r})"})
+                return
+            time.sleep(0.05)
+            pin.drive_high()
+            time.sleep(0.04)
+        result = {"start_kib": start_rss, "rss_kib": proc_status_kib("VmRSS"),
+                  "hwm_kib": proc_status_kib("VmHWM"), "printed": printer.printed}
+        tk.stop_event.set()
+        runner.join(10)
+        out.put(result)
+    except Exception as exc:  # report, never hang the parent
+        out.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--mem-presses", type=int, default=50, help="tickets printed by ticketd alone before its RSS is read")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not find_mosquitto():
@@ -118,6 +169,17 @@ def main() -> int:
                 tk.stop_event.set()
                 runner.join(10)
                 client.stop()
+                (tmpd / "tk2").mkdir()
+                ctx = multiprocessing.get_context("spawn")
+                out: multiprocessing.Queue = ctx.Queue()
+                child = ctx.Process(target=ticketd_alone, args=(broker.port, str(tmpd / "tk2"), args.mem_presses, out))
+                child.start()
+                try:
+                    mem = out.get(timeout=120)
+                finally:
+                    child.join(15)
+                    if child.is_alive():
+                        child.kill()
         finally:
             broker.kill()
     print("ticketd press → last byte handed to the printer (real mosquitto + hub, 576 px tickets)")
@@ -128,7 +190,13 @@ def main() -> int:
     print(f"  press → reply     {fmt([r - p for p, r, _ in t])}   (debounce, core, printer check, hub round trip)")
     print(f"  reply → printed   {fmt([d - r for _, r, d in t])}   (render, ESC/POS job, write)")
     print(f"  tickets printed   {printer.printed}, job size {len(printer.jobs[-1])} bytes")
-    print(f"memory: max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB (hub + ticketd + bench in one process)")
+    if "error" in mem:
+        print(f"memory: ticketd alone failed: {mem['error']}")
+        return 1
+    print(f"memory: ticketd alone (own process, after {mem['printed']} tickets): RSS {mem['rss_kib'] / 1024:.1f} MiB, "
+          f"peak {mem['hwm_kib'] / 1024:.1f} MiB (imports loaded, before setup: {mem['start_kib'] / 1024:.1f} MiB)")
+    print(f"        bench process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB "
+          "(hub + ticketd + bench client in one process: not ticketd's figure)")
     return 0
 
 
