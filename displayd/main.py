@@ -214,7 +214,9 @@ class DisplayDaemon(Daemon[DisplaySettings]):
             self.labels = adapter.labels_from_hall(hs, self.site_labels)
             self.renderer.configure(labels=self.labels)
         first, gap = not self.model.synced, self.model.gap
-        outcome = self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx())
+        # a retained delivery is the broker's current state; without the flag it may be one the
+        # broker queued for our session while we were away (it ends no catch-up)
+        outcome = self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx(), current=msg.retain)
         # the hub republishes after every change: only the first one and a repair are news
         level = logging.INFO if first or (gap is not None and self.model.gap is None) else logging.DEBUG
         log.log(level, "hall state rev %s: %s", hs.rev, outcome.value)

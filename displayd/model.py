@@ -10,6 +10,10 @@ Rules it enforces (DESIGN.md §3):
   the gap is reported, so the shell asks the hub for ``resync``;
 - a snapshot never makes a call "new": a board that reboots shows the last calls but does
   not highlight (or announce) any of them;
+- after a (re)connect the broker first delivers what it queued for the board's persistent
+  session while it was away (events and older hall states). Until the broker's current
+  hall state (a retained delivery) is loaded — or ``sync_timeout_s`` has passed — the board
+  is *catching up*: those events are applied but none is highlighted as a new call;
 - when the hub or the broker is unreachable the last known numbers stay, marked stale.
 
 The inputs are small dataclasses of our own; ``displayd.adapter`` maps the MQTT contract
@@ -149,6 +153,8 @@ class BoardModel:
         self.hub_online: bool | None = None  # None = not heard yet
         self.broker_connected = False
         self._connected_at: float | None = None
+        self._catch_up_until: float | None = None  # set at connect, cleared by the current snapshot
+        self._current_since_link = False  # a current snapshot came since the broker link was last lost
         self.hub_grace_s = 3.0  # retained hub status arrives at once; silence after this = offline
         self.ticker = ""
         self.version = 0  # bumped on every visible change; the renderer keys its cache on it
@@ -208,6 +214,10 @@ class BoardModel:
             return "hub"
         return None
 
+    def catching_up(self, now: float) -> bool:
+        """True while the broker may still be delivering what it queued while we were away."""
+        return self._catch_up_until is not None and now < self._catch_up_until
+
     @property
     def needs_resync(self) -> bool:
         return self.gap is not None
@@ -239,9 +249,15 @@ class BoardModel:
 
     # ------------------------------------------------------------------ writing
 
-    def load_snapshot(self, snap: HallSnapshot, *, now: float) -> Outcome:
+    def load_snapshot(self, snap: HallSnapshot, *, now: float, current: bool = True) -> Outcome:
         """Take the hub's whole picture. Never starts a highlight (no replay after a
-        reboot or a resync); keeps the running one if that call is still the newest."""
+        reboot or a resync); keeps the running one if that call is still the newest.
+
+        ``current``: the broker's current state (a retained delivery, a resync reply), which
+        ends the catch-up after a connect; ``False`` for a hall state the broker had queued."""
+        if current:
+            self._catch_up_until = None
+            self._current_since_link = True
         if self.rev is not None and snap.rev < self.rev:
             log.debug("snapshot rev %s older than board rev %s: ignored", snap.rev, self.rev)
             self.stats[Outcome.STALE_SNAPSHOT.value] += 1
@@ -296,6 +312,9 @@ class BoardModel:
         """Advance time: apply held events whose reorder window is over (marking the gap).
         Returns True if the board changed."""
         changed = False
+        if self._catch_up_until is not None and now >= self._catch_up_until:
+            log.info("no current hall state %.0f s after connecting: calls are news again", self.sync_timeout_s)
+            self._catch_up_until = None
         if (self.hub_online is None and self.broker_connected and self._connected_at is not None
                 and now - self._connected_at >= self.hub_grace_s):
             log.warning("no status from the hub %.0f s after connecting: treating it as offline", self.hub_grace_s)
@@ -354,6 +373,12 @@ class BoardModel:
         if broker_connected is not None:
             if broker_connected and not self.broker_connected:
                 self._connected_at = now
+                # a client may hand over the retained state before it reports the connect
+                if not self._current_since_link:
+                    self._catch_up_until = now + self.sync_timeout_s
+            elif not broker_connected:
+                self._current_since_link = False
+                self._catch_up_until = None
             self.broker_connected = broker_connected
         if hub_online is not None:
             self.hub_online = hub_online
@@ -423,7 +448,10 @@ class BoardModel:
                 )
             self._calls = [call] + [c for c in self._calls if not _same_call(c, call)]
             del self._calls[self.last_calls_max :]
-            self._highlight = Highlight(call=call, since=now, until=now + self.highlight_s)
+            if self.catching_up(now):  # queued while we were away: shown, not news
+                self._highlight = None
+            else:
+                self._highlight = Highlight(call=call, since=now, until=now + self.highlight_s)
             if kind == "called" and ev.waiting is None:
                 self._add_waiting(ev.service, -1, ev.rev)
         elif kind in DONE_KINDS or kind == "transferred":

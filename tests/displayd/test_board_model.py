@@ -220,3 +220,41 @@ def test_recalls_listed_by_the_hub_show_once():
         Call("3053", 2, recall=True), Call("3053", 2, recall=True), Call("3053", 2), Call("1038", 1), Call("1037", 1),
     )), now=NOW)
     assert [(c.number, c.counter) for c in m.last_calls] == [("3053", 2), ("1038", 1), ("1037", 1)]
+
+
+def test_calls_the_broker_queued_while_the_board_was_away_are_shown_but_not_highlighted():
+    # a rebooted board: the broker first delivers what it queued for the board's session
+    m = BoardModel(now=NOW, highlight_s=10)
+    m.set_link(now=NOW, broker_connected=True, hub_online=True)
+    assert m.catching_up(NOW)
+    m.load_snapshot(hall_snapshot(rev=10), now=NOW, current=False)  # an old hall state, queued
+    m.apply(called(11, "1024", 1), now=NOW + 0.01)
+    m.apply(called(12, "3006", 2, "chung-thuc"), now=NOW + 0.02)
+    assert m.newest.number == "3006" and m.counter(1).ticket == "1024"
+    assert m.highlight(NOW + 0.03) is None  # queued calls are not news
+    m.load_snapshot(hall_snapshot(rev=12), now=NOW + 0.05, current=True)  # the broker's current (retained) state
+    assert not m.catching_up(NOW + 0.05)
+    m.apply(called(13, "2012", 3, "dat-dai"), now=NOW + 1)  # made now: news
+    assert m.highlight(NOW + 1.5).call.number == "2012"
+
+
+def test_catching_up_ends_by_itself_when_no_current_state_comes():
+    m = BoardModel(now=NOW, highlight_s=10, sync_timeout_s=5)
+    m.set_link(now=NOW, broker_connected=True, hub_online=True)
+    m.load_snapshot(hall_snapshot(rev=10), now=NOW, current=False)
+    m.apply(called(11, "1024", 1), now=NOW + 1)
+    assert m.highlight(NOW + 1) is None
+    m.tick(NOW + 5)
+    assert not m.catching_up(NOW + 5)
+    m.apply(called(12, "1025", 1), now=NOW + 6)
+    assert m.highlight(NOW + 6).call.number == "1025"
+
+
+def test_a_retained_state_handed_over_before_the_connect_is_reported_starts_no_catch_up():
+    m = BoardModel(now=NOW)
+    m.load_snapshot(hall_snapshot(rev=10), now=NOW, current=True)
+    m.set_link(now=NOW, broker_connected=True, hub_online=True)
+    assert not m.catching_up(NOW)
+    m.set_link(now=NOW + 60, broker_connected=False)  # the link drops: the next connect catches up again
+    m.set_link(now=NOW + 90, broker_connected=True)
+    assert m.catching_up(NOW + 90)

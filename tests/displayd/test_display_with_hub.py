@@ -69,3 +69,85 @@ def test_officer_presses_next_and_the_board_shows_the_ticket(tmp_path, mosquitto
             d.bus.stop()
             dispenser.stop()
             counter.stop()
+
+
+def test_a_board_down_while_tickets_are_called_shows_the_final_picture_and_replays_none_as_new(
+        tmp_path, mosquitto, site_file):
+    """The board keeps a persistent MQTT session, so the broker queues every event published
+    while it is down and delivers them all at reconnect, before the retained hall state."""
+    broker = BrokerSettings(port=mosquitto.port)
+    with hub_testing.running_hub(mosquitto.port, tmp_path / "hub", site_file):
+        def board() -> DisplayDaemon:
+            settings = DisplaySettings(site="tuong-linh", node="display-hall", site_file=site_file,
+                                       state_dir=tmp_path / "display", sim=True, sim_out=tmp_path / "out",
+                                       screen=ScreenSettings(size=(1920, 1080)), broker=broker)
+            d = DisplayDaemon(settings)
+            d.start()
+            return d
+
+        def pump(d: DisplayDaemon, cond, timeout: float = 10.0) -> bool:
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                d.step(timeout=0.05)
+                if cond():
+                    return True
+            return False
+
+        dispenser = Bus(site="tuong-linh", node="dispenser-1", role="dispenser", broker=broker, state_dir=tmp_path / "disp")
+        counters = {n: Bus(site="tuong-linh", node=f"counter-{n}", role="counter", broker=broker,
+                           state_dir=tmp_path / f"ctr{n}") for n in (1, 2, 3)}
+        for b in (dispenser, *counters.values()):
+            b.start()
+            assert b.wait_connected(10)
+
+        def issue(service: str) -> str:
+            reply = dispenser.request_sync(IssueTicket(request_id=new_request_id(), source="dispenser-1", service=service))
+            assert reply is not None and reply.status == "ok", reply
+            return reply.data["ticket"]["display"]
+
+        def call(n: int) -> str:
+            reply = counters[n].request_sync(CallNext(request_id=new_request_id(), source=f"counter-{n}", counter=n))
+            assert reply is not None and reply.status == "ok", reply
+            return reply.data["ticket"]["display"]
+
+        d = board()
+        try:
+            assert pump(d, lambda: d.model.synced and d.model.hub_online and not d.model.stale)
+        finally:
+            d.teardown()
+            d.bus.stop()  # the TV's Pi goes down; the broker keeps its session and queues for it
+
+        issued = [issue(s) for s in ("ho-tich", "dat-dai", "ho-tich", "chung-thuc", "ho-tich")]
+        called = {1: call(1), 2: call(2), 3: call(3)}  # counters serve any service: oldest first
+        called[1] = call(1)  # counter 1 finishes and calls again: its first ticket leaves the board
+        last = called[1]
+
+        d = board()  # the Pi comes back
+        try:
+            assert pump(d, lambda: d.model.synced and d.model.gap is None
+                        and d.last_frame.text("call.number") == [last])
+            d.step(timeout=0.3)  # let any late queued event land
+            d.draw()
+            # the queued events were delivered (not a board that simply saw nothing) …
+            queued = d.model.stats["pending"] + d.model.stats["duplicate"] + d.model.stats["applied"] - 1
+            assert queued >= 9, d.model.stats
+            # … and none of them is shown as a new call
+            assert d.model.highlight(d._fx()) is None
+            assert d.renderer.blink_on(d.model, d._fx()) is None  # the call panel does not blink
+            tiles = {b.counter: b.text for b in d.last_frame.find("tile.number")}
+            assert (tiles[1], tiles[2], tiles[3]) == (called[1], called[2], called[3])
+            assert [c.number for c in d.model.last_calls][:4] == [called[1], called[3], called[2], issued[0]]
+            assert sum(d.model.waiting.values()) == len(issued) - 4
+
+            # a call made now that the board is back is the one highlighted
+            fresh = call(2)
+            assert pump(d, lambda: d.last_frame.text("call.number") == [fresh])
+            h = d.model.highlight(d._fx())
+            assert h is not None and h.call.number == fresh and h.call.counter == 2
+            assert d.renderer.blink_on(d.model, d._fx()) is not None
+        finally:
+            d.teardown()
+            d.bus.stop()
+            dispenser.stop()
+            for b in counters.values():
+                b.stop()
