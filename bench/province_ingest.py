@@ -12,7 +12,8 @@ and mosquitto. Prints figures; asserts nothing.
 3. Catch-up: a centre's broker bridged to the province broker; the link is down while a week
    of that centre's events is published into it; the link comes back; time until the last one
    is committed in PostgreSQL.
-4. Quarterly report over ``--centres`` centres × a year of tickets generated in SQL.
+4. Quarterly report over ``--centres`` centres × a year of tickets generated in SQL (every figure,
+   arrivals per hour, wait bands and counter load included), and drawing its charts, XLSX and HTML.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import psycopg  # noqa: E402
 
 from province.db import migrate  # noqa: E402
 from province.ingest import Ingester, Store  # noqa: E402
-from province.reports import build_province_report  # noqa: E402
+from province.reports import build_province_report, chart_pngs, write_html, write_xlsx  # noqa: E402
 from province.synth import CentreSim, site_with_slug  # noqa: E402
 from xephang.bridgeconf import bridge_conf_text  # noqa: E402
 from xephang.mosquitto import Mosquitto  # noqa: E402
@@ -192,6 +193,8 @@ INSERT INTO visits (site, ticket_id, call_rev, day, counter, service, called_at,
 SELECT site, ticket_id, ticket_id, day, 1 + (ticket_id %% 4)::int, service, called_at,
        called_at + 60 + random() * 900, CASE state WHEN 'done' THEN 'served' ELSE 'no-show' END, random() < 0.05
 FROM tickets WHERE called_at IS NOT NULL;
+INSERT INTO site_counters (site, number, label_vi, label_en, officer)
+SELECT s.site, n, 'Quầy ' || n, 'Counter ' || n, '' FROM sites s CROSS JOIN generate_series(1, 4) n;
 """
 
 
@@ -218,6 +221,15 @@ def bench_report(admin: str, centres: int, tickets: int) -> None:
             print(f"  quarterly report 2026-Q4 by {by:<13}: median {statistics.median(times):.2f} s "
                   f"(min {min(times):.2f}, max {max(times):.2f}), {len(rep['rows'])} rows, "
                   f"{rep['totals']['issued']:,} issued")
+        rep = build_province_report(conn, period="2026-Q4", group_by="site", now=now)
+        out = Path(tempfile.mkdtemp(prefix="xephang-bench-report-"))
+        t0 = time.perf_counter()
+        charts = chart_pngs(rep)
+        t1 = time.perf_counter()
+        write_xlsx(rep, out / "q4.xlsx", charts=charts)
+        write_html(rep, out / "q4.html", charts=charts)
+        print(f"  outputs of the quarterly report by site: 3 charts {t1 - t0:.2f} s, XLSX + HTML "
+              f"{time.perf_counter() - t1:.2f} s ({len(rep['counter_load'])} counters)")
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
