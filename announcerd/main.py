@@ -6,6 +6,12 @@ retained, so a rebooting speaker never replays old calls), feeds the pure
 it to the :class:`~announcerd.player.Player`.  No audio device → a retained ``audio-missing``
 alert; the daemon stays up, retries, and plays again when the device appears.
 
+Besides the calls it reads the hub's retained ``state/service/+`` (and the site file, when
+there is one) for the prefix letters the services print, so the voice pack is validated
+against them.  On every connect it asks the hub for a ``resync``: the reply's ``hall.at`` is
+the hub's clock, from which (and from every call) it learns how far the hall's own clock is
+off (a call's age is judged on the hub's clock, see :class:`~announcerd.scheduler.HubClock`).
+
     announcerd --config /etc/xephang/announcerd.toml
 """
 
@@ -28,9 +34,9 @@ from announcerd.scheduler import CallEvent, QuietHours, Scheduler
 from announcerd.voice_cli import default_pack_dir, ensure_default_pack
 from announcerd.voicepack import InvalidPack, VoicePack, load_pack, phrase_parts
 from xephang.bus import Inbound
-from xephang.contract import BadPayload, TicketEvent, decode
+from xephang.contract import BadPayload, Reply, Resync, ServiceState, TicketEvent, decode, new_request_id
 from xephang.daemon import Daemon
-from xephang.settings import DaemonSettings
+from xephang.settings import DaemonSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,8 @@ class AnnouncerConfig(BaseModel):
     digit_by_digit: bool = Field(default=False, description="1023 = một không hai ba")
     repeats: int = Field(default=2, ge=1, le=5, description="times the phrase is said")
     chime_each_repeat: bool = False
-    max_age_s: float = Field(default=90, ge=5, le=3600, description="a call older than this is dropped, not said late")
+    max_age_s: float = Field(default=90, ge=5, le=3600,
+                             description="a call older than this (on the hub's clock, as learned) is dropped, not said late")
     volume: float = Field(default=1.0, ge=0, le=1)
     quiet_hours: list[QuietPeriod] = Field(default_factory=list)
     word_gap_ms: int | None = Field(default=None, ge=0, le=1000, description="empty = the pack's own")
@@ -100,6 +107,8 @@ class Announcer(Daemon[AnnouncerSettings]):
         self.compose_ms: deque[float] = deque(maxlen=200)
         self._received: dict[int, float] = {}
         self.last_played: list[CallEvent] = []  # for tests and health (bounded)
+        self.prefixes: dict[str, str] = {}  # service id → the letter it prints before the number
+        self._pack_letters = ""  # the letters the loaded pack was validated for
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
@@ -114,9 +123,26 @@ class Announcer(Daemon[AnnouncerSettings]):
 
     # ---- setup -----------------------------------------------------------------------------
     def setup(self) -> None:
+        self.prefixes.update(self._site_prefixes())
         self._configure(self.config, None)
         for kind in CALL_KINDS:
             self.bus.subscribe(self.bus.topics.event("ticket", kind), self._on_call)
+        self.bus.subscribe(f"{self.bus.topics.root}/state/service/+", self._on_service)
+        self.bus.add_connect_hook(self._ask_hub_clock)
+
+    def _site_prefixes(self) -> dict[str, str]:
+        if not self.settings.site_file:
+            return {}
+        try:
+            site = self.settings.load_site()
+        except SettingsError as exc:
+            log.error("site file unreadable, prefix letters come from the hub only: %s", exc)
+            return {}
+        return {s.id: s.prefix for s in site.services if s.prefix}
+
+    def letters(self) -> str:
+        """Every prefix letter the site's services print (site file, hub state, calls heard)."""
+        return "".join(sorted({p.upper() for p in self.prefixes.values() if p}))
 
     def _pack_path(self, cfg: AnnouncerConfig) -> Path:
         if cfg.voice_pack:
@@ -125,11 +151,27 @@ class Announcer(Daemon[AnnouncerSettings]):
 
     def _load_pack(self, cfg: AnnouncerConfig) -> VoicePack | None:
         path = self._pack_path(cfg)
+        letters = self.letters()
+        self._pack_letters = letters
         try:
             if not cfg.voice_pack:
                 ensure_default_pack(path, language=cfg.language, dialect=cfg.dialect)
-            pack = load_pack(path, options=cfg.reading())
-        except (InvalidPack, RuntimeError, OSError) as exc:
+            pack = load_pack(path, options=cfg.reading(), letters=letters)
+        except InvalidPack as exc:
+            log.error("voice pack unusable: %s", exc)
+            missing = sorted(p.clip.removeprefix("letter_").upper() for p in exc.problems
+                             if p.code == "clip-missing" and p.clip.startswith("letter_"))
+            if missing:
+                services = sorted(s for s, p in self.prefixes.items() if p.upper() in missing)
+                vi = (f"Gói giọng đọc thiếu chữ cái {', '.join(missing)} mà dịch vụ {', '.join(services)} in trước "
+                      f"số thứ tự: loa không gọi số. Thu thêm (xephang voice record --only "
+                      f"{','.join('letter_' + m.lower() for m in missing)}) hoặc dùng gói mặc định.")
+                en = f"Voice pack lacks the prefix letter(s) {', '.join(missing)} the site prints: {str(exc)[:160]}"
+            else:
+                vi, en = f"Gói giọng đọc không dùng được: {str(exc)[:200]}", f"Voice pack unusable: {str(exc)[:200]}"
+            self.raise_alert("voice-pack", vi, en, "critical")
+            return None
+        except (RuntimeError, OSError) as exc:
             log.error("voice pack unusable: %s", exc)
             self.raise_alert("voice-pack", f"Gói giọng đọc không dùng được: {str(exc)[:200]}",
                              f"Voice pack unusable: {str(exc)[:200]}", "critical")
@@ -137,9 +179,9 @@ class Announcer(Daemon[AnnouncerSettings]):
         self.clear_alert("voice-pack")
         return pack
 
-    def _configure(self, cfg: AnnouncerConfig, old: AnnouncerConfig | None) -> None:
-        pack_changed = old is None or any(getattr(cfg, k) != getattr(old, k) for k in
-                                          ("voice_pack", "language", "dialect", "zero_word", "four_as_tu"))
+    def _configure(self, cfg: AnnouncerConfig, old: AnnouncerConfig | None, *, reload_pack: bool = False) -> None:
+        pack_changed = reload_pack or old is None or any(getattr(cfg, k) != getattr(old, k) for k in
+                                                         ("voice_pack", "language", "dialect", "zero_word", "four_as_tu"))
         if pack_changed:
             self.pack = self._load_pack(cfg)
         quiet = tuple(QuietHours(start=q.start, end=q.end, volume=q.volume) for q in cfg.quiet_hours)
@@ -166,6 +208,20 @@ class Announcer(Daemon[AnnouncerSettings]):
         else:
             self.player.retry_s = cfg.retry_s
 
+    def _learn_prefix(self, service: str, prefix: str) -> None:
+        """A service's prefix letter, from the hub's state or a call: re-validate the pack on a new letter."""
+        prefix = prefix.upper()
+        if not service or self.prefixes.get(service, "") == prefix:
+            return
+        if prefix:
+            self.prefixes[service] = prefix
+        else:
+            self.prefixes.pop(service, None)
+        if self.letters() != self._pack_letters:
+            log.info("prefix letters of the site now %r (service %s prints %r): re-validating the voice pack",
+                     self.letters(), service, prefix)
+            self._configure(self.config, self.config, reload_pack=True)
+
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         assert isinstance(new, AnnouncerConfig)
         self._configure(new, old if isinstance(old, AnnouncerConfig) else None)
@@ -176,6 +232,32 @@ class Announcer(Daemon[AnnouncerSettings]):
             self.player.close()
 
     # ---- events ----------------------------------------------------------------------------
+    def _on_service(self, msg: Inbound) -> None:
+        if not msg.payload:  # a service removed from the site (retained state cleared)
+            service = msg.topic.rsplit("/", 1)[-1]
+            if service in self.prefixes and not self._site_prefixes().get(service):
+                self._learn_prefix(service, "")
+            return
+        state = decode(ServiceState, msg.payload)
+        self._learn_prefix(state.id, state.prefix)
+
+    def _ask_hub_clock(self) -> None:
+        """On every connect: a resync, whose reply carries the hub's clock (``hall.at``)."""
+        req = Resync(request_id=new_request_id(), source=self.node)
+        self.bus.request(req, on_reply=self._on_resync_reply, timeout_s=2.0, attempts=3)
+
+    def _on_resync_reply(self, reply: Reply | None) -> None:
+        hall = reply.data.get("hall") if reply is not None and reply.status == "ok" else None
+        at = hall.get("at") if isinstance(hall, dict) else None
+        if not isinstance(at, int | float) or isinstance(at, bool) or at <= 0:
+            log.warning("the hub did not say its clock (resync %s): call ages rest on the calls alone",
+                        "unanswered" if reply is None else reply.status)
+            return
+        self.scheduler.observe_hub(float(at), self.clock.monotonic())
+        log.info("hub clock learned: this speaker's clock is %+.1f s from the hub's",
+                 self.clock.now() - self.scheduler.hub.hub_time(self.clock.monotonic()))
+        self._play_next()  # calls held until the hub's clock was known
+
     def _on_call(self, msg: Inbound) -> None:
         received = time.monotonic()
         if msg.retain:
@@ -187,7 +269,9 @@ class Announcer(Daemon[AnnouncerSettings]):
         if kind not in CALL_KINDS or (event.kind and event.kind != kind):
             raise BadPayload("wrong-kind", f"event kind {event.kind!r} on topic {msg.topic}")
         call = _call_from_event(event, kind)  # type: ignore[arg-type]
-        verdict = self.scheduler.offer(call, self.clock.now())
+        if call.prefix and call.prefix not in self.letters():
+            self._learn_prefix(call.service, call.prefix)  # the hub's state had not said so yet
+        verdict = self.scheduler.offer(call, self.clock.monotonic())
         log.info("%s ticket %s counter %s (rev %s): %s", kind, event.ticket.display, call.counter, call.rev, verdict)
         if verdict == "queued":
             self._received[call.rev] = received
@@ -195,15 +279,25 @@ class Announcer(Daemon[AnnouncerSettings]):
                 self._received.pop(next(iter(self._received)))
         self._play_next()
 
+    def _device_usable(self) -> bool:
+        """Is the speaker there?  Retries a missing one (every ``retry_s``) and keeps the alert in step."""
+        if self.player is None:
+            return False
+        if self.player.busy():
+            return True
+        usable = self.player.ensure_open(self.clock.monotonic())
+        self._sync_audio_alert()  # raised when it went, cleared as soon as it is back
+        return usable
+
     def _play_next(self) -> None:
-        now = self.clock.now()
+        now = self.clock.monotonic()
+        usable = self._device_usable()
         if self.composer is None:  # no usable voice pack: nothing can be said, keep nothing stale
             self.scheduler.drop_stale(now)
             return
         if self.player is None or self.player.busy():
             return
-        if not self.player.ensure_open(self.clock.monotonic()):
-            self._sync_audio_alert()
+        if not usable:
             self.scheduler.drop_stale(now)  # never say them late when the device returns
             return
         job = self.scheduler.next_job(now)
@@ -250,8 +344,12 @@ class Announcer(Daemon[AnnouncerSettings]):
 
     # ---- the loop --------------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        if self.player is not None and self.player.poll():
-            self.scheduler.finished()
+        if self.player is not None:
+            if self.player.device_lost(self.clock.monotonic()):
+                self.scheduler.requeue_playing()  # cut off: said again when the device is back, if still fresh
+                self._sync_audio_alert()
+            elif self.player.poll():
+                self.scheduler.finished()
         self._play_next()
 
     def wait_for_work(self, timeout: float) -> None:
@@ -266,6 +364,9 @@ class Announcer(Daemon[AnnouncerSettings]):
             "audio": self.player.state if self.player else "none",
             "audio_error": self.player.last_error if self.player else "",
             "voice_pack": self.pack.manifest.name if self.pack else None,
+            "prefix_letters": self.letters(),
+            "clock_ahead_of_hub_s": None if self.scheduler.hub.offset is None else
+            round(self.clock.now() - self.scheduler.hub.hub_time(self.clock.monotonic()), 1),
             "waiting": len(self.scheduler.waiting),
             "played": st.played, "stale": st.stale, "duplicate": st.duplicate, "merged": st.merged,
             "latency_p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,

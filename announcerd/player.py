@@ -2,7 +2,11 @@
 
 Real mode keeps the device open.  If the mixer cannot open (no sound card, USB speaker
 unplugged) the player reports ``audio-missing`` and retries every ``retry_s``; it never raises
-into the daemon.  Sim mode uses SDL's ``disk`` driver with ``SDL_DISKAUDIODELAY=0`` (audio is
+into the daemon.  A device that goes away *while open* is noticed from SDL's
+``SDL_AUDIODEVICEREMOVED`` event (:meth:`Player.device_lost`): SDL's mixer otherwise goes on
+"playing" into nothing.  pygame only reads SDL events once a display is open, which the speaker
+has none of, so :class:`SdlAudioEvents` reads just the audio device events straight from the
+SDL library pygame loaded.  Sim mode uses SDL's ``disk`` driver with ``SDL_DISKAUDIODELAY=0`` (audio is
 "played" as fast as the CPU goes) and also writes a WAV per announcement to ``sim_dir``.
 With delay 0 an *idle* disk device writes ~23 MB/s of silence, so sim mode opens the device
 for each announcement and closes it when the announcement has been played.
@@ -10,6 +14,7 @@ for each announcement and closes it when the announcement has been played.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
@@ -38,6 +43,85 @@ class AudioError(Exception):
 
 class AudioMissing(AudioError, RuntimeError):
     """No audio device could be opened."""
+
+
+SDL_INIT_EVENTS = 0x4000
+SDL_AUDIODEVICEADDED = 0x1100
+SDL_AUDIODEVICEREMOVED = 0x1101
+SDL_GETEVENT = 2
+_SDL_LIB_RE = re.compile(r"/libSDL2-2[.-][^/]*$")  # libSDL2-2.0.so.0 (Debian) or pygame-ce's bundled libSDL2-2-<hash>…
+
+
+class SdlAudioEvents:
+    """SDL's audio device events (added/removed), without a display.
+
+    Loads the SDL 2 library that pygame already mapped into the process (Linux:
+    ``/proc/self/maps``), starts SDL's event queue (without SDL's signal handlers) and takes
+    only ``SDL_AUDIODEVICE*`` events off it, leaving any other event where it is.  Where the
+    library cannot be found, :attr:`available` is False and device loss is only seen at the next
+    failed open or play (logged once).
+    """
+
+    def __init__(self) -> None:
+        self._lib: ctypes.CDLL | None = None
+        self._tried = False
+        self._buf = (ctypes.c_uint8 * 64)()  # sizeof(SDL_Event) is 56
+
+    @property
+    def available(self) -> bool:
+        return self.start()
+
+    def start(self) -> bool:
+        """Start SDL's event queue (again, if something quit SDL); True when events can be read."""
+        if not self._tried:
+            self._tried = True
+            self._lib = _load_sdl()
+        if self._lib is None:
+            return False
+        if not self._lib.SDL_WasInit(SDL_INIT_EVENTS):
+            # SDL would otherwise take SIGTERM for itself (as an SDL_QUIT nobody reads)
+            with _sdl_env({"SDL_NO_SIGNAL_HANDLERS": "1"}):
+                if self._lib.SDL_InitSubSystem(SDL_INIT_EVENTS) != 0:
+                    log.warning("SDL_InitSubSystem(SDL_INIT_EVENTS) failed: a speaker unplugged while open is "
+                                "only noticed when a play fails")
+                    return False
+        return True
+
+    def take(self) -> list[tuple[int, bool]]:
+        """Audio device events since the last call: ``(event type, is_capture)``, oldest first."""
+        if self._lib is None:
+            return []
+        out: list[tuple[int, bool]] = []
+        while self._lib.SDL_PeepEvents(self._buf, 1, SDL_GETEVENT, SDL_AUDIODEVICEADDED, SDL_AUDIODEVICEREMOVED) > 0:
+            kind = int.from_bytes(bytes(self._buf[0:4]), "little")
+            out.append((kind, bool(self._buf[12])))  # SDL_AudioDeviceEvent: type, timestamp, which, iscapture
+        return out
+
+
+def _load_sdl() -> ctypes.CDLL | None:
+    """The SDL 2 library pygame mapped into this process, with the three functions typed."""
+    path = None
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            path = next((p for p in (line.rsplit(None, 1)[-1] for line in f) if _SDL_LIB_RE.search(p)), None)
+        if path is None:
+            raise OSError("no SDL 2 library in /proc/self/maps")
+        lib = ctypes.CDLL(path)
+        lib.SDL_WasInit.argtypes = [ctypes.c_uint32]
+        lib.SDL_WasInit.restype = ctypes.c_uint32
+        lib.SDL_InitSubSystem.argtypes = [ctypes.c_uint32]
+        lib.SDL_InitSubSystem.restype = ctypes.c_int
+        lib.SDL_PeepEvents.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32]
+        lib.SDL_PeepEvents.restype = ctypes.c_int
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot read SDL audio device events (%s): a speaker unplugged while open is only noticed "
+                    "when a play fails", exc)
+        return None
+    return lib
+
+
+#: One per process: SDL has one event queue.
+AUDIO_EVENTS = SdlAudioEvents()
 
 
 @dataclass(frozen=True)
@@ -109,6 +193,7 @@ class Player:
             pygame.mixer.quit()
         if self.sim_dir:
             self.sim_dir.mkdir(parents=True, exist_ok=True)
+        AUDIO_EVENTS.start()
         try:
             with _sdl_env(self._env()):
                 # allowedchanges=0: SDL converts for the device; our buffers stay s16 mono at the pack rate
@@ -120,6 +205,7 @@ class Player:
                           self.driver or "auto", exc, self.retry_s)
             self.state, self.last_error = "audio-missing", str(exc)
             return False
+        AUDIO_EVENTS.take()  # the device list SDL announced on opening; a loss counts from here on
         if self.state == "audio-missing":
             log.warning("audio device is back (driver %s)", self.driver or "auto")
         self.state, self.last_error = "ready", ""
@@ -136,6 +222,22 @@ class Player:
             return False
         self._next_try = now + self.retry_s
         return self.open()
+
+    def device_lost(self, now: float) -> bool:
+        """True (once) when SDL reports the open device gone: unplugged USB speaker, dead sound server.
+
+        The mixer is closed, the state becomes ``audio-missing`` and the device is tried again
+        after ``retry_s``.  An announcement cut off this way is not reported by :meth:`poll`.
+        """
+        removed = any(kind == SDL_AUDIODEVICEREMOVED and not capture for kind, capture in AUDIO_EVENTS.take())
+        if not removed or self.state not in ("ready", "playing"):
+            return False
+        log.error("audio device removed while open (driver %s): retrying every %.0f s", self.driver or "auto",
+                  self.retry_s)
+        self.close()
+        self.state, self.last_error = "audio-missing", "audio device removed (unplugged?)"
+        self._next_try = now + self.retry_s
+        return True
 
     def close(self) -> None:
         """Stop and release the device."""

@@ -5,6 +5,8 @@ play (or nothing).  Rules, in the citizen's words:
 
 - a call is said once, however often MQTT delivers it (``rev`` and ``event_id`` de-duplication);
 - a call older than ``max_age_s`` is dropped, never said late (also when it waited in the queue);
+  its age is judged on the hub's clock as learned by :class:`HubClock`, so a hall Pi whose
+  clock is minutes off still speaks every fresh call;
 - a recall (or re-call) of a ticket still waiting in the queue does not add a second entry:
   the waiting entry takes the newer counter and time and keeps its place;
 - one announcement at a time, in arrival order;
@@ -91,6 +93,77 @@ def _parse_at(raw: Any) -> float:
     return dt.timestamp()
 
 
+@dataclass
+class HubClock:
+    """The hub's clock as the speaker sees it, learned from what the hub stamps.
+
+    Time here is the speaker's *steady* clock (monotonic: it never steps, so neither NTP
+    correcting the hall Pi nor a wrong wall clock moves it).  Every message stamped by the hub
+    (a call's ``at``; the ``hall.at`` of the hub's reply to a resync) gives one sample
+    ``steady_receipt − at``: the clock difference plus that message's delivery delay.  The
+    *smallest* sample is the best estimate of the difference: a QoS 1 redelivery is late and
+    only gives a larger sample, so it cannot pull the estimate.  The age of a call is then
+    ``steady_now − offset − at``: time in transit and time waiting in the speaker queue alike,
+    whatever the wall clocks say.
+
+    Samples older than ``window_s`` are forgotten once the newer ones span half the window
+    (drift, or a hub whose clock was set back, is followed within that time); a speaker that
+    was offline keeps its last estimate, so calls redelivered after a reconnect are judged on
+    it.  Before the first ``reference`` sample (the hub's answer on connect) the estimate rests
+    on calls alone, which could all be old redeliveries: :meth:`settled` holds judgement
+    ``settle_s`` for a reference.
+    """
+
+    window_s: float = 600.0
+    settle_s: float = 2.0
+    max_samples: int = 2048
+
+    def __post_init__(self) -> None:
+        self._samples: deque[tuple[float, float]] = deque()  # (steady time of receipt, receipt − at)
+        self._offset: float | None = None
+        self._first_at: float | None = None
+        self._reference = False
+
+    def observe(self, at: float, now: float, *, reference: bool = False) -> None:
+        """A message stamped ``at`` (hub clock) arrived at steady time ``now``."""
+        sample = now - at
+        if self._first_at is None:
+            self._first_at = now
+        self._reference = self._reference or reference
+        self._samples.append((now, sample))
+        # forget samples older than the window, but only once the samples inside it span half of
+        # it: after an outage a burst of redelivered calls must not push out the good estimate
+        cutoff = now - self.window_s
+        inside = next(t for t, _ in self._samples if t >= cutoff)
+        if now - inside >= self.window_s / 2:
+            while self._samples[0][0] < cutoff:
+                self._samples.popleft()
+        while len(self._samples) > self.max_samples:
+            self._samples.popleft()
+        self._offset = min(s for _, s in self._samples)
+
+    @property
+    def offset(self) -> float | None:
+        """Steady clock minus hub clock (plus the fastest delivery seen); None before any sample."""
+        return self._offset
+
+    def settled(self, now: float) -> bool:
+        """True once ages can be judged: a reference was seen, or ``settle_s`` passed since the first sample."""
+        if self._offset is None or self._first_at is None:
+            return False
+        return self._reference or now - self._first_at >= self.settle_s
+
+    def age(self, at: float, now: float) -> float:
+        """Seconds since the hub stamped ``at``, at steady time ``now``."""
+        if self._offset is None:
+            raise ValueError("the hub's clock has not been seen yet")
+        return now - self._offset - at
+
+    def hub_time(self, now: float) -> float:
+        """The hub's clock at steady time ``now`` (``now`` itself before any sample)."""
+        return now if self._offset is None else now - self._offset
+
+
 @dataclass(frozen=True, kw_only=True)
 class QuietHours:
     """From ``start`` to ``end`` (local time; may wrap midnight) play at ``volume`` (0..1)."""
@@ -134,7 +207,11 @@ class SchedulerStats:
 
 @dataclass
 class Scheduler:
-    """The speaker's queue.  Feed :meth:`offer`; ask :meth:`next_job`; report :meth:`finished`."""
+    """The speaker's queue.  Feed :meth:`offer`; ask :meth:`next_job`; report :meth:`finished`.
+
+    ``now`` everywhere is the speaker's steady clock (see :class:`HubClock`); feed the hub's
+    answer to a resync to :meth:`observe_hub`.  Quiet hours follow the hub's clock as learned.
+    """
 
     max_age_s: float = 90.0
     volume: float = 1.0
@@ -143,6 +220,7 @@ class Scheduler:
     tz: ZoneInfo = VN_TZ
     seen_capacity: int = 4096
     stats: SchedulerStats = field(default_factory=SchedulerStats)
+    hub: HubClock = field(default_factory=HubClock)
 
     def __post_init__(self) -> None:
         self._queue: OrderedDict[tuple[str, str, int], CallEvent] = OrderedDict()
@@ -152,8 +230,13 @@ class Scheduler:
         self.playing: Job | None = None
 
     # -- input -----------------------------------------------------------------------------
+    def observe_hub(self, at: float, now: float) -> None:
+        """A fresh timestamp from the hub (its resync reply) stamped ``at`` arrived at ``now``."""
+        self.hub.observe(at, now, reference=True)
+
     def offer(self, call: CallEvent, now: float) -> Verdict:
         """Take one event; says what became of it."""
+        self.hub.observe(call.at, now)
         if call.rev in self._seen_revs or call.event_id in self._seen_ids:
             self.stats.duplicate += 1
             return "duplicate"
@@ -161,7 +244,7 @@ class Scheduler:
         if self._is_stale(call, now):
             self.stats.stale += 1
             log.warning("dropped stale %s of ticket %s%s (rev %d, %.0f s old > %.0f s)", call.kind, call.prefix,
-                        call.number, call.rev, now - call.at, self.max_age_s)
+                        call.number, call.rev, self.hub.age(call.at, now), self.max_age_s)
             return "stale"
         waiting = self._queue.get(call.ticket_key)
         if waiting is not None:
@@ -188,19 +271,20 @@ class Scheduler:
             self._seen_ids.discard(eid)
 
     def _is_stale(self, call: CallEvent, now: float) -> bool:
-        return now - call.at > self.max_age_s
+        # before the hub's clock is known nothing is judged (and nothing is said: see next_job)
+        return self.hub.settled(now) and self.hub.age(call.at, now) > self.max_age_s
 
     # -- output ----------------------------------------------------------------------------
     def next_job(self, now: float) -> Job | None:
         """The announcement to start now, or None (busy, or nothing fresh is waiting)."""
-        if self.playing is not None:
+        if self.playing is not None or not self.hub.settled(now):
             return None
         while self._queue:
             _, call = self._queue.popitem(last=False)
             if self._is_stale(call, now):
                 self.stats.stale += 1
                 log.warning("dropped ticket %s%s: waited too long in the speaker queue (%.0f s)", call.prefix,
-                            call.number, now - call.at)
+                            call.number, self.hub.age(call.at, now))
                 continue
             self.playing = Job(call, self.volume_at(now))
             return self.playing
@@ -212,7 +296,8 @@ class Scheduler:
         for k in stale:
             call = self._queue.pop(k)
             self.stats.stale += 1
-            log.warning("dropped ticket %s%s: too old to say (%.0f s)", call.prefix, call.number, now - call.at)
+            log.warning("dropped ticket %s%s: too old to say (%.0f s)", call.prefix, call.number,
+                        self.hub.age(call.at, now))
         return len(stale)
 
     def finished(self) -> None:
@@ -231,7 +316,9 @@ class Scheduler:
         self._queue.move_to_end(call.ticket_key, last=False)
 
     def volume_at(self, now: float) -> float:
-        return volume_at(datetime.fromtimestamp(now, self.tz), normal=self.volume, quiet_hours=self.quiet_hours)
+        """Volume at steady time ``now``: quiet hours by the hub's clock (the centre's business time)."""
+        hub_now = self.hub.hub_time(now)
+        return volume_at(datetime.fromtimestamp(hub_now, self.tz), normal=self.volume, quiet_hours=self.quiet_hours)
 
     @property
     def waiting(self) -> tuple[CallEvent, ...]:

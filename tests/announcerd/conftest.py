@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib
 from array import array
 from pathlib import Path
@@ -22,6 +24,51 @@ def tone_synth(text: str, tuning: Tuning) -> tuple[array, int]:
     ms = 120 + (h >> 10) % 200
     body = pcm.tone([(freq, 1.0), (freq * 2, 0.3)], ms, RATE, decay_s=1.0, peak=0.3)
     return pcm.silence(40, RATE) + body + pcm.silence(60, RATE), RATE
+
+
+class FifoSpeaker:
+    """A speaker for SDL's ``disk`` driver that can be unplugged while the mixer holds it open.
+
+    The "device" is a named pipe that a thread reads (and keeps, in ``captured``).  Unplugging
+    closes the reading end: SDL's next write fails and SDL reports the device removed, just as
+    it does when a USB speaker is pulled out.  Opening the pipe blocks until a reader is there,
+    so the speaker must be plugged before the mixer opens it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        os.mkfifo(path)
+        self.captured = bytearray()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def plug(self) -> None:
+        self._stop = stop = threading.Event()
+
+        def read() -> None:
+            with open(self.path, "rb", buffering=0) as f:
+                while not stop.is_set():
+                    chunk = f.read(65536)
+                    if not chunk:  # the mixer closed it
+                        return
+                    self.captured += chunk
+
+        self._thread = threading.Thread(target=read, name="fifo-speaker", daemon=True)
+        self._thread.start()
+
+    def unplug(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            assert not self._thread.is_alive(), "the speaker's reader did not stop"
+            self._thread = None
+
+
+@pytest.fixture
+def fifo_speaker(tmp_path: Path):
+    speaker = FifoSpeaker(tmp_path / "usb-speaker")
+    yield speaker
+    speaker.unplug()
 
 
 @pytest.fixture(scope="session")

@@ -14,23 +14,36 @@ from announcerd.compose import Composer
 from announcerd.main import Announcer, AnnouncerConfig, AnnouncerSettings
 from announcerd.voicepack import VoicePack, phrase_parts
 from xephang.bus import Bus, FakeBroker, FakeBus
-from xephang.clock import ManualClock
-from xephang.contract import ConfigSet, TicketEvent, TicketInfo, Topics
+from xephang.clock import Clock, ManualClock
+from xephang.contract import ConfigSet, Reply, Resync, ServiceState, TicketEvent, TicketInfo, Topics, decode
 from xephang.settings import BrokerSettings
 
 SITE = "tuong-linh"
 T = Topics(SITE)
 
 
-def ticket_event(rev: int, number: int, counter: int, *, kind: str = "called", at: float, display: str = "") -> TicketEvent:
-    info = TicketInfo(id=number, day="2026-01-01", number=number, display=display or f"{number:04d}", service="ho-tich",
+def ticket_event(rev: int, number: int, counter: int, *, kind: str = "called", at: float, display: str = "",
+                 service: str = "ho-tich") -> TicketEvent:
+    info = TicketInfo(id=number, day="2026-01-01", number=number, display=display or f"{number:04d}", service=service,
                       issued_at=at - 300, state="called", counter=counter, called_at=at)
     return TicketEvent(event_id=uuid.uuid4().hex, rev=rev, at=at, kind=kind, ticket=info, counter=counter)
 
 
-def make_settings(tmp_path: Path, pack_dir: Path, **announcer: object) -> AnnouncerSettings:
+def make_settings(tmp_path: Path, pack_dir: Path, site_file: Path | None = None, **announcer: object) -> AnnouncerSettings:
     return AnnouncerSettings(site=SITE, node="announcer-hall", state_dir=tmp_path / "state", sim=True,
-                             sim_out=tmp_path / "sim", announcer=AnnouncerConfig(voice_pack=pack_dir, **announcer))
+                             sim_out=tmp_path / "sim", site_file=site_file,
+                             announcer=AnnouncerConfig(voice_pack=pack_dir, **announcer))
+
+
+def answer_resync(bus: Bus, hub_clock: Clock) -> None:
+    """The hub's side of a resync that matters to the speaker: the reply carries the hub's clock."""
+
+    def on_resync(msg) -> None:
+        req = decode(Resync, msg.payload)
+        bus.publish(req.reply_to, Reply(request_id=req.request_id, action="resync", status="ok",
+                                        data={"hall": {"at": hub_clock.now()}}))
+
+    bus.subscribe(f"{T.root}/req/hub/resync/+", on_resync)
 
 
 @pytest.fixture
@@ -39,8 +52,15 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def hub(fake_broker: FakeBroker) -> FakeBus:
+def hub_clock(clock: ManualClock) -> ManualClock:
+    """The hub's clock: the hall's own unless a test sets them apart."""
+    return clock
+
+
+@pytest.fixture
+def hub(fake_broker: FakeBroker, hub_clock: ManualClock) -> FakeBus:
     bus = FakeBus(fake_broker, site=SITE, node="hub", role="hub")
+    answer_resync(bus, hub_clock)
     bus.start()
     return bus
 
@@ -48,7 +68,11 @@ def hub(fake_broker: FakeBroker) -> FakeBus:
 def start(settings: AnnouncerSettings, fake_broker: FakeBroker, clock: ManualClock) -> Announcer:
     d = Announcer(settings, bus=FakeBus(fake_broker, site=SITE, node="announcer-hall", role="announcer"), clock=clock)
     d.start()
-    d.step(timeout=0)
+    d.step(timeout=0)  # connected: asks the hub to resync
+    hub = fake_broker.clients.get("hub")
+    if hub is not None:
+        hub.process(timeout=0)  # the hub answers with its clock
+        d.step(timeout=0)
     return d
 
 
@@ -154,11 +178,15 @@ def test_real_broker_end_to_end(tmp_path, mosquitto, clock, synthetic_pack_dir) 
     settings = make_settings(tmp_path, synthetic_pack_dir).model_copy(update={"broker": broker})
     d = Announcer(settings, clock=clock)
     hub = Bus(site=SITE, node="hub", role="hub", broker=broker)
+    answer_resync(hub, clock)
     d.start()
     hub.start()
     try:
         end = time.monotonic() + 10
         while not (d.bus.connected.is_set() and hub.connected.is_set()) and time.monotonic() < end:
+            d.step(timeout=0.05)
+            hub.process(timeout=0)
+        while d.scheduler.hub.offset is None and time.monotonic() < end:  # the hub answers the resync
             d.step(timeout=0.05)
             hub.process(timeout=0)
         hub.publish(T.event("ticket", "called"), ticket_event(9, 2024, 4, at=clock.now(), display="2024"))
@@ -184,4 +212,181 @@ def test_an_invalid_voice_pack_raises_an_alert_and_the_daemon_stays_up(tmp_path,
     clock.advance(31)
     d.step(timeout=0)
     assert wavs(tmp_path) == [] and d.scheduler.waiting == () and d.scheduler.stats.stale == 1
+    d.teardown()
+
+
+SITE_WITH_PREFIX = """
+[site]
+slug = "tuong-linh"
+name_vi = "UBND xã Tường Linh"
+
+[[services]]
+id = "ho-tich"
+name_vi = "Hộ tịch"
+band = [1, 999]
+prefix = "A"
+
+[[counters]]
+number = 2
+services = ["ho-tich"]
+"""
+
+
+def pack_without(tmp_path: Path, pack_dir: Path, clip: str) -> Path:
+    """A centre's recorded pack that never got the clip (recorded without --letters)."""
+    import shutil
+
+    out = Path(shutil.copytree(pack_dir, tmp_path / f"no-{clip}"))
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["clips"][clip]
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    (out / f"{clip}.wav").unlink()
+    return out
+
+
+def test_a_prefixed_services_call_is_said_with_its_letter(tmp_path, fake_broker, hub, clock, synthetic_pack_dir,
+                                                          synthetic_pack: VoicePack) -> None:
+    hub.publish(T.state_service("ho-tich"), ServiceState(id="ho-tich", name_vi="Hộ tịch", prefix="A"), retain=True)
+    d = start(make_settings(tmp_path, synthetic_pack_dir), fake_broker, clock)
+    assert d.letters() == "A" and d.pack is not None  # validated with letter_a
+    hub.publish(T.event("ticket", "called"), ticket_event(4, 23, 2, at=clock.now(), display="A023"))
+    settle(d)
+    (wav,) = wavs(tmp_path)
+    assert wav.name == "00001-A23-quay-2.wav"
+    samples, _ = pcm.read_wav(wav)
+    parts = phrase_parts("vi", number=23, counter=2, prefix="A")
+    assert parts[1][0] == "letter_a"
+    assert pcm.to_bytes(samples) == Composer(synthetic_pack, repeats=2).compose(parts).pcm
+    d.teardown()
+
+
+def test_a_pack_without_the_sites_prefix_letter_is_refused_at_load(tmp_path, fake_broker, hub, clock,
+                                                                  synthetic_pack_dir) -> None:
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(SITE_WITH_PREFIX, encoding="utf-8")
+    no_a = pack_without(tmp_path, synthetic_pack_dir, "letter_a")
+    d = start(make_settings(tmp_path, no_a, site_file=site_file), fake_broker, clock)
+    assert d.pack is None
+    alert = json.loads(fake_broker.retained[T.alert("announcer-hall", "voice-pack")])
+    assert alert["severity"] == "critical"
+    assert "thiếu chữ cái A" in alert["message_vi"] and "ho-tich" in alert["message_vi"]
+    assert "--only letter_a" in alert["message_vi"]
+    assert "letter_a" in alert["message_en"]
+    d.teardown()
+
+
+def test_a_prefix_letter_the_hub_announces_later_revalidates_the_pack(tmp_path, fake_broker, hub, clock,
+                                                                       synthetic_pack_dir) -> None:
+    no_b = pack_without(tmp_path, synthetic_pack_dir, "letter_b")
+    d = start(make_settings(tmp_path, no_b, max_age_s=30), fake_broker, clock)
+    assert d.pack is not None  # no service prints a letter yet
+    alert_topic = T.alert("announcer-hall", "voice-pack")
+    # a technician gives "dat-dai" the letter B on the hub
+    hub.publish(T.state_service("dat-dai"), ServiceState(id="dat-dai", name_vi="Đất đai", prefix="B"), retain=True)
+    d.step(timeout=0)
+    assert d.pack is None and "thiếu chữ cái B" in json.loads(fake_broker.retained[alert_topic])["message_vi"]
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 7, 1, at=clock.now(), display="B007", service="dat-dai"))
+    d.step(timeout=0)
+    clock.advance(31)
+    d.step(timeout=0)
+    assert wavs(tmp_path) == [] and d.scheduler.stats.stale == 1  # not said wrong, not said late
+    # the letter is dropped again: the pack is good again and the alert clears
+    hub.publish(T.state_service("dat-dai"), ServiceState(id="dat-dai", name_vi="Đất đai", prefix=""), retain=True)
+    d.step(timeout=0)
+    assert d.pack is not None and alert_topic not in fake_broker.retained
+    d.teardown()
+
+
+def test_a_call_with_a_letter_nobody_announced_raises_the_alert_not_silence(tmp_path, fake_broker, hub, clock,
+                                                                           synthetic_pack_dir) -> None:
+    no_c = pack_without(tmp_path, synthetic_pack_dir, "letter_c")
+    d = start(make_settings(tmp_path, no_c), fake_broker, clock)
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 12, 3, at=clock.now(), display="C012", service="cong-chung"))
+    d.step(timeout=0)
+    assert d.letters() == "C"
+    alert = json.loads(fake_broker.retained[T.alert("announcer-hall", "voice-pack")])
+    assert "thiếu chữ cái C" in alert["message_vi"] and "cong-chung" in alert["message_vi"]
+    d.teardown()
+
+
+def test_the_audio_alert_clears_when_the_speaker_is_back_with_nothing_to_say(tmp_path, fake_broker, hub, clock,
+                                                                             synthetic_pack_dir, monkeypatch) -> None:
+    capture = tmp_path / "usb" / "out.raw"
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(capture))
+    settings = make_settings(tmp_path, synthetic_pack_dir, audio_driver="disk", retry_s=5)
+    d = start(settings.model_copy(update={"sim": False}), fake_broker, clock)
+    alert_topic = T.alert("announcer-hall", "audio-missing")
+    assert alert_topic in fake_broker.retained
+    capture.parent.mkdir()  # plugged in; no call is waiting
+    clock.advance(5)
+    d.step(timeout=0)
+    assert d.player is not None and d.player.state == "ready"
+    assert alert_topic not in fake_broker.retained
+    d.teardown()
+
+
+def test_a_speaker_unplugged_while_open_raises_the_alert_and_speaks_when_back(tmp_path, fake_broker, hub, clock,
+                                                                              synthetic_pack_dir, synthetic_pack,
+                                                                              fifo_speaker, monkeypatch) -> None:
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(fifo_speaker.path))
+    settings = make_settings(tmp_path, synthetic_pack_dir, audio_driver="disk", retry_s=5, max_age_s=60)
+    fifo_speaker.plug()
+    d = start(settings.model_copy(update={"sim": False}), fake_broker, clock)
+    alert_topic = T.alert("announcer-hall", "audio-missing")
+    assert d.player is not None and d.player.state == "ready" and alert_topic not in fake_broker.retained
+    fifo_speaker.unplug()  # the USB speaker is pulled out while idle
+    settle(d, until=lambda d: d.player.state == "audio-missing")
+    alert = json.loads(fake_broker.retained[alert_topic])
+    assert "Không có thiết bị âm thanh" in alert["message_vi"] and "removed" in alert["message_en"]
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1001, 2, at=clock.now()))
+    d.step(timeout=0)
+    assert d.last_played == [] and len(d.scheduler.waiting) == 1  # waits for the speaker
+    fifo_speaker.plug()
+    clock.advance(5)
+    settle(d, until=lambda d: bool(d.last_played) and d.player.state != "playing")
+    assert alert_topic not in fake_broker.retained
+    d.teardown()  # closes the device: the speaker's reader sees the end
+    fifo_speaker.unplug()
+    expected = Composer(synthetic_pack, repeats=2).compose(phrase_parts("vi", number=1001, counter=2))
+    assert expected.pcm in fifo_speaker.captured
+
+
+@pytest.mark.parametrize("skew_s", [600.0, -600.0], ids=["hall-10-min-ahead", "hall-10-min-behind"])
+def test_a_hall_clock_ten_minutes_off_still_speaks_and_still_drops_old_calls(tmp_path, fake_broker, hub, hub_clock,
+                                                                             synthetic_pack_dir, skew_s) -> None:
+    hall_clock = ManualClock(start=hub_clock.now() + skew_s)  # the Pi's clock was never set right
+    d = start(make_settings(tmp_path, synthetic_pack_dir, max_age_s=60), fake_broker, hall_clock)
+    assert d.health_details()["clock_ahead_of_hub_s"] == pytest.approx(skew_s)
+
+    def later(s: float) -> None:
+        hub_clock.advance(s)
+        hall_clock.advance(s)
+
+    later(3)
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1001, 1, at=hub_clock.now()))
+    settle(d)
+    # the broker redelivers a call the hub made five minutes ago (QoS 1, after a reconnect)
+    hub.publish(T.event("ticket", "called"), ticket_event(2, 1002, 2, at=hub_clock.now() - 300))
+    later(20)
+    hub.publish(T.event("ticket", "called"), ticket_event(3, 1003, 3, at=hub_clock.now()))
+    settle(d)
+    assert [w.name for w in wavs(tmp_path)] == ["00001-1001-quay-1.wav", "00002-1003-quay-3.wav"]
+    assert d.scheduler.stats.stale == 1
+    d.teardown()
+
+
+def test_calls_wait_for_the_hubs_clock_after_a_reboot(tmp_path, fake_broker, clock, synthetic_pack_dir) -> None:
+    # the speaker reboots while the hub is slow to answer; its broker session hands over an old call first
+    hub = FakeBus(fake_broker, site=SITE, node="hub", role="hub")
+    answer_resync(hub, clock)
+    hub.start()
+    d = Announcer(make_settings(tmp_path, synthetic_pack_dir, max_age_s=60),
+                  bus=FakeBus(fake_broker, site=SITE, node="announcer-hall", role="announcer"), clock=clock)
+    d.start()
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1001, 1, at=clock.now() - 300))
+    d.step(timeout=0)
+    assert d.scheduler.waiting and not d.last_played  # held: nothing to judge its age by yet
+    hub.process(timeout=0)  # the hub's answer arrives
+    d.step(timeout=0)
+    assert not d.scheduler.waiting and d.scheduler.stats.stale == 1 and wavs(tmp_path) == []
     d.teardown()

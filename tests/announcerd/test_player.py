@@ -87,3 +87,24 @@ def test_an_unknown_driver_is_audio_missing() -> None:
     player = Player(sample_rate=22050, driver="no-such-driver")
     assert player.open() is False
     assert player.state == "audio-missing"
+
+
+def test_a_speaker_unplugged_while_open_is_noticed_and_retried(fifo_speaker, announcement) -> None:
+    fifo_speaker.plug()
+    player = Player(sample_rate=announcement.sample_rate, driver="disk", disk_file=fifo_speaker.path, retry_s=10)
+    try:
+        assert player.ensure_open(now=100.0)
+        assert player.device_lost(100.0) is False and player.state == "ready"
+        fifo_speaker.unplug()  # pulled out while the mixer holds it open
+        assert wait_until(lambda: player.device_lost(100.5)), "SDL never reported the device gone"
+        assert player.state == "audio-missing" and "removed" in player.last_error
+        assert player.device_lost(100.6) is False  # reported once
+        assert player.ensure_open(now=105.0) is False  # tried again only after retry_s
+        fifo_speaker.plug()
+        assert player.ensure_open(now=110.5) is True
+        player.start(announcement)
+        assert wait_until(player.poll)
+    finally:
+        player.close()
+    fifo_speaker.unplug()
+    assert announcement.pcm in fifo_speaker.captured
