@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pygame
 import pytest
 
 from displayd.screen import DisplayScreen, DisplayUnavailable, HeadlessScreen
+from xephang.bus import Bus
+from xephang.contract import Alert, decode
+from xephang.settings import BrokerSettings
 
 
 def test_headless_screen_writes_a_png_per_change_and_keeps_the_last_few(tmp_path):
@@ -57,3 +65,62 @@ def test_a_fast_demo_can_limit_pngs_without_losing_the_last_change(tmp_path):
         time.sleep(0.01)
     assert s.frames_written == 2
     assert pygame.image.load(str(tmp_path / "latest.png")).get_at((1, 1))[:3] == (24, 0, 0)
+
+
+# --- the genuine path: displayd as started by systemd, outside sim mode, on a machine without a screen ---
+
+no_screen_here = pytest.mark.skipif(Path("/dev/dri").exists() or bool(os.environ.get("DISPLAY")),
+                                    reason="this machine has a screen or a DRM device")
+
+
+def _run_displayd(tmp_path, site_file, port: int, **env_over: str):
+    cfg = tmp_path / "displayd.toml"
+    cfg.write_text(f'site = "tuong-linh"\nnode = "display-hall"\nsite_file = "{site_file}"\n'
+                   f'state_dir = "{tmp_path / "state"}"\nsim = false\n\n[broker]\nport = {port}\n')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY") and not k.startswith("XEPHANG_")}
+    env.update(env_over)
+    return subprocess.run([sys.executable, "-m", "displayd.main", "--config", str(cfg)], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@no_screen_here
+@pytest.mark.broker
+def test_sdl_silently_falling_back_off_screen_stops_the_daemon_with_code_78_and_an_alert(tmp_path, site_file, mosquitto):
+    """No SDL_VIDEODRIVER, no X, no /dev/dri: SDL itself picks 'offscreen' without an error."""
+    proc = _run_displayd(tmp_path, site_file, mosquitto.port)
+    assert proc.returncode == 78, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("displayd: SDL chose the 'offscreen' video driver: nothing would appear on the TV")
+    assert "SDL_VIDEODRIVER=kmsdrm" in last and "/dev/dri" in last
+    tech = Bus(site="tuong-linh", node="tech-laptop", role="tech", broker=BrokerSettings(port=mosquitto.port),
+               state_dir=tmp_path / "tech")
+    got: list[bytes] = []
+    tech.subscribe(tech.topics.alert("display-hall", "display-missing"), lambda m: got.append(m.payload))
+    tech.start()
+    try:
+        end = time.monotonic() + 10
+        while not got and time.monotonic() < end:
+            tech.process(timeout=0.1)
+        assert got, "no retained display-missing alert"
+        alert = decode(Alert, got[0])
+        assert alert.severity == "critical" and "offscreen" in alert.message_en
+    finally:
+        tech.stop()
+
+
+@no_screen_here
+def test_a_requested_driver_that_cannot_open_stops_the_daemon_with_code_78(tmp_path, site_file):
+    """The unit asks for kmsdrm, but this machine has no DRM device: SDL cannot init at all.
+    (No broker here: the alert is a courtesy, the exit code and the message are what count.)"""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens: the alert cannot be sent, the exit must not wait long for it
+    t0 = time.monotonic()
+    proc = _run_displayd(tmp_path, site_file, port, SDL_VIDEODRIVER="kmsdrm")
+    assert proc.returncode == 78, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("displayd: SDL could not open a video driver (kmsdrm not available)")
+    assert "video' and 'render' groups" in last
+    assert time.monotonic() - t0 < 30
