@@ -122,3 +122,23 @@ def test_voice_build_command_makes_the_default_pack(tmp_path: Path, capsys: pyte
     assert "[file-missing] lam: file lam.wav is missing" in capsys.readouterr().out
     assert voice_main(["voice", "build", "--state-dir", str(tmp_path)]) == 0  # repaired
     assert validate_pack(pack) == []
+
+
+def test_per_word_amplitude_reaches_espeak_and_every_clip_still_ends_at_the_pack_loudness(tmp_path: Path) -> None:
+    from announcerd.voice_build import TUNING, Tuning, build_default_pack, tuning_for
+
+    table = TUNING | {"khong": {**TUNING["khong"], "amplitude": 20}, "mot": {**TUNING["mot"], "amplitude": 120}}
+    assert tuning_for("khong", table=table).args()[-4:-2] == ["-a", "20"]
+    raw: dict[str, float] = {}
+
+    def loud_or_soft(text: str, tuning: Tuning) -> tuple[array, int]:  # espeak's -a scales the waveform
+        body = pcm.tone([(300, 1.0)], 200, MIC_RATE, decay_s=1.0, peak=0.4 * tuning.amplitude / 120)
+        raw[text] = pcm.loudness_dbfs(body, MIC_RATE)
+        return pcm.silence(30, MIC_RATE) + body + pcm.silence(30, MIC_RATE), MIC_RATE
+
+    pack = build_default_pack(tmp_path / "pack", synth=loud_or_soft, table=table)
+    assert raw["một"] - raw["không"] > 15  # the synthesiser gave them very different levels …
+    manifest = Manifest.model_validate_json((pack / "manifest.json").read_bytes())
+    for clip in ("khong", "mot", "hai"):  # … the pack evens them out (gated RMS), and validation checks it
+        samples, rate = pcm.read_wav(pack / f"{clip}.wav")
+        assert pcm.loudness_dbfs(samples, rate) == pytest.approx(manifest.loudness_dbfs, abs=0.5)
