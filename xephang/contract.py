@@ -491,7 +491,11 @@ class HallState(Message):
 
 
 class DailySummary(Message):
-    """``R/state/summary``: compact retained figures of the current day (for a province view)."""
+    """``R/state/summary``: compact retained figures of the current service day (for a province view).
+
+    The figures are the centre's report's day totals (``hubd.reports``, same definitions):
+    times in seconds as ``{n, mean, p50, p90}``, shares 0–1. Published once a minute.
+    """
 
     SCHEMA: ClassVar[str] = "xephang.state.summary.v1"
     TOPIC: ClassVar[str] = "R/state/summary"
@@ -503,9 +507,33 @@ class DailySummary(Message):
     served: int = 0
     no_shows: int = 0
     voided: int = 0
-    waiting: int = 0
-    mean_wait_min: float | None = None
-    ratings: dict[str, int] = Field(default_factory=dict)
+    expired: int = Field(default=0, description="still waiting at the daily reset")
+    transferred: int = 0
+    open: int = Field(default=0, description="issued today and not yet ended")
+    calls: int = 0
+    waiting: int = Field(default=0, description="waiting now")
+    wait: dict[str, float | int | None] = Field(default_factory=dict, description="issue → first call: n, mean, p50, p90 (s)")
+    service_time: dict[str, float | int | None] = Field(default_factory=dict, description="call → end: n, mean, p50, p90 (s)")
+    within_target: dict[str, float | int | None] = Field(default_factory=dict, description="n, ok, share called within the service's target wait")
+    ratings: dict[str, int] = Field(default_factory=dict, description="count per score")
+    rated: int = 0
+    satisfaction: float | None = Field(default=None, description="share of ratings in the top part of the scale")
+    mean_wait_min: float | None = Field(default=None, description="the mean wait in minutes (first version's field)")
+
+
+class HourlySummary(DailySummary):
+    """``R/event/summary/hourly``: the day so far, sent once an hour has ended (QoS 1, not retained).
+
+    Under ``event/`` so the province bridge carries it; ``event_id`` names the site's day and
+    hour, so a resend after a hub restart is stored once.
+    """
+
+    SCHEMA: ClassVar[str] = "xephang.event.summary.hourly.v1"
+    TOPIC: ClassVar[str] = "R/event/summary/hourly"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    event_id: str = Field(description="`summary-{day}-{hour}`")
+    hour: int = Field(ge=0, le=23, description="the hour of day that just ended (local time)")
+    this_hour: dict[str, int] = Field(default_factory=dict, description="issued, served, no_shows, voided in that hour")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,6 +596,7 @@ ALL_MODELS: list[type[Message]] = [
     CounterState,
     ServiceState,
     DailySummary,
+    HourlySummary,
     ConfigSet,
     ConfigAck,
     ConfigState,

@@ -17,6 +17,7 @@ from hubd.reports import report_from_ledger
 from province.synth import CentreSim
 from xephang.bus import FakeBus
 from xephang.clock import VN_TZ, ManualClock
+from xephang.contract import DailySummary, HourlySummary
 
 DAY = date(2026, 11, 3)
 SUMMARY = "xephang/v1/tuong-linh/state/summary"
@@ -57,6 +58,9 @@ def test_daily_summary_has_the_reports_figures_for_the_same_day(hub_after_a_day,
     assert body["ratings"] == own["ratings"] and sum(body["ratings"].values()) == body["rated"] > 0
     assert body["satisfaction"] == own["satisfaction"]
     assert body["mean_wait_min"] == round(own["wait"]["mean"] / 60, 2)
+    # the payload is what the contract documents: every field the hub sends is a field of the model
+    model = DailySummary.model_validate(body)
+    assert set(body) <= set(model.model_dump(by_alias=True))
 
 
 def test_an_hourly_summary_event_goes_out_once_per_hour(hub_after_a_day, fake_broker, site):
@@ -71,6 +75,7 @@ def test_an_hourly_summary_event_goes_out_once_per_hour(hub_after_a_day, fake_br
     assert [m["hour"] for m in sent] == [hour_now - 1]
     first = sent[0]
     assert first["schema"] == "xephang.event.summary.hourly.v1"
+    assert set(first) <= set(HourlySummary.model_validate(first).model_dump(by_alias=True))
     assert first["event_id"] == f"summary-{DAY.isoformat()}-{hour_now - 1:02d}"
     assert first["this_hour"] == {k: last_hour[k] for k in ("issued", "served", "no_shows", "voided")}
     clock.set(clock.now() + 3600)
