@@ -277,3 +277,64 @@ def test_a_counter_screen_blinks_only_for_its_own_calls(labels):
     surface = pygame.Surface((800, 480))
     r3.render(surface, m, NOW + 1.1)
     assert surface.get_at((5, 5))[:3] == HC.highlight_bg
+
+
+def four_busy_counters() -> BoardModel:
+    m = BoardModel(now=NOW)
+    m.set_link(now=NOW, broker_connected=True, hub_online=True)
+    m.load_snapshot(HallSnapshot(
+        rev=1,
+        counters=(CounterView(1, "open", "1023", "ho-tich"), CounterView(2, "open", "2008", "dat-dai"),
+                  CounterView(3, "open", "3005", "chung-thuc"), CounterView(4, "open", "4002", "van-hoa-xa-hoi")),
+        waiting={"ho-tich": 5, "dat-dai": 2, "chung-thuc": 0, "van-hoa-xa-hoi": 7},
+        last_calls=(Call("4002", 4, "van-hoa-xa-hoi"), Call("3005", 3, "chung-thuc")),
+    ), now=NOW)
+    return m
+
+
+def ink_height_px(text: str, weight: str, size: int) -> tuple[int, int]:
+    """Width and height of the ink of ``text`` at font ``size``."""
+    img = pygame.font.Font(str(font_path(weight)), size).render(text, True, (255, 255, 255))
+    r = img.get_bounding_rect()
+    return r.w, r.h
+
+
+def test_four_counter_tiles_at_1080p_numbers_are_an_eighth_of_the_screen_limited_by_width(labels, png_dir):
+    """What is true (docs/displayd.md, Readability): four 4-digit tiles beside a call panel
+    whose number is ≥ 1/6 cannot also reach 1/6 at 16:9; they fill their tiles' width."""
+    w, h = 1920, 1080
+    surface, frame, _ = draw(four_busy_counters(), labels, (w, h), now=NOW + 30, png=png_dir / "tiles_4_1080p.png")
+    assert one(frame, "call.number").rect.h >= h / 6
+    tiles = {b.counter: b for b in frame.find("tile.number")}
+    assert sorted(tiles) == [1, 2, 3, 4]
+    for b in tiles.values():
+        assert b.fits and frame.regions["tiles"].contains(b.rect)
+        assert b.rect.h >= 0.12 * h  # about 1/8 of the screen: ~134 px of ink at 1080p
+        assert b.slot.h >= h / 6  # the tile has the height for 1/6 …
+        assert glyph_match(surface, b) > 0.9
+    assert len({b.size for b in tiles.values()}) == 1  # one size for all tiles
+    widest = max(tiles.values(), key=lambda b: b.rect.w)
+    assert widest.rect.w >= 0.9 * widest.slot.w  # … but the widest number already fills its width
+    # at the size that would give 1/6 of the screen, the number is wider than its tile
+    size = next(s for s in range(60, 400) if ink_height_px("2008", "black", s)[1] >= h / 6)
+    assert ink_height_px("2008", "black", size)[0] > tiles[2].slot.w
+
+
+def test_the_waiting_bar_shows_every_service_by_name_with_its_count(labels, png_dir):
+    m = four_busy_counters()
+    surface, frame, _ = draw(m, labels, (1920, 1080), now=NOW + 30, png=png_dir / "waiting_bar_1080p.png")
+    bar = frame.regions["waiting"]
+    names, counts = frame.find("waiting.service"), frame.find("waiting.count")
+    want = {labels.service(sid, "vi"): str(n) for sid, n in m.waiting.items()}
+    assert sorted(b.text for b in names) == sorted(want)  # every service, whole (no "…")
+    assert {"Hộ tịch", "Đất đai", "Tư pháp – Chứng thực", "Văn hoá – Xã hội, Bảo hiểm xã hội"} == set(want)
+    assert len(counts) == len(names) == 4
+    for name in names:
+        # its count is the box right after it on the same row
+        count = min((c for c in counts if c.rect.left >= name.rect.right - 2
+                     and abs(c.rect.centery - name.rect.centery) < name.rect.h),
+                    key=lambda c: c.rect.left - name.rect.right)
+        assert count.text == want[name.text], (name.text, count.text)
+        assert bar.contains(name.rect) and bar.contains(count.rect)
+        assert name.fits and count.fits
+        assert glyph_match(surface, name) > 0.85 and glyph_match(surface, count) > 0.85
