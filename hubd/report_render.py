@@ -162,7 +162,9 @@ def cell_text(row: dict[str, Any], col: Column, lang: str) -> str:
 
 
 def group_heading(report: dict[str, Any]) -> str:
-    vi, en = GROUP_HEADINGS[report["group_by"]]
+    """The grouping column's heading: the report's own ``group_heading`` [vi, en] (a province
+    report's site/service groupings), else the centre's groupings."""
+    vi, en = report.get("group_heading") or GROUP_HEADINGS[report["group_by"]]
     return en if report.get("lang") == "en" else vi
 
 

@@ -491,7 +491,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
         "totals": {"key": None, "label": "Tổng cộng" if lang == "vi" else "Total", **total.as_dict(scale)},
         "arrivals_by_hour": arrivals,
         "open_days": len(days_seen),
-        "busiest_hours": _busiest(arrivals, len(days_seen)),
+        "busiest_hours": busiest_hours(arrivals, len(days_seen)),
         "wait_bins_min": list(WAIT_BINS_MIN),
         "wait_hist": [{"service": sid, "label": _service_label(site, sid, lang),
                        "target_min": services[sid].target_wait_min if sid in services else None, "counts": hist[sid]}
@@ -553,7 +553,8 @@ def _rows(site: Site, group: str, groups: dict[Any, _Acc], scale: int, lang: str
     return out
 
 
-def _busiest(arrivals: list[int], days: int, top: int = 3) -> list[dict[str, Any]]:
+def busiest_hours(arrivals: list[int], days: int, top: int = 3) -> list[dict[str, Any]]:
+    """The ``top`` hours of day with most arrivals (ties: the earlier hour), with per-day means."""
     order = sorted((h for h in range(24) if arrivals[h]), key=lambda h: (-arrivals[h], h))[:top]
     return [{"hour": h, "issued": arrivals[h], "per_day": round(arrivals[h] / days, 1) if days else None}
             for h in order]

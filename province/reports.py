@@ -256,7 +256,7 @@ FROM p2 GROUP BY site, counter, day
 
 def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_names: dict[str, Any]) -> dict[str, Any]:
     """arrivals_by_hour, open_days, busiest_hours, wait_bins_min, wait_hist, counter_load."""
-    from hubd.reports import WAIT_BINS_MIN, _busiest
+    from hubd.reports import WAIT_BINS_MIN, busiest_hours
 
     p = {**params, "bins": [m * 60.0 for m in WAIT_BINS_MIN],
          "lo": datetime.combine(params["first"], dtime(0), UTC).timestamp() - 2 * 86400,
@@ -326,7 +326,7 @@ def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_
                      "visits": int(a["visits"]), "busy_s": round(a["busy"], 1), "paused_s": round(a["paused"], 1),
                      "idle_s": round(max(0.0, span_total.get(key, 0.0) - a["busy"] - a["paused"]), 1),
                      "pauses": int(a["pauses"])})
-    return {"arrivals_by_hour": arrivals, "open_days": days, "busiest_hours": _busiest(arrivals, days),
+    return {"arrivals_by_hour": arrivals, "open_days": days, "busiest_hours": busiest_hours(arrivals, days),
             "wait_bins_min": list(WAIT_BINS_MIN), "wait_hist": wait_hist, "counter_load": load}
 
 
@@ -419,9 +419,8 @@ def _vn_tz() -> Any:
 # ---------------------------------------------------------------------------------------------- outputs
 #
 # Every file is drawn by the centre report's own renderers (hubd.report_render, hubd.report_charts)
-# from the province report dict, which has the same keys. The one thing they look up by name is the
-# grouping's column heading: a province grouping ('site', 'site,service' …) is registered in
-# hubd.report_render.GROUP_HEADINGS before drawing.
+# from the province report dict, which has the same keys, plus its own grouping heading
+# (``group_heading``: 'site', 'site,service' … are not centre groupings).
 
 CHART_MAX_COUNTERS = 24  # the counter-load chart shows the busiest counters when a province has more
 
@@ -432,11 +431,8 @@ def _heading(report: dict[str, Any]) -> tuple[str, str]:
 
 
 def renderable(report: dict[str, Any]) -> dict[str, Any]:
-    """``report``, with its grouping heading known to ``hubd.report_render`` (registered once)."""
-    from hubd.report_render import GROUP_HEADINGS
-
-    GROUP_HEADINGS.setdefault(report["group_by"], _heading(report))
-    return report
+    """``report`` with the heading of its grouping column, for the centre's renderers."""
+    return {**report, "group_heading": list(_heading(report))}
 
 
 def chart_pngs(report: dict[str, Any]) -> dict[str, bytes]:
