@@ -36,7 +36,7 @@ from announcerd.main import Announcer, AnnouncerConfig, AnnouncerSettings  # noq
 from announcerd.voice_build import build_default_pack  # noqa: E402
 from announcerd.voicepack import load_pack, phrase_parts  # noqa: E402
 from xephang.bus import Bus  # noqa: E402
-from xephang.contract import TicketEvent, TicketInfo, Topics  # noqa: E402
+from xephang.contract import Reply, Resync, TicketEvent, TicketInfo, Topics, decode  # noqa: E402
 from xephang.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 from xephang.settings import BrokerSettings  # noqa: E402
 
@@ -81,6 +81,17 @@ def ticket_event(rev: int, number: int, counter: int, at: float) -> TicketEvent:
     return TicketEvent(event_id=uuid.uuid4().hex, rev=rev, at=at, kind="called", ticket=info, counter=counter)
 
 
+def answer_resync(hub: Bus) -> None:
+    """The hub's answer the announcer waits for on connect: its clock (``hall.at``)."""
+
+    def on_resync(msg) -> None:
+        req = decode(Resync, msg.payload)
+        hub.publish(req.reply_to, Reply(request_id=req.request_id, action="resync", status="ok",
+                                        data={"hall": {"at": time.time()}}))
+
+    hub.subscribe(f"{hub.topics.root}/req/hub/resync/+", on_resync)
+
+
 def bench_latency(pack_dir: Path, count: int, port: int, tmp: Path, *, sim: bool) -> None:
     import pygame
 
@@ -90,10 +101,11 @@ def bench_latency(pack_dir: Path, count: int, port: int, tmp: Path, *, sim: bool
                                  sim=sim, sim_out=tmp / "sim", broker=broker, announcer=cfg)
     d = Announcer(settings)
     hub = Bus(site=SITE, node="hub", role="hub", broker=broker)
+    answer_resync(hub)
     d.start()
     hub.start()
     end = time.monotonic() + 10
-    while not (d.bus.connected.is_set() and hub.connected.is_set()) and time.monotonic() < end:
+    while d.scheduler.hub.offset is None and time.monotonic() < end:  # connected, hub clock learned
         d.step(timeout=0.05)
         hub.process(timeout=0)
     assert d.player is not None
