@@ -18,15 +18,11 @@ descriptors of every daemon are sampled from /proc; the ledger is checked at the
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "faults"))
 
 import scenarios as S  # noqa: E402
-from harness import HEADER, Centre, Loader, Observer, Tally, account, read_ledger  # noqa: E402
-
-from xephang.clock import VN_TZ, ScaledClock  # noqa: E402
+from harness import HEADER, Tally  # noqa: E402
 
 
 def _run(name: str, fn: Callable[[Path], tuple[Tally, dict[str, Any]]]) -> Tally:
@@ -77,89 +71,11 @@ def scenarios(scale: float) -> list[Tally]:
 # Soak
 
 
-def _rss_kb(pid: int) -> int:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
-
-
-def _fds(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
-
-
 def soak(days: int, speed: float, per_day: int, counters: int) -> tuple[Tally, list[str]]:
-    t = Tally(f"soak {days} d x{speed:g}, {counters} counters")
-    lines: list[str] = []
-    # the simulated week starts on a Monday 06:00 local
-    today = datetime.now(VN_TZ).date()
-    monday = today + timedelta(days=(7 - today.weekday()) % 7 or 7)
-    origin = datetime.combine(monday, dtime(6, 0), VN_TZ).timestamp()
+    """The load made by the real boxes (sim key presses), every daemon a process."""
     with tempfile.TemporaryDirectory(prefix="xephang-soak-") as d:
-        c = Centre(Path(d), counters=counters, speed=speed, origin=origin, health_s=5.0)
-        c.real_origin = time.time()
-        clock = ScaledClock(origin, c.real_origin, speed)
-        with c:
-            nodes = ["hub", "dispenser-1", *(f"counter-{i}" for i in range(1, counters + 1)), "display-hall",
-                     "announcer-hall"]
-            for node in nodes:
-                c.start(node)
-            obs = Observer(c.bus("tech-obs"))
-            if not obs.wait(lambda: all(obs.online(x) for x in nodes), 60):
-                t.notes.append("not every node came up")
-            ld = Loader(c.bus("tech-load"), list(range(1, counters + 1)), S.SERVICES, timeout_s=2.0, attempts=10)
-            open_s = (17 - 7.5) * 3600
-            end = origin + days * 86400
-            samples: dict[str, list[tuple[float, int, int]]] = {x: [] for x in nodes}
-            next_sample = 0.0
-            day_issued: dict[str, int] = {}
-            while clock.now() < end:
-                now = clock.now()
-                local = datetime.fromtimestamp(now, VN_TZ)
-                day = local.date().isoformat()
-                opened = datetime.combine(local.date(), dtime(7, 30), VN_TZ).timestamp()
-                if local.weekday() < 6 and 0 <= now - opened <= open_s:
-                    due = int(per_day * (now - opened) / open_s)
-                    while day_issued.get(day, 0) < due and ld.bus.pending_requests() < 40:
-                        ld.issue()
-                        ld.call()
-                        day_issued[day] = day_issued.get(day, 0) + 1
-                obs.wait(lambda: False, 0.02, ld.bus)
-                if time.monotonic() >= next_sample:
-                    next_sample = time.monotonic() + 2.0
-                    for x in nodes:
-                        p = c.procs[x]
-                        samples[x].append((now, _rss_kb(p.pid), _fds(p.pid)))
-            obs.wait(ld.idle, 60, ld.bus)
-            obs.wait(lambda: False, 2.0)
-            books = read_ledger(c.ledger_path)
-            obs.repair(books.max_rev)
-            t.operations = ld.sent
-            account(books, obs, ld, t)
-            dead = [x for x in nodes if not c.procs[x].alive()]
-            if dead:
-                t.lost += len(dead)
-                t.notes.append(f"died: {dead}")
-            lines.append(f"simulated {days} days at x{speed:g}: {sum(day_issued.values())} tickets issued "
-                         f"({', '.join(f'{k[5:]}: {v}' for k, v in sorted(day_issued.items()))})")
-            lines.append(f"ledger: {books.tickets} tickets {dict(books.by_state)}, revs 1..{books.max_rev} "
-                         f"missing {len(books.revs_missing)}, outbox {books.outbox}, numbers reused {books.numbers_reused}, "
-                         f"gave up {ld.gave_up}, events repaired by resync {obs.repaired}")
-            lines.append(f"{'daemon':<16} {'RSS day 1 MB':>12} {'RSS end MB':>10} {'growth':>7} {'fds start':>9} {'fds end':>7}")
-            for x in nodes:
-                sm = [s for s in samples[x] if s[1] > 0]
-                if not sm:
-                    lines.append(f"{x:<16} (no samples: process gone)")
-                    continue
-                # day 1 = after the first simulated day's load (imports, caches, fonts warmed up)
-                warm = [s for s in sm if s[0] >= origin + 86400] or sm[len(sm) // 2:]
-                r0, r1 = warm[0][1] / 1024, sm[-1][1] / 1024
-                lines.append(f"{x:<16} {r0:>12.1f} {r1:>10.1f} {100 * (r1 - r0) / r0:>6.1f}% {sm[0][2]:>9} {sm[-1][2]:>7}")
-    return t, lines
+        t, f = S.soak_boxes(Path(d), hours=days * 24 - 7, speed=speed, per_day=per_day, counters=counters)
+        return t, S.soak_lines(f)
 
 
 def main() -> int:
@@ -167,7 +83,7 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every scenario's count")
     ap.add_argument("--only", choices=["scenarios", "soak"], default=None)
     ap.add_argument("--soak-days", type=int, default=7)
-    ap.add_argument("--speed", type=float, default=1200.0, help="simulated seconds per real second")
+    ap.add_argument("--speed", type=float, default=300.0, help="simulated seconds per real second (the boxes press at most ~10 keys a second)")
     ap.add_argument("--per-day", type=int, default=1000)
     ap.add_argument("--counters", type=int, default=8)
     a = ap.parse_args()

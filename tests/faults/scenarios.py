@@ -690,3 +690,138 @@ def audio_gone(root: Path) -> tuple[Tally, dict[str, Any]]:
             t.lost += 1  # no speaker process: every call from now on is unheard
             t.notes.append(f"announcerd exited {facts['exit']} when the audio device is missing at boot")
     return t, facts
+
+
+# ---------------------------------------------------------------------------------------------
+# Soak: the load through the real boxes
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def fds(pid: int) -> int:
+    import os
+
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+def soak_boxes(root: Path, *, hours: float, speed: float, per_day: int, counters: int,
+               start_hour: float = 7.0, press_gap_s: float = 0.55) -> tuple[Tally, dict[str, Any]]:
+    """Simulated days at high clock speed, the load made by the REAL boxes: the dispenser's
+    service keys and every counter's ``next`` key pressed through ``R/sim/{node}/press``
+    (a visitor takes a ticket, an officer calls the next). Every daemon is a process; RSS and
+    open descriptors sampled from /proc. Starts on a Monday at ``start_hour`` local time; the
+    hall is open Mon–Sat 07:30–17:00, ``per_day`` tickets spread over the open hours; each
+    counter presses ``next`` at most every ``press_gap_s`` real seconds (its double-press
+    guard is 0.4 s) while the hall is open."""
+    from datetime import datetime, timedelta
+    from datetime import time as dtime
+
+    from xephang.clock import VN_TZ, ScaledClock
+
+    t = Tally(f"soak {hours / 24:g} d x{speed:g} via boxes, {counters} counters")
+    today = datetime.now(VN_TZ).date()
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 or 7)
+    origin = datetime.combine(monday, dtime(0, 0), VN_TZ).timestamp() + start_hour * 3600
+    facts: dict[str, Any] = {}
+    c = Centre(root, counters=counters, speed=speed, origin=origin, health_s=2.0)
+    c.real_origin = time.time()
+    clock = ScaledClock(origin, c.real_origin, speed)
+    boxes = [f"counter-{i}" for i in range(1, counters + 1)]
+    nodes = ["hub", "dispenser-1", *boxes, "display-hall", "announcer-hall"]
+    with c:
+        for node in nodes:
+            c.start(node)
+        obs = Observer(c.bus("tech-obs"))
+        assert obs.wait(lambda: all(obs.online(x) for x in nodes), 60), \
+            f"not up: {[(x, c.procs[x].alive(), c.log_text(x)[-300:]) for x in nodes if not obs.online(x)]}"
+        services = sorted({s for cnt in c.site.counters for s in cnt.services})
+        # the clock started with the processes: catch up to now before loading
+        end = origin + hours * 3600
+        open_s = (17 - 7.5) * 3600
+        samples: dict[str, list[tuple[float, int, int]]] = {x: [] for x in nodes}
+        day_presses: dict[str, int] = {}
+        presses = calls = 0
+        next_call = dict.fromkeys(boxes, 0.0)
+        next_press = 0.0
+        next_sample = 0.0
+        pub = obs.bus
+        while clock.now() < end:
+            now = clock.now()
+            local = datetime.fromtimestamp(now, VN_TZ)
+            day = local.date().isoformat()
+            opened = datetime.combine(local.date(), dtime(7, 30), VN_TZ).timestamp()
+            if local.weekday() < 6 and 0 <= now - opened <= open_s:
+                due = int(per_day * (now - opened) / open_s)
+                mono = time.monotonic()
+                # one visitor at a time: a burst on one key within its debounce is ONE press
+                if day_presses.get(day, 0) < due and mono >= next_press:
+                    svc = services[presses % len(services)]
+                    pub.publish(pub.topics.sim_press("dispenser-1"), SimPress(button=svc))
+                    presses += 1
+                    day_presses[day] = day_presses.get(day, 0) + 1
+                    next_press = mono + 0.1
+                for b in boxes:
+                    if mono >= next_call[b] and now >= opened + 600:  # officers start 10 min after
+                        pub.publish(pub.topics.sim_press(b), SimPress(button="next"))
+                        next_call[b] = mono + press_gap_s
+                        calls += 1
+            obs.wait(lambda: False, 0.02)
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + 1.0
+                for x in nodes:
+                    samples[x].append((now, rss_kb(c.procs[x].pid), fds(c.procs[x].pid)))
+        obs.wait(lambda: obs.kinds()["issued"] >= presses, 30)
+        # quiet: every box has nothing pending, the outbox is empty
+        obs.wait(lambda: all(obs.health.get(x) is not None and obs.health[x].details.get("pending", 0) == 0
+                             for x in ("dispenser-1",)), 20)
+        obs.wait(lambda: False, 2.5)
+        books = read_ledger(c.ledger_path)
+        obs.repair(books.max_rev)
+        t.operations = presses + calls
+        account(books, obs, None, t)
+        dead = [x for x in nodes if not c.procs[x].alive()]
+        t.lost += len(dead)
+        disp = obs.health["dispenser-1"].details
+        facts.update(books=books, presses=presses, calls=calls, day_presses=day_presses, dead=dead,
+                     dispenser={k: disp.get(k) for k in ("presses", "refused", "dropped", "failed", "tickets_printed")},
+                     printed=len(list(c.sim_out.glob("*.bin"))), repaired=obs.repaired, kinds=dict(obs.kinds()),
+                     wavs=len(c.wavs()))
+        # every press is one ticket; every ticket is on paper; none left in between
+        t.lost += max(0, presses - books.issued_events)
+        t.duplicates += max(0, books.issued_events - presses)
+        mem: dict[str, dict[str, float]] = {}
+        for x in nodes:
+            sm = [s for s in samples[x] if s[1] > 0]
+            # warm = after the first simulated hours of load (imports, caches, fonts warmed up)
+            warm = [s for s in sm if s[0] >= origin + min(hours / 3, 24) * 3600] or sm[len(sm) // 2:]
+            mem[x] = {"rss_warm_mb": warm[0][1] / 1024, "rss_end_mb": sm[-1][1] / 1024,
+                      "fds_warm": warm[0][2], "fds_end": sm[-1][2], "fds_max": max(s[2] for s in warm),
+                      "samples": len(sm)}
+        facts["mem"] = mem
+        if dead:
+            t.notes.append(f"died: {dead}")
+    return t, facts
+
+
+def soak_lines(f: dict[str, Any]) -> list[str]:
+    b = f["books"]
+    lines = [f"{f['presses']} dispenser presses, {f['calls']} 'next' presses "
+             f"({', '.join(f'{k[5:]}: {v}' for k, v in sorted(f['day_presses'].items()))})",
+             f"ledger: {b.tickets} tickets {dict(b.by_state)}, revs 1..{b.max_rev} missing {len(b.revs_missing)}, "
+             f"outbox {b.outbox}, numbers reused {b.numbers_reused}, printed {f['printed']}, dispenser {f['dispenser']}",
+             f"{'daemon':<16} {'RSS warm MB':>11} {'RSS end MB':>10} {'growth':>7} {'fds warm':>8} {'fds end':>7}"]
+    for x, m in f["mem"].items():
+        g = 100 * (m["rss_end_mb"] - m["rss_warm_mb"]) / m["rss_warm_mb"]
+        lines.append(f"{x:<16} {m['rss_warm_mb']:>11.1f} {m['rss_end_mb']:>10.1f} {g:>6.1f}% {m['fds_warm']:>8} {m['fds_end']:>7}")
+    return lines
