@@ -95,6 +95,28 @@ def assert_played(sig, name: str, *, strict: tuple[bool, ...] = (), timeout: flo
                              f"{[(s, round(d, 3)) for s, d in segments(sig.pin)]}")
 
 
+def assert_steady(sig, name: str, *, timeout: float = 5.0) -> None:
+    """Wait until the mock pin of signal ``sig`` holds the one state of the steady pattern
+    ``name`` (``ready``: steady on) with nothing else, once its flashes are over, for longer
+    than any step of its patterns in that state lasts (so a slow blink, ``paused`` or a
+    heartbeat, cannot pass for it)."""
+    p = sig.patterns[name]
+    assert p.forever and len(p.steps) == 1, f"{name} is not a steady pattern"
+    want = p.steps[0][0]
+    span = 1.5 * max(sec for q in sig.patterns.values() for on, sec in q.steps if on == want)
+    deadline = monotonic() + timeout + span
+    while True:
+        wait_for(lambda: sig.wait_settled(0) and bool(sig.pin.state) == want, max(0.0, deadline - monotonic()))
+        sig.pin.clear_states()
+        changed = wait_for(lambda: len(segments(sig.pin)) > 1 or segments(sig.pin)[0][0] != want, span)
+        segs = segments(sig.pin)
+        if not changed and len(segs) == 1 and segs[0][0] == want and segs[0][1] >= span:
+            return
+        if monotonic() >= deadline:
+            raise AssertionError(f"{sig.name}: never steady {'on' if want else 'off'} for {span:g} s ({name}); "
+                                 f"last segments {[(s, round(d, 3)) for s, d in segs]}")
+
+
 # ---- a hall on the fake bus --------------------------------------------------------------------
 
 class Hall:
@@ -182,11 +204,21 @@ class Hall:
 
 
 @pytest.fixture
+def three_point_site(tmp_path, site_file):
+    """The example site rating on a 3-point scale (three rating keys)."""
+    text = site_file.read_text()
+    assert "rating_scale = 5" in text
+    path = tmp_path / "site-3.toml"
+    path.write_text(text.replace("rating_scale = 5", "rating_scale = 3"))
+    return path
+
+
+@pytest.fixture
 def hall_factory(tmp_path, fake_broker, site_file):
     made: list[Hall] = []
 
-    def make(**kw):
-        h = Hall(tmp_path, fake_broker, site_file, **kw)
+    def make(*, site=None, **kw):
+        h = Hall(tmp_path, fake_broker, site or site_file, **kw)
         made.append(h)
         return h
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from counterd.main import CounterDaemon, CounterdSettings
-from tests.counterd.conftest import SITE, T, assert_played, tech_bus, wait_for
-from xephang.contract import IssueTicket, SimPress, new_request_id
+from tests.counterd.conftest import SITE, T, assert_played, assert_steady, tech_bus, wait_for
+from xephang.contract import ConfigSet, IssueTicket, SimPress, new_request_id
 from xephang.settings import BrokerSettings
 
 hubd_testing = pytest.importorskip("hubd.testing")
@@ -123,9 +123,11 @@ def test_a_morning_at_counter_one_over_the_real_broker(mosquitto, watcher, tmp_p
         w.press("counter-1", "dat-dai")
         w.until(lambda: len(w.kinds("transferred")) == 1)
         assert w.kinds("transferred")[0]["ticket"]["service"] == "dat-dai"
+        w.until(lambda: box.core.in_flight is None)
+        box.board.status.pin.clear_states()      # only what the LED does from the pause on counts
         w.press("counter-1", "pause")
         w.until(lambda: box.core.paused)
-        assert_played(box.board.status, "paused")
+        assert_played(box.board.status, "paused", cycles=2)
         w.press("counter-1", "resume")
         w.until(lambda: not box.core.paused and box.core.in_flight is None)
         health = box.health_details()
@@ -197,11 +199,12 @@ def test_every_status_pattern_from_the_pins(mosquitto, watcher, tmp_path, site_f
             running_box(mosquitto.port, tmp_path / "c1", site_file, recalls_before_no_show=1) as box:
         st = box.board.status
         w.until(lambda: box.hub_online)
-        assert_played(st, "ready")
+        assert_steady(st, "ready")               # on, and nothing else, for longer than any blink
         st.pin.clear_states()
         w.press("counter-1", "next")             # nobody waiting
         w.until(lambda: box.core.last_result == "queue-empty")
         assert_played(st, "queue_empty")
+        st.pin.clear_states()
         w.press("counter-1", "recall")           # nobody served: the hub refuses
         w.until(lambda: box.core.last_result == "not-serving")
         assert_played(st, "error")
@@ -210,9 +213,73 @@ def test_every_status_pattern_from_the_pins(mosquitto, watcher, tmp_path, site_f
         w.press("counter-1", "next")
         w.until(lambda: len(w.kinds("called")) == 1)
         assert_played(st, "accepted")
+        assert_steady(st, "ready")               # serving, nothing to suggest: back to steady
+        st.pin.clear_states()
         w.press("counter-1", "recall")
         w.until(lambda: box.core.status_light(box._mono()) == "suggest_no_show")
         assert_played(st, "suggest_no_show")
+        st.pin.clear_states()
         w.press("counter-1", "pause", hold_s=0.5)  # long: the reason menu
         w.until(lambda: box.core.menu is not None)
         assert_played(st, "choose-1")
+
+
+def test_the_box_losing_its_broker_link_says_so_and_replays_nothing(mosquitto, watcher, tmp_path, site_file):
+    w = watcher
+    with hubd_testing.running_hub(mosquitto.port, tmp_path / "hub", site_file), \
+            running_box(mosquitto.port, tmp_path / "c1", site_file) as box:
+        w.until(lambda: box.hub_online)
+        w.issue("ho-tich", 2)
+        w.press("counter-1", "next")
+        w.until(lambda: len(w.kinds("called")) == 1 and box.core.in_flight is None)
+        sent = len(box.sent)
+        box.board.buzzer.pin.clear_states()
+        mosquitto.stop()                          # the broker goes away: the box's own link is down
+        assert wait_for(lambda: not box.hub_online and not box.bus.connected.is_set(), 10)
+        assert_played(box.board.status, "hub_offline", strict=(True,), cycles=2)
+        for key in ("recall", "finish", "next"):  # pressed on the pins: answered, forgotten
+            box.board.simulate_press(key, 0.1)
+        assert wait_for(lambda: box.core.stats.hub_offline == 3, 5)
+        assert_played(box.board.buzzer, "hub_offline", strict=(True,))
+        assert box.core.in_flight is None and box.core.queued is None and len(box.sent) == sent
+        mosquitto.start()                         # the link comes back
+        w.until(lambda: box.hub_online and w.tech.connected.is_set(), timeout=20)
+        wait_for(lambda: False, 0.5, step=w.pump)  # a replay would have reached the hub by now
+        assert len(box.sent) == sent and len(w.kinds("called")) == 1 and w.kinds("recalled") == []
+        w.press("counter-1", "next")              # usable at once: 1001 finished (inferred), 1002 called
+        w.until(lambda: len(w.kinds("called")) == 2)
+        assert w.kinds("called")[1]["ticket"]["display"] == "1002"
+
+
+def test_a_technician_pushes_a_key_map_over_the_broker(mosquitto, watcher, tmp_path, site_file):
+    w = watcher
+    acks: list[dict] = []
+    w.tech.subscribe(T.config_ack("counter-1"), lambda m: acks.append(json.loads(m.payload)))
+    with hubd_testing.running_hub(mosquitto.port, tmp_path / "hub", site_file), \
+            running_box(mosquitto.port, tmp_path / "c1", site_file) as box:
+        w.until(lambda: box.hub_online)
+        w.issue("ho-tich", 2)
+        keys = [k.model_dump(mode="json") for k in box.box.keys]
+        keys[0] = {"name": "goi", "pin": 5, "short": "next"}   # the Next key renamed
+        push = ConfigSet(request_id=new_request_id(), source="tech-1",
+                         config={"keys": keys, "pause_reasons": ["Họp giao ban"]})
+        w.tech.publish(T.config_set("counter-1"), push)
+        w.until(lambda: any(a["request_id"] == push.request_id for a in acks))
+        ack = next(a for a in acks if a["request_id"] == push.request_id)
+        assert ack["status"] == "applied" and ack["rev"] == 1
+        w.until(lambda: "goi" in box.board.keys and "next" not in box.board.keys)
+        pin = box.board.keys["goi"].pin           # the new key map is live on the pins
+        pin.drive_low()
+        pin.drive_high()
+        w.until(lambda: len(w.kinds("called")) == 1)
+        w.until(lambda: box.core.in_flight is None)
+        w.press("counter-1", "pause")
+        w.until(lambda: box.core.paused)
+        assert box.core.pause_reason == "Họp giao ban"
+        # a push the box cannot take (a sixth rating key on a 5-point site's action set) is refused
+        bad = ConfigSet(request_id=new_request_id(), source="tech-1", config={"keys": [
+            *keys, {"name": "extra", "pin": 4, "short": "rate-6"}]})
+        w.tech.publish(T.config_set("counter-1"), bad)
+        w.until(lambda: any(a["request_id"] == bad.request_id for a in acks))
+        assert next(a for a in acks if a["request_id"] == bad.request_id)["status"] == "rejected"
+        assert box.node_config.rev == 1 and "extra" not in box.board.keys

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 
-from counterd.lights import BOX_BUZZER_PATTERNS
-from tests.counterd.conftest import T, assert_played, played, wait_for
-from xephang.contract import ConfigSet, SimPress, new_request_id
+import pytest
+
+from counterd.main import CounterDaemon, CounterdSettings
+from tests.counterd.conftest import SITE, T, assert_played, wait_for
+from xephang.bus import FakeBus
+from xephang.contract import BadPayload, ConfigSet, SimPress, new_request_id
+from xephang.settings import SettingsError
 
 
 def test_next_calls_the_first_waiting_citizen_with_accepted_light_and_beep(hall_factory):
@@ -161,6 +165,51 @@ def test_a_rating_outside_the_window_is_ignored_with_a_signal(hall_factory):
     assert box.core.stats.rating_closed == 2
 
 
+def test_a_box_on_a_three_point_site_has_three_rating_keys_and_never_sends_a_four(hall_factory,
+                                                                                   three_point_site):
+    h = hall_factory(site=three_point_site)
+    box = h.box
+    assert box.box.rating_scale == 3
+    assert sorted(n for n in box.board.keys if n.startswith("rate-")) == ["rate-1", "rate-2", "rate-3"]
+    h.issue("ho-tich")
+    h.press("next")
+    h.press("finish")
+    h.until(lambda: box.core.rating_light(h.mono.monotonic()) == "rating_open")
+    with pytest.raises(BadPayload, match="no key for 'rate-4'"):   # R/sim/counter-1/press rate-4
+        box.on_sim_press(SimPress(button="rate-4"))
+    h.settle()
+    assert h.requests("rate") == [] and box.core.rating_open(h.mono.monotonic())
+    h.press("rate-3")                     # the top of this site's scale
+    h.until(lambda: len(h.events("rated")) == 1)
+    assert h.events("rated")[0]["score"] == 3 and [r["score"] for r in h.requests("rate")] == [3]
+    # a technician pushing a key map with a fifth rating key is refused, the box keeps its keys
+    keys = [k.model_dump(mode="json") for k in box.box.keys] + [{"name": "rate-5", "pin": 25, "short": "rate-5"}]
+    push = ConfigSet(request_id=new_request_id(), source="tech-1", config={"keys": keys})
+    h.dispenser.publish(T.config_set("counter-1"), push)
+    h.until(lambda: bool(h.broker.messages(T.config_ack("counter-1"))))
+    ack = json.loads(h.broker.messages(T.config_ack("counter-1"))[-1][1])
+    assert ack["status"] == "rejected" and "rate-5" in " ".join(ack["errors"])
+    assert "rate-5" not in box.board.keys and box.node_config.rev == 0
+
+
+def test_a_key_map_beyond_the_sites_scale_is_refused_when_the_config_is_loaded(tmp_path, fake_broker,
+                                                                               three_point_site):
+    def load(**counter):
+        s = CounterdSettings(site=SITE, site_file=three_point_site, state_dir=tmp_path, sim=True,
+                             counter={"number": 1, **counter})
+        return CounterDaemon(s, bus=FakeBus(fake_broker, site=SITE, node="counter-1", role="counter",
+                                            state_dir=tmp_path))
+
+    keys = [{"name": "next", "pin": 5, "short": "next"},
+            *({"name": f"r{i}", "pin": p, "short": f"rate-{i}"} for i, p in ((1, 12), (2, 16), (3, 20), (4, 21)))]
+    with pytest.raises(SettingsError) as exc:
+        load(keys=keys)
+    assert "key 'r4' → rate-4" in str(exc.value) and "3-point" in str(exc.value)
+    with pytest.raises(SettingsError, match="rates on 3 points"):
+        load(rating_scale=5)
+    assert load(keys=keys[:4]).box.rating_scale == 3   # three rating keys: fine
+
+
 def test_pause_with_the_default_reason_then_resume_and_others_keep_calling(hall_factory):
     h = hall_factory(counters=(1, 2))
     h.issue("ho-tich", 2)
@@ -256,7 +305,8 @@ def test_a_press_while_in_flight_is_neither_lost_nor_doubled(hall_factory):
     assert_played(box.board.buzzer, "queued", strict=(True,))
     h.settle(30)
     assert [e["ticket"]["display"] for e in h.events("called")] == ["1001"]
-    assert len(h.events("recalled")) == 1 and len(h.requests("call-next")) == 1
+    # one Next press, one request id (the bus may have retried it while the lights played)
+    assert len(h.events("recalled")) == 1 and len({r["request_id"] for r in h.requests("call-next")}) == 1
 
 
 def test_hub_offline_the_box_says_so_and_replays_nothing(hall_factory):
@@ -281,6 +331,38 @@ def test_hub_offline_the_box_says_so_and_replays_nothing(hall_factory):
     assert box.core.status_light(h.mono.monotonic()) == "ready"
     h.press("next")                       # and the box is usable at once
     h.until(lambda: len(h.events("called")) == 1)
+
+
+def test_the_box_losing_its_own_broker_link_says_hub_offline_and_replays_nothing(hall_factory):
+    h = hall_factory()
+    h.issue("ho-tich", 2)
+    box = h.box
+    h.press("next")
+    h.until(lambda: len(h.events("called")) == 1)
+    h.press("pause", hold_s=1.2)          # the officer is choosing a pause reason …
+    assert box.core.menu is not None
+    box.board.status.pin.clear_states()
+    box.board.buzzer.pin.clear_states()
+    h.broker.kill("counter-1")            # … when the box's own link dies (the hub is fine)
+    h.until(lambda: not box.hub_online)
+    assert h.hub.bus.connected.is_set() and box.core.menu is None   # no half-done menu
+    assert_played(box.board.buzzer, "hub_offline", strict=(True,))
+    assert_played(box.board.status, "hub_offline", strict=(True,), cycles=2)
+    box.board.buzzer.pin.clear_states()
+    for key in ("next", "recall", "finish"):   # every press is answered and forgotten
+        h.press(key, settle=False)
+        box.step(timeout=0)
+    assert box.core.stats.hub_offline == 3 and box.core.in_flight is None and box.core.queued is None
+    assert_played(box.board.buzzer, "hub_offline", strict=(True,))
+    box.bus._fake_connect()               # the link is back
+    h.until(lambda: box.hub_online)
+    h.settle(20)
+    assert len(h.requests("call-next")) == 1 and h.requests("recall") == [] and h.requests("finish") == []
+    assert len(h.events("called")) == 1   # nothing replayed
+    assert box.core.status_light(h.mono.monotonic()) == "ready"
+    h.press("next")                       # usable at once: 1001 is finished (inferred), 1002 called
+    h.until(lambda: len(h.events("called")) == 2)
+    assert h.events("called")[1]["ticket"]["display"] == "1002"
 
 
 def test_no_reply_gives_the_error_signal_and_keeps_nothing_half_done(hall_factory):
@@ -358,9 +440,3 @@ def test_a_technician_pushes_a_new_key_map(hall_factory):
     h.press("pause")
     h.until(lambda: box.core.paused)
     assert h.requests("pause")[-1]["reason"] == "Họp giao ban"
-
-
-def test_every_buzzer_pattern_is_distinct():
-    shapes = {name: (tuple(p.steps), p.repeat) for name, p in BOX_BUZZER_PATTERNS.items() if name != "off"}
-    assert len(set(shapes.values())) == len(shapes)
-    assert played  # the helper is exercised by the stories above

@@ -37,3 +37,18 @@ def test_counterd_check_reports_every_settings_error_at_once(tmp_path):
     r = subprocess.run([sys.executable, "-m", "counterd.main", "--config", str(good), "--check"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_counterd_check_refuses_a_rating_key_beyond_the_sites_scale(tmp_path, three_point_site):
+    env = {**os.environ, "XEPHANG_STATE_DIR": str(tmp_path), "XEPHANG_SITE_FILE": str(three_point_site)}
+    cfg = tmp_path / "box.toml"
+    cfg.write_text('[counter]\nnumber = 1\nkeys = [{name = "next", pin = 5, short = "next"}, '
+                   '{name = "r3", pin = 20, short = "rate-3"}, {name = "r4", pin = 21, short = "rate-4"}]\n')
+    r = subprocess.run([sys.executable, "-m", "counterd.main", "--config", str(cfg), "--check"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78, r.stderr
+    assert "key 'r4' → rate-4" in r.stderr and "3-point" in r.stderr
+    cfg.write_text("[counter]\nnumber = 1\n")   # the default key map follows the scale: three rating keys
+    r = subprocess.run([sys.executable, "-m", "counterd.main", "--config", str(cfg), "--check"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
