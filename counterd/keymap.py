@@ -64,7 +64,7 @@ REQUEST_OF = {"next": "call-next", "recall": "recall", "no-show": "no-show", "fi
               "pause": "pause", "resume": "resume", "transfer": "transfer", "rate": "rate"}
 
 # the hub's refusals of a rating that no retry can fix: the window is over
-RATING_GONE = ("rating-window-closed", "already-rated", "wrong-ticket")
+RATING_GONE = ("rating-window-closed", "already-rated", "rating-wrong-ticket")
 
 DEFAULT_PAUSE_REASONS = ("Nghỉ giải lao", "Họp", "Hỗ trợ nghiệp vụ", "Việc riêng")
 

@@ -140,9 +140,12 @@ def test_a_rating_after_next_twice_still_names_the_ticket_the_box_saw_finished(h
     b = h.events("finished")[1]["ticket"]
     assert b["display"] == "1002" and h.events("finished")[1]["inferred"] is True
     h.press("rate-2")                     # citizen A, still at the box, rates
-    h.until(lambda: len(h.requests("rate")) == 1 and box.core.in_flight is None)
+    h.until(lambda: len(h.events("rated")) == 1)
     req = h.requests("rate")[0]
     assert req["ticket_id"] == a["id"] != b["id"] and req["score"] == 2
+    rated = h.events("rated")[0]          # and the rating lands on A, not on B
+    assert rated["ticket"]["id"] == a["id"] and rated["score"] == 2
+    assert box.core.rating_light(h.mono.monotonic()) == "off"
 
 
 def test_a_rating_outside_the_window_is_ignored_with_a_signal(hall_factory):

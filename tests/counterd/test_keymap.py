@@ -194,7 +194,7 @@ def test_the_hub_refusing_the_rating_for_its_ticket_closes_the_window():
     (f,) = sends(box.press("finish", "short", 2.0))
     box.on_reply(f.request_id, ok(f, ticket=ticket(tid=41), rating_window_s=120), 2.1)
     (r,) = sends(box.press("rate-3", "short", 3.0))
-    assert flashes(box.on_reply(r.request_id, err(r, "wrong-ticket"), 3.1)) == ["rating_closed"]
+    assert flashes(box.on_reply(r.request_id, err(r, "rating-wrong-ticket"), 3.1)) == ["rating_closed"]
     assert box.rating_light(3.2) == "off"
 
 
