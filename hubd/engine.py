@@ -16,7 +16,11 @@ Rules (docs/queue-rules.md has the long form):
   (3) within a class, oldest arrival first. A transfer keeps the original arrival time.
 - Next while serving finishes the current ticket (flagged as inferred). Pause while
   serving does the same. Next on a paused counter resumes it.
-- A rating binds to the ticket the counter finished last, within ``rating_window_s``.
+- A rating binds to the ticket the counter finished last *explicitly* (Finish key), within
+  ``rating_window_s``; an inferred finish opens no rating window and does not move it. A
+  rating naming another ``ticket_id`` is refused (``rating-wrong-ticket``).
+- A refused command changes nothing: every check runs before the clock tick (which may
+  turn the day), so an error reply never hides events or a day roll.
 """
 
 from __future__ import annotations
@@ -200,8 +204,13 @@ class QueueEngine:
             raise CommandError("unknown-counter", f"counter {number} is not in the site config")
         return self.counters[number]
 
-    def _serving(self, c: CounterRt) -> Ticket:
-        if c.serving is None or c.serving not in self.tickets:
+    def _rolls(self, now: float) -> bool:
+        """Would a command at ``now`` turn the service day (and so end every visit)?"""
+        return bool(self.day) and self.service_day(now) != self.day
+
+    def _serving(self, c: CounterRt, now: float) -> Ticket:
+        # at the day's turn the roll finishes whoever is served: the counter serves nobody then
+        if c.serving is None or c.serving not in self.tickets or self._rolls(now):
             raise CommandError("not-serving", f"counter {c.number} is not serving anyone")
         return self.tickets[c.serving]
 
@@ -224,11 +233,17 @@ class QueueEngine:
         return out
 
     def estimate(self, service: str, ahead: int) -> float:
-        """Estimated wait in minutes for someone with ``ahead`` people before them."""
-        open_counters = [c for c in self.site.counters if service in c.services
-                         and self.counters[c.number].state != "paused"]
+        """Estimated wait in minutes for someone with ``ahead`` people before them.
+
+        ``ahead`` × the moving average of recent (explicitly finished) service times of this
+        service ÷ the counters serving it that are open — neither paused nor closed (at least
+        one: before the first counter opens, one is assumed). Half a service more when every
+        open counter is busy; 0 when nobody is ahead and an open counter is free.
+        """
+        open_counters = [rt for c in self.site.counters if service in c.services
+                         and (rt := self.counters[c.number]).state == "open"]
         n = max(1, len(open_counters))
-        busy = sum(1 for c in open_counters if self.counters[c.number].serving is not None)
+        busy = sum(1 for rt in open_counters if rt.serving is not None)
         if ahead == 0 and busy < len(open_counters):
             return 0.0
         return round((ahead + (1 if busy >= n else 0) * 0.5) * self.service_ewma[service] / n / 60, 1)
@@ -287,13 +302,13 @@ class QueueEngine:
             raise CommandError("unknown-service", f"no service {service!r}")
         if priority_group and priority_group not in {g.id for g in self.site.priority.groups}:
             raise CommandError("unknown-priority-group", f"no priority group {priority_group!r}")
-        self._tick_time(now, out)
         svc = self.services[service]
         lo, hi = svc.band
-        key = (self.day, service)
+        key = (self.service_day(now), service)  # the day this ticket belongs to, after any roll
         last = self.sequences.get(key, lo - 1)
         if last >= hi:
             raise CommandError("band-exhausted", f"all numbers {lo}–{hi} of {service} are used today")
+        self._tick_time(now, out)
         number = last + 1
         self.sequences[key] = number
         out.sequences.add(key)
@@ -381,8 +396,8 @@ class QueueEngine:
     def recall(self, counter: int, now: float) -> Outcome:
         out = Outcome()
         c = self._counter(counter)
+        t = self._serving(c, now)
         self._tick_time(now, out)
-        t = self._serving(c)
         t.recalls += 1
         t.last_called_at = now
         if c.visit_id in self.visits:
@@ -396,8 +411,8 @@ class QueueEngine:
     def no_show(self, counter: int, now: float) -> Outcome:
         out = Outcome()
         c = self._counter(counter)
+        t = self._serving(c, now)
         self._tick_time(now, out)
-        t = self._serving(c)
         self._end_visit(out, c, now, "no-show")
         requeue = self.site.no_show_requeue and t.requeued == 0
         if requeue:
@@ -412,8 +427,8 @@ class QueueEngine:
     def finish(self, counter: int, now: float) -> Outcome:
         out = Outcome()
         c = self._counter(counter)
+        t = self._serving(c, now)
         self._tick_time(now, out)
-        t = self._serving(c)
         self._end_visit(out, c, now, "served", inferred=False)
         out.data = {"ticket": t.info(), "rating_window_s": self.site.rating_window_s}
         return out
@@ -430,7 +445,8 @@ class QueueEngine:
             return
         if outcome == "served":
             t.state, t.finished_at, t.finish_inferred = "done", now, inferred
-            c.last_finished_ticket, c.last_finished_at = t.id, now
+            if not inferred:  # only the Finish key opens a rating window (the box was told)
+                c.last_finished_ticket, c.last_finished_at = t.id, now
             if v is not None and not inferred:
                 dur = max(0.0, now - v.called_at)
                 self.service_ewma[t.service] = (1 - EWMA_ALPHA) * self.service_ewma[t.service] + EWMA_ALPHA * dur
@@ -441,7 +457,7 @@ class QueueEngine:
         c = self._counter(counter)
         if to_service not in self.services:
             raise CommandError("unknown-service", f"no service {to_service!r}")
-        t = self._serving(c)
+        t = self._serving(c, now)
         if to_service == t.service:
             raise CommandError("same-service", "the ticket is already in that service")
         self._tick_time(now, out)
@@ -497,20 +513,24 @@ class QueueEngine:
         out.counters.add(c.number)
         self._event(out, now, "counter", "resumed", counter=c.number)
 
-    def rate(self, counter: int, score: int, now: float) -> Outcome:
+    def rate(self, counter: int, score: int, now: float, ticket_id: int | None = None) -> Outcome:
+        """Bind ``score`` to the ticket ``counter`` finished last with the Finish key, within
+        ``rating_window_s``. ``ticket_id`` (the ticket the rating box saw finished), when given,
+        must be that ticket: a rating is never moved onto another citizen's ticket."""
         out = Outcome()
         c = self._counter(counter)
         if not 1 <= score <= self.site.rating_scale:
             raise CommandError("invalid", f"score must be 1..{self.site.rating_scale}")
-        self._tick_time(now, out)
-        if c.last_finished_ticket is None or c.last_finished_at is None \
-                or now - c.last_finished_at > self.site.rating_window_s:
-            raise CommandError("rating-window-closed", "no service just finished at this counter")
-        t = self.tickets.get(c.last_finished_ticket)
-        if t is None:
+        last = None if self._rolls(now) else c.last_finished_ticket
+        if ticket_id is not None and ticket_id != last:
+            raise CommandError("rating-wrong-ticket",
+                               f"ticket {ticket_id} is not the ticket counter {counter} finished last")
+        t = self.tickets.get(last) if last is not None else None
+        if t is None or c.last_finished_at is None or now - c.last_finished_at > self.site.rating_window_s:
             raise CommandError("rating-window-closed", "no service just finished at this counter")
         if t.rating is not None:
             raise CommandError("already-rated", f"ticket {t.display} is already rated {t.rating}")
+        self._tick_time(now, out)
         t.rating, t.rated_at = score, now
         self._ticket_event(out, now, "rated", t, score=score)
         out.data = {"ticket": t.info(), "score": score}
@@ -519,7 +539,8 @@ class QueueEngine:
     def void(self, ticket_id: int, reason: str, now: float) -> Outcome:
         out = Outcome()
         t = self.tickets.get(ticket_id)
-        if t is None or t.state != "waiting" or t.called_at is not None:
+        if t is None or t.state != "waiting" or t.called_at is not None or self._rolls(now):
+            # at the day's turn every waiting ticket expires: nothing left to void
             raise CommandError("not-voidable", f"ticket {ticket_id} is not waiting or was already called")
         self._tick_time(now, out)
         t.state, t.void_reason, t.finished_at = "voided", reason or "voided", now

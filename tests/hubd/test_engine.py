@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 from hubd.engine import CommandError, QueueEngine
 from xephang.clock import VN_TZ
-from xephang.site import Site
+from xephang.site import Site, format_number
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=VN_TZ).timestamp()  # a Monday, 08:00 in the hall
 
@@ -146,6 +148,143 @@ def test_rating_binds_to_ticket_just_served_within_window(site):
     assert exc.value.code == "rating-window-closed"
 
 
+def test_rating_after_an_inferred_finish_stays_with_the_ticket_finished_with_the_key(site):
+    e = make(site)
+    a = e.issue("dat-dai", None, T0).data["ticket"]
+    b = e.issue("dat-dai", None, T0 + 1).data["ticket"]
+    e.call_next(3, T0 + 10)
+    assert e.finish(3, T0 + 60).data["ticket"]["id"] == a["id"]  # the box now asks A for a rating
+    e.call_next(3, T0 + 61)  # B is called
+    nxt = e.call_next(3, T0 + 90)  # the officer forgot Finish: B's finish is inferred
+    assert nxt.data["finished"]["ticket"]["id"] == b["id"] and nxt.data["finished"]["inferred"] is True
+    # the box never saw B finish, so a rating naming B is refused ...
+    with pytest.raises(CommandError) as exc:
+        e.rate(3, 1, T0 + 95, ticket_id=b["id"])
+    assert exc.value.code == "rating-wrong-ticket"
+    # ... and citizen A, still at the box, rates A — never B
+    assert e.rate(3, 5, T0 + 100, ticket_id=a["id"]).data["ticket"]["id"] == a["id"]
+    assert (e.tickets[a["id"]].rating, e.tickets[b["id"]].rating) == (5, None)
+
+
+def test_a_box_without_ticket_id_also_rates_the_explicitly_finished_ticket(site):
+    e = make(site)
+    a = e.issue("dat-dai", None, T0).data["ticket"]
+    b = e.issue("dat-dai", None, T0 + 1).data["ticket"]
+    e.call_next(3, T0 + 10)
+    e.finish(3, T0 + 60)
+    e.call_next(3, T0 + 61)
+    e.pause(3, "nghỉ trưa", T0 + 90)  # pause while serving: B finished, inferred
+    assert e.tickets[b["id"]].state == "done" and e.tickets[b["id"]].finish_inferred
+    assert e.rate(3, 3, T0 + 100).data["ticket"]["id"] == a["id"]
+    # the window runs from A's Finish key, not from B's inferred end
+    e2 = make(site)
+    e2.issue("dat-dai", None, T0)
+    e2.issue("dat-dai", None, T0 + 1)
+    e2.call_next(3, T0 + 10)
+    e2.finish(3, T0 + 60)
+    e2.call_next(3, T0 + 61)
+    e2.call_next(3, T0 + 170)
+    with pytest.raises(CommandError) as exc:
+        e2.rate(3, 3, T0 + 60 + site.rating_window_s + 1)
+    assert exc.value.code == "rating-window-closed"
+
+
+def test_an_inferred_finish_alone_opens_no_rating_window(site):
+    e = make(site)
+    e.issue("dat-dai", None, T0)
+    e.call_next(3, T0 + 10)
+    e.call_next(3, T0 + 300)  # Next again: the first citizen's finish is inferred
+    with pytest.raises(CommandError) as exc:
+        e.rate(3, 5, T0 + 301)
+    assert exc.value.code == "rating-window-closed"
+
+
+def test_a_late_box_naming_the_previous_citizen_is_refused(site):
+    e = make(site)
+    a = e.issue("dat-dai", None, T0).data["ticket"]
+    b = e.issue("dat-dai", None, T0 + 1).data["ticket"]
+    e.call_next(3, T0 + 10)
+    e.finish(3, T0 + 60)
+    e.call_next(3, T0 + 61)
+    e.finish(3, T0 + 90)  # B finished with the key: the window now belongs to B
+    with pytest.raises(CommandError) as exc:
+        e.rate(3, 2, T0 + 95, ticket_id=a["id"])
+    assert exc.value.code == "rating-wrong-ticket" and str(a["id"]) in str(exc.value)
+    assert e.tickets[b["id"]].rating is None
+    assert e.rate(3, 4, T0 + 96, ticket_id=b["id"]).data["ticket"]["id"] == b["id"]
+
+
+def test_a_refused_command_at_the_days_turn_changes_nothing(site):
+    e = make(site)
+    t = e.issue("ho-tich", None, T0).data["ticket"]
+    e.issue("ho-tich", None, T0 + 1)
+    e.call_next(1, T0 + 2)
+    rev = e.rev
+    tomorrow = T0 + 24 * 3600
+    for refused in (lambda: e.recall(1, tomorrow), lambda: e.finish(1, tomorrow), lambda: e.no_show(1, tomorrow),
+                    lambda: e.transfer(1, "dat-dai", tomorrow), lambda: e.void(t["id"] + 1, "paper-out", tomorrow)):
+        with pytest.raises(CommandError):
+            refused()
+    assert e.rev == rev and e.day == "2026-11-23" and e.tickets[t["id"]].state == "called"
+    # the turn rides along with the next accepted command, so the ledger writes it
+    kinds = [ev.kind for ev in e.call_next(1, tomorrow).events]
+    assert kinds == ["finished", "expired"]
+
+
+def test_estimated_wait_counts_only_open_unpaused_counters_of_the_service(site):
+    e = make(site)
+    # ho-tich is served at counters 1 and 2; the site's prior is 10 minutes per citizen
+    assert site.service("ho-tich").mean_service_min == 10
+    e.resume(1, T0)  # counter 1 opens; counter 2 has not opened yet today
+    assert e.estimate("ho-tich", 4) == 40.0  # 4 × 10 min ÷ 1 open counter
+    e.resume(2, T0 + 1)
+    assert e.estimate("ho-tich", 4) == 20.0  # ÷ 2
+    e.pause(2, "họp", T0 + 2)
+    assert e.estimate("ho-tich", 4) == 40.0  # a paused counter serves nobody
+    e.resume(3, T0 + 3)  # counter 3 does not serve ho-tich
+    assert e.estimate("ho-tich", 4) == 40.0
+    # the ticket slip says the same
+    for i in range(4):
+        e.issue("ho-tich", None, T0 + 10 + i)
+    d = e.issue("ho-tich", None, T0 + 20).data
+    assert (d["people_ahead"], d["est_wait_min"]) == (4, 40.0)
+
+
+def test_estimated_wait_follows_recent_service_times_of_that_service(site):
+    e = make(site)
+    e.resume(3, T0)  # land (dat-dai): counter 3 open, counter 4 closed; prior 15 minutes
+    assert e.estimate("dat-dai", 2) == 30.0
+    now = T0 + 10
+    e.issue("dat-dai", None, now)
+    e.call_next(3, now + 1)
+    e.finish(3, now + 1 + 300)  # one 5-minute service: average 0.8 × 15 + 0.2 × 5 = 13 min
+    assert e.estimate("dat-dai", 2) == 26.0
+    assert e.estimate("ho-tich", 2) == 20.0  # another service's figure does not move
+    # an inferred finish is no measured service time
+    e.issue("dat-dai", None, now + 400)
+    e.call_next(3, now + 401)
+    e.call_next(3, now + 401 + 3600)
+    assert e.estimate("dat-dai", 2) == 26.0
+    # a run of 5-minute services: the estimate follows the recent ones
+    now += 8000
+    for _ in range(20):
+        e.issue("dat-dai", None, now)
+        e.call_next(3, now + 1)
+        e.finish(3, now + 301)
+        now += 400
+    assert 5.0 <= e.estimate("dat-dai", 1) <= 5.2
+
+
+def test_estimated_wait_adds_half_a_service_when_every_open_counter_is_busy(site):
+    e = make(site)
+    e.issue("dat-dai", None, T0)
+    e.call_next(3, T0 + 1)  # the only open land counter is busy
+    assert e.estimate("dat-dai", 0) == 7.5  # half of 15 minutes
+    assert e.estimate("dat-dai", 1) == 22.5
+    e.finish(3, T0 + 900)  # a 15-minute service keeps the average at 15
+    assert e.estimate("dat-dai", 0) == 0.0  # nobody ahead, a counter free
+
+
 def test_void_only_waiting_tickets(site):
     e = make(site)
     t = e.issue("dat-dai", None, T0).data["ticket"]
@@ -198,80 +337,241 @@ def test_band_exhaustion_never_reuses_a_number(site):
 
 
 # ------------------------------------------------------------------ properties
+#
+# The properties run random days of presses against the engine and, next to it, a small model
+# of the rules as docs/queue-rules.md writes them. The model keeps its own queue (arrival
+# times, priority runs, who is served, who may rate), so every call, number, refusal and end
+# state the engine produces is checked against the documented rule, not against itself.
 
-ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("issue"), st.sampled_from(["ho-tich", "dat-dai", "chung-thuc", "van-hoa-xa-hoi"]),
-                  st.sampled_from([None, None, None, "cao-tuoi", "khuyet-tat"])),
-        st.tuples(st.sampled_from(["next", "finish", "no-show", "recall", "pause", "resume"]), st.integers(1, 4), st.none()),
-        st.tuples(st.just("transfer"), st.integers(1, 4), st.sampled_from(["ho-tich", "dat-dai"])),
-    ),
-    max_size=120,
-)
+SERVICES = ["ho-tich", "dat-dai", "chung-thuc", "van-hoa-xa-hoi"]
+FINAL = {"done", "no-show", "voided", "expired"}  # served, gone, print failed, left at day end
+
+# (what, counter, service, priority group, pick): kinds weighted like a working morning
+KINDS = ["issue"] * 6 + ["next"] * 5 + ["finish"] * 3 + ["no-show", "recall", "pause", "resume", "transfer", "void", "rate",
+                                                          "rate"]
+
+
+def _op(kind: str, counter: int, service: str, group: str | None, pick: int | None) -> tuple:
+    if kind == "issue":
+        return kind, service, group
+    if kind == "transfer":
+        return kind, counter, service
+    if kind == "void":
+        return kind, pick or 0, None
+    return kind, counter, pick if kind == "rate" else None
+
+
+ops = st.lists(st.builds(_op, st.sampled_from(KINDS), st.integers(1, 4), st.sampled_from(SERVICES),
+                         st.sampled_from([None, None, None, "cao-tuoi", "khuyet-tat"]),
+                         st.one_of(st.none(), st.integers(0, 200))),
+               min_size=80, max_size=150)
+# mostly minutes between presses; one in 15 a night or more, so days turn and numbering restarts
+gaps = st.lists(st.builds(lambda night, minutes, hours: hours if night == 0 else minutes,
+                          st.integers(0, 14), st.integers(0, 900), st.integers(3 * 3600, 30 * 3600)),
+                min_size=150, max_size=150)
+
+
+def prop_site(site: Site, k: int, max_wait_min: int, requeue: bool) -> Site:
+    """The example centre with prefixes and one tiny band (so bands run out within a day)."""
+    data = site.model_dump()
+    bands = {"ho-tich": ((1, 999), "A"), "dat-dai": ((2001, 2999), "B"), "chung-thuc": ((3001, 3006), "")}
+    for s in data["services"]:
+        if s["id"] in bands:
+            s["band"], s["prefix"] = bands[s["id"]]
+    data["priority"]["priority_per_normal"] = k
+    data["priority"]["max_wait_min"] = max_wait_min
+    data["no_show_requeue"] = requeue
+    return Site.model_validate(data)
+
+
+def day_of(now: float) -> str:
+    """The service day as the docs define it: local date, turning at 04:00."""
+    return (datetime.fromtimestamp(now, VN_TZ) - timedelta(hours=4)).date().isoformat()
+
+
+@dataclass
+class Model:
+    """The queue as the documented rules say it must be."""
+
+    site: Site
+    day: str = ""
+    state: dict[int, str] = field(default_factory=dict)  # ticket id -> waiting|called|done|no-show|voided|expired
+    service: dict[int, str] = field(default_factory=dict)
+    group: dict[int, str | None] = field(default_factory=dict)
+    arrival: dict[int, float] = field(default_factory=dict)
+    was_called: set[int] = field(default_factory=set)
+    requeued: set[int] = field(default_factory=set)
+    serving: dict[int, int] = field(default_factory=dict)  # counter -> ticket id
+    streak: dict[str, int] = field(default_factory=dict)  # service -> priority calls in a row
+    last_finish: dict[int, tuple[int, float]] = field(default_factory=dict)  # counter -> (ticket, Finish key time)
+    rated: set[int] = field(default_factory=set)
+    seq: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def at(self, now: float) -> Model:
+        """The model as a command at ``now`` finds it: after the day's turn, if one is due."""
+        day = day_of(now)
+        if day == self.day:
+            return self
+        m = copy.deepcopy(self)
+        m.day = day
+        if not self.day:
+            return m
+        for tid in m.serving.values():
+            m.state[tid] = "done"  # finished (inferred) by the turn: no rating for it
+        for tid, st_ in m.state.items():
+            if st_ == "waiting":
+                m.state[tid] = "expired"
+        m.serving, m.streak, m.last_finish = {}, {}, {}
+        return m
+
+    def waiting(self, services: tuple[str, ...]) -> list[int]:
+        ws = [t for t, s in self.state.items() if s == "waiting" and self.service[t] in services]
+        return sorted(ws, key=lambda t: (self.arrival[t], t))
+
+    def expected_call(self, counter: int, now: float) -> int | None:
+        """docs/queue-rules.md, 'Who is called next'."""
+        services = self.site.counter(counter).services
+        cands = self.waiting(services)
+        overdue = [t for t in cands if now - self.arrival[t] >= self.site.priority.max_wait_min * 60]
+        if overdue:
+            return overdue[0]  # 1. maximum wait: the earliest arrival, whatever class or service
+        for s in services:  # 2. the counter's services in configured order
+            pri = [t for t in cands if self.service[t] == s and self.group[t]]
+            norm = [t for t in cands if self.service[t] == s and not self.group[t]]
+            if pri and (not norm or self.streak.get(s, 0) < self.site.priority.priority_per_normal):
+                return pri[0]  # priority first, until k priority calls ran while a normal waits
+            if norm:
+                return norm[0]  # 3. within a class, earliest arrival
+        return None
 
 
 @settings(max_examples=150, deadline=None)
-@given(ops=ops, gaps=st.lists(st.integers(0, 900), min_size=120, max_size=120))
-def test_property_queue_invariants(site, ops, gaps):
-    e = QueueEngine(site)
+@given(ops=ops, gaps=gaps, k=st.integers(1, 3), max_wait_min=st.sampled_from([20, 45, 90]), requeue=st.booleans())
+def test_property_queue_follows_the_documented_rules(site, ops, gaps, k, max_wait_min, requeue):
+    site = prop_site(site, k, max_wait_min, requeue)
+    assert site.site.daily_reset == time(4, 0)  # day_of() assumes it
+    e, m = QueueEngine(site), Model(site)
     now = T0
-    called_ids: set[int] = set()
-    issued: dict[tuple[str, str], set[int]] = {}
-    k = site.priority.priority_per_normal
-    max_wait = site.priority.max_wait_min * 60
-    run_pri: dict[int, int] = {}
+    events = []
+    ids: list[int] = []  # every ticket issued, in order
+    numbers_used: dict[tuple[str, str], set[int]] = {}
     for (op, a, b), gap in zip(ops, gaps, strict=False):
         now += gap
+        n = m.at(now)  # what the rules say the command finds
+        serving = n.serving.get(a) if isinstance(a, int) else None
+        refuse: str | None = None
+        if op == "issue":
+            lo, hi = site.service(a).band
+            if n.seq.get((n.day, a), lo - 1) >= hi:
+                refuse = "band-exhausted"
+        elif op in ("finish", "recall", "no-show", "transfer") and serving is None:
+            refuse = "not-serving"
+        elif op == "transfer" and n.service[serving] == b:
+            refuse = "same-service"
+        elif op == "void":
+            if not ids:
+                continue
+            b = ids[a % len(ids)]
+            if n.state[b] != "waiting" or b in n.was_called:
+                refuse = "not-voidable"
+        elif op == "rate":
+            named = ids[b % len(ids)] if b is not None and ids else None
+            last, finished_at = n.last_finish.get(a, (None, 0.0))
+            if named is not None and named != last:
+                refuse = "rating-wrong-ticket"
+            elif last is None or now - finished_at > site.rating_window_s:
+                refuse = "rating-window-closed"
+            elif last in n.rated:
+                refuse = "already-rated"
+        rev_before = e.rev
         try:
             if op == "issue":
-                t = e.issue(a, b, now).data["ticket"]
-                key = (t["day"], a)
-                assert t["number"] not in issued.setdefault(key, set()), "number reused"
-                issued[key].add(t["number"])
+                out = e.issue(a, b, now)
             elif op == "next":
-                before = {t.id: (t.arrival_at, t.priority_group, t.service) for t in e.waiting(list(site.counter(a).services))}
                 out = e.call_next(a, now)
-                t = out.data["ticket"]
-                if t is None:
-                    assert not before
-                    continue
-                assert t["service"] in site.counter(a).services
-                arr, pg, svc = before[t["id"]]
-                # nobody overdue who arrived earlier is skipped
-                for oid, (oarr, _, _) in before.items():
-                    if oid != t["id"] and now - oarr >= max_wait:
-                        assert oarr >= arr, "an overdue earlier ticket was skipped"
-                # FIFO within a class of the same service, unless overdue rule applied
-                overdue_any = any(now - x[0] >= max_wait for x in before.values())
-                if not overdue_any:
-                    for oid, (oarr, opg, osvc) in before.items():
-                        if osvc == svc and bool(opg) == bool(pg) and oid != t["id"]:
-                            assert (oarr, oid) > (arr, t["id"])
-                called_ids.add(t["id"])
-                run_pri[a] = run_pri.get(a, 0) + 1 if pg else 0
             elif op == "finish":
-                e.finish(a, now)
+                out = e.finish(a, now)
             elif op == "no-show":
-                e.no_show(a, now)
+                out = e.no_show(a, now)
             elif op == "recall":
-                e.recall(a, now)
+                out = e.recall(a, now)
             elif op == "pause":
-                e.pause(a, "", now)
+                out = e.pause(a, "", now)
             elif op == "resume":
-                e.resume(a, now)
+                out = e.resume(a, now)
             elif op == "transfer":
-                e.transfer(a, b, now)
-        except CommandError:
-            pass
-        # a ticket is served by at most one counter at a time
-        serving = [c.serving for c in e.counters.values() if c.serving is not None]
-        assert len(serving) == len(set(serving))
-        for c in e.counters.values():
-            if c.serving is not None:
-                assert e.tickets[c.serving].state == "called" and e.tickets[c.serving].counter == c.number
-    # revs are gap-free
-    assert e.rev >= 0
-    assert k >= 1
+                out = e.transfer(a, b, now)
+            elif op == "void":
+                out = e.void(b, "paper-out", now)
+            else:
+                out = e.rate(a, 4, now, ticket_id=named)
+        except CommandError as exc:
+            assert exc.code == refuse, f"{op} {a} {b}: refused with {exc.code}, the rules say {refuse}"
+            assert e.rev == rev_before, "a refused command must change nothing"
+            continue
+        assert refuse is None, f"{op} {a} {b}: accepted, the rules say {refuse}"
+        m = n
+        events += out.events
+        if op == "issue":
+            t = out.data["ticket"]
+            svc = site.service(a)
+            lo, hi = svc.band
+            expected = m.seq.get((m.day, a), lo - 1) + 1  # the band's first number each new day, then +1
+            assert t["number"] == expected and lo <= t["number"] <= hi, "number outside its band or out of sequence"
+            assert t["display"] == format_number(t["number"], svc.prefix) and t["display"].startswith(svc.prefix)
+            assert t["number"] not in numbers_used.setdefault((t["day"], a), set()), "number reused within a day"
+            assert t["day"] == m.day and t["id"] == len(ids) + 1
+            numbers_used[(t["day"], a)].add(t["number"])
+            m.seq[(m.day, a)] = t["number"]
+            ids.append(t["id"])
+            m.state[t["id"]], m.service[t["id"]], m.group[t["id"]], m.arrival[t["id"]] = "waiting", a, b, now
+        elif op == "next":
+            if serving is not None:
+                m.state[serving] = "done"  # inferred: opens no rating window
+                assert out.data["finished"]["ticket"]["id"] == serving and out.data["finished"]["inferred"]
+            want = m.expected_call(a, now)
+            got = out.data["ticket"]["id"] if out.data["ticket"] else None
+            assert got == want, f"counter {a} called {got}, the rules pick {want} (waiting: {m.waiting(site.counter(a).services)})"
+            m.serving.pop(a, None)
+            if got is not None:
+                m.state[got], m.serving[a] = "called", got
+                m.was_called.add(got)
+                s = m.service[got]
+                m.streak[s] = m.streak.get(s, 0) + 1 if m.group[got] else 0
+        elif op == "finish":
+            m.state[serving] = "done"
+            m.last_finish[a] = (serving, now)
+            del m.serving[a]
+        elif op == "no-show":
+            del m.serving[a]
+            if site.no_show_requeue and serving not in m.requeued:
+                m.state[serving], m.arrival[serving] = "waiting", now  # once, to the back
+                m.requeued.add(serving)
+            else:
+                m.state[serving] = "no-show"
+        elif op == "transfer":
+            del m.serving[a]
+            m.state[serving], m.service[serving] = "waiting", b  # arrival kept
+        elif op == "pause" and serving is not None:
+            m.state[serving] = "done"
+            del m.serving[a]
+        elif op == "void":
+            m.state[b] = "voided"
+        elif op == "rate":
+            ticket = m.last_finish[a][0]
+            assert out.data["ticket"]["id"] == ticket, "rating bound to another ticket"
+            m.rated.add(ticket)
+        # nobody lost, nobody served twice: the engine's tickets are exactly the model's
+        assert {i: e.tickets[i].state for i in ids} == m.state
+        assert {c.number: c.serving for c in e.counters.values() if c.serving is not None} == m.serving
+    # revs are strictly consecutive, from 1, with no gap and no repeat
+    assert [ev.rev for ev in events] == list(range(1, len(events) + 1)) and e.rev == len(events)
+    assert len({ev.event_id for ev in events}) == len(events)
+    # every ticket ever issued is still known and ends served, waiting, no-show, voided
+    # or expired at a day's end — or is being served right now
+    assert set(e.tickets) == set(ids)
+    for tid in ids:
+        assert e.tickets[tid].state in FINAL | {"waiting", "called"}
 
 
 @settings(max_examples=60, deadline=None)

@@ -51,3 +51,20 @@ def test_reload_rebuilds_the_same_queue(tmp_path, site):
     # both call the same next ticket, and numbering continues without reuse
     assert eng2.pick_next(3, T0 + 20).id == eng.pick_next(3, T0 + 20).id  # type: ignore[union-attr]
     assert eng2.issue("dat-dai", None, T0 + 30).data["ticket"]["number"] == 2006
+
+
+def test_the_rating_window_survives_a_restart_and_an_inferred_finish_does_not_move_it(tmp_path, site):
+    led, eng = Ledger(tmp_path / "l.sqlite"), QueueEngine(site)
+    a = eng.issue("dat-dai", None, T0)
+    commit(led, eng, a)
+    commit(led, eng, eng.issue("dat-dai", None, T0 + 1))
+    commit(led, eng, eng.call_next(3, T0 + 10))
+    commit(led, eng, eng.finish(3, T0 + 60))  # A finished with the key: the box asks A
+    commit(led, eng, eng.call_next(3, T0 + 61))
+    commit(led, eng, eng.call_next(3, T0 + 90))  # B's finish inferred
+    led.close()
+    led2, eng2 = Ledger(tmp_path / "l.sqlite"), QueueEngine(site)
+    led2.load(eng2)
+    a_id = a.data["ticket"]["id"]
+    assert eng2.counters[3].last_finished_ticket == a_id
+    assert eng2.rate(3, 5, T0 + 100, ticket_id=a_id).data["ticket"]["id"] == a_id
