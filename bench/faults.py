@@ -7,12 +7,14 @@ does not is a bug, printed as it is (with its note), never hidden.
 
 The soak: a simulated week (Mon–Sun, the centre open Mon–Sat 07:30–17:00) at high clock
 speed, a site with 8 counters and 1,000 tickets a day, every daemon as a process (hub,
-dispenser, 8 counter boxes, hall board, hall speaker). Resident memory and open file
-descriptors of every daemon are sampled from /proc; the ledger is checked at the end.
+dispenser, 8 counter boxes, hall board, hall speaker), the load made by the boxes' own keys
+(``R/sim/{node}/press``: the dispenser's service keys, every counter's ``next``). Resident
+memory and open file descriptors of every daemon are sampled from /proc; the ledger is
+checked at the end. The boxes take ~10 presses a second, hence the default speed ×300.
 
     .venv/bin/python bench/faults.py                 # everything, full size (~25 min on a Pi 5)
     .venv/bin/python bench/faults.py --scale 0.25    # a quarter of every count
-    .venv/bin/python bench/faults.py --only soak --soak-days 7 --speed 1200
+    .venv/bin/python bench/faults.py --only soak --soak-days 7 --speed 300
 """
 
 from __future__ import annotations

@@ -296,7 +296,7 @@ class Observer:
         try:
             ev = json.loads(m.payload)
             rev = ev["rev"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             self.garbage += 1  # forged by the fuzzer: not the hub's
             return
         if type(rev) is not int or rev < 1 or not isinstance(ev.get("event_id"), str) or len(ev["event_id"]) < 8:
