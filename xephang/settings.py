@@ -8,9 +8,13 @@ Invalid settings are reported all at once, with "did you mean" for unknown keys.
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import os
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from xephang.clock import Clock, ScaledClock
-from xephang.site import Site
+from xephang.site import Site, cross_check_errors
 
 
 class SettingsError(ValueError):
@@ -104,17 +108,44 @@ class DaemonSettings(BaseSettings):
 S = TypeVar("S", bound=DaemonSettings)
 
 
+def _unwrap(ann: Any) -> list[Any]:
+    """The types an annotation may hold: Optional/Union/Annotated opened up."""
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(ann)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for a in typing.get_args(ann) if a is not type(None) for t in _unwrap(a)]
+    return [ann]
+
+
+def _step(ann: Any, part: Any) -> Any:
+    """The annotation found one ``loc`` level below ``ann`` (a field, a list entry, a dict value)."""
+    for t in _unwrap(ann):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            if isinstance(part, str):
+                f = t.model_fields.get(part) or next((f for f in t.model_fields.values() if f.alias == part), None)
+                if f is not None:
+                    return f.annotation
+            continue
+        origin, args = typing.get_origin(t), typing.get_args(t)
+        if origin in (list, tuple, set, frozenset, collections.abc.Sequence) and isinstance(part, int) and args:
+            if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+                return args[part] if part < len(args) else None
+            return args[0]
+        if origin in (dict, collections.abc.Mapping) and len(args) == 2:
+            return args[1]
+    return None
+
+
 def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str:
-    fields: list[str] = list(model.model_fields)
-    m: Any = model
+    """A close field name for an unknown ``key`` at ``loc`` — also inside list entries
+    (``counters.2.officr`` → officer, ``hardware.buttons.0.servce`` → service)."""
+    ann: Any = model
     for part in loc:
-        f = getattr(m, "model_fields", {}).get(part)
-        if f is None:
-            break
-        ann = f.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            m = ann
-            fields = list(ann.model_fields)
+        ann = _step(ann, part)
+        if ann is None:
+            return ""
+    fields = [name for t in _unwrap(ann) if isinstance(t, type) and issubclass(t, BaseModel) for name in t.model_fields]
     close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -131,6 +162,25 @@ def format_validation_errors(exc: ValidationError, model: type[BaseModel]) -> li
             shown = "" if isinstance(val, dict | list) or val is None else f" (got {str(val)[:60]!r})"
             out.append(f"{where}: {e['msg']}{shown}")
     return out
+
+
+def site_errors(data: Any) -> list[str]:
+    """Every problem of raw site data at once (empty when it is a valid site)."""
+    try:
+        Site.model_validate(data)
+    except ValidationError as exc:
+        return _site_errors(exc, data)
+    return []
+
+
+def _site_errors(exc: ValidationError, data: Any) -> list[str]:
+    # pydantic skips the cross-checks (a model validator) while any field is invalid, and
+    # joins them in one root line when it runs them: run them on what is readable instead
+    formatted = format_validation_errors(exc, Site)
+    errors = [f for e, f in zip(exc.errors(), formatted, strict=True) if not (e["loc"] == () and e["type"] == "value_error")]
+    if isinstance(data, Mapping):
+        errors += [x for x in cross_check_errors(data) if x not in errors]
+    return errors or formatted
 
 
 def load_settings(cls: type[S], config_path: str | Path | None = None, **overrides: Any) -> S:
@@ -164,7 +214,7 @@ def load_site(path: str | Path) -> Site:
     try:
         return Site.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError(format_validation_errors(exc, Site), str(path)) from None
+        raise SettingsError(_site_errors(exc, data), str(path)) from None
 
 
 def env_for(settings: DaemonSettings) -> dict[str, str]:

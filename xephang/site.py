@@ -7,8 +7,9 @@ needs labels (ticket, board, speaker). Strict: unknown keys are errors.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import time as dtime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -66,9 +67,11 @@ class PriorityGroup(Strict):
 
 
 class PriorityRule(Strict):
-    """Fairness: after ``every_n_normal`` normal tickets in a row a waiting priority ticket
-    goes first; priority tickets otherwise go first; nobody waits beyond ``max_wait_min``
-    while later tickets are called (the longest-waiting overdue ticket goes first)."""
+    """Fairness, per service: a waiting priority ticket goes before normal ones, but after
+    ``priority_per_normal`` priority calls in a row a waiting normal ticket is called (so a
+    stream of priority tickets never starves normal citizens); nobody waits beyond
+    ``max_wait_min`` while later tickets are called (the earliest-arrived overdue ticket of the
+    counter's services goes first, whatever its class or service)."""
 
     groups: tuple[PriorityGroup, ...] = ()
     priority_per_normal: int = Field(default=2, ge=1, le=20, description="priority tickets called before one waiting normal ticket must be called")
@@ -103,25 +106,7 @@ class Site(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Site:
-        errors: list[str] = []
-        ids = [s.id for s in self.services]
-        dup = {i for i in ids if ids.count(i) > 1}
-        if dup:
-            errors.append(f"services: duplicate id {sorted(dup)}")
-        nums = [c.number for c in self.counters]
-        dupc = {n for n in nums if nums.count(n) > 1}
-        if dupc:
-            errors.append(f"counters: duplicate number {sorted(dupc)}")
-        bands = sorted((s.band[0], s.band[1], s.id) for s in self.services)
-        for (_lo1, hi1, a), (lo2, _hi2, b) in zip(bands, bands[1:], strict=False):
-            if lo2 <= hi1:
-                errors.append(f"services: bands of {a!r} and {b!r} overlap")
-        for c in self.counters:
-            for s in c.services:
-                if s not in ids:
-                    errors.append(f"counters: counter {c.number} names unknown service {s!r}")
-        if self.rating_scale not in (3, 5):
-            errors.append("rating_scale must be 3 or 5")
+        errors = cross_check_errors(self.model_dump())
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -140,6 +125,59 @@ class Site(Strict):
 
     def service_ids(self) -> list[str]:
         return [s.id for s in self.services]
+
+
+def _int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    v = data.get(key)
+    return [e for e in v if isinstance(e, Mapping)] if isinstance(v, list | tuple) else []
+
+
+def cross_check_errors(data: Mapping[str, Any]) -> list[str]:
+    """The checks across sections (duplicate ids, overlapping bands, counters naming unknown
+    services, the rating scale), on raw site data that may be invalid elsewhere: whatever is
+    readable is checked, so these errors are listed together with every field error."""
+    errors: list[str] = []
+    services = _entries(data, "services")
+    ids = [s["id"] for s in services if isinstance(s.get("id"), str)]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        errors.append(f"services: duplicate id {sorted(dup)}")
+    bands = []
+    for s in services:
+        band = s.get("band")
+        pair = [_int(x) for x in band] if isinstance(band, list | tuple) and len(band) == 2 else []
+        if len(pair) == 2 and pair[0] is not None and pair[1] is not None and pair[0] < pair[1]:
+            bands.append((pair[0], pair[1], str(s.get("id", "?"))))
+    bands.sort()
+    for (_lo1, hi1, a), (lo2, _hi2, b) in zip(bands, bands[1:], strict=False):
+        if lo2 <= hi1:
+            errors.append(f"services: bands of {a!r} and {b!r} overlap")
+    counters = _entries(data, "counters")
+    nums = [n for c in counters if (n := _int(c.get("number"))) is not None]
+    dupc = {n for n in nums if nums.count(n) > 1}
+    if dupc:
+        errors.append(f"counters: duplicate number {sorted(dupc)}")
+    if isinstance(data.get("services"), list | tuple):  # unreadable services: nothing to compare with
+        for i, c in enumerate(counters):
+            named = c.get("services")
+            for s in named if isinstance(named, list | tuple) else ():
+                if isinstance(s, str) and s not in ids:
+                    who = f"counter {c['number']}" if _int(c.get("number")) is not None else f"counters.{i}"
+                    errors.append(f"counters: {who} names unknown service {s!r}")
+    priority = data.get("priority")
+    groups = _entries(priority, "groups") if isinstance(priority, Mapping) else []
+    gids = [g["id"] for g in groups if isinstance(g.get("id"), str)]
+    dupg = {g for g in gids if gids.count(g) > 1}
+    if dupg:
+        errors.append(f"priority.groups: duplicate id {sorted(dupg)}")
+    scale = _int(data.get("rating_scale", 5))
+    if scale is not None and scale not in (3, 5):
+        errors.append("rating_scale must be 3 or 5")
+    return errors
 
 
 def format_number(number: int, prefix: str = "") -> str:
