@@ -172,6 +172,11 @@ class HubDaemon(Daemon[HubSettings]):
                 self.bus.stats.dropped_by_code[exc.code] += 1
                 log.warning("dropped request on %s (%s): %s; payload %r", msg.topic, exc.code, exc, msg.payload[:200])
                 continue
+            except Exception:  # the blast shield: one bad message never stops the hub or its batch
+                self.bus.stats.dropped += 1
+                self.bus.stats.dropped_by_code["internal"] += 1
+                log.exception("request on %s could not be handled; payload %r", msg.topic, msg.payload[:200])
+                continue
             if r is not None:
                 replies.append(r)
         self._commit_and_publish(merged, replies)
@@ -258,7 +263,7 @@ class HubDaemon(Daemon[HubSettings]):
         if isinstance(req, Resume):
             return e.resume(req.counter, now)
         if isinstance(req, Rate):
-            return e.rate(req.counter, req.score, now)
+            return e.rate(req.counter, req.score, now, ticket_id=req.ticket_id)
         if isinstance(req, VoidTicket):
             return e.void(req.ticket_id, req.reason, now)
         raise CommandError("unknown-action", f"unsupported action {req.ACTION}")  # pragma: no cover
@@ -457,7 +462,7 @@ def _peek(payload: bytes) -> tuple[str, str, str] | None:
         return None
     try:
         obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(obj, dict):
         return None

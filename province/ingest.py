@@ -146,8 +146,8 @@ def parse_hourly(payload: bytes) -> tuple[str, int, float, str]:
         if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
             raise ValueError(f"hour {hour!r}")
         at = float(at)
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-        raise BadPayload("invalid", f"hourly summary: {exc}") from None
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadPayload("invalid", f"hourly summary: {exc!r}"[:300]) from None
     return day, hour, at, json.dumps(body, ensure_ascii=False)
 
 

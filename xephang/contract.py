@@ -180,6 +180,8 @@ def decode(model: type[Message], payload: bytes | str) -> Any:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadPayload("bad-json", f"payload is not JSON: {exc}") from None
+    except RecursionError:  # 50 KB of "[" is valid-looking JSON nested past the parser's stack
+        raise BadPayload("bad-json", "payload is nested too deeply") from None
     if not isinstance(obj, dict):
         raise BadPayload("bad-json", "payload must be a JSON object")
     schema = obj.get("schema")

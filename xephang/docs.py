@@ -113,9 +113,14 @@ def render_protocol() -> str:
         "- `NodeStatus.session` grows on every connect of a node. A Will of an older session that lands after "
         "the node came back is answered by the node re-publishing its birth.",
         "- Error codes in replies: " + ", ".join(f"`{x}`" for x in (
-            "bad-json", "bad-utf8", "too-large", "wrong-schema", "invalid", "unknown-action", "forbidden",
+            "wrong-schema", "invalid", "unknown-action", "forbidden",
             "unknown-service", "unknown-counter", "unknown-priority-group", "not-serving", "same-service",
-            "rating-window-closed", "already-rated", "not-voidable", "band-exhausted", "unavailable")) + ".",
+            "rating-window-closed", "rating-wrong-ticket", "already-rated", "not-voidable", "band-exhausted",
+            "unavailable")) + ".",
+        f"- A payload that cannot be read is never answered: over {c.MAX_PAYLOAD_BYTES // 1024} KiB (`too-large`), "
+        "not UTF-8 (`bad-utf8`), not JSON or nested too deeply (`bad-json`), or without a readable "
+        "`request_id`, `source` and `reply_to`. The hub drops it unread and counts it by that code in "
+        "`dropped_by_code` of its health (`internal`: a request the hub failed to handle, logged with its trace).",
         "",
         "## Request actions",
         "",

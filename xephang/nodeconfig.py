@@ -206,5 +206,5 @@ def _request_id_of(payload: bytes) -> str | None:
         obj = json.loads(payload)
         rid = obj.get("request_id") if isinstance(obj, dict) else None
         return rid if isinstance(rid, str) and 0 < len(rid) <= 64 else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
