@@ -331,8 +331,11 @@ class FakePrinter(Printer):
     kind = "fake"
 
     def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full",
-                 paper: str = "ok", answers_status: bool = True, send_delay_s: float = 0.0) -> None:
+                 paper: str = "ok", answers_status: bool = True, send_delay_s: float = 0.0,
+                 keep_last: int | None = None) -> None:
         super().__init__(width_px=width_px, profile=profile, cut=cut)
+        self.keep_last = keep_last  # None: every job's bytes stay (tests); N: only the last N (the sim)
+        self.job_count = 0  # whole jobs printed, kept or not
         self.paper = paper
         self.offline = False
         self.answers_status = answers_status
@@ -390,6 +393,11 @@ class FakePrinter(Printer):
             self.jobs.append(job)
             self.labels.append(label)
             self.sent_at.append(time.monotonic())
+            self.job_count += 1
+            if self.keep_last is not None:  # a day of tickets is megabytes: the sim keeps files instead
+                for kept in (self.jobs, self.labels, self.sent_at):
+                    del kept[:-self.keep_last or len(kept)]
+                self.output = bytearray(job) if self.keep_last else bytearray()
             self._cond.notify_all()
         self._after_job(job, label)
 
@@ -399,7 +407,7 @@ class FakePrinter(Printer):
     def wait_jobs(self, count: int, timeout: float = 5.0) -> bool:
         """Wait until at least ``count`` whole jobs were printed."""
         with self._cond:
-            return self._cond.wait_for(lambda: len(self.jobs) >= count, timeout)
+            return self._cond.wait_for(lambda: self.job_count >= count, timeout)
 
     def images(self) -> list[Image.Image]:
         """Each printed job decoded back into the image the paper shows."""
@@ -415,13 +423,14 @@ class SimPrinter(FakePrinter):
     kind = "sim"
 
     def __init__(self, out_dir: Path | str, *, width_px: int = 576, profile: str = "", cut: str = "full",
-                 paper: str = "ok") -> None:
-        super().__init__(width_px=width_px, profile=profile, cut=cut, paper=paper)
+                 paper: str = "ok", keep_last: int | None = 1) -> None:
+        # a sim dispenser prints all day long: its tickets live in the folder, not in memory
+        super().__init__(width_px=width_px, profile=profile, cut=cut, paper=paper, keep_last=keep_last)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         existing = sorted(self.out_dir.glob("[0-9][0-9][0-9][0-9]-*.bin"))
         self._seq = int(existing[-1].name[:4]) if existing else 0
-        self.files: list[Path] = []
+        self.last_file: Path | None = None
 
     def _after_job(self, job: bytes, label: str) -> None:
         self._seq += 1
@@ -431,7 +440,7 @@ class SimPrinter(FakePrinter):
         img = decode_job(job).image()
         if img is not None:
             img.save(stem.with_suffix(".png"))
-        self.files.append(stem.with_suffix(".bin"))
+        self.last_file = stem.with_suffix(".bin")
         log.info("sim printer: wrote %s", stem.with_suffix(".bin"))
 
 

@@ -24,11 +24,8 @@ def test_two_simulated_days_through_the_boxes_no_leak_ledger_consistent(tmp_path
     assert f["printed"] == f["presses"]  # every ticket on paper
     assert f["dispenser"]["refused"] == 0 and f["dispenser"]["failed"] == 0
     assert (t.lost, t.duplicates) == (0, 0), (t.notes, S.soak_lines(f))
-    # resources: no descriptor leaked, memory bounded after warm-up.
-    # BUG (open, found by this test): the sim dispenser grows ~120 KB per ticket —
-    # ticketd.printer.FakePrinter keeps every job in ``self.jobs`` and ``self.output`` and
-    # SimPrinter inherits that; fix: SimPrinter (it writes each job to a .bin file) keeps no
-    # bytes, or both become bounded (deque(maxlen=...), output cut to the last job).
+    # resources: no descriptor leaked, memory bounded after warm-up (this test found the sim
+    # dispenser keeping every ticket's bytes, ~120 KB each: SimPrinter now keeps the last one)
     for node, m in f["mem"].items():
         assert m["samples"] >= 20, node
         assert m["fds_end"] <= m["fds_warm"], (node, m)

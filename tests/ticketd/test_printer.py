@@ -132,6 +132,9 @@ def test_sim_printer_writes_bytes_and_a_png_preview(site, issued_at, tmp_path):
     p2 = SimPrinter(tmp_path, width_px=384)
     p2.print_image(ticket, label="x")
     assert (tmp_path / "0003-x.bin").exists()
+    # a sim dispenser prints all day: only the last job stays in memory, the rest is in the folder
+    assert (p.job_count, len(p.jobs), p.labels, len(p.output)) == (2, 1, ["2001 reprint"], len(p.jobs[0]))
+    assert p.wait_jobs(2, timeout=0) and p.last_file == bins[1]
 
 
 def test_file_backend_writes_one_job_and_cannot_answer_status(site, issued_at, tmp_path):
