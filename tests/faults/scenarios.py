@@ -805,12 +805,12 @@ def soak_boxes(root: Path, *, hours: float, speed: float, per_day: int, counters
             sm = [s for s in samples[x] if s[1] > 0]
             # warm = after the first simulated hours of load (imports, caches, fonts warmed up)
             warm = [s for s in sm if s[0] >= origin + min(hours / 3, 24) * 3600] or sm[len(sm) // 2:]
-            # descriptors: the most seen over the first third of the warm run (the speaker holds its
-            # device open through opening hours, a board has a frame file open for a moment) against
-            # the fewest of the last three samples: a leak raises that floor past every early peak
-            early = warm[: max(3, len(warm) // 3)]
+            # descriptors: the most seen in the warm run before the last three samples (the speaker
+            # holds its device open in opening hours only, a board has a frame file open for a
+            # moment) against the fewest of those last three: a leak raises the floor past every peak
+            before_end = warm[:-3] or warm
             mem[x] = {"rss_warm_mb": warm[0][1] / 1024, "rss_end_mb": sm[-1][1] / 1024,
-                      "fds_warm": max(s[2] for s in early), "fds_end": min(s[2] for s in sm[-3:]),
+                      "fds_warm": max(s[2] for s in before_end), "fds_end": min(s[2] for s in sm[-3:]),
                       "fds_max": max(s[2] for s in warm),
                       "samples": len(sm)}
         facts["mem"] = mem
