@@ -16,24 +16,31 @@ pytestmark = pytest.mark.broker
 hub_testing = pytest.importorskip("hubd.testing")
 
 
+def start_board(tmp_path, site_file, broker: BrokerSettings, size: tuple[int, int]) -> DisplayDaemon:
+    """The hall board in sim mode (PNG frames), its state kept in ``tmp_path/display`` across restarts."""
+    settings = DisplaySettings(site="tuong-linh", node="display-hall", site_file=site_file,
+                               state_dir=tmp_path / "display", sim=True, sim_out=tmp_path / "out",
+                               screen=ScreenSettings(size=size), broker=broker)
+    d = DisplayDaemon(settings)
+    d.start()
+    return d
+
+
+def pump(d: DisplayDaemon, cond, timeout: float = 10.0) -> bool:
+    """Run the board's owner loop until ``cond()`` holds (or ``timeout``)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        d.step(timeout=0.05)
+        if cond():
+            return True
+    return False
+
+
 def test_officer_presses_next_and_the_board_shows_the_ticket(tmp_path, mosquitto, site_file):
     broker = BrokerSettings(port=mosquitto.port)
     with hub_testing.running_hub(mosquitto.port, tmp_path / "hub", site_file):
         def board() -> DisplayDaemon:
-            settings = DisplaySettings(site="tuong-linh", node="display-hall", site_file=site_file,
-                                       state_dir=tmp_path / "display", sim=True, sim_out=tmp_path / "out",
-                                       screen=ScreenSettings(size=(1280, 720)), broker=broker)
-            d = DisplayDaemon(settings)
-            d.start()
-            return d
-
-        def pump(d: DisplayDaemon, cond, timeout: float = 10.0) -> bool:
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                d.step(timeout=0.05)
-                if cond():
-                    return True
-            return False
+            return start_board(tmp_path, site_file, broker, (1280, 720))
 
         dispenser = Bus(site="tuong-linh", node="dispenser-1", role="dispenser", broker=broker, state_dir=tmp_path / "disp")
         counter = Bus(site="tuong-linh", node="counter-3", role="counter", broker=broker, state_dir=tmp_path / "ctr")
@@ -78,20 +85,7 @@ def test_a_board_down_while_tickets_are_called_shows_the_final_picture_and_repla
     broker = BrokerSettings(port=mosquitto.port)
     with hub_testing.running_hub(mosquitto.port, tmp_path / "hub", site_file):
         def board() -> DisplayDaemon:
-            settings = DisplaySettings(site="tuong-linh", node="display-hall", site_file=site_file,
-                                       state_dir=tmp_path / "display", sim=True, sim_out=tmp_path / "out",
-                                       screen=ScreenSettings(size=(1920, 1080)), broker=broker)
-            d = DisplayDaemon(settings)
-            d.start()
-            return d
-
-        def pump(d: DisplayDaemon, cond, timeout: float = 10.0) -> bool:
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                d.step(timeout=0.05)
-                if cond():
-                    return True
-            return False
+            return start_board(tmp_path, site_file, broker, (1920, 1080))
 
         dispenser = Bus(site="tuong-linh", node="dispenser-1", role="dispenser", broker=broker, state_dir=tmp_path / "disp")
         counters = {n: Bus(site="tuong-linh", node=f"counter-{n}", role="counter", broker=broker,
