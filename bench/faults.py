@@ -63,6 +63,7 @@ def scenarios(scale: float) -> list[Tally]:
         ("security", S.security),
         ("hardware", S.hardware),
         ("audio gone", S.audio_gone),
+        ("audio gone mid-run", lambda p: S.audio_gone_mid_run(p, rounds=n(5))),
     ]
     print(HEADER, flush=True)
     return [_run(name, fn) for name, fn in plan]

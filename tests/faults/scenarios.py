@@ -692,6 +692,62 @@ def audio_gone(root: Path) -> tuple[Tally, dict[str, Any]]:
     return t, facts
 
 
+def audio_gone_mid_run(root: Path, *, rounds: int = 2) -> tuple[Tally, dict[str, Any]]:
+    """The hall speaker loses its device while running (``rounds`` times) and gets it back: the
+    call made meanwhile is held, not dropped; ``audio-missing`` is raised and cleared; every
+    call is said once. The sim player opens SDL's ``disk`` device for each announcement, so the
+    device is pulled at process level by putting a folder where its capture file goes."""
+    import shutil
+
+    t = Tally("audio device gone mid-run")
+    facts: dict[str, Any] = {"rounds": []}
+    R = "xephang/v1/tuong-linh"
+    alert = f"{R}/node/announcer-hall/alert/audio-missing"
+    with Centre(root) as c:
+        c.start("hub")
+        c.start("announcer-hall")
+        obs = Observer(c.bus("tech-obs"))
+        ld = Loader(c.bus("tech-load"), LOAD_COUNTERS, SERVICES)
+        assert obs.wait(lambda: obs.online("hub") and obs.online("announcer-hall"), 30)
+        capture = c.sim_out / "announcer-hall" / "capture.raw"
+        calls = 0
+        for _ in range(rounds):
+            ld.issue()
+            ld.issue()
+            _wait_idle(obs, ld, 20)
+            ld.call()  # said while the device is there
+            calls += 1
+            _wait_idle(obs, ld, 20)
+            said = obs.wait(lambda n=calls: len(c.wavs()) >= n, 20)
+            obs.wait(lambda: not c.procs["announcer-hall"].alive() or not capture.exists() or capture.is_file(), 5)
+            capture.unlink(missing_ok=True)
+            capture.mkdir(parents=True)  # the device is gone: SDL cannot open its output any more
+            t.faults += 1
+            ld.call()  # made while the speaker has no device
+            calls += 1
+            _wait_idle(obs, ld, 20)
+            raised = obs.wait(lambda: bool(obs.retained.get(alert)), 20)
+            held = len(c.wavs()) == calls - 1  # not said into nothing, not dropped yet
+            t0 = time.monotonic()
+            shutil.rmtree(capture)  # the device is back
+            back = obs.wait(lambda n=calls: len(c.wavs()) >= n, 30)
+            cleared = obs.wait(lambda: not obs.retained.get(alert), 10)
+            facts["rounds"].append({"said_before": said, "alert": raised, "held": held, "said_after": back,
+                                    "cleared": cleared})
+            if back:
+                t.recoveries.append(time.monotonic() - t0)
+        obs.wait(lambda: False, 1.0)
+        n_wav, dup_wav = wav_duplicates(c)
+        t.operations = calls
+        t.lost += max(0, calls - n_wav)
+        t.duplicates += dup_wav
+        facts["alive"] = c.procs["announcer-hall"].alive()
+        facts["wavs"] = n_wav
+        if not facts["alive"]:
+            t.notes.append("announcerd died when its device went away")
+    return t, facts
+
+
 # ---------------------------------------------------------------------------------------------
 # Soak: the load through the real boxes
 

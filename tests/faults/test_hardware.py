@@ -25,3 +25,11 @@ def test_no_audio_device_at_boot_the_speaker_stays_up_with_an_alert(tmp_path):
     t, f = S.audio_gone(tmp_path)
     assert f["announcer_alive"], f"announcerd exited with {f['exit']}"
     assert f["audio_alert"]
+
+
+def test_the_speaker_loses_its_device_mid_run_holds_the_call_and_says_it_when_back(tmp_path):
+    t, f = S.audio_gone_mid_run(tmp_path, rounds=2)
+    assert f["alive"], "announcerd must stay up without its device"
+    for r in f["rounds"]:
+        assert r == {"said_before": True, "alert": True, "held": True, "said_after": True, "cleared": True}, f
+    assert (t.lost, t.duplicates) == (0, 0) and f["wavs"] == t.operations == 4
