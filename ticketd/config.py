@@ -7,8 +7,10 @@ Strict like the site model: an unknown key is an error, so a typo is caught at s
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -157,20 +159,60 @@ class HardwareConfig(Strict):
 
     @model_validator(mode="after")
     def _pins_unique(self) -> HardwareConfig:
-        pins: list[int | str] = []
-        for b in self.buttons:
-            pins += [b.pin] + ([b.led_pin] if b.led_pin is not None else [])
-        for k in self.priority_keys:
-            pins += [k.pin] + ([k.led_pin] if k.led_pin is not None else [])
-        pins += [p for p in (self.tech_key_pin, self.test_key_pin, self.status_led_pin, self.buzzer_pin) if p is not None]
-        dup = sorted({str(p) for p in pins if pins.count(p) > 1})
-        if dup:
-            raise ValueError(f"hardware: pins used twice: {dup}")
-        names = [b.key_name() for b in self.buttons] + [k.name for k in self.priority_keys]
-        dupn = sorted({n for n in names if names.count(n) > 1})
-        if dupn:
-            raise ValueError(f"hardware: key names used twice: {dupn}")
+        errors = hardware_clash_errors(self.model_dump())
+        if errors:
+            raise ValueError("; ".join(errors))
         return self
+
+
+def hardware_clash_errors(hw: Mapping[str, Any]) -> list[str]:
+    """Pins and key names used twice in a ``[hardware]`` table — parsed or raw, so the check
+    also runs next to other errors of the same file (every error is listed at once)."""
+    def entries(key: str) -> list[Mapping[str, Any]]:
+        v = hw.get(key) or ()
+        return [e for e in v if isinstance(e, Mapping)] if isinstance(v, list | tuple) else []
+
+    pins: list[str] = []
+    for e in entries("buttons") + entries("priority_keys"):
+        pins += [str(e[k]) for k in ("pin", "led_pin") if e.get(k) is not None]
+    pins += [str(hw[k]) for k in ("tech_key_pin", "test_key_pin", "status_led_pin", "buzzer_pin") if hw.get(k) is not None]
+    errors = []
+    dup = sorted({p for p in pins if pins.count(p) > 1})
+    if dup:
+        errors.append(f"hardware: pins used twice: {dup}")
+
+    def button_name(e: Mapping[str, Any]) -> str:
+        return str(e.get("name") or (f"{e.get('service')}-priority" if e.get("priority_group") else e.get("service")))
+
+    names = [button_name(e) for e in entries("buttons")] + [str(e.get("name") or "priority") for e in entries("priority_keys")]
+    dupn = sorted({n for n in names if names.count(n) > 1})
+    if dupn:
+        errors.append(f"hardware: key names used twice: {dupn}")
+    return errors
+
+
+def hardware_site_errors(hw: Mapping[str, Any], services: set[str], groups: set[str]) -> list[str]:
+    """Buttons and priority keys that name a service or group the site does not have."""
+    errors: list[str] = []
+    buttons, keys = hw.get("buttons") or (), hw.get("priority_keys") or ()
+    for i, b in enumerate(buttons if isinstance(buttons, list | tuple) else ()):
+        if not isinstance(b, Mapping):
+            continue
+        if "service" in b and b["service"] not in services:
+            close = difflib.get_close_matches(str(b["service"]), sorted(services), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            errors.append(f"hardware.buttons.{i}.service: {b['service']!r} is not a service of the site{hint} "
+                          f"{sorted(services)}")
+        if b.get("priority_group") is not None and b["priority_group"] not in groups:
+            errors.append(f"hardware.buttons.{i}.priority_group: unknown group {b['priority_group']!r}")
+    for i, k in enumerate(keys if isinstance(keys, list | tuple) else ()):
+        if not isinstance(k, Mapping):
+            continue
+        if k.get("group") and k["group"] not in groups:
+            errors.append(f"hardware.priority_keys.{i}.group: unknown group {k['group']!r}")
+        if not k.get("group") and not groups:
+            errors.append(f"hardware.priority_keys.{i}: the site has no priority groups")
+    return errors
 
 
 class TicketdConfig(Strict):

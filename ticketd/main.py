@@ -19,10 +19,11 @@ path runs.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +31,13 @@ from escpos.capabilities import get_profile
 from pydantic import BaseModel, Field, ValidationError
 
 from ticketd.board import DispenserBoard, sim_hardware
-from ticketd.config import HardwareConfig, PrinterConfig, TicketLayout
+from ticketd.config import (
+    HardwareConfig,
+    PrinterConfig,
+    TicketLayout,
+    hardware_clash_errors,
+    hardware_site_errors,
+)
 from ticketd.dispenser import Dispenser, Notice, Outcome, PressResult, TicketJob
 from ticketd.printer import PaperOut, Printer, PrinterError, PrinterOffline, PrinterState, open_printer
 from ticketd.render import TicketRenderer, TicketView
@@ -48,7 +55,7 @@ from xephang.contract import (
 from xephang.daemon import Daemon
 from xephang.hw import KeyPress, make_pin_factory
 from xephang.presence import NodeWatch
-from xephang.settings import DaemonSettings, SettingsError
+from xephang.settings import DaemonSettings, SettingsError, load_site
 from xephang.site import Site
 
 log = logging.getLogger(__name__)
@@ -73,6 +80,22 @@ class TicketdSettings(DaemonSettings):
     request_attempts: int = Field(default=3, ge=1, le=10)
     printer_check_s: float = Field(default=30.0, gt=0, le=3600, description="status poll when the printer is fine")
     printer_fault_check_s: float = Field(default=2.0, gt=0, le=600, description="status poll while it is not")
+
+    @classmethod
+    def cross_check_errors(cls, data: Mapping[str, Any]) -> list[str]:
+        """Pins used twice and buttons naming what the site lacks, listed beside field errors."""
+        hw = data.get("hardware")
+        if not isinstance(hw, Mapping):
+            return []
+        errors = hardware_clash_errors(hw)
+        site_file = data.get("site_file") or os.environ.get("XEPHANG_SITE_FILE")
+        if site_file:
+            try:
+                site = load_site(site_file)
+            except SettingsError:
+                return errors  # the site's own errors come when it is loaded
+            errors += hardware_site_errors(hw, set(site.service_ids()), {g.id for g in site.priority.groups})
+        return errors
 
 
 class TicketDaemon(Daemon[TicketdSettings]):
@@ -111,19 +134,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
         """Local config errors are permanent: report them all now (exit 78), not at the first press."""
         s = self.settings
         site = s.load_site()
-        errors: list[str] = []
-        services = set(site.service_ids())
-        groups = {g.id for g in site.priority.groups}
-        for i, b in enumerate(s.hardware.buttons):
-            if b.service not in services:
-                errors.append(f"hardware.buttons.{i}.service: {b.service!r} is not a service of the site {sorted(services)}")
-            if b.priority_group is not None and b.priority_group not in groups:
-                errors.append(f"hardware.buttons.{i}.priority_group: unknown group {b.priority_group!r}")
-        for i, k in enumerate(s.hardware.priority_keys):
-            if k.group and k.group not in groups:
-                errors.append(f"hardware.priority_keys.{i}.group: unknown group {k.group!r}")
-            if not k.group and not groups:
-                errors.append(f"hardware.priority_keys.{i}: the site has no priority groups")
+        errors = hardware_site_errors(s.hardware.model_dump(), set(site.service_ids()),
+                                      {g.id for g in site.priority.groups})
         try:
             profile = get_profile(s.printer.profile_for(s.ticket.width_px))
             width = profile.profile_data["media"]["width"].get("pixels", "Unknown")

@@ -95,6 +95,13 @@ class DaemonSettings(BaseSettings):
         # environment beats the TOML file (passed as init kwargs)
         return env_settings, init_settings
 
+    @classmethod
+    def cross_check_errors(cls, data: Mapping[str, Any]) -> list[str]:
+        """Checks across sections (or against the site) on the raw settings data. They run
+        when other fields are invalid too, so a file's errors are all listed at once (pydantic
+        skips a model's own cross-checks while any of its fields is invalid). None by default."""
+        return []
+
     def load_site(self) -> Site:
         if not self.site_file:
             raise SettingsError(["site_file: not set (XEPHANG_SITE_FILE or site_file in the config)"])
@@ -199,7 +206,9 @@ def load_settings(cls: type[S], config_path: str | Path | None = None, **overrid
     try:
         return cls(**data)
     except ValidationError as exc:
-        raise SettingsError(format_validation_errors(exc, cls), source) from None
+        errors = format_validation_errors(exc, cls)
+        errors += [e for e in cls.cross_check_errors(data) if not any(e in x for x in errors)]
+        raise SettingsError(errors, source) from None
 
 
 def load_site(path: str | Path) -> Site:

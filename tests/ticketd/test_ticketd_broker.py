@@ -117,6 +117,18 @@ def test_console_script_checks_its_settings(tmp_path, site_file):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 78  # both mistakes reported at once
     assert "'ho-tic' is not a service" in r.stderr and "384 px wide" in r.stderr
+    # a field error elsewhere does not hide the cross-checks: pins used twice, a service the
+    # site lacks and a bad number are all listed in one run
+    cfg.write_text(f'site_file = "{site_file}"\nrequest_attempts = 99\n'
+                   '[hardware]\nbuttons = [{ service = "ho-tic", pin = 5 }, { service = "dat-dai", pin = 5 }]\n'
+                   'buzzer_pin = "x"\ntech_hold_s = 0\n')
+    r = subprocess.run([sys.executable, "-m", "ticketd.main", "--config", str(cfg), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78
+    for want in ("request_attempts", "hardware.tech_hold_s", "pins used twice: ['5']",
+                 "'ho-tic' is not a service of the site (did you mean 'ho-tich'?)"):
+        assert want in r.stderr, (want, r.stderr)
+    assert r.stderr.count("pins used twice") == 1
     cfg.write_text(f'site_file = "{site_file}"\nsim = true\n[printer]\nbackend = "sim"\n')
     r = subprocess.run([sys.executable, "-m", "ticketd.main", "--config", str(cfg), "--check"],
                        capture_output=True, text=True, timeout=60)
