@@ -692,6 +692,23 @@ def audio_gone(root: Path) -> tuple[Tally, dict[str, Any]]:
     return t, facts
 
 
+def _holds(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open."""
+    import os
+
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def audio_gone_mid_run(root: Path, *, rounds: int = 2) -> tuple[Tally, dict[str, Any]]:
     """The hall speaker loses its device while running (``rounds`` times) and gets it back: the
     call made meanwhile is held, not dropped; ``audio-missing`` is raised and cleared; every
@@ -710,27 +727,34 @@ def audio_gone_mid_run(root: Path, *, rounds: int = 2) -> tuple[Tally, dict[str,
         ld = Loader(c.bus("tech-load"), LOAD_COUNTERS, SERVICES)
         assert obs.wait(lambda: obs.online("hub") and obs.online("announcer-hall"), 30)
         capture = c.sim_out / "announcer-hall" / "capture.raw"
-        calls = 0
+        for _ in SERVICES * rounds * 2:  # a ticket waiting for every counter, every round
+            ld.issue()
+        _wait_idle(obs, ld, 30)
+
+        def call_one() -> bool:
+            """Next on the load's counters in turn until one calls a ticket."""
+            before = len(ld.called)
+            for _ in LOAD_COUNTERS:
+                ld.call()
+                _wait_idle(obs, ld, 20)
+                if len(ld.called) > before:
+                    return True
+            return False
+
         for _ in range(rounds):
-            ld.issue()
-            ld.issue()
-            _wait_idle(obs, ld, 20)
-            ld.call()  # said while the device is there
-            calls += 1
-            _wait_idle(obs, ld, 20)
-            said = obs.wait(lambda n=calls: len(c.wavs()) >= n, 20)
-            obs.wait(lambda: not c.procs["announcer-hall"].alive() or not capture.exists() or capture.is_file(), 5)
+            call_one()  # said while the device is there
+            said = obs.wait(lambda: len(c.wavs()) >= len(ld.called), 20)
+            # pull the device between announcements: the sim speaker holds it only while speaking
+            obs.wait(lambda: not _holds(c.procs["announcer-hall"].pid, capture), 60)
             capture.unlink(missing_ok=True)
             capture.mkdir(parents=True)  # the device is gone: SDL cannot open its output any more
             t.faults += 1
-            ld.call()  # made while the speaker has no device
-            calls += 1
-            _wait_idle(obs, ld, 20)
+            call_one()  # made while the speaker has no device
             raised = obs.wait(lambda: bool(obs.retained.get(alert)), 20)
-            held = len(c.wavs()) == calls - 1  # not said into nothing, not dropped yet
+            held = len(c.wavs()) == len(ld.called) - 1  # not said into nothing, not dropped yet
             t0 = time.monotonic()
             shutil.rmtree(capture)  # the device is back
-            back = obs.wait(lambda n=calls: len(c.wavs()) >= n, 30)
+            back = obs.wait(lambda: len(c.wavs()) >= len(ld.called), 30)
             cleared = obs.wait(lambda: not obs.retained.get(alert), 10)
             facts["rounds"].append({"said_before": said, "alert": raised, "held": held, "said_after": back,
                                     "cleared": cleared})
@@ -738,8 +762,8 @@ def audio_gone_mid_run(root: Path, *, rounds: int = 2) -> tuple[Tally, dict[str,
                 t.recoveries.append(time.monotonic() - t0)
         obs.wait(lambda: False, 1.0)
         n_wav, dup_wav = wav_duplicates(c)
-        t.operations = calls
-        t.lost += max(0, calls - n_wav)
+        t.operations = len(ld.called)
+        t.lost += max(0, len(ld.called) - n_wav)
         t.duplicates += dup_wav
         facts["alive"] = c.procs["announcer-hall"].alive()
         facts["wavs"] = n_wav
