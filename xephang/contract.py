@@ -584,6 +584,9 @@ class SimPress(StrictMessage):
     schema_: str = Field(default=SCHEMA, alias="schema")
     button: str = Field(min_length=1, max_length=40, description="service id, priority, next, recall, rate-3 …")
     hold_s: float = Field(default=0.0, ge=0, le=30)
+    press_id: str = Field(default_factory=new_request_id, min_length=1, max_length=64,
+                          description="made once per simulated press (default: a new one); QoS 1 may deliver a "
+                                      "press twice (a broker restored from its persistence): the node acts once per id")
 
 
 ALL_MODELS: list[type[Message]] = [

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -32,6 +33,7 @@ from xephang.settings import DaemonSettings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
+SIM_PRESSES_REMEMBERED = 1024  # press ids kept to recognise a redelivered simulated press
 EXIT_CONFIG = 78  # EX_CONFIG: bad local settings
 EXIT_FATAL = 76  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
 
@@ -88,6 +90,8 @@ class Daemon(Generic[S]):
         self.bus = bus or Bus(site=settings.site, node=self.node, role=self.role, broker=settings.broker,
                               state_dir=settings.state_dir)
         self.alerts: dict[str, Alert] = {}
+        self._sim_seen: OrderedDict[str, None] = OrderedDict()  # press ids already acted on
+        self.sim_presses_repeated = 0
         self._next_health = 0.0
         self.node_config: NodeConfigManager | None = None
         if self.node_config_model is not None:
@@ -165,7 +169,15 @@ class Daemon(Generic[S]):
         systemd.notify("READY=1", f"STATUS={self.role} {self.node} connected")
 
     def _on_sim(self, msg: Inbound) -> None:
-        self.on_sim_press(decode(SimPress, msg.payload))
+        press = decode(SimPress, msg.payload)
+        if press.press_id in self._sim_seen:  # the same press delivered again: one press, one action
+            self.sim_presses_repeated += 1
+            log.info("simulated press %s (%s) delivered again: ignored", press.press_id, press.button)
+            return
+        self._sim_seen[press.press_id] = None
+        while len(self._sim_seen) > SIM_PRESSES_REMEMBERED:
+            self._sim_seen.popitem(last=False)
+        self.on_sim_press(press)
 
     # ---- the loop -------------------------------------------------------------------------
     def start(self) -> None:

@@ -66,8 +66,12 @@ def _fields(model: type[BaseModel]) -> list[str]:
             req, default = "yes", ""
         else:
             req = "no"
-            d = f.get_default(call_default_factory=True)
-            default = "" if d is None else f"`{d!r}`" if not isinstance(d, dict | list) or d else f"`{d!r}`"
+            factory = f.default_factory
+            if factory is not None and getattr(factory, "__name__", "") not in ("dict", "list", "<lambda>"):
+                default = f"a new `{factory.__name__}()`"  # a made-up value (an id) is no documented default
+            else:
+                d = f.get_default(call_default_factory=True)
+                default = "" if d is None else f"`{d!r}`"
         desc = (f.description or "").replace("|", "\\|")
         rows.append(f"| `{key}` | {_type_name(f.annotation)} | {req} | {default} | {desc} |")
     return rows

@@ -219,6 +219,22 @@ def test_snapshot_on_request_writes_a_png(display, fake_broker, tmp_path):
     assert pump(d, lambda: d.screen.frames_written == n + 1)
 
 
+def test_a_simulated_press_delivered_twice_acts_once(display, fake_broker):
+    """QoS 1 is at least once: a broker restored from its persistence may deliver a press again."""
+    d = display()
+    assert pump(d, lambda: d.model.broker_connected and d.last_frame is not None and not d.renderer.needs_full_redraw(d.screen.surface, d.model, d.clock.now()))
+    pump(d, lambda: False, timeout=0.1)
+    n = d.screen.frames_written
+    press = SimPress(button="snapshot").to_json()
+    fake_broker.deliver(d.bus.topics.sim_press("display-hall"), press, False)
+    fake_broker.deliver(d.bus.topics.sim_press("display-hall"), press, False)  # the same press again
+    assert pump(d, lambda: d.sim_presses_repeated == 1)
+    pump(d, lambda: False, timeout=0.2)
+    assert d.screen.frames_written == n + 1
+    fake_broker.deliver(d.bus.topics.sim_press("display-hall"), SimPress(button="snapshot").to_json(), False)
+    assert pump(d, lambda: d.screen.frames_written == n + 2)  # a new press (a new id) still acts
+
+
 def test_outside_sim_mode_an_offscreen_video_driver_is_fatal(tmp_path, site_file):
     env = {
         **os.environ,
