@@ -293,15 +293,18 @@ def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_
         sp = spans.setdefault(key, [s0, s1])
         sp[0], sp[1] = min(sp[0], s0), max(sp[1], s1)
 
+    def counter_totals(site: str, counter: int) -> dict[str, float]:
+        return acc.setdefault((site, counter), {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0})
+
     cur.execute(_LOAD_VISIT_SQL.replace("{site_filter}", site_filter.format(a="v")), p)
     for site, counter, day, calls, busy, s0, s1 in cur.fetchall():
-        a = acc.setdefault((site, counter), {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0})
+        a = counter_totals(site, counter)
         a["visits"] += calls
         a["busy"] += busy
         grow((site, counter, day), s0, s1)
     cur.execute(_LOAD_PAUSE_SQL.replace("{site_filter}", site_filter.format(a="e")), p)
     for site, counter, day, pauses, paused, s0, s1 in cur.fetchall():
-        a = acc.setdefault((site, counter), {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0})
+        a = counter_totals(site, counter)
         a["pauses"] += pauses
         a["paused"] += paused
         grow((site, counter, day), s0, s1)
