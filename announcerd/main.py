@@ -126,7 +126,8 @@ class Announcer(Daemon[AnnouncerSettings]):
         self.prefixes.update(self._site_prefixes())
         self._configure(self.config, None)
         for kind in CALL_KINDS:
-            self.bus.subscribe(self.bus.topics.event("ticket", kind), self._on_call)
+            # retained=False: a retained call would replay on every reconnect; the bus drops and counts it
+            self.bus.subscribe(self.bus.topics.event("ticket", kind), self._on_call, retained=False)
         self.bus.subscribe(f"{self.bus.topics.root}/state/service/+", self._on_service)
         self.bus.add_connect_hook(self._ask_hub_clock)
 
@@ -260,10 +261,6 @@ class Announcer(Daemon[AnnouncerSettings]):
 
     def _on_call(self, msg: Inbound) -> None:
         received = time.monotonic()
-        if msg.retain:
-            # a retained call would replay on every reconnect: never speak one
-            log.warning("ignored a retained message on %s", msg.topic)
-            return
         event = decode(TicketEvent, msg.payload)
         kind = msg.topic.rsplit("/", 1)[-1]
         if kind not in CALL_KINDS or (event.kind and event.kind != kind):

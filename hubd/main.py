@@ -28,6 +28,7 @@ from xephang.contract import (
     REQUEST_MODELS,
     BadPayload,
     CallNext,
+    ContractError,
     CounterRequest,
     Finish,
     IssueTicket,
@@ -43,6 +44,7 @@ from xephang.contract import (
     Resync,
     Transfer,
     VoidTicket,
+    check_level,
     decode,
 )
 from xephang.daemon import Daemon
@@ -54,6 +56,8 @@ STATE_MIN_INTERVAL_S = 0.1  # retained state at most 10 times a second; events c
 CLOCK_JUMP_S = 30.0  # wall clock vs monotonic clock disagreement that counts as a jump
 ACK_FLUSH_IDLE_S = 0.5
 RECENT_REPLIES = 2000  # outbox acks ride along with the next batch's commit, or go alone when idle
+RESYNC_MAX_EVENTS = 200  # events in one resync reply at most …
+RESYNC_BUDGET_BYTES = MAX_PAYLOAD_BYTES - 8 * 1024  # … and never more than fits one message with room to spare
 
 
 class HubConfig(BaseModel):
@@ -69,14 +73,14 @@ class HubSettings(DaemonSettings):
 
 
 def may_act(source: str, req: Request, technicians: Sequence[str]) -> bool:
-    """Defence in depth behind the broker's ACL: who may ask what."""
+    """Defence in depth behind the broker's ACL: who may ask what (docs/protocol.md, "Who may ask what")."""
     if source == "hub" or source in technicians or any(source.startswith(t + "-") for t in technicians):
         return True
     if isinstance(req, CounterRequest):
         return source == f"counter-{req.counter}"
     if isinstance(req, IssueTicket | VoidTicket):
         return source.startswith("dispenser-")
-    return isinstance(req, Resync | ReportRequest)
+    return isinstance(req, Resync)  # every node may catch up; reports are for technicians (the ACL agrees)
 
 
 class HubDaemon(Daemon[HubSettings]):
@@ -113,7 +117,7 @@ class HubDaemon(Daemon[HubSettings]):
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
-        self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request)
+        self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request, retained=False)
         self.bus.add_connect_hook(self._republish_all)
         self.bus.add_published_hook(self._on_published)
 
@@ -181,19 +185,17 @@ class HubDaemon(Daemon[HubSettings]):
                 replies.append(r)
         self._commit_and_publish(merged, replies)
 
-    def _reply_topic(self, source: str, reply_to: str) -> str:
-        # only ever answer on a reply topic of this site: the hub is no open relay
-        if reply_to.startswith(self.bus.topics.root + "/reply/") and reply_to.count("/") == self.bus.topics.root.count("/") + 2:
-            return reply_to
-        return self.bus.topics.reply(source)
-
     def _handle_one(self, msg: Inbound, now: float, merged: Outcome,
                     seen: dict[str, Reply]) -> tuple[str, Reply, Request | None, bool] | None:
+        """One request through its stages: topic, decode, who asked (before anything else), retry
+        lookup, then the action. The reply always goes to ``R/reply/{asker}`` of this site: the
+        sender named by the topic (the ACL vouches for it) or, on the short topic form that only
+        technicians may write, the payload's ``source``. ``reply_to`` never picks another topic."""
         levels = msg.topic[len(self.bus.topics.root) + len("/req/hub/"):].split("/")
         action = levels[0]
+        if len(levels) > 2 or not all(_is_level(x) for x in levels):
+            raise BadPayload("bad-topic", f"unexpected request topic {msg.topic[:120]!r}")
         sender = levels[1] if len(levels) == 2 else None  # R/req/hub/{action}/{node}: the ACL vouches for it
-        if len(levels) > 2:
-            raise BadPayload("bad-topic", f"unexpected request topic {msg.topic}")
         model = REQUEST_MODELS.get(action)
         try:
             if model is None:
@@ -204,31 +206,38 @@ class HubDaemon(Daemon[HubSettings]):
             head = _peek(msg.payload)
             if head is None:
                 raise
-            rid, source, reply_to = head
+            rid, source = head
             self.bus.stats.dropped += 1
             self.bus.stats.dropped_by_code[exc.code] += 1
-            log.warning("bad %s request %s from %s: %s", action, rid, source, exc)
+            log.warning("bad %s request %s from %s: %s", action, rid, sender or source, exc)
             reply = Reply(request_id=rid, action=action, status="error", error=ReplyError(code=exc.code, message=str(exc)))
-            return self._reply_topic(source, reply_to), reply, None, False
-        topic = self._reply_topic(req.source, req.reply_to)
+            return self.bus.topics.reply(sender or source), reply, None, False
+        topic = self.bus.topics.reply(sender or req.source)
+        if sender is not None and sender != req.source:
+            # the payload speaks for someone else than the topic (and the ACL) say: refused before
+            # any action, read-only ones too; not stored (the id may be another node's)
+            self.bus.stats.dropped_by_code["forbidden"] += 1
+            log.warning("refused %s %s: topic says %s, payload says %s", action, req.request_id, sender, req.source)
+            return topic, Reply(request_id=req.request_id, action=action, status="error", error=ReplyError(
+                code="forbidden", message=f"{sender} may not ask as {req.source}")), None, False
         if req.request_id in seen:
             return topic, seen[req.request_id], req, False
         stored = self._recent_replies.get(req.request_id) or self.ledger.lookup_reply(req.request_id)
         if stored is not None:  # a retry or a redelivery: the same answer, nothing done twice
             return topic, Reply.model_validate_json(stored), req, False
+        if not may_act(req.source, req, self.settings.hub.technicians):
+            reply = Reply(request_id=req.request_id, action=action, status="error",
+                          error=ReplyError(code="forbidden", message=f"{req.source} may not {action} "
+                                           f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
+            log.warning("refused %s from %s", action, req.source)
+            seen[req.request_id] = reply
+            return topic, reply, req, not isinstance(req, Resync | ReportRequest)
         if isinstance(req, Resync):
             return topic, self._resync(req, now), req, False
         if isinstance(req, ReportRequest):
             # a quarter takes ~0.2 s of CPU: compute it off the owner thread so presses never wait
             threading.Thread(target=self._report_worker, args=(req, topic), name="report", daemon=True).start()
             return None
-        if (sender is not None and sender != req.source) or not may_act(req.source, req, self.settings.hub.technicians):
-            reply = Reply(request_id=req.request_id, action=action, status="error",
-                          error=ReplyError(code="forbidden", message=f"{sender or req.source} may not {action} "
-                                           f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
-            log.warning("refused %s from %s", action, req.source)
-            seen[req.request_id] = reply
-            return topic, reply, req, True
         try:
             out = self._execute(req, now)
         except CommandError as exc:
@@ -269,14 +278,27 @@ class HubDaemon(Daemon[HubSettings]):
         raise CommandError("unknown-action", f"unsupported action {req.ACTION}")  # pragma: no cover
 
     def _resync(self, req: Resync, now: float) -> Reply:
+        """The hall snapshot and, from ``since_rev``, the missed events in rev order: as many as
+        fit one message (at most RESYNC_MAX_EVENTS, within RESYNC_BUDGET_BYTES). ``more`` says
+        whether events after the last one sent exist: the requester asks again from there, or
+        takes the retained state (the snapshot is always whole)."""
         self._state_dirty = True
         self._dirty_counters |= set(self.engine.counters)
         self._dirty_services |= set(self.engine.services)
         self._last_state = 0.0
-        data: dict[str, Any] = {"hall": self.engine.hall_state(now)}
+        hall = self.engine.hall_state(now)
+        data: dict[str, Any] = {"hall": hall}
         if req.since_rev is not None and req.since_rev < self.engine.rev:
-            evs = self.ledger.events_since(req.since_rev, limit=200)
-            data["events"] = [json.loads(p) for _, _, _, p in evs]
+            budget = RESYNC_BUDGET_BYTES - len(json.dumps(hall, ensure_ascii=False).encode())
+            events: list[Any] = []
+            for _, _, _, payload in self.ledger.events_since(req.since_rev, limit=RESYNC_MAX_EVENTS):
+                budget -= len(payload.encode()) + 2
+                if budget < 0:
+                    break
+                events.append(json.loads(payload))
+            data["events"] = events
+            last = events[-1]["rev"] if events else req.since_rev
+            data["more"] = last < self.engine.rev
         return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data, rev=self.engine.rev)
 
     def _report_worker(self, req: ReportRequest, topic: str) -> None:
@@ -286,7 +308,7 @@ class HubDaemon(Daemon[HubSettings]):
             log.exception("report failed")
             reply = Reply(request_id=req.request_id, action=req.ACTION, status="error",
                           error=ReplyError(code="unavailable", message=str(exc)[:300]))
-        self.bus.call_soon(lambda: self.bus.publish(topic, reply))
+        self.bus.call_soon(lambda: self.bus.publish(topic, fit_reply(reply)))
 
     def _report(self, req: ReportRequest) -> Reply:
         try:
@@ -330,7 +352,7 @@ class HubDaemon(Daemon[HubSettings]):
         for e in out.events:
             self._publish_event(e.rev, e.family, e.kind, json.dumps(_event_json(e), ensure_ascii=False).encode())
         for topic, reply, _, _ in replies:
-            self.bus.publish(topic, reply)
+            self.bus.publish(topic, fit_reply(reply))
         if out.events:
             self._state_dirty = True
             self._dirty_counters |= out.counters
@@ -446,6 +468,26 @@ def _state_json(schema: str, body: dict[str, Any]) -> bytes:
     return json.dumps({"schema": schema, **body}, ensure_ascii=False).encode()
 
 
+def fit_reply(reply: Reply) -> Reply:
+    """A reply that does not fit one message becomes an error reply that does (``too-large``):
+    the asker gets an answer it can act on, and no reply can make a publish fail."""
+    size = len(reply.to_json())
+    if size <= MAX_PAYLOAD_BYTES:
+        return reply
+    log.error("reply to %s %s is %d bytes: answered too-large instead", reply.action, reply.request_id, size)
+    return Reply(request_id=reply.request_id, action=reply.action, status="error", rev=reply.rev,
+                 error=ReplyError(code="too-large", message=f"the answer ({size} bytes) does not fit one message "
+                                  f"({MAX_PAYLOAD_BYTES}); ask for less"))
+
+
+def _is_level(x: str) -> bool:
+    try:
+        check_level(x)
+    except ContractError:
+        return False
+    return True
+
+
 def _encodable(x: object) -> bool:
     if not isinstance(x, str):
         return True
@@ -456,8 +498,8 @@ def _encodable(x: object) -> bool:
     return True
 
 
-def _peek(payload: bytes) -> tuple[str, str, str] | None:
-    """request_id, source and reply_to of a payload that failed validation, if readable."""
+def _peek(payload: bytes) -> tuple[str, str] | None:
+    """request_id and source of a payload that failed validation, if readable and well-formed."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return None
     try:
@@ -466,13 +508,12 @@ def _peek(payload: bytes) -> tuple[str, str, str] | None:
         return None
     if not isinstance(obj, dict):
         return None
-    rid, source, reply_to = obj.get("request_id"), obj.get("source"), obj.get("reply_to", "")
-    if not all(_encodable(x) for x in (rid, source, reply_to)):
+    rid, source = obj.get("request_id"), obj.get("source")
+    if not all(_encodable(x) for x in (rid, source)):
         return None  # JSON escapes can smuggle lone surrogates: such a reply could not even be sent
-    if not (isinstance(rid, str) and 0 < len(rid) <= 64 and isinstance(source, str) and source
-            and len(source) <= 40 and all(ch.isalnum() or ch == "-" for ch in source) and source == source.lower()):
+    if not (isinstance(rid, str) and 0 < len(rid) <= 64 and isinstance(source, str) and _is_level(source)):
         return None
-    return rid, source, reply_to if isinstance(reply_to, str) else ""
+    return rid, source
 
 
 def main(argv: Sequence[str] | None = None) -> int:

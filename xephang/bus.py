@@ -11,8 +11,17 @@
   never raised into paho, never kills the daemon.
 - ``request()`` sends a hub request: the ``request_id`` is made once, retried with the same
   id, late replies are dropped.
-- Bad credentials or an ACL refusal are permanent: ``process()`` raises ``BusFatal`` and
-  the daemon exits non-zero (systemd's restart limits apply), no hot loop.
+- Bad credentials or a refused subscription are permanent: ``process()`` raises ``BusFatal``
+  and the daemon exits non-zero (systemd's restart limits apply), no hot loop.
+- ``publish()`` never raises into its caller for what a remote party can put in a topic or a
+  payload: a topic outside the contract's alphabet (a wildcard, a NUL), a payload over 64 KiB,
+  paho refusing it, or the broker refusing it (PUBACK ≥ 128) is logged, counted in
+  ``stats.publish_failed`` (the node's health) and dropped; the daemon goes on.
+- Command subscriptions (requests, replies, sim presses, config pushes, events) take no
+  retained message: one left retained by a misbehaving client would replay on every restart.
+  It is dropped and counted (``retained-command``).
+- The client id is ``xephang-{node}`` (``CLIENT_ID_PREFIX``): a site's broker replaces it by the
+  username on the boards' listener, so one account can never take another's place there.
 
 ``FakeBroker``/``FakeBus`` give tests the same interface with no network.
 """
@@ -40,21 +49,27 @@ from paho.mqtt.properties import Properties
 
 from xephang import __version__
 from xephang.contract import (
+    CLIENT_ID_PREFIX,
     MAX_PAYLOAD_BYTES,
     BadPayload,
+    ContractError,
     Message,
     NodeStatus,
     Reply,
     Request,
     Topics,
+    check_topic,
     decode,
 )
 from xephang.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
-# CONNACK / SUBACK / PUBACK reason codes that no retry can fix
+# CONNACK / SUBACK reason codes that no retry can fix
 _PERMANENT = {133, 134, 135, 138, 140}  # bad client id, bad user/password, not authorized, banned, bad auth method
+def client_id_for(name: str) -> str:
+    """The MQTT client id a daemon or tool presents for ``name`` (a node id or ``tech-…``)."""
+    return name if name.startswith(CLIENT_ID_PREFIX) else CLIENT_ID_PREFIX + name
 
 
 class BusError(RuntimeError):
@@ -95,6 +110,7 @@ class BusStats:
     received: int = 0
     dropped: int = 0  # malformed or failing inbound messages
     dropped_by_code: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    publish_failed: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason -> count
     late_replies: int = 0
     retries: int = 0
     connects: int = 0
@@ -148,7 +164,7 @@ class Bus:
         self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.stats = BusStats()
         self._monotonic = clock
-        self._subs: list[tuple[str, Handler]] = []
+        self._subs: list[tuple[str, Handler, bool]] = []  # (filter, handler, takes retained)
         self._connect_hooks: list[Callable[[], None]] = []
         self._disconnect_hooks: list[Callable[[], None]] = []
         self._published_hooks: list[Callable[[int], None]] = []
@@ -163,14 +179,17 @@ class Bus:
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
         self.reply_topic = self.topics.reply(node)
-        self.subscribe(self.reply_topic, self._on_reply)
+        self.subscribe(self.reply_topic, self._on_reply, retained=False)
         self.subscribe(self.topics.status(node), self._on_own_status)
 
     # ------------------------------------------------------------------ owner-thread API
-    def subscribe(self, topic_filter: str, handler: Handler) -> None:
-        """Route messages matching ``topic_filter`` to ``handler`` (run in the owner thread)."""
+    def subscribe(self, topic_filter: str, handler: Handler, *, retained: bool = True) -> None:
+        """Route messages matching ``topic_filter`` to ``handler`` (run in the owner thread).
+
+        ``retained=False`` for commands (requests, replies, presses, pushes, events): a retained
+        message there is a replay nobody meant, dropped and counted as ``retained-command``."""
         with self._lock:
-            self._subs.append((topic_filter, handler))
+            self._subs.append((topic_filter, handler, retained))
             already = self.connected.is_set()
         if already:
             self._transport_subscribe([topic_filter])
@@ -195,14 +214,37 @@ class Bus:
         qos: int = 1,
         expiry_s: int | None = None,
     ) -> int:
-        """Publish (QoS 1 by default). Queued by paho while offline. Returns the message id."""
+        """Publish (QoS 1 by default). Queued by paho while offline. Returns the message id, or -1
+        when the message could not be sent (logged and counted in ``stats.publish_failed``)."""
         if isinstance(payload, Message):
             data: bytes = payload.to_json()
         elif isinstance(payload, str):
             data = payload.encode()
         else:
             data = payload or b""
-        return self._transport_publish(topic, data, qos=qos, retain=retain, expiry_s=expiry_s)
+        return self._guarded_publish(topic, data, qos=qos, retain=retain, expiry_s=expiry_s)
+
+    def _guarded_publish(self, topic: str, data: bytes, *, qos: int, retain: bool, expiry_s: int | None) -> int:
+        """The one way out: what cannot be sent is logged, counted and dropped, never raised."""
+        reason = ""
+        try:
+            check_topic(topic)
+        except ContractError:
+            reason = "bad-topic"
+        else:
+            if len(data) > MAX_PAYLOAD_BYTES:
+                reason = "too-large"
+        if not reason:
+            try:
+                return self._transport_publish(topic, data, qos=qos, retain=retain, expiry_s=expiry_s)
+            except BusError as exc:
+                reason = "not-started" if "not started" in str(exc) else "bus-error"
+            except Exception:  # paho's own refusals (ValueError, …): never into the caller
+                log.exception("paho refused a publish on %r", topic[:120])
+                reason = "paho-error"
+        self.stats.publish_failed[reason] += 1
+        log.error("not published (%s): %d bytes on %r", reason, len(data), topic[:120])
+        return -1
 
     def clear(self, topic: str) -> int:
         """Clear a retained topic (empty payload)."""
@@ -226,7 +268,7 @@ class Bus:
         p = _Pending(req.request_id, req.ACTION, topic, payload, timeout_s, attempts - 1,
                      self._monotonic() + timeout_s, on_reply, expiry)
         self._pending[req.request_id] = p
-        self._transport_publish(topic, payload, qos=1, retain=False, expiry_s=expiry)
+        self._guarded_publish(topic, payload, qos=1, retain=False, expiry_s=expiry)
         return req.request_id
 
     def request_sync(self, req: Request, *, timeout_s: float = 2.0, attempts: int = 3) -> Reply | None:
@@ -309,8 +351,14 @@ class Bus:
         if kind == "msg":
             msg: Inbound = item[1]
             self.stats.received += 1
-            for flt, handler in list(self._subs):
+            for flt, handler, takes_retained in list(self._subs):
                 if mqtt.topic_matches_sub(flt, msg.topic):
+                    if msg.retain and not takes_retained:
+                        self.stats.dropped += 1
+                        self.stats.dropped_by_code["retained-command"] += 1
+                        log.warning("dropped a retained message on command topic %s (%d bytes)", msg.topic[:120],
+                                    len(msg.payload))
+                        continue
                     self._shielded(handler, msg)
         elif kind == "connected":
             for hook in list(self._connect_hooks):
@@ -321,6 +369,9 @@ class Bus:
         elif kind == "published":
             for hook in list(self._published_hooks):
                 hook(item[1])
+        elif kind == "refused":
+            self.stats.publish_failed["refused"] += 1
+            log.error("the broker refused publish %s: %s (check the ACL)", item[1], item[2])
         elif kind == "fatal":
             self._fatal = item[1]
         elif kind == "call":
@@ -379,7 +430,7 @@ class Bus:
                 p.deadline = now + p.timeout_s
                 self.stats.retries += 1
                 log.info("retrying %s %s", p.action, rid)
-                self._transport_publish(p.topic, p.payload, qos=1, retain=False, expiry_s=p.expiry_s)
+                self._guarded_publish(p.topic, p.payload, qos=1, retain=False, expiry_s=p.expiry_s)
             else:
                 del self._pending[rid]
                 log.warning("no reply to %s %s: giving up", p.action, rid)
@@ -388,7 +439,7 @@ class Bus:
     # ------------------------------------------------------------------ transport (paho)
     def _make_client(self) -> mqtt.Client:
         b = self.broker
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.node, protocol=mqtt.MQTTv5)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id_for(self.node), protocol=mqtt.MQTTv5)
         user = b.username or self.node
         c.username_pw_set(user, b.secret())
         if b.tls:
@@ -433,8 +484,6 @@ class Bus:
             self._client.subscribe([(f, 1) for f in filters])
 
     def _transport_publish(self, topic: str, data: bytes, *, qos: int, retain: bool, expiry_s: int | None) -> int:
-        if len(data) > MAX_PAYLOAD_BYTES:
-            raise BusError(f"refusing to publish {len(data)} bytes on {topic}")
         if self._client is None:
             raise BusError("bus not started")
         props = None
@@ -465,7 +514,7 @@ class Bus:
             return
         self.stats.connects += 1
         with self._lock:
-            filters = [f for f, _ in self._subs]
+            filters = [f for f, _, _ in self._subs]
         self._transport_subscribe(list(dict.fromkeys(filters)))
         client.publish(self.topics.status(self.node), self._status_payload(True), qos=1, retain=True)
         self.connected.set()
@@ -491,8 +540,10 @@ class Bus:
         self.inbox.put(("msg", Inbound(msg.topic, bytes(msg.payload), bool(msg.retain))))
 
     def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
-        if rc.is_failure and getattr(rc, "value", 0) in _PERMANENT:
-            self.inbox.put(("fatal", f"broker refused a publish by {self.node!r}: {rc} — check the ACL"))
+        if rc.is_failure:
+            # a refused publish (the ACL, a quota) is dropped and counted: a remote party must not
+            # be able to end a daemon by making it publish somewhere it may not
+            self.inbox.put(("refused", mid, str(rc)))
             return
         self.inbox.put(("published", mid))
 
@@ -578,7 +629,7 @@ class FakeBus(Bus):
     def _fake_connect(self) -> None:
         self.session = self._next_session()
         with self._lock:
-            self._fake_filters = {f for f, _ in self._subs}
+            self._fake_filters = {f for f, _, _ in self._subs}
         self.connected.set()
         self.ever_connected.set()
         self.stats.connects += 1

@@ -22,10 +22,24 @@ PROTOCOL_MAJOR = 1
 ROOT_PREFIX = "xephang/v1"
 MAX_PAYLOAD_BYTES = 64 * 1024  # larger payloads are dropped before decoding
 
-_LEVEL = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-NodeId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=40)]
+# every MQTT client id starts with this: a site's broker (``xephang broker-config``) admits no other
+# id, and on the boards' listener replaces it by the username (docs/install-pi.md, "Client ids")
+CLIENT_ID_PREFIX = "xephang-"
+MAX_TOPIC_LEN = 200  # every topic of the contract is far shorter; a longer one is refused before paho sees it
+
+LEVEL_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+# a topic to publish on: levels of the contract's alphabet, no wildcard, no empty level, no NUL, no $
+TOPIC_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*(/[a-z0-9]+(-[a-z0-9]+)*)*$"
+_LEVEL = re.compile(LEVEL_PATTERN)
+_TOPIC = re.compile(TOPIC_PATTERN)
+NodeId = Annotated[str, Field(pattern=LEVEL_PATTERN, min_length=1, max_length=40)]
 Slug = NodeId
 RequestId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# free text that reaches the ledger, events and log lines: printable, one line
+PlainText = Annotated[str, Field(max_length=80, pattern=r"^[^\x00-\x1f\x7f]*$")]
+# where a reply goes: a topic of the contract's alphabet (no wildcard, NUL or $); the hub answers
+# only on R/reply/{source} of its own site whatever this says (see docs/protocol.md)
+ReplyTopic = Annotated[str, Field(max_length=MAX_TOPIC_LEN, pattern=r"^$|" + TOPIC_PATTERN)]
 
 
 class ContractError(ValueError):
@@ -41,9 +55,20 @@ class BadPayload(ContractError):
 
 
 def check_level(level: str) -> str:
-    if not _LEVEL.match(level):
-        raise ContractError(f"topic level {level!r} must match [a-z0-9-]")
+    if not isinstance(level, str) or len(level) > 40 or not _LEVEL.match(level):
+        raise ContractError(f"topic level {level!r} must match [a-z0-9-] (at most 40 characters)")
     return level
+
+
+def check_topic(topic: str) -> str:
+    """A topic this system may publish on: the contract's alphabet, single levels, no wildcard.
+
+    paho raises on a wildcard, and the broker drops the whole connection on a NUL or bad UTF-8
+    (and paho re-sends the stuck publish on every reconnect): such a topic must never reach paho.
+    """
+    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_LEN or not _TOPIC.match(topic):
+        raise ContractError(f"not a publishable topic: {str(topic)[:80]!r}")
+    return topic
 
 
 def new_request_id() -> str:
@@ -211,8 +236,8 @@ class NodeStatus(Message):
     node: NodeId
     online: bool
     session: int = Field(ge=0, description="connect counter of the node, grows on every connect")
-    role: str = ""
-    version: str = ""
+    role: str = Field(default="", max_length=40)
+    version: str = Field(default="", max_length=40)
     at: float | None = Field(default=None, description="device clock, informational")
 
 
@@ -227,6 +252,11 @@ class NodeHealth(Message):
     config_rev: int = 0
     at: float | None = None
     dropped_messages: int = Field(default=0, description="malformed inbound messages logged and dropped")
+    dropped_by_code: dict[str, int] = Field(default_factory=dict, description="the drops by reason: bad-json, invalid, "
+                                            "too-large, retained-command, handler-error …")
+    publish_failed: dict[str, int] = Field(default_factory=dict, description="messages this node could not send, by "
+                                           "reason: bad-topic, too-large, refused (by the broker), paho-error; each "
+                                           "logged and dropped, the node goes on")
     details: dict[str, Any] = Field(default_factory=dict, description="role-specific: printer state, paper, audio …")
 
 
@@ -257,7 +287,8 @@ class Request(StrictMessage):
     schema_: str = Field(alias="schema")
     request_id: RequestId = Field(description="made once per key press, reused on every retry")
     source: NodeId = Field(description="node id of the requester")
-    reply_to: str = Field(default="", max_length=200, description="topic for the reply, R/reply/{node}")
+    reply_to: ReplyTopic = Field(default="", description="R/reply/{source}, or empty (the same): the hub answers "
+                                 "only there")
     sent_at: float | None = Field(default=None, description="device clock, informational")
 
 
@@ -312,7 +343,7 @@ class Pause(CounterRequest):
     ACTION: ClassVar[str] = "pause"
     SCHEMA: ClassVar[str] = _req_schema(ACTION)
     schema_: str = Field(default=SCHEMA, alias="schema")
-    reason: str = Field(default="", max_length=80)
+    reason: PlainText = ""
 
 
 class Resume(CounterRequest):
@@ -335,7 +366,7 @@ class VoidTicket(Request):
     SCHEMA: ClassVar[str] = _req_schema(ACTION)
     schema_: str = Field(default=SCHEMA, alias="schema")
     ticket_id: int = Field(ge=1, description="`data.ticket.id` of the issue reply")
-    reason: str = Field(default="", max_length=80, description="paper-out, printer-offline, printer-error, not-printed …")
+    reason: PlainText = Field(default="", description="paper-out, printer-offline, printer-error, not-printed …")
 
 
 class Resync(Request):
@@ -351,8 +382,9 @@ class ReportRequest(Request):
     ACTION: ClassVar[str] = "report"
     SCHEMA: ClassVar[str] = _req_schema(ACTION)
     schema_: str = Field(default=SCHEMA, alias="schema")
-    period: str = Field(default="today", max_length=40, description="today, YYYY-MM-DD, YYYY-MM, YYYY-Qn, or FROM..TO")
-    group_by: str = Field(default="service", max_length=20)
+    period: str = Field(default="today", max_length=40, pattern=r"^[A-Za-z0-9.:-]+$",
+                        description="today, YYYY-MM-DD, YYYY-MM, YYYY-Qn, or FROM..TO")
+    group_by: Slug = "service"
     lang: Literal["vi", "en"] = "vi"
 
 
@@ -582,9 +614,9 @@ class SimPress(StrictMessage):
     SCHEMA: ClassVar[str] = "xephang.sim-press.v1"
     TOPIC: ClassVar[str] = "R/sim/{node}/press"
     schema_: str = Field(default=SCHEMA, alias="schema")
-    button: str = Field(min_length=1, max_length=40, description="service id, priority, next, recall, rate-3 …")
+    button: Slug = Field(description="service id, priority, next, recall, rate-3 …")
     hold_s: float = Field(default=0.0, ge=0, le=30)
-    press_id: str = Field(default_factory=new_request_id, min_length=1, max_length=64,
+    press_id: str = Field(default_factory=new_request_id, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                           description="made once per simulated press (default: a new one); QoS 1 may deliver a "
                                       "press twice (a broker restored from its persistence): the node acts once per id")
 

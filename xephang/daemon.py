@@ -157,6 +157,8 @@ class Daemon(Generic[S]):
                        uptime_s=round(time.monotonic() - self.started_at, 1),
                        config_rev=self.node_config.rev if self.node_config else 0,
                        at=self.clock.now(), dropped_messages=self.bus.stats.dropped,
+                       dropped_by_code=dict(self.bus.stats.dropped_by_code),
+                       publish_failed=dict(self.bus.stats.publish_failed),
                        details=self.health_details())
         self.bus.publish(self.bus.topics.health(self.node), h, retain=True)
 
@@ -187,7 +189,7 @@ class Daemon(Generic[S]):
         if self.node_config:
             self.node_config.subscribe()
         if self.settings.sim:
-            self.bus.subscribe(self.bus.topics.sim_press(self.node), self._on_sim)
+            self.bus.subscribe(self.bus.topics.sim_press(self.node), self._on_sim, retained=False)
         self.bus.start()
 
     def step(self, timeout: float | None = None) -> None:

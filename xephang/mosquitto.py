@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from xephang.brokerconf import client_id_lines, listener_lines
+
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
@@ -67,6 +69,7 @@ class Mosquitto:
         persistence: bool = True,
         extra_conf: str = "",
         die_with_parent: bool = False,
+        tech_port: int | None = None,
     ) -> None:
         exe = find_mosquitto()
         if not exe:
@@ -75,6 +78,9 @@ class Mosquitto:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        # with passwords, client ids are bound to accounts as on a site's broker; technicians' tools
+        # (several at once under one account) use the second listener
+        self.tech_port = (tech_port or free_port()) if password_file else None
         self.password_file = password_file
         self.acl_file = acl_file
         self.persistence = persistence
@@ -88,8 +94,13 @@ class Mosquitto:
         lines = []
         if os.geteuid() == 0:
             lines.append(f"user {getpass.getuser()}")  # else it drops to 'mosquitto' and cannot write here
+        if self.password_file:
+            lines += [*client_id_lines(), *listener_lines(self.port, "127.0.0.1")]
+            if self.tech_port:
+                lines += listener_lines(self.tech_port, "127.0.0.1", tech=True)
+        else:
+            lines.append(f"listener {self.port} 127.0.0.1")
         lines += [
-            f"listener {self.port} 127.0.0.1",
             "max_queued_messages 10000",
             "max_inflight_messages 100",
             "persistent_client_expiration 1d",

@@ -131,7 +131,7 @@ class NodeConfigManager:
             return 0, initial
 
     def subscribe(self) -> None:
-        self.bus.subscribe(self.bus.topics.config_set(self.node), self._on_set)
+        self.bus.subscribe(self.bus.topics.config_set(self.node), self._on_set, retained=False)
 
     def publish_state(self) -> None:
         st = ConfigState(node=self.node, rev=self.rev, config=mask_secrets(self.raw), at=self._clock(),

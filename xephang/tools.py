@@ -32,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from xephang.bus import client_id_for
 from xephang.clock import VN_TZ
 from xephang.contract import (
     Alert,
@@ -90,7 +91,8 @@ class ToolClient:
     def __init__(self, target: BrokerTarget, *, client_id: str | None = None) -> None:
         self.target = target
         self.topics = Topics(target.site)
-        self.client_id = client_id or f"{target.username}-{secrets.token_hex(3)}"
+        # a terminal of its own: the prefix keeps it apart from every node id (see brokerconf)
+        self.client_id = client_id_for(client_id or f"{target.username or 'anon'}-{secrets.token_hex(3)}")
         self.inbox: queue.Queue[Received] = queue.Queue()
         self._lock = threading.Lock()
         self._waiters: dict[int, _Waiter] = {}

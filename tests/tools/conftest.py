@@ -23,12 +23,15 @@ class SecuredBroker:
     files: BrokerFiles
     site: str = "tuong-linh"
 
-    def target(self, user: str, password: str | None = None) -> BrokerTarget:
+    def target(self, user: str, password: str | None = None, *, port: int | None = None) -> BrokerTarget:
+        """As ``user`` on the technicians' listener (free client ids, several clients per account:
+        the same ACL as the boards' listener), or on ``port``."""
         pw = self.files.passwords.get(user) if password is None else password
-        return BrokerTarget(site=self.site, port=self.broker.port, username=user, password=pw)
+        return BrokerTarget(site=self.site, port=port or self.broker.tech_port or self.broker.port, username=user,
+                            password=pw)
 
-    def client(self, user: str, password: str | None = None) -> ToolClient:
-        return ToolClient(self.target(user, password)).connect()
+    def client(self, user: str, password: str | None = None, *, port: int | None = None) -> ToolClient:
+        return ToolClient(self.target(user, password, port=port)).connect()
 
 
 @pytest.fixture

@@ -7,8 +7,12 @@ import getpass
 import os
 import shutil
 import subprocess
+import threading
+import time
 
 import pytest
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from xephang.brokerconf import acl_text, check_password, hash_password, mosquitto_conf_text, site_accounts
 from xephang.mosquitto import Mosquitto, free_port
@@ -191,3 +195,89 @@ def test_with_tls_the_lan_listener_speaks_tls_and_still_checks_passwords(tmp_pat
             assert c.publish(f"{R}/sim/counter-1/press", b"{}") < REFUSED
     finally:
         b.kill()
+
+
+# ---------------------------------------------------------------------------------------------
+# Client ids are bound to accounts: one board's password cannot push another node off the broker
+
+ROLES = ["hub", "dispenser-1", "counter-1", "display-hall", "announcer-hall", "tech"]
+
+
+def _try_connect(secured_broker, user: str, client_id: str, port: int) -> mqtt.Client | None:
+    """Connect as ``user`` presenting ``client_id`` exactly (MQTT 5, as the daemons do); the client,
+    kept connected by its own loop, or None when the broker refuses."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, secured_broker.files.passwords[user])
+    got: list[int] = []
+    c.on_connect = lambda cl, u, f, rc, p: got.append(int(rc.value))
+    c.connect("127.0.0.1", port, keepalive=30)
+    end = time.monotonic() + 5
+    while not got and time.monotonic() < end:
+        c.loop(timeout=0.05)  # our own loop: a refused client leaves no thread to wait for
+    if got and got[0] == 0:
+        c.loop_start()
+        return c
+    c.disconnect()
+    return None
+
+
+@pytest.mark.parametrize("victim", ROLES)
+def test_no_account_can_take_a_nodes_client_id_on_either_listener(secured_broker, victim):
+    """Every other role's password, on the boards' listener and on the technicians' one, tries the
+    victim's id bare and with the prefix: bare ids are refused, prefixed ones get an id of their
+    own; the victim, connected the way daemons connect, is never knocked off."""
+    from xephang.bus import Bus
+    from xephang.settings import BrokerSettings
+
+    b = secured_broker.broker
+    pw = secured_broker.files.passwords
+    vbus = Bus(site="tuong-linh", node=victim, broker=BrokerSettings(port=b.port, username=victim, password=pw[victim]))
+    seen: list[str] = []
+    vbus.subscribe(f"{R}/node/+/status", lambda m: seen.append(m.topic))
+    vbus.start()
+    try:
+        assert vbus.wait_connected(10)
+        outcomes: dict[tuple[str, str, int], bool] = {}
+        kept: list[mqtt.Client] = []
+        for attacker in ROLES:
+            if attacker == victim:
+                continue  # an account's own id is its own to use
+            for cid in (victim, f"xephang-{victim}"):
+                for port in (b.port, b.tech_port):
+                    c = _try_connect(secured_broker, attacker, cid, port)
+                    outcomes[(attacker, cid, port)] = c is not None
+                    if c is not None:
+                        kept.append(c)  # stay connected: a takeover would have happened by now
+        # bare node ids are refused everywhere; prefixed ones are admitted (and harmless)
+        assert not any(ok for (_, cid, _), ok in outcomes.items() if not cid.startswith("xephang-")), outcomes
+        assert all(ok for (_, cid, _), ok in outcomes.items() if cid.startswith("xephang-")), outcomes
+        # a round trip after every attempt: the victim's first connection still receives
+        seen.clear()
+        with secured_broker.client("display-lab") as marker:
+            assert marker.publish(f"{R}/node/display-lab/status", b"{}", retain=False) < REFUSED
+        end = time.monotonic() + 5
+        while f"{R}/node/display-lab/status" not in seen and time.monotonic() < end:
+            vbus.process(timeout=0.05)
+        assert f"{R}/node/display-lab/status" in seen
+        assert vbus.stats.disconnects == 0 and vbus.stats.connects == 1 and vbus.connected.is_set()
+        for c in kept:
+            c.disconnect()
+            c.loop_stop()
+    finally:
+        vbus.stop(1)
+
+
+def test_on_the_boards_listener_a_client_id_becomes_the_username(secured_broker):
+    """What makes the binding: counter-1 presenting ``xephang-hub`` is counter-1 on the broker, so a
+    second login with counter-1's password replaces the first (its own account, nobody else)."""
+    b = secured_broker.broker
+    first = _try_connect(secured_broker, "counter-1", "xephang-whatever", b.port)
+    assert first is not None
+    gone = threading.Event()
+    first.on_disconnect = lambda *a: gone.set()
+    second = _try_connect(secured_broker, "counter-1", "xephang-hub", b.port)
+    assert second is not None
+    assert gone.wait(5)  # same account: the newer login wins, as for a rebooted board
+    for c in (first, second):
+        c.disconnect()
+        c.loop_stop()
