@@ -551,7 +551,9 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
         facts["refused_by"] = {}
         facts["refused_topics"] = set()
         for user in ("hub", "tech", "dispenser-1", "counter-1", "display-hall", "announcer-hall"):
-            with ToolClient(BrokerTarget(port=port, username=user, password=c.passwords[user]),
+            # on the technicians' listener (free client ids): on the boards' one the probe's id would
+            # become the username, and the hub's own password would replace the running hub
+            with ToolClient(BrokerTarget(port=c.broker.tech_port, username=user, password=c.passwords[user]),
                             client_id=f"{user}-probe") as tc:
                 for topic in universe:
                     if may_write(user, topic):
@@ -567,6 +569,28 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
                         facts["refused_topics"].add((user, topic[len(R) + 1:] if topic.startswith(R) else topic))
                     else:
                         facts["leaks"].append(f"{user} -> {topic}: {code}")
+        # every role's password tries the running hub's client id, bare and prefixed, on both
+        # listeners: refused, or given an id of its own; the hub is never knocked off
+        hub_session = sessions(obs, ["hub"])
+        facts["takeover"] = {}
+        for user in ("tech", "dispenser-1", "counter-1", "display-hall", "announcer-hall"):
+            for cid in ("hub", "xephang-hub"):
+                for lport in (port, c.broker.tech_port):
+                    t.operations += 1
+                    t.faults += 1
+                    tc = ToolClient(BrokerTarget(port=lport, username=user, password=c.passwords[user]))
+                    tc.client_id = cid
+                    tc._client._client_id = cid.encode()
+                    try:
+                        tc.connect(3)
+                    except ToolError:
+                        facts["takeover"][(user, cid, lport == port)] = "refused"
+                    else:
+                        facts["takeover"][(user, cid, lport == port)] = "own id"
+                        tc.close()
+        obs.wait(lambda: False, 1.0)  # a Will or a new birth of the hub would have landed by now
+        facts["hub_knocked_off"] = sessions(obs, ["hub"]) != hub_session or not obs.online("hub")
+        t.lost += facts["hub_knocked_off"]
         retained1 = retained_snapshot(c)  # (before counter-3 below comes online: that is a change)
         facts["retained_changed"] = sorted(k for k in set(retained0) | set(retained1) if retained0.get(k) != retained1.get(k))
         # a counter acting for another one, at the hub

@@ -64,6 +64,11 @@ def test_security_strangers_and_every_forbidden_topic_refused_nothing_changed(tm
     assert f["refused"] > 200
     assert f["cross_counter"] == "forbidden"
     assert f["before"] == f["after"] and f["retained_changed"] == [] and f["alive"]
+    # client-id takeover of the running hub by every role's password, on both listeners
+    assert not f["hub_knocked_off"]
+    assert {v for (_, cid, _), v in f["takeover"].items() if cid == "hub"} == {"refused"}
+    assert {v for (_, cid, _), v in f["takeover"].items() if cid == "xephang-hub"} == {"own id"}
+    assert len(f["takeover"]) == 20
     refused = f["refused_topics"]
     # the hub answers and publishes, but pushes no config, presses no key, speaks for no node
     assert {("hub", "config/counter-1/set"), ("hub", "config/hub/set"), ("hub", "sim/dispenser-1/press"),
