@@ -170,9 +170,54 @@ def _malformed(draw: st.DrawFn, base: dict[str, Any]) -> bytes:
     return raw + draw(st.sampled_from([b"}", b",", b" x", b"{}", b"\x00"]))
 
 
+# strings a client holding one board's password puts into fields that become topics, file names,
+# SQL values and log lines: wildcards, other sites and nodes, traversal, injection, control bytes
+HOSTILE = st.sampled_from([
+    "xephang/v1/tuong-linh/reply/+", "xephang/v1/tuong-linh/reply/#", "#", "+", "xephang/v1/+/reply/hub",
+    "xephang/v1/tuong-linh/reply/a\x00b", "\x00", "$SYS/broker/x", "/xephang/v1/tuong-linh/reply/x",
+    "xephang/v1/tuong-linh/reply/", "xephang//v1", "xephang/v1/tuong-linh/reply/Counter-1",
+    "../../../../etc/passwd", "..", "./x", "a\\b", "'; DROP TABLE tickets; --", "1 OR 1=1", "x\nCRITICAL forged",
+    "\x1b[31mred", "\r\n", "hộ-tịch", "ＣＯＵＮＴＥＲ", "🙂", " ", "", "a" * 41, "b" * 300, "reply/" * 40,
+    "\ud800", "\udfff", "-", "a-", "-a", "a--b",
+])
+
+
+@st.composite
+def _hostile_strings(draw: st.DrawFn, base: dict[str, Any]) -> bytes:
+    """Every string field (and the ``reply_to`` a request may add) replaced by hostile text."""
+    keys = sorted(k for k, v in base.items() if isinstance(v, str)) or sorted(base)
+    if "request_id" in base and "reply_to" not in keys:
+        keys.append("reply_to")
+    d = dict(base)
+    for k in draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True)):
+        d[k] = draw(HOSTILE)
+    return _dump(d, draw(st.booleans()))
+
+
 def mutations(target: Target) -> st.SearchStrategy[bytes]:
     b = target.base
-    return st.one_of(_wrong_types(b), _missing(b), _unknown_fields(b), _huge(b), _bad_utf8(b), _malformed(b))
+    return st.one_of(_wrong_types(b), _missing(b), _unknown_fields(b), _huge(b), _bad_utf8(b), _malformed(b),
+                     _hostile_strings(b), _hostile_strings(b))
+
+
+def hostile_request_topics(site: str, source: str = "tech-fuzz") -> list[tuple[str, bytes]]:
+    """VALID request payloads on request topics the hub must not read: levels outside the alphabet,
+    an extra level, another site's root, an empty action. The broker accepts every one of them
+    (a technician's ACL allows ``req/hub/#``); the hub drops or refuses each and counts it."""
+    t = Topics(site)
+    body = json.dumps({"schema": "xephang.req.recall.v1", "request_id": "fuzztopic01", "source": source,
+                       "counter": 1}).encode()
+    r = f"{t.root}/req/hub"
+    levels = ["RECALL", "recall/tech-fuzz/extra", "recall/Tech-Fuzz", "recall/tech_fuzz", "recall/tech fuzz",
+              "recall/cổng", "recall/" + "a" * 300, "recall/-", "recall/..", "recall/%00", "recall/$x",
+              "recall//tech-fuzz", "recall/", "", "re call"]
+    return [(f"{r}/{lv}", body) for lv in levels] + [(f"{r}/recall/counter-1", body)]  # payload says tech-fuzz
+
+
+def retained_junk(tgs: list[Target], seed: int = 5) -> list[tuple[str, bytes]]:
+    """One rejected payload for every target topic, to leave retained on the broker."""
+    by_topic: dict[str, Target] = {tg.topic: tg for tg in tgs}
+    return [generate([tg], 1, seed)[0] for tg in by_topic.values()]
 
 
 def rejected(target: Target, payload: bytes) -> bool:

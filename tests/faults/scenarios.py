@@ -398,7 +398,11 @@ def fuzz(root: Path, *, cases: int, seed: int = 3) -> tuple[Tally, dict[str, Any
     t = Tally("fuzz: bad input on every topic")
     facts: dict[str, Any] = {}
     t0 = time.monotonic()
-    payloads = fuzzing.generate(fuzzing.targets("tuong-linh", ALL_NODES), cases, seed)
+    tgs = fuzzing.targets("tuong-linh", ALL_NODES)
+    payloads = fuzzing.generate(tgs, cases, seed) + fuzzing.hostile_request_topics("tuong-linh")
+    facts["hostile_topics"] = len(fuzzing.hostile_request_topics("tuong-linh"))
+    facts["hostile_fields"] = sum(any(h in p for h in (b"reply/+", b"reply/#", b"\\u0000", b"DROP TABLE", b"passwd",
+                                                       b"CRITICAL forged")) for _, p in payloads)
     facts["generate_s"] = time.monotonic() - t0
     facts["distinct"] = len(set(payloads))
     facts["over_64k"] = sum(len(p) > 64 * 1024 for _, p in payloads)
@@ -479,7 +483,47 @@ def fuzz(root: Path, *, cases: int, seed: int = 3) -> tuple[Tally, dict[str, Any
         # still serving
         ld.issue()
         facts["serving_after"] = _wait_idle(obs, ld, 10) and ld.issue_errors == 0 and ld.gave_up == 0
+
+        # phase 2: junk LEFT RETAINED on every topic a daemon reads (commands and state alike), then
+        # every daemon restarted into it: all come back, nothing acts on the junk, drops counted
+        junk = fuzzing.retained_junk(tgs, seed + 2)
+        facts["retained_junk"] = len(junk)
+        t.operations += len(junk)
+        t.faults += len(junk)
+        books0 = hub_fingerprint(c)
+        infos = [raw.publish(topic, payload, qos=1, retain=True) for topic, payload in junk]
+        obs.wait(lambda: all(i.is_published() for i in infos), 30, pub)
+        before_restart = sessions(obs, ALL_NODES)
+        for n in ALL_NODES:
+            c.kill(n, signal.SIGTERM)
+            c.start(n)
+        facts["restarted_online"] = obs.wait(lambda: back_online(obs, before_restart) and all(
+            n in obs.health and obs.health[n].dropped_messages > 0 for n in ALL_NODES), 60)
+        hs = {n: obs.health[n].at for n in ALL_NODES}
+        obs.wait(lambda: all(obs.health[n].at > hs[n] + 1 for n in ALL_NODES), 15)  # two health beats later
+        facts["restarted_alive"] = {n: c.procs[n].alive() for n in ALL_NODES}
+        t.lost += sum(not a for a in facts["restarted_alive"].values())
+        facts["retained_dropped"] = {n: obs.health[n].dropped_by_code for n in ALL_NODES}
+        facts["books_after_junk"] = hub_fingerprint(c) == books0
+        facts["hall_state_restored"] = _hall_rev(obs) == books0[2]  # the hub's state over the junk
+        ld.issue()
+        facts["serving_after_junk"] = _wait_idle(obs, ld, 15) and ld.issue_errors == 0 and ld.gave_up == 0
+        facts["dead_logs"].update({n: c.log_text(n)[-800:] for n, a in facts["restarted_alive"].items() if not a})
+        for topic, _ in junk:  # leave the broker clean
+            raw.publish(topic, b"", qos=1, retain=True)
     return t, facts
+
+
+def _hall_rev(obs: Observer) -> int | None:
+    """The rev of the retained hall state as a newcomer reads it (the hub's, not junk)."""
+    from xephang.contract import BadPayload, HallState, decode
+
+    obs.wait(lambda: False, 0.5)
+    raw = obs.retained.get(f"{obs.bus.topics.root}/state/hall")
+    try:
+        return decode(HallState, raw).rev if raw else None
+    except BadPayload:
+        return None
 
 
 
