@@ -24,8 +24,10 @@ from hubd.ledger import Ledger
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
+    ASKED_BY,
     MAX_PAYLOAD_BYTES,
     REQUEST_MODELS,
+    RESYNC_MAX_EVENTS,
     BadPayload,
     CallNext,
     ContractError,
@@ -56,7 +58,6 @@ STATE_MIN_INTERVAL_S = 0.1  # retained state at most 10 times a second; events c
 CLOCK_JUMP_S = 30.0  # wall clock vs monotonic clock disagreement that counts as a jump
 ACK_FLUSH_IDLE_S = 0.5
 RECENT_REPLIES = 2000  # outbox acks ride along with the next batch's commit, or go alone when idle
-RESYNC_MAX_EVENTS = 200  # events in one resync reply at most …
 RESYNC_BUDGET_BYTES = MAX_PAYLOAD_BYTES - 8 * 1024  # … and never more than fits one message with room to spare
 
 
@@ -73,14 +74,16 @@ class HubSettings(DaemonSettings):
 
 
 def may_act(source: str, req: Request, technicians: Sequence[str]) -> bool:
-    """Defence in depth behind the broker's ACL: who may ask what (docs/protocol.md, "Who may ask what")."""
+    """Defence in depth behind the broker's ACL: who may ask what (``contract.ASKED_BY``, the same
+    table the ACL is generated from; docs/protocol.md, "Who may ask what")."""
     if source == "hub" or source in technicians or any(source.startswith(t + "-") for t in technicians):
         return True
-    if isinstance(req, CounterRequest):
-        return source == f"counter-{req.counter}"
-    if isinstance(req, IssueTicket | VoidTicket):
+    who = ASKED_BY.get(req.ACTION, "tech")
+    if who == "counter":
+        return isinstance(req, CounterRequest) and source == f"counter-{req.counter}"
+    if who == "dispenser":
         return source.startswith("dispenser-")
-    return isinstance(req, Resync)  # every node may catch up; reports are for technicians (the ACL agrees)
+    return who == "any"
 
 
 class HubDaemon(Daemon[HubSettings]):

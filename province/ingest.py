@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -28,11 +29,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from xephang.contract import ROOT_PREFIX, BadPayload, CounterEvent, DailySummary, TicketEvent, decode
+from xephang.contract import (
+    LEVEL_PATTERN,
+    ROOT_PREFIX,
+    BadPayload,
+    CounterEvent,
+    DailySummary,
+    TicketEvent,
+    decode,
+)
 from xephang.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
+_LEVEL = re.compile(LEVEL_PATTERN)
 EVENT_FILTER = f"{ROOT_PREFIX}/+/event/#"
 SUMMARY_FILTER = f"{ROOT_PREFIX}/+/state/summary"
 DEFAULT_CLIENT_ID = "xephang-ingest"
@@ -159,6 +169,8 @@ def parse_topic(topic: str) -> tuple[str, str, str] | None:
     parts = topic.split("/")
     if len(parts) < 4 or "/".join(parts[:2]) != ROOT_PREFIX:
         return None
+    if not all(_LEVEL.match(x) for x in parts[2:]):
+        return None  # a site or kind outside [a-z0-9-] would become an SQL value and a report heading
     site = parts[2]
     if len(parts) == 6 and parts[3] == "event" and parts[4] in ("ticket", "counter"):
         return site, parts[4], parts[5]
@@ -221,14 +233,17 @@ class Store:
                 res.rejected += 1
                 log.warning("ingest: %s: %s payload dropped: %s", topic, exc.code, exc)
                 continue
-            body = json.loads(payload)
+            text = json.dumps(json.loads(payload), ensure_ascii=False)
+            if "\\u0000" in text or "\x00" in text:  # PostgreSQL's jsonb and text refuse NUL: it would fail the batch
+                res.rejected += 1
+                log.warning("ingest: %s: payload with a NUL character dropped", topic)
+                continue
             ticket_id = ev.ticket.id if family == "ticket" else None
             counter = ev.counter
             key = (site, ev.event_id)
             if key in events:
                 res.duplicates += 1
-            events[key] = (site, ev.event_id, ev.rev, ev.at, family, ev.kind or kind, ticket_id, counter,
-                           json.dumps(body, ensure_ascii=False))
+            events[key] = (site, ev.event_id, ev.rev, ev.at, family, ev.kind or kind, ticket_id, counter, text)
         with self.conn.transaction(), self.conn.cursor() as cur:
             touched: set[tuple[str, int]] = set()
             if events:
@@ -390,6 +405,16 @@ class Ingester:
         while not stop.is_set():
             try:
                 res = Store(self._db()).write((t, p) for _, _, _, t, p in batch)
+            except psycopg.DataError as exc:
+                # one message the database refuses must not hold the others (nor come back for ever):
+                # store them one by one, count the refused ones as rejected, acknowledge all
+                if self._conn is not None and not self._conn.closed:
+                    self._conn.rollback()
+                log.error("ingest: the database refused part of a batch (%s); storing one by one", exc)
+                if len(batch) == 1:
+                    self.stats.rejected += 1
+                    return True
+                return all(self._commit_batch([m], stop) for m in batch)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.stats.db_errors += 1
                 log.error("ingest: database unavailable (%s); retrying in %.1f s, nothing acknowledged", exc, delay)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from xephang.contract import CLIENT_ID_PREFIX, ROOT_PREFIX, check_level
+from xephang.contract import ASKED_BY, CLIENT_ID_PREFIX, ROOT_PREFIX, check_level
 from xephang.settings import SettingsError, load_site
 from xephang.site import Site
 
@@ -35,8 +35,8 @@ PBKDF2_ITERATIONS = 1000
 DEFAULT_TECHNICIANS = ("tech",)
 
 # requests each role may send to the hub (the hub checks the counter number itself)
-COUNTER_ACTIONS = ("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume", "rate")
-DISPENSER_ACTIONS = ("issue-ticket", "void-ticket")
+COUNTER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "counter")
+DISPENSER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "dispenser")
 
 
 class BrokerConfigError(ValueError):

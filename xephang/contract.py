@@ -388,6 +388,16 @@ class ReportRequest(Request):
     lang: Literal["vi", "en"] = "vi"
 
 
+# who may ask each action (the broker's ACL and the hub's ``may_act`` are both made from this):
+# "counter" = counter-N for counter N only; "dispenser" = dispenser-*; "any" = every node;
+# "tech" = technicians only. The hub and technicians (``tech``, ``tech-*``) may ask everything.
+ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "tech"]] = {
+    "issue-ticket": "dispenser", "void-ticket": "dispenser",
+    **dict.fromkeys(("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume", "rate"), "counter"),
+    "resync": "any", "report": "tech",
+}
+RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
+
 REQUEST_MODELS: dict[str, type[Request]] = {
     m.ACTION: m
     for m in (IssueTicket, CallNext, Recall, NoShow, Finish, Transfer, Pause, Resume, Rate, VoidTicket, Resync, ReportRequest)

@@ -85,8 +85,9 @@ def render_protocol() -> str:
         "",
         "Root `R = xephang/v1/{site}`; topic levels `[a-z0-9-]`; JSON payloads (UTF-8, at most "
         f"{c.MAX_PAYLOAD_BYTES // 1024} KiB); QoS 1 everywhere, never QoS 2; every consumer idempotent. "
-        "Node ids: `hub`, `dispenser-N`, `counter-N`, `display-hall`, `announcer-hall`, `tech`; the MQTT client id "
-        "and username equal the node id. Requests, config pushes and sim presses are **strict** (unknown fields "
+        "Node ids: `hub`, `dispenser-N`, `counter-N`, `display-hall`, `announcer-hall`, `tech`; the MQTT username "
+        "is the node id and the client id is the node id with the prefix "
+        f"`{c.CLIENT_ID_PREFIX}` (see \"Being accepted\" below). Requests, config pushes and sim presses are **strict** (unknown fields "
         "are rejected); status, health, alerts, events and state are **tolerant** (unknown fields are ignored), so "
         "within v1 only optional fields are ever added. Every payload names its `schema`.",
         "",
@@ -99,7 +100,7 @@ def render_protocol() -> str:
         "## Rules",
         "",
         "- A request carries `request_id` (made once per key press and reused on every retry), `source` (node "
-        "id) and `reply_to` (`R/reply/{node}`; the hub answers only on reply topics of its site). Boards publish "
+        "id) and `reply_to` (empty or `R/reply/{source}`: the hub answers only there, see below). Boards publish "
         "on `R/req/hub/{action}/{node}` with their own node id as the last level: the broker's ACL lets a board "
         "write only under its own name and the hub refuses (`forbidden`) a request whose `source` differs from "
         "that level, so a counter cannot act for another counter even with a forged payload. The short form "
@@ -107,8 +108,8 @@ def render_protocol() -> str:
         "published with an MQTT 5 message expiry so a request nobody waits for any more is never executed late. "
         "The hub stores `request_id → reply` in the same transaction as the change: a retry or a redelivery "
         "returns the same reply and changes nothing.",
-        "- The hub checks that `source` may act as it asks: `counter-N` only for counter N; `dispenser-*` may "
-        "issue and void tickets; technicians (`tech`, `tech-*`) anything; anyone may `resync` and `report`.",
+        "- The hub checks that `source` may act as it asks (the table below; the broker's ACL is generated from "
+        "the same table, so the two never disagree).",
         "- Events are published only after the ledger commit (outbox), are never retained, and carry the hub's "
         "`rev` (+1 per event, gap-free). Consumers ignore a `rev` they have seen; a gap makes them send `resync` "
         "(the reply carries `data.hall` and the missed `data.events`).",
@@ -116,8 +117,11 @@ def render_protocol() -> str:
         "retained state on every (re)connect. Device timestamps are informational.",
         "- `NodeStatus.session` grows on every connect of a node. A Will of an older session that lands after "
         "the node came back is answered by the node re-publishing its birth.",
+        "- A reply's `rev` is per request: the hub's revision right after that request was handled (for a "
+        "retry answered from the ledger, the revision when it was first answered). It is not a sequence number "
+        "of replies and says nothing about events published since.",
         "- Error codes in replies: " + ", ".join(f"`{x}`" for x in (
-            "wrong-schema", "invalid", "unknown-action", "forbidden",
+            "wrong-schema", "invalid", "unknown-action", "forbidden", "too-large",
             "unknown-service", "unknown-counter", "unknown-priority-group", "not-serving", "same-service",
             "rating-window-closed", "rating-wrong-ticket", "already-rated", "not-voidable", "band-exhausted",
             "unavailable")) + ".",
@@ -125,6 +129,54 @@ def render_protocol() -> str:
         "not UTF-8 (`bad-utf8`), not JSON or nested too deeply (`bad-json`), or without a readable "
         "`request_id`, `source` and `reply_to`. The hub drops it unread and counts it by that code in "
         "`dropped_by_code` of its health (`internal`: a request the hub failed to handle, logged with its trace).",
+        "- A reply that would not fit one message becomes the error `too-large` (the asker can ask for less); "
+        "no reply can make a publish fail.",
+        "",
+        "## Being accepted: what a client must get right",
+        "",
+        f"- **Client id.** On a site's broker (`xephang broker-config`) every client id must start with "
+        f"`{c.CLIENT_ID_PREFIX}` (`clientid_prefixes`); anything else is refused at CONNECT (reason 135). On the "
+        "boards' listener (port 1883) the broker then replaces the id by the username "
+        "(`use_username_as_clientid`): a board is always its own node id there, and one board's password can "
+        "never log in under another node's id and push it off the broker. Technicians' tools use the "
+        "technicians' listener (port 1884), where ids are free after the prefix (`xephang-tech-…`), so several "
+        "terminals work at once under one account and none can equal a node id. A second login with the *same* "
+        "account on the boards' listener replaces the first, as a rebooted board must.",
+        "- **`request_id`**: 8–64 characters of `A-Z a-z 0-9 _ . : -`; made once per key press, reused on every "
+        "retry. **`source`**: a node id, 1–40 characters of `[a-z0-9-]` (no leading, trailing or double `-`). "
+        "On the long topic form `R/req/hub/{action}/{node}` the topic's last level must equal `source`, for "
+        "every action (read-only ones too), else `forbidden`; the short form `R/req/hub/{action}` can only be "
+        "written by the hub and technicians (ACL).",
+        f"- **`reply_to`**: empty, or `R/reply/{{source}}`; at most {c.MAX_TOPIC_LEN} characters of the topic "
+        "alphabet (levels of `[a-z0-9-]`, no wildcard, no `$`, no NUL, no empty level), else the request is "
+        "answered `invalid`. Whatever it says, the hub answers only on `R/reply/{asker}` of its own site, the "
+        "asker being the node the topic names (or `source` on the short form): `reply_to` cannot aim a reply "
+        "at another node, site or topic.",
+        "- Every field that becomes a topic, a file name, an SQL value or a log line is checked by the models "
+        "at the edge: node, service and group ids and `group_by` are slugs; `reason` is one printable line of "
+        "at most 80 characters; `period` is `[A-Za-z0-9.:-]`; a sim press's `button` is a slug. A daemon never "
+        "publishes on a topic outside the alphabet (it logs, counts `bad-topic` in `publish_failed` of its "
+        "health, and goes on).",
+        f"- **`resync`** (every node): `data.hall` is always the whole hall snapshot; with `since_rev`, "
+        f"`data.events` holds the missed events in rev order from `since_rev + 1`, at most "
+        f"{c.RESYNC_MAX_EVENTS} and never more than fit one {c.MAX_PAYLOAD_BYTES // 1024} KiB message, and "
+        "`data.more` says whether later events exist: ask again from the last rev received, or take the retained "
+        "`state/*` (which is always current) and go on from `hall.rev`.",
+        "- **Retained commands are never acted on.** A request, reply, sim press, config push or event that "
+        "arrives with the retained flag (one left on the broker, replayed on every subscribe) is dropped and "
+        "counted as `retained-command`; only status, health, alerts, `state/*` and `config/…/state` are "
+        "retained by design.",
+        "- **Which ACL refusals are silent.** A forbidden *publish* is answered with PUBACK 135 (MQTT 5): the "
+        "client can see it. A forbidden *subscription* is granted by mosquitto (SUBACK 0/1) and its messages "
+        "are filtered out: the client simply never receives anything, with no error. A forbidden request "
+        "topic is therefore a PUBACK 135, never a reply.",
+        "",
+        "### Who may ask what",
+        "",
+        "| action | who may ask (besides `hub` and technicians) |",
+        "|---|---|",
+        *(f"| `{a}` | {dict(counter='`counter-N`, for counter N only', dispenser='`dispenser-*`', any='every node', tech='technicians only (`tech`, `tech-*`)')[w]} |"
+          for a, w in c.ASKED_BY.items()),
         "",
         "## Request actions",
         "",
@@ -142,7 +194,8 @@ def render_protocol() -> str:
         "resume": "`counter`, `state`",
         "rate": "`ticket`, `score`",
         "void-ticket": "`ticket`",
-        "resync": "`hall` (HallState), `events` (missed events since `since_rev`, at most 200)",
+        "resync": f"`hall` (HallState); with `since_rev`: `events` (missed events in rev order, at most "
+                  f"{c.RESYNC_MAX_EVENTS}, within one message) and `more` (later events exist)",
         "report": "report tables (docs/reports.md)",
     }
     for action, model in c.REQUEST_MODELS.items():

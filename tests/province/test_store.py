@@ -255,3 +255,52 @@ def test_the_counter_load_chart_shows_the_busiest_counters_of_a_large_province()
     assert [c["label"] for c in shown] == [f"Xã {i} — Quầy 1" for i in range(99, 99 - CHART_MAX_COUNTERS, -1)]
     assert len(rep["counter_load"]) == 100  # the report itself keeps every counter
     assert set(chart_pngs(rep)) == {"arrivals-per-hour", "wait-distribution", "counter-load"}
+
+
+def test_hostile_topics_and_a_nul_in_an_event_are_rejected_not_fatal(pg, centres):
+    """What a bridged client could send the province broker: a site or kind outside the topic
+    alphabet (it would become an SQL value and a report heading), and a text field with a NUL that
+    PostgreSQL refuses (it used to fail the whole batch, for ever, on every redelivery)."""
+    import json
+
+    data, _ = centres
+    good = data[0][2][:20]
+    topic, payload = good[0]
+    ev = json.loads(payload)
+    ev["event_id"] = "nul-event-0001"
+    ev["reason"] = "a\u0000b"
+    bad = [("xephang/v1/Tuong-Linh/event/ticket/issued", payload),
+           ("xephang/v1/tuong-linh/event/ticket/ISSUED", payload),
+           ("xephang/v1/tuong linh/event/ticket/issued", payload),
+           ("xephang/v1/'; drop table events; --/event/ticket/issued", payload),
+           (topic, json.dumps(ev).encode())]
+    res = Store(pg).write([*bad, *good[1:]])
+    assert res.rejected == len(bad) and res.stored == len(good) - 1
+
+
+def test_a_batch_the_database_refuses_is_split_and_the_good_rows_stored(pg_dsn, centres, monkeypatch):
+    """The ingester's shell: a DataError on a batch stores the messages one by one, counts the
+    refused one, and acknowledges all (a poison message cannot come back for ever)."""
+    import threading
+
+    import psycopg
+
+    from province.ingest import Ingester
+    from xephang.settings import BrokerSettings
+
+    data, _ = centres
+    msgs = data[1][2][:30]
+    real_write = Store.write
+
+    def write(self, messages):
+        messages = list(messages)
+        if any(t.endswith("/poison") for t, _ in messages):
+            raise psycopg.DataError("refused by the database")
+        return real_write(self, messages)
+
+    monkeypatch.setattr(Store, "write", write)
+    ing = Ingester(dsn=pg_dsn, broker=BrokerSettings())
+    batch = [(0, i, 1, t, p) for i, (t, p) in enumerate(msgs)]
+    batch.insert(7, (0, 99, 1, "xephang/v1/xuan-quang/event/ticket/poison", b"{}"))
+    assert ing._commit_batch(batch, threading.Event())
+    assert ing.stats.rejected == 1 and ing.stats.batches == len(msgs)
