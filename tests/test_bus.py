@@ -149,3 +149,55 @@ def test_bad_credentials_is_fatal(tmp_path):
         bus.stop()
     finally:
         mq.kill()
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing a remote party puts in a topic or a payload can make publish() raise or wedge the link
+
+
+@pytest.mark.parametrize(("topic", "size", "reason"), [
+    ("xephang/v1/tuong-linh/reply/+", 10, "bad-topic"),
+    ("xephang/v1/tuong-linh/reply/#", 10, "bad-topic"),
+    ("xephang/v1/tuong-linh/reply/a\x00b", 10, "bad-topic"),
+    ("xephang/v1/tuong-linh/reply/", 10, "bad-topic"),
+    ("$SYS/broker/x", 10, "bad-topic"),
+    ("xephang/v1/tuong-linh/reply/" + "a" * 300, 10, "bad-topic"),
+    ("xephang/v1/tuong-linh/reply/hộ", 10, "bad-topic"),
+    ("xephang/v1/tuong-linh/reply/counter-1", 64 * 1024 + 1, "too-large"),
+])
+def test_a_publish_that_cannot_go_is_logged_counted_and_dropped_and_the_link_stays(tmp_path, mosquitto, topic, size,
+                                                                                 reason):
+    hub = make_bus(mosquitto, "hub", tmp_path)
+    got: list[bytes] = []
+    hub.subscribe("xephang/v1/tuong-linh/reply/hub", lambda m: got.append(m.payload))
+    hub.start()
+    assert hub.wait_connected(5)
+    assert hub.publish(topic, b"x" * size) == -1  # no exception into the caller
+    assert hub.stats.publish_failed == {reason: 1}
+    hub.publish("xephang/v1/tuong-linh/reply/hub", b"after")  # the same connection still works
+    assert pump_until([hub], lambda: got == [b"after"])
+    assert hub.stats.disconnects == 0 and hub.stats.connects == 1
+    hub.stop()
+
+
+def test_a_publish_the_broker_refuses_is_counted_not_fatal(tmp_path):
+    """PUBACK 135 (the ACL) on a publish used to end the daemon (BusFatal): a remote party could
+    stop a daemon by making it publish where it may not. Now counted in health, the daemon goes on."""
+    import subprocess
+
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "counter-1", "pw"], check=True)
+    acl = tmp_path / "acl"
+    acl.write_text("user counter-1\ntopic readwrite xephang/v1/tuong-linh/node/counter-1/#\n")
+    mq = Mosquitto(tmp_path / "mq", password_file=pw, acl_file=acl).start()
+    try:
+        bus = make_bus(mq, "counter-1", tmp_path, password="pw")
+        bus.start()
+        assert bus.wait_connected(5)
+        assert bus.publish("xephang/v1/tuong-linh/state/hall", b"{}") > 0
+        assert pump_until([bus], lambda: bus.stats.publish_failed.get("refused") == 1)
+        bus.process(timeout=0.05)  # no BusFatal
+        assert bus.fatal is None and bus.connected.is_set()
+        bus.stop()
+    finally:
+        mq.kill()

@@ -302,7 +302,8 @@ class Demo:
         accounts = site_accounts(site, technicians=["tech", TECH])
         self.files = write_broker_files(self.out / "broker", site, accounts)
         self.broker = Mosquitto(self.out / "broker" / "run", die_with_parent=True, password_file=self.files.password_file,
-                                acl_file=self.files.acl_file, persistence=False)
+                                acl_file=self.files.acl_file, persistence=False,
+                                bind_client_ids=True)
         self.broker.start()
 
     def _env(self, spec: NodeSpec, clock: ScaledClock, voice: Path | None) -> dict[str, str]:
@@ -449,18 +450,20 @@ class Demo:
             self._start_broker(self.site)
             assert self.broker is not None
             self.say(f"xephang demo — {self.site.site.name_vi}\n  thư mục / output: {self.out}\n"
-                     f"  broker 127.0.0.1:{self.broker.port} (mật khẩu + ACL / passwords + ACL), "
+                     f"  broker 127.0.0.1:{self.broker.port} (mật khẩu + ACL / passwords + ACL; "
+                     f"kỹ thuật viên / technicians: {self.broker.tech_port}), "
                      f"tốc độ / speed ×{o.speed:g}")
             self._launch(clock)
-            target = BrokerTarget(site=self.site.site.slug, port=self.broker.port, username=TECH,
+            target = BrokerTarget(site=self.site.site.slug, port=self.broker.tech_port or self.broker.port, username=TECH,
                                   password=self.files.passwords[TECH])
             with ToolClient(target) as client:
                 t = client.topics
                 client.subscribe(t.all_status(), t.all_events(), f"{t.root}/state/service/+", f"{t.root}/node/+/alert/+")
                 self._wait_ready(client)
                 self.say(f"  {len(self.online)} nút trực tuyến / nodes online: {', '.join(self.online)}")
-                self.say(f"  xem thiết bị / watch devices: xephang devices --watch --port {self.broker.port} "
-                         f"--password-file {self.files.passwords_dir / 'tech.pw'}")
+                exe = Path(sys.executable).with_name("xephang")  # runs as printed, without activating .venv
+                self.say(f"  xem thiết bị / watch devices: {exe if exe.exists() else 'xephang'} devices --watch "
+                         f"--port {self.broker.tech_port} --password-file {self.files.passwords_dir / 'tech.pw'}")
                 while time.time() < clock.real_origin and not self.stop.is_set():
                     time.sleep(0.02)
                 self._simulate(client, clock)

@@ -69,6 +69,7 @@ class Mosquitto:
         persistence: bool = True,
         extra_conf: str = "",
         die_with_parent: bool = False,
+        bind_client_ids: bool = False,
         tech_port: int | None = None,
     ) -> None:
         exe = find_mosquitto()
@@ -78,9 +79,10 @@ class Mosquitto:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
-        # with passwords, client ids are bound to accounts as on a site's broker; technicians' tools
-        # (several at once under one account) use the second listener
-        self.tech_port = (tech_port or free_port()) if password_file else None
+        # bind_client_ids: as on a site's broker (``xephang broker-config``), client ids are bound to
+        # accounts on this listener; technicians' tools (several at once under one account) use a second
+        self.bind_client_ids = bind_client_ids
+        self.tech_port = (tech_port or free_port()) if bind_client_ids else None
         self.password_file = password_file
         self.acl_file = acl_file
         self.persistence = persistence
@@ -94,7 +96,7 @@ class Mosquitto:
         lines = []
         if os.geteuid() == 0:
             lines.append(f"user {getpass.getuser()}")  # else it drops to 'mosquitto' and cannot write here
-        if self.password_file:
+        if self.bind_client_ids:
             lines += [*client_id_lines(), *listener_lines(self.port, "127.0.0.1")]
             if self.tech_port:
                 lines += listener_lines(self.tech_port, "127.0.0.1", tech=True)

@@ -148,7 +148,7 @@ class Centre:
             self.passwords = dict(files.passwords)
             pw_file, acl_file = files.password_file, files.acl_file
         self.broker = Mosquitto(self.root / "mq", port=free_port(), password_file=pw_file, acl_file=acl_file,
-                                persistence=persistence)
+                                persistence=persistence, bind_client_ids=secured)
         self.procs: dict[str, Proc] = {}
         self.env_extra: dict[str, dict[str, str]] = {}
         self.speed, self.origin = speed, origin

@@ -41,7 +41,7 @@ def secured_broker(tmp_path: Path, site: Site) -> Iterator[SecuredBroker]:
     accounts = site_accounts(site, extra=["tech-lan", "display-lab"])
     files = write_broker_files(tmp_path / "broker", site, accounts)
     broker = Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file,
-                       persistence=False)
+                       persistence=False, bind_client_ids=True)
     broker.start()
     try:
         yield SecuredBroker(broker, files)

@@ -134,9 +134,10 @@ def test_the_generated_conf_fragment_runs_mosquitto_and_refuses_anonymous(tmp_pa
     from xephang.brokerconf import write_broker_files
 
     files = write_broker_files(tmp_path, site, site_accounts(site))
-    port = free_port()
+    port, tech_port = free_port(), free_port()
     text = mosquitto_conf_text(password_file=files.password_file, acl_file=files.acl_file, listen="127.0.0.1",
-                               port=port)
+                               port=port, tech_port=tech_port)
+    assert "clientid_prefixes xephang-" in text and "use_username_as_clientid true" in text
     # run the fragment as the whole config (Debian's main file adds persistence and logging)
     b = Mosquitto(tmp_path / "run", port=port, persistence=False)
     user = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""  # root drops to 'mosquitto' otherwise
@@ -149,6 +150,12 @@ def test_the_generated_conf_fragment_runs_mosquitto_and_refuses_anonymous(tmp_pa
             ToolClient(BrokerTarget(port=port, username="tech", password=None)).connect()
         with ToolClient(BrokerTarget(port=port, username="tech", password=files.passwords["tech"])) as c:
             assert c.publish(f"{R}/sim/counter-1/press", b"{}") < REFUSED
+        # the technicians' listener: two terminals under one account at once, both keep working
+        tgt = BrokerTarget(port=tech_port, username="tech", password=files.passwords["tech"])
+        with ToolClient(tgt) as one, ToolClient(tgt) as two:
+            assert one.publish(f"{R}/sim/counter-1/press", b"{}") < REFUSED
+            assert two.publish(f"{R}/sim/counter-1/press", b"{}") < REFUSED
+            assert one.publish(f"{R}/sim/counter-2/press", b"{}") < REFUSED
     finally:
         b.kill()
 
@@ -176,7 +183,8 @@ def test_with_tls_the_lan_listener_speaks_tls_and_still_checks_passwords(tmp_pat
             "-days", "2", "-extfile", "san.ext")
     plain, tls_port = free_port(), free_port()
     tls = TlsFiles(tmp_path / "ca.crt", tmp_path / "hub.crt", tmp_path / "hub.key", port=tls_port)
-    files = write_broker_files(tmp_path / "b", site, site_accounts(site), listen="127.0.0.1", port=plain, tls=tls)
+    files = write_broker_files(tmp_path / "b", site, site_accounts(site), listen="127.0.0.1", port=plain, tls=tls,
+                               tech_port=free_port())
     b = Mosquitto(tmp_path / "run", port=tls_port, persistence=False)
     user = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
     b.write_conf = lambda: (b.conf_path.write_text(user + files.conf.read_text() + f"log_dest file {b.log_path}\n"),
