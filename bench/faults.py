@@ -15,6 +15,7 @@ checked at the end. The boxes take ~10 presses a second, hence the default speed
     .venv/bin/python bench/faults.py                 # everything, full size (~25 min on a Pi 5)
     .venv/bin/python bench/faults.py --scale 0.25    # a quarter of every count
     .venv/bin/python bench/faults.py --only soak --soak-days 7 --speed 300
+    .venv/bin/python bench/faults.py --only attack   # fuzz + security with what got through (all 0)
 """
 
 from __future__ import annotations
@@ -71,6 +72,44 @@ def scenarios(scale: float) -> list[Tally]:
 
 
 # ---------------------------------------------------------------------------------------------
+# An attacker holding one board's password (or a technician's): what got through
+
+
+def attack(scale: float) -> int:
+    """The fuzz and security scenarios with their facts: payloads tried, daemons killed or
+    silenced, forbidden actions that got through. Every 'got through' figure must be 0."""
+    n = max(1, int(3000 * scale))
+    with tempfile.TemporaryDirectory(prefix="xephang-attack-") as d:
+        t0 = time.monotonic()
+        tf, f = S.fuzz(Path(d) / "fuzz", cases=n)
+        fuzz_s = time.monotonic() - t0
+        t0 = time.monotonic()
+        ts, g = S.security(Path(d) / "security")
+        sec_s = time.monotonic() - t0
+    killed = sum(not a for a in f["alive"].values()) + sum(not a for a in f["restarted_alive"].values())
+    silenced = (not f["sessions_same"]) + (not f["serving_after"]) + (not f["serving_after_junk"]) + \
+        (not f["restarted_online"]) + (not g["alive"]) + int(g["hub_knocked_off"])
+    acted = (f["before"] != f["after"]) + len(f["retained_changed"]) + (not f["books_after_junk"]) + \
+        (not f["hall_state_restored"])
+    through = len(g["leaks"]) + len(g["retained_changed"]) + (g["before"] != g["after"]) + \
+        (g["cross_counter"] != "forbidden") + sum(v != "refused" for (_, cid, _), v in g["takeover"].items()
+                                                  if cid == "hub")
+    print(f"payloads tried: {tf.operations} in one batch ({f['distinct']} distinct; "
+          f"{f['hostile_fields']} with hostile text in topic/file/SQL/log fields, {f['hostile_topics']} on hostile "
+          f"request topics, {f['over_64k']} over 64 KiB), then {f['retained_junk']} left retained on every topic "
+          f"a daemon reads and all 5 daemons restarted into them ({fuzz_s:.0f} s)")
+    print(f"drops counted per daemon: {f['dropped']}; after the restart: "
+          f"{ {k: sum(v.values()) for k, v in f['retained_dropped'].items()} }")
+    print(f"security probes: {ts.operations} ({g['refused']} forbidden publishes refused with 135, "
+          f"{g['strangers_refused']} strangers refused, {len(g['takeover'])} client-id takeover attempts on the hub: "
+          f"{sum(v == 'refused' for v in g['takeover'].values())} refused, "
+          f"{sum(v == 'own id' for v in g['takeover'].values())} given an id of their own) ({sec_s:.0f} s)")
+    print(f"daemons killed: {killed}; daemons silenced or knocked off: {silenced}; bad input acted on: {acted}; "
+          f"forbidden actions that got through: {through}")
+    return killed + silenced + acted + through
+
+
+# ---------------------------------------------------------------------------------------------
 # Soak
 
 
@@ -84,13 +123,15 @@ def soak(days: int, speed: float, per_day: int, counters: int) -> tuple[Tally, l
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every scenario's count")
-    ap.add_argument("--only", choices=["scenarios", "soak"], default=None)
+    ap.add_argument("--only", choices=["scenarios", "soak", "attack"], default=None)
     ap.add_argument("--soak-days", type=int, default=7)
     ap.add_argument("--speed", type=float, default=300.0, help="simulated seconds per real second (the boxes press at most ~10 keys a second)")
     ap.add_argument("--per-day", type=int, default=1000)
     ap.add_argument("--counters", type=int, default=8)
     a = ap.parse_args()
     bad = 0
+    if a.only == "attack":
+        return 1 if attack(a.scale) else 0
     if a.only in (None, "scenarios"):
         rows = scenarios(a.scale)
         bad += sum(1 for r in rows if r.lost or r.duplicates)

@@ -58,6 +58,7 @@ STATE_MIN_INTERVAL_S = 0.1  # retained state at most 10 times a second; events c
 CLOCK_JUMP_S = 30.0  # wall clock vs monotonic clock disagreement that counts as a jump
 ACK_FLUSH_IDLE_S = 0.5
 RECENT_REPLIES = 2000  # outbox acks ride along with the next batch's commit, or go alone when idle
+REPORT_WORKERS = 2  # reports computed at once at most; more are answered `unavailable` (busy)
 RESYNC_BUDGET_BYTES = MAX_PAYLOAD_BYTES - 8 * 1024  # … and never more than fits one message with room to spare
 
 
@@ -101,6 +102,7 @@ class HubDaemon(Daemon[HubSettings]):
         self.ledger = Ledger(path)
         self.ledger.load(self.engine)
         self._batch: list[Inbound] = []
+        self._report_slots = threading.BoundedSemaphore(REPORT_WORKERS)
         self._inflight: dict[int, int] = {}  # mid -> rev of events published, awaiting PUBACK
         self._acked: list[int] = []
         self._last_ack_flush = 0.0
@@ -212,7 +214,7 @@ class HubDaemon(Daemon[HubSettings]):
             rid, source = head
             self.bus.stats.dropped += 1
             self.bus.stats.dropped_by_code[exc.code] += 1
-            log.warning("bad %s request %s from %s: %s", action, rid, sender or source, exc)
+            log.warning("bad %s request %r from %s: %s", action, rid, sender or source, exc)
             reply = Reply(request_id=rid, action=action, status="error", error=ReplyError(code=exc.code, message=str(exc)))
             return self.bus.topics.reply(sender or source), reply, None, False
         topic = self.bus.topics.reply(sender or req.source)
@@ -238,7 +240,11 @@ class HubDaemon(Daemon[HubSettings]):
         if isinstance(req, Resync):
             return topic, self._resync(req, now), req, False
         if isinstance(req, ReportRequest):
-            # a quarter takes ~0.2 s of CPU: compute it off the owner thread so presses never wait
+            # a quarter takes ~0.2 s of CPU: compute it off the owner thread so presses never wait;
+            # at most REPORT_WORKERS at once, so a flood of report requests cannot starve the hall
+            if not self._report_slots.acquire(blocking=False):
+                return topic, Reply(request_id=req.request_id, action=action, status="error", error=ReplyError(
+                    code="unavailable", message="the hub is busy with other reports: ask again")), req, False
             threading.Thread(target=self._report_worker, args=(req, topic), name="report", daemon=True).start()
             return None
         try:
@@ -311,6 +317,8 @@ class HubDaemon(Daemon[HubSettings]):
             log.exception("report failed")
             reply = Reply(request_id=req.request_id, action=req.ACTION, status="error",
                           error=ReplyError(code="unavailable", message=str(exc)[:300]))
+        finally:
+            self._report_slots.release()
         self.bus.call_soon(lambda: self.bus.publish(topic, fit_reply(reply)))
 
     def _report(self, req: ReportRequest) -> Reply:

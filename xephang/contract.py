@@ -429,11 +429,12 @@ TicketState = Literal["waiting", "called", "done", "no-show", "voided", "expired
 
 class TicketInfo(Message):
     id: int = Field(description="ledger id, unique for ever")
-    day: str = Field(description="service day YYYY-MM-DD (local, after the daily reset)")
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="service day YYYY-MM-DD (local, after the daily reset)")
     number: int
-    display: str = Field(description="the number as printed and shown, e.g. '1023' or 'A023'")
-    service: str
-    priority_group: str | None = None
+    display: str = Field(pattern=r"^[A-Z]?[0-9]{1,6}$", description="the number as printed and shown, e.g. '1023' or "
+                         "'A023' (it names the speaker's and printer's files: checked)")
+    service: Slug
+    priority_group: Slug | None = None
     issued_at: float
     state: TicketState = "waiting"
     counter: int | None = None

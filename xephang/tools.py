@@ -432,7 +432,9 @@ def add_broker_options(p: argparse.ArgumentParser) -> None:
     env = os.environ.get
     g = p.add_argument_group("broker")
     g.add_argument("--host", default=env("XEPHANG_BROKER__HOST", "127.0.0.1"))
-    g.add_argument("--port", type=int, default=int(env("XEPHANG_BROKER__PORT", "1883")))
+    g.add_argument("--port", type=int, default=int(env("XEPHANG_TECH_PORT") or env("XEPHANG_BROKER__PORT") or "1884"),
+                   help="the technicians' listener of the site's broker, where several terminals may run at once "
+                        "(default $XEPHANG_TECH_PORT, $XEPHANG_BROKER__PORT or 1884)")
     g.add_argument("--username", "-u", default=env("XEPHANG_TECH_USER", "tech"), help="technician account (default tech)")
     g.add_argument("--password-file", type=Path, default=env("XEPHANG_TECH_PASSWORD_FILE") or None,
                    help="file holding the password (from xephang broker-config: passwords/tech.pw)")
