@@ -94,7 +94,7 @@ def attack(scale: float) -> int:
     through = len(g["leaks"]) + len(g["retained_changed"]) + (g["before"] != g["after"]) + \
         (g["cross_counter"] != "forbidden") + sum(v != "refused" for (_, cid, _), v in g["takeover"].items()
                                                   if cid == "hub")
-    print(f"payloads tried: {tf.operations} in one batch ({f['distinct']} distinct; "
+    print(f"payloads tried: {tf.operations - f['retained_junk']} in one batch ({f['distinct']} distinct; "
           f"{f['hostile_fields']} with hostile text in topic/file/SQL/log fields, {f['hostile_topics']} on hostile "
           f"request topics, {f['over_64k']} over 64 KiB), then {f['retained_junk']} left retained on every topic "
           f"a daemon reads and all 5 daemons restarted into them ({fuzz_s:.0f} s)")

@@ -257,9 +257,12 @@ class DisplayDaemon(Daemon[DisplaySettings]):
             self.model.set_link(now=self._fx(), hub_online=online)
 
     def on_sim_press(self, press: SimPress) -> None:
-        if press.button in ("snapshot", "screenshot") and isinstance(self.screen, HeadlessScreen):
-            path = self.screen.write_frame()
-            log.info("snapshot written to %s", path)
+        if press.button not in ("snapshot", "screenshot"):
+            raise BadPayload("unknown-button", f"no key {press.button!r} on the board (it has: snapshot)")
+        if not isinstance(self.screen, HeadlessScreen):
+            raise BadPayload("unknown-button", "snapshot: this board draws on a real screen, not to PNG files")
+        path = self.screen.write_frame()
+        log.info("snapshot written to %s", path)
 
     # ------------------------------------------------------------------ resync
 

@@ -129,6 +129,7 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
         f"pattern write {r}/config/%u/state",
         f"pattern read {r}/reply/%u",
         f"pattern read {r}/sim/%u/press",
+        f"pattern write {r}/sim/%u/ack",
         f"pattern write {r}/req/hub/resync/%u",
         "",
     ]
@@ -150,7 +151,8 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
         elif acc.role == "tech":
             # technicians act for any counter (the hub's may_act agrees), push config, press sim keys
             lines += [f"topic write {r}/req/hub/#", f"topic write {r}/config/+/set", f"topic read {r}/config/#",
-                      f"topic write {r}/sim/+/press", f"topic read {r}/node/#", f"topic read {r}/event/#",
+                      f"topic write {r}/sim/+/press", f"topic read {r}/sim/+/ack", f"topic read {r}/node/#",
+                      f"topic read {r}/event/#",
                       f"topic read {r}/state/#"]
         lines.append("")
     return "\n".join(lines)

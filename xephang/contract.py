@@ -132,6 +132,9 @@ class Topics:
     def sim_press(self, node: str) -> str:
         return f"{self.root}/sim/{check_level(node)}/press"
 
+    def sim_ack(self, node: str) -> str:
+        return f"{self.root}/sim/{check_level(node)}/ack"
+
     # filters
     def all_status(self) -> str:
         return f"{self.root}/node/+/status"
@@ -632,6 +635,23 @@ class SimPress(StrictMessage):
                                       "press twice (a broker restored from its persistence): the node acts once per id")
 
 
+class SimPressAck(Message):
+    """``R/sim/{node}/ack``: the node's answer to a sim press (not retained). ``pressed``: the key
+    went down on the simulated board and acts as a real press would (a ticket, a call …);
+    ``refused``: the board has no such key, ``reason`` says why. A node not in sim mode, offline
+    or unknown sends nothing: a tool that waits reports "no answer"."""
+
+    SCHEMA: ClassVar[str] = "xephang.sim-press-ack.v1"
+    TOPIC: ClassVar[str] = "R/sim/{node}/ack"
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    node: NodeId
+    press_id: str = Field(max_length=64)
+    button: str = Field(max_length=40)
+    status: Literal["pressed", "refused"]
+    reason: str = Field(default="", max_length=300)
+    repeated: bool = Field(default=False, description="the same press delivered again: acted on once, answered again")
+
+
 ALL_MODELS: list[type[Message]] = [
     NodeStatus,
     NodeHealth,
@@ -649,4 +669,5 @@ ALL_MODELS: list[type[Message]] = [
     ConfigAck,
     ConfigState,
     SimPress,
+    SimPressAck,
 ]

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from xephang import __version__, systemd
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
-from xephang.contract import Alert, NodeHealth, SimPress, decode
+from xephang.contract import Alert, BadPayload, NodeHealth, SimPress, SimPressAck, decode
 from xephang.nodeconfig import NodeConfigManager
 from xephang.settings import DaemonSettings, SettingsError, load_settings
 
@@ -90,7 +90,7 @@ class Daemon(Generic[S]):
         self.bus = bus or Bus(site=settings.site, node=self.node, role=self.role, broker=settings.broker,
                               state_dir=settings.state_dir)
         self.alerts: dict[str, Alert] = {}
-        self._sim_seen: OrderedDict[str, None] = OrderedDict()  # press ids already acted on
+        self._sim_seen: OrderedDict[str, str | None] = OrderedDict()  # press id -> refusal (None: pressed)
         self.sim_presses_repeated = 0
         self._next_health = 0.0
         self.node_config: NodeConfigManager | None = None
@@ -127,7 +127,9 @@ class Daemon(Generic[S]):
         return False
 
     def on_sim_press(self, press: SimPress) -> None:
-        """Simulated hardware input (only subscribed in sim mode)."""
+        """Simulated hardware input (only subscribed in sim mode). Raise ``BadPayload`` for a key
+        this board does not have: the presser is told why (``R/sim/{node}/ack``)."""
+        raise BadPayload("unknown-button", f"{self.node} has no simulated keys")
 
     def wait_for_work(self, timeout: float) -> None:
         """Block until bus work or ``timeout`` (displayd overrides: its frame loop owns the thread)."""
@@ -175,11 +177,26 @@ class Daemon(Generic[S]):
         if press.press_id in self._sim_seen:  # the same press delivered again: one press, one action
             self.sim_presses_repeated += 1
             log.info("simulated press %s (%s) delivered again: ignored", press.press_id, press.button)
+            self._answer_press(press, self._sim_seen[press.press_id], repeated=True)
             return
-        self._sim_seen[press.press_id] = None
+        try:
+            self.on_sim_press(press)
+        except BadPayload as exc:  # no such key here: say so to whoever pressed, then count the drop
+            self._remember_press(press, str(exc))
+            self._answer_press(press, str(exc))
+            raise
+        self._remember_press(press, None)
+        self._answer_press(press, None)
+
+    def _remember_press(self, press: SimPress, refusal: str | None) -> None:
+        self._sim_seen[press.press_id] = refusal
         while len(self._sim_seen) > SIM_PRESSES_REMEMBERED:
             self._sim_seen.popitem(last=False)
-        self.on_sim_press(press)
+
+    def _answer_press(self, press: SimPress, refusal: str | None, *, repeated: bool = False) -> None:
+        ack = SimPressAck(node=self.node, press_id=press.press_id, button=press.button, repeated=repeated,
+                          status="refused" if refusal else "pressed", reason=(refusal or "")[:300])
+        self.bus.publish(self.bus.topics.sim_ack(self.node), ack)
 
     # ---- the loop -------------------------------------------------------------------------
     def start(self) -> None:

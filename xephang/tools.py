@@ -11,6 +11,7 @@ silent drop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from xephang.contract import (
     NodeHealth,
     NodeStatus,
     SimPress,
+    SimPressAck,
     Topics,
     new_request_id,
 )
@@ -530,15 +532,54 @@ def cmd_config_push(args: argparse.Namespace) -> int:
     return res.exit_code
 
 
+def press_key(client: ToolClient, node: str, button: str, *, hold_s: float = 0.0,
+              timeout: float = 3.0) -> tuple[int, str]:
+    """Press a simulated key and wait for the node's answer: (exit code, what to print).
+
+    0 the node pressed it; 1 the node refused it (no such key: its reason); 3 no answer (offline,
+    not in sim mode, or no such node); 4 the broker refused the press (not a technician)."""
+    try:
+        press = SimPress(button=button, hold_s=hold_s)
+    except ValidationError as exc:
+        return 1, f"{node}: phím không hợp lệ / not a key name: {button!r} ({exc.errors()[0]['msg']})"
+    ack_topic = client.topics.sim_ack(node)
+    client.subscribe(ack_topic, client.topics.status(node))
+    rc = client.publish(client.topics.sim_press(node), press.to_json())
+    if rc >= REFUSED:
+        return 4, f"broker từ chối / the broker refused the press (reason {rc}: is {client.target.username!r} a technician?)"
+    status: NodeStatus | None = None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = client.get(end - time.monotonic())
+        if m is None:
+            break
+        if m.topic == client.topics.status(node) and m.payload:
+            with contextlib.suppress(ValidationError):
+                status = NodeStatus.model_validate_json(m.payload)
+            continue
+        if m.topic != ack_topic:
+            continue
+        try:
+            ack = SimPressAck.model_validate_json(m.payload)
+        except ValidationError:
+            continue
+        if ack.press_id != press.press_id:
+            continue
+        if ack.status == "refused":
+            return 1, f"{node}: từ chối / refused {button!r}: {ack.reason}"
+        return 0, f"{node}: đã nhấn / pressed {button}" + (f" ({hold_s:g} s)" if hold_s else "")
+    why = ("chưa từng kết nối / no node of that name has ever connected" if status is None else
+           "đang mất kết nối / it is offline" if not status.online else
+           "không chạy chế độ mô phỏng / it does not run in sim mode")
+    return 3, f"{node}: không trả lời sau {timeout:g} s / no answer within {timeout:g} s: {why}"
+
+
 def cmd_press(args: argparse.Namespace) -> int:
     tgt = target_from_args(args)
     with ToolClient(tgt) as c:
-        rc = c.publish(c.topics.sim_press(args.node), SimPress(button=args.button, hold_s=args.hold).to_json())
-    if rc >= REFUSED:
-        print(f"broker từ chối / refused (reason {rc})", file=sys.stderr)
-        return 4
-    print(f"{args.node}: nhấn / pressed {args.button}" + (f" ({args.hold:g} s)" if args.hold else ""))
-    return 0
+        code, text = press_key(c, args.node, args.button, hold_s=args.hold, timeout=args.timeout)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -587,6 +628,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("button", help="service id or priority (dispenser); next, recall, no-show, finish, pause, "
                                   "resume, transfer, rate-1..5 (counter)")
     p.add_argument("--hold", type=float, default=0.0, help="hold seconds")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the node's answer")
     add_broker_options(p)
     p.set_defaults(func=_tool(cmd_press))
 

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from xephang.contract import SimPress
+from xephang.contract import BadPayload, SimPress
 from xephang.daemon import Daemon
 from xephang.settings import DaemonSettings
 
@@ -34,6 +34,8 @@ class SampleDaemon(Daemon[DaemonSettings]):
     health_interval_s: ClassVar[float] = 0.5
 
     def on_sim_press(self, press: SimPress) -> None:
+        if press.button not in ("next", "recall", "finish"):
+            raise BadPayload("unknown-button", f"no key {press.button!r} (keys: next, recall, finish)")
         # a visible effect a technician can check with `xephang devices`
         self.raise_alert("last-press", f"Đã nhấn {press.button}", f"Pressed {press.button}", "info")
 

@@ -18,7 +18,7 @@ R = "xephang/v1/tuong-linh"
 
 
 def tool(sb, *args: str) -> list[str]:
-    return [*args, "--port", str(sb.broker.port), "--password-file", str(sb.files.passwords_dir / "tech.pw")]
+    return [*args, "--port", str(sb.broker.tech_port), "--password-file", str(sb.files.passwords_dir / "tech.pw")]
 
 
 def device_line(sb, capsys, node: str) -> str:
@@ -48,6 +48,39 @@ def test_devices_shows_a_node_online_with_its_alerts_then_offline(secured_broker
     n.stop()
     line = until(lambda: (ln := device_line(secured_broker, capsys, "display-lab")) and "MẤT KẾT NỐI" in ln and ln)
     assert "display-lab" in line
+
+
+def test_press_says_what_the_node_answered_and_fails_when_refused_or_unanswered(secured_broker, sample_node, capsys):
+    """`press` used to say "pressed", exit 0, for a key that does not exist, a typo and a node that
+    does not exist. Now the node answers, and the tool reports it."""
+    sample_node(XEPHANG_SIM="true")
+    until(lambda: "trực tuyến" in device_line(secured_broker, capsys, "display-lab"))
+    capsys.readouterr()
+    assert xephang(tool(secured_broker, "press", "display-lab", "next")) == 0
+    assert "pressed next" in capsys.readouterr().out
+    for key in ("fly", "nexxt"):
+        assert xephang(tool(secured_broker, "press", "display-lab", key)) == 1
+        err = capsys.readouterr().err
+        assert f"refused {key!r}" in err and "keys: next, recall, finish" in err
+    assert xephang(tool(secured_broker, "press", "display-lab", "Bad Key!")) == 1  # not even a key name
+    assert "not a key name" in capsys.readouterr().err
+    assert xephang(tool(secured_broker, "press", "counter-9", "next", "--timeout", "1")) == 3
+    assert "no node of that name has ever connected" in capsys.readouterr().err
+
+
+def test_press_on_a_node_not_in_sim_mode_is_unanswered(secured_broker, sample_node, capsys):
+    sample_node()  # not in sim mode: it does not listen to presses at all
+    until(lambda: "trực tuyến" in device_line(secured_broker, capsys, "display-lab"))
+    capsys.readouterr()
+    assert xephang(tool(secured_broker, "press", "display-lab", "next", "--timeout", "1")) == 3
+    assert "does not run in sim mode" in capsys.readouterr().err
+
+
+def test_press_with_a_board_password_is_refused_by_the_broker(secured_broker, capsys):
+    args = ["press", "counter-1", "next", "--port", str(secured_broker.broker.tech_port), "--username", "counter-2",
+            "--password-file", str(secured_broker.files.passwords_dir / "counter-2.pw")]
+    assert xephang(args) == 4
+    assert "is 'counter-2' a technician?" in capsys.readouterr().err
 
 
 def test_devices_in_english_and_an_empty_site(secured_broker, capsys):
