@@ -44,6 +44,7 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("daily summary", "R/state/summary", "hub", "yes"),
     ("config push / result / applied", "R/config/{node}/set, …/ack, …/state", "tech / node / node", "no / no / yes"),
     ("simulated hardware input (sim mode only)", "R/sim/{node}/press", "tests, demo, CLI", "no"),
+    ("the node's answer to a sim press", "R/sim/{node}/ack", "node", "no"),
 ]
 
 
