@@ -359,8 +359,15 @@ class ConfigFileError(ValueError):
     pass
 
 
+# the section of each daemon's settings file that is its pushable node config
+CONFIG_SECTIONS = ("ticket", "counter", "display", "announcer", "hub")
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    """A partial node config from TOML or JSON (by extension; TOML otherwise)."""
+    """A partial node config from TOML or JSON (by extension; TOML otherwise).
+
+    Two shapes the docs show are taken as they are meant: the MQTT payload's ``{"config": {…}}``
+    and a copy of a settings file's section (``[display]`` …): both are unwrapped to the options."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -371,6 +378,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigFileError(f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'TOML'}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigFileError(f"{path}: the top level must be a table/object")
+    if len(data) == 1:
+        (key, inner), = data.items()
+        if isinstance(inner, dict) and (key == "config" or key in CONFIG_SECTIONS):
+            return inner
+    if any(k in CONFIG_SECTIONS or k == "config" for k in data) and any(isinstance(v, dict) for v in data.values()):
+        raise ConfigFileError(
+            f"{path}: push only the node's options (the keys of its [{'|'.join(CONFIG_SECTIONS)}] section, or "
+            f"{{\"config\": {{…}}}}), not a whole settings file: found sections {sorted(data)}")
     return data
 
 
@@ -393,6 +408,22 @@ class PushResult:
     ack: ConfigAck | None
     base_rev: int | None
     exit_code: int
+    why: str = ""
+
+
+def fetch_status(client: ToolClient, node: str, timeout: float = 1.0) -> NodeStatus | None:
+    """The node's retained availability, or None when no node of that name ever connected."""
+    topic = client.topics.status(node)
+    client.subscribe(topic)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = client.get(end - time.monotonic())
+        if m is None:
+            break
+        if m.topic == topic and m.payload:
+            with contextlib.suppress(ValidationError):
+                return NodeStatus.model_validate_json(m.payload)
+    return None
 
 
 def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source: str = "tech",
@@ -402,10 +433,19 @@ def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source
     Exit codes: 0 applied / restart required, 1 rejected, 2 stale, 3 no answer, 4 refused by the broker.
     """
     t = client.topics
+    who = client.target.username
     if use_base and base_rev is None:
         st = fetch_config_state(client, node)
+        if st is None and who and who != "tech" and not who.startswith("tech-"):
+            # the broker hides config states from a board's account without a word (a forbidden
+            # subscription is granted and filtered): say what it means
+            return PushResult(None, None, 4, f"{who!r} is not a technician account (tech, tech-…): the broker's ACL "
+                                             "lets only technicians read and push config")
         if st is None:
-            raise ToolError(f"{node} has no config state (offline, or no pushable config): use --force to push blind")
+            status = fetch_status(client, node)
+            why = ("no node of that name has ever connected" if status is None else
+                   "it is offline" if not status.online else "it has no pushable config")
+            return PushResult(None, None, 3, f"{node}: no config state ({why}); --force pushes without the stale check")
         base_rev = st.rev
     client.subscribe(t.config_ack(node))
     push = ConfigSet(request_id=new_request_id(), source=source, base_rev=base_rev if use_base else None, config=config)
@@ -512,7 +552,9 @@ def cmd_config_push(args: argparse.Namespace) -> int:
     with ToolClient(tgt) as c:
         res = push_config(c, args.node, cfg, source=tgt.username, use_base=not args.force, timeout=args.timeout)
     a = res.ack
-    if res.exit_code == 4:
+    if res.why:
+        print(f"lỗi / error: {res.why}", file=sys.stderr)
+    elif res.exit_code == 4:
         print(f"{args.node}: broker từ chối / the broker refused the push (ACL: is {tgt.username!r} a technician?)",
               file=sys.stderr)
     elif a is None:

@@ -55,7 +55,7 @@ def wait_reconnected(sb, before: int, timeout: float = 10.0) -> None:
 
 
 def tool(sb, *args: str) -> list[str]:
-    return [*args, "--port", str(sb.broker.port), "--password-file", str(sb.files.passwords_dir / "tech.pw")]
+    return [*args, "--port", str(sb.broker.tech_port), "--password-file", str(sb.files.passwords_dir / "tech.pw")]
 
 
 def push(sb, capsys, tmp_path: Path, body: str, *extra: str, name: str = "change.toml") -> tuple[int, str, str]:
@@ -161,7 +161,8 @@ def test_a_node_killed_while_applying_boots_with_the_last_good_config(secured_br
 def test_pushing_to_a_node_that_never_reported_needs_force(secured_broker, capsys, tmp_path):
     f = tmp_path / "x.toml"
     f.write_text("repeats = 2\n")
-    assert xephang(tool(secured_broker, "config", "push", "display-nowhere", str(f))) == 5
+    # exit 3 (no answer), not 5: 5 is for a broker that cannot be reached (docs/tools.md, exit codes)
+    assert xephang(tool(secured_broker, "config", "push", "display-nowhere", str(f))) == 3
     assert "no config state" in capsys.readouterr().err
 
 
@@ -172,3 +173,27 @@ def test_a_non_technician_cannot_push(secured_broker, node, capsys, tmp_path):
             "counter-1", "--password-file", str(secured_broker.files.passwords_dir / "counter-1.pw")]
     assert xephang(args) == 4
     assert "refused" in capsys.readouterr().err
+
+
+def test_the_shapes_the_docs_show_push_as_meant(secured_broker, node, capsys, tmp_path):
+    """The MQTT payload's shape ``{"config": {…}}`` (docs/displayd.md) and a settings file's section
+    (``[display]`` …) push their options; a whole settings file is refused with the right shape."""
+    rc, out, _ = push(secured_broker, capsys, tmp_path, '{"config": {"repeats": 2}}', name="payload.json")
+    assert rc == 0 and "applied" in out and config_get(secured_broker, capsys)["config"]["repeats"] == 2
+    rc, out, _ = push(secured_broker, capsys, tmp_path, '[display]\nrepeats = 3\n', name="section.toml")
+    assert rc == 0 and config_get(secured_broker, capsys)["config"]["repeats"] == 3
+    rc, _, err = push(secured_broker, capsys, tmp_path, 'node = "display-lab"\n[display]\nrepeats = 4\n[screen]\nx = 1\n',
+                      name="whole.toml")
+    assert rc == 1 and "push only the node's options" in err and "'screen'" in err
+
+
+def test_push_exits_as_the_table_says_for_a_board_account_and_a_missing_node(secured_broker, node, capsys, tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("repeats = 2\n")
+    capsys.readouterr()
+    board = ["config", "push", NODE, str(f), "--port", str(secured_broker.broker.tech_port), "--username", "counter-1",
+             "--password-file", str(secured_broker.files.passwords_dir / "counter-1.pw")]
+    assert xephang(board) == 4
+    assert "'counter-1' is not a technician account" in capsys.readouterr().err
+    assert xephang(tool(secured_broker, "config", "push", "counter-9", str(f), "--timeout", "1")) == 3
+    assert "no node of that name has ever connected" in capsys.readouterr().err
