@@ -8,10 +8,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from xephang import systemd
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.broker
 
@@ -84,3 +87,24 @@ def test_wrong_password_exits_nonzero_at_once_without_a_hot_loop(tmp_path):
         assert time.monotonic() - t0 < 15
     finally:
         mq.kill()
+
+
+@pytest.mark.parametrize("module", ["hubd.main", "counterd.main", "ticketd.main", "displayd.main", "announcerd.main"])
+@pytest.mark.parametrize("check", [True, False], ids=["--check", "start"])
+def test_what_the_start_needs_is_checked_exit_78_every_problem_no_traceback(tmp_path, module, check):
+    """A missing password file passed ``--check`` ("settings OK") and then crashed the start with a
+    traceback and exit 1. Now both say every problem and exit 78 (EX_CONFIG), before connecting."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XEPHANG_")}
+    env.update({"XEPHANG_SITE_FILE": str(REPO / "config" / "site.example.toml"), "XEPHANG_SIM": "true",
+                "XEPHANG_STATE_DIR": str(blocker / "state"), "XEPHANG_SIM_OUT": str(tmp_path / "sim"),
+                "XEPHANG_BROKER__PASSWORD_FILE": str(tmp_path / "missing.pw"), "XEPHANG_BROKER__PORT": "1",
+                "XEPHANG_COUNTER__NUMBER": "1", "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy",
+                "GPIOZERO_PIN_FACTORY": "mock"})
+    r = subprocess.run([sys.executable, "-m", module, *(["--check"] if check else [])], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 78, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert "broker.password_file: cannot read" in r.stderr and "missing.pw" in r.stderr
+    assert "state_dir: cannot write in" in r.stderr

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -256,6 +257,9 @@ class Daemon(Generic[S]):
             if not settings.node:
                 settings = settings.model_copy(update={"node": cls.default_node(settings)})
             setup_logging(settings.log_level)
+            problems = cls.preflight_errors(settings)
+            if problems:  # what the start needs, checked now: exit 78 with every problem, never a traceback later
+                raise SettingsError(problems, "what the start needs")
             daemon = cls(settings)  # type: ignore[arg-type]
         except SettingsError as exc:
             print(f"{cls.role}: {exc}", file=sys.stderr)
@@ -274,6 +278,29 @@ class Daemon(Generic[S]):
         log.info("%s %s starting (node %s, site %s, broker %s:%s%s)", cls.role, __version__, daemon.node,
                  settings.site, settings.broker.host, settings.broker.port, ", SIM" if settings.sim else "")
         return daemon.run()
+
+    @classmethod
+    def preflight_errors(cls, s: DaemonSettings) -> list[str]:
+        """Everything the start needs that valid settings do not prove: files readable, folders
+        writable. Runs before the daemon is built, at every start and for ``--check``."""
+        errors: list[str] = []
+        for name, path in (("broker.password_file", s.broker.password_file), ("broker.ca_file", s.broker.ca_file)):
+            if path is None:
+                continue
+            try:
+                path.read_bytes()
+            except OSError as exc:
+                errors.append(f"{name}: cannot read {path}: {exc.strerror or exc}")
+        for name, folder in (("state_dir", s.state_dir), ("sim_out", s.sim_out if s.sim else None)):
+            if folder is None:
+                continue
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+                    pass
+            except OSError as exc:
+                errors.append(f"{name}: cannot write in {folder}: {exc.strerror or exc}")
+        return errors
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:

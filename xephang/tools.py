@@ -57,6 +57,10 @@ class ToolError(RuntimeError):
     """A tool could not do what it was asked (broker refused, no answer …)."""
 
 
+class ToolUsageError(ToolError):
+    """What the technician gave cannot be used (a file that is missing or unreadable): exit 2."""
+
+
 @dataclass
 class BrokerTarget:
     """Where and as whom a tool connects."""
@@ -487,7 +491,11 @@ def add_broker_options(p: argparse.ArgumentParser) -> None:
 
 
 def target_from_args(args: argparse.Namespace) -> BrokerTarget:
-    pw = args.password_file.read_text().strip() if args.password_file else os.environ.get("XEPHANG_TECH_PASSWORD")
+    try:
+        pw = args.password_file.read_text().strip() if args.password_file else os.environ.get("XEPHANG_TECH_PASSWORD")
+    except OSError as exc:
+        raise ToolUsageError(f"không đọc được tệp mật khẩu / cannot read the password file {args.password_file}: "
+                             f"{exc.strerror or exc}") from None
     return BrokerTarget(site=args.site, host=args.host, port=args.port, username=args.username, password=pw,
                         tls=args.tls or bool(args.ca_file), ca_file=args.ca_file)
 
@@ -498,6 +506,9 @@ def _tool(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
+        except ToolUsageError as exc:
+            print(f"lỗi / error: {exc}", file=sys.stderr)
+            return 2
         except ToolError as exc:
             print(f"lỗi / error: {exc}", file=sys.stderr)
             return 5

@@ -132,3 +132,11 @@ def test_every_event_kind_reads_as_a_sentence(kind, extra, vi):
     ev = {"kind": kind, "at": 1795320000.0, "ticket": {"display": "1023", "number": 1023, "recalls": 1}, **extra}
     assert describe_event(ev).endswith(vi)
     assert describe_event(json.dumps(ev).encode(), "en")[10:]  # an English line too
+
+
+@pytest.mark.parametrize("cmd", [["devices"], ["press", "counter-1", "next"], ["tail", "-n", "1"],
+                                 ["config", "get", "counter-1"]])
+def test_a_missing_password_file_is_a_clear_error_not_a_traceback(tmp_path, capsys, cmd):
+    assert xephang([*cmd, "--password-file", str(tmp_path / "tech.pw")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the password file" in err and "No such file" in err and "Traceback" not in err
