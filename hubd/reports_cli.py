@@ -82,8 +82,7 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
     site_slug = args.site or os.environ.get("XEPHANG_SITE")
     if not site_slug and (args.site_file or os.environ.get("XEPHANG_SITE_FILE")):
         site_slug = _load_site(args).site.slug
-    if not site_slug:
-        raise ReportCliError("cần --site (mã đơn vị) / --site SLUG is required with --mqtt")
+    site_slug = site_slug or "tuong-linh"  # the same default as every other tool (docs/tools.md)
     broker = BrokerSettings(host=args.host, port=args.port, username=args.username,
                             password_file=Path(args.password_file) if args.password_file else None,
                             tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None)
@@ -181,8 +180,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m = p.add_argument_group("over MQTT (from a technician's laptop)")
     m.add_argument("--mqtt", action="store_true", help="ask the hub instead of reading a ledger")
     m.add_argument("--host", default=os.environ.get("XEPHANG_BROKER__HOST", "127.0.0.1"))
-    m.add_argument("--port", type=int, default=int(os.environ.get("XEPHANG_BROKER__PORT", "1883")))
-    m.add_argument("--site", help="site slug (topic root); default $XEPHANG_SITE or the site file's")
+    m.add_argument("--port", type=int, default=int(os.environ.get("XEPHANG_TECH_PORT") or
+                                                   os.environ.get("XEPHANG_BROKER__PORT") or "1884"),
+                   help="the technicians' listener (default $XEPHANG_TECH_PORT, $XEPHANG_BROKER__PORT or 1884)")
+    m.add_argument("--site", help="site slug (topic root); default $XEPHANG_SITE, the site file's, or tuong-linh")
     m.add_argument("--node", default="tech", help="our client id and username (default tech, the technicians' account)")
     m.add_argument("--username", default=None)
     m.add_argument("--password-file", default=None)

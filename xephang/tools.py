@@ -271,6 +271,15 @@ class DeviceRegistry:
             log.warning("ignoring a malformed message on %s: %s", topic, exc.errors()[0]["msg"])
         return None
 
+    def signature(self) -> tuple[Any, ...]:
+        """What a technician watches for: who is online, versions, config revs, alerts (not uptimes,
+        which move with every heartbeat)."""
+        return tuple(sorted((d.node, d.role, d.online, (d.health.version if d.health else ""),
+                             d.config.rev if d.config else (d.health.config_rev if d.health else 0),
+                             d.config.restart_required if d.config else False,
+                             tuple(sorted((a.id, a.message_vi) for a in d.alerts.values())))
+                            for d in self.devices.values()))
+
     def table(self, lang: str = "vi") -> str:
         """One line per node, sorted hub first."""
         head = ("NÚT", "VAI TRÒ", "TRẠNG THÁI", "PHIÊN BẢN", "CHẠY", "CẤU HÌNH", "CẢNH BÁO") if lang == "vi" else \
@@ -531,12 +540,14 @@ def cmd_devices(args: argparse.Namespace) -> int:
             print(reg.table(args.lang))
         if not args.watch:
             return 0
+        shown = reg.signature()
         while True:
             m = c.get(1.0)
             if m is None:
                 continue
             node = reg.update(m.topic, m.payload)
-            if node:
+            if node and reg.signature() != shown:  # a heartbeat alone changes nothing worth a new table
+                shown = reg.signature()
                 print(f"\n{datetime.now(VN_TZ):%H:%M:%S} — {node}")
                 print(reg.table(args.lang), flush=True)
 
@@ -657,7 +668,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add devices, config, press, tail and broker-config to the ``xephang`` command line."""
     p = sub.add_parser("devices", help="every node: online, version, uptime, config rev, alerts / các thiết bị")
     add_broker_options(p)
-    p.add_argument("--watch", "-w", action="store_true", help="keep watching, reprint on every change")
+    p.add_argument("--watch", "-w", action="store_true",
+                   help="keep watching; reprint when a node goes on/offline, changes version or config, or an alert "
+                        "is raised or cleared (not on heartbeats)")
     p.add_argument("--wait", type=float, default=0.5, help="seconds of quiet that end the retained burst")
     p.set_defaults(func=_tool(cmd_devices))
 

@@ -53,11 +53,14 @@ def test_hub_refuses_a_bad_period_with_a_reason(hub_with_story, mosquitto, tmp_p
 
 
 def test_cli_over_mqtt_prints_and_writes_the_hubs_report(hub_with_story, mosquitto, tmp_path, capsys):
-    rc = cli.main(["report", "--mqtt", "--host", "127.0.0.1", "--port", str(mosquitto.port), "--site", "tuong-linh",
+    # no --site: the same default as every other tool; nothing but the report on stdout
+    rc = cli.main(["report", "--mqtt", "--host", "127.0.0.1", "--port", str(mosquitto.port),
                    "--period", "2026-11-23..2026-11-24", "--group-by", "day", "--lang", "en",
                    "--html", str(tmp_path / "r.html"), "--timeout", "5"])
-    out = capsys.readouterr().out
+    cap = capsys.readouterr()
+    out = cap.out
     assert rc == 0
+    assert "INFO" not in out and "INFO" not in cap.err
     assert "QUEUE REPORT — 23/11/2026 – 24/11/2026" in out and "Tue 24/11/2026" in out
     assert (tmp_path / "r.html").read_text(encoding="utf-8").count("data:image/png;base64,") == 3
 

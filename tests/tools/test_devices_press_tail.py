@@ -140,3 +140,34 @@ def test_a_missing_password_file_is_a_clear_error_not_a_traceback(tmp_path, caps
     assert xephang([*cmd, "--password-file", str(tmp_path / "tech.pw")]) == 2
     err = capsys.readouterr().err
     assert "cannot read the password file" in err and "No such file" in err and "Traceback" not in err
+
+
+def test_devices_watch_reprints_on_changes_not_on_heartbeats(secured_broker, sample_node, capsys):
+    """The sample node sends health twice a second; the table comes again only when something a
+    technician watches for changes (here: the node goes offline)."""
+    import threading
+
+    n = sample_node(XEPHANG_SIM="true")
+    until(lambda: "trực tuyến" in device_line(secured_broker, capsys, "display-lab"))
+    p = subprocess.Popen([sys.executable, "-m", "xephang.cli", *tool(secured_broker, "devices", "--watch")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        until(lambda: any(ln.startswith("display-lab ") for ln in lines))
+        health_beats = 0
+        with secured_broker.client("tech-lan") as c:  # count the heartbeats the watch sees meanwhile
+            c.subscribe(f"{R}/node/display-lab/health")
+            end = time.monotonic() + 2.5
+            while time.monotonic() < end:
+                if c.get(end - time.monotonic()) is not None:
+                    health_beats += 1
+        assert health_beats >= 4
+        assert sum(ln.startswith("display-lab ") for ln in lines) == 1  # only the first table
+        n.stop()
+        until(lambda: any(ln.startswith("display-lab ") and "MẤT KẾT NỐI" in ln for ln in lines))
+        assert sum(ln.startswith("display-lab ") for ln in lines) == 2
+    finally:
+        p.terminate()
+        p.wait(10)
