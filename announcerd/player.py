@@ -18,6 +18,7 @@ import ctypes
 import logging
 import os
 import re
+import tempfile
 import time
 from array import array
 from collections.abc import Iterator
@@ -36,6 +37,29 @@ log = logging.getLogger(__name__)
 
 PlayerState = Literal["closed", "ready", "playing", "audio-missing"]
 
+
+
+@contextmanager
+def _quiet_disk_notice(active: bool) -> Iterator[None]:
+    """SDL's disk driver writes "CRITICAL: You are using the SDL disk i/o audio driver!" to the
+    process's stderr on every open. In sim mode we chose that driver on purpose: the notice is
+    taken off fd 2 while the mixer opens, and anything else SDL said then is logged as a warning."""
+    if not active:
+        yield
+        return
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as cap:
+        os.dup2(cap.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            cap.seek(0)
+            said = cap.read().decode(errors="replace").splitlines()
+    other = [ln for ln in said if ln.strip() and "disk i/o audio driver" not in ln and "Writing to file" not in ln]
+    for ln in other:
+        log.warning("SDL: %s", ln)
 
 class AudioError(Exception):
     """Root of speaker errors."""
@@ -195,7 +219,7 @@ class Player:
             self.sim_dir.mkdir(parents=True, exist_ok=True)
         AUDIO_EVENTS.start()
         try:
-            with _sdl_env(self._env()):
+            with _sdl_env(self._env()), _quiet_disk_notice(self.driver == "disk"):
                 # allowedchanges=0: SDL converts for the device; our buffers stay s16 mono at the pack rate
                 pygame.mixer.init(frequency=self.sample_rate, size=-16, channels=1, buffer=self.buffer_samples,
                                   devicename=self.device, allowedchanges=0)

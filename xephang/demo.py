@@ -328,7 +328,11 @@ class Demo:
             "PYTHONUNBUFFERED": "1",
         })
         if voice is not None and spec.script == "announcerd":
-            env["XEPHANG_ANNOUNCER__VOICE_PACK"] = str(voice)
+            # the pack where the docs say a speaker keeps it: its state folder (voice/espeak-vi-north);
+            # the per-machine cache only saves building it again for every demo
+            from announcerd.voice_cli import default_pack_dir
+
+            shutil.copytree(voice, default_pack_dir(self.out / "state" / spec.node), dirs_exist_ok=True)
         if spec.node in self.live and spec.script == "displayd":
             # a window on the desktop instead of PNG frames (a display needs no keys: sim off is safe)
             env.update({"XEPHANG_SIM": "false", "XEPHANG_SCREEN__FULLSCREEN": "false", "XEPHANG_SCREEN__SIZE": "[1280, 720]"})

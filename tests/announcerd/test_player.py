@@ -27,7 +27,7 @@ def announcement(synthetic_pack: VoicePack):
     return Composer(synthetic_pack, repeats=2).compose(phrase_parts("vi", number=1023, counter=3))
 
 
-def test_sim_mode_plays_the_composed_buffer_and_writes_a_wav(tmp_path: Path, announcement) -> None:
+def test_sim_mode_plays_the_composed_buffer_and_writes_a_wav(tmp_path: Path, announcement, capfd) -> None:
     player = Player(sample_rate=announcement.sample_rate, sim_dir=tmp_path / "sim")
     started = player.start(announcement, label="1023 quay 3")
     assert wait_until(player.poll), "announcement never finished"
@@ -38,6 +38,8 @@ def test_sim_mode_plays_the_composed_buffer_and_writes_a_wav(tmp_path: Path, ann
     samples, rate = pcm.read_wav(started.wav)
     assert rate == announcement.sample_rate and pcm.to_bytes(samples) == announcement.pcm
     assert player.state == "closed"  # sim closes the disk device between announcements
+    # SDL's disk driver announces itself as CRITICAL on stderr; in sim mode we chose it: not a word
+    assert "CRITICAL" not in capfd.readouterr().err
 
 
 def test_a_second_announcement_is_refused_while_one_plays(announcement) -> None:

@@ -66,6 +66,9 @@ def test_a_short_day_runs_end_to_end_and_says_where_everything_is(short_day):
         assert what in res.stdout
     assert s["files"]["tickets"] == s["accounting"]["tickets"]  # one printed ticket per issued number
     assert s["files"]["frames"] > 0 and s["files"]["wavs"] > 0
+    # the speaker's voice pack where the docs say a node keeps it, and no CRITICAL line in a normal run
+    assert (out / "state" / "announcer-hall" / "voice" / "espeak-vi-north" / "manifest.json").exists()
+    assert not [p.name for p in (out / "logs").glob("*.log") if "CRITICAL" in p.read_text(errors="replace")]
     assert_no_strays(out)
 
 
