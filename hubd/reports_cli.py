@@ -20,14 +20,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from xephang import exits
+
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = Path("/var/lib/xephang/hubd")  # the hub unit's StateDirectory
-EXIT_ERROR, EXIT_NO_HUB = 1, 3
+EXIT_ERROR, EXIT_NO_HUB = exits.REFUSED, exits.NO_ANSWER
 
 
 class ReportCliError(Exception):
-    """A problem the user can fix; printed without a traceback."""
+    """A problem the user can fix; printed without a traceback. ``code``: the exit (xephang.exits)."""
+
+    def __init__(self, message: str, code: int = exits.REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _ledger_path(args: argparse.Namespace) -> Path:
@@ -90,12 +96,13 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
     bus.start()
     try:
         if not bus.wait_connected(args.timeout):
-            raise ReportCliError(f"không kết nối được broker {args.host}:{args.port} / cannot reach the broker")
+            raise ReportCliError(f"không kết nối được broker {args.host}:{args.port} / cannot reach the broker",
+                                 exits.NO_BROKER)
         req = ReportRequest(request_id=new_request_id(), source=args.node, period=args.period,
                             group_by=args.group_by, lang=args.lang)
         reply = bus.request_sync(req, timeout_s=args.timeout, attempts=2)
     except BusFatal as exc:  # refused by the broker: say so in one line, no traceback
-        raise ReportCliError(f"broker từ chối / broker refused: {exc}") from None
+        raise ReportCliError(f"broker từ chối / broker refused: {exc}", exits.NO_BROKER) from None
     finally:
         bus.stop()
     if reply is None:
@@ -148,7 +155,7 @@ def report_cmd(args: argparse.Namespace) -> int:
             print(f"Đã ghi / written: {p}", file=sys.stderr)
     except (ReportCliError, ReportError, OSError) as exc:
         print(f"xephang report: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.code if isinstance(exc, ReportCliError) else EXIT_ERROR
     except sqlite3.Error as exc:  # not a ledger, or a damaged one
         print(f"xephang report: không đọc được sổ / cannot read the ledger: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from xephang import __version__, systemd
+from xephang import __version__, exits, systemd
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import Alert, BadPayload, NodeHealth, SimPress, SimPressAck, decode
@@ -35,8 +35,8 @@ from xephang.settings import DaemonSettings, SettingsError, load_settings
 log = logging.getLogger(__name__)
 
 SIM_PRESSES_REMEMBERED = 1024  # press ids kept to recognise a redelivered simulated press
-EXIT_CONFIG = 78  # EX_CONFIG: bad local settings
-EXIT_FATAL = 76  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
+EXIT_CONFIG = exits.DAEMON_CONFIG  # EX_CONFIG: bad local settings
+EXIT_FATAL = exits.DAEMON_BROKER_REFUSED  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
 
 S = TypeVar("S", bound=DaemonSettings)
 

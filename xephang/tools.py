@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from xephang import exits
 from xephang.bus import client_id_for
 from xephang.clock import VN_TZ
 from xephang.contract import (
@@ -452,19 +453,19 @@ def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source
         if st is None and who and who != "tech" and not who.startswith("tech-"):
             # the broker hides config states from a board's account without a word (a forbidden
             # subscription is granted and filtered): say what it means
-            return PushResult(None, None, 4, f"{who!r} is not a technician account (tech, tech-…): the broker's ACL "
+            return PushResult(None, None, exits.NOT_ALLOWED, f"{who!r} is not a technician account (tech, tech-…): the broker's ACL "
                                              "lets only technicians read and push config")
         if st is None:
             status = fetch_status(client, node)
             why = ("no node of that name has ever connected" if status is None else
                    "it is offline" if not status.online else "it has no pushable config")
-            return PushResult(None, None, 3, f"{node}: no config state ({why}); --force pushes without the stale check")
+            return PushResult(None, None, exits.NO_ANSWER, f"{node}: no config state ({why}); --force pushes without the stale check")
         base_rev = st.rev
     client.subscribe(t.config_ack(node))
     push = ConfigSet(request_id=new_request_id(), source=source, base_rev=base_rev if use_base else None, config=config)
     rc = client.publish(t.config_set(node), push.to_json())
     if rc >= REFUSED:
-        return PushResult(None, base_rev, 4)
+        return PushResult(None, base_rev, exits.NOT_ALLOWED)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         m = client.get(end - time.monotonic())
@@ -473,9 +474,10 @@ def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source
         ack = ConfigAck.model_validate_json(m.payload)
         if ack.request_id != push.request_id:
             continue
-        code = {"applied": 0, "restart-required": 0, "rejected": 1, "stale": 2}[ack.status]
+        code = {"applied": exits.OK, "restart-required": exits.OK, "rejected": exits.REFUSED,
+                "stale": exits.USAGE}[ack.status]
         return PushResult(ack, base_rev, code)
-    return PushResult(None, base_rev, 3)
+    return PushResult(None, base_rev, exits.NO_ANSWER)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,19 +512,19 @@ def target_from_args(args: argparse.Namespace) -> BrokerTarget:
 
 
 def _tool(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn ToolError into a one-line message and exit code 5."""
+    """Turn ToolError into a one-line message and its exit code (xephang.exits)."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
         except ToolUsageError as exc:
             print(f"lỗi / error: {exc}", file=sys.stderr)
-            return 2
+            return exits.USAGE
         except ToolError as exc:
             print(f"lỗi / error: {exc}", file=sys.stderr)
-            return 5
+            return exits.NO_BROKER
         except KeyboardInterrupt:
-            return 130
+            return exits.INTERRUPTED
 
     return run
 
@@ -605,12 +607,12 @@ def press_key(client: ToolClient, node: str, button: str, *, hold_s: float = 0.0
     try:
         press = SimPress(button=button, hold_s=hold_s)
     except ValidationError as exc:
-        return 1, f"{node}: phím không hợp lệ / not a key name: {button!r} ({exc.errors()[0]['msg']})"
+        return exits.REFUSED, f"{node}: phím không hợp lệ / not a key name: {button!r} ({exc.errors()[0]['msg']})"
     ack_topic = client.topics.sim_ack(node)
     client.subscribe(ack_topic, client.topics.status(node))
     rc = client.publish(client.topics.sim_press(node), press.to_json())
     if rc >= REFUSED:
-        return 4, f"broker từ chối / the broker refused the press (reason {rc}: is {client.target.username!r} a technician?)"
+        return exits.NOT_ALLOWED, f"broker từ chối / the broker refused the press (reason {rc}: is {client.target.username!r} a technician?)"
     status: NodeStatus | None = None
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -630,12 +632,12 @@ def press_key(client: ToolClient, node: str, button: str, *, hold_s: float = 0.0
         if ack.press_id != press.press_id:
             continue
         if ack.status == "refused":
-            return 1, f"{node}: từ chối / refused {button!r}: {ack.reason}"
-        return 0, f"{node}: đã nhấn / pressed {button}" + (f" ({hold_s:g} s)" if hold_s else "")
+            return exits.REFUSED, f"{node}: từ chối / refused {button!r}: {ack.reason}"
+        return exits.OK, f"{node}: đã nhấn / pressed {button}" + (f" ({hold_s:g} s)" if hold_s else "")
     why = ("chưa từng kết nối / no node of that name has ever connected" if status is None else
            "đang mất kết nối / it is offline" if not status.online else
            "không chạy chế độ mô phỏng / it does not run in sim mode")
-    return 3, f"{node}: không trả lời sau {timeout:g} s / no answer within {timeout:g} s: {why}"
+    return exits.NO_ANSWER, f"{node}: không trả lời sau {timeout:g} s / no answer within {timeout:g} s: {why}"
 
 
 def cmd_press(args: argparse.Namespace) -> int:
