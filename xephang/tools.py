@@ -25,13 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from xephang import exits
 from xephang.bus import client_id_for
@@ -52,6 +52,9 @@ from xephang.contract import (
 log = logging.getLogger(__name__)
 
 REFUSED = 128  # MQTT 5 reason codes from 0x80 up are failures (135 = not authorized)
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ToolError(RuntimeError):
@@ -403,9 +406,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def fetch_config_state(client: ToolClient, node: str, timeout: float = 2.0) -> ConfigState | None:
-    """The node's retained config state, or None when it never published one."""
-    topic = client.topics.config_state(node)
+def fetch_retained(client: ToolClient, topic: str, model: type[M], timeout: float) -> M | None:
+    """The retained message on ``topic`` as ``model``, or None when there is none (or it is junk)."""
     client.subscribe(topic)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -413,8 +415,14 @@ def fetch_config_state(client: ToolClient, node: str, timeout: float = 2.0) -> C
         if m is None:
             break
         if m.topic == topic and m.payload:
-            return ConfigState.model_validate_json(m.payload)
+            with contextlib.suppress(ValidationError):
+                return model.model_validate_json(m.payload)
     return None
+
+
+def fetch_config_state(client: ToolClient, node: str, timeout: float = 2.0) -> ConfigState | None:
+    """The node's retained config state, or None when it never published one."""
+    return fetch_retained(client, client.topics.config_state(node), ConfigState, timeout)
 
 
 @dataclass
@@ -427,17 +435,7 @@ class PushResult:
 
 def fetch_status(client: ToolClient, node: str, timeout: float = 1.0) -> NodeStatus | None:
     """The node's retained availability, or None when no node of that name ever connected."""
-    topic = client.topics.status(node)
-    client.subscribe(topic)
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        m = client.get(end - time.monotonic())
-        if m is None:
-            break
-        if m.topic == topic and m.payload:
-            with contextlib.suppress(ValidationError):
-                return NodeStatus.model_validate_json(m.payload)
-    return None
+    return fetch_retained(client, client.topics.status(node), NodeStatus, timeout)
 
 
 def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source: str = "tech",
