@@ -26,6 +26,7 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ticketd.config import TicketLayout, TicketTexts
+from ticketd.escpos_job import QrSpot
 from ticketd.glyphs import missing_glyphs
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path
@@ -128,12 +129,16 @@ class TicketRenderer:
         self._header = self._build_header()
         self._footer = self._build_footer()
         self._blocks: dict[tuple[str, ...], Image.Image] = {}
-        self._qr_cache: OrderedDict[str, Image.Image] = OrderedDict()
+        self._qr_cache: OrderedDict[str, tuple[Image.Image, int]] = OrderedDict()
 
     # --- public ---
 
     def render(self, view: TicketView) -> Image.Image:
         """The ticket as a mode "1" image, ``layout.width_px`` wide."""
+        return self.render_with_qr(view)[0]
+
+    def render_with_qr(self, view: TicketView) -> tuple[Image.Image, QrSpot | None]:
+        """The ticket image and where its QR code is (a printer may draw that one itself)."""
         service = self.site.service(view.service_id)
         parts: list[Image.Image | int] = [self._header]
         if view.reprint:
@@ -148,11 +153,18 @@ class TicketRenderer:
         for line in self.queue_lines(view):
             parts += [self._s(4), self._text(line, "semibold", 22)]
         url = self.qr_url(view) if self.layout.show_qr else ""
+        spot: QrSpot | None = None
         if url:
-            parts += [self._s(14), self._qr(url), self._s(6),
+            qr_img, module_px = self._qr(url)
+            parts.append(self._s(14))
+            top = sum(p if isinstance(p, int) else p.height for p in parts)
+            # the block is as tall as the square symbol, centred as _qr pastes it
+            spot = QrSpot(url=url, top=top, left=(self.width - qr_img.height) // 2, size=qr_img.height,
+                          module_px=module_px, ecc="M")
+            parts += [qr_img, self._s(6),
                       self._cached(("qr-caption",), lambda: self._text(self.texts.qr_caption, "regular", 18))]
         parts += [self._s(12), self._footer]
-        return self._stack(parts)
+        return self._stack(parts), spot
 
     def render_test(self, now: datetime) -> Image.Image:
         """A technician's test print: header, test title, time, every Vietnamese mark, a ruler."""
@@ -321,11 +333,12 @@ class TicketRenderer:
         out.paste(inv.crop((m, 0, self.width - m, block.height)), (m, 0))
         return out
 
-    def _qr(self, url: str) -> Image.Image:
-        img = self._qr_cache.get(url)
-        if img is not None:
+    def _qr(self, url: str) -> tuple[Image.Image, int]:
+        """The QR code in a full-width block, and its dots per module."""
+        hit = self._qr_cache.get(url)
+        if hit is not None:
             self._qr_cache.move_to_end(url)
-            return img
+            return hit
         qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
         qr.add_data(url)
         qr.make(fit=True)
@@ -336,10 +349,10 @@ class TicketRenderer:
         big = small.resize((n * box, n * box), Image.Resampling.NEAREST)
         img = Image.new("1", (self.width, big.height), 255)
         img.paste(big, ((self.width - big.width) // 2, 0))
-        self._qr_cache[url] = img
+        self._qr_cache[url] = (img, box)
         if len(self._qr_cache) > 32:
             self._qr_cache.popitem(last=False)
-        return img
+        return img, box
 
     def _stack(self, parts: list[Image.Image | int]) -> Image.Image:
         """Paste blocks top to bottom; an int is that many white pixels."""

@@ -111,7 +111,7 @@ def test_one_press_prints_exactly_one_ticket_whose_image_is_the_rendered_one(hal
     (view,) = hall.tk.printed_tickets
     assert (view.number, view.service_id, view.priority) == (1001, "ho-tich", False)
     assert view.people_ahead == 0
-    printed = decode_job(printer.jobs[0]).image()
+    printed = decode_job(printer.jobs[0], paper_px=printer.width_px).image()
     expected = hall.tk.renderer.render(view)
     assert ImageChops.difference(printed.convert("L"), expected.convert("L")).getbbox() is None
     assert len(hall.requests("issue-ticket")) == 1
