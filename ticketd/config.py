@@ -133,7 +133,9 @@ class PrinterConfig(Strict):
     @classmethod
     def _standard_baud(cls, v: int) -> int:
         if v not in SERIAL_BAUDS:
-            close = min(SERIAL_BAUDS, key=lambda b: abs(b - v))
+            # a dropped or doubled digit (11520, 96000) looks like its speed; else the nearest one
+            typo = difflib.get_close_matches(str(v), [str(b) for b in SERIAL_BAUDS], n=1, cutoff=0.8)
+            close = int(typo[0]) if typo else min(SERIAL_BAUDS, key=lambda b: abs(b - v))
             raise ValueError(f"{v} is not a serial printer speed (did you mean {close}?); one of {list(SERIAL_BAUDS)}")
         return v
 

@@ -384,3 +384,40 @@ def test_status_bytes_of_both_queries_are_told_apart():
     assert paper_state_from_sensor_byte(b"") is PrinterState.UNKNOWN
     assert paper_state_from_sensor_byte(b"\x12") is PrinterState.UNKNOWN  # a DLE EOT answer is not one
     assert paper_state_from_byte(b"\x0c\x12") is PrinterState.OK  # a late GS r byte first: skipped
+
+
+# --- a serial printer's speed and flow control: settings checked at start ---
+
+
+def test_serial_speed_and_flow_control_are_checked_at_start_with_every_error_listed(tmp_path, site_file):
+    from ticketd.main import TicketdSettings
+    from xephang.settings import SettingsError, load_settings
+
+    cfg = tmp_path / "ticketd.toml"
+    cfg.write_text(f'site_file = "{site_file}"\n[printer]\nbackend = "serial"\nserial_baud = 11520\n'
+                   'serial_flow = "hardware"\nraster_max_lines = 0\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(TicketdSettings, cfg)
+    text = str(err.value)
+    for want in ("printer.serial_baud", "did you mean 115200", "printer.serial_flow", "'dtr-dsr'",
+                 "printer.raster_max_lines"):
+        assert want in text, (want, text)
+    cfg.write_text(f'site_file = "{site_file}"\n[printer]\nbackend = "serial"\nserial_baud = 9600\n'
+                   'serial_flow = "rts-cts"\n')
+    s = load_settings(TicketdSettings, cfg)
+    assert (s.printer.serial_baud, s.printer.serial_flow) == (9600, "rts-cts")
+
+
+@pytest.mark.parametrize(("flow", "want"), [("dtr-dsr", (True, False, False)), ("rts-cts", (False, True, False)),
+                                            ("xon-xoff", (False, False, True)), ("none", (False, False, False))])
+def test_the_serial_port_is_opened_with_the_configured_speed_and_flow_control(tty_factory, flow, want):
+    tty = tty_factory()  # a pseudo-terminal stands in for /dev/ttyUSB0
+    p = EscposPrinter.from_config(PrinterConfig(backend="serial", serial_device=tty.path, serial_baud=19200,
+                                                serial_flow=flow, timeout_s=0.3), width_px=576)
+    try:
+        p.device.open()
+        port = p.device.device
+        assert port.baudrate == 19200
+        assert (port.dsrdtr, port.rtscts, port.xonxoff) == want
+    finally:
+        p.close()
