@@ -116,7 +116,7 @@ def main() -> None:
         rendered = [r.render_with_qr(v) for v in vs[:100]]
         imgs = [img for img, _ in rendered]
         job_old = timed(old_job, imgs[:50])
-        job = timed(lambda it: printer.build(it[0], qr=it[1]), rendered[:50])
+        job = timed(lambda it, p=printer: p.build(it[0], qr=it[1]), rendered[:50])
         h = imgs[0].height
         print(f"\n{width} px (ticket {width}x{h})")
         print(f"  render       {fmt(warm)}")

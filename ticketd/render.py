@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 WHITE, BLACK = 255, 0
 FONT_WEIGHTS = ("regular", "semibold", "bold", "black")
 VIETNAMESE_SAMPLE = "ĂÂĐÊÔƠƯ ăâđêôơư · á à ả ã ạ · Ấ Ầ Ẩ Ẫ Ậ · ố ồ ổ ỗ ộ · ứ ừ ử ữ ự · 0123456789"
+# the test print's checks of how the printer takes our jobs (docs/printers.md)
+FEED_CHECK = {"vi": "Khoảng trắng giữa hai vạch cao bằng ô đen (8 mm)",
+              "en": "The gap between the two lines is as tall as the black box (8 mm)"}
+CENTRE_CHECK = {"vi": "Dấu nhỏ nằm ngay trên vạch dài giữa thước",
+                "en": "The small mark sits right above the long middle tick"}
+CHECK_DOTS = 64  # 8 mm at 203 dpi
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,23 @@ class TicketRenderer:
         for x in range(0, self.width, 8):
             d.line([(x, 0), (x, 15 if x % 64 == 0 else 7)], fill=0)
         d.line([(self.width - 1, 0), (self.width - 1, 15)], fill=0)
+        mid = self.width // 2
+        d.line([(mid, 0), (mid, 15)], fill=0)
+        d.line([(mid - 1, 0), (mid - 1, 15)], fill=0)
+        lang = self.layout.lang
+        # white travels as paper feed: its gap must come out as tall as the black box (a raster)
+        box = Image.new("1", (self.width, CHECK_DOTS), 255)
+        box.paste(0, (mid - 40, 0, mid + 40, CHECK_DOTS))
+        line = Image.new("1", (self.width, 2), 255)
+        line.paste(0, (mid - 40, 0, mid + 40, 2))
+        # a narrow band (cropped, perhaps centred by the printer) above the full-width ruler
+        mark = Image.new("1", (self.width, 10), 255)
+        mark.paste(0, (mid - 4, 0, mid + 4, 10))
+        checks: list[Image.Image | int] = [
+            self._text(FEED_CHECK[lang], "regular", 18), self._s(6),
+            box, self._s(8), line, CHECK_DOTS, line, self._s(8),
+            self._text(CENTRE_CHECK[lang], "regular", 18), self._s(6), mark, 4,
+        ]
         parts: list[Image.Image | int] = [
             self._header,
             self._text(self.texts.test_title, "bold", 30),
@@ -181,6 +204,7 @@ class TicketRenderer:
             self._s(8),
             self._text(VIETNAMESE_SAMPLE, "regular", 24),
             self._s(8),
+            *checks,
             ruler,
             self._s(8),
             self._footer,
@@ -221,7 +245,8 @@ class TicketRenderer:
         With ``view``, also that ticket's own lines (number, time, queue figures).
         """
         out = [self.site.site.name_vi if self.layout.lang == "vi" else (self.site.site.name_en or self.site.site.name_vi),
-               self.site.site.address, VIETNAMESE_SAMPLE, *self.texts.all_strings()]
+               self.site.site.address, VIETNAMESE_SAMPLE, FEED_CHECK[self.layout.lang],
+               CENTRE_CHECK[self.layout.lang], *self.texts.all_strings()]
         out += [s.label(self.layout.lang) for s in self.site.services]
         out += [self._group_name(g.id) for g in self.site.priority.groups]
         if view is not None:

@@ -421,3 +421,20 @@ def test_the_serial_port_is_opened_with_the_configured_speed_and_flow_control(tt
         assert (port.dsrdtr, port.rtscts, port.xonxoff) == want
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_the_test_print_lets_a_technician_check_the_feed_unit_and_the_centring(site, issued_at, width):
+    from ticketd.render import CHECK_DOTS
+
+    test_print = TicketRenderer(site, TicketLayout(width_px=width)).render_test(issued_at)
+    for options in (JobOptions(), JobOptions(center_bands=True)):
+        job_bytes = FakePrinter(width_px=width, options=options).build(test_print)
+        job = decode_job(job_bytes, paper_px=width)
+        assert same_pixels(job.image(), test_print)
+        # the gap between the two lines is one feed of 8 mm, the box above it a raster as tall
+        assert b"\x1bJ" + bytes([CHECK_DOTS]) in job_bytes
+        assert any(r.height == CHECK_DOTS for r in job.rasters)
+    # the centre mark is a narrow band: centred by the printer only with center_bands
+    narrow = decode_job(FakePrinter(width_px=width, options=JobOptions(center_bands=True)).build(test_print))
+    assert min(r.width for r in narrow.rasters) <= 16
