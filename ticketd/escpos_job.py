@@ -146,6 +146,9 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
             bottom = min(y1, top + max_lines)
             lines = [rows[y * wb:(y + 1) * wb] for y in range(top, bottom)]
             right = max(len(line.rstrip(b"\x00")) for line in lines)
+            if right == 0:  # a short gap kept inside the band, alone in its block (a raster needs ink)
+                white(bottom - top)
+                continue
             left = 0
             if options.center_bands:
                 lead = min(len(line) - len(line.lstrip(b"\x00")) for line in lines)

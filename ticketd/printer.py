@@ -129,7 +129,8 @@ class Printer(ABC):
     """A ticket printer. Subclasses implement :meth:`status` and :meth:`send`.
 
     :param width_px: dots per line the tickets are rendered at (576 / 384).
-    :param profile: python-escpos profile used to build jobs.
+    :param profile: python-escpos profile: its width is checked against ``width_px``, a real
+        device is opened with it (jobs are built without python-escpos).
     :param cut: "full" or "part" (when ``options`` is not given).
     :param options: how jobs are encoded (white bands, raster height, native QR, …).
     """
@@ -144,7 +145,6 @@ class Printer(ABC):
         self.cut = self.options.cut
         self.printed = 0
         self.last_error = ""
-        self.last_job_bytes = 0
         # what the printer said about its paper right after the last job (UNKNOWN: it did not say)
         self.last_job_state = PrinterState.UNKNOWN
         width = profile_width(self.profile)
@@ -168,7 +168,6 @@ class Printer(ABC):
     def print_image(self, image: Image.Image, *, label: str = "", qr: QrSpot | None = None) -> int:
         """Build and send one ticket; return the bytes sent. Counts successes, keeps the last error."""
         job = self.build(image, qr=qr)
-        self.last_job_bytes = len(job)
         try:
             self.send(job, label=label)
         except PrinterError as exc:

@@ -7,6 +7,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import ImageChops
 
 from tests.ticketd.tty_printer import TtyDevice, TtyPrinter
@@ -438,3 +440,28 @@ def test_the_test_print_lets_a_technician_check_the_feed_unit_and_the_centring(s
     # the centre mark is a narrow band: centred by the printer only with center_bands
     narrow = decode_job(FakePrinter(width_px=width, options=JobOptions(center_bands=True)).build(test_print))
     assert min(r.width for r in narrow.rasters) <= 16
+
+
+@settings(max_examples=150, deadline=None)
+@given(width_bytes=st.integers(1, 12), rows=st.lists(st.one_of(st.just(-1), st.integers(0, 2**32)), max_size=60),
+       white_bands=st.sampled_from(["feed", "raster"]), max_lines=st.integers(1, 40), center=st.booleans())
+def test_any_picture_prints_as_it_is_drawn(width_bytes, rows, white_bands, max_lines, center):
+    """Whatever the bands, gaps and block heights: the decoded job is the picture, dot for dot."""
+    import random
+
+    from PIL import Image
+
+    width = width_bytes * 8
+    img = Image.new("1", (width, max(1, len(rows))), 255)
+    for y, seed in enumerate(rows):
+        if seed >= 0:  # -1: a white line; else a line of random ink
+            rnd = random.Random(seed)
+            for x in range(width):
+                if rnd.random() < 0.3:
+                    img.putpixel((x, y), 0)
+    options = JobOptions(white_bands=white_bands, raster_max_lines=max_lines, center_bands=center)
+    job = decode_job(FakePrinter(width_px=width, profile="TM-T20II", options=options).build(img), paper_px=width)
+    assert job.y == img.height
+    if job.placed:
+        assert same_pixels(job.image(), img)
+    assert all(r.height <= max_lines and r.width >= 8 for r in job.rasters)
