@@ -449,6 +449,13 @@ def _serial_device(cfg: PrinterConfig, profile: str) -> Escpos:
             if self.device:
                 self.device.rtscts = cfg.serial_flow == "rts-cts"
 
+        # python-escpos reads 16 bytes, which waits out the whole timeout for a 1-byte status
+        # answer (every paper check would stall the daemon for timeout_s): take what has come
+        def _read(self) -> bytes:
+            assert self.device
+            first = self.device.read(1)
+            return first + self.device.read(self.device.in_waiting) if first else b""
+
     return FlowSerial(devfile=cfg.serial_device, baudrate=cfg.serial_baud, timeout=cfg.timeout_s, profile=profile,
                       xonxoff=cfg.serial_flow == "xon-xoff", dsrdtr=cfg.serial_flow == "dtr-dsr")
 

@@ -465,3 +465,24 @@ def test_any_picture_prints_as_it_is_drawn(width_bytes, rows, white_bands, max_l
     if job.placed:
         assert same_pixels(job.image(), img)
     assert all(r.height <= max_lines and r.width >= 8 for r in job.rasters)
+
+
+def test_a_serial_printer_at_its_speed_prints_the_new_job_and_answers_without_waiting_out_the_timeout(
+        site, issued_at, tty_factory):
+    """The real serial backend (python-escpos' Serial under ticketd's settings) on a pty printer."""
+    tty = tty_factory(paper_lines=10_000, near_end_lines=100)
+    cfg = PrinterConfig(backend="serial", serial_device=tty.path, serial_baud=115200, serial_flow="none",
+                        timeout_s=3.0, native_qr=True)
+    p = open_printer(cfg, width_px=576)
+    try:
+        t0 = time.monotonic()
+        assert p.status() is PrinterState.OK
+        ticket, qr = a_ticket(site, issued_at, 576)
+        p.print_image(ticket, qr=qr)
+        assert p.last_job_state is PrinterState.OK
+        assert time.monotonic() - t0 < 2.0  # two status answers, each taken as it came (not after 3 s)
+    finally:
+        p.close()
+    (code,) = tty.paper.qr_codes
+    assert code.data == qr.url
+    assert same_pixels(tty.paper.image(), ticket)
