@@ -39,14 +39,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hubd.testing import running_hub  # noqa: E402
+# only what ticketd itself loads at module level: the memory child (spawned, a fresh
+# interpreter) imports this file, and must not carry the hub's or the bench's own modules
 from ticketd.config import HardwareConfig  # noqa: E402
 from ticketd.main import TicketDaemon, TicketdSettings  # noqa: E402
 from ticketd.printer import FakePrinter  # noqa: E402
-from xephang.bus import Bus  # noqa: E402
 from xephang.clock import VN_TZ, ManualClock  # noqa: E402
-from xephang.contract import IssueTicket, new_request_id  # noqa: E402
-from xephang.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 from xephang.settings import BrokerSettings  # noqa: E402
 
 SITE_FILE = Path(__file__).resolve().parent.parent / "config" / "site.example.toml"
@@ -98,8 +96,11 @@ def ticketd_alone(port: int, state_dir: str, presses: int, out: multiprocessing.
             time.sleep(0.05)
             pin.drive_high()
             time.sleep(0.04)
+        held = sum(map(len, printer.jobs)) + len(printer.output)  # the fake keeps every job; a real printer none
         result = {"start_kib": start_rss, "rss_kib": proc_status_kib("VmRSS"),
-                  "hwm_kib": proc_status_kib("VmHWM"), "printed": printer.printed}
+                  "hwm_kib": proc_status_kib("VmHWM"), "printed": printer.printed, "held_kib": held / 1024,
+                  "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("escpos", "hubd", "pygame", "usb",
+                                                                                 "serial", "numpy"))}
         tk.stop_event.set()
         runner.join(10)
         out.put(result)
@@ -113,6 +114,11 @@ def main() -> int:
     ap.add_argument("--mem-presses", type=int, default=50, help="tickets printed by ticketd alone before its RSS is read")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    from hubd.testing import running_hub
+    from xephang.bus import Bus
+    from xephang.contract import IssueTicket, new_request_id
+    from xephang.mosquitto import Mosquitto, find_mosquitto
+
     if not find_mosquitto():
         print("mosquitto is not installed")
         return 1
@@ -195,6 +201,8 @@ def main() -> int:
         return 1
     print(f"memory: ticketd alone (own process, after {mem['printed']} tickets): RSS {mem['rss_kib'] / 1024:.1f} MiB, "
           f"peak {mem['hwm_kib'] / 1024:.1f} MiB (imports loaded, before setup: {mem['start_kib'] / 1024:.1f} MiB)")
+    print(f"        of which job bytes the FakePrinter keeps: {mem['held_kib'] / 1024:.1f} MiB (a real printer keeps none); "
+          f"heavy modules loaded: {mem['modules'] or 'none of escpos, hubd, pygame, usb, serial, numpy'}")
     print(f"        bench process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB "
           "(hub + ticketd + bench client in one process: not ticketd's figure)")
     return 0

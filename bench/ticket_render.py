@@ -8,7 +8,15 @@ For each width, printed as median / p99 in ms:
 - ``render+qr``: the same with a QR that carries the number (a new QR per ticket);
 - ``baseline``: a cold renderer per ticket (nothing cached), measured in the same run; the
   ratio says what the caches buy;
-- ``job``: building the ESC/POS job (INIT + GS v 0 raster + cut) for the rendered ticket.
+- ``job``: building the ESC/POS job for the rendered ticket, the old one (python-escpos
+  ``Dummy``: INIT + one ``GS v 0`` raster of every line + cut) next to the new one
+  (:mod:`ticketd.escpos_job`: white bands fed, ink bands cut at their ink);
+- bytes per ticket, old job next to the new encodings, over the same tickets (median and
+  largest), and the time those bytes take on the wire: serial 8N1 (10 bits a byte) at 9,600,
+  19,200 and 115,200 baud, and USB full speed at its bulk-transfer ceiling (19 packets of 64
+  bytes per 1 ms frame: 1.216 MB/s; a printer may take them slower). The print itself (about
+  0.4 s for a 100 mm ticket) comes on top, overlapped with the transfer on a real printer;
+- where the new job's bytes go, block by block, for one ticket.
 Then the resident memory of this process (VmRSS now, and max RSS).
 """
 
@@ -25,12 +33,34 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ticketd.config import TicketLayout  # noqa: E402
+from ticketd.escpos_job import JobOptions, build_ticket_job  # noqa: E402
 from ticketd.printer import FakePrinter  # noqa: E402
 from ticketd.render import TicketRenderer, TicketView  # noqa: E402
 from xephang.clock import VN_TZ  # noqa: E402
 from xephang.settings import load_site  # noqa: E402
 
 SITE_FILE = Path(__file__).resolve().parent.parent / "config" / "site.example.toml"
+ENCODINGS = {
+    "new (default: feed, raster QR)": JobOptions(),
+    "new + native_qr": JobOptions(native_qr=True),
+    "new + native_qr + center_bands": JobOptions(native_qr=True, center_bands=True),
+}
+LINKS = {"9600 Bd": 9600 / 10, "19200 Bd": 19200 / 10, "115200 Bd": 115200 / 10, "USB FS": 1_216_000}
+
+
+def old_job(image) -> bytes:  # noqa: ANN001
+    """The job before issue 20, built as it was: python-escpos' Dummy, one raster, cut."""
+    from escpos.printer import Dummy
+
+    job = Dummy(profile="TM-T20II" if image.width == 576 else "RP-F10-58mm")
+    job.hw("INIT")
+    job.image(image, impl="bitImageRaster")
+    job.cut()
+    return job.output
+
+
+def wire(nbytes: float) -> str:
+    return "  ".join(f"{nbytes / rate:7.3f} s" for rate in LINKS.values())
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -83,15 +113,33 @@ def main() -> None:
         warm_qr = timed(rq.render, vs)
         cold = timed(lambda v, lay=layout: TicketRenderer(site, lay).render(v), vs[: max(20, args.count // 10)])
         printer = FakePrinter(width_px=width)
-        imgs = [r.render(v) for v in vs[:50]]
-        job = timed(printer.build, imgs)
+        rendered = [r.render_with_qr(v) for v in vs[:100]]
+        imgs = [img for img, _ in rendered]
+        job_old = timed(old_job, imgs[:50])
+        job = timed(lambda it, p=printer: p.build(it[0], qr=it[1]), rendered[:50])
         h = imgs[0].height
-        print(f"\n{width} px (ticket {width}x{h}, job {len(printer.build(imgs[0]))} bytes)")
+        print(f"\n{width} px (ticket {width}x{h})")
         print(f"  render       {fmt(warm)}")
         print(f"  render+qr    {fmt(warm_qr)}")
         print(f"  baseline     {fmt(cold)}   (a new renderer per ticket: no block cache; fonts stay loaded)")
         print(f"  ratio        cached/cold median = {statistics.median(warm) / statistics.median(cold):.2f}")
-        print(f"  job build    {fmt(job)}")
+        print(f"  job build    old {fmt(job_old)}")
+        print(f"               new {fmt(job)}")
+        sizes = {"old (one raster, python-escpos)": [len(old_job(img)) for img in imgs]}
+        for name, opts in ENCODINGS.items():
+            sizes[name] = [len(build_ticket_job(img, qr=qr, options=opts)) for img, qr in rendered]
+        print(f"  bytes per ticket ({len(imgs)} tickets, 1 in 7 priority) and time on the wire (median ticket)")
+        print(f"    {'job':34s} {'median':>7s} {'largest':>8s}   " + "  ".join(f"{k:>9s}" for k in LINKS))
+        for name, xs in sizes.items():
+            med = statistics.median(xs)
+            print(f"    {name:34s} {med:7.0f} {max(xs):8d}   {wire(med)}")
+        img, qr = rendered[1]  # a ticket without the priority box
+        parts = {"header (centre, address, title)": r._header, "number": r._number_block("2001"),
+                 "footer": r._footer}
+        print("  where the new default job's bytes go (one ticket, raster QR): "
+              f"{len(build_ticket_job(img, qr=qr))} bytes")
+        for name, part in parts.items():
+            print(f"    {name:34s} {len(build_ticket_job(part)) - 7:6d}")
     rss_now = 0
     with open("/proc/self/status") as f:
         for line in f:

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ticketd.escpos_job import JobOptions
 
 Lang = Literal["vi", "en"]
 
@@ -79,9 +81,24 @@ class TicketLayout(Strict):
 
 
 PrinterBackend = Literal["usb", "serial", "network", "file", "fake", "sim"]
+SerialFlow = Literal["dtr-dsr", "rts-cts", "xon-xoff", "none"]
+# what thermal printers offer on their self-test page (DIP switches or a utility set them)
+SERIAL_BAUDS = (2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
 
 # profiles that know their width and can cut; never mutate a profile (escpos shares them)
 DEFAULT_PROFILES = {576: "TM-T20II", 384: "RP-F10-58mm"}
+# their widths, so the usual case needs no python-escpos capability database (~6 MiB loaded)
+KNOWN_PROFILE_WIDTHS = {"TM-T20II": 576, "RP-F10-58mm": 432}
+
+
+def profile_width(name: str) -> int | None:
+    """Dots per line of a python-escpos profile (``None``: it does not say); raises for an unknown name."""
+    if name in KNOWN_PROFILE_WIDTHS:
+        return KNOWN_PROFILE_WIDTHS[name]
+    from escpos.capabilities import get_profile  # only for a profile we do not know
+
+    width = get_profile(name).profile_data["media"]["width"].get("pixels", "Unknown")
+    return width if isinstance(width, int) else None
 
 
 class PrinterConfig(Strict):
@@ -92,7 +109,10 @@ class PrinterConfig(Strict):
     usb_vendor: int = Field(default=0, ge=0, le=0xFFFF, description="USB vendor id (e.g. 0x0416), `usb` backend")
     usb_product: int = Field(default=0, ge=0, le=0xFFFF, description="USB product id, `usb` backend")
     serial_device: str = Field(default="/dev/ttyUSB0", description="`serial` backend device")
-    serial_baud: int = Field(default=115200, description="`serial` backend speed (9600 baud: ~1 min per ticket)")
+    serial_baud: int = Field(default=115200, description="`serial` backend speed, as the printer's self-test page says "
+                             f"(one of {', '.join(map(str, SERIAL_BAUDS))})")
+    serial_flow: SerialFlow = Field(default="dtr-dsr", description="`serial` backend flow control, as the self-test page "
+                                    "says: dtr-dsr, rts-cts, xon-xoff or none")
     host: str = Field(default="", description="`network` backend printer address")
     port: int = Field(default=9100, ge=1, le=65535, description="`network` backend TCP port")
     device: str = Field(default="/dev/usb/lp0", description="character device for the `file` backend")
@@ -100,6 +120,24 @@ class PrinterConfig(Strict):
     timeout_s: float = Field(default=5.0, gt=0, le=120, description="device write/read timeout")
     cut: Literal["full", "part"] = Field(default="full", description="cut after each ticket")
     paper_low_alert: bool = Field(default=True, description="raise the paper-low alert when the sensor says so")
+    white_bands: Literal["feed", "raster"] = Field(
+        default="feed", description="white bands as paper feed (ESC J, one dot per unit after GS P 0 203); "
+                                    "raster: as 1-byte-wide white rasters, for a printer whose feed unit is not a dot")
+    raster_max_lines: int = Field(default=255, ge=1, le=2303, description="tallest raster block the printer takes, dot lines")
+    native_qr: bool = Field(default=False, description="the printer draws the QR code itself (GS ( k, model 2); "
+                                                       "false: the QR is sent as raster")
+    center_bands: bool = Field(default=False, description="crop bands on both sides and centre them (ESC a 1): only "
+                                                          "for printers that centre raster images")
+
+    @field_validator("serial_baud")
+    @classmethod
+    def _standard_baud(cls, v: int) -> int:
+        if v not in SERIAL_BAUDS:
+            # a dropped or doubled digit (11520, 96000) looks like its speed; else the nearest one
+            typo = difflib.get_close_matches(str(v), [str(b) for b in SERIAL_BAUDS], n=1, cutoff=0.8)
+            close = int(typo[0]) if typo else min(SERIAL_BAUDS, key=lambda b: abs(b - v))
+            raise ValueError(f"{v} is not a serial printer speed (did you mean {close}?); one of {list(SERIAL_BAUDS)}")
+        return v
 
     @model_validator(mode="after")
     def _backend_needs(self) -> PrinterConfig:
@@ -108,6 +146,11 @@ class PrinterConfig(Strict):
         if self.backend == "network" and not self.host:
             raise ValueError("printer.backend = 'network' needs host")
         return self
+
+    def job_options(self) -> JobOptions:
+        """How tickets are encoded for this printer."""
+        return JobOptions(cut=self.cut, white_bands=self.white_bands, raster_max_lines=self.raster_max_lines,
+                          center_bands=self.center_bands, native_qr=self.native_qr)
 
     def profile_for(self, width_px: int) -> str:
         """The escpos profile name to use for a ticket ``width_px`` wide."""

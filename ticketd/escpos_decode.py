@@ -1,8 +1,12 @@
-"""Read back the ESC/POS bytes we send: raster images, feeds and cuts.
+"""Read back the ESC/POS bytes we send: what the paper shows.
 
-The inverse of what :mod:`ticketd.printer` builds, so tests (and the sim printer's PNG
-preview) show exactly what the paper would show: the bytes are parsed command by command
-(a naive search for ``GS v 0`` would also match inside image data).
+The inverse of :mod:`ticketd.escpos_job` (and of the old one-raster jobs), so tests, the
+tty printer and the sim printer's PNG preview show exactly what the paper would show. The
+bytes are parsed command by command (a naive search for ``GS v 0`` would also match inside
+image data) and laid out on a strip of paper ``paper_px`` dots wide: rasters where the
+justification puts them, ``ESC J`` feeds in dot lines (the unit ``GS P`` set), printer-drawn
+QR codes (``GS ( k``) drawn as a printer would draw them. Line feeds (``LF``, ``ESC d``) only
+move paper towards the cutter after the ticket: they are counted, not drawn.
 """
 
 from __future__ import annotations
@@ -12,37 +16,89 @@ from dataclasses import dataclass, field
 from PIL import Image, ImageOps
 
 ESC, GS, DLE = 0x1B, 0x1D, 0x10
+HEAD_DPI = 203  # the heads our tickets are drawn for (8 dots/mm)
+QR_ECC_NAMES = {48: "L", 49: "M", 50: "Q", 51: "H"}
 
 
 class DecodeError(ValueError):
     """The byte stream holds a command this decoder does not know, or is truncated."""
 
 
+class Truncated(DecodeError):
+    """The bytes end inside a command (a stream read so far may still bring the rest)."""
+
+
+@dataclass
+class DecodedQr:
+    """A QR code the printer was asked to draw (``GS ( k``)."""
+
+    data: str
+    module_px: int
+    ecc: str
+    x: int
+    y: int
+    size: int  # dots, square
+
+    def image(self) -> Image.Image:
+        """The symbol as a printer draws it: the smallest model-2 version for the data, no quiet zone."""
+        import qrcode  # only a job with a printer-drawn QR needs it
+
+        levels = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
+                  "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
+        return qr_symbol(self.data, module_px=self.module_px, error_correction=levels[self.ecc])
+
+
+def qr_symbol(data: str, *, module_px: int, error_correction: int) -> Image.Image:
+    """A mode "1" QR symbol, ``module_px`` dots per module, no quiet zone."""
+    import qrcode
+
+    qr = qrcode.QRCode(error_correction=error_correction, border=0, box_size=1)
+    qr.add_data(data)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    n = len(matrix)
+    small = Image.new("1", (n, n), 255)
+    small.putdata([0 if dark else 255 for row in matrix for dark in row])
+    return small.resize((n * module_px, n * module_px), Image.Resampling.NEAREST)
+
+
 @dataclass
 class DecodedJob:
     """What a printer would do with a byte stream."""
 
-    rasters: list[Image.Image] = field(default_factory=list)  # mode "1", black = 0
+    paper_px: int | None = None  # print area width; None: as wide as the widest raster
+    rasters: list[Image.Image] = field(default_factory=list)  # mode "1", black = 0, in order
+    placed: list[tuple[int, int, Image.Image]] = field(default_factory=list)  # (x, y, raster or QR)
+    qr_codes: list[DecodedQr] = field(default_factory=list)
     inits: int = 0
     cuts: int = 0
-    feed_lines: int = 0
+    feed_lines: int = 0  # LF / ESC d: text lines towards the cutter
+    feed_dots: int = 0  # ESC J, in dot lines
     status_queries: int = 0
+    y: int = 0  # dot lines of paper moved by rasters, QR codes and ESC J
+    align: int = 0  # ESC a: 0 left, 1 centre, 2 right
+    unit_y: int = 0  # GS P y (0: the printer's default, taken as one dot)
+    _qr_data: bytes = b""
+    _qr_module: int = 3
+    _qr_ecc: str = "L"
+
+    def _x(self, width: int) -> int:
+        area = self.paper_px or width
+        return {0: 0, 1: (area - width) // 2, 2: area - width}.get(self.align, 0)
 
     def image(self) -> Image.Image | None:
-        """All raster fragments stacked, as printed (``None`` when there is none)."""
-        if not self.rasters:
+        """The paper from the first dot line to the last one moved (``None``: nothing printed)."""
+        if not self.placed:
             return None
-        width = max(r.width for r in self.rasters)
-        out = Image.new("1", (width, sum(r.height for r in self.rasters)), 255)
-        y = 0
-        for r in self.rasters:
-            out.paste(r, (0, y))
-            y += r.height
+        width = self.paper_px or max(x + img.width for x, _, img in self.placed)
+        out = Image.new("1", (width, max(1, self.y)), 255)
+        for x, y, img in self.placed:
+            out.paste(img, (x, y))
         return out
 
-
-class Truncated(DecodeError):
-    """The bytes end inside a command (a stream read so far may still bring the rest)."""
+    def place(self, img: Image.Image) -> None:
+        self.placed.append((self._x(img.width), self.y, img))
+        self.y += img.height
 
 
 def command_length(data: bytes, i: int) -> int:
@@ -62,7 +118,7 @@ def command_length(data: bytes, i: int) -> int:
         op = data[i + 1]
         if op == 0x40:  # ESC @
             return 2
-        if op == 0x64:  # ESC d n
+        if op in (0x64, 0x4A, 0x61):  # ESC d n, ESC J n, ESC a n
             return 3
         raise DecodeError(f"unknown ESC 0x{op:02x} at byte {i}")
     if b == GS:
@@ -78,6 +134,13 @@ def command_length(data: bytes, i: int) -> int:
         if op == 0x56:  # GS V m [n]
             need(3)
             return 4 if data[i + 2] in (0x41, 0x42) else 3
+        if op == 0x50:  # GS P x y
+            return 4
+        if op == 0x28:  # GS ( k pL pH cn fn ...
+            need(5)
+            if data[i + 2] != 0x6B:
+                raise DecodeError(f"GS ( {data[i + 2]:#04x} at byte {i} is not a symbol command")
+            return 5 + (data[i + 3] | data[i + 4] << 8)
         raise DecodeError(f"unknown GS 0x{op:02x} at byte {i}")
     if b == DLE:  # DLE EOT n: real-time status
         return 3
@@ -101,9 +164,10 @@ def split_commands(data: bytes) -> tuple[list[bytes], int]:
     return out, i
 
 
-def decode_job(data: bytes) -> DecodedJob:
-    """Parse ``data`` (INIT, GS v 0 rasters, ESC d feeds, GS V cuts, LF, DLE EOT and GS r queries)."""
-    job = DecodedJob()
+def decode_job(data: bytes, *, paper_px: int | None = None) -> DecodedJob:
+    """Parse ``data`` (INIT, GS v 0 rasters, ESC J / ESC d feeds, ESC a, GS P, GS ( k QR
+    codes, GS V cuts, LF, DLE EOT and GS r queries) onto paper ``paper_px`` dots wide."""
+    job = DecodedJob(paper_px=paper_px)
     i, n = 0, len(data)
     while i < n:
         k = command_length(data, i)
@@ -114,22 +178,59 @@ def decode_job(data: bytes) -> DecodedJob:
     return job
 
 
+def raster_image(cmd: bytes) -> Image.Image:
+    """The picture of one ``GS v 0`` command (mode "1", black = 0)."""
+    wb, h = cmd[4] | cmd[5] << 8, cmd[6] | cmd[7] << 8
+    bits = Image.frombytes("1", (wb * 8, h), cmd[8:])
+    # ESC/POS: bit 1 = dot burnt (black); Pillow "1": 0 = black
+    return ImageOps.invert(bits.convert("L")).convert("1")
+
+
 def apply_command(job: DecodedJob, cmd: bytes) -> None:
     """What one whole command (from :func:`split_commands`) does to the paper."""
     b = cmd[0]
     if b == 0x0A:
         job.feed_lines += 1
     elif b == ESC:
-        if cmd[1] == 0x40:
+        if cmd[1] == 0x40:  # ESC @ resets the modes the job may have set
             job.inits += 1
+            job.align, job.unit_y = 0, 0
+        elif cmd[1] == 0x4A:
+            dots = cmd[2] * HEAD_DPI // job.unit_y if job.unit_y else cmd[2]
+            job.feed_dots += dots
+            job.y += dots
+        elif cmd[1] == 0x61:
+            job.align = cmd[2] % 48 if cmd[2] >= 48 else cmd[2]
         else:
             job.feed_lines += cmd[2]
     elif b == GS and cmd[1] == 0x76:
-        wb, h = cmd[4] | cmd[5] << 8, cmd[6] | cmd[7] << 8
-        bits = Image.frombytes("1", (wb * 8, h), cmd[8:])
-        # ESC/POS: bit 1 = dot burnt (black); Pillow "1": 0 = black
-        job.rasters.append(ImageOps.invert(bits.convert("L")).convert("1"))
+        img = raster_image(cmd)
+        job.rasters.append(img)
+        job.place(img)
     elif b == GS and cmd[1] == 0x56:
         job.cuts += 1
+    elif b == GS and cmd[1] == 0x50:
+        job.unit_y = cmd[3]
+    elif b == GS and cmd[1] == 0x28:
+        _apply_symbol(job, cmd)
     else:  # GS r, DLE EOT
         job.status_queries += 1
+
+
+def _apply_symbol(job: DecodedJob, cmd: bytes) -> None:
+    cn, fn = cmd[5], cmd[6]
+    if cn != 0x31:
+        raise DecodeError(f"GS ( k symbol type {cn:#04x} is not QR")
+    if fn == 0x43:  # module size
+        job._qr_module = cmd[7]
+    elif fn == 0x45:  # error correction
+        job._qr_ecc = QR_ECC_NAMES.get(cmd[7], "L")
+    elif fn == 0x50:  # store
+        job._qr_data = cmd[8:]
+    elif fn == 0x51:  # print
+        qr = DecodedQr(data=job._qr_data.decode("utf-8"), module_px=job._qr_module, ecc=job._qr_ecc,
+                       x=0, y=job.y, size=0)
+        img = qr.image()
+        qr.x, qr.size = job._x(img.width), img.width
+        job.qr_codes.append(qr)
+        job.place(img)

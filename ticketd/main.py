@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from escpos.capabilities import get_profile
 from pydantic import BaseModel, Field, ValidationError
 
 from ticketd.board import DispenserBoard, sim_hardware
@@ -37,6 +36,7 @@ from ticketd.config import (
     TicketLayout,
     hardware_clash_errors,
     hardware_site_errors,
+    profile_width,
 )
 from ticketd.dispenser import Dispenser, Notice, Outcome, PressResult, TicketJob
 from ticketd.printer import PaperOut, Printer, PrinterError, PrinterOffline, PrinterState, open_printer
@@ -137,9 +137,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
         errors = hardware_site_errors(s.hardware.model_dump(), set(site.service_ids()),
                                       {g.id for g in site.priority.groups})
         try:
-            profile = get_profile(s.printer.profile_for(s.ticket.width_px))
-            width = profile.profile_data["media"]["width"].get("pixels", "Unknown")
-            if isinstance(width, int) and width < s.ticket.width_px:
+            width = profile_width(s.printer.profile_for(s.ticket.width_px))
+            if width is not None and width < s.ticket.width_px:
                 errors.append(f"printer.profile: {s.printer.profile!r} is {width} px wide, tickets are {s.ticket.width_px} px")
         except Exception as exc:  # python-escpos raises its own error types for unknown profiles
             errors.append(f"printer.profile: {s.printer.profile!r} is not a python-escpos profile ({exc})")
@@ -352,8 +351,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def _print_issued(self, job: TicketJob, ticket: TicketInfo, view: TicketView) -> None:
         assert self.core is not None and self.printer is not None and self.renderer is not None
         try:
-            image = self.renderer.render(view)
-            self.printer.print_image(image, label=ticket.display)
+            image, qr = self.renderer.render_with_qr(view)
+            self.printer.print_image(image, label=ticket.display, qr=qr)
         except PrinterError as exc:
             self._print_failed(job, ticket, exc)
             return
@@ -446,11 +445,12 @@ class TicketDaemon(Daemon[TicketdSettings]):
         assert self.core is not None and self.printer is not None and self.renderer is not None
         assert self.board is not None
         try:
+            qr = None
             if job.kind == "reprint" and job.ticket is not None:
-                image = self.renderer.render(job.ticket)
+                image, qr = self.renderer.render_with_qr(job.ticket)
             else:
                 image = self.renderer.render_test(self.clock.local())
-            self.printer.print_image(image, label=job.kind)
+            self.printer.print_image(image, label=job.kind, qr=qr)
         except PrinterError as exc:
             self.last_error = f"{exc.code}: {exc}"
             self.core.job_failed(job, exc.code)

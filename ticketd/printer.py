@@ -1,9 +1,10 @@
 """The printer seam: real ESC/POS backends, a fake that keeps the bytes, a sim that writes files.
 
-Every backend prints the same job, built once in memory with python-escpos' ``Dummy``
-(``ESC @`` init, the ticket as a ``GS v 0`` raster, feed + cut) and handed to the device in
+Every backend prints the same job, built once in memory by :mod:`ticketd.escpos_job`
+(``ESC @`` init, the ticket's ink bands as ``GS v 0`` rasters, white bands as paper feed,
+the QR code drawn by the printer where it can, feed + cut) and handed to the device in
 **one write**: tests get golden bytes, a retry resends the same job, and the device I/O is
-one call.
+one call. python-escpos is only imported for a real device (``Usb``, ``Serial``, …).
 
 Two python-escpos traps handled here (see the research notes):
 
@@ -26,20 +27,22 @@ alert id the daemon raises (``paper-out``, ``printer-offline``, ``printer-error`
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from escpos.escpos import Escpos
-from escpos.printer import Dummy
 from PIL import Image
 
-from ticketd.config import PrinterConfig
+from ticketd.config import PrinterConfig, profile_width
 from ticketd.escpos_decode import decode_job
+from ticketd.escpos_job import JobOptions, QrSpot, build_ticket_job
+
+if TYPE_CHECKING:
+    from escpos.escpos import Escpos
 
 log = logging.getLogger(__name__)
 
@@ -122,41 +125,30 @@ def paper_state_from_sensor_byte(status: bytes) -> PrinterState:
     return PrinterState.UNKNOWN
 
 
-def build_job(image: Image.Image, *, profile: str, cut: str = "full", _dummy: Dummy | None = None) -> bytes:
-    """The whole ESC/POS job for one ticket image: INIT, raster (GS v 0), feed, cut."""
-    job = _dummy if _dummy is not None else Dummy(profile=profile)
-    job.clear()
-    job.hw("INIT")
-    width = job.profile.profile_data["media"]["width"].get("pixels", "Unknown")
-    # python-escpos prints a warning on stdout for a profile without a width: keep stdout clean
-    quiet = contextlib.redirect_stdout(io.StringIO()) if width == "Unknown" else contextlib.nullcontext()
-    with quiet:
-        job.image(image, impl="bitImageRaster")
-    job.cut(mode="PART" if cut == "part" else "FULL")
-    return job.output
-
-
 class Printer(ABC):
     """A ticket printer. Subclasses implement :meth:`status` and :meth:`send`.
 
     :param width_px: dots per line the tickets are rendered at (576 / 384).
-    :param profile: python-escpos profile used to build jobs.
-    :param cut: "full" or "part".
+    :param profile: python-escpos profile: its width is checked against ``width_px``, a real
+        device is opened with it (jobs are built without python-escpos).
+    :param cut: "full" or "part" (when ``options`` is not given).
+    :param options: how jobs are encoded (white bands, raster height, native QR, …).
     """
 
     kind = "abstract"
 
-    def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full") -> None:
+    def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full",
+                 options: JobOptions | None = None) -> None:
         self.width_px = width_px
         self.profile = profile or PrinterConfig().profile_for(width_px)
-        self.cut = cut
+        self.options = options or JobOptions(cut="part" if cut == "part" else "full")
+        self.cut = self.options.cut
         self.printed = 0
         self.last_error = ""
         # what the printer said about its paper right after the last job (UNKNOWN: it did not say)
         self.last_job_state = PrinterState.UNKNOWN
-        self._dummy = Dummy(profile=self.profile)
-        width = self._dummy.profile.profile_data["media"]["width"].get("pixels", "Unknown")
-        if isinstance(width, int) and width < width_px:
+        width = profile_width(self.profile)
+        if width is not None and width < width_px:
             raise PrinterConfigError(f"profile {self.profile!r} is {width} px wide, tickets are {width_px} px")
 
     @abstractmethod
@@ -167,15 +159,15 @@ class Printer(ABC):
     def send(self, job: bytes, *, label: str = "") -> None:
         """Hand ``job`` to the device in one write; raise a :class:`PrinterError` on failure."""
 
-    def build(self, image: Image.Image) -> bytes:
-        """The job bytes for ``image`` with this printer's profile and cut."""
+    def build(self, image: Image.Image, *, qr: QrSpot | None = None) -> bytes:
+        """The job bytes for ``image`` (``qr``: where its QR code is, for a printer that draws it)."""
         if image.width > self.width_px:
             raise PrinterConfigError(f"image is {image.width} px wide, printer takes {self.width_px}")
-        return build_job(image, profile=self.profile, cut=self.cut, _dummy=self._dummy)
+        return build_ticket_job(image, qr=qr, options=self.options)
 
-    def print_image(self, image: Image.Image, *, label: str = "") -> int:
+    def print_image(self, image: Image.Image, *, label: str = "", qr: QrSpot | None = None) -> int:
         """Build and send one ticket; return the bytes sent. Counts successes, keeps the last error."""
-        job = self.build(image)
+        job = self.build(image, qr=qr)
         try:
             self.send(job, label=label)
         except PrinterError as exc:
@@ -198,8 +190,9 @@ class EscposPrinter(Printer):
 
     kind = "escpos"
 
-    def __init__(self, device: Escpos, *, width_px: int = 576, profile: str = "", cut: str = "full") -> None:
-        super().__init__(width_px=width_px, profile=profile, cut=cut)
+    def __init__(self, device: Escpos, *, width_px: int = 576, profile: str = "", cut: str = "full",
+                 options: JobOptions | None = None) -> None:
+        super().__init__(width_px=width_px, profile=profile, cut=cut, options=options)
         self.device = device
         self._lock = threading.Lock()
         self._silent_until = 0.0  # a printer that timed out is not asked again for a while
@@ -216,9 +209,7 @@ class EscposPrinter(Printer):
 
             dev: Escpos = Usb(cfg.usb_vendor, cfg.usb_product, timeout=int(cfg.timeout_s * 1000), profile=profile)
         elif cfg.backend == "serial":
-            from escpos.printer import Serial
-
-            dev = Serial(devfile=cfg.serial_device, baudrate=cfg.serial_baud, timeout=cfg.timeout_s, profile=profile)
+            dev = _serial_device(cfg, profile)
         elif cfg.backend == "network":
             from escpos.printer import Network
 
@@ -229,7 +220,7 @@ class EscposPrinter(Printer):
             dev = File(cfg.device, profile=profile)
         else:
             raise PrinterConfigError(f"backend {cfg.backend!r} is not an ESC/POS device")
-        return cls(dev, width_px=width_px, profile=profile, cut=cfg.cut)
+        return cls(dev, width_px=width_px, profile=profile, options=cfg.job_options())
 
     def _reset(self) -> None:
         with contextlib.suppress(Exception):
@@ -239,6 +230,8 @@ class EscposPrinter(Printer):
     @property
     def can_answer(self) -> bool:
         """Whether status queries may be sent now (File/LP cannot read; a silent printer rests)."""
+        from escpos.escpos import Escpos  # loaded already: the device is a python-escpos one
+
         # File/LP have no _read: they cannot answer, which is UNKNOWN, not OK
         if type(self.device)._read is Escpos._read:
             return False
@@ -331,9 +324,9 @@ class FakePrinter(Printer):
     kind = "fake"
 
     def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full",
-                 paper: str = "ok", answers_status: bool = True, send_delay_s: float = 0.0,
-                 keep_last: int | None = None) -> None:
-        super().__init__(width_px=width_px, profile=profile, cut=cut)
+                 options: JobOptions | None = None, paper: str = "ok", answers_status: bool = True,
+                 send_delay_s: float = 0.0, keep_last: int | None = None) -> None:
+        super().__init__(width_px=width_px, profile=profile, cut=cut, options=options)
         self.keep_last = keep_last  # None: every job's bytes stay (tests); N: only the last N (the sim)
         self.job_count = 0  # whole jobs printed, kept or not
         self.paper = paper
@@ -411,7 +404,7 @@ class FakePrinter(Printer):
 
     def images(self) -> list[Image.Image]:
         """Each printed job decoded back into the image the paper shows."""
-        return [img for job in self.jobs if (img := decode_job(job).image()) is not None]
+        return [img for job in self.jobs if (img := decode_job(job, paper_px=self.width_px).image()) is not None]
 
 
 class SimPrinter(FakePrinter):
@@ -423,9 +416,10 @@ class SimPrinter(FakePrinter):
     kind = "sim"
 
     def __init__(self, out_dir: Path | str, *, width_px: int = 576, profile: str = "", cut: str = "full",
-                 paper: str = "ok", keep_last: int | None = 1) -> None:
+                 options: JobOptions | None = None, paper: str = "ok", keep_last: int | None = 1) -> None:
         # a sim dispenser prints all day long: its tickets live in the folder, not in memory
-        super().__init__(width_px=width_px, profile=profile, cut=cut, paper=paper, keep_last=keep_last)
+        super().__init__(width_px=width_px, profile=profile, cut=cut, options=options, paper=paper,
+                         keep_last=keep_last)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         existing = sorted(self.out_dir.glob("[0-9][0-9][0-9][0-9]-*.bin"))
@@ -437,17 +431,39 @@ class SimPrinter(FakePrinter):
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in label) or "ticket"
         stem = self.out_dir / f"{self._seq % 10000:04d}-{safe}"
         stem.with_suffix(".bin").write_bytes(job)
-        img = decode_job(job).image()
+        img = decode_job(job, paper_px=self.width_px).image()
         if img is not None:
             img.save(stem.with_suffix(".png"))
         self.last_file = stem.with_suffix(".bin")
         log.info("sim printer: wrote %s", stem.with_suffix(".bin"))
 
 
+def _serial_device(cfg: PrinterConfig, profile: str) -> Escpos:
+    """python-escpos' ``Serial`` at the configured speed and flow control."""
+    from escpos.printer import Serial
+
+    class FlowSerial(Serial):
+        # python-escpos hands pyserial xonxoff and dsrdtr, never rtscts: set it on the opened port
+        def open(self, raise_not_found: bool = True) -> None:
+            super().open(raise_not_found)
+            if self.device:
+                self.device.rtscts = cfg.serial_flow == "rts-cts"
+
+        # python-escpos reads 16 bytes, which waits out the whole timeout for a 1-byte status
+        # answer (every paper check would stall the daemon for timeout_s): take what has come
+        def _read(self) -> bytes:
+            assert self.device
+            first = self.device.read(1)
+            return first + self.device.read(self.device.in_waiting) if first else b""
+
+    return FlowSerial(devfile=cfg.serial_device, baudrate=cfg.serial_baud, timeout=cfg.timeout_s, profile=profile,
+                      xonxoff=cfg.serial_flow == "xon-xoff", dsrdtr=cfg.serial_flow == "dtr-dsr")
+
+
 def open_printer(cfg: PrinterConfig, *, width_px: int) -> Printer:
     """The printer named by ``cfg.backend`` (``sim`` and ``fake`` need no hardware)."""
     if cfg.backend == "sim":
-        return SimPrinter(cfg.sim_dir, width_px=width_px, profile=cfg.profile, cut=cfg.cut)
+        return SimPrinter(cfg.sim_dir, width_px=width_px, profile=cfg.profile, options=cfg.job_options())
     if cfg.backend == "fake":
-        return FakePrinter(width_px=width_px, profile=cfg.profile, cut=cfg.cut)
+        return FakePrinter(width_px=width_px, profile=cfg.profile, options=cfg.job_options())
     return EscposPrinter.from_config(cfg, width_px=width_px)

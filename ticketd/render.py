@@ -26,6 +26,7 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ticketd.config import TicketLayout, TicketTexts
+from ticketd.escpos_job import QrSpot
 from ticketd.glyphs import missing_glyphs
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path
@@ -36,6 +37,12 @@ log = logging.getLogger(__name__)
 WHITE, BLACK = 255, 0
 FONT_WEIGHTS = ("regular", "semibold", "bold", "black")
 VIETNAMESE_SAMPLE = "ĂÂĐÊÔƠƯ ăâđêôơư · á à ả ã ạ · Ấ Ầ Ẩ Ẫ Ậ · ố ồ ổ ỗ ộ · ứ ừ ử ữ ự · 0123456789"
+# the test print's checks of how the printer takes our jobs (docs/printers.md)
+FEED_CHECK = {"vi": "Khoảng trắng giữa hai vạch cao bằng ô đen (8 mm)",
+              "en": "The gap between the two lines is as tall as the black box (8 mm)"}
+CENTRE_CHECK = {"vi": "Dấu nhỏ nằm ngay trên vạch dài giữa thước",
+                "en": "The small mark sits right above the long middle tick"}
+CHECK_DOTS = 64  # 8 mm at 203 dpi
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +135,16 @@ class TicketRenderer:
         self._header = self._build_header()
         self._footer = self._build_footer()
         self._blocks: dict[tuple[str, ...], Image.Image] = {}
-        self._qr_cache: OrderedDict[str, Image.Image] = OrderedDict()
+        self._qr_cache: OrderedDict[str, tuple[Image.Image, int]] = OrderedDict()
 
     # --- public ---
 
     def render(self, view: TicketView) -> Image.Image:
         """The ticket as a mode "1" image, ``layout.width_px`` wide."""
+        return self.render_with_qr(view)[0]
+
+    def render_with_qr(self, view: TicketView) -> tuple[Image.Image, QrSpot | None]:
+        """The ticket image and where its QR code is (a printer may draw that one itself)."""
         service = self.site.service(view.service_id)
         parts: list[Image.Image | int] = [self._header]
         if view.reprint:
@@ -148,11 +159,18 @@ class TicketRenderer:
         for line in self.queue_lines(view):
             parts += [self._s(4), self._text(line, "semibold", 22)]
         url = self.qr_url(view) if self.layout.show_qr else ""
+        spot: QrSpot | None = None
         if url:
-            parts += [self._s(14), self._qr(url), self._s(6),
+            qr_img, module_px = self._qr(url)
+            parts.append(self._s(14))
+            top = sum(p if isinstance(p, int) else p.height for p in parts)
+            # the block is as tall as the square symbol, centred as _qr pastes it
+            spot = QrSpot(url=url, top=top, left=(self.width - qr_img.height) // 2, size=qr_img.height,
+                          module_px=module_px, ecc="M")
+            parts += [qr_img, self._s(6),
                       self._cached(("qr-caption",), lambda: self._text(self.texts.qr_caption, "regular", 18))]
         parts += [self._s(12), self._footer]
-        return self._stack(parts)
+        return self._stack(parts), spot
 
     def render_test(self, now: datetime) -> Image.Image:
         """A technician's test print: header, test title, time, every Vietnamese mark, a ruler."""
@@ -161,6 +179,23 @@ class TicketRenderer:
         for x in range(0, self.width, 8):
             d.line([(x, 0), (x, 15 if x % 64 == 0 else 7)], fill=0)
         d.line([(self.width - 1, 0), (self.width - 1, 15)], fill=0)
+        mid = self.width // 2
+        d.line([(mid, 0), (mid, 15)], fill=0)
+        d.line([(mid - 1, 0), (mid - 1, 15)], fill=0)
+        lang = self.layout.lang
+        # white travels as paper feed: its gap must come out as tall as the black box (a raster)
+        box = Image.new("1", (self.width, CHECK_DOTS), 255)
+        box.paste(0, (mid - 40, 0, mid + 40, CHECK_DOTS))
+        line = Image.new("1", (self.width, 2), 255)
+        line.paste(0, (mid - 40, 0, mid + 40, 2))
+        # a narrow band (cropped, perhaps centred by the printer) above the full-width ruler
+        mark = Image.new("1", (self.width, 10), 255)
+        mark.paste(0, (mid - 4, 0, mid + 4, 10))
+        checks: list[Image.Image | int] = [
+            self._text(FEED_CHECK[lang], "regular", 18), self._s(6),
+            box, self._s(8), line, CHECK_DOTS, line, self._s(8),
+            self._text(CENTRE_CHECK[lang], "regular", 18), self._s(6), mark, 4,
+        ]
         parts: list[Image.Image | int] = [
             self._header,
             self._text(self.texts.test_title, "bold", 30),
@@ -169,6 +204,7 @@ class TicketRenderer:
             self._s(8),
             self._text(VIETNAMESE_SAMPLE, "regular", 24),
             self._s(8),
+            *checks,
             ruler,
             self._s(8),
             self._footer,
@@ -209,7 +245,8 @@ class TicketRenderer:
         With ``view``, also that ticket's own lines (number, time, queue figures).
         """
         out = [self.site.site.name_vi if self.layout.lang == "vi" else (self.site.site.name_en or self.site.site.name_vi),
-               self.site.site.address, VIETNAMESE_SAMPLE, *self.texts.all_strings()]
+               self.site.site.address, VIETNAMESE_SAMPLE, FEED_CHECK[self.layout.lang],
+               CENTRE_CHECK[self.layout.lang], *self.texts.all_strings()]
         out += [s.label(self.layout.lang) for s in self.site.services]
         out += [self._group_name(g.id) for g in self.site.priority.groups]
         if view is not None:
@@ -321,11 +358,12 @@ class TicketRenderer:
         out.paste(inv.crop((m, 0, self.width - m, block.height)), (m, 0))
         return out
 
-    def _qr(self, url: str) -> Image.Image:
-        img = self._qr_cache.get(url)
-        if img is not None:
+    def _qr(self, url: str) -> tuple[Image.Image, int]:
+        """The QR code in a full-width block, and its dots per module."""
+        hit = self._qr_cache.get(url)
+        if hit is not None:
             self._qr_cache.move_to_end(url)
-            return img
+            return hit
         qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
         qr.add_data(url)
         qr.make(fit=True)
@@ -336,10 +374,10 @@ class TicketRenderer:
         big = small.resize((n * box, n * box), Image.Resampling.NEAREST)
         img = Image.new("1", (self.width, big.height), 255)
         img.paste(big, ((self.width - big.width) // 2, 0))
-        self._qr_cache[url] = img
+        self._qr_cache[url] = (img, box)
         if len(self._qr_cache) > 32:
             self._qr_cache.popitem(last=False)
-        return img
+        return img, box
 
     def _stack(self, parts: list[Image.Image | int]) -> Image.Image:
         """Paste blocks top to bottom; an int is that many white pixels."""

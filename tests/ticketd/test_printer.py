@@ -7,11 +7,14 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import ImageChops
 
 from tests.ticketd.tty_printer import TtyDevice, TtyPrinter
 from ticketd.config import PrinterConfig, TicketLayout
 from ticketd.escpos_decode import DecodeError, decode_job
+from ticketd.escpos_job import JobOptions
 from ticketd.printer import (
     EscposPrinter,
     FakePrinter,
@@ -31,33 +34,100 @@ def same_pixels(a, b) -> bool:
     return a.size == b.size and ImageChops.difference(a.convert("L"), b.convert("L")).getbbox() is None
 
 
-@pytest.mark.parametrize("width", [576, 384])
-def test_printed_bytes_decode_back_to_the_rendered_ticket_pixel_for_pixel(site, issued_at, width):
-    ticket = TicketRenderer(site, TicketLayout(width_px=width)).render(
+def a_ticket(site, issued_at, width, **layout):
+    """A priority ticket with every line (queue figures, QR code) at ``width`` dots."""
+    return TicketRenderer(site, TicketLayout(width_px=width, **layout)).render_with_qr(
         TicketView(number=3007, service_id="chung-thuc", issued_at=issued_at, priority=True,
                    priority_group="khuyet-tat", people_ahead=2, est_wait_min=9))
-    printer = FakePrinter(width_px=width)
-    printer.print_image(ticket, label="3007")
-    assert len(printer.jobs) == 1 and printer.printed == 1
-    job = decode_job(printer.jobs[0])
-    assert job.inits == 1 and job.cuts == 1
+
+
+def old_job_bytes(image) -> int:
+    """What the job was before issue 20: one raster of every line, white or not."""
+    return 2 + 8 + image.width // 8 * image.height + 3 + 3
+
+
+ENCODINGS = {
+    "feed": JobOptions(),
+    "white-raster": JobOptions(white_bands="raster"),
+    "centred": JobOptions(center_bands=True),
+    "short-rasters": JobOptions(raster_max_lines=24),
+}
+
+
+@pytest.mark.parametrize("width", [576, 384])
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_printed_bytes_decode_back_to_the_rendered_ticket_pixel_for_pixel(site, issued_at, width, encoding):
+    ticket, qr = a_ticket(site, issued_at, width)
+    printer = FakePrinter(width_px=width, options=ENCODINGS[encoding])
+    n = printer.print_image(ticket, label="3007", qr=qr)
+    assert len(printer.jobs) == 1 and printer.printed == 1 and n == len(printer.jobs[0])
+    job = decode_job(printer.jobs[0], paper_px=width)
+    assert job.inits == 1 and job.cuts == 1 and not job.qr_codes  # the QR went as raster: not asked for natively
     assert same_pixels(job.image(), ticket)
     # and the comparison can fail: one dot changed is seen
     other = ticket.copy()
     other.putpixel((width // 2, 5), 0 if other.getpixel((width // 2, 5)) else 255)
     assert not same_pixels(job.image(), other)
+    # fewer bytes on the wire, and no raster taller than the printer takes
+    assert n < 0.7 * old_job_bytes(ticket)
+    assert max(r.height for r in job.rasters) <= ENCODINGS[encoding].raster_max_lines
 
 
-def test_a_tall_ticket_is_split_in_fragments_and_still_decodes_whole(site, issued_at):
+@pytest.mark.parametrize("width", [576, 384])
+def test_white_bands_travel_as_paper_feed_not_as_white_raster_lines(site, issued_at, width):
+    ticket, qr = a_ticket(site, issued_at, width)
+    job = decode_job(FakePrinter(width_px=width).build(ticket, qr=qr), paper_px=width)
+    white_lines = sum(1 for y in range(ticket.height)
+                      if ticket.crop((0, y, width, y + 1)).getextrema() == (255, 255))
+    assert job.feed_dots >= white_lines * 0.9  # nearly every white line is a feed
+    assert job.unit_y == 203  # GS P 0 203: the feed unit is one dot
+    assert sum(r.height for r in job.rasters) + job.feed_dots == ticket.height
+    # the "raster" fallback moves the same paper without ESC J
+    fallback = decode_job(FakePrinter(width_px=width, options=JobOptions(white_bands="raster")).build(ticket),
+                          paper_px=width)
+    assert fallback.feed_dots == 0 and fallback.y == ticket.height
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_a_printer_drawn_qr_carries_the_same_url_and_the_rest_is_pixel_for_pixel(site, issued_at, width):
+    ticket, qr = a_ticket(site, issued_at, width)
+    assert qr is not None and qr.url.startswith("http")
+    printer = FakePrinter(width_px=width, options=JobOptions(native_qr=True))
+    printer.print_image(ticket, qr=qr)
+    job = decode_job(printer.jobs[0], paper_px=width)
+    (code,) = job.qr_codes
+    assert code.data == qr.url  # the printer is asked to encode exactly the ticket's URL
+    assert (code.module_px, code.ecc, code.y) == (qr.module_px, "M", qr.top)
+    printed = job.image()
+    # everything but the symbol's square is the rendered ticket, dot for dot
+    blank = (qr.left, qr.top, qr.left + qr.size, qr.top + qr.size)
+    for img in (printed, ticket):
+        img.paste(255, blank)
+    assert same_pixels(printed, ticket)
+    # and the QR's data is a few dozen bytes instead of its raster
+    raster_qr = FakePrinter(width_px=width).build(*a_ticket(site, issued_at, width)[:1])
+    assert len(printer.jobs[0]) < len(raster_qr) - qr.size * qr.size // 8 // 2
+
+
+def test_a_printer_drawn_qr_matches_the_rendered_one_when_the_printer_picks_the_same_symbol(site, issued_at):
+    ticket, qr = a_ticket(site, issued_at, 576)
+    job = decode_job(FakePrinter(options=JobOptions(native_qr=True)).build(ticket, qr=qr), paper_px=576)
+    # the decoder draws the symbol as a printer does (smallest version, same mask rules as our renderer):
+    # the whole ticket then matches, so size and position of the printer's QR are the rendered ones
+    assert same_pixels(job.image(), ticket)
+
+
+def test_a_tall_ticket_is_split_in_blocks_the_printer_takes_and_still_decodes_whole(site, issued_at):
     from PIL import Image
 
     tall = Image.new("1", (576, 2100), 255)
     for y in range(0, 2100, 7):
         tall.putpixel((y % 576, y), 0)
-    printer = FakePrinter()
+    tall.paste(0, (0, 1000, 576, 1700))  # a solid block taller than any raster may be
+    printer = FakePrinter(options=JobOptions(raster_max_lines=255))
     printer.print_image(tall)
-    job = decode_job(printer.jobs[0])
-    assert len(job.rasters) == 3
+    job = decode_job(printer.jobs[0], paper_px=576)
+    assert max(r.height for r in job.rasters) == 255
     assert same_pixels(job.image(), tall)
 
 
@@ -147,7 +217,7 @@ def test_file_backend_writes_one_job_and_cannot_answer_status(site, issued_at, t
     p.close()
     data = dev.read_bytes()
     assert len(data) == n
-    assert same_pixels(decode_job(data).image(), ticket)
+    assert same_pixels(decode_job(data, paper_px=576).image(), ticket)
 
 
 class FakeNetworkPrinter:
@@ -202,7 +272,7 @@ def test_network_printer_status_and_job(site, issued_at, answer, state):
             p.print_image(ticket)
         p.close()
         assert srv.done.wait(5)
-        assert same_pixels(decode_job(bytes(srv.received)).image(), ticket)
+        assert same_pixels(decode_job(bytes(srv.received), paper_px=576).image(), ticket)
     finally:
         srv.close()
 
@@ -316,3 +386,103 @@ def test_status_bytes_of_both_queries_are_told_apart():
     assert paper_state_from_sensor_byte(b"") is PrinterState.UNKNOWN
     assert paper_state_from_sensor_byte(b"\x12") is PrinterState.UNKNOWN  # a DLE EOT answer is not one
     assert paper_state_from_byte(b"\x0c\x12") is PrinterState.OK  # a late GS r byte first: skipped
+
+
+# --- a serial printer's speed and flow control: settings checked at start ---
+
+
+def test_serial_speed_and_flow_control_are_checked_at_start_with_every_error_listed(tmp_path, site_file):
+    from ticketd.main import TicketdSettings
+    from xephang.settings import SettingsError, load_settings
+
+    cfg = tmp_path / "ticketd.toml"
+    cfg.write_text(f'site_file = "{site_file}"\n[printer]\nbackend = "serial"\nserial_baud = 11520\n'
+                   'serial_flow = "hardware"\nraster_max_lines = 0\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(TicketdSettings, cfg)
+    text = str(err.value)
+    for want in ("printer.serial_baud", "did you mean 115200", "printer.serial_flow", "'dtr-dsr'",
+                 "printer.raster_max_lines"):
+        assert want in text, (want, text)
+    cfg.write_text(f'site_file = "{site_file}"\n[printer]\nbackend = "serial"\nserial_baud = 9600\n'
+                   'serial_flow = "rts-cts"\n')
+    s = load_settings(TicketdSettings, cfg)
+    assert (s.printer.serial_baud, s.printer.serial_flow) == (9600, "rts-cts")
+
+
+@pytest.mark.parametrize(("flow", "want"), [("dtr-dsr", (True, False, False)), ("rts-cts", (False, True, False)),
+                                            ("xon-xoff", (False, False, True)), ("none", (False, False, False))])
+def test_the_serial_port_is_opened_with_the_configured_speed_and_flow_control(tty_factory, flow, want):
+    tty = tty_factory()  # a pseudo-terminal stands in for /dev/ttyUSB0
+    p = EscposPrinter.from_config(PrinterConfig(backend="serial", serial_device=tty.path, serial_baud=19200,
+                                                serial_flow=flow, timeout_s=0.3), width_px=576)
+    try:
+        p.device.open()
+        port = p.device.device
+        assert port.baudrate == 19200
+        assert (port.dsrdtr, port.rtscts, port.xonxoff) == want
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_the_test_print_lets_a_technician_check_the_feed_unit_and_the_centring(site, issued_at, width):
+    from ticketd.render import CHECK_DOTS
+
+    test_print = TicketRenderer(site, TicketLayout(width_px=width)).render_test(issued_at)
+    for options in (JobOptions(), JobOptions(center_bands=True)):
+        job_bytes = FakePrinter(width_px=width, options=options).build(test_print)
+        job = decode_job(job_bytes, paper_px=width)
+        assert same_pixels(job.image(), test_print)
+        # the gap between the two lines is one feed of 8 mm, the box above it a raster as tall
+        assert b"\x1bJ" + bytes([CHECK_DOTS]) in job_bytes
+        assert any(r.height == CHECK_DOTS for r in job.rasters)
+    # the centre mark is a narrow band: centred by the printer only with center_bands
+    narrow = decode_job(FakePrinter(width_px=width, options=JobOptions(center_bands=True)).build(test_print))
+    assert min(r.width for r in narrow.rasters) <= 16
+
+
+@settings(max_examples=150, deadline=None)
+@given(width_bytes=st.integers(1, 12), rows=st.lists(st.one_of(st.just(-1), st.integers(0, 2**32)), max_size=60),
+       white_bands=st.sampled_from(["feed", "raster"]), max_lines=st.integers(1, 40), center=st.booleans())
+def test_any_picture_prints_as_it_is_drawn(width_bytes, rows, white_bands, max_lines, center):
+    """Whatever the bands, gaps and block heights: the decoded job is the picture, dot for dot."""
+    import random
+
+    from PIL import Image
+
+    width = width_bytes * 8
+    img = Image.new("1", (width, max(1, len(rows))), 255)
+    for y, seed in enumerate(rows):
+        if seed >= 0:  # -1: a white line; else a line of random ink
+            rnd = random.Random(seed)
+            for x in range(width):
+                if rnd.random() < 0.3:
+                    img.putpixel((x, y), 0)
+    options = JobOptions(white_bands=white_bands, raster_max_lines=max_lines, center_bands=center)
+    job = decode_job(FakePrinter(width_px=width, profile="TM-T20II", options=options).build(img), paper_px=width)
+    assert job.y == img.height
+    if job.placed:
+        assert same_pixels(job.image(), img)
+    assert all(r.height <= max_lines and r.width >= 8 for r in job.rasters)
+
+
+def test_a_serial_printer_at_its_speed_prints_the_new_job_and_answers_without_waiting_out_the_timeout(
+        site, issued_at, tty_factory):
+    """The real serial backend (python-escpos' Serial under ticketd's settings) on a pty printer."""
+    tty = tty_factory(paper_lines=10_000, near_end_lines=100)
+    cfg = PrinterConfig(backend="serial", serial_device=tty.path, serial_baud=115200, serial_flow="none",
+                        timeout_s=3.0, native_qr=True)
+    p = open_printer(cfg, width_px=576)
+    try:
+        t0 = time.monotonic()
+        assert p.status() is PrinterState.OK
+        ticket, qr = a_ticket(site, issued_at, 576)
+        p.print_image(ticket, qr=qr)
+        assert p.last_job_state is PrinterState.OK
+        assert time.monotonic() - t0 < 2.0  # two status answers, each taken as it came (not after 3 s)
+    finally:
+        p.close()
+    (code,) = tty.paper.qr_codes
+    assert code.data == qr.url
+    assert same_pixels(tty.paper.image(), ticket)

@@ -111,7 +111,7 @@ def test_one_press_prints_exactly_one_ticket_whose_image_is_the_rendered_one(hal
     (view,) = hall.tk.printed_tickets
     assert (view.number, view.service_id, view.priority) == (1001, "ho-tich", False)
     assert view.people_ahead == 0
-    printed = decode_job(printer.jobs[0]).image()
+    printed = decode_job(printer.jobs[0], paper_px=printer.width_px).image()
     expected = hall.tk.renderer.render(view)
     assert ImageChops.difference(printed.convert("L"), expected.convert("L")).getbbox() is None
     assert len(hall.requests("issue-ticket")) == 1
@@ -380,3 +380,30 @@ def test_a_number_issued_after_we_gave_up_is_voided_not_left_as_a_ghost(hall, pr
     issued = hall.broker.messages(T.event("ticket", "issued"))
     assert len(issued) == 1  # asking again with the same request_id issued nothing new
     assert printer.jobs == []
+
+
+def test_a_printer_that_draws_qr_codes_gets_the_ticket_url_not_its_picture_on_tickets_and_reprints(
+        tmp_path, fake_broker, site_file):
+    from ticketd.escpos_job import JobOptions
+
+    printer = FakePrinter(width_px=576, options=JobOptions(native_qr=True))
+    hall = Hall(tmp_path, fake_broker, site_file, printer)
+    try:
+        hall.press("ho-tich")
+        hall.pump_until(lambda: len(printer.jobs) == 1)
+        key = hall.tk.board.keys["tech"]
+        key.pin.drive_low()
+        hall.mono.advance(hall.tk.settings.hardware.tech_hold_s + 0.5)
+        key.pin.drive_high()
+        hall.pump_until(lambda: len(printer.jobs) == 2)
+        (view,) = hall.tk.printed_tickets
+        image, qr = hall.tk.renderer.render_with_qr(view)
+        assert qr is not None
+        for job_bytes in printer.jobs:
+            job = decode_job(job_bytes, paper_px=576)
+            assert [c.data for c in job.qr_codes] == [qr.url]
+        # the ticket's own job draws exactly the rendered ticket (the decoder draws the QR as a printer does)
+        assert ImageChops.difference(decode_job(printer.jobs[0], paper_px=576).image().convert("L"),
+                                     image.convert("L")).getbbox() is None
+    finally:
+        hall.close()

@@ -2,7 +2,8 @@
 
 ``TtyPrinter`` is the printer's side: a thread reads the byte stream as it comes, command by
 command (``ticketd.escpos_decode.split_commands``), "prints" rasters dot line by dot line
-from a roll of ``paper_lines`` dot lines, and answers the two paper status queries with the
+and feeds paper (``ESC J``, a printer-drawn QR) from a roll of ``paper_lines`` dot lines,
+``paper_px`` dots wide, and answers the two paper status queries with the
 bytes an Epson-compatible printer sends:
 
 - ``DLE EOT 4`` (real-time: answered at once, even while the printer is stopped):
@@ -31,7 +32,7 @@ from ticketd.escpos_decode import DecodedJob, apply_command, split_commands
 class TtyPrinter:
     """The printer's side of a pty. ``paper_lines=None``: an endless roll."""
 
-    def __init__(self, *, paper_lines: int | None = None, near_end_lines: int = 0,
+    def __init__(self, *, paper_lines: int | None = None, near_end_lines: int = 0, paper_px: int = 576,
                  answers_sensor_query: bool = True, answers_realtime: bool = True) -> None:
         self.master, self._slave = os.openpty()  # the slave stays open: without it the master reads EIO
         tty.setraw(self._slave)
@@ -40,7 +41,7 @@ class TtyPrinter:
         self.near_end_lines = near_end_lines
         self.answers_sensor_query = answers_sensor_query
         self.answers_realtime = answers_realtime
-        self.paper = DecodedJob()  # what came out (rasters cut at the paper end)
+        self.paper = DecodedJob(paper_px=paper_px)  # what came out (cut at the paper end)
         self.lines_printed = 0
         self.queries: list[bytes] = []
         self.received = bytearray()
@@ -108,7 +109,16 @@ class TtyPrinter:
             if self.paper_lines is not None:
                 self.paper_lines -= h
             self.lines_printed += h
+        before = self.paper.y
         apply_command(self.paper, cmd)
+        moved = self.paper.y - before
+        if moved and cmd[:2] != b"\x1dv":  # a feed or a printer-drawn QR: paper from the same roll
+            if self.paper_lines is not None:
+                kept = min(moved, self.paper_lines)
+                self.paper.y -= moved - kept  # the roll ended during the feed
+                self.paper_lines -= kept
+                moved = kept
+            self.lines_printed += moved
 
     def close(self) -> None:
         self._stop.set()

@@ -1,0 +1,194 @@
+"""A ticket image as the fewest ESC/POS bytes that print the same paper.
+
+Pure: an image (and where its QR code sits) in, bytes out; no device, no python-escpos.
+The inverse is :mod:`ticketd.escpos_decode`, which the tests use to prove that the paper
+does not change.
+
+A rendered ticket is mostly white. The old job sent it as one ``GS v 0`` raster, 72 bytes
+for every dot line at 576 px, white or not. Here:
+
+- **white bands travel as paper feed**: ``ESC J n`` (n dot lines, after ``GS P 0 203`` made
+  the vertical motion unit one dot of a 203-dpi head), or, for a printer whose feed unit is
+  not a dot, as a raster one byte wide (``white_bands = "raster"``);
+- **ink bands are separate rasters**, each at most ``raster_max_lines`` lines tall (cheap
+  printers have small raster buffers) and cut at its last inked byte on the right (a raster
+  prints from the left margin, so the white on its right need not be sent);
+- with ``center_bands`` a band is also cut on the left by as much as on the right and
+  printed centred (``ESC a 1``): fewer bytes, but only for printers that apply justification
+  to raster images (many cheap ones print every raster at the left edge);
+- with ``native_qr`` the QR code is sent as its URL and drawn by the printer
+  (``GS ( k``, model 2, the renderer's module size and error correction), centred.
+
+The job ends as before: ``ESC d 6`` (feed to the cutter) and ``GS V`` (cut).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image
+
+ESC_INIT = b"\x1b@"
+FEED_UNIT_ONE_DOT = b"\x1dP\x00\xcb"  # GS P 0 203: vertical motion unit 1/203 inch (one dot), horizontal default
+ALIGN_LEFT, ALIGN_CENTER = b"\x1ba\x00", b"\x1ba\x01"
+CUT_FEED = b"\x1bd\x06"  # ESC d 6: as python-escpos' cut(): the ticket's end clears the cutter
+CUTS = {"full": b"\x1dV\x00", "part": b"\x1dV\x01"}
+QR_ECC = {"L": 48, "M": 49, "Q": 50, "H": 51}
+RASTER_HEADER_BYTES = 8
+FEED_BYTES = 3
+MAX_RASTER_LINES = 2303  # the GS v 0 height limit of the ESC/POS reference (yH ≤ 8)
+_INVERT = bytes(255 - i for i in range(256))  # Pillow "1": bit 1 = white; ESC/POS: bit 1 = a dot burnt
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How a printer takes a ticket (``[printer]`` settings)."""
+
+    cut: Literal["full", "part"] = "full"
+    white_bands: Literal["feed", "raster"] = "feed"
+    raster_max_lines: int = 255
+    center_bands: bool = False
+    native_qr: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QrSpot:
+    """Where the renderer drew a QR code: the URL, and the square it occupies in the image."""
+
+    url: str
+    top: int
+    left: int
+    size: int  # dots, square
+    module_px: int  # dots per module
+    ecc: Literal["L", "M", "Q", "H"] = "M"
+
+
+def raster(width_bytes: int, rows: bytes) -> bytes:
+    """``GS v 0`` (normal density) for ``rows`` (``width_bytes`` per line, bit 1 = black)."""
+    height = len(rows) // width_bytes
+    return b"\x1dv0\x00" + bytes([width_bytes & 0xFF, width_bytes >> 8, height & 0xFF, height >> 8]) + rows
+
+
+def feed(lines: int) -> bytes:
+    """``ESC J`` feeds of ``lines`` dot lines in all (at most 255 per command)."""
+    out = bytearray()
+    while lines > 0:
+        n = min(255, lines)
+        out += b"\x1bJ" + bytes([n])
+        lines -= n
+    return bytes(out)
+
+
+def qr_commands(url: str, *, module_px: int, ecc: str) -> bytes:
+    """``GS ( k`` model 2, module size, error correction, store ``url``, print."""
+    data = url.encode("utf-8")
+    if not 1 <= module_px <= 16 or len(data) > 7089:
+        raise ValueError(f"a printer QR takes 1-16 dots per module and ≤ 7089 bytes (got {module_px}, {len(data)})")
+    store = len(data) + 3
+    return (b"\x1d(k\x04\x001A2\x00"  # fn 165: model 2
+            + b"\x1d(k\x03\x001C" + bytes([module_px])  # fn 167: module size in dots
+            + b"\x1d(k\x03\x001E" + bytes([QR_ECC[ecc]])  # fn 169: error correction level
+            + b"\x1d(k" + bytes([store & 0xFF, store >> 8]) + b"1P0" + data  # fn 180: store the data
+            + b"\x1d(k\x03\x001Q0")  # fn 181: print the stored symbol
+
+
+def _ink_rows(image: Image.Image) -> tuple[bytes, int]:
+    """The image as ESC/POS raster bytes (bit 1 = black) and the bytes per line."""
+    img = image if image.mode == "1" else image.convert("1")
+    if img.width % 8:  # pad with white: Pillow pads rows with 0 bits, which would print black
+        padded = Image.new("1", ((img.width + 7) // 8 * 8, img.height), 255)
+        padded.paste(img, (0, 0))
+        img = padded
+    return img.tobytes().translate(_INVERT), img.width // 8
+
+
+def _qr_fits_natively(rows: bytes, wb: int, qr: QrSpot) -> bool:
+    """Only the QR itself is inked in its lines (else its lines go as raster)."""
+    x0, x1 = qr.left // 8, (qr.left + qr.size + 7) // 8
+    for y in range(qr.top, qr.top + qr.size):
+        line = rows[y * wb:(y + 1) * wb]
+        if any(line[:x0]) or any(line[x1:]):
+            return False
+    return 1 <= qr.module_px <= 16
+
+
+def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions()) -> bytes:
+    """The whole job for one ticket: init, the image as bands and feeds (the QR natively if
+    asked and possible), feed to the cutter, cut."""
+    rows, wb = _ink_rows(image)
+    height = image.height
+    max_lines = max(1, min(options.raster_max_lines, MAX_RASTER_LINES))
+    zero = bytes(wb)
+    inked = [rows[y * wb:(y + 1) * wb] != zero for y in range(height)]
+    native = qr if (options.native_qr and qr is not None and qr.top + qr.size <= height
+                    and _qr_fits_natively(rows, wb, qr)) else None
+
+    out = bytearray(ESC_INIT)
+    if options.white_bands == "feed":
+        out += FEED_UNIT_ONE_DOT
+    if options.center_bands:
+        out += ALIGN_CENTER
+
+    def white(lines: int) -> None:
+        if lines <= 0:
+            return
+        if options.white_bands == "feed":
+            out.extend(feed(lines))
+            return
+        while lines > 0:  # a narrow white raster: exactly `lines` dot lines, whatever the feed unit
+            n = min(lines, max_lines)
+            out.extend(raster(1, bytes(n)))
+            lines -= n
+
+    def band(y0: int, y1: int) -> None:
+        for top in range(y0, y1, max_lines):
+            bottom = min(y1, top + max_lines)
+            lines = [rows[y * wb:(y + 1) * wb] for y in range(top, bottom)]
+            right = max(len(line.rstrip(b"\x00")) for line in lines)
+            if right == 0:  # a short gap kept inside the band, alone in its block (a raster needs ink)
+                white(bottom - top)
+                continue
+            left = 0
+            if options.center_bands:
+                lead = min(len(line) - len(line.lstrip(b"\x00")) for line in lines)
+                left = min(lead, wb - right)
+                right = wb - left
+            out.extend(raster(right - left, b"".join(line[left:right] for line in lines)))
+
+    y = 0
+    while y < height:
+        if native is not None and y == native.top:
+            out.extend(b"" if options.center_bands else ALIGN_CENTER)
+            out.extend(qr_commands(native.url, module_px=native.module_px, ecc=native.ecc))
+            out.extend(b"" if options.center_bands else ALIGN_LEFT)
+            y += native.size
+            continue
+        stop = native.top if native is not None and y < native.top else height
+        if not inked[y]:
+            y1 = y
+            while y1 < stop and not inked[y1]:
+                y1 += 1
+            white(y1 - y)
+            y = y1
+            continue
+        # an ink band runs on across short white gaps that would cost more as a feed and a new header
+        y1 = y
+        width = 1
+        while y1 < stop:
+            if inked[y1]:
+                width = max(width, len(rows[y1 * wb:(y1 + 1) * wb].rstrip(b"\x00")))
+                y1 += 1
+                continue
+            gap_end = y1
+            while gap_end < stop and not inked[gap_end]:
+                gap_end += 1
+            if gap_end >= stop or (gap_end - y1) * width > FEED_BYTES + RASTER_HEADER_BYTES:
+                break
+            y1 = gap_end
+        band(y, y1)
+        y = y1
+    if options.center_bands:
+        out += ALIGN_LEFT
+    out += CUT_FEED + CUTS[options.cut]
+    return bytes(out)
