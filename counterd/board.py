@@ -8,7 +8,6 @@ held), and a :class:`~xephang.hw.Signal` per light, all on one per-device pin fa
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from gpiozero import LED, Buzzer, Factory
 
 from counterd.keymap import PLAIN_ACTIONS, BoxConfig, Flash, KeySpec
 from counterd.lights import BOX_BUZZER_PATTERNS, RATING_PATTERNS, STATUS_PATTERNS
-from xephang.hw import Key, KeyPress, KeyTiming, Signal
+from xephang.hw import Key, KeyTiming, PressSink, Signal
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,12 @@ class CounterBoard:
     """Keys and lights of one counter box.
 
     :param config: the box config (key map, pins, timing).
-    :param events: where every accepted :class:`KeyPress` goes (drained by the daemon's loop).
+    :param events: where every accepted :class:`KeyPress` goes (the daemon's PressSink: handled in its owner loop).
     :param pin_factory: from :func:`xephang.hw.make_pin_factory`.
     :param clock: monotonic seconds for the keys' debounce and hold rules.
     """
 
-    def __init__(self, config: BoxConfig, *, events: queue.Queue[KeyPress], pin_factory: Factory | None = None,
+    def __init__(self, config: BoxConfig, *, events: PressSink, pin_factory: Factory | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.keys: dict[str, Key] = {}

@@ -17,7 +17,6 @@ low, hold, release), so the whole real path runs.
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,7 +37,7 @@ from xephang.contract import (
     decode,
     new_request_id,
 )
-from xephang.daemon import Daemon
+from xephang.daemon import BusPressSink, Daemon
 from xephang.hw import KeyPress, make_pin_factory
 from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings, SettingsError, format_validation_errors
@@ -59,19 +58,6 @@ class CounterdSettings(DaemonSettings):
     request_attempts: int = Field(default=3, ge=1, le=10)
 
 
-class _WakingQueue(queue.Queue):  # type: ignore[type-arg]
-    """The key queue: a put also wakes the owner loop blocked on the bus inbox, so a press
-    is handled at once instead of at the next poll."""
-
-    def __init__(self, wake: Callable[[], None]) -> None:
-        super().__init__()
-        self._wake = wake
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        super().put(item, block, timeout)
-        self._wake()
-
-
 class CounterDaemon(Daemon[CounterdSettings]):
     """counterd — the counter call box."""
 
@@ -87,8 +73,7 @@ class CounterDaemon(Daemon[CounterdSettings]):
         self.site_rating_scale: int | None = None  # the site file's rating_scale, when the box has one
         super().__init__(settings, bus=bus, clock=clock)  # loads the node config (and the site file)
         self._mono = monotonic
-        # the bus ignores an inbox item of a kind it does not know: ("wake",) only ends its wait
-        self.events: queue.Queue[KeyPress] = _WakingQueue(lambda: self.bus.inbox.put(("wake",)))
+        self.presses = BusPressSink(self.bus, self._on_press)  # the keys' presses, handled in the owner thread
         self.board: CounterBoard | None = None
         self.core: CounterBox | None = None
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
@@ -192,7 +177,7 @@ class CounterDaemon(Daemon[CounterdSettings]):
         services = self.site_services or (self.core.services if self.core else ())
         hw = sim_config(cfg, services) if self.settings.sim else cfg
         factory = make_pin_factory("mock" if self.settings.sim else hw.pin_factory)
-        self.board = CounterBoard(hw, events=self.events, pin_factory=factory, clock=self._mono)
+        self.board = CounterBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
         if self.core is not None:
             # the sim board's extra keys must be known to the core's key map too
             self.core.config = self.core.config.model_copy(update={"keys": hw.keys})
@@ -202,24 +187,11 @@ class CounterDaemon(Daemon[CounterdSettings]):
             self.board.close()
 
     # ---- the owner loop ----------------------------------------------------------------------
-    def wait_for_work(self, timeout: float) -> None:
-        self._drain_keys()
-        self.bus.process(timeout=timeout)
-        self._drain_keys()
-
     def tick(self, now: float) -> None:
         if self.core is None:
             return
         self._run(self.core.tick(self._mono()))
         self._refresh_lights()
-
-    def _drain_keys(self) -> None:
-        while True:
-            try:
-                press = self.events.get_nowait()
-            except queue.Empty:
-                return
-            self._on_press(press)
 
     def _on_press(self, press: KeyPress) -> None:
         assert self.core is not None

@@ -8,7 +8,6 @@ priority key and technician key from :class:`~ticketd.config.HardwareConfig`, an
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable
 
@@ -16,7 +15,7 @@ from gpiozero import Factory
 
 from ticketd.config import ButtonSpec, HardwareConfig, PriorityKeySpec
 from ticketd.dispenser import ButtonRole, Dispenser
-from xephang.hw import Key, KeyPress, KeyTiming, Signal
+from xephang.hw import Key, KeyTiming, PressSink, Signal
 from xephang.site import Site
 
 log = logging.getLogger(__name__)
@@ -53,12 +52,12 @@ class DispenserBoard:
     """Keys and signals of one dispenser.
 
     :param hw: the hardware section.
-    :param events: where every accepted :class:`KeyPress` goes (drained by the daemon's loop).
+    :param events: where every accepted :class:`KeyPress` goes (the daemon's PressSink: handled in its owner loop).
     :param pin_factory: from :func:`xephang.hw.make_pin_factory`.
     :param clock: monotonic seconds for the keys' debounce and hold rules.
     """
 
-    def __init__(self, hw: HardwareConfig, *, events: queue.Queue[KeyPress], pin_factory: Factory | None = None,
+    def __init__(self, hw: HardwareConfig, *, events: PressSink, pin_factory: Factory | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.hw = hw
         self.keys: dict[str, Key] = {}
@@ -88,7 +87,7 @@ class DispenserBoard:
             raise
 
     def _add(self, name: str, pin: int | str, led_pin: int | str | None, timing: KeyTiming,
-             events: queue.Queue[KeyPress], pin_factory: Factory | None, clock: Callable[[], float]) -> None:
+             events: PressSink, pin_factory: Factory | None, clock: Callable[[], float]) -> None:
         self.keys[name] = Key(name, pin, events=events, timing=timing, pin_factory=pin_factory, clock=clock)
         if led_pin is not None:
             self.leds[name] = Signal.led(led_pin, pin_factory=pin_factory, name=name)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -52,7 +51,7 @@ from xephang.contract import (
     VoidTicket,
     new_request_id,
 )
-from xephang.daemon import Daemon
+from xephang.daemon import BusPressSink, Daemon
 from xephang.hw import KeyPress, make_pin_factory
 from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings, SettingsError, load_site
@@ -108,7 +107,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def __init__(self, settings: TicketdSettings, *, bus: Bus | None = None, clock: Clock | None = None,
                  printer: Printer | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(settings, bus=bus, clock=clock)
-        self.events: queue.Queue[KeyPress] = queue.Queue()
+        self.presses = BusPressSink(self.bus, self._on_press)  # the keys' presses, handled in the owner thread
         self._printer_override = printer
         self._mono = monotonic
         self.site: Site | None = None
@@ -176,7 +175,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
         if not hw.buttons:
             log.warning("no service buttons configured ([hardware] buttons): only sim presses can issue")
         factory = make_pin_factory("mock" if s.sim else hw.pin_factory)
-        self.board = DispenserBoard(hw, events=self.events, pin_factory=factory, clock=self._mono)
+        self.board = DispenserBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
         groups = [g.id for g in self.site.priority.groups]
         # a general priority key issues tickets of the site's first priority group
         prio = {k.name: (k.group or (groups[0] if groups else "")) for k in hw.priority_keys}
@@ -209,17 +208,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
             self.printer.close()
 
     # ---- the owner loop ----------------------------------------------------------------------
-    def wait_for_work(self, timeout: float) -> None:
-        # two inboxes (bus, keys): poll both in short slices so a press waits ~10 ms at most
-        end = time.monotonic() + timeout
-        while True:
-            handled = self._drain_keys()
-            remaining = end - time.monotonic()
-            handled += self.bus.process(timeout=max(0.0, min(0.01, remaining)))
-            handled += self._drain_keys()
-            if handled or remaining <= 0:
-                return
-
     def tick(self, now: float) -> None:
         assert self.core is not None
         mono = self._mono()
@@ -231,16 +219,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
             self._sweep_orphan()
         self._pump()
         self._refresh_lights()
-
-    def _drain_keys(self) -> int:
-        n = 0
-        while True:
-            try:
-                press = self.events.get_nowait()
-            except queue.Empty:
-                return n
-            n += 1
-            self._on_press(press)
 
     # ---- presses ------------------------------------------------------------------------------
     def _on_press(self, press: KeyPress) -> None:

@@ -92,6 +92,54 @@ class Inbound:
 Handler = Callable[[Inbound], None]
 
 
+# What paho's thread (and other threads) hand to the owner thread, one type per kind.
+@dataclass(frozen=True)
+class Connected:
+    """The link is up (subscribed, birth published): run the connect hooks."""
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The link went down: run the disconnect hooks."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """The broker acknowledged publish ``mid``."""
+
+    mid: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The broker refused publish ``mid`` (PUBACK >= 128): counted, never fatal."""
+
+    mid: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """A permanent refusal (credentials, a subscription): ``process()`` raises BusFatal."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """Run ``fn`` in the owner thread (a worker's result, a key press)."""
+
+    fn: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Only end the owner's wait."""
+
+
+InboxItem = Inbound | Connected | Disconnected | Published | Refused | Fatal | Call | Wake
+
+
 @dataclass
 class _Pending:
     request_id: str
@@ -161,7 +209,7 @@ class Bus:
         self.role = role
         self.version = version
         self.broker = broker or BrokerSettings()
-        self.inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.inbox: queue.Queue[InboxItem] = queue.Queue()
         self.stats = BusStats()
         self._monotonic = clock
         self._subs: list[tuple[str, Handler, bool]] = []  # (filter, handler, takes retained)
@@ -282,11 +330,11 @@ class Bus:
 
     def wake(self) -> None:
         """Make the owner's ``process()`` return now (another source, e.g. a key queue, has work)."""
-        self.inbox.put(("wake",))
+        self.inbox.put(Wake())
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the owner thread (from any thread): how a worker hands back its result."""
-        self.inbox.put(("call", fn))
+        self.inbox.put(Call(fn))
 
     def pending_requests(self) -> int:
         return len(self._pending)
@@ -346,36 +394,41 @@ class Bus:
         return NodeStatus(node=self.node, online=online, session=self.session, role=self.role,
                           version=self.version, at=time.time()).to_json()
 
-    def _dispatch(self, item: tuple[Any, ...]) -> None:
-        kind = item[0]
-        if kind == "msg":
-            msg: Inbound = item[1]
-            self.stats.received += 1
-            for flt, handler, takes_retained in list(self._subs):
-                if mqtt.topic_matches_sub(flt, msg.topic):
-                    if msg.retain and not takes_retained:
-                        self.stats.dropped += 1
-                        self.stats.dropped_by_code["retained-command"] += 1
-                        log.warning("dropped a retained message on command topic %s (%d bytes)", msg.topic[:120],
-                                    len(msg.payload))
-                        continue
-                    self._shielded(handler, msg)
-        elif kind == "connected":
-            for hook in list(self._connect_hooks):
-                self._shielded_hook(hook)
-        elif kind == "disconnected":
-            for hook in list(self._disconnect_hooks):
-                self._shielded_hook(hook)
-        elif kind == "published":
-            for hook in list(self._published_hooks):
-                hook(item[1])
-        elif kind == "refused":
-            self.stats.publish_failed["refused"] += 1
-            log.error("the broker refused publish %s: %s (check the ACL)", item[1], item[2])
-        elif kind == "fatal":
-            self._fatal = item[1]
-        elif kind == "call":
-            self._shielded_hook(item[1])
+    def _dispatch(self, item: InboxItem) -> None:
+        match item:
+            case Inbound():
+                self._deliver(item)
+            case Connected():
+                for hook in list(self._connect_hooks):
+                    self._shielded_hook(hook)
+            case Disconnected():
+                for hook in list(self._disconnect_hooks):
+                    self._shielded_hook(hook)
+            case Published(mid):
+                for hook in list(self._published_hooks):
+                    hook(mid)
+            case Refused(mid, reason):
+                self.stats.publish_failed["refused"] += 1
+                log.error("the broker refused publish %s: %s (check the ACL)", mid, reason)
+            case Fatal(text):
+                self._fatal = text
+            case Call(fn):
+                self._shielded_hook(fn)
+            case Wake():
+                pass
+
+    def _deliver(self, msg: Inbound) -> None:
+        self.stats.received += 1
+        for flt, handler, takes_retained in list(self._subs):
+            if not mqtt.topic_matches_sub(flt, msg.topic):
+                continue
+            if msg.retain and not takes_retained:
+                self.stats.dropped += 1
+                self.stats.dropped_by_code["retained-command"] += 1
+                log.warning("dropped a retained message on command topic %s (%d bytes)", msg.topic[:120],
+                            len(msg.payload))
+                continue
+            self._shielded(handler, msg)
 
     def _shielded(self, handler: Handler, msg: Inbound) -> None:
         try:
@@ -507,7 +560,7 @@ class Bus:
             text = f"broker {self.broker.host}:{self.broker.port} refused {self.node!r}: {rc}"
             if code in _PERMANENT:
                 log.error("%s (permanent: check the node's username/password and the ACL)", text)
-                self.inbox.put(("fatal", text + " — check credentials/ACL"))
+                self.inbox.put(Fatal(text + " — check credentials/ACL"))
                 client.disconnect()
             else:
                 log.warning("%s", text)
@@ -521,7 +574,7 @@ class Bus:
         self.ever_connected.set()
         log.info("connected to %s:%s as %s (session %s, session_present=%s)", self.broker.host,
                  self.broker.port, self.node, self.session, flags.session_present)
-        self.inbox.put(("connected",))
+        self.inbox.put(Connected())
 
     def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         was = self.connected.is_set()
@@ -530,27 +583,27 @@ class Bus:
             self.stats.disconnects += 1
             # our own stop is routine; anything else is worth a technician's attention
             log.log(logging.INFO if self._stopping else logging.WARNING, "disconnected from broker: %s", rc)
-            self.inbox.put(("disconnected",))
+            self.inbox.put(Disconnected())
         if not self._stopping:
             # the next connection is a new session: its Will must carry the new number
             self.session = self._next_session()
             self._set_will()
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(("msg", Inbound(msg.topic, bytes(msg.payload), bool(msg.retain))))
+        self.inbox.put(Inbound(msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         if rc.is_failure:
             # a refused publish (the ACL, a quota) is dropped and counted: a remote party must not
             # be able to end a daemon by making it publish somewhere it may not
-            self.inbox.put(("refused", mid, str(rc)))
+            self.inbox.put(Refused(mid, str(rc)))
             return
-        self.inbox.put(("published", mid))
+        self.inbox.put(Published(mid))
 
     def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[Any], props: Any) -> None:
         for rc in rcs:
             if rc.is_failure and getattr(rc, "value", 0) in _PERMANENT:
-                self.inbox.put(("fatal", f"broker refused a subscription of {self.node!r}: {rc} — check the ACL"))
+                self.inbox.put(Fatal(f"broker refused a subscription of {self.node!r}: {rc} — check the ACL"))
 
 
 def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -584,7 +637,7 @@ class FakeBroker:
                     self.retained.pop(topic, None)
             for c in list(self.clients.values()):
                 if c.connected.is_set() and any(mqtt.topic_matches_sub(f, topic) for f in c._fake_filters):
-                    c.inbox.put(("msg", Inbound(topic, payload, False)))
+                    c.inbox.put(Inbound(topic, payload, False))
 
     def messages(self, pattern: str) -> list[tuple[str, bytes]]:
         """Logged publishes whose topic matches the MQTT filter (or fnmatch pattern)."""
@@ -636,14 +689,14 @@ class FakeBus(Bus):
         self._fake_broker.deliver(self.topics.status(self.node), self._status_payload(True), True, self.node)
         for t, p in list(self._fake_broker.retained.items()):
             if any(mqtt.topic_matches_sub(f, t) for f in self._fake_filters):
-                self.inbox.put(("msg", Inbound(t, p, True)))
-        self.inbox.put(("connected",))
+                self.inbox.put(Inbound(t, p, True))
+        self.inbox.put(Connected())
 
     def _fake_drop(self, will: bool) -> None:
         if self.connected.is_set():
             self.connected.clear()
             self.stats.disconnects += 1
-            self.inbox.put(("disconnected",))
+            self.inbox.put(Disconnected())
             if will:
                 self._fake_broker.deliver(self.topics.status(self.node), self._status_payload(False), True)
 
@@ -655,13 +708,13 @@ class FakeBus(Bus):
         self._fake_filters.update(filters)
         for t, p in list(self._fake_broker.retained.items()):
             if any(mqtt.topic_matches_sub(f, t) for f in filters):
-                self.inbox.put(("msg", Inbound(t, p, True)))
+                self.inbox.put(Inbound(t, p, True))
 
     def _transport_publish(self, topic: str, data: bytes, *, qos: int, retain: bool, expiry_s: int | None) -> int:
         self._fake_mid += 1
         if self.connected.is_set():
             self._fake_broker.deliver(topic, data, retain, self.node)
-            self.inbox.put(("published", self._fake_mid))
+            self.inbox.put(Published(self._fake_mid))
         return self._fake_mid
 
     def _publish_status(self, *, online: bool, wait: float = 0) -> None:

@@ -73,6 +73,18 @@ def install_stack_dump() -> None:
         signal.signal(signal.SIGUSR1, lambda _signum, _frame: dump_stacks())
 
 
+
+class BusPressSink:
+    """Where a board's keys put their presses (gpiozero's threads): a call of ``handler`` in the
+    owner thread, through the bus inbox. One queue for MQTT and keys, so a press wakes the loop at
+    once and nothing polls; a handler that fails is logged by the bus's shield, never raised."""
+
+    def __init__(self, bus: Bus, handler: Callable[[Any], None]) -> None:
+        self._bus, self._handler = bus, handler
+
+    def put(self, item: Any, /) -> None:
+        self._bus.call_soon(lambda: self._handler(item))
+
 class Daemon(Generic[S]):
     """Base of hubd, ticketd, counterd, displayd, announcerd."""
 

@@ -12,7 +12,7 @@ the "held" thread). Those callbacks only update the key's tiny edge state and pu
 """
 
 from xephang.hw.factory import make_pin_factory
-from xephang.hw.keys import Key, KeyPress, KeyPressKind, KeyTiming, RateLimit
+from xephang.hw.keys import Key, KeyPress, KeyPressKind, KeyTiming, PressSink, RateLimit
 from xephang.hw.lights import BUZZER_PATTERNS, LED_PATTERNS, Pattern, Signal, pin_history
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "KeyPress",
     "KeyPressKind",
     "KeyTiming",
+    "PressSink",
     "Pattern",
     "RateLimit",
     "Signal",

@@ -36,13 +36,12 @@ In tests: ``factory.pin(17).drive_low()`` presses, ``drive_high()`` releases; pa
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from gpiozero import Button, Factory
 
@@ -112,6 +111,13 @@ class KeyStats:
     rate_limited: int = 0
 
 
+
+class PressSink(Protocol):
+    """Where accepted presses go: a ``queue.Queue``, or the daemon's ``PressSink`` (the bus inbox)."""
+
+    def put(self, item: KeyPress, /) -> None: ...
+
+
 class Key:
     """A named, debounced push button (pressed = pin pulled low by default).
 
@@ -129,7 +135,7 @@ class Key:
         name: str,
         pin: int | str,
         *,
-        events: queue.Queue[KeyPress],
+        events: PressSink,
         timing: KeyTiming = KeyTiming(),
         pin_factory: Factory | None = None,
         clock: Callable[[], float] = time.monotonic,
