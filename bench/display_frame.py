@@ -36,10 +36,11 @@ from displayd.main import DisplayDaemon, DisplaySettings, ScreenSettings  # noqa
 from displayd.model import BoardEvent, BoardModel, Call, CounterView, HallSnapshot  # noqa: E402
 from displayd.render import BoardRenderer  # noqa: E402
 from displayd.screen import HeadlessScreen  # noqa: E402
-from xephang.bus import Bus, FakeBroker, FakeBus  # noqa: E402
+from xephang.bus import Bus  # noqa: E402
 from xephang.clock import Clock  # noqa: E402
 from xephang.contract import CallInfo, CounterState, HallState, ServiceState, TicketEvent, TicketInfo  # noqa: E402
 from xephang.settings import BrokerSettings, load_site  # noqa: E402
+from xephang.testing import FakeBroker, FakeBus  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SITE_FILE = REPO / "config" / "site.example.toml"

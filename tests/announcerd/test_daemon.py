@@ -13,10 +13,11 @@ from announcerd import pcm
 from announcerd.compose import Composer
 from announcerd.main import Announcer, AnnouncerConfig, AnnouncerSettings
 from announcerd.voicepack import VoicePack, phrase_parts
-from xephang.bus import Bus, FakeBroker, FakeBus
+from xephang.bus import Bus
 from xephang.clock import Clock, ManualClock
 from xephang.contract import ConfigSet, Reply, Resync, ServiceState, TicketEvent, TicketInfo, Topics, decode
 from xephang.settings import BrokerSettings
+from xephang.testing import FakeBroker, FakeBus
 
 SITE = "tuong-linh"
 T = Topics(SITE)

@@ -12,10 +12,11 @@ import pytest
 
 from counterd.main import CounterDaemon, CounterdSettings
 from hubd.main import HubDaemon, HubSettings
-from xephang.bus import Bus, FakeBus
+from xephang.bus import Bus
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import IssueTicket, Topics, new_request_id
 from xephang.hw import Pattern
+from xephang.testing import FakeBus
 
 SITE = "tuong-linh"
 T = Topics(SITE)

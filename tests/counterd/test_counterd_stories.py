@@ -12,9 +12,9 @@ import pytest
 
 from counterd.main import CounterDaemon, CounterdSettings
 from tests.counterd.conftest import SITE, T, assert_played, wait_for
-from xephang.bus import FakeBus
 from xephang.contract import BadPayload, ConfigSet, SimPress, new_request_id
 from xephang.settings import SettingsError
+from xephang.testing import FakeBus
 
 
 def test_next_calls_the_first_waiting_citizen_with_accepted_light_and_beep(hall_factory):

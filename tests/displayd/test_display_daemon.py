@@ -14,7 +14,6 @@ import pytest
 from displayd.main import DisplayDaemon, DisplaySettings, ScreenSettings
 from displayd.screen import DisplayUnavailable, HeadlessScreen
 from tests.displayd.conftest import NOW
-from xephang.bus import FakeBroker, FakeBus
 from xephang.clock import ManualClock, ScaledClock
 from xephang.contract import (
     Alert,
@@ -33,6 +32,7 @@ from xephang.contract import (
     new_request_id,
 )
 from xephang.daemon import EXIT_CONFIG
+from xephang.testing import FakeBroker, FakeBus
 
 SITE = "tuong-linh"
 

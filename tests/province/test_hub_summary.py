@@ -15,9 +15,9 @@ import pytest
 from hubd.main import HubDaemon, HubSettings
 from hubd.reports import report_from_ledger
 from province.synth import CentreSim
-from xephang.bus import FakeBus
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import DailySummary, HourlySummary
+from xephang.testing import FakeBus
 
 DAY = date(2026, 11, 3)
 SUMMARY = "xephang/v1/tuong-linh/state/summary"

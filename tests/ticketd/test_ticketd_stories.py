@@ -19,10 +19,10 @@ from tests.ticketd.tty_printer import TtyDevice, TtyPrinter
 from ticketd.escpos_decode import decode_job
 from ticketd.main import TicketDaemon, TicketdSettings
 from ticketd.printer import EscposPrinter, FakePrinter
-from xephang.bus import FakeBus
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import SimPress, Topics
 from xephang.hw import BUZZER_PATTERNS, LED_PATTERNS, pin_history
+from xephang.testing import FakeBus
 
 SITE = "tuong-linh"
 T = Topics(SITE)
