@@ -1,7 +1,7 @@
 """Fault bench: the long forms of tests/faults/ and a soak, printed as one table.
 
 Every scenario runs the real daemons as processes over a real mosquitto (see
-tests/faults/harness.py). Columns: operations sent, faults injected, tickets lost,
+xephang_faults/harness.py). Columns: operations sent, faults injected, tickets lost,
 duplicates, recovery time p99. Every line should read 0 lost, 0 duplicated; a line that
 does not is a bug, printed as it is (with its note), never hidden.
 
@@ -21,7 +21,6 @@ checked at the end. The boxes take ~10 presses a second, hence the default speed
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import traceback
@@ -29,12 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "faults"))
-
-import scenarios as S  # noqa: E402
-from harness import HEADER, Tally  # noqa: E402
+from xephang_faults import scenarios as S
+from xephang_faults.harness import HEADER, Tally
 
 
 def _run(name: str, fn: Callable[[Path], tuple[Tally, dict[str, Any]]]) -> Tally:

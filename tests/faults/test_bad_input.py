@@ -6,8 +6,9 @@ import json
 import signal
 
 import pytest
-import scenarios as S
-from harness import Observer
+
+from xephang_faults import scenarios as S
+from xephang_faults.harness import Observer
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -68,9 +69,8 @@ def test_a_request_id_with_invalid_utf8_does_not_kill_the_hub(centre):
 
 
 def test_a_request_with_a_boolean_for_the_counter_is_refused_not_acted_on(centre):
-    from harness import Loader, read_ledger
-
     from xephang.contract import Reply, decode
+    from xephang_faults.harness import Loader, read_ledger
 
     centre.start("hub")
     obs = Observer(centre.bus("tech-obs"))
@@ -108,9 +108,8 @@ def test_finding1_a_resync_far_behind_gets_pages_that_fit_and_the_hub_lives(cent
     """A resync from rev 0 after 160 tickets (over 64 KiB of events) used to make a reply the bus
     refused to send, and the exception ended hubd, on every restart. Now: pages that fit, ``more``
     until the last, every rev exactly once, the hub alive."""
-    from harness import Loader
-
     from xephang.contract import MAX_PAYLOAD_BYTES, Resync, new_request_id
+    from xephang_faults.harness import Loader
 
     centre.start("hub")
     obs = Observer(centre.bus("tech-obs"))

@@ -4,7 +4,8 @@ processes over a real mosquitto; every story ends with nothing lost and nothing 
 from __future__ import annotations
 
 import pytest
-import scenarios as S
+
+from xephang_faults import scenarios as S
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

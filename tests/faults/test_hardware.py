@@ -4,7 +4,8 @@ alert retained, one ticket for a stuck button, a board with no screen says so.""
 from __future__ import annotations
 
 import pytest
-import scenarios as S
+
+from xephang_faults import scenarios as S
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

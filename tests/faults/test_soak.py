@@ -5,7 +5,8 @@ long form (a simulated week, 8 counters, 1,000 tickets a day) is ``bench/faults.
 from __future__ import annotations
 
 import pytest
-import scenarios as S
+
+from xephang_faults import scenarios as S
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -98,12 +98,8 @@ def _for_this_machine(argv: list[str], sb) -> list[str]:
 @pytest.mark.slow
 def test_the_technicians_documented_commands_run_against_a_real_centre(tmp_path, capsys):
     """A secured centre of real daemon processes (hub, dispenser, counter, board) in sim mode."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "tests" / "faults"))
-    from harness import Centre, Observer
-
     from xephang.mosquitto import find_mosquitto
+    from xephang_faults.harness import Centre, Observer
 
     if not find_mosquitto():
         pytest.skip("mosquitto is not installed")

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import Centre, Loader, Observer, Tally, account, read_ledger
-
 from xephang.bus import Bus
 from xephang.contract import NodeStatus, SimPress
 from xephang.relay import Relay
+from xephang_faults.harness import Centre, Loader, Observer, Tally, account, read_ledger
 
 ALL_NODES = ["hub", "dispenser-1", "counter-1", "display-hall", "announcer-hall"]
 LOAD_COUNTERS = [2, 3, 4]  # counter-1 is a counterd process; the loader acts for the others
@@ -393,7 +392,7 @@ def fuzz(root: Path, *, cases: int, seed: int = 3) -> tuple[Tally, dict[str, Any
     (``fuzzing.py``), published as one batch: nobody dies, nobody reconnects, the hub's books
     and every retained state stay as they were, the board's rev, the speaker's and the
     printer's output do not move, and every daemon counts its drops."""
-    import fuzzing
+    from xephang_faults import fuzzing
 
     t = Tally("fuzz: bad input on every topic")
     facts: dict[str, Any] = {}

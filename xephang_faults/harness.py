@@ -13,7 +13,7 @@ every 30 s, so tests can read ``dropped_messages`` without waiting, and (b) lets
 paper or the printer cable of the sim printer through a control file
 (``FAULTS_PRINTER_CTL``): the same faults the printer's own fakes raise.
 
-Used by tests/faults/ (short forms) and bench/faults.py (long forms).
+Used by tests/faults/ (short forms) and bench/faults.py (long forms), both by import.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from xephang.contract import (
 from xephang.mosquitto import Mosquitto, free_port
 from xephang.settings import BrokerSettings, load_site
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SITE_FILE = REPO / "config" / "site.example.toml"
 SITE = "tuong-linh"
 MODULES = {"hub": "hubd.main", "dispenser": "ticketd.main", "counter": "counterd.main",
