@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 from gpiozero import LED, Buzzer, Factory
 
-from counterd.keymap import PLAIN_ACTIONS, BoxConfig, Flash, KeySpec
+from counterd.config import PLAIN_ACTIONS, BoxConfig, KeySpec
+from counterd.keymap import Flash
 from counterd.lights import BOX_BUZZER_PATTERNS, RATING_PATTERNS, STATUS_PATTERNS
 from xephang.hw import Key, KeyTiming, PressSink, Signal
 

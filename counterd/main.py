@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from counterd.board import CounterBoard, sim_config
-from counterd.keymap import BoxConfig, CounterBox, Effect, Flash, Send
+from counterd.config import BoxConfig
+from counterd.keymap import CounterBox, Effect, Flash, Send
 from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
 from xephang.contract import (

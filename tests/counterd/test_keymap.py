@@ -7,7 +7,8 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from counterd.keymap import BoxConfig, CounterBox, Flash, KeySpec, Send, check_action
+from counterd.config import BoxConfig, KeySpec, check_action
+from counterd.keymap import CounterBox, Flash, Send
 from counterd.lights import BOX_BUZZER_PATTERNS, RATING_PATTERNS, STATUS_PATTERNS
 from xephang.contract import CounterState, Reply
 
