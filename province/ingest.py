@@ -365,16 +365,11 @@ class Ingester:
         self._inbox.put((self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
 
     def _make_client(self) -> Any:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
+        from xephang.bus import paho_client
 
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                        manual_ack=True)
         b = self.broker
-        if b.username or b.secret():
-            c.username_pw_set(b.username or self.client_id, b.secret())
-        if b.tls:
-            c.tls_set(ca_certs=str(b.ca_file) if b.ca_file else None)
+        # the account: its username, else (with a password) the client id, else anonymous
+        c = paho_client(b, self.client_id, default_username=self.client_id if b.secret() else None, manual_ack=True)
         c.reconnect_delay_set(0.5, max(1.0, b.reconnect_max_s))
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
         return c

@@ -491,11 +491,7 @@ class Bus:
     # ------------------------------------------------------------------ transport (paho)
     def _make_client(self) -> mqtt.Client:
         b = self.broker
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id_for(self.node), protocol=mqtt.MQTTv5)
-        user = b.username or self.node
-        c.username_pw_set(user, b.secret())
-        if b.tls:
-            c.tls_set(ca_certs=str(b.ca_file) if b.ca_file else None)
+        c = paho_client(b, client_id_for(self.node), default_username=self.node)
         c.reconnect_delay_set(min_delay=1, max_delay=max(1, int(b.reconnect_max_s)))
         c.max_inflight_messages_set(50)
         c.max_queued_messages_set(5000)
@@ -505,7 +501,6 @@ class Bus:
         c.on_publish = self._paho_publish
         c.on_subscribe = self._paho_subscribe
         c.on_connect_fail = lambda *_: log.debug("connect to %s:%s failed; retrying", b.host, b.port)
-        c.on_socket_open = _nodelay
         return c
 
     def _set_will(self) -> None:
@@ -603,6 +598,21 @@ class Bus:
         for rc in rcs:
             if rc.is_failure and getattr(rc, "value", 0) in _PERMANENT:
                 self.inbox.put(Fatal(f"broker refused a subscription of {self.node!r}: {rc} — check the ACL"))
+
+
+def paho_client(broker: BrokerSettings, client_id: str, *, default_username: str | None = None,
+                manual_ack: bool = False) -> mqtt.Client:
+    """The one paho client builder (daemons, tools, the province ingester): MQTT 5, the account
+    (``broker.username``, else ``default_username``; none: anonymous) with its password, TLS when
+    asked, and TCP_NODELAY. Callers add their callbacks and reconnect policy."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    user = broker.username or default_username
+    if user:
+        c.username_pw_set(user, broker.secret())
+    if broker.tls:
+        c.tls_set(ca_certs=str(broker.ca_file) if broker.ca_file else None)
+    c.on_socket_open = _nodelay
+    return c
 
 
 def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:

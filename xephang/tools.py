@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from paho.mqtt import client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ValidationError
 
 from xephang import exits
-from xephang.bus import client_id_for
+from xephang.bus import client_id_for, paho_client
 from xephang.clock import VN_TZ
 from xephang.contract import (
     Alert,
@@ -48,6 +47,7 @@ from xephang.contract import (
     Topics,
     new_request_id,
 )
+from xephang.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,12 @@ class ToolUsageError(ToolError):
     """What the technician gave cannot be used (a file that is missing or unreadable): exit 2."""
 
 
-@dataclass
-class BrokerTarget:
-    """Where and as whom a tool connects."""
+class BrokerTarget(BrokerSettings):
+    """Where and as whom a tool connects: the daemons' broker settings plus the site, as the
+    technician's account by default (an empty username: anonymous)."""
 
     site: str = "tuong-linh"
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str = "tech"
-    password: str | None = None
-    tls: bool = False
-    ca_file: Path | None = None
+    username: str | None = "tech"
 
 
 @dataclass
@@ -108,11 +103,7 @@ class ToolClient:
         self._waiters: dict[int, _Waiter] = {}
         self._connected = threading.Event()
         self._connack: int | None = None
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
-        if target.username:  # no username = anonymous (brokers of a site refuse it)
-            c.username_pw_set(target.username, target.password)
-        if target.tls:
-            c.tls_set(ca_certs=str(target.ca_file) if target.ca_file else None)
+        c = paho_client(target, self.client_id)  # no username = anonymous (brokers of a site refuse it)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.on_publish = self._on_ack
