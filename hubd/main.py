@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -263,28 +263,10 @@ class HubDaemon(Daemon[HubSettings]):
         return topic, reply, req, True
 
     def _execute(self, req: Request, now: float) -> Outcome:
-        e = self.engine
-        if isinstance(req, IssueTicket):
-            return e.issue(req.service, req.priority_group, now)
-        if isinstance(req, CallNext):
-            return e.call_next(req.counter, now)
-        if isinstance(req, Recall):
-            return e.recall(req.counter, now)
-        if isinstance(req, NoShow):
-            return e.no_show(req.counter, now)
-        if isinstance(req, Finish):
-            return e.finish(req.counter, now)
-        if isinstance(req, Transfer):
-            return e.transfer(req.counter, req.to_service, now)
-        if isinstance(req, Pause):
-            return e.pause(req.counter, req.reason, now)
-        if isinstance(req, Resume):
-            return e.resume(req.counter, now)
-        if isinstance(req, Rate):
-            return e.rate(req.counter, req.score, now, ticket_id=req.ticket_id)
-        if isinstance(req, VoidTicket):
-            return e.void(req.ticket_id, req.reason, now)
-        raise CommandError("unknown-action", f"unsupported action {req.ACTION}")  # pragma: no cover
+        command = COMMANDS.get(type(req))
+        if command is None:  # pragma: no cover - resync and report never reach here
+            raise CommandError("unknown-action", f"unsupported action {req.ACTION}")
+        return command(self.engine, req, now)
 
     def _resync(self, req: Resync, now: float) -> Reply:
         """The hall snapshot and, from ``since_rev``, the missed events in rev order: as many as
@@ -450,6 +432,22 @@ class HubDaemon(Daemon[HubSettings]):
                   "this_hour": {k: row[k] if row else 0 for k in ("issued", "served", "no_shows", "voided")}}
         self.bus.publish(f"{self.bus.topics.root}/event/summary/hourly",
                          json.dumps(hourly, ensure_ascii=False).encode(), qos=1)
+
+
+# The command table: each state-changing request to its engine command (resync and report are
+# answered by the hub itself). A new action is a model in the contract and a line here.
+COMMANDS: dict[type[Request], Callable[[QueueEngine, Any, float], Outcome]] = {
+    IssueTicket: lambda e, r, now: e.issue(r.service, r.priority_group, now),
+    CallNext: lambda e, r, now: e.call_next(r.counter, now),
+    Recall: lambda e, r, now: e.recall(r.counter, now),
+    NoShow: lambda e, r, now: e.no_show(r.counter, now),
+    Finish: lambda e, r, now: e.finish(r.counter, now),
+    Transfer: lambda e, r, now: e.transfer(r.counter, r.to_service, now),
+    Pause: lambda e, r, now: e.pause(r.counter, r.reason, now),
+    Resume: lambda e, r, now: e.resume(r.counter, now),
+    Rate: lambda e, r, now: e.rate(r.counter, r.score, now, ticket_id=r.ticket_id),
+    VoidTicket: lambda e, r, now: e.void(r.ticket_id, r.reason, now),
+}
 
 
 HOURLY_SUMMARY_SCHEMA = "xephang.event.summary.hourly.v1"

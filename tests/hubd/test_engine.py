@@ -594,3 +594,12 @@ def test_property_priority_runs_never_exceed_k_while_normals_wait(site, n_pri, n
             # a normal ticket goes before a waiting priority one only once k priorities ran
             assert not priority_waiting or run >= k
             run = 0
+
+
+def test_every_state_changing_action_of_the_contract_has_a_command():
+    """The hub's command table covers every request the contract defines, except the two the hub
+    answers itself (resync, report): a new action cannot be forgotten."""
+    from hubd.main import COMMANDS
+    from xephang.contract import REQUEST_MODELS, ReportRequest, Resync
+
+    assert set(COMMANDS) == set(REQUEST_MODELS.values()) - {Resync, ReportRequest}
