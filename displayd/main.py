@@ -232,8 +232,9 @@ class DisplayDaemon(Daemon[DisplaySettings]):
     def _on_service_state(self, msg: Inbound) -> None:
         if not msg.payload:
             return
-        sid, waiting, rev = adapter.service_waiting(decode(ServiceState, msg.payload))
-        if self.model.set_waiting(sid, waiting, rev=rev):
+        ss = decode(ServiceState, msg.payload)
+        sid, waiting, rev = adapter.service_waiting(ss)
+        if self.model.set_waiting(sid, waiting, rev=rev, wait_range=adapter.service_wait_range(ss)):
             self._mark_received()
 
     def _on_ticket_event(self, msg: Inbound) -> None:

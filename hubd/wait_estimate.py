@@ -33,6 +33,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from xephang.waittext import format_wait
+
 RUNS = 48
 Q_LOW, Q_HIGH = 0.05, 0.95
 MIN_HIGH_MIN = 5
@@ -70,20 +72,6 @@ class WaitRange:
         """The optional payload fields of the contract (issue reply, issued event, service state)."""
         return {"est_wait_min": self.point_min, "est_wait_low_min": self.low_min,
                 "est_wait_high_min": self.high_min, "est_wait_open": self.open_ended}
-
-
-def format_wait(low: int, high: int | None, lang: str = "vi") -> str:
-    """The wait as a citizen reads it."""
-    en = lang == "en"
-    if high is None:
-        return f"more than {low} min" if en else f"hơn {low} phút"
-    if high <= 0:
-        return "now" if en else "ngay bây giờ"
-    if low <= 0:
-        return f"under {high} min" if en else f"dưới {high} phút"
-    if low == high:
-        return f"about {low} min" if en else f"khoảng {low} phút"
-    return f"about {low}–{high} min" if en else f"khoảng {low}–{high} phút"
 
 
 @dataclass(frozen=True)

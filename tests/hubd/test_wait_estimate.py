@@ -15,9 +15,9 @@ from hubd.wait_estimate import (
     WaitingTicket,
     WaitRange,
     estimate_wait,
-    format_wait,
 )
 from xephang.clock import VN_TZ
+from xephang.waittext import format_wait
 
 T = datetime(2026, 11, 23, 9, 0, tzinfo=VN_TZ).timestamp()  # a Monday, 09:00
 MIN = 60.0
