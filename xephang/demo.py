@@ -156,7 +156,9 @@ def node_plan(site: Site) -> list[NodeSpec]:
     ]
     plan += [NodeSpec(f"counter-{c.number}", "counterd", {"XEPHANG_COUNTER__NUMBER": str(c.number)})
              for c in site.counters]
-    plan += [NodeSpec("display-hall", "displayd"),
+    # the board keeps a frame of every call of the day, so the morning peak can be looked at afterwards
+    plan += [NodeSpec("display-hall", "displayd", {"XEPHANG_SCREEN__PNG_KEEP": "100000",
+                                                   "XEPHANG_SCREEN__PNG_CALLS_ONLY": "true"}),
              # a call is never too old to say in a demo: the clock runs hundreds of times faster
              NodeSpec("announcer-hall", "announcerd", {"XEPHANG_ANNOUNCER__MAX_AGE_S": "3600"})]
     return plan

@@ -131,6 +131,26 @@ def test_the_board_starts_from_the_retained_hall_and_then_shows_a_live_call(disp
     assert d.screen.frames_written > before  # a PNG for the change
 
 
+def test_the_demo_board_writes_a_frame_per_call_not_per_change(display, fake_broker, tmp_path):
+    hall = Hall(fake_broker, tmp_path)
+    hall.state(hall_state(rev=10))
+    d = display()
+    d.screen.calls_only = True  # the demo's XEPHANG_SCREEN__PNG_CALLS_ONLY
+    assert pump(d, lambda: d.model.rev == 10 and shown(d, "call.number") == ["2011"])
+    before = d.screen.frames_written
+    rev = 11
+    for n in range(3):
+        hall.event(called(rev, 1024 + n, 1 + n))
+        rev += 1
+        assert pump(d, lambda n=n: shown(d, "call.number") == [str(1024 + n)])
+        for k in range(2):  # two more citizens take a ticket: the board changes, no new call
+            hall.event(TicketEvent(event_id=f"e{rev}", rev=rev, at=NOW, kind="issued",
+                                   ticket=ticket(1030 + 3 * n + k, "ho-tich", None)))
+            rev += 1
+            assert pump(d, lambda r=rev: d.model.rev == r - 1 and d._drawn_content == (d.model.version, d._config_gen))
+    assert d.screen.frames_written - before == 3
+
+
 def test_a_duplicate_event_does_not_redraw_the_board(display, fake_broker, tmp_path):
     hall = Hall(fake_broker, tmp_path)
     hall.state(hall_state(rev=10))
