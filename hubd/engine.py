@@ -183,7 +183,7 @@ class QueueEngine:
         self.services = {s.id: s for s in site.services}
         self.history = WaitHistory()  # what today's counters did: the wait estimate learns from it
         self.prior_call_s = {s.id: s.mean_service_min * 60 + OVERHEAD_S for s in site.services}
-        self._wait_cache: dict[tuple[int, int, str, int], WaitRange] = {}
+        self._wait_cache: dict[tuple[int, int, str], tuple[float, WaitRange]] = {}
 
     # ------------------------------------------------------------------ helpers
     def service_day(self, now: float) -> str:
@@ -287,19 +287,19 @@ class QueueEngine:
 
     def wait_range(self, service: str, now: float, ticket: Ticket | None = None) -> WaitRange:
         """The wait of ``ticket`` (waiting), or of a normal citizen who takes a ``service`` ticket now."""
-        key = (self.rev, ticket.id if ticket is not None else 0, service, int(now // 30))
-        got = self._wait_cache.get(key)
-        if got is not None:
-            return got
+        key = (self.rev, ticket.id if ticket is not None else 0, service)
+        hit = self._wait_cache.get(key)
+        if hit is not None and abs(hit[0] - now) < 60:  # the same hall a moment later: the same estimate
+            return hit[1]
         if ticket is not None:
             target = WaitingTicket(ticket.id, ticket.service, bool(ticket.priority_group), ticket.arrival_at)
         else:
-            target = WaitingTicket(-(10**9), service, False, now)
+            target = WaitingTicket(10**12, service, False, now)  # behind everyone already waiting
         seed = zlib.crc32(f"{self.rev}:{target.id}:{service}".encode())
         got = estimate_wait(self.hall_view(now), self.history, target, seed=seed)
         if len(self._wait_cache) > 64 or any(k[0] != self.rev for k in self._wait_cache):
             self._wait_cache = {k: v for k, v in self._wait_cache.items() if k[0] == self.rev}
-        self._wait_cache[key] = got
+        self._wait_cache[key] = (now, got)
         return got
 
     def people_ahead(self, t: Ticket) -> int:

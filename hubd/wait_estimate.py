@@ -226,16 +226,36 @@ class _Queue:
         return self.items[self.head - 1]
 
 
+@dataclass
+class _Shared:
+    """What every run of one estimate shares (computed once)."""
+
+    services: set[str]
+    queues: dict[str, tuple[list[tuple[float, int]], list[tuple[float, int]]]]  # service -> (priority, normal)
+    rates: list[tuple[str, bool, float]]  # arrival streams: (service, priority, per second)
+    models: dict[str, tuple[float, float]]
+    paces: dict[int, float]
+    pauses: list[float]
+    close_at: float
+
+
 def estimate_wait(view: HallView, history: WaitHistory, target: WaitingTicket, *, seed: int = 0,
                   runs: int = RUNS) -> WaitRange:
     """The wait of ``target`` (a waiting ticket of ``view``, or one about to join it)."""
     rng = random.Random(seed)
-    results: list[float] = []
-    inf = math.inf
-    for _ in range(runs):
-        results.append(_one_run(view, history, target, rng))
-    results.sort()
-    return _summarise(results, view, inf)
+    services = {s for c in view.counters for s in c.services} | {target.service}
+    tickets = sorted(set(view.waiting) | {target}, key=lambda t: (t.arrival_at, t.id))
+    queues = {s: ([(t.arrival_at, t.id) for t in tickets if t.service == s and t.priority],
+                  [(t.arrival_at, t.id) for t in tickets if t.service == s and not t.priority]) for s in services}
+    models = {s: history.call_model(s, view.prior_call_s.get(s, 600.0)) for s in services}
+    shared = _Shared(
+        services=services, queues=queues,
+        rates=[(svc, pri, r) for (svc, pri), r in sorted(history.arrival_rates(view.now, view.open_at).items())
+               if svc in services and r > 0],
+        models=models, paces={c.number: history.counter_pace(c.number, models) for c in view.counters},
+        pauses=list(history.pauses) or list(PAUSE_PRIOR_S), close_at=_close_at(view))
+    results = sorted(_one_run(view, shared, target, rng) for _ in range(runs))
+    return _summarise(results, view, math.inf)
 
 
 def _quantile(xs: list[float], q: float) -> float:
@@ -277,37 +297,30 @@ def _close_at(view: HallView) -> float:
     return view.close_at if view.close_at > view.now else view.now + 12 * 3600.0
 
 
-def _one_run(view: HallView, history: WaitHistory, target: WaitingTicket, rng: random.Random) -> float:
-    now, close_at = view.now, _close_at(view)
-    services = {s for c in view.counters for s in c.services}
-    services.add(target.service)
-    pri: dict[str, _Queue] = {}
-    norm: dict[str, _Queue] = {}
-    tickets = sorted(set(view.waiting) | {target}, key=lambda t: (t.arrival_at, t.id))
-    for s in services:
-        pri[s] = _Queue([(t.arrival_at, t.id) for t in tickets if t.service == s and t.priority])
-        norm[s] = _Queue([(t.arrival_at, t.id) for t in tickets if t.service == s and not t.priority])
-    # citizens still to come, up to closing time
-    rates = history.arrival_rates(now, view.open_at)
-    future: list[tuple[float, str, bool]] = []
-    horizon = max(now, close_at)
+def _one_run(view: HallView, sh: _Shared, target: WaitingTicket, rng: random.Random) -> float:
+    now, close_at = view.now, sh.close_at
+    pri = {s: _Queue(list(q[0])) for s, q in sh.queues.items()}
+    norm = {s: _Queue(list(q[1])) for s, q in sh.queues.items()}
+    # citizens still to come: one pending arrival per stream, drawn as the run's clock reaches it
     load = math.exp(rng.gauss(0.0, RATE_SPREAD))
-    for (svc, is_pri), r in rates.items():
-        rate = r * load
-        if svc not in services or rate <= 0:
-            continue
-        t = now
-        while True:
-            t += rng.expovariate(rate)
-            if t >= horizon:
-                break
-            future.append((t, svc, is_pri))
-    future.sort()
-    fi = 0
+    streams = [(svc, is_pri, r * load) for svc, is_pri, r in sh.rates]
+    pending = [now + rng.expovariate(r) for _, _, r in streams]
+    soonest = min(pending, default=math.inf)
     next_id = -1
+
+    def arrive_until(t: float) -> None:
+        nonlocal next_id, soonest
+        if t < soonest:
+            return
+        for i, (svc, is_pri, r) in enumerate(streams):
+            while pending[i] <= t:
+                (pri if is_pri else norm)[svc].items.append((pending[i], next_id))
+                next_id -= 1
+                pending[i] += rng.expovariate(r)
+        soonest = min(pending)
+
     streak = dict(view.streak)
-    models = {s: history.call_model(s, view.prior_call_s.get(s, 600.0)) for s in services}
-    paces = {c.number: history.counter_pace(c.number, models) for c in view.counters}
+    models, paces = sh.models, sh.paces
 
     def duration(counter: int, service: str) -> float:
         mu, sigma = models[service]
@@ -327,8 +340,7 @@ def _one_run(view: HallView, history: WaitHistory, target: WaitingTicket, rng: r
             else:
                 free.append((now + rng.uniform(0, 60), c.number))
         elif c.state == "paused":
-            pauses = list(history.pauses) or list(PAUSE_PRIOR_S)
-            length = rng.choice(pauses) * rng.uniform(0.8, 1.5)
+            length = rng.choice(sh.pauses) * rng.uniform(0.8, 1.5)
             since = c.paused_since if c.paused_since is not None else now
             if length <= now - since:
                 length = (now - since) + rng.expovariate(1 / 600.0)
@@ -342,23 +354,19 @@ def _one_run(view: HallView, history: WaitHistory, target: WaitingTicket, rng: r
         return math.inf
     k = view.priority_per_normal
     max_wait = view.max_wait_s
+    lanes = {c.number: tuple((s, pri[s], norm[s]) for s in c.services if s in pri) for c in view.counters}
     while free:
         free.sort()
         t, n = free[0]
         if t >= close_at:
             return math.inf
-        # everyone who has arrived by t is in the queue
-        while fi < len(future) and future[fi][0] <= t:
-            at, svc, is_pri = future[fi]
-            (pri if is_pri else norm)[svc].items.append((at, next_id))
-            next_id -= 1
-            fi += 1
+        arrive_until(t)  # everyone who has arrived by t is in the queue
         c = by_number[n]
-        pick = _pick(c.services, pri, norm, streak, t, k, max_wait)
+        pick = _pick(lanes[n], streak, t, k, max_wait)
         if pick is None:
             # nobody for this counter: it calls the next citizen of its services who comes
-            nxt = next((f[0] for f in future[fi:] if f[1] in c.services), None)
-            if nxt is None:
+            nxt = min((pending[i] for i, (svc, _, _) in enumerate(streams) if svc in c.services), default=None)
+            if nxt is None or nxt >= close_at:
                 free.pop(0)
                 continue
             free[0] = (nxt + rng.uniform(0, 30), n)
@@ -370,31 +378,31 @@ def _one_run(view: HallView, history: WaitHistory, target: WaitingTicket, rng: r
     return math.inf
 
 
-def _pick(services: tuple[str, ...], pri: dict[str, _Queue], norm: dict[str, _Queue], streak: dict[str, int],
-          now: float, k: int, max_wait: float) -> tuple[str, tuple[float, int]] | None:
-    """The engine's call order (``QueueEngine.pick_next``) on the run's queues; pops the pick."""
-    oldest: tuple[float, int, str, _Queue] | None = None
-    for s in services:
-        for q in (pri.get(s), norm.get(s)):
-            f = q.first() if q is not None else None
-            if f is not None and q is not None and (oldest is None or f < (oldest[0], oldest[1])):
-                oldest = (f[0], f[1], s, q)
-    if oldest is None:
+def _pick(lanes: tuple[tuple[str, _Queue, _Queue], ...], streak: dict[str, int], now: float, k: int,
+          max_wait: float) -> tuple[str, tuple[float, int]] | None:
+    """The engine's call order (``QueueEngine.pick_next``) on one counter's lanes (its services in
+    its order, each with its priority and normal queue); pops the pick."""
+    oldest: tuple[float, int] | None = None
+    where: tuple[str, _Queue, bool] | None = None
+    for s, p, m in lanes:
+        for q, is_pri in ((p, True), (m, False)):
+            if q.head < len(q.items):
+                f = q.items[q.head]
+                if oldest is None or f < oldest:
+                    oldest, where = f, (s, q, is_pri)
+    if oldest is None or where is None:
         return None
     if now - oldest[0] >= max_wait:
-        q = oldest[3]
-        streak[oldest[2]] = streak.get(oldest[2], 0) + 1 if q is pri.get(oldest[2]) else 0
-        return oldest[2], q.pop()
-    for s in services:
-        p, m = pri.get(s), norm.get(s)
-        pf = p.first() if p is not None else None
-        mf = m.first() if m is not None else None
-        if pf is None and mf is None:
+        s, q, is_pri = where
+        streak[s] = streak.get(s, 0) + 1 if is_pri else 0
+        return s, q.pop()
+    for s, p, m in lanes:
+        has_p, has_m = p.head < len(p.items), m.head < len(m.items)
+        if not (has_p or has_m):
             continue
-        if pf is not None and p is not None and (mf is None or streak.get(s, 0) < k):
+        if has_p and (not has_m or streak.get(s, 0) < k):
             streak[s] = streak.get(s, 0) + 1
             return s, p.pop()
         streak[s] = 0
-        assert m is not None
         return s, m.pop()
     return None
