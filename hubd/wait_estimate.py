@@ -20,9 +20,11 @@ order, priority first but one normal after ``priority_per_normal``), with:
   it is still the first half hour after opening time (the officers are arriving);
 - closing time: nobody is called after ``close_at``.
 
-The printed range is the 8th–92nd percentile of those runs, widened to whole 5 minutes
-("dưới 5 phút" when the upper end is under 5). When the upper end cannot be told honestly (beyond closing time, or wider
-than ``MAX_WIDTH_MIN``), the estimate says "more than N minutes" instead.
+The printed range is the 5th–95th percentile of those runs, widened to whole 5 minutes
+("dưới 5 phút" when the upper end is under 5). When the upper end cannot be told honestly
+(beyond closing time, or wider than ``MAX_WIDTH_MIN``), the estimate says "more than N
+minutes" instead ("under M minutes" when N would be 0 and M is known, "not known yet" when
+neither is).
 """
 
 from __future__ import annotations
@@ -276,7 +278,11 @@ def _summarise(results: list[float], view: HallView, inf: float) -> WaitRange:
         return WaitRange(_round_down(low), None, round(max(low, to_close), 1))
     point = round(med_s / 60, 1)
     if math.isinf(hi_s) or hi_s / 60 - low > MAX_WIDTH_MIN:
-        return WaitRange(_round_down(low), None, point)
+        if low >= 5 or math.isinf(hi_s):
+            # "hơn 0 phút" would say nothing: (0, None) reads "chưa ước tính được"
+            return WaitRange(_round_down(low), None, point)
+        # it may be at once or long: the honest range is "under" its upper end
+        return WaitRange(0, _round_up(hi_s / 60), point)
     # whole 5 minutes: a citizen plans in them, and "under 5 minutes" is as near as a hall can promise
     lo_r, hi_r = _round_down(low), max(MIN_HIGH_MIN, _round_up(hi_s / 60))
     if lo_r == hi_r:

@@ -34,6 +34,7 @@ class TicketTexts(Strict):
     wait_range: str = "Thời gian chờ dự kiến: khoảng {low}–{high} phút"
     wait_under: str = "Thời gian chờ dự kiến: dưới {high} phút"
     wait_over: str = "Thời gian chờ dự kiến: hơn {low} phút"
+    wait_unknown: str = "Thời gian chờ dự kiến: chưa ước tính được"
     wait_none: str = "Bạn sẽ được mời ngay"
     qr_caption: str = "Quét mã QR để xem hướng dẫn thủ tục"
     footer: str = "Vui lòng chờ gọi số và đến quầy khi được mời. Xin trân trọng cảm ơn!"
@@ -56,6 +57,7 @@ TEXTS_EN = TicketTexts(
     wait_range="Estimated wait: about {low}–{high} min",
     wait_under="Estimated wait: under {high} min",
     wait_over="Estimated wait: more than {low} min",
+    wait_unknown="Estimated wait: not known yet",
     wait_none="You will be called shortly",
     qr_caption="Scan the QR code for the procedure guide",
     footer="Please wait for your number to be called. Thank you!",

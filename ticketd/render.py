@@ -196,7 +196,7 @@ class TicketRenderer:
             lines.append(self.texts.people_ahead.format(n=view.people_ahead))
         low, high = view.est_wait_low_min, view.est_wait_high_min
         if low is not None and view.est_wait_open:
-            lines.append(self.texts.wait_over.format(low=low))
+            lines.append(self.texts.wait_over.format(low=low) if low > 0 else self.texts.wait_unknown)
         elif low is not None and high is not None:
             if high <= 0:
                 lines.append(self.texts.wait_none)

@@ -11,9 +11,12 @@ WaitRange = tuple[int, int | None]  # (low, high); high None = "more than low"
 
 
 def format_wait(low: int, high: int | None, lang: str = "vi", *, short: bool = False) -> str:
-    """'khoảng 20–35 phút', 'dưới 5 phút', 'hơn 60 phút'; ``short`` drops 'khoảng' (the board's bar)."""
+    """'khoảng 20–35 phút', 'dưới 5 phút', 'hơn 60 phút', 'chưa ước tính được' (more than 0: nothing
+    known); ``short`` drops 'khoảng' (the board's bar)."""
     en = lang == "en"
     if high is None:
+        if low <= 0:
+            return "not known yet" if en else "chưa ước tính được"
         return f"more than {low} min" if en else f"hơn {low} phút"
     if high <= 0:
         return "now" if en else "ngay bây giờ"

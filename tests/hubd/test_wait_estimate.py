@@ -123,6 +123,14 @@ def test_a_call_after_an_idle_counter_is_no_service_time():
     assert list(h.cycles["a"]) == [360.0]
 
 
+def test_a_wide_range_from_zero_says_under_its_upper_end_not_more_than_zero():
+    # one counter, paused a minute ago (it may come back at once, or in an hour), nobody ahead
+    paused = [CounterView(1, ("a",), "paused", paused_since=T - MIN)]
+    r = estimate_wait(hall([], paused), WaitHistory(), me(), runs=200)
+    assert r.low_min == 0 and r.high_min is not None and r.high_min > 45
+    assert r.text().startswith("dưới ")
+
+
 def test_the_same_state_gives_the_same_estimate():
     view = hall(queue(5), [busy(1)])
     assert estimate_wait(view, WaitHistory(), me(), seed=7) == estimate_wait(view, WaitHistory(), me(), seed=7)
@@ -132,6 +140,7 @@ def test_the_same_state_gives_the_same_estimate():
     (20, 35, "khoảng 20–35 phút", "about 20–35 min"),
     (0, 10, "dưới 10 phút", "under 10 min"),
     (60, None, "hơn 60 phút", "more than 60 min"),
+    (0, None, "chưa ước tính được", "not known yet"),
 ])
 def test_the_wait_as_printed(low, high, vi, en):
     assert format_wait(low, high) == vi and format_wait(low, high, "en") == en

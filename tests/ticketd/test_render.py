@@ -101,6 +101,7 @@ def test_people_ahead_and_wait_lines(site, issued_at):
     (20, 35, False, "Thời gian chờ dự kiến: khoảng 20–35 phút", "Estimated wait: about 20–35 min"),
     (0, 10, False, "Thời gian chờ dự kiến: dưới 10 phút", "Estimated wait: under 10 min"),
     (60, None, True, "Thời gian chờ dự kiến: hơn 60 phút", "Estimated wait: more than 60 min"),
+    (0, None, True, "Thời gian chờ dự kiến: chưa ước tính được", "Estimated wait: not known yet"),
 ])
 def test_the_ticket_prints_the_hubs_range(site, issued_at, low, high, open_, vi, en):
     v = TicketView(number=1001, service_id="ho-tich", issued_at=issued_at, people_ahead=3, est_wait_min=27.0,
