@@ -45,6 +45,7 @@ from xephang.site import Site, format_number
 
 LAST_CALLS = 10
 EWMA_ALPHA = 0.2
+STATE_WAIT_MAX_AGE_S = 20.0
 
 
 class CommandError(Exception):
@@ -184,6 +185,7 @@ class QueueEngine:
         self.history = WaitHistory()  # what today's counters did: the wait estimate learns from it
         self.prior_call_s = {s.id: s.mean_service_min * 60 + OVERHEAD_S for s in site.services}
         self._wait_cache: dict[tuple[int, int, str], tuple[float, WaitRange]] = {}
+        self._state_waits: dict[str, tuple[float, WaitRange]] = {}  # service -> (at, estimate)
 
     # ------------------------------------------------------------------ helpers
     def service_day(self, now: float) -> str:
@@ -291,6 +293,12 @@ class QueueEngine:
         hit = self._wait_cache.get(key)
         if hit is not None and abs(hit[0] - now) < 60:  # the same hall a moment later: the same estimate
             return hit[1]
+        if ticket is None:
+            # the retained state's estimate may be a few seconds old: a burst of presses then costs
+            # one estimate per service, not one per press
+            last = self._state_waits.get(service)
+            if last is not None and 0 <= now - last[0] < STATE_WAIT_MAX_AGE_S:
+                return last[1]
         if ticket is not None:
             target = WaitingTicket(ticket.id, ticket.service, bool(ticket.priority_group), ticket.arrival_at)
         else:
@@ -300,6 +308,8 @@ class QueueEngine:
         if len(self._wait_cache) > 64 or any(k[0] != self.rev for k in self._wait_cache):
             self._wait_cache = {k: v for k, v in self._wait_cache.items() if k[0] == self.rev}
         self._wait_cache[key] = (now, got)
+        if ticket is None:
+            self._state_waits[service] = (now, got)
         return got
 
     def people_ahead(self, t: Ticket) -> int:

@@ -38,6 +38,8 @@ from typing import Any
 from xephang.waittext import format_wait
 
 RUNS = 48
+MIN_RUNS = 16
+LONG_QUEUE = 60  # waiting citizens beyond which the runs thin out
 Q_LOW, Q_HIGH = 0.05, 0.95
 MIN_HIGH_MIN = 5
 MAX_WIDTH_MIN = 45.0  # a range wider than this says nothing: print "more than N minutes"
@@ -246,6 +248,9 @@ def estimate_wait(view: HallView, history: WaitHistory, target: WaitingTicket, *
     """The wait of ``target`` (a waiting ticket of ``view``, or one about to join it)."""
     rng = random.Random(seed)
     services = {s for c in view.counters for s in c.services} | {target.service}
+    # citizens still to come matter only where they can be called before the target: at a counter
+    # that also calls the target's service (its other services, the target's own priority class)
+    rivals = {s for c in view.counters if target.service in c.services for s in c.services}
     tickets = sorted(set(view.waiting) | {target}, key=lambda t: (t.arrival_at, t.id))
     queues = {s: ([(t.arrival_at, t.id) for t in tickets if t.service == s and t.priority],
                   [(t.arrival_at, t.id) for t in tickets if t.service == s and not t.priority]) for s in services}
@@ -253,9 +258,12 @@ def estimate_wait(view: HallView, history: WaitHistory, target: WaitingTicket, *
     shared = _Shared(
         services=services, queues=queues,
         rates=[(svc, pri, r) for (svc, pri), r in sorted(history.arrival_rates(view.now, view.open_at).items())
-               if svc in services and r > 0],
+               # the same service and class arrives behind the target: never called before it
+               if svc in rivals and r > 0 and not (svc == target.service and pri == target.priority)],
         models=models, paces={c.number: history.counter_pace(c.number, models) for c in view.counters},
         pauses=list(history.pauses) or list(PAUSE_PRIOR_S), close_at=_close_at(view))
+    # a long queue costs a run per citizen: fewer runs keep an estimate within a few milliseconds
+    runs = max(MIN_RUNS, min(runs, runs * LONG_QUEUE // max(1, len(view.waiting))))
     results = sorted(_one_run(view, shared, target, rng) for _ in range(runs))
     return _summarise(results, view, math.inf)
 
