@@ -49,6 +49,7 @@ OVERHEAD_S = 75.0  # walk to the counter and the officer's tidy-up, on top of th
 CYCLE_KEEP = 30  # recent calls kept per service
 COUNTER_KEEP = 12  # recent calls kept per counter (its pace)
 ARRIVAL_WINDOW_S = 60 * 60.0  # arrivals kept
+ARRIVALS_KEEP = 400  # at most (a flood of presses must not grow the engine state the ledger writes)
 RATE_WINDOW_S = 30 * 60.0  # the recent arrival rate: the last half hour (a rush rises and falls fast)
 RATE_SPREAD = 0.4  # how far the rate to come may differ from the recent one (log scale, per run)
 PAUSE_PRIOR_S = tuple(m * 60.0 for m in (5, 10, 15, 20, 30, 45, 60))
@@ -117,7 +118,8 @@ class WaitHistory:
 
     cycles: dict[str, deque[float]] = field(default_factory=dict)  # service -> recent call durations (s)
     pace: dict[int, deque[tuple[str, float]]] = field(default_factory=dict)  # counter -> recent (service, duration)
-    arrivals: deque[tuple[float, str, bool]] = field(default_factory=deque)  # (issued_at, service, priority)
+    arrivals: deque[tuple[float, str, bool]] = field(
+        default_factory=lambda: deque(maxlen=ARRIVALS_KEEP))  # (issued_at, service, priority)
     pauses: deque[float] = field(default_factory=lambda: deque(maxlen=10))  # finished pause lengths (s)
     last_call: dict[int, tuple[float, str]] = field(default_factory=dict)  # counter -> (call time, service)
     last_end: dict[int, float] = field(default_factory=dict)  # counter -> end of its last visit
@@ -182,6 +184,8 @@ class WaitHistory:
     def arrival_rates(self, now: float, since: float) -> dict[tuple[str, bool], float]:
         """Arrivals per second per (service, priority) over the recent window."""
         span = max(15 * 60.0, min(RATE_WINDOW_S, now - since))
+        if len(self.arrivals) == self.arrivals.maxlen and self.arrivals[0][0] > now - span:
+            span = max(60.0, now - self.arrivals[0][0])  # the oldest kept is more recent than the window
         rates: dict[tuple[str, bool], float] = {}
         for at, svc, pri in self.arrivals:
             if at >= now - span:
@@ -203,7 +207,8 @@ class WaitHistory:
             h.cycles = {str(k): deque((float(x) for x in v), maxlen=CYCLE_KEEP) for k, v in d.get("cycles", {}).items()}
             h.pace = {int(k): deque(((str(s), float(x)) for s, x in v), maxlen=COUNTER_KEEP)
                       for k, v in d.get("pace", {}).items()}
-            h.arrivals = deque((float(a), str(s), bool(p)) for a, s, p in d.get("arrivals", []))
+            h.arrivals = deque(((float(a), str(s), bool(p)) for a, s, p in d.get("arrivals", [])),
+                               maxlen=ARRIVALS_KEEP)
             h.pauses = deque((float(x) for x in d.get("pauses", [])), maxlen=10)
             h.last_call = {int(k): (float(v[0]), str(v[1])) for k, v in d.get("last_call", {}).items()}
             h.last_end = {int(k): float(v) for k, v in d.get("last_end", {}).items()}
