@@ -12,11 +12,12 @@ order, priority first but one normal after ``priority_per_normal``), with:
   log-normal fitted to today's recent calls of that service, shrunk toward the site's
   ``mean_service_min`` prior when there are few, and scaled by that counter's own pace
   (a slow officer is slow for everyone behind them);
-- citizens who have not come yet: today's recent arrival rate per service and class (a
-  priority ticket arriving later may still be called first; a counter's preferred service
-  takes its officer away from a second one);
-- a paused counter returns after a pause drawn from today's pauses (a prior of about a
-  quarter of an hour when there were none); a counter closed all day stays closed, unless
+- citizens who have not come yet: the last half hour's arrival rate per service and class,
+  times a factor drawn per run (a rush grows or ends), drawn only where they could be called
+  before the ticket (a priority ticket arriving later may still be called first; a counter's
+  preferred service takes its officer away from a second one);
+- a paused counter returns after a pause drawn from today's pauses (5–60 minutes when
+  there were none); a counter closed all day stays closed, unless
   it is still the first half hour after opening time (the officers are arriving);
 - closing time: nobody is called after ``close_at``.
 
