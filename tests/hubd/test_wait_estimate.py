@@ -178,3 +178,12 @@ def test_the_learning_survives_a_hub_restart(site):
     assert list(back.history.cycles["chung-thuc"]) == [330.0]
     assert list(back.history.pauses) == [600.0]
     assert back.history.to_dict() == e.history.to_dict()
+
+
+def test_a_flood_of_presses_keeps_the_engine_state_small_and_its_rate_right():
+    h = WaitHistory()
+    for i in range(1000):  # 1000 tickets in 10 minutes (a test, a stuck key, a crowd)
+        h.on_issue(T + i * 0.6, "a", False)
+    assert len(h.arrivals) == 400 and len(json.dumps(h.to_dict())) < 30_000
+    rate = h.arrival_rates(T + 600, T - 3600)[("a", False)]
+    assert rate == pytest.approx(1 / 0.6, rel=0.05)  # from the 400 kept, over the time they span
