@@ -9,6 +9,7 @@ from __future__ import annotations
 from displayd.config import BoardLabels
 from displayd.model import BoardEvent, Call, CounterView, HallSnapshot
 from xephang.contract import CounterEvent, CounterState, HallState, ServiceState, TicketEvent
+from xephang.waittext import WaitRange, wait_range
 
 
 def counter_view(cs: CounterState) -> CounterView:
@@ -30,6 +31,7 @@ def hall_snapshot(hs: HallState) -> HallSnapshot:
         at=hs.at,
         counters=tuple(counter_view(c) for c in hs.counters),
         waiting={s.id: s.waiting for s in hs.services},
+        wait_ranges={s.id: r for s in hs.services if (r := service_wait_range(s)) is not None},
         last_calls=tuple(
             Call(number=c.display, counter=c.counter, service=c.service, at=c.at, recall=c.kind == "recalled")
             for c in hs.last_calls
@@ -66,9 +68,15 @@ def labels_from_hall(hs: HallState, base: BoardLabels | None = None) -> BoardLab
         centre_en=base.centre_en if base.services else (hs.site_name_en or hs.site_name_vi or base.centre_en),
         services={**services, **base.services},
         counters={**counters, **base.counters},
+        short=base.short,
     )
 
 
 def service_waiting(ss: ServiceState) -> tuple[str, int, int]:
     """``state/service/{id}`` → (service id, people waiting, rev)."""
     return ss.id, ss.waiting, ss.rev
+
+
+def service_wait_range(ss: ServiceState) -> WaitRange | None:
+    """``state/service/{id}`` → the wait of a ticket taken now, if the hub sent one."""
+    return wait_range(ss.est_wait_low_min, ss.est_wait_high_min, ss.est_wait_open)

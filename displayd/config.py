@@ -159,6 +159,7 @@ class BoardLabels:
     centre_en: str = "Public Administration Service Centre"
     services: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # id -> (vi, en)
     counters: Mapping[int, tuple[str, str]] = field(default_factory=dict)  # number -> (vi, en)
+    short: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # service id -> short (vi, en)
 
     @classmethod
     def from_site(cls, site: Site) -> BoardLabels:
@@ -168,6 +169,7 @@ class BoardLabels:
             centre_en=site.site.name_en or site.site.name_vi,
             services={s.id: (s.label("vi"), s.label("en")) for s in site.services},
             counters={c.number: (c.label("vi"), c.label("en")) for c in site.counters},
+            short={s.id: (s.short("vi"), s.short("en")) for s in site.services if s.short_vi or s.short_en},
         )
 
     def centre(self, lang: str) -> str:
@@ -180,6 +182,13 @@ class BoardLabels:
         names = self.services.get(service_id)
         if names is None:
             return service_id
+        return names[1] if lang == "en" and names[1] else names[0]
+
+    def service_short(self, service_id: str | None, lang: str) -> str:
+        """A service's short name from the site file, else its name."""
+        names = self.short.get(service_id or "")
+        if names is None:
+            return self.service(service_id, lang)
         return names[1] if lang == "en" and names[1] else names[0]
 
     def counter(self, number: int, lang: str, hub_label: str = "") -> str:

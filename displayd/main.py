@@ -61,6 +61,7 @@ class ScreenSettings(BaseModel):
     fullscreen: bool = True
     png_keep: int = Field(default=100, ge=1, le=100_000, description="sim: numbered PNG frames kept in the output folder")
     png_min_interval_s: float = Field(default=0.0, ge=0, le=3600, description="sim: at most one PNG per interval (0 = every change); the last change is always written")
+    png_calls_only: bool = Field(default=False, description="sim: numbered PNG frames only for calls and recalls (a whole day in a folder); latest.png still follows every change")
 
 
 class DisplaySettings(DaemonSettings):
@@ -75,7 +76,8 @@ def open_screen(settings: DisplaySettings, node: str) -> Screen:
     if settings.sim:
         out = settings.sim_out / node if settings.sim_out else Path(settings.state_dir) / "frames" / node
         return HeadlessScreen(size=settings.screen.size or (1920, 1080), out_dir=out, keep=settings.screen.png_keep,
-                              min_interval_s=settings.screen.png_min_interval_s)
+                              min_interval_s=settings.screen.png_min_interval_s,
+                              calls_only=settings.screen.png_calls_only)
     return DisplayScreen(size=settings.screen.size, fullscreen=settings.screen.fullscreen)
 
 
@@ -112,6 +114,7 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         self._next_draw = 0.0
         self._force_full = True  # next frame redraws everything (new screen, config, expose)
         self._drawn_content: tuple[int, int] | None = None
+        self._drawn_call: tuple[str, int, float, bool] | None = None  # the newest call in the last frame
         self._received_at: float | None = None  # perf_counter of the first event not yet on screen
         self.event_to_frame_ms: deque[float] = deque(maxlen=10_000)
         self.frames = 0
@@ -232,8 +235,9 @@ class DisplayDaemon(Daemon[DisplaySettings]):
     def _on_service_state(self, msg: Inbound) -> None:
         if not msg.payload:
             return
-        sid, waiting, rev = adapter.service_waiting(decode(ServiceState, msg.payload))
-        if self.model.set_waiting(sid, waiting, rev=rev):
+        ss = decode(ServiceState, msg.payload)
+        sid, waiting, rev = adapter.service_waiting(ss)
+        if self.model.set_waiting(sid, waiting, rev=rev, wait_range=adapter.service_wait_range(ss)):
             self._mark_received()
 
     def _on_ticket_event(self, msg: Inbound) -> None:
@@ -332,7 +336,11 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         self._force_full = False
         content = (self.model.version, self._config_gen)
         changed = content != self._drawn_content
-        self.screen.present(None if frame.full else frame.dirty, changed=changed)
+        newest = self.model.newest
+        call = (newest.number, newest.counter, newest.at, newest.recall) if newest is not None else None
+        new_call = changed and call is not None and call != self._drawn_call
+        self._drawn_call = call if changed else self._drawn_call
+        self.screen.present(None if frame.full else frame.dirty, changed=changed, new_call=new_call)
         self._drawn_content = content
         if self._received_at is not None:
             self.event_to_frame_ms.append((time.perf_counter() - self._received_at) * 1000)

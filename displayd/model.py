@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from xephang.waittext import WaitRange
+
 log = logging.getLogger(__name__)
 
 CounterState = Literal["open", "paused", "closed"]
@@ -77,6 +79,7 @@ class HallSnapshot:
     waiting: Mapping[str, int] = field(default_factory=dict)
     last_calls: tuple[Call, ...] = ()  # newest first
     at: float = 0.0
+    wait_ranges: Mapping[str, WaitRange] = field(default_factory=dict)  # service -> wait of a ticket taken now
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,7 @@ class BoardModel:
         self.rev: int | None = None  # None until the first snapshot
         self._counters: dict[int, CounterView] = {}
         self._waiting: dict[str, int] = {}
+        self._wait_ranges: dict[str, WaitRange] = {}
         self._calls: list[Call] = []  # newest first
         self._highlight: Highlight | None = None
         self._pending: list[BoardEvent] = []  # before the first snapshot
@@ -180,6 +184,11 @@ class BoardModel:
     def waiting(self) -> Mapping[str, int]:
         """People waiting per service id."""
         return dict(self._waiting)
+
+    @property
+    def wait_ranges(self) -> Mapping[str, WaitRange]:
+        """The hub's estimated wait per service id for a citizen taking a ticket now."""
+        return dict(self._wait_ranges)
 
     @property
     def last_calls(self) -> tuple[Call, ...]:
@@ -268,8 +277,9 @@ class BoardModel:
         self._waiting_rev.clear()
         self._counters = {c.number: c for c in snap.counters}
         self._waiting = {k: max(0, int(v)) for k, v in snap.waiting.items()}
+        self._wait_ranges = dict(snap.wait_ranges)
         self._calls = []
-        for c in snap.last_calls:  # the hub lists recalls too: one line per ticket and counter
+        for c in snap.last_calls:  # the hub lists recalls and earlier counters too: one line per ticket
             if not any(_same_call(c, k) for k in self._calls):
                 self._calls.append(c)
         del self._calls[self.last_calls_max :]
@@ -349,14 +359,19 @@ class BoardModel:
             self._bump()
         return True
 
-    def set_waiting(self, service: str, count: int, *, rev: int | None = None) -> bool:
-        """A retained ``state/service/ID`` update: people waiting for that service."""
+    def set_waiting(self, service: str, count: int, *, rev: int | None = None,
+                    wait_range: WaitRange | None = None) -> bool:
+        """A retained ``state/service/ID`` update: people waiting for that service (and, when
+        the hub sent it, the wait of a ticket taken now)."""
         if not self._newer(rev, self._waiting_rev.get(service)):
             return False
         if rev is not None:
             self._waiting_rev[service] = rev
         if self._waiting.get(service) != count:
             self._waiting[service] = max(0, int(count))
+            self._bump()
+        if wait_range is not None and self._wait_ranges.get(service) != wait_range:
+            self._wait_ranges[service] = wait_range
             self._bump()
         return True
 
@@ -411,6 +426,7 @@ class BoardModel:
             self.rev is not None,
             tuple(sorted(self._counters.items())),
             tuple(sorted(self._waiting.items())),
+            tuple(sorted(self._wait_ranges.items())),
             tuple(self._calls),
             self._highlight,
         )
@@ -496,4 +512,6 @@ class BoardModel:
 
 
 def _same_call(a: Call, b: Call) -> bool:
-    return a.number == b.number and a.counter == b.counter
+    """One line per ticket: its newest call (a recall, or a call at another counter after a
+    transfer) replaces the older one, so the list never contradicts the big panel."""
+    return a.number == b.number

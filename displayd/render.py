@@ -31,6 +31,7 @@ from displayd.config import BoardConfig, BoardLabels, Theme, word
 from displayd.model import BoardModel, Call, CounterView, Highlight
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path
+from xephang.waittext import format_wait
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,20 @@ class TextCache:
             else:
                 hi = mid - 1
         return size, (text[:lo].rstrip() + ELLIPSIS) if lo else ""
+
+
+def _two_lines(text: str) -> str:
+    """Break ``text`` at the space nearest its middle (after a comma if there is one near)."""
+    words = text.split(" ")
+    if len(words) < 2:
+        return text
+    best, best_score = 1, float("inf")
+    for i in range(1, len(words)):
+        a, b = " ".join(words[:i]), " ".join(words[i:])
+        score = abs(len(a) - len(b)) - (3 if a.endswith(",") else 0)
+        if score < best_score:
+            best, best_score = i, score
+    return " ".join(words[:best]) + "\n" + " ".join(words[best:])
 
 
 def _rect(x: float, y: float, w: float, h: float) -> pygame.Rect:
@@ -483,7 +498,8 @@ class BoardRenderer:
             regions["ticker"] = _rect(0, h - th, w, th)
             bottom -= th
         if cfg.show_waiting:
-            wh = h * (0.07 if h > w else 0.075)
+            # with the hub's waits the bar holds two facts a service: a little taller
+            wh = h * (0.07 if h > w else 0.075) * (1.45 if model.wait_ranges else 1.0)
             regions["waiting"] = _rect(0, bottom - wh, w, wh)
             bottom -= wh
         body = _rect(pad, y + pad, w - 2 * pad, bottom - y - 2 * pad)
@@ -535,17 +551,47 @@ class BoardRenderer:
         surface.fill(bg, r)
         pygame.draw.rect(surface, t.accent if blink is not None else t.border, r, max(2, round(screen_h * 0.004)))
         inner = _inset(r, r.w * 0.04, r.h * 0.03)
-        title, number, counter, service = _split_v(inner, (0.10, 0.61, 0.18, 0.11))
+        # the counter is half of the message: its line is a third of the panel, its number nearly as tall
+        title, number, counter, service = _split_v(inner, (0.08, 0.47, 0.34, 0.11))
         call = model.newest
         self._draw_text(surface, frame, "call.title", word("now_calling", lang), _inset(title, 0, title.h * 0.1), fg, weight="semibold", min_size=8)
         if call is None:
             self._draw_text(surface, frame, "call.empty", word("no_call", lang), _inset(number, 0, number.h * 0.3), t.muted if not bright else fg, weight="medium", min_size=8)
             return
         self._draw_text(surface, frame, "call.number", call.number, _inset(number, 0, number.h * 0.04), num_fg, weight="black", ink=True, counter=call.counter)
-        ctr = f"{word('to_counter', lang)} {self.labels.counter(call.counter, lang, self._hub_label(model, call.counter))}"
-        self._draw_text(surface, frame, "call.counter", ctr, _inset(counter, 0, counter.h * 0.05), fg, weight="bold", counter=call.counter, min_size=8)
+        label = self.labels.counter(call.counter, lang, self._hub_label(model, call.counter))
+        self._draw_call_counter(surface, frame, counter, label, call.counter, fg)
         svc = self.labels.service(call.service, lang)
         self._draw_text(surface, frame, "call.service", svc, service, fg if bright else t.muted, weight="medium", counter=call.counter)
+
+    def _draw_call_counter(self, surface: pygame.Surface, frame: Frame, band: pygame.Rect, label: str, counter: int,
+                           colour: tuple[int, ...]) -> None:
+        """"đến Quầy 3": the words on the baseline of the counter's number, drawn in the number's
+        weight and nearly the band's height, so the counter reads from as far as the ticket's
+        number does. A label that does not end in the counter's number is one fitted line."""
+        lang = self.config.lang
+        words = f"{word('to_counter', lang)} {label}"
+        head, _, digits = label.rpartition(" ")
+        if digits != str(counter) or not head:
+            self._draw_text(surface, frame, "call.counter", words, _inset(band, 0, band.h * 0.05), colour, weight="bold", counter=counter, min_size=8)
+            return
+        prefix = f"{word('to_counter', lang)} {head}"
+        gap = band.h * 0.1
+        d_h = band.h * 0.9
+        d_size, _ = self.text.fit(digits, "black", int(band.w * 0.35), int(d_h), ink=True)
+        d_ink = self.text.surface(digits, "black", d_size, colour, ink=True)
+        # the words' capitals half as tall as the counter's number: the number carries the distance
+        cap = self.text.ink_ratio("bold")
+        p_size, _ = self.text.fit(prefix, "bold", int(band.w - d_ink.get_width() - gap), int(band.h),
+                                  max_size=max(8, int(0.5 * d_ink.get_height() / cap)), min_size=8)
+        font = self.text.font("bold", p_size)
+        p_w = self.text.width(prefix, "bold", p_size)
+        x0 = band.centerx - (p_w + gap + d_ink.get_width()) / 2
+        baseline = band.bottom + font.get_descent()  # the descender of "y" stays inside the band
+        d_slot = _rect(x0 + p_w + gap, baseline - d_ink.get_height(), d_ink.get_width(), d_ink.get_height())
+        p_slot = _rect(x0, baseline - font.get_ascent(), p_w + 1, font.get_ascent() - font.get_descent())
+        self._draw_text(surface, frame, "call.counter", prefix, p_slot, colour, weight="bold", max_size=p_size, min_size=p_size, counter=counter)
+        self._draw_text(surface, frame, "call.counter_number", digits, d_slot, colour, weight="black", ink=True, max_size=d_size, min_size=8, counter=counter)
 
     def _hub_label(self, model: BoardModel, counter: int) -> str:
         c = model.counter(counter)
@@ -580,14 +626,29 @@ class BoardRenderer:
         cells = [_rect(r.x + (i % cols) * tw, r.y + (i // cols) * th, tw - pad, th - pad) for i in range(len(counters))]
         # every tile has the same geometry: size the group once, from the first tile
         slots = self._tile_slots(cells[0], has_state=False)
-        lang = self.config.lang
+        svc_slot = slots["service"]
+        names = {c.number: self._tile_service_name(c.service, svc_slot) for c in counters if c.ticket}
         sizes = {
             "number": self._common_size([c.ticket for c in counters if c.ticket] or ["0000"], "black", slots["number"].w, slots["number"].h, ink=True),
-            "service": self._common_size([self.labels.service(c.service, lang) for c in counters if c.ticket], "medium", slots["service"].w, slots["service"].h, floor=0.75),
+            "service": self._common_size([n for n in names.values() if "\n" not in n], "medium", svc_slot.w, svc_slot.h, floor=0.75),
         }
         for cell, c in zip(cells, counters, strict=True):
             lit = h is not None and h.call.counter == c.number
-            self._draw_tile(surface, cell, c, model, frame, lit=lit, sizes=sizes)
+            self._draw_tile(surface, cell, c, model, frame, lit=lit, sizes=sizes, service_name=names.get(c.number, ""))
+
+    def _tile_service_name(self, service: str | None, slot: pygame.Rect) -> str:
+        """The service's name as a tile shows it whole: the name if it fits at 3/4 of the slot's
+        size, else the site's short name, else the name on two lines ("\n")."""
+        lang = self.config.lang
+        name = self.labels.service(service, lang)
+        top, _ = self.text.fit("Ắy", "medium", 100_000, slot.h)
+        floor = max(8, int(top * 0.75))
+        if self.text.fit(name, "medium", slot.w, slot.h, min_size=floor)[1] == name:
+            return name
+        short = self.labels.service_short(service, lang)
+        if short != name and self.text.fit(short, "medium", slot.w, slot.h, min_size=floor)[1] == short:
+            return short
+        return _two_lines(name)
 
     def _counters_to_show(self, model: BoardModel) -> list[CounterView]:
         """Counters the hub reports, plus the site's counters it has not mentioned yet."""
@@ -610,7 +671,8 @@ class BoardRenderer:
         }
 
     def _draw_tile(
-        self, surface: pygame.Surface, cell: pygame.Rect, c: CounterView, model: BoardModel, frame: Frame, *, lit: bool, sizes: dict[str, int]
+        self, surface: pygame.Surface, cell: pygame.Rect, c: CounterView, model: BoardModel, frame: Frame, *, lit: bool,
+        sizes: dict[str, int], service_name: str = "",
     ) -> None:
         t, lang = self.theme, self.config.lang
         surface.fill(t.panel_bg, cell)
@@ -638,9 +700,16 @@ class BoardRenderer:
             self._draw_text(surface, frame, "tile.number", c.ticket, slots["number"], num_colour, weight="black", ink=True, max_size=n, min_size=n, counter=c.number)
         else:  # nobody at this counter: a dash, not a number-sized bar
             self._draw_text(surface, frame, "tile.number", word("free", lang), slots["number"], t.muted, weight="bold", max_size=n // 2, counter=c.number)
-        svc = self.labels.service(c.service, lang) if c.ticket else ""
+        svc = service_name if c.ticket else ""
         n = sizes["service"]
-        self._draw_text(surface, frame, "tile.service", svc, slots["service"], t.muted, weight="medium", max_size=n, min_size=n, counter=c.number)
+        if "\n" in svc:  # two lines, one size for both, each whole
+            top, bottom = _split_v(slots["service"], (0.5, 0.5))
+            first, second = svc.split("\n", 1)
+            m = self._common_size([first, second], "medium", top.w, top.h)
+            for role_line, slot in ((first, top), (second, bottom)):
+                self._draw_text(surface, frame, "tile.service", role_line, slot, t.muted, weight="medium", max_size=m, min_size=8, counter=c.number)
+        else:
+            self._draw_text(surface, frame, "tile.service", svc, slots["service"], t.muted, weight="medium", max_size=n, min_size=8, counter=c.number)
 
     def _waiting_cells(self, inner: pygame.Rect, names: list[str], rows: int) -> list[tuple[pygame.Rect, pygame.Rect, pygame.Rect]]:
         """(cell, name slot, count slot) per service. Each name slot is in proportion to the
@@ -677,8 +746,11 @@ class BoardRenderer:
         self._draw_text(surface, frame, "waiting.title", title, _rect(inner.x, inner.y, title_w, inner.h), t.muted, weight="semibold", align="left", min_size=8)
         if not order:
             return
-        names = [self.labels.service(sid, lang) for sid in order]
         area = _rect(inner.x + title_w, inner.y, inner.w - title_w, inner.h)
+        if any(sid in model.wait_ranges for sid in order):
+            self._draw_waiting_with_waits(surface, area, model, order, frame)
+            return
+        names = [self.labels.service(sid, lang) for sid in order]
         # one to three rows: the layout that shows the most names whole, then the largest
         best: tuple[tuple[int, int], int, list] = ((-1, -1), 0, [])
         for rows in range(1, min(3, len(names)) + 1):
@@ -695,6 +767,41 @@ class BoardRenderer:
             count = str(waiting.get(sid, 0))
             self._draw_text(surface, frame, "waiting.service", name, slot, t.fg, weight="medium", align="right", max_size=n, min_size=n)
             self._draw_text(surface, frame, "waiting.count", count, count_slot, t.stale if model.stale else t.accent, weight="black", align="left", max_size=int(n * 1.25))
+
+    def _draw_waiting_with_waits(self, surface: pygame.Surface, area: pygame.Rect, model: BoardModel, order: list[str], frame: Frame) -> None:
+        """One cell a service: its name and count on top, the hub's wait for a ticket taken now
+        below ("20–35 phút"). A name that does not fit whole at one shared size gives way to
+        the site's short name."""
+        t, lang = self.theme, self.config.lang
+        per_row = len(order) if len(order) <= 5 else math.ceil(len(order) / 2)
+        rows = math.ceil(len(order) / per_row)
+        cell_w, row_h = area.w / per_row, area.h / rows
+        gap = cell_w * 0.04
+        cells = []
+        for i in range(len(order)):
+            cell = _rect(area.x + (i % per_row) * cell_w + gap, area.y + (i // per_row) * row_h, cell_w - 2 * gap, row_h)
+            top, bottom = _split_v(cell, (0.56, 0.44))
+            count_w = top.h * 1.3
+            cells.append((_rect(top.x, top.y, top.w - count_w, top.h), _rect(top.right - count_w, top.y, count_w, top.h), bottom))
+        name_slot = cells[0][0]
+        top_size, _ = self.text.fit("Ắy", "medium", 100_000, name_slot.h)
+        floor = max(8, int(top_size * 0.8))
+        names = []
+        for sid in order:
+            full = self.labels.service(sid, lang)
+            fits = self.text.fit(full, "medium", name_slot.w, name_slot.h, min_size=floor)[1] == full
+            names.append(full if fits else self.labels.service_short(sid, lang))
+        n = self._common_size(names, "medium", name_slot.w, name_slot.h, floor=0.6)
+        waits = {sid: format_wait(*model.wait_ranges[sid], lang, short=True) for sid in order if sid in model.wait_ranges}
+        wn = self._common_size(list(waits.values()), "semibold", cells[0][2].w, cells[0][2].h)
+        for sid, name, (slot, count_slot, wait_slot) in zip(order, names, cells, strict=True):
+            self._draw_text(surface, frame, "waiting.service", name, slot, t.fg, weight="medium", align="right", max_size=n, min_size=8)
+            count = str(model.waiting.get(sid, 0))
+            self._draw_text(surface, frame, "waiting.count", count, _inset(count_slot, count_slot.h * 0.12, 0), t.stale if model.stale else t.accent,
+                            weight="black", align="left", max_size=int(n * 1.25))
+            if sid in waits:
+                self._draw_text(surface, frame, "waiting.wait", waits[sid], wait_slot, t.muted, weight="semibold", align="right",
+                                max_size=min(n, wn), min_size=8)
 
     # ------------------------------------------------------------------ counter layout
 

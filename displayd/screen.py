@@ -43,9 +43,10 @@ class Screen:
     def size(self) -> tuple[int, int]:
         return self.surface.get_size()
 
-    def present(self, dirty: Sequence[pygame.Rect] | None = None, *, changed: bool = False) -> None:
+    def present(self, dirty: Sequence[pygame.Rect] | None = None, *, changed: bool = False, new_call: bool = False) -> None:
         """Show the canvas: ``dirty`` rectangles only, or everything when None.
-        ``changed`` says the content changed (not only the ticker, blink or clock)."""
+        ``changed`` says the content changed (not only the ticker, blink or clock); ``new_call``
+        that it shows a call (or recall) it did not show before."""
 
     def pump(self) -> list[str]:
         """Handle window-system events; returns requests such as "quit" or "snapshot"."""
@@ -74,6 +75,7 @@ class HeadlessScreen(Screen):
         out_dir: str | Path | None = None,
         keep: int = 100,
         min_interval_s: float = 0.0,
+        calls_only: bool = False,
     ) -> None:
         self.surface = pygame.Surface(size)
         self.out_dir = Path(out_dir) if out_dir else None
@@ -81,6 +83,10 @@ class HeadlessScreen(Screen):
         # a fast demo clock can change the board many times a second and a 1080p PNG costs
         # ~0.2 s: optionally write at most one per interval (the last change is never lost)
         self.min_interval_s = max(0.0, float(min_interval_s))
+        # a whole day's frames: a numbered frame per call (the board as each citizen saw it called),
+        # latest.png on every change
+        self.calls_only = calls_only
+        self._pending_call = False
         self.frames_written = 0
         self.presents = 0
         self._last_write = float("-inf")
@@ -88,10 +94,11 @@ class HeadlessScreen(Screen):
         if self.out_dir:
             self.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def present(self, dirty: Sequence[pygame.Rect] | None = None, *, changed: bool = False) -> None:
+    def present(self, dirty: Sequence[pygame.Rect] | None = None, *, changed: bool = False, new_call: bool = False) -> None:
         self.presents += 1
-        if changed and self.out_dir is not None:
+        if (changed or new_call) and self.out_dir is not None:
             self._pending = True
+            self._pending_call = self._pending_call or new_call
             self._flush()
 
     def pump(self) -> list[str]:
@@ -100,13 +107,24 @@ class HeadlessScreen(Screen):
 
     def _flush(self) -> None:
         if self._pending and time.monotonic() - self._last_write >= self.min_interval_s:
-            self.write_frame()
+            if self.calls_only and not self._pending_call:
+                self.write_latest()
+            else:
+                self.write_frame()
+
+    def write_latest(self) -> Path | None:
+        """Write ``latest.png`` only (no numbered frame)."""
+        if self.out_dir is None:
+            return None
+        self._pending = False
+        self._last_write = time.monotonic()
+        return self.save(self.out_dir / "latest.png")
 
     def write_frame(self) -> Path | None:
         """Write ``latest.png`` and a numbered copy (the oldest beyond ``keep`` are removed)."""
         if self.out_dir is None:
             return None
-        self._pending = False
+        self._pending = self._pending_call = False
         self._last_write = time.monotonic()
         self.frames_written += 1
         n = self.frames_written
@@ -172,7 +190,7 @@ class DisplayScreen(Screen):
         self.presented_at = 0.0
         log.info("display %sx%s on %s%s", *self.surface.get_size(), self.driver, " (full screen)" if fullscreen else "")
 
-    def present(self, dirty: Sequence[pygame.Rect] | None = None, *, changed: bool = False) -> None:
+    def present(self, dirty: Sequence[pygame.Rect] | None = None, *, changed: bool = False, new_call: bool = False) -> None:
         if dirty is None:
             pygame.display.flip()
         else:

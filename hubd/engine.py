@@ -26,15 +26,26 @@ Rules (docs/queue-rules.md has the long form):
 from __future__ import annotations
 
 import uuid
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hubd.wait_estimate import (
+    OVERHEAD_S,
+    CounterView,
+    HallView,
+    WaitHistory,
+    WaitingTicket,
+    WaitRange,
+    estimate_wait,
+)
 from xephang.site import Site, format_number
 
 LAST_CALLS = 10
 EWMA_ALPHA = 0.2
+STATE_WAIT_MAX_AGE_S = 20.0
 
 
 class CommandError(Exception):
@@ -171,6 +182,10 @@ class QueueEngine:
         self.next_pause_id = 1
         self.last_now = 0.0
         self.services = {s.id: s for s in site.services}
+        self.history = WaitHistory()  # what today's counters did: the wait estimate learns from it
+        self.prior_call_s = {s.id: s.mean_service_min * 60 + OVERHEAD_S for s in site.services}
+        self._wait_cache: dict[tuple[int, int, str], tuple[float, WaitRange]] = {}
+        self._state_waits: dict[str, tuple[float, WaitRange]] = {}  # service -> (at, estimate)
 
     # ------------------------------------------------------------------ helpers
     def service_day(self, now: float) -> str:
@@ -233,7 +248,8 @@ class QueueEngine:
         return out
 
     def estimate(self, service: str, ahead: int) -> float:
-        """Estimated wait in minutes for someone with ``ahead`` people before them.
+        """The old single-figure wait in minutes for someone with ``ahead`` people before them
+        (kept as the baseline of ``bench/wait_estimate.py``; tickets print ``wait_range``).
 
         ``ahead`` × the moving average of recent (explicitly finished) service times of this
         service ÷ the counters serving it that are open — neither paused nor closed (at least
@@ -247,6 +263,54 @@ class QueueEngine:
         if ahead == 0 and busy < len(open_counters):
             return 0.0
         return round((ahead + (1 if busy >= n else 0) * 0.5) * self.service_ewma[service] / n / 60, 1)
+
+    def hall_view(self, now: float) -> HallView:
+        """The snapshot the wait estimate plays forward."""
+        local = datetime.fromtimestamp(now, self.tz)
+        hours = self.site.hours
+        close_at = datetime.combine(local.date(), hours.close, self.tz).timestamp()
+        open_at = datetime.combine(local.date(), hours.open, self.tz).timestamp()
+        counters = []
+        for cfg in self.site.counters:
+            rt = self.counters[cfg.number]
+            busy = self.tickets.get(rt.serving) if rt.serving is not None else None
+            visit = self.visits.get(rt.visit_id) if rt.visit_id is not None else None
+            pause = self.pauses.get(rt.pause_id) if rt.pause_id is not None else None
+            counters.append(CounterView(
+                number=cfg.number, services=tuple(cfg.services), state=rt.state,
+                busy_since=visit.called_at if visit is not None and busy is not None else None,
+                serving_service=busy.service if busy is not None else None,
+                paused_since=pause.started_at if pause is not None else None))
+        waiting = tuple(WaitingTicket(t.id, t.service, bool(t.priority_group), t.arrival_at) for t in self.waiting())
+        return HallView(now=now, waiting=waiting, counters=tuple(counters), streak=dict(self.streak),
+                        priority_per_normal=self.site.priority.priority_per_normal,
+                        max_wait_s=self.site.priority.max_wait_min * 60, close_at=close_at, open_at=open_at,
+                        prior_call_s=self.prior_call_s)
+
+    def wait_range(self, service: str, now: float, ticket: Ticket | None = None) -> WaitRange:
+        """The wait of ``ticket`` (waiting), or of a normal citizen who takes a ``service`` ticket now."""
+        key = (self.rev, ticket.id if ticket is not None else 0, service)
+        hit = self._wait_cache.get(key)
+        if hit is not None and abs(hit[0] - now) < 60:  # the same hall a moment later: the same estimate
+            return hit[1]
+        if ticket is None:
+            # the retained state's estimate may be a few seconds old: a burst of presses then costs
+            # one estimate per service, not one per press
+            last = self._state_waits.get(service)
+            if last is not None and 0 <= now - last[0] < STATE_WAIT_MAX_AGE_S:
+                return last[1]
+        if ticket is not None:
+            target = WaitingTicket(ticket.id, ticket.service, bool(ticket.priority_group), ticket.arrival_at)
+        else:
+            target = WaitingTicket(10**12, service, False, now)  # behind everyone already waiting
+        seed = zlib.crc32(f"{self.rev}:{target.id}:{service}".encode())
+        got = estimate_wait(self.hall_view(now), self.history, target, seed=seed)
+        if len(self._wait_cache) > 64 or any(k[0] != self.rev for k in self._wait_cache):
+            self._wait_cache = {k: v for k, v in self._wait_cache.items() if k[0] == self.rev}
+        self._wait_cache[key] = (now, got)
+        if ticket is None:
+            self._state_waits[service] = (now, got)
+        return got
 
     def people_ahead(self, t: Ticket) -> int:
         ws = self.waiting([t.service])
@@ -279,6 +343,7 @@ class QueueEngine:
             t.finished_at = now
             self._ticket_event(out, now, "expired", t, reason="day-end")
         self.streak.clear()
+        self.history.new_day()
         self.last_calls = []
         self.last_called = {}
         out.day_rolled = True
@@ -317,10 +382,11 @@ class QueueEngine:
                    issued_at=now, arrival_at=now, first_service=service)
         self.next_ticket_id += 1
         self.tickets[t.id] = t
+        self.history.on_issue(now, service, bool(priority_group))
         ahead = self.people_ahead(t)
-        est = self.estimate(service, ahead)
-        self._ticket_event(out, now, "issued", t, people_ahead=ahead, est_wait_min=est)
-        out.data = {"ticket": t.info(), "people_ahead": ahead, "est_wait_min": est,
+        est = self.wait_range(service, now, t).fields()
+        self._ticket_event(out, now, "issued", t, people_ahead=ahead, **est)
+        out.data = {"ticket": t.info(), "people_ahead": ahead, **est,
                     "service_name_vi": svc.name_vi, "service_name_en": svc.name_en}
         return out
 
@@ -368,6 +434,7 @@ class QueueEngine:
             self.streak[t.service] = self.streak.get(t.service, 0) + 1
         else:
             self.streak[t.service] = 0
+        self.history.on_call(counter, now, t.service, t.arrival_at)
         t.state = "called"
         t.counter = counter
         t.called_at = t.called_at or now
@@ -441,6 +508,7 @@ class QueueEngine:
             out.visits.add(v.id)
         c.serving, c.visit_id = None, None
         out.counters.add(c.number)
+        self.history.on_visit_end(c.number, now)
         if t is None:
             return
         if outcome == "served":
@@ -479,6 +547,7 @@ class QueueEngine:
         if c.state == "paused":
             out.data = {"counter": counter, "state": "paused"}
             return out
+        self.history.on_break(counter)
         p = Pause(id=self.next_pause_id, counter=counter, day=self.day, started_at=now, reason=reason)
         self.next_pause_id += 1
         self.pauses[p.id] = p
@@ -503,7 +572,9 @@ class QueueEngine:
 
     def _end_pause(self, out: Outcome, c: CounterRt, now: float) -> None:
         if c.pause_id is not None and c.pause_id in self.pauses:
-            self.pauses[c.pause_id].ended_at = now
+            p = self.pauses[c.pause_id]
+            p.ended_at = now
+            self.history.on_pause_end(now - p.started_at)
             out.pauses.add(c.pause_id)
         c.pause_id = None
 
@@ -557,14 +628,16 @@ class QueueEngine:
                 "pause_reason": c.pause_reason, "serving": serving, "services": list(cfg.services),
                 "officer": cfg.officer, "rev": self.rev}
 
-    def service_state(self, service: str) -> dict[str, Any]:
+    def service_state(self, service: str, now: float | None = None) -> dict[str, Any]:
+        """The retained service state; its wait is the one a citizen taking a ticket now would get."""
         svc = self.services[service]
         ws = self.waiting([service])
         last_issued = self.sequences.get((self.day, service))
         last_called = self.last_called.get(service)
+        at = self.last_now if now is None else now
         return {"id": service, "name_vi": svc.name_vi, "name_en": svc.name_en, "prefix": svc.prefix,
                 "waiting": len(ws), "waiting_priority": sum(1 for t in ws if t.priority_group),
-                "est_wait_min": self.estimate(service, len(ws)),
+                **self.wait_range(service, at).fields(),
                 "last_issued": format_number(last_issued, svc.prefix) if last_issued else None,
                 "last_called": last_called, "rev": self.rev}
 
@@ -572,7 +645,7 @@ class QueueEngine:
         return {"rev": self.rev, "at": now, "day": self.day, "site_name_vi": self.site.site.name_vi,
                 "site_name_en": self.site.site.name_en,
                 "counters": [self.counter_state(c.number) for c in self.site.counters],
-                "services": [self.service_state(s.id) for s in self.site.services],
+                "services": [self.service_state(s.id, now) for s in self.site.services],
                 "last_calls": list(self.last_calls)}
 
     # ------------------------------------------------------------------ persistence
@@ -580,7 +653,8 @@ class QueueEngine:
         """Engine state that is not in a row table."""
         return {"rev": self.rev, "day": self.day, "streak": self.streak, "service_ewma": self.service_ewma,
                 "last_calls": self.last_calls, "last_called": self.last_called, "next_ticket_id": self.next_ticket_id,
-                "next_visit_id": self.next_visit_id, "next_pause_id": self.next_pause_id, "last_now": self.last_now}
+                "next_visit_id": self.next_visit_id, "next_pause_id": self.next_pause_id, "last_now": self.last_now,
+                "wait_history": self.history.to_dict()}
 
     def load_meta(self, m: dict[str, Any]) -> None:
         self.rev = int(m.get("rev", 0))
@@ -593,6 +667,7 @@ class QueueEngine:
         self.next_visit_id = int(m.get("next_visit_id", 1))
         self.next_pause_id = int(m.get("next_pause_id", 1))
         self.last_now = float(m.get("last_now", 0.0))
+        self.history = WaitHistory.from_dict(m.get("wait_history") or {})
 
 
 def row(obj: Ticket | Visit | CounterRt | Pause) -> dict[str, Any]:

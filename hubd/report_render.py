@@ -23,9 +23,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "title": ("BÁO CÁO HÀNG ĐỢI", "QUEUE REPORT"),
     "by": ("theo", "by"),
     "generated": ("Lập lúc", "Generated"),
-    "counts": ("Số lượt", "Counts"),
+    "counts": ("Phiếu", "Tickets"),
+    "calls_table": ("Lượt gọi", "Calls"),
     "times": ("Thời gian (phút)", "Times (minutes)"),
-    "load": ("Tải của các quầy (giờ)", "Counter load (hours)"),
+    "load": ("Thời gian của các quầy (giờ)", "Counters' hours"),
     "busiest": ("Giờ đông nhất", "Busiest hours"),
     "per_day": ("/ngày", "/day"),
     "notes": ("Ghi chú", "Notes"),
@@ -34,9 +35,43 @@ TEXT: dict[str, tuple[str, str]] = {
     "minutes_note": ("Thời gian tính bằng phút; chờ = từ lúc lấy số đến lần gọi đầu; phục vụ = từ lúc gọi đến lúc xong.",
                      "Times in minutes; wait = issue to first call; service = call to finish."),
     "dash_note": ("— : không áp dụng hoặc không có dữ liệu.", "— : not applicable or no data."),
-    "by_counter_note": ("Theo quầy/cán bộ: thời gian chờ tính cho quầy gọi lần đầu; số lấy số, hủy, hết hạn chỉ có ở dòng tổng.",
-                        "By counter/officer: a wait counts for the counter that called first; issued, voided and "
-                        "expired appear in the total only."),
+    "by_counter_note": ("Theo quầy/cán bộ: thời gian chờ tính cho quầy gọi lần đầu; phiếu được cấp cho lĩnh vực, không cho "
+                        "quầy, nên bảng phiếu chỉ cân đối ở dòng tổng; bảng lượt gọi cân đối ở từng dòng.",
+                        "By counter/officer: a wait counts for the counter that called first; tickets are issued to "
+                        "services, not counters, so the tickets table balances in the total only; the calls table "
+                        "balances on every row."),
+    "by_hour_note": ("Theo giờ: lấy số, hủy, hết hạn tính theo giờ lấy số; lượt gọi và kết quả theo giờ gọi; bảng phiếu "
+                     "chỉ cân đối ở dòng tổng, bảng lượt gọi cân đối ở từng dòng.",
+                     "By hour: issued, voided and expired count by the hour of issue, calls and their outcomes by the "
+                     "hour of the call; the tickets table balances in the total only, the calls table on every row."),
+    "flow_note": ("Bảng phiếu: Lấy số + Chuyển đến = Đã phục vụ + Vắng mặt + Hủy + Hết hạn + Chuyển đi + Còn mở. "
+                  "Chuyển đến/Chuyển đi: phiếu lĩnh vực khác chuyển tới / phiếu chuyển sang lĩnh vực khác (giữ nguyên số "
+                  "và giờ đến), nên một lĩnh vực có thể phục vụ nhiều hơn số phiếu nó cấp. Còn mở: phiếu đang chờ hoặc "
+                  "đang được phục vụ.",
+                  "Tickets table: Issued + Transferred in = Served + Final no-shows + Voided + Expired + Transferred "
+                  "out + Still open. Transferred in/out: tickets another service sent here / this service sent on "
+                  "(number and arrival kept), so a service may serve more tickets than it issued. Still open: "
+                  "waiting or being served."),
+    "no_show_note": ("Vắng mặt: phiếu mà lần gọi cuối cùng kết thúc vì công dân vắng mặt. Lượt báo vắng: mỗi lần cán bộ "
+                     "bấm Vắng mặt, kể cả lần phiếu được đưa về cuối hàng rồi phục vụ sau — vì vậy lượt báo vắng "
+                     "lớn hơn hoặc bằng số vắng mặt.",
+                     "Final no-shows: tickets whose last call ended with the citizen absent. No-show presses: every "
+                     "press of No-show, including those that sent the ticket back to the queue to be served later — "
+                     "so presses are at least the final no-shows."),
+    "calls_note": ("Bảng lượt gọi: Lượt gọi = Đã phục vụ + Lượt báo vắng + Chuyển đi + Đang phục vụ (mỗi lần gọi kết "
+                   "thúc theo một trong các cách đó).",
+                   "Calls table: Calls = Served + No-show presses + Transferred out + Being served (every call "
+                   "ends in one of these)."),
+    "load_note": ("Thời gian của quầy: Giờ mở cửa + Ngoài giờ = Phục vụ + Chờ khách + Tạm dừng + Đóng. Giờ mở cửa: giờ "
+                  "làm việc của trung tâm ({open}–{close}) trong các ngày có phiếu (hôm nay: đến giờ lập báo cáo); "
+                  "Ngoài giờ: lúc quầy làm việc trước giờ mở hoặc sau giờ đóng cửa; Phục vụ: từ lúc gọi đến lúc "
+                  "xong; Tạm dừng: các lần bấm Tạm dừng; Chờ khách: phần còn lại từ lần gọi hoặc tạm dừng đầu tiên "
+                  "đến lần kết thúc cuối cùng; Đóng: phần còn lại, lúc quầy chưa mở hoặc đã nghỉ.",
+                  "Counters' hours: Opening hours + Outside hours = Serving + Idle + Paused + Closed. Opening "
+                  "hours: the centre's hours ({open}–{close}) on the days with tickets (today: until the report "
+                  "was made); Outside hours: the counter working before opening or after closing time; Serving: "
+                  "call to finish; Paused: Pause presses; Idle: the rest from its first call or pause to its last "
+                  "end; Closed: the remainder, before the counter opened or after it stopped."),
     "inferred_note": ("* {n} lượt phục vụ kết thúc suy ra (cán bộ bấm Gọi tiếp hoặc Tạm dừng mà không bấm Xong): "
                       "thời gian phục vụ tính đến lần bấm đó.",
                       "* {n} services ended by inference (Next or Pause pressed without Finish): their service time "
@@ -51,6 +86,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "compact_note": ("Báo cáo rút gọn để gửi qua mạng: không có số lượt theo từng mức đánh giá ở từng dòng.",
                      "Report shortened for the network: per-row rating counts left out."),
     "busy": ("Phục vụ", "Serving"),
+    "hours_open": ("Giờ mở cửa", "Opening hours"),
+    "outside": ("Ngoài giờ", "Outside hours"),
+    "closed": ("Đóng", "Closed"),
     "paused": ("Tạm dừng", "Paused"),
     "idle": ("Chờ khách", "Idle"),
     "pauses": ("Lần tạm dừng", "Pauses"),
@@ -114,16 +152,28 @@ class Column:
         return self.en if lang == "en" else self.vi
 
 
-COUNT_COLUMNS = (
+# the tickets table balances: issued + transferred in = served + no-shows + voided + expired + out + open
+FLOW_COLUMNS = (
     Column("issued", "Lấy số", "Issued", lambda r: r.get("issued")),
+    Column("transferred_in", "Chuyển đến", "Transferred in", lambda r: r.get("transferred_in")),
     Column("served", "Đã phục vụ", "Served", lambda r: r.get("served")),
-    Column("no_shows", "Vắng mặt", "No-shows", lambda r: r.get("no_shows")),
+    Column("no_shows", "Vắng mặt", "Final no-shows", lambda r: r.get("no_shows")),
     Column("voided", "Hủy", "Voided", lambda r: r.get("voided")),
     Column("expired", "Hết hạn", "Expired", lambda r: r.get("expired")),
-    Column("transferred", "Chuyển", "Transferred", lambda r: r.get("transferred")),
+    Column("transferred", "Chuyển đi", "Transferred out", lambda r: r.get("transferred")),
+    Column("open", "Còn mở", "Still open", lambda r: r.get("open")),
+)
+# the calls table balances: calls = served + no-show presses + transferred out + being served
+CALL_COLUMNS = (
+    Column("calls", "Lượt gọi", "Calls", lambda r: r.get("calls")),
+    Column("served", "Đã phục vụ", "Served", lambda r: r.get("served")),
+    Column("no_show_calls", "Lượt báo vắng", "No-show presses", lambda r: r.get("no_show_calls")),
+    Column("transferred", "Chuyển đi", "Transferred out", lambda r: r.get("transferred")),
+    Column("serving", "Đang phục vụ", "Being served", lambda r: r.get("serving")),
     Column("rated", "Đánh giá", "Ratings", lambda r: r.get("rated")),
     Column("satisfaction", "Hài lòng", "Satisfied", lambda r: r.get("satisfaction"), "share"),
 )
+COUNT_COLUMNS = FLOW_COLUMNS + tuple(c for c in CALL_COLUMNS if c.key not in {f.key for f in FLOW_COLUMNS})
 TIME_COLUMNS = (
     Column("wait_mean", "Chờ TB", "Wait avg", lambda r: _minutes(r["wait"], "mean"), "min", "wait"),
     Column("wait_p50", "Chờ trung vị", "Wait median", lambda r: _minutes(r["wait"], "p50"), "min", "wait"),
@@ -188,9 +238,14 @@ def notes(report: dict[str, Any]) -> list[str]:
     lang = report.get("lang", "vi")
     t = report["totals"]
     f = t.get("flags") or {}
-    out = [tr("minutes_note", lang)]
+    out = [tr("minutes_note", lang), tr("flow_note", lang), tr("no_show_note", lang), tr("calls_note", lang)]
     if report["group_by"] in ("counter", "officer"):
         out.append(tr("by_counter_note", lang))
+    elif report["group_by"] == "hour":
+        out.append(tr("by_hour_note", lang))
+    hours = report.get("opening_hours") or ["07:30", "17:00"]
+    if any("hours_s" in c for c in report.get("counter_load") or []):
+        out.append(tr("load_note", lang, open=hours[0], close=hours[1]))
     inferred = f.get("inferred", 0) - f.get("closed_by_reset", 0)
     if inferred > 0:
         out.append(tr("inferred_note", lang, n=fmt_num(inferred, lang, 0)))
@@ -239,25 +294,51 @@ def _table(headings: list[str], rows: list[list[str]], total: list[str] | None, 
     return out
 
 
-def render_table(report: dict[str, Any], *, label_width: int = 30) -> str:
-    """The report as plain text for a terminal: counts, times, counter load, busiest hours, notes."""
+def table_sections(report: dict[str, Any]) -> list[tuple[str, tuple[Column, ...]]]:
+    """The report's tables: tickets (balances), calls (balances), times."""
+    lang = report.get("lang", "vi")
+    return [(tr("counts", lang), FLOW_COLUMNS), (tr("calls_table", lang), CALL_COLUMNS), (tr("times", lang), TIME_COLUMNS)]
+
+
+def load_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The counters' hours: headings and rows (opening + outside = serving + idle + paused + closed)."""
+    lang = report.get("lang", "vi")
+    load = report.get("counter_load") or []
+    full = all("hours_s" in c for c in load)
+    heads = [tr("counter", lang), tr("officer", lang), tr("calls", lang)]
+    heads += [tr("hours_open", lang), tr("outside", lang)] if full else []
+    heads += [tr("busy", lang), tr("idle", lang), tr("paused", lang)]
+    heads += [tr("closed", lang)] if full else []
+    heads.append(tr("pauses", lang))
+    rows = []
+    for c in load:
+        r = [c["label"], c.get("officer") or "—", fmt_num(c["visits"], lang, 0)]
+        r += [_hours(c["hours_s"], lang), _hours(c["outside_s"], lang)] if full else []
+        r += [_hours(c["busy_s"], lang), _hours(c["idle_s"], lang), _hours(c["paused_s"], lang)]
+        r += [_hours(c["closed_s"], lang)] if full else []
+        r.append(fmt_num(c["pauses"], lang, 0))
+        rows.append(r)
+    return heads, rows
+
+
+def render_table(report: dict[str, Any], *, label_width: int | None = None) -> str:
+    """The report as plain text for a terminal: tickets, calls, times, counters' hours, busiest
+    hours, notes. Row labels are shown whole (up to 48 characters; longer ones end in "…")."""
     lang = report.get("lang", "vi")
     rows, tot = report["rows"], report["totals"]
     gh = group_heading(report)
+    if label_width is None:
+        label_width = min(48, max([len(gh), len(tot["label"]), *(len(str(r["label"])) for r in rows)]))
     out = title_lines(report)
-    for title, cols in ((tr("counts", lang), COUNT_COLUMNS), (tr("times", lang), TIME_COLUMNS)):
+    for title, cols in table_sections(report):
         out += ["", title]
         out += _table([gh] + [c.heading(lang) for c in cols],
                       [[r["label"]] + [cell_text(r, c, lang) for c in cols] for r in rows],
                       [tot["label"]] + [cell_text(tot, c, lang) for c in cols], label_width)
-    load = report.get("counter_load") or []
-    if load:
+    if report.get("counter_load"):
+        heads, body = load_table(report)
         out += ["", tr("load", lang)]
-        out += _table([tr("counter", lang), tr("officer", lang), tr("calls", lang), tr("busy", lang),
-                       tr("paused", lang), tr("idle", lang), tr("pauses", lang)],
-                      [[c["label"], c.get("officer") or "—", fmt_num(c["visits"], lang, 0), _hours(c["busy_s"], lang),
-                        _hours(c["paused_s"], lang), _hours(c["idle_s"], lang), fmt_num(c["pauses"], lang, 0)]
-                       for c in load], None, label_width, left=2)
+        out += _table(heads, body, None, label_width, left=2)
     out += ["", busiest_text(report), "", tr("notes", lang) + ":"]
     out += [f"  {n}" for n in notes(report)]
     return "\n".join(out) + "\n"
@@ -383,18 +464,22 @@ def write_xlsx(report: dict[str, Any], path: Path | str, *, charts: dict[str, by
             wh.write_number(h + 1, 2, n / days, mins)
 
         wc = wb.add_worksheet(tr("sheet_counters", lang))
-        wc.write_row(0, 0, [tr("counter", lang), tr("officer", lang), tr("calls", lang),
-                            tr("busy", lang) + " (h)", tr("paused", lang) + " (h)", tr("idle", lang) + " (h)",
-                            tr("pauses", lang)], head)
+        load = report.get("counter_load") or []
+        keys = ["hours_s", "outside_s", "busy_s", "idle_s", "paused_s", "closed_s"] if all("hours_s" in c for c in load) \
+            else ["busy_s", "idle_s", "paused_s"]
+        names = {"hours_s": "hours_open", "outside_s": "outside", "busy_s": "busy", "idle_s": "idle",
+                 "paused_s": "paused", "closed_s": "closed"}
+        wc.write_row(0, 0, [tr("counter", lang), tr("officer", lang), tr("calls", lang)]
+                     + [tr(names[k], lang) + " (h)" for k in keys] + [tr("pauses", lang)], head)
         wc.set_column(0, 1, 24)
-        wc.set_column(2, 6, 13)
-        for i, c in enumerate(report.get("counter_load") or []):
+        wc.set_column(2, 3 + len(keys), 13)
+        for i, c in enumerate(load):
             wc.write(i + 1, 0, c["label"], text)
             wc.write(i + 1, 1, c.get("officer") or "", text)
             wc.write_number(i + 1, 2, c["visits"], num)
-            for j, k in enumerate(("busy_s", "paused_s", "idle_s")):
+            for j, k in enumerate(keys):
                 wc.write_number(i + 1, 3 + j, c[k] / 3600, mins)
-            wc.write_number(i + 1, 6, c["pauses"], num)
+            wc.write_number(i + 1, 3 + len(keys), c["pauses"], num)
 
         wg = wb.add_worksheet(tr("sheet_charts", lang))
         y = 0
@@ -468,19 +553,15 @@ def render_html(report: dict[str, Any], *, charts: dict[str, bytes] | None = Non
     parts = [f'<!DOCTYPE html><html lang="{e(lang)}"><head><meta charset="utf-8">',
              f"<title>{e(heading)}</title><style>{_font_faces()}\n{_CSS}</style></head><body>",
              f'<div class="site">{e(site)}</div><h1>{e(heading)}</h1><div class="meta">{e(generated)}</div>']
-    for title, cols in ((tr("counts", lang), COUNT_COLUMNS), (tr("times", lang), TIME_COLUMNS)):
+    for title, cols in table_sections(report):
         parts.append(f"<h2>{e(title)}</h2>")
         parts.append(_html_table([gh] + [c.heading(lang) for c in cols],
                                  [[r["label"]] + [cell_text(r, c, lang) for c in cols] for r in rows],
                                  [tot["label"]] + [cell_text(tot, c, lang) for c in cols]))
-    load = report.get("counter_load") or []
-    if load:
+    if report.get("counter_load"):
         parts.append(f"<h2>{e(tr('load', lang))}</h2>")
-        parts.append(_html_table([tr("counter", lang), tr("officer", lang), tr("calls", lang), tr("busy", lang),
-                                  tr("paused", lang), tr("idle", lang), tr("pauses", lang)],
-                                 [[c["label"], c.get("officer") or "—", fmt_num(c["visits"], lang, 0),
-                                   _hours(c["busy_s"], lang), _hours(c["paused_s"], lang), _hours(c["idle_s"], lang),
-                                   fmt_num(c["pauses"], lang, 0)] for c in load], left=2))
+        heads, body = load_table(report)
+        parts.append(_html_table(heads, body, left=2))
     parts.append(f"<p>{e(busiest_text(report))}</p>")
     parts.append(f'<div class="notes"><b>{e(tr("notes", lang))}:</b><ul>'
                  + "".join(f"<li>{e(n)}</li>" for n in notes(report)) + "</ul></div>")

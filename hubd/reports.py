@@ -223,11 +223,13 @@ class _Acc:
     """Running figures for one row (or the totals)."""
 
     __slots__ = ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred", "waits",
-                 "within_ok", "svc", "ratings", "inferred", "closed_by_reset", "wait_jump", "svc_jump")
+                 "within_ok", "svc", "ratings", "inferred", "closed_by_reset", "wait_jump", "svc_jump",
+                 "transferred_in", "no_show_calls", "serving")
 
     def __init__(self, scale: int) -> None:
         self.issued = self.voided = self.expired = self.open = 0
         self.calls = self.served = self.no_shows = self.transferred = 0
+        self.transferred_in = self.no_show_calls = self.serving = 0
         self.waits: list[float] = []
         self.within_ok = 0
         self.svc: list[float] = []
@@ -236,22 +238,30 @@ class _Acc:
 
     def merge(self, o: _Acc) -> None:
         for name in ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred",
-                     "within_ok", "inferred", "closed_by_reset", "wait_jump", "svc_jump"):
+                     "within_ok", "inferred", "closed_by_reset", "wait_jump", "svc_jump", "transferred_in",
+                     "no_show_calls", "serving"):
             setattr(self, name, getattr(self, name) + getattr(o, name))
         self.waits.extend(o.waits)
         self.svc.extend(o.svc)
         self.ratings = [x + y for x, y in zip(self.ratings, o.ratings, strict=True)]
 
-    def as_dict(self, scale: int, *, ticket_figures: bool = True) -> dict[str, Any]:
+    def as_dict(self, scale: int, *, ticket_figures: bool = True, flow: bool = True) -> dict[str, Any]:
+        """The row's figures. ``ticket_figures``: issued, voided and expired belong to this row
+        (not by counter/officer; by hour, the hour of issue); ``flow``: the row follows tickets
+        (by service, by day, totals), so transfers in and tickets still open belong to it and the
+        row balances:
+        issued + transferred in = served + no-shows + voided + expired + transferred out + open."""
         rated = sum(self.ratings[1:])
         satisfied = sum(self.ratings[4:]) if scale == 5 else self.ratings[3]
         nw = len(self.waits)
         return {
             "issued": self.issued if ticket_figures else None,
+            "transferred_in": self.transferred_in if flow else None,
             "served": self.served, "no_shows": self.no_shows,
             "voided": self.voided if ticket_figures else None,
             "expired": self.expired if ticket_figures else None,
-            "transferred": self.transferred, "open": self.open, "calls": self.calls,
+            "transferred": self.transferred, "open": self.open if flow else None, "calls": self.calls,
+            "no_show_calls": self.no_show_calls, "serving": self.serving,
             "wait": summarize(self.waits),
             "within_target": {"n": nw, "ok": self.within_ok, "share": _share(self.within_ok, nw)},
             "service_time": summarize(self.svc),
@@ -272,6 +282,7 @@ class _Calendar:
         self.tz = ZoneInfo(site.site.timezone)
         self.reset: dtime = site.site.daily_reset
         self.close_at: dtime = site.hours.close
+        self.open_at: dtime = site.hours.open
         self._start: dict[str, float] = {}
 
     def service_day(self, ts: float) -> date:
@@ -292,6 +303,11 @@ class _Calendar:
         """Epoch seconds of the centre's closing time on service day ``day``."""
         return datetime.combine(date.fromisoformat(day), self.close_at, self.tz).timestamp()
 
+    def opening(self, day: str) -> tuple[float, float]:
+        """Epoch seconds of the centre's opening and closing time on service day ``day``."""
+        d = date.fromisoformat(day)
+        return datetime.combine(d, self.open_at, self.tz).timestamp(), self.close(day)
+
     def end(self, day: str | date) -> float:
         d = date.fromisoformat(day) if isinstance(day, str) else day
         return self.start(d + timedelta(days=1))
@@ -302,7 +318,7 @@ class _Calendar:
         return noon.utcoffset().total_seconds()  # type: ignore[union-attr]
 
 
-_TICKET_SQL = ("SELECT id, day, first_service, state, issued_at, called_at, clock_jump "
+_TICKET_SQL = ("SELECT id, day, first_service, service, state, issued_at, called_at, clock_jump "
                "FROM tickets WHERE day BETWEEN ? AND ?")
 # visits are written in call order, so the rowid range of the period's calls (found through the
 # called_at index) is a sequential scan; the day test then keeps exactly the period's visits
@@ -352,6 +368,9 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     # ---- visits: served, no-shows, transfers, service time, ratings, counter load
     first_key: dict[int, Any] = {}  # ticket → row of its first call (counter/officer grouping)
     final_no_show: dict[int, Any] = {}
+    follows_tickets = gcode in (0, 3)  # rows by service or day: a ticket moves between them only by transfer
+    sent_on: set[int] = set()  # tickets whose last visit so far transferred them: the next row takes them in
+    transfers = 0
     busy: dict[int, float] = {}
     calls_at: dict[int, int] = {}
     officer_at: dict[int, str] = {}  # who the ledger says sat at each counter (latest call)
@@ -367,6 +386,10 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
         if a is None:
             a = groups[key] = _Acc(scale)
         a.calls += 1
+        if tid in sent_on:
+            sent_on.discard(tid)
+            if follows_tickets:
+                a.transferred_in += 1
         calls_at[counter] = calls_at.get(counter, 0) + 1
         officer_at[counter] = officer
         eod = day_end[vday]
@@ -375,6 +398,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
                 outcome, inferred, ended = "served", 1, eod
             else:
                 ended = max(called, now)  # being served right now
+                a.serving += 1
         reset_closed = inferred and ended >= eod
         # nobody ended it: count the counter as open until closing time, not until the reset
         span_end = max(called, day_close[vday]) if reset_closed else ended
@@ -403,10 +427,13 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
             if rating and 1 <= rating <= scale:
                 a.ratings[rating] += 1
         elif outcome == "no-show":
+            a.no_show_calls += 1
             if tstate == "no-show":
                 final_no_show[tid] = key  # the last no-show call of a ticket that ended so
         elif outcome == "transferred":
             a.transferred += 1
+            transfers += 1
+            sent_on.add(tid)
     for key in final_no_show.values():
         groups[key].no_shows += 1
 
@@ -415,7 +442,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     days_seen: set[str] = set()
     bins_s = [m * 60 for m in WAIT_BINS_MIN]
     hist: dict[str, list[int]] = {}
-    for tid, tday, svc_id, state, issued, called, jump in db.execute(_TICKET_SQL, (first_s, last_s)):
+    for tid, tday, svc_id, cur_svc, state, issued, called, jump in db.execute(_TICKET_SQL, (first_s, last_s)):
         hr = int((issued + offset[tday]) // 3600) % 24
         arrivals[hr] += 1
         days_seen.add(tday)
@@ -425,12 +452,18 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
         if a is None:
             a = groups[key] = _Acc(scale)
         a.issued += 1
+        # how the ticket ended goes where it was then: a transferred ticket ends in its new service
+        end = a
+        if gcode == 0 and cur_svc and cur_svc != svc_id:
+            end = groups.get(cur_svc) or groups.setdefault(cur_svc, _Acc(scale))
+        if tid in sent_on and follows_tickets:  # transferred, not called again: waits (or expired) there
+            end.transferred_in += 1
         if state == "voided":
-            a.voided += 1
+            end.voided += 1
         elif state == "expired" or (state == "waiting" and tday < today_s):
-            a.expired += 1  # a waiting ticket of a past day: the reset expired it
+            end.expired += 1  # a waiting ticket of a past day: the reset expired it
         elif (state == "waiting" or state == "called") and tday >= today_s:
-            a.open += 1
+            end.open += 1
         if called is None:
             continue
         w = called - issued
@@ -448,6 +481,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     total = _Acc(scale)
     for a in groups.values():
         total.merge(a)
+    total.transferred_in = transfers  # every transfer lands in some service, whatever the grouping
     groups.pop(None, None)
 
     # ---- counters: paused and idle time
@@ -470,12 +504,30 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     span_total: dict[int, float] = {}
     for (counter, _d), (s0, s1) in spans.items():
         span_total[counter] = span_total.get(counter, 0.0) + max(0.0, s1 - s0)
-    load = [{"counter": n, "label": _counter_label(site, n, lang), "officer": _officer(site, n) or officer_at.get(n, ""),
-             "visits": calls_at.get(n, 0), "busy_s": round(busy.get(n, 0.0), 1),
-             "paused_s": round(paused.get(n, 0.0), 1),
-             "idle_s": round(max(0.0, span_total.get(n, 0.0) - busy.get(n, 0.0) - paused.get(n, 0.0)), 1),
-             "pauses": n_pauses.get(n, 0)}
-            for n in sorted(set(calls_at) | set(paused) | {c.number for c in site.counters})]
+    # each counter's day: the centre's opening hours (until now, today) joined with the time it
+    # worked outside them; the part of it the counter was not working is "closed"
+    open_days = sorted(days_seen | {d for _c, d in spans})
+    numbers = sorted(set(calls_at) | set(paused) | {c.number for c in site.counters})
+    hours_s: dict[int, float] = {}
+    outside_s: dict[int, float] = {}
+    for d in open_days:
+        h0, h1 = cal.opening(d)
+        if d >= today_s:
+            h1 = max(h0, min(h1, now))
+        for n in numbers:
+            sp = spans.get((n, d))
+            w0, w1 = (min(h0, sp[0]), max(h1, sp[1])) if sp else (h0, h1)
+            hours_s[n] = hours_s.get(n, 0.0) + (h1 - h0)
+            outside_s[n] = outside_s.get(n, 0.0) + (w1 - w0) - (h1 - h0)
+    load = []
+    for n in numbers:
+        span = span_total.get(n, 0.0)
+        b, ps = busy.get(n, 0.0), paused.get(n, 0.0)
+        load.append({"counter": n, "label": _counter_label(site, n, lang), "officer": _officer(site, n) or officer_at.get(n, ""),
+                     "visits": calls_at.get(n, 0), "busy_s": round(b, 1), "paused_s": round(ps, 1),
+                     "idle_s": round(max(0.0, span - b - ps), 1), "pauses": n_pauses.get(n, 0),
+                     "hours_s": round(hours_s.get(n, 0.0), 1), "outside_s": round(outside_s.get(n, 0.0), 1),
+                     "closed_s": round(max(0.0, hours_s.get(n, 0.0) + outside_s.get(n, 0.0) - max(span, b + ps)), 1)})
 
     return {
         "schema": SCHEMA,
@@ -497,7 +549,62 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
                        "target_min": services[sid].target_wait_min if sid in services else None, "counts": hist[sid]}
                       for sid in _ordered(list(hist), [s.id for s in site.services])],
         "counter_load": load,
+        "opening_hours": [site.hours.open.strftime("%H:%M"), site.hours.close.strftime("%H:%M")],
     }
+
+
+def reconcile(report: dict[str, Any]) -> list[str]:
+    """Every identity the report's tables must satisfy; returns what does not add up (empty: all do).
+
+    - tickets (rows by service or day, and the totals): issued + transferred in = served +
+      no-shows + voided + expired + transferred out + open;
+    - calls (every row and the totals): calls = served + no-show presses + transferred out +
+      being served now; final no-shows ≤ no-show presses;
+    - counters: opening hours + hours outside them = serving + idle + paused + closed.
+    """
+    bad: list[str] = []
+
+    def ticket_flow(r: dict[str, Any], where: str) -> None:
+        if r.get("open") is None or r.get("issued") is None:
+            return
+        into = r["issued"] + r["transferred_in"]
+        out = r["served"] + r["no_shows"] + r["voided"] + r["expired"] + r["transferred"] + r["open"]
+        if into != out:
+            bad.append(f"{where}: issued {r['issued']} + transferred in {r['transferred_in']} = {into}, but served "
+                       f"{r['served']} + no-shows {r['no_shows']} + voided {r['voided']} + expired {r['expired']} + "
+                       f"transferred out {r['transferred']} + open {r['open']} = {out}")
+
+    def calls(r: dict[str, Any], where: str) -> None:
+        if r.get("no_show_calls") is None:
+            return
+        ended = r["served"] + r["no_show_calls"] + r["transferred"] + r["serving"]
+        if r["calls"] != ended:
+            bad.append(f"{where}: calls {r['calls']} ≠ served {r['served']} + no-show presses {r['no_show_calls']} + "
+                       f"transferred out {r['transferred']} + being served {r['serving']} = {ended}")
+        if r["no_shows"] > r["no_show_calls"]:
+            bad.append(f"{where}: final no-shows {r['no_shows']} > no-show presses {r['no_show_calls']}")
+
+    for r in report["rows"]:
+        ticket_flow(r, f"row {r['label']}")
+        calls(r, f"row {r['label']}")
+    ticket_flow(report["totals"], "total")
+    calls(report["totals"], "total")
+    if report["group_by"] in ("service", "day"):
+        for k in ("issued", "transferred_in", "served", "no_shows", "voided", "expired", "transferred", "open", "calls"):
+            rows = sum(r.get(k) or 0 for r in report["rows"])
+            if rows != report["totals"].get(k):
+                bad.append(f"total {k} {report['totals'].get(k)} ≠ sum of the rows {rows}")
+    if report["totals"].get("transferred_in") not in (None, report["totals"].get("transferred")):
+        bad.append("transfers in ≠ transfers out in the total")
+    for c in report.get("counter_load") or []:
+        if "hours_s" not in c:
+            continue
+        day = c["hours_s"] + c["outside_s"]
+        parts = c["busy_s"] + c["idle_s"] + c["paused_s"] + c["closed_s"]
+        if abs(day - parts) > 1.0:  # each figure is rounded to 0.1 s
+            bad.append(f"{c['label']}: opening {c['hours_s']} + outside {c['outside_s']} s ≠ serving {c['busy_s']} + "
+                       f"idle {c['idle_s']} + paused {c['paused_s']} + closed {c['closed_s']} s")
+    return bad
 
 
 def _ordered(keys: list[Any], preferred: list[Any]) -> list[Any]:
@@ -546,10 +653,11 @@ def _rows(site: Site, group: str, groups: dict[Any, _Acc], scale: int, lang: str
         keys = sorted(keys)
         label = lambda k: f"{k:02d}:00–{(k + 1) % 24:02d}:00"  # noqa: E731
     ticket_figures = group not in ("counter", "officer")
+    flow = group in ("service", "day")
     out = []
     for k in keys:
         a = groups.get(k) or _Acc(scale)
-        out.append({"key": k, "label": label(k), **a.as_dict(scale, ticket_figures=ticket_figures)})
+        out.append({"key": k, "label": label(k), **a.as_dict(scale, ticket_figures=ticket_figures, flow=flow)})
     return out
 
 

@@ -88,13 +88,48 @@ tw AS (
 SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else '0'} AS g,
     count(*) AS issued,
     count(*) FILTER (WHERE state = 'voided') AS voided,
-    count(*) FILTER (WHERE state <> 'voided' AND (state = 'expired' OR (state = 'waiting' AND day < today))) AS expired,
-    count(*) FILTER (WHERE state IN ('waiting', 'called') AND day >= today) AS open,
     count(w) AS wait_n, avg(w) AS wait_mean,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS wait_p50,
     percentile_cont(0.9) WITHIN GROUP (ORDER BY w) AS wait_p90,
     count(w) FILTER (WHERE w <= COALESCE(target_wait_min * 60, w)) AS within_ok
 FROM tw t
+GROUP BY {grouping}
+"""
+
+
+def _ticket_end_sql(keys: list[str]) -> str:
+    """How tickets ended, where they were then (a transferred ticket ends in its new service):
+    expired, still open, and the transfers that brought them to that service."""
+    ks = [_key_sql(d, "t", "service") for d in keys]
+    sel = ", ".join(f"{k} AS k{i}" for i, k in enumerate(ks))
+    grouping = f"GROUPING SETS (({', '.join(ks)}), ())" if ks else "()"
+    return f"""
+WITH {_SITE_CAL}
+SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else '0'} AS g,
+    count(*) FILTER (WHERE state <> 'voided' AND (state = 'expired' OR (state = 'waiting' AND day < today))) AS expired,
+    count(*) FILTER (WHERE state IN ('waiting', 'called') AND day >= today) AS open
+FROM tickets t JOIN site_cal c ON c.site = t.site
+WHERE t.day BETWEEN %(first)s AND %(last)s {{site_filter}}
+GROUP BY {grouping}
+"""
+
+
+def _transfer_in_sql(keys: list[str]) -> str:
+    """Transfers by the service they sent the ticket to: the service of its next call, or the
+    ticket's service when it was not called again."""
+    ks = [_key_sql(d, "x", "target") for d in keys]
+    sel = ", ".join(f"{k} AS k{i}" for i, k in enumerate(ks))
+    grouping = f"GROUPING SETS (({', '.join(ks)}), ())" if ks else "()"
+    return f"""
+WITH vn AS (
+    SELECT v.site, v.day, v.outcome, COALESCE(lead(v.service) OVER w, t.service) AS target
+    FROM visits v JOIN tickets t ON t.site = v.site AND t.ticket_id = v.ticket_id
+    WHERE v.day BETWEEN %(first)s AND %(last)s {{site_filter}}
+    WINDOW w AS (PARTITION BY v.site, v.ticket_id ORDER BY v.called_at, v.call_rev)
+)
+SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else '0'} AS g,
+    count(*) AS transferred_in
+FROM vn x WHERE x.outcome = 'transferred'
 GROUP BY {grouping}
 """
 
@@ -129,6 +164,8 @@ SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else 
     count(*) FILTER (WHERE outc = 'served' AND reset_closed) AS closed_by_reset,
     count(*) FILTER (WHERE outc = 'transferred') AS transferred,
     count(*) FILTER (WHERE outc = 'no-show' AND tstate = 'no-show' AND call_rev = last_call_rev) AS no_shows,
+    count(*) FILTER (WHERE outc = 'no-show') AS no_show_calls,
+    count(*) FILTER (WHERE outc IS NULL) AS serving,
     count(dur) AS svc_n, avg(dur) AS svc_mean,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY dur) AS svc_p50,
     percentile_cont(0.9) WITHIN GROUP (ORDER BY dur) AS svc_p90,
@@ -155,7 +192,7 @@ def _share(part: int, whole: int) -> float | None:
 def _empty_row() -> dict[str, Any]:
     return {"issued": 0, "voided": 0, "expired": 0, "open": 0, "wait_n": 0, "wait_mean": None, "wait_p50": None,
             "wait_p90": None, "within_ok": 0, "calls": 0, "served": 0, "inferred": 0, "closed_by_reset": 0,
-            "transferred": 0, "no_shows": 0, "svc_n": 0, "svc_mean": None, "svc_p50": None, "svc_p90": None,
+            "transferred": 0, "no_shows": 0, "transferred_in": 0, "no_show_calls": 0, "serving": 0, "svc_n": 0, "svc_mean": None, "svc_p50": None, "svc_p90": None,
             "r1": 0, "r2": 0, "r3": 0, "r4": 0, "r5": 0, "satisfied": 0}
 
 
@@ -164,8 +201,9 @@ def _figures(a: dict[str, Any], scale: int) -> dict[str, Any]:
     ratings = {str(s): int(a[f"r{s}"]) for s in range(1, scale + 1)}
     rated = sum(int(a[f"r{s}"]) for s in range(1, 6))
     return {
-        "issued": a["issued"], "served": a["served"], "no_shows": a["no_shows"], "voided": a["voided"],
-        "expired": a["expired"], "transferred": a["transferred"], "open": a["open"], "calls": a["calls"],
+        "issued": a["issued"], "transferred_in": a["transferred_in"], "served": a["served"], "no_shows": a["no_shows"],
+        "voided": a["voided"], "expired": a["expired"], "transferred": a["transferred"], "open": a["open"],
+        "calls": a["calls"], "no_show_calls": a["no_show_calls"], "serving": a["serving"],
         "wait": {"n": a["wait_n"], "mean": _r1(a["wait_mean"]), "p50": _r1(a["wait_p50"]), "p90": _r1(a["wait_p90"])},
         "within_target": {"n": a["wait_n"], "ok": a["within_ok"], "share": _share(a["within_ok"], a["wait_n"])},
         "service_time": {"n": a["svc_n"], "mean": _r1(a["svc_mean"]), "p50": _r1(a["svc_p50"]), "p90": _r1(a["svc_p90"])},
@@ -374,7 +412,8 @@ def build_province_report(conn: Any, *, period: str | Period = "today", group_by
     with conn.cursor() as cur:
         # percentile_cont sorts every row of a group: give the sorts memory rather than temp files
         cur.execute("SET LOCAL work_mem = '128MB'")
-        for sql, alias in ((_ticket_sql(dims), "t"), (_visit_sql(dims), "v")):
+        for sql, alias in ((_ticket_sql(dims), "t"), (_ticket_end_sql(dims), "t"), (_transfer_in_sql(dims), "v"),
+                           (_visit_sql(dims), "v")):
             cur.execute(sql.replace("{site_filter}", site_filter.format(a=alias)), params)
             names = [d.name for d in cur.description]
             for rec in cur.fetchall():

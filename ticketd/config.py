@@ -33,13 +33,17 @@ class TicketTexts(Strict):
     issued_at: str = "Giờ lấy số: {datetime}"
     people_ahead: str = "Số người đang chờ trước bạn: {n}"
     wait_estimate: str = "Thời gian chờ dự kiến: khoảng {minutes} phút"
+    wait_range: str = "Thời gian chờ dự kiến: khoảng {low}–{high} phút"
+    wait_under: str = "Thời gian chờ dự kiến: dưới {high} phút"
+    wait_over: str = "Thời gian chờ dự kiến: hơn {low} phút"
+    wait_unknown: str = "Thời gian chờ dự kiến: chưa ước tính được"
     wait_none: str = "Bạn sẽ được mời ngay"
     qr_caption: str = "Quét mã QR để xem hướng dẫn thủ tục"
     footer: str = "Vui lòng chờ gọi số và đến quầy khi được mời. Xin trân trọng cảm ơn!"
 
     def all_strings(self) -> list[str]:
         """The texts as they could be printed (placeholders filled with typical values)."""
-        fill = {"datetime": "Thứ Năm, 31/12/2026 23:59", "n": 128, "minutes": 45}
+        fill = {"datetime": "Thứ Năm, 31/12/2026 23:59", "n": 128, "minutes": 45, "low": 120, "high": 185}
         return [v.format(**fill) for v in self.model_dump().values()]
 
 
@@ -52,6 +56,10 @@ TEXTS_EN = TicketTexts(
     issued_at="Issued: {datetime}",
     people_ahead="People ahead of you: {n}",
     wait_estimate="Estimated wait: about {minutes} min",
+    wait_range="Estimated wait: about {low}–{high} min",
+    wait_under="Estimated wait: under {high} min",
+    wait_over="Estimated wait: more than {low} min",
+    wait_unknown="Estimated wait: not known yet",
     wait_none="You will be called shortly",
     qr_caption="Scan the QR code for the procedure guide",
     footer="Please wait for your number to be called. Thank you!",

@@ -320,6 +320,9 @@ class TicketDaemon(Daemon[TicketdSettings]):
                 priority_group=ticket.priority_group,
                 people_ahead=_opt_int(reply.data.get("people_ahead")),
                 est_wait_min=_opt_float(reply.data.get("est_wait_min")),
+                est_wait_low_min=_opt_int(reply.data.get("est_wait_low_min")),
+                est_wait_high_min=_opt_int(reply.data.get("est_wait_high_min")),
+                est_wait_open=reply.data.get("est_wait_open") is True,
             )
             self._print_issued(job, ticket, view)
         finally:

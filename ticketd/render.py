@@ -35,6 +35,11 @@ from xephang.site import Site, format_number
 log = logging.getLogger(__name__)
 
 WHITE, BLACK = 255, 0
+PRINTER_DPI = 203
+# lines a citizen must read (time, people ahead, wait, footer) are at least 10 pt on paper, whatever
+# the paper's width (a 58 mm printer has the same dots per inch as an 80 mm one)
+MIN_READ_PT = 10.0
+READ_PX = math.ceil(MIN_READ_PT / 72 * PRINTER_DPI)  # 29 px
 FONT_WEIGHTS = ("regular", "semibold", "bold", "black")
 VIETNAMESE_SAMPLE = "ĂÂĐÊÔƠƯ ăâđêôơư · á à ả ã ạ · Ấ Ầ Ẩ Ẫ Ậ · ố ồ ổ ỗ ộ · ứ ừ ử ữ ự · 0123456789"
 # the test print's checks of how the printer takes our jobs (docs/printers.md)
@@ -55,7 +60,10 @@ class TicketView:
     priority: bool = False
     priority_group: str | None = None
     people_ahead: int | None = None
-    est_wait_min: float | None = None
+    est_wait_min: float | None = None  # the median; printed alone only when the hub sent no range
+    est_wait_low_min: int | None = None
+    est_wait_high_min: int | None = None
+    est_wait_open: bool = False  # "more than est_wait_low_min minutes"
     reprint: bool = False
 
 
@@ -155,9 +163,9 @@ class TicketRenderer:
                                               lambda: self._priority_block(view.priority_group))]
         parts += [self._s(8), self._cached(("service", service.id), lambda: self._service_block(service.label(self.layout.lang)))]
         parts += [self._s(10), self._rule(), self._s(10)]
-        parts.append(self._text(self.issued_line(view), "regular", 22))
+        parts.append(self._text(self.issued_line(view), "regular", READ_PX, readable=True))
         for line in self.queue_lines(view):
-            parts += [self._s(4), self._text(line, "semibold", 22)]
+            parts += [self._s(6), self._text(line, "semibold", READ_PX, readable=True)]
         url = self.qr_url(view) if self.layout.show_qr else ""
         spot: QrSpot | None = None
         if url:
@@ -168,7 +176,8 @@ class TicketRenderer:
             spot = QrSpot(url=url, top=top, left=(self.width - qr_img.height) // 2, size=qr_img.height,
                           module_px=module_px, ecc="M")
             parts += [qr_img, self._s(6),
-                      self._cached(("qr-caption",), lambda: self._text(self.texts.qr_caption, "regular", 18))]
+                      self._cached(("qr-caption",), lambda: self._text(self.texts.qr_caption, "regular", READ_PX,
+                                                                       readable=True))]
         parts += [self._s(12), self._footer]
         return self._stack(parts), spot
 
@@ -221,7 +230,17 @@ class TicketRenderer:
         lines: list[str] = []
         if view.people_ahead is not None:
             lines.append(self.texts.people_ahead.format(n=view.people_ahead))
-        if view.est_wait_min is not None:
+        low, high = view.est_wait_low_min, view.est_wait_high_min
+        if low is not None and view.est_wait_open:
+            lines.append(self.texts.wait_over.format(low=low) if low > 0 else self.texts.wait_unknown)
+        elif low is not None and high is not None:
+            if high <= 0:
+                lines.append(self.texts.wait_none)
+            elif low <= 0:
+                lines.append(self.texts.wait_under.format(high=high))
+            else:
+                lines.append(self.texts.wait_range.format(low=low, high=high))
+        elif view.est_wait_min is not None:  # a hub that sends one figure
             minutes = max(0, math.ceil(view.est_wait_min))
             lines.append(self.texts.wait_estimate.format(minutes=minutes) if minutes else self.texts.wait_none)
         return lines
@@ -268,8 +287,8 @@ class TicketRenderer:
     def _s(self, px: float) -> int:
         return max(1, round(px * self.scale))
 
-    def _size(self, px: float) -> int:
-        return max(10, round(px * self.scale))
+    def _size(self, px: float, *, readable: bool = False) -> int:
+        return max(READ_PX if readable else 10, round(px * self.scale))
 
     def _cached(self, key: tuple[str, ...], build) -> Image.Image:  # noqa: ANN001
         img = self._blocks.get(key)
@@ -280,9 +299,10 @@ class TicketRenderer:
     def _threshold(self, img: Image.Image) -> Image.Image:
         return img.point(self._lut, "1")
 
-    def _text(self, text: str, weight: str, size_px: float, *, gap: float = 6) -> Image.Image:
-        """Centred, wrapped (balanced) lines as a 1-bit block exactly as tall as its ink."""
-        font = _font(weight, self._size(size_px))
+    def _text(self, text: str, weight: str, size_px: float, *, gap: float = 6, readable: bool = False) -> Image.Image:
+        """Centred, wrapped (balanced) lines as a 1-bit block exactly as tall as its ink; ``readable``
+        lines never shrink below ``READ_PX`` on narrow paper."""
+        font = _font(weight, self._size(size_px, readable=readable))
         return self._lines(wrap_text(text, font, self.inner, balance=True), font, gap=self._s(gap))
 
     def _lines(self, lines: list[str], font: ImageFont.FreeTypeFont, *, gap: int) -> Image.Image:
@@ -314,7 +334,7 @@ class TicketRenderer:
         return self._stack(parts)
 
     def _build_footer(self) -> Image.Image:
-        return self._stack([self._text(self.texts.footer, "regular", 18), self._s(6)])
+        return self._stack([self._text(self.texts.footer, "regular", READ_PX, readable=True), self._s(6)])
 
     def _number_block(self, number: str) -> Image.Image:
         size = self._size(200)

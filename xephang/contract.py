@@ -462,7 +462,12 @@ class TicketEvent(Message):
     service_name_vi: str | None = None
     service_name_en: str | None = None
     people_ahead: int | None = None
-    est_wait_min: float | None = None
+    est_wait_min: float | None = Field(default=None, description="issued: the median of the estimate, minutes")
+    est_wait_low_min: int | None = Field(default=None, description="issued: the printed range's lower end, minutes")
+    est_wait_high_min: int | None = Field(
+        default=None, description="issued: the printed range's upper end, minutes; null with est_wait_open")
+    est_wait_open: bool | None = Field(
+        default=None, description="issued: the wait cannot be narrowed: 'more than est_wait_low_min minutes' (0: not known yet)")
     inferred: bool | None = Field(default=None, description="finished: the finish time was inferred")
     from_service: str | None = None
     score: int | None = None
@@ -509,7 +514,10 @@ class ServiceState(Message):
     prefix: str = ""
     waiting: int = 0
     waiting_priority: int = 0
-    est_wait_min: float = 0
+    est_wait_min: float = Field(default=0, description="median wait of a citizen taking a ticket now, minutes")
+    est_wait_low_min: int | None = Field(default=None, description="that citizen's printed range, lower end")
+    est_wait_high_min: int | None = Field(default=None, description="upper end; null when est_wait_open")
+    est_wait_open: bool | None = Field(default=None, description="'more than est_wait_low_min minutes' (0: not known yet)")
     last_issued: str | None = None
     last_called: str | None = None
     rev: int = 0

@@ -156,7 +156,9 @@ def node_plan(site: Site) -> list[NodeSpec]:
     ]
     plan += [NodeSpec(f"counter-{c.number}", "counterd", {"XEPHANG_COUNTER__NUMBER": str(c.number)})
              for c in site.counters]
-    plan += [NodeSpec("display-hall", "displayd"),
+    # the board keeps a frame of every call of the day, so the morning peak can be looked at afterwards
+    plan += [NodeSpec("display-hall", "displayd", {"XEPHANG_SCREEN__PNG_KEEP": "100000",
+                                                   "XEPHANG_SCREEN__PNG_CALLS_ONLY": "true"}),
              # a call is never too old to say in a demo: the clock runs hundreds of times faster
              NodeSpec("announcer-hall", "announcerd", {"XEPHANG_ANNOUNCER__MAX_AGE_S": "3600"})]
     return plan
@@ -565,7 +567,7 @@ class Demo:
         c = sim.counts()
         hhmm = datetime.fromtimestamp(now, VN_TZ).strftime("%H:%M")
         return (f"{hhmm} {bar} {pct * 100:3.0f}% │ cấp {c['issued']} · gọi {c['called']} · xong {c['finished']} · "
-                f"vắng {c['no-show']} · chuyển {c['transferred']} · chờ {c['waiting']} │ {self.last_line}")
+                f"báo vắng {c['no-show']} · chuyển {c['transferred']} · chờ {c['waiting']} │ {self.last_line}")
 
     # ---- stopping ----------------------------------------------------------------------------
     def _shutdown(self) -> None:
@@ -674,7 +676,7 @@ def render_accounting(a: dict[str, Any]) -> str:
     s = a["by_state"]
     return "\n".join([
         f"Vé cấp / tickets issued: {a['tickets']}  — xong / served {s.get('done', 0)}, đang phục vụ / in service "
-        f"{s.get('called', 0)}, chờ / waiting {s.get('waiting', 0)}, vắng / no-show {s.get('no-show', 0)}, "
+        f"{s.get('called', 0)}, chờ / waiting {s.get('waiting', 0)}, vắng mặt / final no-shows {s.get('no-show', 0)}, "
         f"huỷ / voided {s.get('voided', 0)}, hết hạn / expired {s.get('expired', 0)}",
         f"Chờ trung bình / mean wait: {a['mean_wait_min']} min (p90 {a['p90_wait_min']}); lượt chuyển / transfers "
         f"{a['visits'].get('transferred', 0)}; tạm nghỉ / pauses {a['pauses']}; đánh giá / ratings {a['rated']} "

@@ -185,7 +185,7 @@ def render_protocol() -> str:
         "|---|---|---|---|",
     ]
     data_doc = {
-        "issue-ticket": "`ticket` (TicketInfo), `people_ahead`, `est_wait_min`, `service_name_vi/en`",
+        "issue-ticket": "`ticket` (TicketInfo), `people_ahead`, `est_wait_min` (median), `est_wait_low_min`, `est_wait_high_min`, `est_wait_open`, `service_name_vi/en`",
         "call-next": "`ticket` or null, `queue_empty`, `finished` (ticket ended by this press, `inferred`), `waiting`",
         "recall": "`ticket`, `recalls`",
         "no-show": "`ticket`, `requeued`",

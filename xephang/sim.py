@@ -74,21 +74,25 @@ class Arrival:
     priority: bool
 
 
-def arrival_rate(ts: float, scale: float = 1.0) -> float:
-    """Arrivals per hour at simulated time ``ts`` (local profile × ``scale``)."""
+Profile = tuple[tuple[float, float, float], ...]
+
+
+def arrival_rate(ts: float, scale: float = 1.0, profile: Profile = ARRIVAL_PROFILE) -> float:
+    """Arrivals per hour at simulated time ``ts`` (local ``profile`` × ``scale``)."""
     d = datetime.fromtimestamp(ts, VN_TZ)
     h = d.hour + d.minute / 60 + d.second / 3600
-    for lo, hi, rate in ARRIVAL_PROFILE:
+    for lo, hi, rate in profile:
         if lo <= h < hi:
             return rate * scale
     return 0.0
 
 
-def plan_arrivals(site: Site, start: float, until: float, rng: random.Random, *, scale: float = 1.0) -> list[Arrival]:
+def plan_arrivals(site: Site, start: float, until: float, rng: random.Random, *, scale: float = 1.0,
+                  profile: Profile = ARRIVAL_PROFILE) -> list[Arrival]:
     """Citizens arriving in [start, until): thinning of a Poisson process at the peak rate."""
     services = [s.id for s in site.services]
     weights = [SERVICE_MIX.get(s, 0.1) for s in services]
-    peak = max(r for _, _, r in ARRIVAL_PROFILE) * scale
+    peak = max(r for _, _, r in profile) * scale
     out: list[Arrival] = []
     t = start
     if peak <= 0:
@@ -97,7 +101,7 @@ def plan_arrivals(site: Site, start: float, until: float, rng: random.Random, *,
         t += rng.expovariate(peak / 3600)
         if t >= until:
             return out
-        if rng.random() * peak <= arrival_rate(t, scale):
+        if rng.random() * peak <= arrival_rate(t, scale, profile):
             out.append(Arrival(t, rng.choices(services, weights)[0], rng.random() < PRIORITY_SHARE))
 
 
@@ -146,11 +150,17 @@ class CentreSim:
     :param real_s: turns real seconds into simulated seconds (``× speed``): the boxes'
         double-press guard and the hub's replies live in real time, so waits for an expected
         event are never shorter than a couple of real seconds.
+    :param profile: arrivals per hour by local time (``ARRIVAL_PROFILE``: the morning peak).
+    :param pause_s: how long the officer who takes a break stays away.
+    :param pause_at: when that break starts (default: after the officer's first service).
+    :param pace: service-time factor per counter (a slow officer: ``{3: 1.8}``).
     """
 
     def __init__(self, site: Site, *, start: float, end: float, seed: int, dispenser: str = "dispenser-1",
                  counters: dict[int, str] | None = None, arrivals_until: float | None = None,
-                 real_s: Callable[[float], float] = lambda s: s, load: float = 1.0) -> None:
+                 real_s: Callable[[float], float] = lambda s: s, load: float = 1.0,
+                 profile: Profile = ARRIVAL_PROFILE, pause_s: float = PAUSE_S, pause_at: float | None = None,
+                 pace: dict[int, float] | None = None) -> None:
         self.site = site
         self.start, self.end = start, end
         self.rng = random.Random(seed)
@@ -164,10 +174,12 @@ class CentreSim:
                 self.officers[c.number] = Officer(c.number, nodes[c.number], tuple(c.services),
                                                   next_at=start + self.rng.uniform(0, 60))
         self.waiting: dict[str, int] = {s: 0 for s in self.services}
+        self.pause_s = pause_s
+        self.pace = dict(pace or {})
         self.stats = SimStats()
         until = arrivals_until if arrivals_until is not None else end
         self._queue: list[Press] = []
-        for a in plan_arrivals(site, start, until, self.rng, scale=load):
+        for a in plan_arrivals(site, start, until, self.rng, scale=load, profile=profile):
             if a.priority:
                 heapq.heappush(self._queue, Press(a.at, dispenser, "priority"))
             heapq.heappush(self._queue, Press(a.at + 0.001, dispenser, a.service))
@@ -179,7 +191,7 @@ class CentreSim:
         # one officer (counter 2 if there is one) takes a break after the first citizen
         if self.officers:
             breaker = self.officers.get(2) or next(iter(self.officers.values()))
-            breaker.pause_at = -1.0  # armed: pause when idle after the first finish
+            breaker.pause_at = -1.0 if pause_at is None else pause_at  # -1: armed, pause after the first finish
 
     # ------------------------------------------------------------------ presses out
     def due(self, now: float) -> list[Press]:
@@ -286,7 +298,7 @@ class CentreSim:
             self._on_done(o, kind, now)
         elif kind == "paused":
             o.state = "paused"
-            o.resume_at = now + PAUSE_S
+            o.resume_at = now + self.pause_s
             o.next_at = now
         elif kind == "resumed":
             o.state, o.resume_at, o.next_at = "idle", None, now + 5
@@ -310,8 +322,9 @@ class CentreSim:
             return "transfer"
         return "normal"
 
-    def _service_s(self, service: str) -> float:
+    def _service_s(self, service: str, counter: int = 0) -> float:
         mean = self.services[service].mean_service_min * 60 if service in self.services else 600.0
+        mean *= self.pace.get(counter, 1.0)
         sigma = 0.5  # log-normal: most near the mean, a few long ones
         return max(60.0, self.rng.lognormvariate(math.log(mean) - sigma**2 / 2, sigma))
 
@@ -326,7 +339,7 @@ class CentreSim:
         if b == "slow":
             o.steps.append((now + 45, "recall", "recalled"))
             arrive = now + 75
-        end = arrive + self._service_s(t.get("service", ""))
+        end = arrive + self._service_s(t.get("service", ""), o.counter)
         force = not self._forced_transfer_done and o.finished >= 1 and tid not in self._transferred
         if b == "transfer" or force:
             self._forced_transfer_done = True

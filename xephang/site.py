@@ -27,6 +27,8 @@ class Service(Strict):
     id: Slug
     name_vi: str = Field(min_length=1, max_length=80)
     name_en: str = Field(default="", max_length=80)
+    short_vi: str = Field(default="", max_length=24, description="short name where the full one does not fit (board tiles, report tables)")
+    short_en: str = Field(default="", max_length=24, description="short English name")
     band: tuple[int, int] = Field(description="first and last ticket number of the band, e.g. [1001, 1999]")
     prefix: str = Field(default="", pattern=r"^[A-Z]?$", description="optional letter printed before the number")
     target_wait_min: float = Field(default=15, gt=0, le=600, description="target wait (issue → call), minutes")
@@ -43,6 +45,14 @@ class Service(Strict):
 
     def label(self, lang: str = "vi") -> str:
         return self.name_en if lang == "en" and self.name_en else self.name_vi
+
+    def short(self, lang: str = "vi") -> str:
+        """The short name (the full one when the site gives none)."""
+        if lang == "en":
+            if self.short_en:
+                return self.short_en
+            return self.label("en") if self.name_en else (self.short_vi or self.name_vi)
+        return self.short_vi or self.name_vi
 
 
 class Counter(Strict):

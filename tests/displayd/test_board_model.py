@@ -166,6 +166,32 @@ def test_a_recall_moves_the_call_to_the_top_and_highlights_it_again():
     assert m.highlight(NOW + 21).call.recall
 
 
+def test_a_transferred_ticket_called_at_another_counter_shows_once_at_its_new_counter():
+    # 2011 served at counter 3, sent to civil status, called again at counter 1: the list must
+    # agree with the big panel, never "2011 → Quầy 3" under "2011 đến Quầy 1"
+    m = live_board(last_calls=5)
+    m.apply(called(11, "2011", 3, "dat-dai"), now=NOW)
+    m.apply(called(12, "1024", 2), now=NOW + 1)
+    m.apply(BoardEvent(kind="transferred", rev=13, number="2011", service="dat-dai", counter=3, to_service="ho-tich"), now=NOW + 2)
+    m.apply(called(14, "2011", 1), now=NOW + 3)
+    calls = [(c.number, c.counter) for c in m.last_calls]
+    assert calls[:2] == [("2011", 1), ("1024", 2)] and ("2011", 3) not in calls
+    # a snapshot listing both calls (the hub's list keeps every call) shows the newest only
+    m.load_snapshot(HallSnapshot(rev=14, last_calls=(Call("2011", 1), Call("1024", 2), Call("2011", 3))), now=NOW + 4)
+    assert [(c.number, c.counter) for c in m.last_calls] == [("2011", 1), ("1024", 2)]
+
+
+def test_the_waiting_bar_keeps_the_hubs_wait_for_each_service():
+    m = live_board()
+    assert m.set_waiting("ho-tich", 5, rev=20, wait_range=(20, 35))
+    assert m.wait_ranges["ho-tich"] == (20, 35)
+    version = m.version
+    assert m.set_waiting("ho-tich", 5, rev=21, wait_range=(60, None))  # "more than an hour"
+    assert m.wait_ranges["ho-tich"] == (60, None) and m.version > version
+    m.load_snapshot(HallSnapshot(rev=30, waiting={"ho-tich": 2}, wait_ranges={"ho-tich": (0, 10)}), now=NOW + 1)
+    assert m.wait_ranges == {"ho-tich": (0, 10)}
+
+
 def _final(m: BoardModel) -> tuple:
     return (m.rev, [(c.number, c.counter) for c in m.last_calls], {c.number: (c.state, c.ticket) for c in m.counters}, m.waiting)
 

@@ -36,6 +36,11 @@ def one(frame: Frame, role: str, counter: int | None = None) -> TextBox:
     return boxes[0]
 
 
+def counter_line(frame: Frame) -> str:
+    """The call panel's counter line as read: the words and the counter's own number."""
+    return " ".join(b.text for b in (*frame.find("call.counter"), *frame.find("call.counter_number")))
+
+
 def glyph_match(surface: pygame.Surface, box: TextBox) -> float:
     """How well the pixels at ``box.rect`` match ``box.text`` rendered alone (IoU of the
     ink masks): proves the text is really there, readable, at that place."""
@@ -66,7 +71,7 @@ def test_the_called_number_and_its_counter_appear_large_in_the_call_panel(labels
     surface, frame, _ = draw(m, labels, size, now=NOW + 0.1, png=png_dir / f"call_{size[0]}x{size[1]}.png")
     panel = frame.regions["call"]
     number, counter = one(frame, "call.number"), one(frame, "call.counter")
-    assert number.text == "4002" and counter.text == "đến Quầy 4"
+    assert number.text == "4002" and counter_line(frame) == "đến Quầy 4"
     assert panel.contains(number.rect) and panel.contains(counter.rect)
     assert counter.rect.top >= number.rect.bottom - 2  # "đến Quầy 4" under the number
     assert number.rect.h >= size[1] / 6  # readable from 10 m
@@ -75,6 +80,23 @@ def test_the_called_number_and_its_counter_appear_large_in_the_call_panel(labels
     tile = one(frame, "tile.number", counter=4)
     assert tile.text == "4002" and frame.regions["tiles"].contains(tile.rect)
     assert glyph_match(surface, one(frame, "tile.label", counter=4)) > 0.85
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720), (1024, 768)])
+def test_the_counter_reads_from_as_far_as_the_number(labels, png_dir, size):
+    """A viewer far away sees the board small: "đến Quầy 4" is half of the message, so the
+    counter's number is nearly as tall as the ticket's and the words' capitals half of it."""
+    m = live_board()
+    m.apply(called(11, "4002", 4, "van-hoa-xa-hoi"), now=NOW)
+    surface, frame, r = draw(m, labels, size, now=NOW + 0.1, png=png_dir / f"far_{size[0]}x{size[1]}.png")
+    number, words, digit = one(frame, "call.number"), one(frame, "call.counter"), one(frame, "call.counter_number")
+    assert digit.text == "4" and digit.rect.h >= 0.6 * number.rect.h
+    caps = words.size * r.text.ink_ratio("bold")
+    assert caps >= 0.3 * number.rect.h
+    assert abs(digit.rect.bottom - (words.rect.top + r.text.font("bold", words.size).get_ascent())) <= 0.08 * digit.rect.h
+    assert glyph_match(surface, digit) > 0.85 and glyph_match(surface, words) > 0.85
+    # from 1/8 (a 55-inch TV at about 20 m) the counter's number is still a dozen pixels high
+    assert digit.rect.h / 8 >= 12 * size[1] / 1080
 
 
 def test_an_unreachable_hub_shows_a_banner_and_the_numbers_stay_marked_stale(labels, png_dir):
@@ -137,7 +159,7 @@ def test_a_burst_of_ten_calls_ends_in_the_right_picture(labels, png_dir):
         frame = r.render(surface, m, NOW + i * 0.1 + 0.05)
     pygame.image.save(surface, str(png_dir / "burst.png"))
     assert one(frame, "call.number").text == "1033"
-    assert one(frame, "call.counter").text == "đến Quầy 2"
+    assert counter_line(frame) == "đến Quầy 2"
     assert frame.text("recent.number") == ["1032", "1031", "1030"]
     assert frame.text("recent.counter") == ["Quầy 1", "Quầy 4", "Quầy 3"]
     tiles = {b.counter: b.text for b in frame.find("tile.number")}
@@ -161,6 +183,23 @@ def long_labels() -> BoardLabels:
         services={f"s{i}": (long[: 40 + i * 5], "Service") for i in range(6)},
         counters={n: (f"Quầy {n}", f"Counter {n}") for n in range(1, 9)},
     )
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720), (1024, 768), (1080, 1920)])
+def test_long_service_names_are_whole_on_the_tiles(labels, png_dir, size):
+    """"Văn hoá – Xã hội, Bảo hiểm xã hội" is never "Bảo hiể…": the site's short name, or two lines."""
+    m = live_board()
+    m.apply(called(11, "4002", 4, "van-hoa-xa-hoi"), now=NOW)
+    surface, frame, _ = draw(m, labels, size, now=NOW + 0.1, png=png_dir / f"tile_names_{size[0]}x{size[1]}.png")
+    shown = frame.find("tile.service", counter=4)
+    assert shown and not any(b.ellipsized for b in shown)
+    assert " ".join(b.text for b in shown) in ("Văn hoá – Xã hội, Bảo hiểm xã hội", "VH–XH, BHXH")
+    # without a short name in the site file: the full name on two lines
+    bare = BoardLabels(centre_vi=labels.centre_vi, services=labels.services, counters=labels.counters)
+    surface, frame, _ = draw(m, bare, size, now=NOW + 0.1)
+    shown = frame.find("tile.service", counter=4)
+    assert " ".join(b.text for b in shown) == "Văn hoá – Xã hội, Bảo hiểm xã hội"
+    assert not any(b.ellipsized for b in shown) and all(b.fits for b in shown)
 
 
 def long_board() -> BoardModel:
@@ -191,7 +230,8 @@ def test_every_text_fits_its_slot_at_every_screen_size(labels, png_dir, size, ca
         assert screen.contains(b.slot), (b.role, b.slot)
         assert b.fits, (b.role, b.text, b.rect, b.slot)
     if case == "long":
-        assert any(b.ellipsized and b.text.endswith("…") for b in frame.boxes)  # long names cut, visibly
+        # names too long even for two lines are cut, visibly
+        assert all(b.text.endswith("…") for b in frame.boxes if b.ellipsized)
         assert len(frame.find("tile.number")) == 8
     if size in ((1920, 1080), (1280, 720)):
         assert one(frame, "call.number").rect.h >= size[1] / 6

@@ -31,6 +31,16 @@ def test_headless_screen_writes_a_png_per_change_and_keeps_the_last_few(tmp_path
     assert not list(tmp_path.glob("*.tmp.png"))
 
 
+def test_a_whole_day_keeps_a_numbered_frame_per_call_and_latest_follows_every_change(tmp_path):
+    s = HeadlessScreen(size=(320, 180), out_dir=tmp_path, keep=100_000, calls_only=True)
+    for i in range(300):  # a day: 300 changes, every tenth a call
+        s.surface.fill((i % 250, 0, 0))
+        s.present(changed=True, new_call=i % 10 == 0)
+    assert s.frames_written == 30
+    assert len(list(tmp_path.glob("frame-*.png"))) == 30  # none pruned: the morning is still there
+    assert pygame.image.load(str(tmp_path / "latest.png")).get_at((1, 1))[:3] == (299 % 250, 0, 0)
+
+
 def test_a_real_board_refuses_an_offscreen_driver(monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
     with pytest.raises(DisplayUnavailable) as err:

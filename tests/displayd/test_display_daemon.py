@@ -125,10 +125,30 @@ def test_the_board_starts_from_the_retained_hall_and_then_shows_a_live_call(disp
 
     hall.event(called(11, 1024, 1))
     assert pump(d, lambda: shown(d, "call.number") == ["1024"])
-    assert shown(d, "call.counter") == ["đến Quầy 1"]
+    assert shown(d, "call.counter") + shown(d, "call.counter_number") == ["đến Quầy", "1"]
     assert d.model.highlight(d.clock.now()) is not None
     assert d.event_to_frame_ms and d.event_to_frame_ms[-1] < 1000
     assert d.screen.frames_written > before  # a PNG for the change
+
+
+def test_the_demo_board_writes_a_frame_per_call_not_per_change(display, fake_broker, tmp_path):
+    hall = Hall(fake_broker, tmp_path)
+    hall.state(hall_state(rev=10))
+    d = display()
+    d.screen.calls_only = True  # the demo's XEPHANG_SCREEN__PNG_CALLS_ONLY
+    assert pump(d, lambda: d.model.rev == 10 and shown(d, "call.number") == ["2011"])
+    before = d.screen.frames_written
+    rev = 11
+    for n in range(3):
+        hall.event(called(rev, 1024 + n, 1 + n))
+        rev += 1
+        assert pump(d, lambda n=n: shown(d, "call.number") == [str(1024 + n)])
+        for k in range(2):  # two more citizens take a ticket: the board changes, no new call
+            hall.event(TicketEvent(event_id=f"e{rev}", rev=rev, at=NOW, kind="issued",
+                                   ticket=ticket(1030 + 3 * n + k, "ho-tich", None)))
+            rev += 1
+            assert pump(d, lambda r=rev: d.model.rev == r - 1 and d._drawn_content == (d.model.version, d._config_gen))
+    assert d.screen.frames_written - before == 3
 
 
 def test_a_duplicate_event_does_not_redraw_the_board(display, fake_broker, tmp_path):
@@ -271,7 +291,7 @@ def test_a_burst_of_ten_calls_in_one_go_ends_in_the_right_picture(display, fake_
     for i in range(10):  # all queued before the board's loop turns once
         hall.event(called(11 + i, 1024 + i, 1 + i % 4))
     assert pump(d, lambda: d.model.rev == 20 and not d.renderer.needs_full_redraw(d.screen.surface, d.model, d._fx()))
-    assert shown(d, "call.number") == ["1033"] and shown(d, "call.counter") == ["đến Quầy 2"]
+    assert shown(d, "call.number") == ["1033"] and shown(d, "call.counter") + shown(d, "call.counter_number") == ["đến Quầy", "2"]
     assert shown(d, "recent.number") == ["1032", "1031", "1030"]
     assert {b.counter: b.text for b in d.last_frame.find("tile.number")} == {1: "1032", 2: "1033", 3: "1030", 4: "1031"}
     assert d.model.gap is None

@@ -55,10 +55,14 @@ def test_officer_presses_next_and_the_board_shows_the_ticket(tmp_path, mosquitto
             assert reply is not None and reply.status == "ok", reply
             number = reply.data["ticket"]["display"]
             assert pump(d, lambda: d.model.waiting.get("dat-dai") == 1)
+            # the hub's wait for the next land ticket reaches the board's waiting bar
+            assert pump(d, lambda: "dat-dai" in d.model.wait_ranges and d.last_frame.find("waiting.wait"))
+            low, high = d.model.wait_ranges["dat-dai"]
+            assert high is None or low < high
             reply = counter.request_sync(CallNext(request_id=new_request_id(), source="counter-3", counter=3))
             assert reply is not None and reply.status == "ok", reply
             assert pump(d, lambda: d.last_frame.text("call.number") == [number])
-            assert d.last_frame.text("call.counter") == ["đến Quầy 3"]
+            assert d.last_frame.text("call.counter") + d.last_frame.text("call.counter_number") == ["đến Quầy", "3"]
             assert d.model.highlight(d._fx()) is not None
             assert pump(d, lambda: d.model.waiting.get("dat-dai") == 0)
             assert d.model.gap is None

@@ -26,7 +26,8 @@ def test_terminal_table_in_vietnamese_with_flag_markers(day1):
     text = report_render.render_table(day1)
     assert "BÁO CÁO HÀNG ĐỢI — Ngày 23/11/2026 (23/11/2026 – 23/11/2026), theo lĩnh vực" in text
     for heading in ("Lĩnh vực", "Lấy số", "Đã phục vụ", "Vắng mặt", "Chờ trung vị", "Đạt mục tiêu chờ",
-                    "Phục vụ TB", "Hài lòng", "Tải của các quầy (giờ)"):
+                    "Phục vụ TB", "Hài lòng", "Thời gian của các quầy (giờ)", "Chuyển đến", "Lượt báo vắng",
+                    "Giờ mở cửa", "Đóng"):
         assert heading in text
     ho = next(line for line in text.splitlines() if line.startswith("Hộ tịch") and "%" in line and "*" in line)
     # wait 8,5 / 8,5 / 11,3; 100% within target; service 6,7* (400 s) 7,0* 7,8* — vi decimals, inferred marks
@@ -42,11 +43,15 @@ def test_terminal_table_in_english(story_ledger, site):
     r = report_from_ledger(story_ledger, site, period="2026-11-23", group_by="counter", lang="en", now=NOW)
     text = report_render.render_table(r)
     assert "QUEUE REPORT — 23/11/2026" in text and "by counter" in text
-    counts, times, load = (line for line in text.splitlines() if line.startswith("Counter 2"))
-    assert counts.split()[2:6] == ["—", "2", "1", "—"]  # issued by service, not counter: in the total
+    counts, calls, times, load = (line for line in text.splitlines() if line.startswith("Counter 2"))
+    # issued by service, not counter: in the total; C came in by transfer, D left as a final no-show
+    assert counts.split()[2:10] == ["—", "—", "2", "1", "—", "—", "0", "—"]
+    # calls: D twice (no-show, no-show), C, F: 4 = 2 served + 2 no-show presses
+    assert calls.split()[2:7] == ["4", "2", "2", "0", "0"]
     assert times.split()[2:5] == ["12.5", "12.5", "18.5"]  # D waited 5, F 20 (first called at counter 2)
-    assert load.split()[2:] == ["Trần", "Văn", "Hùng", "4", "0.4", "0.0", "15.8", "0"]
-    assert "issued, voided and expired appear in the total only" in text
+    # opening hours 9.5 + outside 7.3 (F until 00:20) = serving 0.4 + idle 15.8 + paused 0 + closed 0.6 (before 08:08)
+    assert load.split()[2:] == ["Trần", "Văn", "Hùng", "4", "9.5", "7.3", "0.4", "15.8", "0.0", "0.6", "0"]
+    assert "the tickets table balances in the total only" in text
 
 
 def test_csv_opens_with_vietnamese_letters_and_plain_numbers(day1, tmp_path):
@@ -55,7 +60,8 @@ def test_csv_opens_with_vietnamese_letters_and_plain_numbers(day1, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     head = rows[0]
-    assert head[:3] == ["Lĩnh vực", "Lấy số", "Đã phục vụ"]
+    assert head[:4] == ["Lĩnh vực", "Lấy số", "Chuyển đến", "Đã phục vụ"]
+    assert {"Vắng mặt", "Lượt báo vắng", "Chuyển đi", "Còn mở", "Lượt gọi", "Đang phục vụ"} <= set(head)
     ho = dict(zip(head, rows[1], strict=True))
     assert ho["Lĩnh vực"] == "Hộ tịch"
     assert (ho["Lấy số"], ho["Chờ TB (phút)"], ho["Đạt mục tiêu chờ"], ho["Đánh giá 5"]) == ("3", "8.5", "1.0", "1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ticketd.config import TEXTS_EN, TEXTS_VI, TicketLayout, TicketTexts
 from ticketd.glyphs import font_charset, missing_glyphs
@@ -95,6 +95,37 @@ def test_people_ahead_and_wait_lines(site, issued_at):
     assert r.queue_lines(v0)[1] == TEXTS_VI.wait_none
     en = TicketRenderer(site, TicketLayout(lang="en"))
     assert en.queue_lines(v)[0] == TEXTS_EN.people_ahead.format(n=3)
+
+
+@pytest.mark.parametrize(("low", "high", "open_", "vi", "en"), [
+    (20, 35, False, "Thời gian chờ dự kiến: khoảng 20–35 phút", "Estimated wait: about 20–35 min"),
+    (0, 10, False, "Thời gian chờ dự kiến: dưới 10 phút", "Estimated wait: under 10 min"),
+    (60, None, True, "Thời gian chờ dự kiến: hơn 60 phút", "Estimated wait: more than 60 min"),
+    (0, None, True, "Thời gian chờ dự kiến: chưa ước tính được", "Estimated wait: not known yet"),
+])
+def test_the_ticket_prints_the_hubs_range(site, issued_at, low, high, open_, vi, en):
+    v = TicketView(number=1001, service_id="ho-tich", issued_at=issued_at, people_ahead=3, est_wait_min=27.0,
+                   est_wait_low_min=low, est_wait_high_min=high, est_wait_open=open_)
+    assert TicketRenderer(site).queue_lines(v)[1] == vi
+    assert TicketRenderer(site, TicketLayout(lang="en")).queue_lines(v)[1] == en
+    assert not TicketRenderer(site).missing_glyphs(v)
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_the_lines_a_citizen_reads_are_at_least_10_pt(site, issued_at, width):
+    """Time, people ahead, wait and footer: a capital's ink at least as tall as a 10-pt font's at 203 dpi."""
+    from ticketd.render import READ_PX, _font
+
+    r = TicketRenderer(site, TicketLayout(width_px=width))
+    ten_pt = 10 / 72 * 203
+    assert ten_pt <= READ_PX
+    cap_10pt = _font("regular", round(ten_pt)).getbbox("H", anchor="ls")
+    for text in ("Giờ lấy số: 08:05", "Số người đang chờ trước bạn: 3", r.texts.footer):
+        block = r._text(text, "regular", READ_PX, readable=True)
+        bbox = ImageOps.invert(block.convert("L")).getbbox()
+        assert bbox is not None and bbox[3] - bbox[1] >= -cap_10pt[1], text
+    # the ticket's own blocks use that size: the footer block is as tall as a READ_PX line or more
+    assert r._footer.height >= -cap_10pt[1]
 
 
 def test_qr_url_template_fills_site_service_and_number(site, issued_at):
