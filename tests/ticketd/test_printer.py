@@ -69,7 +69,8 @@ def test_printed_bytes_decode_back_to_the_rendered_ticket_pixel_for_pixel(site, 
     other.putpixel((width // 2, 5), 0 if other.getpixel((width // 2, 5)) else 255)
     assert not same_pixels(job.image(), other)
     # fewer bytes on the wire, and no raster taller than the printer takes
-    assert n < 0.7 * old_job_bytes(ticket)
+    # (0.75: the 10-pt lines a citizen reads, issue 19, put more ink on the ticket than when 0.7 held)
+    assert n < 0.75 * old_job_bytes(ticket)
     assert max(r.height for r in job.rasters) <= ENCODINGS[encoding].raster_max_lines
 
 
