@@ -135,7 +135,8 @@ class Mosquitto:
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf_path)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True,
                                      preexec_fn=die_with_parent if self.die_with_parent else None)
-        if not wait_port(self.port, timeout):
+        # every listener must answer before a client is told the broker is up (the technicians' too)
+        if not all(wait_port(p, timeout) for p in (self.port, self.tech_port) if p):
             err = b""
             if self.proc.poll() is not None and self.proc.stderr:
                 err = self.proc.stderr.read()
