@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from province import rollups
 from xephang.contract import ROOT_PREFIX, BadPayload, CounterEvent, DailySummary, TicketEvent, decode
 from xephang.settings import BrokerSettings
 
@@ -184,8 +185,9 @@ class BatchResult:
 class Store:
     """Writes batches of MQTT messages into the province database, one transaction a batch."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, rollups: bool = True) -> None:
         self.conn = conn
+        self.rollups = rollups  # False only for a database older than the rollups (schema < 4)
 
     def write(self, messages: Iterable[tuple[str, bytes]]) -> BatchResult:
         """Store ``(topic, payload)`` messages and rebuild the tickets they touch; commit."""
@@ -264,6 +266,8 @@ class Store:
     def _rebuild(self, cur: Any, touched: set[tuple[str, int]]) -> int:
         sites = [s for s, _ in touched]
         ids = [t for _, t in touched]
+        if self.rollups:
+            rollups.before_rebuild(cur, sites, ids)
         cur.execute("SELECT e.site, e.ticket_id, e.rev, e.kind, e.at, e.payload FROM events e "
                     "JOIN unnest(%s::text[], %s::bigint[]) AS k(site, ticket_id) "
                     "ON e.site = k.site AND e.ticket_id = k.ticket_id ORDER BY e.site, e.ticket_id, e.rev",
@@ -296,6 +300,8 @@ class Store:
                           "inferred) FROM STDIN") as cp:
                 for r in vrows:
                     cp.write_row(r)
+        if self.rollups:
+            rollups.after_rebuild(cur)
         return len(trows)
 
 
