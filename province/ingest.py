@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from province import rollups
+from province import devices, rollups
 from xephang.contract import ROOT_PREFIX, BadPayload, CounterEvent, DailySummary, TicketEvent, decode
 from xephang.settings import BrokerSettings
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 EVENT_FILTER = f"{ROOT_PREFIX}/+/event/#"
 SUMMARY_FILTER = f"{ROOT_PREFIX}/+/state/summary"
+NODE_FILTER = f"{ROOT_PREFIX}/+/node/#"  # availability, health, alerts (central monitoring)
 DEFAULT_CLIENT_ID = "xephang-ingest"
 SESSION_EXPIRY_S = 30 * 86400  # the broker keeps our queue for a month of ingester downtime
 RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to us (one batch)
@@ -180,6 +181,7 @@ class BatchResult:
     rejected: int = 0
     summaries: int = 0  # daily and hourly
     tickets: int = 0  # tickets rebuilt
+    nodes: int = 0  # status, health and alert messages
 
 
 class Store:
@@ -195,7 +197,12 @@ class Store:
         events: dict[tuple[str, str], tuple[Any, ...]] = {}
         summaries: dict[tuple[str, str], tuple[str, str, float, str]] = {}
         hourly: dict[tuple[str, str, int], tuple[str, str, int, float, str]] = {}
+        nodes: list[devices.NodeMessage] = []
         for topic, payload in messages:
+            node_msg = devices.parse_node_topic(topic, payload)
+            if node_msg is not None:
+                nodes.append(node_msg)  # applied in arrival order after the events
+                continue
             where = parse_topic(topic)
             if where is None:
                 res.rejected += 1
@@ -261,6 +268,9 @@ class Store:
                     "ON CONFLICT (site, day, hour) DO UPDATE SET at = EXCLUDED.at, payload = EXCLUDED.payload "
                     "WHERE hourly_summaries.at <= EXCLUDED.at", list(hourly.values()))
                 res.summaries += len(hourly)
+            if nodes:
+                res.rejected += devices.apply(cur, nodes)
+                res.nodes = len(nodes)
         return res
 
     def _rebuild(self, cur: Any, touched: set[tuple[str, int]]) -> int:
@@ -343,7 +353,7 @@ class Ingester:
             log.error("ingest: province broker refused the connection: %s", reason)
             return
         self._generation += 1
-        client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1)])
+        client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1), (NODE_FILTER, 1)])
         log.info("ingest: connected to %s:%d (session present: %s)", self.broker.host, self.broker.port,
                  flags.session_present)
         self.connected.set()
