@@ -283,7 +283,7 @@ def _rollup_ticket_extras(cur: Any, p: dict[str, Any], site_filter: str) -> tupl
                 + rollups.on(rollups.UNSETTLED, "t") + " AND t.day BETWEEN %(first)s AND %(last)s "
                 + site_filter.format(a="t") + ") x", p)
     days = int(cur.fetchone()[0])
-    # a 10-second bucket lies inside one band: the bands' edges are whole minutes
+    # a 30-second bucket lies inside one band: the bands' edges are whole minutes
     edges = [m * 60.0 for m in WAIT_BINS_MIN]
     hist: dict[str, list[int]] = {}
     cur.execute("SELECT service, bucket, sum(n) FROM roll_hist h WHERE h.measure = 'w' AND h.month BETWEEN "
@@ -493,7 +493,7 @@ def _rollup_percentiles(cur: Any, dims: list[str], params: dict[str, Any],
                         site_filter: str) -> dict[tuple[str, Any], tuple[float, float]]:
     """Exact medians and P90s of waits ('wait') and service times ('svc') per row key and for the total (None).
 
-    The bucket counts of ``roll_hist`` say in which 10-second bucket each wanted rank lies and at
+    The bucket counts of ``roll_hist`` say in which 30-second bucket each wanted rank lies and at
     which offset; one indexed query then reads just those buckets' values and picks them. The
     interpolation is ``percentile_cont``'s (and ``hubd.reports.quantile``'s).
     """
@@ -512,22 +512,26 @@ def _rollup_percentiles(cur: Any, dims: list[str], params: dict[str, Any],
         for k in ((name, key), (name, None)):
             c = counts.setdefault(k, {})
             c[bucket] = c.get(bucket, 0) + n
-    # the (bucket, offset within it) of every rank to read
-    reads: dict[tuple[str, Any, int], tuple[int, int]] = {}
+    # the (bucket, offset within it, how many) of every rank to read: a rank and the next one
+    # (the two a percentile interpolates between) are one read when they share a bucket
+    reads: dict[tuple[str, Any, int], tuple[int, int, int]] = {}
     for (name, key), c in counts.items():
         n = sum(c.values())
+        ranks: set[int] = set()
         for p in (0.5, 0.9):
             pos = p * (n - 1)
-            lo = int(pos)
-            for rank in {lo, min(lo + 1, n - 1)}:
-                if (name, key, rank) in reads:
-                    continue
-                before = 0
-                for b in sorted(c):
-                    if before + c[b] > rank:
-                        reads[(name, key, rank)] = (b, rank - before)
-                        break
-                    before += c[b]
+            ranks |= {int(pos), int(pos) + 1} if pos != int(pos) else {int(pos)}
+        before, buckets = 0, iter(sorted(c.items()))
+        b, nb = next(buckets)
+        for rank in sorted(ranks):
+            while before + nb <= rank:
+                before += nb
+                b, nb = next(buckets)
+            prev = reads.get((name, key, rank - 1))
+            if prev and prev[0] == b and prev[2] == 1:
+                reads[(name, key, rank - 1)] = (b, prev[1], 2)
+            else:
+                reads[(name, key, rank)] = (b, rank - before, 1)
     values = _read_ranks(cur, dims, params, reads, site_filter)
     out: dict[tuple[str, Any], tuple[float, float]] = {}
     for (name, key), c in counts.items():
@@ -536,7 +540,7 @@ def _rollup_percentiles(cur: Any, dims: list[str], params: dict[str, Any],
         for p in (0.5, 0.9):
             pos = p * (n - 1)
             lo = int(pos)
-            hi = min(lo + 1, n - 1)
+            hi = lo + 1 if pos != lo else lo
             a, b = values[(name, key, lo)], values[(name, key, hi)]
             got.append(a + (b - a) * (pos - lo))
         out[(name, key)] = (got[0], got[1])
@@ -556,9 +560,10 @@ def _key_days(dims: list[str], key: Any, params: dict[str, Any]) -> tuple[Any, A
     return d0, d1
 
 
-def _read_ranks(cur: Any, dims: list[str], params: dict[str, Any], reads: dict[tuple[str, Any, int], tuple[int, int]],
+def _read_ranks(cur: Any, dims: list[str], params: dict[str, Any],
+                reads: dict[tuple[str, Any, int], tuple[int, int, int]],
                 site_filter: str) -> dict[tuple[str, Any, int], float]:
-    """The value at each wanted rank: one bucket of one row's waits or service times, read through its index."""
+    """The values at the wanted ranks: one bucket of one row's waits or service times, read from its index."""
     out: dict[tuple[str, Any, int], float] = {}
     for name, table, alias, svc_col, value, bucket, ok, extra in (
             ("wait", "tickets", "t", "first_service", "t.called_at - t.issued_at", rollups.W_BUCKET, rollups.W_OK, ""),
@@ -568,7 +573,8 @@ def _read_ranks(cur: Any, dims: list[str], params: dict[str, Any], reads: dict[t
              "AT TIME ZONE s.timezone) FROM sites s WHERE s.site = v.site), "
              "extract(epoch FROM ((v.day + 1) + time '04:00') AT TIME ZONE 'Asia/Ho_Chi_Minh')))")):
         for keyed in (True, False):
-            todo = [(k, r, b, off) for (nm, k, r), (b, off) in reads.items() if nm == name and (k is not None) == keyed]
+            todo = [(k, r, b, off, cnt) for (nm, k, r), (b, off, cnt) in reads.items()
+                    if nm == name and (k is not None) == keyed]
             if not todo:
                 continue
             kd = dims if keyed else []
@@ -576,13 +582,14 @@ def _read_ranks(cur: Any, dims: list[str], params: dict[str, Any], reads: dict[t
             site_cond = f"AND {alias}.site = k.site" if "site" in kd else site_filter.format(a=alias)
             svc_cond = f"AND {alias}.{svc_col} = k.service" if "service" in kd else ""
             sql = (f"SELECT k.i, x.val FROM unnest(%(k_site)s::text[], %(k_service)s::text[], %(d0)s::date[], "
-                   f"%(d1)s::date[], %(b)s::int[], %(off)s::int[], %(i)s::int[]) AS k(site, service, d0, d1, b, off, i) "
+                   f"%(d1)s::date[], %(b)s::int[], %(off)s::int[], %(cnt)s::int[], %(i)s::int[]) "
+                   f"AS k(site, service, d0, d1, b, off, cnt, i) "
                    f"CROSS JOIN LATERAL (SELECT {value} AS val FROM {table} {alias} "
                    f"WHERE {rollups.on(ok, alias)} AND {rollups.on(bucket, alias)} = k.b {site_cond} "
                    f"{svc_cond} AND {alias}.day BETWEEN k.d0 AND k.d1 {extra} "
-                   f"ORDER BY 1 OFFSET k.off LIMIT 1) x")
-            arg: dict[str, list[Any]] = {"k_site": [], "k_service": [], "d0": [], "d1": [], "b": [], "off": [], "i": []}
-            for i, (k, _r, b, off) in enumerate(todo):
+                   f"ORDER BY 1 OFFSET k.off LIMIT k.cnt) x ORDER BY k.i, x.val")
+            arg: dict[str, list[Any]] = {"k_site": [], "k_service": [], "d0": [], "d1": [], "b": [], "off": [], "cnt": [], "i": []}
+            for i, (k, _r, b, off, cnt) in enumerate(todo):
                 arg["k_site"].append(k[dims.index("site")] if keyed and "site" in dims else None)
                 arg["k_service"].append(k[dims.index("service")] if keyed and "service" in dims else None)
                 d0, d1 = _key_days(dims, k, params)
@@ -590,11 +597,14 @@ def _read_ranks(cur: Any, dims: list[str], params: dict[str, Any], reads: dict[t
                 arg["d1"].append(d1)
                 arg["b"].append(b)
                 arg["off"].append(off)
+                arg["cnt"].append(cnt)
                 arg["i"].append(i)
             cur.execute(sql, {**arg, **({"sites": params["sites"]} if "sites" in params else {})})
+            seen: dict[int, int] = {}
             for i, val in cur.fetchall():
-                k, r, _b, _o = todo[i]
-                out[(name, k, r)] = val
+                k, r = todo[i][0], todo[i][1]
+                out[(name, k, r + seen.get(i, 0))] = val
+                seen[i] = seen.get(i, 0) + 1
     return out
 
 
