@@ -267,6 +267,23 @@ FROM p2 GROUP BY site, counter, day
 """
 
 
+_ROLL_COUNTER_DAYS = ("SELECT site, counter, day, calls, busy, 0::bigint AS pauses, 0::float8 AS paused, s0, s1 "
+                      "FROM roll_counters r WHERE r.day BETWEEN %(first)s AND %(last)s ")
+# per counter: calls, busy, pauses, paused, and the sum of each day's span (first to last moment seen)
+_LOAD_ROLLUP_SQL = """
+SELECT site, counter, sum(calls)::bigint, sum(busy), sum(pauses)::bigint, sum(paused), sum(greatest(s1 - s0, 0))
+FROM (
+    SELECT site, counter, day, sum(calls) AS calls, sum(busy) AS busy, sum(pauses) AS pauses, sum(paused) AS paused,
+           min(s0) AS s0, max(s1) AS s1
+    FROM ({settled}
+          UNION ALL SELECT site, counter, day, calls, busy, 0, 0, s0, s1 FROM ({open}) o
+          UNION ALL SELECT site, counter, day, 0, 0, pauses, paused, s0, s1 FROM ({pauses}) ps) u
+    GROUP BY site, counter, day
+) d
+GROUP BY site, counter
+"""
+
+
 def _rollup_ticket_extras(cur: Any, p: dict[str, Any], site_filter: str) -> tuple[list[int], int, dict[str, list[int]]]:
     """Arrivals per hour, open days and wait bands per service from the rollups (whole months)."""
     from bisect import bisect_right
@@ -344,29 +361,31 @@ def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_
     def counter_totals(site: str, counter: int) -> dict[str, float]:
         return acc.setdefault((site, counter), {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0})
 
-    if rollup:  # settled visits from the rollup, the ones still open (few) computed as below
-        cur.execute("SELECT site, counter, day, calls, busy, s0, s1 FROM roll_counters r "
-                    "WHERE r.day BETWEEN %(first)s AND %(last)s " + site_filter.format(a="r"), p)
-        visit_rows = cur.fetchall()
-        cur.execute(_fill(_LOAD_VISIT_SQL, site_filter + " AND v.outcome IS NULL", "v", cal), p)
-        visit_rows += cur.fetchall()
+    span_total: dict[tuple[str, int], float] = {}
+    if rollup:
+        # settled visits' days from the rollup, the open ones and the pauses by the SQL below; each
+        # counter-day's span and the sums per counter in PostgreSQL (a year is 100 000s of counter-days)
+        cur.execute(_LOAD_ROLLUP_SQL.replace("{settled}", _ROLL_COUNTER_DAYS + site_filter.format(a="r"))
+                    .replace("{open}", _fill(_LOAD_VISIT_SQL, site_filter + " AND v.outcome IS NULL", "v", cal))
+                    .replace("{pauses}", _fill(_LOAD_PAUSE_SQL, site_filter, "e", cal)), p)
+        for site, counter, calls, busy, pauses, paused, span in cur.fetchall():
+            acc[(site, counter)] = {"visits": calls, "busy": busy, "paused": paused, "pauses": pauses}
+            span_total[(site, counter)] = span
     else:
         cur.execute(_fill(_LOAD_VISIT_SQL, site_filter, "v"), p)
-        visit_rows = cur.fetchall()
-    for site, counter, day, calls, busy, s0, s1 in visit_rows:
-        a = counter_totals(site, counter)
-        a["visits"] += calls
-        a["busy"] += busy
-        grow((site, counter, day), s0, s1)
-    cur.execute(_fill(_LOAD_PAUSE_SQL, site_filter, "e", cal), p)
-    for site, counter, day, pauses, paused, s0, s1 in cur.fetchall():
-        a = counter_totals(site, counter)
-        a["pauses"] += pauses
-        a["paused"] += paused
-        grow((site, counter, day), s0, s1)
-    span_total: dict[tuple[str, int], float] = {}
-    for (site, counter, _d), (s0, s1) in spans.items():
-        span_total[(site, counter)] = span_total.get((site, counter), 0.0) + max(0.0, s1 - s0)
+        for site, counter, day, calls, busy, s0, s1 in cur.fetchall():
+            a = counter_totals(site, counter)
+            a["visits"] += calls
+            a["busy"] += busy
+            grow((site, counter, day), s0, s1)
+        cur.execute(_fill(_LOAD_PAUSE_SQL, site_filter, "e", cal), p)
+        for site, counter, day, pauses, paused, s0, s1 in cur.fetchall():
+            a = counter_totals(site, counter)
+            a["pauses"] += pauses
+            a["paused"] += paused
+            grow((site, counter, day), s0, s1)
+        for (site, counter, _d), (s0, s1) in spans.items():
+            span_total[(site, counter)] = span_total.get((site, counter), 0.0) + max(0.0, s1 - s0)
     cur.execute("SELECT site, number, label_vi, label_en, officer FROM site_counters"
                 + (" WHERE site = ANY(%(sites)s)" if "sites" in params else ""), params)
     configured = {(r[0], r[1]): r[2:] for r in cur.fetchall()}
@@ -792,6 +811,9 @@ def register(sub: Any) -> None:
     p.add_argument("--by", "-g", default="site", help="site, service, day, month, quarter; combine with commas")
     p.add_argument("--site", action="append", default=None, help="only these centres (repeatable)")
     p.add_argument("--lang", choices=("vi", "en"), default="vi")
+    p.add_argument("--method", choices=("auto", "rollup", "full"), default="auto",
+                   help="rollup: read the rollups (whole months); full: every ticket and visit; auto (default): "
+                        "the rollups where they apply")
     p.add_argument("--csv", type=Path, help="write a CSV file")
     p.add_argument("--xlsx", type=Path, help="write an XLSX workbook (with the charts)")
     p.add_argument("--html", type=Path, help="write one printable HTML page (charts embedded)")
@@ -808,7 +830,7 @@ def run_province_report(args: Any) -> int:
     try:
         with connect(args.dsn) as conn:
             rep = build_province_report(conn, period=args.period, group_by=args.by, sites=args.site,
-                                        lang=args.lang, now=time.time())
+                                        lang=args.lang, now=time.time(), method=args.method)
     except (ProvinceDbError, ProvinceReportError, BadPeriod) as exc:
         print(exc)
         return 2

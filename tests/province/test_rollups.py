@@ -115,3 +115,17 @@ def test_the_auto_method_takes_the_rollups_only_where_they_apply(pg, week):
             build_province_report(pg, period=period, group_by=by, now=now, method="rollup")
         assert (build_province_report(pg, period=period, group_by=by, now=now)
                 == build_province_report(pg, period=period, group_by=by, now=now, method="full"))
+
+
+def test_the_report_command_chooses_the_method(pg, pg_dsn, week, capsys):
+    from xephang.cli import main
+
+    s, events, _ = week[0]
+    upsert_site(pg, s)
+    Store(pg).write(events)
+    assert main(["province-report", "--dsn", pg_dsn, "--period", "2026-Q4", "--method", "rollup"]) == 0
+    fast = capsys.readouterr().out
+    assert main(["province-report", "--dsn", pg_dsn, "--period", "2026-Q4", "--method", "full"]) == 0
+    assert capsys.readouterr().out == fast and "Quý IV/2026" in fast
+    assert main(["province-report", "--dsn", pg_dsn, "--period", "2026-10-01", "--method", "rollup"]) == 2
+    assert "whole months" in capsys.readouterr().out
