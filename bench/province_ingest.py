@@ -12,13 +12,16 @@ and mosquitto. Prints figures; asserts nothing.
 3. Catch-up: a centre's broker bridged to the province broker; the link is down while a week
    of that centre's events is published into it; the link comes back; time until the last one
    is committed in PostgreSQL.
-4. Quarterly report over ``--centres`` centres × a year of tickets generated in SQL (every figure,
-   arrivals per hour, wait bands and counter load included), and drawing its charts, XLSX and HTML.
+4. Quarterly and yearly report over ``--centres`` centres × a year of tickets generated in SQL (every
+   figure, arrivals per hour, wait bands and counter load included): from the rollups
+   (``province/rollups.py``) next to the full computation of the same run, the two compared figure
+   by figure; the rollups' rebuild time and the tables' sizes; drawing its charts, XLSX and HTML.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
+from province import rollups  # noqa: E402
 from province.db import migrate  # noqa: E402
 from province.ingest import Ingester, Store  # noqa: E402
 from province.reports import build_province_report, chart_pngs, write_html, write_xlsx  # noqa: E402
@@ -73,16 +77,32 @@ def count_events(dsn: str) -> int:
         return int(c.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
+def table_bytes(conn, tables: tuple[str, ...]) -> int:
+    """Heap, TOAST and indexes of ``tables``."""
+    return sum(int(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]) for t in tables)
+
+
 def bench_store(admin: str, events: list[tuple[str, bytes]]) -> None:
+    n = len(events)
+    with scratch_db(admin) as dsn, psycopg.connect(dsn) as conn:  # as the first release stored: no rollups
+        t0 = time.perf_counter()
+        for i in range(0, n, 1000):
+            Store(conn, rollups=False).write(events[i:i + 1000])
+        dt_bare = time.perf_counter() - t0
     with scratch_db(admin) as dsn, psycopg.connect(dsn) as conn:
         store = Store(conn)
         t0 = time.perf_counter()
-        for i in range(0, len(events), 1000):
+        for i in range(0, n, 1000):
             store.write(events[i:i + 1000])
         dt = time.perf_counter() - t0
         t0 = time.perf_counter()
         res = store.write(events)  # everything again: a full replay
         dt_replay = time.perf_counter() - t0
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+        conn.autocommit = False
+        stored = table_bytes(conn, ("events", "tickets", "visits"))
+        rolled = table_bytes(conn, ("roll_tickets", "roll_visits", "roll_counters", "roll_hist", "roll_hours"))
         with conn.cursor() as cur:
             cur.execute("CREATE UNLOGGED TABLE raw (topic text, payload text)")
             t0 = time.perf_counter()
@@ -91,10 +111,12 @@ def bench_store(admin: str, events: list[tuple[str, bytes]]) -> None:
                     cp.write_row((t, p.decode()))
             conn.commit()
             dt_copy = time.perf_counter() - t0
-    n = len(events)
-    print(f"store: {n} events in {dt:.2f} s = {n / dt:,.0f} events/s (batches of 1 000, tickets rebuilt)")
+    print(f"store: {n} events in {dt:.2f} s = {n / dt:,.0f} events/s (batches of 1 000, tickets rebuilt, rollups kept)")
+    print(f"  same events without the rollups: {n / dt_bare:,.0f} events/s (the rollups cost ×{dt / dt_bare:.2f})")
     print(f"  replay of all {n}: {dt_replay:.2f} s, {res.stored} stored, {res.duplicates} duplicates")
     print(f"  baseline bare COPY of the same payloads: {n / dt_copy:,.0f} rows/s → store costs {dt / dt_copy:.1f}×")
+    print(f"  on disk: {stored / n:,.0f} bytes per event (events, tickets, visits with their indexes), "
+          f"rollups {rolled / n:,.0f} bytes per event (a few centre-days: their per-day rows are not yet shared)")
 
 
 def bench_end_to_end(admin: str, tmp: Path, events: list[tuple[str, bytes]]) -> None:
@@ -198,29 +220,53 @@ SELECT s.site, n, 'Quầy ' || n, 'Counter ' || n, '' FROM sites s CROSS JOIN ge
 """
 
 
+def same_figures(a: dict, b: dict) -> int:
+    """How many rows (and the totals, and the report's other figures) differ between two report dicts."""
+    diff = sum(1 for x, y in zip(a["rows"], b["rows"], strict=True) if x != y) + (len(a["rows"]) != len(b["rows"]))
+    return diff + (a["totals"] != b["totals"]) + sum(a[k] != b[k] for k in (
+        "arrivals_by_hour", "open_days", "busiest_hours", "wait_hist", "counter_load"))
+
+
 def bench_report(admin: str, centres: int, tickets: int) -> None:
     with scratch_db(admin) as dsn, psycopg.connect(dsn) as conn:
         t0 = time.perf_counter()
         for stmt in filter(str.strip, GEN_SQL.split(";\n")):
             conn.execute(stmt, {"centres": centres, "tickets": tickets})
         conn.commit()
+        gen = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:  # generated straight into tickets/visits: count the rollups once
+            rollups.rebuild(cur)
+        conn.commit()
+        rebuild = time.perf_counter() - t0
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
         conn.autocommit = False
-        gen = time.perf_counter() - t0
         nt = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
         nv = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
-        print(f"report data: {centres} centres × 365 days: {nt:,} tickets, {nv:,} visits (generated in {gen:.0f} s)")
+        print(f"report data: {centres} centres × 365 days: {nt:,} tickets, {nv:,} visits (generated in {gen:.0f} s; "
+              f"rollups rebuilt from them in {rebuild:.0f} s)")
+        mb = 1024 * 1024
+        base = table_bytes(conn, ("tickets", "visits"))
+        roll = table_bytes(conn, ("roll_tickets", "roll_visits", "roll_counters", "roll_hist", "roll_hours"))
+        print(f"  sizes: tickets + visits with indexes {base / mb:,.0f} MB; rollups {roll / mb:,.0f} MB")
         now = time.mktime((2027, 1, 5, 12, 0, 0, 0, 0, 0))
-        for by in ("site", "service", "site,service", "month"):
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                rep = build_province_report(conn, period="2026-Q4", group_by=by, now=now)
-                times.append(time.perf_counter() - t0)
-            print(f"  quarterly report 2026-Q4 by {by:<13}: median {statistics.median(times):.2f} s "
-                  f"(min {min(times):.2f}, max {max(times):.2f}), {len(rep['rows'])} rows, "
-                  f"{rep['totals']['issued']:,} issued")
+        print(f"  load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work inflates wall times)")
+        for period, full_runs in (("2026-Q4", 3), ("2026", 1)):
+            for by in ("site", "service", "site,service", "month"):
+                times: dict[str, list[float]] = {"rollup": [], "full": []}
+                reps = {}
+                for method, runs in (("rollup", 5), ("full", full_runs)):
+                    for _ in range(runs):
+                        t0 = time.perf_counter()
+                        reps[method] = build_province_report(conn, period=period, group_by=by, now=now, method=method)
+                        times[method].append(time.perf_counter() - t0)
+                r, f = times["rollup"], times["full"]
+                diff = same_figures(reps["rollup"], reps["full"])
+                print(f"  {period:<7} by {by:<13}: rollups median {statistics.median(r):.2f} s (max {max(r):.2f}) | "
+                      f"full computation {'median ' if len(f) > 1 else ''}{statistics.median(f):.2f} s | "
+                      f"{len(reps['full']['rows'])} rows, {reps['full']['totals']['issued']:,} issued, "
+                      f"{'every figure equal' if not diff else f'{diff} DIFFERENCES'}")
         rep = build_province_report(conn, period="2026-Q4", group_by="site", now=now)
         out = Path(tempfile.mkdtemp(prefix="xephang-bench-report-"))
         t0 = time.perf_counter()
@@ -235,7 +281,7 @@ def bench_report(admin: str, centres: int, tickets: int) -> None:
             t0 = time.perf_counter()
             build_province_report(conn, period="2026-11-20", group_by="site", now=now)
             times.append(time.perf_counter() - t0)
-        print(f"  baseline: one day by site: median {statistics.median(times):.3f} s")
+        print(f"  one day by site (full computation: a day is not a whole month): median {statistics.median(times):.3f} s")
 
 
 def main() -> int:

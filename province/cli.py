@@ -1,4 +1,5 @@
-"""The province's sub-commands of ``xephang``: bridge-config (centre side), ingest, province-db, province-report.
+"""The province's sub-commands of ``xephang``: bridge-config (centre side), ingest, province-db, province-report,
+province devices.
 
 psycopg is imported only when a province command runs, so a centre's Pi (without the
 ``province`` extra) still lists and runs ``bridge-config``.
@@ -11,9 +12,10 @@ from typing import Any
 
 def register(sub: Any) -> None:
     """Add the province sub-commands."""
-    from province import ingest, reports
+    from province import devices, ingest, reports
     from xephang import bridgeconf
 
     bridgeconf.register(sub)
     ingest.register(sub)
     reports.register(sub)
+    devices.register(sub)

@@ -10,6 +10,8 @@ import logging
 import os
 from typing import Any
 
+from province import rollups
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/xephang"
@@ -80,6 +82,37 @@ CREATE TABLE hourly_summaries (
     PRIMARY KEY (site, day, hour)
 );
 """),
+    # central monitoring: the nodes' retained availability, health and alerts, and their history
+    (3, "devices, their status and alert history", """
+CREATE TABLE devices (
+    site text NOT NULL, node text NOT NULL, role text NOT NULL DEFAULT '', version text NOT NULL DEFAULT '',
+    online boolean NOT NULL, session bigint NOT NULL DEFAULT 0,
+    since timestamptz NOT NULL,       -- province clock: when this state was first seen here
+    seen_at timestamptz NOT NULL,     -- province clock: the last status or health message
+    device_at double precision,       -- the node's own clock in its last status (informational)
+    health jsonb, health_at timestamptz,
+    PRIMARY KEY (site, node)
+);
+-- every change of availability, as the province saw it (downtime per device and period)
+CREATE TABLE device_status_log (
+    site text NOT NULL, node text NOT NULL, at timestamptz NOT NULL, online boolean NOT NULL, session bigint NOT NULL,
+    device_at double precision
+);
+CREATE INDEX device_status_log_node ON device_status_log (site, node, at);
+CREATE TABLE device_alerts (
+    site text NOT NULL, node text NOT NULL, alert text NOT NULL, severity text NOT NULL,
+    message_vi text NOT NULL DEFAULT '', message_en text NOT NULL DEFAULT '',
+    raised_at timestamptz NOT NULL, device_at double precision,
+    PRIMARY KEY (site, node, alert)
+);
+CREATE TABLE device_alert_log (
+    id bigserial PRIMARY KEY, site text NOT NULL, node text NOT NULL, alert text NOT NULL, severity text NOT NULL,
+    message_vi text NOT NULL DEFAULT '', raised_at timestamptz NOT NULL, cleared_at timestamptz
+);
+CREATE INDEX device_alert_log_node ON device_alert_log (site, node, raised_at);
+"""),
+    # what makes a quarter's report read thousands of rows: province/rollups.py
+    (4, "report rollups", rollups.SCHEMA_SQL + ";\n".join(rollups.rebuild_sql()) + ";\n"),
 ]
 
 
@@ -152,3 +185,5 @@ def upsert_site(conn: Any, site: Any) -> None:
         cur.executemany(
             "INSERT INTO site_services (site, service, pos, name_vi, name_en, target_wait_min) VALUES (%s,%s,%s,%s,%s,%s)",
             [(s.slug, sv.id, i, sv.name_vi, sv.name_en or "", sv.target_wait_min) for i, sv in enumerate(site.services)])
+        # the rollups count with the centre's calendar, targets and rating scale: recount them
+        rollups.rebuild(cur, [s.slug])

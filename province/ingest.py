@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from province import devices, rollups
 from xephang.contract import (
     LEVEL_PATTERN,
     ROOT_PREFIX,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 _LEVEL = re.compile(LEVEL_PATTERN)
 EVENT_FILTER = f"{ROOT_PREFIX}/+/event/#"
 SUMMARY_FILTER = f"{ROOT_PREFIX}/+/state/summary"
+NODE_FILTER = f"{ROOT_PREFIX}/+/node/#"  # availability, health, alerts (central monitoring)
 DEFAULT_CLIENT_ID = "xephang-ingest"
 SESSION_EXPIRY_S = 30 * 86400  # the broker keeps our queue for a month of ingester downtime
 RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to us (one batch)
@@ -191,13 +193,15 @@ class BatchResult:
     rejected: int = 0
     summaries: int = 0  # daily and hourly
     tickets: int = 0  # tickets rebuilt
+    nodes: int = 0  # status, health and alert messages
 
 
 class Store:
     """Writes batches of MQTT messages into the province database, one transaction a batch."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, rollups: bool = True) -> None:
         self.conn = conn
+        self.rollups = rollups  # False only for a database older than the rollups (schema < 4)
 
     def write(self, messages: Iterable[tuple[str, bytes]]) -> BatchResult:
         """Store ``(topic, payload)`` messages and rebuild the tickets they touch; commit."""
@@ -205,7 +209,12 @@ class Store:
         events: dict[tuple[str, str], tuple[Any, ...]] = {}
         summaries: dict[tuple[str, str], tuple[str, str, float, str]] = {}
         hourly: dict[tuple[str, str, int], tuple[str, str, int, float, str]] = {}
+        nodes: list[devices.NodeMessage] = []
         for topic, payload in messages:
+            node_msg = devices.parse_node_topic(topic, payload)
+            if node_msg is not None:
+                nodes.append(node_msg)  # applied in arrival order after the events
+                continue
             where = parse_topic(topic)
             if where is None:
                 res.rejected += 1
@@ -274,11 +283,16 @@ class Store:
                     "ON CONFLICT (site, day, hour) DO UPDATE SET at = EXCLUDED.at, payload = EXCLUDED.payload "
                     "WHERE hourly_summaries.at <= EXCLUDED.at", list(hourly.values()))
                 res.summaries += len(hourly)
+            if nodes:
+                res.rejected += devices.apply(cur, nodes)
+                res.nodes = len(nodes)
         return res
 
     def _rebuild(self, cur: Any, touched: set[tuple[str, int]]) -> int:
         sites = [s for s, _ in touched]
         ids = [t for _, t in touched]
+        if self.rollups:
+            rollups.before_rebuild(cur, sites, ids)
         cur.execute("SELECT e.site, e.ticket_id, e.rev, e.kind, e.at, e.payload FROM events e "
                     "JOIN unnest(%s::text[], %s::bigint[]) AS k(site, ticket_id) "
                     "ON e.site = k.site AND e.ticket_id = k.ticket_id ORDER BY e.site, e.ticket_id, e.rev",
@@ -311,6 +325,8 @@ class Store:
                           "inferred) FROM STDIN") as cp:
                 for r in vrows:
                     cp.write_row(r)
+        if self.rollups:
+            rollups.after_rebuild(cur)
         return len(trows)
 
 
@@ -352,7 +368,7 @@ class Ingester:
             log.error("ingest: province broker refused the connection: %s", reason)
             return
         self._generation += 1
-        client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1)])
+        client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1), (NODE_FILTER, 1)])
         log.info("ingest: connected to %s:%d (session present: %s)", self.broker.host, self.broker.port,
                  flags.session_present)
         self.connected.set()

@@ -18,12 +18,13 @@ The centre ledger's clock-jump marks do not travel in events, so those two flags
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
 from hubd.reports import Period, parse_period
+from province import rollups
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ site_cal AS (
     -- a centre whose site file was never registered: the defaults of a Vietnamese centre
     SELECT x.site, 5, 'Asia/Ho_Chi_Minh', time '04:00', time '17:00',
            ((to_timestamp(%(now)s) AT TIME ZONE 'Asia/Ho_Chi_Minh') - interval '4 hours')::date
-    FROM (SELECT DISTINCT site FROM tickets WHERE day BETWEEN %(first)s AND %(last)s) x
+    FROM (SELECT DISTINCT site FROM {cal_source} WHERE day BETWEEN %(first)s AND %(last)s) x
     WHERE NOT EXISTS (SELECT 1 FROM sites s WHERE s.site = x.site)
 )"""
 
@@ -88,7 +89,7 @@ tw AS (
 SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else '0'} AS g,
     count(*) AS issued,
     count(*) FILTER (WHERE state = 'voided') AS voided,
-    count(w) AS wait_n, avg(w) AS wait_mean,
+    count(w) AS wait_n, avg(w) AS wait_mean, sum(w) AS wait_sum,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS wait_p50,
     percentile_cont(0.9) WITHIN GROUP (ORDER BY w) AS wait_p90,
     count(w) FILTER (WHERE w <= COALESCE(target_wait_min * 60, w)) AS within_ok
@@ -97,34 +98,43 @@ GROUP BY {grouping}
 """
 
 
+# the tickets that can still end or have ended without service: the few a report must look at for
+# "expired" and "open" (partial indexes tickets_unsettled and tickets_expired find them)
+_ENDING = "{a}.state IN ('waiting', 'called', 'expired')"
+
+
 def _ticket_end_sql(keys: list[str]) -> str:
     """How tickets ended, where they were then (a transferred ticket ends in its new service):
-    expired, still open, and the transfers that brought them to that service."""
+    expired and still open. Only the tickets that can be either are read (``_ENDING``)."""
     ks = [_key_sql(d, "t", "service") for d in keys]
     sel = ", ".join(f"{k} AS k{i}" for i, k in enumerate(ks))
     grouping = f"GROUPING SETS (({', '.join(ks)}), ())" if ks else "()"
     return f"""
 WITH {_SITE_CAL}
 SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else '0'} AS g,
-    count(*) FILTER (WHERE state <> 'voided' AND (state = 'expired' OR (state = 'waiting' AND day < today))) AS expired,
+    count(*) FILTER (WHERE state = 'expired' OR (state = 'waiting' AND day < today)) AS expired,
     count(*) FILTER (WHERE state IN ('waiting', 'called') AND day >= today) AS open
 FROM tickets t JOIN site_cal c ON c.site = t.site
-WHERE t.day BETWEEN %(first)s AND %(last)s {{site_filter}}
+WHERE t.day BETWEEN %(first)s AND %(last)s AND {_ENDING.format(a='t')} {{site_filter}}
 GROUP BY {grouping}
 """
 
 
 def _transfer_in_sql(keys: list[str]) -> str:
     """Transfers by the service they sent the ticket to: the service of its next call, or the
-    ticket's service when it was not called again."""
+    ticket's service when it was not called again. Only transferred tickets' visits are read."""
     ks = [_key_sql(d, "x", "target") for d in keys]
     sel = ", ".join(f"{k} AS k{i}" for i, k in enumerate(ks))
     grouping = f"GROUPING SETS (({', '.join(ks)}), ())" if ks else "()"
     return f"""
-WITH vn AS (
+WITH moved AS (
+    SELECT DISTINCT v.site, v.ticket_id FROM visits v
+    WHERE v.outcome = 'transferred' AND v.day BETWEEN %(first)s AND %(last)s {{site_filter}}
+), vn AS (
     SELECT v.site, v.day, v.outcome, COALESCE(lead(v.service) OVER w, t.service) AS target
-    FROM visits v JOIN tickets t ON t.site = v.site AND t.ticket_id = v.ticket_id
-    WHERE v.day BETWEEN %(first)s AND %(last)s {{site_filter}}
+    FROM visits v JOIN moved m ON m.site = v.site AND m.ticket_id = v.ticket_id
+    JOIN tickets t ON t.site = v.site AND t.ticket_id = v.ticket_id
+    WHERE v.day BETWEEN %(first)s AND %(last)s
     WINDOW w AS (PARTITION BY v.site, v.ticket_id ORDER BY v.called_at, v.call_rev)
 )
 SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else '0'} AS g,
@@ -166,7 +176,7 @@ SELECT {sel + ',' if sel else ''} {'GROUPING(' + ', '.join(ks) + ')' if ks else 
     count(*) FILTER (WHERE outc = 'no-show' AND tstate = 'no-show' AND call_rev = last_call_rev) AS no_shows,
     count(*) FILTER (WHERE outc = 'no-show') AS no_show_calls,
     count(*) FILTER (WHERE outc IS NULL) AS serving,
-    count(dur) AS svc_n, avg(dur) AS svc_mean,
+    count(dur) AS svc_n, avg(dur) AS svc_mean, sum(dur) AS svc_sum,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY dur) AS svc_p50,
     percentile_cont(0.9) WITHIN GROUP (ORDER BY dur) AS svc_p90,
     count(*) FILTER (WHERE has_rating AND rating = 1) AS r1,
@@ -181,6 +191,18 @@ GROUP BY {grouping}
 """
 
 
+# where the centres' calendars come from: every ticket (the full computation), or the rollup and the
+# few unsettled tickets (the rollup path, which must not scan a quarter of tickets for it)
+_CAL_FULL = "tickets"
+_CAL_ROLLUP = (f"(SELECT site, day FROM roll_tickets UNION ALL SELECT site, day FROM tickets "
+               f"WHERE {rollups.on(rollups.UNSETTLED)}) src")
+
+
+def _fill(sql: str, site_filter: str, alias: str, cal_source: str = _CAL_FULL) -> str:
+    """A query template with its centre filter (on ``alias``) and calendar source filled in."""
+    return sql.replace("{site_filter}", site_filter.format(a=alias)).replace("{cal_source}", cal_source)
+
+
 def _r1(v: float | None) -> float | None:
     return None if v is None else round(float(v), 1)
 
@@ -192,8 +214,9 @@ def _share(part: int, whole: int) -> float | None:
 def _empty_row() -> dict[str, Any]:
     return {"issued": 0, "voided": 0, "expired": 0, "open": 0, "wait_n": 0, "wait_mean": None, "wait_p50": None,
             "wait_p90": None, "within_ok": 0, "calls": 0, "served": 0, "inferred": 0, "closed_by_reset": 0,
-            "transferred": 0, "no_shows": 0, "transferred_in": 0, "no_show_calls": 0, "serving": 0, "svc_n": 0, "svc_mean": None, "svc_p50": None, "svc_p90": None,
-            "r1": 0, "r2": 0, "r3": 0, "r4": 0, "r5": 0, "satisfied": 0}
+            "transferred": 0, "no_shows": 0, "transferred_in": 0, "no_show_calls": 0, "serving": 0, "svc_n": 0,
+            "svc_mean": None, "svc_p50": None, "svc_p90": None,
+            "r1": 0, "r2": 0, "r3": 0, "r4": 0, "r5": 0, "satisfied": 0, "wait_sum": None, "svc_sum": None}
 
 
 def _figures(a: dict[str, Any], scale: int) -> dict[str, Any]:
@@ -292,8 +315,56 @@ FROM p2 GROUP BY site, counter, day
 """
 
 
-def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_names: dict[str, Any]) -> dict[str, Any]:
-    """arrivals_by_hour, open_days, busiest_hours, wait_bins_min, wait_hist, counter_load."""
+_ROLL_COUNTER_DAYS = ("SELECT site, counter, day, calls, busy, 0::bigint AS pauses, 0::float8 AS paused, s0, s1 "
+                      "FROM roll_counters r WHERE r.day BETWEEN %(first)s AND %(last)s ")
+# per counter: calls, busy, pauses, paused, and the sum of each day's span (first to last moment seen)
+_LOAD_ROLLUP_SQL = """
+SELECT site, counter, sum(calls)::bigint, sum(busy), sum(pauses)::bigint, sum(paused), sum(greatest(s1 - s0, 0))
+FROM (
+    SELECT site, counter, day, sum(calls) AS calls, sum(busy) AS busy, sum(pauses) AS pauses, sum(paused) AS paused,
+           min(s0) AS s0, max(s1) AS s1
+    FROM ({settled}
+          UNION ALL SELECT site, counter, day, calls, busy, 0, 0, s0, s1 FROM ({open}) o
+          UNION ALL SELECT site, counter, day, 0, 0, pauses, paused, s0, s1 FROM ({pauses}) ps) u
+    GROUP BY site, counter, day
+) d
+GROUP BY site, counter
+"""
+
+
+def _rollup_ticket_extras(cur: Any, p: dict[str, Any], site_filter: str) -> tuple[list[int], int, dict[str, list[int]]]:
+    """Arrivals per hour, open days and wait bands per service from the rollups (whole months)."""
+    from bisect import bisect_right
+
+    from hubd.reports import WAIT_BINS_MIN
+
+    arrivals = [0] * 24
+    cur.execute("SELECT hour, sum(n) FROM roll_hours h WHERE h.month BETWEEN %(first)s AND %(last)s "
+                + site_filter.format(a="h") + " GROUP BY hour", p)
+    for hour, n in cur.fetchall():
+        arrivals[hour] = int(n)
+    cur.execute("SELECT count(DISTINCT day) FROM (SELECT day FROM roll_tickets r WHERE r.day BETWEEN %(first)s AND "
+                "%(last)s " + site_filter.format(a="r") + " UNION ALL SELECT day FROM tickets t WHERE "
+                + rollups.on(rollups.UNSETTLED, "t") + " AND t.day BETWEEN %(first)s AND %(last)s "
+                + site_filter.format(a="t") + ") x", p)
+    days = int(cur.fetchone()[0])
+    # a 30-second bucket lies inside one band: the bands' edges are whole minutes
+    edges = [m * 60.0 for m in WAIT_BINS_MIN]
+    hist: dict[str, list[int]] = {}
+    cur.execute("SELECT service, bucket, sum(n) FROM roll_hist h WHERE h.measure = 'w' AND h.month BETWEEN "
+                "%(first)s AND %(last)s " + site_filter.format(a="h") + " GROUP BY service, bucket", p)
+    for svc, bucket, n in cur.fetchall():
+        if n:
+            hist.setdefault(svc, [0] * (len(WAIT_BINS_MIN) + 1))[bisect_right(edges, bucket * rollups.BUCKET_S)] += int(n)
+    return arrivals, days, hist
+
+
+def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_names: dict[str, Any],
+            *, rollup: bool = False) -> dict[str, Any]:
+    """arrivals_by_hour, open_days, busiest_hours, wait_bins_min, wait_hist, counter_load.
+
+    ``rollup``: read arrivals, wait bands and settled visits' counter load from the rollups (whole months).
+    """
     from hubd.reports import WAIT_BINS_MIN, busiest_hours
 
     p = {**params, "bins": [m * 60.0 for m in WAIT_BINS_MIN],
@@ -302,14 +373,18 @@ def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_
     arrivals = [0] * 24
     days = 0
     hist: dict[str, list[int]] = {}
-    cur.execute(_EXTRA_TICKET_SQL.replace("{site_filter}", site_filter.format(a="t")), p)
-    for what, k, svc, n in cur.fetchall():
-        if what == "hour":
-            arrivals[k] = int(n)
-        elif what == "bin":
-            hist.setdefault(svc, [0] * (len(WAIT_BINS_MIN) + 1))[k] = int(n)
-        else:
-            days = int(n)
+    cal = _CAL_ROLLUP if rollup else _CAL_FULL
+    if rollup:
+        arrivals, days, hist = _rollup_ticket_extras(cur, p, site_filter)
+    else:
+        cur.execute(_fill(_EXTRA_TICKET_SQL, site_filter, "t"), p)
+        for what, k, svc, n in cur.fetchall():
+            if what == "hour":
+                arrivals[k] = int(n)
+            elif what == "bin":
+                hist.setdefault(svc, [0] * (len(WAIT_BINS_MIN) + 1))[k] = int(n)
+            else:
+                days = int(n)
     cur.execute("SELECT service, min(pos), min(name_vi), min(name_en), "
                 "CASE WHEN count(DISTINCT target_wait_min) = 1 AND count(*) = count(target_wait_min) "
                 "THEN min(target_wait_min) END FROM site_services GROUP BY service")
@@ -334,21 +409,31 @@ def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_
     def counter_totals(site: str, counter: int) -> dict[str, float]:
         return acc.setdefault((site, counter), {"visits": 0, "busy": 0.0, "paused": 0.0, "pauses": 0})
 
-    cur.execute(_LOAD_VISIT_SQL.replace("{site_filter}", site_filter.format(a="v")), p)
-    for site, counter, day, calls, busy, s0, s1 in cur.fetchall():
-        a = counter_totals(site, counter)
-        a["visits"] += calls
-        a["busy"] += busy
-        grow((site, counter, day), s0, s1)
-    cur.execute(_LOAD_PAUSE_SQL.replace("{site_filter}", site_filter.format(a="e")), p)
-    for site, counter, day, pauses, paused, s0, s1 in cur.fetchall():
-        a = counter_totals(site, counter)
-        a["pauses"] += pauses
-        a["paused"] += paused
-        grow((site, counter, day), s0, s1)
     span_total: dict[tuple[str, int], float] = {}
-    for (site, counter, _d), (s0, s1) in spans.items():
-        span_total[(site, counter)] = span_total.get((site, counter), 0.0) + max(0.0, s1 - s0)
+    if rollup:
+        # settled visits' days from the rollup, the open ones and the pauses by the SQL below; each
+        # counter-day's span and the sums per counter in PostgreSQL (a year is 100 000s of counter-days)
+        cur.execute(_LOAD_ROLLUP_SQL.replace("{settled}", _ROLL_COUNTER_DAYS + site_filter.format(a="r"))
+                    .replace("{open}", _fill(_LOAD_VISIT_SQL, site_filter + " AND v.outcome IS NULL", "v", cal))
+                    .replace("{pauses}", _fill(_LOAD_PAUSE_SQL, site_filter, "e", cal)), p)
+        for site, counter, calls, busy, pauses, paused, span in cur.fetchall():
+            acc[(site, counter)] = {"visits": calls, "busy": busy, "paused": paused, "pauses": pauses}
+            span_total[(site, counter)] = span
+    else:
+        cur.execute(_fill(_LOAD_VISIT_SQL, site_filter, "v"), p)
+        for site, counter, day, calls, busy, s0, s1 in cur.fetchall():
+            a = counter_totals(site, counter)
+            a["visits"] += calls
+            a["busy"] += busy
+            grow((site, counter, day), s0, s1)
+        cur.execute(_fill(_LOAD_PAUSE_SQL, site_filter, "e", cal), p)
+        for site, counter, day, pauses, paused, s0, s1 in cur.fetchall():
+            a = counter_totals(site, counter)
+            a["pauses"] += pauses
+            a["paused"] += paused
+            grow((site, counter, day), s0, s1)
+        for (site, counter, _d), (s0, s1) in spans.items():
+            span_total[(site, counter)] = span_total.get((site, counter), 0.0) + max(0.0, s1 - s0)
     cur.execute("SELECT site, number, label_vi, label_en, officer FROM site_counters"
                 + (" WHERE site = ANY(%(sites)s)" if "sites" in params else ""), params)
     configured = {(r[0], r[1]): r[2:] for r in cur.fetchall()}
@@ -390,13 +475,225 @@ def _key_label(dims: list[str], key: tuple[Any, ...], names: dict[str, Any], lan
     return " — ".join(out)
 
 
+# ---------------------------------------------------------------------------------------------- rollup path
+
+
+def _whole_months(per: Period) -> bool:
+    return per.first.day == 1 and (per.last + timedelta(days=1)).day == 1
+
+
+def _use_rollup(cur: Any, method: str, per: Period, dims: list[str]) -> bool:
+    """Whether this report reads the rollups: whole months, no grouping by day, a schema that has them."""
+    from hubd.reports import WAIT_BINS_MIN
+
+    fits = (_whole_months(per) and "day" not in dims
+            and all(m * 60 % rollups.BUCKET_S == 0 and m * 60 <= rollups.BUCKET_MAX * rollups.BUCKET_S
+                    for m in WAIT_BINS_MIN))
+    if method == "full" or (method == "auto" and not fits):
+        return False
+    if not fits:
+        raise ProvinceReportError("the rollups answer whole months (month, quarter, year), not grouped by day")
+    cur.execute("SELECT to_regclass('roll_hist') IS NOT NULL")
+    if cur.fetchone()[0]:
+        return True
+    if method == "rollup":
+        raise ProvinceReportError("this database has no rollups yet: run xephang province-db")
+    return False
+
+
+def _collect(cur: Any, dims: list[str], acc: dict[tuple[Any, ...], dict[str, Any]], total: dict[str, Any],
+             *, add: bool = False) -> None:
+    """Fold a GROUPING SETS result (``k0``…, ``g``, figures) into ``acc`` and ``total`` (set, or ``add``)."""
+    names = [d.name for d in cur.description]
+    for rec in cur.fetchall():
+        r = dict(zip(names, rec, strict=True))
+        key = tuple(r[f"k{i}"] for i in range(len(dims)))
+        row = total if (dims and r["g"]) or not dims else acc.setdefault(key, _empty_row())
+        for k, v in r.items():
+            if k not in row or k.endswith(("_mean", "_p50", "_p90")):
+                if not add and k in row:
+                    row[k] = v
+                continue
+            row[k] = v if not add or row[k] is None else (row[k] if v is None else row[k] + v)
+
+
+def _rollup_sql(table: str, dims: list[str], figures: str, site_filter: str) -> str:
+    ks = [_key_sql(d, "r", "service") for d in dims]
+    sel = ", ".join(f"{k} AS k{i}" for i, k in enumerate(ks))
+    return (f"SELECT {sel}, GROUPING({', '.join(ks)}) AS g, {figures} FROM {table} r "
+            f"WHERE r.day BETWEEN %(first)s AND %(last)s {site_filter.format(a='r')} "
+            f"GROUP BY GROUPING SETS (({', '.join(ks)}), ())")
+
+
+_ROLL_TICKETS = ("sum(issued)::bigint AS issued, sum(voided)::bigint AS voided, sum(wait_n)::bigint AS wait_n, "
+                 "sum(wait_sum) AS wait_sum, sum(within_ok)::bigint AS within_ok")
+_ROLL_VISITS = ("sum(calls)::bigint AS calls, sum(served)::bigint AS served, sum(inferred)::bigint AS inferred, "
+                "sum(closed_by_reset)::bigint AS closed_by_reset, sum(transferred)::bigint AS transferred, sum(no_shows)::bigint AS no_shows, "
+                "sum(no_show_calls)::bigint AS no_show_calls, "
+                "sum(svc_n)::bigint AS svc_n, sum(svc_sum) AS svc_sum, sum(r1)::bigint AS r1, sum(r2)::bigint AS r2, sum(r3)::bigint AS r3, "
+                "sum(r4)::bigint AS r4, sum(r5)::bigint AS r5, sum(satisfied)::bigint AS satisfied")
+
+
+def _rollup_figures(cur: Any, dims: list[str], params: dict[str, Any], site_filter: str,
+                    acc: dict[tuple[Any, ...], dict[str, Any]]) -> dict[str, Any]:
+    """Every row's figures from the rollups plus the unsettled rows; fills ``acc``, returns the totals."""
+    total = _empty_row()
+    cur.execute(_rollup_sql("roll_tickets", dims, _ROLL_TICKETS, site_filter), params)
+    _collect(cur, dims, acc, total, add=True)
+    cur.execute(_rollup_sql("roll_visits", dims, _ROLL_VISITS, site_filter), params)
+    _collect(cur, dims, acc, total, add=True)
+    # today's open tickets and visits (and any day the hub never closed): the full SQL over those few
+    unsettled_t = site_filter + " AND " + rollups.on(rollups.UNSETTLED, "{a}")
+    cur.execute(_fill(_ticket_sql(dims), unsettled_t, "t", _CAL_ROLLUP), params)
+    _collect(cur, dims, acc, total, add=True)
+    cur.execute(_fill(_visit_sql(dims), site_filter + " AND {a}.outcome IS NULL", "v", _CAL_ROLLUP), params)
+    _collect(cur, dims, acc, total, add=True)
+    # where tickets ended (expired, open) and transfers in: from the few tickets concerned, indexed
+    cur.execute(_fill(_ticket_end_sql(dims), site_filter, "t", _CAL_ROLLUP), params)
+    _collect(cur, dims, acc, total, add=True)
+    cur.execute(_fill(_transfer_in_sql(dims), site_filter, "v", _CAL_ROLLUP), params)
+    _collect(cur, dims, acc, total, add=True)
+    for row in [*acc.values(), total]:
+        for m, n in (("wait", "wait_n"), ("svc", "svc_n")):
+            row[f"{m}_mean"] = row[f"{m}_sum"] / row[n] if row[n] else None
+    for (measure, key), (p50, p90) in _rollup_percentiles(cur, dims, params, site_filter).items():
+        row = total if key is None else acc.setdefault(key, _empty_row())
+        row[f"{measure}_p50"], row[f"{measure}_p90"] = p50, p90
+    return total
+
+
+def _rollup_percentiles(cur: Any, dims: list[str], params: dict[str, Any],
+                        site_filter: str) -> dict[tuple[str, Any], tuple[float, float]]:
+    """Exact medians and P90s of waits ('wait') and service times ('svc') per row key and for the total (None).
+
+    The bucket counts of ``roll_hist`` say in which 30-second bucket each wanted rank lies and at
+    which offset; one indexed query then reads just those buckets' values and picks them. The
+    interpolation is ``percentile_cont``'s (and ``hubd.reports.quantile``'s).
+    """
+    hk = {"site": "h.site", "service": "h.service", "month": "h.month",
+          "quarter": "date_trunc('quarter', h.month)::date"}
+    ks = [hk[d] for d in dims]
+    cur.execute(f"SELECT {', '.join(ks)}, h.measure, h.bucket, sum(h.n) FROM roll_hist h "
+                f"WHERE h.month BETWEEN %(first)s AND %(last)s {site_filter.format(a='h')} "
+                f"GROUP BY {', '.join(ks)}, h.measure, h.bucket", params)
+    counts: dict[tuple[str, Any], dict[int, int]] = {}
+    for rec in cur.fetchall():
+        key, measure, bucket, n = tuple(rec[:len(dims)]), rec[-3], rec[-2], int(rec[-1])
+        if not n:
+            continue
+        name = "wait" if measure == "w" else "svc"
+        for k in ((name, key), (name, None)):
+            c = counts.setdefault(k, {})
+            c[bucket] = c.get(bucket, 0) + n
+    # the (bucket, offset within it, how many) of every rank to read: a rank and the next one
+    # (the two a percentile interpolates between) are one read when they share a bucket
+    reads: dict[tuple[str, Any, int], tuple[int, int, int]] = {}
+    for (name, key), c in counts.items():
+        n = sum(c.values())
+        ranks: set[int] = set()
+        for p in (0.5, 0.9):
+            pos = p * (n - 1)
+            ranks |= {int(pos), int(pos) + 1} if pos != int(pos) else {int(pos)}
+        before, buckets = 0, iter(sorted(c.items()))
+        b, nb = next(buckets)
+        for rank in sorted(ranks):
+            while before + nb <= rank:
+                before += nb
+                b, nb = next(buckets)
+            prev = reads.get((name, key, rank - 1))
+            if prev and prev[0] == b and prev[2] == 1:
+                reads[(name, key, rank - 1)] = (b, prev[1], 2)
+            else:
+                reads[(name, key, rank)] = (b, rank - before, 1)
+    values = _read_ranks(cur, dims, params, reads, site_filter)
+    out: dict[tuple[str, Any], tuple[float, float]] = {}
+    for (name, key), c in counts.items():
+        n = sum(c.values())
+        got = []
+        for p in (0.5, 0.9):
+            pos = p * (n - 1)
+            lo = int(pos)
+            hi = lo + 1 if pos != lo else lo
+            a, b = values[(name, key, lo)], values[(name, key, hi)]
+            got.append(a + (b - a) * (pos - lo))
+        out[(name, key)] = (got[0], got[1])
+    return out
+
+
+def _key_days(dims: list[str], key: Any, params: dict[str, Any]) -> tuple[Any, Any]:
+    """The days a row key covers within the period."""
+    d0, d1 = params["first"], params["last"]
+    if key is None:
+        return d0, d1
+    for d, k in zip(dims, key, strict=True):
+        if d in ("month", "quarter"):
+            months = 1 if d == "month" else 3
+            end = date(k.year + (k.month - 1 + months) // 12, (k.month - 1 + months) % 12 + 1, 1) - timedelta(days=1)
+            d0, d1 = max(d0, k), min(d1, end)
+    return d0, d1
+
+
+def _read_ranks(cur: Any, dims: list[str], params: dict[str, Any],
+                reads: dict[tuple[str, Any, int], tuple[int, int, int]],
+                site_filter: str) -> dict[tuple[str, Any, int], float]:
+    """The values at the wanted ranks: one bucket of one row's waits or service times, read from its index."""
+    out: dict[tuple[str, Any, int], float] = {}
+    for name, table, alias, svc_col, value, bucket, ok, extra in (
+            ("wait", "tickets", "t", "first_service", "t.called_at - t.issued_at", rollups.W_BUCKET, rollups.W_OK, ""),
+            ("svc", "visits", "v", "service", "v.ended_at - v.called_at", rollups.S_BUCKET, rollups.S_OK,
+             # only an inferred visit needs its centre's calendar (the end of its service day)
+             "AND (NOT v.inferred OR v.ended_at < COALESCE((SELECT extract(epoch FROM ((v.day + 1) + s.daily_reset) "
+             "AT TIME ZONE s.timezone) FROM sites s WHERE s.site = v.site), "
+             "extract(epoch FROM ((v.day + 1) + time '04:00') AT TIME ZONE 'Asia/Ho_Chi_Minh')))")):
+        for keyed in (True, False):
+            todo = [(k, r, b, off, cnt) for (nm, k, r), (b, off, cnt) in reads.items()
+                    if nm == name and (k is not None) == keyed]
+            if not todo:
+                continue
+            kd = dims if keyed else []
+            # rows without a centre (or service) in their key read the bucket across all of them
+            site_cond = f"AND {alias}.site = k.site" if "site" in kd else site_filter.format(a=alias)
+            svc_cond = f"AND {alias}.{svc_col} = k.service" if "service" in kd else ""
+            sql = (f"SELECT k.i, x.val FROM unnest(%(k_site)s::text[], %(k_service)s::text[], %(d0)s::date[], "
+                   f"%(d1)s::date[], %(b)s::int[], %(off)s::int[], %(cnt)s::int[], %(i)s::int[]) "
+                   f"AS k(site, service, d0, d1, b, off, cnt, i) "
+                   f"CROSS JOIN LATERAL (SELECT {value} AS val FROM {table} {alias} "
+                   f"WHERE {rollups.on(ok, alias)} AND {rollups.on(bucket, alias)} = k.b {site_cond} "
+                   f"{svc_cond} AND {alias}.day BETWEEN k.d0 AND k.d1 {extra} "
+                   f"ORDER BY 1 OFFSET k.off LIMIT k.cnt) x ORDER BY k.i, x.val")
+            arg: dict[str, list[Any]] = {"k_site": [], "k_service": [], "d0": [], "d1": [], "b": [], "off": [], "cnt": [], "i": []}
+            for i, (k, _r, b, off, cnt) in enumerate(todo):
+                arg["k_site"].append(k[dims.index("site")] if keyed and "site" in dims else None)
+                arg["k_service"].append(k[dims.index("service")] if keyed and "service" in dims else None)
+                d0, d1 = _key_days(dims, k, params)
+                arg["d0"].append(d0)
+                arg["d1"].append(d1)
+                arg["b"].append(b)
+                arg["off"].append(off)
+                arg["cnt"].append(cnt)
+                arg["i"].append(i)
+            cur.execute(sql, {**arg, **({"sites": params["sites"]} if "sites" in params else {})})
+            seen: dict[int, int] = {}
+            for i, val in cur.fetchall():
+                k, r = todo[i][0], todo[i][1]
+                out[(name, k, r + seen.get(i, 0))] = val
+                seen[i] = seen.get(i, 0) + 1
+    return out
+
+
 def build_province_report(conn: Any, *, period: str | Period = "today", group_by: str = "site",
-                          sites: list[str] | None = None, lang: str = "vi", now: float) -> dict[str, Any]:
+                          sites: list[str] | None = None, lang: str = "vi", now: float,
+                          method: str = "auto") -> dict[str, Any]:
     """The province report dict: ``rows`` (one per key of ``group_by``) and ``totals``.
 
     ``period`` as in the centre report (a day, month, quarter, year or FROM..TO); 'today' is
-    today in Vietnam. ``sites`` limits it to some centres.
+    today in Vietnam. ``sites`` limits it to some centres. ``method``: ``full`` computes every
+    figure from ``tickets``/``visits``; ``rollup`` reads the rollups (whole months, not by day:
+    ``province/rollups.py``); ``auto`` (default) takes the rollups where they apply. Both give
+    the same figures (``tests/province/test_rollups.py``).
     """
+    if method not in ("auto", "rollup", "full"):
+        raise ProvinceReportError(f"method {method!r}: use auto, rollup or full")
     if lang not in ("vi", "en"):
         raise ProvinceReportError(f"lang {lang!r}: use vi or en")
     dims = parse_dimensions(group_by)
@@ -410,22 +707,19 @@ def build_province_report(conn: Any, *, period: str | Period = "today", group_by
     acc: dict[tuple[Any, ...], dict[str, Any]] = {}
     total = _empty_row()
     with conn.cursor() as cur:
-        # percentile_cont sorts every row of a group: give the sorts memory rather than temp files
-        cur.execute("SET LOCAL work_mem = '128MB'")
-        for sql, alias in ((_ticket_sql(dims), "t"), (_ticket_end_sql(dims), "t"), (_transfer_in_sql(dims), "v"),
-                           (_visit_sql(dims), "v")):
-            cur.execute(sql.replace("{site_filter}", site_filter.format(a=alias)), params)
-            names = [d.name for d in cur.description]
-            for rec in cur.fetchall():
-                r = dict(zip(names, rec, strict=True))
-                key = tuple(r[f"k{i}"] for i in range(len(dims)))
-                row = total if (dims and r["g"]) or not dims else acc.setdefault(key, _empty_row())
-                for k, v in r.items():
-                    if k in row:
-                        row[k] = v
+        use_rollup = _use_rollup(cur, method, per, dims)
+        if use_rollup:
+            total = _rollup_figures(cur, dims, params, site_filter, acc)
+        else:
+            # percentile_cont sorts every row of a group: give the sorts memory rather than temp files
+            cur.execute("SET LOCAL work_mem = '128MB'")
+            for sql, alias in ((_ticket_sql(dims), "t"), (_ticket_end_sql(dims), "t"), (_transfer_in_sql(dims), "v"),
+                               (_visit_sql(dims), "v")):
+                cur.execute(_fill(sql, site_filter, alias), params)
+                _collect(cur, dims, acc, total)
         cur.execute("SELECT site, name_vi, name_en FROM sites")
         site_names = {s: (vi, en) for s, vi, en in cur.fetchall()}
-        extras = _extras(cur, params, site_filter, lang, site_names)
+        extras = _extras(cur, params, site_filter, lang, site_names, rollup=use_rollup)
         cur.execute("SELECT DISTINCT ON (service) service, name_vi, name_en FROM site_services ORDER BY service, pos")
         svc_names = {s: (vi, en) for s, vi, en in cur.fetchall()}
         cur.execute("SELECT COALESCE(MAX(rating_scale), 5) FROM sites")
@@ -572,6 +866,9 @@ def register(sub: Any) -> None:
     p.add_argument("--by", "-g", default="site", help="site, service, day, month, quarter; combine with commas")
     p.add_argument("--site", action="append", default=None, help="only these centres (repeatable)")
     p.add_argument("--lang", choices=("vi", "en"), default="vi")
+    p.add_argument("--method", choices=("auto", "rollup", "full"), default="auto",
+                   help="rollup: read the rollups (whole months); full: every ticket and visit; auto (default): "
+                        "the rollups where they apply")
     p.add_argument("--csv", type=Path, help="write a CSV file")
     p.add_argument("--xlsx", type=Path, help="write an XLSX workbook (with the charts)")
     p.add_argument("--html", type=Path, help="write one printable HTML page (charts embedded)")
@@ -588,7 +885,7 @@ def run_province_report(args: Any) -> int:
     try:
         with connect(args.dsn) as conn:
             rep = build_province_report(conn, period=args.period, group_by=args.by, sites=args.site,
-                                        lang=args.lang, now=time.time())
+                                        lang=args.lang, now=time.time(), method=args.method)
     except (ProvinceDbError, ProvinceReportError, BadPeriod) as exc:
         print(exc)
         return 2

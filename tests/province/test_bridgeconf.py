@@ -14,12 +14,13 @@ def directives(text: str) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 1)) for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def test_events_and_summary_go_out_and_nothing_comes_in(tmp_path):
+def test_events_summary_and_node_state_go_out_and_nothing_comes_in(tmp_path):
     text = bridge_conf_text(site="tuong-linh", address="mqtt.tinh.example:8883", username="tuong-linh",
                             password="s3cret", tls=BridgeTls(tmp_path / "ca.crt"))
     d = directives(text)
     topics = [v for k, v in d if k == "topic"]
-    assert topics == ["xephang/v1/tuong-linh/event/# out 1", "xephang/v1/tuong-linh/state/summary out 1"]
+    assert topics == ["xephang/v1/tuong-linh/event/# out 1", "xephang/v1/tuong-linh/state/summary out 1",
+                      "xephang/v1/tuong-linh/node/# out 1"]
     assert not any(re.search(r"\b(in|both)\b", t) for t in topics)
     got = dict(d)
     assert got["cleansession"] == "false" and got["local_cleansession"] == "false"

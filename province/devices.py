@@ -1,0 +1,234 @@
+"""Central monitoring: every centre's nodes (availability, health, alerts) at the province, with their history.
+
+Each centre's bridge carries ``xephang/v1/{site}/node/#`` out: the retained ``status`` (birth, and
+the Will that says offline), ``health`` and ``alert/{id}`` (an empty payload clears it). Mosquitto
+queues them while the link is down and sends every retained one again when it returns, so a
+node that went offline during the cut arrives as offline. The ingester applies them here:
+
+- ``devices``: one row per node, its availability with the ``session`` rule of the contract (an
+  offline of an older session than the newest online seen is a late Will and is ignored; an
+  online of an older session is a stale copy), its last health payload;
+- ``device_status_log``: every change of availability, dated by the province's clock when it
+  learned of it (a Pi has no real-time clock; a change during a link cut is dated when the link
+  returned), from which ``downtime`` is counted per period;
+- ``device_alerts`` (open now) and ``device_alert_log`` (raised, cleared).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from xephang.contract import Alert, BadPayload, NodeHealth, NodeStatus, decode
+
+
+@dataclass(frozen=True)
+class NodeMessage:
+    """One message of a node topic: ``what`` is status, health or alert (with ``alert`` its id)."""
+
+    site: str
+    node: str
+    what: str
+    alert: str | None
+    payload: bytes
+
+
+def parse_node_topic(topic: str, payload: bytes) -> NodeMessage | None:
+    """``xephang/v1/{site}/node/{node}/status|health|alert/{id}`` → NodeMessage; None when it is not one."""
+    parts = topic.split("/")
+    if len(parts) == 6 and parts[3] == "node" and parts[5] in ("status", "health"):
+        return NodeMessage(parts[2], parts[4], parts[5], None, payload)
+    if len(parts) == 7 and parts[3] == "node" and parts[5] == "alert":
+        return NodeMessage(parts[2], parts[4], "alert", parts[6], payload)
+    return None
+
+
+def apply(cur: Any, messages: list[NodeMessage]) -> int:
+    """Apply node messages in arrival order inside the batch's transaction; returns how many were rejected."""
+    keys = sorted({(m.site, m.node) for m in messages})
+    cur.execute("SELECT site, node, online, session FROM devices d "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(s, n) ON d.site = k.s AND d.node = k.n FOR UPDATE",
+                ([k[0] for k in keys], [k[1] for k in keys]))
+    known: dict[tuple[str, str], tuple[bool, int]] = {(s, n): (o, se) for s, n, o, se in cur.fetchall()}
+    rejected = 0
+    for m in messages:
+        key = (m.site, m.node)
+        try:
+            if m.what == "status":
+                if m.payload:
+                    _status(cur, key, decode(NodeStatus, m.payload), known)
+            elif m.what == "health":
+                if m.payload:
+                    _health(cur, key, decode(NodeHealth, m.payload), m.payload, known)
+            elif m.payload:
+                _raise(cur, key, m.alert or "", decode(Alert, m.payload))
+            else:
+                _clear(cur, key, m.alert or "")
+        except BadPayload:
+            rejected += 1
+    return rejected
+
+
+def _status(cur: Any, key: tuple[str, str], st: NodeStatus, known: dict[tuple[str, str], tuple[bool, int]]) -> None:
+    prev = known.get(key)
+    if prev is not None:
+        online, session = prev
+        newer = st.session > session or (st.session == session and online and not st.online)
+        if not newer:
+            return  # a late Will of an older connection, a stale copy, or the same state again
+        if st.online == online:  # a new session while we saw it online: no downtime seen here
+            cur.execute("UPDATE devices SET session = %s, role = %s, version = %s, device_at = %s, seen_at = now() "
+                        "WHERE site = %s AND node = %s", (st.session, st.role, st.version, st.at, *key))
+            known[key] = (online, st.session)
+            return
+    cur.execute(
+        "INSERT INTO devices (site, node, role, version, online, session, since, seen_at, device_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, now(), now(), %s) ON CONFLICT (site, node) DO UPDATE SET "
+        "role = EXCLUDED.role, version = EXCLUDED.version, online = EXCLUDED.online, session = EXCLUDED.session, "
+        "since = now(), seen_at = now(), device_at = EXCLUDED.device_at",
+        (*key, st.role, st.version, st.online, st.session, st.at))
+    cur.execute("INSERT INTO device_status_log (site, node, at, online, session, device_at) "
+                "VALUES (%s, %s, now(), %s, %s, %s)", (*key, st.online, st.session, st.at))
+    known[key] = (st.online, st.session)
+
+
+def _health(cur: Any, key: tuple[str, str], h: NodeHealth, raw: bytes,
+            known: dict[tuple[str, str], tuple[bool, int]]) -> None:
+    body = json.dumps(json.loads(raw), ensure_ascii=False)
+    if key not in known:  # health before any status: it talks, so it is up
+        _status(cur, key, NodeStatus(node=h.node, online=True, session=0, role=h.role, version=h.version), known)
+    cur.execute("UPDATE devices SET health = %s::jsonb, health_at = now(), seen_at = now(), "
+                "role = COALESCE(NULLIF(%s, ''), role), version = COALESCE(NULLIF(%s, ''), version) "
+                "WHERE site = %s AND node = %s", (body, h.role, h.version, *key))
+
+
+def _raise(cur: Any, key: tuple[str, str], alert: str, a: Alert) -> None:
+    cur.execute(
+        "INSERT INTO device_alerts (site, node, alert, severity, message_vi, message_en, raised_at, device_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, now(), %s) ON CONFLICT (site, node, alert) DO UPDATE SET "
+        "severity = EXCLUDED.severity, message_vi = EXCLUDED.message_vi, message_en = EXCLUDED.message_en, "
+        "device_at = EXCLUDED.device_at RETURNING (xmax = 0)",
+        (*key, alert, a.severity, a.message_vi, a.message_en, a.at))
+    if cur.fetchone()[0]:  # newly raised (a retained copy sent again is not a new alert)
+        cur.execute("INSERT INTO device_alert_log (site, node, alert, severity, message_vi, raised_at) "
+                    "VALUES (%s, %s, %s, %s, %s, now())", (*key, alert, a.severity, a.message_vi))
+
+
+def _clear(cur: Any, key: tuple[str, str], alert: str) -> None:
+    cur.execute("DELETE FROM device_alerts WHERE site = %s AND node = %s AND alert = %s", (*key, alert))
+    cur.execute("UPDATE device_alert_log SET cleared_at = now() WHERE site = %s AND node = %s AND alert = %s "
+                "AND cleared_at IS NULL", (*key, alert))
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def list_devices(conn: Any, *, start: datetime, end: datetime, sites: list[str] | None = None,
+                 alert: str | None = None, only_alerts: bool = False, only_offline: bool = False) -> list[dict[str, Any]]:
+    """Every known node with its state, open alerts and its downtime within [start, end) (seconds)."""
+    where, params = ["true"], {"start": start, "end": end, "sites": sites, "alert": alert}
+    if sites:
+        where.append("d.site = ANY(%(sites)s)")
+    if alert:
+        where.append("EXISTS (SELECT 1 FROM device_alerts a WHERE a.site = d.site AND a.node = d.node "
+                     "AND a.alert = %(alert)s)")
+    if only_alerts:
+        where.append("EXISTS (SELECT 1 FROM device_alerts a WHERE a.site = d.site AND a.node = d.node)")
+    if only_offline:
+        where.append("NOT d.online")
+    sql = f"""
+WITH lg AS (
+    SELECT site, node, online, at, lead(at) OVER (PARTITION BY site, node ORDER BY at) AS next_at
+    FROM device_status_log
+), down AS (
+    SELECT site, node,
+           sum(extract(epoch FROM least(COALESCE(next_at, %(end)s), %(end)s) - greatest(at, %(start)s))) AS s
+    FROM lg WHERE NOT online AND at < %(end)s AND COALESCE(next_at, %(end)s) > %(start)s
+    GROUP BY site, node
+)
+SELECT d.site, COALESCE(NULLIF(s.name_vi, ''), d.site), d.node, d.role, d.version, d.online, d.since, d.seen_at,
+       d.health, COALESCE(dn.s, 0),
+       COALESCE((SELECT json_agg(json_build_object('alert', a.alert, 'severity', a.severity, 'message_vi',
+                  a.message_vi, 'message_en', a.message_en, 'raised_at', a.raised_at) ORDER BY a.alert)
+                 FROM device_alerts a WHERE a.site = d.site AND a.node = d.node), '[]')
+FROM devices d LEFT JOIN sites s ON s.site = d.site LEFT JOIN down dn ON dn.site = d.site AND dn.node = d.node
+WHERE {' AND '.join(where)}
+ORDER BY d.site, d.node
+"""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    conn.commit()
+    return [{"site": r[0], "centre": r[1], "node": r[2], "role": r[3], "version": r[4], "online": r[5],
+             "since": r[6], "seen_at": r[7], "health": r[8], "downtime_s": round(float(r[9]), 1), "alerts": r[10]}
+            for r in rows]
+
+
+def render_devices(devices: list[dict[str, Any]], *, lang: str = "vi") -> str:
+    """A plain table for the terminal."""
+    head = (("Trung tâm", "Thiết bị", "Vai trò", "Trạng thái", "Từ", "Mất kết nối", "Cảnh báo", "Phiên bản")
+            if lang == "vi" else ("Centre", "Node", "Role", "State", "Since", "Down", "Alerts", "Version"))
+    rows = [list(head)]
+    for d in devices:
+        down = int(d["downtime_s"])
+        rows.append([d["centre"], d["node"], d["role"],
+                     ("trực tuyến" if lang == "vi" else "online") if d["online"]
+                     else ("MẤT KẾT NỐI" if lang == "vi" else "OFFLINE"),
+                     d["since"].astimezone(_vn()).strftime("%d/%m %H:%M"), f"{down // 3600}:{down % 3600 // 60:02d}",
+                     ", ".join(a["alert"] for a in d["alerts"]) or "-", d["version"] or "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _vn() -> Any:
+    from xephang.clock import VN_TZ
+
+    return VN_TZ
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def register(sub: Any) -> None:
+    """Add ``province devices`` to the ``xephang`` command line."""
+    p = sub.add_parser("province", help="province: central monitoring / giám sát thiết bị toàn tỉnh")
+    psub = p.add_subparsers(dest="province_cmd", required=True)
+    d = psub.add_parser("devices", help="every centre's devices: state, downtime, alerts / thiết bị các trung tâm")
+    d.add_argument("--dsn", default=None, help="PostgreSQL DSN (default $XEPHANG_PROVINCE_DSN)")
+    d.add_argument("--site", action="append", default=None, help="only these centres (repeatable)")
+    d.add_argument("--alert", default=None, help="only devices with this open alert (paper-out, audio-missing …)")
+    d.add_argument("--alerts", action="store_true", help="only devices with an open alert")
+    d.add_argument("--offline", action="store_true", help="only devices that are offline now")
+    d.add_argument("--period", "-p", default="this-quarter", help="downtime over this period (default this-quarter)")
+    d.add_argument("--lang", choices=("vi", "en"), default="vi")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=run_devices)
+
+
+def run_devices(args: Any) -> int:
+    import time
+
+    from hubd.reports import BadPeriod, parse_period
+    from province.db import ProvinceDbError, connect
+
+    now = time.time()
+    today = datetime.fromtimestamp(now - 4 * 3600, _vn()).date()
+    try:
+        per = parse_period(args.period, today)
+        start = datetime.combine(per.first, datetime.min.time(), _vn())
+        end = min(datetime.combine(per.last, datetime.min.time(), _vn()).timestamp() + 86400, now)
+        with connect(args.dsn) as conn:
+            devs = list_devices(conn, start=start, end=datetime.fromtimestamp(end, UTC), sites=args.site,
+                                alert=args.alert, only_alerts=args.alerts, only_offline=args.offline)
+    except (ProvinceDbError, BadPeriod) as exc:
+        print(exc)
+        return 2
+    if args.json:
+        print(json.dumps(devs, ensure_ascii=False, default=str, indent=1))
+    else:
+        print(render_devices(devs, lang=args.lang))
+    return 0

@@ -1,0 +1,112 @@
+"""The province's device table from the nodes' retained messages, fed straight to the ingester's store.
+
+Stories: a late Will of an older connection does not mark a live node offline; a retained copy
+delivered again adds no history; downtime is counted inside the period asked; a technician
+filters the command's list by centre and alert; a malformed payload is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from province.devices import list_devices
+from province.ingest import Store
+from xephang.contract import Alert, NodeHealth, NodeStatus, Topics
+
+A, B = Topics("tuong-linh"), Topics("xuan-quang")
+
+
+def status(t: Topics, node: str, online: bool, session: int) -> tuple[str, bytes]:
+    return t.status(node), NodeStatus(node=node, online=online, session=session, role=node.split("-")[0]).to_json()
+
+
+def alert(t: Topics, node: str, aid: str) -> tuple[str, bytes]:
+    return t.alert(node, aid), Alert(node=node, id=aid, severity="critical", message_vi="Hết giấy").to_json()
+
+
+def everything(conn) -> list[dict]:
+    now = datetime.now(UTC)
+    return list_devices(conn, start=now - timedelta(days=1), end=now + timedelta(seconds=1))
+
+
+def history(conn) -> list[tuple]:
+    rows = conn.execute("SELECT site, node, online, session FROM device_status_log ORDER BY at, node").fetchall()
+    conn.commit()
+    return rows
+
+
+def test_a_late_will_of_an_old_connection_does_not_mark_a_live_node_offline(pg):
+    store = Store(pg)
+    store.write([status(A, "counter-2", True, 3)])
+    store.write([status(A, "counter-2", True, 4), status(A, "counter-2", False, 3)])  # reconnected; the old Will
+    [d] = everything(pg)
+    assert d["online"] and d["downtime_s"] == 0
+    store.write([status(A, "counter-2", True, 4)] * 3)  # the retained birth again (an ingester restart)
+    assert history(pg) == [("tuong-linh", "counter-2", True, 3)]  # one row: it never went down here
+    store.write([status(A, "counter-2", False, 4)])  # now its own Will
+    assert not everything(pg)[0]["online"]
+    store.write([status(A, "counter-2", True, 3)])  # a stale birth of an older session changes nothing
+    assert not everything(pg)[0]["online"]
+    assert [r[2] for r in history(pg)] == [True, False]
+
+
+def test_alerts_open_and_close_once_whatever_is_delivered_again(pg):
+    store = Store(pg)
+    store.write([status(A, "dispenser-1", True, 1), alert(A, "dispenser-1", "paper-out")])
+    store.write([alert(A, "dispenser-1", "paper-out")])  # retained copy again
+    store.write([(A.alert("dispenser-1", "paper-out"), b"")])  # cleared
+    store.write([(A.alert("dispenser-1", "paper-out"), b"")])  # cleared again: nothing to close
+    store.write([alert(A, "dispenser-1", "paper-out")])  # out of paper again
+    log = pg.execute("SELECT alert, cleared_at IS NOT NULL FROM device_alert_log ORDER BY id").fetchall()
+    assert log == [("paper-out", True), ("paper-out", False)]
+    assert [a["alert"] for a in everything(pg)[0]["alerts"]] == ["paper-out"]
+
+
+def test_health_is_kept_and_a_malformed_payload_is_dropped(pg):
+    store = Store(pg)
+    res = store.write([
+        (A.health("announcer-hall"), NodeHealth(node="announcer-hall", role="announcer", version="2.1",
+                                                details={"audio": "missing"}).to_json()),
+        (A.status("display-hall"), b"{not json"),
+        (A.alert("display-hall", "display-missing"), json.dumps({"node": "display-hall"}).encode()),  # no id
+    ])
+    assert res.rejected == 2 and res.nodes == 3
+    [d] = everything(pg)
+    assert d["node"] == "announcer-hall" and d["online"] and d["health"]["details"] == {"audio": "missing"}
+    assert d["version"] == "2.1"
+
+
+def test_downtime_is_counted_inside_the_period(pg):
+    Store(pg).write([status(A, "dispenser-1", True, 1), status(B, "dispenser-1", True, 1)])
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    with pg.transaction(), pg.cursor() as cur:  # a known history: down 2 h across the period's start, 30 min in it
+        cur.execute("DELETE FROM device_status_log")
+        cur.executemany("INSERT INTO device_status_log (site, node, at, online, session) VALUES (%s,%s,%s,%s,1)", [
+            ("tuong-linh", "dispenser-1", t0 - timedelta(hours=1), False),
+            ("tuong-linh", "dispenser-1", t0 + timedelta(hours=1), True),
+            ("tuong-linh", "dispenser-1", t0 + timedelta(hours=5), False),
+            ("tuong-linh", "dispenser-1", t0 + timedelta(hours=5, minutes=30), True),
+            ("xuan-quang", "dispenser-1", t0 + timedelta(hours=23), False),
+        ])
+    got = {d["site"]: d["downtime_s"] for d in list_devices(pg, start=t0, end=t0 + timedelta(days=1))}
+    assert got == {"tuong-linh": 1.5 * 3600, "xuan-quang": 3600}  # the second one is still down at the end
+
+
+def test_the_devices_command_filters_by_centre_and_alert(pg, pg_dsn, capsys):
+    from xephang.cli import main
+
+    Store(pg).write([status(A, "dispenser-1", True, 1), alert(A, "dispenser-1", "paper-out"),
+                     status(A, "counter-1", True, 1), status(B, "dispenser-1", False, 2)])
+    assert main(["province", "devices", "--dsn", pg_dsn, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["province", "devices", "--dsn", pg_dsn, "--json", "--alert", "paper-out"]) == 0
+    assert [(d["site"], d["node"]) for d in json.loads(capsys.readouterr().out)] == [("tuong-linh", "dispenser-1")]
+    assert main(["province", "devices", "--dsn", pg_dsn, "--json", "--site", "xuan-quang"]) == 0
+    assert [d["online"] for d in json.loads(capsys.readouterr().out)] == [False]
+    assert main(["province", "devices", "--dsn", pg_dsn, "--offline", "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert "OFFLINE" in out and "xuan-quang" in out and "counter-1" not in out
+    assert main(["province", "devices", "--dsn", pg_dsn, "--alerts"]) == 0
+    out = capsys.readouterr().out
+    assert "paper-out" in out and "counter-1" not in out
