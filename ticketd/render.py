@@ -50,6 +50,8 @@ class TicketView:
     people_ahead: int | None = None
     est_wait_min: float | None = None
     reprint: bool = False
+    ticket_id: int | None = None  # the ledger id and service day: the live page's link (xephang.ticketlink)
+    day: str | None = None
 
 
 @lru_cache(maxsize=64)
@@ -117,8 +119,9 @@ class TicketRenderer:
     :param layout: width, language, texts, QR template.
     """
 
-    def __init__(self, site: Site, layout: TicketLayout = TicketLayout()) -> None:
+    def __init__(self, site: Site, layout: TicketLayout = TicketLayout(), *, link_secret: bytes | None = None) -> None:
         self.site = site
+        self.link_secret = link_secret  # signs the {token} of the live page's link
         self.layout = layout
         self.texts: TicketTexts = layout.resolved_texts()
         self.width = layout.width_px
@@ -150,7 +153,8 @@ class TicketRenderer:
         url = self.qr_url(view) if self.layout.show_qr else ""
         if url:
             parts += [self._s(14), self._qr(url), self._s(6),
-                      self._cached(("qr-caption",), lambda: self._text(self.texts.qr_caption, "regular", 18))]
+                      self._cached(("qr-caption",), lambda: self._text(
+                          self.texts.qr_caption.format(wifi=self.layout.wifi_name), "regular", 18))]
         parts += [self._s(12), self._footer]
         return self._stack(parts)
 
@@ -197,8 +201,17 @@ class TicketRenderer:
         template = self.layout.qr_url or service.guide_url or self.site.site.queue_url
         if not template:
             return ""
+        token = ""
+        if "{token}" in template:  # the live page: signed, or no QR at all (never a link that fails)
+            if self.link_secret is None or view.ticket_id is None or not view.day:
+                log.warning("qr_url needs {token} but no link secret or ticket id: QR skipped")
+                return ""
+            from xephang.ticketlink import ticket_token
+
+            token = ticket_token(self.link_secret, self.site.site.slug, view.day, view.ticket_id, number)
         try:
-            return template.format(site=self.site.site.slug, service=service.id, number=number)
+            return template.format(site=self.site.site.slug, service=service.id, number=number,
+                                   day=view.day or "", id=view.ticket_id or 0, token=token)
         except (KeyError, IndexError, ValueError):
             log.warning("qr_url template %r has unknown fields; QR skipped", template)
             return ""
