@@ -189,7 +189,7 @@ class WebApp:
                     try:
                         await asyncio.wait_for(changed.wait(), timeout=heartbeat)
                     except TimeoutError:
-                        yield b": ping\n\n"
+                        yield b"event: ping\ndata: \n\n"  # the page's watchdog hears the server is there
             finally:
                 self.streams -= 1
 
@@ -233,7 +233,8 @@ class WebApp:
         guide = f"/guide/{v.service}" if v.service and self.catalogue is not None else None
         title = f"{pages.t('your_number', lang)} {display}"
         return self.html(pages.ticket_page(frag, lang=lang, path=request.url.path, stream=request.url.path + "/events",
-                                           wifi=self.settings.web.wifi_name, guide=guide, title=title))
+                                           wifi=self.settings.web.wifi_name, guide=guide, title=title,
+                                           hb=self.settings.web.sse_heartbeat_s))
 
     async def ticket_events(self, request: Request) -> Response:
         ok = self._ticket_ok(request)
@@ -251,7 +252,7 @@ class WebApp:
         lang = self.lang(request)
         frag = pages.hall_fragment(self.snapshot, self.site, lang)
         return self.html(pages.live_page(pages.t("hall", lang), frag, lang=lang, path="/hall", stream="/hall/events",
-                                         kind="hall"))
+                                         kind="hall", hb=self.settings.web.sse_heartbeat_s))
 
     async def hall_events(self, request: Request) -> Response:
         lang = self.lang(request)
@@ -387,7 +388,8 @@ class WebApp:
         report = await self.today_report(lang)
         frag = pages.dashboard_fragment(self.snapshot, self.site, lang, report)
         return self.html(pages.live_page(pages.t("dashboard", lang), frag, lang=lang, path="/head",
-                                         stream="/head/events", kind="dashboard", nav=pages.head_nav(lang, s.csrf, s.username)))
+                                         stream="/head/events", kind="dashboard", nav=pages.head_nav(lang, s.csrf, s.username),
+                                         hb=self.settings.web.sse_heartbeat_s))
 
     async def dashboard_events(self, request: Request) -> Response:
         s = self._need_login(request)

@@ -167,10 +167,11 @@ def ticket_fragment(v: TicketView, site: Site, snap: Snapshot, lang: str, day: s
     return f'<div class="ticket st-{e(st)}" data-state="{e(st)}">{"".join(parts)}</div>'
 
 
-def ticket_page(frag: str, *, lang: str, path: str, stream: str, wifi: str, guide: str | None, title: str) -> str:
+def ticket_page(frag: str, *, lang: str, path: str, stream: str, wifi: str, guide: str | None, title: str,
+                hb: float = 15) -> str:
     extra = f'<p class="wifi">{e(t("wifi", lang, w=wifi))}</p>' if wifi else ""
     link = f'<p><a href="{e(guide)}" rel="noreferrer">{e(t("guides", lang))}</a></p>' if guide else ""
-    body = (f'<section id="live" data-stream="{e(stream)}" data-kind="ticket">{frag}</section>'
+    body = (f'<section id="live" data-stream="{e(stream)}" data-kind="ticket" data-hb="{hb:g}">{frag}</section>'
             f'<p class="conn" id="conn" data-live="{e(t("live", lang))}" data-off="{e(t("offline", lang))}"></p>'
             f'<button id="sound" type="button" data-on="{e(t("sound_on", lang))}">{e(t("sound", lang))}</button>'
             f'{link}<p><a href="/hall">{e(t("hall", lang))}</a></p>{extra}')
@@ -201,8 +202,8 @@ def hall_fragment(snap: Snapshot, site: Site, lang: str) -> str:
 
 
 def live_page(title: str, frag: str, *, lang: str, path: str, stream: str, kind: str, nav: str = "",
-              before: str = "", after: str = "") -> str:
-    body = (f'{before}<section id="live" data-stream="{e(stream)}" data-kind="{e(kind)}">{frag}</section>'
+              before: str = "", after: str = "", hb: float = 15) -> str:
+    body = (f'{before}<section id="live" data-stream="{e(stream)}" data-kind="{e(kind)}" data-hb="{hb:g}">{frag}</section>'
             f'<p class="conn" id="conn" data-live="{e(t("live", lang))}" data-off="{e(t("offline", lang))}"></p>{after}')
     return page(title, body, lang=lang, path=path, nav=nav)
 

@@ -169,3 +169,84 @@ def text_of(drv: Any, css: str) -> str:
         return drv.find_element(By.CSS_SELECTOR, css).text
     except Exception:
         return ""
+
+
+class CuttableProxy:
+    """A TCP proxy in front of webd that can cut every connection and refuse new ones: the
+    phone's Wi-Fi dropping (``cut()``) and coming back (``restore()``)."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+
+        self.target_port = target_port
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.up = True
+        self.socks: list[Any] = []
+        self._lock = threading.Lock()
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True, name="proxy").start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self._stop:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            if not self.up:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                c.close()
+                continue
+            with self._lock:
+                self.socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: Any, b: Any) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut(self) -> None:
+        import socket
+
+        self.up = False
+        with self._lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self._stop = True
+        self.cut()
+        self.srv.close()
+
+
+@pytest.fixture
+def proxy(centre: WebCentre) -> Iterator[CuttableProxy]:
+    p = CuttableProxy(int(centre.base.rsplit(":", 1)[1]))
+    try:
+        yield p
+    finally:
+        p.close()

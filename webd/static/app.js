@@ -9,7 +9,8 @@
   var url = live.getAttribute("data-stream");
   var first = live.querySelector("[data-state]");
   var state = first ? first.getAttribute("data-state") : "";
-  var recalls = -1, audio = null, es = null, timer = null;
+  var recalls = -1, audio = null, es = null, timer = null, seen = Date.now();
+  var hb = parseFloat(live.getAttribute("data-hb") || "15") * 1000;
 
   function setConn(ok) {
     if (!conn) return;
@@ -31,6 +32,7 @@
   }
   function onData(ev) {
     var d;
+    seen = Date.now();
     try { d = JSON.parse(ev.data); } catch (e) { return; }
     live.innerHTML = d.html;
     live.setAttribute("data-updated", String(Date.now()));
@@ -42,8 +44,10 @@
   function connect() {
     if (es) es.close();
     es = new EventSource(url);
-    es.onopen = function () { setConn(true); };
+    seen = Date.now();
+    es.onopen = function () { seen = Date.now(); setConn(true); };
     es.onmessage = onData;
+    es.addEventListener("ping", function () { seen = Date.now(); setConn(true); });
     es.onerror = function () {
       setConn(false);
       if (es.readyState === 2) { clearTimeout(timer); timer = setTimeout(connect, 2000); }
@@ -54,6 +58,10 @@
     if (document.visibilityState === "visible") connect();
   });
   window.addEventListener("online", connect);
+  // Wi-Fi that vanished without a word leaves a silent connection: no ping for 2.5 beats, reconnect
+  setInterval(function () {
+    if (Date.now() - seen > 2.5 * hb) { setConn(false); connect(); }
+  }, 1000);
   var btn = document.getElementById("sound");
   if (btn) btn.addEventListener("click", function () {
     try { audio = audio || new (window.AudioContext || window.webkitAudioContext)(); audio.resume(); } catch (e) {}
