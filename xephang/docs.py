@@ -27,6 +27,7 @@ SETTINGS_CLASSES = [
     ("xephang.settings", "BrokerSettings"),
     ("xephang.settings", "ClockSettings"),
     ("hubd.main", "HubConfig"),
+    ("webd.config", "WebConfig"),
 ]
 
 # (model, who publishes, retained, topic) in the order of DESIGN §3

@@ -18,10 +18,10 @@ import zipfile
 from datetime import date, timedelta
 
 import pytest
-from conftest import HEAD_PASSWORD, HEAD_USER, SITE, http_get, text_of, wait_for
+from webharness import HEAD_PASSWORD, HEAD_USER, SITE, http_get, text_of, wait_for
 
-from ticketd.escpos_decode import decode_job
 from ticketd.config import TicketLayout
+from ticketd.escpos_decode import decode_job
 from ticketd.main import TicketDaemon, TicketdSettings
 from ticketd.printer import FakePrinter
 from xephang.contract import Finish, SimPress, new_request_id
