@@ -14,7 +14,7 @@ showing what may be stale (never an old "called").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xephang.contract import (
@@ -31,7 +31,7 @@ KEEP_TICKETS = 5000  # tickets of the day kept in memory at most (a busy centre 
 HELD_EVENTS = 2000  # events held while a gap is open, at most
 
 
-@dataclass
+@dataclass(frozen=True)
 class LiveTicket:
     """What webd knows of one ticket of today."""
 
@@ -126,6 +126,7 @@ class LiveHall:
     nodes: dict[str, tuple[bool, int]] = field(default_factory=dict)  # node → (online, session)
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
+    _unseen: dict[str, int] = field(default_factory=dict)  # per service: waiting tickets webd never saw
     hub_online: bool = False
     link_up: bool = False  # our own connection to the broker
     catching_up: bool = False  # today's events are being read back (resync pages)
@@ -256,35 +257,30 @@ class LiveHall:
         if isinstance(ev, CounterEvent):
             return
         ti = ev.ticket
-        t = self.tickets.get(ti.id)
-        if t is None:
-            t = LiveTicket(id=ti.id, day=ti.day, display=ti.display, service=ti.service,
-                           priority=ti.priority_group is not None, arrival=ti.issued_at)
-            self.tickets[ti.id] = t
-        t.last_kind = ev.kind
-        t.at = ev.at
-        t.recalls = ti.recalls
+        t = self.tickets.get(ti.id) or LiveTicket(id=ti.id, day=ti.day, display=ti.display, service=ti.service,
+                                                  priority=ti.priority_group is not None, arrival=ti.issued_at)
+        ch: dict[str, Any] = {"last_kind": ev.kind, "at": ev.at, "recalls": ti.recalls}
         k = ev.kind
         if k == "issued":
-            t.state, t.arrival = "waiting", ti.issued_at
+            ch.update(state="waiting", arrival=ti.issued_at)
         elif k in ("called", "recalled"):
-            t.state, t.counter = "called", ev.counter if ev.counter is not None else ti.counter
+            ch.update(state="called", counter=ev.counter if ev.counter is not None else ti.counter)
         elif k == "finished":
-            t.state = "done"
+            ch.update(state="done")
         elif k == "no-show":
             if ti.state == "waiting":  # sent back to the queue once (no_show_requeue)
-                t.state, t.arrival, t.counter = "waiting", ev.at, None
+                ch.update(state="waiting", arrival=ev.at, counter=None)
             else:
-                t.state = "no-show"
+                ch.update(state="no-show")
         elif k == "transferred":
-            t.from_service = ev.from_service
-            t.service = ti.service
-            t.state, t.counter = ("waiting", None) if ti.state == "waiting" else (ti.state, ti.counter)
-            t.arrival = ev.at if ti.state == "waiting" else t.arrival
+            ch.update(from_service=ev.from_service, service=ti.service)
+            if ti.state == "waiting":
+                ch.update(state="waiting", counter=None, arrival=ev.at)
+            else:
+                ch.update(state=ti.state, counter=ti.counter)
         elif k in ("voided", "expired"):
-            t.state = k
-        elif k == "rated":
-            pass
+            ch.update(state=k)
+        self.tickets[ti.id] = replace(t, **ch)
         if len(self.tickets) > KEEP_TICKETS:
             for tid in sorted(self.tickets)[: len(self.tickets) - KEEP_TICKETS]:
                 if self.tickets[tid].state not in ("waiting", "called"):
@@ -292,8 +288,10 @@ class LiveHall:
 
     # ---------------------------------------------------------------- snapshot
     def people_ahead(self) -> dict[int, int]:
-        """Waiting ticket → people ahead of it, as the hub counts (priority tickets go first;
-        tickets the hub says are waiting that webd never saw are older, so they are ahead)."""
+        """Waiting ticket → people ahead of it, as the hub counts (``QueueEngine.people_ahead``:
+        a priority ticket has the earlier priority tickets ahead; a normal one every priority
+        ticket and the earlier normal ones). Tickets the hub says are waiting that webd never
+        saw (issued before it started) are older, so they are ahead. O(n log n)."""
         out: dict[int, int] = {}
         by_service: dict[str, list[LiveTicket]] = {}
         for t in self.tickets.values():
@@ -301,13 +299,15 @@ class LiveHall:
                 by_service.setdefault(t.service, []).append(t)
         for sid, ws in by_service.items():
             s = self.services.get(sid)
-            unseen = max(0, (s.waiting if s else 0) - len(ws))
-            for t in ws:
-                if t.priority:
-                    n = sum(1 for w in ws if w.priority and (w.arrival, w.id) < (t.arrival, t.id))
-                else:
-                    n = sum(1 for w in ws if w.priority or (w.arrival, w.id) < (t.arrival, t.id))
-                out[t.id] = n + unseen
+            if s is not None and s.rev >= self.rev:  # a count as new as our events: compare them
+                self._unseen[sid] = max(0, s.waiting - len(ws))
+            unseen = self._unseen.get(sid, 0)
+            prio = sorted((t for t in ws if t.priority), key=lambda t: (t.arrival, t.id))
+            normal = sorted((t for t in ws if not t.priority), key=lambda t: (t.arrival, t.id))
+            for i, t in enumerate(prio):
+                out[t.id] = i + unseen
+            for i, t in enumerate(normal):
+                out[t.id] = len(prio) + i + unseen
         return out
 
     def snapshot(self) -> Snapshot:
@@ -319,7 +319,7 @@ class LiveHall:
             services=tuple(self.services[s.id] for s in (hs.services if hs else []) if s.id in self.services)
             or tuple(self.services.values()),
             last_calls=tuple(hs.last_calls if hs else ()),
-            tickets={k: LiveTicket(**vars(v)) for k, v in self.tickets.items()},
+            tickets=dict(self.tickets),  # LiveTicket is frozen: the snapshot shares them
             ahead=self.people_ahead(),
             nodes={n: on for n, (on, _) in self.nodes.items()},
             alerts=tuple(self.alerts[k] for k in sorted(self.alerts)),
