@@ -148,7 +148,11 @@ class WebApp:
                                                               **(headers or {})})
 
     def session(self, request: Request) -> Session | None:
-        return self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if s is not None and self.accounts.get(s.username) is None:  # `xephang web user remove`: out at once
+            self.sessions.end_user(s.username)
+            return None
+        return s
 
     def _frag(self, key: tuple[Any, ...], snap: Snapshot, build: Callable[[], str]) -> str:
         """Fragments are rendered once per snapshot and shared by every stream that shows them."""

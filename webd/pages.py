@@ -234,7 +234,7 @@ def figures_table(report: dict[str, Any] | None, lang: str) -> str:
     from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
 
     tot = report["totals"]
-    cells = "".join(f'<div class="kpi"><span>{e(c.heading(lang))}</span><b data-key="{e(c.key)}">'
+    cells = "".join(f'<div class="kpi"><span>{e(c.heading(lang))}{" (" + t("min", lang) + ")" if c.kind == "min" else ""}</span><b data-key="{e(c.key)}">'
                     f'{e(cell_text(tot, c, lang))}</b></div>' for c in (*COUNT_COLUMNS, *TIME_COLUMNS))
     return f'<div class="kpis" id="figures" data-generated="{e(report.get("generated_local", ""))}">{cells}</div>'
 
