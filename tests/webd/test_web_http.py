@@ -153,3 +153,24 @@ def test_posters_are_a4_with_a_readable_qr(site, tmp_path):
     if shutil.which("zbarimg"):
         out = subprocess.run(["zbarimg", "--raw", "-q", str(paths[0])], capture_output=True, text=True, timeout=30)
         assert out.stdout.strip() == f"http://xephang.local/guide/{site.services[0].id}"
+
+
+def test_the_dispenser_signs_the_live_link_and_prints_no_qr_without_the_secret(site):
+    from datetime import datetime
+
+    from ticketd.config import TicketLayout
+    from ticketd.render import TicketRenderer, TicketView
+    from xephang.clock import VN_TZ
+    from xephang.ticketlink import check_token, make_secret
+
+    secret = make_secret().encode()
+    layout = TicketLayout(qr_url="http://xephang.local/q/{day}/{number}/{id}/{token}")
+    view = TicketView(number=1023, service_id="ho-tich", issued_at=datetime(2026, 11, 23, 8, 5, tzinfo=VN_TZ),
+                      ticket_id=57, day="2026-11-23")
+    url = TicketRenderer(site, layout, link_secret=secret).qr_url(view)
+    day, number, tid, token = url.split("/")[-4:]
+    assert (day, number, tid) == ("2026-11-23", "1023", "57")
+    assert check_token(secret, "tuong-linh", day, 57, number, token)
+    assert not check_token(secret, "tuong-linh", day, 58, number, token)
+    assert not check_token(make_secret().encode(), "tuong-linh", day, 57, number, token)
+    assert TicketRenderer(site, layout).qr_url(view) == ""  # no secret: no QR rather than a dead link
