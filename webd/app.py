@@ -41,6 +41,7 @@ SESSION_COOKIE = "xephang_session"
 LOGIN_COOKIE = "xephang_login"
 LANG_COOKIE = "lang"
 MAX_FORM_BYTES = 4096
+REPORTS_KEPT = 32  # report answers cached at most
 SECURITY_HEADERS = {
     # our own files only; no inline script; the page's own connection for the live stream
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -382,6 +383,8 @@ class WebApp:
         else:
             rep, err = reply.data, ""
         self._reports[key] = (time.monotonic(), rep, err)
+        while len(self._reports) > REPORTS_KEPT:  # many periods asked: forget the oldest answers
+            del self._reports[min(self._reports, key=lambda k: self._reports[k][0])]
         return rep, err
 
     async def dashboard(self, request: Request) -> Response:
