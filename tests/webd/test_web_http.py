@@ -174,3 +174,25 @@ def test_the_dispenser_signs_the_live_link_and_prints_no_qr_without_the_secret(s
     assert not check_token(secret, "tuong-linh", day, 58, number, token)
     assert not check_token(make_secret().encode(), "tuong-linh", day, 57, number, token)
     assert TicketRenderer(site, layout).qr_url(view) == ""  # no secret: no QR rather than a dead link
+
+
+@pytest.mark.broker
+def test_the_dashboard_shows_a_device_alert_as_it_happens_and_clears_it(centre):
+    from webharness import wait_for
+
+    from xephang.contract import Alert
+
+    csrf, cookie = _login_form(centre.base)
+    st, _, h = _post(centre.base + "/login", {"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": csrf}, cookie)
+    assert st == 303
+    session = h["set-cookie"].split(";", 1)[0]
+    topic = centre.tech.topics.alert("dispenser-1", "paper-out")
+    centre.tech.publish(topic, Alert(node="dispenser-1", id="paper-out", severity="critical",
+                                     message_vi="Hết giấy in", message_en="Paper out"), retain=True)
+
+    def dashboard() -> str:
+        return http_get(centre.base + "/head", headers={"Cookie": session})[1].decode()
+
+    wait_for(lambda: "Hết giấy in" in dashboard(), 10, "the alert on the dashboard")
+    centre.tech.clear(topic)
+    wait_for(lambda: "Hết giấy in" not in dashboard(), 10, "the alert cleared")
