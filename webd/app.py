@@ -237,7 +237,7 @@ class WebApp:
         frag = pages.ticket_fragment(v, self.site, snap, lang, day)
         guide = f"/guide/{v.service}" if v.service and self.catalogue is not None else None
         title = f"{pages.t('your_number', lang)} {display}"
-        return self.html(pages.ticket_page(frag, lang=lang, path=request.url.path, stream=request.url.path + "/events",
+        return self.html(pages.ticket_page(frag, lang=lang, path=request.url.path, stream=f"{request.url.path}/events?lang={lang}",
                                            wifi=self.settings.web.wifi_name, guide=guide, title=title,
                                            hb=self.settings.web.sse_heartbeat_s))
 
@@ -256,7 +256,7 @@ class WebApp:
     async def hall_page(self, request: Request) -> Response:
         lang = self.lang(request)
         frag = pages.hall_fragment(self.snapshot, self.site, lang)
-        return self.html(pages.live_page(pages.t("hall", lang), frag, lang=lang, path="/hall", stream="/hall/events",
+        return self.html(pages.live_page(pages.t("hall", lang), frag, lang=lang, path="/hall", stream=f"/hall/events?lang={lang}",
                                          kind="hall", hb=self.settings.web.sse_heartbeat_s))
 
     async def hall_events(self, request: Request) -> Response:
@@ -395,7 +395,7 @@ class WebApp:
         report = await self.today_report(lang)
         frag = pages.dashboard_fragment(self.snapshot, self.site, lang, report)
         return self.html(pages.live_page(pages.t("dashboard", lang), frag, lang=lang, path="/head",
-                                         stream="/head/events", kind="dashboard", nav=pages.head_nav(lang, s.csrf, s.username),
+                                         stream=f"/head/events?lang={lang}", kind="dashboard", nav=pages.head_nav(lang, s.csrf, s.username),
                                          hb=self.settings.web.sse_heartbeat_s))
 
     async def dashboard_events(self, request: Request) -> Response:

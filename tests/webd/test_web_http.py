@@ -196,3 +196,20 @@ def test_the_dashboard_shows_a_device_alert_as_it_happens_and_clears_it(centre):
     wait_for(lambda: "Hết giấy in" in dashboard(), 10, "the alert on the dashboard")
     centre.tech.clear(topic)
     wait_for(lambda: "Hết giấy in" not in dashboard(), 10, "the alert cleared")
+
+
+@pytest.mark.broker
+def test_the_live_stream_speaks_the_pages_language(centre):
+    import http.client
+
+    t = centre.issue()["ticket"]
+    st, body, _ = http_get(centre.ticket_url(t) + "?lang=en")
+    stream = re.search(r'data-stream="([^"]+)"', body.decode())[1].replace("&amp;", "&")
+    assert stream.endswith("/events?lang=en")
+    conn = http.client.HTTPConnection("127.0.0.1", int(centre.base.rsplit(":", 1)[1]), timeout=5)
+    conn.request("GET", stream)
+    resp = conn.getresponse()
+    while not (line := resp.fp.readline()).startswith(b"data: {"):
+        pass
+    conn.close()
+    assert "People ahead of you" in line.decode()
