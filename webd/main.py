@@ -46,6 +46,7 @@ from xephang.settings import DaemonSettings
 log = logging.getLogger(__name__)
 
 RESYNC_RETRY_S = 3.0
+EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 
 
 class WebDaemon(Daemon[WebSettings]):
@@ -72,6 +73,7 @@ class WebDaemon(Daemon[WebSettings]):
         self._resync_next = 0.0
         self._resync_since: int | None = None
         self._resync_retry = False
+        self.web_failed = False
         self.resyncs = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -108,13 +110,18 @@ class WebDaemon(Daemon[WebSettings]):
         self._thread.start()
         log.info("web pages on http://%s:%s/ (public %s)", w.listen, w.port, w.public_url)
 
+    def run(self) -> int:
+        code = super().run()
+        return EXIT_WEB if self.web_failed and code == 0 else code
+
     def wait_for_work(self, timeout: float) -> None:
         self.bus.process(timeout=timeout)
         self._show()
 
     def tick(self, now: float) -> None:
         if self._thread is not None and not self._thread.is_alive() and not self.stop_event.is_set():
-            log.error("the web server stopped: exiting so systemd restarts webd")
+            log.error("the web server stopped (port %s taken?): exiting so systemd restarts webd", self.settings.web.port)
+            self.web_failed = True
             self.stop_event.set()
         if (self.model.gap or self._resync_retry) and not self._resync_inflight \
                 and time.monotonic() >= self._resync_next:

@@ -213,3 +213,36 @@ def test_the_live_stream_speaks_the_pages_language(centre):
         pass
     conn.close()
     assert "People ahead of you" in line.decode()
+
+
+def _webd(env_extra: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XEPHANG_")}
+    env.update({"XEPHANG_SITE_FILE": str(REPO / "config" / "site.example.toml"), **env_extra})
+    return subprocess.run([sys.executable, "-m", "webd.main", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_console_script_checks_its_settings_and_lists_every_error(tmp_path):
+    ok = _webd({"XEPHANG_STATE_DIR": str(tmp_path)}, "--check")
+    assert ok.returncode == 0 and "settings OK" in ok.stdout
+    bad = tmp_path / "webd.toml"
+    bad.write_text('[web]\nport = 0\npublc_url = "http://x"\nwifi_name = "' + "x" * 50 + '"\n')
+    r = _webd({"XEPHANG_STATE_DIR": str(tmp_path)}, "--config", str(bad), "--check")
+    assert r.returncode == 78
+    for want in ("web.port", "web.publc_url: unknown key (did you mean 'public_url'?)", "web.wifi_name"):
+        assert want in r.stderr, want
+
+
+def test_webd_exits_non_zero_when_its_port_is_taken(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = _webd({"XEPHANG_STATE_DIR": str(tmp_path), "XEPHANG_WEB__LISTEN": "127.0.0.1",
+                   "XEPHANG_WEB__PORT": str(port), "XEPHANG_BROKER__PORT": "1"}, timeout=60)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "exiting so systemd restarts webd" in r.stderr
