@@ -130,6 +130,7 @@ class LiveHall:
     hub_online: bool = False
     link_up: bool = False  # our own connection to the broker
     catching_up: bool = False  # today's events are being read back (resync pages)
+    begun: bool = False  # the first resync reply came (until then the retained state alone is not enough)
     version: int = 0
     events_applied: int = 0
     duplicates: int = 0
@@ -146,7 +147,7 @@ class LiveHall:
     @property
     def synced(self) -> bool:
         return (self.hall is not None and not self.held and self.hub_online and self.link_up
-                and not self.catching_up)
+                and self.begun and not self.catching_up)
 
     def set_link(self, up: bool) -> None:
         self.link_up = up
@@ -156,6 +157,7 @@ class LiveHall:
         """The first hall snapshot from a resync: read back up to ``catchup_events`` events
         (today's tickets issued before webd started). Returns the ``since_rev`` to ask, or None."""
         self.on_hall(hs)
+        self.begun = True
         if self.rev == 0 and hs.rev > 0:
             self.rev = max(0, hs.rev - catchup_events)
             self.catching_up = self.rev < hs.rev
@@ -229,6 +231,7 @@ class LiveHall:
     def on_resync(self, hall: HallState, events: list[TicketEvent | CounterEvent], more: bool) -> bool:
         """A resync reply: missed events in rev order, then the hall snapshot. Returns True
         when more events are to be asked for."""
+        self.begun = True
         for ev in events:
             if ev.rev == self.rev + 1:
                 self._apply(ev)

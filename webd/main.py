@@ -141,7 +141,7 @@ class WebDaemon(Daemon[WebSettings]):
     def _on_connected(self) -> None:
         self.model.set_link(True)
         # what happened while we were away: the events we missed, or (first time) today's
-        self._ask_resync(self.model.rev if self.model.hall is not None else None)
+        self._ask_resync(self.model.rev if self.model.begun else None)
 
     def _on_hall(self, msg: Inbound) -> None:
         if msg.payload:
@@ -179,8 +179,9 @@ class WebDaemon(Daemon[WebSettings]):
             st = decode(NodeStatus, msg.payload)
             was = self.model.hub_online
             self.model.on_status(st)
-            if st.node == "hub" and st.online and not was and self.bus.connected.is_set():
-                self._ask_resync(self.model.rev if self.model.hall is not None else None)
+            if st.node == "hub" and st.online and not was and self.bus.connected.is_set() \
+                    and not self._resync_inflight:
+                self._ask_resync(self.model.rev if self.model.begun else None)
 
     def _on_alert(self, msg: Inbound) -> None:
         levels = self.bus.topics.parse(msg.topic)  # node/{node}/alert/{id}
@@ -195,9 +196,10 @@ class WebDaemon(Daemon[WebSettings]):
         self._resync_since = since
         self.resyncs += 1
         req = Resync(request_id=new_request_id(), source=self.node, since_rev=since)
-        self.bus.request(req, on_reply=self._on_resync, timeout_s=2.0, attempts=2)
+        # each reply is read against what *it* asked (another resync may have been sent since)
+        self.bus.request(req, on_reply=lambda r: self._on_resync(r, since), timeout_s=2.0, attempts=2)
 
-    def _on_resync(self, reply: Reply | None) -> None:
+    def _on_resync(self, reply: Reply | None, since: int | None) -> None:
         self._resync_inflight = False
         if reply is None or reply.status != "ok":
             log.warning("resync not answered (%s): will ask again", reply.error if reply else "timeout")
@@ -218,10 +220,13 @@ class WebDaemon(Daemon[WebSettings]):
             self._resync_retry = True
             return
         self._resync_retry = False
-        if self._resync_since is None and self.model.rev == 0:
-            since = self.model.begin(hall, self.settings.web.catchup_events)
-            if since is not None:
-                self._ask_resync(since)
+        if since is None:  # a snapshot only (no events by design)
+            if not self.model.begun:
+                first = self.model.begin(hall, self.settings.web.catchup_events)  # today's events, read back
+                if first is not None:
+                    self._ask_resync(first)
+            else:
+                self.model.on_hall(hall)
             self._show()
             return
         more = self.model.on_resync(hall, events, bool(reply.data.get("more")))

@@ -246,3 +246,34 @@ def test_webd_exits_non_zero_when_its_port_is_taken(tmp_path):
                    "XEPHANG_WEB__PORT": str(port), "XEPHANG_BROKER__PORT": "1"}, timeout=60)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "exiting so systemd restarts webd" in r.stderr
+
+
+@pytest.mark.broker
+def test_a_webd_started_mid_day_reads_todays_tickets_back(centre):
+    import threading
+
+    from webharness import SITE, wait_for
+
+    from webd.config import WebConfig, WebSettings
+    from webd.main import WebDaemon
+    from xephang.contract import Pause, new_request_id
+    from xephang.settings import BrokerSettings
+
+    tickets = [centre.issue("ho-tich")["ticket"] for _ in range(3)]
+    assert centre.ask(Pause(request_id=new_request_id(), source="tech", counter=4, reason="họp")).status == "ok"
+    centre.call(1)  # the first is called; the third has one person ahead
+    late = WebDaemon(WebSettings(site=SITE, node="web-2", site_file=centre.site_file, state_dir=centre.tmp / "web2",
+                                 broker=BrokerSettings(port=centre.mosquitto.port),
+                                 web=WebConfig(catchup_events=1000)), serve=False)
+    t = threading.Thread(target=late.run, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: late.web.snapshot.synced, 15, "the late webd synced")
+        snap = late.web.snapshot
+        views = [snap.ticket_view(x["id"], x["day"], x["display"]) for x in tickets]
+        assert [(v.state, v.counter, v.people_ahead) for v in views] == [("called", 1, None), ("waiting", None, 0),
+                                                                        ("waiting", None, 1)]
+        assert late.model.events_applied >= 5 and late.model.duplicates == 0
+    finally:
+        late.stop_event.set()
+        t.join(10)
