@@ -240,8 +240,8 @@ class LiveHall:
         self._drain()
         if not more:
             self.catching_up = False
-            if self.held and min(self.held) > self.rev + 1 and hall.rev >= max(self.held):
-                self.held.clear()  # the hub has nothing older to give: the snapshot covers it
+            if self.held and min(self.held) > self.rev + 1:
+                self.rev = min(self.held) - 1  # the hub has nothing older to give: go on from what we hold
             if not events and hall.rev > self.rev:
                 self.rev = hall.rev  # nothing missed that the hub still has: take the snapshot's rev
             self._drain()
