@@ -42,6 +42,7 @@ LOGIN_COOKIE = "xephang_login"
 LANG_COOKIE = "lang"
 MAX_FORM_BYTES = 4096
 REPORTS_KEPT = 32  # report answers cached at most
+PASSWORD_CHECKS = 2  # password hashes computed at once at most
 SECURITY_HEADERS = {
     # our own files only; no inline script; the page's own connection for the live stream
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -111,6 +112,7 @@ class WebApp:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
+        self._checks = asyncio.Semaphore(PASSWORD_CHECKS)
         yield
         self.loop = None
 
@@ -318,7 +320,8 @@ class WebApp:
         if left:
             log.warning("login throttled for %r from %s (%.0f s left)", user, self._client(request), left)
             return await self.login_form(request, error=pages.t("throttled", lang, n=max(1, round(left / 60))), status=429)
-        acc = await asyncio.to_thread(self.accounts.verify, user, form.get("password", ""))
+        async with self._checks:  # scrypt takes 16 MiB a check: a burst of logins must not take the Pi's memory
+            acc = await asyncio.to_thread(self.accounts.verify, user, form.get("password", "")[:200])
         if acc is None:
             self.throttle.failed(*keys)
             log.warning("failed login for %r from %s", user, self._client(request))
