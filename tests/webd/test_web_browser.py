@@ -226,3 +226,32 @@ def test_no_login_is_redirected_and_ten_wrong_passwords_are_throttled(centre, br
     browser.find_element(By.ID, "submit").click()
     assert "quá nhiều lần" in _wait_dom(browser, "#error", bool, 10, "refused")
     assert "/head" not in browser.current_url.replace("next=%2Fhead", "")
+
+
+def test_transfer_and_no_show_change_the_page_and_the_hall_follows(centre, browser):
+    from xephang.contract import NoShow, Transfer
+
+    t = centre.issue("ho-tich")["ticket"]
+    browser.get(centre.ticket_url(t))
+    _live(browser)
+    centre.call(1)
+    _wait_dom(browser, ".banner.call", lambda s: "quầy 1" in s.lower(), 2, "called")
+    r = centre.ask(Transfer(request_id=new_request_id(), source="tech", counter=1, to_service="chung-thuc"))
+    assert r.status == "ok"
+    _wait_dom(browser, ".note", lambda s: "Tư pháp – Chứng thực" in s, 2, "transferred")
+    assert text_of(browser, ".ahead") == "0" and not text_of(browser, ".banner.call")
+    centre.call(2)  # counter 2 serves chứng thực
+    _wait_dom(browser, ".banner.call", lambda s: "quầy 2" in s.lower(), 2, "called at the new service")
+    assert centre.ask(NoShow(request_id=new_request_id(), source="tech", counter=2)).status == "ok"
+    _wait_dom(browser, ".ticket", lambda s: "Số người chờ trước bạn" in s, 2, "back in the queue once")
+    centre.call(2)
+    _wait_dom(browser, ".banner.call", lambda s: "quầy 2" in s.lower(), 2, "called again")
+    assert centre.ask(NoShow(request_id=new_request_id(), source="tech", counter=2)).status == "ok"
+    _wait_dom(browser, ".banner.warn", lambda s: "vắng mặt" in s, 2, "no-show")
+
+    # the hall page on a phone follows the calls live
+    browser.get(centre.base + "/hall")
+    _live(browser)
+    t2 = centre.issue("dat-dai")["ticket"]
+    centre.call(3)
+    _wait_dom(browser, "ul.calls", lambda s: t2["display"] in s, 2, "the call on the hall page")
