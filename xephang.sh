@@ -20,6 +20,12 @@ install_system_packages() {
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)
   command -v sox >/dev/null || missing+=(sox)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [ "${XEPHANG_WITH_BROWSER:-1}" = 1 ]; then
+    # tests/webd: a real headless browser with its driver, and a QR reader for the printed ticket
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    command -v zbarimg >/dev/null || missing+=(zbar-tools)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

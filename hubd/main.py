@@ -84,6 +84,8 @@ def may_act(source: str, req: Request, technicians: Sequence[str]) -> bool:
         return isinstance(req, CounterRequest) and source == f"counter-{req.counter}"
     if who == "dispenser":
         return source.startswith("dispenser-")
+    if who == "web":
+        return source == "web" or source.startswith("web-")
     return who == "any"
 
 

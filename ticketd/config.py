@@ -43,7 +43,8 @@ class TicketTexts(Strict):
 
     def all_strings(self) -> list[str]:
         """The texts as they could be printed (placeholders filled with typical values)."""
-        fill = {"datetime": "Thứ Năm, 31/12/2026 23:59", "n": 128, "minutes": 45, "low": 120, "high": 185}
+        fill = {"datetime": "Thứ Năm, 31/12/2026 23:59", "n": 128, "minutes": 45, "low": 120, "high": 185,
+                "wifi": "TTPVHCC-Tuong-Linh"}
         return [v.format(**fill) for v in self.model_dump().values()]
 
 
@@ -75,8 +76,10 @@ class TicketLayout(Strict):
     qr_url: str = Field(
         default="",
         max_length=300,
-        description="QR target, fields {site} {service} {number}; empty: the service's guide_url, else the site's queue_url",
+        description="QR target, fields {site} {service} {number} {day} {id} {token} ({token}: the live page's "
+                    "signed link, needs link_secret_file); empty: the service's guide_url, else the site's queue_url",
     )
+    wifi_name: str = Field(default="", max_length=40, description="the hall's Wi-Fi name, `{wifi}` in texts.qr_caption")
     show_qr: bool = Field(default=True, description="print the QR code")
     threshold: int = Field(default=160, ge=1, le=254, description="grey level at or above which a dot stays white")
     margin_px: int = Field(default=12, ge=0, le=64, description="white margin left and right, dots")

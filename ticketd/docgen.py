@@ -61,7 +61,7 @@ def config_reference() -> str:
     lines += _table("[hardware]", HardwareConfig)
     lines += _table("[[hardware.buttons]]", ButtonSpec)
     lines += _table("[[hardware.priority_keys]]", PriorityKeySpec)
-    own = ("request_timeout_s", "request_attempts", "printer_check_s", "printer_fault_check_s")
+    own = ("request_timeout_s", "request_attempts", "printer_check_s", "printer_fault_check_s", "link_secret_file")
     lines += ["### top level (besides the shared daemon settings)", "", "| key | default | meaning |", "|---|---|---|"]
     for name in own:
         f = TicketdSettings.model_fields[name]

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -77,6 +78,8 @@ class TicketdSettings(DaemonSettings):
     hardware: HardwareConfig = HardwareConfig()
     request_timeout_s: float = Field(default=1.5, gt=0, le=30, description="wait per issue-ticket attempt")
     request_attempts: int = Field(default=3, ge=1, le=10)
+    link_secret_file: Path | None = Field(default=None, description="secret shared with webd that signs the live "
+                                          "page's link in the QR (`xephang web secret`; docs/web.md)")
     printer_check_s: float = Field(default=30.0, gt=0, le=3600, description="status poll when the printer is fine")
     printer_fault_check_s: float = Field(default=2.0, gt=0, le=600, description="status poll while it is not")
 
@@ -154,6 +157,18 @@ class TicketDaemon(Daemon[TicketdSettings]):
         offline until the hub's retained status says online."""
         return self.core is not None and self.core.hub_online
 
+    def _link_secret(self) -> bytes | None:
+        """The live-page link's secret (None: no signed links, a {token} QR is not printed)."""
+        if self.settings.link_secret_file is None:
+            return None
+        from xephang.ticketlink import LinkSecretError, load_secret
+
+        try:
+            return load_secret(self.settings.link_secret_file)
+        except LinkSecretError as exc:
+            log.error("%s", exc)
+            return None
+
     # ---- node config: technicians may push the ticket layout (texts, QR, width) -----------
     def initial_node_config(self) -> dict[str, Any]:
         return self.settings.ticket.model_dump(mode="json")
@@ -161,7 +176,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         if self.site is not None:
             assert isinstance(new, TicketLayout)
-            self.renderer = TicketRenderer(self.site, new)
+            self.renderer = TicketRenderer(self.site, new, link_secret=self._link_secret())
             self._check_glyphs()
             if self.printer is not None and new.width_px != self.printer.width_px:
                 return True  # another paper width needs another printer profile: restart
@@ -183,7 +198,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
                                          new_request_id=new_request_id)
         layout = self.node_config.current if self.node_config else s.ticket
         assert isinstance(layout, TicketLayout)
-        self.renderer = TicketRenderer(self.site, layout)
+        self.renderer = TicketRenderer(self.site, layout, link_secret=self._link_secret())
         self.printer = self._printer_override or open_printer(self._printer_config(), width_px=layout.width_px)
         self.bus.subscribe(self.bus.topics.status("hub"), self._on_hub_status)
         self.bus.add_disconnect_hook(lambda: self._set_hub_online(False))
@@ -323,6 +338,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
                 est_wait_low_min=_opt_int(reply.data.get("est_wait_low_min")),
                 est_wait_high_min=_opt_int(reply.data.get("est_wait_high_min")),
                 est_wait_open=reply.data.get("est_wait_open") is True,
+                ticket_id=ticket.id,
+                day=ticket.day,
             )
             self._print_issued(job, ticket, view)
         finally:

@@ -65,6 +65,8 @@ class TicketView:
     est_wait_high_min: int | None = None
     est_wait_open: bool = False  # "more than est_wait_low_min minutes"
     reprint: bool = False
+    ticket_id: int | None = None  # the ledger id and service day: the live page's link (xephang.ticketlink)
+    day: str | None = None
 
 
 @lru_cache(maxsize=64)
@@ -132,8 +134,9 @@ class TicketRenderer:
     :param layout: width, language, texts, QR template.
     """
 
-    def __init__(self, site: Site, layout: TicketLayout = TicketLayout()) -> None:
+    def __init__(self, site: Site, layout: TicketLayout = TicketLayout(), *, link_secret: bytes | None = None) -> None:
         self.site = site
+        self.link_secret = link_secret  # signs the {token} of the live page's link
         self.layout = layout
         self.texts: TicketTexts = layout.resolved_texts()
         self.width = layout.width_px
@@ -176,8 +179,8 @@ class TicketRenderer:
             spot = QrSpot(url=url, top=top, left=(self.width - qr_img.height) // 2, size=qr_img.height,
                           module_px=module_px, ecc="M")
             parts += [qr_img, self._s(6),
-                      self._cached(("qr-caption",), lambda: self._text(self.texts.qr_caption, "regular", READ_PX,
-                                                                       readable=True))]
+                      self._cached(("qr-caption",), lambda: self._text(
+                          self.texts.qr_caption.format(wifi=self.layout.wifi_name), "regular", READ_PX, readable=True))]
         parts += [self._s(12), self._footer]
         return self._stack(parts), spot
 
@@ -252,8 +255,17 @@ class TicketRenderer:
         template = self.layout.qr_url or service.guide_url or self.site.site.queue_url
         if not template:
             return ""
+        token = ""
+        if "{token}" in template:  # the live page: signed, or no QR at all (never a link that fails)
+            if self.link_secret is None or view.ticket_id is None or not view.day:
+                log.warning("qr_url needs {token} but no link secret or ticket id: QR skipped")
+                return ""
+            from xephang.ticketlink import ticket_token
+
+            token = ticket_token(self.link_secret, self.site.site.slug, view.day, view.ticket_id, number)
         try:
-            return template.format(site=self.site.site.slug, service=service.id, number=number)
+            return template.format(site=self.site.site.slug, service=service.id, number=number,
+                                   day=view.day or "", id=view.ticket_id or 0, token=token)
         except (KeyError, IndexError, ValueError):
             log.warning("qr_url template %r has unknown fields; QR skipped", template)
             return ""

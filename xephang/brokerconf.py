@@ -37,6 +37,7 @@ DEFAULT_TECHNICIANS = ("tech",)
 # requests each role may send to the hub (the hub checks the counter number itself)
 COUNTER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "counter")
 DISPENSER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "dispenser")
+WEB_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "web")
 
 
 class BrokerConfigError(ValueError):
@@ -48,7 +49,7 @@ class NodeAccount:
     """One MQTT account: a node of the site or a technician."""
 
     username: str
-    role: str  # hub, dispenser, counter, display, announcer, tech
+    role: str  # hub, dispenser, counter, display, announcer, web, tech
 
 
 def role_of(node: str) -> str:
@@ -57,20 +58,21 @@ def role_of(node: str) -> str:
     head = node.split("-", 1)[0]
     if node == "hub":
         return "hub"
-    if head in ("dispenser", "counter", "display", "announcer", "tech"):
+    if head in ("dispenser", "counter", "display", "announcer", "web", "tech"):
         return head
     raise BrokerConfigError(f"node id {node!r}: cannot tell its role (hub, dispenser-*, counter-N, display-*, "
-                            "announcer-*, tech*)")
+                            "announcer-*, web*, tech*)")
 
 
 def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = ("hall",),
                   announcers: Sequence[str] = ("hall",), technicians: Sequence[str] = DEFAULT_TECHNICIANS,
-                  extra: Sequence[str] = ()) -> list[NodeAccount]:
-    """Every account a site needs: the hub, its dispensers, one per counter, boards, technicians."""
+                  extra: Sequence[str] = (), web: Sequence[str] = ("web",)) -> list[NodeAccount]:
+    """Every account a site needs: the hub, its dispensers, one per counter, boards, the web
+    daemon (``webd``), technicians."""
     names = ["hub", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
              *(f"counter-{c.number}" for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
-             *technicians, *extra]
+             *web, *technicians, *extra]
     out: list[NodeAccount] = []
     for n in dict.fromkeys(names):
         out.append(NodeAccount(n, role_of(n)))
@@ -148,6 +150,11 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#"]
         elif acc.role in ("display", "announcer"):
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#"]
+        elif acc.role == "web":
+            # webd reads what the hall board and the devices say, and asks the hub for reports as
+            # itself; it writes nothing else (tests/webd/test_web_acl.py)
+            lines += [f"topic write {r}/req/hub/{a}/{acc.username}" for a in WEB_ACTIONS]
+            lines += [f"topic read {r}/state/#", f"topic read {r}/event/#", f"topic read {r}/node/#"]
         elif acc.role == "tech":
             # technicians act for any counter (the hub's may_act agrees), push config, press sim keys
             lines += [f"topic write {r}/req/hub/#", f"topic write {r}/config/+/set", f"topic read {r}/config/#",

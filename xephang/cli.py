@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "hubd.reports_cli",  # report
     "announcerd.voice_cli",  # voice build / voice record
     "province.cli",  # bridge-config, ingest, province-db, province-report
+    "webd.cli",  # web user / secret / catalogue / posters
 )
 
 log = logging.getLogger("xephang")

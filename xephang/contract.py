@@ -393,11 +393,12 @@ class ReportRequest(Request):
 
 # who may ask each action (the broker's ACL and the hub's ``may_act`` are both made from this):
 # "counter" = counter-N for counter N only; "dispenser" = dispenser-*; "any" = every node;
-# "tech" = technicians only. The hub and technicians (``tech``, ``tech-*``) may ask everything.
-ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "tech"]] = {
+# "web" = the web daemon (``web``, ``web-*``: it reads, and asks for reports); "tech" = technicians only.
+# The hub and technicians (``tech``, ``tech-*``) may ask everything.
+ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
     "issue-ticket": "dispenser", "void-ticket": "dispenser",
     **dict.fromkeys(("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume", "rate"), "counter"),
-    "resync": "any", "report": "tech",
+    "resync": "any", "report": "web",
 }
 RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
 

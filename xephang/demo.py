@@ -54,7 +54,7 @@ DAY_END = dtime(17, 0)
 DEFAULT_SPEED = 240.0  # 07:30–17:00 in 142 s of real time
 TECH = "tech-demo"  # the simulation's account: a technician, the only kind that may press sim keys
 MODULES = {"hubd": "hubd.main", "ticketd": "ticketd.main", "counterd": "counterd.main",
-           "displayd": "displayd.main", "announcerd": "announcerd.main"}
+           "displayd": "displayd.main", "announcerd": "announcerd.main", "webd": "webd.main"}
 # real-time guards of the boxes (double press, held keys): one physical key is not pressed again
 # within this; on a counter box one key does two jobs (Recall short / No-show long, Pause / Resume)
 SAME_KEY_GAP_S = {"dispenser": 0.35, "counter": 0.5}
@@ -160,7 +160,8 @@ def node_plan(site: Site) -> list[NodeSpec]:
     plan += [NodeSpec("display-hall", "displayd", {"XEPHANG_SCREEN__PNG_KEEP": "100000",
                                                    "XEPHANG_SCREEN__PNG_CALLS_ONLY": "true"}),
              # a call is never too old to say in a demo: the clock runs hundreds of times faster
-             NodeSpec("announcer-hall", "announcerd", {"XEPHANG_ANNOUNCER__MAX_AGE_S": "3600"})]
+             NodeSpec("announcer-hall", "announcerd", {"XEPHANG_ANNOUNCER__MAX_AGE_S": "3600"}),
+             NodeSpec("web", "webd")]  # the web pages (docs/web.md): port and secret from WebDemo
     return plan
 
 
@@ -277,6 +278,7 @@ class Demo:
         if opts.speaker != "auto":
             self.speaker = opts.speaker == "card"
         self.live: set[str] = set()  # nodes on the real screen / sound card (sim hardware if that fails)
+        self.web: Any = None  # webd.demo_web.WebDemo when webd is installed
         self._reported_dead: set[str] = set()
 
     # ---- output ----------------------------------------------------------------------------
@@ -343,12 +345,20 @@ class Demo:
         else:
             env.setdefault("SDL_VIDEODRIVER", "dummy")
             env.setdefault("SDL_AUDIODRIVER", "dummy")
+        if self.web is not None and spec.script == "webd":
+            env.update(self.web.web_env())
+        if self.web is not None and spec.script == "ticketd":
+            env.update(self.web.dispenser_env())  # the ticket's QR opens its live page on webd
         env.update(spec.env)
         return env
 
     def _launch(self, clock: ScaledClock) -> None:
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
         self._voice = cached_voice_pack() if available("announcerd") else None
+        if available("webd"):
+            from webd.demo_web import WebDemo
+
+            self.web = WebDemo(self.out, self.site.site.slug)
         for spec in node_plan(self.site):
             if not available(spec.script):
                 self.skipped[spec.node] = f"`{spec.script}` is not installed"
@@ -470,9 +480,15 @@ class Demo:
                 exe = Path(sys.executable).with_name("xephang")  # runs as printed, without activating .venv
                 self.say(f"  xem thiết bị / watch devices: {exe if exe.exists() else 'xephang'} devices --watch "
                          f"--port {self.broker.tech_port} --password-file {self.files.passwords_dir / 'tech.pw'}")
+                if self.web is not None and "web" in self.online:
+                    self.say(f"  trang web / web pages: {self.web.base}/hall — lãnh đạo / head: {self.web.base}/head "
+                             f"(tài khoản / account in {self.web.dir / 'head-password.txt'})")
                 while time.time() < clock.real_origin and not self.stop.is_set():
                     time.sleep(0.02)
                 self._simulate(client, clock)
+                if self.web is not None and "web" in self.online:
+                    self.summary["web"] = self.web.finish()  # screenshots while webd still runs
+                    self.say(f"  ảnh trang web / web screenshots: {len(self.summary['web']['screenshots'])} in {self.web.dir}")
             if self.stop.is_set():
                 self.say("\nĐã dừng theo yêu cầu / stopped on request")
                 code = 130
@@ -557,6 +573,8 @@ class Demo:
             # the hub's clock and ours are the same scaled clock: only transport delay between them
             self.max_skew = max(getattr(self, "max_skew", 0.0), abs(now - ev["at"]))
         sim.on_event(ev, now)
+        if self.web is not None:
+            self.web.on_event(ev)
         self.last_line = describe_event(ev, self.opts.lang)
         if self.opts.verbose and not self.tty:
             self.say("  " + self.last_line)

@@ -27,6 +27,7 @@ SETTINGS_CLASSES = [
     ("xephang.settings", "BrokerSettings"),
     ("xephang.settings", "ClockSettings"),
     ("hubd.main", "HubConfig"),
+    ("webd.config", "WebConfig"),
 ]
 
 # (model, who publishes, retained, topic) in the order of DESIGN §3
@@ -176,7 +177,7 @@ def render_protocol() -> str:
         "",
         "| action | who may ask (besides `hub` and technicians) |",
         "|---|---|",
-        *(f"| `{a}` | {dict(counter='`counter-N`, for counter N only', dispenser='`dispenser-*`', any='every node', tech='technicians only (`tech`, `tech-*`)')[w]} |"
+        *(f"| `{a}` | {dict(counter='`counter-N`, for counter N only', dispenser='`dispenser-*`', any='every node', web='the web daemon (`web`, `web-*`) and technicians', tech='technicians only (`tech`, `tech-*`)')[w]} |"
           for a, w in c.ASKED_BY.items()),
         "",
         "## Request actions",

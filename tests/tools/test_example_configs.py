@@ -13,7 +13,7 @@ from xephang.settings import load_settings
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SETTINGS = {"hubd": ("hubd.main", "HubSettings"), "ticketd": ("ticketd.main", "TicketdSettings"),
             "counterd": ("counterd.main", "CounterdSettings"), "displayd": ("displayd.main", "DisplaySettings"),
-            "announcerd": ("announcerd.main", "AnnouncerSettings")}
+            "announcerd": ("announcerd.main", "AnnouncerSettings"), "webd": ("webd.config", "WebSettings")}
 
 
 @pytest.mark.parametrize("daemon", sorted(SETTINGS))

@@ -1,0 +1,117 @@
+"""The live model (pure): what a citizen's page says after each event, as the hub would say it."""
+
+from __future__ import annotations
+
+from webd.live import LiveHall
+from xephang.contract import CounterState, HallState, NodeStatus, ServiceState, TicketEvent, TicketInfo
+
+DAY = "2026-11-23"
+
+
+def tinfo(tid: int, number: int, service: str = "ho-tich", *, state: str = "waiting", prio: str | None = None,
+          counter: int | None = None, recalls: int = 0) -> TicketInfo:
+    return TicketInfo(id=tid, day=DAY, number=number, display=str(number), service=service, priority_group=prio,
+                      issued_at=1000.0 + tid, state=state, counter=counter, recalls=recalls)
+
+
+def ev(rev: int, kind: str, ticket: TicketInfo, **kw) -> TicketEvent:
+    return TicketEvent(event_id=f"e{rev}", rev=rev, at=1000.0 + rev, kind=kind, ticket=ticket, **kw)
+
+
+def synced_model(waiting: dict[str, int] | None = None) -> LiveHall:
+    m = LiveHall()
+    m.set_link(True)
+    m.on_status(NodeStatus(node="hub", online=True, session=1))
+    services = [ServiceState(id=s, waiting=n, est_wait_min=10.0 * n) for s, n in (waiting or {"ho-tich": 0}).items()]
+    m.begin(HallState(rev=0, day=DAY, services=services, counters=[CounterState(number=1, state="open")]), 100)
+    return m
+
+
+def view(m: LiveHall, tid: int, number: int):
+    return m.snapshot().ticket_view(tid, DAY, str(number))
+
+
+def test_waiting_then_called_then_served_and_people_ahead_counted_as_the_hub_does():
+    m = synced_model({"ho-tich": 3})
+    m.on_event(ev(1, "issued", tinfo(1, 1001)))
+    m.on_event(ev(2, "issued", tinfo(2, 1002)))
+    m.on_event(ev(3, "issued", tinfo(3, 1003, prio="cao-tuoi")))  # a priority ticket goes first
+    assert view(m, 2, 1002).people_ahead == 2 and view(m, 3, 1003).people_ahead == 0
+    m.on_event(ev(4, "called", tinfo(3, 1003, state="called", counter=1, prio="cao-tuoi"), counter=1))
+    m.on_service(ServiceState(id="ho-tich", waiting=2, rev=4))
+    assert view(m, 2, 1002).people_ahead == 1
+    v = view(m, 3, 1003)
+    assert (v.state, v.counter) == ("called", 1)
+    m.on_event(ev(5, "recalled", tinfo(3, 1003, state="called", counter=1, recalls=1, prio="cao-tuoi"), counter=1))
+    assert view(m, 3, 1003).last_kind == "recalled" and view(m, 3, 1003).recalls == 1
+    m.on_event(ev(6, "finished", tinfo(3, 1003, state="done", counter=1, prio="cao-tuoi"), counter=1))
+    assert view(m, 3, 1003).state == "done"
+
+
+def test_transfer_no_show_requeue_void_and_expiry():
+    m = synced_model({"ho-tich": 1, "dat-dai": 0})
+    m.on_event(ev(1, "issued", tinfo(1, 1001)))
+    m.on_event(ev(2, "called", tinfo(1, 1001, state="called", counter=1), counter=1))
+    m.on_event(ev(3, "transferred", tinfo(1, 1001, "dat-dai"), from_service="ho-tich"))
+    v = view(m, 1, 1001)
+    assert (v.state, v.service, v.from_service, v.last_kind) == ("waiting", "dat-dai", "ho-tich", "transferred")
+    m.on_event(ev(4, "called", tinfo(1, 1001, "dat-dai", state="called", counter=1), counter=1))
+    m.on_event(ev(5, "no-show", tinfo(1, 1001, "dat-dai")))  # requeued once
+    assert view(m, 1, 1001).state == "waiting"
+    m.on_event(ev(6, "called", tinfo(1, 1001, "dat-dai", state="called", counter=1), counter=1))
+    m.on_event(ev(7, "no-show", tinfo(1, 1001, "dat-dai", state="no-show")))
+    assert view(m, 1, 1001).state == "no-show"
+    m.on_event(ev(8, "issued", tinfo(2, 1002)))
+    m.on_event(ev(9, "voided", tinfo(2, 1002, state="voided")))
+    assert view(m, 2, 1002).state == "voided"
+    m.on_event(ev(10, "issued", tinfo(3, 1003)))
+    m.on_event(ev(11, "expired", tinfo(3, 1003, state="expired")))
+    assert view(m, 3, 1003).state == "expired"
+    # the next service day: a link of the 23rd has expired
+    m.on_hall(HallState(rev=11, day="2026-11-24"))
+    assert view(m, 1, 1001).state == "old"
+
+
+def test_a_gap_holds_events_and_says_updating_until_the_resync_fills_it():
+    m = synced_model()
+    m.on_event(ev(1, "issued", tinfo(1, 1001)))
+    assert m.on_event(ev(3, "called", tinfo(1, 1001, state="called", counter=1), counter=1)) is True
+    assert view(m, 1, 1001).state == "syncing"  # never a guess while a gap is open
+    missed = ev(2, "issued", tinfo(2, 1002))
+    m.on_resync(HallState(rev=3, day=DAY), [missed], more=False)
+    assert not m.gap and view(m, 1, 1001).state == "called" and m.rev == 3
+    assert m.on_event(ev(3, "called", tinfo(1, 1001, state="called", counter=1), counter=1)) is False  # a duplicate
+    assert m.duplicates == 1
+
+
+def test_hub_or_broker_away_means_updating_never_a_stale_call():
+    m = synced_model()
+    m.on_event(ev(1, "issued", tinfo(1, 1001)))
+    m.on_event(ev(2, "called", tinfo(1, 1001, state="called", counter=1), counter=1))
+    m.on_status(NodeStatus(node="hub", online=False, session=1))
+    assert view(m, 1, 1001).state == "syncing"
+    m.on_status(NodeStatus(node="hub", online=True, session=2))
+    m.on_status(NodeStatus(node="hub", online=False, session=1))  # a late Will of the old connection
+    assert view(m, 1, 1001).state == "called"
+    m.set_link(False)
+    assert view(m, 1, 1001).state == "syncing"
+
+
+def test_a_ticket_issued_before_webd_started_is_found_at_its_counter():
+    m = synced_model()
+    m.on_counter(CounterState(number=2, state="open", serving=tinfo(77, 1077, state="called", counter=2), rev=5))
+    v = view(m, 77, 1077)
+    assert (v.state, v.counter) == ("called", 2)
+    assert view(m, 78, 1078).state == "unknown"
+
+
+def test_catch_up_reads_todays_events_back_before_saying_synced():
+    m = LiveHall()
+    m.set_link(True)
+    m.on_status(NodeStatus(node="hub", online=True, session=1))
+    since = m.begin(HallState(rev=500, day=DAY), 100)
+    assert since == 400 and not m.synced
+    m.on_resync(HallState(rev=500, day=DAY), [ev(401, "issued", tinfo(1, 1001))], more=True)
+    assert not m.synced
+    m.on_resync(HallState(rev=500, day=DAY), [], more=False)
+    assert m.synced and m.rev == 500 and view(m, 1, 1001).state == "waiting"

@@ -1,0 +1,93 @@
+"""webd's broker account (`xephang broker-config`): it reads state, events and the devices'
+status and alerts, asks the hub for reports and resyncs as itself, and can write nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hubd.main import may_act
+from xephang.brokerconf import BrokerFiles, acl_text, site_accounts, write_broker_files
+from xephang.contract import CallNext, ReportRequest, Resync
+from xephang.mosquitto import Mosquitto, find_mosquitto
+from xephang.site import Site
+from xephang.tools import REFUSED, BrokerTarget, ToolClient
+
+pytestmark = pytest.mark.broker
+R = "xephang/v1/tuong-linh"
+NOT_AUTHORIZED = 135
+
+# what an attacker holding webd's password must not be able to write
+FORBIDDEN = [
+    f"{R}/state/hall", f"{R}/state/counter/1", f"{R}/event/ticket/called", f"{R}/reply/counter-1",
+    f"{R}/req/hub/call-next/web", f"{R}/req/hub/issue-ticket/web", f"{R}/req/hub/void-ticket/web",
+    f"{R}/req/hub/report", f"{R}/req/hub/report/tech", f"{R}/req/hub/call-next/counter-1",
+    f"{R}/config/counter-1/set", f"{R}/sim/dispenser-1/press", f"{R}/node/hub/status",
+    f"{R}/node/dispenser-1/alert/paper-out", "xephang/v1/other-commune/req/hub/report/web",
+]
+ALLOWED = [f"{R}/req/hub/report/web", f"{R}/req/hub/resync/web", f"{R}/node/web/status", f"{R}/node/web/health"]
+
+
+@pytest.fixture
+def secured(tmp_path: Path, site: Site) -> Iterator[tuple[Mosquitto, BrokerFiles]]:
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
+    broker = Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file,
+                       persistence=False, bind_client_ids=True)
+    broker.start()
+    try:
+        yield broker, files
+    finally:
+        broker.kill()
+
+
+def _client(broker: Mosquitto, files: BrokerFiles, user: str) -> ToolClient:
+    return ToolClient(BrokerTarget(site="tuong-linh", port=broker.tech_port or broker.port, username=user,
+                                   password=files.passwords[user])).connect()
+
+
+def test_broker_config_makes_a_web_account_with_read_and_report_rights(site):
+    accounts = site_accounts(site)
+    assert ("web", "web") in [(a.username, a.role) for a in accounts]
+    acl = acl_text("tuong-linh", accounts)
+    block = acl.split("user web\n", 1)[1].split("\n\n", 1)[0]
+    assert f"topic write {R}/req/hub/report/web" in block
+    assert not any(line.startswith("topic write") and "report/web" not in line for line in block.splitlines())
+
+
+@pytest.mark.parametrize("topic", FORBIDDEN, ids=[t.replace(R + "/", "") for t in FORBIDDEN])
+def test_webd_password_cannot_write_anything_else(secured, topic):
+    broker, files = secured
+    with _client(broker, files, "web") as c:
+        assert c.publish(topic, b"{}") == NOT_AUTHORIZED
+
+
+@pytest.mark.parametrize("topic", ALLOWED, ids=[t.replace(R + "/", "") for t in ALLOWED])
+def test_webd_may_ask_for_reports_and_resync_as_itself(secured, topic):
+    broker, files = secured
+    with _client(broker, files, "web") as c:
+        assert c.publish(topic, b"{}") < REFUSED
+
+
+def test_webd_reads_state_events_and_device_alerts(secured):
+    broker, files = secured
+    with _client(broker, files, "hub") as hub, _client(broker, files, "dispenser-1") as disp, \
+            _client(broker, files, "web") as web:
+        web.subscribe(f"{R}/state/#", f"{R}/event/#", f"{R}/node/+/alert/+")
+        assert hub.publish(f"{R}/event/ticket/called", b"e") < REFUSED
+        assert disp.publish(f"{R}/node/dispenser-1/alert/paper-out", b"a") < REFUSED
+        got = set()
+        while (m := web.get(3.0)) is not None and len(got) < 2:
+            got.add(m.topic)
+        assert got == {f"{R}/event/ticket/called", f"{R}/node/dispenser-1/alert/paper-out"}
+
+
+def test_the_hub_answers_reports_to_web_but_no_queue_action():
+    """Defence in depth: the hub's may_act reads the same table as the ACL."""
+    assert may_act("web", ReportRequest(request_id="r-12345678", source="web"), ["tech"])
+    assert may_act("web", Resync(request_id="r-12345678", source="web"), ["tech"])
+    assert not may_act("web", CallNext(request_id="r-12345678", source="web", counter=1), ["tech"])
+    assert not may_act("counter-1", ReportRequest(request_id="r-12345678", source="counter-1"), ["tech"])

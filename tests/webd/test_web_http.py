@@ -1,0 +1,279 @@
+"""webd over plain HTTP: CSRF on every form, cookies, headers, page weight, the catalogue and
+the posters, accounts and their hashes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+import pytest
+from webharness import HEAD_PASSWORD, HEAD_USER, http_get
+
+from webd.auth import AccountError, Accounts, Throttle, check_password, hash_password
+from webd.catalogue import load_catalogue
+from xephang.settings import SettingsError
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _post(url: str, data: dict[str, str], cookie: str = "") -> tuple[int, str, dict]:
+    body = urllib.parse.urlencode(data).encode()
+    req = urllib.request.Request(url, data=body, headers={"Cookie": cookie,
+                                                          "Content-Type": "application/x-www-form-urlencoded"})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=10) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def _login_form(base: str) -> tuple[str, str]:
+    st, body, h = http_get(base + "/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', body.decode())[1]
+    cookie = h["set-cookie"].split(";", 1)[0]
+    return csrf, cookie
+
+
+@pytest.mark.broker
+def test_login_needs_the_forms_token_and_logout_needs_the_sessions(centre):
+    base = centre.base
+    # no CSRF cookie, or a token that does not match: refused before the password is even checked
+    assert _post(base + "/login", {"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": "x"})[0] == 403
+    csrf, cookie = _login_form(base)
+    assert _post(base + "/login", {"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": csrf + "x"}, cookie)[0] == 403
+    st, _, h = _post(base + "/login", {"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": csrf,
+                                       "next": "//evil.example/"}, cookie)
+    assert st == 303 and h["location"] == "/head"  # never sent off-site
+    set_cookie = h["set-cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie.replace("Strict", "strict")
+    session = set_cookie.split(";", 1)[0]
+    st, body, _ = http_get(base + "/head", headers={"Cookie": session})
+    assert st == 200 and "Bảng điều hành" in body.decode()
+    token = re.search(r'name="csrf" value="([^"]+)"', body.decode())[1]
+    assert _post(base + "/logout", {"csrf": "wrong"}, session)[0] == 403  # a forged logout form
+    assert http_get(base + "/head", headers={"Cookie": session})[0] == 200
+    assert _post(base + "/logout", {"csrf": token}, session)[0] == 303
+    assert http_get(base + "/head", headers={"Cookie": session})[0] == 303  # the session is gone
+
+
+@pytest.mark.broker
+def test_headers_language_and_the_ticket_page_weight(centre):
+    t = centre.issue()["ticket"]
+    st, body, h = http_get(centre.ticket_url(t))
+    assert st == 200
+    assert "script-src 'self'" in h["content-security-policy"] and h["referrer-policy"] == "no-referrer"
+    page = body.decode()
+    assert "cdn" not in page.lower() and "https://" not in page  # nothing from the Internet
+    assert "Số thứ tự của bạn" in page
+    weight = len(body)
+    for asset in ("/static/app.css?v=1", "/static/app.js?v=1", "/fonts/be-vietnam-pro-400.woff",
+                  "/fonts/be-vietnam-pro-700.woff"):
+        st, data, _ = http_get(centre.base + asset)
+        assert st == 200, asset
+        weight += len(data)
+    assert weight <= 100 * 1024, weight  # the issue's target, font subset included
+    st, body, _ = http_get(centre.ticket_url(t) + "?lang=en")
+    assert "Your number" in body.decode()
+    assert http_get(centre.base + "/lang/en?next=//evil.example")[2]["location"] == "/head"
+
+
+def test_accounts_hash_with_scrypt_and_refuse_weak_input(tmp_path):
+    h = hash_password("một mật khẩu dài", n=2**10)
+    assert h.startswith("scrypt$1024$") and check_password("một mật khẩu dài", h) and not check_password("x", h)
+    acc = Accounts(tmp_path / "a.json")
+    with pytest.raises(AccountError):
+        acc.set("head", "head", "short")
+    with pytest.raises(AccountError):
+        acc.set("../etc", "head", "long enough password")
+    with pytest.raises(AccountError):
+        acc.set("head", "root", "long enough password")
+    acc.set("head", "head", "long enough password")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o600
+    assert acc.verify("head", "long enough password") and not acc.verify("head", "wrong password!")
+    assert "long enough" not in (tmp_path / "a.json").read_text()
+
+
+def test_throttle_locks_an_address_and_a_name_then_lets_go():
+    now = [0.0]
+    th = Throttle(max_failures=5, window_s=900, lockout_s=300, clock=lambda: now[0])
+    for _ in range(4):
+        th.failed("ip:1", "user:a")
+    assert not th.locked("ip:1", "user:a")
+    th.failed("ip:1", "user:a")
+    assert th.locked("ip:2", "user:a") > 0  # another address, the same name: locked
+    now[0] += 301
+    assert not th.locked("ip:1", "user:a")
+
+
+def test_the_cli_creates_accounts_without_a_default_password(tmp_path):
+    f = tmp_path / "acc.json"
+    r = subprocess.run([sys.executable, "-m", "xephang.cli", "web", "user", "add", "truong", "--role", "head",
+                        "--accounts", str(f), "--password-stdin"], input="mat-khau-du-dai\n", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert Accounts(f).verify("truong", "mat-khau-du-dai").role == "head"
+    r = subprocess.run([sys.executable, "-m", "xephang.cli", "web", "user", "list", "--accounts", str(f)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "truong\thead"
+
+
+def test_the_example_catalogue_loads_and_a_bad_one_lists_every_error(site, tmp_path):
+    cat = load_catalogue(REPO / "config" / "catalogue.example.toml", site)
+    assert cat.for_service("ho-tich")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[procedures]]\nservice = "ho-tich"\n\n[[procedures]]\nservice = "khong-co"\nname_vi = "X"\n'
+                   'portal_url = "javascript:alert(1)"\n\n[[procedures]]\nname_vi = "Y"\nfees = "0"\n')
+    with pytest.raises(SettingsError) as exc:
+        load_catalogue(bad, site)
+    text = str(exc.value)
+    for want in ("procedures.0.name_vi", "procedures.1.portal_url", "procedures.2.service", "fees",
+                 "'khong-co' is not a service"):
+        assert want in text, want
+
+
+def test_posters_are_a4_with_a_readable_qr(site, tmp_path):
+    import shutil
+
+    from webd.catalogue import write_posters
+
+    paths = write_posters(site, "http://xephang.local", tmp_path, wifi="TTPVHCC")
+    assert len(paths) == len(site.services) + len(site.counters)
+    from PIL import Image
+
+    img = Image.open(paths[0])
+    assert img.size == (2480, 3508)
+    if shutil.which("zbarimg"):
+        out = subprocess.run(["zbarimg", "--raw", "-q", str(paths[0])], capture_output=True, text=True, timeout=30)
+        assert out.stdout.strip() == f"http://xephang.local/guide/{site.services[0].id}"
+
+
+def test_the_dispenser_signs_the_live_link_and_prints_no_qr_without_the_secret(site):
+    from datetime import datetime
+
+    from ticketd.config import TicketLayout
+    from ticketd.render import TicketRenderer, TicketView
+    from xephang.clock import VN_TZ
+    from xephang.ticketlink import check_token, make_secret
+
+    secret = make_secret().encode()
+    layout = TicketLayout(qr_url="http://xephang.local/q/{day}/{number}/{id}/{token}")
+    view = TicketView(number=1023, service_id="ho-tich", issued_at=datetime(2026, 11, 23, 8, 5, tzinfo=VN_TZ),
+                      ticket_id=57, day="2026-11-23")
+    url = TicketRenderer(site, layout, link_secret=secret).qr_url(view)
+    day, number, tid, token = url.split("/")[-4:]
+    assert (day, number, tid) == ("2026-11-23", "1023", "57")
+    assert check_token(secret, "tuong-linh", day, 57, number, token)
+    assert not check_token(secret, "tuong-linh", day, 58, number, token)
+    assert not check_token(make_secret().encode(), "tuong-linh", day, 57, number, token)
+    assert TicketRenderer(site, layout).qr_url(view) == ""  # no secret: no QR rather than a dead link
+
+
+@pytest.mark.broker
+def test_the_dashboard_shows_a_device_alert_as_it_happens_and_clears_it(centre):
+    from webharness import wait_for
+
+    from xephang.contract import Alert
+
+    csrf, cookie = _login_form(centre.base)
+    st, _, h = _post(centre.base + "/login", {"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": csrf}, cookie)
+    assert st == 303
+    session = h["set-cookie"].split(";", 1)[0]
+    topic = centre.tech.topics.alert("dispenser-1", "paper-out")
+    centre.tech.publish(topic, Alert(node="dispenser-1", id="paper-out", severity="critical",
+                                     message_vi="Hết giấy in", message_en="Paper out"), retain=True)
+
+    def dashboard() -> str:
+        return http_get(centre.base + "/head", headers={"Cookie": session})[1].decode()
+
+    wait_for(lambda: "Hết giấy in" in dashboard(), 10, "the alert on the dashboard")
+    centre.tech.clear(topic)
+    wait_for(lambda: "Hết giấy in" not in dashboard(), 10, "the alert cleared")
+
+
+@pytest.mark.broker
+def test_the_live_stream_speaks_the_pages_language(centre):
+    import http.client
+
+    t = centre.issue()["ticket"]
+    st, body, _ = http_get(centre.ticket_url(t) + "?lang=en")
+    stream = re.search(r'data-stream="([^"]+)"', body.decode())[1].replace("&amp;", "&")
+    assert stream.endswith("/events?lang=en")
+    conn = http.client.HTTPConnection("127.0.0.1", int(centre.base.rsplit(":", 1)[1]), timeout=5)
+    conn.request("GET", stream)
+    resp = conn.getresponse()
+    while not (line := resp.fp.readline()).startswith(b"data: {"):
+        pass
+    conn.close()
+    assert "People ahead of you" in line.decode()
+
+
+def _webd(env_extra: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XEPHANG_")}
+    env.update({"XEPHANG_SITE_FILE": str(REPO / "config" / "site.example.toml"), **env_extra})
+    return subprocess.run([sys.executable, "-m", "webd.main", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_console_script_checks_its_settings_and_lists_every_error(tmp_path):
+    ok = _webd({"XEPHANG_STATE_DIR": str(tmp_path)}, "--check")
+    assert ok.returncode == 0 and "settings OK" in ok.stdout
+    bad = tmp_path / "webd.toml"
+    bad.write_text('[web]\nport = 0\npublc_url = "http://x"\nwifi_name = "' + "x" * 50 + '"\n')
+    r = _webd({"XEPHANG_STATE_DIR": str(tmp_path)}, "--config", str(bad), "--check")
+    assert r.returncode == 78
+    for want in ("web.port", "web.publc_url: unknown key (did you mean 'public_url'?)", "web.wifi_name"):
+        assert want in r.stderr, want
+
+
+def test_webd_exits_non_zero_when_its_port_is_taken(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = _webd({"XEPHANG_STATE_DIR": str(tmp_path), "XEPHANG_WEB__LISTEN": "127.0.0.1",
+                   "XEPHANG_WEB__PORT": str(port), "XEPHANG_BROKER__PORT": "1"}, timeout=60)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "exiting so systemd restarts webd" in r.stderr
+
+
+@pytest.mark.broker
+def test_a_webd_started_mid_day_reads_todays_tickets_back(centre):
+    import threading
+
+    from webharness import SITE, wait_for
+
+    from webd.config import WebConfig, WebSettings
+    from webd.main import WebDaemon
+    from xephang.contract import Pause, new_request_id
+    from xephang.settings import BrokerSettings
+
+    tickets = [centre.issue("ho-tich")["ticket"] for _ in range(3)]
+    assert centre.ask(Pause(request_id=new_request_id(), source="tech", counter=4, reason="họp")).status == "ok"
+    centre.call(1)  # the first is called; the third has one person ahead
+    late = WebDaemon(WebSettings(site=SITE, node="web-2", site_file=centre.site_file, state_dir=centre.tmp / "web2",
+                                 broker=BrokerSettings(port=centre.mosquitto.port),
+                                 web=WebConfig(catchup_events=1000)), serve=False)
+    t = threading.Thread(target=late.run, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: late.web.snapshot.synced, 15, "the late webd synced")
+        snap = late.web.snapshot
+        views = [snap.ticket_view(x["id"], x["day"], x["display"]) for x in tickets]
+        assert [(v.state, v.counter, v.people_ahead) for v in views] == [("called", 1, None), ("waiting", None, 0),
+                                                                        ("waiting", None, 1)]
+        assert late.model.events_applied >= 5 and late.model.duplicates == 0
+    finally:
+        late.stop_event.set()
+        t.join(10)

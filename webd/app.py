@@ -1,0 +1,523 @@
+"""The Starlette app: routes, the live streams (Server-Sent Events), logins, reports.
+
+Every page is rendered on the server from the latest ``Snapshot``; a live page opens
+``…/events`` and gets its fragment again whenever it changes (and a comment line every
+``sse_heartbeat_s``). The stream always starts with the current fragment, so a phone that
+slept, lost Wi-Fi or outlived a hub restart shows the truth as soon as it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from webd import pages
+from webd.auth import Accounts, Session, Sessions, Throttle, sign, unsign
+from webd.config import WebSettings
+from webd.live import LiveHall, Snapshot
+from xephang.contract import Reply, ReportRequest
+from xephang.site import Site
+from xephang.ticketlink import LinkSecretError, check_token, load_secret
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+SESSION_COOKIE = "xephang_session"
+LOGIN_COOKIE = "xephang_login"
+LANG_COOKIE = "lang"
+MAX_FORM_BYTES = 4096
+REPORTS_KEPT = 32  # report answers cached at most
+PASSWORD_CHECKS = 2  # password hashes computed at once at most
+SECURITY_HEADERS = {
+    # our own files only; no inline script; the page's own connection for the live stream
+    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+                               "form-action 'self'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",  # a ticket's link (its token) never leaves in a Referer
+    "x-frame-options": "DENY",
+}
+
+Ask = Callable[[str, dict[str, Any], Callable[[Reply | None], None]], None]
+
+
+def _empty_snapshot() -> Snapshot:
+    return LiveHall().snapshot()
+
+
+class WebApp:
+    """The web side of webd. ``publish`` is the only method called from the owner thread."""
+
+    def __init__(self, settings: WebSettings, site: Site, *, ask: Ask, now: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.site = site
+        self.ask = ask
+        self.now = now
+        w = settings.web
+        self.snapshot: Snapshot = _empty_snapshot()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Event | None = None
+        self.streams = 0
+        self.accounts = Accounts(settings.accounts_path())
+        self.sessions = Sessions(idle_s=w.session_idle_min * 60)
+        self.throttle = Throttle(max_failures=w.login_max_failures, lockout_s=w.login_lockout_s)
+        self.form_secret = secrets.token_bytes(32)  # signs the login form's CSRF cookie
+        self.link_secret: bytes | None = None
+        if w.link_secret_file is not None:
+            try:
+                self.link_secret = load_secret(w.link_secret_file)
+            except LinkSecretError as exc:
+                log.error("%s: ticket pages cannot open", exc)
+        self._reports: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None, str]] = {}
+        self._report_wait: dict[tuple[str, str, str], asyncio.Future[Reply | None]] = {}
+        self._frag_cache: dict[tuple[Any, ...], str] = {}
+        self._frag_version = -1
+        from webd.catalogue import load_catalogue_or_none
+
+        self.catalogue = load_catalogue_or_none(w.catalogue_file)
+        self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
+
+    # ------------------------------------------------------------------ owner thread → web
+    def publish(self, snap: Snapshot) -> None:
+        """A new snapshot from the owner thread: swap it in and wake every live stream."""
+        loop = self.loop
+        if loop is None:
+            self.snapshot = snap
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            loop.call_soon_threadsafe(self._set_snapshot, snap)
+
+    def _set_snapshot(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        if self._changed is not None:
+            ev, self._changed = self._changed, asyncio.Event()
+            ev.set()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self._checks = asyncio.Semaphore(PASSWORD_CHECKS)
+        yield
+        self.loop = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/", self.home),
+            Route("/q/{day}/{display}/{tid:int}/{token}", self.ticket_page),
+            Route("/q/{day}/{display}/{tid:int}/{token}/events", self.ticket_events),
+            Route("/hall", self.hall_page),
+            Route("/hall/events", self.hall_events),
+            Route("/guide", self.guide_index),
+            Route("/guide/{service}", self.guide_page),
+            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login_post, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/head", self.dashboard),
+            Route("/head/events", self.dashboard_events),
+            Route("/head/reports", self.reports_page),
+            Route("/head/report.{fmt}", self.report_download),
+            Route("/lang/{lang}", self.set_lang),
+            Route("/static/{name}", self.static),
+            Route("/fonts/{name}", self.font),
+            Route("/healthz", self.healthz),
+        ]
+
+    def lang(self, request: Request) -> str:
+        q = request.query_params.get("lang")
+        if q in ("vi", "en"):
+            return q
+        c = request.cookies.get(LANG_COOKIE)
+        return c if c in ("vi", "en") else self.settings.lang
+
+    def html(self, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+        return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, "cache-control": "no-store",
+                                                              **(headers or {})})
+
+    def session(self, request: Request) -> Session | None:
+        s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if s is not None and self.accounts.get(s.username) is None:  # `xephang web user remove`: out at once
+            self.sessions.end_user(s.username)
+            return None
+        return s
+
+    def _frag(self, key: tuple[Any, ...], snap: Snapshot, build: Callable[[], str]) -> str:
+        """Fragments are rendered once per snapshot and shared by every stream that shows them."""
+        if snap.version != self._frag_version:
+            self._frag_cache.clear()
+            self._frag_version = snap.version
+        v = self._frag_cache.get(key)
+        if v is None:
+            v = self._frag_cache[key] = build()
+        return v
+
+    async def _stream(self, request: Request, render: Callable[[Snapshot], str],
+                      refresh: Callable[[], Any] | None = None, alive: Callable[[], bool] | None = None) -> Response:
+        """A Server-Sent Events stream of ``render(snapshot)``, sent whenever it changes."""
+        if self.streams >= self.settings.web.max_streams:
+            return Response("busy", status_code=503, headers={"retry-after": "5"})
+        heartbeat = self.settings.web.sse_heartbeat_s
+
+        async def gen() -> AsyncIterator[bytes]:
+            self.streams += 1
+            last = None
+            try:
+                yield b"retry: 2000\n\n"
+                while alive is None or alive():
+                    snap = self.snapshot
+                    changed = self._changed
+                    if refresh is not None:
+                        await refresh()
+                    data = render(snap)
+                    if data != last:
+                        last = data
+                        yield f"data: {data}\n\n".encode()
+                    if changed is None:
+                        await asyncio.sleep(heartbeat)
+                        continue
+                    if self.snapshot is not snap:
+                        continue
+                    try:
+                        await asyncio.wait_for(changed.wait(), timeout=heartbeat)
+                    except TimeoutError:
+                        yield b"event: ping\ndata: \n\n"  # the page's watchdog hears the server is there
+            finally:
+                self.streams -= 1
+
+        return StreamingResponse(gen(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    # ------------------------------------------------------------------ citizens
+    async def home(self, request: Request) -> Response:
+        lang = self.lang(request)
+        links = [f'<li><a href="/hall">{pages.e(pages.t("hall", lang))}</a></li>',
+                 f'<li><a href="/guide">{pages.e(pages.t("guides", lang))}</a></li>',
+                 f'<li><a href="/head">{pages.e(pages.t("dashboard", lang))}</a></li>']
+        name = self.site.site.name_en if lang == "en" and self.site.site.name_en else self.site.site.name_vi
+        return self.html(pages.page(name, f"<ul class=menu>{''.join(links)}</ul>", lang=lang, path="/", script=False))
+
+    def _ticket_ok(self, request: Request) -> tuple[str, str, int] | None:
+        p = request.path_params
+        day, display, tid, token = str(p["day"]), str(p["display"]), int(p["tid"]), str(p["token"])
+        if self.link_secret is None or not check_token(self.link_secret, self.site.site.slug, day, tid, display, token):
+            return None
+        return day, display, tid
+
+    def _ticket_json(self, snap: Snapshot, day: str, display: str, tid: int, lang: str) -> str:
+        def build() -> str:
+            v = snap.ticket_view(tid, day, display)
+            frag = pages.ticket_fragment(v, self.site, snap, lang, day)
+            return json.dumps({"html": frag, "state": v.state, "kind": v.last_kind, "counter": v.counter,
+                               "recalls": v.recalls}, ensure_ascii=False)
+        return self._frag(("ticket", tid, day, display, lang), snap, build)
+
+    async def ticket_page(self, request: Request) -> Response:
+        lang = self.lang(request)
+        ok = self._ticket_ok(request)
+        if ok is None:
+            log.info("refused a ticket link (bad token) from %s", request.client.host if request.client else "?")
+            return self.html(pages.message_page("xephang", pages.t("bad_link", lang), lang=lang), status=404)
+        day, display, tid = ok
+        snap = self.snapshot
+        v = snap.ticket_view(tid, day, display)
+        frag = pages.ticket_fragment(v, self.site, snap, lang, day)
+        guide = f"/guide/{v.service}" if v.service and self.catalogue is not None else None
+        title = f"{pages.t('your_number', lang)} {display}"
+        return self.html(pages.ticket_page(frag, lang=lang, path=request.url.path, stream=f"{request.url.path}/events?lang={lang}",
+                                           wifi=self.settings.web.wifi_name, guide=guide, title=title,
+                                           hb=self.settings.web.sse_heartbeat_s))
+
+    async def ticket_events(self, request: Request) -> Response:
+        ok = self._ticket_ok(request)
+        if ok is None:
+            return Response("forbidden", status_code=403)
+        day, display, tid = ok
+        lang = self.lang(request)
+        return await self._stream(request, lambda snap: self._ticket_json(snap, day, display, tid, lang))
+
+    def _hall_json(self, snap: Snapshot, lang: str) -> str:
+        return self._frag(("hall", lang), snap, lambda: json.dumps(
+            {"html": pages.hall_fragment(snap, self.site, lang)}, ensure_ascii=False))
+
+    async def hall_page(self, request: Request) -> Response:
+        lang = self.lang(request)
+        frag = pages.hall_fragment(self.snapshot, self.site, lang)
+        return self.html(pages.live_page(pages.t("hall", lang), frag, lang=lang, path="/hall", stream=f"/hall/events?lang={lang}",
+                                         kind="hall", hb=self.settings.web.sse_heartbeat_s))
+
+    async def hall_events(self, request: Request) -> Response:
+        lang = self.lang(request)
+        return await self._stream(request, lambda snap: self._hall_json(snap, lang))
+
+    async def guide_index(self, request: Request) -> Response:
+        from webd.catalogue import index_html
+
+        lang = self.lang(request)
+        return self.html(pages.page(pages.t("guides", lang), index_html(self.catalogue, self.site, lang), lang=lang,
+                                    path="/guide", script=False))
+
+    async def guide_page(self, request: Request) -> Response:
+        from webd.catalogue import service_html
+
+        lang = self.lang(request)
+        sid = str(request.path_params["service"])
+        body = service_html(self.catalogue, self.site, sid, lang)
+        if body is None:
+            return self.html(pages.message_page("xephang", pages.t("not_found", lang), lang=lang), status=404)
+        return self.html(pages.page(pages.t("guide_for", lang, s=pages._service_name(self.site, sid, lang)), body,
+                                    lang=lang, path=f"/guide/{sid}", script=False))
+
+    # ------------------------------------------------------------------ logins
+    def _client(self, request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    async def login_form(self, request: Request, *, error: str = "", status: int = 200) -> Response:
+        lang = self.lang(request)
+        token = secrets.token_urlsafe(24)
+        nxt = request.query_params.get("next", "/head")
+        resp = self.html(pages.login_page(lang=lang, csrf=token, error=error, next_url=_safe_next(nxt)), status=status)
+        resp.set_cookie(LOGIN_COOKIE, sign(self.form_secret, token), max_age=3600, httponly=True, samesite="strict",
+                        path="/login")
+        return resp
+
+    async def _form(self, request: Request) -> dict[str, str]:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return {}
+        try:
+            q = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+        except (UnicodeDecodeError, ValueError):
+            return {}
+        return {k: v[0] for k, v in q.items()}
+
+    async def login_post(self, request: Request) -> Response:
+        lang = self.lang(request)
+        form = await self._form(request)
+        want = unsign(self.form_secret, request.cookies.get(LOGIN_COOKIE))
+        if not want or not secrets.compare_digest(want, form.get("csrf", "")):
+            return await self.login_form(request, error=pages.t("bad_form", lang), status=403)
+        user = form.get("username", "").strip().lower()[:40]
+        keys = (f"ip:{self._client(request)}", f"user:{user}")
+        left = self.throttle.locked(*keys)
+        if left:
+            log.warning("login throttled for %r from %s (%.0f s left)", user, self._client(request), left)
+            return await self.login_form(request, error=pages.t("throttled", lang, n=max(1, round(left / 60))), status=429)
+        async with self._checks:  # scrypt takes 16 MiB a check: a burst of logins must not take the Pi's memory
+            acc = await asyncio.to_thread(self.accounts.verify, user, form.get("password", "")[:200])
+        if acc is None:
+            self.throttle.failed(*keys)
+            log.warning("failed login for %r from %s", user, self._client(request))
+            return await self.login_form(request, error=pages.t("bad_login", lang), status=401)
+        self.throttle.succeeded(*keys)
+        s = self.sessions.new(acc)
+        log.info("login: %s (%s) from %s", acc.username, acc.role, self._client(request))
+        resp = RedirectResponse(_safe_next(form.get("next", "/head")), status_code=303, headers=SECURITY_HEADERS)
+        resp.set_cookie(SESSION_COOKIE, s.id, httponly=True, samesite="strict", path="/")
+        resp.delete_cookie(LOGIN_COOKIE, path="/login")
+        return resp
+
+    async def logout(self, request: Request) -> Response:
+        s = self.session(request)
+        form = await self._form(request)
+        if s is None or not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return Response("forbidden", status_code=403)
+        self.sessions.end(s.id)
+        resp = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+    def _need_login(self, request: Request) -> Session | Response:
+        s = self.session(request)
+        if s is None:
+            return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303,
+                                    headers=SECURITY_HEADERS)
+        return s
+
+    # ------------------------------------------------------------------ the head
+    async def today_report(self, lang: str) -> dict[str, Any] | None:
+        rep, _ = await self.report("today", "service", lang, max_age=self.settings.web.report_refresh_s)
+        return rep
+
+    async def report(self, period: str, group_by: str, lang: str, *, max_age: float = 5.0) -> tuple[dict[str, Any] | None, str]:
+        """The hub's report (asked over MQTT through the owner thread), cached ``max_age`` s and
+        asked once however many pages want it. Returns (report, error)."""
+        key = (period, group_by, lang)
+        now = time.monotonic()
+        cached = self._reports.get(key)
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1], cached[2]
+        fut = self._report_wait.get(key)
+        if fut is None:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            self._report_wait[key] = fut
+
+            def done(reply: Reply | None, fut: asyncio.Future[Reply | None] = fut) -> None:
+                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(reply))
+
+            self.ask("report", {"period": period, "group_by": group_by, "lang": lang}, done)
+        try:
+            reply = await asyncio.shield(fut)
+        finally:
+            if self._report_wait.get(key) is fut and fut.done():
+                del self._report_wait[key]
+        if reply is None:
+            rep, err = (cached[1] if cached else None), "timeout"
+        elif reply.status != "ok":
+            rep, err = None, f"{reply.error.code}: {reply.error.message}" if reply.error else "error"
+        else:
+            rep, err = reply.data, ""
+        self._reports[key] = (time.monotonic(), rep, err)
+        while len(self._reports) > REPORTS_KEPT:  # many periods asked: forget the oldest answers
+            del self._reports[min(self._reports, key=lambda k: self._reports[k][0])]
+        return rep, err
+
+    async def dashboard(self, request: Request) -> Response:
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        report = await self.today_report(lang)
+        frag = pages.dashboard_fragment(self.snapshot, self.site, lang, report)
+        return self.html(pages.live_page(pages.t("dashboard", lang), frag, lang=lang, path="/head",
+                                         stream=f"/head/events?lang={lang}", kind="dashboard", nav=pages.head_nav(lang, s.csrf, s.username),
+                                         hb=self.settings.web.sse_heartbeat_s))
+
+    async def dashboard_events(self, request: Request) -> Response:
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return Response("login needed", status_code=401)
+        lang = self.lang(request)
+        box: dict[str, Any] = {}
+
+        async def refresh() -> None:
+            box["report"] = await self.today_report(lang)
+
+        def render(snap: Snapshot) -> str:
+            return json.dumps({"html": pages.dashboard_fragment(snap, self.site, lang, box.get("report"))},
+                              ensure_ascii=False)
+
+        # the stream ends when the session does (logout, expiry)
+        return await self._stream(request, render, refresh=refresh, alive=lambda: self.sessions.get(s.id) is not None)
+
+    def _report_params(self, request: Request, lang: str) -> dict[str, str] | None:
+        params = {"period": request.query_params.get("period", "today") or "today",
+                  "group_by": request.query_params.get("group_by", "service") or "service", "lang": lang}
+        try:  # the contract's own checks: a period or grouping that could not even be asked is refused here
+            ReportRequest(request_id="web-check", source="web", **params)
+        except ValidationError:
+            return None
+        return params
+
+    async def reports_page(self, request: Request) -> Response:
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        params = self._report_params(request, lang)
+        nav = pages.head_nav(lang, s.csrf, s.username)
+        if params is None:
+            body = pages.report_form(lang, "today", "service") + \
+                f'<div class="banner warn">{pages.e(pages.t("report_error", lang, e="period/group_by"))}</div>'
+            return self.html(pages.page(pages.t("reports", lang), body, lang=lang, path="/head/reports", nav=nav), status=400)
+        rep, err = await self.report(params["period"], params["group_by"], lang)
+        body = pages.report_form(lang, params["period"], params["group_by"])
+        if rep is None:
+            body += f'<div class="banner warn" id="report-error">{pages.e(pages.t("report_error", lang, e=err))}</div>'
+        else:
+            from hubd.report_charts import chart_pngs
+
+            charts = await asyncio.to_thread(chart_pngs, rep)
+            query = urlencode({"period": params["period"], "group_by": params["group_by"], "lang": lang})
+            body += pages.report_body(rep, charts, query, lang)
+        return self.html(pages.page(pages.t("reports", lang), body, lang=lang, path="/head/reports", nav=nav))
+
+    async def report_download(self, request: Request) -> Response:
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        fmt = str(request.path_params["fmt"])
+        if fmt not in ("csv", "xlsx", "html"):
+            return Response("not found", status_code=404)
+        lang = self.lang(request)
+        params = self._report_params(request, lang)
+        if params is None:
+            return Response("bad period or grouping", status_code=400)
+        rep, err = await self.report(params["period"], params["group_by"], lang)
+        if rep is None:
+            return Response(f"report unavailable: {err}", status_code=503)
+        data = await asyncio.to_thread(_render_file, rep, fmt)
+        name = f"bao-cao-{_file_part(params['period'])}-{params['group_by']}.{fmt}"
+        mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8",
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
+        return Response(data, media_type=mime, headers={**SECURITY_HEADERS, "cache-control": "no-store",
+                                                        "content-disposition": f'attachment; filename="{name}"'})
+
+    # ------------------------------------------------------------------ misc
+    async def set_lang(self, request: Request) -> Response:
+        lang = str(request.path_params["lang"])
+        resp = RedirectResponse(_safe_next(request.query_params.get("next", "/")), status_code=303)
+        if lang in ("vi", "en"):
+            resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+        return resp
+
+    async def static(self, request: Request) -> Response:
+        name = str(request.path_params["name"])
+        files = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+        if name not in files:
+            return Response("not found", status_code=404)
+        return Response((STATIC / name).read_bytes(), media_type=files[name],
+                        headers={"cache-control": "public, max-age=86400", "x-content-type-options": "nosniff"})
+
+    async def font(self, request: Request) -> Response:
+        from webd.fonts import FONT_FILES, font_woff
+
+        name = str(request.path_params["name"])
+        if name not in FONT_FILES:
+            return Response("not found", status_code=404)
+        data = await asyncio.to_thread(font_woff, FONT_FILES[name])
+        return Response(data, media_type="font/woff", headers={"cache-control": "public, max-age=31536000, immutable"})
+
+    async def healthz(self, request: Request) -> Response:
+        snap = self.snapshot
+        return Response(json.dumps({"synced": snap.synced, "rev": snap.rev, "streams": self.streams}),
+                        media_type="application/json", status_code=200 if snap.synced else 503)
+
+
+def _safe_next(url: str) -> str:
+    """Only our own paths (no //host, no scheme): a login cannot send anyone elsewhere."""
+    if not url.startswith("/") or url.startswith("//") or "\\" in url or any(ord(c) < 32 for c in url):
+        return "/head"
+    return url[:200]
+
+
+def _file_part(period: str) -> str:
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in period)[:40]
+
+
+def _render_file(report: dict[str, Any], fmt: str) -> bytes:
+    """CSV, XLSX or HTML of the report, written by the report code itself (``hubd.report_render``)."""
+    from hubd import report_render
+
+    with tempfile.TemporaryDirectory(prefix="webd-report-") as d:
+        path = Path(d) / f"report.{fmt}"
+        {"csv": report_render.write_csv, "xlsx": report_render.write_xlsx, "html": report_render.write_html}[fmt](report, path)
+        return path.read_bytes()

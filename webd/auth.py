@@ -1,0 +1,236 @@
+"""Accounts, sessions, CSRF tokens and login throttling for the head's and technicians' pages.
+
+- Accounts live in one JSON file (``web.accounts_file``, mode 0600), written only by the
+  command line (``xephang web user add``): there is no default password and no page that
+  creates an account. Passwords are hashed with scrypt (memory-hard, stdlib ``hashlib``):
+  ``scrypt$n$r$p$salt$hash``; 16 MiB and ~0.1 s per check on a Pi 4.
+- Sessions are random 256-bit ids kept in memory (a webd restart logs everyone out), sent as
+  an ``HttpOnly; SameSite=Strict`` cookie, with an idle and an absolute lifetime. Each session
+  has its own CSRF token that every form carries; the login form's token is a signed
+  double-submit cookie.
+- Throttling (Home Assistant's ``ban.py`` habit): failed logins are counted per client
+  address and per user name; after ``max_failures`` within ``window_s`` further attempts are
+  refused (even with the right password) until ``lockout_s`` has passed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("head", "technician")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+MIN_PASSWORD = 10
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB of memory per check
+SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+
+class AccountError(ValueError):
+    """A bad account name, role or password, or an unreadable accounts file."""
+
+
+def hash_password(password: str, *, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R,
+                  p: int = SCRYPT_P) -> str:
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=SCRYPT_MAXMEM, dklen=32)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"scrypt${n}${r}${p}${b64(salt)}${b64(digest)}"
+
+
+def check_password(password: str, hashed: str) -> bool:
+    try:
+        kind, n, r, p, salt, want = hashed.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                             maxmem=SCRYPT_MAXMEM, dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, base64.b64decode(want))
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    role: str
+    password_hash: str
+
+
+class Accounts:
+    """The accounts file: read at start and whenever it changed on disk (the CLI writes it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._mtime: float | None = None
+        self._accounts: dict[str, Account] = {}
+        # a check against a user that does not exist costs the same as one that does
+        self._dummy = hash_password(secrets.token_urlsafe(12))
+
+    def _load(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._accounts, self._mtime = {}, None
+            return
+        if self._mtime == st.st_mtime:
+            return
+        data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        self._accounts = {u: Account(u, a["role"], a["password"]) for u, a in data.get("users", {}).items()
+                          if USERNAME_RE.match(u) and a.get("role") in ROLES}
+        self._mtime = st.st_mtime
+
+    def all(self) -> list[Account]:
+        self._load()
+        return sorted(self._accounts.values(), key=lambda a: a.username)
+
+    def get(self, username: str) -> Account | None:
+        self._load()
+        return self._accounts.get(username)
+
+    def verify(self, username: str, password: str) -> Account | None:
+        acc = self.get(username) if USERNAME_RE.match(username or "") else None
+        ok = check_password(password, acc.password_hash if acc else self._dummy)
+        return acc if acc is not None and ok else None
+
+    # ---- the CLI's side
+    def _write(self, accounts: dict[str, Account]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"users": {a.username: {"role": a.role, "password": a.password_hash}
+                                 for a in accounts.values()}}, f, indent=1)
+        os.replace(tmp, self.path)
+        self._mtime = None
+
+    def set(self, username: str, role: str, password: str) -> None:
+        if not USERNAME_RE.match(username):
+            raise AccountError(f"user name {username!r}: 2–32 of a-z 0-9 . _ - (starting with a letter or digit)")
+        if role not in ROLES:
+            raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
+        if len(password) < MIN_PASSWORD:
+            raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+        self._load()
+        accounts = dict(self._accounts)
+        accounts[username] = Account(username, role, hash_password(password))
+        self._write(accounts)
+
+    def remove(self, username: str) -> bool:
+        self._load()
+        if username not in self._accounts:
+            return False
+        accounts = {u: a for u, a in self._accounts.items() if u != username}
+        self._write(accounts)
+        return True
+
+
+@dataclass
+class Session:
+    id: str
+    username: str
+    role: str
+    csrf: str
+    created: float
+    seen: float
+
+
+@dataclass
+class Sessions:
+    """Server-side sessions in memory."""
+
+    idle_s: float = 8 * 3600
+    max_age_s: float = 24 * 3600
+    clock: Callable[[], float] = time.monotonic
+    _by_id: dict[str, Session] = field(default_factory=dict)
+
+    def new(self, acc: Account) -> Session:
+        now = self.clock()
+        s = Session(secrets.token_urlsafe(32), acc.username, acc.role, secrets.token_urlsafe(24), now, now)
+        self._by_id[s.id] = s
+        self._expire(now)
+        return s
+
+    def get(self, sid: str | None) -> Session | None:
+        if not sid:
+            return None
+        s = self._by_id.get(sid)
+        now = self.clock()
+        if s is None or now - s.seen > self.idle_s or now - s.created > self.max_age_s:
+            self._by_id.pop(sid or "", None)
+            return None
+        s.seen = now
+        return s
+
+    def end(self, sid: str | None) -> None:
+        self._by_id.pop(sid or "", None)
+
+    def end_user(self, username: str) -> None:
+        for sid in [k for k, s in self._by_id.items() if s.username == username]:
+            del self._by_id[sid]
+
+    def _expire(self, now: float) -> None:
+        for sid in [k for k, s in self._by_id.items() if now - s.seen > self.idle_s or now - s.created > self.max_age_s]:
+            del self._by_id[sid]
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+
+@dataclass
+class Throttle:
+    """Failed logins per key (client address, user name); refuses while locked out."""
+
+    max_failures: int = 5
+    window_s: float = 900.0
+    lockout_s: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    _fails: dict[str, list[float]] = field(default_factory=dict)
+    _locked: dict[str, float] = field(default_factory=dict)
+
+    def locked(self, *keys: str) -> float:
+        """Seconds left of the longest lockout among ``keys`` (0: not locked)."""
+        now = self.clock()
+        left = 0.0
+        for k in keys:
+            until = self._locked.get(k)
+            if until is not None:
+                if until <= now:
+                    del self._locked[k]
+                else:
+                    left = max(left, until - now)
+        return left
+
+    def failed(self, *keys: str) -> None:
+        now = self.clock()
+        for k in keys:
+            xs = [t for t in self._fails.get(k, []) if now - t < self.window_s]
+            xs.append(now)
+            self._fails[k] = xs
+            if len(xs) >= self.max_failures:
+                self._locked[k] = now + self.lockout_s
+        if len(self._fails) > 10_000:  # a flood of made-up names must not grow memory for ever
+            self._fails = {k: v for k, v in self._fails.items() if now - v[-1] < self.window_s}
+
+    def succeeded(self, *keys: str) -> None:
+        for k in keys:
+            self._fails.pop(k, None)
+
+
+def sign(secret: bytes, value: str) -> str:
+    return value + "." + base64.urlsafe_b64encode(hmac.new(secret, value.encode(), hashlib.sha256).digest()[:16]).decode().rstrip("=")
+
+
+def unsign(secret: bytes, signed: str | None) -> str | None:
+    if not signed or "." not in signed:
+        return None
+    value, _, _ = signed.rpartition(".")
+    return value if hmac.compare_digest(sign(secret, value), signed) else None

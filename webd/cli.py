@@ -1,0 +1,121 @@
+"""``xephang web …``: accounts of the head's pages, the ticket link secret, the catalogue check
+and the QR posters. Accounts exist only through this command (no default password)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_ACCOUNTS = Path("/var/lib/xephang/webd/web-accounts.json")
+
+
+def _accounts_path(args: argparse.Namespace) -> Path:
+    if args.accounts:
+        return Path(args.accounts)
+    sd = os.environ.get("XEPHANG_STATE_DIR")
+    return Path(sd) / "web-accounts.json" if sd else DEFAULT_ACCOUNTS
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    a = getpass.getpass("Mật khẩu / password: ")
+    b = getpass.getpass("Nhập lại / again: ")
+    if a != b:
+        raise SystemExit("hai lần nhập khác nhau / the two entries differ")
+    return a
+
+
+def user_cmd(args: argparse.Namespace) -> int:
+    from webd.auth import AccountError, Accounts
+
+    accounts = Accounts(_accounts_path(args))
+    if args.action == "list":
+        for a in accounts.all():
+            print(f"{a.username}\t{a.role}")
+        return 0
+    if not args.name:
+        print("cần tên tài khoản / a user name is needed", file=sys.stderr)
+        return 2
+    if args.action == "remove":
+        if not accounts.remove(args.name):
+            print(f"không có tài khoản / no account {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"đã xoá / removed {args.name} (webd ends its sessions at the next request)")
+        return 0
+    try:
+        accounts.set(args.name, args.role, _read_password(args))
+    except AccountError as exc:
+        print(f"xephang web user: {exc}", file=sys.stderr)
+        return 2
+    print(f"đã lưu / saved {args.name} ({args.role}) in {accounts.path}")
+    return 0
+
+
+def secret_cmd(args: argparse.Namespace) -> int:
+    from xephang.ticketlink import write_secret
+
+    written = write_secret(Path(args.out), rotate=args.rotate)
+    print(("đã tạo / written: " if written else "giữ nguyên / kept (use --rotate for a new one): ") + str(args.out))
+    print("Chép tệp này lên máy phát số (ticketd: link_secret_file) và máy chủ (webd: web.link_secret_file).")
+    return 0
+
+
+def _site(args: argparse.Namespace):  # noqa: ANN202
+    from xephang.settings import load_site
+
+    path = args.site_file or os.environ.get("XEPHANG_SITE_FILE")
+    if not path:
+        raise SystemExit("cần --site-file / --site-file is required")
+    return load_site(path)
+
+
+def catalogue_cmd(args: argparse.Namespace) -> int:
+    from webd.catalogue import load_catalogue
+    from xephang.settings import SettingsError
+
+    try:
+        cat = load_catalogue(Path(args.file), _site(args))
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"OK: {len(cat.procedures)} thủ tục / procedures")
+    return 0
+
+
+def posters_cmd(args: argparse.Namespace) -> int:
+    from webd.catalogue import write_posters
+
+    for p in write_posters(_site(args), args.public_url.rstrip("/"), Path(args.out), wifi=args.wifi):
+        print(f"Đã ghi / written: {p}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("web", help="trang web của trung tâm: tài khoản, khoá liên kết, áp phích QR / webd's accounts, "
+                                   "link secret, catalogue, posters")
+    ws = p.add_subparsers(dest="web_command", metavar="WHAT", required=True)
+    u = ws.add_parser("user", help="tài khoản lãnh đạo/kỹ thuật / head's and technicians' accounts")
+    u.add_argument("action", choices=["add", "passwd", "remove", "list"])
+    u.add_argument("name", nargs="?")
+    u.add_argument("--role", choices=["head", "technician"], default="head")
+    u.add_argument("--accounts", help=f"accounts file (default $XEPHANG_STATE_DIR/web-accounts.json or {DEFAULT_ACCOUNTS})")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    u.set_defaults(func=user_cmd)
+    s = ws.add_parser("secret", help="khoá ký liên kết trên phiếu / the ticket link secret")
+    s.add_argument("--out", "-o", default="ticket-link.key")
+    s.add_argument("--rotate", action="store_true", help="a new secret (printed tickets' links stop working)")
+    s.set_defaults(func=secret_cmd)
+    c = ws.add_parser("catalogue", help="kiểm tra danh mục thủ tục / check the procedure catalogue")
+    c.add_argument("file")
+    c.add_argument("--site-file")
+    c.set_defaults(func=catalogue_cmd)
+    q = ws.add_parser("posters", help="áp phích QR A4 cho từng quầy và lĩnh vực / A4 QR posters")
+    q.add_argument("--site-file")
+    q.add_argument("--public-url", default="http://xephang.local")
+    q.add_argument("--wifi", default="")
+    q.add_argument("--out", "-o", default="posters")
+    q.set_defaults(func=posters_cmd)

@@ -1,0 +1,45 @@
+"""webd's settings: the shared daemon settings plus the ``[web]`` section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from xephang.settings import DaemonSettings
+
+
+class WebConfig(BaseModel):
+    """The ``[web]`` section of ``webd.toml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    listen: str = Field(default="0.0.0.0", description="address the HTTP server listens on")
+    port: int = Field(default=80, ge=1, le=65535, description="HTTP port (80: `http://xephang.local/`; the unit "
+                      "grants CAP_NET_BIND_SERVICE)")
+    public_url: str = Field(default="http://xephang.local", max_length=200, pattern=r"^https?://[^\s/]+(:\d+)?$",
+                            description="how phones reach this server (posters' QR codes)")
+    link_secret_file: Path | None = Field(default=None, description="secret shared with the dispenser that signs "
+                                          "each ticket's link (`xephang web secret`); without it no ticket page opens")
+    accounts_file: Path | None = Field(default=None, description="head's and technicians' accounts; default "
+                                       "STATE_DIR/web-accounts.json (`xephang web user add`)")
+    catalogue_file: Path | None = Field(default=None, description="the procedure catalogue TOML (docs/web.md); "
+                                        "none: the guide pages say so")
+    wifi_name: str = Field(default="", max_length=40, description="the hall's Wi-Fi name, shown on the pages")
+    catchup_events: int = Field(default=2000, ge=0, le=100_000, description="events read back at start (today's "
+                                "tickets issued before webd started)")
+    report_refresh_s: float = Field(default=10.0, ge=2, le=600, description="the dashboard's today's figures: "
+                                    "asked again at most this often")
+    session_idle_min: float = Field(default=480, ge=5, le=7 * 24 * 60)
+    login_max_failures: int = Field(default=5, ge=2, le=100, description="failed logins (per address or user) "
+                                    "within 15 min before a lockout")
+    login_lockout_s: float = Field(default=300, ge=10, le=86400)
+    sse_heartbeat_s: float = Field(default=15, ge=1, le=120, description="a comment line this often keeps "
+                                   "phones' and proxies' connections open")
+    max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most")
+
+
+class WebSettings(DaemonSettings):
+    web: WebConfig = WebConfig()
+
+    def accounts_path(self) -> Path:
+        return self.web.accounts_file or Path(self.state_dir) / "web-accounts.json"

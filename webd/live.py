@@ -1,0 +1,330 @@
+"""The centre as webd sees it: a pure model fed with the contract's messages (no I/O, no clock).
+
+The owner thread applies retained state (hall, counters, services), ticket and counter events
+(deduplicated by ``rev``; a gap is held back and reported so the shell asks ``resync``), node
+status and alerts; after each change it takes an immutable ``Snapshot`` that the web side
+reads without locks (one reference swap).
+
+A ticket's live view comes from the events webd saw today: waiting (with the people ahead of
+it, counted as the hub counts them: priority tickets first, then by arrival), called at a
+counter, transferred, no-show, served, voided, expired. ``synced`` is false until the hub's
+hall state has arrived and while a gap is open: the pages then say "updating" instead of
+showing what may be stale (never an old "called").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from xephang.contract import (
+    Alert,
+    CounterEvent,
+    CounterState,
+    HallState,
+    NodeStatus,
+    ServiceState,
+    TicketEvent,
+)
+
+KEEP_TICKETS = 5000  # tickets of the day kept in memory at most (a busy centre issues a few hundred)
+HELD_EVENTS = 2000  # events held while a gap is open, at most
+
+
+@dataclass(frozen=True)
+class LiveTicket:
+    """What webd knows of one ticket of today."""
+
+    id: int
+    day: str
+    display: str
+    service: str
+    priority: bool
+    arrival: float  # when it (re)joined its queue: issue, transfer or no-show requeue (hub clock)
+    state: str = "waiting"  # waiting | called | done | no-show | voided | expired
+    counter: int | None = None
+    recalls: int = 0
+    last_kind: str = "issued"
+    from_service: str | None = None
+    at: float = 0.0  # the last change (hub clock)
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """One ticket's page, as the web side renders it."""
+
+    known: bool
+    state: str  # waiting | called | done | no-show | voided | expired | unknown | syncing | old
+    display: str
+    service: str
+    counter: int | None = None
+    people_ahead: int | None = None
+    est_wait_min: float | None = None
+    recalls: int = 0
+    last_kind: str = ""
+    from_service: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable picture of the centre for the pages (taken after every change)."""
+
+    version: int
+    synced: bool
+    rev: int
+    day: str
+    site_name_vi: str
+    site_name_en: str
+    counters: tuple[CounterState, ...]
+    services: tuple[ServiceState, ...]
+    last_calls: tuple[Any, ...]
+    tickets: dict[int, LiveTicket]
+    ahead: dict[int, int]  # waiting ticket id → people ahead
+    nodes: dict[str, bool]  # node → online
+    alerts: tuple[Alert, ...]
+    summary: dict[str, Any] | None = None
+
+    def service(self, sid: str) -> ServiceState | None:
+        return next((s for s in self.services if s.id == sid), None)
+
+    def ticket_view(self, ticket_id: int, day: str, display: str) -> TicketView:
+        """The view of the ticket a (verified) link names."""
+        if self.day and day < self.day:
+            return TicketView(False, "old", display, "")
+        if not self.synced:
+            return TicketView(False, "syncing", display, "")
+        t = self.tickets.get(ticket_id)
+        if t is None or t.display != display or t.day != day:
+            # issued before webd started listening (or a day not begun): is a counter serving it?
+            for c in self.counters:
+                if c.serving is not None and c.serving.id == ticket_id:
+                    return TicketView(True, "called", display, c.serving.service, counter=c.number,
+                                      recalls=c.serving.recalls, last_kind="called")
+            return TicketView(False, "unknown", display, "")
+        ahead = self.ahead.get(t.id)
+        est = None
+        if t.state == "waiting" and ahead is not None:
+            s = self.service(t.service)
+            if s is not None:
+                # the hub's estimate for everyone waiting, scaled to the people ahead of this ticket
+                est = round(s.est_wait_min * (ahead + 0.5) / max(1, s.waiting), 1) if s.waiting else 0.0
+                est = 0.0 if ahead == 0 and s.est_wait_min == 0 else est
+        return TicketView(True, t.state, t.display, t.service, counter=t.counter, people_ahead=ahead,
+                          est_wait_min=est, recalls=t.recalls, last_kind=t.last_kind, from_service=t.from_service)
+
+
+@dataclass
+class LiveHall:
+    """The model the owner thread keeps. ``snapshot()`` after every batch of changes."""
+
+    hall: HallState | None = None
+    counters: dict[int, CounterState] = field(default_factory=dict)
+    services: dict[str, ServiceState] = field(default_factory=dict)
+    tickets: dict[int, LiveTicket] = field(default_factory=dict)
+    rev: int = 0  # last event rev applied (gap-free)
+    held: dict[int, TicketEvent | CounterEvent] = field(default_factory=dict)  # revs after a gap
+    nodes: dict[str, tuple[bool, int]] = field(default_factory=dict)  # node → (online, session)
+    alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    _unseen: dict[str, int] = field(default_factory=dict)  # per service: waiting tickets webd never saw
+    hub_online: bool = False
+    link_up: bool = False  # our own connection to the broker
+    catching_up: bool = False  # today's events are being read back (resync pages)
+    begun: bool = False  # the first resync reply came (until then the retained state alone is not enough)
+    version: int = 0
+    events_applied: int = 0
+    duplicates: int = 0
+
+    # ---------------------------------------------------------------- state
+    @property
+    def day(self) -> str:
+        return self.hall.day if self.hall else ""
+
+    @property
+    def gap(self) -> bool:
+        return bool(self.held)
+
+    @property
+    def synced(self) -> bool:
+        return (self.hall is not None and not self.held and self.hub_online and self.link_up
+                and self.begun and not self.catching_up)
+
+    def set_link(self, up: bool) -> None:
+        self.link_up = up
+        self.version += 1
+
+    def begin(self, hs: HallState, catchup_events: int) -> int | None:
+        """The first hall snapshot from a resync: read back up to ``catchup_events`` events
+        (today's tickets issued before webd started). Returns the ``since_rev`` to ask, or None."""
+        self.on_hall(hs)
+        self.begun = True
+        if self.rev == 0 and hs.rev > 0:
+            self.rev = max(0, hs.rev - catchup_events)
+            self.catching_up = self.rev < hs.rev
+        self.version += 1
+        return self.rev if self.catching_up else None
+
+    def on_hall(self, hs: HallState) -> None:
+        """The retained hall state (or a resync's ``data.hall``): counters, services, day."""
+        if self.hall is not None and hs.day and self.hall.day and hs.day != self.hall.day:
+            self.tickets.clear()  # a new service day: yesterday's tickets are expired by the hub
+        self.hall = hs
+        for c in hs.counters:
+            if c.number not in self.counters or c.rev <= hs.rev:
+                self.counters[c.number] = c
+        for s in hs.services:
+            if s.id not in self.services or s.rev <= hs.rev:
+                self.services[s.id] = s
+        self.version += 1
+
+    def on_counter(self, cs: CounterState) -> None:
+        cur = self.counters.get(cs.number)
+        if cur is None or cs.rev >= cur.rev:
+            self.counters[cs.number] = cs
+            self.version += 1
+
+    def on_service(self, ss: ServiceState) -> None:
+        cur = self.services.get(ss.id)
+        if cur is None or ss.rev >= cur.rev:
+            self.services[ss.id] = ss
+            self.version += 1
+
+    def on_status(self, st: NodeStatus) -> None:
+        online, session = self.nodes.get(st.node, (False, -1))
+        if not st.online and st.session < session:
+            return  # a late Will of an older connection
+        self.nodes[st.node] = (st.online, st.session)
+        if st.node == "hub":
+            self.hub_online = st.online
+        self.version += 1
+
+    def on_alert(self, node: str, alert_id: str, alert: Alert | None) -> None:
+        if alert is None:
+            self.alerts.pop((node, alert_id), None)
+        else:
+            self.alerts[(node, alert_id)] = alert
+        self.version += 1
+
+    def on_summary(self, body: dict[str, Any]) -> None:
+        self.summary = body
+        self.version += 1
+
+    # ---------------------------------------------------------------- events
+    def on_event(self, ev: TicketEvent | CounterEvent) -> bool:
+        """Apply an event in rev order. Returns True when a gap is open (ask ``resync``)."""
+        if ev.rev <= self.rev or ev.rev in self.held:
+            self.duplicates += 1
+            return self.gap
+        if ev.rev == self.rev + 1:
+            self._apply(ev)
+            self._drain()
+        else:
+            if len(self.held) < HELD_EVENTS:
+                self.held[ev.rev] = ev
+        self.version += 1
+        return self.gap
+
+    def missing_from(self) -> int:
+        """The ``since_rev`` to ask a resync with."""
+        return self.rev
+
+    def on_resync(self, hall: HallState, events: list[TicketEvent | CounterEvent], more: bool) -> bool:
+        """A resync reply: missed events in rev order, then the hall snapshot. Returns True
+        when more events are to be asked for."""
+        self.begun = True
+        for ev in events:
+            if ev.rev == self.rev + 1:
+                self._apply(ev)
+            elif ev.rev > self.rev + 1:
+                self.held.setdefault(ev.rev, ev)
+        self._drain()
+        if not more:
+            self.catching_up = False
+            if self.held and min(self.held) > self.rev + 1:
+                self.rev = min(self.held) - 1  # the hub has nothing older to give: go on from what we hold
+            if not events and hall.rev > self.rev:
+                self.rev = hall.rev  # nothing missed that the hub still has: take the snapshot's rev
+            self._drain()
+        self.on_hall(hall)
+        return more
+
+    def _drain(self) -> None:
+        while self.rev + 1 in self.held:
+            self._apply(self.held.pop(self.rev + 1))
+        for r in [r for r in self.held if r <= self.rev]:
+            del self.held[r]
+
+    def _apply(self, ev: TicketEvent | CounterEvent) -> None:
+        self.rev = ev.rev
+        self.events_applied += 1
+        if isinstance(ev, CounterEvent):
+            return
+        ti = ev.ticket
+        t = self.tickets.get(ti.id) or LiveTicket(id=ti.id, day=ti.day, display=ti.display, service=ti.service,
+                                                  priority=ti.priority_group is not None, arrival=ti.issued_at)
+        ch: dict[str, Any] = {"last_kind": ev.kind, "at": ev.at, "recalls": ti.recalls}
+        k = ev.kind
+        if k == "issued":
+            ch.update(state="waiting", arrival=ti.issued_at)
+        elif k in ("called", "recalled"):
+            ch.update(state="called", counter=ev.counter if ev.counter is not None else ti.counter)
+        elif k == "finished":
+            ch.update(state="done")
+        elif k == "no-show":
+            if ti.state == "waiting":  # sent back to the queue once (no_show_requeue)
+                ch.update(state="waiting", arrival=ev.at, counter=None)
+            else:
+                ch.update(state="no-show")
+        elif k == "transferred":
+            ch.update(from_service=ev.from_service, service=ti.service)
+            if ti.state == "waiting":
+                ch.update(state="waiting", counter=None, arrival=ev.at)
+            else:
+                ch.update(state=ti.state, counter=ti.counter)
+        elif k in ("voided", "expired"):
+            ch.update(state=k)
+        self.tickets[ti.id] = replace(t, **ch)
+        if len(self.tickets) > KEEP_TICKETS:
+            for tid in sorted(self.tickets)[: len(self.tickets) - KEEP_TICKETS]:
+                if self.tickets[tid].state not in ("waiting", "called"):
+                    del self.tickets[tid]
+
+    # ---------------------------------------------------------------- snapshot
+    def people_ahead(self) -> dict[int, int]:
+        """Waiting ticket → people ahead of it, as the hub counts (``QueueEngine.people_ahead``:
+        a priority ticket has the earlier priority tickets ahead; a normal one every priority
+        ticket and the earlier normal ones). Tickets the hub says are waiting that webd never
+        saw (issued before it started) are older, so they are ahead. O(n log n)."""
+        out: dict[int, int] = {}
+        by_service: dict[str, list[LiveTicket]] = {}
+        for t in self.tickets.values():
+            if t.state == "waiting" and (not self.day or t.day == self.day):
+                by_service.setdefault(t.service, []).append(t)
+        for sid, ws in by_service.items():
+            s = self.services.get(sid)
+            if s is not None and s.rev >= self.rev:  # a count as new as our events: compare them
+                self._unseen[sid] = max(0, s.waiting - len(ws))
+            unseen = self._unseen.get(sid, 0)
+            prio = sorted((t for t in ws if t.priority), key=lambda t: (t.arrival, t.id))
+            normal = sorted((t for t in ws if not t.priority), key=lambda t: (t.arrival, t.id))
+            for i, t in enumerate(prio):
+                out[t.id] = i + unseen
+            for i, t in enumerate(normal):
+                out[t.id] = len(prio) + i + unseen
+        return out
+
+    def snapshot(self) -> Snapshot:
+        hs = self.hall
+        return Snapshot(
+            version=self.version, synced=self.synced, rev=self.rev, day=self.day,
+            site_name_vi=hs.site_name_vi if hs else "", site_name_en=hs.site_name_en if hs else "",
+            counters=tuple(self.counters[n] for n in sorted(self.counters)),
+            services=tuple(self.services[s.id] for s in (hs.services if hs else []) if s.id in self.services)
+            or tuple(self.services.values()),
+            last_calls=tuple(hs.last_calls if hs else ()),
+            tickets=dict(self.tickets),  # LiveTicket is frozen: the snapshot shares them
+            ahead=self.people_ahead(),
+            nodes={n: on for n, (on, _) in self.nodes.items()},
+            alerts=tuple(self.alerts[k] for k in sorted(self.alerts)),
+            summary=self.summary,
+        )

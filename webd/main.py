@@ -1,0 +1,257 @@
+"""webd: the centre in a browser — citizens' live ticket and hall pages, the head's dashboard
+and reports, the procedure guides — served on the LAN from the hub's Pi.
+
+Two threads, one owner each:
+
+- the daemon's owner thread (``Daemon.run``) owns the MQTT bus and the ``LiveHall`` model: it
+  applies retained state and events, asks the hub for ``resync`` after a gap and for reports,
+  and after every change hands an immutable ``Snapshot`` to the web side;
+- the web thread runs uvicorn's event loop with the Starlette app (``webd.app``): pages read
+  the latest snapshot, live pages wait for the next one (Server-Sent Events), and a report is
+  asked through the owner thread (``bus.call_soon``) and awaited as a future.
+
+webd writes nothing but its own status/health and its ``report``/``resync`` requests (ACL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from webd.config import WebSettings
+from webd.live import LiveHall
+from xephang.bus import Bus, Inbound
+from xephang.clock import Clock
+from xephang.contract import (
+    Alert,
+    BadPayload,
+    CounterEvent,
+    CounterState,
+    HallState,
+    NodeStatus,
+    Reply,
+    ReportRequest,
+    Resync,
+    ServiceState,
+    TicketEvent,
+    decode,
+    new_request_id,
+)
+from xephang.daemon import Daemon
+from xephang.settings import DaemonSettings
+
+log = logging.getLogger(__name__)
+
+RESYNC_RETRY_S = 3.0
+EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
+
+
+class WebDaemon(Daemon[WebSettings]):
+    """webd — the centre's web pages."""
+
+    role: ClassVar[str] = "web"
+    settings_cls: ClassVar[type[DaemonSettings]] = WebSettings
+    health_interval_s: ClassVar[float] = 30.0
+    tick_interval_s: ClassVar[float] = 0.5
+
+    def __init__(self, settings: WebSettings, *, bus: Bus | None = None, clock: Clock | None = None,
+                 serve: bool = True) -> None:
+        super().__init__(settings, bus=bus, clock=clock)
+        from webd.app import WebApp
+
+        self.site = settings.load_site()
+        self.model = LiveHall()
+        self.web = WebApp(settings, self.site, ask=self.ask_from_web, now=self.clock.now)
+        self._serve = serve
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._shown_version = -1
+        self._resync_inflight = False
+        self._resync_next = 0.0
+        self._resync_since: int | None = None
+        self._resync_retry = False
+        self.web_failed = False
+        self.resyncs = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def setup(self) -> None:
+        t = self.bus.topics
+        self.bus.subscribe(t.state_hall(), self._on_hall)
+        self.bus.subscribe(f"{t.root}/state/counter/+", self._on_counter)
+        self.bus.subscribe(f"{t.root}/state/service/+", self._on_service)
+        self.bus.subscribe(t.state_summary(), self._on_summary)
+        self.bus.subscribe(t.ticket_events(), self._on_ticket_event, retained=False)
+        self.bus.subscribe(t.counter_events(), self._on_counter_event, retained=False)
+        self.bus.subscribe(t.all_status(), self._on_status)
+        self.bus.subscribe(t.all_alerts(), self._on_alert)
+        self.bus.add_connect_hook(self._on_connected)
+        self.bus.add_disconnect_hook(lambda: self.model.set_link(False))
+        if self._serve:
+            self._start_server()
+
+    def teardown(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _start_server(self) -> None:
+        import uvicorn
+
+        w = self.settings.web
+        config = uvicorn.Config(self.web.asgi, host=w.listen, port=w.port, log_level="warning", access_log=False,
+                                proxy_headers=False, server_header=False, timeout_graceful_shutdown=2,
+                                lifespan="on", limit_concurrency=w.max_streams + 50)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        self._thread.start()
+        log.info("web pages on http://%s:%s/ (public %s)", w.listen, w.port, w.public_url)
+
+    def run(self) -> int:
+        code = super().run()
+        return EXIT_WEB if self.web_failed and code == 0 else code
+
+    def wait_for_work(self, timeout: float) -> None:
+        self.bus.process(timeout=timeout)
+        self._show()
+
+    def tick(self, now: float) -> None:
+        if self._thread is not None and not self._thread.is_alive() and not self.stop_event.is_set():
+            log.error("the web server stopped (port %s taken?): exiting so systemd restarts webd", self.settings.web.port)
+            self.web_failed = True
+            self.stop_event.set()
+        if (self.model.gap or self._resync_retry) and not self._resync_inflight \
+                and time.monotonic() >= self._resync_next:
+            self._ask_resync(self._resync_since if self._resync_retry else self.model.missing_from())
+
+    def health_details(self) -> dict[str, Any]:
+        return {"rev": self.model.rev, "synced": self.model.synced, "tickets": len(self.model.tickets),
+                "resyncs": self.resyncs, "streams": self.web.streams, "sessions": len(self.web.sessions)}
+
+    def _show(self) -> None:
+        """Hand the web side a new snapshot after a change (one reference swap there)."""
+        if self.model.version != self._shown_version:
+            self._shown_version = self.model.version
+            self.web.publish(self.model.snapshot())
+
+    # ------------------------------------------------------------------ inbound
+    def _on_connected(self) -> None:
+        self.model.set_link(True)
+        # what happened while we were away: the events we missed, or (first time) today's
+        self._ask_resync(self.model.rev if self.model.begun else None)
+
+    def _on_hall(self, msg: Inbound) -> None:
+        if msg.payload:
+            self.model.on_hall(decode(HallState, msg.payload))
+
+    def _on_counter(self, msg: Inbound) -> None:
+        if msg.payload:
+            self.model.on_counter(decode(CounterState, msg.payload))
+
+    def _on_service(self, msg: Inbound) -> None:
+        if msg.payload:
+            self.model.on_service(decode(ServiceState, msg.payload))
+
+    def _on_summary(self, msg: Inbound) -> None:
+        if msg.payload:
+            import json
+
+            body = json.loads(msg.payload)
+            if isinstance(body, dict):
+                self.model.on_summary(body)
+
+    def _on_ticket_event(self, msg: Inbound) -> None:
+        self._event(decode(TicketEvent, msg.payload))
+
+    def _on_counter_event(self, msg: Inbound) -> None:
+        self._event(decode(CounterEvent, msg.payload))
+
+    def _event(self, ev: TicketEvent | CounterEvent) -> None:
+        if self.model.on_event(ev) and not self._resync_inflight:
+            self._ask_resync(self.model.missing_from())
+        self._show()  # a call reaches the phones now, not at the end of the inbox
+
+    def _on_status(self, msg: Inbound) -> None:
+        if msg.payload:
+            st = decode(NodeStatus, msg.payload)
+            was = self.model.hub_online
+            self.model.on_status(st)
+            if st.node == "hub" and st.online and not was and self.bus.connected.is_set() \
+                    and not self._resync_inflight:
+                self._ask_resync(self.model.rev if self.model.begun else None)
+
+    def _on_alert(self, msg: Inbound) -> None:
+        levels = self.bus.topics.parse(msg.topic)  # node/{node}/alert/{id}
+        if len(levels) != 4:
+            raise BadPayload("bad-topic", f"unexpected alert topic {msg.topic[:120]!r}")
+        node, alert_id = levels[1], levels[3]
+        self.model.on_alert(node, alert_id, decode(Alert, msg.payload) if msg.payload else None)
+
+    # ------------------------------------------------------------------ resync
+    def _ask_resync(self, since: int | None) -> None:
+        self._resync_inflight = True
+        self._resync_since = since
+        self.resyncs += 1
+        req = Resync(request_id=new_request_id(), source=self.node, since_rev=since)
+        # each reply is read against what *it* asked (another resync may have been sent since)
+        self.bus.request(req, on_reply=lambda r: self._on_resync(r, since), timeout_s=2.0, attempts=2)
+
+    def _on_resync(self, reply: Reply | None, since: int | None) -> None:
+        self._resync_inflight = False
+        if reply is None or reply.status != "ok":
+            log.warning("resync not answered (%s): will ask again", reply.error if reply else "timeout")
+            self._resync_next = time.monotonic() + RESYNC_RETRY_S
+            self._resync_retry = True  # tick asks again, from where this one asked
+            return
+        try:
+            hall = HallState.model_validate(reply.data.get("hall") or {})
+            events: list[TicketEvent | CounterEvent] = []
+            for e in reply.data.get("events") or []:
+                if not isinstance(e, dict):
+                    continue
+                model = CounterEvent if e.get("schema") == CounterEvent.SCHEMA else TicketEvent
+                events.append(model.model_validate(e))
+        except Exception as exc:  # a reply we cannot read: logged, asked again later
+            log.warning("resync reply unreadable: %s", str(exc)[:200])
+            self._resync_next = time.monotonic() + RESYNC_RETRY_S
+            self._resync_retry = True
+            return
+        self._resync_retry = False
+        if since is None:  # a snapshot only (no events by design)
+            if not self.model.begun:
+                first = self.model.begin(hall, self.settings.web.catchup_events)  # today's events, read back
+                if first is not None:
+                    self._ask_resync(first)
+            else:
+                self.model.on_hall(hall)
+            self._show()
+            return
+        more = self.model.on_resync(hall, events, bool(reply.data.get("more")))
+        if more or self.model.gap:
+            self._ask_resync(self.model.missing_from())
+        self._show()
+
+    # ------------------------------------------------------------------ from the web thread
+    def ask_from_web(self, kind: str, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
+        """Called from the web thread: run a hub request in the owner thread; ``done`` runs in the
+        owner thread with the reply (or None)."""
+        if kind != "report":
+            raise ValueError(kind)
+        req = ReportRequest(request_id=new_request_id(), source=self.node, **params)
+        self.bus.call_soon(lambda: self.bus.request(req, on_reply=done, timeout_s=8.0, attempts=2))
+
+    @classmethod
+    def default_node(cls, settings: DaemonSettings) -> str:
+        return "web"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return WebDaemon.main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
