@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import html
 import logging
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from xephang.settings import SettingsError, format_validation_errors
+from xephang.settings import SettingsError, format_validation_errors, read_toml
 from xephang.site import SLUG_RE, Site
 
 log = logging.getLogger(__name__)
@@ -56,13 +55,7 @@ class Catalogue(BaseModel):
 
 def load_catalogue(path: Path, site: Site | None = None) -> Catalogue:
     """Load and check the catalogue; raises SettingsError listing every problem."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise SettingsError([f"catalogue file {path} not found"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
+    data = read_toml(path, "catalogue")
     errors: list[str] = []
     cat: Catalogue | None = None
     try:

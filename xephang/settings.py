@@ -190,18 +190,21 @@ def _site_errors(exc: ValidationError, data: Any) -> list[str]:
     return errors or formatted
 
 
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """A TOML file's table, or SettingsError naming ``what`` (config, site, catalogue …) and why."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError([f"{what} file {path} not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
+
+
 def load_settings(cls: type[S], config_path: str | Path | None = None, **overrides: Any) -> S:
     """Load ``cls`` from the TOML file (optional) and the environment; list every error."""
-    data: dict[str, Any] = {}
     source = str(config_path) if config_path else "environment"
-    if config_path:
-        try:
-            with open(config_path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise SettingsError([f"config file {config_path} not found"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError([f"{config_path}: not valid TOML: {exc}"]) from None
+    data: dict[str, Any] = read_toml(config_path, "config") if config_path else {}
     data.update(overrides)
     try:
         return cls(**data)
@@ -213,13 +216,7 @@ def load_settings(cls: type[S], config_path: str | Path | None = None, **overrid
 
 def load_site(path: str | Path) -> Site:
     """Load and validate the site model, every error listed."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise SettingsError([f"site file {path} not found"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
+    data = read_toml(path, "site")
     try:
         return Site.model_validate(data)
     except ValidationError as exc:
