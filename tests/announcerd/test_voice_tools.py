@@ -142,3 +142,21 @@ def test_per_word_amplitude_reaches_espeak_and_every_clip_still_ends_at_the_pack
     for clip in ("khong", "mot", "hai"):  # … the pack evens them out (gated RMS), and validation checks it
         samples, rate = pcm.read_wav(pack / f"{clip}.wav")
         assert pcm.loudness_dbfs(samples, rate) == pytest.approx(manifest.loudness_dbfs, abs=0.5)
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
+def test_the_searched_default_pack_builds_at_install_in_well_under_a_minute(tmp_path: Path) -> None:
+    import time
+
+    from announcerd.voice_build import TUNING, build_default_pack, tuning_for
+
+    # the per-syllable table reaches espeak-ng: other voices, phoneme input, tone contours
+    assert tuning_for("ba").args()[:2] == ["-v", "vi-vn-x-central"]
+    assert tuning_for("muoi_ngang").input_text("mươi") == "[[m'y@:7j]]"
+    assert {c for c, row in TUNING.items() if row.get("tone")} == {"bon", "tam"}
+    t0 = time.perf_counter()
+    pack = build_default_pack(tmp_path / "espeak-vi-north")
+    assert time.perf_counter() - t0 < 60
+    assert validate_pack(pack) == []
+    samples, rate = pcm.read_wav(pack / "muoi_ngang.wav")
+    assert len(samples) > rate * 0.2  # the phoneme input said something, not silence
