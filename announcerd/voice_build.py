@@ -4,10 +4,9 @@ Each clip is synthesised alone with its own tuning from :data:`TUNING` (voice va
 pitch, amplitude, word gap, optionally phoneme input and a tone contour imposed afterwards by
 :mod:`announcerd.tone`), then trimmed and normalised in Python and written as a pack.
 espeak-ng's Vietnamese renders tones weakly (research/voice.md: *mười*/*mươi* and *năm*/*lăm*
-are easily confused), so the number words were chosen one syllable at a time by
-bench/voice_search.py on a development set, and judged on held-out calls by
-bench/voice_intelligibility.py.  The table applies to both dialects: a Southern pack says the
-words the table gives a voice with that voice, the rest with ``vi-vn-x-south``.
+are easily confused), so words are spoken slower than its default 175 wpm and the tone-carrying
+words get a pitch nudge in the direction of their tone.  Judge a table with
+bench/voice_intelligibility.py; bench/voice_search.py searches clips one syllable at a time.
 """
 
 from __future__ import annotations
@@ -61,35 +60,38 @@ BASE = Tuning()
 #: clip id → changes from BASE (any ``Tuning`` field)
 TuningTable = dict[str, dict[str, int | float | str]]
 
-#: Per-clip tuning of the default pack (clip id → change from BASE).  The number words were
-#: chosen per syllable by bench/voice_search.py on a development set (dev seed 1000, 3
-#: utterances per word; score out of 6 in the comments: default → chosen), among the three
-#: Vietnamese voices × speed/pitch, phoneme input and a tone contour (announcerd/tone.py);
-#: a tie keeps the earlier hand tuning.  Judged on held-out calls by bench/voice_intelligibility.py.
+#: Per-clip tuning of the default pack (clip id → change from BASE), tuned by hand on calls
+#: (bench/voice_intelligibility.py, docs/announcer.md).  A per-syllable search
+#: (bench/voice_search.py: other voices, phoneme input, tone contours) chose clips that won in
+#: short dev utterances but lost on whole dev calls (both exact 11 % vs 27 %, 45 calls) and on
+#: held-out calls (10.7 % vs 28.7 %, 300 calls), so it is not used; see docs/voice-packs.md.
 TUNING: TuningTable = {
     # carrier phrases: slower with a little gap so "công dân" and "thứ tự" separate
     "moi_cong_dan_co_so_thu_tu": {"speed": 125, "word_gap": 2},
     "den_quay_so": {"speed": 120, "word_gap": 2},
-    # hand tuning kept (the search found nothing better): không 4, một 4, sáu 2.5, chín 5, mười 4,
-    # nghìn 5, lẻ 6, lăm 3 (of 6)
-    "khong": {"speed": 100, "pitch": 72},  # heard as "ông"/"âm" until slower and higher
-    "mot": {"speed": 115},
-    "sau": {"speed": 115},
-    "chin": {"speed": 115},
-    "muoi_huyen": {"speed": 115, "pitch": 53},  # huyền (falling): lower than BASE
+    # huyền (falling) "mười" vs ngang (level) "mươi": the falling one lower, the level one higher than BASE
+    "muoi_huyen": {"speed": 115, "pitch": 53},
+    "muoi_ngang": {"speed": 100, "pitch": 73},  # slower: heard as "mi"/"miu" at 115 (bench 26 → 44 %)
+    # sắc (rising) "mốt" is barely rising in espeak: start higher
+    "mot_sac": {"speed": 115, "pitch": 75},
+    # "năm" is clipped at speed; "lăm" must stay distinct from it
+    "nam": {"speed": 105},
+    "lam": {"speed": 105},
+    # nasal-final words that the recogniser drops: slower ("không" was heard as "ông"/"âm" until
+    # slower and higher; a higher "nghìn" made it worse)
     "nghin": {"speed": 110},
     "ngan": {"speed": 110},
-    "lam": {"speed": 105},
-    # chosen by the search
-    "hai": {"voice": "vi-vn-x-central", "speed": 100, "pitch": 70},  # 2.5 → 4
-    "ba": {"voice": "vi-vn-x-central", "speed": 130, "pitch": 50},  # 2.5 → 4
-    "bon": {"voice": "vi", "speed": 100, "pitch": 70, "tone": 1.0},  # sắc contour imposed: 5 → 6
-    "nam": {"voice": "vi", "speed": 130, "pitch": 50},  # 4 → 5
-    "bay": {"voice": "vi", "speed": 130, "pitch": 50},  # 3 → 5
-    "tam": {"voice": "vi", "speed": 100, "pitch": 70, "tone": 1.0},  # sắc contour imposed: 4 → 5
-    "muoi_ngang": {"speed": 100, "pitch": 73, "phonemes": "m'y@:7j"},  # vowel lengthened (was "miu"): 3 → 4
-    "tram": {"voice": "vi", "speed": 130, "pitch": 50},  # 4 → 5
-    "mot_sac": {"voice": "vi", "speed": 100, "pitch": 70},  # 4 → 5
+    "khong": {"speed": 100, "pitch": 72},
+    "tram": {"speed": 105},
+    # one-syllable digits are short: slow them a little so each is heard
+    "mot": {"speed": 115},
+    "hai": {"speed": 115},
+    "ba": {"speed": 115},
+    "bon": {"speed": 115},
+    "sau": {"speed": 115},
+    "bay": {"speed": 115},
+    "tam": {"speed": 115},
+    "chin": {"speed": 115},
 }
 
 #: Pauses of the espeak pack: robotic words need more air between them than a human voice
@@ -174,7 +176,7 @@ def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialec
     manifest = Manifest(
         name=f"espeak-{language}-{dialect}" if language == "vi" else f"espeak-{language}",
         language=language, dialect=dialect if language == "vi" else "", sample_rate=rate,
-        loudness_dbfs=loudness_dbfs, word_gap_ms=WORD_GAP_MS, phrase_gap_ms=PHRASE_GAP_MS, source=f"{version}, tuned per syllable (announcerd/voice_build.py)",
+        loudness_dbfs=loudness_dbfs, word_gap_ms=WORD_GAP_MS, phrase_gap_ms=PHRASE_GAP_MS, source=f"{version}, tuned per word (announcerd/voice_build.py)",
         licence="generated output; espeak-ng is GPL-3.0-or-later and runs as a separate program",
         clips={clip: ClipEntry(text=text, file=f"{clip}.wav") for clip, text in texts.items()},
     )

@@ -6,10 +6,11 @@
 Builds random announcements ("Mời công dân có số thứ tự <số> đến quầy số <quầy>") and
 judges, in one run and on the same calls, up to three systems:
 
-- ``old``: the default espeak-ng pack as tuned before issue 21 (:data:`OLD_TUNING`, gaps 100/300 ms);
-- ``new``: the default pack as built now (announcerd/voice_build.py; or ``--pack DIR``, e.g. a
-  recorded pack, or ``--table-json`` from bench/voice_search.py), the number read in full;
-- ``digits``: the same pack with the ``digit_by_digit`` option (1023 → "một không hai ba").
+- ``old``: the espeak-ng pack hand-tuned before issue 21 (:data:`OLD_TUNING`, gaps 100/300 ms;
+  still the default, since the per-syllable search lost to it);
+- ``new``: the default pack as built by this checkout (announcerd/voice_build.py; or ``--pack DIR``,
+  e.g. a recorded pack, or ``--table-json`` from bench/voice_search.py), the number read in full;
+- ``digits`` / ``old-digits``: the same packs with the ``digit_by_digit`` option (1023 → "một không hai ba").
 
 ``baseline`` (espeak-ng ``-v vi`` whole sentence, untuned) can be added to ``--systems``.
 
@@ -289,9 +290,10 @@ def share(k: int, n: int) -> str:
 
 # ---- the run -----------------------------------------------------------------------------------
 SYSTEM_TITLES = {
-    "old": "old default (pack before issue 21), full reading",
-    "new": "new default pack, full reading",
-    "digits": "new default pack, digit by digit",
+    "old": "hand-tuned pack (OLD_TUNING), full reading",
+    "new": "pack of this checkout (or --pack / --table-json), full reading",
+    "digits": "pack of this checkout (or --pack / --table-json), digit by digit",
+    "old-digits": "hand-tuned pack (OLD_TUNING), digit by digit",
     "baseline": "espeak-ng -v vi whole sentence, untuned",
 }
 
@@ -300,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--seed", type=int, default=1, help="held-out calls: seed 1 (bench/voice_search.py uses 1000+)")
-    ap.add_argument("--systems", default="old,new,digits", help="comma list of old,new,digits,baseline")
+    ap.add_argument("--systems", default="old,new,digits", help="comma list of old,new,digits,old-digits,baseline")
     ap.add_argument("--pack", help="judge this pack as 'new' (e.g. a recorded pack) instead of building the default")
     ap.add_argument("--table-json", help="judge the table of a bench/voice_search.py output as 'new'")
     ap.add_argument("--dialect", choices=["north", "south"], default="north")
@@ -348,13 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         build_s = time.perf_counter() - t0
         new_pack = load_pack(new_dir, options=full)
         packs = {"new": new_pack, "digits": new_pack}
-        if "old" in systems:
-            packs["old"] = load_pack(build_default_pack(tmp / "old", dialect=args.dialect, table=OLD_TUNING), options=full)
+        if "old" in systems or "old-digits" in systems:
+            packs["old"] = packs["old-digits"] = load_pack(build_default_pack(tmp / "old", dialect=args.dialect, table=OLD_TUNING), options=full)
         refs: dict[str, list[list[str]]] = {}
         spans: dict[str, list[tuple[int, int]]] = {}
         wavs: dict[str, list[Path]] = {}
         for name in systems:
-            opts = digits if name == "digits" else full
+            opts = digits if name.endswith("digits") else full
             refs[name], spans[name], wavs[name] = [], [], []
             for i, (number, counter) in enumerate(calls):
                 number_words = spoken(read_ticket(number, options=opts)).split()
@@ -371,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
                     pcm.write_wav(path, pad + samples + pad, rate)
                 else:
                     pack = packs[name]
-                    word_gap = args.digit_word_gap_ms if name == "digits" and args.digit_word_gap_ms is not None \
-                        else (None if name == "old" else args.word_gap_ms)
+                    word_gap = args.digit_word_gap_ms if name.endswith("digits") and args.digit_word_gap_ms is not None \
+                        else (None if name.startswith("old") else args.word_gap_ms)
                     composer = Composer(pack, repeats=1, chime=pcm.silence(0, pack.sample_rate), after_chime_ms=0,
-                                        word_gap_ms=word_gap, phrase_gap_ms=None if name == "old" else args.phrase_gap_ms)
+                                        word_gap_ms=word_gap,
+                                        phrase_gap_ms=None if name.startswith("old") else args.phrase_gap_ms)
                     ann = composer.compose(phrase_parts("vi", number=number, counter=counter, options=opts))
                     pad = bytes(2 * int(ann.sample_rate * args.pad_ms / 1000))
                     pcm.write_wav(path, pad + ann.pcm + pad, ann.sample_rate)
