@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-whisper", action="store_true", help="viet-asr only")
     ap.add_argument("--whisper-beam", type=int, default=1, help="1 = greedy (5 was ~10× slower on a shared 2-core box)")
     ap.add_argument("--whisper-count", type=int, default=None,
-                    help="Whisper hears only the first N calls of each system (it is ~3× slower than viet-asr)")
+                    help="Whisper hears only the first N calls of each system (to fit a time budget)")
     ap.add_argument("--show", type=int, default=4, help="print this many transcripts per system")
     ap.add_argument("--word-gap-ms", type=int, default=None, help="override the pack's word gap (all systems but old)")
     ap.add_argument("--phrase-gap-ms", type=int, default=None)
