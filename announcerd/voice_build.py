@@ -1,10 +1,12 @@
 """Build the default voice pack with espeak-ng (a separate program, never linked: GPL-3.0+).
 
-Each clip is synthesised alone with its own tuning (voice variant, speed, pitch, amplitude,
-word gap) from :data:`TUNING`, then trimmed and normalised in Python and written as a pack.
+Each clip is synthesised alone with its own tuning from :data:`TUNING` (voice variant, speed,
+pitch, amplitude, word gap, optionally phoneme input and a tone contour imposed afterwards by
+:mod:`announcerd.tone`), then trimmed and normalised in Python and written as a pack.
 espeak-ng's Vietnamese renders tones weakly (research/voice.md: *mười*/*mươi* and *năm*/*lăm*
 are easily confused), so words are spoken slower than its default 175 wpm and the tone-carrying
-words get a pitch nudge in the direction of their tone.  Tune with bench/voice_intelligibility.py.
+words get a pitch nudge in the direction of their tone.  Judge a table with
+bench/voice_intelligibility.py; bench/voice_search.py searches clips one syllable at a time.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from announcerd import pcm
+from announcerd import pcm, tone
 from announcerd.voicepack import ClipEntry, Language, Manifest, catalogue, validate_pack, write_pack
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ class Tuning:
     pitch: int = 65  # 0..99; above espeak's 50 the recogniser heard the digits better (46 % vs 18 %)
     amplitude: int = 70  # 100 clips on Vietnamese (research/voice.md)
     word_gap: int = 0  # ×10 ms between words of a multi-word clip
+    phonemes: str = ""  # espeak phoneme mnemonics said instead of the text ("m'y@:1j"), sent as [[…]]
+    tone: float = 0.0  # > 0: impose the syllable's tone contour (announcerd/tone.py) × this range
+    stretch: float = 1.0  # duration factor applied with the tone contour
+
+    def input_text(self, text: str) -> str:
+        """What espeak-ng is given: the text, or the phoneme override in ``[[…]]``."""
+        return f"[[{self.phonemes}]]" if self.phonemes else text
 
     def args(self) -> list[str]:
         return ["-v", self.voice, "-s", str(self.speed), "-p", str(self.pitch), "-a", str(self.amplitude),
@@ -48,8 +57,15 @@ class Tuning:
 
 BASE = Tuning()
 
-#: Per-clip tuning of the default pack (clip id → change from BASE).  Why, per row:
-TUNING: dict[str, dict[str, int | str]] = {
+#: clip id → changes from BASE (any ``Tuning`` field)
+TuningTable = dict[str, dict[str, int | float | str]]
+
+#: Per-clip tuning of the default pack (clip id → change from BASE), tuned by hand on calls
+#: (bench/voice_intelligibility.py, docs/announcer.md).  A per-syllable search
+#: (bench/voice_search.py: other voices, phoneme input, tone contours) chose clips that won in
+#: short dev utterances but lost on whole dev calls (both exact 11 % vs 27 %, 45 calls) and on
+#: held-out calls (10.7 % vs 28.7 %, 300 calls), so it is not used; see docs/voice-packs.md.
+TUNING: TuningTable = {
     # carrier phrases: slower with a little gap so "công dân" and "thứ tự" separate
     "moi_cong_dan_co_so_thu_tu": {"speed": 125, "word_gap": 2},
     "den_quay_so": {"speed": 120, "word_gap": 2},
@@ -88,7 +104,7 @@ EN_BASE = Tuning(voice="en-gb", speed=140, pitch=50)
 
 
 def tuning_for(clip: str, *, language: Language = "vi", dialect: str = "north", base: Tuning | None = None,
-               table: dict[str, dict[str, int | str]] | None = None) -> Tuning:
+               table: TuningTable | None = None) -> Tuning:
     """The tuning of one clip for a pack of ``language``/``dialect`` (``base``/``table``: experiments)."""
     if language == "en":
         return base or EN_BASE
@@ -106,7 +122,7 @@ def espeak_synth(text: str, tuning: Tuning) -> tuple[array, int]:
         raise VoiceBuildError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory(prefix="xephang-espeak-") as tmp:
         out = Path(tmp) / "clip.wav"
-        cmd = [exe, *tuning.args(), "-w", str(out), "--", text]
+        cmd = [exe, *tuning.args(), "-w", str(out), "--", tuning.input_text(text)]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
         except subprocess.TimeoutExpired as exc:
@@ -128,7 +144,7 @@ def espeak_version() -> str:
 
 def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialect: str = "north",
                        loudness_dbfs: float = -20.0, synth: Synth | None = None, force: bool = False,
-                       base: Tuning | None = None, table: dict[str, dict[str, int | str]] | None = None) -> Path:
+                       base: Tuning | None = None, table: TuningTable | None = None) -> Path:
     """Synthesise every clip of ``language``, trim, normalise, write and validate a pack.
 
     ``synth`` replaces espeak-ng (tests); the real one runs the espeak-ng program.  ``base``
@@ -144,13 +160,17 @@ def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialec
     clips: dict[str, array] = {}
     rate = 0
     for clip, text in texts.items():
-        samples, sr = synth(text, tuning_for(clip, language=language, dialect=dialect, base=base, table=table))
+        tuning = tuning_for(clip, language=language, dialect=dialect, base=base, table=table)
+        samples, sr = synth(text, tuning)
         if rate and sr != rate:
             samples = pcm.resample(samples, sr, rate)
         rate = rate or sr
         trimmed = pcm.trim_silence(samples, rate)
         if not trimmed:
             raise VoiceBuildError(f"clip {clip!r} ({text!r}) came out silent")
+        if tuning.tone > 0:
+            trimmed = pcm.trim_silence(tone.impose_tone(trimmed, rate, tone.tone_of(text), range_scale=tuning.tone,
+                                                        stretch=tuning.stretch), rate)
         clips[clip] = pcm.normalise(trimmed, rate, target_dbfs=loudness_dbfs)
     version = espeak_version() if synth is espeak_synth else "synthetic"
     manifest = Manifest(

@@ -391,3 +391,34 @@ def test_calls_wait_for_the_hubs_clock_after_a_reboot(tmp_path, fake_broker, clo
     d.step(timeout=0)
     assert not d.scheduler.waiting and d.scheduler.stats.stale == 1 and wavs(tmp_path) == []
     d.teardown()
+
+
+def test_a_technician_turns_on_digit_by_digit_and_the_next_call_reads_the_printed_digits(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, synthetic_pack: VoicePack) -> None:
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    ack = d.node_config.handle(ConfigSet(request_id="tech-0002", source="tech", config={"digit_by_digit": True}))
+    assert ack.status == "applied"
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 23, 12, at=clock.now()))
+    settle(d)
+    (wav,) = wavs(tmp_path)
+    samples, _ = pcm.read_wav(wav)
+    parts = phrase_parts("vi", number=23, counter=12, options=d.config.reading())
+    # ticket 0023 as printed, digit by digit; the counter still as a number ("mười hai")
+    assert parts == [["moi_cong_dan_co_so_thu_tu"], ["khong", "khong", "hai", "ba"], ["den_quay_so"], ["muoi_huyen", "hai"]]
+    assert pcm.to_bytes(samples) == Composer(synthetic_pack, repeats=1).compose(parts).pcm
+    d.teardown()
+
+
+def test_a_bad_reading_config_is_refused_with_every_error_listed(tmp_path, fake_broker, hub, clock,
+                                                                 synthetic_pack_dir) -> None:
+    d = start(make_settings(tmp_path, synthetic_pack_dir), fake_broker, clock)
+    ack = d.node_config.handle(ConfigSet(request_id="tech-0003", source="tech", config={
+        "digit_by_digits": True, "digit_by_digit": "sometimes", "word_gap_ms": -5, "zero_word": "không"}))
+    assert ack.status == "rejected"
+    assert any(e.startswith("digit_by_digits: unknown key (did you mean 'digit_by_digit'?)") for e in ack.errors)
+    assert any(e.startswith("digit_by_digit:") and "'sometimes'" in e for e in ack.errors)
+    assert any(e.startswith("word_gap_ms:") for e in ack.errors)
+    assert any(e.startswith("zero_word:") for e in ack.errors)
+    assert len(ack.errors) == 4
+    assert d.config.digit_by_digit is False  # the running config is untouched
+    d.teardown()

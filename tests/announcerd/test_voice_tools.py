@@ -142,3 +142,24 @@ def test_per_word_amplitude_reaches_espeak_and_every_clip_still_ends_at_the_pack
     for clip in ("khong", "mot", "hai"):  # … the pack evens them out (gated RMS), and validation checks it
         samples, rate = pcm.read_wav(pack / f"{clip}.wav")
         assert pcm.loudness_dbfs(samples, rate) == pytest.approx(manifest.loudness_dbfs, abs=0.5)
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
+def test_the_default_pack_builds_at_install_in_well_under_a_minute_and_a_table_may_reshape_clips(tmp_path: Path) -> None:
+    import time
+
+    from announcerd.voice_build import TUNING, build_default_pack, tuning_for
+
+    t0 = time.perf_counter()
+    pack = build_default_pack(tmp_path / "espeak-vi-north")
+    assert time.perf_counter() - t0 < 60
+    assert validate_pack(pack) == []
+    # what bench/voice_search.py tries reaches espeak-ng: another voice, phoneme input, a tone contour
+    table = TUNING | {"ba": {"voice": "vi-vn-x-central"}, "muoi_ngang": {"phonemes": "m'y@:7j"},
+                      "bon": {"tone": 1.0, "pitch": 70}}
+    assert tuning_for("ba", table=table).args()[:2] == ["-v", "vi-vn-x-central"]
+    assert tuning_for("muoi_ngang", table=table).input_text("mươi") == "[[m'y@:7j]]"
+    shaped = build_default_pack(tmp_path / "shaped", table=table)
+    assert validate_pack(shaped) == []
+    samples, rate = pcm.read_wav(shaped / "muoi_ngang.wav")
+    assert len(samples) > rate * 0.2  # the phoneme input said something, not silence
