@@ -440,7 +440,7 @@ class QueueEngine:
         t.called_at = t.called_at or now
         t.last_called_at = now
         cfg = self.site.counter(counter)
-        v = Visit(id=self.next_visit_id, ticket_id=t.id, day=self.day, counter=counter, officer=cfg.officer,
+        v = Visit(id=self.next_visit_id, ticket_id=t.id, day=self.day, counter=counter, officer=self.site.officer_name(counter),
                   service=t.service, called_at=now)
         self.next_visit_id += 1
         self.visits[v.id] = v
@@ -626,7 +626,7 @@ class QueueEngine:
         serving = self.tickets[c.serving].info() if c.serving is not None and c.serving in self.tickets else None
         return {"number": number, "label_vi": cfg.label("vi"), "label_en": cfg.label("en"), "state": c.state,
                 "pause_reason": c.pause_reason, "serving": serving, "services": list(cfg.services),
-                "officer": cfg.officer, "rev": self.rev}
+                "officer": self.site.officer_name(number), "rev": self.rev}
 
     def service_state(self, service: str, now: float | None = None) -> dict[str, Any]:
         """The retained service state; its wait is the one a citizen taking a ticket now would get."""

@@ -180,7 +180,7 @@ def upsert_site(conn: Any, site: Any) -> None:
         cur.execute("DELETE FROM site_counters WHERE site = %s", (s.slug,))
         cur.executemany(
             "INSERT INTO site_counters (site, number, label_vi, label_en, officer) VALUES (%s,%s,%s,%s,%s)",
-            [(s.slug, c.number, c.label("vi"), c.label("en"), c.officer) for c in site.counters])
+            [(s.slug, c.number, c.label("vi"), c.label("en"), site.officer_name(c.number)) for c in site.counters])
         cur.execute("DELETE FROM site_services WHERE site = %s", (s.slug,))
         cur.executemany(
             "INSERT INTO site_services (site, service, pos, name_vi, name_en, target_wait_min) VALUES (%s,%s,%s,%s,%s,%s)",

@@ -46,7 +46,8 @@ def test_site_errors_are_all_listed(tmp_path, site_file):
     text = text.replace('services = ["dat-dai"]', 'services = ["dat-da"]')  # typo
     text = text.replace("rating_scale = 5", "rating_scale = 4\nrating_windw_s = 3")
     text = text.replace("target_wait_min = 20", "target_wait_mn = 20")  # services.1 (dat-dai)
-    text = text.replace('officer = "Lê Minh Tuấn"', 'officr = "Lê Minh Tuấn"')  # counters.2
+    text = text.replace('officer_id = "tuan"', 'officer_i = "tuan"')  # counters.2
+    text = text.replace('officer_id = "hoa"', 'officer_id = "hoaa"')  # counter 4: nobody of that id
     text = text.replace("band = [3001, 3999]", "band = [3999, 3001]")  # a field error of services.2
     bad = tmp_path / "site.toml"
     bad.write_text(text)
@@ -55,13 +56,14 @@ def test_site_errors_are_all_listed(tmp_path, site_file):
     assert sorted(exc.value.errors) == sorted([
         "rating_windw_s: unknown key (did you mean 'rating_window_s'?)",
         "services.1.target_wait_mn: unknown key (did you mean 'target_wait_min'?)",
-        "counters.2.officr: unknown key (did you mean 'officer'?)",
+        "counters.2.officer_i: unknown key (did you mean 'officer_id'?)",
+        "counters: counter 4 names unknown officer 'hoaa' (add it to [[officers]])",
         "services.2.band: Value error, band must be [first, last] with 0 <= first < last <= 9999",
         "services: bands of 'ho-tich' and 'dat-dai' overlap",
         "counters: counter 3 names unknown service 'dat-da'",
         "rating_scale must be 3 or 5",
     ])
-    assert "(7 errors)" in str(exc.value)
+    assert "(8 errors)" in str(exc.value)
 
 
 def test_a_broken_service_entry_does_not_make_its_counters_look_wrong(tmp_path, site_file):

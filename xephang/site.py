@@ -55,6 +55,15 @@ class Service(Strict):
         return self.short_vi or self.name_vi
 
 
+class Officer(Strict):
+    """An officer (cán bộ) who may sit at a counter. ``id`` is also the officer's web account
+    (``xephang web user add ID --role officer``): the console acts only for the counters whose
+    ``officer_id`` names it. A name and an id, never a citizen's data."""
+
+    id: Slug
+    name: str = Field(min_length=1, max_length=80, description="full name, shown on reports and the console")
+
+
 class Counter(Strict):
     """A counter (quầy): served by one officer, calling from its services in order."""
 
@@ -62,7 +71,10 @@ class Counter(Strict):
     label_vi: str = Field(default="", max_length=40)
     label_en: str = Field(default="", max_length=40)
     services: tuple[Slug, ...] = Field(min_length=1, description="services it calls from, first = preferred")
-    officer: str = Field(default="", max_length=80, description="officer's name, for reports (never a citizen's)")
+    officer: str = Field(default="", max_length=80, description="officer's name, for reports (never a citizen's); "
+                         "with officer_id, the name comes from [[officers]]")
+    officer_id: Slug | None = Field(default=None, description="the officer sitting here today (an [[officers]] id): "
+                                    "the only web account whose console may act for this counter")
 
     def label(self, lang: str = "vi") -> str:
         if lang == "en":
@@ -108,6 +120,7 @@ class Site(Strict):
     site: SiteInfo
     services: tuple[Service, ...] = Field(min_length=1)
     counters: tuple[Counter, ...] = Field(min_length=1)
+    officers: tuple[Officer, ...] = Field(default=(), description="officers who may sit at counters (web console accounts)")
     priority: PriorityRule = PriorityRule()
     hours: OpeningHours = OpeningHours()
     no_show_requeue: bool = Field(default=False, description="a no-show goes back to the queue once")
@@ -135,6 +148,19 @@ class Site(Strict):
 
     def service_ids(self) -> list[str]:
         return [s.id for s in self.services]
+
+    def officer_name(self, number: int) -> str:
+        """The name reports and the board show for counter ``number`` today."""
+        c = self.counter(number)
+        if c.officer_id is not None:
+            for o in self.officers:
+                if o.id == c.officer_id:
+                    return c.officer or o.name
+        return c.officer
+
+    def counters_of(self, officer_id: str) -> list[int]:
+        """The counters the officer ``officer_id`` sits at today (their console acts only for these)."""
+        return [c.number for c in self.counters if c.officer_id is not None and c.officer_id == officer_id]
 
 
 def _int(x: Any) -> int | None:
@@ -178,6 +204,15 @@ def cross_check_errors(data: Mapping[str, Any]) -> list[str]:
                 if isinstance(s, str) and s not in ids:
                     who = f"counter {c['number']}" if _int(c.get("number")) is not None else f"counters.{i}"
                     errors.append(f"counters: {who} names unknown service {s!r}")
+    oids = [o["id"] for o in _entries(data, "officers") if isinstance(o.get("id"), str)]
+    dupo = {o for o in oids if oids.count(o) > 1}
+    if dupo:
+        errors.append(f"officers: duplicate id {sorted(dupo)}")
+    for i, c in enumerate(counters):
+        oid = c.get("officer_id")
+        if isinstance(oid, str) and oid not in oids:
+            who = f"counter {c['number']}" if _int(c.get("number")) is not None else f"counters.{i}"
+            errors.append(f"counters: {who} names unknown officer {oid!r} (add it to [[officers]])")
     priority = data.get("priority")
     groups = _entries(priority, "groups") if isinstance(priority, Mapping) else []
     gids = [g["id"] for g in groups if isinstance(g.get("id"), str)]
