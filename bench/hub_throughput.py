@@ -236,13 +236,14 @@ def fill_history(ledger_path: Path, tickets: int) -> None:
             c = next(c for c in site.counters if svc.id in c.services)
             trows.append((tid, day, svc.id, seq[svc.id], str(seq[svc.id]), None, iss, iss, svc.id, "done", c.number,
                           call, call, 0, fin, 0, 0, 0, rnd.choice([None, 4, 5, 3]), fin + 30, None, 0))
-            vrows.append((tid, tid, day, c.number, c.officer, svc.id, call, fin, "served", 0, 0))
+            vrows.append((tid, tid, day, c.number, site.officer_name(c.number), svc.id, call, fin, "served", 0, 0))
             for kind, at in (("issued", iss), ("called", call), ("finished", fin)):
                 rev += 1
                 erows.append((rev, f"h{rev}", at, "ticket", kind, tid, c.number, json.dumps({"rev": rev})))
     with led.transaction() as db:
         db.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * 22)})", trows)
-        db.executemany(f"INSERT INTO visits VALUES ({','.join('?' * 11)})", vrows)
+        db.executemany(f"INSERT INTO visits (id, ticket_id, day, counter, officer, service, called_at, ended_at, outcome, "
+                           f"inferred, recalls) VALUES ({','.join('?' * 11)})", vrows)
         db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", erows)
         eng.rev = rev
         eng.next_ticket_id = tid + 1

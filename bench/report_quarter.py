@@ -83,7 +83,7 @@ def generate_history(path: Path, site: Site, *, first: date, days: int, tickets_
     counters_for: dict[str, list[tuple[int, str]]] = {}
     for c in site.counters:
         for s in c.services:
-            counters_for.setdefault(s, []).append((c.number, c.officer))
+            counters_for.setdefault(s, []).append((c.number, site.officer_name(c.number)))
     svc_ids = list(SERVICE_WEIGHTS)
     svc_w = [SERVICE_WEIGHTS[s] for s in svc_ids]
     hours = list(HOUR_WEIGHTS)
@@ -168,7 +168,8 @@ def generate_history(path: Path, site: Site, *, first: date, days: int, tickets_
     visits = [(i + 1, *v[1:]) for i, v in enumerate(visits)]
     with led.transaction():
         db.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * 22)})", tickets)
-        db.executemany(f"INSERT INTO visits VALUES ({','.join('?' * 11)})", visits)
+        db.executemany(f"INSERT INTO visits (id, ticket_id, day, counter, officer, service, called_at, ended_at, outcome, "
+                           f"inferred, recalls) VALUES ({','.join('?' * 11)})", visits)
         db.executemany("INSERT INTO pauses VALUES (?,?,?,?,?,?)", pauses)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     led.close()

@@ -105,6 +105,8 @@ class Visit:
     outcome: str | None = None  # served | no-show | transferred | expired
     inferred: bool = False
     recalls: int = 0
+    arrived_at: float | None = None  # "citizen arrived" pressed: the walk ends, the service starts
+    call_reason: str | None = None  # set when the officer called this number out of the call order
 
 
 @dataclass
@@ -416,6 +418,43 @@ class QueueEngine:
         out = Outcome()
         c = self._counter(counter)
         self._tick_time(now, out)
+        finished = self._open_for_call(out, c, now)
+        t = self.pick_next(counter, now)
+        if t is None:
+            out.data = {"ticket": None, "queue_empty": True, "finished": finished}
+            return out
+        if t.priority_group:
+            self.streak[t.service] = self.streak.get(t.service, 0) + 1
+        else:
+            self.streak[t.service] = 0
+        self._call(out, c, t, now)
+        out.data["finished"] = finished
+        return out
+
+    def call_ticket(self, counter: int, ticket_id: int, reason: str, now: float) -> Outcome:
+        """Call one waiting number out of the call order (the console's "call this number"): the
+        officer gives the reason, the visit keeps it and reports count it as an exception. The
+        number must be waiting in a service this counter serves; the priority streak is left as
+        it is (the exception does not change whose turn it is next)."""
+        out = Outcome()
+        c = self._counter(counter)
+        reason = reason.strip()
+        if not reason:
+            raise CommandError("reason-required", "calling a number out of order needs a reason")
+        t = self.tickets.get(ticket_id)
+        if t is None or t.state != "waiting" or self._rolls(now):
+            raise CommandError("not-waiting", f"ticket {ticket_id} is not waiting")
+        services = self.site.counter(counter).services
+        if t.service not in services:
+            raise CommandError("not-served-here", f"counter {counter} does not serve {t.service} ({t.display})")
+        self._tick_time(now, out)
+        finished = self._open_for_call(out, c, now)
+        self._call(out, c, t, now, reason=reason)
+        out.data["finished"] = finished
+        return out
+
+    def _open_for_call(self, out: Outcome, c: CounterRt, now: float) -> dict[str, Any] | None:
+        """A call finishes whoever is served (inferred), ends a pause and opens the counter."""
         finished = None
         if c.serving is not None:
             t_done = self.tickets[c.serving]
@@ -426,31 +465,50 @@ class QueueEngine:
         if c.state != "open":
             c.state = "open"
             out.counters.add(c.number)
-        t = self.pick_next(counter, now)
-        if t is None:
-            out.data = {"ticket": None, "queue_empty": True, "finished": finished}
-            return out
-        if t.priority_group:
-            self.streak[t.service] = self.streak.get(t.service, 0) + 1
-        else:
-            self.streak[t.service] = 0
+        return finished
+
+    def _call(self, out: Outcome, c: CounterRt, t: Ticket, now: float, *, reason: str | None = None) -> None:
+        counter = c.number
         self.history.on_call(counter, now, t.service, t.arrival_at)
         t.state = "called"
         t.counter = counter
         t.called_at = t.called_at or now
         t.last_called_at = now
         cfg = self.site.counter(counter)
-        v = Visit(id=self.next_visit_id, ticket_id=t.id, day=self.day, counter=counter, officer=self.site.officer_name(counter),
-                  service=t.service, called_at=now)
+        v = Visit(id=self.next_visit_id, ticket_id=t.id, day=self.day, counter=counter,
+                  officer=self.site.officer_name(counter), service=t.service, called_at=now, call_reason=reason)
         self.next_visit_id += 1
         self.visits[v.id] = v
         c.serving, c.visit_id = t.id, v.id
         out.visits.add(v.id)
         out.counters.add(counter)
-        self._ticket_event(out, now, "called", t)
+        if reason is None:
+            self._ticket_event(out, now, "called", t)
+        else:
+            self._ticket_event(out, now, "called", t, out_of_order=True, reason=reason)
         self._remember_call(out.events[-1])
-        out.data = {"ticket": t.info(), "queue_empty": False, "finished": finished,
+        out.data = {"ticket": t.info(), "queue_empty": False, "out_of_order": reason is not None,
                     "waiting": len(self.waiting(list(cfg.services)))}
+
+    def arrived(self, counter: int, now: float) -> Outcome:
+        """The called citizen reached the counter ("citizen arrived"): the walk ends here and the
+        service time is measured from here. Pressed again: the first arrival stands."""
+        out = Outcome()
+        c = self._counter(counter)
+        t = self._serving(c, now)
+        v = self.visits.get(c.visit_id) if c.visit_id is not None else None
+        if v is None:  # pragma: no cover - a serving counter always has its visit
+            raise CommandError("not-serving", f"counter {counter} is not serving anyone")
+        if v.arrived_at is not None:
+            out.data = {"ticket": t.info(), "arrived_at": v.arrived_at, "walk_s": round(v.arrived_at - v.called_at, 1),
+                        "already": True}
+            return out
+        self._tick_time(now, out)
+        v.arrived_at = now
+        out.visits.add(v.id)
+        walk = round(max(0.0, now - v.called_at), 1)
+        self._ticket_event(out, now, "arrived", t, walk_s=walk)
+        out.data = {"ticket": t.info(), "arrived_at": now, "walk_s": walk, "already": False}
         return out
 
     def _remember_call(self, ev: Event) -> None:
@@ -624,9 +682,12 @@ class QueueEngine:
         c = self.counters[number]
         cfg = self.site.counter(number)
         serving = self.tickets[c.serving].info() if c.serving is not None and c.serving in self.tickets else None
+        v = self.visits.get(c.visit_id) if serving is not None and c.visit_id is not None else None
         return {"number": number, "label_vi": cfg.label("vi"), "label_en": cfg.label("en"), "state": c.state,
                 "pause_reason": c.pause_reason, "serving": serving, "services": list(cfg.services),
-                "officer": self.site.officer_name(number), "rev": self.rev}
+                "officer": self.site.officer_name(number), "officer_id": cfg.officer_id,
+                "visit_called_at": v.called_at if v else None, "arrived_at": v.arrived_at if v else None,
+                "call_reason": v.call_reason if v else None, "rev": self.rev}
 
     def service_state(self, service: str, now: float | None = None) -> dict[str, Any]:
         """The retained service state; its wait is the one a citizen taking a ticket now would get."""

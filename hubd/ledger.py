@@ -20,7 +20,13 @@ from typing import Any
 
 from hubd.engine import CounterRt, Event, Outcome, Pause, QueueEngine, Ticket, Visit
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# columns added after the first version: (table, column, declaration); added in place on open
+# (ALTER TABLE ADD COLUMN: instant in SQLite, old rows read NULL)
+ADDED_COLUMNS = (
+    ("visits", "arrived_at", "REAL"),  # v2: "citizen arrived" (walk and service from arrival)
+    ("visits", "call_reason", "TEXT"),  # v2: called out of the call order, and why
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,7 +45,8 @@ CREATE INDEX IF NOT EXISTS tickets_day ON tickets(day);
 CREATE TABLE IF NOT EXISTS visits (
     id INTEGER PRIMARY KEY, ticket_id INTEGER NOT NULL REFERENCES tickets(id), day TEXT NOT NULL,
     counter INTEGER NOT NULL, officer TEXT NOT NULL, service TEXT NOT NULL, called_at REAL NOT NULL,
-    ended_at REAL, outcome TEXT, inferred INTEGER NOT NULL DEFAULT 0, recalls INTEGER NOT NULL DEFAULT 0
+    ended_at REAL, outcome TEXT, inferred INTEGER NOT NULL DEFAULT 0, recalls INTEGER NOT NULL DEFAULT 0,
+    arrived_at REAL, call_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS visits_called ON visits(called_at);
 CREATE INDEX IF NOT EXISTS visits_ticket ON visits(ticket_id);
@@ -96,10 +103,23 @@ class Ledger:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
         v = self.get_meta("schema_version")
-        if v is None:
-            self.set_meta_now("schema_version", SCHEMA_VERSION)
-        elif int(v) > SCHEMA_VERSION:
+        if v is not None and int(v) > SCHEMA_VERSION:
             raise RuntimeError(f"ledger {path} has schema {v}, newer than this hub ({SCHEMA_VERSION})")
+        self._migrate()
+        if v is None or int(v) < SCHEMA_VERSION:
+            self.set_meta_now("schema_version", SCHEMA_VERSION)
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an older hub up to this schema (idempotent; one transaction)."""
+        missing = []
+        for table, column, decl in ADDED_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                missing.append((table, column, decl))
+        if missing:
+            with self.transaction():
+                for table, column, decl in missing:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         self.db.close()

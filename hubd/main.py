@@ -25,11 +25,14 @@ from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
     ASKED_BY,
+    CONSOLE_ACTIONS,
     MAX_PAYLOAD_BYTES,
     REQUEST_MODELS,
     RESYNC_MAX_EVENTS,
+    Arrived,
     BadPayload,
     CallNext,
+    CallTicket,
     ContractError,
     CounterRequest,
     Finish,
@@ -51,6 +54,7 @@ from xephang.contract import (
 )
 from xephang.daemon import Daemon
 from xephang.settings import DaemonSettings
+from xephang.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +78,29 @@ class HubSettings(DaemonSettings):
     hub: HubConfig = HubConfig()
 
 
-def may_act(source: str, req: Request, technicians: Sequence[str]) -> bool:
+def is_web(source: str) -> bool:
+    return source == "web" or source.startswith("web-")
+
+
+def may_act(source: str, req: Request, technicians: Sequence[str], site: Site | None = None) -> bool:
     """Defence in depth behind the broker's ACL: who may ask what (``contract.ASKED_BY``, the same
-    table the ACL is generated from; docs/protocol.md, "Who may ask what")."""
+    table the ACL is generated from; docs/protocol.md, "Who may ask what"). The web console acts
+    for a counter only in the name of the officer the site seats there today (``officer``):
+    a session of counter 3's officer cannot drive counter 2, whatever the page sends."""
     if source == "hub" or source in technicians or any(source.startswith(t + "-") for t in technicians):
         return True
     who = ASKED_BY.get(req.ACTION, "tech")
     if who == "counter":
-        return isinstance(req, CounterRequest) and source == f"counter-{req.counter}"
+        if not isinstance(req, CounterRequest):
+            return False
+        if is_web(source):
+            return (req.ACTION in CONSOLE_ACTIONS and req.officer is not None and site is not None
+                    and req.counter in site.counters_of(req.officer))
+        return source == f"counter-{req.counter}"
     if who == "dispenser":
         return source.startswith("dispenser-")
     if who == "web":
-        return source == "web" or source.startswith("web-")
+        return is_web(source)
     return who == "any"
 
 
@@ -232,9 +247,19 @@ class HubDaemon(Daemon[HubSettings]):
         stored = self._recent_replies.get(req.request_id) or self.ledger.lookup_reply(req.request_id)
         if stored is not None:  # a retry or a redelivery: the same answer, nothing done twice
             return topic, Reply.model_validate_json(stored), req, False
-        if not may_act(req.source, req, self.settings.hub.technicians):
+        if req.valid_until is not None and now > req.valid_until:
+            # the asker gave up (the officer was told "not done"): never executed late, and a retry
+            # with the same id gets this answer too
+            reply = Reply(request_id=req.request_id, action=action, status="error", rev=self.engine.rev,
+                          error=ReplyError(code="expired", message=f"arrived {now - req.valid_until:.1f} s after "
+                                           "its valid_until: not done"))
+            log.warning("expired %s %s from %s", action, req.request_id, req.source)
+            seen[req.request_id] = reply
+            return topic, reply, req, True
+        if not may_act(req.source, req, self.settings.hub.technicians, self.engine.site):
+            who = f" as {req.officer}" if isinstance(req, CounterRequest) and req.officer else ""
             reply = Reply(request_id=req.request_id, action=action, status="error",
-                          error=ReplyError(code="forbidden", message=f"{req.source} may not {action} "
+                          error=ReplyError(code="forbidden", message=f"{req.source}{who} may not {action} "
                                            f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
             log.warning("refused %s from %s", action, req.source)
             seen[req.request_id] = reply
@@ -448,6 +473,8 @@ COMMANDS: dict[type[Request], Callable[[QueueEngine, Any, float], Outcome]] = {
     Pause: lambda e, r, now: e.pause(r.counter, r.reason, now),
     Resume: lambda e, r, now: e.resume(r.counter, now),
     Rate: lambda e, r, now: e.rate(r.counter, r.score, now, ticket_id=r.ticket_id),
+    CallTicket: lambda e, r, now: e.call_ticket(r.counter, r.ticket_id, r.reason, now),
+    Arrived: lambda e, r, now: e.arrived(r.counter, now),
     VoidTicket: lambda e, r, now: e.void(r.ticket_id, r.reason, now),
 }
 

@@ -170,6 +170,8 @@ CALL_COLUMNS = (
     Column("no_show_calls", "Lượt báo vắng", "No-show presses", lambda r: r.get("no_show_calls")),
     Column("transferred", "Chuyển đi", "Transferred out", lambda r: r.get("transferred")),
     Column("serving", "Đang phục vụ", "Being served", lambda r: r.get("serving")),
+    Column("out_of_order_calls", "Gọi ngoài thứ tự", "Called out of order", lambda r: r.get("out_of_order_calls")),
+    Column("no_arrival", "Không ghi nhận đến", "No arrival recorded", lambda r: r.get("no_arrival")),
     Column("rated", "Đánh giá", "Ratings", lambda r: r.get("rated")),
     Column("satisfaction", "Hài lòng", "Satisfied", lambda r: r.get("satisfaction"), "share"),
 )
@@ -183,6 +185,13 @@ TIME_COLUMNS = (
     Column("service_p50", "Phục vụ trung vị", "Service median", lambda r: _minutes(r["service_time"], "p50"), "min",
            "service"),
     Column("service_p90", "Phục vụ P90", "Service P90", lambda r: _minutes(r["service_time"], "p90"), "min", "service"),
+    # "citizen arrived" (the console's button or the box's key): call → arrival, and arrival → end
+    Column("walk_mean", "Đi đến quầy TB", "Walk avg", lambda r: _minutes(r.get("walk") or {}, "mean"), "min"),
+    Column("walk_p90", "Đi đến quầy P90", "Walk P90", lambda r: _minutes(r.get("walk") or {}, "p90"), "min"),
+    Column("arrived_service_mean", "Phục vụ từ lúc đến TB", "Service from arrival avg",
+           lambda r: _minutes(r.get("service_from_arrival") or {}, "mean"), "min", "service"),
+    Column("arrived_service_p50", "Phục vụ từ lúc đến trung vị", "Service from arrival median",
+           lambda r: _minutes(r.get("service_from_arrival") or {}, "p50"), "min", "service"),
 )
 ALL_COLUMNS = COUNT_COLUMNS + TIME_COLUMNS
 

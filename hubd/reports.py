@@ -224,7 +224,7 @@ class _Acc:
 
     __slots__ = ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred", "waits",
                  "within_ok", "svc", "ratings", "inferred", "closed_by_reset", "wait_jump", "svc_jump",
-                 "transferred_in", "no_show_calls", "serving")
+                 "transferred_in", "no_show_calls", "serving", "walks", "svc_arrived", "no_arrival", "out_of_order")
 
     def __init__(self, scale: int) -> None:
         self.issued = self.voided = self.expired = self.open = 0
@@ -235,14 +235,19 @@ class _Acc:
         self.svc: list[float] = []
         self.ratings = [0] * (scale + 1)
         self.inferred = self.closed_by_reset = self.wait_jump = self.svc_jump = 0
+        self.walks: list[float] = []
+        self.svc_arrived: list[float] = []
+        self.no_arrival = self.out_of_order = 0
 
     def merge(self, o: _Acc) -> None:
         for name in ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred",
                      "within_ok", "inferred", "closed_by_reset", "wait_jump", "svc_jump", "transferred_in",
-                     "no_show_calls", "serving"):
+                     "no_show_calls", "serving", "no_arrival", "out_of_order"):
             setattr(self, name, getattr(self, name) + getattr(o, name))
         self.waits.extend(o.waits)
         self.svc.extend(o.svc)
+        self.walks.extend(o.walks)
+        self.svc_arrived.extend(o.svc_arrived)
         self.ratings = [x + y for x, y in zip(self.ratings, o.ratings, strict=True)]
 
     def as_dict(self, scale: int, *, ticket_figures: bool = True, flow: bool = True) -> dict[str, Any]:
@@ -265,6 +270,10 @@ class _Acc:
             "wait": summarize(self.waits),
             "within_target": {"n": nw, "ok": self.within_ok, "share": _share(self.within_ok, nw)},
             "service_time": summarize(self.svc),
+            "walk": summarize(self.walks),
+            "service_from_arrival": summarize(self.svc_arrived),
+            "no_arrival": self.no_arrival,
+            "out_of_order_calls": self.out_of_order,
             "ratings": {str(s): self.ratings[s] for s in range(1, scale + 1)},
             "rated": rated, "satisfaction": _share(satisfied, rated),
             "flags": {"inferred": self.inferred, "closed_by_reset": self.closed_by_reset,
@@ -324,8 +333,9 @@ _TICKET_SQL = ("SELECT id, day, first_service, service, state, issued_at, called
 # called_at index) is a sequential scan; the day test then keeps exactly the period's visits
 _VISIT_RANGE_SQL = "SELECT MIN(id), MAX(id) FROM visits WHERE called_at >= ? AND called_at < ?"
 _VISIT_SQL = ("SELECT v.ticket_id, v.day, v.counter, v.officer, v.service, v.called_at, v.ended_at, v.outcome, "
-              "v.inferred, t.state, t.rating, t.clock_jump FROM visits v LEFT JOIN tickets t ON t.id = v.ticket_id "
+              "v.inferred, t.state, t.rating, t.clock_jump, {arrival} FROM visits v LEFT JOIN tickets t ON t.id = v.ticket_id "
               "WHERE v.id BETWEEN ? AND ? AND v.day BETWEEN ? AND ? ORDER BY v.id")
+_ARRIVAL_COLS = "v.arrived_at, v.call_reason"  # ledger schema 2; a ledger no hub has opened since reads NULL
 _PAUSE_SQL = "SELECT counter, day, started_at, ended_at FROM pauses WHERE day BETWEEN ? AND ?"
 
 
@@ -376,8 +386,10 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     officer_at: dict[int, str] = {}  # who the ledger says sat at each counter (latest call)
     spans: dict[tuple[int, str], list[float]] = {}
     lo, hi = db.execute(_VISIT_RANGE_SQL, (cal.start(per.first), cal.end(per.last))).fetchone()
-    visits = db.execute(_VISIT_SQL, (lo, hi, first_s, last_s)) if lo is not None else ()
-    for tid, vday, counter, officer, vsvc, called, ended, outcome, inferred, tstate, rating, tjump in visits:
+    have = {r[1] for r in db.execute("PRAGMA table_info(visits)")}
+    sql = _VISIT_SQL.format(arrival=_ARRIVAL_COLS if "arrived_at" in have else "NULL, NULL")
+    visits = db.execute(sql, (lo, hi, first_s, last_s)) if lo is not None else ()
+    for tid, vday, counter, officer, vsvc, called, ended, outcome, inferred, tstate, rating, tjump, arrived, why in visits:
         key = (vsvc if gcode == 0 else counter if gcode == 1 else (officer or "—") if gcode == 2
                else vday if gcode == 3 else int((called + offset[vday]) // 3600) % 24)
         if tid not in first_key:
@@ -386,6 +398,10 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
         if a is None:
             a = groups[key] = _Acc(scale)
         a.calls += 1
+        if why is not None:
+            a.out_of_order += 1
+        if arrived is not None and arrived >= called:
+            a.walks.append(arrived - called)
         if tid in sent_on:
             sent_on.discard(tid)
             if follows_tickets:
@@ -424,6 +440,12 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
                     a.svc_jump += 1
                 if dur >= 0:
                     a.svc.append(dur)
+                    # the service proper starts when the citizen arrived; without a usable arrival
+                    # (never pressed, or after the end) the visit is flagged "no arrival recorded"
+                    if arrived is not None and called <= arrived <= ended:
+                        a.svc_arrived.append(ended - arrived)
+                    else:
+                        a.no_arrival += 1
             if rating and 1 <= rating <= scale:
                 a.ratings[rating] += 1
         elif outcome == "no-show":
@@ -523,7 +545,8 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     for n in numbers:
         span = span_total.get(n, 0.0)
         b, ps = busy.get(n, 0.0), paused.get(n, 0.0)
-        load.append({"counter": n, "label": _counter_label(site, n, lang), "officer": _officer(site, n) or officer_at.get(n, ""),
+        # who the ledger says sat there in the period (a roster changed since does not rewrite it)
+        load.append({"counter": n, "label": _counter_label(site, n, lang), "officer": officer_at.get(n) or _officer(site, n),
                      "visits": calls_at.get(n, 0), "busy_s": round(b, 1), "paused_s": round(ps, 1),
                      "idle_s": round(max(0.0, span - b - ps), 1), "pauses": n_pauses.get(n, 0),
                      "hours_s": round(hours_s.get(n, 0.0), 1), "outside_s": round(outside_s.get(n, 0.0), 1),
@@ -560,7 +583,9 @@ def reconcile(report: dict[str, Any]) -> list[str]:
       no-shows + voided + expired + transferred out + open;
     - calls (every row and the totals): calls = served + no-show presses + transferred out +
       being served now; final no-shows ≤ no-show presses;
-    - counters: opening hours + hours outside them = serving + idle + paused + closed.
+    - counters: opening hours + hours outside them = serving + idle + paused + closed;
+    - arrivals (every row and the totals): services timed = timed from arrival + no arrival
+      recorded; calls out of order ≤ calls.
     """
     bad: list[str] = []
 
@@ -584,13 +609,26 @@ def reconcile(report: dict[str, Any]) -> list[str]:
         if r["no_shows"] > r["no_show_calls"]:
             bad.append(f"{where}: final no-shows {r['no_shows']} > no-show presses {r['no_show_calls']}")
 
+    def arrivals(r: dict[str, Any], where: str) -> None:
+        if r.get("no_arrival") is None:
+            return
+        timed, from_arrival = r["service_time"]["n"], r["service_from_arrival"]["n"]
+        if timed != from_arrival + r["no_arrival"]:
+            bad.append(f"{where}: services timed {timed} ≠ timed from arrival {from_arrival} + no arrival recorded "
+                       f"{r['no_arrival']}")
+        if r["out_of_order_calls"] > r["calls"]:
+            bad.append(f"{where}: calls out of order {r['out_of_order_calls']} > calls {r['calls']}")
+
     for r in report["rows"]:
         ticket_flow(r, f"row {r['label']}")
         calls(r, f"row {r['label']}")
+        arrivals(r, f"row {r['label']}")
     ticket_flow(report["totals"], "total")
     calls(report["totals"], "total")
+    arrivals(report["totals"], "total")
     if report["group_by"] in ("service", "day"):
-        for k in ("issued", "transferred_in", "served", "no_shows", "voided", "expired", "transferred", "open", "calls"):
+        for k in ("issued", "transferred_in", "served", "no_shows", "voided", "expired", "transferred", "open", "calls",
+                  "no_arrival", "out_of_order_calls"):
             rows = sum(r.get(k) or 0 for r in report["rows"])
             if rows != report["totals"].get(k):
                 bad.append(f"total {k} {report['totals'].get(k)} ≠ sum of the rows {rows}")
@@ -644,7 +682,7 @@ def _rows(site: Site, group: str, groups: dict[Any, _Acc], scale: int, lang: str
         keys = sorted(set(keys) | {c.number for c in site.counters})
         label = lambda k: _counter_label(site, k, lang)  # noqa: E731
     elif group == "officer":
-        keys = _ordered(keys, [c.officer for c in site.counters])
+        keys = _ordered(keys, [site.officer_name(c.number) for c in site.counters])
         label = str
     elif group == "day":
         keys = sorted(keys)
@@ -670,7 +708,7 @@ def busiest_hours(arrivals: list[int], days: int, top: int = 3) -> list[dict[str
 
 def _officer(site: Site, n: int) -> str:
     try:
-        return site.counter(n).officer
+        return site.officer_name(n)
     except KeyError:
         return ""
 

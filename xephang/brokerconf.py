@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from xephang.contract import ASKED_BY, CLIENT_ID_PREFIX, ROOT_PREFIX, check_level
+from xephang.contract import ASKED_BY, CLIENT_ID_PREFIX, CONSOLE_ACTIONS, ROOT_PREFIX, check_level
 from xephang.settings import SettingsError, load_site
 from xephang.site import Site
 
@@ -151,9 +151,10 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
         elif acc.role in ("display", "announcer"):
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#"]
         elif acc.role == "web":
-            # webd reads what the hall board and the devices say, and asks the hub for reports as
-            # itself; it writes nothing else (tests/webd/test_web_acl.py)
-            lines += [f"topic write {r}/req/hub/{a}/{acc.username}" for a in WEB_ACTIONS]
+            # webd reads what the hall board and the devices say, asks the hub for reports as itself,
+            # and sends the officers' console actions (the hub checks each names an officer the
+            # site seats at that counter); it writes nothing else (tests/webd/test_web_acl.py)
+            lines += [f"topic write {r}/req/hub/{a}/{acc.username}" for a in (*WEB_ACTIONS, *CONSOLE_ACTIONS)]
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#", f"topic read {r}/node/#"]
         elif acc.role == "tech":
             # technicians act for any counter (the hub's may_act agrees), push config, press sim keys

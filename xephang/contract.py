@@ -293,6 +293,9 @@ class Request(StrictMessage):
     reply_to: ReplyTopic = Field(default="", description="R/reply/{source}, or empty (the same): the hub answers "
                                  "only there")
     sent_at: float | None = Field(default=None, description="device clock, informational")
+    valid_until: float | None = Field(default=None, description="hub clock (epoch s): arriving later, the request is "
+                                      "refused (`expired`) and never executed — the web console has told the officer "
+                                      "\"not done\" by then")
 
 
 def _req_schema(action: str) -> str:
@@ -309,6 +312,8 @@ class IssueTicket(Request):
 
 class CounterRequest(Request):
     counter: int = Field(ge=1, le=99)
+    officer: Slug | None = Field(default=None, description="web console only: the officer account acting; the hub "
+                                 "acts only when the site seats that officer at `counter` (a box leaves it out)")
 
 
 class CallNext(CounterRequest):
@@ -364,6 +369,24 @@ class Rate(CounterRequest):
                                   "when given, the hub refuses a rating for any other ticket")
 
 
+class CallTicket(CounterRequest):
+    """Call one waiting number out of the call order (the console's "call this number")."""
+
+    ACTION: ClassVar[str] = "call-ticket"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    ticket_id: int = Field(ge=1, description="the waiting ticket's id (`ticket.id` of its events)")
+    reason: PlainText = Field(min_length=1, description="why this number goes before the call order (reports list it)")
+
+
+class Arrived(CounterRequest):
+    """The called citizen reached the counter: the walk ends, the service time starts."""
+
+    ACTION: ClassVar[str] = "arrived"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+
+
 class VoidTicket(Request):
     ACTION: ClassVar[str] = "void-ticket"
     SCHEMA: ClassVar[str] = _req_schema(ACTION)
@@ -397,14 +420,20 @@ class ReportRequest(Request):
 # The hub and technicians (``tech``, ``tech-*``) may ask everything.
 ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
     "issue-ticket": "dispenser", "void-ticket": "dispenser",
-    **dict.fromkeys(("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume", "rate"), "counter"),
+    **dict.fromkeys(("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume", "rate", "call-ticket",
+                     "arrived"), "counter"),
     "resync": "any", "report": "web",
 }
+# what the web console may ask for an officer (``officer`` set; the hub checks the site seats that
+# officer at the counter): every counter action but the citizen's rating
+CONSOLE_ACTIONS: tuple[str, ...] = ("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume",
+                                    "call-ticket", "arrived")
 RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
 
 REQUEST_MODELS: dict[str, type[Request]] = {
     m.ACTION: m
-    for m in (IssueTicket, CallNext, Recall, NoShow, Finish, Transfer, Pause, Resume, Rate, VoidTicket, Resync, ReportRequest)
+    for m in (IssueTicket, CallNext, Recall, NoShow, Finish, Transfer, Pause, Resume, Rate, CallTicket, Arrived, VoidTicket,
+              Resync, ReportRequest)
 }
 
 
@@ -451,7 +480,8 @@ class TicketEvent(Message):
 
     SCHEMA: ClassVar[str] = "xephang.event.ticket.v1"
     TOPIC: ClassVar[str] = "R/event/ticket/{kind}"
-    KINDS: ClassVar[tuple[str, ...]] = ("issued", "called", "recalled", "finished", "no-show", "transferred", "voided", "rated", "expired")
+    KINDS: ClassVar[tuple[str, ...]] = ("issued", "called", "recalled", "arrived", "finished", "no-show", "transferred",
+                                        "voided", "rated", "expired")
     schema_: str = Field(default=SCHEMA, alias="schema")
     event_id: str
     rev: int = Field(ge=1, description="hub revision, +1 per event")
@@ -470,6 +500,9 @@ class TicketEvent(Message):
     est_wait_open: bool | None = Field(
         default=None, description="issued: the wait cannot be narrowed: 'more than est_wait_low_min minutes' (0: not known yet)")
     inferred: bool | None = Field(default=None, description="finished: the finish time was inferred")
+    out_of_order: bool | None = Field(default=None, description="called: the officer called this number out of the "
+                                      "call order; `reason` says why")
+    walk_s: float | None = Field(default=None, description="arrived: seconds from the call to the citizen's arrival")
     from_service: str | None = None
     score: int | None = None
     reason: str | None = None
@@ -502,6 +535,10 @@ class CounterState(Message):
     serving: TicketInfo | None = None
     services: list[str] = Field(default_factory=list)
     officer: str = ""
+    officer_id: str | None = Field(default=None, description="the officer account seated here (the web console's)")
+    visit_called_at: float | None = Field(default=None, description="the current visit: when this counter called it")
+    arrived_at: float | None = Field(default=None, description="the current visit: when the citizen arrived (null: not yet)")
+    call_reason: str | None = Field(default=None, description="the current visit was called out of order, for this reason")
     rev: int = 0
 
 
