@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -26,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from webd import pages
+from webd import console, pages
 from webd.auth import Accounts, Session, Sessions, Throttle, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
-from xephang.contract import Reply, ReportRequest
+from xephang.contract import CONSOLE_ACTIONS, REQUEST_MODELS, Reply, ReportRequest
 from xephang.site import Site
 from xephang.ticketlink import LinkSecretError, check_token, load_secret
 
@@ -54,6 +55,11 @@ SECURITY_HEADERS = {
 }
 
 Ask = Callable[[str, dict[str, Any], Callable[[Reply | None], None]], None]
+HEAD_ROLES = ("head", "technician")
+ACT_ATTEMPT_S = 2.0  # a console click: each try waits this long for the hub …
+ACT_ATTEMPTS = 3  # … this many times (same request id); then the click is answered "not done"
+ACT_MARGIN_S = 0.3  # … and a little more, so the hub has passed the request's valid_until
+ACTS_KEPT = 500  # answers to recent clicks, for a retry of the same click
 
 
 def _empty_snapshot() -> Snapshot:
@@ -86,6 +92,7 @@ class WebApp:
         self._reports: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None, str]] = {}
         self._report_wait: dict[tuple[str, str, str], asyncio.Future[Reply | None]] = {}
         self._frag_cache: dict[tuple[Any, ...], str] = {}
+        self._acts: dict[str, asyncio.Future[console.ActResult]] = {}  # request id → the click's answer
         self._frag_version = -1
         from webd.catalogue import load_catalogue_or_none
 
@@ -133,6 +140,10 @@ class WebApp:
             Route("/head/events", self.dashboard_events),
             Route("/head/reports", self.reports_page),
             Route("/head/report.{fmt}", self.report_download),
+            Route("/counter", self.console_home),
+            Route("/counter/{n:int}", self.console_page),
+            Route("/counter/{n:int}/events", self.console_events),
+            Route("/counter/{n:int}/act", self.console_act, methods=["POST"]),
             Route("/lang/{lang}", self.set_lang),
             Route("/static/{name}", self.static),
             Route("/fonts/{name}", self.font),
@@ -152,7 +163,10 @@ class WebApp:
 
     def session(self, request: Request) -> Session | None:
         s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
-        if s is not None and self.accounts.get(s.username) is None:  # `xephang web user remove`: out at once
+        if s is None:
+            return None
+        acc = self.accounts.get(s.username)
+        if acc is None or acc.role != s.role:  # `xephang web user remove` or a new role: out at once
             self.sessions.end_user(s.username)
             return None
         return s
@@ -329,7 +343,10 @@ class WebApp:
         self.throttle.succeeded(*keys)
         s = self.sessions.new(acc)
         log.info("login: %s (%s) from %s", acc.username, acc.role, self._client(request))
-        resp = RedirectResponse(_safe_next(form.get("next", "/head")), status_code=303, headers=SECURITY_HEADERS)
+        nxt = _safe_next(form.get("next", "/head"))
+        if acc.role == "officer" and not nxt.startswith("/counter"):
+            nxt = "/counter"  # an officer's PC opens on their counter
+        resp = RedirectResponse(nxt, status_code=303, headers=SECURITY_HEADERS)
         resp.set_cookie(SESSION_COOKIE, s.id, httponly=True, samesite="strict", path="/")
         resp.delete_cookie(LOGIN_COOKIE, path="/login")
         return resp
@@ -344,11 +361,18 @@ class WebApp:
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
-    def _need_login(self, request: Request) -> Session | Response:
+    def _need_login(self, request: Request, roles: tuple[str, ...] = HEAD_ROLES) -> Session | Response:
+        """The session, if it may see this page; else where to go (login) or a refusal. An
+        officer's session sees only the console; the head's and technicians' pages are theirs."""
         s = self.session(request)
         if s is None:
             return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303,
                                     headers=SECURITY_HEADERS)
+        if s.role not in roles:
+            if s.role == "officer":
+                return RedirectResponse("/counter", status_code=303, headers=SECURITY_HEADERS)
+            lang = self.lang(request)
+            return self.html(pages.message_page("xephang", console.tr("not_yours", lang), lang=lang), status=403)
         return s
 
     # ------------------------------------------------------------------ the head
@@ -470,6 +494,144 @@ class WebApp:
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
         return Response(data, media_type=mime, headers={**SECURITY_HEADERS, "cache-control": "no-store",
                                                         "content-disposition": f'attachment; filename="{name}"'})
+
+    # ------------------------------------------------------------------ the officer's console
+    def _officer(self, request: Request, n: int | None = None) -> Session | Response:
+        s = self._need_login(request, ("officer",))
+        if isinstance(s, Response) or n is None:
+            return s
+        if n not in console.counters_of(self.snapshot, self.site, s.username):
+            log.warning("officer %s refused for counter %s (from %s)", s.username, n, self._client(request))
+            lang = self.lang(request)
+            return self.html(pages.message_page("xephang", console.tr("not_yours", lang), lang=lang), status=403)
+        return s
+
+    def _console_nav(self, s: Session, lang: str) -> str:
+        return (f'<nav><a href="/counter">{pages.e(console.tr("console", lang))}</a> '
+                f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{pages.e(s.csrf)}">'
+                f'<button type="submit">{pages.e(pages.t("logout", lang))} ({pages.e(s.username)})</button></form></nav>')
+
+    async def console_home(self, request: Request) -> Response:
+        s = self._officer(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        numbers = console.counters_of(self.snapshot, self.site, s.username)
+        if len(numbers) == 1:
+            return RedirectResponse(f"/counter/{numbers[0]}", status_code=303, headers=SECURITY_HEADERS)
+        return self.html(pages.page(console.tr("console", lang), console.choose_page_body(numbers, self.site, lang),
+                                    lang=lang, path="/counter", nav=self._console_nav(s, lang), script=False))
+
+    def _console_json(self, snap: Snapshot, n: int, s: Session, lang: str) -> str:
+        return json.dumps({"html": console.console_fragment(snap, self.site, n, lang, s.csrf, self.now())},
+                          ensure_ascii=False)
+
+    async def console_page(self, request: Request) -> Response:
+        n = int(request.path_params["n"])
+        s = self._officer(request, n)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        frag = console.console_fragment(self.snapshot, self.site, n, lang, s.csrf, self.now())
+        msg = request.query_params.get("msg", "")[:300]
+        after = (f'<p class="act-msg" id="act-msg" role="status" aria-live="polite" '
+                 f'data-unreachable="{pages.e(console.tr("web_unreachable", lang))}">{pages.e(msg)}</p>')
+        return self.html(pages.live_page(console.tr("console", lang), frag, lang=lang, path=f"/counter/{n}",
+                                         stream=f"/counter/{n}/events?lang={lang}", kind="console",
+                                         nav=self._console_nav(s, lang), before=after,
+                                         hb=self.settings.web.sse_heartbeat_s))
+
+    async def console_events(self, request: Request) -> Response:
+        n = int(request.path_params["n"])
+        s = self._officer(request, n)
+        if isinstance(s, Response):
+            return Response("forbidden", status_code=403)
+        lang = self.lang(request)
+        # the stream ends with the session, and when the roster moves the officer off this counter
+        return await self._stream(request, lambda snap: self._console_json(snap, n, s, lang),
+                                  alive=lambda: self.sessions.get(s.id) is not None
+                                  and n in console.counters_of(self.snapshot, self.site, s.username))
+
+    async def console_act(self, request: Request) -> Response:
+        """One click of the console. The form carries the session's CSRF token and the click's
+        ``rid``; webd asks the hub in the officer's name and answers with what the hub said."""
+        n = int(request.path_params["n"])
+        lang = self.lang(request)
+        wants_json = request.headers.get("x-requested-with") == "xephang"
+        s = self._officer(request, n)
+        if isinstance(s, Response):
+            return self._act_answer(n, console.ActResult(False, "forbidden", console.tr("not_yours", lang)),
+                                    wants_json, status=403) if self.session(request) else s
+        form = await self._form(request)
+        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return self._act_answer(n, console.ActResult(False, "bad-form", pages.t("bad_form", lang)), wants_json,
+                                    status=403)
+        action = form.get("action", "")
+        if action not in CONSOLE_ACTIONS:
+            return self._act_answer(n, console.ActResult(False, "invalid", console.tr("bad_input", lang, m=action[:40])),
+                                    wants_json, status=400)
+        rid = form.get("rid", "")
+        if not console.valid_rid(rid):
+            rid = console.new_rid()  # a form without a usable id: this click gets its own
+        # the session's mark in the id: two sessions can never share a request id at the hub
+        request_id = f"w{hashlib.sha256(s.id.encode()).hexdigest()[:8]}-{rid}"
+        fields: dict[str, Any] = {"counter": n, "officer": s.username}
+        if action == "transfer":
+            fields["to_service"] = form.get("to_service", "")
+        if action in ("pause", "call-ticket"):
+            fields["reason"] = form.get("reason", "").strip()
+        if action == "call-ticket":
+            tid = form.get("ticket_id", "")
+            fields["ticket_id"] = int(tid) if tid.isdigit() and len(tid) < 10 else tid  # the form sends text
+        try:  # the contract's own checks, before anything is sent: a readable message, nothing asked
+            REQUEST_MODELS[action](request_id=request_id, source="web", **fields)
+        except ValidationError as exc:
+            why = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors())
+            return self._act_answer(n, console.ActResult(False, "invalid", console.tr("bad_input", lang, m=why[:200])),
+                                    wants_json, status=400)
+        result = await self.act(action, request_id, fields, lang)
+        log.info("console: %s at counter %s: %s %s (%s)", s.username, n, action, result.code or "ok", request_id)
+        return self._act_answer(n, result, wants_json)
+
+    async def act(self, action: str, request_id: str, fields: dict[str, Any], lang: str) -> console.ActResult:
+        """Ask the hub once per click: the same ``request_id`` again (a double click, a retried
+        POST) waits for, or gets, the first answer."""
+        fut = self._acts.get(request_id)
+        if fut is None:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            self._acts[request_id] = fut
+            while len(self._acts) > ACTS_KEPT:
+                old = next(iter(self._acts))
+                if not self._acts[old].done():
+                    break
+                del self._acts[old]
+            reply_box: asyncio.Future[Reply | None] = loop.create_future()
+
+            def done(reply: Reply | None) -> None:
+                loop.call_soon_threadsafe(lambda: reply_box.done() or reply_box.set_result(reply))
+
+            # the owner thread sets the request's valid_until to when it stops waiting (webd.main._act)
+            self.ask("act", {"action": action, "request_id": request_id, **fields}, done)
+            reply = await reply_box
+            if reply is None:  # asked, never answered: past valid_until now, so the hub will refuse it
+                await asyncio.sleep(ACT_MARGIN_S)
+                res = console.ActResult(False, "timeout", console.tr("timeout", lang))
+            else:
+                err = reply.error
+                res = console.ActResult(reply.status == "ok", "" if reply.status == "ok" else (err.code if err else "error"),
+                                        console.result_text(action, reply.status, err.code if err else "",
+                                                            err.message if err else "", reply.data, lang), reply.rev)
+            fut.set_result(res)
+        return await asyncio.shield(fut)
+
+    def _act_answer(self, n: int, res: console.ActResult, wants_json: bool, status: int = 200) -> Response:
+        if wants_json:
+            return Response(json.dumps({"ok": res.ok, "code": res.code, "text": res.text, "rev": res.rev},
+                                       ensure_ascii=False), status_code=status, media_type="application/json",
+                            headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+        # without JavaScript: back to the console, the answer shown above it (a fresh page: fresh click ids)
+        return RedirectResponse(f"/counter/{n}?" + urlencode({"msg": res.text}), status_code=303, headers=SECURITY_HEADERS)
 
     # ------------------------------------------------------------------ misc
     async def set_lang(self, request: Request) -> Response:

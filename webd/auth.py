@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROLES = ("head", "technician")
+from xephang.site import is_slug
+
+ROLES = ("head", "technician", "officer")  # an officer's name is an [[officers]] id of the site
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MIN_PASSWORD = 10
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB of memory per check
@@ -117,6 +119,9 @@ class Accounts:
             raise AccountError(f"user name {username!r}: 2–32 of a-z 0-9 . _ - (starting with a letter or digit)")
         if role not in ROLES:
             raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
+        if role == "officer" and not is_slug(username):
+            raise AccountError(f"officer {username!r}: must be the officer's id in the site file ([[officers]] id: "
+                               "a-z 0-9 and single hyphens)")
         if len(password) < MIN_PASSWORD:
             raise AccountError(f"password: at least {MIN_PASSWORD} characters")
         self._load()

@@ -101,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     u = ws.add_parser("user", help="tài khoản lãnh đạo/kỹ thuật / head's and technicians' accounts")
     u.add_argument("action", choices=["add", "passwd", "remove", "list"])
     u.add_argument("name", nargs="?")
-    u.add_argument("--role", choices=["head", "technician"], default="head")
+    u.add_argument("--role", choices=["head", "technician", "officer"], default="head",
+                   help="officer: the name must be the officer's id in the site's [[officers]]; their console acts "
+                        "only for the counter the site seats them at")
     u.add_argument("--accounts", help=f"accounts file (default $XEPHANG_STATE_DIR/web-accounts.json or {DEFAULT_ACCOUNTS})")
     u.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     u.set_defaults(func=user_cmd)

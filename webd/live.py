@@ -47,6 +47,8 @@ class LiveTicket:
     last_kind: str = "issued"
     from_service: str | None = None
     at: float = 0.0  # the last change (hub clock)
+    issued_at: float = 0.0  # when the ticket was taken (the officer's console shows the wait from here)
+    priority_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,18 @@ class Snapshot:
 
     def service(self, sid: str) -> ServiceState | None:
         return next((s for s in self.services if s.id == sid), None)
+
+    def counter(self, number: int) -> CounterState | None:
+        return next((c for c in self.counters if c.number == number), None)
+
+    def waiting_in(self, sid: str) -> list[LiveTicket]:
+        """Today's waiting tickets of a service in the hub's call order within it: priority
+        tickets first, then by arrival (the overdue rule and the priority streak may change the
+        next call; the console says so)."""
+        ws = [t for t in self.tickets.values() if t.state == "waiting" and t.service == sid
+              and (not self.day or t.day == self.day)]
+        ws.sort(key=lambda t: (self.ahead.get(t.id, 0), t.arrival, t.id))
+        return ws
 
     def ticket_view(self, ticket_id: int, day: str, display: str) -> TicketView:
         """The view of the ticket a (verified) link names."""
@@ -261,7 +275,8 @@ class LiveHall:
             return
         ti = ev.ticket
         t = self.tickets.get(ti.id) or LiveTicket(id=ti.id, day=ti.day, display=ti.display, service=ti.service,
-                                                  priority=ti.priority_group is not None, arrival=ti.issued_at)
+                                                  priority=ti.priority_group is not None, arrival=ti.issued_at,
+                                                  issued_at=ti.issued_at, priority_group=ti.priority_group)
         ch: dict[str, Any] = {"last_kind": ev.kind, "at": ev.at, "recalls": ti.recalls}
         k = ev.kind
         if k == "issued":

@@ -26,6 +26,7 @@ from webd.live import LiveHall
 from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
+    REQUEST_MODELS,
     Alert,
     BadPayload,
     CounterEvent,
@@ -33,6 +34,7 @@ from xephang.contract import (
     HallState,
     NodeStatus,
     Reply,
+    ReplyError,
     ReportRequest,
     Resync,
     ServiceState,
@@ -75,6 +77,7 @@ class WebDaemon(Daemon[WebSettings]):
         self._resync_retry = False
         self.web_failed = False
         self.resyncs = 0
+        self.clock_speed = settings.clock.speed if settings.clock.origin is not None else 1.0
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -238,10 +241,30 @@ class WebDaemon(Daemon[WebSettings]):
     def ask_from_web(self, kind: str, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
         """Called from the web thread: run a hub request in the owner thread; ``done`` runs in the
         owner thread with the reply (or None)."""
+        if kind == "act":  # an officer's console click (webd.app.WebApp.act)
+            self.bus.call_soon(lambda: self._act(params, done))
+            return
         if kind != "report":
             raise ValueError(kind)
         req = ReportRequest(request_id=new_request_id(), source=self.node, **params)
         self.bus.call_soon(lambda: self.bus.request(req, on_reply=done, timeout_s=8.0, attempts=2))
+
+    def _act(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
+        """Send one console action in the officer's name (owner thread). Not connected to the
+        broker: nothing is sent (a queued publish could act later, by surprise)."""
+        from webd.app import ACT_ATTEMPT_S, ACT_ATTEMPTS
+
+        p = dict(params)
+        action = p.pop("action")
+        if not self.bus.connected.is_set():
+            done(Reply(request_id=p["request_id"], action=action, status="error",
+                       error=ReplyError(code="unreachable", message="webd is not connected to the broker")))
+            return
+        # the hub refuses it (`expired`) once this thread has stopped waiting: an officer told "not
+        # done" never finds it done later (hub and webd share the Pi's clock; a demo clock runs faster)
+        wait_s = ACT_ATTEMPT_S * ACT_ATTEMPTS
+        req = REQUEST_MODELS[action](source=self.node, valid_until=self.clock.now() + wait_s * self.clock_speed, **p)
+        self.bus.request(req, on_reply=done, timeout_s=ACT_ATTEMPT_S, attempts=ACT_ATTEMPTS)
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:

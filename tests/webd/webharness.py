@@ -8,9 +8,11 @@ bus to drive the queue as the boxes would, the link secret and a head's account.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ from xephang.ticketlink import load_secret, ticket_path, write_secret
 
 SITE = "tuong-linh"
 HEAD_USER, HEAD_PASSWORD = "truong-tt", "mat-khau-rat-dai-2026"
+# officers of the example site: lan sits at counter 1, tuan at counter 3 (config/site.example.toml)
+OFFICER_PASSWORD = "can-bo-mat-khau-2026"
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -108,6 +112,8 @@ def centre(mosquitto: Mosquitto, tmp_path: Path, site_file: Path) -> Iterator[We
     write_secret(key)
     accounts = tmp_path / "web" / "web-accounts.json"
     Accounts(accounts).set(HEAD_USER, "head", HEAD_PASSWORD)
+    for officer in ("lan", "hung", "tuan"):
+        Accounts(accounts).set(officer, "officer", OFFICER_PASSWORD)
     port = free_port()
     hub_cm = running_hub(mosquitto.port, tmp_path / "hub", site_file)
     hub = hub_cm.__enter__()
@@ -132,6 +138,34 @@ def centre(mosquitto: Mosquitto, tmp_path: Path, site_file: Path) -> Iterator[We
         t.join(10)
         with contextlib.suppress(Exception):
             c._hub_cm.__exit__(None, None, None)
+
+
+def post_form(url: str, data: dict[str, str], cookie: str = "", headers: dict[str, str] | None = None,
+              timeout: float = 15) -> tuple[int, str, dict[str, str]]:
+    """A form POST as a browser sends it, without following redirects."""
+    body = urllib.parse.urlencode(data).encode()
+    req = urllib.request.Request(url, data=body, headers={"Cookie": cookie, **(headers or {}),
+                                                          "Content-Type": "application/x-www-form-urlencoded"})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a: Any, **k: Any) -> None:
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=timeout) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def login(base: str, user: str, password: str) -> tuple[str, str]:
+    """Log in through the form; returns (session cookie, where the login sent us)."""
+    st, body, h = http_get(base + "/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', body.decode())[1]  # type: ignore[index]
+    cookie = h["set-cookie"].split(";", 1)[0]
+    st, _, h2 = post_form(base + "/login", {"username": user, "password": password, "csrf": csrf}, cookie)
+    assert st == 303, f"login of {user} failed ({st})"
+    return h2["set-cookie"].split(";", 1)[0], h2["location"]
 
 
 def _chromium() -> tuple[str, str] | None:

@@ -30,11 +30,25 @@
       o.start(audio.currentTime + t); o.stop(audio.currentTime + t + 0.3);
     });
   }
+  var pending = null;
+  function typing() {
+    var a = document.activeElement;
+    return kind === "console" && a && live.contains(a) && (a.tagName === "INPUT" || a.tagName === "SELECT");
+  }
+  function swap(html) {
+    // the officer typing a reason keeps the field: the new picture waits until they leave it
+    if (typing()) { pending = html; return; }
+    pending = null;
+    live.innerHTML = html;
+  }
+  live.addEventListener("focusout", function () {
+    setTimeout(function () { if (pending !== null && !typing()) swap(pending); }, 0);
+  });
   function onData(ev) {
     var d;
     seen = Date.now();
     try { d = JSON.parse(ev.data); } catch (e) { return; }
-    live.innerHTML = d.html;
+    swap(d.html);
     live.setAttribute("data-updated", String(Date.now()));
     if (kind === "ticket") {
       if (d.state === "called" && (state !== "called" || (recalls >= 0 && d.recalls !== recalls))) beep();
@@ -68,4 +82,49 @@
     btn.textContent = btn.getAttribute("data-on"); btn.disabled = true;
   });
   connect();
+})();
+
+// The officer's console: one click, one action. Each click gets its own request id; a retry of
+// that click (the network blinked) sends the same id, so the hub acts once; while a click is on
+// its way every other click is ignored (a double click does nothing twice).
+(function () {
+  var live = document.getElementById("live");
+  var msg = document.getElementById("act-msg");
+  if (!live || live.getAttribute("data-kind") !== "console" || !window.fetch || !window.FormData) return;
+  var busy = false;
+  function rid() {
+    var b = new Uint8Array(16), s = "";
+    window.crypto.getRandomValues(b);
+    for (var i = 0; i < b.length; i++) s += ("0" + b[i].toString(16)).slice(-2);
+    return s;
+  }
+  function say(text, ok) {
+    if (!msg) return;
+    msg.textContent = text;
+    msg.className = "act-msg " + (ok ? "ok" : "warn");
+  }
+  function send(form, body, tries) {
+    return fetch(form.action, {method: "POST", body: body, credentials: "same-origin",
+                               headers: {"x-requested-with": "xephang"}})
+      .then(function (r) { return r.json(); })
+      .catch(function (err) {
+        if (tries > 1) return new Promise(function (ok) { setTimeout(ok, 1000); })
+          .then(function () { return send(form, body, tries - 1); });
+        throw err;
+      });
+  }
+  live.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.classList || !form.classList.contains("act")) return;
+    ev.preventDefault();
+    if (busy) return;
+    busy = true;
+    live.setAttribute("data-busy", "1");
+    var body = new URLSearchParams(new FormData(form));
+    body.set("rid", rid());
+    say("…", true);
+    send(form, body, 3).then(function (d) { say(d.text, d.ok); })
+      .catch(function () { say(msg ? msg.getAttribute("data-unreachable") : "?", false); })
+      .then(function () { busy = false; live.removeAttribute("data-busy"); });
+  });
 })();
