@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PLAIN_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume", "pause-menu", "transfer", "none")
+PLAIN_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume", "pause-menu", "transfer", "arrived", "none")
 _RATE = re.compile(r"^rate-([1-5])$")
 _TRANSFER_TO = re.compile(r"^transfer:([a-z0-9]+(-[a-z0-9]+)*)$")
 MAX_CHOICES = 9  # the LED blinks an option's number: more than nine cannot be counted by eye

@@ -12,7 +12,8 @@ The rules (``docs/counterd.md`` has the long form):
   Actions: ``next``, ``recall``, ``no-show``, ``finish``, ``pause`` (toggle: pause with the
   first reason, or resume when paused), ``resume``, ``pause-menu`` (choose a reason),
   ``transfer`` (choose a service), ``transfer:<service>`` (a service key), ``rate-1`` …
-  ``rate-5``, ``none``.
+  ``rate-5``, ``arrived`` (the called citizen reached the counter: an optional key, not in the
+  default map), ``none``.
 - **Menus** (few keys): ``pause-menu`` and ``transfer`` open a choice; the key that opened it
   steps through the options with short presses (the LED blinks the option's number, the
   buzzer beeps it) and confirms with a long press; a service key confirms its service at
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 # box action → hub request action
 REQUEST_OF = {"next": "call-next", "recall": "recall", "no-show": "no-show", "finish": "finish",
-              "pause": "pause", "resume": "resume", "transfer": "transfer", "rate": "rate"}
+              "pause": "pause", "resume": "resume", "transfer": "transfer", "rate": "rate", "arrived": "arrived"}
 
 # the hub's refusals of a rating that no retry can fix: the window is over
 RATING_GONE = ("rating-window-closed", "already-rated", "rating-wrong-ticket")

@@ -301,3 +301,14 @@ def test_every_flash_and_light_name_has_a_pattern():
     for base in ("ready", "working", "paused", "suggest_no_show", "queue_empty", "hub_offline", "choose-3"):
         assert STATUS_PATTERNS[base].forever
     assert RATING_PATTERNS["rating_open"].forever
+
+
+def test_an_arrived_key_tells_the_hub_the_citizen_reached_the_counter():
+    keys = [{"name": "next", "pin": 5, "short": "next"}, {"name": "arrived", "pin": 24, "short": "arrived"}]
+    box = make(keys=keys)
+    serve(box, 1.0)
+    (s,) = sends(box.press("arrived", "short", 20.0))
+    assert (s.action, s.fields) == ("arrived", {})
+    assert flashes(box.on_reply(s.request_id, ok(s, ticket=ticket(), arrived_at=20.0, walk_s=19.0, already=False),
+                                20.1)) == ["accepted"]
+    assert box.serving is not None and box.serving.display == "1001"  # still serving: arrival is not the end
