@@ -17,7 +17,7 @@ from typing import Any
 from webd.live import Snapshot, TicketView
 from xephang.site import Site
 
-ASSET_VERSION = "2"
+ASSET_VERSION = "3"
 
 T: dict[str, tuple[str, str]] = {
     "your_number": ("Số thứ tự của bạn", "Your number"),

@@ -104,10 +104,13 @@
     msg.className = "act-msg " + (ok ? "ok" : "warn");
   }
   function send(form, body, tries) {
-    return fetch(form.action, {method: "POST", body: body, credentials: "same-origin",
-                               headers: {"x-requested-with": "xephang"}})
-      .then(function (r) { return r.json(); })
-      .catch(function (err) {
+    // getAttribute: the form has an input named "action", which hides the form's own .action
+    return fetch(form.getAttribute("action"), {method: "POST", body: body, credentials: "same-origin",
+                                               headers: {"x-requested-with": "xephang"}})
+      .then(function (r) {
+        // an answer from the server, even a refusal, is final: only a lost connection is retried
+        return r.json().catch(function () { return {ok: false, text: "HTTP " + r.status}; });
+      }, function (err) {
         if (tries > 1) return new Promise(function (ok) { setTimeout(ok, 1000); })
           .then(function () { return send(form, body, tries - 1); });
         throw err;
