@@ -177,8 +177,21 @@ def render_protocol() -> str:
         "",
         "| action | who may ask (besides `hub` and technicians) |",
         "|---|---|",
-        *(f"| `{a}` | {dict(counter='`counter-N`, for counter N only', dispenser='`dispenser-*`', any='every node', web='the web daemon (`web`, `web-*`) and technicians', tech='technicians only (`tech`, `tech-*`)')[w]} |"
+        *(f"| `{a}` | {dict(counter='`counter-N`, for counter N only', dispenser='`dispenser-*`', any='every node', web='the web daemon (`web`, `web-*`) and technicians', tech='technicians only (`tech`, `tech-*`)')[w]}"
+          f"{'; the web console (`web`) with `officer` set, for the counter the site seats that officer at' if a in c.CONSOLE_ACTIONS else ''} |"
           for a, w in c.ASKED_BY.items()),
+        "",
+        "**The officer's web console** (docs/web.md) sends counter actions as `web` with `officer` = the "
+        "officer's account, which is their `[[officers]] id` in the site. The hub acts only when its site "
+        "(the roster of today, `counters[].officer_id`) seats that officer at `counter`; otherwise "
+        "`forbidden`. The web account is trusted to have checked the officer's password: a holder of the web "
+        "account's MQTT password can act for any *seated* officer at their own counter, never for a counter "
+        "nobody is seated at, nor rate.",
+        "",
+        "**`valid_until`** (any request, hub clock): a request that reaches the hub later is refused "
+        "(`expired`), stored like any answer (a retry of the same id gets `expired` too) and never executed. "
+        "The console sets it to the moment it stops waiting, so an officer told \"not done\" never finds it "
+        "done later.",
         "",
         "## Request actions",
         "",
@@ -195,6 +208,10 @@ def render_protocol() -> str:
         "pause": "`counter`, `state`",
         "resume": "`counter`, `state`",
         "rate": "`ticket`, `score`",
+        "call-ticket": "`ticket`, `out_of_order` (true), `finished` (as call-next), `waiting`; refused: "
+                       "`reason-required`, `not-waiting`, `not-served-here`",
+        "arrived": "`ticket`, `arrived_at`, `walk_s` (call → arrival), `already` (pressed before: the first "
+                   "arrival stands, no event); refused: `not-serving`",
         "void-ticket": "`ticket`",
         "resync": f"`hall` (HallState); with `since_rev`: `events` (missed events in rev order, at most "
                   f"{c.RESYNC_MAX_EVENTS}, within one message) and `more` (later events exist)",
