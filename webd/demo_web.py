@@ -1,11 +1,12 @@
 """webd in ``xephang demo``: its settings, citizens who follow their ticket pages, screenshots.
 
 The demo starts webd like every other daemon (its own process, its own broker account); this
-module gives it a port, the link secret it shares with the dispenser and a head's account
-with a random password (written to ``web/head-password.txt``), lets a few simulated citizens
+module gives it a port, the link secret it shares with the dispenser, a head's account and an
+officer's account (the officer of the first seated counter) with random passwords (written to
+``web/head-password.txt`` and ``web/officer-password.txt``), lets a few simulated citizens
 open their ticket's live stream (as the phone's page does) and count what they were shown,
-and at the end saves screenshots of a live ticket page, the hall page and the head's
-dashboard with headless Chromium when it is installed.
+and at the end saves screenshots of a live ticket page, the hall page, the head's dashboard
+and the officer's console with headless Chromium when it is installed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CATALOGUE = Path(__file__).resolve().parent.parent / "config" / "catalogue.examp
 
 
 class WebDemo:
-    def __init__(self, out: Path, site_slug: str) -> None:
+    def __init__(self, out: Path, site_slug: str, *, officer: str | None = None) -> None:
         self.dir = out / "web"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.site = site_slug
@@ -47,6 +48,11 @@ class WebDemo:
 
         Accounts(self.accounts).set(HEAD_USER, "head", self.password)
         (self.dir / "head-password.txt").write_text(f"{HEAD_USER}\n{self.password}\n")
+        self.officer = officer  # an [[officers]] id the site seats at a counter: their console
+        self.officer_password = secrets.token_urlsafe(12)
+        if officer:
+            Accounts(self.accounts).set(officer, "officer", self.officer_password)
+            (self.dir / "officer-password.txt").write_text(f"{officer}\n{self.officer_password}\n")
         self.stop = threading.Event()
         self.followers: list[threading.Thread] = []
         self.seen: dict[str, dict[str, Any]] = {}  # ticket → what its page showed
@@ -156,6 +162,16 @@ class WebDemo:
             while not drv.find_elements(By.ID, "figures") and time.monotonic() < end:
                 time.sleep(0.1)
             out.append(self._shot(drv, "dashboard.png"))
+            if self.officer:  # the officer's console on their counter's PC (a fresh session)
+                drv.delete_all_cookies()
+                drv.get(self.base + "/login")
+                drv.find_element(By.NAME, "username").send_keys(self.officer)
+                drv.find_element(By.NAME, "password").send_keys(self.officer_password)
+                drv.find_element(By.ID, "submit").click()
+                end = time.monotonic() + 10
+                while not drv.find_elements(By.ID, "actions") and time.monotonic() < end:
+                    time.sleep(0.1)
+                out.append(self._shot(drv, "console.png"))
         except Exception as exc:  # screenshots are a bonus: never fail the demo for them
             log.warning("web screenshots failed: %s", exc)
         finally:

@@ -358,7 +358,8 @@ class Demo:
         if available("webd"):
             from webd.demo_web import WebDemo
 
-            self.web = WebDemo(self.out, self.site.site.slug)
+            self.web = WebDemo(self.out, self.site.site.slug, officer=next(
+                (c.officer_id for c in self.site.counters if c.officer_id), None))
         for spec in node_plan(self.site):
             if not available(spec.script):
                 self.skipped[spec.node] = f"`{spec.script}` is not installed"
