@@ -59,6 +59,10 @@ def targets(site: str, nodes: list[str], source: str = "tech-fuzz") -> list[Targ
         "issue-ticket": {"service": "ho-tich"}, "transfer": {"counter": 1, "to_service": "dat-dai"},
         "rate": {"counter": 1, "score": 3}, "void-ticket": {"ticket_id": 1}, "resync": {"since_rev": 0},
         "report": {"period": "today"},
+        # the console's fields: a hostile officer id or reason must be refused at the edge like any other
+        "call-ticket": {"counter": 1, "ticket_id": 1, "reason": "Người cao tuổi", "officer": "lan",
+                        "valid_until": 4.0e9},
+        "arrived": {"counter": 1, "officer": "lan"},
     }
     out: list[Target] = []
     for action, model in REQUEST_MODELS.items():
@@ -73,7 +77,7 @@ def targets(site: str, nodes: list[str], source: str = "tech-fuzz") -> list[Targ
         out.append(Target(t.status(node), NodeStatus, {"schema": NodeStatus.SCHEMA, "node": node, "online": False,
                                                       "session": 1}))
     ticket = {"id": 1, "day": "2026-01-01", "number": 1001, "display": "1001", "service": "ho-tich", "issued_at": 0.0}
-    for kind in ("issued", "called", "recalled", "finished", "transferred", "voided"):
+    for kind in ("issued", "called", "recalled", "arrived", "finished", "transferred", "voided"):
         out.append(Target(t.event("ticket", kind), TicketEvent, {
             "schema": TicketEvent.SCHEMA, "event_id": "fuzz-event-1", "rev": 1, "at": 0.0, "kind": kind,
             "ticket": ticket, "counter": 1}))
