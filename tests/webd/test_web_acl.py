@@ -10,7 +10,7 @@ import pytest
 
 from hubd.main import may_act
 from xephang.brokerconf import BrokerFiles, acl_text, site_accounts, write_broker_files
-from xephang.contract import CallNext, ReportRequest, Resync
+from xephang.contract import CONSOLE_ACTIONS, CallNext, ReportRequest, Resync
 from xephang.mosquitto import Mosquitto, find_mosquitto
 from xephang.site import Site
 from xephang.tools import REFUSED, BrokerTarget, ToolClient
@@ -22,12 +22,13 @@ NOT_AUTHORIZED = 135
 # what an attacker holding webd's password must not be able to write
 FORBIDDEN = [
     f"{R}/state/hall", f"{R}/state/counter/1", f"{R}/event/ticket/called", f"{R}/reply/counter-1",
-    f"{R}/req/hub/call-next/web", f"{R}/req/hub/issue-ticket/web", f"{R}/req/hub/void-ticket/web",
+    f"{R}/req/hub/rate/web", f"{R}/req/hub/issue-ticket/web", f"{R}/req/hub/void-ticket/web",
     f"{R}/req/hub/report", f"{R}/req/hub/report/tech", f"{R}/req/hub/call-next/counter-1",
     f"{R}/config/counter-1/set", f"{R}/sim/dispenser-1/press", f"{R}/node/hub/status",
     f"{R}/node/dispenser-1/alert/paper-out", "xephang/v1/other-commune/req/hub/report/web",
 ]
-ALLOWED = [f"{R}/req/hub/report/web", f"{R}/req/hub/resync/web", f"{R}/node/web/status", f"{R}/node/web/health"]
+ALLOWED = [f"{R}/req/hub/report/web", f"{R}/req/hub/resync/web", f"{R}/node/web/status", f"{R}/node/web/health",
+           f"{R}/req/hub/call-next/web", f"{R}/req/hub/arrived/web"]  # the console's, checked by the hub
 
 
 @pytest.fixture
@@ -55,7 +56,10 @@ def test_broker_config_makes_a_web_account_with_read_and_report_rights(site):
     acl = acl_text("tuong-linh", accounts)
     block = acl.split("user web\n", 1)[1].split("\n\n", 1)[0]
     assert f"topic write {R}/req/hub/report/web" in block
-    assert not any(line.startswith("topic write") and "report/web" not in line for line in block.splitlines())
+    # reports as itself, and the officers' console actions as itself (the hub checks each names an
+    # officer the site seats at that counter): nothing else
+    assert {line for line in block.splitlines() if line.startswith("topic write")} == {
+        f"topic write {R}/req/hub/report/web", *(f"topic write {R}/req/hub/{a}/web" for a in CONSOLE_ACTIONS)}
 
 
 @pytest.mark.parametrize("topic", FORBIDDEN, ids=[t.replace(R + "/", "") for t in FORBIDDEN])
