@@ -320,6 +320,69 @@ class QueueEngine:
             return sum(1 for w in ws if w.priority_group and (w.arrival_at, w.id) < (t.arrival_at, t.id))
         return sum(1 for w in ws if (w.arrival_at, w.id) < (t.arrival_at, t.id) or w.priority_group)
 
+    # ------------------------------------------------------------------ the site, live
+    def site_change_refusals(self, new: Site) -> list[str]:
+        """Why ``new`` cannot replace the running site with today's queue as it is — every
+        reason, Vietnamese first. Empty: the swap keeps every ticket, its number and its place."""
+        out: list[str] = []
+        old = self.site.site
+        for name in ("slug", "timezone", "daily_reset"):
+            if getattr(new.site, name) != getattr(old, name):
+                out.append(f"site.{name} chỉ đổi được khi khởi động lại máy chủ hàng đợi "
+                           f"(site.{name} changes only with a restart: edit the site file)")
+        open_t = [t for t in self.tickets.values() if t.state in ("waiting", "called")]
+        new_services = {s.id: s for s in new.services}
+        called_by = {sid for c in new.counters for sid in c.services}
+        groups = {g.id for g in new.priority.groups}
+        for sid in sorted({t.service for t in open_t}):
+            mine = [t for t in open_t if t.service == sid]
+            waiting = sum(1 for t in mine if t.state == "waiting")
+            if sid not in new_services:
+                out.append(f"lĩnh vực {sid}: còn {len(mine)} phiếu chưa xong hôm nay, không bỏ được "
+                           f"(service {sid} has {len(mine)} open tickets today: it cannot be removed)")
+            elif waiting and sid not in called_by:
+                out.append(f"lĩnh vực {sid}: {waiting} người đang chờ mà không quầy nào gọi "
+                           f"({waiting} waiting for {sid} and no counter would call them)")
+        for (day, sid), last in sorted(self.sequences.items()):
+            svc = new_services.get(sid)
+            if day != self.day or svc is None:
+                continue
+            first = min((t.number for t in self.tickets.values() if t.day == day and t.service == sid),
+                        default=self.services[sid].band[0] if sid in self.services else svc.band[0])
+            lo, hi = svc.band
+            if lo > first or hi < last:
+                out.append(f"lĩnh vực {sid}: dải số [{lo}, {hi}] không chứa các số đã phát hôm nay ({first}–{last}); "
+                           f"đổi dải từ ngày mai (band [{lo}, {hi}] leaves out today's numbers {first}–{last})")
+        for g in sorted({t.priority_group for t in open_t if t.priority_group} - groups):
+            out.append(f"nhóm ưu tiên {g}: còn phiếu đang chờ, không bỏ được (priority group {g} has open tickets)")
+        new_numbers = {c.number for c in new.counters}
+        for n, rt in sorted(self.counters.items()):
+            if n in new_numbers or n not in {c.number for c in self.site.counters}:
+                continue
+            if rt.serving is not None or rt.state == "paused":
+                what = "đang phục vụ" if rt.serving is not None else "đang tạm nghỉ"
+                out.append(f"quầy {n} {what}: kết thúc trước rồi mới bỏ quầy (counter {n} is "
+                           f"{'serving' if rt.serving is not None else 'paused'}: finish first)")
+        return out
+
+    def swap_site(self, new: Site) -> None:
+        """Run ``new`` from now on (``site_change_refusals`` is empty): the queue, its numbers,
+        the counters' state and what the estimate learnt stay; names, targets, the counters'
+        services and officers are the new ones from the next call on."""
+        numbers = {c.number for c in new.counters}
+        for n in [n for n in self.counters if n not in numbers]:  # a removed counter: idle or closed
+            del self.counters[n]
+        for c in new.counters:
+            self.counters.setdefault(c.number, CounterRt(c.number))
+        for svc in new.services:
+            self.service_ewma.setdefault(svc.id, svc.mean_service_min * 60)
+            if svc.id not in self.services or self.services[svc.id].mean_service_min != svc.mean_service_min:
+                self.prior_call_s[svc.id] = svc.mean_service_min * 60 + OVERHEAD_S
+        self.site = new
+        self.services = {s.id: s for s in new.services}
+        self._wait_cache.clear()
+        self._state_waits.clear()
+
     # ------------------------------------------------------------------ day
     def roll_day(self, now: float) -> Outcome:
         """Start a new service day when the reset time has passed; history is kept."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from hubd.engine import CounterRt, Event, Outcome, Pause, QueueEngine, Ticket, Visit
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # v3: site_changes (the live site's history)
 # columns added after the first version: (table, column, declaration); added in place on open
 # (ALTER TABLE ADD COLUMN: instant in SQLite, old rows read NULL)
 ADDED_COLUMNS = (
@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL, ticket_id INTEGER, counter INTEGER, payload TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (rev INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS site_changes (
+    rev INTEGER PRIMARY KEY, at REAL NOT NULL, by TEXT NOT NULL, source TEXT NOT NULL,
+    changes TEXT NOT NULL, site TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY, source TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL, reply TEXT NOT NULL
 );
@@ -120,6 +123,19 @@ class Ledger:
             with self.transaction():
                 for table, column, decl in missing:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+    def record_site_change(self, *, rev: int, at: float, by: str, source: str, changes: list[str],
+                           site: dict[str, Any]) -> None:
+        """One applied site push: its config rev, when, who, what changed, and the whole site."""
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO site_changes (rev, at, by, source, changes, site) VALUES (?,?,?,?,?,?)",
+                            (rev, at, by, source, json.dumps(changes, ensure_ascii=False),
+                             json.dumps(site, ensure_ascii=False, sort_keys=True)))
+
+    def site_changes(self) -> list[dict[str, Any]]:
+        """The live site's history, oldest first (``xephang`` tools and tests read it)."""
+        return [{"rev": r[0], "at": r[1], "by": r[2], "source": r[3], "changes": json.loads(r[4])}
+                for r in self.db.execute("SELECT rev, at, by, source, changes FROM site_changes ORDER BY rev")]
 
     def close(self) -> None:
         self.db.close()

@@ -8,6 +8,8 @@ stored reply again and changes nothing. Retained state is republished on every c
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import threading
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubd.engine import CommandError, Outcome, QueueEngine
 from hubd.ledger import Ledger
@@ -33,6 +35,7 @@ from xephang.contract import (
     BadPayload,
     CallNext,
     CallTicket,
+    ConfigSet,
     ContractError,
     CounterRequest,
     Finish,
@@ -53,8 +56,9 @@ from xephang.contract import (
     decode,
 )
 from xephang.daemon import Daemon
-from xephang.settings import DaemonSettings
-from xephang.site import Site
+from xephang.nodeconfig import ConfigRefused
+from xephang.settings import DaemonSettings, format_validation_errors
+from xephang.site import Site, changes_between, cross_check_errors
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,20 @@ class HubConfig(BaseModel):
 
 class HubSettings(DaemonSettings):
     hub: HubConfig = HubConfig()
+
+
+ROSTER_FIELDS = frozenset({"officer_id", "officer", "services"})  # what the head's web page may change
+
+
+def _whole_site(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` when it is a valid site; else every error at once: each field's, then each cross
+    check's on its own line (pydantic folds the cross checks into one)."""
+    try:
+        Site.model_validate(raw)
+    except ValidationError as exc:
+        errors = [e for e in format_validation_errors(exc, Site) if not e.startswith("(root)")]
+        raise ConfigRefused(errors + cross_check_errors(raw)) from None
+    return raw
 
 
 def is_web(source: str) -> bool:
@@ -110,10 +128,16 @@ class HubDaemon(Daemon[HubSettings]):
     role: ClassVar[str] = "hub"
     settings_cls: ClassVar[type[DaemonSettings]] = HubSettings
     health_interval_s: ClassVar[float] = 15.0
+    # the site, live: technicians push it whole (``xephang config push hub site.toml``), the web
+    # daemon pushes the head's roster (who sits where, which services a counter calls) on its own topic
+    node_config_model: ClassVar[type[BaseModel] | None] = Site
+    node_config_senders: ClassVar[tuple[str, ...]] = ("web",)
 
     def __init__(self, settings: HubSettings, *, bus: Bus | None = None, clock: Clock | None = None) -> None:
+        self.engine: QueueEngine | None = None  # the node config's check runs against it once built
         super().__init__(settings, bus=bus, clock=clock)
-        self.site = settings.load_site()
+        assert self.node_config is not None
+        self.site: Site = self.node_config.current  # type: ignore[assignment]  # the last pushed site, or the file
         self.engine = QueueEngine(self.site)
         path = settings.hub.ledger or Path(settings.state_dir) / "ledger.sqlite"
         self.ledger = Ledger(path)
@@ -136,6 +160,61 @@ class HubDaemon(Daemon[HubSettings]):
         self.ops = 0
         log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
                  sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
+
+    # ------------------------------------------------------------------ the site, live
+    def initial_node_config(self) -> dict[str, Any]:
+        return self.settings.load_site().model_dump(mode="json")
+
+    def node_config_origin(self) -> str | None:
+        """The site file's fingerprint: a file edited since the last push wins at the next start."""
+        f = self.settings.site_file
+        return hashlib.sha256(Path(f).read_bytes()).hexdigest()[:16] if f else None
+
+    def merge_node_config(self, current: dict[str, Any], push: ConfigSet, sender: str | None) -> dict[str, Any]:
+        """Technicians' pushes merge like any node's (tables merge, lists replace whole: push the
+        whole ``[[counters]]``); the web daemon's push is the head's roster only — counters by
+        number, and only who sits there and which services it calls."""
+        if sender is None:
+            return _whole_site(super().merge_node_config(current, push, sender))
+        if not is_web(sender) or set(push.config) != {"counters"} or not isinstance(push.config["counters"], list):
+            raise ConfigRefused([f"{sender} may push only {{\"counters\": [{{number, officer_id, officer, services}}]}}"])
+        out = copy.deepcopy(current)
+        by_number = {c.get("number"): c for c in out["counters"]}
+        errors = []
+        for i, patch in enumerate(push.config["counters"]):
+            if not isinstance(patch, dict) or not set(patch) <= ROSTER_FIELDS | {"number"}:
+                errors.append(f"counters[{i}]: only number, {', '.join(sorted(ROSTER_FIELDS))} may change from the web")
+                continue
+            target = by_number.get(patch.get("number"))
+            if target is None:
+                errors.append(f"counters[{i}]: no counter {patch.get('number')!r} in the site")
+                continue
+            target.update({k: v for k, v in patch.items() if k != "number"})
+        if errors:
+            raise ConfigRefused(errors)
+        return _whole_site(out)
+
+    def check_node_config(self, new: BaseModel) -> list[str]:
+        assert isinstance(new, Site)
+        return self.engine.site_change_refusals(new) if self.engine is not None else []
+
+    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+        """Swap the site between two batches: the queue stays, the change is in the ledger with
+        who made it, and every retained state is sent again (names, officers, services)."""
+        assert isinstance(new, Site) and self.engine is not None and self.node_config is not None
+        applying = self.node_config.applying
+        push, sender, rev = applying if applying else (None, None, self.node_config.rev + 1)
+        changes = changes_between(self.engine.site, new)
+        self.ledger.record_site_change(rev=rev, at=self.clock.now(), by=(push.by or push.source) if push else "?",
+                                       source=sender or (push.source if push else "?"), changes=changes,
+                                       site=new.model_dump(mode="json"))
+        self.engine.swap_site(new)
+        self.site = new
+        log.info("site rev %s applied (by %s): %s", rev, push.by if push else "?", "; ".join(changes) or "no change")
+        self._state_dirty = True
+        self._dirty_counters |= {c.number for c in new.counters}
+        self._dirty_services |= set(self.engine.services)
+        return False
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:

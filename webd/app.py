@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from webd import console, pages
+from webd import console, pages, roster
 from webd.auth import Accounts, Session, Sessions, Throttle, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
-from xephang.contract import CONSOLE_ACTIONS, REQUEST_MODELS, Reply, ReportRequest
+from xephang.contract import CONSOLE_ACTIONS, REQUEST_MODELS, Reply, ReportRequest, new_request_id
 from xephang.site import Site
 from xephang.ticketlink import LinkSecretError, check_token, load_secret
 
@@ -84,6 +84,7 @@ class WebApp:
         self.throttle = Throttle(max_failures=w.login_max_failures, lockout_s=w.login_lockout_s)
         self.form_secret = secrets.token_bytes(32)  # signs the login form's CSRF cookie
         self.link_secret: bytes | None = None
+        self.site_rev: int | None = None  # the hub's site config rev (None: not heard yet)
         if w.link_secret_file is not None:
             try:
                 self.link_secret = load_secret(w.link_secret_file)
@@ -100,6 +101,11 @@ class WebApp:
         self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     # ------------------------------------------------------------------ owner thread → web
+    def set_site(self, site: Site, rev: int) -> None:
+        """The hub's live site (a roster pushed today): one reference swap; fragments re-render."""
+        self.site, self.site_rev = site, rev
+        self._frag_version = -1
+
     def publish(self, snap: Snapshot) -> None:
         """A new snapshot from the owner thread: swap it in and wake every live stream."""
         loop = self.loop
@@ -140,6 +146,8 @@ class WebApp:
             Route("/head/events", self.dashboard_events),
             Route("/head/reports", self.reports_page),
             Route("/head/report.{fmt}", self.report_download),
+            Route("/head/roster", self.roster_page, methods=["GET"]),
+            Route("/head/roster", self.roster_post, methods=["POST"]),
             Route("/counter", self.console_home),
             Route("/counter/{n:int}", self.console_page),
             Route("/counter/{n:int}/events", self.console_events),
@@ -310,14 +318,14 @@ class WebApp:
                         path="/login")
         return resp
 
-    async def _form(self, request: Request) -> dict[str, str]:
+    async def _form(self, request: Request, max_fields: int = 10) -> dict[str, str]:
         body = b""
         async for chunk in request.stream():
             body += chunk
-            if len(body) > MAX_FORM_BYTES:
+            if len(body) > MAX_FORM_BYTES * (1 + max_fields // 10):
                 return {}
         try:
-            q = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+            q = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
         except (UnicodeDecodeError, ValueError):
             return {}
         return {k: v[0] for k, v in q.items()}
@@ -494,6 +502,60 @@ class WebApp:
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
         return Response(data, media_type=mime, headers={**SECURITY_HEADERS, "cache-control": "no-store",
                                                         "content-disposition": f'attachment; filename="{name}"'})
+
+    # ------------------------------------------------------------------ the roster (who sits where today)
+    async def roster_page(self, request: Request, *, msg: str = "", errors: list[str] | None = None,
+                          status: int = 200) -> Response:
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        done = request.query_params.get("done", "")
+        if not msg and done.isdigit():
+            msg = roster.tr("applied", lang, rev=done)
+        body = roster.page_body(self.site, self.site_rev, lang, s.csrf, msg=msg, errors=errors or [])
+        return self.html(pages.page(roster.tr("roster", lang), body, lang=lang, path="/head/roster",
+                                    nav=pages.head_nav(lang, s.csrf, s.username)), status=status)
+
+    async def roster_post(self, request: Request) -> Response:
+        """The head's change of who sits at which counter and which services it calls, pushed to
+        the hub as the web account (the hub accepts nothing else from it), answered with the hub's
+        own ack: applied, or every reason it was refused."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        form = await self._form(request, max_fields=400)
+        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return await self.roster_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        if self.site_rev is None:
+            return await self.roster_page(request, errors=[roster.tr("no_site", lang)], status=503)
+        counters, errors = roster.read_form(form, self.site, lang)
+        base = form.get("base_rev", "")
+        if not base.isdigit():
+            errors.append(roster.tr("bad_form", lang))
+        if errors:
+            return await self.roster_page(request, errors=errors, status=400)
+        loop = asyncio.get_running_loop()
+        box: asyncio.Future[Reply | None] = loop.create_future()
+
+        def done(reply: Reply | None) -> None:
+            loop.call_soon_threadsafe(lambda: box.done() or box.set_result(reply))
+
+        self.ask("site", {"request_id": new_request_id(), "by": s.username[:80], "base_rev": int(base),
+                          "counters": counters}, done)
+        reply = await box
+        if reply is None:
+            return await self.roster_page(request, errors=[roster.tr("no_answer", lang)], status=504)
+        if reply.status != "ok":
+            code = reply.error.code if reply.error else "error"
+            lines = (reply.error.message if reply.error else "").split("\n")
+            head = roster.tr("stale" if code == "stale" else "unreachable" if code == "unreachable" else "refused", lang)
+            log.info("roster change by %s refused (%s): %s", s.username, code, lines[:3])
+            return await self.roster_page(request, errors=[head, *[x for x in lines if x]], status=409)
+        log.info("roster change by %s applied: site rev %s", s.username, reply.rev)
+        return RedirectResponse("/head/roster?" + urlencode({"done": str(reply.rev)}), status_code=303,
+                                headers=SECURITY_HEADERS)
 
     # ------------------------------------------------------------------ the officer's console
     def _officer(self, request: Request, n: int | None = None) -> Session | Response:

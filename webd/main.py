@@ -29,6 +29,9 @@ from xephang.contract import (
     REQUEST_MODELS,
     Alert,
     BadPayload,
+    ConfigAck,
+    ConfigSet,
+    ConfigState,
     CounterEvent,
     CounterState,
     HallState,
@@ -44,10 +47,12 @@ from xephang.contract import (
 )
 from xephang.daemon import Daemon
 from xephang.settings import DaemonSettings
+from xephang.site import Site
 
 log = logging.getLogger(__name__)
 
 RESYNC_RETRY_S = 3.0
+CONFIG_WAIT_S = 8.0  # a roster change waits this long for the hub's ack
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 
 
@@ -77,6 +82,8 @@ class WebDaemon(Daemon[WebSettings]):
         self._resync_retry = False
         self.web_failed = False
         self.resyncs = 0
+        self.site_rev: int | None = None  # rev of the hub's pushed site webd shows (None: the site file)
+        self._config_waits: dict[str, tuple[float, Callable[[Reply | None], None]]] = {}
         self.clock_speed = settings.clock.speed if settings.clock.origin is not None else 1.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -90,6 +97,9 @@ class WebDaemon(Daemon[WebSettings]):
         self.bus.subscribe(t.counter_events(), self._on_counter_event, retained=False)
         self.bus.subscribe(t.all_status(), self._on_status)
         self.bus.subscribe(t.all_alerts(), self._on_alert)
+        # the hub's live site (retained) and the answers to the head's roster changes
+        self.bus.subscribe(t.config_state("hub"), self._on_hub_config)
+        self.bus.subscribe(t.config_ack("hub"), self._on_hub_ack, retained=False)
         self.bus.add_connect_hook(self._on_connected)
         self.bus.add_disconnect_hook(lambda: self.model.set_link(False))
         if self._serve:
@@ -126,6 +136,11 @@ class WebDaemon(Daemon[WebSettings]):
             log.error("the web server stopped (port %s taken?): exiting so systemd restarts webd", self.settings.web.port)
             self.web_failed = True
             self.stop_event.set()
+        mono = time.monotonic()
+        for rid, (until, done) in list(self._config_waits.items()):
+            if mono >= until:  # the hub did not answer the push
+                del self._config_waits[rid]
+                done(None)
         if (self.model.gap or self._resync_retry) and not self._resync_inflight \
                 and time.monotonic() >= self._resync_next:
             self._ask_resync(self._resync_since if self._resync_retry else self.model.missing_from())
@@ -176,6 +191,41 @@ class WebDaemon(Daemon[WebSettings]):
         if self.model.on_event(ev) and not self._resync_inflight:
             self._ask_resync(self.model.missing_from())
         self._show()  # a call reaches the phones now, not at the end of the inbox
+
+    def _on_hub_config(self, msg: Inbound) -> None:
+        """The hub's retained config state: its live site (a roster pushed today). The pages and
+        the console's "which counter is mine" follow it; a site that does not validate is kept
+        out (the hub validated it; this is a reader's guard)."""
+        if not msg.payload:
+            return
+        st = decode(ConfigState, msg.payload)
+        try:
+            site = Site.model_validate(st.config)
+        except ValueError as exc:
+            raise BadPayload("invalid", f"the hub's site rev {st.rev} does not validate here: {str(exc)[:200]}") from None
+        self.site = site
+        self.site_rev = st.rev
+        self.web.set_site(site, st.rev)
+
+    def _on_hub_ack(self, msg: Inbound) -> None:
+        ack = decode(ConfigAck, msg.payload)
+        wait = self._config_waits.pop(ack.request_id, None)
+        if wait is None:
+            return  # another tool's push
+        ok = ack.status in ("applied", "restart-required")
+        wait[1](Reply(request_id=ack.request_id, action="config", status="ok" if ok else "error", data={"rev": ack.rev},
+                      rev=ack.rev, error=None if ok else ReplyError(code=ack.status, message="\n".join(ack.errors))))
+
+    def _push_site(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
+        """The head's roster change, pushed to the hub as webd (``R/config/hub/set/web``)."""
+        if not self.bus.connected.is_set():
+            done(Reply(request_id=params["request_id"], action="config", status="error",
+                       error=ReplyError(code="unreachable", message="webd is not connected to the broker")))
+            return
+        push = ConfigSet(request_id=params["request_id"], source=self.node, by=params["by"],
+                         base_rev=params["base_rev"], config={"counters": params["counters"]})
+        self._config_waits[push.request_id] = (time.monotonic() + CONFIG_WAIT_S, done)
+        self.bus.publish(self.bus.topics.config_set("hub", self.node), push, qos=1)
 
     def _on_status(self, msg: Inbound) -> None:
         if msg.payload:
@@ -243,6 +293,9 @@ class WebDaemon(Daemon[WebSettings]):
         owner thread with the reply (or None)."""
         if kind == "act":  # an officer's console click (webd.app.WebApp.act)
             self.bus.call_soon(lambda: self._act(params, done))
+            return
+        if kind == "site":  # the head's roster change (webd.app.WebApp.roster_post)
+            self.bus.call_soon(lambda: self._push_site(params, done))
             return
         if kind != "report":
             raise ValueError(kind)

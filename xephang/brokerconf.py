@@ -139,7 +139,8 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
         lines.append(f"user {acc.username}")
         if acc.role == "hub":
             lines += [f"topic read {r}/req/hub/#", f"topic write {r}/reply/+", f"topic write {r}/event/#",
-                      f"topic write {r}/state/#", f"topic read {r}/node/#"]
+                      f"topic write {r}/state/#", f"topic read {r}/node/#",
+                      f"topic read {r}/config/hub/set/+"]  # the web daemon's roster push (named sender)
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub
             # checks the payload's source against it (a counter cannot act for another counter)
@@ -156,6 +157,10 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             # site seats at that counter); it writes nothing else (tests/webd/test_web_acl.py)
             lines += [f"topic write {r}/req/hub/{a}/{acc.username}" for a in (*WEB_ACTIONS, *CONSOLE_ACTIONS)]
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#", f"topic read {r}/node/#"]
+            # … and the head's roster change as a config push to the hub on its own topic (the hub
+            # takes only counters' officer and services from it), reading the hub's live site
+            lines += [f"topic write {r}/config/hub/set/{acc.username}", f"topic read {r}/config/hub/state",
+                      f"topic read {r}/config/hub/ack"]
         elif acc.role == "tech":
             # technicians act for any counter (the hub's may_act agrees), push config, press sim keys
             lines += [f"topic write {r}/req/hub/#", f"topic write {r}/config/+/set", f"topic read {r}/config/#",

@@ -120,8 +120,11 @@ class Topics:
     def state_summary(self) -> str:
         return f"{self.root}/state/summary"
 
-    def config_set(self, node: str) -> str:
-        return f"{self.root}/config/{check_level(node)}/set"
+    def config_set(self, node: str, sender: str | None = None) -> str:
+        """Technicians push on ``config/{node}/set``; a named sender the ACL binds to its own
+        account (the web daemon's roster change to the hub) pushes on ``config/{node}/set/{sender}``."""
+        base = f"{self.root}/config/{check_level(node)}/set"
+        return base if sender is None else f"{base}/{check_level(sender)}"
 
     def config_ack(self, node: str) -> str:
         return f"{self.root}/config/{check_level(node)}/ack"
@@ -639,7 +642,9 @@ class ConfigSet(StrictMessage):
     TOPIC: ClassVar[str] = "R/config/{node}/set"
     schema_: str = Field(default=SCHEMA, alias="schema")
     request_id: RequestId
-    source: NodeId = Field(description="who pushes: a technician id")
+    source: NodeId = Field(description="who pushes: a technician id (or `web` on `…/set/web`)")
+    by: PlainText = Field(default="", description="the person who made the change "
+                                 "(a technician's or the head's name), kept with the hub's site history")
     base_rev: int | None = Field(default=None, ge=0, description="the config rev the change was made against; stale → refused")
     config: dict[str, Any] = Field(description="partial node config, merged into the current one")
 

@@ -28,8 +28,8 @@ from pydantic import BaseModel
 from xephang import __version__, exits, systemd
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
-from xephang.contract import Alert, BadPayload, NodeHealth, SimPress, SimPressAck, decode
-from xephang.nodeconfig import NodeConfigManager
+from xephang.contract import Alert, BadPayload, ConfigSet, NodeHealth, SimPress, SimPressAck, decode
+from xephang.nodeconfig import NodeConfigManager, deep_merge
 from xephang.settings import DaemonSettings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class Daemon(Generic[S]):
     role: ClassVar[str] = "node"
     settings_cls: ClassVar[type[DaemonSettings]] = DaemonSettings
     node_config_model: ClassVar[type[BaseModel] | None] = None  # the part technicians may push
+    node_config_senders: ClassVar[tuple[str, ...]] = ()  # named senders besides technicians (…/set/{sender})
     health_interval_s: ClassVar[float] = 30.0
     tick_interval_s: ClassVar[float] = 0.2
 
@@ -116,6 +117,10 @@ class Daemon(Generic[S]):
                 bus=self.bus,
                 node=self.node,
                 clock=self.clock.now,
+                check=self.check_node_config,
+                merge=self.merge_node_config,
+                senders=self.node_config_senders,
+                origin=self.node_config_origin(),
             )
 
     # ---- for subclasses -----------------------------------------------------------------
@@ -138,6 +143,20 @@ class Daemon(Generic[S]):
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         """Apply a validated node config; return True when a restart is needed."""
         return False
+
+    def check_node_config(self, new: BaseModel) -> list[str]:
+        """Why a valid pushed config cannot apply now (every reason; empty: it can)."""
+        return []
+
+    def merge_node_config(self, current: dict[str, Any], push: ConfigSet, sender: str | None) -> dict[str, Any]:
+        """The whole new config from the current one and a push: tables merge, values and lists
+        replace. Raise ``ConfigRefused`` for a push this sender may not make."""
+        return deep_merge(current, push.config)
+
+    def node_config_origin(self) -> str | None:
+        """A fingerprint of the local file the node config comes from (None: no such file):
+        when the file changed since the last push, the file wins."""
+        return None
 
     def on_sim_press(self, press: SimPress) -> None:
         """Simulated hardware input (only subscribed in sim mode). Raise ``BadPayload`` for a key

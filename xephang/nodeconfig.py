@@ -88,12 +88,26 @@ class NodeConfigManager:
         bus: Bus,
         node: str,
         clock: Callable[[], float],
+        check: Callable[[BaseModel], list[str]] | None = None,
+        merge: Callable[[dict[str, Any], ConfigSet, str | None], dict[str, Any]] | None = None,
+        senders: tuple[str, ...] = (),
+        origin: str | None = None,
     ) -> None:
+        """``check`` lists why a valid config cannot apply now (refused, nothing changes);
+        ``merge`` makes the new whole from the current one and a push (``sender``: the named
+        sender of ``…/set/{sender}``, None for technicians); ``senders`` are the named senders
+        this node takes pushes from; ``origin`` names the local file the config was made from —
+        when it changed since the last push, the file wins (a technician edited it and restarted)."""
         self.model = model
         self.path = path
         self.bus = bus
         self.node = node
         self._apply = apply
+        self._check = check
+        self._merge = merge
+        self.senders = senders
+        self.origin = origin
+        self.applying: tuple[ConfigSet, str | None, int] | None = None  # (push, sender, rev) while applying
         self._clock = clock
         self._acks: OrderedDict[str, ConfigAck] = OrderedDict()
         self.restart_required = False
@@ -121,6 +135,10 @@ class NodeConfigManager:
         try:
             saved = json.loads(self.path.read_text())
             rev, cfg = int(saved["rev"]), saved["config"]
+            if saved.get("origin") != self.origin:
+                log.warning("the local file changed since config rev %s was pushed: the file is used (rev %s)",
+                            rev, rev + 1)
+                return rev + 1, initial
             self.model.model_validate(cfg)
             log.info("node config rev %s from %s", rev, self.path)
             return rev, cfg
@@ -132,6 +150,9 @@ class NodeConfigManager:
 
     def subscribe(self) -> None:
         self.bus.subscribe(self.bus.topics.config_set(self.node), self._on_set, retained=False)
+        for sender in self.senders:
+            topic = self.bus.topics.config_set(self.node, sender)
+            self.bus.subscribe(topic, lambda msg, sender=sender: self._on_set(msg, sender), retained=False)
 
     def publish_state(self) -> None:
         st = ConfigState(node=self.node, rev=self.rev, config=mask_secrets(self.raw), at=self._clock(),
@@ -144,7 +165,7 @@ class NodeConfigManager:
             self._acks.popitem(last=False)
         self.bus.publish(self.bus.topics.config_ack(self.node), ack)
 
-    def _on_set(self, msg: Inbound) -> None:
+    def _on_set(self, msg: Inbound, sender: str | None = None) -> None:
         try:
             push = decode(ConfigSet, msg.payload)
         except BadPayload as exc:
@@ -153,9 +174,14 @@ class NodeConfigManager:
                 self._ack(ConfigAck(request_id=rid, node=self.node, status="rejected", rev=self.rev,
                                     errors=[str(exc)]))
             raise
-        self.handle(push)
+        if sender is not None and push.source != sender:
+            ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
+                            errors=[f"source {push.source!r} pushed on {sender!r}'s topic"])
+            self._ack(ack)
+            raise BadPayload("wrong-sender", ack.errors[0])
+        self.handle(push, sender)
 
-    def handle(self, push: ConfigSet) -> ConfigAck:
+    def handle(self, push: ConfigSet, sender: str | None = None) -> ConfigAck:
         """Apply one push (idempotent by request_id) and publish the ack."""
         if push.request_id in self._acks:  # a redelivery: same answer, nothing done twice
             ack = self._acks[push.request_id]
@@ -166,20 +192,28 @@ class NodeConfigManager:
                             errors=[f"base_rev {push.base_rev} is stale: the node is at rev {self.rev}; get the config again"])
             self._ack(ack)
             return ack
-        merged = deep_merge(self.raw, push.config)
         try:
+            merged = self._merge(self.raw, push, sender) if self._merge else deep_merge(self.raw, push.config)
             new = self.model.model_validate(merged)
+            refusals = self._check(new) if self._check else []
+        except ConfigRefused as exc:
+            refusals = exc.errors
         except ValidationError as exc:
+            refusals = format_validation_errors(exc, self.model)
+        if refusals:
             ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
-                            errors=format_validation_errors(exc, self.model))
+                            errors=refusals)
+            log.info("config push %s by %s refused: %s", push.request_id, push.by or push.source, refusals[:3])
             self._ack(ack)
             return ack
         new_raw = new.model_dump(mode="json")
         new_rev = self.rev + 1
         # the new config waits beside the last good one until it has been applied: a node that
         # dies while applying it (a crash, a power cut) boots with the last good config
-        write_atomic(self.pending_path, json.dumps({"rev": new_rev, "config": new_raw}, ensure_ascii=False, indent=1).encode())
+        write_atomic(self.pending_path, json.dumps({"rev": new_rev, "config": new_raw, "origin": self.origin},
+                                                   ensure_ascii=False, indent=1).encode())
         old = self.current
+        self.applying = (push, sender, new_rev)
         try:
             restart = bool(self._apply(new, old))
         except Exception as exc:  # the daemon could not apply it: keep running the old one
@@ -189,6 +223,8 @@ class NodeConfigManager:
                             errors=[f"apply failed: {exc}"])
             self._ack(ack)
             return ack
+        finally:
+            self.applying = None
         os.replace(self.pending_path, self.path)
         _fsync_dir(self.path.parent)
         self.current, self.raw, self.rev = new, new_raw, new_rev
@@ -199,6 +235,14 @@ class NodeConfigManager:
         self._ack(ack)
         self.publish_state()
         return ack
+
+
+class ConfigRefused(ValueError):
+    """A push that cannot be merged or applied as sent: every reason, in the ack's words."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
 
 
 def _request_id_of(payload: bytes) -> str | None:

@@ -163,6 +163,31 @@ class Site(Strict):
         return [c.number for c in self.counters if c.officer_id is not None and c.officer_id == officer_id]
 
 
+def changes_between(old: Site, new: Site) -> list[str]:
+    """What a live site change does, one line per counter or section (the ledger and the log
+    keep it next to who made it)."""
+    out: list[str] = []
+    olds = {c.number: c for c in old.counters}
+    news = {c.number: c for c in new.counters}
+    for n in sorted(olds.keys() | news.keys()):
+        a, b = olds.get(n), news.get(n)
+        if a is None:
+            out.append(f"quầy {n}: mới ({new.officer_name(n) or '—'}; {', '.join(b.services) if b else ''})")
+        elif b is None:
+            out.append(f"quầy {n}: bỏ")
+        else:
+            if old.officer_name(n) != new.officer_name(n) or a.officer_id != b.officer_id:
+                out.append(f"quầy {n}: {old.officer_name(n) or '—'} → {new.officer_name(n) or '—'}")
+            if a.services != b.services:
+                out.append(f"quầy {n}: {', '.join(a.services)} → {', '.join(b.services)}")
+            if (a.label_vi, a.label_en) != (b.label_vi, b.label_en):
+                out.append(f"quầy {n}: tên quầy → {b.label('vi')}")
+    for key in ("services", "officers", "priority", "hours", "site", "no_show_requeue", "rating_window_s", "rating_scale"):
+        if getattr(old, key) != getattr(new, key):
+            out.append(f"{key}: đổi")
+    return out
+
+
 def _int(x: Any) -> int | None:
     return x if isinstance(x, int) and not isinstance(x, bool) else None
 

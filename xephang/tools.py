@@ -429,7 +429,7 @@ def fetch_status(client: ToolClient, node: str, timeout: float = 1.0) -> NodeSta
     return fetch_retained(client, client.topics.status(node), NodeStatus, timeout)
 
 
-def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source: str = "tech",
+def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source: str = "tech", by: str = "",
                 base_rev: int | None = None, use_base: bool = True, timeout: float = 10.0) -> PushResult:
     """Send ``config`` to ``node`` against its current rev and wait for the ack.
 
@@ -451,7 +451,8 @@ def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source
             return PushResult(None, None, exits.NO_ANSWER, f"{node}: no config state ({why}); --force pushes without the stale check")
         base_rev = st.rev
     client.subscribe(t.config_ack(node))
-    push = ConfigSet(request_id=new_request_id(), source=source, base_rev=base_rev if use_base else None, config=config)
+    push = ConfigSet(request_id=new_request_id(), source=source, by=by, base_rev=base_rev if use_base else None,
+                     config=config)
     rc = client.publish(t.config_set(node), push.to_json())
     if rc >= REFUSED:
         return PushResult(None, base_rev, exits.NOT_ALLOWED)
@@ -556,6 +557,9 @@ def cmd_config_get(args: argparse.Namespace) -> int:
 
 
 def cmd_config_push(args: argparse.Namespace) -> int:
+    if len(args.by) > 80 or any(ord(ch) < 32 or ord(ch) == 127 for ch in args.by):
+        print("lỗi / error: --by: a name of at most 80 characters, on one line", file=sys.stderr)
+        return exits.USAGE
     try:
         cfg = read_config_file(args.file)
     except ConfigFileError as exc:
@@ -563,7 +567,8 @@ def cmd_config_push(args: argparse.Namespace) -> int:
         return 1
     tgt = target_from_args(args)
     with ToolClient(tgt) as c:
-        res = push_config(c, args.node, cfg, source=tgt.username, use_base=not args.force, timeout=args.timeout)
+        res = push_config(c, args.node, cfg, source=tgt.username, by=args.by, use_base=not args.force,
+                          timeout=args.timeout)
     a = res.ack
     if res.why:
         print(f"lỗi / error: {res.why}", file=sys.stderr)
@@ -677,6 +682,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ps.add_argument("file", type=Path)
     add_broker_options(ps)
     ps.add_argument("--force", action="store_true", help="push without a base revision (no stale check)")
+    ps.add_argument("--by", default="", help="your name, kept with the change (the hub's site history)")
     ps.add_argument("--timeout", type=float, default=10.0)
     ps.set_defaults(func=_tool(cmd_config_push))
 

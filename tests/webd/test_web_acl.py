@@ -24,11 +24,13 @@ FORBIDDEN = [
     f"{R}/state/hall", f"{R}/state/counter/1", f"{R}/event/ticket/called", f"{R}/reply/counter-1",
     f"{R}/req/hub/rate/web", f"{R}/req/hub/issue-ticket/web", f"{R}/req/hub/void-ticket/web",
     f"{R}/req/hub/report", f"{R}/req/hub/report/tech", f"{R}/req/hub/call-next/counter-1",
-    f"{R}/config/counter-1/set", f"{R}/sim/dispenser-1/press", f"{R}/node/hub/status",
+    f"{R}/config/counter-1/set", f"{R}/config/hub/set", f"{R}/config/hub/set/tech", f"{R}/config/counter-1/set/web",
+    f"{R}/config/hub/state", f"{R}/config/hub/ack", f"{R}/sim/dispenser-1/press", f"{R}/node/hub/status",
     f"{R}/node/dispenser-1/alert/paper-out", "xephang/v1/other-commune/req/hub/report/web",
 ]
 ALLOWED = [f"{R}/req/hub/report/web", f"{R}/req/hub/resync/web", f"{R}/node/web/status", f"{R}/node/web/health",
-           f"{R}/req/hub/call-next/web", f"{R}/req/hub/arrived/web"]  # the console's, checked by the hub
+           f"{R}/req/hub/call-next/web", f"{R}/req/hub/arrived/web",  # the console's, checked by the hub
+           f"{R}/config/hub/set/web"]  # the head's roster: the hub takes only counters' officer and services
 
 
 @pytest.fixture
@@ -57,9 +59,11 @@ def test_broker_config_makes_a_web_account_with_read_and_report_rights(site):
     block = acl.split("user web\n", 1)[1].split("\n\n", 1)[0]
     assert f"topic write {R}/req/hub/report/web" in block
     # reports as itself, and the officers' console actions as itself (the hub checks each names an
-    # officer the site seats at that counter): nothing else
+    # officer the site seats at that counter), and the head's roster as a config push to the hub on
+    # its own topic: nothing else
     assert {line for line in block.splitlines() if line.startswith("topic write")} == {
-        f"topic write {R}/req/hub/report/web", *(f"topic write {R}/req/hub/{a}/web" for a in CONSOLE_ACTIONS)}
+        f"topic write {R}/req/hub/report/web", *(f"topic write {R}/req/hub/{a}/web" for a in CONSOLE_ACTIONS),
+        f"topic write {R}/config/hub/set/web"}
 
 
 @pytest.mark.parametrize("topic", FORBIDDEN, ids=[t.replace(R + "/", "") for t in FORBIDDEN])

@@ -33,7 +33,7 @@ from xephang.ticketlink import load_secret, ticket_path, write_secret
 
 SITE = "tuong-linh"
 HEAD_USER, HEAD_PASSWORD = "truong-tt", "mat-khau-rat-dai-2026"
-# officers of the example site: lan sits at counter 1, tuan at counter 3 (config/site.example.toml)
+# officers of the example site: lan sits at counter 1, hung at 2, tuan at 3, hoa at 4 (config/site.example.toml)
 OFFICER_PASSWORD = "can-bo-mat-khau-2026"
 
 
@@ -112,7 +112,7 @@ def centre(mosquitto: Mosquitto, tmp_path: Path, site_file: Path) -> Iterator[We
     write_secret(key)
     accounts = tmp_path / "web" / "web-accounts.json"
     Accounts(accounts).set(HEAD_USER, "head", HEAD_PASSWORD)
-    for officer in ("lan", "hung", "tuan"):
+    for officer in ("lan", "hung", "tuan", "hoa"):
         Accounts(accounts).set(officer, "officer", OFFICER_PASSWORD)
     port = free_port()
     hub_cm = running_hub(mosquitto.port, tmp_path / "hub", site_file)
