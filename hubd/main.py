@@ -208,8 +208,11 @@ class HubDaemon(Daemon[HubSettings]):
         self.ledger.record_site_change(rev=rev, at=self.clock.now(), by=(push.by or push.source) if push else "?",
                                        source=sender or (push.source if push else "?"), changes=changes,
                                        site=new.model_dump(mode="json"))
+        removed = {c.number for c in self.engine.site.counters} - {c.number for c in new.counters}
         self.engine.swap_site(new)
         self.site = new
+        for n in sorted(removed):  # a counter no longer in the site: its retained state goes too
+            self.bus.publish(self.bus.topics.state_counter(n), b"", retain=True)
         log.info("site rev %s applied (by %s): %s", rev, push.by if push else "?", "; ".join(changes) or "no change")
         self._state_dirty = True
         self._dirty_counters |= {c.number for c in new.counters}

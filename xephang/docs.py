@@ -44,6 +44,8 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("service state", "R/state/service/{id}", "hub", "yes"),
     ("daily summary", "R/state/summary", "hub", "yes"),
     ("config push / result / applied", "R/config/{node}/set, …/ack, …/state", "tech / node / node", "no / no / yes"),
+    ("the head's roster → hub (site, live)", "R/config/hub/set/web", "web (only `counters[].officer_id, officer, "
+     "services`)", "no"),
     ("simulated hardware input (sim mode only)", "R/sim/{node}/press", "tests, demo, CLI", "no"),
     ("the node's answer to a sim press", "R/sim/{node}/ack", "node", "no"),
 ]
@@ -262,6 +264,42 @@ def render_config() -> str:
         "",
         "Read by the hub (and by any daemon that shows labels). Unknown keys are errors; every error is listed "
         "at once. Times are local (Asia/Ho_Chi_Minh).",
+        "",
+        "### The site, live (no restart)",
+        "",
+        "The hub's site is its node config: it is pushed over MQTT like any node's "
+        "(`xephang config push hub site.toml --by \"Tên người sửa\"`), and the head changes the everyday part "
+        "— who sits at which counter today, which services a counter calls and in what order — from "
+        "`/head/roster` in the web pages (docs/web.md). What happens to a push:",
+        "",
+        "- **Merged, then validated whole**: tables merge, lists replace whole (push the whole `[[counters]]`, "
+        "`[[services]]` or `[[officers]]` list; a whole site file is the simplest push). Every error is listed "
+        "at once: each field's, then each cross check's (unknown services, duplicate numbers, overlapping "
+        "bands, unknown officers).",
+        "- **Refused when it cannot apply to today's queue**, with every reason: a service removed while it "
+        "has open tickets; waiting tickets of a service no counter would call any more; a band that no longer "
+        "holds the numbers issued today (change bands from the next day: push after the daily reset); a "
+        "priority group removed while a ticket holds it; a counter removed while it serves or is paused; "
+        "`site.slug`, `site.timezone` or `site.daily_reset` (these need the file and a restart).",
+        "- **Stale pushes are refused**: a push names the `base_rev` it was made against (the tools and the "
+        "roster page do); another change in between → `stale`, nothing changes.",
+        "- **Applied atomically between two batches of requests**: no ticket, number or place in the queue "
+        "changes; the counters' officers, services, names and targets are the new ones from the next call "
+        "on; every retained state is sent again. The ack is `applied` with the new rev; the retained "
+        "`config/hub/state` carries the whole site.",
+        "- **Recorded**: the ledger's `site_changes` table keeps each rev with when, who (`--by`, or the "
+        "head's user name), from where (`tech…` or `web`), what changed (\"quầy 3: Lê Minh Tuấn → Phạm Thị "
+        "Hoa\") and the whole site. Each visit keeps the name of the officer who was called to it, so a "
+        "report of yesterday still shows yesterday's officer.",
+        "- **Kept across restarts** in `STATE_DIR/hub.config.json`. When the site file was edited since the "
+        "last push (its fingerprint differs), the file wins at the next start, at the next rev, and the log "
+        "says so.",
+        "- **The web account** may push only `{\"counters\": [{number, officer_id, officer, services}]}` "
+        "(merged by counter number) on its own topic `config/hub/set/web`; the hub refuses anything else "
+        "from it, and the broker lets no other account write that topic (tests/webd/test_web_acl.py).",
+        "",
+        "A removed counter's retained `state/counter/N` is cleared. Other daemons keep reading their own copy "
+        "of the site file for their labels and buttons (a dispenser's buttons are its own config).",
         "",
     ]
     for m in [Site, *_nested_models(Site, [])]:

@@ -76,6 +76,9 @@ def targets(site: str, nodes: list[str], source: str = "tech-fuzz") -> list[Targ
         out.append(Target(t.reply(node), Reply, {"schema": Reply.SCHEMA, "request_id": "fuzz000003", "status": "ok"}))
         out.append(Target(t.status(node), NodeStatus, {"schema": NodeStatus.SCHEMA, "node": node, "online": False,
                                                       "session": 1}))
+    # the head's roster push to the hub (the web daemon's own topic): its junk is refused like a technician's
+    out.append(Target(t.config_set("hub", "web"), ConfigSet, {"schema": ConfigSet.SCHEMA, "request_id": "fuzz000004",
+                                                             "source": "web", "by": "truong", "config": {"counters": []}}))
     ticket = {"id": 1, "day": "2026-01-01", "number": 1001, "display": "1001", "service": "ho-tich", "issued_at": 0.0}
     for kind in ("issued", "called", "recalled", "arrived", "finished", "transferred", "voided"):
         out.append(Target(t.event("ticket", kind), TicketEvent, {

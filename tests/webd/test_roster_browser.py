@@ -1,0 +1,50 @@
+"""The head changes today's roster in a real headless Chromium: counter 3's officer is ill, Hoa
+covers. The page applies it through the hub (real hub, webd, mosquitto), the next call at counter
+3 carries Hoa's name, and Hoa's console at the counter PC opens counter 3 while Tuấn's is refused."""
+
+from __future__ import annotations
+
+import pytest
+from webharness import HEAD_PASSWORD, HEAD_USER, OFFICER_PASSWORD, text_of, wait_for
+
+from xephang.contract import CallNext, new_request_id
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def _login(browser, base: str, user: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(base + "/login")
+    browser.find_element(By.NAME, "username").send_keys(user)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.ID, "submit").click()
+
+
+def test_the_head_seats_hoa_at_counter_3_from_the_browser(centre, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    waiting = [centre.issue("dat-dai")["ticket"] for _ in range(2)]
+    _login(browser, centre.base, HEAD_USER, HEAD_PASSWORD)
+    wait_for(lambda: "/head" in browser.current_url, 10, "the head's pages")
+    browser.get(centre.base + "/head/roster")
+    wait_for(lambda: browser.find_elements(By.NAME, "officer-3") or browser.refresh(), 15, "the hub's site")
+    officer = Select(browser.find_element(By.NAME, "officer-3"))
+    assert officer.first_selected_option.text == "Lê Minh Tuấn"
+    officer.select_by_visible_text("Phạm Thị Hoa")
+    browser.find_element(By.ID, "roster-save").click()
+    wait_for(lambda: text_of(browser, "#roster-msg").startswith("Đã áp dụng (phiên bản"), 10, "applied")
+    assert Select(browser.find_element(By.NAME, "officer-3")).first_selected_option.text == "Phạm Thị Hoa"
+    # the queue went on: the next call at counter 3 is the first land ticket, in Hoa's name
+    r = centre.ask(CallNext(request_id=new_request_id(), source="tech", counter=3))
+    assert r.status == "ok" and r.data["ticket"]["id"] == waiting[0]["id"]
+    wait_for(lambda: (c := centre.web.web.snapshot.counter(3)) and c.officer == "Phạm Thị Hoa", 10, "Hoa's name")
+    # at the counter PC: Hoa's console has counter 3, Tuấn's is refused
+    _login(browser, centre.base, "hoa", OFFICER_PASSWORD)
+    browser.get(centre.base + "/counter/3")
+    wait_for(lambda: text_of(browser, "#current-number") == waiting[0]["display"], 10, "Hoa's console on counter 3")
+    _login(browser, centre.base, "tuan", OFFICER_PASSWORD)
+    browser.get(centre.base + "/counter/3")
+    assert "Bạn không được thao tác cho quầy này." in browser.page_source
