@@ -5,8 +5,8 @@ module gives it a port, the link secret it shares with the dispenser, a head's a
 officer's account (the officer of the first seated counter) with random passwords (written to
 ``web/head-password.txt`` and ``web/officer-password.txt``), lets a few simulated citizens
 open their ticket's live stream (as the phone's page does) and count what they were shown,
-and at the end saves screenshots of a live ticket page, the hall page, the head's dashboard
-and the officer's console with headless Chromium when it is installed.
+and at the end saves screenshots of a live ticket page, the hall page, the head's dashboard,
+today's roster and the officer's console with headless Chromium when it is installed.
 """
 
 from __future__ import annotations
@@ -162,6 +162,12 @@ class WebDemo:
             while not drv.find_elements(By.ID, "figures") and time.monotonic() < end:
                 time.sleep(0.1)
             out.append(self._shot(drv, "dashboard.png"))
+            drv.get(self.base + "/head/roster")  # today's roster, as the hub's live site has it
+            end = time.monotonic() + 10
+            while not drv.find_elements(By.ID, "roster-save") and time.monotonic() < end:
+                time.sleep(0.2)
+                drv.refresh()
+            out.append(self._shot(drv, "roster.png"))
             if self.officer:  # the officer's console on their counter's PC (a fresh session)
                 drv.delete_all_cookies()
                 drv.get(self.base + "/login")
