@@ -84,6 +84,9 @@ class WebDaemon(Daemon[WebSettings]):
         self.resyncs = 0
         self.site_rev: int | None = None  # rev of the hub's pushed site webd shows (None: the site file)
         self._config_waits: dict[str, tuple[float, Callable[[Reply | None], None]]] = {}
+        # applied pushes whose new site has not reached webd yet: answered when it does (or at the
+        # deadline), so the page the head lands on shows what the hub applied
+        self._site_waits: list[tuple[float, int, Reply, Callable[[Reply | None], None]]] = []
         self.clock_speed = settings.clock.speed if settings.clock.origin is not None else 1.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -141,6 +144,9 @@ class WebDaemon(Daemon[WebSettings]):
             if mono >= until:  # the hub did not answer the push
                 del self._config_waits[rid]
                 done(None)
+        for w in [w for w in self._site_waits if mono >= w[0]]:
+            self._site_waits.remove(w)
+            w[3](w[2])
         if (self.model.gap or self._resync_retry) and not self._resync_inflight \
                 and time.monotonic() >= self._resync_next:
             self._ask_resync(self._resync_since if self._resync_retry else self.model.missing_from())
@@ -206,6 +212,9 @@ class WebDaemon(Daemon[WebSettings]):
         self.site = site
         self.site_rev = st.rev
         self.web.set_site(site, st.rev)
+        for w in [w for w in self._site_waits if w[1] <= st.rev]:
+            self._site_waits.remove(w)
+            w[3](w[2])
 
     def _on_hub_ack(self, msg: Inbound) -> None:
         ack = decode(ConfigAck, msg.payload)
@@ -213,8 +222,12 @@ class WebDaemon(Daemon[WebSettings]):
         if wait is None:
             return  # another tool's push
         ok = ack.status in ("applied", "restart-required")
-        wait[1](Reply(request_id=ack.request_id, action="config", status="ok" if ok else "error", data={"rev": ack.rev},
-                      rev=ack.rev, error=None if ok else ReplyError(code=ack.status, message="\n".join(ack.errors))))
+        reply = Reply(request_id=ack.request_id, action="config", status="ok" if ok else "error", data={"rev": ack.rev},
+                      rev=ack.rev, error=None if ok else ReplyError(code=ack.status, message="\n".join(ack.errors)))
+        if ok and (self.site_rev is None or self.site_rev < ack.rev):
+            self._site_waits.append((time.monotonic() + CONFIG_WAIT_S, ack.rev, reply, wait[1]))
+            return
+        wait[1](reply)
 
     def _push_site(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
         """The head's roster change, pushed to the hub as webd (``R/config/hub/set/web``)."""

@@ -232,8 +232,10 @@ class NodeConfigManager:
         ack = ConfigAck(request_id=push.request_id, node=self.node,
                         status="restart-required" if restart else "applied", rev=new_rev)
         log.info("node config rev %s %s", new_rev, ack.status)
-        self._ack(ack)
+        # the state first, then the ack (one client, one QoS: they arrive in this order), so whoever
+        # acts on the ack (webd redirects to the roster page) already holds the new state
         self.publish_state()
+        self._ack(ack)
         return ack
 
 

@@ -438,6 +438,11 @@ def test_a_technician_pushes_a_new_key_map(hall_factory):
     h.dispenser.publish(T.config_set("counter-1"), push)
     h.until(lambda: "goi" in box.board.keys)
     assert box.node_config.rev == 1 and box.core.config.pause_reasons == ("Họp giao ban",)
+    # the new state is published before the ack: whoever acts on the ack already holds the state
+    h.until(lambda: bool(h.broker.messages(T.config_ack("counter-1"))))
+    order = [t for t, _ in h.broker.messages("#") if t == T.config_state("counter-1")
+             or t == T.config_ack("counter-1")]
+    assert order[-2:] == [T.config_state("counter-1"), T.config_ack("counter-1")]
     h.press("goi")
     h.until(lambda: len(h.events("called")) == 1)
     h.press("pause")

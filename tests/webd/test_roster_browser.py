@@ -20,6 +20,9 @@ def _login(browser, base: str, user: str, password: str) -> None:
     browser.find_element(By.NAME, "username").send_keys(user)
     browser.find_element(By.NAME, "password").send_keys(password)
     browser.find_element(By.ID, "submit").click()
+    # the login is a POST that answers with a redirect and the cookie: wait for it, or the next
+    # get() races it and opens the page as nobody (scrypt on a busy CI machine takes a while)
+    wait_for(lambda: "/login" not in browser.current_url, 15, f"{user} logged in")
 
 
 def test_the_head_seats_hoa_at_counter_3_from_the_browser(centre, browser):
