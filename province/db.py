@@ -113,6 +113,20 @@ CREATE INDEX device_alert_log_node ON device_alert_log (site, node, raised_at);
 """),
     # what makes a quarter's report read thousands of rows: province/rollups.py
     (4, "report rollups", rollups.SCHEMA_SQL + ";\n".join(rollups.rebuild_sql()) + ";\n"),
+    # each centre's bridge link as its own notification says (province/devices.py, "centre unreachable")
+    (5, "centre links and their cuts", """
+CREATE TABLE site_links (
+    site text PRIMARY KEY,
+    up boolean NOT NULL,
+    since timestamptz NOT NULL,       -- province clock: when this state was first seen here
+    seen_at timestamptz NOT NULL      -- province clock: the last notification (a retained copy included)
+);
+-- every cut of a centre's link as the province saw it: down_at .. up_at (NULL while still down)
+CREATE TABLE site_link_cuts (
+    id bigserial PRIMARY KEY, site text NOT NULL, down_at timestamptz NOT NULL, up_at timestamptz
+);
+CREATE INDEX site_link_cuts_site ON site_link_cuts (site, down_at);
+"""),
 ]
 
 

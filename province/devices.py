@@ -11,7 +11,10 @@ node that went offline during the cut arrives as offline. The ingester applies t
 - ``device_status_log``: every change of availability, dated by the province's clock when it
   learned of it (a Pi has no real-time clock; a change during a link cut is dated when the link
   returned), from which ``downtime`` is counted per period;
-- ``device_alerts`` (open now) and ``device_alert_log`` (raised, cleared).
+- ``device_alerts`` (open now) and ``device_alert_log`` (raised, cleared);
+- ``site_links`` and ``site_link_cuts``: each centre's link, from its bridge's own notification
+  ``xephang/v1/{site}/bridge/state`` (retained ``1``/``0``; the bridge's Will at the province says
+  ``0`` when the link dies), so a centre whose link is down shows *unreachable*, not *all quiet*.
 """
 
 from __future__ import annotations
@@ -43,6 +46,50 @@ def parse_node_topic(topic: str, payload: bytes) -> NodeMessage | None:
     if len(parts) == 7 and parts[3] == "node" and parts[5] == "alert":
         return NodeMessage(parts[2], parts[4], "alert", parts[6], payload)
     return None
+
+
+@dataclass(frozen=True)
+class LinkMessage:
+    """A centre's bridge notification: its link to the province is ``up`` or not (None: an empty payload)."""
+
+    site: str
+    payload: bytes
+
+
+def parse_link_topic(topic: str, payload: bytes) -> LinkMessage | None:
+    """``xephang/v1/{site}/bridge/state`` → LinkMessage; None when it is not one."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[3] == "bridge" and parts[4] == "state":
+        return LinkMessage(parts[2], payload)
+    return None
+
+
+def apply_links(cur: Any, messages: list[LinkMessage]) -> int:
+    """Apply link notifications in arrival order (the batch's transaction); returns how many were rejected.
+
+    A change of state opens or closes a cut, dated by the province's clock; the same state again (the
+    retained copy a restarted ingester gets) only refreshes ``seen_at``.
+    """
+    rejected = 0
+    for m in messages:
+        if not m.payload:
+            continue  # a cleared retained notification says nothing about the link
+        if m.payload not in (b"0", b"1"):
+            rejected += 1
+            continue
+        up = m.payload == b"1"
+        cur.execute("SELECT up FROM site_links WHERE site = %s FOR UPDATE", (m.site,))
+        row = cur.fetchone()
+        if row is not None and row[0] == up:
+            cur.execute("UPDATE site_links SET seen_at = now() WHERE site = %s", (m.site,))
+            continue
+        cur.execute("INSERT INTO site_links (site, up, since, seen_at) VALUES (%s, %s, now(), now()) "
+                    "ON CONFLICT (site) DO UPDATE SET up = EXCLUDED.up, since = now(), seen_at = now()", (m.site, up))
+        if not up:
+            cur.execute("INSERT INTO site_link_cuts (site, down_at) VALUES (%s, now())", (m.site,))
+        else:
+            cur.execute("UPDATE site_link_cuts SET up_at = now() WHERE site = %s AND up_at IS NULL", (m.site,))
+    return rejected
 
 
 def apply(cur: Any, messages: list[NodeMessage]) -> int:
@@ -126,8 +173,14 @@ def _clear(cur: Any, key: tuple[str, str], alert: str) -> None:
 
 
 def list_devices(conn: Any, *, start: datetime, end: datetime, sites: list[str] | None = None,
-                 alert: str | None = None, only_alerts: bool = False, only_offline: bool = False) -> list[dict[str, Any]]:
-    """Every known node with its state, open alerts and its downtime within [start, end) (seconds)."""
+                 alert: str | None = None, only_alerts: bool = False, only_offline: bool = False,
+                 only_unreachable: bool = False) -> list[dict[str, Any]]:
+    """Every known node with its state, open alerts and its downtime within [start, end) (seconds).
+
+    ``state`` is ``online``/``offline`` as the node last said, or ``unreachable`` while its centre's
+    link is down (``link_since``: since when; ``online`` keeps the last state seen); ``unreachable_s``
+    is how long its centre was unreachable within the period (not counted as the node's downtime).
+    """
     where, params = ["true"], {"start": start, "end": end, "sites": sites, "alert": alert}
     if sites:
         where.append("d.site = ANY(%(sites)s)")
@@ -138,6 +191,8 @@ def list_devices(conn: Any, *, start: datetime, end: datetime, sites: list[str] 
         where.append("EXISTS (SELECT 1 FROM device_alerts a WHERE a.site = d.site AND a.node = d.node)")
     if only_offline:
         where.append("NOT d.online")
+    if only_unreachable:
+        where.append("l.up IS FALSE")
     sql = f"""
 WITH lg AS (
     SELECT site, node, online, at, lead(at) OVER (PARTITION BY site, node ORDER BY at) AS next_at
@@ -147,13 +202,15 @@ WITH lg AS (
            sum(extract(epoch FROM least(COALESCE(next_at, %(end)s), %(end)s) - greatest(at, %(start)s))) AS s
     FROM lg WHERE NOT online AND at < %(end)s AND COALESCE(next_at, %(end)s) > %(start)s
     GROUP BY site, node
-)
+), cut AS ({_CUT_SECONDS_SQL})
 SELECT d.site, COALESCE(NULLIF(s.name_vi, ''), d.site), d.node, d.role, d.version, d.online, d.since, d.seen_at,
        d.health, COALESCE(dn.s, 0),
        COALESCE((SELECT json_agg(json_build_object('alert', a.alert, 'severity', a.severity, 'message_vi',
                   a.message_vi, 'message_en', a.message_en, 'raised_at', a.raised_at) ORDER BY a.alert)
-                 FROM device_alerts a WHERE a.site = d.site AND a.node = d.node), '[]')
+                 FROM device_alerts a WHERE a.site = d.site AND a.node = d.node), '[]'),
+       l.up, l.since, COALESCE(cut.s, 0)
 FROM devices d LEFT JOIN sites s ON s.site = d.site LEFT JOIN down dn ON dn.site = d.site AND dn.node = d.node
+LEFT JOIN site_links l ON l.site = d.site LEFT JOIN cut ON cut.site = d.site
 WHERE {' AND '.join(where)}
 ORDER BY d.site, d.node
 """
@@ -162,26 +219,99 @@ ORDER BY d.site, d.node
         rows = cur.fetchall()
     conn.commit()
     return [{"site": r[0], "centre": r[1], "node": r[2], "role": r[3], "version": r[4], "online": r[5],
-             "since": r[6], "seen_at": r[7], "health": r[8], "downtime_s": round(float(r[9]), 1), "alerts": r[10]}
+             "since": r[6], "seen_at": r[7], "health": r[8], "downtime_s": round(float(r[9]), 1), "alerts": r[10],
+             "state": "unreachable" if r[11] is False else ("online" if r[5] else "offline"),
+             "reachable": r[11], "link_since": r[12], "unreachable_s": round(float(r[13]), 1)}
             for r in rows]
 
 
+# seconds each centre's link was cut within [start, end): one row per site (the ``cut`` CTE)
+_CUT_SECONDS_SQL = """
+    SELECT site, sum(extract(epoch FROM least(COALESCE(up_at, %(end)s), %(end)s) - greatest(down_at, %(start)s))) AS s
+    FROM site_link_cuts WHERE down_at < %(end)s AND COALESCE(up_at, %(end)s) > %(start)s GROUP BY site
+"""
+
+
+def list_links(conn: Any, *, start: datetime, end: datetime, sites: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every known centre (registered, or heard from) with its link state and its cuts within [start, end).
+
+    ``reachable`` is None for a centre whose bridge never said (an old fragment without notifications);
+    each cut has ``down_at``, ``up_at`` (None: still down) and ``seconds`` (up to ``end`` while still down).
+    """
+    params = {"start": start, "end": end, "sites": sites}
+    sql = f"""
+WITH known AS (SELECT site FROM sites UNION SELECT site FROM site_links UNION SELECT DISTINCT site FROM devices),
+cut AS ({_CUT_SECONDS_SQL})
+SELECT k.site, COALESCE(NULLIF(s.name_vi, ''), k.site), COALESCE(NULLIF(s.name_en, ''), NULLIF(s.name_vi, ''), k.site),
+       l.up, l.since, l.seen_at, COALESCE(cut.s, 0),
+       COALESCE((SELECT json_agg(json_build_object('down_at', c.down_at, 'up_at', c.up_at, 'seconds',
+                  extract(epoch FROM COALESCE(c.up_at, %(end)s) - c.down_at)) ORDER BY c.down_at)
+                 FROM site_link_cuts c WHERE c.site = k.site AND c.down_at < %(end)s
+                 AND COALESCE(c.up_at, %(end)s) > %(start)s), '[]')
+FROM known k LEFT JOIN sites s ON s.site = k.site LEFT JOIN site_links l ON l.site = k.site
+LEFT JOIN cut ON cut.site = k.site
+WHERE %(sites)s::text[] IS NULL OR k.site = ANY(%(sites)s)
+ORDER BY k.site
+"""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    conn.commit()
+    out = []
+    for r in rows:
+        cuts = [{"down_at": _ts(c["down_at"]), "up_at": _ts(c["up_at"]), "seconds": round(float(c["seconds"]), 1)}
+                for c in r[7]]
+        out.append({"site": r[0], "centre": r[1], "centre_en": r[2], "reachable": r[3], "since": r[4],
+                    "seen_at": r[5], "unreachable_s": round(float(r[6]), 1), "cuts": cuts})
+    return out
+
+
+def _ts(v: Any) -> datetime | None:
+    """A timestamptz that came back through json_agg as ISO text."""
+    if v is None or isinstance(v, datetime):
+        return v
+    return datetime.fromisoformat(v)
+
+
+def _hm(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}"
+
+
 def render_devices(devices: list[dict[str, Any]], *, lang: str = "vi") -> str:
-    """A plain table for the terminal."""
+    """A plain table for the terminal. A device of an unreachable centre says so, since when its link is down."""
     head = (("Trung tâm", "Thiết bị", "Vai trò", "Trạng thái", "Từ", "Mất kết nối", "Cảnh báo", "Phiên bản")
             if lang == "vi" else ("Centre", "Node", "Role", "State", "Since", "Down", "Alerts", "Version"))
+    states = ({"online": "trực tuyến", "offline": "MẤT KẾT NỐI", "unreachable": "KHÔNG LIÊN LẠC ĐƯỢC"} if lang == "vi"
+              else {"online": "online", "offline": "OFFLINE", "unreachable": "UNREACHABLE"})
     rows = [list(head)]
     for d in devices:
-        down = int(d["downtime_s"])
-        rows.append([d["centre"], d["node"], d["role"],
-                     ("trực tuyến" if lang == "vi" else "online") if d["online"]
-                     else ("MẤT KẾT NỐI" if lang == "vi" else "OFFLINE"),
-                     d["since"].astimezone(_vn()).strftime("%d/%m %H:%M"), f"{down // 3600}:{down % 3600 // 60:02d}",
+        since = d["link_since"] if d["state"] == "unreachable" else d["since"]
+        rows.append([d["centre"], d["node"], d["role"], states[d["state"]],
+                     since.astimezone(_vn()).strftime("%d/%m %H:%M"), _hm(d["downtime_s"]),
                      ", ".join(a["alert"] for a in d["alerts"]) or "-", d["version"] or "-"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def render_links(links: list[dict[str, Any]], *, lang: str = "vi") -> str:
+    """Each centre's link and its cuts, for the terminal."""
+    vi = lang == "vi"
+    out = []
+    for c in links:
+        state = ({True: "liên lạc được", False: "KHÔNG LIÊN LẠC ĐƯỢC", None: "chưa rõ"} if vi
+                 else {True: "reachable", False: "UNREACHABLE", None: "unknown"})[c["reachable"]]
+        since = f" {'từ' if vi else 'since'} {c['since'].astimezone(_vn()):%d/%m %H:%M}" if c["since"] else ""
+        out.append(f"{c['centre'] if vi else c['centre_en']} ({c['site']}): {state}{since}; "
+                   f"{'mất liên lạc' if vi else 'cut'} {len(c['cuts'])} {'lần' if vi else 'time(s)'}, "
+                   f"{'tổng' if vi else 'total'} {_hm(c['unreachable_s'])}")
+        for cut in c["cuts"]:
+            end = (f"{cut['up_at'].astimezone(_vn()):%d/%m %H:%M:%S}" if cut["up_at"]
+                   else ("(vẫn mất)" if vi else "(still down)"))
+            out.append(f"    {cut['down_at'].astimezone(_vn()):%d/%m %H:%M:%S} → {end}  {_hm(cut['seconds'])}")
+    return "\n".join(out)
 
 
 def _vn() -> Any:
@@ -203,27 +333,61 @@ def register(sub: Any) -> None:
     d.add_argument("--alert", default=None, help="only devices with this open alert (paper-out, audio-missing …)")
     d.add_argument("--alerts", action="store_true", help="only devices with an open alert")
     d.add_argument("--offline", action="store_true", help="only devices that are offline now")
+    d.add_argument("--unreachable", action="store_true", help="only devices of centres whose link is down now")
     d.add_argument("--period", "-p", default="this-quarter", help="downtime over this period (default this-quarter)")
     d.add_argument("--lang", choices=("vi", "en"), default="vi")
     d.add_argument("--json", action="store_true", help="print JSON")
     d.set_defaults(func=run_devices)
+    k = psub.add_parser("links", help="each centre's link to the province and its cuts / liên lạc với các trung tâm")
+    k.add_argument("--dsn", default=None, help="PostgreSQL DSN (default $XEPHANG_PROVINCE_DSN)")
+    k.add_argument("--site", action="append", default=None, help="only these centres (repeatable)")
+    k.add_argument("--period", "-p", default="this-quarter", help="cuts within this period (default this-quarter)")
+    k.add_argument("--lang", choices=("vi", "en"), default="vi")
+    k.add_argument("--json", action="store_true", help="print JSON")
+    k.set_defaults(func=run_links)
+
+
+def period_bounds(period: str, now: float) -> tuple[datetime, datetime]:
+    """[start, end) of a period (``this-quarter``, ``2026-11`` …) in Vietnam's time, ``end`` no later than now."""
+    from hubd.reports import parse_period
+
+    today = datetime.fromtimestamp(now - 4 * 3600, _vn()).date()
+    per = parse_period(period, today)
+    start = datetime.combine(per.first, datetime.min.time(), _vn())
+    end = min(datetime.combine(per.last, datetime.min.time(), _vn()).timestamp() + 86400, now)
+    return start, datetime.fromtimestamp(end, UTC)
+
+
+def run_links(args: Any) -> int:
+    import time
+
+    from hubd.reports import BadPeriod
+    from province.db import ProvinceDbError, connect
+
+    try:
+        start, end = period_bounds(args.period, time.time())
+        with connect(args.dsn) as conn:
+            links = list_links(conn, start=start, end=end, sites=args.site)
+    except (ProvinceDbError, BadPeriod) as exc:
+        print(exc)
+        return 2
+    print(json.dumps(links, ensure_ascii=False, default=str, indent=1) if args.json
+          else render_links(links, lang=args.lang))
+    return 0
 
 
 def run_devices(args: Any) -> int:
     import time
 
-    from hubd.reports import BadPeriod, parse_period
+    from hubd.reports import BadPeriod
     from province.db import ProvinceDbError, connect
 
-    now = time.time()
-    today = datetime.fromtimestamp(now - 4 * 3600, _vn()).date()
     try:
-        per = parse_period(args.period, today)
-        start = datetime.combine(per.first, datetime.min.time(), _vn())
-        end = min(datetime.combine(per.last, datetime.min.time(), _vn()).timestamp() + 86400, now)
+        start, end = period_bounds(args.period, time.time())
         with connect(args.dsn) as conn:
-            devs = list_devices(conn, start=start, end=datetime.fromtimestamp(end, UTC), sites=args.site,
-                                alert=args.alert, only_alerts=args.alerts, only_offline=args.offline)
+            devs = list_devices(conn, start=start, end=end, sites=args.site, alert=args.alert,
+                                only_alerts=args.alerts, only_offline=args.offline,
+                                only_unreachable=args.unreachable)
     except (ProvinceDbError, BadPeriod) as exc:
         print(exc)
         return 2

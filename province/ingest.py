@@ -2,7 +2,8 @@
 
 It holds a persistent MQTT 5 session on the province broker, subscribed (QoS 1) to
 ``xephang/v1/+/event/#`` (ticket and counter events, and the hubs' hourly summaries
-``event/summary/hourly``) and ``xephang/v1/+/state/summary``, and acknowledges each message only
+``event/summary/hourly``), ``xephang/v1/+/state/summary``, the nodes' ``xephang/v1/+/node/#`` and the
+centres' bridge link state ``xephang/v1/+/bridge/state``, and acknowledges each message only
 after the transaction that stored it committed (paho's manual ack). A crash or a lost database
 therefore loses nothing: the broker redelivers whatever was not acknowledged.
 
@@ -47,6 +48,7 @@ _LEVEL = re.compile(LEVEL_PATTERN)
 EVENT_FILTER = f"{ROOT_PREFIX}/+/event/#"
 SUMMARY_FILTER = f"{ROOT_PREFIX}/+/state/summary"
 NODE_FILTER = f"{ROOT_PREFIX}/+/node/#"  # availability, health, alerts (central monitoring)
+LINK_FILTER = f"{ROOT_PREFIX}/+/bridge/state"  # each centre's bridge link, 1/0 (centre unreachable)
 DEFAULT_CLIENT_ID = "xephang-ingest"
 SESSION_EXPIRY_S = 30 * 86400  # the broker keeps our queue for a month of ingester downtime
 RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to us (one batch)
@@ -194,14 +196,16 @@ class BatchResult:
     summaries: int = 0  # daily and hourly
     tickets: int = 0  # tickets rebuilt
     nodes: int = 0  # status, health and alert messages
+    links: int = 0  # centres' bridge link notifications
 
 
 class Store:
     """Writes batches of MQTT messages into the province database, one transaction a batch."""
 
-    def __init__(self, conn: Any, *, rollups: bool = True) -> None:
+    def __init__(self, conn: Any, *, rollups: bool = True, links: bool = True) -> None:
         self.conn = conn
         self.rollups = rollups  # False only for a database older than the rollups (schema < 4)
+        self.links = links  # False only for a database older than the centres' links (schema < 5)
 
     def write(self, messages: Iterable[tuple[str, bytes]]) -> BatchResult:
         """Store ``(topic, payload)`` messages and rebuild the tickets they touch; commit."""
@@ -210,10 +214,15 @@ class Store:
         summaries: dict[tuple[str, str], tuple[str, str, float, str]] = {}
         hourly: dict[tuple[str, str, int], tuple[str, str, int, float, str]] = {}
         nodes: list[devices.NodeMessage] = []
+        links: list[devices.LinkMessage] = []
         for topic, payload in messages:
             node_msg = devices.parse_node_topic(topic, payload)
             if node_msg is not None:
                 nodes.append(node_msg)  # applied in arrival order after the events
+                continue
+            link_msg = devices.parse_link_topic(topic, payload)
+            if link_msg is not None:
+                links.append(link_msg)
                 continue
             where = parse_topic(topic)
             if where is None:
@@ -286,6 +295,9 @@ class Store:
             if nodes:
                 res.rejected += devices.apply(cur, nodes)
                 res.nodes = len(nodes)
+            if links and self.links:
+                res.rejected += devices.apply_links(cur, links)
+                res.links = len(links)
         return res
 
     def _rebuild(self, cur: Any, touched: set[tuple[str, int]]) -> int:
@@ -368,7 +380,7 @@ class Ingester:
             log.error("ingest: province broker refused the connection: %s", reason)
             return
         self._generation += 1
-        client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1), (NODE_FILTER, 1)])
+        client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1), (NODE_FILTER, 1), (LINK_FILTER, 1)])
         log.info("ingest: connected to %s:%d (session present: %s)", self.broker.host, self.broker.port,
                  flags.session_present)
         self.connected.set()

@@ -120,6 +120,11 @@ class Topics:
     def state_summary(self) -> str:
         return f"{self.root}/state/summary"
 
+    def bridge_state(self) -> str:
+        """The centre's link to the province: the Mosquitto bridge's own notification, retained,
+        ``1`` up, ``0`` down (not JSON). Published at both ends; the Will at the province says ``0``."""
+        return f"{self.root}/bridge/state"
+
     def config_set(self, node: str, sender: str | None = None) -> str:
         """Technicians push on ``config/{node}/set``; a named sender the ACL binds to its own
         account (the web daemon's roster change to the hub) pushes on ``config/{node}/set/{sender}``."""

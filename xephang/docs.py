@@ -43,6 +43,8 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("counter state", "R/state/counter/{n}", "hub", "yes"),
     ("service state", "R/state/service/{id}", "hub", "yes"),
     ("daily summary", "R/state/summary", "hub", "yes"),
+    ("the centre's link to the province: `1` up, `0` down (plain bytes, not JSON; docs/province.md)",
+     "R/bridge/state", "the centre broker's bridge (its Will at the province: `0`)", "yes"),
     ("config push / result / applied", "R/config/{node}/set, …/ack, …/state", "tech / node / node", "no / no / yes"),
     ("the head's roster → hub (site, live)", "R/config/hub/set/web", "web (only `counters[].officer_id, officer, "
      "services`)", "no"),

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.broker
 
 SITE = "tuong-linh"
 EVENTS = f"xephang/v1/{SITE}/event/ticket/issued"
-LINK_STATE = f"$SYS/broker/connection/xephang-bridge-{SITE}/state"  # named after remote_clientid
+LINK_STATE = f"xephang/v1/{SITE}/bridge/state"  # the bridge's notification_topic, on both brokers
 
 
 def openssl(*args: str, cwd) -> None:
@@ -177,7 +177,7 @@ def test_a_centre_bridges_over_tls_with_its_password_and_queues_through_a_cut(tm
 
         # the intruder's broker has been retrying all along (once a second); every try was refused
         assert "not authorised" in (tmp_path / "province" / "mosquitto.log").read_text()
-        its_link = Watcher(intruder.port, "$SYS/broker/connection/xephang-bridge-xuan-quang/state",
+        its_link = Watcher(intruder.port, "xephang/v1/xuan-quang/bridge/state",
                            client_id="intruder-link-watch")
         stack.callback(its_link.close)
         assert [p for _, p in its_link.take(1, 5)] == [b"0"]  # its own broker says: not connected

@@ -29,6 +29,20 @@ def test_events_summary_and_node_state_go_out_and_nothing_comes_in(tmp_path):
     assert int(got["max_queued_messages"]) >= 100_000  # a week of a busy centre's events
     assert got["bridge_cafile"] == str(tmp_path / "ca.crt") and got["bridge_insecure"] == "false"
     assert got["remote_username"] == "tuong-linh" and got["remote_password"] == "s3cret"
+    # the link state goes to the province too (the bridge's Will there says 0): "centre unreachable"
+    assert got["notifications"] == "true" and got["notifications_local_only"] == "false"
+    assert got["notification_topic"] == "xephang/v1/tuong-linh/bridge/state"
+
+
+def test_the_province_acl_lets_each_centre_write_only_its_own_topics():
+    from xephang.bridgeconf import province_acl_text
+
+    d = directives(province_acl_text(ingest_users=("ingest",)))
+    assert ("user", "ingest") in d
+    writes = [v for k, v in d if k == "pattern"]
+    assert writes == ["write xephang/v1/%u/event/#", "write xephang/v1/%u/state/summary", "write xephang/v1/%u/node/#",
+                      "write xephang/v1/%u/bridge/state"]
+    assert not [v for k, v in d if k == "topic" and not v.startswith("read ")]  # the ingester only reads
 
 
 @pytest.mark.parametrize("kw, msg", [
