@@ -161,6 +161,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", "-o", type=Path, default=Path("xephang-bridge.conf"),
                    help="output file (default ./xephang-bridge.conf; install into /etc/mosquitto/conf.d/)")
     p.set_defaults(func=run_bridge_config)
+    a = sub.add_parser("province-acl", help="the province broker's ACL: each centre writes only its own topics / "
+                                            "phân quyền broker tỉnh")
+    a.add_argument("--ingest-user", action="append", default=None,
+                   help="the ingester's account, reads every centre (repeatable; default ingest)")
+    a.add_argument("--out", "-o", type=Path, default=Path("acl"), help="output file (the broker's acl_file)")
+    a.set_defaults(func=run_province_acl)
+
+
+def run_province_acl(args: argparse.Namespace) -> int:
+    try:
+        text = province_acl_text(ingest_users=tuple(args.ingest_user or ["ingest"]))
+    except ContractError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"Đã ghi / written: {args.out} (acl_file of the province broker; centres' accounts named after their site)")
+    return 0
 
 
 def run_bridge_config(args: argparse.Namespace) -> int:

@@ -45,6 +45,14 @@ def test_the_province_acl_lets_each_centre_write_only_its_own_topics():
     assert not [v for k, v in d if k == "topic" and not v.startswith("read ")]  # the ingester only reads
 
 
+def test_cli_writes_the_province_acl(tmp_path):
+    out = tmp_path / "acl"
+    assert main(["province-acl", "--ingest-user", "ingest-a", "--ingest-user", "ingest-b", "--out", str(out)]) == 0
+    d = directives(out.read_text())
+    assert ("user", "ingest-a") in d and ("user", "ingest-b") in d
+    assert main(["province-acl", "--ingest-user", "Ingest A", "--out", str(out)]) == 2
+
+
 @pytest.mark.parametrize("kw, msg", [
     ({"site": "Tường Linh"}, "must match"),
     ({"address": "nohost"}, "host:port"),

@@ -1,0 +1,245 @@
+"""The province sees a centre become unreachable when its bridge link is cut, and reachable again.
+
+Real brokers: a province Mosquitto with passwords and the ACL of ``province_acl_text``, a centre
+Mosquitto running the ``xephang bridge-config`` fragment (with its own account), the ingester writing
+into PostgreSQL with its read-only account. The link between the two brokers runs through a TCP relay
+the test can cut (both sockets closed, new connections refused: a cable pulled at the centre's
+router) and restore. While it is cut the centre's dispenser is shown *unreachable*, not online; when
+it returns it is online again and the history holds the cut with its length. Another centre's
+account can neither publish nor leave a Will on this centre's link state.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from province.db import connect
+from province.devices import list_devices, list_links
+from province.ingest import Ingester
+from tests.province.test_devices_e2e import publish, retained, wait_for
+from xephang.bridgeconf import bridge_conf_text, province_acl_text
+from xephang.contract import NodeStatus, Topics
+from xephang.mosquitto import Mosquitto, find_mosquitto, free_port
+from xephang.settings import BrokerSettings
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+SITE, OTHER = "tuong-linh", "xuan-quang"
+T = Topics(SITE)
+PASSWORDS = {SITE: "centre-s3cret", OTHER: "other-s3cret", "ingest": "ingest-s3cret"}
+
+# another centre's account connects with a Will on this centre's link state, then dies
+FORGER = """
+import sys, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+port, user, pw, topic = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="forger")
+c.username_pw_set(user, pw)
+c.will_set(topic, b"0", qos=1, retain=True)
+c.on_connect = lambda cl, u, f, rc, p: print("connack", rc, flush=True)
+c.connect("127.0.0.1", port, keepalive=5)
+c.loop_start()
+while True:
+    time.sleep(1)
+"""
+
+
+class LinkRelay:
+    """A TCP relay between the centre's bridge and the province broker that a test can cut and restore."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target = target_port
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._stop = threading.Event()
+        self.restore()
+
+    def restore(self) -> None:
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(8)
+        ls.settimeout(0.1)
+        self._open.set()
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls: socket.socket) -> None:
+        with ls:
+            while self._open.is_set() and not self._stop.is_set():
+                try:
+                    c, _ = ls.accept()
+                except TimeoutError:
+                    continue
+                u = socket.create_connection(("127.0.0.1", self.target))
+                with self._lock:
+                    self._socks += [c, u]
+                for a, b in ((c, u), (u, c)):
+                    threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Refuse new connections and drop the open ones (no MQTT DISCONNECT: the Will fires)."""
+        self._open.clear()
+        time.sleep(0.2)  # the listener's loop closes it
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.cut()
+
+
+def test_a_cut_link_shows_the_centre_unreachable_then_reachable_with_the_cut_in_its_history(tmp_path, pg_dsn):
+    if not find_mosquitto() or not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto is not installed")
+    pwfile, aclfile = tmp_path / "passwd", tmp_path / "acl"
+    for i, (user, pw) in enumerate(PASSWORDS.items()):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(pwfile), user, pw], check=True,
+                       capture_output=True, timeout=30)
+    aclfile.write_text(province_acl_text(ingest_users=("ingest",)))
+    for f in (pwfile, aclfile):
+        f.chmod(0o644)  # mosquitto may run as another user
+    with ExitStack() as stack:
+        province = Mosquitto(tmp_path / "province", password_file=pwfile, acl_file=aclfile).start()
+        stack.callback(province.kill)
+        relay = LinkRelay(province.port)
+        stack.callback(relay.close)
+        centre = Mosquitto(tmp_path / "centre", extra_conf=bridge_conf_text(
+            site=SITE, address=f"127.0.0.1:{relay.port}", username=SITE, password=PASSWORDS[SITE],
+            restart_s=(1, 1))).start()
+        stack.callback(centre.kill)
+        pwd = tmp_path / "ingest.pw"
+        pwd.write_text(PASSWORDS["ingest"])
+        ing = Ingester(dsn=pg_dsn, broker=BrokerSettings(port=province.port, username="ingest", password_file=pwd),
+                       batch_wait_s=0.02)
+        stop = threading.Event()
+        th = threading.Thread(target=ing.run, args=(stop,), daemon=True)
+        th.start()
+        stack.callback(th.join, 10)
+        stack.callback(stop.set)
+        assert ing.connected.wait(10)
+        publish(centre.port, [(T.status("dispenser-1"), NodeStatus(node="dispenser-1", online=True, session=1,
+                                                                   role="dispenser").to_json())])
+
+        def dispenser() -> dict | None:
+            with connect(pg_dsn) as conn:
+                now = datetime.now(UTC)
+                found = list_devices(conn, start=now - timedelta(days=1), end=now + timedelta(seconds=1))
+            return found[0] if found else None
+
+        def links() -> dict[str, dict]:
+            with connect(pg_dsn) as conn:
+                now = datetime.now(UTC)
+                return {c["site"]: c for c in list_links(conn, start=now - timedelta(days=1),
+                                                         end=now + timedelta(seconds=1))}
+
+        d = wait_for(lambda: (x := dispenser()) and x["reachable"] and x, 20, "the centre reachable, its dispenser")
+        assert d["state"] == "online"
+
+        t_cut = time.monotonic()
+        relay.cut()  # the centre's router loses the line; the centre keeps working on its LAN
+        d = wait_for(lambda: (x := dispenser()) and x["state"] == "unreachable" and x, 20, "the centre unreachable")
+        t_seen_down = time.monotonic()
+        assert d["reachable"] is False and d["online"]  # the last state seen is kept, not shown
+        assert retained_as(province.port, T.bridge_state()) == b"0"  # the bridge's Will at the province
+        assert retained(centre.port, T.bridge_state()) == b"0"  # and the centre knows it too
+        wait_for(lambda: t_seen_down - t_cut >= 0 and time.monotonic() - t_cut >= 3, 10, "three seconds of cut")
+        t_restore = time.monotonic()
+        relay.restore()
+        wait_for(lambda: (x := dispenser()) and x["state"] == "online" and x, 20, "the centre reachable again")
+        t_back = time.monotonic()
+
+        c = links()[SITE]
+        assert c["reachable"] is True
+        [cut] = c["cuts"]
+        assert cut["up_at"] is not None
+        # dated by the ingester: down after the cut began, up after the restore; no longer than we watched
+        assert t_restore - t_seen_down - 0.5 <= cut["seconds"] <= t_back - t_cut + 0.5
+        assert c["unreachable_s"] == cut["seconds"]
+
+        # another centre's account tries to say this one is down: by a publish, then by a Will
+        publish_as(province.port, OTHER, PASSWORDS[OTHER], [(T.bridge_state(), b"0")])
+        forger = subprocess.Popen([sys.executable, "-c", FORGER, str(province.port), OTHER, PASSWORDS[OTHER],
+                                   T.bridge_state()], stdout=subprocess.PIPE, text=True)
+        stack.callback(forger.kill)
+        assert forger.stdout is not None
+        first = forger.stdout.readline().strip()
+        forger.kill()
+        forger.wait(10)
+        print("forger:", first)
+        if first == "connack Success":  # the broker accepted the connection: its Will fires now
+            wait_for(lambda: "Client forger closed its connection" in province.log_path.read_text(), 10,
+                     "the forger's disconnect at the province broker")
+        # its own centre's link state it may write; it comes after the forged ones in the ingester's stream
+        publish_as(province.port, OTHER, PASSWORDS[OTHER], [(Topics(OTHER).bridge_state(), b"0")])
+        wait_for(lambda: links().get(OTHER, {}).get("reachable") is False, 20, "the other centre's own state")
+        assert retained_as(province.port, T.bridge_state()) == b"1"
+        c = links()[SITE]
+        assert c["reachable"] is True and len(c["cuts"]) == 1
+
+
+def retained_as(port: int, topic: str) -> bytes:
+    """The retained payload of ``topic`` at the province broker, read with the ingester's account."""
+    import queue
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: queue.Queue[bytes] = queue.Queue()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"look-{time.monotonic_ns()}")
+    c.username_pw_set("ingest", PASSWORDS["ingest"])
+    c.on_message = lambda _c, _u, m: got.put(bytes(m.payload))
+    c.on_connect = lambda cl, *_: cl.subscribe(topic, 1)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        return got.get(timeout=5)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def publish_as(port: int, user: str, password: str, items: list[tuple[str, bytes]]) -> None:
+    """Publish retained QoS 1 messages with an account (a refused one is dropped by the broker)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{time.monotonic_ns()}")
+    c.username_pw_set(user, password)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        for topic, payload in items:
+            c.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        c.loop_stop()
+        c.disconnect()
