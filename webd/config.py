@@ -36,6 +36,9 @@ class WebConfig(BaseModel):
     sse_heartbeat_s: float = Field(default=15, ge=1, le=120, description="a comment line this often keeps "
                                    "phones' and proxies' connections open")
     max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most")
+    province_dsn: str | None = Field(default=None, max_length=500, description="PostgreSQL DSN of the province "
+                                     "database: webd runs at the province (centres, devices, the province report; "
+                                     "no hub, no MQTT; docs/province.md)")
 
 
 class WebSettings(DaemonSettings):

@@ -338,7 +338,36 @@ class WebDaemon(Daemon[WebSettings]):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return WebDaemon.main(argv)
+    """``webd``: the centre's pages, or with ``[web] province_dsn`` the province's (no hub, no MQTT)."""
+    import argparse
+    import os
+    import sys
+
+    from xephang.daemon import EXIT_CONFIG, setup_logging
+    from xephang.settings import SettingsError, load_settings
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", "-c")
+    p.add_argument("--check", action="store_true")
+    args, _ = p.parse_known_args(argv)
+    try:
+        settings = load_settings(WebSettings, args.config)
+    except SettingsError:
+        return WebDaemon.main(argv)  # it says what is wrong, as for every daemon
+    if not settings.web.province_dsn:
+        return WebDaemon.main(argv)
+    setup_logging(os.environ.get("XEPHANG_LOG_LEVEL", settings.log_level))
+    try:
+        import psycopg  # noqa: F401
+
+        from webd.province import serve
+    except ImportError as exc:  # psycopg: pip install 'xephang[province]'
+        print(f"webd: the province pages need the province extra: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print("webd: settings OK (province)")
+        return 0
+    return serve(settings)
 
 
 if __name__ == "__main__":  # pragma: no cover
