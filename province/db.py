@@ -112,7 +112,7 @@ CREATE TABLE device_alert_log (
 CREATE INDEX device_alert_log_node ON device_alert_log (site, node, raised_at);
 """),
     # what makes a quarter's report read thousands of rows: province/rollups.py
-    (4, "report rollups", rollups.SCHEMA_SQL + ";\n".join(rollups.rebuild_sql()) + ";\n"),
+    (4, "report rollups", rollups.SCHEMA_SQL + ";\n".join(rollups.rebuild_sql(day_hist=False)) + ";\n"),
     # each centre's bridge link as its own notification says (province/devices.py, "centre unreachable")
     (5, "centre links and their cuts", """
 CREATE TABLE site_links (
@@ -127,6 +127,8 @@ CREATE TABLE site_link_cuts (
 );
 CREATE INDEX site_link_cuts_site ON site_link_cuts (site, down_at);
 """),
+    # medians and P90s of reports grouped by day from the rollups (province/rollups.py)
+    (6, "day histogram", rollups.SCHEMA_DAY_SQL + rollups.day_hist_fill_sql() + ";\n"),
 ]
 
 

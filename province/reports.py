@@ -486,14 +486,14 @@ def _use_rollup(cur: Any, method: str, per: Period, dims: list[str]) -> bool:
     """Whether this report reads the rollups: whole months, no grouping by day, a schema that has them."""
     from hubd.reports import WAIT_BINS_MIN
 
-    fits = (_whole_months(per) and "day" not in dims
+    fits = (_whole_months(per)
             and all(m * 60 % rollups.BUCKET_S == 0 and m * 60 <= rollups.BUCKET_MAX * rollups.BUCKET_S
                     for m in WAIT_BINS_MIN))
     if method == "full" or (method == "auto" and not fits):
         return False
     if not fits:
-        raise ProvinceReportError("the rollups answer whole months (month, quarter, year), not grouped by day")
-    cur.execute("SELECT to_regclass('roll_hist') IS NOT NULL")
+        raise ProvinceReportError("the rollups answer whole months (month, quarter, year)")
+    cur.execute(f"SELECT to_regclass('{'roll_hist_day' if 'day' in dims else 'roll_hist'}') IS NOT NULL")
     if cur.fetchone()[0]:
         return True
     if method == "rollup":
@@ -570,11 +570,17 @@ def _rollup_percentiles(cur: Any, dims: list[str], params: dict[str, Any],
     which offset; one indexed query then reads just those buckets' values and picks them. The
     interpolation is ``percentile_cont``'s (and ``hubd.reports.quantile``'s).
     """
-    hk = {"site": "h.site", "service": "h.service", "month": "h.month",
-          "quarter": "date_trunc('quarter', h.month)::date"}
+    if "day" in dims:  # rows of one day: the day-grained histogram (migration 6)
+        table, col = "roll_hist_day", "h.day"
+        hk = {"site": "h.site", "service": "h.service", "day": "h.day", "month": "date_trunc('month', h.day)::date",
+              "quarter": "date_trunc('quarter', h.day)::date"}
+    else:
+        table, col = "roll_hist", "h.month"
+        hk = {"site": "h.site", "service": "h.service", "month": "h.month",
+              "quarter": "date_trunc('quarter', h.month)::date"}
     ks = [hk[d] for d in dims]
-    cur.execute(f"SELECT {', '.join(ks)}, h.measure, h.bucket, sum(h.n) FROM roll_hist h "
-                f"WHERE h.month BETWEEN %(first)s AND %(last)s {site_filter.format(a='h')} "
+    cur.execute(f"SELECT {', '.join(ks)}, h.measure, h.bucket, sum(h.n) FROM {table} h "
+                f"WHERE {col} BETWEEN %(first)s AND %(last)s {site_filter.format(a='h')} "
                 f"GROUP BY {', '.join(ks)}, h.measure, h.bucket", params)
     counts: dict[tuple[str, Any], dict[int, int]] = {}
     for rec in cur.fetchall():
@@ -626,7 +632,9 @@ def _key_days(dims: list[str], key: Any, params: dict[str, Any]) -> tuple[Any, A
     if key is None:
         return d0, d1
     for d, k in zip(dims, key, strict=True):
-        if d in ("month", "quarter"):
+        if d == "day":
+            d0, d1 = max(d0, k), min(d1, k)
+        elif d in ("month", "quarter"):
             months = 1 if d == "month" else 3
             end = date(k.year + (k.month - 1 + months) // 12, (k.month - 1 + months) % 12 + 1, 1) - timedelta(days=1)
             d0, d1 = max(d0, k), min(d1, end)

@@ -93,6 +93,15 @@ CREATE INDEX visits_service_bucket ON visits (({on(S_BUCKET)}), site, service, d
     WHERE {on(S_OK)};
 """
 
+# the same histogram per service day (migration 6): exact medians and P90s of reports grouped by day
+SCHEMA_DAY_SQL = """
+CREATE TABLE roll_hist_day (
+    site text NOT NULL, day date NOT NULL, service text NOT NULL, measure "char" NOT NULL, bucket int NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (day, site, service, measure, bucket)
+);
+"""
+
 # ---- per (centre, day) rows, recomputed for the (site, day) pairs in the temp table roll_days
 
 _DAY_TICKETS = f"""
@@ -167,6 +176,14 @@ SELECT site, month, service, measure, bucket, %(sign)s * count(*) FROM (
 ON CONFLICT (month, site, service, measure, bucket) DO UPDATE SET n = roll_hist.n + EXCLUDED.n
 """
 
+_CONTRIB_HIST_DAY = (_CONTRIB_HIST.replace("INSERT INTO roll_hist (site, month,", "INSERT INTO roll_hist_day (site, day,")
+                     .replace("SELECT site, month, service", "SELECT site, day, service")
+                     .replace("date_trunc('month', t.day)::date AS month", "t.day AS day")
+                     .replace("date_trunc('month', v.day)::date", "v.day")
+                     .replace("ON CONFLICT (month, site, service, measure, bucket) DO UPDATE SET n = roll_hist.n",
+                              "ON CONFLICT (day, site, service, measure, bucket) DO UPDATE SET n = roll_hist_day.n"))
+assert "month" not in _CONTRIB_HIST_DAY  # every month of the histogram above became the service day
+
 # the local issue hour as the centre counts it (the zone's offset at noon of the service day)
 _CONTRIB_HOURS = f"""
 INSERT INTO roll_hours (site, month, hour, n)
@@ -208,13 +225,15 @@ def before_rebuild(cur: Any, sites: list[str], ids: list[int]) -> None:
     _temp_tables(cur)
     cur.execute("INSERT INTO roll_touched SELECT * FROM unnest(%s::text[], %s::bigint[])", (sites, ids))
     cur.execute(_MARK_DAYS)
-    cur.execute(_CONTRIB_HIST.format(where_t=_TOUCHED_T, where_v=_TOUCHED_V), {"sign": -1})
+    for sql in (_CONTRIB_HIST, _CONTRIB_HIST_DAY):
+        cur.execute(sql.format(where_t=_TOUCHED_T, where_v=_TOUCHED_V), {"sign": -1})
     cur.execute(_CONTRIB_HOURS.format(where_t=_TOUCHED_T), {"sign": -1})
 
 
 def after_rebuild(cur: Any) -> None:
     """Put the rebuilt tickets' contributions in and recompute every centre-day they touch, before or after."""
-    cur.execute(_CONTRIB_HIST.format(where_t=_TOUCHED_T, where_v=_TOUCHED_V), {"sign": 1})
+    for sql in (_CONTRIB_HIST, _CONTRIB_HIST_DAY):
+        cur.execute(sql.format(where_t=_TOUCHED_T, where_v=_TOUCHED_V), {"sign": 1})
     cur.execute(_CONTRIB_HOURS.format(where_t=_TOUCHED_T), {"sign": 1})
     cur.execute(_MARK_DAYS)
     _recompute_days(cur)
@@ -222,15 +241,25 @@ def after_rebuild(cur: Any) -> None:
                 "FROM roll_days) d WHERE h.site = d.site AND h.month = d.month AND h.n = 0")
     cur.execute("DELETE FROM roll_hours h USING (SELECT DISTINCT site, date_trunc('month', day)::date AS month "
                 "FROM roll_days) d WHERE h.site = d.site AND h.month = d.month AND h.n = 0")
+    cur.execute("DELETE FROM roll_hist_day h USING roll_days d WHERE h.site = d.site AND h.day = d.day AND h.n = 0")
     cur.execute("DELETE FROM roll_touched")
     cur.execute("DELETE FROM roll_days")
 
 
-def rebuild_sql(only: str | None = None) -> list[str]:
+def day_hist_fill_sql() -> str:
+    """Count ``roll_hist_day`` from every ticket and visit already stored (migration 6)."""
+    return _CONTRIB_HIST_DAY.format(where_t="true", where_v="true").replace("%(sign)s", "1")
+
+
+def rebuild_sql(only: str | None = None, *, day_hist: bool = True) -> list[str]:
     """Statements that rebuild every rollup from ``tickets``/``visits``: of all centres, or of those
-    ``only`` selects (a condition on ``{a}site``, e.g. ``{a}site = ANY(%(sites)s)``)."""
+    ``only`` selects (a condition on ``{a}site``, e.g. ``{a}site = ANY(%(sites)s)``). ``day_hist``
+    False leaves out ``roll_hist_day`` (migration 4, written before that table existed)."""
     w = only or "true"
-    return [
+    day = ([f"DELETE FROM roll_hist_day WHERE {on(w)}",
+            _CONTRIB_HIST_DAY.format(where_t=on(w, "t"), where_v=on(w, "v")).replace("%(sign)s", "1")]
+           if day_hist else [])
+    return [*day,
         "CREATE TEMP TABLE IF NOT EXISTS roll_days (site text, day date, PRIMARY KEY (site, day)) "
         "ON COMMIT DELETE ROWS",
         f"INSERT INTO roll_days SELECT site, day FROM tickets WHERE {on(w)} "
