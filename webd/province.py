@@ -77,7 +77,8 @@ T: dict[str, tuple[str, str]] = {
     "bad_report": ("Không lập được báo cáo: {e}", "Could not make the report: {e}"),
 }
 GROUPINGS = (("site", "Trung tâm", "Centre"), ("service", "Lĩnh vực", "Service"),
-             ("site,service", "Trung tâm — Lĩnh vực", "Centre — Service"), ("month", "Tháng", "Month"))
+             ("site,service", "Trung tâm — Lĩnh vực", "Centre — Service"), ("month", "Tháng", "Month"),
+             ("day", "Ngày", "Day"))
 
 
 def tr(key: str, lang: str, **kw: Any) -> str:
