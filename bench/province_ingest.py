@@ -227,7 +227,28 @@ def same_figures(a: dict, b: dict) -> int:
         "arrivals_by_hour", "open_days", "busiest_hours", "wait_hist", "counter_load"))
 
 
-def bench_report(admin: str, centres: int, tickets: int) -> None:
+def time_reports(conn, now: float, cases: tuple[tuple[str, str, int], ...]) -> None:
+    """Each (period, grouping, full runs): the rollups (median of 5) next to the full computation, figures compared."""
+    for period, by, full_runs in cases:
+        times: dict[str, list[float]] = {"rollup": [], "full": []}
+        reps = {}
+        for method, runs in (("rollup", 5), ("full", full_runs)):
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                reps[method] = build_province_report(conn, period=period, group_by=by, now=now, method=method)
+                times[method].append(time.perf_counter() - t0)
+        r, f = times["rollup"], times["full"]
+        diff = same_figures(reps["rollup"], reps["full"])
+        print(f"  {period:<7} by {by:<13}: rollups median {statistics.median(r):.2f} s (max {max(r):.2f}) | "
+              f"full computation {'median ' if len(f) > 1 else ''}{statistics.median(f):.2f} s | "
+              f"{len(reps['full']['rows'])} rows, {reps['full']['totals']['issued']:,} issued, "
+              f"{'every figure equal' if not diff else f'{diff} DIFFERENCES'}")
+
+
+BY_DAY = (("2026-11", "day", 3), ("2026-Q4", "day", 3), ("2026-Q4", "site,day", 1), ("2026-11", "service,day", 3))
+
+
+def bench_report(admin: str, centres: int, tickets: int, *, by_day_only: bool = False) -> None:
     with scratch_db(admin) as dsn, psycopg.connect(dsn) as conn:
         t0 = time.perf_counter()
         for stmt in filter(str.strip, GEN_SQL.split(";\n")):
@@ -249,24 +270,17 @@ def bench_report(admin: str, centres: int, tickets: int) -> None:
         mb = 1024 * 1024
         base = table_bytes(conn, ("tickets", "visits"))
         roll = table_bytes(conn, ("roll_tickets", "roll_visits", "roll_counters", "roll_hist", "roll_hours"))
-        print(f"  sizes: tickets + visits with indexes {base / mb:,.0f} MB; rollups {roll / mb:,.0f} MB")
+        day_hist = table_bytes(conn, ("roll_hist_day",))
+        n_day = conn.execute("SELECT count(*) FROM roll_hist_day").fetchone()[0]
+        print(f"  sizes: tickets + visits with indexes {base / mb:,.0f} MB; rollups {roll / mb:,.0f} MB "
+              f"+ the day histogram {day_hist / mb:,.0f} MB ({n_day:,} rows)")
         now = time.mktime((2027, 1, 5, 12, 0, 0, 0, 0, 0))
         print(f"  load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work inflates wall times)")
-        for period, full_runs in (("2026-Q4", 3), ("2026", 1)):
-            for by in ("site", "service", "site,service", "month"):
-                times: dict[str, list[float]] = {"rollup": [], "full": []}
-                reps = {}
-                for method, runs in (("rollup", 5), ("full", full_runs)):
-                    for _ in range(runs):
-                        t0 = time.perf_counter()
-                        reps[method] = build_province_report(conn, period=period, group_by=by, now=now, method=method)
-                        times[method].append(time.perf_counter() - t0)
-                r, f = times["rollup"], times["full"]
-                diff = same_figures(reps["rollup"], reps["full"])
-                print(f"  {period:<7} by {by:<13}: rollups median {statistics.median(r):.2f} s (max {max(r):.2f}) | "
-                      f"full computation {'median ' if len(f) > 1 else ''}{statistics.median(f):.2f} s | "
-                      f"{len(reps['full']['rows'])} rows, {reps['full']['totals']['issued']:,} issued, "
-                      f"{'every figure equal' if not diff else f'{diff} DIFFERENCES'}")
+        time_reports(conn, now, BY_DAY)
+        if by_day_only:
+            return
+        time_reports(conn, now, tuple((period, by, full_runs) for period, full_runs in (("2026-Q4", 3), ("2026", 1))
+                                      for by in ("site", "service", "site,service", "month")))
         rep = build_province_report(conn, period="2026-Q4", group_by="site", now=now)
         out = Path(tempfile.mkdtemp(prefix="xephang-bench-report-"))
         t0 = time.perf_counter()
@@ -292,10 +306,11 @@ def main() -> int:
     ap.add_argument("--week-tickets", type=int, default=300, help="tickets a day at the offline centre")
     ap.add_argument("--skip-report", action="store_true")
     ap.add_argument("--only-report", action="store_true")
+    ap.add_argument("--by-day-only", action="store_true", help="with --only-report: only the reports grouped by day")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="xephang-bench-province-"))
     if args.only_report:
-        bench_report(args.dsn, args.centres, args.tickets_per_day)
+        bench_report(args.dsn, args.centres, args.tickets_per_day, by_day_only=args.by_day_only)
         return 0
     t0 = time.perf_counter()
     week = week_of_events(tmp, "tuong-linh", args.week_tickets, seed=1)

@@ -483,13 +483,17 @@ def _whole_months(per: Period) -> bool:
 
 
 def _use_rollup(cur: Any, method: str, per: Period, dims: list[str]) -> bool:
-    """Whether this report reads the rollups: whole months, no grouping by day, a schema that has them."""
+    """Whether this report reads the rollups: whole months and a schema that has them (``auto``: not by day
+    per centre or service either, where they are no faster)."""
     from hubd.reports import WAIT_BINS_MIN
 
     fits = (_whole_months(per)
             and all(m * 60 % rollups.BUCKET_S == 0 and m * 60 <= rollups.BUCKET_MAX * rollups.BUCKET_S
                     for m in WAIT_BINS_MIN))
-    if method == "full" or (method == "auto" and not fits):
+    # by day per centre or per service, the rollups' per-row reads cost as much as the full computation
+    # (bench/province_ingest.py --only-report --by-day-only): auto takes them only for rows of whole days
+    slower = "day" in dims and ("site" in dims or "service" in dims)
+    if method == "full" or (method == "auto" and (not fits or slower)):
         return False
     if not fits:
         raise ProvinceReportError("the rollups answer whole months (month, quarter, year)")

@@ -117,6 +117,9 @@ def test_the_auto_method_takes_the_rollups_only_where_they_apply(pg, week):
             build_province_report(pg, period=period, group_by=by, now=now, method="rollup")
         assert (build_province_report(pg, period=period, group_by=by, now=now)
                 == build_province_report(pg, period=period, group_by=by, now=now, method="full"))
+    for by in ("day", "site,day", "service,day"):  # whole months by day: the rollups answer (auto: by day alone)
+        assert (build_province_report(pg, period="2026-Q4", group_by=by, now=now, method="rollup")
+                == build_province_report(pg, period="2026-Q4", group_by=by, now=now))
 
 
 def test_the_report_command_chooses_the_method(pg, pg_dsn, week, capsys):
