@@ -102,7 +102,8 @@ def bench_store(admin: str, events: list[tuple[str, bytes]]) -> None:
         conn.execute("VACUUM ANALYZE")
         conn.autocommit = False
         stored = table_bytes(conn, ("events", "tickets", "visits"))
-        rolled = table_bytes(conn, ("roll_tickets", "roll_visits", "roll_counters", "roll_hist", "roll_hours"))
+        rolled = table_bytes(conn, ("roll_tickets", "roll_visits", "roll_counters", "roll_hist", "roll_hours",
+                                    "roll_hist_day"))
         with conn.cursor() as cur:
             cur.execute("CREATE UNLOGGED TABLE raw (topic text, payload text)")
             t0 = time.perf_counter()
