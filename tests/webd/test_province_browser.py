@@ -166,3 +166,40 @@ def test_webd_runs_at_the_province_when_its_settings_name_the_database(tmp_path,
     monkeypatch.setenv("XEPHANG_WEB__PROVINCE_DSN", "postgresql://xephang@db.tinh/xephang")
     assert main(["--config", str(conf), "--check"]) == 0
     assert "province" in capsys.readouterr().out  # no site file, no broker needed
+
+
+def test_a_lost_database_or_a_bad_period_is_said_not_raised(province_web, tmp_path):
+    import uvicorn
+
+    from webd.province import ProvinceWebApp
+
+    base, dsn, _ = province_web
+    cookie, _ = login(base, TECH, TECH_PW)
+    st, body, _ = http_get(base + "/province?period=2026-13", headers={"Cookie": cookie})
+    assert st == 400 and "banner warn" in body.decode()
+    st, body, _ = http_get(base + "/province/report?period=2026-Q4&group_by=month", headers={"Cookie": cookie})
+    assert st == 200 and 'data-method="rollups"' in body.decode()
+    st, body, _ = http_get(base + "/province/report?period=2026-11-03..2026-11-04", headers={"Cookie": cookie})
+    assert st == 200 and 'data-method="full"' in body.decode()  # not whole months: every ticket
+
+    # the same pages over a database that is not there: 503 and a banner, the server stays up
+    port = free_port()
+    accounts = tmp_path / "accounts.json"
+    gone = dsn.rsplit("/", 1)[0] + "/xephang_no_such_db"
+    settings = WebSettings(site="tinh", node="web", state_dir=tmp_path,
+                           web=WebConfig(listen="127.0.0.1", port=port, accounts_file=accounts, province_dsn=gone))
+    server = uvicorn.Server(uvicorn.Config(ProvinceWebApp(settings, dsn=gone).asgi, host="127.0.0.1", port=port,
+                                           log_level="critical", lifespan="on"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    other = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: http_get(other + "/healthz")[0] == 503, 15, "the health check saying the database is gone")
+        cookie, _ = login(other, TECH, TECH_PW)
+        st, body, _ = http_get(other + "/province", headers={"Cookie": cookie})
+        assert st == 503 and 'id="db-error"' in body.decode()
+        st, body, _ = http_get(other + "/province/report", headers={"Cookie": cookie})
+        assert st == 503 and 'id="db-error"' in body.decode()
+    finally:
+        server.should_exit = True
+        th.join(10)
