@@ -50,8 +50,10 @@ from xephang.contract import (
     Request,
     Resume,
     Resync,
+    TicketWait,
     Transfer,
     VoidTicket,
+    WaitOfTicket,
     check_level,
     decode,
 )
@@ -345,9 +347,11 @@ class HubDaemon(Daemon[HubSettings]):
                                            f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
             log.warning("refused %s from %s", action, req.source)
             seen[req.request_id] = reply
-            return topic, reply, req, not isinstance(req, Resync | ReportRequest)
+            return topic, reply, req, not isinstance(req, Resync | ReportRequest | TicketWait)
         if isinstance(req, Resync):
             return topic, self._resync(req, now), req, False
+        if isinstance(req, TicketWait):
+            return topic, self._ticket_wait(req, now), req, False
         if isinstance(req, ReportRequest):
             # a quarter takes ~0.2 s of CPU: compute it off the owner thread so presses never wait;
             # at most REPORT_WORKERS at once, so a flood of report requests cannot starve the hall
@@ -400,6 +404,22 @@ class HubDaemon(Daemon[HubSettings]):
             last = events[-1]["rev"] if events else req.since_rev
             data["more"] = last < self.engine.rev
         return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data, rev=self.engine.rev)
+
+    def _ticket_wait(self, req: TicketWait, now: float) -> Reply:
+        """Each waiting ticket's range as the hub plays the day forward now (the engine keeps one
+        estimate per ticket and hall revision for a minute: phones refreshing cost nothing new)."""
+        e = self.engine
+        waits: list[dict[str, Any]] = []
+        for tid in dict.fromkeys(req.ticket_ids):
+            t = e.tickets.get(tid)
+            if t is None or t.day != e.day:
+                waits.append(WaitOfTicket(ticket_id=tid, state="unknown").model_dump(mode="json"))
+            elif t.state != "waiting":
+                waits.append(WaitOfTicket(ticket_id=tid, state=t.state).model_dump(mode="json"))
+            else:
+                waits.append(WaitOfTicket(ticket_id=tid, state="waiting", people_ahead=e.people_ahead(t),
+                                          **e.wait_range(t.service, now, t).fields()).model_dump(mode="json"))
+        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data={"waits": waits}, rev=e.rev)
 
     def _report_worker(self, req: ReportRequest, topic: str) -> None:
         try:

@@ -69,10 +69,12 @@ def _empty_snapshot() -> Snapshot:
 class WebApp:
     """The web side of webd. ``publish`` is the only method called from the owner thread."""
 
-    def __init__(self, settings: WebSettings, site: Site, *, ask: Ask, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: WebSettings, site: Site, *, ask: Ask, now: Callable[[], float] = time.time,
+                 watch: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.site = site
         self.ask = ask
+        self.watch = watch or (lambda ticket_id: None)  # a phone shows this ticket: keep its wait fresh
         self.now = now
         w = settings.web
         self.snapshot: Snapshot = _empty_snapshot()
@@ -242,6 +244,10 @@ class WebApp:
         return day, display, tid
 
     def _ticket_json(self, snap: Snapshot, day: str, display: str, tid: int, lang: str) -> str:
+        t = snap.tickets.get(tid)
+        if t is not None and t.state == "waiting":
+            self.watch(tid)  # every render and heartbeat of an open page keeps its ticket's range fresh
+
         def build() -> str:
             v = snap.ticket_view(tid, day, display)
             frag = pages.ticket_fragment(v, self.site, snap, lang, day)
@@ -256,6 +262,7 @@ class WebApp:
             log.info("refused a ticket link (bad token) from %s", request.client.host if request.client else "?")
             return self.html(pages.message_page("xephang", pages.t("bad_link", lang), lang=lang), status=404)
         day, display, tid = ok
+        self.watch(tid)
         snap = self.snapshot
         v = snap.ticket_view(tid, day, display)
         frag = pages.ticket_fragment(v, self.site, snap, lang, day)

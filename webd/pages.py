@@ -9,13 +9,13 @@ so the page works without JavaScript and a reconnect always shows the current tr
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 from webd.live import Snapshot, TicketView
 from xephang.site import Site
+from xephang.waittext import format_wait
 
 ASSET_VERSION = "3"
 
@@ -24,8 +24,6 @@ T: dict[str, tuple[str, str]] = {
     "service": ("Lĩnh vực", "Service"),
     "ahead": ("Số người chờ trước bạn", "People ahead of you"),
     "wait": ("Thời gian chờ dự kiến", "Estimated wait"),
-    "about_min": ("khoảng {n} phút", "about {n} min"),
-    "soon": ("Bạn sắp được mời", "You will be called shortly"),
     "called": ("Mời đến quầy {n}", "Please go to counter {n}"),
     "recalled": ("Mời lại: đến quầy {n}", "Called again: go to counter {n}"),
     "called_sub": ("Số {d} — mời công dân đến ngay", "Number {d} — please go now"),
@@ -147,10 +145,9 @@ def ticket_fragment(v: TicketView, site: Site, snap: Snapshot, lang: str, day: s
             parts.append(f'<div class="note">{e(t("transferred", lang, s=svc_name))}</div>')
         if v.people_ahead is not None:
             parts.append(f'<div class="fig"><span>{e(t("ahead", lang))}</span><b class="ahead">{v.people_ahead}</b></div>')
-        if v.est_wait_min is not None:
-            m = math.ceil(v.est_wait_min)
-            txt = t("about_min", lang, n=m) if m > 0 else t("soon", lang)
-            parts.append(f'<div class="fig"><span>{e(t("wait", lang))}</span><b>{e(txt)}</b></div>')
+        if v.wait is not None:  # the hub's range: the same words as the ticket and the board
+            txt = format_wait(v.wait.low_min, v.wait.high_min, lang)
+            parts.append(f'<div class="fig"><span>{e(t("wait", lang))}</span><b class="wait">{e(txt)}</b></div>')
     elif st == "done":
         parts.append(f'<div class="banner ok">{e(t("done", lang))}</div>')
     elif st == "no-show":
