@@ -1,6 +1,6 @@
 """Benchmark: what a phone's ``ticket-wait`` costs the hub.
 
-A simulated day (the demo's centre, ``xephang.sim``; ``--day rush`` for the morning rush of
+A simulated day (the demo's centre, ``xephang_ops.sim``; ``--day rush`` for the morning rush of
 ``bench/wait_estimate.py``) runs through the queue engine without a broker. At every
 ``--every``-th ticket issued, it times, on that very state, the hub's answer for up to 10
 waiting tickets (what one ``ticket-wait`` request asks: ``QueueEngine.wait_range`` for each, the
@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.wait_estimate import DAY, END, SCENARIOS, SITE  # noqa: E402
 from hubd.engine import QueueEngine  # noqa: E402
-from hubd.simday import run_day  # noqa: E402
 from xephang.settings import load_site  # noqa: E402
-from xephang.sim import ARRIVAL_PROFILE, CentreSim  # noqa: E402
+from xephang_ops.sim import ARRIVAL_PROFILE, CentreSim  # noqa: E402
+from xephang_ops.simday import run_day  # noqa: E402
 
 ASK = 10  # tickets in one ticket-wait request at most (contract.TICKET_WAIT_MAX)
 PACE_S = 2.0  # webd asks at most once per this many seconds (webd.main.WAIT_ASK_GAP_S)

@@ -434,7 +434,7 @@ class HubDaemon(Daemon[HubSettings]):
 
     def _report(self, req: ReportRequest) -> Reply:
         try:
-            from hubd import reports
+            from xephang_reports import build as reports
         except ImportError:
             return Reply(request_id=req.request_id, action=req.ACTION, status="error",
                          error=ReplyError(code="unavailable", message="reports are not installed on this hub"))
@@ -535,14 +535,14 @@ class HubDaemon(Daemon[HubSettings]):
         """The retained daily summary and, once an hour has ended, an hourly summary event.
 
         Both carry the figures of the centre's report for the service day so far
-        (``hubd.reports.build_report`` on the live ledger: one day, a few ms), so the province
+        (``xephang_reports.build.build_report`` on the live ledger: one day, a few ms), so the province
         sees the same issued/served/no-show/wait figures the centre's head prints. The hourly
         event goes under ``event/`` (QoS 1), which the province bridge carries out; its
         ``event_id`` names the site's day and hour, so a replay after a restart changes nothing.
         """
         from datetime import date, datetime
 
-        from hubd.reports import Period, build_report
+        from xephang_reports.build import Period, build_report
 
         day = self.engine.day or self.engine.service_day(now)
         d = date.fromisoformat(day)

@@ -482,7 +482,7 @@ class WebApp:
         if rep is None:
             body += f'<div class="banner warn" id="report-error">{pages.e(pages.t("report_error", lang, e=err))}</div>'
         else:
-            from hubd.report_charts import chart_pngs
+            from xephang_reports.charts import chart_pngs
 
             charts = await asyncio.to_thread(chart_pngs, rep)
             query = urlencode({"period": params["period"], "group_by": params["group_by"], "lang": lang})
@@ -745,8 +745,8 @@ def _file_part(period: str) -> str:
 
 
 def _render_file(report: dict[str, Any], fmt: str) -> bytes:
-    """CSV, XLSX or HTML of the report, written by the report code itself (``hubd.report_render``)."""
-    from hubd import report_render
+    """CSV, XLSX or HTML of the report, written by the report code itself (``xephang_reports.render``)."""
+    from xephang_reports import render as report_render
 
     with tempfile.TemporaryDirectory(prefix="webd-report-") as d:
         path = Path(d) / f"report.{fmt}"

@@ -227,10 +227,10 @@ def login_page(*, lang: str, csrf: str, error: str = "", next_url: str = "/head"
 
 def figures_table(report: dict[str, Any] | None, lang: str) -> str:
     """Today's figures: the report's totals through the report code's own columns and formats
-    (``hubd.report_render``), so they read exactly as ``xephang report`` prints them."""
+    (``xephang_reports.render``), so they read exactly as ``xephang report`` prints them."""
     if not report:
         return f'<p class="muted">{e(t("no_report", lang))}</p>'
-    from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
+    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
 
     tot = report["totals"]
     cells = "".join(f'<div class="kpi"><span>{e(c.heading(lang))}{" (" + t("min", lang) + ")" if c.kind == "min" else ""}</span><b data-key="{e(c.key)}">'
@@ -280,7 +280,14 @@ def report_body(report: dict[str, Any], charts: dict[str, bytes], query: str, la
     """The report in the page: the report code's own tables, notes and charts, plus downloads."""
     import base64
 
-    from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text, group_heading, notes, title_lines
+    from xephang_reports.render import (
+        COUNT_COLUMNS,
+        TIME_COLUMNS,
+        cell_text,
+        group_heading,
+        notes,
+        title_lines,
+    )
 
     site, heading, generated = title_lines(report)
     gh = group_heading(report)

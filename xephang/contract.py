@@ -624,7 +624,7 @@ class HallState(Message):
 class DailySummary(Message):
     """``R/state/summary``: compact retained figures of the current service day (for a province view).
 
-    The figures are the centre's report's day totals (``hubd.reports``, same definitions):
+    The figures are the centre's report's day totals (``xephang_reports.build``, same definitions):
     times in seconds as ``{n, mean, p50, p90}``, shares 0–1. Published once a minute.
     """
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from hubd.main import may_act
-from xephang.brokerconf import BrokerFiles, acl_text, site_accounts, write_broker_files
 from xephang.contract import CONSOLE_ACTIONS, CallNext, ReportRequest, Resync, TicketWait
-from xephang.mosquitto import Mosquitto, find_mosquitto
 from xephang.site import Site
-from xephang.tools import REFUSED, BrokerTarget, ToolClient
+from xephang_ops.brokerconf import BrokerFiles, acl_text, site_accounts, write_broker_files
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto
+from xephang_ops.tools import REFUSED, BrokerTarget, ToolClient
 
 pytestmark = pytest.mark.broker
 R = "xephang/v1/tuong-linh"
