@@ -105,7 +105,7 @@ class Topics:
     def reply(self, node: str) -> str:
         return f"{self.root}/reply/{check_level(node)}"
 
-    def event(self, family: Literal["ticket", "counter"], kind: str) -> str:
+    def event(self, family: Literal["ticket", "counter", "summary"], kind: str) -> str:
         return f"{self.root}/event/{family}/{check_level(kind)}"
 
     def state_hall(self) -> str:
@@ -466,6 +466,9 @@ ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
 CONSOLE_ACTIONS: tuple[str, ...] = ("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume",
                                     "call-ticket", "arrived")
 RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
+
+# what the hub answers itself, changing nothing (never stored, never a command of the engine)
+READ_ONLY_ACTIONS: tuple[str, ...] = ("resync", "report", "ticket-wait")
 
 REQUEST_MODELS: dict[str, type[Request]] = {
     m.ACTION: m
