@@ -34,7 +34,17 @@ from announcerd.scheduler import CallEvent, QuietHours, Scheduler
 from announcerd.voice_cli import default_pack_dir, ensure_default_pack
 from announcerd.voicepack import InvalidPack, VoicePack, load_pack, phrase_parts
 from xephang.bus import Inbound
-from xephang.contract import BadPayload, Reply, Resync, ServiceState, TicketEvent, decode, new_request_id
+from xephang.contract import (
+    BadPayload,
+    Reply,
+    Resync,
+    ResyncData,
+    ServiceState,
+    TicketEvent,
+    decode,
+    new_request_id,
+    reply_data,
+)
 from xephang.daemon import Daemon
 from xephang.settings import DaemonSettings, SettingsError
 
@@ -248,9 +258,13 @@ class Announcer(Daemon[AnnouncerSettings]):
         self.bus.request(req, on_reply=self._on_resync_reply, timeout_s=2.0, attempts=3)
 
     def _on_resync_reply(self, reply: Reply | None) -> None:
-        hall = reply.data.get("hall") if reply is not None and reply.status == "ok" else None
-        at = hall.get("at") if isinstance(hall, dict) else None
-        if not isinstance(at, int | float) or isinstance(at, bool) or at <= 0:
+        at = 0.0
+        if reply is not None and reply.status == "ok":
+            try:
+                at = reply_data(reply, ResyncData).hall.at
+            except BadPayload as exc:
+                log.warning("resync reply does not read: %s", exc)
+        if at <= 0:
             log.warning("the hub did not say its clock (resync %s): call ages rest on the calls alone",
                         "unanswered" if reply is None else reply.status)
             return

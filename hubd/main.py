@@ -30,6 +30,7 @@ from xephang.contract import (
     CONSOLE_ACTIONS,
     MAX_PAYLOAD_BYTES,
     READ_ONLY_ACTIONS,
+    REPLY_DATA,
     REQUEST_MODELS,
     RESYNC_MAX_EVENTS,
     Arrived,
@@ -57,6 +58,7 @@ from xephang.contract import (
     Resync,
     ServiceState,
     TicketWait,
+    TicketWaitData,
     Transfer,
     VoidTicket,
     WaitOfTicket,
@@ -374,7 +376,8 @@ class HubDaemon(Daemon[HubSettings]):
         else:
             merged.merge(out)
             self.ops += 1
-            reply = Reply(request_id=req.request_id, action=action, status="ok", data=out.data, rev=self.engine.rev)
+            reply = Reply(request_id=req.request_id, action=action, status="ok", data=typed_data(action, out.data),
+                          rev=self.engine.rev)
             self._dirty_counters |= out.counters
             self._dirty_services |= out.services
             self._state_dirty = True
@@ -409,23 +412,25 @@ class HubDaemon(Daemon[HubSettings]):
             data["events"] = events
             last = events[-1]["rev"] if events else req.since_rev
             data["more"] = last < self.engine.rev
-        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data, rev=self.engine.rev)
+        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=typed_data(req.ACTION, data),
+                     rev=self.engine.rev)
 
     def _ticket_wait(self, req: TicketWait, now: float) -> Reply:
         """Each waiting ticket's range as the hub plays the day forward now (the engine keeps one
         estimate per ticket and hall revision for a minute: phones refreshing cost nothing new)."""
         e = self.engine
-        waits: list[dict[str, Any]] = []
+        waits: list[WaitOfTicket] = []
         for tid in dict.fromkeys(req.ticket_ids):
             t = e.tickets.get(tid)
             if t is None or t.day != e.day:
-                waits.append(WaitOfTicket(ticket_id=tid, state="unknown").model_dump(mode="json"))
+                waits.append(WaitOfTicket(ticket_id=tid, state="unknown"))
             elif t.state != "waiting":
-                waits.append(WaitOfTicket(ticket_id=tid, state=t.state).model_dump(mode="json"))
+                waits.append(WaitOfTicket(ticket_id=tid, state=t.state))
             else:
                 waits.append(WaitOfTicket(ticket_id=tid, state="waiting", people_ahead=e.people_ahead(t),
-                                          **e.wait_range(t.service, now, t).fields()).model_dump(mode="json"))
-        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data={"waits": waits}, rev=e.rev)
+                                          **e.wait_range(t.service, now, t).fields()))
+        return Reply(request_id=req.request_id, action=req.ACTION, status="ok",
+                     data=TicketWaitData(waits=waits).model_dump(mode="json", by_alias=True), rev=e.rev)
 
     def _report_worker(self, req: ReportRequest, topic: str) -> None:
         try:
@@ -608,6 +613,13 @@ def _event_json(e: Any) -> dict[str, Any]:
     from hubd.ledger import event_json
 
     return event_json(e)
+
+
+def typed_data(action: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An ok reply's data through the contract's model of that action (``REPLY_DATA``): what
+    the hub answers is what docs/protocol.md says, field for field."""
+    model = REPLY_DATA.get(action)
+    return data if model is None else model.model_validate(data).model_dump(mode="json", by_alias=True)
 
 
 def fit_reply(reply: Reply) -> Reply:

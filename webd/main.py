@@ -41,12 +41,14 @@ from xephang.contract import (
     ReplyError,
     ReportRequest,
     Resync,
+    ResyncData,
     ServiceState,
     TicketEvent,
     TicketWait,
-    WaitOfTicket,
+    TicketWaitData,
     decode,
     new_request_id,
+    reply_data,
 )
 from xephang.daemon import Daemon
 from xephang.settings import DaemonSettings
@@ -290,14 +292,9 @@ class WebDaemon(Daemon[WebSettings]):
             self._resync_retry = True  # tick asks again, from where this one asked
             return
         try:
-            hall = HallState.model_validate(reply.data.get("hall") or {})
-            events: list[TicketEvent | CounterEvent] = []
-            for e in reply.data.get("events") or []:
-                if not isinstance(e, dict):
-                    continue
-                model = CounterEvent if e.get("schema") == CounterEvent.SCHEMA else TicketEvent
-                events.append(model.model_validate(e))
-        except Exception as exc:  # a reply we cannot read: logged, asked again later
+            data = reply_data(reply, ResyncData)
+            hall, events = data.hall, data.typed_events()
+        except BadPayload as exc:  # a reply we cannot read: logged, asked again later
             log.warning("resync reply unreadable: %s", str(exc)[:200])
             self._resync_next = time.monotonic() + RESYNC_RETRY_S
             self._resync_retry = True
@@ -312,7 +309,7 @@ class WebDaemon(Daemon[WebSettings]):
                 self.model.on_hall(hall)
             self._show()
             return
-        more = self.model.on_resync(hall, events, bool(reply.data.get("more")))
+        more = self.model.on_resync(hall, events, data.more)
         if more or self.model.gap:
             self._ask_resync(self.model.missing_from())
         self._show()
@@ -358,10 +355,10 @@ class WebDaemon(Daemon[WebSettings]):
             log.info("ticket-wait not answered: %s", reply.error if reply is not None else "timeout")
             return
         try:
-            waits = [WaitOfTicket.model_validate(w) for w in reply.data.get("waits", [])]
-        except ValueError as exc:  # a hub of another version: the pages keep the printed ranges
+            waits = reply_data(reply, TicketWaitData).waits
+        except BadPayload as exc:  # a hub of another version: the pages keep the printed ranges
             self.bus.stats.dropped += 1
-            log.warning("ticket-wait reply does not validate: %s", str(exc)[:200])
+            log.warning("ticket-wait reply does not read: %s", exc)
             return
         self.model.on_waits(waits, reply.rev if reply.rev is not None else self.model.rev)
         self._show()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -221,8 +221,12 @@ def decode(model: type[Message], payload: bytes | str) -> Any:
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
-        raise BadPayload("invalid", "; ".join(parts)[:500]) from None
+        raise BadPayload("invalid", _errors(exc)) from None
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+    return "; ".join(parts)[:500]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,6 +628,128 @@ class HallState(Message):
     last_calls: list[CallInfo] = Field(default_factory=list, description="newest first")
 
 
+# ---------------------------------------------------------------------------------------------
+# What each action's ``Reply.data`` holds (tolerant: a newer hub may add fields). The hub sends
+# every ``ok`` reply's data through its model; readers take it with ``reply_data``.
+
+
+class FinishedTicket(Message):
+    """The ticket a call finished on the way (the counter was still serving it)."""
+
+    ticket: TicketInfo
+    inferred: bool = Field(default=True, description="finished by the next call, not by Finish")
+
+
+class IssueData(Message):
+    """``issue-ticket``: the ticket to print."""
+
+    ticket: TicketInfo
+    people_ahead: int | None = None
+    est_wait_min: float | None = Field(default=None, description="the median of the estimate, minutes")
+    est_wait_low_min: int | None = Field(default=None, description="the range to print: lower end, minutes")
+    est_wait_high_min: int | None = Field(default=None, description="upper end; null with est_wait_open")
+    est_wait_open: bool | None = Field(default=None, description="'more than est_wait_low_min minutes'")
+    service_name_vi: str | None = None
+    service_name_en: str | None = None
+
+
+class CallData(Message):
+    """``call-next`` and ``call-ticket``: who is called (null: the queue is empty)."""
+
+    ticket: TicketInfo | None = None
+    queue_empty: bool = False
+    finished: FinishedTicket | None = Field(default=None, description="the ticket this call finished (inferred)")
+    out_of_order: bool = Field(default=False, description="call-ticket: called out of the call order")
+    waiting: int | None = Field(default=None, description="waiting now in the services this counter calls")
+
+
+class RecallData(Message):
+    ticket: TicketInfo
+    recalls: int
+
+
+class NoShowData(Message):
+    ticket: TicketInfo
+    requeued: bool = Field(default=False, description="sent back to the queue once (no_show_requeue)")
+
+
+class FinishData(Message):
+    ticket: TicketInfo
+    rating_window_s: float = Field(default=0, description="how long the rating keys count for this ticket")
+
+
+class TransferData(Message):
+    ticket: TicketInfo
+    from_service: str
+
+
+class CounterData(Message):
+    """``pause`` and ``resume``: the counter's state after it."""
+
+    counter: int
+    state: str
+
+
+class RateData(Message):
+    ticket: TicketInfo
+    score: int
+
+
+class ArrivedData(Message):
+    ticket: TicketInfo
+    arrived_at: float
+    walk_s: float | None = Field(default=None, description="call → arrival, seconds")
+    already: bool = Field(default=False, description="pressed before: the first arrival stands, no event")
+
+
+class VoidData(Message):
+    ticket: TicketInfo
+
+
+class ResyncData(Message):
+    """``resync``: the hall, and from ``since_rev`` the missed events (each a TicketEvent or a
+    CounterEvent payload, by its ``schema``)."""
+
+    hall: HallState
+    events: list[dict[str, Any]] | None = None
+    more: bool = Field(default=False, description="later events exist: ask again from the last one")
+
+    def typed_events(self) -> list[TicketEvent | CounterEvent]:
+        """The events as their models, by ``schema`` (``BadPayload`` when one does not read)."""
+        out: list[TicketEvent | CounterEvent] = []
+        for e in self.events or []:
+            model = CounterEvent if e.get("schema") == CounterEvent.SCHEMA else TicketEvent
+            try:
+                out.append(model.model_validate(e))
+            except ValidationError as exc:
+                raise BadPayload("invalid", f"resync event: {_errors(exc)}") from None
+        return out
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+class TicketWaitData(Message):
+    waits: list[WaitOfTicket] = Field(default_factory=list)
+
+
+# action → the model of its ok reply's data (``report``: the report dict, docs/reports.md)
+REPLY_DATA: dict[str, type[Message]] = {
+    "issue-ticket": IssueData, "call-next": CallData, "call-ticket": CallData, "recall": RecallData,
+    "no-show": NoShowData, "finish": FinishData, "transfer": TransferData, "pause": CounterData,
+    "resume": CounterData, "rate": RateData, "arrived": ArrivedData, "void-ticket": VoidData,
+    "resync": ResyncData, "ticket-wait": TicketWaitData,
+}
+
+
+def reply_data(reply: Reply, model: type[_M]) -> _M:
+    """An ok reply's ``data`` as ``model``; ``BadPayload('invalid')`` when it is not one."""
+    try:
+        return model.model_validate(reply.data if reply.data is not None else {})
+    except ValidationError as exc:
+        raise BadPayload("invalid", f"{reply.action} reply data: {_errors(exc)}") from None
+
+
 class DailySummary(Message):
     """``R/state/summary``: compact retained figures of the current service day (for a province view).
 
@@ -746,6 +872,8 @@ ALL_MODELS: list[type[Message]] = [
     Alert,
     *REQUEST_MODELS.values(),
     Reply,
+    *dict.fromkeys(REPLY_DATA.values()),
+    FinishedTicket,
     WaitOfTicket,
     TicketEvent,
     CounterEvent,

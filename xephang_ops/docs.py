@@ -222,8 +222,13 @@ def render_protocol() -> str:
                        "plays the day forward now; otherwise its state, or `unknown`)",
     }
     for action, model in c.REQUEST_MODELS.items():
-        out.append(f"| `{action}` | `R/req/hub/{action}/{{node}}` | {model.__name__} | {data_doc.get(action, '')} |")
-    out += ["", "## Payloads", ""]
+        typed = c.REPLY_DATA.get(action)
+        data = f"{typed.__name__}: {data_doc.get(action, '')}" if typed else data_doc.get(action, "")
+        out.append(f"| `{action}` | `R/req/hub/{action}/{{node}}` | {model.__name__} | {data} |")
+    out += ["", "The hub sends every ok reply's `data` through the model named here (`contract.REPLY_DATA`, "
+            "below under *Payloads*), so the fields are exactly these; readers take it with "
+            "`contract.reply_data(reply, Model)`, which says `invalid` instead of guessing. The models are "
+            "tolerant: a newer hub may add fields.", "", "## Payloads", ""]
     for model in c.ALL_MODELS:
         strict = model.model_config.get("extra") == "forbid"
         out += [f"### {model.__name__}", ""]
