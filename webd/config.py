@@ -35,6 +35,8 @@ class WebConfig(BaseModel):
     login_lockout_s: float = Field(default=300, ge=10, le=86400)
     sse_heartbeat_s: float = Field(default=15, ge=1, le=120, description="a comment line this often keeps "
                                    "phones' and proxies' connections open")
+    announcer: str = Field(default="announcer-hall", pattern=r"^[a-z0-9-]+$", description="the hall speaker the "
+                           "head's recorded voice is installed on (/head/voice)")
     max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most")
 
 
