@@ -98,7 +98,7 @@ class WebApp:
         from webd.catalogue import load_catalogue_or_none
 
         self.catalogue = load_catalogue_or_none(w.catalogue_file)
-        self.studio = voice.VoiceStudio(Path(settings.state_dir) / "voice-web")
+        self.studio = voice.VoiceStudio(Path(settings.state_dir) / "voice-web", recogniser=voice.recogniser_from(w))
         self.announcer_config: dict[str, Any] | None = None  # the hall speaker's retained config (None: not heard)
         self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
@@ -626,7 +626,7 @@ class WebApp:
         else:
             data, csrf, clip = body, request.headers.get("x-csrf", ""), request.query_params.get("clip", "")
 
-        def answer(ok: bool, text: str, status: int, take: Any = None) -> Response:
+        def answer(ok: bool, text: str, status: int, take: Any = None, heard: Any = None) -> Response:
             if wants_json:
                 plan, _, _ = self._voice_plan()
                 have = self.studio.recorded()
@@ -634,6 +634,8 @@ class WebApp:
                            "total": len(plan), "problem": getattr(take, "problem", "") if take else "",
                            "seconds": round(len(take.samples) / take.sample_rate, 2) if take and ok else None,
                            "snr_db": None if not take or take.snr_db is None else round(take.snr_db, 1),
+                           "heard": heard.text if heard else None,
+                           "understood": heard.understood if heard else None,
                            "progress": voice.tr("progress", lang, n=sum(1 for c, _ in plan if c in have),
                                                 total=len(plan)),
                            "url": f"/head/voice/clip/{clip}.wav?v={int(time.time() * 1000)}" if ok else ""}
@@ -664,7 +666,11 @@ class WebApp:
             text = take.message_en if lang == "en" else take.message_vi
             return answer(False, text, 422, take) or await self.voice_page(
                 request, errors=[f"«{texts[clip]}»: {text}"], status=422)
-        return answer(True, voice.tr("kept", lang, s=len(take.samples) / take.sample_rate), 200, take)
+        text = voice.tr("kept", lang, s=len(take.samples) / take.sample_rate)
+        heard = await asyncio.to_thread(self.studio.hear, clip, texts[clip])
+        if heard is not None:
+            text += " " + voice.heard_text(texts[clip], heard.text, heard.understood, lang)
+        return answer(True, text, 200, take, heard)
 
     async def voice_clip(self, request: Request) -> Response:
         s = self._need_login(request)

@@ -37,6 +37,9 @@ class WebConfig(BaseModel):
                                    "phones' and proxies' connections open")
     announcer: str = Field(default="announcer-hall", pattern=r"^[a-z0-9-]+$", description="the hall speaker the "
                            "head's recorded voice is installed on (/head/voice)")
+    recogniser_python: Path | None = Field(default=None, description="a Python that imports viet-asr (the bench's "
+                                           "ASR venv; a development tool, not shipped): each recorded clip is heard "
+                                           "on the spot (/head/voice); empty = not heard")
     max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most")
 
 

@@ -114,6 +114,8 @@ class WebDaemon(Daemon[WebSettings]):
             self._start_server()
 
     def teardown(self) -> None:
+        if self.web.studio.recogniser is not None:
+            self.web.studio.recogniser.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

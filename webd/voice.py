@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from announcerd import pcm
+from announcerd.hearing import Heard, Recogniser
 from announcerd.numbers import DEFAULT_OPTIONS, ReadingOptions
 from announcerd.voice_record import Take, clip_plan, finish_pack, is_phrase, process_take
 from announcerd.voicepack import ClipEntry, pack_archive
@@ -86,6 +87,10 @@ T: dict[str, tuple[str, str]] = {
     "pack_bad": ("Gói giọng chưa hợp lệ:", "The pack is not valid yet:"),
     "nothing_back": ("Không có giọng trước để quay lại.", "There is no previous voice to go back to."),
     "clips": ("Các từ cần thu", "Clips to record"),
+    "heard_ok": ("Máy nghe ra: «{heard}».", "The recogniser heard: «{heard}»."),
+    "heard_bad": ("Không nghe ra «{want}» (máy nghe thành «{heard}») — hãy đọc lại, rõ từng âm.",
+                  "Not heard as «{want}» (heard «{heard}»): say it again, clearly."),
+    "heard_none": ("Không nghe ra «{want}» — hãy đọc lại, to và rõ hơn.", "«{want}» was not heard: say it again, louder."),
 }
 
 
@@ -153,8 +158,10 @@ class Install:
 class VoiceStudio:
     """The recording draft, the built packs and the install history, in ``root`` (webd's state)."""
 
-    def __init__(self, root: Path, *, sample_rate: int = 24000, loudness_dbfs: float = -20.0) -> None:
+    def __init__(self, root: Path, *, sample_rate: int = 24000, loudness_dbfs: float = -20.0,
+                 recogniser: Recogniser | None = None) -> None:
         self.root = root
+        self.recogniser = recogniser
         self.draft = root / "draft"
         self.packs = root / "packs"
         self.sample_rate = sample_rate
@@ -199,6 +206,31 @@ class VoiceStudio:
                        "snr_db": None if take.snr_db is None else round(take.snr_db, 1)}
         write_atomic(self._state_path(), json.dumps(state, ensure_ascii=False, indent=1).encode())
         return take
+
+    def hear(self, clip: str, text: str) -> Heard | None:
+        """The recogniser's verdict on a kept clip (None: no recogniser, or it failed).
+
+        A single word is heard after the draft's own "đến quầy số" when there is one (as in a
+        call; alone, a word is too short for the recogniser), and must be the last word heard."""
+        if self.recogniser is None or self.clip_path(clip) is None:
+            return None
+        samples, rate = pcm.read_wav(self.draft / f"{clip}.wav")
+        ctx = self.clip_path("den_quay_so")
+        at_end = not is_phrase(text) and ctx is not None and clip != "den_quay_so"
+        if at_end and ctx is not None:
+            samples = pcm.read_wav(ctx)[0] + pcm.silence(220, rate) + samples
+        probe = self.root / "hear.wav"
+        pcm.write_wav(probe, samples, rate)
+        try:
+            heard = self.recogniser.hear(probe, text, at_end=at_end)
+        except RuntimeError as exc:
+            log.warning("recogniser: %s", exc)
+            return None
+        state = self.recorded()
+        if clip in state:
+            state[clip] |= {"heard": heard.text, "understood": heard.understood}
+            write_atomic(self._state_path(), json.dumps(state, ensure_ascii=False, indent=1).encode())
+        return heard
 
     # ---- the pack
     def build(self, plan: list[tuple[str, str]], *, options: ReadingOptions, letters: str, name: str) -> tuple[str, list[str]]:
@@ -253,6 +285,17 @@ class VoiceStudio:
                 f.unlink(missing_ok=True)
 
 
+def recogniser_from(web: Any) -> Recogniser | None:
+    """The on-the-spot recogniser named by ``[web] recogniser_python`` (None: not configured or not importable)."""
+    if web.recogniser_python is None:
+        return None
+    rec = Recogniser.available(web.recogniser_python)
+    if rec is None:
+        log.warning("recogniser_python %s does not import viet-asr: clips are not heard on the spot",
+                    web.recogniser_python)
+    return rec
+
+
 def reading_options(announcer_config: dict[str, Any] | None) -> ReadingOptions:
     """The announcer's reading options from its retained config state (defaults if not heard)."""
     c = announcer_config or {}
@@ -275,6 +318,12 @@ def current_name(announcer_config: dict[str, Any] | None, studio: VoiceStudio, l
     return sha[:12]
 
 
+def heard_text(want: str, heard: str, understood: bool, lang: str) -> str:
+    if understood:
+        return tr("heard_ok", lang, heard=heard)
+    return tr("heard_bad", lang, want=want, heard=heard) if heard.strip() else tr("heard_none", lang, want=want)
+
+
 def page_body(plan: list[tuple[str, str]], recorded: dict[str, dict[str, Any]], *, lang: str, csrf: str,
               current: str | None, previous: str | None, msg: str = "", errors: list[str] | None = None) -> str:
     done = sum(1 for c, _ in plan if c in recorded)
@@ -291,6 +340,8 @@ def page_body(plan: list[tuple[str, str]], recorded: dict[str, dict[str, Any]], 
     for i, (clip, text) in enumerate(plan, 1):
         info = recorded.get(clip)
         status = tr("kept", lang, s=info.get("seconds") or 0) if info else tr("missing", lang)
+        if info and "heard" in info:
+            status += " " + heard_text(text, info["heard"], bool(info.get("understood")), lang)
         player = (f'<audio controls preload="none" src="/head/voice/clip/{e(clip)}.wav?v={info.get("at", 0)}"></audio>'
                   if info else "")
         secs = 5.5 if is_phrase(text) else 3.0

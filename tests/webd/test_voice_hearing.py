@@ -1,0 +1,44 @@
+"""On the spot, the recogniser says when a recorded word was not heard as the word it should be.
+Needs viet-asr in the bench's ASR venv (``bench/voice_intelligibility.py`` creates it); skipped
+without it (it is a development tool, not shipped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_voice_http import page, post_take
+from voicekit import espeak_pack, take, wav_bytes
+from webharness import HEAD_PASSWORD, HEAD_USER, login
+
+from announcerd.hearing import Recogniser
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def recogniser():
+    rec = Recogniser.available()
+    if rec is None:
+        pytest.skip("viet-asr is not installed in the ASR venv (python bench/voice_intelligibility.py makes it)")
+    yield rec
+    rec.close()
+
+
+def test_a_word_said_wrong_is_kept_but_flagged_say_it_again(centre, tmp_path: Path, recogniser) -> None:
+    import re
+
+    espeak = espeak_pack(tmp_path / "voices")
+    centre.web.web.studio.recogniser = recogniser
+    cookie, _ = login(centre.base, HEAD_USER, HEAD_PASSWORD)
+    csrf = re.search(r'data-csrf="([^"]+)"', page(centre.base, cookie))[1]
+    st, d = post_take(centre.base, cookie, csrf, "den_quay_so", wav_bytes(take(espeak, "den_quay_so"), espeak.sample_rate))
+    assert st == 200 and d["ok"] and d["heard"] is not None
+    # "chín" said where "chín" belongs: heard after the centre's own "đến quầy số"
+    st, d = post_take(centre.base, cookie, csrf, "chin", wav_bytes(take(espeak, "chin"), espeak.sample_rate))
+    assert st == 200 and d["understood"] is True and d["heard"].split()[-1] == "chín", d
+    # "chín" said where "bốn" belongs: kept (the take itself is clean) but the head is told to say it again
+    st, d = post_take(centre.base, cookie, csrf, "bon", wav_bytes(take(espeak, "chin"), espeak.sample_rate))
+    assert st == 200 and d["ok"] and d["understood"] is False
+    assert "Không nghe ra «bốn»" in d["text"] and "hãy đọc lại" in d["text"]
+    assert "Không nghe ra «bốn»" in page(centre.base, cookie)  # the verdict stays with the draft
