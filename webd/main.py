@@ -127,11 +127,14 @@ class WebDaemon(Daemon[WebSettings]):
         w = self.settings.web
         config = uvicorn.Config(self.web.asgi, host=w.listen, port=w.port, log_level="warning", access_log=False,
                                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=2,
-                                lifespan="on", limit_concurrency=w.max_streams + 50)
+                                lifespan="on", limit_concurrency=w.max_streams + 50,
+                                ssl_certfile=str(w.tls_certfile) if w.tls_certfile else None,
+                                ssl_keyfile=str(w.tls_keyfile) if w.tls_keyfile else None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self._thread.start()
-        log.info("web pages on http://%s:%s/ (public %s)", w.listen, w.port, w.public_url)
+        log.info("web pages on %s://%s:%s/ (public %s)", "https" if w.tls_certfile else "http", w.listen, w.port,
+                 w.public_url)
 
     def run(self) -> int:
         code = super().run()

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 CARRIER = "moi_cong_dan_co_so_thu_tu"
 
 
-def chromium_with_mic(wav: Path) -> Any:
+def chromium_with_mic(wav: Path, extra: list[str] | None = None) -> Any:
     found = _chromium()
     if not found:
         pytest.skip("chromium and chromium-driver are not installed (./xephang.sh test installs them)")
@@ -36,7 +36,7 @@ def chromium_with_mic(wav: Path) -> Any:
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=412,915",
               "--disable-extensions", "--no-first-run", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
               "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-              f"--use-file-for-fake-audio-capture={wav}%noloop"):
+              f"--use-file-for-fake-audio-capture={wav}%noloop", *(extra or [])):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(found[1]), options=opts)
     drv.set_page_load_timeout(20)
