@@ -111,6 +111,15 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     assert again.status == "applied" and d.pack.manifest.name.startswith("our-voice-")
     assert len(server.served) == fetched  # nothing downloaded for it
     d.teardown()
+    d.bus.stop()
+
+    # the hall's Pi lost its installed packs (a new SD card with the old config): fetched again at start
+    shutil.rmtree(tmp_path / "state" / "voice" / "installed")
+    server.files[f"/voice/pack/{sha}.zip"] = data
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    assert d.pack is not None and d.pack.manifest.name.startswith("our-voice-")
+    assert len(server.served) == fetched + 1
+    d.teardown()
 
 
 def test_an_archive_that_escapes_its_folder_or_lacks_clips_is_refused(tmp_path, synthetic_pack_dir) -> None:
