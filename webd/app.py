@@ -626,51 +626,47 @@ class WebApp:
         else:
             data, csrf, clip = body, request.headers.get("x-csrf", ""), request.query_params.get("clip", "")
 
-        def answer(ok: bool, text: str, status: int, take: Any = None, heard: Any = None) -> Response:
+        async def answer(ok: bool, text: str, status: int, take: Any = None, heard: Any = None) -> Response:
+            """JSON to the page's script; without script, the page again (a refusal shown above the list)."""
             if wants_json:
                 plan, _, _ = self._voice_plan()
                 have = self.studio.recorded()
-                payload = {"ok": ok, "clip": clip, "text": text, "done": sum(1 for c, _ in plan if c in have),
-                           "total": len(plan), "problem": getattr(take, "problem", "") if take else "",
+                done = sum(1 for c, _ in plan if c in have)
+                payload = {"ok": ok, "clip": clip, "text": text, "done": done, "total": len(plan),
+                           "problem": take.problem if take else "",
                            "seconds": round(len(take.samples) / take.sample_rate, 2) if take and ok else None,
                            "snr_db": None if not take or take.snr_db is None else round(take.snr_db, 1),
-                           "heard": heard.text if heard else None,
-                           "understood": heard.understood if heard else None,
-                           "progress": voice.tr("progress", lang, n=sum(1 for c, _ in plan if c in have),
-                                                total=len(plan)),
+                           "heard": heard.text if heard else None, "understood": heard.understood if heard else None,
+                           "progress": voice.tr("progress", lang, n=done, total=len(plan)),
                            "url": f"/head/voice/clip/{clip}.wav?v={int(time.time() * 1000)}" if ok else ""}
                 return Response(json.dumps(payload, ensure_ascii=False), status_code=status,
                                 media_type="application/json", headers={**SECURITY_HEADERS, "cache-control": "no-store"})
             if ok:
                 return RedirectResponse("/head/voice?" + urlencode({"done": "take"}) + f"#clip-{clip}", status_code=303,
                                         headers=SECURITY_HEADERS)
-            return None  # type: ignore[return-value]
+            said = texts.get(clip)
+            return await self.voice_page(request, errors=[f"«{said}»: {text}" if said else text], status=status)
 
+        texts: dict[str, str] = {}
         if not secrets.compare_digest(s.csrf, csrf):
-            return answer(False, pages.t("bad_form", lang), 403) or await self.voice_page(
-                request, errors=[pages.t("bad_form", lang)], status=403)
+            return await answer(False, pages.t("bad_form", lang), 403)
         texts = dict(self._voice_plan()[0])
         if clip not in texts:
-            return answer(False, voice.tr("unknown_clip", lang), 400) or await self.voice_page(
-                request, errors=[voice.tr("unknown_clip", lang)], status=400)
+            return await answer(False, voice.tr("unknown_clip", lang), 400)
         try:
             if data is None:
                 raise voice.UploadError("bad_audio")
             samples, rate = voice.decode_wav(data)
         except voice.UploadError as exc:
-            text = voice.tr(exc.key, lang)
-            return answer(False, text, 400) or await self.voice_page(request, errors=[f"«{texts[clip]}»: {text}"],
-                                                                     status=400)
+            return await answer(False, voice.tr(exc.key, lang), 400)
         take = await asyncio.to_thread(self.studio.save_take, clip, texts[clip], samples, rate, by=s.username[:40])
         if not take.ok:
-            text = take.message_en if lang == "en" else take.message_vi
-            return answer(False, text, 422, take) or await self.voice_page(
-                request, errors=[f"«{texts[clip]}»: {text}"], status=422)
+            return await answer(False, take.message_en if lang == "en" else take.message_vi, 422, take)
         text = voice.tr("kept", lang, s=len(take.samples) / take.sample_rate)
         heard = await asyncio.to_thread(self.studio.hear, clip, texts[clip])
         if heard is not None:
             text += " " + voice.heard_text(texts[clip], heard.text, heard.understood, lang)
-        return answer(True, text, 200, take, heard)
+        return await answer(True, text, 200, take, heard)
 
     async def voice_clip(self, request: Request) -> Response:
         s = self._need_login(request)

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import shutil
+import threading
 import time
 import wave
 from array import array
@@ -162,6 +163,7 @@ class VoiceStudio:
                  recogniser: Recogniser | None = None) -> None:
         self.root = root
         self.recogniser = recogniser
+        self._lock = threading.Lock()  # takes come from worker threads: one draft update at a time
         self.draft = root / "draft"
         self.packs = root / "packs"
         self.sample_rate = sample_rate
@@ -199,13 +201,17 @@ class VoiceStudio:
                  take.duration_s, take.peak_dbfs, "–" if take.snr_db is None else f"{take.snr_db:.0f} dB")
         if not take.ok:
             return take
+        with self._lock:
+            self._keep(clip, text, take, by)
+        return take
+
+    def _keep(self, clip: str, text: str, take: Take, by: str) -> None:
         self.draft.mkdir(parents=True, exist_ok=True)
         pcm.write_wav(self.draft / f"{clip}.wav", take.samples, self.sample_rate)
         state = self.recorded()
         state[clip] = {"text": text, "by": by, "at": round(time.time()), "seconds": round(len(take.samples) / self.sample_rate, 2),
                        "snr_db": None if take.snr_db is None else round(take.snr_db, 1)}
         write_atomic(self._state_path(), json.dumps(state, ensure_ascii=False, indent=1).encode())
-        return take
 
     def hear(self, clip: str, text: str) -> Heard | None:
         """The recogniser's verdict on a kept clip (None: no recogniser, or it failed).
@@ -219,17 +225,20 @@ class VoiceStudio:
         at_end = not is_phrase(text) and ctx is not None and clip != "den_quay_so"
         if at_end and ctx is not None:
             samples = pcm.read_wav(ctx)[0] + pcm.silence(220, rate) + samples
-        probe = self.root / "hear.wav"
+        probe = self.root / f"hear-{threading.get_ident()}.wav"
         pcm.write_wav(probe, samples, rate)
         try:
             heard = self.recogniser.hear(probe, text, at_end=at_end)
         except RuntimeError as exc:
             log.warning("recogniser: %s", exc)
             return None
-        state = self.recorded()
-        if clip in state:
-            state[clip] |= {"heard": heard.text, "understood": heard.understood}
-            write_atomic(self._state_path(), json.dumps(state, ensure_ascii=False, indent=1).encode())
+        finally:
+            probe.unlink(missing_ok=True)
+        with self._lock:
+            state = self.recorded()
+            if clip in state:
+                state[clip] |= {"heard": heard.text, "understood": heard.understood}
+                write_atomic(self._state_path(), json.dumps(state, ensure_ascii=False, indent=1).encode())
         return heard
 
     # ---- the pack
