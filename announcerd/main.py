@@ -74,6 +74,9 @@ class AnnouncerConfig(BaseModel):
                                        "fetched from this URL before the push applies; overrides voice_pack")
     voice_pack_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                           description="SHA-256 of the pack archive at voice_pack_url")
+    voice_pack_ca_file: Path | None = Field(default=None, description="CA of webd's HTTPS certificate (`xephang web "
+                                            "cert`'s ca.crt), when voice_pack_url is https:// and this Pi does not "
+                                            "trust it system-wide")
     language: Literal["vi", "en"] = "vi"
     dialect: Literal["north", "south"] = Field(default="north", description="north: nghìn, lẻ; south: ngàn, linh")
     zero_word: Literal["lẻ", "linh"] | None = Field(default=None, description="101 = một trăm lẻ/linh một; empty = by dialect")
@@ -179,7 +182,7 @@ class Announcer(Daemon[AnnouncerSettings]):
         try:
             if cfg.voice_pack_url and cfg.voice_pack_sha256:  # installed from the web: fetched again if it went
                 path = fetch_pack(cfg.voice_pack_url, cfg.voice_pack_sha256, self.settings.state_dir,
-                                  options=cfg.reading(), letters=letters)
+                                  options=cfg.reading(), letters=letters, ca_file=cfg.voice_pack_ca_file)
             elif not cfg.voice_pack:
                 ensure_default_pack(path, language=cfg.language, dialect=cfg.dialect)
             pack = load_pack(path, options=cfg.reading(), letters=letters)
@@ -263,7 +266,7 @@ class Announcer(Daemon[AnnouncerSettings]):
         if not (new.voice_pack_url and new.voice_pack_sha256):
             return []
         return fetch_problems(new.voice_pack_url, new.voice_pack_sha256, self.settings.state_dir,
-                              options=new.reading(), letters=self.letters())
+                              options=new.reading(), letters=self.letters(), ca_file=new.voice_pack_ca_file)
 
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         assert isinstance(new, AnnouncerConfig)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -35,9 +36,11 @@ def installed_dir(state_dir: Path | str, sha256: str) -> Path:
 
 
 def fetch_pack(url: str, sha256: str, state_dir: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS,
-               letters: str = "", timeout_s: float = 15.0) -> Path:
+               letters: str = "", timeout_s: float = 15.0, ca_file: Path | str | None = None) -> Path:
     """The installed folder of the pack ``sha256``: already there and valid, or fetched from ``url``.
 
+    ``ca_file``: the CA that signed webd's HTTPS certificate (``xephang web cert``), when the
+    URL is ``https://`` and the hall's Pi does not trust it system-wide.
     Raises :class:`PackFetchError` or :class:`InvalidPack` (with every reason)."""
     dest = installed_dir(state_dir, sha256)
     if dest.is_dir() and not validate_pack(dest, options=options, letters=letters):
@@ -45,7 +48,8 @@ def fetch_pack(url: str, sha256: str, state_dir: Path | str, *, options: Reading
         return dest
     shutil.rmtree(dest, ignore_errors=True)
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - http(s) only (config pattern)
+        ctx = ssl.create_default_context(cafile=str(ca_file)) if ca_file and url.startswith("https:") else None
+        with urllib.request.urlopen(url, timeout=timeout_s, context=ctx) as r:  # noqa: S310 - http(s) only (config pattern)
             data = r.read(ARCHIVE_MAX_BYTES + 1)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise PackFetchError(f"cannot fetch the voice pack from {url}: {exc}") from None
@@ -70,10 +74,10 @@ def _prune(folder: Path, *, keep: Path) -> None:
 
 
 def fetch_problems(url: str, sha256: str, state_dir: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS,
-                   letters: str = "") -> list[str]:
+                   letters: str = "", ca_file: Path | str | None = None) -> list[str]:
     """:func:`fetch_pack` as a list of refusals (empty: installed and valid)."""
     try:
-        fetch_pack(url, sha256, state_dir, options=options, letters=letters)
+        fetch_pack(url, sha256, state_dir, options=options, letters=letters, ca_file=ca_file)
     except PackFetchError as exc:
         return [str(exc)]
     except InvalidPack as exc:

@@ -32,7 +32,7 @@ from xephang.contract import ConfigSet
 class PackServer:
     """webd's side, reduced to serving files by name (and counting what it served)."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], tls: dict[str, Path] | None = None) -> None:
         self.files, self.served = files, []
         owner = self
 
@@ -49,6 +49,13 @@ class PackServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls["cert"], tls["key"])
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.httpd.server_port}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
@@ -140,3 +147,22 @@ def test_an_archive_that_escapes_its_folder_or_lacks_clips_is_refused(tmp_path, 
     with pytest.raises(InvalidPack, match="file .* is missing"):
         unpack_archive(buf.getvalue(), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_over_https_the_announcer_checks_webd_certificate_with_the_site_ca(tmp_path, synthetic_pack_dir) -> None:
+    from announcerd.pack_fetch import fetch_problems
+    from webd.tlscert import make_certificates
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    tls = make_certificates(tmp_path / "tls", ["127.0.0.1"])
+    data = pack_archive(synthetic_pack_dir)
+    sha = hashlib.sha256(data).hexdigest()
+    s = PackServer({f"/voice/pack/{sha}.zip": data}, tls)
+    try:
+        url = f"{s.url}/voice/pack/{sha}.zip"
+        untrusted = fetch_problems(url, sha, tmp_path / "a")
+        assert untrusted and "CERTIFICATE_VERIFY_FAILED" in untrusted[0]
+        assert fetch_problems(url, sha, tmp_path / "b", ca_file=tls["ca"]) == []
+    finally:
+        s.httpd.shutdown()
