@@ -9,9 +9,12 @@ fed one WAV path per line, so webd never imports it and works the same without i
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import os
+import random
 import re
 import subprocess
 import threading
@@ -19,7 +22,13 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from announcerd import pcm
+from announcerd.compose import Composer
+from announcerd.numbers import DEFAULT_OPTIONS, NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken
+from announcerd.voicepack import VoicePack, phrase_parts
+
 log = logging.getLogger(__name__)
+NUMBER_WORDS = set(NUMBER_TEXT.values())
 
 WORKER = r'''
 import json, os, sys, wave
@@ -131,3 +140,145 @@ class Recogniser:
                 self._proc.kill()
                 self._proc.wait(5)
                 self._proc = None
+
+
+# ---- scoring a call (the bench's, ``bench/voice_intelligibility.py``, and the voice page's) ---------
+_DIGITS = ["không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín"]
+
+
+def _spellings(w: str) -> list[list[str]]:
+    """A digit string as a number ("23" → hai mươi ba) and digit by digit (hai ba)."""
+    by_digit = [_DIGITS[int(c)] for c in w]
+    if len(w) > 6:
+        return [by_digit]
+    full = spoken(read_number(int(w))).split()
+    return [full] if full == by_digit else [full, by_digit]
+
+
+def normalise_words(text: str, ref: list[str] | None = None) -> list[str]:
+    """Lower-case NFC words without punctuation; digit strings spelled out (Whisper writes digits).
+
+    With ``ref``, each digit string is spelled as a number or digit by digit, whichever aligns
+    better with the reference (at most 4 digit strings are tried both ways).
+    """
+    text = unicodedata.normalize("NFC", text.lower())
+    tokens = re.findall(r"\w+", text)
+    choices = [_spellings(w) if w.isdigit() else [[w]] for w in tokens]
+    n_multi = sum(1 for c in choices if len(c) > 1)
+    if ref is None or n_multi == 0 or n_multi > 4:
+        return [x for c in choices for x in c[0]]
+    best: list[str] | None = None
+    best_d = 10**9
+    for combo in itertools.product(*choices):
+        words = [x for c in combo for x in c]
+        d = sum(1 for r, h in align(ref, words) if r is None or h is None or ref[r] != words[h])
+        if d < best_d:
+            best, best_d = words, d
+    return best or []
+
+
+def align(ref: list[str], hyp: list[str]) -> list[tuple[int | None, int | None]]:
+    """Levenshtein alignment as (ref index | None, hyp index | None) pairs."""
+    n, m = len(ref), len(hyp)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
+    pairs: list[tuple[int | None, int | None]] = []
+    i, j = n, m
+    while i or j:
+        if i and j and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif i and d[i][j] == d[i - 1][j] + 1:
+            pairs.append((i - 1, None))
+            i -= 1
+        else:
+            pairs.append((None, j - 1))
+            j -= 1
+    return pairs[::-1]
+
+
+def span_exact(ref: list[str], hyp: list[str], pairs: list[tuple[int | None, int | None]], lo: int, hi: int) -> bool:
+    """Ref words [lo, hi) all matched; nothing inserted inside; no number word inserted next to it."""
+    ks = [k for k, (ri, _) in enumerate(pairs) if ri is not None and lo <= ri < hi]
+    first, last = ks[0], ks[-1]
+    for k in range(first, last + 1):
+        ri, hj = pairs[k]
+        if ri is None or hj is None or ref[ri] != hyp[hj]:
+            return False
+    for k in (first - 1, last + 1):
+        if 0 <= k < len(pairs) and pairs[k][0] is None and hyp[pairs[k][1]] in NUMBER_WORDS:  # type: ignore[index]
+            return False
+    return True
+
+
+def wer(ref: list[str], hyp: list[str]) -> float:
+    pairs = align(ref, hyp)
+    errors = sum(1 for r, h in pairs if r is None or h is None or ref[r] != hyp[h])
+    return errors / max(1, len(ref))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of k successes in n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+
+
+@dataclass(frozen=True)
+class PackScore:
+    """How many random calls the recogniser heard exactly (number, counter, both)."""
+
+    calls: int
+    number: int
+    counter: int
+    both: int
+    examples: tuple[tuple[str, str], ...]  # (said, heard) of the first calls
+
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.both, self.calls)
+
+
+def call_words(number: int, counter: int, options: ReadingOptions = DEFAULT_OPTIONS) -> tuple[list[str], tuple[int, int]]:
+    """The words of a call and where its number is in them (the counter follows "đến quầy số")."""
+    number_words = spoken(read_ticket(number, options=options)).split()
+    ref = ["mời", "công", "dân", "có", "số", "thứ", "tự", *number_words, "đến", "quầy", "số",
+           *spoken(read_number(counter, options=options)).split()]
+    return ref, (7, 7 + len(number_words))
+
+
+def score_pack(pack: VoicePack, recogniser: Recogniser, work: Path, *, count: int = 20, seed: int = 1,
+               counters: int = 12, options: ReadingOptions = DEFAULT_OPTIONS) -> PackScore:
+    """Random calls (seeded, as the bench makes them: no chime, one repeat, 0.5 s around) said with
+    ``pack`` and heard by ``recogniser``; scored as the bench scores them."""
+    rng = random.Random(seed)
+    calls = [(rng.randint(1, 9999), rng.randint(1, counters)) for _ in range(count)]
+    composer = Composer(pack, repeats=1, chime=pcm.silence(0, pack.sample_rate), after_chime_ms=0)
+    pad = bytes(2 * int(pack.sample_rate * 0.5))
+    work.mkdir(parents=True, exist_ok=True)
+    number = counter = both = 0
+    examples = []
+    for number_, counter_ in calls:
+        ref, (lo, hi) = call_words(number_, counter_, options)
+        ann = composer.compose(phrase_parts("vi", number=number_, counter=counter_, options=options))
+        wav = work / "call.wav"
+        pcm.write_wav(wav, pad + ann.pcm + pad, ann.sample_rate)
+        text = recogniser.hear(wav, " ".join(ref)).text
+        hyp = normalise_words(text, ref)
+        pairs = align(ref, hyp)
+        a, b = span_exact(ref, hyp, pairs, lo, hi), span_exact(ref, hyp, pairs, hi + 3, len(ref))
+        number, counter, both = number + a, counter + b, both + (a and b)
+        if len(examples) < 3:
+            examples.append((" ".join(ref), text))
+    wav.unlink(missing_ok=True)
+    return PackScore(count, number, counter, both, tuple(examples))
