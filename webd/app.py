@@ -159,6 +159,7 @@ class WebApp:
             Route("/head/voice/clip/{clip}.wav", self.voice_clip),
             Route("/head/voice/install", self.voice_install, methods=["POST"]),
             Route("/head/voice/rollback", self.voice_rollback, methods=["POST"]),
+            Route("/head/voice/score", self.voice_score, methods=["POST"]),
             Route("/voice/pack/{sha}.zip", self.voice_pack),
             Route("/counter", self.console_home),
             Route("/counter/{n:int}", self.console_page),
@@ -600,7 +601,8 @@ class WebApp:
         _, previous = self._voice_previous(lang)
         body = voice.page_body(plan, self.studio.recorded(), lang=lang, csrf=s.csrf,
                                current=voice.current_name(self.announcer_config, self.studio, lang),
-                               previous=previous, msg=msg, errors=errors)
+                               previous=previous, msg=msg, errors=errors, can_score=self.studio.recogniser is not None,
+                               score=self.studio.last_score())
         head = f'<script src="/static/voice.js?v={pages.ASSET_VERSION}" defer></script>'
         return self.html(pages.page(voice.tr("voice", lang), body, lang=lang, path="/head/voice", head_extra=head,
                                     script=False, nav=pages.head_nav(lang, s.csrf, s.username)), status=status)
@@ -667,6 +669,27 @@ class WebApp:
         if heard is not None:
             text += " " + voice.heard_text(texts[clip], heard.text, heard.understood, lang)
         return await answer(True, text, 200, take, heard)
+
+    async def voice_score(self, request: Request) -> Response:
+        """The draft pack said in 20 random calls and heard by the recogniser (when one is configured)."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        form = await self._form(request)
+        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return await self.voice_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        plan, options, letters = self._voice_plan()
+        missing = [c for c, _ in plan if c not in self.studio.recorded()]
+        if missing or self.studio.recogniser is None:
+            return await self.voice_page(request, errors=[voice.tr("install_need", lang, total=len(plan), n=len(missing))],
+                                         status=409)
+        counters = max((c.number for c in self.site.counters), default=12)
+        result = await asyncio.to_thread(self.studio.score, plan, options=options, letters=letters, counters=counters)
+        if result is None:
+            return await self.voice_page(request, errors=[voice.tr("pack_bad", lang)], status=422)
+        log.info("voice draft scored by %s: %d/%d both exact", s.username, result.both, result.calls)
+        return RedirectResponse("/head/voice#voice-scored", status_code=303, headers=SECURITY_HEADERS)
 
     async def voice_clip(self, request: Request) -> Response:
         s = self._need_login(request)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_voice_http import page, post_take
 from voicekit import espeak_pack, take, wav_bytes
-from webharness import HEAD_PASSWORD, HEAD_USER, login
+from webharness import HEAD_PASSWORD, HEAD_USER, login, post_form
 
 from announcerd.hearing import Recogniser
 
@@ -42,3 +42,35 @@ def test_a_word_said_wrong_is_kept_but_flagged_say_it_again(centre, tmp_path: Pa
     assert st == 200 and d["ok"] and d["understood"] is False
     assert "Không nghe ra «bốn»" in d["text"] and "hãy đọc lại" in d["text"]
     assert "Không nghe ra «bốn»" in page(centre.base, cookie)  # the verdict stays with the draft
+
+
+def test_twenty_random_calls_score_the_draft_and_a_pack_of_wrong_words_scores_lower(centre, tmp_path: Path,
+                                                                                    recogniser) -> None:
+    import re
+
+
+    espeak = espeak_pack(tmp_path / "voices")
+    studio = centre.web.web.studio
+    studio.recogniser = recogniser
+    cookie, _ = login(centre.base, HEAD_USER, HEAD_PASSWORD)
+    html = page(centre.base, cookie)
+    csrf = re.search(r'data-csrf="([^"]+)"', html)[1]
+    clips = re.findall(r'data-clip="([a-z_]+)"', html)
+    digits = ["khong", "mot", "hai", "ba", "bon", "nam", "sau", "bay", "tam", "chin"]
+
+    def record(said: dict[str, str]) -> dict:
+        for clip in clips:
+            st, d = post_take(centre.base, cookie, csrf, clip, wav_bytes(take(espeak, said.get(clip, clip)), espeak.sample_rate))
+            assert st == 200 and d["ok"], (clip, d)
+        st, _, h = post_form(centre.base + "/head/voice/score", {"csrf": csrf}, cookie, timeout=120)
+        assert st == 303, st
+        return studio.last_score()
+
+    good = record({})
+    assert good["calls"] == 20
+    text = page(centre.base, cookie)
+    assert f"Máy nghe đúng cả số và quầy {good['both']}/20 lời gọi" in text
+    wrong = record({d: "chin" for d in digits})  # every digit said as "chín"
+    assert wrong["number"] < good["number"], (good, wrong)
+    print(f"\n20 calls, espeak-ng clips through the page: both {good['both']}, number {good['number']}, "
+          f"counter {good['counter']}; digits all 'chín': number {wrong['number']}")
