@@ -597,6 +597,8 @@ class WebApp:
         done = request.query_params.get("done", "")
         if not msg and done in ("installed", "rolled_back"):
             msg = voice.tr(done, lang, name=request.query_params.get("name", "")[:80])
+        elif not msg and done == "take":
+            msg = voice.tr("take_kept", lang)
         plan, _, _ = self._voice_plan()
         _, previous = self._voice_previous(lang)
         body = voice.page_body(plan, self.studio.recorded(), lang=lang, csrf=s.csrf,

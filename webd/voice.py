@@ -59,6 +59,7 @@ T: dict[str, tuple[str, str]] = {
     "sending": ("Đang kiểm tra…", "Checking…"),
     "kept": ("Đã giữ ({s:.1f} giây).", "Kept ({s:.1f} s)."),
     "missing": ("Chưa thu", "Not recorded"),
+    "take_kept": ("Đã giữ bản thu. Nghe lại bên dưới; chưa ưng thì gửi lại.", "Take kept. Listen below; send again to redo."),
     "file": ("hoặc chọn tệp ghi âm (điện thoại: mở máy ghi âm)", "or choose a recording (phones: open the recorder)"),
     "send": ("Gửi tệp", "Send file"),
     "no_mic": ("Trình duyệt không cho dùng micro trên trang này (cần https:// hoặc http://localhost). "
