@@ -88,10 +88,17 @@ def test_the_head_records_every_clip_installs_the_pack_hears_a_call_and_goes_bac
                 st, _, h = post_multipart(centre.base, cookie, {"csrf": csrf, "clip": clip}, "lam.wav",
                                           wav_bytes(take(espeak, clip), espeak.sample_rate))
                 assert st == 303 and h["location"].startswith("/head/voice")
+                st, body, _ = http_get(centre.base + h["location"], headers={"Cookie": cookie})
+                assert st == 200 and "Đã giữ bản thu" in body.decode()
                 continue
             st, d = post_take(centre.base, cookie, csrf, clip,
                               wav_bytes(take(espeak, clip, rate=48000), 48000, channels=2 if i == 3 else 1))
             assert st == 200 and d["ok"], (clip, d)
+        # a redo (here another word, plainly different) replaces the kept take, and the count stays
+        before = http_get(centre.base + "/head/voice/clip/hai.wav", headers={"Cookie": cookie})[1]
+        st, d = post_take(centre.base, cookie, csrf, "hai", wav_bytes(take(espeak, "ba"), espeak.sample_rate))
+        assert st == 200 and d["ok"] and d["done"] == len(clips)
+        assert http_get(centre.base + "/head/voice/clip/hai.wav", headers={"Cookie": cookie})[1] != before
         html = page(centre.base, cookie)  # a reload: the draft is on the server
         assert f"Đã thu {len(clips)}/{len(clips)} từ" in html and 'id="voice-install-btn" disabled' not in html
         st, wav_data, h = http_get(centre.base + "/head/voice/clip/lam.wav", headers={"Cookie": cookie})
