@@ -25,6 +25,9 @@ install_system_packages() {
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
     command -v zbarimg >/dev/null || missing+=(zbar-tools)
+    # tests/test_legibility_ocr.py and bench/legibility.py: the ticket and the board read by OCR
+    command -v tesseract >/dev/null || missing+=(tesseract-ocr)
+    [ -f /usr/share/tesseract-ocr/5/tessdata/vie.traineddata ] || missing+=(tesseract-ocr-vie)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"

@@ -212,8 +212,8 @@ def register(sub: Any) -> None:
 def run_devices(args: Any) -> int:
     import time
 
-    from hubd.reports import BadPeriod, parse_period
     from province.db import ProvinceDbError, connect
+    from xephang_reports.build import BadPeriod, parse_period
 
     now = time.time()
     today = datetime.fromtimestamp(now - 4 * 3600, _vn()).date()

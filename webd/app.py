@@ -69,10 +69,12 @@ def _empty_snapshot() -> Snapshot:
 class WebApp:
     """The web side of webd. ``publish`` is the only method called from the owner thread."""
 
-    def __init__(self, settings: WebSettings, site: Site, *, ask: Ask, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: WebSettings, site: Site, *, ask: Ask, now: Callable[[], float] = time.time,
+                 watch: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.site = site
         self.ask = ask
+        self.watch = watch or (lambda ticket_id: None)  # a phone shows this ticket: keep its wait fresh
         self.now = now
         w = settings.web
         self.snapshot: Snapshot = _empty_snapshot()
@@ -255,6 +257,10 @@ class WebApp:
         return day, display, tid
 
     def _ticket_json(self, snap: Snapshot, day: str, display: str, tid: int, lang: str) -> str:
+        t = snap.tickets.get(tid)
+        if t is not None and t.state == "waiting":
+            self.watch(tid)  # every render and heartbeat of an open page keeps its ticket's range fresh
+
         def build() -> str:
             v = snap.ticket_view(tid, day, display)
             frag = pages.ticket_fragment(v, self.site, snap, lang, day)
@@ -269,6 +275,7 @@ class WebApp:
             log.info("refused a ticket link (bad token) from %s", request.client.host if request.client else "?")
             return self.html(pages.message_page("xephang", pages.t("bad_link", lang), lang=lang), status=404)
         day, display, tid = ok
+        self.watch(tid)
         snap = self.snapshot
         v = snap.ticket_view(tid, day, display)
         frag = pages.ticket_fragment(v, self.site, snap, lang, day)
@@ -488,7 +495,7 @@ class WebApp:
         if rep is None:
             body += f'<div class="banner warn" id="report-error">{pages.e(pages.t("report_error", lang, e=err))}</div>'
         else:
-            from hubd.report_charts import chart_pngs
+            from xephang_reports.charts import chart_pngs
 
             charts = await asyncio.to_thread(chart_pngs, rep)
             query = urlencode({"period": params["period"], "group_by": params["group_by"], "lang": lang})
@@ -960,8 +967,8 @@ def _file_part(period: str) -> str:
 
 
 def _render_file(report: dict[str, Any], fmt: str) -> bytes:
-    """CSV, XLSX or HTML of the report, written by the report code itself (``hubd.report_render``)."""
-    from hubd import report_render
+    """CSV, XLSX or HTML of the report, written by the report code itself (``xephang_reports.render``)."""
+    from xephang_reports import render as report_render
 
     with tempfile.TemporaryDirectory(prefix="webd-report-") as d:
         path = Path(d) / f"report.{fmt}"

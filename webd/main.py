@@ -27,6 +27,7 @@ from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
     REQUEST_MODELS,
+    TICKET_WAIT_MAX,
     Alert,
     BadPayload,
     ConfigAck,
@@ -42,6 +43,8 @@ from xephang.contract import (
     Resync,
     ServiceState,
     TicketEvent,
+    TicketWait,
+    WaitOfTicket,
     decode,
     new_request_id,
 )
@@ -52,6 +55,14 @@ from xephang.site import Site
 log = logging.getLogger(__name__)
 
 RESYNC_RETRY_S = 3.0
+# the phone page's wait: the hub's range for each watched waiting ticket (``ticket-wait``), asked
+# at most once per WAIT_ASK_GAP_S (one request, up to TICKET_WAIT_MAX tickets, in flight at a
+# time); a ticket's range is asked again when the hall moved and WAIT_MOVED_S passed, or after
+# WAIT_REFRESH_S; a page or stream keeps its ticket watched for WATCH_S
+WAIT_ASK_GAP_S = 2.0
+WAIT_MOVED_S = 10.0
+WAIT_REFRESH_S = 60.0
+WATCH_S = 90.0
 CONFIG_WAIT_S = 8.0  # a roster change waits this long for the hub's ack
 VOICE_WAIT_S = 30.0  # a voice pack install: the announcer downloads and checks the pack first
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
@@ -72,7 +83,7 @@ class WebDaemon(Daemon[WebSettings]):
 
         self.site = settings.load_site()
         self.model = LiveHall()
-        self.web = WebApp(settings, self.site, ask=self.ask_from_web, now=self.clock.now)
+        self.web = WebApp(settings, self.site, ask=self.ask_from_web, now=self.clock.now, watch=self.watch_from_web)
         self._serve = serve
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -89,6 +100,11 @@ class WebDaemon(Daemon[WebSettings]):
         # deadline), so the page the head lands on shows what the hub applied
         self._site_waits: list[tuple[float, int, Reply, Callable[[Reply | None], None]]] = []
         self.clock_speed = settings.clock.speed if settings.clock.origin is not None else 1.0
+        self._watched: dict[int, float] = {}  # ticket id → watched until (monotonic)
+        self._wait_asked: dict[int, tuple[float, int]] = {}  # ticket id → (when, hall rev) last asked
+        self._wait_inflight = False
+        self._wait_next = 0.0
+        self.wait_asks = 0
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -154,6 +170,7 @@ class WebDaemon(Daemon[WebSettings]):
             if mono >= until:  # the hub did not answer the push
                 del self._config_waits[rid]
                 done(None)
+        self._ask_waits(mono)
         for w in [w for w in self._site_waits if mono >= w[0]]:
             self._site_waits.remove(w)
             w[3](w[2])
@@ -333,6 +350,67 @@ class WebDaemon(Daemon[WebSettings]):
         if more or self.model.gap:
             self._ask_resync(self.model.missing_from())
         self._show()
+
+    # ------------------------------------------------------------------ the phones' waits
+    def _ask_waits(self, mono: float) -> None:
+        """Ask the hub for the ranges of the waiting tickets phones are looking at (owner thread)."""
+        for tid in [t for t, until in self._watched.items() if until < mono]:
+            del self._watched[tid]
+            self._wait_asked.pop(tid, None)
+        if self._wait_inflight or mono < self._wait_next or not self._watched or not self.bus.connected.is_set() \
+                or not self.model.synced:
+            return
+        rev = self.model.rev
+
+        def due(tid: int) -> float | None:
+            t = self.model.tickets.get(tid)
+            if t is None or t.state != "waiting":
+                return None
+            last = self._wait_asked.get(tid)
+            if last is None:
+                return 0.0  # never asked: first
+            when, at_rev = last
+            if mono - when >= WAIT_REFRESH_S or (at_rev != rev and mono - when >= WAIT_MOVED_S):
+                return when
+            return None
+
+        ids = sorted((d, tid) for tid in self._watched if (d := due(tid)) is not None)
+        ids_ = [tid for _, tid in ids[:TICKET_WAIT_MAX]]
+        if not ids_:
+            return
+        for tid in ids_:
+            self._wait_asked[tid] = (mono, rev)
+        self._wait_inflight = True
+        self._wait_next = mono + WAIT_ASK_GAP_S
+        self.wait_asks += 1
+        req = TicketWait(request_id=new_request_id(), source=self.node, ticket_ids=ids_)
+        self.bus.request(req, on_reply=self._on_waits, timeout_s=3.0, attempts=1)
+
+    def _on_waits(self, reply: Reply | None) -> None:
+        self._wait_inflight = False
+        if reply is None or reply.status != "ok":
+            log.info("ticket-wait not answered: %s", reply.error if reply is not None else "timeout")
+            return
+        try:
+            waits = [WaitOfTicket.model_validate(w) for w in reply.data.get("waits", [])]
+        except ValueError as exc:  # a hub of another version: the pages keep the printed ranges
+            self.bus.stats.dropped += 1
+            log.warning("ticket-wait reply does not validate: %s", str(exc)[:200])
+            return
+        self.model.on_waits(waits, reply.rev if reply.rev is not None else self.model.rev)
+        self._show()
+
+    def watch_from_web(self, ticket_id: int) -> None:
+        """Called from the web thread: a phone shows this ticket; keep its range fresh."""
+        self.bus.call_soon(lambda: self._watch(ticket_id))
+
+    def _watch(self, ticket_id: int) -> None:
+        fresh = ticket_id not in self._watched
+        if fresh and len(self._watched) >= 2000:
+            return  # more phones than a hall holds: the rest show the printed range
+        self._watched[ticket_id] = time.monotonic() + WATCH_S
+        if fresh:
+            self._ask_waits(time.monotonic())
 
     # ------------------------------------------------------------------ from the web thread
     def ask_from_web(self, kind: str, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:

@@ -16,7 +16,7 @@ import re
 import uuid
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROTOCOL_MAJOR = 1
 ROOT_PREFIX = "xephang/v1"
@@ -105,7 +105,7 @@ class Topics:
     def reply(self, node: str) -> str:
         return f"{self.root}/reply/{check_level(node)}"
 
-    def event(self, family: Literal["ticket", "counter"], kind: str) -> str:
+    def event(self, family: Literal["ticket", "counter", "summary"], kind: str) -> str:
         return f"{self.root}/event/{family}/{check_level(kind)}"
 
     def state_hall(self) -> str:
@@ -417,6 +417,40 @@ class ReportRequest(Request):
     lang: Literal["vi", "en"] = "vi"
 
 
+TICKET_WAIT_MAX = 10  # tickets in one ticket-wait request at most (each costs the hub a played-forward day)
+
+
+class TicketWait(Request):
+    """The estimated wait of tickets still waiting, as the hub plays the day forward now (the
+    phone page behind a ticket's QR keeps the citizen's range current). Read-only: nothing is
+    stored, a retry is simply answered again."""
+
+    ACTION: ClassVar[str] = "ticket-wait"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    ticket_ids: list[int] = Field(min_length=1, max_length=TICKET_WAIT_MAX,
+                                  description=f"`ticket.id` of today's tickets (≥ 1), at most {TICKET_WAIT_MAX}")
+
+    @field_validator("ticket_ids")
+    @classmethod
+    def _ids_positive(cls, v: list[int]) -> list[int]:
+        if any(i < 1 for i in v):
+            raise ValueError("ticket ids are ≥ 1")
+        return v
+
+
+class WaitOfTicket(Message):
+    """One ticket of a ``ticket-wait`` reply (``data.waits``)."""
+
+    ticket_id: int
+    state: str = Field(description="waiting, called, done, no-show, voided, expired, or unknown (not today's)")
+    people_ahead: int | None = Field(default=None, description="waiting: counted as on the ticket")
+    est_wait_min: float | None = Field(default=None, description="waiting: the median of the estimate, minutes")
+    est_wait_low_min: int | None = Field(default=None, description="waiting: the range's lower end, minutes")
+    est_wait_high_min: int | None = Field(default=None, description="waiting: the upper end; null with est_wait_open")
+    est_wait_open: bool | None = Field(default=None, description="waiting: 'more than est_wait_low_min minutes'")
+
+
 # who may ask each action (the broker's ACL and the hub's ``may_act`` are both made from this):
 # "counter" = counter-N for counter N only; "dispenser" = dispenser-*; "any" = every node;
 # "web" = the web daemon (``web``, ``web-*``: it reads, and asks for reports); "tech" = technicians only.
@@ -425,7 +459,7 @@ ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
     "issue-ticket": "dispenser", "void-ticket": "dispenser",
     **dict.fromkeys(("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume", "rate", "call-ticket",
                      "arrived"), "counter"),
-    "resync": "any", "report": "web",
+    "resync": "any", "report": "web", "ticket-wait": "web",
 }
 # what the web console may ask for an officer (``officer`` set; the hub checks the site seats that
 # officer at the counter): every counter action but the citizen's rating
@@ -433,10 +467,13 @@ CONSOLE_ACTIONS: tuple[str, ...] = ("call-next", "recall", "no-show", "finish", 
                                     "call-ticket", "arrived")
 RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
 
+# what the hub answers itself, changing nothing (never stored, never a command of the engine)
+READ_ONLY_ACTIONS: tuple[str, ...] = ("resync", "report", "ticket-wait")
+
 REQUEST_MODELS: dict[str, type[Request]] = {
     m.ACTION: m
     for m in (IssueTicket, CallNext, Recall, NoShow, Finish, Transfer, Pause, Resume, Rate, CallTicket, Arrived, VoidTicket,
-              Resync, ReportRequest)
+              Resync, ReportRequest, TicketWait)
 }
 
 
@@ -590,7 +627,7 @@ class HallState(Message):
 class DailySummary(Message):
     """``R/state/summary``: compact retained figures of the current service day (for a province view).
 
-    The figures are the centre's report's day totals (``hubd.reports``, same definitions):
+    The figures are the centre's report's day totals (``xephang_reports.build``, same definitions):
     times in seconds as ``{n, mean, p50, p90}``, shares 0–1. Published once a minute.
     """
 
@@ -709,6 +746,7 @@ ALL_MODELS: list[type[Message]] = [
     Alert,
     *REQUEST_MODELS.values(),
     Reply,
+    WaitOfTicket,
     TicketEvent,
     CounterEvent,
     HallState,

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from xephang.bridgeconf import BridgeConfigError, BridgeTls, bridge_conf_text
-from xephang.cli import main
+from xephang_ops.bridgeconf import BridgeConfigError, BridgeTls, bridge_conf_text
+from xephang_ops.cli import main
 
 
 def directives(text: str) -> list[tuple[str, str]]:

@@ -24,8 +24,8 @@ from webd.auth import Accounts
 from webd.config import WebConfig, WebSettings
 from webd.main import WebDaemon
 from webd.tlscert import make_certificates
-from xephang.mosquitto import free_port
 from xephang.settings import BrokerSettings
+from xephang_ops.mosquitto import free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -220,6 +220,8 @@ def render_protocol() -> str:
         "resync": f"`hall` (HallState); with `since_rev`: `events` (missed events in rev order, at most "
                   f"{c.RESYNC_MAX_EVENTS}, within one message) and `more` (later events exist)",
         "report": "report tables (docs/reports.md)",
+        "ticket-wait": "`waits`: one WaitOfTicket per id asked (waiting: its people ahead and range, as the hub "
+                       "plays the day forward now; otherwise its state, or `unknown`)",
     }
     for action, model in c.REQUEST_MODELS.items():
         out.append(f"| `{action}` | `R/req/hub/{action}/{{node}}` | {model.__name__} | {data_doc.get(action, '')} |")
@@ -231,8 +233,11 @@ def render_protocol() -> str:
         if doc and not doc.startswith(("A base class", "Usage docs")):
             out += [" ".join(doc.split()), ""]
         topic = getattr(model, "TOPIC", "") or (f"R/req/hub/{model.ACTION}/{{node}}" if hasattr(model, "ACTION") and model.ACTION else "")
-        out.append(f"- schema: `{model.SCHEMA}`" + (f" · topic: `{topic}`" if topic else "")
-                   + f" · {'strict' if strict else 'tolerant'}")
+        if model.SCHEMA:
+            out.append(f"- schema: `{model.SCHEMA}`" + (f" · topic: `{topic}`" if topic else "")
+                       + f" · {'strict' if strict else 'tolerant'}")
+        else:  # a part of another payload (a reply's data)
+            out.append(f"- part of a reply's `data` · {'strict' if strict else 'tolerant'}")
         kinds = getattr(model, "KINDS", None)
         if kinds:
             out.append("- kinds: " + ", ".join(f"`{k}`" for k in kinds))
