@@ -18,6 +18,8 @@ OURS = (LIBRARY, *DAEMONS, *TOOLING, REPORTS)
 # daemon → daemon edges that are allowed, each with why
 ALLOWED = {
     ("province", "hubd"): "province/synth.py makes test and bench traffic with the hub's real engine and ledger",
+    ("webd", "announcerd"): "webd/voice.py (the head records the centre's voice) makes packs with the recording "
+                            "wizard's and the pack format's own functions: one source of truth for voice packs",
 }
 
 

@@ -66,6 +66,7 @@ WAIT_MOVED_S = 10.0
 WAIT_REFRESH_S = 60.0
 WATCH_S = 90.0
 CONFIG_WAIT_S = 8.0  # a roster change waits this long for the hub's ack
+VOICE_WAIT_S = 30.0  # a voice pack install: the announcer downloads and checks the pack first
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 
 
@@ -121,12 +122,18 @@ class WebDaemon(Daemon[WebSettings]):
         # the hub's live site (retained) and the answers to the head's roster changes
         self.bus.subscribe(t.config_state("hub"), self._on_hub_config)
         self.bus.subscribe(t.config_ack("hub"), self._on_hub_ack, retained=False)
+        # the hall speaker's config (its voice pack) and the answers to the head's voice installs
+        ann = self.settings.web.announcer
+        self.bus.subscribe(t.config_state(ann), self._on_announcer_config)
+        self.bus.subscribe(t.config_ack(ann), self._on_announcer_ack, retained=False)
         self.bus.add_connect_hook(self._on_connected)
         self.bus.add_disconnect_hook(lambda: self.model.set_link(False))
         if self._serve:
             self._start_server()
 
     def teardown(self) -> None:
+        if self.web.studio.recogniser is not None:
+            self.web.studio.recogniser.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -138,11 +145,14 @@ class WebDaemon(Daemon[WebSettings]):
         w = self.settings.web
         config = uvicorn.Config(self.web.asgi, host=w.listen, port=w.port, log_level="warning", access_log=False,
                                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=2,
-                                lifespan="on", limit_concurrency=w.max_streams + 50)
+                                lifespan="on", limit_concurrency=w.max_streams + 50,
+                                ssl_certfile=str(w.tls_certfile) if w.tls_certfile else None,
+                                ssl_keyfile=str(w.tls_keyfile) if w.tls_keyfile else None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self._thread.start()
-        log.info("web pages on http://%s:%s/ (public %s)", w.listen, w.port, w.public_url)
+        log.info("web pages on %s://%s:%s/ (public %s)", "https" if w.tls_certfile else "http", w.listen, w.port,
+                 w.public_url)
 
     def run(self) -> int:
         code = super().run()
@@ -247,6 +257,30 @@ class WebDaemon(Daemon[WebSettings]):
             self._site_waits.append((time.monotonic() + CONFIG_WAIT_S, ack.rev, reply, wait[1]))
             return
         wait[1](reply)
+
+    def _on_announcer_config(self, msg: Inbound) -> None:
+        if msg.payload:
+            self.web.set_announcer_config(dict(decode(ConfigState, msg.payload).config))
+
+    def _on_announcer_ack(self, msg: Inbound) -> None:
+        ack = decode(ConfigAck, msg.payload)
+        wait = self._config_waits.pop(ack.request_id, None)
+        if wait is None:
+            return  # a technician's push
+        ok = ack.status in ("applied", "restart-required")
+        wait[1](Reply(request_id=ack.request_id, action="config", status="ok" if ok else "error", data={"rev": ack.rev},
+                      rev=ack.rev, error=None if ok else ReplyError(code=ack.status, message="\n".join(ack.errors))))
+
+    def _push_voice(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
+        """The head's recorded pack (or the one before it), pushed to the hall's announcer as webd
+        (``R/config/{announcer}/set/web``): only its URL and checksum."""
+        if not self.bus.connected.is_set():
+            done(Reply(request_id=params["request_id"], action="config", status="error",
+                       error=ReplyError(code="unreachable", message="webd is not connected to the broker")))
+            return
+        push = ConfigSet(request_id=params["request_id"], source=self.node, by=params["by"], config=params["config"])
+        self._config_waits[push.request_id] = (time.monotonic() + VOICE_WAIT_S, done)
+        self.bus.publish(self.bus.topics.config_set(self.settings.web.announcer, self.node), push, qos=1)
 
     def _push_site(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
         """The head's roster change, pushed to the hub as webd (``R/config/hub/set/web``)."""
@@ -384,6 +418,9 @@ class WebDaemon(Daemon[WebSettings]):
             return
         if kind == "site":  # the head's roster change (webd.app.WebApp.roster_post)
             self.bus.call_soon(lambda: self._push_site(params, done))
+            return
+        if kind == "voice":  # the head's voice pack install (webd.app.WebApp.voice_install)
+            self.bus.call_soon(lambda: self._push_voice(params, done))
             return
         if kind != "report":
             raise ValueError(kind)

@@ -66,6 +66,7 @@ T: dict[str, tuple[str, str]] = {
     "dashboard": ("Bảng điều hành", "Dashboard"),
     "reports": ("Báo cáo", "Reports"),
     "roster": ("Phân công quầy", "Counters today"),
+    "voice": ("Giọng đọc", "Voice"),
     "today": ("Số liệu hôm nay", "Today's figures"),
     "target": ("Mục tiêu chờ", "Target wait"),
     "est_wait": ("Chờ dự kiến", "Estimated wait"),
@@ -210,7 +211,7 @@ def live_page(title: str, frag: str, *, lang: str, path: str, stream: str, kind:
 
 def head_nav(lang: str, csrf: str, user: str) -> str:
     return (f'<nav><a href="/head">{e(t("dashboard", lang))}</a> <a href="/head/reports">{e(t("reports", lang))}</a> '
-            f'<a href="/head/roster">{e(t("roster", lang))}</a> '
+            f'<a href="/head/roster">{e(t("roster", lang))}</a> <a href="/head/voice">{e(t("voice", lang))}</a> '
             f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(csrf)}">'
             f'<button type="submit">{e(t("logout", lang))} ({e(user)})</button></form></nav>')
 
