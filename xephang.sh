@@ -19,6 +19,7 @@ install_system_packages() {
   command -v mosquitto_passwd >/dev/null || missing+=(mosquitto)
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)
   command -v sox >/dev/null || missing+=(sox)
+  command -v openssl >/dev/null || missing+=(openssl)  # xephang web cert: the LAN's HTTPS for the voice page
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ "${XEPHANG_WITH_BROWSER:-1}" = 1 ]; then
     # tests/webd: a real headless browser with its driver, and a QR reader for the printed ticket
