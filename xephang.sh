@@ -19,12 +19,16 @@ install_system_packages() {
   command -v mosquitto_passwd >/dev/null || missing+=(mosquitto)
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)
   command -v sox >/dev/null || missing+=(sox)
+  command -v openssl >/dev/null || missing+=(openssl)  # xephang web cert: the LAN's HTTPS for the voice page
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ "${XEPHANG_WITH_BROWSER:-1}" = 1 ]; then
     # tests/webd: a real headless browser with its driver, and a QR reader for the printed ticket
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
     command -v zbarimg >/dev/null || missing+=(zbar-tools)
+    # tests/test_legibility_ocr.py and bench/legibility.py: the ticket and the board read by OCR
+    command -v tesseract >/dev/null || missing+=(tesseract-ocr)
+    [ -f /usr/share/tesseract-ocr/5/tessdata/vie.traineddata ] || missing+=(tesseract-ocr-vie)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"

@@ -29,18 +29,32 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from announcerd.compose import Composer
 from announcerd.numbers import ReadingOptions
+from announcerd.pack_fetch import PackFetchError, fetch_pack, fetch_problems, installed_dir
 from announcerd.player import AudioError, AudioMissing, Player
 from announcerd.scheduler import CallEvent, QuietHours, Scheduler
 from announcerd.voice_cli import default_pack_dir, ensure_default_pack
 from announcerd.voicepack import InvalidPack, VoicePack, load_pack, phrase_parts
 from xephang.bus import Inbound
-from xephang.contract import BadPayload, Reply, Resync, ServiceState, TicketEvent, decode, new_request_id
+from xephang.contract import (
+    BadPayload,
+    ConfigSet,
+    Reply,
+    Resync,
+    ResyncData,
+    ServiceState,
+    TicketEvent,
+    decode,
+    new_request_id,
+    reply_data,
+)
 from xephang.daemon import Daemon
+from xephang.nodeconfig import ConfigRefused, deep_merge
 from xephang.settings import DaemonSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
 CALL_KINDS = ("called", "recalled")
+WEB_KEYS = {"voice_pack_url", "voice_pack_sha256"}  # what the web account may push (the head's recorded pack)
 
 
 class QuietPeriod(BaseModel):
@@ -57,6 +71,14 @@ class AnnouncerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     voice_pack: Path | None = Field(default=None, description="pack folder; empty = the generated espeak-ng pack in state_dir/voice")
+    voice_pack_url: str | None = Field(default=None, max_length=300, pattern=r"^https?://[^\s]+$",
+                                       description="a pack installed from the web (the head's recorded voice): "
+                                       "fetched from this URL before the push applies; overrides voice_pack")
+    voice_pack_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                                          description="SHA-256 of the pack archive at voice_pack_url")
+    voice_pack_ca_file: Path | None = Field(default=None, description="CA of webd's HTTPS certificate (`xephang web "
+                                            "cert`'s ca.crt), when voice_pack_url is https:// and this Pi does not "
+                                            "trust it system-wide")
     language: Literal["vi", "en"] = "vi"
     dialect: Literal["north", "south"] = Field(default="north", description="north: nghìn, lẻ; south: ngàn, linh")
     zero_word: Literal["lẻ", "linh"] | None = Field(default=None, description="101 = một trăm lẻ/linh một; empty = by dialect")
@@ -78,6 +100,8 @@ class AnnouncerConfig(BaseModel):
     def _check(self) -> AnnouncerConfig:
         if self.language == "en" and self.dialect == "south":
             raise ValueError("dialect applies to Vietnamese only")
+        if (self.voice_pack_url is None) != (self.voice_pack_sha256 is None):
+            raise ValueError("voice_pack_url and voice_pack_sha256 go together")
         return self
 
     def reading(self) -> ReadingOptions:
@@ -95,6 +119,7 @@ class Announcer(Daemon[AnnouncerSettings]):
     role = "announcer"
     settings_cls = AnnouncerSettings
     node_config_model = AnnouncerConfig
+    node_config_senders = ("web",)  # the head installs a recorded pack from the web (R/config/{node}/set/web)
     tick_interval_s = 0.2
 
     def __init__(self, settings: AnnouncerSettings, **kw: Any) -> None:
@@ -146,6 +171,8 @@ class Announcer(Daemon[AnnouncerSettings]):
         return "".join(sorted({p.upper() for p in self.prefixes.values() if p}))
 
     def _pack_path(self, cfg: AnnouncerConfig) -> Path:
+        if cfg.voice_pack_sha256:
+            return installed_dir(self.settings.state_dir, cfg.voice_pack_sha256)
         if cfg.voice_pack:
             return cfg.voice_pack
         return default_pack_dir(self.settings.state_dir, language=cfg.language, dialect=cfg.dialect)
@@ -155,7 +182,10 @@ class Announcer(Daemon[AnnouncerSettings]):
         letters = self.letters()
         self._pack_letters = letters
         try:
-            if not cfg.voice_pack:
+            if cfg.voice_pack_url and cfg.voice_pack_sha256:  # installed from the web: fetched again if it went
+                path = fetch_pack(cfg.voice_pack_url, cfg.voice_pack_sha256, self.settings.state_dir,
+                                  options=cfg.reading(), letters=letters, ca_file=cfg.voice_pack_ca_file)
+            elif not cfg.voice_pack:
                 ensure_default_pack(path, language=cfg.language, dialect=cfg.dialect)
             pack = load_pack(path, options=cfg.reading(), letters=letters)
         except InvalidPack as exc:
@@ -172,7 +202,7 @@ class Announcer(Daemon[AnnouncerSettings]):
                 vi, en = f"Gói giọng đọc không dùng được: {str(exc)[:200]}", f"Voice pack unusable: {str(exc)[:200]}"
             self.raise_alert("voice-pack", vi, en, "critical")
             return None
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, PackFetchError) as exc:
             log.error("voice pack unusable: %s", exc)
             self.raise_alert("voice-pack", f"Gói giọng đọc không dùng được: {str(exc)[:200]}",
                              f"Voice pack unusable: {str(exc)[:200]}", "critical")
@@ -182,7 +212,8 @@ class Announcer(Daemon[AnnouncerSettings]):
 
     def _configure(self, cfg: AnnouncerConfig, old: AnnouncerConfig | None, *, reload_pack: bool = False) -> None:
         pack_changed = reload_pack or old is None or any(getattr(cfg, k) != getattr(old, k) for k in
-                                                         ("voice_pack", "language", "dialect", "zero_word", "four_as_tu"))
+                                                         ("voice_pack", "voice_pack_sha256", "language", "dialect",
+                                                          "zero_word", "four_as_tu"))
         if pack_changed:
             self.pack = self._load_pack(cfg)
         quiet = tuple(QuietHours(start=q.start, end=q.end, volume=q.volume) for q in cfg.quiet_hours)
@@ -223,6 +254,22 @@ class Announcer(Daemon[AnnouncerSettings]):
                      self.letters(), service, prefix)
             self._configure(self.config, self.config, reload_pack=True)
 
+    def merge_node_config(self, current: dict[str, Any], push: ConfigSet, sender: str | None) -> dict[str, Any]:
+        """The web account may only install a pack (or go back to one): nothing else of the speaker."""
+        if sender == "web":
+            other = sorted(set(push.config) - WEB_KEYS)
+            if other:
+                raise ConfigRefused([f"the web may set only {sorted(WEB_KEYS)}, not {other}"])
+        return deep_merge(current, push.config)
+
+    def check_node_config(self, new: BaseModel) -> list[str]:
+        """A pack installed from the web is fetched and validated before the push applies."""
+        assert isinstance(new, AnnouncerConfig)
+        if not (new.voice_pack_url and new.voice_pack_sha256):
+            return []
+        return fetch_problems(new.voice_pack_url, new.voice_pack_sha256, self.settings.state_dir,
+                              options=new.reading(), letters=self.letters(), ca_file=new.voice_pack_ca_file)
+
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         assert isinstance(new, AnnouncerConfig)
         self._configure(new, old if isinstance(old, AnnouncerConfig) else None)
@@ -248,9 +295,13 @@ class Announcer(Daemon[AnnouncerSettings]):
         self.bus.request(req, on_reply=self._on_resync_reply, timeout_s=2.0, attempts=3)
 
     def _on_resync_reply(self, reply: Reply | None) -> None:
-        hall = reply.data.get("hall") if reply is not None and reply.status == "ok" else None
-        at = hall.get("at") if isinstance(hall, dict) else None
-        if not isinstance(at, int | float) or isinstance(at, bool) or at <= 0:
+        at = 0.0
+        if reply is not None and reply.status == "ok":
+            try:
+                at = reply_data(reply, ResyncData).hall.at
+            except BadPayload as exc:
+                log.warning("resync reply does not read: %s", exc)
+        if at <= 0:
             log.warning("the hub did not say its clock (resync %s): call ages rest on the calls alone",
                         "unanswered" if reply is None else reply.status)
             return

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from array import array
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -115,12 +116,125 @@ class ConsolePrompter:
             return "q"
 
 
-def _take_problem(samples: array, rate: int) -> str:
-    if len(samples) < rate * 0.08:
-        return "Không nghe thấy tiếng — đọc to hơn, gần micro hơn. / Nothing heard: speak louder, closer."
-    if pcm.peak_dbfs(samples) > -0.3:
-        return "Tiếng bị méo (quá to) — lùi xa micro một chút. / Clipped: move back from the microphone."
-    return ""
+WORD_MAX_S = 2.5  # a word clip longer than this is two words, a cough or a long breath
+PHRASE_MAX_S = 5.0
+MIN_S = 0.08
+CLIP_DBFS = -0.3  # a raw take peaking above this was clipped by the microphone or the converter
+MIN_SNR_DB = 20.0  # speech this much above the room's noise (measured in the take's own pauses)
+
+
+@dataclass(frozen=True)
+class Take:
+    """One recorded take, processed as every recorded clip is: trimmed, checked, evened.
+
+    ``problem`` is empty when the take can be kept; otherwise ``message_vi``/``message_en``
+    say what to do differently.  ``samples`` are at ``sample_rate`` (the pack's), normalised.
+    """
+
+    samples: array
+    sample_rate: int
+    problem: str  # "", silent, short, long, clipped, noisy
+    message_vi: str
+    message_en: str
+    duration_s: float
+    peak_dbfs: float
+    noise_dbfs: float | None  # level of the pauses around the speech (None: the take had none)
+    snr_db: float | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+    @property
+    def message(self) -> str:
+        return f"{self.message_vi} / {self.message_en}" if self.problem else ""
+
+
+TAKE_PROBLEMS: dict[str, tuple[str, str]] = {
+    "silent": ("Không nghe thấy tiếng — đọc to hơn, gần micro hơn.", "Nothing heard: speak louder, closer."),
+    "short": ("Tiếng quá ngắn — đọc trọn cả từ, rõ ràng.", "Too short: say the whole word clearly."),
+    "long": ("Bản thu quá dài ({s:.1f} giây, tối đa {m:.1f}) — chỉ đọc đúng chữ trên màn hình, rồi dừng.",
+             "Too long ({s:.1f} s, at most {m:.1f}): say only the words shown, then stop."),
+    "clipped": ("Tiếng bị méo (quá to) — lùi xa micro một chút.", "Clipped: move back from the microphone."),
+    "noisy": ("Nền ồn quá (tiếng chỉ to hơn tiếng ồn {snr:.0f} dB, cần {need:.0f} dB) — đóng cửa, tắt quạt, "
+              "đọc gần micro hơn.",
+              "Too much background noise (speech only {snr:.0f} dB above it, need {need:.0f} dB): close the door, "
+              "stop the fan, speak closer."),
+}
+
+
+def _noise_floor(raw: array, rate: int) -> float | None:
+    """Level of the take's pauses (lower quartile of their 20 ms frames): the frames before the
+    first and after the last frame within 15 dB of the loudest. None under 200 ms of pause
+    (a take already cut to the word: nothing to measure)."""
+    frame = max(1, rate // 50)
+    levels = []
+    for i in range(0, len(raw) - frame + 1, frame):
+        chunk = raw[i : i + frame]
+        levels.append(pcm.db((sum(s * s for s in chunk) / len(chunk)) ** 0.5 / pcm.FULL_SCALE))
+    if not levels:
+        return None
+    loud = [i for i, v in enumerate(levels) if v >= max(levels) - 15]
+    pauses = levels[: loud[0]] + levels[loud[-1] + 1 :]
+    if len(pauses) < 10:
+        return None
+    return sorted(pauses)[len(pauses) // 4]
+
+
+def process_take(raw: array, rate: int, *, phrase: bool, sample_rate: int = 24000,
+                 loudness_dbfs: float = -20.0) -> Take:
+    """Trim silence, check (silent, too short or long, clipped, noisy), resample, even the loudness.
+
+    The one way a recorded clip becomes a pack clip: the console wizard and the web page both
+    call it.  ``phrase``: a carrier phrase (longer limit) rather than one word.
+    """
+    trimmed = pcm.trim_silence(raw, rate)
+    duration = len(trimmed) / rate
+    peak = pcm.peak_dbfs(raw)
+    noise = snr = None
+    problem, fmt = "", {}
+    if len(trimmed) < rate * MIN_S:
+        problem = "silent" if pcm.peak_dbfs(trimmed) <= pcm.SILENCE_DBFS or not trimmed else "short"
+    elif pcm.peak_dbfs(trimmed) > CLIP_DBFS:
+        problem = "clipped"
+    else:
+        limit = PHRASE_MAX_S if phrase else WORD_MAX_S
+        noise = _noise_floor(raw, rate)
+        if noise is not None:
+            snr = pcm.loudness_dbfs(trimmed, rate) - noise
+        if duration > limit:
+            problem, fmt = "long", {"s": duration, "m": limit}
+        elif snr is not None and snr < MIN_SNR_DB:
+            problem, fmt = "noisy", {"snr": snr, "need": MIN_SNR_DB}
+    if problem:
+        vi, en = TAKE_PROBLEMS[problem]
+        return Take(array("h"), sample_rate, problem, vi.format(**fmt), en.format(**fmt), duration, peak, noise, snr)
+    samples = pcm.normalise(pcm.resample(trimmed, rate, sample_rate), sample_rate, target_dbfs=loudness_dbfs)
+    return Take(samples, sample_rate, "", "", "", duration, peak, noise, snr)
+
+
+def clip_plan(language: Language = "vi", options: ReadingOptions = DEFAULT_OPTIONS, *,
+              letters: str = "") -> list[tuple[str, str]]:
+    """Every clip a site's pack needs, in recording order: (clip id, words to say)."""
+    texts = catalogue(language)
+    wanted = sorted(required_clips(language, options, letters=letters), key=list(texts).index)
+    return [(c, texts[c]) for c in wanted]
+
+
+def is_phrase(text: str) -> bool:
+    return " " in text
+
+
+def finish_pack(out: Path, kept: dict[str, ClipEntry], *, language: Language = "vi", dialect: str = "north",
+                options: ReadingOptions = DEFAULT_OPTIONS, letters: str = "", name: str = "",
+                sample_rate: int = 24000, loudness_dbfs: float = -20.0,
+                source: str = "recorded with xephang voice record") -> list:
+    """Write the manifest of recorded clips already in ``out`` and validate the pack (problems; empty = good)."""
+    manifest = Manifest(name=name or f"recorded-{language}-{dialect}", language=language,
+                        dialect=dialect if language == "vi" else "", sample_rate=sample_rate,
+                        loudness_dbfs=loudness_dbfs, source=source, clips=kept)
+    write_pack(out, manifest, {})
+    return validate_pack(out, options=options, letters=letters)
 
 
 def record_pack(out_dir: Path | str, *, recorder: Recorder, playback: Playback, prompter: Prompter,
@@ -136,7 +250,7 @@ def record_pack(out_dir: Path | str, *, recorder: Recorder, playback: Playback, 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     texts = catalogue(language)
-    wanted = sorted(required_clips(language, options, letters=letters), key=list(texts).index)
+    wanted = [c for c, _ in clip_plan(language, options, letters=letters)]
     existing: dict[str, ClipEntry] = {}
     if (out / "manifest.json").exists():
         try:
@@ -151,17 +265,13 @@ def record_pack(out_dir: Path | str, *, recorder: Recorder, playback: Playback, 
     kept: dict[str, ClipEntry] = dict(existing)
     for i, clip in enumerate(todo, 1):
         text = texts[clip]
-        seconds = phrase_seconds if " " in text else word_seconds
+        seconds = phrase_seconds if is_phrase(text) else word_seconds
         samples = _record_one(clip, text, i, len(todo), seconds, recorder=recorder, playback=playback,
                               prompter=prompter, rate=sample_rate, loudness_dbfs=loudness_dbfs, max_takes=max_takes)
         pcm.write_wav(out / f"{clip}.wav", samples, sample_rate)
         kept[clip] = ClipEntry(text=text, file=f"{clip}.wav")
-    manifest = Manifest(name=name or f"recorded-{language}-{dialect}", language=language,
-                        dialect=dialect if language == "vi" else "", sample_rate=sample_rate,
-                        loudness_dbfs=loudness_dbfs, source="recorded with xephang voice record",
-                        clips=kept)
-    write_pack(out, manifest, {})
-    problems = validate_pack(out, options=options, letters=letters)
+    problems = finish_pack(out, kept, language=language, dialect=dialect, options=options, letters=letters,
+                           name=name, sample_rate=sample_rate, loudness_dbfs=loudness_dbfs)
     if problems:
         for p in problems:
             prompter.say(f"  ✗ {p}")
@@ -177,12 +287,12 @@ def _record_one(clip: str, text: str, i: int, n: int, seconds: float, *, recorde
         if prompter.ask("Nhấn Enter rồi đọc / Enter, then speak (q = dừng/quit):") == "q":
             raise RecordingAborted("stopped by the user")
         raw = recorder.record(seconds)
-        trimmed = pcm.trim_silence(raw, recorder.sample_rate)
-        problem = _take_problem(trimmed, recorder.sample_rate)
-        if problem:
-            prompter.say(problem)
+        take = process_take(raw, recorder.sample_rate, phrase=is_phrase(text), sample_rate=rate,
+                            loudness_dbfs=loudness_dbfs)
+        if not take.ok:
+            prompter.say(take.message)
             continue
-        samples = pcm.normalise(pcm.resample(trimmed, recorder.sample_rate, rate), rate, target_dbfs=loudness_dbfs)
+        samples = take.samples
         playback.play(samples, rate)
         answer = prompter.ask("Giữ? Enter = giữ/keep, r = thu lại/redo, q = dừng/quit:")
         if answer == "q":

@@ -267,3 +267,70 @@ def write_pack(path: Path | str, manifest: Manifest, clips: dict[str, array]) ->
     tmp.write_text(manifest.to_json(), encoding="utf-8")
     tmp.replace(path / MANIFEST)
     return path
+
+
+# ---- a pack as one file: how a pack recorded on webd reaches the hall's announcer -----------------
+
+ARCHIVE_MAX_BYTES = 32 * 1024 * 1024  # a full pack at 48 kHz is about 4 MB: far under this
+ARCHIVE_MAX_FILES = 200
+_ARCHIVE_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so the same pack is the same bytes (and checksum)
+
+
+def pack_archive(path: Path | str) -> bytes:
+    """The pack at ``path`` (manifest and its clips only) as a zip, byte for byte reproducible."""
+    import io
+    import zipfile
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        names = [MANIFEST, *sorted({e.file for e in manifest.clips.values()})]
+        for name in names:
+            info = zipfile.ZipInfo(name, date_time=_ARCHIVE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, (path / name).read_bytes())
+    return buf.getvalue()
+
+
+def unpack_archive(data: bytes, dest: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS,
+                   letters: str = "") -> Path:
+    """Unpack a :func:`pack_archive` zip into ``dest`` (which must not exist) and validate it.
+
+    Only flat ``*.wav`` names and the manifest are accepted (no paths, no links), sizes are
+    bounded, and the folder appears whole (a temporary folder renamed) or not at all.
+    Raises :class:`InvalidPack` with the reasons.
+    """
+    import io
+    import re
+    import shutil
+    import zipfile
+
+    dest = Path(dest)
+    if len(data) > ARCHIVE_MAX_BYTES:
+        raise InvalidPack(dest, [PackProblem("archive", "", f"pack archive is {len(data)} bytes, at most {ARCHIVE_MAX_BYTES}")])
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+        infos = z.infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {exc}")]) from None
+    names = [i.filename for i in infos]
+    bad = [n for n in names if n != MANIFEST and not re.fullmatch(r"[A-Za-z0-9_.-]+\.wav", n)]
+    total = sum(i.file_size for i in infos)
+    if bad or len(infos) > ARCHIVE_MAX_FILES or total > ARCHIVE_MAX_BYTES or MANIFEST not in names:
+        why = f"unexpected names {bad[:5]}" if bad else f"{len(infos)} files, {total} bytes, manifest {MANIFEST in names}"
+        raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {why}")])
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for info in infos:
+            (tmp / info.filename).write_bytes(z.read(info))
+        problems = validate_pack(tmp, options=options, letters=letters)
+        if problems:
+            raise InvalidPack(dest, problems)
+        tmp.replace(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest

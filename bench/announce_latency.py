@@ -37,8 +37,8 @@ from announcerd.voice_build import build_default_pack  # noqa: E402
 from announcerd.voicepack import load_pack, phrase_parts  # noqa: E402
 from xephang.bus import Bus  # noqa: E402
 from xephang.contract import Reply, Resync, TicketEvent, TicketInfo, Topics, decode  # noqa: E402
-from xephang.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 from xephang.settings import BrokerSettings  # noqa: E402
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 
 SITE = "bench"
 

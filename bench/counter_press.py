@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from counterd.main import CounterDaemon, CounterdSettings  # noqa: E402
 from xephang.bus import Bus, Inbound  # noqa: E402
 from xephang.contract import CallNext, IssueTicket, NodeStatus, SimPress, Topics, decode, new_request_id  # noqa: E402
-from xephang.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 from xephang.settings import BrokerSettings  # noqa: E402
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 
 SITE = "tuong-linh"
 ROOT = Path(__file__).resolve().parent.parent

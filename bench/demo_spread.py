@@ -1,6 +1,6 @@
 """How much the demo's day varies for one seed: run it N times and print each figure's spread.
 
-The simulation's citizens and officers are the same for a seed (``xephang/sim.py``: arrivals,
+The simulation's citizens and officers are the same for a seed (``xephang_ops/sim.py``: arrivals,
 services, how long each officer takes, who does not show up). The demo is not reproducible
 figure for figure all the same, on purpose: every daemon is a real process on a real broker in
 real time, and at ``--speed 240`` ten milliseconds of scheduling are 2.4 s of the centre's day.
@@ -27,7 +27,7 @@ FIGURES = ("issued", "served", "no_shows", "transferred", "expired", "open", "ca
 
 
 def one_day(out: Path, args: argparse.Namespace) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "xephang.cli", "demo", "--out", str(out), "--seed", str(args.seed),
+    cmd = [sys.executable, "-m", "xephang_ops.cli", "demo", "--out", str(out), "--seed", str(args.seed),
            "--speed", str(args.speed), "--lang", "vi"]
     if args.minutes:
         cmd += ["--minutes", str(args.minutes)]

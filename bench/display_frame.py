@@ -224,7 +224,7 @@ def bench_latency(n: int, tmp: Path) -> None:
     d.teardown()
 
     try:
-        from xephang.mosquitto import Mosquitto, find_mosquitto
+        from xephang_ops.mosquitto import Mosquitto, find_mosquitto
     except ImportError:  # pragma: no cover
         return
     if not find_mosquitto():

@@ -38,8 +38,8 @@ from hubd.engine import QueueEngine  # noqa: E402
 from hubd.ledger import Ledger  # noqa: E402
 from xephang.bus import Bus, Inbound, _nodelay  # noqa: E402
 from xephang.contract import CallNext, Finish, IssueTicket, Reply, TicketEvent, decode, new_request_id  # noqa: E402
-from xephang.mosquitto import Mosquitto  # noqa: E402
 from xephang.settings import BrokerSettings, load_site  # noqa: E402
+from xephang_ops.mosquitto import Mosquitto  # noqa: E402
 
 SITE_FILE = REPO / "config" / "site.example.toml"
 

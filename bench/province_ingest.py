@@ -42,9 +42,9 @@ from province.db import migrate  # noqa: E402
 from province.ingest import Ingester, Store  # noqa: E402
 from province.reports import build_province_report, chart_pngs, write_html, write_xlsx  # noqa: E402
 from province.synth import CentreSim, site_with_slug  # noqa: E402
-from xephang.bridgeconf import bridge_conf_text  # noqa: E402
-from xephang.mosquitto import Mosquitto  # noqa: E402
 from xephang.settings import BrokerSettings, load_site  # noqa: E402
+from xephang_ops.bridgeconf import bridge_conf_text  # noqa: E402
+from xephang_ops.mosquitto import Mosquitto  # noqa: E402
 
 SITE = load_site(REPO / "config" / "site.example.toml")
 

@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hubd import reports as R  # noqa: E402
-from hubd.ledger import Ledger, open_readonly  # noqa: E402
-from hubd.reports import build_report  # noqa: E402
+from hubd.ledger import Ledger  # noqa: E402
 from xephang.clock import VN_TZ  # noqa: E402
 from xephang.settings import load_site  # noqa: E402
 from xephang.site import Site, format_number  # noqa: E402
+from xephang_reports import build as R  # noqa: E402
+from xephang_reports.build import build_report, open_readonly  # noqa: E402
 
 # arrivals by local hour in a commune centre: a morning peak, lunch lull, a smaller afternoon peak
 HOUR_WEIGHTS = {7: 6, 8: 16, 9: 18, 10: 14, 11: 8, 12: 2, 13: 6, 14: 12, 15: 10, 16: 6}
@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
           f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
     try:
-        from hubd import report_charts, report_render
+        from xephang_reports import charts as report_charts
+        from xephang_reports import render as report_render
     except ImportError:  # renderers not built yet
         return 0
     assert report is not None

@@ -117,7 +117,7 @@ def main() -> int:
     from hubd.testing import running_hub
     from xephang.bus import Bus
     from xephang.contract import IssueTicket, new_request_id
-    from xephang.mosquitto import Mosquitto, find_mosquitto
+    from xephang_ops.mosquitto import Mosquitto, find_mosquitto
 
     if not find_mosquitto():
         print("mosquitto is not installed")

@@ -32,18 +32,14 @@ better.  Each share is printed with its 95 % Wilson interval.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from statistics import mean
@@ -52,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from announcerd import pcm  # noqa: E402
 from announcerd.compose import Composer  # noqa: E402
+from announcerd.hearing import align, normalise_words, span_exact, wer, wilson  # noqa: E402, F401 - voice_search uses them too
 from announcerd.numbers import NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken  # noqa: E402
 from announcerd.voice_build import TUNING, build_default_pack  # noqa: E402
 from announcerd.voicepack import load_pack, phrase_parts  # noqa: E402
@@ -193,96 +190,6 @@ def transcribe(py: Path, wavs: list[Path], workdir: Path) -> list[str]:
 
 
 # ---- scoring ---------------------------------------------------------------------------------
-_DIGITS = ["không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín"]
-
-
-def _spellings(w: str) -> list[list[str]]:
-    """A digit string as a number ("23" → hai mươi ba) and digit by digit (hai ba)."""
-    by_digit = [_DIGITS[int(c)] for c in w]
-    if len(w) > 6:
-        return [by_digit]
-    full = spoken(read_number(int(w))).split()
-    return [full] if full == by_digit else [full, by_digit]
-
-
-def normalise_words(text: str, ref: list[str] | None = None) -> list[str]:
-    """Lower-case NFC words without punctuation; digit strings spelled out (Whisper writes digits).
-
-    With ``ref``, each digit string is spelled as a number or digit by digit, whichever aligns
-    better with the reference (at most 4 digit strings are tried both ways).
-    """
-    text = unicodedata.normalize("NFC", text.lower())
-    tokens = re.findall(r"\w+", text)
-    choices = [_spellings(w) if w.isdigit() else [[w]] for w in tokens]
-    n_multi = sum(1 for c in choices if len(c) > 1)
-    if ref is None or n_multi == 0 or n_multi > 4:
-        return [x for c in choices for x in c[0]]
-    best: list[str] | None = None
-    best_d = 10**9
-    for combo in itertools.product(*choices):
-        words = [x for c in combo for x in c]
-        d = sum(1 for r, h in align(ref, words) if r is None or h is None or ref[r] != words[h])
-        if d < best_d:
-            best, best_d = words, d
-    return best or []
-
-
-def align(ref: list[str], hyp: list[str]) -> list[tuple[int | None, int | None]]:
-    """Levenshtein alignment as (ref index | None, hyp index | None) pairs."""
-    n, m = len(ref), len(hyp)
-    d = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        d[i][0] = i
-    for j in range(m + 1):
-        d[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
-    pairs: list[tuple[int | None, int | None]] = []
-    i, j = n, m
-    while i or j:
-        if i and j and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            pairs.append((i - 1, j - 1))
-            i, j = i - 1, j - 1
-        elif i and d[i][j] == d[i - 1][j] + 1:
-            pairs.append((i - 1, None))
-            i -= 1
-        else:
-            pairs.append((None, j - 1))
-            j -= 1
-    return pairs[::-1]
-
-
-def span_exact(ref: list[str], hyp: list[str], pairs: list[tuple[int | None, int | None]], lo: int, hi: int) -> bool:
-    """Ref words [lo, hi) all matched; nothing inserted inside; no number word inserted next to it."""
-    ks = [k for k, (ri, _) in enumerate(pairs) if ri is not None and lo <= ri < hi]
-    first, last = ks[0], ks[-1]
-    for k in range(first, last + 1):
-        ri, hj = pairs[k]
-        if ri is None or hj is None or ref[ri] != hyp[hj]:
-            return False
-    for k in (first - 1, last + 1):
-        if 0 <= k < len(pairs) and pairs[k][0] is None and hyp[pairs[k][1]] in NUMBER_WORDS:  # type: ignore[index]
-            return False
-    return True
-
-
-def wer(ref: list[str], hyp: list[str]) -> float:
-    pairs = align(ref, hyp)
-    errors = sum(1 for r, h in pairs if r is None or h is None or ref[r] != hyp[h])
-    return errors / max(1, len(ref))
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of k successes in n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def share(k: int, n: int) -> str:
     lo, hi = wilson(k, n)
     return f"{k / n:5.1%} [{lo:.1%}–{hi:.1%}]"

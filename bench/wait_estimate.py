@@ -1,7 +1,7 @@
 """Benchmark: does the printed wait come true? Simulated days straight through the engine.
 
 Each day is the demo's simulated centre (citizens with an arrival profile, officers pressing
-keys, ``xephang.sim``) run through the queue engine without a broker. For every ticket it
+keys, ``xephang_ops.sim``) run through the queue engine without a broker. For every ticket it
 records the range the ticket printed (``QueueEngine.wait_range``) and, as the baseline of the
 same run, the old single figure (``QueueEngine.estimate``) on the same state; then the time it
 was first called. Per day it prints:
@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hubd.engine import QueueEngine  # noqa: E402
-from hubd.simday import run_day  # noqa: E402
 from xephang.clock import VN_TZ  # noqa: E402
 from xephang.settings import load_site  # noqa: E402
-from xephang.sim import ARRIVAL_PROFILE, CentreSim  # noqa: E402
+from xephang_ops.sim import ARRIVAL_PROFILE, CentreSim  # noqa: E402
+from xephang_ops.simday import run_day  # noqa: E402
 
 SITE = ROOT / "config" / "site.example.toml"
 DAY = datetime(2026, 11, 23, 7, 30, tzinfo=VN_TZ).timestamp()  # a Monday

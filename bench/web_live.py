@@ -39,9 +39,9 @@ from hubd.testing import running_hub  # noqa: E402
 from webd.auth import Accounts  # noqa: E402
 from xephang.bus import Bus, Inbound  # noqa: E402
 from xephang.contract import CallNext, IssueTicket, new_request_id  # noqa: E402
-from xephang.mosquitto import Mosquitto, free_port, wait_port  # noqa: E402
 from xephang.settings import BrokerSettings  # noqa: E402
 from xephang.ticketlink import load_secret, ticket_path, write_secret  # noqa: E402
+from xephang_ops.mosquitto import Mosquitto, free_port, wait_port  # noqa: E402
 
 SITE = "tuong-linh"
 SITE_FILE = REPO / "config" / "site.example.toml"

@@ -49,7 +49,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from counterd.config import MAX_CHOICES, BoxConfig, rate_score, transfer_target
-from xephang.contract import CounterState, Reply, TicketInfo
+from xephang.contract import (
+    BadPayload,
+    CallData,
+    CounterState,
+    FinishData,
+    RecallData,
+    Reply,
+    TicketInfo,
+    reply_data,
+)
 
 log = logging.getLogger(__name__)
 
@@ -426,6 +435,42 @@ class CounterBox:
             self.last_ticket = ticket.display
             self.queue_empty = False
 
+    def _apply_ok(self, sent: Send, reply: Reply, now: float) -> list[Effect] | None:
+        """What an accepted request changes on the box, read from the reply's typed data
+        (``contract.REPLY_DATA``); the effects when they are not the usual "accepted"."""
+        self.last_result = "ok"
+        match sent.action:
+            case "call-next":
+                call = reply_data(reply, CallData)
+                self.paused = False
+                if call.ticket is None:
+                    self._set_serving(None)
+                    self.queue_empty = True
+                    self.last_result = "queue-empty"
+                    return [Flash("queue_empty")]
+                self._set_serving(call.ticket)
+            case "recall":
+                self._set_serving(reply_data(reply, RecallData).ticket)
+            case "no-show" | "transfer":
+                self._set_serving(None)
+            case "finish":
+                fin = reply_data(reply, FinishData)
+                self._set_serving(None)
+                window = fin.rating_window_s
+                if self.config.rating_window_s is not None:
+                    window = min(window, self.config.rating_window_s) if window else self.config.rating_window_s
+                # a new window for the ticket just finished (a rating of the one before is over)
+                self.rating = RatingWindow(fin.ticket.id, fin.ticket.display, now + window) if window > 0 else None
+            case "pause":
+                self._set_serving(None)  # the hub finished the ticket in service (inferred)
+                self.paused, self.pause_reason = True, sent.fields.get("reason") or None
+            case "resume":
+                self.paused, self.pause_reason = False, None
+            case "rate":
+                self._close_rating(sent)
+                return [Flash("rated", on="rating")]
+        return None
+
     def _apply_reply(self, sent: Send, reply: Reply, now: float) -> list[Effect]:
         on = "rating" if sent.action == "rate" else "status"
         if reply.status != "ok":
@@ -440,45 +485,16 @@ class CounterBox:
                 self._close_rating(sent)
                 return [Flash("rating_closed", on="rating")]
             return [Flash("error", on=on)]
-        self.last_result = "ok"
-        data = reply.data
         before = self.suggest_no_show
+        try:
+            done = self._apply_ok(sent, reply, now)
+        except BadPayload as exc:  # a hub of another version: say error, change nothing
+            log.warning("%s reply from the hub does not read: %s", sent.action, exc)
+            self.last_result = "bad-reply"
+            return [Flash("error", on=on)]
+        if done is not None:
+            return done
         out: list[Effect] = []
-        match sent.action:
-            case "call-next":
-                self.paused = False
-                ticket = data.get("ticket")
-                if ticket is None:
-                    self._set_serving(None)
-                    self.queue_empty = True
-                    self.last_result = "queue-empty"
-                    return [Flash("queue_empty")]
-                self._set_serving(TicketInfo.model_validate(ticket))
-            case "recall":
-                t = data.get("ticket")
-                if t is not None:
-                    self._set_serving(TicketInfo.model_validate(t))
-            case "no-show" | "transfer":
-                self._set_serving(None)
-            case "finish":
-                t = data.get("ticket")
-                tid = t.get("id") if isinstance(t, dict) else None
-                self._set_serving(None)
-                window = float(data.get("rating_window_s") or 0)
-                if self.config.rating_window_s is not None:
-                    window = min(window, self.config.rating_window_s) if window else self.config.rating_window_s
-                # a new window for the ticket just finished (a rating of the one before is over)
-                self.rating = RatingWindow(tid if isinstance(tid, int) and not isinstance(tid, bool) else None,
-                                           t.get("display") if isinstance(t, dict) else None,
-                                           now + window) if window > 0 else None
-            case "pause":
-                self._set_serving(None)  # the hub finished the ticket in service (inferred)
-                self.paused, self.pause_reason = True, sent.fields.get("reason") or None
-            case "resume":
-                self.paused, self.pause_reason = False, None
-            case "rate":
-                self._close_rating(sent)
-                return [Flash("rated", on="rating")]
         out.append(Flash("accepted"))
         if self.suggest_no_show and not before:
             out.append(Flash("suggest_no_show"))

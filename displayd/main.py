@@ -37,11 +37,13 @@ from xephang.contract import (
     HallState,
     Reply,
     Resync,
+    ResyncData,
     ServiceState,
     SimPress,
     TicketEvent,
     decode,
     new_request_id,
+    reply_data,
 )
 from xephang.daemon import EXIT_CONFIG, Daemon
 from xephang.presence import NodeWatch
@@ -283,14 +285,9 @@ class DisplayDaemon(Daemon[DisplaySettings]):
         if reply is None or reply.status != "ok":
             log.warning("resync not answered (%s); will ask again", reply.error if reply else "timeout")
             return
-        hall = reply.data.get("hall") if isinstance(reply.data, dict) else None
-        if isinstance(hall, dict):  # the hub may put the snapshot in the reply; else it republishes state/hall
-            try:
-                hs = HallState.model_validate(hall)
-            except ValueError as exc:
-                raise BadPayload("invalid", f"resync reply hall: {exc}") from None
-            self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx())
-            self._mark_received()
+        hs = reply_data(reply, ResyncData).hall  # BadPayload: logged and counted, asked again later
+        self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx())
+        self._mark_received()
 
     # ------------------------------------------------------------------ the frame loop
 

@@ -5,7 +5,7 @@ acknowledged by the broker), ``requests`` (``request_id → reply``, so a retry 
 redelivery gets the same answer), and current-state tables ``tickets``, ``visits``,
 ``counters``, ``pauses``, ``sequences`` and ``meta``. One transaction per batch of
 commands: a ``kill -9`` at any point leaves either all of a command or none of it.
-Reports read the same file read-only (``open_readonly``) without disturbing the hub.
+Reports read the same file read-only (``xephang_reports.build.open_readonly``) without disturbing the hub.
 """
 
 from __future__ import annotations
@@ -259,9 +259,3 @@ def event_json(e: Event) -> dict[str, Any]:
     return body
 
 
-def open_readonly(path: Path | str) -> sqlite3.Connection:
-    """A read-only connection for reports: never blocks or disturbs the running hub."""
-    uri = f"file:{Path(path).resolve()}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-    db.execute("PRAGMA query_only=ON")
-    return db

@@ -29,6 +29,8 @@ from xephang.contract import (
     ASKED_BY,
     CONSOLE_ACTIONS,
     MAX_PAYLOAD_BYTES,
+    READ_ONLY_ACTIONS,
+    REPLY_DATA,
     REQUEST_MODELS,
     RESYNC_MAX_EVENTS,
     Arrived,
@@ -38,7 +40,11 @@ from xephang.contract import (
     ConfigSet,
     ContractError,
     CounterRequest,
+    CounterState,
+    DailySummary,
     Finish,
+    HallState,
+    HourlySummary,
     IssueTicket,
     NoShow,
     Pause,
@@ -50,8 +56,12 @@ from xephang.contract import (
     Request,
     Resume,
     Resync,
+    ServiceState,
+    TicketWait,
+    TicketWaitData,
     Transfer,
     VoidTicket,
+    WaitOfTicket,
     check_level,
     decode,
 )
@@ -345,9 +355,11 @@ class HubDaemon(Daemon[HubSettings]):
                                            f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
             log.warning("refused %s from %s", action, req.source)
             seen[req.request_id] = reply
-            return topic, reply, req, not isinstance(req, Resync | ReportRequest)
+            return topic, reply, req, req.ACTION not in READ_ONLY_ACTIONS
         if isinstance(req, Resync):
             return topic, self._resync(req, now), req, False
+        if isinstance(req, TicketWait):
+            return topic, self._ticket_wait(req, now), req, False
         if isinstance(req, ReportRequest):
             # a quarter takes ~0.2 s of CPU: compute it off the owner thread so presses never wait;
             # at most REPORT_WORKERS at once, so a flood of report requests cannot starve the hall
@@ -364,7 +376,8 @@ class HubDaemon(Daemon[HubSettings]):
         else:
             merged.merge(out)
             self.ops += 1
-            reply = Reply(request_id=req.request_id, action=action, status="ok", data=out.data, rev=self.engine.rev)
+            reply = Reply(request_id=req.request_id, action=action, status="ok", data=typed_data(action, out.data),
+                          rev=self.engine.rev)
             self._dirty_counters |= out.counters
             self._dirty_services |= out.services
             self._state_dirty = True
@@ -399,7 +412,25 @@ class HubDaemon(Daemon[HubSettings]):
             data["events"] = events
             last = events[-1]["rev"] if events else req.since_rev
             data["more"] = last < self.engine.rev
-        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data, rev=self.engine.rev)
+        return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=typed_data(req.ACTION, data),
+                     rev=self.engine.rev)
+
+    def _ticket_wait(self, req: TicketWait, now: float) -> Reply:
+        """Each waiting ticket's range as the hub plays the day forward now (the engine keeps one
+        estimate per ticket and hall revision for a minute: phones refreshing cost nothing new)."""
+        e = self.engine
+        waits: list[WaitOfTicket] = []
+        for tid in dict.fromkeys(req.ticket_ids):
+            t = e.tickets.get(tid)
+            if t is None or t.day != e.day:
+                waits.append(WaitOfTicket(ticket_id=tid, state="unknown"))
+            elif t.state != "waiting":
+                waits.append(WaitOfTicket(ticket_id=tid, state=t.state))
+            else:
+                waits.append(WaitOfTicket(ticket_id=tid, state="waiting", people_ahead=e.people_ahead(t),
+                                          **e.wait_range(t.service, now, t).fields()))
+        return Reply(request_id=req.request_id, action=req.ACTION, status="ok",
+                     data=TicketWaitData(waits=waits).model_dump(mode="json", by_alias=True), rev=e.rev)
 
     def _report_worker(self, req: ReportRequest, topic: str) -> None:
         try:
@@ -414,7 +445,7 @@ class HubDaemon(Daemon[HubSettings]):
 
     def _report(self, req: ReportRequest) -> Reply:
         try:
-            from hubd import reports
+            from xephang_reports import build as reports
         except ImportError:
             return Reply(request_id=req.request_id, action=req.ACTION, status="error",
                          error=ReplyError(code="unavailable", message="reports are not installed on this hub"))
@@ -498,13 +529,14 @@ class HubDaemon(Daemon[HubSettings]):
         self._last_state = mono
         now = self.clock.now()
         t = self.bus.topics
-        self.bus.publish(t.state_hall(), _state_json("xephang.state.hall.v1", self.engine.hall_state(now)), retain=True)
+        # every retained state goes out through its contract model (the schema is the model's)
+        self.bus.publish(t.state_hall(), HallState.model_validate(self.engine.hall_state(now)), retain=True)
         for n in sorted(self._dirty_counters):
             if n in self.engine.counters:
-                self.bus.publish(t.state_counter(n), _state_json("xephang.state.counter.v1", self.engine.counter_state(n)), retain=True)
+                self.bus.publish(t.state_counter(n), CounterState.model_validate(self.engine.counter_state(n)), retain=True)
         for s in sorted(self._dirty_services):
             if s in self.engine.services:
-                self.bus.publish(t.state_service(s), _state_json("xephang.state.service.v1", self.engine.service_state(s)), retain=True)
+                self.bus.publish(t.state_service(s), ServiceState.model_validate(self.engine.service_state(s)), retain=True)
         self._dirty_counters.clear()
         self._dirty_services.clear()
         self._state_dirty = False
@@ -515,21 +547,21 @@ class HubDaemon(Daemon[HubSettings]):
         """The retained daily summary and, once an hour has ended, an hourly summary event.
 
         Both carry the figures of the centre's report for the service day so far
-        (``hubd.reports.build_report`` on the live ledger: one day, a few ms), so the province
+        (``xephang_reports.build.build_report`` on the live ledger: one day, a few ms), so the province
         sees the same issued/served/no-show/wait figures the centre's head prints. The hourly
         event goes under ``event/`` (QoS 1), which the province bridge carries out; its
         ``event_id`` names the site's day and hour, so a replay after a restart changes nothing.
         """
         from datetime import date, datetime
 
-        from hubd.reports import Period, build_report
+        from xephang_reports.build import Period, build_report
 
         day = self.engine.day or self.engine.service_day(now)
         d = date.fromisoformat(day)
         rep = build_report(self.ledger.db, self.site, period=Period(day, "day", d, d), group_by="hour", now=now)
         waiting = sum(1 for t in self.engine.tickets.values() if t.state == "waiting" and t.day == day)
         body = summary_body(rep, site=self.settings.site, day=day, at=now, waiting=waiting)
-        self.bus.publish(self.bus.topics.state_summary(), json.dumps(body, ensure_ascii=False).encode(), retain=True)
+        self.bus.publish(self.bus.topics.state_summary(), DailySummary.model_validate(body), retain=True)
         hour = datetime.fromtimestamp(now, self.engine.tz).hour
         mark = (day, hour)
         last, self._hourly_mark = self._hourly_mark, mark
@@ -537,10 +569,10 @@ class HubDaemon(Daemon[HubSettings]):
             return  # same hour as last time, or nothing happened today yet
         ended = (hour - 1) % 24  # the hour that just ended (after a restart: sent again, stored once)
         row = next((r for r in rep["rows"] if r["key"] == ended), None)
-        hourly = {**body, "schema": HOURLY_SUMMARY_SCHEMA, "event_id": f"summary-{day}-{ended:02d}", "hour": ended,
-                  "this_hour": {k: row[k] if row else 0 for k in ("issued", "served", "no_shows", "voided")}}
-        self.bus.publish(f"{self.bus.topics.root}/event/summary/hourly",
-                         json.dumps(hourly, ensure_ascii=False).encode(), qos=1)
+        hourly = HourlySummary.model_validate({
+            **body, "event_id": f"summary-{day}-{ended:02d}", "hour": ended,
+            "this_hour": {k: row[k] if row else 0 for k in ("issued", "served", "no_shows", "voided")}})
+        self.bus.publish(self.bus.topics.event("summary", "hourly"), hourly, qos=1)
 
 
 # The command table: each state-changing request to its engine command (resync and report are
@@ -561,7 +593,6 @@ COMMANDS: dict[type[Request], Callable[[QueueEngine, Any, float], Outcome]] = {
 }
 
 
-HOURLY_SUMMARY_SCHEMA = "xephang.event.summary.hourly.v1"
 _SUMMARY_FIGURES = ("issued", "served", "no_shows", "voided", "expired", "transferred", "open", "calls", "wait",
                     "service_time", "within_target", "ratings", "rated", "satisfaction")
 
@@ -574,7 +605,7 @@ def summary_body(report: dict[str, Any], *, site: str, day: str, at: float, wait
     """
     t = report["totals"]
     mean = t["wait"]["mean"]
-    return {"schema": "xephang.state.summary.v1", "site": site, "day": day, "at": at, "waiting": waiting,
+    return {"site": site, "day": day, "at": at, "waiting": waiting,
             **{k: t[k] for k in _SUMMARY_FIGURES},
             "mean_wait_min": round(mean / 60, 2) if mean is not None else None}
 
@@ -584,8 +615,11 @@ def _event_json(e: Any) -> dict[str, Any]:
     return event_json(e)
 
 
-def _state_json(schema: str, body: dict[str, Any]) -> bytes:
-    return json.dumps({"schema": schema, **body}, ensure_ascii=False).encode()
+def typed_data(action: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An ok reply's data through the contract's model of that action (``REPLY_DATA``): what
+    the hub answers is what docs/protocol.md says, field for field."""
+    model = REPLY_DATA.get(action)
+    return data if model is None else model.model_validate(data).model_dump(mode="json", by_alias=True)
 
 
 def fit_reply(reply: Reply) -> Reply:

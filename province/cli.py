@@ -13,7 +13,7 @@ from typing import Any
 def register(sub: Any) -> None:
     """Add the province sub-commands."""
     from province import devices, ingest, reports
-    from xephang import bridgeconf
+    from xephang_ops import bridgeconf
 
     bridgeconf.register(sub)
     ingest.register(sub)

@@ -349,7 +349,7 @@ def register(sub: Any) -> None:
 
 def period_bounds(period: str, now: float) -> tuple[datetime, datetime]:
     """[start, end) of a period (``this-quarter``, ``2026-11`` …) in Vietnam's time, ``end`` no later than now."""
-    from hubd.reports import parse_period
+    from xephang_reports.build import parse_period
 
     today = datetime.fromtimestamp(now - 4 * 3600, _vn()).date()
     per = parse_period(period, today)
@@ -361,8 +361,8 @@ def period_bounds(period: str, now: float) -> tuple[datetime, datetime]:
 def run_links(args: Any) -> int:
     import time
 
-    from hubd.reports import BadPeriod
     from province.db import ProvinceDbError, connect
+    from xephang_reports.build import BadPeriod
 
     try:
         start, end = period_bounds(args.period, time.time())
@@ -379,8 +379,8 @@ def run_links(args: Any) -> int:
 def run_devices(args: Any) -> int:
     import time
 
-    from hubd.reports import BadPeriod
     from province.db import ProvinceDbError, connect
+    from xephang_reports.build import BadPeriod
 
     try:
         start, end = period_bounds(args.period, time.time())

@@ -1,6 +1,6 @@
 """Province reports: the centre report's figures, computed in SQL over every centre.
 
-The definitions are those of ``hubd.reports`` (docs/reports.md), so a province row for one
+The definitions are those of ``xephang_reports.build`` (docs/reports.md), so a province row for one
 centre equals that centre's own report, and counts add up across centres:
 
 - ticket figures (issued, voided, expired, open, the wait = issue → first call, the share
@@ -10,7 +10,7 @@ centre equals that centre's own report, and counts add up across centres:
   whose final state is no-show; a visit closed by the daily reset counts as served (inferred)
   but not in the service times;
 - means, medians and P90s are pooled over every visit/ticket of the row (``percentile_cont``
-  is the same linear interpolation as ``hubd.reports.quantile``), rounded to 0.1 s as there.
+  is the same linear interpolation as ``xephang_reports.build.quantile``), rounded to 0.1 s as there.
 
 The centre ledger's clock-jump marks do not travel in events, so those two flags are 0 here.
 """
@@ -23,8 +23,8 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
-from hubd.reports import Period, parse_period
 from province import rollups
+from xephang_reports.build import Period, parse_period
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def _empty_row() -> dict[str, Any]:
 
 
 def _figures(a: dict[str, Any], scale: int) -> dict[str, Any]:
-    """The centre report's row figures (``hubd.reports._Acc.as_dict``) from the SQL aggregates."""
+    """The centre report's row figures (``xephang_reports.build._Acc.as_dict``) from the SQL aggregates."""
     ratings = {str(s): int(a[f"r{s}"]) for s in range(1, scale + 1)}
     rated = sum(int(a[f"r{s}"]) for s in range(1, 6))
     return {
@@ -239,7 +239,7 @@ def _figures(a: dict[str, Any], scale: int) -> dict[str, Any]:
 # ---- the report's other figures: arrivals per hour, busiest hours, wait distribution, counter load
 
 # tickets by local issue hour (the zone's offset at noon of the service day, as the centre does),
-# waits by band of hubd.reports.WAIT_BINS_MIN (width_bucket = bisect_right) and the open days
+# waits by band of xephang_reports.build.WAIT_BINS_MIN (width_bucket = bisect_right) and the open days
 _EXTRA_TICKET_SQL = f"""
 WITH {_SITE_CAL},
 tt AS (
@@ -336,7 +336,7 @@ def _rollup_ticket_extras(cur: Any, p: dict[str, Any], site_filter: str) -> tupl
     """Arrivals per hour, open days and wait bands per service from the rollups (whole months)."""
     from bisect import bisect_right
 
-    from hubd.reports import WAIT_BINS_MIN
+    from xephang_reports.build import WAIT_BINS_MIN
 
     arrivals = [0] * 24
     cur.execute("SELECT hour, sum(n) FROM roll_hours h WHERE h.month BETWEEN %(first)s AND %(last)s "
@@ -365,7 +365,7 @@ def _extras(cur: Any, params: dict[str, Any], site_filter: str, lang: str, site_
 
     ``rollup``: read arrivals, wait bands and settled visits' counter load from the rollups (whole months).
     """
-    from hubd.reports import WAIT_BINS_MIN, busiest_hours
+    from xephang_reports.build import WAIT_BINS_MIN, busiest_hours
 
     p = {**params, "bins": [m * 60.0 for m in WAIT_BINS_MIN],
          "lo": datetime.combine(params["first"], dtime(0), UTC).timestamp() - 2 * 86400,
@@ -485,7 +485,7 @@ def _whole_months(per: Period) -> bool:
 def _use_rollup(cur: Any, method: str, per: Period, dims: list[str]) -> bool:
     """Whether this report reads the rollups: whole months and a schema that has them (``auto``: not by day
     per centre or service either, where they are no faster)."""
-    from hubd.reports import WAIT_BINS_MIN
+    from xephang_reports.build import WAIT_BINS_MIN
 
     fits = (_whole_months(per)
             and all(m * 60 % rollups.BUCKET_S == 0 and m * 60 <= rollups.BUCKET_MAX * rollups.BUCKET_S
@@ -572,7 +572,7 @@ def _rollup_percentiles(cur: Any, dims: list[str], params: dict[str, Any],
 
     The bucket counts of ``roll_hist`` say in which 30-second bucket each wanted rank lies and at
     which offset; one indexed query then reads just those buckets' values and picks them. The
-    interpolation is ``percentile_cont``'s (and ``hubd.reports.quantile``'s).
+    interpolation is ``percentile_cont``'s (and ``xephang_reports.build.quantile``'s).
     """
     if "day" in dims:  # rows of one day: the day-grained histogram (migration 6)
         table, col = "roll_hist_day", "h.day"
@@ -766,7 +766,7 @@ def _vn_tz() -> Any:
 
 # ---------------------------------------------------------------------------------------------- outputs
 #
-# Every file is drawn by the centre report's own renderers (hubd.report_render, hubd.report_charts)
+# Every file is drawn by the centre report's own renderers (xephang_reports.render, xephang_reports.charts)
 # from the province report dict, which has the same keys, plus its own grouping heading
 # (``group_heading``: 'site', 'site,service' … are not centre groupings).
 
@@ -789,7 +789,7 @@ def chart_pngs(report: dict[str, Any]) -> dict[str, bytes]:
     Arrivals per hour and the wait distribution are province-wide; the counter-load chart shows
     the ``CHART_MAX_COUNTERS`` busiest counters (the table and the XLSX sheet list every one).
     """
-    from hubd.report_charts import chart_pngs as centre_chart_pngs
+    from xephang_reports.charts import chart_pngs as centre_chart_pngs
 
     return centre_chart_pngs(renderable(chart_view(report)))
 
@@ -815,29 +815,29 @@ def write_charts(report: dict[str, Any], folder: Path | str, *, charts: dict[str
 
 
 def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
-    """Header + rows + total: the centre report's CSV columns (``hubd.report_render.csv_rows``)."""
-    from hubd.report_render import csv_rows as centre_csv_rows
+    """Header + rows + total: the centre report's CSV columns (``xephang_reports.render.csv_rows``)."""
+    from xephang_reports.render import csv_rows as centre_csv_rows
 
     return centre_csv_rows(renderable(report))
 
 
 def write_csv(report: dict[str, Any], path: Path | str) -> Path:
     """UTF-8 with a BOM (Excel shows the Vietnamese letters), comma-separated."""
-    from hubd.report_render import write_rows_csv
+    from xephang_reports.render import write_rows_csv
 
     return write_rows_csv(csv_rows(report), path)
 
 
 def write_xlsx(report: dict[str, Any], path: Path | str, *, charts: dict[str, bytes] | None = None) -> Path:
     """The centre report's workbook: the table, arrivals by hour, counter load and the charts."""
-    from hubd.report_render import write_xlsx as centre_write_xlsx
+    from xephang_reports.render import write_xlsx as centre_write_xlsx
 
     return centre_write_xlsx(renderable(report), path, charts=charts if charts is not None else chart_pngs(report))
 
 
 def render_html(report: dict[str, Any], *, charts: dict[str, bytes] | None = None) -> str:
     """One self-contained HTML page (charts embedded), as the centre's ``xephang report --html``."""
-    from hubd.report_render import render_html as centre_render_html
+    from xephang_reports.render import render_html as centre_render_html
 
     return centre_render_html(renderable(report), charts=charts if charts is not None else chart_pngs(report))
 
@@ -860,7 +860,7 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append("  ".join(x.ljust(widths[j]) if j == 0 else x.rjust(widths[j]) for j, x in enumerate(c)))
         if n == 0 or n == len(cells) - 2:
             lines.append("-" * (sum(widths) + 2 * len(widths)))
-    from hubd.report_render import busiest_text
+    from xephang_reports.render import busiest_text
 
     lines.append(busiest_text(report))
     return "\n".join(lines)
@@ -891,8 +891,8 @@ def register(sub: Any) -> None:
 def run_province_report(args: Any) -> int:
     import time
 
-    from hubd.reports import BadPeriod
     from province.db import ProvinceDbError, connect
+    from xephang_reports.build import BadPeriod
 
     try:
         with connect(args.dsn) as conn:

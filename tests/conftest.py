@@ -13,10 +13,10 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
-from xephang.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 from xephang.settings import load_site  # noqa: E402
 from xephang.site import Site  # noqa: E402
 from xephang.testing import FakeBroker  # noqa: E402
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SITE_FILE = REPO / "config" / "site.example.toml"

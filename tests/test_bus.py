@@ -9,8 +9,8 @@ import pytest
 
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.contract import CallNext, NodeStatus, Reply, decode, new_request_id
-from xephang.mosquitto import Mosquitto
 from xephang.settings import BrokerSettings
+from xephang_ops.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -69,7 +69,7 @@ def test_hub_says_ready_pings_watchdog_dumps_stacks_and_says_stopping(tmp_path, 
 
 
 def test_wrong_password_exits_nonzero_at_once_without_a_hot_loop(tmp_path):
-    from xephang.mosquitto import Mosquitto
+    from xephang_ops.mosquitto import Mosquitto
 
     pw = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "hub", "right"], check=True)

@@ -1,6 +1,6 @@
 """The generated reference pages match the models (a drift fails here)."""
 
-from xephang.docs import GENERATED
+from xephang_ops.docs import GENERATED
 
 
 def test_generated_docs_are_up_to_date():

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ticketd.board import DispenserBoard, sim_hardware
 from ticketd.config import (
@@ -45,12 +45,14 @@ from xephang.bus import Bus, Inbound
 from xephang.clock import VN_TZ, Clock
 from xephang.contract import (
     BadPayload,
+    IssueData,
     IssueTicket,
     Reply,
     SimPress,
     TicketInfo,
     VoidTicket,
     new_request_id,
+    reply_data,
 )
 from xephang.daemon import BusPressSink, Daemon
 from xephang.hw import KeyPress, make_pin_factory
@@ -323,21 +325,22 @@ class TicketDaemon(Daemon[TicketdSettings]):
                 self._job_error(job, code, reply.error.message if reply.error else "")
                 return
             try:
-                ticket = TicketInfo.model_validate(reply.data["ticket"])
-            except (KeyError, TypeError, ValidationError) as exc:
+                d = reply_data(reply, IssueData)
+            except BadPayload as exc:
                 self._job_error(job, "bad-reply", str(exc)[:200])
                 return
+            ticket = d.ticket
             view = TicketView(
                 number=ticket.number,
                 service_id=ticket.service,
                 issued_at=datetime.fromtimestamp(ticket.issued_at, VN_TZ),
                 priority=ticket.priority_group is not None,
                 priority_group=ticket.priority_group,
-                people_ahead=_opt_int(reply.data.get("people_ahead")),
-                est_wait_min=_opt_float(reply.data.get("est_wait_min")),
-                est_wait_low_min=_opt_int(reply.data.get("est_wait_low_min")),
-                est_wait_high_min=_opt_int(reply.data.get("est_wait_high_min")),
-                est_wait_open=reply.data.get("est_wait_open") is True,
+                people_ahead=d.people_ahead,
+                est_wait_min=d.est_wait_min,
+                est_wait_low_min=d.est_wait_low_min,
+                est_wait_high_min=d.est_wait_high_min,
+                est_wait_open=d.est_wait_open is True,
                 ticket_id=ticket.id,
                 day=ticket.day,
             )
@@ -422,8 +425,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
         if reply.status != "ok":
             return  # the hub issued nothing for it
         try:
-            ticket = TicketInfo.model_validate(reply.data["ticket"])
-        except (KeyError, TypeError, ValidationError):
+            ticket = reply_data(reply, IssueData).ticket
+        except BadPayload:
             return
         log.warning("ticket %s was issued for a press we could not answer: voiding it", ticket.display)
         void = VoidTicket(request_id=new_request_id(), source=self.node, ticket_id=ticket.id, reason="not-printed")
@@ -576,20 +579,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
             "presses": st.presses, "refused": st.refused, "dropped": st.dropped, "failed": st.failed,
             "keys": keys,
         }
-
-
-def _opt_int(v: Any) -> int | None:
-    try:
-        return None if v is None else int(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _opt_float(v: Any) -> float | None:
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +28,7 @@ from ticketd.config import TicketLayout, TicketTexts
 from ticketd.escpos_job import QrSpot
 from ticketd.glyphs import missing_glyphs
 from xephang.clock import VN_TZ, format_vi_datetime
-from xephang.fonts import font_path
+from xephang.fonts import font_path, wrap_text
 from xephang.site import Site, format_number
 
 log = logging.getLogger(__name__)
@@ -73,58 +72,6 @@ class TicketView:
 def _font(weight: str, size: int) -> ImageFont.FreeTypeFont:
     # BASIC layout: our text is NFC (precomposed letters), so no shaping is needed, and it is faster
     return ImageFont.truetype(str(font_path(weight)), size, layout_engine=ImageFont.Layout.BASIC)
-
-
-def _nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
-
-
-def wrap_text(text: str, font: ImageFont.FreeTypeFont, width: int, *, balance: bool = False) -> list[str]:
-    """Word wrap to ``width`` pixels; a word wider than the line is split by letters.
-
-    With ``balance`` the same number of lines is kept but made as even as possible (no lone
-    last word under a centred title: "…xã Tường / Linh" becomes "…công / xã Tường Linh").
-    """
-    lines = _greedy_wrap(text, font, width)
-    if not balance or len(lines) < 2:
-        return lines
-    longest_word = max((font.getlength(w) for w in _nfc(text).split()), default=0)
-    lo, hi = max(1, int(longest_word)), width
-    while lo < hi:  # the narrowest width that still needs no more lines
-        mid = (lo + hi) // 2
-        if len(_greedy_wrap(text, font, mid)) <= len(lines):
-            hi = mid
-        else:
-            lo = mid + 1
-    return _greedy_wrap(text, font, hi)
-
-
-def _greedy_wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    lines: list[str] = []
-    for para in _nfc(text).split("\n"):
-        if font.getlength(para) <= width:  # the usual case: one measure, no word loop
-            lines.append(para.strip())
-            continue
-        line = ""
-        for word in para.split():
-            cand = f"{line} {word}" if line else word
-            if font.getlength(cand) <= width:
-                line = cand
-                continue
-            if line:
-                lines.append(line)
-            line = ""
-            if font.getlength(word) <= width:
-                line = word
-                continue
-            for ch in word:  # a monster word: break it rather than overflow the paper
-                if font.getlength(line + ch) > width and line:
-                    lines.append(line)
-                    line = ""
-                line += ch
-        if line:
-            lines.append(line)
-    return lines or [""]
 
 
 class TicketRenderer:

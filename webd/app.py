@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from webd import console, pages, roster
+from webd import console, pages, roster, voice
 from webd.auth import Accounts, Session, Sessions, Throttle, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
@@ -69,10 +69,12 @@ def _empty_snapshot() -> Snapshot:
 class WebApp:
     """The web side of webd. ``publish`` is the only method called from the owner thread."""
 
-    def __init__(self, settings: WebSettings, site: Site, *, ask: Ask, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: WebSettings, site: Site, *, ask: Ask, now: Callable[[], float] = time.time,
+                 watch: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.site = site
         self.ask = ask
+        self.watch = watch or (lambda ticket_id: None)  # a phone shows this ticket: keep its wait fresh
         self.now = now
         w = settings.web
         self.snapshot: Snapshot = _empty_snapshot()
@@ -98,6 +100,8 @@ class WebApp:
         from webd.catalogue import load_catalogue_or_none
 
         self.catalogue = load_catalogue_or_none(w.catalogue_file)
+        self.studio = voice.VoiceStudio(Path(settings.state_dir) / "voice-web", recogniser=voice.recogniser_from(w))
+        self.announcer_config: dict[str, Any] | None = None  # the hall speaker's retained config (None: not heard)
         self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     # ------------------------------------------------------------------ owner thread → web
@@ -105,6 +109,10 @@ class WebApp:
         """The hub's live site (a roster pushed today): one reference swap; fragments re-render."""
         self.site, self.site_rev = site, rev
         self._frag_version = -1
+
+    def set_announcer_config(self, config: dict[str, Any]) -> None:
+        """The hall speaker's config as it last said (its voice pack): one reference swap."""
+        self.announcer_config = config
 
     def publish(self, snap: Snapshot) -> None:
         """A new snapshot from the owner thread: swap it in and wake every live stream."""
@@ -148,6 +156,13 @@ class WebApp:
             Route("/head/report.{fmt}", self.report_download),
             Route("/head/roster", self.roster_page, methods=["GET"]),
             Route("/head/roster", self.roster_post, methods=["POST"]),
+            Route("/head/voice", self.voice_page, methods=["GET"]),
+            Route("/head/voice/take", self.voice_take, methods=["POST"]),
+            Route("/head/voice/clip/{clip}.wav", self.voice_clip),
+            Route("/head/voice/install", self.voice_install, methods=["POST"]),
+            Route("/head/voice/rollback", self.voice_rollback, methods=["POST"]),
+            Route("/head/voice/score", self.voice_score, methods=["POST"]),
+            Route("/voice/pack/{sha}.zip", self.voice_pack),
             Route("/counter", self.console_home),
             Route("/counter/{n:int}", self.console_page),
             Route("/counter/{n:int}/events", self.console_events),
@@ -242,6 +257,10 @@ class WebApp:
         return day, display, tid
 
     def _ticket_json(self, snap: Snapshot, day: str, display: str, tid: int, lang: str) -> str:
+        t = snap.tickets.get(tid)
+        if t is not None and t.state == "waiting":
+            self.watch(tid)  # every render and heartbeat of an open page keeps its ticket's range fresh
+
         def build() -> str:
             v = snap.ticket_view(tid, day, display)
             frag = pages.ticket_fragment(v, self.site, snap, lang, day)
@@ -256,6 +275,7 @@ class WebApp:
             log.info("refused a ticket link (bad token) from %s", request.client.host if request.client else "?")
             return self.html(pages.message_page("xephang", pages.t("bad_link", lang), lang=lang), status=404)
         day, display, tid = ok
+        self.watch(tid)
         snap = self.snapshot
         v = snap.ticket_view(tid, day, display)
         frag = pages.ticket_fragment(v, self.site, snap, lang, day)
@@ -475,7 +495,7 @@ class WebApp:
         if rep is None:
             body += f'<div class="banner warn" id="report-error">{pages.e(pages.t("report_error", lang, e=err))}</div>'
         else:
-            from hubd.report_charts import chart_pngs
+            from xephang_reports.charts import chart_pngs
 
             charts = await asyncio.to_thread(chart_pngs, rep)
             query = urlencode({"period": params["period"], "group_by": params["group_by"], "lang": lang})
@@ -556,6 +576,214 @@ class WebApp:
         log.info("roster change by %s applied: site rev %s", s.username, reply.rev)
         return RedirectResponse("/head/roster?" + urlencode({"done": str(reply.rev)}), status_code=303,
                                 headers=SECURITY_HEADERS)
+
+    # ------------------------------------------------------------------ the centre's own voice
+    def _voice_plan(self) -> tuple[list[tuple[str, str]], Any, str]:
+        options = voice.reading_options(self.announcer_config)
+        return self.studio.plan(self.site, options), options, self.studio.letters(self.site)
+
+    def _voice_previous(self, lang: str) -> tuple[voice.Install | None, str | None]:
+        """The pack one click goes back to: the install before the current one, else the default voice."""
+        hist = self.studio.installs()
+        cur = (self.announcer_config or {}).get("voice_pack_sha256") if self.announcer_config is not None else \
+            (hist[-1].sha256 if hist else "")
+        before = [i for i in hist if i.sha256 != (cur or "")]
+        if before:
+            target = before[-1]
+            return target, target.name if target.sha256 else voice.tr("default_voice", lang)
+        if cur:
+            return voice.Install("", "default", "", 0), voice.tr("default_voice", lang)
+        return None, None
+
+    async def voice_page(self, request: Request, *, msg: str = "", errors: list[str] | None = None,
+                         status: int = 200) -> Response:
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        done = request.query_params.get("done", "")
+        if not msg and done in ("installed", "rolled_back"):
+            msg = voice.tr(done, lang, name=request.query_params.get("name", "")[:80])
+        elif not msg and done == "take":
+            msg = voice.tr("take_kept", lang)
+        plan, _, _ = self._voice_plan()
+        _, previous = self._voice_previous(lang)
+        body = voice.page_body(plan, self.studio.recorded(), lang=lang, csrf=s.csrf,
+                               current=voice.current_name(self.announcer_config, self.studio, lang),
+                               previous=previous, msg=msg, errors=errors, can_score=self.studio.recogniser is not None,
+                               score=self.studio.last_score())
+        head = f'<script src="/static/voice.js?v={pages.ASSET_VERSION}" defer></script>'
+        return self.html(pages.page(voice.tr("voice", lang), body, lang=lang, path="/head/voice", head_extra=head,
+                                    script=False, nav=pages.head_nav(lang, s.csrf, s.username)), status=status)
+
+    async def voice_take(self, request: Request) -> Response:
+        """One take of one clip: a WAV the page's script made (raw body, ``?clip=``, CSRF in a
+        header) or a file from the form without script (multipart). Answered in JSON to the script,
+        else by the page again with the verdict."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        wants_json = request.headers.get("x-requested-with") == "xephang"
+        ctype = request.headers.get("content-type", "")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > voice.MAX_UPLOAD_BYTES + 65536:
+                break
+        if ctype.startswith("multipart/form-data"):
+            fields, data = await asyncio.to_thread(voice.multipart_file, body, ctype, "audio")
+            csrf, clip = fields.get("csrf", ""), fields.get("clip", "")
+        else:
+            data, csrf, clip = body, request.headers.get("x-csrf", ""), request.query_params.get("clip", "")
+
+        async def answer(ok: bool, text: str, status: int, take: Any = None, heard: Any = None) -> Response:
+            """JSON to the page's script; without script, the page again (a refusal shown above the list)."""
+            if wants_json:
+                plan, _, _ = self._voice_plan()
+                have = self.studio.recorded()
+                done = sum(1 for c, _ in plan if c in have)
+                payload = {"ok": ok, "clip": clip, "text": text, "done": done, "total": len(plan),
+                           "problem": take.problem if take else "",
+                           "seconds": round(len(take.samples) / take.sample_rate, 2) if take and ok else None,
+                           "snr_db": None if not take or take.snr_db is None else round(take.snr_db, 1),
+                           "heard": heard.text if heard else None, "understood": heard.understood if heard else None,
+                           "progress": voice.tr("progress", lang, n=done, total=len(plan)),
+                           "url": f"/head/voice/clip/{clip}.wav?v={int(time.time() * 1000)}" if ok else ""}
+                return Response(json.dumps(payload, ensure_ascii=False), status_code=status,
+                                media_type="application/json", headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+            if ok:
+                return RedirectResponse("/head/voice?" + urlencode({"done": "take"}) + f"#clip-{clip}", status_code=303,
+                                        headers=SECURITY_HEADERS)
+            said = texts.get(clip)
+            return await self.voice_page(request, errors=[f"«{said}»: {text}" if said else text], status=status)
+
+        texts: dict[str, str] = {}
+        if not secrets.compare_digest(s.csrf, csrf):
+            return await answer(False, pages.t("bad_form", lang), 403)
+        texts = dict(self._voice_plan()[0])
+        if clip not in texts:
+            return await answer(False, voice.tr("unknown_clip", lang), 400)
+        try:
+            if data is None:
+                raise voice.UploadError("bad_audio")
+            samples, rate = voice.decode_wav(data)
+        except voice.UploadError as exc:
+            return await answer(False, voice.tr(exc.key, lang), 400)
+        take = await asyncio.to_thread(self.studio.save_take, clip, texts[clip], samples, rate, by=s.username[:40])
+        if not take.ok:
+            return await answer(False, take.message_en if lang == "en" else take.message_vi, 422, take)
+        text = voice.tr("kept", lang, s=len(take.samples) / take.sample_rate)
+        heard = await asyncio.to_thread(self.studio.hear, clip, texts[clip])
+        if heard is not None:
+            text += " " + voice.heard_text(texts[clip], heard.text, heard.understood, lang)
+        return await answer(True, text, 200, take, heard)
+
+    async def voice_score(self, request: Request) -> Response:
+        """The draft pack said in 20 random calls and heard by the recogniser (when one is configured)."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        form = await self._form(request)
+        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return await self.voice_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        plan, options, letters = self._voice_plan()
+        missing = [c for c, _ in plan if c not in self.studio.recorded()]
+        if missing or self.studio.recogniser is None:
+            return await self.voice_page(request, errors=[voice.tr("install_need", lang, total=len(plan), n=len(missing))],
+                                         status=409)
+        counters = max((c.number for c in self.site.counters), default=12)
+        result = await asyncio.to_thread(self.studio.score, plan, options=options, letters=letters, counters=counters)
+        if result is None:
+            return await self.voice_page(request, errors=[voice.tr("pack_bad", lang)], status=422)
+        log.info("voice draft scored by %s: %d/%d both exact", s.username, result.both, result.calls)
+        return RedirectResponse("/head/voice#voice-scored", status_code=303, headers=SECURITY_HEADERS)
+
+    async def voice_clip(self, request: Request) -> Response:
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        path = self.studio.clip_path(str(request.path_params["clip"]))
+        if path is None:
+            return Response("not found", status_code=404)
+        return Response(path.read_bytes(), media_type="audio/wav", headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+
+    async def voice_pack(self, request: Request) -> Response:
+        """A built pack, by its checksum, for the hall's announcer to fetch (no login: the name is
+        the SHA-256 of a pack only the head's pages make, and the announcer checks it)."""
+        data = self.studio.archive(str(request.path_params["sha"]))
+        if data is None:
+            return Response("not found", status_code=404)
+        return Response(data, media_type="application/zip", headers={"cache-control": "no-store",
+                                                                     "x-content-type-options": "nosniff"})
+
+    async def _push_voice(self, sha: str, by: str) -> Reply | None:
+        loop = asyncio.get_running_loop()
+        box: asyncio.Future[Reply | None] = loop.create_future()
+
+        def done(reply: Reply | None) -> None:
+            loop.call_soon_threadsafe(lambda: box.done() or box.set_result(reply))
+
+        url = f"{self.settings.web.public_url}/voice/pack/{sha}.zip" if sha else None
+        self.ask("voice", {"request_id": new_request_id(), "by": by[:80],
+                           "config": {"voice_pack_url": url, "voice_pack_sha256": sha or None}}, done)
+        return await box
+
+    def _voice_refusal(self, reply: Reply | None, lang: str) -> list[str]:
+        if reply is None:
+            return [voice.tr("no_answer", lang)]
+        code = reply.error.code if reply.error else "error"
+        lines = [x for x in (reply.error.message if reply.error else "").split("\n") if x]
+        return [voice.tr("unreachable" if code == "unreachable" else "refused", lang), *lines[:20]]
+
+    async def voice_install(self, request: Request) -> Response:
+        """Build the pack from the draft (the wizard's own writing and checks) and push it to the
+        hall's announcer, which fetches it by URL, checks its checksum and validates it."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        form = await self._form(request)
+        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return await self.voice_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        plan, options, letters = self._voice_plan()
+        missing = [c for c, _ in plan if c not in self.studio.recorded()]
+        if missing:
+            return await self.voice_page(request, errors=[voice.tr("install_need", lang, total=len(plan), n=len(missing))],
+                                         status=409)
+        name = f"giong-{self.settings.site}-{time.strftime('%Y%m%d-%H%M', time.localtime(self.now()))}"[:80]
+        sha, problems = await asyncio.to_thread(self.studio.build, plan, options=options, letters=letters, name=name)
+        if problems:
+            return await self.voice_page(request, errors=[voice.tr("pack_bad", lang), *problems[:20]], status=422)
+        reply = await self._push_voice(sha, s.username)
+        if reply is None or reply.status != "ok":
+            log.info("voice pack %s by %s not installed: %s", sha[:12], s.username, reply.error if reply else "no answer")
+            return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
+        self.studio.record_install(sha, name, s.username)
+        log.info("voice pack %s (%s) installed by %s", name, sha[:12], s.username)
+        return RedirectResponse("/head/voice?" + urlencode({"done": "installed", "name": name}), status_code=303,
+                                headers=SECURITY_HEADERS)
+
+    async def voice_rollback(self, request: Request) -> Response:
+        """One click back to the voice before the current one (the previous recorded pack, or the default)."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        form = await self._form(request)
+        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return await self.voice_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        target, label = self._voice_previous(lang)
+        if target is None:
+            return await self.voice_page(request, errors=[voice.tr("nothing_back", lang)], status=409)
+        reply = await self._push_voice(target.sha256, s.username)
+        if reply is None or reply.status != "ok":
+            return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
+        self.studio.record_install(target.sha256, target.name, s.username)
+        log.info("voice rolled back to %s by %s", target.name, s.username)
+        return RedirectResponse("/head/voice?" + urlencode({"done": "rolled_back", "name": label or ""}),
+                                status_code=303, headers=SECURITY_HEADERS)
 
     # ------------------------------------------------------------------ the officer's console
     def _officer(self, request: Request, n: int | None = None) -> Session | Response:
@@ -705,7 +933,8 @@ class WebApp:
 
     async def static(self, request: Request) -> Response:
         name = str(request.path_params["name"])
-        files = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+        files = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
+                 "voice.js": "text/javascript; charset=utf-8"}
         if name not in files:
             return Response("not found", status_code=404)
         return Response((STATIC / name).read_bytes(), media_type=files[name],
@@ -738,8 +967,8 @@ def _file_part(period: str) -> str:
 
 
 def _render_file(report: dict[str, Any], fmt: str) -> bytes:
-    """CSV, XLSX or HTML of the report, written by the report code itself (``hubd.report_render``)."""
-    from hubd import report_render
+    """CSV, XLSX or HTML of the report, written by the report code itself (``xephang_reports.render``)."""
+    from xephang_reports import render as report_render
 
     with tempfile.TemporaryDirectory(prefix="webd-report-") as d:
         path = Path(d) / f"report.{fmt}"

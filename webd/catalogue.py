@@ -141,7 +141,7 @@ def poster(title: str, subtitle: str, url: str, footer: str) -> Any:
 
     def centred(text: str, y: int, size: int, weight: str = "bold") -> int:
         font = ImageFont.truetype(str(font_path(weight)), size)
-        from ticketd.render import wrap_text
+        from xephang.fonts import wrap_text
 
         for line in wrap_text(text, font, w - 300, balance=True):
             tw = font.getlength(line)

@@ -94,6 +94,20 @@ def posters_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cert_cmd(args: argparse.Namespace) -> int:
+    from webd.tlscert import CertError, make_certificates
+
+    try:
+        files = make_certificates(Path(args.out), args.names, site=args.site)
+    except CertError as exc:
+        print(f"xephang web cert: {exc}", file=sys.stderr)
+        return 1
+    print(f"Đã tạo / written: {files['cert']}, {files['key']} (webd: web.tls_certfile, web.tls_keyfile)")
+    print(f"Cài {files['ca']} làm gốc tin cậy trên máy của lãnh đạo (docs/voice-packs.md) / "
+          f"import {files['ca']} as a trusted root on the head's PC")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("web", help="trang web của trung tâm: tài khoản, khoá liên kết, áp phích QR / webd's accounts, "
                                    "link secret, catalogue, posters")
@@ -121,3 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q.add_argument("--wifi", default="")
     q.add_argument("--out", "-o", default="posters")
     q.set_defaults(func=posters_cmd)
+    t = ws.add_parser("cert", help="chứng chỉ HTTPS trong mạng nội bộ (micro cho trang thu giọng) / LAN HTTPS certificates")
+    t.add_argument("names", nargs="+", help="host names and addresses the head's PC uses, e.g. xephang.local 192.168.1.10")
+    t.add_argument("--out", "-o", default="/etc/xephang/web-tls")
+    t.add_argument("--site", default="xephang")
+    t.set_defaults(func=cert_cmd)

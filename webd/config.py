@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xephang.settings import DaemonSettings
 
@@ -35,10 +35,25 @@ class WebConfig(BaseModel):
     login_lockout_s: float = Field(default=300, ge=10, le=86400)
     sse_heartbeat_s: float = Field(default=15, ge=1, le=120, description="a comment line this often keeps "
                                    "phones' and proxies' connections open")
+    announcer: str = Field(default="announcer-hall", pattern=r"^[a-z0-9-]+$", description="the hall speaker the "
+                           "head's recorded voice is installed on (/head/voice)")
+    recogniser_python: Path | None = Field(default=None, description="a Python that imports viet-asr (the bench's "
+                                           "ASR venv; a development tool, not shipped): each recorded clip is heard "
+                                           "on the spot (/head/voice); empty = not heard")
+    tls_certfile: Path | None = Field(default=None, description="serve HTTPS with this certificate (`xephang web cert`): "
+                                      "browsers give the recording page the microphone only on https:// or localhost")
+    tls_keyfile: Path | None = Field(default=None, description="the certificate's private key")
     max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most")
     province_dsn: str | None = Field(default=None, max_length=500, description="PostgreSQL DSN of the province "
                                      "database: webd runs at the province (centres, devices, the province report; "
                                      "no hub, no MQTT; docs/province.md)")
+
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebConfig:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        return self
 
 
 class WebSettings(DaemonSettings):

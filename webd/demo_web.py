@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xephang.mosquitto import free_port
 from xephang.ticketlink import load_secret, ticket_path, write_secret
+from xephang_ops.mosquitto import free_port
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from xephang.contract import (
     NodeStatus,
     ServiceState,
     TicketEvent,
+    WaitOfTicket,
 )
 
 KEEP_TICKETS = 5000  # tickets of the day kept in memory at most (a busy centre issues a few hundred)
@@ -52,6 +53,18 @@ class LiveTicket:
 
 
 @dataclass(frozen=True)
+class WaitFigure:
+    """A waiting ticket's range from the hub: the one printed on it (its ``issued`` event) until
+    the hub answers ``ticket-wait`` with the day played forward from now."""
+
+    low_min: int
+    high_min: int | None  # None: "more than low_min minutes"
+    point_min: float
+    rev: int  # the hall revision it was estimated at
+    printed: bool  # still the ticket's printed range (nothing newer asked yet)
+
+
+@dataclass(frozen=True)
 class TicketView:
     """One ticket's page, as the web side renders it."""
 
@@ -65,6 +78,7 @@ class TicketView:
     recalls: int = 0
     last_kind: str = ""
     from_service: str | None = None
+    wait: WaitFigure | None = None  # the hub's range for this waiting ticket
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class Snapshot:
     nodes: dict[str, bool]  # node → online
     alerts: tuple[Alert, ...]
     summary: dict[str, Any] | None = None
+    waits: dict[int, WaitFigure] = field(default_factory=dict)  # waiting ticket id → the hub's range
 
     def service(self, sid: str) -> ServiceState | None:
         return next((s for s in self.services if s.id == sid), None)
@@ -116,15 +131,12 @@ class Snapshot:
                                       recalls=c.serving.recalls, last_kind="called")
             return TicketView(False, "unknown", display, "")
         ahead = self.ahead.get(t.id)
-        est = None
-        if t.state == "waiting" and ahead is not None:
-            s = self.service(t.service)
-            if s is not None:
-                # the hub's estimate for everyone waiting, scaled to the people ahead of this ticket
-                est = round(s.est_wait_min * (ahead + 0.5) / max(1, s.waiting), 1) if s.waiting else 0.0
-                est = 0.0 if ahead == 0 and s.est_wait_min == 0 else est
+        # the hub's own range for this ticket (printed on it, then refreshed by ``ticket-wait``):
+        # the phone never shows a figure of its own making that the ticket and the board contradict
+        w = self.waits.get(t.id) if t.state == "waiting" else None
         return TicketView(True, t.state, t.display, t.service, counter=t.counter, people_ahead=ahead,
-                          est_wait_min=est, recalls=t.recalls, last_kind=t.last_kind, from_service=t.from_service)
+                          est_wait_min=w.point_min if w else None, recalls=t.recalls, last_kind=t.last_kind,
+                          from_service=t.from_service, wait=w)
 
 
 @dataclass
@@ -140,6 +152,7 @@ class LiveHall:
     nodes: dict[str, tuple[bool, int]] = field(default_factory=dict)  # node → (online, session)
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
+    waits: dict[int, WaitFigure] = field(default_factory=dict)
     _unseen: dict[str, int] = field(default_factory=dict)  # per service: waiting tickets webd never saw
     hub_online: bool = False
     link_up: bool = False  # our own connection to the broker
@@ -182,6 +195,7 @@ class LiveHall:
         """The retained hall state (or a resync's ``data.hall``): counters, services, day."""
         if self.hall is not None and hs.day and self.hall.day and hs.day != self.hall.day:
             self.tickets.clear()  # a new service day: yesterday's tickets are expired by the hub
+            self.waits.clear()
         self.hall = hs
         for c in hs.counters:
             if c.number not in self.counters or c.rev <= hs.rev:
@@ -281,7 +295,12 @@ class LiveHall:
         k = ev.kind
         if k == "issued":
             ch.update(state="waiting", arrival=ti.issued_at)
-        elif k in ("called", "recalled"):
+            if ev.est_wait_low_min is not None:
+                self.waits[ti.id] = WaitFigure(ev.est_wait_low_min, None if ev.est_wait_open else ev.est_wait_high_min,
+                                               ev.est_wait_min or 0.0, ev.rev, printed=True)
+        elif k in ("transferred", "no-show"):
+            self.waits.pop(ti.id, None)  # back in a queue: the printed range no longer holds
+        if k in ("called", "recalled"):
             ch.update(state="called", counter=ev.counter if ev.counter is not None else ti.counter)
         elif k == "finished":
             ch.update(state="done")
@@ -299,10 +318,23 @@ class LiveHall:
         elif k in ("voided", "expired"):
             ch.update(state=k)
         self.tickets[ti.id] = replace(t, **ch)
+        if self.tickets[ti.id].state != "waiting":
+            self.waits.pop(ti.id, None)
         if len(self.tickets) > KEEP_TICKETS:
             for tid in sorted(self.tickets)[: len(self.tickets) - KEEP_TICKETS]:
                 if self.tickets[tid].state not in ("waiting", "called"):
                     del self.tickets[tid]
+
+    def on_waits(self, waits: list[WaitOfTicket], rev: int) -> None:
+        """The hub's ``ticket-wait`` answer: the range of each ticket still waiting."""
+        for w in waits:
+            cur = self.waits.get(w.ticket_id)
+            if w.state != "waiting" or w.est_wait_low_min is None:
+                self.waits.pop(w.ticket_id, None)
+            elif cur is None or rev >= cur.rev:
+                self.waits[w.ticket_id] = WaitFigure(w.est_wait_low_min, None if w.est_wait_open else w.est_wait_high_min,
+                                                     w.est_wait_min or 0.0, rev, printed=False)
+        self.version += 1
 
     # ---------------------------------------------------------------- snapshot
     def people_ahead(self) -> dict[int, int]:
@@ -342,4 +374,5 @@ class LiveHall:
             nodes={n: on for n, (on, _) in self.nodes.items()},
             alerts=tuple(self.alerts[k] for k in sorted(self.alerts)),
             summary=self.summary,
+            waits={tid: w for tid, w in self.waits.items() if (t := self.tickets.get(tid)) and t.state == "waiting"},
         )

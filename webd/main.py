@@ -27,6 +27,7 @@ from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
     REQUEST_MODELS,
+    TICKET_WAIT_MAX,
     Alert,
     BadPayload,
     ConfigAck,
@@ -40,10 +41,14 @@ from xephang.contract import (
     ReplyError,
     ReportRequest,
     Resync,
+    ResyncData,
     ServiceState,
     TicketEvent,
+    TicketWait,
+    TicketWaitData,
     decode,
     new_request_id,
+    reply_data,
 )
 from xephang.daemon import Daemon
 from xephang.settings import DaemonSettings
@@ -52,7 +57,16 @@ from xephang.site import Site
 log = logging.getLogger(__name__)
 
 RESYNC_RETRY_S = 3.0
+# the phone page's wait: the hub's range for each watched waiting ticket (``ticket-wait``), asked
+# at most once per WAIT_ASK_GAP_S (one request, up to TICKET_WAIT_MAX tickets, in flight at a
+# time); a ticket's range is asked again when the hall moved and WAIT_MOVED_S passed, or after
+# WAIT_REFRESH_S; a page or stream keeps its ticket watched for WATCH_S
+WAIT_ASK_GAP_S = 2.0
+WAIT_MOVED_S = 10.0
+WAIT_REFRESH_S = 60.0
+WATCH_S = 90.0
 CONFIG_WAIT_S = 8.0  # a roster change waits this long for the hub's ack
+VOICE_WAIT_S = 30.0  # a voice pack install: the announcer downloads and checks the pack first
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 
 
@@ -71,7 +85,7 @@ class WebDaemon(Daemon[WebSettings]):
 
         self.site = settings.load_site()
         self.model = LiveHall()
-        self.web = WebApp(settings, self.site, ask=self.ask_from_web, now=self.clock.now)
+        self.web = WebApp(settings, self.site, ask=self.ask_from_web, now=self.clock.now, watch=self.watch_from_web)
         self._serve = serve
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -88,6 +102,11 @@ class WebDaemon(Daemon[WebSettings]):
         # deadline), so the page the head lands on shows what the hub applied
         self._site_waits: list[tuple[float, int, Reply, Callable[[Reply | None], None]]] = []
         self.clock_speed = settings.clock.speed if settings.clock.origin is not None else 1.0
+        self._watched: dict[int, float] = {}  # ticket id → watched until (monotonic)
+        self._wait_asked: dict[int, tuple[float, int]] = {}  # ticket id → (when, hall rev) last asked
+        self._wait_inflight = False
+        self._wait_next = 0.0
+        self.wait_asks = 0
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -103,12 +122,18 @@ class WebDaemon(Daemon[WebSettings]):
         # the hub's live site (retained) and the answers to the head's roster changes
         self.bus.subscribe(t.config_state("hub"), self._on_hub_config)
         self.bus.subscribe(t.config_ack("hub"), self._on_hub_ack, retained=False)
+        # the hall speaker's config (its voice pack) and the answers to the head's voice installs
+        ann = self.settings.web.announcer
+        self.bus.subscribe(t.config_state(ann), self._on_announcer_config)
+        self.bus.subscribe(t.config_ack(ann), self._on_announcer_ack, retained=False)
         self.bus.add_connect_hook(self._on_connected)
         self.bus.add_disconnect_hook(lambda: self.model.set_link(False))
         if self._serve:
             self._start_server()
 
     def teardown(self) -> None:
+        if self.web.studio.recogniser is not None:
+            self.web.studio.recogniser.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -120,11 +145,14 @@ class WebDaemon(Daemon[WebSettings]):
         w = self.settings.web
         config = uvicorn.Config(self.web.asgi, host=w.listen, port=w.port, log_level="warning", access_log=False,
                                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=2,
-                                lifespan="on", limit_concurrency=w.max_streams + 50)
+                                lifespan="on", limit_concurrency=w.max_streams + 50,
+                                ssl_certfile=str(w.tls_certfile) if w.tls_certfile else None,
+                                ssl_keyfile=str(w.tls_keyfile) if w.tls_keyfile else None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self._thread.start()
-        log.info("web pages on http://%s:%s/ (public %s)", w.listen, w.port, w.public_url)
+        log.info("web pages on %s://%s:%s/ (public %s)", "https" if w.tls_certfile else "http", w.listen, w.port,
+                 w.public_url)
 
     def run(self) -> int:
         code = super().run()
@@ -144,6 +172,7 @@ class WebDaemon(Daemon[WebSettings]):
             if mono >= until:  # the hub did not answer the push
                 del self._config_waits[rid]
                 done(None)
+        self._ask_waits(mono)
         for w in [w for w in self._site_waits if mono >= w[0]]:
             self._site_waits.remove(w)
             w[3](w[2])
@@ -229,6 +258,30 @@ class WebDaemon(Daemon[WebSettings]):
             return
         wait[1](reply)
 
+    def _on_announcer_config(self, msg: Inbound) -> None:
+        if msg.payload:
+            self.web.set_announcer_config(dict(decode(ConfigState, msg.payload).config))
+
+    def _on_announcer_ack(self, msg: Inbound) -> None:
+        ack = decode(ConfigAck, msg.payload)
+        wait = self._config_waits.pop(ack.request_id, None)
+        if wait is None:
+            return  # a technician's push
+        ok = ack.status in ("applied", "restart-required")
+        wait[1](Reply(request_id=ack.request_id, action="config", status="ok" if ok else "error", data={"rev": ack.rev},
+                      rev=ack.rev, error=None if ok else ReplyError(code=ack.status, message="\n".join(ack.errors))))
+
+    def _push_voice(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
+        """The head's recorded pack (or the one before it), pushed to the hall's announcer as webd
+        (``R/config/{announcer}/set/web``): only its URL and checksum."""
+        if not self.bus.connected.is_set():
+            done(Reply(request_id=params["request_id"], action="config", status="error",
+                       error=ReplyError(code="unreachable", message="webd is not connected to the broker")))
+            return
+        push = ConfigSet(request_id=params["request_id"], source=self.node, by=params["by"], config=params["config"])
+        self._config_waits[push.request_id] = (time.monotonic() + VOICE_WAIT_S, done)
+        self.bus.publish(self.bus.topics.config_set(self.settings.web.announcer, self.node), push, qos=1)
+
     def _push_site(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
         """The head's roster change, pushed to the hub as webd (``R/config/hub/set/web``)."""
         if not self.bus.connected.is_set():
@@ -273,14 +326,9 @@ class WebDaemon(Daemon[WebSettings]):
             self._resync_retry = True  # tick asks again, from where this one asked
             return
         try:
-            hall = HallState.model_validate(reply.data.get("hall") or {})
-            events: list[TicketEvent | CounterEvent] = []
-            for e in reply.data.get("events") or []:
-                if not isinstance(e, dict):
-                    continue
-                model = CounterEvent if e.get("schema") == CounterEvent.SCHEMA else TicketEvent
-                events.append(model.model_validate(e))
-        except Exception as exc:  # a reply we cannot read: logged, asked again later
+            data = reply_data(reply, ResyncData)
+            hall, events = data.hall, data.typed_events()
+        except BadPayload as exc:  # a reply we cannot read: logged, asked again later
             log.warning("resync reply unreadable: %s", str(exc)[:200])
             self._resync_next = time.monotonic() + RESYNC_RETRY_S
             self._resync_retry = True
@@ -295,10 +343,71 @@ class WebDaemon(Daemon[WebSettings]):
                 self.model.on_hall(hall)
             self._show()
             return
-        more = self.model.on_resync(hall, events, bool(reply.data.get("more")))
+        more = self.model.on_resync(hall, events, data.more)
         if more or self.model.gap:
             self._ask_resync(self.model.missing_from())
         self._show()
+
+    # ------------------------------------------------------------------ the phones' waits
+    def _ask_waits(self, mono: float) -> None:
+        """Ask the hub for the ranges of the waiting tickets phones are looking at (owner thread)."""
+        for tid in [t for t, until in self._watched.items() if until < mono]:
+            del self._watched[tid]
+            self._wait_asked.pop(tid, None)
+        if self._wait_inflight or mono < self._wait_next or not self._watched or not self.bus.connected.is_set() \
+                or not self.model.synced:
+            return
+        rev = self.model.rev
+
+        def due(tid: int) -> float | None:
+            t = self.model.tickets.get(tid)
+            if t is None or t.state != "waiting":
+                return None
+            last = self._wait_asked.get(tid)
+            if last is None:
+                return 0.0  # never asked: first
+            when, at_rev = last
+            if mono - when >= WAIT_REFRESH_S or (at_rev != rev and mono - when >= WAIT_MOVED_S):
+                return when
+            return None
+
+        ids = sorted((d, tid) for tid in self._watched if (d := due(tid)) is not None)
+        ids_ = [tid for _, tid in ids[:TICKET_WAIT_MAX]]
+        if not ids_:
+            return
+        for tid in ids_:
+            self._wait_asked[tid] = (mono, rev)
+        self._wait_inflight = True
+        self._wait_next = mono + WAIT_ASK_GAP_S
+        self.wait_asks += 1
+        req = TicketWait(request_id=new_request_id(), source=self.node, ticket_ids=ids_)
+        self.bus.request(req, on_reply=self._on_waits, timeout_s=3.0, attempts=1)
+
+    def _on_waits(self, reply: Reply | None) -> None:
+        self._wait_inflight = False
+        if reply is None or reply.status != "ok":
+            log.info("ticket-wait not answered: %s", reply.error if reply is not None else "timeout")
+            return
+        try:
+            waits = reply_data(reply, TicketWaitData).waits
+        except BadPayload as exc:  # a hub of another version: the pages keep the printed ranges
+            self.bus.stats.dropped += 1
+            log.warning("ticket-wait reply does not read: %s", exc)
+            return
+        self.model.on_waits(waits, reply.rev if reply.rev is not None else self.model.rev)
+        self._show()
+
+    def watch_from_web(self, ticket_id: int) -> None:
+        """Called from the web thread: a phone shows this ticket; keep its range fresh."""
+        self.bus.call_soon(lambda: self._watch(ticket_id))
+
+    def _watch(self, ticket_id: int) -> None:
+        fresh = ticket_id not in self._watched
+        if fresh and len(self._watched) >= 2000:
+            return  # more phones than a hall holds: the rest show the printed range
+        self._watched[ticket_id] = time.monotonic() + WATCH_S
+        if fresh:
+            self._ask_waits(time.monotonic())
 
     # ------------------------------------------------------------------ from the web thread
     def ask_from_web(self, kind: str, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
@@ -309,6 +418,9 @@ class WebDaemon(Daemon[WebSettings]):
             return
         if kind == "site":  # the head's roster change (webd.app.WebApp.roster_post)
             self.bus.call_soon(lambda: self._push_site(params, done))
+            return
+        if kind == "voice":  # the head's voice pack install (webd.app.WebApp.voice_install)
+            self.bus.call_soon(lambda: self._push_voice(params, done))
             return
         if kind != "report":
             raise ValueError(kind)

@@ -9,13 +9,13 @@ so the page works without JavaScript and a reconnect always shows the current tr
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 from webd.live import Snapshot, TicketView
 from xephang.site import Site
+from xephang.waittext import format_wait
 
 ASSET_VERSION = "3"
 
@@ -24,8 +24,6 @@ T: dict[str, tuple[str, str]] = {
     "service": ("Lĩnh vực", "Service"),
     "ahead": ("Số người chờ trước bạn", "People ahead of you"),
     "wait": ("Thời gian chờ dự kiến", "Estimated wait"),
-    "about_min": ("khoảng {n} phút", "about {n} min"),
-    "soon": ("Bạn sắp được mời", "You will be called shortly"),
     "called": ("Mời đến quầy {n}", "Please go to counter {n}"),
     "recalled": ("Mời lại: đến quầy {n}", "Called again: go to counter {n}"),
     "called_sub": ("Số {d} — mời công dân đến ngay", "Number {d} — please go now"),
@@ -68,6 +66,7 @@ T: dict[str, tuple[str, str]] = {
     "dashboard": ("Bảng điều hành", "Dashboard"),
     "reports": ("Báo cáo", "Reports"),
     "roster": ("Phân công quầy", "Counters today"),
+    "voice": ("Giọng đọc", "Voice"),
     "today": ("Số liệu hôm nay", "Today's figures"),
     "target": ("Mục tiêu chờ", "Target wait"),
     "est_wait": ("Chờ dự kiến", "Estimated wait"),
@@ -147,10 +146,9 @@ def ticket_fragment(v: TicketView, site: Site, snap: Snapshot, lang: str, day: s
             parts.append(f'<div class="note">{e(t("transferred", lang, s=svc_name))}</div>')
         if v.people_ahead is not None:
             parts.append(f'<div class="fig"><span>{e(t("ahead", lang))}</span><b class="ahead">{v.people_ahead}</b></div>')
-        if v.est_wait_min is not None:
-            m = math.ceil(v.est_wait_min)
-            txt = t("about_min", lang, n=m) if m > 0 else t("soon", lang)
-            parts.append(f'<div class="fig"><span>{e(t("wait", lang))}</span><b>{e(txt)}</b></div>')
+        if v.wait is not None:  # the hub's range: the same words as the ticket and the board
+            txt = format_wait(v.wait.low_min, v.wait.high_min, lang)
+            parts.append(f'<div class="fig"><span>{e(t("wait", lang))}</span><b class="wait">{e(txt)}</b></div>')
     elif st == "done":
         parts.append(f'<div class="banner ok">{e(t("done", lang))}</div>')
     elif st == "no-show":
@@ -213,7 +211,7 @@ def live_page(title: str, frag: str, *, lang: str, path: str, stream: str, kind:
 
 def head_nav(lang: str, csrf: str, user: str) -> str:
     return (f'<nav><a href="/head">{e(t("dashboard", lang))}</a> <a href="/head/reports">{e(t("reports", lang))}</a> '
-            f'<a href="/head/roster">{e(t("roster", lang))}</a> '
+            f'<a href="/head/roster">{e(t("roster", lang))}</a> <a href="/head/voice">{e(t("voice", lang))}</a> '
             f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(csrf)}">'
             f'<button type="submit">{e(t("logout", lang))} ({e(user)})</button></form></nav>')
 
@@ -230,10 +228,10 @@ def login_page(*, lang: str, csrf: str, error: str = "", next_url: str = "/head"
 
 def figures_table(report: dict[str, Any] | None, lang: str) -> str:
     """Today's figures: the report's totals through the report code's own columns and formats
-    (``hubd.report_render``), so they read exactly as ``xephang report`` prints them."""
+    (``xephang_reports.render``), so they read exactly as ``xephang report`` prints them."""
     if not report:
         return f'<p class="muted">{e(t("no_report", lang))}</p>'
-    from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
+    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
 
     tot = report["totals"]
     cells = "".join(f'<div class="kpi"><span>{e(c.heading(lang))}{" (" + t("min", lang) + ")" if c.kind == "min" else ""}</span><b data-key="{e(c.key)}">'
@@ -283,7 +281,14 @@ def report_body(report: dict[str, Any], charts: dict[str, bytes], query: str, la
     """The report in the page: the report code's own tables, notes and charts, plus downloads."""
     import base64
 
-    from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text, group_heading, notes, title_lines
+    from xephang_reports.render import (
+        COUNT_COLUMNS,
+        TIME_COLUMNS,
+        cell_text,
+        group_heading,
+        notes,
+        title_lines,
+    )
 
     site, heading, generated = title_lines(report)
     gh = group_heading(report)

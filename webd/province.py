@@ -160,8 +160,15 @@ def report_form(lang: str, period: str, group_by: str) -> str:
 
 def report_tables(report: dict[str, Any], lang: str) -> str:
     """The report's rows and totals through the centre report's own columns and formats."""
-    from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text, group_heading, notes, title_lines
     from province.reports import renderable
+    from xephang_reports.render import (
+        COUNT_COLUMNS,
+        TIME_COLUMNS,
+        cell_text,
+        group_heading,
+        notes,
+        title_lines,
+    )
 
     rep = renderable(report)
     site, heading, generated = title_lines(rep)
@@ -228,9 +235,9 @@ class ProvinceWebApp(WebApp):
             return s
         lang = self.lang(request)
         period = request.query_params.get("period", "this-quarter") or "this-quarter"
-        from hubd.reports import BadPeriod
         from province.db import ProvinceDbError
         from province.devices import list_devices, list_links, period_bounds
+        from xephang_reports.build import BadPeriod
 
         sites = request.query_params.getlist("site") or None
         try:
@@ -261,9 +268,9 @@ class ProvinceWebApp(WebApp):
         group_by = request.query_params.get("group_by", "site") or "site"
         if group_by not in {g for g, _, _ in GROUPINGS}:
             group_by = "site"
-        from hubd.reports import BadPeriod
         from province.db import ProvinceDbError
         from province.reports import ProvinceReportError, build_province_report
+        from xephang_reports.build import BadPeriod
 
         def read(conn: Any) -> tuple[dict[str, Any], str, float]:
             t0 = time.monotonic()

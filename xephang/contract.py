@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROTOCOL_MAJOR = 1
 ROOT_PREFIX = "xephang/v1"
@@ -105,7 +105,7 @@ class Topics:
     def reply(self, node: str) -> str:
         return f"{self.root}/reply/{check_level(node)}"
 
-    def event(self, family: Literal["ticket", "counter"], kind: str) -> str:
+    def event(self, family: Literal["ticket", "counter", "summary"], kind: str) -> str:
         return f"{self.root}/event/{family}/{check_level(kind)}"
 
     def state_hall(self) -> str:
@@ -226,8 +226,12 @@ def decode(model: type[Message], payload: bytes | str) -> Any:
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
-        raise BadPayload("invalid", "; ".join(parts)[:500]) from None
+        raise BadPayload("invalid", _errors(exc)) from None
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+    return "; ".join(parts)[:500]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +426,40 @@ class ReportRequest(Request):
     lang: Literal["vi", "en"] = "vi"
 
 
+TICKET_WAIT_MAX = 10  # tickets in one ticket-wait request at most (each costs the hub a played-forward day)
+
+
+class TicketWait(Request):
+    """The estimated wait of tickets still waiting, as the hub plays the day forward now (the
+    phone page behind a ticket's QR keeps the citizen's range current). Read-only: nothing is
+    stored, a retry is simply answered again."""
+
+    ACTION: ClassVar[str] = "ticket-wait"
+    SCHEMA: ClassVar[str] = _req_schema(ACTION)
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    ticket_ids: list[int] = Field(min_length=1, max_length=TICKET_WAIT_MAX,
+                                  description=f"`ticket.id` of today's tickets (≥ 1), at most {TICKET_WAIT_MAX}")
+
+    @field_validator("ticket_ids")
+    @classmethod
+    def _ids_positive(cls, v: list[int]) -> list[int]:
+        if any(i < 1 for i in v):
+            raise ValueError("ticket ids are ≥ 1")
+        return v
+
+
+class WaitOfTicket(Message):
+    """One ticket of a ``ticket-wait`` reply (``data.waits``)."""
+
+    ticket_id: int
+    state: str = Field(description="waiting, called, done, no-show, voided, expired, or unknown (not today's)")
+    people_ahead: int | None = Field(default=None, description="waiting: counted as on the ticket")
+    est_wait_min: float | None = Field(default=None, description="waiting: the median of the estimate, minutes")
+    est_wait_low_min: int | None = Field(default=None, description="waiting: the range's lower end, minutes")
+    est_wait_high_min: int | None = Field(default=None, description="waiting: the upper end; null with est_wait_open")
+    est_wait_open: bool | None = Field(default=None, description="waiting: 'more than est_wait_low_min minutes'")
+
+
 # who may ask each action (the broker's ACL and the hub's ``may_act`` are both made from this):
 # "counter" = counter-N for counter N only; "dispenser" = dispenser-*; "any" = every node;
 # "web" = the web daemon (``web``, ``web-*``: it reads, and asks for reports); "tech" = technicians only.
@@ -430,7 +468,7 @@ ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
     "issue-ticket": "dispenser", "void-ticket": "dispenser",
     **dict.fromkeys(("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume", "rate", "call-ticket",
                      "arrived"), "counter"),
-    "resync": "any", "report": "web",
+    "resync": "any", "report": "web", "ticket-wait": "web",
 }
 # what the web console may ask for an officer (``officer`` set; the hub checks the site seats that
 # officer at the counter): every counter action but the citizen's rating
@@ -438,10 +476,13 @@ CONSOLE_ACTIONS: tuple[str, ...] = ("call-next", "recall", "no-show", "finish", 
                                     "call-ticket", "arrived")
 RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
 
+# what the hub answers itself, changing nothing (never stored, never a command of the engine)
+READ_ONLY_ACTIONS: tuple[str, ...] = ("resync", "report", "ticket-wait")
+
 REQUEST_MODELS: dict[str, type[Request]] = {
     m.ACTION: m
     for m in (IssueTicket, CallNext, Recall, NoShow, Finish, Transfer, Pause, Resume, Rate, CallTicket, Arrived, VoidTicket,
-              Resync, ReportRequest)
+              Resync, ReportRequest, TicketWait)
 }
 
 
@@ -592,10 +633,132 @@ class HallState(Message):
     last_calls: list[CallInfo] = Field(default_factory=list, description="newest first")
 
 
+# ---------------------------------------------------------------------------------------------
+# What each action's ``Reply.data`` holds (tolerant: a newer hub may add fields). The hub sends
+# every ``ok`` reply's data through its model; readers take it with ``reply_data``.
+
+
+class FinishedTicket(Message):
+    """The ticket a call finished on the way (the counter was still serving it)."""
+
+    ticket: TicketInfo
+    inferred: bool = Field(default=True, description="finished by the next call, not by Finish")
+
+
+class IssueData(Message):
+    """``issue-ticket``: the ticket to print."""
+
+    ticket: TicketInfo
+    people_ahead: int | None = None
+    est_wait_min: float | None = Field(default=None, description="the median of the estimate, minutes")
+    est_wait_low_min: int | None = Field(default=None, description="the range to print: lower end, minutes")
+    est_wait_high_min: int | None = Field(default=None, description="upper end; null with est_wait_open")
+    est_wait_open: bool | None = Field(default=None, description="'more than est_wait_low_min minutes'")
+    service_name_vi: str | None = None
+    service_name_en: str | None = None
+
+
+class CallData(Message):
+    """``call-next`` and ``call-ticket``: who is called (null: the queue is empty)."""
+
+    ticket: TicketInfo | None = None
+    queue_empty: bool = False
+    finished: FinishedTicket | None = Field(default=None, description="the ticket this call finished (inferred)")
+    out_of_order: bool = Field(default=False, description="call-ticket: called out of the call order")
+    waiting: int | None = Field(default=None, description="waiting now in the services this counter calls")
+
+
+class RecallData(Message):
+    ticket: TicketInfo
+    recalls: int
+
+
+class NoShowData(Message):
+    ticket: TicketInfo
+    requeued: bool = Field(default=False, description="sent back to the queue once (no_show_requeue)")
+
+
+class FinishData(Message):
+    ticket: TicketInfo
+    rating_window_s: float = Field(default=0, description="how long the rating keys count for this ticket")
+
+
+class TransferData(Message):
+    ticket: TicketInfo
+    from_service: str
+
+
+class CounterData(Message):
+    """``pause`` and ``resume``: the counter's state after it."""
+
+    counter: int
+    state: str
+
+
+class RateData(Message):
+    ticket: TicketInfo
+    score: int
+
+
+class ArrivedData(Message):
+    ticket: TicketInfo
+    arrived_at: float
+    walk_s: float | None = Field(default=None, description="call → arrival, seconds")
+    already: bool = Field(default=False, description="pressed before: the first arrival stands, no event")
+
+
+class VoidData(Message):
+    ticket: TicketInfo
+
+
+class ResyncData(Message):
+    """``resync``: the hall, and from ``since_rev`` the missed events (each a TicketEvent or a
+    CounterEvent payload, by its ``schema``)."""
+
+    hall: HallState
+    events: list[dict[str, Any]] | None = None
+    more: bool = Field(default=False, description="later events exist: ask again from the last one")
+
+    def typed_events(self) -> list[TicketEvent | CounterEvent]:
+        """The events as their models, by ``schema`` (``BadPayload`` when one does not read)."""
+        out: list[TicketEvent | CounterEvent] = []
+        for e in self.events or []:
+            model = CounterEvent if e.get("schema") == CounterEvent.SCHEMA else TicketEvent
+            try:
+                out.append(model.model_validate(e))
+            except ValidationError as exc:
+                raise BadPayload("invalid", f"resync event: {_errors(exc)}") from None
+        return out
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+class TicketWaitData(Message):
+    waits: list[WaitOfTicket] = Field(default_factory=list)
+
+
+# action → the model of its ok reply's data (``report``: the report dict, docs/reports.md)
+REPLY_DATA: dict[str, type[Message]] = {
+    "issue-ticket": IssueData, "call-next": CallData, "call-ticket": CallData, "recall": RecallData,
+    "no-show": NoShowData, "finish": FinishData, "transfer": TransferData, "pause": CounterData,
+    "resume": CounterData, "rate": RateData, "arrived": ArrivedData, "void-ticket": VoidData,
+    "resync": ResyncData, "ticket-wait": TicketWaitData,
+}
+
+
+def reply_data(reply: Reply, model: type[_M]) -> _M:
+    """An ok reply's ``data`` as ``model``; ``BadPayload('invalid')`` when it is not one."""
+    try:
+        return model.model_validate(reply.data if reply.data is not None else {})
+    except ValidationError as exc:
+        raise BadPayload("invalid", f"{reply.action} reply data: {_errors(exc)}") from None
+
+
 class DailySummary(Message):
     """``R/state/summary``: compact retained figures of the current service day (for a province view).
 
-    The figures are the centre's report's day totals (``hubd.reports``, same definitions):
+    The figures are the centre's report's day totals (``xephang_reports.build``, same definitions):
     times in seconds as ``{n, mean, p50, p90}``, shares 0–1. Published once a minute.
     """
 
@@ -714,6 +877,9 @@ ALL_MODELS: list[type[Message]] = [
     Alert,
     *REQUEST_MODELS.values(),
     Reply,
+    *dict.fromkeys(REPLY_DATA.values()),
+    FinishedTicket,
+    WaitOfTicket,
     TicketEvent,
     CounterEvent,
     HallState,

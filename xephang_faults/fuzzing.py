@@ -63,6 +63,7 @@ def targets(site: str, nodes: list[str], source: str = "tech-fuzz") -> list[Targ
         "call-ticket": {"counter": 1, "ticket_id": 1, "reason": "Người cao tuổi", "officer": "lan",
                         "valid_until": 4.0e9},
         "arrived": {"counter": 1, "officer": "lan"},
+        "ticket-wait": {"ticket_ids": [1, 2]},
     }
     out: list[Target] = []
     for action, model in REQUEST_MODELS.items():

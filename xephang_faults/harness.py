@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xephang.brokerconf import site_accounts, write_broker_files
 from xephang.bus import Bus, Inbound
 from xephang.contract import (
     CallNext,
@@ -46,8 +45,9 @@ from xephang.contract import (
     Resync,
     new_request_id,
 )
-from xephang.mosquitto import Mosquitto, free_port
 from xephang.settings import BrokerSettings, load_site
+from xephang_ops.brokerconf import site_accounts, write_broker_files
+from xephang_ops.mosquitto import Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SITE_FILE = REPO / "config" / "site.example.toml"

@@ -16,8 +16,8 @@ from typing import Any
 
 from xephang.bus import Bus
 from xephang.contract import NodeStatus, SimPress
-from xephang.relay import Relay
 from xephang_faults.harness import Centre, Loader, Observer, Tally, account, read_ledger
+from xephang_faults.relay import Relay
 
 ALL_NODES = ["hub", "dispenser-1", "counter-1", "display-hall", "announcer-hall"]
 LOAD_COUNTERS = [2, 3, 4]  # counter-1 is a counterd process; the loader acts for the others
@@ -173,7 +173,7 @@ def node_will(root: Path, *, rounds: int) -> tuple[Tally, dict[str, Any]]:
       the old link is cut its Will fires for real and reaches the hall AFTER the new birth.
       The node must out-vote it (a fresh birth) and end online.
     """
-    from xephang.mosquitto import Mosquitto, free_port
+    from xephang_ops.mosquitto import Mosquitto, free_port
 
     t = Tally("node kill -9 / stale Will")
     facts: dict[str, Any] = {"offline_seen": 0, "ended_online": 0, "takeover_clean": 0, "late_will_rounds": 0,
@@ -533,9 +533,9 @@ def _hall_rev(obs: Observer) -> int | None:
 def security(root: Path) -> tuple[Tally, dict[str, Any]]:
     """With the generated broker config: strangers refused; every role refused every topic it must
     not write (PUBACK 135); a counter cannot act for another at the hub; nothing changed."""
-    from xephang.brokerconf import COUNTER_ACTIONS, DISPENSER_ACTIONS
     from xephang.contract import CallNext, new_request_id
-    from xephang.tools import BrokerTarget, ToolClient, ToolError
+    from xephang_ops.brokerconf import COUNTER_ACTIONS, DISPENSER_ACTIONS
+    from xephang_ops.tools import BrokerTarget, ToolClient, ToolError
 
     t = Tally("security: ACL + hub checks")
     facts: dict[str, Any] = {"refused": 0, "leaks": [], "strangers_refused": 0}

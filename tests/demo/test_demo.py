@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from xephang.mosquitto import find_mosquitto
+from xephang_ops.mosquitto import find_mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -22,7 +22,7 @@ FINAL_STATES = {"done", "waiting", "called", "no-show", "voided", "expired"}
 
 
 def demo_cmd(out: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "xephang.cli", "demo", "--out", str(out), "--speed", str(SPEED), *args]
+    return [sys.executable, "-m", "xephang_ops.cli", "demo", "--out", str(out), "--speed", str(SPEED), *args]
 
 
 def gone(pid: int) -> bool:
@@ -73,7 +73,7 @@ def test_a_short_day_runs_end_to_end_and_says_where_everything_is(short_day):
 
 
 def test_every_issued_ticket_is_accounted_for_in_the_ledger(short_day):
-    from hubd.ledger import open_readonly
+    from xephang_reports.build import open_readonly
 
     out, _ = short_day
     s = json.loads((out / "summary.json").read_text())
@@ -98,7 +98,7 @@ def test_every_issued_ticket_is_accounted_for_in_the_ledger(short_day):
 
 
 def test_no_ticket_is_called_twice(short_day):
-    from hubd.ledger import open_readonly
+    from xephang_reports.build import open_readonly
 
     out, _ = short_day
     db = open_readonly(json.loads((out / "summary.json").read_text())["ledger"])
@@ -116,7 +116,7 @@ def test_no_ticket_is_called_twice(short_day):
 
 
 def test_waits_follow_the_simulated_clock(short_day):
-    from hubd.ledger import open_readonly
+    from xephang_reports.build import open_readonly
 
     out, _ = short_day
     s = json.loads((out / "summary.json").read_text())
@@ -176,6 +176,6 @@ def test_ctrl_c_stops_every_process_and_another_demo_starts_at_once(tmp_path, sh
     ({"DISPLAY": ":0"}, " 0 [PCH ]: HDA-Intel\n", True, (False, False)),
 ])
 def test_the_board_uses_a_window_and_the_speaker_only_when_the_machine_has_them(env, cards, headless, want):
-    from xephang.demo import presentation
+    from xephang_ops.demo import presentation
 
     assert presentation(env, asound_cards=cards, headless=headless) == want

@@ -7,7 +7,7 @@ import random
 from datetime import datetime
 
 from xephang.clock import VN_TZ
-from xephang.sim import LONG_PRESS_S, CentreSim, Press, plan_arrivals
+from xephang_ops.sim import LONG_PRESS_S, CentreSim, Press, plan_arrivals
 
 DAY = datetime(2026, 11, 23, 7, 30, tzinfo=VN_TZ).timestamp()  # a Monday
 H = 3600.0

@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from xephang.mosquitto import find_mosquitto  # noqa: E402
 from xephang_faults.harness import Centre  # noqa: E402
+from xephang_ops.mosquitto import find_mosquitto  # noqa: E402
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from hubd.engine import QueueEngine
-from hubd.ledger import Ledger, open_readonly
+from hubd.ledger import Ledger
 from xephang.clock import VN_TZ
+from xephang_reports.build import open_readonly
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=VN_TZ).timestamp()
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from hubd.reports import build_report, parse_period
 from hubd.testing import running_hub
 from xephang.bus import Bus
 from xephang.clock import ManualClock
 from xephang.contract import CallNext, ConfigSet, ConfigState, Finish, IssueTicket, new_request_id
 from xephang.settings import BrokerSettings, load_site
-from xephang.tools import BrokerTarget, ToolClient, fetch_config_state, push_config
+from xephang_ops.tools import BrokerTarget, ToolClient, fetch_config_state, push_config
+from xephang_reports.build import build_report, parse_period
 
 pytestmark = pytest.mark.broker
 DAY = 86400.0

@@ -22,7 +22,7 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg", reason="the province extra is not installed: pip install -e '.[province]'")
 
-from xephang.mosquitto import free_port, wait_port  # noqa: E402
+from xephang_ops.mosquitto import free_port, wait_port  # noqa: E402
 
 
 def _try(dsn: str) -> bool:

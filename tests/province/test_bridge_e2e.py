@@ -17,18 +17,18 @@ from datetime import datetime
 
 import pytest
 
-from hubd.reports import report_from_ledger
 from hubd.testing import running_hub
 from province.db import connect, migrate, upsert_site
 from province.ingest import Ingester
 from province.reports import build_province_report
 from tests.province.helpers import add, additive, figures
-from xephang.bridgeconf import bridge_conf_text
 from xephang.bus import Bus
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import CallNext, Finish, IssueTicket, NoShow, Rate, Transfer, new_request_id
-from xephang.mosquitto import Mosquitto, find_mosquitto
 from xephang.settings import BrokerSettings, load_site
+from xephang_ops.bridgeconf import bridge_conf_text
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto
+from xephang_reports.build import report_from_ledger
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -21,8 +21,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from xephang.bridgeconf import BridgeTls, bridge_conf_text
-from xephang.mosquitto import Mosquitto, find_mosquitto, free_port, wait_port
+from xephang_ops.bridgeconf import BridgeTls, bridge_conf_text
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto, free_port, wait_port
 
 pytestmark = pytest.mark.broker
 

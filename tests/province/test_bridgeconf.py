@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from xephang.bridgeconf import BridgeConfigError, BridgeTls, bridge_conf_text
-from xephang.cli import main
+from xephang_ops.bridgeconf import BridgeConfigError, BridgeTls, bridge_conf_text
+from xephang_ops.cli import main
 
 
 def directives(text: str) -> list[tuple[str, str]]:
@@ -35,7 +35,7 @@ def test_events_summary_and_node_state_go_out_and_nothing_comes_in(tmp_path):
 
 
 def test_the_province_acl_lets_each_centre_write_only_its_own_topics():
-    from xephang.bridgeconf import province_acl_text
+    from xephang_ops.bridgeconf import province_acl_text
 
     d = directives(province_acl_text(ingest_users=("ingest",)))
     assert ("user", "ingest") in d

@@ -94,7 +94,7 @@ def test_downtime_is_counted_inside_the_period(pg):
 
 
 def test_the_devices_command_filters_by_centre_and_alert(pg, pg_dsn, capsys):
-    from xephang.cli import main
+    from xephang_ops.cli import main
 
     Store(pg).write([status(A, "dispenser-1", True, 1), alert(A, "dispenser-1", "paper-out"),
                      status(A, "counter-1", True, 1), status(B, "dispenser-1", False, 2)])

@@ -28,10 +28,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from province.db import connect
 from province.devices import list_devices
 from province.ingest import Ingester
-from xephang.bridgeconf import bridge_conf_text
 from xephang.contract import Alert, NodeHealth, NodeStatus, Topics
-from xephang.mosquitto import Mosquitto, find_mosquitto
 from xephang.settings import BrokerSettings
+from xephang_ops.bridgeconf import bridge_conf_text
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

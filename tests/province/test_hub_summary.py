@@ -13,11 +13,11 @@ from datetime import date, datetime
 import pytest
 
 from hubd.main import HubDaemon, HubSettings
-from hubd.reports import report_from_ledger
 from province.synth import CentreSim
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import DailySummary, HourlySummary
 from xephang.testing import FakeBus
+from xephang_reports.build import report_from_ledger
 
 DAY = date(2026, 11, 3)
 SUMMARY = "xephang/v1/tuong-linh/state/summary"

@@ -18,8 +18,8 @@ from province import ingest as ingest_mod
 from province.db import connect
 from province.ingest import Ingester
 from province.synth import CentreSim
-from xephang.mosquitto import Mosquitto, find_mosquitto
 from xephang.settings import BrokerSettings
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto
 
 pytestmark = pytest.mark.broker
 

@@ -101,7 +101,7 @@ def test_unreachable_time_is_counted_inside_the_period(pg):
 
 
 def test_the_commands_show_an_unreachable_centre(pg, pg_dsn, capsys):
-    from xephang.cli import main
+    from xephang_ops.cli import main
 
     Store(pg).write([link(A, True), status(A, "dispenser-1", True), status(B, "dispenser-1", True)])
     Store(pg).write([link(A, False)])

@@ -26,10 +26,10 @@ from province.db import connect
 from province.devices import list_devices, list_links
 from province.ingest import Ingester
 from tests.province.test_devices_e2e import publish, retained, wait_for
-from xephang.bridgeconf import bridge_conf_text, province_acl_text
 from xephang.contract import NodeStatus, Topics
-from xephang.mosquitto import Mosquitto, find_mosquitto, free_port
 from xephang.settings import BrokerSettings
+from xephang_ops.bridgeconf import bridge_conf_text, province_acl_text
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto, free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -123,7 +123,7 @@ def test_the_auto_method_takes_the_rollups_only_where_they_apply(pg, week):
 
 
 def test_the_report_command_chooses_the_method(pg, pg_dsn, week, capsys):
-    from xephang.cli import main
+    from xephang_ops.cli import main
 
     s, events, _ = week[0]
     upsert_site(pg, s)

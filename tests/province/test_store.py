@@ -11,12 +11,12 @@ from datetime import date
 
 import pytest
 
-from hubd.reports import report_from_ledger
 from province.db import MIGRATIONS, ProvinceDbError, migrate, schema_version, upsert_site
 from province.ingest import Store
 from province.reports import build_province_report
 from province.synth import CentreSim, site_with_slug
 from tests.province.helpers import add, additive, figures, snapshot
+from xephang_reports.build import report_from_ledger
 
 FIRST = date(2026, 11, 2)  # a Monday
 
@@ -215,7 +215,7 @@ def test_province_report_command_writes_csv_xlsx_html_and_charts(pg, pg_dsn, cen
 
     from PIL import Image
 
-    from xephang.cli import main
+    from xephang_ops.cli import main
 
     data, _ = centres
     for s, _, events in data:

@@ -10,8 +10,8 @@ import pytest
 
 from hubd.engine import CommandError
 from hubd.ledger import SCHEMA_VERSION, Ledger
-from hubd.reports import build_report, reconcile
 from tests.reports.conftest import at, open_centre
+from xephang_reports.build import build_report, reconcile
 
 MIN = 60.0
 

@@ -6,16 +6,16 @@ from datetime import date
 
 import pytest
 
-from hubd.ledger import open_readonly
-from hubd.reports import (
+from tests.reports.conftest import NOW, at, open_centre
+from xephang_reports.build import (
     BadGrouping,
     BadPeriod,
     build_report,
+    open_readonly,
     parse_period,
     quantile,
     report_from_ledger,
 )
-from tests.reports.conftest import NOW, at, open_centre
 
 MIN = 60.0
 

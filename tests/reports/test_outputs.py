@@ -10,11 +10,12 @@ import zipfile
 import pytest
 from PIL import Image
 
-from hubd import report_charts, report_render
-from hubd.ledger import Ledger, open_readonly
-from hubd.reports import ReportTooLarge, build_report, compact, report_from_ledger
+from hubd.ledger import Ledger
 from tests.reports.conftest import NOW, at, open_centre
-from xephang import cli
+from xephang_ops import cli
+from xephang_reports import charts as report_charts
+from xephang_reports import render as report_render
+from xephang_reports.build import ReportTooLarge, build_report, compact, open_readonly, report_from_ledger
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ import shutil
 
 import pytest
 
-from hubd.reports import report_from_ledger
 from hubd.testing import running_hub
 from tests.reports.conftest import NOW
-from xephang import cli
 from xephang.bus import Bus
 from xephang.clock import ManualClock
 from xephang.contract import ReportRequest, new_request_id
 from xephang.settings import BrokerSettings
+from xephang_ops import cli
+from xephang_reports.build import report_from_ledger
 
 pytestmark = pytest.mark.broker
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from hubd.ledger import Ledger, open_readonly
-from hubd.reports import GROUPINGS, build_report, reconcile
-from hubd.simday import run_day
+from hubd.ledger import Ledger
 from tests.reports.conftest import NOW
 from xephang.clock import VN_TZ
-from xephang.sim import CentreSim
 from xephang.site import Site
+from xephang_ops.sim import CentreSim
+from xephang_ops.simday import run_day
+from xephang_reports.build import GROUPINGS, build_report, open_readonly, reconcile
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 11, 23, 7, 30, tzinfo=VN_TZ).timestamp()  # a Monday

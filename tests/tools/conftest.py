@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from xephang.brokerconf import BrokerFiles, site_accounts, write_broker_files
-from xephang.mosquitto import Mosquitto, find_mosquitto
 from xephang.site import Site
-from xephang.tools import BrokerTarget, ToolClient
+from xephang_ops.brokerconf import BrokerFiles, site_accounts, write_broker_files
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto
+from xephang_ops.tools import BrokerTarget, ToolClient
 
 
 @dataclass

@@ -14,9 +14,9 @@ import pytest
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from xephang.brokerconf import acl_text, check_password, hash_password, mosquitto_conf_text, site_accounts
-from xephang.mosquitto import Mosquitto, free_port
-from xephang.tools import REFUSED, ToolClient, ToolError
+from xephang_ops.brokerconf import acl_text, check_password, hash_password, mosquitto_conf_text, site_accounts
+from xephang_ops.mosquitto import Mosquitto, free_port
+from xephang_ops.tools import REFUSED, ToolClient, ToolError
 
 pytestmark = pytest.mark.broker
 
@@ -131,7 +131,7 @@ def test_our_password_hashes_match_mosquitto_passwd_format():
 
 
 def test_the_generated_conf_fragment_runs_mosquitto_and_refuses_anonymous(tmp_path, site):
-    from xephang.brokerconf import write_broker_files
+    from xephang_ops.brokerconf import write_broker_files
 
     files = write_broker_files(tmp_path, site, site_accounts(site))
     port, tech_port = free_port(), free_port()
@@ -144,7 +144,7 @@ def test_the_generated_conf_fragment_runs_mosquitto_and_refuses_anonymous(tmp_pa
     b.write_conf = lambda: (b.conf_path.write_text(user + text + f"log_dest file {b.log_path}\n"), b.conf_path)[1]
     b.start()
     try:
-        from xephang.tools import BrokerTarget
+        from xephang_ops.tools import BrokerTarget
 
         with pytest.raises(ToolError, match="refused"):
             ToolClient(BrokerTarget(port=port, username="tech", password=None)).connect()
@@ -169,8 +169,8 @@ def test_acl_lines_name_only_this_site():
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
 def test_with_tls_the_lan_listener_speaks_tls_and_still_checks_passwords(tmp_path, site):
-    from xephang.brokerconf import TlsFiles, write_broker_files
-    from xephang.tools import BrokerTarget
+    from xephang_ops.brokerconf import TlsFiles, write_broker_files
+    from xephang_ops.tools import BrokerTarget
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path, timeout=60)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from xephang.cli import main as xephang
-from xephang.tools import fetch_config_state
+from xephang_ops.cli import main as xephang
+from xephang_ops.tools import fetch_config_state
 
 pytestmark = pytest.mark.broker
 
@@ -99,7 +99,7 @@ def test_an_invalid_push_lists_every_error_and_changes_nothing(secured_broker, n
 def test_a_push_made_against_an_old_revision_is_refused(secured_broker, node, capsys, tmp_path):
     assert push(secured_broker, capsys, tmp_path, "repeats = 2\n")[0] == 0
     # a second laptop still holding rev 0 pushes its change
-    from xephang.tools import push_config
+    from xephang_ops.tools import push_config
 
     with secured_broker.client("tech-lan") as c:
         res = push_config(c, NODE, {"repeats": 4}, source="tech-lan", base_rev=0, timeout=5)

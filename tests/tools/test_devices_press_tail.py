@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from xephang.cli import main as xephang
-from xephang.tools import describe_event
+from xephang_ops.cli import main as xephang
+from xephang_ops.tools import describe_event
 
 pytestmark = pytest.mark.broker
 
@@ -90,7 +90,7 @@ def test_devices_in_english_and_an_empty_site(secured_broker, capsys):
 
 
 def test_tail_prints_one_vietnamese_line_per_event(secured_broker):
-    p = subprocess.Popen([sys.executable, "-m", "xephang.cli", *tool(secured_broker, "tail", "-n", "2")],
+    p = subprocess.Popen([sys.executable, "-m", "xephang_ops.cli", *tool(secured_broker, "tail", "-n", "2")],
                          stdout=subprocess.PIPE, text=True)
     called = {"schema": "xephang.event.ticket.v1", "event_id": "e1", "rev": 7, "at": 1795320000.0, "kind": "called",
               "counter": 2, "ticket": {"id": 5, "day": "2026-11-23", "number": 1023, "display": "1023",
@@ -149,7 +149,7 @@ def test_devices_watch_reprints_on_changes_not_on_heartbeats(secured_broker, sam
 
     n = sample_node(XEPHANG_SIM="true")
     until(lambda: "trực tuyến" in device_line(secured_broker, capsys, "display-lab"))
-    p = subprocess.Popen([sys.executable, "-m", "xephang.cli", *tool(secured_broker, "devices", "--watch")],
+    p = subprocess.Popen([sys.executable, "-m", "xephang_ops.cli", *tool(secured_broker, "devices", "--watch")],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from xephang.cli import build_parser
-from xephang.cli import main as xephang
+from xephang_ops.cli import build_parser
+from xephang_ops.cli import main as xephang
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
@@ -98,8 +98,8 @@ def _for_this_machine(argv: list[str], sb) -> list[str]:
 @pytest.mark.slow
 def test_the_technicians_documented_commands_run_against_a_real_centre(tmp_path, capsys):
     """A secured centre of real daemon processes (hub, dispenser, counter, board) in sim mode."""
-    from xephang.mosquitto import find_mosquitto
     from xephang_faults.harness import Centre, Observer
+    from xephang_ops.mosquitto import find_mosquitto
 
     if not find_mosquitto():
         pytest.skip("mosquitto is not installed")

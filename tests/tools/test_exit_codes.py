@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from xephang import exits
-from xephang.cli import main as xephang
-from xephang.mosquitto import free_port
+from xephang_ops.cli import main as xephang
+from xephang_ops.mosquitto import free_port
 
 pytestmark = pytest.mark.broker
 
@@ -35,7 +35,7 @@ def test_every_tool_exit_code_of_the_table_happens(secured_broker, sample_node, 
     seen = {
         exits.OK: run(secured_broker, "devices", "--wait", "0.3"),
         exits.REFUSED: run(secured_broker, "config", "push", "display-lab", str(bad)),
-        exits.USAGE: subprocess.run([sys.executable, "-m", "xephang.cli", "devices", "--no-such-option"],
+        exits.USAGE: subprocess.run([sys.executable, "-m", "xephang_ops.cli", "devices", "--no-such-option"],
                                     capture_output=True).returncode,
         exits.NO_ANSWER: run(secured_broker, "press", "counter-9", "next", "--timeout", "0.5"),
         exits.NOT_ALLOWED: run(secured_broker, "press", "counter-1", "next", user="counter-2"),

@@ -24,7 +24,7 @@ from tests.province.conftest import pg_dsn, pg_server  # noqa: F401  (the provin
 from webd.auth import Accounts
 from webd.config import WebConfig, WebSettings
 from xephang.contract import Alert, NodeStatus, Topics
-from xephang.mosquitto import free_port
+from xephang_ops.mosquitto import free_port
 
 pytestmark = [pytest.mark.slow]
 
@@ -89,10 +89,10 @@ def _row(drv, css: str) -> str:
 def test_the_technician_sees_an_unreachable_centre_then_it_back_and_the_head_reads_the_quarter(province_web, browser):
     from selenium.webdriver.common.by import By
 
-    from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
     from province.db import connect
     from province.ingest import Store
     from province.reports import build_province_report
+    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
 
     base, dsn, _ = province_web
     # no login: nothing but the login form

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from hubd.main import may_act
-from xephang.brokerconf import BrokerFiles, acl_text, site_accounts, write_broker_files
-from xephang.contract import CONSOLE_ACTIONS, CallNext, ReportRequest, Resync
-from xephang.mosquitto import Mosquitto, find_mosquitto
+from xephang.contract import CONSOLE_ACTIONS, CallNext, ReportRequest, Resync, TicketWait
 from xephang.site import Site
-from xephang.tools import REFUSED, BrokerTarget, ToolClient
+from xephang_ops.brokerconf import BrokerFiles, acl_text, site_accounts, write_broker_files
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto
+from xephang_ops.tools import REFUSED, BrokerTarget, ToolClient
 
 pytestmark = pytest.mark.broker
 R = "xephang/v1/tuong-linh"
@@ -27,10 +27,15 @@ FORBIDDEN = [
     f"{R}/config/counter-1/set", f"{R}/config/hub/set", f"{R}/config/hub/set/tech", f"{R}/config/counter-1/set/web",
     f"{R}/config/hub/state", f"{R}/config/hub/ack", f"{R}/sim/dispenser-1/press", f"{R}/node/hub/status",
     f"{R}/node/dispenser-1/alert/paper-out", "xephang/v1/other-commune/req/hub/report/web",
+    f"{R}/req/hub/ticket-wait", f"{R}/req/hub/ticket-wait/tech",
+    f"{R}/config/announcer-hall/set", f"{R}/config/announcer-hall/set/tech", f"{R}/config/display-hall/set/web",
+    f"{R}/config/announcer-hall/state", f"{R}/config/announcer-hall/ack",
 ]
 ALLOWED = [f"{R}/req/hub/report/web", f"{R}/req/hub/resync/web", f"{R}/node/web/status", f"{R}/node/web/health",
            f"{R}/req/hub/call-next/web", f"{R}/req/hub/arrived/web",  # the console's, checked by the hub
-           f"{R}/config/hub/set/web"]  # the head's roster: the hub takes only counters' officer and services
+           f"{R}/req/hub/ticket-wait/web",  # the phone page's range, read-only
+           f"{R}/config/hub/set/web",  # the head's roster: the hub takes only counters' officer and services
+           f"{R}/config/announcer-hall/set/web"]  # the head's recorded voice: only the pack's URL and checksum
 
 
 @pytest.fixture
@@ -63,7 +68,8 @@ def test_broker_config_makes_a_web_account_with_read_and_report_rights(site):
     # its own topic: nothing else
     assert {line for line in block.splitlines() if line.startswith("topic write")} == {
         f"topic write {R}/req/hub/report/web", *(f"topic write {R}/req/hub/{a}/web" for a in CONSOLE_ACTIONS),
-        f"topic write {R}/config/hub/set/web"}
+        f"topic write {R}/req/hub/ticket-wait/web", f"topic write {R}/config/hub/set/web",
+        f"topic write {R}/config/announcer-hall/set/web"}
 
 
 @pytest.mark.parametrize("topic", FORBIDDEN, ids=[t.replace(R + "/", "") for t in FORBIDDEN])
@@ -99,3 +105,20 @@ def test_the_hub_answers_reports_to_web_but_no_queue_action():
     assert may_act("web", Resync(request_id="r-12345678", source="web"), ["tech"])
     assert not may_act("web", CallNext(request_id="r-12345678", source="web", counter=1), ["tech"])
     assert not may_act("counter-1", ReportRequest(request_id="r-12345678", source="counter-1"), ["tech"])
+    # the phone page's range: webd only (each answer costs the hub a played-forward day per ticket)
+    assert may_act("web", TicketWait(request_id="r-12345678", source="web", ticket_ids=[1]), ["tech"])
+    for board in ("counter-1", "dispenser-1", "display-hall", "announcer-hall"):
+        assert not may_act(board, TicketWait(request_id="r-12345678", source=board, ticket_ids=[1]), ["tech"])
+
+
+def test_the_announcer_hears_the_web_voice_push_and_no_one_elses_named_push(secured):
+    broker, files = secured
+    with _client(broker, files, "web") as web, _client(broker, files, "announcer-hall") as ann:
+        ann.subscribe(f"{R}/config/announcer-hall/set/web")
+        web.subscribe(f"{R}/config/announcer-hall/ack", f"{R}/config/announcer-hall/state")
+        assert web.publish(f"{R}/config/announcer-hall/set/web", b"w") < REFUSED
+        m = ann.get(3.0)
+        assert m is not None and m.topic == f"{R}/config/announcer-hall/set/web" and m.payload == b"w"
+        assert ann.publish(f"{R}/config/announcer-hall/ack", b"a") < REFUSED
+        m = web.get(3.0)
+        assert m is not None and m.topic == f"{R}/config/announcer-hall/ack"

@@ -154,9 +154,9 @@ def test_head_logs_in_sees_todays_figures_as_xephang_report_and_downloads_xlsx(c
 
     # the same figures as `xephang report` prints, from the same code
     out = tmp_path / "report.json"
-    subprocess.run([sys.executable, "-m", "xephang.cli", "report", "--ledger", str(centre.tmp / "hub" / "ledger.sqlite"),
+    subprocess.run([sys.executable, "-m", "xephang_ops.cli", "report", "--ledger", str(centre.tmp / "hub" / "ledger.sqlite"),
                     "--site-file", str(centre.site_file), "--json", str(out), "-q"], check=True, timeout=60)
-    from hubd.report_render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
+    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
 
     totals = json.loads(out.read_text())["totals"]
     for col in (*COUNT_COLUMNS, *TIME_COLUMNS):

@@ -115,12 +115,12 @@ def test_throttle_locks_an_address_and_a_name_then_lets_go():
 
 def test_the_cli_creates_accounts_without_a_default_password(tmp_path):
     f = tmp_path / "acc.json"
-    r = subprocess.run([sys.executable, "-m", "xephang.cli", "web", "user", "add", "truong", "--role", "head",
+    r = subprocess.run([sys.executable, "-m", "xephang_ops.cli", "web", "user", "add", "truong", "--role", "head",
                         "--accounts", str(f), "--password-stdin"], input="mat-khau-du-dai\n", capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert Accounts(f).verify("truong", "mat-khau-du-dai").role == "head"
-    r = subprocess.run([sys.executable, "-m", "xephang.cli", "web", "user", "list", "--accounts", str(f)],
+    r = subprocess.run([sys.executable, "-m", "xephang_ops.cli", "web", "user", "list", "--accounts", str(f)],
                        capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "truong\thead"
 

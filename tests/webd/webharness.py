@@ -27,9 +27,9 @@ from webd.config import WebConfig, WebSettings
 from webd.main import WebDaemon
 from xephang.bus import Bus
 from xephang.contract import CallNext, IssueTicket, Reply, Request, new_request_id
-from xephang.mosquitto import Mosquitto, free_port
 from xephang.settings import BrokerSettings
 from xephang.ticketlink import load_secret, ticket_path, write_secret
+from xephang_ops.mosquitto import Mosquitto, free_port
 
 SITE = "tuong-linh"
 HEAD_USER, HEAD_PASSWORD = "truong-tt", "mat-khau-rat-dai-2026"

@@ -1,6 +1,6 @@
 """Report outputs for people: a terminal table, CSV, an XLSX workbook and one printable HTML file.
 
-Everything here reads the report dict of ``hubd.reports`` (local, or as it came over MQTT)
+Everything here reads the report dict of ``xephang_reports.build`` (local, or as it came over MQTT)
 and writes in the report's language: Vietnamese headings with full diacritics by default,
 English when the report was built with ``lang="en"``. Times are shown in minutes.
 """
@@ -404,7 +404,7 @@ def write_xlsx(report: dict[str, Any], path: Path | str, *, charts: dict[str, by
     """A workbook for Excel/LibreOffice: the report table, arrivals by hour, counter load, charts."""
     import xlsxwriter
 
-    from hubd.report_charts import chart_pngs
+    from xephang_reports.charts import chart_pngs
 
     lang = report.get("lang", "vi")
     path = Path(path)
@@ -552,7 +552,7 @@ def _html_table(headings: list[str], rows: list[list[str]], total: list[str] | N
 
 def render_html(report: dict[str, Any], *, charts: dict[str, bytes] | None = None) -> str:
     """One self-contained HTML page (charts embedded as base64 PNG) that prints on A4."""
-    from hubd.report_charts import chart_pngs
+    from xephang_reports.charts import chart_pngs
 
     lang = report.get("lang", "vi")
     e = html.escape

@@ -48,6 +48,8 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("config push / result / applied", "R/config/{node}/set, …/ack, …/state", "tech / node / node", "no / no / yes"),
     ("the head's roster → hub (site, live)", "R/config/hub/set/web", "web (only `counters[].officer_id, officer, "
      "services`)", "no"),
+    ("the head's recorded voice → announcer", "R/config/{announcer}/set/web", "web (only `voice_pack_url`, "
+     "`voice_pack_sha256`; docs/voice-packs.md)", "no"),
     ("simulated hardware input (sim mode only)", "R/sim/{node}/press", "tests, demo, CLI", "no"),
     ("the node's answer to a sim press", "R/sim/{node}/ack", "node", "no"),
 ]
@@ -220,10 +222,17 @@ def render_protocol() -> str:
         "resync": f"`hall` (HallState); with `since_rev`: `events` (missed events in rev order, at most "
                   f"{c.RESYNC_MAX_EVENTS}, within one message) and `more` (later events exist)",
         "report": "report tables (docs/reports.md)",
+        "ticket-wait": "`waits`: one WaitOfTicket per id asked (waiting: its people ahead and range, as the hub "
+                       "plays the day forward now; otherwise its state, or `unknown`)",
     }
     for action, model in c.REQUEST_MODELS.items():
-        out.append(f"| `{action}` | `R/req/hub/{action}/{{node}}` | {model.__name__} | {data_doc.get(action, '')} |")
-    out += ["", "## Payloads", ""]
+        typed = c.REPLY_DATA.get(action)
+        data = f"{typed.__name__}: {data_doc.get(action, '')}" if typed else data_doc.get(action, "")
+        out.append(f"| `{action}` | `R/req/hub/{action}/{{node}}` | {model.__name__} | {data} |")
+    out += ["", "The hub sends every ok reply's `data` through the model named here (`contract.REPLY_DATA`, "
+            "below under *Payloads*), so the fields are exactly these; readers take it with "
+            "`contract.reply_data(reply, Model)`, which says `invalid` instead of guessing. The models are "
+            "tolerant: a newer hub may add fields.", "", "## Payloads", ""]
     for model in c.ALL_MODELS:
         strict = model.model_config.get("extra") == "forbid"
         out += [f"### {model.__name__}", ""]
@@ -231,8 +240,11 @@ def render_protocol() -> str:
         if doc and not doc.startswith(("A base class", "Usage docs")):
             out += [" ".join(doc.split()), ""]
         topic = getattr(model, "TOPIC", "") or (f"R/req/hub/{model.ACTION}/{{node}}" if hasattr(model, "ACTION") and model.ACTION else "")
-        out.append(f"- schema: `{model.SCHEMA}`" + (f" · topic: `{topic}`" if topic else "")
-                   + f" · {'strict' if strict else 'tolerant'}")
+        if model.SCHEMA:
+            out.append(f"- schema: `{model.SCHEMA}`" + (f" · topic: `{topic}`" if topic else "")
+                       + f" · {'strict' if strict else 'tolerant'}")
+        else:  # a part of another payload (a reply's data)
+            out.append(f"- part of a reply's `data` · {'strict' if strict else 'tolerant'}")
         kinds = getattr(model, "KINDS", None)
         if kinds:
             out.append("- kinds: " + ", ".join(f"`{k}`" for k in kinds))

@@ -135,6 +135,8 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
         f"pattern write {r}/req/hub/resync/%u",
         "",
     ]
+    accounts = list(accounts)
+    announcers = [a.username for a in accounts if a.role == "announcer"]
     for acc in accounts:
         lines.append(f"user {acc.username}")
         if acc.role == "hub":
@@ -151,6 +153,8 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#"]
         elif acc.role in ("display", "announcer"):
             lines += [f"topic read {r}/state/#", f"topic read {r}/event/#"]
+            if acc.role == "announcer":  # a voice pack the head installs from the web (named sender)
+                lines += [f"topic read {r}/config/{acc.username}/set/web"]
         elif acc.role == "web":
             # webd reads what the hall board and the devices say, asks the hub for reports as itself,
             # and sends the officers' console actions (the hub checks each names an officer the
@@ -161,6 +165,11 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             # takes only counters' officer and services from it), reading the hub's live site
             lines += [f"topic write {r}/config/hub/set/{acc.username}", f"topic read {r}/config/hub/state",
                       f"topic read {r}/config/hub/ack"]
+            # … and the head's recorded voice pack as a push to each announcer on its own topic (the
+            # announcer takes only voice_pack_url and voice_pack_sha256 from it), reading their answers
+            for a in announcers:
+                lines += [f"topic write {r}/config/{a}/set/{acc.username}", f"topic read {r}/config/{a}/state",
+                          f"topic read {r}/config/{a}/ack"]
         elif acc.role == "tech":
             # technicians act for any counter (the hub's may_act agrees), push config, press sim keys
             lines += [f"topic write {r}/req/hub/#", f"topic write {r}/config/+/set", f"topic read {r}/config/#",

@@ -17,10 +17,10 @@ from xephang import __version__
 
 # module -> registers one or more sub-commands
 COMMAND_MODULES = (
-    "xephang.docs",  # docs: regenerate docs/protocol.md and docs/config.md
-    "xephang.tools",  # devices, config, press, tail, broker-config
-    "xephang.demo",  # demo: a whole centre on this machine
-    "hubd.reports_cli",  # report
+    "xephang_ops.docs",  # docs: regenerate docs/protocol.md and docs/config.md
+    "xephang_ops.tools",  # devices, config, press, tail, broker-config
+    "xephang_ops.demo",  # demo: a whole centre on this machine
+    "xephang_reports.cli",  # report
     "announcerd.voice_cli",  # voice build / voice record
     "province.cli",  # bridge-config, ingest, province-db, province-report
     "webd.cli",  # web user / secret / catalogue / posters

@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from xephang.brokerconf import client_id_lines, listener_lines
+from xephang_ops.brokerconf import client_id_lines, listener_lines
 
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 

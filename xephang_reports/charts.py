@@ -1,6 +1,6 @@
 """Report charts as PNG, drawn with Pillow and Be Vietnam Pro (no plotting library on a Pi).
 
-Three charts from a report dict (``hubd.reports``): arrivals per hour of the day, the wait
+Three charts from a report dict (``xephang_reports.build``): arrivals per hour of the day, the wait
 distribution per service, and the load of each counter (serving / paused / idle). Each
 ``chart_*`` function returns a Pillow image; ``write_charts`` saves all three into a folder
 and ``chart_pngs`` gives their bytes (for the HTML report and the spreadsheet).

@@ -1,6 +1,6 @@
 """A simulated day straight through the queue engine: no broker, no daemons, no real time.
 
-The demo's citizens and officers (:class:`xephang.sim.CentreSim`) press keys; here each press
+The demo's citizens and officers (:class:`xephang_ops.sim.CentreSim`) press keys; here each press
 becomes the engine command the dispenser or counter box would send, and the engine's events
 go back to the simulation as the demo's broker would deliver them. Optionally every outcome
 is written to a ledger, so reports can be computed over the day. Used by
@@ -15,8 +15,8 @@ from typing import Any
 
 from hubd.engine import CommandError, Outcome, QueueEngine
 from hubd.ledger import Ledger
-from xephang.sim import CentreSim, Press
 from xephang.site import Site
+from xephang_ops.sim import CentreSim, Press
 
 STEP_S = 5.0
 

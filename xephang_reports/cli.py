@@ -3,7 +3,7 @@
 On the hub (or with a copy of its ledger) the report is computed from the SQLite file, read-only;
 on a technician's laptop ``--mqtt`` asks the hub (``report`` request) and renders its answer.
 Either way the same report dict is printed as a table and written as CSV, XLSX, PNG charts,
-HTML or JSON on request. ``python -m hubd.reports_cli report …`` runs it without the main CLI.
+HTML or JSON on request. ``python -m xephang_reports.cli report …`` runs it without the main CLI.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _now(args: argparse.Namespace) -> float:
 
 def local_report(args: argparse.Namespace) -> dict[str, Any]:
     """Build the report from the ledger file (read-only)."""
-    from hubd.reports import LedgerMissing, report_from_ledger
+    from xephang_reports.build import LedgerMissing, report_from_ledger
 
     site = _load_site(args)
     try:
@@ -115,7 +115,8 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> list[Path]:
     """Write every file asked for; the charts are drawn once and shared."""
-    from hubd import report_charts, report_render
+    from xephang_reports import charts as report_charts
+    from xephang_reports import render as report_render
 
     written: list[Path] = []
     charts = report_charts.chart_pngs(report) if (args.xlsx or args.html or args.charts) else None
@@ -141,8 +142,8 @@ def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> list[Path
 
 def report_cmd(args: argparse.Namespace) -> int:
     """Run ``xephang report``; returns the exit code."""
-    from hubd.report_render import render_table
-    from hubd.reports import ReportError
+    from xephang_reports.build import ReportError
+    from xephang_reports.render import render_table
 
     try:
         report = mqtt_report(args) if args.mqtt else local_report(args)
@@ -202,9 +203,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry: ``python -m hubd.reports_cli report --period 2026-Q4``."""
+    """Standalone entry: ``python -m xephang_reports.cli report --period 2026-Q4``."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="hubd.reports_cli")
+    parser = argparse.ArgumentParser(prog="xephang_reports.cli")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))

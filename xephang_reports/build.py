@@ -1,7 +1,7 @@
 """Reports the centre's head can hand in: waits, service times, no-shows and satisfaction.
 
 The core of ``xephang report`` and of the hub's ``report`` request. It reads the ledger through
-a read-only connection (``hubd.ledger.open_readonly``; WAL lets it read while the hub writes)
+a read-only connection (``open_readonly``; WAL lets it read while the hub writes)
 and returns one JSON-able dict; every output (terminal table, CSV, XLSX, charts, HTML, the MQTT
 reply) is drawn from that dict, so a technician's laptop renders exactly what the hub computed.
 
@@ -30,15 +30,23 @@ import re
 import sqlite3
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hubd.ledger import open_readonly
 from xephang.site import Site
+
+
+def open_readonly(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection to the hub's ledger for reports: never blocks or disturbs the
+    running hub (WAL lets it read while the hub writes)."""
+    uri = f"file:{Path(path).resolve()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    db.execute("PRAGMA query_only=ON")
+    return db
 
 log = logging.getLogger(__name__)
 
@@ -351,12 +359,58 @@ class _PerDay(dict):  # type: ignore[type-arg]
         return v
 
 
+@dataclass
+class _Build:
+    """What the passes of ``build_report`` share: the period and grouping, the calendar, the rows
+    being filled (``groups``) and what one pass leaves for the next."""
+
+    site: Site
+    cal: _Calendar
+    per: Period
+    group: str
+    lang: str
+    now: float
+    today_s: str
+    first_s: str
+    last_s: str
+    gcode: int  # GROUPINGS.index(group): 0 service, 1 counter, 2 officer, 3 day, 4 hour
+    scale: int
+    day_end: _PerDay
+    day_close: _PerDay
+    offset: _PerDay
+    groups: dict[Any, _Acc] = field(default_factory=dict)
+    # left by the visits pass
+    first_key: dict[int, Any] = field(default_factory=dict)  # ticket → row of its first call
+    sent_on: set[int] = field(default_factory=set)  # tickets whose last visit so far transferred them
+    transfers: int = 0
+    busy: dict[int, float] = field(default_factory=dict)
+    calls_at: dict[int, int] = field(default_factory=dict)
+    officer_at: dict[int, str] = field(default_factory=dict)  # who the ledger says sat at each counter (latest call)
+    spans: dict[tuple[int, str], list[float]] = field(default_factory=dict)
+    # left by the tickets pass
+    arrivals: list[int] = field(default_factory=lambda: [0] * 24)
+    days_seen: set[str] = field(default_factory=set)
+    hist: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def follows_tickets(self) -> bool:
+        """Rows by service or day: a ticket moves between them only by transfer."""
+        return self.gcode in (0, 3)
+
+    def acc(self, key: Any) -> _Acc:
+        a = self.groups.get(key)
+        if a is None:
+            a = self.groups[key] = _Acc(self.scale)
+        return a
+
+
 def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "today", group_by: str = "service",
                  lang: str = "vi", now: float) -> dict[str, Any]:
     """Compute the report for ``period`` grouped by ``group_by`` from a ledger connection.
 
     ``now`` (epoch seconds) decides what 'today' means and where open pauses and services end.
-    Returns the JSON-able report dict (schema ``xephang.report.v1``).
+    Returns the JSON-able report dict (schema ``xephang.report.v1``). Three passes over the
+    ledger — visits, tickets, pauses — then the totals and the counters' load.
     """
     if lang not in ("vi", "en"):
         raise BadLanguage(f"lang {lang!r}: use vi or en")
@@ -364,51 +418,48 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     today = cal.service_day(now)
     per = period if isinstance(period, Period) else parse_period(period, today)
     group = parse_grouping(group_by)
-    scale = site.rating_scale
-    first_s, last_s, today_s = per.first.isoformat(), per.last.isoformat(), today.isoformat()
-    services = {s.id: s for s in site.services}
-    target_s = {s.id: s.target_wait_min * 60 for s in site.services}
-    day_end = _PerDay(cal.end)
-    day_close = _PerDay(cal.close)
-    offset = _PerDay(cal.offset)
-    gcode = GROUPINGS.index(group)  # 0 service, 1 counter, 2 officer, 3 day, 4 hour
+    b = _Build(site=site, cal=cal, per=per, group=group, lang=lang, now=now, today_s=today.isoformat(),
+               first_s=per.first.isoformat(), last_s=per.last.isoformat(), gcode=GROUPINGS.index(group),
+               scale=site.rating_scale, day_end=_PerDay(cal.end), day_close=_PerDay(cal.close),
+               offset=_PerDay(cal.offset))
+    _visits_pass(db, b)
+    _tickets_pass(db, b)
+    total = _Acc(b.scale)
+    for a in b.groups.values():
+        total.merge(a)
+    total.transferred_in = b.transfers  # every transfer lands in some service, whatever the grouping
+    b.groups.pop(None, None)
+    load = _counter_load(db, b)
+    return _assemble(b, total, load)
 
-    groups: dict[Any, _Acc] = {}
 
-    # ---- visits: served, no-shows, transfers, service time, ratings, counter load
-    first_key: dict[int, Any] = {}  # ticket → row of its first call (counter/officer grouping)
+def _visits_pass(db: sqlite3.Connection, b: _Build) -> None:
+    """Visits: calls, served, no-shows, transfers, walks, service time, ratings, and each
+    counter's calls, busy time and working span."""
+    gcode, now, today_s = b.gcode, b.now, b.today_s
     final_no_show: dict[int, Any] = {}
-    follows_tickets = gcode in (0, 3)  # rows by service or day: a ticket moves between them only by transfer
-    sent_on: set[int] = set()  # tickets whose last visit so far transferred them: the next row takes them in
-    transfers = 0
-    busy: dict[int, float] = {}
-    calls_at: dict[int, int] = {}
-    officer_at: dict[int, str] = {}  # who the ledger says sat at each counter (latest call)
-    spans: dict[tuple[int, str], list[float]] = {}
-    lo, hi = db.execute(_VISIT_RANGE_SQL, (cal.start(per.first), cal.end(per.last))).fetchone()
+    lo, hi = db.execute(_VISIT_RANGE_SQL, (b.cal.start(b.per.first), b.cal.end(b.per.last))).fetchone()
     have = {r[1] for r in db.execute("PRAGMA table_info(visits)")}
     sql = _VISIT_SQL.format(arrival=_ARRIVAL_COLS if "arrived_at" in have else "NULL, NULL")
-    visits = db.execute(sql, (lo, hi, first_s, last_s)) if lo is not None else ()
+    visits = db.execute(sql, (lo, hi, b.first_s, b.last_s)) if lo is not None else ()
     for tid, vday, counter, officer, vsvc, called, ended, outcome, inferred, tstate, rating, tjump, arrived, why in visits:
         key = (vsvc if gcode == 0 else counter if gcode == 1 else (officer or "—") if gcode == 2
-               else vday if gcode == 3 else int((called + offset[vday]) // 3600) % 24)
-        if tid not in first_key:
-            first_key[tid] = key
-        a = groups.get(key)
-        if a is None:
-            a = groups[key] = _Acc(scale)
+               else vday if gcode == 3 else int((called + b.offset[vday]) // 3600) % 24)
+        if tid not in b.first_key:
+            b.first_key[tid] = key
+        a = b.acc(key)
         a.calls += 1
         if why is not None:
             a.out_of_order += 1
         if arrived is not None and arrived >= called:
             a.walks.append(arrived - called)
-        if tid in sent_on:
-            sent_on.discard(tid)
-            if follows_tickets:
+        if tid in b.sent_on:
+            b.sent_on.discard(tid)
+            if b.follows_tickets:
                 a.transferred_in += 1
-        calls_at[counter] = calls_at.get(counter, 0) + 1
-        officer_at[counter] = officer
-        eod = day_end[vday]
+        b.calls_at[counter] = b.calls_at.get(counter, 0) + 1
+        b.officer_at[counter] = officer
+        eod = b.day_end[vday]
         if outcome is None:
             if vday < today_s:  # the ledger kept a service open across the daily reset: served, end unknown
                 outcome, inferred, ended = "served", 1, eod
@@ -417,17 +468,17 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
                 a.serving += 1
         reset_closed = inferred and ended >= eod
         # nobody ended it: count the counter as open until closing time, not until the reset
-        span_end = max(called, day_close[vday]) if reset_closed else ended
-        sp = spans.get((counter, vday))
+        span_end = max(called, b.day_close[vday]) if reset_closed else ended
+        sp = b.spans.get((counter, vday))
         if sp is None:
-            spans[(counter, vday)] = [called, span_end]
+            b.spans[(counter, vday)] = [called, span_end]
         else:
             if called < sp[0]:
                 sp[0] = called
             if span_end > sp[1]:
                 sp[1] = span_end
         if not reset_closed and ended > called:
-            busy[counter] = busy.get(counter, 0.0) + (ended - called)
+            b.busy[counter] = b.busy.get(counter, 0.0) + (ended - called)
         if outcome == "served":
             a.served += 1
             if inferred:
@@ -446,7 +497,7 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
                         a.svc_arrived.append(ended - arrived)
                     else:
                         a.no_arrival += 1
-            if rating and 1 <= rating <= scale:
+            if rating and 1 <= rating <= b.scale:
                 a.ratings[rating] += 1
         elif outcome == "no-show":
             a.no_show_calls += 1
@@ -454,31 +505,30 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
                 final_no_show[tid] = key  # the last no-show call of a ticket that ended so
         elif outcome == "transferred":
             a.transferred += 1
-            transfers += 1
-            sent_on.add(tid)
+            b.transfers += 1
+            b.sent_on.add(tid)
     for key in final_no_show.values():
-        groups[key].no_shows += 1
+        b.groups[key].no_shows += 1
 
-    # ---- tickets: issued, voided, expired, waits, target share, arrivals
-    arrivals = [0] * 24
-    days_seen: set[str] = set()
+
+def _tickets_pass(db: sqlite3.Connection, b: _Build) -> None:
+    """Tickets: issued, voided, expired, still open, waits, the target share, arrivals by hour."""
+    gcode, today_s = b.gcode, b.today_s
+    target_s = {s.id: s.target_wait_min * 60 for s in b.site.services}
     bins_s = [m * 60 for m in WAIT_BINS_MIN]
-    hist: dict[str, list[int]] = {}
-    for tid, tday, svc_id, cur_svc, state, issued, called, jump in db.execute(_TICKET_SQL, (first_s, last_s)):
-        hr = int((issued + offset[tday]) // 3600) % 24
-        arrivals[hr] += 1
-        days_seen.add(tday)
+    for tid, tday, svc_id, cur_svc, state, issued, called, jump in db.execute(_TICKET_SQL, (b.first_s, b.last_s)):
+        hr = int((issued + b.offset[tday]) // 3600) % 24
+        b.arrivals[hr] += 1
+        b.days_seen.add(tday)
         key = (svc_id if gcode == 0 else tday if gcode == 3 else hr if gcode == 4
-               else first_key.get(tid))  # by counter/officer: who called first; None = never called
-        a = groups.get(key)
-        if a is None:
-            a = groups[key] = _Acc(scale)
+               else b.first_key.get(tid))  # by counter/officer: who called first; None = never called
+        a = b.acc(key)
         a.issued += 1
         # how the ticket ended goes where it was then: a transferred ticket ends in its new service
         end = a
         if gcode == 0 and cur_svc and cur_svc != svc_id:
-            end = groups.get(cur_svc) or groups.setdefault(cur_svc, _Acc(scale))
-        if tid in sent_on and follows_tickets:  # transferred, not called again: waits (or expired) there
+            end = b.acc(cur_svc)
+        if tid in b.sent_on and b.follows_tickets:  # transferred, not called again: waits (or expired) there
             end.transferred_in += 1
         if state == "voided":
             end.voided += 1
@@ -495,27 +545,25 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
             a.waits.append(w)
             if w <= target_s.get(svc_id, w):
                 a.within_ok += 1
-            h = hist.get(svc_id)
+            h = b.hist.get(svc_id)
             if h is None:
-                h = hist[svc_id] = [0] * (len(bins_s) + 1)
+                h = b.hist[svc_id] = [0] * (len(bins_s) + 1)
             h[bisect_right(bins_s, w)] += 1
 
-    total = _Acc(scale)
-    for a in groups.values():
-        total.merge(a)
-    total.transferred_in = transfers  # every transfer lands in some service, whatever the grouping
-    groups.pop(None, None)
 
-    # ---- counters: paused and idle time
+def _counter_load(db: sqlite3.Connection, b: _Build) -> list[dict[str, Any]]:
+    """Pauses, then each counter's open hours split into serving, idle, paused and closed."""
+    site, now, today_s = b.site, b.now, b.today_s
+    spans = b.spans
     paused: dict[int, float] = {}
     n_pauses: dict[int, int] = {}
-    for counter, pday, started, ended in db.execute(_PAUSE_SQL, (first_s, last_s)):
-        eod = day_end[pday]
+    for counter, pday, started, ended in db.execute(_PAUSE_SQL, (b.first_s, b.last_s)):
+        eod = b.day_end[pday]
         if ended is None and pday >= today_s:
             stop = min(now, eod)  # paused right now
         elif ended is None or ended >= eod:
             # nobody resumed it before the reset: it counts until closing time
-            stop = max(started, day_close[pday])
+            stop = max(started, b.day_close[pday])
         else:
             stop = ended
         if stop > started:
@@ -528,12 +576,12 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
         span_total[counter] = span_total.get(counter, 0.0) + max(0.0, s1 - s0)
     # each counter's day: the centre's opening hours (until now, today) joined with the time it
     # worked outside them; the part of it the counter was not working is "closed"
-    open_days = sorted(days_seen | {d for _c, d in spans})
-    numbers = sorted(set(calls_at) | set(paused) | {c.number for c in site.counters})
+    open_days = sorted(b.days_seen | {d for _c, d in spans})
+    numbers = sorted(set(b.calls_at) | set(paused) | {c.number for c in site.counters})
     hours_s: dict[int, float] = {}
     outside_s: dict[int, float] = {}
     for d in open_days:
-        h0, h1 = cal.opening(d)
+        h0, h1 = b.cal.opening(d)
         if d >= today_s:
             h1 = max(h0, min(h1, now))
         for n in numbers:
@@ -544,33 +592,40 @@ def build_report(db: sqlite3.Connection, site: Site, *, period: str | Period = "
     load = []
     for n in numbers:
         span = span_total.get(n, 0.0)
-        b, ps = busy.get(n, 0.0), paused.get(n, 0.0)
+        busy, ps = b.busy.get(n, 0.0), paused.get(n, 0.0)
         # who the ledger says sat there in the period (a roster changed since does not rewrite it)
-        load.append({"counter": n, "label": _counter_label(site, n, lang), "officer": officer_at.get(n) or _officer(site, n),
-                     "visits": calls_at.get(n, 0), "busy_s": round(b, 1), "paused_s": round(ps, 1),
-                     "idle_s": round(max(0.0, span - b - ps), 1), "pauses": n_pauses.get(n, 0),
+        load.append({"counter": n, "label": _counter_label(site, n, b.lang),
+                     "officer": b.officer_at.get(n) or _officer(site, n),
+                     "visits": b.calls_at.get(n, 0), "busy_s": round(busy, 1), "paused_s": round(ps, 1),
+                     "idle_s": round(max(0.0, span - busy - ps), 1), "pauses": n_pauses.get(n, 0),
                      "hours_s": round(hours_s.get(n, 0.0), 1), "outside_s": round(outside_s.get(n, 0.0), 1),
-                     "closed_s": round(max(0.0, hours_s.get(n, 0.0) + outside_s.get(n, 0.0) - max(span, b + ps)), 1)})
+                     "closed_s": round(max(0.0, hours_s.get(n, 0.0) + outside_s.get(n, 0.0) - max(span, busy + ps)), 1)})
+    return load
 
+
+def _assemble(b: _Build, total: _Acc, load: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report dict (schema ``xephang.report.v1``) from the passes' results."""
+    site, lang, scale, now = b.site, b.lang, b.scale, b.now
+    services = {s.id: s for s in site.services}
     return {
         "schema": SCHEMA,
         "site": {"slug": site.site.slug, "name": site.site.name_en if lang == "en" and site.site.name_en
                  else site.site.name_vi},
-        "period": per.as_dict(lang),
-        "group_by": group,
+        "period": b.per.as_dict(lang),
+        "group_by": b.group,
         "lang": lang,
         "generated_at": round(now, 3),
-        "generated_local": datetime.fromtimestamp(now, cal.tz).strftime("%d/%m/%Y %H:%M"),
+        "generated_local": datetime.fromtimestamp(now, b.cal.tz).strftime("%d/%m/%Y %H:%M"),
         "rating_scale": scale,
-        "rows": _rows(site, group, groups, scale, lang),
+        "rows": _rows(site, b.group, b.groups, scale, lang),
         "totals": {"key": None, "label": "Tổng cộng" if lang == "vi" else "Total", **total.as_dict(scale)},
-        "arrivals_by_hour": arrivals,
-        "open_days": len(days_seen),
-        "busiest_hours": busiest_hours(arrivals, len(days_seen)),
+        "arrivals_by_hour": b.arrivals,
+        "open_days": len(b.days_seen),
+        "busiest_hours": busiest_hours(b.arrivals, len(b.days_seen)),
         "wait_bins_min": list(WAIT_BINS_MIN),
         "wait_hist": [{"service": sid, "label": _service_label(site, sid, lang),
-                       "target_min": services[sid].target_wait_min if sid in services else None, "counts": hist[sid]}
-                      for sid in _ordered(list(hist), [s.id for s in site.services])],
+                       "target_min": services[sid].target_wait_min if sid in services else None, "counts": b.hist[sid]}
+                      for sid in _ordered(list(b.hist), [s.id for s in site.services])],
         "counter_load": load,
         "opening_hours": [site.hours.open.strftime("%H:%M"), site.hours.close.strftime("%H:%M")],
     }

@@ -5,7 +5,7 @@ then every daemon as its own process, exactly as on the boards but on simulated 
 the hub with a fresh ledger, a dispenser, one box per counter, the hall board and the hall
 speaker. All of them, and the simulation, share one accelerated clock (the simulated day
 starts at 07:30 local, today), so the hub's times — and the day's report — follow the
-simulation. The simulation (:mod:`xephang.sim`) drives the centre only through
+simulation. The simulation (:mod:`xephang_ops.sim`) drives the centre only through
 ``R/sim/{node}/press`` and learns what happened only from the hub's events.
 
 Output folder (default ``./demo-out/<timestamp>``): ``broker/`` (config, passwords, ACL),
@@ -37,14 +37,14 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any, TextIO
 
-from xephang.brokerconf import site_accounts, write_broker_files
 from xephang.clock import VN_TZ, ScaledClock
 from xephang.contract import NodeStatus, SimPress
-from xephang.mosquitto import BrokerError, Mosquitto, die_with_parent, find_mosquitto
 from xephang.settings import SettingsError, load_site
-from xephang.sim import CentreSim, Press
 from xephang.site import Site
-from xephang.tools import REFUSED, BrokerTarget, ToolClient, ToolError, describe_event
+from xephang_ops.brokerconf import site_accounts, write_broker_files
+from xephang_ops.mosquitto import BrokerError, Mosquitto, die_with_parent, find_mosquitto
+from xephang_ops.sim import CentreSim, Press
+from xephang_ops.tools import REFUSED, BrokerTarget, ToolClient, ToolError, describe_event
 
 log = logging.getLogger(__name__)
 
@@ -616,7 +616,7 @@ class Demo:
         self.summary["accounting"] = ledger_accounting(ledger)
         self.say("")
         try:
-            from hubd import reports
+            from xephang_reports import build as reports
         except ImportError:
             reports = None  # type: ignore[assignment]
         if reports is not None:
@@ -626,7 +626,7 @@ class Demo:
                 self.say(render_report(rep, self.opts.lang))
                 (self.out / "report.json").write_text(json.dumps(rep, ensure_ascii=False, indent=1))
                 with contextlib.suppress(ImportError):
-                    from hubd.report_render import render_html
+                    from xephang_reports.render import render_html
 
                     (self.out / "report.html").write_text(render_html(rep))
                     self.say(f"  báo cáo in được / printable report: {self.out / 'report.html'}")
@@ -635,7 +635,7 @@ class Demo:
                 self.say(f"(báo cáo lỗi / report failed: {exc}; tóm tắt riêng / own summary below)")
                 self.say(render_accounting(self.summary["accounting"]))
         else:
-            self.say("(hubd.reports chưa có / not installed: tóm tắt của demo / the demo's own summary)")
+            self.say("(xephang_reports.build chưa có / not installed: tóm tắt của demo / the demo's own summary)")
             self.say(render_accounting(self.summary["accounting"]))
         files = output_files(self.out / "sim")
         self.summary["files"] = {k: len(v) for k, v in files.items()}
@@ -673,7 +673,7 @@ def output_files(sim_dir: Path) -> dict[str, list[Path]]:
 
 def ledger_accounting(ledger: Path) -> dict[str, Any]:
     """Every ticket by state, and the visits' outcomes, straight from the hub's ledger."""
-    from hubd.ledger import open_readonly
+    from xephang_reports.build import open_readonly
 
     db = open_readonly(ledger)
     try:
@@ -704,10 +704,10 @@ def render_accounting(a: dict[str, Any]) -> str:
 
 
 def render_report(rep: dict[str, Any], lang: str = "vi") -> str:
-    """The hub's report dict (``hubd.reports``) as text: ``xephang report``'s own table when
+    """The hub's report dict (``xephang_reports.build``) as text: ``xephang report``'s own table when
     installed (the head sees the same page as on the hub), else a compact table of ours."""
     try:
-        from hubd.report_render import render_table
+        from xephang_reports.render import render_table
     except ImportError:
         return _own_table(rep, lang)
     try:

@@ -1,5 +1,5 @@
 """The technician's toolbox: ``xephang devices``, ``config get|push``, ``press``, ``tail``
-(and ``broker-config``, from :mod:`xephang.brokerconf`).
+(and ``broker-config``, from :mod:`xephang_ops.brokerconf`).
 
 A tool is not a node: it publishes no availability and keeps no broker session, so it uses a
 small client of its own (``ToolClient``) with a fresh client id per run — two terminals of the
@@ -701,12 +701,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--count", "-n", type=int, default=None, help="stop after N events")
     p.set_defaults(func=_tool(cmd_tail))
 
-    from xephang import brokerconf
+    from xephang_ops import brokerconf
 
     brokerconf.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - `xephang` is the entry point
-    from xephang.cli import main as cli_main
+    from xephang_ops.cli import main as cli_main
 
     return cli_main(argv)

@@ -4,7 +4,7 @@ The pure core of ``xephang demo`` (no I/O, time passed in as simulated epoch sec
 only ever *presses keys* — service and priority buttons on the dispenser, Next, Recall,
 No-show, Finish, Pause, Resume, Transfer and the rating keys on the counter boxes — and
 only learns what happened from the hub's events, as a person in the hall would by
-watching the board. The shell (:mod:`xephang.demo`) publishes the presses on
+watching the board. The shell (:mod:`xephang_ops.demo`) publishes the presses on
 ``R/sim/{node}/press`` and feeds the events back.
 
 - **Citizens** arrive by a non-homogeneous Poisson process with a morning peak, a lunch
