@@ -243,3 +243,68 @@ def publish_as(port: int, user: str, password: str, items: list[tuple[str, bytes
     finally:
         c.loop_stop()
         c.disconnect()
+
+
+TAKEOVER = """
+import sys, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+port, user, pw, cid = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid)
+c.username_pw_set(user, pw)
+c.on_connect = lambda cl, u, f, rc, p: print("connack", rc, flush=True)
+c.connect("127.0.0.1", port, keepalive=5)
+c.loop_start()
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.mark.parametrize("bound", [True, False], ids=["ids-bound-to-accounts", "control-ids-free"])
+def test_another_centres_password_cannot_push_a_centres_bridge_off_the_province(tmp_path, bound):
+    """An attacker holding one centre's password connects to the province broker under another
+    centre's bridge client id. With the listener of ``province_broker_conf_text`` (client id :=
+    username) the id is replaced and the bridge stays; the control (ids free, as before) shows the
+    same attempt takes the bridge's session over."""
+    if not find_mosquitto() or not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto is not installed")
+    from xephang_ops.bridgeconf import province_broker_conf_text
+
+    pwfile, aclfile = tmp_path / "passwd", tmp_path / "acl"
+    for i, (user, pw) in enumerate(PASSWORDS.items()):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(pwfile), user, pw], check=True,
+                       capture_output=True, timeout=30)
+    aclfile.write_text(province_acl_text(ingest_users=("ingest",)))
+    for f in (pwfile, aclfile):
+        f.chmod(0o644)
+    conf = province_broker_conf_text(password_file=pwfile, acl_file=aclfile)
+    assert "use_username_as_clientid true" in conf and "allow_anonymous false" in conf
+    bridge_id = f"xephang-bridge-{SITE}"
+    with ExitStack() as stack:
+        # bind_client_ids gives the province listener the same lines the generator writes
+        province = Mosquitto(tmp_path / "province", password_file=pwfile, acl_file=aclfile,
+                             bind_client_ids=bound).start()
+        stack.callback(province.kill)
+        centre = Mosquitto(tmp_path / "centre", extra_conf=bridge_conf_text(
+            site=SITE, address=f"127.0.0.1:{province.port}", username=SITE, password=PASSWORDS[SITE],
+            restart_s=(30, 30))).start()  # a pushed-off bridge stays off long enough to be seen
+        stack.callback(centre.kill)
+        log = province.log_path
+        wait_for(lambda: retained(centre.port, T.bridge_state()) == b"1", 20, "the bridge connected")
+        before = log.read_text()
+        attacker = subprocess.Popen([sys.executable, "-c", TAKEOVER, str(province.port), OTHER, PASSWORDS[OTHER],
+                                     bridge_id], stdout=subprocess.PIPE, text=True)
+        stack.callback(attacker.kill)
+        assert attacker.stdout is not None
+        print("attacker:", attacker.stdout.readline().strip())
+        end = time.monotonic() + 3
+        while time.monotonic() < end and retained(centre.port, T.bridge_state()) == b"1":
+            time.sleep(0.1)
+        after = log.read_text()[len(before):]
+        taken = "already connected, closing old connection" in after
+        print("taken over:", taken)
+        if bound:
+            assert not taken, after
+            assert retained(centre.port, T.bridge_state()) == b"1"  # the centre's link never dropped
+        else:
+            assert taken or retained(centre.port, T.bridge_state()) == b"0", after  # the control: pushed off
