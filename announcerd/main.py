@@ -27,13 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from announcerd.compose import Composer
-from announcerd.numbers import ReadingOptions
 from announcerd.pack_fetch import PackFetchError, fetch_pack, fetch_problems, installed_dir
 from announcerd.player import AudioError, AudioMissing, Player
 from announcerd.scheduler import CallEvent, QuietHours, Scheduler
 from announcerd.voice_cli import default_pack_dir, ensure_default_pack
-from announcerd.voicepack import InvalidPack, VoicePack, load_pack, phrase_parts
 from xephang.bus import Inbound
 from xephang.contract import (
     BadPayload,
@@ -50,6 +47,9 @@ from xephang.contract import (
 from xephang.daemon import Daemon
 from xephang.nodeconfig import ConfigRefused, deep_merge
 from xephang.settings import DaemonSettings, SettingsError
+from xephang_voice.compose import Composer
+from xephang_voice.numbers import ReadingOptions
+from xephang_voice.voicepack import InvalidPack, VoicePack, load_pack, phrase_parts
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from announcerd.numbers import DEFAULT_OPTIONS, ReadingOptions
-from announcerd.voicepack import ARCHIVE_MAX_BYTES, InvalidPack, PackProblem, unpack_archive, validate_pack
+from xephang_voice.numbers import DEFAULT_OPTIONS, ReadingOptions
+from xephang_voice.voicepack import ARCHIVE_MAX_BYTES, InvalidPack, PackProblem, unpack_archive, validate_pack
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from typing import Literal
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (the prompt variable must be set before the import)
 
-from announcerd import pcm  # noqa: E402
-from announcerd.compose import Announcement  # noqa: E402
+from xephang_voice import pcm  # noqa: E402
+from xephang_voice.compose import Announcement  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from announcerd.numbers import ReadingOptions
-from announcerd.voicepack import InvalidPack, validate_pack
+from xephang_voice.numbers import ReadingOptions
+from xephang_voice.voicepack import InvalidPack, validate_pack
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def default_pack_dir(state_dir: Path | str | None = None, *, language: str = "vi
 
 def ensure_default_pack(path: Path | str, *, language: str = "vi", dialect: str = "north") -> Path:
     """Build the default pack at ``path`` if it is missing or invalid (install, daemon start)."""
-    from announcerd.voice_build import build_default_pack
+    from xephang_voice.voice_build import build_default_pack
 
     return build_default_pack(path, language=language, dialect=dialect)  # type: ignore[arg-type]
 
@@ -45,7 +45,7 @@ def _options(args: argparse.Namespace) -> ReadingOptions:
 
 def voice_build_cmd(args: argparse.Namespace) -> int:
     """Generate the default espeak-ng pack."""
-    from announcerd.voice_build import VoiceBuildError, build_default_pack
+    from xephang_voice.voice_build import VoiceBuildError, build_default_pack
 
     out = Path(args.out) if args.out else default_pack_dir(args.state_dir, language=args.language, dialect=args.dialect)
     try:
@@ -60,7 +60,7 @@ def voice_build_cmd(args: argparse.Namespace) -> int:
 
 def voice_record_cmd(args: argparse.Namespace) -> int:
     """Guided recording of a human voice pack."""
-    from announcerd.voice_record import (
+    from xephang_voice.voice_record import (
         AplayPlayback,
         ArecordRecorder,
         ConsolePrompter,

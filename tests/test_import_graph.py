@@ -1,5 +1,6 @@
 """The package lines hold (docs/dev/core-api.md): the library (``xephang``) imports no daemon,
-no tooling, no reports; the reports (``xephang_reports``) import only the library; no daemon
+no tooling, nothing shared; the reports (``xephang_reports``) and the voice (``xephang_voice``)
+import only the library; no daemon
 imports another daemon, except the edges named below with their reason. Every ``import`` and
 ``from … import`` in the source is read (top level and inside functions), and so is every
 literal name passed to ``importlib.import_module``."""
@@ -9,19 +10,21 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = "xephang"
 DAEMONS = ("hubd", "ticketd", "counterd", "displayd", "announcerd", "webd", "province")
 TOOLING = ("xephang_ops", "xephang_faults")
 REPORTS = "xephang_reports"
-OURS = (LIBRARY, *DAEMONS, *TOOLING, REPORTS)
+VOICE = "xephang_voice"
+SHARED = (REPORTS, VOICE)  # what daemons share beside the library: the reports, the voice
+OURS = (LIBRARY, *DAEMONS, *TOOLING, *SHARED)
 # daemon → daemon edges that are allowed, each with why
 ALLOWED = {
     ("province", "hubd"): "province/synth.py makes test and bench traffic with the hub's real engine and ledger",
     ("webd", "province"): "webd/province.py (webd at the province) reads the province database through "
                           "province.devices and province.reports: the functions `xephang province` prints from",
-    ("webd", "announcerd"): "webd/voice.py (the head records the centre's voice) makes packs with the recording "
-                            "wizard's and the pack format's own functions: one source of truth for voice packs",
 }
 
 
@@ -54,21 +57,22 @@ def _edges(pkg: str) -> dict[str, set[Path]]:
     return out
 
 
-def test_the_library_imports_no_daemon_no_tooling_no_reports():
+def test_the_library_imports_no_daemon_no_tooling_nothing_shared():
     bad = _edges(LIBRARY)
     assert bad == {}, f"the library imports {bad}"
 
 
-def test_the_reports_import_only_the_library():
-    bad = {k: v for k, v in _edges(REPORTS).items() if k != LIBRARY}
-    assert bad == {}, f"xephang_reports imports {bad}"
+@pytest.mark.parametrize("pkg", SHARED)
+def test_the_reports_and_the_voice_import_only_the_library(pkg):
+    bad = {k: v for k, v in _edges(pkg).items() if k != LIBRARY}
+    assert bad == {}, f"{pkg} imports {bad}"
 
 
 def test_no_daemon_imports_another_or_the_tooling():
     bad = {}
     for d in DAEMONS:
         for target, files in _edges(d).items():
-            if target in (LIBRARY, REPORTS) or (d, target) in ALLOWED:
+            if target in (LIBRARY, *SHARED) or (d, target) in ALLOWED:
                 continue
             if target in TOOLING and all(f.name.startswith("demo") or f.stem == "cli" or f.stem.endswith("_cli")
                                          for f in files):

@@ -1,6 +1,6 @@
 """The head's recording page: the centre's own voice, clip by clip, from a browser.
 
-Every clip the site needs (``announcerd.voice_record.clip_plan``: the carriers, the number
+Every clip the site needs (``xephang_voice.voice_record.clip_plan``: the carriers, the number
 words, the letters the site's services print) is recorded in the browser — the page's script
 captures the microphone as PCM and uploads a WAV, or a phone's recorder file is chosen and
 decoded by the browser — and goes through the same path as the console wizard's takes
@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from announcerd import pcm
-from announcerd.hearing import Heard, PackScore, Recogniser, score_pack
-from announcerd.numbers import DEFAULT_OPTIONS, ReadingOptions
-from announcerd.voice_record import Take, clip_plan, finish_pack, is_phrase, process_take
-from announcerd.voicepack import ClipEntry, load_pack, pack_archive
 from webd.pages import e
 from xephang.nodeconfig import write_atomic
 from xephang.site import Site
+from xephang_voice import pcm
+from xephang_voice.hearing import Heard, PackScore, Recogniser, score_pack
+from xephang_voice.numbers import DEFAULT_OPTIONS, ReadingOptions
+from xephang_voice.voice_record import Take, clip_plan, finish_pack, is_phrase, process_take
+from xephang_voice.voicepack import ClipEntry, load_pack, pack_archive
 
 log = logging.getLogger(__name__)
 

@@ -79,6 +79,7 @@ class Mosquitto:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self._ports_chosen = port is None and tech_port is None  # ours to pick again if another took them
         # bind_client_ids: as on a site's broker (``xephang broker-config``), client ids are bound to
         # accounts on this listener; technicians' tools (several at once under one account) use a second
         self.bind_client_ids = bind_client_ids
@@ -131,19 +132,27 @@ class Mosquitto:
         return self.conf_path
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
-        self.write_conf()
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf_path)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True,
-                                     preexec_fn=die_with_parent if self.die_with_parent else None)
-        # every listener must answer before a client is told the broker is up (the technicians' too)
-        if not all(wait_port(p, timeout) for p in (self.port, self.tech_port) if p):
+        for attempt in range(3):
+            self.write_conf()
+            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf_path)], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, start_new_session=True,
+                                         preexec_fn=die_with_parent if self.die_with_parent else None)
+            # every listener must answer before a client is told the broker is up (the technicians' too)
+            if all(wait_port(p, timeout) for p in (self.port, self.tech_port) if p):
+                return self
             err = b""
             if self.proc.poll() is not None and self.proc.stderr:
                 err = self.proc.stderr.read()
             self.kill()
             log = self.log_path.read_text() if self.log_path.exists() else ""
-            raise BrokerError(f"mosquitto did not start on port {self.port}: {err.decode(errors='replace')} {log[-500:]}")
-        return self
+            why = f"{err.decode(errors='replace')} {log[-500:]}"
+            if self._ports_chosen and "in use" in why and attempt < 2:
+                # a free port we picked was taken by another process before mosquitto bound it: pick again
+                self.port = free_port()
+                self.tech_port = free_port() if self.bind_client_ids else None
+                continue
+            raise BrokerError(f"mosquitto did not start on port {self.port}: {why}")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc and self.proc.poll() is None:

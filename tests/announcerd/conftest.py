@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from announcerd import pcm
-from announcerd.voice_build import Tuning, build_default_pack
-from announcerd.voicepack import VoicePack, load_pack
+from xephang_voice import pcm
+from xephang_voice.voice_build import Tuning, build_default_pack
+from xephang_voice.voicepack import VoicePack, load_pack
 
 RATE = 8000
 

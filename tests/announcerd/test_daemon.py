@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from announcerd import pcm
-from announcerd.compose import Composer
 from announcerd.main import Announcer, AnnouncerConfig, AnnouncerSettings
-from announcerd.voicepack import VoicePack, phrase_parts
 from xephang.bus import Bus
 from xephang.clock import Clock, ManualClock
 from xephang.contract import ConfigSet, Reply, Resync, ServiceState, TicketEvent, TicketInfo, Topics, decode
 from xephang.settings import BrokerSettings
 from xephang.testing import FakeBroker, FakeBus
+from xephang_voice import pcm
+from xephang_voice.compose import Composer
+from xephang_voice.voicepack import VoicePack, phrase_parts
 
 SITE = "tuong-linh"
 T = Topics(SITE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from announcerd.hearing import Heard, align, call_words, normalise_words, span_exact, wilson
+from xephang_voice.hearing import Heard, align, call_words, normalise_words, span_exact, wilson
 
 
 def _exact(said: str, number: int, counter: int) -> tuple[bool, bool]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from announcerd.numbers import (
+from xephang_voice.numbers import (
     CLIP_TEXT,
     ReadingOptions,
     read_digits,

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from announcerd import pcm
-from announcerd.compose import Composer
-from announcerd.voicepack import load_pack, pack_archive, phrase_parts
 from tests.announcerd.test_daemon import (  # noqa: F401 - fixtures
     T,
     clock,
@@ -27,6 +24,9 @@ from tests.announcerd.test_daemon import (  # noqa: F401 - fixtures
     wavs,
 )
 from xephang.contract import ConfigSet
+from xephang_voice import pcm
+from xephang_voice.compose import Composer
+from xephang_voice.voicepack import load_pack, pack_archive, phrase_parts
 
 
 class PackServer:
@@ -133,7 +133,7 @@ def test_an_archive_that_escapes_its_folder_or_lacks_clips_is_refused(tmp_path, 
     import io
     import zipfile
 
-    from announcerd.voicepack import InvalidPack, unpack_archive
+    from xephang_voice.voicepack import InvalidPack, unpack_archive
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from announcerd import pcm
-from announcerd.compose import Composer
 from announcerd.player import AudioError, AudioMissing, Player
-from announcerd.voicepack import VoicePack, phrase_parts
+from xephang_voice import pcm
+from xephang_voice.compose import Composer
+from xephang_voice.voicepack import VoicePack, phrase_parts
 
 
 def wait_until(cond, timeout: float = 5.0) -> bool:

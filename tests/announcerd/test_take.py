@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from array import array
 
-from announcerd import pcm
-from announcerd.numbers import ReadingOptions
-from announcerd.voice_record import MIN_SNR_DB, clip_plan, process_take
+from xephang_voice import pcm
+from xephang_voice.numbers import ReadingOptions
+from xephang_voice.voice_record import MIN_SNR_DB, clip_plan, process_take
 
 RATE = 16000
 

@@ -7,7 +7,7 @@ from array import array
 
 import pytest
 
-from announcerd.tone import impose_tone, pitch_track, tone_of
+from xephang_voice.tone import impose_tone, pitch_track, tone_of
 
 RATE = 22050
 

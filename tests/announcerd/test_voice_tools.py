@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from announcerd import pcm
 from announcerd.voice_cli import main as voice_main
-from announcerd.voice_record import RecordingAborted, RecordingError, record_pack
-from announcerd.voicepack import InvalidPack, Manifest, required_clips, validate_pack
+from xephang_voice import pcm
+from xephang_voice.voice_record import RecordingAborted, RecordingError, record_pack
+from xephang_voice.voicepack import InvalidPack, Manifest, required_clips, validate_pack
 
 MIC_RATE = 16000
 
@@ -125,7 +125,7 @@ def test_voice_build_command_makes_the_default_pack(tmp_path: Path, capsys: pyte
 
 
 def test_per_word_amplitude_reaches_espeak_and_every_clip_still_ends_at_the_pack_loudness(tmp_path: Path) -> None:
-    from announcerd.voice_build import TUNING, Tuning, build_default_pack, tuning_for
+    from xephang_voice.voice_build import TUNING, Tuning, build_default_pack, tuning_for
 
     table = TUNING | {"khong": {**TUNING["khong"], "amplitude": 20}, "mot": {**TUNING["mot"], "amplitude": 120}}
     assert tuning_for("khong", table=table).args()[-4:-2] == ["-a", "20"]
@@ -148,7 +148,7 @@ def test_per_word_amplitude_reaches_espeak_and_every_clip_still_ends_at_the_pack
 def test_the_default_pack_builds_at_install_in_well_under_a_minute_and_a_table_may_reshape_clips(tmp_path: Path) -> None:
     import time
 
-    from announcerd.voice_build import TUNING, build_default_pack, tuning_for
+    from xephang_voice.voice_build import TUNING, build_default_pack, tuning_for
 
     t0 = time.perf_counter()
     pack = build_default_pack(tmp_path / "espeak-vi-north")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from announcerd import pcm
-from announcerd.numbers import ReadingOptions, spoken
-from announcerd.voicepack import (
+from xephang_voice import pcm
+from xephang_voice.numbers import ReadingOptions, spoken
+from xephang_voice.voicepack import (
     InvalidPack,
     Manifest,
     catalogue,

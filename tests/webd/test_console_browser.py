@@ -17,11 +17,11 @@ import pytest
 from webharness import OFFICER_PASSWORD, SITE, text_of, wait_for
 
 from announcerd.main import Announcer, AnnouncerConfig, AnnouncerSettings
-from announcerd.voice_build import build_default_pack
 from displayd.main import DisplayDaemon, DisplaySettings, ScreenSettings
 from tests.announcerd.conftest import tone_synth
 from tests.counterd.test_counterd_broker import running_box
 from xephang.settings import BrokerSettings
+from xephang_voice.voice_build import build_default_pack
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ import pytest
 from voicekit import RunningSpeaker, espeak_pack, take, wav_bytes
 from webharness import HEAD_PASSWORD, HEAD_USER, _chromium, wait_for
 
-from announcerd import pcm
 from announcerd.pack_fetch import installed_dir
-from announcerd.voicepack import load_pack
+from xephang_voice import pcm
+from xephang_voice.voicepack import load_pack
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 CARRIER = "moi_cong_dan_co_so_thu_tu"

@@ -11,7 +11,7 @@ from test_voice_http import page, post_take
 from voicekit import espeak_pack, take, wav_bytes
 from webharness import HEAD_PASSWORD, HEAD_USER, login, post_form
 
-from announcerd.hearing import Recogniser
+from xephang_voice.hearing import Recogniser
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -12,9 +12,9 @@ import pytest
 from voicekit import RunningSpeaker, espeak_pack, take, wav_bytes
 from webharness import HEAD_PASSWORD, HEAD_USER, http_get, login, post_form, wait_for
 
-from announcerd import pcm
 from announcerd.pack_fetch import installed_dir
-from announcerd.voicepack import load_pack, read_manifest
+from xephang_voice import pcm
+from xephang_voice.voicepack import load_pack, read_manifest
 
 pytestmark = [pytest.mark.broker]
 

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from announcerd import pcm
 from announcerd.main import Announcer, AnnouncerConfig, AnnouncerSettings
-from announcerd.voicepack import VoicePack, load_pack
 from xephang.settings import BrokerSettings
+from xephang_voice import pcm
+from xephang_voice.voicepack import VoicePack, load_pack
 
 
 def espeak_pack(root: Path) -> VoicePack:
     if not shutil.which("espeak-ng"):
         pytest.skip("espeak-ng is not installed (the test's voice is generated from it)")
-    from announcerd.voice_build import build_default_pack
+    from xephang_voice.voice_build import build_default_pack
 
     return load_pack(build_default_pack(root / "espeak-vi-north", language="vi", dialect="north"))
 

@@ -2,7 +2,7 @@
 
 Each clip is synthesised alone with its own tuning from :data:`TUNING` (voice variant, speed,
 pitch, amplitude, word gap, optionally phoneme input and a tone contour imposed afterwards by
-:mod:`announcerd.tone`), then trimmed and normalised in Python and written as a pack.
+:mod:`xephang_voice.tone`), then trimmed and normalised in Python and written as a pack.
 espeak-ng's Vietnamese renders tones weakly (research/voice.md: *mười*/*mươi* and *năm*/*lăm*
 are easily confused), so words are spoken slower than its default 175 wpm and the tone-carrying
 words get a pitch nudge in the direction of their tone.  Judge a table with
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from announcerd import pcm, tone
-from announcerd.voicepack import ClipEntry, Language, Manifest, catalogue, validate_pack, write_pack
+from xephang_voice import pcm, tone
+from xephang_voice.voicepack import ClipEntry, Language, Manifest, catalogue, validate_pack, write_pack
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Tuning:
     amplitude: int = 70  # 100 clips on Vietnamese (research/voice.md)
     word_gap: int = 0  # ×10 ms between words of a multi-word clip
     phonemes: str = ""  # espeak phoneme mnemonics said instead of the text ("m'y@:1j"), sent as [[…]]
-    tone: float = 0.0  # > 0: impose the syllable's tone contour (announcerd/tone.py) × this range
+    tone: float = 0.0  # > 0: impose the syllable's tone contour (xephang_voice/tone.py) × this range
     stretch: float = 1.0  # duration factor applied with the tone contour
 
     def input_text(self, text: str) -> str:
@@ -176,7 +176,7 @@ def build_default_pack(out_dir: Path | str, *, language: Language = "vi", dialec
     manifest = Manifest(
         name=f"espeak-{language}-{dialect}" if language == "vi" else f"espeak-{language}",
         language=language, dialect=dialect if language == "vi" else "", sample_rate=rate,
-        loudness_dbfs=loudness_dbfs, word_gap_ms=WORD_GAP_MS, phrase_gap_ms=PHRASE_GAP_MS, source=f"{version}, tuned per word (announcerd/voice_build.py)",
+        loudness_dbfs=loudness_dbfs, word_gap_ms=WORD_GAP_MS, phrase_gap_ms=PHRASE_GAP_MS, source=f"{version}, tuned per word (xephang_voice/voice_build.py)",
         licence="generated output; espeak-ng is GPL-3.0-or-later and runs as a separate program",
         clips={clip: ClipEntry(text=text, file=f"{clip}.wav") for clip, text in texts.items()},
     )

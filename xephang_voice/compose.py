@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from announcerd import pcm
-from announcerd.voicepack import VoicePack
+from xephang_voice import pcm
+from xephang_voice.voicepack import VoicePack
 
 SegmentKind = Literal["chime", "clip", "gap"]
 

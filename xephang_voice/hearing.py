@@ -22,10 +22,17 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from announcerd import pcm
-from announcerd.compose import Composer
-from announcerd.numbers import DEFAULT_OPTIONS, NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken
-from announcerd.voicepack import VoicePack, phrase_parts
+from xephang_voice import pcm
+from xephang_voice.compose import Composer
+from xephang_voice.numbers import (
+    DEFAULT_OPTIONS,
+    NUMBER_TEXT,
+    ReadingOptions,
+    read_number,
+    read_ticket,
+    spoken,
+)
+from xephang_voice.voicepack import VoicePack, phrase_parts
 
 log = logging.getLogger(__name__)
 NUMBER_WORDS = set(NUMBER_TEXT.values())

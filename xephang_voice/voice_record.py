@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from announcerd import pcm
-from announcerd.numbers import DEFAULT_OPTIONS, ReadingOptions
-from announcerd.voicepack import (
+from xephang_voice import pcm
+from xephang_voice.numbers import DEFAULT_OPTIONS, ReadingOptions
+from xephang_voice.voicepack import (
     ClipEntry,
     InvalidPack,
     Language,
