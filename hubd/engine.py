@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from hubd.wait_estimate import (
     WaitRange,
     estimate_wait,
 )
+from xephang.contract import CounterMode, TicketState
 from xephang.site import Site, format_number
 
 LAST_CALLS = 10
@@ -67,7 +69,7 @@ class Ticket:
     issued_at: float
     arrival_at: float  # queue position; kept across transfers
     first_service: str
-    state: str = "waiting"  # waiting | called | done | no-show | voided | expired
+    state: TicketState = "waiting"
     counter: int | None = None
     called_at: float | None = None  # first call: the end of the wait
     last_called_at: float | None = None
@@ -112,7 +114,7 @@ class Visit:
 @dataclass
 class CounterRt:
     number: int
-    state: str = "closed"  # open | paused | closed
+    state: CounterMode = "closed"
     pause_reason: str | None = None
     serving: int | None = None  # ticket id
     visit_id: int | None = None
@@ -165,8 +167,10 @@ class Outcome:
 class QueueEngine:
     """The queue of one site. Mutates itself; returns an ``Outcome`` per command."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, *, new_event_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        """``new_event_id`` makes each event's id (unique for ever; tests may give a counter)."""
         self.site = site
+        self.new_event_id = new_event_id
         self.tz = ZoneInfo(site.site.timezone)
         self.rev = 0
         self.day = ""
@@ -198,7 +202,7 @@ class QueueEngine:
 
     def _event(self, out: Outcome, now: float, family: str, kind: str, **payload: Any) -> None:
         self.rev += 1
-        ev = Event(self.rev, uuid.uuid4().hex, now, family, kind, payload)
+        ev = Event(self.rev, self.new_event_id(), now, family, kind, payload)
         out.events.append(ev)
 
     def _ticket_event(self, out: Outcome, now: float, kind: str, t: Ticket, **extra: Any) -> None:
@@ -739,38 +743,6 @@ class QueueEngine:
         self._ticket_event(out, now, "voided", t, reason=reason or None)
         out.data = {"ticket": t.info()}
         return out
-
-    # ------------------------------------------------------------------ views
-    def counter_state(self, number: int) -> dict[str, Any]:
-        c = self.counters[number]
-        cfg = self.site.counter(number)
-        serving = self.tickets[c.serving].info() if c.serving is not None and c.serving in self.tickets else None
-        v = self.visits.get(c.visit_id) if serving is not None and c.visit_id is not None else None
-        return {"number": number, "label_vi": cfg.label("vi"), "label_en": cfg.label("en"), "state": c.state,
-                "pause_reason": c.pause_reason, "serving": serving, "services": list(cfg.services),
-                "officer": self.site.officer_name(number), "officer_id": cfg.officer_id,
-                "visit_called_at": v.called_at if v else None, "arrived_at": v.arrived_at if v else None,
-                "call_reason": v.call_reason if v else None, "rev": self.rev}
-
-    def service_state(self, service: str, now: float | None = None) -> dict[str, Any]:
-        """The retained service state; its wait is the one a citizen taking a ticket now would get."""
-        svc = self.services[service]
-        ws = self.waiting([service])
-        last_issued = self.sequences.get((self.day, service))
-        last_called = self.last_called.get(service)
-        at = self.last_now if now is None else now
-        return {"id": service, "name_vi": svc.name_vi, "name_en": svc.name_en, "prefix": svc.prefix,
-                "waiting": len(ws), "waiting_priority": sum(1 for t in ws if t.priority_group),
-                **self.wait_range(service, at).fields(),
-                "last_issued": format_number(last_issued, svc.prefix) if last_issued else None,
-                "last_called": last_called, "rev": self.rev}
-
-    def hall_state(self, now: float) -> dict[str, Any]:
-        return {"rev": self.rev, "at": now, "day": self.day, "site_name_vi": self.site.site.name_vi,
-                "site_name_en": self.site.site.name_en,
-                "counters": [self.counter_state(c.number) for c in self.site.counters],
-                "services": [self.service_state(s.id, now) for s in self.site.services],
-                "last_calls": list(self.last_calls)}
 
     # ------------------------------------------------------------------ persistence
     def meta(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
 from hubd.ledger import Ledger
 from xephang.bus import Bus, BusFatal, Inbound
@@ -40,10 +41,8 @@ from xephang.contract import (
     ConfigSet,
     ContractError,
     CounterRequest,
-    CounterState,
     DailySummary,
     Finish,
-    HallState,
     HourlySummary,
     IssueTicket,
     NoShow,
@@ -56,7 +55,6 @@ from xephang.contract import (
     Request,
     Resume,
     Resync,
-    ServiceState,
     TicketWait,
     TicketWaitData,
     Transfer,
@@ -143,12 +141,17 @@ class HubDaemon(Daemon[HubSettings]):
     node_config_model: ClassVar[type[BaseModel] | None] = Site
     node_config_senders: ClassVar[tuple[str, ...]] = ("web",)
 
-    def __init__(self, settings: HubSettings, *, bus: Bus | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, settings: HubSettings, *, bus: Bus | None = None, clock: Clock | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 new_event_id: Callable[[], str] | None = None) -> None:
+        """``clock`` is the queue's time (tickets, visits, reports); ``monotonic`` paces the shell's
+        own work (state publishing, ack flushes); ``new_event_id`` makes event ids (default: uuid4)."""
         self.engine: QueueEngine | None = None  # the node config's check runs against it once built
+        self._mono = monotonic
         super().__init__(settings, bus=bus, clock=clock)
         assert self.node_config is not None
         self.site: Site = self.node_config.current  # type: ignore[assignment]  # the last pushed site, or the file
-        self.engine = QueueEngine(self.site)
+        self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
         path = settings.hub.ledger or Path(settings.state_dir) / "ledger.sqlite"
         self.ledger = Ledger(path)
         self.ledger.load(self.engine)
@@ -247,12 +250,12 @@ class HubDaemon(Daemon[HubSettings]):
         if self._batch:
             batch, self._batch = self._batch, []
             self.handle_batch(batch)
-        elif self._acked and time.monotonic() - self._last_ack_flush > ACK_FLUSH_IDLE_S:
+        elif self._acked and self._mono() - self._last_ack_flush > ACK_FLUSH_IDLE_S:
             self._flush_acks()  # idle: no batch commit to ride along with
         self._publish_state()
 
     def tick(self, now: float) -> None:
-        mono = time.monotonic()
+        mono = self._mono()
         if self._last_wall is not None:
             drift = (now - self._last_wall) - (mono - self._last_mono) * self.clock_speed
             if abs(drift) > CLOCK_JUMP_S:
@@ -399,7 +402,7 @@ class HubDaemon(Daemon[HubSettings]):
         self._dirty_counters |= set(self.engine.counters)
         self._dirty_services |= set(self.engine.services)
         self._last_state = 0.0
-        hall = self.engine.hall_state(now)
+        hall = views.hall_state(self.engine, now).model_dump(mode="json", by_alias=True)
         data: dict[str, Any] = {"hall": hall}
         if req.since_rev is not None and req.since_rev < self.engine.rev:
             budget = RESYNC_BUDGET_BYTES - len(json.dumps(hall, ensure_ascii=False).encode())
@@ -505,7 +508,7 @@ class HubDaemon(Daemon[HubSettings]):
             acked, self._acked = self._acked, []
             with self.ledger.transaction():
                 self.ledger.mark_published(acked)
-        self._last_ack_flush = time.monotonic()
+        self._last_ack_flush = self._mono()
 
     def _republish_all(self) -> None:
         """On every (re)connect: the outbox first, then all retained state."""
@@ -523,20 +526,20 @@ class HubDaemon(Daemon[HubSettings]):
     def _publish_state(self) -> None:
         if not self._state_dirty or not self.bus.connected.is_set():
             return
-        mono = time.monotonic()
+        mono = self._mono()
         if mono - self._last_state < STATE_MIN_INTERVAL_S:
             return
         self._last_state = mono
         now = self.clock.now()
         t = self.bus.topics
         # every retained state goes out through its contract model (the schema is the model's)
-        self.bus.publish(t.state_hall(), HallState.model_validate(self.engine.hall_state(now)), retain=True)
+        self.bus.publish(t.state_hall(), views.hall_state(self.engine, now), retain=True)
         for n in sorted(self._dirty_counters):
             if n in self.engine.counters:
-                self.bus.publish(t.state_counter(n), CounterState.model_validate(self.engine.counter_state(n)), retain=True)
+                self.bus.publish(t.state_counter(n), views.counter_state(self.engine, n), retain=True)
         for s in sorted(self._dirty_services):
             if s in self.engine.services:
-                self.bus.publish(t.state_service(s), ServiceState.model_validate(self.engine.service_state(s)), retain=True)
+                self.bus.publish(t.state_service(s), views.service_state(self.engine, s), retain=True)
         self._dirty_counters.clear()
         self._dirty_services.clear()
         self._state_dirty = False

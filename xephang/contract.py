@@ -507,6 +507,7 @@ class Reply(Message):
 # Tickets, events, state (tolerant)
 
 TicketState = Literal["waiting", "called", "done", "no-show", "voided", "expired"]
+CounterMode = Literal["open", "paused", "closed"]
 
 
 class TicketInfo(Message):
@@ -579,7 +580,7 @@ class CounterState(Message):
     number: int
     label_vi: str = ""
     label_en: str = ""
-    state: Literal["open", "paused", "closed"] = "closed"
+    state: CounterMode = "closed"
     pause_reason: str | None = None
     serving: TicketInfo | None = None
     services: list[str] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from hubd import views
 from hubd.testing import running_hub
 from xephang.bus import Bus
 from xephang.clock import ManualClock
@@ -98,7 +99,7 @@ def test_a_roster_change_mid_day_keeps_the_queue_and_the_next_call_is_the_new_of
         assert got["ticket"]["id"] == waiting[0]["id"]
         assert [t.id for t in hub.engine.waiting(["dat-dai"])] == [w["id"] for w in waiting[1:]]
         _ask(tech, Finish(request_id=new_request_id(), source="tech", counter=3))
-        assert hub.engine.counter_state(3)["officer"] == "Phạm Thị Hoa"
+        assert views.counter_state(hub.engine, 3).officer == "Phạm Thị Hoa"
         # the ledger keeps the change and who made it; each day's report keeps its own officer
         hist = hub.ledger.site_changes()
         assert [(h["rev"], h["by"], h["source"]) for h in hist] == [(1, "Nguyễn Thị Trưởng", "tech")]

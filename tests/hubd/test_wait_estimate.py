@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from hubd import views
 from hubd.engine import QueueEngine
 from hubd.wait_estimate import (
     CounterView,
@@ -158,9 +159,9 @@ def test_the_engine_prints_the_range_on_the_ticket_event_and_service_state(site)
     for k in ("est_wait_low_min", "est_wait_high_min", "est_wait_open", "est_wait_min"):
         assert issued[k] == d[k]
     assert d["est_wait_low_min"] >= 30  # three land citizens ahead at one counter, 15 minutes each
-    st = e.service_state("dat-dai", T + 10)
-    assert st["est_wait_min"] > d["est_wait_min"]  # the next citizen has four ahead
-    assert st["waiting"] == 4
+    st = views.service_state(e, "dat-dai", T + 10)
+    assert st.est_wait_min > d["est_wait_min"]  # the next citizen has four ahead
+    assert st.waiting == 4
 
 
 def test_the_learning_survives_a_hub_restart(site):
