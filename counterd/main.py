@@ -75,8 +75,13 @@ class CounterDaemon(Daemon[CounterdSettings]):
         super().__init__(settings, bus=bus, clock=clock)  # loads the node config (and the site file)
         self._mono = monotonic
         self.presses = BusPressSink(self.bus, self._on_press)  # the keys' presses, handled in the owner thread
-        self.board: CounterBoard | None = None
-        self.core: CounterBox | None = None
+        # the core and the board are built up front, so neither is ever missing
+        cfg = self.box
+        if self.settings.site_file and not self.site_services:
+            self._load_site()
+        self.core: CounterBox = CounterBox(cfg, new_request_id=new_request_id, site_services=self.site_services,
+                                           site_rating_scale=self.site_rating_scale)
+        self.board: CounterBoard = self._new_board(cfg)
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self.sent: list[Send] = []  # recent requests (tests, health)
 
@@ -122,13 +127,12 @@ class CounterDaemon(Daemon[CounterdSettings]):
         self.clear_alert(SCALE_ALERT)
         if isinstance(old, BoxConfig) and new.number != old.number:
             return True  # the node id and the hub's permission follow the number: restart
-        if self.core is not None:
-            self._run(self.core.reconfigure(new))
-        if self.board is not None:
-            if old is None or _hardware(new) != _hardware(old):
-                self._build_board(new)  # a new key map: release the old pins, claim the new ones
-            elif self.core is not None:
-                self.core.config = self.core.config.model_copy(update={"keys": self.board.config.keys})
+        self._run(self.core.reconfigure(new))
+        if old is None or _hardware(new) != _hardware(old):
+            self.board.close()  # a new key map: release the old pins, claim the new ones
+            self.board = self._new_board(new)
+        else:
+            self.core.config = self.core.config.model_copy(update={"keys": self.board.config.keys})
         self._refresh_lights()
         return False
 
@@ -148,8 +152,6 @@ class CounterDaemon(Daemon[CounterdSettings]):
     # ---- lifecycle -------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.box
-        if self.settings.site_file and not self.site_services:
-            self._load_site()
         if self.site_rating_scale is not None and cfg.rating_scale != self.site_rating_scale:
             # a saved config from before the site changed its scale: keys above it stay refused locally
             log.error("node config rates on %s points, the site on %s: push a config with rating_scale = %s",
@@ -158,9 +160,6 @@ class CounterDaemon(Daemon[CounterdSettings]):
                              f"trung tâm dùng {self.site_rating_scale} điểm",
                              f"Counter {cfg.number} box rates on {cfg.rating_scale} points, the site on "
                              f"{self.site_rating_scale}", "warning")
-        self.core = CounterBox(cfg, new_request_id=new_request_id, site_services=self.site_services,
-                               site_rating_scale=self.site_rating_scale)
-        self._build_board(cfg)
         t = self.bus.topics
         self.bus.subscribe(t.status("hub"), self._on_hub_status)
         self.bus.subscribe(t.state_counter(cfg.number), self._on_counter_state)
@@ -168,41 +167,33 @@ class CounterDaemon(Daemon[CounterdSettings]):
         self.bus.add_disconnect_hook(lambda: self._set_hub_online())
         self.bus.add_connect_hook(lambda: self._set_hub_online())
         log.info("counter %s (%s): keys %s", cfg.number, cfg.officer or "no officer set",
-                 ", ".join(f"{k.name}@{k.pin}" for k in (self.board.config.keys if self.board else ())))
+                 ", ".join(f"{k.name}@{k.pin}" for k in self.board.config.keys))
         self._refresh_lights()
 
-    def _build_board(self, cfg: BoxConfig) -> None:
-        if self.board is not None:
-            self.board.close()
-            self.board = None
-        services = self.site_services or (self.core.services if self.core else ())
+    def _new_board(self, cfg: BoxConfig) -> CounterBoard:
+        services = self.site_services or self.core.services
         hw = sim_config(cfg, services) if self.settings.sim else cfg
         factory = make_pin_factory("mock" if self.settings.sim else hw.pin_factory)
-        self.board = CounterBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
-        if self.core is not None:
-            # the sim board's extra keys must be known to the core's key map too
-            self.core.config = self.core.config.model_copy(update={"keys": hw.keys})
+        board = CounterBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
+        # the sim board's extra keys must be known to the core's key map too
+        self.core.config = self.core.config.model_copy(update={"keys": hw.keys})
+        return board
 
     def teardown(self) -> None:
-        if self.board is not None:
-            self.board.close()
+        self.board.close()
 
     # ---- the owner loop ----------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        if self.core is None:
-            return
         self._run(self.core.tick(self._mono()))
         self._refresh_lights()
 
     def _on_press(self, press: KeyPress) -> None:
-        assert self.core is not None
         effects = self.core.press(press.name, press.kind, self._mono())
         log.info("key %s (%s) → %s", press.name, press.kind,
                  ", ".join(_describe(e) for e in effects) or "nothing (double press)")
         self._run(effects)
 
     def on_sim_press(self, press: SimPress) -> None:
-        assert self.board is not None
         if not self.board.simulate_press(press.button, press.hold_s):
             raise BadPayload("unknown-button", f"no key for {press.button!r} on this counter box")
 
@@ -211,7 +202,7 @@ class CounterDaemon(Daemon[CounterdSettings]):
         for e in effects:
             if isinstance(e, Send):
                 self._send(e)
-            elif isinstance(e, Flash) and self.board is not None:
+            elif isinstance(e, Flash):
                 self.board.flash(e)
         self._refresh_lights()
 
@@ -225,7 +216,6 @@ class CounterDaemon(Daemon[CounterdSettings]):
                          timeout_s=self.settings.request_timeout_s, attempts=self.settings.request_attempts)
 
     def _on_reply(self, s: Send, reply: Reply | None) -> None:
-        assert self.core is not None
         if reply is not None and reply.status == "error" and reply.error and reply.error.code in CONFIG_CODES:
             self.raise_alert(CONFIG_ALERT, f"Trung tâm từ chối quầy {self.box.number}: kiểm tra số quầy của hộp bấm",
                              f"The hub refuses counter {self.box.number}: check the box's counter number", "critical")
@@ -242,18 +232,16 @@ class CounterDaemon(Daemon[CounterdSettings]):
             self._set_hub_online()
 
     def _set_hub_online(self) -> None:
-        if self.core is None:
-            return
         online = self._hub_watch.online and self.bus.connected.is_set()
         self._run(self.core.set_hub_online(online, self._mono()))
 
     def _on_counter_state(self, msg: Inbound) -> None:
-        if not msg.payload or self.core is None:
+        if not msg.payload:
             return
         self._run(self.core.on_counter_state(decode(CounterState, msg.payload)))
 
     def _on_service_state(self, msg: Inbound) -> None:
-        if not msg.payload or self.core is None:
+        if not msg.payload:
             return
         st = decode(ServiceState, msg.payload)
         if st.id not in self.site_services:
@@ -264,22 +252,18 @@ class CounterDaemon(Daemon[CounterdSettings]):
 
     # ---- lights and health --------------------------------------------------------------------
     def _refresh_lights(self) -> None:
-        if self.board is None or self.core is None:
-            return
         mono = self._mono()
         self.board.show_bases(self.core.status_light(mono), self.core.rating_light(mono))
 
     @property
     def hub_online(self) -> bool:
-        return self.core.hub_online if self.core else False
+        return self.core.hub_online
 
     def health_details(self) -> dict[str, Any]:
-        if self.core is None:
-            return {}
         c, st = self.core, self.core.stats
         keys = {name: {"accepted": k.stats.accepted, "bounces": k.stats.bounces,
                        "double_presses": k.stats.double_presses}
-                for name, k in (self.board.keys.items() if self.board else [])}
+                for name, k in self.board.keys.items()}
         return {
             "counter": self.box.number,
             "officer": self.box.officer,

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -238,6 +238,30 @@ class Dispenser:
     def armed(self) -> str | None:
         """The priority key currently armed, if any."""
         return self._armed.key if self._armed else None
+
+    def lights(self, leds: Iterable[str]) -> tuple[dict[str, str], str]:
+        """Each LED's base pattern and the status light's, from the state: a printer that cannot
+        issue says "fault" everywhere; keys with presses waiting for the hub say "wait"; the hub
+        away says "hub_offline"; keys with a job say "working"; an armed priority key says so."""
+        busy = self.busy_keys()
+        waiting = {j.button for j in self.pending if j.kind == "issue"} if not self.hub_online else set()
+        printer_ok = self.printer_state.can_issue
+        out: dict[str, str] = {}
+        for key in leds:
+            if key in self.priority_keys:
+                out[key] = "armed" if self.armed == key else ("ready" if printer_ok and self.hub_online else "off")
+            elif not printer_ok:
+                out[key] = "fault"
+            elif key in waiting:
+                out[key] = "wait"
+            elif not self.hub_online:
+                out[key] = "hub_offline"
+            elif key in busy:
+                out[key] = "working"
+            else:
+                out[key] = "ready"
+        status = "fault" if not printer_ok else "hub_offline" if not self.hub_online else "working" if busy else "ready"
+        return out, status
 
     def busy_keys(self) -> set[str]:
         """Keys with a job queued or running (their LED says "working")."""

@@ -113,13 +113,27 @@ class TicketDaemon(Daemon[TicketdSettings]):
                  printer: Printer | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(settings, bus=bus, clock=clock)
         self.presses = BusPressSink(self.bus, self._on_press)  # the keys' presses, handled in the owner thread
-        self._printer_override = printer
         self._mono = monotonic
-        self.site: Site | None = None
-        self.board: DispenserBoard | None = None
-        self.core: Dispenser | None = None
-        self.printer: Printer | None = None
-        self.renderer: TicketRenderer | None = None
+        self._validate()  # every local config error at once (exit 78), before any hardware is touched
+        # the parts are built up front, so none of them is ever missing: site, keys and lights, the
+        # decision core, the renderer and the printer (opened here; its state is checked in setup)
+        s = settings
+        self.site: Site = s.load_site()
+        hw = sim_hardware(self.site, s.hardware) if s.sim else s.hardware
+        if not hw.buttons:
+            log.warning("no service buttons configured ([hardware] buttons): only sim presses can issue")
+        factory = make_pin_factory("mock" if s.sim else hw.pin_factory)
+        self.board: DispenserBoard = DispenserBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
+        groups = [g.id for g in self.site.priority.groups]
+        # a general priority key issues tickets of the site's first priority group
+        prio = {k.name: (k.group or (groups[0] if groups else "")) for k in hw.priority_keys}
+        self.core: Dispenser = self.board.dispenser(priority_keys={k: g for k, g in prio.items() if g},
+                                                    new_request_id=new_request_id)
+        layout = self.node_config.current if self.node_config else s.ticket
+        if not isinstance(layout, TicketLayout):  # pragma: no cover - the node config's model is TicketLayout
+            raise TypeError(f"ticket layout is a {type(layout).__name__}")
+        self.renderer: TicketRenderer = TicketRenderer(self.site, layout, link_secret=self._link_secret())
+        self.printer: Printer = printer or open_printer(self._printer_config(), width_px=layout.width_px)
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self._next_printer_check = 0.0
         self._issuing: TicketJob | None = None
@@ -132,7 +146,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self._orphans: deque[tuple[IssueTicket, float]] = deque(maxlen=100)
         self._orphan_busy = False
         self._next_orphan_sweep = 0.0
-        self._validate()
 
     def _validate(self) -> None:
         """Local config errors are permanent: report them all now (exit 78), not at the first press."""
@@ -157,7 +170,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def hub_online(self) -> bool:
         """The hub's availability, as the decision core holds it (one source of truth):
         offline until the hub's retained status says online."""
-        return self.core is not None and self.core.hub_online
+        return self.core.hub_online
 
     def _link_secret(self) -> bytes | None:
         """The live-page link's secret (None: no signed links, a {token} QR is not printed)."""
@@ -176,32 +189,14 @@ class TicketDaemon(Daemon[TicketdSettings]):
         return self.settings.ticket.model_dump(mode="json")
 
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
-        if self.site is not None:
-            assert isinstance(new, TicketLayout)
-            self.renderer = TicketRenderer(self.site, new, link_secret=self._link_secret())
-            self._check_glyphs()
-            if self.printer is not None and new.width_px != self.printer.width_px:
-                return True  # another paper width needs another printer profile: restart
-        return False
+        if not isinstance(new, TicketLayout):  # pragma: no cover - the node config's model is TicketLayout
+            raise TypeError(f"ticket layout is a {type(new).__name__}")
+        self.renderer = TicketRenderer(self.site, new, link_secret=self._link_secret())
+        self._check_glyphs()
+        return new.width_px != self.printer.width_px  # another paper width needs another printer profile: restart
 
     # ---- lifecycle -------------------------------------------------------------------------
     def setup(self) -> None:
-        s = self.settings
-        self.site = s.load_site()
-        hw = sim_hardware(self.site, s.hardware) if s.sim else s.hardware
-        if not hw.buttons:
-            log.warning("no service buttons configured ([hardware] buttons): only sim presses can issue")
-        factory = make_pin_factory("mock" if s.sim else hw.pin_factory)
-        self.board = DispenserBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
-        groups = [g.id for g in self.site.priority.groups]
-        # a general priority key issues tickets of the site's first priority group
-        prio = {k.name: (k.group or (groups[0] if groups else "")) for k in hw.priority_keys}
-        self.core = self.board.dispenser(priority_keys={k: g for k, g in prio.items() if g},
-                                         new_request_id=new_request_id)
-        layout = self.node_config.current if self.node_config else s.ticket
-        assert isinstance(layout, TicketLayout)
-        self.renderer = TicketRenderer(self.site, layout, link_secret=self._link_secret())
-        self.printer = self._printer_override or open_printer(self._printer_config(), width_px=layout.width_px)
         self.bus.subscribe(self.bus.topics.status("hub"), self._on_hub_status)
         self.bus.add_disconnect_hook(lambda: self._set_hub_online(False))
         self.bus.add_connect_hook(self._check_glyphs)
@@ -219,14 +214,11 @@ class TicketDaemon(Daemon[TicketdSettings]):
         return cfg
 
     def teardown(self) -> None:
-        if self.board is not None:
-            self.board.close()
-        if self.printer is not None:
-            self.printer.close()
+        self.board.close()
+        self.printer.close()
 
     # ---- the owner loop ----------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        assert self.core is not None
         mono = self._mono()
         for notice in self.core.poll(mono):
             self._on_notice(notice)
@@ -239,7 +231,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
 
     # ---- presses ------------------------------------------------------------------------------
     def _on_press(self, press: KeyPress) -> None:
-        assert self.core is not None and self.board is not None
         if press.name in self.core.buttons and not self.core.printer_state.can_issue:
             self._check_printer()  # someone may just have loaded paper
         result = self.core.press(press, self._mono())
@@ -249,7 +240,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self._refresh_lights()
 
     def _signal_press(self, r: PressResult) -> None:
-        assert self.board is not None
         b = self.board
         match r.outcome:
             case Outcome.QUEUED:
@@ -270,14 +260,12 @@ class TicketDaemon(Daemon[TicketdSettings]):
                 pass
 
     def _on_notice(self, n: Notice) -> None:
-        assert self.board is not None
         if n.kind == "dropped-hub-offline":
             log.warning("press %s dropped: the hub stayed offline", n.key)
             self.board.show(n.key, "error")
             self.board.beep("error")
 
     def on_sim_press(self, press: SimPress) -> None:
-        assert self.board is not None and self.core is not None
         name = press.button
         if name == "priority" and name not in self.board.keys and self.core.priority_keys:
             name = next(iter(self.core.priority_keys))
@@ -287,7 +275,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
     # ---- jobs ---------------------------------------------------------------------------------
     def _pump(self) -> None:
         """Start jobs while the printer is free and nothing waits for the hub's reply."""
-        assert self.core is not None
         while self._issuing is None:
             job = self.core.next_job(self._mono())
             if job is None:
@@ -298,7 +285,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
                 self._print_local(job)
 
     def _start_issue(self, job: TicketJob) -> None:
-        assert self.core is not None and self.printer is not None and self.board is not None
         state = self._check_printer()
         if not state.can_issue:
             self.core.job_failed(job, state.value)  # no number asked for: nothing to void
@@ -312,7 +298,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
                          timeout_s=self.settings.request_timeout_s, attempts=self.settings.request_attempts)
 
     def _on_issued(self, job: TicketJob, req: IssueTicket, reply: Reply | None) -> None:
-        assert self.core is not None and self.board is not None
         self._issuing = None
         self._reply_at = self._mono()
         try:
@@ -350,7 +335,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
             self._refresh_lights()
 
     def _print_issued(self, job: TicketJob, ticket: TicketInfo, view: TicketView) -> None:
-        assert self.core is not None and self.printer is not None and self.renderer is not None
         try:
             image, qr = self.renderer.render_with_qr(view)
             self.printer.print_image(image, label=ticket.display, qr=qr)
@@ -369,7 +353,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self._printed_ok()
 
     def _print_failed(self, job: TicketJob, ticket: TicketInfo, exc: PrinterError) -> None:
-        assert self.core is not None and self.printer is not None and self.board is not None
         reason = exc.code
         self.last_error = f"{reason}: {exc}"
         log.error("ticket %s not printed (%s): voiding it", ticket.display, self.last_error)
@@ -434,7 +417,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
                          timeout_s=self.settings.request_timeout_s, attempts=max(3, self.settings.request_attempts))
 
     def _job_error(self, job: TicketJob, code: str, message: str) -> None:
-        assert self.core is not None and self.board is not None
         self.last_error = f"{code}: {message}" if message else code
         log.warning("issue for %s failed: %s", job.button, self.last_error)
         self.core.job_failed(job, code)
@@ -443,8 +425,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
 
     def _print_local(self, job: TicketJob) -> None:
         """Reprint or test print: no number is involved, so nothing to ask or void."""
-        assert self.core is not None and self.printer is not None and self.renderer is not None
-        assert self.board is not None
         try:
             qr = None
             if job.kind == "reprint" and job.ticket is not None:
@@ -462,7 +442,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
         self._printed_ok()
 
     def _printed_ok(self) -> None:
-        assert self.core is not None and self.printer is not None
         for alert in ("paper-out", "printer-offline", "printer-error"):
             self.clear_alert(alert)
         after = self.printer.last_job_state  # what a printer that answers said after the job
@@ -475,12 +454,10 @@ class TicketDaemon(Daemon[TicketdSettings]):
 
     # ---- printer and hub state ----------------------------------------------------------------
     def _schedule_printer_check(self) -> None:
-        assert self.core is not None
         every = self.settings.printer_check_s if self.core.printer_state.can_issue else self.settings.printer_fault_check_s
         self._next_printer_check = self._mono() + every
 
     def _set_printer_state(self, state: PrinterState) -> None:
-        assert self.core is not None
         changed = state is not self.core.printer_state
         self.core.set_printer_state(state)
         if changed:
@@ -490,7 +467,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
 
     def _check_printer(self) -> PrinterState:
         """Ask the printer; update the core and the alerts. Silence is UNKNOWN, never OK."""
-        assert self.core is not None and self.printer is not None
         # a silent printer (UNKNOWN) cannot tell us it recovered from a fault: the next press tries
         state = self.printer.status()
         self._set_printer_state(state)
@@ -509,8 +485,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
         return state
 
     def _check_glyphs(self) -> None:
-        if self.renderer is None:
-            return
         missing = self.renderer.missing_glyphs()
         if missing:
             log.error("the ticket font cannot draw: %s", missing)
@@ -524,8 +498,6 @@ class TicketDaemon(Daemon[TicketdSettings]):
             self._set_hub_online(online)
 
     def _set_hub_online(self, online: bool) -> None:
-        if self.core is None:
-            return  # before setup: the core starts offline and the retained status comes after it
         if online != self.core.hub_online:
             log.info("hub is %s", "online" if online else "OFFLINE: presses wait, no number is invented")
         self.core.set_hub_online(online)
@@ -535,38 +507,17 @@ class TicketDaemon(Daemon[TicketdSettings]):
 
     # ---- lights and health --------------------------------------------------------------------
     def _refresh_lights(self) -> None:
-        """Each LED's base pattern from the state (a flash in progress finishes first)."""
-        if self.board is None or self.core is None:
-            return
-        core = self.core
-        busy = core.busy_keys()
-        waiting = {j.button for j in core.pending if j.kind == "issue"} if not self.hub_online else set()
-        printer_ok = core.printer_state.can_issue
-        for key in self.board.leds:
-            if key in core.priority_keys:
-                pattern = "armed" if core.armed == key else ("ready" if printer_ok and self.hub_online else "off")
-            elif not printer_ok:
-                pattern = "fault"
-            elif key in waiting:
-                pattern = "wait"
-            elif not self.hub_online:
-                pattern = "hub_offline"
-            elif key in busy:
-                pattern = "working"
-            else:
-                pattern = "ready"
+        """Each LED's base pattern, as the core says (a flash in progress finishes first)."""
+        patterns, status = self.core.lights(self.board.leds)
+        for key, pattern in patterns.items():
             self.board.show(key, pattern)
-        status = "fault" if not printer_ok else "hub_offline" if not self.hub_online else \
-            "working" if busy else "ready"
         self.board.show_status(status)
 
     def health_details(self) -> dict[str, Any]:
-        if self.core is None or self.printer is None:
-            return {}
         st = self.core.stats
         keys = {name: {"accepted": k.stats.accepted, "bounces": k.stats.bounces,
                        "double_presses": k.stats.double_presses, "rate_limited": k.stats.rate_limited}
-                for name, k in (self.board.keys.items() if self.board else [])}
+                for name, k in self.board.keys.items()}
         return {
             "printer": {"kind": self.printer.kind, "state": self.core.printer_state.value,
                         "width_px": self.printer.width_px, "profile": self.printer.profile},

@@ -172,3 +172,18 @@ def test_a_failed_job_frees_the_printer_for_the_next(core):
     assert core.next_job(100.3) is second
     assert core.stats.failed == 1
     assert core.busy_keys() == {"dat-dai"}
+
+
+def test_the_lights_say_what_the_hall_must_know(core):
+    leds = ["ho-tich", "dat-dai", "priority"]
+    core.set_printer_state(PrinterState.OK)
+    assert core.lights(leds) == ({"ho-tich": "ready", "dat-dai": "ready", "priority": "ready"}, "ready")
+    press(core, "ho-tich", 100.0)
+    assert core.lights(leds) == ({"ho-tich": "working", "dat-dai": "ready", "priority": "ready"}, "working")
+    press(core, "priority", 100.1)  # armed: the next service key issues a priority ticket
+    assert core.lights(leds)[0]["priority"] == "armed"
+    core.set_hub_online(False)  # the hub away: the queued press waits, the others say so
+    assert core.lights(leds) == ({"ho-tich": "wait", "dat-dai": "hub_offline", "priority": "armed"}, "hub_offline")
+    core.set_printer_state(PrinterState.PAPER_OUT)  # no paper: every service key says fault
+    pats, status = core.lights(leds)
+    assert (pats["ho-tich"], pats["dat-dai"], status) == ("fault", "fault", "fault")
