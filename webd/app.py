@@ -16,7 +16,7 @@ import logging
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -523,6 +523,19 @@ class WebApp:
         return Response(data, media_type=mime, headers={**SECURITY_HEADERS, "cache-control": "no-store",
                                                         "content-disposition": f'attachment; filename="{name}"'})
 
+    async def _head_form(self, request: Request, page: Callable[..., Awaitable[Response]], *,
+                         max_fields: int = 10) -> tuple[Session, str, dict[str, str]] | Response:
+        """A head's form post: the session (or where to log in), the page's language and the form,
+        its CSRF token checked (a bad one gets ``page`` again with "bad form", 403)."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        lang = self.lang(request)
+        form = await self._form(request, max_fields=max_fields)
+        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+            return await page(request, errors=[pages.t("bad_form", lang)], status=403)
+        return s, lang, form
+
     # ------------------------------------------------------------------ the roster (who sits where today)
     async def roster_page(self, request: Request, *, msg: str = "", errors: list[str] | None = None,
                           status: int = 200) -> Response:
@@ -541,13 +554,10 @@ class WebApp:
         """The head's change of who sits at which counter and which services it calls, pushed to
         the hub as the web account (the hub accepts nothing else from it), answered with the hub's
         own ack: applied, or every reason it was refused."""
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
-        form = await self._form(request, max_fields=400)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
-            return await self.roster_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        checked = await self._head_form(request, self.roster_page, max_fields=400)
+        if isinstance(checked, Response):
+            return checked
+        s, lang, form = checked
         if self.site_rev is None:
             return await self.roster_page(request, errors=[roster.tr("no_site", lang)], status=503)
         counters, errors = roster.read_form(form, self.site, lang)
@@ -681,13 +691,10 @@ class WebApp:
 
     async def voice_score(self, request: Request) -> Response:
         """The draft pack said in 20 random calls and heard by the recogniser (when one is configured)."""
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
-        form = await self._form(request)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
-            return await self.voice_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        checked = await self._head_form(request, self.voice_page)
+        if isinstance(checked, Response):
+            return checked
+        s, lang, form = checked
         plan, options, letters = self._voice_plan()
         missing = [c for c, _ in plan if c not in self.studio.recorded()]
         if missing or self.studio.recogniser is None:
@@ -740,13 +747,10 @@ class WebApp:
     async def voice_install(self, request: Request) -> Response:
         """Build the pack from the draft (the wizard's own writing and checks) and push it to the
         hall's announcer, which fetches it by URL, checks its checksum and validates it."""
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
-        form = await self._form(request)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
-            return await self.voice_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        checked = await self._head_form(request, self.voice_page)
+        if isinstance(checked, Response):
+            return checked
+        s, lang, form = checked
         plan, options, letters = self._voice_plan()
         missing = [c for c, _ in plan if c not in self.studio.recorded()]
         if missing:
@@ -767,13 +771,10 @@ class WebApp:
 
     async def voice_rollback(self, request: Request) -> Response:
         """One click back to the voice before the current one (the previous recorded pack, or the default)."""
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
-        form = await self._form(request)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
-            return await self.voice_page(request, errors=[pages.t("bad_form", lang)], status=403)
+        checked = await self._head_form(request, self.voice_page)
+        if isinstance(checked, Response):
+            return checked
+        s, lang, form = checked
         target, label = self._voice_previous(lang)
         if target is None:
             return await self.voice_page(request, errors=[voice.tr("nothing_back", lang)], status=409)
