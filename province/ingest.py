@@ -368,7 +368,7 @@ class Ingester:
         self.batch_wait_s = batch_wait_s
         self.session_expiry_s = session_expiry_s
         self.stats = IngestStats()
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set once the broker acknowledged our subscriptions
         self._inbox: queue.Queue[tuple[int, int, int, str, bytes]] = queue.Queue()
         self._generation = 0  # grows on every MQTT connect: acks of an older connection are void
         self._client: Any = None
@@ -383,6 +383,16 @@ class Ingester:
         client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1), (NODE_FILTER, 1), (LINK_FILTER, 1)])
         log.info("ingest: connected to %s:%d (session present: %s)", self.broker.host, self.broker.port,
                  flags.session_present)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        # "connected" means receiving: until the broker has the subscription (its SUBACK), a centre's
+        # event published on a new session matches no one and is gone (the broker answers the
+        # publisher "no matching subscribers"), so nothing may count on us before this point
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error("ingest: the province broker refused %d of our subscriptions (%s): check the "
+                      "ingester's ACL", len(refused), ", ".join(str(r) for r in refused))
+            return
         self.connected.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -400,6 +410,7 @@ class Ingester:
         c = paho_client(b, self.client_id, default_username=self.client_id if b.secret() else None, manual_ack=True)
         c.reconnect_delay_set(0.5, max(1.0, b.reconnect_max_s))
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _connect_props(self) -> Any:
