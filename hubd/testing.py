@@ -21,7 +21,7 @@ def running_hub(port: int, state_dir: Path, site_file: Path, *, clock: Clock | N
     hub = HubDaemon(settings, clock=clock)
     t = threading.Thread(target=hub.run, name="hub", daemon=True)
     t.start()
-    if not hub.bus.connected.wait(timeout):
+    if not (hub.bus.connected.wait(timeout) and hub.bus.subscribed.wait(timeout)):
         hub.stop_event.set()
         t.join(5)
         raise RuntimeError(f"hub did not connect to 127.0.0.1:{port}")

@@ -220,6 +220,11 @@ class Bus:
         self.session = 0
         self.connected = threading.Event()
         self.ever_connected = threading.Event()
+        # the broker acknowledged the connect-time subscriptions (their SUBACK): from here on a
+        # message another client publishes to one of our filters reaches us; our own requests
+        # need not wait for it (the broker handles one connection's packets in order)
+        self.subscribed = threading.Event()
+        self._connect_sub_mid: int | None = None
         self._fatal: str | None = None
         self._stopping = False
         self._started = False
@@ -360,11 +365,12 @@ class Bus:
         return n
 
     def wait_connected(self, timeout: float) -> bool:
-        """Pump until connected (for tools and tests)."""
+        """Pump until connected and subscribed (for tools and tests: another client may publish
+        to us as soon as this returns)."""
         end = time.monotonic() + timeout
-        while not self.connected.is_set() and time.monotonic() < end:
+        while not (self.connected.is_set() and self.subscribed.is_set()) and time.monotonic() < end:
             self.process(timeout=0.05)
-        return self.connected.is_set()
+        return self.connected.is_set() and self.subscribed.is_set()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -561,8 +567,11 @@ class Bus:
             return
         self.stats.connects += 1
         with self._lock:
-            filters = [f for f, _, _ in self._subs]
-        self._transport_subscribe(list(dict.fromkeys(filters)))
+            filters = list(dict.fromkeys(f for f, _, _ in self._subs))
+        if filters:
+            _, self._connect_sub_mid = client.subscribe([(f, 1) for f in filters])
+        else:
+            self.subscribed.set()
         client.publish(self.topics.status(self.node), self._status_payload(True), qos=1, retain=True)
         self.connected.set()
         self.ever_connected.set()
@@ -573,6 +582,7 @@ class Bus:
     def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        self.subscribed.clear()
         if was:
             self.stats.disconnects += 1
             # our own stop is routine; anything else is worth a technician's attention
@@ -598,6 +608,8 @@ class Bus:
         for rc in rcs:
             if rc.is_failure and getattr(rc, "value", 0) in _PERMANENT:
                 self.inbox.put(Fatal(f"broker refused a subscription of {self.node!r}: {rc} — check the ACL"))
+        if mid == self._connect_sub_mid:
+            self.subscribed.set()
 
 
 def paho_client(broker: BrokerSettings, client_id: str, *, default_username: str | None = None,

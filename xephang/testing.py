@@ -85,6 +85,7 @@ class FakeBus(Bus):
             self._fake_filters = {f for f, _, _ in self._subs}
         self.connected.set()
         self.ever_connected.set()
+        self.subscribed.set()
         self.stats.connects += 1
         self._fake_broker.deliver(self.topics.status(self.node), self._status_payload(True), True, self.node)
         for t, p in list(self._fake_broker.retained.items()):
@@ -95,6 +96,7 @@ class FakeBus(Bus):
     def _fake_drop(self, will: bool) -> None:
         if self.connected.is_set():
             self.connected.clear()
+            self.subscribed.clear()
             self.stats.disconnects += 1
             self.inbox.put(Disconnected())
             if will:
