@@ -9,6 +9,7 @@ stored reply again and changes nothing. Retained state is republished on every c
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -16,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -93,6 +95,22 @@ class HubSettings(DaemonSettings):
 ROSTER_FIELDS = frozenset({"officer_id", "officer", "services"})  # what the head's web page may change
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a request gets: its reply, where it goes, and whether the ledger keeps it (so that a
+    retry of the same id is answered alike after a restart)."""
+
+    topic: str
+    reply: Reply
+    req: Request | None = None
+    store: bool = False
+
+
+def _error(request_id: str, action: str, code: str, message: str, *, rev: int | None = None) -> Reply:
+    return Reply(request_id=request_id, action=action, status="error", rev=rev,
+                 error=ReplyError(code=code, message=message))
+
+
 def _whole_site(raw: dict[str, Any]) -> dict[str, Any]:
     """``raw`` when it is a valid site; else every error at once: each field's, then each cross
     check's on its own line (pydantic folds the cross checks into one)."""
@@ -149,8 +167,7 @@ class HubDaemon(Daemon[HubSettings]):
         self.engine: QueueEngine | None = None  # the node config's check runs against it once built
         self._mono = monotonic
         super().__init__(settings, bus=bus, clock=clock)
-        assert self.node_config is not None
-        self.site: Site = self.node_config.current  # type: ignore[assignment]  # the last pushed site, or the file
+        self.site: Site = self.require_node_config().current  # type: ignore[assignment]  # the last pushed site, or the file
         self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
         path = settings.hub.ledger or Path(settings.state_dir) / "ledger.sqlite"
         self.ledger = Ledger(path)
@@ -214,9 +231,12 @@ class HubDaemon(Daemon[HubSettings]):
     def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
         """Swap the site between two batches: the queue stays, the change is in the ledger with
         who made it, and every retained state is sent again (names, officers, services)."""
-        assert isinstance(new, Site) and self.engine is not None and self.node_config is not None
-        applying = self.node_config.applying
-        push, sender, rev = applying if applying else (None, None, self.node_config.rev + 1)
+        assert isinstance(new, Site)
+        if self.engine is None:  # the node config applies pushes only, and only to a built hub
+            raise RuntimeError("a site push reached the hub before its queue was built")
+        config = self.require_node_config()
+        applying = config.applying
+        push, sender, rev = applying if applying else (None, None, config.rev + 1)
         changes = changes_between(self.engine.site, new)
         self.ledger.record_site_change(rev=rev, at=self.clock.now(), by=(push.by or push.source) if push else "?",
                                        source=sender or (push.source if push else "?"), changes=changes,
@@ -283,11 +303,11 @@ class HubDaemon(Daemon[HubSettings]):
         """Run every request of the batch, commit once, then publish replies and events."""
         now = self.clock.now()
         merged = Outcome()
-        replies: list[tuple[str, Reply, Request | None, bool]] = []  # (topic, reply, req, store)
+        answers: list[Answer] = []
         seen: dict[str, Reply] = {}
         for msg in batch:
             try:
-                r = self._handle_one(msg, now, merged, seen)
+                a = self._handle_one(msg, now, merged, seen)
             except BadPayload as exc:
                 self.bus.stats.dropped += 1
                 self.bus.stats.dropped_by_code[exc.code] += 1
@@ -298,94 +318,129 @@ class HubDaemon(Daemon[HubSettings]):
                 self.bus.stats.dropped_by_code["internal"] += 1
                 log.exception("request on %s could not be handled; payload %r", msg.topic, msg.payload[:200])
                 continue
-            if r is not None:
-                replies.append(r)
-        self._commit_and_publish(merged, replies)
+            if a is not None:
+                answers.append(a)
+        self._commit_and_publish(merged, answers)
 
-    def _handle_one(self, msg: Inbound, now: float, merged: Outcome,
-                    seen: dict[str, Reply]) -> tuple[str, Reply, Request | None, bool] | None:
-        """One request through its stages: topic, decode, who asked (before anything else), retry
-        lookup, then the action. The reply always goes to ``R/reply/{asker}`` of this site: the
-        sender named by the topic (the ACL vouches for it) or, on the short topic form that only
-        technicians may write, the payload's ``source``. ``reply_to`` never picks another topic."""
-        levels = msg.topic[len(self.bus.topics.root) + len("/req/hub/"):].split("/")
-        action = levels[0]
+    def _handle_one(self, msg: Inbound, now: float, merged: Outcome, seen: dict[str, Reply]) -> Answer | None:
+        """One request through its named stages, each of which may answer and stop it:
+        parse (the topic) → decode (the payload) → authenticate (topic vs payload) → de-duplicate
+        (retries, expiry) → authorise (the role) → execute (the hub's own actions, then the engine's
+        command table). The reply always goes to ``R/reply/{asker}`` of this site: the sender named
+        by the topic (the ACL vouches for it) or, on the short topic form that only technicians may
+        write, the payload's ``source``. ``reply_to`` never picks another topic."""
+        action, sender = self._parse(msg.topic)
+        req = self._decode(action, sender, msg.payload)
+        if isinstance(req, Answer):
+            return req
+        topic = self.bus.topics.reply(sender or req.source)
+        return (self._authenticate(req, sender, topic)
+                or self._deduplicate(req, topic, now, seen)
+                or self._authorise(req, topic, seen)
+                or self._run(req, topic, now, merged, seen))
+
+    # ---- the stages
+    def _parse(self, topic: str) -> tuple[str, str | None]:
+        """``R/req/hub/{action}[/{node}]`` → (action, sender named by the topic, if any)."""
+        levels = topic[len(self.bus.topics.root) + len("/req/hub/"):].split("/")
         if len(levels) > 2 or not all(_is_level(x) for x in levels):
-            raise BadPayload("bad-topic", f"unexpected request topic {msg.topic[:120]!r}")
-        sender = levels[1] if len(levels) == 2 else None  # R/req/hub/{action}/{node}: the ACL vouches for it
+            raise BadPayload("bad-topic", f"unexpected request topic {topic[:120]!r}")
+        return levels[0], (levels[1] if len(levels) == 2 else None)
+
+    def _decode(self, action: str, sender: str | None, payload: bytes) -> Request | Answer:
+        """The action's model; an unreadable request is answered when we can read who asked,
+        otherwise it is a counted drop (``BadPayload`` up to the batch)."""
         model = REQUEST_MODELS.get(action)
         try:
             if model is None:
                 raise BadPayload("unknown-action", f"unknown action {action!r}")
-            req = decode(model, msg.payload)
+            return decode(model, payload)
         except BadPayload as exc:
-            # answer when we can read who asked; otherwise it is a counted drop
-            head = _peek(msg.payload)
+            head = _peek(payload)
             if head is None:
                 raise
             rid, source = head
             self.bus.stats.dropped += 1
             self.bus.stats.dropped_by_code[exc.code] += 1
             log.warning("bad %s request %r from %s: %s", action, rid, sender or source, exc)
-            reply = Reply(request_id=rid, action=action, status="error", error=ReplyError(code=exc.code, message=str(exc)))
-            return self.bus.topics.reply(sender or source), reply, None, False
-        topic = self.bus.topics.reply(sender or req.source)
-        if sender is not None and sender != req.source:
-            # the payload speaks for someone else than the topic (and the ACL) say: refused before
-            # any action, read-only ones too; not stored (the id may be another node's)
-            self.bus.stats.dropped_by_code["forbidden"] += 1
-            log.warning("refused %s %s: topic says %s, payload says %s", action, req.request_id, sender, req.source)
-            return topic, Reply(request_id=req.request_id, action=action, status="error", error=ReplyError(
-                code="forbidden", message=f"{sender} may not ask as {req.source}")), None, False
-        if req.request_id in seen:
-            return topic, seen[req.request_id], req, False
-        stored = self._recent_replies.get(req.request_id) or self.ledger.lookup_reply(req.request_id)
-        if stored is not None:  # a retry or a redelivery: the same answer, nothing done twice
-            return topic, Reply.model_validate_json(stored), req, False
-        if req.valid_until is not None and now > req.valid_until:
-            # the asker gave up (the officer was told "not done"): never executed late, and a retry
-            # with the same id gets this answer too
-            reply = Reply(request_id=req.request_id, action=action, status="error", rev=self.engine.rev,
-                          error=ReplyError(code="expired", message=f"arrived {now - req.valid_until:.1f} s after "
-                                           "its valid_until: not done"))
-            log.warning("expired %s %s from %s", action, req.request_id, req.source)
-            seen[req.request_id] = reply
-            return topic, reply, req, True
-        if not may_act(req.source, req, self.settings.hub.technicians, self.engine.site):
-            who = f" as {req.officer}" if isinstance(req, CounterRequest) and req.officer else ""
-            reply = Reply(request_id=req.request_id, action=action, status="error",
-                          error=ReplyError(code="forbidden", message=f"{req.source}{who} may not {action} "
-                                           f"{'for counter ' + str(req.counter) if isinstance(req, CounterRequest) else ''}".strip()))
-            log.warning("refused %s from %s", action, req.source)
-            seen[req.request_id] = reply
-            return topic, reply, req, req.ACTION not in READ_ONLY_ACTIONS
-        if isinstance(req, Resync):
-            return topic, self._resync(req, now), req, False
-        if isinstance(req, TicketWait):
-            return topic, self._ticket_wait(req, now), req, False
-        if isinstance(req, ReportRequest):
-            # a quarter takes ~0.2 s of CPU: compute it off the owner thread so presses never wait;
-            # at most REPORT_WORKERS at once, so a flood of report requests cannot starve the hall
-            if not self._report_slots.acquire(blocking=False):
-                return topic, Reply(request_id=req.request_id, action=action, status="error", error=ReplyError(
-                    code="unavailable", message="the hub is busy with other reports: ask again")), req, False
-            threading.Thread(target=self._report_worker, args=(req, topic), name="report", daemon=True).start()
+            return Answer(self.bus.topics.reply(sender or source), _error(rid, action, exc.code, str(exc)))
+
+    def _authenticate(self, req: Request, sender: str | None, topic: str) -> Answer | None:
+        """The payload may not speak for someone else than the topic (and the ACL) say: refused
+        before any action, read-only ones too; not stored (the id may be another node's)."""
+        if sender is None or sender == req.source:
             return None
+        self.bus.stats.dropped_by_code["forbidden"] += 1
+        log.warning("refused %s %s: topic says %s, payload says %s", req.ACTION, req.request_id, sender, req.source)
+        return Answer(topic, _error(req.request_id, req.ACTION, "forbidden", f"{sender} may not ask as {req.source}"),
+                      req)
+
+    def _deduplicate(self, req: Request, topic: str, now: float, seen: dict[str, Reply]) -> Answer | None:
+        """A retry or a redelivery gets the same answer and nothing is done twice; a request that
+        arrives after its ``valid_until`` (the asker was told "not done") is never executed late."""
+        if req.request_id in seen:
+            return Answer(topic, seen[req.request_id], req)
+        stored = self._recent_replies.get(req.request_id) or self.ledger.lookup_reply(req.request_id)
+        if stored is not None:
+            return Answer(topic, Reply.model_validate_json(stored), req)
+        if req.valid_until is None or now <= req.valid_until:
+            return None
+        reply = _error(req.request_id, req.ACTION, "expired",
+                       f"arrived {now - req.valid_until:.1f} s after its valid_until: not done", rev=self.engine.rev)
+        log.warning("expired %s %s from %s", req.ACTION, req.request_id, req.source)
+        seen[req.request_id] = reply
+        return Answer(topic, reply, req, store=True)
+
+    def _authorise(self, req: Request, topic: str, seen: dict[str, Reply]) -> Answer | None:
+        """Every account may do only its role (``may_act``); a refusal of a write is stored, so
+        its retries are refused the same way."""
+        if may_act(req.source, req, self.settings.hub.technicians, self.engine.site):
+            return None
+        counter = req.counter if isinstance(req, CounterRequest) else None
+        who = f" as {req.officer}" if isinstance(req, CounterRequest) and req.officer else ""
+        what = f"for counter {counter}" if counter is not None else ""
+        reply = _error(req.request_id, req.ACTION, "forbidden", f"{req.source}{who} may not {req.ACTION} {what}".strip())
+        log.warning("refused %s from %s", req.ACTION, req.source)
+        seen[req.request_id] = reply
+        return Answer(topic, reply, req, store=req.ACTION not in READ_ONLY_ACTIONS)
+
+    def _run(self, req: Request, topic: str, now: float, merged: Outcome, seen: dict[str, Reply]) -> Answer | None:
+        """The hub's own read-only actions answer from memory or a worker (``_own_actions``); every
+        other action is the engine's command (``COMMANDS``), merged into the batch's commit."""
+        own = self._own_actions.get(type(req))
+        if own is not None:
+            return own(req, topic, now)
         try:
             out = self._execute(req, now)
         except CommandError as exc:
-            reply = Reply(request_id=req.request_id, action=action, status="error", rev=self.engine.rev,
-                          error=ReplyError(code=exc.code, message=str(exc)))
+            reply = _error(req.request_id, req.ACTION, exc.code, str(exc), rev=self.engine.rev)
         else:
             merged.merge(out)
             self.ops += 1
-            reply = Reply(request_id=req.request_id, action=action, status="ok", data=typed_data(action, out.data),
-                          rev=self.engine.rev)
+            reply = Reply(request_id=req.request_id, action=req.ACTION, status="ok",
+                          data=typed_data(req.ACTION, out.data), rev=self.engine.rev)
             self._dirty_counters |= out.counters
             self._dirty_services |= out.services
             self._state_dirty = True
         seen[req.request_id] = reply
-        return topic, reply, req, True
+        return Answer(topic, reply, req, store=True)
+
+    @functools.cached_property
+    def _own_actions(self) -> dict[type, Callable[[Any, str, float], Answer | None]]:
+        return {
+            Resync: lambda req, topic, now: Answer(topic, self._resync(req, now), req),
+            TicketWait: lambda req, topic, now: Answer(topic, self._ticket_wait(req, now), req),
+            ReportRequest: self._start_report,
+        }
+
+    def _start_report(self, req: ReportRequest, topic: str, now: float) -> Answer | None:
+        """A quarter takes ~0.2 s of CPU: computed off the owner thread so presses never wait; at
+        most REPORT_WORKERS at once, so a flood of report requests cannot starve the hall."""
+        if not self._report_slots.acquire(blocking=False):
+            return Answer(topic, _error(req.request_id, req.ACTION, "unavailable",
+                                        "the hub is busy with other reports: ask again"), req)
+        threading.Thread(target=self._report_worker, args=(req, topic), name="report", daemon=True).start()
+        return None  # the worker publishes the reply
 
     def _execute(self, req: Request, now: float) -> Outcome:
         command = COMMANDS.get(type(req))
@@ -461,8 +516,8 @@ class HubDaemon(Daemon[HubSettings]):
         return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data)
 
     # ------------------------------------------------------------------ commit, then publish
-    def _commit_and_publish(self, out: Outcome, replies: list[tuple[str, Reply, Request | None, bool]]) -> None:
-        to_store = [(r, req) for _, r, req, store in replies if store and req is not None]
+    def _commit_and_publish(self, out: Outcome, answers: list[Answer]) -> None:
+        to_store = [(a.reply, a.req) for a in answers if a.store and a.req is not None]
         stored_now: list[tuple[str, str]] = []
         if out.events or out.tickets or out.counters or to_store:
             acked, self._acked = self._acked, []
@@ -471,7 +526,6 @@ class HubDaemon(Daemon[HubSettings]):
                     self.ledger.mark_published(acked)  # outbox acks ride along: no extra fsync
                     self.ledger.write(self.engine, out)
                     for reply, req in to_store:
-                        assert req is not None
                         text = reply.model_dump_json(by_alias=True)
                         self.ledger.save_reply(req.request_id, req.source, req.ACTION, self.clock.now(), text)
                         stored_now.append((req.request_id, text))
@@ -487,8 +541,8 @@ class HubDaemon(Daemon[HubSettings]):
         self.engine.prune()
         for e in out.events:
             self._publish_event(e.rev, e.family, e.kind, json.dumps(_event_json(e), ensure_ascii=False).encode())
-        for topic, reply, _, _ in replies:
-            self.bus.publish(topic, fit_reply(reply))
+        for a in answers:
+            self.bus.publish(a.topic, fit_reply(a.reply))
         if out.events:
             self._state_dirty = True
             self._dirty_counters |= out.counters

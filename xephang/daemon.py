@@ -136,6 +136,12 @@ class Daemon(Generic[S]):
     def health_details(self) -> dict[str, Any]:
         return {}
 
+    def require_node_config(self) -> NodeConfigManager:
+        """The node config of a daemon that declares ``node_config_model`` (a clear error otherwise)."""
+        if self.node_config is None:
+            raise TypeError(f"{type(self).__name__} declares no node_config_model: it has no node config")
+        return self.node_config
+
     def initial_node_config(self) -> dict[str, Any]:
         """The node config from the local settings file (technicians' pushes merge into it)."""
         return {}
