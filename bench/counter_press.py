@@ -213,7 +213,7 @@ def main() -> int:
         print(f"  ratio press/baseline request p50 {statistics.median(press_ms) / statistics.median(base_req):.2f}, "
               f"broker hop p50 {statistics.median(base_pub):.2f} ms")
         print(f"  box: sent {box.core.stats.sent}, busy {box.core.stats.busy}, "
-              f"double {box.core.stats.double_presses}, retries {box.bus.stats.retries}")
+              f"double {sum(k.stats.double_presses for k in box.board.keys.values())}, retries {box.bus.stats.retries}")
         box.stop_event.set()
         t.join(10)
 

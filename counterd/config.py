@@ -108,7 +108,7 @@ class BoxConfig(BaseModel):
     buzzer_pin: int | str | None = 18
     pin_factory: str = Field(default="", description="gpiozero pin factory: '' (default: lgpio on a Pi), mock, …")
     debounce_s: float = Field(default=0.03, ge=0, le=0.5)
-    double_press_s: float = Field(default=0.4, ge=0, le=5, description="same action again within this: ignored")
+    double_press_s: float = Field(default=0.4, ge=0, le=5, description="a press this soon after the previous press of the same key is dropped (at the key)")
     hold_s: float = Field(default=1.0, gt=0.05, le=10, description="a press held this long is a long press")
     max_presses: int = Field(default=20, ge=1, le=10_000, description="per key, per 10 s: more is electrical noise")
     select_timeout_s: float = Field(default=8.0, gt=0, le=120, description="a menu with no press this long is cancelled")
