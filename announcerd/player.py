@@ -280,7 +280,7 @@ class Player:
             raise AudioError("an announcement is already playing")
         if (self.sim or self.state != "ready") and not self.open():
             raise AudioMissing(self.last_error)
-        wav = self._write_sim_wav(announcement, volume, label) if self.sim else None
+        wav = self._write_sim_wav(self.sim_dir, announcement, volume, label) if self.sim_dir else None
         try:
             self._sound = pygame.mixer.Sound(buffer=announcement.pcm)
             self._sound.set_volume(max(0.0, min(1.0, volume)))
@@ -309,12 +309,11 @@ class Player:
             self.close()  # an idle disk device at delay 0 would fill the disk with silence
         return True
 
-    def _write_sim_wav(self, announcement: Announcement, volume: float, label: str) -> Path:
-        assert self.sim_dir is not None
-        self.sim_dir.mkdir(parents=True, exist_ok=True)
+    def _write_sim_wav(self, sim_dir: Path, announcement: Announcement, volume: float, label: str) -> Path:
+        sim_dir.mkdir(parents=True, exist_ok=True)
         self._count += 1
         safe = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "announcement"
-        path = self.sim_dir / f"{self._count:05d}-{safe}.wav"
+        path = sim_dir / f"{self._count:05d}-{safe}.wav"
         samples = pcm.from_bytes(announcement.pcm)
         if volume < 1.0:
             samples = array("h", (int(s * volume) for s in samples))

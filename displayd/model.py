@@ -315,7 +315,7 @@ class BoardModel:
                 self._held_since = now
             return self._count(Outcome.HELD)
         self._apply_one(ev, now)
-        self._drain_held(now)
+        self._drain_held(self.rev, now)
         return self._count(Outcome.APPLIED)
 
     def tick(self, now: float) -> bool:
@@ -340,7 +340,7 @@ class BoardModel:
             log.warning("events %s..%s missing: applying later ones, resync needed", *missing)
             self.rev = first_held - 1  # skip the hole; the snapshot will repair what we missed
             self._held_since = None  # a further hole gets its own window from now
-            self._drain_held(now)
+            self._drain_held(self.rev, now)
             self.stats[Outcome.GAP.value] += 1
             changed = True
         if changed:
@@ -438,13 +438,14 @@ class BoardModel:
     def _bump(self) -> None:
         self.version += 1
 
-    def _drain_held(self, now: float) -> None:
-        assert self.rev is not None
-        while self.rev + 1 in self._held:
-            self._apply_one(self._held.pop(self.rev + 1), now)
+    def _drain_held(self, rev: int, now: float) -> None:
+        """Apply the held events that follow ``rev`` (the board's revision, known) in order."""
+        while rev + 1 in self._held:
+            self._apply_one(self._held.pop(rev + 1), now)
+            rev += 1
         # anything left over is still out of order: keep the window running from now on
         if self._held:
-            self._held = {r: e for r, e in self._held.items() if r > self.rev}
+            self._held = {r: e for r, e in self._held.items() if r > rev}
         if not self._held:
             self._held_since = None
         elif self._held_since is None:

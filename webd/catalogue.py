@@ -68,9 +68,8 @@ def load_catalogue(path: Path, site: Site | None = None) -> Catalogue:
             sid = p.get("service") if isinstance(p, dict) else None
             if isinstance(sid, str) and sid not in ids:
                 errors.append(f"procedures.{i}.service: {sid!r} is not a service of the site ({', '.join(sorted(ids))})")
-    if errors:
+    if errors or cat is None:  # no readable catalogue without an error saying why
         raise SettingsError(errors, str(path))
-    assert cat is not None
     return cat
 
 
