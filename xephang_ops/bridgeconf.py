@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xephang.contract import ContractError, Topics, check_level
-from xephang_ops.brokerconf import TlsFiles, client_id_lines, listener_lines
+from xephang_ops.brokerconf import (
+    BrokerConfigError,
+    TlsFiles,
+    client_id_lines,
+    listener_lines,
+    tls_files_from_args,
+)
 
 # A week offline: ~2 000 events a day at a busy centre → 14 000; keep a wide margin. The
 # queue lives in memory and in the persistence file; 200 000 events are ~100 MB at most.
@@ -199,13 +205,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_province_broker_config(args: argparse.Namespace) -> int:
-    tls = None
-    if args.tls_ca or args.tls_cert or args.tls_key:
-        if not (args.tls_ca and args.tls_cert and args.tls_key):
-            print("TLS cần đủ --tls-ca, --tls-cert và --tls-key / TLS needs --tls-ca, --tls-cert and --tls-key",
-                  file=sys.stderr)
-            return 2
-        tls = TlsFiles(args.tls_ca, args.tls_cert, args.tls_key, args.port)
+    try:
+        tls = tls_files_from_args(args, args.port)
+    except BrokerConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     text = province_broker_conf_text(password_file=args.password_file, acl_file=args.acl_file, port=args.port,
                                      listen=args.listen, tls=tls)
     args.out.parent.mkdir(parents=True, exist_ok=True)

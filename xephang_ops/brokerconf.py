@@ -192,6 +192,19 @@ class TlsFiles:
     port: int = 8883
 
 
+def tls_files_from_args(args: argparse.Namespace, port: int) -> TlsFiles | None:
+    """``--tls-ca/--tls-cert/--tls-key`` as a TLS listener, or None when none is given.
+
+    Half a TLS setup (one or two of the three) is refused with :class:`BrokerConfigError`: a
+    listener without its certificate would not start, and one without a CA would not check anyone."""
+    given = (args.tls_ca, args.tls_cert, args.tls_key)
+    if not any(given):
+        return None
+    if not all(given):
+        raise BrokerConfigError("TLS cần đủ --tls-ca, --tls-cert và --tls-key / TLS needs --tls-ca, --tls-cert and --tls-key")
+    return TlsFiles(args.tls_ca, args.tls_cert, args.tls_key, port)
+
+
 DEFAULT_TECH_PORT = 1884
 
 
@@ -346,13 +359,11 @@ def run_broker_config(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    tls = None
-    if args.tls_ca or args.tls_cert or args.tls_key:
-        if not (args.tls_ca and args.tls_cert and args.tls_key):
-            print("TLS cần đủ --tls-ca, --tls-cert và --tls-key / TLS needs --tls-ca, --tls-cert and --tls-key",
-                  file=sys.stderr)
-            return 2
-        tls = TlsFiles(args.tls_ca, args.tls_cert, args.tls_key, args.tls_port)
+    try:
+        tls = tls_files_from_args(args, args.tls_port)
+    except BrokerConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     try:
         techs = args.tech or list(DEFAULT_TECHNICIANS)
         for t in techs:

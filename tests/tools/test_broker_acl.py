@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from paho.mqtt import client as mqtt
@@ -289,3 +290,21 @@ def test_on_the_boards_listener_a_client_id_becomes_the_username(secured_broker)
     for c in (first, second):
         c.disconnect()
         c.loop_stop()
+
+
+@pytest.mark.parametrize("command", ["broker-config", "province-broker-config"])
+@pytest.mark.parametrize("given", [("--tls-ca",), ("--tls-cert", "--tls-key"), ("--tls-ca", "--tls-key")])
+def test_half_a_tls_setup_is_refused_and_writes_nothing(tmp_path, capsys, command, given):
+    """One rule for both brokers' commands: TLS needs the CA, the certificate and the key, or none."""
+    from xephang_ops.cli import main
+
+    out = tmp_path / "out"
+    files = [f"{flag}={tmp_path / flag.strip('-')}" for flag in given]
+    if command == "broker-config":
+        site_file = Path(__file__).resolve().parents[2] / "config" / "site.example.toml"
+        argv = [command, "--site-file", str(site_file), "--out", str(out), *files]
+    else:
+        argv = [command, "--password-file", "passwd", "--acl-file", "acl", "--out", str(out / "p.conf"), *files]
+    assert main(argv) == 2
+    assert "TLS needs --tls-ca, --tls-cert and --tls-key" in capsys.readouterr().err
+    assert not out.exists()
