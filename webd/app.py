@@ -403,6 +403,19 @@ class WebApp:
             return self.html(pages.message_page("xephang", console.tr("not_yours", lang), lang=lang), status=403)
         return s
 
+    def _head_view(self, request: Request) -> tuple[Session, str] | Response:
+        """A head's page: the session and the page's language, or where to go instead (login, refusal)."""
+        s = self._need_login(request)
+        if isinstance(s, Response):
+            return s
+        return s, self.lang(request)
+
+    def _head_page(self, s: Session, lang: str, title: str, body: str, path: str, *, status: int = 200,
+                   **extra: Any) -> Response:
+        """A head's page in the common frame, with the head's navigation (pages, language, logout)."""
+        return self.html(pages.page(title, body, lang=lang, path=path, nav=pages.head_nav(lang, s.csrf, s.username),
+                                    **extra), status=status)
+
     # ------------------------------------------------------------------ the head
     async def today_report(self, lang: str) -> dict[str, Any] | None:
         rep, _ = await self.report("today", "service", lang, max_age=self.settings.web.report_refresh_s)
@@ -443,10 +456,10 @@ class WebApp:
         return rep, err
 
     async def dashboard(self, request: Request) -> Response:
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
+        view = self._head_view(request)
+        if isinstance(view, Response):
+            return view
+        s, lang = view
         report = await self.today_report(lang)
         frag = pages.dashboard_fragment(self.snapshot, self.site, lang, report)
         return self.html(pages.live_page(pages.t("dashboard", lang), frag, lang=lang, path="/head",
@@ -480,16 +493,16 @@ class WebApp:
         return params
 
     async def reports_page(self, request: Request) -> Response:
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
+        view = self._head_view(request)
+        if isinstance(view, Response):
+            return view
+        s, lang = view
         params = self._report_params(request, lang)
-        nav = pages.head_nav(lang, s.csrf, s.username)
+        title = pages.t("reports", lang)
         if params is None:
             body = pages.report_form(lang, "today", "service") + \
                 f'<div class="banner warn">{pages.e(pages.t("report_error", lang, e="period/group_by"))}</div>'
-            return self.html(pages.page(pages.t("reports", lang), body, lang=lang, path="/head/reports", nav=nav), status=400)
+            return self._head_page(s, lang, title, body, "/head/reports", status=400)
         rep, err = await self.report(params["period"], params["group_by"], lang)
         body = pages.report_form(lang, params["period"], params["group_by"])
         if rep is None:
@@ -500,7 +513,7 @@ class WebApp:
             charts = await asyncio.to_thread(chart_pngs, rep)
             query = urlencode({"period": params["period"], "group_by": params["group_by"], "lang": lang})
             body += pages.report_body(rep, charts, query, lang)
-        return self.html(pages.page(pages.t("reports", lang), body, lang=lang, path="/head/reports", nav=nav))
+        return self._head_page(s, lang, title, body, "/head/reports")
 
     async def report_download(self, request: Request) -> Response:
         s = self._need_login(request)
@@ -527,10 +540,10 @@ class WebApp:
                          max_fields: int = 10) -> tuple[Session, str, dict[str, str]] | Response:
         """A head's form post: the session (or where to log in), the page's language and the form,
         its CSRF token checked (a bad one gets ``page`` again with "bad form", 403)."""
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
+        view = self._head_view(request)
+        if isinstance(view, Response):
+            return view
+        s, lang = view
         form = await self._form(request, max_fields=max_fields)
         if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
             return await page(request, errors=[pages.t("bad_form", lang)], status=403)
@@ -539,16 +552,15 @@ class WebApp:
     # ------------------------------------------------------------------ the roster (who sits where today)
     async def roster_page(self, request: Request, *, msg: str = "", errors: list[str] | None = None,
                           status: int = 200) -> Response:
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
+        view = self._head_view(request)
+        if isinstance(view, Response):
+            return view
+        s, lang = view
         done = request.query_params.get("done", "")
         if not msg and done.isdigit():
             msg = roster.tr("applied", lang, rev=done)
         body = roster.page_body(self.site, self.site_rev, lang, s.csrf, msg=msg, errors=errors or [])
-        return self.html(pages.page(roster.tr("roster", lang), body, lang=lang, path="/head/roster",
-                                    nav=pages.head_nav(lang, s.csrf, s.username)), status=status)
+        return self._head_page(s, lang, roster.tr("roster", lang), body, "/head/roster", status=status)
 
     async def roster_post(self, request: Request) -> Response:
         """The head's change of who sits at which counter and which services it calls, pushed to
@@ -607,10 +619,10 @@ class WebApp:
 
     async def voice_page(self, request: Request, *, msg: str = "", errors: list[str] | None = None,
                          status: int = 200) -> Response:
-        s = self._need_login(request)
-        if isinstance(s, Response):
-            return s
-        lang = self.lang(request)
+        view = self._head_view(request)
+        if isinstance(view, Response):
+            return view
+        s, lang = view
         done = request.query_params.get("done", "")
         if not msg and done in ("installed", "rolled_back"):
             msg = voice.tr(done, lang, name=request.query_params.get("name", "")[:80])
@@ -623,8 +635,8 @@ class WebApp:
                                previous=previous, msg=msg, errors=errors, can_score=self.studio.recogniser is not None,
                                score=self.studio.last_score())
         head = f'<script src="/static/voice.js?v={pages.ASSET_VERSION}" defer></script>'
-        return self.html(pages.page(voice.tr("voice", lang), body, lang=lang, path="/head/voice", head_extra=head,
-                                    script=False, nav=pages.head_nav(lang, s.csrf, s.username)), status=status)
+        return self._head_page(s, lang, voice.tr("voice", lang), body, "/head/voice", status=status,
+                               head_extra=head, script=False)
 
     async def voice_take(self, request: Request) -> Response:
         """One take of one clip: a WAV the page's script made (raw body, ``?clip=``, CSRF in a
