@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xephang_voice import pcm  # noqa: E402
 from xephang_voice.compose import Composer  # noqa: E402
+from xephang_voice.hearing import WORKER as ASR_WORKER  # noqa: E402
 from xephang_voice.hearing import align, normalise_words, span_exact, wer, wilson  # noqa: E402, F401 - voice_search uses them too
 from xephang_voice.numbers import NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken  # noqa: E402
 from xephang_voice.voice_build import TUNING, build_default_pack  # noqa: E402
@@ -66,23 +67,8 @@ OLD_TUNING: dict[str, dict[str, int | float | str]] = {
 }
 NUMBER_WORDS = set(NUMBER_TEXT.values())
 
-WORKER = r'''
-import json, os, sys, wave
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-import numpy as np
-from vietasr import Pipeline
-pipe = Pipeline.new().add("vietasr").build()
-out = []
-for path in json.load(open(sys.argv[1])):
-    with wave.open(path) as w:
-        sr = w.getframerate()
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
-    if sr != 16000:  # the model wants 16 kHz
-        n = int(len(x) * 16000 / sr)
-        x = np.interp(np.arange(n) * sr / 16000, np.arange(len(x)), x)
-    out.append(pipe.transcribe(x.astype(np.int16), sample_rate=16000.0).text)
-json.dump(out, open(sys.argv[2], "w"), ensure_ascii=False)
-'''
+WORKER = ASR_WORKER  # the page's worker script in batch mode, unpadded (the published figures were)
+
 
 WHISPER_WORKER = r'''
 import json, sys
@@ -154,11 +140,14 @@ def ensure_whisper(py: Path, cache: Path) -> tuple[Path | None, str]:
 class Recogniser:
     """One recogniser worker process over a list of WAVs (the model loads once)."""
 
-    def __init__(self, name: str, py: Path, script: str, extra: list[str], workdir: Path) -> None:
+    def __init__(self, name: str, py: Path, script: str | Path, extra: list[str], workdir: Path) -> None:
+        """``script``: a worker file (Path) or a worker's source text, written next to its lists."""
         self.name, self.workdir = name, workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.cmd_head = [str(py), str(self.workdir / "worker.py")]
-        (self.workdir / "worker.py").write_text(script)
+        if isinstance(script, str):
+            (self.workdir / "worker.py").write_text(script)
+            script = self.workdir / "worker.py"
+        self.cmd_head = [str(py), "-P", str(script)]  # -P: see hearing.WORKER
         self.extra = extra
         self.proc: subprocess.Popen[str] | None = None
         self.started = 0.0

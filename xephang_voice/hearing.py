@@ -37,28 +37,10 @@ from xephang_voice.voicepack import VoicePack, phrase_parts
 log = logging.getLogger(__name__)
 NUMBER_WORDS = set(NUMBER_TEXT.values())
 
-WORKER = r'''
-import json, os, sys, wave
-import numpy as np
-from vietasr import Pipeline
-pipe = Pipeline.new().add("vietasr").build()
-print(json.dumps({"ready": True}), flush=True)
-for line in sys.stdin:
-    path = line.strip()
-    try:
-        with wave.open(path) as w:
-            sr = w.getframerate()
-            x = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
-        if sr != 16000:  # the model wants 16 kHz
-            n = int(len(x) * 16000 / sr)
-            x = np.interp(np.arange(n) * sr / 16000, np.arange(len(x)), x)
-        pad = np.zeros(4000)  # a quarter second each side: a word at the very edge is often lost
-        x = np.concatenate([pad, x, pad])
-        print(json.dumps({"text": pipe.transcribe(x.astype(np.int16), sample_rate=16000.0).text}, ensure_ascii=False),
-              flush=True)
-    except Exception as exc:
-        print(json.dumps({"error": str(exc)[:200]}), flush=True)
-'''
+WORKER = Path(__file__).with_name("asr_worker.py")  # runs in the ASR venv (it imports nothing of ours)
+# started with ``python -P``: the script's own folder must not come first on sys.path (our numbers.py would
+# hide the standard library's numbers from numpy)
+PAD_S = 0.25  # silence each side: a single word recorded right at the edge of a take is often lost
 
 
 def default_python() -> Path:
@@ -113,7 +95,8 @@ class Recogniser:
 
     def _start(self) -> subprocess.Popen[str]:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        proc = subprocess.Popen([self.python, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([self.python, "-P", str(WORKER), "--lines", "--pad", str(PAD_S)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, encoding="utf-8", env=env)
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline() or "{}")

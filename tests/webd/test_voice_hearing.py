@@ -44,6 +44,7 @@ def test_a_word_said_wrong_is_kept_but_flagged_say_it_again(centre, tmp_path: Pa
     assert "Không nghe ra «bốn»" in page(centre.base, cookie)  # the verdict stays with the draft
 
 
+@pytest.mark.timeout(400)  # 40 calls through the real recogniser: about 100 s on a busy 2-core VM
 def test_twenty_random_calls_score_the_draft_and_a_pack_of_wrong_words_scores_lower(centre, tmp_path: Path,
                                                                                     recogniser) -> None:
     import re
@@ -62,7 +63,7 @@ def test_twenty_random_calls_score_the_draft_and_a_pack_of_wrong_words_scores_lo
         for clip in clips:
             st, d = post_take(centre.base, cookie, csrf, clip, wav_bytes(take(espeak, said.get(clip, clip)), espeak.sample_rate))
             assert st == 200 and d["ok"], (clip, d)
-        st, _, h = post_form(centre.base + "/head/voice/score", {"csrf": csrf}, cookie, timeout=120)
+        st, _, h = post_form(centre.base + "/head/voice/score", {"csrf": csrf}, cookie, timeout=300)
         assert st == 303, st
         return studio.last_score()
 
