@@ -17,7 +17,11 @@ for every dot line at 576 px, white or not. Here:
   printed centred (``ESC a 1``): fewer bytes, but only for printers that apply justification
   to raster images (many cheap ones print every raster at the left edge);
 - with ``native_qr`` the QR code is sent as its URL and drawn by the printer
-  (``GS ( k``, model 2, the renderer's module size and error correction), centred.
+  (``GS ( k``, model 2, the renderer's module size and error correction), centred;
+- with ``nv_graphics`` the blocks every ticket shares (header, service name, footer, …) are
+  kept in the printer's NV graphics memory (``GS ( L`` fn 67, written by
+  :mod:`ticketd.nv_graphics` only when a block changes) and a ticket refers to each by its
+  key code (fn 69: 11 bytes instead of a few KB).
 
 The job ends as before: ``ESC d 6`` (feed to the cutter) and ``GS V`` (cut).
 """
@@ -50,6 +54,7 @@ class JobOptions:
     raster_max_lines: int = 255
     center_bands: bool = False
     native_qr: bool = False
+    nv_graphics: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,53 @@ class QrSpot:
     size: int  # dots, square
     module_px: int  # dots per module
     ecc: Literal["L", "M", "Q", "H"] = "M"
+
+
+@dataclass(frozen=True, slots=True)
+class FixedBlock:
+    """A block the renderer draws the same on every ticket of a layout (the centre's header, a
+    service's name, the footer, …): ``key`` names it, dot lines ``top`` to ``top + height``."""
+
+    key: str
+    top: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBand:
+    """Dot lines ``top`` to ``top + height`` of the ticket are a graphic the printer keeps under ``key_code``."""
+
+    top: int
+    height: int
+    key_code: bytes  # kc1 kc2, each 32-126
+
+
+# python-escpos has no NV / download graphics commands (GS ( L / GS 8 L): the encoders are ours
+def _graphics_command(payload: bytes) -> bytes:
+    """``GS ( L`` with its 2-byte length, or ``GS 8 L`` (4-byte length) for a payload over 65,535 bytes."""
+    n = len(payload)
+    if n <= 0xFFFF:
+        return b"\x1d(L" + n.to_bytes(2, "little") + payload
+    return b"\x1d8L" + n.to_bytes(4, "little") + payload
+
+
+def nv_define(key_code: bytes, width_bytes: int, rows: bytes) -> bytes:
+    """``GS ( L`` fn 67: define NV graphics ``key_code``, raster format, one colour (bit 1 = a dot burnt).
+
+    Each execution is a write of the printer's NV memory (Epson: fewer than 10 a day)."""
+    height = len(rows) // width_bytes
+    if len(key_code) != 2 or not all(32 <= c <= 126 for c in key_code):
+        raise ValueError(f"NV graphics key codes are two bytes 32-126, not {key_code!r}")
+    if not (1 <= width_bytes * 8 <= 8192 and 1 <= height <= 2304):
+        raise ValueError(f"NV graphics are at most 8192 x 2304 dots (got {width_bytes * 8} x {height})")
+    x = width_bytes * 8
+    return _graphics_command(b"\x30\x43\x30" + key_code + b"\x01" + x.to_bytes(2, "little")
+                             + height.to_bytes(2, "little") + b"\x31" + rows)
+
+
+def nv_print(key_code: bytes) -> bytes:
+    """``GS ( L`` fn 69: print NV graphics ``key_code`` at normal size (x 1, y 1)."""
+    return b"\x1d(L\x06\x00\x30\x45" + key_code + b"\x01\x01"
 
 
 def raster(width_bytes: int, rows: bytes) -> bytes:
@@ -113,9 +165,16 @@ def _qr_fits_natively(rows: bytes, wb: int, qr: QrSpot) -> bool:
     return 1 <= qr.module_px <= 16
 
 
-def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions()) -> bytes:
+def band_rows(image: Image.Image, top: int, height: int) -> tuple[bytes, int]:
+    """Dot lines ``top`` to ``top + height`` of ``image`` as raster bytes (bit 1 = black), and the bytes per line."""
+    rows, wb = _ink_rows(image.crop((0, top, image.width, top + height)))
+    return rows, wb
+
+
+def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions(),
+                     stored: tuple[StoredBand, ...] = ()) -> bytes:
     """The whole job for one ticket: init, the image as bands and feeds (the QR natively if
-    asked and possible), feed to the cutter, cut."""
+    asked and possible, ``stored`` bands by their key code), feed to the cutter, cut."""
     rows, wb = _ink_rows(image)
     height = image.height
     max_lines = max(1, min(options.raster_max_lines, MAX_RASTER_LINES))
@@ -156,15 +215,29 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
                 right = wb - left
             out.extend(raster(right - left, b"".join(line[left:right] for line in lines)))
 
+    # the stored bands (in order, inside the image, not overlapping each other or a printer-drawn QR)
+    taken = [(native.top, native.top + native.size)] if native is not None else []
+    graphics: dict[int, StoredBand] = {}
+    for s in sorted(stored, key=lambda s: s.top) if options.nv_graphics else ():
+        span = (s.top, s.top + s.height)
+        if s.height > 0 and span[1] <= height and all(span[1] <= a or span[0] >= b for a, b in taken):
+            graphics[s.top] = s
+            taken.append(span)
+    tops = sorted(a for a, _ in taken)
+
     y = 0
     while y < height:
+        if y in graphics:
+            out.extend(nv_print(graphics[y].key_code))
+            y += graphics[y].height
+            continue
         if native is not None and y == native.top:
             out.extend(b"" if options.center_bands else ALIGN_CENTER)
             out.extend(qr_commands(native.url, module_px=native.module_px, ecc=native.ecc))
             out.extend(b"" if options.center_bands else ALIGN_LEFT)
             y += native.size
             continue
-        stop = native.top if native is not None and y < native.top else height
+        stop = next((t for t in tops if t > y), height)
         if not inked[y]:
             y1 = y
             while y1 < stop and not inked[y1]:

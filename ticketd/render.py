@@ -25,7 +25,7 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ticketd.config import TicketLayout, TicketTexts
-from ticketd.escpos_job import QrSpot
+from ticketd.escpos_job import FixedBlock, QrSpot
 from ticketd.glyphs import missing_glyphs
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path, wrap_text
@@ -103,16 +103,33 @@ class TicketRenderer:
 
     def render_with_qr(self, view: TicketView) -> tuple[Image.Image, QrSpot | None]:
         """The ticket image and where its QR code is (a printer may draw that one itself)."""
+        image, spot, _ = self.render_for_print(view)
+        return image, spot
+
+    def render_for_print(self, view: TicketView) -> tuple[Image.Image, QrSpot | None, tuple[FixedBlock, ...]]:
+        """The ticket image, where its QR code is, and where the blocks that every ticket of this
+        layout shares are (a printer may keep those in its own memory)."""
         service = self.site.service(view.service_id)
         parts: list[Image.Image | int] = [self._header]
+        fixed: dict[int, str] = {0: "header"}  # index in parts → block key
+
+        def add_fixed(key: str, block: Image.Image) -> None:
+            fixed[len(parts)] = key
+            parts.append(block)
+
         if view.reprint:
             parts.append(self._cached(("reprint",), lambda: self._text(self.texts.reprint, "semibold", 22)))
         parts.append(self._number_block(format_number(view.number, service.prefix)))
         if view.priority:
-            parts += [self._s(6), self._cached(("priority", view.priority_group or ""),
-                                              lambda: self._priority_block(view.priority_group))]
-        parts += [self._s(8), self._cached(("service", service.id), lambda: self._service_block(service.label(self.layout.lang)))]
-        parts += [self._s(10), self._rule(), self._s(10)]
+            parts.append(self._s(6))
+            add_fixed(f"priority:{view.priority_group or ''}", self._cached(
+                ("priority", view.priority_group or ""), lambda: self._priority_block(view.priority_group)))
+        parts.append(self._s(8))
+        add_fixed(f"service:{service.id}", self._cached(("service", service.id),
+                                                        lambda: self._service_block(service.label(self.layout.lang))))
+        parts.append(self._s(10))
+        add_fixed("rule", self._cached(("rule",), self._rule))
+        parts.append(self._s(10))
         parts.append(self._text(self.issued_line(view), "regular", READ_PX, readable=True))
         for line in self.queue_lines(view):
             parts += [self._s(6), self._text(line, "semibold", READ_PX, readable=True)]
@@ -125,11 +142,19 @@ class TicketRenderer:
             # the block is as tall as the square symbol, centred as _qr pastes it
             spot = QrSpot(url=url, top=top, left=(self.width - qr_img.height) // 2, size=qr_img.height,
                           module_px=module_px, ecc="M")
-            parts += [qr_img, self._s(6),
-                      self._cached(("qr-caption",), lambda: self._text(
-                          self.texts.qr_caption.format(wifi=self.layout.wifi_name), "regular", READ_PX, readable=True))]
-        parts += [self._s(12), self._footer]
-        return self._stack(parts), spot
+            parts += [qr_img, self._s(6)]
+            add_fixed("qr-caption", self._cached(("qr-caption",), lambda: self._text(
+                self.texts.qr_caption.format(wifi=self.layout.wifi_name), "regular", READ_PX, readable=True)))
+        parts.append(self._s(12))
+        add_fixed("footer", self._footer)
+        blocks: list[FixedBlock] = []
+        y = 0
+        for i, p in enumerate(parts):
+            h = p if isinstance(p, int) else p.height
+            if i in fixed:
+                blocks.append(FixedBlock(key=fixed[i], top=y, height=h))
+            y += h
+        return self._stack(parts), spot, tuple(blocks)
 
     def render_test(self, now: datetime) -> Image.Image:
         """A technician's test print: header, test title, time, every Vietnamese mark, a ruler."""
