@@ -28,6 +28,7 @@ The job ends as before: ``ESC d 6`` (feed to the cutter) and ``GS V`` (cut).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -171,6 +172,41 @@ def band_rows(image: Image.Image, top: int, height: int) -> tuple[bytes, int]:
     return rows, wb
 
 
+def split_band(extents: list[tuple[int, int]], wb: int, *, center: bool,
+               white_cost: Callable[[int], int]) -> list[tuple[int, int]]:
+    """Where to cut a band into rasters so that the fewest bytes go: each raster costs its
+    header and its lines at the width of its widest line (cut on both sides by the same amount
+    when centred), so a few narrow lines (accents, a digit's top) are cheaper as their own
+    raster. ``extents``: per line (first inked byte, last inked byte + 1), ``(wb, 0)`` when white.
+    Returns ``(start, end)`` line ranges; the paper is the same.
+
+    A cut inside a run of lines of equal extent is never cheaper than at one of its ends (the
+    cost is linear in where it falls), so only run ends are tried: a few dozen, not every line."""
+    ends = [i for i in range(1, len(extents)) if extents[i] != extents[i - 1]] + [len(extents)]
+    starts = [0] + ends[:-1]
+    n = len(ends)
+    best = [0] + [1 << 60] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        lead, right = wb, 0
+        for i in range(j - 1, -1, -1):  # the segment of runs i..j-1, growing upwards
+            run_lead, run_right = extents[starts[i]]
+            lead, right = min(lead, run_lead), max(right, run_right)
+            lines = ends[j - 1] - starts[i]
+            if right == 0:
+                cost = white_cost(lines)
+            else:
+                cost = RASTER_HEADER_BYTES + lines * (wb - 2 * min(lead, wb - right) if center else right)
+            if best[i] + cost < best[j]:
+                best[j], cut[j] = best[i] + cost, i
+    out = []
+    j = n
+    while j > 0:
+        out.append((starts[cut[j]], ends[j - 1]))
+        j = cut[j]
+    return out[::-1]
+
+
 def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions(),
                      stored: tuple[StoredBand, ...] = ()) -> bytes:
     """The whole job for one ticket: init, the image as bands and feeds (the QR natively if
@@ -200,20 +236,30 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
             out.extend(raster(1, bytes(n)))
             lines -= n
 
+    def white_cost(lines: int) -> int:
+        if options.white_bands == "feed":
+            return FEED_BYTES * -(-lines // 255)
+        return RASTER_HEADER_BYTES * -(-lines // max_lines) + lines
+
     def band(y0: int, y1: int) -> None:
-        for top in range(y0, y1, max_lines):
-            bottom = min(y1, top + max_lines)
-            lines = [rows[y * wb:(y + 1) * wb] for y in range(top, bottom)]
-            right = max(len(line.rstrip(b"\x00")) for line in lines)
-            if right == 0:  # a short gap kept inside the band, alone in its block (a raster needs ink)
-                white(bottom - top)
-                continue
-            left = 0
-            if options.center_bands:
-                lead = min(len(line) - len(line.lstrip(b"\x00")) for line in lines)
-                left = min(lead, wb - right)
-                right = wb - left
-            out.extend(raster(right - left, b"".join(line[left:right] for line in lines)))
+        for y_top in range(y0, y1, max_lines):
+            y_bottom = min(y1, y_top + max_lines)
+            extents = []
+            for y in range(y_top, y_bottom):
+                line = rows[y * wb:(y + 1) * wb]
+                right = len(line.rstrip(b"\x00"))
+                extents.append((len(line) - len(line.lstrip(b"\x00")) if right else wb, right))
+            for a, b in split_band(extents, wb, center=options.center_bands, white_cost=white_cost):
+                top, bottom = y_top + a, y_top + b
+                right = max(r for _, r in extents[a:b])
+                if right == 0:  # a short gap kept inside the band, alone in its block (a raster needs ink)
+                    white(bottom - top)
+                    continue
+                left = 0
+                if options.center_bands:
+                    left = min(min(lead for lead, _ in extents[a:b]), wb - right)
+                    right = wb - left
+                out.extend(raster(right - left, b"".join(rows[y * wb + left:y * wb + right] for y in range(top, bottom))))
 
     # the stored bands (in order, inside the image, not overlapping each other or a printer-drawn QR)
     taken = [(native.top, native.top + native.size)] if native is not None else []
