@@ -71,13 +71,15 @@ class QrSpot:
 
 
 @dataclass(frozen=True, slots=True)
-class FixedBlock:
-    """A block the renderer draws the same on every ticket of a layout (the centre's header, a
-    service's name, the footer, …): ``key`` names it, dot lines ``top`` to ``top + height``."""
+class TicketBlock:
+    """A block of the ticket, dot lines ``top`` to ``top + height``: ``key`` names it. ``shared``:
+    drawn the same on every ticket of a layout (the centre's header, a service's name, the
+    footer, …), so a printer may keep it; else drawn for this ticket (number, time, …)."""
 
     key: str
     top: int
     height: int
+    shared: bool = True
 
 
 @dataclass(frozen=True, slots=True)

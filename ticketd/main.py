@@ -337,8 +337,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
 
     def _print_issued(self, job: TicketJob, ticket: TicketInfo, view: TicketView) -> None:
         try:
-            image, qr, fixed = self.renderer.render_for_print(view)
-            self.printer.print_image(image, label=ticket.display, qr=qr, fixed=fixed)
+            image, qr, blocks = self.renderer.render_for_print(view)
+            self.printer.print_image(image, label=ticket.display, qr=qr, blocks=blocks)
         except PrinterError as exc:
             self._print_failed(job, ticket, exc)
             return
@@ -427,12 +427,12 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def _print_local(self, job: TicketJob) -> None:
         """Reprint or test print: no number is involved, so nothing to ask or void."""
         try:
-            qr, fixed = None, ()
+            qr, blocks = None, ()
             if job.kind == "reprint" and job.ticket is not None:
-                image, qr, fixed = self.renderer.render_for_print(job.ticket)
+                image, qr, blocks = self.renderer.render_for_print(job.ticket)
             else:
                 image = self.renderer.render_test(self.clock.local())
-            self.printer.print_image(image, label=job.kind, qr=qr, fixed=fixed)
+            self.printer.print_image(image, label=job.kind, qr=qr, blocks=blocks)
         except PrinterError as exc:
             self.last_error = f"{exc.code}: {exc}"
             self.core.job_failed(job, exc.code)

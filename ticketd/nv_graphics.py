@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ticketd.escpos_job import FixedBlock, StoredBand, band_rows, nv_define
+from ticketd.escpos_job import StoredBand, TicketBlock, band_rows, nv_define
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class NvGraphicsRecord:
     def _writes_left(self) -> int:
         return self.max_writes_per_day - (self.writes_today if self.writes_day == self.today() else 0)
 
-    def plan(self, image: Image.Image, blocks: tuple[FixedBlock, ...]) -> GraphicsPlan:
+    def plan(self, image: Image.Image, blocks: tuple[TicketBlock, ...]) -> GraphicsPlan:
         """Which of ``blocks`` print by key code, and the NV writes to send before the job
         (a block whose pixels differ from the stored ones, while today's writes last)."""
         upload = bytearray()
@@ -117,7 +117,7 @@ class NvGraphicsRecord:
         pending: list[PendingWrite] = []
         left = self._writes_left()
         for block in blocks:
-            if block.height <= 0 or block.top + block.height > image.height:
+            if not block.shared or block.height <= 0 or block.top + block.height > image.height:
                 continue
             rows, wb = band_rows(image, block.top, block.height)
             if not any(rows):

@@ -39,7 +39,7 @@ from PIL import Image
 
 from ticketd.config import PrinterConfig, profile_width
 from ticketd.escpos_decode import decode_job
-from ticketd.escpos_job import FixedBlock, JobOptions, QrSpot, StoredBand, build_ticket_job
+from ticketd.escpos_job import JobOptions, QrSpot, StoredBand, TicketBlock, build_ticket_job
 from ticketd.nv_graphics import GraphicsPlan, NvGraphicsRecord
 
 if TYPE_CHECKING:
@@ -170,19 +170,20 @@ class Printer(ABC):
             raise PrinterConfigError(f"image is {image.width} px wide, printer takes {self.width_px}")
         return build_ticket_job(image, qr=qr, options=self.options, stored=stored)
 
-    def plan_graphics(self, image: Image.Image, fixed: tuple[FixedBlock, ...]) -> GraphicsPlan:
+    def plan_graphics(self, image: Image.Image, blocks: tuple[TicketBlock, ...]) -> GraphicsPlan:
         """The NV writes to send before ``image``'s job and the bands it prints by key code."""
-        if self.nv_record is None or not fixed:
+        shared = tuple(b for b in blocks if b.shared)
+        if self.nv_record is None or not shared:
             return GraphicsPlan(upload=b"", stored=(), pending=())
-        return self.nv_record.plan(image, fixed)
+        return self.nv_record.plan(image, shared)
 
     def print_image(self, image: Image.Image, *, label: str = "", qr: QrSpot | None = None,
-                    fixed: tuple[FixedBlock, ...] = ()) -> int:
+                    blocks: tuple[TicketBlock, ...] = ()) -> int:
         """Build and send one ticket; return the bytes sent. Counts successes, keeps the last error.
 
-        ``fixed``: the blocks every ticket shares; with ``nv_graphics`` they print from the
-        printer's memory, written first (in the same write) when they changed."""
-        plan = self.plan_graphics(image, fixed)
+        ``blocks``: where the ticket's blocks are; with ``nv_graphics`` those every ticket shares
+        print from the printer's memory, written first (in the same write) when they changed."""
+        plan = self.plan_graphics(image, blocks)
         job = plan.upload + self.build(image, qr=qr, stored=plan.stored)
         try:
             self.send(job, label=label)

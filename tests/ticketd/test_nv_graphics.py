@@ -36,8 +36,8 @@ def views(issued_at) -> list[TicketView]:
 def print_all(printer: FakePrinter, renderer: TicketRenderer, tickets: list[TicketView]) -> list:
     out = []
     for view in tickets:
-        image, qr, fixed = renderer.render_for_print(view)
-        printer.print_image(image, label=str(view.number), qr=qr, fixed=fixed)
+        image, qr, blocks = renderer.render_for_print(view)
+        printer.print_image(image, label=str(view.number), qr=qr, blocks=blocks)
         out.append(image)
     return out
 
