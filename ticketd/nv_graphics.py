@@ -13,7 +13,6 @@ nothing. NV graphics, not download (RAM) graphics: they survive the printer's po
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -57,13 +56,16 @@ class NvGraphicsRecord:
     """The record of the printer's NV graphics (``path``: a JSON file in the state dir; ``None``: in memory).
 
     :param today: the local date as ``YYYY-MM-DD`` (the write limit counts per day).
+    :param printer: which printer the record is about (backend, address, profile, width): a
+        record of another printer is forgotten, so a printer put in its place gets the blocks.
     """
 
     def __init__(self, path: Path | None = None, *, today: Callable[[], str] = lambda: date.today().isoformat(),
-                 max_writes_per_day: int = MAX_WRITES_PER_DAY) -> None:
+                 max_writes_per_day: int = MAX_WRITES_PER_DAY, printer: str = "") -> None:
         self.path = path
         self.today = today
         self.max_writes_per_day = max_writes_per_day
+        self.printer = printer
         self.graphics: dict[str, dict[str, object]] = {}
         self.writes_day, self.writes_today = "", 0
         self.total_writes = 0
@@ -78,6 +80,10 @@ class NvGraphicsRecord:
             self.graphics = dict(data["graphics"])
             self.writes_day, self.writes_today = str(data["writes_day"]), int(data["writes_today"])
             self.total_writes = int(data.get("total_writes", 0))
+            if str(data.get("printer", "")) != self.printer:
+                log.info("NV graphics record %s is about printer %r, not %r: the blocks will be stored again",
+                         path, data.get("printer"), self.printer)
+                self.graphics, self.writes_day, self.writes_today = {}, "", 0
         except (OSError, ValueError, KeyError, TypeError) as exc:
             # an unreadable record: every block is written again (once), never referred to blindly
             log.warning("NV graphics record %s unreadable (%s): the blocks will be stored again", path, exc)
@@ -86,7 +92,7 @@ class NvGraphicsRecord:
     def _save(self) -> None:
         if self.path is None:
             return
-        data = {"version": RECORD_VERSION, "graphics": self.graphics, "writes_day": self.writes_day,
+        data = {"version": RECORD_VERSION, "printer": self.printer, "graphics": self.graphics, "writes_day": self.writes_day,
                 "writes_today": self.writes_today, "total_writes": self.total_writes}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -165,5 +171,7 @@ class NvGraphicsRecord:
         and today's writes count from zero (they wear the new printer's memory)."""
         self.graphics = {}
         self.writes_day, self.writes_today = "", 0
-        with contextlib.suppress(OSError):
+        try:
             self._save()
+        except OSError as exc:
+            log.warning("NV graphics record %s not saved: %s", self.path, exc)

@@ -492,12 +492,21 @@ def _serial_device(cfg: PrinterConfig, profile: str) -> Escpos:
 NV_RECORD_FILE = "printer-nv-graphics.json"
 
 
+def printer_identity(cfg: PrinterConfig, width_px: int) -> str:
+    """What tells one configured printer from another (a printer of the same model on the same
+    port looks the same: after such a swap, delete the record, docs/printers.md)."""
+    where = {"usb": f"{cfg.usb_vendor:04x}:{cfg.usb_product:04x}", "serial": cfg.serial_device,
+             "network": f"{cfg.host}:{cfg.port}", "file": cfg.device, "sim": str(cfg.sim_dir)}.get(cfg.backend, "")
+    return f"{cfg.backend} {where} {cfg.profile_for(width_px)} {width_px}px"
+
+
 def open_printer(cfg: PrinterConfig, *, width_px: int, state_dir: Path | None = None) -> Printer:
     """The printer named by ``cfg.backend`` (``sim`` and ``fake`` need no hardware); with
     ``nv_graphics`` the record of the printer's NV graphics is kept in ``state_dir``."""
     record = None
     if cfg.nv_graphics:
-        record = NvGraphicsRecord(state_dir / NV_RECORD_FILE if state_dir is not None else None)
+        record = NvGraphicsRecord(state_dir / NV_RECORD_FILE if state_dir is not None else None,
+                                  printer=printer_identity(cfg, width_px))
     if cfg.backend == "sim":
         return SimPrinter(cfg.sim_dir, width_px=width_px, profile=cfg.profile, options=cfg.job_options(),
                           nv_record=record)

@@ -10,7 +10,7 @@ from ticketd.config import PrinterConfig, TicketLayout
 from ticketd.escpos_decode import decode_job
 from ticketd.escpos_job import JobOptions, nv_define, nv_print
 from ticketd.nv_graphics import NvGraphicsRecord
-from ticketd.printer import NV_RECORD_FILE, FakePrinter, open_printer
+from ticketd.printer import NV_RECORD_FILE, FakePrinter, open_printer, printer_identity
 from ticketd.render import TicketRenderer, TicketView
 
 ENCODINGS = {
@@ -99,7 +99,7 @@ def test_an_unchanged_header_is_not_stored_again_after_a_restart_a_changed_one_i
     assert again.nv_writes == 0
     assert all(same_pixels(a, b) for a, b in zip(again.images(), [renderer.render(v) for v in views(issued_at)[:2]],
                                                  strict=True))
-    header_kc = NvGraphicsRecord(tmp_path / NV_RECORD_FILE).key_code("header")
+    header_kc = NvGraphicsRecord(tmp_path / NV_RECORD_FILE, printer=printer_identity(cfg, 576)).key_code("header")
 
     # the centre's name changes: only the header is written again, under the same key code
     renamed = site.model_copy(update={"site": site.site.model_copy(update={"name_vi": "Trung tâm xã Tường Linh mới"})})
@@ -110,7 +110,7 @@ def test_an_unchanged_header_is_not_stored_again_after_a_restart_a_changed_one_i
     job = decode_job(after.jobs[0], paper_px=576, nv=dict(first.nv))
     assert job.nv_defines == [header_kc] and after.nv_writes == 1
     assert same_pixels(job.image(), printed[0])
-    assert NvGraphicsRecord(tmp_path / NV_RECORD_FILE).key_code("header") == header_kc
+    assert NvGraphicsRecord(tmp_path / NV_RECORD_FILE, printer=printer_identity(cfg, 576)).key_code("header") == header_kc
 
 
 def test_no_more_than_the_daily_writes_then_raster_and_the_rest_is_stored_the_next_day(site, issued_at):
@@ -164,3 +164,15 @@ def test_nv_graphics_commands_have_the_documented_bytes():
     assert nv[b"X#"].size == (576, 1000)
     with pytest.raises(ValueError):
         nv_define(b"X\x00", 1, b"\x00")
+
+
+def test_a_record_about_another_printer_is_forgotten(site, issued_at, tmp_path):
+    renderer = TicketRenderer(site, TicketLayout())
+    here = PrinterConfig(backend="sim", sim_dir=tmp_path / "a", nv_graphics=True)
+    first = open_printer(here, width_px=576, state_dir=tmp_path)
+    print_all(first, renderer, views(issued_at)[:1])
+    assert first.nv_writes == 6
+    # the config names another printer: its NV memory holds none of our blocks
+    other = open_printer(here.model_copy(update={"sim_dir": tmp_path / "b"}), width_px=576, state_dir=tmp_path)
+    print_all(other, renderer, views(issued_at)[:1])
+    assert other.nv_writes == 6 and not decode_job(other.jobs[0], paper_px=576, nv={}).nv_missing
