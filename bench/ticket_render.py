@@ -187,11 +187,11 @@ def main() -> None:
         for name, xs in sizes.items():
             med = statistics.median(xs)
             print(f"    {name:40s} {med:7.0f} {max(xs):8d}   {wire(med)}")
-        for name, (nbytes, writes) in uploads.items():
-            print(f"    {'  + once: ' + str(writes) + ' NV graphics (' + name[6:] + ')':40.40s} {nbytes:7d} {'':8s}   "
-                  f"{wire(nbytes)}")
-        print("      (the shared blocks, written into the printer once and again only when they change,"
-              " at most 9 a day; the rows above are the tickets after that)")
+            if name in uploads:
+                nbytes, writes = uploads[name]
+                print(f"    {'  + once: ' + str(writes) + ' NV graphics written':40s} {nbytes:7d} {'':8s}   {wire(nbytes)}")
+        print("    (NV graphics: the shared blocks are written into the printer once, and again only when they"
+              " change, at most 9 a day; the ticket rows are the tickets after that)")
         opts = ENCODINGS["new + native_qr + center_bands"]
         by_block: dict[str, list[int]] = {}
         shared: dict[str, bool] = {}
