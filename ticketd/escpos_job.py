@@ -12,7 +12,9 @@ for every dot line at 576 px, white or not. Here:
   not a dot, as a raster one byte wide (``white_bands = "raster"``);
 - **ink bands are separate rasters**, each at most ``raster_max_lines`` lines tall (cheap
   printers have small raster buffers) and cut at its last inked byte on the right (a raster
-  prints from the left margin, so the white on its right need not be sent);
+  prints from the left margin, so the white on its right need not be sent), and a band is
+  cut where that sends fewer bytes (:func:`split_band`: an accent or a digit's top, narrower
+  than the lines under it, goes as its own narrower raster);
 - with ``center_bands`` a band is also cut on the left by as much as on the right and
   printed centred (``ESC a 1``): fewer bytes, but only for printers that apply justification
   to raster images (many cheap ones print every raster at the left edge);
