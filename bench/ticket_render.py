@@ -16,7 +16,12 @@ For each width, printed as median / p99 in ms:
   19,200 and 115,200 baud, and USB full speed at its bulk-transfer ceiling (19 packets of 64
   bytes per 1 ms frame: 1.216 MB/s; a printer may take them slower). The print itself (about
   0.4 s for a 100 mm ticket) comes on top, overlapped with the transfer on a real printer;
-- where the new job's bytes go, block by block, for one ticket.
+- with ``nv_graphics`` (the blocks every ticket shares kept in the printer's NV graphics
+  memory): the per-ticket job once the blocks are stored, and, apart, the one-time upload
+  (the NV writes: how many graphics, how many bytes, how long on each link);
+- where the bytes go, block by block (header, number, service name, time, people ahead,
+  wait, QR, caption, footer, …; mean over the tickets), and which blocks are the same on
+  every ticket or come from a small fixed set (shared: what NV graphics can keep).
 Then the resident memory of this process (VmRSS now, and max RSS).
 """
 
@@ -33,7 +38,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ticketd.config import TicketLayout  # noqa: E402
-from ticketd.escpos_job import JobOptions, build_ticket_job  # noqa: E402
+from ticketd.escpos_decode import DecodedJob, apply_command, split_commands  # noqa: E402
+from ticketd.escpos_job import JobOptions, TicketBlock, build_ticket_job  # noqa: E402
+from ticketd.nv_graphics import NvGraphicsRecord  # noqa: E402
 from ticketd.printer import FakePrinter  # noqa: E402
 from ticketd.render import TicketRenderer, TicketView  # noqa: E402
 from xephang.clock import VN_TZ  # noqa: E402
@@ -44,6 +51,8 @@ ENCODINGS = {
     "new (default: feed, raster QR)": JobOptions(),
     "new + native_qr": JobOptions(native_qr=True),
     "new + native_qr + center_bands": JobOptions(native_qr=True, center_bands=True),
+    "new + nv_graphics": JobOptions(nv_graphics=True),
+    "new + native_qr + center + nv_graphics": JobOptions(native_qr=True, center_bands=True, nv_graphics=True),
 }
 LINKS = {"9600 Bd": 9600 / 10, "19200 Bd": 19200 / 10, "115200 Bd": 115200 / 10, "USB FS": 1_216_000}
 
@@ -70,6 +79,45 @@ def pct(xs: list[float], p: float) -> float:
 
 def fmt(xs: list[float]) -> str:
     return f"median {statistics.median(xs) * 1000:7.2f} ms   p99 {pct(xs, 99) * 1000:7.2f} ms"
+
+
+def nv_jobs(rendered, opts: JobOptions) -> tuple[list[int], int, int]:  # noqa: ANN001
+    """Per-ticket job bytes once the shared blocks are stored, the one-time upload bytes and its NV writes.
+
+    The upload is counted over all the tickets' shared blocks as if written at once; ticketd
+    writes at most 9 a day (the rest print as raster until the next day)."""
+    record = NvGraphicsRecord(max_writes_per_day=1000)
+    upload, writes = 0, 0
+    for img, _qr, blocks in rendered:
+        plan = record.plan(img, blocks)
+        upload += len(plan.upload)
+        writes += len(plan.pending)
+        record.commit(plan.pending)
+    sizes = []
+    for img, qr, blocks in rendered:
+        plan = record.plan(img, blocks)
+        assert not plan.pending
+        sizes.append(len(build_ticket_job(img, qr=qr, options=opts, stored=plan.stored)))
+    return sizes, upload, writes
+
+
+def bytes_by_block(job: bytes, blocks: tuple[TicketBlock, ...], width: int) -> dict[str, int]:
+    """The job's bytes by the block whose dot lines they print (white feeds and set-up apart)."""
+    out: dict[str, int] = {}
+    dj = DecodedJob(paper_px=width)
+    cmds, _ = split_commands(job)
+    for cmd in cmds:
+        y = dj.y
+        name = "set-up, cut"
+        if cmd[:2] == b"\x1bJ":
+            name = "white (ESC J feeds)"
+        elif cmd[:2] == b"\x1dv" or cmd[:3] in (b"\x1d(k", b"\x1d(L"):
+            name = next((b.key for b in blocks if b.top <= y < b.top + b.height), "white (narrow rasters)")
+            if cmd[:3] == b"\x1d(k":
+                name = "qr"
+        apply_command(dj, cmd)
+        out[name] = out.get(name, 0) + len(cmd)
+    return out
 
 
 def views(n: int) -> list[TicketView]:
@@ -126,20 +174,41 @@ def main() -> None:
         print(f"  job build    old {fmt(job_old)}")
         print(f"               new {fmt(job)}")
         sizes = {"old (one raster, python-escpos)": [len(old_job(img)) for img in imgs]}
+        printed = [r.render_for_print(v) for v in vs[:100]]
+        uploads: dict[str, tuple[int, int]] = {}
         for name, opts in ENCODINGS.items():
-            sizes[name] = [len(build_ticket_job(img, qr=qr, options=opts)) for img, qr in rendered]
+            if opts.nv_graphics:
+                sizes[name], *up = nv_jobs(printed, opts)
+                uploads[name] = (up[0], up[1])
+            else:
+                sizes[name] = [len(build_ticket_job(img, qr=qr, options=opts)) for img, qr in rendered]
         print(f"  bytes per ticket ({len(imgs)} tickets, 1 in 7 priority) and time on the wire (median ticket)")
-        print(f"    {'job':34s} {'median':>7s} {'largest':>8s}   " + "  ".join(f"{k:>9s}" for k in LINKS))
+        print(f"    {'job':40s} {'median':>7s} {'largest':>8s}   " + "  ".join(f"{k:>9s}" for k in LINKS))
         for name, xs in sizes.items():
             med = statistics.median(xs)
-            print(f"    {name:34s} {med:7.0f} {max(xs):8d}   {wire(med)}")
-        img, qr = rendered[1]  # a ticket without the priority box
-        parts = {"header (centre, address, title)": r._header, "number": r._number_block("2001"),
-                 "footer": r._footer}
-        print("  where the new default job's bytes go (one ticket, raster QR): "
-              f"{len(build_ticket_job(img, qr=qr))} bytes")
-        for name, part in parts.items():
-            print(f"    {name:34s} {len(build_ticket_job(part)) - 7:6d}")
+            print(f"    {name:40s} {med:7.0f} {max(xs):8d}   {wire(med)}")
+            if name in uploads:
+                nbytes, writes = uploads[name]
+                print(f"    {'  + once: ' + str(writes) + ' NV graphics written':40s} {nbytes:7d} {'':8s}   {wire(nbytes)}")
+        print("    (NV graphics: the shared blocks are written into the printer once, and again only when they"
+              " change, at most 9 a day; the ticket rows are the tickets after that)")
+        opts = ENCODINGS["new + native_qr + center_bands"]
+        by_block: dict[str, list[int]] = {}
+        shared: dict[str, bool] = {}
+        for img, qr, blocks in printed:
+            for b in blocks:
+                shared[b.key] = b.shared
+            for k, n in bytes_by_block(build_ticket_job(img, qr=qr, options=opts), blocks, width).items():
+                by_block.setdefault(k, []).append(n)
+        total = statistics.mean(sizes["new + native_qr + center_bands"])
+        print(f"  where the bytes go, native_qr + center_bands (mean over {len(printed)} tickets; a block on "
+              "some tickets only: mean where printed, and its share of all tickets)")
+        print(f"    {'block':24s} {'bytes':>6s} {'on':>5s} {'share':>6s}  same on every ticket?")
+        for k, xs in sorted(by_block.items(), key=lambda kv: -sum(kv[1])):
+            kind = ("per ticket" if not shared.get(k, True) or k == "qr"
+                    else "—" if k.startswith(("white", "set-up")) else
+                    "one of a few" if ":" in k else "every ticket")
+            print(f"    {k:24s} {statistics.mean(xs):6.0f} {len(xs):4d}x {sum(xs) / len(printed) / total:6.1%}  {kind}")
     rss_now = 0
     with open("/proc/self/status") as f:
         for line in f:

@@ -139,6 +139,9 @@ class PrinterConfig(Strict):
                                                        "false: the QR is sent as raster")
     center_bands: bool = Field(default=False, description="crop bands on both sides and centre them (ESC a 1): only "
                                                           "for printers that centre raster images")
+    nv_graphics: bool = Field(default=False, description="keep the blocks every ticket shares (header, service names, "
+                                                         "footer, …) in the printer's NV graphics memory (GS ( L fn 67/69) "
+                                                         "and print them by key code; written only when they change")
 
     @field_validator("serial_baud")
     @classmethod
@@ -161,7 +164,7 @@ class PrinterConfig(Strict):
     def job_options(self) -> JobOptions:
         """How tickets are encoded for this printer."""
         return JobOptions(cut=self.cut, white_bands=self.white_bands, raster_max_lines=self.raster_max_lines,
-                          center_bands=self.center_bands, native_qr=self.native_qr)
+                          center_bands=self.center_bands, native_qr=self.native_qr, nv_graphics=self.nv_graphics)
 
     def profile_for(self, width_px: int) -> str:
         """The escpos profile name to use for a ticket ``width_px`` wide."""

@@ -5,7 +5,8 @@ tty printer and the sim printer's PNG preview show exactly what the paper would 
 bytes are parsed command by command (a naive search for ``GS v 0`` would also match inside
 image data) and laid out on a strip of paper ``paper_px`` dots wide: rasters where the
 justification puts them, ``ESC J`` feeds in dot lines (the unit ``GS P`` set), printer-drawn
-QR codes (``GS ( k``) drawn as a printer would draw them. Line feeds (``LF``, ``ESC d``) only
+QR codes (``GS ( k``) drawn as a printer would draw them, NV graphics (``GS ( L`` / ``GS 8 L``
+fn 67 define, fn 69 print) kept in a store that outlives the job, as the printer's NV memory does. Line feeds (``LF``, ``ESC d``) only
 move paper towards the cutter after the ticket: they are counted, not drawn.
 """
 
@@ -75,6 +76,9 @@ class DecodedJob:
     feed_lines: int = 0  # LF / ESC d: text lines towards the cutter
     feed_dots: int = 0  # ESC J, in dot lines
     status_queries: int = 0
+    nv: dict[bytes, Image.Image] = field(default_factory=dict)  # the printer's NV graphics, by key code
+    nv_defines: list[bytes] = field(default_factory=list)  # key codes written (NV writes) by this job
+    nv_missing: list[bytes] = field(default_factory=list)  # printed key codes the printer did not have
     y: int = 0  # dot lines of paper moved by rasters, QR codes and ESC J
     align: int = 0  # ESC a: 0 left, 1 centre, 2 right
     unit_y: int = 0  # GS P y (0: the printer's default, taken as one dot)
@@ -136,8 +140,15 @@ def command_length(data: bytes, i: int) -> int:
             return 4 if data[i + 2] in (0x41, 0x42) else 3
         if op == 0x50:  # GS P x y
             return 4
-        if op == 0x28:  # GS ( k pL pH cn fn ...
+        if op == 0x38:  # GS 8 L p1 p2 p3 p4 m fn ...
+            need(7)
+            if data[i + 2] != 0x4C:
+                raise DecodeError(f"GS 8 {data[i + 2]:#04x} at byte {i} is not a graphics command")
+            return 7 + int.from_bytes(data[i + 3:i + 7], "little")
+        if op == 0x28:  # GS ( k / GS ( L pL pH ...
             need(5)
+            if data[i + 2] == 0x4C:
+                return 5 + (data[i + 3] | data[i + 4] << 8)
             if data[i + 2] != 0x6B:
                 raise DecodeError(f"GS ( {data[i + 2]:#04x} at byte {i} is not a symbol command")
             return 5 + (data[i + 3] | data[i + 4] << 8)
@@ -164,10 +175,11 @@ def split_commands(data: bytes) -> tuple[list[bytes], int]:
     return out, i
 
 
-def decode_job(data: bytes, *, paper_px: int | None = None) -> DecodedJob:
+def decode_job(data: bytes, *, paper_px: int | None = None, nv: dict[bytes, Image.Image] | None = None) -> DecodedJob:
     """Parse ``data`` (INIT, GS v 0 rasters, ESC J / ESC d feeds, ESC a, GS P, GS ( k QR
-    codes, GS V cuts, LF, DLE EOT and GS r queries) onto paper ``paper_px`` dots wide."""
-    job = DecodedJob(paper_px=paper_px)
+    codes, GS ( L NV graphics, GS V cuts, LF, DLE EOT and GS r queries) onto paper
+    ``paper_px`` dots wide. ``nv``: the printer's NV graphics before the job (updated in place)."""
+    job = DecodedJob(paper_px=paper_px, nv={} if nv is None else nv)
     i, n = 0, len(data)
     while i < n:
         k = command_length(data, i)
@@ -211,6 +223,10 @@ def apply_command(job: DecodedJob, cmd: bytes) -> None:
         job.cuts += 1
     elif b == GS and cmd[1] == 0x50:
         job.unit_y = cmd[3]
+    elif b == GS and cmd[1] == 0x38:
+        _apply_graphics(job, cmd[7:])
+    elif b == GS and cmd[1] == 0x28 and cmd[2] == 0x4C:
+        _apply_graphics(job, cmd[5:])
     elif b == GS and cmd[1] == 0x28:
         _apply_symbol(job, cmd)
     else:  # GS r, DLE EOT
@@ -234,3 +250,28 @@ def _apply_symbol(job: DecodedJob, cmd: bytes) -> None:
         qr.x, qr.size = job._x(img.width), img.width
         job.qr_codes.append(qr)
         job.place(img)
+
+
+def _apply_graphics(job: DecodedJob, p: bytes) -> None:
+    """``GS ( L`` / ``GS 8 L`` after the length: m fn ... (NV graphics define 67, print 69)."""
+    fn = p[1]
+    if fn == 67:  # a kc1 kc2 b xL xH yL yH c d1...dk: raster, one colour
+        key, x, y = p[3:5], p[6] | p[7] << 8, p[8] | p[9] << 8
+        wb = (x + 7) // 8
+        data = p[11:]
+        if p[5] != 1 or len(data) != wb * y:
+            raise DecodeError(f"NV graphics {key!r}: {p[5]} colours, {len(data)} bytes for {x} x {y} dots")
+        img = raster_image(b"\x1dv0\x00" + bytes([wb & 0xFF, wb >> 8, y & 0xFF, y >> 8]) + data)
+        job.nv[key] = img.crop((0, 0, x, y)) if x != wb * 8 else img
+        job.nv_defines.append(key)
+    elif fn == 69:  # kc1 kc2 x y: print at 1 x 1
+        key = p[2:4]
+        if p[4:6] != b"\x01\x01":
+            raise DecodeError(f"NV graphics {key!r} printed enlarged ({p[4]} x {p[5]}): not decoded")
+        img = job.nv.get(key)
+        if img is None:  # a real printer prints nothing for a key it does not have
+            job.nv_missing.append(key)
+            return
+        job.place(img)
+    else:
+        raise DecodeError(f"GS ( L function {fn} is not decoded")

@@ -12,18 +12,25 @@ for every dot line at 576 px, white or not. Here:
   not a dot, as a raster one byte wide (``white_bands = "raster"``);
 - **ink bands are separate rasters**, each at most ``raster_max_lines`` lines tall (cheap
   printers have small raster buffers) and cut at its last inked byte on the right (a raster
-  prints from the left margin, so the white on its right need not be sent);
+  prints from the left margin, so the white on its right need not be sent), and a band is
+  cut where that sends fewer bytes (:func:`split_band`: an accent or a digit's top, narrower
+  than the lines under it, goes as its own narrower raster);
 - with ``center_bands`` a band is also cut on the left by as much as on the right and
   printed centred (``ESC a 1``): fewer bytes, but only for printers that apply justification
   to raster images (many cheap ones print every raster at the left edge);
 - with ``native_qr`` the QR code is sent as its URL and drawn by the printer
-  (``GS ( k``, model 2, the renderer's module size and error correction), centred.
+  (``GS ( k``, model 2, the renderer's module size and error correction), centred;
+- with ``nv_graphics`` the blocks every ticket shares (header, service name, footer, …) are
+  kept in the printer's NV graphics memory (``GS ( L`` fn 67, written by
+  :mod:`ticketd.nv_graphics` only when a block changes) and a ticket refers to each by its
+  key code (fn 69: 11 bytes instead of a few KB).
 
 The job ends as before: ``ESC d 6`` (feed to the cutter) and ``GS V`` (cut).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,6 +57,7 @@ class JobOptions:
     raster_max_lines: int = 255
     center_bands: bool = False
     native_qr: bool = False
+    nv_graphics: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,55 @@ class QrSpot:
     size: int  # dots, square
     module_px: int  # dots per module
     ecc: Literal["L", "M", "Q", "H"] = "M"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketBlock:
+    """A block of the ticket, dot lines ``top`` to ``top + height``: ``key`` names it. ``shared``:
+    drawn the same on every ticket of a layout (the centre's header, a service's name, the
+    footer, …), so a printer may keep it; else drawn for this ticket (number, time, …)."""
+
+    key: str
+    top: int
+    height: int
+    shared: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBand:
+    """Dot lines ``top`` to ``top + height`` of the ticket are a graphic the printer keeps under ``key_code``."""
+
+    top: int
+    height: int
+    key_code: bytes  # kc1 kc2, each 32-126
+
+
+# python-escpos has no NV / download graphics commands (GS ( L / GS 8 L): the encoders are ours
+def _graphics_command(payload: bytes) -> bytes:
+    """``GS ( L`` with its 2-byte length, or ``GS 8 L`` (4-byte length) for a payload over 65,535 bytes."""
+    n = len(payload)
+    if n <= 0xFFFF:
+        return b"\x1d(L" + n.to_bytes(2, "little") + payload
+    return b"\x1d8L" + n.to_bytes(4, "little") + payload
+
+
+def nv_define(key_code: bytes, width_bytes: int, rows: bytes) -> bytes:
+    """``GS ( L`` fn 67: define NV graphics ``key_code``, raster format, one colour (bit 1 = a dot burnt).
+
+    Each execution is a write of the printer's NV memory (Epson: fewer than 10 a day)."""
+    height = len(rows) // width_bytes
+    if len(key_code) != 2 or not all(32 <= c <= 126 for c in key_code):
+        raise ValueError(f"NV graphics key codes are two bytes 32-126, not {key_code!r}")
+    if not (1 <= width_bytes * 8 <= 8192 and 1 <= height <= 2304):
+        raise ValueError(f"NV graphics are at most 8192 x 2304 dots (got {width_bytes * 8} x {height})")
+    x = width_bytes * 8
+    return _graphics_command(b"\x30\x43\x30" + key_code + b"\x01" + x.to_bytes(2, "little")
+                             + height.to_bytes(2, "little") + b"\x31" + rows)
+
+
+def nv_print(key_code: bytes) -> bytes:
+    """``GS ( L`` fn 69: print NV graphics ``key_code`` at normal size (x 1, y 1)."""
+    return b"\x1d(L\x06\x00\x30\x45" + key_code + b"\x01\x01"
 
 
 def raster(width_bytes: int, rows: bytes) -> bytes:
@@ -113,9 +170,51 @@ def _qr_fits_natively(rows: bytes, wb: int, qr: QrSpot) -> bool:
     return 1 <= qr.module_px <= 16
 
 
-def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions()) -> bytes:
+def band_rows(image: Image.Image, top: int, height: int) -> tuple[bytes, int]:
+    """Dot lines ``top`` to ``top + height`` of ``image`` as raster bytes (bit 1 = black), and the bytes per line."""
+    rows, wb = _ink_rows(image.crop((0, top, image.width, top + height)))
+    return rows, wb
+
+
+def split_band(extents: list[tuple[int, int]], wb: int, *, center: bool,
+               white_cost: Callable[[int], int]) -> list[tuple[int, int]]:
+    """Where to cut a band into rasters so that the fewest bytes go: each raster costs its
+    header and its lines at the width of its widest line (cut on both sides by the same amount
+    when centred), so a few narrow lines (accents, a digit's top) are cheaper as their own
+    raster. ``extents``: per line (first inked byte, last inked byte + 1), ``(wb, 0)`` when white.
+    Returns ``(start, end)`` line ranges; the paper is the same.
+
+    A cut inside a run of lines of equal extent is never cheaper than at one of its ends (the
+    cost is linear in where it falls), so only run ends are tried: a few dozen, not every line."""
+    ends = [i for i in range(1, len(extents)) if extents[i] != extents[i - 1]] + [len(extents)]
+    starts = [0] + ends[:-1]
+    n = len(ends)
+    best = [0] + [1 << 60] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        lead, right = wb, 0
+        for i in range(j - 1, -1, -1):  # the segment of runs i..j-1, growing upwards
+            run_lead, run_right = extents[starts[i]]
+            lead, right = min(lead, run_lead), max(right, run_right)
+            lines = ends[j - 1] - starts[i]
+            if right == 0:
+                cost = white_cost(lines)
+            else:
+                cost = RASTER_HEADER_BYTES + lines * (wb - 2 * min(lead, wb - right) if center else right)
+            if best[i] + cost < best[j]:
+                best[j], cut[j] = best[i] + cost, i
+    out = []
+    j = n
+    while j > 0:
+        out.append((starts[cut[j]], ends[j - 1]))
+        j = cut[j]
+    return out[::-1]
+
+
+def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions(),
+                     stored: tuple[StoredBand, ...] = ()) -> bytes:
     """The whole job for one ticket: init, the image as bands and feeds (the QR natively if
-    asked and possible), feed to the cutter, cut."""
+    asked and possible, ``stored`` bands by their key code), feed to the cutter, cut."""
     rows, wb = _ink_rows(image)
     height = image.height
     max_lines = max(1, min(options.raster_max_lines, MAX_RASTER_LINES))
@@ -141,30 +240,54 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
             out.extend(raster(1, bytes(n)))
             lines -= n
 
+    def white_cost(lines: int) -> int:
+        if options.white_bands == "feed":
+            return FEED_BYTES * -(-lines // 255)
+        return RASTER_HEADER_BYTES * -(-lines // max_lines) + lines
+
     def band(y0: int, y1: int) -> None:
-        for top in range(y0, y1, max_lines):
-            bottom = min(y1, top + max_lines)
-            lines = [rows[y * wb:(y + 1) * wb] for y in range(top, bottom)]
-            right = max(len(line.rstrip(b"\x00")) for line in lines)
-            if right == 0:  # a short gap kept inside the band, alone in its block (a raster needs ink)
-                white(bottom - top)
-                continue
-            left = 0
-            if options.center_bands:
-                lead = min(len(line) - len(line.lstrip(b"\x00")) for line in lines)
-                left = min(lead, wb - right)
-                right = wb - left
-            out.extend(raster(right - left, b"".join(line[left:right] for line in lines)))
+        for y_top in range(y0, y1, max_lines):
+            y_bottom = min(y1, y_top + max_lines)
+            extents = []
+            for y in range(y_top, y_bottom):
+                line = rows[y * wb:(y + 1) * wb]
+                right = len(line.rstrip(b"\x00"))
+                extents.append((len(line) - len(line.lstrip(b"\x00")) if right else wb, right))
+            for a, b in split_band(extents, wb, center=options.center_bands, white_cost=white_cost):
+                top, bottom = y_top + a, y_top + b
+                right = max(r for _, r in extents[a:b])
+                if right == 0:  # a short gap kept inside the band, alone in its block (a raster needs ink)
+                    white(bottom - top)
+                    continue
+                left = 0
+                if options.center_bands:
+                    left = min(min(lead for lead, _ in extents[a:b]), wb - right)
+                    right = wb - left
+                out.extend(raster(right - left, b"".join(rows[y * wb + left:y * wb + right] for y in range(top, bottom))))
+
+    # the stored bands (in order, inside the image, not overlapping each other or a printer-drawn QR)
+    taken = [(native.top, native.top + native.size)] if native is not None else []
+    graphics: dict[int, StoredBand] = {}
+    for s in sorted(stored, key=lambda s: s.top) if options.nv_graphics else ():
+        span = (s.top, s.top + s.height)
+        if s.height > 0 and span[1] <= height and all(span[1] <= a or span[0] >= b for a, b in taken):
+            graphics[s.top] = s
+            taken.append(span)
+    tops = sorted(a for a, _ in taken)
 
     y = 0
     while y < height:
+        if y in graphics:
+            out.extend(nv_print(graphics[y].key_code))
+            y += graphics[y].height
+            continue
         if native is not None and y == native.top:
             out.extend(b"" if options.center_bands else ALIGN_CENTER)
             out.extend(qr_commands(native.url, module_px=native.module_px, ecc=native.ecc))
             out.extend(b"" if options.center_bands else ALIGN_LEFT)
             y += native.size
             continue
-        stop = native.top if native is not None and y < native.top else height
+        stop = next((t for t in tops if t > y), height)
         if not inked[y]:
             y1 = y
             while y1 < stop and not inked[y1]:

@@ -133,7 +133,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
         if not isinstance(layout, TicketLayout):  # pragma: no cover - the node config's model is TicketLayout
             raise TypeError(f"ticket layout is a {type(layout).__name__}")
         self.renderer: TicketRenderer = TicketRenderer(self.site, layout, link_secret=self._link_secret())
-        self.printer: Printer = printer or open_printer(self._printer_config(), width_px=layout.width_px)
+        self.printer: Printer = printer or open_printer(self._printer_config(), width_px=layout.width_px,
+                                                        state_dir=s.state_dir)
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self._next_printer_check = 0.0
         self._issuing: TicketJob | None = None
@@ -336,8 +337,8 @@ class TicketDaemon(Daemon[TicketdSettings]):
 
     def _print_issued(self, job: TicketJob, ticket: TicketInfo, view: TicketView) -> None:
         try:
-            image, qr = self.renderer.render_with_qr(view)
-            self.printer.print_image(image, label=ticket.display, qr=qr)
+            image, qr, blocks = self.renderer.render_for_print(view)
+            self.printer.print_image(image, label=ticket.display, qr=qr, blocks=blocks)
         except PrinterError as exc:
             self._print_failed(job, ticket, exc)
             return
@@ -426,12 +427,12 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def _print_local(self, job: TicketJob) -> None:
         """Reprint or test print: no number is involved, so nothing to ask or void."""
         try:
-            qr = None
+            qr, blocks = None, ()
             if job.kind == "reprint" and job.ticket is not None:
-                image, qr = self.renderer.render_with_qr(job.ticket)
+                image, qr, blocks = self.renderer.render_for_print(job.ticket)
             else:
                 image = self.renderer.render_test(self.clock.local())
-            self.printer.print_image(image, label=job.kind, qr=qr)
+            self.printer.print_image(image, label=job.kind, qr=qr, blocks=blocks)
         except PrinterError as exc:
             self.last_error = f"{exc.code}: {exc}"
             self.core.job_failed(job, exc.code)

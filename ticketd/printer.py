@@ -39,7 +39,8 @@ from PIL import Image
 
 from ticketd.config import PrinterConfig, profile_width
 from ticketd.escpos_decode import decode_job
-from ticketd.escpos_job import JobOptions, QrSpot, build_ticket_job
+from ticketd.escpos_job import JobOptions, QrSpot, StoredBand, TicketBlock, build_ticket_job
+from ticketd.nv_graphics import GraphicsPlan, NvGraphicsRecord
 
 if TYPE_CHECKING:
     from escpos.escpos import Escpos
@@ -132,17 +133,20 @@ class Printer(ABC):
     :param profile: python-escpos profile: its width is checked against ``width_px``, a real
         device is opened with it (jobs are built without python-escpos).
     :param cut: "full" or "part" (when ``options`` is not given).
-    :param options: how jobs are encoded (white bands, raster height, native QR, …).
+    :param options: how jobs are encoded (white bands, raster height, native QR, NV graphics, …).
+    :param nv_record: what the printer holds in NV graphics memory (``options.nv_graphics``); by
+        default a record in memory only (it is written again after a restart).
     """
 
     kind = "abstract"
 
     def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full",
-                 options: JobOptions | None = None) -> None:
+                 options: JobOptions | None = None, nv_record: NvGraphicsRecord | None = None) -> None:
         self.width_px = width_px
         self.profile = profile or PrinterConfig().profile_for(width_px)
         self.options = options or JobOptions(cut="part" if cut == "part" else "full")
         self.cut = self.options.cut
+        self.nv_record = (nv_record or NvGraphicsRecord()) if self.options.nv_graphics else None
         self.printed = 0
         self.last_error = ""
         # what the printer said about its paper right after the last job (UNKNOWN: it did not say)
@@ -159,21 +163,36 @@ class Printer(ABC):
     def send(self, job: bytes, *, label: str = "") -> None:
         """Hand ``job`` to the device in one write; raise a :class:`PrinterError` on failure."""
 
-    def build(self, image: Image.Image, *, qr: QrSpot | None = None) -> bytes:
-        """The job bytes for ``image`` (``qr``: where its QR code is, for a printer that draws it)."""
+    def build(self, image: Image.Image, *, qr: QrSpot | None = None, stored: tuple[StoredBand, ...] = ()) -> bytes:
+        """The job bytes for ``image`` (``qr``: where its QR code is, for a printer that draws it;
+        ``stored``: bands the printer holds as NV graphics)."""
         if image.width > self.width_px:
             raise PrinterConfigError(f"image is {image.width} px wide, printer takes {self.width_px}")
-        return build_ticket_job(image, qr=qr, options=self.options)
+        return build_ticket_job(image, qr=qr, options=self.options, stored=stored)
 
-    def print_image(self, image: Image.Image, *, label: str = "", qr: QrSpot | None = None) -> int:
-        """Build and send one ticket; return the bytes sent. Counts successes, keeps the last error."""
-        job = self.build(image, qr=qr)
+    def plan_graphics(self, image: Image.Image, blocks: tuple[TicketBlock, ...]) -> GraphicsPlan:
+        """The NV writes to send before ``image``'s job and the bands it prints by key code."""
+        shared = tuple(b for b in blocks if b.shared)
+        if self.nv_record is None or not shared:
+            return GraphicsPlan(upload=b"", stored=(), pending=())
+        return self.nv_record.plan(image, shared)
+
+    def print_image(self, image: Image.Image, *, label: str = "", qr: QrSpot | None = None,
+                    blocks: tuple[TicketBlock, ...] = ()) -> int:
+        """Build and send one ticket; return the bytes sent. Counts successes, keeps the last error.
+
+        ``blocks``: where the ticket's blocks are; with ``nv_graphics`` those every ticket shares
+        print from the printer's memory, written first (in the same write) when they changed."""
+        plan = self.plan_graphics(image, blocks)
+        job = plan.upload + self.build(image, qr=qr, stored=plan.stored)
         try:
             self.send(job, label=label)
         except PrinterError as exc:
             self.last_error = f"{exc.code}: {exc}"
             log.warning("print %s failed: %s", label or "job", self.last_error)
             raise
+        if self.nv_record is not None:
+            self.nv_record.commit(plan.pending)
         self.printed += 1
         return len(job)
 
@@ -191,8 +210,8 @@ class EscposPrinter(Printer):
     kind = "escpos"
 
     def __init__(self, device: Escpos, *, width_px: int = 576, profile: str = "", cut: str = "full",
-                 options: JobOptions | None = None) -> None:
-        super().__init__(width_px=width_px, profile=profile, cut=cut, options=options)
+                 options: JobOptions | None = None, nv_record: NvGraphicsRecord | None = None) -> None:
+        super().__init__(width_px=width_px, profile=profile, cut=cut, options=options, nv_record=nv_record)
         self.device = device
         self._lock = threading.Lock()
         self._silent_until = 0.0  # a printer that timed out is not asked again for a while
@@ -201,7 +220,7 @@ class EscposPrinter(Printer):
     SILENT_RETRY_S = 60.0
 
     @classmethod
-    def from_config(cls, cfg: PrinterConfig, *, width_px: int) -> EscposPrinter:
+    def from_config(cls, cfg: PrinterConfig, *, width_px: int, nv_record: NvGraphicsRecord | None = None) -> EscposPrinter:
         """Build the python-escpos device named by ``cfg.backend``."""
         profile = cfg.profile_for(width_px)
         if cfg.backend == "usb":
@@ -220,7 +239,7 @@ class EscposPrinter(Printer):
             dev = File(cfg.device, profile=profile)
         else:
             raise PrinterConfigError(f"backend {cfg.backend!r} is not an ESC/POS device")
-        return cls(dev, width_px=width_px, profile=profile, options=cfg.job_options())
+        return cls(dev, width_px=width_px, profile=profile, options=cfg.job_options(), nv_record=nv_record)
 
     def _reset(self) -> None:
         with contextlib.suppress(Exception):
@@ -325,8 +344,9 @@ class FakePrinter(Printer):
 
     def __init__(self, *, width_px: int = 576, profile: str = "", cut: str = "full",
                  options: JobOptions | None = None, paper: str = "ok", answers_status: bool = True,
-                 send_delay_s: float = 0.0, keep_last: int | None = None) -> None:
-        super().__init__(width_px=width_px, profile=profile, cut=cut, options=options)
+                 send_delay_s: float = 0.0, keep_last: int | None = None,
+                 nv_record: NvGraphicsRecord | None = None) -> None:
+        super().__init__(width_px=width_px, profile=profile, cut=cut, options=options, nv_record=nv_record)
         self.keep_last = keep_last  # None: every job's bytes stay (tests); N: only the last N (the sim)
         self.job_count = 0  # whole jobs printed, kept or not
         self.paper = paper
@@ -337,6 +357,9 @@ class FakePrinter(Printer):
         self.labels: list[str] = []
         self.sent_at: list[float] = []  # time.monotonic() when each job's last byte was handed over
         self.output = bytearray()  # every byte received, partial jobs included
+        self.nv: dict[bytes, Image.Image] = {}  # the printer's NV graphics memory, by key code
+        self.nv_writes = 0  # NV graphics definitions received (each one wears the NV memory)
+        self._nv_before_jobs: dict[bytes, Image.Image] = {}  # the NV memory before the first kept job
         self._fault: str | None = None
         self._fault_fraction = 0.5
         self._cond = threading.Condition()
@@ -383,6 +406,10 @@ class FakePrinter(Printer):
                     raise PrinterOffline("printer went offline during the job")
                 raise PrintFailed("printer error during the job")
             self.output += job
+            if not self.jobs:
+                self._nv_before_jobs = dict(self.nv)
+            if b"\x1d(L" in job or b"\x1d8L" in job:  # keeps what the job stores (a raster may hold the bytes too)
+                self.nv_writes += len(decode_job(job, paper_px=self.width_px, nv=self.nv).nv_defines)
             self.jobs.append(job)
             self.labels.append(label)
             self.sent_at.append(time.monotonic())
@@ -403,8 +430,9 @@ class FakePrinter(Printer):
             return self._cond.wait_for(lambda: self.job_count >= count, timeout)
 
     def images(self) -> list[Image.Image]:
-        """Each printed job decoded back into the image the paper shows."""
-        return [img for job in self.jobs if (img := decode_job(job, paper_px=self.width_px).image()) is not None]
+        """Each printed job decoded back into the image the paper shows (NV graphics as the jobs stored them)."""
+        nv = dict(self._nv_before_jobs)
+        return [img for job in self.jobs if (img := decode_job(job, paper_px=self.width_px, nv=nv).image()) is not None]
 
 
 class SimPrinter(FakePrinter):
@@ -416,10 +444,11 @@ class SimPrinter(FakePrinter):
     kind = "sim"
 
     def __init__(self, out_dir: Path | str, *, width_px: int = 576, profile: str = "", cut: str = "full",
-                 options: JobOptions | None = None, paper: str = "ok", keep_last: int | None = 1) -> None:
+                 options: JobOptions | None = None, paper: str = "ok", keep_last: int | None = 1,
+                 nv_record: NvGraphicsRecord | None = None) -> None:
         # a sim dispenser prints all day long: its tickets live in the folder, not in memory
         super().__init__(width_px=width_px, profile=profile, cut=cut, options=options, paper=paper,
-                         keep_last=keep_last)
+                         keep_last=keep_last, nv_record=nv_record)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         existing = sorted(self.out_dir.glob("[0-9][0-9][0-9][0-9]-*.bin"))
@@ -431,7 +460,7 @@ class SimPrinter(FakePrinter):
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in label) or "ticket"
         stem = self.out_dir / f"{self._seq % 10000:04d}-{safe}"
         stem.with_suffix(".bin").write_bytes(job)
-        img = decode_job(job, paper_px=self.width_px).image()
+        img = decode_job(job, paper_px=self.width_px, nv=dict(self.nv)).image()
         if img is not None:
             img.save(stem.with_suffix(".png"))
         self.last_file = stem.with_suffix(".bin")
@@ -460,10 +489,27 @@ def _serial_device(cfg: PrinterConfig, profile: str) -> Escpos:
                       xonxoff=cfg.serial_flow == "xon-xoff", dsrdtr=cfg.serial_flow == "dtr-dsr")
 
 
-def open_printer(cfg: PrinterConfig, *, width_px: int) -> Printer:
-    """The printer named by ``cfg.backend`` (``sim`` and ``fake`` need no hardware)."""
+NV_RECORD_FILE = "printer-nv-graphics.json"
+
+
+def printer_identity(cfg: PrinterConfig, width_px: int) -> str:
+    """What tells one configured printer from another (a printer of the same model on the same
+    port looks the same: after such a swap, delete the record, docs/printers.md)."""
+    where = {"usb": f"{cfg.usb_vendor:04x}:{cfg.usb_product:04x}", "serial": cfg.serial_device,
+             "network": f"{cfg.host}:{cfg.port}", "file": cfg.device, "sim": str(cfg.sim_dir)}.get(cfg.backend, "")
+    return f"{cfg.backend} {where} {cfg.profile_for(width_px)} {width_px}px"
+
+
+def open_printer(cfg: PrinterConfig, *, width_px: int, state_dir: Path | None = None) -> Printer:
+    """The printer named by ``cfg.backend`` (``sim`` and ``fake`` need no hardware); with
+    ``nv_graphics`` the record of the printer's NV graphics is kept in ``state_dir``."""
+    record = None
+    if cfg.nv_graphics:
+        record = NvGraphicsRecord(state_dir / NV_RECORD_FILE if state_dir is not None else None,
+                                  printer=printer_identity(cfg, width_px))
     if cfg.backend == "sim":
-        return SimPrinter(cfg.sim_dir, width_px=width_px, profile=cfg.profile, options=cfg.job_options())
+        return SimPrinter(cfg.sim_dir, width_px=width_px, profile=cfg.profile, options=cfg.job_options(),
+                          nv_record=record)
     if cfg.backend == "fake":
-        return FakePrinter(width_px=width_px, profile=cfg.profile, options=cfg.job_options())
-    return EscposPrinter.from_config(cfg, width_px=width_px)
+        return FakePrinter(width_px=width_px, profile=cfg.profile, options=cfg.job_options(), nv_record=record)
+    return EscposPrinter.from_config(cfg, width_px=width_px, nv_record=record)

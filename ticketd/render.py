@@ -25,7 +25,7 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ticketd.config import TicketLayout, TicketTexts
-from ticketd.escpos_job import QrSpot
+from ticketd.escpos_job import QrSpot, TicketBlock
 from ticketd.glyphs import missing_glyphs
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path, wrap_text
@@ -103,19 +103,41 @@ class TicketRenderer:
 
     def render_with_qr(self, view: TicketView) -> tuple[Image.Image, QrSpot | None]:
         """The ticket image and where its QR code is (a printer may draw that one itself)."""
+        image, spot, _ = self.render_for_print(view)
+        return image, spot
+
+    def render_for_print(self, view: TicketView) -> tuple[Image.Image, QrSpot | None, tuple[TicketBlock, ...]]:
+        """The ticket image, where its QR code is, and where its blocks are (those that every
+        ticket of this layout shares are marked: a printer may keep them in its own memory)."""
         service = self.site.service(view.service_id)
-        parts: list[Image.Image | int] = [self._header]
+        parts: list[Image.Image | int] = []
+        keys: dict[int, tuple[str, bool]] = {}  # index in parts → (block key, shared)
+
+        def add(key: str, block: Image.Image, *, shared: bool) -> None:
+            keys[len(parts)] = (key, shared)
+            parts.append(block)
+
+        add("header", self._header, shared=True)
         if view.reprint:
-            parts.append(self._cached(("reprint",), lambda: self._text(self.texts.reprint, "semibold", 22)))
-        parts.append(self._number_block(format_number(view.number, service.prefix)))
+            add("reprint", self._cached(("reprint",), lambda: self._text(self.texts.reprint, "semibold", 22)),
+                shared=False)  # rare: not worth a write of the printer's memory
+        add("number", self._number_block(format_number(view.number, service.prefix)), shared=False)
         if view.priority:
-            parts += [self._s(6), self._cached(("priority", view.priority_group or ""),
-                                              lambda: self._priority_block(view.priority_group))]
-        parts += [self._s(8), self._cached(("service", service.id), lambda: self._service_block(service.label(self.layout.lang)))]
-        parts += [self._s(10), self._rule(), self._s(10)]
-        parts.append(self._text(self.issued_line(view), "regular", READ_PX, readable=True))
-        for line in self.queue_lines(view):
-            parts += [self._s(6), self._text(line, "semibold", READ_PX, readable=True)]
+            parts.append(self._s(6))
+            add(f"priority:{view.priority_group or ''}", self._cached(
+                ("priority", view.priority_group or ""), lambda: self._priority_block(view.priority_group)), shared=True)
+        parts.append(self._s(8))
+        add(f"service:{service.id}", self._cached(("service", service.id),
+                                                  lambda: self._service_block(service.label(self.layout.lang))),
+            shared=True)
+        parts.append(self._s(10))
+        add("rule", self._cached(("rule",), self._rule), shared=True)
+        parts.append(self._s(10))
+        add("time", self._text(self.issued_line(view), "regular", READ_PX, readable=True), shared=False)
+        for i, line in enumerate(self.queue_lines(view)):
+            parts.append(self._s(6))
+            key = "people-ahead" if i == 0 and view.people_ahead is not None else "wait"
+            add(key, self._text(line, "semibold", READ_PX, readable=True), shared=False)
         url = self.qr_url(view) if self.layout.show_qr else ""
         spot: QrSpot | None = None
         if url:
@@ -125,11 +147,21 @@ class TicketRenderer:
             # the block is as tall as the square symbol, centred as _qr pastes it
             spot = QrSpot(url=url, top=top, left=(self.width - qr_img.height) // 2, size=qr_img.height,
                           module_px=module_px, ecc="M")
-            parts += [qr_img, self._s(6),
-                      self._cached(("qr-caption",), lambda: self._text(
-                          self.texts.qr_caption.format(wifi=self.layout.wifi_name), "regular", READ_PX, readable=True))]
-        parts += [self._s(12), self._footer]
-        return self._stack(parts), spot
+            add("qr", qr_img, shared=False)
+            parts.append(self._s(6))
+            add("qr-caption", self._cached(("qr-caption",), lambda: self._text(
+                self.texts.qr_caption.format(wifi=self.layout.wifi_name), "regular", READ_PX, readable=True)),
+                shared=True)
+        parts.append(self._s(12))
+        add("footer", self._footer, shared=True)
+        blocks: list[TicketBlock] = []
+        y = 0
+        for i, p in enumerate(parts):
+            h = p if isinstance(p, int) else p.height
+            if i in keys:
+                blocks.append(TicketBlock(key=keys[i][0], top=y, height=h, shared=keys[i][1]))
+            y += h
+        return self._stack(parts), spot, tuple(blocks)
 
     def render_test(self, now: datetime) -> Image.Image:
         """A technician's test print: header, test title, time, every Vietnamese mark, a ruler."""

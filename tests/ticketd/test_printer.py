@@ -487,3 +487,22 @@ def test_a_serial_printer_at_its_speed_prints_the_new_job_and_answers_without_wa
     (code,) = tty.paper.qr_codes
     assert code.data == qr.url
     assert same_pixels(tty.paper.image(), ticket)
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_a_band_with_a_narrow_top_goes_as_two_rasters_when_that_is_fewer_bytes(center):
+    from PIL import Image
+
+    from ticketd.escpos_job import RASTER_HEADER_BYTES
+
+    img = Image.new("1", (576, 60), 255)
+    img.paste(0, (280, 0, 296, 12))  # an accent: 12 lines, 2 bytes of ink in the middle
+    img.paste(0, (40, 12, 536, 60))  # the letters: 48 lines, 62 bytes wide
+    job_bytes = FakePrinter(options=JobOptions(center_bands=center)).build(img)
+    job = decode_job(job_bytes, paper_px=576)
+    assert same_pixels(job.image(), img)
+    assert len(job.rasters) == 2  # one raster the width of the letters would send 12 lines of white
+    wide = 62 if center else 67  # bytes a line of the letters takes: cut both sides by 5 bytes, or the right only
+    narrow_top = job.rasters[0].width // 8
+    assert narrow_top < wide and sum(r.width // 8 * r.height for r in job.rasters) + 2 * RASTER_HEADER_BYTES \
+        < wide * 60 + RASTER_HEADER_BYTES

@@ -30,21 +30,26 @@ MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
 
 
 class Hall:
-    def __init__(self, tmp_path, broker, site_file, printer: FakePrinter, *, hub_up: bool = True, **ticketd_opts):
+    def __init__(self, tmp_path, broker, site_file, printer: FakePrinter | None, *, hub_up: bool = True,
+                 printer_config=None, **ticketd_opts):
         self.broker = broker
         self.clock = ManualClock(start=MONDAY_9AM)
         self.mono = ManualClock(start=1000.0)
-        (tmp_path / "hub").mkdir()
-        (tmp_path / "tk").mkdir()
+        (tmp_path / "hub").mkdir(exist_ok=True)  # a second Hall on the same folders: the daemons restarted
+        (tmp_path / "tk").mkdir(exist_ok=True)
         self.hub = HubDaemon(
             HubSettings(site=SITE, node="hub", site_file=site_file, state_dir=tmp_path / "hub"),
             bus=FakeBus(broker, site=SITE, node="hub", role="hub", state_dir=tmp_path / "hub"), clock=self.clock)
         self.printer = printer
+        if printer_config is not None:  # [printer] of the settings: the daemon opens the printer itself
+            ticketd_opts["printer"] = printer_config
         settings = TicketdSettings(site=SITE, node="dispenser-1", site_file=site_file, state_dir=tmp_path / "tk",
                                    sim=True, request_timeout_s=0.3, request_attempts=2, **ticketd_opts)
         self.tk = TicketDaemon(settings, bus=FakeBus(broker, site=SITE, node="dispenser-1", role="dispenser",
                                                      state_dir=tmp_path / "tk"),
                                clock=self.clock, printer=printer, monotonic=self.mono.monotonic)
+        if printer is None:  # the daemon opened the printer of its [printer] settings
+            self.printer = self.tk.printer
         self.hub_started = False
         if hub_up:
             self.start_hub()
@@ -407,3 +412,37 @@ def test_a_printer_that_draws_qr_codes_gets_the_ticket_url_not_its_picture_on_ti
                                      image.convert("L")).getbbox() is None
     finally:
         hall.close()
+
+
+def test_a_printer_that_keeps_the_shared_blocks_is_written_once_not_on_every_ticket_nor_after_a_restart(
+        tmp_path, fake_broker, site_file):
+    from ticketd.config import PrinterConfig
+    from ticketd.printer import NV_RECORD_FILE
+
+    hall = Hall(tmp_path, fake_broker, site_file, None, printer_config=PrinterConfig(backend="fake", nv_graphics=True))
+    try:
+        printer = hall.printer
+        assert isinstance(printer, FakePrinter)
+        hall.press("ho-tich")
+        hall.press("ho-tich")
+        hall.pump_until(lambda: len(printer.jobs) == 2)
+        first, second = (decode_job(j, paper_px=576, nv={}) for j in printer.jobs)
+        assert len(first.nv_defines) == 5 and second.nv_defines == []  # header, service, rule, QR caption, footer
+        plain_image, plain_qr = hall.tk.renderer.render_with_qr(hall.tk.printed_tickets[1])
+        assert len(printer.jobs[1]) < 0.8 * len(FakePrinter(width_px=576).build(plain_image, qr=plain_qr))
+        for job_view, image in zip(hall.tk.printed_tickets, printer.images(), strict=True):
+            assert ImageChops.difference(image.convert("L"), hall.tk.renderer.render(job_view).convert("L")).getbbox() is None
+        nv = dict(printer.nv)
+    finally:
+        hall.close()
+    assert (tmp_path / "tk" / NV_RECORD_FILE).exists()
+    # ticketd restarts (same printer, its NV memory kept): the next ticket writes nothing
+    again = Hall(tmp_path, fake_broker, site_file, None,
+                printer_config=PrinterConfig(backend="fake", nv_graphics=True))
+    try:
+        again.printer.nv = nv
+        again.press("ho-tich")
+        again.pump_until(lambda: len(again.printer.jobs) == 1)
+        assert again.printer.nv_writes == 0 and not decode_job(again.printer.jobs[0], paper_px=576, nv=dict(nv)).nv_missing
+    finally:
+        again.close()
