@@ -113,7 +113,7 @@ class AnnouncerSettings(DaemonSettings):
     announcer: AnnouncerConfig = AnnouncerConfig()
 
 
-class Announcer(Daemon[AnnouncerSettings]):
+class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
     """announcerd — the hall speaker."""
 
     role = "announcer"
@@ -262,17 +262,15 @@ class Announcer(Daemon[AnnouncerSettings]):
                 raise ConfigRefused([f"the web may set only {sorted(WEB_KEYS)}, not {other}"])
         return deep_merge(current, push.config)
 
-    def check_node_config(self, new: BaseModel) -> list[str]:
+    def check_node_config(self, new: AnnouncerConfig) -> list[str]:
         """A pack installed from the web is fetched and validated before the push applies."""
-        assert isinstance(new, AnnouncerConfig)
         if not (new.voice_pack_url and new.voice_pack_sha256):
             return []
         return fetch_problems(new.voice_pack_url, new.voice_pack_sha256, self.settings.state_dir,
                               options=new.reading(), letters=self.letters(), ca_file=new.voice_pack_ca_file)
 
-    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
-        assert isinstance(new, AnnouncerConfig)
-        self._configure(new, old if isinstance(old, AnnouncerConfig) else None)
+    def apply_node_config(self, new: AnnouncerConfig, old: AnnouncerConfig | None) -> bool:
+        self._configure(new, old)
         return False  # everything applies live
 
     def teardown(self) -> None:

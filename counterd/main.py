@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from counterd.board import CounterBoard, sim_config
 from counterd.config import BoxConfig
@@ -59,7 +59,7 @@ class CounterdSettings(DaemonSettings):
     request_attempts: int = Field(default=3, ge=1, le=10)
 
 
-class CounterDaemon(Daemon[CounterdSettings]):
+class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
     """counterd — the counter call box."""
 
     role = "counter"
@@ -92,9 +92,7 @@ class CounterDaemon(Daemon[CounterdSettings]):
 
     @property
     def box(self) -> BoxConfig:
-        cfg = self.node_config.current if self.node_config else self.settings.counter
-        assert isinstance(cfg, BoxConfig)
-        return cfg
+        return self.node_config.current if self.node_config else self.settings.counter
 
     # ---- node config -------------------------------------------------------------------------
     def initial_node_config(self) -> dict[str, Any]:
@@ -120,12 +118,11 @@ class CounterDaemon(Daemon[CounterdSettings]):
             raise SettingsError([f"counter.{e}" for e in format_validation_errors(exc, BoxConfig)],
                                 f"[counter] on this {site.rating_scale}-point site") from None
 
-    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
-        assert isinstance(new, BoxConfig)
+    def apply_node_config(self, new: BoxConfig, old: BoxConfig | None) -> bool:
         if self.site_rating_scale is not None and new.rating_scale != self.site_rating_scale:
             raise ValueError(f"rating_scale {new.rating_scale}: the site rates on {self.site_rating_scale} points")
         self.clear_alert(SCALE_ALERT)
-        if isinstance(old, BoxConfig) and new.number != old.number:
+        if old is not None and new.number != old.number:
             return True  # the node id and the hub's permission follow the number: restart
         self._run(self.core.reconfigure(new))
         if old is None or _hardware(new) != _hardware(old):

@@ -83,7 +83,7 @@ def open_screen(settings: DisplaySettings, node: str) -> Screen:
     return DisplayScreen(size=settings.screen.size, fullscreen=settings.screen.fullscreen)
 
 
-class DisplayDaemon(Daemon[DisplaySettings]):
+class DisplayDaemon(Daemon[DisplaySettings, BoardConfig]):
     """The hall board / counter screen daemon."""
 
     role = "display"
@@ -125,9 +125,7 @@ class DisplayDaemon(Daemon[DisplaySettings]):
 
     @property
     def board_config(self) -> BoardConfig:
-        cur = self.node_config.current if self.node_config else self.settings.display
-        assert isinstance(cur, BoardConfig)
-        return cur
+        return self.node_config.current if self.node_config else self.settings.display
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
@@ -141,9 +139,8 @@ class DisplayDaemon(Daemon[DisplaySettings]):
     def initial_node_config(self) -> dict[str, Any]:
         return self.settings.display.model_dump(mode="json")
 
-    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+    def apply_node_config(self, new: BoardConfig, old: BoardConfig | None) -> bool:
         """Themes, layout, ticker, timings: all applied live, no restart."""
-        assert isinstance(new, BoardConfig)
         self.renderer.configure(config=new)
         self.model.configure(last_calls=new.last_calls, highlight_s=new.highlight_s)
         self.model.set_ticker(new.ticker)

@@ -148,7 +148,7 @@ def may_act(source: str, req: Request, technicians: Sequence[str], site: Site | 
     return who == "any"
 
 
-class HubDaemon(Daemon[HubSettings]):
+class HubDaemon(Daemon[HubSettings, Site]):
     """The hub: queue engine + ledger + MQTT shell."""
 
     role: ClassVar[str] = "hub"
@@ -224,14 +224,12 @@ class HubDaemon(Daemon[HubSettings]):
             raise ConfigRefused(errors)
         return _whole_site(out)
 
-    def check_node_config(self, new: BaseModel) -> list[str]:
-        assert isinstance(new, Site)
+    def check_node_config(self, new: Site) -> list[str]:
         return self.engine.site_change_refusals(new) if self.engine is not None else []
 
-    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+    def apply_node_config(self, new: Site, old: Site | None) -> bool:
         """Swap the site between two batches: the queue stays, the change is in the ledger with
         who made it, and every retained state is sent again (names, officers, services)."""
-        assert isinstance(new, Site)
         if self.engine is None:  # the node config applies pushes only, and only to a built hub
             raise RuntimeError("a site push reached the hub before its queue was built")
         config = self.require_node_config()

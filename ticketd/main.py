@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ticketd.board import DispenserBoard, sim_hardware
 from ticketd.config import (
@@ -102,7 +102,7 @@ class TicketdSettings(DaemonSettings):
         return errors
 
 
-class TicketDaemon(Daemon[TicketdSettings]):
+class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
     """ticketd — the ticket dispenser."""
 
     role = "dispenser"
@@ -189,9 +189,7 @@ class TicketDaemon(Daemon[TicketdSettings]):
     def initial_node_config(self) -> dict[str, Any]:
         return self.settings.ticket.model_dump(mode="json")
 
-    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
-        if not isinstance(new, TicketLayout):  # pragma: no cover - the node config's model is TicketLayout
-            raise TypeError(f"ticket layout is a {type(new).__name__}")
+    def apply_node_config(self, new: TicketLayout, old: TicketLayout | None) -> bool:
         self.renderer = TicketRenderer(self.site, new, link_secret=self._link_secret())
         self._check_glyphs()
         return new.width_px != self.printer.width_px  # another paper width needs another printer profile: restart

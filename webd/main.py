@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from webd.config import WebSettings
 from webd.live import LiveHall
 from xephang.bus import Bus, Inbound
@@ -70,7 +72,7 @@ VOICE_WAIT_S = 30.0  # a voice pack install: the announcer downloads and checks 
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 
 
-class WebDaemon(Daemon[WebSettings]):
+class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     """webd — the centre's web pages."""
 
     role: ClassVar[str] = "web"

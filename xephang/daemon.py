@@ -39,6 +39,7 @@ EXIT_CONFIG = exits.DAEMON_CONFIG  # EX_CONFIG: bad local settings
 EXIT_FATAL = exits.DAEMON_BROKER_REFUSED  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
 
 S = TypeVar("S", bound=DaemonSettings)
+C = TypeVar("C", bound=BaseModel)  # the node config a daemon declares (BaseModel: none)
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -85,8 +86,9 @@ class BusPressSink:
     def put(self, item: Any, /) -> None:
         self._bus.call_soon(lambda: self._handler(item))
 
-class Daemon(Generic[S]):
-    """Base of hubd, ticketd, counterd, displayd, announcerd."""
+class Daemon(Generic[S, C]):
+    """Base of hubd, ticketd, counterd, displayd, announcerd and webd: ``S`` its settings, ``C`` the
+    node config technicians may push (``node_config_model``; the hooks below receive it typed)."""
 
     role: ClassVar[str] = "node"
     settings_cls: ClassVar[type[DaemonSettings]] = DaemonSettings
@@ -107,7 +109,7 @@ class Daemon(Generic[S]):
         self._sim_seen: OrderedDict[str, str | None] = OrderedDict()  # press id -> refusal (None: pressed)
         self.sim_presses_repeated = 0
         self._next_health = 0.0
-        self.node_config: NodeConfigManager | None = None
+        self.node_config: NodeConfigManager[C] | None = None
         if self.node_config_model is not None:
             self.node_config = NodeConfigManager(
                 model=self.node_config_model,
@@ -136,7 +138,7 @@ class Daemon(Generic[S]):
     def health_details(self) -> dict[str, Any]:
         return {}
 
-    def require_node_config(self) -> NodeConfigManager:
+    def require_node_config(self) -> NodeConfigManager[C]:
         """The node config of a daemon that declares ``node_config_model`` (a clear error otherwise)."""
         if self.node_config is None:
             raise TypeError(f"{type(self).__name__} declares no node_config_model: it has no node config")
@@ -146,11 +148,11 @@ class Daemon(Generic[S]):
         """The node config from the local settings file (technicians' pushes merge into it)."""
         return {}
 
-    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
+    def apply_node_config(self, new: C, old: C | None) -> bool:
         """Apply a validated node config; return True when a restart is needed."""
         return False
 
-    def check_node_config(self, new: BaseModel) -> list[str]:
+    def check_node_config(self, new: C) -> list[str]:
         """Why a valid pushed config cannot apply now (every reason; empty: it can)."""
         return []
 

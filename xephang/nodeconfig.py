@@ -17,7 +17,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -75,20 +75,23 @@ def _fsync_dir(folder: Path) -> None:
         pass
 
 
-class NodeConfigManager:
-    """Holds a node's pushable config and applies technicians' pushes."""
+C = TypeVar("C", bound=BaseModel)
+
+
+class NodeConfigManager(Generic[C]):
+    """Holds a node's pushable config (a ``C``, the node's own model) and applies technicians' pushes."""
 
     def __init__(
         self,
         *,
-        model: type[BaseModel],
+        model: type[C],
         path: Path,
         initial: dict[str, Any],
-        apply: Callable[[BaseModel, BaseModel | None], bool],
+        apply: Callable[[C, C | None], bool],
         bus: Bus,
         node: str,
         clock: Callable[[], float],
-        check: Callable[[BaseModel], list[str]] | None = None,
+        check: Callable[[C], list[str]] | None = None,
         merge: Callable[[dict[str, Any], ConfigSet, str | None], dict[str, Any]] | None = None,
         senders: tuple[str, ...] = (),
         origin: str | None = None,
@@ -116,7 +119,7 @@ class NodeConfigManager:
         self._discard_pending()
         self.rev, raw = self._load(initial)
         try:
-            self.current: BaseModel = model.model_validate(raw)
+            self.current: C = model.model_validate(raw)
         except ValidationError as exc:
             errs = format_validation_errors(exc, model)
             raise ValueError(f"node config in {path} is invalid: {'; '.join(errs)}") from None

@@ -28,7 +28,7 @@ class SampleConfig(BaseModel):
     serial_port: str = Field(default="/dev/ttyUSB0", description="changing it needs a restart")
 
 
-class SampleDaemon(Daemon[DaemonSettings]):
+class SampleDaemon(Daemon[DaemonSettings, SampleConfig]):
     role: ClassVar[str] = "sample"
     node_config_model: ClassVar[type[BaseModel] | None] = SampleConfig
     health_interval_s: ClassVar[float] = 0.5
@@ -39,11 +39,10 @@ class SampleDaemon(Daemon[DaemonSettings]):
         # a visible effect a technician can check with `xephang devices`
         self.raise_alert("last-press", f"Đã nhấn {press.button}", f"Pressed {press.button}", "info")
 
-    def apply_node_config(self, new: BaseModel, old: BaseModel | None) -> bool:
-        assert isinstance(new, SampleConfig)
+    def apply_node_config(self, new: SampleConfig, old: SampleConfig | None) -> bool:
         if old is not None and os.environ.get("SAMPLE_DIE_IN_APPLY"):
             os.kill(os.getpid(), signal.SIGKILL)
-        return old is not None and isinstance(old, SampleConfig) and new.serial_port != old.serial_port
+        return old is not None and new.serial_port != old.serial_port
 
 
 def _die_inside_writes() -> None:
