@@ -450,7 +450,7 @@ class WebApp:
         report = await self.today_report(lang)
         frag = pages.dashboard_fragment(self.snapshot, self.site, lang, report)
         return self.html(pages.live_page(pages.t("dashboard", lang), frag, lang=lang, path="/head",
-                                         stream=f"/head/events?lang={lang}", kind="dashboard", nav=pages.head_nav(lang, s.csrf, s.username),
+                                         stream=f"/head/events?lang={lang}", kind="dashboard", nav=self.head_nav(request, lang, s),
                                          hb=self.settings.web.sse_heartbeat_s))
 
     async def dashboard_events(self, request: Request) -> Response:
@@ -485,7 +485,7 @@ class WebApp:
             return s
         lang = self.lang(request)
         params = self._report_params(request, lang)
-        nav = pages.head_nav(lang, s.csrf, s.username)
+        nav = self.head_nav(request, lang, s)
         if params is None:
             body = pages.report_form(lang, "today", "service") + \
                 f'<div class="banner warn">{pages.e(pages.t("report_error", lang, e="period/group_by"))}</div>'
@@ -548,7 +548,7 @@ class WebApp:
             msg = roster.tr("applied", lang, rev=done)
         body = roster.page_body(self.site, self.site_rev, lang, s.csrf, msg=msg, errors=errors or [])
         return self.html(pages.page(roster.tr("roster", lang), body, lang=lang, path="/head/roster",
-                                    nav=pages.head_nav(lang, s.csrf, s.username)), status=status)
+                                    nav=self.head_nav(request, lang, s)), status=status)
 
     async def roster_post(self, request: Request) -> Response:
         """The head's change of who sits at which counter and which services it calls, pushed to
@@ -605,6 +605,15 @@ class WebApp:
             return voice.Install("", "default", "", 0), voice.tr("default_voice", lang)
         return None, None
 
+    def voice_href(self, request: Request) -> str:
+        """Where the head's pages link the recording page: over HTTPS when webd serves it beside
+        HTTP (the microphone needs a secure origin), at the host name the browser already uses."""
+        base = self.settings.web.https_base(request.url.hostname)
+        return "/head/voice" if base is None or request.url.scheme == "https" else base + "/head/voice"
+
+    def head_nav(self, request: Request, lang: str, s: Session) -> str:
+        return pages.head_nav(lang, s.csrf, s.username, voice_href=self.voice_href(request))
+
     async def voice_page(self, request: Request, *, msg: str = "", errors: list[str] | None = None,
                          status: int = 200) -> Response:
         s = self._need_login(request)
@@ -621,10 +630,10 @@ class WebApp:
         body = voice.page_body(plan, self.studio.recorded(), lang=lang, csrf=s.csrf,
                                current=voice.current_name(self.announcer_config, self.studio, lang),
                                previous=previous, msg=msg, errors=errors, can_score=self.studio.recogniser is not None,
-                               score=self.studio.last_score())
+                               score=self.studio.last_score(), https_href=self.voice_href(request))
         head = f'<script src="/static/voice.js?v={pages.ASSET_VERSION}" defer></script>'
         return self.html(pages.page(voice.tr("voice", lang), body, lang=lang, path="/head/voice", head_extra=head,
-                                    script=False, nav=pages.head_nav(lang, s.csrf, s.username)), status=status)
+                                    script=False, nav=self.head_nav(request, lang, s)), status=status)
 
     async def voice_take(self, request: Request) -> Response:
         """One take of one clip: a WAV the page's script made (raw body, ``?clip=``, CSRF in a
