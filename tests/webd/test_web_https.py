@@ -1,16 +1,22 @@
-"""HTTPS beside HTTP for the head's recording page: what webd's settings refuse."""
+"""HTTPS beside HTTP for the head's recording page: what webd's settings refuse, and what the
+hub's install (`xephang web cert --auto --if-missing --config webd.toml`) makes and sets."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from webd.config import WebConfig, WebSettings
 from webd.main import WebDaemon
-from webd.tlscert import make_certificates
+from webd.tlscert import certificate_names, make_certificates
 from xephang.settings import SettingsError, load_settings
+from xephang_ops.cli import main as xephang
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def settings_errors(tmp_path: Path, web: str) -> list[str]:
@@ -53,6 +59,52 @@ def test_a_certificate_webd_cannot_load_stops_it_at_the_start_with_the_reason(tm
         bad = base.model_copy(update={"web": WebConfig(https_port=8443, tls_certfile=cert, tls_keyfile=key)})
         (err,) = WebDaemon.preflight_errors(bad)
         assert err.startswith("web.tls_certfile/tls_keyfile: cannot load") and why in err, err
+
+
+def test_the_hub_install_makes_the_certificate_once_keeps_the_ca_and_sets_webd(tmp_path, capsys) -> None:
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    out, toml = tmp_path / "web-tls", tmp_path / "webd.toml"
+    shutil.copy(REPO / "config" / "webd.example.toml", toml)
+    install = ["web", "cert", "--auto", "--if-missing", "--out", str(out), "--config", str(toml)]
+
+    assert xephang(install) == 0
+    said = capsys.readouterr().out
+    assert "no certificate yet; CA new" in said and "https_port, tls_certfile, tls_keyfile set" in said
+    web = tomllib.loads(toml.read_text())["web"]
+    assert (web["https_port"], web["tls_certfile"], web["tls_keyfile"]) == (443, str(out / "server.crt"),
+                                                                           str(out / "server.key"))
+    assert web["public_url"] == "http://xephang.local" and web["port"] == 80  # phones and posters unchanged
+    assert "# the install sets these" in toml.read_text()  # the example's comments stay
+    names = certificate_names(out / "server.crt")
+    assert "xephang.local" in names  # public_url's host
+    import socket
+
+    assert socket.gethostname().split(".")[0].lower() + ".local" in names
+    ca, crt = (out / "ca.crt").read_bytes(), (out / "server.crt").read_bytes()
+    r = subprocess.run(["openssl", "verify", "-CAfile", str(out / "ca.crt"), str(out / "server.crt")],
+                       capture_output=True, check=False)
+    assert r.returncode == 0, r.stderr
+
+    # the install run again (an update): nothing changes
+    before = toml.read_text()
+    assert xephang(install) == 0
+    said = capsys.readouterr().out
+    assert "kept" in said and "already names its certificate" in said
+    assert (out / "server.crt").read_bytes() == crt and toml.read_text() == before
+
+    # the hub got a new address: a new server certificate, signed by the same CA the PCs trust
+    assert xephang([*install, "10.20.30.40"]) == 0
+    assert "not for 10.20.30.40; CA kept" in capsys.readouterr().out
+    assert (out / "ca.crt").read_bytes() == ca and (out / "server.crt").read_bytes() != crt
+    assert "10.20.30.40" in certificate_names(out / "server.crt")
+
+    # a webd.toml on which HTTPS cannot go (its HTTP port is 443 already): refused, the file untouched
+    clash = tmp_path / "clash.toml"
+    clash.write_text('[web]\nport = 443\n')
+    assert xephang(["web", "cert", "--auto", "--if-missing", "--out", str(out), "--config", str(clash)]) == 1
+    assert "https_port and port are both 443" in capsys.readouterr().err
+    assert clash.read_text() == '[web]\nport = 443\n'
 
 
 def test_an_https_port_that_is_taken_stops_webd_for_systemd_to_restart_it(tmp_path, site_file) -> None:
