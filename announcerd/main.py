@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from announcerd.pack_fetch import PackFetchError, fetch_pack, fetch_problems, installed_dir
+from announcerd.pack_fetch import PackFetchError, PackInstall, fetch_pack, installed_dir
 from announcerd.player import AudioError, AudioMissing, Player
 from announcerd.scheduler import CallEvent, QuietHours, Scheduler
 from announcerd.voice_cli import default_pack_dir, ensure_default_pack
@@ -134,6 +134,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
         self.last_played: list[CallEvent] = []  # for tests and health (bounded)
         self.prefixes: dict[str, str] = {}  # service id → the letter it prints before the number
         self._pack_letters = ""  # the letters the loaded pack was validated for
+        self._pack_install: PackInstall | None = None  # a pushed pack fetched and loaded off the loop
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
@@ -181,6 +182,10 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
         path = self._pack_path(cfg)
         letters = self.letters()
         self._pack_letters = letters
+        prepared = self._prepared_pack(cfg, letters)
+        if prepared is not None:
+            self.clear_alert("voice-pack")
+            return prepared
         try:
             if cfg.voice_pack_url and cfg.voice_pack_sha256:  # installed from the web: fetched again if it went
                 path = fetch_pack(cfg.voice_pack_url, cfg.voice_pack_sha256, self.settings.state_dir,
@@ -262,15 +267,29 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
                 raise ConfigRefused([f"the web may set only {sorted(WEB_KEYS)}, not {other}"])
         return deep_merge(current, push.config)
 
-    def check_node_config(self, new: AnnouncerConfig) -> list[str]:
-        """A pack installed from the web is fetched and validated before the push applies."""
+    def prepare_node_config(self, new: AnnouncerConfig) -> PackInstall | None:
+        """A pack installed from the web is fetched, validated and loaded before the push applies,
+        on the node config's worker thread: calls go on being spoken in the old voice meanwhile."""
         if not (new.voice_pack_url and new.voice_pack_sha256):
-            return []
-        return fetch_problems(new.voice_pack_url, new.voice_pack_sha256, self.settings.state_dir,
-                              options=new.reading(), letters=self.letters(), ca_file=new.voice_pack_ca_file)
+            return None
+        self._pack_install = PackInstall(new.voice_pack_url, new.voice_pack_sha256, Path(self.settings.state_dir),
+                                         options=new.reading(), letters=self.letters(),
+                                         ca_file=new.voice_pack_ca_file)
+        return self._pack_install
+
+    def _prepared_pack(self, cfg: AnnouncerConfig, letters: str) -> VoicePack | None:
+        """The pack the worker loaded for this config, if it is done and nothing changed since."""
+        job = self._pack_install
+        if job is None or (self.node_config is not None and self.node_config.preparing is not None):
+            return None  # none, or the worker still runs: never read what it is writing
+        self._pack_install = None
+        if job.pack is None or (job.sha256, job.letters, job.options) != (cfg.voice_pack_sha256, letters, cfg.reading()):
+            return None
+        return job.pack
 
     def apply_node_config(self, new: AnnouncerConfig, old: AnnouncerConfig | None) -> bool:
         self._configure(new, old)
+        self._pack_install = None  # used or not, not kept in memory
         return False  # everything applies live
 
     def teardown(self) -> None:

@@ -410,11 +410,11 @@ class WebApp:
             return s
         return s, self.lang(request)
 
-    def _head_page(self, s: Session, lang: str, title: str, body: str, path: str, *, status: int = 200,
-                   **extra: Any) -> Response:
+    def _head_page(self, request: Request, s: Session, lang: str, title: str, body: str, path: str, *,
+                   status: int = 200, **extra: Any) -> Response:
         """A head's page in the common frame, with the head's navigation (pages, language, logout)."""
-        return self.html(pages.page(title, body, lang=lang, path=path, nav=pages.head_nav(lang, s.csrf, s.username),
-                                    **extra), status=status)
+        return self.html(pages.page(title, body, lang=lang, path=path, nav=self.head_nav(request, lang, s), **extra),
+                         status=status)
 
     # ------------------------------------------------------------------ the head
     async def today_report(self, lang: str) -> dict[str, Any] | None:
@@ -463,7 +463,7 @@ class WebApp:
         report = await self.today_report(lang)
         frag = pages.dashboard_fragment(self.snapshot, self.site, lang, report)
         return self.html(pages.live_page(pages.t("dashboard", lang), frag, lang=lang, path="/head",
-                                         stream=f"/head/events?lang={lang}", kind="dashboard", nav=pages.head_nav(lang, s.csrf, s.username),
+                                         stream=f"/head/events?lang={lang}", kind="dashboard", nav=self.head_nav(request, lang, s),
                                          hb=self.settings.web.sse_heartbeat_s))
 
     async def dashboard_events(self, request: Request) -> Response:
@@ -502,7 +502,7 @@ class WebApp:
         if params is None:
             body = pages.report_form(lang, "today", "service") + \
                 f'<div class="banner warn">{pages.e(pages.t("report_error", lang, e="period/group_by"))}</div>'
-            return self._head_page(s, lang, title, body, "/head/reports", status=400)
+            return self._head_page(request, s, lang, title, body, "/head/reports", status=400)
         rep, err = await self.report(params["period"], params["group_by"], lang)
         body = pages.report_form(lang, params["period"], params["group_by"])
         if rep is None:
@@ -513,7 +513,7 @@ class WebApp:
             charts = await asyncio.to_thread(chart_pngs, rep)
             query = urlencode({"period": params["period"], "group_by": params["group_by"], "lang": lang})
             body += pages.report_body(rep, charts, query, lang)
-        return self._head_page(s, lang, title, body, "/head/reports")
+        return self._head_page(request, s, lang, title, body, "/head/reports")
 
     async def report_download(self, request: Request) -> Response:
         s = self._need_login(request)
@@ -560,7 +560,7 @@ class WebApp:
         if not msg and done.isdigit():
             msg = roster.tr("applied", lang, rev=done)
         body = roster.page_body(self.site, self.site_rev, lang, s.csrf, msg=msg, errors=errors or [])
-        return self._head_page(s, lang, roster.tr("roster", lang), body, "/head/roster", status=status)
+        return self._head_page(request, s, lang, roster.tr("roster", lang), body, "/head/roster", status=status)
 
     async def roster_post(self, request: Request) -> Response:
         """The head's change of who sits at which counter and which services it calls, pushed to
@@ -617,6 +617,15 @@ class WebApp:
             return voice.Install("", "default", "", 0), voice.tr("default_voice", lang)
         return None, None
 
+    def voice_href(self, request: Request) -> str:
+        """Where the head's pages link the recording page: over HTTPS when webd serves it beside
+        HTTP (the microphone needs a secure origin), at the host name the browser already uses."""
+        base = self.settings.web.https_base(request.url.hostname)
+        return "/head/voice" if base is None or request.url.scheme == "https" else base + "/head/voice"
+
+    def head_nav(self, request: Request, lang: str, s: Session) -> str:
+        return pages.head_nav(lang, s.csrf, s.username, voice_href=self.voice_href(request))
+
     async def voice_page(self, request: Request, *, msg: str = "", errors: list[str] | None = None,
                          status: int = 200) -> Response:
         view = self._head_view(request)
@@ -633,9 +642,9 @@ class WebApp:
         body = voice.page_body(plan, self.studio.recorded(), lang=lang, csrf=s.csrf,
                                current=voice.current_name(self.announcer_config, self.studio, lang),
                                previous=previous, msg=msg, errors=errors, can_score=self.studio.recogniser is not None,
-                               score=self.studio.last_score())
+                               score=self.studio.last_score(), https_href=self.voice_href(request))
         head = f'<script src="/static/voice.js?v={pages.ASSET_VERSION}" defer></script>'
-        return self._head_page(s, lang, voice.tr("voice", lang), body, "/head/voice", status=status,
+        return self._head_page(request, s, lang, voice.tr("voice", lang), body, "/head/voice", status=status,
                                head_extra=head, script=False)
 
     async def voice_take(self, request: Request) -> Response:

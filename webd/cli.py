@@ -95,14 +95,52 @@ def posters_cmd(args: argparse.Namespace) -> int:
 
 
 def cert_cmd(args: argparse.Namespace) -> int:
-    from webd.tlscert import CertError, make_certificates
+    """Make the LAN's HTTPS certificate (the CA is kept); at install, ``--auto --if-missing
+    --config webd.toml``: for this hub's names and addresses, only when needed, and set in webd."""
+    import shutil
+    import tomllib
 
+    from webd import tlscert
+
+    out = Path(args.out)
+    names = list(dict.fromkeys(args.names))
+    if args.auto:
+        names += tlscert.host_names()
+        if args.config:
+            try:
+                web = tomllib.loads(Path(args.config).read_text(encoding="utf-8")).get("web", {})
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                print(f"xephang web cert: {args.config}: {exc}", file=sys.stderr)
+                return 1
+            from urllib.parse import urlsplit
+
+            host = urlsplit(str(web.get("public_url", "http://xephang.local"))).hostname
+            names += [host] if host else []
+        names += tlscert.lan_addresses()
+        names = list(dict.fromkeys(n.lower() for n in names))
+    if not names:
+        print("xephang web cert: name at least one host name or address, or --auto", file=sys.stderr)
+        return 2
     try:
-        files = make_certificates(Path(args.out), args.names, site=args.site)
-    except CertError as exc:
+        why = tlscert.reusable(out, names) if args.if_missing else "asked for"
+        if why is None:
+            files = {"ca": out / "ca.crt", "cert": out / "server.crt", "key": out / "server.key"}
+            print(f"Giữ chứng chỉ / kept: {files['cert']} (for {', '.join(names)})")
+        else:
+            kept_ca = (out / "ca.crt").exists()
+            files = tlscert.make_certificates(out, names, site=args.site)
+            print(f"Đã tạo / written: {files['cert']}, {files['key']} for {', '.join(names)} ({why}; "
+                  f"CA {'kept' if kept_ca else 'new'}: {files['ca']})")
+        if args.key_group:
+            shutil.chown(files["key"], group=args.key_group)
+            files["key"].chmod(0o640)
+        if args.config:
+            done = tlscert.configure_webd(Path(args.config), files, https_port=args.https_port)
+            print(f"{args.config}: [web] {', '.join(done)} set" if done else
+                  f"{args.config}: [web] already names its certificate (kept)")
+    except (tlscert.CertError, OSError, LookupError) as exc:
         print(f"xephang web cert: {exc}", file=sys.stderr)
         return 1
-    print(f"Đã tạo / written: {files['cert']}, {files['key']} (webd: web.tls_certfile, web.tls_keyfile)")
     print(f"Cài {files['ca']} làm gốc tin cậy trên máy của lãnh đạo (docs/voice-packs.md) / "
           f"import {files['ca']} as a trusted root on the head's PC")
     return 0
@@ -136,7 +174,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q.add_argument("--out", "-o", default="posters")
     q.set_defaults(func=posters_cmd)
     t = ws.add_parser("cert", help="chứng chỉ HTTPS trong mạng nội bộ (micro cho trang thu giọng) / LAN HTTPS certificates")
-    t.add_argument("names", nargs="+", help="host names and addresses the head's PC uses, e.g. xephang.local 192.168.1.10")
+    t.add_argument("names", nargs="*", help="host names and addresses the head's PC uses, e.g. xephang.local 192.168.1.10")
     t.add_argument("--out", "-o", default="/etc/xephang/web-tls")
     t.add_argument("--site", default="xephang")
+    t.add_argument("--auto", action="store_true", help="add this machine's host name, NAME.local, public_url's host "
+                   "(with --config) and its LAN addresses")
+    t.add_argument("--if-missing", action="store_true", help="keep the certificate there when it is signed by the CA "
+                   "there, is for every name and lasts 30 days more (the install's re-runs)")
+    t.add_argument("--config", help="webd's TOML: set [web] https_port, tls_certfile, tls_keyfile where not set")
+    t.add_argument("--https-port", type=int, default=443, help="with --config (default 443)")
+    t.add_argument("--key-group", help="the group that may read server.key (xephang-webd)")
     t.set_defaults(func=cert_cmd)

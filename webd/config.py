@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,24 +43,60 @@ class WebConfig(BaseModel):
     recogniser_python: Path | None = Field(default=None, description="a Python that imports viet-asr (the bench's "
                                            "ASR venv; a development tool, not shipped): each recorded clip is heard "
                                            "on the spot (/head/voice); empty = not heard")
-    tls_certfile: Path | None = Field(default=None, description="serve HTTPS with this certificate (`xephang web cert`): "
-                                      "browsers give the recording page the microphone only on https:// or localhost")
+    https_port: int | None = Field(default=None, ge=1, le=65535, description="also serve HTTPS on this port "
+                                   "(443), beside HTTP on `port`: the head's recording page gets the microphone there, "
+                                   "phones and posters keep `public_url`; needs tls_certfile and tls_keyfile")
+    tls_certfile: Path | None = Field(default=None, description="the HTTPS certificate (`xephang web cert`): with "
+                                      "https_port, HTTPS on that port; without, HTTPS instead of HTTP on `port` "
+                                      "(browsers give the recording page the microphone only on https:// or localhost)")
     tls_keyfile: Path | None = Field(default=None, description="the certificate's private key")
     max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most")
     province_dsn: str | None = Field(default=None, max_length=500, description="PostgreSQL DSN of the province "
                                      "database: webd runs at the province (centres, devices, the province report; "
                                      "no hub, no MQTT; docs/province.md)")
 
-
     @model_validator(mode="after")
-    def _tls_pair(self) -> WebConfig:
-        if (self.tls_certfile is None) != (self.tls_keyfile is None):
-            raise ValueError("tls_certfile and tls_keyfile go together")
+    def _tls(self) -> WebConfig:
+        errors = https_errors(self.model_dump())
+        if errors:
+            raise ValueError("; ".join(errors))
         return self
+
+    def https_base(self, host: str | None = None) -> str | None:
+        """``https://host[:https_port]`` where webd serves HTTPS beside HTTP (None: it does not).
+        ``host``: the name the browser used (default: public_url's)."""
+        if self.https_port is None:
+            return None
+        host = host or (urlsplit(self.public_url).hostname or "xephang.local")
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        return f"https://{host}" + ("" if self.https_port == 443 else f":{self.https_port}")
+
+
+def https_errors(web: Mapping[str, Any]) -> list[str]:
+    """Every problem of the ``[web]`` HTTPS keys at once (raw or validated data)."""
+    errors = []
+    cert, key, https_port = web.get("tls_certfile"), web.get("tls_keyfile"), web.get("https_port")
+    if (cert is None) != (key is None):
+        errors.append("tls_certfile and tls_keyfile go together")
+    if https_port is not None and cert is None and key is None:
+        errors.append(f"https_port {https_port} needs tls_certfile and tls_keyfile (`xephang web cert`)")
+    port = web.get("port", WebConfig.model_fields["port"].default)
+    if https_port is not None and str(https_port) == str(port):
+        errors.append(f"https_port and port are both {port}: HTTP and HTTPS need a port each")
+    if https_port is not None and web.get("province_dsn"):
+        errors.append("https_port is for a centre's webd: the province pages serve `port` only")
+    return errors
 
 
 class WebSettings(DaemonSettings):
     web: WebConfig = WebConfig()
+
+    @classmethod
+    def cross_check_errors(cls, data: Mapping[str, Any]) -> list[str]:
+        """The HTTPS keys' problems, listed even when other ``[web]`` keys are invalid too."""
+        web = data.get("web")
+        return [f"web: {e}" for e in https_errors(web)] if isinstance(web, Mapping) else []
 
     def accounts_path(self) -> Path:
         return self.web.accounts_file or Path(self.state_dir) / "web-accounts.json"

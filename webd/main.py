@@ -15,6 +15,7 @@ webd writes nothing but its own status/health and its ``report``/``resync`` requ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -89,7 +90,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self.model = LiveHall()
         self.web = WebApp(settings, self.site, ask=self.ask_from_web, now=self.clock.now, watch=self.watch_from_web)
         self._serve = serve
-        self._server: Any = None
+        self._servers: list[Any] = []  # uvicorn servers: HTTP, and HTTPS beside it
         self._thread: threading.Thread | None = None
         self._shown_version = -1
         self._resync_inflight = False
@@ -136,25 +137,56 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     def teardown(self) -> None:
         if self.web.studio.recogniser is not None:
             self.web.studio.recogniser.close()
-        if self._server is not None:
-            self._server.should_exit = True
+        for srv in self._servers:
+            srv.should_exit = True
         if self._thread is not None:
             self._thread.join(5)
 
     def _start_server(self) -> None:
+        """The listeners, in one thread and one event loop (the app's live pages belong to one loop):
+        HTTP on ``port`` and, with ``https_port``, HTTPS there too; or HTTPS alone on ``port``."""
         import uvicorn
 
         w = self.settings.web
-        config = uvicorn.Config(self.web.asgi, host=w.listen, port=w.port, log_level="warning", access_log=False,
-                                proxy_headers=False, server_header=False, timeout_graceful_shutdown=2,
-                                lifespan="on", limit_concurrency=w.max_streams + 50,
-                                ssl_certfile=str(w.tls_certfile) if w.tls_certfile else None,
-                                ssl_keyfile=str(w.tls_keyfile) if w.tls_keyfile else None)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        tls = {"ssl_certfile": str(w.tls_certfile), "ssl_keyfile": str(w.tls_keyfile)} if w.tls_certfile else {}
+
+        def listener(port: int, *, https: bool, lifespan: str) -> uvicorn.Server:
+            return uvicorn.Server(uvicorn.Config(
+                self.web.asgi, host=w.listen, port=port, log_level="warning", access_log=False, proxy_headers=False,
+                server_header=False, timeout_graceful_shutdown=2, lifespan=lifespan,
+                limit_concurrency=w.max_streams + 50, **(tls if https else {})))  # type: ignore[arg-type]
+
+        if w.https_port is None:
+            self._servers = [listener(w.port, https=bool(tls), lifespan="on")]
+        else:  # the app's startup runs once, with the first listener
+            self._servers = [listener(w.port, https=False, lifespan="on"),
+                             listener(w.https_port, https=True, lifespan="off")]
+        self._thread = threading.Thread(target=self._serve_all, name="web", daemon=True)
         self._thread.start()
-        log.info("web pages on %s://%s:%s/ (public %s)", "https" if w.tls_certfile else "http", w.listen, w.port,
-                 w.public_url)
+        for srv in self._servers:
+            log.info("web pages on %s://%s:%s/ (public %s)", "https" if srv.config.is_ssl else "http", w.listen,
+                     srv.config.port, w.public_url)
+
+    def _serve_all(self) -> None:
+        """The web thread: every listener in one loop; the second opens once the first (and the
+        app's startup) is up. One that cannot open its port ends the thread: tick() sees it."""
+        servers = self._servers
+
+        async def listen(srv: Any) -> None:
+            try:
+                await srv.serve()
+            except SystemExit:  # uvicorn's answer to a port it cannot open (it logged why): close the others
+                for other in servers:
+                    other.should_exit = True
+
+        async def serve() -> None:
+            first = asyncio.create_task(listen(servers[0]))
+            while not servers[0].started and not first.done():
+                await asyncio.sleep(0.02)
+            await asyncio.gather(first, *(listen(s) for s in servers[1:] if not first.done()))
+
+        with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
+            runner.run(serve())
 
     def run(self) -> int:
         code = super().run()
@@ -166,7 +198,9 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
 
     def tick(self, now: float) -> None:
         if self._thread is not None and not self._thread.is_alive() and not self.stop_event.is_set():
-            log.error("the web server stopped (port %s taken?): exiting so systemd restarts webd", self.settings.web.port)
+            w = self.settings.web
+            log.error("the web server stopped (port %s%s taken?): exiting so systemd restarts webd", w.port,
+                      f" or {w.https_port}" if w.https_port else "")
             self.web_failed = True
             self.stop_event.set()
         mono = time.monotonic()
@@ -449,6 +483,23 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
         return "web"
+
+    @classmethod
+    def preflight_errors(cls, s: DaemonSettings) -> list[str]:
+        """Besides the base's: the HTTPS certificate and key read, and belong together."""
+        errors = super().preflight_errors(s)
+        w = s.web if isinstance(s, WebSettings) else None
+        if w is None or w.tls_certfile is None or w.tls_keyfile is None:
+            return errors
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(w.tls_certfile, w.tls_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            errors.append(f"web.tls_certfile/tls_keyfile: cannot load {w.tls_certfile} with {w.tls_keyfile}: "
+                          f"{getattr(exc, 'strerror', None) or exc} (`xephang web cert` makes them; the key must "
+                          "be readable by webd's user)")
+        return errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:

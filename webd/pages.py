@@ -209,9 +209,11 @@ def live_page(title: str, frag: str, *, lang: str, path: str, stream: str, kind:
 
 # ---------------------------------------------------------------------------------------- head
 
-def head_nav(lang: str, csrf: str, user: str) -> str:
+def head_nav(lang: str, csrf: str, user: str, *, voice_href: str = "/head/voice") -> str:
+    """The head's menu; ``voice_href``: the recording page, on the HTTPS listener when there is one."""
     return (f'<nav><a href="/head">{e(t("dashboard", lang))}</a> <a href="/head/reports">{e(t("reports", lang))}</a> '
-            f'<a href="/head/roster">{e(t("roster", lang))}</a> <a href="/head/voice">{e(t("voice", lang))}</a> '
+            f'<a href="/head/roster">{e(t("roster", lang))}</a> <a href="{e(voice_href)}" id="nav-voice">'
+            f'{e(t("voice", lang))}</a> '
             f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(csrf)}">'
             f'<button type="submit">{e(t("logout", lang))} ({e(user)})</button></form></nav>')
 

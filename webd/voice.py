@@ -66,6 +66,7 @@ T: dict[str, tuple[str, str]] = {
                "Hãy dùng nút chọn tệp ghi âm, hoặc xem tài liệu docs/voice-packs.md.",
                "This browser gives no microphone to this page (it needs https:// or http://localhost). "
                "Use the file button, or see docs/voice-packs.md."),
+    "open_https": ("Mở trang này qua HTTPS để dùng micro", "Open this page over HTTPS for the microphone"),
     "mic_denied": ("Không mở được micro: {err}", "Cannot open the microphone: {err}"),
     "bad_audio": ("Tệp không đọc được: cần tệp WAV 16-bit (trình duyệt có JavaScript tự chuyển các dạng khác).",
                   "Cannot read the file: a 16-bit WAV is needed (with JavaScript the browser converts other formats)."),
@@ -366,7 +367,9 @@ def heard_text(want: str, heard: str, understood: bool, lang: str) -> str:
 
 def page_body(plan: list[tuple[str, str]], recorded: dict[str, dict[str, Any]], *, lang: str, csrf: str,
               current: str | None, previous: str | None, msg: str = "", errors: list[str] | None = None,
-              can_score: bool = False, score: dict[str, Any] | None = None) -> str:
+              can_score: bool = False, score: dict[str, Any] | None = None, https_href: str = "") -> str:
+    """The recording page's body. ``https_href``: this page on webd's HTTPS listener (offered when
+    the browser gives no microphone here)."""
     done = sum(1 for c, _ in plan if c in recorded)
     out = [f'<h1>{e(tr("voice", lang))}</h1><p class="muted">{e(tr("intro", lang))}</p>']
     if msg:
@@ -376,7 +379,9 @@ def page_body(plan: list[tuple[str, str]], recorded: dict[str, dict[str, Any]], 
                    + "</ul></div>")
     out.append(f'<p id="voice-current">{e(tr("current", lang, name=current) if current else tr("unknown_current", lang))}</p>')
     out.append(f'<p id="voice-progress" data-total="{len(plan)}">{e(tr("progress", lang, n=done, total=len(plan)))}</p>')
-    out.append(f'<div id="voice-nomic" class="banner warn" hidden>{e(tr("no_mic", lang))}</div>')
+    go = (f' <a id="voice-https" href="{e(https_href)}">{e(tr("open_https", lang))}</a>'
+          if https_href.startswith("https://") else "")
+    out.append(f'<div id="voice-nomic" class="banner warn" hidden>{e(tr("no_mic", lang))}{go}</div>')
     rows = []
     for i, (clip, text) in enumerate(plan, 1):
         info = recorded.get(clip)

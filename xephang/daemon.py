@@ -29,7 +29,7 @@ from xephang import __version__, exits, systemd
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import Alert, BadPayload, ConfigSet, NodeHealth, SimPress, SimPressAck, decode
-from xephang.nodeconfig import NodeConfigManager, deep_merge
+from xephang.nodeconfig import NodeConfigManager, PrepareJob, deep_merge
 from xephang.settings import DaemonSettings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ class Daemon(Generic[S, C]):
                 node=self.node,
                 clock=self.clock.now,
                 check=self.check_node_config,
+                prepare=self.prepare_node_config,
                 merge=self.merge_node_config,
                 senders=self.node_config_senders,
                 origin=self.node_config_origin(),
@@ -155,6 +156,12 @@ class Daemon(Generic[S, C]):
     def check_node_config(self, new: C) -> list[str]:
         """Why a valid pushed config cannot apply now (every reason; empty: it can)."""
         return []
+
+    def prepare_node_config(self, new: C) -> PrepareJob | None:
+        """The slow part of checking a push (a download), as a job for a worker thread: it gets a
+        stop event and returns every refusal. The owner loop goes on meanwhile; the push applies
+        (or is refused) and is acked when the job is done. None: nothing slow, apply now."""
+        return None
 
     def merge_node_config(self, current: dict[str, Any], push: ConfigSet, sender: str | None) -> dict[str, Any]:
         """The whole new config from the current one and a push: tables merge, values and lists
@@ -276,6 +283,8 @@ class Daemon(Generic[S, C]):
         finally:
             systemd.notify("STOPPING=1")
             try:
+                if self.node_config:
+                    self.node_config.close()
                 self.teardown()
             finally:
                 self.bus.stop()

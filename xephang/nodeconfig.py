@@ -1,11 +1,17 @@
-"""Technicians' node config over MQTT: merge → validate the whole → write atomically → apply
-→ ack → retained state.
+"""Technicians' node config over MQTT: merge → validate the whole → (prepare off the loop) →
+write atomically → apply → ack → retained state.
 
 The pushable part of a node's config is a pydantic model chosen by the daemon (display
 theme, announcer repeats, counter key map …). Broker credentials are never part of it:
 secrets never travel over MQTT. A push names the ``base_rev`` it was made against; a stale
 base is refused so two laptops cannot silently overwrite each other. The last good config
 is kept on disk (atomic replace), so a node killed mid-write boots with it.
+
+A push whose check is slow (the announcer downloads and checks a voice pack) is *prepared* on a
+worker thread: the owner loop goes on (the hall keeps hearing calls in the old voice), and the
+push applies or is refused, and is acked, when the worker's verdict comes back through the bus.
+One push is prepared at a time; another push meanwhile is refused as busy (its sender retries),
+so no push is ever applied on top of a config it was not merged with.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import copy
 import json
 import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -30,6 +38,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SECRET_WORDS = ("password", "secret", "token", "key_file", "psk")
+
+PREPARE_TIMEOUT_S = 60.0  # a preparation still running after this is abandoned: its push refused, others taken
+PrepareJob = Callable[[threading.Event], list[str]]  # on a worker thread: every refusal (empty: apply); stop when set
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+@dataclass
+class Preparing(Generic[C]):
+    """A push being prepared on the worker thread (its ack follows the worker's verdict)."""
+
+    push: ConfigSet
+    sender: str | None
+    new: C
+    base_rev: int  # the rev it was merged with
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    timer: threading.Timer | None = None
 
 
 def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +102,6 @@ def _fsync_dir(folder: Path) -> None:
         pass
 
 
-C = TypeVar("C", bound=BaseModel)
-
-
 class NodeConfigManager(Generic[C]):
     """Holds a node's pushable config (a ``C``, the node's own model) and applies technicians' pushes."""
 
@@ -95,8 +119,13 @@ class NodeConfigManager(Generic[C]):
         merge: Callable[[dict[str, Any], ConfigSet, str | None], dict[str, Any]] | None = None,
         senders: tuple[str, ...] = (),
         origin: str | None = None,
+        prepare: Callable[[C], PrepareJob | None] | None = None,
+        prepare_timeout_s: float = PREPARE_TIMEOUT_S,
     ) -> None:
         """``check`` lists why a valid config cannot apply now (refused, nothing changes);
+        ``prepare`` gives the slow part of that check (a download) as a job for the worker thread,
+        or None when there is none: the push is acked when the job's verdict is back (a job still
+        running after ``prepare_timeout_s`` is abandoned and its push refused);
         ``merge`` makes the new whole from the current one and a push (``sender``: the named
         sender of ``…/set/{sender}``, None for technicians); ``senders`` are the named senders
         this node takes pushes from; ``origin`` names the local file the config was made from —
@@ -108,6 +137,9 @@ class NodeConfigManager(Generic[C]):
         self._apply = apply
         self._check = check
         self._merge = merge
+        self._prepare = prepare
+        self.prepare_timeout_s = prepare_timeout_s
+        self.preparing: Preparing[C] | None = None  # the push being prepared off the loop
         self.senders = senders
         self.origin = origin
         self.applying: tuple[ConfigSet, str | None, int] | None = None  # (push, sender, rev) while applying
@@ -184,10 +216,23 @@ class NodeConfigManager(Generic[C]):
             raise BadPayload("wrong-sender", ack.errors[0])
         self.handle(push, sender)
 
-    def handle(self, push: ConfigSet, sender: str | None = None) -> ConfigAck:
-        """Apply one push (idempotent by request_id) and publish the ack."""
+    def handle(self, push: ConfigSet, sender: str | None = None) -> ConfigAck | None:
+        """Apply one push (idempotent by request_id) and publish the ack. None: the push is being
+        prepared on the worker thread, its ack follows (:meth:`wait_prepared` in tests)."""
         if push.request_id in self._acks:  # a redelivery: same answer, nothing done twice
             ack = self._acks[push.request_id]
+            self.bus.publish(self.bus.topics.config_ack(self.node), ack)
+            return ack
+        if self.preparing is not None:
+            if self.preparing.push.request_id == push.request_id:  # a redelivery: its ack is coming
+                log.info("config push %s delivered again while being prepared", push.request_id)
+                return None
+            busy = self.preparing.push
+            ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
+                            errors=[f"busy: push {busy.request_id} by {busy.by or busy.source} is still being "
+                                    "prepared (a voice pack downloading); try again when it is answered"])
+            log.info("config push %s refused: %s", push.request_id, ack.errors[0])
+            # not remembered: sent again with the same id once the other is answered, it is handled
             self.bus.publish(self.bus.topics.config_ack(self.node), ack)
             return ack
         if push.base_rev is not None and push.base_rev != self.rev:
@@ -204,11 +249,82 @@ class NodeConfigManager(Generic[C]):
         except ValidationError as exc:
             refusals = format_validation_errors(exc, self.model)
         if refusals:
-            ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
-                            errors=refusals)
-            log.info("config push %s by %s refused: %s", push.request_id, push.by or push.source, refusals[:3])
-            self._ack(ack)
-            return ack
+            return self._refuse(push, refusals)
+        job = self._prepare(new) if self._prepare else None
+        if job is not None:
+            self._start_preparing(Preparing(push, sender, new, self.rev), job)
+            return None
+        return self._commit(push, sender, new)
+
+    def _refuse(self, push: ConfigSet, refusals: list[str]) -> ConfigAck:
+        ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
+                        errors=refusals)
+        log.info("config push %s by %s refused: %s", push.request_id, push.by or push.source, refusals[:3])
+        self._ack(ack)
+        return ack
+
+    # ---- the slow part, off the owner loop
+    def _start_preparing(self, prep: Preparing[C], job: PrepareJob) -> None:
+        def work() -> None:
+            try:
+                refusals = list(job(prep.stop))
+            except Exception as exc:  # a job that fails refuses its push; it never takes the daemon down
+                log.exception("preparing config push %s failed", prep.push.request_id)
+                refusals = [f"could not check the push: {type(exc).__name__}: {str(exc)[:200]}"]
+            self.bus.call_soon(lambda: self._prepared(prep, refusals))
+
+        def overdue() -> None:
+            self.bus.call_soon(lambda: self._prepared(prep, [
+                f"checking the push took over {self.prepare_timeout_s:g} s: given up (try again)"]))
+
+        self.preparing = prep
+        prep.thread = threading.Thread(target=work, name=f"config-prepare-{prep.push.request_id}", daemon=True)
+        prep.timer = threading.Timer(self.prepare_timeout_s, overdue)
+        prep.timer.daemon = True
+        log.info("config push %s by %s: preparing off the loop", prep.push.request_id, prep.push.by or prep.push.source)
+        prep.thread.start()
+        prep.timer.start()
+
+    def _prepared(self, prep: Preparing[C], refusals: list[str]) -> None:
+        """The worker's verdict (or the timer's), in the owner thread: apply or refuse, and ack."""
+        if self.preparing is not prep:  # answered already (overdue), or the daemon is stopping
+            return
+        self.preparing = None
+        prep.stop.set()  # an overdue worker stops at its next check; its late verdict is ignored
+        if prep.timer is not None:
+            prep.timer.cancel()
+        if not refusals and self.rev != prep.base_rev:  # cannot happen while others are refused as busy
+            refusals = [f"the config changed to rev {self.rev} while this push was prepared; push it again"]
+        if refusals:
+            self._refuse(prep.push, refusals)
+            return
+        self._commit(prep.push, prep.sender, prep.new)
+
+    def wait_prepared(self, timeout: float) -> bool:
+        """Block until the worker is done (tests; the verdict still needs the owner loop to run)."""
+        prep = self.preparing
+        if prep is None or prep.thread is None:
+            return True
+        prep.thread.join(timeout)
+        return not prep.thread.is_alive()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask a running preparation to stop and wait a little for it (the daemon is stopping):
+        its push is neither applied nor acked, and its sender times out."""
+        prep, self.preparing = self.preparing, None
+        if prep is None:
+            return
+        prep.stop.set()
+        if prep.timer is not None:
+            prep.timer.cancel()
+        if prep.thread is not None:
+            prep.thread.join(timeout)
+            if prep.thread.is_alive():
+                log.warning("config push %s: its preparation did not stop within %.0f s", prep.push.request_id,
+                            timeout)
+
+    # ---- write, apply, ack
+    def _commit(self, push: ConfigSet, sender: str | None, new: C) -> ConfigAck:
         new_raw = new.model_dump(mode="json")
         new_rev = self.rev + 1
         # the new config waits beside the last good one until it has been applied: a node that

@@ -210,7 +210,12 @@ def load_settings(cls: type[S], config_path: str | Path | None = None, **overrid
         return cls(**data)
     except ValidationError as exc:
         errors = format_validation_errors(exc, cls)
-        errors += [e for e in cls.cross_check_errors(data) if not any(e in x for x in errors)]
+        cross = cls.cross_check_errors(data)
+        # a model validator's joined line ("Value error, a; b") is dropped when the cross-checks list each part
+        said = [x for x in errors if "Value error, " in x and all(
+            any(part in c for c in cross) for part in x.split("Value error, ", 1)[1].split("; "))]
+        kept = [x for x in errors if x not in said]
+        errors = kept + [e for e in cross if not any(e in x for x in kept)]
         raise SettingsError(errors, source) from None
 
 

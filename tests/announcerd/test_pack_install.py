@@ -7,12 +7,15 @@ import hashlib
 import http.server
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from announcerd.main import Announcer
 from tests.announcerd.test_daemon import (  # noqa: F401 - fixtures
+    SITE,
     T,
     clock,
     hub,
@@ -23,29 +26,64 @@ from tests.announcerd.test_daemon import (  # noqa: F401 - fixtures
     ticket_event,
     wavs,
 )
-from xephang.contract import ConfigSet
+from xephang.contract import ConfigAck, ConfigSet, decode
+from xephang.testing import FakeBus
 from xephang_voice import pcm
 from xephang_voice.compose import Composer
 from xephang_voice.voicepack import load_pack, pack_archive, phrase_parts
 
 
 class PackServer:
-    """webd's side, reduced to serving files by name (and counting what it served)."""
+    """webd's side, reduced to serving files by name (and counting what it served).
+
+    A path in ``held`` is sent in two halves: the first, then ``started`` is set, and the rest
+    only once ``release`` is set (a slow LAN, a busy hub). ``redirects`` answer 302 elsewhere;
+    ``drip`` paths send one byte every 50 ms and never end."""
 
     def __init__(self, files: dict[str, bytes], tls: dict[str, Path] | None = None) -> None:
         self.files, self.served = files, []
+        self.held: set[str] = set()
+        self.redirects: dict[str, str] = {}
+        self.drip: set[str] = set()
+        self.started, self.release, self.closing = threading.Event(), threading.Event(), threading.Event()
         owner = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 data = owner.files.get(self.path)
                 owner.served.append(self.path)
+                if self.path in owner.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", owner.redirects[self.path])
+                    self.end_headers()
+                    return
+                if self.path in owner.drip:
+                    self.send_response(200)
+                    self.end_headers()
+                    while not owner.closing.wait(0.05):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                    return
                 self.send_response(200 if data is not None else 404)
+                if data is not None:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if data is not None and self.path in owner.held:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    owner.started.set()
+                    owner.release.wait(30)
+                    data = data[len(data) // 2:]
                 self.wfile.write(data or b"")
 
             def log_message(self, *a: object) -> None:
                 pass
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except OSError:  # the announcer gave up on a slow answer and closed the socket
+                    pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
@@ -63,6 +101,8 @@ class PackServer:
 def server() -> Iterator[PackServer]:
     s = PackServer({})
     yield s
+    s.release.set()
+    s.closing.set()
     s.httpd.shutdown()
 
 
@@ -77,9 +117,28 @@ def _variant(src: Path, dst: Path, name: str) -> Path:
     return dst
 
 
-def push(d, rid: str, sender: str | None, config: dict):
+def send(d, rid: str, sender: str | None, config: dict) -> ConfigAck | None:
+    """A push as it arrives (the ack, or None: it is being prepared off the loop)."""
     return d.node_config.handle(ConfigSet(request_id=rid, source=sender or "tech", by="truong-tt", config=config),
                                 sender)
+
+
+def answer(d, rid: str, timeout: float = 10.0) -> ConfigAck:
+    """Run the announcer's loop until the push ``rid`` is answered on its ack topic."""
+    found: list[ConfigAck] = []
+
+    def answered(d) -> bool:
+        found[:] = [a for _, raw in d.bus._fake_broker.messages(T.config_ack("announcer-hall"))
+                    if (a := decode(ConfigAck, raw)).request_id == rid]
+        return bool(found)
+
+    settle(d, until=answered, timeout=timeout)
+    return found[-1]
+
+
+def push(d, rid: str, sender: str | None, config: dict) -> ConfigAck:
+    """A push and its answer (a pack's comes once it is fetched and checked)."""
+    return send(d, rid, sender, config) or answer(d, rid)
 
 
 def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_download(
@@ -166,3 +225,154 @@ def test_over_https_the_announcer_checks_webd_certificate_with_the_site_ca(tmp_p
         assert fetch_problems(url, sha, tmp_path / "b", ca_file=tls["ca"]) == []
     finally:
         s.httpd.shutdown()
+
+
+def _said_with(pack_dir: Path, wav: Path, number: int, counter: int, d) -> bool:
+    parts = phrase_parts("vi", number=number, counter=counter, options=d.config.reading())
+    return pcm.to_bytes(pcm.read_wav(wav)[0]) == Composer(load_pack(pack_dir), repeats=1).compose(parts).pcm
+
+
+def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_second_push_is_told_busy(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    ours = _variant(synthetic_pack_dir, tmp_path / "ours", "our-voice")
+    data = pack_archive(ours)
+    sha = hashlib.sha256(data).hexdigest()
+    path = f"/voice/pack/{sha}.zip"
+    server.files[path] = data
+    server.held.add(path)  # half the archive, then the hub's Pi stalls until released
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    first = d.pack.manifest.name
+
+    assert send(d, "web-0101", "web", {"voice_pack_url": server.url + path, "voice_pack_sha256": sha}) is None
+    assert server.started.wait(10), "the announcer never started the download"
+    published = time.monotonic()
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1023, 3, at=clock.now()))
+    settle(d, until=lambda d: bool(d.last_played))
+    delay = time.monotonic() - published
+    assert not server.release.is_set()  # spoken while the download is still stalled
+    (wav,) = wavs(tmp_path)
+    assert _said_with(synthetic_pack_dir, wav, 1023, 3, d)  # in the old voice
+    assert d.pack.manifest.name == first and d.node_config.preparing is not None
+    assert not [m for m in fake_broker.messages(T.config_ack("announcer-hall")) if b"web-0101" in m[1]]
+    print(f"call spoken {delay * 1000:.0f} ms after it was published, the pack download still stalled")
+
+    # a technician's push meanwhile would be merged with the config before the pack: refused, busy
+    busy = send(d, "tech-0102", None, {"repeats": 3})
+    assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("busy: push web-0101")
+    assert d.config.repeats == 1
+    assert send(d, "web-0101", "web", {"voice_pack_url": server.url + path, "voice_pack_sha256": sha}) is None
+
+    server.release.set()
+    ok = answer(d, "web-0101")
+    assert ok.status == "applied", ok.errors
+    assert d.pack.manifest.name.startswith("our-voice-")
+    hub.publish(T.event("ticket", "called"), ticket_event(2, 1024, 4, at=clock.now()))
+    settle(d)
+    assert _said_with(ours, wavs(tmp_path)[-1], 1024, 4, d)  # the next call in the new voice
+    again = push(d, "tech-0103", None, {"repeats": 3})  # the busy push, sent again once answered
+    assert again.status == "applied" and d.config.repeats == 3
+    d.teardown()
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, raw in entries.items():
+            z.writestr(name, raw)
+    return buf.getvalue()
+
+
+def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server, monkeypatch) -> None:  # noqa: F811 - fixtures
+    import announcerd.pack_fetch as pack_fetch
+
+    monkeypatch.setattr(pack_fetch, "FETCH_DEADLINE_S", 1.0)
+    manifest = (synthetic_pack_dir / "manifest.json").read_bytes()
+    bodies = {
+        "/not-a-zip": b"<html>hello</html>",
+        "/escapes": _zip({"manifest.json": manifest, "../evil.wav": b"x"}),
+        "/no-clips": _zip({"manifest.json": manifest}),
+        "/garbage-wav": _zip({"manifest.json": manifest, **{f.name: b"RIFF????WAVEfmt " for f in
+                                                            synthetic_pack_dir.glob("*.wav")}}),
+    }
+    server.files.update(bodies)
+    server.redirects["/to-ftp"] = "ftp://127.0.0.1/pack.zip"
+    server.drip.add("/drip")
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    first = d.pack.manifest.name
+    cases = {
+        **{p: (server.url + p, hashlib.sha256(b).hexdigest()) for p, b in bodies.items()},
+        "/to-ftp": (server.url + "/to-ftp", "1" * 64),
+        "/drip": (server.url + "/drip", "2" * 64),
+        "bad-port": ("http://127.0.0.1:port/x.zip", "3" * 64),
+        "bad-host": ("http://[::1/x.zip", "4" * 64),
+        "nobody": ("http://127.0.0.1:9/x.zip", "5" * 64),
+    }
+    expect = {"/not-a-zip": "not a pack archive", "/escapes": "unexpected names", "/no-clips": "is missing",
+              "/garbage-wav": "not a PCM WAV file", "/to-ftp": "redirect", "/drip": "took over 1 s",
+              "bad-port": "cannot fetch", "bad-host": "cannot fetch", "nobody": "cannot fetch"}
+    for n, (case, (url, sha)) in enumerate(cases.items()):
+        ack = push(d, f"web-02{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        assert ack.status == "rejected" and expect[case] in " ".join(ack.errors), (case, ack.errors)
+        assert d.node_config.preparing is None
+    assert d.pack.manifest.name == first and d.config.voice_pack_url is None
+
+    # a job that fails outright (a bug, a full disk) refuses its push; the daemon goes on
+    def broken(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pack_fetch, "fetch_pack", broken)
+    ack = push(d, "web-0300", "web", {"voice_pack_url": server.url + "/x.zip", "voice_pack_sha256": "6" * 64})
+    assert ack.status == "rejected" and "RuntimeError: disk on fire" in ack.errors[0]
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1023, 3, at=clock.now()))
+    settle(d)
+    assert _said_with(synthetic_pack_dir, wavs(tmp_path)[-1], 1023, 3, d)
+    assert not [t for t in threading.enumerate() if t.name.startswith("config-prepare-") and t.is_alive()]
+    d.teardown()
+
+
+def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    data = pack_archive(synthetic_pack_dir)
+    sha = hashlib.sha256(data).hexdigest()
+    server.files["/stuck.zip"] = data
+    server.held.add("/stuck.zip")
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d.node_config.prepare_timeout_s = 0.5  # the safety net behind the download's own deadline
+    assert send(d, "web-0401", "web", {"voice_pack_url": server.url + "/stuck.zip", "voice_pack_sha256": sha}) is None
+    ack = answer(d, "web-0401")
+    assert ack.status == "rejected" and "took over 0.5 s" in ack.errors[0]
+    assert push(d, "tech-0402", None, {"repeats": 2}).status == "applied"
+    server.release.set()  # the abandoned worker ends; its late verdict changes nothing
+    for t in [t for t in threading.enumerate() if t.name == "config-prepare-web-0401"]:
+        t.join(10)
+    d.step(timeout=0.05)
+    assert d.config.voice_pack_url is None and d.config.repeats == 2
+    d.teardown()
+
+
+def test_a_stopping_announcer_does_not_wait_for_a_stalled_download(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    data = pack_archive(synthetic_pack_dir)
+    sha = hashlib.sha256(data).hexdigest()
+    server.files["/stuck.zip"] = data
+    server.held.add("/stuck.zip")
+    settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1)
+    d = Announcer(settings, bus=FakeBus(fake_broker, site=SITE, node="announcer-hall", role="announcer"), clock=clock)
+    code: list[int] = []
+    loop = threading.Thread(target=lambda: code.append(d.run()), name="announcer-loop")
+    loop.start()
+    assert d.bus.connected.wait(10)
+    hub.publish(T.config_set("announcer-hall", "web"), ConfigSet(
+        request_id="web-0501", source="web", by="truong-tt",
+        config={"voice_pack_url": server.url + "/stuck.zip", "voice_pack_sha256": sha}), qos=1)
+    assert server.started.wait(10), "the push over MQTT never started the download"
+    t0 = time.monotonic()
+    d.stop_event.set()  # SIGTERM (systemd stopping the unit)
+    loop.join(10)
+    assert not loop.is_alive() and code == [0]
+    assert time.monotonic() - t0 < 3.5  # close() asks the worker to stop and waits for it at most 2 s
+    assert not [m for m in fake_broker.messages(T.config_ack("announcer-hall")) if b"web-0501" in m[1]]

@@ -26,6 +26,7 @@ from webd.main import WebDaemon
 from webd.tlscert import make_certificates
 from xephang.settings import BrokerSettings
 from xephang_ops.mosquitto import free_port
+from xephang_voice import pcm
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -49,7 +50,7 @@ def webd(tmp: Path, site_file: Path, broker_port: int, node: str, **web: object)
     if not accounts.exists():
         Accounts(accounts).set(HEAD_USER, "head", HEAD_PASSWORD)
     port = free_port()
-    scheme = "https" if web.get("tls_certfile") else "http"
+    scheme = "https" if web.get("tls_certfile") and not web.get("https_port") else "http"
     settings = WebSettings(site=SITE, node=node, site_file=site_file, state_dir=tmp / node,
                            broker=BrokerSettings(port=broker_port),
                            web=WebConfig(listen="0.0.0.0", port=port, public_url=f"{scheme}://{lan_address()}:{port}",
@@ -60,6 +61,8 @@ def webd(tmp: Path, site_file: Path, broker_port: int, node: str, **web: object)
     t.start()
     try:
         wait_for(lambda: _listening(port), 15, "webd listening")
+        if web.get("https_port"):
+            wait_for(lambda: _listening(int(web["https_port"])), 15, "webd listening on its HTTPS port")
         yield f"{scheme}://{lan_address()}:{port}"
     finally:
         d.stop_event.set()
@@ -129,5 +132,55 @@ def test_http_on_the_lan_has_no_microphone_but_files_and_https_with_our_certific
             drv.find_element(By.CSS_SELECTOR, f"#clip-{CARRIER} button.rec").click()
             wait_for(lambda: result(drv, CARRIER) not in ("", "recording"), 30, "the microphone take")
             assert result(drv, CARRIER) == "kept", status(drv, CARRIER)
+        finally:
+            drv.quit()
+
+
+def test_one_webd_serves_http_and_https_side_by_side_and_the_head_goes_to_https_to_record(
+        mosquitto, site_file, tmp_path: Path) -> None:
+    """Phones and posters keep http://; the head's menu sends the recording page to the HTTPS
+    listener of the same webd, where the browser gives it the microphone."""
+    from selenium.webdriver.common.by import By
+    from webharness import http_get, login
+
+    ip = lan_address()
+    tls = make_certificates(tmp_path / "tls", ["xephang.local", ip], site=SITE)
+    https_port = free_port()
+    mic = tmp_path / "mic.wav"
+    mic.write_bytes(wav_bytes(pcm.silence(100, 48000), 48000))
+    with webd(tmp_path, site_file, mosquitto.port, "web-both", tls_certfile=tls["cert"], tls_keyfile=tls["key"],
+              https_port=https_port) as base:
+        secure = f"https://{ip}:{https_port}"
+        assert base.startswith("http://")
+        st, body, _ = http_get(base + "/login")  # plain HTTP on `port`, as the phones use it
+        assert st == 200 and b'name="csrf"' in body
+        ctx = ssl.create_default_context(cafile=str(tls["ca"]))
+        with urllib.request.urlopen(secure + "/login", context=ctx, timeout=10) as r:  # HTTPS, our CA trusted
+            assert r.status == 200 and b'name="csrf"' in r.read()
+        with pytest.raises(urllib.error.URLError):  # a client that does not trust our CA refuses it
+            urllib.request.urlopen(secure + "/login", context=ssl.create_default_context(), timeout=10)
+        cookie, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+        st, body, _ = http_get(base + "/head/voice", headers={"Cookie": cookie})
+        assert st == 200 and f'href="{secure}/head/voice" id="nav-voice"'.encode() in body  # the head's menu
+        assert f'id="voice-https" href="{secure}/head/voice"'.encode() in body  # the no-microphone banner
+
+        drv = chromium_with_mic(mic, extra=[f"--ignore-certificate-errors-spki-list={spki_hash(tls['cert'])}"])
+        try:
+            open_voice_page(drv, base)  # logged in over http: no microphone here
+            assert drv.execute_script("return window.isSecureContext") is False
+            assert drv.find_element(By.ID, "voice-https").is_displayed()
+            drv.find_element(By.ID, "voice-https").click()
+            wait_for(lambda: drv.current_url.startswith(secure), 15, "the HTTPS listener")
+            if "/login" in drv.current_url:  # http's session cookie is SameSite=Strict: another site for the browser
+                drv.find_element(By.NAME, "username").send_keys(HEAD_USER)
+                drv.find_element(By.NAME, "password").send_keys(HEAD_PASSWORD)
+                drv.find_element(By.ID, "submit").click()
+            wait_for(lambda: drv.execute_script("var l = document.getElementById('voice-clips');"
+                                                "return l && l.getAttribute('data-ready');"), 15, "the recording page")
+            assert drv.current_url == secure + "/head/voice"
+            assert drv.execute_script("return window.isSecureContext") is True
+            assert not drv.find_element(By.ID, "voice-nomic").is_displayed()
+            assert drv.find_element(By.CSS_SELECTOR, f"#clip-{CARRIER} button.rec").is_displayed()
+            assert drv.find_element(By.ID, "nav-voice").get_attribute("href") == secure + "/head/voice"
         finally:
             drv.quit()
