@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-import time
 from contextlib import ExitStack
 from datetime import datetime
 
@@ -21,7 +20,7 @@ from hubd.testing import running_hub
 from province.db import connect, migrate, upsert_site
 from province.ingest import Ingester
 from province.reports import build_province_report
-from tests.province.helpers import add, additive, figures
+from tests.province.helpers import add, additive, figures, wait_for
 from xephang.bus import Bus
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import CallNext, Finish, IssueTicket, NoShow, Rate, Transfer, new_request_id
@@ -34,15 +33,6 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 SLUGS = ("tuong-linh", "xuan-quang")
 OPEN = datetime(2026, 11, 3, 7, 30, tzinfo=VN_TZ).timestamp()  # a Tuesday morning
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ledger_event_ids(path) -> set[str]:

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.province.helpers import publish, write_passwords
 from xephang_ops.bridgeconf import BridgeTls, bridge_conf_text
 from xephang_ops.mosquitto import Mosquitto, find_mosquitto, free_port, wait_port
 
@@ -53,16 +54,6 @@ def pki(tmp_path):
     for f in d.iterdir():
         f.chmod(0o644)  # mosquitto may run as another user
     return d
-
-
-def passwords(path, users: dict[str, str]) -> None:
-    first = True
-    for user, pw in users.items():
-        r = subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if first else []), str(path), user, pw],
-                           capture_output=True, timeout=30)
-        assert r.returncode == 0, r.stderr
-        first = False
-    path.chmod(0o644)
 
 
 class Watcher:
@@ -103,18 +94,6 @@ class Watcher:
         self.client.disconnect()
 
 
-def publish(port: int, msgs: list[tuple[str, bytes]]) -> None:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-sim-{time.monotonic_ns()}")
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        for info in [c.publish(t, p, qos=1) for t, p in msgs]:
-            info.wait_for_publish(10)
-    finally:
-        c.loop_stop()
-        c.disconnect()
-
-
 def link_state(watcher: Watcher, want: bytes, timeout: float) -> None:
     """Wait until the centre broker reports the bridge link as ``want`` (b'1' up, b'0' down)."""
     end = time.monotonic() + timeout
@@ -133,7 +112,7 @@ def test_a_centre_bridges_over_tls_with_its_password_and_queues_through_a_cut(tm
     if not find_mosquitto() or not shutil.which("mosquitto_passwd"):
         pytest.skip("mosquitto is not installed")
     pwfile = tmp_path / "province.passwd"
-    passwords(pwfile, {SITE: "centre-s3cret", "ingest": "ingest-s3cret", "xuan-quang": "right-one"})
+    write_passwords(pwfile, {SITE: "centre-s3cret", "ingest": "ingest-s3cret", "xuan-quang": "right-one"})
     tls_port = free_port()
     tls_listener = (f"listener {tls_port} 127.0.0.1\ncafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\n"
                     f"keyfile {pki / 'server.key'}\ntls_version tlsv1.2\nmax_queued_messages 100000")
@@ -160,13 +139,13 @@ def test_a_centre_bridges_over_tls_with_its_password_and_queues_through_a_cut(tm
         stack.callback(link.close)
         link_state(link, b"1", 20)
 
-        publish(centre.port, [event(0)])
+        publish(centre.port, [event(0)], retain=False)
         [(topic, payload)] = ingest.take(1, 10)
         assert topic == EVENTS and json.loads(payload)["event_id"] == "e0"
 
         province.stop()  # the link is cut; the centre works on and queues
         link_state(link, b"0", 20)
-        publish(centre.port, [event(i) for i in range(1, 201)])
+        publish(centre.port, [event(i) for i in range(1, 201)], retain=False)
         province.start()
         assert wait_port(tls_port, 10)
         link_state(link, b"1", 20)
@@ -181,5 +160,5 @@ def test_a_centre_bridges_over_tls_with_its_password_and_queues_through_a_cut(tm
                            client_id="intruder-link-watch")
         stack.callback(its_link.close)
         assert [p for _, p in its_link.take(1, 5)] == [b"0"]  # its own broker says: not connected
-        publish(intruder.port, [("xephang/v1/xuan-quang/event/ticket/issued", b"{}")])
+        publish(intruder.port, [("xephang/v1/xuan-quang/event/ticket/issued", b"{}")], retain=False)
         assert ingest.take(1, 2.0) == []

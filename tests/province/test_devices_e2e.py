@@ -12,22 +12,19 @@ the ingester (every retained message delivered again) adds no history.
 from __future__ import annotations
 
 import json
-import queue
 import signal
 import subprocess
 import sys
 import threading
-import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from province.db import connect
 from province.devices import list_devices
 from province.ingest import Ingester
+from tests.province.helpers import publish, retained, wait_for
 from xephang.contract import Alert, NodeHealth, NodeStatus, Topics
 from xephang.settings import BrokerSettings
 from xephang_ops.bridgeconf import bridge_conf_text
@@ -53,44 +50,6 @@ print("connected", flush=True)
 while True:
     time.sleep(1)
 """
-
-
-def wait_for(cond, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def publish(port: int, items: list[tuple[str, bytes]]) -> None:
-    """Publish retained QoS 1 messages at a broker and wait until it has them."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"tech-{time.monotonic_ns()}")
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        for topic, payload in items:
-            c.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
-
-
-def retained(port: int, topic: str) -> bytes:
-    """The retained payload of ``topic`` at a broker, as a fresh subscriber gets it."""
-    got: queue.Queue[bytes] = queue.Queue()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"look-{time.monotonic_ns()}")
-    c.on_message = lambda _c, _u, m: got.put(bytes(m.payload))
-    c.on_connect = lambda cl, *_: cl.subscribe(topic, 1)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        return got.get(timeout=5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
 
 
 def test_a_dispenser_that_dies_during_a_link_cut_shows_offline_at_the_province(tmp_path, pg_dsn):

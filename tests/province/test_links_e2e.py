@@ -25,10 +25,10 @@ import pytest
 from province.db import connect
 from province.devices import list_devices, list_links
 from province.ingest import Ingester
-from tests.province.test_devices_e2e import publish, retained, wait_for
+from tests.province.helpers import province_accounts, publish, retained, wait_for
 from xephang.contract import NodeStatus, Topics
 from xephang.settings import BrokerSettings
-from xephang_ops.bridgeconf import bridge_conf_text, province_acl_text
+from xephang_ops.bridgeconf import bridge_conf_text
 from xephang_ops.mosquitto import Mosquitto, find_mosquitto, free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -121,13 +121,7 @@ class LinkRelay:
 def test_a_cut_link_shows_the_centre_unreachable_then_reachable_with_the_cut_in_its_history(tmp_path, pg_dsn):
     if not find_mosquitto() or not shutil.which("mosquitto_passwd"):
         pytest.skip("mosquitto is not installed")
-    pwfile, aclfile = tmp_path / "passwd", tmp_path / "acl"
-    for i, (user, pw) in enumerate(PASSWORDS.items()):
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(pwfile), user, pw], check=True,
-                       capture_output=True, timeout=30)
-    aclfile.write_text(province_acl_text(ingest_users=("ingest",)))
-    for f in (pwfile, aclfile):
-        f.chmod(0o644)  # mosquitto may run as another user
+    pwfile, aclfile = province_accounts(tmp_path, PASSWORDS)
     with ExitStack() as stack:
         province = Mosquitto(tmp_path / "province", password_file=pwfile, acl_file=aclfile).start()
         stack.callback(province.kill)
@@ -170,7 +164,7 @@ def test_a_cut_link_shows_the_centre_unreachable_then_reachable_with_the_cut_in_
         d = wait_for(lambda: (x := dispenser()) and x["state"] == "unreachable" and x, 20, "the centre unreachable")
         t_seen_down = time.monotonic()
         assert d["reachable"] is False and d["online"]  # the last state seen is kept, not shown
-        assert retained_as(province.port, T.bridge_state()) == b"0"  # the bridge's Will at the province
+        assert retained(province.port, T.bridge_state(), user="ingest", password=PASSWORDS["ingest"]) == b"0"  # the bridge's Will at the province
         assert retained(centre.port, T.bridge_state()) == b"0"  # and the centre knows it too
         wait_for(lambda: t_seen_down - t_cut >= 0 and time.monotonic() - t_cut >= 3, 10, "three seconds of cut")
         t_restore = time.monotonic()
@@ -187,7 +181,7 @@ def test_a_cut_link_shows_the_centre_unreachable_then_reachable_with_the_cut_in_
         assert c["unreachable_s"] == cut["seconds"]
 
         # another centre's account tries to say this one is down: by a publish, then by a Will
-        publish_as(province.port, OTHER, PASSWORDS[OTHER], [(T.bridge_state(), b"0")])
+        publish(province.port, [(T.bridge_state(), b"0")], user=OTHER, password=PASSWORDS[OTHER])
         forger = subprocess.Popen([sys.executable, "-c", FORGER, str(province.port), OTHER, PASSWORDS[OTHER],
                                    T.bridge_state()], stdout=subprocess.PIPE, text=True)
         stack.callback(forger.kill)
@@ -200,49 +194,11 @@ def test_a_cut_link_shows_the_centre_unreachable_then_reachable_with_the_cut_in_
             wait_for(lambda: "Client forger closed its connection" in province.log_path.read_text(), 10,
                      "the forger's disconnect at the province broker")
         # its own centre's link state it may write; it comes after the forged ones in the ingester's stream
-        publish_as(province.port, OTHER, PASSWORDS[OTHER], [(Topics(OTHER).bridge_state(), b"0")])
+        publish(province.port, [(Topics(OTHER).bridge_state(), b"0")], user=OTHER, password=PASSWORDS[OTHER])
         wait_for(lambda: links().get(OTHER, {}).get("reachable") is False, 20, "the other centre's own state")
-        assert retained_as(province.port, T.bridge_state()) == b"1"
+        assert retained(province.port, T.bridge_state(), user="ingest", password=PASSWORDS["ingest"]) == b"1"
         c = links()[SITE]
         assert c["reachable"] is True and len(c["cuts"]) == 1
-
-
-def retained_as(port: int, topic: str) -> bytes:
-    """The retained payload of ``topic`` at the province broker, read with the ingester's account."""
-    import queue
-
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    got: queue.Queue[bytes] = queue.Queue()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"look-{time.monotonic_ns()}")
-    c.username_pw_set("ingest", PASSWORDS["ingest"])
-    c.on_message = lambda _c, _u, m: got.put(bytes(m.payload))
-    c.on_connect = lambda cl, *_: cl.subscribe(topic, 1)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        return got.get(timeout=5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
-
-
-def publish_as(port: int, user: str, password: str, items: list[tuple[str, bytes]]) -> None:
-    """Publish retained QoS 1 messages with an account (a refused one is dropped by the broker)."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{time.monotonic_ns()}")
-    c.username_pw_set(user, password)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        for topic, payload in items:
-            c.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
-    finally:
-        c.loop_stop()
-        c.disconnect()
 
 
 TAKEOVER = """
@@ -270,13 +226,7 @@ def test_another_centres_password_cannot_push_a_centres_bridge_off_the_province(
         pytest.skip("mosquitto is not installed")
     from xephang_ops.bridgeconf import province_broker_conf_text
 
-    pwfile, aclfile = tmp_path / "passwd", tmp_path / "acl"
-    for i, (user, pw) in enumerate(PASSWORDS.items()):
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(pwfile), user, pw], check=True,
-                       capture_output=True, timeout=30)
-    aclfile.write_text(province_acl_text(ingest_users=("ingest",)))
-    for f in (pwfile, aclfile):
-        f.chmod(0o644)
+    pwfile, aclfile = province_accounts(tmp_path, PASSWORDS)
     conf = province_broker_conf_text(password_file=pwfile, acl_file=aclfile)
     assert "use_username_as_clientid true" in conf and "allow_anonymous false" in conf
     bridge_id = f"xephang-bridge-{SITE}"
