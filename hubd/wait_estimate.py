@@ -8,10 +8,11 @@ dozen times, by the engine's own call order (the maximum-wait rule, each counter
 order, priority first but one normal after ``priority_per_normal``), with:
 
 - the time a counter takes per call (call → its next call while citizens were waiting:
-  walk, service, recalls, no-shows and the officer's tidy-up all included), drawn from a
-  log-normal fitted to today's recent calls of that service, shrunk toward the site's
-  ``mean_service_min`` prior when there are few, and scaled by that counter's own pace
-  (a slow officer is slow for everyone behind them);
+  walk, service, recalls, no-shows and the officer's tidy-up all included), drawn from
+  today's recent calls of that service as they were (the quick no-shows and the long files
+  both, not a curve fitted through them), or from the site's ``mean_service_min`` prior in
+  proportion to how few there are, and scaled by that counter's own pace (a slow officer is
+  slow for everyone behind them; one long visit is no slow officer);
 - citizens who have not come yet: the last half hour's arrival rate per service and class,
   times a factor drawn per run (a rush grows or ends), drawn only where they could be called
   before the ticket (a priority ticket arriving later may still be called first; a counter's
@@ -48,7 +49,8 @@ PRIOR_WEIGHT = 3.0  # the site's prior counts as this many observed calls
 PRIOR_SIGMA = 0.45  # spread of one call's duration (log scale) before any is seen
 OVERHEAD_S = 75.0  # walk to the counter and the officer's tidy-up, on top of the service itself
 CYCLE_KEEP = 30  # recent calls kept per service
-COUNTER_KEEP = 12  # recent calls kept per counter (its pace)
+COUNTER_KEEP = 30  # recent calls kept per counter (its pace)
+PACE_SHRINK = 6.0  # a counter's pace counts this many typical calls: a few long visits are no slow officer
 ARRIVAL_WINDOW_S = 60 * 60.0  # arrivals kept
 ARRIVALS_KEEP = 400  # at most (a flood of presses must not grow the engine state the ledger writes)
 RATE_WINDOW_S = 30 * 60.0  # the recent arrival rate: the last half hour (a rush rises and falls fast)
@@ -180,7 +182,7 @@ class WaitHistory:
         """Log-factor of this counter's pace against what its services take at every counter
         (0 = typical), shrunk toward 0 when it has served few."""
         xs = [math.log(d) - models[s][0] for s, d in self.pace.get(counter, ()) if s in models]
-        return sum(xs) / (len(xs) + 2.0) if xs else 0.0
+        return sum(xs) / (len(xs) + PACE_SHRINK) if xs else 0.0
 
     def arrival_rates(self, now: float, since: float) -> dict[tuple[str, bool], float]:
         """Arrivals per second per (service, priority) over the recent window."""
@@ -243,7 +245,9 @@ class _Shared:
     services: set[str]
     queues: dict[str, tuple[list[tuple[float, int]], list[tuple[float, int]]]]  # service -> (priority, normal)
     rates: list[tuple[str, bool, float]]  # arrival streams: (service, priority, per second)
-    models: dict[str, tuple[float, float]]
+    models: dict[str, tuple[float, float]]  # service -> log-normal fit (the yardstick of a counter's pace)
+    samples: dict[str, tuple[list[float], float]]  # service -> (today's call durations, share drawn from the prior)
+    prior_mu: dict[str, float]  # service -> log of the site's prior call duration
     paces: dict[int, float]
     pauses: list[float]
     close_at: float
@@ -266,7 +270,10 @@ def estimate_wait(view: HallView, history: WaitHistory, target: WaitingTicket, *
         rates=[(svc, pri, r) for (svc, pri), r in sorted(history.arrival_rates(view.now, view.open_at).items())
                # the same service and class arrives behind the target: never called before it
                if svc in rivals and r > 0 and not (svc == target.service and pri == target.priority)],
-        models=models, paces={c.number: history.counter_pace(c.number, models) for c in view.counters},
+        models=models, samples={s: (list(history.cycles.get(s, ())),
+                                    PRIOR_WEIGHT / (PRIOR_WEIGHT + len(history.cycles.get(s, ())))) for s in services},
+        prior_mu={s: math.log(view.prior_call_s.get(s, 600.0)) for s in services},
+        paces={c.number: history.counter_pace(c.number, models) for c in view.counters},
         pauses=list(history.pauses) or list(PAUSE_PRIOR_S), close_at=_close_at(view))
     # a long queue costs a run per citizen: fewer runs keep an estimate within a few milliseconds
     runs = max(MIN_RUNS, min(runs, runs * LONG_QUEUE // max(1, len(view.waiting))))
@@ -340,18 +347,22 @@ def _one_run(view: HallView, sh: _Shared, target: WaitingTicket, rng: random.Ran
         soonest = min(pending)
 
     streak = dict(view.streak)
-    models, paces = sh.models, sh.paces
+    samples, paces, prior_mu = sh.samples, sh.paces, sh.prior_mu
 
     def duration(counter: int, service: str) -> float:
-        mu, sigma = models[service]
-        return math.exp(rng.gauss(mu + paces[counter], sigma))
+        # one of today's calls of this service (its real spread: the no-shows' short calls, the
+        # long visits), or the site's prior in proportion to how few there are; at this counter's pace
+        xs, w = samples[service]
+        if xs and rng.random() >= w:
+            return rng.choice(xs) * math.exp(paces[counter])
+        return math.exp(rng.gauss(prior_mu[service] + paces[counter], PRIOR_SIGMA))
 
     # when each counter can next call
     free: list[tuple[float, int]] = []
     by_number = {c.number: c for c in view.counters}
     for c in view.counters:
         if c.state == "open":
-            if c.busy_since is not None and c.serving_service in models:
+            if c.busy_since is not None and c.serving_service in samples:
                 d = duration(c.number, c.serving_service)
                 elapsed = now - c.busy_since
                 if d <= elapsed:  # longer than drawn: it ends soon

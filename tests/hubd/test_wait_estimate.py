@@ -113,6 +113,40 @@ def test_a_slow_officer_is_learned_from_todays_calls():
     assert r_slow.point_min > 1.6 * r_fast.point_min
 
 
+def measured(h: WaitHistory, counter: int, durations: list[float], service: str = "a") -> None:
+    """Today's calls at ``counter``, back to back with citizens waiting (each one measured)."""
+    at = T - 6 * 3600 + counter * 1000
+    h.on_call(counter, at, service, arrival_at=at - 60)
+    for d in durations:
+        h.on_visit_end(counter, at + d - 30)
+        at += d
+        h.on_call(counter, at, service, arrival_at=at - 600)
+
+
+def test_the_range_follows_todays_calls_not_a_curve_fitted_to_them():
+    # half the calls are a no-show (2 minutes), half a 20-minute service: the next citizen waits for
+    # the current call, so at most about 20 minutes; a log-normal through both would promise 40
+    h = WaitHistory()
+    measured(h, 2, [2 * MIN, 20 * MIN] * 15)
+    just_called = CounterView(1, ("a",), "open", busy_since=T, serving_service="a")
+    r = estimate_wait(hall([], [just_called]), h, me(), runs=200)
+    assert r.low_min == 0 and r.high_min is not None and r.high_min <= 25, r
+
+
+def test_one_long_visit_does_not_make_an_officer_slow_for_everyone_behind():
+    h = WaitHistory()
+    measured(h, 2, [10 * MIN] * 20)  # the service takes 10 minutes a call
+    measured(h, 1, [30 * MIN])  # counter 1 has served one citizen today, a long file
+    at_1 = [busy(1), CounterView(2, ("a",), "closed")]
+    at_2 = [CounterView(1, ("a",), "closed"), busy(2)]
+    r1 = estimate_wait(hall(queue(6), at_1), h, me(), runs=200)
+    r2 = estimate_wait(hall(queue(6), at_2), h, me(), runs=200)
+    assert r1.point_min < 1.3 * r2.point_min, (r1, r2)
+    # twelve slow calls are a slow officer
+    measured(h, 1, [20 * MIN] * 12)
+    assert estimate_wait(hall(queue(6), at_1), h, me(), runs=200).point_min > 1.4 * r2.point_min
+
+
 def test_a_call_after_an_idle_counter_is_no_service_time():
     h = WaitHistory()
     h.on_call(1, T, "a", arrival_at=T - 60)
