@@ -8,7 +8,10 @@ Runs a private mosquitto and the real ``hubd`` as a separate process, then:
 3. throughput: issue + call-next + finish cycles from a dispenser and eight counters with a
    window of requests in flight; every op is committed to the ledger (synchronous=FULL)
    before its reply. Measured on an empty ledger and on one holding a year of history;
-4. resident memory of the hub after a simulated day.
+4. resident memory of the hub after a simulated day;
+5. the wait estimate's cost: a third hub on an empty ledger whose engine prints the old single
+   figure (``QueueEngine.estimate``, injected by the bench) instead of the range of
+   ``hubd/wait_estimate.py``; its throughput runs alternate with the others.
 
     .venv/bin/python bench/hub_throughput.py [--ops 3000] [--history 100000]
 """
@@ -252,6 +255,12 @@ def fill_history(ledger_path: Path, tickets: int) -> None:
     led.close()
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used: a shared machine slows the clock, not this."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -259,10 +268,28 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def start_hub(port: int, state: Path, site: str) -> subprocess.Popen[bytes]:
+# the hub with the old single figure in place of the range: what the estimate costs, same code otherwise
+POINT_HUB = """
+from hubd.engine import QueueEngine
+from hubd.wait_estimate import WaitRange
+
+def wait_range(self, service, now, ticket=None):
+    ahead = self.people_ahead(ticket) if ticket is not None else len(self.waiting([service]))
+    m = self.estimate(service, ahead)
+    return WaitRange(int(m // 5 * 5), int(m // 5 * 5) + 5, m)
+
+QueueEngine.wait_range = wait_range
+from hubd.main import main
+raise SystemExit(main())
+"""
+
+
+def start_hub(port: int, state: Path, site: str, *, estimator: str = "range") -> subprocess.Popen[bytes]:
+    """The real hub; ``estimator="point"`` swaps the wait range for the old single figure."""
     env = {**os.environ, "XEPHANG_SITE_FILE": str(bench_site_file(state)), "XEPHANG_STATE_DIR": str(state), "XEPHANG_SITE": site,
            "XEPHANG_BROKER__PORT": str(port), "XEPHANG_NODE": "hub", "XEPHANG_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "hubd.main"], env=env, cwd=REPO)
+    cmd = ["-m", "hubd.main"] if estimator == "range" else ["-c", POINT_HUB]
+    return subprocess.Popen([sys.executable, *cmd], env=env, cwd=REPO)
 
 
 def wait_hub_online(d_port: int, tmp: Path, site: str) -> None:
@@ -283,6 +310,7 @@ def main() -> None:
     ap.add_argument("--latency-samples", type=int, default=300)
     ap.add_argument("--history", type=int, default=100_000)
     ap.add_argument("--day", type=int, default=1000, help="tickets in the simulated day for the memory figure")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput runs per hub (alternating between the hubs)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="xephang-bench-"))
     mq = Mosquitto(tmp / "mq").start()
@@ -293,8 +321,9 @@ def main() -> None:
               f"p99 {pct(raw, 99):.2f} ms (n={len(raw)})")
         hubs, drivers = {}, {}
         # one broker per hub: client ids are node ids, unique per broker (one broker per site)
-        brokers = {"empty": mq, "history": Mosquitto(tmp / "mq2").start()}
-        for label, site, history in (("empty", "bench-empty", 0), ("history", "bench-history", a.history)):
+        brokers = {"empty": mq, "history": Mosquitto(tmp / "mq2").start(), "point": Mosquitto(tmp / "mq3").start()}
+        for label, site, history in (("empty", "bench-empty", 0), ("history", "bench-history", a.history),
+                                     ("point", "bench-point", 0)):
             port = brokers[label].port
             state = tmp / f"hub-{site}"
             state.mkdir()
@@ -303,18 +332,22 @@ def main() -> None:
                 fill_history(state / "ledger.sqlite", history)
                 size = (state / "ledger.sqlite").stat().st_size / 1e6
                 print(f"(history: {history:,} tickets written in {time.perf_counter() - t0:.1f} s, ledger {size:.1f} MB)")
-            hubs[label] = (start_hub(port, state, site), state)
+            hubs[label] = (start_hub(port, state, site, estimator="point" if label == "point" else "range"), state)
             wait_hub_online(port, tmp, site)
             drivers[label] = Driver(port, tmp / f"clients-{site}", site)
         try:
             lat = {k: call_latency(d, a.latency_samples) for k, d in drivers.items()}
-            rates: dict[str, list[float]] = {"empty": [], "history": []}
-            for _ in range(3):  # alternate, so machine noise hits both alike
+            rates: dict[str, list[float]] = {k: [] for k in drivers}
+            cpu_ms: dict[str, list[float]] = {k: [] for k in drivers}  # the hub's CPU per op
+            for _ in range(a.rounds):  # alternate, so machine noise hits every hub alike
                 for k, d in drivers.items():
+                    c0 = cpu_s(hubs[k][0].pid)
                     rates[k].append(throughput(d, a.ops))
+                    cpu_ms[k].append((cpu_s(hubs[k][0].pid) - c0) * 1000 / a.ops)
             results = {}
             for k in drivers:
-                name = "empty ledger" if k == "empty" else f"ledger holding {a.history:,} tickets of history"
+                name = {"empty": "empty ledger", "history": f"ledger holding {a.history:,} tickets of history",
+                        "point": "empty ledger, the old single figure instead of the wait range"}[k]
                 rate = statistics.median(rates[k])
                 results[k] = rate
                 print(f"{name}:")
@@ -322,6 +355,8 @@ def main() -> None:
                       f"p99 {pct(lat[k], 99):.2f} ms; p99 / raw two-hop p99 = {pct(lat[k], 99) / pct(raw, 99):.2f}×")
                 print(f"  durable ops/s (issue+call+finish, 8 counters + dispenser): median {rate:.0f} "
                       f"(runs: {', '.join(f'{r:.0f}' for r in rates[k])})")
+                print(f"  hub CPU per op: median {statistics.median(cpu_ms[k]):.2f} ms "
+                      f"(runs: {', '.join(f'{c:.2f}' for c in cpu_ms[k])})")
             hub, state = hubs["empty"]
             before = rss_kb(hub.pid)
             throughput(drivers["empty"], a.day * 3)
@@ -338,7 +373,12 @@ def main() -> None:
                 hub.terminate()
                 hub.wait(10)
             brokers["history"].kill()
+            brokers["point"].kill()
         print(f"history / empty throughput ratio: {results['history'] / results['empty']:.2f}")
+        print(f"wait estimate's cost: {results['empty']:.0f} durable ops/s with the range, {results['point']:.0f} with"
+              f" the old single figure (range / single = {results['empty'] / results['point']:.2f}); hub CPU per op"
+              f" {statistics.median(cpu_ms['empty']):.2f} ms with the range, {statistics.median(cpu_ms['point']):.2f} ms"
+              f" with the single figure")
     finally:
         mq.kill()
 

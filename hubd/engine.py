@@ -656,6 +656,7 @@ class QueueEngine:
         self._tick_time(now, out)
         self._end_visit(out, c, now, "transferred")
         from_service = t.service
+        self.history.on_transfer(from_service, to_service)
         out.services.add(from_service)
         t.state, t.counter, t.service, t.transfers = "waiting", None, to_service, t.transfers + 1
         # arrival_at is kept: the citizen does not go to the back of the new queue

@@ -8,14 +8,18 @@ dozen times, by the engine's own call order (the maximum-wait rule, each counter
 order, priority first but one normal after ``priority_per_normal``), with:
 
 - the time a counter takes per call (call → its next call while citizens were waiting:
-  walk, service, recalls, no-shows and the officer's tidy-up all included), drawn from a
-  log-normal fitted to today's recent calls of that service, shrunk toward the site's
-  ``mean_service_min`` prior when there are few, and scaled by that counter's own pace
-  (a slow officer is slow for everyone behind them);
+  walk, service, recalls, no-shows and the officer's tidy-up all included), drawn from
+  today's recent calls of that service as they were (the quick no-shows and the long files
+  both, not a curve fitted through them), or from the site's ``mean_service_min`` prior in
+  proportion to how few there are, and scaled by that counter's own pace (a slow officer is
+  slow for everyone behind them; one long visit is no slow officer);
 - citizens who have not come yet: the last half hour's arrival rate per service and class,
   times a factor drawn per run (a rush grows or ends), drawn only where they could be called
   before the ticket (a priority ticket arriving later may still be called first; a counter's
   preferred service takes its officer away from a second one);
+- citizens sent on to another service: a call ends in a transfer as often as that service's
+  calls did today, and the citizen joins the other queue by their first arrival (ahead of
+  everyone who came later, as the engine does);
 - a paused counter returns after a pause drawn from today's pauses (5–60 minutes when
   there were none); a counter closed all day stays closed, unless
   it is still the first half hour after opening time (the officers are arriving);
@@ -30,6 +34,8 @@ neither is).
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import random
 from collections import deque
@@ -48,11 +54,13 @@ PRIOR_WEIGHT = 3.0  # the site's prior counts as this many observed calls
 PRIOR_SIGMA = 0.45  # spread of one call's duration (log scale) before any is seen
 OVERHEAD_S = 75.0  # walk to the counter and the officer's tidy-up, on top of the service itself
 CYCLE_KEEP = 30  # recent calls kept per service
-COUNTER_KEEP = 12  # recent calls kept per counter (its pace)
+COUNTER_KEEP = 30  # recent calls kept per counter (its pace)
+PACE_SHRINK = 6.0  # a counter's pace counts this many typical calls: a few long visits are no slow officer
 ARRIVAL_WINDOW_S = 60 * 60.0  # arrivals kept
 ARRIVALS_KEEP = 400  # at most (a flood of presses must not grow the engine state the ledger writes)
 RATE_WINDOW_S = 30 * 60.0  # the recent arrival rate: the last half hour (a rush rises and falls fast)
 RATE_SPREAD = 0.4  # how far the rate to come may differ from the recent one (log scale, per run)
+TRANSFER_PRIOR_CALLS = 5.0  # a service's transfer share counts this many calls without one
 PAUSE_PRIOR_S = tuple(m * 60.0 for m in (5, 10, 15, 20, 30, 45, 60))
 OPENING_DELAY_S = 5 * 60.0
 MORNING_S = 30 * 60.0  # a counter still closed this long after opening time is not coming today
@@ -124,6 +132,8 @@ class WaitHistory:
     pauses: deque[float] = field(default_factory=lambda: deque(maxlen=10))  # finished pause lengths (s)
     last_call: dict[int, tuple[float, str]] = field(default_factory=dict)  # counter -> (call time, service)
     last_end: dict[int, float] = field(default_factory=dict)  # counter -> end of its last visit
+    called: dict[str, int] = field(default_factory=dict)  # service -> calls today
+    transfers: dict[str, dict[str, int]] = field(default_factory=dict)  # from service -> to service -> count
 
     # -------------------------------------------------------------- learning
     def on_issue(self, at: float, service: str, priority: bool) -> None:
@@ -138,6 +148,7 @@ class WaitHistory:
         """A counter called someone. When it called its previous citizen with no pause in
         between and this citizen was already waiting when that visit ended (the officer did not
         wait for anyone to come), the time between the two calls is one call's duration there."""
+        self.called[service] = self.called.get(service, 0) + 1
         prev = self.last_call.get(counter)
         self.last_call[counter] = (at, service)
         end = self.last_end.get(counter, at)
@@ -150,6 +161,11 @@ class WaitHistory:
         self.cycles.setdefault(svc, deque(maxlen=CYCLE_KEEP)).append(dur)
         self.pace.setdefault(counter, deque(maxlen=COUNTER_KEEP)).append((svc, dur))
 
+    def on_transfer(self, from_service: str, to_service: str) -> None:
+        """A citizen was sent on to another service: they join its queue by their first arrival."""
+        to = self.transfers.setdefault(from_service, {})
+        to[to_service] = to.get(to_service, 0) + 1
+
     def on_break(self, counter: int) -> None:
         """A pause, a close or the day's turn: the next call starts no measured duration."""
         self.last_call.pop(counter, None)
@@ -159,7 +175,8 @@ class WaitHistory:
             self.pauses.append(length_s)
 
     def new_day(self) -> None:
-        """Keep the service times (tomorrow starts from today's pace), forget the rest."""
+        """Keep the service times and how often a service sends citizens on (tomorrow starts
+        from today's), forget the rest."""
         self.arrivals.clear()
         self.last_call.clear()
         self.last_end.clear()
@@ -180,7 +197,17 @@ class WaitHistory:
         """Log-factor of this counter's pace against what its services take at every counter
         (0 = typical), shrunk toward 0 when it has served few."""
         xs = [math.log(d) - models[s][0] for s, d in self.pace.get(counter, ()) if s in models]
-        return sum(xs) / (len(xs) + 2.0) if xs else 0.0
+        return sum(xs) / (len(xs) + PACE_SHRINK) if xs else 0.0
+
+    def transfer_model(self, service: str) -> tuple[float, list[str]]:
+        """The share of ``service``'s calls that end in a transfer (shrunk toward none when it has
+        had few calls), and the services they went to, one entry per transfer."""
+        to = self.transfers.get(service, {})
+        n = sum(to.values())
+        if not n:
+            return 0.0, []
+        calls = max(self.called.get(service, 0), n)
+        return n / (calls + TRANSFER_PRIOR_CALLS), [s for s, k in sorted(to.items()) for _ in range(k)]
 
     def arrival_rates(self, now: float, since: float) -> dict[tuple[str, bool], float]:
         """Arrivals per second per (service, priority) over the recent window."""
@@ -199,7 +226,8 @@ class WaitHistory:
                 "pace": {str(k): [list(x) for x in v] for k, v in self.pace.items()},
                 "arrivals": [list(a) for a in self.arrivals], "pauses": list(self.pauses),
                 "last_call": {str(k): list(v) for k, v in self.last_call.items()},
-                "last_end": {str(k): v for k, v in self.last_end.items()}}
+                "last_end": {str(k): v for k, v in self.last_end.items()},
+                "called": dict(self.called), "transfers": {k: dict(v) for k, v in self.transfers.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WaitHistory:
@@ -213,6 +241,8 @@ class WaitHistory:
             h.pauses = deque((float(x) for x in d.get("pauses", [])), maxlen=10)
             h.last_call = {int(k): (float(v[0]), str(v[1])) for k, v in d.get("last_call", {}).items()}
             h.last_end = {int(k): float(v) for k, v in d.get("last_end", {}).items()}
+            h.called = {str(k): int(v) for k, v in d.get("called", {}).items()}
+            h.transfers = {str(k): {str(s): int(n) for s, n in v.items()} for k, v in d.get("transfers", {}).items()}
         except (TypeError, ValueError, IndexError):
             return cls()  # an unreadable history only costs today's learning
         return h
@@ -243,8 +273,11 @@ class _Shared:
     services: set[str]
     queues: dict[str, tuple[list[tuple[float, int]], list[tuple[float, int]]]]  # service -> (priority, normal)
     rates: list[tuple[str, bool, float]]  # arrival streams: (service, priority, per second)
-    models: dict[str, tuple[float, float]]
+    models: dict[str, tuple[float, float]]  # service -> log-normal fit (the yardstick of a counter's pace)
+    samples: dict[str, tuple[list[float], float]]  # service -> (today's call durations, share drawn from the prior)
+    prior_mu: dict[str, float]  # service -> log of the site's prior call duration
     paces: dict[int, float]
+    moves: dict[str, tuple[float, list[str]]]  # service -> (share of calls transferred, where to)
     pauses: list[float]
     close_at: float
 
@@ -266,12 +299,27 @@ def estimate_wait(view: HallView, history: WaitHistory, target: WaitingTicket, *
         rates=[(svc, pri, r) for (svc, pri), r in sorted(history.arrival_rates(view.now, view.open_at).items())
                # the same service and class arrives behind the target: never called before it
                if svc in rivals and r > 0 and not (svc == target.service and pri == target.priority)],
-        models=models, paces={c.number: history.counter_pace(c.number, models) for c in view.counters},
+        models=models, samples={s: (list(history.cycles.get(s, ())),
+                                    PRIOR_WEIGHT / (PRIOR_WEIGHT + len(history.cycles.get(s, ())))) for s in services},
+        prior_mu={s: math.log(view.prior_call_s.get(s, 600.0)) for s in services},
+        paces={c.number: history.counter_pace(c.number, models) for c in view.counters},
+        moves=_moves(history, services),
         pauses=list(history.pauses) or list(PAUSE_PRIOR_S), close_at=_close_at(view))
     # a long queue costs a run per citizen: fewer runs keep an estimate within a few milliseconds
     runs = max(MIN_RUNS, min(runs, runs * LONG_QUEUE // max(1, len(view.waiting))))
     results = sorted(_one_run(view, shared, target, rng) for _ in range(runs))
     return _summarise(results, view, math.inf)
+
+
+def _moves(history: WaitHistory, services: set[str]) -> dict[str, tuple[float, list[str]]]:
+    """Per service, the share of its calls sent on to another service of the hall, and where to."""
+    out = {}
+    for s in services:
+        share, dests = history.transfer_model(s)
+        dests = [d for d in dests if d in services]
+        if share > 0 and dests:
+            out[s] = (share, dests)
+    return out
 
 
 def _quantile(xs: list[float], q: float) -> float:
@@ -339,19 +387,32 @@ def _one_run(view: HallView, sh: _Shared, target: WaitingTicket, rng: random.Ran
                 pending[i] += rng.expovariate(r)
         soonest = min(pending)
 
+    # citizens a counter sends on: (when they join, service, (first arrival, id), priority)
+    moving: list[tuple[float, str, tuple[float, int], bool]] = []
+
+    def move_until(t: float) -> None:
+        while moving and moving[0][0] <= t:
+            _, svc, item, is_pri = heapq.heappop(moving)
+            q = (pri if is_pri else norm)[svc]
+            bisect.insort(q.items, item, lo=q.head)  # by first arrival: ahead of later ones
+
     streak = dict(view.streak)
-    models, paces = sh.models, sh.paces
+    samples, paces, prior_mu, moves = sh.samples, sh.paces, sh.prior_mu, sh.moves
 
     def duration(counter: int, service: str) -> float:
-        mu, sigma = models[service]
-        return math.exp(rng.gauss(mu + paces[counter], sigma))
+        # one of today's calls of this service (its real spread: the no-shows' short calls, the
+        # long visits), or the site's prior in proportion to how few there are; at this counter's pace
+        xs, w = samples[service]
+        if xs and rng.random() >= w:
+            return rng.choice(xs) * math.exp(paces[counter])
+        return math.exp(rng.gauss(prior_mu[service] + paces[counter], PRIOR_SIGMA))
 
     # when each counter can next call
     free: list[tuple[float, int]] = []
     by_number = {c.number: c for c in view.counters}
     for c in view.counters:
         if c.state == "open":
-            if c.busy_since is not None and c.serving_service in models:
+            if c.busy_since is not None and c.serving_service in samples:
                 d = duration(c.number, c.serving_service)
                 elapsed = now - c.busy_since
                 if d <= elapsed:  # longer than drawn: it ends soon
@@ -381,27 +442,33 @@ def _one_run(view: HallView, sh: _Shared, target: WaitingTicket, rng: random.Ran
         if t >= close_at:
             return math.inf
         arrive_until(t)  # everyone who has arrived by t is in the queue
+        move_until(t)
         c = by_number[n]
         pick = _pick(lanes[n], streak, t, k, max_wait)
         if pick is None:
             # nobody for this counter: it calls the next citizen of its services who comes
-            nxt = min((pending[i] for i, (svc, _, _) in enumerate(streams) if svc in c.services), default=None)
+            nxt = min([pending[i] for i, (svc, _, _) in enumerate(streams) if svc in c.services]
+                      + [m[0] for m in moving if m[1] in c.services], default=None)
             if nxt is None or nxt >= close_at:
                 free.pop(0)
                 continue
             free[0] = (nxt + rng.uniform(0, 30), n)
             continue
-        svc, (_arr, tid) = pick
-        if tid == target.id:
+        svc, item, is_pri = pick
+        if item[1] == target.id:
             return max(0.0, t - now)
-        free[0] = (t + duration(n, svc), n)
+        done = t + duration(n, svc)
+        free[0] = (done, n)
+        share, dests = moves.get(svc, (0.0, []))
+        if share and rng.random() < share:  # sent on at the end of the visit, keeping their place
+            heapq.heappush(moving, (done, rng.choice(dests), item, is_pri))
     return math.inf
 
 
 def _pick(lanes: tuple[tuple[str, _Queue, _Queue], ...], streak: dict[str, int], now: float, k: int,
-          max_wait: float) -> tuple[str, tuple[float, int]] | None:
+          max_wait: float) -> tuple[str, tuple[float, int], bool] | None:
     """The engine's call order (``QueueEngine.pick_next``) on one counter's lanes (its services in
-    its order, each with its priority and normal queue); pops the pick."""
+    its order, each with its priority and normal queue); pops the pick: (service, ticket, priority)."""
     oldest: tuple[float, int] | None = None
     where: tuple[str, _Queue, bool] | None = None
     for s, p, m in lanes:
@@ -415,14 +482,14 @@ def _pick(lanes: tuple[tuple[str, _Queue, _Queue], ...], streak: dict[str, int],
     if now - oldest[0] >= max_wait:
         s, q, is_pri = where
         streak[s] = streak.get(s, 0) + 1 if is_pri else 0
-        return s, q.pop()
+        return s, q.pop(), is_pri
     for s, p, m in lanes:
         has_p, has_m = p.head < len(p.items), m.head < len(m.items)
         if not (has_p or has_m):
             continue
         if has_p and (not has_m or streak.get(s, 0) < k):
             streak[s] = streak.get(s, 0) + 1
-            return s, p.pop()
+            return s, p.pop(), True
         streak[s] = 0
-        return s, m.pop()
+        return s, m.pop(), False
     return None

@@ -113,6 +113,68 @@ def test_a_slow_officer_is_learned_from_todays_calls():
     assert r_slow.point_min > 1.6 * r_fast.point_min
 
 
+def measured(h: WaitHistory, counter: int, durations: list[float], service: str = "a") -> None:
+    """Today's calls at ``counter``, back to back with citizens waiting (each one measured)."""
+    at = T - 6 * 3600 + counter * 1000
+    h.on_call(counter, at, service, arrival_at=at - 60)
+    for d in durations:
+        h.on_visit_end(counter, at + d - 30)
+        at += d
+        h.on_call(counter, at, service, arrival_at=at - 600)
+
+
+def test_the_range_follows_todays_calls_not_a_curve_fitted_to_them():
+    # half the calls are a no-show (2 minutes), half a 20-minute service: the next citizen waits for
+    # the current call, so at most about 20 minutes; a log-normal through both would promise 40
+    h = WaitHistory()
+    measured(h, 2, [2 * MIN, 20 * MIN] * 15)
+    just_called = CounterView(1, ("a",), "open", busy_since=T, serving_service="a")
+    r = estimate_wait(hall([], [just_called]), h, me(), runs=200)
+    assert r.low_min == 0 and r.high_min is not None and r.high_min <= 25, r
+
+
+def test_one_long_visit_does_not_make_an_officer_slow_for_everyone_behind():
+    h = WaitHistory()
+    measured(h, 2, [10 * MIN] * 20)  # the service takes 10 minutes a call
+    measured(h, 1, [30 * MIN])  # counter 1 has served one citizen today, a long file
+    at_1 = [busy(1), CounterView(2, ("a",), "closed")]
+    at_2 = [CounterView(1, ("a",), "closed"), busy(2)]
+    r1 = estimate_wait(hall(queue(6), at_1), h, me(), runs=200)
+    r2 = estimate_wait(hall(queue(6), at_2), h, me(), runs=200)
+    assert r1.point_min < 1.3 * r2.point_min, (r1, r2)
+    # twelve slow calls are a slow officer
+    measured(h, 1, [20 * MIN] * 12)
+    assert estimate_wait(hall(queue(6), at_1), h, me(), runs=200).point_min > 1.4 * r2.point_min
+
+
+def test_citizens_sent_on_from_another_service_keep_their_place_ahead():
+    # counter 2 calls service "b" (six waiting since before me); today it sent most of its citizens
+    # on to "a", where they join by their first arrival: ahead of me at counter 1
+    b_queue = [WaitingTicket(100 + i, "b", False, T - 3600 + i) for i in range(6)]
+    counters = [busy(1), busy(2, ("b",))]
+    quiet = WaitHistory()
+    sends_on = WaitHistory()
+    for i in range(10):
+        sends_on.on_call(2, T - 7200 + i * 600, "b", arrival_at=T - 7200)
+        if i < 8:
+            sends_on.on_transfer("b", "a")
+    assert sends_on.transfer_model("b") == (pytest.approx(8 / 15), ["a"] * 8)
+    alone = estimate_wait(hall(queue(2) + b_queue, counters), quiet, me(), runs=200)
+    behind = estimate_wait(hall(queue(2) + b_queue, counters), sends_on, me(), runs=200)
+    assert behind.point_min > alone.point_min + 5, (alone, behind)
+
+
+def test_the_engine_learns_where_a_service_sends_its_citizens(site):
+    e = QueueEngine(site)
+    e.issue("ho-tich", None, T)
+    e.call_next(1, T + 10)
+    e.transfer(1, "dat-dai", T + 300)
+    assert e.history.transfer_model("ho-tich") == (pytest.approx(1 / 6), ["dat-dai"])
+    back = QueueEngine(site)
+    back.load_meta(json.loads(json.dumps(e.meta())))
+    assert back.history.transfers == {"ho-tich": {"dat-dai": 1}} and back.history.called == {"ho-tich": 1}
+
+
 def test_a_call_after_an_idle_counter_is_no_service_time():
     h = WaitHistory()
     h.on_call(1, T, "a", arrival_at=T - 60)
