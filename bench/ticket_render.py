@@ -16,6 +16,8 @@ For each width, printed as median / p99 in ms:
   19,200 and 115,200 baud, and USB full speed at its bulk-transfer ceiling (19 packets of 64
   bytes per 1 ms frame: 1.216 MB/s; a printer may take them slower). The print itself (about
   0.4 s for a 100 mm ticket) comes on top, overlapped with the transfer on a real printer;
+- with ``half_res_number``: the same tickets rendered with the number in 2x2-dot cells (what a
+  dispenser with that printer capability renders), the number sent as quadruple rasters;
 - with ``nv_graphics`` (the blocks every ticket shares kept in the printer's NV graphics
   memory): the per-ticket job once the blocks are stored, and, apart, the one-time upload
   (the NV writes: how many graphics, how many bytes, how long on each link);
@@ -53,7 +55,13 @@ ENCODINGS = {
     "new + native_qr + center_bands": JobOptions(native_qr=True, center_bands=True),
     "new + nv_graphics": JobOptions(nv_graphics=True),
     "new + native_qr + center + nv_graphics": JobOptions(native_qr=True, center_bands=True, nv_graphics=True),
+    # the big number drawn in 2x2-dot cells and sent as quadruple rasters (GS v 0 m = 3)
+    "new + half_res_number": JobOptions(half_res_number=True),
+    "new + native_qr + center + half_res_number": JobOptions(native_qr=True, center_bands=True, half_res_number=True),
+    "new + native_qr + center + nv_graphics + half_res_number": JobOptions(
+        native_qr=True, center_bands=True, nv_graphics=True, half_res_number=True),
 }
+NAME_W = max(len(k) for k in ENCODINGS)
 LINKS = {"9600 Bd": 9600 / 10, "19200 Bd": 19200 / 10, "115200 Bd": 115200 / 10, "USB FS": 1_216_000}
 
 
@@ -97,7 +105,7 @@ def nv_jobs(rendered, opts: JobOptions) -> tuple[list[int], int, int]:  # noqa: 
     for img, qr, blocks in rendered:
         plan = record.plan(img, blocks)
         assert not plan.pending
-        sizes.append(len(build_ticket_job(img, qr=qr, options=opts, stored=plan.stored)))
+        sizes.append(len(build_ticket_job(img, qr=qr, options=opts, stored=plan.stored, blocks=blocks)))
     return sizes, upload, writes
 
 
@@ -175,21 +183,26 @@ def main() -> None:
         print(f"               new {fmt(job)}")
         sizes = {"old (one raster, python-escpos)": [len(old_job(img)) for img in imgs]}
         printed = [r.render_for_print(v) for v in vs[:100]]
+        rh = TicketRenderer(site, layout, half_res_number=True)  # what a half_res_number printer's dispenser renders
+        printed_half = [rh.render_for_print(v) for v in vs[:100]]
         uploads: dict[str, tuple[int, int]] = {}
         for name, opts in ENCODINGS.items():
+            tickets = printed_half if opts.half_res_number else printed
             if opts.nv_graphics:
-                sizes[name], *up = nv_jobs(printed, opts)
+                sizes[name], *up = nv_jobs(tickets, opts)
                 uploads[name] = (up[0], up[1])
             else:
-                sizes[name] = [len(build_ticket_job(img, qr=qr, options=opts)) for img, qr in rendered]
+                sizes[name] = [len(build_ticket_job(img, qr=qr, options=opts, blocks=blocks))
+                               for img, qr, blocks in tickets]
         print(f"  bytes per ticket ({len(imgs)} tickets, 1 in 7 priority) and time on the wire (median ticket)")
-        print(f"    {'job':40s} {'median':>7s} {'largest':>8s}   " + "  ".join(f"{k:>9s}" for k in LINKS))
+        print(f"    {'job':{NAME_W}s} {'median':>7s} {'largest':>8s}   " + "  ".join(f"{k:>9s}" for k in LINKS))
         for name, xs in sizes.items():
             med = statistics.median(xs)
-            print(f"    {name:40s} {med:7.0f} {max(xs):8d}   {wire(med)}")
+            print(f"    {name:{NAME_W}s} {med:7.0f} {max(xs):8d}   {wire(med)}")
             if name in uploads:
                 nbytes, writes = uploads[name]
-                print(f"    {'  + once: ' + str(writes) + ' NV graphics written':40s} {nbytes:7d} {'':8s}   {wire(nbytes)}")
+                print(f"    {'  + once: ' + str(writes) + ' NV graphics written':{NAME_W}s} {nbytes:7d} {'':8s}   "
+                      f"{wire(nbytes)}")
         print("    (NV graphics: the shared blocks are written into the printer once, and again only when they"
               " change, at most 9 a day; the ticket rows are the tickets after that)")
         opts = ENCODINGS["new + native_qr + center_bands"]
@@ -201,6 +214,9 @@ def main() -> None:
             for k, n in bytes_by_block(build_ticket_job(img, qr=qr, options=opts), blocks, width).items():
                 by_block.setdefault(k, []).append(n)
         total = statistics.mean(sizes["new + native_qr + center_bands"])
+        half_number = [bytes_by_block(build_ticket_job(img, qr=qr, options=ENCODINGS[
+            "new + native_qr + center + half_res_number"], blocks=blocks), blocks, width).get("number", 0)
+            for img, qr, blocks in printed_half]
         print(f"  where the bytes go, native_qr + center_bands (mean over {len(printed)} tickets; a block on "
               "some tickets only: mean where printed, and its share of all tickets)")
         print(f"    {'block':24s} {'bytes':>6s} {'on':>5s} {'share':>6s}  same on every ticket?")
@@ -209,6 +225,8 @@ def main() -> None:
                     else "—" if k.startswith(("white", "set-up")) else
                     "one of a few" if ":" in k else "every ticket")
             print(f"    {k:24s} {statistics.mean(xs):6.0f} {len(xs):4d}x {sum(xs) / len(printed) / total:6.1%}  {kind}")
+        print(f"    {'number, half_res_number':24s} {statistics.mean(half_number):6.0f} {len(half_number):4d}x "
+              f"{'':6s}  per ticket (2x2-dot cells as quadruple rasters, GS v 0 m = 3)")
     rss_now = 0
     with open("/proc/self/status") as f:
         for line in f:

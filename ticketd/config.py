@@ -142,6 +142,9 @@ class PrinterConfig(Strict):
     nv_graphics: bool = Field(default=False, description="keep the blocks every ticket shares (header, service names, "
                                                          "footer, …) in the printer's NV graphics memory (GS ( L fn 67/69) "
                                                          "and print them by key code; written only when they change")
+    half_res_number: bool = Field(default=False, description="draw the big number in 2x2-dot cells and send it as "
+                                                             "quadruple rasters (GS v 0 m = 3): a quarter of its bytes; "
+                                                             "same size and place, coarser edges (0.25 mm steps)")
 
     @field_validator("serial_baud")
     @classmethod
@@ -164,7 +167,8 @@ class PrinterConfig(Strict):
     def job_options(self) -> JobOptions:
         """How tickets are encoded for this printer."""
         return JobOptions(cut=self.cut, white_bands=self.white_bands, raster_max_lines=self.raster_max_lines,
-                          center_bands=self.center_bands, native_qr=self.native_qr, nv_graphics=self.nv_graphics)
+                          center_bands=self.center_bands, native_qr=self.native_qr, nv_graphics=self.nv_graphics,
+                          half_res_number=self.half_res_number)
 
     def profile_for(self, width_px: int) -> str:
         """The escpos profile name to use for a ticket ``width_px`` wide."""

@@ -4,7 +4,8 @@ The inverse of :mod:`ticketd.escpos_job` (and of the old one-raster jobs), so te
 tty printer and the sim printer's PNG preview show exactly what the paper would show. The
 bytes are parsed command by command (a naive search for ``GS v 0`` would also match inside
 image data) and laid out on a strip of paper ``paper_px`` dots wide: rasters where the
-justification puts them, ``ESC J`` feeds in dot lines (the unit ``GS P`` set), printer-drawn
+justification puts them (double-width, double-height and quadruple ``GS v 0`` rasters, m = 1-3,
+enlarged as the printer enlarges them), ``ESC J`` feeds in dot lines (the unit ``GS P`` set), printer-drawn
 QR codes (``GS ( k``) drawn as a printer would draw them, NV graphics (``GS ( L`` / ``GS 8 L``
 fn 67 define, fn 69 print) kept in a store that outlives the job, as the printer's NV memory does. Line feeds (``LF``, ``ESC d``) only
 move paper towards the cutter after the ticket: they are counted, not drawn.
@@ -19,6 +20,8 @@ from PIL import Image, ImageOps
 ESC, GS, DLE = 0x1B, 0x1D, 0x10
 HEAD_DPI = 203  # the heads our tickets are drawn for (8 dots/mm)
 QR_ECC_NAMES = {48: "L", 49: "M", 50: "Q", 51: "H"}
+# GS v 0 m: (x, y) dots per data bit; normal, double width, double height, quadruple (Epson, and 48-51 alike)
+RASTER_SCALES = {0: (1, 1), 1: (2, 1), 2: (1, 2), 3: (2, 2), 48: (1, 1), 49: (2, 1), 50: (1, 2), 51: (2, 2)}
 
 
 class DecodeError(ValueError):
@@ -132,6 +135,8 @@ def command_length(data: bytes, i: int) -> int:
             need(8)
             if data[i + 2] not in (0x30, 0x00):
                 raise DecodeError(f"GS v {data[i + 2]} is not raster mode 0 at byte {i}")
+            if data[i + 3] not in RASTER_SCALES:
+                raise DecodeError(f"GS v 0 mode m = {data[i + 3]} at byte {i} is not one of 0-3, 48-51")
             return 8 + (data[i + 4] | data[i + 5] << 8) * (data[i + 6] | data[i + 7] << 8)
         if op == 0x72:  # GS r n: transmit status (paper sensor), answered after the data before it
             return 3
@@ -191,11 +196,16 @@ def decode_job(data: bytes, *, paper_px: int | None = None, nv: dict[bytes, Imag
 
 
 def raster_image(cmd: bytes) -> Image.Image:
-    """The picture of one ``GS v 0`` command (mode "1", black = 0)."""
+    """The picture of one ``GS v 0`` command as printed (mode "1", black = 0): in double-width,
+    double-height or quadruple mode (m = 1, 2, 3) each data bit is 2 dots wide, tall, or both."""
     wb, h = cmd[4] | cmd[5] << 8, cmd[6] | cmd[7] << 8
     bits = Image.frombytes("1", (wb * 8, h), cmd[8:])
     # ESC/POS: bit 1 = dot burnt (black); Pillow "1": 0 = black
-    return ImageOps.invert(bits.convert("L")).convert("1")
+    img = ImageOps.invert(bits.convert("L")).convert("1")
+    sx, sy = RASTER_SCALES.get(cmd[3], (1, 1))
+    if (sx, sy) != (1, 1):
+        img = img.resize((img.width * sx, img.height * sy), Image.Resampling.NEAREST)
+    return img
 
 
 def apply_command(job: DecodedJob, cmd: bytes) -> None:

@@ -20,6 +20,9 @@ for every dot line at 576 px, white or not. Here:
   to raster images (many cheap ones print every raster at the left edge);
 - with ``native_qr`` the QR code is sent as its URL and drawn by the printer
   (``GS ( k``, model 2, the renderer's module size and error correction), centred;
+- with ``half_res_number`` a block the renderer drew in 2 x 2-dot cells (the big number, when the
+  printer has that capability) goes at half resolution as quadruple rasters (``GS v 0`` m = 3: each
+  data bit prints 2 dots wide and 2 tall), a quarter of its bytes; the paper is the rendered one;
 - with ``nv_graphics`` the blocks every ticket shares (header, service name, footer, …) are
   kept in the printer's NV graphics memory (``GS ( L`` fn 67, written by
   :mod:`ticketd.nv_graphics` only when a block changes) and a ticket refers to each by its
@@ -58,6 +61,7 @@ class JobOptions:
     center_bands: bool = False
     native_qr: bool = False
     nv_graphics: bool = False
+    half_res_number: bool = False  # blocks drawn in 2 x 2-dot cells go as quadruple rasters (GS v 0 m = 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class TicketBlock:
     top: int
     height: int
     shared: bool = True
+    half_res: bool = False  # drawn in 2 x 2-dot cells from its top line and the left edge (may go as GS v 0 m = 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +126,13 @@ def nv_print(key_code: bytes) -> bytes:
     return b"\x1d(L\x06\x00\x30\x45" + key_code + b"\x01\x01"
 
 
-def raster(width_bytes: int, rows: bytes) -> bytes:
-    """``GS v 0`` (normal density) for ``rows`` (``width_bytes`` per line, bit 1 = black)."""
+RASTER_NORMAL, RASTER_QUADRUPLE = 0, 3  # GS v 0 m: one dot per bit; 2 x 2 dots per bit (Epson: "Quadruple")
+
+
+def raster(width_bytes: int, rows: bytes, *, mode: int = RASTER_NORMAL) -> bytes:
+    """``GS v 0`` for ``rows`` (``width_bytes`` per line, bit 1 = black); ``mode`` 3 prints each bit as 2 x 2 dots."""
     height = len(rows) // width_bytes
-    return b"\x1dv0\x00" + bytes([width_bytes & 0xFF, width_bytes >> 8, height & 0xFF, height >> 8]) + rows
+    return b"\x1dv0" + bytes([mode, width_bytes & 0xFF, width_bytes >> 8, height & 0xFF, height >> 8]) + rows
 
 
 def feed(lines: int) -> bytes:
@@ -176,6 +184,27 @@ def band_rows(image: Image.Image, top: int, height: int) -> tuple[bytes, int]:
     return rows, wb
 
 
+def half_res_rows(image: Image.Image, top: int, height: int) -> tuple[bytes, int, int, int] | None:
+    """Dot lines ``top`` to ``top + height`` at half resolution, if they are made of 2 x 2-dot cells
+    (counted from ``top`` and the left edge) and the image is a whole number of half-width bytes
+    (so that a centred quadruple raster lands where the dots are): the ink's half-resolution lines
+    as raster bytes, the bytes per line, and the first and end half line with ink. ``None``: the
+    block is not made of cells (it then goes at full resolution; the paper never changes)."""
+    if image.width % 16 or height < 2:
+        return None
+    block = image.crop((0, top, image.width, top + height)).convert("1")
+    half = block.resize((image.width // 2, (height + 1) // 2), Image.Resampling.NEAREST)
+    if half.resize((image.width, 2 * half.height), Image.Resampling.NEAREST).crop(
+            (0, 0, image.width, height)).tobytes() != block.tobytes():
+        return None
+    rows, wb = _ink_rows(half)
+    zero = bytes(wb)
+    inked = [y for y in range(half.height) if rows[y * wb:(y + 1) * wb] != zero]
+    if not inked or 2 * (inked[-1] + 1) > height:  # no ink, or a last half line that would print past the block
+        return None
+    return rows, wb, inked[0], inked[-1] + 1
+
+
 def split_band(extents: list[tuple[int, int]], wb: int, *, center: bool,
                white_cost: Callable[[int], int]) -> list[tuple[int, int]]:
     """Where to cut a band into rasters so that the fewest bytes go: each raster costs its
@@ -212,9 +241,10 @@ def split_band(extents: list[tuple[int, int]], wb: int, *, center: bool,
 
 
 def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions(),
-                     stored: tuple[StoredBand, ...] = ()) -> bytes:
+                     stored: tuple[StoredBand, ...] = (), blocks: tuple[TicketBlock, ...] = ()) -> bytes:
     """The whole job for one ticket: init, the image as bands and feeds (the QR natively if
-    asked and possible, ``stored`` bands by their key code), feed to the cutter, cut."""
+    asked and possible, ``stored`` bands by their key code, ``blocks`` marked ``half_res`` as
+    quadruple rasters with ``half_res_number``), feed to the cutter, cut."""
     rows, wb = _ink_rows(image)
     height = image.height
     max_lines = max(1, min(options.raster_max_lines, MAX_RASTER_LINES))
@@ -245,25 +275,30 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
             return FEED_BYTES * -(-lines // 255)
         return RASTER_HEADER_BYTES * -(-lines // max_lines) + lines
 
-    def band(y0: int, y1: int) -> None:
-        for y_top in range(y0, y1, max_lines):
-            y_bottom = min(y1, y_top + max_lines)
+    def band(y0: int, y1: int, rows: bytes = rows, wb: int = wb, scale: int = 1) -> None:
+        """Lines ``y0`` to ``y1`` of ``rows``; ``scale`` 2: half-resolution lines, printed as quadruple
+        rasters (2 x 2 dots a bit) no taller on paper than ``max_lines``, their gaps fed twice as far."""
+        step = max_lines // scale
+        for y_top in range(y0, y1, step):
+            y_bottom = min(y1, y_top + step)
             extents = []
             for y in range(y_top, y_bottom):
                 line = rows[y * wb:(y + 1) * wb]
                 right = len(line.rstrip(b"\x00"))
                 extents.append((len(line) - len(line.lstrip(b"\x00")) if right else wb, right))
-            for a, b in split_band(extents, wb, center=options.center_bands, white_cost=white_cost):
+            for a, b in split_band(extents, wb, center=options.center_bands,
+                                   white_cost=lambda n: white_cost(n * scale)):
                 top, bottom = y_top + a, y_top + b
                 right = max(r for _, r in extents[a:b])
                 if right == 0:  # a short gap kept inside the band, alone in its block (a raster needs ink)
-                    white(bottom - top)
+                    white((bottom - top) * scale)
                     continue
                 left = 0
                 if options.center_bands:
                     left = min(min(lead for lead, _ in extents[a:b]), wb - right)
                     right = wb - left
-                out.extend(raster(right - left, b"".join(rows[y * wb + left:y * wb + right] for y in range(top, bottom))))
+                out.extend(raster(right - left, b"".join(rows[y * wb + left:y * wb + right] for y in range(top, bottom)),
+                                  mode=RASTER_QUADRUPLE if scale == 2 else RASTER_NORMAL))
 
     # the stored bands (in order, inside the image, not overlapping each other or a printer-drawn QR)
     taken = [(native.top, native.top + native.size)] if native is not None else []
@@ -273,6 +308,17 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
         if s.height > 0 and span[1] <= height and all(span[1] <= a or span[0] >= b for a, b in taken):
             graphics[s.top] = s
             taken.append(span)
+    # the blocks drawn in 2 x 2-dot cells, from their first to their last inked cell line
+    halves: dict[int, tuple[int, bytes, int, int, int]] = {}  # top → (dot lines, half-res rows, bytes a line, a, b)
+    for blk in blocks if options.half_res_number and max_lines >= 2 else ():
+        half = half_res_rows(image, blk.top, blk.height) if blk.half_res and blk.top + blk.height <= height else None
+        if half is None:
+            continue
+        h_rows, h_wb, a, b = half
+        span = (blk.top + 2 * a, blk.top + 2 * b)
+        if all(span[1] <= x or span[0] >= z for x, z in taken):
+            halves[span[0]] = (span[1] - span[0], h_rows, h_wb, a, b)
+            taken.append(span)
     tops = sorted(a for a, _ in taken)
 
     y = 0
@@ -280,6 +326,11 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
         if y in graphics:
             out.extend(nv_print(graphics[y].key_code))
             y += graphics[y].height
+            continue
+        if y in halves:
+            lines, h_rows, h_wb, a, b = halves[y]
+            band(a, b, h_rows, h_wb, 2)
+            y += lines
             continue
         if native is not None and y == native.top:
             out.extend(b"" if options.center_bands else ALIGN_CENTER)

@@ -132,9 +132,9 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         layout = self.node_config.current if self.node_config else s.ticket
         if not isinstance(layout, TicketLayout):  # pragma: no cover - the node config's model is TicketLayout
             raise TypeError(f"ticket layout is a {type(layout).__name__}")
-        self.renderer: TicketRenderer = TicketRenderer(self.site, layout, link_secret=self._link_secret())
         self.printer: Printer = printer or open_printer(self._printer_config(), width_px=layout.width_px,
                                                         state_dir=s.state_dir)
+        self.renderer: TicketRenderer = self._renderer(layout)
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self._next_printer_check = 0.0
         self._issuing: TicketJob | None = None
@@ -173,6 +173,11 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         offline until the hub's retained status says online."""
         return self.core.hub_online
 
+    def _renderer(self, layout: TicketLayout) -> TicketRenderer:
+        # a printer with half_res_number gets the big number in 2 x 2-dot cells (sent as quadruple rasters)
+        return TicketRenderer(self.site, layout, link_secret=self._link_secret(),
+                              half_res_number=self.printer.options.half_res_number)
+
     def _link_secret(self) -> bytes | None:
         """The live-page link's secret (None: no signed links, a {token} QR is not printed)."""
         if self.settings.link_secret_file is None:
@@ -190,7 +195,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         return self.settings.ticket.model_dump(mode="json")
 
     def apply_node_config(self, new: TicketLayout, old: TicketLayout | None) -> bool:
-        self.renderer = TicketRenderer(self.site, new, link_secret=self._link_secret())
+        self.renderer = self._renderer(new)
         self._check_glyphs()
         return new.width_px != self.printer.width_px  # another paper width needs another printer profile: restart
 

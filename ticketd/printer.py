@@ -163,12 +163,14 @@ class Printer(ABC):
     def send(self, job: bytes, *, label: str = "") -> None:
         """Hand ``job`` to the device in one write; raise a :class:`PrinterError` on failure."""
 
-    def build(self, image: Image.Image, *, qr: QrSpot | None = None, stored: tuple[StoredBand, ...] = ()) -> bytes:
+    def build(self, image: Image.Image, *, qr: QrSpot | None = None, stored: tuple[StoredBand, ...] = (),
+              blocks: tuple[TicketBlock, ...] = ()) -> bytes:
         """The job bytes for ``image`` (``qr``: where its QR code is, for a printer that draws it;
-        ``stored``: bands the printer holds as NV graphics)."""
+        ``stored``: bands the printer holds as NV graphics; ``blocks``: where the ticket's blocks are,
+        those drawn in 2 x 2-dot cells go as quadruple rasters with ``half_res_number``)."""
         if image.width > self.width_px:
             raise PrinterConfigError(f"image is {image.width} px wide, printer takes {self.width_px}")
-        return build_ticket_job(image, qr=qr, options=self.options, stored=stored)
+        return build_ticket_job(image, qr=qr, options=self.options, stored=stored, blocks=blocks)
 
     def plan_graphics(self, image: Image.Image, blocks: tuple[TicketBlock, ...]) -> GraphicsPlan:
         """The NV writes to send before ``image``'s job and the bands it prints by key code."""
@@ -184,7 +186,7 @@ class Printer(ABC):
         ``blocks``: where the ticket's blocks are; with ``nv_graphics`` those every ticket shares
         print from the printer's memory, written first (in the same write) when they changed."""
         plan = self.plan_graphics(image, blocks)
-        job = plan.upload + self.build(image, qr=qr, stored=plan.stored)
+        job = plan.upload + self.build(image, qr=qr, stored=plan.stored, blocks=blocks)
         try:
             self.send(job, label=label)
         except PrinterError as exc:

@@ -79,10 +79,14 @@ class TicketRenderer:
 
     :param site: the site model (names, services, priority groups, URLs).
     :param layout: width, language, texts, QR template.
+    :param half_res_number: draw the big number in 2 x 2-dot cells (the printer's ``half_res_number``:
+        it then goes as a quadruple raster, a quarter of the bytes); same size and place, coarser edges.
     """
 
-    def __init__(self, site: Site, layout: TicketLayout = TicketLayout(), *, link_secret: bytes | None = None) -> None:
+    def __init__(self, site: Site, layout: TicketLayout = TicketLayout(), *, link_secret: bytes | None = None,
+                 half_res_number: bool = False) -> None:
         self.site = site
+        self.half_res_number = half_res_number
         self.link_secret = link_secret  # signs the {token} of the live page's link
         self.layout = layout
         self.texts: TicketTexts = layout.resolved_texts()
@@ -111,17 +115,18 @@ class TicketRenderer:
         ticket of this layout shares are marked: a printer may keep them in its own memory)."""
         service = self.site.service(view.service_id)
         parts: list[Image.Image | int] = []
-        keys: dict[int, tuple[str, bool]] = {}  # index in parts → (block key, shared)
+        keys: dict[int, tuple[str, bool, bool]] = {}  # index in parts → (block key, shared, half_res)
 
-        def add(key: str, block: Image.Image, *, shared: bool) -> None:
-            keys[len(parts)] = (key, shared)
+        def add(key: str, block: Image.Image, *, shared: bool, half_res: bool = False) -> None:
+            keys[len(parts)] = (key, shared, half_res)
             parts.append(block)
 
         add("header", self._header, shared=True)
         if view.reprint:
             add("reprint", self._cached(("reprint",), lambda: self._text(self.texts.reprint, "semibold", 22)),
                 shared=False)  # rare: not worth a write of the printer's memory
-        add("number", self._number_block(format_number(view.number, service.prefix)), shared=False)
+        add("number", self._number_block(format_number(view.number, service.prefix)), shared=False,
+            half_res=self.half_res_number)
         if view.priority:
             parts.append(self._s(6))
             add(f"priority:{view.priority_group or ''}", self._cached(
@@ -159,7 +164,7 @@ class TicketRenderer:
         for i, p in enumerate(parts):
             h = p if isinstance(p, int) else p.height
             if i in keys:
-                blocks.append(TicketBlock(key=keys[i][0], top=y, height=h, shared=keys[i][1]))
+                blocks.append(TicketBlock(key=keys[i][0], top=y, height=h, shared=keys[i][1], half_res=keys[i][2]))
             y += h
         return self._stack(parts), spot, tuple(blocks)
 
@@ -337,7 +342,8 @@ class TicketRenderer:
         pad = self._s(14)
         img = Image.new("L", (self.width, (y1 - y0) + 2 * pad), WHITE)
         ImageDraw.Draw(img).text(((self.width - (x1 - x0)) // 2 - x0, pad - y0), number, font=font, fill=BLACK)
-        return self._threshold(img)
+        block = self._threshold(img)
+        return _in_cells(block) if self.half_res_number else block
 
     def _service_block(self, name: str) -> Image.Image:
         # the largest size at which the name fits in three lines (always fits: wrap never overflows)
@@ -402,6 +408,19 @@ class TicketRenderer:
                 out.paste(p, (0, y))
                 y += p.height
         return out
+
+
+def _in_cells(block: Image.Image) -> Image.Image:
+    """``block`` in 2 x 2-dot cells (from its top-left corner), a cell black where any of its dots is:
+    the ink's outline moves out by at most one dot, so the digits keep their size and place."""
+    w, h = block.size
+    grey = block.convert("L")
+    if w % 2 or h % 2:  # whole cells: pad with white, cut back after
+        padded = Image.new("L", (w + w % 2, h + h % 2), WHITE)
+        padded.paste(grey, (0, 0))
+        grey = padded
+    cells = grey.reduce(2).point(lambda v: WHITE if v == WHITE else BLACK, "1")  # box mean: white only if all 4 are
+    return cells.resize((cells.width * 2, cells.height * 2), Image.Resampling.NEAREST).crop((0, 0, w, h))
 
 
 def _pack_rows(matrix: list[list[bool]]) -> bytes:

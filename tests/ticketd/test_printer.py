@@ -506,3 +506,19 @@ def test_a_band_with_a_narrow_top_goes_as_two_rasters_when_that_is_fewer_bytes(c
     narrow_top = job.rasters[0].width // 8
     assert narrow_top < wide and sum(r.width // 8 * r.height for r in job.rasters) + 2 * RASTER_HEADER_BYTES \
         < wide * 60 + RASTER_HEADER_BYTES
+
+
+@pytest.mark.parametrize(("m", "scale"), [(0, (1, 1)), (1, (2, 1)), (2, (1, 2)), (3, (2, 2)),
+                                          (48, (1, 1)), (49, (2, 1)), (50, (1, 2)), (51, (2, 2))])
+def test_the_decoder_enlarges_double_width_double_height_and_quadruple_rasters_as_the_printer_does(m, scale):
+    # one data byte a line, two lines: 1000 0001 / 0100 0000 (bit 1 = a dot burnt)
+    job = decode_job(b"\x1b@\x1dv0" + bytes([m, 1, 0, 2, 0]) + b"\x81\x40", paper_px=16)
+    (img,) = job.rasters
+    sx, sy = scale
+    assert img.size == (8 * sx, 2 * sy) and job.y == 2 * sy
+    black = {(x, y) for y in range(img.height) for x in range(img.width) if img.getpixel((x, y)) == 0}
+    want = {(x, y) for bx, by in ((0, 0), (7, 0), (1, 1)) for x in range(bx * sx, bx * sx + sx)
+            for y in range(by * sy, by * sy + sy)}
+    assert black == want
+    with pytest.raises(DecodeError):  # not a mode of GS v 0
+        decode_job(b"\x1dv0\x04\x01\x00\x01\x00\xff")

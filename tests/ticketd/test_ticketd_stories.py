@@ -446,3 +446,23 @@ def test_a_printer_that_keeps_the_shared_blocks_is_written_once_not_on_every_tic
         assert again.printer.nv_writes == 0 and not decode_job(again.printer.jobs[0], paper_px=576, nv=dict(nv)).nv_missing
     finally:
         again.close()
+
+
+def test_a_printer_that_takes_quadruple_rasters_gets_the_number_at_half_resolution_and_prints_the_rendered_ticket(
+        tmp_path, fake_broker, site_file):
+    from ticketd.config import PrinterConfig
+    from ticketd.escpos_decode import split_commands
+
+    hall = Hall(tmp_path, fake_broker, site_file, None,
+                printer_config=PrinterConfig(backend="fake", half_res_number=True, center_bands=True))
+    try:
+        printer = hall.printer
+        hall.press("ho-tich")
+        hall.pump_until(lambda: len(printer.jobs) == 1)
+        (view,) = hall.tk.printed_tickets
+        assert hall.tk.renderer.half_res_number  # the renderer draws what the printer can take
+        printed = decode_job(printer.jobs[0], paper_px=576).image()
+        assert ImageChops.difference(printed.convert("L"), hall.tk.renderer.render(view).convert("L")).getbbox() is None
+        assert any(c[:4] == b"\x1dv0\x03" for c in split_commands(printer.jobs[0])[0])
+    finally:
+        hall.close()
