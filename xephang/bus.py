@@ -509,19 +509,18 @@ class Bus:
         c.on_connect_fail = lambda *_: log.debug("connect to %s:%s failed; retrying", b.host, b.port)
         return c
 
-    def _set_will(self) -> None:
-        assert self._client is not None
-        self._client.will_set(self.topics.status(self.node), self._status_payload(False), qos=1, retain=True)
+    def _set_will(self, c: mqtt.Client) -> None:
+        c.will_set(self.topics.status(self.node), self._status_payload(False), qos=1, retain=True)
 
     def _transport_start(self) -> None:
-        self._client = self._make_client()
+        self._client = c = self._make_client()
         self.session = self._next_session()
-        self._set_will()
+        self._set_will(c)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.broker.session_expiry_s
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
-                                   clean_start=False, properties=props)
-        self._client.loop_start()
+        c.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                        clean_start=False, properties=props)
+        c.loop_start()
 
     def _transport_stop(self, timeout: float) -> None:
         c = self._client
@@ -547,7 +546,8 @@ class Bus:
         return info.mid
 
     def _publish_status(self, *, online: bool, wait: float = 0) -> None:
-        assert self._client is not None
+        if self._client is None:
+            raise BusError("bus not started")
         info = self._client.publish(self.topics.status(self.node), self._status_payload(online), qos=1, retain=True)
         if wait:
             with contextlib.suppress(Exception):
@@ -591,7 +591,7 @@ class Bus:
         if not self._stopping:
             # the next connection is a new session: its Will must carry the new number
             self.session = self._next_session()
-            self._set_will()
+            self._set_will(client)
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put(Inbound(msg.topic, bytes(msg.payload), bool(msg.retain)))

@@ -310,8 +310,14 @@ class Demo:
                                 bind_client_ids=True)
         self.broker.start()
 
+    def _running_broker(self) -> Mosquitto:
+        """The demo's own mosquitto (started first of all; a clear error if it is not)."""
+        if self.broker is None:
+            raise DemoError("the demo's broker is not running")
+        return self.broker
+
     def _env(self, spec: NodeSpec, clock: ScaledClock, voice: Path | None) -> dict[str, str]:
-        assert self.broker is not None
+        broker = self._running_broker()
         env = {k: v for k, v in os.environ.items() if not k.startswith("XEPHANG_")}
         env.update({
             "XEPHANG_SITE": self.site.site.slug,
@@ -319,7 +325,7 @@ class Demo:
             "XEPHANG_SITE_FILE": str(self.opts.site_file.resolve()),
             "XEPHANG_STATE_DIR": str(self.out / "state" / spec.node),
             "XEPHANG_BROKER__HOST": "127.0.0.1",
-            "XEPHANG_BROKER__PORT": str(self.broker.port),
+            "XEPHANG_BROKER__PORT": str(broker.port),
             "XEPHANG_BROKER__USERNAME": spec.node,
             "XEPHANG_BROKER__PASSWORD_FILE": str(self.files.passwords_dir / f"{spec.node}.pw"),
             "XEPHANG_SIM": "true",
@@ -465,13 +471,13 @@ class Demo:
         code = 0
         try:
             self._start_broker(self.site)
-            assert self.broker is not None
+            broker = self._running_broker()
             self.say(f"xephang demo — {self.site.site.name_vi}\n  thư mục / output: {self.out}\n"
-                     f"  broker 127.0.0.1:{self.broker.port} (mật khẩu + ACL / passwords + ACL; "
-                     f"kỹ thuật viên / technicians: {self.broker.tech_port}), "
+                     f"  broker 127.0.0.1:{broker.port} (mật khẩu + ACL / passwords + ACL; "
+                     f"kỹ thuật viên / technicians: {broker.tech_port}), "
                      f"tốc độ / speed ×{o.speed:g}")
             self._launch(clock)
-            target = BrokerTarget(site=self.site.site.slug, port=self.broker.tech_port or self.broker.port, username=TECH,
+            target = BrokerTarget(site=self.site.site.slug, port=broker.tech_port or broker.port, username=TECH,
                                   password=self.files.passwords[TECH])
             with ToolClient(target) as client:
                 t = client.topics
@@ -480,7 +486,7 @@ class Demo:
                 self.say(f"  {len(self.online)} nút trực tuyến / nodes online: {', '.join(self.online)}")
                 exe = Path(sys.executable).with_name("xephang")  # runs as printed, without activating .venv
                 self.say(f"  xem thiết bị / watch devices: {exe if exe.exists() else 'xephang'} devices --watch "
-                         f"--port {self.broker.tech_port} --password-file {self.files.passwords_dir / 'tech.pw'}")
+                         f"--port {broker.tech_port} --password-file {self.files.passwords_dir / 'tech.pw'}")
                 if self.web is not None and "web" in self.online:
                     self.say(f"  trang web / web pages: {self.web.base}/hall — lãnh đạo / head: {self.web.base}/head "
                              f"(tài khoản / account in {self.web.dir / 'head-password.txt'})")
