@@ -434,7 +434,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
             if job.kind == "reprint" and job.ticket is not None:
                 image, qr, blocks = self.renderer.render_for_print(job.ticket)
             else:
-                image = self.renderer.render_test(self.clock.local())
+                image, blocks = self.renderer.render_test_for_print(self.clock.local())
             self.printer.print_image(image, label=job.kind, qr=qr, blocks=blocks)
         except PrinterError as exc:
             self.last_error = f"{exc.code}: {exc}"

@@ -46,6 +46,8 @@ FEED_CHECK = {"vi": "Khoảng trắng giữa hai vạch cao bằng ô đen (8 mm
               "en": "The gap between the two lines is as tall as the black box (8 mm)"}
 CENTRE_CHECK = {"vi": "Dấu nhỏ nằm ngay trên vạch dài giữa thước",
                 "en": "The small mark sits right above the long middle tick"}
+HALF_RES_CHECK = {"vi": "Hai ô đen bằng nhau, ô dưới ngay dưới ô trên",
+                  "en": "The two black boxes are the same size, one right under the other"}
 CHECK_DOTS = 64  # 8 mm at 203 dpi
 
 
@@ -170,6 +172,12 @@ class TicketRenderer:
 
     def render_test(self, now: datetime) -> Image.Image:
         """A technician's test print: header, test title, time, every Vietnamese mark, a ruler."""
+        return self.render_test_for_print(now)[0]
+
+    def render_test_for_print(self, now: datetime) -> tuple[Image.Image, tuple[TicketBlock, ...]]:
+        """The test print and its blocks: with ``half_res_number`` it also checks that the printer
+        enlarges a quadruple raster (an 8 mm box drawn in 2 x 2-dot cells, sent at a quarter of its
+        dots, must come out as large as the full-resolution box above it)."""
         ruler = Image.new("1", (self.width, 16), 255)
         d = ImageDraw.Draw(ruler)
         for x in range(0, self.width, 8):
@@ -187,11 +195,21 @@ class TicketRenderer:
         # a narrow band (cropped, perhaps centred by the printer) above the full-width ruler
         mark = Image.new("1", (self.width, 10), 255)
         mark.paste(0, (mid - 4, 0, mid + 4, 10))
-        checks: list[Image.Image | int] = [
+        feed_check: list[Image.Image | int] = [
             self._text(FEED_CHECK[lang], "regular", 18), self._s(6),
             box, self._s(8), line, CHECK_DOTS, line, self._s(8),
-            self._text(CENTRE_CHECK[lang], "regular", 18), self._s(6), mark, 4,
         ]
+        half_box: Image.Image | None = None
+        half_res_check: list[Image.Image | int] = []
+        if self.half_res_number:  # the same box twice: at full resolution, then in cells (GS v 0 m = 3)
+            square = Image.new("1", (self.width, CHECK_DOTS), 255)
+            square.paste(0, (mid - mid % 2 - CHECK_DOTS // 2, 0, mid - mid % 2 + CHECK_DOTS // 2, CHECK_DOTS))
+            half_box = square.copy()
+            half_res_check = [self._text(HALF_RES_CHECK[lang], "regular", 18), self._s(6), square, self._s(6),
+                              half_box, self._s(8)]
+        # last, right above the ruler: the mark must sit on its long middle tick
+        centre_check: list[Image.Image | int] = [self._text(CENTRE_CHECK[lang], "regular", 18), self._s(6), mark, 4]
+        checks = [*feed_check, *half_res_check, *centre_check]
         parts: list[Image.Image | int] = [
             self._header,
             self._text(self.texts.test_title, "bold", 30),
@@ -205,7 +223,15 @@ class TicketRenderer:
             self._s(8),
             self._footer,
         ]
-        return self._stack(parts)
+        blocks: tuple[TicketBlock, ...] = ()
+        if half_box is not None:
+            top = 0
+            for p in parts:
+                if p is half_box:
+                    break
+                top += p if isinstance(p, int) else p.height
+            blocks = (TicketBlock(key="half-res-check", top=top, height=CHECK_DOTS, shared=False, half_res=True),)
+        return self._stack(parts), blocks
 
     def issued_line(self, view: TicketView) -> str:
         """'Giờ lấy số: Thứ Hai, 23/11/2026 08:05' in Vietnam time."""

@@ -159,3 +159,30 @@ def test_any_picture_in_cells_prints_as_it_is_drawn(half_bytes, lines, above, od
     last_white = cells.crop((0, cells.height - 1, cells.width, cells.height)).getextrema() == (255, 255)
     if ink_box(cells) is not None and (not odd or last_white):  # whole cells: they went at half resolution
         assert quadruple_rasters(job_bytes)
+
+
+@pytest.mark.parametrize("width", [576, 384])
+def test_the_test_print_shows_whether_the_printer_enlarges_a_quadruple_raster(site, issued_at, width):
+    """With half_res_number the test print sends one 8 mm box as a quadruple raster under the same box at
+    full resolution: on paper they match only if the printer enlarges m = 3 as we assume."""
+    from ticketd.render import CHECK_DOTS
+
+    plain = TicketRenderer(site, TicketLayout(width_px=width)).render_test_for_print(issued_at)
+    assert plain[1] == ()  # no capability, no check: the test print as before
+    image, blocks = TicketRenderer(site, TicketLayout(width_px=width), half_res_number=True).render_test_for_print(issued_at)
+    (check,) = blocks
+    assert check.half_res and check.height == CHECK_DOTS
+    bottom = check.top  # the full-resolution box ends where the white gap above the check begins
+    while ink_box(image.crop((0, bottom - 1, width, bottom))) is None:
+        bottom -= 1
+    above = ink_box(image.crop((0, bottom - CHECK_DOTS, width, bottom)))
+    half = ink_box(image.crop((0, check.top, width, check.top + CHECK_DOTS)))
+    assert above is not None and half is not None
+    assert (above[0], above[2], above[3] - above[1]) == (half[0], half[2], CHECK_DOTS) == (half[0], half[2], half[3])
+    job_bytes = FakePrinter(width_px=width, options=JobOptions(half_res_number=True)).build(image, blocks=blocks)
+    quads = quadruple_rasters(job_bytes)
+    assert len(quads) == 1 and (quads[0][6] | quads[0][7] << 8) == CHECK_DOTS // 2  # 32 lines sent, 64 printed
+    assert same_pixels(decode_job(job_bytes, paper_px=width).image(), image)
+    # a printer that ignored m = 3 would print the lower box a quarter of its size: the check would show it
+    shrunk = decode_job(job_bytes.replace(quads[0][:4], quads[0][:3] + b"\x00"), paper_px=width).image()
+    assert not same_pixels(shrunk, image)
