@@ -334,12 +334,17 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
     d.teardown()
 
 
-def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
-        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
-    data = pack_archive(synthetic_pack_dir)
-    sha = hashlib.sha256(data).hexdigest()
+def _stuck_archive(server, pack_dir) -> str:
+    """The pack served at ``/stuck.zip`` by a server that holds the answer until released; its SHA-256."""
+    data = pack_archive(pack_dir)
     server.files["/stuck.zip"] = data
     server.held.add("/stuck.zip")
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    sha = _stuck_archive(server, synthetic_pack_dir)
     d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
     d.node_config.prepare_timeout_s = 0.5  # the safety net behind the download's own deadline
     assert send(d, "web-0401", "web", {"voice_pack_url": server.url + "/stuck.zip", "voice_pack_sha256": sha}) is None
@@ -356,10 +361,7 @@ def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
 
 def test_a_stopping_announcer_does_not_wait_for_a_stalled_download(
         tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
-    data = pack_archive(synthetic_pack_dir)
-    sha = hashlib.sha256(data).hexdigest()
-    server.files["/stuck.zip"] = data
-    server.held.add("/stuck.zip")
+    sha = _stuck_archive(server, synthetic_pack_dir)
     settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1)
     d = Announcer(settings, bus=FakeBus(fake_broker, site=SITE, node="announcer-hall", role="announcer"), clock=clock)
     code: list[int] = []
