@@ -77,14 +77,19 @@ class NvGraphicsRecord:
             data = json.loads(path.read_text())
             if data.get("version") != RECORD_VERSION:
                 raise ValueError(f"version {data.get('version')!r}")
-            self.graphics = dict(data["graphics"])
+            graphics = data["graphics"]
+            if not isinstance(graphics, dict) or not all(
+                    isinstance(e, dict) and isinstance(e.get("kc"), str) and len(e["kc"]) == 2
+                    and isinstance(e.get("sha256"), str) for e in graphics.values()):
+                raise ValueError("malformed graphics entries")
+            self.graphics = dict(graphics)
             self.writes_day, self.writes_today = str(data["writes_day"]), int(data["writes_today"])
             self.total_writes = int(data.get("total_writes", 0))
             if str(data.get("printer", "")) != self.printer:
                 log.info("NV graphics record %s is about printer %r, not %r: the blocks will be stored again",
                          path, data.get("printer"), self.printer)
                 self.graphics, self.writes_day, self.writes_today = {}, "", 0
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             # an unreadable record: every block is written again (once), never referred to blindly
             log.warning("NV graphics record %s unreadable (%s): the blocks will be stored again", path, exc)
             self.graphics = {}

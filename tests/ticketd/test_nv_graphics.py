@@ -3,6 +3,8 @@ the per-ticket job shrinks, and the NV memory is written only when a block chang
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from PIL import ImageChops
 
@@ -176,3 +178,18 @@ def test_a_record_about_another_printer_is_forgotten(site, issued_at, tmp_path):
     other = open_printer(here.model_copy(update={"sim_dir": tmp_path / "b"}), width_px=576, state_dir=tmp_path)
     print_all(other, renderer, views(issued_at)[:1])
     assert other.nv_writes == 6 and not decode_job(other.jobs[0], paper_px=576, nv={}).nv_missing
+
+
+@pytest.mark.parametrize("record", ["[]", "{not json", '{"version": 1, "graphics": {"header": "x"}}',
+                                    '{"version": 1, "graphics": {"header": {"kc": 7, "sha256": "a"}}}', "null"])
+def test_a_damaged_record_means_every_block_is_stored_again_and_tickets_still_print(site, issued_at, tmp_path, record):
+    renderer = TicketRenderer(site, TicketLayout())
+    cfg = PrinterConfig(backend="sim", sim_dir=tmp_path / "a", nv_graphics=True)
+    first = open_printer(cfg, width_px=576, state_dir=tmp_path)
+    print_all(first, renderer, views(issued_at)[:1])
+    record_file = tmp_path / NV_RECORD_FILE
+    text = record.replace('"version": 1', f'"version": {json.loads(record_file.read_text())["version"]}')
+    record_file.write_text(text)
+    again = open_printer(cfg, width_px=576, state_dir=tmp_path)
+    print_all(again, renderer, views(issued_at)[:1])
+    assert again.nv_writes == 6 and not decode_job(again.jobs[0], paper_px=576, nv={}).nv_missing
