@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,6 +65,14 @@ class QuietPeriod(BaseModel):
     start: dtime = Field(description="local time, e.g. \"11:30\"")
     end: dtime = Field(description="local time; may be earlier than start (wraps midnight)")
     volume: float = Field(ge=0, le=1)
+
+
+def _url_path(url: str) -> str:
+    """The path of ``url`` ("" when it is not a URL at all)."""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
 
 
 class AnnouncerConfig(BaseModel):
@@ -265,6 +274,12 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
             other = sorted(set(push.config) - WEB_KEYS)
             if other:
                 raise ConfigRefused([f"the web may set only {sorted(WEB_KEYS)}, not {other}"])
+            url, sha = push.config.get("voice_pack_url"), push.config.get("voice_pack_sha256")
+            if url is not None and not (isinstance(url, str) and isinstance(sha, str)
+                                        and _url_path(url).endswith(f"/voice/pack/{sha}.zip")):
+                # webd serves a pack only as {public_url}/voice/pack/<sha256>.zip: the web account's
+                # password must not make the speaker fetch anything else on the LAN
+                raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
         return deep_merge(current, push.config)
 
     def prepare_node_config(self, new: AnnouncerConfig) -> PackInstall | None:

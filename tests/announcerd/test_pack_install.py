@@ -151,11 +151,21 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
     first = d.pack.manifest.name
 
-    wrong = push(d, "web-0001", "web", {"voice_pack_url": f"{server.url}/voice/pack/{sha}.zip",
+    server.files[f"/voice/pack/{'0' * 64}.zip"] = data  # served under another checksum than its own
+    wrong = push(d, "web-0001", "web", {"voice_pack_url": f"{server.url}/voice/pack/{'0' * 64}.zip",
                                         "voice_pack_sha256": "0" * 64})
     assert wrong.status == "rejected" and "checksum" in wrong.errors[0] and d.pack.manifest.name == first
-    gone = push(d, "web-0002", "web", {"voice_pack_url": f"{server.url}/nothing.zip", "voice_pack_sha256": sha})
+    gone = push(d, "web-0002", "web", {"voice_pack_url": f"{server.url}/voice/pack/{'9' * 64}.zip",
+                                       "voice_pack_sha256": "9" * 64})
     assert gone.status == "rejected" and "cannot fetch" in gone.errors[0]
+    # the web account names only webd's own pack path: its password cannot make the speaker fetch (or
+    # probe) anything else on the LAN, and nothing is asked of the server
+    asked = len(server.served)
+    for url in (f"{server.url}/nothing.zip", f"{server.url}/voice/pack/{'9' * 64}.zip?x=/voice/pack/{sha}.zip",
+                f"http://192.168.1.1/admin/voice/pack/{'8' * 64}.zip"):
+        probe = push(d, f"web-00{asked % 90 + 10}{len(url) % 10}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        assert probe.status == "rejected" and "only a pack webd serves" in probe.errors[0], (url, probe.errors)
+    assert len(server.served) == asked
     other = push(d, "web-0003", "web", {"repeats": 5})
     assert other.status == "rejected" and "may set only" in other.errors[0]
 
@@ -298,22 +308,22 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
         "/garbage-wav": _zip({"manifest.json": manifest, **{f.name: b"RIFF????WAVEfmt " for f in
                                                             synthetic_pack_dir.glob("*.wav")}}),
     }
-    server.files.update(bodies)
-    server.redirects["/to-ftp"] = "ftp://127.0.0.1/pack.zip"
-    server.drip.add("/drip")
+    shas = {p: hashlib.sha256(b).hexdigest() for p, b in bodies.items()} | {"/to-ftp": "1" * 64, "/drip": "2" * 64}
+    at = {p: f"/voice/pack/{sha}.zip" for p, sha in shas.items()}  # webd's pack path: the web may name no other
+    server.files.update({at[p]: b for p, b in bodies.items()})
+    server.redirects[at["/to-ftp"]] = "ftp://127.0.0.1/pack.zip"
+    server.drip.add(at["/drip"])
     d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
     first = d.pack.manifest.name
     cases = {
-        **{p: (server.url + p, hashlib.sha256(b).hexdigest()) for p, b in bodies.items()},
-        "/to-ftp": (server.url + "/to-ftp", "1" * 64),
-        "/drip": (server.url + "/drip", "2" * 64),
-        "bad-port": ("http://127.0.0.1:port/x.zip", "3" * 64),
-        "bad-host": ("http://[::1/x.zip", "4" * 64),
-        "nobody": ("http://127.0.0.1:9/x.zip", "5" * 64),
+        **{p: (server.url + at[p], shas[p]) for p in shas},
+        "bad-port": (f"http://127.0.0.1:port/voice/pack/{'3' * 64}.zip", "3" * 64),
+        "bad-host": (f"http://[::1/voice/pack/{'4' * 64}.zip", "4" * 64),
+        "nobody": (f"http://127.0.0.1:9/voice/pack/{'5' * 64}.zip", "5" * 64),
     }
     expect = {"/not-a-zip": "not a pack archive", "/escapes": "unexpected names", "/no-clips": "is missing",
               "/garbage-wav": "not a PCM WAV file", "/to-ftp": "redirect", "/drip": "took over 1 s",
-              "bad-port": "cannot fetch", "bad-host": "cannot fetch", "nobody": "cannot fetch"}
+              "bad-port": "cannot fetch", "bad-host": "only a pack webd serves", "nobody": "cannot fetch"}
     for n, (case, (url, sha)) in enumerate(cases.items()):
         ack = push(d, f"web-02{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
         assert ack.status == "rejected" and expect[case] in " ".join(ack.errors), (case, ack.errors)
@@ -325,7 +335,8 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(pack_fetch, "fetch_pack", broken)
-    ack = push(d, "web-0300", "web", {"voice_pack_url": server.url + "/x.zip", "voice_pack_sha256": "6" * 64})
+    ack = push(d, "web-0300", "web", {"voice_pack_url": f"{server.url}/voice/pack/{'6' * 64}.zip",
+                                      "voice_pack_sha256": "6" * 64})
     assert ack.status == "rejected" and "RuntimeError: disk on fire" in ack.errors[0]
     hub.publish(T.event("ticket", "called"), ticket_event(1, 1023, 3, at=clock.now()))
     settle(d)
@@ -335,11 +346,12 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
 
 
 def _stuck_archive(server, pack_dir) -> str:
-    """The pack served at ``/stuck.zip`` by a server that holds the answer until released; its SHA-256."""
+    """The pack served at webd's path for it by a server that holds the answer until released; its SHA-256."""
     data = pack_archive(pack_dir)
-    server.files["/stuck.zip"] = data
-    server.held.add("/stuck.zip")
-    return hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(data).hexdigest()
+    server.files[f"/voice/pack/{sha}.zip"] = data
+    server.held.add(f"/voice/pack/{sha}.zip")
+    return sha
 
 
 def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
@@ -347,7 +359,7 @@ def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
     sha = _stuck_archive(server, synthetic_pack_dir)
     d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
     d.node_config.prepare_timeout_s = 0.5  # the safety net behind the download's own deadline
-    assert send(d, "web-0401", "web", {"voice_pack_url": server.url + "/stuck.zip", "voice_pack_sha256": sha}) is None
+    assert send(d, "web-0401", "web", {"voice_pack_url": f"{server.url}/voice/pack/{sha}.zip", "voice_pack_sha256": sha}) is None
     ack = answer(d, "web-0401")
     assert ack.status == "rejected" and "took over 0.5 s" in ack.errors[0]
     assert push(d, "tech-0402", None, {"repeats": 2}).status == "applied"
@@ -370,7 +382,7 @@ def test_a_stopping_announcer_does_not_wait_for_a_stalled_download(
     assert d.bus.connected.wait(10)
     hub.publish(T.config_set("announcer-hall", "web"), ConfigSet(
         request_id="web-0501", source="web", by="truong-tt",
-        config={"voice_pack_url": server.url + "/stuck.zip", "voice_pack_sha256": sha}), qos=1)
+        config={"voice_pack_url": f"{server.url}/voice/pack/{sha}.zip", "voice_pack_sha256": sha}), qos=1)
     assert server.started.wait(10), "the push over MQTT never started the download"
     t0 = time.monotonic()
     d.stop_event.set()  # SIGTERM (systemd stopping the unit)
