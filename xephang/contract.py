@@ -179,12 +179,30 @@ class Topics:
 # Base models
 
 
+def _req_schema(action: str) -> str:
+    return f"xephang.req.{action}.v1"
+
+
 class Message(BaseModel):
-    """Base of every payload. ``SCHEMA`` is the value of the ``schema`` field."""
+    """Base of every payload. A class that names its ``SCHEMA`` (a request: its ``ACTION``, whose
+    schema is ``xephang.req.{action}.v1``) gets the ``schema`` field first, defaulting to it: the
+    pair is declared once, here, not in every model."""
 
     SCHEMA: ClassVar[str] = ""
     TOPIC: ClassVar[str] = ""  # documentation only: the topic pattern
     model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # runs before pydantic collects the fields (pydantic 2: ModelMetaclass builds the class,
+        # then reads its annotations), so the field is an ordinary one, first in every payload
+        super().__init_subclass__(**kwargs)
+        action = cls.__dict__.get("ACTION")
+        if action and "SCHEMA" not in cls.__dict__:
+            cls.SCHEMA = _req_schema(action)
+        if "SCHEMA" in cls.__dict__ or action:
+            own = {k: v for k, v in cls.__dict__.get("__annotations__", {}).items() if k != "schema_"}
+            cls.__annotations__ = {"schema_": "str", **own}
+            cls.schema_ = Field(default=cls.SCHEMA, alias="schema")  # type: ignore[assignment]
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
@@ -247,7 +265,6 @@ class NodeStatus(Message):
 
     SCHEMA: ClassVar[str] = "xephang.node-status.v1"
     TOPIC: ClassVar[str] = "R/node/{node}/status"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     node: NodeId
     online: bool
     session: int = Field(ge=0, description="connect counter of the node, grows on every connect")
@@ -259,7 +276,6 @@ class NodeStatus(Message):
 class NodeHealth(Message):
     SCHEMA: ClassVar[str] = "xephang.node-health.v1"
     TOPIC: ClassVar[str] = "R/node/{node}/health"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     node: NodeId
     role: str = ""
     version: str = ""
@@ -280,7 +296,6 @@ class Alert(Message):
 
     SCHEMA: ClassVar[str] = "xephang.alert.v1"
     TOPIC: ClassVar[str] = "R/node/{node}/alert/{id}"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     node: NodeId
     id: Slug = Field(description="paper-out, paper-low, printer-offline, printer-error, printer-config, font-glyphs "
                                  "(dispenser); counter-config (counter); display-missing (board); audio-missing, "
@@ -310,14 +325,8 @@ class Request(StrictMessage):
                                       "\"not done\" by then")
 
 
-def _req_schema(action: str) -> str:
-    return f"xephang.req.{action}.v1"
-
-
 class IssueTicket(Request):
     ACTION: ClassVar[str] = "issue-ticket"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     service: Slug
     priority_group: Slug | None = Field(default=None, description="a priority group id, or null")
 
@@ -330,52 +339,36 @@ class CounterRequest(Request):
 
 class CallNext(CounterRequest):
     ACTION: ClassVar[str] = "call-next"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
 
 
 class Recall(CounterRequest):
     ACTION: ClassVar[str] = "recall"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
 
 
 class NoShow(CounterRequest):
     ACTION: ClassVar[str] = "no-show"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
 
 
 class Finish(CounterRequest):
     ACTION: ClassVar[str] = "finish"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
 
 
 class Transfer(CounterRequest):
     ACTION: ClassVar[str] = "transfer"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     to_service: Slug
 
 
 class Pause(CounterRequest):
     ACTION: ClassVar[str] = "pause"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     reason: PlainText = ""
 
 
 class Resume(CounterRequest):
     ACTION: ClassVar[str] = "resume"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
 
 
 class Rate(CounterRequest):
     ACTION: ClassVar[str] = "rate"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     score: int = Field(ge=1, le=5)
     ticket_id: int | None = Field(default=None, ge=1, description="the ticket the box saw finished (`data.ticket.id` of the finish reply); "
                                   "when given, the hub refuses a rating for any other ticket")
@@ -385,8 +378,6 @@ class CallTicket(CounterRequest):
     """Call one waiting number out of the call order (the console's "call this number")."""
 
     ACTION: ClassVar[str] = "call-ticket"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     ticket_id: int = Field(ge=1, description="the waiting ticket's id (`ticket.id` of its events)")
     reason: PlainText = Field(min_length=1, description="why this number goes before the call order (reports list it)")
 
@@ -395,22 +386,16 @@ class Arrived(CounterRequest):
     """The called citizen reached the counter: the walk ends, the service time starts."""
 
     ACTION: ClassVar[str] = "arrived"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
 
 
 class VoidTicket(Request):
     ACTION: ClassVar[str] = "void-ticket"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     ticket_id: int = Field(ge=1, description="`data.ticket.id` of the issue reply")
     reason: PlainText = Field(default="", description="paper-out, printer-offline, printer-error, not-printed …")
 
 
 class Resync(Request):
     ACTION: ClassVar[str] = "resync"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     since_rev: int | None = Field(default=None, ge=0, description="last rev the requester saw")
 
 
@@ -418,8 +403,6 @@ class ReportRequest(Request):
     """Ask the hub for a report (see docs/reports.md)."""
 
     ACTION: ClassVar[str] = "report"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     period: str = Field(default="today", max_length=40, pattern=r"^[A-Za-z0-9.:-]+$",
                         description="today, YYYY-MM-DD, YYYY-MM, YYYY-Qn, or FROM..TO")
     group_by: Slug = "service"
@@ -435,8 +418,6 @@ class TicketWait(Request):
     stored, a retry is simply answered again."""
 
     ACTION: ClassVar[str] = "ticket-wait"
-    SCHEMA: ClassVar[str] = _req_schema(ACTION)
-    schema_: str = Field(default=SCHEMA, alias="schema")
     ticket_ids: list[int] = Field(min_length=1, max_length=TICKET_WAIT_MAX,
                                   description=f"`ticket.id` of today's tickets (≥ 1), at most {TICKET_WAIT_MAX}")
 
@@ -494,7 +475,6 @@ class ReplyError(Message):
 class Reply(Message):
     SCHEMA: ClassVar[str] = "xephang.reply.v1"
     TOPIC: ClassVar[str] = "R/reply/{node}"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     request_id: str
     action: str = ""
     status: Literal["ok", "error"]
@@ -532,7 +512,6 @@ class TicketEvent(Message):
     TOPIC: ClassVar[str] = "R/event/ticket/{kind}"
     KINDS: ClassVar[tuple[str, ...]] = ("issued", "called", "recalled", "arrived", "finished", "no-show", "transferred",
                                         "voided", "rated", "expired")
-    schema_: str = Field(default=SCHEMA, alias="schema")
     event_id: str
     rev: int = Field(ge=1, description="hub revision, +1 per event")
     at: float = Field(description="hub clock, epoch seconds")
@@ -564,7 +543,6 @@ class CounterEvent(Message):
     SCHEMA: ClassVar[str] = "xephang.event.counter.v1"
     TOPIC: ClassVar[str] = "R/event/counter/{kind}"
     KINDS: ClassVar[tuple[str, ...]] = ("paused", "resumed")
-    schema_: str = Field(default=SCHEMA, alias="schema")
     event_id: str
     rev: int = Field(ge=1)
     at: float
@@ -576,7 +554,6 @@ class CounterEvent(Message):
 class CounterState(Message):
     SCHEMA: ClassVar[str] = "xephang.state.counter.v1"
     TOPIC: ClassVar[str] = "R/state/counter/{n}"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     number: int
     label_vi: str = ""
     label_en: str = ""
@@ -595,7 +572,6 @@ class CounterState(Message):
 class ServiceState(Message):
     SCHEMA: ClassVar[str] = "xephang.state.service.v1"
     TOPIC: ClassVar[str] = "R/state/service/{id}"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     id: str
     name_vi: str = ""
     name_en: str = ""
@@ -623,7 +599,6 @@ class CallInfo(Message):
 class HallState(Message):
     SCHEMA: ClassVar[str] = "xephang.state.hall.v1"
     TOPIC: ClassVar[str] = "R/state/hall"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     rev: int = 0
     at: float = 0
     day: str = ""
@@ -765,7 +740,6 @@ class DailySummary(Message):
 
     SCHEMA: ClassVar[str] = "xephang.state.summary.v1"
     TOPIC: ClassVar[str] = "R/state/summary"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     site: str
     day: str
     at: float
@@ -796,7 +770,6 @@ class HourlySummary(DailySummary):
 
     SCHEMA: ClassVar[str] = "xephang.event.summary.hourly.v1"
     TOPIC: ClassVar[str] = "R/event/summary/hourly"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     event_id: str = Field(description="`summary-{day}-{hour}`")
     hour: int = Field(ge=0, le=23, description="the hour of day that just ended (local time)")
     this_hour: dict[str, int] = Field(default_factory=dict, description="issued, served, no_shows, voided in that hour")
@@ -809,7 +782,6 @@ class HourlySummary(DailySummary):
 class ConfigSet(StrictMessage):
     SCHEMA: ClassVar[str] = "xephang.config-set.v1"
     TOPIC: ClassVar[str] = "R/config/{node}/set"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     request_id: RequestId
     source: NodeId = Field(description="who pushes: a technician id (or `web` on `…/set/web`)")
     by: PlainText = Field(default="", description="the person who made the change "
@@ -821,7 +793,6 @@ class ConfigSet(StrictMessage):
 class ConfigAck(Message):
     SCHEMA: ClassVar[str] = "xephang.config-ack.v1"
     TOPIC: ClassVar[str] = "R/config/{node}/ack"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     request_id: str
     node: str
     status: Literal["applied", "restart-required", "rejected", "stale"]
@@ -832,7 +803,6 @@ class ConfigAck(Message):
 class ConfigState(Message):
     SCHEMA: ClassVar[str] = "xephang.config-state.v1"
     TOPIC: ClassVar[str] = "R/config/{node}/state"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     node: str
     rev: int
     config: dict[str, Any] = Field(default_factory=dict, description="current node config, secrets masked")
@@ -847,7 +817,6 @@ class ConfigState(Message):
 class SimPress(StrictMessage):
     SCHEMA: ClassVar[str] = "xephang.sim-press.v1"
     TOPIC: ClassVar[str] = "R/sim/{node}/press"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     button: Slug = Field(description="service id, priority, next, recall, rate-3 …")
     hold_s: float = Field(default=0.0, ge=0, le=30)
     press_id: str = Field(default_factory=new_request_id, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
@@ -863,7 +832,6 @@ class SimPressAck(Message):
 
     SCHEMA: ClassVar[str] = "xephang.sim-press-ack.v1"
     TOPIC: ClassVar[str] = "R/sim/{node}/ack"
-    schema_: str = Field(default=SCHEMA, alias="schema")
     node: NodeId
     press_id: str = Field(max_length=64)
     button: str = Field(max_length=40)
