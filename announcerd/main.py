@@ -163,7 +163,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
         for kind in CALL_KINDS:
             # retained=False: a retained call would replay on every reconnect; the bus drops and counts it
             self.bus.subscribe(self.bus.topics.event("ticket", kind), self._on_call, retained=False)
-        self.bus.subscribe(f"{self.bus.topics.root}/state/service/+", self._on_service)
+        self.bus.subscribe(self.bus.topics.all_service_states(), self._on_service)
         self.bus.add_connect_hook(self._ask_hub_clock)
 
     def _site_prefixes(self) -> dict[str, str]:

@@ -160,7 +160,7 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
         t = self.bus.topics
         self.bus.subscribe(t.status("hub"), self._on_hub_status)
         self.bus.subscribe(t.state_counter(cfg.number), self._on_counter_state)
-        self.bus.subscribe(f"{t.root}/state/service/+", self._on_service_state)
+        self.bus.subscribe(t.all_service_states(), self._on_service_state)
         self.bus.add_disconnect_hook(lambda: self._set_hub_online())
         self.bus.add_connect_hook(lambda: self._set_hub_online())
         log.info("counter %s (%s): keys %s", cfg.number, cfg.officer or "no officer set",

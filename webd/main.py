@@ -115,8 +115,8 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     def setup(self) -> None:
         t = self.bus.topics
         self.bus.subscribe(t.state_hall(), self._on_hall)
-        self.bus.subscribe(f"{t.root}/state/counter/+", self._on_counter)
-        self.bus.subscribe(f"{t.root}/state/service/+", self._on_service)
+        self.bus.subscribe(t.all_counter_states(), self._on_counter)
+        self.bus.subscribe(t.all_service_states(), self._on_service)
         self.bus.subscribe(t.state_summary(), self._on_summary)
         self.bus.subscribe(t.ticket_events(), self._on_ticket_event, retained=False)
         self.bus.subscribe(t.counter_events(), self._on_counter_event, retained=False)

@@ -162,6 +162,15 @@ class Topics:
     def all_alerts(self) -> str:
         return f"{self.root}/node/+/alert/+"
 
+    def all_counter_states(self) -> str:
+        return f"{self.root}/state/counter/+"
+
+    def all_service_states(self) -> str:
+        return f"{self.root}/state/service/+"
+
+    def all_config_states(self) -> str:
+        return f"{self.root}/config/+/state"
+
     def all_requests(self) -> str:
         return f"{self.root}/req/hub/#"
 

@@ -53,7 +53,7 @@ def bridge_topics(site: str) -> list[str]:
     """The topic patterns a centre sends to the province: events, the daily summary, and its nodes'
     retained availability, health and alerts (central monitoring)."""
     t = Topics(site)
-    return [t.all_events(), t.state_summary(), f"{t.root}/node/#"]
+    return [t.all_events(), t.state_summary(), t.all_node()]
 
 
 def bridge_conf_text(*, site: str, address: str, username: str | None = None, password: str | None = None,

@@ -481,7 +481,7 @@ class Demo:
                                   password=self.files.passwords[TECH])
             with ToolClient(target) as client:
                 t = client.topics
-                client.subscribe(t.all_status(), t.all_events(), f"{t.root}/state/service/+", f"{t.root}/node/+/alert/+")
+                client.subscribe(t.all_status(), t.all_events(), t.all_service_states(), t.all_alerts())
                 self._wait_ready(client)
                 self.say(f"  {len(self.online)} nút trực tuyến / nodes online: {', '.join(self.online)}")
                 exe = Path(sys.executable).with_name("xephang")  # runs as printed, without activating .venv

@@ -523,7 +523,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     tgt = target_from_args(args)
     reg = DeviceRegistry(Topics(tgt.site))
     with ToolClient(tgt) as c:
-        c.subscribe(c.topics.all_node(), f"{c.topics.root}/config/+/state")
+        c.subscribe(c.topics.all_node(), c.topics.all_config_states())
         for m in c.drain_retained(quiet_s=args.wait, timeout=max(args.wait * 4, 2)):
             reg.update(m.topic, m.payload)
         if not reg.devices:
