@@ -23,9 +23,8 @@ from typing import Any
 import pygame
 from pydantic import BaseModel, ConfigDict, Field
 
-from displayd import adapter
 from displayd.config import BoardConfig, BoardLabels
-from displayd.model import BoardModel, Outcome
+from displayd.model import BoardEvent, BoardModel, Call, CounterView, HallSnapshot, Outcome
 from displayd.render import BoardRenderer, Frame
 from displayd.screen import DisplayScreen, DisplayUnavailable, HeadlessScreen, Screen
 from xephang.bus import Bus, Inbound
@@ -48,11 +47,87 @@ from xephang.contract import (
 from xephang.daemon import EXIT_CONFIG, Daemon
 from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings
+from xephang.waittext import WaitRange, wait_range
 
 log = logging.getLogger(__name__)
 
 MAX_IDLE_WAIT_S = 0.25  # wake at least this often to pump window events and check the bus
 DISPLAY_MISSING = "display-missing"  # alert id
+
+
+# ---- the wire → the board model ---------------------------------------------------------------
+# The only place displayd reads the contract's models: the model and the renderer take small
+# inputs of their own, so they do not move when the hub adds optional fields.
+
+
+def counter_view(cs: CounterState) -> CounterView:
+    """A counter's retained state as the board shows it."""
+    serving = cs.serving
+    return CounterView(
+        number=cs.number,
+        state=cs.state,
+        ticket=serving.display if serving is not None else None,
+        service=serving.service if serving is not None else None,
+        label=cs.label_vi,
+    )
+
+
+def hall_snapshot(hs: HallState) -> HallSnapshot:
+    """``state/hall`` → the model's snapshot."""
+    return HallSnapshot(
+        rev=hs.rev,
+        at=hs.at,
+        counters=tuple(counter_view(c) for c in hs.counters),
+        waiting={s.id: s.waiting for s in hs.services},
+        wait_ranges={s.id: r for s in hs.services if (r := service_wait_range(s)) is not None},
+        last_calls=tuple(
+            Call(number=c.display, counter=c.counter, service=c.service, at=c.at, recall=c.kind == "recalled")
+            for c in hs.last_calls
+        ),
+    )
+
+
+def ticket_event(ev: TicketEvent) -> BoardEvent:
+    """``event/ticket/{kind}`` → a board event. For a transfer, ``ticket.service`` is the
+    new service and ``from_service`` the old one."""
+    t = ev.ticket
+    if ev.kind == "transferred":
+        return BoardEvent(kind=ev.kind, rev=ev.rev, at=ev.at, number=t.display, service=ev.from_service or t.service,
+                          counter=ev.counter, to_service=t.service)
+    return BoardEvent(kind=ev.kind, rev=ev.rev, at=ev.at, number=t.display, service=t.service,
+                      counter=ev.counter if ev.counter is not None else t.counter)
+
+
+def counter_event(ev: CounterEvent) -> BoardEvent:
+    """``event/counter/{kind}`` (paused, resumed …) → a board event."""
+    return BoardEvent(kind=ev.kind, rev=ev.rev, at=ev.at, counter=ev.counter)
+
+
+def labels_from_hall(hs: HallState, base: BoardLabels | None = None) -> BoardLabels:
+    """Labels from the hall state, for a display without the site file; names from the
+    site file (``base``) win where both exist."""
+    base = base or BoardLabels()
+    services = {s.id: (s.name_vi or s.id, s.name_en or s.name_vi or s.id) for s in hs.services if s.name_vi or s.name_en}
+    counters = {
+        c.number: (c.label_vi or f"Quầy {c.number}", c.label_en or f"Counter {c.number}") for c in hs.counters
+    }
+    return BoardLabels(
+        centre_vi=base.centre_vi if base.services else (hs.site_name_vi or base.centre_vi),
+        centre_en=base.centre_en if base.services else (hs.site_name_en or hs.site_name_vi or base.centre_en),
+        services={**services, **base.services},
+        counters={**counters, **base.counters},
+        short=base.short,
+    )
+
+
+def service_waiting(ss: ServiceState) -> tuple[str, int, int]:
+    """``state/service/{id}`` → (service id, people waiting, rev)."""
+    return ss.id, ss.waiting, ss.rev
+
+
+def service_wait_range(ss: ServiceState) -> WaitRange | None:
+    """``state/service/{id}`` → the wait of a ticket taken now, if the hub sent one."""
+    return wait_range(ss.est_wait_low_min, ss.est_wait_high_min, ss.est_wait_open)
 
 
 class ScreenSettings(BaseModel):
@@ -213,12 +288,12 @@ class DisplayDaemon(Daemon[DisplaySettings, BoardConfig]):
             return
         hs = decode(HallState, msg.payload)
         if not self.settings.site_file:  # no site file: the hub's names are all we have
-            self.labels = adapter.labels_from_hall(hs, self.site_labels)
+            self.labels = labels_from_hall(hs, self.site_labels)
             self.renderer.configure(labels=self.labels)
         first, gap = not self.model.synced, self.model.gap
         # a retained delivery is the broker's current state; without the flag it may be one the
         # broker queued for our session while we were away (it ends no catch-up)
-        outcome = self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx(), current=msg.retain)
+        outcome = self.model.load_snapshot(hall_snapshot(hs), now=self._fx(), current=msg.retain)
         # the hub republishes after every change: only the first one and a repair are news
         level = logging.INFO if first or (gap is not None and self.model.gap is None) else logging.DEBUG
         log.log(level, "hall state rev %s: %s", hs.rev, outcome.value)
@@ -228,24 +303,24 @@ class DisplayDaemon(Daemon[DisplaySettings, BoardConfig]):
         if not msg.payload:
             return
         cs = decode(CounterState, msg.payload)
-        if self.model.set_counter(adapter.counter_view(cs), rev=cs.rev):
+        if self.model.set_counter(counter_view(cs), rev=cs.rev):
             self._mark_received()
 
     def _on_service_state(self, msg: Inbound) -> None:
         if not msg.payload:
             return
         ss = decode(ServiceState, msg.payload)
-        sid, waiting, rev = adapter.service_waiting(ss)
-        if self.model.set_waiting(sid, waiting, rev=rev, wait_range=adapter.service_wait_range(ss)):
+        sid, waiting, rev = service_waiting(ss)
+        if self.model.set_waiting(sid, waiting, rev=rev, wait_range=service_wait_range(ss)):
             self._mark_received()
 
     def _on_ticket_event(self, msg: Inbound) -> None:
         ev = decode(TicketEvent, msg.payload)
-        self._apply(adapter.ticket_event(ev))
+        self._apply(ticket_event(ev))
 
     def _on_counter_event(self, msg: Inbound) -> None:
         ev = decode(CounterEvent, msg.payload)
-        self._apply(adapter.counter_event(ev))
+        self._apply(counter_event(ev))
 
     def _apply(self, ev: Any) -> None:
         outcome = self.model.apply(ev, now=self._fx())
@@ -283,7 +358,7 @@ class DisplayDaemon(Daemon[DisplaySettings, BoardConfig]):
             log.warning("resync not answered (%s); will ask again", reply.error if reply else "timeout")
             return
         hs = reply_data(reply, ResyncData).hall  # BadPayload: logged and counted, asked again later
-        self.model.load_snapshot(adapter.hall_snapshot(hs), now=self._fx())
+        self.model.load_snapshot(hall_snapshot(hs), now=self._fx())
         self._mark_received()
 
     # ------------------------------------------------------------------ the frame loop

@@ -16,7 +16,7 @@ Rules it enforces (DESIGN.md §3):
   is *catching up*: those events are applied but none is highlighted as a new call;
 - when the hub or the broker is unreachable the last known numbers stay, marked stale.
 
-The inputs are small dataclasses of our own; ``displayd.adapter`` maps the MQTT contract
+The inputs are small dataclasses of our own; the shell (``displayd.main``) maps the MQTT contract
 models onto them, so this file does not move when the wire format grows optional fields.
 """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from displayd.adapter import counter_event, hall_snapshot, labels_from_hall, ticket_event
 from displayd.config import BoardLabels
+from displayd.main import counter_event, hall_snapshot, labels_from_hall, ticket_event
 from tests.displayd.test_display_daemon import called, hall_state, ticket
 from xephang.contract import CallInfo, CounterEvent, TicketEvent
 
