@@ -48,9 +48,8 @@ from xephang.contract import (
 from xephang.daemon import Daemon
 from xephang.nodeconfig import ConfigRefused, deep_merge
 from xephang.settings import DaemonSettings, SettingsError
-from xephang_voice.compose import Composer
 from xephang_voice.numbers import ReadingOptions
-from xephang_voice.voicepack import InvalidPack, VoicePack, load_pack, phrase_parts
+from xephang_voice.voicepack import Composer, InvalidPack, VoicePack, load_pack, phrase_parts
 
 log = logging.getLogger(__name__)
 

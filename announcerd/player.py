@@ -31,7 +31,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (the prompt variable must be set before the import)
 
 from xephang_voice import pcm  # noqa: E402
-from xephang_voice.compose import Announcement  # noqa: E402
+from xephang_voice.voicepack import Announcement  # noqa: E402
 
 log = logging.getLogger(__name__)
 

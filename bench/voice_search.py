@@ -37,10 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import voice_intelligibility as vi  # noqa: E402
 
 from xephang_voice import pcm, tone  # noqa: E402
-from xephang_voice.compose import Composer  # noqa: E402
 from xephang_voice.numbers import NUMBER_TEXT, read_number, spoken  # noqa: E402
 from xephang_voice.voice_build import BASE, TUNING, build_default_pack, espeak_synth, tuning_for  # noqa: E402
-from xephang_voice.voicepack import VoicePack, load_pack  # noqa: E402
+from xephang_voice.voicepack import (  # noqa: E402
+    Composer,  # noqa: E402
+    VoicePack,
+    load_pack,
+)
 
 WORDS = ["khong", "mot", "hai", "ba", "bon", "nam", "sau", "bay", "tam", "chin", "muoi_huyen", "muoi_ngang",
          "tram", "nghin", "le", "mot_sac", "lam"]

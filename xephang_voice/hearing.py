@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xephang_voice import pcm
-from xephang_voice.compose import Composer
 from xephang_voice.numbers import (
     DEFAULT_OPTIONS,
     NUMBER_TEXT,
@@ -32,7 +31,7 @@ from xephang_voice.numbers import (
     read_ticket,
     spoken,
 )
-from xephang_voice.voicepack import VoicePack, phrase_parts
+from xephang_voice.voicepack import Composer, VoicePack, phrase_parts
 
 log = logging.getLogger(__name__)
 NUMBER_WORDS = set(NUMBER_TEXT.values())

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from xephang_voice import pcm
-from xephang_voice.compose import Composer, make_chime
 from xephang_voice.numbers import spoken
 from xephang_voice.voice_build import build_default_pack
-from xephang_voice.voicepack import VoicePack, load_pack, phrase_parts
+from xephang_voice.voicepack import Composer, VoicePack, load_pack, make_chime, phrase_parts
 
 
 def test_composed_samples_are_chime_clips_and_gaps_in_order(synthetic_pack: VoicePack) -> None:

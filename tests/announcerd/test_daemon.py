@@ -16,8 +16,7 @@ from xephang.contract import ConfigSet, Reply, Resync, ServiceState, TicketEvent
 from xephang.settings import BrokerSettings
 from xephang.testing import FakeBroker, FakeBus
 from xephang_voice import pcm
-from xephang_voice.compose import Composer
-from xephang_voice.voicepack import VoicePack, phrase_parts
+from xephang_voice.voicepack import Composer, VoicePack, phrase_parts
 
 SITE = "tuong-linh"
 T = Topics(SITE)

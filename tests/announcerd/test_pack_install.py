@@ -29,8 +29,7 @@ from tests.announcerd.test_daemon import (  # noqa: F401 - fixtures
 from xephang.contract import ConfigAck, ConfigSet, decode
 from xephang.testing import FakeBus
 from xephang_voice import pcm
-from xephang_voice.compose import Composer
-from xephang_voice.voicepack import load_pack, pack_archive, phrase_parts
+from xephang_voice.voicepack import Composer, load_pack, pack_archive, phrase_parts
 
 
 class PackServer:

@@ -9,8 +9,7 @@ import pytest
 
 from announcerd.player import AudioError, AudioMissing, Player
 from xephang_voice import pcm
-from xephang_voice.compose import Composer
-from xephang_voice.voicepack import VoicePack, phrase_parts
+from xephang_voice.voicepack import Composer, VoicePack, phrase_parts
 
 
 def wait_until(cond, timeout: float = 5.0) -> bool:
