@@ -9,7 +9,7 @@ so the page works without JavaScript and a reconnect always shows the current tr
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -270,13 +270,18 @@ def dashboard_fragment(snap: Snapshot, site: Site, lang: str, report: dict[str, 
             f'{"".join(alerts) or "<li>" + e(t("no_alerts", lang)) + "</li>"}</ul>')
 
 
-def report_form(lang: str, period: str, group_by: str) -> str:
+def report_form(lang: str, period: str, group_by: str, *, action: str = "/head/reports",
+                placeholder: str = "today, 2026-11, 2026-Q4, 2026-11-01..2026-11-30",
+                groupings: Sequence[tuple[str, str, str]] = GROUPINGS,
+                label: Callable[[str, str], str] = t) -> str:
+    """The period and grouping form above a report: the centre's (defaults) and the province's
+    (its action, examples, groupings and words)."""
     opts = "".join(f'<option value="{g}"{" selected" if g == group_by else ""}>{e(en if lang == "en" else vi)}</option>'
-                   for g, vi, en in GROUPINGS)
-    return (f'<form method="get" action="/head/reports" class="report"><label>{e(t("period", lang))}'
-            f'<input name="period" value="{e(period)}" placeholder="today, 2026-11, 2026-Q4, 2026-11-01..2026-11-30"></label>'
-            f'<label>{e(t("group_by", lang))}<select name="group_by">{opts}</select></label>'
-            f'<button type="submit">{e(t("show", lang))}</button></form>')
+                   for g, vi, en in groupings)
+    return (f'<form method="get" action="{e(action)}" class="report"><label>{e(label("period", lang))}'
+            f'<input name="period" value="{e(period)}" placeholder="{e(placeholder)}"></label>'
+            f'<label>{e(label("group_by", lang))}<select name="group_by">{opts}</select></label>'
+            f'<button type="submit">{e(label("show", lang))}</button></form>')
 
 
 def report_body(report: dict[str, Any], charts: dict[str, bytes], query: str, lang: str) -> str:

@@ -150,12 +150,8 @@ def devices_body(links: list[dict[str, Any]], devices: list[dict[str, Any]], lan
 
 
 def report_form(lang: str, period: str, group_by: str) -> str:
-    opts = "".join(f'<option value="{g}"{" selected" if g == group_by else ""}>{e(en if lang == "en" else vi)}</option>'
-                   for g, vi, en in GROUPINGS)
-    return (f'<form method="get" action="/province/report" class="report"><label>{e(tr("period", lang))}'
-            f'<input name="period" value="{e(period)}" placeholder="this-quarter, 2026-Q4, 2026-11, 2026"></label>'
-            f'<label>{e(tr("group_by", lang))}<select name="group_by">{opts}</select></label>'
-            f'<button type="submit">{e(tr("show", lang))}</button></form>')
+    return pages.report_form(lang, period, group_by, action="/province/report",
+                             placeholder="this-quarter, 2026-Q4, 2026-11, 2026", groupings=GROUPINGS, label=tr)
 
 
 def report_tables(report: dict[str, Any], lang: str) -> str:
