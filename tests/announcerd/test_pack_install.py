@@ -148,7 +148,7 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     assert pack_archive(ours) == data  # reproducible: the checksum names the pack
     sha = hashlib.sha256(data).hexdigest()
     server.files[f"/voice/pack/{sha}.zip"] = data
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     first = d.pack.manifest.name
 
     server.files[f"/voice/pack/{'0' * 64}.zip"] = data  # served under another checksum than its own
@@ -158,14 +158,20 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     gone = push(d, "web-0002", "web", {"voice_pack_url": f"{server.url}/voice/pack/{'9' * 64}.zip",
                                        "voice_pack_sha256": "9" * 64})
     assert gone.status == "rejected" and "cannot fetch" in gone.errors[0]
-    # the web account names only webd's own pack path: its password cannot make the speaker fetch (or
-    # probe) anything else on the LAN, and nothing is asked of the server
+    # the web account names only webd's own pack path at webd's own origin (web_origin): its password
+    # cannot make the speaker fetch (or probe) anything else on the LAN, and nothing is asked of anyone
     asked = len(server.served)
-    for url in (f"{server.url}/nothing.zip", f"{server.url}/voice/pack/{'9' * 64}.zip?x=/voice/pack/{sha}.zip",
-                f"http://192.168.1.1/admin/voice/pack/{'8' * 64}.zip"):
-        probe = push(d, f"web-00{asked % 90 + 10}{len(url) % 10}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
-        assert probe.status == "rejected" and "only a pack webd serves" in probe.errors[0], (url, probe.errors)
+    port = int(server.url.rsplit(":", 1)[1])
+    probes = {f"{server.url}/nothing.zip": "only a pack webd serves",
+              f"{server.url}/voice/pack/{'9' * 64}.zip?x=/voice/pack/{sha}.zip": "only from webd at",
+              f"http://192.168.1.1/admin/voice/pack/{sha}.zip": "only from webd at",
+              f"http://127.0.0.1:{port + 1}/voice/pack/{sha}.zip": "only from webd at"}
+    for n, (url, why) in enumerate(probes.items()):
+        probe = push(d, f"web-001{n}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        assert probe.status == "rejected" and why in probe.errors[0], (url, probe.errors)
     assert len(server.served) == asked
+    alone = push(d, "web-0019", "web", {"voice_pack_sha256": sha})  # would be fetched from a technician's URL
+    assert alone.status == "rejected" and "together" in alone.errors[0]
     other = push(d, "web-0003", "web", {"repeats": 5})
     assert other.status == "rejected" and "may set only" in other.errors[0]
 
@@ -192,9 +198,57 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     # the hall's Pi lost its installed packs (a new SD card with the old config): fetched again at start
     shutil.rmtree(tmp_path / "state" / "voice" / "installed")
     server.files[f"/voice/pack/{sha}.zip"] = data
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     assert d.pack is not None and d.pack.manifest.name.startswith("our-voice-")
     assert len(server.served) == fetched + 1
+    d.teardown()
+
+
+def test_without_web_origin_the_web_account_may_name_only_the_broker_host_on_webd_ports(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server, monkeypatch) -> None:  # noqa: F811 - fixtures
+    """webd runs on the hub's Pi next to Mosquitto: with ``web_origin`` unset, the web account may name
+    the broker's host on port 80 (or 443 for https) and nothing else. The test's server stands in for the
+    hub's port 80 as the HTTP proxy of the download, so it sees the very URL the speaker asked for."""
+    from xephang.settings import BrokerSettings
+
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", server.url)
+    ours = _variant(synthetic_pack_dir, tmp_path / "ours", "our-voice")
+    data = pack_archive(ours)
+    sha = hashlib.sha256(data).hexdigest()
+    at = f"/voice/pack/{sha}.zip"
+    hub_url = f"http://XEPHANG-HUB.local:80{at}"  # webd's public_url as a technician might have typed it
+    server.files[hub_url] = data  # a proxy is asked for the whole URL
+    settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1)
+    settings.broker = BrokerSettings(host="xephang-hub.local")
+    d = start(settings, fake_broker, clock)
+    first = d.pack.manifest.name
+
+    probes = {  # another host, another port, and URLs a parser and the downloader could read two ways
+        "another host": f"http://192.168.1.20{at}",
+        "another port": f"http://xephang-hub.local:8080{at}",
+        "https on another port": f"https://xephang-hub.local:8443{at}",
+        "user part": f"http://xephang-hub.local@192.168.1.20{at}",
+        "user part, reversed": f"http://192.168.1.20#@xephang-hub.local{at}",
+        "escaped at": f"http://192.168.1.20%40xephang-hub.local{at}",
+        "backslash": f"http://192.168.1.20\\@xephang-hub.local{at}",
+        "port zero": f"http://xephang-hub.local:0{at}",
+    }
+    for n, (what, url) in enumerate(probes.items()):
+        ack = push(d, f"web-06{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        assert ack.status == "rejected", (what, ack)
+        assert ack.errors[0].startswith("the web may install a pack only from webd at http://xephang-hub.local or "
+                                        "https://xephang-hub.local (web_origin unset, so the broker's host"), (what, ack.errors)
+    assert server.served == [] and d.pack.manifest.name == first  # refused before any request
+    # the web account cannot move the origin; a technician can (and may name any URL, as before)
+    moved = push(d, "web-0690", "web", {"web_origin": "http://192.168.1.20"})
+    assert moved.status == "rejected" and "may set only" in moved.errors[0]
+
+    ok = push(d, "web-0699", "web", {"voice_pack_url": hub_url, "voice_pack_sha256": sha})
+    assert ok.status == "applied", ok.errors
+    assert server.served == [hub_url]  # asked at the hub's own origin, port 80
+    assert d.pack.manifest.name.startswith("our-voice-")
     d.teardown()
 
 
@@ -250,7 +304,7 @@ def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_seco
     path = f"/voice/pack/{sha}.zip"
     server.files[path] = data
     server.held.add(path)  # half the archive, then the hub's Pi stalls until released
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     first = d.pack.manifest.name
 
     assert send(d, "web-0101", "web", {"voice_pack_url": server.url + path, "voice_pack_sha256": sha}) is None
@@ -313,7 +367,7 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
     server.files.update({at[p]: b for p, b in bodies.items()})
     server.redirects[at["/to-ftp"]] = "ftp://127.0.0.1/pack.zip"
     server.drip.add(at["/drip"])
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     first = d.pack.manifest.name
     cases = {
         **{p: (server.url + at[p], shas[p]) for p in shas},
@@ -323,9 +377,10 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
     }
     expect = {"/not-a-zip": "not a pack archive", "/escapes": "unexpected names", "/no-clips": "is missing",
               "/garbage-wav": "not a PCM WAV file", "/to-ftp": "redirect", "/drip": "took over 1 s",
-              "bad-port": "cannot fetch", "bad-host": "only a pack webd serves", "nobody": "cannot fetch"}
+              "bad-port": "cannot fetch", "bad-host": "only from webd at", "nobody": "cannot fetch"}
     for n, (case, (url, sha)) in enumerate(cases.items()):
-        ack = push(d, f"web-02{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        sender = None if case in ("bad-port", "nobody") else "web"  # a technician's URL may name any host
+        ack = push(d, f"web-02{n:02d}", sender, {"voice_pack_url": url, "voice_pack_sha256": sha})
         assert ack.status == "rejected" and expect[case] in " ".join(ack.errors), (case, ack.errors)
         assert d.node_config.preparing is None
     assert d.pack.manifest.name == first and d.config.voice_pack_url is None
@@ -357,7 +412,7 @@ def _stuck_archive(server, pack_dir) -> str:
 def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
         tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
     sha = _stuck_archive(server, synthetic_pack_dir)
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     d.node_config.prepare_timeout_s = 0.5  # the safety net behind the download's own deadline
     assert send(d, "web-0401", "web", {"voice_pack_url": f"{server.url}/voice/pack/{sha}.zip", "voice_pack_sha256": sha}) is None
     ack = answer(d, "web-0401")
@@ -374,7 +429,7 @@ def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
 def test_a_stopping_announcer_does_not_wait_for_a_stalled_download(
         tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
     sha = _stuck_archive(server, synthetic_pack_dir)
-    settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1)
+    settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url)
     d = Announcer(settings, bus=FakeBus(fake_broker, site=SITE, node="announcer-hall", role="announcer"), clock=clock)
     code: list[int] = []
     loop = threading.Thread(target=lambda: code.append(d.run()), name="announcer-loop")
