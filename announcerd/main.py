@@ -169,6 +169,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
     settings_cls = AnnouncerSettings
     node_config_model = AnnouncerConfig
     node_config_senders = ("web",)  # the head installs a recorded pack from the web (R/config/{node}/set/web)
+    node_config_yielding = ("web",)  # a technician's push stops the web's install (a stalled URL cannot lock them out)
     tick_interval_s = 0.2
 
     def __init__(self, settings: AnnouncerSettings, **kw: Any) -> None:
@@ -341,7 +342,8 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
             where = (f"web_origin {self.config.web_origin}" if self.config.web_origin else
                      f"web_origin unset, so the broker's host {self.settings.broker.host} on ports 80/443")
             named = show_origin(origin) if origin else f"{url[:80]!r}, which is no plain http(s)://host[:port]/… URL"
-            raise ConfigRefused([f"the web may install a pack only from webd at {' or '.join(map(show_origin, allowed))} "
+            webd = " or ".join(map(show_origin, allowed))
+            raise ConfigRefused([f"the web may install a pack only from webd at {webd} "
                                  f"({where}), not from {named}; if webd's public_url names the hub otherwise, "
                                  "a technician sets web_origin in the announcer's config"])
         if not (isinstance(sha, str) and _url_path(url).endswith(f"/voice/pack/{sha}.zip")):
@@ -360,8 +362,9 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
     def _prepared_pack(self, cfg: AnnouncerConfig, letters: str) -> VoicePack | None:
         """The pack the worker loaded for this config, if it is done and nothing changed since."""
         job = self._pack_install
-        if job is None or (self.node_config is not None and self.node_config.preparing is not None):
-            return None  # none, or the worker still runs: never read what it is writing
+        preparing = self.node_config is not None and self.node_config.preparing is not None
+        if job is None or not job.done.is_set() or preparing:
+            return None  # none, or a worker still runs (this one, or one stopped): never read what it is writing
         self._pack_install = None
         if job.pack is None or (job.sha256, job.letters, job.options) != (cfg.voice_pack_sha256, letters, cfg.reading()):
             return None

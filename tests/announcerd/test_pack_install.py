@@ -8,7 +8,7 @@ import http.server
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,20 +38,29 @@ class PackServer:
 
     A path in ``held`` is sent in two halves: the first, then ``started`` is set, and the rest
     only once ``release`` is set (a slow LAN, a busy hub). ``redirects`` answer 302 elsewhere;
-    ``drip`` paths send one byte every 50 ms and never end."""
+    ``drip`` paths send one byte every 50 ms and never end (``dripping`` is set once one began);
+    a ``silent`` path is not answered at all (``started`` set as it is asked) until ``release``."""
 
     def __init__(self, files: dict[str, bytes], tls: dict[str, Path] | None = None) -> None:
         self.files, self.served = files, []
         self.held: set[str] = set()
         self.redirects: dict[str, str] = {}
         self.drip: set[str] = set()
+        self.silent: set[str] = set()
         self.started, self.release, self.closing = threading.Event(), threading.Event(), threading.Event()
+        self.dripping = threading.Event()  # a drip path has begun to answer
+        self.on_get: Callable[[str], None] | None = None  # told each path asked, as it is asked
         owner = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
+                if owner.on_get is not None:
+                    owner.on_get(self.path)
                 data = owner.files.get(self.path)
                 owner.served.append(self.path)
+                if self.path in owner.silent:
+                    owner.started.set()
+                    owner.release.wait(30)
                 if self.path in owner.redirects:
                     self.send_response(302)
                     self.send_header("Location", owner.redirects[self.path])
@@ -60,6 +69,7 @@ class PackServer:
                 if self.path in owner.drip:
                     self.send_response(200)
                     self.end_headers()
+                    owner.dripping.set()
                     while not owner.closing.wait(0.05):
                         self.wfile.write(b"x")
                         self.wfile.flush()
@@ -238,8 +248,9 @@ def test_without_web_origin_the_web_account_may_name_only_the_broker_host_on_web
     for n, (what, url) in enumerate(probes.items()):
         ack = push(d, f"web-06{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
         assert ack.status == "rejected", (what, ack)
-        assert ack.errors[0].startswith("the web may install a pack only from webd at http://xephang-hub.local or "
-                                        "https://xephang-hub.local (web_origin unset, so the broker's host"), (what, ack.errors)
+        assert ack.errors[0].startswith(
+            "the web may install a pack only from webd at http://xephang-hub.local or https://xephang-hub.local "
+            "(web_origin unset, so the broker's host"), (what, ack.errors)
     assert server.served == [] and d.pack.manifest.name == first  # refused before any request
     # the web account cannot move the origin; a technician can (and may name any URL, as before)
     moved = push(d, "web-0690", "web", {"web_origin": "http://192.168.1.20"})
@@ -320,10 +331,10 @@ def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_seco
     assert not [m for m in fake_broker.messages(T.config_ack("announcer-hall")) if b"web-0101" in m[1]]
     print(f"call spoken {delay * 1000:.0f} ms after it was published, the pack download still stalled")
 
-    # a technician's push meanwhile would be merged with the config before the pack: refused, busy
-    busy = send(d, "tech-0102", None, {"repeats": 3})
+    # another push from the web meanwhile would be merged with the config before the pack: refused, busy
+    busy = send(d, "web-0102", "web", {"voice_pack_url": None, "voice_pack_sha256": None})
     assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("busy: push web-0101")
-    assert d.config.repeats == 1
+    assert d.config.voice_pack_url is None
     assert send(d, "web-0101", "web", {"voice_pack_url": server.url + path, "voice_pack_sha256": sha}) is None
 
     server.release.set()
@@ -333,8 +344,126 @@ def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_seco
     hub.publish(T.event("ticket", "called"), ticket_event(2, 1024, 4, at=clock.now()))
     settle(d)
     assert _said_with(ours, wavs(tmp_path)[-1], 1024, 4, d)  # the next call in the new voice
-    again = push(d, "tech-0103", None, {"repeats": 3})  # the busy push, sent again once answered
-    assert again.status == "applied" and d.config.repeats == 3
+    again = push(d, "web-0102", "web", {"voice_pack_url": None, "voice_pack_sha256": None})  # sent again once answered
+    assert again.status == "applied" and d.pack.manifest.name == first
+    d.teardown()
+
+
+def test_a_technician_push_stops_the_web_accounts_stalled_install_and_is_taken_at_once(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    """Someone with webd's password pushes a pack whose download stalls: without this, every push
+    would be refused busy until the 20 s deadline, again and again. A technician's push stops it."""
+    sha = _stuck_archive(server, synthetic_pack_dir)  # half the archive, then nothing until released
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    first = d.pack.manifest.name
+    assert send(d, "web-0701", "web", {"voice_pack_url": f"{server.url}/voice/pack/{sha}.zip",
+                                       "voice_pack_sha256": sha}) is None
+    assert server.started.wait(10), "the announcer never started the download"
+
+    t0 = time.monotonic()
+    taken = send(d, "tech-0702", None, {"max_age_s": 120})
+    took = time.monotonic() - t0
+    assert taken is not None and taken.status == "applied" and d.config.max_age_s == 120, taken
+    assert took < 2.5, took  # not waiting for the stalled read (5 s socket timeout): the loop never blocks
+    assert not server.release.is_set() and d.node_config.preparing is None
+    stopped = answer(d, "web-0701")  # the web's push is answered at once, refused
+    assert stopped.status == "rejected" and stopped.errors[0].startswith(
+        "stopped: push tech-0702 by truong-tt (a technician) took over"), stopped.errors
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1023, 3, at=clock.now()))
+    settle(d, until=lambda d: bool(d.last_played))  # spoken, in the old voice, the download still stalled
+    assert _said_with(synthetic_pack_dir, wavs(tmp_path)[-1], 1023, 3, d) and d.pack.manifest.name == first
+
+    server.release.set()  # the stopped worker ends; nothing of its push applies, late or not
+    for t in [t for t in threading.enumerate() if t.name == "config-prepare-web-0701"]:
+        t.join(10)
+    d.step(timeout=0.05)
+    assert d.config.voice_pack_url is None and d.pack.manifest.name == first and d.config.max_age_s == 120
+    d.teardown()
+
+
+def test_a_technicians_pack_waits_for_the_stopped_web_install_and_the_web_is_busy_meanwhile(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    ours = _variant(synthetic_pack_dir, tmp_path / "ours", "tech-voice")
+    tech_sha = _stuck_archive(server, ours)  # the technician's pack, held until released
+    drip = f"/voice/pack/{'7' * 64}.zip"
+    server.drip.add(drip)  # the web's URL sends a byte every 50 ms and never ends
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    first = d.pack.manifest.name
+    assert send(d, "web-0801", "web", {"voice_pack_url": server.url + drip, "voice_pack_sha256": "7" * 64}) is None
+    assert server.dripping.wait(10)
+    web_worker = next(t for t in threading.enumerate() if t.name == "config-prepare-web-0801")
+
+    tech_url = f"http://127.0.0.1:{server.httpd.server_port}/voice/pack/{tech_sha}.zip"  # any URL, for a technician
+    assert send(d, "tech-0802", None, {"voice_pack_url": tech_url, "voice_pack_sha256": tech_sha}) is None
+    assert answer(d, "web-0801").errors[0].startswith("stopped: push tech-0802")
+    web_worker.join(5)  # it stops at its next read (the drip would go on for the whole 20 s deadline)
+    assert not web_worker.is_alive()
+    assert server.started.wait(10), "the technician's download never started"
+
+    # now the technician's install runs: a push from the web is refused busy, it does not stop it
+    busy = send(d, "web-0803", "web", {"voice_pack_url": None, "voice_pack_sha256": None})
+    assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("busy: push tech-0802"), busy
+    assert d.node_config.preparing is not None and d.node_config.preparing.push.request_id == "tech-0802"
+    server.release.set()
+    ok = answer(d, "tech-0802")
+    assert ok.status == "applied", ok.errors
+    assert d.pack.manifest.name.startswith("tech-voice-") and d.pack.manifest.name != first
+    assert d.config.voice_pack_sha256 == tech_sha
+    d.teardown()
+
+
+def test_a_technicians_pack_is_fetched_only_once_the_stopped_web_download_has_ended(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server, monkeypatch) -> None:  # noqa: F811 - fixtures
+    """A download blocked in a read notices the stop only when the read times out: the technician's
+    install waits for it on its own worker (never two downloads writing the installed packs at once),
+    the loop does not."""
+    import announcerd.pack_fetch as pack_fetch
+
+    monkeypatch.setattr(pack_fetch, "SOCKET_TIMEOUT_S", 3.0)  # how long the web's unanswered request blocks
+    web_sha = "b" * 64
+    server.silent.add(f"/voice/pack/{web_sha}.zip")  # asked, never answered here: blocked until the timeout
+    ours = _variant(synthetic_pack_dir, tmp_path / "ours", "tech-voice")
+    data = pack_archive(ours)
+    tech_sha = hashlib.sha256(data).hexdigest()
+    server.files[f"/voice/pack/{tech_sha}.zip"] = data
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    assert send(d, "web-0901", "web", {"voice_pack_url": f"{server.url}/voice/pack/{web_sha}.zip",
+                                       "voice_pack_sha256": web_sha}) is None
+    assert server.started.wait(10)
+    web_worker = next(t for t in threading.enumerate() if t.name == "config-prepare-web-0901")
+    asked: list[tuple[str, bool]] = []
+    server.on_get = lambda path: asked.append((path, web_worker.is_alive()))
+
+    assert send(d, "tech-0902", None, {"voice_pack_url": f"{server.url}/voice/pack/{tech_sha}.zip",
+                                       "voice_pack_sha256": tech_sha}) is None
+    ok = answer(d, "tech-0902")
+    assert ok.status == "applied", ok.errors
+    assert asked == [(f"/voice/pack/{tech_sha}.zip", False)]  # asked for once the web's worker had ended
+    assert d.pack.manifest.name.startswith("tech-voice-")
+    d.teardown()
+
+
+def test_a_stopped_download_that_does_not_end_in_time_refuses_the_technicians_pack_and_nothing_hangs(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server, monkeypatch) -> None:  # noqa: F811 - fixtures
+    import announcerd.pack_fetch as pack_fetch
+
+    monkeypatch.setattr(pack_fetch, "SOCKET_TIMEOUT_S", 3.0)  # the web's unanswered request outlasts the wait
+    web_sha = "c" * 64
+    server.silent.add(f"/voice/pack/{web_sha}.zip")
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    d.node_config.yield_wait_s = 0.3
+    assert send(d, "web-1001", "web", {"voice_pack_url": f"{server.url}/voice/pack/{web_sha}.zip",
+                                       "voice_pack_sha256": web_sha}) is None
+    assert server.started.wait(10)
+    asked: list[str] = []
+    server.on_get = asked.append
+    assert send(d, "tech-1002", None, {"voice_pack_url": f"{server.url}/voice/pack/{'a' * 64}.zip",
+                                       "voice_pack_sha256": "a" * 64}) is None
+    ack = answer(d, "tech-1002")
+    assert ack.status == "rejected" and ack.errors[0] == ("push web-1001, stopped for this one, has not ended after "
+                                                          "0.3 s; try again"), ack.errors
+    assert asked == [] and d.node_config.preparing is None  # nothing fetched; the next push is taken
+    assert push(d, "tech-1003", None, {"repeats": 2}).status == "applied"
     d.teardown()
 
 
