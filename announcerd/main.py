@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from announcerd.pack_fetch import PackFetchError, PackInstall, fetch_pack, installed_dir
 from announcerd.player import AudioError, AudioMissing, Player
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 CALL_KINDS = ("called", "recalled")
 WEB_KEYS = {"voice_pack_url", "voice_pack_sha256"}  # what the web account may push (the head's recorded pack)
+WEB_PORTS = {"http": 80, "https": 443}  # webd's `port` by default, and the `https_port` `xephang web cert` sets
+
+Origin = tuple[str, str, int]  # (scheme, host, port) as a request to it would connect
 
 
 class QuietPeriod(BaseModel):
@@ -74,6 +77,29 @@ def _url_path(url: str) -> str:
         return ""
 
 
+def url_origin(url: str) -> Origin | None:
+    """(scheme, host, port) of an http(s) URL, the port filled in. None for a URL that a parser
+    and the downloader could read two ways (a user part ``good@evil``, a ``#``, ``?``, ``\\`` or
+    ``%`` anywhere, spaces) or that names no host: nothing webd ever pushes looks like that."""
+    if any(c in url for c in "@\\%?#") or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number, a broken [IPv6]
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in WEB_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname, WEB_PORTS[scheme] if port is None else port
+
+
+def show_origin(origin: Origin) -> str:
+    scheme, host, port = origin
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + ("" if port == WEB_PORTS[scheme] else f":{port}")
+
+
 class AnnouncerConfig(BaseModel):
     """The announcer's node config (local file, or pushed by a technician over MQTT)."""
 
@@ -87,6 +113,10 @@ class AnnouncerConfig(BaseModel):
     voice_pack_ca_file: Path | None = Field(default=None, description="CA of webd's HTTPS certificate (`xephang web "
                                             "cert`'s ca.crt), when voice_pack_url is https:// and this Pi does not "
                                             "trust it system-wide")
+    web_origin: str | None = Field(default=None, max_length=200,
+                                   description="where webd serves packs, `http(s)://host[:port]` (webd's public_url): "
+                                   "the web account may name a pack there only; empty = the broker's host on ports "
+                                   "80 and 443. Set by a technician (the web account cannot)")
     language: Literal["vi", "en"] = "vi"
     dialect: Literal["north", "south"] = Field(default="north", description="north: nghìn, lẻ; south: ngàn, linh")
     zero_word: Literal["lẻ", "linh"] | None = Field(default=None, description="101 = một trăm lẻ/linh một; empty = by dialect")
@@ -103,6 +133,16 @@ class AnnouncerConfig(BaseModel):
     audio_driver: str | None = Field(default=None, description="SDL audio driver (alsa, pulseaudio, pipewire); empty = SDL's choice")
     audio_device: str | None = Field(default=None, description="SDL audio device name; empty = default")
     retry_s: float = Field(default=10, ge=1, le=600, description="retry a missing audio device this often")
+
+    @field_validator("web_origin")
+    @classmethod
+    def _origin_only(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        origin = url_origin(v)
+        if origin is None or _url_path(v) not in ("", "/"):
+            raise ValueError("web_origin is http(s)://host[:port] only (webd's public_url), no user, path or query")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> AnnouncerConfig:
@@ -128,6 +168,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
     settings_cls = AnnouncerSettings
     node_config_model = AnnouncerConfig
     node_config_senders = ("web",)  # the head installs a recorded pack from the web (R/config/{node}/set/web)
+    node_config_yielding = ("web",)  # a technician's push stops the web's install (a stalled URL cannot lock them out)
     tick_interval_s = 0.2
 
     def __init__(self, settings: AnnouncerSettings, **kw: Any) -> None:
@@ -267,19 +308,45 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
                      self.letters(), service, prefix)
             self._configure(self.config, self.config, reload_pack=True)
 
+    def web_origins(self) -> list[Origin]:
+        """Where webd serves packs, as far as the announcer knows: ``web_origin``, or else the
+        broker's host (webd runs on the hub's Pi next to Mosquitto) on webd's usual ports."""
+        if self.config.web_origin:
+            origin = url_origin(self.config.web_origin)
+            return [origin] if origin else []
+        host = self.settings.broker.host.lower().strip("[]")
+        return [(scheme, host, port) for scheme, port in WEB_PORTS.items()]
+
     def merge_node_config(self, current: dict[str, Any], push: ConfigSet, sender: str | None) -> dict[str, Any]:
-        """The web account may only install a pack (or go back to one): nothing else of the speaker."""
+        """The web account may only install a pack webd serves (or go back to one): nothing else of
+        the speaker, and no URL but webd's own, so its password cannot make the speaker probe the LAN."""
         if sender == "web":
             other = sorted(set(push.config) - WEB_KEYS)
             if other:
                 raise ConfigRefused([f"the web may set only {sorted(WEB_KEYS)}, not {other}"])
-            url, sha = push.config.get("voice_pack_url"), push.config.get("voice_pack_sha256")
-            if url is not None and not (isinstance(url, str) and isinstance(sha, str)
-                                        and _url_path(url).endswith(f"/voice/pack/{sha}.zip")):
-                # webd serves a pack only as {public_url}/voice/pack/<sha256>.zip: the web account's
-                # password must not make the speaker fetch anything else on the LAN
-                raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
+            if set(push.config) != WEB_KEYS:  # else the pushed checksum would be fetched from a technician's URL
+                raise ConfigRefused(["the web must push voice_pack_url and voice_pack_sha256 together"])
+            url, sha = push.config["voice_pack_url"], push.config["voice_pack_sha256"]
+            if url is not None:
+                self._check_web_url(url, sha)
         return deep_merge(current, push.config)
+
+    def _check_web_url(self, url: object, sha: object) -> None:
+        """ConfigRefused unless ``url`` is webd's {origin}/…/voice/pack/<sha>.zip (checked before any request)."""
+        if not isinstance(url, str):
+            raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
+        allowed = self.web_origins()
+        origin = url_origin(url)
+        if origin not in allowed:
+            where = (f"web_origin {self.config.web_origin}" if self.config.web_origin else
+                     f"web_origin unset, so the broker's host {self.settings.broker.host} on ports 80/443")
+            named = show_origin(origin) if origin else f"{url[:80]!r}, which is no plain http(s)://host[:port]/… URL"
+            webd = " or ".join(map(show_origin, allowed))
+            raise ConfigRefused([f"the web may install a pack only from webd at {webd} "
+                                 f"({where}), not from {named}; if webd's public_url names the hub otherwise, "
+                                 "a technician sets web_origin in the announcer's config"])
+        if not (isinstance(sha, str) and _url_path(url).endswith(f"/voice/pack/{sha}.zip")):
+            raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
 
     def prepare_node_config(self, new: AnnouncerConfig) -> PackInstall | None:
         """A pack installed from the web is fetched, validated and loaded before the push applies,
@@ -294,8 +361,9 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
     def _prepared_pack(self, cfg: AnnouncerConfig, letters: str) -> VoicePack | None:
         """The pack the worker loaded for this config, if it is done and nothing changed since."""
         job = self._pack_install
-        if job is None or (self.node_config is not None and self.node_config.preparing is not None):
-            return None  # none, or the worker still runs: never read what it is writing
+        preparing = self.node_config is not None and self.node_config.preparing is not None
+        if job is None or not job.done.is_set() or preparing:
+            return None  # none, or a worker still runs (this one, or one stopped): never read what it is writing
         self._pack_install = None
         if job.pack is None or (job.sha256, job.letters, job.options) != (cfg.voice_pack_sha256, letters, cfg.reading()):
             return None

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,8 @@ def download(url: str, *, ca_file: Path | str | None = None, deadline_s: float =
         with opener.open(url, timeout=min(SOCKET_TIMEOUT_S, deadline_s)) as r:
             while True:
                 if stop is not None and stop.is_set():
-                    raise PackFetchError(f"the download of {url} was stopped (the announcer is stopping)")
+                    raise PackFetchError(f"the download of {url} was stopped (the announcer is stopping, "
+                                         "or a technician's push took over)")
                 if time.monotonic() > end:
                     raise PackFetchError(f"the voice pack at {url} took over {deadline_s:g} s to download "
                                          f"({len(data)} bytes so far)")
@@ -145,7 +146,7 @@ class PackInstall:
     """A pushed pack's slow part, on the node config's worker thread: download, check, load.
 
     Called with the worker's stop event; returns every refusal (empty: ``pack`` is loaded and
-    the push may apply). The announcer's loop reads ``pack`` only once the worker is done."""
+    the push may apply). The announcer's loop reads ``pack`` only once ``done`` is set."""
 
     url: str
     sha256: str
@@ -155,8 +156,15 @@ class PackInstall:
     ca_file: Path | None = None
     deadline_s: float | None = None  # None: FETCH_DEADLINE_S
     pack: VoicePack | None = None
+    done: threading.Event = field(default_factory=threading.Event)  # set when the job has ended, however
 
     def __call__(self, stop: threading.Event) -> list[str]:
+        try:
+            return self._install(stop)
+        finally:
+            self.done.set()
+
+    def _install(self, stop: threading.Event) -> list[str]:
         t0 = time.monotonic()
         try:
             path = fetch_pack(self.url, self.sha256, self.state_dir, options=self.options, letters=self.letters,

@@ -94,6 +94,7 @@ class Daemon(Generic[S, C]):
     settings_cls: ClassVar[type[DaemonSettings]] = DaemonSettings
     node_config_model: ClassVar[type[BaseModel] | None] = None  # the part technicians may push
     node_config_senders: ClassVar[tuple[str, ...]] = ()  # named senders besides technicians (…/set/{sender})
+    node_config_yielding: ClassVar[tuple[str, ...]] = ()  # those whose push being prepared a technician's stops
     health_interval_s: ClassVar[float] = 30.0
     tick_interval_s: ClassVar[float] = 0.2
 
@@ -123,6 +124,7 @@ class Daemon(Generic[S, C]):
                 prepare=self.prepare_node_config,
                 merge=self.merge_node_config,
                 senders=self.node_config_senders,
+                yielding=self.node_config_yielding,
                 origin=self.node_config_origin(),
             )
 

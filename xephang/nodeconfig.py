@@ -11,7 +11,10 @@ A push whose check is slow (the announcer downloads and checks a voice pack) is 
 worker thread: the owner loop goes on (the hall keeps hearing calls in the old voice), and the
 push applies or is refused, and is acked, when the worker's verdict comes back through the bus.
 One push is prepared at a time; another push meanwhile is refused as busy (its sender retries),
-so no push is ever applied on top of a config it was not merged with.
+so no push is ever applied on top of a config it was not merged with. One exception: a push from a
+*yielding* sender (the announcer's web account) gives way to a technician's push that would be
+taken — it is stopped and refused, so a stalled download named by a stolen password cannot keep
+technicians out; a yielding sender's push meanwhile is still refused as busy.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 SECRET_WORDS = ("password", "secret", "token", "key_file", "psk")
 
 PREPARE_TIMEOUT_S = 60.0  # a preparation still running after this is abandoned: its push refused, others taken
+YIELD_WAIT_S = 15.0  # a push prepared after one it stopped waits this long, on its worker, for that one to end
 PrepareJob = Callable[[threading.Event], list[str]]  # on a worker thread: every refusal (empty: apply); stop when set
 
 
@@ -118,6 +122,7 @@ class NodeConfigManager(Generic[C]):
         check: Callable[[C], list[str]] | None = None,
         merge: Callable[[dict[str, Any], ConfigSet, str | None], dict[str, Any]] | None = None,
         senders: tuple[str, ...] = (),
+        yielding: tuple[str, ...] = (),
         origin: str | None = None,
         prepare: Callable[[C], PrepareJob | None] | None = None,
         prepare_timeout_s: float = PREPARE_TIMEOUT_S,
@@ -128,8 +133,10 @@ class NodeConfigManager(Generic[C]):
         running after ``prepare_timeout_s`` is abandoned and its push refused);
         ``merge`` makes the new whole from the current one and a push (``sender``: the named
         sender of ``…/set/{sender}``, None for technicians); ``senders`` are the named senders
-        this node takes pushes from; ``origin`` names the local file the config was made from —
-        when it changed since the last push, the file wins (a technician edited it and restarted)."""
+        this node takes pushes from; ``yielding`` those among them whose push being prepared is
+        stopped (and refused) by a push from anyone else that would be taken; ``origin`` names
+        the local file the config was made from — when it changed since the last push, the file
+        wins (a technician edited it and restarted)."""
         self.model = model
         self.path = path
         self.bus = bus
@@ -141,6 +148,9 @@ class NodeConfigManager(Generic[C]):
         self.prepare_timeout_s = prepare_timeout_s
         self.preparing: Preparing[C] | None = None  # the push being prepared off the loop
         self.senders = senders
+        self.yielding = yielding
+        self.yield_wait_s = YIELD_WAIT_S
+        self._stopped: Preparing[C] | None = None  # a push stopped for another, its worker maybe still ending
         self.origin = origin
         self.applying: tuple[ConfigSet, str | None, int] | None = None  # (push, sender, rev) while applying
         self._clock = clock
@@ -223,7 +233,7 @@ class NodeConfigManager(Generic[C]):
             ack = self._acks[push.request_id]
             self.bus.publish(self.bus.topics.config_ack(self.node), ack)
             return ack
-        if self.preparing is not None:
+        if self.preparing is not None and not self._may_stop(self.preparing, sender):
             if self.preparing.push.request_id == push.request_id:  # a redelivery: its ack is coming
                 log.info("config push %s delivered again while being prepared", push.request_id)
                 return None
@@ -249,12 +259,31 @@ class NodeConfigManager(Generic[C]):
         except ValidationError as exc:
             refusals = format_validation_errors(exc, self.model)
         if refusals:
-            return self._refuse(push, refusals)
+            return self._refuse(push, refusals)  # a yielding push being prepared goes on
+        if self.preparing is not None:
+            self._stop_preparing(push, sender)
         job = self._prepare(new) if self._prepare else None
         if job is not None:
             self._start_preparing(Preparing(push, sender, new, self.rev), job)
             return None
         return self._commit(push, sender, new)
+
+    def _may_stop(self, prep: Preparing[C], sender: str | None) -> bool:
+        """Does a push from ``sender`` stop ``prep``, if it is taken? (A technician's, a yielding sender's.)"""
+        return prep.sender in self.yielding and sender not in self.yielding
+
+    def _stop_preparing(self, by: ConfigSet, sender: str | None) -> None:
+        """Stop the yielding push being prepared and refuse it, without waiting (the loop never blocks):
+        a job prepared next waits on its own worker for this one to end."""
+        prep, self.preparing = self.preparing, None
+        assert prep is not None
+        prep.stop.set()
+        if prep.timer is not None:
+            prep.timer.cancel()
+        self._stopped = prep
+        who = "a technician" if sender is None else sender
+        self._refuse(prep.push, [f"stopped: push {by.request_id} by {by.by or by.source} ({who}) took over "
+                                 "while this one was being prepared; nothing of it applied"])
 
     def _refuse(self, push: ConfigSet, refusals: list[str]) -> ConfigAck:
         ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
@@ -265,7 +294,16 @@ class NodeConfigManager(Generic[C]):
 
     # ---- the slow part, off the owner loop
     def _start_preparing(self, prep: Preparing[C], job: PrepareJob) -> None:
+        stopped, self._stopped = self._stopped, None
+
         def work() -> None:
+            if stopped is not None and stopped.thread is not None:  # never two jobs at once (the same files)
+                stopped.thread.join(self.yield_wait_s)
+                if stopped.thread.is_alive():
+                    self.bus.call_soon(lambda: self._prepared(prep, [
+                        f"push {stopped.push.request_id}, stopped for this one, has not ended after "
+                        f"{self.yield_wait_s:g} s; try again"]))
+                    return
             try:
                 refusals = list(job(prep.stop))
             except Exception as exc:  # a job that fails refuses its push; it never takes the daemon down

@@ -49,7 +49,7 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("the head's roster → hub (site, live)", "R/config/hub/set/web", "web (only `counters[].officer_id, officer, "
      "services`)", "no"),
     ("the head's recorded voice → announcer", "R/config/{announcer}/set/web", "web (only `voice_pack_url`, "
-     "`voice_pack_sha256`; docs/voice-packs.md)", "no"),
+     "`voice_pack_sha256`, a pack at webd's origin `web_origin`; docs/voice-packs.md)", "no"),
     ("simulated hardware input (sim mode only)", "R/sim/{node}/press", "tests, demo, CLI", "no"),
     ("the node's answer to a sim press", "R/sim/{node}/ack", "node", "no"),
 ]

@@ -8,7 +8,7 @@ import http.server
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,20 +37,29 @@ class PackServer:
 
     A path in ``held`` is sent in two halves: the first, then ``started`` is set, and the rest
     only once ``release`` is set (a slow LAN, a busy hub). ``redirects`` answer 302 elsewhere;
-    ``drip`` paths send one byte every 50 ms and never end."""
+    ``drip`` paths send one byte every 50 ms and never end (``dripping`` is set once one began);
+    a ``silent`` path is not answered at all (``started`` set as it is asked) until ``release``."""
 
     def __init__(self, files: dict[str, bytes], tls: dict[str, Path] | None = None) -> None:
         self.files, self.served = files, []
         self.held: set[str] = set()
         self.redirects: dict[str, str] = {}
         self.drip: set[str] = set()
+        self.silent: set[str] = set()
         self.started, self.release, self.closing = threading.Event(), threading.Event(), threading.Event()
+        self.dripping = threading.Event()  # a drip path has begun to answer
+        self.on_get: Callable[[str], None] | None = None  # told each path asked, as it is asked
         owner = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
+                if owner.on_get is not None:
+                    owner.on_get(self.path)
                 data = owner.files.get(self.path)
                 owner.served.append(self.path)
+                if self.path in owner.silent:
+                    owner.started.set()
+                    owner.release.wait(30)
                 if self.path in owner.redirects:
                     self.send_response(302)
                     self.send_header("Location", owner.redirects[self.path])
@@ -59,6 +68,7 @@ class PackServer:
                 if self.path in owner.drip:
                     self.send_response(200)
                     self.end_headers()
+                    owner.dripping.set()
                     while not owner.closing.wait(0.05):
                         self.wfile.write(b"x")
                         self.wfile.flush()
@@ -147,7 +157,7 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     assert pack_archive(ours) == data  # reproducible: the checksum names the pack
     sha = hashlib.sha256(data).hexdigest()
     server.files[f"/voice/pack/{sha}.zip"] = data
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     first = d.pack.manifest.name
 
     server.files[f"/voice/pack/{'0' * 64}.zip"] = data  # served under another checksum than its own
@@ -157,14 +167,20 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     gone = push(d, "web-0002", "web", {"voice_pack_url": f"{server.url}/voice/pack/{'9' * 64}.zip",
                                        "voice_pack_sha256": "9" * 64})
     assert gone.status == "rejected" and "cannot fetch" in gone.errors[0]
-    # the web account names only webd's own pack path: its password cannot make the speaker fetch (or
-    # probe) anything else on the LAN, and nothing is asked of the server
+    # the web account names only webd's own pack path at webd's own origin (web_origin): its password
+    # cannot make the speaker fetch (or probe) anything else on the LAN, and nothing is asked of anyone
     asked = len(server.served)
-    for url in (f"{server.url}/nothing.zip", f"{server.url}/voice/pack/{'9' * 64}.zip?x=/voice/pack/{sha}.zip",
-                f"http://192.168.1.1/admin/voice/pack/{'8' * 64}.zip"):
-        probe = push(d, f"web-00{asked % 90 + 10}{len(url) % 10}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
-        assert probe.status == "rejected" and "only a pack webd serves" in probe.errors[0], (url, probe.errors)
+    port = int(server.url.rsplit(":", 1)[1])
+    probes = {f"{server.url}/nothing.zip": "only a pack webd serves",
+              f"{server.url}/voice/pack/{'9' * 64}.zip?x=/voice/pack/{sha}.zip": "only from webd at",
+              f"http://192.168.1.1/admin/voice/pack/{sha}.zip": "only from webd at",
+              f"http://127.0.0.1:{port + 1}/voice/pack/{sha}.zip": "only from webd at"}
+    for n, (url, why) in enumerate(probes.items()):
+        probe = push(d, f"web-001{n}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        assert probe.status == "rejected" and why in probe.errors[0], (url, probe.errors)
     assert len(server.served) == asked
+    alone = push(d, "web-0019", "web", {"voice_pack_sha256": sha})  # would be fetched from a technician's URL
+    assert alone.status == "rejected" and "together" in alone.errors[0]
     other = push(d, "web-0003", "web", {"repeats": 5})
     assert other.status == "rejected" and "may set only" in other.errors[0]
 
@@ -191,9 +207,58 @@ def test_a_pushed_pack_is_fetched_checked_spoken_and_rolled_back_without_a_downl
     # the hall's Pi lost its installed packs (a new SD card with the old config): fetched again at start
     shutil.rmtree(tmp_path / "state" / "voice" / "installed")
     server.files[f"/voice/pack/{sha}.zip"] = data
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     assert d.pack is not None and d.pack.manifest.name.startswith("our-voice-")
     assert len(server.served) == fetched + 1
+    d.teardown()
+
+
+def test_without_web_origin_the_web_account_may_name_only_the_broker_host_on_webd_ports(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server, monkeypatch) -> None:  # noqa: F811 - fixtures
+    """webd runs on the hub's Pi next to Mosquitto: with ``web_origin`` unset, the web account may name
+    the broker's host on port 80 (or 443 for https) and nothing else. The test's server stands in for the
+    hub's port 80 as the HTTP proxy of the download, so it sees the very URL the speaker asked for."""
+    from xephang.settings import BrokerSettings
+
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", server.url)
+    ours = _variant(synthetic_pack_dir, tmp_path / "ours", "our-voice")
+    data = pack_archive(ours)
+    sha = hashlib.sha256(data).hexdigest()
+    at = f"/voice/pack/{sha}.zip"
+    hub_url = f"http://XEPHANG-HUB.local:80{at}"  # webd's public_url as a technician might have typed it
+    server.files[hub_url] = data  # a proxy is asked for the whole URL
+    settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1)
+    settings.broker = BrokerSettings(host="xephang-hub.local")
+    d = start(settings, fake_broker, clock)
+    first = d.pack.manifest.name
+
+    probes = {  # another host, another port, and URLs a parser and the downloader could read two ways
+        "another host": f"http://192.168.1.20{at}",
+        "another port": f"http://xephang-hub.local:8080{at}",
+        "https on another port": f"https://xephang-hub.local:8443{at}",
+        "user part": f"http://xephang-hub.local@192.168.1.20{at}",
+        "user part, reversed": f"http://192.168.1.20#@xephang-hub.local{at}",
+        "escaped at": f"http://192.168.1.20%40xephang-hub.local{at}",
+        "backslash": f"http://192.168.1.20\\@xephang-hub.local{at}",
+        "port zero": f"http://xephang-hub.local:0{at}",
+    }
+    for n, (what, url) in enumerate(probes.items()):
+        ack = push(d, f"web-06{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        assert ack.status == "rejected", (what, ack)
+        assert ack.errors[0].startswith(
+            "the web may install a pack only from webd at http://xephang-hub.local or https://xephang-hub.local "
+            "(web_origin unset, so the broker's host"), (what, ack.errors)
+    assert server.served == [] and d.pack.manifest.name == first  # refused before any request
+    # the web account cannot move the origin; a technician can (and may name any URL, as before)
+    moved = push(d, "web-0690", "web", {"web_origin": "http://192.168.1.20"})
+    assert moved.status == "rejected" and "may set only" in moved.errors[0]
+
+    ok = push(d, "web-0699", "web", {"voice_pack_url": hub_url, "voice_pack_sha256": sha})
+    assert ok.status == "applied", ok.errors
+    assert server.served == [hub_url]  # asked at the hub's own origin, port 80
+    assert d.pack.manifest.name.startswith("our-voice-")
     d.teardown()
 
 
@@ -249,7 +314,7 @@ def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_seco
     path = f"/voice/pack/{sha}.zip"
     server.files[path] = data
     server.held.add(path)  # half the archive, then the hub's Pi stalls until released
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     first = d.pack.manifest.name
 
     assert send(d, "web-0101", "web", {"voice_pack_url": server.url + path, "voice_pack_sha256": sha}) is None
@@ -265,10 +330,10 @@ def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_seco
     assert not [m for m in fake_broker.messages(T.config_ack("announcer-hall")) if b"web-0101" in m[1]]
     print(f"call spoken {delay * 1000:.0f} ms after it was published, the pack download still stalled")
 
-    # a technician's push meanwhile would be merged with the config before the pack: refused, busy
-    busy = send(d, "tech-0102", None, {"repeats": 3})
+    # another push from the web meanwhile would be merged with the config before the pack: refused, busy
+    busy = send(d, "web-0102", "web", {"voice_pack_url": None, "voice_pack_sha256": None})
     assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("busy: push web-0101")
-    assert d.config.repeats == 1
+    assert d.config.voice_pack_url is None
     assert send(d, "web-0101", "web", {"voice_pack_url": server.url + path, "voice_pack_sha256": sha}) is None
 
     server.release.set()
@@ -278,8 +343,126 @@ def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_seco
     hub.publish(T.event("ticket", "called"), ticket_event(2, 1024, 4, at=clock.now()))
     settle(d)
     assert _said_with(ours, wavs(tmp_path)[-1], 1024, 4, d)  # the next call in the new voice
-    again = push(d, "tech-0103", None, {"repeats": 3})  # the busy push, sent again once answered
-    assert again.status == "applied" and d.config.repeats == 3
+    again = push(d, "web-0102", "web", {"voice_pack_url": None, "voice_pack_sha256": None})  # sent again once answered
+    assert again.status == "applied" and d.pack.manifest.name == first
+    d.teardown()
+
+
+def test_a_technician_push_stops_the_web_accounts_stalled_install_and_is_taken_at_once(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    """Someone with webd's password pushes a pack whose download stalls: without this, every push
+    would be refused busy until the 20 s deadline, again and again. A technician's push stops it."""
+    sha = _stuck_archive(server, synthetic_pack_dir)  # half the archive, then nothing until released
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    first = d.pack.manifest.name
+    assert send(d, "web-0701", "web", {"voice_pack_url": f"{server.url}/voice/pack/{sha}.zip",
+                                       "voice_pack_sha256": sha}) is None
+    assert server.started.wait(10), "the announcer never started the download"
+
+    t0 = time.monotonic()
+    taken = send(d, "tech-0702", None, {"max_age_s": 120})
+    took = time.monotonic() - t0
+    assert taken is not None and taken.status == "applied" and d.config.max_age_s == 120, taken
+    assert took < 2.5, took  # not waiting for the stalled read (5 s socket timeout): the loop never blocks
+    assert not server.release.is_set() and d.node_config.preparing is None
+    stopped = answer(d, "web-0701")  # the web's push is answered at once, refused
+    assert stopped.status == "rejected" and stopped.errors[0].startswith(
+        "stopped: push tech-0702 by truong-tt (a technician) took over"), stopped.errors
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1023, 3, at=clock.now()))
+    settle(d, until=lambda d: bool(d.last_played))  # spoken, in the old voice, the download still stalled
+    assert _said_with(synthetic_pack_dir, wavs(tmp_path)[-1], 1023, 3, d) and d.pack.manifest.name == first
+
+    server.release.set()  # the stopped worker ends; nothing of its push applies, late or not
+    for t in [t for t in threading.enumerate() if t.name == "config-prepare-web-0701"]:
+        t.join(10)
+    d.step(timeout=0.05)
+    assert d.config.voice_pack_url is None and d.pack.manifest.name == first and d.config.max_age_s == 120
+    d.teardown()
+
+
+def test_a_technicians_pack_waits_for_the_stopped_web_install_and_the_web_is_busy_meanwhile(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
+    ours = _variant(synthetic_pack_dir, tmp_path / "ours", "tech-voice")
+    tech_sha = _stuck_archive(server, ours)  # the technician's pack, held until released
+    drip = f"/voice/pack/{'7' * 64}.zip"
+    server.drip.add(drip)  # the web's URL sends a byte every 50 ms and never ends
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    first = d.pack.manifest.name
+    assert send(d, "web-0801", "web", {"voice_pack_url": server.url + drip, "voice_pack_sha256": "7" * 64}) is None
+    assert server.dripping.wait(10)
+    web_worker = next(t for t in threading.enumerate() if t.name == "config-prepare-web-0801")
+
+    tech_url = f"http://127.0.0.1:{server.httpd.server_port}/voice/pack/{tech_sha}.zip"  # any URL, for a technician
+    assert send(d, "tech-0802", None, {"voice_pack_url": tech_url, "voice_pack_sha256": tech_sha}) is None
+    assert answer(d, "web-0801").errors[0].startswith("stopped: push tech-0802")
+    web_worker.join(5)  # it stops at its next read (the drip would go on for the whole 20 s deadline)
+    assert not web_worker.is_alive()
+    assert server.started.wait(10), "the technician's download never started"
+
+    # now the technician's install runs: a push from the web is refused busy, it does not stop it
+    busy = send(d, "web-0803", "web", {"voice_pack_url": None, "voice_pack_sha256": None})
+    assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("busy: push tech-0802"), busy
+    assert d.node_config.preparing is not None and d.node_config.preparing.push.request_id == "tech-0802"
+    server.release.set()
+    ok = answer(d, "tech-0802")
+    assert ok.status == "applied", ok.errors
+    assert d.pack.manifest.name.startswith("tech-voice-") and d.pack.manifest.name != first
+    assert d.config.voice_pack_sha256 == tech_sha
+    d.teardown()
+
+
+def test_a_technicians_pack_is_fetched_only_once_the_stopped_web_download_has_ended(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server, monkeypatch) -> None:  # noqa: F811 - fixtures
+    """A download blocked in a read notices the stop only when the read times out: the technician's
+    install waits for it on its own worker (never two downloads writing the installed packs at once),
+    the loop does not."""
+    import announcerd.pack_fetch as pack_fetch
+
+    monkeypatch.setattr(pack_fetch, "SOCKET_TIMEOUT_S", 3.0)  # how long the web's unanswered request blocks
+    web_sha = "b" * 64
+    server.silent.add(f"/voice/pack/{web_sha}.zip")  # asked, never answered here: blocked until the timeout
+    ours = _variant(synthetic_pack_dir, tmp_path / "ours", "tech-voice")
+    data = pack_archive(ours)
+    tech_sha = hashlib.sha256(data).hexdigest()
+    server.files[f"/voice/pack/{tech_sha}.zip"] = data
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    assert send(d, "web-0901", "web", {"voice_pack_url": f"{server.url}/voice/pack/{web_sha}.zip",
+                                       "voice_pack_sha256": web_sha}) is None
+    assert server.started.wait(10)
+    web_worker = next(t for t in threading.enumerate() if t.name == "config-prepare-web-0901")
+    asked: list[tuple[str, bool]] = []
+    server.on_get = lambda path: asked.append((path, web_worker.is_alive()))
+
+    assert send(d, "tech-0902", None, {"voice_pack_url": f"{server.url}/voice/pack/{tech_sha}.zip",
+                                       "voice_pack_sha256": tech_sha}) is None
+    ok = answer(d, "tech-0902")
+    assert ok.status == "applied", ok.errors
+    assert asked == [(f"/voice/pack/{tech_sha}.zip", False)]  # asked for once the web's worker had ended
+    assert d.pack.manifest.name.startswith("tech-voice-")
+    d.teardown()
+
+
+def test_a_stopped_download_that_does_not_end_in_time_refuses_the_technicians_pack_and_nothing_hangs(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server, monkeypatch) -> None:  # noqa: F811 - fixtures
+    import announcerd.pack_fetch as pack_fetch
+
+    monkeypatch.setattr(pack_fetch, "SOCKET_TIMEOUT_S", 3.0)  # the web's unanswered request outlasts the wait
+    web_sha = "c" * 64
+    server.silent.add(f"/voice/pack/{web_sha}.zip")
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
+    d.node_config.yield_wait_s = 0.3
+    assert send(d, "web-1001", "web", {"voice_pack_url": f"{server.url}/voice/pack/{web_sha}.zip",
+                                       "voice_pack_sha256": web_sha}) is None
+    assert server.started.wait(10)
+    asked: list[str] = []
+    server.on_get = asked.append
+    assert send(d, "tech-1002", None, {"voice_pack_url": f"{server.url}/voice/pack/{'a' * 64}.zip",
+                                       "voice_pack_sha256": "a" * 64}) is None
+    ack = answer(d, "tech-1002")
+    assert ack.status == "rejected" and ack.errors[0] == ("push web-1001, stopped for this one, has not ended after "
+                                                          "0.3 s; try again"), ack.errors
+    assert asked == [] and d.node_config.preparing is None  # nothing fetched; the next push is taken
+    assert push(d, "tech-1003", None, {"repeats": 2}).status == "applied"
     d.teardown()
 
 
@@ -312,7 +495,7 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
     server.files.update({at[p]: b for p, b in bodies.items()})
     server.redirects[at["/to-ftp"]] = "ftp://127.0.0.1/pack.zip"
     server.drip.add(at["/drip"])
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     first = d.pack.manifest.name
     cases = {
         **{p: (server.url + at[p], shas[p]) for p in shas},
@@ -322,9 +505,10 @@ def test_hostile_urls_and_archives_are_refused_and_the_hall_keeps_its_voice(
     }
     expect = {"/not-a-zip": "not a pack archive", "/escapes": "unexpected names", "/no-clips": "is missing",
               "/garbage-wav": "not a PCM WAV file", "/to-ftp": "redirect", "/drip": "took over 1 s",
-              "bad-port": "cannot fetch", "bad-host": "only a pack webd serves", "nobody": "cannot fetch"}
+              "bad-port": "cannot fetch", "bad-host": "only from webd at", "nobody": "cannot fetch"}
     for n, (case, (url, sha)) in enumerate(cases.items()):
-        ack = push(d, f"web-02{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
+        sender = None if case in ("bad-port", "nobody") else "web"  # a technician's URL may name any host
+        ack = push(d, f"web-02{n:02d}", sender, {"voice_pack_url": url, "voice_pack_sha256": sha})
         assert ack.status == "rejected" and expect[case] in " ".join(ack.errors), (case, ack.errors)
         assert d.node_config.preparing is None
     assert d.pack.manifest.name == first and d.config.voice_pack_url is None
@@ -356,7 +540,7 @@ def _stuck_archive(server, pack_dir) -> str:
 def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
         tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
     sha = _stuck_archive(server, synthetic_pack_dir)
-    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1), fake_broker, clock)
+    d = start(make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url), fake_broker, clock)
     d.node_config.prepare_timeout_s = 0.5  # the safety net behind the download's own deadline
     assert send(d, "web-0401", "web", {"voice_pack_url": f"{server.url}/voice/pack/{sha}.zip", "voice_pack_sha256": sha}) is None
     ack = answer(d, "web-0401")
@@ -373,7 +557,7 @@ def test_a_download_that_never_answers_is_given_up_and_the_next_push_is_taken(
 def test_a_stopping_announcer_does_not_wait_for_a_stalled_download(
         tmp_path, fake_broker, hub, clock, synthetic_pack_dir, server) -> None:  # noqa: F811 - fixtures
     sha = _stuck_archive(server, synthetic_pack_dir)
-    settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1)
+    settings = make_settings(tmp_path, synthetic_pack_dir, repeats=1, web_origin=server.url)
     d = Announcer(settings, bus=FakeBus(fake_broker, site=SITE, node="announcer-hall", role="announcer"), clock=clock)
     code: list[int] = []
     loop = threading.Thread(target=lambda: code.append(d.run()), name="announcer-loop")

@@ -80,7 +80,7 @@ def test_the_head_records_with_the_microphone_and_files_installs_and_the_hall_sp
     mic.write_bytes(wav_bytes(take(voices, CARRIER, before_ms=600, after_ms=1500, rate=48000), 48000))
     files = tmp_path / "files"
     files.mkdir()
-    speaker = RunningSpeaker(tmp_path, centre.site_file, centre.mosquitto.port, voices.path)
+    speaker = RunningSpeaker(tmp_path, centre.site_file, centre.mosquitto.port, voices.path, web_origin=centre.base)
     drv = chromium_with_mic(mic)
     timings: list[float] = []
     try:

@@ -56,7 +56,7 @@ def page(base: str, cookie: str) -> str:
 
 def test_the_head_records_every_clip_installs_the_pack_hears_a_call_and_goes_back(centre, tmp_path: Path) -> None:
     espeak = espeak_pack(tmp_path / "voices")
-    speaker = RunningSpeaker(tmp_path, centre.site_file, centre.mosquitto.port, espeak.path)
+    speaker = RunningSpeaker(tmp_path, centre.site_file, centre.mosquitto.port, espeak.path, web_origin=centre.base)
     try:
         cookie, _ = login(centre.base, HEAD_USER, HEAD_PASSWORD)
         html = page(centre.base, cookie)

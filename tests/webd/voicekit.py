@@ -57,12 +57,14 @@ def wav_bytes(samples: array, rate: int, *, channels: int = 1) -> bytes:
 class RunningSpeaker:
     """The hall's announcer (sim audio: every announcement is a WAV file) in its own owner thread."""
 
-    def __init__(self, tmp: Path, site_file: Path, port: int, default_pack: Path) -> None:
+    def __init__(self, tmp: Path, site_file: Path, port: int, default_pack: Path, *, web_origin: str) -> None:
+        """``web_origin``: webd's public_url, the only origin the web account may name a pack at."""
         self.wav_dir = tmp / "sim" / "announcer-hall"
         self.d = Announcer(AnnouncerSettings(site="tuong-linh", node="announcer-hall", state_dir=tmp / "announcer",
                                              sim=True, sim_out=tmp / "sim", site_file=site_file,
                                              broker=BrokerSettings(port=port),
-                                             announcer=AnnouncerConfig(voice_pack=default_pack, repeats=1)))
+                                             announcer=AnnouncerConfig(voice_pack=default_pack, repeats=1,
+                                                                       web_origin=web_origin)))
         self.t = threading.Thread(target=self.d.run, name="announcerd", daemon=True)
         self.t.start()
 
