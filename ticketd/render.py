@@ -191,7 +191,9 @@ class TicketRenderer:
     def render_test_for_print(self, now: datetime) -> tuple[Image.Image, tuple[TicketBlock, ...]]:
         """The test print and its blocks: with ``half_res_number`` it also checks that the printer
         enlarges a quadruple raster (an 8 mm box drawn in 2 x 2-dot cells, sent at a quarter of its
-        dots, must come out as large as the full-resolution box above it)."""
+        dots, must come out as large as the full-resolution box above it); with ``nv_digits`` that it
+        places stored glyphs in page mode (a big number as raster, then the same number from its
+        glyphs, must look the same, with the same gap under each)."""
         ruler = Image.new("1", (self.width, 16), 255)
         d = ImageDraw.Draw(ruler)
         for x in range(0, self.width, 8):
@@ -221,9 +223,19 @@ class TicketRenderer:
             half_box = square.copy()
             half_res_check = [self._text(HALF_RES_CHECK[lang], "regular", 18), self._s(6), square, self._s(6),
                               half_box, self._s(8)]
+        glyph_box: Image.Image | None = None
+        glyph_spots: tuple[GlyphSpot, ...] = ()
+        nv_digits_check: list[Image.Image | int] = []
+        if self.nv_digits:  # the same number twice: as raster, then from stored glyphs in page mode
+            sample = format_number(NV_DIGITS_SAMPLE)
+            raster_copy = self._number_block(sample)
+            glyph_box = raster_copy.copy()
+            glyph_spots = self._number_glyphs(sample, glyph_box)
+            nv_digits_check = [self._text(NV_DIGITS_CHECK[lang], "regular", 18), self._s(6), raster_copy, self._s(6),
+                               glyph_box, self._s(8)]
         # last, right above the ruler: the mark must sit on its long middle tick
         centre_check: list[Image.Image | int] = [self._text(CENTRE_CHECK[lang], "regular", 18), self._s(6), mark, 4]
-        checks = [*feed_check, *half_res_check, *centre_check]
+        checks = [*feed_check, *half_res_check, *nv_digits_check, *centre_check]
         parts: list[Image.Image | int] = [
             self._header,
             self._text(self.texts.test_title, "bold", 30),
@@ -239,12 +251,12 @@ class TicketRenderer:
         ]
         blocks: tuple[TicketBlock, ...] = ()
         if half_box is not None:
-            top = 0
-            for p in parts:
-                if p is half_box:
-                    break
-                top += p if isinstance(p, int) else p.height
+            top = _top_of(parts, half_box)
             blocks = (TicketBlock(key="half-res-check", top=top, height=CHECK_DOTS, shared=False, half_res=True),)
+        if glyph_box is not None and glyph_spots:
+            top = _top_of(parts, glyph_box)
+            blocks += (TicketBlock(key="nv-digits-check", top=top, height=glyph_box.height, shared=False,
+                                   glyphs=_moved(glyph_spots, top)),)
         return self._stack(parts), blocks
 
     def issued_line(self, view: TicketView) -> str:
@@ -301,7 +313,7 @@ class TicketRenderer:
         """
         out = [self.site.site.name_vi if self.layout.lang == "vi" else (self.site.site.name_en or self.site.site.name_vi),
                self.site.site.address, VIETNAMESE_SAMPLE, FEED_CHECK[self.layout.lang],
-               CENTRE_CHECK[self.layout.lang], *self.texts.all_strings()]
+               CENTRE_CHECK[self.layout.lang], NV_DIGITS_CHECK[self.layout.lang], *self.texts.all_strings()]
         out += [s.label(self.layout.lang) for s in self.site.services]
         out += [self._group_name(g.id) for g in self.site.priority.groups]
         if view is not None:
@@ -507,6 +519,16 @@ class TicketRenderer:
                 out.paste(p, (0, y))
                 y += p.height
         return out
+
+
+def _top_of(parts: list[Image.Image | int], block: Image.Image) -> int:
+    """The dot line where ``block`` (one of ``parts``, by identity) begins in the stacked image."""
+    top = 0
+    for p in parts:
+        if p is block:
+            break
+        top += p if isinstance(p, int) else p.height
+    return top
 
 
 def _moved(glyphs: tuple[GlyphSpot, ...], dy: int) -> tuple[GlyphSpot, ...]:
