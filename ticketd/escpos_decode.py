@@ -300,7 +300,7 @@ def _page_command(job: DecodedJob, cmd: bytes) -> bool:
         # its bottom-left corner on the print position; dots outside the area are not printed
         mask = ImageOps.invert(img.convert("L"))
         job.page.paste(0, (job.page_x, job.page_y - img.height), mask)
-        job.page_x += img.width
+        job.page_x += img.width  # assumed; ticketd sets ESC $ before every glyph, so its jobs do not rely on it
     elif b == 0x0C:  # FF: the area is printed, the paper moves by its height, standard mode again
         job.placed.append((0, job.y, job.page))
         job.y += job.page.height

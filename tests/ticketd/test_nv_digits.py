@@ -190,3 +190,25 @@ def test_page_mode_commands_have_the_documented_bytes():
         + b"\x0c")  # FF: print the page, back to standard mode
     # a glyph 67 dots wide is defined 67 wide (its last byte's spare bits are not part of it)
     assert nv_define(b"Y!", 9, bytes(9 * 2), width_dots=67)[11:13] == (67).to_bytes(2, "little")
+
+
+def test_the_decoder_puts_a_page_graphic_with_its_bottom_on_the_print_position_and_feeds_the_area():
+    """How page mode is assumed to print (docs/printers.md): a stored graphic's bottom-left corner on
+    the print position, what falls outside the area is not printed, FF moves the paper by the area's
+    height, ESC S drops the page."""
+    bar = nv_define(b"Y!", 1, b"\xff" * 4, width_dots=8)  # 8 x 4 dots, all black
+    glyph = b"\x1d(L\x06\x00\x30\x45Y!\x01\x01"
+    area = b"\x1dP\xcb\xcb\x1bL\x1bW\x00\x00\x00\x00\x10\x00\x0a\x00"  # 16 x 10 dots
+    job = decode_job(bar + area + b"\x1b$\x04\x00\x1d$\x06\x00" + glyph + b"\x1d$\x02\x00" + glyph + b"\x0c"
+                     + b"\x1bL\x1bW\x00\x00\x00\x00\x10\x00\x0a\x00\x1d$\x0a\x00" + glyph + b"\x1bS",
+                     paper_px=16)
+    img = job.image()
+    assert job.pages == 1 and img.size == (16, 10)  # the second page was dropped
+    rows = ["".join("#" if img.getpixel((x, y)) == 0 else "." for x in range(16)) for y in range(10)]
+    assert rows == ["............####",  # the second glyph: the position moved past the first, bottom at line 2,
+                    "............####",  # cut at the area's top and right edge
+                    "....########....",  # the first: x 4, bottom at line 6
+                    "....########....",
+                    "....########....",
+                    "....########....",
+                    "................", "................", "................", "................"]
