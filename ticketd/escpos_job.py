@@ -28,12 +28,12 @@ for every dot line at 576 px, white or not. Here:
   :mod:`ticketd.nv_graphics` only when a block changes) and a ticket refers to each by its
   key code (fn 69: 11 bytes instead of a few KB);
 - with ``nv_digits`` the big number is printed from **glyph graphics** kept in the same NV memory
-  (one per digit and prefix letter at the number's font size, all as tall as the number's ink band),
-  placed side by side in **page mode**: ``GS P`` (one dot per unit), ``ESC L``, ``ESC W`` (a print area
-  exactly the band), then per glyph ``ESC $`` x, ``GS $`` band height (a graphic's bottom edge sits
-  on the vertical print position) and fn 69, and ``FF`` (print the page, back to standard mode):
-  ~90 bytes instead of ~8.9 KB. Only where the renderer proved that the glyphs, so placed, are the
-  rendered number dot for dot.
+  (one per digit and prefix letter at the number's font size, each cut to its ink), placed side by
+  side in **page mode**: ``GS P`` (one dot per unit), ``ESC L``, ``ESC W`` (a print area from the
+  number's first inked line to its last), then per glyph ``ESC $`` x, ``GS $`` the line under the
+  glyph (a graphic's bottom edge sits on the vertical print position) and fn 69, and ``FF`` (print
+  the page, back to standard mode): ~90 bytes instead of ~8.9 KB. Only where the renderer proved that
+  the glyphs, so placed, are the rendered number dot for dot.
 
 The job ends as before: ``ESC d 6`` (feed to the cutter) and ``GS V`` (cut).
 """
@@ -101,8 +101,8 @@ class TicketBlock:
 @dataclass(frozen=True, slots=True, eq=False)
 class GlyphSpot:
     """One glyph of a block (a digit or letter of the big number) as the renderer drew it: ``key``
-    names the glyph at its size; its picture (``image``, mode "1", cropped to its ink on the left
-    and right, as tall as every glyph of its set) lies at dots ``left``, ``top`` of the ticket."""
+    names the glyph at its size; its picture (``image``, mode "1", cut to its ink) lies at dots
+    ``left``, ``top`` of the ticket."""
 
     key: str
     image: Image.Image
@@ -112,17 +112,18 @@ class GlyphSpot:
 
 @dataclass(frozen=True, slots=True)
 class PlacedGlyph:
-    """A stored glyph graphic printed in page mode with its top-left corner at ``x`` dots."""
+    """A stored glyph graphic printed in page mode: its left edge at ``x`` dots, its bottom edge on
+    the line ``bottom`` dots under the area's top (the vertical print position)."""
 
     key_code: bytes
     x: int
-    width: int
+    bottom: int
 
 
 @dataclass(frozen=True, slots=True)
 class PageBand:
-    """Dot lines ``top`` to ``top + height`` of the ticket are stored glyph graphics, each ``height``
-    lines tall, side by side (printed in page mode)."""
+    """Dot lines ``top`` to ``top + height`` of the ticket are stored glyph graphics side by side
+    (printed in page mode, an area ``height`` lines tall)."""
 
     top: int
     height: int
@@ -170,13 +171,12 @@ def nv_print(key_code: bytes) -> bytes:
 def page_of_glyphs(band: PageBand, width: int) -> bytes:
     """``band`` in page mode: ``GS P`` (one dot per horizontal and vertical unit), ``ESC L``, ``ESC W``
     (print area: the full width, ``band.height`` lines), then each glyph: ``ESC $`` its left edge,
-    ``GS $`` the band's height (its bottom edge on the area's last line), fn 69; ``FF`` prints the
-    page and returns to standard mode. Starts and ends at the beginning of a line."""
-    h = band.height
+    ``GS $`` the line under it (its bottom edge there), fn 69; ``FF`` prints the page and returns to
+    standard mode. Starts and ends at the beginning of a line."""
     out = bytearray(b"\x1dP\xcb\xcb" + b"\x1bL" + b"\x1bW" + bytes([0, 0, 0, 0]) + width.to_bytes(2, "little")
-                    + h.to_bytes(2, "little"))
+                    + band.height.to_bytes(2, "little"))
     for g in band.glyphs:
-        out += b"\x1b$" + g.x.to_bytes(2, "little") + b"\x1d$" + h.to_bytes(2, "little") + nv_print(g.key_code)
+        out += b"\x1b$" + g.x.to_bytes(2, "little") + b"\x1d$" + g.bottom.to_bytes(2, "little") + nv_print(g.key_code)
     return bytes(out + b"\x0c")
 
 

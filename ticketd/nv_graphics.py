@@ -174,10 +174,13 @@ class NvGraphicsRecord:
     def _glyph_page(self, block: TicketBlock, left: int, pending: list[PendingWrite]
                     ) -> tuple[PageBand | None, list[tuple[bytes, PendingWrite]]]:
         """``block``'s glyphs as a page of stored glyphs (``None``: one of them is not stored and
-        cannot be written today, or they are not one band), and the writes of those not stored yet."""
+        cannot be written today), and the writes of those not stored yet. The page runs from the
+        glyphs' first inked line to their last."""
         spots = block.glyphs
-        if not spots or len({(g.top, g.image.height) for g in spots}) != 1:
+        if not spots:
             return None, []
+        top = min(g.top for g in spots)
+        height = max(g.top + g.image.height for g in spots) - top
         writes: list[tuple[bytes, PendingWrite]] = []
         planned = {p.key: p for p in pending}
         placed: list[PlacedGlyph] = []
@@ -203,8 +206,8 @@ class NvGraphicsRecord:
                 write = PendingWrite(key=g.key, key_code=kc, digest=digest, nbytes=len(define))
                 writes.append((define, write))
                 planned[g.key] = write
-            placed.append(PlacedGlyph(key_code=kc, x=g.left, width=g.image.width))
-        page = PageBand(top=spots[0].top, height=spots[0].image.height, glyphs=tuple(placed)) if complete else None
+            placed.append(PlacedGlyph(key_code=kc, x=g.left, bottom=g.top + g.image.height - top))
+        page = PageBand(top=top, height=height, glyphs=tuple(placed)) if complete else None
         return page, writes
 
     def commit(self, pending: tuple[PendingWrite, ...]) -> None:

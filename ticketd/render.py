@@ -409,25 +409,21 @@ class TicketRenderer:
 
     def _glyph_set(self, font: ImageFont.FreeTypeFont) -> dict[str, tuple[Image.Image, int, int]]:
         """Each character a number can hold (digits, the services' prefixes) drawn alone at ``font``'s
-        size, thresholded as the number is: character → (its picture, cut to its ink left and right and
-        as tall as the ink of the whole set, its left edge and top from the text origin)."""
+        size, thresholded as the number is: character → (its picture, cut to its ink, and the left
+        edge and top of that ink from the text origin)."""
         size = int(font.size)
         hit = self._glyph_sets.get(size)
         if hit is not None:
             return hit
-        chars = sorted(set("0123456789" + "".join(s.prefix for s in self.site.services)) - {" "})
+        out: dict[str, tuple[Image.Image, int, int]] = {}
         margin = size
-        drawn: dict[str, tuple[Image.Image, tuple[int, int, int, int]]] = {}
-        for ch in chars:
+        for ch in sorted(set("0123456789" + "".join(s.prefix for s in self.site.services)) - {" "}):
             img = Image.new("L", (int(font.getlength(ch)) + 2 * margin, 3 * size), WHITE)
             ImageDraw.Draw(img).text((margin, margin), ch, font=font, fill=BLACK)
             glyph = self._threshold(img)
             box = ImageOps.invert(glyph.convert("L")).getbbox()
             if box is not None:
-                drawn[ch] = (glyph, box)
-        top = min((b[1] for _, b in drawn.values()), default=0)
-        bottom = max((b[3] for _, b in drawn.values()), default=0)
-        out = {ch: (g.crop((b[0], top, b[2], bottom)), b[0] - margin, top - margin) for ch, (g, b) in drawn.items()}
+                out[ch] = (glyph.crop(box), box[0] - margin, box[1] - margin)
         self._glyph_sets[size] = out
         return out
 

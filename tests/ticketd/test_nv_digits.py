@@ -63,6 +63,11 @@ def test_numbers_printed_from_stored_glyphs_are_the_rendered_tickets_pixel_for_p
     for job_bytes, (image, qr) in zip(printer.jobs, tickets, strict=True):
         job = decode_job(job_bytes, paper_px=width, nv=nv)
         assert job.pages == 1 and not job.nv_missing  # the number, from its glyphs, in one page
+        (area,) = [c for c in split_commands(job_bytes)[0] if c[:2] == b"\x1bW"]
+        (page,) = [img for _, _, img in job.placed if img.size == (width, area[8] | area[9] << 8)]
+        ink = ImageChops.invert(page.convert("L"))
+        # the area runs from the number's first inked line to its last: no white for a printer to trim
+        assert ink.crop((0, 0, width, 1)).getbbox() and ink.crop((0, page.height - 1, width, page.height)).getbbox()
         if job.qr_codes:
             (code,) = job.qr_codes
             assert code.data == qr.url
@@ -179,13 +184,13 @@ def test_the_test_print_shows_a_number_as_raster_and_from_its_glyphs(site, issue
 
 
 def test_page_mode_commands_have_the_documented_bytes():
-    band = PageBand(top=0, height=150, glyphs=(PlacedGlyph(key_code=b"Y!", x=62, width=67),
-                                               PlacedGlyph(key_code=b"Y\"", x=151, width=131)))
+    band = PageBand(top=0, height=150, glyphs=(PlacedGlyph(key_code=b"Y!", x=62, bottom=149),
+                                               PlacedGlyph(key_code=b"Y\"", x=151, bottom=150)))
     assert page_of_glyphs(band, 576) == (
         b"\x1dP\xcb\xcb"  # GS P 203 203: a horizontal and a vertical unit of one dot
         + b"\x1bL"  # ESC L: page mode
         + b"\x1bW\x00\x00\x00\x00\x40\x02\x96\x00"  # ESC W: x0 = y0 = 0, 576 x 150 dots
-        + b"\x1b$\x3e\x00" + b"\x1d$\x96\x00" + b"\x1d(L\x06\x00\x30\x45Y!\x01\x01"  # x 62, bottom at 150, fn 69
+        + b"\x1b$\x3e\x00" + b"\x1d$\x95\x00" + b"\x1d(L\x06\x00\x30\x45Y!\x01\x01"  # x 62, bottom at 149, fn 69
         + b"\x1b$\x97\x00" + b"\x1d$\x96\x00" + b"\x1d(L\x06\x00\x30\x45Y\"\x01\x01"
         + b"\x0c")  # FF: print the page, back to standard mode
     # a glyph 67 dots wide is defined 67 wide (its last byte's spare bits are not part of it)
