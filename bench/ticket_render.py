@@ -21,6 +21,9 @@ For each width, printed as median / p99 in ms:
 - with ``nv_graphics`` (the blocks every ticket shares kept in the printer's NV graphics
   memory): the per-ticket job once the blocks are stored, and, apart, the one-time upload
   (the NV writes: how many graphics, how many bytes, how long on each link);
+- with ``nv_digits`` as well: the same tickets (the renderer says where the number's glyphs are;
+  it draws the same number), the number printed from its glyphs stored in NV memory, placed in
+  page mode; the one-time upload then holds the glyphs too;
 - where the bytes go, block by block (header, number, service name, time, people ahead,
   wait, QR, caption, footer, …; mean over the tickets), and which blocks are the same on
   every ticket or come from a small fixed set (shared: what NV graphics can keep).
@@ -60,6 +63,10 @@ ENCODINGS = {
     "new + native_qr + center + half_res_number": JobOptions(native_qr=True, center_bands=True, half_res_number=True),
     "new + native_qr + center + nv_graphics + half_res_number": JobOptions(
         native_qr=True, center_bands=True, nv_graphics=True, half_res_number=True),
+    # the number from its glyphs kept in NV memory, placed side by side in page mode (same paper)
+    "new + nv_graphics + nv_digits": JobOptions(nv_graphics=True, nv_digits=True),
+    "new + native_qr + center + nv_graphics + nv_digits": JobOptions(
+        native_qr=True, center_bands=True, nv_graphics=True, nv_digits=True),
 }
 NAME_W = max(len(k) for k in ENCODINGS)
 LINKS = {"9600 Bd": 9600 / 10, "19200 Bd": 19200 / 10, "115200 Bd": 115200 / 10, "USB FS": 1_216_000}
@@ -96,16 +103,21 @@ def nv_jobs(rendered, opts: JobOptions) -> tuple[list[int], int, int]:  # noqa: 
     writes at most 9 a day (the rest print as raster until the next day)."""
     record = NvGraphicsRecord(max_writes_per_day=1000)
     upload, writes = 0, 0
+
+    def kept(blocks: tuple[TicketBlock, ...]) -> tuple[TicketBlock, ...]:  # as Printer.plan_graphics picks them
+        return tuple(b for b in blocks if b.shared or (opts.nv_digits and b.glyphs))
+
     for img, _qr, blocks in rendered:
-        plan = record.plan(img, blocks)
+        plan = record.plan(img, kept(blocks), glyphs=opts.nv_digits)
         upload += len(plan.upload)
         writes += len(plan.pending)
         record.commit(plan.pending)
     sizes = []
     for img, qr, blocks in rendered:
-        plan = record.plan(img, blocks)
-        assert not plan.pending
-        sizes.append(len(build_ticket_job(img, qr=qr, options=opts, stored=plan.stored, blocks=blocks)))
+        plan = record.plan(img, kept(blocks), glyphs=opts.nv_digits)
+        assert not plan.pending and len(plan.pages) == (1 if opts.nv_digits else 0)
+        sizes.append(len(build_ticket_job(img, qr=qr, options=opts, stored=plan.stored, blocks=blocks,
+                                          pages=plan.pages)))
     return sizes, upload, writes
 
 
@@ -119,7 +131,8 @@ def bytes_by_block(job: bytes, blocks: tuple[TicketBlock, ...], width: int) -> d
         name = "set-up, cut"
         if cmd[:2] == b"\x1bJ":
             name = "white (ESC J feeds)"
-        elif cmd[:2] == b"\x1dv" or cmd[:3] in (b"\x1d(k", b"\x1d(L"):
+        elif (cmd[:2] == b"\x1dv" or cmd[:3] in (b"\x1d(k", b"\x1d(L") or dj.page is not None
+              or cmd in (b"\x1bL", b"\x1dP\xcb\xcb")):  # page mode (and the GS P before it): the block it prints
             name = next((b.key for b in blocks if b.top <= y < b.top + b.height), "white (narrow rasters)")
             if cmd[:3] == b"\x1d(k":
                 name = "qr"
@@ -185,9 +198,12 @@ def main() -> None:
         printed = [r.render_for_print(v) for v in vs[:100]]
         rh = TicketRenderer(site, layout, half_res_number=True)  # what a half_res_number printer's dispenser renders
         printed_half = [rh.render_for_print(v) for v in vs[:100]]
+        rd = TicketRenderer(site, layout, nv_digits=True)  # what an nv_digits printer's dispenser renders
+        printed_digits = [rd.render_for_print(v) for v in vs[:100]]
+        assert all(a[0].tobytes() == b[0].tobytes() for a, b in zip(printed, printed_digits, strict=True))
         uploads: dict[str, tuple[int, int]] = {}
         for name, opts in ENCODINGS.items():
-            tickets = printed_half if opts.half_res_number else printed
+            tickets = printed_half if opts.half_res_number else printed_digits if opts.nv_digits else printed
             if opts.nv_graphics:
                 sizes[name], *up = nv_jobs(tickets, opts)
                 uploads[name] = (up[0], up[1])
@@ -217,6 +233,14 @@ def main() -> None:
         half_number = [bytes_by_block(build_ticket_job(img, qr=qr, options=ENCODINGS[
             "new + native_qr + center + half_res_number"], blocks=blocks), blocks, width).get("number", 0)
             for img, qr, blocks in printed_half]
+        digits_opts = ENCODINGS["new + native_qr + center + nv_graphics + nv_digits"]
+        record = NvGraphicsRecord(max_writes_per_day=100_000)
+        digits_number = []
+        for img, qr, blocks in printed_digits:
+            plan = record.plan(img, tuple(b for b in blocks if b.glyphs), glyphs=True)
+            record.commit(plan.pending)
+            job = build_ticket_job(img, qr=qr, options=digits_opts, stored=plan.stored, blocks=blocks, pages=plan.pages)
+            digits_number.append(bytes_by_block(job, blocks, width).get("number", 0))
         print(f"  where the bytes go, native_qr + center_bands (mean over {len(printed)} tickets; a block on "
               "some tickets only: mean where printed, and its share of all tickets)")
         print(f"    {'block':24s} {'bytes':>6s} {'on':>5s} {'share':>6s}  same on every ticket?")
@@ -227,6 +251,8 @@ def main() -> None:
             print(f"    {k:24s} {statistics.mean(xs):6.0f} {len(xs):4d}x {sum(xs) / len(printed) / total:6.1%}  {kind}")
         print(f"    {'number, half_res_number':24s} {statistics.mean(half_number):6.0f} {len(half_number):4d}x "
               f"{'':6s}  per ticket (2x2-dot cells as quadruple rasters, GS v 0 m = 3)")
+        print(f"    {'number, nv_digits':24s} {statistics.mean(digits_number):6.0f} {len(digits_number):4d}x "
+              f"{'':6s}  per ticket (stored glyphs placed in page mode; the glyphs written once)")
     rss_now = 0
     with open("/proc/self/status") as f:
         for line in f:

@@ -145,6 +145,9 @@ class PrinterConfig(Strict):
     half_res_number: bool = Field(default=False, description="draw the big number in 2x2-dot cells and send it as "
                                                              "quadruple rasters (GS v 0 m = 3): a quarter of its bytes; "
                                                              "same size and place, coarser edges (0.25 mm steps)")
+    nv_digits: bool = Field(default=False, description="print the big number from its glyphs kept in the printer's "
+                                                       "NV graphics memory, placed side by side in page mode (ESC L, "
+                                                       "GS ( L fn 69, FF); needs nv_graphics; the paper is the same")
 
     @field_validator("serial_baud")
     @classmethod
@@ -158,6 +161,10 @@ class PrinterConfig(Strict):
 
     @model_validator(mode="after")
     def _backend_needs(self) -> PrinterConfig:
+        if self.nv_digits and not self.nv_graphics:
+            raise ValueError("printer.nv_digits keeps the number's glyphs as NV graphics: it needs nv_graphics = true")
+        if self.nv_digits and self.half_res_number:
+            raise ValueError("printer.nv_digits and half_res_number both change how the number is sent: choose one")
         if self.backend == "usb" and not (self.usb_vendor and self.usb_product):
             raise ValueError("printer.backend = 'usb' needs usb_vendor and usb_product")
         if self.backend == "network" and not self.host:
@@ -168,7 +175,7 @@ class PrinterConfig(Strict):
         """How tickets are encoded for this printer."""
         return JobOptions(cut=self.cut, white_bands=self.white_bands, raster_max_lines=self.raster_max_lines,
                           center_bands=self.center_bands, native_qr=self.native_qr, nv_graphics=self.nv_graphics,
-                          half_res_number=self.half_res_number)
+                          half_res_number=self.half_res_number, nv_digits=self.nv_digits)
 
     def profile_for(self, width_px: int) -> str:
         """The escpos profile name to use for a ticket ``width_px`` wide."""

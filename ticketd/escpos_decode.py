@@ -7,7 +7,10 @@ image data) and laid out on a strip of paper ``paper_px`` dots wide: rasters whe
 justification puts them (double-width, double-height and quadruple ``GS v 0`` rasters, m = 1-3,
 enlarged as the printer enlarges them), ``ESC J`` feeds in dot lines (the unit ``GS P`` set), printer-drawn
 QR codes (``GS ( k``) drawn as a printer would draw them, NV graphics (``GS ( L`` / ``GS 8 L``
-fn 67 define, fn 69 print) kept in a store that outlives the job, as the printer's NV memory does. Line feeds (``LF``, ``ESC d``) only
+fn 67 define, fn 69 print) kept in a store that outlives the job, as the printer's NV memory does,
+and page mode (``ESC L``, ``ESC W`` print area, ``ESC $`` / ``GS $`` positions in the units ``GS P``
+set, NV graphics placed with their bottom-left corner on the print position, ``FF`` prints the area
+and moves the paper by its height, ``ESC S`` discards it). Line feeds (``LF``, ``ESC d``) only
 move paper towards the cutter after the ticket: they are counted, not drawn.
 """
 
@@ -85,6 +88,11 @@ class DecodedJob:
     y: int = 0  # dot lines of paper moved by rasters, QR codes and ESC J
     align: int = 0  # ESC a: 0 left, 1 centre, 2 right
     unit_y: int = 0  # GS P y (0: the printer's default, taken as one dot)
+    unit_x: int = 0  # GS P x (0: the printer's default, taken as one dot)
+    page: Image.Image | None = None  # page mode: the print area being composed (None: standard mode)
+    page_x: int = 0  # page mode: the print position, dots from the area's left edge and top
+    page_y: int = 0
+    pages: int = 0  # pages printed (FF)
     _qr_data: bytes = b""
     _qr_module: int = 3
     _qr_ecc: str = "L"
@@ -127,6 +135,12 @@ def command_length(data: bytes, i: int) -> int:
             return 2
         if op in (0x64, 0x4A, 0x61):  # ESC d n, ESC J n, ESC a n
             return 3
+        if op in (0x4C, 0x53):  # ESC L (page mode), ESC S (standard mode)
+            return 2
+        if op == 0x24:  # ESC $ nL nH
+            return 4
+        if op == 0x57:  # ESC W xL xH yL yH dxL dxH dyL dyH
+            return 10
         raise DecodeError(f"unknown ESC 0x{op:02x} at byte {i}")
     if b == GS:
         need(2)
@@ -143,7 +157,7 @@ def command_length(data: bytes, i: int) -> int:
         if op == 0x56:  # GS V m [n]
             need(3)
             return 4 if data[i + 2] in (0x41, 0x42) else 3
-        if op == 0x50:  # GS P x y
+        if op in (0x50, 0x24):  # GS P x y, GS $ nL nH
             return 4
         if op == 0x38:  # GS 8 L p1 p2 p3 p4 m fn ...
             need(7)
@@ -160,6 +174,8 @@ def command_length(data: bytes, i: int) -> int:
         raise DecodeError(f"unknown GS 0x{op:02x} at byte {i}")
     if b == DLE:  # DLE EOT n: real-time status
         return 3
+    if b == 0x0C:  # FF: in page mode, print the page and return to standard mode
+        return 1
     raise DecodeError(f"unexpected byte 0x{b:02x} at {i}")
 
 
@@ -211,12 +227,18 @@ def raster_image(cmd: bytes) -> Image.Image:
 def apply_command(job: DecodedJob, cmd: bytes) -> None:
     """What one whole command (from :func:`split_commands`) does to the paper."""
     b = cmd[0]
+    if job.page is not None or cmd[:2] == b"\x1bL":
+        if not _page_command(job, cmd):
+            raise DecodeError(f"command {cmd[:3]!r} in page mode is not decoded")
+        return
+    if cmd[:2] in (b"\x1bS", b"\x1b$", b"\x1d$", b"\x1bW") or b == 0x0C:
+        return  # page mode commands outside page mode: nothing on paper
     if b == 0x0A:
         job.feed_lines += 1
     elif b == ESC:
         if cmd[1] == 0x40:  # ESC @ resets the modes the job may have set
             job.inits += 1
-            job.align, job.unit_y = 0, 0
+            job.align, job.unit_y, job.unit_x = 0, 0, 0
         elif cmd[1] == 0x4A:
             dots = cmd[2] * HEAD_DPI // job.unit_y if job.unit_y else cmd[2]
             job.feed_dots += dots
@@ -232,7 +254,7 @@ def apply_command(job: DecodedJob, cmd: bytes) -> None:
     elif b == GS and cmd[1] == 0x56:
         job.cuts += 1
     elif b == GS and cmd[1] == 0x50:
-        job.unit_y = cmd[3]
+        job.unit_x, job.unit_y = cmd[2], cmd[3]
     elif b == GS and cmd[1] == 0x38:
         _apply_graphics(job, cmd[7:])
     elif b == GS and cmd[1] == 0x28 and cmd[2] == 0x4C:
@@ -241,6 +263,54 @@ def apply_command(job: DecodedJob, cmd: bytes) -> None:
         _apply_symbol(job, cmd)
     else:  # GS r, DLE EOT
         job.status_queries += 1
+
+
+def _dots(n: int, unit: int) -> int:
+    return n * HEAD_DPI // unit if unit else n
+
+
+def _page_command(job: DecodedJob, cmd: bytes) -> bool:
+    """Page mode: the commands ticketd sends around glyph graphics (``False``: not one of them).
+    ``ESC L`` enters it."""
+    b, op = cmd[0], cmd[1] if len(cmd) > 1 else 0
+    if job.page is None:  # ESC L
+        job.page = Image.new("1", (job.paper_px or 576, 1), 255)  # until ESC W: a print area of one line
+        job.page_x = job.page_y = 0
+        return True
+    if b == ESC and op == 0x57:  # ESC W: x0 y0 dx dy (only x0 = y0 = 0 is decoded)
+        x0, y0 = _dots(cmd[2] | cmd[3] << 8, job.unit_x), _dots(cmd[4] | cmd[5] << 8, job.unit_y)
+        dx, dy = _dots(cmd[6] | cmd[7] << 8, job.unit_x), _dots(cmd[8] | cmd[9] << 8, job.unit_y)
+        if x0 or y0 or not dx or not dy:
+            raise DecodeError(f"page mode print area at {x0}, {y0}, {dx} x {dy} dots is not decoded")
+        job.page = Image.new("1", (dx, dy), 255)
+    elif b == ESC and op == 0x24:
+        job.page_x = _dots(cmd[2] | cmd[3] << 8, job.unit_x)
+    elif b == GS and op == 0x24:
+        job.page_y = _dots(cmd[2] | cmd[3] << 8, job.unit_y)
+    elif b == GS and op == 0x50:
+        job.unit_x, job.unit_y = cmd[2], cmd[3]
+    elif b == GS and op == 0x28 and cmd[2] == 0x4C and cmd[6] == 69:  # NV graphics into the page
+        key = cmd[7:9]
+        if cmd[9:11] != b"\x01\x01":
+            raise DecodeError(f"NV graphics {key!r} printed enlarged in page mode: not decoded")
+        img = job.nv.get(key)
+        if img is None:
+            job.nv_missing.append(key)
+            return True
+        # its bottom-left corner on the print position; dots outside the area are not printed
+        mask = ImageOps.invert(img.convert("L"))
+        job.page.paste(0, (job.page_x, job.page_y - img.height), mask)
+        job.page_x += img.width  # assumed; ticketd sets ESC $ before every glyph, so its jobs do not rely on it
+    elif b == 0x0C:  # FF: the area is printed, the paper moves by its height, standard mode again
+        job.placed.append((0, job.y, job.page))
+        job.y += job.page.height
+        job.page = None
+        job.pages += 1
+    elif b == ESC and op == 0x53:  # ESC S: the page is dropped
+        job.page = None
+    else:
+        return False
+    return True
 
 
 def _apply_symbol(job: DecodedJob, cmd: bytes) -> None:

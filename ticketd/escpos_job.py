@@ -26,7 +26,14 @@ for every dot line at 576 px, white or not. Here:
 - with ``nv_graphics`` the blocks every ticket shares (header, service name, footer, …) are
   kept in the printer's NV graphics memory (``GS ( L`` fn 67, written by
   :mod:`ticketd.nv_graphics` only when a block changes) and a ticket refers to each by its
-  key code (fn 69: 11 bytes instead of a few KB).
+  key code (fn 69: 11 bytes instead of a few KB);
+- with ``nv_digits`` the big number is printed from **glyph graphics** kept in the same NV memory
+  (one per digit and prefix letter at the number's font size, each cut to its ink), placed side by
+  side in **page mode**: ``GS P`` (one dot per unit), ``ESC L``, ``ESC W`` (a print area from the
+  number's first inked line to its last), then per glyph ``ESC $`` x, ``GS $`` the line under the
+  glyph (a graphic's bottom edge sits on the vertical print position) and fn 69, and ``FF`` (print
+  the page, back to standard mode): ~90 bytes instead of ~8.9 KB. Only where the renderer proved that
+  the glyphs, so placed, are the rendered number dot for dot.
 
 The job ends as before: ``ESC d 6`` (feed to the cutter) and ``GS V`` (cut).
 """
@@ -34,7 +41,7 @@ The job ends as before: ``ESC d 6`` (feed to the cutter) and ``GS V`` (cut).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from PIL import Image
@@ -62,6 +69,7 @@ class JobOptions:
     native_qr: bool = False
     nv_graphics: bool = False
     half_res_number: bool = False  # blocks drawn in 2 x 2-dot cells go as quadruple rasters (GS v 0 m = 3)
+    nv_digits: bool = False  # the big number from NV glyph graphics placed in page mode (needs nv_graphics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,39 @@ class TicketBlock:
     height: int
     shared: bool = True
     half_res: bool = False  # drawn in 2 x 2-dot cells from its top line and the left edge (may go as GS v 0 m = 3)
+    glyphs: tuple[GlyphSpot, ...] = field(default=(), compare=False)  # its glyphs, when it is exactly them
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GlyphSpot:
+    """One glyph of a block (a digit or letter of the big number) as the renderer drew it: ``key``
+    names the glyph at its size; its picture (``image``, mode "1", cut to its ink) lies at dots
+    ``left``, ``top`` of the ticket."""
+
+    key: str
+    image: Image.Image
+    left: int
+    top: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedGlyph:
+    """A stored glyph graphic printed in page mode: its left edge at ``x`` dots, its bottom edge on
+    the line ``bottom`` dots under the area's top (the vertical print position)."""
+
+    key_code: bytes
+    x: int
+    bottom: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageBand:
+    """Dot lines ``top`` to ``top + height`` of the ticket are stored glyph graphics side by side
+    (printed in page mode, an area ``height`` lines tall)."""
+
+    top: int
+    height: int
+    glyphs: tuple[PlacedGlyph, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +148,17 @@ def _graphics_command(payload: bytes) -> bytes:
     return b"\x1d8L" + n.to_bytes(4, "little") + payload
 
 
-def nv_define(key_code: bytes, width_bytes: int, rows: bytes) -> bytes:
-    """``GS ( L`` fn 67: define NV graphics ``key_code``, raster format, one colour (bit 1 = a dot burnt).
+def nv_define(key_code: bytes, width_bytes: int, rows: bytes, *, width_dots: int | None = None) -> bytes:
+    """``GS ( L`` fn 67: define NV graphics ``key_code``, raster format, one colour (bit 1 = a dot burnt),
+    ``width_dots`` wide (default: every bit of the rows; fewer: the last byte's spare bits are not part of it).
 
     Each execution is a write of the printer's NV memory (Epson: fewer than 10 a day)."""
     height = len(rows) // width_bytes
+    x = width_bytes * 8 if width_dots is None else width_dots
     if len(key_code) != 2 or not all(32 <= c <= 126 for c in key_code):
         raise ValueError(f"NV graphics key codes are two bytes 32-126, not {key_code!r}")
-    if not (1 <= width_bytes * 8 <= 8192 and 1 <= height <= 2304):
-        raise ValueError(f"NV graphics are at most 8192 x 2304 dots (got {width_bytes * 8} x {height})")
-    x = width_bytes * 8
+    if not (1 <= x <= 8192 and (x + 7) // 8 == width_bytes and 1 <= height <= 2304):
+        raise ValueError(f"NV graphics are at most 8192 x 2304 dots (got {x} x {height} in {width_bytes} bytes a line)")
     return _graphics_command(b"\x30\x43\x30" + key_code + b"\x01" + x.to_bytes(2, "little")
                              + height.to_bytes(2, "little") + b"\x31" + rows)
 
@@ -124,6 +166,18 @@ def nv_define(key_code: bytes, width_bytes: int, rows: bytes) -> bytes:
 def nv_print(key_code: bytes) -> bytes:
     """``GS ( L`` fn 69: print NV graphics ``key_code`` at normal size (x 1, y 1)."""
     return b"\x1d(L\x06\x00\x30\x45" + key_code + b"\x01\x01"
+
+
+def page_of_glyphs(band: PageBand, width: int) -> bytes:
+    """``band`` in page mode: ``GS P`` (one dot per horizontal and vertical unit), ``ESC L``, ``ESC W``
+    (print area: the full width, ``band.height`` lines), then each glyph: ``ESC $`` its left edge,
+    ``GS $`` the line under it (its bottom edge there), fn 69; ``FF`` prints the page and returns to
+    standard mode. Starts and ends at the beginning of a line."""
+    out = bytearray(b"\x1dP\xcb\xcb" + b"\x1bL" + b"\x1bW" + bytes([0, 0, 0, 0]) + width.to_bytes(2, "little")
+                    + band.height.to_bytes(2, "little"))
+    for g in band.glyphs:
+        out += b"\x1b$" + g.x.to_bytes(2, "little") + b"\x1d$" + g.bottom.to_bytes(2, "little") + nv_print(g.key_code)
+    return bytes(out + b"\x0c")
 
 
 RASTER_NORMAL, RASTER_QUADRUPLE = 0, 3  # GS v 0 m: one dot per bit; 2 x 2 dots per bit (Epson: "Quadruple")
@@ -241,10 +295,12 @@ def split_band(extents: list[tuple[int, int]], wb: int, *, center: bool,
 
 
 def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: JobOptions = JobOptions(),
-                     stored: tuple[StoredBand, ...] = (), blocks: tuple[TicketBlock, ...] = ()) -> bytes:
+                     stored: tuple[StoredBand, ...] = (), blocks: tuple[TicketBlock, ...] = (),
+                     pages: tuple[PageBand, ...] = ()) -> bytes:
     """The whole job for one ticket: init, the image as bands and feeds (the QR natively if
-    asked and possible, ``stored`` bands by their key code, ``blocks`` marked ``half_res`` as
-    quadruple rasters with ``half_res_number``), feed to the cutter, cut."""
+    asked and possible, ``stored`` bands by their key code, ``pages`` as stored glyphs placed in
+    page mode with ``nv_digits``, ``blocks`` marked ``half_res`` as quadruple rasters with
+    ``half_res_number``), feed to the cutter, cut."""
     rows, wb = _ink_rows(image)
     height = image.height
     max_lines = max(1, min(options.raster_max_lines, MAX_RASTER_LINES))
@@ -308,6 +364,12 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
         if s.height > 0 and span[1] <= height and all(span[1] <= a or span[0] >= b for a, b in taken):
             graphics[s.top] = s
             taken.append(span)
+    glyph_pages: dict[int, PageBand] = {}
+    for p in sorted(pages, key=lambda p: p.top) if options.nv_graphics and options.nv_digits else ():
+        span = (p.top, p.top + p.height)
+        if p.height > 0 and p.glyphs and span[1] <= height and all(span[1] <= a or span[0] >= b for a, b in taken):
+            glyph_pages[p.top] = p
+            taken.append(span)
     # the blocks drawn in 2 x 2-dot cells, from their first to their last inked cell line
     halves: dict[int, tuple[int, bytes, int, int, int]] = {}  # top → (dot lines, half-res rows, bytes a line, a, b)
     for blk in blocks if options.half_res_number and max_lines >= 2 else ():
@@ -326,6 +388,10 @@ def build_ticket_job(image: Image.Image, *, qr: QrSpot | None = None, options: J
         if y in graphics:
             out.extend(nv_print(graphics[y].key_code))
             y += graphics[y].height
+            continue
+        if y in glyph_pages:
+            out.extend(page_of_glyphs(glyph_pages[y], image.width))
+            y += glyph_pages[y].height
             continue
         if y in halves:
             lines, h_rows, h_wb, a, b = halves[y]

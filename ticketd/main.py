@@ -174,9 +174,11 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         return self.core.hub_online
 
     def _renderer(self, layout: TicketLayout) -> TicketRenderer:
-        # a printer with half_res_number gets the big number in 2 x 2-dot cells (sent as quadruple rasters)
+        # a printer with half_res_number gets the big number in 2 x 2-dot cells (sent as quadruple rasters),
+        # one with nv_digits where its glyphs are (printed from its NV memory)
         return TicketRenderer(self.site, layout, link_secret=self._link_secret(),
-                              half_res_number=self.printer.options.half_res_number)
+                              half_res_number=self.printer.options.half_res_number,
+                              nv_digits=self.printer.options.nv_digits)
 
     def _link_secret(self) -> bytes | None:
         """The live-page link's secret (None: no signed links, a {token} QR is not printed)."""

@@ -9,6 +9,11 @@ printer holds, at most :data:`MAX_WRITES_PER_DAY` writes a day (a block over the
 as raster until the next day), and the record lives in the state dir, so a restart writes
 nothing. NV graphics, not download (RAM) graphics: they survive the printer's power cycle and
 ``ESC @`` (which begins every job; some references say it clears download graphics).
+
+With ``[printer] nv_digits = true`` the glyphs of the big number (each digit and prefix letter at
+each font size the number takes) are kept the same way, under key codes of their own (``Y!`` …),
+written as a number needs them and counted in the same daily writes; a number prints from them
+(in page mode) once all its glyphs are stored, as raster until then.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from ticketd.escpos_job import StoredBand, TicketBlock, band_rows, nv_define
+from ticketd.escpos_job import PageBand, PlacedGlyph, StoredBand, TicketBlock, band_rows, nv_define
 
 log = logging.getLogger(__name__)
 
 MAX_WRITES_PER_DAY = 9  # Epson recommends fewer than 10 NV writes a day
 KEY_PREFIX = 0x58  # kc1 = "X": our key codes are "X!" … "X~" (94 graphics)
+GLYPH_KEY_PREFIX = 0x59  # kc1 = "Y": the number's glyphs, "Y!" … "Y~" (94: ten digits at a few sizes)
 RECORD_VERSION = 1
 
 
@@ -50,6 +56,7 @@ class GraphicsPlan:
     upload: bytes
     stored: tuple[StoredBand, ...]
     pending: tuple[PendingWrite, ...]
+    pages: tuple[PageBand, ...] = ()  # numbers printed from stored glyphs (nv_digits)
 
 
 class NvGraphicsRecord:
@@ -109,10 +116,10 @@ class NvGraphicsRecord:
         entry = self.graphics.get(key)
         return str(entry["kc"]).encode("latin-1") if entry else None
 
-    def _free_key_code(self, extra: set[bytes]) -> bytes | None:
+    def _free_key_code(self, extra: set[bytes], prefix: int = KEY_PREFIX) -> bytes | None:
         used = {str(e["kc"]).encode("latin-1") for e in self.graphics.values()} | extra
         for kc2 in range(0x21, 0x7F):
-            kc = bytes([KEY_PREFIX, kc2])
+            kc = bytes([prefix, kc2])
             if kc not in used:
                 return kc
         return None
@@ -120,9 +127,11 @@ class NvGraphicsRecord:
     def _writes_left(self) -> int:
         return self.max_writes_per_day - (self.writes_today if self.writes_day == self.today() else 0)
 
-    def plan(self, image: Image.Image, blocks: tuple[TicketBlock, ...]) -> GraphicsPlan:
+    def plan(self, image: Image.Image, blocks: tuple[TicketBlock, ...], *, glyphs: bool = False) -> GraphicsPlan:
         """Which of ``blocks`` print by key code, and the NV writes to send before the job
-        (a block whose pixels differ from the stored ones, while today's writes last)."""
+        (a block whose pixels differ from the stored ones, while today's writes last). With
+        ``glyphs``, also the blocks that are glyphs side by side (the number) whose glyphs are all
+        stored, or written by this job, after the shared blocks."""
         upload = bytearray()
         stored: list[StoredBand] = []
         pending: list[PendingWrite] = []
@@ -151,7 +160,55 @@ class NvGraphicsRecord:
             left -= 1
             pending.append(PendingWrite(key=block.key, key_code=kc, digest=digest, nbytes=len(define)))
             stored.append(StoredBand(top=block.top, height=block.height, key_code=kc))
-        return GraphicsPlan(upload=bytes(upload), stored=tuple(stored), pending=tuple(pending))
+        pages: list[PageBand] = []
+        for block in blocks if glyphs else ():
+            page, writes = self._glyph_page(block, left, pending)
+            for define, write in writes:
+                upload += define
+                pending.append(write)
+                left -= 1
+            if page is not None:
+                pages.append(page)
+        return GraphicsPlan(upload=bytes(upload), stored=tuple(stored), pending=tuple(pending), pages=tuple(pages))
+
+    def _glyph_page(self, block: TicketBlock, left: int, pending: list[PendingWrite]
+                    ) -> tuple[PageBand | None, list[tuple[bytes, PendingWrite]]]:
+        """``block``'s glyphs as a page of stored glyphs (``None``: one of them is not stored and
+        cannot be written today), and the writes of those not stored yet. The page runs from the
+        glyphs' first inked line to their last."""
+        spots = block.glyphs
+        if not spots:
+            return None, []
+        top = min(g.top for g in spots)
+        height = max(g.top + g.image.height for g in spots) - top
+        writes: list[tuple[bytes, PendingWrite]] = []
+        planned = {p.key: p for p in pending}
+        placed: list[PlacedGlyph] = []
+        complete = True
+        for g in spots:
+            rows, wb = band_rows(g.image, 0, g.image.height)
+            digest = hashlib.sha256(b"glyph" + g.image.width.to_bytes(2, "little") + rows).hexdigest()
+            entry, kc = self.graphics.get(g.key), self.key_code(g.key)
+            if g.key in planned and planned[g.key].digest == digest:
+                kc = planned[g.key].key_code
+            elif entry is None or entry.get("sha256") != digest or kc is None:
+                if left - len(writes) <= 0:
+                    log.info("NV graphics: glyph %s not stored and today's %d writes are used: the number "
+                             "prints as raster", g.key, self.max_writes_per_day)
+                    complete = False
+                    continue
+                kc = kc or self._free_key_code({p.key_code for p in pending} | {w.key_code for _, w in writes},
+                                               GLYPH_KEY_PREFIX)
+                if kc is None:
+                    complete = False
+                    continue
+                define = nv_define(kc, wb, rows, width_dots=g.image.width)
+                write = PendingWrite(key=g.key, key_code=kc, digest=digest, nbytes=len(define))
+                writes.append((define, write))
+                planned[g.key] = write
+            placed.append(PlacedGlyph(key_code=kc, x=g.left, bottom=g.top + g.image.height - top))
+        page = PageBand(top=top, height=height, glyphs=tuple(placed)) if complete else None
+        return page, writes
 
     def commit(self, pending: tuple[PendingWrite, ...]) -> None:
         """Record the writes of a job that went through (the printer now holds those blocks)."""

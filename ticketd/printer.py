@@ -39,7 +39,7 @@ from PIL import Image
 
 from ticketd.config import PrinterConfig, profile_width
 from ticketd.escpos_decode import decode_job
-from ticketd.escpos_job import JobOptions, QrSpot, StoredBand, TicketBlock, build_ticket_job
+from ticketd.escpos_job import JobOptions, PageBand, QrSpot, StoredBand, TicketBlock, build_ticket_job
 from ticketd.nv_graphics import GraphicsPlan, NvGraphicsRecord
 
 if TYPE_CHECKING:
@@ -164,20 +164,23 @@ class Printer(ABC):
         """Hand ``job`` to the device in one write; raise a :class:`PrinterError` on failure."""
 
     def build(self, image: Image.Image, *, qr: QrSpot | None = None, stored: tuple[StoredBand, ...] = (),
-              blocks: tuple[TicketBlock, ...] = ()) -> bytes:
+              blocks: tuple[TicketBlock, ...] = (), pages: tuple[PageBand, ...] = ()) -> bytes:
         """The job bytes for ``image`` (``qr``: where its QR code is, for a printer that draws it;
-        ``stored``: bands the printer holds as NV graphics; ``blocks``: where the ticket's blocks are,
-        those drawn in 2 x 2-dot cells go as quadruple rasters with ``half_res_number``)."""
+        ``stored``: bands the printer holds as NV graphics; ``pages``: bands printed from stored glyphs;
+        ``blocks``: where the ticket's blocks are, those drawn in 2 x 2-dot cells go as quadruple
+        rasters with ``half_res_number``)."""
         if image.width > self.width_px:
             raise PrinterConfigError(f"image is {image.width} px wide, printer takes {self.width_px}")
-        return build_ticket_job(image, qr=qr, options=self.options, stored=stored, blocks=blocks)
+        return build_ticket_job(image, qr=qr, options=self.options, stored=stored, blocks=blocks, pages=pages)
 
     def plan_graphics(self, image: Image.Image, blocks: tuple[TicketBlock, ...]) -> GraphicsPlan:
-        """The NV writes to send before ``image``'s job and the bands it prints by key code."""
-        shared = tuple(b for b in blocks if b.shared)
-        if self.nv_record is None or not shared:
+        """The NV writes to send before ``image``'s job, the bands it prints by key code and, with
+        ``nv_digits``, the numbers it prints from stored glyphs."""
+        digits = self.options.nv_digits
+        kept = tuple(b for b in blocks if b.shared or (digits and b.glyphs))
+        if self.nv_record is None or not kept:
             return GraphicsPlan(upload=b"", stored=(), pending=())
-        return self.nv_record.plan(image, shared)
+        return self.nv_record.plan(image, kept, glyphs=digits)
 
     def print_image(self, image: Image.Image, *, label: str = "", qr: QrSpot | None = None,
                     blocks: tuple[TicketBlock, ...] = ()) -> int:
@@ -186,7 +189,7 @@ class Printer(ABC):
         ``blocks``: where the ticket's blocks are; with ``nv_graphics`` those every ticket shares
         print from the printer's memory, written first (in the same write) when they changed."""
         plan = self.plan_graphics(image, blocks)
-        job = plan.upload + self.build(image, qr=qr, stored=plan.stored, blocks=blocks)
+        job = plan.upload + self.build(image, qr=qr, stored=plan.stored, blocks=blocks, pages=plan.pages)
         try:
             self.send(job, label=label)
         except PrinterError as exc:

@@ -25,7 +25,7 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ticketd.config import TicketLayout, TicketTexts
-from ticketd.escpos_job import QrSpot, TicketBlock
+from ticketd.escpos_job import GlyphSpot, QrSpot, TicketBlock
 from ticketd.glyphs import missing_glyphs
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path, wrap_text
@@ -46,6 +46,9 @@ FEED_CHECK = {"vi": "Khoảng trắng giữa hai vạch cao bằng ô đen (8 mm
               "en": "The gap between the two lines is as tall as the black box (8 mm)"}
 CENTRE_CHECK = {"vi": "Dấu nhỏ nằm ngay trên vạch dài giữa thước",
                 "en": "The small mark sits right above the long middle tick"}
+NV_DIGITS_CHECK = {"vi": "Hai số dưới đây giống hệt nhau, khoảng trắng dưới mỗi số bằng nhau",
+                   "en": "The two numbers below are the same, with the same gap under each"}
+NV_DIGITS_SAMPLE = 1001  # the test print's number, once as raster and once from stored glyphs (page mode)
 HALF_RES_CHECK = {"vi": "Hai ô đen bằng nhau, ô dưới ngay dưới ô trên",
                   "en": "The two black boxes are the same size, one right under the other"}
 CHECK_DOTS = 64  # 8 mm at 203 dpi
@@ -83,12 +86,16 @@ class TicketRenderer:
     :param layout: width, language, texts, QR template.
     :param half_res_number: draw the big number in 2 x 2-dot cells (the printer's ``half_res_number``:
         it then goes as a quadruple raster, a quarter of the bytes); same size and place, coarser edges.
+    :param nv_digits: say where the big number's glyphs are (the printer's ``nv_digits``: it then
+        prints them from stored glyph graphics), when the number is exactly those glyphs side by side;
+        the number is drawn as always.
     """
 
     def __init__(self, site: Site, layout: TicketLayout = TicketLayout(), *, link_secret: bytes | None = None,
-                 half_res_number: bool = False) -> None:
+                 half_res_number: bool = False, nv_digits: bool = False) -> None:
         self.site = site
         self.half_res_number = half_res_number
+        self.nv_digits = nv_digits and not half_res_number  # a number in cells is not the glyphs
         self.link_secret = link_secret  # signs the {token} of the live page's link
         self.layout = layout
         self.texts: TicketTexts = layout.resolved_texts()
@@ -100,6 +107,7 @@ class TicketRenderer:
         self._footer = self._build_footer()
         self._blocks: dict[tuple[str, ...], Image.Image] = {}
         self._qr_cache: OrderedDict[str, tuple[Image.Image, int]] = OrderedDict()
+        self._glyph_sets: dict[int, dict[str, tuple[Image.Image, int, int]]] = {}
 
     # --- public ---
 
@@ -117,18 +125,22 @@ class TicketRenderer:
         ticket of this layout shares are marked: a printer may keep them in its own memory)."""
         service = self.site.service(view.service_id)
         parts: list[Image.Image | int] = []
-        keys: dict[int, tuple[str, bool, bool]] = {}  # index in parts → (block key, shared, half_res)
+        # index in parts → (block key, shared, half_res, glyphs at dots from the block's top)
+        keys: dict[int, tuple[str, bool, bool, tuple[GlyphSpot, ...]]] = {}
 
-        def add(key: str, block: Image.Image, *, shared: bool, half_res: bool = False) -> None:
-            keys[len(parts)] = (key, shared, half_res)
+        def add(key: str, block: Image.Image, *, shared: bool, half_res: bool = False,
+                glyphs: tuple[GlyphSpot, ...] = ()) -> None:
+            keys[len(parts)] = (key, shared, half_res, glyphs)
             parts.append(block)
 
         add("header", self._header, shared=True)
         if view.reprint:
             add("reprint", self._cached(("reprint",), lambda: self._text(self.texts.reprint, "semibold", 22)),
                 shared=False)  # rare: not worth a write of the printer's memory
-        add("number", self._number_block(format_number(view.number, service.prefix)), shared=False,
-            half_res=self.half_res_number)
+        number = format_number(view.number, service.prefix)
+        number_block = self._number_block(number)
+        add("number", number_block, shared=False, half_res=self.half_res_number,
+            glyphs=self._number_glyphs(number, number_block) if self.nv_digits else ())
         if view.priority:
             parts.append(self._s(6))
             add(f"priority:{view.priority_group or ''}", self._cached(
@@ -166,7 +178,9 @@ class TicketRenderer:
         for i, p in enumerate(parts):
             h = p if isinstance(p, int) else p.height
             if i in keys:
-                blocks.append(TicketBlock(key=keys[i][0], top=y, height=h, shared=keys[i][1], half_res=keys[i][2]))
+                key, shared, half_res, glyphs = keys[i]
+                blocks.append(TicketBlock(key=key, top=y, height=h, shared=shared, half_res=half_res,
+                                          glyphs=_moved(glyphs, y)))
             y += h
         return self._stack(parts), spot, tuple(blocks)
 
@@ -177,7 +191,9 @@ class TicketRenderer:
     def render_test_for_print(self, now: datetime) -> tuple[Image.Image, tuple[TicketBlock, ...]]:
         """The test print and its blocks: with ``half_res_number`` it also checks that the printer
         enlarges a quadruple raster (an 8 mm box drawn in 2 x 2-dot cells, sent at a quarter of its
-        dots, must come out as large as the full-resolution box above it)."""
+        dots, must come out as large as the full-resolution box above it); with ``nv_digits`` that it
+        places stored glyphs in page mode (a big number as raster, then the same number from its
+        glyphs, must look the same, with the same gap under each)."""
         ruler = Image.new("1", (self.width, 16), 255)
         d = ImageDraw.Draw(ruler)
         for x in range(0, self.width, 8):
@@ -207,9 +223,19 @@ class TicketRenderer:
             half_box = square.copy()
             half_res_check = [self._text(HALF_RES_CHECK[lang], "regular", 18), self._s(6), square, self._s(6),
                               half_box, self._s(8)]
+        glyph_box: Image.Image | None = None
+        glyph_spots: tuple[GlyphSpot, ...] = ()
+        nv_digits_check: list[Image.Image | int] = []
+        if self.nv_digits:  # the same number twice: as raster, then from stored glyphs in page mode
+            sample = format_number(NV_DIGITS_SAMPLE)
+            raster_copy = self._number_block(sample)
+            glyph_box = raster_copy.copy()
+            glyph_spots = self._number_glyphs(sample, glyph_box)
+            nv_digits_check = [self._text(NV_DIGITS_CHECK[lang], "regular", 18), self._s(6), raster_copy, self._s(6),
+                               glyph_box, self._s(8)]
         # last, right above the ruler: the mark must sit on its long middle tick
         centre_check: list[Image.Image | int] = [self._text(CENTRE_CHECK[lang], "regular", 18), self._s(6), mark, 4]
-        checks = [*feed_check, *half_res_check, *centre_check]
+        checks = [*feed_check, *half_res_check, *nv_digits_check, *centre_check]
         parts: list[Image.Image | int] = [
             self._header,
             self._text(self.texts.test_title, "bold", 30),
@@ -225,12 +251,12 @@ class TicketRenderer:
         ]
         blocks: tuple[TicketBlock, ...] = ()
         if half_box is not None:
-            top = 0
-            for p in parts:
-                if p is half_box:
-                    break
-                top += p if isinstance(p, int) else p.height
+            top = _top_of(parts, half_box)
             blocks = (TicketBlock(key="half-res-check", top=top, height=CHECK_DOTS, shared=False, half_res=True),)
+        if glyph_box is not None and glyph_spots:
+            top = _top_of(parts, glyph_box)
+            blocks += (TicketBlock(key="nv-digits-check", top=top, height=glyph_box.height, shared=False,
+                                   glyphs=_moved(glyph_spots, top)),)
         return self._stack(parts), blocks
 
     def issued_line(self, view: TicketView) -> str:
@@ -287,7 +313,7 @@ class TicketRenderer:
         """
         out = [self.site.site.name_vi if self.layout.lang == "vi" else (self.site.site.name_en or self.site.site.name_vi),
                self.site.site.address, VIETNAMESE_SAMPLE, FEED_CHECK[self.layout.lang],
-               CENTRE_CHECK[self.layout.lang], *self.texts.all_strings()]
+               CENTRE_CHECK[self.layout.lang], NV_DIGITS_CHECK[self.layout.lang], *self.texts.all_strings()]
         out += [s.label(self.layout.lang) for s in self.site.services]
         out += [self._group_name(g.id) for g in self.site.priority.groups]
         if view is not None:
@@ -358,18 +384,73 @@ class TicketRenderer:
     def _build_footer(self) -> Image.Image:
         return self._stack([self._text(self.texts.footer, "regular", READ_PX, readable=True), self._s(6)])
 
-    def _number_block(self, number: str) -> Image.Image:
+    def _number_font(self, number: str) -> ImageFont.FreeTypeFont:
+        """The largest size (from 200 px at 576, in steps of 8 %) at which ``number`` fits the width."""
         size = self._size(200)
         font = _font("black", size)
         while size > 20 and font.getlength(number) > self.inner:
             size = int(size * 0.92)
             font = _font("black", size)
+        return font
+
+    def _number_origin(self, number: str, font: ImageFont.FreeTypeFont) -> tuple[int, int, int]:
+        """Where ``number`` is drawn in its block (x, y of its text origin) and the block's height."""
         x0, y0, x1, y1 = font.getbbox(number)
         pad = self._s(14)
-        img = Image.new("L", (self.width, (y1 - y0) + 2 * pad), WHITE)
-        ImageDraw.Draw(img).text(((self.width - (x1 - x0)) // 2 - x0, pad - y0), number, font=font, fill=BLACK)
+        return (self.width - (x1 - x0)) // 2 - x0, pad - y0, (y1 - y0) + 2 * pad
+
+    def _number_block(self, number: str) -> Image.Image:
+        font = self._number_font(number)
+        x, y, height = self._number_origin(number, font)
+        img = Image.new("L", (self.width, height), WHITE)
+        ImageDraw.Draw(img).text((x, y), number, font=font, fill=BLACK)
         block = self._threshold(img)
         return _in_cells(block) if self.half_res_number else block
+
+    def _glyph_set(self, font: ImageFont.FreeTypeFont) -> dict[str, tuple[Image.Image, int, int]]:
+        """Each character a number can hold (digits, the services' prefixes) drawn alone at ``font``'s
+        size, thresholded as the number is: character → (its picture, cut to its ink, and the left
+        edge and top of that ink from the text origin)."""
+        size = int(font.size)
+        hit = self._glyph_sets.get(size)
+        if hit is not None:
+            return hit
+        out: dict[str, tuple[Image.Image, int, int]] = {}
+        margin = size
+        for ch in sorted(set("0123456789" + "".join(s.prefix for s in self.site.services)) - {" "}):
+            img = Image.new("L", (int(font.getlength(ch)) + 2 * margin, 3 * size), WHITE)
+            ImageDraw.Draw(img).text((margin, margin), ch, font=font, fill=BLACK)
+            glyph = self._threshold(img)
+            box = ImageOps.invert(glyph.convert("L")).getbbox()
+            if box is not None:
+                out[ch] = (glyph.crop(box), box[0] - margin, box[1] - margin)
+        self._glyph_sets[size] = out
+        return out
+
+    def _number_glyphs(self, number: str, block: Image.Image) -> tuple[GlyphSpot, ...]:
+        """The number's glyphs where they lie in ``block``, if ``block`` is exactly those glyphs side by
+        side (checked dot for dot, so a printer that places them prints the rendered number); else ()."""
+        font = self._number_font(number)
+        x, y, _ = self._number_origin(number, font)
+        glyphs = self._glyph_set(font)
+        spots: list[GlyphSpot] = []
+        composed = Image.new("1", block.size, 255)
+        pen = x
+        for ch in number:
+            if ch in glyphs:
+                img, dx, dy = glyphs[ch]
+                spot = GlyphSpot(key=f"glyph:{font.size}:{ch}", image=img, left=pen + dx, top=y + dy)
+                if spot.left < 0 or spot.top < 0 or spot.left + img.width > block.width or spot.top + img.height > block.height:
+                    return ()
+                composed.paste(0, (spot.left, spot.top), ImageOps.invert(img.convert("L")))
+                spots.append(spot)
+            elif not ch.isspace():
+                return ()
+            pen += int(font.getlength(ch))
+        if not spots or composed.tobytes() != block.tobytes():
+            log.debug("number %s is not its glyphs side by side: sent as raster", number)
+            return ()
+        return tuple(spots)
 
     def _service_block(self, name: str) -> Image.Image:
         # the largest size at which the name fits in three lines (always fits: wrap never overflows)
@@ -434,6 +515,21 @@ class TicketRenderer:
                 out.paste(p, (0, y))
                 y += p.height
         return out
+
+
+def _top_of(parts: list[Image.Image | int], block: Image.Image) -> int:
+    """The dot line where ``block`` (one of ``parts``, by identity) begins in the stacked image."""
+    top = 0
+    for p in parts:
+        if p is block:
+            break
+        top += p if isinstance(p, int) else p.height
+    return top
+
+
+def _moved(glyphs: tuple[GlyphSpot, ...], dy: int) -> tuple[GlyphSpot, ...]:
+    """``glyphs`` moved ``dy`` dots down (from a block's top to the ticket's)."""
+    return tuple(GlyphSpot(key=g.key, image=g.image, left=g.left, top=g.top + dy) for g in glyphs)
 
 
 def _in_cells(block: Image.Image) -> Image.Image:

@@ -466,3 +466,22 @@ def test_a_printer_that_takes_quadruple_rasters_gets_the_number_at_half_resoluti
         assert any(c[:4] == b"\x1dv0\x03" for c in split_commands(printer.jobs[0])[0])
     finally:
         hall.close()
+
+
+def test_a_printer_that_places_stored_glyphs_prints_the_number_from_them_and_the_rendered_ticket(
+        tmp_path, fake_broker, site_file):
+    from ticketd.config import PrinterConfig
+
+    hall = Hall(tmp_path, fake_broker, site_file, None,
+                printer_config=PrinterConfig(backend="fake", nv_graphics=True, nv_digits=True))
+    try:
+        printer = hall.printer
+        hall.press("ho-tich")
+        hall.press("ho-tich")
+        hall.pump_until(lambda: len(printer.jobs) == 2)
+        assert hall.tk.renderer.nv_digits  # the renderer says where the glyphs are, for the printer that takes them
+        assert all(b"\x1bL" in job for job in printer.jobs)  # the number in page mode, from its glyphs
+        for job_view, image in zip(hall.tk.printed_tickets, printer.images(), strict=True):
+            assert ImageChops.difference(image.convert("L"), hall.tk.renderer.render(job_view).convert("L")).getbbox() is None
+    finally:
+        hall.close()
