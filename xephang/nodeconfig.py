@@ -276,7 +276,8 @@ class NodeConfigManager(Generic[C]):
         """Stop the yielding push being prepared and refuse it, without waiting (the loop never blocks):
         a job prepared next waits on its own worker for this one to end."""
         prep, self.preparing = self.preparing, None
-        assert prep is not None
+        if prep is None:
+            return
         prep.stop.set()
         if prep.timer is not None:
             prep.timer.cancel()
