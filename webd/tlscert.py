@@ -66,7 +66,7 @@ def make_certificates(out: Path, names: Sequence[str], *, site: str = "xephang",
 # ---- at install: the hub's own names and addresses, a certificate only when needed, webd.toml
 
 def host_names() -> list[str]:
-    """This machine's host name and its mDNS name (``xephang-hub``, ``xephang-hub.local``)."""
+    """This machine's host name and its mDNS name (``xephang``, ``xephang.local``)."""
     import socket
 
     short = socket.gethostname().split(".")[0].lower()
