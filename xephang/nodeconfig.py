@@ -278,13 +278,18 @@ class NodeConfigManager(Generic[C]):
         prep, self.preparing = self.preparing, None
         if prep is None:
             return
-        prep.stop.set()
-        if prep.timer is not None:
-            prep.timer.cancel()
+        self._halt(prep)
         self._stopped = prep
         who = "a technician" if sender is None else sender
         self._refuse(prep.push, [f"stopped: push {by.request_id} by {by.by or by.source} ({who}) took over "
                                  "while this one was being prepared; nothing of it applied"])
+
+    @staticmethod
+    def _halt(prep: Preparing[C]) -> None:
+        """Tell a preparation's worker to stop and cancel its deadline (it ends on its own)."""
+        prep.stop.set()
+        if prep.timer is not None:
+            prep.timer.cancel()
 
     def _refuse(self, push: ConfigSet, refusals: list[str]) -> ConfigAck:
         ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
@@ -353,9 +358,7 @@ class NodeConfigManager(Generic[C]):
         prep, self.preparing = self.preparing, None
         if prep is None:
             return
-        prep.stop.set()
-        if prep.timer is not None:
-            prep.timer.cancel()
+        self._halt(prep)
         if prep.thread is not None:
             prep.thread.join(timeout)
             if prep.thread.is_alive():

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageChops
 from pydantic import ValidationError
 
+from tests.ticketd.test_nv_graphics import same_pixels
 from ticketd.config import PrinterConfig, TicketLayout
 from ticketd.escpos_decode import decode_job, split_commands
 from ticketd.escpos_job import JobOptions, PageBand, PlacedGlyph, nv_define, page_of_glyphs
@@ -21,10 +22,6 @@ ENCODINGS = {
     "digits-short-rasters": JobOptions(nv_graphics=True, nv_digits=True, raster_max_lines=24, white_bands="raster"),
 }
 PAGE_MODE = b"\x1bL"
-
-
-def same_pixels(a, b) -> bool:
-    return a.size == b.size and ImageChops.difference(a.convert("L"), b.convert("L")).getbbox() is None
 
 
 def views(issued_at) -> list[TicketView]:
