@@ -91,7 +91,9 @@ def score(rows: list[tuple[float, int, int | None, float, float]]) -> dict[str, 
     inside = sum(1 for w, lo, hi, _, _ in rows if lo <= w and (hi is None or w <= hi)) / n
     late = sum(1 for w, _, hi, _, _ in rows if hi is not None and w > hi + 10) / n
     widths = [hi - lo for _, lo, hi, _, _ in rows if hi is not None]
-    open_share = sum(1 for r in rows if r[2] is None) / n
+    opened = [w >= lo for w, lo, hi, _, _ in rows if hi is None]
+    open_share = len(opened) / n
+    open_wrong = opened.count(False) / (len(opened) or 1)  # 'hơn N phút' and called before N
 
     def near(w: float, e: float) -> bool:
         return abs(w - e) <= max(5.0, 0.3 * e)
@@ -104,7 +106,7 @@ def score(rows: list[tuple[float, int, int | None, float, float]]) -> dict[str, 
     m_near = sum(1 for w, *_, m in rows if near(w, m)) / n
     return {"inside": inside, "late10": late, "width": statistics.median(widths) if widths else 0.0,
             "mean_width": statistics.fmean(widths) if widths else 0.0,
-            "open": open_share, "b_near": b_near, "b_late10": b_late, "b_twice": b_twice, "b_p90": b_p90,
+            "open": open_share, "open_wrong": open_wrong, "b_near": b_near, "b_late10": b_late, "b_twice": b_twice, "b_p90": b_p90,
             "m_near": m_near}
 
 
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     names = [d for d in args.days.split(",") if d]
     print(f"wait estimate vs the old single figure — {len(seeds)} seed(s) per scenario ({args.seeds})")
-    head = (f"{'day':<8}{'tickets':>8} │ {'in range':>9}{'>10 late':>9}{'width':>7}{'mean':>7}{'hơn N':>7} │"
+    head = (f"{'day':<8}{'tickets':>8} │ {'in range':>9}{'>10 late':>9}{'width':>7}{'mean':>7}{'hơn N':>7}{'✗':>5} │"
             f" {'±30%':>6}{'>10 late':>9}{'>2×&10':>8}{'p90 err':>8} │ {'ms/tkt':>7}")
     print(head)
     print("─" * len(head))
@@ -139,16 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         every += rows
         s = score(rows)
         print(f"{name:<8}{len(rows):>8} │ {fmt(s['inside']):>9}{fmt(s['late10']):>9}{s['width']:>5.0f} m"
-              f"{s['mean_width']:>5.1f} m{fmt(s['open']):>7} │"
+              f"{s['mean_width']:>5.1f} m{fmt(s['open']):>7}{fmt(s['open_wrong']):>5} │"
               f" {fmt(s['b_near']):>6}{fmt(s['b_late10']):>9}{fmt(s['b_twice']):>8}{s['b_p90']:>6.1f} m │"
               f" {elapsed / max(1, ests) * 1000:>7.1f}")
     s = score(every)
     print("─" * len(head))
     print(f"{'all':<8}{len(every):>8} │ {fmt(s['inside']):>9}{fmt(s['late10']):>9}{s['width']:>5.0f} m"
-          f"{s['mean_width']:>5.1f} m{fmt(s['open']):>7} │"
+          f"{s['mean_width']:>5.1f} m{fmt(s['open']):>7}{fmt(s['open_wrong']):>5} │"
           f" {fmt(s['b_near']):>6}{fmt(s['b_late10']):>9}{fmt(s['b_twice']):>8}{s['b_p90']:>6.1f} m │")
     print("range: printed range (share called inside, share > 10 min after its upper end, median and mean width"
-          " of the closed ranges (the median moves in 5-minute steps), share printed as 'hơn N phút'); baseline: the old single figure on the same state"
+          " of the closed ranges (the median moves in 5-minute steps), share printed as 'hơn N phút' and ✗ the share of those called before N); baseline: the old single figure on the same state"
           " (share within ±max(5 min, 30 %), > 10 min late, > 10 min late and > twice it, p90 |error|);"
           " ms/tkt: CPU time of the whole simulated day (engine, estimates, simulation) per ticket issued")
     for name in names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
 import pytest
@@ -15,6 +16,7 @@ from hubd.wait_estimate import (
     WaitHistory,
     WaitingTicket,
     WaitRange,
+    _summarise,
     estimate_wait,
 )
 from xephang.clock import VN_TZ
@@ -96,6 +98,18 @@ def test_beyond_closing_time_it_says_more_than_n_minutes():
     r = estimate_wait(hall(queue(8), [busy(1)], close_in_h=0.75), WaitHistory(), me(), runs=100)
     assert r.open_ended and r.high_min is None
     assert r.text() == f"hơn {r.low_min} phút" and r.text("en") == f"more than {r.low_min} min"
+
+
+def test_more_than_n_minutes_is_a_promise_n_is_the_quickest_run():
+    """'hơn N phút' must come true: N from the quickest of the runs, not the 5th percentile."""
+    view = hall(queue(1), [busy(1)])
+    wide = [m * MIN for m in (12, 31, 33, 36, 40, 45, 50, 55, 60, 70, 80, 90, 100, 110, 120, 130)] + [math.inf] * 4
+    r = _summarise(sorted(wide), view, math.inf)
+    assert r.high_min is None and r.low_min == 10  # the 5th percentile (~31) would have promised "hơn 30"
+    quick = [2 * MIN] + wide[1:]  # one run calls at once: still "hơn 5", never "hơn 0" ("chưa ước tính được")
+    assert _summarise(sorted(quick), view, math.inf).low_min == 5
+    always_soon = [m * MIN for m in (1, 2, 2, 3, 3, 4)] + [math.inf] * 14  # the 5th percentile under 5
+    assert _summarise(always_soon, view, math.inf).low_min == 0
 
 
 def test_a_slow_officer_is_learned_from_todays_calls():
