@@ -17,6 +17,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -31,6 +32,7 @@ from webd import console, pages, roster, voice
 from webd.auth import Accounts, Session, Sessions, Throttle, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
+from xephang.clock import VN_TZ
 from xephang.contract import CONSOLE_ACTIONS, REQUEST_MODELS, Reply, ReportRequest, new_request_id
 from xephang.site import Site
 from xephang.ticketlink import LinkSecretError, check_token, load_secret
@@ -499,12 +501,16 @@ class WebApp:
         s, lang = view
         params = self._report_params(request, lang)
         title = pages.t("reports", lang)
-        if params is None:
-            body = pages.report_form(lang, "today", "service") + \
-                f'<div class="banner warn">{pages.e(pages.t("report_error", lang, e="period/group_by"))}</div>'
+        period = request.query_params.get("period", "today") or "today"
+        today = datetime.fromtimestamp(self.now(), VN_TZ).date()
+        problem = pages.period_problem(period, today, lang)  # in the head's language, not the hub's English
+        if params is None or problem is not None:
+            problem = problem or pages.t("report_error", lang, e="group_by")
+            body = pages.report_form(lang, period[:40], request.query_params.get("group_by", "service")) + \
+                f'<div class="banner warn" id="report-error">{pages.e(problem)}</div>'
             return self._head_page(request, s, lang, title, body, "/head/reports", status=400)
-        rep, err = await self.report(params["period"], params["group_by"], lang)
         body = pages.report_form(lang, params["period"], params["group_by"])
+        rep, err = await self.report(params["period"], params["group_by"], lang)
         if rep is None:
             body += f'<div class="banner warn" id="report-error">{pages.e(pages.t("report_error", lang, e=err))}</div>'
         else:

@@ -80,6 +80,12 @@ T: dict[str, tuple[str, str]] = {
     "show": ("Xem", "Show"),
     "download": ("Tải về", "Download"),
     "report_error": ("Không lấy được báo cáo: {e}", "Could not get the report: {e}"),
+    "bad_period": ("Không đọc được kỳ báo cáo “{p}”. Hãy ghi: today (hôm nay), yesterday (hôm qua), một ngày "
+                   "2026-12-05, một tháng 2026-12, một quý 2026-Q4, một năm 2026, this-month, last-month, "
+                   "this-quarter, last-quarter, hoặc từ ngày đến ngày 2026-11-01..2026-11-30.",
+                   "The period “{p}” cannot be read. Write: today, yesterday, a day 2026-12-05, a month 2026-12, "
+                   "a quarter 2026-Q4, a year 2026, this-month, last-month, this-quarter, last-quarter, or from a "
+                   "day to a day 2026-11-01..2026-11-30."),
     "min": ("phút", "min"),
     "over_target": ("vượt mục tiêu", "over target"),
     "lang_other": ("English", "Tiếng Việt"),
@@ -282,6 +288,18 @@ def report_form(lang: str, period: str, group_by: str, *, action: str = "/head/r
             f'<input name="period" value="{e(period)}" placeholder="{e(placeholder)}"></label>'
             f'<label>{e(label("group_by", lang))}<select name="group_by">{opts}</select></label>'
             f'<button type="submit">{e(label("show", lang))}</button></form>')
+
+
+def period_problem(period: str, today: date, lang: str) -> str | None:
+    """The readable message for a report period the report code cannot read, in ``lang`` (the
+    code's own error is English and names its grammar); None when it reads."""
+    from xephang_reports.build import BadPeriod, parse_period
+
+    try:
+        parse_period(period, today)
+    except BadPeriod:
+        return t("bad_period", lang, p=period[:40])
+    return None
 
 
 def report_body(report: dict[str, Any], charts: dict[str, bytes], query: str, lang: str) -> str:

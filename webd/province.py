@@ -246,8 +246,8 @@ class ProvinceWebApp(WebApp):
             links, devices = await asyncio.to_thread(self._read, read)
             label = f"{_when(start)} – {_when(end)}"
             body, status = devices_body(links, devices, lang, label), 200
-        except BadPeriod as exc:
-            body, status = f'<div class="banner warn">{e(str(exc))}</div>', 400
+        except BadPeriod:
+            body, status = f'<div class="banner warn" id="report-error">{e(pages.t("bad_period", lang, p=period[:40]))}</div>', 400
         except (ProvinceDbError, OSError, _psycopg_error()) as exc:
             log.error("province pages: %s", exc)
             body, status = f'<div class="banner warn" id="db-error">{e(tr("db_error", lang, e=type(exc).__name__))}</div>', 503
@@ -284,7 +284,10 @@ class ProvinceWebApp(WebApp):
             rep, method, took = await asyncio.to_thread(self._read, read)
             body += (f'<p class="muted" id="method" data-method="{method}">'
                      f'{e(tr("method", lang, m=tr(method, lang), s=f"{took:.2f}"))}</p>' + report_tables(rep, lang))
-        except (BadPeriod, ProvinceReportError) as exc:
+        except BadPeriod:
+            body += f'<div class="banner warn" id="report-error">{e(pages.t("bad_period", lang, p=period[:40]))}</div>'
+            status = 400
+        except ProvinceReportError as exc:
             body += f'<div class="banner warn" id="report-error">{e(tr("bad_report", lang, e=str(exc)))}</div>'
             status = 400
         except (ProvinceDbError, OSError, _psycopg_error()) as exc:

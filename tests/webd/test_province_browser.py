@@ -176,7 +176,9 @@ def test_a_lost_database_or_a_bad_period_is_said_not_raised(province_web, tmp_pa
     base, dsn, _ = province_web
     cookie, _ = login(base, TECH, TECH_PW)
     st, body, _ = http_get(base + "/province?period=2026-13", headers={"Cookie": cookie})
-    assert st == 400 and "banner warn" in body.decode()
+    assert st == 400 and "banner warn" in body.decode() and "Không đọc được kỳ báo cáo “2026-13”" in body.decode()
+    st, body, _ = http_get(base + "/province/report?period=Q5", headers={"Cookie": cookie})
+    assert st == 400 and "Không đọc được kỳ báo cáo “Q5”" in body.decode() and "use today" not in body.decode()
     st, body, _ = http_get(base + "/province/report?period=2026-Q4&group_by=month", headers={"Cookie": cookie})
     assert st == 200 and 'data-method="rollups"' in body.decode()
     st, body, _ = http_get(base + "/province/report?period=2026-11-03..2026-11-04", headers={"Cookie": cookie})

@@ -277,3 +277,22 @@ def test_a_webd_started_mid_day_reads_todays_tickets_back(centre):
     finally:
         late.stop_event.set()
         t.join(10)
+
+
+@pytest.mark.broker
+def test_a_period_the_report_cannot_read_is_said_in_the_heads_language(centre):
+    """Not the report code's English grammar: what to write, in Vietnamese (English on request),
+    with the form kept and nothing asked of the hub."""
+    csrf, cookie = _login_form(centre.base)
+    st, _, h = _post(centre.base + "/login", {"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": csrf}, cookie)
+    session = h["set-cookie"].split(";", 1)[0]
+    for bad in ("bad-period", "2026-13", "2026-02-30", "2026-11-30..2026-11-01", "<script>"):
+        st, body, _ = http_get(centre.base + "/head/reports?" + urllib.parse.urlencode({"period": bad}),
+                               headers={"Cookie": session})
+        text = body.decode()
+        assert st == 400 and "Không đọc được kỳ báo cáo" in text and "hôm nay" in text, bad
+        assert "use today" not in text and "<script>" not in text and 'name="period"' in text
+    st, body, _ = http_get(centre.base + "/head/reports?period=bad-period&lang=en", headers={"Cookie": session})
+    assert st == 400 and "The period “bad-period” cannot be read" in body.decode()
+    st, body, _ = http_get(centre.base + "/head/reports?period=2026-11", headers={"Cookie": session})
+    assert st == 200 and "Không đọc được" not in body.decode()
