@@ -58,6 +58,15 @@ setup() {
   install_python
 }
 
+install_recogniser() {
+  # the offline recogniser (viet-asr, in its own venv under ~/.cache/xephang; a dev and CI tool, not on the Pi):
+  # tests/webd/test_voice_hearing.py hears a recorded pack with it. XEPHANG_WITH_ASR=0 skips it (those tests skip).
+  [ "${XEPHANG_WITH_ASR:-1}" = 1 ] || return 0
+  say "the offline recogniser for the voice tests (python -m xephang_voice.hearing install)"
+  .venv/bin/python -m xephang_voice.hearing install ||
+    say "warning: the recogniser could not be installed; the two tests that hear a pack will skip"
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
@@ -67,6 +76,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    install_recogniser
     say "ruff"
     .venv/bin/ruff check .
     say "generated docs up to date"

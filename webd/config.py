@@ -40,8 +40,8 @@ class WebConfig(BaseModel):
                                    "phones' and proxies' connections open")
     announcer: str = Field(default="announcer-hall", pattern=r"^[a-z0-9-]+$", description="the hall speaker the "
                            "head's recorded voice is installed on (/head/voice)")
-    recogniser_python: Path | None = Field(default=None, description="a Python that imports viet-asr (the bench's "
-                                           "ASR venv; a development tool, not shipped): each recorded clip is heard "
+    recogniser_python: Path | None = Field(default=None, description="a Python that imports viet-asr (the ASR "
+                                           "venv: python -m xephang_voice.hearing install; a development tool, not shipped): each recorded clip is heard "
                                            "on the spot (/head/voice); empty = not heard")
     https_port: int | None = Field(default=None, ge=1, le=65535, description="also serve HTTPS on this port "
                                    "(443), beside HTTP on `port`: the head's recording page gets the microphone there, "

@@ -17,8 +17,10 @@ import os
 import random
 import re
 import subprocess
+import sys
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +44,47 @@ WORKER = Path(__file__).with_name("asr_worker.py")  # runs in the ASR venv (it i
 PAD_S = 0.25  # silence each side: a single word recorded right at the edge of a take is often lost
 
 
+ASR_REQUIREMENT = "viet-asr==0.1.0.dev11"  # a pre-release: the only one on PyPI with the model inside
+
+
+def default_venv() -> Path:
+    """The ASR venv: ``$XDG_CACHE_HOME/xephang/asr-venv`` (``~/.cache/xephang/asr-venv``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xephang" / "asr-venv"
+
+
 def default_python() -> Path:
-    """The bench's ASR venv (``bench/voice_intelligibility.py`` creates it)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xephang" / "asr-venv" / "bin" / "python"
+    """The ASR venv's Python (``ensure_venv`` or ``python -m xephang_voice.hearing install`` creates it)."""
+    return default_venv() / "bin" / "python"
+
+
+def ensure_venv(venv: Path | None = None, *, say: Callable[[str], None] = print) -> tuple[Path | None, str]:
+    """Python of a venv holding viet-asr (created on demand), or (None, why not).
+
+    Idempotent: a venv whose Python already imports viet-asr is used as it is.
+    """
+    venv = venv or default_venv()
+    py = venv / "bin" / "python"
+    check = [str(py), "-c", "import vietasr, numpy"]
+
+    def imports() -> bool:
+        return py.exists() and subprocess.run(check, capture_output=True, check=False, timeout=120).returncode == 0
+
+    if imports():
+        return py, ""
+    say(f"installing {ASR_REQUIREMENT} into {venv} (dev and CI only, not on the Pi) …")
+    try:
+        r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        return None, f"cannot create a venv at {venv}: {exc}"
+    if r.returncode != 0:
+        return None, f"cannot create a venv at {venv}: {r.stderr.strip()[-300:]}"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--pre", ASR_REQUIREMENT], capture_output=True,
+                       text=True, check=False)
+    if r.returncode != 0:
+        return None, f"pip install {ASR_REQUIREMENT} failed: {r.stderr.strip()[-400:]}"
+    if not imports():
+        return None, "viet-asr installed but does not import"
+    return py, ""
 
 
 def words(text: str) -> list[str]:
@@ -271,3 +311,29 @@ def score_pack(pack: VoicePack, recogniser: Recogniser, work: Path, *, count: in
             examples.append((" ".join(ref), text))
     wav.unlink(missing_ok=True)
     return PackScore(count, number, counter, both, tuple(examples))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xephang_voice.hearing install [VENV]``: create the ASR venv (dev and CI).
+
+    Exit 0 when the venv's Python imports viet-asr (installed now or already there), 1 with the
+    reason otherwise: the recogniser tests then skip, saying so.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m xephang_voice.hearing",
+                                 description="The offline recogniser's venv (viet-asr; dev and CI, not the Pi).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    inst = sub.add_parser("install", help=f"install {ASR_REQUIREMENT} into its own venv")
+    inst.add_argument("venv", nargs="?", type=Path, default=None, help=f"default: {default_venv()}")
+    args = ap.parse_args(argv)
+    py, why = ensure_venv(args.venv, say=lambda m: print(m, flush=True))
+    if py is None:
+        print(f"the recogniser is not installed: {why}", file=sys.stderr)
+        return 1
+    print(f"the recogniser is ready: {py}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,3 +26,33 @@ def test_a_word_is_understood_when_heard_at_the_end_after_its_context() -> None:
     assert Heard("Mời công dân có số thứ tự", "người mời công dân có số thứ tự à").understood
     lo, hi = wilson(17, 100)
     assert round(lo, 3) == 0.109 and round(hi, 3) == 0.255
+
+
+def test_installing_the_recogniser_where_no_venv_can_be_made_says_why_and_fails(capsys) -> None:
+    from xephang_voice.hearing import main
+
+    assert main(["install", "/proc/xephang-no-venv-here"]) == 1
+    err = capsys.readouterr().err
+    assert "the recogniser is not installed" in err and "/proc/xephang-no-venv-here" in err
+
+
+def test_installing_the_recogniser_keeps_a_venv_that_already_works(tmp_path, monkeypatch) -> None:
+    """A venv whose Python already imports it is used as it is: nothing created, nothing installed."""
+    import subprocess as sp
+
+    from xephang_voice import hearing
+
+    py = tmp_path / "venv" / "bin" / "python"
+    py.parent.mkdir(parents=True)
+    py.write_text("#!/bin/sh\nexit 0\n")  # "imports vietasr and numpy"
+    py.chmod(0o755)
+    ran: list[list[str]] = []
+    real = sp.run
+
+    def run(cmd, *a, **kw):
+        ran.append([str(c) for c in cmd])
+        return real(cmd, *a, **kw)
+
+    monkeypatch.setattr(hearing.subprocess, "run", run)
+    assert hearing.ensure_venv(tmp_path / "venv", say=lambda m: None) == (py, "")
+    assert ran == [[str(py), "-c", "import vietasr, numpy"]]

@@ -1,6 +1,6 @@
 """On the spot, the recogniser says when a recorded word was not heard as the word it should be.
-Needs viet-asr in the bench's ASR venv (``bench/voice_intelligibility.py`` creates it); skipped
-without it (it is a development tool, not shipped)."""
+Needs viet-asr in the ASR venv (``./xephang.sh test`` creates it with ``python -m xephang_voice.hearing
+install``); skipped without it (it is a development tool, not shipped)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 def recogniser():
     rec = Recogniser.available()
     if rec is None:
-        pytest.skip("viet-asr is not installed in the ASR venv (python bench/voice_intelligibility.py makes it)")
+        pytest.skip("viet-asr is not installed in the ASR venv (python -m xephang_voice.hearing install makes it)")
     yield rec
     rec.close()
 
