@@ -1,8 +1,8 @@
 """The head records the centre's voice in real headless Chromium, with a fake microphone fed
 from a WAV made of the generated espeak-ng pack (no audio is committed): a carrier phrase is
 recorded through getUserMedia, a clipped take is refused, the rest come as recorder files
-(decoded by the browser), the pack is installed on the hall's announcer and a call is said with
-the recorded clips."""
+(decoded by the browser), the pack is installed on the hall's announcer, a call is said with the
+recorded clips and the recogniser (viet-asr, when installed) hears its number."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from webharness import HEAD_PASSWORD, HEAD_USER, _chromium, wait_for
 
 from announcerd.pack_fetch import installed_dir
 from xephang_voice import pcm
+from xephang_voice.hearing import Recogniser, align, call_words, normalise_words
 from xephang_voice.voicepack import load_pack
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -141,7 +142,7 @@ def test_the_head_records_with_the_microphone_and_files_installs_and_the_hall_sp
         match = envelope_match(mine, voices.samples(CARRIER), voices.sample_rate)
         assert match > 0.9, match
 
-        centre.issue("ho-tich")
+        number = int(centre.issue("ho-tich")["ticket"]["number"])
         assert centre.call(2).status == "ok"
         wav = wait_for(lambda: speaker.wavs(), 15, "the announcement")[-1]
         said = pcm.to_bytes(pcm.read_wav(wav)[0])
@@ -152,3 +153,23 @@ def test_the_head_records_with_the_microphone_and_files_installs_and_the_hall_sp
     finally:
         drv.quit()
         speaker.stop()
+
+    # … and the recogniser hears the number in what the hall's speaker said with the recorded pack
+    rec = Recogniser.available()
+    if rec is None:
+        pytest.skip("recorded, refused, installed and spoken; not heard: viet-asr is not installed in the ASR venv "
+                    "(python -m xephang_voice.hearing install)")
+    try:
+        heard = rec.hear(tmp_path / "announcement.wav", "").text
+    finally:
+        rec.close()
+    ref, (lo, hi) = call_words(number, 2)
+    said_number = ref[lo:hi]
+    hyp = normalise_words(heard, ref)
+    matched = sum(1 for r, h in align(said_number, hyp)
+                  if r is not None and h is not None and said_number[r] == hyp[h])
+    print(f"heard {heard!r}; the number's words ({' '.join(said_number)}) heard in order: {matched}/{len(said_number)}")
+    # the generated espeak-ng voice the fake microphone speaks is heard poorly (docs/announcer.md: 28.7 % of calls
+    # exactly), so the number's opening words and most of its words, not the whole call
+    assert " ".join(said_number[:2]) in " ".join(hyp), heard
+    assert matched >= len(said_number) // 2 + 1, heard
