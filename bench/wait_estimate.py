@@ -62,6 +62,7 @@ END = DAY + 9.5 * H  # 17:00
 ARRIVALS_UNTIL = END - 15 * 60
 ORACLE_COVER = 0.85
 ORACLE_COVERS = (0.85, 0.80, 0.90)
+WAIT_BANDS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0), (45.0, 60.0), (60.0, 90.0), (90.0, math.inf))
 TARGET_WIDTH_MIN = 20  # issue 19: a median width of 20 minutes at most
 # a rush: most of the day's citizens in the first two hours, a quiet afternoon
 RUSH_PROFILE = ((7.5, 8.0, 30), (8.0, 9.5, 40), (9.5, 10.5, 20), (10.5, 11.5, 8), (11.5, 13.5, 3),
@@ -321,6 +322,15 @@ def main(argv: list[str] | None = None) -> int:
                   f" (unrounded {statistics.median(r for _, r in uncapped):.1f} m), mean {statistics.fmean(closed):.1f} m"
                   f" over {len(closed)} closed of {len(uncapped)}; the estimator, 'hơn N' as widest:"
                   f" median width {statistics.median(every_w):.0f} m")
+            print("  by the copies' median wait:   estimator: inside, width, hơn N │ oracle85: inside, width, hơn N")
+            for lo, hi in WAIT_BANDS:
+                pick = [i for i, o in enumerate(orows[ORACLE_COVER]) if lo <= o[4] < hi]
+                if not pick:
+                    continue
+                e, o = score([sample[i] for i in pick]), score([orows[ORACLE_COVER][i] for i in pick])
+                band = f"{lo:.0f}–{hi:.0f} min" if math.isfinite(hi) else f"{lo:.0f}+ min"
+                print(f"    {band:<11}{len(pick):>5} │ {fmt(e['inside']):>5}{e['width']:>5.0f} m{fmt(e['open']):>6} │"
+                      f" {fmt(o['inside']):>5}{o['width']:>5.0f} m{fmt(o['open']):>6}")
             print(f"  trading between tickets: a {TARGET_WIDTH_MIN}-minute range for the half it suits best, one nobody"
                   f" misses for the rest: {fmt(trading_bound(best_window))} inside at best; the {TARGET_WIDTH_MIN}-minute"
                   f" range holds {fmt(statistics.median(best_window))} of a ticket's copies (median ticket)")
