@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import heapq
+import json
 import math
 import random
 import statistics
@@ -145,7 +146,11 @@ def run(scenario: Scenario, seed: int, *, oracle_k: int = 0, oracle_every: int =
     return {"rows": rows, "issued": len(day.issued), "called": len(rows), "elapsed": elapsed,
             "estimates": len(day.issued), "sample": srows, "oracle": orows, "uncapped": uncapped,
             "best_window": best_window,
-            "forks": len(oracle) * oracle_k, "fork_s": fork_s}
+            "forks": len(oracle) * oracle_k, "fork_s": fork_s,
+            "saved": [{"seed": seed, "ticket": tid, "issued_at": day.issued[tid]["issued_at"],
+                       "wait": (day.first_call[tid] - day.issued[tid]["issued_at"]) / 60 if tid in day.first_call else None,
+                       "low": day.issued[tid]["est_wait_low_min"], "high": day.issued[tid]["est_wait_high_min"],
+                       "copies": [w if math.isfinite(w) else None for w in ws]} for tid, ws in oracle.items()]}
 
 
 # ------------------------------------------------------------------ the oracle
@@ -264,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also the oracle's ranges: K copies of the day per sampled ticket, each with its own future")
     ap.add_argument("--oracle-every", type=int, default=3, metavar="N",
                     help="the oracle samples ticket 1, 1+N, 1+2N, … of each day (default 3)")
+    ap.add_argument("--oracle-save", type=Path, metavar="FILE",
+                    help="write each sampled ticket (its wait, printed range and the copies' waits) as JSON")
     args = ap.parse_args(argv)
     if args.dev:
         args.seeds = DEV_SEEDS
@@ -276,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print("─" * len(head))
     every: list[tuple[float, int, int | None, float, float]] = []
     oracle_rows: list[tuple[str, Any, Any, list[tuple[int, float]], list[float], int, float]] = []
+    saved: list[dict[str, Any]] = []
     fmt: Callable[[float], str] = lambda x: f"{x * 100:.0f} %"  # noqa: E731
     for name in names:
         sc = SCENARIOS[name]
@@ -298,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             uncapped += r["uncapped"]
             best_window += r["best_window"]
             forks += r["forks"]
+            saved += [{"day": name, **x} for x in r["saved"]]
             fork_s += r["fork_s"]
         every += rows
         s = score(rows)
@@ -312,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(sample)} called tickets sampled, {forks} copies run, {fork_s:.0f} s CPU")
         for label, rs in (("sample", sample), *((f"oracle{c * 100:.0f}", orows[c]) for c in ORACLE_COVERS)):
             s = score(rs)
-            print(f"  {label:<8}{len(rs):>6} │ {fmt(s['inside']):>9}{fmt(s['late10']):>9}{s['width']:>5.0f} m"
+            fmt1 = f"{s['inside'] * 100:.1f} %", f"{s['late10'] * 100:.1f} %"  # the target's edges: one decimal
+            print(f"  {label:<8}{len(rs):>6} │ {fmt1[0]:>9}{fmt1[1]:>9}{s['width']:>5.0f} m"
                   f"{s['mean_width']:>5.1f} m{fmt(s['open']):>7}{fmt(s['open_wrong']):>5} │")
         if uncapped:
             # every sampled ticket, the ones printed "hơn N" counted as wider than any
@@ -334,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  trading between tickets: a {TARGET_WIDTH_MIN}-minute range for the half it suits best, one nobody"
                   f" misses for the rest: {fmt(trading_bound(best_window))} inside at best; the {TARGET_WIDTH_MIN}-minute"
                   f" range holds {fmt(statistics.median(best_window))} of a ticket's copies (median ticket)")
+    if args.oracle_save:
+        args.oracle_save.write_text(json.dumps({"k": args.oracle, "every": args.oracle_every, "tickets": saved}))
     s = score(every)
     print("─" * len(head))
     print(f"{'all':<8}{len(every):>8} │ {fmt(s['inside']):>9}{fmt(s['late10']):>9}{s['width']:>5.0f} m"
