@@ -94,7 +94,8 @@ def sim_kwargs(scenario: Scenario) -> dict[str, Any]:
     return {"profile": ARRIVAL_PROFILE, **scenario.kwargs}
 
 
-def run(scenario: Scenario, seed: int, *, oracle_k: int = 0, oracle_every: int = 3) -> dict[str, Any]:
+def run(scenario: Scenario, seed: int, *, oracle_k: int = 0, oracle_every: int = 3,
+        oracle_hall: bool = False) -> dict[str, Any]:
     site = load_site(SITE)
     sim = CentreSim(site, start=DAY, end=END, seed=seed, arrivals_until=ARRIVALS_UNTIL, **sim_kwargs(scenario))
     t0 = time.process_time()  # CPU time: the machine may be shared
@@ -113,7 +114,7 @@ def run(scenario: Scenario, seed: int, *, oracle_k: int = 0, oracle_every: int =
             if live.advance() and fresh:
                 f0 = time.process_time()
                 for tid in fresh:
-                    oracle[tid] = [fork_wait(live, site, scenario, tid, f"{seed}:{tid}:{k}") for k in range(oracle_k)]
+                    oracle[tid] = [fork_wait(live, site, scenario, tid, f"{seed}:{tid}:{k}", hall=oracle_hall) for k in range(oracle_k)]
                 fresh.clear()
                 fork_s += time.process_time() - f0
         day = live.day
@@ -154,10 +155,12 @@ def run(scenario: Scenario, seed: int, *, oracle_k: int = 0, oracle_every: int =
 
 
 # ------------------------------------------------------------------ the oracle
-def fork_wait(live: DayRun, site: Any, scenario: Scenario, tid: int, seed: str | None) -> float:
+def fork_wait(live: DayRun, site: Any, scenario: Scenario, tid: int, seed: str | None, *, hall: bool = False) -> float:
     """Minutes from ``tid``'s issue until it is first called in one copy of ``live`` whose future is
     drawn afresh from ``seed`` (``inf``: not called by the end of the day). ``seed=None`` keeps the
-    copy's dice and planned arrivals: it then plays the day exactly as ``live`` will."""
+    copy's dice and planned arrivals: it then plays the day exactly as ``live`` will. ``hall``: the
+    copy also redraws when the citizens at the counters will be done (given how long they have been
+    there), which the simulation drew when they were called and no hall can know."""
     keep: dict[int, Any] = {id(site): site, id(live.engine.tz): live.engine.tz}
     keep.update({id(x): x for x in (*site.services, *site.counters)})  # frozen: shared, not copied
     f = copy.deepcopy(live, keep)
@@ -166,6 +169,8 @@ def fork_wait(live: DayRun, site: Any, scenario: Scenario, tid: int, seed: str |
     if seed is not None:
         f.sim.rng = random.Random(seed)
         redraw_arrivals(f, site, scenario)
+        if hall:
+            redraw_service_ends(f)
     issued_at = f.day.issued[tid]["issued_at"]
     while tid not in f.day.first_call and not f.over:
         f.advance()
@@ -189,6 +194,30 @@ def redraw_arrivals(f: DayRun, site: Any, scenario: Scenario) -> None:
         queue.append(Press(a.at + 0.001, sim.dispenser, a.service))
     heapq.heapify(queue)
     sim._queue = queue
+
+
+def redraw_service_ends(f: DayRun) -> None:
+    """Each citizen being served gets a fresh service time from the simulation's model, drawn
+    until it is longer than what they have had so far."""
+    sim = f.sim
+    for o in sim.officers.values():
+        ends = [i for i, (_, b, _) in enumerate(o.steps) if b in ("finish", "transfer")]
+        rt = f.engine.counters.get(o.counter)
+        visit = f.engine.visits.get(rt.visit_id) if rt is not None and rt.visit_id is not None else None
+        if o.state != "serving" or not ends or o.ticket is None or visit is None:
+            continue
+        slow = visit.recalls > 0 or any(b == "recall" for _, b, _ in o.steps)
+        arrive = visit.called_at + (75.0 if slow else 30.0)  # as CentreSim._on_called
+        for _ in range(1000):
+            end = arrive + sim._service_s(o.ticket.get("service", ""), o.counter)
+            if end > f.now:
+                break
+        else:
+            end = f.now + 60.0
+        i = ends[0]
+        o.steps[i] = (end, *o.steps[i][1:])
+        if o.steps[i][1] == "transfer" and i + 1 < len(o.steps):
+            o.steps[i + 1] = (end + 0.001, *o.steps[i + 1][1:])
 
 
 def narrowest(waits: list[float], cover: float) -> tuple[float, float]:
@@ -269,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also the oracle's ranges: K copies of the day per sampled ticket, each with its own future")
     ap.add_argument("--oracle-every", type=int, default=3, metavar="N",
                     help="the oracle samples ticket 1, 1+N, 1+2N, … of each day (default 3)")
+    ap.add_argument("--oracle-hall", action="store_true",
+                    help="the copies also redraw when the citizens at the counters will be done: the oracle knows"
+                         " the hall and the model, not the service times already drawn")
     ap.add_argument("--oracle-save", type=Path, metavar="FILE",
                     help="write each sampled ticket (its wait, printed range and the copies' waits) as JSON")
     args = ap.parse_args(argv)
@@ -296,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         best_window: list[float] = []
         forks, fork_s = 0, 0.0
         for seed in seeds:
-            r = run(sc, seed, oracle_k=args.oracle, oracle_every=args.oracle_every)
+            r = run(sc, seed, oracle_k=args.oracle, oracle_every=args.oracle_every, oracle_hall=args.oracle_hall)
             rows += r["rows"]
             elapsed += r["elapsed"]
             ests += r["estimates"]
@@ -317,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.oracle:
             oracle_rows.append((name, sample, orows, uncapped, best_window, forks, fork_s))
     for name, sample, orows, uncapped, best_window, forks, fork_s in oracle_rows:
-        print(f"{name} oracle: K={args.oracle} copies of the day for every {args.oracle_every}. ticket, "
+        print(f"{name} oracle{' (hall: service ends redrawn)' if args.oracle_hall else ''}: K={args.oracle} copies of the day for every {args.oracle_every}. ticket, "
               f"{len(sample)} called tickets sampled, {forks} copies run, {fork_s:.0f} s CPU")
         for label, rs in (("sample", sample), *((f"oracle{c * 100:.0f}", orows[c]) for c in ORACLE_COVERS)):
             s = score(rs)
