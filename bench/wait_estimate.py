@@ -63,6 +63,7 @@ END = DAY + 9.5 * H  # 17:00
 ARRIVALS_UNTIL = END - 15 * 60
 ORACLE_COVER = 0.85
 ORACLE_COVERS = (0.85, 0.80, 0.90)
+ORACLE_SWEEP = (0.70, 0.75, 0.78, 0.80, 0.82, 0.85, 0.90)  # the one-line sweep under the rows
 WAIT_BANDS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0), (45.0, 60.0), (60.0, 90.0), (90.0, math.inf))
 TARGET_WIDTH_MIN = 20  # issue 19: a median width of 20 minutes at most
 # a rush: most of the day's citizens in the first two hours, a quiet afternoon
@@ -122,7 +123,7 @@ def run(scenario: Scenario, seed: int, *, oracle_k: int = 0, oracle_every: int =
         day = run_day(site, sim, start=DAY, end=END, on_issue=baseline)
     elapsed = time.process_time() - t0 - fork_s
     rows = []
-    orows: dict[float, list[tuple[float, int, int | None, float, float]]] = {c: [] for c in ORACLE_COVERS}
+    orows: dict[float, list[tuple[float, int, int | None, float, float]]] = {c: [] for c in ORACLE_SWEEP}
     srows = []
     uncapped: list[tuple[int, float]] = []  # (rounded, raw) width of the oracle's 85 % interval
     best_window: list[float] = []  # per sampled ticket: the largest share of its copies one printed 20-minute range holds
@@ -134,7 +135,7 @@ def run(scenario: Scenario, seed: int, *, oracle_k: int = 0, oracle_every: int =
         rows.append(row)
         if tid in oracle:
             srows.append(row)
-            for c in ORACLE_COVERS:
+            for c in ORACLE_SWEEP:
                 o = oracle_range(oracle[tid], c)
                 orows[c].append((wait, o.low_min, o.high_min, rec["point"], o.point_min))
             best_window.append(window_share(oracle[tid], TARGET_WIDTH_MIN))
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = 0.0
         ests = 0
         sample: list[tuple[float, int, int | None, float, float]] = []
-        orows: dict[float, list[tuple[float, int, int | None, float, float]]] = {c: [] for c in ORACLE_COVERS}
+        orows: dict[float, list[tuple[float, int, int | None, float, float]]] = {c: [] for c in ORACLE_SWEEP}
         uncapped: list[tuple[int, float]] = []
         best_window: list[float] = []
         forks, fork_s = 0, 0.0
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             elapsed += r["elapsed"]
             ests += r["estimates"]
             sample += r["sample"]
-            for c in ORACLE_COVERS:
+            for c in ORACLE_SWEEP:
                 orows[c] += r["oracle"][c]
             uncapped += r["uncapped"]
             best_window += r["best_window"]
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
             fmt1 = f"{s['inside'] * 100:.1f} %", f"{s['late10'] * 100:.1f} %"  # the target's edges: one decimal
             print(f"  {label:<8}{len(rs):>6} │ {fmt1[0]:>9}{fmt1[1]:>9}{s['width']:>5.0f} m"
                   f"{s['mean_width']:>5.1f} m{fmt(s['open']):>7}{fmt(s['open_wrong']):>5} │")
+        sweep = [(c, score(orows[c])) for c in ORACLE_SWEEP]
+        print("  oracle at " + ", ".join(f"{c * 100:.0f} %: {s['inside'] * 100:.1f}/{s['late10'] * 100:.1f}/{s['width']:.0f}"
+                                         for c, s in sweep) + " (inside/late/median width)")
         if uncapped:
             # every sampled ticket, the ones printed "hơn N" counted as wider than any
             every_w = [hi - lo if hi is not None else math.inf for _, lo, hi, _, _ in sample]
