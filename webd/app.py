@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from webd import console, pages, roster, voice
-from webd.auth import Accounts, Session, Sessions, Throttle, sign, unsign
+from webd.auth import Accounts, Session, Sessions, Throttle, same_token, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
 from xephang.clock import VN_TZ
@@ -356,7 +356,7 @@ class WebApp:
         lang = self.lang(request)
         form = await self._form(request)
         want = unsign(self.form_secret, request.cookies.get(LOGIN_COOKIE))
-        if not want or not secrets.compare_digest(want, form.get("csrf", "")):
+        if not want or not same_token(want, form.get("csrf", "")):
             return await self.login_form(request, error=pages.t("bad_form", lang), status=403)
         user = form.get("username", "").strip().lower()[:40]
         keys = (f"ip:{self._client(request)}", f"user:{user}")
@@ -384,7 +384,7 @@ class WebApp:
     async def logout(self, request: Request) -> Response:
         s = self.session(request)
         form = await self._form(request)
-        if s is None or not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+        if s is None or not same_token(s.csrf, form.get("csrf", "")):
             return Response("forbidden", status_code=403)
         self.sessions.end(s.id)
         resp = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
@@ -551,7 +551,7 @@ class WebApp:
             return view
         s, lang = view
         form = await self._form(request, max_fields=max_fields)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+        if not same_token(s.csrf, form.get("csrf", "")):
             return await page(request, errors=[pages.t("bad_form", lang)], status=403)
         return s, lang, form
 
@@ -696,7 +696,7 @@ class WebApp:
             return await self.voice_page(request, errors=[f"«{said}»: {text}" if said else text], status=status)
 
         texts: dict[str, str] = {}
-        if not secrets.compare_digest(s.csrf, csrf):
+        if not same_token(s.csrf, csrf):
             return await answer(False, pages.t("bad_form", lang), 403)
         texts = dict(self._voice_plan()[0])
         if clip not in texts:
@@ -881,7 +881,7 @@ class WebApp:
             return self._act_answer(n, console.ActResult(False, "forbidden", console.tr("not_yours", lang)),
                                     wants_json, status=403) if self.session(request) else s
         form = await self._form(request)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+        if not same_token(s.csrf, form.get("csrf", "")):
             return self._act_answer(n, console.ActResult(False, "bad-form", pages.t("bad_form", lang)), wants_json,
                                     status=403)
         action = form.get("action", "")

@@ -137,21 +137,25 @@ def decode_wav(data: bytes) -> tuple[array, int]:
 
 def multipart_file(body: bytes, content_type: str, field: str) -> tuple[dict[str, str], bytes | None]:
     """The text fields and one file of a ``multipart/form-data`` body (stdlib parser; bounded by the caller)."""
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + body)
     fields: dict[str, str] = {}
     data: bytes | None = None
-    if not msg.is_multipart():
-        return fields, None
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
-        payload = part.get_payload(decode=True) or b""
-        if name == field and part.get_filename() is not None:
-            data = payload
-        elif len(fields) < 10:
-            fields[name] = payload.decode("utf-8", "replace")[:200]
+    try:  # the parser recurses into nested parts: a body nested thousands deep must not be a server error
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + body)
+        if not msg.is_multipart():
+            return fields, None
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str):
+                continue
+            payload = part.get_payload(decode=True) or b""
+            if name == field and part.get_filename() is not None:
+                data = payload
+            elif len(fields) < 10:
+                fields[name] = payload.decode("utf-8", "replace")[:200]
+    except (RecursionError, ValueError, LookupError, TypeError) as exc:
+        log.warning("an upload's multipart body could not be read (%s): refused", type(exc).__name__)
+        return {}, None
     return fields, data
 
 
