@@ -208,3 +208,52 @@ def test_uploads_built_to_hurt_are_refused_and_webd_keeps_serving(centre):
     assert raw(base, "POST", "/logout", b"csrf=" + b"a" * (2 * 1024 * 1024), headers={"Cookie": head})[0] == 403
     assert http_get(base + "/healthz")[0] == 200
     assert http_get(base + "/head", headers={"Cookie": head})[0] == 200  # still logged in: the session was not ended
+
+
+def test_a_boards_password_cannot_speak_for_the_hub_or_flood_the_dashboard(centre, site):
+    """counter-1's broker account may write its own status and alert topics (the ACL below).
+    What it says there of another node is not believed: a retained "hub offline" on its own status
+    topic would grey every phone's page; an alert named for the hub would show under the hub's name;
+    a thousand retained alert ids would swamp the dashboard. Each is dropped, logged and counted."""
+    from xephang.bus import Bus
+    from xephang.contract import Alert, NodeStatus
+    from xephang.settings import BrokerSettings
+    from xephang_ops.brokerconf import acl_text, site_accounts
+
+    acl = acl_text(site.site.slug, site_accounts(site))
+    assert "pattern readwrite xephang/v1/" in acl and "/node/%u/status" in acl and "/node/%u/alert/+" in acl
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    stats = centre.web.bus.stats
+    board = Bus(site=site.site.slug, node="counter-1", role="counter",
+                broker=BrokerSettings(port=centre.mosquitto.port))
+    board.start()
+    try:
+        assert board.wait_connected(10)
+        t = board.topics
+        board.publish(t.status("counter-1"), NodeStatus(node="hub", online=False, session=10**12), retain=True)
+        board.publish(t.alert("counter-1", "paper-out"), Alert(node="hub", id="paper-out", severity="critical",
+                                                              message_vi="Máy chủ hỏng"), retain=True)
+        for i in range(200):
+            board.publish(t.alert("counter-1", f"a{i}"), Alert(node="counter-1", id=f"a{i}", message_vi=f"rác {i}"),
+                          retain=True)
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until and stats.dropped_by_code.get("too-many", 0) < 200 - 32:
+            time.sleep(0.05)
+        assert stats.dropped_by_code["wrong-sender"] >= 2 and stats.dropped_by_code["too-many"] == 200 - 32
+        assert http_get(base + "/healthz")[0] == 200  # still synced: the hub is online
+        st, body, _ = raw(base, "GET", "/head", headers={"Cookie": head})
+        page = body.decode()
+        assert st == 200 and "Máy chủ hỏng" not in page and page.count("rác ") == 32
+        # the board clears what it raised: the dashboard follows (nothing it was owed is lost)
+        for i in range(200):
+            board.publish(t.alert("counter-1", f"a{i}"), b"", retain=True)
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until and "rác " in raw(base, "GET", "/head", headers={"Cookie": head})[1].decode():
+            time.sleep(0.1)
+        assert "rác " not in raw(base, "GET", "/head", headers={"Cookie": head})[1].decode()
+    finally:
+        for i in range(200):
+            board.publish(board.topics.alert("counter-1", f"a{i}"), b"", retain=True)
+        board.publish(board.topics.alert("counter-1", "paper-out"), b"", retain=True)
+        board.stop()
