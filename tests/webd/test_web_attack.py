@@ -257,3 +257,41 @@ def test_a_boards_password_cannot_speak_for_the_hub_or_flood_the_dashboard(centr
             board.publish(board.topics.alert("counter-1", f"a{i}"), b"", retain=True)
         board.publish(board.topics.alert("counter-1", "paper-out"), b"", retain=True)
         board.stop()
+
+
+JUNK = ["%FF", "%00", "..%2F..%2Fweb-accounts.json", "%3Cscript%3E", "a" * 3000, "%C4%90", "-1",
+        "99999999999999999999", "%0D%0ALocation:%20//evil", "%D9%A2%D9%A0%D9%A2%D9%A6-11-01", "2026-12-06%0A"]
+
+
+def test_every_route_with_junk_in_its_path_is_refused_never_a_server_error(centre):
+    """Each path parameter of the route table (ticket day, number, id and token, clip, pack checksum,
+    counter, report format, guide, language, static and font names) replaced by bytes that are not
+    UTF-8, a NUL, a climb out of the folder, markup, 3000 characters, other digits, a header break:
+    whoever asks (citizen, counter 1's officer, the head) gets a refusal, never a 500, never a file."""
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    routes = [r for r in centre.web.web.asgi.routes if "{" in r.path]
+    assert len(routes) >= 10
+    t = centre.issue()["ticket"]
+    good = centre.ticket_url(t)[len(base):].split("/")  # ['', 'q', day, display, id, token]
+    seen = set()
+    for r in routes:
+        for junk in JUNK:
+            for i, _ in enumerate(re.findall(r"\{[^}]+\}", r.path)):
+                # one parameter junk, the others sensible (a real ticket's, counter 1), so the junk reaches the code
+                fill = iter(good[2:] if r.path.startswith("/q/") else ["1", "1", "1", "1"])
+                parts = [junk if j == i else next(fill) for j in range(r.path.count("{"))]
+                path = re.sub(r"\{[^}]+\}", lambda m, p=iter(parts): next(p), r.path)
+                for who in ("", officer, head):
+                    for method in sorted(r.methods or {"GET"}):
+                        if method == "HEAD":
+                            continue
+                        st, body, h = raw(base, method, path, b"csrf=x" if method == "POST" else b"",
+                                          headers={"Cookie": who}, timeout=5)
+                        seen.add(st)
+                        assert st < 500 and "evil" not in h.get("location", ""), (method, path[:80], who[:10], st)
+                        if st == 200:
+                            assert b"web-accounts" not in body and b"scrypt" not in body, path[:80]
+    assert 404 in seen and 403 in seen
+    assert http_get(base + "/healthz")[0] == 200
