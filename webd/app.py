@@ -530,7 +530,8 @@ class WebApp:
             return Response("not found", status_code=404)
         lang = self.lang(request)
         params = self._report_params(request, lang)
-        if params is None:
+        today = datetime.fromtimestamp(self.now(), VN_TZ).date()
+        if params is None or pages.period_problem(params["period"], today, lang) is not None:
             return Response("bad period or grouping", status_code=400)
         rep, err = await self.report(params["period"], params["group_by"], lang)
         if rep is None:

@@ -295,3 +295,20 @@ def test_every_route_with_junk_in_its_path_is_refused_never_a_server_error(centr
                             assert b"web-accounts" not in body and b"scrypt" not in body, path[:80]
     assert 404 in seen and 403 in seen
     assert http_get(base + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("period", ["0001-01-01..9999-12-31", "9999", "9999-12-31", "0001-01-01", "0001..2026"])
+def test_a_period_at_the_calendars_ends_is_refused_in_the_heads_words(centre, period):
+    """Python's dates stop at year 1 and 9999: a period touching either end must be a refusal on
+    the page (and from the hub), not an overflow deep in the report code."""
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    q = urllib.parse.urlencode({"period": period, "group_by": "day"})
+    st, body, _ = raw(base, "GET", f"/head/reports?{q}", headers={"Cookie": head})
+    assert st == 400 and "Không đọc được kỳ báo cáo" in body.decode(), st
+    assert raw(base, "GET", f"/head/report.csv?{q}", headers={"Cookie": head})[0] == 400
+    from xephang.contract import ReportRequest, new_request_id
+
+    reply = centre.ask(ReportRequest(request_id=new_request_id(), source="tech", period=period, group_by="day"))
+    assert reply.status == "error" and reply.error.code == "invalid", reply
+    assert http_get(base + "/healthz")[0] == 200
