@@ -581,7 +581,7 @@ class WebApp:
             return await self.roster_page(request, errors=[roster.tr("no_site", lang)], status=503)
         counters, errors = roster.read_form(form, self.site, lang)
         base = form.get("base_rev", "")
-        if not base.isdigit():
+        if not (base.isascii() and base.isdigit()):  # isdigit() alone takes '²' (int() refuses it) and '١٢'
             errors.append(roster.tr("bad_form", lang))
         if errors:
             return await self.roster_page(request, errors=errors, status=400)
@@ -901,7 +901,8 @@ class WebApp:
             fields["reason"] = form.get("reason", "").strip()
         if action == "call-ticket":
             tid = form.get("ticket_id", "")
-            fields["ticket_id"] = int(tid) if tid.isdigit() and len(tid) < 10 else tid  # the form sends text
+            # the form sends text; ASCII digits only ('²' passes isdigit() and fails int())
+            fields["ticket_id"] = int(tid) if tid.isascii() and tid.isdigit() and len(tid) < 10 else tid
         try:  # the contract's own checks, before anything is sent: a readable message, nothing asked
             REQUEST_MODELS[action](request_id=request_id, source="web", **fields)
         except ValidationError as exc:

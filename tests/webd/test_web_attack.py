@@ -312,3 +312,23 @@ def test_a_period_at_the_calendars_ends_is_refused_in_the_heads_words(centre, pe
     reply = centre.ask(ReportRequest(request_id=new_request_id(), source="tech", period=period, group_by="day"))
     assert reply.status == "error" and reply.error.code == "invalid", reply
     assert http_get(base + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("digits", ["²", "١٢", "𝟗"])
+def test_digits_of_other_scripts_in_a_number_field_are_a_refusal_not_a_500(centre, digits):
+    """str.isdigit() says yes to '²' and '١٢', and int() then says no (or reads another script):
+    the roster's base revision and the console's ticket number are refused as bad input."""
+    from test_roster_http import _form, _site_page
+    from webharness import post_form, wait_for
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    form = _form(wait_for(lambda: _site_page(centre, head), 15, "the roster page with the hub's site"))
+    st, _, _ = raw(base, "POST", "/head/roster", urllib.parse.urlencode({**form, "base_rev": digits}).encode(),
+                   headers={"Cookie": head})
+    assert st == 400, st
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    csrf = page_csrf(base, officer, "/counter/1")
+    st, body, _ = post_form(base + "/counter/1/act", {"csrf": csrf, "action": "call-ticket", "ticket_id": digits,
+                                                      "reason": "người cao tuổi"}, officer, headers=JSON)
+    assert st == 400 and '"invalid"' in body, (st, body)
