@@ -234,8 +234,9 @@ def test_a_boards_password_cannot_speak_for_the_hub_or_flood_the_dashboard(centr
         board.publish(t.status("counter-1"), NodeStatus(node="hub", online=False, session=10**12), retain=True)
         board.publish(t.alert("counter-1", "paper-out"), Alert(node="hub", id="paper-out", severity="critical",
                                                               message_vi="Máy chủ hỏng"), retain=True)
-        for i in range(200):
-            board.publish(t.alert("counter-1", f"a{i}"), Alert(node="counter-1", id=f"a{i}", message_vi=f"rác {i}"),
+        for i in range(200):  # the first one's text as long as the bus allows
+            board.publish(t.alert("counter-1", f"a{i}"), Alert(node="counter-1", id=f"a{i}",
+                                                               message_vi=f"rác {i}" + "x" * (60000 if i == 0 else 0)),
                           retain=True)
         wait_until = time.monotonic() + 10
         while time.monotonic() < wait_until and stats.dropped_by_code.get("too-many", 0) < 200 - 32:
@@ -245,6 +246,7 @@ def test_a_boards_password_cannot_speak_for_the_hub_or_flood_the_dashboard(centr
         st, body, _ = raw(base, "GET", "/head", headers={"Cookie": head})
         page = body.decode()
         assert st == 200 and "Máy chủ hỏng" not in page and page.count("rác ") == 32
+        assert "rác 0" + "x" * 294 + "…" in page and len(body) < 60000  # one alert cannot fill the page
         # the board clears what it raised: the dashboard follows (nothing it was owed is lost)
         for i in range(200):
             board.publish(t.alert("counter-1", f"a{i}"), b"", retain=True)
