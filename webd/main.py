@@ -297,7 +297,13 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
 
     def _on_announcer_config(self, msg: Inbound) -> None:
         if msg.payload:
-            self.web.set_announcer_config(dict(decode(ConfigState, msg.payload).config))
+            config = dict(decode(ConfigState, msg.payload).config)
+            # the voice page reads these as text (the speaker's own account writes this state)
+            bad = [k for k in ("voice_pack", "voice_pack_url", "voice_pack_sha256")
+                   if config.get(k) is not None and not isinstance(config[k], str)]
+            if bad:
+                raise BadPayload("invalid", f"the announcer's config state has {', '.join(bad)} that is not text")
+            self.web.set_announcer_config(config)
 
     def _on_announcer_ack(self, msg: Inbound) -> None:
         ack = decode(ConfigAck, msg.payload)

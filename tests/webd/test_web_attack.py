@@ -334,3 +334,40 @@ def test_digits_of_other_scripts_in_a_number_field_are_a_refusal_not_a_500(centr
     st, body, _ = post_form(base + "/counter/1/act", {"csrf": csrf, "action": "call-ticket", "ticket_id": digits,
                                                       "reason": "người cao tuổi"}, officer, headers=JSON)
     assert st == 400 and '"invalid"' in body, (st, body)
+
+
+def test_the_announcers_retained_config_in_the_wrong_shape_is_dropped_and_the_voice_page_stays_up(centre, site):
+    """The hall speaker's account may write its own retained config state, which /head/voice reads
+    (the current pack's checksum and name, the reading options). A checksum that is not text once
+    made the page a 500; such a state is dropped and counted, the page shows the last good one."""
+    from xephang.bus import Bus
+    from xephang.contract import ConfigState
+    from xephang.settings import BrokerSettings
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    stats = centre.web.bus.stats
+    speaker = Bus(site=site.site.slug, node="announcer-hall", role="announcer",
+                  broker=BrokerSettings(port=centre.mosquitto.port))
+    speaker.start()
+    try:
+        assert speaker.wait_connected(10)
+        topic = speaker.topics.config_state("announcer-hall")
+        speaker.publish(topic, ConfigState(node="announcer-hall", rev=1, config={"voice_pack": "giong-cu"}), retain=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "giong-cu" not in raw(base, "GET", "/head/voice", headers={"Cookie": head})[1].decode():
+            time.sleep(0.05)
+        for junk in ({"voice_pack_sha256": 12345}, {"voice_pack_sha256": ["a"] * 3}, {"voice_pack": {"x": 1}},
+                     {"voice_pack_url": 7, "voice_pack_sha256": "0" * 64}, {"dialect": 5, "zero_word": []}):
+            before = stats.dropped
+            speaker.publish(topic, ConfigState(node="announcer-hall", rev=2, config=junk), retain=True)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and stats.dropped == before and "dialect" not in junk:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            st, body, _ = raw(base, "GET", "/head/voice", headers={"Cookie": head})
+            assert st == 200, (junk, st)
+            assert "dialect" in junk or "giong-cu" in body.decode(), junk  # the last good state stands
+    finally:
+        speaker.publish(speaker.topics.config_state("announcer-hall"), b"", retain=True)
+        speaker.stop()
