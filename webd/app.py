@@ -45,6 +45,7 @@ LOGIN_COOKIE = "xephang_login"
 LANG_COOKIE = "lang"
 MAX_FORM_BYTES = 4096
 REPORTS_KEPT = 32  # report answers cached at most
+STAFF_STREAMS = 50  # live streams kept for logged-in pages (at most 5 % of max_streams)
 PASSWORD_CHECKS = 2  # password hashes computed at once at most
 SECURITY_HEADERS = {
     # our own files only; no inline script; the page's own connection for the live stream
@@ -207,9 +208,15 @@ class WebApp:
         return v
 
     async def _stream(self, request: Request, render: Callable[[Snapshot], str],
-                      refresh: Callable[[], Any] | None = None, alive: Callable[[], bool] | None = None) -> Response:
-        """A Server-Sent Events stream of ``render(snapshot)``, sent whenever it changes."""
-        if self.streams >= self.settings.web.max_streams:
+                      refresh: Callable[[], Any] | None = None, alive: Callable[[], bool] | None = None, *,
+                      staff: bool = False) -> Response:
+        """A Server-Sent Events stream of ``render(snapshot)``, sent whenever it changes.
+
+        Streams without a login (phones' tickets, the hall) leave the last ``STAFF_STREAMS`` of
+        ``max_streams`` free: anyone on the LAN holding them open cannot stop the head's dashboard
+        and the officers' consoles from following the hall."""
+        most = self.settings.web.max_streams
+        if self.streams >= (most if staff else most - max(1, min(STAFF_STREAMS, most // 20))):
             return Response("busy", status_code=503, headers={"retry-after": "5"})
         heartbeat = self.settings.web.sse_heartbeat_s
 
@@ -483,7 +490,8 @@ class WebApp:
                               ensure_ascii=False)
 
         # the stream ends when the session does (logout, expiry)
-        return await self._stream(request, render, refresh=refresh, alive=lambda: self.sessions.get(s.id) is not None)
+        return await self._stream(request, render, refresh=refresh, alive=lambda: self.sessions.get(s.id) is not None,
+                                  staff=True)
 
     def _report_params(self, request: Request, lang: str) -> dict[str, str] | None:
         params = {"period": request.query_params.get("period", "today") or "today",
@@ -869,7 +877,7 @@ class WebApp:
         # the stream ends with the session, and when the roster moves the officer off this counter
         return await self._stream(request, lambda snap: self._console_json(snap, n, s, lang),
                                   alive=lambda: self.sessions.get(s.id) is not None
-                                  and n in console.counters_of(self.snapshot, self.site, s.username))
+                                  and n in console.counters_of(self.snapshot, self.site, s.username), staff=True)
 
     async def console_act(self, request: Request) -> Response:
         """One click of the console. The form carries the session's CSRF token and the click's

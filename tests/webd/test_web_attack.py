@@ -371,3 +371,36 @@ def test_the_announcers_retained_config_in_the_wrong_shape_is_dropped_and_the_vo
     finally:
         speaker.publish(speaker.topics.config_state("announcer-hall"), b"", retain=True)
         speaker.stop()
+
+
+def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_officers(centre):
+    """Live streams are capped (``max_streams``). A LAN client without login opening as many hall
+    streams as it may gets "busy" for the next one, but the last 5 % stay free for the head's
+    dashboard and the officers' consoles."""
+    base = centre.base
+    centre.web.web.settings.web.max_streams = 40  # 2 kept for logged-in pages
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    u = urllib.parse.urlsplit(base)
+    held: list[http.client.HTTPConnection] = []
+
+    def open_stream(path: str, cookie: str = "") -> int:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        c.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        r = c.getresponse()
+        if r.status == 200:
+            r.read1(64)  # the stream has begun: it counts
+            held.append(c)
+        else:
+            c.close()
+        return r.status
+
+    try:
+        assert [open_stream("/hall/events") for _ in range(38)] == [200] * 38
+        assert open_stream("/hall/events") == 503
+        assert open_stream("/head/events", head) == 200
+        assert open_stream("/counter/1/events", officer) == 200
+        assert open_stream("/head/events", head) == 503  # the cap itself stands
+    finally:
+        for c in held:
+            c.close()
