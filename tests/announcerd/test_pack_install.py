@@ -317,7 +317,7 @@ def _archive_of(entries: list[tuple[str, bytes, int]], method: int) -> bytes:
 
 
 @pytest.mark.parametrize("case", ["symlink", "duplicate-wav", "duplicate-manifest", "absolute", "backslash", "folder",
-                                  "lying-bomb", "lying-stored", "bzip2"])
+                                  "manifest-outside", "lying-bomb", "lying-stored", "bzip2"])
 def test_a_hostile_archive_is_refused_with_a_reason_and_bounded_memory(tmp_path, synthetic_pack_dir, case) -> None:
     """Members that are links, twice there, outside the folder, or a size that lies (a zip bomb:
     200 MB of zeros declared as 1 KB) never reach the disk or the memory: an InvalidPack, not a crash."""
@@ -338,6 +338,8 @@ def test_a_hostile_archive_is_refused_with_a_reason_and_bounded_memory(tmp_path,
         "absolute": lambda: _archive_of(files + [("/tmp/x.wav", b"x", 0)], deflated),
         "backslash": lambda: _archive_of(files + [("..\\x.wav", b"x", 0)], deflated),
         "folder": lambda: _archive_of(files + [("sub/", b"", 0)], deflated),
+        "manifest-outside": lambda: _archive_of([("manifest.json", files[0][1].replace(
+            f'"{first}"'.encode(), b'"../../etc/passwd"'), 0), *files[1:]], deflated),
         "lying-bomb": lambda: _lying_sizes(_archive_of(rest + [(first, b"\0", 0)], deflated), first, 1024),
         "lying-stored": lambda: _lying_sizes(_archive_of(files, zipfile.ZIP_STORED), first, 16),
         "bzip2": lambda: _archive_of(files, zipfile.ZIP_BZIP2),
@@ -353,6 +355,8 @@ def test_a_hostile_archive_is_refused_with_a_reason_and_bounded_memory(tmp_path,
         tracemalloc.stop()
     assert peak < 32 * 1024 * 1024, f"{case}: {peak} bytes at the peak"
     assert refused.value.problems and not (tmp_path / "pack").exists() and not (tmp_path / "pack.tmp").exists()
+    if case == "manifest-outside":
+        assert f"clips.{first.removesuffix('.wav')}.file: String should match pattern" in str(refused.value)
     assert not (tmp_path / "etc").exists() and not list(tmp_path.rglob("x.wav"))
 
 
