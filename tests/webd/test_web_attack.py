@@ -404,3 +404,36 @@ def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_off
     finally:
         for c in held:
             c.close()
+
+
+def test_a_take_of_minutes_is_refused_before_the_clip_processing_holds_the_server(centre):
+    """8 MB of WAV is 40 s at 48 kHz stereo but nine minutes at 8 kHz mono: trimmed and measured
+    before the clip's own length check refused it, that took 11 s of one of the Pi's cores (this
+    VM). A take over 40 s is refused as it is read, and the hall's pages keep answering meanwhile."""
+    import math
+    import threading
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    csrf = page_csrf(base, head, "/head/voice")
+    tone = struct.pack("<256h", *(int(3000 * math.sin(i * 2 * math.pi / 32)) for i in range(256)))
+    data = _wav(1, 8000, tone * ((8 * 1024 * 1024 - 100) // len(tone)), 8 * 1024 * 1024 - 100)
+    got: dict[str, object] = {}
+
+    def upload() -> None:
+        t0 = time.monotonic()
+        got["answer"] = raw(base, "POST", "/head/voice/take?clip=mot", data, headers={
+            "Cookie": head, "content-type": "audio/wav", "x-csrf": csrf, "x-requested-with": "xephang"}, timeout=60)
+        got["took"] = time.monotonic() - t0
+
+    th = threading.Thread(target=upload)
+    th.start()
+    slowest = 0.0
+    while th.is_alive():
+        t0 = time.monotonic()
+        assert http_get(base + "/hall", timeout=30)[0] == 200
+        slowest = max(slowest, time.monotonic() - t0)
+    th.join()
+    st, body, _ = got["answer"]
+    assert st == 400 and "tối đa 40 giây" in json.loads(body)["text"], (st, body[:200])
+    assert got["took"] < 4 and slowest < 2, (got["took"], slowest)
