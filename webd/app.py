@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from webd import console, pages, roster, voice
-from webd.auth import Accounts, Session, Sessions, Throttle, sign, unsign
+from webd.auth import Accounts, Session, Sessions, Throttle, same_token, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
 from xephang.clock import VN_TZ
@@ -45,6 +45,7 @@ LOGIN_COOKIE = "xephang_login"
 LANG_COOKIE = "lang"
 MAX_FORM_BYTES = 4096
 REPORTS_KEPT = 32  # report answers cached at most
+STAFF_STREAMS = 50  # live streams kept for logged-in pages (at most 5 % of max_streams)
 PASSWORD_CHECKS = 2  # password hashes computed at once at most
 SECURITY_HEADERS = {
     # our own files only; no inline script; the page's own connection for the live stream
@@ -207,9 +208,15 @@ class WebApp:
         return v
 
     async def _stream(self, request: Request, render: Callable[[Snapshot], str],
-                      refresh: Callable[[], Any] | None = None, alive: Callable[[], bool] | None = None) -> Response:
-        """A Server-Sent Events stream of ``render(snapshot)``, sent whenever it changes."""
-        if self.streams >= self.settings.web.max_streams:
+                      refresh: Callable[[], Any] | None = None, alive: Callable[[], bool] | None = None, *,
+                      staff: bool = False) -> Response:
+        """A Server-Sent Events stream of ``render(snapshot)``, sent whenever it changes.
+
+        Streams without a login (phones' tickets, the hall) leave the last ``STAFF_STREAMS`` of
+        ``max_streams`` free: anyone on the LAN holding them open cannot stop the head's dashboard
+        and the officers' consoles from following the hall."""
+        most = self.settings.web.max_streams
+        if self.streams >= (most if staff else most - max(1, min(STAFF_STREAMS, most // 20))):
             return Response("busy", status_code=503, headers={"retry-after": "5"})
         heartbeat = self.settings.web.sse_heartbeat_s
 
@@ -356,7 +363,7 @@ class WebApp:
         lang = self.lang(request)
         form = await self._form(request)
         want = unsign(self.form_secret, request.cookies.get(LOGIN_COOKIE))
-        if not want or not secrets.compare_digest(want, form.get("csrf", "")):
+        if not want or not same_token(want, form.get("csrf", "")):
             return await self.login_form(request, error=pages.t("bad_form", lang), status=403)
         user = form.get("username", "").strip().lower()[:40]
         keys = (f"ip:{self._client(request)}", f"user:{user}")
@@ -384,7 +391,7 @@ class WebApp:
     async def logout(self, request: Request) -> Response:
         s = self.session(request)
         form = await self._form(request)
-        if s is None or not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+        if s is None or not same_token(s.csrf, form.get("csrf", "")):
             return Response("forbidden", status_code=403)
         self.sessions.end(s.id)
         resp = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
@@ -483,7 +490,8 @@ class WebApp:
                               ensure_ascii=False)
 
         # the stream ends when the session does (logout, expiry)
-        return await self._stream(request, render, refresh=refresh, alive=lambda: self.sessions.get(s.id) is not None)
+        return await self._stream(request, render, refresh=refresh, alive=lambda: self.sessions.get(s.id) is not None,
+                                  staff=True)
 
     def _report_params(self, request: Request, lang: str) -> dict[str, str] | None:
         params = {"period": request.query_params.get("period", "today") or "today",
@@ -530,7 +538,8 @@ class WebApp:
             return Response("not found", status_code=404)
         lang = self.lang(request)
         params = self._report_params(request, lang)
-        if params is None:
+        today = datetime.fromtimestamp(self.now(), VN_TZ).date()
+        if params is None or pages.period_problem(params["period"], today, lang) is not None:
             return Response("bad period or grouping", status_code=400)
         rep, err = await self.report(params["period"], params["group_by"], lang)
         if rep is None:
@@ -551,7 +560,7 @@ class WebApp:
             return view
         s, lang = view
         form = await self._form(request, max_fields=max_fields)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+        if not same_token(s.csrf, form.get("csrf", "")):
             return await page(request, errors=[pages.t("bad_form", lang)], status=403)
         return s, lang, form
 
@@ -580,7 +589,7 @@ class WebApp:
             return await self.roster_page(request, errors=[roster.tr("no_site", lang)], status=503)
         counters, errors = roster.read_form(form, self.site, lang)
         base = form.get("base_rev", "")
-        if not base.isdigit():
+        if not (base.isascii() and base.isdigit()):  # isdigit() alone takes '²' (int() refuses it) and '١٢'
             errors.append(roster.tr("bad_form", lang))
         if errors:
             return await self.roster_page(request, errors=errors, status=400)
@@ -696,7 +705,7 @@ class WebApp:
             return await self.voice_page(request, errors=[f"«{said}»: {text}" if said else text], status=status)
 
         texts: dict[str, str] = {}
-        if not secrets.compare_digest(s.csrf, csrf):
+        if not same_token(s.csrf, csrf):
             return await answer(False, pages.t("bad_form", lang), 403)
         texts = dict(self._voice_plan()[0])
         if clip not in texts:
@@ -868,7 +877,7 @@ class WebApp:
         # the stream ends with the session, and when the roster moves the officer off this counter
         return await self._stream(request, lambda snap: self._console_json(snap, n, s, lang),
                                   alive=lambda: self.sessions.get(s.id) is not None
-                                  and n in console.counters_of(self.snapshot, self.site, s.username))
+                                  and n in console.counters_of(self.snapshot, self.site, s.username), staff=True)
 
     async def console_act(self, request: Request) -> Response:
         """One click of the console. The form carries the session's CSRF token and the click's
@@ -881,7 +890,7 @@ class WebApp:
             return self._act_answer(n, console.ActResult(False, "forbidden", console.tr("not_yours", lang)),
                                     wants_json, status=403) if self.session(request) else s
         form = await self._form(request)
-        if not secrets.compare_digest(s.csrf, form.get("csrf", "")):
+        if not same_token(s.csrf, form.get("csrf", "")):
             return self._act_answer(n, console.ActResult(False, "bad-form", pages.t("bad_form", lang)), wants_json,
                                     status=403)
         action = form.get("action", "")
@@ -900,7 +909,8 @@ class WebApp:
             fields["reason"] = form.get("reason", "").strip()
         if action == "call-ticket":
             tid = form.get("ticket_id", "")
-            fields["ticket_id"] = int(tid) if tid.isdigit() and len(tid) < 10 else tid  # the form sends text
+            # the form sends text; ASCII digits only ('²' passes isdigit() and fails int())
+            fields["ticket_id"] = int(tid) if tid.isascii() and tid.isdigit() and len(tid) < 10 else tid
         try:  # the contract's own checks, before anything is sent: a readable message, nothing asked
             REQUEST_MODELS[action](request_id=request_id, source="web", **fields)
         except ValidationError as exc:

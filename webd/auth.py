@@ -230,6 +230,12 @@ class Throttle:
             self._fails.pop(k, None)
 
 
+def same_token(a: str | None, b: str | None) -> bool:
+    """Constant-time equality of two tokens. Compared as bytes: ``compare_digest`` raises on
+    non-ASCII text, and a form, header or cookie may carry any (a junk token is just not equal)."""
+    return hmac.compare_digest((a or "").encode("utf-8", "surrogatepass"), (b or "").encode("utf-8", "surrogatepass"))
+
+
 def sign(secret: bytes, value: str) -> str:
     return value + "." + base64.urlsafe_b64encode(hmac.new(secret, value.encode(), hashlib.sha256).digest()[:16]).decode().rstrip("=")
 
@@ -238,4 +244,4 @@ def unsign(secret: bytes, signed: str | None) -> str | None:
     if not signed or "." not in signed:
         return None
     value, _, _ = signed.rpartition(".")
-    return value if hmac.compare_digest(sign(secret, value), signed) else None
+    return value if same_token(sign(secret, value), signed) else None

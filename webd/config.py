@@ -50,7 +50,8 @@ class WebConfig(BaseModel):
                                       "https_port, HTTPS on that port; without, HTTPS instead of HTTP on `port` "
                                       "(browsers give the recording page the microphone only on https:// or localhost)")
     tls_keyfile: Path | None = Field(default=None, description="the certificate's private key")
-    max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most")
+    max_streams: int = Field(default=1000, ge=1, le=20000, description="live-page connections at most; the last "
+                             "5 % (at most 50) only for logged-in pages (head, officers)")
     province_dsn: str | None = Field(default=None, max_length=500, description="PostgreSQL DSN of the province "
                                      "database: webd runs at the province (centres, devices, the province report; "
                                      "no hub, no MQTT; docs/province.md)")

@@ -69,6 +69,7 @@ WAIT_MOVED_S = 10.0
 WAIT_REFRESH_S = 60.0
 WATCH_S = 90.0
 CONFIG_WAIT_S = 8.0  # a roster change waits this long for the hub's ack
+MAX_ALERTS_PER_NODE = 32  # a device has a handful of alert ids; retained thousands would swamp the dashboard
 VOICE_WAIT_S = 30.0  # a voice pack install: the announcer downloads and checks the pack first
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 
@@ -296,7 +297,13 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
 
     def _on_announcer_config(self, msg: Inbound) -> None:
         if msg.payload:
-            self.web.set_announcer_config(dict(decode(ConfigState, msg.payload).config))
+            config = dict(decode(ConfigState, msg.payload).config)
+            # the voice page reads these as text (the speaker's own account writes this state)
+            bad = [k for k in ("voice_pack", "voice_pack_url", "voice_pack_sha256")
+                   if config.get(k) is not None and not isinstance(config[k], str)]
+            if bad:
+                raise BadPayload("invalid", f"the announcer's config state has {', '.join(bad)} that is not text")
+            self.web.set_announcer_config(config)
 
     def _on_announcer_ack(self, msg: Inbound) -> None:
         ack = decode(ConfigAck, msg.payload)
@@ -329,9 +336,19 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self._config_waits[push.request_id] = (time.monotonic() + CONFIG_WAIT_S, done)
         self.bus.publish(self.bus.topics.config_set("hub", self.node), push, qos=1)
 
+    def _node_of(self, msg: Inbound, levels_wanted: int) -> list[str]:
+        levels = self.bus.topics.parse(msg.topic)  # node/{node}/status, node/{node}/alert/{id}
+        if len(levels) != levels_wanted:
+            raise BadPayload("bad-topic", f"unexpected topic {msg.topic[:120]!r}")
+        return levels
+
     def _on_status(self, msg: Inbound) -> None:
         if msg.payload:
             st = decode(NodeStatus, msg.payload)
+            # a board may write its own status topic only (ACL): what it says of another node
+            # (the hub "offline", which would grey every page) is not believed
+            if st.node != self._node_of(msg, 3)[1]:
+                raise BadPayload("wrong-sender", f"status of {st.node!r} on {msg.topic[:120]!r}")
             was = self.model.hub_online
             self.model.on_status(st)
             if st.node == "hub" and st.online and not was and self.bus.connected.is_set() \
@@ -339,11 +356,15 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
                 self._ask_resync(self.model.rev if self.model.begun else None)
 
     def _on_alert(self, msg: Inbound) -> None:
-        levels = self.bus.topics.parse(msg.topic)  # node/{node}/alert/{id}
-        if len(levels) != 4:
-            raise BadPayload("bad-topic", f"unexpected alert topic {msg.topic[:120]!r}")
+        levels = self._node_of(msg, 4)
         node, alert_id = levels[1], levels[3]
-        self.model.on_alert(node, alert_id, decode(Alert, msg.payload) if msg.payload else None)
+        alert = decode(Alert, msg.payload) if msg.payload else None
+        if alert is not None and (alert.node, alert.id) != (node, alert_id):  # shown under its payload's name
+            raise BadPayload("wrong-sender", f"alert {alert.node!r}/{alert.id!r} on {msg.topic[:120]!r}")
+        if alert is not None and (node, alert_id) not in self.model.alerts and \
+                sum(1 for n, _ in self.model.alerts if n == node) >= MAX_ALERTS_PER_NODE:
+            raise BadPayload("too-many", f"{node} already has {MAX_ALERTS_PER_NODE} open alerts: {alert_id!r} not kept")
+        self.model.on_alert(node, alert_id, alert)
 
     # ------------------------------------------------------------------ resync
     def _ask_resync(self, since: int | None) -> None:

@@ -18,6 +18,7 @@ from xephang.site import Site
 from xephang.waittext import format_wait
 
 ASSET_VERSION = "3"
+ALERT_TEXT_MAX = 300  # characters of an alert's message on the dashboard
 
 T: dict[str, tuple[str, str]] = {
     "your_number": ("Số thứ tự của bạn", "Your number"),
@@ -261,7 +262,7 @@ def dashboard_fragment(snap: Snapshot, site: Site, lang: str, report: dict[str, 
         crows.append(f'<tr><td>{e(_counter_label(site, c.number, lang))}</td><td>{e(t(c.state, lang))}'
                      f'{(" — " + e(c.pause_reason)) if c.pause_reason else ""}</td><td>{e(c.officer or "—")}</td>'
                      f'<td class="big">{e(c.serving.display if c.serving else "—")}</td></tr>')
-    alerts = [f'<li class="sev-{e(a.severity)}"><b>{e(a.node)}</b>: {e(a.message_en if lang == "en" and a.message_en else a.message_vi or a.id)}'
+    alerts = [f'<li class="sev-{e(a.severity)}"><b>{e(a.node)}</b>: {e(_cut(a.message_en if lang == "en" and a.message_en else a.message_vi or a.id))}'
               f' <code>{e(a.id)}</code></li>' for a in snap.alerts]
     alerts += [f'<li class="sev-critical">{e(t("node_offline", lang, n=n))}</li>'
                for n, on in sorted(snap.nodes.items()) if not on and not n.startswith("tech")]
@@ -288,6 +289,11 @@ def report_form(lang: str, period: str, group_by: str, *, action: str = "/head/r
             f'<input name="period" value="{e(period)}" placeholder="{e(placeholder)}"></label>'
             f'<label>{e(label("group_by", lang))}<select name="group_by">{opts}</select></label>'
             f'<button type="submit">{e(label("show", lang))}</button></form>')
+
+
+def _cut(text: str, n: int = ALERT_TEXT_MAX) -> str:
+    """A device's text as the dashboard shows it: one alert cannot fill the page (the bus allows 64 KiB)."""
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def period_problem(period: str, today: date, lang: str) -> str | None:

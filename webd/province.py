@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -75,7 +76,11 @@ T: dict[str, tuple[str, str]] = {
     "not_yours": ("Trang này dành cho lãnh đạo và kỹ thuật viên của tỉnh.",
                   "These pages are for the province's heads and technicians."),
     "bad_report": ("Không lập được báo cáo: {e}", "Could not make the report: {e}"),
+    "bad_site": ("Mã trung tâm không hợp lệ: “{s}” (chữ thường không dấu, số và dấu gạch ngang; tối đa {n} mã).",
+                 "Not a centre id: “{s}” (lower-case letters, digits and hyphens; {n} ids at most)."),
 }
+SITE_ID = re.compile(r"[a-z0-9-]{1,64}")  # a site slug, as in the topics
+MAX_SITES = 200
 GROUPINGS = (("site", "Trung tâm", "Centre"), ("service", "Lĩnh vực", "Service"),
              ("site,service", "Trung tâm — Lĩnh vực", "Centre — Service"), ("month", "Tháng", "Month"),
              ("day", "Ngày", "Day"))
@@ -236,6 +241,11 @@ class ProvinceWebApp(WebApp):
         from xephang_reports.build import BadPeriod
 
         sites = request.query_params.getlist("site") or None
+        bad = [x for x in sites or [] if not SITE_ID.fullmatch(x)]
+        if bad or len(sites or []) > MAX_SITES:  # a NUL would reach PostgreSQL as a "database error"
+            body = f'<div class="banner warn" id="report-error">{e(tr("bad_site", lang, s=(bad or sites or [""])[0][:40], n=MAX_SITES))}</div>'
+            return self.html(pages.page(tr("title", lang), body, lang=lang, path="/province", script=False,
+                                        nav=nav(lang, s.csrf, s.username)), status=400)
         try:
             start, end = period_bounds(period, self.now())
 

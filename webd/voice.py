@@ -40,6 +40,7 @@ from xephang_voice.voicepack import ClipEntry, load_pack, pack_archive
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # 40 s of 48 kHz stereo WAV: far more than one clip
+MAX_TAKE_S = 40.0  # … but nine minutes at 8 kHz mono: a take is refused by its length before it is processed
 INSTALLS_KEPT = 5
 
 T: dict[str, tuple[str, str]] = {
@@ -71,6 +72,8 @@ T: dict[str, tuple[str, str]] = {
     "bad_audio": ("Tệp không đọc được: cần tệp WAV 16-bit (trình duyệt có JavaScript tự chuyển các dạng khác).",
                   "Cannot read the file: a 16-bit WAV is needed (with JavaScript the browser converts other formats)."),
     "too_big": ("Tệp quá lớn (tối đa 8 MB cho một từ).", "File too large (8 MB at most for one clip)."),
+    "too_long": ("Bản thu quá dài (tối đa 40 giây cho một từ): hãy thu lại chỉ từ này.",
+                 "The take is too long (40 s at most for one clip): record just this clip again."),
     "unknown_clip": ("Từ này không có trong danh sách cần thu.", "This clip is not on the list."),
     "install": ("Cài giọng này cho loa gọi số", "Install this voice on the hall speaker"),
     "install_need": ("Cần thu đủ {total} từ trước khi cài (còn thiếu {n}).",
@@ -129,6 +132,8 @@ def decode_wav(data: bytes) -> tuple[array, int]:
         raise UploadError("bad_audio") from None
     if width != 2 or ch not in (1, 2) or not 8000 <= rate <= 96000:
         raise UploadError("bad_audio")
+    if len(raw) / (2 * ch * rate) > MAX_TAKE_S:  # what the data holds, not what the header claims
+        raise UploadError("too_long")
     samples = pcm.from_bytes(raw)
     if ch == 2:
         samples = array("h", ((samples[i] + samples[i + 1]) // 2 for i in range(0, len(samples) - 1, 2)))
@@ -137,21 +142,25 @@ def decode_wav(data: bytes) -> tuple[array, int]:
 
 def multipart_file(body: bytes, content_type: str, field: str) -> tuple[dict[str, str], bytes | None]:
     """The text fields and one file of a ``multipart/form-data`` body (stdlib parser; bounded by the caller)."""
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + body)
     fields: dict[str, str] = {}
     data: bytes | None = None
-    if not msg.is_multipart():
-        return fields, None
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
-        payload = part.get_payload(decode=True) or b""
-        if name == field and part.get_filename() is not None:
-            data = payload
-        elif len(fields) < 10:
-            fields[name] = payload.decode("utf-8", "replace")[:200]
+    try:  # the parser recurses into nested parts: a body nested thousands deep must not be a server error
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + body)
+        if not msg.is_multipart():
+            return fields, None
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str):
+                continue
+            payload = part.get_payload(decode=True) or b""
+            if name == field and part.get_filename() is not None:
+                data = payload
+            elif len(fields) < 10:
+                fields[name] = payload.decode("utf-8", "replace")[:200]
+    except (RecursionError, ValueError, LookupError, TypeError) as exc:
+        log.warning("an upload's multipart body could not be read (%s): refused", type(exc).__name__)
+        return {}, None
     return fields, data
 
 

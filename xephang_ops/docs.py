@@ -139,6 +139,11 @@ def render_protocol() -> str:
         "`dropped_by_code` of its health (`internal`: a request the hub failed to handle, logged with its trace).",
         "- A reply that would not fit one message becomes the error `too-large` (the asker can ask for less); "
         "no reply can make a publish fail.",
+        "- A node speaks only for itself: the ACL lets a board write its own status and alert topics, and a "
+        "consumer believes a status or an alert only when its `node` (and an alert's `id`) is the one its topic "
+        "names. webd drops any other (`wrong-sender`: a retained \"hub offline\" on a counter's own topic would "
+        "grey every phone's page) and keeps at most 32 open alerts per node (`too-many`), each logged and "
+        "counted in `dropped_by_code` of its health.",
         "",
         "## Being accepted: what a client must get right",
         "",

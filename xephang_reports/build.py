@@ -173,6 +173,9 @@ def _one_period(text: str, today: date) -> tuple[str, date, date]:
                     "this-month, last-month, this-quarter, last-quarter or FROM..TO")
 
 
+PERIOD_YEARS = (2000, 2999)  # no centre has a ticket outside them
+
+
 def parse_period(spec: str, today: date) -> Period:
     """Parse '2026-11-23', '2026-11', '2026-Q4', '2026', 'today', '2026-11-01..2026-11-30' …
 
@@ -186,8 +189,12 @@ def parse_period(spec: str, today: date) -> Period:
         _, _, last = _one_period(b, today)
         if last < first:
             raise BadPeriod(f"period {spec!r} ends before it starts")
-        return Period(spec, "range", first, last)
-    kind, first, last = _one_period(spec, today)
+        kind = "range"
+    else:
+        kind, first, last = _one_period(spec, today)
+    # the day after the last and the hour before the first must exist (Python's dates end at years 1 and 9999)
+    if not (PERIOD_YEARS[0] <= first.year and last.year <= PERIOD_YEARS[1]):
+        raise BadPeriod(f"period {spec!r}: only the years {PERIOD_YEARS[0]}–{PERIOD_YEARS[1]}")
     return Period(spec, kind, first, last)
 
 

@@ -307,6 +307,7 @@ def unpack_archive(data: bytes, dest: Path | str, *, options: ReadingOptions = D
     import re
     import shutil
     import zipfile
+    import zlib
 
     dest = Path(dest)
     if len(data) > ARCHIVE_MAX_BYTES:
@@ -319,15 +320,24 @@ def unpack_archive(data: bytes, dest: Path | str, *, options: ReadingOptions = D
     names = [i.filename for i in infos]
     bad = [n for n in names if n != MANIFEST and not re.fullmatch(r"[A-Za-z0-9_.-]+\.wav", n)]
     total = sum(i.file_size for i in infos)
-    if bad or len(infos) > ARCHIVE_MAX_FILES or total > ARCHIVE_MAX_BYTES or MANIFEST not in names:
-        why = f"unexpected names {bad[:5]}" if bad else f"{len(infos)} files, {total} bytes, manifest {MANIFEST in names}"
+    # stored or deflated only: bzip2 and lzma decompress without an output bound
+    methods = sorted({i.compress_type for i in infos} - {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+    if bad or methods or len(infos) > ARCHIVE_MAX_FILES or total > ARCHIVE_MAX_BYTES or MANIFEST not in names:
+        why = f"unexpected names {bad[:5]}" if bad else f"compression methods {methods}" if methods else \
+            f"{len(infos)} files, {total} bytes, manifest {MANIFEST in names}"
         raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {why}")])
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         for info in infos:
-            (tmp / info.filename).write_bytes(z.read(info))
+            try:  # never more than the declared size (checked above): a member that lies about it is a zip bomb
+                with z.open(info) as member:
+                    raw = member.read(info.file_size)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+                raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {info.filename}: {exc}")]) \
+                    from None
+            (tmp / info.filename).write_bytes(raw)
         problems = validate_pack(tmp, options=options, letters=letters)
         if problems:
             raise InvalidPack(dest, problems)

@@ -3,6 +3,7 @@ hall's announcer fetches and checks it before the push applies, and going back n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import shutil
@@ -280,6 +281,83 @@ def test_an_archive_that_escapes_its_folder_or_lacks_clips_is_refused(tmp_path, 
     with pytest.raises(InvalidPack, match="file .* is missing"):
         unpack_archive(buf.getvalue(), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _lying_sizes(data: bytes, name: str, size: int) -> bytes:
+    """The zip with ``name``'s uncompressed size rewritten to ``size`` in its local and central headers."""
+    import struct
+
+    out, nb = bytearray(data), name.encode()
+    for sig, size_at, len_at, name_at in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+        i = out.find(sig)
+        while i >= 0:
+            n = struct.unpack_from("<H", out, i + len_at)[0]
+            if out[i + name_at:i + name_at + n] == nb:
+                struct.pack_into("<I", out, i + size_at, size)
+            i = out.find(sig, i + 4)
+    return bytes(out)
+
+
+def _archive_of(entries: list[tuple[str, bytes, int]], method: int) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, raw, attr in entries:
+            info = zipfile.ZipInfo(name)
+            info.compress_type, info.external_attr = method, attr
+            if len(raw) == 1:  # a member of 200 MB of that byte, written in pieces (the test's memory stays small)
+                with z.open(info, "w", force_zip64=False) as f:
+                    for _ in range(200):
+                        f.write(raw * (1 << 20))
+            else:
+                z.writestr(info, raw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case", ["symlink", "duplicate-wav", "duplicate-manifest", "absolute", "backslash", "folder",
+                                  "manifest-outside", "lying-bomb", "lying-stored", "bzip2"])
+def test_a_hostile_archive_is_refused_with_a_reason_and_bounded_memory(tmp_path, synthetic_pack_dir, case) -> None:
+    """Members that are links, twice there, outside the folder, or a size that lies (a zip bomb:
+    200 MB of zeros declared as 1 KB) never reach the disk or the memory: an InvalidPack, not a crash."""
+    import tracemalloc
+    import zipfile
+
+    from xephang_voice.voicepack import InvalidPack, unpack_archive
+
+    files = [("manifest.json", (synthetic_pack_dir / "manifest.json").read_bytes(), 0)] + \
+        [(p.name, p.read_bytes(), 0o644 << 16) for p in sorted(synthetic_pack_dir.glob("*.wav"))]
+    first = files[1][0]
+    rest = [f for f in files if f[0] != first]
+    deflated = zipfile.ZIP_DEFLATED
+    data = {
+        "symlink": lambda: _archive_of(rest + [(first, b"/etc/passwd", 0o120777 << 16)], deflated),
+        "duplicate-wav": lambda: _archive_of(files + [(first, b"RIFFjunk", 0)], deflated),
+        "duplicate-manifest": lambda: _archive_of(files + [("manifest.json", b"{}", 0)], deflated),
+        "absolute": lambda: _archive_of(files + [("/tmp/x.wav", b"x", 0)], deflated),
+        "backslash": lambda: _archive_of(files + [("..\\x.wav", b"x", 0)], deflated),
+        "folder": lambda: _archive_of(files + [("sub/", b"", 0)], deflated),
+        "manifest-outside": lambda: _archive_of([("manifest.json", files[0][1].replace(
+            f'"{first}"'.encode(), b'"../../etc/passwd"'), 0), *files[1:]], deflated),
+        "lying-bomb": lambda: _lying_sizes(_archive_of(rest + [(first, b"\0", 0)], deflated), first, 1024),
+        "lying-stored": lambda: _lying_sizes(_archive_of(files, zipfile.ZIP_STORED), first, 16),
+        "bzip2": lambda: _archive_of(files, zipfile.ZIP_BZIP2),
+    }[case]
+    with pytest.warns(UserWarning) if case.startswith("duplicate") else contextlib.nullcontext():
+        archive = data()
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidPack) as refused:
+            unpack_archive(archive, tmp_path / "pack")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024, f"{case}: {peak} bytes at the peak"
+    assert refused.value.problems and not (tmp_path / "pack").exists() and not (tmp_path / "pack.tmp").exists()
+    if case == "manifest-outside":
+        assert f"clips.{first.removesuffix('.wav')}.file: String should match pattern" in str(refused.value)
+    assert not (tmp_path / "etc").exists() and not list(tmp_path.rglob("x.wav"))
 
 
 def test_over_https_the_announcer_checks_webd_certificate_with_the_site_ca(tmp_path, synthetic_pack_dir) -> None:

@@ -1,0 +1,439 @@
+"""An attacker on the centre's LAN against webd's HTTP surface (real hub, webd and mosquitto).
+
+Every route with every kind of visitor — a citizen without login, counter 1's officer, the
+head — must be refused where it is not theirs; every POST without the session's CSRF token,
+or with a token or body that is not even text, is a 403 and never a 500; redirects stay on
+our own paths; path parameters never reach a file or a header unchecked; an upload far
+larger than a take, or a WAV or multipart body built to hurt, is refused with a reason and
+webd keeps serving.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import struct
+import time
+import urllib.parse
+
+import pytest
+from webharness import HEAD_PASSWORD, HEAD_USER, OFFICER_PASSWORD, http_get, login
+
+pytestmark = [pytest.mark.broker]
+
+JSON = {"x-requested-with": "xephang"}  # the console answers a script in JSON (else a redirect with the answer)
+HEAD_POSTS = ("/head/roster", "/head/voice/take", "/head/voice/install", "/head/voice/rollback", "/head/voice/score")
+HEAD_GETS = ("/head", "/head/reports", "/head/report.csv", "/head/report.xlsx", "/head/roster", "/head/voice",
+             "/head/voice/clip/mot.wav")
+
+
+def raw(base: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+        timeout: float = 20) -> tuple[int, bytes, dict[str, str]]:
+    """One request exactly as given (bytes that are not UTF-8, latin-1 headers), no redirect followed."""
+    u = urllib.parse.urlsplit(base)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        hs = {k.lower(): v for k, v in {"content-type": "application/x-www-form-urlencoded", **(headers or {})}.items()}
+        c.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in hs.items():
+            c.putheader(k, v.encode("latin-1"))
+        if method == "POST":
+            c.putheader("Content-Length", str(len(body)))
+        c.endheaders()
+        if body:
+            c.send(body)
+        r = c.getresponse()
+        return r.status, r.read(), {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+
+
+def page_csrf(base: str, cookie: str, path: str) -> str:
+    st, body, _ = http_get(base + path, headers={"Cookie": cookie})
+    assert st == 200, (path, st)
+    return re.search(r'name="csrf" value="([^"]+)"', body.decode())[1]
+
+
+def test_every_route_refuses_whoever_it_is_not_for(centre):
+    base = centre.base
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)  # lan sits at counter 1
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    for path in HEAD_GETS:
+        st, _, h = raw(base, "GET", path)
+        assert st == 303 and h["location"].startswith("/login?next="), ("citizen", path, st)
+        st, _, h = raw(base, "GET", path, headers={"Cookie": officer})
+        assert (st, h.get("location")) == (303, "/counter"), ("officer", path, st)
+    for path in HEAD_POSTS:
+        for who in ("", officer):
+            st, _, h = raw(base, "POST", path, b"csrf=x", headers={"Cookie": who})
+            assert st == 303 and h["location"] in ("/counter", "/login?next=" + urllib.parse.quote(path, safe="")), \
+                (who[:8], path, st)
+    for who in ("", officer):
+        assert raw(base, "GET", "/head/events", headers={"Cookie": who})[0] == 401
+    # the citizen reaches no console; the officer no other counter; the head no console at all
+    assert raw(base, "GET", "/counter/1")[0] == 303 and raw(base, "GET", "/counter/1/events")[0] == 403
+    assert raw(base, "POST", "/counter/1/act", b"action=call-next")[0] == 303
+    csrf = page_csrf(base, officer, "/counter/1")
+    for path in ("/counter/2", "/counter/2/events", "/counter/99999999999999999999"):
+        assert raw(base, "GET", path, headers={"Cookie": officer})[0] == 403, path
+    st, body, _ = raw(base, "POST", "/counter/2/act", f"action=call-next&csrf={csrf}".encode(),
+                      headers={"Cookie": officer, "x-requested-with": "xephang"})
+    assert st == 403 and b'"forbidden"' in body
+    for path in ("/counter", "/counter/1"):
+        assert raw(base, "GET", path, headers={"Cookie": head})[0] == 403, path
+    hcsrf = page_csrf(base, head, "/head")
+    assert raw(base, "POST", "/counter/1/act", f"action=call-next&csrf={hcsrf}".encode(),
+               headers={"Cookie": head, "x-requested-with": "xephang"})[0] == 403
+    # the pack by checksum and the clip by name: nothing but a checksum or a clip id is a file name
+    for path in ("/voice/pack/..%2F..%2Fweb-accounts.json.zip", "/voice/pack/" + "A" * 64 + ".zip",
+                 "/voice/pack/" + "0" * 63 + "%2F.zip", "/static/..%2Fapp.py", "/fonts/..%2F..%2Fapp.py"):
+        assert raw(base, "GET", path)[0] == 404, path
+    for clip in ("..%2Fdraft", "..%2F..%2Fweb-accounts", "mot%00", "m%C3%B4t"):
+        assert raw(base, "GET", f"/head/voice/clip/{clip}.wav", headers={"Cookie": head})[0] == 404, clip
+
+
+BAD_TOKENS = [b"", b"csrf=", b"csrf=wrong", "csrf=Đ".encode(), b"csrf=%C4%90", b"csrf=\xff\xfe", b"csrf=%00",
+              b"csrf=x&csrf=y&" + b"a=1&" * 50]
+
+
+@pytest.mark.parametrize("body", BAD_TOKENS, ids=range(len(BAD_TOKENS)))
+def test_a_post_without_the_sessions_token_is_a_403_whatever_it_carries(centre, body):
+    """Missing, wrong, non-ASCII, not UTF-8, NUL, too many fields: refused, never a server error."""
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    for path in ("/logout", *HEAD_POSTS):
+        st, _, _ = raw(base, "POST", path, body, headers={"Cookie": head})
+        assert st == 403, (path, st)
+    for path in ("/logout", "/counter/1/act"):
+        st, _, _ = raw(base, "POST", path, body + b"&action=call-next", headers={"Cookie": officer, **JSON})
+        assert st == 403, (path, st)
+    # the voice script's token travels in a header (latin-1 on the wire)
+    token = urllib.parse.unquote_to_bytes(body.partition(b"=")[2].split(b"&")[0]).decode("latin-1")
+    st, _, _ = (403, 0, 0) if "\x00" in token else raw(base, "POST", "/head/voice/take?clip=mot", b"RIFF", headers={
+        "Cookie": head, "content-type": "audio/wav", "x-csrf": token, "x-requested-with": "xephang"})
+    assert st == 403
+    # the login form's double submit: a forged or junk cookie, a junk token
+    _, lbody, h = http_get(base + "/login")
+    cookie = h["set-cookie"].split(";", 1)[0]
+    for jar in (cookie, "xephang_login=Đ.x".encode().decode("latin-1"), "xephang_login=" + "a." * 3000):
+        st, _, _ = raw(base, "POST", "/login", body + f"&username={HEAD_USER}&password={HEAD_PASSWORD}".encode(),
+                       headers={"Cookie": jar})
+        assert st == 403, (jar[:20], st)
+    assert http_get(base + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("jar", ["xephang_session=Đ".encode().decode("latin-1"), "xephang_session=" + "x" * 6000,
+                                 "xephang_session=;xephang_session=a", "lang=<script>", 'lang="en\\"', "=;;=;x"])
+def test_junk_cookies_are_nobody(centre, jar):
+    for path in ("/", "/hall", "/head", "/counter", "/login"):
+        st, _, _ = raw(centre.base, "GET", path, headers={"Cookie": jar})
+        assert st in (200, 303), (path, st)
+
+
+@pytest.mark.parametrize("nxt", ["//evil.example/", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
+                                 "/\r\nSet-Cookie: a=b", "/%0d%0aSet-Cookie:a=b", " //evil.example", "/\t/evil.example",
+                                 "http:evil.example", "%2F%2Fevil.example", "/" + "a" * 5000])
+def test_redirects_stay_on_our_own_paths(centre, nxt):
+    base = centre.base
+    q = urllib.parse.urlencode({"next": nxt})
+    st, _, h = raw(base, "GET", f"/lang/en?{q}")
+    loc = h["location"]
+    assert st == 303 and loc.startswith("/") and not loc.startswith("//") and "\\" not in loc and len(loc) < 1000
+    assert "set-cookie" not in h or "a=b" not in h["set-cookie"]
+    st, body, _ = raw(base, "GET", f"/login?{q}")
+    hidden = re.search(r'name="next" value="([^"]*)"', body.decode())
+    assert st == 200 and (hidden is None or hidden[1].startswith("/") and not hidden[1].startswith("//"))
+    st, lbody, h = raw(base, "GET", "/login")  # a fresh form: its cookie and token go together
+    token = re.search(r'name="csrf" value="([^"]+)"', lbody.decode())[1]
+    form = urllib.parse.urlencode({"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": token, "next": nxt})
+    st, _, h = raw(base, "POST", "/login", form.encode(), headers={"Cookie": h["set-cookie"].split(";", 1)[0]})
+    loc = h["location"]
+    assert st == 303 and loc.startswith("/") and not loc.startswith("//") and "\r" not in loc and len(loc) < 1000
+
+
+def test_report_downloads_name_their_file_from_checked_words_only(centre):
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    for period, group_by in (('today"; x=".exe', "service"), ("today", 'service"\r\nX-Evil: 1'), ("today", "../../x"),
+                             ("2026-11-01..2026-11-30\x00", "service"), ("today", "service\n"), ("x" * 5000, "service")):
+        q = urllib.parse.urlencode({"period": period, "group_by": group_by})
+        for fmt in ("csv", "html"):
+            st, _, h = raw(base, "GET", f"/head/report.{fmt}?{q}", headers={"Cookie": head})
+            assert st == 400 and "x-evil" not in h, (period[:20], group_by, st)
+        st, body, _ = raw(base, "GET", f"/head/reports?{q}", headers={"Cookie": head})
+        assert st == 400 and b"<script" not in body.lower().replace(b"<script src=", b"")
+    st, _, h = raw(base, "GET", "/head/report.csv?period=2026-11-01..2026-11-30&group_by=counter",
+                   headers={"Cookie": head})
+    assert st == 200 and h["content-disposition"] == 'attachment; filename="bao-cao-2026-11-01--2026-11-30-counter.csv"'
+    for fmt in ("exe", "csv%00", "csv.exe"):
+        assert raw(base, "GET", f"/head/report.{fmt}", headers={"Cookie": head})[0] == 404, fmt
+
+
+def _wav(channels: int, rate: int, data: bytes, claim: int) -> bytes:
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
+    return (b"RIFF" + struct.pack("<I", min(36 + claim, 2**32 - 1)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", claim) + data)
+
+
+def test_uploads_built_to_hurt_are_refused_and_webd_keeps_serving(centre):
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    csrf = page_csrf(base, head, "/head/voice")
+    script = {"Cookie": head, "content-type": "audio/wav", "x-csrf": csrf, "x-requested-with": "xephang"}
+    # 50 MB "take": refused once the cap is passed, without reading the rest
+    t0 = time.monotonic()
+    try:
+        st, body, _ = raw(base, "POST", "/head/voice/take?clip=mot", b"\0" * (50 * 1024 * 1024), headers=script)
+    except (BrokenPipeError, ConnectionResetError):  # webd may close before the client is done sending
+        st, body = 413, b"closed"
+    assert st in (400, 413), st
+    assert time.monotonic() - t0 < 15
+    # a WAV header claiming 2^31 frames over one second of audio: read as what is there, no more
+    st, body, _ = raw(base, "POST", "/head/voice/take?clip=mot", _wav(1, 24000, b"\0\1" * 24000, 2**31), headers=script)
+    assert st in (200, 422) and json.loads(body)["seconds"] in (None, 1.0), (st, body[:200])
+    # multipart: a file far over the cap, and parts nested thousands deep (the stdlib parser recurses)
+    b = "xx"
+    pre = f'--{b}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n--{b}\r\nContent-Disposition: form-data; name="clip"\r\n\r\nmot\r\n'
+    big = (pre + f'--{b}\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n').encode() + \
+        _wav(1, 24000, b"\0\1" * (5 * 1024 * 1024), 10 * 1024 * 1024) + f"\r\n--{b}--\r\n".encode()
+    nested = pre.encode() + b"".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n".encode()
+                                     for i in range(3000)).replace(b"--b0", b"--xx", 1)
+    for body, want in ((big, 400), (nested, 403)):  # too big; unreadable, so no token either
+        st, page, _ = raw(base, "POST", "/head/voice/take", body,
+                          headers={"Cookie": head, "content-type": f"multipart/form-data; boundary={b}"})
+        assert st == want and ("Tệp quá lớn" if want == 400 else "Biểu mẫu") in page.decode(), st
+    # a form far over its cap is not parsed
+    assert raw(base, "POST", "/logout", b"csrf=" + b"a" * (2 * 1024 * 1024), headers={"Cookie": head})[0] == 403
+    assert http_get(base + "/healthz")[0] == 200
+    assert http_get(base + "/head", headers={"Cookie": head})[0] == 200  # still logged in: the session was not ended
+
+
+def test_a_boards_password_cannot_speak_for_the_hub_or_flood_the_dashboard(centre, site):
+    """counter-1's broker account may write its own status and alert topics (the ACL below).
+    What it says there of another node is not believed: a retained "hub offline" on its own status
+    topic would grey every phone's page; an alert named for the hub would show under the hub's name;
+    a thousand retained alert ids would swamp the dashboard. Each is dropped, logged and counted."""
+    from xephang.bus import Bus
+    from xephang.contract import Alert, NodeStatus
+    from xephang.settings import BrokerSettings
+    from xephang_ops.brokerconf import acl_text, site_accounts
+
+    acl = acl_text(site.site.slug, site_accounts(site))
+    assert "pattern readwrite xephang/v1/" in acl and "/node/%u/status" in acl and "/node/%u/alert/+" in acl
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    stats = centre.web.bus.stats
+    board = Bus(site=site.site.slug, node="counter-1", role="counter",
+                broker=BrokerSettings(port=centre.mosquitto.port))
+    board.start()
+    try:
+        assert board.wait_connected(10)
+        t = board.topics
+        board.publish(t.status("counter-1"), NodeStatus(node="hub", online=False, session=10**12), retain=True)
+        board.publish(t.alert("counter-1", "paper-out"), Alert(node="hub", id="paper-out", severity="critical",
+                                                              message_vi="Máy chủ hỏng"), retain=True)
+        for i in range(200):  # the first one's text as long as the bus allows
+            board.publish(t.alert("counter-1", f"a{i}"), Alert(node="counter-1", id=f"a{i}",
+                                                               message_vi=f"rác {i}" + "x" * (60000 if i == 0 else 0)),
+                          retain=True)
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until and stats.dropped_by_code.get("too-many", 0) < 200 - 32:
+            time.sleep(0.05)
+        assert stats.dropped_by_code["wrong-sender"] >= 2 and stats.dropped_by_code["too-many"] == 200 - 32
+        assert http_get(base + "/healthz")[0] == 200  # still synced: the hub is online
+        st, body, _ = raw(base, "GET", "/head", headers={"Cookie": head})
+        page = body.decode()
+        assert st == 200 and "Máy chủ hỏng" not in page and page.count("rác ") == 32
+        assert "rác 0" + "x" * 294 + "…" in page and len(body) < 60000  # one alert cannot fill the page
+        # the board clears what it raised: the dashboard follows (nothing it was owed is lost)
+        for i in range(200):
+            board.publish(t.alert("counter-1", f"a{i}"), b"", retain=True)
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until and "rác " in raw(base, "GET", "/head", headers={"Cookie": head})[1].decode():
+            time.sleep(0.1)
+        assert "rác " not in raw(base, "GET", "/head", headers={"Cookie": head})[1].decode()
+    finally:
+        for i in range(200):
+            board.publish(board.topics.alert("counter-1", f"a{i}"), b"", retain=True)
+        board.publish(board.topics.alert("counter-1", "paper-out"), b"", retain=True)
+        board.stop()
+
+
+JUNK = ["%FF", "%00", "..%2F..%2Fweb-accounts.json", "%3Cscript%3E", "a" * 3000, "%C4%90", "-1",
+        "99999999999999999999", "%0D%0ALocation:%20//evil", "%D9%A2%D9%A0%D9%A2%D9%A6-11-01", "2026-12-06%0A"]
+
+
+def test_every_route_with_junk_in_its_path_is_refused_never_a_server_error(centre):
+    """Each path parameter of the route table (ticket day, number, id and token, clip, pack checksum,
+    counter, report format, guide, language, static and font names) replaced by bytes that are not
+    UTF-8, a NUL, a climb out of the folder, markup, 3000 characters, other digits, a header break:
+    whoever asks (citizen, counter 1's officer, the head) gets a refusal, never a 500, never a file."""
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    routes = [r for r in centre.web.web.asgi.routes if "{" in r.path]
+    assert len(routes) >= 10
+    t = centre.issue()["ticket"]
+    good = centre.ticket_url(t)[len(base):].split("/")  # ['', 'q', day, display, id, token]
+    seen = set()
+    for r in routes:
+        for junk in JUNK:
+            for i, _ in enumerate(re.findall(r"\{[^}]+\}", r.path)):
+                # one parameter junk, the others sensible (a real ticket's, counter 1), so the junk reaches the code
+                fill = iter(good[2:] if r.path.startswith("/q/") else ["1", "1", "1", "1"])
+                parts = [junk if j == i else next(fill) for j in range(r.path.count("{"))]
+                path = re.sub(r"\{[^}]+\}", lambda m, p=iter(parts): next(p), r.path)
+                for who in ("", officer, head):
+                    for method in sorted(r.methods or {"GET"}):
+                        if method == "HEAD":
+                            continue
+                        st, body, h = raw(base, method, path, b"csrf=x" if method == "POST" else b"",
+                                          headers={"Cookie": who}, timeout=5)
+                        seen.add(st)
+                        assert st < 500 and "evil" not in h.get("location", ""), (method, path[:80], who[:10], st)
+                        if st == 200:
+                            assert b"web-accounts" not in body and b"scrypt" not in body, path[:80]
+    assert 404 in seen and 403 in seen
+    assert http_get(base + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("period", ["0001-01-01..9999-12-31", "9999", "9999-12-31", "0001-01-01", "0001..2026"])
+def test_a_period_at_the_calendars_ends_is_refused_in_the_heads_words(centre, period):
+    """Python's dates stop at year 1 and 9999: a period touching either end must be a refusal on
+    the page (and from the hub), not an overflow deep in the report code."""
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    q = urllib.parse.urlencode({"period": period, "group_by": "day"})
+    st, body, _ = raw(base, "GET", f"/head/reports?{q}", headers={"Cookie": head})
+    assert st == 400 and "Không đọc được kỳ báo cáo" in body.decode(), st
+    assert raw(base, "GET", f"/head/report.csv?{q}", headers={"Cookie": head})[0] == 400
+    from xephang.contract import ReportRequest, new_request_id
+
+    reply = centre.ask(ReportRequest(request_id=new_request_id(), source="tech", period=period, group_by="day"))
+    assert reply.status == "error" and reply.error.code == "invalid", reply
+    assert http_get(base + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("digits", ["²", "١٢", "𝟗"])
+def test_digits_of_other_scripts_in_a_number_field_are_a_refusal_not_a_500(centre, digits):
+    """str.isdigit() says yes to '²' and '١٢', and int() then says no (or reads another script):
+    the roster's base revision and the console's ticket number are refused as bad input."""
+    from test_roster_http import _form, _site_page
+    from webharness import post_form, wait_for
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    form = _form(wait_for(lambda: _site_page(centre, head), 15, "the roster page with the hub's site"))
+    st, _, _ = raw(base, "POST", "/head/roster", urllib.parse.urlencode({**form, "base_rev": digits}).encode(),
+                   headers={"Cookie": head})
+    assert st == 400, st
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    csrf = page_csrf(base, officer, "/counter/1")
+    st, body, _ = post_form(base + "/counter/1/act", {"csrf": csrf, "action": "call-ticket", "ticket_id": digits,
+                                                      "reason": "người cao tuổi"}, officer, headers=JSON)
+    assert st == 400 and '"invalid"' in body, (st, body)
+
+
+def test_the_announcers_retained_config_in_the_wrong_shape_is_dropped_and_the_voice_page_stays_up(centre, site):
+    """The hall speaker's account may write its own retained config state, which /head/voice reads
+    (the current pack's checksum and name, the reading options). A checksum that is not text once
+    made the page a 500; such a state is dropped and counted, the page shows the last good one."""
+    from xephang.bus import Bus
+    from xephang.contract import ConfigState
+    from xephang.settings import BrokerSettings
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    stats = centre.web.bus.stats
+    speaker = Bus(site=site.site.slug, node="announcer-hall", role="announcer",
+                  broker=BrokerSettings(port=centre.mosquitto.port))
+    speaker.start()
+    try:
+        assert speaker.wait_connected(10)
+        topic = speaker.topics.config_state("announcer-hall")
+        speaker.publish(topic, ConfigState(node="announcer-hall", rev=1, config={"voice_pack": "giong-cu"}), retain=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "giong-cu" not in raw(base, "GET", "/head/voice", headers={"Cookie": head})[1].decode():
+            time.sleep(0.05)
+        for junk in ({"voice_pack_sha256": 12345}, {"voice_pack_sha256": ["a"] * 3}, {"voice_pack": {"x": 1}},
+                     {"voice_pack_url": 7, "voice_pack_sha256": "0" * 64}, {"dialect": 5, "zero_word": []}):
+            before = stats.dropped
+            speaker.publish(topic, ConfigState(node="announcer-hall", rev=2, config=junk), retain=True)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and stats.dropped == before and "dialect" not in junk:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            st, body, _ = raw(base, "GET", "/head/voice", headers={"Cookie": head})
+            assert st == 200, (junk, st)
+            assert "dialect" in junk or "giong-cu" in body.decode(), junk  # the last good state stands
+    finally:
+        speaker.publish(speaker.topics.config_state("announcer-hall"), b"", retain=True)
+        speaker.stop()
+
+
+def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_officers(centre):
+    """Live streams are capped (``max_streams``). A LAN client without login opening as many hall
+    streams as it may gets "busy" for the next one, but the last 5 % stay free for the head's
+    dashboard and the officers' consoles."""
+    base = centre.base
+    centre.web.web.settings.web.max_streams = 40  # 2 kept for logged-in pages
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    u = urllib.parse.urlsplit(base)
+    held: list[http.client.HTTPConnection] = []
+
+    def open_stream(path: str, cookie: str = "") -> int:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        c.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        r = c.getresponse()
+        if r.status == 200:
+            r.read1(64)  # the stream has begun: it counts
+            held.append(c)
+        else:
+            c.close()
+        return r.status
+
+    try:
+        assert [open_stream("/hall/events") for _ in range(38)] == [200] * 38
+        assert open_stream("/hall/events") == 503
+        assert open_stream("/head/events", head) == 200
+        assert open_stream("/counter/1/events", officer) == 200
+        assert open_stream("/head/events", head) == 503  # the cap itself stands
+    finally:
+        for c in held:
+            c.close()
+
+
+def test_a_take_of_minutes_is_refused_before_the_clip_processing_holds_the_server(centre):
+    """8 MB of WAV is 40 s at 48 kHz stereo but nine minutes at 8 kHz mono: trimmed and measured
+    before the clip's own length check refused it, that took 11 s of one of the Pi's cores (this
+    VM). A take over 40 s is refused as it is read, and the hall's pages keep answering meanwhile."""
+    import math
+    import threading
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    csrf = page_csrf(base, head, "/head/voice")
+    tone = struct.pack("<256h", *(int(3000 * math.sin(i * 2 * math.pi / 32)) for i in range(256)))
+    data = _wav(1, 8000, tone * ((8 * 1024 * 1024 - 100) // len(tone)), 8 * 1024 * 1024 - 100)
+    got: dict[str, object] = {}
+
+    def upload() -> None:
+        t0 = time.monotonic()
+        got["answer"] = raw(base, "POST", "/head/voice/take?clip=mot", data, headers={
+            "Cookie": head, "content-type": "audio/wav", "x-csrf": csrf, "x-requested-with": "xephang"}, timeout=60)
+        got["took"] = time.monotonic() - t0
+
+    th = threading.Thread(target=upload)
+    th.start()
+    slowest = 0.0
+    while th.is_alive():
+        t0 = time.monotonic()
+        assert http_get(base + "/hall", timeout=30)[0] == 200
+        slowest = max(slowest, time.monotonic() - t0)
+    th.join()
+    st, body, _ = got["answer"]
+    assert st == 400 and "tối đa 40 giây" in json.loads(body)["text"], (st, body[:200])
+    assert got["took"] < 4 and slowest < 2, (got["took"], slowest)
