@@ -355,6 +355,8 @@ def test_a_hostile_archive_is_refused_with_a_reason_and_bounded_memory(tmp_path,
         tracemalloc.stop()
     assert peak < 32 * 1024 * 1024, f"{case}: {peak} bytes at the peak"
     assert refused.value.problems and not (tmp_path / "pack").exists() and not (tmp_path / "pack.tmp").exists()
+    if case.startswith("lying"):
+        assert f"{first}: Bad CRC-32" in str(refused.value), refused.value  # caught at its declared size
     if case == "manifest-outside":
         assert f"clips.{first.removesuffix('.wav')}.file: String should match pattern" in str(refused.value)
     assert not (tmp_path / "etc").exists() and not list(tmp_path.rglob("x.wav"))
