@@ -4,10 +4,9 @@ oracle's range is rounded as a printed range is."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+from tests.benchmod import load_bench
 from xephang.settings import load_site
 from xephang_ops.sim import CentreSim
 from xephang_ops.simday import DayRun, run_day
@@ -16,12 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("wait_estimate_bench", ROOT / "bench" / "wait_estimate.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench('wait_estimate')
 
 
 def test_a_copy_with_the_days_own_dice_calls_each_ticket_when_the_day_did():

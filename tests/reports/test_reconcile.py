@@ -8,14 +8,13 @@ ledger of ``conftest.py`` whose figures are known by hand.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hubd.ledger import Ledger
+from tests.benchmod import load_bench
 from tests.reports.conftest import NOW
 from xephang.clock import VN_TZ
 from xephang.site import Site
@@ -29,12 +28,7 @@ H = 3600.0
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("report_quarter_bench", ROOT / "bench" / "report_quarter.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench('report_quarter')
 
 
 def demo_ledger(site: Site, path: Path, *, seed: int, until: float, **sim_kw) -> Path:
