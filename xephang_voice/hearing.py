@@ -57,6 +57,15 @@ def default_python() -> Path:
     return default_venv() / "bin" / "python"
 
 
+def imports_recogniser(python: Path) -> bool:
+    """Whether ``python`` exists and imports viet-asr (a Python that hangs for a minute does not)."""
+    try:
+        return python.exists() and subprocess.run([str(python), "-c", "import vietasr, numpy"], capture_output=True,
+                                                  check=False, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def ensure_venv(venv: Path | None = None, *, say: Callable[[str], None] = print) -> tuple[Path | None, str]:
     """Python of a venv holding viet-asr (created on demand), or (None, why not).
 
@@ -64,12 +73,7 @@ def ensure_venv(venv: Path | None = None, *, say: Callable[[str], None] = print)
     """
     venv = venv or default_venv()
     py = venv / "bin" / "python"
-    check = [str(py), "-c", "import vietasr, numpy"]
-
-    def imports() -> bool:
-        return py.exists() and subprocess.run(check, capture_output=True, check=False, timeout=120).returncode == 0
-
-    if imports():
+    if imports_recogniser(py):
         return py, ""
     say(f"installing {ASR_REQUIREMENT} into {venv} (dev and CI only, not on the Pi) …")
     try:
@@ -82,7 +86,7 @@ def ensure_venv(venv: Path | None = None, *, say: Callable[[str], None] = print)
                        text=True, check=False)
     if r.returncode != 0:
         return None, f"pip install {ASR_REQUIREMENT} failed: {r.stderr.strip()[-400:]}"
-    if not imports():
+    if not imports_recogniser(py):
         return None, "viet-asr installed but does not import"
     return py, ""
 
@@ -127,10 +131,7 @@ class Recogniser:
     def available(cls, python: Path | str | None = None) -> Recogniser | None:
         """A recogniser if ``python`` (default: the bench's ASR venv) imports viet-asr, else None."""
         py = Path(python) if python else default_python()
-        if not py.exists():
-            return None
-        r = subprocess.run([str(py), "-c", "import vietasr, numpy"], capture_output=True, check=False, timeout=60)
-        return cls(py) if r.returncode == 0 else None
+        return cls(py) if imports_recogniser(py) else None
 
     def _start(self) -> subprocess.Popen[str]:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
