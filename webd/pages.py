@@ -17,7 +17,7 @@ from webd.live import Snapshot, TicketView
 from xephang.site import Site
 from xephang.waittext import format_wait
 
-ASSET_VERSION = "3"
+ASSET_VERSION = "4"
 ALERT_TEXT_MAX = 300  # characters of an alert's message on the dashboard
 
 T: dict[str, tuple[str, str]] = {

@@ -18,7 +18,7 @@ import time
 import urllib.parse
 
 import pytest
-from webharness import HEAD_PASSWORD, HEAD_USER, OFFICER_PASSWORD, http_get, login, wait_for
+from webharness import HEAD_PASSWORD, HEAD_USER, OFFICER_PASSWORD, browser, http_get, login, wait_for  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.broker]
 
@@ -434,3 +434,30 @@ def test_a_take_of_minutes_is_refused_before_the_clip_processing_holds_the_serve
     st, body, _ = got["answer"]
     assert st == 400 and "tối đa 40 giây" in json.loads(body)["text"], (st, body[:200])
     assert got["took"] < 4 and slowest < 2, (got["took"], slowest)
+
+
+def test_a_boards_alert_without_spaces_does_not_widen_the_heads_dashboard_on_a_phone(centre, site, browser):  # noqa: F811
+    """An alert text is a board's own words: 300 characters with no space (an attacker's, or a
+    dump) wrap inside the dashboard instead of making the whole page scroll sideways (real Chromium,
+    412 px wide)."""
+    from selenium.webdriver.common.by import By
+
+    from xephang.contract import Alert
+
+    board = rogue(centre, site, "counter-1", "counter")
+    try:
+        board.publish(board.topics.alert("counter-1", "long"), Alert(node="counter-1", id="long", severity="warning",
+                      message_vi="Lỗi " + "x" * 2000), retain=True)
+        wait_for(lambda: any(a.id == "long" for a in centre.web.web.snapshot.alerts), 10, "the alert at webd")
+        browser.get(centre.base + "/login?next=/head")
+        browser.find_element(By.NAME, "username").send_keys(HEAD_USER)
+        browser.find_element(By.NAME, "password").send_keys(HEAD_PASSWORD)
+        browser.find_element(By.ID, "submit").click()
+        item = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "ul.alerts li.sev-warning"), 10, "the alert")[0]
+        assert "Lỗi xxx" in item.text and item.text.count("x") < 310
+        widths = browser.execute_script("return [document.documentElement.scrollWidth, "
+                                        "document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], widths
+    finally:
+        board.publish(board.topics.alert("counter-1", "long"), b"", retain=True)
+        board.stop()
