@@ -183,6 +183,10 @@ def render_protocol() -> str:
         "client can see it. A forbidden *subscription* is granted by mosquitto (SUBACK 0/1) and its messages "
         "are filtered out: the client simply never receives anything, with no error. A forbidden request "
         "topic is therefore a PUBACK 135, never a reply.",
+        f"- **Size.** A site's broker (`xephang broker-config`) admits no packet over the contract's "
+        f"{c.MAX_PAYLOAD_BYTES // 1024} KiB payload with the longest topic and its headers (`max_packet_size`): "
+        "it ends the sender's connection before reading it, so nothing over the limit is ever stored, retained "
+        "or forwarded (not even on a board's own status topic, which every reader takes at start).",
         "",
         "### Who may ask what",
         "",
