@@ -193,7 +193,8 @@ def render_protocol() -> str:
         "| action | who may ask (besides `hub` and technicians) |",
         "|---|---|",
         *(f"| `{a}` | {dict(counter='`counter-N`, for counter N only', dispenser='`dispenser-*`', any='every node', web='the web daemon (`web`, `web-*`) and technicians', tech='technicians only (`tech`, `tech-*`)')[w]}"
-          f"{'; the web console (`web`) with `officer` set, for the counter the site seats that officer at' if a in c.CONSOLE_ACTIONS else ''} |"
+          f"{'; the web console (`web`) with `officer` set, for the counter the site seats that officer at' if a in c.CONSOLE_ACTIONS else ''}"
+          f"{f', a ticket it issued itself, at most {c.DISPENSER_VOID_WINDOW_S // 60} minutes ago (else `forbidden`, `not-voidable`): the number its printer failed on' if a == 'void-ticket' else ''} |"
           for a, w in c.ASKED_BY.items()),
         "",
         "**The officer's web console** (docs/web.md) sends counter actions as `web` with `officer` = the "
