@@ -300,6 +300,9 @@ class NodeHealth(Message):
     details: dict[str, Any] = Field(default_factory=dict, description="role-specific: printer state, paper, audio …")
 
 
+MAX_ALERTS_PER_NODE = 32  # open alerts a consumer keeps per node: a device has a handful of ids, never thousands
+
+
 class Alert(Message):
     """Retained alert; an empty payload on the same topic clears it."""
 

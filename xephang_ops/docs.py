@@ -142,8 +142,10 @@ def render_protocol() -> str:
         "- A node speaks only for itself: the ACL lets a board write its own status and alert topics, and a "
         "consumer believes a status or an alert only when its `node` (and an alert's `id`) is the one its topic "
         "names. webd drops any other (`wrong-sender`: a retained \"hub offline\" on a counter's own topic would "
-        "grey every phone's page) and keeps at most 32 open alerts per node (`too-many`), each logged and "
-        "counted in `dropped_by_code` of its health.",
+        f"grey every phone's page) and keeps at most {c.MAX_ALERTS_PER_NODE} open alerts per node (`too-many`), "
+        "each logged and counted in `dropped_by_code` of its health; the province's ingester (which gets "
+        "`node/#` over the bridge) applies the same two rules to status, health and alerts and counts what "
+        "it rejects (docs/province.md).",
         "",
         "## Being accepted: what a client must get right",
         "",
