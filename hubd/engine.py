@@ -42,7 +42,7 @@ from hubd.wait_estimate import (
     WaitRange,
     estimate_wait,
 )
-from xephang.contract import CounterMode, TicketState
+from xephang.contract import DISPENSER_VOID_WINDOW_S, CounterMode, TicketState
 from xephang.site import Site, format_number
 
 LAST_CALLS = 10
@@ -82,6 +82,7 @@ class Ticket:
     rated_at: float | None = None
     void_reason: str | None = None
     clock_jump: bool = False
+    issued_by: str | None = None  # the dispenser that asked (the only one that may void it)
 
     def info(self) -> dict[str, Any]:
         """The contract's TicketInfo as a dict."""
@@ -430,7 +431,8 @@ class QueueEngine:
             del self.pauses[pid]
 
     # ------------------------------------------------------------------ commands
-    def issue(self, service: str, priority_group: str | None, now: float) -> Outcome:
+    def issue(self, service: str, priority_group: str | None, now: float, *, issued_by: str | None = None) -> Outcome:
+        """A new number of ``service``; ``issued_by``: the dispenser that asked (it alone may void it)."""
         out = Outcome()
         if service not in self.services:
             raise CommandError("unknown-service", f"no service {service!r}")
@@ -448,7 +450,7 @@ class QueueEngine:
         out.sequences.add(key)
         t = Ticket(id=self.next_ticket_id, day=self.day, service=service, number=number,
                    display=format_number(number, svc.prefix), priority_group=priority_group,
-                   issued_at=now, arrival_at=now, first_service=service)
+                   issued_at=now, arrival_at=now, first_service=service, issued_by=issued_by)
         self.next_ticket_id += 1
         self.tickets[t.id] = t
         self.history.on_issue(now, service, bool(priority_group))
@@ -733,12 +735,19 @@ class QueueEngine:
         out.data = {"ticket": t.info(), "score": score}
         return out
 
-    def void(self, ticket_id: int, reason: str, now: float) -> Outcome:
+    def void(self, ticket_id: int, reason: str, now: float, *, by: str | None = None) -> Outcome:
+        """Take back a waiting number. ``by``: the dispenser asking, which voids only a ticket it issued
+        within DISPENSER_VOID_WINDOW_S (the one its printer failed on); None: a technician, any ticket."""
         out = Outcome()
         t = self.tickets.get(ticket_id)
         if t is None or t.state != "waiting" or t.called_at is not None or self._rolls(now):
             # at the day's turn every waiting ticket expires: nothing left to void
             raise CommandError("not-voidable", f"ticket {ticket_id} is not waiting or was already called")
+        if by is not None and t.issued_by != by:
+            raise CommandError("forbidden", f"ticket {t.display} was not issued by {by}")
+        if by is not None and now - t.issued_at > DISPENSER_VOID_WINDOW_S:
+            raise CommandError("not-voidable", f"ticket {t.display} was issued {(now - t.issued_at) / 60:.0f} min ago: "
+                               "a dispenser voids only a number it just failed to print")
         self._tick_time(now, out)
         t.state, t.void_reason, t.finished_at = "voided", reason or "voided", now
         self._ticket_event(out, now, "voided", t, reason=reason or None)

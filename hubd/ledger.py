@@ -20,12 +20,13 @@ from typing import Any
 
 from hubd.engine import CounterRt, Event, Outcome, Pause, QueueEngine, Ticket, Visit
 
-SCHEMA_VERSION = 3  # v3: site_changes (the live site's history)
+SCHEMA_VERSION = 4  # v3: site_changes (the live site's history); v4: tickets.issued_by
 # columns added after the first version: (table, column, declaration); added in place on open
 # (ALTER TABLE ADD COLUMN: instant in SQLite, old rows read NULL)
 ADDED_COLUMNS = (
     ("visits", "arrived_at", "REAL"),  # v2: "citizen arrived" (walk and service from arrival)
     ("visits", "call_reason", "TEXT"),  # v2: called out of the call order, and why
+    ("tickets", "issued_by", "TEXT"),  # v4: the dispenser that asked (only it may void the ticket)
 )
 
 SCHEMA = """
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     first_service TEXT NOT NULL, state TEXT NOT NULL, counter INTEGER, called_at REAL, last_called_at REAL,
     recalls INTEGER NOT NULL DEFAULT 0, finished_at REAL, finish_inferred INTEGER NOT NULL DEFAULT 0,
     requeued INTEGER NOT NULL DEFAULT 0, transfers INTEGER NOT NULL DEFAULT 0, rating INTEGER, rated_at REAL,
-    void_reason TEXT, clock_jump INTEGER NOT NULL DEFAULT 0,
+    void_reason TEXT, clock_jump INTEGER NOT NULL DEFAULT 0, issued_by TEXT,
     UNIQUE (day, first_service, number)
 );
 CREATE INDEX IF NOT EXISTS tickets_open ON tickets(state) WHERE state IN ('waiting', 'called');

@@ -633,7 +633,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
 # The command table: each state-changing request to its engine command (resync and report are
 # answered by the hub itself). A new action is a model in the contract and a line here.
 COMMANDS: dict[type[Request], Callable[[QueueEngine, Any, float], Outcome]] = {
-    IssueTicket: lambda e, r, now: e.issue(r.service, r.priority_group, now),
+    IssueTicket: lambda e, r, now: e.issue(r.service, r.priority_group, now, issued_by=r.source),
     CallNext: lambda e, r, now: e.call_next(r.counter, now),
     Recall: lambda e, r, now: e.recall(r.counter, now),
     NoShow: lambda e, r, now: e.no_show(r.counter, now),
@@ -644,7 +644,9 @@ COMMANDS: dict[type[Request], Callable[[QueueEngine, Any, float], Outcome]] = {
     Rate: lambda e, r, now: e.rate(r.counter, r.score, now, ticket_id=r.ticket_id),
     CallTicket: lambda e, r, now: e.call_ticket(r.counter, r.ticket_id, r.reason, now),
     Arrived: lambda e, r, now: e.arrived(r.counter, now),
-    VoidTicket: lambda e, r, now: e.void(r.ticket_id, r.reason, now),
+    # a dispenser voids only what it issued, just now; the hub and technicians any waiting ticket
+    VoidTicket: lambda e, r, now: e.void(r.ticket_id, r.reason, now,
+                                         by=r.source if r.source.startswith("dispenser-") else None),
 }
 
 

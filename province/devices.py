@@ -12,6 +12,9 @@ node that went offline during the cut arrives as offline. The ingester applies t
   learned of it (a Pi has no real-time clock; a change during a link cut is dated when the link
   returned), from which ``downtime`` is counted per period;
 - ``device_alerts`` (open now) and ``device_alert_log`` (raised, cleared);
+- what a node says is believed of that node only (docs/protocol.md): a status, health or alert whose
+  payload names another node (or an alert another id than its topic's) is rejected, and a node keeps
+  at most ``MAX_ALERTS_PER_NODE`` open alerts, since its password may write any ``alert/{id}`` level;
 - ``site_links`` and ``site_link_cuts``: each centre's link, from its bridge's own notification
   ``xephang/v1/{site}/bridge/state`` (retained ``1``/``0``; the bridge's Will at the province says
   ``0`` when the link dies), so a centre whose link is down shows *unreachable*, not *all quiet*.
@@ -20,11 +23,14 @@ node that went offline during the cut arrives as offline. The ingester applies t
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from xephang.contract import Alert, BadPayload, NodeHealth, NodeStatus, decode
+from xephang.contract import MAX_ALERTS_PER_NODE, Alert, BadPayload, NodeHealth, NodeStatus, decode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,17 +111,26 @@ def apply(cur: Any, messages: list[NodeMessage]) -> int:
         try:
             if m.what == "status":
                 if m.payload:
-                    _status(cur, key, decode(NodeStatus, m.payload), known)
+                    _status(cur, key, _own(m, decode(NodeStatus, m.payload)), known)
             elif m.what == "health":
                 if m.payload:
-                    _health(cur, key, decode(NodeHealth, m.payload), m.payload, known)
+                    _health(cur, key, _own(m, decode(NodeHealth, m.payload)), m.payload, known)
             elif m.payload:
-                _raise(cur, key, m.alert or "", decode(Alert, m.payload))
+                _raise(cur, key, m.alert or "", _own(m, decode(Alert, m.payload)))
             else:
                 _clear(cur, key, m.alert or "")
-        except BadPayload:
+        except BadPayload as exc:
+            log.warning("province: %s/%s %s dropped (%s): %s", m.site, m.node, m.what, exc.code, exc)
             rejected += 1
     return rejected
+
+
+def _own(m: NodeMessage, said: NodeStatus | NodeHealth | Alert) -> Any:
+    """``said`` when it speaks of the node (and alert) its topic names; a node's account writes only its
+    own topics, so anything else is another node's name in its mouth."""
+    if said.node != m.node or (isinstance(said, Alert) and said.id != m.alert):
+        raise BadPayload("wrong-sender", f"{m.what} of {said.node!r} on {m.node!r}'s topic")
+    return said
 
 
 def _status(cur: Any, key: tuple[str, str], st: NodeStatus, known: dict[tuple[str, str], tuple[bool, int]]) -> None:
@@ -152,6 +167,9 @@ def _health(cur: Any, key: tuple[str, str], h: NodeHealth, raw: bytes,
 
 
 def _raise(cur: Any, key: tuple[str, str], alert: str, a: Alert) -> None:
+    cur.execute("SELECT count(*) FROM device_alerts WHERE site = %s AND node = %s AND alert <> %s", (*key, alert))
+    if cur.fetchone()[0] >= MAX_ALERTS_PER_NODE:
+        raise BadPayload("too-many", f"{key[1]} already has {MAX_ALERTS_PER_NODE} open alerts: {alert!r} not kept")
     cur.execute(
         "INSERT INTO device_alerts (site, node, alert, severity, message_vi, message_en, raised_at, device_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, now(), %s) ON CONFLICT (site, node, alert) DO UPDATE SET "

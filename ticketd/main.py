@@ -385,7 +385,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         else:
             log.info("ticket %s voided", ticket.display)
 
-    ORPHAN_MAX_AGE_S = 600.0
+    ORPHAN_MAX_AGE_S = 600.0  # under contract.DISPENSER_VOID_WINDOW_S: the hub still lets us void what we learn
     ORPHAN_RETRY_S = 5.0
 
     def _sweep_orphan(self) -> None:

@@ -29,6 +29,7 @@ from webd.live import LiveHall
 from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
+    MAX_ALERTS_PER_NODE,
     REQUEST_MODELS,
     TICKET_WAIT_MAX,
     Alert,
@@ -69,7 +70,6 @@ WAIT_MOVED_S = 10.0
 WAIT_REFRESH_S = 60.0
 WATCH_S = 90.0
 CONFIG_WAIT_S = 8.0  # a roster change waits this long for the hub's ack
-MAX_ALERTS_PER_NODE = 32  # a device has a handful of alert ids; retained thousands would swamp the dashboard
 VOICE_WAIT_S = 30.0  # a voice pack install: the announcer downloads and checks the pack first
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 

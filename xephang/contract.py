@@ -300,6 +300,9 @@ class NodeHealth(Message):
     details: dict[str, Any] = Field(default_factory=dict, description="role-specific: printer state, paper, audio …")
 
 
+MAX_ALERTS_PER_NODE = 32  # open alerts a consumer keeps per node: a device has a handful of ids, never thousands
+
+
 class Alert(Message):
     """Retained alert; an empty payload on the same topic clears it."""
 
@@ -465,6 +468,10 @@ ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
 CONSOLE_ACTIONS: tuple[str, ...] = ("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume",
                                     "call-ticket", "arrived")
 RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
+# a dispenser voids only a ticket it issued itself, at most this long after the issue: the number its
+# printer failed on (ticketd asks about an unanswered press for 10 minutes, then voids what it learns).
+# Older tickets are citizens waiting in the hall: only technicians void them.
+DISPENSER_VOID_WINDOW_S = 15 * 60
 
 # what the hub answers itself, changing nothing (never stored, never a command of the engine)
 READ_ONLY_ACTIONS: tuple[str, ...] = ("resync", "report", "ticket-wait")

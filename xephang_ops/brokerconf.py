@@ -25,7 +25,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from xephang.contract import ASKED_BY, CLIENT_ID_PREFIX, CONSOLE_ACTIONS, ROOT_PREFIX, check_level
+from xephang.contract import (
+    ASKED_BY,
+    CLIENT_ID_PREFIX,
+    CONSOLE_ACTIONS,
+    MAX_PAYLOAD_BYTES,
+    MAX_TOPIC_LEN,
+    ROOT_PREFIX,
+    check_level,
+)
 from xephang.settings import SettingsError, load_site
 from xephang.site import Site
 
@@ -219,6 +227,22 @@ def client_id_lines() -> list[str]:
     ]
 
 
+# the largest packet a client may send: a payload at the contract's limit, the longest topic, headers
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + MAX_TOPIC_LEN + 256
+
+
+def size_limit_lines() -> list[str]:
+    """Global lines that make the contract's payload limit the broker's (docs/protocol.md)."""
+    return [
+        f"# A packet over the contract's {MAX_PAYLOAD_BYTES // 1024} KiB payload (with its topic and headers) ends its",
+        "# sender's connection before the broker reads it: nothing is stored or forwarded. Without it one",
+        "# board's password could park 256 MB on its own retained status, which webd, technicians and the",
+        "# province read at every start. (mosquitto 2.0's message_size_limit also disconnects, and is",
+        "# deprecated in favour of this.)",
+        f"max_packet_size {MAX_PACKET_BYTES}",
+    ]
+
+
 def listener_lines(port: int, listen: str = "", *, tech: bool = False) -> list[str]:
     """A listener: a boards' one (client id := username) or the technicians' one (free client ids,
     all starting with the prefix, so never equal to a node id: several terminals per account)."""
@@ -252,6 +276,7 @@ def mosquitto_conf_text(*, password_file: Path, acl_file: Path, listen: str = "0
         "max_inflight_messages 100",
         "persistent_client_expiration 2d",
         *client_id_lines(),
+        *size_limit_lines(),
         "",
     ]
     if tls is None:

@@ -142,8 +142,10 @@ def render_protocol() -> str:
         "- A node speaks only for itself: the ACL lets a board write its own status and alert topics, and a "
         "consumer believes a status or an alert only when its `node` (and an alert's `id`) is the one its topic "
         "names. webd drops any other (`wrong-sender`: a retained \"hub offline\" on a counter's own topic would "
-        "grey every phone's page) and keeps at most 32 open alerts per node (`too-many`), each logged and "
-        "counted in `dropped_by_code` of its health.",
+        f"grey every phone's page) and keeps at most {c.MAX_ALERTS_PER_NODE} open alerts per node (`too-many`), "
+        "each logged and counted in `dropped_by_code` of its health; the province's ingester (which gets "
+        "`node/#` over the bridge) applies the same two rules to status, health and alerts and counts what "
+        "it rejects (docs/province.md).",
         "",
         "## Being accepted: what a client must get right",
         "",
@@ -183,13 +185,18 @@ def render_protocol() -> str:
         "client can see it. A forbidden *subscription* is granted by mosquitto (SUBACK 0/1) and its messages "
         "are filtered out: the client simply never receives anything, with no error. A forbidden request "
         "topic is therefore a PUBACK 135, never a reply.",
+        f"- **Size.** A site's broker (`xephang broker-config`) admits no packet over the contract's "
+        f"{c.MAX_PAYLOAD_BYTES // 1024} KiB payload with the longest topic and its headers (`max_packet_size`): "
+        "it ends the sender's connection before reading it, so nothing over the limit is ever stored, retained "
+        "or forwarded (not even on a board's own status topic, which every reader takes at start).",
         "",
         "### Who may ask what",
         "",
         "| action | who may ask (besides `hub` and technicians) |",
         "|---|---|",
         *(f"| `{a}` | {dict(counter='`counter-N`, for counter N only', dispenser='`dispenser-*`', any='every node', web='the web daemon (`web`, `web-*`) and technicians', tech='technicians only (`tech`, `tech-*`)')[w]}"
-          f"{'; the web console (`web`) with `officer` set, for the counter the site seats that officer at' if a in c.CONSOLE_ACTIONS else ''} |"
+          f"{'; the web console (`web`) with `officer` set, for the counter the site seats that officer at' if a in c.CONSOLE_ACTIONS else ''}"
+          f"{f', a ticket it issued itself, at most {c.DISPENSER_VOID_WINDOW_S // 60} minutes ago (else `forbidden`, `not-voidable`): the number its printer failed on' if a == 'void-ticket' else ''} |"
           for a, w in c.ASKED_BY.items()),
         "",
         "**The officer's web console** (docs/web.md) sends counter actions as `web` with `officer` = the "

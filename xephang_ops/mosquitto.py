@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from xephang_ops.brokerconf import client_id_lines, listener_lines
+from xephang_ops.brokerconf import client_id_lines, listener_lines, size_limit_lines
 
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -81,7 +81,8 @@ class Mosquitto:
         self.port = port or free_port()
         self._ports_chosen = port is None and tech_port is None  # ours to pick again if another took them
         # bind_client_ids: as on a site's broker (``xephang broker-config``), client ids are bound to
-        # accounts on this listener; technicians' tools (several at once under one account) use a second
+        # accounts on this listener (technicians' tools, several at once under one account, use a
+        # second) and a packet over the contract's size ends its sender's connection
         self.bind_client_ids = bind_client_ids
         self.tech_port = (tech_port or free_port()) if bind_client_ids else None
         self.password_file = password_file
@@ -98,7 +99,7 @@ class Mosquitto:
         if os.geteuid() == 0:
             lines.append(f"user {getpass.getuser()}")  # else it drops to 'mosquitto' and cannot write here
         if self.bind_client_ids:
-            lines += [*client_id_lines(), *listener_lines(self.port, "127.0.0.1")]
+            lines += [*client_id_lines(), *size_limit_lines(), *listener_lines(self.port, "127.0.0.1")]
             if self.tech_port:
                 lines += listener_lines(self.tech_port, "127.0.0.1", tech=True)
         else:

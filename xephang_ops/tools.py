@@ -291,10 +291,19 @@ class DeviceRegistry:
             cfg = f"rev {rev}" + (" ⟳" if d.config and d.config.restart_required else "")
             alerts = ", ".join(f"{a.id}: {a.message_vi if lang == 'vi' else a.message_en or a.message_vi}"
                                for a in d.alerts.values()) or "-"
-            rows.append((d.node, d.role or "-", state, version or "-", uptime, cfg, alerts))
+            rows.append(tuple(_shown(c) for c in (d.node, d.role or "-", state, version or "-", uptime, cfg, alerts)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
                          for r in rows)
+
+
+_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")
+
+
+def _shown(text: str) -> str:
+    """A node's own words for a technician's terminal: every control character (C0, DEL, C1) as '?',
+    so no escape sequence in a status or an alert can clear, rewrite or script the screen."""
+    return text.translate(_CONTROLS)
 
 
 def _natural(s: str) -> tuple[Any, ...]:

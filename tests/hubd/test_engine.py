@@ -296,6 +296,25 @@ def test_void_only_waiting_tickets(site):
         e.void(t2["id"], "paper-out", T0 + 4)
 
 
+def test_a_dispenser_voids_only_its_own_ticket_and_only_while_printing_can_fail(site):
+    """A dispenser voids a number its printer failed on: its own, within DISPENSER_VOID_WINDOW_S of
+    the issue (ticketd gives up on an unanswered press after 10 minutes). Even the only dispenser of
+    a centre cannot void the citizens who have waited longer; technicians (``by`` None) still can."""
+    from xephang.contract import DISPENSER_VOID_WINDOW_S
+
+    e = make(site)
+    mine = e.issue("dat-dai", None, T0, issued_by="dispenser-1").data["ticket"]["id"]
+    theirs = e.issue("dat-dai", None, T0 + 1, issued_by="dispenser-2").data["ticket"]["id"]
+    with pytest.raises(CommandError) as err:
+        e.void(theirs, "paper-out", T0 + 2, by="dispenser-1")
+    assert err.value.code == "forbidden" and e.tickets[theirs].state == "waiting"
+    with pytest.raises(CommandError) as err:
+        e.void(mine, "paper-out", T0 + DISPENSER_VOID_WINDOW_S + 1, by="dispenser-1")
+    assert err.value.code == "not-voidable" and e.tickets[mine].state == "waiting"
+    assert e.void(mine, "paper-out", T0 + DISPENSER_VOID_WINDOW_S, by="dispenser-1").events[0].kind == "voided"
+    assert e.void(theirs, "tech", T0 + DISPENSER_VOID_WINDOW_S + 60).events[0].kind == "voided"  # a technician
+
+
 def test_daily_reset_restarts_numbers_expires_waiting_keeps_history(site):
     e = make(site)
     e.issue("ho-tich", None, T0)

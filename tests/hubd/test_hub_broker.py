@@ -21,6 +21,7 @@ from xephang.contract import (
     IssueTicket,
     Reply,
     TicketEvent,
+    VoidTicket,
     decode,
     new_request_id,
 )
@@ -132,6 +133,27 @@ def test_a_forged_source_under_another_nodes_name_is_refused(tmp_path, mosquitto
         assert replies[0].error is not None and replies[0].error.code == "forbidden"
         assert hub.engine.counters[2].state == "closed"
         c1.stop()
+
+
+def test_a_dispenser_voids_only_a_ticket_it_printed_itself(tmp_path, mosquitto, site_file):
+    """Void is how a dispenser takes back a number its printer failed to print. Any dispenser's
+    password voided *any* waiting ticket in the hall (ids are plain counters, and every event shows
+    them): citizens who had waited an hour vanished from the board. Now it voids only its own."""
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file) as hub:
+        d1, d2 = client(mosquitto.port, "dispenser-1", tmp_path), client(mosquitto.port, "dispenser-2", tmp_path)
+        r = d1.request_sync(IssueTicket(request_id=new_request_id(), source="dispenser-1", service="ho-tich"))
+        assert r is not None and r.status == "ok"
+        tid = r.data["ticket"]["id"]
+        r = d2.request_sync(VoidTicket(request_id=new_request_id(), source="dispenser-2", ticket_id=tid,
+                                       reason="paper-out"))
+        assert r is not None and r.error is not None and r.error.code == "forbidden", r
+        assert hub.engine.tickets[tid].state == "waiting"
+        # its own dispenser still takes back the number it could not print
+        r = d1.request_sync(VoidTicket(request_id=new_request_id(), source="dispenser-1", ticket_id=tid,
+                                       reason="paper-out"))
+        assert r is not None and r.status == "ok" and r.data["ticket"]["state"] == "voided", r
+        d1.stop()
+        d2.stop()
 
 
 def test_malformed_requests_get_error_replies_or_counted_drops(tmp_path, mosquitto, site_file):

@@ -77,6 +77,43 @@ def test_health_is_kept_and_a_malformed_payload_is_dropped(pg):
     assert d["version"] == "2.1"
 
 
+def test_a_boards_password_cannot_swamp_or_mislabel_the_provinces_alerts(pg):
+    """Counter 3's password may write ``node/counter-3/alert/+`` at its centre, and the bridge carries
+    it to the province. It could open any number of alerts there (one row per distinct level it
+    makes up: 500 here), under names that are no alert id (spaces, markup, 2 000 characters), with a
+    payload naming another node. As webd does (docs/protocol.md), the province now believes an alert
+    only when its payload names the topic's node and id, an id is a slug, and a node keeps at most
+    MAX_ALERTS_PER_NODE open; each other one is rejected and counted."""
+    from xephang.contract import MAX_ALERTS_PER_NODE
+
+    store = Store(pg)
+    store.write([status(A, "counter-3", True, 1)])
+    res = store.write([alert(A, "counter-3", f"junk-{i}") for i in range(500)])
+    assert res.rejected == 500 - MAX_ALERTS_PER_NODE
+    odd = [f"{A.root}/node/counter-3/alert/{level}" for level in ("Hết giấy", "<b>x</b>", "x" * 2000)]
+    res = store.write([(t, Alert(node="counter-3", id="paper-out").to_json()) for t in odd])
+    assert res.rejected == 3
+    res = store.write([(A.alert("counter-3", "junk-0"), b""),  # one cleared: room for one more
+                       (A.alert("counter-3", "counter-config"), Alert(node="hub", id="counter-config").to_json()),
+                       (A.alert("counter-3", "paper-out"), Alert(node="counter-3", id="printer-error").to_json())])
+    assert res.rejected == 2  # another node's alert, another id's alert
+    [d] = everything(pg)
+    assert len(d["alerts"]) == MAX_ALERTS_PER_NODE - 1
+    assert all(a["alert"].startswith("junk-") for a in d["alerts"])
+    store.write([alert(A, "counter-3", "counter-config")])  # the board's real alert still gets in
+    assert "counter-config" in [a["alert"] for a in everything(pg)[0]["alerts"]]
+
+
+def test_a_status_or_health_naming_another_node_is_not_believed(pg):
+    """A status or health is the node's own word about itself: one that names another node (counter
+    3's topic saying the hub is offline) is rejected, as webd does."""
+    store = Store(pg)
+    res = store.write([(A.status("counter-3"), NodeStatus(node="hub", online=False, session=9).to_json()),
+                       (A.health("counter-3"), NodeHealth(node="hub", role="hub", version="6.6.6").to_json())])
+    assert res.rejected == 2
+    assert everything(pg) == []
+
+
 def test_downtime_is_counted_inside_the_period(pg):
     Store(pg).write([status(A, "dispenser-1", True, 1), status(B, "dispenser-1", True, 1)])
     t0 = datetime(2026, 10, 1, tzinfo=UTC)

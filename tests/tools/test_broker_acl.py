@@ -308,3 +308,73 @@ def test_half_a_tls_setup_is_refused_and_writes_nothing(tmp_path, capsys, comman
     assert main(argv) == 2
     assert "TLS needs --tls-ca, --tls-cert and --tls-key" in capsys.readouterr().err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Size: one board's password cannot park a huge retained message where every reader boots from
+
+
+def _run_generated_fragment(tmp_path: Path, site) -> tuple[Mosquitto, dict[str, str]]:
+    """The conf fragment `xephang broker-config` writes, run as the whole config (as above)."""
+    from xephang_ops.brokerconf import write_broker_files
+
+    files = write_broker_files(tmp_path, site, site_accounts(site))
+    port = free_port()
+    text = mosquitto_conf_text(password_file=files.password_file, acl_file=files.acl_file, listen="127.0.0.1",
+                               port=port, tech_port=None)
+    b = Mosquitto(tmp_path / "run", port=port, persistence=False)
+    user = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
+    b.write_conf = lambda: (b.conf_path.write_text(user + text + f"log_dest file {b.log_path}\n"), b.conf_path)[1]
+    return b.start(), files.passwords
+
+
+def _publish_outcome(port: int, user: str, password: str, topic: str, payload: bytes) -> tuple[str, int]:
+    """Publish once (QoS 1, retained, MQTT 5) and wait for the broker's answer: ("puback", reason) or
+    ("disconnected", reason)."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"xephang-{user}", protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, password)
+    c.reconnect_delay_set(60, 60)  # one answer is all we want: no quick reconnect re-sending it
+    answered = threading.Event()
+    got: list[tuple[str, int]] = []
+    c.on_publish = lambda cl, u, mid, rc, p: (got.append(("puback", int(rc.value))), answered.set())
+    c.on_disconnect = lambda cl, u, f, rc, p: (got.append(("disconnected", int(rc.value))), answered.set())
+    connected = threading.Event()
+    c.on_connect = lambda cl, u, f, rc, p: connected.set()
+    c.connect("127.0.0.1", port, keepalive=30)
+    c.loop_start()
+    try:
+        assert connected.wait(5)
+        c.publish(topic, payload, qos=1, retain=True)
+        assert answered.wait(10), "the broker neither acknowledged nor disconnected"
+        return got[0]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+@pytest.mark.parametrize("size", [70_000, 2 * 1024 * 1024])
+def test_a_payload_over_the_contracts_limit_is_refused_by_the_broker(tmp_path, site, size):
+    """Counter 1's password may write its own retained status, which webd, technicians and (over the
+    bridge) the province read at every start. Without a limit the broker took 2 MB there (up to MQTT's
+    256 MB): kept in the Pi's memory and persistence, sent to every reader on every subscribe. The
+    contract's limit (64 KiB, with the longest topic) is now the broker's: a bigger packet ends the
+    sender's connection, and nothing reaches a reader; the largest honest message still passes."""
+    from xephang.contract import MAX_PAYLOAD_BYTES
+    from xephang_ops.tools import BrokerTarget
+
+    b, pw = _run_generated_fragment(tmp_path, site)
+    try:
+        topic = f"{R}/node/counter-1/status"
+        what, _ = _publish_outcome(b.port, "counter-1", pw["counter-1"], topic, b"x" * size)
+        assert what == "disconnected"
+        with ToolClient(BrokerTarget(port=b.port, username="web", password=pw["web"])) as reader:
+            reader.subscribe(topic)
+            assert reader.get(1.0) is None  # nothing retained: the huge one never landed
+        what, code = _publish_outcome(b.port, "counter-1", pw["counter-1"], topic, b"y" * MAX_PAYLOAD_BYTES)
+        assert what == "puback" and code < REFUSED
+        with ToolClient(BrokerTarget(port=b.port, username="web", password=pw["web"])) as reader:
+            reader.subscribe(topic)
+            got = reader.get(5.0)
+            assert got is not None and got.payload == b"y" * MAX_PAYLOAD_BYTES
+    finally:
+        b.kill()

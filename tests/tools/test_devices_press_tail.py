@@ -171,3 +171,23 @@ def test_devices_watch_reprints_on_changes_not_on_heartbeats(secured_broker, sam
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_a_boards_words_cannot_drive_the_technicians_terminal(secured_broker, capsys):
+    """Counter 1's password writes its own status and alerts, and `xephang devices` prints them in a
+    technician's terminal. Escape sequences in them (clear the screen, rewrite lines so the hub reads
+    'online', set the clipboard by OSC 52) reached the terminal as they were; now every control
+    character is shown as '?', and the rest of the table is intact."""
+    from xephang.contract import Alert, NodeStatus
+
+    evil = "\x1b[2J\x1b[H\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m\r\nhub online"
+    with secured_broker.client("counter-1") as board:
+        t = board.topics
+        assert board.publish(t.status("counter-1"), NodeStatus(node="counter-1", online=True, session=1,
+                                                               role="\x1b[8m", version="\x1b]0;x\x07").to_json(),
+                             retain=True) < 128
+        assert board.publish(t.alert("counter-1", "counter-config"),
+                             Alert(node="counter-1", id="counter-config", message_vi=evil).to_json(), retain=True) < 128
+    line = until(lambda: (ln := device_line(secured_broker, capsys, "counter-1")) and "counter-config" in ln and ln)
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in line), repr(line)
+    assert "counter-config: ?[2J?[H?]52;c;cm0gLXJmIH4=??31m??hub online" in line
