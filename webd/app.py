@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webd import console, pages, roster, voice
 from webd.auth import Accounts, Session, Sessions, Throttle, same_token, sign, unsign
@@ -69,6 +70,36 @@ def _empty_snapshot() -> Snapshot:
     return LiveHall().snapshot()
 
 
+class SecurityHeaders:
+    """ASGI middleware: ``SECURITY_HEADERS`` on every HTTP answer — pages, redirects, 404s, 405s,
+    the 500 page — unless the answer names one itself. One place, so no route can forget them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {bytes(k).lower() for k, _ in headers}
+                message = {**message, "headers": headers + [(k, v) for k, v in self.extra if k not in have]}
+            await send(message)
+
+        await self.app(scope, receive, send_guarded)
+
+
+class GuardedStarlette(Starlette):
+    """Starlette with ``SecurityHeaders`` outside even its error middleware (its 500 page gets them too)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 class WebApp:
     """The web side of webd. ``publish`` is the only method called from the owner thread."""
 
@@ -105,7 +136,7 @@ class WebApp:
         self.catalogue = load_catalogue_or_none(w.catalogue_file)
         self.studio = voice.VoiceStudio(Path(settings.state_dir) / "voice-web", recogniser=voice.recogniser_from(w))
         self.announcer_config: dict[str, Any] | None = None  # the hall speaker's retained config (None: not heard)
-        self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self.asgi = GuardedStarlette(routes=self._routes(), lifespan=self._lifespan)
 
     # ------------------------------------------------------------------ owner thread → web
     def set_site(self, site: Site, rev: int) -> None:
@@ -184,8 +215,7 @@ class WebApp:
         return c if c in ("vi", "en") else self.settings.lang
 
     def html(self, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-        return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, "cache-control": "no-store",
-                                                              **(headers or {})})
+        return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store", **(headers or {})})
 
     def session(self, request: Request) -> Session | None:
         s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
@@ -383,7 +413,7 @@ class WebApp:
         nxt = _safe_next(form.get("next", "/head"))
         if acc.role == "officer" and not nxt.startswith("/counter"):
             nxt = "/counter"  # an officer's PC opens on their counter
-        resp = RedirectResponse(nxt, status_code=303, headers=SECURITY_HEADERS)
+        resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(SESSION_COOKIE, s.id, httponly=True, samesite="strict", path="/")
         resp.delete_cookie(LOGIN_COOKIE, path="/login")
         return resp
@@ -394,7 +424,7 @@ class WebApp:
         if s is None or not same_token(s.csrf, form.get("csrf", "")):
             return Response("forbidden", status_code=403)
         self.sessions.end(s.id)
-        resp = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+        resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
@@ -403,11 +433,10 @@ class WebApp:
         officer's session sees only the console; the head's and technicians' pages are theirs."""
         s = self.session(request)
         if s is None:
-            return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303,
-                                    headers=SECURITY_HEADERS)
+            return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
         if s.role not in roles:
             if s.role == "officer":
-                return RedirectResponse("/counter", status_code=303, headers=SECURITY_HEADERS)
+                return RedirectResponse("/counter", status_code=303)
             lang = self.lang(request)
             return self.html(pages.message_page("xephang", console.tr("not_yours", lang), lang=lang), status=403)
         return s
@@ -548,7 +577,7 @@ class WebApp:
         name = f"bao-cao-{_file_part(params['period'])}-{params['group_by']}.{fmt}"
         mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8",
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
-        return Response(data, media_type=mime, headers={**SECURITY_HEADERS, "cache-control": "no-store",
+        return Response(data, media_type=mime, headers={"cache-control": "no-store",
                                                         "content-disposition": f'attachment; filename="{name}"'})
 
     async def _head_form(self, request: Request, page: Callable[..., Awaitable[Response]], *,
@@ -611,8 +640,7 @@ class WebApp:
             log.info("roster change by %s refused (%s): %s", s.username, code, lines[:3])
             return await self.roster_page(request, errors=[head, *[x for x in lines if x]], status=409)
         log.info("roster change by %s applied: site rev %s", s.username, reply.rev)
-        return RedirectResponse("/head/roster?" + urlencode({"done": str(reply.rev)}), status_code=303,
-                                headers=SECURITY_HEADERS)
+        return RedirectResponse("/head/roster?" + urlencode({"done": str(reply.rev)}), status_code=303)
 
     # ------------------------------------------------------------------ the centre's own voice
     def _voice_plan(self) -> tuple[list[tuple[str, str]], Any, str]:
@@ -697,10 +725,9 @@ class WebApp:
                            "progress": voice.tr("progress", lang, n=done, total=len(plan)),
                            "url": f"/head/voice/clip/{clip}.wav?v={int(time.time() * 1000)}" if ok else ""}
                 return Response(json.dumps(payload, ensure_ascii=False), status_code=status,
-                                media_type="application/json", headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+                                media_type="application/json", headers={"cache-control": "no-store"})
             if ok:
-                return RedirectResponse("/head/voice?" + urlencode({"done": "take"}) + f"#clip-{clip}", status_code=303,
-                                        headers=SECURITY_HEADERS)
+                return RedirectResponse("/head/voice?" + urlencode({"done": "take"}) + f"#clip-{clip}", status_code=303)
             said = texts.get(clip)
             return await self.voice_page(request, errors=[f"«{said}»: {text}" if said else text], status=status)
 
@@ -741,7 +768,7 @@ class WebApp:
         if result is None:
             return await self.voice_page(request, errors=[voice.tr("pack_bad", lang)], status=422)
         log.info("voice draft scored by %s: %d/%d both exact", s.username, result.both, result.calls)
-        return RedirectResponse("/head/voice#voice-scored", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse("/head/voice#voice-scored", status_code=303)
 
     async def voice_clip(self, request: Request) -> Response:
         s = self._need_login(request)
@@ -750,7 +777,7 @@ class WebApp:
         path = self.studio.clip_path(str(request.path_params["clip"]))
         if path is None:
             return Response("not found", status_code=404)
-        return Response(path.read_bytes(), media_type="audio/wav", headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+        return Response(path.read_bytes(), media_type="audio/wav", headers={"cache-control": "no-store"})
 
     async def voice_pack(self, request: Request) -> Response:
         """A built pack, by its checksum, for the hall's announcer to fetch (no login: the name is
@@ -758,8 +785,7 @@ class WebApp:
         data = self.studio.archive(str(request.path_params["sha"]))
         if data is None:
             return Response("not found", status_code=404)
-        return Response(data, media_type="application/zip", headers={"cache-control": "no-store",
-                                                                     "x-content-type-options": "nosniff"})
+        return Response(data, media_type="application/zip", headers={"cache-control": "no-store"})
 
     async def _push_voice(self, sha: str, by: str) -> Reply | None:
         loop = asyncio.get_running_loop()
@@ -802,8 +828,7 @@ class WebApp:
             return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
         self.studio.record_install(sha, name, s.username)
         log.info("voice pack %s (%s) installed by %s", name, sha[:12], s.username)
-        return RedirectResponse("/head/voice?" + urlencode({"done": "installed", "name": name}), status_code=303,
-                                headers=SECURITY_HEADERS)
+        return RedirectResponse("/head/voice?" + urlencode({"done": "installed", "name": name}), status_code=303)
 
     async def voice_rollback(self, request: Request) -> Response:
         """One click back to the voice before the current one (the previous recorded pack, or the default)."""
@@ -820,7 +845,7 @@ class WebApp:
         self.studio.record_install(target.sha256, target.name, s.username)
         log.info("voice rolled back to %s by %s", target.name, s.username)
         return RedirectResponse("/head/voice?" + urlencode({"done": "rolled_back", "name": label or ""}),
-                                status_code=303, headers=SECURITY_HEADERS)
+                                status_code=303)
 
     # ------------------------------------------------------------------ the officer's console
     def _officer(self, request: Request, n: int | None = None) -> Session | Response:
@@ -845,7 +870,7 @@ class WebApp:
         lang = self.lang(request)
         numbers = console.counters_of(self.snapshot, self.site, s.username)
         if len(numbers) == 1:
-            return RedirectResponse(f"/counter/{numbers[0]}", status_code=303, headers=SECURITY_HEADERS)
+            return RedirectResponse(f"/counter/{numbers[0]}", status_code=303)
         return self.html(pages.page(console.tr("console", lang), console.choose_page_body(numbers, self.site, lang),
                                     lang=lang, path="/counter", nav=self._console_nav(s, lang), script=False))
 
@@ -957,9 +982,9 @@ class WebApp:
         if wants_json:
             return Response(json.dumps({"ok": res.ok, "code": res.code, "text": res.text, "rev": res.rev},
                                        ensure_ascii=False), status_code=status, media_type="application/json",
-                            headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+                            headers={"cache-control": "no-store"})
         # without JavaScript: back to the console, the answer shown above it (a fresh page: fresh click ids)
-        return RedirectResponse(f"/counter/{n}?" + urlencode({"msg": res.text}), status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse(f"/counter/{n}?" + urlencode({"msg": res.text}), status_code=303)
 
     # ------------------------------------------------------------------ misc
     async def set_lang(self, request: Request) -> Response:
@@ -976,7 +1001,7 @@ class WebApp:
         if name not in files:
             return Response("not found", status_code=404)
         return Response((STATIC / name).read_bytes(), media_type=files[name],
-                        headers={"cache-control": "public, max-age=86400", "x-content-type-options": "nosniff"})
+                        headers={"cache-control": "public, max-age=86400"})
 
     async def font(self, request: Request) -> Response:
         from webd.fonts import FONT_FILES, font_woff

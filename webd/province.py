@@ -30,7 +30,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from webd import pages
-from webd.app import HEAD_ROLES, SECURITY_HEADERS, WebApp
+from webd.app import HEAD_ROLES, WebApp
 from webd.auth import Session
 from webd.config import WebSettings
 
@@ -222,7 +222,7 @@ class ProvinceWebApp(WebApp):
         return super()._need_login(request, roles)
 
     async def province_home(self, request: Request) -> Response:
-        return RedirectResponse("/province", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse("/province", status_code=303)
 
     def _read(self, fn: Any) -> Any:
         from province.db import connect

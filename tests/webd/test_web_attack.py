@@ -153,6 +153,35 @@ def test_redirects_stay_on_our_own_paths(centre, nxt):
     assert st == 303 and loc.startswith("/") and not loc.startswith("//") and "\r" not in loc and len(loc) < 1000
 
 
+def test_every_answer_carries_the_security_headers_redirects_and_errors_included(centre, monkeypatch):
+    """A redirect, a 404, a 405, a refusal and the 500 page are framed, sniffed and leak a Referer
+    as easily as a page: the headers go on every answer, not only on the pages that remember them."""
+    from webd import pages
+    from webd.app import SECURITY_HEADERS
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    asks = [("GET", "/lang/en?next=/hall", "", 303), ("GET", "/lang/xx", "", 303), ("GET", "/no/such/page", "", 404),
+            ("POST", "/hall", "", 405), ("POST", "/lang/en", "", 405), ("GET", "/static/nope.js", "", 404),
+            ("GET", "/static/app.js", "", 200), ("GET", "/healthz", "", 200), ("GET", "/hall", "", 200),
+            ("GET", "/head", "", 303), ("GET", "/head/events", "", 401), ("POST", "/logout", "", 403),
+            ("GET", "/counter", officer, 303), ("GET", "/counter/2/events", officer, 403),
+            ("GET", "/head", officer, 303), ("GET", "/head/report.exe", head, 404), ("GET", "/q/x/y/1/z", "", 404),
+            ("GET", "/voice/pack/" + "0" * 64 + ".zip", "", 404)]
+    for method, path, who, want in asks:
+        st, _, h = raw(base, method, path, b"csrf=x" if method == "POST" else b"", headers={"Cookie": who})
+        assert st == want, (method, path, st)
+        assert {k: h.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS, (method, path, st)
+
+    def broken(*a, **k):
+        raise RuntimeError("a page that fails")
+
+    monkeypatch.setattr(pages, "page", broken)  # the home page now fails: Starlette's own 500 answer
+    st, _, h = raw(base, "GET", "/")
+    assert st == 500 and {k: h.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS, st
+
+
 def test_report_downloads_name_their_file_from_checked_words_only(centre):
     base = centre.base
     head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
