@@ -100,6 +100,37 @@ class GuardedStarlette(Starlette):
         return SecurityHeaders(super().build_middleware_stack())
 
 
+class StreamSlot:
+    """One of ``max_streams``, counted in ``app.streams`` from the moment a stream is let in, given
+    back exactly once however the stream ends."""
+
+    def __init__(self, app: WebApp) -> None:
+        self.app = app
+        self.held = True
+        app.streams += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.app.streams -= 1
+
+
+class LiveStream(StreamingResponse):
+    """A live stream that gives its slot back when the answer ends, even when its body never ran:
+    a client gone before the first byte makes Starlette cancel the body's task before it starts,
+    and a generator that never started has no ``finally`` to run."""
+
+    def __init__(self, content: AsyncIterator[bytes], slot: StreamSlot, **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
 class WebApp:
     """The web side of webd. ``publish`` is the only method called from the owner thread."""
 
@@ -248,10 +279,10 @@ class WebApp:
         most = self.settings.web.max_streams
         if self.streams >= (most if staff else most - max(1, min(STAFF_STREAMS, most // 20))):
             return Response("busy", status_code=503, headers={"retry-after": "5"})
+        slot = StreamSlot(self)  # taken now, before any await: a burst cannot all pass the check above
         heartbeat = self.settings.web.sse_heartbeat_s
 
         async def gen() -> AsyncIterator[bytes]:
-            self.streams += 1
             last = None
             try:
                 yield b"retry: 2000\n\n"
@@ -274,10 +305,10 @@ class WebApp:
                     except TimeoutError:
                         yield b"event: ping\ndata: \n\n"  # the page's watchdog hears the server is there
             finally:
-                self.streams -= 1
+                slot.release()
 
-        return StreamingResponse(gen(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        return LiveStream(gen(), slot, media_type="text/event-stream",
+                          headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
     # ------------------------------------------------------------------ citizens
     async def home(self, request: Request) -> Response:

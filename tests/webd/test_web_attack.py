@@ -432,6 +432,86 @@ def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_off
             c.close()
 
 
+@pytest.mark.parametrize("spec", ["2.3", "2.4"])  # uvicorn speaks 2.3 over HTTP; 2.4 is Starlette's other path
+def test_a_burst_of_streams_never_holds_more_than_max_streams_and_every_slot_comes_back(tmp_path, site, spec):
+    """The cap was checked when a request came in but counted only once its stream's body ran: a
+    burst of requests all passed the check before the first body began, and all got a stream. A
+    client that hangs up before its body ever runs must give its slot back too (Starlette then never
+    iterates the body, so the body's own ``finally`` never runs). Driven through the ASGI app, each
+    burst's requests in flight together."""
+    import asyncio
+    import contextlib
+
+    from starlette.requests import ClientDisconnect
+
+    from webd.app import WebApp
+    from webd.config import WebConfig, WebSettings
+
+    app = WebApp(WebSettings(site=site.site.slug, node="web", state_dir=tmp_path,
+                             web=WebConfig(max_streams=4, sse_heartbeat_s=1)), site, ask=lambda *a: None)
+    citizens = 3  # of 4: the last one kept for logged-in pages
+    peak = 0
+
+    async def burst(n: int, *, gone_at_once: bool) -> tuple[list[int | None], asyncio.Event, asyncio.Future]:
+        """n hall streams at once; returns their statuses (once each has one, or is over), the
+        event that hangs them all up, and the future of their ends."""
+        hang_up = asyncio.Event()
+        statuses: list[int | None] = [None] * n
+        answered = [asyncio.Event() for _ in range(n)]
+
+        async def one(i: int) -> None:
+            async def receive() -> dict:
+                if not gone_at_once:
+                    await hang_up.wait()
+                return {"type": "http.disconnect"}
+
+            async def send(message: dict) -> None:
+                nonlocal peak
+                peak = max(peak, app.streams)
+                await asyncio.sleep(0)  # a server's send may wait (its socket's buffer): a hang-up lands here
+                if spec == "2.4" and (gone_at_once or hang_up.is_set()):
+                    raise OSError("the client is gone")  # ASGI 2.4: a send to a client gone fails
+                if message["type"] == "http.response.start":
+                    statuses[i] = message["status"]
+                    answered[i].set()
+
+            scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": spec}, "http_version": "1.1",
+                     "method": "GET", "scheme": "http", "path": "/hall/events", "raw_path": b"/hall/events",
+                     "query_string": b"", "root_path": "", "headers": [(b"host", b"xephang.local")],
+                     "client": (f"10.0.0.{i}", 40000), "server": ("xephang.local", 80)}
+            try:
+                with contextlib.suppress(OSError, ClientDisconnect):
+                    await app.asgi(scope, receive, send)
+            finally:
+                answered[i].set()
+
+        ends = asyncio.gather(*(one(i) for i in range(n)))
+        await asyncio.wait_for(asyncio.gather(*(a.wait() for a in answered)), 5)
+        return statuses, hang_up, ends
+
+    async def story() -> None:
+        async with app._lifespan(app.asgi):
+            # twenty at once, staying: the cap's three streams, a 503 for the others
+            statuses, hang_up, ends = await burst(20, gone_at_once=False)
+            assert sorted(statuses) == [200] * citizens + [503] * (20 - citizens), statuses
+            assert app.streams == citizens and peak <= citizens, (app.streams, peak)
+            hang_up.set()
+            await asyncio.wait_for(ends, 5)
+            assert app.streams == 0
+            # twenty at once, each gone before its stream's body runs: no slot kept by anyone
+            _, _, ends = await burst(20, gone_at_once=True)
+            await asyncio.wait_for(ends, 5)
+            assert app.streams == 0
+            # and the cap is whole again
+            statuses, hang_up, ends = await burst(5, gone_at_once=False)
+            assert sorted(statuses) == [200] * citizens + [503] * 2 and app.streams == citizens
+            hang_up.set()
+            await asyncio.wait_for(ends, 5)
+            assert app.streams == 0 and peak <= citizens
+
+    asyncio.run(story())
+
+
 def test_a_take_of_minutes_is_refused_before_the_clip_processing_holds_the_server(centre):
     """8 MB of WAV is 40 s at 48 kHz stereo but nine minutes at 8 kHz mono: trimmed and measured
     before the clip's own length check refused it, that took 11 s of one of the Pi's cores (this
