@@ -64,6 +64,7 @@ ACT_ATTEMPT_S = 2.0  # a console click: each try waits this long for the hub …
 ACT_ATTEMPTS = 3  # … this many times (same request id); then the click is answered "not done"
 ACT_MARGIN_S = 0.3  # … and a little more, so the hub has passed the request's valid_until
 ACTS_KEPT = 500  # answers to recent clicks, for a retry of the same click
+NOTES_KEPT = 8  # one-shot answers kept per session for the page a redirect goes to
 
 
 def _empty_snapshot() -> Snapshot:
@@ -257,6 +258,19 @@ class WebApp:
             self.sessions.end_user(s.username)
             return None
         return s
+
+    def note(self, s: Session, text: str) -> str:
+        """Keep ``text`` in the session for the page a redirect goes to; returns its key for the
+        link (``?note=``). A link carries no words of its own: a crafted one shows nothing."""
+        key = secrets.token_urlsafe(12)
+        s.notes[key] = text
+        while len(s.notes) > NOTES_KEPT:
+            del s.notes[next(iter(s.notes))]
+        return key
+
+    def take_note(self, s: Session, request: Request) -> str:
+        """The answer the redirect left for this page, once (a reload shows it no more)."""
+        return s.notes.pop(request.query_params.get("note", ""), "")
 
     def _frag(self, key: tuple[Any, ...], snap: Snapshot, build: Callable[[], str]) -> str:
         """Fragments are rendered once per snapshot and shared by every stream that shows them."""
@@ -631,9 +645,7 @@ class WebApp:
         if isinstance(view, Response):
             return view
         s, lang = view
-        done = request.query_params.get("done", "")
-        if not msg and done.isdigit():
-            msg = roster.tr("applied", lang, rev=done)
+        msg = msg or self.take_note(s, request)
         body = roster.page_body(self.site, self.site_rev, lang, s.csrf, msg=msg, errors=errors or [])
         return self._head_page(request, s, lang, roster.tr("roster", lang), body, "/head/roster", status=status)
 
@@ -671,7 +683,8 @@ class WebApp:
             log.info("roster change by %s refused (%s): %s", s.username, code, lines[:3])
             return await self.roster_page(request, errors=[head, *[x for x in lines if x]], status=409)
         log.info("roster change by %s applied: site rev %s", s.username, reply.rev)
-        return RedirectResponse("/head/roster?" + urlencode({"done": str(reply.rev)}), status_code=303)
+        note = self.note(s, roster.tr("applied", lang, rev=reply.rev))
+        return RedirectResponse("/head/roster?" + urlencode({"note": note}), status_code=303)
 
     # ------------------------------------------------------------------ the centre's own voice
     def _voice_plan(self) -> tuple[list[tuple[str, str]], Any, str]:
@@ -706,11 +719,7 @@ class WebApp:
         if isinstance(view, Response):
             return view
         s, lang = view
-        done = request.query_params.get("done", "")
-        if not msg and done in ("installed", "rolled_back"):
-            msg = voice.tr(done, lang, name=request.query_params.get("name", "")[:80])
-        elif not msg and done == "take":
-            msg = voice.tr("take_kept", lang)
+        msg = msg or self.take_note(s, request)
         plan, _, _ = self._voice_plan()
         _, previous = self._voice_previous(lang)
         body = voice.page_body(plan, self.studio.recorded(), lang=lang, csrf=s.csrf,
@@ -758,7 +767,8 @@ class WebApp:
                 return Response(json.dumps(payload, ensure_ascii=False), status_code=status,
                                 media_type="application/json", headers={"cache-control": "no-store"})
             if ok:
-                return RedirectResponse("/head/voice?" + urlencode({"done": "take"}) + f"#clip-{clip}", status_code=303)
+                note = self.note(s, voice.tr("take_kept", lang))
+                return RedirectResponse("/head/voice?" + urlencode({"note": note}) + f"#clip-{clip}", status_code=303)
             said = texts.get(clip)
             return await self.voice_page(request, errors=[f"«{said}»: {text}" if said else text], status=status)
 
@@ -859,7 +869,8 @@ class WebApp:
             return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
         self.studio.record_install(sha, name, s.username)
         log.info("voice pack %s (%s) installed by %s", name, sha[:12], s.username)
-        return RedirectResponse("/head/voice?" + urlencode({"done": "installed", "name": name}), status_code=303)
+        note = self.note(s, voice.tr("installed", lang, name=name))
+        return RedirectResponse("/head/voice?" + urlencode({"note": note}), status_code=303)
 
     async def voice_rollback(self, request: Request) -> Response:
         """One click back to the voice before the current one (the previous recorded pack, or the default)."""
@@ -875,8 +886,8 @@ class WebApp:
             return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
         self.studio.record_install(target.sha256, target.name, s.username)
         log.info("voice rolled back to %s by %s", target.name, s.username)
-        return RedirectResponse("/head/voice?" + urlencode({"done": "rolled_back", "name": label or ""}),
-                                status_code=303)
+        note = self.note(s, voice.tr("rolled_back", lang, name=label or ""))
+        return RedirectResponse("/head/voice?" + urlencode({"note": note}), status_code=303)
 
     # ------------------------------------------------------------------ the officer's console
     def _officer(self, request: Request, n: int | None = None) -> Session | Response:
@@ -916,7 +927,7 @@ class WebApp:
             return s
         lang = self.lang(request)
         frag = console.console_fragment(self.snapshot, self.site, n, lang, s.csrf, self.now())
-        msg = request.query_params.get("msg", "")[:300]
+        msg = self.take_note(s, request)  # the answer to the click that led here (without JavaScript)
         after = (f'<p class="act-msg" id="act-msg" role="status" aria-live="polite" '
                  f'data-unreachable="{pages.e(console.tr("web_unreachable", lang))}">{pages.e(msg)}</p>')
         return self.html(pages.live_page(console.tr("console", lang), frag, lang=lang, path=f"/counter/{n}",
@@ -943,16 +954,17 @@ class WebApp:
         wants_json = request.headers.get("x-requested-with") == "xephang"
         s = self._officer(request, n)
         if isinstance(s, Response):
+            other = self.session(request)  # logged in, not at this counter
             return self._act_answer(n, console.ActResult(False, "forbidden", console.tr("not_yours", lang)),
-                                    wants_json, status=403) if self.session(request) else s
+                                    wants_json, other, status=403) if other else s
         form = await self._form(request)
         if not same_token(s.csrf, form.get("csrf", "")):
-            return self._act_answer(n, console.ActResult(False, "bad-form", pages.t("bad_form", lang)), wants_json,
+            return self._act_answer(n, console.ActResult(False, "bad-form", pages.t("bad_form", lang)), wants_json, s,
                                     status=403)
         action = form.get("action", "")
         if action not in CONSOLE_ACTIONS:
             return self._act_answer(n, console.ActResult(False, "invalid", console.tr("bad_input", lang, m=action[:40])),
-                                    wants_json, status=400)
+                                    wants_json, s, status=400)
         rid = form.get("rid", "")
         if not console.valid_rid(rid):
             rid = console.new_rid()  # a form without a usable id: this click gets its own
@@ -972,10 +984,10 @@ class WebApp:
         except ValidationError as exc:
             why = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors())
             return self._act_answer(n, console.ActResult(False, "invalid", console.tr("bad_input", lang, m=why[:200])),
-                                    wants_json, status=400)
+                                    wants_json, s, status=400)
         result = await self.act(action, request_id, fields, lang)
         log.info("console: %s at counter %s: %s %s (%s)", s.username, n, action, result.code or "ok", request_id)
-        return self._act_answer(n, result, wants_json)
+        return self._act_answer(n, result, wants_json, s)
 
     async def act(self, action: str, request_id: str, fields: dict[str, Any], lang: str) -> console.ActResult:
         """Ask the hub once per click: the same ``request_id`` again (a double click, a retried
@@ -1009,13 +1021,14 @@ class WebApp:
             fut.set_result(res)
         return await asyncio.shield(fut)
 
-    def _act_answer(self, n: int, res: console.ActResult, wants_json: bool, status: int = 200) -> Response:
+    def _act_answer(self, n: int, res: console.ActResult, wants_json: bool, s: Session, status: int = 200) -> Response:
         if wants_json:
             return Response(json.dumps({"ok": res.ok, "code": res.code, "text": res.text, "rev": res.rev},
                                        ensure_ascii=False), status_code=status, media_type="application/json",
                             headers={"cache-control": "no-store"})
-        # without JavaScript: back to the console, the answer shown above it (a fresh page: fresh click ids)
-        return RedirectResponse(f"/counter/{n}?" + urlencode({"msg": res.text}), status_code=303)
+        # without JavaScript: back to the console, the answer shown above it (a fresh page: fresh click
+        # ids); the answer waits in the session, the link names only its key
+        return RedirectResponse(f"/counter/{n}?" + urlencode({"note": self.note(s, res.text)}), status_code=303)
 
     # ------------------------------------------------------------------ misc
     async def set_lang(self, request: Request) -> Response:

@@ -146,6 +146,7 @@ class Session:
     csrf: str
     created: float
     seen: float
+    notes: dict[str, str] = field(default_factory=dict)  # one-shot answers waiting for their page, by key
 
 
 @dataclass

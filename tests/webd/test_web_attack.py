@@ -153,6 +153,47 @@ def test_redirects_stay_on_our_own_paths(centre, nxt):
     assert st == 303 and loc.startswith("/") and not loc.startswith("//") and "\r" not in loc and len(loc) < 1000
 
 
+def test_a_crafted_link_cannot_put_words_on_the_console_or_the_heads_pages(centre):
+    """The console once showed its ``?msg=`` under the counter's state: a link sent to an officer,
+    ``/counter/1?msg=Đã gọi số 1042``, said a number was called that was not. The voice page said
+    "now speaks with the new voice (X)" for any ``?done=installed&name=X``, the roster page
+    "applied (version N)" for any ``?done=N``. Now a page shows only the answer its own session's
+    click left for it, once; the link carries a key, never the words."""
+    base = centre.base
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    spoof = "Đã gọi số 1042."
+    for q in ({"msg": spoof}, {"note": spoof}, {"msg": spoof, "note": ""}):
+        st, body, _ = raw(base, "GET", "/counter/1?" + urllib.parse.urlencode(q), headers={"Cookie": officer})
+        assert st == 200 and "1042" not in body.decode(), q
+    for path, q, words in (("/head/voice", {"done": "installed", "name": "giong-gia-mao"}, "giong-gia-mao"),
+                           ("/head/voice", {"done": "rolled_back", "name": "giong-gia-mao"}, "giong-gia-mao"),
+                           ("/head/voice", {"done": "take"}, "Đã giữ bản thu"),
+                           ("/head/roster", {"done": "999"}, "phiên bản 999")):
+        st, body, _ = raw(base, "GET", f"{path}?{urllib.parse.urlencode(q)}", headers={"Cookie": head})
+        assert st == 200 and words not in body.decode(), (path, q)
+    # a click without JavaScript still reads its answer above the console, in the officer's language
+    a, b = centre.issue()["ticket"], centre.issue()["ticket"]
+    for lang, said in (("vi", f"Đã gọi số {a['display']}."), ("en", f"Called {b['display']}.")):
+        csrf = page_csrf(base, officer, "/counter/1")
+        form = urllib.parse.urlencode({"csrf": csrf, "action": "call-next", "rid": f"nojs-{lang}-0001"})
+        st, _, h = raw(base, "POST", "/counter/1/act", form.encode(), headers={"Cookie": f"{officer}; lang={lang}"})
+        where = h["location"]
+        assert st == 303 and where.startswith("/counter/1?note=") and "gọi" not in urllib.parse.unquote(where), where
+        page = raw(base, "GET", where, headers={"Cookie": f"{officer}; lang={lang}"})[1].decode()
+        assert 'role="status" aria-live="polite" data-unreachable="' in page and f">{said}</p>" in page, said
+        again = raw(base, "GET", where, headers={"Cookie": officer})[1].decode()
+        assert said not in again  # once: a reload, or the link sent on, shows nothing
+    # the key is the session's own: the same officer's other session (another PC) reads nothing with it
+    csrf = page_csrf(base, officer, "/counter/1")
+    form = urllib.parse.urlencode({"csrf": csrf, "action": "recall", "rid": "nojs-recall-0001"})
+    where = raw(base, "POST", "/counter/1/act", form.encode(), headers={"Cookie": officer})[2]["location"]
+    other, _ = login(base, "lan", OFFICER_PASSWORD)
+    assert 'aria-live="polite"' in (p := raw(base, "GET", where, headers={"Cookie": other})[1].decode())
+    assert "Đã thực hiện." not in p
+    assert "Đã thực hiện." in raw(base, "GET", where, headers={"Cookie": officer})[1].decode()
+
+
 def test_every_answer_carries_the_security_headers_redirects_and_errors_included(centre, monkeypatch):
     """A redirect, a 404, a 405, a refusal and the 500 page are framed, sniffed and leak a Referer
     as easily as a page: the headers go on every answer, not only on the pages that remember them."""
