@@ -194,6 +194,18 @@ def test_a_crafted_link_cannot_put_words_on_the_console_or_the_heads_pages(centr
     assert "Đã thực hiện." in raw(base, "GET", where, headers={"Cookie": officer})[1].decode()
 
 
+def test_logging_in_over_and_over_keeps_at_most_20_sessions_of_one_account(centre):
+    """Only failed logins are throttled: whoever holds a password could log in in a loop, each
+    login a session kept in webd's memory for 8 hours. An account keeps its 20 newest sessions (a
+    head on many devices stays in); the oldest ends, and nobody else's."""
+    base = centre.base
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    heads = [login(base, HEAD_USER, HEAD_PASSWORD)[0] for _ in range(23)]
+    assert len(centre.web.web.sessions) == 1 + 20
+    assert [raw(base, "GET", "/head", headers={"Cookie": c})[0] for c in heads] == [303] * 3 + [200] * 20
+    assert raw(base, "GET", "/counter/1", headers={"Cookie": officer})[0] == 200
+
+
 def test_every_answer_carries_the_security_headers_redirects_and_errors_included(centre, monkeypatch):
     """A redirect, a 404, a 405, a refusal and the 500 page are framed, sniffed and leak a Referer
     as easily as a page: the headers go on every answer, not only on the pages that remember them."""
