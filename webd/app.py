@@ -118,8 +118,8 @@ class StreamSlot:
 
 class LiveStream(StreamingResponse):
     """A live stream that gives its slot back when the answer ends, even when its body never ran:
-    a client gone before the first byte makes Starlette cancel the body's task before it starts,
-    and a generator that never started has no ``finally`` to run."""
+    a client gone before the first byte makes Starlette cancel the sending task while it waits on
+    the headers (ASGI 2.4: that send fails), and a generator that never started has no ``finally``."""
 
     def __init__(self, content: AsyncIterator[bytes], slot: StreamSlot, **kw: Any) -> None:
         super().__init__(content, **kw)
