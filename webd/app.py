@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webd import console, pages, roster, voice
 from webd.auth import Accounts, Session, Sessions, Throttle, same_token, sign, unsign
@@ -63,10 +64,72 @@ ACT_ATTEMPT_S = 2.0  # a console click: each try waits this long for the hub …
 ACT_ATTEMPTS = 3  # … this many times (same request id); then the click is answered "not done"
 ACT_MARGIN_S = 0.3  # … and a little more, so the hub has passed the request's valid_until
 ACTS_KEPT = 500  # answers to recent clicks, for a retry of the same click
+NOTES_KEPT = 8  # one-shot answers kept per session for the page a redirect goes to
 
 
 def _empty_snapshot() -> Snapshot:
     return LiveHall().snapshot()
+
+
+class SecurityHeaders:
+    """ASGI middleware: ``SECURITY_HEADERS`` on every HTTP answer — pages, redirects, 404s, 405s,
+    the 500 page — unless the answer names one itself. One place, so no route can forget them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {bytes(k).lower() for k, _ in headers}
+                message = {**message, "headers": headers + [(k, v) for k, v in self.extra if k not in have]}
+            await send(message)
+
+        await self.app(scope, receive, send_guarded)
+
+
+class GuardedStarlette(Starlette):
+    """Starlette with ``SecurityHeaders`` outside even its error middleware (its 500 page gets them too)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
+class StreamSlot:
+    """One of ``max_streams``, counted in ``app.streams`` from the moment a stream is let in, given
+    back exactly once however the stream ends."""
+
+    def __init__(self, app: WebApp) -> None:
+        self.app = app
+        self.held = True
+        app.streams += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.app.streams -= 1
+
+
+class LiveStream(StreamingResponse):
+    """A live stream that gives its slot back when the answer ends, even when its body never ran:
+    a client gone before the first byte makes Starlette cancel the sending task while it waits on
+    the headers (ASGI 2.4: that send fails), and a generator that never started has no ``finally``."""
+
+    def __init__(self, content: AsyncIterator[bytes], slot: StreamSlot, **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
 
 
 class WebApp:
@@ -105,7 +168,7 @@ class WebApp:
         self.catalogue = load_catalogue_or_none(w.catalogue_file)
         self.studio = voice.VoiceStudio(Path(settings.state_dir) / "voice-web", recogniser=voice.recogniser_from(w))
         self.announcer_config: dict[str, Any] | None = None  # the hall speaker's retained config (None: not heard)
-        self.asgi = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self.asgi = GuardedStarlette(routes=self._routes(), lifespan=self._lifespan)
 
     # ------------------------------------------------------------------ owner thread → web
     def set_site(self, site: Site, rev: int) -> None:
@@ -184,8 +247,7 @@ class WebApp:
         return c if c in ("vi", "en") else self.settings.lang
 
     def html(self, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-        return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, "cache-control": "no-store",
-                                                              **(headers or {})})
+        return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store", **(headers or {})})
 
     def session(self, request: Request) -> Session | None:
         s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
@@ -196,6 +258,19 @@ class WebApp:
             self.sessions.end_user(s.username)
             return None
         return s
+
+    def note(self, s: Session, text: str) -> str:
+        """Keep ``text`` in the session for the page a redirect goes to; returns its key for the
+        link (``?note=``). A link carries no words of its own: a crafted one shows nothing."""
+        key = secrets.token_urlsafe(12)
+        s.notes[key] = text
+        while len(s.notes) > NOTES_KEPT:
+            del s.notes[next(iter(s.notes))]
+        return key
+
+    def take_note(self, s: Session, request: Request) -> str:
+        """The answer the redirect left for this page, once (a reload shows it no more)."""
+        return s.notes.pop(request.query_params.get("note", ""), "")
 
     def _frag(self, key: tuple[Any, ...], snap: Snapshot, build: Callable[[], str]) -> str:
         """Fragments are rendered once per snapshot and shared by every stream that shows them."""
@@ -218,10 +293,10 @@ class WebApp:
         most = self.settings.web.max_streams
         if self.streams >= (most if staff else most - max(1, min(STAFF_STREAMS, most // 20))):
             return Response("busy", status_code=503, headers={"retry-after": "5"})
+        slot = StreamSlot(self)  # taken now, before any await: a burst cannot all pass the check above
         heartbeat = self.settings.web.sse_heartbeat_s
 
         async def gen() -> AsyncIterator[bytes]:
-            self.streams += 1
             last = None
             try:
                 yield b"retry: 2000\n\n"
@@ -244,10 +319,10 @@ class WebApp:
                     except TimeoutError:
                         yield b"event: ping\ndata: \n\n"  # the page's watchdog hears the server is there
             finally:
-                self.streams -= 1
+                slot.release()
 
-        return StreamingResponse(gen(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        return LiveStream(gen(), slot, media_type="text/event-stream",
+                          headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
     # ------------------------------------------------------------------ citizens
     async def home(self, request: Request) -> Response:
@@ -383,7 +458,7 @@ class WebApp:
         nxt = _safe_next(form.get("next", "/head"))
         if acc.role == "officer" and not nxt.startswith("/counter"):
             nxt = "/counter"  # an officer's PC opens on their counter
-        resp = RedirectResponse(nxt, status_code=303, headers=SECURITY_HEADERS)
+        resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(SESSION_COOKIE, s.id, httponly=True, samesite="strict", path="/")
         resp.delete_cookie(LOGIN_COOKIE, path="/login")
         return resp
@@ -394,7 +469,7 @@ class WebApp:
         if s is None or not same_token(s.csrf, form.get("csrf", "")):
             return Response("forbidden", status_code=403)
         self.sessions.end(s.id)
-        resp = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+        resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
@@ -403,11 +478,10 @@ class WebApp:
         officer's session sees only the console; the head's and technicians' pages are theirs."""
         s = self.session(request)
         if s is None:
-            return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303,
-                                    headers=SECURITY_HEADERS)
+            return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
         if s.role not in roles:
             if s.role == "officer":
-                return RedirectResponse("/counter", status_code=303, headers=SECURITY_HEADERS)
+                return RedirectResponse("/counter", status_code=303)
             lang = self.lang(request)
             return self.html(pages.message_page("xephang", console.tr("not_yours", lang), lang=lang), status=403)
         return s
@@ -548,7 +622,7 @@ class WebApp:
         name = f"bao-cao-{_file_part(params['period'])}-{params['group_by']}.{fmt}"
         mime = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8",
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
-        return Response(data, media_type=mime, headers={**SECURITY_HEADERS, "cache-control": "no-store",
+        return Response(data, media_type=mime, headers={"cache-control": "no-store",
                                                         "content-disposition": f'attachment; filename="{name}"'})
 
     async def _head_form(self, request: Request, page: Callable[..., Awaitable[Response]], *,
@@ -571,9 +645,7 @@ class WebApp:
         if isinstance(view, Response):
             return view
         s, lang = view
-        done = request.query_params.get("done", "")
-        if not msg and done.isdigit():
-            msg = roster.tr("applied", lang, rev=done)
+        msg = msg or self.take_note(s, request)
         body = roster.page_body(self.site, self.site_rev, lang, s.csrf, msg=msg, errors=errors or [])
         return self._head_page(request, s, lang, roster.tr("roster", lang), body, "/head/roster", status=status)
 
@@ -611,8 +683,8 @@ class WebApp:
             log.info("roster change by %s refused (%s): %s", s.username, code, lines[:3])
             return await self.roster_page(request, errors=[head, *[x for x in lines if x]], status=409)
         log.info("roster change by %s applied: site rev %s", s.username, reply.rev)
-        return RedirectResponse("/head/roster?" + urlencode({"done": str(reply.rev)}), status_code=303,
-                                headers=SECURITY_HEADERS)
+        note = self.note(s, roster.tr("applied", lang, rev=reply.rev))
+        return RedirectResponse("/head/roster?" + urlencode({"note": note}), status_code=303)
 
     # ------------------------------------------------------------------ the centre's own voice
     def _voice_plan(self) -> tuple[list[tuple[str, str]], Any, str]:
@@ -647,11 +719,7 @@ class WebApp:
         if isinstance(view, Response):
             return view
         s, lang = view
-        done = request.query_params.get("done", "")
-        if not msg and done in ("installed", "rolled_back"):
-            msg = voice.tr(done, lang, name=request.query_params.get("name", "")[:80])
-        elif not msg and done == "take":
-            msg = voice.tr("take_kept", lang)
+        msg = msg or self.take_note(s, request)
         plan, _, _ = self._voice_plan()
         _, previous = self._voice_previous(lang)
         body = voice.page_body(plan, self.studio.recorded(), lang=lang, csrf=s.csrf,
@@ -697,10 +765,10 @@ class WebApp:
                            "progress": voice.tr("progress", lang, n=done, total=len(plan)),
                            "url": f"/head/voice/clip/{clip}.wav?v={int(time.time() * 1000)}" if ok else ""}
                 return Response(json.dumps(payload, ensure_ascii=False), status_code=status,
-                                media_type="application/json", headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+                                media_type="application/json", headers={"cache-control": "no-store"})
             if ok:
-                return RedirectResponse("/head/voice?" + urlencode({"done": "take"}) + f"#clip-{clip}", status_code=303,
-                                        headers=SECURITY_HEADERS)
+                note = self.note(s, voice.tr("take_kept", lang))
+                return RedirectResponse("/head/voice?" + urlencode({"note": note}) + f"#clip-{clip}", status_code=303)
             said = texts.get(clip)
             return await self.voice_page(request, errors=[f"«{said}»: {text}" if said else text], status=status)
 
@@ -741,7 +809,7 @@ class WebApp:
         if result is None:
             return await self.voice_page(request, errors=[voice.tr("pack_bad", lang)], status=422)
         log.info("voice draft scored by %s: %d/%d both exact", s.username, result.both, result.calls)
-        return RedirectResponse("/head/voice#voice-scored", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse("/head/voice#voice-scored", status_code=303)
 
     async def voice_clip(self, request: Request) -> Response:
         s = self._need_login(request)
@@ -750,7 +818,7 @@ class WebApp:
         path = self.studio.clip_path(str(request.path_params["clip"]))
         if path is None:
             return Response("not found", status_code=404)
-        return Response(path.read_bytes(), media_type="audio/wav", headers={**SECURITY_HEADERS, "cache-control": "no-store"})
+        return Response(path.read_bytes(), media_type="audio/wav", headers={"cache-control": "no-store"})
 
     async def voice_pack(self, request: Request) -> Response:
         """A built pack, by its checksum, for the hall's announcer to fetch (no login: the name is
@@ -758,8 +826,7 @@ class WebApp:
         data = self.studio.archive(str(request.path_params["sha"]))
         if data is None:
             return Response("not found", status_code=404)
-        return Response(data, media_type="application/zip", headers={"cache-control": "no-store",
-                                                                     "x-content-type-options": "nosniff"})
+        return Response(data, media_type="application/zip", headers={"cache-control": "no-store"})
 
     async def _push_voice(self, sha: str, by: str) -> Reply | None:
         loop = asyncio.get_running_loop()
@@ -802,8 +869,8 @@ class WebApp:
             return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
         self.studio.record_install(sha, name, s.username)
         log.info("voice pack %s (%s) installed by %s", name, sha[:12], s.username)
-        return RedirectResponse("/head/voice?" + urlencode({"done": "installed", "name": name}), status_code=303,
-                                headers=SECURITY_HEADERS)
+        note = self.note(s, voice.tr("installed", lang, name=name))
+        return RedirectResponse("/head/voice?" + urlencode({"note": note}), status_code=303)
 
     async def voice_rollback(self, request: Request) -> Response:
         """One click back to the voice before the current one (the previous recorded pack, or the default)."""
@@ -819,8 +886,8 @@ class WebApp:
             return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
         self.studio.record_install(target.sha256, target.name, s.username)
         log.info("voice rolled back to %s by %s", target.name, s.username)
-        return RedirectResponse("/head/voice?" + urlencode({"done": "rolled_back", "name": label or ""}),
-                                status_code=303, headers=SECURITY_HEADERS)
+        note = self.note(s, voice.tr("rolled_back", lang, name=label or ""))
+        return RedirectResponse("/head/voice?" + urlencode({"note": note}), status_code=303)
 
     # ------------------------------------------------------------------ the officer's console
     def _officer(self, request: Request, n: int | None = None) -> Session | Response:
@@ -845,7 +912,7 @@ class WebApp:
         lang = self.lang(request)
         numbers = console.counters_of(self.snapshot, self.site, s.username)
         if len(numbers) == 1:
-            return RedirectResponse(f"/counter/{numbers[0]}", status_code=303, headers=SECURITY_HEADERS)
+            return RedirectResponse(f"/counter/{numbers[0]}", status_code=303)
         return self.html(pages.page(console.tr("console", lang), console.choose_page_body(numbers, self.site, lang),
                                     lang=lang, path="/counter", nav=self._console_nav(s, lang), script=False))
 
@@ -860,7 +927,7 @@ class WebApp:
             return s
         lang = self.lang(request)
         frag = console.console_fragment(self.snapshot, self.site, n, lang, s.csrf, self.now())
-        msg = request.query_params.get("msg", "")[:300]
+        msg = self.take_note(s, request)  # the answer to the click that led here (without JavaScript)
         after = (f'<p class="act-msg" id="act-msg" role="status" aria-live="polite" '
                  f'data-unreachable="{pages.e(console.tr("web_unreachable", lang))}">{pages.e(msg)}</p>')
         return self.html(pages.live_page(console.tr("console", lang), frag, lang=lang, path=f"/counter/{n}",
@@ -887,16 +954,17 @@ class WebApp:
         wants_json = request.headers.get("x-requested-with") == "xephang"
         s = self._officer(request, n)
         if isinstance(s, Response):
+            other = self.session(request)  # logged in, not at this counter
             return self._act_answer(n, console.ActResult(False, "forbidden", console.tr("not_yours", lang)),
-                                    wants_json, status=403) if self.session(request) else s
+                                    wants_json, other, status=403) if other else s
         form = await self._form(request)
         if not same_token(s.csrf, form.get("csrf", "")):
-            return self._act_answer(n, console.ActResult(False, "bad-form", pages.t("bad_form", lang)), wants_json,
+            return self._act_answer(n, console.ActResult(False, "bad-form", pages.t("bad_form", lang)), wants_json, s,
                                     status=403)
         action = form.get("action", "")
         if action not in CONSOLE_ACTIONS:
             return self._act_answer(n, console.ActResult(False, "invalid", console.tr("bad_input", lang, m=action[:40])),
-                                    wants_json, status=400)
+                                    wants_json, s, status=400)
         rid = form.get("rid", "")
         if not console.valid_rid(rid):
             rid = console.new_rid()  # a form without a usable id: this click gets its own
@@ -916,10 +984,10 @@ class WebApp:
         except ValidationError as exc:
             why = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors())
             return self._act_answer(n, console.ActResult(False, "invalid", console.tr("bad_input", lang, m=why[:200])),
-                                    wants_json, status=400)
+                                    wants_json, s, status=400)
         result = await self.act(action, request_id, fields, lang)
         log.info("console: %s at counter %s: %s %s (%s)", s.username, n, action, result.code or "ok", request_id)
-        return self._act_answer(n, result, wants_json)
+        return self._act_answer(n, result, wants_json, s)
 
     async def act(self, action: str, request_id: str, fields: dict[str, Any], lang: str) -> console.ActResult:
         """Ask the hub once per click: the same ``request_id`` again (a double click, a retried
@@ -953,13 +1021,14 @@ class WebApp:
             fut.set_result(res)
         return await asyncio.shield(fut)
 
-    def _act_answer(self, n: int, res: console.ActResult, wants_json: bool, status: int = 200) -> Response:
+    def _act_answer(self, n: int, res: console.ActResult, wants_json: bool, s: Session, status: int = 200) -> Response:
         if wants_json:
             return Response(json.dumps({"ok": res.ok, "code": res.code, "text": res.text, "rev": res.rev},
                                        ensure_ascii=False), status_code=status, media_type="application/json",
-                            headers={**SECURITY_HEADERS, "cache-control": "no-store"})
-        # without JavaScript: back to the console, the answer shown above it (a fresh page: fresh click ids)
-        return RedirectResponse(f"/counter/{n}?" + urlencode({"msg": res.text}), status_code=303, headers=SECURITY_HEADERS)
+                            headers={"cache-control": "no-store"})
+        # without JavaScript: back to the console, the answer shown above it (a fresh page: fresh click
+        # ids); the answer waits in the session, the link names only its key
+        return RedirectResponse(f"/counter/{n}?" + urlencode({"note": self.note(s, res.text)}), status_code=303)
 
     # ------------------------------------------------------------------ misc
     async def set_lang(self, request: Request) -> Response:
@@ -976,7 +1045,7 @@ class WebApp:
         if name not in files:
             return Response("not found", status_code=404)
         return Response((STATIC / name).read_bytes(), media_type=files[name],
-                        headers={"cache-control": "public, max-age=86400", "x-content-type-options": "nosniff"})
+                        headers={"cache-control": "public, max-age=86400"})
 
     async def font(self, request: Request) -> Response:
         from webd.fonts import FONT_FILES, font_woff

@@ -146,6 +146,7 @@ class Session:
     csrf: str
     created: float
     seen: float
+    notes: dict[str, str] = field(default_factory=dict)  # one-shot answers waiting for their page, by key
 
 
 @dataclass
@@ -154,14 +155,19 @@ class Sessions:
 
     idle_s: float = 8 * 3600
     max_age_s: float = 24 * 3600
+    per_account: int = 20  # a password holder logging in in a loop cannot fill the memory
     clock: Callable[[], float] = time.monotonic
     _by_id: dict[str, Session] = field(default_factory=dict)
 
     def new(self, acc: Account) -> Session:
+        """A new session; the account's oldest ends when it has more than ``per_account``."""
         now = self.clock()
         s = Session(secrets.token_urlsafe(32), acc.username, acc.role, secrets.token_urlsafe(24), now, now)
         self._by_id[s.id] = s
         self._expire(now)
+        mine = [k for k, x in self._by_id.items() if x.username == acc.username]  # oldest first
+        for sid in mine[:-self.per_account]:
+            del self._by_id[sid]
         return s
 
     def get(self, sid: str | None) -> Session | None:

@@ -55,6 +55,9 @@ class WebConfig(BaseModel):
     province_dsn: str | None = Field(default=None, max_length=500, description="PostgreSQL DSN of the province "
                                      "database: webd runs at the province (centres, devices, the province report; "
                                      "no hub, no MQTT; docs/province.md)")
+    province_reports_at_once: int = Field(default=2, ge=1, le=16, description="province reports computed at once "
+                                          "at most, one per account (a year over odd dates keeps the database busy "
+                                          "over a minute); more are answered 'try again later' (429 or 503)")
 
     @model_validator(mode="after")
     def _tls(self) -> WebConfig:

@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from webd import pages
-from webd.app import HEAD_ROLES, SECURITY_HEADERS, WebApp
+from webd.app import HEAD_ROLES, WebApp
 from webd.auth import Session
 from webd.config import WebSettings
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 e = pages.e
 REFRESH_S = 30  # the devices page reloads itself this often (a meta refresh: works without JavaScript)
+REPORT_RETRY_S = 30  # a report refused for now: try again after this long (Retry-After)
 
 T: dict[str, tuple[str, str]] = {
     "title": ("Giám sát các trung tâm", "Centres and devices"),
@@ -76,6 +78,10 @@ T: dict[str, tuple[str, str]] = {
     "not_yours": ("Trang này dành cho lãnh đạo và kỹ thuật viên của tỉnh.",
                   "These pages are for the province's heads and technicians."),
     "bad_report": ("Không lập được báo cáo: {e}", "Could not make the report: {e}"),
+    "report_yours": ("Báo cáo trước của bạn vẫn đang được lập. Vui lòng đợi báo cáo đó xong rồi thử lại.",
+                     "Your previous report is still being made. Please wait until it is done, then try again."),
+    "report_busy": ("Máy chủ đang lập {n} báo cáo khác. Vui lòng thử lại sau ít phút.",
+                    "The server is making {n} other reports. Please try again in a few minutes."),
     "bad_site": ("Mã trung tâm không hợp lệ: “{s}” (chữ thường không dấu, số và dấu gạch ngang; tối đa {n} mã).",
                  "Not a centre id: “{s}” (lower-case letters, digits and hyphens; {n} ids at most)."),
 }
@@ -190,12 +196,67 @@ def report_tables(report: dict[str, Any], lang: str) -> str:
     return "".join(out)
 
 
+class ReportTurn:
+    """One report's place among those computed at once. Its worker thread holds it while the
+    database works (a client that leaves frees nothing); a place whose thread never started is
+    given back by the request that gave up on it. Released exactly once either way."""
+
+    def __init__(self, gate: ReportGate, who: str) -> None:
+        self.gate, self.who = gate, who
+        self.state = "waiting"  # → running → done, or waiting → done (never ran)
+
+    def start(self) -> bool:
+        """In the worker thread: False when the request already gave the place back (do nothing)."""
+        with self.gate.lock:
+            if self.state != "waiting":
+                return False
+            self.state = "running"
+            return True
+
+    def finish(self) -> None:
+        """In the worker thread, when the database work is over."""
+        with self.gate.lock:
+            self._release()
+
+    def abandon(self) -> None:
+        """The request gave up (cancelled): the place goes back only if its thread never started."""
+        with self.gate.lock:
+            if self.state == "waiting":
+                self._release()
+
+    def _release(self) -> None:
+        if self.state != "done":
+            self.state = "done"
+            self.gate.running.discard(self.who)
+
+
+class ReportGate:
+    """Province reports being computed: at most ``most`` at once and one per account, so neither
+    one login nor a few can tie up the database and the server's worker threads."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.lock = threading.Lock()
+        self.running: set[str] = set()  # accounts whose report is being computed
+
+    def enter(self, who: str) -> ReportTurn | str:
+        """A place for ``who``'s report, or why not: ``yours`` (their last one still runs) or ``busy``."""
+        with self.lock:
+            if who in self.running:
+                return "yours"
+            if len(self.running) >= self.most:
+                return "busy"
+            self.running.add(who)
+            return ReportTurn(self, who)
+
+
 class ProvinceWebApp(WebApp):
     """The province's pages: the centre app's logins and plumbing, other routes, the database behind."""
 
     def __init__(self, settings: WebSettings, *, dsn: str, now: Any = time.time) -> None:
         super().__init__(settings, None, ask=_no_hub, now=now)  # type: ignore[arg-type]  # no centre here
         self.dsn = dsn
+        self.report_gate = ReportGate(settings.web.province_reports_at_once)
 
     def _routes(self) -> list[Route]:
         return [
@@ -222,7 +283,7 @@ class ProvinceWebApp(WebApp):
         return super()._need_login(request, roles)
 
     async def province_home(self, request: Request) -> Response:
-        return RedirectResponse("/province", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse("/province", status_code=303)
 
     def _read(self, fn: Any) -> Any:
         from province.db import connect
@@ -290,8 +351,31 @@ class ProvinceWebApp(WebApp):
             return rep, method, time.monotonic() - t0
 
         body, status = report_form(lang, period, group_by), 200
+        turn = self.report_gate.enter(s.username)
+        if isinstance(turn, str):  # this account's report still runs (429), or the server is at its limit (503)
+            log.info("province report for %s refused for now (%s)", s.username, turn)
+            n = len(self.report_gate.running)
+            body += f'<div class="banner warn" id="report-busy">{e(tr("report_" + turn, lang, n=n))}</div>'
+            return self.html(pages.page(tr("report", lang), body, lang=lang, path="/province/report", script=False,
+                                        nav=nav(lang, s.csrf, s.username)), status=429 if turn == "yours" else 503,
+                             headers={"retry-after": str(REPORT_RETRY_S)})
+
+        def read_in_turn(turn: ReportTurn = turn) -> tuple[dict[str, Any], str, float] | None:
+            if not turn.start():  # the request gave up before this thread began: nobody waits for it
+                return None
+            try:
+                return self._read(read)
+            finally:
+                turn.finish()
+
         try:
-            rep, method, took = await asyncio.to_thread(self._read, read)
+            try:
+                done = await asyncio.to_thread(read_in_turn)
+            except asyncio.CancelledError:
+                turn.abandon()
+                raise
+            assert done is not None  # None only reaches a request that gave up (above)
+            rep, method, took = done
             body += (f'<p class="muted" id="method" data-method="{method}">'
                      f'{e(tr("method", lang, m=tr(method, lang), s=f"{took:.2f}"))}</p>' + report_tables(rep, lang))
         except BadPeriod:

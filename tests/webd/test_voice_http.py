@@ -108,7 +108,9 @@ def test_the_head_records_every_clip_installs_the_pack_hears_a_call_and_goes_bac
         wait_for(lambda: centre.web.web.announcer_config is not None, 10, "webd hears the speaker's config")
         first = speaker.d.pack.manifest.name
         st, _, h = post_form(centre.base + "/head/voice/install", {"csrf": csrf}, cookie, timeout=40)
-        assert st == 303 and "done=installed" in h["location"], h
+        assert st == 303 and h["location"].startswith("/head/voice?note="), h
+        done = http_get(centre.base + h["location"], headers={"Cookie": cookie})[1].decode()
+        assert "Loa gọi số đã dùng giọng mới (giong-tuong-linh-" in done
         sha = speaker.d.config.voice_pack_sha256
         assert sha and speaker.d.pack.manifest.name.startswith("giong-tuong-linh-")
         ours = load_pack(installed_dir(tmp_path / "announcer", sha))
@@ -128,7 +130,9 @@ def test_the_head_records_every_clip_installs_the_pack_hears_a_call_and_goes_bac
         html = page(centre.base, cookie)
         assert "Giọng trước: giọng máy mặc định" in html
         st, _, h = post_form(centre.base + "/head/voice/rollback", {"csrf": csrf}, cookie, timeout=40)
-        assert st == 303 and "done=rolled_back" in h["location"]
+        assert st == 303 and h["location"].startswith("/head/voice?note=")
+        done = http_get(centre.base + h["location"], headers={"Cookie": cookie})[1].decode()
+        assert "Loa gọi số đã quay lại giọng trước (giọng máy mặc định" in done
         assert speaker.d.config.voice_pack_sha256 is None and speaker.d.pack.manifest.name == first
         wait_for(lambda: "Giọng trước: giong-" in page(centre.base, cookie), 10, "the page offers the recorded voice again")
     finally:

@@ -153,6 +153,88 @@ def test_redirects_stay_on_our_own_paths(centre, nxt):
     assert st == 303 and loc.startswith("/") and not loc.startswith("//") and "\r" not in loc and len(loc) < 1000
 
 
+def test_a_crafted_link_cannot_put_words_on_the_console_or_the_heads_pages(centre):
+    """The console once showed its ``?msg=`` under the counter's state: a link sent to an officer,
+    ``/counter/1?msg=Đã gọi số 1042``, said a number was called that was not. The voice page said
+    "now speaks with the new voice (X)" for any ``?done=installed&name=X``, the roster page
+    "applied (version N)" for any ``?done=N``. Now a page shows only the answer its own session's
+    click left for it, once; the link carries a key, never the words."""
+    base = centre.base
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    spoof = "Đã gọi số 1042."
+    for q in ({"msg": spoof}, {"note": spoof}, {"msg": spoof, "note": ""}):
+        st, body, _ = raw(base, "GET", "/counter/1?" + urllib.parse.urlencode(q), headers={"Cookie": officer})
+        assert st == 200 and "1042" not in body.decode(), q
+    for path, q, words in (("/head/voice", {"done": "installed", "name": "giong-gia-mao"}, "giong-gia-mao"),
+                           ("/head/voice", {"done": "rolled_back", "name": "giong-gia-mao"}, "giong-gia-mao"),
+                           ("/head/voice", {"done": "take"}, "Đã giữ bản thu"),
+                           ("/head/roster", {"done": "999"}, "phiên bản 999")):
+        st, body, _ = raw(base, "GET", f"{path}?{urllib.parse.urlencode(q)}", headers={"Cookie": head})
+        assert st == 200 and words not in body.decode(), (path, q)
+    # a click without JavaScript still reads its answer above the console, in the officer's language
+    a, b = centre.issue()["ticket"], centre.issue()["ticket"]
+    for lang, said in (("vi", f"Đã gọi số {a['display']}."), ("en", f"Called {b['display']}.")):
+        csrf = page_csrf(base, officer, "/counter/1")
+        form = urllib.parse.urlencode({"csrf": csrf, "action": "call-next", "rid": f"nojs-{lang}-0001"})
+        st, _, h = raw(base, "POST", "/counter/1/act", form.encode(), headers={"Cookie": f"{officer}; lang={lang}"})
+        where = h["location"]
+        assert st == 303 and where.startswith("/counter/1?note=") and "gọi" not in urllib.parse.unquote(where), where
+        page = raw(base, "GET", where, headers={"Cookie": f"{officer}; lang={lang}"})[1].decode()
+        assert 'role="status" aria-live="polite" data-unreachable="' in page and f">{said}</p>" in page, said
+        again = raw(base, "GET", where, headers={"Cookie": officer})[1].decode()
+        assert said not in again  # once: a reload, or the link sent on, shows nothing
+    # the key is the session's own: the same officer's other session (another PC) reads nothing with it
+    csrf = page_csrf(base, officer, "/counter/1")
+    form = urllib.parse.urlencode({"csrf": csrf, "action": "recall", "rid": "nojs-recall-0001"})
+    where = raw(base, "POST", "/counter/1/act", form.encode(), headers={"Cookie": officer})[2]["location"]
+    other, _ = login(base, "lan", OFFICER_PASSWORD)
+    assert 'aria-live="polite"' in (p := raw(base, "GET", where, headers={"Cookie": other})[1].decode())
+    assert "Đã thực hiện." not in p
+    assert "Đã thực hiện." in raw(base, "GET", where, headers={"Cookie": officer})[1].decode()
+
+
+def test_logging_in_over_and_over_keeps_at_most_20_sessions_of_one_account(centre):
+    """Only failed logins are throttled: whoever holds a password could log in in a loop, each
+    login a session kept in webd's memory for 8 hours. An account keeps its 20 newest sessions (a
+    head on many devices stays in); the oldest ends, and nobody else's."""
+    base = centre.base
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    heads = [login(base, HEAD_USER, HEAD_PASSWORD)[0] for _ in range(23)]
+    assert len(centre.web.web.sessions) == 1 + 20
+    assert [raw(base, "GET", "/head", headers={"Cookie": c})[0] for c in heads] == [303] * 3 + [200] * 20
+    assert raw(base, "GET", "/counter/1", headers={"Cookie": officer})[0] == 200
+
+
+def test_every_answer_carries_the_security_headers_redirects_and_errors_included(centre, monkeypatch):
+    """A redirect, a 404, a 405, a refusal and the 500 page are framed, sniffed and leak a Referer
+    as easily as a page: the headers go on every answer, not only on the pages that remember them."""
+    from webd import pages
+    from webd.app import SECURITY_HEADERS
+
+    base = centre.base
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    asks = [("GET", "/lang/en?next=/hall", "", 303), ("GET", "/lang/xx", "", 303), ("GET", "/no/such/page", "", 404),
+            ("POST", "/hall", "", 405), ("POST", "/lang/en", "", 405), ("GET", "/static/nope.js", "", 404),
+            ("GET", "/static/app.js", "", 200), ("GET", "/healthz", "", 200), ("GET", "/hall", "", 200),
+            ("GET", "/head", "", 303), ("GET", "/head/events", "", 401), ("POST", "/logout", "", 403),
+            ("GET", "/counter", officer, 303), ("GET", "/counter/2/events", officer, 403),
+            ("GET", "/head", officer, 303), ("GET", "/head/report.exe", head, 404), ("GET", "/q/x/y/1/z", "", 404),
+            ("GET", "/voice/pack/" + "0" * 64 + ".zip", "", 404)]
+    for method, path, who, want in asks:
+        st, _, h = raw(base, method, path, b"csrf=x" if method == "POST" else b"", headers={"Cookie": who})
+        assert st == want, (method, path, st)
+        assert {k: h.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS, (method, path, st)
+
+    def broken(*a, **k):
+        raise RuntimeError("a page that fails")
+
+    monkeypatch.setattr(pages, "page", broken)  # the home page now fails: Starlette's own 500 answer
+    st, _, h = raw(base, "GET", "/")
+    assert st == 500 and {k: h.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS, st
+
+
 def test_report_downloads_name_their_file_from_checked_words_only(centre):
     base = centre.base
     head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
@@ -401,6 +483,86 @@ def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_off
     finally:
         for c in held:
             c.close()
+
+
+@pytest.mark.parametrize("spec", ["2.3", "2.4"])  # uvicorn speaks 2.3 over HTTP; 2.4 is Starlette's other path
+def test_a_burst_of_streams_never_holds_more_than_max_streams_and_every_slot_comes_back(tmp_path, site, spec):
+    """The cap was checked when a request came in but counted only once its stream's body ran: a
+    burst of requests all passed the check before the first body began, and all got a stream. A
+    client that hangs up before its body ever runs must give its slot back too (Starlette then never
+    iterates the body, so the body's own ``finally`` never runs). Driven through the ASGI app, each
+    burst's requests in flight together."""
+    import asyncio
+    import contextlib
+
+    from starlette.requests import ClientDisconnect
+
+    from webd.app import WebApp
+    from webd.config import WebConfig, WebSettings
+
+    app = WebApp(WebSettings(site=site.site.slug, node="web", state_dir=tmp_path,
+                             web=WebConfig(max_streams=4, sse_heartbeat_s=1)), site, ask=lambda *a: None)
+    citizens = 3  # of 4: the last one kept for logged-in pages
+    peak = 0
+
+    async def burst(n: int, *, gone_at_once: bool) -> tuple[list[int | None], asyncio.Event, asyncio.Future]:
+        """n hall streams at once; returns their statuses (once each has one, or is over), the
+        event that hangs them all up, and the future of their ends."""
+        hang_up = asyncio.Event()
+        statuses: list[int | None] = [None] * n
+        answered = [asyncio.Event() for _ in range(n)]
+
+        async def one(i: int) -> None:
+            async def receive() -> dict:
+                if not gone_at_once:
+                    await hang_up.wait()
+                return {"type": "http.disconnect"}
+
+            async def send(message: dict) -> None:
+                nonlocal peak
+                peak = max(peak, app.streams)
+                await asyncio.sleep(0)  # a server's send may wait (its socket's buffer): a hang-up lands here
+                if spec == "2.4" and (gone_at_once or hang_up.is_set()):
+                    raise OSError("the client is gone")  # ASGI 2.4: a send to a client gone fails
+                if message["type"] == "http.response.start":
+                    statuses[i] = message["status"]
+                    answered[i].set()
+
+            scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": spec}, "http_version": "1.1",
+                     "method": "GET", "scheme": "http", "path": "/hall/events", "raw_path": b"/hall/events",
+                     "query_string": b"", "root_path": "", "headers": [(b"host", b"xephang.local")],
+                     "client": (f"10.0.0.{i}", 40000), "server": ("xephang.local", 80)}
+            try:
+                with contextlib.suppress(OSError, ClientDisconnect):
+                    await app.asgi(scope, receive, send)
+            finally:
+                answered[i].set()
+
+        ends = asyncio.gather(*(one(i) for i in range(n)))
+        await asyncio.wait_for(asyncio.gather(*(a.wait() for a in answered)), 5)
+        return statuses, hang_up, ends
+
+    async def story() -> None:
+        async with app._lifespan(app.asgi):
+            # twenty at once, staying: the cap's three streams, a 503 for the others
+            statuses, hang_up, ends = await burst(20, gone_at_once=False)
+            assert sorted(statuses) == [200] * citizens + [503] * (20 - citizens), statuses
+            assert app.streams == citizens and peak <= citizens, (app.streams, peak)
+            hang_up.set()
+            await asyncio.wait_for(ends, 5)
+            assert app.streams == 0
+            # twenty at once, each gone before its stream's body runs: no slot kept by anyone
+            _, _, ends = await burst(20, gone_at_once=True)
+            await asyncio.wait_for(ends, 5)
+            assert app.streams == 0
+            # and the cap is whole again
+            statuses, hang_up, ends = await burst(5, gone_at_once=False)
+            assert sorted(statuses) == [200] * citizens + [503] * 2 and app.streams == citizens
+            hang_up.set()
+            await asyncio.wait_for(ends, 5)
+            assert app.streams == 0 and peak <= citizens
+
+    asyncio.run(story())
 
 
 def test_a_take_of_minutes_is_refused_before_the_clip_processing_holds_the_server(centre):
