@@ -102,7 +102,8 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         (tmp / "hub").mkdir()
-        hub = subprocess.Popen([str(VENV_BIN / "hubd")], env=env_for(port, tmp / "hub", XEPHANG_NODE="hub"),
+        hub = subprocess.Popen([str(VENV_BIN / "hubd")], env=env_for(port, tmp / "hub", XEPHANG_NODE="hub",
+                                                                      XEPHANG_HUB__ISSUE_BURST="10000"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(hub)
 

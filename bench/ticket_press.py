@@ -114,6 +114,7 @@ def main() -> int:
     ap.add_argument("--mem-presses", type=int, default=50, help="tickets printed by ticketd alone before its RSS is read")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    from hubd.main import HubConfig
     from hubd.testing import running_hub
     from xephang.bus import Bus
     from xephang.contract import IssueTicket, new_request_id
@@ -130,7 +131,8 @@ def main() -> int:
         broker = Mosquitto(tmpd / "mosquitto")
         broker.start()
         try:
-            with running_hub(broker.port, tmpd / "hub", SITE_FILE, clock=clock):
+            with running_hub(broker.port, tmpd / "hub", SITE_FILE, clock=clock,
+                             hub=HubConfig(issue_burst=10_000)):  # a bench floods one dispenser
                 printer = FakePrinter(width_px=576)
                 # the bench presses faster than a citizen may: lift the per-button bounds
                 hw = HardwareConfig(max_presses=100, per_s=1.0, double_press_s=0.0, max_pending=20)

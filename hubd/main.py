@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
 from hubd.ledger import Ledger
+from hubd.limits import RateLimit
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
@@ -35,7 +36,9 @@ from xephang.contract import (
     READ_ONLY_ACTIONS,
     REPLY_DATA,
     REQUEST_MODELS,
+    RESYNC_BURST,
     RESYNC_MAX_EVENTS,
+    RESYNC_PER_MINUTE,
     Arrived,
     BadPayload,
     CallNext,
@@ -78,6 +81,8 @@ ACK_FLUSH_IDLE_S = 0.5
 RECENT_REPLIES = 2000  # outbox acks ride along with the next batch's commit, or go alone when idle
 REPORT_WORKERS = 2  # reports computed at once at most; more are answered `unavailable` (busy)
 RESYNC_BUDGET_BYTES = MAX_PAYLOAD_BYTES - 8 * 1024  # … and never more than fits one message with room to spare
+TICKETS_REFUSED_ALERT_AFTER = 5  # tickets refused to one dispenser before the technicians are alerted
+RATE_LIMITED_SOURCES = 64  # sources named in the health's rate_limited counts at most (the rest: "(other)")
 
 
 class HubConfig(BaseModel):
@@ -86,6 +91,10 @@ class HubConfig(BaseModel):
     max_batch: int = Field(default=256, ge=1, le=5000, description="requests committed in one transaction at most")
     keep_replies_days: int = Field(default=7, ge=1, le=365)
     technicians: list[str] = Field(default_factory=lambda: ["tech"], description="node ids that may act for any counter")
+    issue_burst: int = Field(default=30, ge=1, le=10_000, description="tickets of one service one dispenser may issue "
+                             "at once; then `issue_per_hour` (more are refused `rate-limited`; docs/ticketd.md)")
+    issue_per_hour: float = Field(default=60, gt=0, le=360_000, description="tickets of one service one dispenser may "
+                                  "issue an hour after its burst (hub clock)")
 
 
 class HubSettings(DaemonSettings):
@@ -126,12 +135,17 @@ def is_web(source: str) -> bool:
     return source == "web" or source.startswith("web-")
 
 
+def is_trusted(source: str, technicians: Sequence[str]) -> bool:
+    """The hub itself and the technicians (``tech``, ``tech-…``): they may ask anything, unthrottled."""
+    return source == "hub" or source in technicians or any(source.startswith(t + "-") for t in technicians)
+
+
 def may_act(source: str, req: Request, technicians: Sequence[str], site: Site | None = None) -> bool:
     """Defence in depth behind the broker's ACL: who may ask what (``contract.ASKED_BY``, the same
     table the ACL is generated from; docs/protocol.md, "Who may ask what"). The web console acts
     for a counter only in the name of the officer the site seats there today (``officer``):
     a session of counter 3's officer cannot drive counter 2, whatever the page sends."""
-    if source == "hub" or source in technicians or any(source.startswith(t + "-") for t in technicians):
+    if is_trusted(source, technicians):
         return True
     who = ASKED_BY.get(req.ACTION, "tech")
     if who == "counter":
@@ -188,6 +202,13 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._next_summary = 0.0
         self._next_prune = 0.0
         self.ops = 0
+        # what one board may ask that costs the hall (hubd/limits.py): resyncs by the hub's own pace,
+        # tickets by the queue's clock (a simulated day runs faster, and so do its citizens)
+        self._resync_limit = RateLimit(burst=RESYNC_BURST, per_minute=RESYNC_PER_MINUTE)
+        h = settings.hub
+        self._issue_limit = RateLimit(burst=h.issue_burst, per_minute=h.issue_per_hour / 60)
+        self.rate_limited: dict[str, dict[str, int]] = {"resync": {}, "issue-ticket": {}}
+        self._tickets_refused: dict[str, int] = {}  # dispenser -> refused since its alert was last clear
         log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
                  sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
 
@@ -286,6 +307,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
         if mono >= self._next_summary and self.bus.connected.is_set():
             self._next_summary = mono + 60
             self.publish_summary(now)
+        if self._tickets_refused:
+            self._clear_tickets_refused(now)
         if mono >= self._next_prune:
             self._next_prune = mono + 3600
             with self.ledger.transaction():
@@ -294,7 +317,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
     def health_details(self) -> dict[str, Any]:
         waiting = sum(1 for t in self.engine.tickets.values() if t.state == "waiting")
         return {"rev": self.engine.rev, "day": self.engine.day, "waiting": waiting, "ops": self.ops,
-                "outbox": len(self._inflight), "dropped_by_code": dict(self.bus.stats.dropped_by_code)}
+                "outbox": len(self._inflight), "dropped_by_code": dict(self.bus.stats.dropped_by_code),
+                "rate_limited": {a: dict(by) for a, by in self.rate_limited.items()}}
 
     # ------------------------------------------------------------------ requests
     def handle_batch(self, batch: list[Inbound]) -> None:
@@ -335,6 +359,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         return (self._authenticate(req, sender, topic)
                 or self._deduplicate(req, topic, now, seen)
                 or self._authorise(req, topic, seen)
+                or self._throttle(req, topic, now, seen)
                 or self._run(req, topic, now, merged, seen))
 
     # ---- the stages
@@ -401,6 +426,66 @@ class HubDaemon(Daemon[HubSettings, Site]):
         log.warning("refused %s from %s", req.ACTION, req.source)
         seen[req.request_id] = reply
         return Answer(topic, reply, req, store=req.ACTION not in READ_ONLY_ACTIONS)
+
+    def _throttle(self, req: Request, topic: str, now: float, seen: dict[str, Reply]) -> Answer | None:
+        """A board asks what costs the hall at a bounded pace (``hubd.limits``): a resync (a snapshot, up
+        to 56 KB of events and every retained state again) per node, a ticket per dispenser and service
+        (a number of the band, paper, a citizen the officers will call). Over the pace: ``rate-limited``
+        with ``retry_after_s``, not stored (a retry of the same id later may go), counted in the health."""
+        if is_trusted(req.source, self.settings.hub.technicians):
+            return None
+        if isinstance(req, Resync):
+            wait = self._resync_limit.take(req.source, self._mono())
+            what = "resync"
+        elif isinstance(req, IssueTicket) and req.service in self.engine.services:  # an unknown one: refused below
+            wait = self._issue_limit.take((req.source, req.service), now)
+            what = f"tickets of {req.service}"
+        else:
+            return None
+        if not wait:
+            return None
+        by = self.rate_limited[req.ACTION]
+        name = req.source if req.source in by or len(by) < RATE_LIMITED_SOURCES else "(other)"
+        by[name] = by.get(name, 0) + 1
+        log.warning("rate-limited %s %s from %s: ask again in %.0f s", req.ACTION, req.request_id, req.source, wait)
+        reply = Reply(request_id=req.request_id, action=req.ACTION, status="error", rev=self.engine.rev,
+                      error=ReplyError(code="rate-limited", retry_after_s=wait,
+                                       message=f"{req.source} asks for {what} too often: ask again in {wait:.0f} s"))
+        seen[req.request_id] = reply
+        if isinstance(req, IssueTicket):
+            self._ticket_refused(req.source)
+        return Answer(topic, reply, req)
+
+    def _ticket_refused(self, dispenser: str) -> None:
+        """Many tickets refused to one dispenser: someone leans on its button, or uses its password.
+        The technicians are told (the hub's alert ``tickets-refused``), once per dispenser and bout."""
+        self._tickets_refused[dispenser] = self._tickets_refused.get(dispenser, 0) + 1
+        if self._tickets_refused[dispenser] == TICKETS_REFUSED_ALERT_AFTER:
+            self._tickets_refused_alert()
+
+    def _tickets_refused_alert(self) -> None:
+        flagged = sorted(d for d, n in self._tickets_refused.items() if n >= TICKETS_REFUSED_ALERT_AFTER)
+        if not flagged:
+            self.clear_alert("tickets-refused")
+            return
+        names = ", ".join(flagged)
+        self.raise_alert("tickets-refused",
+                         f"Máy cấp số {names} xin quá nhiều số liên tục: hub tạm từ chối. Kiểm tra nút bấm "
+                         f"(bị kẹt, trẻ em bấm) hoặc đổi mật khẩu của máy.",
+                         f"{names} asked for tickets too fast: the hub refuses some. Check the buttons (stuck, "
+                         f"pressed by a child) or change the board's password.")
+
+    def _clear_tickets_refused(self, now: float) -> None:
+        """A dispenser quiet for long enough (every bucket of it full again) is forgotten; the alert follows."""
+        quiet = [d for d in self._tickets_refused
+                 if all(self._issue_limit.full((d, s), now) for s in self.engine.services)]
+        if not quiet:
+            return
+        was_flagged = any(self._tickets_refused[d] >= TICKETS_REFUSED_ALERT_AFTER for d in quiet)
+        for d in quiet:
+            del self._tickets_refused[d]
+        if was_flagged:
+            self._tickets_refused_alert()
 
     def _run(self, req: Request, topic: str, now: float, merged: Outcome, seen: dict[str, Reply]) -> Answer | None:
         """The hub's own read-only actions answer from memory or a worker (``_own_actions``); every

@@ -129,6 +129,11 @@ CREATE INDEX site_link_cuts_site ON site_link_cuts (site, down_at);
 """),
     # medians and P90s of reports grouped by day from the rollups (province/rollups.py)
     (6, "day histogram", rollups.SCHEMA_DAY_SQL + rollups.day_hist_fill_sql() + ";\n"),
+    # when the province last heard the session it believes of a node (province/devices.py, "sessions")
+    (7, "device session heard", """
+ALTER TABLE devices ADD COLUMN session_at timestamptz;
+UPDATE devices SET session_at = seen_at;
+"""),
 ]
 
 

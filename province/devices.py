@@ -7,7 +7,12 @@ node that went offline during the cut arrives as offline. The ingester applies t
 
 - ``devices``: one row per node, its availability with the ``session`` rule of the contract (an
   offline of an older session than the newest online seen is a late Will and is ignored; an
-  online of an older session is a stale copy), its last health payload;
+  online of an older session is a stale copy), its last health payload. A node's password can say
+  any number, so a session is believed only when it is no further than the province's clock in
+  milliseconds (what a board without a state dir counts from: ``SESSION_CLOCK_MARGIN_S`` allowed),
+  and the birth of a lower session is a new start once the session believed has not been heard for
+  ``SESSION_STALE_S`` (a new board or SD card, or a number a stolen password made up: the stale
+  copies the rule is for arrive right behind the message that made them stale);
 - ``device_status_log``: every change of availability, dated by the province's clock when it
   learned of it (a Pi has no real-time clock; a change during a link cut is dated when the link
   returned), from which ``downtime`` is counted per period;
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +37,11 @@ from typing import Any
 from xephang.contract import MAX_ALERTS_PER_NODE, Alert, BadPayload, NodeHealth, NodeStatus, decode
 
 log = logging.getLogger(__name__)
+
+# a lower session's birth is a new start once the session believed has not been heard this long
+SESSION_STALE_S = 120
+# a session is a connect counter, or the node's clock in ms at start without a state dir: a day ahead of ours at most
+SESSION_CLOCK_MARGIN_S = 86400
 
 
 @dataclass(frozen=True)
@@ -101,10 +112,11 @@ def apply_links(cur: Any, messages: list[LinkMessage]) -> int:
 def apply(cur: Any, messages: list[NodeMessage]) -> int:
     """Apply node messages in arrival order inside the batch's transaction; returns how many were rejected."""
     keys = sorted({(m.site, m.node) for m in messages})
-    cur.execute("SELECT site, node, online, session FROM devices d "
+    cur.execute("SELECT site, node, online, session, "
+                "COALESCE(session_at < now() - make_interval(secs => %s), true) FROM devices d "
                 "JOIN unnest(%s::text[], %s::text[]) AS k(s, n) ON d.site = k.s AND d.node = k.n FOR UPDATE",
-                ([k[0] for k in keys], [k[1] for k in keys]))
-    known: dict[tuple[str, str], tuple[bool, int]] = {(s, n): (o, se) for s, n, o, se in cur.fetchall()}
+                (SESSION_STALE_S, [k[0] for k in keys], [k[1] for k in keys]))
+    known: dict[tuple[str, str], Known] = {(s, n): Known(o, se, st) for s, n, o, se, st in cur.fetchall()}
     rejected = 0
     for m in messages:
         key = (m.site, m.node)
@@ -133,31 +145,45 @@ def _own(m: NodeMessage, said: NodeStatus | NodeHealth | Alert) -> Any:
     return said
 
 
-def _status(cur: Any, key: tuple[str, str], st: NodeStatus, known: dict[tuple[str, str], tuple[bool, int]]) -> None:
+@dataclass(frozen=True)
+class Known:
+    """What the province believes of a node's availability: ``stale`` when its session was last heard
+    more than SESSION_STALE_S ago (then a birth of a lower session is a new start)."""
+
+    online: bool
+    session: int
+    stale: bool
+
+
+def _status(cur: Any, key: tuple[str, str], st: NodeStatus, known: dict[tuple[str, str], Known]) -> None:
+    if st.session > (time.time() + SESSION_CLOCK_MARGIN_S) * 1000:
+        raise BadPayload("implausible-session", f"session {st.session} is beyond any connect counter or clock")
     prev = known.get(key)
     if prev is not None:
-        online, session = prev
-        newer = st.session > session or (st.session == session and online and not st.online)
+        if st.session == prev.session:
+            cur.execute("UPDATE devices SET session_at = now() WHERE site = %s AND node = %s", key)
+            known[key] = prev = Known(prev.online, prev.session, False)
+        newer = (st.session > prev.session or (st.session == prev.session and prev.online and not st.online)
+                 or (st.session < prev.session and st.online and prev.stale))
         if not newer:
             return  # a late Will of an older connection, a stale copy, or the same state again
-        if st.online == online:  # a new session while we saw it online: no downtime seen here
-            cur.execute("UPDATE devices SET session = %s, role = %s, version = %s, device_at = %s, seen_at = now() "
-                        "WHERE site = %s AND node = %s", (st.session, st.role, st.version, st.at, *key))
-            known[key] = (online, st.session)
+        if st.online == prev.online:  # a new session while we saw it online: no downtime seen here
+            cur.execute("UPDATE devices SET session = %s, session_at = now(), role = %s, version = %s, device_at = %s, "
+                        "seen_at = now() WHERE site = %s AND node = %s", (st.session, st.role, st.version, st.at, *key))
+            known[key] = Known(prev.online, st.session, False)
             return
     cur.execute(
-        "INSERT INTO devices (site, node, role, version, online, session, since, seen_at, device_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, now(), now(), %s) ON CONFLICT (site, node) DO UPDATE SET "
+        "INSERT INTO devices (site, node, role, version, online, session, session_at, since, seen_at, device_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, now(), now(), now(), %s) ON CONFLICT (site, node) DO UPDATE SET "
         "role = EXCLUDED.role, version = EXCLUDED.version, online = EXCLUDED.online, session = EXCLUDED.session, "
-        "since = now(), seen_at = now(), device_at = EXCLUDED.device_at",
+        "session_at = now(), since = now(), seen_at = now(), device_at = EXCLUDED.device_at",
         (*key, st.role, st.version, st.online, st.session, st.at))
     cur.execute("INSERT INTO device_status_log (site, node, at, online, session, device_at) "
                 "VALUES (%s, %s, now(), %s, %s, %s)", (*key, st.online, st.session, st.at))
-    known[key] = (st.online, st.session)
+    known[key] = Known(st.online, st.session, False)
 
 
-def _health(cur: Any, key: tuple[str, str], h: NodeHealth, raw: bytes,
-            known: dict[tuple[str, str], tuple[bool, int]]) -> None:
+def _health(cur: Any, key: tuple[str, str], h: NodeHealth, raw: bytes, known: dict[tuple[str, str], Known]) -> None:
     body = json.dumps(json.loads(raw), ensure_ascii=False)
     if key not in known:  # health before any status: it talks, so it is up
         _status(cur, key, NodeStatus(node=h.node, online=True, session=0, role=h.role, version=h.version), known)

@@ -139,6 +139,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         self._next_printer_check = 0.0
         self._issuing: TicketJob | None = None
         self.last_error = ""
+        self.hub_refused = 0  # presses the hub refused as too many (``rate-limited``)
         self.printed_tickets: list[TicketView] = []
         # (pressed, reply received, printed) on the key clock, for health and the benchmark
         self.timings: deque[tuple[float, float, float]] = deque(maxlen=1000)
@@ -313,6 +314,13 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
                 return
             if reply.status != "ok":
                 code = reply.error.code if reply.error else "error"
+                if code == "rate-limited":  # nothing issued, nothing to print: the hall is told why
+                    self.hub_refused += 1
+                    wait = round(reply.error.retry_after_s or 60) if reply.error else 60
+                    self._job_error(job, code, f"Tạm ngừng cấp số: máy đã cấp quá nhiều số trong thời gian ngắn, "
+                                               f"mời bấm lại sau khoảng {wait} giây / Too many tickets in a short "
+                                               f"time: press again in about {wait} s")
+                    return
                 self._job_error(job, code, reply.error.message if reply.error else "")
                 return
             try:
@@ -534,6 +542,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
             "unanswered_requests": len(self._orphans),
             "last_press_to_print_ms": round((self.timings[-1][2] - self.timings[-1][0]) * 1000, 1) if self.timings else None,
             "presses": st.presses, "refused": st.refused, "dropped": st.dropped, "failed": st.failed,
+            "hub_refused": self.hub_refused,
             "keys": keys,
         }
 

@@ -379,7 +379,9 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self._resync_inflight = False
         if reply is None or reply.status != "ok":
             log.warning("resync not answered (%s): will ask again", reply.error if reply else "timeout")
-            self._resync_next = time.monotonic() + RESYNC_RETRY_S
+            # the hub says when it will answer again (``rate-limited``): asking sooner only wastes a turn
+            later = reply.error.retry_after_s if reply is not None and reply.error is not None else None
+            self._resync_next = time.monotonic() + max(RESYNC_RETRY_S, later or 0)
             self._resync_retry = True  # tick asks again, from where this one asked
             return
         try:

@@ -468,6 +468,11 @@ ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
 CONSOLE_ACTIONS: tuple[str, ...] = ("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume",
                                     "call-ticket", "arrived")
 RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more than fit one message
+# resyncs one node may ask at once, then this many a minute (a board asks at start, after a reconnect or a
+# gap; webd reads its catch-up, 2000 events by default, in pages of 100-200): more are answered
+# `rate-limited` with `retry_after_s`
+RESYNC_BURST = 40
+RESYNC_PER_MINUTE = 12
 # a dispenser voids only a ticket it issued itself, at most this long after the issue: the number its
 # printer failed on (ticketd asks about an unanswered press for 10 minutes, then voids what it learns).
 # Older tickets are citizens waiting in the hall: only technicians void them.
@@ -486,6 +491,8 @@ REQUEST_MODELS: dict[str, type[Request]] = {
 class ReplyError(Message):
     code: str
     message: str = ""
+    retry_after_s: float | None = Field(default=None, description="with `rate-limited`: ask again after this many "
+                                        "seconds (a new press, or the same request id)")
 
 
 class Reply(Message):

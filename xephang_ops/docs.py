@@ -132,7 +132,15 @@ def render_protocol() -> str:
             "wrong-schema", "invalid", "unknown-action", "forbidden", "too-large",
             "unknown-service", "unknown-counter", "unknown-priority-group", "not-serving", "same-service",
             "rating-window-closed", "rating-wrong-ticket", "already-rated", "not-voidable", "band-exhausted",
-            "unavailable")) + ".",
+            "unavailable", "rate-limited")) + ".",
+        "- **`rate-limited`**: the hub paces what one board asks that costs the hall; the error carries "
+        "`retry_after_s` (whole seconds, at least 1), is not stored (the same `request_id` asked again after "
+        "that time may go) and is counted per action and node in `rate_limited` of the hub's health. "
+        f"`resync`: {c.RESYNC_BURST} at once per node, then {c.RESYNC_PER_MINUTE} a minute (a board asks at "
+        "start, after a reconnect or a gap; webd reads its catch-up in pages; displayd asks again every 5 s at "
+        "most, webd after `retry_after_s`). `issue-ticket`: per dispenser and service, `hub.issue_burst` "
+        "at once (30), then `hub.issue_per_hour` (60), by the hub's clock (docs/ticketd.md, \"Ticket floods\"). "
+        "The hub and technicians are not paced.",
         f"- A payload that cannot be read is never answered: over {c.MAX_PAYLOAD_BYTES // 1024} KiB (`too-large`), "
         "not UTF-8 (`bad-utf8`), not JSON or nested too deeply (`bad-json`), or without a readable "
         "`request_id`, `source` and `reply_to`. The hub drops it unread and counts it by that code in "

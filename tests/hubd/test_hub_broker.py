@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hubd.main import HubConfig
 from hubd.testing import running_hub
 from xephang.bus import Bus, Inbound
 from xephang.contract import (
@@ -70,7 +71,8 @@ def pump(buses, cond, timeout=10.0) -> bool:
 
 
 def test_two_counters_pressing_next_200_times_never_share_or_skip_a_ticket(tmp_path, mosquitto, site_file):
-    with running_hub(mosquitto.port, tmp_path / "hub", site_file):
+    # 200 tickets from one dispenser in seconds is the flood the hub refuses (issue_burst): widened here
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file, hub=HubConfig(issue_burst=1000)):
         disp = client(mosquitto.port, "dispenser-1", tmp_path)
         issued = []
         for _ in range(200):
@@ -156,6 +158,82 @@ def test_a_dispenser_voids_only_a_ticket_it_printed_itself(tmp_path, mosquitto, 
         d2.stop()
 
 
+def test_a_board_asking_resync_in_a_loop_is_answered_rate_limited_and_the_others_are_not(tmp_path, mosquitto,
+                                                                                         site_file):
+    """Every board may ask ``resync``; each answer is the hall snapshot plus up to 56 KB of events, and
+    makes the hub send every retained state again. A board's password asked it in a loop, unbounded.
+    Now each node has RESYNC_BURST at once, then RESYNC_PER_MINUTE: the rest are answered
+    ``rate-limited`` with ``retry_after_s``, counted in the hub's health; other nodes are not touched."""
+    from xephang.contract import RESYNC_BURST, RESYNC_PER_MINUTE, NodeHealth, Resync
+
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file) as hub:
+        disp = client(mosquitto.port, "dispenser-1", tmp_path)
+        for _ in range(5):  # some events to send
+            assert disp.request_sync(IssueTicket(request_id=new_request_id(), source="dispenser-1", service="ho-tich"))
+        rogue, other = client(mosquitto.port, "display-hall", tmp_path), client(mosquitto.port, "counter-2", tmp_path)
+        health: list[NodeHealth] = []
+        other.subscribe(other.topics.health("hub"), lambda m: health.append(decode(NodeHealth, m.payload)))
+        replies = [rogue.request_sync(Resync(request_id=new_request_id(), source="display-hall", since_rev=0))
+                   for _ in range(RESYNC_BURST + 30)]
+        assert all(r is not None for r in replies)
+        ok = [r for r in replies if r.status == "ok"]
+        refused = [r for r in replies if r.status != "ok"]
+        assert RESYNC_BURST <= len(ok) <= RESYNC_BURST + 1  # a token may come back while it loops
+        assert all(r.error is not None and r.error.code == "rate-limited" for r in refused)
+        assert all(1 <= r.error.retry_after_s <= 60 / RESYNC_PER_MINUTE for r in refused if r.error)
+        assert "hall" not in refused[0].data
+        r = other.request_sync(Resync(request_id=new_request_id(), source="counter-2", since_rev=0))
+        assert r is not None and r.status == "ok" and len(r.data["events"]) == 5  # another board is not touched
+        hub.publish_health()
+        assert pump([other], lambda: bool(health) and
+                    health[-1].details.get("rate_limited", {}).get("resync") == {"display-hall": len(refused)})
+        for b in (disp, rogue, other):
+            b.stop()
+
+
+def test_one_dispenser_cannot_use_up_a_service_and_the_technicians_are_told(tmp_path, mosquitto, site_file):
+    """A dispenser's password (or a child on the hall's button: ticketd lets 4 presses through per
+    20 s) could take every number of a service's band, leaving the officers a queue of ghosts and
+    the citizens no ticket today. Now the hub gives one dispenser ``issue_burst`` tickets of a service
+    at once, then ``issue_per_hour``: more are refused ``rate-limited`` with ``retry_after_s``,
+    nothing issued (no number, no paper); its other services and the other dispensers go on, the
+    technicians get the hub's alert ``tickets-refused``, cleared once the dispenser is quiet."""
+    from datetime import datetime
+
+    from xephang.clock import VN_TZ, ManualClock
+    from xephang.contract import Alert
+
+    clock = ManualClock(start=datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp())  # a Monday morning
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file, clock=clock) as hub:
+        d1, d2 = client(mosquitto.port, "dispenser-1", tmp_path), client(mosquitto.port, "dispenser-2", tmp_path)
+        tech = client(mosquitto.port, "tech-obs", tmp_path)
+        alerts: list[bytes] = []
+        tech.subscribe(tech.topics.alert("hub", "tickets-refused"), lambda m: alerts.append(m.payload))
+        burst = hub.settings.hub.issue_burst
+
+        def issue(bus: Bus, service: str) -> Reply:
+            r = bus.request_sync(IssueTicket(request_id=new_request_id(), source=bus.node, service=service))
+            assert r is not None
+            return r
+
+        replies = [issue(d1, "ho-tich") for _ in range(burst + 10)]
+        assert [r.status for r in replies] == ["ok"] * burst + ["error"] * 10
+        assert all(r.error is not None and r.error.code == "rate-limited" and r.error.retry_after_s
+                   and r.error.retry_after_s >= 1 for r in replies[burst:])
+        assert sum(1 for t in hub.engine.tickets.values() if t.issued_by == "dispenser-1") == burst  # nothing more
+        assert issue(d1, "dat-dai").status == "ok"  # its other buttons still give tickets
+        assert issue(d2, "ho-tich").status == "ok"  # and so does the other dispenser
+        assert hub.rate_limited["issue-ticket"] == {"dispenser-1": 10}
+        assert pump([tech], lambda: bool(alerts) and alerts[-1] != b"")
+        said = decode(Alert, alerts[-1])
+        assert "dispenser-1" in said.message_vi and "dispenser-1" in said.message_en and "dispenser-2" not in said.message_en
+        clock.advance(3600)  # an hour without a press: its buckets are full again
+        assert pump([tech], lambda: alerts[-1] == b"", timeout=5)
+        assert issue(d1, "ho-tich").status == "ok"
+        for b in (d1, d2, tech):
+            b.stop()
+
+
 def test_malformed_requests_get_error_replies_or_counted_drops(tmp_path, mosquitto, site_file):
     with running_hub(mosquitto.port, tmp_path / "hub", site_file) as hub:
         c = client(mosquitto.port, "counter-1", tmp_path)
@@ -225,7 +303,8 @@ def test_hub_killed_between_commit_and_publish_delivers_every_event_exactly_once
 
 
 def test_broker_restart_mid_stream_clients_back_within_5s_nothing_lost(tmp_path, mosquitto, site_file):
-    with running_hub(mosquitto.port, tmp_path / "hub", site_file) as hub:
+    # 40 tickets of one service in a second from one dispenser: over issue_burst, widened here
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file, hub=HubConfig(issue_burst=1000)) as hub:
         sub = client(mosquitto.port, "display-hall", tmp_path)
         col = Collector(sub)
         disp = client(mosquitto.port, "dispenser-1", tmp_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from province.devices import list_devices
+from province.devices import SESSION_STALE_S, list_devices
 from province.ingest import Store
 from xephang.contract import Alert, NodeHealth, NodeStatus, Topics
 
@@ -49,6 +49,39 @@ def test_a_late_will_of_an_old_connection_does_not_mark_a_live_node_offline(pg):
     store.write([status(A, "counter-2", True, 3)])  # a stale birth of an older session changes nothing
     assert not everything(pg)[0]["online"]
     assert [r[2] for r in history(pg)] == [True, False]
+
+
+def test_a_made_up_session_number_does_not_silence_a_node_for_good(pg):
+    """Counter 3's password published its status with a session number no board will ever reach; the
+    province believed it and, from then on, took every real birth of counter 3 for a stale copy of an
+    older connection: the node stayed as the password left it, after the password was changed and even
+    on a new board. Now a session beyond the province's clock (in ms, what a board without a state dir
+    counts from) is rejected, and a birth of a lower session is believed once the province has not
+    heard the number it believes for SESSION_STALE_S: a counter that went back (a new board, a fresh
+    SD card, a number made up) is a new start, while the stale copies the rule is there for arrive
+    right behind the message that made them stale."""
+    store = Store(pg)
+    store.write([status(A, "counter-3", True, 3)])
+    res = store.write([status(A, "counter-3", False, 2**62)])  # a number no counter nor clock reaches
+    assert res.rejected == 1 and everything(pg)[0]["online"]
+    store.write([status(A, "counter-3", False, 4)])  # the real board goes on: down, up again
+    store.write([status(A, "counter-3", True, 5)])
+    assert everything(pg)[0]["online"]
+
+    store.write([status(A, "counter-3", False, 10**12)])  # a plausible number, but not the board's
+    assert not everything(pg)[0]["online"]
+    store.write([status(A, "counter-3", True, 6)])  # the board's birth right after it: taken for a stale copy
+    assert not everything(pg)[0]["online"]
+    store.write([status(A, "counter-3", False, 5)])  # a late Will of a lower session is never believed
+    assert not everything(pg)[0]["online"]
+    # the password is changed; the province has not heard session 10**12 for a while
+    pg.execute("UPDATE devices SET session_at = now() - interval '1 minute' * %s", (2 + SESSION_STALE_S / 60,))
+    pg.commit()
+    store.write([status(A, "counter-3", True, 7)])  # the board reconnects with its new password
+    assert everything(pg)[0]["online"]
+    store.write([status(A, "counter-3", False, 6), status(A, "counter-3", True, 6)])  # stale copies behind it
+    assert everything(pg)[0]["online"]
+    assert [r[2:] for r in history(pg)] == [(True, 3), (False, 4), (True, 5), (False, 10**12), (True, 7)]
 
 
 def test_alerts_open_and_close_once_whatever_is_delivered_again(pg):

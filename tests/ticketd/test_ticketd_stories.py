@@ -140,6 +140,27 @@ def test_a_bouncing_button_and_a_drumming_child_get_one_ticket_per_real_press(ha
     assert len({r["request_id"] for r in hall.requests("issue-ticket")}) == 3
 
 
+def test_a_child_pressing_all_morning_cannot_take_a_services_numbers_and_wastes_no_paper(hall, fake_broker, printer):
+    """Pressing slowly enough (6 s apart) passes every local bound of the dispenser: each press was a
+    ticket, 300 presses 300 numbers and 300 ghosts for the officers. The hub now gives one dispenser
+    ``issue_burst`` tickets of a service at once (then ``issue_per_hour``): past it the press gets the
+    error signal, no number, no paper, a readable reason in the dispenser's health, and the
+    technicians the hub's ``tickets-refused`` alert; a minute later the next citizen gets a ticket."""
+    burst = hall.hub.settings.hub.issue_burst
+    for _ in range(burst + 5):
+        hall.press("ho-tich", gap_s=6.0)
+        hall.settle(10)
+    hall.pump_until(lambda: hall.tk.hub_refused == 5)
+    assert len(printer.jobs) == burst  # no paper for a refused press
+    assert sum(1 for t in hall.hub.engine.tickets.values() if t.service == "ho-tich") == burst
+    assert hall.tk.last_error.startswith("rate-limited: Tạm ngừng cấp số") and "press again in about" in hall.tk.last_error
+    assert hall.tk.health_details()["hub_refused"] == 5
+    assert T.alert("hub", "tickets-refused") in fake_broker.retained  # the technicians are told
+    hall.clock.advance(60)  # a minute later, a citizen
+    hall.press("ho-tich", gap_s=6.0)
+    hall.pump_until(lambda: len(printer.jobs) == burst + 1)
+
+
 def test_presses_while_a_ticket_prints_are_queued_not_lost_not_doubled(hall, printer):
     hall.press("ho-tich")
     hall.press("chung-thuc")  # before the loop even ran: the first is still in flight
