@@ -32,6 +32,8 @@ from xephang.clock import Clock
 from xephang.contract import (
     ASKED_BY,
     CONSOLE_ACTIONS,
+    ISSUE_BURST,
+    ISSUE_PER_HOUR,
     MAX_PAYLOAD_BYTES,
     READ_ONLY_ACTIONS,
     REPLY_DATA,
@@ -91,9 +93,9 @@ class HubConfig(BaseModel):
     max_batch: int = Field(default=256, ge=1, le=5000, description="requests committed in one transaction at most")
     keep_replies_days: int = Field(default=7, ge=1, le=365)
     technicians: list[str] = Field(default_factory=lambda: ["tech"], description="node ids that may act for any counter")
-    issue_burst: int = Field(default=30, ge=1, le=10_000, description="tickets of one service one dispenser may issue "
+    issue_burst: int = Field(default=ISSUE_BURST, ge=1, le=10_000, description="tickets of one service one dispenser may issue "
                              "at once; then `issue_per_hour` (more are refused `rate-limited`; docs/ticketd.md)")
-    issue_per_hour: float = Field(default=60, gt=0, le=360_000, description="tickets of one service one dispenser may "
+    issue_per_hour: float = Field(default=ISSUE_PER_HOUR, gt=0, le=360_000, description="tickets of one service one dispenser may "
                                   "issue an hour after its burst (hub clock)")
 
 

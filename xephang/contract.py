@@ -473,6 +473,11 @@ RESYNC_MAX_EVENTS = 200  # events in one resync reply at most, and never more th
 # `rate-limited` with `retry_after_s`
 RESYNC_BURST = 40
 RESYNC_PER_MINUTE = 12
+# a dispenser's tickets of one service: this many at once, then this many an hour (hub.issue_burst,
+# hub.issue_per_hour, by the hub's clock): three times the simulated rush (40 an hour across the hall), so a
+# busier hall than any we simulate is not refused, and a flood cannot use a band of 999 numbers in a day (docs/ticketd.md)
+ISSUE_BURST = 40
+ISSUE_PER_HOUR = 120
 # a dispenser voids only a ticket it issued itself, at most this long after the issue: the number its
 # printer failed on (ticketd asks about an unanswered press for 10 minutes, then voids what it learns).
 # Older tickets are citizens waiting in the hall: only technicians void them.

@@ -139,7 +139,7 @@ def render_protocol() -> str:
         f"`resync`: {c.RESYNC_BURST} at once per node, then {c.RESYNC_PER_MINUTE} a minute (a board asks at "
         "start, after a reconnect or a gap; webd reads its catch-up in pages; displayd asks again every 5 s at "
         "most, webd after `retry_after_s`). `issue-ticket`: per dispenser and service, `hub.issue_burst` "
-        "at once (30), then `hub.issue_per_hour` (60), by the hub's clock (docs/ticketd.md, \"Ticket floods\"). "
+        f"at once ({c.ISSUE_BURST}), then `hub.issue_per_hour` ({c.ISSUE_PER_HOUR}), by the hub's clock (docs/ticketd.md, \"Ticket floods\"). "
         "The hub and technicians are not paced.",
         f"- A payload that cannot be read is never answered: over {c.MAX_PAYLOAD_BYTES // 1024} KiB (`too-large`), "
         "not UTF-8 (`bad-utf8`), not JSON or nested too deeply (`bad-json`), or without a readable "
