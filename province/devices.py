@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from xephang.contract import MAX_ALERTS_PER_NODE, Alert, BadPayload, NodeHealth, NodeStatus, decode
+from xephang.terminal import shown, shown_json
 
 log = logging.getLogger(__name__)
 
@@ -331,9 +332,10 @@ def render_devices(devices: list[dict[str, Any]], *, lang: str = "vi") -> str:
     rows = [list(head)]
     for d in devices:
         since = d["link_since"] if d["state"] == "unreachable" else d["since"]
-        rows.append([d["centre"], d["node"], d["role"], states[d["state"]],
-                     since.astimezone(_vn()).strftime("%d/%m %H:%M"), _hm(d["downtime_s"]),
-                     ", ".join(a["alert"] for a in d["alerts"]) or "-", d["version"] or "-"])
+        # a node's role, version and alert ids are its own words (over the bridge): no control character, no newline
+        rows.append([shown(c) for c in (d["centre"], d["node"], d["role"], states[d["state"]],
+                                        since.astimezone(_vn()).strftime("%d/%m %H:%M"), _hm(d["downtime_s"]),
+                                        ", ".join(a["alert"] for a in d["alerts"]) or "-", d["version"] or "-")])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -348,7 +350,7 @@ def render_links(links: list[dict[str, Any]], *, lang: str = "vi") -> str:
         state = ({True: "liên lạc được", False: "KHÔNG LIÊN LẠC ĐƯỢC", None: "chưa rõ"} if vi
                  else {True: "reachable", False: "UNREACHABLE", None: "unknown"})[c["reachable"]]
         since = f" {'từ' if vi else 'since'} {c['since'].astimezone(_vn()):%d/%m %H:%M}" if c["since"] else ""
-        out.append(f"{c['centre'] if vi else c['centre_en']} ({c['site']}): {state}{since}; "
+        out.append(f"{shown(c['centre'] if vi else c['centre_en'])} ({shown(c['site'])}): {state}{since}; "
                    f"{'mất liên lạc' if vi else 'cut'} {len(c['cuts'])} {'lần' if vi else 'time(s)'}, "
                    f"{'tổng' if vi else 'total'} {_hm(c['unreachable_s'])}")
         for cut in c["cuts"]:
@@ -415,8 +417,7 @@ def run_links(args: Any) -> int:
     except (ProvinceDbError, BadPeriod) as exc:
         print(exc)
         return 2
-    print(json.dumps(links, ensure_ascii=False, default=str, indent=1) if args.json
-          else render_links(links, lang=args.lang))
+    print(shown_json(links, default=str, indent=1) if args.json else render_links(links, lang=args.lang))
     return 0
 
 
@@ -436,7 +437,7 @@ def run_devices(args: Any) -> int:
         print(exc)
         return 2
     if args.json:
-        print(json.dumps(devs, ensure_ascii=False, default=str, indent=1))
+        print(shown_json(devs, default=str, indent=1))
     else:
         print(render_devices(devs, lang=args.lang))
     return 0

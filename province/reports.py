@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from province import rollups
+from xephang.terminal import shown
 from xephang_reports.build import Period, parse_period
 
 log = logging.getLogger(__name__)
@@ -901,7 +902,7 @@ def run_province_report(args: Any) -> int:
     except (ProvinceDbError, ProvinceReportError, BadPeriod) as exc:
         print(exc)
         return 2
-    print(render_table(rep))
+    print(shown(render_table(rep), lines=True))  # names came from the centres' events
     if args.csv:
         print(f"CSV: {write_csv(rep, args.csv)}")
     charts = chart_pngs(rep) if (args.xlsx or args.html or args.charts) else None

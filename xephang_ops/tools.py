@@ -48,6 +48,7 @@ from xephang.contract import (
     new_request_id,
 )
 from xephang.settings import BrokerSettings
+from xephang.terminal import shown, shown_json
 
 log = logging.getLogger(__name__)
 
@@ -291,19 +292,10 @@ class DeviceRegistry:
             cfg = f"rev {rev}" + (" ⟳" if d.config and d.config.restart_required else "")
             alerts = ", ".join(f"{a.id}: {a.message_vi if lang == 'vi' else a.message_en or a.message_vi}"
                                for a in d.alerts.values()) or "-"
-            rows.append(tuple(_shown(c) for c in (d.node, d.role or "-", state, version or "-", uptime, cfg, alerts)))
+            rows.append(tuple(shown(c) for c in (d.node, d.role or "-", state, version or "-", uptime, cfg, alerts)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
                          for r in rows)
-
-
-_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")
-
-
-def _shown(text: str) -> str:
-    """A node's own words for a technician's terminal: every control character (C0, DEL, C1) as '?',
-    so no escape sequence in a status or an alert can clear, rewrite or script the screen."""
-    return text.translate(_CONTROLS)
 
 
 def _natural(s: str) -> tuple[Any, ...]:
@@ -365,7 +357,7 @@ def describe_event(payload: bytes | dict[str, Any], lang: str = "vi") -> str:
         "resumed": f"Counter {counter} resumed",
     }
     text = (vi if lang == "vi" else en).get(kind, f"{kind} {num}")
-    return f"{when}  {text}"
+    return shown(f"{when}  {text}")  # names, numbers and reasons are the payload's words
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,15 +533,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
             print(reg.table(args.lang))
         if not args.watch:
             return 0
-        shown = reg.signature()
+        last = reg.signature()
         while True:
             m = c.get(1.0)
             if m is None:
                 continue
             node = reg.update(m.topic, m.payload)
-            if node and reg.signature() != shown:  # a heartbeat alone changes nothing worth a new table
-                shown = reg.signature()
-                print(f"\n{datetime.now(VN_TZ):%H:%M:%S} — {node}")
+            if node and reg.signature() != last:  # a heartbeat alone changes nothing worth a new table
+                last = reg.signature()
+                print(f"\n{datetime.now(VN_TZ):%H:%M:%S} — {shown(node)}")
                 print(reg.table(args.lang), flush=True)
 
 
@@ -561,7 +553,7 @@ def cmd_config_get(args: argparse.Namespace) -> int:
         print(f"{args.node}: không có cấu hình / no config state (offline or nothing pushable)", file=sys.stderr)
         return 1
     body = {"node": st.node, "rev": st.rev, "restart_required": st.restart_required, "config": st.config}
-    print(json.dumps(body, ensure_ascii=False, indent=2))
+    print(shown_json(body, indent=2))
     return 0
 
 
@@ -597,7 +589,7 @@ def cmd_config_push(args: argparse.Namespace) -> int:
         print(f"{args.node}: bị từ chối / REJECTED ({len(a.errors)} lỗi / errors), nothing changed (rev {a.rev}):",
               file=sys.stderr)
         for e in a.errors:
-            print(f"  - {e}", file=sys.stderr)
+            print(f"  - {shown(e)}", file=sys.stderr)
     return res.exit_code
 
 
@@ -647,7 +639,7 @@ def cmd_press(args: argparse.Namespace) -> int:
     tgt = target_from_args(args)
     with ToolClient(tgt) as c:
         code, text = press_key(c, args.node, args.button, hold_s=args.hold, timeout=args.timeout)
-    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    print(shown(text), file=sys.stdout if code == 0 else sys.stderr)  # the node's reason is in it
     return code
 
 
@@ -661,12 +653,22 @@ def cmd_tail(args: argparse.Namespace) -> int:
             if m is None:
                 continue
             try:
-                line = m.payload.decode() if args.json else describe_event(m.payload, args.lang)
+                line = _payload_as_json(m.payload) if args.json else describe_event(m.payload, args.lang)
             except (ValueError, TypeError) as exc:
                 line = f"?? {m.topic}: {exc}"
-            print(line, flush=True)
+            print(shown(line), flush=True)
             seen += 1
     return 0
+
+
+def _payload_as_json(payload: bytes) -> str:
+    """``tail --json``: the payload's JSON, the same value with its control characters escaped (or, when
+    it is no JSON, its text; printed through ``shown``)."""
+    text = payload.decode()
+    try:
+        return shown_json(json.loads(text))
+    except ValueError:
+        return text
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from xephang import exits
+from xephang.terminal import shown
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def report_cmd(args: argparse.Namespace) -> int:
             print("hub không trả lời / the hub did not answer", file=sys.stderr)
             return EXIT_NO_HUB
         if not args.quiet:
-            sys.stdout.write(render_table(report))
+            sys.stdout.write(shown(render_table(report), lines=True))  # --mqtt: the hub's words
         for p in write_outputs(report, args):
             print(f"Đã ghi / written: {p}", file=sys.stderr)
     except (ReportCliError, ReportError, OSError) as exc:

@@ -180,3 +180,22 @@ def test_the_devices_command_filters_by_centre_and_alert(pg, pg_dsn, capsys):
     assert main(["province", "devices", "--dsn", pg_dsn, "--alerts"]) == 0
     out = capsys.readouterr().out
     assert "paper-out" in out and "counter-1" not in out
+
+
+def test_a_boards_words_cannot_drive_the_province_technicians_terminal(pg, pg_dsn, capsys):
+    """A counter's password writes its own role and version; the province keeps them and `xephang
+    province devices` prints them. An escape sequence (or a newline forging a row) reached the
+    terminal; now the table shows each control character as '?', and --json escapes them."""
+    from xephang_ops.cli import main
+
+    evil = "1.0\n\x1b[2Jhub  online\x9b"
+    Store(pg).write([(A.status("counter-1"), NodeStatus(node="counter-1", online=True, session=1, role="\x1b[8m",
+                                                        version=evil).to_json())])
+    assert main(["province", "devices", "--dsn", pg_dsn]) == 0
+    out = capsys.readouterr().out
+    assert not any(ord(ch) < 0x20 and ch != "\n" or 0x7F <= ord(ch) <= 0x9F for ch in out), repr(out)
+    assert len(out.splitlines()) == 3  # head, rule, one row: no forged one
+    assert "?[8m" in out and "1.0??[2Jhub  online?" in out
+    assert main(["province", "devices", "--dsn", pg_dsn, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "\\u009b" in out and json.loads(out)[0]["version"] == evil

@@ -197,3 +197,56 @@ def test_push_exits_as_the_table_says_for_a_board_account_and_a_missing_node(sec
     assert "'counter-1' is not a technician account" in capsys.readouterr().err
     assert xephang(tool(secured_broker, "config", "push", "counter-9", str(f), "--timeout", "1")) == 3
     assert "no node of that name has ever connected" in capsys.readouterr().err
+
+
+# a board's password writes its own config state and acks: these reached a technician's terminal raw
+EVIL = "\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m\x7f\x85\r\nrev 9 applied"
+
+
+def controls(text: str) -> list[str]:
+    """The control characters (C0 but the newlines of our own layout, DEL, C1) that reach the terminal."""
+    return [hex(ord(ch)) for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F]
+
+
+def test_a_boards_config_state_cannot_drive_the_technicians_terminal(secured_broker, capsys):
+    """Display-lab's password writes its own retained config state, and `xephang config get` prints it.
+    json.dumps escaped ESC but left DEL and C1 (U+009B, a one-character CSI) raw in the terminal; now
+    they are escaped too, the JSON still reads back as what the board said, Vietnamese as it reads."""
+    from xephang.contract import ConfigState
+
+    state = ConfigState(node=NODE, rev=3, config={"greeting": "Kính chào " + EVIL, EVIL: 1})
+    with secured_broker.client(NODE) as board:
+        assert board.publish(board.topics.config_state(NODE), state.to_json(), retain=True) < 128
+    capsys.readouterr()
+    assert xephang(tool(secured_broker, "config", "get", NODE)) == 0
+    out = capsys.readouterr().out
+    assert controls(out) == [], out
+    assert "Kính chào" in out and "\\u009b31m" in out
+    assert json.loads(out)["config"] == state.config
+
+
+def test_a_boards_reasons_for_refusing_a_push_cannot_drive_the_technicians_terminal(secured_broker, capsys, tmp_path):
+    """A board (its password, not the daemon) answers a technician's push with its own 'errors'.
+    They were printed as they came, ESC and all; now every control character in them is '?'."""
+    import threading
+
+    from xephang.contract import ConfigAck, ConfigSet
+
+    with secured_broker.client(NODE) as board:
+        board.subscribe(board.topics.config_set(NODE))
+
+        def refuse() -> None:
+            m = board.get(10)
+            if m is not None:
+                push = ConfigSet.model_validate_json(m.payload)
+                board.publish(board.topics.config_ack(NODE), ConfigAck(
+                    request_id=push.request_id, node=NODE, status="rejected", rev=0,
+                    errors=["greeting: quá dài " + EVIL]).to_json())
+
+        answering = threading.Thread(target=refuse, daemon=True)
+        answering.start()
+        rc, out, err = push(secured_broker, capsys, tmp_path, 'greeting = "x"\n', "--force")
+        answering.join(10)
+    assert rc == 1 and "REJECTED (1" in err
+    assert controls(out + err) == [], err
+    assert "  - greeting: quá dài ?[2J?]52;c;cm0gLXJmIH4=??31m????rev 9 applied" in err

@@ -191,3 +191,57 @@ def test_a_boards_words_cannot_drive_the_technicians_terminal(secured_broker, ca
     line = until(lambda: (ln := device_line(secured_broker, capsys, "counter-1")) and "counter-config" in ln and ln)
     assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in line), repr(line)
     assert "counter-config: ?[2J?[H?]52;c;cm0gLXJmIH4=??31m??hub online" in line
+
+
+def test_a_boards_answer_to_a_press_cannot_drive_the_technicians_terminal(secured_broker, capsys):
+    """A board (its password) refuses a technician's simulated press with a reason of its own, and
+    `xephang press` prints it: escape sequences in it reached the terminal; now they are '?'."""
+    import threading
+
+    from xephang.contract import SimPress, SimPressAck
+
+    with secured_broker.client("counter-1") as board:
+        board.subscribe(board.topics.sim_press("counter-1"))
+
+        def refuse() -> None:
+            m = board.get(10)
+            if m is not None:
+                press = SimPress.model_validate_json(m.payload)
+                board.publish(board.topics.sim_ack("counter-1"), SimPressAck(
+                    node="counter-1", press_id=press.press_id, button=press.button, status="refused",
+                    reason="không có phím \x1b[2J\x9b31m\x07").to_json())
+
+        answering = threading.Thread(target=refuse, daemon=True)
+        answering.start()
+        capsys.readouterr()
+        assert xephang(tool(secured_broker, "press", "counter-1", "next", "--timeout", "5")) == 1
+        answering.join(10)
+    err = capsys.readouterr().err
+    assert not any(ord(ch) < 0x20 and ch != "\n" or 0x7F <= ord(ch) <= 0x9F for ch in err), repr(err)
+    assert "refused 'next': không có phím ?[2J?31m?" in err
+
+
+def test_the_hubs_events_cannot_drive_the_technicians_terminal_in_tail(secured_broker):
+    """The hub's password writes the events `xephang tail` prints, as sentences or (--json) as they
+    came. Escape sequences in a service's name reached the terminal either way; now a sentence shows
+    them as '?', and the JSON escapes them, still the same value, Vietnamese as it reads."""
+    evil = "Hộ tịch \x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m\x7f"
+    issued = {"kind": "issued", "at": 1795320000.0, "ticket": {"display": "1023", "number": 1023},
+              "service_name_vi": evil}
+    tails = [subprocess.Popen([sys.executable, "-m", "xephang_ops.cli", *tool(secured_broker, "tail", "-n", "1", *json_)],
+                              stdout=subprocess.PIPE, text=True, encoding="utf-8") for json_ in ([], ["--json"])]
+    try:
+        with secured_broker.client("hub") as hub:
+            end = time.monotonic() + 20
+            while any(p.poll() is None for p in tails) and time.monotonic() < end:
+                hub.publish(f"{R}/event/ticket/issued", json.dumps(issued, ensure_ascii=False))
+                time.sleep(0.2)
+        (said, _), (raw, _) = (p.communicate(timeout=10) for p in tails)
+    finally:
+        for p in tails:
+            if p.poll() is None:
+                p.kill()
+    for out in (said, raw):
+        assert not any(ord(ch) < 0x20 and ch != "\n" or 0x7F <= ord(ch) <= 0x9F for ch in out), repr(out)
+    assert said.rstrip("\n").endswith("Cấp số 1023 — Hộ tịch ?[2J?]52;c;cm0gLXJmIH4=??31m?")
+    assert json.loads(raw) == issued and "Hộ tịch" in raw
