@@ -123,7 +123,7 @@ def generate_history(path: Path, site: Site, *, first: date, days: int, tickets_
             seq[svc] += 1
             r = rng.random()
             row = [tid, day, svc, number, format_number(number), None, issued, issued, svc, "done",
-                   None, None, None, 0, None, 0, 0, 0, None, None, None, 0]
+                   None, None, None, 0, None, 0, 0, 0, None, None, None, 0, "dispenser-1"]  # … issued_by
             counter, officer, called = q.serve_at(svc, issued)
             if called > closes:  # still waiting when the day ended
                 row[9], row[14] = "expired", base + 28 * 3600
@@ -167,7 +167,8 @@ def generate_history(path: Path, site: Site, *, first: date, days: int, tickets_
     visits.sort(key=lambda v: v[6])  # the hub writes visits in call order
     visits = [(i + 1, *v[1:]) for i, v in enumerate(visits)]
     with led.transaction():
-        db.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * 22)})", tickets)
+        if tickets:
+            db.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * len(tickets[0]))})", tickets)
         db.executemany(f"INSERT INTO visits (id, ticket_id, day, counter, officer, service, called_at, ended_at, outcome, "
                            f"inferred, recalls) VALUES ({','.join('?' * 11)})", visits)
         db.executemany("INSERT INTO pauses VALUES (?,?,?,?,?,?)", pauses)

@@ -197,12 +197,20 @@ def browser() -> Iterator[Any]:
 
 
 def text_of(drv: Any, css: str) -> str:
+    """The text of the first element matching ``css`` ("" when there is none). A live page swaps its
+    fragment when the stream's first picture arrives: an element found just before that swap is stale
+    when read, so it is looked up again (a flake seen under load: an empty banner)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    try:
-        return drv.find_element(By.CSS_SELECTOR, css).text
-    except Exception:
-        return ""
+    for _ in range(50):
+        try:
+            return drv.find_element(By.CSS_SELECTOR, css).text
+        except StaleElementReferenceException:
+            continue
+        except NoSuchElementException:
+            return ""
+    return ""
 
 
 class CuttableProxy:
