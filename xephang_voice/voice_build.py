@@ -60,17 +60,19 @@ BASE = Tuning()
 #: clip id → changes from BASE (any ``Tuning`` field)
 TuningTable = dict[str, dict[str, int | float | str]]
 
-#: Per-clip tuning of the default pack (clip id → change from BASE), tuned by hand on calls
-#: (bench/voice_intelligibility.py, docs/announcer.md).  A per-syllable search
-#: (bench/voice_search.py: other voices, phoneme input, tone contours) chose clips that won in
-#: short dev utterances but lost on whole dev calls (both exact 11 % vs 27 %, 45 calls) and on
-#: held-out calls (10.7 % vs 28.7 %, 300 calls), so it is not used; see docs/voice-packs.md.
+#: Per-clip tuning of the default pack (clip id → change from BASE). The hand tuning
+#: (bench/voice_intelligibility.py ``OLD_TUNING``), then the rows a whole-call search changed
+#: (bench/voice_search.py --whole-calls: each candidate heard in 40 whole development calls, the rest
+#: of the pack unchanged; docs/voice-packs.md): both exact 27.0 % → 39.0 % on 200 fresh development
+#: calls. A per-syllable search in short utterances chose clips that lost in whole calls: not used.
 TUNING: TuningTable = {
-    # carrier phrases: slower with a little gap so "công dân" and "thứ tự" separate
-    "moi_cong_dan_co_so_thu_tu": {"speed": 125, "word_gap": 2},
-    "den_quay_so": {"speed": 120, "word_gap": 2},
-    # huyền (falling) "mười" vs ngang (level) "mươi": the falling one lower, the level one higher than BASE
-    "muoi_huyen": {"speed": 115, "pitch": 53},
+    # carrier phrases: slower with a little gap so "công dân" and "thứ tự" separate; the first one
+    # slower and higher still (search: "ba" after "thứ tự" was heard "cứ mà"), the second with wider gaps
+    "moi_cong_dan_co_so_thu_tu": {"speed": 110, "pitch": 73, "word_gap": 2},
+    "den_quay_so": {"speed": 120, "word_gap": 5},
+    # huyền (falling) "mười" vs ngang (level) "mươi": the falling one lower, with its tone contour
+    # (search: heard 26 → 30 %), the level one higher than BASE
+    "muoi_huyen": {"speed": 115, "pitch": 53, "tone": 1.0},
     "muoi_ngang": {"speed": 100, "pitch": 73},  # slower: heard as "mi"/"miu" at 115 (bench 26 → 44 %)
     # sắc (rising) "mốt" is barely rising in espeak: start higher
     "mot_sac": {"speed": 115, "pitch": 75},
@@ -83,12 +85,13 @@ TUNING: TuningTable = {
     "ngan": {"speed": 110},
     "khong": {"speed": 100, "pitch": 72},
     "tram": {"speed": 105},
-    # one-syllable digits are short: slow them a little so each is heard
+    # one-syllable digits are short: slow them a little so each is heard; bốn and hai at espeak's
+    # base speed (search: "bố" and "ai" less often), sáu higher (heard "tham"/"tám" less often)
     "mot": {"speed": 115},
-    "hai": {"speed": 115},
+    "hai": {"speed": 130},
     "ba": {"speed": 115},
-    "bon": {"speed": 115},
-    "sau": {"speed": 115},
+    "bon": {"speed": 130},
+    "sau": {"speed": 130, "pitch": 75},
     "bay": {"speed": 115},
     "tam": {"speed": 115},
     "chin": {"speed": 115},
