@@ -137,6 +137,11 @@ def is_web(source: str) -> bool:
     return source == "web" or source.startswith("web-")
 
 
+def is_dispenser(source: str) -> bool:
+    """A ticket dispenser's node id (``dispenser-*``, as the broker's ACL names them)."""
+    return source.startswith("dispenser-")
+
+
 def is_trusted(source: str, technicians: Sequence[str]) -> bool:
     """The hub itself and the technicians (``tech``, ``tech-…``): they may ask anything, unthrottled."""
     return source == "hub" or source in technicians or any(source.startswith(t + "-") for t in technicians)
@@ -158,7 +163,7 @@ def may_act(source: str, req: Request, technicians: Sequence[str], site: Site | 
                     and req.counter in site.counters_of(req.officer))
         return source == f"counter-{req.counter}"
     if who == "dispenser":
-        return source.startswith("dispenser-")
+        return is_dispenser(source)
     if who == "web":
         return is_web(source)
     return who == "any"
@@ -733,7 +738,7 @@ COMMANDS: dict[type[Request], Callable[[QueueEngine, Any, float], Outcome]] = {
     Arrived: lambda e, r, now: e.arrived(r.counter, now),
     # a dispenser voids only what it issued, just now; the hub and technicians any waiting ticket
     VoidTicket: lambda e, r, now: e.void(r.ticket_id, r.reason, now,
-                                         by=r.source if r.source.startswith("dispenser-") else None),
+                                         by=r.source if is_dispenser(r.source) else None),
 }
 
 
