@@ -35,8 +35,9 @@ _TOPIC = re.compile(TOPIC_PATTERN)
 NodeId = Annotated[str, Field(pattern=LEVEL_PATTERN, min_length=1, max_length=40)]
 Slug = NodeId
 RequestId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-# free text that reaches the ledger, events and log lines: printable, one line
-PlainText = Annotated[str, Field(max_length=80, pattern=r"^[^\x00-\x1f\x7f]*$")]
+# free text that reaches the ledger, events, log lines and the head's pages: printable, one line,
+# no C1 control and no text-direction override (U+202A–U+202E, U+2066–U+2069; see xephang.terminal)
+PlainText = Annotated[str, Field(max_length=80, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$")]
 # where a reply goes: a topic of the contract's alphabet (no wildcard, NUL or $); the hub answers
 # only on R/reply/{source} of its own site whatever this says (see docs/protocol.md)
 ReplyTopic = Annotated[str, Field(max_length=MAX_TOPIC_LEN, pattern=r"^$|" + TOPIC_PATTERN)]

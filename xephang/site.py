@@ -11,10 +11,14 @@ from collections.abc import Mapping
 from datetime import time as dtime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from xephang.terminal import one_line
 
 SLUG_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 Slug = Annotated[str, Field(pattern=SLUG_RE, min_length=1, max_length=40)]
+# a name people read (ticket, board, reports, terminals): one line, no control or direction characters
+Text = Annotated[str, AfterValidator(one_line)]
 
 
 class Strict(BaseModel):
@@ -25,10 +29,10 @@ class Service(Strict):
     """A service area (lĩnh vực): one button on the dispenser, one number band."""
 
     id: Slug
-    name_vi: str = Field(min_length=1, max_length=80)
-    name_en: str = Field(default="", max_length=80)
-    short_vi: str = Field(default="", max_length=24, description="short name where the full one does not fit (board tiles, report tables)")
-    short_en: str = Field(default="", max_length=24, description="short English name")
+    name_vi: Text = Field(min_length=1, max_length=80)
+    name_en: Text = Field(default="", max_length=80)
+    short_vi: Text = Field(default="", max_length=24, description="short name where the full one does not fit (board tiles, report tables)")
+    short_en: Text = Field(default="", max_length=24, description="short English name")
     band: tuple[int, int] = Field(description="first and last ticket number of the band, e.g. [1001, 1999]")
     prefix: str = Field(default="", pattern=r"^[A-Z]?$", description="optional letter printed before the number")
     target_wait_min: float = Field(default=15, gt=0, le=600, description="target wait (issue → call), minutes")
@@ -61,17 +65,17 @@ class Officer(Strict):
     ``officer_id`` names it. A name and an id, never a citizen's data."""
 
     id: Slug
-    name: str = Field(min_length=1, max_length=80, description="full name, shown on reports and the console")
+    name: Text = Field(min_length=1, max_length=80, description="full name, shown on reports and the console")
 
 
 class Counter(Strict):
     """A counter (quầy): served by one officer, calling from its services in order."""
 
     number: int = Field(ge=1, le=99)
-    label_vi: str = Field(default="", max_length=40)
-    label_en: str = Field(default="", max_length=40)
+    label_vi: Text = Field(default="", max_length=40)
+    label_en: Text = Field(default="", max_length=40)
     services: tuple[Slug, ...] = Field(min_length=1, description="services it calls from, first = preferred")
-    officer: str = Field(default="", max_length=80, description="officer's name, for reports (never a citizen's); "
+    officer: Text = Field(default="", max_length=80, description="officer's name, for reports (never a citizen's); "
                          "with officer_id, the name comes from [[officers]]")
     officer_id: Slug | None = Field(default=None, description="the officer sitting here today (an [[officers]] id): "
                                     "the only web account whose console may act for this counter")
@@ -84,8 +88,8 @@ class Counter(Strict):
 
 class PriorityGroup(Strict):
     id: Slug
-    name_vi: str
-    name_en: str = ""
+    name_vi: Text
+    name_en: Text = ""
 
 
 class PriorityRule(Strict):
@@ -108,9 +112,9 @@ class OpeningHours(Strict):
 
 class SiteInfo(Strict):
     slug: Slug
-    name_vi: str = Field(min_length=1, max_length=120)
-    name_en: str = Field(default="", max_length=120)
-    address: str = Field(default="", max_length=200)
+    name_vi: Text = Field(min_length=1, max_length=120)
+    name_en: Text = Field(default="", max_length=120)
+    address: Text = Field(default="", max_length=200)
     timezone: str = "Asia/Ho_Chi_Minh"
     daily_reset: dtime = Field(default=dtime(4, 0), description="local time when numbering restarts")
     queue_url: str = Field(default="", max_length=300, description="live-queue page template, {site} and {number}")

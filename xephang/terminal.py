@@ -4,6 +4,9 @@ A board's password writes that board's status, alerts, config state and acks; th
 events and reports. Printed as they came, an escape sequence in them (ESC, or a one-character C1
 CSI such as U+009B) clears the screen, rewrites a line or sets the clipboard. Every tool prints
 such words through :func:`shown` (text) or :func:`shown_json` (JSON); Vietnamese stays as it reads.
+The bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069) go the same way: in a
+terminal that honours them they turn the rest of a line around, so "counter-1 online" can be made
+to read as something else ("Trojan Source"); no Vietnamese or English word needs them.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")  # C0, DEL, C1
+BIDI_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))  # embeddings, overrides, isolates
+_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), *BIDI_CONTROLS], "?")  # C0, DEL, C1, bidi
 _CONTROLS_BUT_NEWLINE = {c: v for c, v in _CONTROLS.items() if c != ord("\n")}
 # json.dumps(ensure_ascii=False) escapes C0 but leaves DEL and C1 raw; escaped, the JSON stays the same value
-_JSON_LEFT_RAW = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+_JSON_LEFT_RAW = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), *BIDI_CONTROLS)}
 
 
 def shown(text: str, *, lines: bool = False) -> str:
-    """``text`` for a terminal: every control character (C0, DEL, C1) as '?', so no escape sequence
+    """``text`` for a terminal: every control character (C0, DEL, C1, bidi) as '?', so no escape sequence
     in it can clear, rewrite or script the screen. ``lines`` keeps the newlines of a multi-line text
     whose lines we laid out ourselves (a table)."""
     return text.translate(_CONTROLS_BUT_NEWLINE if lines else _CONTROLS)
@@ -27,5 +31,21 @@ def shown(text: str, *, lines: bool = False) -> str:
 
 def shown_json(value: Any, *, indent: int | None = None, default: Callable[[Any], Any] | None = None) -> str:
     """``value`` as JSON for a terminal: Vietnamese as it reads, every control character escaped
-    (``\\u001b``, ``\\u009b``), so the text still parses to exactly the same value."""
+    (``\\u001b``, ``\\u009b``, ``\\u202e``), so the text still parses to exactly the same value."""
     return json.dumps(value, ensure_ascii=False, indent=indent, default=default).translate(_JSON_LEFT_RAW)
+
+
+_NOT_IN_A_LINE = frozenset([*range(0x20), *range(0x7F, 0xA0), *BIDI_CONTROLS])
+
+
+def one_line(text: str) -> str:
+    """``text`` when it is one line a person can read as written: no control character (newline,
+    tab, ESC, C1) and no text-direction override. For the names a site file and the head's pages
+    give (services, counters, officers, the centre): they reach tickets, the board, the report
+    tables, CSV/XLSX files and terminals, where a newline forges a row and U+202E turns a line
+    around. Raises ``ValueError`` naming the first such character and where it is."""
+    for i, ch in enumerate(text):
+        if ord(ch) in _NOT_IN_A_LINE:
+            raise ValueError(f"must be one line of plain text: U+{ord(ch):04X} at character {i + 1} "
+                             "(a control character or a text-direction override) is not allowed")
+    return text

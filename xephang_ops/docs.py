@@ -176,8 +176,9 @@ def render_protocol() -> str:
         "asker being the node the topic names (or `source` on the short form): `reply_to` cannot aim a reply "
         "at another node, site or topic.",
         "- Every field that becomes a topic, a file name, an SQL value or a log line is checked by the models "
-        "at the edge: node, service and group ids and `group_by` are slugs; `reason` is one printable line of "
-        "at most 80 characters; `period` is `[A-Za-z0-9.:-]`; a sim press's `button` is a slug. A daemon never "
+        "at the edge: node, service and group ids and `group_by` are slugs; `reason` and `by` are one printable "
+        "line of at most 80 characters (no control character, C1 included, and no text-direction override "
+        "U+202A–U+202E, U+2066–U+2069); `period` is `[A-Za-z0-9.:-]`; a sim press's `button` is a slug. A daemon never "
         "publishes on a topic outside the alphabet (it logs, counts `bad-topic` in `publish_failed` of its "
         "health, and goes on).",
         f"- **`resync`** (every node): `data.hall` is always the whole hall snapshot; with `since_rev`, "
@@ -297,7 +298,10 @@ def render_config() -> str:
         "## The site model (`config/site.example.toml`)",
         "",
         "Read by the hub (and by any daemon that shows labels). Unknown keys are errors; every error is listed "
-        "at once. Times are local (Asia/Ho_Chi_Minh).",
+        "at once. Times are local (Asia/Ho_Chi_Minh). Every name people read (the centre's, services', "
+        "counters', officers', priority groups', the address) is one line of plain text: a newline, tab, "
+        "escape or other control character, or a text-direction override (U+202A–U+202E, U+2066–U+2069), "
+        "is refused with its code point and place — it would forge a report row or turn a line around.",
         "",
         "### The site, live (no restart)",
         "",

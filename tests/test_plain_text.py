@@ -1,0 +1,59 @@
+"""Words a person reads stay as written: a name or a reason cannot carry a newline that forges a
+table row, an escape sequence, or a text-direction override (U+202E) that turns a line around —
+in a site file, in a board's request, or on a technician's terminal."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from xephang.contract import BadPayload, Pause, decode
+from xephang.site import Site
+from xephang.terminal import one_line, shown, shown_json
+
+REPO = Path(__file__).resolve().parent.parent
+RLO, LRI, PDI = "\u202e", "\u2066", "\u2069"
+
+
+def _site_data() -> dict:
+    return tomllib.loads((REPO / "config" / "site.example.toml").read_text(encoding="utf-8"))
+
+
+def test_the_terminal_neutralises_direction_overrides_and_the_json_keeps_the_value():
+    evil = f"counter-1 {RLO}enilffo{PDI} online"
+    assert shown(evil) == "counter-1 ?enilffo? online"
+    out = shown_json({"node": evil})
+    assert RLO not in out and "\\u202e" in out and json.loads(out) == {"node": evil}
+    assert shown("Bảo hiểm xã hội — Quầy 3") == "Bảo hiểm xã hội — Quầy 3"  # Vietnamese untouched
+
+
+@pytest.mark.parametrize("bad", ["Hộ tịch\nTổng cộng,999", "Hộ\ttịch", f"Hộ {RLO}hcịt", f"{LRI}Hộ tịch",
+                                 "Hộ \x1b[2J", "Hộ \x9b31m"])
+def test_one_line_refuses_each_control_and_override_and_says_which(bad):
+    with pytest.raises(ValueError, match=r"U\+[0-9A-F]{4} at character \d+"):
+        one_line(bad)
+
+
+def test_a_site_file_with_a_forged_name_is_refused_with_every_error_listed():
+    data = _site_data()
+    data["services"][0]["name_vi"] = "Hộ tịch\nTổng cộng"
+    data["counters"][0]["label_vi"] = f"Quầy {RLO}1"
+    data["site"]["name_vi"] = "UBND\x1b[2J"
+    with pytest.raises(ValidationError) as exc:
+        Site.model_validate(data)
+    errs = {".".join(map(str, e["loc"])) for e in exc.value.errors()}
+    assert {"services.0.name_vi", "counters.0.label_vi", "site.name_vi"} <= errs
+    assert "U+000A at character 8" in str(exc.value) and "U+202E" in str(exc.value)
+    assert Site.model_validate(_site_data()).services[0].name_vi  # the shipped example still loads
+
+
+def test_a_board_reason_with_an_override_or_c1_is_a_bad_payload():
+    ok = {"request_id": "req-00000001", "source": "counter-1", "counter": 1, "reason": "nghỉ trưa"}
+    assert decode(Pause, json.dumps(ok)).reason == "nghỉ trưa"
+    for bad in (f"nghỉ {RLO}aưrt", "nghỉ\x9b2J", "nghỉ\ntrưa"):
+        with pytest.raises(BadPayload):
+            decode(Pause, json.dumps({**ok, "reason": bad}))
