@@ -149,7 +149,8 @@ class WebApp:
         self.streams = 0
         self.accounts = Accounts(settings.accounts_path())
         self.sessions = Sessions(idle_s=w.session_idle_min * 60)
-        self.throttle = Throttle(max_failures=w.login_max_failures, lockout_s=w.login_lockout_s)
+        self.throttle = Throttle(max_failures=w.login_max_failures, lockout_s=w.login_lockout_s,
+                                 max_successes=w.login_max_successes)
         self.form_secret = secrets.token_bytes(32)  # signs the login form's CSRF cookie
         self.link_secret: bytes | None = None
         self.site_rev: int | None = None  # the hub's site config rev (None: not heard yet)

@@ -198,13 +198,18 @@ class Sessions:
 
 @dataclass
 class Throttle:
-    """Failed logins per key (client address, user name); refuses while locked out."""
+    """Failed logins per key (client address, user name); refuses while locked out. Successful
+    logins count too, with a higher limit: each costs a password check (scrypt, 16 MiB, ~0.1 s on a
+    Pi, a few at once), so someone holding one password and logging in in a loop would otherwise
+    keep everyone else's logins waiting."""
 
     max_failures: int = 5
     window_s: float = 900.0
     lockout_s: float = 300.0
+    max_successes: int = 30
     clock: Callable[[], float] = time.monotonic
     _fails: dict[str, list[float]] = field(default_factory=dict)
+    _wins: dict[str, list[float]] = field(default_factory=dict)
     _locked: dict[str, float] = field(default_factory=dict)
 
     def locked(self, *keys: str) -> float:
@@ -221,19 +226,26 @@ class Throttle:
         return left
 
     def failed(self, *keys: str) -> None:
-        now = self.clock()
-        for k in keys:
-            xs = [t for t in self._fails.get(k, []) if now - t < self.window_s]
-            xs.append(now)
-            self._fails[k] = xs
-            if len(xs) >= self.max_failures:
-                self._locked[k] = now + self.lockout_s
-        if len(self._fails) > 10_000:  # a flood of made-up names must not grow memory for ever
-            self._fails = {k: v for k, v in self._fails.items() if now - v[-1] < self.window_s}
+        self._count(self._fails, self.max_failures, keys)
 
     def succeeded(self, *keys: str) -> None:
+        """A good password: the failures of ``keys`` are forgotten; the login itself is counted."""
         for k in keys:
             self._fails.pop(k, None)
+        self._count(self._wins, self.max_successes, keys)
+
+    def _count(self, book: dict[str, list[float]], most: int, keys: tuple[str, ...]) -> None:
+        now = self.clock()
+        for k in keys:
+            xs = [t for t in book.get(k, []) if now - t < self.window_s]
+            xs.append(now)
+            book[k] = xs
+            if len(xs) >= most:
+                self._locked[k] = now + self.lockout_s
+        if len(book) > 10_000:  # a flood of made-up names must not grow memory for ever
+            fresh = {k: v for k, v in book.items() if now - v[-1] < self.window_s}
+            book.clear()
+            book.update(fresh)
 
 
 def same_token(a: str | None, b: str | None) -> bool:

@@ -36,6 +36,9 @@ class WebConfig(BaseModel):
     login_max_failures: int = Field(default=5, ge=2, le=100, description="failed logins (per address or user) "
                                     "within 15 min before a lockout")
     login_lockout_s: float = Field(default=300, ge=10, le=86400)
+    login_max_successes: int = Field(default=30, ge=5, le=1000, description="successful logins (per address or "
+                                     "user) within 15 min before a lockout: a password holder logging in in a loop "
+                                     "would take the password checks from everyone else")
     sse_heartbeat_s: float = Field(default=15, ge=1, le=120, description="a comment line this often keeps "
                                    "phones' and proxies' connections open")
     announcer: str = Field(default="announcer-hall", pattern=r"^[a-z0-9-]+$", description="the hall speaker the "

@@ -250,6 +250,37 @@ class ReportGate:
             return ReportTurn(self, who)
 
 
+class SharedPing:
+    """One database ping answers every health check for ``fresh_s`` seconds. ``/healthz`` needs no
+    login (monitoring asks it); without this, each request opened its own database connection, so
+    a stranger on the network asking in a loop held as many connections and threads as they liked.
+    Checks that arrive while a ping runs wait for that ping; a failure is remembered as long as a
+    success. Answers ``(True, schema version)`` or ``(False, the error's class name)``."""
+
+    def __init__(self, ping: Any, *, fresh_s: float = 2.0, clock: Any = time.monotonic) -> None:
+        self.ping, self.fresh_s, self.clock = ping, fresh_s, clock
+        self.pings = 0  # how many times the database was asked (tests, the health page's own figures)
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._at: float | None = None
+        self._answer: tuple[bool, Any] = (False, "not-checked")
+
+    async def answer(self) -> tuple[bool, Any]:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:  # a lock belongs to one event loop
+            self._lock, self._loop = asyncio.Lock(), loop
+        async with self._lock:
+            if self._at is not None and self.clock() - self._at < self.fresh_s:
+                return self._answer
+            self.pings += 1
+            try:
+                self._answer = (True, await asyncio.to_thread(self.ping))
+            except Exception as exc:  # noqa: BLE001 — any failure is "not healthy", said in the answer
+                self._answer = (False, type(exc).__name__)
+            self._at = self.clock()
+            return self._answer
+
+
 class ProvinceWebApp(WebApp):
     """The province's pages: the centre app's logins and plumbing, other routes, the database behind."""
 
@@ -257,6 +288,7 @@ class ProvinceWebApp(WebApp):
         super().__init__(settings, None, ask=_no_hub, now=now)  # type: ignore[arg-type]  # no centre here
         self.dsn = dsn
         self.report_gate = ReportGate(settings.web.province_reports_at_once)
+        self.health = SharedPing(self._schema_version)
 
     def _routes(self) -> list[Route]:
         return [
@@ -391,18 +423,18 @@ class ProvinceWebApp(WebApp):
         return self.html(pages.page(tr("report", lang), body, lang=lang, path="/province/report", script=False,
                                     nav=nav(lang, s.csrf, s.username)), status=status)
 
+    def _schema_version(self) -> int:
+        from province.db import schema_version
+
+        return int(self._read(schema_version))
+
     async def province_health(self, request: Request) -> Response:
-        def ping(conn: Any) -> int:
-            from province.db import schema_version
-
-            return schema_version(conn)
-
-        try:
-            version = await asyncio.to_thread(self._read, ping)
-        except Exception as exc:  # noqa: BLE001 — any failure is "not healthy", said in the answer
-            return Response(json.dumps({"db": False, "error": type(exc).__name__}), media_type="application/json",
-                            status_code=503)
-        return Response(json.dumps({"db": True, "schema": version, "at": datetime.now(UTC).isoformat()}),
+        """``200`` with the schema version when the database answers, else ``503`` with the error's
+        class name: one shared ping at most every two seconds (:class:`SharedPing`)."""
+        ok, what = await self.health.answer()
+        if not ok:
+            return Response(json.dumps({"db": False, "error": what}), media_type="application/json", status_code=503)
+        return Response(json.dumps({"db": True, "schema": what, "at": datetime.now(UTC).isoformat()}),
                         media_type="application/json")
 
 

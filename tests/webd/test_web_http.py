@@ -113,6 +113,26 @@ def test_throttle_locks_an_address_and_a_name_then_lets_go():
     assert not th.locked("ip:1", "user:a")
 
 
+def test_throttle_counts_good_logins_too_so_one_password_cannot_hog_the_checks():
+    now = [0.0]
+    th = Throttle(max_failures=5, window_s=900, lockout_s=300, max_successes=30, clock=lambda: now[0])
+    for _ in range(4):
+        th.failed("ip:1", "user:a")
+    th.succeeded("ip:1", "user:a")  # the right password: the four failures are forgotten
+    th.failed("ip:1", "user:a")
+    assert not th.locked("ip:1", "user:a")
+    for _ in range(29):
+        th.succeeded("ip:9", "user:b")
+        now[0] += 1
+    assert not th.locked("ip:9", "user:b")
+    th.succeeded("ip:9", "user:b")  # the 30th login in 15 minutes
+    assert th.locked("ip:9") > 0 and th.locked("ip:8", "user:b") > 0 and not th.locked("ip:1", "user:a")
+    now[0] += 901  # a quarter of an hour later everything is forgotten
+    assert not th.locked("ip:9", "user:b")
+    th.succeeded("ip:9", "user:b")
+    assert not th.locked("ip:9", "user:b")
+
+
 def test_the_cli_creates_accounts_without_a_default_password(tmp_path):
     f = tmp_path / "acc.json"
     r = subprocess.run([sys.executable, "-m", "xephang_ops.cli", "web", "user", "add", "truong", "--role", "head",
