@@ -29,7 +29,9 @@ from xephang.site import SLUG_RE, Site
 
 log = logging.getLogger(__name__)
 
-Line = Annotated[str, Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
+# one line a citizen reads on the phone: no control character, C1 included, and no text-direction
+# override (it would turn the rest of the line around; see xephang.terminal.one_line)
+Line = Annotated[str, Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$")]
 
 
 class Procedure(BaseModel):

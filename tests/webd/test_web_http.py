@@ -150,12 +150,13 @@ def test_the_example_catalogue_loads_and_a_bad_one_lists_every_error(site, tmp_p
     assert cat.for_service("ho-tich")
     bad = tmp_path / "bad.toml"
     bad.write_text('[[procedures]]\nservice = "ho-tich"\n\n[[procedures]]\nservice = "khong-co"\nname_vi = "X"\n'
-                   'portal_url = "javascript:alert(1)"\n\n[[procedures]]\nname_vi = "Y"\nfees = "0"\n')
+                   'portal_url = "javascript:alert(1)"\n\n[[procedures]]\nname_vi = "Y"\nfees = "0"\n\n'
+                   '[[procedures]]\nservice = "ho-tich"\nname_vi = "Khai sinh \\u202Eđộc"\n')
     with pytest.raises(SettingsError) as exc:
         load_catalogue(bad, site)
     text = str(exc.value)
     for want in ("procedures.0.name_vi", "procedures.1.portal_url", "procedures.2.service", "fees",
-                 "'khong-co' is not a service"):
+                 "'khong-co' is not a service", "procedures.3.name_vi"):
         assert want in text, want
 
 
