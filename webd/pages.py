@@ -15,6 +15,7 @@ from typing import Any
 
 from webd.live import Snapshot, TicketView
 from xephang.site import Site
+from xephang.terminal import shown
 from xephang.waittext import format_wait
 
 ASSET_VERSION = "4"
@@ -262,7 +263,7 @@ def dashboard_fragment(snap: Snapshot, site: Site, lang: str, report: dict[str, 
         crows.append(f'<tr><td>{e(_counter_label(site, c.number, lang))}</td><td>{e(t(c.state, lang))}'
                      f'{(" — " + e(c.pause_reason)) if c.pause_reason else ""}</td><td>{e(c.officer or "—")}</td>'
                      f'<td class="big">{e(c.serving.display if c.serving else "—")}</td></tr>')
-    alerts = [f'<li class="sev-{e(a.severity)}"><b>{e(a.node)}</b>: {e(_cut(a.message_en if lang == "en" and a.message_en else a.message_vi or a.id))}'
+    alerts = [f'<li class="sev-{e(a.severity)}"><b>{e(a.node)}</b>: {e(device_text(a.message_en if lang == "en" and a.message_en else a.message_vi or a.id))}'
               f' <code>{e(a.id)}</code></li>' for a in snap.alerts]
     alerts += [f'<li class="sev-critical">{e(t("node_offline", lang, n=n))}</li>'
                for n, on in sorted(snap.nodes.items()) if not on and not n.startswith("tech")]
@@ -291,8 +292,11 @@ def report_form(lang: str, period: str, group_by: str, *, action: str = "/head/r
             f'<button type="submit">{e(label("show", lang))}</button></form>')
 
 
-def _cut(text: str, n: int = ALERT_TEXT_MAX) -> str:
-    """A device's text as the dashboard shows it: one alert cannot fill the page (the bus allows 64 KiB)."""
+def device_text(text: str, n: int = ALERT_TEXT_MAX) -> str:
+    """A device's own words (an alert, a role) as a page shows them: cut, so one alert cannot fill the
+    page (the bus allows 64 KiB), and with control characters and text-direction overrides as '?'
+    (``xephang.terminal.shown``): HTML escaping stops markup, not U+202E turning the line around."""
+    text = shown(text)
     return text if len(text) <= n else text[: n - 1] + "…"
 
 

@@ -140,11 +140,11 @@ def devices_body(links: list[dict[str, Any]], devices: list[dict[str, Any]], lan
     drows = []
     for d in devices:
         since = d["link_since"] if d["state"] == "unreachable" else d["since"]
-        alerts = ", ".join(f'{a["alert"]}: {a["message_en"] if lang == "en" and a["message_en"] else a["message_vi"]}'
+        alerts = ", ".join(f'{a["alert"]}: {pages.device_text(a["message_en"] if lang == "en" and a["message_en"] else a["message_vi"])}'
                            .rstrip(": ") for a in d["alerts"]) or "—"
         drows.append(f'<tr class="{d["state"]}" data-site="{e(d["site"])}" data-node="{e(d["node"])}" '
                      f'data-state="{d["state"]}"><td>{e(names.get(d["site"], d["centre"]))}</td><td>{e(d["node"])}</td>'
-                     f'<td>{e(d["role"])}</td><td class="state">{e(states[d["state"]])}</td>'
+                     f'<td>{e(pages.device_text(d["role"], 40))}</td><td class="state">{e(states[d["state"]])}</td>'
                      f'<td>{e(_when(since))}</td><td class="n">{e(_hm(d["downtime_s"]))}</td>'
                      f'<td class="alerts">{e(alerts)}</td></tr>')
     ctable = (f'<div class="scroll"><table id="centres"><thead><tr><th>{e(tr("centre", lang))}</th>'
