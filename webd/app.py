@@ -1058,8 +1058,10 @@ class WebApp:
         return Response(data, media_type="font/woff", headers={"cache-control": "public, max-age=31536000, immutable"})
 
     async def healthz(self, request: Request) -> Response:
+        """For monitoring, with no login: synced with the hub or not, and nothing more a stranger could
+        use (how many phones are watching is in webd's health on MQTT, for technicians)."""
         snap = self.snapshot
-        return Response(json.dumps({"synced": snap.synced, "rev": snap.rev, "streams": self.streams}),
+        return Response(json.dumps({"synced": snap.synced, "rev": snap.rev}),
                         media_type="application/json", status_code=200 if snap.synced else 503)
 
 

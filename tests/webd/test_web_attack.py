@@ -121,7 +121,8 @@ def test_a_post_without_the_sessions_token_is_a_403_whatever_it_carries(centre, 
         st, _, _ = raw(base, "POST", "/login", body + f"&username={HEAD_USER}&password={HEAD_PASSWORD}".encode(),
                        headers={"Cookie": jar})
         assert st == 403, (jar[:20], st)
-    assert http_get(base + "/healthz")[0] == 200
+    st, hbody, _ = http_get(base + "/healthz")
+    assert st == 200 and set(json.loads(hbody)) == {"synced", "rev"}  # nothing else for a stranger
 
 
 @pytest.mark.parametrize("jar", ["xephang_session=Đ".encode().decode("latin-1"), "xephang_session=" + "x" * 6000,
