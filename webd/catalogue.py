@@ -26,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xephang.settings import SettingsError, format_validation_errors, read_toml
 from xephang.site import SLUG_RE, Site
+from xephang.terminal import NOT_IN_A_LINE_CLASS
 
 log = logging.getLogger(__name__)
 
 # one line a citizen reads on the phone: no control character, C1 included, and no text-direction
 # override (it would turn the rest of the line around; see xephang.terminal.one_line)
-Line = Annotated[str, Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$")]
+Line = Annotated[str, Field(max_length=300, pattern=f"^[^{NOT_IN_A_LINE_CLASS}]*$")]
 
 
 class Procedure(BaseModel):

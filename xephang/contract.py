@@ -18,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from xephang.terminal import NOT_IN_A_LINE_CLASS
+
 PROTOCOL_MAJOR = 1
 ROOT_PREFIX = "xephang/v1"
 MAX_PAYLOAD_BYTES = 64 * 1024  # larger payloads are dropped before decoding
@@ -37,7 +39,7 @@ Slug = NodeId
 RequestId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # free text that reaches the ledger, events, log lines and the head's pages: printable, one line,
 # no C1 control and no text-direction override (U+202A–U+202E, U+2066–U+2069; see xephang.terminal)
-PlainText = Annotated[str, Field(max_length=80, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$")]
+PlainText = Annotated[str, Field(max_length=80, pattern=f"^[^{NOT_IN_A_LINE_CLASS}]*$")]
 # where a reply goes: a topic of the contract's alphabet (no wildcard, NUL or $); the hub answers
 # only on R/reply/{source} of its own site whatever this says (see docs/protocol.md)
 ReplyTopic = Annotated[str, Field(max_length=MAX_TOPIC_LEN, pattern=r"^$|" + TOPIC_PATTERN)]

@@ -35,7 +35,10 @@ def shown_json(value: Any, *, indent: int | None = None, default: Callable[[Any]
     return json.dumps(value, ensure_ascii=False, indent=indent, default=default).translate(_JSON_LEFT_RAW)
 
 
-_NOT_IN_A_LINE = frozenset([*range(0x20), *range(0x7F, 0xA0), *BIDI_CONTROLS])
+_NOT_IN_A_LINE = frozenset(_CONTROLS)
+# the same characters as a regex class, for pydantic patterns of one-line text (the contract's
+# PlainText, the catalogue's lines): a field refused at the edge instead of shown as '?'
+NOT_IN_A_LINE_CLASS = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 
 
 def one_line(text: str) -> str:
