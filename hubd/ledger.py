@@ -205,6 +205,10 @@ class Ledger:
             "SELECT e.rev, e.family, e.kind, e.payload FROM outbox o JOIN events e ON e.rev = o.rev ORDER BY o.rev LIMIT ?",
             (limit,)).fetchall()
 
+    def outbox_size(self) -> int:
+        """Events committed and not yet acknowledged by the broker (acks are written in batches)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
     def mark_published(self, revs: Iterable[int]) -> None:
         self.db.executemany("DELETE FROM outbox WHERE rev=?", [(r,) for r in revs])
 

@@ -31,7 +31,11 @@ from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
     ASKED_BY,
+    BOARD_BURST,
+    BOARD_PER_MINUTE,
     CONSOLE_ACTIONS,
+    COUNTER_BURST,
+    COUNTER_PER_MINUTE,
     ISSUE_BURST,
     ISSUE_PER_HOUR,
     MAX_PAYLOAD_BYTES,
@@ -81,6 +85,7 @@ STATE_MIN_INTERVAL_S = 0.1  # retained state at most 10 times a second; events c
 CLOCK_JUMP_S = 30.0  # wall clock vs monotonic clock disagreement that counts as a jump
 ACK_FLUSH_IDLE_S = 0.5
 RECENT_REPLIES = 2000  # outbox acks ride along with the next batch's commit, or go alone when idle
+OUTBOX_WINDOW = 1000  # events handed to paho and not yet acknowledged, at most: the rest wait in the ledger
 REPORT_WORKERS = 2  # reports computed at once at most; more are answered `unavailable` (busy)
 RESYNC_BUDGET_BYTES = MAX_PAYLOAD_BYTES - 8 * 1024  # … and never more than fits one message with room to spare
 TICKETS_REFUSED_ALERT_AFTER = 5  # tickets refused to one dispenser before the technicians are alerted
@@ -97,6 +102,11 @@ class HubConfig(BaseModel):
                              "at once; then `issue_per_hour` (more are refused `rate-limited`; docs/ticketd.md)")
     issue_per_hour: float = Field(default=ISSUE_PER_HOUR, gt=0, le=360_000, description="tickets of one service one dispenser may "
                                   "issue an hour after its burst (hub clock)")
+    counter_burst: int = Field(default=COUNTER_BURST, ge=1, le=10_000, description="key presses of one counter (box and "
+                               "web console together; rating keys apart) at once; then `counter_per_minute` "
+                               "(more are refused `rate-limited`)")
+    counter_per_minute: float = Field(default=COUNTER_PER_MINUTE, gt=0, le=100_000, description="key presses of one "
+                                      "counter a minute after its burst (hub clock)")
 
 
 class HubSettings(DaemonSettings):
@@ -196,6 +206,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._batch: list[Inbound] = []
         self._report_slots = threading.BoundedSemaphore(REPORT_WORKERS)
         self._inflight: dict[int, int] = {}  # mid -> rev of events published, awaiting PUBACK
+        # events committed but not handed to paho yet (its queue was full, or the window): they go
+        # out from the ledger's outbox in rev order, and newer events wait behind them
+        self._outbox_behind = False
         self._acked: list[int] = []
         self._last_ack_flush = 0.0
         self._recent_replies: OrderedDict[str, str] = OrderedDict()
@@ -214,7 +227,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._resync_limit = RateLimit(burst=RESYNC_BURST, per_minute=RESYNC_PER_MINUTE)
         h = settings.hub
         self._issue_limit = RateLimit(burst=h.issue_burst, per_minute=h.issue_per_hour / 60)
+        self._counter_limit = RateLimit(burst=h.counter_burst, per_minute=h.counter_per_minute)
+        self._board_limit = RateLimit(burst=BOARD_BURST, per_minute=BOARD_PER_MINUTE)
         self.rate_limited: dict[str, dict[str, int]] = {"resync": {}, "issue-ticket": {}}
+        self.flooded: dict[str, int] = {}  # board -> requests dropped unread (over BOARD_PER_MINUTE)
         self._tickets_refused: dict[str, int] = {}  # dispenser -> refused since its alert was last clear
         log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
                  sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
@@ -283,6 +299,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request, retained=False)
         self.bus.add_connect_hook(self._republish_all)
         self.bus.add_published_hook(self._on_published)
+        self.bus.add_refused_hook(self._on_refused)
 
     def _enqueue_request(self, msg: Inbound) -> None:
         self._batch.append(msg)  # handled together after this turn's drain: one commit per batch
@@ -298,6 +315,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
             self.handle_batch(batch)
         elif self._acked and self._mono() - self._last_ack_flush > ACK_FLUSH_IDLE_S:
             self._flush_acks()  # idle: no batch commit to ride along with
+        self._drain_outbox()
         self._publish_state()
 
     def tick(self, now: float) -> None:
@@ -324,8 +342,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
     def health_details(self) -> dict[str, Any]:
         waiting = sum(1 for t in self.engine.tickets.values() if t.state == "waiting")
         return {"rev": self.engine.rev, "day": self.engine.day, "waiting": waiting, "ops": self.ops,
-                "outbox": len(self._inflight), "dropped_by_code": dict(self.bus.stats.dropped_by_code),
-                "rate_limited": {a: dict(by) for a, by in self.rate_limited.items()}}
+                "outbox": self.ledger.outbox_size(), "outbox_in_flight": len(self._inflight),
+                "outbox_behind": self._outbox_behind, "dropped_by_code": dict(self.bus.stats.dropped_by_code),
+                "rate_limited": {a: dict(by) for a, by in self.rate_limited.items()}, "flooded": dict(self.flooded)}
 
     # ------------------------------------------------------------------ requests
     def handle_batch(self, batch: list[Inbound]) -> None:
@@ -340,7 +359,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
             except BadPayload as exc:
                 self.bus.stats.dropped += 1
                 self.bus.stats.dropped_by_code[exc.code] += 1
-                log.warning("dropped request on %s (%s): %s; payload %r", msg.topic, exc.code, exc, msg.payload[:200])
+                if exc.code != "flood":  # a flood is logged by _flood_guard, once per thousand
+                    log.warning("dropped request on %s (%s): %s; payload %r", msg.topic, exc.code, exc, msg.payload[:200])
                 continue
             except Exception:  # the blast shield: one bad message never stops the hub or its batch
                 self.bus.stats.dropped += 1
@@ -359,6 +379,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         by the topic (the ACL vouches for it) or, on the short topic form that only technicians may
         write, the payload's ``source``. ``reply_to`` never picks another topic."""
         action, sender = self._parse(msg.topic)
+        self._flood_guard(sender)
         req = self._decode(action, sender, msg.payload)
         if isinstance(req, Answer):
             return req
@@ -376,6 +397,23 @@ class HubDaemon(Daemon[HubSettings, Site]):
         if len(levels) > 2 or not all(_is_level(x) for x in levels):
             raise BadPayload("bad-topic", f"unexpected request topic {topic[:120]!r}")
         return levels[0], (levels[1] if len(levels) == 2 else None)
+
+    def _flood_guard(self, sender: str | None) -> None:
+        """A board's requests, before they are read: at most ``BOARD_BURST`` at once, then
+        ``BOARD_PER_MINUTE``; the rest are dropped unanswered (``flood``), so a flood from one
+        board's password costs the hub neither decoding nor a reply on paho's queue. The hub, the
+        technicians and the web daemon (on the hub's own machine, not in the hall) are not held."""
+        if sender is None or is_trusted(sender, self.settings.hub.technicians) or is_web(sender):
+            return
+        if not self._board_limit.take(sender, self._mono()):
+            return
+        n = self.flooded.get(sender, 0) + 1
+        if sender in self.flooded or len(self.flooded) < RATE_LIMITED_SOURCES:
+            self.flooded[sender] = n
+        if n == 1 or n % 1000 == 0:
+            log.warning("%s sends more than %d requests a minute: dropped unread (%d so far)", sender,
+                        BOARD_PER_MINUTE, n)
+        raise BadPayload("flood", f"{sender} floods the hub")
 
     def _decode(self, action: str, sender: str | None, payload: bytes) -> Request | Answer:
         """The action's model; an unreadable request is answered when we can read who asked,
@@ -447,11 +485,15 @@ class HubDaemon(Daemon[HubSettings, Site]):
         elif isinstance(req, IssueTicket) and req.service in self.engine.services:  # an unknown one: refused below
             wait = self._issue_limit.take((req.source, req.service), now)
             what = f"tickets of {req.service}"
+        elif isinstance(req, CounterRequest):  # the ACL and _authorise pinned the counter to the asker
+            rating = isinstance(req, Rate)  # a citizen leaning on the rating keys never holds up the officer
+            wait = self._counter_limit.take((req.counter, rating), now)
+            what = f"counter {req.counter}'s {'ratings' if rating else 'keys'}"
         else:
             return None
         if not wait:
             return None
-        by = self.rate_limited[req.ACTION]
+        by = self.rate_limited.setdefault(req.ACTION, {})
         name = req.source if req.source in by or len(by) < RATE_LIMITED_SOURCES else "(other)"
         by[name] = by.get(name, 0) + 1
         log.warning("rate-limited %s %s from %s: ask again in %.0f s", req.ACTION, req.request_id, req.source, wait)
@@ -639,13 +681,49 @@ class HubDaemon(Daemon[HubSettings, Site]):
             self._dirty_services |= out.services
 
     def _publish_event(self, rev: int, family: str, kind: str, payload: bytes) -> None:
+        """A new event goes out now, unless older ones still wait in the outbox (then it waits behind
+        them: consumers see revs in order) or the window is full."""
+        if self._outbox_behind or len(self._inflight) >= OUTBOX_WINDOW or not self._send_event(rev, family, kind, payload):
+            self._outbox_behind = True
+
+    def _send_event(self, rev: int, family: str, kind: str, payload: bytes) -> bool:
+        """Hand one event to paho; False when it was not taken (it stays in the ledger's outbox)."""
         mid = self.bus.publish(self.bus.topics.event(family, kind), payload)  # type: ignore[arg-type]
+        if mid < 0:
+            return False
         self._inflight[mid] = rev
+        return True
+
+    def _drain_outbox(self) -> None:
+        """Send what waits in the ledger's outbox, oldest first, while the window has room. Asked
+        again on every turn of the loop; it queries the ledger only once half the window is free."""
+        if not self._outbox_behind or not self.bus.connected.is_set():
+            return
+        room = OUTBOX_WINDOW - len(self._inflight)
+        if room < OUTBOX_WINDOW // 2:
+            return
+        skip = set(self._inflight.values()) | set(self._acked)  # out already (acks not yet in the ledger)
+        limit = room + len(skip)
+        rows = self.ledger.unpublished(limit=limit)
+        for rev, family, kind, payload in rows:
+            if rev in skip:
+                continue
+            if room == 0 or not self._send_event(rev, family, kind, payload.encode()):
+                return
+            room -= 1
+        if len(rows) < limit:
+            self._outbox_behind = False
+            log.info("outbox drained: events go out as they happen again")
 
     def _on_published(self, mid: int) -> None:
         rev = self._inflight.pop(mid, None)
         if rev is not None:
             self._acked.append(rev)
+
+    def _on_refused(self, mid: int) -> None:
+        # the broker refused it (the ACL): it stays in the outbox for the next connect; its mid is
+        # forgotten, or a later message given the same id would mark it published
+        self._inflight.pop(mid, None)
 
     def _flush_acks(self) -> None:
         if self._acked:
@@ -655,11 +733,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._last_ack_flush = self._mono()
 
     def _republish_all(self) -> None:
-        """On every (re)connect: the outbox first, then all retained state."""
-        pending = set(self._inflight.values())
-        for rev, family, kind, payload in self.ledger.unpublished():
-            if rev not in pending:
-                self._publish_event(rev, family, kind, payload.encode())
+        """On every (re)connect: the outbox first (through the window, in rev order), then all retained state."""
+        self._outbox_behind = True
+        self._drain_outbox()
         self._state_dirty = True
         self._dirty_counters |= set(self.engine.counters)
         self._dirty_services |= set(self.engine.services)
@@ -676,17 +752,14 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._last_state = mono
         now = self.clock.now()
         t = self.bus.topics
-        # every retained state goes out through its contract model (the schema is the model's)
-        self.bus.publish(t.state_hall(), views.hall_state(self.engine, now), retain=True)
-        for n in sorted(self._dirty_counters):
-            if n in self.engine.counters:
-                self.bus.publish(t.state_counter(n), views.counter_state(self.engine, n), retain=True)
-        for s in sorted(self._dirty_services):
-            if s in self.engine.services:
-                self.bus.publish(t.state_service(s), views.service_state(self.engine, s), retain=True)
-        self._dirty_counters.clear()
-        self._dirty_services.clear()
-        self._state_dirty = False
+        # every retained state goes out through its contract model (the schema is the model's); one
+        # that paho could not take (its queue full) stays dirty and goes with the next turn
+        hall_ok = self.bus.publish(t.state_hall(), views.hall_state(self.engine, now), retain=True) >= 0
+        self._dirty_counters = {n for n in sorted(self._dirty_counters) if n in self.engine.counters and
+                                self.bus.publish(t.state_counter(n), views.counter_state(self.engine, n), retain=True) < 0}
+        self._dirty_services = {s for s in sorted(self._dirty_services) if s in self.engine.services and
+                                self.bus.publish(t.state_service(s), views.service_state(self.engine, s), retain=True) < 0}
+        self._state_dirty = not hall_ok or bool(self._dirty_counters or self._dirty_services)
 
     _hourly_mark: tuple[str, int] | None = None  # (day, hour) of the last summary: a new hour sends the hourly event
 

@@ -101,6 +101,8 @@ CODES: dict[str, tuple[str, str]] = {
     "same-service": ("số này đã ở lĩnh vực đó.", "the number is already in that service."),
     "unknown-service": ("không có lĩnh vực này.", "no such service."),
     "expired": ("yêu cầu đến quá muộn nên không thực hiện.", "the request came too late and was not done."),
+    "rate-limited": ("quầy bấm quá nhiều lần liên tiếp; chờ ít giây rồi bấm lại.",
+                     "too many presses at this counter in a row; wait a few seconds and press again."),
 }
 
 

@@ -79,6 +79,14 @@ class BusFatal(BusError):
     """A permanent bus error (credentials, ACL): the daemon must exit non-zero."""
 
 
+class QueueFull(BusError):
+    """paho's queue of unacknowledged messages is full (``MAX_QUEUED``): this one was not taken."""
+
+
+MAX_QUEUED = 5000  # messages paho keeps for the broker (in flight and waiting) before it refuses more
+QUEUE_FULL = -2  # what ``publish()`` returns for a message the full queue refused (other failures: -1)
+
+
 @dataclass(frozen=True)
 class Inbound:
     """A message handed from paho's thread to the owner thread."""
@@ -215,6 +223,7 @@ class Bus:
         self._connect_hooks: list[Callable[[], None]] = []
         self._disconnect_hooks: list[Callable[[], None]] = []
         self._published_hooks: list[Callable[[int], None]] = []
+        self._refused_hooks: list[Callable[[int], None]] = []
         self._pending: dict[str, _Pending] = {}
         self._next_session = _session_counter(state_dir, node)
         self.session = 0
@@ -257,6 +266,10 @@ class Bus:
         """Run ``hook(mid)`` in the owner thread when the broker acknowledged a publish."""
         self._published_hooks.append(hook)
 
+    def add_refused_hook(self, hook: Callable[[int], None]) -> None:
+        """Run ``hook(mid)`` in the owner thread when the broker refused a publish (PUBACK >= 128)."""
+        self._refused_hooks.append(hook)
+
     def publish(
         self,
         topic: str,
@@ -266,8 +279,10 @@ class Bus:
         qos: int = 1,
         expiry_s: int | None = None,
     ) -> int:
-        """Publish (QoS 1 by default). Queued by paho while offline. Returns the message id, or -1
-        when the message could not be sent (logged and counted in ``stats.publish_failed``)."""
+        """Publish (QoS 1 by default). Queued by paho while offline. Returns the message id, or a
+        negative number when the message could not be sent (logged and counted in
+        ``stats.publish_failed``): ``QUEUE_FULL`` when paho's queue had no room (a caller that must
+        not lose the message keeps it and sends it again later), -1 for anything else."""
         if isinstance(payload, Message):
             data: bytes = payload.to_json()
         elif isinstance(payload, str):
@@ -289,14 +304,18 @@ class Bus:
         if not reason:
             try:
                 return self._transport_publish(topic, data, qos=qos, retain=retain, expiry_s=expiry_s)
+            except QueueFull:
+                reason = "queue-full"
             except BusError as exc:
                 reason = "not-started" if "not started" in str(exc) else "bus-error"
             except Exception:  # paho's own refusals (ValueError, …): never into the caller
                 log.exception("paho refused a publish on %r", topic[:120])
                 reason = "paho-error"
         self.stats.publish_failed[reason] += 1
-        log.error("not published (%s): %d bytes on %r", reason, len(data), topic[:120])
-        return -1
+        n = self.stats.publish_failed[reason]
+        if n <= 10 or n % 1000 == 0:  # a flood fails thousands in a row: the log gets the first and every 1000th
+            log.error("not published (%s, %d so far): %d bytes on %r", reason, n, len(data), topic[:120])
+        return QUEUE_FULL if reason == "queue-full" else -1
 
     def clear(self, topic: str) -> int:
         """Clear a retained topic (empty payload)."""
@@ -415,6 +434,8 @@ class Bus:
             case Refused(mid, reason):
                 self.stats.publish_failed["refused"] += 1
                 log.error("the broker refused publish %s: %s (check the ACL)", mid, reason)
+                for hook in list(self._refused_hooks):
+                    hook(mid)
             case Fatal(text):
                 self._fatal = text
             case Call(fn):
@@ -500,7 +521,7 @@ class Bus:
         c = paho_client(b, client_id_for(self.node), default_username=self.node)
         c.reconnect_delay_set(min_delay=1, max_delay=max(1, int(b.reconnect_max_s)))
         c.max_inflight_messages_set(50)
-        c.max_queued_messages_set(5000)
+        c.max_queued_messages_set(MAX_QUEUED)
         c.on_connect = self._paho_connect
         c.on_disconnect = self._paho_disconnect
         c.on_message = self._paho_message
@@ -543,6 +564,10 @@ class Bus:
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = int(expiry_s)
         info = self._client.publish(topic, data, qos=qos, retain=retain, properties=props)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            # paho still hands out a message id for a message it did not keep: that id must never
+            # be waited on (a later message may get it and its PUBACK would look like this one's)
+            raise QueueFull(f"paho's queue is full ({MAX_QUEUED} messages)")
         return info.mid
 
     def _publish_status(self, *, online: bool, wait: float = 0) -> None:

@@ -481,6 +481,16 @@ RESYNC_PER_MINUTE = 12
 # busier hall than any we simulate is not refused, and a flood cannot use a band of 999 numbers in a day (docs/ticketd.md)
 ISSUE_BURST = 40
 ISSUE_PER_HOUR = 120
+# one counter's keys (its box and the officer's web console together; the citizen's rating keys apart):
+# this many at once, then this many a minute (hub.counter_burst, hub.counter_per_minute, by the hub's
+# clock). An officer's fastest run (call, recall twice, no-show, call again…) is a few presses a minute;
+# a loop of pause/resume from a counter's password made an event and a stored request each, 1,270 a second
+COUNTER_BURST = 60
+COUNTER_PER_MINUTE = 20
+# requests of any kind one board (dispenser, counter, display, announcer) may send, before the hub reads
+# them: this many at once, then this many a minute; more are dropped unread and counted (`flood`)
+BOARD_BURST = 200
+BOARD_PER_MINUTE = 1200
 # a dispenser voids only a ticket it issued itself, at most this long after the issue: the number its
 # printer failed on (ticketd asks about an unanswered press for 10 minutes, then voids what it learns).
 # Older tickets are citizens waiting in the hall: only technicians void them.

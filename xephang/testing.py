@@ -14,7 +14,7 @@ from typing import Any
 
 from paho.mqtt import client as mqtt
 
-from xephang.bus import Bus, Connected, Disconnected, Inbound, Published
+from xephang.bus import MAX_QUEUED, Bus, Connected, Disconnected, Inbound, Published, QueueFull
 
 
 class FakeBroker:
@@ -72,7 +72,26 @@ class FakeBus(Bus):
         self._fake_broker = broker
         self._fake_filters: set[str] = set()
         self._fake_mid = 0
+        # hold(): the broker stops acknowledging, as one swamped by a flood; paho's queue fills
+        # (at most ``fake_queue_limit`` messages) and then refuses (QueueFull); release() lets them go
+        self.fake_queue_limit = MAX_QUEUED
+        self._fake_holding = False
+        self._fake_held: list[tuple[int, str, bytes, bool]] = []
         super().__init__(**kw)
+
+    def hold(self, limit: int | None = None) -> None:
+        if limit is not None:
+            self.fake_queue_limit = limit
+        self._fake_holding = True
+
+    def release(self) -> int:
+        """Deliver and acknowledge every held message, in order; how many there were."""
+        self._fake_holding = False
+        held, self._fake_held = self._fake_held, []
+        for mid, topic, data, retain in held:
+            self._fake_broker.deliver(topic, data, retain, self.node)
+            self.inbox.put(Published(mid))
+        return len(held)
 
     def _transport_start(self) -> None:
         self._fake_broker.clients[self.node] = self
@@ -113,6 +132,12 @@ class FakeBus(Bus):
                 self.inbox.put(Inbound(t, p, True))
 
     def _transport_publish(self, topic: str, data: bytes, *, qos: int, retain: bool, expiry_s: int | None) -> int:
+        if self._fake_holding:
+            if len(self._fake_held) >= self.fake_queue_limit:
+                raise QueueFull(f"the fake queue is full ({self.fake_queue_limit} messages)")
+            self._fake_mid += 1
+            self._fake_held.append((self._fake_mid, topic, data, retain))
+            return self._fake_mid
         self._fake_mid += 1
         if self.connected.is_set():
             self._fake_broker.deliver(topic, data, retain, self.node)

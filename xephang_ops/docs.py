@@ -140,7 +140,19 @@ def render_protocol() -> str:
         "start, after a reconnect or a gap; webd reads its catch-up in pages; displayd asks again every 5 s at "
         "most, webd after `retry_after_s`). `issue-ticket`: per dispenser and service, `hub.issue_burst` "
         f"at once ({c.ISSUE_BURST}), then `hub.issue_per_hour` ({c.ISSUE_PER_HOUR}), by the hub's clock (docs/ticketd.md, \"Ticket floods\"). "
+        "Every counter action (`call-next`, `recall`, `no-show`, `finish`, `transfer`, `pause`, `resume`, `call-ticket`, "
+        f"`arrived`): per counter, its box and the web console together, `hub.counter_burst` at once ({c.COUNTER_BURST}), "
+        f"then `hub.counter_per_minute` ({c.COUNTER_PER_MINUTE}), by the hub's clock; the citizen's `rate` keys "
+        "have a bucket of their own (a child leaning on them never holds up the officer). "
         "The hub and technicians are not paced.",
+        f"- **`flood`**: a board (dispenser, counter, display, announcer) that sends more than {c.BOARD_BURST} requests "
+        f"at once, then {c.BOARD_PER_MINUTE} a minute, of any kind, is not read: the rest are dropped unanswered and "
+        "counted per node in `flooded` (and as `flood` in `dropped_by_code`) of the hub's health; no board sends "
+        "at that pace. The web daemon is not held (it runs next to the hub, not in the hall).",
+        "- **Events are never lost to a slow broker.** The hub hands its MQTT client a bounded window of events; "
+        "the rest, and any message the client's full queue refused (`queue-full` in `publish_failed` of the health), "
+        "wait in the ledger's outbox and go out in rev order as the broker acknowledges (`outbox`, "
+        "`outbox_in_flight`, `outbox_behind` in the hub's health).",
         f"- A payload that cannot be read is never answered: over {c.MAX_PAYLOAD_BYTES // 1024} KiB (`too-large`), "
         "not UTF-8 (`bad-utf8`), not JSON or nested too deeply (`bad-json`), or without a readable "
         "`request_id`, `source` and `reply_to`. The hub drops it unread and counts it by that code in "

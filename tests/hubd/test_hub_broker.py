@@ -71,8 +71,9 @@ def pump(buses, cond, timeout=10.0) -> bool:
 
 
 def test_two_counters_pressing_next_200_times_never_share_or_skip_a_ticket(tmp_path, mosquitto, site_file):
-    # 200 tickets from one dispenser in seconds is the flood the hub refuses (issue_burst): widened here
-    with running_hub(mosquitto.port, tmp_path / "hub", site_file, hub=HubConfig(issue_burst=1000)):
+    # 200 tickets from one dispenser in seconds, and 100 presses of each counter, is the flood the hub
+    # refuses (issue_burst, counter_burst): widened here
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file, hub=HubConfig(issue_burst=1000, counter_burst=1000)):
         disp = client(mosquitto.port, "dispenser-1", tmp_path)
         issued = []
         for _ in range(200):
