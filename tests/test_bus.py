@@ -201,3 +201,23 @@ def test_a_publish_the_broker_refuses_is_counted_not_fatal(tmp_path):
         bus.stop()
     finally:
         mq.kill()
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 5000])
+def test_a_number_json_has_not_is_bad_json_not_a_value(number):
+    """Python's json reads NaN, Infinity, 1e400 (as infinity) and ints of any length; RFC 8259 JSON has
+    no NaN or Infinity, PostgreSQL's jsonb refuses them, and a retained health with `uptime_s: NaN`
+    ended `xephang devices`. ``decode`` refuses them as `bad-json`; the models refuse non-finite floats
+    however they are read."""
+    from pydantic import ValidationError
+
+    from xephang.contract import BadPayload, NodeHealth
+
+    body = f'{{"schema":"xephang.node-health.v1","node":"display-hall","role":"display","version":"1","uptime_s":{number}}}'
+    with pytest.raises(BadPayload) as err:
+        decode(NodeHealth, body.encode())
+    assert err.value.code == "bad-json"
+    if number in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(ValidationError):
+            NodeHealth.model_validate_json(body)
+    assert decode(NodeHealth, body.replace(number, "1e308").encode()).uptime_s == 1e308  # big, but a number

@@ -12,6 +12,7 @@ the two drift, so this file is the single source of truth for tools outside the 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -202,7 +203,8 @@ class Message(BaseModel):
 
     SCHEMA: ClassVar[str] = ""
     TOPIC: ClassVar[str] = ""  # documentation only: the topic pattern
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True)
+    # NaN and infinities are no JSON numbers: refused in a payload read (``decode``, ``model_validate_json``)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True, allow_inf_nan=False)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # runs before pydantic collects the fields (pydantic 2: ModelMetaclass builds the class,
@@ -243,11 +245,15 @@ def decode(model: type[Message], payload: bytes | str) -> Any:
     else:
         text = payload
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_not_a_json_number, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise BadPayload("bad-json", f"payload is not JSON: {exc}") from None
     except RecursionError:  # 50 KB of "[" is valid-looking JSON nested past the parser's stack
         raise BadPayload("bad-json", "payload is nested too deeply") from None
+    except BadPayload:
+        raise
+    except ValueError as exc:  # an integer of more than 4300 digits (Python's limit)
+        raise BadPayload("bad-json", f"payload is not JSON we read: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise BadPayload("bad-json", "payload must be a JSON object")
     schema = obj.get("schema")
@@ -257,6 +263,19 @@ def decode(model: type[Message], payload: bytes | str) -> Any:
         return model.model_validate(obj)
     except ValidationError as exc:
         raise BadPayload("invalid", _errors(exc)) from None
+
+
+def _not_a_json_number(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which RFC 8259 JSON has not: a retained health with
+    # `"uptime_s": NaN` ended `xephang devices`, and PostgreSQL's jsonb refuses it at the province
+    raise BadPayload("bad-json", f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):  # 1e400 reads as infinity
+        raise BadPayload("bad-json", f"{text[:40]} is beyond a float")
+    return x
 
 
 def _errors(exc: ValidationError) -> str:

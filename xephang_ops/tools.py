@@ -36,6 +36,7 @@ from xephang import exits
 from xephang.bus import client_id_for, paho_client
 from xephang.clock import VN_TZ
 from xephang.contract import (
+    MAX_ALERTS_PER_NODE,
     Alert,
     ConfigAck,
     ConfigSet,
@@ -220,6 +221,7 @@ class DeviceView:
     health: NodeHealth | None = None
     alerts: dict[str, Alert] = field(default_factory=dict)
     config: ConfigState | None = None
+    alerts_not_kept: int = 0  # alerts over MAX_ALERTS_PER_NODE, or naming another node
 
     @property
     def online(self) -> bool:
@@ -254,10 +256,17 @@ class DeviceRegistry:
                 elif levels[2] == "health" and payload:
                     d.health = NodeHealth.model_validate_json(payload)
                 elif levels[2] == "alert" and len(levels) == 4:
-                    if payload:
-                        d.alerts[levels[3]] = Alert.model_validate_json(payload)
-                    else:
+                    if not payload:
                         d.alerts.pop(levels[3], None)
+                        return d.node
+                    a = Alert.model_validate_json(payload)
+                    # as webd and the province (docs/protocol.md): a node speaks for itself, and keeps a
+                    # handful of alerts; one password wrote 3,000 of 60,000 characters (a 180 MB table)
+                    if a.node != d.node or a.id != levels[3] or (
+                            levels[3] not in d.alerts and len(d.alerts) >= MAX_ALERTS_PER_NODE):
+                        d.alerts_not_kept += 1
+                        return d.node
+                    d.alerts[levels[3]] = a
                 return d.node
             if levels[0] == "config" and len(levels) == 3 and levels[2] == "state" and payload:
                 d = self.devices.setdefault(levels[1], DeviceView(levels[1]))
@@ -290,12 +299,22 @@ class DeviceRegistry:
             uptime = _duration(d.health.uptime_s) if d.health else "-"
             rev = d.config.rev if d.config else (d.health.config_rev if d.health else 0)
             cfg = f"rev {rev}" + (" ⟳" if d.config and d.config.restart_required else "")
-            alerts = ", ".join(f"{a.id}: {a.message_vi if lang == 'vi' else a.message_en or a.message_vi}"
+            alerts = ", ".join(f"{a.id}: {_cut(a.message_vi if lang == 'vi' else a.message_en or a.message_vi)}"
                                for a in d.alerts.values()) or "-"
+            if d.alerts_not_kept:
+                alerts += (f" (+{d.alerts_not_kept} cảnh báo không giữ)" if lang == "vi" else
+                           f" (+{d.alerts_not_kept} alerts not kept)")
             rows.append(tuple(shown(c) for c in (d.node, d.role or "-", state, version or "-", uptime, cfg, alerts)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
                          for r in rows)
+
+
+ALERT_TEXT_SHOWN = 160  # characters of one alert in the table (its retained topic has it whole)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= ALERT_TEXT_SHOWN else text[:ALERT_TEXT_SHOWN - 1] + "…"
 
 
 def _natural(s: str) -> tuple[Any, ...]:
@@ -304,6 +323,8 @@ def _natural(s: str) -> tuple[Any, ...]:
 
 
 def _duration(seconds: float) -> str:
+    if not 0 <= seconds < 100 * 365 * 86400:  # a board's password can say anything (NaN, 1e308): not a duration
+        return "?"
     s = int(seconds)
     d, s = divmod(s, 86400)
     h, s = divmod(s, 3600)
