@@ -324,6 +324,18 @@ class NodeHealth(Message):
 
 MAX_ALERTS_PER_NODE = 32  # open alerts a consumer keeps per node: a device has a handful of ids, never thousands
 
+# The alerts each role raises: the broker's ACL lets a node write only ``node/{itself}/alert/{id}``
+# for these ids (xephang broker-config). With ``alert/+`` one board's password retained 3,000
+# alerts of 60 KB in the broker (195 MB) under ids it made up; now a board holds at most these
+# few, each at most one packet. A new alert is added here, then the broker config is regenerated.
+ALERT_IDS: dict[str, tuple[str, ...]] = {
+    "hub": ("tickets-refused",),
+    "dispenser": ("paper-out", "printer-offline", "printer-error", "paper-low", "font-glyphs"),
+    "counter": ("counter-config", "counter-rating-scale"),
+    "display": ("display-missing",),
+    "announcer": ("voice-pack", "audio-missing"),
+}
+
 
 class Alert(Message):
     """Retained alert; an empty payload on the same topic clears it."""

@@ -28,7 +28,16 @@ from pydantic import BaseModel
 from xephang import __version__, exits, systemd
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
-from xephang.contract import Alert, BadPayload, ConfigSet, NodeHealth, SimPress, SimPressAck, decode
+from xephang.contract import (
+    ALERT_IDS,
+    Alert,
+    BadPayload,
+    ConfigSet,
+    NodeHealth,
+    SimPress,
+    SimPressAck,
+    decode,
+)
 from xephang.nodeconfig import NodeConfigManager, PrepareJob, deep_merge
 from xephang.settings import DaemonSettings, SettingsError, load_settings
 
@@ -186,7 +195,11 @@ class Daemon(Generic[S, C]):
 
     # ---- alerts and health --------------------------------------------------------------
     def raise_alert(self, alert_id: str, message_vi: str, message_en: str, severity: str = "warning") -> None:
-        """Retained alert; published once per change."""
+        """Retained alert; published once per change. Its id must be one of the role's
+        (``contract.ALERT_IDS``): the broker's ACL refuses any other."""
+        if alert_id not in ALERT_IDS.get(self.role, (alert_id,)):
+            log.error("alert id %r is not one of the %s role's (contract.ALERT_IDS): the broker will refuse it",
+                      alert_id, self.role)
         cur = self.alerts.get(alert_id)
         if cur and cur.message_vi == message_vi and cur.severity == severity:
             return

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from xephang.bus import Bus
-from xephang.contract import NodeStatus, SimPress
+from xephang.contract import ALERT_IDS, NodeStatus, SimPress
 from xephang_faults.harness import Centre, Loader, Observer, Tally, account, read_ledger
 from xephang_faults.relay import Relay
 
@@ -578,7 +578,7 @@ def security(root: Path) -> tuple[Tally, dict[str, Any]]:
                 return False
             own = (f"node/{user}/status", f"node/{user}/health", f"config/{user}/ack", f"config/{user}/state",
                    f"req/hub/resync/{user}")
-            if rest in own or rest == f"node/{user}/alert/paper-out":
+            if rest in own or rest in {f"node/{user}/alert/{a}" for a in ALERT_IDS.get(role, ())}:
                 return True
             if role == "hub":
                 return rest.startswith(("state/", "event/", "reply/"))

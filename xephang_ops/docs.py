@@ -34,7 +34,7 @@ SETTINGS_CLASSES = [
 TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("availability (birth; Will = offline)", "R/node/{node}/status", "node", "yes"),
     ("health", "R/node/{node}/health", "node", "yes"),
-    ("alerts (empty payload clears)", "R/node/{node}/alert/{id}", "node", "yes"),
+    ("alerts (empty payload clears; `{id}` one of its role's, below)", "R/node/{node}/alert/{id}", "node", "yes"),
     ("requests to the hub (boards name themselves: `…/{action}/{node}`)", "R/req/hub/{action}[/{node}]", "node, CLI", "no"),
     ("replies", "R/reply/{node}", "hub", "no"),
     ("ticket events", "R/event/ticket/{kind}", "hub", "no"),
@@ -159,6 +159,10 @@ def render_protocol() -> str:
         "`dropped_by_code` of its health (`internal`: a request the hub failed to handle, logged with its trace).",
         "- A reply that would not fit one message becomes the error `too-large` (the asker can ask for less); "
         "no reply can make a publish fail.",
+        "- **Alert ids** are a closed list per role (`contract.ALERT_IDS`); the broker's ACL lets a node write "
+        "`R/node/{itself}/alert/{id}` for those ids only, so one board's password can retain a handful of alerts, "
+        "never thousands: " + "; ".join(f"{role}: " + ", ".join(f"`{a}`" for a in ids) for role, ids in c.ALERT_IDS.items())
+        + ". A new alert is added there, and each centre regenerates its broker config (`xephang broker-config`).",
         "- A node speaks only for itself: the ACL lets a board write its own status and alert topics, and a "
         "consumer believes a status or an alert only when its `node` (and an alert's `id`) is the one its topic "
         "names. webd drops any other (`wrong-sender`: a retained \"hub offline\" on a counter's own topic would "

@@ -36,8 +36,9 @@ class SampleDaemon(Daemon[DaemonSettings, SampleConfig]):
     def on_sim_press(self, press: SimPress) -> None:
         if press.button not in ("next", "recall", "finish"):
             raise BadPayload("unknown-button", f"no key {press.button!r} (keys: next, recall, finish)")
-        # a visible effect a technician can check with `xephang devices`
-        self.raise_alert("last-press", f"Đã nhấn {press.button}", f"Pressed {press.button}", "info")
+        # a visible effect a technician can check with `xephang devices` (under an alert id the
+        # broker lets its account write: it runs as display-lab, a display's, contract.ALERT_IDS)
+        self.raise_alert("display-missing", f"Đã nhấn {press.button}", f"Pressed {press.button}", "info")
 
     def apply_node_config(self, new: SampleConfig, old: SampleConfig | None) -> bool:
         if old is not None and os.environ.get("SAMPLE_DIE_IN_APPLY"):

@@ -31,7 +31,7 @@ FORBIDDEN = [
     ("counter-1", f"{R}/event/ticket/called", False, "announcer-hall", "hub"),
     ("counter-1", f"{R}/reply/counter-2", False, "counter-2", "hub"),
     ("counter-1", f"{R}/node/counter-2/status", True, "tech", "counter-2"),
-    ("counter-1", f"{R}/node/counter-2/alert/paper-out", True, "tech", "counter-2"),
+    ("counter-1", f"{R}/node/counter-2/alert/counter-config", True, "tech", "counter-2"),
     ("counter-1", f"{R}/config/counter-2/state", True, "tech", "counter-2"),
     ("counter-1", f"{R}/req/hub/issue-ticket/dispenser-1", False, "hub", "dispenser-1"),
     # a counter cannot ask as another counter, nor through the anonymous request form
@@ -58,7 +58,7 @@ FORBIDDEN = [
 ALLOWED = [
     ("hub", f"{R}/state/hall"), ("hub", f"{R}/event/ticket/called"), ("hub", f"{R}/reply/counter-1"),
     ("dispenser-1", f"{R}/req/hub/issue-ticket/dispenser-1"), ("dispenser-1", f"{R}/req/hub/void-ticket/dispenser-1"),
-    ("dispenser-1", f"{R}/node/dispenser-1/alert/paper-out"),
+    ("dispenser-1", f"{R}/node/dispenser-1/alert/paper-out"), ("counter-2", f"{R}/node/counter-2/alert/counter-config"),
     ("counter-2", f"{R}/req/hub/call-next/counter-2"), ("counter-2", f"{R}/req/hub/rate/counter-2"),
     ("counter-2", f"{R}/req/hub/resync/counter-2"),
     ("counter-2", f"{R}/config/counter-2/ack"), ("counter-2", f"{R}/config/counter-2/state"),
@@ -66,6 +66,77 @@ ALLOWED = [
     ("tech", f"{R}/config/counter-2/set"), ("tech", f"{R}/sim/dispenser-1/press"), ("tech", f"{R}/req/hub/call-next"),
     ("tech-lan", f"{R}/sim/counter-4/press"),
 ]
+
+
+def test_a_node_writes_only_the_alert_ids_of_its_role(secured_broker):
+    """``alert/+`` let one display's password retain 3,000 alerts of 60 KB under ids it made up (the
+    broker grew to 195 MB, and every reader takes them all at start). Each role writes only the ids
+    it raises (contract.ALERT_IDS); a made-up id, or another role's, is refused and never retained."""
+    from xephang.contract import ALERT_IDS
+
+    for who, role in (("hub", "hub"), ("dispenser-1", "dispenser"), ("counter-2", "counter"),
+                      ("display-hall", "display"), ("announcer-hall", "announcer")):
+        with secured_broker.client(who) as c:
+            for alert in ALERT_IDS[role]:
+                assert c.publish(f"{R}/node/{who}/alert/{alert}", b"", retain=True) < REFUSED, (who, alert)
+            others = [a for r, ids in ALERT_IDS.items() if r != role for a in ids if a not in ALERT_IDS[role]]
+            for alert in ("x0", "made-up", others[0]):
+                assert c.publish(f"{R}/node/{who}/alert/{alert}", b"{}", retain=True) == NOT_AUTHORIZED, (who, alert)
+    for who in ("web", "tech"):  # they raise none
+        with secured_broker.client(who) as c:
+            assert c.publish(f"{R}/node/{who}/alert/paper-out", b"{}", retain=True) == NOT_AUTHORIZED
+
+
+def test_one_boards_password_cannot_fill_the_broker_with_connections(secured_broker):
+    """Every account's password works on the technicians' listener (free client ids). One display's
+    password opened 1,005 connections there until the broker ran out of open files and refused the
+    boards and the technicians too. That listener takes TECH_MAX_CONNECTIONS at once; the boards'
+    listener, where each account is one connection, is not touched."""
+    from xephang_ops.brokerconf import TECH_MAX_CONNECTIONS
+
+    held: list[ToolClient] = []
+    try:
+        with pytest.raises(ToolError):
+            for _ in range(TECH_MAX_CONNECTIONS + 2):
+                held.append(ToolClient(secured_broker.target("display-hall")).connect(2))
+        # mosquitto 2.0 lets one more in than max_connections says (33 of 32 here, 3 of 3 with one listener)
+        assert TECH_MAX_CONNECTIONS <= len(held) <= TECH_MAX_CONNECTIONS + 1
+        # the boards keep working on their own listener
+        with secured_broker.client("counter-2", port=secured_broker.broker.port) as board:
+            assert board.publish(f"{R}/req/hub/resync/counter-2", b"{}") < REFUSED
+    finally:
+        for c in held:
+            c.close()
+    with secured_broker.client("tech") as tech:  # and once they let go, a technician gets in again
+        assert tech.publish(f"{R}/config/counter-2/set", b"{}") < REFUSED
+
+
+def test_every_alert_a_daemon_raises_is_one_its_role_may_write():
+    """Each ``raise_alert(...)`` of the daemons names an id of ``contract.ALERT_IDS`` for its role
+    (read from the source: string literals, module constants, and ticketd's ALERT_TEXT)."""
+    import ast
+
+    from ticketd.main import ALERT_TEXT
+    from xephang.contract import ALERT_IDS
+
+    root = Path(__file__).resolve().parents[2]
+    for package, role in (("hubd", "hub"), ("ticketd", "dispenser"), ("counterd", "counter"),
+                          ("displayd", "display"), ("announcerd", "announcer")):
+        raised: set[str] = set()
+        for f in (root / package).glob("*.py"):
+            tree = ast.parse(f.read_text())
+            consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                      for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+            for call in ast.walk(tree):
+                if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "raise_alert":
+                    for x in ast.walk(call.args[0]):
+                        if isinstance(x, ast.Constant) and isinstance(x.value, str):
+                            raised.add(x.value)
+                        elif isinstance(x, ast.Name) and x.id in consts:
+                            raised.add(consts[x.id])
+        if role == "dispenser":
+            raised |= set(ALERT_TEXT)
+        assert raised and raised <= set(ALERT_IDS[role]), (package, raised - set(ALERT_IDS[role]))
 
 
 def _first(c: ToolClient, topic: str, timeout: float = 3.0) -> bytes | None:

@@ -44,7 +44,7 @@ def test_devices_shows_a_node_online_with_its_alerts_then_offline(secured_broker
     capsys.readouterr()
     assert xephang(tool(secured_broker, "press", "display-lab", "next", "--hold", "0.2")) == 0
     assert "pressed next" in capsys.readouterr().out
-    until(lambda: "last-press: Đã nhấn next" in device_line(secured_broker, capsys, "display-lab"))
+    until(lambda: "display-missing: Đã nhấn next" in device_line(secured_broker, capsys, "display-lab"))
     n.stop()
     line = until(lambda: (ln := device_line(secured_broker, capsys, "display-lab")) and "MẤT KẾT NỐI" in ln and ln)
     assert "display-lab" in line
