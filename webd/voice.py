@@ -208,8 +208,10 @@ class VoiceStudio:
         return {c: v for c, v in state.items() if isinstance(v, dict) and (self.draft / f"{c}.wav").is_file()}
 
     def clip_path(self, clip: str) -> Path | None:
+        if not (len(clip) <= 64 and clip.isascii() and clip.replace("_", "").isalnum()):
+            return None  # checked before the file system: a 5000-character name is an OSError there
         p = self.draft / f"{clip}.wav"
-        return p if clip.replace("_", "").isalnum() and clip.isascii() and p.is_file() else None
+        return p if p.is_file() else None
 
     def save_take(self, clip: str, text: str, samples: array, rate: int, *, by: str) -> Take:
         """Process one take the wizard's way; keep it in the draft when it passes."""
