@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
 from hubd.ledger import Ledger
-from hubd.limits import RateLimit
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
@@ -75,6 +74,7 @@ from xephang.contract import (
     decode,
 )
 from xephang.daemon import Daemon
+from xephang.limits import RateLimit
 from xephang.nodeconfig import ConfigRefused
 from xephang.settings import DaemonSettings, format_validation_errors
 from xephang.site import Site, changes_between, cross_check_errors
@@ -222,7 +222,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._next_summary = 0.0
         self._next_prune = 0.0
         self.ops = 0
-        # what one board may ask that costs the hall (hubd/limits.py): resyncs by the hub's own pace,
+        # what one board may ask that costs the hall (xephang/limits.py): resyncs by the hub's own pace,
         # tickets by the queue's clock (a simulated day runs faster, and so do its citizens)
         self._resync_limit = RateLimit(burst=RESYNC_BURST, per_minute=RESYNC_PER_MINUTE)
         h = settings.hub
@@ -473,7 +473,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         return Answer(topic, reply, req, store=req.ACTION not in READ_ONLY_ACTIONS)
 
     def _throttle(self, req: Request, topic: str, now: float, seen: dict[str, Reply]) -> Answer | None:
-        """A board asks what costs the hall at a bounded pace (``hubd.limits``): a resync (a snapshot, up
+        """A board asks what costs the hall at a bounded pace (``xephang.limits``): a resync (a snapshot, up
         to 56 KB of events and every retained state again) per node, a ticket per dispenser and service
         (a number of the band, paper, a citizen the officers will call). Over the pace: ``rate-limited``
         with ``retry_after_s``, not stored (a retry of the same id later may go), counted in the health."""

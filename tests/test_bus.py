@@ -221,3 +221,43 @@ def test_a_number_json_has_not_is_bad_json_not_a_value(number):
         with pytest.raises(ValidationError):
             NodeHealth.model_validate_json(body)
     assert decode(NodeHealth, body.replace(number, "1e308").encode()).uptime_s == 1e308  # big, but a number
+
+
+def test_a_flood_at_qos_0_waits_apart_bounded_and_never_ahead_of_qos_1(tmp_path, mosquitto):
+    """What boards say of themselves is subscribed at QoS 0 (webd): a board's password flooding its
+    own status (35,000 a second) grew webd's inbox without bound and held the hub's events and
+    replies behind it. QoS 0 messages now wait in a bounded queue, handled after the rest; what
+    does not fit is dropped and counted (`backlog`)."""
+    from xephang.bus import CHATTER_MAX
+
+    bus = make_bus(mosquitto, "web", tmp_path)
+    chatter: list[bytes] = []
+    events: list[bytes] = []
+    bus.subscribe("xephang/v1/tuong-linh/node/+/status", lambda m: chatter.append(m.payload), qos=0)
+    bus.subscribe("xephang/v1/tuong-linh/event/#", lambda m: events.append(m.payload), retained=False)
+    bus.start()
+    assert bus.wait_connected(5)
+    board = make_bus(mosquitto, "display-hall", tmp_path)
+    board.start()
+    assert board.wait_connected(5)
+    n = 3 * CHATTER_MAX
+    for i in range(n):
+        board.publish("xephang/v1/tuong-linh/node/display-hall/status", f'{{"i": {i}}}'.encode(), qos=0)
+    hub = make_bus(mosquitto, "hub", tmp_path)
+    hub.start()
+    assert hub.wait_connected(5)
+    # paho's thread has taken the whole flood before the event (one connection, in order) when the
+    # chatter queue holds as much as it can
+    assert pump_until([board, hub], lambda: bus.chatter.full(), timeout=10)
+    hub.publish("xephang/v1/tuong-linh/event/ticket/called", b'{"rev": 1}')
+    assert pump_until([hub], lambda: any(isinstance(x, Inbound) for x in list(bus.inbox.queue)), timeout=5)
+    before = len(chatter)
+    bus.process(timeout=0.5)  # one turn: the event first, then at most a turn's worth of chatter
+    assert events == [b'{"rev": 1}']
+    assert len(chatter) - before <= 200
+    assert pump_until([bus], lambda: bus.chatter.empty() and bus.stats.dropped_by_code["backlog"] > 0, timeout=10)
+    flood = [p for p in chatter if p.startswith(b'{"i"')]
+    assert len(flood) + bus.stats.dropped_by_code["backlog"] == n  # bounded, and every drop counted
+    assert len(flood) >= CHATTER_MAX
+    for b in (bus, board, hub):
+        b.stop()

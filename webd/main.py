@@ -55,10 +55,15 @@ from xephang.contract import (
     reply_data,
 )
 from xephang.daemon import Daemon
+from xephang.limits import RateLimit
 from xephang.settings import DaemonSettings
 from xephang.site import Site
 
 log = logging.getLogger(__name__)
+
+# what one node may say of itself (status, alerts) that webd reads: at once, then a minute (_paced)
+NODE_BURST = 60
+NODE_PER_MINUTE = 60
 
 RESYNC_RETRY_S = 3.0
 # the phone page's wait: the hub's range for each watched waiting ticket (``ticket-wait``), asked
@@ -111,6 +116,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self._wait_inflight = False
         self._wait_next = 0.0
         self.wait_asks = 0
+        self._node_limit = RateLimit(burst=NODE_BURST, per_minute=NODE_PER_MINUTE)
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -121,8 +127,9 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self.bus.subscribe(t.state_summary(), self._on_summary)
         self.bus.subscribe(t.ticket_events(), self._on_ticket_event, retained=False)
         self.bus.subscribe(t.counter_events(), self._on_counter_event, retained=False)
-        self.bus.subscribe(t.all_status(), self._on_status)
-        self.bus.subscribe(t.all_alerts(), self._on_alert)
+        # what the boards say of themselves: QoS 0 (bus.subscribe), and paced per node (_paced)
+        self.bus.subscribe(t.all_status(), self._on_status, qos=0)
+        self.bus.subscribe(t.all_alerts(), self._on_alert, qos=0)
         # the hub's live site (retained) and the answers to the head's roster changes
         self.bus.subscribe(t.config_state("hub"), self._on_hub_config)
         self.bus.subscribe(t.config_ack("hub"), self._on_hub_ack, retained=False)
@@ -342,7 +349,16 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             raise BadPayload("bad-topic", f"unexpected topic {msg.topic[:120]!r}")
         return levels
 
+    def _paced(self, node: str) -> None:
+        """What one node says of itself (status, alerts): at most ``NODE_BURST`` messages at once,
+        then ``NODE_PER_MINUTE``. Each one rebuilds the snapshot every open page reads and wakes
+        every stream: one board's password flooding its own retained status at 35,000 messages
+        a second left webd minutes behind the hub. A board says a few things an hour."""
+        if self._node_limit.take(node, time.monotonic()):
+            raise BadPayload("flood", f"{node} says more than {NODE_PER_MINUTE} things a minute of itself")
+
     def _on_status(self, msg: Inbound) -> None:
+        self._paced(self._node_of(msg, 3)[1])
         if msg.payload:
             st = decode(NodeStatus, msg.payload)
             # a board may write its own status topic only (ACL): what it says of another node
@@ -358,6 +374,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     def _on_alert(self, msg: Inbound) -> None:
         levels = self._node_of(msg, 4)
         node, alert_id = levels[1], levels[3]
+        self._paced(node)
         alert = decode(Alert, msg.payload) if msg.payload else None
         if alert is not None and (alert.node, alert.id) != (node, alert_id):  # shown under its payload's name
             raise BadPayload("wrong-sender", f"alert {alert.node!r}/{alert.id!r} on {msg.topic[:120]!r}")

@@ -83,6 +83,8 @@ class QueueFull(BusError):
     """paho's queue of unacknowledged messages is full (``MAX_QUEUED``): this one was not taken."""
 
 
+CHATTER_MAX = 2000  # messages received at QoS 0 waiting for the owner at most; more are dropped (counted)
+CHATTER_PER_TURN = 200  # QoS 0 messages handled per process() turn, after everything else waiting
 MAX_QUEUED = 5000  # messages paho keeps for the broker (in flight and waiting) before it refuses more
 QUEUE_FULL = -2  # what ``publish()`` returns for a message the full queue refused (other failures: -1)
 
@@ -217,9 +219,16 @@ class Bus:
         self.version = version
         self.broker = broker or BrokerSettings()
         self.inbox: queue.Queue[InboxItem] = queue.Queue()
+        # what comes at QoS 0 (what boards say of themselves, subscribed with qos=0) waits apart, in a
+        # bounded queue handled after the rest: one board's password flooding its own status topic
+        # (35,000 a second) then costs a bounded memory and never holds up the hub's events and replies
+        self.chatter: queue.Queue[Inbound] = queue.Queue(maxsize=CHATTER_MAX)
+        self.chatter_dropped = 0  # written by paho's thread only; the owner counts what it has not yet
+        self._chatter_counted = 0
         self.stats = BusStats()
         self._monotonic = clock
         self._subs: list[tuple[str, Handler, bool]] = []  # (filter, handler, takes retained)
+        self._sub_qos: dict[str, int] = {}  # filter -> the QoS asked (1 unless a subscriber said 0)
         self._connect_hooks: list[Callable[[], None]] = []
         self._disconnect_hooks: list[Callable[[], None]] = []
         self._published_hooks: list[Callable[[int], None]] = []
@@ -244,13 +253,17 @@ class Bus:
         self.subscribe(self.topics.status(node), self._on_own_status)
 
     # ------------------------------------------------------------------ owner-thread API
-    def subscribe(self, topic_filter: str, handler: Handler, *, retained: bool = True) -> None:
+    def subscribe(self, topic_filter: str, handler: Handler, *, retained: bool = True, qos: int = 1) -> None:
         """Route messages matching ``topic_filter`` to ``handler`` (run in the owner thread).
 
         ``retained=False`` for commands (requests, replies, presses, pushes, events): a retained
-        message there is a replay nobody meant, dropped and counted as ``retained-command``."""
+        message there is a replay nobody meant, dropped and counted as ``retained-command``.
+        ``qos=0`` for what other boards write and only the latest of matters (their retained
+        status, health, alerts): a board's password flooding its own topic then cannot fill the
+        broker's window of unacknowledged QoS 1 messages to us, ahead of the hub's replies."""
         with self._lock:
             self._subs.append((topic_filter, handler, retained))
+            self._sub_qos[topic_filter] = min(qos, self._sub_qos.get(topic_filter, qos))
             already = self.connected.is_set()
         if already:
             self._transport_subscribe([topic_filter])
@@ -378,6 +391,18 @@ class Bus:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 item = None
+        for _ in range(CHATTER_PER_TURN):
+            try:
+                msg = self.chatter.get_nowait()
+            except queue.Empty:
+                break
+            self._dispatch(msg)
+            n += 1
+        if self.chatter_dropped != self._chatter_counted:
+            seen = self.chatter_dropped
+            dropped, self._chatter_counted = seen - self._chatter_counted, seen
+            self.stats.dropped += dropped
+            self.stats.dropped_by_code["backlog"] += dropped
         self._tick_requests()
         if self._fatal:
             raise BusFatal(self._fatal)
@@ -554,7 +579,7 @@ class Bus:
 
     def _transport_subscribe(self, filters: list[str]) -> None:
         if self._client is not None and filters:
-            self._client.subscribe([(f, 1) for f in filters])
+            self._client.subscribe([(f, self._sub_qos.get(f, 1)) for f in filters])
 
     def _transport_publish(self, topic: str, data: bytes, *, qos: int, retain: bool, expiry_s: int | None) -> int:
         if self._client is None:
@@ -594,7 +619,7 @@ class Bus:
         with self._lock:
             filters = list(dict.fromkeys(f for f, _, _ in self._subs))
         if filters:
-            _, self._connect_sub_mid = client.subscribe([(f, 1) for f in filters])
+            _, self._connect_sub_mid = client.subscribe([(f, self._sub_qos.get(f, 1)) for f in filters])
         else:
             self.subscribed.set()
         client.publish(self.topics.status(self.node), self._status_payload(True), qos=1, retain=True)
@@ -619,7 +644,17 @@ class Bus:
             self._set_will(client)
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Inbound(msg.topic, bytes(msg.payload), bool(msg.retain)))
+        item = Inbound(msg.topic, bytes(msg.payload), bool(msg.retain))
+        if msg.qos > 0:
+            self.inbox.put(item)
+            return
+        try:
+            self.chatter.put_nowait(item)
+        except queue.Full:
+            self.chatter_dropped += 1  # counted as `backlog` by the owner (process)
+            return
+        if self.chatter.qsize() == 1:
+            self.inbox.put(Wake())  # the owner may be waiting on the inbox
 
     def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         if rc.is_failure:

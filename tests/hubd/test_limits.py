@@ -1,11 +1,11 @@
-"""The hub's pace for one board (hubd/limits.py): what a real hall does is never refused, and an
+"""The hub's pace for one board (xephang/limits.py): what a real hall does is never refused, and an
 attacker cannot grow the table."""
 
 from __future__ import annotations
 
-from hubd.limits import RateLimit
 from hubd.main import HubConfig
 from tests.benchmod import load_bench
+from xephang.limits import RateLimit
 from xephang.settings import load_site
 from xephang_ops.sim import CentreSim
 from xephang_ops.simday import run_day

@@ -14,6 +14,7 @@ import http.client
 import json
 import re
 import struct
+import threading
 import time
 import urllib.parse
 
@@ -75,7 +76,8 @@ def test_every_route_refuses_whoever_it_is_not_for(centre):
     assert raw(base, "GET", "/counter/1")[0] == 303 and raw(base, "GET", "/counter/1/events")[0] == 403
     assert raw(base, "POST", "/counter/1/act", b"action=call-next")[0] == 303
     csrf = page_csrf(base, officer, "/counter/1")
-    for path in ("/counter/2", "/counter/2/events", "/counter/99999999999999999999"):
+    assert raw(base, "GET", "/counter/99999999999999999999", headers={"Cookie": officer})[0] == 404  # no such route
+    for path in ("/counter/2", "/counter/2/events", "/counter/999999999"):
         assert raw(base, "GET", path, headers={"Cookie": officer})[0] == 403, path
     st, body, _ = raw(base, "POST", "/counter/2/act", f"action=call-next&csrf={csrf}".encode(),
                       headers={"Cookie": officer, "x-requested-with": "xephang"})
@@ -329,9 +331,12 @@ def test_a_boards_password_cannot_speak_for_the_hub_or_flood_the_dashboard(centr
     acl = acl_text(site.site.slug, site_accounts(site))
     assert "pattern readwrite xephang/v1/" in acl and "/node/%u/status" in acl and "/alert/+" not in acl
     assert "topic write xephang/v1/tuong-linh/node/counter-1/alert/counter-config" in acl
+    from xephang.limits import RateLimit
+
     base = centre.base
     head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
     stats = centre.web.bus.stats
+    centre.web._node_limit = RateLimit(burst=10_000, per_minute=60)  # the pace per node: the next test
     board = rogue(centre, site, "counter-1", "counter")
     try:
         t = board.topics
@@ -359,6 +364,46 @@ def test_a_boards_password_cannot_speak_for_the_hub_or_flood_the_dashboard(centr
             board.publish(board.topics.alert("counter-1", f"a{i}"), b"", retain=True)
         board.publish(board.topics.alert("counter-1", "paper-out"), b"", retain=True)
         board.stop()
+
+
+def test_a_boards_password_flooding_its_own_status_does_not_deafen_webd(centre, site):
+    """display-hall's password wrote its own retained status, online and offline by turns, as fast as
+    it could: every message rebuilt what every open page reads and woke every stream, and webd
+    stopped hearing the hub's replies for minutes (ended only by a restart). Now webd takes what a
+    node says of itself at QoS 0 (no window of unacknowledged messages ahead of the hub's replies)
+    and at most NODE_BURST at once then NODE_PER_MINUTE; the rest are dropped and counted (`flood`),
+    and a call made during the flood reaches webd at once."""
+    from webd.main import NODE_BURST
+    from xephang.contract import NodeStatus
+
+    stats = centre.web.bus.stats
+    board = rogue(centre, site, "display-hall", "display")
+    stop = threading.Event()
+
+    def flood() -> None:
+        i = 0
+        while not stop.is_set():
+            board.publish(board.topics.status("display-hall"),
+                          NodeStatus(node="display-hall", online=bool(i % 2), session=i + 1), retain=True, qos=0)
+            i += 1
+            if i % 500 == 0:
+                time.sleep(0.001)  # let the board's own paho thread write
+
+    th = threading.Thread(target=flood, daemon=True)
+    th.start()
+    try:
+        wait_for(lambda: stats.dropped_by_code.get("flood", 0) > 2000, 20, "the flood paced")
+        centre.issue()
+        r = centre.call(1)  # during the flood
+        assert r.status == "ok"
+        wait_for(lambda: centre.web.model.rev >= r.rev, 5, "webd hears the hub's call during the flood")
+        assert http_get(centre.base + "/healthz")[0] == 200
+    finally:
+        stop.set()
+        th.join(5)
+        board.publish(board.topics.status("display-hall"), b"", retain=True)
+        board.stop()
+    assert stats.dropped_by_code["flood"] > 2000 and stats.dropped_by_code.get("flood", 0) > NODE_BURST
 
 
 JUNK = ["%FF", "%00", "..%2F..%2Fweb-accounts.json", "%3Cscript%3E", "a" * 3000, "%C4%90", "-1",

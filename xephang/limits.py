@@ -1,4 +1,4 @@
-"""How often one board may ask the hub for what costs the hall: pure token buckets, time passed in.
+"""How often one board may ask for what costs the hall (the hub's requests, webd's view of the boards): pure token buckets, time passed in.
 
 A board's password is on the board, in the hall: whoever holds it (or a child at the dispenser's
 button) may ask as fast as the network goes. Each bucket lets ``burst`` requests through at once,
