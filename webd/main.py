@@ -26,6 +26,8 @@ from pydantic import BaseModel
 
 from webd.config import WebSettings
 from webd.live import LiveHall
+from webd.server import GuardedH11Protocol  # a deadline for headers, a cap per address
+from webd.server import refused as connections_closed
 from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
@@ -155,13 +157,14 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         HTTP on ``port`` and, with ``https_port``, HTTPS there too; or HTTPS alone on ``port``."""
         import uvicorn
 
+
         w = self.settings.web
         tls = {"ssl_certfile": str(w.tls_certfile), "ssl_keyfile": str(w.tls_keyfile)} if w.tls_certfile else {}
 
         def listener(port: int, *, https: bool, lifespan: str) -> uvicorn.Server:
             return uvicorn.Server(uvicorn.Config(
                 self.web.asgi, host=w.listen, port=port, log_level="warning", access_log=False, proxy_headers=False,
-                server_header=False, timeout_graceful_shutdown=2, lifespan=lifespan,
+                server_header=False, timeout_graceful_shutdown=2, lifespan=lifespan, http=GuardedH11Protocol,
                 limit_concurrency=w.max_streams + 50, **(tls if https else {})))  # type: ignore[arg-type]
 
         if w.https_port is None:
@@ -226,7 +229,8 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
 
     def health_details(self) -> dict[str, Any]:
         return {"rev": self.model.rev, "synced": self.model.synced, "tickets": len(self.model.tickets),
-                "resyncs": self.resyncs, "streams": self.web.streams, "sessions": len(self.web.sessions)}
+                "resyncs": self.resyncs, "streams": self.web.streams, "sessions": len(self.web.sessions),
+                "connections_closed": dict(connections_closed)}
 
     def _show(self) -> None:
         """Hand the web side a new snapshot after a change (one reference swap there)."""

@@ -688,3 +688,63 @@ def test_a_boards_alert_without_spaces_does_not_widen_the_heads_dashboard_on_a_p
     finally:
         board.publish(board.topics.alert("counter-1", "long"), b"", retain=True)
         board.stop()
+
+
+def _socket_from(address: str, base: str):
+    import socket
+
+    host, port = urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).port
+    s = socket.socket()
+    s.bind((address, 0))  # any 127.x address is this machine: another "device" on the LAN
+    s.settimeout(5)
+    s.connect((host, port))
+    return s
+
+
+def _closed_by_server(s, timeout: float) -> bool:
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_a_stranger_holding_connections_open_shuts_out_nobody(centre, monkeypatch):
+    """A stranger opened ~1,060 connections and sent nothing: uvicorn kept them for good and
+    answered every page 503, the head's and the officers' too. Now one address keeps at most
+    PER_ADDRESS connections, and a connection must send its request's headers within
+    HEADERS_DEADLINE_S (here 1 s), or it is closed; pages go on for everyone else."""
+    from webd import server
+
+    monkeypatch.setattr(server, "HEADERS_DEADLINE_S", 1.0)
+    base = centre.base
+    held = [_socket_from("127.0.0.7", base) for _ in range(server.PER_ADDRESS)]
+    try:
+        extra = _socket_from("127.0.0.7", base)
+        assert _closed_by_server(extra, 3)  # one more from the same address: closed at once
+        # another device is served meanwhile, the head's login page and the hall's board included
+        s = _socket_from("127.0.0.8", base)
+        s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 200")
+        s.close()
+        # the stranger's silent connections end after the deadline; a request trickled in one byte
+        # at a time ends too
+        slow = _socket_from("127.0.0.9", base)
+        slow.sendall(b"GET /hall HTTP/1.1\r\nHo")
+        assert all(_closed_by_server(h, 5) for h in held[:3])
+        assert _closed_by_server(slow, 5)
+        assert server.refused["per-address"] >= 1 and server.refused["too-slow"] >= 4
+    finally:
+        for h in held:
+            h.close()
+    # a request that began is never cut: a live stream outlives the deadline
+    s = _socket_from("127.0.0.10", base)
+    s.sendall(b"GET /hall/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert s.recv(64).startswith(b"HTTP/1.1 200")
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end:  # read what the stream sends, for longer than the deadline
+        assert not _closed_by_server(s, 0.2)
+    s.close()
+    assert http_get(base + "/healthz")[0] == 200

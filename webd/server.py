@@ -1,0 +1,91 @@
+"""The HTTP connection webd's listeners speak: uvicorn's h11 protocol with two limits it lacks.
+
+Found from outside: a stranger on the LAN opened about 1,060 TCP connections and sent nothing (or
+half a request line); uvicorn kept each open for good (it has no deadline before a connection's
+first request) and ``limit_concurrency`` counts open connections, so every page, the head's and
+the officers' included, answered 503 until the stranger let go. uvicorn has no setting for
+either limit, so webd subclasses its protocol (the class uvicorn's ``Config(http=...)`` takes):
+
+- a request's line and headers must arrive within ``HEADERS_DEADLINE_S`` of the connection
+  opening, or of the previous response ending (uvicorn's keep-alive timer closes an idle one
+  sooner; this one also ends a request trickled in a byte at a time); a request whose body is
+  uploading or whose response is streaming is never cut;
+- one address keeps at most ``PER_ADDRESS`` connections open at once (a phone opens a few, the
+  hall's TV one); more are closed at once.
+
+Everything runs in the listeners' one event loop thread: the count needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger(__name__)
+
+HEADERS_DEADLINE_S = 10.0
+PER_ADDRESS = 64
+
+_open: dict[str, int] = {}  # address -> connections open now
+refused: dict[str, int] = {"per-address": 0, "too-slow": 0}  # counted for webd's health
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers and a cap per address."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._address = ""
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._address = self.client[0] if self.client else ""
+        n = _open[self._address] = _open.get(self._address, 0) + 1
+        if n > PER_ADDRESS:
+            refused["per-address"] += 1
+            if refused["per-address"] % 1000 == 1:
+                log.warning("%s has %d connections open: more are closed (%d so far)", self._address, n - 1,
+                            refused["per-address"])
+            transport.close()
+            return
+        self._arm()
+
+    def _waiting_for_a_request(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self) -> None:
+        if self._deadline is None and not self.transport.is_closing():
+            self._deadline = self.loop.call_later(HEADERS_DEADLINE_S, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self._waiting_for_a_request() and not self.transport.is_closing():
+            refused["too-slow"] += 1
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._waiting_for_a_request():
+            self._arm()  # part of a request came: the rest has until the deadline
+        elif self._deadline is not None:
+            self._deadline.cancel()  # a request began: its body and response take the time they need
+            self._deadline = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        left = _open.get(self._address, 1) - 1
+        if left > 0:
+            _open[self._address] = left
+        else:
+            _open.pop(self._address, None)
