@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE = "xephang_session"
 LOGIN_COOKIE = "xephang_login"
+# "this browser logged in as {user} before" (a signed random token, per account name): its
+# failures count apart from the name's, so a stranger typing wrong passwords for a name (which
+# locks the name) does not lock out the person at their own PC (OWASP's device cookies)
+DEVICE_COOKIE = "xephang_device_"
+DEVICE_DAYS = 90
 LANG_COOKIE = "lang"
 MAX_FORM_BYTES = 4096
 REPORTS_KEPT = 32  # report answers cached at most
@@ -173,6 +179,9 @@ class WebApp:
                 self.link_secret = load_secret(w.link_secret_file)
             except LinkSecretError as exc:
                 log.error("%s: ticket pages cannot open", exc)
+        # device cookies outlive a restart when a link secret exists (a key of their own, derived from it)
+        self.device_secret = (hmac.new(self.link_secret, b"xephang device cookie", hashlib.sha256).digest()
+                              if self.link_secret else secrets.token_bytes(32))
         self._reports: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None, str]] = {}
         self._report_wait: dict[tuple[str, str, str], asyncio.Future[Reply | None]] = {}
         self._frag_cache: dict[tuple[Any, ...], str] = {}
@@ -458,7 +467,9 @@ class WebApp:
         if not want or not same_token(want, form.get("csrf", "")):
             return await self.login_form(request, error=pages.t("bad_form", lang), status=403)
         user = form.get("username", "").strip().lower()[:40]
-        keys = (f"ip:{self._client(request)}", f"user:{user}")
+        device = self._device(request, user)
+        # a browser that logged in as this name before counts its failures apart from the name's
+        keys = (f"ip:{self._client(request)}", f"device:{device}" if device else f"user:{user}")
         left = self.throttle.locked(*keys)
         if left:
             log.warning("login throttled for %r from %s (%.0f s left)", user, self._client(request), left)
@@ -478,7 +489,17 @@ class WebApp:
         resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(SESSION_COOKIE, s.id, httponly=True, samesite="strict", path="/")
         resp.delete_cookie(LOGIN_COOKIE, path="/login")
+        resp.set_cookie(DEVICE_COOKIE + acc.username, sign(self.device_secret, f"{acc.username}|{device or secrets.token_urlsafe(12)}"),
+                        max_age=DEVICE_DAYS * 86400, httponly=True, samesite="strict", path="/login")
         return resp
+
+    def _device(self, request: Request, user: str) -> str | None:
+        """The token of this browser's device cookie for ``user``, when it carries a valid one."""
+        if not user.replace("-", "").replace("_", "").isalnum():
+            return None
+        value = unsign(self.device_secret, request.cookies.get(DEVICE_COOKIE + user))
+        name, _, token = (value or "").partition("|")
+        return token if value and name == user and token else None
 
     async def logout(self, request: Request) -> Response:
         s = self.session(request)

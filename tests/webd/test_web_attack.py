@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from typing import Any
 
 import pytest
 from webharness import HEAD_PASSWORD, HEAD_USER, OFFICER_PASSWORD, browser, http_get, login, wait_for  # noqa: F401 - fixture
@@ -748,3 +749,62 @@ def test_a_stranger_holding_connections_open_shuts_out_nobody(centre, monkeypatc
         assert not _closed_by_server(s, 0.2)
     s.close()
     assert http_get(base + "/healthz")[0] == 200
+
+
+class _Browser:
+    """A browser on its own LAN address (127.0.0.x), keeping its cookies."""
+
+    def __init__(self, base: str, address: str) -> None:
+        u = urllib.parse.urlsplit(base)
+        self.host, self.port, self.address = u.hostname, u.port, address
+        self.cookies: dict[str, str] = {}
+
+    def _req(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str, Any]:
+        c = http.client.HTTPConnection(self.host, self.port, timeout=10, source_address=(self.address, 0))
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        for h in r.headers.get_all("set-cookie") or []:
+            name, _, rest = h.partition("=")
+            value = rest.split(";", 1)[0]
+            if value and "max-age=0" not in h.lower():
+                self.cookies[name] = value
+            else:
+                self.cookies.pop(name, None)
+        out = r.status, r.read().decode(errors="replace"), r.headers
+        c.close()
+        return out
+
+    def log_in(self, user: str, password: str) -> int:
+        _, page, _ = self._req("GET", "/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]  # type: ignore[index]
+        body = urllib.parse.urlencode({"username": user, "password": password, "csrf": csrf}).encode()
+        return self._req("POST", "/login", body)[0]
+
+
+def test_a_stranger_typing_wrong_passwords_for_a_name_does_not_lock_out_its_owners_pc(centre):
+    """Five wrong passwords for `hoa` from anywhere locked `hoa` out everywhere, and one more every
+    5 minutes kept her out for good. A browser that logged in as `hoa` before now carries a signed
+    device cookie: its failures count apart from the name's. The name's lock still holds for any
+    other browser (guessing from many addresses stays slow), and a device cookie gives no more
+    guesses than the name had."""
+    base = centre.base
+    pc = _Browser(base, "127.0.0.21")
+    assert pc.log_in("hoa", OFFICER_PASSWORD) == 303  # hoa at her counter's PC, yesterday
+    assert any(k.startswith("xephang_device_hoa") for k in pc.cookies)
+    stranger = _Browser(base, "127.0.0.22")
+    assert [stranger.log_in("hoa", f"doan-{i}") for i in range(5)] == [401] * 5
+    assert stranger.log_in("hoa", OFFICER_PASSWORD) == 429  # the name is locked …
+    assert _Browser(base, "127.0.0.23").log_in("hoa", OFFICER_PASSWORD) == 429  # … for a new browser too
+    assert pc.log_in("hoa", OFFICER_PASSWORD) == 303  # but not at her own PC
+    # her PC's cookie in a thief's hands: five wrong passwords lock that device as well
+    thief = _Browser(base, "127.0.0.24")
+    thief.cookies = {k: v for k, v in pc.cookies.items() if k.startswith("xephang_device_")}
+    assert [thief.log_in("hoa", f"doan-{i}") for i in range(5)] == [401] * 5
+    assert thief.log_in("hoa", OFFICER_PASSWORD) == 429
+    # a cookie signed for another name, or forged, is just no cookie
+    forged = _Browser(base, "127.0.0.25")
+    forged.cookies = {"xephang_device_hoa": "hoa|abc.AAAAAAAAAAAAAAAAAAAAAA"}
+    assert forged.log_in("hoa", OFFICER_PASSWORD) == 429
