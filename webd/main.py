@@ -157,7 +157,6 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         HTTP on ``port`` and, with ``https_port``, HTTPS there too; or HTTPS alone on ``port``."""
         import uvicorn
 
-
         w = self.settings.web
         tls = {"ssl_certfile": str(w.tls_certfile), "ssl_keyfile": str(w.tls_keyfile)} if w.tls_certfile else {}
 
