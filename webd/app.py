@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webd import console, pages, roster, voice
-from webd.auth import Accounts, Session, Sessions, Throttle, same_token, sign, unsign
+from webd.auth import USERNAME_RE, Accounts, Session, Sessions, Throttle, same_token, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
 from xephang.clock import VN_TZ
@@ -495,7 +495,7 @@ class WebApp:
 
     def _device(self, request: Request, user: str) -> str | None:
         """The token of this browser's device cookie for ``user``, when it carries a valid one."""
-        if not user.replace("-", "").replace("_", "").isalnum():
+        if not USERNAME_RE.match(user):  # a cookie name of the account's own characters, dots included
             return None
         value = unsign(self.device_secret, request.cookies.get(DEVICE_COOKIE + user))
         name, _, token = (value or "").partition("|")

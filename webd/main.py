@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from webd.config import WebSettings
 from webd.live import LiveHall
-from webd.server import GuardedH11Protocol  # a deadline for headers, a cap per address
+from webd.server import GuardedH11Protocol, tls_handshake_deadline  # deadlines, a cap per address
 from webd.server import refused as connections_closed
 from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
@@ -164,6 +164,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             return uvicorn.Server(uvicorn.Config(
                 self.web.asgi, host=w.listen, port=port, log_level="warning", access_log=False, proxy_headers=False,
                 server_header=False, timeout_graceful_shutdown=2, lifespan=lifespan, http=GuardedH11Protocol,
+                ws="none", loop="asyncio",
                 limit_concurrency=w.max_streams + 50, **(tls if https else {})))  # type: ignore[arg-type]
 
         if w.https_port is None:
@@ -190,6 +191,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
                     other.should_exit = True
 
         async def serve() -> None:
+            tls_handshake_deadline(asyncio.get_running_loop())
             first = asyncio.create_task(listen(servers[0]))
             while not servers[0].started and not first.done():
                 await asyncio.sleep(0.02)

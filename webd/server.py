@@ -11,7 +11,13 @@ either limit, so webd subclasses its protocol (the class uvicorn's ``Config(http
   sooner; this one also ends a request trickled in a byte at a time); a request whose body is
   uploading or whose response is streaming is never cut;
 - one address keeps at most ``PER_ADDRESS`` connections open at once (a phone opens a few, the
-  hall's TV one); more are closed at once.
+  hall's TV one); more are closed at once;
+- on an HTTPS listener asyncio calls the protocol only once the TLS handshake is done: until then
+  a connection has ``HANDSHAKE_DEADLINE_S`` (``tls_handshake_deadline``; asyncio's own default is
+  60 s), and it is not counted per address (that would need the accept itself wrapped).
+
+webd serves no websockets (``ws="none"`` in its uvicorn config): an upgrade handed the
+connection to another protocol and its count here was never taken back.
 
 Everything runs in the listeners' one event loop thread: the count needs no lock.
 """
@@ -27,6 +33,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger(__name__)
 
 HEADERS_DEADLINE_S = 10.0
+HANDSHAKE_DEADLINE_S = 10.0
 PER_ADDRESS = 64
 
 _open: dict[str, int] = {}  # address -> connections open now
@@ -89,3 +96,17 @@ class GuardedH11Protocol(H11Protocol):
             _open[self._address] = left
         else:
             _open.pop(self._address, None)
+
+
+def tls_handshake_deadline(loop: asyncio.AbstractEventLoop) -> None:
+    """Make the HTTPS listeners ``loop`` opens give a TLS handshake ``HANDSHAKE_DEADLINE_S`` (uvicorn
+    passes asyncio no handshake timeout: a silent connection was kept 60 s, and 1,100 of them from one
+    address ran a Pi's 1,024 open files out before the first ones ended)."""
+    original = loop.create_server
+
+    async def create_server(*args: Any, **kwargs: Any) -> asyncio.Server:
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("ssl_handshake_timeout", HANDSHAKE_DEADLINE_S)
+        return await original(*args, **kwargs)
+
+    loop.create_server = create_server  # type: ignore[method-assign]

@@ -184,3 +184,27 @@ def test_one_webd_serves_http_and_https_side_by_side_and_the_head_goes_to_https_
             assert drv.find_element(By.ID, "nav-voice").get_attribute("href") == secure + "/head/voice"
         finally:
             drv.quit()
+
+
+def test_a_silent_connection_to_the_https_listener_is_closed_at_the_handshake_deadline(
+        mosquitto, site_file, tmp_path: Path, monkeypatch) -> None:
+    """asyncio hands a TLS connection to webd's protocol only after the handshake, and uvicorn gave
+    the handshake asyncio's 60 s: silent connections to 443 were kept, 1,100 ran out a Pi's open
+    files. Now the handshake has HANDSHAKE_DEADLINE_S (here 1 s); a PC that speaks TLS is served."""
+    from webd import server
+
+    monkeypatch.setattr(server, "HANDSHAKE_DEADLINE_S", 1.0)
+    tls = make_certificates(tmp_path / "tls", ["xephang.local", "127.0.0.1"], site=SITE)
+    with webd(tmp_path, site_file, mosquitto.port, "web-tls", tls_certfile=tls["cert"], tls_keyfile=tls["key"]) as base:
+        port = int(base.rsplit(":", 1)[1])
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
+        try:
+            for s in silent:
+                s.settimeout(4)
+                assert s.recv(1) == b""  # closed by webd, not by our 4 s timeout
+        finally:
+            for s in silent:
+                s.close()
+        ctx = ssl.create_default_context(cafile=str(tls["ca"]))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/login", context=ctx, timeout=10) as r:
+            assert r.status == 200
