@@ -257,7 +257,8 @@ def test_a_flood_at_qos_0_waits_apart_bounded_and_never_ahead_of_qos_1(tmp_path,
     assert len(chatter) - before <= 200
     assert pump_until([bus], lambda: bus.chatter.empty() and bus.stats.dropped_by_code["backlog"] > 0, timeout=10)
     flood = [p for p in chatter if p.startswith(b'{"i"')]
-    assert len(flood) + bus.stats.dropped_by_code["backlog"] == n  # bounded, and every drop counted
+    # bounded, and every drop counted (a few more: the hub's own birth status, when it came while full)
+    assert n <= len(flood) + bus.stats.dropped_by_code["backlog"] <= n + 3
     assert len(flood) >= CHATTER_MAX
     for b in (bus, board, hub):
         b.stop()
