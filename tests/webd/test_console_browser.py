@@ -146,3 +146,15 @@ def test_a_double_click_in_the_browser_calls_once(centre, browser):
         centre.tech.process(timeout=0.05)
     assert len(got) == 1 and first["display"] in got[0]
 
+
+
+def test_the_console_with_a_waiting_list_fits_a_phone_sized_window(centre, browser):
+    """The waiting list's "call this number" field was 12em wide whatever the window: at a phone's
+    width the page scrolled sideways (542 px in a 500 px window). It now shrinks with its cell."""
+    centre.issue("ho-tich")
+    _login(browser, centre.base, "lan")
+    wait_for(lambda: text_of(browser, "#conn.ok"), 10, "the console is live")
+    wait_for(lambda: browser.execute_script("return document.querySelectorAll('table.waiting tbody tr').length") > 0,
+             10, "the waiting list")
+    width, window = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= window, (width, window)
