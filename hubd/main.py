@@ -754,12 +754,17 @@ class HubDaemon(Daemon[HubSettings, Site]):
         t = self.bus.topics
         # every retained state goes out through its contract model (the schema is the model's); one
         # that paho could not take (its queue full) stays dirty and goes with the next turn
-        hall_ok = self.bus.publish(t.state_hall(), views.hall_state(self.engine, now), retain=True) >= 0
-        self._dirty_counters = {n for n in sorted(self._dirty_counters) if n in self.engine.counters and
-                                self.bus.publish(t.state_counter(n), views.counter_state(self.engine, n), retain=True) < 0}
-        self._dirty_services = {s for s in sorted(self._dirty_services) if s in self.engine.services and
-                                self.bus.publish(t.state_service(s), views.service_state(self.engine, s), retain=True) < 0}
-        self._state_dirty = not hall_ok or bool(self._dirty_counters or self._dirty_services)
+        hall_owed = self.bus.publish(t.state_hall(), views.hall_state(self.engine, now), retain=True) < 0
+        counters_owed: set[int] = set()
+        for n in sorted(self._dirty_counters & set(self.engine.counters)):
+            if self.bus.publish(t.state_counter(n), views.counter_state(self.engine, n), retain=True) < 0:
+                counters_owed.add(n)
+        services_owed: set[str] = set()
+        for sid in sorted(self._dirty_services & set(self.engine.services)):
+            if self.bus.publish(t.state_service(sid), views.service_state(self.engine, sid), retain=True) < 0:
+                services_owed.add(sid)
+        self._dirty_counters, self._dirty_services = counters_owed, services_owed
+        self._state_dirty = hall_owed or bool(counters_owed or services_owed)
 
     _hourly_mark: tuple[str, int] | None = None  # (day, hour) of the last summary: a new hour sends the hourly event
 
