@@ -38,6 +38,13 @@ _TOPIC = re.compile(TOPIC_PATTERN)
 NodeId = Annotated[str, Field(pattern=LEVEL_PATTERN, min_length=1, max_length=40)]
 Slug = NodeId
 RequestId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# an event's id is a key at the province (``events (site, event_id)``): the hub's are 32 hex digits;
+# 6,000 characters made PostgreSQL refuse the index row and held every centre's ingest
+EventId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# the hub's clock in epoch seconds, 1970 to 2100: a wait of 1e308 s was finite, stored, and made
+# every province report that summed it fail (float overflow)
+MAX_EPOCH_S = 4_102_444_800.0  # 2100-01-01 UTC
+EpochS = Annotated[float, Field(ge=0, le=MAX_EPOCH_S)]
 # free text that reaches the ledger, events, log lines and the head's pages: printable, one line,
 # no C1 control and no text-direction override (U+202A–U+202E, U+2066–U+2069; see xephang.terminal)
 PlainText = Annotated[str, Field(max_length=80, pattern=f"^[^{NOT_IN_A_LINE_CLASS}]*$")]
@@ -235,6 +242,21 @@ def _schema(name: str) -> Any:
 
 def decode(model: type[Message], payload: bytes | str) -> Any:
     """Decode and validate ``payload`` as ``model``; raise BadPayload with a code."""
+    obj = loads(payload)
+    schema = obj.get("schema")
+    if schema is not None and schema != model.SCHEMA:
+        raise BadPayload("wrong-schema", f"schema {schema!r}, expected {model.SCHEMA!r}")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise BadPayload("invalid", _errors(exc)) from None
+
+
+def loads(payload: bytes | str) -> dict[str, Any]:
+    """A payload's JSON object, read as every reader must (``decode`` and the province's raw
+    readers): at most 64 KiB of UTF-8, RFC 8259 numbers only (no NaN, Infinity or 1e400, no
+    5,000-digit integer) and no lone UTF-16 surrogate (``"\\ud800"`` is valid JSON that no UTF-8
+    text can hold: PostgreSQL refused it and ended the province's ingester). BadPayload otherwise."""
     if isinstance(payload, bytes | bytearray):
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise BadPayload("too-large", f"payload of {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
@@ -256,13 +278,15 @@ def decode(model: type[Message], payload: bytes | str) -> Any:
         raise BadPayload("bad-json", f"payload is not JSON we read: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise BadPayload("bad-json", "payload must be a JSON object")
-    schema = obj.get("schema")
-    if schema is not None and schema != model.SCHEMA:
-        raise BadPayload("wrong-schema", f"schema {schema!r}, expected {model.SCHEMA!r}")
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        raise BadPayload("invalid", _errors(exc)) from None
+    if _SURROGATE_ESCAPE.search(text):  # a pair reads as one character; only a lone half stays
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadPayload("bad-json", "payload holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+    return obj
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _not_a_json_number(name: str) -> Any:
@@ -570,10 +594,10 @@ class TicketInfo(Message):
                          "'A023' (it names the speaker's and printer's files: checked)")
     service: Slug
     priority_group: Slug | None = None
-    issued_at: float
+    issued_at: EpochS = Field(description="hub clock, epoch seconds (1970–2100)")
     state: TicketState = "waiting"
     counter: int | None = None
-    called_at: float | None = None
+    called_at: EpochS | None = Field(default=None, description="the first call, hub clock (1970–2100)")
     recalls: int = 0
 
 
@@ -584,9 +608,9 @@ class TicketEvent(Message):
     TOPIC: ClassVar[str] = "R/event/ticket/{kind}"
     KINDS: ClassVar[tuple[str, ...]] = ("issued", "called", "recalled", "arrived", "finished", "no-show", "transferred",
                                         "voided", "rated", "expired")
-    event_id: str
+    event_id: EventId = Field(description="unique for ever (the hub's: 32 hex digits); at most 64 of [A-Za-z0-9_.:-]")
     rev: int = Field(ge=1, description="hub revision, +1 per event")
-    at: float = Field(description="hub clock, epoch seconds")
+    at: EpochS = Field(description="hub clock, epoch seconds (1970–2100)")
     kind: str
     ticket: TicketInfo
     counter: int | None = None
@@ -603,8 +627,8 @@ class TicketEvent(Message):
     inferred: bool | None = Field(default=None, description="finished: the finish time was inferred")
     out_of_order: bool | None = Field(default=None, description="called: the officer called this number out of the "
                                       "call order; `reason` says why")
-    walk_s: float | None = Field(default=None, description="arrived: seconds from the call to the citizen's arrival")
-    from_service: str | None = None
+    walk_s: float | None = Field(default=None, ge=0, le=86400, description="arrived: seconds from the call to the citizen's arrival")
+    from_service: Slug | None = Field(default=None, description="transferred: the service id it left")
     score: int | None = None
     reason: str | None = None
 
@@ -615,9 +639,9 @@ class CounterEvent(Message):
     SCHEMA: ClassVar[str] = "xephang.event.counter.v1"
     TOPIC: ClassVar[str] = "R/event/counter/{kind}"
     KINDS: ClassVar[tuple[str, ...]] = ("paused", "resumed")
-    event_id: str
+    event_id: EventId = Field(description="as a ticket event's")
     rev: int = Field(ge=1)
-    at: float
+    at: EpochS = Field(description="hub clock, epoch seconds (1970–2100)")
     kind: str
     counter: int
     reason: str | None = None
@@ -813,8 +837,8 @@ class DailySummary(Message):
     SCHEMA: ClassVar[str] = "xephang.state.summary.v1"
     TOPIC: ClassVar[str] = "R/state/summary"
     site: str
-    day: str
-    at: float
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="service day YYYY-MM-DD")
+    at: EpochS = Field(description="hub clock, epoch seconds (1970–2100)")
     issued: int = 0
     served: int = 0
     no_shows: int = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,12 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
 
 
 def _type_name(ann: Any) -> str:
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:  # a constrained type (NodeId, EpochS …): its base type
+        return _type_name(typing.get_args(ann)[0])
+    if origin in (typing.Union, types.UnionType) and any(
+            typing.get_origin(a) is typing.Annotated for a in typing.get_args(ann)):
+        return " \\| ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(ann))
     s = str(ann) if not isinstance(ann, type) else ann.__name__
     s = s.replace("typing.", "").replace("xephang.contract.", "").replace("NoneType", "null")
     s = re.sub(r"Annotated\[(\w+), .*?\]\]?", r"\1", s)
