@@ -43,6 +43,17 @@ log = logging.getLogger(__name__)
 SESSION_STALE_S = 120
 # a session is a connect counter, or the node's clock in ms at start without a state dir: a day ahead of ours at most
 SESSION_CLOCK_MARGIN_S = 86400
+# a centre's province account may write any node level under its site: it has a hub, a dispenser or
+# two, a counter per desk, a board and a speaker per hall, webd. 2,000 made-up nodes grew the
+# database by 127 MB and `province devices --json` to 83 MB; a node past this many is refused
+MAX_NODES_PER_SITE = 100
+# history rows one node (or one centre's link) adds in an hour: a real board changes state a few times
+# a day; one board's password looping online/offline wrote 10,000 rows in 7.6 s. Past this, a change
+# updates the newest row instead of adding one (its state and time stay right; flaps shorter than
+# the rows allow are merged into it)
+LOG_ROWS_PER_HOUR = 60
+# an alert's text as kept (the boards' own are one line; the centre shows 160 characters)
+ALERT_TEXT_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,11 @@ def apply_links(cur: Any, messages: list[LinkMessage]) -> int:
             continue
         cur.execute("INSERT INTO site_links (site, up, since, seen_at) VALUES (%s, %s, now(), now()) "
                     "ON CONFLICT (site) DO UPDATE SET up = EXCLUDED.up, since = now(), seen_at = now()", (m.site, up))
-        if not up:
+        if not up and _busy(cur, "site_link_cuts", "down_at", (m.site,)):
+            # flapping faster than any line does: the newest cut goes on (the short "up" is counted as down)
+            cur.execute("UPDATE site_link_cuts SET up_at = NULL WHERE id = "
+                        "(SELECT max(id) FROM site_link_cuts WHERE site = %s)", (m.site,))
+        elif not up:
             cur.execute("INSERT INTO site_link_cuts (site, down_at) VALUES (%s, now())", (m.site,))
         else:
             cur.execute("UPDATE site_link_cuts SET up_at = now() WHERE site = %s AND up_at IS NULL", (m.site,))
@@ -160,7 +175,9 @@ def _status(cur: Any, key: tuple[str, str], st: NodeStatus, known: dict[tuple[st
     if st.session > (time.time() + SESSION_CLOCK_MARGIN_S) * 1000:
         raise BadPayload("implausible-session", f"session {st.session} is beyond any connect counter or clock")
     prev = known.get(key)
-    if prev is not None:
+    if prev is None:
+        _new_node(cur, key, known)
+    else:
         if st.session == prev.session:
             cur.execute("UPDATE devices SET session_at = now() WHERE site = %s AND node = %s", key)
             known[key] = prev = Known(prev.online, prev.session, False)
@@ -179,13 +196,36 @@ def _status(cur: Any, key: tuple[str, str], st: NodeStatus, known: dict[tuple[st
         "role = EXCLUDED.role, version = EXCLUDED.version, online = EXCLUDED.online, session = EXCLUDED.session, "
         "session_at = now(), since = now(), seen_at = now(), device_at = EXCLUDED.device_at",
         (*key, st.role, st.version, st.online, st.session, st.at))
-    cur.execute("INSERT INTO device_status_log (site, node, at, online, session, device_at) "
-                "VALUES (%s, %s, now(), %s, %s, %s)", (*key, st.online, st.session, st.at))
+    if _busy(cur, "device_status_log", "at", key):
+        cur.execute("UPDATE device_status_log SET online = %s, session = %s, device_at = %s WHERE ctid = "
+                    "(SELECT ctid FROM device_status_log WHERE site = %s AND node = %s ORDER BY at DESC LIMIT 1)",
+                    (st.online, st.session, st.at, *key))
+    else:
+        cur.execute("INSERT INTO device_status_log (site, node, at, online, session, device_at) "
+                    "VALUES (%s, %s, now(), %s, %s, %s)", (*key, st.online, st.session, st.at))
     known[key] = Known(st.online, st.session, False)
 
 
+def _busy(cur: Any, table: str, at: str, key: tuple[str, ...]) -> bool:
+    """Has ``key`` (site, node; or site) added LOG_ROWS_PER_HOUR rows to ``table`` in the last hour?"""
+    where = " AND ".join(f"{c} = %s" for c in ("site", "node")[:len(key)])
+    cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {where} AND {at} > now() - interval '1 hour' "
+                f"LIMIT {LOG_ROWS_PER_HOUR}) r", key)
+    return bool(cur.fetchone()[0] >= LOG_ROWS_PER_HOUR)
+
+
+def _new_node(cur: Any, key: tuple[str, str], known: dict[tuple[str, str], Known]) -> None:
+    """Refuse a node its centre would hold past MAX_NODES_PER_SITE."""
+    if key in known:
+        return
+    cur.execute("SELECT count(*) FROM (SELECT node FROM devices WHERE site = %s UNION "
+                "SELECT node FROM device_alerts WHERE site = %s) n WHERE node <> %s", (key[0], *key))
+    if cur.fetchone()[0] >= MAX_NODES_PER_SITE:
+        raise BadPayload("too-many-nodes", f"{key[0]} already has {MAX_NODES_PER_SITE} nodes: {key[1]!r} not kept")
+
+
 def _health(cur: Any, key: tuple[str, str], h: NodeHealth, raw: bytes, known: dict[tuple[str, str], Known]) -> None:
-    body = json.dumps(json.loads(raw), ensure_ascii=False)
+    body = json.dumps(json.loads(raw), ensure_ascii=False)  # read by decode already: no NaN, no lone surrogate
     if key not in known:  # health before any status: it talks, so it is up
         _status(cur, key, NodeStatus(node=h.node, online=True, session=0, role=h.role, version=h.version), known)
     cur.execute("UPDATE devices SET health = %s::jsonb, health_at = now(), seen_at = now(), "
@@ -194,6 +234,10 @@ def _health(cur: Any, key: tuple[str, str], h: NodeHealth, raw: bytes, known: di
 
 
 def _raise(cur: Any, key: tuple[str, str], alert: str, a: Alert) -> None:
+    cur.execute("SELECT 1 FROM devices WHERE site = %s AND node = %s", key)
+    if cur.fetchone() is None:
+        _new_node(cur, key, {})
+    vi, en = a.message_vi[:ALERT_TEXT_MAX], a.message_en[:ALERT_TEXT_MAX]
     cur.execute("SELECT count(*) FROM device_alerts WHERE site = %s AND node = %s AND alert <> %s", (*key, alert))
     if cur.fetchone()[0] >= MAX_ALERTS_PER_NODE:
         raise BadPayload("too-many", f"{key[1]} already has {MAX_ALERTS_PER_NODE} open alerts: {alert!r} not kept")
@@ -202,10 +246,16 @@ def _raise(cur: Any, key: tuple[str, str], alert: str, a: Alert) -> None:
         "VALUES (%s, %s, %s, %s, %s, %s, now(), %s) ON CONFLICT (site, node, alert) DO UPDATE SET "
         "severity = EXCLUDED.severity, message_vi = EXCLUDED.message_vi, message_en = EXCLUDED.message_en, "
         "device_at = EXCLUDED.device_at RETURNING (xmax = 0)",
-        (*key, alert, a.severity, a.message_vi, a.message_en, a.at))
-    if cur.fetchone()[0]:  # newly raised (a retained copy sent again is not a new alert)
+        (*key, alert, a.severity, vi, en, a.at))
+    if not cur.fetchone()[0]:
+        return  # a retained copy sent again is not a new alert
+    if _busy(cur, "device_alert_log", "raised_at", key):
+        cur.execute("UPDATE device_alert_log SET alert = %s, severity = %s, message_vi = %s, cleared_at = NULL "
+                    "WHERE id = (SELECT max(id) FROM device_alert_log WHERE site = %s AND node = %s)",
+                    (alert, a.severity, vi, *key))
+    else:
         cur.execute("INSERT INTO device_alert_log (site, node, alert, severity, message_vi, raised_at) "
-                    "VALUES (%s, %s, %s, %s, %s, now())", (*key, alert, a.severity, a.message_vi))
+                    "VALUES (%s, %s, %s, %s, %s, now())", (*key, alert, a.severity, vi))
 
 
 def _clear(cur: Any, key: tuple[str, str], alert: str) -> None:

@@ -33,12 +33,14 @@ from typing import Any
 from province import devices, rollups
 from xephang.contract import (
     LEVEL_PATTERN,
+    MAX_EPOCH_S,
     ROOT_PREFIX,
     BadPayload,
     CounterEvent,
     DailySummary,
     TicketEvent,
     decode,
+    loads,
 )
 from xephang.settings import BrokerSettings
 
@@ -52,6 +54,7 @@ LINK_FILTER = f"{ROOT_PREFIX}/+/bridge/state"  # each centre's bridge link, 1/0 
 DEFAULT_CLIENT_ID = "xephang-ingest"
 SESSION_EXPIRY_S = 30 * 86400  # the broker keeps our queue for a month of ingester downtime
 RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to us (one batch)
+QOS0_QUEUED = 2000  # QoS 0 messages waiting at most (the receive maximum does not bound them)
 
 
 # ---------------------------------------------------------------------------------------------- pure core
@@ -153,14 +156,16 @@ def fold_ticket(ticket_id: int, events: Iterable[EventRow]) -> TicketRow | None:
 
 def parse_hourly(payload: bytes) -> tuple[str, int, float, str]:
     """(day, hour, at, JSON) of an hourly summary event; BadPayload when it is not one."""
+    body = loads(payload)
     try:
-        body = json.loads(payload)
         day, hour, at = body["day"], body["hour"], body["at"]
         date.fromisoformat(day)
         if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
             raise ValueError(f"hour {hour!r}")
         at = float(at)
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as exc:
+        if not 0 <= at <= MAX_EPOCH_S:
+            raise ValueError(f"at {at!r}")
+    except (ValueError, TypeError, KeyError) as exc:
         raise BadPayload("invalid", f"hourly summary: {exc!r}"[:300]) from None
     return day, hour, at, json.dumps(body, ensure_ascii=False)
 
@@ -353,7 +358,40 @@ class IngestStats:
     rejected: int = 0
     batches: int = 0
     db_errors: int = 0
+    qos0_dropped: int = 0  # QoS 0 messages past QOS0_QUEUED (no centre's bridge sends any)
     last_commit: float = 0.0
+
+
+# SQLSTATE classes of a database that is away or busy, not of a message: connection exception,
+# insufficient resources (disk full, too many connections), operator intervention (shutdown,
+# cancel), system error, transaction rollback (serialization, deadlock), lock not available
+_OUTAGE_CLASSES = ("08", "53", "57", "58", "40", "55")
+# classes the database answers for what one message holds: data exception (a number out of range,
+# a malformed date), integrity constraint violation (a key another row has), program limit
+# exceeded (an index row over 2,704 bytes)
+_MESSAGE_CLASSES = ("22", "23", "54")
+
+
+def _fault(exc: BaseException) -> str:
+    """"outage" (retry the batch), "message" (one message in it is refused: find and drop it) or
+    "ours" (a bug or a schema we do not know: let it end the ingester)."""
+    import psycopg
+
+    if isinstance(exc, UnicodeError | psycopg.DataError | psycopg.IntegrityError):
+        return "message"  # text psycopg cannot send (a lone surrogate); classes 22 and 23
+    if isinstance(exc, psycopg.InterfaceError):
+        return "outage"
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or ""
+        if not state or state[:2] in _OUTAGE_CLASSES:
+            return "outage"  # a lost connection has no SQLSTATE
+        if state[:2] in _MESSAGE_CLASSES:
+            return "message"
+    return "ours"
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 class Ingester:
@@ -370,6 +408,8 @@ class Ingester:
         self.stats = IngestStats()
         self.connected = threading.Event()  # set once the broker acknowledged our subscriptions
         self._inbox: queue.Queue[tuple[int, int, int, str, bytes]] = queue.Queue()
+        self._qos0_queued = 0  # QoS 0 messages in the inbox (bounded: QOS0_QUEUED)
+        self._qos0_lock = threading.Lock()
         self._generation = 0  # grows on every MQTT connect: acks of an older connection are void
         self._client: Any = None
         self._conn: Any = None
@@ -400,6 +440,16 @@ class Ingester:
         log.warning("ingest: disconnected from the province broker: %s", reason)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        if msg.qos == 0:
+            # the broker's flow control (receive maximum) bounds only QoS 1: a centre's password
+            # publishing at QoS 0 is delivered at QoS 0 as fast as it sends (610 MB of this queue in
+            # a minute). Every centre's bridge sends at QoS 1, so QoS 0 is nobody's data: at most
+            # QOS0_QUEUED of it wait; the rest are dropped and counted.
+            with self._qos0_lock:
+                if self._qos0_queued >= QOS0_QUEUED:
+                    self.stats.qos0_dropped += 1
+                    return
+                self._qos0_queued += 1
         self._inbox.put((self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
 
     def _make_client(self) -> Any:
@@ -432,32 +482,41 @@ class Ingester:
         return self._conn
 
     def _commit_batch(self, batch: list[tuple[int, int, int, str, bytes]], stop: threading.Event) -> bool:
-        """Store ``batch`` (retrying while the database is away); True when it committed."""
-        import psycopg
+        """Store ``batch`` (retrying while the database is away); True when it committed.
 
+        A message the database refuses for what it holds (``_fault`` says "message": a value out of
+        range, a key it has already given another row, a row too large to index, text no UTF-8 can
+        hold) must neither hold the others nor come back for ever: the batch is stored in halves
+        until that message is alone, then it is counted as rejected and acknowledged. An outage is
+        retried with back-off and nothing is acknowledged. Anything else is our own fault (a query
+        the schema does not know): it ends the ingester loudly, and the broker keeps every message."""
         delay = 0.5
         while not stop.is_set():
             try:
                 res = Store(self._db()).write((t, p) for _, _, _, t, p in batch)
-            except psycopg.DataError as exc:
-                # one message the database refuses must not hold the others (nor come back for ever):
-                # store them one by one, count the refused ones as rejected, acknowledge all
+            except Exception as exc:
+                fault = _fault(exc)
+                if fault == "outage":
+                    self.stats.db_errors += 1
+                    log.error("ingest: database unavailable (%s); retrying in %.1f s, nothing acknowledged",
+                              _short(exc), delay)
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                if fault != "message":
+                    raise
                 if self._conn is not None and not self._conn.closed:
                     self._conn.rollback()
-                log.error("ingest: the database refused part of a batch (%s); storing one by one", exc)
                 if len(batch) == 1:
                     self.stats.rejected += 1
+                    log.error("ingest: %s: the database refused this message (%s); dropped",
+                              batch[0][3][:200], _short(exc))
                     return True
-                return all(self._commit_batch([m], stop) for m in batch)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self.stats.db_errors += 1
-                log.error("ingest: database unavailable (%s); retrying in %.1f s, nothing acknowledged", exc, delay)
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
-                stop.wait(delay)
-                delay = min(delay * 2, 30.0)
-                continue
+                half = len(batch) // 2
+                return self._commit_batch(batch[:half], stop) and self._commit_batch(batch[half:], stop)
             self.stats.batches += 1
             self.stats.stored += res.stored
             self.stats.duplicates += res.duplicates
@@ -488,6 +547,10 @@ class Ingester:
                     except queue.Empty:
                         break
                 self.stats.received += len(batch)
+                qos0 = sum(1 for m in batch if m[2] == 0)
+                if qos0:
+                    with self._qos0_lock:
+                        self._qos0_queued -= qos0
                 if not self._commit_batch(batch, stop):
                     break
                 gen = self._generation
