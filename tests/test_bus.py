@@ -262,3 +262,14 @@ def test_a_flood_at_qos_0_waits_apart_bounded_and_never_ahead_of_qos_1(tmp_path,
     assert len(flood) >= CHATTER_MAX
     for b in (bus, board, hub):
         b.stop()
+
+
+def test_a_refused_config_push_is_acked_only_under_a_request_id_an_ack_can_carry():
+    """The ack of a push that failed validation reuses its request_id: a lone surrogate or a made-up
+    one would fail the ack itself (ConfigAck refuses it), so it gets none; the refusal is counted."""
+    from xephang.nodeconfig import _request_id_of
+
+    assert _request_id_of(b'{"request_id": "tech-0001", "config": 5}') == "tech-0001"
+    for bad in (b'{"request_id": "\\ud800abcdefgh"}', b'{"request_id": "a/b#c+d1234"}', b'{"request_id": "short"}',
+                b'{"request_id": NaN}', b'["tech-0001"]', b"\xff"):
+        assert _request_id_of(bad) is None, bad

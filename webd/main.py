@@ -53,6 +53,7 @@ from xephang.contract import (
     TicketWait,
     TicketWaitData,
     decode,
+    loads,
     new_request_id,
     reply_data,
 )
@@ -259,11 +260,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
 
     def _on_summary(self, msg: Inbound) -> None:
         if msg.payload:
-            import json
-
-            body = json.loads(msg.payload)
-            if isinstance(body, dict):
-                self.model.on_summary(body)
+            self.model.on_summary(loads(msg.payload))  # the contract's reading: no NaN, no lone surrogate
 
     def _on_ticket_event(self, msg: Inbound) -> None:
         self._event(decode(TicketEvent, msg.payload))

@@ -23,6 +23,7 @@ import copy
 import json
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from xephang.contract import BadPayload, ConfigAck, ConfigSet, ConfigState, decode
+from xephang.contract import BadPayload, ConfigAck, ConfigSet, ConfigState, decode, loads
 from xephang.settings import format_validation_errors
 
 if TYPE_CHECKING:
@@ -408,10 +409,14 @@ class ConfigRefused(ValueError):
         self.errors = errors
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")  # contract.RequestId
+
+
 def _request_id_of(payload: bytes) -> str | None:
+    """The request_id of a refused push, when it is one an ack can carry (a made-up one, a lone
+    surrogate, would fail the ack itself)."""
     try:
-        obj = json.loads(payload)
-        rid = obj.get("request_id") if isinstance(obj, dict) else None
-        return rid if isinstance(rid, str) and 0 < len(rid) <= 64 else None
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        rid = loads(payload).get("request_id")
+    except BadPayload:
         return None
+    return rid if isinstance(rid, str) and _REQUEST_ID.match(rid) else None
