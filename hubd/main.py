@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
+from hubd.lane import Lane, LaneInbound, Twins, covered
 from hubd.ledger import Ledger
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
@@ -107,6 +108,11 @@ class HubConfig(BaseModel):
                                "(more are refused `rate-limited`)")
     counter_per_minute: float = Field(default=COUNTER_PER_MINUTE, gt=0, le=100_000, description="key presses of one "
                                       "counter a minute after its burst (hub clock)")
+    lane_password_file: Path | None = Field(
+        default=None, description="the `hub-lane` account's password (`xephang broker-config` makes it): a second "
+        "connection that reads only the dispensers' and the web daemon's requests, so that one board's password "
+        "flooding its requests cannot hold a citizen's ticket or an officer's console (hubd/lane.py); none: one "
+        "connection")
 
 
 class HubSettings(DaemonSettings):
@@ -232,8 +238,21 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.rate_limited: dict[str, dict[str, int]] = {"resync": {}, "issue-ticket": {}}
         self.flooded: dict[str, int] = {}  # board -> requests dropped unread (over BOARD_PER_MINUTE)
         self._tickets_refused: dict[str, int] = {}  # dispenser -> refused since its alert was last clear
+        self.lane: Lane | None = None  # the second connection (hub.lane_password_file), started by setup()
+        self.twins = Twins()
         log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
                  sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
+
+    @classmethod
+    def preflight_errors(cls, s: DaemonSettings) -> list[str]:
+        errors = super().preflight_errors(s)
+        pw = s.hub.lane_password_file if isinstance(s, HubSettings) else None
+        if pw is not None:
+            try:
+                pw.read_bytes()
+            except OSError as exc:
+                errors.append(f"hub.lane_password_file: cannot read {pw}: {exc.strerror or exc}")
+        return errors
 
     # ------------------------------------------------------------------ the site, live
     def initial_node_config(self) -> dict[str, Any]:
@@ -297,6 +316,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
         self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request, retained=False)
+        pw = self.settings.hub.lane_password_file
+        if pw is not None and self.lane is None and isinstance(self.bus, Bus):
+            self.lane = Lane(self.settings.broker, self.bus.topics, self._lane_in, password_file=pw)
+            self.lane.start()
         self.bus.add_connect_hook(self._republish_all)
         self.bus.add_published_hook(self._on_published)
         self.bus.add_refused_hook(self._on_refused)
@@ -304,7 +327,13 @@ class HubDaemon(Daemon[HubSettings, Site]):
     def _enqueue_request(self, msg: Inbound) -> None:
         self._batch.append(msg)  # handled together after this turn's drain: one commit per batch
 
+    def _lane_in(self, msg: Inbound) -> None:
+        """paho's thread of the lane: into this batch through the bus's inbox (which wakes the loop)."""
+        self.bus.call_soon(lambda: self._batch.append(msg))
+
     def teardown(self) -> None:
+        if self.lane is not None:
+            self.lane.stop()
         self._flush_acks()
         self.ledger.close()
 
@@ -344,7 +373,11 @@ class HubDaemon(Daemon[HubSettings, Site]):
         return {"rev": self.engine.rev, "day": self.engine.day, "waiting": waiting, "ops": self.ops,
                 "outbox": self.ledger.outbox_size(), "outbox_in_flight": len(self._inflight),
                 "outbox_behind": self._outbox_behind, "dropped_by_code": dict(self.bus.stats.dropped_by_code),
-                "rate_limited": {a: dict(by) for a, by in self.rate_limited.items()}, "flooded": dict(self.flooded)}
+                "rate_limited": {a: dict(by) for a, by in self.rate_limited.items()}, "flooded": dict(self.flooded),
+                "lane": None if self.lane is None else {"connected": self.lane.connected,
+                                                        "received": self.lane.stats.received,
+                                                        "twins": self.twins.twins, "replies": self.lane.stats.replies,
+                                                        "replies_refused": self.lane.stats.replies_refused}}
 
     # ------------------------------------------------------------------ requests
     def handle_batch(self, batch: list[Inbound]) -> None:
@@ -383,6 +416,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
         req = self._decode(action, sender, msg.payload)
         if isinstance(req, Answer):
             return req
+        if self.settings.hub.lane_password_file is not None and covered(action, sender) and \
+                self.twins.is_twin(req.request_id, isinstance(msg, LaneInbound)):
+            return None  # this publish was handled as it came through the other connection
         topic = self.bus.topics.reply(sender or req.source)
         return (self._authenticate(req, sender, topic)
                 or self._deduplicate(req, topic, now, seen)
@@ -674,7 +710,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
         for e in out.events:
             self._publish_event(e.rev, e.family, e.kind, json.dumps(_event_json(e), ensure_ascii=False).encode())
         for a in answers:
-            self.bus.publish(a.topic, fit_reply(a.reply))
+            data = fit_reply(a.reply).to_json()
+            asker = a.topic.rsplit("/", 1)[-1]
+            if self.lane is None or not (is_dispenser(asker) or asker == "web") or not self.lane.publish(a.topic, data):
+                self.bus.publish(a.topic, data)
         if out.events:
             self._state_dirty = True
             self._dirty_counters |= out.counters

@@ -65,8 +65,8 @@ def role_of(node: str) -> str:
     """The role a node id implies (``counter-3`` → counter, ``tech-lan`` → tech)."""
     check_level(node)
     head = node.split("-", 1)[0]
-    if node == "hub":
-        return "hub"
+    if node in ("hub", "hub-lane"):
+        return node
     if head in ("dispenser", "counter", "display", "announcer", "web", "tech"):
         return head
     raise BrokerConfigError(f"node id {node!r}: cannot tell its role (hub, dispenser-*, counter-N, display-*, "
@@ -76,9 +76,9 @@ def role_of(node: str) -> str:
 def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = ("hall",),
                   announcers: Sequence[str] = ("hall",), technicians: Sequence[str] = DEFAULT_TECHNICIANS,
                   extra: Sequence[str] = (), web: Sequence[str] = ("web",)) -> list[NodeAccount]:
-    """Every account a site needs: the hub, its dispensers, one per counter, boards, the web
-    daemon (``webd``), technicians."""
-    names = ["hub", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
+    """Every account a site needs: the hub and its second connection (``hub-lane``, hubd/lane.py), its
+    dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
+    names = ["hub", "hub-lane", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
              *(f"counter-{c.number}" for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
              *web, *technicians, *extra]
@@ -153,6 +153,13 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             lines += [f"topic read {r}/req/hub/#", f"topic write {r}/reply/+", f"topic write {r}/event/#",
                       f"topic write {r}/state/#", f"topic read {r}/node/#",
                       f"topic read {r}/config/hub/set/+"]  # the web daemon's roster push (named sender)
+        elif acc.role == "hub-lane":
+            # the hub's second connection reads the dispensers' and the web daemon's requests, so that a
+            # flood on the hub's main connection cannot hold them (hubd/lane.py)
+            lines += [f"topic read {r}/req/hub/{a}/+" for a in DISPENSER_ACTIONS]
+            lines += [f"topic read {r}/req/hub/+/{w.username}" for w in accounts if w.role == "web"]
+            # … and sends their replies (acknowledged on this connection, not behind the flood)
+            lines += [f"topic write {r}/reply/{w.username}" for w in accounts if w.role in ("dispenser", "web")]
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub
             # checks the payload's source against it (a counter cannot act for another counter)

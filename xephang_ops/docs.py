@@ -37,7 +37,8 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("health", "R/node/{node}/health", "node", "yes"),
     ("alerts (empty payload clears; `{id}` one of its role's, below)", "R/node/{node}/alert/{id}", "node", "yes"),
     ("requests to the hub (boards name themselves: `…/{action}/{node}`)", "R/req/hub/{action}[/{node}]", "node, CLI", "no"),
-    ("replies", "R/reply/{node}", "hub", "no"),
+    ("replies", "R/reply/{node}", "hub (to a dispenser or `web`: its second connection `hub-lane` while that is up, "
+     "hubd/lane.py)", "no"),
     ("ticket events", "R/event/ticket/{kind}", "hub", "no"),
     ("counter events", "R/event/counter/{kind}", "hub", "no"),
     ("hall state", "R/state/hall", "hub", "yes"),

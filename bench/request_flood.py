@@ -1,0 +1,207 @@
+"""A citizen's ticket while one board's password floods the hub with requests.
+
+    .venv/bin/python bench/request_flood.py [--flood-s 20] [--presses-every 0.5]
+
+The centre's broker as `xephang broker-config` writes it (its ACL, passwords, `max_queued_messages
+200000`), a real `hubd` process, and counter 1's password piping QoS 1 pause requests through
+`mosquitto_pub -l` (as fast as the broker takes them, reconnecting if it is thrown out). Meanwhile a
+dispenser presses a ticket every `--presses-every` seconds (each request retried every 2 s, 15
+tries, as a dispenser does) and counter 2 presses call-next (it shares the hub's main connection
+with the flooder). Twice, each on a fresh broker and ledger:
+
+1. **one connection** (the baseline, the hub as before `hub.lane_password_file`);
+2. **with the lane** (hubd/lane.py: a second connection that reads the dispensers' and the web
+   daemon's requests).
+
+Printed per run: the press latency before the flood and during it (median, p90, max, presses
+unanswered), the first press after it, counter 2's call-next during it, a message between two other
+clients through the same broker (is the broker itself slow?), the hub's and the broker's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from paho.mqtt import client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from xephang.bus import Bus  # noqa: E402
+from xephang.contract import CallNext, IssueTicket, Topics, new_request_id  # noqa: E402
+from xephang.settings import BrokerSettings, load_site  # noqa: E402
+from xephang_ops.brokerconf import mosquitto_conf_text, site_accounts, write_broker_files  # noqa: E402
+from xephang_ops.mosquitto import find_mosquitto, free_port  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SITE_FILE = REPO / "config" / "site.example.toml"
+T = Topics("tuong-linh")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+    return 0
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))]
+
+
+def ms(xs: list[float | None]) -> str:
+    ok = [x for x in xs if x is not None]
+    lost = len(xs) - len(ok)
+    if not ok:
+        return f"none answered of {len(xs)}"
+    return (f"median {statistics.median(ok) * 1000:7.0f} ms, p90 {pct(ok, 0.9) * 1000:7.0f} ms, "
+            f"max {max(ok) * 1000:7.0f} ms, {lost} of {len(xs)} unanswered")
+
+
+class Flood:
+    """counter 1's password: QoS 1 pause requests through mosquitto_pub -l, reconnecting when thrown out."""
+
+    def __init__(self, port: int, password: str) -> None:
+        self.port, self.password = port, password
+        self.stop = threading.Event()
+        self.kicked = 0
+        line = '{"schema": "xephang.req.pause.v1", "request_id": "flood-%08d", "source": "counter-1", "counter": 1}'
+        self.block = ("\n".join(line % i for i in range(50_000)) + "\n").encode()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            p = subprocess.Popen(["mosquitto_pub", "-p", str(self.port), "-u", "counter-1", "-P", self.password,
+                                  "-i", "xephang-counter-1", "-q", "1", "-V", "mqttv5", "-l",
+                                  "-t", T.req("pause", "counter-1")], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            try:
+                while not self.stop.is_set():
+                    assert p.stdin is not None
+                    p.stdin.write(self.block)
+            except (BrokenPipeError, OSError):
+                self.kicked += 1
+            p.kill()
+            p.wait()
+
+
+def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
+    site = load_site(SITE_FILE)
+    files = write_broker_files(work / "broker", site, site_accounts(site))
+    port, tport = free_port(), free_port()
+    conf = mosquitto_conf_text(password_file=files.password_file, acl_file=files.acl_file, listen="127.0.0.1",
+                               port=port, tech_port=tport)
+    conf = ("user root\n" if os.geteuid() == 0 else "") + conf + f"persistence false\nlog_dest file {work}/mosquitto.log\n"
+    (work / "mosquitto.conf").write_text(conf)
+    broker = subprocess.Popen([find_mosquitto() or "mosquitto", "-c", str(work / "mosquitto.conf")],
+                              stderr=subprocess.DEVNULL)
+    env = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_SITE_FILE": str(SITE_FILE), "XEPHANG_NODE": "hub",
+           "XEPHANG_STATE_DIR": str(work / "hub"), "XEPHANG_BROKER__PORT": str(port),
+           "XEPHANG_BROKER__PASSWORD_FILE": str(files.passwords_dir / "hub.pw")}
+    if lane:
+        env["XEPHANG_HUB__LANE_PASSWORD_FILE"] = str(files.passwords_dir / "hub-lane.pw")
+    hub = subprocess.Popen([sys.executable, "-m", "hubd.main"], env=env, cwd=REPO,
+                           stderr=(work / "hub.log").open("w"))
+    clients: list[Bus] = []
+
+    def client(node: str) -> Bus:
+        b = Bus(site="tuong-linh", node=node, state_dir=work / "clients",
+                broker=BrokerSettings(port=port, password_file=files.passwords_dir / f"{node}.pw"))
+        b.start()
+        assert b.wait_connected(10), node
+        clients.append(b)
+        return b
+
+    disp, counter = client("dispenser-1"), client("counter-2")
+    got = threading.Event()
+    probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="xephang-tech-probe", protocol=mqtt.MQTTv5)
+    probe.username_pw_set("tech", files.passwords["tech"])
+    probe.on_message = lambda *_: got.set()
+    probe.connect("127.0.0.1", tport)
+    probe.loop_start()
+    probe.subscribe(T.alert("dispenser-1", "paper-low"), qos=1)
+    def press() -> float | None:
+        t = time.monotonic()
+        r = disp.request_sync(IssueTicket(request_id=new_request_id(), source="dispenser-1", service="ho-tich"),
+                              timeout_s=2.0, attempts=15)
+        return time.monotonic() - t if r is not None else None
+
+    def call() -> float | None:
+        t = time.monotonic()
+        r = counter.request_sync(CallNext(request_id=new_request_id(), source="counter-2", counter=2),
+                                 timeout_s=2.0, attempts=15)
+        return time.monotonic() - t if r is not None else None
+
+    def through_broker() -> float | None:
+        got.clear()
+        t = time.monotonic()
+        disp.publish(T.alert("dispenser-1", "paper-low"), b"", retain=True)
+        return time.monotonic() - t if got.wait(30) else None
+
+    try:
+        before = [press() for _ in range(10)]
+        flood = Flood(port, files.passwords["counter-1"])
+        flood.thread.start()
+        during: list[float | None] = []
+        calls: list[float | None] = []
+        broker_rt: list[float | None] = []
+        peak_broker = peak_hub = 0
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < flood_s:
+            during.append(press())
+            if n % 4 == 0:
+                calls.append(call())
+                broker_rt.append(through_broker())
+            n += 1
+            peak_broker, peak_hub = max(peak_broker, rss_kb(broker.pid)), max(peak_hub, rss_kb(hub.pid))
+            time.sleep(every)
+        flood.stop.set()
+        flood.thread.join(10)
+        after = press()
+        title = "with the lane (hub-lane)" if lane else "one connection (baseline)"
+        print(f"\n== {title}: counter 1's password flooding for {flood_s:.0f} s "
+              f"(thrown out by the broker {flood.kicked} times)")
+        print(f"  ticket press, no flood:      {ms(before)}")
+        print(f"  ticket press, during flood:  {ms(during)}")
+        print(f"  first ticket press after:    {'unanswered' if after is None else f'{after * 1000:.0f} ms'}")
+        print(f"  counter 2 call-next, during: {ms(calls)}")
+        print(f"  another client's message through the broker, during: {ms(broker_rt)}")
+        print(f"  peak memory: hub {peak_hub / 1024:.0f} MB, broker {peak_broker / 1024:.0f} MB")
+    finally:
+        for b in clients:
+            b.stop()
+        probe.loop_stop()
+        hub.terminate()
+        hub.wait(15)
+        broker.terminate()
+        broker.wait(10)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--flood-s", type=float, default=20.0)
+    ap.add_argument("--presses-every", type=float, default=0.5)
+    args = ap.parse_args()
+    if not find_mosquitto() or shutil.which("mosquitto_pub") is None:
+        print("needs mosquitto and mosquitto_pub (Debian: mosquitto, mosquitto-clients)")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="xephang-flood-") as tmp:
+        for lane in (False, True):
+            work = Path(tmp) / ("lane" if lane else "one")
+            work.mkdir()
+            run(lane, args.flood_s, args.presses_every, work)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The hub's second connection (hubd/lane.py) with a fake bus: one copy of each publish is handled,
+a retry is answered again, the lane's replies go the lane's way, and with the lane down nothing
+changes. Through a real broker and a real flood: tests/tools/test_hub_lane.py; figures:
+bench/request_flood.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from hubd.lane import LaneInbound, Twins, covered, lane_filters
+from hubd.main import HubConfig, HubDaemon, HubSettings
+from xephang.clock import VN_TZ, ManualClock
+from xephang.contract import CallNext, IssueTicket, Topics, new_request_id
+from xephang.testing import FakeBus
+
+SITE = "tuong-linh"
+T = Topics(SITE)
+MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
+
+
+class FakeLane:
+    """What the hub asks of its lane: send a reply (True: sent), and whether it is connected."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.up = True
+        self.connected = True
+        self.stats = type("S", (), {"received": 0, "replies": 0, "replies_refused": 0})()
+
+    def publish(self, topic: str, payload: bytes) -> bool:
+        if self.up:
+            self.sent.append((topic, payload))
+        return self.up
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.fixture
+def hub(tmp_path, site_file, fake_broker):
+    pw = tmp_path / "hub-lane.pw"
+    pw.write_text("secret\n")
+    settings = HubSettings(site=SITE, node="hub", site_file=site_file, state_dir=tmp_path / "state",
+                           hub=HubConfig(lane_password_file=pw))
+    h = HubDaemon(settings, bus=FakeBus(fake_broker, site=SITE, node="hub", role="hub", state_dir=tmp_path / "state"),
+                  clock=ManualClock(MONDAY_9AM))
+    h.start()
+    assert h.bus.wait_connected(5)
+    h.lane = FakeLane()  # type: ignore[assignment]  # a FakeBus hub starts no real one
+    h.step(0)
+    yield h
+    h.bus.stop()
+    h.ledger.close()
+
+
+def _issue(rid: str | None = None) -> tuple[str, bytes]:
+    req = IssueTicket(request_id=rid or new_request_id(), source="dispenser-1", service="ho-tich")
+    return T.req("issue-ticket", "dispenser-1"), req.to_json()
+
+
+def _via_lane(hub: HubDaemon, topic: str, payload: bytes) -> None:
+    hub.bus.call_soon(lambda: hub._batch.append(LaneInbound(topic, payload, False)))
+
+
+def _replies(hub: HubDaemon, fake_broker) -> list[dict]:
+    main = [json.loads(p) for _, p in fake_broker.messages(T.reply("dispenser-1"))]
+    return main + [json.loads(p) for _, p in hub.lane.sent]
+
+
+def test_each_publish_is_handled_once_whichever_connection_brings_it_first(hub, fake_broker):
+    topic, payload = _issue("dispenser-0001")
+    _via_lane(hub, topic, payload)  # the lane's copy first (the main one waits behind a flood) …
+    hub.step(0)
+    fake_broker.deliver(topic, payload, False, "dispenser-1")  # … then its twin through the main connection
+    hub.step(0)
+    assert len(hub.engine.tickets) == 1
+    assert [(t, json.loads(p)["request_id"]) for t, p in hub.lane.sent] == [(T.reply("dispenser-1"), "dispenser-0001")]
+    assert fake_broker.messages(T.reply("dispenser-1")) == []  # the twin is dropped silently, not answered again
+    assert hub.twins.twins == 1
+    # the board heard nothing and asks again (a new publish, both ways): answered once more, same ticket
+    fake_broker.deliver(topic, payload, False, "dispenser-1")  # the main copy first this time
+    hub.step(0)
+    _via_lane(hub, topic, payload)
+    hub.step(0)
+    replies = _replies(hub, fake_broker)
+    assert len(replies) == 2 and replies[0]["data"] == replies[1]["data"] and len(hub.engine.tickets) == 1
+    assert hub.twins.twins == 2
+
+
+def test_with_the_lane_down_every_copy_comes_the_main_way_and_is_answered(hub, fake_broker):
+    hub.lane.up = False
+    for _ in range(3):
+        topic, payload = _issue()
+        fake_broker.deliver(topic, payload, False, "dispenser-1")
+        hub.step(0)
+    assert len(hub.engine.tickets) == 3 and len(fake_broker.messages(T.reply("dispenser-1"))) == 3
+    assert hub.twins.twins == 0
+
+
+def test_a_counters_request_is_the_main_connections_alone(hub, fake_broker):
+    """The lane does not read counters' requests (their flood is what it stands apart from): never a
+    twin, answered the main way."""
+    req = CallNext(request_id=new_request_id(), source="counter-1", counter=1)
+    topic = T.req("call-next", "counter-1")
+    assert not covered("call-next", "counter-1") and covered("issue-ticket", "dispenser-1") and covered("report", "web")
+    for _ in range(2):  # the same publish twice on the main connection: a retry, answered twice
+        fake_broker.deliver(topic, req.to_json(), False, "counter-1")
+        hub.step(0)
+    assert len(fake_broker.messages(T.reply("counter-1"))) == 2 and hub.lane.sent == [] and hub.twins.twins == 0
+
+
+def test_the_lane_reads_the_dispensers_and_the_web_daemons_requests_only():
+    assert lane_filters(T) == [f"{T.root}/req/hub/issue-ticket/+", f"{T.root}/req/hub/void-ticket/+",
+                               f"{T.root}/req/hub/+/web"]
+
+
+def test_twins_forget_the_oldest_ids_past_their_memory():
+    tw = Twins(memory=3)
+    for rid in ("a", "b", "c", "d"):
+        assert not tw.is_twin(rid, via_lane=True)
+    assert tw.is_twin("d", via_lane=False)  # remembered
+    assert not tw.is_twin("a", via_lane=False)  # forgotten: handled (answered from the stored reply)
