@@ -54,6 +54,7 @@ MAX_NODES_PER_SITE = 100
 LOG_ROWS_PER_HOUR = 60
 # an alert's text as kept (the boards' own are one line; the centre shows 160 characters)
 ALERT_TEXT_MAX = 500
+LOGGED_PER_BATCH = 20  # dropped node messages logged one by one in a batch; the rest are counted in one line
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,12 @@ def apply(cur: Any, messages: list[NodeMessage]) -> int:
             else:
                 _clear(cur, key, m.alert or "")
         except BadPayload as exc:
-            log.warning("province: %s/%s %s dropped (%s): %s", m.site, m.node, m.what, exc.code, exc)
+            if rejected < LOGGED_PER_BATCH:
+                log.warning("province: %s/%s %s dropped (%s): %s", m.site, m.node, m.what, exc.code, exc)
             rejected += 1
+    if rejected > LOGGED_PER_BATCH:  # 2,000 made-up nodes' junk wrote 64,000 lines at every restart
+        log.warning("province: %d more node messages of this batch dropped (not logged one by one)",
+                    rejected - LOGGED_PER_BATCH)
     return rejected
 
 

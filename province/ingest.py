@@ -55,6 +55,7 @@ DEFAULT_CLIENT_ID = "xephang-ingest"
 SESSION_EXPIRY_S = 30 * 86400  # the broker keeps our queue for a month of ingester downtime
 RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to us (one batch)
 QOS0_QUEUED = 2000  # QoS 0 messages waiting at most (the receive maximum does not bound them)
+CODE_REFUSALS_MAX = 50  # messages in a row that fail our code before the ingester calls it a bug and ends
 
 
 # ---------------------------------------------------------------------------------------------- pure core
@@ -165,7 +166,7 @@ def parse_hourly(payload: bytes) -> tuple[str, int, float, str]:
         at = float(at)
         if not 0 <= at <= MAX_EPOCH_S:
             raise ValueError(f"at {at!r}")
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # a 400-digit `at` overflows float()
         raise BadPayload("invalid", f"hourly summary: {exc!r}"[:300]) from None
     return day, hour, at, json.dumps(body, ensure_ascii=False)
 
@@ -373,8 +374,9 @@ _MESSAGE_CLASSES = ("22", "23", "54")
 
 
 def _fault(exc: BaseException) -> str:
-    """"outage" (retry the batch), "message" (one message in it is refused: find and drop it) or
-    "ours" (a bug or a schema we do not know: let it end the ingester)."""
+    """"outage" (retry the batch), "message" (one message in it is refused: find and drop it),
+    "code" (our Python code failed on a message: find it and drop it too, up to CODE_REFUSALS_MAX in
+    a row) or "ours" (SQL the database does not know: let it end the ingester)."""
     import psycopg
 
     if isinstance(exc, UnicodeError | psycopg.DataError | psycopg.IntegrityError):
@@ -387,7 +389,10 @@ def _fault(exc: BaseException) -> str:
             return "outage"  # a lost connection has no SQLSTATE
         if state[:2] in _MESSAGE_CLASSES:
             return "message"
-    return "ours"
+        return "ours"
+    # a message no check foresaw (a 400-digit `at` made float() overflow in the hourly summary's
+    # reading): ending the ingester would end it again on the redelivery, for every centre
+    return "code"
 
 
 def _short(exc: BaseException) -> str:
@@ -409,6 +414,7 @@ class Ingester:
         self.connected = threading.Event()  # set once the broker acknowledged our subscriptions
         self._inbox: queue.Queue[tuple[int, int, int, str, bytes]] = queue.Queue()
         self._qos0_queued = 0  # QoS 0 messages in the inbox (bounded: QOS0_QUEUED)
+        self._code_refusals = 0  # messages in a row that failed our code (CODE_REFUSALS_MAX: a bug)
         self._qos0_lock = threading.Lock()
         self._generation = 0  # grows on every MQTT connect: acks of an older connection are void
         self._client: Any = None
@@ -506,18 +512,27 @@ class Ingester:
                     stop.wait(delay)
                     delay = min(delay * 2, 30.0)
                     continue
-                if fault != "message":
+                if fault not in ("message", "code"):
                     raise
                 if self._conn is not None and not self._conn.closed:
                     self._conn.rollback()
                 if len(batch) == 1:
                     self.stats.rejected += 1
-                    log.error("ingest: %s: the database refused this message (%s); dropped",
-                              batch[0][3][:200], _short(exc))
+                    if fault == "message":
+                        log.error("ingest: %s: the database refused this message (%s); dropped",
+                                  batch[0][3][:200], _short(exc))
+                        return True
+                    self._code_refusals += 1
+                    log.error("ingest: %s: this message failed our code (%r); dropped", batch[0][3][:200], exc,
+                              exc_info=exc)
+                    if self._code_refusals >= CODE_REFUSALS_MAX:
+                        # every message fails: a bug of ours, not a message; the broker keeps the rest
+                        raise RuntimeError(f"{self._code_refusals} messages in a row failed our code") from exc
                     return True
                 half = len(batch) // 2
                 return self._commit_batch(batch[:half], stop) and self._commit_batch(batch[half:], stop)
             self.stats.batches += 1
+            self._code_refusals = 0
             self.stats.stored += res.stored
             self.stats.duplicates += res.duplicates
             self.stats.rejected += res.rejected

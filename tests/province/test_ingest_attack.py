@@ -234,3 +234,35 @@ def test_a_centre_cannot_make_up_nodes_without_end_and_its_link_flaps_keep_a_bou
     store.write([(A.bridge_state(), b"0")])  # the link is down now: the newest cut is open
     assert _now_rows(pg, "SELECT count(*) FROM site_link_cuts WHERE up_at IS NULL") == 1
     assert _now_rows(pg, "SELECT count(*) FROM site_links WHERE NOT up") == 1
+
+
+def test_a_message_our_code_fails_on_is_dropped_and_a_bug_that_fails_them_all_ends_the_ingester(pg_dsn, monkeypatch):
+    """A 400-digit `at` in an hourly summary passed the JSON reading and made float() overflow; the
+    ingester took the OverflowError for its own bug and ended, on every redelivery. Now a message our
+    code fails on is found by halving and dropped (logged with its traceback); only CODE_REFUSALS_MAX
+    such messages in a row, with nothing stored between, end the ingester (then it is a bug, and the
+    broker keeps every message for the fixed version)."""
+    from province import ingest as ingest_mod
+    from province.ingest import parse_hourly
+
+    big = b'{"day": "2026-11-03", "hour": 9, "at": 1' + b"0" * 400 + b"}"
+    with pytest.raises(BadPayload):
+        parse_hourly(big)
+    ing = Ingester(dsn=pg_dsn, broker=BrokerSettings())
+    real = Store.write
+
+    def fails_on_boom(self, messages):
+        messages = list(messages)
+        if any(t.endswith("/boom") for t, _ in messages):
+            raise ArithmeticError("a check nobody wrote")
+        return real(self, messages)
+
+    monkeypatch.setattr(Store, "write", fails_on_boom)
+    good = [(0, i, 1, A.status(f"counter-{i}"), NodeStatus(node=f"counter-{i}", online=True, session=1,
+                                                         role="counter").to_json()) for i in range(1, 9)]
+    boom = (0, 99, 1, "xephang/v1/tuong-linh/event/ticket/boom", b"{}")
+    assert ing._commit_batch([*good[:4], boom, *good[4:]], threading.Event())
+    assert ing.stats.rejected == 1 and _count(pg_dsn, "SELECT count(*) FROM devices") == 8
+    with pytest.raises(RuntimeError, match="in a row"):
+        for _ in range(ingest_mod.CODE_REFUSALS_MAX):
+            ing._commit_batch([boom], threading.Event())
