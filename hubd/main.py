@@ -203,6 +203,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         own work (state publishing, ack flushes); ``new_event_id`` makes event ids (default: uuid4)."""
         self.engine: QueueEngine | None = None  # the node config's check runs against it once built
         self._mono = monotonic
+        self._own_bus = bus is None  # a bus of its own: a real broker, so a real lane too (setup)
         super().__init__(settings, bus=bus, clock=clock)
         self.site: Site = self.require_node_config().current  # type: ignore[assignment]  # the last pushed site, or the file
         self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
@@ -317,7 +318,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
     def setup(self) -> None:
         self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request, retained=False)
         pw = self.settings.hub.lane_password_file
-        if pw is not None and self.lane is None and isinstance(self.bus, Bus):
+        if pw is not None and self.lane is None and self._own_bus:
             self.lane = Lane(self.settings.broker, self.bus.topics, self._lane_in, password_file=pw)
             self.lane.start()
         self.bus.add_connect_hook(self._republish_all)
