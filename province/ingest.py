@@ -390,6 +390,8 @@ def _fault(exc: BaseException) -> str:
         if state[:2] in _MESSAGE_CLASSES:
             return "message"
         return "ours"
+    if isinstance(exc, MemoryError):
+        return "ours"  # the machine, not a message
     # a message no check foresaw (a 400-digit `at` made float() overflow in the hourly summary's
     # reading): ending the ingester would end it again on the redelivery, for every centre
     return "code"
