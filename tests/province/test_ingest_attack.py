@@ -19,13 +19,11 @@ from types import SimpleNamespace
 
 import psycopg
 import pytest
-from paho.mqtt import client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from province.devices import ALERT_TEXT_MAX, LOG_ROWS_PER_HOUR, MAX_NODES_PER_SITE, list_devices
 from province.ingest import QOS0_QUEUED, Ingester, Store, _fault
 from province.synth import CentreSim, site_with_slug
-from tests.province.helpers import wait_for
+from tests.province.helpers import publish, wait_for
 from xephang.contract import Alert, BadPayload, NodeHealth, NodeStatus, TicketEvent, Topics, decode, loads
 from xephang.settings import BrokerSettings
 from xephang_ops.mosquitto import Mosquitto, find_mosquitto
@@ -136,12 +134,8 @@ def test_poison_a_centres_password_sends_costs_only_itself_and_the_province_goes
         th = threading.Thread(target=run, daemon=True)
         th.start()
         assert ing.connected.wait(10)
-        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="xephang-bridge-sim", protocol=mqtt.MQTTv5)
-        pub.connect("127.0.0.1", prov.port)
-        pub.loop_start()
         try:
-            for info in [pub.publish(t, p, qos=1) for t, p in [*poison, *theirs]]:
-                info.wait_for_publish(10)
+            publish(prov.port, [*poison, *theirs], retain=False)
             wait_for(lambda: _count(pg_dsn, "SELECT count(*) FROM events WHERE site = 'xuan-quang'") == len(theirs)
                      or died, 30, "the other centre's events stored")
             assert not died, died
@@ -149,8 +143,6 @@ def test_poison_a_centres_password_sends_costs_only_itself_and_the_province_goes
         finally:
             stop.set()
             th.join(10)
-            pub.loop_stop()
-            pub.disconnect()
     assert ing.stats.rejected >= len(poison) - 1  # the first of the colliding pair is stored
     assert _count(pg_dsn, "SELECT count(*) FROM events WHERE site = 'tuong-linh'") == 1
     assert _count(pg_dsn, "SELECT count(*) FROM visits WHERE site = 'tuong-linh'") == 1
