@@ -418,7 +418,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         if isinstance(req, Answer):
             return req
         if self.settings.hub.lane_password_file is not None and covered(action, sender) and \
-                self.twins.is_twin(req.request_id, isinstance(msg, LaneInbound)):
+                self.twins.is_twin(f"{sender}/{req.request_id}", isinstance(msg, LaneInbound)):
             return None  # this publish was handled as it came through the other connection
         topic = self.bus.topics.reply(sender or req.source)
         return (self._authenticate(req, sender, topic)

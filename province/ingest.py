@@ -495,9 +495,11 @@ class Ingester:
         A message the database refuses for what it holds (``_fault`` says "message": a value out of
         range, a key it has already given another row, a row too large to index, text no UTF-8 can
         hold) must neither hold the others nor come back for ever: the batch is stored in halves
-        until that message is alone, then it is counted as rejected and acknowledged. An outage is
-        retried with back-off and nothing is acknowledged. Anything else is our own fault (a query
-        the schema does not know): it ends the ingester loudly, and the broker keeps every message."""
+        until that message is alone, then it is counted as rejected and acknowledged; so is a message
+        our own code fails on ("code"), unless CODE_REFUSALS_MAX fail so in a row (then it is a bug:
+        the ingester ends, and nothing of the batch was acknowledged). An outage is retried with
+        back-off and nothing is acknowledged. SQL the database does not know ("ours") ends the
+        ingester loudly, and the broker keeps every message."""
         delay = 0.5
         while not stop.is_set():
             try:
