@@ -148,6 +148,7 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
         return time.monotonic() - t if got.wait(30) else None
 
     try:
+        press()  # the first, while the hub may still be subscribing: not counted
         before = [press() for _ in range(10)]
         flood = Flood(port, files.passwords["counter-1"])
         flood.thread.start()

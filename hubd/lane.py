@@ -120,10 +120,10 @@ class Lane:
         c.loop_start()
 
     def stop(self) -> None:
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+        c, self._client = self._client, None
+        if c is not None:
+            c.disconnect()
+            c.loop_stop()
         self.subscribed.clear()
 
     def publish(self, topic: str, payload: bytes) -> bool:
@@ -175,6 +175,9 @@ class Lane:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.subscribed.clear()
+        if self._client is None:  # stop(): the hub is ending
+            log.info("lane: closed")
+            return
         log.warning("lane: disconnected (%s); the main connection carries every request meanwhile", reason)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
