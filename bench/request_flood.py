@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from xephang.bus import Bus  # noqa: E402
 from xephang.contract import CallNext, IssueTicket, Topics, new_request_id  # noqa: E402
 from xephang.settings import BrokerSettings, load_site  # noqa: E402
+from xephang_faults.flood import RequestFlood  # noqa: E402
 from xephang_ops.brokerconf import mosquitto_conf_text, site_accounts, write_broker_files  # noqa: E402
 from xephang_ops.mosquitto import find_mosquitto, free_port  # noqa: E402
 
@@ -66,32 +66,6 @@ def ms(xs: list[float | None]) -> str:
         return f"none answered of {len(xs)}"
     return (f"median {statistics.median(ok) * 1000:7.0f} ms, p90 {pct(ok, 0.9) * 1000:7.0f} ms, "
             f"max {max(ok) * 1000:7.0f} ms, {lost} of {len(xs)} unanswered")
-
-
-class Flood:
-    """counter 1's password: QoS 1 pause requests through mosquitto_pub -l, reconnecting when thrown out."""
-
-    def __init__(self, port: int, password: str) -> None:
-        self.port, self.password = port, password
-        self.stop = threading.Event()
-        self.kicked = 0
-        line = '{"schema": "xephang.req.pause.v1", "request_id": "flood-%08d", "source": "counter-1", "counter": 1}'
-        self.block = ("\n".join(line % i for i in range(50_000)) + "\n").encode()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            p = subprocess.Popen(["mosquitto_pub", "-p", str(self.port), "-u", "counter-1", "-P", self.password,
-                                  "-i", "xephang-counter-1", "-q", "1", "-V", "mqttv5", "-l",
-                                  "-t", T.req("pause", "counter-1")], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            try:
-                while not self.stop.is_set():
-                    assert p.stdin is not None
-                    p.stdin.write(self.block)
-            except (BrokenPipeError, OSError):
-                self.kicked += 1
-            p.kill()
-            p.wait()
 
 
 def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
@@ -150,8 +124,7 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
     try:
         press()  # the first, while the hub may still be subscribing: not counted
         before = [press() for _ in range(10)]
-        flood = Flood(port, files.passwords["counter-1"])
-        flood.thread.start()
+        flood = RequestFlood(port, files.passwords["counter-1"], lines=50_000).start()
         during: list[float | None] = []
         calls: list[float | None] = []
         broker_rt: list[float | None] = []
@@ -166,8 +139,7 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
             n += 1
             peak_broker, peak_hub = max(peak_broker, rss_kb(broker.pid)), max(peak_hub, rss_kb(hub.pid))
             time.sleep(every)
-        flood.stop.set()
-        flood.thread.join(10)
+        flood.stop()
         after = press()
         title = "with the lane (hub-lane)" if lane else "one connection (baseline)"
         print(f"\n== {title}: counter 1's password flooding for {flood_s:.0f} s "
@@ -193,7 +165,7 @@ def main() -> int:
     ap.add_argument("--flood-s", type=float, default=20.0)
     ap.add_argument("--presses-every", type=float, default=0.5)
     args = ap.parse_args()
-    if not find_mosquitto() or shutil.which("mosquitto_pub") is None:
+    if not find_mosquitto() or not RequestFlood.available():
         print("needs mosquitto and mosquitto_pub (Debian: mosquitto, mosquitto-clients)")
         return 2
     with tempfile.TemporaryDirectory(prefix="xephang-flood-") as tmp:

@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from xephang.bus import Inbound, paho_client
-from xephang.contract import ASKED_BY, CLIENT_ID_PREFIX, Topics
+from xephang.contract import CLIENT_ID_PREFIX, DISPENSER_ACTIONS, Topics
 from xephang.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
 LANE_USERNAME = "hub-lane"
-DISPENSER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "dispenser")
 TWIN_MEMORY = 5000  # request ids whose copies are counted (a dispenser makes a few hundred a day)
 
 
@@ -54,6 +53,11 @@ def lane_filters(topics: Topics, web: str = "web") -> list[str]:
 def covered(action: str, sender: str | None, web: str = "web") -> bool:
     """Does the lane read this request topic too (``R/req/hub/{action}/{sender}``)?"""
     return sender is not None and (action in DISPENSER_ACTIONS or sender == web)
+
+
+def lane_answers(asker: str, web: str = "web") -> bool:
+    """Is ``R/reply/{asker}`` one the lane may write (the ACL's: the dispensers' and the web daemon's)?"""
+    return asker.startswith("dispenser-") or asker == web
 
 
 class Twins:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
-from hubd.lane import Lane, LaneInbound, Twins, covered
+from hubd.lane import Lane, LaneInbound, Twins, covered, lane_answers
 from hubd.ledger import Ledger
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
@@ -417,7 +417,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         req = self._decode(action, sender, msg.payload)
         if isinstance(req, Answer):
             return req
-        if self.settings.hub.lane_password_file is not None and covered(action, sender) and \
+        if self.lane is not None and covered(action, sender) and \
                 self.twins.is_twin(f"{sender}/{req.request_id}", isinstance(msg, LaneInbound)):
             return None  # this publish was handled as it came through the other connection
         topic = self.bus.topics.reply(sender or req.source)
@@ -713,7 +713,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         for a in answers:
             data = fit_reply(a.reply).to_json()
             asker = a.topic.rsplit("/", 1)[-1]
-            if self.lane is None or not (is_dispenser(asker) or asker == "web") or not self.lane.publish(a.topic, data):
+            if self.lane is None or not lane_answers(asker) or not self.lane.publish(a.topic, data):
                 self.bus.publish(a.topic, data)
         if out.events:
             self._state_dirty = True

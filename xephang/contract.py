@@ -521,6 +521,10 @@ ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
                      "arrived"), "counter"),
     "resync": "any", "report": "web", "ticket-wait": "web",
 }
+# the requests each kind of board may send (the broker's ACL and the hub's second connection read these)
+COUNTER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "counter")
+DISPENSER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "dispenser")
+WEB_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "web")
 # what the web console may ask for an officer (``officer`` set; the hub checks the site seats that
 # officer at the counter): every counter action but the citizen's rating
 CONSOLE_ACTIONS: tuple[str, ...] = ("call-next", "recall", "no-show", "finish", "transfer", "pause", "resume",

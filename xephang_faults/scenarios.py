@@ -533,8 +533,7 @@ def _hall_rev(obs: Observer) -> int | None:
 def security(root: Path) -> tuple[Tally, dict[str, Any]]:
     """With the generated broker config: strangers refused; every role refused every topic it must
     not write (PUBACK 135); a counter cannot act for another at the hub; nothing changed."""
-    from xephang.contract import CallNext, new_request_id
-    from xephang_ops.brokerconf import COUNTER_ACTIONS, DISPENSER_ACTIONS
+    from xephang.contract import COUNTER_ACTIONS, DISPENSER_ACTIONS, CallNext, new_request_id
     from xephang_ops.tools import BrokerTarget, ToolClient, ToolError
 
     t = Tally("security: ACL + hub checks")

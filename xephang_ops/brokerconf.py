@@ -27,12 +27,14 @@ from pathlib import Path
 
 from xephang.contract import (
     ALERT_IDS,
-    ASKED_BY,
     CLIENT_ID_PREFIX,
     CONSOLE_ACTIONS,
+    COUNTER_ACTIONS,
+    DISPENSER_ACTIONS,
     MAX_PAYLOAD_BYTES,
     MAX_TOPIC_LEN,
     ROOT_PREFIX,
+    WEB_ACTIONS,
     check_level,
 )
 from xephang.settings import SettingsError, load_site
@@ -43,10 +45,6 @@ log = logging.getLogger(__name__)
 PBKDF2_ITERATIONS = 1000
 DEFAULT_TECHNICIANS = ("tech",)
 
-# requests each role may send to the hub (the hub checks the counter number itself)
-COUNTER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "counter")
-DISPENSER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "dispenser")
-WEB_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "web")
 
 
 class BrokerConfigError(ValueError):

@@ -11,7 +11,6 @@ call-next, which shares the hub's main connection with the flooder, is not answe
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from tests.province.helpers import wait_for
 from xephang.bus import Bus
 from xephang.contract import CallNext, IssueTicket, Topics, new_request_id
 from xephang.settings import BrokerSettings
+from xephang_faults.flood import RequestFlood
 from xephang_ops.brokerconf import site_accounts, write_broker_files
 from xephang_ops.mosquitto import Mosquitto, find_mosquitto
 
@@ -32,30 +32,12 @@ REPO = Path(__file__).resolve().parents[2]
 T = Topics("tuong-linh")
 
 
-def _flood(port: int, password: str, stop: threading.Event) -> None:
-    line = '{"schema": "xephang.req.pause.v1", "request_id": "flood-%08d", "source": "counter-1", "counter": 1}'
-    block = ("\n".join(line % i for i in range(20_000)) + "\n").encode()
-    while not stop.is_set():
-        p = subprocess.Popen(["mosquitto_pub", "-p", str(port), "-u", "counter-1", "-P", password,
-                              "-i", "xephang-counter-1", "-q", "1", "-V", "mqttv5", "-l",
-                              "-t", T.req("pause", "counter-1")], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        try:
-            while not stop.is_set():
-                assert p.stdin is not None
-                p.stdin.write(block)
-        except (BrokenPipeError, OSError):
-            pass
-        p.kill()
-        p.wait()
-
-
 def test_a_ticket_is_answered_while_a_counters_password_floods_the_hub(tmp_path, site, site_file):
-    if not find_mosquitto() or shutil.which("mosquitto_pub") is None:
+    if not find_mosquitto() or not RequestFlood.available():
         pytest.skip("mosquitto and mosquitto_pub are not installed")
     files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
     assert "user hub-lane" in files.acl_file.read_text()
-    stop = threading.Event()
-    flood: threading.Thread | None = None
+    flood: RequestFlood | None = None
     with Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file, persistence=False,
                    bind_client_ids=True, extra_conf="max_queued_messages 200000") as broker:
         env = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_SITE_FILE": str(site_file), "XEPHANG_NODE": "hub",
@@ -80,8 +62,7 @@ def test_a_ticket_is_answered_while_a_counters_password_floods_the_hub(tmp_path,
                                                      service="ho-tich"), timeout_s=2.0, attempts=attempts)
 
             assert ticket() is not None
-            flood = threading.Thread(target=_flood, args=(broker.port, files.passwords["counter-1"], stop), daemon=True)
-            flood.start()
+            flood = RequestFlood(broker.port, files.passwords["counter-1"]).start()
             # the broker's queue for the hub's main connection is full: what waits there waits ~12 s
             wait_for(lambda: "Outgoing messages are being dropped for client hub" in broker.log_path.read_text(),
                      60, "the hub's main queue full", every=0.2)
@@ -95,9 +76,8 @@ def test_a_ticket_is_answered_while_a_counters_password_floods_the_hub(tmp_path,
             assert call == [None]  # the control: the main connection is that far behind
             assert hub.poll() is None, log.read_text()[-2000:]
         finally:
-            stop.set()
             if flood is not None:
-                flood.join(10)
+                flood.stop()
             for b in buses:
                 b.stop()
             hub.terminate()
