@@ -393,7 +393,9 @@ def test_a_boards_password_flooding_its_own_status_does_not_deafen_webd(centre, 
     th = threading.Thread(target=flood, daemon=True)
     th.start()
     try:
-        wait_for(lambda: stats.dropped_by_code.get("flood", 0) > 2000, 20, "the flood paced")
+        # paced: far more dropped than a board's burst (2,000 on a quiet machine in a second or two; a busy
+        # one, the whole suite on 2 cores, delivered fewer in 20 s: QoS 0 is the broker's to drop)
+        wait_for(lambda: stats.dropped_by_code.get("flood", 0) > 10 * NODE_BURST, 60, "the flood paced")
         centre.issue()
         r = centre.call(1)  # during the flood
         assert r.status == "ok"
@@ -404,7 +406,7 @@ def test_a_boards_password_flooding_its_own_status_does_not_deafen_webd(centre, 
         th.join(5)
         board.publish(board.topics.status("display-hall"), b"", retain=True)
         board.stop()
-    assert stats.dropped_by_code["flood"] > 2000 and stats.dropped_by_code.get("flood", 0) > NODE_BURST
+    assert stats.dropped_by_code["flood"] > 10 * NODE_BURST
 
 
 JUNK = ["%FF", "%00", "..%2F..%2Fweb-accounts.json", "%3Cscript%3E", "a" * 3000, "%C4%90", "-1",
