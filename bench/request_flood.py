@@ -1,4 +1,4 @@
-"""A citizen's ticket while one board's password floods the hub with requests.
+"""A citizen's ticket, and the hall board's news of it, while one board's password floods the hub.
 
     .venv/bin/python bench/request_flood.py [--flood-s 20] [--presses-every 0.5]
 
@@ -6,21 +6,27 @@ The centre's broker as `xephang broker-config` writes it (its ACL, passwords, `m
 200000`), a real `hubd` process, and counter 1's password piping QoS 1 pause requests through
 `mosquitto_pub -l` (as fast as the broker takes them, reconnecting if it is thrown out). Meanwhile a
 dispenser presses a ticket every `--presses-every` seconds (each request retried every 2 s, 15
-tries, as a dispenser does) and counter 2 presses call-next (it shares the hub's main connection
-with the flooder). Twice, each on a fresh broker and ledger:
+tries, as a dispenser does), the hall board (the `display-hall` account) waits for each ticket's
+`issued` event, and counter 2 presses call-next. Three times, each on a fresh broker and ledger:
 
-1. **one connection** (the baseline, the hub as before `hub.lane_password_file`);
-2. **with the lane** (hubd/lane.py: a second connection that reads the dispensers' and the web
-   daemon's requests).
+1. **one connection** (the baseline: the hub as before hubd/lane.py);
+2. **the lane alone** (`hub.lane_password_file`: a second connection that reads the dispensers' and
+   the web daemon's requests; the main connection still reads every request and sends every reply,
+   which the hub warns of at start);
+3. **inbox and lane** (`hub.inbox_password_file` too: every request is read by a connection that
+   publishes nothing, and the main connection reads no request).
 
 Printed per run: the press latency before the flood and during it (median, p90, max, presses
-unanswered), the first press after it, counter 2's call-next during it, a message between two other
-clients through the same broker (is the broker itself slow?), the hub's and the broker's memory.
+unanswered), the first press after it, how long after each press the board heard of the ticket,
+counter 2's call-next during it, a message between two other clients through the same broker (is
+the broker itself slow?), the hub's and the broker's memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -68,7 +74,7 @@ def ms(xs: list[float | None]) -> str:
             f"max {max(ok) * 1000:7.0f} ms, {lost} of {len(xs)} unanswered")
 
 
-def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
+def run(mode: str, flood_s: float, every: float, work: Path) -> None:
     site = load_site(SITE_FILE)
     files = write_broker_files(work / "broker", site, site_accounts(site))
     port, tport = free_port(), free_port()
@@ -81,8 +87,10 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
     env = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_SITE_FILE": str(SITE_FILE), "XEPHANG_NODE": "hub",
            "XEPHANG_STATE_DIR": str(work / "hub"), "XEPHANG_BROKER__PORT": str(port),
            "XEPHANG_BROKER__PASSWORD_FILE": str(files.passwords_dir / "hub.pw")}
-    if lane:
+    if mode in ("lane", "inbox"):
         env["XEPHANG_HUB__LANE_PASSWORD_FILE"] = str(files.passwords_dir / "hub-lane.pw")
+    if mode == "inbox":
+        env["XEPHANG_HUB__INBOX_PASSWORD_FILE"] = str(files.passwords_dir / "hub-inbox.pw")
     hub = subprocess.Popen([sys.executable, "-m", "hubd.main"], env=env, cwd=REPO,
                            stderr=(work / "hub.log").open("w"))
     clients: list[Bus] = []
@@ -103,11 +111,33 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
     probe.connect("127.0.0.1", tport)
     probe.loop_start()
     probe.subscribe(T.alert("dispenser-1", "paper-low"), qos=1)
+    # the hall board: when does it hear of a ticket (the hub's event goes out on its main connection)?
+    heard: dict[int, float] = {}
+    board = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="xephang-display-hall", protocol=mqtt.MQTTv5)
+    board.username_pw_set("display-hall", files.passwords["display-hall"])
+
+    def on_event(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with contextlib.suppress(Exception):
+            heard[int(json.loads(msg.payload)["ticket"]["id"])] = time.monotonic()
+
+    board.on_message = on_event
+    board.connect("127.0.0.1", port)
+    board.loop_start()
+    board.subscribe(T.event("ticket", "issued"), qos=1)
+    board_lag: list[float | None] = []
+
     def press() -> float | None:
         t = time.monotonic()
         r = disp.request_sync(IssueTicket(request_id=new_request_id(), source="dispenser-1", service="ho-tich"),
                               timeout_s=2.0, attempts=15)
-        return time.monotonic() - t if r is not None else None
+        answered = time.monotonic() - t
+        if r is not None and r.data:
+            tid = int(r.data["ticket"]["id"])
+            end = time.monotonic() + 30
+            while tid not in heard and time.monotonic() < end:
+                time.sleep(0.005)
+            board_lag.append(heard[tid] - t if tid in heard else None)
+        return answered if r is not None else None
 
     def call() -> float | None:
         t = time.monotonic()
@@ -124,6 +154,7 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
     try:
         press()  # the first, while the hub may still be subscribing: not counted
         before = [press() for _ in range(10)]
+        board_before, board_lag[:] = list(board_lag), []
         flood = RequestFlood(port, files.passwords["counter-1"], lines=50_000).start()
         during: list[float | None] = []
         calls: list[float | None] = []
@@ -141,12 +172,15 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
             time.sleep(every)
         flood.stop()
         after = press()
-        title = "with the lane (hub-lane)" if lane else "one connection (baseline)"
+        title = {"one": "one connection (baseline)", "lane": "the lane alone (hub-lane)",
+                 "inbox": "inbox and lane (hub-inbox, hub-lane)"}[mode]
         print(f"\n== {title}: counter 1's password flooding for {flood_s:.0f} s "
               f"(thrown out by the broker {flood.kicked} times)")
         print(f"  ticket press, no flood:      {ms(before)}")
         print(f"  ticket press, during flood:  {ms(during)}")
         print(f"  first ticket press after:    {'unanswered' if after is None else f'{after * 1000:.0f} ms'}")
+        print(f"  the board hears of a ticket, no flood: {ms(board_before)}")
+        print(f"  the board hears of a ticket, during:   {ms(board_lag)}")
         print(f"  counter 2 call-next, during: {ms(calls)}")
         print(f"  another client's message through the broker, during: {ms(broker_rt)}")
         print(f"  peak memory: hub {peak_hub / 1024:.0f} MB, broker {peak_broker / 1024:.0f} MB")
@@ -154,6 +188,7 @@ def run(lane: bool, flood_s: float, every: float, work: Path) -> None:
         for b in clients:
             b.stop()
         probe.loop_stop()
+        board.loop_stop()
         hub.terminate()
         hub.wait(15)
         broker.terminate()
@@ -169,10 +204,10 @@ def main() -> int:
         print("needs mosquitto and mosquitto_pub (Debian: mosquitto, mosquitto-clients)")
         return 2
     with tempfile.TemporaryDirectory(prefix="xephang-flood-") as tmp:
-        for lane in (False, True):
-            work = Path(tmp) / ("lane" if lane else "one")
+        for mode in ("one", "lane", "inbox"):
+            work = Path(tmp) / mode
             work.mkdir()
-            run(lane, args.flood_s, args.presses_every, work)
+            run(mode, args.flood_s, args.presses_every, work)
     return 0
 
 

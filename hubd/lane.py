@@ -1,27 +1,39 @@
-"""The hub's second connection: the citizens' button and the web daemon do not wait behind a flood.
+"""The hub's reading connections: a board's flood cannot hold the hall, a ticket or the web.
 
-Every board's requests reach the hub through one MQTT connection, in the broker's order, and
-mosquitto 2.0 has no per-client rate. The hub drops a board's flood unread (``flood``) but cannot
-read faster than its socket: counter 1's password piping QoS 1 requests through ``mosquitto_pub
--l`` made a dispenser's ticket take 17.6 s and lost the next press (the broker queued 200,000 of the
-flood for the hub; ``bench/request_flood.py``). The broker itself stayed quick (a message between
-two other clients took 1–2 ms throughout): only the hub's queue was full.
+Every board's requests reach the hub through MQTT in the broker's order, and mosquitto 2.0 has no
+per-client rate. The hub drops a board's flood unread (``flood``) but cannot read faster than its
+socket: counter 1's password piping QoS 1 requests through ``mosquitto_pub -l`` made a dispenser's
+ticket take 17.6 s and lost the next press (the broker queued 200,000 of the flood for the hub;
+``bench/request_flood.py``). The broker itself stayed quick (a message between two other clients
+took 1-2 ms throughout): only the hub's queue was full.
 
-So the hub holds a second connection under its own account (``hub-lane``) that subscribes to the
-dispensers' requests and the web daemon's (``lane_filters``) and sends their replies (the ACL lets
-it write only ``R/reply/{dispenser}`` and ``R/reply/web``): the broker keeps a queue per
-connection, so a counter's flood fills the hub's main queue and not this one. Replies must go this
-way too: the main connection's acknowledgements come back behind the flood, and paho holds QoS 1
-messages past its window of 50 unacknowledged ones (a reply handled at once through the lane
-still took 11-25 s the main way).
-The main connection still subscribes to every request: it is the safety net while the lane is
-down (a clean session: what was published meanwhile reaches the hub through the main one), and
-each request covered by both arrives twice. The hub handles one copy of each publish
-(``Twins``) and drops its twin silently; a board's retry is a new publish and is answered again.
+Two things follow, each measured:
 
-Why by hand and not a second ``Bus``: the lane publishes only replies (no birth, no Will, no
-health: the hub's own health says how it is) and needs none of the bus's request machinery; paho's
-client is the library, this module only feeds its messages to the hub's thread.
+1. **A connection that reads a flood must not be the one that publishes.** The acknowledgements of
+   what a client publishes come back slowly while the broker feeds it a flood (plain paho against
+   mosquitto 2.0.11: a client reading a flood and publishing 20 QoS 1 messages a second had 216 of
+   them unacknowledged after 14 s, with or without a small MQTT 5 receive maximum), and paho holds
+   QoS 1 messages past its window of 50 unacknowledged ones. So while the hub's main connection
+   read the requests, a counter's flood held the hub's events and states too: with the dispensers'
+   lane answering a ticket in 46 ms, the hall board heard of that ticket 11-24 s later or not at
+   all (``bench/request_flood.py``, "the lane alone"). Now the main connection reads no request:
+   ``hub-inbox`` (a ``Reader`` with a persistent session, as the main one had) reads them all and
+   publishes nothing, and the main connection publishes the replies, events and states with its
+   acknowledgements out of the flood's way.
+2. **A queue per kind of asker.** The broker keeps a queue per connection, so the dispensers' and
+   the web daemon's requests are read a second time by ``hub-lane`` (``lane_filters``): a counter's
+   flood fills the inbox's queue and not this one. Each request covered by both arrives twice and
+   the hub handles one copy of each publish (``Twins``); a board's retry is a new publish and is
+   answered again. The counters still share the inbox among themselves (a queue per counter would
+   take an account per counter: docs/install-pi.md).
+
+Each reader needs its own account (the broker binds the client id to the user name, so two
+connections under one name would push each other off). Without the inbox's account (a centre with
+an older broker config) the hub reads the requests on its main connection as before.
+
+Why by hand and not a second ``Bus``: a reader publishes nothing (no birth, no Will, no health:
+the hub's own health says how each is) and needs none of the bus's request machinery; paho's client
+is the library, this module only feeds its messages to the hub's thread.
 """
 
 from __future__ import annotations
@@ -34,6 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from xephang.bus import Inbound, paho_client
 from xephang.contract import CLIENT_ID_PREFIX, DISPENSER_ACTIONS, Topics
 from xephang.settings import BrokerSettings
@@ -41,6 +56,7 @@ from xephang.settings import BrokerSettings
 log = logging.getLogger(__name__)
 
 LANE_USERNAME = "hub-lane"
+INBOX_USERNAME = "hub-inbox"
 TWIN_MEMORY = 5000  # request ids whose copies are counted (a dispenser makes a few hundred a day)
 
 
@@ -55,18 +71,13 @@ def covered(action: str, sender: str | None, web: str = "web") -> bool:
     return sender is not None and (action in DISPENSER_ACTIONS or sender == web)
 
 
-def lane_answers(asker: str, web: str = "web") -> bool:
-    """Is ``R/reply/{asker}`` one the lane may write (the ACL's: the dispensers' and the web daemon's)?"""
-    return asker.startswith("dispenser-") or asker == web
-
-
 class Twins:
     """One copy of each publish: a request the lane covers arrives once through each connection.
 
     Per request id, the copies seen through each; a copy is a twin when the other connection has
     already brought as many. The first publish comes through the lane (handled), then through the
-    main connection (a twin, dropped); a retry is a second publish (handled once more); with the
-    lane down every copy comes through the main connection alone and each is handled."""
+    inbox (a twin, dropped); a retry is a second publish (handled once more); with the lane down
+    every copy comes through the inbox alone and each is handled."""
 
     def __init__(self, memory: int = TWIN_MEMORY) -> None:
         self.memory = memory
@@ -87,28 +98,33 @@ class Twins:
 
 
 @dataclass
-class LaneStats:
+class ReaderStats:
     received: int = 0
-    retained_dropped: int = 0  # a retained request is the main connection's to count (retained-command)
+    retained_dropped: int = 0  # the lane's (the inbox hands retained requests on: the hub counts them)
     connects: int = 0
     refused: int = 0  # logins the broker refused
-    replies: int = 0  # replies sent through the lane
-    replies_refused: int = 0  # by the broker (an ACL older than the lane): replies go the main way from then on
 
 
-class Lane:
-    """The second connection. ``deliver`` is called from paho's thread with each request."""
+class Reader:
+    """A connection of the hub's that only reads requests. ``deliver`` is called from paho's thread
+    with each; ``given_up`` (from paho's thread too) when the broker refuses this account for good
+    (a wrong password, no such account, an ACL without its subscriptions)."""
 
     def __init__(self, broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *,
-                 password_file: Path, username: str = LANE_USERNAME) -> None:
+                 password_file: Path, username: str, filters: list[str], persistent: bool,
+                 keep_retained: bool, given_up: Callable[[], None] | None = None) -> None:
         self.broker = broker.model_copy(update={"username": username, "password_file": password_file,
                                                 "password": None})
         self.topics = topics
         self.deliver = deliver
         self.username = username
-        self.stats = LaneStats()
+        self.filters = filters
+        self.persistent = persistent  # the broker keeps what is published while the hub restarts
+        self.keep_retained = keep_retained
+        self.given_up = given_up
+        self.stats = ReaderStats()
         self.subscribed = threading.Event()
-        self.may_reply = True  # until the broker refuses a reply of ours
+        self.gave_up = False
         self._client: Any = None
 
     @property
@@ -119,8 +135,13 @@ class Lane:
         c = self._client = paho_client(self.broker, f"{CLIENT_ID_PREFIX}{self.username}")
         c.reconnect_delay_set(0.5, max(1.0, self.broker.reconnect_max_s))
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
-        c.on_subscribe, c.on_publish = self._on_subscribe, self._on_publish
-        c.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s, clean_start=True)
+        c.on_subscribe = self._on_subscribe
+        props = None
+        if self.persistent:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.broker.session_expiry_s
+        c.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                        clean_start=not self.persistent, properties=props)
         c.loop_start()
 
     def stop(self) -> None:
@@ -130,68 +151,75 @@ class Lane:
             c.loop_stop()
         self.subscribed.clear()
 
-    def publish(self, topic: str, payload: bytes) -> bool:
-        """Send a reply to a dispenser or the web daemon this way (QoS 1): its acknowledgement comes back
-        on this connection, not behind a flood on the main one (where the hub's replies waited for
-        acknowledgements queued behind 200,000 flood messages: 11-25 s). False: send it the main way."""
-        if self._client is None or not self.may_reply or not self.subscribed.is_set():
-            return False
-        try:
-            info = self._client.publish(topic, payload, qos=1)
-        except Exception:  # never into the hub's turn: the main way is still there
-            log.exception("lane: a reply on %s could not be handed to paho", topic[:120])
-            return False
-        if info.rc != 0:
-            return False
-        self.stats.replies += 1
-        return True
-
     # paho's thread
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            # the board retries the request and gets the stored reply the main way
-            self.stats.replies_refused += 1
-            self.may_reply = False
-            log.error("lane: the broker refused a reply of %s (%s): replies go through the main connection; "
-                      "regenerate the broker's ACL (xephang broker-config)", self.username, reason)
+    def _give_up(self, client: Any, why: str) -> None:
+        log.error("%s: given up (%s); install %s's password and ACL from `xephang broker-config`, then restart "
+                  "the hub", self.username, why, self.username)
+        self.gave_up = True
+        client.disconnect()
+        if self.given_up is not None:
+            self.given_up()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             self.stats.refused += 1
-            log.error("lane: the broker refused %s: %s (the hub reads every request on its main connection)",
-                      self.username, reason)
+            log.error("%s: the broker refused the login: %s", self.username, reason)
             if getattr(reason, "value", 0) in (134, 135):  # bad password, not authorised: it will not change
-                log.error("lane: given up; install %s's password from `xephang broker-config` and its ACL, "
-                          "then restart the hub", self.username)
-                client.disconnect()
+                self._give_up(client, str(reason))
             return
         self.stats.connects += 1
-        client.subscribe([(f, 1) for f in lane_filters(self.topics)])
+        client.subscribe([(f, 1) for f in self.filters])
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         refused = [r for r in reasons if r.is_failure]
         if refused:
-            log.error("lane: the broker refused %d subscriptions of %s (%s): regenerate the broker's ACL "
-                      "(xephang broker-config)", len(refused), self.username, ", ".join(str(r) for r in refused))
+            self._give_up(client, f"the broker refused {len(refused)} subscriptions: "
+                          + ", ".join(str(r) for r in refused))
             return
-        log.info("lane: %s reads the dispensers' and the web daemon's requests", self.username)
+        log.info("%s: reads %s", self.username, " ".join(self.filters))
         self.subscribed.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.subscribed.clear()
-        if self._client is None:  # stop(): the hub is ending
-            log.info("lane: closed")
+        if self._client is None or self.gave_up:  # stop(): the hub is ending
+            log.info("%s: closed", self.username)
             return
-        log.warning("lane: disconnected (%s); the main connection carries every request meanwhile", reason)
+        log.warning("%s: disconnected (%s); reconnecting", self.username, reason)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        if msg.retain:
+        if msg.retain and not self.keep_retained:
             self.stats.retained_dropped += 1
             return
         self.stats.received += 1
-        self.deliver(LaneInbound(msg.topic, bytes(msg.payload), False))
+        self.deliver(self.wrap(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def wrap(self, topic: str, payload: bytes, retain: bool) -> Inbound:
+        return Inbound(topic, payload, retain)
+
+
+class Lane(Reader):
+    """``hub-lane``: the dispensers' and the web daemon's requests, a clean session (what is published
+    while it is down reaches the hub through the inbox, or the main connection without one); it drops
+    retained requests (the inbox counts them)."""
+
+    def __init__(self, broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *,
+                 password_file: Path, username: str = LANE_USERNAME) -> None:
+        super().__init__(broker, topics, deliver, password_file=password_file, username=username,
+                         filters=lane_filters(topics), persistent=False, keep_retained=False)
+
+    def wrap(self, topic: str, payload: bytes, retain: bool) -> Inbound:
+        return LaneInbound(topic, payload, retain)
+
+
+def inbox(broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *, password_file: Path,
+          given_up: Callable[[], None], username: str = INBOX_USERNAME) -> Reader:
+    """``hub-inbox``: every request, a persistent session (requests published while the hub restarts
+    wait at the broker, as they did for the main connection); retained ones are handed on, for the hub
+    to count and drop (``retained-command``)."""
+    return Reader(broker, topics, deliver, password_file=password_file, username=username,
+                  filters=[topics.all_requests()], persistent=True, keep_retained=True, given_up=given_up)
 
 
 @dataclass(frozen=True)
 class LaneInbound(Inbound):
-    """A request as the lane brought it (its twin may come through the main connection)."""
+    """A request as the lane brought it (its twin may come through the inbox)."""

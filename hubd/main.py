@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
-from hubd.lane import Lane, LaneInbound, Twins, covered, lane_answers
+from hubd.lane import INBOX_USERNAME, Lane, LaneInbound, Reader, Twins, covered, inbox
 from hubd.ledger import Ledger
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
@@ -108,11 +108,15 @@ class HubConfig(BaseModel):
                                "(more are refused `rate-limited`)")
     counter_per_minute: float = Field(default=COUNTER_PER_MINUTE, gt=0, le=100_000, description="key presses of one "
                                       "counter a minute after its burst (hub clock)")
+    inbox_password_file: Path | None = Field(
+        default=None, description="the `hub-inbox` account's password (`xephang broker-config` makes it): a "
+        "connection that reads every request and publishes nothing, so that one board's password flooding its "
+        "requests cannot hold the hub's replies, events and states (hubd/lane.py); none: the main connection reads "
+        "the requests")
     lane_password_file: Path | None = Field(
-        default=None, description="the `hub-lane` account's password (`xephang broker-config` makes it): a second "
-        "connection that reads only the dispensers' and the web daemon's requests, so that one board's password "
-        "flooding its requests cannot hold a citizen's ticket or an officer's console (hubd/lane.py); none: one "
-        "connection")
+        default=None, description="the `hub-lane` account's password (`xephang broker-config` makes it): a "
+        "connection that reads the dispensers' and the web daemon's requests a second time, so that one board's "
+        "flood cannot hold a citizen's ticket or an officer's console behind it (hubd/lane.py); none: no lane")
 
 
 class HubSettings(DaemonSettings):
@@ -203,7 +207,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         own work (state publishing, ack flushes); ``new_event_id`` makes event ids (default: uuid4)."""
         self.engine: QueueEngine | None = None  # the node config's check runs against it once built
         self._mono = monotonic
-        self._own_bus = bus is None  # a bus of its own: a real broker, so a real lane too (setup)
+        self._own_bus = bus is None  # a bus of its own: a real broker, so real readers too (setup)
         super().__init__(settings, bus=bus, clock=clock)
         self.site: Site = self.require_node_config().current  # type: ignore[assignment]  # the last pushed site, or the file
         self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
@@ -239,7 +243,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.rate_limited: dict[str, dict[str, int]] = {"resync": {}, "issue-ticket": {}}
         self.flooded: dict[str, int] = {}  # board -> requests dropped unread (over BOARD_PER_MINUTE)
         self._tickets_refused: dict[str, int] = {}  # dispenser -> refused since its alert was last clear
-        self.lane: Lane | None = None  # the second connection (hub.lane_password_file), started by setup()
+        self.lane: Lane | None = None  # hub.lane_password_file's connection, started by setup()
+        self.inbox: Reader | None = None  # hub.inbox_password_file's connection, started by setup()
+        self._requests_on_main = False
         self.twins = Twins()
         log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
                  sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
@@ -247,12 +253,13 @@ class HubDaemon(Daemon[HubSettings, Site]):
     @classmethod
     def preflight_errors(cls, s: DaemonSettings) -> list[str]:
         errors = super().preflight_errors(s)
-        pw = s.hub.lane_password_file if isinstance(s, HubSettings) else None
-        if pw is not None:
-            try:
-                pw.read_bytes()
-            except OSError as exc:
-                errors.append(f"hub.lane_password_file: cannot read {pw}: {exc.strerror or exc}")
+        for key in ("inbox_password_file", "lane_password_file"):
+            pw = getattr(s.hub, key) if isinstance(s, HubSettings) else None
+            if pw is not None:
+                try:
+                    pw.read_bytes()
+                except OSError as exc:
+                    errors.append(f"hub.{key}: cannot read {pw}: {exc.strerror or exc}")
         return errors
 
     # ------------------------------------------------------------------ the site, live
@@ -316,10 +323,23 @@ class HubDaemon(Daemon[HubSettings, Site]):
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
-        self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request, retained=False)
-        pw = self.settings.hub.lane_password_file
-        if pw is not None and self.lane is None and self._own_bus:
-            self.lane = Lane(self.settings.broker, self.bus.topics, self._lane_in, password_file=pw)
+        hub = self.settings.hub
+        if hub.inbox_password_file is not None and self._own_bus:  # a real broker: real readers
+            # the main session (persistent) may still hold the requests' filter from an older hub
+            self.bus.forget(self.bus.topics.all_requests())
+            self.inbox = inbox(self.settings.broker, self.bus.topics, self._inbox_in,
+                               password_file=hub.inbox_password_file,
+                               given_up=lambda: self.bus.call_soon(self._read_requests_on_main))
+            self.inbox.start()
+        else:
+            self._read_requests_on_main()
+        if hub.lane_password_file is not None and self._own_bus:
+            if self.inbox is None:
+                log.warning("hub.lane_password_file without hub.inbox_password_file: the main connection reads "
+                            "every request, and a board's flood there holds the replies the lane's requests get; "
+                            "install passwords/hub-inbox.pw from `xephang broker-config` and set it "
+                            "(docs/install-pi.md)")
+            self.lane = Lane(self.settings.broker, self.bus.topics, self._lane_in, password_file=hub.lane_password_file)
             self.lane.start()
         self.bus.add_connect_hook(self._republish_all)
         self.bus.add_published_hook(self._on_published)
@@ -328,13 +348,35 @@ class HubDaemon(Daemon[HubSettings, Site]):
     def _enqueue_request(self, msg: Inbound) -> None:
         self._batch.append(msg)  # handled together after this turn's drain: one commit per batch
 
+    def _read_requests_on_main(self) -> None:
+        """No inbox (none set, or the broker refused its account): the main connection reads the
+        requests, as before hubd/lane.py (a board's flood then holds what the hub publishes)."""
+        if self._requests_on_main:
+            return
+        if self.inbox is not None:
+            log.warning("%s is refused: the main connection reads the requests", INBOX_USERNAME)
+        self._requests_on_main = True
+        self.bus.subscribe(self.bus.topics.all_requests(), self._enqueue_request, retained=False)
+
     def _lane_in(self, msg: Inbound) -> None:
         """paho's thread of the lane: into this batch through the bus's inbox (which wakes the loop)."""
         self.bus.call_soon(lambda: self._batch.append(msg))
 
+    def _inbox_in(self, msg: Inbound) -> None:
+        """paho's thread of the inbox: as the main connection's subscription would have (counted
+        received; a retained request dropped and counted), into this batch."""
+        def take() -> None:
+            self.bus.stats.received += 1
+            if msg.retain:
+                self.bus.drop_retained_command(msg)
+            else:
+                self._batch.append(msg)
+        self.bus.call_soon(take)
+
     def teardown(self) -> None:
-        if self.lane is not None:
-            self.lane.stop()
+        for reader in (self.lane, self.inbox):
+            if reader is not None:
+                reader.stop()
         self._flush_acks()
         self.ledger.close()
 
@@ -375,10 +417,13 @@ class HubDaemon(Daemon[HubSettings, Site]):
                 "outbox": self.ledger.outbox_size(), "outbox_in_flight": len(self._inflight),
                 "outbox_behind": self._outbox_behind, "dropped_by_code": dict(self.bus.stats.dropped_by_code),
                 "rate_limited": {a: dict(by) for a, by in self.rate_limited.items()}, "flooded": dict(self.flooded),
+                "requests_on_main": self._requests_on_main,
+                "inbox": None if self.inbox is None else {"connected": self.inbox.connected,
+                                                          "received": self.inbox.stats.received,
+                                                          "gave_up": self.inbox.gave_up},
                 "lane": None if self.lane is None else {"connected": self.lane.connected,
                                                         "received": self.lane.stats.received,
-                                                        "twins": self.twins.twins, "replies": self.lane.stats.replies,
-                                                        "replies_refused": self.lane.stats.replies_refused}}
+                                                        "twins": self.twins.twins, "gave_up": self.lane.gave_up}}
 
     # ------------------------------------------------------------------ requests
     def handle_batch(self, batch: list[Inbound]) -> None:
@@ -711,10 +756,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         for e in out.events:
             self._publish_event(e.rev, e.family, e.kind, json.dumps(_event_json(e), ensure_ascii=False).encode())
         for a in answers:
-            data = fit_reply(a.reply).to_json()
-            asker = a.topic.rsplit("/", 1)[-1]
-            if self.lane is None or not lane_answers(asker) or not self.lane.publish(a.topic, data):
-                self.bus.publish(a.topic, data)
+            self.bus.publish(a.topic, fit_reply(a.reply).to_json())
         if out.events:
             self._state_dirty = True
             self._dirty_counters |= out.counters

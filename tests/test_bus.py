@@ -283,3 +283,37 @@ def test_a_refused_config_push_is_acked_only_under_a_request_id_an_ack_can_carry
     for bad in (b'{"request_id": "\\ud800abcdefgh"}', b'{"request_id": "a/b#c+d1234"}', b'{"request_id": "short"}',
                 b'{"request_id": NaN}', b'["tech-0001"]', b"\xff"):
         assert _request_id_of(bad) is None, bad
+
+
+def test_a_filter_an_earlier_session_holds_is_unsubscribed_at_connect(tmp_path, mosquitto):
+    """A persistent session keeps its subscriptions at the broker: a hub that once read the requests
+    on its main connection is still fed them after it reads them with ``hub-inbox`` (hubd/lane.py),
+    a board's flood included, until it unsubscribes (``forget``)."""
+    req, marker = "xephang/tuong-linh/req/hub/pause/counter-1", "xephang/tuong-linh/reply/hub"
+
+    def session(*, forget: bool = False, subscribe: bool = False) -> list[str]:
+        """What reached this session of node `hub` (every topic, handled or not) up to the marker."""
+        b = make_bus(mosquitto, "hub", tmp_path)
+        seen: list[str] = []
+        deliver = b._deliver
+        b._deliver = lambda m: (seen.append(m.topic), deliver(m))  # type: ignore[method-assign]
+        if forget:
+            b.forget("xephang/tuong-linh/req/hub/#")
+        if subscribe:
+            b.subscribe("xephang/tuong-linh/req/hub/#", lambda m: None, retained=False)
+        b.subscribe(marker, lambda m: None, retained=False)
+        b.start()
+        try:
+            assert b.wait_connected(5)
+            # its own publishes reach the broker after its (un)subscriptions, in order; the marker last
+            b.publish(req, b"{}")
+            b.publish(marker, b"{}")
+            assert pump_until([b], lambda: marker in seen)
+            return [t for t in seen if t in (req, marker)]
+        finally:
+            b.stop()
+
+    assert session(subscribe=True) == [req, marker]  # an older hub, reading the requests itself
+    assert session() == [req, marker]  # the session still holds its filter: fed without asking
+    assert session(forget=True) == [marker]
+    assert session() == [marker]  # gone for good

@@ -228,6 +228,7 @@ class Bus:
         self.stats = BusStats()
         self._monotonic = clock
         self._subs: list[tuple[str, Handler, bool]] = []  # (filter, handler, takes retained)
+        self._forgotten: set[str] = set()  # filters an earlier session may hold: unsubscribed at connect (forget)
         self._sub_qos: dict[str, int] = {}  # filter -> the QoS asked (1 unless a subscriber said 0)
         self._connect_hooks: list[Callable[[], None]] = []
         self._disconnect_hooks: list[Callable[[], None]] = []
@@ -267,6 +268,13 @@ class Bus:
             already = self.connected.is_set()
         if already:
             self._transport_subscribe([topic_filter])
+
+    def forget(self, topic_filter: str) -> None:
+        """A filter this node no longer reads that a session of an earlier version may still hold at the
+        broker (a persistent session keeps its subscriptions, and reconnecting keeps the session): it
+        is unsubscribed at every connect while no ``subscribe`` asks for it. Call before ``start``."""
+        with self._lock:
+            self._forgotten.add(topic_filter)
 
     def add_connect_hook(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` in the owner thread after every (re)connect, after birth."""
@@ -474,12 +482,16 @@ class Bus:
             if not mqtt.topic_matches_sub(flt, msg.topic):
                 continue
             if msg.retain and not takes_retained:
-                self.stats.dropped += 1
-                self.stats.dropped_by_code["retained-command"] += 1
-                log.warning("dropped a retained message on command topic %s (%d bytes)", msg.topic[:120],
-                            len(msg.payload))
+                self.drop_retained_command(msg)
                 continue
             self._shielded(handler, msg)
+
+    def drop_retained_command(self, msg: Inbound) -> None:
+        """A retained message on a command topic (a request, a reply, a push): a replay nobody meant,
+        counted as ``retained-command``. Also for what reached the owner through another connection."""
+        self.stats.dropped += 1
+        self.stats.dropped_by_code["retained-command"] += 1
+        log.warning("dropped a retained message on command topic %s (%d bytes)", msg.topic[:120], len(msg.payload))
 
     def _shielded(self, handler: Handler, msg: Inbound) -> None:
         try:
@@ -618,10 +630,13 @@ class Bus:
         self.stats.connects += 1
         with self._lock:
             filters = list(dict.fromkeys(f for f, _, _ in self._subs))
+            stale = sorted(self._forgotten - set(filters))
         if filters:
             _, self._connect_sub_mid = client.subscribe([(f, self._sub_qos.get(f, 1)) for f in filters])
         else:
             self.subscribed.set()
+        if stale:  # "no subscription existed" when the session is new: harmless
+            client.unsubscribe(stale)
         client.publish(self.topics.status(self.node), self._status_payload(True), qos=1, retain=True)
         self.connected.set()
         self.ever_connected.set()

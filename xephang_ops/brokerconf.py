@@ -63,7 +63,7 @@ def role_of(node: str) -> str:
     """The role a node id implies (``counter-3`` → counter, ``tech-lan`` → tech)."""
     check_level(node)
     head = node.split("-", 1)[0]
-    if node in ("hub", "hub-lane"):
+    if node in ("hub", "hub-inbox", "hub-lane"):
         return node
     if head in ("dispenser", "counter", "display", "announcer", "web", "tech"):
         return head
@@ -74,9 +74,9 @@ def role_of(node: str) -> str:
 def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = ("hall",),
                   announcers: Sequence[str] = ("hall",), technicians: Sequence[str] = DEFAULT_TECHNICIANS,
                   extra: Sequence[str] = (), web: Sequence[str] = ("web",)) -> list[NodeAccount]:
-    """Every account a site needs: the hub and its second connection (``hub-lane``, hubd/lane.py), its
-    dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
-    names = ["hub", "hub-lane", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
+    """Every account a site needs: the hub and its reading connections (``hub-inbox``, ``hub-lane``,
+    hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
+    names = ["hub", "hub-inbox", "hub-lane", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
              *(f"counter-{c.number}" for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
              *web, *technicians, *extra]
@@ -151,13 +151,15 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             lines += [f"topic read {r}/req/hub/#", f"topic write {r}/reply/+", f"topic write {r}/event/#",
                       f"topic write {r}/state/#", f"topic read {r}/node/#",
                       f"topic read {r}/config/hub/set/+"]  # the web daemon's roster push (named sender)
+        elif acc.role == "hub-inbox":
+            # the hub's connection that reads every request and writes nothing: a board's flood fills
+            # its queue, not the one the hub's replies, events and states are acknowledged on (hubd/lane.py)
+            lines += [f"topic read {r}/req/hub/#"]
         elif acc.role == "hub-lane":
-            # the hub's second connection reads the dispensers' and the web daemon's requests, so that a
-            # flood on the hub's main connection cannot hold them (hubd/lane.py)
+            # … and the one that reads the dispensers' and the web daemon's requests a second time, so
+            # that a counter's flood in the inbox's queue cannot hold them (hubd/lane.py); it writes nothing
             lines += [f"topic read {r}/req/hub/{a}/+" for a in DISPENSER_ACTIONS]
             lines += [f"topic read {r}/req/hub/+/{w.username}" for w in accounts if w.role == "web"]
-            # … and sends their replies (acknowledged on this connection, not behind the flood)
-            lines += [f"topic write {r}/reply/{w.username}" for w in accounts if w.role in ("dispenser", "web")]
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub
             # checks the payload's source against it (a counter cannot act for another counter)

@@ -337,7 +337,8 @@ class Demo:
             "GPIOZERO_PIN_FACTORY": "mock",
             "PYTHONUNBUFFERED": "1",
         })
-        if spec.node == "hub":  # its second connection (hubd/lane.py)
+        if spec.node == "hub":  # its reading connections (hubd/lane.py)
+            env["XEPHANG_HUB__INBOX_PASSWORD_FILE"] = str(self.files.passwords_dir / "hub-inbox.pw")
             env["XEPHANG_HUB__LANE_PASSWORD_FILE"] = str(self.files.passwords_dir / "hub-lane.pw")
         if voice is not None and spec.script == "announcerd":
             # the pack where the docs say a speaker keeps it: its state folder (voice/espeak-vi-north);

@@ -1,7 +1,7 @@
-"""The hub's second connection (hubd/lane.py) with a fake bus: one copy of each publish is handled,
-a retry is answered again, the lane's replies go the lane's way, and with the lane down nothing
-changes. Through a real broker and a real flood: tests/tools/test_hub_lane.py; figures:
-bench/request_flood.py."""
+"""The hub's reading connections (hubd/lane.py) with a fake bus: one copy of each publish is handled,
+a retry is answered again, every reply goes the main way, with the lane down nothing changes, and
+what the inbox brings is taken as the main connection's subscription took it. Through a real broker
+and a real flood: tests/tools/test_hub_lane.py; figures: bench/request_flood.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from hubd.lane import LaneInbound, Twins, covered, lane_filters
 from hubd.main import HubConfig, HubDaemon, HubSettings
+from xephang.bus import Inbound
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import CallNext, IssueTicket, Topics, new_request_id
 from xephang.testing import FakeBus
@@ -22,18 +23,12 @@ MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
 
 
 class FakeLane:
-    """What the hub asks of its lane: send a reply (True: sent), and whether it is connected."""
+    """What the hub asks of its lane: whether it is connected, and its figures for the health."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-        self.up = True
         self.connected = True
-        self.stats = type("S", (), {"received": 0, "replies": 0, "replies_refused": 0})()
-
-    def publish(self, topic: str, payload: bytes) -> bool:
-        if self.up:
-            self.sent.append((topic, payload))
-        return self.up
+        self.gave_up = False
+        self.stats = type("S", (), {"received": 0})()
 
     def stop(self) -> None:
         pass
@@ -65,33 +60,32 @@ def _via_lane(hub: HubDaemon, topic: str, payload: bytes) -> None:
     hub.bus.call_soon(lambda: hub._batch.append(LaneInbound(topic, payload, False)))
 
 
-def _replies(hub: HubDaemon, fake_broker) -> list[dict]:
-    main = [json.loads(p) for _, p in fake_broker.messages(T.reply("dispenser-1"))]
-    return main + [json.loads(p) for _, p in hub.lane.sent]
+def _replies(fake_broker, node: str = "dispenser-1") -> list[dict]:
+    return [json.loads(p) for _, p in fake_broker.messages(T.reply(node))]
 
 
 def test_each_publish_is_handled_once_whichever_connection_brings_it_first(hub, fake_broker):
     topic, payload = _issue("dispenser-0001")
-    _via_lane(hub, topic, payload)  # the lane's copy first (the main one waits behind a flood) …
+    _via_lane(hub, topic, payload)  # the lane's copy first (the other waits behind a flood) …
     hub.step(0)
-    fake_broker.deliver(topic, payload, False, "dispenser-1")  # … then its twin through the main connection
+    fake_broker.deliver(topic, payload, False, "dispenser-1")  # … then its twin
     hub.step(0)
     assert len(hub.engine.tickets) == 1
-    assert [(t, json.loads(p)["request_id"]) for t, p in hub.lane.sent] == [(T.reply("dispenser-1"), "dispenser-0001")]
-    assert fake_broker.messages(T.reply("dispenser-1")) == []  # the twin is dropped silently, not answered again
+    # answered once, the main way (the readers publish nothing): the twin is dropped silently
+    assert [r["request_id"] for r in _replies(fake_broker)] == ["dispenser-0001"]
     assert hub.twins.twins == 1
     # the board heard nothing and asks again (a new publish, both ways): answered once more, same ticket
-    fake_broker.deliver(topic, payload, False, "dispenser-1")  # the main copy first this time
+    fake_broker.deliver(topic, payload, False, "dispenser-1")  # the other copy first this time
     hub.step(0)
     _via_lane(hub, topic, payload)
     hub.step(0)
-    replies = _replies(hub, fake_broker)
+    replies = _replies(fake_broker)
     assert len(replies) == 2 and replies[0]["data"] == replies[1]["data"] and len(hub.engine.tickets) == 1
     assert hub.twins.twins == 2
 
 
-def test_with_the_lane_down_every_copy_comes_the_main_way_and_is_answered(hub, fake_broker):
-    hub.lane.up = False
+def test_with_the_lane_down_every_copy_comes_the_other_way_and_is_answered(hub, fake_broker):
+    hub.lane.connected = False
     for _ in range(3):
         topic, payload = _issue()
         fake_broker.deliver(topic, payload, False, "dispenser-1")
@@ -102,14 +96,37 @@ def test_with_the_lane_down_every_copy_comes_the_main_way_and_is_answered(hub, f
 
 def test_a_counters_request_is_the_main_connections_alone(hub, fake_broker):
     """The lane does not read counters' requests (their flood is what it stands apart from): never a
-    twin, answered the main way."""
+    twin."""
     req = CallNext(request_id=new_request_id(), source="counter-1", counter=1)
     topic = T.req("call-next", "counter-1")
     assert not covered("call-next", "counter-1") and covered("issue-ticket", "dispenser-1") and covered("report", "web")
     for _ in range(2):  # the same publish twice on the main connection: a retry, answered twice
         fake_broker.deliver(topic, req.to_json(), False, "counter-1")
         hub.step(0)
-    assert len(fake_broker.messages(T.reply("counter-1"))) == 2 and hub.lane.sent == [] and hub.twins.twins == 0
+    assert len(fake_broker.messages(T.reply("counter-1"))) == 2 and hub.twins.twins == 0
+
+
+def test_what_the_inbox_brings_is_taken_as_the_main_subscription_took_it(hub, fake_broker):
+    """The inbox reads every request (the main connection then reads none): each is counted received
+    and handled; a retained one is dropped and counted ``retained-command``, as the bus does; the
+    reply goes the main way."""
+    before = hub.bus.stats.received
+    topic, payload = _issue("dispenser-0002")
+    hub._inbox_in(Inbound(topic, payload, True))  # retained: a replay nobody meant
+    hub._inbox_in(Inbound(topic, payload, False))
+    hub.step(0)
+    assert hub.bus.stats.received == before + 2 and hub.bus.stats.dropped_by_code["retained-command"] == 1
+    assert len(hub.engine.tickets) == 1 and [r["request_id"] for r in _replies(fake_broker)] == ["dispenser-0002"]
+    _via_lane(hub, topic, payload)  # its twin through the lane
+    hub.step(0)
+    assert len(_replies(fake_broker)) == 1 and hub.twins.twins == 1
+
+
+def test_a_hub_without_a_real_broker_reads_requests_on_its_main_connection(hub):
+    """Readers are started only with a bus of the hub's own (a fake bus has no broker to give them):
+    the main connection reads the requests, and the health says so."""
+    assert hub.inbox is None and hub._requests_on_main
+    assert hub.health_details()["requests_on_main"] is True
 
 
 def test_the_lane_reads_the_dispensers_and_the_web_daemons_requests_only():

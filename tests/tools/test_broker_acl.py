@@ -52,8 +52,14 @@ FORBIDDEN = [
     ("hub", f"{R}/config/counter-1/set", False, "counter-1", "tech"),
     ("hub", f"{R}/sim/dispenser-1/press", False, "dispenser-1", "tech"),
     ("hub", f"{R}/node/counter-1/status", True, "tech", "counter-1"),
-    # the hub's second connection sends only the dispensers' and the web daemon's replies (hubd/lane.py)
+    # the hub's reading connections write nothing: its replies, events and states go the main way (hubd/lane.py)
     ("hub-lane", f"{R}/reply/counter-1", False, "counter-1", "hub"),
+    ("hub-lane", f"{R}/reply/dispenser-1", False, "dispenser-1", "hub"),
+    ("hub-lane", f"{R}/reply/web", False, "web", "hub"),
+    ("hub-inbox", f"{R}/reply/dispenser-1", False, "dispenser-1", "hub"),
+    ("hub-inbox", f"{R}/event/ticket/called", False, "announcer-hall", "hub"),
+    ("hub-inbox", f"{R}/state/hall", True, "display-hall", "hub"),
+    ("hub-inbox", f"{R}/req/hub/call-next/counter-1", False, "hub", "counter-1"),
     ("hub-lane", f"{R}/event/ticket/called", False, "announcer-hall", "hub"),
     ("hub-lane", f"{R}/state/hall", True, "display-hall", "hub"),
     ("hub-lane", f"{R}/req/hub/call-next/counter-1", False, "hub", "counter-1"),
@@ -70,7 +76,6 @@ ALLOWED = [
     ("display-hall", f"{R}/node/display-hall/health"), ("announcer-hall", f"{R}/req/hub/resync/announcer-hall"),
     ("tech", f"{R}/config/counter-2/set"), ("tech", f"{R}/sim/dispenser-1/press"), ("tech", f"{R}/req/hub/call-next"),
     ("tech-lan", f"{R}/sim/counter-4/press"),
-    ("hub-lane", f"{R}/reply/dispenser-1"), ("hub-lane", f"{R}/reply/web"),
 ]
 
 
