@@ -7,14 +7,16 @@ The centre's broker as `xephang broker-config` writes it (its ACL, passwords, `m
 `mosquitto_pub -l` (as fast as the broker takes them, reconnecting if it is thrown out). Meanwhile a
 dispenser presses a ticket every `--presses-every` seconds (each request retried every 2 s, 15
 tries, as a dispenser does), the hall board (the `display-hall` account) waits for each ticket's
-`issued` event, and counter 2 presses call-next. Three times, each on a fresh broker and ledger:
+`issued` event, and counter 2 presses call-next. Four times, each on a fresh broker and ledger:
 
 1. **one connection** (the baseline: the hub as before hubd/lane.py);
 2. **the lane alone** (`hub.lane_password_file`: a second connection that reads the dispensers' and
    the web daemon's requests; the main connection still reads every request and sends every reply,
    which the hub warns of at start);
 3. **inbox and lane** (`hub.inbox_password_file` too: every request is read by a connection that
-   publishes nothing, and the main connection reads no request).
+   publishes nothing, and the main connection reads no request);
+4. **every reader** (`hub.counter_lanes_dir` too: each counter's requests read a second time by
+   `hub-counter-N`).
 
 Printed per run: the press latency before the flood and during it (median, p90, max, presses
 unanswered), the first press after it, how long after each press the board heard of the ticket,
@@ -87,10 +89,12 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
     env = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_SITE_FILE": str(SITE_FILE), "XEPHANG_NODE": "hub",
            "XEPHANG_STATE_DIR": str(work / "hub"), "XEPHANG_BROKER__PORT": str(port),
            "XEPHANG_BROKER__PASSWORD_FILE": str(files.passwords_dir / "hub.pw")}
-    if mode in ("lane", "inbox"):
+    if mode in ("lane", "inbox", "all"):
         env["XEPHANG_HUB__LANE_PASSWORD_FILE"] = str(files.passwords_dir / "hub-lane.pw")
-    if mode == "inbox":
+    if mode in ("inbox", "all"):
         env["XEPHANG_HUB__INBOX_PASSWORD_FILE"] = str(files.passwords_dir / "hub-inbox.pw")
+    if mode == "all":
+        env["XEPHANG_HUB__COUNTER_LANES_DIR"] = str(files.passwords_dir)
     hub = subprocess.Popen([sys.executable, "-m", "hubd.main"], env=env, cwd=REPO,
                            stderr=(work / "hub.log").open("w"))
     clients: list[Bus] = []
@@ -173,7 +177,8 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
         flood.stop()
         after = press()
         title = {"one": "one connection (baseline)", "lane": "the lane alone (hub-lane)",
-                 "inbox": "inbox and lane (hub-inbox, hub-lane)"}[mode]
+                 "inbox": "inbox and lane (hub-inbox, hub-lane)",
+                 "all": "every reader (hub-inbox, hub-lane, hub-counter-N)"}[mode]
         print(f"\n== {title}: counter 1's password flooding for {flood_s:.0f} s "
               f"(thrown out by the broker {flood.kicked} times)")
         print(f"  ticket press, no flood:      {ms(before)}")
@@ -204,7 +209,7 @@ def main() -> int:
         print("needs mosquitto and mosquitto_pub (Debian: mosquitto, mosquitto-clients)")
         return 2
     with tempfile.TemporaryDirectory(prefix="xephang-flood-") as tmp:
-        for mode in ("one", "lane", "inbox"):
+        for mode in ("one", "lane", "inbox", "all"):
             work = Path(tmp) / mode
             work.mkdir()
             run(mode, args.flood_s, args.presses_every, work)

@@ -15,8 +15,9 @@ Two things follow, each measured:
    them unacknowledged after 14 s, with or without a small MQTT 5 receive maximum), and paho holds
    QoS 1 messages past its window of 50 unacknowledged ones. So while the hub's main connection
    read the requests, a counter's flood held the hub's events and states too: with the dispensers'
-   lane answering a ticket in 46 ms, the hall board heard of that ticket 11-24 s later or not at
-   all (``bench/request_flood.py``, "the lane alone"). Now the main connection reads no request:
+   lane answering a ticket in 46 ms (it sent their replies itself then), the hall board heard of
+   that ticket 11-24 s later or not at all (``bench/request_flood.py``'s board line, 2026-12-07).
+   Now the main connection reads no request:
    ``hub-inbox`` (a ``Reader`` with a persistent session, as the main one had) reads them all and
    publishes nothing, and the main connection publishes the replies, events and states with its
    acknowledgements out of the flood's way.
@@ -24,8 +25,11 @@ Two things follow, each measured:
    the web daemon's requests are read a second time by ``hub-lane`` (``lane_filters``): a counter's
    flood fills the inbox's queue and not this one. Each request covered by both arrives twice and
    the hub handles one copy of each publish (``Twins``); a board's retry is a new publish and is
-   answered again. The counters still share the inbox among themselves (a queue per counter would
-   take an account per counter: docs/install-pi.md).
+   answered again. Each counter's requests likewise by ``hub-counter-N`` (``counter_lane``): one
+   counter's flood then holds neither the tickets nor the other counters' keys. A lane passes on at
+   most a board's burst and pace (``BOARD_BURST``, ``BOARD_PER_MINUTE``, per sender) and drops the
+   rest: the inbox's copy of each still reaches the hub, whose flood guard counts it, so a flooding
+   board costs the hub one copy of its flood, not two.
 
 Each reader needs its own account (the broker binds the client id to the user name, so two
 connections under one name would push each other off). Without the inbox's account (a centre with
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,7 +55,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from xephang.bus import Inbound, paho_client
-from xephang.contract import CLIENT_ID_PREFIX, DISPENSER_ACTIONS, Topics
+from xephang.contract import BOARD_BURST, BOARD_PER_MINUTE, CLIENT_ID_PREFIX, DISPENSER_ACTIONS, Topics
+from xephang.limits import RateLimit
 from xephang.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,11 @@ def lane_filters(topics: Topics, web: str = "web") -> list[str]:
     """What the lane reads: every dispenser's ticket requests and the web daemon's (the officers'
     console, the head's reports)."""
     return [f"{topics.root}/req/hub/{a}/+" for a in DISPENSER_ACTIONS] + [f"{topics.root}/req/hub/+/{web}"]
+
+
+def counter_lane_username(number: int) -> str:
+    """The account that reads counter ``number``'s requests for the hub (``xephang broker-config``)."""
+    return f"hub-counter-{number}"
 
 
 def covered(action: str, sender: str | None, web: str = "web") -> bool:
@@ -103,6 +114,7 @@ class ReaderStats:
     retained_dropped: int = 0  # the lane's (the inbox hands retained requests on: the hub counts them)
     connects: int = 0
     refused: int = 0  # logins the broker refused
+    paced: int = 0  # a lane's: past a sender's burst and pace, left to the inbox's copy
 
 
 class Reader:
@@ -112,7 +124,7 @@ class Reader:
 
     def __init__(self, broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *,
                  password_file: Path, username: str, filters: list[str], persistent: bool,
-                 keep_retained: bool, given_up: Callable[[], None] | None = None) -> None:
+                 keep_retained: bool, given_up: Callable[[], None] | None = None, pace: bool = False) -> None:
         self.broker = broker.model_copy(update={"username": username, "password_file": password_file,
                                                 "password": None})
         self.topics = topics
@@ -122,6 +134,7 @@ class Reader:
         self.persistent = persistent  # the broker keeps what is published while the hub restarts
         self.keep_retained = keep_retained
         self.given_up = given_up
+        self.pace = RateLimit(burst=BOARD_BURST, per_minute=BOARD_PER_MINUTE) if pace else None
         self.stats = ReaderStats()
         self.subscribed = threading.Event()
         self.gave_up = False
@@ -190,6 +203,9 @@ class Reader:
         if msg.retain and not self.keep_retained:
             self.stats.retained_dropped += 1
             return
+        if self.pace is not None and self.pace.take(msg.topic.rsplit("/", 1)[-1], time.monotonic()):
+            self.stats.paced += 1  # the inbox brings it too
+            return
         self.stats.received += 1
         self.deliver(self.wrap(msg.topic, bytes(msg.payload), bool(msg.retain)))
 
@@ -198,17 +214,27 @@ class Reader:
 
 
 class Lane(Reader):
-    """``hub-lane``: the dispensers' and the web daemon's requests, a clean session (what is published
-    while it is down reaches the hub through the inbox, or the main connection without one); it drops
-    retained requests (the inbox counts them)."""
+    """A second reading of some boards' requests in a queue of their own (``hub-lane``: the dispensers'
+    and the web daemon's; ``counter_lane``: one counter's): a clean session (what is published while
+    it is down reaches the hub through the inbox, or the main connection without one), paced per
+    sender, retained requests dropped (the inbox counts them)."""
 
     def __init__(self, broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *,
-                 password_file: Path, username: str = LANE_USERNAME) -> None:
+                 password_file: Path, username: str = LANE_USERNAME, filters: list[str] | None = None) -> None:
         super().__init__(broker, topics, deliver, password_file=password_file, username=username,
-                         filters=lane_filters(topics), persistent=False, keep_retained=False)
+                         filters=filters if filters is not None else lane_filters(topics), persistent=False,
+                         keep_retained=False, pace=True)
 
     def wrap(self, topic: str, payload: bytes, retain: bool) -> Inbound:
         return LaneInbound(topic, payload, retain)
+
+
+def counter_lane(broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], number: int, *,
+                 password_file: Path) -> Lane:
+    """``hub-counter-N``: counter N's requests (the box and, through webd, nothing: the web console's
+    requests are webd's and take ``hub-lane``)."""
+    return Lane(broker, topics, deliver, password_file=password_file, username=counter_lane_username(number),
+                filters=[f"{topics.root}/req/hub/+/counter-{number}"])
 
 
 def inbox(broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *, password_file: Path,

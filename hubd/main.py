@@ -25,7 +25,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
-from hubd.lane import INBOX_USERNAME, Lane, LaneInbound, Reader, Twins, covered, inbox
+from hubd.lane import (
+    INBOX_USERNAME,
+    Lane,
+    LaneInbound,
+    Reader,
+    Twins,
+    counter_lane,
+    counter_lane_username,
+    covered,
+    inbox,
+)
 from hubd.ledger import Ledger
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
@@ -117,6 +127,11 @@ class HubConfig(BaseModel):
         default=None, description="the `hub-lane` account's password (`xephang broker-config` makes it): a "
         "connection that reads the dispensers' and the web daemon's requests a second time, so that one board's "
         "flood cannot hold a citizen's ticket or an officer's console behind it (hubd/lane.py); none: no lane")
+    counter_lanes_dir: Path | None = Field(
+        default=None, description="the folder with the `hub-counter-N` accounts' passwords (`hub-counter-N.pw`, "
+        "`xephang broker-config` makes one per counter): for each counter of the site whose file is there, a "
+        "connection that reads that counter's requests a second time, so that one counter's flood cannot hold the "
+        "other counters' keys (hubd/lane.py); a counter added later is read by the inbox until the hub restarts")
 
 
 class HubSettings(DaemonSettings):
@@ -245,6 +260,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._tickets_refused: dict[str, int] = {}  # dispenser -> refused since its alert was last clear
         self.lane: Lane | None = None  # hub.lane_password_file's connection, started by setup()
         self.inbox: Reader | None = None  # hub.inbox_password_file's connection, started by setup()
+        self.counter_lanes: dict[str, Lane] = {}  # counter node id -> its lane (hub.counter_lanes_dir)
         self._requests_on_main = False
         self.twins = Twins()
         log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
@@ -253,11 +269,11 @@ class HubDaemon(Daemon[HubSettings, Site]):
     @classmethod
     def preflight_errors(cls, s: DaemonSettings) -> list[str]:
         errors = super().preflight_errors(s)
-        for key in ("inbox_password_file", "lane_password_file"):
+        for key in ("inbox_password_file", "lane_password_file", "counter_lanes_dir"):
             pw = getattr(s.hub, key) if isinstance(s, HubSettings) else None
             if pw is not None:
                 try:
-                    pw.read_bytes()
+                    pw.iterdir() if key == "counter_lanes_dir" else pw.read_bytes()
                 except OSError as exc:
                     errors.append(f"hub.{key}: cannot read {pw}: {exc.strerror or exc}")
         return errors
@@ -341,6 +357,19 @@ class HubDaemon(Daemon[HubSettings, Site]):
                             "(docs/install-pi.md)")
             self.lane = Lane(self.settings.broker, self.bus.topics, self._lane_in, password_file=hub.lane_password_file)
             self.lane.start()
+        if hub.counter_lanes_dir is not None and self._own_bus:
+            missing = []
+            for c in self.engine.site.counters:
+                pw = hub.counter_lanes_dir / f"{counter_lane_username(c.number)}.pw"
+                if not pw.is_file():
+                    missing.append(c.number)
+                    continue
+                lane = counter_lane(self.settings.broker, self.bus.topics, self._lane_in, c.number, password_file=pw)
+                self.counter_lanes[f"counter-{c.number}"] = lane
+                lane.start()
+            if missing:
+                log.warning("no hub-counter-N.pw in %s for counters %s: the inbox alone reads their requests",
+                            hub.counter_lanes_dir, ", ".join(map(str, missing)))
         self.bus.add_connect_hook(self._republish_all)
         self.bus.add_published_hook(self._on_published)
         self.bus.add_refused_hook(self._on_refused)
@@ -374,7 +403,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.bus.call_soon(take)
 
     def teardown(self) -> None:
-        for reader in (self.lane, self.inbox):
+        for reader in (self.lane, self.inbox, *self.counter_lanes.values()):
             if reader is not None:
                 reader.stop()
         self._flush_acks()
@@ -423,7 +452,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
                                                           "gave_up": self.inbox.gave_up},
                 "lane": None if self.lane is None else {"connected": self.lane.connected,
                                                         "received": self.lane.stats.received,
-                                                        "twins": self.twins.twins, "gave_up": self.lane.gave_up}}
+                                                        "paced": self.lane.stats.paced, "gave_up": self.lane.gave_up},
+                "counter_lanes": {n: {"connected": c.connected, "received": c.stats.received, "paced": c.stats.paced,
+                                      "gave_up": c.gave_up} for n, c in self.counter_lanes.items()},
+                "twins": self.twins.twins}
 
     # ------------------------------------------------------------------ requests
     def handle_batch(self, batch: list[Inbound]) -> None:
@@ -462,7 +494,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         req = self._decode(action, sender, msg.payload)
         if isinstance(req, Answer):
             return req
-        if self.lane is not None and covered(action, sender) and \
+        if self._read_twice(action, sender) and \
                 self.twins.is_twin(f"{sender}/{req.request_id}", isinstance(msg, LaneInbound)):
             return None  # this publish was handled as it came through the other connection
         topic = self.bus.topics.reply(sender or req.source)
@@ -471,6 +503,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
                 or self._authorise(req, topic, seen)
                 or self._throttle(req, topic, now, seen)
                 or self._run(req, topic, now, merged, seen))
+
+    def _read_twice(self, action: str, sender: str | None) -> bool:
+        """Does a lane read this request too (its copies are then counted: ``Twins``)?"""
+        return (self.lane is not None and covered(action, sender)) or (sender is not None and sender in self.counter_lanes)
 
     # ---- the stages
     def _parse(self, topic: str) -> tuple[str, str | None]:

@@ -65,6 +65,8 @@ def role_of(node: str) -> str:
     head = node.split("-", 1)[0]
     if node in ("hub", "hub-inbox", "hub-lane"):
         return node
+    if node.startswith("hub-counter-"):
+        return "hub-counter"
     if head in ("dispenser", "counter", "display", "announcer", "web", "tech"):
         return head
     raise BrokerConfigError(f"node id {node!r}: cannot tell its role (hub, dispenser-*, counter-N, display-*, "
@@ -75,8 +77,9 @@ def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = 
                   announcers: Sequence[str] = ("hall",), technicians: Sequence[str] = DEFAULT_TECHNICIANS,
                   extra: Sequence[str] = (), web: Sequence[str] = ("web",)) -> list[NodeAccount]:
     """Every account a site needs: the hub and its reading connections (``hub-inbox``, ``hub-lane``,
-    hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
-    names = ["hub", "hub-inbox", "hub-lane", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
+    ``hub-counter-N``; hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
+    names = ["hub", "hub-inbox", "hub-lane", *(f"hub-counter-{c.number}" for c in site.counters),
+             *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
              *(f"counter-{c.number}" for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
              *web, *technicians, *extra]
@@ -160,6 +163,10 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             # that a counter's flood in the inbox's queue cannot hold them (hubd/lane.py); it writes nothing
             lines += [f"topic read {r}/req/hub/{a}/+" for a in DISPENSER_ACTIONS]
             lines += [f"topic read {r}/req/hub/+/{w.username}" for w in accounts if w.role == "web"]
+        elif acc.role == "hub-counter":
+            # … and one per counter, reading that counter's requests a second time: one counter's flood
+            # cannot hold the other counters' keys (hubd/lane.py); it writes nothing
+            lines += [f"topic read {r}/req/hub/+/{acc.username.removeprefix('hub-')}"]
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub
             # checks the payload's source against it (a counter cannot act for another counter)

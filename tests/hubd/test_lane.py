@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from hubd.lane import LaneInbound, Twins, covered, lane_filters
+from hubd.lane import LaneInbound, ReaderStats, Twins, covered, lane_filters
 from hubd.main import HubConfig, HubDaemon, HubSettings
 from xephang.bus import Inbound
 from xephang.clock import VN_TZ, ManualClock
@@ -28,7 +29,7 @@ class FakeLane:
     def __init__(self) -> None:
         self.connected = True
         self.gave_up = False
-        self.stats = type("S", (), {"received": 0})()
+        self.stats = ReaderStats()
 
     def stop(self) -> None:
         pass
@@ -140,3 +141,36 @@ def test_twins_forget_the_oldest_ids_past_their_memory():
         assert not tw.is_twin(rid, via_lane=True)
     assert tw.is_twin("d", via_lane=False)  # remembered
     assert not tw.is_twin("a", via_lane=False)  # forgotten: handled (answered from the stored reply)
+
+
+def test_a_counters_lane_makes_its_requests_twins_too(hub, fake_broker):
+    """With ``hub-counter-2`` (hub.counter_lanes_dir) counter 2's requests come twice: handled once."""
+    hub.counter_lanes["counter-2"] = FakeLane()  # type: ignore[assignment]
+    req = CallNext(request_id="counter-2-0001", source="counter-2", counter=2)
+    topic = T.req("call-next", "counter-2")
+    _via_lane(hub, topic, req.to_json())
+    hub.step(0)
+    fake_broker.deliver(topic, req.to_json(), False, "counter-2")
+    hub.step(0)
+    assert len(_replies(fake_broker, "counter-2")) == 1 and hub.twins.twins == 1
+    assert "counter-2" in hub.health_details()["counter_lanes"]
+
+
+def test_a_lane_passes_on_a_boards_burst_and_pace_and_leaves_the_rest_to_the_inbox():
+    """A flooding board costs the hub one copy of its flood, not two: past ``BOARD_BURST`` a lane drops
+    what that sender sends (the inbox's copy still reaches the hub's flood guard); other senders pass."""
+    from types import SimpleNamespace
+
+    from hubd.lane import counter_lane
+    from xephang.contract import BOARD_BURST
+    from xephang.settings import BrokerSettings
+
+    got: list = []
+    lane = counter_lane(BrokerSettings(), T, got.append, 1, password_file=Path("/nonexistent"))
+    msg = SimpleNamespace(topic=T.req("pause", "counter-1"), payload=b"{}", retain=False)
+    for _ in range(BOARD_BURST + 50):
+        lane._on_message(None, None, msg)
+    assert len(got) == BOARD_BURST and lane.stats.paced == 50 and isinstance(got[0], LaneInbound)
+    lane._on_message(None, None, SimpleNamespace(topic=T.req("issue-ticket", "dispenser-1"), payload=b"{}",
+                                                 retain=False))
+    assert len(got) == BOARD_BURST + 1
