@@ -1,13 +1,15 @@
-"""A citizen's ticket, and the hall board's news of it, while one board's password floods the hub.
+"""A citizen's ticket, the hall board's news of it, an officer's key and the web daemon, while one board's password floods the hub.
 
     .venv/bin/python bench/request_flood.py [--flood-s 20] [--presses-every 0.5]
 
 The centre's broker as `xephang broker-config` writes it (its ACL, passwords, `max_queued_messages
-200000`), a real `hubd` process, and counter 1's password piping QoS 1 pause requests through
-`mosquitto_pub -l` (as fast as the broker takes them, reconnecting if it is thrown out). Meanwhile a
-dispenser presses a ticket every `--presses-every` seconds (each request retried every 2 s, 15
-tries, as a dispenser does), the hall board (the `display-hall` account) waits for each ticket's
-`issued` event, and counter 2 presses call-next. Four times, each on a fresh broker and ledger:
+200000`), a real `hubd` process, and one board's password piping QoS 1 requests through
+`mosquitto_pub -l` (as fast as the broker takes them, reconnecting if it is thrown out): counter 1's
+pause, or dispenser 2's tickets. Meanwhile dispenser 1 presses a ticket every `--presses-every`
+seconds (each request retried every 2 s, 15 tries, as a dispenser does), the hall board (the
+`display-hall` account) waits for each ticket's `issued` event, and every fourth press counter 2
+presses call-next and the web daemon asks a resync. Each run on a fresh broker and ledger, the hub
+reading with:
 
 1. **one connection** (the baseline: the hub as before hubd/lane.py);
 2. **the lane alone** (`hub.lane_password_file`: a second connection that reads the dispensers' and
@@ -15,8 +17,10 @@ tries, as a dispenser does), the hall board (the `display-hall` account) waits f
    which the hub warns of at start);
 3. **inbox and lane** (`hub.inbox_password_file` too: every request is read by a connection that
    publishes nothing, and the main connection reads no request);
-4. **every reader** (`hub.counter_lanes_dir` too: each counter's requests read a second time by
-   `hub-counter-N`).
+4. **inbox and a lane per board** (`hub.inbox_password_file` and `hub.lanes_dir`: each dispenser's,
+   counter's and the web daemon's requests read a second time by `hub-<board>`, no `hub-lane`).
+
+Counter 1 floods in all four; dispenser 2 in the last two.
 
 Printed per run: the press latency before the flood and during it (median, p90, max, presses
 unanswered), the first press after it, how long after each press the board heard of the ticket,
@@ -44,7 +48,7 @@ from paho.mqtt import client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from xephang.bus import Bus  # noqa: E402
-from xephang.contract import CallNext, IssueTicket, Topics, new_request_id  # noqa: E402
+from xephang.contract import CallNext, IssueTicket, Resync, Topics, new_request_id  # noqa: E402
 from xephang.settings import BrokerSettings, load_site  # noqa: E402
 from xephang_faults.flood import RequestFlood  # noqa: E402
 from xephang_ops.brokerconf import mosquitto_conf_text, site_accounts, write_broker_files  # noqa: E402
@@ -76,9 +80,9 @@ def ms(xs: list[float | None]) -> str:
             f"max {max(ok) * 1000:7.0f} ms, {lost} of {len(xs)} unanswered")
 
 
-def run(mode: str, flood_s: float, every: float, work: Path) -> None:
+def run(mode: str, flooder: str, flood_s: float, every: float, work: Path) -> None:
     site = load_site(SITE_FILE)
-    files = write_broker_files(work / "broker", site, site_accounts(site))
+    files = write_broker_files(work / "broker", site, site_accounts(site, dispensers=2))
     port, tport = free_port(), free_port()
     conf = mosquitto_conf_text(password_file=files.password_file, acl_file=files.acl_file, listen="127.0.0.1",
                                port=port, tech_port=tport)
@@ -89,12 +93,12 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
     env = {**os.environ, "XEPHANG_SITE": "tuong-linh", "XEPHANG_SITE_FILE": str(SITE_FILE), "XEPHANG_NODE": "hub",
            "XEPHANG_STATE_DIR": str(work / "hub"), "XEPHANG_BROKER__PORT": str(port),
            "XEPHANG_BROKER__PASSWORD_FILE": str(files.passwords_dir / "hub.pw")}
-    if mode in ("lane", "inbox", "all"):
+    if mode in ("lane", "inbox"):
         env["XEPHANG_HUB__LANE_PASSWORD_FILE"] = str(files.passwords_dir / "hub-lane.pw")
     if mode in ("inbox", "all"):
         env["XEPHANG_HUB__INBOX_PASSWORD_FILE"] = str(files.passwords_dir / "hub-inbox.pw")
     if mode == "all":
-        env["XEPHANG_HUB__COUNTER_LANES_DIR"] = str(files.passwords_dir)
+        env["XEPHANG_HUB__LANES_DIR"] = str(files.passwords_dir)
     hub = subprocess.Popen([sys.executable, "-m", "hubd.main"], env=env, cwd=REPO,
                            stderr=(work / "hub.log").open("w"))
     clients: list[Bus] = []
@@ -107,7 +111,7 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
         clients.append(b)
         return b
 
-    disp, counter = client("dispenser-1"), client("counter-2")
+    disp, counter, web = client("dispenser-1"), client("counter-2"), client("web")
     got = threading.Event()
     probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="xephang-tech-probe", protocol=mqtt.MQTTv5)
     probe.username_pw_set("tech", files.passwords["tech"])
@@ -149,6 +153,11 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
                                  timeout_s=2.0, attempts=15)
         return time.monotonic() - t if r is not None else None
 
+    def web_asks() -> float | None:
+        t = time.monotonic()
+        r = web.request_sync(Resync(request_id=new_request_id(), source="web"), timeout_s=2.0, attempts=15)
+        return time.monotonic() - t if r is not None else None
+
     def through_broker() -> float | None:
         got.clear()
         t = time.monotonic()
@@ -159,9 +168,10 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
         press()  # the first, while the hub may still be subscribing: not counted
         before = [press() for _ in range(10)]
         board_before, board_lag[:] = list(board_lag), []
-        flood = RequestFlood(port, files.passwords["counter-1"], lines=50_000).start()
+        flood = RequestFlood(port, files.passwords[flooder], node=flooder, lines=50_000).start()
         during: list[float | None] = []
         calls: list[float | None] = []
+        webs: list[float | None] = []
         broker_rt: list[float | None] = []
         peak_broker = peak_hub = 0
         t0 = time.monotonic()
@@ -170,6 +180,7 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
             during.append(press())
             if n % 4 == 0:
                 calls.append(call())
+                webs.append(web_asks())
                 broker_rt.append(through_broker())
             n += 1
             peak_broker, peak_hub = max(peak_broker, rss_kb(broker.pid)), max(peak_hub, rss_kb(hub.pid))
@@ -178,8 +189,8 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
         after = press()
         title = {"one": "one connection (baseline)", "lane": "the lane alone (hub-lane)",
                  "inbox": "inbox and lane (hub-inbox, hub-lane)",
-                 "all": "every reader (hub-inbox, hub-lane, hub-counter-N)"}[mode]
-        print(f"\n== {title}: counter 1's password flooding for {flood_s:.0f} s "
+                 "all": "inbox and a lane per board (hub-inbox, hub-<board>)"}[mode]
+        print(f"\n== {title}: {flooder}'s password flooding for {flood_s:.0f} s "
               f"(thrown out by the broker {flood.kicked} times)")
         print(f"  ticket press, no flood:      {ms(before)}")
         print(f"  ticket press, during flood:  {ms(during)}")
@@ -187,6 +198,7 @@ def run(mode: str, flood_s: float, every: float, work: Path) -> None:
         print(f"  the board hears of a ticket, no flood: {ms(board_before)}")
         print(f"  the board hears of a ticket, during:   {ms(board_lag)}")
         print(f"  counter 2 call-next, during: {ms(calls)}")
+        print(f"  the web daemon's resync, during: {ms(webs)}")
         print(f"  another client's message through the broker, during: {ms(broker_rt)}")
         print(f"  peak memory: hub {peak_hub / 1024:.0f} MB, broker {peak_broker / 1024:.0f} MB")
     finally:
@@ -209,10 +221,11 @@ def main() -> int:
         print("needs mosquitto and mosquitto_pub (Debian: mosquitto, mosquitto-clients)")
         return 2
     with tempfile.TemporaryDirectory(prefix="xephang-flood-") as tmp:
-        for mode in ("one", "lane", "inbox", "all"):
-            work = Path(tmp) / mode
+        for mode, flooder in (("one", "counter-1"), ("lane", "counter-1"), ("inbox", "counter-1"),
+                              ("all", "counter-1"), ("inbox", "dispenser-2"), ("all", "dispenser-2")):
+            work = Path(tmp) / f"{mode}-{flooder}"
             work.mkdir()
-            run(mode, args.flood_s, args.presses_every, work)
+            run(mode, flooder, args.flood_s, args.presses_every, work)
     return 0
 
 

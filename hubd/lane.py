@@ -25,11 +25,15 @@ Two things follow, each measured:
    the web daemon's requests are read a second time by ``hub-lane`` (``lane_filters``): a counter's
    flood fills the inbox's queue and not this one. Each request covered by both arrives twice and
    the hub handles one copy of each publish (``Twins``); a board's retry is a new publish and is
-   answered again. Each counter's requests likewise by ``hub-counter-N`` (``counter_lane``): one
-   counter's flood then holds neither the tickets nor the other counters' keys. A lane passes on at
-   most a board's burst and pace (``BOARD_BURST``, ``BOARD_PER_MINUTE``, per sender) and drops the
-   rest: the inbox's copy of each still reaches the hub, whose flood guard counts it, so a flooding
-   board costs the hub one copy of its flood, not two.
+   answered again. Better, a lane per board (``board_lane``: ``hub-counter-2`` reads counter 2's
+   requests, ``hub-dispenser-1`` dispenser 1's, ``hub-web`` the web daemon's, ``hub-display-hall``
+   the hall board's resyncs): one board's flood then holds no other board's requests, counters,
+   dispensers, the hall's screens and the officers' web console alike (the technicians' commands
+   are the inbox's alone)
+   (the shared ``hub-lane`` leaves the dispensers and the web daemon in one queue: one dispenser's
+   flood held them all). A lane passes on at most a board's burst and pace (``BOARD_BURST``,
+   ``BOARD_PER_MINUTE``, per sender) and drops the rest: the inbox's copy of each still reaches the
+   hub, whose flood guard counts it, so a flooding board costs the hub one copy of its flood, not two.
 
 Each reader needs its own account (the broker binds the client id to the user name, so two
 connections under one name would push each other off). Without the inbox's account (a centre with
@@ -43,6 +47,7 @@ is the library, this module only feeds its messages to the hub's thread.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -72,9 +77,20 @@ def lane_filters(topics: Topics, web: str = "web") -> list[str]:
     return [f"{topics.root}/req/hub/{a}/+" for a in DISPENSER_ACTIONS] + [f"{topics.root}/req/hub/+/{web}"]
 
 
-def counter_lane_username(number: int) -> str:
-    """The account that reads counter ``number``'s requests for the hub (``xephang broker-config``)."""
-    return f"hub-counter-{number}"
+# the boards that ask the hub (the hall's boards and speakers only resync, but a flood of resyncs too
+# would hold everything else the inbox alone reads)
+LANE_BOARD = re.compile(r"^(dispenser-[a-z0-9-]+|counter-[0-9]+|display-[a-z0-9-]+|announcer-[a-z0-9-]+|web[a-z0-9-]*)$")
+
+
+def board_lane_username(node: str) -> str:
+    """The account that reads board ``node``'s requests for the hub (``xephang broker-config``)."""
+    return f"hub-{node}"
+
+
+def lane_board(username: str) -> str | None:
+    """The board a lane account reads for (``hub-counter-2`` → ``counter-2``), None for another name."""
+    node = username.removeprefix("hub-")
+    return node if node != username and LANE_BOARD.match(node) else None
 
 
 def covered(action: str, sender: str | None, web: str = "web") -> bool:
@@ -83,27 +99,28 @@ def covered(action: str, sender: str | None, web: str = "web") -> bool:
 
 
 class Twins:
-    """One copy of each publish: a request the lane covers arrives once through each connection.
+    """One copy of each publish: a request a lane covers arrives once through each connection that
+    reads it (the inbox, ``hub-lane``, the board's own lane).
 
-    Per request id, the copies seen through each; a copy is a twin when the other connection has
-    already brought as many. The first publish comes through the lane (handled), then through the
-    inbox (a twin, dropped); a retry is a second publish (handled once more); with the lane down
-    every copy comes through the inbox alone and each is handled."""
+    Per request id, the copies seen through each connection (``via``: the lane's account, "" for the
+    inbox or the main connection); a copy is a twin when another connection has already brought as
+    many. The first publish comes through a lane (handled), then through the others (twins, dropped);
+    a retry is a second publish (handled once more); with the lanes down every copy comes through the
+    inbox alone and each is handled."""
 
     def __init__(self, memory: int = TWIN_MEMORY) -> None:
         self.memory = memory
-        self._copies: OrderedDict[str, list[int]] = OrderedDict()
+        self._copies: OrderedDict[str, dict[str, int]] = OrderedDict()
         self.twins = 0
 
-    def is_twin(self, request_id: str, via_lane: bool) -> bool:
+    def is_twin(self, request_id: str, via: str) -> bool:
         c = self._copies.get(request_id)
         if c is None:
-            c = self._copies[request_id] = [0, 0]
+            c = self._copies[request_id] = {}
             while len(self._copies) > self.memory:
                 self._copies.popitem(last=False)
-        i = 1 if via_lane else 0
-        c[i] += 1
-        twin = c[i] <= c[1 - i]
+        c[via] = n = c.get(via, 0) + 1
+        twin = n <= max((k for v, k in c.items() if v != via), default=0)
         self.twins += twin
         return twin
 
@@ -215,7 +232,7 @@ class Reader:
 
 class Lane(Reader):
     """A second reading of some boards' requests in a queue of their own (``hub-lane``: the dispensers'
-    and the web daemon's; ``counter_lane``: one counter's): a clean session (what is published while
+    and the web daemon's; ``board_lane``: one board's): a clean session (what is published while
     it is down reaches the hub through the inbox, or the main connection without one), paced per
     sender, retained requests dropped (the inbox counts them)."""
 
@@ -226,15 +243,15 @@ class Lane(Reader):
                          keep_retained=False, pace=True)
 
     def wrap(self, topic: str, payload: bytes, retain: bool) -> Inbound:
-        return LaneInbound(topic, payload, retain)
+        return LaneInbound(topic, payload, retain, self.username)
 
 
-def counter_lane(broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], number: int, *,
-                 password_file: Path) -> Lane:
-    """``hub-counter-N``: counter N's requests (the box and, through webd, nothing: the web console's
-    requests are webd's and take ``hub-lane``)."""
-    return Lane(broker, topics, deliver, password_file=password_file, username=counter_lane_username(number),
-                filters=[f"{topics.root}/req/hub/+/counter-{number}"])
+def board_lane(broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], node: str, *,
+               password_file: Path) -> Lane:
+    """``hub-{node}``: board ``node``'s requests (a counter's box, a dispenser, the web daemon, which
+    sends the officers' web console and the head's reports)."""
+    return Lane(broker, topics, deliver, password_file=password_file, username=board_lane_username(node),
+                filters=[f"{topics.root}/req/hub/+/{node}"])
 
 
 def inbox(broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *, password_file: Path,
@@ -248,4 +265,6 @@ def inbox(broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], N
 
 @dataclass(frozen=True)
 class LaneInbound(Inbound):
-    """A request as the lane brought it (its twin may come through the inbox)."""
+    """A request as a lane brought it (its twins may come through the inbox and another lane)."""
+
+    via: str = LANE_USERNAME

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -31,10 +32,10 @@ from hubd.lane import (
     LaneInbound,
     Reader,
     Twins,
-    counter_lane,
-    counter_lane_username,
+    board_lane,
     covered,
     inbox,
+    lane_board,
 )
 from hubd.ledger import Ledger
 from xephang.bus import Bus, BusFatal, Inbound
@@ -127,11 +128,11 @@ class HubConfig(BaseModel):
         default=None, description="the `hub-lane` account's password (`xephang broker-config` makes it): a "
         "connection that reads the dispensers' and the web daemon's requests a second time, so that one board's "
         "flood cannot hold a citizen's ticket or an officer's console behind it (hubd/lane.py); none: no lane")
-    counter_lanes_dir: Path | None = Field(
-        default=None, description="the folder with the `hub-counter-N` accounts' passwords (`hub-counter-N.pw`, "
-        "`xephang broker-config` makes one per counter): for each counter of the site whose file is there, a "
-        "connection that reads that counter's requests a second time, so that one counter's flood cannot hold the "
-        "other counters' keys (hubd/lane.py); a counter added later is read by the inbox until the hub restarts")
+    lanes_dir: Path | None = Field(
+        default=None, description="the folder with the boards' lane accounts' passwords (`hub-<board>.pw`: "
+        "`xephang broker-config` makes one per board but the technicians): for each such file, a connection "
+        "that reads that board's requests a second time in a queue of its own, so that one board's flood holds no "
+        "other board's requests (hubd/lane.py); a board added later is read by the inbox until the hub restarts")
 
 
 class HubSettings(DaemonSettings):
@@ -260,7 +261,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._tickets_refused: dict[str, int] = {}  # dispenser -> refused since its alert was last clear
         self.lane: Lane | None = None  # hub.lane_password_file's connection, started by setup()
         self.inbox: Reader | None = None  # hub.inbox_password_file's connection, started by setup()
-        self.counter_lanes: dict[str, Lane] = {}  # counter node id -> its lane (hub.counter_lanes_dir)
+        self.board_lanes: dict[str, Lane] = {}  # board node id -> its lane (hub.lanes_dir)
         self._requests_on_main = False
         self.twins = Twins()
         log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
@@ -269,11 +270,11 @@ class HubDaemon(Daemon[HubSettings, Site]):
     @classmethod
     def preflight_errors(cls, s: DaemonSettings) -> list[str]:
         errors = super().preflight_errors(s)
-        for key in ("inbox_password_file", "lane_password_file", "counter_lanes_dir"):
+        for key in ("inbox_password_file", "lane_password_file", "lanes_dir"):
             pw = getattr(s.hub, key) if isinstance(s, HubSettings) else None
             if pw is not None:
                 try:
-                    pw.iterdir() if key == "counter_lanes_dir" else pw.read_bytes()
+                    os.listdir(pw) if key == "lanes_dir" else pw.read_bytes()
                 except OSError as exc:
                     errors.append(f"hub.{key}: cannot read {pw}: {exc.strerror or exc}")
         return errors
@@ -350,29 +351,25 @@ class HubDaemon(Daemon[HubSettings, Site]):
         else:
             self._read_requests_on_main()
         if hub.lane_password_file is not None and self._own_bus:
-            if self.inbox is None:
-                log.warning("hub.lane_password_file without hub.inbox_password_file: the main connection reads "
-                            "every request, and a board's flood there holds the replies the lane's requests get; "
-                            "install passwords/hub-inbox.pw from `xephang broker-config` and set it "
-                            "(docs/install-pi.md)")
             self.lane = Lane(self.settings.broker, self.bus.topics, self._lane_in, password_file=hub.lane_password_file)
             self.lane.start()
-        if hub.counter_lanes_dir is not None and self._own_bus:
-            missing = []
-            for c in self.engine.site.counters:
-                pw = hub.counter_lanes_dir / f"{counter_lane_username(c.number)}.pw"
-                if not pw.is_file():
-                    missing.append(c.number)
+        if hub.lanes_dir is not None and self._own_bus:
+            for pw in sorted(hub.lanes_dir.glob("hub-*.pw")):
+                node = lane_board(pw.stem)
+                if node is None:  # hub-inbox.pw, hub-lane.pw, another file
                     continue
-                lane = counter_lane(self.settings.broker, self.bus.topics, self._lane_in, c.number, password_file=pw)
-                self.counter_lanes[f"counter-{c.number}"] = lane
+                self.board_lanes[node] = lane = board_lane(self.settings.broker, self.bus.topics, self._lane_in, node,
+                                                           password_file=pw)
                 lane.start()
+            missing = [c.number for c in self.engine.site.counters if f"counter-{c.number}" not in self.board_lanes]
             if missing:
-                log.warning("no hub-counter-N.pw in %s for counters %s: the inbox alone reads their requests",
-                            hub.counter_lanes_dir, ", ".join(map(str, missing)))
-        self.bus.add_connect_hook(self._republish_all)
-        self.bus.add_published_hook(self._on_published)
-        self.bus.add_refused_hook(self._on_refused)
+                log.warning("no hub-counter-N.pw in %s for counters %s: the inbox alone reads their requests "
+                            "(xephang broker-config makes them)",
+                            hub.lanes_dir, ", ".join(map(str, missing)))
+        if self.inbox is None and (self.lane is not None or self.board_lanes):
+            log.warning("lanes without hub.inbox_password_file: the main connection reads every request, and a "
+                        "board's flood there holds every reply, event and state; install passwords/hub-inbox.pw "
+                        "from `xephang broker-config` and set it (docs/install-pi.md)")
 
     def _enqueue_request(self, msg: Inbound) -> None:
         self._batch.append(msg)  # handled together after this turn's drain: one commit per batch
@@ -403,7 +400,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.bus.call_soon(take)
 
     def teardown(self) -> None:
-        for reader in (self.lane, self.inbox, *self.counter_lanes.values()):
+        for reader in (self.lane, self.inbox, *self.board_lanes.values()):
             if reader is not None:
                 reader.stop()
         self._flush_acks()
@@ -453,8 +450,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
                 "lane": None if self.lane is None else {"connected": self.lane.connected,
                                                         "received": self.lane.stats.received,
                                                         "paced": self.lane.stats.paced, "gave_up": self.lane.gave_up},
-                "counter_lanes": {n: {"connected": c.connected, "received": c.stats.received, "paced": c.stats.paced,
-                                      "gave_up": c.gave_up} for n, c in self.counter_lanes.items()},
+                "board_lanes": {n: {"connected": c.connected, "received": c.stats.received, "paced": c.stats.paced,
+                                    "gave_up": c.gave_up} for n, c in self.board_lanes.items()},
                 "twins": self.twins.twins}
 
     # ------------------------------------------------------------------ requests
@@ -495,7 +492,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         if isinstance(req, Answer):
             return req
         if self._read_twice(action, sender) and \
-                self.twins.is_twin(f"{sender}/{req.request_id}", isinstance(msg, LaneInbound)):
+                self.twins.is_twin(f"{sender}/{req.request_id}", msg.via if isinstance(msg, LaneInbound) else ""):
             return None  # this publish was handled as it came through the other connection
         topic = self.bus.topics.reply(sender or req.source)
         return (self._authenticate(req, sender, topic)
@@ -506,7 +503,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
 
     def _read_twice(self, action: str, sender: str | None) -> bool:
         """Does a lane read this request too (its copies are then counted: ``Twins``)?"""
-        return (self.lane is not None and covered(action, sender)) or (sender is not None and sender in self.counter_lanes)
+        return (self.lane is not None and covered(action, sender)) or (sender is not None and sender in self.board_lanes)
 
     # ---- the stages
     def _parse(self, topic: str) -> tuple[str, str | None]:

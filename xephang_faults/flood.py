@@ -15,16 +15,19 @@ from xephang.contract import Topics
 
 
 class RequestFlood:
-    """Counter ``node``'s pause requests on ``port`` until ``stop()``; ``kicked`` counts reconnects."""
+    """Board ``node``'s requests on ``port`` until ``stop()`` (a counter's pause, a dispenser's ticket:
+    what its ACL lets it send); ``kicked`` counts reconnects."""
 
     def __init__(self, port: int, password: str, *, site: str = "tuong-linh", node: str = "counter-1",
                  lines: int = 20_000) -> None:
         self.port, self.password, self.node = port, password, node
-        self.topic = Topics(site).req("pause", node)
+        action = "issue-ticket" if node.startswith("dispenser-") else "pause"
+        self.topic = Topics(site).req(action, node)
         self.kicked = 0
         self._stop = threading.Event()
-        line = ('{"schema": "xephang.req.pause.v1", "request_id": "flood-%08d", "source": "' + node
-                + '", "counter": ' + node.rsplit("-", 1)[-1] + "}")
+        what = '"service": "ho-tich"' if action == "issue-ticket" else '"counter": ' + node.rsplit("-", 1)[-1]
+        line = ('{"schema": "xephang.req.' + action + '.v1", "request_id": "flood-%08d", "source": "' + node
+                + '", ' + what + "}")
         self._block = ("\n".join(line % i for i in range(lines)) + "\n").encode()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

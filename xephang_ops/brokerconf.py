@@ -59,14 +59,22 @@ class NodeAccount:
     role: str  # hub, dispenser, counter, display, announcer, web, tech
 
 
+LANE_ROLES = ("dispenser", "counter", "display", "announcer", "web")  # the hub reads each one's requests apart
+
+
 def role_of(node: str) -> str:
     """The role a node id implies (``counter-3`` → counter, ``tech-lan`` → tech)."""
     check_level(node)
     head = node.split("-", 1)[0]
     if node in ("hub", "hub-inbox", "hub-lane"):
         return node
-    if node.startswith("hub-counter-"):
-        return "hub-counter"
+    if node.startswith("hub-"):
+        try:
+            board = role_of(node[4:])
+        except BrokerConfigError:
+            board = ""
+        if board in LANE_ROLES:
+            return "board-lane"  # the hub's lane for that board (hubd/lane.py)
     if head in ("dispenser", "counter", "display", "announcer", "web", "tech"):
         return head
     raise BrokerConfigError(f"node id {node!r}: cannot tell its role (hub, dispenser-*, counter-N, display-*, "
@@ -77,12 +85,12 @@ def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = 
                   announcers: Sequence[str] = ("hall",), technicians: Sequence[str] = DEFAULT_TECHNICIANS,
                   extra: Sequence[str] = (), web: Sequence[str] = ("web",)) -> list[NodeAccount]:
     """Every account a site needs: the hub and its reading connections (``hub-inbox``, ``hub-lane``,
-    ``hub-counter-N``; hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
-    names = ["hub", "hub-inbox", "hub-lane", *(f"hub-counter-{c.number}" for c in site.counters),
-             *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
+    ``hub-<board>`` for each board but the technicians; hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
+    names = ["hub", "hub-inbox", "hub-lane", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
              *(f"counter-{c.number}" for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
              *web, *technicians, *extra]
+    names += [f"hub-{n}" for n in names if role_of(n) in LANE_ROLES]  # their lanes at the hub
     out: list[NodeAccount] = []
     for n in dict.fromkeys(names):
         out.append(NodeAccount(n, role_of(n)))
@@ -163,9 +171,9 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             # that a counter's flood in the inbox's queue cannot hold them (hubd/lane.py); it writes nothing
             lines += [f"topic read {r}/req/hub/{a}/+" for a in DISPENSER_ACTIONS]
             lines += [f"topic read {r}/req/hub/+/{w.username}" for w in accounts if w.role == "web"]
-        elif acc.role == "hub-counter":
-            # … and one per counter, reading that counter's requests a second time: one counter's flood
-            # cannot hold the other counters' keys (hubd/lane.py); it writes nothing
+        elif acc.role == "board-lane":
+            # … and one per board that asks the hub, reading that board's requests a second time: one
+            # board's flood holds no other board's requests (hubd/lane.py); it writes nothing
             lines += [f"topic read {r}/req/hub/+/{acc.username.removeprefix('hub-')}"]
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub

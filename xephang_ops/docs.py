@@ -37,7 +37,7 @@ TOPIC_TABLE: list[tuple[str, str, str, str]] = [
     ("health", "R/node/{node}/health", "node", "yes"),
     ("alerts (empty payload clears; `{id}` one of its role's, below)", "R/node/{node}/alert/{id}", "node", "yes"),
     ("requests to the hub (boards name themselves: `…/{action}/{node}`; the hub reads them with its accounts "
-     "`hub-inbox`, `hub-lane` and `hub-counter-N`, which publish nothing: hubd/lane.py)", "R/req/hub/{action}[/{node}]", "node, CLI",
+     "`hub-inbox` and `hub-<board>`, which publish nothing: hubd/lane.py)", "R/req/hub/{action}[/{node}]", "node, CLI",
      "no"),
     ("replies", "R/reply/{node}", "hub", "no"),
     ("ticket events", "R/event/ticket/{kind}", "hub", "no"),
@@ -163,14 +163,14 @@ def render_protocol() -> str:
         "wait in the ledger's outbox and go out in rev order as the broker acknowledges (`outbox`, "
         "`outbox_in_flight`, `outbox_behind` in the hub's health).",
         "- **A flood is read apart from what the hub publishes.** With `hub.inbox_password_file` the hub reads every "
-        "request with its account `hub-inbox` (a connection that publishes nothing) and with `hub.lane_password_file` "
-        "the dispensers' and the web daemon's a second time with `hub-lane`, and with `hub.counter_lanes_dir` each "
-        "counter's with `hub-counter-N` (each its own queue at the broker; each publish is handled once, `twins` "
-        "counts the copies dropped; a lane passes on at most a board's burst and pace, `paced`); its main connection "
-        "reads no request, so a board's flood holds neither its replies nor its events and states, nor the other "
-        "boards' requests (hubd/lane.py, docs/install-pi.md). The health says how each is (`inbox`, `lane`, "
-        "`counter_lanes`: `connected`, `received`, `gave_up`) and `requests_on_main` whether the main connection "
-        "reads the requests (no inbox, or one the broker refused).",
+        "request with its account `hub-inbox` (a connection that publishes nothing) and "
+        "each board's a second time with its lane `hub-<board>` (`hub.lanes_dir`: one per dispenser, counter, hall "
+        "board, speaker and web daemon; each its own queue at the broker; each publish is handled once, `twins` counts the copies dropped; a "
+        "lane passes on at most a board's burst and pace, `paced`); its main connection reads no request, so a "
+        "board's flood holds neither its replies nor its events and states, nor the other boards' requests "
+        "(hubd/lane.py, docs/install-pi.md). The health says how each is (`inbox`, `board_lanes`, and `lane` for the "
+        "older `hub-lane` shared by the dispensers and webd: `connected`, `received`, `gave_up`) and "
+        "`requests_on_main` whether the main connection reads the requests (no inbox, or one the broker refused).",
         f"- A payload that cannot be read is never answered: over {c.MAX_PAYLOAD_BYTES // 1024} KiB (`too-large`), "
         "not UTF-8 (`bad-utf8`), not JSON or nested too deeply (`bad-json`), or without a readable "
         "`request_id`, `source` and `reply_to`. The hub drops it unread and counts it by that code in "

@@ -138,22 +138,22 @@ def test_the_lane_reads_the_dispensers_and_the_web_daemons_requests_only():
 def test_twins_forget_the_oldest_ids_past_their_memory():
     tw = Twins(memory=3)
     for rid in ("a", "b", "c", "d"):
-        assert not tw.is_twin(rid, via_lane=True)
-    assert tw.is_twin("d", via_lane=False)  # remembered
-    assert not tw.is_twin("a", via_lane=False)  # forgotten: handled (answered from the stored reply)
+        assert not tw.is_twin(rid, via="hub-lane")
+    assert tw.is_twin("d", via="")  # remembered
+    assert not tw.is_twin("a", via="")  # forgotten: handled (answered from the stored reply)
 
 
 def test_a_counters_lane_makes_its_requests_twins_too(hub, fake_broker):
-    """With ``hub-counter-2`` (hub.counter_lanes_dir) counter 2's requests come twice: handled once."""
-    hub.counter_lanes["counter-2"] = FakeLane()  # type: ignore[assignment]
+    """With ``hub-counter-2`` (hub.lanes_dir) counter 2's requests come twice: handled once."""
+    hub.board_lanes["counter-2"] = FakeLane()  # type: ignore[assignment]
     req = CallNext(request_id="counter-2-0001", source="counter-2", counter=2)
     topic = T.req("call-next", "counter-2")
-    _via_lane(hub, topic, req.to_json())
+    hub.bus.call_soon(lambda: hub._batch.append(LaneInbound(topic, req.to_json(), False, "hub-counter-2")))
     hub.step(0)
     fake_broker.deliver(topic, req.to_json(), False, "counter-2")
     hub.step(0)
     assert len(_replies(fake_broker, "counter-2")) == 1 and hub.twins.twins == 1
-    assert "counter-2" in hub.health_details()["counter_lanes"]
+    assert "counter-2" in hub.health_details()["board_lanes"]
 
 
 def test_a_lane_passes_on_a_boards_burst_and_pace_and_leaves_the_rest_to_the_inbox():
@@ -161,16 +161,33 @@ def test_a_lane_passes_on_a_boards_burst_and_pace_and_leaves_the_rest_to_the_inb
     what that sender sends (the inbox's copy still reaches the hub's flood guard); other senders pass."""
     from types import SimpleNamespace
 
-    from hubd.lane import counter_lane
+    from hubd.lane import board_lane
     from xephang.contract import BOARD_BURST
     from xephang.settings import BrokerSettings
 
     got: list = []
-    lane = counter_lane(BrokerSettings(), T, got.append, 1, password_file=Path("/nonexistent"))
+    lane = board_lane(BrokerSettings(), T, got.append, "counter-1", password_file=Path("/nonexistent"))
     msg = SimpleNamespace(topic=T.req("pause", "counter-1"), payload=b"{}", retain=False)
     for _ in range(BOARD_BURST + 50):
         lane._on_message(None, None, msg)
-    assert len(got) == BOARD_BURST and lane.stats.paced == 50 and isinstance(got[0], LaneInbound)
+    assert len(got) == BOARD_BURST and lane.stats.paced == 50 and got[0].via == "hub-counter-1"
     lane._on_message(None, None, SimpleNamespace(topic=T.req("issue-ticket", "dispenser-1"), payload=b"{}",
                                                  retain=False))
     assert len(got) == BOARD_BURST + 1
+
+
+def test_three_connections_one_publish_handled_once_and_a_retry_once_more():
+    """A dispenser's ticket read by the inbox, ``hub-lane`` and ``hub-dispenser-1`` alike: one of the
+    three copies is handled, in whatever order they come; the board's retry once more."""
+    tw = Twins()
+    assert [tw.is_twin("r", v) for v in ("hub-dispenser-1", "", "hub-lane")] == [False, True, True]
+    assert [tw.is_twin("r", v) for v in ("", "hub-lane", "hub-dispenser-1")] == [False, True, True]
+    assert tw.twins == 4
+
+
+def test_which_accounts_are_lanes_of_which_board():
+    from hubd.lane import lane_board
+
+    assert [lane_board(n) for n in ("hub-counter-2", "hub-dispenser-1", "hub-web", "hub-inbox", "hub-lane", "hub",
+                                    "hub-display-hall", "counter-2", "hub-counter-x", "hub-tech")] == \
+        ["counter-2", "dispenser-1", "web", None, None, None, "display-hall", None, None, None]

@@ -63,6 +63,8 @@ FORBIDDEN = [
     ("hub-counter-1", f"{R}/reply/counter-1", False, "counter-1", "hub"),
     ("hub-counter-1", f"{R}/req/hub/call-next/counter-1", False, "hub", "counter-1"),
     ("hub-counter-1", f"{R}/state/counter/1", True, "display-hall", "hub"),
+    ("hub-dispenser-1", f"{R}/reply/dispenser-1", False, "dispenser-1", "hub"),
+    ("hub-web", f"{R}/reply/web", False, "web", "hub"),
     ("hub-lane", f"{R}/event/ticket/called", False, "announcer-hall", "hub"),
     ("hub-lane", f"{R}/state/hall", True, "display-hall", "hub"),
     ("hub-lane", f"{R}/req/hub/call-next/counter-1", False, "hub", "counter-1"),
@@ -194,16 +196,20 @@ def test_a_node_reads_its_own_replies_but_not_another_counters(secured_broker):
         assert m is not None and (m.topic, m.payload) == (f"{R}/reply/counter-1", b"for-1")
 
 
-def test_a_counters_lane_reads_that_counters_requests_only(secured_broker):
-    """``hub-counter-1`` (hubd/lane.py) reads counter 1's requests, not counter 2's nor a dispenser's."""
-    with secured_broker.client("hub-counter-1") as lane, secured_broker.client("counter-2") as c2, \
-            secured_broker.client("dispenser-1") as d, secured_broker.client("counter-1") as c1:
-        lane.subscribe(f"{R}/req/hub/+/counter-2", f"{R}/req/hub/+/dispenser-1", f"{R}/req/hub/+/counter-1")
-        assert c2.publish(f"{R}/req/hub/call-next/counter-2", b"2") < REFUSED
-        assert d.publish(f"{R}/req/hub/issue-ticket/dispenser-1", b"d") < REFUSED
-        assert c1.publish(f"{R}/req/hub/call-next/counter-1", b"1") < REFUSED
+@pytest.mark.parametrize(("board", "action"), [("counter-1", "call-next"), ("dispenser-1", "issue-ticket"),
+                                               ("web", "report")])
+def test_a_boards_lane_reads_that_boards_requests_only(secured_broker, board, action):
+    """``hub-<board>`` (hubd/lane.py) reads that board's requests, not another board's."""
+    others = [("counter-2", "call-next"), ("dispenser-1", "issue-ticket"), ("web", "report")]
+    with secured_broker.client(f"hub-{board}") as lane, secured_broker.client(board) as own:
+        lane.subscribe(*(f"{R}/req/hub/+/{n}" for n, _ in others), f"{R}/req/hub/+/{board}")
+        for node, act in others:
+            if node != board:
+                with secured_broker.client(node) as other:
+                    assert other.publish(f"{R}/req/hub/{act}/{node}", b"other") < REFUSED
+        assert own.publish(f"{R}/req/hub/{action}/{board}", b"own") < REFUSED
         m = lane.get(3.0)
-        assert m is not None and (m.topic, m.payload) == (f"{R}/req/hub/call-next/counter-1", b"1")
+        assert m is not None and (m.topic, m.payload) == (f"{R}/req/hub/{action}/{board}", b"own")
 
 
 def test_another_site_is_out_of_bounds(secured_broker):
