@@ -59,12 +59,14 @@ from xephang.contract import (
 )
 from xephang.daemon import Daemon
 from xephang.limits import RateLimit
+from xephang.reader import Reader
 from xephang.settings import DaemonSettings
 from xephang.site import Site
 
 log = logging.getLogger(__name__)
 
 # what one node may say of itself (status, alerts) that webd reads: at once, then a minute (_paced)
+WATCH_USERNAME = "web-watch"  # the account of webd's second connection (xephang broker-config)
 NODE_BURST = 60
 NODE_PER_MINUTE = 60
 
@@ -93,6 +95,8 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     def __init__(self, settings: WebSettings, *, bus: Bus | None = None, clock: Clock | None = None,
                  serve: bool = True) -> None:
         super().__init__(settings, bus=bus, clock=clock)
+        self._own_bus = bus is None  # a real broker: the watcher too (setup)
+        self.watcher: Reader | None = None
         from webd.app import WebApp
 
         self.site = settings.load_site()
@@ -130,9 +134,21 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self.bus.subscribe(t.state_summary(), self._on_summary)
         self.bus.subscribe(t.ticket_events(), self._on_ticket_event, retained=False)
         self.bus.subscribe(t.counter_events(), self._on_counter_event, retained=False)
-        # what the boards say of themselves: QoS 0 (bus.subscribe), and paced per node (_paced)
-        self.bus.subscribe(t.all_status(), self._on_status, qos=0)
-        self.bus.subscribe(t.all_alerts(), self._on_alert, qos=0)
+        # what the boards say of themselves: QoS 0 (bus.subscribe), and paced per node (_paced); with
+        # web.watch_password_file read by a connection of its own (a board's flood of its own status
+        # then holds nothing else: webd heard a call 44 s late behind one display's flood)
+        pw = self.settings.web.watch_password_file
+        watched = [t.all_status(), t.all_alerts()]
+        elsewhere = pw is not None and self._own_bus
+        self.bus.subscribe(t.all_status(), self._on_status, qos=0, elsewhere=elsewhere)
+        self.bus.subscribe(t.all_alerts(), self._on_alert, qos=0, elsewhere=elsewhere)
+        if elsewhere:
+            for f in watched:  # the main session (persistent) may hold them from an older webd
+                self.bus.forget(f)
+            self.watcher = Reader(self.settings.broker, t, self.bus.hand_in, password_file=pw, username=WATCH_USERNAME,
+                                  filters=watched, persistent=False, keep_retained=True,
+                                  given_up=lambda: self.bus.call_soon(self._watch_here))
+            self.watcher.start()
         # the hub's live site (retained) and the answers to the head's roster changes
         self.bus.subscribe(t.config_state("hub"), self._on_hub_config)
         self.bus.subscribe(t.config_ack("hub"), self._on_hub_ack, retained=False)
@@ -145,7 +161,16 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         if self._serve:
             self._start_server()
 
+    def _watch_here(self) -> None:
+        """The broker refused ``web-watch`` for good: the main connection reads the boards' statuses
+        and alerts, as before xephang/reader.py (a board's flood of them then holds the hub's calls)."""
+        log.warning("%s is refused: the main connection reads the boards' statuses and alerts", WATCH_USERNAME)
+        for f in (self.bus.topics.all_status(), self.bus.topics.all_alerts()):
+            self.bus.read_here(f)
+
     def teardown(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.web.studio.recogniser is not None:
             self.web.studio.recogniser.close()
         for srv in self._servers:
@@ -232,7 +257,10 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     def health_details(self) -> dict[str, Any]:
         return {"rev": self.model.rev, "synced": self.model.synced, "tickets": len(self.model.tickets),
                 "resyncs": self.resyncs, "streams": self.web.streams, "sessions": len(self.web.sessions),
-                "connections_closed": dict(connections_closed)}
+                "connections_closed": dict(connections_closed),
+                "watch": None if self.watcher is None else {"connected": self.watcher.connected,
+                                                            "received": self.watcher.stats.received,
+                                                            "gave_up": self.watcher.gave_up}}
 
     def _show(self) -> None:
         """Hand the web side a new snapshot after a change (one reference swap there)."""

@@ -229,6 +229,7 @@ class Bus:
         self._monotonic = clock
         self._subs: list[tuple[str, Handler, bool]] = []  # (filter, handler, takes retained)
         self._forgotten: set[str] = set()  # filters an earlier session may hold: unsubscribed at connect (forget)
+        self._elsewhere: set[str] = set()  # filters another connection reads for us (subscribe(elsewhere=True))
         self._sub_qos: dict[str, int] = {}  # filter -> the QoS asked (1 unless a subscriber said 0)
         self._connect_hooks: list[Callable[[], None]] = []
         self._disconnect_hooks: list[Callable[[], None]] = []
@@ -254,19 +255,38 @@ class Bus:
         self.subscribe(self.topics.status(node), self._on_own_status)
 
     # ------------------------------------------------------------------ owner-thread API
-    def subscribe(self, topic_filter: str, handler: Handler, *, retained: bool = True, qos: int = 1) -> None:
+    def subscribe(self, topic_filter: str, handler: Handler, *, retained: bool = True, qos: int = 1,
+                  elsewhere: bool = False) -> None:
         """Route messages matching ``topic_filter`` to ``handler`` (run in the owner thread).
 
         ``retained=False`` for commands (requests, replies, presses, pushes, events): a retained
         message there is a replay nobody meant, dropped and counted as ``retained-command``.
         ``qos=0`` for what other boards write and only the latest of matters (their retained
         status, health, alerts): a board's password flooding its own topic then cannot fill the
-        broker's window of unacknowledged QoS 1 messages to us, ahead of the hub's replies."""
+        broker's window of unacknowledged QoS 1 messages to us, ahead of the hub's replies.
+        ``elsewhere=True``: another connection of this node reads them (``xephang.reader``) and hands
+        them in (``hand_in``); this one does not subscribe (``read_here`` makes it, if that one fails)."""
         with self._lock:
             self._subs.append((topic_filter, handler, retained))
             self._sub_qos[topic_filter] = min(qos, self._sub_qos.get(topic_filter, qos))
-            already = self.connected.is_set()
+            if elsewhere:
+                self._elsewhere.add(topic_filter)
+            already = self.connected.is_set() and not elsewhere
         if already:
+            self._transport_subscribe([topic_filter])
+
+    def hand_in(self, msg: Inbound) -> None:
+        """From any thread: a message another connection of this node read (``subscribe(elsewhere=True)``),
+        handled as the boards' chatter is (bounded, after the rest: ``process``)."""
+        self._take(msg, qos=0)
+
+    def read_here(self, topic_filter: str) -> None:
+        """The other connection is gone for good: this one subscribes to ``topic_filter`` itself."""
+        with self._lock:
+            self._elsewhere.discard(topic_filter)
+            self._forgotten.discard(topic_filter)
+            connected = self.connected.is_set()
+        if connected:
             self._transport_subscribe([topic_filter])
 
     def forget(self, topic_filter: str) -> None:
@@ -629,7 +649,7 @@ class Bus:
             return
         self.stats.connects += 1
         with self._lock:
-            filters = list(dict.fromkeys(f for f, _, _ in self._subs))
+            filters = list(dict.fromkeys(f for f, _, _ in self._subs if f not in self._elsewhere))
             stale = sorted(self._forgotten - set(filters))
         if filters:
             _, self._connect_sub_mid = client.subscribe([(f, self._sub_qos.get(f, 1)) for f in filters])
@@ -659,8 +679,10 @@ class Bus:
             self._set_will(client)
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        item = Inbound(msg.topic, bytes(msg.payload), bool(msg.retain))
-        if msg.qos > 0:
+        self._take(Inbound(msg.topic, bytes(msg.payload), bool(msg.retain)), msg.qos)
+
+    def _take(self, item: Inbound, qos: int) -> None:
+        if qos > 0:
             self.inbox.put(item)
             return
         try:

@@ -1,8 +1,10 @@
-"""One board's password flooding the hub with requests, as fast as the broker takes them.
+"""One board's password flooding the broker, as fast as the broker takes it.
 
-``mosquitto_pub -l`` (C, one connection, QoS 1, a message per line) outruns any Python publisher,
-so it is what an attacker would use; when the broker throws it out it connects again. Used by
-``tests/tools/test_hub_lane.py`` and ``bench/request_flood.py``.
+``mosquitto_pub -l`` (C, one connection, a message per line) outruns any Python publisher, so it
+is what an attacker would use; when the broker throws it out it connects again. A flood from a
+separate process also leaves the test's own Python threads (webd, the hub's bus) their share of
+the interpreter, which a flooding thread in the same process did not. Used by
+``tests/tools/test_hub_lane.py``, ``tests/webd/test_web_attack.py`` and ``bench/request_flood.py``.
 """
 
 from __future__ import annotations
@@ -14,28 +16,24 @@ import threading
 from xephang.contract import Topics
 
 
-class RequestFlood:
-    """Board ``node``'s requests on ``port`` until ``stop()`` (a counter's pause, a dispenser's ticket:
-    what its ACL lets it send); ``kicked`` counts reconnects."""
+class LineFlood:
+    """``lines`` published on ``topic`` over and over until ``stop()`` as board ``node`` (its password,
+    or none for a broker without accounts); ``kicked`` counts reconnects."""
 
-    def __init__(self, port: int, password: str, *, site: str = "tuong-linh", node: str = "counter-1",
-                 lines: int = 20_000) -> None:
-        self.port, self.password, self.node = port, password, node
-        action = "issue-ticket" if node.startswith("dispenser-") else "pause"
-        self.topic = Topics(site).req(action, node)
+    def __init__(self, port: int, node: str, topic: str, lines: list[str], *, password: str | None = None,
+                 qos: int = 1, retain: bool = False) -> None:
+        self.port, self.node, self.topic, self.password = port, node, topic, password
+        self.qos, self.retain = qos, retain
         self.kicked = 0
         self._stop = threading.Event()
-        what = '"service": "ho-tich"' if action == "issue-ticket" else '"counter": ' + node.rsplit("-", 1)[-1]
-        line = ('{"schema": "xephang.req.' + action + '.v1", "request_id": "flood-%08d", "source": "' + node
-                + '", ' + what + "}")
-        self._block = ("\n".join(line % i for i in range(lines)) + "\n").encode()
+        self._block = ("\n".join(lines) + "\n").encode()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
     def available() -> bool:
         return shutil.which("mosquitto_pub") is not None
 
-    def start(self) -> RequestFlood:
+    def start(self) -> LineFlood:
         self._thread.start()
         return self
 
@@ -45,10 +43,14 @@ class RequestFlood:
             self._thread.join(10)
 
     def _run(self) -> None:
+        cmd = ["mosquitto_pub", "-p", str(self.port), "-i", f"xephang-{self.node}", "-q", str(self.qos),
+               "-V", "mqttv5", "-l", "-t", self.topic]
+        if self.password is not None:
+            cmd += ["-u", self.node, "-P", self.password]
+        if self.retain:
+            cmd.append("-r")
         while not self._stop.is_set():
-            p = subprocess.Popen(["mosquitto_pub", "-p", str(self.port), "-u", self.node, "-P", self.password,
-                                  "-i", f"xephang-{self.node}", "-q", "1", "-V", "mqttv5", "-l", "-t", self.topic],
-                                 stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
             try:
                 while not self._stop.is_set():
                     assert p.stdin is not None
@@ -57,3 +59,17 @@ class RequestFlood:
                 self.kicked += 1
             p.kill()
             p.wait()
+
+
+class RequestFlood(LineFlood):
+    """Board ``node``'s requests to the hub, QoS 1 (a counter's pause, a dispenser's ticket: what its
+    ACL lets it send)."""
+
+    def __init__(self, port: int, password: str, *, site: str = "tuong-linh", node: str = "counter-1",
+                 lines: int = 20_000) -> None:
+        action = "issue-ticket" if node.startswith("dispenser-") else "pause"
+        what = '"service": "ho-tich"' if action == "issue-ticket" else '"counter": ' + node.rsplit("-", 1)[-1]
+        line = ('{"schema": "xephang.req.' + action + '.v1", "request_id": "flood-%08d", "source": "' + node
+                + '", ' + what + "}")
+        super().__init__(port, node, Topics(site).req(action, node), [line % i for i in range(lines)],
+                         password=password)

@@ -68,6 +68,8 @@ def role_of(node: str) -> str:
     head = node.split("-", 1)[0]
     if node in ("hub", "hub-inbox", "hub-lane"):
         return node
+    if node.endswith("-watch") and role_of(node.removesuffix("-watch")) == "web":
+        return "watch"  # the web daemon's connection that reads the boards' statuses and alerts
     if node.startswith("hub-"):
         try:
             board = role_of(node[4:])
@@ -90,6 +92,7 @@ def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = 
              *(f"counter-{c.number}" for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
              *web, *technicians, *extra]
+    names += [f"{n}-watch" for n in web]  # webd's second connection (xephang/reader.py)
     names += [f"hub-{n}" for n in names if role_of(n) in LANE_ROLES]  # their lanes at the hub
     out: list[NodeAccount] = []
     for n in dict.fromkeys(names):
@@ -175,6 +178,10 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             # … and one per board that asks the hub, reading that board's requests a second time: one
             # board's flood holds no other board's requests (hubd/lane.py); it writes nothing
             lines += [f"topic read {r}/req/hub/+/{acc.username.removeprefix('hub-')}"]
+        elif acc.role == "watch":
+            # the web daemon's connection for what the boards say of themselves (their statuses: above,
+            # every account's), so that a board's flood of them holds nothing else webd hears; it writes nothing
+            lines += [f"topic read {r}/node/+/alert/+"]
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub
             # checks the payload's source against it (a counter cannot act for another counter)

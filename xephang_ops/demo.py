@@ -340,6 +340,8 @@ class Demo:
         if spec.node == "hub":  # its reading connections (hubd/lane.py)
             env["XEPHANG_HUB__INBOX_PASSWORD_FILE"] = str(self.files.passwords_dir / "hub-inbox.pw")
             env["XEPHANG_HUB__LANES_DIR"] = str(self.files.passwords_dir)  # hub-<board>.pw: a lane per board
+        if spec.node == "web":  # the boards' statuses and alerts on a connection of their own (xephang/reader.py)
+            env["XEPHANG_WEB__WATCH_PASSWORD_FILE"] = str(self.files.passwords_dir / "web-watch.pw")
         if voice is not None and spec.script == "announcerd":
             # the pack where the docs say a speaker keeps it: its state folder (voice/espeak-vi-north);
             # the per-machine cache only saves building it again for every demo

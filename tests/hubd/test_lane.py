@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from hubd.lane import LaneInbound, ReaderStats, Twins, covered, lane_filters
+from hubd.lane import LaneInbound, Twins, covered, lane_filters
 from hubd.main import HubConfig, HubDaemon, HubSettings
 from xephang.bus import Inbound
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import CallNext, IssueTicket, Topics, new_request_id
+from xephang.reader import ReaderStats
 from xephang.testing import FakeBus
 
 SITE = "tuong-linh"

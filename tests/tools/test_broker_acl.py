@@ -65,6 +65,10 @@ FORBIDDEN = [
     ("hub-counter-1", f"{R}/state/counter/1", True, "display-hall", "hub"),
     ("hub-dispenser-1", f"{R}/reply/dispenser-1", False, "dispenser-1", "hub"),
     ("hub-web", f"{R}/reply/web", False, "web", "hub"),
+    # webd's second connection writes nothing either (xephang/reader.py)
+    ("web-watch", f"{R}/req/hub/report/web", False, "hub", "web"),
+    ("web-watch", f"{R}/config/hub/set/web", False, "hub", "web"),
+    ("web-watch", f"{R}/node/counter-1/status", True, "tech", "counter-1"),
     ("hub-lane", f"{R}/event/ticket/called", False, "announcer-hall", "hub"),
     ("hub-lane", f"{R}/state/hall", True, "display-hall", "hub"),
     ("hub-lane", f"{R}/req/hub/call-next/counter-1", False, "hub", "counter-1"),

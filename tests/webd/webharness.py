@@ -115,13 +115,15 @@ def centre(mosquitto: Mosquitto, tmp_path: Path, site_file: Path) -> Iterator[We
     for officer in ("lan", "hung", "tuan", "hoa"):
         Accounts(accounts).set(officer, "officer", OFFICER_PASSWORD)
     port = free_port()
+    watch_pw = tmp_path / "web" / "web-watch.pw"  # the broker here takes any password: webd's watcher as installed
+    watch_pw.write_text("web-watch\n")
     hub_cm = running_hub(mosquitto.port, tmp_path / "hub", site_file)
     hub = hub_cm.__enter__()
     settings = WebSettings(site=SITE, node="web", site_file=site_file, state_dir=tmp_path / "web",
                            broker=BrokerSettings(port=mosquitto.port),
                            web=WebConfig(listen="127.0.0.1", port=port, public_url=f"http://127.0.0.1:{port}",
                                          link_secret_file=key, accounts_file=accounts, wifi_name="TTPVHCC-Tuong-Linh",
-                                         report_refresh_s=2, login_max_failures=5))
+                                         report_refresh_s=2, login_max_failures=5, watch_password_file=watch_pw))
     web = WebDaemon(settings)
     t = threading.Thread(target=web.run, name="webd", daemon=True)
     t.start()
