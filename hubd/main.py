@@ -370,6 +370,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
             log.warning("lanes without hub.inbox_password_file: the main connection reads every request, and a "
                         "board's flood there holds every reply, event and state; install passwords/hub-inbox.pw "
                         "from `xephang broker-config` and set it (docs/install-pi.md)")
+        self.bus.add_connect_hook(self._republish_all)
+        self.bus.add_published_hook(self._on_published)
+        self.bus.add_refused_hook(self._on_refused)
 
     def _enqueue_request(self, msg: Inbound) -> None:
         self._batch.append(msg)  # handled together after this turn's drain: one commit per batch
