@@ -44,7 +44,6 @@ The connections are ``xephang.reader.Reader`` (webd watches the boards the same 
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -55,8 +54,6 @@ from xephang.bus import Inbound
 from xephang.contract import DISPENSER_ACTIONS, Topics
 from xephang.reader import Reader
 from xephang.settings import BrokerSettings
-
-log = logging.getLogger(__name__)
 
 LANE_USERNAME = "hub-lane"
 INBOX_USERNAME = "hub-inbox"

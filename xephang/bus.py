@@ -230,6 +230,10 @@ class Bus:
         self._subs: list[tuple[str, Handler, bool]] = []  # (filter, handler, takes retained)
         self._forgotten: set[str] = set()  # filters an earlier session may hold: unsubscribed at connect (forget)
         self._elsewhere: set[str] = set()  # filters another connection reads for us (subscribe(elsewhere=True))
+        # this connection's subscriptions were sent (set with the snapshot in _paho_connect, under the
+        # lock): a later subscribe() sends its own, an earlier one is in the snapshot. `connected` is set
+        # after the snapshot: a subscribe() between the two was once in neither
+        self._subs_sent = False
         self._sub_qos: dict[str, int] = {}  # filter -> the QoS asked (1 unless a subscriber said 0)
         self._connect_hooks: list[Callable[[], None]] = []
         self._disconnect_hooks: list[Callable[[], None]] = []
@@ -271,7 +275,7 @@ class Bus:
             self._sub_qos[topic_filter] = min(qos, self._sub_qos.get(topic_filter, qos))
             if elsewhere:
                 self._elsewhere.add(topic_filter)
-            already = self.connected.is_set() and not elsewhere
+            already = self._subs_sent and not elsewhere
         if already:
             self._transport_subscribe([topic_filter])
 
@@ -285,7 +289,7 @@ class Bus:
         with self._lock:
             self._elsewhere.discard(topic_filter)
             self._forgotten.discard(topic_filter)
-            connected = self.connected.is_set()
+            connected = self._subs_sent
         if connected:
             self._transport_subscribe([topic_filter])
 
@@ -651,6 +655,7 @@ class Bus:
         with self._lock:
             filters = list(dict.fromkeys(f for f, _, _ in self._subs if f not in self._elsewhere))
             stale = sorted(self._forgotten - set(filters))
+            self._subs_sent = True
         if filters:
             _, self._connect_sub_mid = client.subscribe([(f, self._sub_qos.get(f, 1)) for f in filters])
         else:
@@ -666,6 +671,8 @@ class Bus:
 
     def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         was = self.connected.is_set()
+        with self._lock:
+            self._subs_sent = False
         self.connected.clear()
         self.subscribed.clear()
         if was:

@@ -102,6 +102,7 @@ class FakeBus(Bus):
         self.session = self._next_session()
         with self._lock:
             self._fake_filters = {f for f, _, _ in self._subs}
+            self._subs_sent = True
         self.connected.set()
         self.ever_connected.set()
         self.subscribed.set()
@@ -114,6 +115,8 @@ class FakeBus(Bus):
 
     def _fake_drop(self, will: bool) -> None:
         if self.connected.is_set():
+            with self._lock:
+                self._subs_sent = False
             self.connected.clear()
             self.subscribed.clear()
             self.stats.disconnects += 1
@@ -122,6 +125,8 @@ class FakeBus(Bus):
                 self._fake_broker.deliver(self.topics.status(self.node), self._status_payload(False), True)
 
     def _transport_stop(self, timeout: float) -> None:
+        with self._lock:
+            self._subs_sent = False
         self.connected.clear()
         self._fake_broker.clients.pop(self.node, None)
 

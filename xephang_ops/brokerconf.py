@@ -179,9 +179,9 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             # board's flood holds no other board's requests (hubd/lane.py); it writes nothing
             lines += [f"topic read {r}/req/hub/+/{acc.username.removeprefix('hub-')}"]
         elif acc.role == "watch":
-            # the web daemon's connection for what the boards say of themselves (their statuses: above,
-            # every account's), so that a board's flood of them holds nothing else webd hears; it writes nothing
-            lines += [f"topic read {r}/node/+/alert/+"]
+            # the web daemon's connection for what the boards say of themselves (statuses, alerts), so
+            # that a board's flood of them holds nothing else webd hears; it writes nothing
+            lines += [f"topic read {r}/node/#"]  # as the web daemon's own account (its health it does not read)
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub
             # checks the payload's source against it (a counter cannot act for another counter)

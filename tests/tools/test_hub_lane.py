@@ -57,6 +57,20 @@ def _bus(tmp_path: Path, node: str, port: int, passwords: Path) -> Bus:
     return b
 
 
+def _wrong_password(tmp_path: Path, site):
+    """The site's broker files, and a password file its broker refuses."""
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    return write_broker_files(tmp_path / "broker", site, site_accounts(site)), wrong
+
+
+def _site_broker(tmp_path: Path, files) -> Mosquitto:
+    return Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file, persistence=False,
+                     bind_client_ids=True)
+
+
 def _ticket(disp: Bus, attempts: int = 5):
     return disp.request_sync(IssueTicket(request_id=new_request_id(), source="dispenser-1", service="ho-tich"),
                              timeout_s=2.0, attempts=attempts)
@@ -169,13 +183,8 @@ def test_the_readers_come_back_after_a_broker_restart(tmp_path, site, site_file)
 def test_an_inbox_the_broker_refuses_gives_up_once_and_the_main_connection_reads(tmp_path, site, site_file):
     """A centre that sets `inbox_password_file` before installing the new broker config: the inbox's
     login is refused; it says so once and the hub reads the requests on its main connection."""
-    if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
-    files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
-    wrong = tmp_path / "wrong.pw"
-    wrong.write_text("not-the-password\n")
-    with Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file, persistence=False,
-                   bind_client_ids=True) as broker:
+    files, wrong = _wrong_password(tmp_path, site)
+    with _site_broker(tmp_path, files) as broker:
         hub = _hub(tmp_path, site_file, broker.port, files.passwords_dir, XEPHANG_HUB__INBOX_PASSWORD_FILE=str(wrong))
         log = tmp_path / "hub.log"
         disp = _bus(tmp_path, "dispenser-1", broker.port, files.passwords_dir)
@@ -198,13 +207,8 @@ def test_a_lane_the_broker_refuses_gives_up_once_and_the_hub_goes_on_without_it(
 
     from hubd.lane import Lane
 
-    if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
-    files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
-    wrong = tmp_path / "wrong.pw"
-    wrong.write_text("not-the-password\n")
-    with Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file, persistence=False,
-                   bind_client_ids=True) as broker, caplog.at_level(logging.ERROR, logger="hubd.lane"):
+    files, wrong = _wrong_password(tmp_path, site)
+    with _site_broker(tmp_path, files) as broker, caplog.at_level(logging.ERROR, logger="xephang.reader"):
         lane = Lane(BrokerSettings(port=broker.port, reconnect_max_s=0.5), T, lambda m: None, password_file=wrong)
         lane.start()
         try:
