@@ -16,7 +16,7 @@ Two things follow, each measured:
    QoS 1 messages past its window of 50 unacknowledged ones. So while the hub's main connection
    read the requests, a counter's flood held the hub's events and states too: with the dispensers'
    lane answering a ticket in 46 ms (it sent their replies itself then), the hall board heard of
-   that ticket 11-24 s later or not at all (``bench/request_flood.py``'s board line, 2026-12-07).
+   that ticket 11-27 s later or not at all (``bench/request_flood.py``'s board line, 2026-12-07).
    Now the main connection reads no request:
    ``hub-inbox`` (a ``Reader`` with a persistent session, as the main one had) reads them all and
    publishes nothing, and the main connection publishes the replies, events and states with its
