@@ -30,7 +30,6 @@ from hubd.lane import (
     INBOX_USERNAME,
     Lane,
     LaneInbound,
-    Reader,
     Twins,
     board_lane,
     covered,
@@ -88,6 +87,7 @@ from xephang.contract import (
 from xephang.daemon import Daemon
 from xephang.limits import RateLimit
 from xephang.nodeconfig import ConfigRefused
+from xephang.reader import Reader
 from xephang.settings import DaemonSettings, format_validation_errors
 from xephang.site import Site, changes_between, cross_check_errors
 
