@@ -1,0 +1,123 @@
+"""webd's `web-watch` connection (web.watch_password_file, xephang/reader.py) on a broker with the
+site's accounts and ACL, as `xephang broker-config` makes them: it reads the boards' statuses and
+alerts again after the broker restarts, and when the broker refuses it the main connection reads
+them instead, said once (the hub's inbox has the same two tests in tests/tools/test_hub_lane.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.webd.webharness import SITE, wait_for
+from webd.config import WebConfig, WebSettings
+from webd.main import WebDaemon
+from xephang.contract import Alert, NodeStatus, Topics
+from xephang.settings import BrokerSettings
+from xephang.ticketlink import write_secret
+from xephang_ops.brokerconf import BrokerFiles, site_accounts, write_broker_files
+from xephang_ops.mosquitto import Mosquitto, find_mosquitto, free_port
+from xephang_ops.tools import BrokerTarget, ToolClient
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+T = Topics(SITE)
+
+
+@pytest.fixture
+def secured(tmp_path: Path, site) -> Iterator[tuple[Mosquitto, BrokerFiles]]:
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
+    broker = Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file,
+                       persistence=False, bind_client_ids=True)
+    broker.start()
+    try:
+        yield broker, files
+    finally:
+        broker.kill()
+
+
+@contextlib.contextmanager
+def _webd(tmp_path: Path, site_file: Path, broker: Mosquitto, files: BrokerFiles,
+          watch_pw: Path) -> Iterator[WebDaemon]:
+    """webd under its own account `web`, its watcher under `web-watch` with ``watch_pw``; no hub
+    (what the boards say of themselves comes without one)."""
+    (tmp_path / "web").mkdir()
+    key = tmp_path / "ticket-link.key"
+    write_secret(key)
+    settings = WebSettings(site=SITE, node="web", site_file=site_file, state_dir=tmp_path / "web",
+                           broker=BrokerSettings(port=broker.port, password_file=files.passwords_dir / "web.pw",
+                                                 reconnect_max_s=1),
+                           web=WebConfig(listen="127.0.0.1", port=free_port(), link_secret_file=key,
+                                         accounts_file=tmp_path / "web" / "accounts.json", watch_password_file=watch_pw))
+    web = WebDaemon(settings, serve=False)
+    t = threading.Thread(target=web.run, name="webd", daemon=True)
+    t.start()
+    try:
+        assert web.bus.wait_connected(10)
+        yield web
+    finally:
+        web.stop_event.set()
+        t.join(10)
+
+
+def _say(broker: Mosquitto, files: BrokerFiles, node: str, session: int, *, online: bool = True,
+         alert: str | None = None) -> None:
+    """``node``'s own password writes its status (and an alert), retained, as the board does."""
+    with ToolClient(BrokerTarget(site=SITE, port=broker.tech_port or broker.port, username=node,
+                                 password=files.passwords[node])).connect() as c:
+        st = NodeStatus(node=node, online=online, session=session)
+        assert c.publish(T.status(node), st.to_json(), retain=True) == 0
+        if alert is not None:
+            a = Alert(node=node, id=alert, severity="warning", message_vi="Cảnh báo thử", message_en="Test alert")
+            assert c.publish(T.alert(node, alert), a.to_json(), retain=True) == 0
+
+
+def test_web_watch_reads_the_boards_again_after_a_broker_restart(tmp_path, site_file, secured):
+    """The broker restarts (an update, a power cut): webd's watcher logs in again and subscribes, and
+    a board's status and alert written after the restart reach webd's pages; the main connection
+    never took over (no fallback: the watcher was not refused)."""
+    broker, files = secured
+    with _webd(tmp_path, site_file, broker, files, files.passwords_dir / "web-watch.pw") as web:
+        w = web.watcher
+        assert w is not None
+        wait_for(lambda: w.connected, 10, "web-watch subscribed")
+        _say(broker, files, "counter-1", 1)
+        wait_for(lambda: web.model.nodes.get("counter-1") == (True, 1), 10, "counter 1's status via web-watch")
+        received = w.stats.received
+        assert received >= 1
+        broker.restart()  # persistence false: the retained statuses are gone with it
+        wait_for(lambda: w.stats.connects >= 2 and w.connected, 20, "web-watch back after the restart")
+        _say(broker, files, "counter-1", 2, online=False)
+        _say(broker, files, "display-hall", 7, alert="display-missing")
+        wait_for(lambda: web.model.nodes.get("counter-1") == (False, 2)
+                 and web.model.nodes.get("display-hall") == (True, 7)
+                 and ("display-hall", "display-missing") in web.model.alerts, 10, "the statuses after the restart")
+        assert w.stats.received >= received + 3 and not w.gave_up and w.stats.refused == 0
+        health = web.health_details()["watch"]
+        assert health["connected"] and not health["gave_up"]
+
+
+def test_a_refused_web_watch_gives_up_once_and_the_main_connection_reads_the_boards(tmp_path, site_file,
+                                                                                    secured, caplog):
+    """A centre that sets `watch_password_file` before installing the new broker config (or with a
+    wrong password): the broker refuses `web-watch`; webd says so once, stops trying, and its main
+    connection reads the boards' statuses and alerts, so the head's dashboard still shows them."""
+    broker, files = secured
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    with caplog.at_level(logging.WARNING), _webd(tmp_path, site_file, broker, files, wrong) as web:
+        w = web.watcher
+        assert w is not None
+        wait_for(lambda: "main connection reads the boards' statuses" in caplog.text, 15, "the fallback")
+        _say(broker, files, "counter-2", 3, alert="counter-config")
+        wait_for(lambda: web.model.nodes.get("counter-2") == (True, 3)
+                 and ("counter-2", "counter-config") in web.model.alerts, 10, "counter 2 read on the main connection")
+        assert w.gave_up and w.stats.connects == 0 and w.stats.received == 0
+        assert w.stats.refused == 1  # said once: no login every reconnect_max_s
+        assert caplog.text.count("main connection reads the boards' statuses") == 1
+        assert web.health_details()["watch"]["gave_up"] is True
