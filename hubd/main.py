@@ -490,12 +490,12 @@ class HubDaemon(Daemon[HubSettings, Site]):
         by the topic (the ACL vouches for it) or, on the short topic form that only technicians may
         write, the payload's ``source``. ``reply_to`` never picks another topic."""
         action, sender = self._parse(msg.topic)
-        self._flood_guard(sender)
+        via = msg.via if isinstance(msg, LaneInbound) else ""
+        self._flood_guard(sender, via)
         req = self._decode(action, sender, msg.payload)
         if isinstance(req, Answer):
             return req
-        if self._read_twice(action, sender) and \
-                self.twins.is_twin(f"{sender}/{req.request_id}", msg.via if isinstance(msg, LaneInbound) else ""):
+        if self._read_twice(action, sender) and self.twins.is_twin(f"{sender}/{req.request_id}", via):
             return None  # this publish was handled as it came through the other connection
         topic = self.bus.topics.reply(sender or req.source)
         return (self._authenticate(req, sender, topic)
@@ -516,14 +516,17 @@ class HubDaemon(Daemon[HubSettings, Site]):
             raise BadPayload("bad-topic", f"unexpected request topic {topic[:120]!r}")
         return levels[0], (levels[1] if len(levels) == 2 else None)
 
-    def _flood_guard(self, sender: str | None) -> None:
+    def _flood_guard(self, sender: str | None, via: str = "") -> None:
         """A board's requests, before they are read: at most ``BOARD_BURST`` at once, then
         ``BOARD_PER_MINUTE``; the rest are dropped unanswered (``flood``), so a flood from one
         board's password costs the hub neither decoding nor a reply on paho's queue. The hub, the
-        technicians and the web daemon (on the hub's own machine, not in the hall) are not held."""
+        technicians and the web daemon (on the hub's own machine, not in the hall) are not held.
+        Counted per connection that brings the copy (``via``: a lane's account, "" for the inbox or
+        the main connection): a board's request read twice spends one of its burst, not two (its
+        twin is dropped after ``_decode``), and a flood still costs each connection at most its pace."""
         if sender is None or is_trusted(sender, self.settings.hub.technicians) or is_web(sender):
             return
-        if not self._board_limit.take(sender, self._mono()):
+        if not self._board_limit.take((sender, via), self._mono()):
             return
         n = self.flooded.get(sender, 0) + 1
         if sender in self.flooded or len(self.flooded) < RATE_LIMITED_SOURCES:

@@ -157,7 +157,9 @@ def render_protocol() -> str:
         f"- **`flood`**: a board (dispenser, counter, display, announcer) that sends more than {c.BOARD_BURST} requests "
         f"at once, then {c.BOARD_PER_MINUTE} a minute, of any kind, is not read: the rest are dropped unanswered and "
         "counted per node in `flooded` (and as `flood` in `dropped_by_code`) of the hub's health; no board sends "
-        "at that pace. The web daemon is not held (it runs next to the hub, not in the hall).",
+        "at that pace. Each connection that reads a board's requests (its lane and the inbox, below) is counted apart, "
+        "so a request read twice spends one of the board's burst, and `flooded` counts both copies of a dropped one. "
+        "The web daemon is not held (it runs next to the hub, not in the hall).",
         "- **Events are never lost to a slow broker.** The hub hands its MQTT client a bounded window of events; "
         "the rest, and any message the client's full queue refused (`queue-full` in `publish_failed` of the health), "
         "wait in the ledger's outbox and go out in rev order as the broker acknowledges (`outbox`, "

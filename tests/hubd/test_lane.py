@@ -157,6 +157,33 @@ def test_a_counters_lane_makes_its_requests_twins_too(hub, fake_broker):
     assert "counter-2" in hub.health_details()["board_lanes"]
 
 
+def test_a_boards_burst_read_twice_is_its_whole_burst_not_half(hub, fake_broker):
+    """Counter 2's requests come through its lane and the inbox: the flood guard counts each
+    connection's copies apart, so ``BOARD_BURST`` requests sent at once are each answered (counted
+    once per sender, the twins spent the bucket and half of them went unanswered as a flood); past
+    it, both copies of the rest are dropped unread."""
+    from xephang.contract import BOARD_BURST, Pause
+
+    hub.board_lanes["counter-2"] = FakeLane()  # type: ignore[assignment]
+    topic = T.req("pause", "counter-2")
+    extra = 20
+    for i in range(BOARD_BURST + extra):
+        payload = Pause(request_id=f"counter-2-{i:04d}", source="counter-2", counter=2).to_json()
+        hub.bus.call_soon(lambda p=payload: hub._batch.append(LaneInbound(topic, p, False, "hub-counter-2")))
+        fake_broker.deliver(topic, payload, False, "counter-2")
+        if i % 50 == 49:
+            hub.step(0)
+    hub.step(0)
+    hub.step(0)
+    answered = {r["request_id"] for r in _replies(fake_broker, "counter-2")}
+    flooded = hub.health_details()["flooded"].get("counter-2", 0)
+    # each request answered once (paused, then already paused or rate-limited: an answer all the same);
+    # the bucket refills 20 a second while the test runs
+    assert {f"counter-2-{i:04d}" for i in range(BOARD_BURST)} <= answered
+    assert len(_replies(fake_broker, "counter-2")) == len(answered)
+    assert 2 * (BOARD_BURST + extra) == 2 * len(answered) + flooded
+
+
 def test_a_lane_passes_on_a_boards_burst_and_pace_and_leaves_the_rest_to_the_inbox():
     """A flooding board costs the hub one copy of its flood, not two: past ``BOARD_BURST`` a lane drops
     what that sender sends (the inbox's copy still reaches the hub's flood guard); other senders pass."""
