@@ -29,7 +29,8 @@ class WebConfig(BaseModel):
                                         "none: the guide pages say so")
     watch_password_file: Path | None = Field(
         default=None, description="the `web-watch` account's password (`xephang broker-config` makes it): a second "
-        "connection that reads what the boards say of themselves (status, alerts), so that one board's password "
+        "connection that reads what the boards say of themselves (status, alerts, the hall speaker's config state and "
+        "acks), so that one board's password "
         "flooding them cannot hold the hub's calls and replies behind it (xephang/reader.py); none: one connection")
     wifi_name: str = Field(default="", max_length=40, description="the hall's Wi-Fi name, shown on the pages")
     catchup_events: int = Field(default=2000, ge=0, le=100_000, description="events read back at start (today's "

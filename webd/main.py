@@ -138,24 +138,28 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         # web.watch_password_file read by a connection of its own (a board's flood of its own status
         # then holds nothing else: webd heard a call 44 s late behind one display's flood)
         pw = self.settings.web.watch_password_file
-        watched = [t.all_status(), t.all_alerts()]
+        ann = self.settings.web.announcer
+        # … and the hall speaker's config (its voice pack) and its answers to the head's voice
+        # installs: its own password writes them (config/{ann}/state, ack), and a flood of its state
+        # on the main connection held webd's events and the officers' replies 10-30 s (officers were
+        # told "not done" of what the hub had done), so they are read the same way, and paced
+        self._watch_filters = [t.all_status(), t.all_alerts(), t.config_state(ann), t.config_ack(ann)]
         elsewhere = pw is not None and self._own_bus
         self.bus.subscribe(t.all_status(), self._on_status, qos=0, elsewhere=elsewhere)
         self.bus.subscribe(t.all_alerts(), self._on_alert, qos=0, elsewhere=elsewhere)
+        self.bus.subscribe(t.config_state(ann), self._on_announcer_config, qos=0, elsewhere=elsewhere)
+        self.bus.subscribe(t.config_ack(ann), self._on_announcer_ack, retained=False, qos=0, elsewhere=elsewhere)
         if elsewhere:
-            for f in watched:  # the main session (persistent) may hold them from an older webd
+            for f in self._watch_filters:  # the main session (persistent) may hold them from an older webd
                 self.bus.forget(f)
             self.watcher = Reader(self.settings.broker, t, self.bus.hand_in, password_file=pw, username=WATCH_USERNAME,
-                                  filters=watched, persistent=False, keep_retained=True,
+                                  filters=self._watch_filters, persistent=False, keep_retained=True,
                                   given_up=lambda: self.bus.call_soon(self._watch_here))
             self.watcher.start()
-        # the hub's live site (retained) and the answers to the head's roster changes
+        # the hub's live site (retained) and the answers to the head's roster changes (the hub's own
+        # account alone writes them)
         self.bus.subscribe(t.config_state("hub"), self._on_hub_config)
         self.bus.subscribe(t.config_ack("hub"), self._on_hub_ack, retained=False)
-        # the hall speaker's config (its voice pack) and the answers to the head's voice installs
-        ann = self.settings.web.announcer
-        self.bus.subscribe(t.config_state(ann), self._on_announcer_config)
-        self.bus.subscribe(t.config_ack(ann), self._on_announcer_ack, retained=False)
         self.bus.add_connect_hook(self._on_connected)
         self.bus.add_disconnect_hook(lambda: self.model.set_link(False))
         if self._serve:
@@ -165,7 +169,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         """The broker refused ``web-watch`` for good: the main connection reads the boards' statuses
         and alerts, as before xephang/reader.py (a board's flood of them then holds the hub's calls)."""
         log.warning("%s is refused: the main connection reads the boards' statuses and alerts", WATCH_USERNAME)
-        for f in (self.bus.topics.all_status(), self.bus.topics.all_alerts()):
+        for f in self._watch_filters:
             self.bus.read_here(f)
 
     def teardown(self) -> None:
@@ -333,6 +337,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         wait[1](reply)
 
     def _on_announcer_config(self, msg: Inbound) -> None:
+        self._paced(self.settings.web.announcer)
         if msg.payload:
             config = dict(decode(ConfigState, msg.payload).config)
             # the voice page reads these as text (the speaker's own account writes this state)
@@ -343,6 +348,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             self.web.set_announcer_config(config)
 
     def _on_announcer_ack(self, msg: Inbound) -> None:
+        self._paced(self.settings.web.announcer)
         ack = decode(ConfigAck, msg.payload)
         wait = self._config_waits.pop(ack.request_id, None)
         if wait is None:
@@ -380,7 +386,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         return levels
 
     def _paced(self, node: str) -> None:
-        """What one node says of itself (status, alerts): at most ``NODE_BURST`` messages at once,
+        """What one node says of itself (status, alerts, the speaker's config state and acks): at most ``NODE_BURST`` messages at once,
         then ``NODE_PER_MINUTE``. Each one rebuilds the snapshot every open page reads and wakes
         every stream: one board's password flooding its own retained status at 35,000 messages
         a second left webd minutes behind the hub. A board says a few things an hour."""

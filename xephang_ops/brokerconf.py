@@ -182,6 +182,10 @@ def acl_text(site_slug: str, accounts: Iterable[NodeAccount], *, prefix: str = R
             # the web daemon's connection for what the boards say of themselves (statuses, alerts), so
             # that a board's flood of them holds nothing else webd hears; it writes nothing
             lines += [f"topic read {r}/node/#"]  # as the web daemon's own account (its health it does not read)
+            # … and what the speakers say of their config (their own passwords write it: a flood of it
+            # held webd's events 10-30 s on its main connection)
+            for a in announcers:
+                lines += [f"topic read {r}/config/{a}/state", f"topic read {r}/config/{a}/ack"]
         elif acc.role == "dispenser":
             # requests name their sender in the topic: a board can only ask as itself, and the hub
             # checks the payload's source against it (a counter cannot act for another counter)

@@ -401,6 +401,40 @@ def test_a_boards_password_flooding_its_own_status_does_not_deafen_webd(centre, 
     assert stats.dropped_by_code["flood"] > 10 * NODE_BURST
 
 
+def test_the_speakers_password_flooding_its_config_state_does_not_deafen_webd(centre, site):
+    """announcer-hall's password may write its own config state (`config/announcer-hall/state`: the
+    voice page shows the pack it runs). Flooded with 53 KB states from `mosquitto_pub` (red team,
+    2026-12-07), webd read them on the connection the hub's events and replies come on, unpaced, in
+    an unbounded queue: it fell 10-30 s behind the hub, officers were told "not done" of clicks the
+    hub had done, and it grew from 73 to 600 MB. Now `web-watch` reads the speaker's config state
+    and acks too, at QoS 0 into the bounded queue and paced like its status: a call made during the
+    flood reaches webd at once, and a legitimate state after it is still shown."""
+    from webd.main import NODE_BURST
+    from xephang.contract import ConfigState
+    from xephang_faults.flood import LineFlood
+
+    if not LineFlood.available():
+        pytest.skip("mosquitto_pub is not installed")
+    stats = centre.web.bus.stats
+    topic = centre.web.bus.topics.config_state("announcer-hall")
+    lines = [ConfigState(node="announcer-hall", rev=i + 1, config={"voice_pack": f"p{i}-" + "x" * 53_000}).to_json()
+             .decode() for i in range(100)]
+    flood = LineFlood(centre.mosquitto.port, "announcer-hall", topic, lines, qos=1).start()
+    dropped = lambda: stats.dropped_by_code.get("flood", 0) + stats.dropped_by_code.get("backlog", 0)  # noqa: E731
+    try:
+        base = stats.received
+        wait_for(lambda: stats.received - base + dropped() > 5000, 60, "webd took 5,000 of the flood")
+        for _ in range(3):
+            centre.issue()
+            r = centre.call(1)  # during the flood
+            assert r.status == "ok"
+            wait_for(lambda r=r: centre.web.model.rev >= r.rev, 5, "webd hears the hub's call during the flood")
+        assert http_get(centre.base + "/healthz")[0] == 200
+    finally:
+        flood.stop()
+    assert dropped() > 10 * NODE_BURST
+
+
 JUNK = ["%FF", "%00", "..%2F..%2Fweb-accounts.json", "%3Cscript%3E", "a" * 3000, "%C4%90", "-1",
         "99999999999999999999", "%0D%0ALocation:%20//evil", "%D9%A2%D9%A0%D9%A2%D9%A6-11-01", "2026-12-06%0A",
         "9" * 5000]  # Python reads no int of over 4300 digits: a route taking one ended in a 500

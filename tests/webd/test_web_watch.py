@@ -1,7 +1,7 @@
 """webd's `web-watch` connection (web.watch_password_file, xephang/reader.py) on a broker with the
 site's accounts and ACL, as `xephang broker-config` makes them: it reads the boards' statuses and
-alerts again after the broker restarts, and when the broker refuses it the main connection reads
-them instead, said once (the hub's inbox has the same two tests in tests/tools/test_hub_lane.py)."""
+alerts (and the hall speaker's config state) again after the broker restarts, and when the broker
+refuses it the main connection reads them instead, said once (the hub's inbox has the same two tests in tests/tools/test_hub_lane.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from tests.webd.webharness import SITE, wait_for
 from webd.config import WebConfig, WebSettings
 from webd.main import WebDaemon
-from xephang.contract import Alert, NodeStatus, Topics
+from xephang.contract import Alert, ConfigState, NodeStatus, Topics
 from xephang.settings import BrokerSettings
 from xephang.ticketlink import write_secret
 from xephang_ops.brokerconf import BrokerFiles, site_accounts, write_broker_files
@@ -77,6 +77,18 @@ def _say(broker: Mosquitto, files: BrokerFiles, node: str, session: int, *, onli
             assert c.publish(T.alert(node, alert), a.to_json(), retain=True) == 0
 
 
+def _speaker_runs(broker: Mosquitto, files: BrokerFiles, pack: str) -> None:
+    """The hall speaker's own password writes its config state (the pack it runs), retained."""
+    with ToolClient(BrokerTarget(site=SITE, port=broker.tech_port or broker.port, username="announcer-hall",
+                                 password=files.passwords["announcer-hall"])).connect() as c:
+        st = ConfigState(node="announcer-hall", rev=1, config={"voice_pack": pack})
+        assert c.publish(T.config_state("announcer-hall"), st.to_json(), retain=True) == 0
+
+
+def _pack(web: WebDaemon) -> str | None:
+    return (web.web.announcer_config or {}).get("voice_pack")
+
+
 def test_web_watch_reads_the_boards_again_after_a_broker_restart(tmp_path, site_file, secured):
     """The broker restarts (an update, a power cut): webd's watcher logs in again and subscribes, and
     a board's status and alert written after the restart reach webd's pages; the main connection
@@ -94,10 +106,12 @@ def test_web_watch_reads_the_boards_again_after_a_broker_restart(tmp_path, site_
         wait_for(lambda: w.stats.connects >= 2 and w.connected, 20, "web-watch back after the restart")
         _say(broker, files, "counter-1", 2, online=False)
         _say(broker, files, "display-hall", 7, alert="display-missing")
+        _speaker_runs(broker, files, "giong-trung-tam")
         wait_for(lambda: web.model.nodes.get("counter-1") == (False, 2)
                  and web.model.nodes.get("display-hall") == (True, 7)
-                 and ("display-hall", "display-missing") in web.model.alerts, 10, "the statuses after the restart")
-        assert w.stats.received >= received + 3 and not w.gave_up and w.stats.refused == 0
+                 and ("display-hall", "display-missing") in web.model.alerts
+                 and _pack(web) == "giong-trung-tam", 10, "the statuses and the speaker's pack after the restart")
+        assert w.stats.received >= received + 4 and not w.gave_up and w.stats.refused == 0
         health = web.health_details()["watch"]
         assert health["connected"] and not health["gave_up"]
 
@@ -115,8 +129,10 @@ def test_a_refused_web_watch_gives_up_once_and_the_main_connection_reads_the_boa
         assert w is not None
         wait_for(lambda: "main connection reads the boards' statuses" in caplog.text, 15, "the fallback")
         _say(broker, files, "counter-2", 3, alert="counter-config")
+        _speaker_runs(broker, files, "giong-trung-tam")
         wait_for(lambda: web.model.nodes.get("counter-2") == (True, 3)
-                 and ("counter-2", "counter-config") in web.model.alerts, 10, "counter 2 read on the main connection")
+                 and ("counter-2", "counter-config") in web.model.alerts
+                 and _pack(web) == "giong-trung-tam", 10, "counter 2 and the speaker read on the main connection")
         assert w.gave_up and w.stats.connects == 0 and w.stats.received == 0
         assert w.stats.refused == 1  # said once: no login every reconnect_max_s
         assert caplog.text.count("main connection reads the boards' statuses") == 1
