@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlencode
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -99,6 +99,22 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_guarded)
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request's body, read until ``limit`` bytes (then what came so far, longer than ``limit``),
+    or None when the client went while it was coming (it hung up, or webd/server.py closed a body
+    that stopped coming): nobody to answer. Each such one was an "Exception in ASGI application" and
+    ~2.7 KB of traceback in webd's log, as fast as a stranger liked (1,000 in 2.3 s)."""
+    body = b""
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                break
+    except ClientDisconnect:
+        return None
+    return body
 
 
 class GuardedStarlette(Starlette):
@@ -449,11 +465,10 @@ class WebApp:
         return resp
 
     async def _form(self, request: Request, max_fields: int = 10) -> dict[str, str]:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES * (1 + max_fields // 10):
-                return {}
+        limit = MAX_FORM_BYTES * (1 + max_fields // 10)
+        body = await _body(request, limit)
+        if body is None or len(body) > limit:
+            return {}  # gone (the answer goes nowhere), or too long
         try:
             q = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
         except (UnicodeDecodeError, ValueError):
@@ -778,11 +793,9 @@ class WebApp:
         lang = self.lang(request)
         wants_json = request.headers.get("x-requested-with") == "xephang"
         ctype = request.headers.get("content-type", "")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > voice.MAX_UPLOAD_BYTES + 65536:
-                break
+        body = await _body(request, voice.MAX_UPLOAD_BYTES + 65536)
+        if body is None:
+            return Response(status_code=400)  # the client went: nobody to answer
         if ctype.startswith("multipart/form-data"):
             fields, data = await asyncio.to_thread(voice.multipart_file, body, ctype, "audio")
             csrf, clip = fields.get("csrf", ""), fields.get("clip", "")

@@ -8,8 +8,12 @@ either limit, so webd subclasses its protocol (the class uvicorn's ``Config(http
 
 - a request's line and headers must arrive within ``HEADERS_DEADLINE_S`` of the connection
   opening, or of the previous response ending (uvicorn's keep-alive timer closes an idle one
-  sooner; this one also ends a request trickled in a byte at a time); a request whose body is
-  uploading or whose response is streaming is never cut;
+  sooner; this one also ends a request trickled in a byte at a time);
+- a request's body must keep coming: some of it every ``BODY_IDLE_S``, and all of it within
+  ``BODY_IDLE_S`` plus its length at ``BODY_MIN_RATE`` (at most ``BODY_MAX_S``). Found from
+  outside: 1,049 connections from 17 addresses that sent a POST's headers with a Content-Length
+  and never the body were held for good (the headers' deadline ended with the headers), and every
+  page, the officers' included, answered 503. A response that is streaming is never cut;
 - one address keeps at most ``PER_ADDRESS`` connections open at once (a phone opens a few, the
   hall's TV one); more are closed at once;
 - on an HTTPS listener asyncio calls the protocol only once the TLS handshake is done: until then
@@ -33,11 +37,24 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger(__name__)
 
 HEADERS_DEADLINE_S = 10.0
+BODY_IDLE_S = 10.0
+BODY_MIN_RATE = 32 * 1024  # bytes a second: a phone's recording (at most 8 MB) over the hall's Wi-Fi goes far faster
+BODY_MAX_S = 300.0
 HANDSHAKE_DEADLINE_S = 10.0
 PER_ADDRESS = 64
 
 _open: dict[str, int] = {}  # address -> connections open now
-refused: dict[str, int] = {"per-address": 0, "too-slow": 0}  # counted for webd's health
+refused: dict[str, int] = {"per-address": 0, "too-slow": 0, "body-too-slow": 0}  # counted for webd's health
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for k, v in headers:
+        if k == b"content-length":
+            try:
+                return max(0, int(v))
+            except ValueError:  # h11 refuses such a request before a cycle exists
+                return None
+    return None
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -47,6 +64,10 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._address = ""
         self._deadline: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_cycle: Any = None  # the request whose body the timer watches
+        self._body_end = 0.0  # loop time by which all of its body must have come
+        self._body_idle_until = 0.0  # … and by which some more of it must have come
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -78,12 +99,56 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         if self._waiting_for_a_request():
             self._arm()  # part of a request came: the rest has until the deadline
-        elif self._deadline is not None:
-            self._deadline.cancel()  # a request began: its body and response take the time they need
-            self._deadline = None
+        else:
+            if self._deadline is not None:
+                self._deadline.cancel()  # a request began: its body has its own deadlines, its response none
+                self._deadline = None
+            self._watch_body()
+
+    def _body_pending(self) -> bool:
+        c = self.cycle
+        return c is not None and c.more_body and not c.response_complete and not self.transport.is_closing()
+
+    def _watch_body(self) -> None:
+        """Some of the body came (or the request began): the next part has until ``BODY_IDLE_S``
+        from now, the whole body until the deadline set when the request began."""
+        if not self._body_pending():
+            self._stop_body_timer()
+            return
+        now = self.loop.time()
+        if self._body_cycle is not self.cycle:
+            self._body_cycle = self.cycle
+            n = _declared_length(self.cycle.scope["headers"])  # type: ignore[union-attr]
+            self._body_end = now + BODY_IDLE_S + (BODY_MAX_S if n is None else min(BODY_MAX_S, n / BODY_MIN_RATE))
+        self._body_idle_until = now + BODY_IDLE_S
+        if self._body_timer is None:
+            self._body_timer = self.loop.call_at(min(self._body_idle_until, self._body_end), self._body_check)
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        if not self._body_pending() or self._body_cycle is not self.cycle:
+            return
+        now = self.loop.time()
+        if self.flow.read_paused and now < self._body_end:
+            self._body_idle_until = now + BODY_IDLE_S  # webd has not read what came yet: not the client's delay
+        if now >= self._body_end or now >= self._body_idle_until:
+            refused["body-too-slow"] += 1
+            if refused["body-too-slow"] % 1000 == 1:
+                log.warning("%s: a request's body did not come in time: closed (%d so far)", self._address,
+                            refused["body-too-slow"])
+            self.transport.close()
+            return
+        self._body_timer = self.loop.call_at(min(self._body_idle_until, self._body_end), self._body_check)
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._body_cycle = None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._stop_body_timer()  # answered without all of its body: the headers' deadline ends the rest
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -91,6 +156,7 @@ class GuardedH11Protocol(H11Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._stop_body_timer()
         left = _open.get(self._address, 1) - 1
         if left > 0:
             _open[self._address] = left

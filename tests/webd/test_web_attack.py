@@ -10,6 +10,7 @@ webd keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -777,6 +778,57 @@ def test_a_stranger_holding_connections_open_shuts_out_nobody(centre, monkeypatc
         assert not _closed_by_server(s, 0.2)
     s.close()
     assert http_get(base + "/healthz")[0] == 200
+
+
+def test_a_body_that_never_comes_or_trickles_is_closed_and_a_hang_up_is_no_server_error(centre, monkeypatch,
+                                                                                         caplog):
+    """Red team, 2026-12-07: 1,049 connections from 17 addresses sent a POST's headers with a
+    Content-Length and never the body; the headers' deadline had ended with the headers, so each was
+    held for good and every page, the officers' included, answered 503. And a POST that hung up in
+    the middle of its body was an "Exception in ASGI application" with its traceback in webd's log
+    (1,000 in 2.3 s from one address). Now a body must keep coming (BODY_IDLE_S, here 1 s) and be
+    whole within BODY_IDLE_S plus its length at BODY_MIN_RATE; a hang-up is answered to nobody and
+    logged as nothing. A form sent in two parts is answered as before."""
+    import logging
+
+    from webd import server
+
+    monkeypatch.setattr(server, "BODY_IDLE_S", 1.0)
+    base = centre.base
+    head = b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    before = server.refused["body-too-slow"]
+    silent = _socket_from("127.0.0.51", base)  # the headers, then nothing
+    silent.sendall(head + b"Content-Length: 4000\r\n\r\n")
+    trickle = _socket_from("127.0.0.52", base)  # a byte every 0.4 s: never idle, never done
+    trickle.sendall(head + b"Content-Length: 4000\r\n\r\n")
+    started = time.monotonic()
+    closed_at: float | None = None
+    while closed_at is None and time.monotonic() - started < 6:
+        with contextlib.suppress(OSError):
+            trickle.sendall(b"a")
+        if _closed_by_server(trickle, 0.4):
+            closed_at = time.monotonic() - started
+    assert closed_at is not None and closed_at < 3, closed_at  # 1 s + 4000 bytes at 32 KB/s, and a margin
+    assert _closed_by_server(silent, 3)
+    assert server.refused["body-too-slow"] >= before + 2
+    # a form in two parts, half a second apart: answered (403: no form token), not closed
+    s = _socket_from("127.0.0.53", base)
+    s.sendall(head + b"Content-Length: 20\r\nConnection: close\r\n\r\ncsrf=abc&")
+    time.sleep(0.5)  # the client's own pause, not a wait for webd
+    s.sendall(b"username=x1")
+    assert s.recv(64).startswith(b"HTTP/1.1 403")
+    s.close()
+    # hung up in the middle of the body, twenty times: no server error in the log
+    with caplog.at_level(logging.ERROR):
+        for i in range(20):
+            a = _socket_from("127.0.0.54", base)
+            a.sendall((b"POST /login" if i % 2 else b"POST /logout") + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ncsrf=")
+            a.close()
+        wait_for(lambda: server._open.get("127.0.0.54", 0) == 0, 5, "the hung-up connections gone")
+        assert http_get(base + "/healthz")[0] == 200
+    assert "Exception in ASGI application" not in caplog.text and "ClientDisconnect" not in caplog.text
+    assert centre.web.health_details()["connections_closed"]["body-too-slow"] >= 2
 
 
 class _Browser:
