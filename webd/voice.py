@@ -359,15 +359,24 @@ def reading_options(announcer_config: dict[str, Any] | None) -> ReadingOptions:
 
 
 def current_name(announcer_config: dict[str, Any] | None, studio: VoiceStudio, lang: str) -> str | None:
+    """The pack the hall speaker says it runs, as the page names it. What the speaker's own account
+    wrote is shown as a device's words (cut, control and text-direction characters as '?': a red
+    team's 20 KB name with U+202E was shown as sent)."""
+    from webd.pages import device_text
+
     if announcer_config is None:
         return None
     sha = announcer_config.get("voice_pack_sha256")
     if not sha:
-        return tr("default_voice", lang) if not announcer_config.get("voice_pack") else str(announcer_config["voice_pack"])
+        return tr("default_voice", lang) if not announcer_config.get("voice_pack") else \
+            device_text(str(announcer_config["voice_pack"]), PACK_NAME_SHOWN)
     for i in studio.installs():
         if i.sha256 == sha:
             return i.name
-    return sha[:12]
+    return device_text(str(sha)[:12], PACK_NAME_SHOWN)
+
+
+PACK_NAME_SHOWN = 80  # characters of a pack's name the speaker reports
 
 
 def heard_text(want: str, heard: str, understood: bool, lang: str) -> str:

@@ -539,6 +539,13 @@ def test_the_announcers_retained_config_in_the_wrong_shape_is_dropped_and_the_vo
             st, body, _ = raw(base, "GET", "/head/voice", headers={"Cookie": head})
             assert st == 200, (junk, st)
             assert "dialect" in junk or "giong-cu" in body.decode(), junk  # the last good state stands
+        # a name turned around (U+202E) and 20 KB long: shown as a device's words, '?' and cut
+        speaker.publish(topic, ConfigState(node="announcer-hall", rev=3, config={"voice_pack": "\u202e" + "x" * 20_000}),
+                        retain=True)
+        wait_for(lambda: "x" * 50 in raw(base, "GET", "/head/voice", headers={"Cookie": head})[1].decode(), 10,
+                 "the long name on the voice page")
+        page = raw(base, "GET", "/head/voice", headers={"Cookie": head})[1].decode()
+        assert "\u202e" not in page and "?" + "x" * 78 + "…" in page and "x" * 80 not in page
     finally:
         speaker.publish(speaker.topics.config_state("announcer-hall"), b"", retain=True)
         speaker.stop()
