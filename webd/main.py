@@ -16,6 +16,7 @@ webd writes nothing but its own status/health and its ``report``/``resync`` requ
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 WATCH_USERNAME = "web-watch"  # the account of webd's second connection (xephang broker-config)
 NODE_BURST = 60
 NODE_PER_MINUTE = 60
+FLOOD_QUIET_S = 5.0  # web-watch paced nothing for this long: the flood is over, read the retained again
+REREAD_SETTLE_S = 3.0  # after the SUBACK, the retained alerts have come (a few hundred at most)
 
 RESYNC_RETRY_S = 3.0
 # the phone page's wait: the hub's range for each watched waiting ticket (``ticket-wait``), asked
@@ -84,6 +87,12 @@ VOICE_WAIT_S = 30.0  # a voice pack install: the announcer downloads and checks 
 EXIT_WEB = 1  # the HTTP server could not run (port taken, …): a failure, so systemd restarts webd
 
 
+def _node_level(root: str, topic: str) -> str:
+    """The node a board's message is of: ``{root}/node/{node}/…`` or ``{root}/config/{node}/…``."""
+    levels = topic[len(root) + 1:].split("/")
+    return levels[1] if len(levels) > 1 else topic
+
+
 class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     """webd — the centre's web pages."""
 
@@ -97,6 +106,11 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         super().__init__(settings, bus=bus, clock=clock)
         self._own_bus = bus is None  # a real broker: the watcher too (setup)
         self.watcher: Reader | None = None
+        self._reread_from: float | None = None  # monotonic: web-watch's SUBACK, the retained alerts follow
+        self._reread_paced = 0
+        self._alerts_heard: set[tuple[str, str]] = set()
+        self._paced_seen, self._paced_changed, self._flooded = 0, 0.0, False
+        self.rereads = 0  # web-watch's filters read again after a flood
         from webd.app import WebApp
 
         self.site = settings.load_site()
@@ -152,9 +166,15 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         if elsewhere:
             for f in self._watch_filters:  # the main session (persistent) may hold them from an older webd
                 self.bus.forget(f)
+            # paced per node as it comes, before webd's queue of what boards say (2,000, shared): one
+            # board's status at 3,000 a second filled it, and another board's alert (or its clear)
+            # was dropped with the flood and never shown (red team, 2026-12-07)
             self.watcher = Reader(self.settings.broker, t, self.bus.hand_in, password_file=pw, username=WATCH_USERNAME,
                                   filters=self._watch_filters, persistent=False, keep_retained=True,
-                                  given_up=lambda: self.bus.call_soon(self._watch_here))
+                                  given_up=lambda: self.bus.call_soon(self._watch_here),
+                                  pace_limit=RateLimit(burst=NODE_BURST, per_minute=NODE_PER_MINUTE),
+                                  pace_key=functools.partial(_node_level, t.root),
+                                  on_subscribed=lambda: self.bus.call_soon(self._watch_subscribed))
             self.watcher.start()
         # the hub's live site (retained) and the answers to the head's roster changes (the hub's own
         # account alone writes them)
@@ -164,6 +184,39 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self.bus.add_disconnect_hook(lambda: self.model.set_link(False))
         if self._serve:
             self._start_server()
+
+    # ---- what a flood made the broker drop on its way to web-watch, read again
+    def _watch_subscribed(self) -> None:
+        """web-watch's filters are (re)subscribed: the retained alerts follow. For REREAD_SETTLE_S,
+        the alerts heard are noted; an alert webd shows that none of them names was cleared while
+        it was not heard (a reconnect, or the broker dropped the clear behind a flood)."""
+        self._reread_from = time.monotonic()
+        self._reread_paced = self.watcher.stats.paced if self.watcher is not None else 0
+        self._alerts_heard = set()
+
+    def _reread_after_flood(self, mono: float) -> None:
+        """A board's flood (web-watch paced some of it) may have filled the broker's queue for
+        web-watch, which then dropped what came behind, another board's alert or its clear, and
+        a clean session never hears a retained message again: FLOOD_QUIET_S after the flood, read
+        them all again (``Reader.refresh``) and drop the alerts nobody holds any more."""
+        w = self.watcher
+        if w is None:
+            return
+        if w.stats.paced != self._paced_seen:
+            self._paced_seen, self._paced_changed, self._flooded = w.stats.paced, mono, True
+        elif self._flooded and mono - self._paced_changed >= FLOOD_QUIET_S and self._reread_from is None:
+            self._flooded = False
+            if w.refresh():
+                self.rereads += 1
+                log.info("%s: a flood ended; the boards' retained statuses and alerts read again", WATCH_USERNAME)
+        if self._reread_from is not None and mono - self._reread_from >= REREAD_SETTLE_S:
+            if w.stats.paced != self._reread_paced:
+                self._flooded = True  # flooded again meanwhile: what came may be short; read again later
+            else:
+                for node, alert_id in [k for k in self.model.alerts if k not in self._alerts_heard]:
+                    log.info("alert %s/%s: cleared while it was not heard", node, alert_id)
+                    self.model.on_alert(node, alert_id, None)
+            self._reread_from = None
 
     def _watch_here(self) -> None:
         """The broker refused ``web-watch`` for good: the main connection reads the boards' statuses
@@ -251,6 +304,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
                 del self._config_waits[rid]
                 done(None)
         self._ask_waits(mono)
+        self._reread_after_flood(mono)
         for w in [w for w in self._site_waits if mono >= w[0]]:
             self._site_waits.remove(w)
             w[3](w[2])
@@ -264,6 +318,8 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
                 "connections_closed": dict(connections_closed),
                 "watch": None if self.watcher is None else {"connected": self.watcher.connected,
                                                             "received": self.watcher.stats.received,
+                                                            "paced": self.watcher.stats.paced,
+                                                            "rereads": self.rereads,
                                                             "gave_up": self.watcher.gave_up}}
 
     def _show(self) -> None:
@@ -410,6 +466,8 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     def _on_alert(self, msg: Inbound) -> None:
         levels = self._node_of(msg, 4)
         node, alert_id = levels[1], levels[3]
+        if self._reread_from is not None:  # (heard, even if paced below: not a clear)
+            self._alerts_heard.add((node, alert_id))
         self._paced(node)
         alert = decode(Alert, msg.payload) if msg.payload else None
         if alert is not None and (alert.node, alert.id) != (node, alert_id):  # shown under its payload's name

@@ -41,7 +41,7 @@ class ReaderStats:
     retained_dropped: int = 0  # the lane's (the inbox hands retained requests on: the hub counts them)
     connects: int = 0
     refused: int = 0  # logins the broker refused
-    paced: int = 0  # a lane's: past a sender's burst and pace, left to the inbox's copy
+    paced: int = 0  # past a sender's burst and pace: a lane's left to the inbox's copy, web-watch's dropped
 
 
 class Reader:
@@ -51,7 +51,9 @@ class Reader:
 
     def __init__(self, broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *,
                  password_file: Path | None, username: str, filters: list[str], persistent: bool,
-                 keep_retained: bool, given_up: Callable[[], None] | None = None, pace: bool = False) -> None:
+                 keep_retained: bool, given_up: Callable[[], None] | None = None, pace: bool = False,
+                 pace_limit: RateLimit | None = None, pace_key: Callable[[str], str] | None = None,
+                 on_subscribed: Callable[[], None] | None = None) -> None:
         self.broker = broker.model_copy(update={"username": username, "password_file": password_file,
                                                 "password": None})
         self.topics = topics
@@ -61,7 +63,14 @@ class Reader:
         self.persistent = persistent  # the broker keeps what is published while the hub restarts
         self.keep_retained = keep_retained
         self.given_up = given_up
-        self.pace = RateLimit(burst=BOARD_BURST, per_minute=BOARD_PER_MINUTE) if pace else None
+        # at most a burst and a pace per sender (``pace_key`` of the topic: its last level, the sender of a
+        # request), the rest dropped here, before the owner's queue: one sender's flood then cannot
+        # fill that queue and push out what the others say (webd lost other boards' alerts that way)
+        if pace_limit is None and pace:  # (a RateLimit is falsy while empty: `or` would not do)
+            pace_limit = RateLimit(burst=BOARD_BURST, per_minute=BOARD_PER_MINUTE)
+        self.pace = pace_limit
+        self.pace_key = pace_key or (lambda topic: topic.rsplit("/", 1)[-1])
+        self.on_subscribed = on_subscribed  # each SUBACK (paho's thread): the retained messages follow it
         self.stats = ReaderStats()
         self.subscribed = threading.Event()
         self.gave_up = False
@@ -83,6 +92,16 @@ class Reader:
         c.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
                         clean_start=not self.persistent, properties=props)
         c.loop_start()
+
+    def refresh(self) -> bool:
+        """Subscribe to the filters again (any thread): the broker sends their retained messages anew,
+        after a SUBACK (``on_subscribed``). What a flood made the broker drop on its way here (its
+        queue for this connection full) is then read again. False when not connected."""
+        c = self._client
+        if c is None or not self.subscribed.is_set():
+            return False
+        c.subscribe([(f, 1) for f in self.filters])
+        return True
 
     def stop(self) -> None:
         c, self._client = self._client, None
@@ -118,6 +137,8 @@ class Reader:
             return
         log.info("%s: reads %s", self.username, " ".join(self.filters))
         self.subscribed.set()
+        if self.on_subscribed is not None:
+            self.on_subscribed()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.subscribed.clear()
@@ -130,8 +151,8 @@ class Reader:
         if msg.retain and not self.keep_retained:
             self.stats.retained_dropped += 1
             return
-        if self.pace is not None and self.pace.take(msg.topic.rsplit("/", 1)[-1], time.monotonic()):
-            self.stats.paced += 1  # the inbox brings it too
+        if self.pace is not None and self.pace.take(self.pace_key(msg.topic), time.monotonic()):
+            self.stats.paced += 1  # a lane's: the inbox brings it too
             return
         self.stats.received += 1
         self.deliver(self.wrap(msg.topic, bytes(msg.payload), bool(msg.retain)))

@@ -137,3 +137,30 @@ def test_a_refused_web_watch_gives_up_once_and_the_main_connection_reads_the_boa
         assert w.stats.refused == 1  # said once: no login every reconnect_max_s
         assert caplog.text.count("main connection reads the boards' statuses") == 1
         assert web.health_details()["watch"]["gave_up"] is True
+
+
+def test_an_alert_cleared_while_web_watch_did_not_hear_it_goes_at_the_next_reading(tmp_path, site_file, secured):
+    """web-watch is a clean session: a retained clear the broker dropped on its way (its queue full
+    behind a board's flood) is never sent again, and the dashboard showed the alert for good. When
+    it reads the retained alerts again (``Reader.refresh``, after a flood), an alert nobody holds
+    any more is dropped, one still held stays. Here the watcher does not hear the clear because it
+    is unsubscribed meanwhile, as the broker's drop would have it."""
+    broker, files = secured
+    with _webd(tmp_path, site_file, broker, files, files.passwords_dir / "web-watch.pw") as web:
+        w = web.watcher
+        assert w is not None
+        wait_for(lambda: w.connected and web._reread_from is None, 10, "web-watch subscribed, first reading done")
+        _say(broker, files, "dispenser-1", 1, alert="paper-out")
+        _say(broker, files, "counter-2", 1, alert="counter-config")
+        wait_for(lambda: {("dispenser-1", "paper-out"), ("counter-2", "counter-config")} <= set(web.model.alerts), 10,
+                 "both alerts shown")
+        w._client.unsubscribe(w.filters)  # the broker's drop, without a flood
+        with ToolClient(BrokerTarget(site=SITE, port=broker.tech_port or broker.port, username="dispenser-1",
+                                     password=files.passwords["dispenser-1"])).connect() as c:
+            assert c.publish(T.alert("dispenser-1", "paper-out"), b"", retain=True) in (0, 16)  # 16: nobody reads it
+        assert ("dispenser-1", "paper-out") in web.model.alerts  # not heard
+        before = web.rereads
+        web._flooded, web._paced_changed = True, 0.0  # as after a flood that ended long ago
+        wait_for(lambda: web.rereads > before and web._reread_from is None, 15, "read again")
+        assert ("dispenser-1", "paper-out") not in web.model.alerts
+        assert ("counter-2", "counter-config") in web.model.alerts
