@@ -187,3 +187,26 @@ def test_the_counters_pace_is_a_setting(hub, fake_broker):
     assert _turn_until(hub, lambda: len(_replies(fake_broker, "counter-4")) == 8)
     codes = [r["error"]["code"] if r.get("error") else "ok" for r in _replies(fake_broker, "counter-4")]
     assert codes.count("rate-limited") == 3
+
+
+def test_refusals_a_boards_password_asks_for_are_answered_alike_but_not_written_to_the_ledger(hub, fake_broker):
+    """Red team, 2026-12-07: counter 1's password alternating a call-next for counter 2 (forbidden)
+    and one past its valid_until (expired), 20 a second within the flood guard, had each refusal
+    stored in the ledger before the counter's pace was checked: ~1.7 million rows and ~0.9 GB a
+    day, each batch fsynced. Refusals are now remembered in memory only: a retry of the same publish
+    gets the same answer, and the ledger's requests table does not grow; a request that does
+    something is stored as before."""
+    now = hub.clock.now()
+    forbidden = CallNext(request_id="counter-1-forbidden-0001", source="counter-1", reply_to="", counter=2)
+    expired = CallNext(request_id="counter-1-expired-0001", source="counter-1", reply_to="", counter=1,
+                       valid_until=now - 5)
+    done = Pause(request_id="counter-1-pause-0001", source="counter-1", reply_to="", counter=1)
+    rows = lambda: hub.ledger.db.execute("SELECT request_id FROM requests").fetchall()  # noqa: E731
+    before = len(rows())
+    for req in (forbidden, expired, done, forbidden, expired):  # the last two: the board's retries
+        fake_broker.deliver(T.req(req.ACTION, "counter-1"), req.to_json(), False, "counter-1")
+    assert _turn_until(hub, lambda: len(_replies(fake_broker, "counter-1")) == 5)
+    got = {(r["request_id"], r["status"], (r.get("error") or {}).get("code")) for r in _replies(fake_broker, "counter-1")}
+    assert got == {("counter-1-forbidden-0001", "error", "forbidden"), ("counter-1-expired-0001", "error", "expired"),
+                   ("counter-1-pause-0001", "ok", None)}
+    assert [r[0] for r in rows()][before:] == ["counter-1-pause-0001"]  # only what was done
