@@ -252,7 +252,9 @@ def render_protocol() -> str:
         "nobody is seated at, nor rate.",
         "",
         "**`valid_until`** (any request, hub clock): a request that reaches the hub later is refused "
-        "(`expired`), stored like any answer (a retry of the same id gets `expired` too) and never executed. "
+        "(`expired`) and never executed; a retry of the same id gets `expired` too (the hub remembers its last "
+        "2,000 answers; a refusal, `expired` or `forbidden`, is not written to the ledger, so a board's password "
+        "asking for refusals cannot grow it, and after a restart a retry is judged again, alike). "
         "The console sets it to the moment it stops waiting, so an officer told \"not done\" never finds it "
         "done later.",
         "",
