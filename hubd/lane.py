@@ -28,8 +28,10 @@ Two things follow, each measured:
    answered again. Better, a lane per board (``board_lane``: ``hub-counter-2`` reads counter 2's
    requests, ``hub-dispenser-1`` dispenser 1's, ``hub-web`` the web daemon's, ``hub-display-hall``
    the hall board's resyncs): one board's flood then holds no other board's requests, counters,
-   dispensers, the hall's screens and the officers' web console alike (the technicians' commands
-   are the inbox's alone)
+   dispensers, the hall's screens and the officers' web console alike; and ``hub-tech`` a
+   technician's (a red team found a technician's resync 12-16 s late behind a counter's flood, and 36
+   of them never answered with a smaller broker queue; only a request on the short form without a
+   sender, ``R/req/hub/{action}``, is the inbox's alone)
    (the shared ``hub-lane`` leaves the dispensers and the web daemon in one queue: one dispenser's
    flood held them all). A lane passes on at most a board's burst and pace (``BOARD_BURST``,
    ``BOARD_PER_MINUTE``, per sender) and drops the rest: the inbox's copy of each still reaches the
@@ -67,8 +69,9 @@ def lane_filters(topics: Topics, web: str = "web") -> list[str]:
 
 
 # the boards that ask the hub (the hall's boards and speakers only resync, but a flood of resyncs too
-# would hold everything else the inbox alone reads)
-LANE_BOARD = re.compile(r"^(dispenser-[a-z0-9-]+|counter-[0-9]+|display-[a-z0-9-]+|announcer-[a-z0-9-]+|web[a-z0-9-]*)$")
+# would hold everything else the inbox alone reads), and the technicians' terminals
+LANE_BOARD = re.compile(r"^(dispenser-[a-z0-9-]+|counter-[0-9]+|display-[a-z0-9-]+|announcer-[a-z0-9-]+|web[a-z0-9-]*"
+                        r"|tech(-[a-z0-9-]+)?)$")
 
 
 def board_lane_username(node: str) -> str:

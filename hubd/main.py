@@ -130,9 +130,10 @@ class HubConfig(BaseModel):
         "flood cannot hold a citizen's ticket or an officer's console behind it (hubd/lane.py); none: no lane")
     lanes_dir: Path | None = Field(
         default=None, description="the folder with the boards' lane accounts' passwords (`hub-<board>.pw`: "
-        "`xephang broker-config` makes one per board but the technicians): for each such file, a connection "
+        "`xephang broker-config` makes one per board and technician): for each such file, a connection "
         "that reads that board's requests a second time in a queue of its own, so that one board's flood holds no "
-        "other board's requests (hubd/lane.py); a board added later is read by the inbox until the hub restarts")
+        "other board's requests, nor a technician's (hubd/lane.py); a board added later is read by the inbox until "
+        "the hub restarts")
 
 
 class HubSettings(DaemonSettings):

@@ -59,7 +59,7 @@ class NodeAccount:
     role: str  # hub, dispenser, counter, display, announcer, web, tech
 
 
-LANE_ROLES = ("dispenser", "counter", "display", "announcer", "web")  # the hub reads each one's requests apart
+LANE_ROLES = ("dispenser", "counter", "display", "announcer", "web", "tech")  # the hub reads each one's requests apart
 
 
 def role_of(node: str) -> str:
@@ -87,7 +87,7 @@ def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = 
                   announcers: Sequence[str] = ("hall",), technicians: Sequence[str] = DEFAULT_TECHNICIANS,
                   extra: Sequence[str] = (), web: Sequence[str] = ("web",)) -> list[NodeAccount]:
     """Every account a site needs: the hub and its reading connections (``hub-inbox``, ``hub-lane``,
-    ``hub-<board>`` for each board but the technicians; hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
+    ``hub-<node>`` for each board and technician; hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
     names = ["hub", "hub-inbox", "hub-lane", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
              *(f"counter-{c.number}" for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),

@@ -167,7 +167,7 @@ def render_protocol() -> str:
         "- **A flood is read apart from what the hub publishes.** With `hub.inbox_password_file` the hub reads every "
         "request with its account `hub-inbox` (a connection that publishes nothing) and "
         "each board's a second time with its lane `hub-<board>` (`hub.lanes_dir`: one per dispenser, counter, hall "
-        "board, speaker and web daemon; each its own queue at the broker; each publish is handled once, `twins` counts the copies dropped; a "
+        "board, speaker, web daemon and technician; each its own queue at the broker; each publish is handled once, `twins` counts the copies dropped; a "
         "lane passes on at most a board's burst and pace, `paced`); its main connection reads no request, so a "
         "board's flood holds neither its replies nor its events and states, nor the other boards' requests "
         "(hubd/lane.py, docs/install-pi.md). The health says how each is (`inbox`, `board_lanes`, and `lane` for the "

@@ -217,5 +217,6 @@ def test_which_accounts_are_lanes_of_which_board():
     from hubd.lane import lane_board
 
     assert [lane_board(n) for n in ("hub-counter-2", "hub-dispenser-1", "hub-web", "hub-inbox", "hub-lane", "hub",
-                                    "hub-display-hall", "counter-2", "hub-counter-x", "hub-tech")] == \
-        ["counter-2", "dispenser-1", "web", None, None, None, "display-hall", None, None, None]
+                                    "hub-display-hall", "counter-2", "hub-counter-x", "hub-tech", "hub-tech-lan",
+                                    "hub-techx")] == \
+        ["counter-2", "dispenser-1", "web", None, None, None, "display-hall", None, None, "tech", "tech-lan", None]

@@ -65,6 +65,8 @@ FORBIDDEN = [
     ("hub-counter-1", f"{R}/state/counter/1", True, "display-hall", "hub"),
     ("hub-dispenser-1", f"{R}/reply/dispenser-1", False, "dispenser-1", "hub"),
     ("hub-web", f"{R}/reply/web", False, "web", "hub"),
+    ("hub-tech", f"{R}/reply/tech", False, "tech", "hub"),
+    ("hub-tech", f"{R}/req/hub/resync/tech", False, "hub", "tech"),
     # webd's second connection writes nothing either (xephang/reader.py)
     ("web-watch", f"{R}/req/hub/report/web", False, "hub", "web"),
     ("web-watch", f"{R}/config/hub/set/web", False, "hub", "web"),
@@ -201,10 +203,11 @@ def test_a_node_reads_its_own_replies_but_not_another_counters(secured_broker):
 
 
 @pytest.mark.parametrize(("board", "action"), [("counter-1", "call-next"), ("dispenser-1", "issue-ticket"),
-                                               ("web", "report")])
+                                               ("web", "report"), ("tech", "resync")])
 def test_a_boards_lane_reads_that_boards_requests_only(secured_broker, board, action):
-    """``hub-<board>`` (hubd/lane.py) reads that board's requests, not another board's."""
-    others = [("counter-2", "call-next"), ("dispenser-1", "issue-ticket"), ("web", "report")]
+    """``hub-<board>`` (hubd/lane.py) reads that board's requests, not another board's (a
+    technician's terminal has its lane too, ``hub-tech``)."""
+    others = [("counter-2", "call-next"), ("dispenser-1", "issue-ticket"), ("web", "report"), ("tech", "resync")]
     with secured_broker.client(f"hub-{board}") as lane, secured_broker.client(board) as own:
         lane.subscribe(*(f"{R}/req/hub/+/{n}" for n, _ in others), f"{R}/req/hub/+/{board}")
         for node, act in others:
