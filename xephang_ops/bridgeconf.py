@@ -23,6 +23,7 @@ from pathlib import Path
 
 from xephang.contract import ContractError, Topics, check_level
 from xephang_ops.brokerconf import (
+    MAX_QUEUED_BYTES,
     BrokerConfigError,
     TlsFiles,
     client_id_lines,
@@ -89,7 +90,7 @@ def bridge_conf_text(*, site: str, address: str, username: str | None = None, pa
             "# a week of events waits here while the link is down (this must be read after xephang.conf,",
             "# whose smaller limit would otherwise drop the oldest queued events)",
             f"max_queued_messages {int(queue_messages)}",
-            "max_queued_bytes 0",
+            f"max_queued_bytes {MAX_QUEUED_BYTES}",  # ~4 weeks of events; a flood's queues stay bounded
             "",
         ]
     lines += [

@@ -59,6 +59,8 @@ class NodeAccount:
     role: str  # hub, dispenser, counter, display, announcer, web, tech
 
 
+MAX_QUEUED_BYTES = 64 * 1024 * 1024  # per client (bench/broker_queue.py); xephang bridge-config sets the same
+
 LANE_ROLES = ("dispenser", "counter", "display", "announcer", "web", "tech")  # the hub reads each one's requests apart
 
 
@@ -314,6 +316,10 @@ def mosquitto_conf_text(*, password_file: Path, acl_file: Path, listen: str = "0
         "# global in mosquitto (the last file read wins): room for a week of events queued for a",
         "# province bridge that is down (xephang bridge-config sets the same)",
         "max_queued_messages 200000",
+        "# … and at most this many bytes queued per client: one board's password piping 60 KB requests",
+        "# made the queues of the hub's readers 2.3 GB in 20 s (5–8 GB with the hub stopped; a Pi's",
+        "# mosquitto killed, every board with it). A week of a busy centre's events is ~15 MB",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         "max_inflight_messages 100",
         "persistent_client_expiration 2d",
         *client_id_lines(),

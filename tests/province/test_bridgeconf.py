@@ -27,6 +27,10 @@ def test_events_summary_and_node_state_go_out_and_nothing_comes_in(tmp_path):
     assert got["remote_clientid"] == "xephang-bridge-tuong-linh"
     assert got["queue_qos0_messages"] == "false" and got["persistence"] == "true"
     assert int(got["max_queued_messages"]) >= 100_000  # a week of a busy centre's events
+    # … within the site broker's byte cap, which the bridge's file (read last) must not lift to none
+    from xephang_ops.brokerconf import MAX_QUEUED_BYTES
+
+    assert int(got["max_queued_bytes"]) == MAX_QUEUED_BYTES
     assert got["bridge_cafile"] == str(tmp_path / "ca.crt") and got["bridge_insecure"] == "false"
     assert got["remote_username"] == "tuong-linh" and got["remote_password"] == "s3cret"
     # the link state goes to the province too (the bridge's Will there says 0): "centre unreachable"

@@ -249,6 +249,9 @@ def test_the_generated_conf_fragment_runs_mosquitto_and_refuses_anonymous(tmp_pa
     text = mosquitto_conf_text(password_file=files.password_file, acl_file=files.acl_file, listen="127.0.0.1",
                                port=port, tech_port=tech_port)
     assert "clientid_prefixes xephang-" in text and "use_username_as_clientid true" in text
+    from xephang_ops.brokerconf import MAX_QUEUED_BYTES  # a flood's queues bounded (bench/broker_queue.py)
+
+    assert f"max_queued_bytes {MAX_QUEUED_BYTES}" in text and 0 < MAX_QUEUED_BYTES <= 128 * 1024 * 1024
     # run the fragment as the whole config (Debian's main file adds persistence and logging)
     b = Mosquitto(tmp_path / "run", port=port, persistence=False)
     user = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""  # root drops to 'mosquitto' otherwise
