@@ -38,6 +38,7 @@ from xephang.contract import (
     SimPressAck,
     decode,
 )
+from xephang.limits import RateLimit
 from xephang.nodeconfig import NodeConfigManager, PrepareJob, deep_merge
 from xephang.settings import DaemonSettings, SettingsError, load_settings
 
@@ -51,11 +52,50 @@ S = TypeVar("S", bound=DaemonSettings)
 C = TypeVar("C", bound=BaseModel)  # the node config a daemon declares (BaseModel: none)
 
 
+LOG_BURST = 100  # lines of one kind (a logger and its message's template) at once …
+LOG_PER_MINUTE = 60  # … then this many a minute; errors are never held back
+LOG_KINDS_HELD = 1024
+
+
+class PacedLog(logging.Filter):
+    """What a remote party can make a daemon say, paced per kind of line (the logger and the message's
+    template, not its arguments): a board's password sending junk within the hub's flood guard (20
+    a second) got a warning each, ~1.7 million lines a day, and journald's own limit per service
+    (10,000 in 30 s) then drops the daemon's other lines, the ones a technician needs. Past
+    ``LOG_BURST`` at once then ``LOG_PER_MINUTE`` a minute a kind of line is counted, not written,
+    and the next one written says how many were held back. ERROR and above always pass, and DEBUG
+    (a technician who sets XEPHANG_LOG_LEVEL=DEBUG wants every line)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.clock = clock
+        self.limit = RateLimit(burst=LOG_BURST, per_minute=LOG_PER_MINUTE, max_keys=LOG_KINDS_HELD)
+        self.held: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR or record.levelno < logging.INFO:  # DEBUG: a technician asked for all
+            return True
+        key = (record.name, record.msg if isinstance(record.msg, str) else type(record.msg).__name__)
+        with self._lock:
+            if self.limit.take(key, self.clock()):
+                if key in self.held or len(self.held) < LOG_KINDS_HELD:
+                    self.held[key] = self.held.get(key, 0) + 1
+                return False
+            n = self.held.pop(key, 0)
+        if n:
+            record.msg = f"{record.msg} [{n} more like this not logged]"
+        return True
+
+
 def setup_logging(level: str = "INFO") -> None:
-    """Plain lines to stderr: journald adds the time and the unit."""
+    """Plain lines to stderr: journald adds the time and the unit. Each kind of line paced (PacedLog)."""
     fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, level, logging.INFO), format=fmt, stream=sys.stderr, force=True)
+    paced = PacedLog()
+    for h in logging.getLogger().handlers:
+        h.addFilter(paced)
 
 
 def dump_stacks(out: Any = None) -> None:
