@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
+import pytest
+
 from xephang.clock import VN_TZ
 from xephang_ops.sim import LONG_PRESS_S, CentreSim, Press, plan_arrivals
 
@@ -124,3 +126,36 @@ def test_a_press_that_brings_no_event_is_pressed_again_then_given_up(site):
     finishes = [p.at for p in presses if p.button == "finish"]
     assert len(finishes) == 3 and all(b - a >= 260 for a, b in zip(finishes, finishes[1:], strict=False))
     assert sim.stats.retried["finished"] == 2 and sim.stats.gave_up == 1
+
+
+def test_a_press_the_broker_does_not_acknowledge_in_time_does_not_end_the_demo():
+    """A red team's flood on the same machine left one press unacknowledged for the tool's 5 s and
+    the whole demo stopped. Now it is counted and the day goes on; a broker that answers none of
+    UNACKNOWLEDGED_IN_A_ROW presses one after another ends it with a clear error."""
+    from xephang.contract import Topics
+    from xephang_ops.demo import UNACKNOWLEDGED_IN_A_ROW, DemoError, KeyPresser
+    from xephang_ops.tools import ToolError
+
+    class Client:
+        topics = Topics("tuong-linh")
+
+        def __init__(self, answers: list[bool]) -> None:
+            self.answers, self.sent = answers, 0
+
+        def publish(self, topic: str, payload: bytes) -> int:
+            self.sent += 1
+            if not self.answers.pop(0):
+                raise ToolError(f"no answer from the broker to publish to {topic} within 5 s")
+            return 0
+
+    client = Client([True, False, True, False, False, True])
+    keys = KeyPresser(client)  # type: ignore[arg-type]
+    for i in range(6):  # six counters, one press each: no gap to wait for
+        keys.add(Press(at=0.0, node=f"counter-{i + 1}", button="next"))
+    keys.flush()
+    assert client.sent == 6 and keys.sent == 6 and keys.unacknowledged == 3 and keys.backlog() == 0
+    gone = KeyPresser(Client([False] * UNACKNOWLEDGED_IN_A_ROW))  # type: ignore[arg-type]
+    for i in range(UNACKNOWLEDGED_IN_A_ROW):
+        gone.add(Press(at=0.0, node=f"counter-{i + 1}", button="next"))
+    with pytest.raises(DemoError, match="answered none"):
+        gone.flush()
