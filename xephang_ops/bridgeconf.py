@@ -3,7 +3,8 @@
 The centre's broker opens one bridge connection to the province broker and sends, out only,
 ``xephang/v1/{site}/event/#`` (every ticket and counter event, QoS 1), the retained daily
 summary ``xephang/v1/{site}/state/summary`` and the nodes' retained status, health and alerts
-``xephang/v1/{site}/node/#`` (central monitoring). Nothing comes back in: a province can never press
+``xephang/v1/{site}/node/#`` (central monitoring; their health at QoS 0, not queued across a link
+cut: ``bridge_lines``). Nothing comes back in: a province can never press
 a centre's buttons. The bridge's own link state (``xephang/v1/{site}/bridge/state``, retained ``1``/``0``)
 is published at both ends; at the province the bridge's Will turns it to ``0`` when the link dies.
 
@@ -56,6 +57,19 @@ def bridge_topics(site: str) -> list[str]:
     retained availability, health and alerts (central monitoring)."""
     t = Topics(site)
     return [t.all_events(), t.state_summary(), t.all_node()]
+
+
+def bridge_lines(site: str) -> list[tuple[str, int]]:
+    """``bridge_topics`` as the bridge's ``topic … out`` lines, with their QoS. The nodes' health at
+    QoS 0: never queued while the link is down (``queue_qos0_messages false``; when it returns the
+    bridge sends each node's retained health again, all the province reads of it). At QoS 1 every
+    node's health (every 30 s) waited in the bridge's queue beside the events: ten nodes fill
+    200,000 messages in a week's cut, and ``max_queued_bytes`` in about a day, after which the
+    events were dropped. Statuses and alerts stay QoS 1: rare, and an alert cleared during a cut
+    (an empty retained message) must reach the province, which no later resend would carry."""
+    t = Topics(site)
+    return [(t.all_events(), 1), (t.state_summary(), 1), (t.all_status(), 1), (t.all_alerts(), 1),
+            (f"{t.root}/node/+/health", 0)]
 
 
 def bridge_conf_text(*, site: str, address: str, username: str | None = None, password: str | None = None,
@@ -122,8 +136,8 @@ def bridge_conf_text(*, site: str, address: str, username: str | None = None, pa
         if tls.certfile and tls.keyfile:
             lines += [f"bridge_certfile {tls.certfile}", f"bridge_keyfile {tls.keyfile}"]
         lines += ["bridge_tls_version tlsv1.2", f"bridge_insecure {'true' if tls.insecure else 'false'}"]
-    for pattern in bridge_topics(site):
-        lines.append(f"topic {pattern} out 1")
+    for pattern, qos in bridge_lines(site):
+        lines.append(f"topic {pattern} out {qos}")
     return "\n".join(lines) + "\n"
 
 

@@ -20,7 +20,8 @@ def test_events_summary_and_node_state_go_out_and_nothing_comes_in(tmp_path):
     d = directives(text)
     topics = [v for k, v in d if k == "topic"]
     assert topics == ["xephang/v1/tuong-linh/event/# out 1", "xephang/v1/tuong-linh/state/summary out 1",
-                      "xephang/v1/tuong-linh/node/# out 1"]
+                      "xephang/v1/tuong-linh/node/+/status out 1", "xephang/v1/tuong-linh/node/+/alert/+ out 1",
+                      "xephang/v1/tuong-linh/node/+/health out 0"]  # health: never queued across a cut
     assert not any(re.search(r"\b(in|both)\b", t) for t in topics)
     got = dict(d)
     assert got["cleansession"] == "false" and got["local_cleansession"] == "false"

@@ -138,3 +138,54 @@ def test_a_dispenser_that_dies_during_a_link_cut_shows_offline_at_the_province(t
             assert conn.execute("SELECT alert, cleared_at IS NOT NULL FROM device_alert_log "
                                 "ORDER BY id").fetchall() == alerts_before
         assert dispenser()["downtime_s"] > 0
+
+
+def test_the_nodes_health_across_a_link_cut_leaves_the_bridges_queue_to_the_events(tmp_path):
+    """Every node publishes its health every 30 s, retained, and the bridge carried it at QoS 1: across
+    a cut it waited in the bridge's queue beside the events (ten nodes: 200,000 messages in a week,
+    ``max_queued_bytes`` in about a day), and the events that came after were dropped. Health goes
+    at QoS 0 now (the province gets each node's latest again when the link returns). Here the
+    queue holds 100: 300 health messages during the cut, then 20 events, and all 20 reach the
+    province, with the node's latest health."""
+    import queue as queue_mod
+    import time
+
+    from paho.mqtt import client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    with ExitStack() as stack:
+        province = Mosquitto(tmp_path / "province").start()  # persistence: the observer's session survives
+        stack.callback(province.kill)
+        centre = Mosquitto(tmp_path / "centre", extra_conf=bridge_conf_text(
+            site=SITE, address=f"127.0.0.1:{province.port}", restart_s=(1, 1), queue_messages=100)).start()
+        stack.callback(centre.kill)
+        events: queue_mod.Queue[str] = queue_mod.Queue()
+        obs = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest-observer", protocol=mqtt.MQTTv5)
+        obs.on_message = lambda _c, _u, m: events.put(m.topic)
+        obs.on_connect = lambda cl, *_: cl.subscribe(f"{T.root}/event/#", qos=1)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        obs.reconnect_delay_set(0.2, 1)
+        obs.connect("127.0.0.1", province.port, clean_start=False, properties=props)
+        obs.loop_start()
+        stack.callback(obs.loop_stop)
+        wait_for(lambda: retained(province.port, T.bridge_state()) == b"1", 20, "the bridge up")
+        province.stop()  # the link is down
+        publish(centre.port, [(T.health(NODE), NodeHealth(node=NODE, role="dispenser", uptime_s=30 * i).to_json())
+                              for i in range(1, 301)])
+        publish(centre.port, [(f"{T.root}/event/ticket/issued", b'{"n": %d}' % i) for i in range(20)], retain=False)
+        province.start()  # the link returns
+        got: list[str] = []
+        end = time.monotonic() + 30
+        while len(got) < 20 and time.monotonic() < end:
+            try:
+                got.append(events.get(timeout=max(0.0, end - time.monotonic())))
+            except queue_mod.Empty:
+                break
+        assert len(got) == 20, f"{len(got)} of 20 events reached the province"
+        last = wait_for(lambda: retained(province.port, T.health(NODE)), 20, "the node's health at the province")
+        assert json.loads(last)["uptime_s"] == 30 * 300  # its latest
