@@ -1,3 +1,3 @@
 """Fixtures of tests/webd (they live in webharness.py, which bench/web_live.py reuses)."""
 
-from webharness import browser, centre, proxy  # noqa: F401
+from webharness import browser, centre, proxy, secured  # noqa: F401

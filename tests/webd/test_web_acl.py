@@ -3,16 +3,12 @@ status and alerts, asks the hub for reports and resyncs as itself, and can write
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from hubd.main import may_act
 from xephang.contract import CONSOLE_ACTIONS, CallNext, ReportRequest, Resync, TicketWait
-from xephang.site import Site
-from xephang_ops.brokerconf import BrokerFiles, acl_text, site_accounts, write_broker_files
-from xephang_ops.mosquitto import Mosquitto, find_mosquitto
+from xephang_ops.brokerconf import BrokerFiles, acl_text, site_accounts
+from xephang_ops.mosquitto import Mosquitto
 from xephang_ops.tools import REFUSED, BrokerTarget, ToolClient
 
 pytestmark = pytest.mark.broker
@@ -36,20 +32,6 @@ ALLOWED = [f"{R}/req/hub/report/web", f"{R}/req/hub/resync/web", f"{R}/node/web/
            f"{R}/req/hub/ticket-wait/web",  # the phone page's range, read-only
            f"{R}/config/hub/set/web",  # the head's roster: the hub takes only counters' officer and services
            f"{R}/config/announcer-hall/set/web"]  # the head's recorded voice: only the pack's URL and checksum
-
-
-@pytest.fixture
-def secured(tmp_path: Path, site: Site) -> Iterator[tuple[Mosquitto, BrokerFiles]]:
-    if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
-    files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
-    broker = Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file,
-                       persistence=False, bind_client_ids=True)
-    broker.start()
-    try:
-        yield broker, files
-    finally:
-        broker.kill()
 
 
 def _client(broker: Mosquitto, files: BrokerFiles, user: str) -> ToolClient:

@@ -19,26 +19,12 @@ from webd.main import WebDaemon
 from xephang.contract import Alert, ConfigState, NodeStatus, Topics
 from xephang.settings import BrokerSettings
 from xephang.ticketlink import write_secret
-from xephang_ops.brokerconf import BrokerFiles, site_accounts, write_broker_files
-from xephang_ops.mosquitto import Mosquitto, find_mosquitto, free_port
+from xephang_ops.brokerconf import BrokerFiles
+from xephang_ops.mosquitto import Mosquitto, free_port
 from xephang_ops.tools import BrokerTarget, ToolClient
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 T = Topics(SITE)
-
-
-@pytest.fixture
-def secured(tmp_path: Path, site) -> Iterator[tuple[Mosquitto, BrokerFiles]]:
-    if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
-    files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
-    broker = Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file,
-                       persistence=False, bind_client_ids=True)
-    broker.start()
-    try:
-        yield broker, files
-    finally:
-        broker.kill()
 
 
 @contextlib.contextmanager

@@ -105,6 +105,24 @@ class WebCentre:
 
 
 @pytest.fixture
+def secured(tmp_path: Path, site: Any) -> Iterator[tuple[Mosquitto, Any]]:
+    """A broker with the site's accounts and ACL as `xephang broker-config` makes them, and its files."""
+    from xephang_ops.brokerconf import site_accounts, write_broker_files
+    from xephang_ops.mosquitto import find_mosquitto
+
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    files = write_broker_files(tmp_path / "broker", site, site_accounts(site))
+    broker = Mosquitto(tmp_path / "mq", password_file=files.password_file, acl_file=files.acl_file,
+                       persistence=False, bind_client_ids=True)
+    broker.start()
+    try:
+        yield broker, files
+    finally:
+        broker.kill()
+
+
+@pytest.fixture
 def centre(mosquitto: Mosquitto, tmp_path: Path, site_file: Path) -> Iterator[WebCentre]:
     (tmp_path / "hub").mkdir()
     (tmp_path / "web").mkdir()
