@@ -163,6 +163,9 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self.bus.subscribe(t.all_alerts(), self._on_alert, qos=0, elsewhere=elsewhere)
         self.bus.subscribe(t.config_state(ann), self._on_announcer_config, qos=0, elsewhere=elsewhere)
         self.bus.subscribe(t.config_ack(ann), self._on_announcer_ack, retained=False, qos=0, elsewhere=elsewhere)
+        # web-watch's SUBACK, handed in behind nothing and before the retained messages that follow it
+        self._mark_topic = f"{t.root}/local/{WATCH_USERNAME}/subscribed"
+        self.bus.subscribe(self._mark_topic, self._watch_subscribed, qos=0, elsewhere=True, retained=False)
         if elsewhere:
             for f in self._watch_filters:  # the main session (persistent) may hold them from an older webd
                 self.bus.forget(f)
@@ -174,7 +177,9 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
                                   given_up=lambda: self.bus.call_soon(self._watch_here),
                                   pace_limit=RateLimit(burst=NODE_BURST, per_minute=NODE_PER_MINUTE),
                                   pace_key=functools.partial(_node_level, t.root),
-                                  on_subscribed=lambda: self.bus.call_soon(self._watch_subscribed))
+                                  on_subscribed=self._watch_subscribed_mark,
+                                  refused_filters=lambda fs: self.bus.call_soon(lambda: [self.bus.read_here(f)
+                                                                                         for f in fs]))
             self.watcher.start()
         # the hub's live site (retained) and the answers to the head's roster changes (the hub's own
         # account alone writes them)
@@ -186,12 +191,18 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             self._start_server()
 
     # ---- what a flood made the broker drop on its way to web-watch, read again
-    def _watch_subscribed(self) -> None:
+    def _watch_subscribed_mark(self) -> None:
+        """(paho's thread) web-watch's SUBACK: a mark in the same queue as the retained messages that
+        follow it, with how many it had paced by then (so a retained one paced after it is known)."""
+        w = self.watcher
+        self.bus.hand_in(Inbound(self._mark_topic, str(w.stats.paced if w is not None else 0).encode(), False))
+
+    def _watch_subscribed(self, msg: Inbound) -> None:
         """web-watch's filters are (re)subscribed: the retained alerts follow. For REREAD_SETTLE_S,
         the alerts heard are noted; an alert webd shows that none of them names was cleared while
         it was not heard (a reconnect, or the broker dropped the clear behind a flood)."""
         self._reread_from = time.monotonic()
-        self._reread_paced = self.watcher.stats.paced if self.watcher is not None else 0
+        self._reread_paced = int(msg.payload or b"0")
         self._alerts_heard = set()
 
     def _reread_after_flood(self, mono: float) -> None:
@@ -206,6 +217,9 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             self._paced_seen, self._paced_changed, self._flooded = w.stats.paced, mono, True
         elif self._flooded and mono - self._paced_changed >= FLOOD_QUIET_S and self._reread_from is None:
             self._flooded = False
+            # the buckets full again: the retained copies are not paced (the flooder's, five seconds
+            # after its flood, would be, and that would count as a flood and read again, for ever)
+            w.pace = RateLimit(burst=NODE_BURST, per_minute=NODE_PER_MINUTE)
             if w.refresh():
                 self.rereads += 1
                 log.info("%s: a flood ended; the boards' retained statuses and alerts read again", WATCH_USERNAME)
@@ -246,6 +260,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         def listener(port: int, *, https: bool, lifespan: str) -> uvicorn.Server:
             return uvicorn.Server(uvicorn.Config(
                 self.web.asgi, host=w.listen, port=port, log_level="warning", access_log=False, proxy_headers=False,
+                log_config=None,  # uvicorn's lines through the daemon's own (paced) handler
                 server_header=False, timeout_graceful_shutdown=2, lifespan=lifespan, http=GuardedH11Protocol,
                 ws="none", loop="asyncio",
                 limit_concurrency=w.max_streams + 50, **(tls if https else {})))  # type: ignore[arg-type]

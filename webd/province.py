@@ -456,7 +456,8 @@ def serve(settings: WebSettings) -> int:
     app = ProvinceWebApp(settings, dsn=w.province_dsn or "")
     log.info("province pages on http://%s:%s/ (database %s)", w.listen, w.port, _masked(w.province_dsn or ""))
     uvicorn.run(app.asgi, host=w.listen, port=w.port, log_level="warning", access_log=False, proxy_headers=False,
-                server_header=False, timeout_graceful_shutdown=2, lifespan="on")
+                server_header=False, timeout_graceful_shutdown=2, lifespan="on",
+                log_config=None)  # uvicorn's lines through the daemon's own (paced) handler
     return 0
 
 

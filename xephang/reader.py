@@ -53,7 +53,8 @@ class Reader:
                  password_file: Path | None, username: str, filters: list[str], persistent: bool,
                  keep_retained: bool, given_up: Callable[[], None] | None = None, pace: bool = False,
                  pace_limit: RateLimit | None = None, pace_key: Callable[[str], str] | None = None,
-                 on_subscribed: Callable[[], None] | None = None) -> None:
+                 on_subscribed: Callable[[], None] | None = None,
+                 refused_filters: Callable[[list[str]], None] | None = None) -> None:
         self.broker = broker.model_copy(update={"username": username, "password_file": password_file,
                                                 "password": None})
         self.topics = topics
@@ -71,6 +72,9 @@ class Reader:
         self.pace = pace_limit
         self.pace_key = pace_key or (lambda topic: topic.rsplit("/", 1)[-1])
         self.on_subscribed = on_subscribed  # each SUBACK (paho's thread): the retained messages follow it
+        # some filters refused (a broker that says so; mosquitto 2.0 grants them and sends nothing):
+        # the owner reads those elsewhere; all refused is ``given_up``
+        self.refused_filters = refused_filters
         self.stats = ReaderStats()
         self.subscribed = threading.Event()
         self.gave_up = False
@@ -131,10 +135,15 @@ class Reader:
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         refused = [r for r in reasons if r.is_failure]
-        if refused:
+        if refused and (len(refused) == len(reasons) or self.refused_filters is None):
             self._give_up(client, f"the broker refused {len(refused)} subscriptions: "
                           + ", ".join(str(r) for r in refused))
             return
+        if refused and self.refused_filters is not None:
+            lost = [f for f, r in zip(self.filters, reasons, strict=False) if r.is_failure]
+            log.warning("%s: the broker refused %s; read elsewhere (install the ACL from `xephang broker-config`)",
+                        self.username, " ".join(lost))
+            self.refused_filters(lost)
         log.info("%s: reads %s", self.username, " ".join(self.filters))
         self.subscribed.set()
         if self.on_subscribed is not None:

@@ -150,3 +150,26 @@ def test_an_alert_cleared_while_web_watch_did_not_hear_it_goes_at_the_next_readi
         wait_for(lambda: web.rereads > before and web._reread_from is None, 15, "read again")
         assert ("dispenser-1", "paper-out") not in web.model.alerts
         assert ("counter-2", "counter-config") in web.model.alerts
+
+
+def test_a_broker_that_refuses_some_of_web_watchs_filters_has_webd_read_those_itself():
+    """A broker that refuses some subscriptions (an ACL from before web-watch read the speaker's config
+    state; mosquitto 2.0 grants them and sends nothing, other brokers say 0x87): the reader keeps the
+    rest and hands the refused filters back (webd reads them on its main connection); all refused
+    is a give-up, as before."""
+    from types import SimpleNamespace
+
+    from xephang.reader import Reader
+
+    handed: list[list[str]] = []
+    gave_up: list[bool] = []
+    filters = [T.all_status(), T.all_alerts(), T.config_state("announcer-hall"), T.config_ack("announcer-hall")]
+    r = Reader(BrokerSettings(), T, lambda m: None, password_file=None, username="web-watch", filters=filters,
+               persistent=False, keep_retained=True, refused_filters=handed.append,
+               given_up=lambda: gave_up.append(True))
+    ok, no = SimpleNamespace(is_failure=False), SimpleNamespace(is_failure=True)
+    client = SimpleNamespace(disconnect=lambda: None)
+    r._on_subscribe(client, None, 1, [ok, ok, no, no], None)
+    assert handed == [filters[2:]] and r.connected and not r.gave_up and not gave_up
+    r._on_subscribe(client, None, 2, [no, no, no, no], None)
+    assert r.gave_up and gave_up == [True]
