@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xephang.bus import Inbound
-from xephang.contract import DISPENSER_ACTIONS, Topics
+from xephang.contract import BOARD_BURST, BOARD_PER_MINUTE, DISPENSER_ACTIONS, Topics
+from xephang.limits import RateLimit
 from xephang.reader import Reader
 from xephang.settings import BrokerSettings
 
@@ -127,7 +128,7 @@ class Lane(Reader):
                  password_file: Path, username: str = LANE_USERNAME, filters: list[str] | None = None) -> None:
         super().__init__(broker, topics, deliver, password_file=password_file, username=username,
                          filters=filters if filters is not None else lane_filters(topics), persistent=False,
-                         keep_retained=False, pace=True)
+                         keep_retained=False, pace=RateLimit(burst=BOARD_BURST, per_minute=BOARD_PER_MINUTE))
 
     def wrap(self, topic: str, payload: bytes, retain: bool) -> Inbound:
         return LaneInbound(topic, payload, retain, self.username)

@@ -175,7 +175,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             self.watcher = Reader(self.settings.broker, t, self.bus.hand_in, password_file=pw, username=WATCH_USERNAME,
                                   filters=self._watch_filters, persistent=False, keep_retained=True,
                                   given_up=lambda: self.bus.call_soon(self._watch_here),
-                                  pace_limit=RateLimit(burst=NODE_BURST, per_minute=NODE_PER_MINUTE),
+                                  pace=RateLimit(burst=NODE_BURST, per_minute=NODE_PER_MINUTE),
                                   pace_key=functools.partial(_node_level, t.root),
                                   on_subscribed=self._watch_subscribed_mark,
                                   refused_filters=lambda fs: self.bus.call_soon(lambda: [self.bus.read_here(f)

@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from xephang.bus import Inbound, paho_client
-from xephang.contract import BOARD_BURST, BOARD_PER_MINUTE, CLIENT_ID_PREFIX, Topics
+from xephang.contract import CLIENT_ID_PREFIX, Topics
 from xephang.limits import RateLimit
 from xephang.settings import BrokerSettings
 
@@ -45,14 +45,14 @@ class ReaderStats:
 
 
 class Reader:
-    """A connection of the hub's that only reads requests. ``deliver`` is called from paho's thread
-    with each; ``given_up`` (from paho's thread too) when the broker refuses this account for good
-    (a wrong password, no such account, an ACL without its subscriptions)."""
+    """A connection that only reads ``filters`` (the hub's requests, webd's boards). ``deliver`` is
+    called from paho's thread with each message; ``given_up`` (from paho's thread too) when the broker
+    refuses this account for good (a wrong password, no such account, an ACL without its subscriptions)."""
 
     def __init__(self, broker: BrokerSettings, topics: Topics, deliver: Callable[[Inbound], None], *,
                  password_file: Path | None, username: str, filters: list[str], persistent: bool,
-                 keep_retained: bool, given_up: Callable[[], None] | None = None, pace: bool = False,
-                 pace_limit: RateLimit | None = None, pace_key: Callable[[str], str] | None = None,
+                 keep_retained: bool, given_up: Callable[[], None] | None = None,
+                 pace: RateLimit | None = None, pace_key: Callable[[str], str] | None = None,
                  on_subscribed: Callable[[], None] | None = None,
                  refused_filters: Callable[[list[str]], None] | None = None) -> None:
         self.broker = broker.model_copy(update={"username": username, "password_file": password_file,
@@ -67,9 +67,7 @@ class Reader:
         # at most a burst and a pace per sender (``pace_key`` of the topic: its last level, the sender of a
         # request), the rest dropped here, before the owner's queue: one sender's flood then cannot
         # fill that queue and push out what the others say (webd lost other boards' alerts that way)
-        if pace_limit is None and pace:  # (a RateLimit is falsy while empty: `or` would not do)
-            pace_limit = RateLimit(burst=BOARD_BURST, per_minute=BOARD_PER_MINUTE)
-        self.pace = pace_limit
+        self.pace = pace
         self.pace_key = pace_key or (lambda topic: topic.rsplit("/", 1)[-1])
         self.on_subscribed = on_subscribed  # each SUBACK (paho's thread): the retained messages follow it
         # some filters refused (a broker that says so; mosquitto 2.0 grants them and sends nothing):
@@ -143,6 +141,7 @@ class Reader:
             lost = [f for f, r in zip(self.filters, reasons, strict=False) if r.is_failure]
             log.warning("%s: the broker refused %s; read elsewhere (install the ACL from `xephang broker-config`)",
                         self.username, " ".join(lost))
+            self.filters = [f for f in self.filters if f not in lost]  # not asked again on a refresh
             self.refused_filters(lost)
         log.info("%s: reads %s", self.username, " ".join(self.filters))
         self.subscribed.set()
