@@ -70,9 +70,11 @@ def lane_filters(topics: Topics, web: str = "web") -> list[str]:
 
 
 # the boards that ask the hub (the hall's boards and speakers only resync, but a flood of resyncs too
-# would hold everything else the inbox alone reads), and the technicians' terminals
-LANE_BOARD = re.compile(r"^(dispenser-[a-z0-9-]+|counter-[0-9]+|display-[a-z0-9-]+|announcer-[a-z0-9-]+|web[a-z0-9-]*"
-                        r"|tech(-[a-z0-9-]+)?)$")
+# would hold everything else the inbox alone reads), and the technicians' terminals; not the web daemon's
+# reading connection (``web-watch``: it asks nothing). The one list: ``xephang broker-config`` makes a
+# ``hub-<node>`` account for exactly these (xephang_ops/brokerconf.py imports it)
+LANE_BOARD = re.compile(r"^(?!web(-[a-z0-9-]+)?-watch$)(dispenser-[a-z0-9-]+|counter-[0-9]+|display-[a-z0-9-]+"
+                        r"|announcer-[a-z0-9-]+|web(-[a-z0-9-]+)?|tech(-[a-z0-9-]+)?)$")
 
 
 def board_lane_username(node: str) -> str:

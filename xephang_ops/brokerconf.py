@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubd.lane import lane_board
 from xephang.contract import (
     ALERT_IDS,
     CLIENT_ID_PREFIX,
@@ -61,8 +62,6 @@ class NodeAccount:
 
 MAX_QUEUED_BYTES = 64 * 1024 * 1024  # per client (bench/broker_queue.py); xephang bridge-config sets the same
 
-LANE_ROLES = ("dispenser", "counter", "display", "announcer", "web", "tech")  # the hub reads each one's requests apart
-
 
 def role_of(node: str) -> str:
     """The role a node id implies (``counter-3`` → counter, ``tech-lan`` → tech)."""
@@ -72,13 +71,8 @@ def role_of(node: str) -> str:
         return node
     if node.endswith("-watch") and role_of(node.removesuffix("-watch")) == "web":
         return "watch"  # the web daemon's connection that reads the boards' statuses and alerts
-    if node.startswith("hub-"):
-        try:
-            board = role_of(node[4:])
-        except BrokerConfigError:
-            board = ""
-        if board in LANE_ROLES:
-            return "board-lane"  # the hub's lane for that board (hubd/lane.py)
+    if lane_board(node) is not None:
+        return "board-lane"  # the hub's lane for that board (hubd/lane.py)
     if head in ("dispenser", "counter", "display", "announcer", "web", "tech"):
         return head
     raise BrokerConfigError(f"node id {node!r}: cannot tell its role (hub, dispenser-*, counter-N, display-*, "
@@ -95,7 +89,7 @@ def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = 
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
              *web, *technicians, *extra]
     names += [f"{n}-watch" for n in web]  # webd's second connection (xephang/reader.py)
-    names += [f"hub-{n}" for n in names if role_of(n) in LANE_ROLES]  # their lanes at the hub
+    names += [f"hub-{n}" for n in names if lane_board(f"hub-{n}") is not None]  # their lanes at the hub (the hub's list)
     out: list[NodeAccount] = []
     for n in dict.fromkeys(names):
         out.append(NodeAccount(n, role_of(n)))

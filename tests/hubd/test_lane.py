@@ -218,5 +218,21 @@ def test_which_accounts_are_lanes_of_which_board():
 
     assert [lane_board(n) for n in ("hub-counter-2", "hub-dispenser-1", "hub-web", "hub-inbox", "hub-lane", "hub",
                                     "hub-display-hall", "counter-2", "hub-counter-x", "hub-tech", "hub-tech-lan",
-                                    "hub-techx")] == \
-        ["counter-2", "dispenser-1", "web", None, None, None, "display-hall", None, None, "tech", "tech-lan", None]
+                                    "hub-techx", "hub-web-watch", "hub-web-2-watch", "hub-web-2")] == \
+        ["counter-2", "dispenser-1", "web", None, None, None, "display-hall", None, None, "tech", "tech-lan", None,
+         None, None, "web-2"]
+
+
+def test_broker_config_makes_a_lane_account_for_exactly_the_boards_the_hub_reads_apart(site):
+    """One list (hubd/lane.py's LANE_BOARD): every board and technician gets a ``hub-<node>`` account the
+    hub starts a lane for, nothing else does (webd's reading connection asks nothing)."""
+    from hubd.lane import lane_board
+    from xephang_ops.brokerconf import site_accounts
+
+    accounts = site_accounts(site, dispensers=2, displays=("hall", "b"), announcers=("hall",),
+                             technicians=("tech", "tech-lan"), web=("web", "web-2"), extra=("counter-x",))
+    lanes = {a.username for a in accounts if a.role == "board-lane"}
+    asking = {a.username for a in accounts if a.role in ("dispenser", "counter", "display", "announcer", "web", "tech")}
+    assert lanes == {f"hub-{n}" for n in asking if n != "counter-x"}
+    assert {lane_board(n) for n in lanes} == asking - {"counter-x"}
+    assert {"web-watch", "web-2-watch"} <= {a.username for a in accounts} and not {"hub-web-watch", "hub-counter-x"} & lanes
