@@ -103,6 +103,7 @@ class ToolClient:
         self.inbox: queue.Queue[Received] = queue.Queue()
         self._lock = threading.Lock()
         self._waiters: dict[int, _Waiter] = {}
+        self._given_up: set[int] = set()  # message ids waited for in vain: their late acks are dropped
         self._connected = threading.Event()
         self._connack: int | None = None
         c = paho_client(target, self.client_id)  # no username = anonymous (brokers of a site refuse it)
@@ -126,9 +127,12 @@ class ToolClient:
 
     def _ack(self, mid: int, codes: list[int]) -> None:
         with self._lock:
+            if mid in self._given_up:  # its waiter timed out and is gone
+                self._given_up.discard(mid)
+                return
             w = self._waiters.setdefault(mid, _Waiter())
-        w.codes = codes
-        w.done.set()
+            w.codes = codes
+            w.done.set()
 
     def _on_ack(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         self._ack(mid, [int(getattr(rc, "value", rc))])
@@ -139,10 +143,14 @@ class ToolClient:
     def _wait(self, mid: int, timeout: float, what: str) -> list[int]:
         with self._lock:
             w = self._waiters.setdefault(mid, _Waiter())
-        if not w.done.wait(timeout):
-            raise ToolError(f"no answer from the broker to {what} within {timeout:g} s")
+        answered = w.done.wait(timeout)
         with self._lock:
-            self._waiters.pop(mid, None)
+            self._waiters.pop(mid, None)  # answered or not: a tool that retries keeps no waiter per try
+            answered = w.done.is_set()  # an ack in the last instant counts
+            if not answered:
+                self._given_up.add(mid)
+        if not answered:
+            raise ToolError(f"no answer from the broker to {what} within {timeout:g} s")
         return w.codes
 
     # owner API

@@ -245,3 +245,18 @@ def test_the_hubs_events_cannot_drive_the_technicians_terminal_in_tail(secured_b
         assert not any(ord(ch) < 0x20 and ch != "\n" or 0x7F <= ord(ch) <= 0x9F for ch in out), repr(out)
     assert said.rstrip("\n").endswith("Cấp số 1023 — Hộ tịch ?[2J?]52;c;cm0gLXJmIH4=??31m?")
     assert json.loads(raw) == issued and "Hộ tịch" in raw
+
+
+def test_a_broker_ack_waited_for_in_vain_leaves_no_waiter_behind():
+    """A tool that retries a timed-out publish keeps nothing per try: the waiter goes when it gives up,
+    and the broker's late ack for it is dropped instead of parked for good."""
+    from xephang_ops.tools import BrokerTarget, ToolClient, ToolError
+
+    c = ToolClient(BrokerTarget(site="tuong-linh", port=1, username="tech", password="x"))
+    for mid in range(1, 51):
+        with pytest.raises(ToolError, match="no answer from the broker"):
+            c._wait(mid, 0.001, "a publish")
+        c._ack(mid, [0])  # late
+    assert c._waiters == {} and c._given_up == set()
+    c._ack(7, [0])  # the id used again, answered first this time: its waiter gets the codes
+    assert c._wait(7, 1.0, "a publish") == [0] and c._waiters == {}
