@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -46,6 +47,11 @@ def post_multipart(base: str, cookie: str, fields: dict[str, str], filename: str
             return r.status, r.read().decode(), dict(r.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def speakers(web) -> str:
+    """The pack the hall speaker's retained config names, as webd heard it ("" the default)."""
+    return (web.announcer_config or {}).get("voice_pack_sha256") or ""
 
 
 def page(base: str, cookie: str) -> str:
@@ -135,5 +141,33 @@ def test_the_head_records_every_clip_installs_the_pack_hears_a_call_and_goes_bac
         assert "Loa gọi số đã quay lại giọng trước (giọng máy mặc định" in done
         assert speaker.d.config.voice_pack_sha256 is None and speaker.d.pack.manifest.name == first
         wait_for(lambda: "Giọng trước: giong-" in page(centre.base, cookie), 10, "the page offers the recorded voice again")
+
+        # the speaker's ack lost (QoS 0, on webd's reading connection): the speaker's own state naming the
+        # new pack is its answer; with neither ack nor a changed state the head is told nobody answered
+        web, real_ask = centre.web.web, centre.web.web.ask
+
+        def ask_losing_the_ack(kind, params, done):
+            if kind != "voice":
+                return real_ask(kind, params, done)
+            sha = params["config"]["voice_pack_sha256"] or ""
+
+            def lost(reply):  # the ack came: dropped, and the wait times out once the state is in
+                threading.Thread(target=lambda: (wait_for(lambda: speakers(web) == sha, 15, "the state"),
+                                                 done(None)), daemon=True).start()
+            real_ask(kind, params, lost)
+
+        web.ask = ask_losing_the_ack
+        try:
+            st, _, h = post_form(centre.base + "/head/voice/install", {"csrf": csrf}, cookie, timeout=40)
+            assert st == 303 and h["location"].startswith("/head/voice?note="), h
+            done = http_get(centre.base + h["location"], headers={"Cookie": cookie})[1].decode()
+            assert "Loa gọi số đã dùng giọng mới (giong-tuong-linh-" in done
+            assert speaker.d.config.voice_pack_sha256 == speakers(web) != ""
+            web.ask = lambda kind, params, done: done(None)  # nobody answers, nothing changes
+            st, body, _ = post_form(centre.base + "/head/voice/rollback", {"csrf": csrf}, cookie, timeout=40)
+            assert st == 409 and "Loa gọi số không trả lời" in body, body[:300]
+            assert speaker.d.config.voice_pack_sha256 == speakers(web) != ""
+        finally:
+            web.ask = real_ask
     finally:
         speaker.stop()
