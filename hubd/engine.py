@@ -90,6 +90,7 @@ class Ticket:
             "id": self.id, "day": self.day, "number": self.number, "display": self.display,
             "service": self.service, "priority_group": self.priority_group, "issued_at": self.issued_at,
             "state": self.state, "counter": self.counter, "called_at": self.called_at, "recalls": self.recalls,
+            "arrival_at": self.arrival_at,
         }
 
 

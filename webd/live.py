@@ -41,7 +41,7 @@ class LiveTicket:
     display: str
     service: str
     priority: bool
-    arrival: float  # when it (re)joined its queue: issue, transfer or no-show requeue (hub clock)
+    arrival: float  # its place in its queue (hub clock): the issue, kept by a transfer, a no-show's requeue
     state: str = "waiting"  # waiting | called | done | no-show | voided | expired
     counter: int | None = None
     recalls: int = 0
@@ -289,12 +289,16 @@ class LiveHall:
             return
         ti = ev.ticket
         t = self.tickets.get(ti.id) or LiveTicket(id=ti.id, day=ti.day, display=ti.display, service=ti.service,
-                                                  priority=ti.priority_group is not None, arrival=ti.issued_at,
+                                                  priority=ti.priority_group is not None,
+                                                  arrival=ti.arrival_at or ti.issued_at,
                                                   issued_at=ti.issued_at, priority_group=ti.priority_group)
         ch: dict[str, Any] = {"last_kind": ev.kind, "at": ev.at, "recalls": ti.recalls}
+        if ti.arrival_at is not None:  # the hub's own (an older hub's events: the engine's rules below)
+            ch["arrival"] = ti.arrival_at
         k = ev.kind
         if k == "issued":
-            ch.update(state="waiting", arrival=ti.issued_at)
+            ch.setdefault("arrival", ti.issued_at)
+            ch.update(state="waiting")
             if ev.est_wait_low_min is not None:
                 self.waits[ti.id] = WaitFigure(ev.est_wait_low_min, None if ev.est_wait_open else ev.est_wait_high_min,
                                                ev.est_wait_min or 0.0, ev.rev, printed=True)
@@ -305,14 +309,15 @@ class LiveHall:
         elif k == "finished":
             ch.update(state="done")
         elif k == "no-show":
-            if ti.state == "waiting":  # sent back to the queue once (no_show_requeue)
-                ch.update(state="waiting", arrival=ev.at, counter=None)
+            if ti.state == "waiting":  # sent back to the queue once (no_show_requeue), at its back
+                ch.setdefault("arrival", ev.at)
+                ch.update(state="waiting", counter=None)
             else:
                 ch.update(state="no-show")
         elif k == "transferred":
             ch.update(from_service=ev.from_service, service=ti.service)
-            if ti.state == "waiting":
-                ch.update(state="waiting", counter=None, arrival=ev.at)
+            if ti.state == "waiting":  # a transfer keeps its first arrival (queue-rules.md)
+                ch.update(state="waiting", counter=None)
             else:
                 ch.update(state=ti.state, counter=ti.counter)
         elif k in ("voided", "expired"):

@@ -603,6 +603,9 @@ class TicketInfo(Message):
     counter: int | None = None
     called_at: EpochS | None = Field(default=None, description="the first call, hub clock (1970–2100)")
     recalls: int = 0
+    arrival_at: EpochS | None = Field(default=None, description="its place in its queue, hub clock: the issue "
+                                      "time, kept by a transfer, the requeue's time after a no-show "
+                                      "(people ahead are counted by it); absent from hubs before 2026-12-07")
 
 
 class TicketEvent(Message):

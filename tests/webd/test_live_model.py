@@ -115,3 +115,57 @@ def test_catch_up_reads_todays_events_back_before_saying_synced():
     assert not m.synced
     m.on_resync(HallState(rev=500, day=DAY), [], more=False)
     assert m.synced and m.rev == 500 and view(m, 1, 1001).state == "waiting"
+
+
+def _hall_after(strip_arrival: bool):
+    """A real engine's day: A (civil status) 08:00, B and C (land) 08:01 and 08:02; counter 1 calls A
+    and sends it to land. The engine's events fed to webd's model, as published (or without
+    ``arrival_at``, as an older hub's)."""
+    from datetime import datetime
+
+    from hubd.engine import QueueEngine
+    from tests.conftest import SITE_FILE
+    from xephang.clock import VN_TZ
+    from xephang.settings import load_site
+
+    site = load_site(SITE_FILE)
+    t0 = datetime(2026, 12, 7, 8, 0, tzinfo=VN_TZ).timestamp()
+    eng, evs = QueueEngine(site), []
+
+    def run(out):
+        evs.extend(e for e in out.events if e.family == "ticket")
+        return out
+
+    a = run(eng.issue("ho-tich", None, t0)).data["ticket"]
+    b = run(eng.issue("dat-dai", None, t0 + 60)).data["ticket"]
+    c = run(eng.issue("dat-dai", None, t0 + 120)).data["ticket"]
+    run(eng.call_next(1, t0 + 200))
+    run(eng.transfer(1, "dat-dai", t0 + 300))
+    stages = []
+    for e in evs:
+        payload = dict(e.payload)
+        if strip_arrival:
+            payload["ticket"] = {k: v for k, v in payload["ticket"].items() if k != "arrival_at"}
+        stages.append(TicketEvent(event_id=e.event_id, rev=e.rev, at=e.at, kind=e.kind, **payload))
+    m = LiveHall()
+    m.set_link(True)
+    m.on_status(NodeStatus(node="hub", online=True, session=1))
+    m.begin(HallState(rev=0, day=a["day"], services=[ServiceState(id=s.id, waiting=0) for s in site.services],
+                      counters=[CounterState(number=n.number, state="open") for n in site.counters]), 0)
+    for e in stages:
+        m.on_event(e)
+    m.on_service(ServiceState(id="dat-dai", waiting=3, rev=stages[-1].rev))
+    return eng, m, (a, b, c)
+
+
+def test_a_transferred_citizen_keeps_their_place_on_the_phone_as_at_the_hub():
+    """A transfer keeps the first arrival (queue-rules.md): the hub counts A ahead of B and C and calls
+    it next; the phone page and the console's list must say the same (webd put A at the back)."""
+    for strip in (False, True):
+        eng, m, tickets = _hall_after(strip)
+        snap = m.snapshot()
+        for t in tickets:
+            assert snap.ticket_view(t["id"], t["day"], t["display"]).people_ahead == \
+                eng.people_ahead(eng.tickets[t["id"]]), (strip, t["display"])
+        assert [t.id for t in snap.waiting_in("dat-dai")] == [t["id"] for t in tickets]
+        assert eng.call_next(3, eng.tickets[tickets[0]["id"]].issued_at + 400).data["ticket"]["id"] == tickets[0]["id"]
