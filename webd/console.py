@@ -62,6 +62,8 @@ T: dict[str, tuple[str, str]] = {
                    "The server decides the real call order (priority, overdue waits)."),
     "tl_issued": ("Lấy số", "Taken"),
     "tl_called": ("Gọi", "Called"),
+    "tl_first_called": ("Gọi lần đầu", "First called"),
+    "tl_called_here": ("Gọi đến quầy này", "Called to this counter"),
     "tl_recalled": ("Gọi lại {n} lần", "Recalled {n}×"),
     "tl_arrived": ("Đến quầy", "Arrived"),
     "tl_walk": ("đi {m}", "walk {m}"),
@@ -181,9 +183,14 @@ def console_fragment(snap: Snapshot, site: Site, n: int, lang: str, csrf: str, n
     else:
         steps = [f'<li>{e(tr("tl_issued", lang))} {_hm(serving.issued_at, tz)}</li>']
         called = c.visit_called_at or serving.called_at
-        if called:
-            steps.append(f'<li>{e(tr("tl_called", lang))} {_hm(called, tz)} '
-                         f'({e(tr("waited", lang).lower())} {_dur(called - serving.issued_at, lang)})</li>')
+        first = serving.called_at or called
+        if first:  # the wait as the report counts it: the first call − the ticket taken
+            waited = f' ({e(tr("waited", lang).lower())} {_dur(first - serving.issued_at, lang)})'
+            if called and called != first:  # sent on or back, called again here
+                steps.append(f'<li>{e(tr("tl_first_called", lang))} {_hm(first, tz)}{waited}</li>')
+                steps.append(f'<li>{e(tr("tl_called_here", lang))} {_hm(called, tz)}</li>')
+            else:
+                steps.append(f'<li>{e(tr("tl_called", lang))} {_hm(first, tz)}{waited}</li>')
         if c.call_reason:
             steps.append(f'<li class="exception">{e(tr("tl_out_of_order", lang, r=c.call_reason))}</li>')
         if serving.recalls:

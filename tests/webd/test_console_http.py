@@ -169,6 +169,23 @@ def test_call_a_number_out_of_order_then_arrived_then_finish_reaches_the_report(
     assert a["id"] != b["id"]  # A still waits: the exception did not move the call order
 
 
+def test_a_citizen_sent_on_and_called_again_shows_the_first_wait_as_the_report_counts_it(centre):
+    """The timeline's 'đã chờ' is the report's wait (the first call − the ticket taken); a call after a
+    transfer is named apart, so a visit's service elsewhere is never counted as waiting."""
+    a = centre.issue("ho-tich")["ticket"]
+    lan, csrf = _officer(centre, "lan")
+    assert _act(centre, lan, 1, "call-next", csrf)[1]["ok"] is True
+    wait_for(lambda: "(đã chờ" in _console(centre, lan, 1), 10, "the first call on the timeline")
+    assert "Gọi lần đầu" not in _console(centre, lan, 1)
+    assert _act(centre, lan, 1, "transfer", csrf, to_service="chung-thuc")[1]["ok"] is True
+    assert _act(centre, lan, 1, "call-next", csrf)[1]["ok"] is True  # counter 1 serves chứng thực too
+    wait_for(lambda: "Gọi đến quầy này" in _console(centre, lan, 1), 10, "the second call")
+    p = _console(centre, lan, 1)
+    timeline = p.split('id="timeline"', 1)[1].split("</ol>", 1)[0]
+    assert f'id="current-number">{a["display"]}' in p
+    assert timeline.count("đã chờ") == 1 and "Gọi lần đầu" in timeline.split("đã chờ")[0]
+
+
 def test_a_click_while_the_hub_is_away_is_not_done_now_and_never_later(centre):
     ev = Events(centre)
     centre.issue("ho-tich")
