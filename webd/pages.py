@@ -16,7 +16,7 @@ from typing import Any
 from webd.live import Snapshot, TicketView
 from xephang.site import Site
 from xephang.terminal import shown
-from xephang.waittext import format_wait
+from xephang.waittext import format_wait, wait_range
 
 ASSET_VERSION = "4"
 ALERT_TEXT_MAX = 300  # characters of an alert's message on the dashboard
@@ -90,6 +90,10 @@ T: dict[str, tuple[str, str]] = {
                    "day to a day 2026-11-01..2026-11-30."),
     "min": ("phút", "min"),
     "over_target": ("vượt mục tiêu", "over target"),
+    "est_wait_note": ("Chờ dự kiến: khoảng thời gian chờ của người lấy số bây giờ, như bảng hiển thị trong sảnh "
+                      "và vé in ra. Dòng tô đỏ: ngay cả đầu dưới của khoảng đó đã vượt mục tiêu chờ.",
+                      "Estimated wait: the range for a citizen taking a ticket now, as the hall board and the "
+                      "printed ticket say it. A red row: even its lower end is over the target wait."),
     "lang_other": ("English", "Tiếng Việt"),
     "hub_offline": ("Máy chủ hàng đợi đang khởi động lại — số liệu sẽ cập nhật ngay khi có.",
                     "The queue server is restarting — figures update as soon as it is back."),
@@ -254,9 +258,13 @@ def dashboard_fragment(snap: Snapshot, site: Site, lang: str, report: dict[str, 
     srows = []
     for s in snap.services:
         tgt = targets.get(s.id)
-        over = tgt is not None and s.est_wait_min > tgt
-        srows.append(f'<tr class="{"over" if over else ""}"><td>{e(_service_name(site, s.id, lang))}</td>'
-                     f'<td class="n">{s.waiting}</td><td class="n">{_fmt_min(s.est_wait_min, lang)}</td>'
+        # the hub's range for a citizen taking a ticket now, in the board's and the ticket's words (an
+        # older hub's median alone: as a figure); over the target when even its lower end is
+        rng = wait_range(s.est_wait_low_min, s.est_wait_high_min, s.est_wait_open)
+        shown = format_wait(*rng, lang, short=True) if rng is not None else _fmt_min(s.est_wait_min, lang)
+        over = tgt is not None and (rng[0] > tgt if rng is not None else s.est_wait_min > tgt)
+        srows.append(f'<tr class="{"over" if over else ""}" data-service="{e(s.id)}"><td>{e(_service_name(site, s.id, lang))}</td>'
+                     f'<td class="n">{s.waiting}</td><td class="n est">{e(shown)}</td>'
                      f'<td class="n">{_fmt_min(tgt, lang)}</td></tr>')
     crows = []
     for c in snap.counters:
@@ -271,7 +279,7 @@ def dashboard_fragment(snap: Snapshot, site: Site, lang: str, report: dict[str, 
     return (f'{warn}<h2>{e(t("today", lang))}</h2>{figures_table(report, lang)}'
             f'<h2>{e(t("waiting_per_service", lang))}</h2><table><thead><tr><th>{e(t("service", lang))}</th>'
             f'<th>{e(t("waiting", lang))}</th><th>{e(t("est_wait", lang))}</th><th>{e(t("target", lang))}</th></tr>'
-            f'</thead><tbody>{"".join(srows)}</tbody></table>'
+            f'</thead><tbody>{"".join(srows)}</tbody></table><p class="muted note">{e(t("est_wait_note", lang))}</p>'
             f'<h2>{e(t("counter", lang))}</h2><table><thead><tr><th>{e(t("counter", lang))}</th><th>{e(t("state", lang))}</th>'
             f'<th>{e(t("officer", lang))}</th><th>{e(t("serving", lang))}</th></tr></thead><tbody>{"".join(crows)}</tbody></table>'
             f'<h2>{e(t("alerts", lang))}</h2><ul class="alerts" id="alerts">'

@@ -169,3 +169,33 @@ def test_a_transferred_citizen_keeps_their_place_on_the_phone_as_at_the_hub():
                 eng.people_ahead(eng.tickets[t["id"]]), (strip, t["display"])
         assert [t.id for t in snap.waiting_in("dat-dai")] == [t["id"] for t in tickets]
         assert eng.call_next(3, eng.tickets[tickets[0]["id"]].issued_at + 400).data["ticket"]["id"] == tickets[0]["id"]
+
+
+def test_the_dashboards_estimated_wait_is_the_boards_range_and_red_only_when_its_lower_end_is_over():
+    """One figure, one name: the head's dashboard says a service's wait in the hall board's words
+    (it printed the hub's median, '46 phút', where the board said '30–60 phút')."""
+    from displayd.main import service_wait_range
+    from tests.conftest import SITE_FILE
+    from webd.pages import dashboard_fragment
+    from xephang.settings import load_site
+    from xephang.waittext import format_wait
+
+    site = load_site(SITE_FILE)
+    target = {s.id: s.target_wait_min for s in site.services}
+    states = [ServiceState(id="ho-tich", waiting=9, est_wait_min=46.0, est_wait_low_min=30, est_wait_high_min=60),
+              ServiceState(id="dat-dai", waiting=2, est_wait_min=9.0, est_wait_low_min=5, est_wait_high_min=15),
+              ServiceState(id="chung-thuc", waiting=30, est_wait_min=95.0, est_wait_low_min=60, est_wait_open=True)]
+    m = LiveHall()
+    m.set_link(True)
+    m.on_status(NodeStatus(node="hub", online=True, session=1))
+    m.begin(HallState(rev=0, day=DAY, services=states, counters=[CounterState(number=1, state="open")]), 0)
+    for lang in ("vi", "en"):
+        html = dashboard_fragment(m.snapshot(), site, lang, None)
+        for s in states:
+            row = html.split(f'data-service="{s.id}"', 1)[1].split("</tr>", 1)[0]
+            board = format_wait(*service_wait_range(s), lang, short=True)
+            assert f'<td class="n est">{board}</td>' in row, (lang, row)
+            assert (' class="over"' in html.split(f'data-service="{s.id}"')[0].rsplit("<tr", 1)[1]) == \
+                (s.est_wait_low_min > target[s.id]), (s.id, target[s.id])
+    assert "30–60 phút" in dashboard_fragment(m.snapshot(), site, "vi", None)
+    assert "46" not in dashboard_fragment(m.snapshot(), site, "vi", None)
