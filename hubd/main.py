@@ -768,10 +768,11 @@ class HubDaemon(Daemon[HubSettings, Site]):
                          error=ReplyError(code="unavailable", message="reports are not installed on this hub"))
         try:
             data = reports.report_over_mqtt(self.ledger.path, self.site, period=req.period, group_by=req.group_by,
-                                            lang=req.lang, now=self.clock.now())
+                                            lang=req.lang, now=self.clock.now(), packed=req.packed)
         except ValueError as exc:
+            code = "too-large" if isinstance(exc, reports.ReportTooLarge) else "invalid"
             return Reply(request_id=req.request_id, action=req.ACTION, status="error",
-                         error=ReplyError(code="invalid", message=str(exc)))
+                         error=ReplyError(code=code, message=str(exc)))
         return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=data)
 
     # ------------------------------------------------------------------ commit, then publish

@@ -39,6 +39,7 @@ from xephang.clock import VN_TZ
 from xephang.contract import CONSOLE_ACTIONS, REQUEST_MODELS, Reply, ReportRequest, new_request_id
 from xephang.site import Site
 from xephang.ticketlink import LinkSecretError, check_token, load_secret
+from xephang_reports.build import unpack_report
 
 log = logging.getLogger(__name__)
 
@@ -581,11 +582,15 @@ class WebApp:
             if self._report_wait.get(key) is fut and fut.done():
                 del self._report_wait[key]
         if reply is None:
-            rep, err = (cached[1] if cached else None), "timeout"
+            rep, err = (cached[1] if cached else None), pages.report_problem("timeout", "", lang)
         elif reply.status != "ok":
-            rep, err = None, f"{reply.error.code}: {reply.error.message}" if reply.error else "error"
+            rep, err = None, pages.report_problem(reply.error.code if reply.error else "error",
+                                                 reply.error.message if reply.error else "", lang)
         else:
-            rep, err = reply.data, ""
+            try:  # rows packed as one table when the report would not fit one reply otherwise
+                rep, err = unpack_report(reply.data or {}), ""
+            except ValueError as exc:
+                rep, err = None, pages.report_problem("error", str(exc), lang)
         self._reports[key] = (time.monotonic(), rep, err)
         while len(self._reports) > REPORTS_KEPT:  # many periods asked: forget the oldest answers
             del self._reports[min(self._reports, key=lambda k: self._reports[k][0])]
@@ -647,7 +652,7 @@ class WebApp:
         body = pages.report_form(lang, params["period"], params["group_by"])
         rep, err = await self.report(params["period"], params["group_by"], lang)
         if rep is None:
-            body += f'<div class="banner warn" id="report-error">{pages.e(pages.t("report_error", lang, e=err))}</div>'
+            body += f'<div class="banner warn" id="report-error">{pages.e(err)}</div>'
         else:
             from xephang_reports.charts import chart_pngs
 

@@ -609,7 +609,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             return
         if kind != "report":
             raise ValueError(kind)
-        req = ReportRequest(request_id=new_request_id(), source=self.node, **params)
+        req = ReportRequest(request_id=new_request_id(), source=self.node, packed=True, **params)  # unpack_report
         self.bus.call_soon(lambda: self.bus.request(req, on_reply=done, timeout_s=8.0, attempts=2))
 
     def _act(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:

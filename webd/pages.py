@@ -82,6 +82,13 @@ T: dict[str, tuple[str, str]] = {
     "show": ("Xem", "Show"),
     "download": ("Tải về", "Download"),
     "report_error": ("Không lấy được báo cáo: {e}", "Could not get the report: {e}"),
+    "report_too_large": ("Báo cáo này quá lớn để máy chủ hàng đợi gửi trong một lần: hãy chọn khoảng thời gian ngắn "
+                         "hơn hoặc cách nhóm khác (ví dụ theo tháng thay vì theo ngày).",
+                         "This report is too large for the queue server to send at once: choose a shorter period "
+                         "or another grouping (for example by month instead of by day)."),
+    "report_timeout": ("Máy chủ hàng đợi chưa trả lời. Hãy thử lại sau ít phút.",
+                       "The queue server did not answer. Try again in a few minutes."),
+    "report_unavailable": ("Máy chủ hàng đợi chưa cài phần báo cáo.", "Reports are not installed on the queue server."),
     "bad_period": ("Không đọc được kỳ báo cáo “{p}”. Hãy ghi: today (hôm nay), yesterday (hôm qua), một ngày "
                    "2026-12-05, một tháng 2026-12, một quý 2026-Q4, một năm 2026, this-month, last-month, "
                    "this-quarter, last-quarter, hoặc từ ngày đến ngày 2026-11-01..2026-11-30.",
@@ -369,6 +376,15 @@ def _counter_label(site: Site, n: int | None, lang: str) -> str:
         return site.counter(n).label(lang)
     except KeyError:
         return f"Quầy {n}" if lang == "vi" else f"Counter {n}"
+
+
+def report_problem(code: str, message: str, lang: str) -> str:
+    """Why a report could not be shown, in the head's language where the code is known (the hub's
+    own message is English: it stays only for the rest)."""
+    known = {"too-large": "report_too_large", "timeout": "report_timeout", "unavailable": "report_unavailable"}
+    if code in known:
+        return t(known[code], lang)
+    return t("report_error", lang, e=f"{code}: {message}" if message else code)
 
 
 def _fmt_min(x: float | None, lang: str) -> str:

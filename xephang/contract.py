@@ -477,6 +477,8 @@ class ReportRequest(Request):
                         description="today, YYYY-MM-DD, YYYY-MM, YYYY-Qn, or FROM..TO")
     group_by: Slug = "service"
     lang: Literal["vi", "en"] = "vi"
+    packed: bool = Field(default=False, description="the asker reads a report's rows packed as one table "
+                         "(`rows_packed`, docs/reports.md) when they would not fit one reply otherwise")
 
 
 TICKET_WAIT_MAX = 10  # tickets in one ticket-wait request at most (each costs the hub a played-forward day)

@@ -100,7 +100,7 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
             raise ReportCliError(f"không kết nối được broker {args.host}:{args.port} / cannot reach the broker",
                                  exits.NO_BROKER)
         req = ReportRequest(request_id=new_request_id(), source=args.node, period=args.period,
-                            group_by=args.group_by, lang=args.lang)
+                            group_by=args.group_by, lang=args.lang, packed=True)  # unpack_report below
         reply = bus.request_sync(req, timeout_s=args.timeout, attempts=2)
     except BusFatal as exc:  # refused by the broker: say so in one line, no traceback
         raise ReportCliError(f"broker từ chối / broker refused: {exc}", exits.NO_BROKER) from None
@@ -111,7 +111,12 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
     if reply.status != "ok":
         err = reply.error
         raise ReportCliError(f"hub: {err.code if err else 'error'}: {err.message if err else ''}".strip())
-    return reply.data
+    from xephang_reports.build import unpack_report
+
+    try:
+        return unpack_report(reply.data or {})
+    except ValueError as exc:
+        raise ReportCliError(f"hub: {exc}") from None
 
 
 def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> list[Path]:

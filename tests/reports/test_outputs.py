@@ -15,7 +15,19 @@ from tests.reports.conftest import NOW, at, open_centre
 from xephang_ops import cli
 from xephang_reports import charts as report_charts
 from xephang_reports import render as report_render
-from xephang_reports.build import ReportTooLarge, build_report, compact, open_readonly, report_from_ledger
+from xephang_reports.build import (
+    MQTT_BUDGET_BYTES,
+    ReportTooLarge,
+    build_report,
+    compact,
+    open_readonly,
+    pack_rows,
+    reconcile,
+    report_from_ledger,
+    report_over_mqtt,
+    unpack_report,
+    unpack_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +192,43 @@ def test_compact_keeps_mqtt_replies_small(story_ledger, site):
     assert compact(r, budget=size) is r
     slim = compact(r, budget=size - 1)
     assert slim["compact"] is True and "ratings" not in slim["rows"][0] and "ratings" in slim["totals"]
+    # only what the note says is left out: every other figure of every row is there, and adds up
+    assert [{k: v for k, v in row.items() if k != "ratings"} for row in r["rows"]] == slim["rows"]
+    assert reconcile(slim) == []
     assert "rút gọn" in report_render.render_table(slim)
     with pytest.raises(ReportTooLarge):
         compact(r, budget=1000)
+
+
+@pytest.mark.parametrize("group_by", ["service", "counter", "officer", "day", "hour"])
+def test_packed_rows_come_back_as_they_were(story_ledger, site, group_by):
+    r = json.loads(json.dumps(report_from_ledger(story_ledger, site, period="2026-11-23..2026-11-24",
+                                                 group_by=group_by, lang="en", now=NOW)))
+    r["rows"][0]["ratings"] = {}  # an empty object, and a key one row lacks, survive too
+    r["rows"][-1].pop("flags", None)
+    packed = json.loads(json.dumps(pack_rows(r["rows"])))
+    assert unpack_rows(packed) == r["rows"]
+    assert unpack_report({**{k: v for k, v in r.items() if k != "rows"}, "rows_packed": packed}) == r
+    assert unpack_report(r) is r  # a report sent as it is
+    for bad in ({"columns": [["a"]], "values": [[1, 2]], "missing": []}, {"values": []}, {"columns": 3}):
+        with pytest.raises(ValueError):
+            unpack_rows(bad)
+
+
+def test_a_quarter_by_day_fits_one_reply_packed_and_loses_nothing(site, tmp_path):
+    """A quarter by day (~80 open days of ~130 tickets) was refused; packed it is a third of the budget."""
+    from datetime import date, datetime
+
+    from tests.benchmod import load_bench
+    from xephang.clock import VN_TZ
+
+    path = tmp_path / "q4.sqlite"
+    load_bench("report_quarter").generate_history(path, site, first=date(2026, 10, 1), days=92, tickets_per_day=130,
+                                                  seed=3)
+    now = datetime(2027, 1, 5, 10, tzinfo=VN_TZ).timestamp()
+    with pytest.raises(ReportTooLarge):
+        report_over_mqtt(path, site, period="2026-Q4", group_by="day", lang="vi", now=now)
+    sent = report_over_mqtt(path, site, period="2026-Q4", group_by="day", lang="vi", now=now, packed=True)
+    assert len(json.dumps(sent, ensure_ascii=False).encode()) < MQTT_BUDGET_BYTES / 2 and "compact" not in sent
+    full = json.loads(json.dumps(report_from_ledger(path, site, period="2026-Q4", group_by="day", lang="vi", now=now)))
+    assert len(full["rows"]) > 75 and unpack_report(sent) == full and reconcile(unpack_report(sent)) == []

@@ -68,3 +68,32 @@ def test_cli_over_mqtt_prints_and_writes_the_hubs_report(hub_with_story, mosquit
 def test_cli_over_mqtt_without_a_hub_says_so(mosquitto, tmp_path, capsys):
     rc = cli.main(["report", "--mqtt", "--port", str(mosquitto.port), "--site", "tuong-linh", "--timeout", "0.5"])
     assert rc == 3 and "did not answer" in capsys.readouterr().err
+
+
+def test_a_quarter_by_day_comes_packed_to_who_reads_it_and_too_large_to_who_does_not(mosquitto, site, site_file,
+                                                                                     tmp_path):
+    """A quarter by day was refused (60 KB of rows); packed it comes whole. An asker that does not say
+    it reads packed rows (an older webd or laptop) is refused as before, with the code ``too-large``
+    (it was ``invalid``, the code of a bad period: a page could not tell the two apart)."""
+    from datetime import date, datetime
+
+    from tests.benchmod import load_bench
+    from xephang.clock import VN_TZ
+    from xephang_reports.build import unpack_report
+
+    state = tmp_path / "state"
+    state.mkdir()
+    load_bench("report_quarter").generate_history(state / "ledger.sqlite", site, first=date(2026, 10, 1), days=92,
+                                                  tickets_per_day=130, seed=3)
+    now = datetime(2027, 1, 5, 10, tzinfo=VN_TZ).timestamp()
+    local = report_from_ledger(state / "ledger.sqlite", site, period="2026-Q4", group_by="day", lang="vi", now=now)
+    with running_hub(mosquitto.port, state, site_file, clock=ManualClock(now)):
+        old = ask(mosquitto.port, tmp_path, period="2026-Q4", group_by="day")
+        assert old.status == "error" and old.error.code == "too-large" and "shorter period" in old.error.message
+        new = ask(mosquitto.port, tmp_path, period="2026-Q4", group_by="day", packed=True)
+        assert new.status == "ok" and "rows_packed" in new.data and unpack_report(new.data) == json.loads(json.dumps(local))
+        rc = cli.main(["report", "--mqtt", "--host", "127.0.0.1", "--port", str(mosquitto.port), "--period", "2026-Q4",
+                       "--group-by", "day", "--csv", str(tmp_path / "q4.csv"), "--timeout", "5"])
+    assert rc == 0
+    lines = (tmp_path / "q4.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert sum(1 for x in lines if x.startswith(("T2 ", "T3 ", "T4 ", "T5 ", "T6 ", "T7 "))) == len(local["rows"])

@@ -317,3 +317,36 @@ def test_a_period_the_report_cannot_read_is_said_in_the_heads_language(centre):
     assert st == 400 and "The period “bad-period” cannot be read" in body.decode()
     st, body, _ = http_get(centre.base + "/head/reports?period=2026-11", headers={"Cookie": session})
     assert st == 200 and "Không đọc được" not in body.decode()
+
+
+def test_a_report_too_large_is_said_in_the_heads_language_and_packed_rows_are_read(site, tmp_path):
+    """The hub's refusal of a too-large report reaches the head in her language (the Vietnamese page
+    showed the hub's English: 'invalid: report of 79 rows is 57855 bytes…'); a packed report's rows
+    are the report's own."""
+    import asyncio
+
+    from webd.app import WebApp
+    from webd.config import WebConfig, WebSettings
+    from webd.pages import report_problem
+    from xephang.contract import Reply, ReplyError
+    from xephang_reports.build import pack_rows
+
+    replies: list[Reply | None] = []
+    app = WebApp(WebSettings(site=site.site.slug, node="web", state_dir=tmp_path, web=WebConfig()), site,
+                 ask=lambda kind, params, done: done(replies.pop(0)))
+    too = Reply(request_id="r", action="report", status="error",
+                error=ReplyError(code="too-large", message="report of 79 rows is 57855 bytes, too large"))
+    for lang, words in (("vi", "quá lớn"), ("en", "too large")):
+        replies.append(too)
+        rep, err = asyncio.run(app.report("2026-Q4", "day", lang, max_age=0))
+        assert rep is None and words in err and "57855" not in err and err == report_problem("too-large", "", lang)
+    replies.append(None)
+    assert asyncio.run(app.report("2026-Q3", "day", "vi", max_age=0))[1] == "Máy chủ hàng đợi chưa trả lời. Hãy thử lại sau ít phút."
+    full = {"schema": "xephang.report.v1", "group_by": "day", "totals": {"issued": 3},
+            "rows": [{"key": "2026-11-23", "issued": 2, "calls": 2, "open": 0, "wait": {"n": 2, "mean": 61.5},
+                      "ratings": {"5": 1}},
+                     {"key": "2026-11-24", "issued": 1, "calls": 0, "open": 1, "wait": {"n": 0, "mean": None},
+                      "ratings": {}}]}
+    replies.append(Reply(request_id="r", action="report", status="ok",
+                         data={**{k: v for k, v in full.items() if k != "rows"}, "rows_packed": pack_rows(full["rows"])}))
+    assert asyncio.run(app.report("2026-11", "day", "vi", max_age=0)) == (full, "")
