@@ -332,13 +332,15 @@ def report_body(report: dict[str, Any], charts: dict[str, bytes], query: str, la
     import base64
 
     from xephang_reports.render import (
-        COUNT_COLUMNS,
-        TIME_COLUMNS,
+        busiest_text,
         cell_text,
         group_heading,
+        load_table,
         notes,
+        table_sections,
         title_lines,
     )
+    from xephang_reports.render import tr as report_tr
 
     site, heading, generated = title_lines(report)
     gh = group_heading(report)
@@ -346,14 +348,25 @@ def report_body(report: dict[str, Any], charts: dict[str, bytes], query: str, la
            f'<p class="downloads">{e(t("download", lang))}: '
            + " ".join(f'<a id="dl-{x}" href="/head/report.{x}?{e(query)}">{x.upper()}</a>' for x in ("csv", "xlsx", "html"))
            + "</p>"]
-    for cols in (COUNT_COLUMNS, TIME_COLUMNS):
+    NUM = ' class="n"'  # noqa: N806 - a cell's class, not a constant of the module
+    # the same sections as `xephang report` and its HTML: tickets, calls, times, counters' hours,
+    # busiest hours, then the notes that define them
+    for title, cols in table_sections(report):
         head = "".join(f"<th>{e(c.heading(lang))}</th>" for c in cols)
         body = "".join(f'<tr><td>{e(r["label"])}</td>' + "".join(f'<td class="n">{e(cell_text(r, c, lang))}</td>' for c in cols)
                        + "</tr>" for r in report["rows"])
         tot = report["totals"]
         body += (f'<tr class="total"><td>{e(tot["label"])}</td>'
                  + "".join(f'<td class="n">{e(cell_text(tot, c, lang))}</td>' for c in cols) + "</tr>")
-        out.append(f'<div class="scroll"><table><thead><tr><th>{e(gh)}</th>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+        out.append(f'<h2>{e(title)}</h2><div class="scroll"><table><thead><tr><th>{e(gh)}</th>{head}</tr></thead>'
+                   f'<tbody>{body}</tbody></table></div>')
+    if report.get("counter_load"):
+        heads, rows = load_table(report)
+        out.append(f'<h2>{e(report_tr("load", lang))}</h2><div class="scroll"><table id="counter-hours"><thead><tr>'
+                   + "".join(f"<th>{e(h)}</th>" for h in heads) + "</tr></thead><tbody>"
+                   + "".join("<tr>" + "".join(f'<td{"" if i < 2 else NUM}>{e(c)}</td>' for i, c in enumerate(r))
+                             + "</tr>" for r in rows) + "</tbody></table></div>")
+    out.append(f'<p id="busiest">{e(busiest_text(report))}</p>')
     out.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in notes(report)) + "</ul>")
     out += [f'<img class="chart" alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
             for name, png in charts.items()]

@@ -166,6 +166,21 @@ def test_head_logs_in_sees_todays_figures_as_xephang_report_and_downloads_xlsx(c
 
     browser.get(centre.base + "/head/reports?period=today&group_by=counter")
     link = wait_for(lambda: browser.find_elements(By.ID, "dl-xlsx"), 15, "the report page")[0].get_attribute("href")
+    # every section `xephang report` prints, the counters' hours and the busiest hours too (the page
+    # left them out while its notes defined them)
+    from xephang_reports.render import load_table, table_sections
+
+    subprocess.run([sys.executable, "-m", "xephang_ops.cli", "report", "--ledger", str(centre.tmp / "hub" / "ledger.sqlite"),
+                    "--site-file", str(centre.site_file), "--group-by", "counter", "--json", str(out), "-q"],
+                   check=True, timeout=60)
+    rep = json.loads(out.read_text())
+    headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "main h2, body h2")]
+    assert [t for t, _ in table_sections(rep)] == headings[:3] and headings[3] == "Thời gian của các quầy (giờ)", headings
+    heads, rows = load_table(rep)
+    cells = browser.execute_script("return [...document.querySelectorAll('#counter-hours tr')]"
+                                   ".map(r => [...r.children].map(c => c.textContent))")
+    assert cells[0] == heads and [r[:3] for r in cells[1:]] == [r[:3] for r in rows]  # the hours move with "now"
+    assert text_of(browser, "#busiest").startswith("Giờ đông nhất: ")
     cookie = browser.get_cookie("xephang_session")
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     req = urllib.request.Request(link, headers={"Cookie": f"xephang_session={cookie['value']}"})
