@@ -725,7 +725,7 @@ def render_accounting(a: dict[str, Any]) -> str:
     s = a["by_state"]
     return "\n".join([
         f"Vé cấp / tickets issued: {a['tickets']}  — xong / served {s.get('done', 0)}, đang phục vụ / in service "
-        f"{s.get('called', 0)}, chờ / waiting {s.get('waiting', 0)}, vắng mặt / final no-shows {s.get('no-show', 0)}, "
+        f"{s.get('called', 0)}, chờ / waiting {s.get('waiting', 0)}, vắng mặt sau cùng / final no-shows {s.get('no-show', 0)}, "
         f"huỷ / voided {s.get('voided', 0)}, hết hạn / expired {s.get('expired', 0)}",
         f"Chờ trung bình / mean wait: {a['mean_wait_min']} min (p90 {a['p90_wait_min']}); lượt chuyển / transfers "
         f"{a['visits'].get('transferred', 0)}; tạm nghỉ / pauses {a['pauses']}; đánh giá / ratings {a['rated']} "

@@ -44,7 +44,7 @@ TEXT: dict[str, tuple[str, str]] = {
                      "chỉ cân đối ở dòng tổng, bảng lượt gọi cân đối ở từng dòng.",
                      "By hour: issued, voided and expired count by the hour of issue, calls and their outcomes by the "
                      "hour of the call; the tickets table balances in the total only, the calls table on every row."),
-    "flow_note": ("Bảng phiếu: Lấy số + Chuyển đến = Đã phục vụ + Vắng mặt + Hủy + Hết hạn + Chuyển đi + Còn mở. "
+    "flow_note": ("Bảng phiếu: Lấy số + Chuyển đến = Đã phục vụ + Vắng mặt sau cùng + Hủy + Hết hạn + Chuyển đi + Còn mở. "
                   "Chuyển đến/Chuyển đi: phiếu lĩnh vực khác chuyển tới / phiếu chuyển sang lĩnh vực khác (giữ nguyên số "
                   "và giờ đến), nên một lĩnh vực có thể phục vụ nhiều hơn số phiếu nó cấp. Còn mở: phiếu đang chờ hoặc "
                   "đang được phục vụ.",
@@ -52,9 +52,9 @@ TEXT: dict[str, tuple[str, str]] = {
                   "out + Still open. Transferred in/out: tickets another service sent here / this service sent on "
                   "(number and arrival kept), so a service may serve more tickets than it issued. Still open: "
                   "waiting or being served."),
-    "no_show_note": ("Vắng mặt: phiếu mà lần gọi cuối cùng kết thúc vì công dân vắng mặt. Lượt báo vắng: mỗi lần cán bộ "
-                     "bấm Vắng mặt, kể cả lần phiếu được đưa về cuối hàng rồi phục vụ sau — vì vậy lượt báo vắng "
-                     "lớn hơn hoặc bằng số vắng mặt.",
+    "no_show_note": ("Vắng mặt sau cùng: phiếu mà lần gọi cuối cùng kết thúc vì công dân vắng mặt. Lượt báo vắng: mỗi "
+                     "lần cán bộ bấm Vắng mặt, kể cả lần phiếu được đưa về cuối hàng rồi phục vụ sau — vì vậy lượt báo "
+                     "vắng lớn hơn hoặc bằng số vắng mặt sau cùng.",
                      "Final no-shows: tickets whose last call ended with the citizen absent. No-show presses: every "
                      "press of No-show, including those that sent the ticket back to the queue to be served later — "
                      "so presses are at least the final no-shows."),
@@ -82,7 +82,25 @@ TEXT: dict[str, tuple[str, str]] = {
                   "† {n} waits/service times belong to tickets marked with a clock jump (power cut, no network time): "
                   "they may be wrong."),
     "open_note": ("Còn {n} phiếu đang chờ hoặc đang phục vụ: số liệu hôm nay chưa khép lại.",
-                  "{n} tickets are still waiting or being served: today's figures are not final."),
+                  "Tickets still waiting or being served: {n}. Today's figures are not final."),
+    "times_note": ("Trung vị, P90: thời gian mà một nửa, 90 % số lượt không vượt quá (nội suy tuyến tính giữa các hạng; "
+                   "TB: trung bình). Đạt mục tiêu chờ: tỷ lệ phiếu đã được gọi có thời gian chờ không quá mục tiêu chờ "
+                   "của lĩnh vực.",
+                   "Median, P90: the time half, 90 % of them do not exceed (linear interpolation between ranks; avg: the "
+                   "mean). Within target: the share of called tickets whose wait is at most the service's target wait."),
+    "arrival_note": ("Đi đến quầy: từ lúc gọi đến lúc cán bộ bấm Công dân đã đến; Phục vụ từ lúc đến: từ lúc đến đến lúc "
+                     "xong. Không ghi nhận đến: lượt đã phục vụ không có lúc đến hợp lệ (có trong thời gian phục vụ, "
+                     "không có trong phục vụ từ lúc đến). Gọi ngoài thứ tự: lượt cán bộ gọi một số chọn trong danh "
+                     "sách chờ, có lý do, thay cho thứ tự gọi.",
+                     "Walk: from the call to the officer's 'citizen arrived'; Service from arrival: from the arrival "
+                     "to the end. No arrival recorded: served visits with no usable arrival (in the service time, not "
+                     "in service from arrival). Called out of order: a number the officer chose from the waiting "
+                     "list, with a reason, instead of the call order."),
+    "rating_note": ("Đánh giá: số lượt công dân bấm phím đánh giá sau khi được phục vụ; Hài lòng: tỷ lệ đánh giá {good}.",
+                    "Ratings: the citizens' presses of a rating key after being served; Satisfied: the share rated "
+                    "{good}."),
+    "good_5": ("4 hoặc 5 trên thang 5", "4 or 5 of 5"),
+    "good_3": ("3 trên thang 3", "3 of 3"),
     "compact_note": ("Báo cáo rút gọn để gửi qua mạng: không có số lượt theo từng mức đánh giá ở từng dòng.",
                      "Report shortened for the network: per-row rating counts left out."),
     "busy": ("Phục vụ", "Serving"),
@@ -157,7 +175,7 @@ FLOW_COLUMNS = (
     Column("issued", "Lấy số", "Issued", lambda r: r.get("issued")),
     Column("transferred_in", "Chuyển đến", "Transferred in", lambda r: r.get("transferred_in")),
     Column("served", "Đã phục vụ", "Served", lambda r: r.get("served")),
-    Column("no_shows", "Vắng mặt", "Final no-shows", lambda r: r.get("no_shows")),
+    Column("no_shows", "Vắng mặt sau cùng", "Final no-shows", lambda r: r.get("no_shows")),
     Column("voided", "Hủy", "Voided", lambda r: r.get("voided")),
     Column("expired", "Hết hạn", "Expired", lambda r: r.get("expired")),
     Column("transferred", "Chuyển đi", "Transferred out", lambda r: r.get("transferred")),
@@ -247,7 +265,9 @@ def notes(report: dict[str, Any]) -> list[str]:
     lang = report.get("lang", "vi")
     t = report["totals"]
     f = t.get("flags") or {}
-    out = [tr("minutes_note", lang), tr("flow_note", lang), tr("no_show_note", lang), tr("calls_note", lang)]
+    good = tr("good_3" if report.get("rating_scale") == 3 else "good_5", lang)
+    out = [tr("minutes_note", lang), tr("times_note", lang), tr("flow_note", lang), tr("no_show_note", lang),
+           tr("calls_note", lang), tr("arrival_note", lang), tr("rating_note", lang, good=good)]
     if report["group_by"] in ("counter", "officer"):
         out.append(tr("by_counter_note", lang))
     elif report["group_by"] == "hour":

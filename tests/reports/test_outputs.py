@@ -38,7 +38,7 @@ def day1(story_ledger, site):
 def test_terminal_table_in_vietnamese_with_flag_markers(day1):
     text = report_render.render_table(day1)
     assert "BÁO CÁO HÀNG ĐỢI — Ngày 23/11/2026 (23/11/2026 – 23/11/2026), theo lĩnh vực" in text
-    for heading in ("Lĩnh vực", "Lấy số", "Đã phục vụ", "Vắng mặt", "Chờ trung vị", "Đạt mục tiêu chờ",
+    for heading in ("Lĩnh vực", "Lấy số", "Đã phục vụ", "Vắng mặt sau cùng", "Chờ trung vị", "Đạt mục tiêu chờ",
                     "Phục vụ TB", "Hài lòng", "Thời gian của các quầy (giờ)", "Chuyển đến", "Lượt báo vắng",
                     "Giờ mở cửa", "Đóng"):
         assert heading in text
@@ -75,7 +75,7 @@ def test_csv_opens_with_vietnamese_letters_and_plain_numbers(day1, tmp_path):
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     head = rows[0]
     assert head[:4] == ["Lĩnh vực", "Lấy số", "Chuyển đến", "Đã phục vụ"]
-    assert {"Vắng mặt", "Lượt báo vắng", "Chuyển đi", "Còn mở", "Lượt gọi", "Đang phục vụ"} <= set(head)
+    assert {"Vắng mặt sau cùng", "Lượt báo vắng", "Chuyển đi", "Còn mở", "Lượt gọi", "Đang phục vụ"} <= set(head)
     ho = dict(zip(head, rows[1], strict=True))
     assert ho["Lĩnh vực"] == "Hộ tịch"
     assert (ho["Lấy số"], ho["Chờ TB (phút)"], ho["Đạt mục tiêu chờ"], ho["Đánh giá 5"]) == ("3", "8.5", "1.0", "1")
@@ -232,3 +232,20 @@ def test_a_quarter_by_day_fits_one_reply_packed_and_loses_nothing(site, tmp_path
     assert len(json.dumps(sent, ensure_ascii=False).encode()) < MQTT_BUDGET_BYTES / 2 and "compact" not in sent
     full = json.loads(json.dumps(report_from_ledger(path, site, period="2026-Q4", group_by="day", lang="vi", now=now)))
     assert len(full["rows"]) > 75 and unpack_report(sent) == full and reconcile(unpack_report(sent)) == []
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_every_column_and_its_statistic_is_defined_in_the_notes(day1, lang):
+    """Each output prints the definitions (docs/reports.md): within target, satisfied, the arrivals,
+    called out of order and how a median or P90 is made were in no output."""
+    import re
+
+    from xephang_reports.render import ALL_COLUMNS, notes
+
+    text = " ".join(notes({**day1, "lang": lang})).lower()
+    for col in ALL_COLUMNS:
+        heading = col.heading(lang)
+        stem = re.sub(r" (TB|trung vị|P90|avg|median)$", "", heading)
+        assert stem.lower() in text, (lang, heading)
+        if stem != heading:
+            assert heading[len(stem) + 1:].lower() in text, (lang, heading)
