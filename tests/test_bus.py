@@ -81,6 +81,55 @@ def test_old_will_cannot_mark_live_node_offline(tmp_path, mosquitto):
     other.stop()
 
 
+def test_words_on_a_nodes_own_status_are_answered_paced_and_the_last_word_is_its_own(tmp_path, mosquitto):
+    """A board's password flooding its own status with 'offline' (from the technicians' listener: the
+    board is not knocked off) had one birth re-said per message, which filled the board's out-queue
+    ahead of its requests (a press took 11 s). A forged 'online' with a huge session kept consumers
+    from believing the board's later Will. Now: re-said at most every OWN_STATUS_EVERY_S, read at
+    QoS 0, and the retained status ends the board's own; its requests are answered meanwhile."""
+    from xephang.bus import OWN_STATUS_EVERY_S, OWN_STATUS_SETTLE_S
+
+    node = make_bus(mosquitto, "counter-1", tmp_path)
+    node.start()
+    assert node.wait_connected(5)
+    rogue = make_bus(mosquitto, "tech", tmp_path)
+    rogue.start()
+    assert rogue.wait_connected(5)
+    hub = make_bus(mosquitto, "tech-hub", tmp_path)  # where the board's requests go
+    answered: list[str] = []
+    hub.subscribe(hub.topics.req("call-next", "counter-1"),
+                  lambda m: answered.append(json.loads(m.payload)["request_id"]), retained=False)
+    hub.start()
+    assert hub.wait_connected(5)
+    topic = rogue.topics.status("counter-1")
+    start, resaid = time.monotonic(), node.status_resaid
+    forged = [NodeStatus(node="counter-1", online=False, session=node.session - 1),
+              NodeStatus(node="counter-1", online=True, session=2**62)]
+    sent = 0
+    while time.monotonic() - start < 2.0:  # ~40,000 messages: the broker takes seconds to hand them all on
+        for _ in range(200):
+            rogue.publish(topic, forged[sent % 2], retain=True, qos=0)
+            sent += 1
+        node.process(timeout=0)
+        rogue.process(timeout=0)
+    rid = node.request(CallNext(request_id=new_request_id(), source="counter-1", counter=1), on_reply=lambda r: None,
+                       timeout_s=5)
+    assert pump_until([node, rogue, hub], lambda: rid in answered, timeout=30), "the board's request went nowhere"
+    elapsed = time.monotonic() - start
+    assert node.status_resaid - resaid <= elapsed / OWN_STATUS_EVERY_S + 3, (node.status_resaid - resaid, sent)
+    assert not node.stats.dropped_by_code.get("queue-full")
+    last: list[NodeStatus] = []
+    check = make_bus(mosquitto, "tech-check", tmp_path)
+    check.subscribe(topic, lambda m: m.payload and last.append(decode(NodeStatus, m.payload)))
+    check.start()
+    assert check.wait_connected(5)
+    # the broker hands the flood on for seconds after it ends; once it has, the board's word is the last
+    assert pump_until([node, rogue, check], lambda: bool(last) and last[-1].online and last[-1].session == node.session,
+                      timeout=OWN_STATUS_SETTLE_S + 15), last[-1:]
+    for b in (node, rogue, hub, check):
+        b.stop()
+
+
 def test_blast_shield_counts_bad_payloads_and_keeps_going(tmp_path, mosquitto):
     bus = make_bus(mosquitto, "hub", tmp_path)
     got: list[int] = []

@@ -86,6 +86,13 @@ class QueueFull(BusError):
 CHATTER_MAX = 2000  # messages received at QoS 0 waiting for the owner at most; more are dropped (counted)
 CHATTER_PER_TURN = 200  # QoS 0 messages handled per process() turn, after everything else waiting
 MAX_QUEUED = 5000  # messages paho keeps for the broker (in flight and waiting) before it refuses more
+# our status re-said at most this often when our own status topic says otherwise (a late Will; or a
+# board's password on the technicians' listener flooding "offline": one birth per message filled the
+# out-queue ahead of the board's requests, a press took 11 s; red team 2026-12-07)
+OWN_STATUS_EVERY_S = 2.0
+# ... and once more this long after the last such word: the broker drops what a flood puts behind
+# a reader (QoS 0), so the flood's last word may never reach us while it stays retained
+OWN_STATUS_SETTLE_S = 5.0
 QUEUE_FULL = -2  # what ``publish()`` returns for a message the full queue refused (other failures: -1)
 
 
@@ -256,7 +263,14 @@ class Bus:
         self._client: mqtt.Client | None = None
         self.reply_topic = self.topics.reply(node)
         self.subscribe(self.reply_topic, self._on_reply, retained=False)
-        self.subscribe(self.topics.status(node), self._on_own_status)
+        # QoS 0, and only its newest message is kept (_paho_message): a flood on it waits nowhere
+        self._own_status_topic = self.topics.status(node)
+        self._own_status_latest: Inbound | None = None
+        self.subscribe(self._own_status_topic, self._on_own_status, qos=0)
+        self._status_next = 0.0  # monotonic: when our status may be re-said again
+        self._status_due: float | None = None  # a re-say held back by OWN_STATUS_EVERY_S
+        self._status_settle: float | None = None  # the re-say after the last foreign word (OWN_STATUS_SETTLE_S)
+        self.status_resaid = 0
 
     # ------------------------------------------------------------------ owner-thread API
     def subscribe(self, topic_filter: str, handler: Handler, *, retained: bool = True, qos: int = 1,
@@ -423,6 +437,11 @@ class Bus:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 item = None
+        with self._lock:
+            own, self._own_status_latest = self._own_status_latest, None
+        if own is not None:
+            self._dispatch(own)
+            n += 1
         for _ in range(CHATTER_PER_TURN):
             try:
                 msg = self.chatter.get_nowait()
@@ -436,6 +455,7 @@ class Bus:
             self.stats.dropped += dropped
             self.stats.dropped_by_code["backlog"] += dropped
         self._tick_requests()
+        self._tick_status()
         if self._fatal:
             raise BusFatal(self._fatal)
         return n
@@ -554,9 +574,40 @@ class Bus:
         if not msg.payload or self._stopping or not self.connected.is_set():
             return
         st = decode(NodeStatus, msg.payload)
-        if not st.online:
-            log.info("status says offline (session %s, ours %s): re-publishing birth", st.session, self.session)
-            self._publish_status(online=True)
+        if st.online and st.session == self.session:
+            return  # our own birth
+        # a late Will of an older connection, or words on our topic that are not ours (a forged
+        # session kept consumers from believing our later Will): re-said, but at most every
+        # OWN_STATUS_EVERY_S, and the last word is ours (_tick_status)
+        now = self._monotonic()
+        self._status_settle = now + OWN_STATUS_SETTLE_S
+        if now < self._status_next:
+            self._status_due = self._status_next
+            return
+        log.info("status says %s (session %s, ours %s): re-publishing birth", "online" if st.online else "offline",
+                 st.session, self.session)
+        self._resay_status(now)
+
+    def _resay_status(self, now: float) -> None:
+        self._status_next, self._status_due = now + OWN_STATUS_EVERY_S, None
+        self.status_resaid += 1
+        self._publish_status(online=True)
+
+    def _tick_status(self) -> None:
+        if self._status_due is None and self._status_settle is None:
+            return
+        now = self._monotonic()
+        due = self._status_due is not None and now >= self._status_due
+        settled = self._status_settle is not None and now >= self._status_settle
+        if not (due or settled):
+            return
+        if settled:
+            self._status_settle = None
+        if self._stopping or not self.connected.is_set():
+            self._status_due = self._status_settle = None  # the next connect says it anyway
+            return
+        if now >= self._status_next or settled:
+            self._resay_status(now)
 
     def _tick_requests(self) -> None:
         if not self._pending:
@@ -686,7 +737,15 @@ class Bus:
             self._set_will(client)
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._take(Inbound(msg.topic, bytes(msg.payload), bool(msg.retain)), msg.qos)
+        item = Inbound(msg.topic, bytes(msg.payload), bool(msg.retain))
+        if msg.topic == self._own_status_topic:
+            # only the newest matters: one slot, never lost behind a flood, never growing
+            with self._lock:
+                wake, self._own_status_latest = self._own_status_latest is None, item
+            if wake:
+                self.inbox.put(Wake())
+            return
+        self._take(item, msg.qos)
 
     def _take(self, item: Inbound, qos: int) -> None:
         if qos > 0:

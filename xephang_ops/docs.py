@@ -133,7 +133,10 @@ def render_protocol() -> str:
         "- The hub is the only clock for business data (`at`), the only writer of `state/*`, and republishes all "
         "retained state on every (re)connect. Device timestamps are informational.",
         "- `NodeStatus.session` grows on every connect of a node. A Will of an older session that lands after "
-        "the node came back is answered by the node re-publishing its birth.",
+        "the node came back is answered by the node re-publishing its birth; so is any status on its "
+        "topic that is not its own birth (a forged session), at most every 2 s and once more 5 s after "
+        "the last (a board's password flooding its own status once filled the board's out-queue ahead "
+        "of its requests).",
         "- A reply's `rev` is per request: the hub's revision right after that request was handled (for a "
         "retry answered from the ledger, the revision when it was first answered). It is not a sequence number "
         "of replies and says nothing about events published since.",
