@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from xephang_ops.brokerconf import client_id_lines, listener_lines, size_limit_lines
+from xephang_ops.brokerconf import MAX_QUEUED_BYTES, client_id_lines, listener_lines, size_limit_lines
 
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -106,6 +106,8 @@ class Mosquitto:
             lines.append(f"listener {self.port} 127.0.0.1")
         lines += [
             "max_queued_messages 10000",
+            # as a site's broker (xephang broker-config): floods in tests meet the same per-client cap
+            f"max_queued_bytes {MAX_QUEUED_BYTES}",
             "max_inflight_messages 100",
             "persistent_client_expiration 1d",
             "set_tcp_nodelay true",
