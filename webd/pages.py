@@ -18,7 +18,7 @@ from xephang.site import Site
 from xephang.terminal import shown
 from xephang.waittext import format_wait, wait_range
 
-ASSET_VERSION = "4"
+ASSET_VERSION = "5"
 ALERT_TEXT_MAX = 300  # characters of an alert's message on the dashboard
 
 T: dict[str, tuple[str, str]] = {
@@ -288,11 +288,11 @@ def dashboard_fragment(snap: Snapshot, site: Site, lang: str, report: dict[str, 
                for n, on in sorted(snap.nodes.items()) if not on and not n.startswith("tech")]
     warn = "" if snap.synced else f'<div class="banner wait">{e(t("hub_offline", lang))}</div>'
     return (f'{warn}<h2>{e(t("today", lang))}</h2>{figures_table(report, lang)}'
-            f'<h2>{e(t("waiting_per_service", lang))}</h2><table><thead><tr><th>{e(t("service", lang))}</th>'
+            f'<h2>{e(t("waiting_per_service", lang))}</h2><div class="scroll"><table><thead><tr><th>{e(t("service", lang))}</th>'
             f'<th>{e(t("waiting", lang))}</th><th>{e(t("est_wait", lang))}</th><th>{e(t("target", lang))}</th></tr>'
-            f'</thead><tbody>{"".join(srows)}</tbody></table><p class="muted note">{e(t("est_wait_note", lang))}</p>'
-            f'<h2>{e(t("counter", lang))}</h2><table><thead><tr><th>{e(t("counter", lang))}</th><th>{e(t("state", lang))}</th>'
-            f'<th>{e(t("officer", lang))}</th><th>{e(t("serving", lang))}</th></tr></thead><tbody>{"".join(crows)}</tbody></table>'
+            f'</thead><tbody>{"".join(srows)}</tbody></table></div><p class="muted note">{e(t("est_wait_note", lang))}</p>'
+            f'<h2>{e(t("counter", lang))}</h2><div class="scroll"><table><thead><tr><th>{e(t("counter", lang))}</th><th>{e(t("state", lang))}</th>'
+            f'<th>{e(t("officer", lang))}</th><th>{e(t("serving", lang))}</th></tr></thead><tbody>{"".join(crows)}</tbody></table></div>'
             f'<h2>{e(t("alerts", lang))}</h2><ul class="alerts" id="alerts">'
             f'{"".join(alerts) or "<li>" + e(t("no_alerts", lang)) + "</li>"}</ul>')
 

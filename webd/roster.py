@@ -74,8 +74,8 @@ def page_body(site: Site, rev: int | None, lang: str, csrf: str, *, msg: str = "
                     f'<td class="svc">{" ".join(svc_selects)}</td></tr>')
     out.append(f'<form method="post" action="/head/roster" class="roster"><input type="hidden" name="csrf" value="{e(csrf)}">'
                f'<input type="hidden" name="base_rev" value="{rev}">'
-               f'<table><thead><tr><th>{e(tr("counter", lang))}</th><th>{e(tr("officer", lang))}</th>'
-               f'<th>{e(tr("services", lang))}</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+               f'<div class="scroll"><table><thead><tr><th>{e(tr("counter", lang))}</th><th>{e(tr("officer", lang))}</th>'
+               f'<th>{e(tr("services", lang))}</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
                f'<button type="submit" id="roster-save">{e(tr("save", lang))}</button></form>'
                f'<p class="muted">{e(tr("version", lang, rev=rev))}</p>')
     return "".join(out)

@@ -51,3 +51,25 @@ def test_the_head_seats_hoa_at_counter_3_from_the_browser(centre, browser):
     _login(browser, centre.base, "tuan", OFFICER_PASSWORD)
     browser.get(centre.base + "/counter/3")
     assert "Bạn không được thao tác cho quầy này." in browser.page_source
+
+
+def test_every_head_page_fits_a_phone_in_both_languages(centre, browser):
+    """At 412 px the English head pages scrolled sideways (the menu's 'Log out (truong-tt)' cut off,
+    487 px) and the roster in both languages (its service lists, 556 and 570 px); wide tables now
+    scroll inside their own box and the menu wraps."""
+    from selenium.webdriver.common.by import By
+
+    centre.issue("ho-tich")
+    _login(browser, centre.base, HEAD_USER, HEAD_PASSWORD)
+    wait_for(lambda: "/head" in browser.current_url, 10, "the head's pages")
+    for lang in ("vi", "en"):
+        for path, ready in (("/head", "#figures"), ("/head/reports?period=today&group_by=counter", "#counter-hours"),
+                            ("/head/roster", "select[name=officer-3]")):
+            browser.get(f"{centre.base}{path}{'&' if '?' in path else '?'}lang={lang}")
+            wait_for(lambda ready=ready: browser.find_elements(By.CSS_SELECTOR, ready) or browser.refresh(), 15,
+                     f"{path} ({lang})")
+            width, window = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width <= window, (path, lang, width, window)
+            button = browser.find_element(By.CSS_SELECTOR, "nav button[type=submit]")
+            assert button.text.startswith("Log out" if lang == "en" else "Đăng xuất"), button.text
+            assert button.rect["x"] + button.rect["width"] <= window, (path, lang, button.rect)
