@@ -70,6 +70,7 @@ T: dict[str, tuple[str, str]] = {
     "roster": ("Phân công quầy", "Counters today"),
     "voice": ("Giọng đọc", "Voice"),
     "today": ("Số liệu hôm nay", "Today's figures"),
+    "figures_at": ("Số liệu lúc {at}", "Figures as of {at}"),
     "target": ("Mục tiêu chờ", "Target wait"),
     "est_wait": ("Chờ dự kiến", "Estimated wait"),
     "officer": ("Cán bộ", "Officer"),
@@ -261,7 +262,9 @@ def figures_table(report: dict[str, Any] | None, lang: str) -> str:
     # the same definitions as every report prints, folded (the figures are the report's own)
     defs = (f'<details class="notes" id="figures-notes"><summary>{e(report_tr("notes", lang))}</summary><ul>'
             + "".join(f"<li>{e(n)}</li>" for n in notes({**report, "lang": lang})) + "</ul></details>")
-    return f'<div class="kpis" id="figures" data-generated="{e(report.get("generated_local", ""))}">{cells}</div>{defs}'
+    # the figures are the hub's report, asked at most every report_refresh_s: say when they were made
+    at = f'<p class="muted" id="figures-at">{e(t("figures_at", lang, at=report.get("generated_local", "")))}</p>'
+    return f'<div class="kpis" id="figures" data-generated="{e(report.get("generated_local", ""))}">{cells}</div>{at}{defs}'
 
 
 def dashboard_fragment(snap: Snapshot, site: Site, lang: str, report: dict[str, Any] | None) -> str:

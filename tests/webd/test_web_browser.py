@@ -151,6 +151,7 @@ def test_head_logs_in_sees_todays_figures_as_xephang_report_and_downloads_xlsx(c
     browser.find_element(By.ID, "submit").click()
     wait_for(lambda: browser.current_url.endswith("/head"), 10, "the dashboard after login")
     _wait_dom(browser, "#figures [data-key=issued]", lambda s: s == "3", 10, "today's figures")
+    assert text_of(browser, "#figures-at").startswith("Số liệu lúc ")  # they lag the tables by up to 10 s
 
     # the same figures as `xephang report` prints, from the same code
     out = tmp_path / "report.json"
