@@ -72,6 +72,19 @@ def bridge_lines(site: str) -> list[tuple[str, int]]:
             (f"{t.root}/node/+/health", 0)]
 
 
+def check_address(address: str) -> None:
+    """``host:port`` with a port mosquitto can use; :class:`BridgeConfigError` saying why not.
+
+    mosquitto reads ``address mqtt.tinh.gov.vn:88x3`` without a word and the bridge then never
+    connects: a typo in the port must stop the command, not the link."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise BridgeConfigError(f"địa chỉ / address {address!r}: dùng / use host:port")
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise BridgeConfigError(f"địa chỉ / address {address!r}: cổng phải là số 1-65535 / "
+                                f"the port must be a number 1-65535 (host:port)")
+
+
 def bridge_conf_text(*, site: str, address: str, username: str | None = None, password: str | None = None,
                      tls: BridgeTls | None = None, connection: str | None = None,
                      queue_messages: int = BRIDGE_QUEUE_MESSAGES, restart_s: tuple[int, int] = (5, 60),
@@ -86,8 +99,7 @@ def bridge_conf_text(*, site: str, address: str, username: str | None = None, pa
         check_level(site)
     except ContractError as exc:
         raise BridgeConfigError(str(exc)) from None
-    if ":" not in address:
-        raise BridgeConfigError(f"address {address!r}: use host:port")
+    check_address(address)
     if (username is None) != (password is None):
         raise BridgeConfigError("give both the province username and password, or neither")
     if tls and (tls.certfile is None) != (tls.keyfile is None):
@@ -181,6 +193,32 @@ def province_broker_conf_text(*, password_file: Path, acl_file: Path, port: int 
 # CLI
 
 
+def os_reason(exc: OSError) -> str:
+    """An OSError in one line: the file it is about and why (no errno, no traceback)."""
+    if exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def write_output(path: Path, text: str) -> bool:
+    """Write a generated file (making its folder); on failure say why in one line and return False.
+
+    ``--out afile/x`` (a file where the folder should be), a read-only folder …: a reason, not a traceback."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        print(f"không ghi được / cannot write {path}: {os_reason(exc)}", file=sys.stderr)
+        return False
+    return True
+
+
+def missing_files(**files: Path | None) -> list[str]:
+    """``--flag path`` of every given file that is not there, as the technician typed it."""
+    return [f"--{flag.replace('_', '-')} {path}" for flag, path in files.items()
+            if path is not None and not path.is_file()]
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``bridge-config`` to the ``xephang`` command line."""
     p = sub.add_parser("bridge-config", help="Mosquitto bridge from this centre to the province / cầu nối lên tỉnh",
@@ -191,7 +229,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--address", required=True, help="province broker host:port, e.g. mqtt.tinh.gov.vn:8883")
     p.add_argument("--username", help="this centre's account on the province broker")
     p.add_argument("--password-file", type=Path, help="file holding that account's password")
-    p.add_argument("--tls-ca", type=Path, help="CA certificate of the province broker (turns TLS on)")
+    p.add_argument("--tls-ca", type=Path, help="CA certificate of the province broker (turns TLS on; must exist)")
     p.add_argument("--tls-cert", type=Path, help="client certificate, when the province asks for one")
     p.add_argument("--tls-key", type=Path)
     p.add_argument("--tls-insecure", action="store_true", help="do not check the broker's host name (test CAs only)")
@@ -208,8 +246,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a.set_defaults(func=run_province_acl)
     b = sub.add_parser("province-broker-config", help="the province broker's listener: passwords, ACL, client ids "
                                                       "bound to accounts / cấu hình broker tỉnh")
-    b.add_argument("--password-file", type=Path, required=True, help="the broker's password_file")
-    b.add_argument("--acl-file", type=Path, required=True, help="the broker's acl_file (xephang province-acl)")
+    b.add_argument("--password-file", type=Path, required=True,
+                   help="the broker's password_file (must exist: mosquitto_passwd; written as an absolute path)")
+    b.add_argument("--acl-file", type=Path, required=True,
+                   help="the broker's acl_file (must exist: xephang province-acl; written as an absolute path)")
     b.add_argument("--port", type=int, default=8883)
     b.add_argument("--listen", default="", help="address to listen on (default: every address)")
     b.add_argument("--tls-ca", type=Path)
@@ -226,10 +266,18 @@ def run_province_broker_config(args: argparse.Namespace) -> int:
     except BrokerConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    text = province_broker_conf_text(password_file=args.password_file, acl_file=args.acl_file, port=args.port,
-                                     listen=args.listen, tls=tls)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    # mosquitto refuses to start over a password or ACL file it cannot open, and systemd starts it
+    # from /: a relative path ("passwd", province-acl's default ./acl) or a file not yet made took
+    # the province broker down, and every centre's bridge with it (docs/province.md: make them first)
+    missing = missing_files(password_file=args.password_file, acl_file=args.acl_file)
+    if missing:
+        print(f"không có tệp / no such file: {', '.join(missing)} (tạo trước / make it first: mosquitto_passwd, "
+              "xephang province-acl; docs/province.md)", file=sys.stderr)
+        return 2
+    text = province_broker_conf_text(password_file=args.password_file.resolve(), acl_file=args.acl_file.resolve(),
+                                     port=args.port, listen=args.listen, tls=tls)
+    if not write_output(args.out, text):
+        return 2
     print(f"Đã ghi / written: {args.out} (conf.d fragment of the province broker; client ids bound to accounts)")
     return 0
 
@@ -240,8 +288,8 @@ def run_province_acl(args: argparse.Namespace) -> int:
     except ContractError as exc:
         print(exc, file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    if not write_output(args.out, text):
+        return 2
     print(f"Đã ghi / written: {args.out} (acl_file of the province broker; centres' accounts named after their site)")
     return 0
 
@@ -257,18 +305,26 @@ def run_bridge_config(args: argparse.Namespace) -> int:
     if args.username and password is None:
         print("cần --password-file cùng --username / --username needs --password-file", file=sys.stderr)
         return 2
-    tls = BridgeTls(args.tls_ca, args.tls_cert, args.tls_key, args.tls_insecure) if args.tls_ca else None
     if (args.tls_cert or args.tls_key) and not args.tls_ca:
         print("chứng chỉ máy khách cần --tls-ca / a client certificate needs --tls-ca", file=sys.stderr)
         return 2
+    # mosquitto starts over a bridge_cafile it cannot read, and the bridge then never connects: the
+    # centre's events wait for the province for ever with nothing said. Absolute paths: systemd
+    # starts mosquitto from /
+    missing = missing_files(tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    if missing:
+        print(f"không có tệp / no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    tls = (BridgeTls(args.tls_ca.resolve(), args.tls_cert and args.tls_cert.resolve(),
+                     args.tls_key and args.tls_key.resolve(), args.tls_insecure) if args.tls_ca else None)
     try:
         text = bridge_conf_text(site=args.site, address=args.address, username=args.username, password=password,
                                 tls=tls, queue_messages=args.queue, global_options=not args.no_global)
     except BridgeConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    if not write_output(args.out, text):
+        return 2
     if password is not None:
         args.out.chmod(0o640)  # holds the province password
     print(f"Đã ghi / written: {args.out}")

@@ -72,6 +72,7 @@ def test_bad_inputs_are_refused_with_a_reason(kw, msg):
 def test_cli_writes_the_fragment_with_the_password_from_a_file(tmp_path, capsys):
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
+    (tmp_path / "ca.crt").write_text("x")  # a CA that is not there is refused (tests/tools/test_config_writers.py)
     out = tmp_path / "bridge.conf"
     rc = main(["bridge-config", "--site", "xuan-quang", "--address", "10.0.0.5:8883", "--username", "xuan-quang",
                "--password-file", str(pw), "--tls-ca", str(tmp_path / "ca.crt"), "--out", str(out)])
