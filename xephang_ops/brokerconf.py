@@ -252,6 +252,24 @@ DEFAULT_TECH_PORT = 1884
 TECH_MAX_CONNECTIONS = 32
 
 
+def check_ports(port: int, tech_port: int | None, tls_port: int | None) -> None:
+    """The listeners' ports, each 1-65535 and all different; :class:`BrokerConfigError` saying why not.
+
+    Two ``listener`` lines on one port ("--tech-port 1883" typed for 1884) and mosquitto stops at
+    start with "Address already in use": the centre's only broker, every board with it."""
+    given = {flag: p for flag, p in (("--port", port), ("--tech-port", tech_port), ("--tls-port", tls_port))
+             if p is not None}
+    for flag, p in given.items():
+        if not 1 <= p <= 65535:
+            raise BrokerConfigError(f"{flag} {p}: cổng phải là 1-65535 / a port is 1-65535")
+    seen: dict[int, str] = {}
+    for flag, p in given.items():
+        if p in seen:
+            raise BrokerConfigError(f"{seen[p]} và / and {flag} cùng cổng / share port {p}: mosquitto would not start "
+                                    "(mỗi listener một cổng / one port per listener)")
+        seen[p] = flag
+
+
 def client_id_lines() -> list[str]:
     """Global lines that bind client ids to accounts (see ``listener_lines``)."""
     return [
@@ -427,6 +445,7 @@ def run_broker_config(args: argparse.Namespace) -> int:
         return 2
     try:
         tls = tls_files_from_args(args, args.tls_port)
+        check_ports(args.port, args.tech_port or None, args.tls_port if tls else None)
     except BrokerConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -440,8 +459,13 @@ def run_broker_config(args: argparse.Namespace) -> int:
     except (BrokerConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    files = write_broker_files(args.out, site, accounts, rotate=args.rotate, install_dir=args.install_dir,
-                               listen=args.listen, port=args.port, tls=tls, tech_port=args.tech_port or None)
+    try:
+        files = write_broker_files(args.out, site, accounts, rotate=args.rotate, install_dir=args.install_dir,
+                                   listen=args.listen, port=args.port, tls=tls, tech_port=args.tech_port or None)
+    except OSError as exc:  # -o afile/broker, a read-only folder …: a reason, not a traceback
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+        print(f"không ghi được / cannot write {args.out}: {where}", file=sys.stderr)
+        return 2
     print(f"Đã ghi / written: {files.conf}, {files.password_file}, {files.acl_file}")
     print(f"Mật khẩu từng nút / one password per node: {files.passwords_dir}/<node>.pw "
           f"({len(accounts)} tài khoản / accounts: {', '.join(a.username for a in accounts)})")

@@ -14,9 +14,40 @@ from xephang_ops.brokerconf import hash_password
 from xephang_ops.cli import main
 from xephang_ops.mosquitto import find_mosquitto, free_port, wait_port
 
+SITE_FILE = Path(__file__).resolve().parents[2] / "config" / "site.example.toml"
+
 
 def directives(text: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+# ---------------------------------------------------------------------------------------------
+# broker-config: listeners on one port
+
+
+@pytest.mark.parametrize("ports", [
+    ["--port", "19020", "--tech-port", "19020"],  # "--tech-port 1883" typed for 1884
+    ["--port", "19020", "--tech-port", "0", "--tls-port", "19020"],
+    ["--port", "1883", "--tech-port", "8883"],  # the TLS listener's default port
+])
+def test_broker_config_refuses_two_listeners_on_one_port(tmp_path, capsys, ports):
+    tls = []
+    if "--tls-port" in ports or "8883" in ports:
+        for f in ("ca", "cert", "key"):
+            (tmp_path / f).write_text("x")
+        tls = ["--tls-ca", str(tmp_path / "ca"), "--tls-cert", str(tmp_path / "cert"), "--tls-key", str(tmp_path / "key")]
+    out = tmp_path / "broker"
+    assert main(["broker-config", "--site-file", str(SITE_FILE), "--out", str(out), *ports, *tls]) == 2
+    err = capsys.readouterr().err
+    assert "cùng cổng / share port" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_broker_config_without_tls_does_not_mind_the_unused_tls_port(tmp_path):
+    out = tmp_path / "broker"
+    assert main(["broker-config", "--site-file", str(SITE_FILE), "--out", str(out), "--port", "8883",
+                 "--tech-port", "1884"]) == 0
+    assert "listener 8883" in (out / "mosquitto.conf").read_text()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -30,12 +61,13 @@ def _province_files(tmp_path: Path) -> tuple[Path, Path]:
     return pw, acl
 
 
-@pytest.mark.parametrize("command", ["bridge-config", "province-acl", "province-broker-config"])
+@pytest.mark.parametrize("command", ["broker-config", "bridge-config", "province-acl", "province-broker-config"])
 def test_an_output_under_a_file_is_refused_in_one_line(tmp_path, capsys, command):
     (tmp_path / "afile").write_text("")
     out = str(tmp_path / "afile" / "x")
     pw, acl = _province_files(tmp_path)
     argv = {
+        "broker-config": ["--site-file", str(SITE_FILE)],
         "bridge-config": ["--site", "tuong-linh", "--address", "p.example:8883", "--username", "u",
                           "--password-file", str(pw)],
         "province-acl": [],
