@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from province import rollups
@@ -138,12 +139,21 @@ UPDATE devices SET session_at = seen_at;
 
 
 class ProvinceDbError(RuntimeError):
-    """The province database is unreachable or its schema is newer than this code."""
+    """The province database is unreachable, its DSN malformed or its schema newer than this code."""
+
+
+class UnknownSiteError(ProvinceDbError):
+    """A command named a centre the province database does not know (a typo in ``--site``)."""
 
 
 def dsn_from_env(dsn: str | None = None) -> str:
     """``dsn`` if given, else ``XEPHANG_PROVINCE_DSN``, else the local default."""
     return dsn or os.environ.get("XEPHANG_PROVINCE_DSN") or DEFAULT_DSN
+
+
+def _line(exc: BaseException) -> str:
+    """libpq's message on one line (it ends in a newline, sometimes spans two)."""
+    return " ".join(str(exc).split())
 
 
 def connect(dsn: str | None = None, **kw: Any) -> Any:
@@ -153,7 +163,38 @@ def connect(dsn: str | None = None, **kw: Any) -> Any:
     try:
         return psycopg.connect(dsn_from_env(dsn), **kw)
     except psycopg.OperationalError as exc:
-        raise ProvinceDbError(f"cannot reach the province database: {exc}") from exc
+        raise ProvinceDbError(f"không kết nối được CSDL tỉnh / cannot reach the province database: {_line(exc)}") from exc
+    except psycopg.ProgrammingError as exc:
+        # libpq cannot even read the DSN (`--dsn dbname`, a space in a URL): say so, not a traceback;
+        # the DSN itself is not repeated, it may hold a password
+        raise ProvinceDbError(f"DSN không hợp lệ / malformed DSN (--dsn, $XEPHANG_PROVINCE_DSN): {_line(exc)}") from exc
+
+
+def check_sites(conn: Any, sites: Sequence[str] | None) -> None:
+    """Raise :class:`UnknownSiteError`, listing the known centres, when a centre of ``sites`` is unknown.
+
+    A report or a listing filtered on a misspelt centre printed zeros or nothing, exit 0: "this
+    centre served no one this quarter". Known: registered (``province-db``) or heard from (its link,
+    its devices, its summaries, its events: a centre whose site file was never registered counts)."""
+    if not sites:
+        return
+    if schema_version(conn) == 0:
+        raise ProvinceDbError("CSDL tỉnh chưa có bảng / the province database has no schema yet: xephang province-db")
+    with conn.cursor() as cur:
+        cur.execute("SELECT site FROM sites UNION SELECT site FROM site_links UNION SELECT site FROM devices "
+                    "UNION SELECT site FROM daily_summaries UNION SELECT DISTINCT site FROM roll_tickets")
+        known = {r[0] for r in cur.fetchall()}
+        unknown = [s for s in dict.fromkeys(sites) if s not in known]
+        for s in list(unknown):
+            # events are many: one indexed look-up per centre asked for, never a scan for the list
+            cur.execute("SELECT EXISTS (SELECT 1 FROM events WHERE site = %s)", (s,))
+            if cur.fetchone()[0]:
+                unknown.remove(s)
+                known.add(s)
+    if unknown:
+        names = ", ".join(repr(s) for s in unknown)
+        listed = ", ".join(sorted(known)) or "chưa có / none yet (xephang province-db)"
+        raise UnknownSiteError(f"không có trung tâm / unknown centre {names} (đã biết / known: {listed})")
 
 
 def schema_version(conn: Any) -> int:

@@ -462,12 +462,13 @@ def period_bounds(period: str, now: float) -> tuple[datetime, datetime]:
 def run_links(args: Any) -> int:
     import time
 
-    from province.db import ProvinceDbError, connect
+    from province.db import ProvinceDbError, check_sites, connect
     from xephang_reports.build import BadPeriod
 
     try:
         start, end = period_bounds(args.period, time.time())
         with connect(args.dsn) as conn:
+            check_sites(conn, args.site)  # a misspelt centre: refused, never an empty list
             links = list_links(conn, start=start, end=end, sites=args.site)
     except (ProvinceDbError, BadPeriod) as exc:
         print(exc)
@@ -479,12 +480,13 @@ def run_links(args: Any) -> int:
 def run_devices(args: Any) -> int:
     import time
 
-    from province.db import ProvinceDbError, connect
+    from province.db import ProvinceDbError, check_sites, connect
     from xephang_reports.build import BadPeriod
 
     try:
         start, end = period_bounds(args.period, time.time())
         with connect(args.dsn) as conn:
+            check_sites(conn, args.site)
             devs = list_devices(conn, start=start, end=end, sites=args.site, alert=args.alert,
                                 only_alerts=args.alerts, only_offline=args.offline,
                                 only_unreachable=args.unreachable)

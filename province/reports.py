@@ -892,11 +892,12 @@ def register(sub: Any) -> None:
 def run_province_report(args: Any) -> int:
     import time
 
-    from province.db import ProvinceDbError, connect
+    from province.db import ProvinceDbError, check_sites, connect
     from xephang_reports.build import BadPeriod
 
     try:
         with connect(args.dsn) as conn:
+            check_sites(conn, args.site)  # a misspelt centre: refused, never a report of zeros
             rep = build_province_report(conn, period=args.period, group_by=args.by, sites=args.site,
                                         lang=args.lang, now=time.time(), method=args.method)
     except (ProvinceDbError, ProvinceReportError, BadPeriod) as exc:
