@@ -55,6 +55,9 @@ DEFAULT_CLIENT_ID = "xephang-ingest"
 SESSION_EXPIRY_S = 30 * 86400  # the broker keeps our queue for a month of ingester downtime
 RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may have in flight to us (one batch)
 QOS0_QUEUED = 2000  # QoS 0 messages waiting at most (the receive maximum does not bound them)
+# while the province broker cannot be reached, say so at once and then every this many seconds: a
+# paho retry every 0.5-N s must not fill the journal, and a silent ingester looked like a working one
+UNREACHABLE_REPEAT_S = 300.0
 CODE_REFUSALS_MAX = 50  # messages in a row that fail our code before the ingester calls it a bug and ends
 
 
@@ -421,6 +424,8 @@ class Ingester:
         self._generation = 0  # grows on every MQTT connect: acks of an older connection are void
         self._client: Any = None
         self._conn: Any = None
+        self._unreachable_since: float | None = None  # monotonic: the first failed attempt of this outage
+        self._unreachable_said = 0.0  # monotonic: when we last said so
 
     # ---- MQTT callbacks (paho's network thread)
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -429,8 +434,23 @@ class Ingester:
             return
         self._generation += 1
         client.subscribe([(EVENT_FILTER, 1), (SUMMARY_FILTER, 1), (NODE_FILTER, 1), (LINK_FILTER, 1)])
-        log.info("ingest: connected to %s:%d (session present: %s)", self.broker.host, self.broker.port,
-                 flags.session_present)
+        # at WARNING, the tools' default level: the line that ends an "unreachable" or "disconnected"
+        # warning, and at start the only sign that a silent ingester is a working one
+        log.warning("ingest: đã kết nối broker tỉnh / connected to the province broker %s:%d (session present: %s)",
+                    self.broker.host, self.broker.port, flags.session_present)
+        self._unreachable_since = None
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        # the TCP (or TLS) connection failed: wrong host or port, the broker down, a firewall. paho
+        # retries by itself (reconnect_delay_set); say it once, then every UNREACHABLE_REPEAT_S
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        elif now - self._unreachable_said < UNREACHABLE_REPEAT_S:
+            return
+        self._unreachable_said = now
+        log.warning("ingest: không kết nối được broker tỉnh / cannot reach the province broker %s:%d "
+                    "(for %.0f s); retrying", self.broker.host, self.broker.port, now - self._unreachable_since)
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         # "connected" means receiving: until the broker has the subscription (its SUBACK), a centre's
@@ -469,6 +489,7 @@ class Ingester:
         c.reconnect_delay_set(0.5, max(1.0, b.reconnect_max_s))
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
         c.on_subscribe = self._on_subscribe
+        c.on_connect_fail = self._on_connect_fail
         return c
 
     def _connect_props(self) -> Any:
@@ -588,6 +609,16 @@ class Ingester:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
+def port_number(text: str) -> int:
+    """A TCP port for argparse: 1-65535, else a one-line reason (argparse exits 2 with it)."""
+    import argparse
+
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"cổng không hợp lệ / not a port number: {text!r} "
+                                         "(--port, $XEPHANG_BROKER__PORT: 1-65535)")
+    return int(text)
+
+
 def register(sub: Any) -> None:
     """Add ``ingest`` and ``province-db`` to the ``xephang`` command line."""
     import os
@@ -597,7 +628,10 @@ def register(sub: Any) -> None:
                                       "nhận sự kiện các trung tâm vào PostgreSQL")
     p.add_argument("--dsn", default=None, help="PostgreSQL DSN (default $XEPHANG_PROVINCE_DSN)")
     p.add_argument("--host", default=os.environ.get("XEPHANG_BROKER__HOST", "127.0.0.1"), help="province broker")
-    p.add_argument("--port", type=int, default=int(os.environ.get("XEPHANG_BROKER__PORT", "1883")))
+    # read when `ingest` runs, not while the parser is built: a bad $XEPHANG_BROKER__PORT crashed every
+    # command, `xephang --help` too; argparse converts a string default with `type`
+    p.add_argument("--port", type=port_number, default=os.environ.get("XEPHANG_BROKER__PORT", "1883"),
+                   help="province broker port (default $XEPHANG_BROKER__PORT or 1883)")
     p.add_argument("--username", default=os.environ.get("XEPHANG_BROKER__USERNAME"))
     p.add_argument("--password-file", type=Path, default=os.environ.get("XEPHANG_BROKER__PASSWORD_FILE"))
     p.add_argument("--tls-ca", type=Path, help="CA of the province broker (turns TLS on)")

@@ -1,8 +1,9 @@
 """The province commands tell a technician what is wrong instead of something untrue or a traceback:
-a misspelt centre, a malformed DSN (found by a tools audit)."""
+a misspelt centre, a malformed DSN, a bad port variable (found by a tools audit)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,26 @@ def test_a_malformed_dsn_is_one_line_exit_2(capsys, command, dsn):
     assert main([*command, "--dsn", dsn]) == 2
     out = capsys.readouterr().out.strip()
     assert out.startswith("DSN không hợp lệ / malformed DSN") and len(out.splitlines()) == 1
+
+
+def _ingest_parser() -> argparse.ArgumentParser:
+    from province import ingest
+
+    parser = argparse.ArgumentParser(prog="xephang")
+    ingest.register(parser.add_subparsers(dest="cmd"))
+    return parser
+
+
+def test_a_bad_port_variable_spoils_only_ingest_and_says_why(monkeypatch, capsys):
+    monkeypatch.setenv("XEPHANG_BROKER__PORT", "1883a")
+    parser = _ingest_parser()  # it crashed here: every command, `xephang --help` too
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["--help"])
+    assert e.value.code == 0
+    assert parser.parse_args(["province-db"]).cmd == "province-db"
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["ingest"])
+    assert e.value.code == 2
+    assert "cổng không hợp lệ / not a port number: '1883a'" in capsys.readouterr().err
+    monkeypatch.setenv("XEPHANG_BROKER__PORT", "18830")
+    assert _ingest_parser().parse_args(["ingest"]).port == 18830
