@@ -449,8 +449,9 @@ class Ingester:
         elif now - self._unreachable_said < UNREACHABLE_REPEAT_S:
             return
         self._unreachable_said = now
-        log.warning("ingest: không kết nối được broker tỉnh / cannot reach the province broker %s:%d "
-                    "(for %.0f s); retrying", self.broker.host, self.broker.port, now - self._unreachable_since)
+        down = now - self._unreachable_since
+        log.warning("ingest: không kết nối được broker tỉnh / cannot reach the province broker %s:%d%s; retrying",
+                    self.broker.host, self.broker.port, f" (for {down:.0f} s)" if down >= 1 else "")
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         # "connected" means receiving: until the broker has the subscription (its SUBACK), a centre's
