@@ -67,6 +67,14 @@ class Account:
     password_hash: str
 
 
+class AccountExists(AccountError):
+    """``add`` of a name that already has an account."""
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        super().__init__(f"account {account.username!r} exists ({account.role})")
+
+
 class Accounts:
     """The accounts file: read at start and whenever it changed on disk (the CLI writes it)."""
 
@@ -83,11 +91,22 @@ class Accounts:
         except FileNotFoundError:
             self._accounts, self._mtime = {}, None
             return
+        except OSError as exc:  # a technician without sudo on the 0600 file: say so, not a traceback
+            raise AccountError(f"không đọc được / cannot read {self.path}: {exc.strerror or exc}") from None
         if self._mtime == st.st_mtime:
             return
-        data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        self._accounts = {u: Account(u, a["role"], a["password"]) for u, a in data.get("users", {}).items()
-                          if USERNAME_RE.match(u) and a.get("role") in ROLES}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except OSError as exc:
+            raise AccountError(f"không đọc được / cannot read {self.path}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # not JSON (a hand edit, a copy cut short) or not UTF-8
+            raise AccountError(f"tệp tài khoản hỏng / damaged accounts file {self.path}: {exc}") from None
+        try:
+            self._accounts = {u: Account(u, a["role"], a["password"]) for u, a in data.get("users", {}).items()
+                              if USERNAME_RE.match(u) and a.get("role") in ROLES}
+        except (AttributeError, KeyError, TypeError):  # JSON, but not {"users": {name: {role, password}}}
+            raise AccountError(f"tệp tài khoản hỏng / damaged accounts file {self.path}: not the "
+                               '{"users": {name: {"role", "password"}}} that `xephang web user` writes') from None
         self._mtime = st.st_mtime
 
     def all(self) -> list[Account]:
@@ -128,6 +147,23 @@ class Accounts:
         accounts = dict(self._accounts)
         accounts[username] = Account(username, role, hash_password(password))
         self._write(accounts)
+
+    def add(self, username: str, role: str, password: str) -> None:
+        """A new account; raises AccountError when ``username`` already has one (``add`` never
+        silently replaces a head's or an officer's account: that is ``remove`` then ``add``)."""
+        existing = self.get(username)
+        if existing is not None:
+            raise AccountExists(existing)
+        self.set(username, role, password)
+
+    def change_password(self, username: str, password: str) -> Account | None:
+        """A new password for an existing account, its role (and so its officer id) kept;
+        None when there is no such account (nothing is created)."""
+        existing = self.get(username)
+        if existing is None:
+            return None
+        self.set(username, existing.role, password)
+        return self.get(username)
 
     def remove(self, username: str) -> bool:
         self._load()

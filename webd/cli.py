@@ -8,6 +8,10 @@ import getpass
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from webd.auth import Accounts
 
 DEFAULT_ACCOUNTS = Path("/var/lib/xephang/webd/web-accounts.json")
 
@@ -17,6 +21,16 @@ def _accounts_path(args: argparse.Namespace) -> Path:
         return Path(args.accounts)
     sd = os.environ.get("XEPHANG_STATE_DIR")
     return Path(sd) / "web-accounts.json" if sd else DEFAULT_ACCOUNTS
+
+
+def _write_failure(out: Path, exc: OSError) -> str:
+    """Why ``out`` (a file or folder to make) could not be written, in one line."""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        # mkdir/open through a path with a plain file in it: name that file, not errno's words
+        blocker = next((p for p in Path(out).parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"{blocker} là tệp, không phải thư mục / is a file, not a folder"
+    return f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}"
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -30,28 +44,70 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def user_cmd(args: argparse.Namespace) -> int:
-    from webd.auth import AccountError, Accounts
+    from webd.auth import AccountError, AccountExists, Accounts
 
     accounts = Accounts(_accounts_path(args))
+    if args.role and args.action != "add":
+        # `passwd --role officer` would read as "change the role": it never did, so it is refused
+        print("--role chỉ dùng với add / --role goes with add only (another role: remove, then add)",
+              file=sys.stderr)
+        return 2
+    try:
+        known = accounts.all()  # reads the file first: a damaged or unreadable one is said here, in one line
+    except AccountError as exc:
+        print(f"xephang web user: {exc}", file=sys.stderr)
+        return 1
     if args.action == "list":
-        for a in accounts.all():
+        for a in known:
             print(f"{a.username}\t{a.role}")
         return 0
     if not args.name:
         print("cần tên tài khoản / a user name is needed", file=sys.stderr)
         return 2
+    try:
+        return _user_change(args, accounts)
+    except AccountExists as exc:
+        print(f"đã có tài khoản / account {args.name!r} exists ({exc.account.role}): nothing changed; "
+              f"`passwd {args.name}` gives it a new password, `remove` then `add` another role", file=sys.stderr)
+        return 1
+    except AccountError as exc:
+        print(f"xephang web user: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"xephang web user: không ghi được / cannot write {accounts.path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+
+
+def _user_change(args: argparse.Namespace, accounts: Accounts) -> int:
+    """``add``, ``passwd`` or ``remove`` of ``args.name``; AccountError for a bad name, role or password."""
+    from webd.auth import AccountExists
+
     if args.action == "remove":
         if not accounts.remove(args.name):
             print(f"không có tài khoản / no account {args.name!r}", file=sys.stderr)
             return 1
         print(f"đã xoá / removed {args.name} (webd ends its sessions at the next request)")
         return 0
-    try:
-        accounts.set(args.name, args.role, _read_password(args))
-    except AccountError as exc:
-        print(f"xephang web user: {exc}", file=sys.stderr)
+    if args.action == "passwd":
+        # a password change never creates an account (a misspelt name would have made a new one)
+        if accounts.get(args.name) is None:
+            print(f"không có tài khoản / no account {args.name!r}: nothing changed (`xephang web user list`; "
+                  f"a new account is `add {args.name} --role …`)", file=sys.stderr)
+            return 1
+        acc = accounts.change_password(args.name, _read_password(args))
+        if acc is None:  # removed while the password was typed
+            print(f"không có tài khoản / no account {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"đã đổi mật khẩu / password changed: {acc.username} ({acc.role}, unchanged) in {accounts.path}")
+        return 0
+    if not args.role:
+        print("cần --role / add needs --role head, technician or officer", file=sys.stderr)
         return 2
-    print(f"đã lưu / saved {args.name} ({args.role}) in {accounts.path}")
+    if (acc := accounts.get(args.name)) is not None:  # before the password is asked for nothing
+        raise AccountExists(acc)
+    accounts.add(args.name, args.role, _read_password(args))
+    print(f"đã tạo / added {args.name} ({args.role}) in {accounts.path}")
     return 0
 
 
@@ -153,9 +209,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     u = ws.add_parser("user", help="tài khoản lãnh đạo/kỹ thuật / head's and technicians' accounts")
     u.add_argument("action", choices=["add", "passwd", "remove", "list"])
     u.add_argument("name", nargs="?")
-    u.add_argument("--role", choices=["head", "technician", "officer"], default="head",
-                   help="officer: the name must be the officer's id in the site's [[officers]]; their console acts "
-                        "only for the counter the site seats them at")
+    u.add_argument("--role", choices=["head", "technician", "officer"],
+                   help="add only (passwd keeps the role). officer: the name must be the officer's id in the site's "
+                        "[[officers]]; their console acts only for the counter the site seats them at")
     u.add_argument("--accounts", help=f"accounts file (default $XEPHANG_STATE_DIR/web-accounts.json or {DEFAULT_ACCOUNTS})")
     u.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     u.set_defaults(func=user_cmd)
