@@ -112,10 +112,24 @@ def _user_change(args: argparse.Namespace, accounts: Accounts) -> int:
 
 
 def secret_cmd(args: argparse.Namespace) -> int:
-    from xephang.ticketlink import write_secret
+    from xephang.ticketlink import LinkSecretError, write_secret
 
-    written = write_secret(Path(args.out), rotate=args.rotate)
-    print(("đã tạo / written: " if written else "giữ nguyên / kept (use --rotate for a new one): ") + str(args.out))
+    out = Path(args.out)
+    if out.is_dir():  # --rotate could not replace it either
+        print(f"xephang web secret: {out} là thư mục / is a folder: -o names the key file, e.g. "
+              f"{out / 'ticket-link.key'}", file=sys.stderr)
+        return 1
+    try:
+        written = write_secret(out, rotate=args.rotate)
+    except LinkSecretError as exc:
+        # the file there is what ticketd and webd would refuse: never "kept" (docs/web.md)
+        print(f"xephang web secret: tệp có sẵn không dùng được / the file there is not a usable key: {exc}; "
+              f"nothing changed. `xephang web secret -o {out} --rotate` replaces it", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"xephang web secret: không ghi được / cannot write {out}: {_write_failure(out, exc)}", file=sys.stderr)
+        return 1
+    print(("đã tạo / written: " if written else "giữ nguyên / kept (use --rotate for a new one): ") + str(out))
     print("Chép tệp này lên máy phát số (ticketd: link_secret_file) và máy chủ (webd: web.link_secret_file).")
     return 0
 
@@ -144,8 +158,21 @@ def catalogue_cmd(args: argparse.Namespace) -> int:
 
 def posters_cmd(args: argparse.Namespace) -> int:
     from webd.catalogue import write_posters
+    from xephang.settings import SettingsError
 
-    for p in write_posters(_site(args), args.public_url.rstrip("/"), Path(args.out), wifi=args.wifi):
+    try:
+        site = _site(args)
+    except SettingsError as exc:  # a missing or invalid site file: its reason in one line, as `catalogue` does
+        print(f"xephang web posters: tệp site không dùng được / site file not usable: {'; '.join(exc.errors)}",
+              file=sys.stderr)
+        return 1
+    try:
+        paths = write_posters(site, args.public_url.rstrip("/"), Path(args.out), wifi=args.wifi)
+    except OSError as exc:
+        print(f"xephang web posters: không ghi được / cannot write {args.out}: {_write_failure(Path(args.out), exc)}",
+              file=sys.stderr)
+        return 1
+    for p in paths:
         print(f"Đã ghi / written: {p}")
     return 0
 

@@ -37,9 +37,15 @@ def make_secret() -> str:
 
 
 def write_secret(path: Path, *, rotate: bool = False) -> bool:
-    """Write a new secret to ``path`` (mode 0600) unless one is there; True when written."""
+    """Write a new secret to ``path`` (mode 0600) unless a usable one is there; True when written.
+
+    A file already there is checked as the daemons read it (:func:`load_secret`): one they would
+    refuse (empty, too short, unreadable, a folder) raises LinkSecretError rather than being
+    "kept"; it is not overwritten either (``-o`` may name the wrong file), ``rotate`` replaces it.
+    """
     path = Path(path)
     if path.exists() and not rotate:
+        load_secret(path)
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

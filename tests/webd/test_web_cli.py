@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from webd.auth import Accounts
+from xephang.ticketlink import load_secret
 from xephang_ops.cli import main as xephang
 
+REPO = Path(__file__).resolve().parents[2]
 PW, NEW_PW = "Matkhau-dai-123", "Matkhau-moi-456"
 
 
@@ -70,3 +72,29 @@ def test_a_damaged_accounts_file_is_one_line_exit_1(tmp_path, capsys, monkeypatc
         assert rc == 1 and not out, argv
         assert err.count("\n") == 1 and "tệp tài khoản hỏng / damaged accounts file" in err, err
     assert acc.read_bytes() == text.encode("latin-1")  # never "repaired" by writing over it
+
+
+def test_secret_checks_a_key_already_there_as_the_daemons_do(tmp_path, capsys, monkeypatch) -> None:
+    for name, content in (("empty.key", ""), ("short.key", "abc\n")):
+        key = tmp_path / name
+        key.write_text(content)
+        rc, out, err = run(capsys, monkeypatch, ["web", "secret", "-o", str(key)])
+        assert rc == 1 and "kept" not in out + err and "too short" in err and "--rotate" in err
+        assert key.read_text() == content  # -o may name the wrong file: not overwritten unasked
+        rc, out, _ = run(capsys, monkeypatch, ["web", "secret", "-o", str(key), "--rotate"])
+        assert rc == 0 and "written" in out and load_secret(key)
+        rc, out, _ = run(capsys, monkeypatch, ["web", "secret", "-o", str(key)])
+        assert rc == 0 and "kept" in out
+    rc, _, err = run(capsys, monkeypatch, ["web", "secret", "-o", str(tmp_path)])
+    assert rc == 1 and "is a folder" in err
+
+
+def test_ordinary_mistakes_end_in_one_line_and_exit_1(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("afile").touch()
+    site = str(REPO / "config" / "site.example.toml")
+    for argv, want in ((["web", "secret", "-o", "afile/ticket-link.key"], "afile là tệp"),
+                       (["web", "posters", "--site-file", site, "-o", "afile/posters"], "afile là tệp"),
+                       (["web", "posters", "--site-file", "nosuch-site.toml"], "nosuch-site.toml not found")):
+        rc, out, err = run(capsys, monkeypatch, argv)
+        assert rc == 1 and not out and err.count("\n") == 1 and want in err and " / " in err, (argv, err)
