@@ -185,7 +185,7 @@ def cert_cmd(args: argparse.Namespace) -> int:
 
     from webd import tlscert
 
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # -o web-tls: the files, and what --config writes, name it absolutely
     names = list(dict.fromkeys(args.names))
     if args.auto:
         names += tlscert.host_names()

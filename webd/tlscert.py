@@ -11,6 +11,7 @@ makes ``ca.crt`` (import it once on the head's PC as a trusted root: docs/voice-
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -24,7 +25,9 @@ class CertError(RuntimeError):
 def _run(args: list[str], cwd: Path) -> None:
     r = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False, timeout=60)
     if r.returncode != 0:
-        raise CertError(f"{' '.join(args[:3])}…: {r.stderr.strip()[-300:]}")
+        # openssl's key-generation progress ("...+..+*****") comes first on stderr: keep only the reason
+        why = [line for line in r.stderr.splitlines() if line.strip() and not re.fullmatch(r"[.+*\-\s]+", line)]
+        raise CertError(f"{' '.join(args[:3])}…: {' '.join(why)[-300:]}")
 
 
 def make_certificates(out: Path, names: Sequence[str], *, site: str = "xephang", ca_days: int = 3650,
@@ -36,6 +39,9 @@ def make_certificates(out: Path, names: Sequence[str], *, site: str = "xephang",
         raise CertError("openssl is not installed (Debian: apt-get install openssl)")
     if not names:
         raise CertError("name at least one host name or address, e.g. xephang.local 192.168.1.10")
+    # absolute: openssl runs with cwd=out, where a relative out/… would name out/out/…; and these
+    # paths go into webd.toml (`--config`), read by a daemon started from /
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     ca_key, ca_crt, key, crt = out / "ca.key", out / "ca.crt", out / "server.key", out / "server.crt"
     if not (ca_key.exists() and ca_crt.exists()):
@@ -142,7 +148,6 @@ def configure_webd(toml_path: Path, files: dict[str, Path], *, https_port: int =
     """Set ``[web] https_port``, ``tls_certfile`` and ``tls_keyfile`` in webd's TOML where they are
     not set yet (a value already there is kept: the centre's choice). Comments and order stay; the
     result is checked as webd would before it is written. Returns what was set."""
-    import re
     import tomllib
 
     from pydantic import ValidationError

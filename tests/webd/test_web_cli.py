@@ -6,6 +6,7 @@ tracebacks for ordinary mistakes)."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,24 @@ def test_ordinary_mistakes_end_in_one_line_and_exit_1(tmp_path, capsys, monkeypa
                        (["web", "posters", "--site-file", "nosuch-site.toml"], "nosuch-site.toml not found")):
         rc, out, err = run(capsys, monkeypatch, argv)
         assert rc == 1 and not out and err.count("\n") == 1 and want in err and " / " in err, (argv, err)
+
+
+def test_cert_with_a_relative_out_folder(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    toml = tmp_path / "webd.toml"
+    toml.write_text("[web]\nport = 80\n")
+    rc, out, err = run(capsys, monkeypatch, ["web", "cert", "xephang.local", "-o", "web-tls", "--config", str(toml)])
+    assert rc == 0, err
+    for f in ("ca.crt", "ca.key", "server.crt", "server.key"):
+        assert (tmp_path / "web-tls" / f).is_file()
+    # webd is started from /: the paths it is given are absolute
+    assert f'tls_certfile = "{tmp_path / "web-tls" / "server.crt"}"' in toml.read_text()
+    assert json.dumps(str(tmp_path / "web-tls" / "ca.crt"))[1:-1] in out
+
+
+def test_make_certificates_with_a_relative_folder(tmp_path, monkeypatch) -> None:
+    from webd.tlscert import make_certificates
+
+    monkeypatch.chdir(tmp_path)
+    files = make_certificates(Path("tls"), ["127.0.0.1"])  # openssl runs inside the folder
+    assert files["cert"] == tmp_path / "tls" / "server.crt" and files["cert"].is_file()
