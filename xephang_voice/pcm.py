@@ -114,6 +114,8 @@ def loudness_dbfs(samples: array, sample_rate: int) -> float:
         return SILENCE_DBFS
     gate = max(10 ** (-60 / 10) * FULL_SCALE**2, loudest * 10 ** (-30 / 10))
     kept = [e for e in energies if e >= gate]
+    if not kept:  # every frame under −60 dBFS (a muted microphone, sox's dither): silence, not a division by 0
+        return SILENCE_DBFS
     return db(math.sqrt(sum(kept) / len(kept)) / FULL_SCALE)
 
 

@@ -157,8 +157,13 @@ def read_manifest(path: Path) -> Manifest:
     mf = path / MANIFEST
     try:
         return Manifest.model_validate_json(mf.read_bytes())
-    except FileNotFoundError:
-        raise InvalidPack(path, [PackProblem("manifest-missing", "", f"no {MANIFEST} in {path}")]) from None
+    except (FileNotFoundError, NotADirectoryError):  # `voice check afile`: a file, not a pack's folder
+        what = (f"{path}: không phải thư mục / not a folder (a pack is a folder with {MANIFEST} and its clips)"
+                if path.exists() and not path.is_dir() else f"no {MANIFEST} in {path}")
+        raise InvalidPack(path, [PackProblem("manifest-missing", "", what)]) from None
+    except OSError as exc:
+        raise InvalidPack(path, [PackProblem("manifest-missing", "", f"{mf}: cannot read ({exc.strerror or exc})")]) \
+            from None
     except ValidationError as exc:
         problems = [PackProblem("manifest-invalid", "", f"{MANIFEST}: {'.'.join(map(str, e['loc']))}: {e['msg']}")
                     for e in exc.errors()]

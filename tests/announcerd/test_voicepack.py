@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import wave
+from array import array
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,31 @@ def test_loudness_out_of_tolerance_and_empty_clips_are_named(pack_copy: Path) ->
     problems = validate_pack(pack_copy)
     assert codes(problems) == {("loudness", "tam"), ("empty", "chin")}
     assert "tam.wav loudness -26.0 dBFS" in str([p for p in problems if p.clip == "tam"][0])
+
+
+def _dither(ms: float, rate: int) -> array:
+    """A muted microphone, or `sox -n`: ±1 LSB of noise, far under −60 dBFS but not all zeros."""
+    rnd = random.Random(7)
+    return array("h", (rnd.choice((-1, 0, 1)) for _ in range(int(rate * ms / 1000))))
+
+
+def test_a_clip_of_near_digital_silence_is_empty_not_a_crash(pack_copy: Path, synth) -> None:
+    rate = Manifest.model_validate_json((pack_copy / "manifest.json").read_bytes()).sample_rate
+    assert pcm.loudness_dbfs(_dither(500, rate), rate) == pcm.SILENCE_DBFS  # no frame passes the gate: no 0/0
+    pcm.write_wav(pack_copy / "bay.wav", _dither(500, rate), rate)
+    problems = validate_pack(pack_copy)
+    assert codes(problems) == {("empty", "bay")}
+    # `voice build` rebuilds a pack that is not valid (without --force): it repairs this one
+    from xephang_voice.voice_build import build_default_pack
+
+    build_default_pack(pack_copy, synth=synth)
+    assert validate_pack(pack_copy) == []
+
+
+def test_a_file_instead_of_a_pack_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "afile").touch()
+    problems = validate_pack(tmp_path / "afile")
+    assert [p.code for p in problems] == ["manifest-missing"] and "not a folder" in problems[0].message
 
 
 def test_broken_manifest_is_reported_not_raised(pack_copy: Path) -> None:
