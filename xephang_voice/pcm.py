@@ -119,6 +119,13 @@ def loudness_dbfs(samples: array, sample_rate: int) -> float:
     return db(math.sqrt(sum(kept) / len(kept)) / FULL_SCALE)
 
 
+def _sound_threshold(samples: array, below_peak_db: float, floor_dbfs: float) -> float:
+    """The level under which a sample is silence: ``below_peak_db`` under the peak, and never
+    under ``floor_dbfs`` (a quiet recording's hiss is still silence)."""
+    peak = max(max(samples), -min(samples))
+    return max(peak * 10 ** (-below_peak_db / 20), FULL_SCALE * 10 ** (floor_dbfs / 20))
+
+
 def trim_silence(samples: array, sample_rate: int, *, below_peak_db: float = 40.0, floor_dbfs: float = -55.0,
                  pad_ms: float = 10.0) -> array:
     """Cut leading and trailing silence, keeping ``pad_ms`` around the sound.
@@ -129,8 +136,7 @@ def trim_silence(samples: array, sample_rate: int, *, below_peak_db: float = 40.
     if not samples:
         return array("h")
     win = max(1, sample_rate // 200)
-    peak = max(max(samples), -min(samples))
-    threshold = max(peak * 10 ** (-below_peak_db / 20), FULL_SCALE * 10 ** (floor_dbfs / 20))
+    threshold = _sound_threshold(samples, below_peak_db, floor_dbfs)
     loud = [i for i in range(0, len(samples), win) if max(abs(s) for s in samples[i : i + win]) >= threshold]
     if not loud:
         return array("h")
@@ -138,6 +144,22 @@ def trim_silence(samples: array, sample_rate: int, *, below_peak_db: float = 40.
     start = max(0, loud[0] - pad)
     end = min(len(samples), loud[-1] + win + pad)
     return samples[start:end]
+
+
+def edge_silence(samples: array, *, below_peak_db: float = 40.0, floor_dbfs: float = -55.0) -> tuple[int, int]:
+    """Samples of silence before the first and after the last sound, by :func:`trim_silence`'s
+    measure (a clip it trimmed has at most its ``pad_ms`` plus one 5 ms window at each end).
+    All-silent input → (len, len)."""
+    if not samples:
+        return 0, 0
+    threshold = _sound_threshold(samples, below_peak_db, floor_dbfs)
+    n = len(samples)
+    # from each end inward: the cost is the silence, not the clip (the announcer checks every clip at load)
+    lead = next((i for i in range(n) if abs(samples[i]) >= threshold), n)
+    if lead == n:
+        return n, n
+    trail = next(k for k in range(n) if abs(samples[n - 1 - k]) >= threshold)
+    return lead, trail
 
 
 def apply_gain(samples: array, gain_db: float, *, ceiling_dbfs: float = -1.0) -> array:

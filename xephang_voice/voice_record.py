@@ -23,12 +23,15 @@ from typing import Protocol
 
 from xephang_voice import pcm
 from xephang_voice.numbers import DEFAULT_OPTIONS, ReadingOptions
-from xephang_voice.voicepack import (
+from xephang_voice.voicepack import (  # WORD_MAX_S, PHRASE_MAX_S, is_phrase: the pack check's own limits
+    PHRASE_MAX_S,
+    WORD_MAX_S,
     ClipEntry,
     InvalidPack,
     Language,
     Manifest,
     catalogue,
+    is_phrase,
     read_manifest,
     required_clips,
     validate_pack,
@@ -116,8 +119,6 @@ class ConsolePrompter:
             return "q"
 
 
-WORD_MAX_S = 2.5  # a word clip longer than this is two words, a cough or a long breath
-PHRASE_MAX_S = 5.0
 MIN_S = 0.08
 CLIP_DBFS = -0.3  # a raw take peaking above this was clipped by the microphone or the converter
 MIN_SNR_DB = 20.0  # speech this much above the room's noise (measured in the take's own pauses)
@@ -219,10 +220,6 @@ def clip_plan(language: Language = "vi", options: ReadingOptions = DEFAULT_OPTIO
     texts = catalogue(language)
     wanted = sorted(required_clips(language, options, letters=letters), key=list(texts).index)
     return [(c, texts[c]) for c in wanted]
-
-
-def is_phrase(text: str) -> bool:
-    return " " in text
 
 
 def finish_pack(out: Path, kept: dict[str, ClipEntry], *, language: Language = "vi", dialect: str = "north",

@@ -49,6 +49,21 @@ EN_TEXT: dict[str, str] = {f"en_{i}": w for i, w in enumerate(_EN_WORDS)} | {f"e
 EN_LETTER_TEXT: dict[str, str] = {f"letter_{c}": c.upper() for c in "abcdefghijklmnopqrstuvwxyz"}
 
 
+#: Silence a pack clip may keep at each end. Clips are trimmed to 10 ms (``pcm.trim_silence``, by
+#: the recorder and the espeak build, at most 15 ms by the same measure); more is a pause the
+#: announcer would play inside a call (it plays clips as they are), as long as the clip says.
+EDGE_SILENCE_MAX_MS = 50
+#: Longest clip: a word over 2.5 s is two words, a cough or a long breath; a phrase over 5 s is
+#: more than the phrase (the recorder refuses such takes with the same limits).
+WORD_MAX_S = 2.5
+PHRASE_MAX_S = 5.0
+
+
+def is_phrase(text: str) -> bool:
+    """A carrier phrase or a spelled-out letter (several words): the longer limit."""
+    return " " in text
+
+
 class VoicePackError(Exception):
     """Root of voice-pack errors."""
 
@@ -144,7 +159,7 @@ def phrase_parts(language: Language, *, number: int, counter: int, prefix: str =
 class PackProblem:
     """One specific thing wrong with a pack."""
 
-    code: str  # manifest-missing, manifest-invalid, clip-missing, file-missing, not-wav, channels, sample-width, rate, empty, loudness, clipping
+    code: str  # manifest-missing, manifest-invalid, clip-missing, file-missing, not-wav, channels, sample-width, rate, empty, loudness, clipping, untrimmed, too-long
     clip: str
     message: str
 
@@ -175,8 +190,9 @@ def validate_pack(path: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS
     """Every specific problem of the pack at ``path`` (empty list = good to use).
 
     Checks: manifest parses; the language's required clips are listed; each listed file
-    exists, is mono 16-bit PCM WAV at the manifest's rate, is not empty or silent, and its
-    loudness is within the manifest's tolerance.
+    exists, is mono 16-bit PCM WAV at the manifest's rate, is not empty or silent, its
+    loudness is within the manifest's tolerance, it is trimmed (at most
+    :data:`EDGE_SILENCE_MAX_MS` of silence at each end) and not longer than a word or a phrase.
     """
     path = Path(path)
     try:
@@ -219,6 +235,15 @@ def _check_clip(path: Path, clip: str, entry: ClipEntry, manifest: Manifest) -> 
                                f"{manifest.loudness_dbfs:.1f} ± {manifest.tolerance_db:.1f}"))
     if pcm.peak_dbfs(samples) > -0.1:
         out.append(PackProblem("clipping", clip, f"{entry.file} peaks at full scale (clipped)"))
+    lead, trail = (round(1000 * n / info.sample_rate) for n in pcm.edge_silence(samples))
+    if max(lead, trail) > EDGE_SILENCE_MAX_MS:
+        out.append(PackProblem("untrimmed", clip, f"{entry.file} has {lead} ms of silence at the start and "
+                               f"{trail} ms at the end, at most {EDGE_SILENCE_MAX_MS} ms: the announcer would "
+                               "pause that long inside a call (trim it, or record it again)"))
+    duration, limit = len(samples) / info.sample_rate, PHRASE_MAX_S if is_phrase(entry.text) else WORD_MAX_S
+    if duration > limit:
+        out.append(PackProblem("too-long", clip, f"{entry.file} lasts {duration:.1f} s, at most {limit:.1f} s for "
+                               f"{'a phrase' if is_phrase(entry.text) else 'a word'} (only the words {entry.text!r})"))
     return out
 
 

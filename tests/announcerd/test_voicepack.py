@@ -94,6 +94,31 @@ def test_a_clip_of_near_digital_silence_is_empty_not_a_crash(pack_copy: Path, sy
     assert validate_pack(pack_copy) == []
 
 
+def test_untrimmed_and_over_long_clips_are_named(pack_copy: Path) -> None:
+    samples, rate = pcm.read_wav(pack_copy / "bay.wav")
+    pcm.write_wav(pack_copy / "bay.wav", samples + pcm.silence(30_000, rate), rate)  # 30 s after the word
+    lead, _ = pcm.read_wav(pack_copy / "tam.wav")
+    pcm.write_wav(pack_copy / "tam.wav", _dither(200, rate) + lead, rate)  # 200 ms of hiss before it
+    word, _ = pcm.read_wav(pack_copy / "chin.wav")
+    pcm.write_wav(pack_copy / "chin.wav", array("h", list(word) * (1 + int(2.6 * rate / len(word)))), rate)
+    # within the bound: 25 ms more at each end (a clip trimmed by hand) is still a good clip
+    ok, _ = pcm.read_wav(pack_copy / "hai.wav")
+    pcm.write_wav(pack_copy / "hai.wav", pcm.silence(25, rate) + ok + pcm.silence(25, rate), rate)
+    problems = validate_pack(pack_copy)
+    assert codes(problems) == {("untrimmed", "bay"), ("too-long", "bay"), ("untrimmed", "tam"), ("too-long", "chin")}
+    says = {(p.code, p.clip): p.message for p in problems}
+    assert "ms at the end, at most 50 ms" in says[("untrimmed", "bay")]
+    assert "lasts 30.3 s, at most 2.5 s for a word" in says[("too-long", "bay")]
+
+
+def test_a_phrase_has_the_longer_limit(pack_copy: Path) -> None:
+    phrase, rate = pcm.read_wav(pack_copy / "moi_cong_dan_co_so_thu_tu.wav")
+    longer = array("h", list(phrase) * (1 + int(3.0 * rate / len(phrase))))  # over 2.5 s, under 5 s
+    assert 2.5 < len(longer) / rate < 5.0
+    pcm.write_wav(pack_copy / "moi_cong_dan_co_so_thu_tu.wav", longer, rate)
+    assert validate_pack(pack_copy) == []
+
+
 def test_a_file_instead_of_a_pack_folder_is_named(tmp_path: Path) -> None:
     (tmp_path / "afile").touch()
     problems = validate_pack(tmp_path / "afile")
