@@ -31,6 +31,7 @@ from xephang_voice.voicepack import (
     InvalidPack,
     PackProblem,
     VoicePack,
+    blocking,
     load_pack,
     unpack_archive,
     validate_pack,
@@ -102,7 +103,7 @@ def fetch_pack(url: str, sha256: str, state_dir: Path | str, *, options: Reading
     URL is ``https://`` and the hall's Pi does not trust it system-wide.
     Raises :class:`PackFetchError` or :class:`InvalidPack` (with every reason)."""
     dest = installed_dir(state_dir, sha256)
-    if dest.is_dir() and not validate_pack(dest, options=options, letters=letters):
+    if dest.is_dir() and not blocking(validate_pack(dest, options=options, letters=letters)):  # as load_pack
         dest.touch()  # recently used: kept by the pruning below
         return dest
     shutil.rmtree(dest, ignore_errors=True)

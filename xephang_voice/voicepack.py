@@ -59,6 +59,17 @@ WORD_MAX_S = 2.5
 PHRASE_MAX_S = 5.0
 
 
+#: What a pack already in use is still loaded with (logged): a clip left untrimmed or too long
+#: makes a pause inside a call, a refused pack makes the hall speaker say nothing at all (packs
+#: made before these checks came, 2026-12-07). ``voice check`` and a new install refuse them.
+ADVISORY = frozenset({"untrimmed", "too-long"})
+
+
+def blocking(problems: list[PackProblem]) -> list[PackProblem]:
+    """The problems a pack cannot be played with (all but :data:`ADVISORY`)."""
+    return [p for p in problems if p.code not in ADVISORY]
+
+
 def is_phrase(text: str) -> bool:
     """A carrier phrase or a spelled-out letter (several words): the longer limit."""
     return " " in text
@@ -276,8 +287,10 @@ def load_pack(path: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS, le
     path = Path(path)
     if validate:
         problems = validate_pack(path, options=options, letters=letters)
-        if problems:
+        if blocking(problems):
             raise InvalidPack(path, problems)
+        for p in problems:
+            log.warning("voice pack %s played as it is, though %s: %s", path, p.code, p.message)
     manifest = read_manifest(path)
     pack = VoicePack(path=path, manifest=manifest)
     for clip, entry in manifest.clips.items():

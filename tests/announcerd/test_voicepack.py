@@ -109,6 +109,12 @@ def test_untrimmed_and_over_long_clips_are_named(pack_copy: Path) -> None:
     says = {(p.code, p.clip): p.message for p in problems}
     assert "ms at the end, at most 50 ms" in says[("untrimmed", "bay")]
     assert "lasts 30.3 s, at most 2.5 s for a word" in says[("too-long", "bay")]
+    # a pack already in use is still played (a pause in a call, not a silent hall after an upgrade);
+    # a broken one is not
+    assert load_pack(pack_copy).clips["bay"]
+    (pack_copy / "hai.wav").unlink()
+    with pytest.raises(InvalidPack):
+        load_pack(pack_copy)
 
 
 def test_a_phrase_has_the_longer_limit(pack_copy: Path) -> None:
