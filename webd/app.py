@@ -297,7 +297,8 @@ class WebApp:
         if s is None:
             return None
         acc = self.accounts.get(s.username)
-        if acc is None or acc.role != s.role:  # `xephang web user remove` or a new role: out at once
+        # `xephang web user remove`, a new role or a new password (a stolen one changed): out at once
+        if acc is None or acc.role != s.role or acc.password_hash != s.password_hash:
             self.sessions.end_user(s.username)
             return None
         return s

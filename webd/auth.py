@@ -183,6 +183,7 @@ class Session:
     created: float
     seen: float
     notes: dict[str, str] = field(default_factory=dict)  # one-shot answers waiting for their page, by key
+    password_hash: str = ""  # the account's at login: a new password (`xephang web user passwd`) ends the session
 
 
 @dataclass
@@ -198,7 +199,8 @@ class Sessions:
     def new(self, acc: Account) -> Session:
         """A new session; the account's oldest ends when it has more than ``per_account``."""
         now = self.clock()
-        s = Session(secrets.token_urlsafe(32), acc.username, acc.role, secrets.token_urlsafe(24), now, now)
+        s = Session(secrets.token_urlsafe(32), acc.username, acc.role, secrets.token_urlsafe(24), now, now,
+                    password_hash=acc.password_hash)
         self._by_id[s.id] = s
         self._expire(now)
         mine = [k for k, x in self._by_id.items() if x.username == acc.username]  # oldest first

@@ -350,3 +350,23 @@ def test_a_report_too_large_is_said_in_the_heads_language_and_packed_rows_are_re
     replies.append(Reply(request_id="r", action="report", status="ok",
                          data={**{k: v for k, v in full.items() if k != "rows"}, "rows_packed": pack_rows(full["rows"])}))
     assert asyncio.run(app.report("2026-11", "day", "vi", max_age=0)) == (full, "")
+
+
+def test_a_new_password_ends_the_accounts_open_sessions(centre):
+    """`xephang web user passwd` after a password is stolen: the thief's open session ended with the
+    change (it kept every page for up to 8 hours)."""
+    from webharness import login
+
+    from webd.auth import Accounts
+
+    cookie, _ = login(centre.base, HEAD_USER, HEAD_PASSWORD)
+    assert http_get(centre.base + "/head", headers={"Cookie": cookie})[0] == 200
+    accounts = Accounts(centre.web.web.accounts.path)  # as the CLI writes the file, from outside
+    try:
+        accounts.set(HEAD_USER, "head", "mat-khau-moi-rat-dai-2026")
+        st, _, h = http_get(centre.base + "/head", headers={"Cookie": cookie})
+        assert st == 303 and h["location"].startswith("/login")
+        cookie, _ = login(centre.base, HEAD_USER, "mat-khau-moi-rat-dai-2026")
+        assert http_get(centre.base + "/head", headers={"Cookie": cookie})[0] == 200
+    finally:
+        accounts.set(HEAD_USER, "head", HEAD_PASSWORD)
