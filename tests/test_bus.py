@@ -366,3 +366,42 @@ def test_a_filter_an_earlier_session_holds_is_unsubscribed_at_connect(tmp_path, 
     assert session() == [req, marker]  # the session still holds its filter: fed without asking
     assert session(forget=True) == [marker]
     assert session() == [marker]  # gone for good
+
+
+def test_a_forgotten_filter_subscribed_while_the_connect_is_handled_stays_subscribed(tmp_path):
+    """The hub forgets the requests' filter (its inbox reads them); the broker refuses the inbox, so
+    the owner thread subscribes to that filter on the main connection, here while paho's thread is
+    still in the connect callback. The connect's UNSUBSCRIBE of the forgotten filter must go out
+    before that SUBSCRIBE: the other way round the hub read no request at all (CI, a loaded machine)."""
+    import threading
+    from types import SimpleNamespace
+
+    f, marker = "xephang/tuong-linh/req/hub/#", "xephang/tuong-linh/reply/hub"
+    b = Bus(site="tuong-linh", node="hub", state_dir=tmp_path)
+    b.forget(f)
+    b.subscribe(marker, lambda m: None, retained=False)
+    sent: list[tuple[str, list[str]]] = []
+    late = threading.Thread(target=lambda: b.subscribe(f, lambda m: None, retained=False))
+
+    class Client:
+        def subscribe(self, subs):
+            topics = [t for t, _ in subs]
+            if marker in topics:  # the connect's own: the owner thread subscribes meanwhile
+                late.start()
+                late.join(0.5)  # it cannot finish while the connect still holds the lock
+            sent.append(("subscribe", topics))
+            return 0, len(sent)
+
+        def unsubscribe(self, topics):
+            sent.append(("unsubscribe", list(topics)))
+            return 0, len(sent)
+
+        def publish(self, *a, **k):
+            return SimpleNamespace(rc=0, mid=len(sent))
+
+    b._client = Client()  # type: ignore[assignment]
+    b._paho_connect(b._client, None, SimpleNamespace(session_present=True), SimpleNamespace(is_failure=False), None)
+    late.join(5)
+    assert not late.is_alive()
+    last_about_f = [op for op, topics in sent if f in topics][-1]
+    assert last_about_f == "subscribe", sent

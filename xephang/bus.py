@@ -289,6 +289,8 @@ class Bus:
             self._sub_qos[topic_filter] = min(qos, self._sub_qos.get(topic_filter, qos))
             if elsewhere:
                 self._elsewhere.add(topic_filter)
+            else:  # asked for again here: never unsubscribed at a later connect
+                self._forgotten.discard(topic_filter)
             already = self._subs_sent and not elsewhere
         if already:
             self._transport_subscribe([topic_filter])
@@ -706,13 +708,16 @@ class Bus:
         with self._lock:
             filters = list(dict.fromkeys(f for f, _, _ in self._subs if f not in self._elsewhere))
             stale = sorted(self._forgotten - set(filters))
+            # both packets go out before the lock is let go: a subscribe() of a forgotten filter in the
+            # owner thread (the hub reading requests on main when its inbox is refused) waits for the
+            # lock, so its SUBSCRIBE follows this UNSUBSCRIBE and is not undone by it
+            if stale:  # "no subscription existed" when the session is new: harmless
+                client.unsubscribe(stale)
+            if filters:
+                _, self._connect_sub_mid = client.subscribe([(f, self._sub_qos.get(f, 1)) for f in filters])
             self._subs_sent = True
-        if filters:
-            _, self._connect_sub_mid = client.subscribe([(f, self._sub_qos.get(f, 1)) for f in filters])
-        else:
+        if not filters:
             self.subscribed.set()
-        if stale:  # "no subscription existed" when the session is new: harmless
-            client.unsubscribe(stale)
         client.publish(self.topics.status(self.node), self._status_payload(True), qos=1, retain=True)
         self.connected.set()
         self.ever_connected.set()
