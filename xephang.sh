@@ -88,7 +88,7 @@ case "$cmd" in
     setup
     ;;
   *)
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,5p' xephang.sh | sed 's/^# \{0,1\}//'  # cd'ed above: $0 may be relative to elsewhere
     exit 2
     ;;
 esac

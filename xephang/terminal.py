@@ -52,3 +52,30 @@ def one_line(text: str) -> str:
             raise ValueError(f"must be one line of plain text: U+{ord(ch):04X} at character {i + 1} "
                              "(a control character or a text-direction override) is not allowed")
     return text
+
+
+TECH_PORT_VARS = ("XEPHANG_TECH_PORT", "XEPHANG_BROKER__PORT")
+
+
+def tech_port_default() -> str:
+    """The technicians' listener a tool connects to unless ``--port`` says: ``$XEPHANG_TECH_PORT``,
+    ``$XEPHANG_BROKER__PORT`` or 1884. Returned as text: argparse checks it with :func:`port_number`
+    only when ``--port`` is not given, so a bad variable is a usage error naming it, not a traceback
+    of every command (``xephang --help`` included)."""
+    import os
+
+    return next((os.environ[v] for v in TECH_PORT_VARS if os.environ.get(v)), "1884")
+
+
+def port_number(text: str) -> int:
+    """argparse ``type``: a TCP port, 1–65535."""
+    import argparse
+
+    try:
+        port = int(text.strip())
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"không phải số cổng / not a port number (1–65535): {text!r} (from --port, or ${' or $'.join(TECH_PORT_VARS)})")
+    return port

@@ -7,13 +7,14 @@ Each sub-command lives with the code it drives and registers itself here through
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from xephang import __version__
+from xephang import __version__, exits
 
 # module -> registers one or more sub-commands
 COMMAND_MODULES = (
@@ -54,7 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C in `tail`, `devices --watch`, a long report: no traceback
+        print(file=sys.stderr)
+        return exits.INTERRUPTED
+    except BrokenPipeError:  # `xephang tail | head`: the reader has gone, nothing more to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return exits.OK
+    except OSError as exc:  # a file a command writes or reads (a full disk, a folder not there …)
+        name = f" {exc.filename}" if exc.filename else ""
+        print(f"lỗi / error:{name}: {exc.strerror or exc}", file=sys.stderr)
+        return exits.REFUSED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import secrets
@@ -49,7 +50,7 @@ from xephang.contract import (
     new_request_id,
 )
 from xephang.settings import BrokerSettings
-from xephang.terminal import shown, shown_json
+from xephang.terminal import port_number, shown, shown_json, tech_port_default
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,11 @@ class ToolClient:
         self._given_up: set[int] = set()  # message ids waited for in vain: their late acks are dropped
         self._connected = threading.Event()
         self._connack: int | None = None
+        # what subscribe() asked for: the session is clean, so a reconnect (the broker restarted under
+        # `tail` or `devices --watch`) subscribes again in paho's thread, or the tool would sit silent
+        self._filters: list[str] = []
+        self._connects = 0
+        self._link_said = (True, 1)  # (connected, connects) at the last link_notice()
         c = paho_client(target, self.client_id)  # no username = anonymous (brokers of a site refuse it)
         c.on_connect = self._on_connect
         c.on_message = self._on_message
@@ -114,13 +120,22 @@ class ToolClient:
         c.on_disconnect = lambda *a: self._connected.clear()
         self._client = c
 
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set() and self._connack is not None and self._connack < REFUSED
+
     # paho thread: only hand things over
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         self._connack = int(getattr(rc, "value", rc))
         if not rc.is_failure:
-            self._connected.set()
-        else:
-            self._connected.set()  # wake the waiter; _connack says why
+            self._connects += 1
+            with self._lock:
+                filters = list(dict.fromkeys(self._filters))
+            if self._connects > 1 and filters:  # a reconnect: nobody waits for this SUBACK
+                _, mid = client.subscribe([(f, 1) for f in filters])
+                with self._lock:
+                    self._given_up.add(mid)
+        self._connected.set()  # a refusal too: it wakes connect(), and _connack says why
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
@@ -175,13 +190,34 @@ class ToolClient:
         return self
 
     def subscribe(self, *filters: str, timeout: float = 5.0) -> list[int]:
+        with self._lock:
+            self._filters.extend(filters)
         _, mid = self._client.subscribe([(f, 1) for f in filters])
         return self._wait(mid, timeout, f"subscribe {filters}")
 
+    def link_notice(self) -> str | None:
+        """For a tool that keeps watching: a line to print when the link to the broker went or came
+        back since the last call (paho reconnects by itself and this client subscribes again), else None."""
+        now = (self.connected, self._connects)
+        before, self._link_said = self._link_said, now
+        if now == before:
+            return None
+        t = self.target
+        if not now[0]:
+            return (f"mất kết nối broker {t.host}:{t.port}, đang thử lại / lost the broker, reconnecting "
+                    "(what happens meanwhile is not shown)")
+        return f"đã kết nối lại broker / reconnected to the broker {t.host}:{t.port}"
+
     def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, qos: int = 1,
-                timeout: float = 5.0) -> int:
-        """Publish and return the broker's reason code (0 when QoS 0)."""
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+                timeout: float = 5.0, expiry_s: float | None = None) -> int:
+        """Publish and return the broker's reason code (0 when QoS 0). ``expiry_s``: the broker drops the
+        message if it cannot hand it on within that long (MQTT 5 message expiry), so an order to a node
+        that is offline is not carried out hours later, after the tool said it was not."""
+        props = None
+        if expiry_s:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = max(1, math.ceil(expiry_s))
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         if qos == 0:
             return 0
         return self._wait(info.mid, timeout, f"publish to {topic}")[0]
@@ -459,6 +495,20 @@ def fetch_status(client: ToolClient, node: str, timeout: float = 1.0) -> NodeSta
     return fetch_retained(client, client.topics.status(node), NodeStatus, timeout)
 
 
+def no_config_state(client: ToolClient, node: str) -> tuple[int, str]:
+    """Why ``node`` shows no config state, as (exit code, reason): 4 a board's account, which the
+    broker hides config states from without a word (a forbidden subscription is granted and
+    filtered); 3 no node of that name ever connected, it is offline, or it has nothing pushable."""
+    who = client.target.username
+    if who and who != "tech" and not who.startswith("tech-"):
+        return exits.NOT_ALLOWED, (f"{who!r} is not a technician account (tech, tech-…): the broker's ACL lets only "
+                                   "technicians read and push config")
+    status = fetch_status(client, node)
+    why = ("no node of that name has ever connected" if status is None else
+           "it is offline" if not status.online else "it has no pushable config")
+    return exits.NO_ANSWER, f"{node}: no config state ({why})"
+
+
 def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source: str = "tech", by: str = "",
                 base_rev: int | None = None, use_base: bool = True, timeout: float = 10.0) -> PushResult:
     """Send ``config`` to ``node`` against its current rev and wait for the ack.
@@ -466,24 +516,19 @@ def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source
     Exit codes: 0 applied / restart required, 1 rejected, 2 stale, 3 no answer, 4 refused by the broker.
     """
     t = client.topics
-    who = client.target.username
     if use_base and base_rev is None:
         st = fetch_config_state(client, node)
-        if st is None and who and who != "tech" and not who.startswith("tech-"):
-            # the broker hides config states from a board's account without a word (a forbidden
-            # subscription is granted and filtered): say what it means
-            return PushResult(None, None, exits.NOT_ALLOWED, f"{who!r} is not a technician account (tech, tech-…): the broker's ACL "
-                                             "lets only technicians read and push config")
         if st is None:
-            status = fetch_status(client, node)
-            why = ("no node of that name has ever connected" if status is None else
-                   "it is offline" if not status.online else "it has no pushable config")
-            return PushResult(None, None, exits.NO_ANSWER, f"{node}: no config state ({why}); --force pushes without the stale check")
+            code, why = no_config_state(client, node)
+            return PushResult(None, None, code, why + ("; --force pushes without the stale check"
+                                                       if code == exits.NO_ANSWER else ""))
         base_rev = st.rev
     client.subscribe(t.config_ack(node))
     push = ConfigSet(request_id=new_request_id(), source=source, by=by, base_rev=base_rev if use_base else None,
                      config=config)
-    rc = client.publish(t.config_set(node), push.to_json())
+    # it expires with the wait: an offline node's session would otherwise keep it and apply it when the
+    # node comes back, after the technician was told "no ack" and has moved on
+    rc = client.publish(t.config_set(node), push.to_json(), expiry_s=timeout)
     if rc >= REFUSED:
         return PushResult(None, base_rev, exits.NOT_ALLOWED)
     end = time.monotonic() + timeout
@@ -509,7 +554,7 @@ def add_broker_options(p: argparse.ArgumentParser) -> None:
     env = os.environ.get
     g = p.add_argument_group("broker")
     g.add_argument("--host", default=env("XEPHANG_BROKER__HOST", "127.0.0.1"))
-    g.add_argument("--port", type=int, default=int(env("XEPHANG_TECH_PORT") or env("XEPHANG_BROKER__PORT") or "1884"),
+    g.add_argument("--port", type=port_number, default=tech_port_default(),
                    help="the technicians' listener of the site's broker, where several terminals may run at once "
                         "(default $XEPHANG_TECH_PORT, $XEPHANG_BROKER__PORT or 1884)")
     g.add_argument("--username", "-u", default=env("XEPHANG_TECH_USER", "tech"), help="technician account (default tech)")
@@ -565,6 +610,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         last = reg.signature()
         while True:
             m = c.get(1.0)
+            if (notice := c.link_notice()) is not None:
+                print(notice, file=sys.stderr, flush=True)
             if m is None:
                 continue
             node = reg.update(m.topic, m.payload)
@@ -578,9 +625,10 @@ def cmd_config_get(args: argparse.Namespace) -> int:
     tgt = target_from_args(args)
     with ToolClient(tgt) as c:
         st = fetch_config_state(c, args.node, timeout=args.timeout)
-    if st is None:
-        print(f"{args.node}: không có cấu hình / no config state (offline or nothing pushable)", file=sys.stderr)
-        return 1
+        if st is None:
+            code, why = no_config_state(c, args.node)
+            print(f"lỗi / error: không có cấu hình / {shown(why)}", file=sys.stderr)
+            return code
     body = {"node": st.node, "rev": st.rev, "restart_required": st.restart_required, "config": st.config}
     print(shown_json(body, indent=2))
     return 0
@@ -606,7 +654,9 @@ def cmd_config_push(args: argparse.Namespace) -> int:
         print(f"{args.node}: broker từ chối / the broker refused the push (ACL: is {tgt.username!r} a technician?)",
               file=sys.stderr)
     elif a is None:
-        print(f"{args.node}: không có phản hồi sau {args.timeout:g} s / no ack (node offline?)", file=sys.stderr)
+        print(f"{args.node}: không có phản hồi sau {args.timeout:g} s / no ack within {args.timeout:g} s (node offline?). "
+              "The push expired with the wait: the node will not apply it later (`xephang config get` shows what it "
+              "runs)", file=sys.stderr)
     elif a.status == "applied":
         print(f"{args.node}: đã áp dụng / applied — rev {res.base_rev} → {a.rev}")
     elif a.status == "restart-required":
@@ -634,7 +684,7 @@ def press_key(client: ToolClient, node: str, button: str, *, hold_s: float = 0.0
         return exits.REFUSED, f"{node}: phím không hợp lệ / not a key name: {button!r} ({exc.errors()[0]['msg']})"
     ack_topic = client.topics.sim_ack(node)
     client.subscribe(ack_topic, client.topics.status(node))
-    rc = client.publish(client.topics.sim_press(node), press.to_json())
+    rc = client.publish(client.topics.sim_press(node), press.to_json(), expiry_s=timeout)  # as config push
     if rc >= REFUSED:
         return exits.NOT_ALLOWED, f"broker từ chối / the broker refused the press (reason {rc}: is {client.target.username!r} a technician?)"
     status: NodeStatus | None = None
@@ -661,7 +711,8 @@ def press_key(client: ToolClient, node: str, button: str, *, hold_s: float = 0.0
     why = ("chưa từng kết nối / no node of that name has ever connected" if status is None else
            "đang mất kết nối / it is offline" if not status.online else
            "không chạy chế độ mô phỏng / it does not run in sim mode")
-    return exits.NO_ANSWER, f"{node}: không trả lời sau {timeout:g} s / no answer within {timeout:g} s: {why}"
+    return exits.NO_ANSWER, (f"{node}: không trả lời sau {timeout:g} s / no answer within {timeout:g} s: {why}; "
+                             "the press expired with the wait, it will not be pressed later")
 
 
 def cmd_press(args: argparse.Namespace) -> int:
@@ -679,6 +730,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
         seen = 0
         while args.count is None or seen < args.count:
             m = c.get(1.0)
+            if (notice := c.link_notice()) is not None:
+                print(notice, file=sys.stderr, flush=True)
             if m is None:
                 continue
             try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from xephang import exits
-from xephang.terminal import shown
+from xephang.terminal import port_number, shown, tech_port_default
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,20 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
                                  exits.NO_BROKER)
         req = ReportRequest(request_id=new_request_id(), source=args.node, period=args.period,
                             group_by=args.group_by, lang=args.lang, packed=True)  # unpack_report below
-        reply = bus.request_sync(req, timeout_s=args.timeout, attempts=2)
+        # a board's password may log in, but the ACL lets only technicians ask the hub: the broker
+        # refuses the publish (PUBACK 135), and waiting out the attempts would only say "no answer"
+        refused: list[int] = []
+        bus.add_refused_hook(refused.append)
+        box: list[Any] = []
+        bus.request(req, on_reply=box.append, timeout_s=args.timeout, attempts=2)
+        end = time.monotonic() + args.timeout * 2 + 1
+        while not box and not refused and time.monotonic() < end:
+            bus.process(timeout=0.05)
+        if refused and not box:
+            raise ReportCliError(f"broker từ chối yêu cầu / the broker refused the request (ACL): is "
+                                 f"{args.username or args.node!r} a technician account (tech, tech-…)?",
+                                 exits.NOT_ALLOWED)
+        reply = box[0] if box else None
     except BusFatal as exc:  # refused by the broker: say so in one line, no traceback
         raise ReportCliError(f"broker từ chối / broker refused: {exc}", exits.NO_BROKER) from None
     finally:
@@ -194,8 +207,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m = p.add_argument_group("over MQTT (from a technician's laptop)")
     m.add_argument("--mqtt", action="store_true", help="ask the hub instead of reading a ledger")
     m.add_argument("--host", default=os.environ.get("XEPHANG_BROKER__HOST", "127.0.0.1"))
-    m.add_argument("--port", type=int, default=int(os.environ.get("XEPHANG_TECH_PORT") or
-                                                   os.environ.get("XEPHANG_BROKER__PORT") or "1884"),
+    m.add_argument("--port", type=port_number, default=tech_port_default(),
                    help="the technicians' listener (default $XEPHANG_TECH_PORT, $XEPHANG_BROKER__PORT or 1884)")
     m.add_argument("--site", help="site slug (topic root); default $XEPHANG_SITE, the site file's, or tuong-linh")
     m.add_argument("--node", default="tech", help="our client id and username (default tech, the technicians' account)")
