@@ -437,7 +437,10 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             return
         push = ConfigSet(request_id=params["request_id"], source=self.node, by=params["by"], config=params["config"])
         self._config_waits[push.request_id] = (time.monotonic() + VOICE_WAIT_S, done)
-        self.bus.publish(self.bus.topics.config_set(self.settings.web.announcer, self.node), push, qos=1)
+        # expires with the wait (as `xephang config push`): a speaker that is off now would otherwise
+        # install it when it comes back, after the head was told it did not answer
+        self.bus.publish(self.bus.topics.config_set(self.settings.web.announcer, self.node), push, qos=1,
+                         expiry_s=int(VOICE_WAIT_S))
 
     def _push_site(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
         """The head's roster change, pushed to the hub as webd (``R/config/hub/set/web``)."""
@@ -448,7 +451,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         push = ConfigSet(request_id=params["request_id"], source=self.node, by=params["by"],
                          base_rev=params["base_rev"], config={"counters": params["counters"]})
         self._config_waits[push.request_id] = (time.monotonic() + CONFIG_WAIT_S, done)
-        self.bus.publish(self.bus.topics.config_set("hub", self.node), push, qos=1)
+        self.bus.publish(self.bus.topics.config_set("hub", self.node), push, qos=1, expiry_s=int(CONFIG_WAIT_S))
 
     def _node_of(self, msg: Inbound, levels_wanted: int) -> list[str]:
         levels = self.bus.topics.parse(msg.topic)  # node/{node}/status, node/{node}/alert/{id}

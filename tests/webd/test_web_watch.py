@@ -16,7 +16,7 @@ import pytest
 from tests.webd.webharness import SITE, wait_for
 from webd.config import WebConfig, WebSettings
 from webd.main import WebDaemon
-from xephang.contract import Alert, ConfigState, NodeStatus, Topics
+from xephang.contract import Alert, ConfigState, NodeStatus, Topics, new_request_id
 from xephang.settings import BrokerSettings
 from xephang.ticketlink import write_secret
 from xephang_ops.brokerconf import BrokerFiles
@@ -173,3 +173,42 @@ def test_a_broker_that_refuses_some_of_web_watchs_filters_has_webd_read_those_it
     assert handed == [filters[2:]] and r.connected and not r.gave_up and not gave_up
     r._on_subscribe(client, None, 2, [no, no, no, no], None)
     assert r.gave_up and gave_up == [True]
+
+
+def test_the_heads_pushes_expire_with_their_wait(tmp_path, site_file, secured):
+    """A roster change or a voice pack the page said went unanswered must not be applied when the hub
+    or the hall speaker comes back later (an offline node's session keeps what was sent to it): each
+    push carries an MQTT 5 expiry of the page's wait, as `xephang config push` does."""
+    import queue
+
+    from webd.main import CONFIG_WAIT_S, VOICE_WAIT_S
+    from xephang.bus import client_id_for, paho_client
+
+    broker, files = secured
+    got: queue.Queue[tuple[str, int | None]] = queue.Queue()
+    readers = []
+    for node in ("hub", "announcer-hall"):  # each reads its own config/{node}/set/+ with its password
+        c = paho_client(BrokerSettings(port=broker.port, username=node, password_file=files.passwords_dir / f"{node}.pw"),
+                        client_id_for(node))
+        c.on_message = lambda _c, _u, m: got.put((m.topic, getattr(m.properties, "MessageExpiryInterval", None)))
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *_a, ev=subscribed: ev.set()
+        c.on_connect = lambda cl, *_a, n=node: cl.subscribe(T.config_set(n) + "/+", qos=1)
+        c.connect("127.0.0.1", broker.port)
+        c.loop_start()
+        readers.append(c)
+        assert subscribed.wait(10)
+    try:
+        with _webd(tmp_path, site_file, broker, files, files.passwords_dir / "web-watch.pw") as web:
+            web.ask_from_web("site", {"request_id": new_request_id(), "by": "lan", "base_rev": 0, "counters": []}, lambda r: None)
+            web.ask_from_web("voice", {"request_id": new_request_id(), "by": "lan", "config": {"voice_pack_url": None,
+                                                                                      "voice_pack_sha256": None}},
+                             lambda r: None)
+            seen = dict(got.get(timeout=10) for _ in range(2))
+    finally:
+        for c in readers:
+            c.loop_stop()
+            c.disconnect()
+    # the broker hands on what is left of the interval: a whole second may have gone by
+    assert CONFIG_WAIT_S - 1 <= seen[T.config_set("hub", "web")] <= CONFIG_WAIT_S, seen
+    assert VOICE_WAIT_S - 1 <= seen[T.config_set("announcer-hall", "web")] <= VOICE_WAIT_S, seen
