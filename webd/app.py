@@ -294,14 +294,20 @@ class WebApp:
 
     def session(self, request: Request) -> Session | None:
         s = self.sessions.get(request.cookies.get(SESSION_COOKIE))
-        if s is None:
-            return None
+        return s if s is not None and self.account_holds(s) else None
+
+    def account_holds(self, s: Session) -> bool:
+        """The session's account is as it was at login. `xephang web user remove`, a new role or a new
+        password (a stolen one changed) end every session of it: at its next request, and at the next
+        turn of a live stream it holds open (which makes no request)."""
         acc = self.accounts.get(s.username)
-        # `xephang web user remove`, a new role or a new password (a stolen one changed): out at once
         if acc is None or acc.role != s.role or acc.password_hash != s.password_hash:
             self.sessions.end_user(s.username)
-            return None
-        return s
+            return False
+        return True
+
+    def stream_alive(self, s: Session) -> Callable[[], bool]:
+        return lambda: self.sessions.get(s.id) is not None and self.account_holds(s)
 
     def note(self, s: Session, text: str) -> str:
         """Keep ``text`` in the session for the page a redirect goes to; returns its key for the
@@ -623,7 +629,7 @@ class WebApp:
                               ensure_ascii=False)
 
         # the stream ends when the session does (logout, expiry)
-        return await self._stream(request, render, refresh=refresh, alive=lambda: self.sessions.get(s.id) is not None,
+        return await self._stream(request, render, refresh=refresh, alive=self.stream_alive(s),
                                   staff=True)
 
     def _report_params(self, request: Request, lang: str) -> dict[str, str] | None:
@@ -1016,7 +1022,7 @@ class WebApp:
         lang = self.lang(request)
         # the stream ends with the session, and when the roster moves the officer off this counter
         return await self._stream(request, lambda snap: self._console_json(snap, n, s, lang),
-                                  alive=lambda: self.sessions.get(s.id) is not None
+                                  alive=self.stream_alive(s)
                                   and n in console.counters_of(self.snapshot, self.site, s.username), staff=True)
 
     async def console_act(self, request: Request) -> Response:
