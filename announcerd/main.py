@@ -49,7 +49,7 @@ from xephang.daemon import Daemon
 from xephang.nodeconfig import ConfigRefused, deep_merge
 from xephang.settings import DaemonSettings, SettingsError
 from xephang_voice.numbers import ReadingOptions
-from xephang_voice.voicepack import Composer, InvalidPack, VoicePack, load_pack, phrase_parts
+from xephang_voice.voicepack import Composer, InvalidPack, VoicePack, load_pack, phrase_parts, validate_pack
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +347,20 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
                                  "a technician sets web_origin in the announcer's config"])
         if not (isinstance(sha, str) and _url_path(url).endswith(f"/voice/pack/{sha}.zip")):
             raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
+
+    def check_node_config(self, new: AnnouncerConfig) -> list[str]:
+        """A technician's push naming a pack folder other than the one playing is checked as `xephang
+        voice check` and a web install check a pack, every problem counted (the advisory untrimmed and
+        too-long too), and refused with each one: the speaker goes on in the voice it has. (The pack
+        already in use is not judged again here; at a start it plays with only advisory problems.)"""
+        if new.voice_pack_url or not new.voice_pack:
+            return []  # the web's pack is checked as it is fetched; the generated one is built here
+        path = Path(new.voice_pack)
+        if self.pack is not None and self.pack.path.resolve() == path.resolve():
+            return []
+        problems = validate_pack(path, options=new.reading(), letters=self.letters())
+        shown = [f"voice_pack {path}: [{p.code}] {p}" for p in problems[:30]]
+        return shown + ([f"… and {len(problems) - 30} more (xephang voice check {path})"] if len(problems) > 30 else [])
 
     def prepare_node_config(self, new: AnnouncerConfig) -> PackInstall | None:
         """A pack installed from the web is fetched, validated and loaded before the push applies,

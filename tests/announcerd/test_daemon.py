@@ -421,3 +421,43 @@ def test_a_bad_reading_config_is_refused_with_every_error_listed(tmp_path, fake_
     assert len(ack.errors) == 4
     assert d.config.digit_by_digit is False  # the running config is untouched
     d.teardown()
+
+
+def test_a_technicians_push_of_another_pack_folder_is_checked_as_voice_check_checks_it(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir) -> None:
+    """`voice check` refuses a clip with 30 s of silence after the word; a push naming that folder
+    was applied and the pack played (only the pack already in use may keep such problems). And a
+    folder with a clip missing left the hall speaker silent with a critical alert: now both are
+    refused with every reason, in the voice the speaker has."""
+    import shutil
+
+    from xephang.contract import ConfigAck
+
+    d = start(make_settings(tmp_path, synthetic_pack_dir), fake_broker, clock)
+    before = d.pack.path
+    bad = tmp_path / "bad-pack"
+    shutil.copytree(synthetic_pack_dir, bad)
+    samples, rate = pcm.read_wav(bad / "bay.wav")
+    pcm.write_wav(bad / "bay.wav", samples + pcm.silence(30_000, rate), rate)
+    gone = tmp_path / "gone-pack"
+    shutil.copytree(synthetic_pack_dir, gone)
+    (gone / "tam.wav").unlink()
+    good = tmp_path / "good-pack"
+    shutil.copytree(synthetic_pack_dir, good)
+
+    def push(rid: str, folder: Path) -> ConfigAck:
+        hub.publish(T.config_set("announcer-hall"), ConfigSet(request_id=rid, source="tech",
+                                                              config={"voice_pack": str(folder)}))
+        settle(d, until=lambda d: any(decode(ConfigAck, p).request_id == rid
+                                      for _, p in fake_broker.messages(T.config_ack("announcer-hall"))))
+        return next(a for _, p in fake_broker.messages(T.config_ack("announcer-hall"))
+                    if (a := decode(ConfigAck, p)).request_id == rid)
+
+    a = push("tech-bad-1", bad)
+    assert a.status == "rejected" and any("[untrimmed] bay" in e for e in a.errors), a.errors
+    assert any("[too-long] bay" in e for e in a.errors) and d.pack.path == before
+    a = push("tech-gone-1", gone)
+    assert a.status == "rejected" and any("tam" in e for e in a.errors) and d.pack.path == before
+    assert T.alert("announcer-hall", "voice-pack") not in fake_broker.retained
+    assert push("tech-good-1", good).status == "applied" and d.pack.path == good
+    d.teardown()
