@@ -549,6 +549,17 @@ def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source
 # CLI
 
 
+def positive_seconds(text: str) -> float:
+    """argparse ``type`` of a wait an order expires with: more than 0 (an MQTT expiry of 0 is none at all)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v <= 3600:
+        raise argparse.ArgumentTypeError(f"số giây từ 0 đến 3600 / seconds, more than 0 and at most 3600: {text!r}")
+    return v
+
+
 def add_broker_options(p: argparse.ArgumentParser) -> None:
     """--host/--port/--username/--password-file/--site, defaulting to the XEPHANG_* variables."""
     env = os.environ.get
@@ -655,8 +666,8 @@ def cmd_config_push(args: argparse.Namespace) -> int:
               file=sys.stderr)
     elif a is None:
         print(f"{args.node}: không có phản hồi sau {args.timeout:g} s / no ack within {args.timeout:g} s (node offline?). "
-              "The push expired with the wait: the node will not apply it later (`xephang config get` shows what it "
-              "runs)", file=sys.stderr)
+              "The push expires at the broker within a second after the wait: a node that comes back later does not "
+              "apply it (`xephang config get` shows what it runs)", file=sys.stderr)
     elif a.status == "applied":
         print(f"{args.node}: đã áp dụng / applied — rev {res.base_rev} → {a.rev}")
     elif a.status == "restart-required":
@@ -712,7 +723,8 @@ def press_key(client: ToolClient, node: str, button: str, *, hold_s: float = 0.0
            "đang mất kết nối / it is offline" if not status.online else
            "không chạy chế độ mô phỏng / it does not run in sim mode")
     return exits.NO_ANSWER, (f"{node}: không trả lời sau {timeout:g} s / no answer within {timeout:g} s: {why}; "
-                             "the press expired with the wait, it will not be pressed later")
+                             "the press expires at the broker within a second after the wait: "
+                             "a node that comes back later will not press it")
 
 
 def cmd_press(args: argparse.Namespace) -> int:
@@ -776,7 +788,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_broker_options(ps)
     ps.add_argument("--force", action="store_true", help="push without a base revision (no stale check)")
     ps.add_argument("--by", default="", help="your name, kept with the change (the hub's site history)")
-    ps.add_argument("--timeout", type=float, default=10.0)
+    ps.add_argument("--timeout", type=positive_seconds, default=10.0,
+                    help="seconds to wait for the ack; the push expires at the broker with it (default 10)")
     ps.set_defaults(func=_tool(cmd_config_push))
 
     p = sub.add_parser("press", help="press a key of a simulated node / nhấn phím mô phỏng")
@@ -784,7 +797,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("button", help="service id or priority (dispenser); next, recall, no-show, finish, pause, "
                                   "resume, transfer, rate-1..5 (counter)")
     p.add_argument("--hold", type=float, default=0.0, help="hold seconds")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the node's answer")
+    p.add_argument("--timeout", type=positive_seconds, default=3.0,
+                   help="seconds to wait for the node's answer; the press expires at the broker with it (default 3)")
     add_broker_options(p)
     p.set_defaults(func=_tool(cmd_press))
 

@@ -37,7 +37,7 @@ def test_a_push_to_an_offline_node_that_said_no_ack_is_not_applied_when_it_comes
     n.stop()
     sent = time.monotonic()
     rc, _, err = push(secured_broker, capsys, tmp_path, 'greeting = "Không ai thấy"\n', "--timeout", "1")
-    assert rc == exits.NO_ANSWER and "will not apply it later" in err
+    assert rc == exits.NO_ANSWER and "does not apply it" in err
     expired(sent, 1)
     before = session_of(secured_broker)
     n.start()
@@ -58,7 +58,7 @@ def test_a_press_to_an_offline_node_is_not_pressed_when_it_comes_back(secured_br
     capsys.readouterr()
     sent = time.monotonic()
     assert xephang(tool(secured_broker, "press", NODE, "next", "--timeout", "1")) == exits.NO_ANSWER
-    assert "will not be pressed later" in capsys.readouterr().err
+    assert "will not press it" in capsys.readouterr().err
     expired(sent, 1)
     with secured_broker.client("tech") as watch:
         watch.subscribe(watch.topics.sim_ack(NODE))
@@ -176,3 +176,12 @@ def test_xephang_sh_prints_its_usage_when_run_from_another_folder(tmp_path):
     rel = Path(ROOT.name) / "xephang.sh"  # as `main/xephang.sh` typed from the folder above
     r = subprocess.run(["bash", str(rel), "help"], cwd=ROOT.parent, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "./xephang.sh demo" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["config", "push", "display-lab", "x.toml"], ["press", "display-lab", "next"]])
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
+def test_an_order_needs_a_wait_it_can_expire_with(cmd, timeout, capsys):
+    """`--timeout 0` sent an order with no expiry at all, and said it had expired."""
+    with pytest.raises(SystemExit) as e:
+        xephang([*cmd, "--timeout", timeout])
+    assert e.value.code == exits.USAGE and "--timeout" in capsys.readouterr().err
