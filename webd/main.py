@@ -56,6 +56,7 @@ from xephang.contract import (
     decode,
     loads,
     new_request_id,
+    packed_refused,
     reply_data,
 )
 from xephang.daemon import Daemon
@@ -613,7 +614,15 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         if kind != "report":
             raise ValueError(kind)
         req = ReportRequest(request_id=new_request_id(), source=self.node, packed=True, **params)  # unpack_report
-        self.bus.call_soon(lambda: self.bus.request(req, on_reply=done, timeout_s=8.0, attempts=2))
+
+        def answered(reply: Reply | None) -> None:
+            if packed_refused(reply):  # a hub from before packed reports: as it was asked then
+                again = req.model_copy(update={"request_id": new_request_id(), "packed": False})
+                self.bus.request(again, on_reply=done, timeout_s=8.0, attempts=2)
+            else:
+                done(reply)
+
+        self.bus.call_soon(lambda: self.bus.request(req, on_reply=answered, timeout_s=8.0, attempts=2))
 
     def _act(self, params: dict[str, Any], done: Callable[[Reply | None], None]) -> None:
         """Send one console action in the officer's name (owner thread). Not connected to the

@@ -478,7 +478,20 @@ class ReportRequest(Request):
     group_by: Slug = "service"
     lang: Literal["vi", "en"] = "vi"
     packed: bool = Field(default=False, description="the asker reads a report's rows packed as one table "
-                         "(`rows_packed`, docs/reports.md) when they would not fit one reply otherwise")
+                         "(`rows_packed`, docs/reports.md) when they would not fit one reply otherwise; sent only "
+                         "when true: a hub before 2026-12-07 refuses it as `invalid`, and the asker asks again "
+                         "without it (`packed_refused`)")
+
+    def to_json(self) -> bytes:
+        # requests are strict (unknown fields refused): a hub that predates `packed` must not see it unasked
+        return self.model_dump_json(by_alias=True, exclude=None if self.packed else {"packed"}).encode()
+
+
+def packed_refused(reply: Reply | None) -> bool:
+    """An older hub's answer to a report request carrying ``packed``: the field refused as unknown.
+    The asker asks again without it (and reads the report unpacked, as such a hub sends it)."""
+    return (reply is not None and reply.status != "ok" and reply.error is not None
+            and reply.error.code == "invalid" and "packed" in reply.error.message)
 
 
 TICKET_WAIT_MAX = 10  # tickets in one ticket-wait request at most (each costs the hub a played-forward day)

@@ -83,7 +83,7 @@ def local_report(args: argparse.Namespace) -> dict[str, Any]:
 def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
     """Ask the hub for the report over MQTT; None when the hub does not answer."""
     from xephang.bus import Bus, BusFatal
-    from xephang.contract import ReportRequest, new_request_id
+    from xephang.contract import Reply, ReportRequest, new_request_id, packed_refused
     from xephang.settings import BrokerSettings
 
     site_slug = args.site or os.environ.get("XEPHANG_SITE")
@@ -105,16 +105,22 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
         # refuses the publish (PUBACK 135), and waiting out the attempts would only say "no answer"
         refused: list[int] = []
         bus.add_refused_hook(refused.append)
-        box: list[Any] = []
-        bus.request(req, on_reply=box.append, timeout_s=args.timeout, attempts=2)
-        end = time.monotonic() + args.timeout * 2 + 1
-        while not box and not refused and time.monotonic() < end:
-            bus.process(timeout=0.05)
-        if refused and not box:
-            raise ReportCliError(f"broker từ chối yêu cầu / the broker refused the request (ACL): is "
-                                 f"{args.username or args.node!r} a technician account (tech, tech-…)?",
-                                 exits.NOT_ALLOWED)
-        reply = box[0] if box else None
+
+        def ask(req: ReportRequest) -> Reply | None:
+            box: list[Reply | None] = []
+            bus.request(req, on_reply=box.append, timeout_s=args.timeout, attempts=2)
+            end = time.monotonic() + args.timeout * 2 + 1
+            while not box and not refused and time.monotonic() < end:
+                bus.process(timeout=0.05)
+            if refused and not box:
+                raise ReportCliError(f"broker từ chối yêu cầu / the broker refused the request (ACL): is "
+                                     f"{args.username or args.node!r} a technician account (tech, tech-…)?",
+                                     exits.NOT_ALLOWED)
+            return box[0] if box else None
+
+        reply = ask(req)
+        if packed_refused(reply):  # a hub from before packed reports: as it was asked then
+            reply = ask(req.model_copy(update={"request_id": new_request_id(), "packed": False}))
     except BusFatal as exc:  # refused by the broker: say so in one line, no traceback
         raise ReportCliError(f"broker từ chối / broker refused: {exc}", exits.NO_BROKER) from None
     finally:

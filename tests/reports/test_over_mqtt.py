@@ -97,3 +97,61 @@ def test_a_quarter_by_day_comes_packed_to_who_reads_it_and_too_large_to_who_does
     assert rc == 0
     lines = (tmp_path / "q4.csv").read_text(encoding="utf-8-sig").splitlines()
     assert sum(1 for x in lines if x.startswith(("T2 ", "T3 ", "T4 ", "T5 ", "T6 ", "T7 "))) == len(local["rows"])
+
+
+@pytest.fixture
+def older_hub(hub_with_story, monkeypatch):
+    """The hub as it read a report request before packed reports: requests are strict, and `packed`
+    was no field of it, so decode refused it as every unknown field ("invalid")."""
+    import hubd.main
+    from xephang.contract import BadPayload
+
+    real = hubd.main.decode
+
+    def decode_before_20261207(model, payload):
+        if model is ReportRequest and "packed" in json.loads(payload):
+            raise BadPayload("invalid", "packed: Extra inputs are not permitted")
+        return real(model, payload)
+
+    monkeypatch.setattr(hubd.main, "decode", decode_before_20261207)
+    return hub_with_story
+
+
+def test_a_laptop_upgraded_before_the_hub_still_gets_its_report(older_hub, mosquitto, tmp_path, capsys):
+    """Every report asked by the new CLI of a hub that predates `packed` was refused as invalid (the
+    field unknown): it asks again without it. A request without `packed` never carries the field."""
+    assert b"packed" not in ReportRequest(request_id=new_request_id(), source="tech").to_json()
+    refused = ask(mosquitto.port, tmp_path, period="2026-11-23", packed=True)
+    assert refused.status == "error" and refused.error.code == "invalid" and "packed" in refused.error.message
+    rc = cli.main(["report", "--mqtt", "--port", str(mosquitto.port), "--period", "2026-11-23", "--lang", "en",
+                   "--timeout", "5"])
+    assert rc == 0 and "QUEUE REPORT — 23/11/2026" in capsys.readouterr().out
+
+
+def test_webd_asks_an_older_hub_again_without_packed(older_hub, mosquitto, site_file, tmp_path):
+    import threading
+
+    from webd.config import WebConfig, WebSettings
+    from webd.main import WebDaemon
+    from xephang.ticketlink import write_secret
+    from xephang_ops.mosquitto import free_port
+
+    (tmp_path / "web").mkdir()
+    write_secret(tmp_path / "link.key")
+    web = WebDaemon(WebSettings(site="tuong-linh", node="web", site_file=site_file, state_dir=tmp_path / "web",
+                                broker=BrokerSettings(port=mosquitto.port),
+                                web=WebConfig(listen="127.0.0.1", port=free_port(), link_secret_file=tmp_path / "link.key",
+                                              accounts_file=tmp_path / "web" / "accounts.json")), serve=False)
+    t = threading.Thread(target=web.run, daemon=True)
+    t.start()
+    try:
+        assert web.bus.wait_connected(10)
+        got: list[object] = []
+        answered = threading.Event()
+        web.ask_from_web("report", {"period": "2026-11-23", "group_by": "service", "lang": "vi"},
+                         lambda r: (got.append(r), answered.set()))
+        assert answered.wait(20)
+        assert got[0] is not None and got[0].status == "ok", got
+    finally:
+        web.stop_event.set()
+        t.join(10)
