@@ -306,8 +306,9 @@ class WebApp:
             return False
         return True
 
-    def stream_alive(self, s: Session) -> Callable[[], bool]:
-        return lambda: self.sessions.get(s.id) is not None and self.account_holds(s)
+    def stream_alive(self, s: Session, also: Callable[[], bool] = lambda: True) -> Callable[[], bool]:
+        """A live stream's ``alive``: its session and account still hold (and ``also``)."""
+        return lambda: self.sessions.get(s.id) is not None and self.account_holds(s) and also()
 
     def note(self, s: Session, text: str) -> str:
         """Keep ``text`` in the session for the page a redirect goes to; returns its key for the
@@ -1022,8 +1023,9 @@ class WebApp:
         lang = self.lang(request)
         # the stream ends with the session, and when the roster moves the officer off this counter
         return await self._stream(request, lambda snap: self._console_json(snap, n, s, lang),
-                                  alive=self.stream_alive(s)
-                                  and n in console.counters_of(self.snapshot, self.site, s.username), staff=True)
+                                  alive=self.stream_alive(s, lambda: n in console.counters_of(self.snapshot, self.site,
+                                                                                         s.username)),
+                                  staff=True)
 
     async def console_act(self, request: Request) -> Response:
         """One click of the console. The form carries the session's CSRF token and the click's
