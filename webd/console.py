@@ -232,9 +232,10 @@ def console_fragment(snap: Snapshot, site: Site, n: int, lang: str, csrf: str, n
         more = f'<p class="muted">{e(tr("more_waiting", lang, n=len(ws) - WAITING_SHOWN))}</p>' if len(ws) > WAITING_SHOWN else ""
         if unseen:
             more += f'<p class="muted">{e(tr("unseen", lang, n=unseen))}</p>'
-        table = (f'<table class="waiting" data-service="{e(sid)}"><thead><tr><th>{e(tr("number", lang))}</th>'
-                 f'<th>{e(tr("taken", lang))}</th><th>{e(tr("waited", lang))}</th><th>{e(tr("priority", lang))}</th>'
-                 f'<th></th></tr></thead><tbody>{"".join(rows)}</tbody></table>' if rows
+        table = (f'<div class="scroll"><table class="waiting" data-service="{e(sid)}"><thead><tr>'
+                 f'<th>{e(tr("number", lang))}</th><th>{e(tr("taken", lang))}</th><th>{e(tr("waited", lang))}</th>'
+                 f'<th>{e(tr("priority", lang))}</th><th></th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+                 if rows
                  else f'<p class="muted">{e(tr("none_waiting", lang))}</p>')
         lists.append(f'<h3>{e(_service_name(site, sid, lang))} ({svc.waiting if svc else len(ws)})</h3>{table}{more}')
     return (f'{warn}{head}{current}<div class="actions" id="actions">{"".join(acts)}</div>'

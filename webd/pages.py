@@ -18,7 +18,7 @@ from xephang.site import Site
 from xephang.terminal import shown
 from xephang.waittext import format_wait, wait_range
 
-ASSET_VERSION = "5"
+ASSET_VERSION = "6"
 ALERT_TEXT_MAX = 300  # characters of an alert's message on the dashboard
 
 T: dict[str, tuple[str, str]] = {

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from voicekit import RunningSpeaker, espeak_pack, take, wav_bytes
-from webharness import HEAD_PASSWORD, HEAD_USER, _chromium, wait_for
+from webharness import HEAD_PASSWORD, HEAD_USER, _chromium, phone_width, wait_for
 
 from announcerd.pack_fetch import installed_dir
 from xephang_voice import pcm
@@ -41,6 +41,7 @@ def chromium_with_mic(wav: Path, extra: list[str] | None = None) -> Any:
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(found[1]), options=opts)
     drv.set_page_load_timeout(20)
+    phone_width(drv)
     return drv
 
 
