@@ -49,11 +49,20 @@ from xephang.daemon import Daemon
 from xephang.nodeconfig import ConfigRefused, deep_merge
 from xephang.settings import DaemonSettings, SettingsError
 from xephang_voice.numbers import ReadingOptions
-from xephang_voice.voicepack import Composer, InvalidPack, VoicePack, load_pack, phrase_parts, validate_pack
+from xephang_voice.voicepack import (
+    Composer,
+    InvalidPack,
+    VoicePack,
+    blocking,
+    load_pack,
+    phrase_parts,
+    validate_pack,
+)
 
 log = logging.getLogger(__name__)
 
 CALL_KINDS = ("called", "recalled")
+PACK_READING_KEYS = ("language", "dialect", "zero_word", "four_as_tu")  # a change of one loads the pack again
 WEB_KEYS = {"voice_pack_url", "voice_pack_sha256"}  # what the web account may push (the head's recorded pack)
 WEB_PORTS = {"http": 80, "https": 443}  # webd's `port` by default, and the `https_port` `xephang web cert` sets
 
@@ -266,8 +275,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
 
     def _configure(self, cfg: AnnouncerConfig, old: AnnouncerConfig | None, *, reload_pack: bool = False) -> None:
         pack_changed = reload_pack or old is None or any(getattr(cfg, k) != getattr(old, k) for k in
-                                                         ("voice_pack", "voice_pack_sha256", "language", "dialect",
-                                                          "zero_word", "four_as_tu"))
+                                                         ("voice_pack", "voice_pack_sha256", *PACK_READING_KEYS))
         if pack_changed:
             self.pack = self._load_pack(cfg)
         quiet = tuple(QuietHours(start=q.start, end=q.end, volume=q.volume) for q in cfg.quiet_hours)
@@ -349,18 +357,30 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
             raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
 
     def check_node_config(self, new: AnnouncerConfig) -> list[str]:
-        """A technician's push naming a pack folder other than the one playing is checked as `xephang
-        voice check` and a web install check a pack, every problem counted (the advisory untrimmed and
-        too-long too), and refused with each one: the speaker goes on in the voice it has. (The pack
-        already in use is not judged again here; at a start it plays with only advisory problems.)"""
+        """A push that would load a pack folder is checked before it applies, and refused with every
+        problem while the speaker goes on in the voice it has (it used to be applied, and a folder
+        missing a clip left the hall silent with a critical alert):
+
+        - another folder than the one configured: as `xephang voice check` and a web install check a
+          pack, every problem (the advisory untrimmed and too-long too);
+        - the folder configured, read anew (other reading options or language, the head's rollback
+          from a web pack to it, or nothing loaded now): only what it cannot be played with, as at a
+          start, so an older hand-made pack the speaker has stays usable and a push can repair it.
+
+        The pack already loaded for the same folder and reading is not read again."""
         if new.voice_pack_url or not new.voice_pack:
             return []  # the web's pack is checked as it is fetched; the generated one is built here
-        path = Path(new.voice_pack)
-        if self.pack is not None and self.pack.path.resolve() == path.resolve():
+        path = Path(new.voice_pack).resolve()
+        old = self.config
+        reading_same = all(getattr(old, k) == getattr(new, k) for k in PACK_READING_KEYS)
+        if self.pack is not None and self.pack.path.resolve() == path and reading_same:
             return []
         problems = validate_pack(path, options=new.reading(), letters=self.letters())
-        shown = [f"voice_pack {path}: [{p.code}] {p}" for p in problems[:30]]
-        return shown + ([f"… and {len(problems) - 30} more (xephang voice check {path})"] if len(problems) > 30 else [])
+        if old.voice_pack is not None and Path(old.voice_pack).resolve() == path:
+            problems = blocking(problems)
+        shown = [f"voice_pack {new.voice_pack}: [{p.code}] {p}" for p in problems[:30]]
+        return shown + ([f"… and {len(problems) - 30} more (xephang voice check {new.voice_pack})"]
+                        if len(problems) > 30 else [])
 
     def prepare_node_config(self, new: AnnouncerConfig) -> PackInstall | None:
         """A pack installed from the web is fetched, validated and loaded before the push applies,

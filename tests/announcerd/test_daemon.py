@@ -461,3 +461,40 @@ def test_a_technicians_push_of_another_pack_folder_is_checked_as_voice_check_che
     assert T.alert("announcer-hall", "voice-pack") not in fake_broker.retained
     assert push("tech-good-1", good).status == "applied" and d.pack.path == good
     d.teardown()
+
+
+def _push_and_ack(d, hub, fake_broker, rid: str, config: dict):
+    from xephang.contract import ConfigAck
+
+    def acks():
+        return [a for _, p in fake_broker.messages(T.config_ack("announcer-hall")) if (a := decode(ConfigAck, p))]
+
+    hub.publish(T.config_set("announcer-hall"), ConfigSet(request_id=rid, source="tech", config=config))
+    settle(d, until=lambda d: any(a.request_id == rid for a in acks()))
+    return next(a for a in acks() if a.request_id == rid)
+
+
+def test_the_pack_in_use_read_anew_is_judged_as_at_a_start_and_a_push_can_still_repair_it(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir) -> None:
+    """The same folder read with other options (four_as_tu needs the clip 'tu') was acked "applied"
+    and its reload left the hall silent; and once nothing was loaded, every push was judged by all
+    of voice check's problems, so an older pack with an untrimmed clip refused even the repair."""
+    import shutil
+
+    older = tmp_path / "older-pack"
+    shutil.copytree(synthetic_pack_dir, older)
+    samples, rate = pcm.read_wav(older / "bay.wav")
+    pcm.write_wav(older / "bay.wav", samples + pcm.silence(3_000, rate), rate)  # played as it is (advisory)
+    manifest = json.loads((older / "manifest.json").read_text())
+    manifest["clips"].pop("tu")
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    d = start(make_settings(tmp_path, older), fake_broker, clock)
+    assert d.pack is not None and d.pack.path == older
+    a = _push_and_ack(d, hub, fake_broker, "tech-tu-0001", {"four_as_tu": True})
+    assert a.status == "rejected" and any("tu" in e and "clip-missing" in e for e in a.errors), a.errors
+    assert not any("untrimmed" in e for e in a.errors)  # the folder in use: only what it cannot play with
+    assert d.pack is not None and d.pack.path == older and not d.config.four_as_tu
+    assert _push_and_ack(d, hub, fake_broker, "tech-vol-0001", {"volume": 0.5}).status == "applied"
+    d.pack = None  # as after a failed load (a card pulled, a file gone): a push must still get through
+    assert _push_and_ack(d, hub, fake_broker, "tech-vol-0002", {"volume": 0.6}).status == "applied"
+    d.teardown()
