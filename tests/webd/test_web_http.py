@@ -372,26 +372,29 @@ def test_a_new_password_ends_the_accounts_open_sessions(centre):
         accounts.set(HEAD_USER, "head", HEAD_PASSWORD)
 
 
-def test_a_new_password_ends_the_live_streams_the_old_session_holds_open(centre):
-    """The thief's open /head/events made no new request, so it went on sending today's figures after
-    the password was changed (until the session's 24 h). It ends at the stream's next turn: the next
-    change in the hall (here a ticket) is not sent to it."""
+@pytest.mark.parametrize(("user", "role", "stream"), [(HEAD_USER, "head", "/head/events"),
+                                                     ("lan", "officer", "/counter/1/events")])
+def test_a_new_password_ends_the_live_streams_the_old_session_holds_open(centre, user, role, stream):
+    """The thief's open /head/events (or a console's stream) made no new request, so it went on
+    sending after the password was changed (until the session's 24 h). It ends at the stream's next
+    turn: the next change in the hall (here a ticket) is not sent to it."""
     import http.client
 
-    from webharness import login
+    from webharness import OFFICER_PASSWORD, login
 
     from webd.auth import Accounts
 
-    cookie, _ = login(centre.base, HEAD_USER, HEAD_PASSWORD)
+    old = HEAD_PASSWORD if role == "head" else OFFICER_PASSWORD
+    cookie, _ = login(centre.base, user, old)
     conn = http.client.HTTPConnection("127.0.0.1", int(centre.base.rsplit(":", 1)[1]), timeout=20)
-    conn.request("GET", "/head/events", headers={"Cookie": cookie})
+    conn.request("GET", stream, headers={"Cookie": cookie})
     resp = conn.getresponse()
     assert resp.status == 200
     while not resp.fp.readline().startswith(b"data: {"):
         pass  # the dashboard as it is now
     accounts = Accounts(centre.web.web.accounts.path)
     try:
-        accounts.set(HEAD_USER, "head", "mat-khau-moi-rat-dai-2026")
+        accounts.set(user, role, "mat-khau-moi-rat-dai-2026")
         centre.issue()  # the hall changes: a stream still alive would send the new figures
         after = []
         try:
@@ -403,4 +406,4 @@ def test_a_new_password_ends_the_live_streams_the_old_session_holds_open(centre)
             conn.close()
         assert not [x for x in after if x.startswith(b"data: {")], after[:3]
     finally:
-        accounts.set(HEAD_USER, "head", HEAD_PASSWORD)
+        accounts.set(user, role, old)
