@@ -11,7 +11,9 @@ to read as something else ("Trojan Source"); no Vietnamese or English word needs
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -62,15 +64,11 @@ def tech_port_default() -> str:
     ``$XEPHANG_BROKER__PORT`` or 1884. Returned as text: argparse checks it with :func:`port_number`
     only when ``--port`` is not given, so a bad variable is a usage error naming it, not a traceback
     of every command (``xephang --help`` included)."""
-    import os
-
     return next((os.environ[v] for v in TECH_PORT_VARS if os.environ.get(v)), "1884")
 
 
 def port_number(text: str) -> int:
     """argparse ``type``: a TCP port, 1–65535."""
-    import argparse
-
     try:
         port = int(text.strip())
     except ValueError:

@@ -65,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return exits.OK
     except OSError as exc:  # a file a command writes or reads (a full disk, a folder not there …)
-        name = f" {exc.filename}" if exc.filename else ""
-        print(f"lỗi / error:{name}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lỗi / error: {where}{exc.strerror or exc}", file=sys.stderr)
         return exits.REFUSED
 
 

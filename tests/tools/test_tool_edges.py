@@ -169,7 +169,10 @@ def test_ctrl_c_and_a_file_error_end_any_command_in_one_line(monkeypatch, capsys
         err = capsys.readouterr().err
         assert "Traceback" not in err
         if code == exits.REFUSED:
-            assert "/srv/bao-cao.xlsx" in err and "No space left on device" in err
+            assert "lỗi / error: /srv/bao-cao.xlsx: No space left on device" in err
+    monkeypatch.setattr(report_cli, "report_cmd", lambda args: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    assert xephang(["report"]) == exits.REFUSED
+    assert capsys.readouterr().err.strip() == "lỗi / error: I/O error"  # no file named: no empty place for one
 
 
 def test_xephang_sh_prints_its_usage_when_run_from_another_folder(tmp_path):
