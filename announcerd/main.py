@@ -370,14 +370,17 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
         The pack already loaded for the same folder and reading is not read again."""
         if new.voice_pack_url or not new.voice_pack:
             return []  # the web's pack is checked as it is fetched; the generated one is built here
-        path = Path(new.voice_pack).resolve()
         old = self.config
-        reading_same = all(getattr(old, k) == getattr(new, k) for k in PACK_READING_KEYS)
-        if self.pack is not None and self.pack.path.resolve() == path and reading_same:
-            return []
-        problems = validate_pack(path, options=new.reading(), letters=self.letters())
-        if old.voice_pack is not None and Path(old.voice_pack).resolve() == path:
-            problems = blocking(problems)
+        try:  # a technician's path: a NUL in it or a symlink loop is a refusal, not a failed handler
+            path = Path(new.voice_pack).resolve()
+            reading_same = all(getattr(old, k) == getattr(new, k) for k in PACK_READING_KEYS)
+            if self.pack is not None and self.pack.path.resolve() == path and reading_same:
+                return []
+            problems = validate_pack(path, options=new.reading(), letters=self.letters())
+            if old.voice_pack is not None and Path(old.voice_pack).resolve() == path:
+                problems = blocking(problems)
+        except (OSError, RuntimeError, ValueError) as exc:
+            return [f"voice_pack {str(new.voice_pack)[:200]!r} cannot be read: {exc}"]
         shown = [f"voice_pack {new.voice_pack}: [{p.code}] {p}" for p in problems[:30]]
         return shown + ([f"… and {len(problems) - 30} more (xephang voice check {new.voice_pack})"]
                         if len(problems) > 30 else [])

@@ -498,3 +498,21 @@ def test_the_pack_in_use_read_anew_is_judged_as_at_a_start_and_a_push_can_still_
     d.pack = None  # as after a failed load (a card pulled, a file gone): a push must still get through
     assert _push_and_ack(d, hub, fake_broker, "tech-vol-0002", {"volume": 0.6}).status == "applied"
     d.teardown()
+
+
+def test_a_pack_path_that_cannot_be_read_is_refused_and_the_speaker_goes_on(
+        tmp_path, fake_broker, hub, clock, synthetic_pack_dir) -> None:
+    """A technician's path with a NUL in it, or a symlink loop: refused with the reason (the check
+    raised, and the push went unanswered), and calls are still spoken."""
+    loop = tmp_path / "loop-a"
+    loop.symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(loop)
+    d = start(make_settings(tmp_path, synthetic_pack_dir), fake_broker, clock)
+    for i, bad in enumerate((str(loop), "/tmp/goi\x00giong")):
+        a = _push_and_ack(d, hub, fake_broker, f"tech-path-{i:04d}", {"voice_pack": bad})
+        assert a.status == "rejected" and "cannot be read" in a.errors[0], a.errors
+    assert d.pack is not None and d.pack.path == synthetic_pack_dir
+    hub.publish(T.event("ticket", "called"), ticket_event(1, 1001, 2, at=clock.now()))
+    settle(d, until=lambda d: bool(d.last_played))
+    assert [c.number for c in d.last_played] == [1001]
+    d.teardown()
