@@ -262,7 +262,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
                       f"{','.join('letter_' + m.lower() for m in missing)}) hoặc dùng gói mặc định.")
                 en = f"Voice pack lacks the prefix letter(s) {', '.join(missing)} the site prints: {str(exc)[:160]}"
             else:
-                vi, en = f"Gói giọng đọc không dùng được: {str(exc)[:200]}", f"Voice pack unusable: {str(exc)[:200]}"
+                vi, en = f"Gói giọng đọc không dùng được: {exc.text_vi()[:200]}", f"Voice pack unusable: {str(exc)[:200]}"
             self.raise_alert("voice-pack", vi, en, "critical")
             return None
         except (RuntimeError, OSError, PackFetchError) as exc:

@@ -87,7 +87,7 @@ def voice_check_cmd(args: argparse.Namespace) -> int:
     """Validate a pack; print every problem."""
     problems = validate_pack(args.pack, options=_options(args), letters=args.letters)
     for p in problems:
-        print(f"✗ [{p.code}] {p}")
+        print(f"✗ [{p.code}] {p.text('vi')} / {p.message}" if p.vi else f"✗ [{p.code}] {p}")
     if not problems:
         print(f"✓ {args.pack}: hợp lệ / valid")
     return 1 if problems else 0

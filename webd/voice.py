@@ -304,7 +304,7 @@ class VoiceStudio:
                                name=name, sample_rate=self.sample_rate, loudness_dbfs=self.loudness_dbfs,
                                source="recorded in the browser (webd /head/voice)")
         if problems:
-            return "", [str(p) for p in problems]
+            return "", [f"{p.text('vi')} / {p.message}" if p.vi else str(p) for p in problems]
         data = pack_archive(out)
         sha = hashlib.sha256(data).hexdigest()
         self.packs.mkdir(parents=True, exist_ok=True)

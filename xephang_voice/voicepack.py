@@ -89,6 +89,12 @@ class InvalidPack(VoicePackError, ValueError):
         more = f" (+{len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
         super().__init__(f"voice pack {path}: {lines}{more}")
 
+    def text_vi(self) -> str:
+        """The reasons in Vietnamese (for an alert's ``message_vi``)."""
+        lines = "; ".join(p.text("vi") for p in self.problems[:10])
+        more = f" (và {len(self.problems) - 10} lỗi khác)" if len(self.problems) > 10 else ""
+        return f"gói giọng đọc {self.path}: {lines}{more}"
+
 
 class ClipEntry(BaseModel):
     """One clip of the manifest: what it says and which file holds it."""
@@ -170,12 +176,18 @@ def phrase_parts(language: Language, *, number: int, counter: int, prefix: str =
 class PackProblem:
     """One specific thing wrong with a pack."""
 
-    code: str  # manifest-missing, manifest-invalid, clip-missing, file-missing, not-wav, channels, sample-width, rate, empty, loudness, clipping, untrimmed, too-long
+    code: str  # manifest-missing, manifest-invalid, clip-missing, file-missing, not-wav, channels, sample-width, rate, empty, loudness, clipping, untrimmed, too-long, archive, language
     clip: str
-    message: str
+    message: str  # English (logs, the CLI, alerts' message_en)
+    vi: str = ""  # the same in Vietnamese, for the head's page and alerts' message_vi
+
+    def text(self, lang: str = "vi") -> str:
+        """The problem in ``lang`` ("vi" or "en"), prefixed with its clip."""
+        msg = self.vi if lang == "vi" and self.vi else self.message
+        return f"{self.clip}: {msg}" if self.clip else msg
 
     def __str__(self) -> str:
-        return f"{self.clip}: {self.message}" if self.clip else self.message
+        return self.text("en")
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -184,14 +196,19 @@ def read_manifest(path: Path) -> Manifest:
     try:
         return Manifest.model_validate_json(mf.read_bytes())
     except (FileNotFoundError, NotADirectoryError):  # `voice check afile`: a file, not a pack's folder
+        is_file = path.exists() and not path.is_dir()
         what = (f"{path}: không phải thư mục / not a folder (a pack is a folder with {MANIFEST} and its clips)"
-                if path.exists() and not path.is_dir() else f"no {MANIFEST} in {path}")
-        raise InvalidPack(path, [PackProblem("manifest-missing", "", what)]) from None
+                if is_file else f"no {MANIFEST} in {path}")
+        vi = (f"{path}: không phải thư mục (một gói là thư mục chứa {MANIFEST} và các đoạn thu)" if is_file
+              else f"không có {MANIFEST} trong {path}")
+        raise InvalidPack(path, [PackProblem("manifest-missing", "", what, vi)]) from None
     except OSError as exc:
-        raise InvalidPack(path, [PackProblem("manifest-missing", "", f"{mf}: cannot read ({exc.strerror or exc})")]) \
-            from None
+        why = exc.strerror or exc
+        raise InvalidPack(path, [PackProblem("manifest-missing", "", f"{mf}: cannot read ({why})",
+                                             f"{mf}: không đọc được ({why})")]) from None
     except ValidationError as exc:
-        problems = [PackProblem("manifest-invalid", "", f"{MANIFEST}: {'.'.join(map(str, e['loc']))}: {e['msg']}")
+        problems = [PackProblem("manifest-invalid", "", f"{MANIFEST}: {'.'.join(map(str, e['loc']))}: {e['msg']}",
+                                f"{MANIFEST} sai ở {'.'.join(map(str, e['loc']))}: {e['msg']}")
                     for e in exc.errors()]
         raise InvalidPack(path, problems) from None
 
@@ -212,9 +229,11 @@ def validate_pack(path: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS
         return exc.problems
     problems: list[PackProblem] = []
     if language and manifest.language != language:
-        problems.append(PackProblem("language", "", f"pack language is {manifest.language!r}, need {language!r}"))
+        problems.append(PackProblem("language", "", f"pack language is {manifest.language!r}, need {language!r}",
+                                    f"gói đọc ngôn ngữ {manifest.language!r}, cần {language!r}"))
     for clip in sorted(required_clips(manifest.language, options, letters=letters) - set(manifest.clips)):
-        problems.append(PackProblem("clip-missing", clip, f"required clip {clip!r} is not in the manifest"))
+        problems.append(PackProblem("clip-missing", clip, f"required clip {clip!r} is not in the manifest",
+                                    f"thiếu đoạn bắt buộc {clip!r} trong {MANIFEST}"))
     for clip, entry in sorted(manifest.clips.items()):
         problems += _check_clip(path, clip, entry, manifest)
     return problems
@@ -223,38 +242,49 @@ def validate_pack(path: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS
 def _check_clip(path: Path, clip: str, entry: ClipEntry, manifest: Manifest) -> list[PackProblem]:
     f = path / entry.file
     if not f.is_file():
-        return [PackProblem("file-missing", clip, f"file {entry.file} is missing")]
+        return [PackProblem("file-missing", clip, f"file {entry.file} is missing", f"thiếu tệp {entry.file}")]
     try:
         info = pcm.wav_info(f)
     except pcm.PcmFormatError as exc:
-        return [PackProblem("not-wav", clip, str(exc))]
+        return [PackProblem("not-wav", clip, str(exc), f"{entry.file} không phải tệp WAV PCM đọc được ({exc})")]
     out = []
     if info.channels != 1:
-        out.append(PackProblem("channels", clip, f"{entry.file} has {info.channels} channels, need mono"))
+        out.append(PackProblem("channels", clip, f"{entry.file} has {info.channels} channels, need mono",
+                               f"{entry.file} có {info.channels} kênh, cần mono (một kênh)"))
     if info.sample_width != 2:
-        out.append(PackProblem("sample-width", clip, f"{entry.file} is {8 * info.sample_width}-bit, need 16-bit"))
+        out.append(PackProblem("sample-width", clip, f"{entry.file} is {8 * info.sample_width}-bit, need 16-bit",
+                               f"{entry.file} là {8 * info.sample_width}-bit, cần 16-bit"))
     if info.sample_rate != manifest.sample_rate:
-        out.append(PackProblem("rate", clip, f"{entry.file} is {info.sample_rate} Hz, manifest says {manifest.sample_rate} Hz"))
+        out.append(PackProblem("rate", clip, f"{entry.file} is {info.sample_rate} Hz, manifest says {manifest.sample_rate} Hz",
+                               f"{entry.file} lấy mẫu {info.sample_rate} Hz, {MANIFEST} ghi {manifest.sample_rate} Hz"))
     if out:
         return out
     samples, _ = pcm.read_wav(f)
     level = pcm.loudness_dbfs(samples, info.sample_rate)
     if len(samples) < info.sample_rate // 20 or level <= -60:
-        return [PackProblem("empty", clip, f"{entry.file} is empty or silent ({len(samples)} samples, {level:.1f} dBFS)")]
+        return [PackProblem("empty", clip, f"{entry.file} is empty or silent ({len(samples)} samples, {level:.1f} dBFS)",
+                            f"{entry.file} trống hoặc không có tiếng ({len(samples)} mẫu, {level:.1f} dBFS)")]
     if abs(level - manifest.loudness_dbfs) > manifest.tolerance_db:
-        out.append(PackProblem("loudness", clip, f"{entry.file} loudness {level:.1f} dBFS, pack target "
-                               f"{manifest.loudness_dbfs:.1f} ± {manifest.tolerance_db:.1f}"))
+        target = f"{manifest.loudness_dbfs:.1f} ± {manifest.tolerance_db:.1f}"
+        out.append(PackProblem("loudness", clip, f"{entry.file} loudness {level:.1f} dBFS, pack target {target}",
+                               f"{entry.file} to {level:.1f} dBFS, gói cần {target}"))
     if pcm.peak_dbfs(samples) > -0.1:
-        out.append(PackProblem("clipping", clip, f"{entry.file} peaks at full scale (clipped)"))
+        out.append(PackProblem("clipping", clip, f"{entry.file} peaks at full scale (clipped)",
+                               f"{entry.file} chạm mức tối đa (tiếng bị vỡ): thu lại nhỏ hơn hoặc xa micro hơn"))
     lead, trail = (round(1000 * n / info.sample_rate) for n in pcm.edge_silence(samples))
     if max(lead, trail) > EDGE_SILENCE_MAX_MS:
         out.append(PackProblem("untrimmed", clip, f"{entry.file} has {lead} ms of silence at the start and "
                                f"{trail} ms at the end, at most {EDGE_SILENCE_MAX_MS} ms: the announcer would "
-                               "pause that long inside a call (trim it, or record it again)"))
-    duration, limit = len(samples) / info.sample_rate, PHRASE_MAX_S if is_phrase(entry.text) else WORD_MAX_S
+                               "pause that long inside a call (trim it, or record it again)",
+                               f"{entry.file} có {lead} ms im lặng ở đầu và {trail} ms ở cuối, tối đa "
+                               f"{EDGE_SILENCE_MAX_MS} ms: loa sẽ ngừng chừng ấy giữa câu gọi (cắt bớt, hoặc thu lại)"))
+    phrase = is_phrase(entry.text)
+    duration, limit = len(samples) / info.sample_rate, PHRASE_MAX_S if phrase else WORD_MAX_S
     if duration > limit:
         out.append(PackProblem("too-long", clip, f"{entry.file} lasts {duration:.1f} s, at most {limit:.1f} s for "
-                               f"{'a phrase' if is_phrase(entry.text) else 'a word'} (only the words {entry.text!r})"))
+                               f"{'a phrase' if phrase else 'a word'} (only the words {entry.text!r})",
+                               f"{entry.file} dài {duration:.1f} s, tối đa {limit:.1f} s cho "
+                               f"{'một câu' if phrase else 'một từ'} (chỉ đọc {entry.text!r})"))
     return out
 
 
@@ -354,12 +384,14 @@ def unpack_archive(data: bytes, dest: Path | str, *, options: ReadingOptions = D
 
     dest = Path(dest)
     if len(data) > ARCHIVE_MAX_BYTES:
-        raise InvalidPack(dest, [PackProblem("archive", "", f"pack archive is {len(data)} bytes, at most {ARCHIVE_MAX_BYTES}")])
+        raise InvalidPack(dest, [PackProblem("archive", "", f"pack archive is {len(data)} bytes, at most {ARCHIVE_MAX_BYTES}",
+                                             f"tệp gói nặng {len(data)} byte, tối đa {ARCHIVE_MAX_BYTES}")])
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
         infos = z.infolist()
     except (zipfile.BadZipFile, ValueError) as exc:
-        raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {exc}")]) from None
+        raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {exc}",
+                                             f"không phải tệp gói giọng đọc: {exc}")]) from None
     names = [i.filename for i in infos]
     bad = [n for n in names if n != MANIFEST and not re.fullmatch(r"[A-Za-z0-9_.-]+\.wav", n)]
     total = sum(i.file_size for i in infos)
@@ -368,7 +400,8 @@ def unpack_archive(data: bytes, dest: Path | str, *, options: ReadingOptions = D
     if bad or methods or len(infos) > ARCHIVE_MAX_FILES or total > ARCHIVE_MAX_BYTES or MANIFEST not in names:
         why = f"unexpected names {bad[:5]}" if bad else f"compression methods {methods}" if methods else \
             f"{len(infos)} files, {total} bytes, manifest {MANIFEST in names}"
-        raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {why}")])
+        raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {why}",
+                                             f"không phải tệp gói giọng đọc: {why}")])
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -378,7 +411,8 @@ def unpack_archive(data: bytes, dest: Path | str, *, options: ReadingOptions = D
                 with z.open(info) as member:
                     raw = member.read(info.file_size)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-                raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {info.filename}: {exc}")]) \
+                raise InvalidPack(dest, [PackProblem("archive", "", f"not a pack archive: {info.filename}: {exc}",
+                                                     f"không phải tệp gói giọng đọc: {info.filename}: {exc}")]) \
                     from None
             (tmp / info.filename).write_bytes(raw)
         problems = validate_pack(tmp, options=options, letters=letters)

@@ -206,7 +206,7 @@ def test_an_invalid_voice_pack_raises_an_alert_and_the_daemon_stays_up(tmp_path,
     (broken / "lam.wav").unlink()
     d = start(make_settings(tmp_path, broken, max_age_s=30), fake_broker, clock)
     alert = json.loads(fake_broker.retained[T.alert("announcer-hall", "voice-pack")])
-    assert "lam.wav is missing" in alert["message_en"]
+    assert "lam.wav is missing" in alert["message_en"] and "thiếu tệp lam.wav" in alert["message_vi"]
     hub.publish(T.event("ticket", "called"), ticket_event(1, 15, 1, at=clock.now()))
     d.step(timeout=0)
     clock.advance(31)

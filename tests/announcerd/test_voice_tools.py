@@ -119,7 +119,7 @@ def test_voice_build_command_makes_the_default_pack(tmp_path: Path, capsys: pyte
     assert voice_main(["voice", "check", str(pack)]) == 0
     (pack / "lam.wav").unlink()
     assert voice_main(["voice", "check", str(pack)]) == 1
-    assert "[file-missing] lam: file lam.wav is missing" in capsys.readouterr().out
+    assert "[file-missing] lam: thiếu tệp lam.wav / file lam.wav is missing" in capsys.readouterr().out
     assert voice_main(["voice", "build", "--state-dir", str(tmp_path)]) == 0  # repaired
     assert validate_pack(pack) == []
 

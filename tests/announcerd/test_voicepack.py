@@ -176,3 +176,43 @@ def test_english_phrase_template() -> None:
     assert parts == [["en_ticket_number"], ["letter_a", "en_0", "en_2", "en_3"], ["en_please_go_to_counter"], ["en_12"]]
     assert phrase_parts("en", number=1023, counter=45)[3] == ["en_40", "en_5"]
     assert required_clips("en") >= {"en_0", "en_19", "en_90", "en_ticket_number"}
+
+
+def test_every_problem_reads_in_vietnamese_too(pack_copy: Path, tmp_path: Path) -> None:
+    """The head's recording page and the announcer's alert show the Vietnamese; the CLI both."""
+    samples, rate = pcm.read_wav(pack_copy / "tam.wav")
+    pcm.write_wav(pack_copy / "tam.wav", pcm.apply_gain(samples, -6.0), rate)  # loudness
+    pcm.write_wav(pack_copy / "chin.wav", pcm.silence(500, rate), rate)  # empty
+    pcm.write_wav(pack_copy / "bay.wav", pcm.read_wav(pack_copy / "bay.wav")[0] + pcm.silence(30_000, rate), rate)
+    pcm.write_wav(pack_copy / "bon.wav", pcm.read_wav(pack_copy / "bon.wav")[0], 16000)  # rate
+    with wave.open(str(pack_copy / "hai.wav"), "wb") as w:  # stereo
+        w.setnchannels(2), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\x10\x00" * 4000)
+    with wave.open(str(pack_copy / "ba.wav"), "wb") as w:  # 8-bit
+        w.setnchannels(1), w.setsampwidth(1), w.setframerate(8000), w.writeframes(b"\x90" * 4000)
+    (pack_copy / "sau.wav").write_bytes(b"not a wav at all")
+    (pack_copy / "nghin.wav").unlink()
+    loud, _ = pcm.read_wav(pack_copy / "mot.wav")
+    pcm.write_wav(pack_copy / "mot.wav", array("h", [32767, -32768] * 2000) + loud, rate)  # clipped
+    manifest = json.loads((pack_copy / "manifest.json").read_text())
+    del manifest["clips"]["lam"]
+    (pack_copy / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    (tmp_path / "afile").touch()
+    (tmp_path / "badmf").mkdir()
+    (tmp_path / "badmf" / "manifest.json").write_text('{"name": "x", "sample_rate": 3, "clips": {}}')
+    problems = [*validate_pack(pack_copy, language="en"), *validate_pack(tmp_path / "afile"),
+                *validate_pack(tmp_path / "nothing"), *validate_pack(tmp_path / "badmf")]
+    assert {p.code for p in problems} >= {"language", "loudness", "empty", "untrimmed", "too-long", "rate",
+                                          "channels", "sample-width", "not-wav", "file-missing", "clip-missing",
+                                          "clipping", "manifest-missing", "manifest-invalid"}
+    for p in problems:
+        assert p.vi and p.vi != p.message, p
+        assert p.text("vi").endswith(p.vi) and p.text("en").endswith(p.message) and str(p) == p.text("en")
+    with pytest.raises(InvalidPack) as err:
+        load_pack(pack_copy)
+    assert "thiếu tệp nghin.wav" in err.value.text_vi() and "file nghin.wav is missing" in str(err.value)
+    from xephang_voice.voicepack import unpack_archive
+
+    for junk in (b"not a zip", b"PK\x05\x06" + bytes(18)):
+        with pytest.raises(InvalidPack) as err:
+            unpack_archive(junk, tmp_path / "unpacked")
+        assert [p.code for p in err.value.problems] == ["archive"] and "không phải tệp gói" in err.value.text_vi()
