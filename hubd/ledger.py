@@ -165,6 +165,11 @@ class Ledger:
         r = self.db.execute("SELECT reply FROM requests WHERE request_id=?", (request_id,)).fetchone()
         return r[0] if r else None
 
+    def lookup_request(self, request_id: str) -> tuple[str, str] | None:
+        """``(source, reply)`` stored for ``request_id``: who asked it, and what they were answered."""
+        r = self.db.execute("SELECT source, reply FROM requests WHERE request_id=?", (request_id,)).fetchone()
+        return (r[0], r[1]) if r else None
+
     def write(self, engine: QueueEngine, out: Outcome) -> None:
         """Write what ``out`` changed (inside a transaction)."""
         db = self.db

@@ -1,9 +1,11 @@
 """hubd: the queue authority. Requests in, ledger commit, then replies, events and state out.
 
-Per turn of the owner loop the hub takes every request waiting in the inbox, runs them
-through the engine one by one, commits them in ONE SQLite transaction (group commit), and
-only then publishes replies and events (the outbox). A request id seen before gets the
-stored reply again and changes nothing. Retained state is republished on every connect.
+Per turn of the owner loop the hub takes the requests waiting in the inbox, runs them through
+the engine one by one (each asker by turns, for ``TURN_BUDGET_S`` at most: the rest go first in the
+next turn), commits them in ONE SQLite transaction (group commit), and only then publishes
+replies and events (the outbox). A request id seen before from the same asker gets the stored
+reply again and changes nothing; from another node it is refused. Retained state is
+republished on every connect.
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ REPORT_WORKERS = 2  # reports computed at once at most; more are answered `unava
 RESYNC_BUDGET_BYTES = MAX_PAYLOAD_BYTES - 8 * 1024  # … and never more than fits one message with room to spare
 TICKETS_REFUSED_ALERT_AFTER = 5  # tickets refused to one dispenser before the technicians are alerted
 RATE_LIMITED_SOURCES = 64  # sources named in the health's rate_limited counts at most (the rest: "(other)")
+# a turn runs its requests for this long at most, then commits and publishes; the rest go first in
+# the next turn, each asker by turns with whoever asked meanwhile (two dispensers' bursts of tickets
+# within their pace, 320 estimates of a long queue, held counter 2's call-next 7 s: its box gave up)
+TURN_BUDGET_S = 0.25
 
 
 class HubConfig(BaseModel):
@@ -240,7 +246,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._outbox_behind = False
         self._acked: list[int] = []
         self._last_ack_flush = 0.0
-        self._recent_replies: OrderedDict[str, str] = OrderedDict()
+        # request id -> (its asker, the reply's JSON): a retry is answered from here, else from the ledger
+        self._recent_replies: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._last_wall: float | None = None
         self._last_mono = 0.0
         self.clock_speed = settings.clock.speed if settings.clock.origin is not None else 1.0
@@ -412,10 +419,11 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.ledger.close()
 
     def wait_for_work(self, timeout: float) -> None:
-        self.bus.process(timeout=timeout, max_items=self.settings.hub.max_batch)
+        # requests left from the last turn: take what came meanwhile without waiting, and go on
+        self.bus.process(timeout=0 if self._batch else timeout, max_items=self.settings.hub.max_batch)
         if self._batch:
             batch, self._batch = self._batch, []
-            self.handle_batch(batch)
+            self._batch = self.handle_batch(batch) + self._batch
         elif self._acked and self._mono() - self._last_ack_flush > ACK_FLUSH_IDLE_S:
             self._flush_acks()  # idle: no batch commit to ride along with
         self._drain_outbox()
@@ -460,13 +468,21 @@ class HubDaemon(Daemon[HubSettings, Site]):
                 "twins": self.twins.twins}
 
     # ------------------------------------------------------------------ requests
-    def handle_batch(self, batch: list[Inbound]) -> None:
-        """Run every request of the batch, commit once, then publish replies and events."""
+    def handle_batch(self, batch: list[Inbound]) -> list[Inbound]:
+        """Run the batch's requests, each asker by turns (``in_turns``), for ``TURN_BUDGET_S`` at
+        most; commit once, then publish replies and events. Returns the requests not run yet (the
+        caller runs them first in its next turn, with what arrived meanwhile)."""
         now = self.clock.now()
+        start = self._mono()
         merged = Outcome()
         answers: list[Answer] = []
-        seen: dict[str, Reply] = {}
-        for msg in batch:
+        seen: dict[str, tuple[str, Reply]] = {}  # request id -> (its asker, its answer) in this batch
+        batch = in_turns(batch)
+        rest: list[Inbound] = []
+        for i, msg in enumerate(batch):
+            if i and self._mono() - start > TURN_BUDGET_S:
+                rest = batch[i:]
+                break
             try:
                 a = self._handle_one(msg, now, merged, seen)
             except BadPayload as exc:
@@ -483,8 +499,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
             if a is not None:
                 answers.append(a)
         self._commit_and_publish(merged, answers)
+        return rest
 
-    def _handle_one(self, msg: Inbound, now: float, merged: Outcome, seen: dict[str, Reply]) -> Answer | None:
+    def _handle_one(self, msg: Inbound, now: float, merged: Outcome, seen: dict[str, tuple[str, Reply]]) -> Answer | None:
         """One request through its named stages, each of which may answer and stop it:
         parse (the topic) → decode (the payload) → authenticate (topic vs payload) → de-duplicate
         (retries, expiry) → authorise (the role) → execute (the hub's own actions, then the engine's
@@ -566,25 +583,36 @@ class HubDaemon(Daemon[HubSettings, Site]):
         return Answer(topic, _error(req.request_id, req.ACTION, "forbidden", f"{sender} may not ask as {req.source}"),
                       req)
 
-    def _deduplicate(self, req: Request, topic: str, now: float, seen: dict[str, Reply]) -> Answer | None:
+    def _deduplicate(self, req: Request, topic: str, now: float, seen: dict[str, tuple[str, Reply]]) -> Answer | None:
         """A retry or a redelivery gets the same answer and nothing is done twice; a request that
         arrives after its ``valid_until`` (the asker was told "not done") is never executed late."""
-        if req.request_id in seen:
-            return Answer(topic, seen[req.request_id], req)
-        stored = self._recent_replies.get(req.request_id) or self.ledger.lookup_reply(req.request_id)
-        if stored is not None:
-            return Answer(topic, Reply.model_validate_json(stored), req)
+        asked = seen.get(req.request_id)
+        if asked is None:
+            stored = self._recent_replies.get(req.request_id) or self.ledger.lookup_request(req.request_id)
+            asked = (stored[0], Reply.model_validate_json(stored[1])) if stored is not None else None
+        if asked is not None:
+            owner, reply = asked
+            return Answer(topic, reply, req) if owner == req.source else self._not_its_id(req, topic, owner)
         if req.valid_until is None or now <= req.valid_until:
             return None
         reply = _error(req.request_id, req.ACTION, "expired",
                        f"arrived {now - req.valid_until:.1f} s after its valid_until: not done", rev=self.engine.rev)
         log.warning("expired %s %s from %s", req.ACTION, req.request_id, req.source)
-        seen[req.request_id] = reply
+        seen[req.request_id] = (req.source, reply)
         # not in the ledger: a copy that comes later is past its valid_until as well (one counter's
         # password stored 20 such refusals a second, ~0.9 GB a day, each batch fsynced: red team)
         return Answer(topic, reply, req, remember=True)
 
-    def _authorise(self, req: Request, topic: str, seen: dict[str, Reply]) -> Answer | None:
+    def _not_its_id(self, req: Request, topic: str, owner: str) -> Answer:
+        """A request id is its asker's: another node's id (a replay of what it saw, or a guess) gets
+        neither that node's answer nor a say over it. Refused, and neither stored nor remembered, so
+        the owner's retries are still answered as before."""
+        self.bus.stats.dropped_by_code["forbidden"] += 1
+        log.warning("refused %s %s from %s: that request id is %s's", req.ACTION, req.request_id, req.source, owner)
+        return Answer(topic, _error(req.request_id, req.ACTION, "forbidden",
+                                    f"request id {req.request_id} is another node's: make a new one"), req)
+
+    def _authorise(self, req: Request, topic: str, seen: dict[str, tuple[str, Reply]]) -> Answer | None:
         """Every account may do only its role (``may_act``); a refusal of a write is remembered, so
         its retries are refused the same way (in memory: the ledger would take every refusal a
         board's password asks for, 20 a second within the flood guard; after a restart a retry is
@@ -596,10 +624,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
         what = f"for counter {counter}" if counter is not None else ""
         reply = _error(req.request_id, req.ACTION, "forbidden", f"{req.source}{who} may not {req.ACTION} {what}".strip())
         log.warning("refused %s from %s", req.ACTION, req.source)
-        seen[req.request_id] = reply
+        seen[req.request_id] = (req.source, reply)
         return Answer(topic, reply, req, remember=req.ACTION not in READ_ONLY_ACTIONS)
 
-    def _throttle(self, req: Request, topic: str, now: float, seen: dict[str, Reply]) -> Answer | None:
+    def _throttle(self, req: Request, topic: str, now: float, seen: dict[str, tuple[str, Reply]]) -> Answer | None:
         """A board asks what costs the hall at a bounded pace (``xephang.limits``): a resync (a snapshot, up
         to 56 KB of events and every retained state again) per node, a ticket per dispenser and service
         (a number of the band, paper, a citizen the officers will call). Over the pace: ``rate-limited``
@@ -627,7 +655,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         reply = Reply(request_id=req.request_id, action=req.ACTION, status="error", rev=self.engine.rev,
                       error=ReplyError(code="rate-limited", retry_after_s=wait,
                                        message=f"{req.source} asks for {what} too often: ask again in {wait:.0f} s"))
-        seen[req.request_id] = reply
+        seen[req.request_id] = (req.source, reply)
         if isinstance(req, IssueTicket):
             self._ticket_refused(req.source)
         return Answer(topic, reply, req)
@@ -663,7 +691,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         if was_flagged:
             self._tickets_refused_alert()
 
-    def _run(self, req: Request, topic: str, now: float, merged: Outcome, seen: dict[str, Reply]) -> Answer | None:
+    def _run(self, req: Request, topic: str, now: float, merged: Outcome, seen: dict[str, tuple[str, Reply]]) -> Answer | None:
         """The hub's own read-only actions answer from memory or a worker (``_own_actions``); every
         other action is the engine's command (``COMMANDS``), merged into the batch's commit."""
         own = self._own_actions.get(type(req))
@@ -672,16 +700,20 @@ class HubDaemon(Daemon[HubSettings, Site]):
         try:
             out = self._execute(req, now)
         except CommandError as exc:
+            # a refusal changed nothing: remembered for its retries, not written to the ledger (a
+            # dispenser's password asking for an unknown service or another's ticket, unpaced, wrote
+            # a row each, 20 a second within the flood guard)
             reply = _error(req.request_id, req.ACTION, exc.code, str(exc), rev=self.engine.rev)
-        else:
-            merged.merge(out)
-            self.ops += 1
-            reply = Reply(request_id=req.request_id, action=req.ACTION, status="ok",
-                          data=typed_data(req.ACTION, out.data), rev=self.engine.rev)
-            self._dirty_counters |= out.counters
-            self._dirty_services |= out.services
-            self._state_dirty = True
-        seen[req.request_id] = reply
+            seen[req.request_id] = (req.source, reply)
+            return Answer(topic, reply, req, remember=True)
+        merged.merge(out)
+        self.ops += 1
+        reply = Reply(request_id=req.request_id, action=req.ACTION, status="ok",
+                      data=typed_data(req.ACTION, out.data), rev=self.engine.rev)
+        self._dirty_counters |= out.counters
+        self._dirty_services |= out.services
+        self._state_dirty = True
+        seen[req.request_id] = (req.source, reply)
         return Answer(topic, reply, req, store=True)
 
     @functools.cached_property
@@ -778,7 +810,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
     # ------------------------------------------------------------------ commit, then publish
     def _commit_and_publish(self, out: Outcome, answers: list[Answer]) -> None:
         to_store = [(a.reply, a.req) for a in answers if a.store and a.req is not None]
-        stored_now: list[tuple[str, str]] = []
+        stored_now: list[tuple[str, str, str]] = []  # (request id, its asker, the reply's JSON)
         if out.events or out.tickets or out.counters or to_store:
             acked, self._acked = self._acked, []
             try:
@@ -788,14 +820,15 @@ class HubDaemon(Daemon[HubSettings, Site]):
                     for reply, req in to_store:
                         text = reply.model_dump_json(by_alias=True)
                         self.ledger.save_reply(req.request_id, req.source, req.ACTION, self.clock.now(), text)
-                        stored_now.append((req.request_id, text))
+                        stored_now.append((req.request_id, req.source, text))
             except Exception as exc:
                 # memory is now ahead of the ledger: restart and reload what was committed
                 log.critical("ledger commit failed: %s", exc)
                 raise BusFatal(f"ledger commit failed: {exc}") from exc
-        stored_now += [(a.reply.request_id, a.reply.model_dump_json(by_alias=True)) for a in answers if a.remember]
-        for rid, text in stored_now:  # retries are answered from memory, the ledger is the fallback
-            self._recent_replies[rid] = text
+        stored_now += [(a.reply.request_id, a.req.source, a.reply.model_dump_json(by_alias=True))
+                       for a in answers if a.remember and a.req is not None]
+        for rid, source, text in stored_now:  # retries are answered from memory, the ledger is the fallback
+            self._recent_replies[rid] = (source, text)
         while len(self._recent_replies) > RECENT_REPLIES:
             self._recent_replies.popitem(last=False)
         # closed tickets leave memory once written (the ledger keeps them): the engine stays small
@@ -965,6 +998,23 @@ def summary_body(report: dict[str, Any], *, site: str, day: str, at: float, wait
             **{k: t[k] for k in _SUMMARY_FIGURES},
             "mean_wait_min": round(mean / 60, 2) if mean is not None else None}
 
+
+def in_turns(batch: list[Inbound]) -> list[Inbound]:
+    """Each asker's requests in their order, the askers by turns (the asker: the node level of
+    ``…/req/hub/{action}/{node}``; the short form's requests, technicians' and the hub's, are one
+    asker, kept in their order): one board's burst waits behind nobody's single request."""
+    queues: dict[str, list[Inbound]] = {}
+    for msg in batch:
+        parts = msg.topic.split("/")
+        queues.setdefault(parts[6] if len(parts) == 7 else "", []).append(msg)
+    if len(queues) < 2:
+        return batch
+    out: list[Inbound] = []
+    for i in range(max(len(q) for q in queues.values())):
+        out += [q[i] for q in queues.values() if i < len(q)]
+    return out
+
+
 def _event_json(e: Any) -> dict[str, Any]:
     from hubd.ledger import event_json
 
@@ -991,6 +1041,9 @@ def fit_reply(reply: Reply) -> Reply:
 
 
 def _is_level(x: str) -> bool:
+    """One topic level of the contract's alphabet, the whole string (``tech\\n`` as a reply topic's
+    last level made the broker drop the hub's connection: a control character in a topic, its stuck
+    reply re-sent on every reconnect; ``check_level`` matched before a final newline until 2026-12-07)."""
     try:
         check_level(x)
     except ContractError:

@@ -256,10 +256,20 @@ def render_protocol() -> str:
         "",
         "**`valid_until`** (any request, hub clock): a request that reaches the hub later is refused "
         "(`expired`) and never executed; a retry of the same id gets `expired` too (the hub remembers its last "
-        "2,000 answers; a refusal, `expired` or `forbidden`, is not written to the ledger, so a board's password "
-        "asking for refusals cannot grow it, and after a restart a retry is judged again, alike). "
+        "2,000 answers; a refusal of any kind, `expired`, `forbidden`, `rate-limited` or the engine's own "
+        "(`unknown-service`, `not-voidable` …), is not written to the ledger, so a board's password asking for "
+        "refusals cannot grow it, and after a restart a retry is judged again, alike). "
         "The console sets it to the moment it stops waiting, so an officer told \"not done\" never finds it "
         "done later.",
+        "",
+        "**A request id is its asker's**: the same id from another node (a replay of an id it saw, or a guess) "
+        "gets `forbidden` and neither the first asker's answer nor any effect; that refusal is not remembered, "
+        "so the first asker's retries are answered as before.",
+        "",
+        "**Turns**: the hub runs the requests waiting for it for at most a quarter of a second a turn, each "
+        "asker (the `{node}` level) by turns, each asker's own requests in their order; the rest go first in "
+        "the next turn. A dispenser's burst of tickets, each with its wait estimate, does not hold a "
+        "counter's call-next behind it.",
         "",
         "## Request actions",
         "",
