@@ -212,6 +212,7 @@ def test_bad_credentials_is_fatal(tmp_path):
     ("$SYS/broker/x", 10, "bad-topic"),
     ("xephang/v1/tuong-linh/reply/" + "a" * 300, 10, "bad-topic"),
     ("xephang/v1/tuong-linh/reply/hộ", 10, "bad-topic"),
+    ("xephang/v1/tuong-linh/reply/tech\n", 10, "bad-topic"),  # `$` matched before a final newline
     ("xephang/v1/tuong-linh/reply/counter-1", 64 * 1024 + 1, "too-large"),
 ])
 def test_a_publish_that_cannot_go_is_logged_counted_and_dropped_and_the_link_stays(tmp_path, mosquitto, topic, size,
@@ -405,3 +406,58 @@ def test_a_forgotten_filter_subscribed_while_the_connect_is_handled_stays_subscr
     assert not late.is_alive()
     last_about_f = [op for op, topics in sent if f in topics][-1]
     assert last_about_f == "subscribe", sent
+
+
+@pytest.mark.parametrize("level", ["tech\n", "counter-1\n", "a\nb", "\n"])
+def test_a_level_or_topic_ending_in_a_newline_is_not_the_contracts(level):
+    from xephang.contract import ContractError, Topics, check_level, check_topic
+
+    with pytest.raises(ContractError):
+        check_level(level)
+    with pytest.raises(ContractError):
+        check_topic(f"xephang/v1/tuong-linh/reply/{level}")
+    with pytest.raises(ContractError):
+        Topics("tuong-linh").reply(level)
+
+
+def test_a_subscription_someone_put_in_our_session_floods_no_queue(tmp_path, mosquitto):
+    """One login with the board's password and client id, `R/#` subscribed in its persistent session,
+    then gone: the session keeps it, and every message on the site reached the board's unbounded
+    inbox (9,695 of another board's status flood). Now dropped in paho's thread and counted."""
+    import threading
+
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from xephang.bus import client_id_for, paho_client
+
+    broker = BrokerSettings(port=mosquitto.port)
+    intruder = paho_client(broker, client_id_for("display-hall"), default_username="display-hall")
+    subscribed = threading.Event()
+    intruder.on_subscribe = lambda *a: subscribed.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    intruder.connect("127.0.0.1", mosquitto.port, clean_start=False, properties=props)
+    intruder.loop_start()
+    intruder.subscribe("xephang/v1/tuong-linh/#", qos=1)
+    assert subscribed.wait(5)
+    intruder.disconnect()
+    intruder.loop_stop()
+
+    bus = make_bus(mosquitto, "display-hall", tmp_path)
+    got: list[str] = []
+    bus.subscribe("xephang/v1/tuong-linh/state/hall", lambda m: got.append(m.topic))
+    bus.start()
+    assert bus.wait_connected(5)
+    flooder = make_bus(mosquitto, "counter-1", tmp_path)
+    flooder.start()
+    assert flooder.wait_connected(5)
+    for _ in range(300):
+        flooder.publish("xephang/v1/tuong-linh/node/counter-1/health", b"{}", qos=1)
+    flooder.publish("xephang/v1/tuong-linh/state/hall", b"{}", qos=1)
+    # a message our filter asked for comes too (twice: the broker sends a copy per matching subscription)
+    assert pump_until([flooder, bus], lambda: set(got) == {"xephang/v1/tuong-linh/state/hall"}
+                      and bus.stats.dropped_by_code.get("foreign", 0) >= 300, timeout=30)
+    assert bus.inbox.qsize() < 50 and bus.stats.received < 50  # what it asked for, and the bus's own
+    flooder.stop()
+    bus.stop()

@@ -43,6 +43,7 @@ from typing import Any
 
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -232,6 +233,14 @@ class Bus:
         self.chatter: queue.Queue[Inbound] = queue.Queue(maxsize=CHATTER_MAX)
         self.chatter_dropped = 0  # written by paho's thread only; the owner counts what it has not yet
         self._chatter_counted = 0
+        # what the broker delivers that none of our filters asked for: a subscription someone else put
+        # in this node's persistent session (one login with its password, `R/#`, then gone: the session
+        # keeps it through every reconnect), dropped in paho's thread before any queue (it filled the
+        # board's inbox with 9,695 messages of another board's status flood). Written by paho's thread only
+        self.foreign_dropped = 0
+        self._foreign_counted = 0
+        self._foreign_logged = -1e9
+        self._matcher = MQTTMatcher()  # our filters; replaced whole (paho's thread reads it), never changed
         self.stats = BusStats()
         self._monotonic = clock
         self._subs: list[tuple[str, Handler, bool]] = []  # (filter, handler, takes retained)
@@ -287,6 +296,10 @@ class Bus:
         with self._lock:
             self._subs.append((topic_filter, handler, retained))
             self._sub_qos[topic_filter] = min(qos, self._sub_qos.get(topic_filter, qos))
+            matcher = MQTTMatcher()
+            for flt in dict.fromkeys(f for f, _, _ in self._subs):
+                matcher[flt] = True
+            self._matcher = matcher
             if elsewhere:
                 self._elsewhere.add(topic_filter)
             else:  # asked for again here: never unsubscribed at a later connect
@@ -456,11 +469,25 @@ class Bus:
             dropped, self._chatter_counted = seen - self._chatter_counted, seen
             self.stats.dropped += dropped
             self.stats.dropped_by_code["backlog"] += dropped
+        if self.foreign_dropped != self._foreign_counted:
+            self._count_foreign()
         self._tick_requests()
         self._tick_status()
         if self._fatal:
             raise BusFatal(self._fatal)
         return n
+
+    def _count_foreign(self) -> None:
+        seen = self.foreign_dropped
+        dropped, self._foreign_counted = seen - self._foreign_counted, seen
+        self.stats.dropped += dropped
+        self.stats.dropped_by_code["foreign"] += dropped
+        now = self._monotonic()
+        if now - self._foreign_logged >= 60:  # a flood writes a line a minute
+            self._foreign_logged = now
+            log.warning("dropped %d message(s) that no filter of %s asked for (%d in all): a subscription someone "
+                        "else put in this node's session at the broker (was its password used elsewhere?)",
+                        dropped, self.node, seen)
 
     def wait_connected(self, timeout: float) -> bool:
         """Pump until connected and subscribed (for tools and tests: another client may publish
@@ -750,7 +777,18 @@ class Bus:
             if wake:
                 self.inbox.put(Wake())
             return
+        if not self._ours(msg.topic):
+            self.foreign_dropped += 1  # counted as `foreign` by the owner (process)
+            return
         self._take(item, msg.qos)
+
+    def _ours(self, topic: str) -> bool:
+        """Whether one of our filters matches ``topic`` (from any thread)."""
+        try:
+            next(self._matcher.iter_match(topic))
+        except StopIteration:
+            return False
+        return True
 
     def _take(self, item: Inbound, qos: int) -> None:
         if qos > 0:

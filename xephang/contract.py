@@ -66,7 +66,7 @@ class BadPayload(ContractError):
 
 
 def check_level(level: str) -> str:
-    if not isinstance(level, str) or len(level) > 40 or not _LEVEL.match(level):
+    if not isinstance(level, str) or len(level) > 40 or not _LEVEL.fullmatch(level):
         raise ContractError(f"topic level {level!r} must match [a-z0-9-] (at most 40 characters)")
     return level
 
@@ -77,7 +77,7 @@ def check_topic(topic: str) -> str:
     paho raises on a wildcard, and the broker drops the whole connection on a NUL or bad UTF-8
     (and paho re-sends the stuck publish on every reconnect): such a topic must never reach paho.
     """
-    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_LEN or not _TOPIC.match(topic):
+    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_LEN or not _TOPIC.fullmatch(topic):
         raise ContractError(f"not a publishable topic: {str(topic)[:80]!r}")
     return topic
 
@@ -339,7 +339,8 @@ class NodeHealth(Message):
     at: float | None = None
     dropped_messages: int = Field(default=0, description="malformed inbound messages logged and dropped")
     dropped_by_code: dict[str, int] = Field(default_factory=dict, description="the drops by reason: bad-json, invalid, "
-                                            "too-large, retained-command, handler-error …")
+                                            "too-large, retained-command, handler-error, foreign (what none of its filters asked for: a "
+                                            "subscription someone else put in its session) …")
     publish_failed: dict[str, int] = Field(default_factory=dict, description="messages this node could not send, by "
                                            "reason: bad-topic, too-large, refused (by the broker), paho-error; each "
                                            "logged and dropped, the node goes on")

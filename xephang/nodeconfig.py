@@ -419,4 +419,4 @@ def _request_id_of(payload: bytes) -> str | None:
         rid = loads(payload).get("request_id")
     except BadPayload:
         return None
-    return rid if isinstance(rid, str) and _REQUEST_ID.match(rid) else None
+    return rid if isinstance(rid, str) and _REQUEST_ID.fullmatch(rid) else None

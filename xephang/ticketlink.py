@@ -75,7 +75,7 @@ def ticket_token(secret: bytes, site: str, day: str, ticket_id: int, display: st
 
 def check_token(secret: bytes, site: str, day: str, ticket_id: int, display: str, token: str) -> bool:
     """True when ``token`` is the one for this ticket (constant-time comparison)."""
-    if not (isinstance(token, str) and TOKEN_RE.match(token) and DAY_RE.match(day) and DISPLAY_RE.match(display)):
+    if not (isinstance(token, str) and TOKEN_RE.fullmatch(token) and DAY_RE.fullmatch(day) and DISPLAY_RE.fullmatch(display)):
         return False
     return hmac.compare_digest(ticket_token(secret, site, day, ticket_id, display), token)
 
