@@ -289,6 +289,13 @@ class WebApp:
         c = request.cookies.get(LANG_COOKIE)
         return c if c in ("vi", "en") else self.settings.lang
 
+    def tls_only(self, request: Request) -> bool:
+        """Cookies go ``Secure``: this request came over TLS and webd serves nothing in the clear (a
+        certificate on ``port``, no ``https_port`` beside it). Without it a session made over HTTPS went
+        in the clear to any http:// URL of the host a LAN attacker got the browser to open. (HTTP beside
+        HTTPS shares the cookie's name with the http side, which could no longer log in: not there.)"""
+        return request.url.scheme == "https" and self.settings.web.https_port is None
+
     def html(self, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
         return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store", **(headers or {})})
 
@@ -470,7 +477,7 @@ class WebApp:
         nxt = request.query_params.get("next", "/head")
         resp = self.html(pages.login_page(lang=lang, csrf=token, error=error, next_url=_safe_next(nxt)), status=status)
         resp.set_cookie(LOGIN_COOKIE, sign(self.form_secret, token), max_age=3600, httponly=True, samesite="strict",
-                        path="/login")
+                        path="/login", secure=self.tls_only(request))
         return resp
 
     async def _form(self, request: Request, max_fields: int = 10) -> dict[str, str]:
@@ -511,15 +518,16 @@ class WebApp:
         if acc.role == "officer" and not nxt.startswith("/counter"):
             nxt = "/counter"  # an officer's PC opens on their counter
         resp = RedirectResponse(nxt, status_code=303)
-        resp.set_cookie(SESSION_COOKIE, s.id, httponly=True, samesite="strict", path="/")
-        resp.delete_cookie(LOGIN_COOKIE, path="/login")
+        secure = self.tls_only(request)
+        resp.set_cookie(SESSION_COOKIE, s.id, httponly=True, samesite="strict", path="/", secure=secure)
+        resp.delete_cookie(LOGIN_COOKIE, path="/login", secure=secure)
         resp.set_cookie(DEVICE_COOKIE + acc.username, sign(self.device_secret, f"{acc.username}|{device or secrets.token_urlsafe(12)}"),
-                        max_age=DEVICE_DAYS * 86400, httponly=True, samesite="strict", path="/login")
+                        max_age=DEVICE_DAYS * 86400, httponly=True, samesite="strict", path="/login", secure=secure)
         return resp
 
     def _device(self, request: Request, user: str) -> str | None:
         """The token of this browser's device cookie for ``user``, when it carries a valid one."""
-        if not USERNAME_RE.match(user):  # a cookie name of the account's own characters, dots included
+        if not USERNAME_RE.fullmatch(user):  # a cookie name of the account's own characters, dots included
             return None
         value = unsign(self.device_secret, request.cookies.get(DEVICE_COOKIE + user))
         name, _, token = (value or "").partition("|")
@@ -532,7 +540,7 @@ class WebApp:
             return Response("forbidden", status_code=403)
         self.sessions.end(s.id)
         resp = RedirectResponse("/login", status_code=303)
-        resp.delete_cookie(SESSION_COOKIE, path="/")
+        resp.delete_cookie(SESSION_COOKIE, path="/", secure=self.tls_only(request))
         return resp
 
     def _need_login(self, request: Request, roles: tuple[str, ...] = HEAD_ROLES) -> Session | Response:
@@ -924,7 +932,9 @@ class WebApp:
         if reply is None:
             return [voice.tr("no_answer", lang)]
         code = reply.error.code if reply.error else "error"
-        lines = [x for x in (reply.error.message if reply.error else "").split("\n") if x]
+        # the speaker's own words (its password writes its acks, and reads the push's request id): shown as
+        # a device's, cut and with control and direction characters as '?' (20 KB and a U+202E came through)
+        lines = [pages.device_text(x) for x in (reply.error.message if reply.error else "").split("\n") if x]
         return [voice.tr("unreachable" if code == "unreachable" else "refused", lang), *lines[:20]]
 
     async def voice_install(self, request: Request) -> Response:
@@ -947,7 +957,8 @@ class WebApp:
         if reply is None or reply.status != "ok":
             log.info("voice pack %s by %s not installed: %s", sha[:12], s.username, reply.error if reply else "no answer")
             return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
-        self.studio.record_install(sha, name, s.username)
+        # a worker thread: it waits for a build under way (another install's), which must not hold the pages
+        await asyncio.to_thread(self.studio.record_install, sha, name, s.username)
         log.info("voice pack %s (%s) installed by %s", name, sha[:12], s.username)
         note = self.note(s, voice.tr("installed", lang, name=name))
         return RedirectResponse("/head/voice?" + urlencode({"note": note}), status_code=303)
@@ -964,7 +975,7 @@ class WebApp:
         reply = await self._push_voice(target.sha256, s.username)
         if reply is None or reply.status != "ok":
             return await self.voice_page(request, errors=self._voice_refusal(reply, lang), status=409)
-        self.studio.record_install(target.sha256, target.name, s.username)
+        await asyncio.to_thread(self.studio.record_install, target.sha256, target.name, s.username)
         log.info("voice rolled back to %s by %s", target.name, s.username)
         note = self.note(s, voice.tr("rolled_back", lang, name=label or ""))
         return RedirectResponse("/head/voice?" + urlencode({"note": note}), status_code=303)
@@ -1116,7 +1127,7 @@ class WebApp:
         lang = str(request.path_params["lang"])
         resp = RedirectResponse(_safe_next(request.query_params.get("next", "/")), status_code=303)
         if lang in ("vi", "en"):
-            resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+            resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/", secure=self.tls_only(request))
         return resp
 
     async def static(self, request: Request) -> Response:
@@ -1153,7 +1164,13 @@ def _safe_next(url: str) -> str:
 
 
 def _file_part(period: str) -> str:
-    return "".join(c if c.isalnum() or c == "-" else "-" for c in period)[:40]
+    """The period as part of a download's file name: ASCII letters, digits and hyphens (the header is
+    latin-1; "hôm nay" → "hom-nay")."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", period.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in plain
+                   if not unicodedata.combining(c))[:40]
 
 
 def _render_file(report: dict[str, Any], fmt: str) -> bytes:

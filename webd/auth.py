@@ -103,7 +103,7 @@ class Accounts:
             raise AccountError(f"tệp tài khoản hỏng / damaged accounts file {self.path}: {exc}") from None
         try:
             self._accounts = {u: Account(u, a["role"], a["password"]) for u, a in data.get("users", {}).items()
-                              if USERNAME_RE.match(u) and a.get("role") in ROLES}
+                              if USERNAME_RE.fullmatch(u) and a.get("role") in ROLES}
         except (AttributeError, KeyError, TypeError):  # JSON, but not {"users": {name: {role, password}}}
             raise AccountError(f"tệp tài khoản hỏng / damaged accounts file {self.path}: not the "
                                '{"users": {name: {"role", "password"}}} that `xephang web user` writes') from None
@@ -118,7 +118,7 @@ class Accounts:
         return self._accounts.get(username)
 
     def verify(self, username: str, password: str) -> Account | None:
-        acc = self.get(username) if USERNAME_RE.match(username or "") else None
+        acc = self.get(username) if USERNAME_RE.fullmatch(username or "") else None
         ok = check_password(password, acc.password_hash if acc else self._dummy)
         return acc if acc is not None and ok else None
 
@@ -134,7 +134,7 @@ class Accounts:
         self._mtime = None
 
     def set(self, username: str, role: str, password: str) -> None:
-        if not USERNAME_RE.match(username):
+        if not USERNAME_RE.fullmatch(username):
             raise AccountError(f"user name {username!r}: 2–32 of a-z 0-9 . _ - (starting with a letter or digit)")
         if role not in ROLES:
             raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")

@@ -129,7 +129,7 @@ def new_rid() -> str:
 
 
 def valid_rid(rid: str) -> bool:
-    return 8 <= len(rid) <= RID_CHARS and all(c.isalnum() or c in "-_" for c in rid)
+    return 8 <= len(rid) <= RID_CHARS and rid.isascii() and all(c.isalnum() or c in "-_" for c in rid)
 
 
 def counters_of(snap: Snapshot, site: Site, officer: str) -> list[int]:

@@ -417,6 +417,12 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
                    if config.get(k) is not None and not isinstance(config[k], str)]
             if bad:
                 raise BadPayload("invalid", f"the announcer's config state has {', '.join(bad)} that is not text")
+            from webd.voice import odd_reading_options
+
+            odd = odd_reading_options(config)
+            if odd:  # kept (its pack is right), read as the defaults (webd.voice.reading_options)
+                log.warning("the announcer's reading options %s are none it could hold: the voice page reads the "
+                            "defaults", ", ".join(odd))
             self.web.set_announcer_config(config)
 
     def _on_announcer_ack(self, msg: Inbound) -> None:

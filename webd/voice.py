@@ -26,14 +26,14 @@ import wave
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from webd.pages import e
 from xephang.nodeconfig import write_atomic
 from xephang.site import Site
 from xephang_voice import pcm
 from xephang_voice.hearing import Heard, PackScore, Recogniser, score_pack
-from xephang_voice.numbers import DEFAULT_OPTIONS, ReadingOptions
+from xephang_voice.numbers import DEFAULT_OPTIONS, Dialect, ReadingOptions, ZeroWord
 from xephang_voice.voice_record import Take, clip_plan, finish_pack, is_phrase, process_take
 from xephang_voice.voicepack import ClipEntry, load_pack, pack_archive
 
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # 40 s of 48 kHz stereo WAV: far more than one clip
 MAX_TAKE_S = 40.0  # … but nine minutes at 8 kHz mono: a take is refused by its length before it is processed
 INSTALLS_KEPT = 5
+BUILDS_KEPT = 3  # packs built and not installed (the newest is the one just built)
+DIALECTS: tuple[str, ...] = get_args(Dialect)  # the reading options the hall speaker can hold
+ZERO_WORDS: tuple[str, ...] = get_args(ZeroWord)
 
 T: dict[str, tuple[str, str]] = {
     "voice": ("Giọng đọc của trung tâm", "The centre's own voice"),
@@ -182,6 +185,10 @@ class VoiceStudio:
         self.root = root
         self.recogniser = recogniser
         self._lock = threading.Lock()  # takes come from worker threads: one draft update at a time
+        # one build at a time in a folder: two installs at once (a double click) removed each other's
+        # files mid-write and ended in a 500 or a pack missing clips; a score builds in its own folder
+        self._build_lock = threading.Lock()
+        self._score_lock = threading.Lock()
         self.draft = root / "draft"
         self.packs = root / "packs"
         self.sample_rate = sample_rate
@@ -266,10 +273,16 @@ class VoiceStudio:
         """The draft pack said in ``count`` random calls and heard by the recogniser (None: none)."""
         if self.recogniser is None:
             return None
-        sha, problems = self.build(plan, options=options, letters=letters, name="draft")
+        with self._score_lock:
+            return self._score(plan, options=options, letters=letters, count=count, counters=counters)
+
+    def _score(self, plan: list[tuple[str, str]], *, options: ReadingOptions, letters: str, count: int,
+               counters: int) -> PackScore | None:
+        assert self.recogniser is not None
+        sha, problems = self.build(plan, options=options, letters=letters, name="draft", folder="build-score")
         if problems:
             return None
-        result = score_pack(load_pack(self.root / "build", options=options, letters=letters), self.recogniser,
+        result = score_pack(load_pack(self.root / "build-score", options=options, letters=letters), self.recogniser,
                             self.root / "score", count=count, counters=counters, options=options)
         with self._lock:
             write_atomic(self.root / "score.json", json.dumps(
@@ -285,21 +298,28 @@ class VoiceStudio:
             return None
 
     # ---- the pack
-    def build(self, plan: list[tuple[str, str]], *, options: ReadingOptions, letters: str, name: str) -> tuple[str, list[str]]:
-        """Write the pack from the draft with the wizard's ``finish_pack``; archive it under its checksum.
+    def build(self, plan: list[tuple[str, str]], *, options: ReadingOptions, letters: str, name: str,
+              folder: str = "build") -> tuple[str, list[str]]:
+        """Write the pack from the draft with the wizard's ``finish_pack`` in ``folder``; archive it
+        under its checksum. One build at a time (the folder is emptied first).
 
         Returns (sha256, []) or ("", problems)."""
-        have = self.recorded()
-        missing = [c for c, _ in plan if c not in have]
-        if missing:
-            return "", [f"{c}: chưa thu / not recorded" for c in missing]
-        out = self.root / "build"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
+        with self._build_lock:
+            return self._build(plan, options=options, letters=letters, name=name, out=self.root / folder)
+
+    def _build(self, plan: list[tuple[str, str]], *, options: ReadingOptions, letters: str, name: str,
+               out: Path) -> tuple[str, list[str]]:
         kept = {}
-        for clip, text in plan:
-            shutil.copyfile(self.draft / f"{clip}.wav", out / f"{clip}.wav")
-            kept[clip] = ClipEntry(text=text, file=f"{clip}.wav")
+        with self._lock:  # the draft as it is: a take kept meanwhile is not copied half-written
+            have = self.recorded()
+            missing = [c for c, _ in plan if c not in have]
+            if missing:
+                return "", [f"{c}: chưa thu / not recorded" for c in missing]
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            for clip, text in plan:
+                shutil.copyfile(self.draft / f"{clip}.wav", out / f"{clip}.wav")
+                kept[clip] = ClipEntry(text=text, file=f"{clip}.wav")
         problems = finish_pack(out, kept, language="vi", dialect=options.dialect, options=options, letters=letters,
                                name=name, sample_rate=self.sample_rate, loudness_dbfs=self.loudness_dbfs,
                                source="recorded in the browser (webd /head/voice)")
@@ -309,7 +329,18 @@ class VoiceStudio:
         sha = hashlib.sha256(data).hexdigest()
         self.packs.mkdir(parents=True, exist_ok=True)
         write_atomic(self.packs / f"{sha}.zip", data)
+        self._forget_builds(keep=sha)
         return sha, []
+
+    def _forget_builds(self, keep: str) -> None:
+        """Packs built and never installed (the speaker refused it or did not answer, a draft scored):
+        the newest ``BUILDS_KEPT`` stay (one may be on its way to the speaker), the rest go. Only an
+        install pruned them: a head whose speaker was off left a pack on the card per try, without end."""
+        listed = {f"{i.sha256}.zip" for i in self.installs()} | {f"{keep}.zip"}
+        unlisted = sorted((f for f in self.packs.glob("*.zip") if f.name not in listed),
+                          key=lambda f: f.stat().st_mtime, reverse=True)
+        for f in unlisted[BUILDS_KEPT - 1:]:
+            f.unlink(missing_ok=True)
 
     def archive(self, sha: str) -> bytes | None:
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -326,15 +357,15 @@ class VoiceStudio:
             return []
 
     def record_install(self, sha: str, name: str, by: str) -> None:
-        """Remember an install (the newest last); packs no longer listed are deleted."""
-        items = [i for i in self.installs() if i.sha256 != sha] + [Install(sha, name, by, round(time.time()))]
-        items = items[-INSTALLS_KEPT:]
-        write_atomic(self.root / "installs.json",
-                     json.dumps([i.__dict__ for i in items], ensure_ascii=False, indent=1).encode())
-        keep = {f"{i.sha256}.zip" for i in items}
-        for f in self.packs.glob("*.zip"):
-            if f.name not in keep:
-                f.unlink(missing_ok=True)
+        """Remember an install (the newest last); packs no longer listed go, but for the newest built
+        (``_forget_builds``: another install's may be on its way to the speaker)."""
+        with self._build_lock:  # beside a build: a pack just built for another install stays
+            items = [i for i in self.installs() if i.sha256 != sha] + [Install(sha, name, by, round(time.time()))]
+            items = items[-INSTALLS_KEPT:]
+            write_atomic(self.root / "installs.json",
+                         json.dumps([i.__dict__ for i in items], ensure_ascii=False, indent=1).encode())
+            if self.packs.is_dir():
+                self._forget_builds(keep=sha)
 
 
 def recogniser_from(web: Any) -> Recogniser | None:
@@ -351,11 +382,19 @@ def recogniser_from(web: Any) -> Recogniser | None:
 def reading_options(announcer_config: dict[str, Any] | None) -> ReadingOptions:
     """The announcer's reading options from its retained config state (defaults if not heard)."""
     c = announcer_config or {}
-    try:
-        return ReadingOptions(dialect=c.get("dialect") or "north", zero_word=c.get("zero_word"),
-                              four_as_tu=bool(c.get("four_as_tu")), digit_by_digit=bool(c.get("digit_by_digit")))
-    except (TypeError, ValueError):
-        return DEFAULT_OPTIONS
+    # each as the speaker itself holds it (announcerd's AnnouncerConfig), else the default: its password
+    # writes this state, and a dialect of 5 went into the pack's manifest and ended the head's install in a 500
+    dialect = c.get("dialect") if c.get("dialect") in DIALECTS else DEFAULT_OPTIONS.dialect
+    zero_word = c.get("zero_word") if c.get("zero_word") in ZERO_WORDS else None
+    return ReadingOptions(dialect=dialect, zero_word=zero_word,
+                          four_as_tu=c.get("four_as_tu") is True, digit_by_digit=c.get("digit_by_digit") is True)
+
+
+def odd_reading_options(announcer_config: dict[str, Any]) -> list[str]:
+    """The reading options in the speaker's config state that it could not hold (read as the defaults)."""
+    fine = {"dialect": lambda v: v in DIALECTS, "zero_word": lambda v: v is None or v in ZERO_WORDS,
+            "four_as_tu": lambda v: isinstance(v, bool), "digit_by_digit": lambda v: isinstance(v, bool)}
+    return [k for k, ok in fine.items() if k in announcer_config and not ok(announcer_config[k])]
 
 
 def current_name(announcer_config: dict[str, Any] | None, studio: VoiceStudio, lang: str) -> str | None:

@@ -959,3 +959,15 @@ def test_a_websocket_upgrade_does_not_use_up_an_addresss_connections(centre):
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert s.recv(64).startswith(b"HTTP/1.1 200")
     s.close()
+
+
+@pytest.mark.parametrize("name", ["bob\n", "truong\n", "a\nb"])
+def test_a_user_name_ending_in_a_newline_is_refused(tmp_path, name) -> None:
+    """`^…$` matched before a final newline: `bob\\n` was an account, and its name a cookie's."""
+    from webd.auth import AccountError, Accounts
+
+    accounts = Accounts(tmp_path / "accounts.json")
+    with pytest.raises(AccountError):
+        accounts.set(name, "head", "a long enough password")
+    accounts.set("bob", "head", "a long enough password")
+    assert accounts.verify(name, "a long enough password") is None and accounts.verify("bob", "a long enough password")
