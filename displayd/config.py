@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from xephang.site import Site
+from xephang.terminal import one_line
 
 RGB = tuple[int, int, int]
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
@@ -116,8 +117,9 @@ class BoardConfig(BaseModel):
     @field_validator("centre_name", "ticker")
     @classmethod
     def _nfc(cls, v: str) -> str:
-        # decomposed diacritics render, but compare and cache badly: keep one form
-        return unicodedata.normalize("NFC", v)
+        # decomposed diacritics render, but compare and cache badly: keep one form; one line of
+        # text (a NUL in a pushed ticker ended the daemon at its next frame, and at every start)
+        return one_line(unicodedata.normalize("NFC", v))
 
     @field_validator("colours")
     @classmethod

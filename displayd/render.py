@@ -31,11 +31,23 @@ from displayd.config import BoardConfig, BoardLabels, Theme, word
 from displayd.model import BoardModel, Call, CounterView, Highlight
 from xephang.clock import VN_TZ, format_vi_datetime
 from xephang.fonts import font_path
+from xephang.terminal import BIDI_CONTROLS
 from xephang.waittext import format_wait
 
 log = logging.getLogger(__name__)
 
 ELLIPSIS = "…"
+
+# what SDL_ttf cannot draw, or draws as a box: control characters (a NUL raised ValueError and ended
+# the daemon), lone surrogates (UnicodeEncodeError) and the text-direction controls. Whitespace
+# controls become a space, the rest nothing: a name the hub sends is shown, never fatal.
+_NOT_DRAWN = {**dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), *BIDI_CONTROLS, *range(0xD800, 0xE000)]),
+              **dict.fromkeys(map(ord, "\t\n\r\v\f\x85"), " ")}
+
+
+def drawable(text: str) -> str:
+    """``text`` as the board draws it: no control character, lone surrogate or direction override."""
+    return text.translate(_NOT_DRAWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +122,9 @@ class TextCache:
         return f
 
     def surface(self, text: str, weight: str, size: int, colour: tuple[int, ...], *, ink: bool = False) -> pygame.Surface:
-        """Antialiased text with alpha; ``ink`` crops it to the glyphs' bounding box."""
+        """Antialiased text with alpha; ``ink`` crops it to the glyphs' bounding box. Text of no width
+        (zero-width characters only: SDL_ttf raised "Text has zero width") is an empty surface."""
+        text = drawable(text)
         key = (text, weight, size, colour, ink)
         s = self._surfaces.get(key)
         if s is not None:
@@ -118,7 +132,11 @@ class TextCache:
             self._surfaces.move_to_end(key)
             return s
         self.misses += 1
-        s = self.font(weight, size).render(text, True, colour)
+        font = self.font(weight, size)
+        try:
+            s = font.render(text, True, colour)
+        except pygame.error:  # nothing to draw: zero width
+            s = pygame.Surface((0, font.get_height()), pygame.SRCALPHA)
         if ink:
             r = s.get_bounding_rect()
             s = s.subsurface(r).copy() if r.w and r.h else s
@@ -131,6 +149,7 @@ class TextCache:
 
     def width(self, text: str, weight: str, size: int) -> int:
         """Advance width of ``text`` (memoized: layouts ask for the same widths every frame)."""
+        text = drawable(text)
         key = (text, weight, size)
         w = self._widths.get(key)
         if w is None:
@@ -152,6 +171,7 @@ class TextCache:
     ) -> tuple[int, str]:
         """The largest font size (and the text, ellipsized if it does not fit even at
         ``min_size``) that fits in w×h."""
+        text = drawable(text)
         key = (text, weight, w, h, ink, max_size, min_size)
         hit = self._fits.get(key)
         if hit is not None:
