@@ -57,3 +57,21 @@ def test_a_board_reason_with_an_override_or_c1_is_a_bad_payload():
     for bad in (f"nghỉ {RLO}aưrt", "nghỉ\x9b2J", "nghỉ\ntrưa"):
         with pytest.raises(BadPayload):
             decode(Pause, json.dumps({**ok, "reason": bad}))
+
+
+def test_a_site_qr_template_with_a_format_or_unknown_field_is_refused_at_load():
+    """guide_url and queue_url are str.format templates ticketd fills per ticket: `{number:>9999}`
+    made a QR code too long to print (every ticket voided, now printed without its QR)."""
+    data = _site_data()
+    data["site"]["queue_url"] = "http://xephang.local/q/{site}/{number:>9999}"
+    data["services"][0]["guide_url"] = "http://x/{secret}"
+    data["services"][1]["guide_url"] = "http://x/{number.__class__}"
+    data["services"][2]["guide_url"] = "http://x/{"
+    with pytest.raises(ValidationError) as exc:
+        Site.model_validate(data)
+    errs = {".".join(map(str, e["loc"])) for e in exc.value.errors()}
+    assert errs == {"site.queue_url", "services.0.guide_url", "services.1.guide_url", "services.2.guide_url"}
+    assert "{number:>9999} is not one of its fields" in str(exc.value)
+    data = _site_data()
+    data["site"]["queue_url"] = "https://xephang.local/q/{site}/{day}/{id}?t={token}&n={number}&s={service}"
+    assert Site.model_validate(data).site.queue_url.endswith("&s={service}")

@@ -12,12 +12,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ticketd.escpos_job import JobOptions
+from xephang.site import QR_FIELDS, check_template
+from xephang.terminal import one_line
 
 Lang = Literal["vi", "en"]
 
+TEXT_MAX = 300  # characters of one printed text: the longest default is ~70; 64 KiB printed 5.7 m of paper
+# the {fields} each text is filled with (render.py); a text not listed is printed as it is
+TEXT_FIELDS: dict[str, frozenset[str]] = {
+    "issued_at": frozenset({"datetime"}), "people_ahead": frozenset({"n"}), "wait_estimate": frozenset({"minutes"}),
+    "wait_range": frozenset({"low", "high"}), "wait_under": frozenset({"high"}), "wait_over": frozenset({"low"}),
+    "qr_caption": frozenset({"wifi"}),
+}
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,11 +50,19 @@ class TicketTexts(Strict):
     qr_caption: str = "Quét mã QR để xem hướng dẫn thủ tục"
     footer: str = "Vui lòng chờ gọi số và đến quầy khi được mời. Xin trân trọng cảm ơn!"
 
+    @field_validator("*")
+    @classmethod
+    def _printable(cls, v: str, info: ValidationInfo) -> str:
+        if len(v) > TEXT_MAX:
+            raise ValueError(f"at most {TEXT_MAX} characters, not {len(v)}")
+        fields = TEXT_FIELDS.get(info.field_name)
+        return one_line(v) if fields is None else check_template(v, fields)  # the others print as they are
+
     def all_strings(self) -> list[str]:
         """The texts as they could be printed (placeholders filled with typical values)."""
         fill = {"datetime": "Thứ Năm, 31/12/2026 23:59", "n": 128, "minutes": 45, "low": 120, "high": 185,
                 "wifi": "TTPVHCC-Tuong-Linh"}
-        return [v.format(**fill) for v in self.model_dump().values()]
+        return [v.format(**fill) if k in TEXT_FIELDS else v for k, v in self.model_dump().items()]
 
 
 TEXTS_VI = TicketTexts()
@@ -81,6 +98,16 @@ class TicketLayout(Strict):
     )
     wifi_name: str = Field(default="", max_length=40, description="the hall's Wi-Fi name, `{wifi}` in texts.qr_caption")
     show_qr: bool = Field(default=True, description="print the QR code")
+
+    @field_validator("qr_url")
+    @classmethod
+    def _qr_template(cls, v: str) -> str:
+        return check_template(v, QR_FIELDS)
+
+    @field_validator("wifi_name")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        return one_line(v)
     threshold: int = Field(default=160, ge=1, le=254, description="grey level at or above which a dot stays white")
     margin_px: int = Field(default=12, ge=0, le=64, description="white margin left and right, dots")
 

@@ -135,6 +135,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         self.printer: Printer = printer or open_printer(self._printer_config(), width_px=layout.width_px,
                                                         state_dir=s.state_dir)
         self.renderer: TicketRenderer = self._renderer(layout)
+        self._checked: tuple[TicketLayout, TicketRenderer] | None = None  # a pushed layout and its renderer, drawn
         self._hub_watch = NodeWatch("hub")  # the hub's availability, proof against late Wills
         self._next_printer_check = 0.0
         self._issuing: TicketJob | None = None
@@ -197,8 +198,28 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
     def initial_node_config(self) -> dict[str, Any]:
         return self.settings.ticket.model_dump(mode="json")
 
+    def check_node_config(self, new: TicketLayout) -> list[str]:
+        """A pushed layout draws one ticket before it applies: one that cannot be drawn is refused and
+        the dispenser goes on with the old one (a text naming an unknown field was half applied:
+        refused, yet every ticket after it was voided). The renderer made here is the one applied."""
+        self._checked = None
+        try:
+            renderer = self._renderer(new)
+            if self.site.services:
+                groups = self.site.priority.groups
+                renderer.render_for_print(TicketView(
+                    number=1023, service_id=self.site.services[0].id, issued_at=self.clock.local(),
+                    priority=bool(groups), priority_group=groups[0].id if groups else None, people_ahead=12,
+                    est_wait_low_min=10, est_wait_high_min=25, ticket_id=1, day=self.clock.local().date().isoformat()))
+        except Exception as exc:  # whatever the layout makes the renderer raise: the push's refusal
+            log.warning("pushed ticket layout cannot be drawn: %s", exc)
+            return [f"the ticket cannot be drawn with this layout: {type(exc).__name__}: {str(exc)[:200]}"]
+        self._checked = (new, renderer)
+        return []
+
     def apply_node_config(self, new: TicketLayout, old: TicketLayout | None) -> bool:
-        self.renderer = self._renderer(new)
+        checked, self._checked = self._checked, None
+        self.renderer = checked[1] if checked is not None and checked[0] is new else self._renderer(new)
         self._check_glyphs()
         return new.width_px != self.printer.width_px  # another paper width needs another printer profile: restart
 

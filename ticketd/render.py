@@ -159,8 +159,9 @@ class TicketRenderer:
             add(key, self._text(line, "semibold", READ_PX, readable=True), shared=False)
         url = self.qr_url(view) if self.layout.show_qr else ""
         spot: QrSpot | None = None
-        if url:
-            qr_img, module_px = self._qr(url)
+        qr = self._qr_or_none(url) if url else None
+        if qr is not None:
+            qr_img, module_px = qr
             parts.append(self._s(14))
             top = sum(p if isinstance(p, int) else p.height for p in parts)
             # the block is as tall as the square symbol, centred as _qr pastes it
@@ -481,6 +482,15 @@ class TicketRenderer:
         out = Image.new("1", block.size, 255)
         out.paste(inv.crop((m, 0, self.width - m, block.height)), (m, 0))
         return out
+
+    def _qr_or_none(self, url: str) -> tuple[Image.Image, int] | None:
+        """The QR block, or None when ``url`` does not fit a QR code (a site's guide_url template
+        that fills a very long line): the ticket is printed without it, never voided for it."""
+        try:
+            return self._qr(url)
+        except (qrcode.exceptions.DataOverflowError, ValueError) as exc:
+            log.warning("QR code of %d characters cannot be made (%s): printed without it", len(url), exc)
+            return None
 
     def _qr(self, url: str) -> tuple[Image.Image, int]:
         """The QR code in a full-width block, and its dots per module."""

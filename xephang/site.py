@@ -7,6 +7,7 @@ needs labels (ticket, board, speaker). Strict: unknown keys are errors.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
 from datetime import time as dtime
 from typing import Annotated, Any
@@ -19,6 +20,28 @@ SLUG_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 Slug = Annotated[str, Field(pattern=SLUG_RE, min_length=1, max_length=40)]
 # a name people read (ticket, board, reports, terminals): one line, no control or direction characters
 Text = Annotated[str, AfterValidator(one_line)]
+
+# the fields a QR link template may name (ticketd fills them per ticket: ticketd/render.py qr_url)
+QR_FIELDS = frozenset({"site", "service", "number", "day", "id", "token"})
+
+
+def check_template(text: str, fields: frozenset[str]) -> str:
+    """``text`` when it is one printable line whose ``{…}`` are only ``fields``, bare: no format spec
+    (``{n:>100000000}`` filled a 100 MB line and froze the dispenser), conversion, attribute or
+    index. Raises ``ValueError`` naming what is wrong."""
+    one_line(text)
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:  # a lone { or }
+        raise ValueError(f"{exc} (write {{{{ and }}}} for a brace)") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in fields or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{shown} is not one of its fields ({', '.join('{' + f + '}' for f in sorted(fields))}, "
+                             "each as it is, without a format)")
+    return text
 
 
 class Strict(BaseModel):
@@ -37,7 +60,13 @@ class Service(Strict):
     prefix: str = Field(default="", pattern=r"^[A-Z]?$", description="optional letter printed before the number")
     target_wait_min: float = Field(default=15, gt=0, le=600, description="target wait (issue → call), minutes")
     mean_service_min: float = Field(default=8, gt=0, le=240, description="prior for the wait estimate, minutes")
-    guide_url: str = Field(default="", max_length=300, description="procedure guide for the ticket's QR code")
+    guide_url: str = Field(default="", max_length=300, description="procedure guide for the ticket's QR code "
+                           "(a template like site.queue_url: {site} {service} {number} {day} {id} {token})")
+
+    @field_validator("guide_url")
+    @classmethod
+    def _guide_template(cls, v: str) -> str:
+        return check_template(v, QR_FIELDS)
 
     @field_validator("band")
     @classmethod
@@ -117,7 +146,13 @@ class SiteInfo(Strict):
     address: Text = Field(default="", max_length=200)
     timezone: str = "Asia/Ho_Chi_Minh"
     daily_reset: dtime = Field(default=dtime(4, 0), description="local time when numbering restarts")
-    queue_url: str = Field(default="", max_length=300, description="live-queue page template, {site} and {number}")
+    queue_url: str = Field(default="", max_length=300, description="live-queue page template: {site} {service} {number} "
+                           "{day} {id} {token}, each bare (no format)")
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_template(cls, v: str) -> str:
+        return check_template(v, QR_FIELDS)
 
 
 class Site(Strict):
