@@ -11,6 +11,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from xephang.contract import PlainText, Slug
+
 PLAIN_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume", "pause-menu", "transfer", "arrived", "none")
 _RATE = re.compile(r"^rate-([1-5])$")
 _TRANSFER_TO = re.compile(r"^transfer:([a-z0-9]+(-[a-z0-9]+)*)$")
@@ -21,7 +23,7 @@ DEFAULT_PAUSE_REASONS = ("Nghỉ giải lao", "Họp", "Hỗ trợ nghiệp vụ
 
 def check_action(action: str) -> str:
     """Return ``action`` if the key map may use it; raise ``ValueError`` otherwise."""
-    if action in PLAIN_ACTIONS or _RATE.match(action) or _TRANSFER_TO.match(action):
+    if action in PLAIN_ACTIONS or _RATE.fullmatch(action) or _TRANSFER_TO.fullmatch(action):
         return action
     raise ValueError(f"unknown action {action!r}: one of {', '.join(PLAIN_ACTIONS)}, rate-1…rate-5, "
                      "transfer:<service id>")
@@ -29,13 +31,13 @@ def check_action(action: str) -> str:
 
 def rate_score(action: str) -> int | None:
     """``rate-4`` → 4; any other action → None."""
-    m = _RATE.match(action)
+    m = _RATE.fullmatch(action)
     return int(m.group(1)) if m else None
 
 
 def transfer_target(action: str) -> str | None:
     """``transfer:dat-dai`` → ``dat-dai``; any other action → None."""
-    m = _TRANSFER_TO.match(action)
+    m = _TRANSFER_TO.fullmatch(action)
     return m.group(1) if m else None
 
 
@@ -91,13 +93,15 @@ class BoxConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     number: int = Field(default=1, ge=1, le=99, description="counter number (the hub lets counter-N act for N only)")
-    officer: str = Field(default="", max_length=80, description="officer at this counter (health, logs); "
+    officer: PlainText = Field(default="", description="officer at this counter (health, logs); "
                          "reports take it from the site file")
-    services: tuple[str, ...] = Field(default=(), description="services the counter calls from (informational); "
+    services: tuple[Slug, ...] = Field(default=(), description="services the counter calls from (informational); "
                                       "empty = the site file's, else the hub's counter state")
-    transfer_to: tuple[str, ...] = Field(default=(), description="transfer targets in the order the transfer key "
+    transfer_to: tuple[Slug, ...] = Field(default=(), description="transfer targets in the order the transfer key "
                                          "steps through; empty = every service of the site")
-    pause_reasons: tuple[str, ...] = Field(default=DEFAULT_PAUSE_REASONS, max_length=MAX_CHOICES,
+    # what the hub takes as a pause's reason (contract.PlainText): one longer than 80 characters, or
+    # with a newline, made a Pause the box could not send, and the box stayed busy with it for good
+    pause_reasons: tuple[PlainText, ...] = Field(default=DEFAULT_PAUSE_REASONS, max_length=MAX_CHOICES,
                                            description="first = the reason of a short Pause press")
     rating_scale: RatingScale = Field(default=5, description="the site's rating scale: 3 or 5 rating keys (a box "
                                       "with a site file takes the site's); a rating key above it is refused")

@@ -33,6 +33,7 @@ from xephang.contract import (
     BadPayload,
     CounterState,
     Reply,
+    ReplyError,
     ServiceState,
     SimPress,
     decode,
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 CONFIG_ALERT = "counter-config"
 SCALE_ALERT = "counter-rating-scale"
 CONFIG_CODES = ("forbidden", "unknown-counter")
+UNSENDABLE = "unsendable"  # a request the box could not build (counted by that code, like a hub's refusal)
 
 
 class CounterdSettings(DaemonSettings):
@@ -205,8 +207,19 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
 
     def _send(self, s: Send) -> None:
         model = REQUEST_MODELS[s.action]
-        req = model(request_id=s.request_id, source=self.node, counter=self.box.number,
-                    sent_at=self.clock.now(), **s.fields)
+        try:
+            req = model(request_id=s.request_id, source=self.node, counter=self.box.number,
+                        sent_at=self.clock.now(), **s.fields)
+        except ValidationError as exc:
+            # a request the contract refuses (a service id from the hub's state that is no slug, …):
+            # answered here as refused, so the box flashes the error and takes the next press; it was
+            # left in flight for ever, every later press "busy"
+            errors = "; ".join(format_validation_errors(exc, model))
+            log.error("cannot send %s (key %s): %s", s.action, s.press, errors)
+            refusal = Reply(request_id=s.request_id, action=s.action, status="error",
+                            error=ReplyError(code=UNSENDABLE, message=errors[:300]))
+            self._run(self.core.on_reply(s.request_id, refusal, self._mono()))
+            return
         self.sent.append(s)
         del self.sent[:-50]
         self.bus.request(req, on_reply=lambda reply: self._on_reply(s, reply),
