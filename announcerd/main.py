@@ -48,6 +48,7 @@ from xephang.contract import (
 from xephang.daemon import Daemon
 from xephang.nodeconfig import ConfigRefused, deep_merge
 from xephang.settings import DaemonSettings, SettingsError
+from xephang.terminal import NOT_IN_A_LINE_CLASS
 from xephang_voice.numbers import ReadingOptions
 from xephang_voice.voicepack import (
     Composer,
@@ -90,7 +91,7 @@ def url_origin(url: str) -> Origin | None:
     """(scheme, host, port) of an http(s) URL, the port filled in. None for a URL that a parser
     and the downloader could read two ways (a user part ``good@evil``, a ``#``, ``?``, ``\\`` or
     ``%`` anywhere, spaces) or that names no host: nothing webd ever pushes looks like that."""
-    if any(c in url for c in "@\\%?#") or any(c.isspace() for c in url):
+    if any(c in url for c in "@\\%?#") or any(c.isspace() or not c.isprintable() for c in url):
         return None
     try:
         parts = urlsplit(url)
@@ -139,9 +140,20 @@ class AnnouncerConfig(BaseModel):
     quiet_hours: list[QuietPeriod] = Field(default_factory=list)
     word_gap_ms: int | None = Field(default=None, ge=0, le=1000, description="empty = the pack's own")
     phrase_gap_ms: int | None = Field(default=None, ge=0, le=2000, description="empty = the pack's own")
-    audio_driver: str | None = Field(default=None, description="SDL audio driver (alsa, pulseaudio, pipewire); empty = SDL's choice")
-    audio_device: str | None = Field(default=None, description="SDL audio device name; empty = default")
+    # SDL reads these through the environment and its C API: a NUL in either raised ValueError out of
+    # the mixer's open, and the speaker fell silent (in sim, the call stayed "playing" for good)
+    audio_driver: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_,]*$",
+                                     description="SDL audio driver (alsa, pulseaudio, pipewire); empty = SDL's choice")
+    audio_device: str | None = Field(default=None, max_length=200, pattern=f"^[^{NOT_IN_A_LINE_CLASS}]*$",
+                                     description="SDL audio device name; empty = default")
     retry_s: float = Field(default=10, ge=1, le=600, description="retry a missing audio device this often")
+
+    @field_validator("voice_pack_ca_file")
+    @classmethod
+    def _no_nul(cls, v: Path | None) -> Path | None:
+        if v is not None and "\x00" in str(v):  # (voice_pack's is refused by check_node_config, with the reason)
+            raise ValueError("a path has no NUL character")
+        return v
 
     @field_validator("web_origin")
     @classmethod
@@ -508,6 +520,10 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
             log.error("audio error: %s", exc)
             self.scheduler.requeue_playing()
             return
+        except Exception:  # never left "playing" for good: this call is dropped, the next ones are said
+            log.exception("cannot play ticket %s%s counter %s", call.prefix, call.number, call.counter)
+            self.scheduler.finished()
+            return
         received = self._received.pop(call.rev, None)
         if received is not None:
             self.latencies.append(started.monotonic - received)
@@ -553,6 +569,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
             round(self.clock.now() - self.scheduler.hub.hub_time(self.clock.monotonic()), 1),
             "waiting": len(self.scheduler.waiting),
             "played": st.played, "stale": st.stale, "duplicate": st.duplicate, "merged": st.merged,
+            "superseded": st.superseded,
             "latency_p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
         }
 

@@ -223,7 +223,7 @@ class Player:
                 # allowedchanges=0: SDL converts for the device; our buffers stay s16 mono at the pack rate
                 pygame.mixer.init(frequency=self.sample_rate, size=-16, channels=1, buffer=self.buffer_samples,
                                   devicename=self.device, allowedchanges=0)
-        except pygame.error as exc:
+        except (pygame.error, ValueError, OSError) as exc:  # ValueError: a NUL in the driver or device name
             if self.state != "audio-missing" or str(exc) != self.last_error:
                 log.error("audio device missing (driver %s): %s; retrying every %.0f s",
                           self.driver or "auto", exc, self.retry_s)

@@ -9,6 +9,11 @@ play (or nothing).  Rules, in the citizen's words:
   clock is minutes off still speaks every fresh call;
 - a recall (or re-call) of a ticket still waiting in the queue does not add a second entry:
   the waiting entry takes the newer counter and time and keeps its place;
+- at most ``max_per_counter`` (2) calls of one counter wait: a newer one drops that counter's
+  oldest waiting call (the counter has moved on; the hub finished that one). One counter calling
+  fast, or a counter's stolen password calling at the hub's pace (60 at once, then 20 a minute),
+  then holds two places in the queue, and the other counters' calls are still said in time (they
+  waited behind its 30 and went stale unsaid);
 - one announcement at a time, in arrival order;
 - the volume follows the time of day (quiet hours).
 """
@@ -199,6 +204,7 @@ class Job:
 class SchedulerStats:
     queued: int = 0
     merged: int = 0
+    superseded: int = 0  # waiting calls dropped: their counter called max_per_counter more since
     duplicate: int = 0
     stale: int = 0
     overflow: int = 0
@@ -217,6 +223,7 @@ class Scheduler:
     volume: float = 1.0
     quiet_hours: tuple[QuietHours, ...] = ()
     max_queue: int = 30
+    max_per_counter: int = 2
     tz: ZoneInfo = VN_TZ
     seen_capacity: int = 4096
     stats: SchedulerStats = field(default_factory=SchedulerStats)
@@ -253,6 +260,12 @@ class Scheduler:
                 self._queue[call.ticket_key] = call
             self.stats.merged += 1
             return "merged"
+        same = [k for k, c in self._queue.items() if c.counter == call.counter]
+        if len(same) >= self.max_per_counter:  # the counter has moved on: its oldest waiting call goes
+            gone = self._queue.pop(same[0])
+            self.stats.superseded += 1
+            log.warning("ticket %s%s not said: counter %s has called %d more since", gone.prefix, gone.number,
+                        gone.counter, len(same))
         self._queue[call.ticket_key] = call
         self.stats.queued += 1
         while len(self._queue) > self.max_queue:
