@@ -125,10 +125,12 @@ class Period:
                 "days": self.days, "label": self.label(lang)}
 
 
-_DAY_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
-_QUARTER_RE = re.compile(r"^(\d{4})-?q([1-4])$")
-_YEAR_RE = re.compile(r"^(\d{4})$")
+# ASCII digits only: \d also reads '２０２６' and '٢٠٢٦' (int() takes them), and the period as written
+# names the head's downloaded file (webd), whose header takes latin-1 only: a 500 instead of a report
+_DAY_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$", re.ASCII)
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$", re.ASCII)
+_QUARTER_RE = re.compile(r"^(\d{4})-?q([1-4])$", re.ASCII)
+_YEAR_RE = re.compile(r"^(\d{4})$", re.ASCII)
 
 
 def _month_end(y: int, m: int) -> date:
