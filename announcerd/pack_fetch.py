@@ -94,6 +94,10 @@ def download(url: str, *, ca_file: Path | str | None = None, deadline_s: float =
     return bytes(data)
 
 
+#: problems a pack's own archive has whatever its files on the card: the site asks for what it lacks
+NOT_IN_THE_ARCHIVE = frozenset({"clip-missing", "language"})
+
+
 def fetch_pack(url: str, sha256: str, state_dir: Path | str, *, options: ReadingOptions = DEFAULT_OPTIONS,
                letters: str = "", ca_file: Path | str | None = None, deadline_s: float = FETCH_DEADLINE_S,
                stop: threading.Event | None = None) -> Path:
@@ -103,9 +107,16 @@ def fetch_pack(url: str, sha256: str, state_dir: Path | str, *, options: Reading
     URL is ``https://`` and the hall's Pi does not trust it system-wide.
     Raises :class:`PackFetchError` or :class:`InvalidPack` (with every reason)."""
     dest = installed_dir(state_dir, sha256)
-    if dest.is_dir() and not blocking(validate_pack(dest, options=options, letters=letters)):  # as load_pack
-        dest.touch()  # recently used: kept by the pruning below
-        return dest
+    if dest.is_dir():
+        problems = blocking(validate_pack(dest, options=options, letters=letters))  # as load_pack
+        if not problems:
+            dest.touch()  # recently used: kept by the pruning below
+            return dest
+        if all(p.code in NOT_IN_THE_ARCHIVE for p in problems):
+            # the folder is the archive as checked: the site now asks for clips it never had (a new prefix
+            # letter, the other dialect). The same bytes again would lack them too, so it is kept (usable
+            # again if the site goes back) and not fetched anew on the speaker's loop, up to 20 s silent
+            raise InvalidPack(dest, problems)
     shutil.rmtree(dest, ignore_errors=True)
     data = download(url, ca_file=ca_file, deadline_s=deadline_s, stop=stop)
     got = hashlib.sha256(data).hexdigest()

@@ -653,3 +653,32 @@ def test_a_stopping_announcer_does_not_wait_for_a_stalled_download(
     assert not loop.is_alive() and code == [0]
     assert time.monotonic() - t0 < 3.5  # close() asks the worker to stop and waits for it at most 2 s
     assert not [m for m in fake_broker.messages(T.config_ack("announcer-hall")) if b"web-0501" in m[1]]
+
+
+def test_a_site_asking_for_clips_the_installed_pack_never_had_does_not_download_it_again(
+        tmp_path, synthetic_pack_dir, server) -> None:
+    """A new prefix letter in the site: the web-installed pack lacks its clip. The speaker's loop
+    deleted the pack and fetched the same bytes again (up to 20 s silent), to lack it again."""
+    import json
+
+    from announcerd.pack_fetch import fetch_pack
+    from xephang_voice.voicepack import InvalidPack
+
+    pack = Path(shutil.copytree(synthetic_pack_dir, tmp_path / "no-b"))  # recorded for a site without B
+    manifest = json.loads((pack / "manifest.json").read_text())
+    del manifest["clips"]["letter_b"]
+    (pack / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    (pack / "letter_b.wav").unlink()
+    data = pack_archive(pack)
+    sha = hashlib.sha256(data).hexdigest()
+    server.files[f"/voice/pack/{sha}.zip"] = data
+    url = f"{server.url}/voice/pack/{sha}.zip"
+    dest = fetch_pack(url, sha, tmp_path / "state")
+    assert server.served == [f"/voice/pack/{sha}.zip"]
+    with pytest.raises(InvalidPack) as err:
+        fetch_pack(url, sha, tmp_path / "state", letters="B")
+    assert [(p.code, p.clip) for p in err.value.problems] == [("clip-missing", "letter_b")]
+    assert len(server.served) == 1 and dest.is_dir()  # not fetched again, kept
+    assert fetch_pack(url, sha, tmp_path / "state") == dest and len(server.served) == 1  # the letter gone: usable again
+    (dest / "hai.wav").unlink()  # damaged on the card: fetched anew
+    assert fetch_pack(url, sha, tmp_path / "state") == dest and len(server.served) == 2 and (dest / "hai.wav").is_file()
