@@ -42,19 +42,6 @@ T = Topics(SITE)
 MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
 
 
-@pytest.fixture
-def hub(tmp_path, site_file, fake_broker):
-    settings = HubSettings(site=SITE, node="hub", site_file=site_file, state_dir=tmp_path / "state")
-    h = HubDaemon(settings, bus=FakeBus(fake_broker, site=SITE, node="hub", role="hub", state_dir=tmp_path / "state"),
-                  clock=ManualClock(MONDAY_9AM))
-    h.start()
-    assert h.bus.wait_connected(5)
-    h.step(0)
-    yield h
-    h.bus.stop()
-    h.ledger.close()
-
-
 def _replies(fake_broker, node: str) -> list[dict]:
     return [json.loads(p) for _, p in fake_broker.messages(T.reply(node))]
 

@@ -17,32 +17,16 @@ from datetime import datetime
 
 import pytest
 
-from hubd.main import OUTBOX_WINDOW, HubConfig, HubDaemon, HubSettings
+from hubd.main import OUTBOX_WINDOW, HubConfig, HubDaemon
 from xephang.bus import MAX_QUEUED, QUEUE_FULL, Bus
-from xephang.clock import VN_TZ, ManualClock
+from xephang.clock import VN_TZ
 from xephang.contract import BOARD_BURST, COUNTER_BURST, CallNext, Pause, Rate, Resume, Topics, new_request_id
 from xephang.settings import BrokerSettings
-from xephang.testing import FakeBus
 from xephang_ops.mosquitto import free_port
 
 SITE = "tuong-linh"
 T = Topics(SITE)
 MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
-
-
-@pytest.fixture
-def hub(tmp_path, site_file, fake_broker, request):
-    own = getattr(request, "param", None)
-    settings = HubSettings(site=SITE, node="hub", site_file=site_file, state_dir=tmp_path / "state",
-                           **({"hub": own} if own else {}))
-    h = HubDaemon(settings, bus=FakeBus(fake_broker, site=SITE, node="hub", role="hub", state_dir=tmp_path / "state"),
-                  clock=ManualClock(MONDAY_9AM))
-    h.start()
-    assert h.bus.wait_connected(5)
-    h.step(0)
-    yield h
-    h.bus.stop()
-    h.ledger.close()
 
 
 def _pause_and_resume(fake_broker, n: int) -> None:

@@ -173,7 +173,10 @@ def test_a_boards_burst_read_twice_is_its_whole_burst_not_half(hub, fake_broker)
         fake_broker.deliver(topic, payload, False, "counter-2")
         if i % 50 == 49:
             hub.step(0)
-    hub.step(0)
+    for _ in range(100):  # a turn runs a quarter second at most (TURN_BUDGET_S): turn until none is left
+        hub.step(0)
+        if not hub._batch:
+            break
     hub.step(0)
     answered = {r["request_id"] for r in _replies(fake_broker, "counter-2")}
     flooded = hub.health_details()["flooded"].get("counter-2", 0)
@@ -181,7 +184,10 @@ def test_a_boards_burst_read_twice_is_its_whole_burst_not_half(hub, fake_broker)
     # the bucket refills 20 a second while the test runs
     assert {f"counter-2-{i:04d}" for i in range(BOARD_BURST)} <= answered
     assert len(_replies(fake_broker, "counter-2")) == len(answered)
-    assert 2 * (BOARD_BURST + extra) == 2 * len(answered) + flooded
+    # the rest: both copies dropped; but a request the refill let through after one of its copies was
+    # dropped (on a loaded machine, seconds between the copies) is answered with one copy flooded
+    unanswered, refilled = BOARD_BURST + extra - len(answered), len(answered) - BOARD_BURST
+    assert 2 * unanswered <= flooded <= 2 * unanswered + refilled
 
 
 def test_a_lane_passes_on_a_boards_burst_and_pace_and_leaves_the_rest_to_the_inbox():

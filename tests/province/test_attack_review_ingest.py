@@ -20,6 +20,7 @@ import psycopg
 from province.ingest import Ingester, Store
 from province.reports import build_province_report, chart_pngs
 from province.synth import CentreSim, site_with_slug
+from tests.province.test_ingest_attack import _edited
 from xephang.contract import Topics
 from xephang.settings import BrokerSettings
 from xephang_reports import charts
@@ -36,14 +37,6 @@ def _day(site, tmp_path, slug: str, tickets: int, seed: int = 5) -> tuple[list[t
     return events, now
 
 
-def _edited(topic: str, payload: bytes, **changes) -> tuple[str, bytes]:
-    body = json.loads(payload)
-    for k, v in changes.items():
-        if k.startswith("ticket_"):
-            body["ticket"][k[len("ticket_"):]] = v
-        else:
-            body[k] = v
-    return topic, json.dumps(body).encode()
 
 
 def _one(dsn: str, sql: str):
