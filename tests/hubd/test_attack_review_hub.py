@@ -21,6 +21,7 @@ import pytest
 
 from hubd.main import HubDaemon, HubSettings
 from hubd.testing import running_hub
+from tests.hubd.test_floods import _turn_until
 from xephang.bus import Bus
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import (
@@ -44,14 +45,6 @@ MONDAY_9AM = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ).timestamp()
 
 def _replies(fake_broker, node: str) -> list[dict]:
     return [json.loads(p) for _, p in fake_broker.messages(T.reply(node))]
-
-
-def _turn_until(hub: HubDaemon, done, turns: int = 400) -> bool:
-    for _ in range(turns):
-        hub.step(0)
-        if done():
-            return True
-    return False
 
 
 def _send(fake_broker, req) -> None:
