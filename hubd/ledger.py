@@ -222,13 +222,24 @@ class Ledger:
                                (rev, limit)).fetchall()
 
     # ------------------------------------------------------------------ load
-    def load(self, engine: QueueEngine) -> None:
-        """Rebuild the engine from the tables (after a restart, or a kill -9)."""
+    def load(self, engine: QueueEngine, *, now: float | None = None) -> None:
+        """Rebuild the engine from the tables (after a restart, or a kill -9).
+
+        ``now`` (the hub's clock): a ledger with nothing in it yet starts its revisions and ticket
+        ids after ``numbering_base(now)``, so a hub whose card was replaced never reuses a number an
+        earlier ledger of the site gave out (``numbering_base``)."""
         m = self.get_meta("engine")
         if m:
             engine.load_meta(m)
         maxes = self.db.execute("SELECT (SELECT MAX(id) FROM tickets), (SELECT MAX(id) FROM visits), "
                                 "(SELECT MAX(id) FROM pauses), (SELECT MAX(rev) FROM events)").fetchone()
+        if now is not None and not m and not any(maxes):
+            base = self.get_meta("numbering_base")
+            if base is None:
+                base = numbering_base(now)
+                self.set_meta_now("numbering_base", base)
+            engine.rev = max(engine.rev, base)
+            engine.next_ticket_id = max(engine.next_ticket_id, base + 1)
         engine.next_ticket_id = max(engine.next_ticket_id, (maxes[0] or 0) + 1)
         engine.next_visit_id = max(engine.next_visit_id, (maxes[1] or 0) + 1)
         engine.next_pause_id = max(engine.next_pause_id, (maxes[2] or 0) + 1)
@@ -257,6 +268,24 @@ class Ledger:
                     engine.sequences[(r["day"], r["service"])] = r["last_number"]
         finally:
             self.db.row_factory = None
+
+
+# a clock earlier than this (2026-01-01 UTC) is wrong for sure: a Pi without its clock module
+NUMBERING_FLOOR = 1_767_225_600
+
+
+def numbering_base(now: float) -> int:
+    """Where a new ledger's revisions and ticket ids start: after the hub's clock in whole seconds.
+
+    The boards, the web and the province keep the revisions and ticket ids they saw (a board
+    ignores a revision it has passed; the province keys tickets by id and visits by the call's
+    revision). A ledger started at 1 on a replaced card made the hall board ignore the new hub
+    until it restarted, and merged the new tickets into old ones at the province. A centre
+    makes far fewer than one event a second over any stretch of days, so a ledger started
+    later starts above every number an earlier one reached; an earlier ledger that started at 1
+    (before this rule) is far below. Not covered: a ledger restored from a copy, which goes on
+    from the copy's numbers (docs/install-pi.md)."""
+    return int(max(now, NUMBERING_FLOOR))
 
 
 def event_json(e: Event) -> dict[str, Any]:

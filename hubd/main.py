@@ -237,7 +237,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
         path = settings.hub.ledger or Path(settings.state_dir) / "ledger.sqlite"
         self.ledger = Ledger(path)
-        self.ledger.load(self.engine)
+        self.ledger.load(self.engine, now=self.clock.now())
         self._batch: list[Inbound] = []
         self._report_slots = threading.BoundedSemaphore(REPORT_WORKERS)
         self._inflight: dict[int, int] = {}  # mid -> rev of events published, awaiting PUBACK

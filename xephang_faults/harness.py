@@ -350,16 +350,19 @@ class Observer:
         return False
 
     def gaps(self) -> list[int]:
-        top = max(self.revs, default=0)
-        return sorted(set(range(1, top + 1)) - set(self.revs))
+        """Revisions missing between the first and the last seen."""
+        if not self.revs:
+            return []
+        return sorted(set(range(min(self.revs), max(self.revs) + 1)) - set(self.revs))
 
-    def repair(self, upto: int, timeout: float = 10.0) -> int:
+    def repair(self, upto: int, first: int = 1, timeout: float = 10.0) -> int:
         """What a consumer does after a gap: ``resync`` from the last rev it has in order and
-        take the missed events from the reply. Returns how many events came that way."""
+        take the missed events from the reply. ``first``: the ledger's first revision
+        (``Books.first_rev``). Returns how many events came that way."""
         got = 0
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            missing = sorted(set(range(1, upto + 1)) - set(self.revs))
+            missing = sorted(set(range(first, upto + 1)) - set(self.revs))
             if not missing:
                 break
             r = self.bus.request_sync(Resync(request_id=new_request_id(), source=self.bus.node,
@@ -459,6 +462,7 @@ class Books:
     issued_events: int
     called_twice: int
     ids: set[int] = field(default_factory=set)
+    first_rev: int = 1  # a new ledger starts after the hub's clock (hubd.ledger.numbering_base)
 
 
 def read_ledger(path: Path) -> Books:
@@ -467,8 +471,10 @@ def read_ledger(path: Path) -> Books:
         tickets = db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
         by_state = dict(db.execute("SELECT state, COUNT(*) FROM tickets GROUP BY state").fetchall())
         revs = [r[0] for r in db.execute("SELECT rev FROM events ORDER BY rev")]
-        max_rev = revs[-1] if revs else 0
-        missing = sorted(set(range(1, max_rev + 1)) - set(revs))
+        base = db.execute("SELECT value FROM meta WHERE key='numbering_base'").fetchone()
+        first = int(json.loads(base[0])) + 1 if base else 1
+        max_rev = revs[-1] if revs else first - 1
+        missing = sorted(set(range(first, max_rev + 1)) - set(revs))
         outbox = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         reused = db.execute("SELECT COUNT(*) FROM (SELECT day, service, number FROM tickets "
                             "GROUP BY day, first_service, number HAVING COUNT(*) > 1)").fetchone()[0]
@@ -477,7 +483,7 @@ def read_ledger(path: Path) -> Books:
         twice = db.execute("SELECT COUNT(*) FROM (SELECT ticket_id FROM events WHERE kind='called' "
                            "GROUP BY ticket_id HAVING COUNT(*) > 1)").fetchone()[0]
         ids = {r[0] for r in db.execute("SELECT id FROM tickets")}
-        return Books(tickets, by_state, max_rev, missing, outbox, reused, issued, twice, ids)
+        return Books(tickets, by_state, max_rev, missing, outbox, reused, issued, twice, ids, first)
     finally:
         db.close()
 
@@ -514,7 +520,7 @@ def account(books: Books, obs: Observer, loader: Loader | None, tally: Tally, *,
     never got; duplicates = more tickets than presses, a number reused, a ticket called twice."""
     lost = len(books.revs_missing)
     got = set(obs.revs)
-    lost += len(set(range(1, books.max_rev + 1)) - got)
+    lost += len(set(range(books.first_rev, books.max_rev + 1)) - got)
     dups = books.numbers_reused + books.called_twice
     if loader is not None:
         acked = {t for t in loader.issued_ids.values() if t is not None}

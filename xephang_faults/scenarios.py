@@ -99,7 +99,7 @@ def broker_restart(root: Path, *, persistence: bool, restarts: int, ops: int) ->
         _wait_idle(obs, ld, 60)
         obs.wait(lambda: False, 1.0)  # the last events and state
         books = read_ledger(c.ledger_path)
-        obs.repair(books.max_rev)
+        obs.repair(books.max_rev, books.first_rev)
         t.operations = ld.sent + 2 * presses
         account(books, obs, ld, t, other_issues=presses)
         n_wav, dup_wav = wav_duplicates(c)
@@ -135,7 +135,7 @@ def hub_kills(root: Path, *, kills: int, seed: int = 1) -> tuple[Tally, dict[str
         _wait_idle(obs, ld, 90)
         obs.wait(lambda: False, 1.0)
         books = read_ledger(c.ledger_path)
-        obs.repair(books.max_rev)
+        obs.repair(books.max_rev, books.first_rev)
         t.operations = ld.sent
         account(books, obs, ld, t)
         facts.update(books=books, repaired=obs.repaired, gave_up=ld.gave_up, redelivered=obs.redelivered)
@@ -292,7 +292,7 @@ def partition(root: Path, *, rounds: int) -> tuple[Tally, dict[str, Any]]:
             obs.wait(lambda: False, 1.0)  # a fourth ticket would show up here
             facts["press_tickets"] = obs.kinds()["issued"] - before
             books = read_ledger(c.ledger_path)
-            obs.repair(books.max_rev)
+            obs.repair(books.max_rev, books.first_rev)
             t.operations = ld.sent + 3
             account(books, obs, ld, t, other_issues=3)
             facts["books"] = books
@@ -933,7 +933,7 @@ def soak_boxes(root: Path, *, hours: float, speed: float, per_day: int, counters
                              for x in ("dispenser-1",)), 20)
         obs.wait(lambda: False, 2.5)
         books = read_ledger(c.ledger_path)
-        obs.repair(books.max_rev)
+        obs.repair(books.max_rev, books.first_rev)
         t.operations = presses + calls
         account(books, obs, None, t)
         dead = [x for x in nodes if not c.procs[x].alive()]
@@ -969,7 +969,7 @@ def soak_lines(f: dict[str, Any]) -> list[str]:
     b = f["books"]
     lines = [f"{f['presses']} dispenser presses, {f['calls']} 'next' presses "
              f"({', '.join(f'{k[5:]}: {v}' for k, v in sorted(f['day_presses'].items()))})",
-             f"ledger: {b.tickets} tickets {dict(b.by_state)}, revs 1..{b.max_rev} missing {len(b.revs_missing)}, "
+             f"ledger: {b.tickets} tickets {dict(b.by_state)}, revs {b.first_rev}..{b.max_rev} missing {len(b.revs_missing)}, "
              f"outbox {b.outbox}, numbers reused {b.numbers_reused}, printed {f['printed']}, dispenser {f['dispenser']}",
              f"{'daemon':<16} {'RSS warm MB':>11} {'RSS end MB':>10} {'growth':>7} {'fds warm':>8} {'fds end':>7}"]
     for x, m in f["mem"].items():
