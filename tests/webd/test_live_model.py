@@ -117,6 +117,23 @@ def test_catch_up_reads_todays_events_back_before_saying_synced():
     assert m.synced and m.rev == 500 and view(m, 1, 1001).state == "waiting"
 
 
+def test_a_hub_on_a_new_ledger_is_followed_page_by_page():
+    """The hub's card was replaced: its new ledger's revisions start after its clock (far above ours).
+    The first page of the resync starts past our rev; the model goes on from it instead of asking
+    for the same page again and again."""
+    m = synced_model()
+    for r in range(1, 6):
+        m.on_event(ev(r, "issued", tinfo(r, 1000 + r)))
+    base = 1_767_600_000
+    assert m.on_event(ev(base + 1, "issued", tinfo(base + 1, 1001))) is True  # a gap
+    page = [ev(base + i, "issued", tinfo(base + i, 1000 + i)) for i in range(1, 101)]
+    assert m.on_resync(HallState(rev=base + 150, day=DAY), page, more=True) is True
+    assert m.rev == base + 100 and m.missing_from() == base + 100 and not m.gap
+    rest = [ev(base + i, "issued", tinfo(base + i, 1000 + i)) for i in range(101, 151)]
+    m.on_resync(HallState(rev=base + 150, day=DAY), rest, more=False)
+    assert m.synced and m.rev == base + 150 and view(m, base + 150, 1150).state == "waiting"
+
+
 def _hall_after(strip_arrival: bool):
     """A real engine's day: A (civil status) 08:00, B and C (land) 08:01 and 08:02; counter 1 calls A
     and sends it to land. The engine's events fed to webd's model, as published (or without
