@@ -133,7 +133,7 @@ def render_protocol() -> str:
         "- Revisions and ticket ids never go back: a new ledger (a hub's first start, or a replaced card) starts "
         "both after the hub's clock in whole seconds (not before 2026-01-01), so a board keeps following and the "
         "province never folds a new ticket into an old one. A ledger that began at 1 under an older hub goes on "
-        "from where it is (docs/install-pi.md, *Replacing the hub's card*).",
+        "from where it is (docs/install-pi.md, §10).",
         "- The hub is the only clock for business data (`at`), the only writer of `state/*`, and republishes all "
         "retained state on every (re)connect. Device timestamps are informational.",
         "- `NodeStatus.session` grows on every connect of a node. A Will of an older session that lands after "
