@@ -753,13 +753,16 @@ class HubDaemon(Daemon[HubSettings, Site]):
         if req.since_rev is not None and req.since_rev < self.engine.rev:
             budget = RESYNC_BUDGET_BYTES - len(json.dumps(hall, ensure_ascii=False).encode())
             events: list[Any] = []
-            for _, _, _, payload in self.ledger.events_since(req.since_rev, limit=RESYNC_MAX_EVENTS):
+            rows = self.ledger.events_since(req.since_rev, limit=RESYNC_MAX_EVENTS)
+            for _, _, _, payload in rows:
                 budget -= len(payload.encode()) + 2
                 if budget < 0:
                     break
                 events.append(json.loads(payload))
             data["events"] = events
-            last = events[-1]["rev"] if events else req.since_rev
+            # no event after since_rev at all: nothing more (a new ledger's revisions start after its
+            # base, so "since_rev < rev" alone said "more" for ever to a webd asking from below it)
+            last = events[-1]["rev"] if events else req.since_rev if rows else self.engine.rev
             data["more"] = last < self.engine.rev
         return Reply(request_id=req.request_id, action=req.ACTION, status="ok", data=typed_data(req.ACTION, data),
                      rev=self.engine.rev)

@@ -112,3 +112,20 @@ def test_an_empty_ledger_keeps_its_base_across_restarts_and_a_clock_at_1970_stil
     assert eng.rev == int(MONDAY_9AM) and eng.next_ticket_id == int(MONDAY_9AM) + 1
     led.close()
     assert numbering_base(0) == NUMBERING_FLOOR  # a Pi's clock at 1970: far above any ledger that began at 1
+
+
+def test_a_resync_from_below_a_new_ledgers_first_revision_says_there_is_nothing_more(hub, fake_broker):
+    """webd reads back the last 100 revisions at its start (``catchup_events``): on a new ledger
+    that is below its base. The hub found no event after it and still said ``more`` (the asked rev
+    was below its own), so webd asked again and again until rate-limited and never said synced."""
+    from xephang.contract import Reply, Resync, decode
+
+    base = hub.engine.rev
+    assert base == int(MONDAY_9AM)  # the fixture's hub: a new ledger
+    for since in (0, base - 100, base):
+        req = Resync(request_id=new_request_id(), source="web", since_rev=since)
+        _ask(fake_broker, req)
+        hub.step(0)
+        replies = [decode(Reply, p) for _, p in fake_broker.messages(T.reply("web"))]
+        r = next(r for r in replies if r.request_id == req.request_id)
+        assert r.status == "ok" and not r.data.get("events") and not r.data.get("more"), (since, r)
