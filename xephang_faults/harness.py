@@ -35,7 +35,9 @@ from typing import Any
 
 from xephang.bus import Bus, Inbound
 from xephang.contract import (
+    BadPayload,
     CallNext,
+    CounterEvent,
     Finish,
     IssueTicket,
     NodeHealth,
@@ -43,6 +45,8 @@ from xephang.contract import (
     Reply,
     Request,
     Resync,
+    TicketEvent,
+    decode,
     new_request_id,
 )
 from xephang.settings import BrokerSettings, load_site
@@ -300,6 +304,14 @@ class Observer:
             self.garbage += 1  # forged by the fuzzer: not the hub's
             return
         if type(rev) is not int or rev < 1 or not isinstance(ev.get("event_id"), str) or len(ev["event_id"]) < 8:
+            self.garbage += 1
+            return
+        model = {"ticket": TicketEvent, "counter": CounterEvent}.get(m.topic.rsplit("/", 2)[-2])
+        try:  # the contract's own check, as every consumer makes it: a forged event with a rev this
+            if model is None:  # ledger never had (below its first) is not the hub's either
+                raise BadPayload("topic", m.topic)
+            decode(model, m.payload)
+        except BadPayload:
             self.garbage += 1
             return
         self.deliveries += 1
