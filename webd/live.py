@@ -260,10 +260,10 @@ class LiveHall:
         """A resync reply: missed events in rev order, then the hall snapshot. Returns True
         when more events are to be asked for."""
         self.begun = True
-        if events and min(e.rev for e in events) > self.rev + 1:
-            # the hub answers every event after since_rev: it has none between (a new ledger, whose
-            # revisions start after the hub's clock). Asking again from our rev gave the same page.
-            self.rev = min(e.rev for e in events) - 1
+        if events and events[0].rev > self.rev + 1:
+            # the hub answers every event after since_rev, in rev order: it has none between (a new
+            # ledger, whose revisions start after the hub's clock). Asking again gave the same page.
+            self.rev = events[0].rev - 1
         for ev in events:
             if ev.rev == self.rev + 1:
                 self._apply(ev)

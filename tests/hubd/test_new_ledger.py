@@ -16,6 +16,7 @@ from pathlib import Path
 from displayd.main import DisplayDaemon, DisplaySettings, ScreenSettings
 from hubd.ledger import NUMBERING_FLOOR, Ledger, numbering_base
 from hubd.main import HubDaemon, HubSettings
+from tests.hubd.test_attack_review_hub import _send
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import CallNext, IssueTicket, Topics, new_request_id
 from xephang.testing import FakeBroker, FakeBus
@@ -48,10 +49,6 @@ def _board(tmp: Path, site_file: Path, broker: FakeBroker, clock: ManualClock) -
     return d
 
 
-def _ask(broker: FakeBroker, req) -> None:
-    broker.deliver(T.req(req.ACTION, req.source), req.to_json(), False, req.source)
-
-
 def _turn(hub: HubDaemon, board: DisplayDaemon, cond, timeout: float = 5.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -72,8 +69,8 @@ def test_the_board_follows_a_hub_on_a_new_ledger_and_no_number_is_given_twice(tm
     old = _hub(tmp_path / "old", site_file, broker, clock)
     board = _board(tmp_path, site_file, broker, clock)
     for _ in range(3):
-        _ask(broker, IssueTicket(request_id=new_request_id(), source="dispenser-1", service="ho-tich"))
-    _ask(broker, CallNext(request_id=new_request_id(), source="counter-1", counter=1))
+        _send(broker, IssueTicket(request_id=new_request_id(), source="dispenser-1", service="ho-tich"))
+    _send(broker, CallNext(request_id=new_request_id(), source="counter-1", counter=1))
     assert _turn(old, board, lambda: _panel(board) == (["1001"], ["1"]))
     old_rev, old_id = old.engine.rev, old.engine.next_ticket_id - 1
     _stop(old)
@@ -81,8 +78,8 @@ def test_the_board_follows_a_hub_on_a_new_ledger_and_no_number_is_given_twice(tm
     clock.advance(3600)  # the technician swaps the card; the new hub starts on an empty ledger
     new = _hub(tmp_path / "new", site_file, broker, clock)
     try:
-        _ask(broker, IssueTicket(request_id=new_request_id(), source="dispenser-1", service="dat-dai"))
-        _ask(broker, CallNext(request_id=new_request_id(), source="counter-3", counter=3))
+        _send(broker, IssueTicket(request_id=new_request_id(), source="dispenser-1", service="dat-dai"))
+        _send(broker, CallNext(request_id=new_request_id(), source="counter-3", counter=3))
         assert _turn(new, board, lambda: _panel(board) == (["2001"], ["3"])), _panel(board)
         assert board.model.rev == new.engine.rev  # the board is on the new ledger's revisions, no gap left
         assert board.model.gap is None
@@ -124,7 +121,7 @@ def test_a_resync_from_below_a_new_ledgers_first_revision_says_there_is_nothing_
     assert base == int(MONDAY_9AM)  # the fixture's hub: a new ledger
     for since in (0, base - 100, base):
         req = Resync(request_id=new_request_id(), source="web", since_rev=since)
-        _ask(fake_broker, req)
+        _send(fake_broker, req)
         hub.step(0)
         replies = [decode(Reply, p) for _, p in fake_broker.messages(T.reply("web"))]
         r = next(r for r in replies if r.request_id == req.request_id)
