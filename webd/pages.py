@@ -253,12 +253,12 @@ def figures_table(report: dict[str, Any] | None, lang: str) -> str:
     (``xephang_reports.render``), so they read exactly as ``xephang report`` prints them."""
     if not report:
         return f'<p class="muted">{e(t("no_report", lang))}</p>'
-    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text, notes
+    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text, notes, shown_columns
     from xephang_reports.render import tr as report_tr
 
     tot = report["totals"]
     cells = "".join(f'<div class="kpi"><span>{e(c.heading(lang))}{" (" + t("min", lang) + ")" if c.kind == "min" else ""}</span><b data-key="{e(c.key)}">'
-                    f'{e(cell_text(tot, c, lang))}</b></div>' for c in (*COUNT_COLUMNS, *TIME_COLUMNS))
+                    f'{e(cell_text(tot, c, lang))}</b></div>' for c in shown_columns(report, (*COUNT_COLUMNS, *TIME_COLUMNS)))
     # the same definitions as every report prints, folded (the figures are the report's own)
     defs = (f'<details class="notes" id="figures-notes"><summary>{e(report_tr("notes", lang))}</summary><ul>'
             + "".join(f"<li>{e(n)}</li>" for n in notes({**report, "lang": lang})) + "</ul></details>")

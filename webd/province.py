@@ -174,6 +174,7 @@ def report_tables(report: dict[str, Any], lang: str) -> str:
         cell_text,
         group_heading,
         notes,
+        shown_columns,
         title_lines,
     )
 
@@ -181,7 +182,7 @@ def report_tables(report: dict[str, Any], lang: str) -> str:
     site, heading, generated = title_lines(rep)
     out = [f'<h1 id="report-title">{e(heading)}</h1><p class="muted">{e(site)} · {e(generated)}</p>']
     gh = group_heading(rep)
-    for i, cols in enumerate((COUNT_COLUMNS, TIME_COLUMNS)):
+    for i, cols in enumerate((shown_columns(rep, COUNT_COLUMNS), shown_columns(rep, TIME_COLUMNS))):
         head = "".join(f'<th data-key="{e(c.key)}">{e(c.heading(lang))}</th>' for c in cols)
         body = "".join(f'<tr data-key="{e(r["label"])}"><td>{e(r["label"])}</td>'
                        + "".join(f'<td class="n" data-key="{e(c.key)}">{e(cell_text(r, c, lang))}</td>' for c in cols)

@@ -90,12 +90,19 @@ TEXT: dict[str, tuple[str, str]] = {
                    "mean). Within target: the share of called tickets whose wait is at most the service's target wait."),
     "arrival_note": ("Đi đến quầy: từ lúc gọi đến lúc cán bộ bấm Công dân đã đến; Phục vụ từ lúc đến: từ lúc đến đến lúc "
                      "xong. Không ghi nhận đến: lượt đã phục vụ không có lúc đến hợp lệ (có trong thời gian phục vụ, "
-                     "không có trong phục vụ từ lúc đến). Gọi ngoài thứ tự: lượt cán bộ gọi một số chọn trong danh "
-                     "sách chờ, có lý do, thay cho thứ tự gọi.",
+                     "không có trong phục vụ từ lúc đến).",
                      "Walk: from the call to the officer's 'citizen arrived'; Service from arrival: from the arrival "
                      "to the end. No arrival recorded: served visits with no usable arrival (in the service time, not "
-                     "in service from arrival). Called out of order: a number the officer chose from the waiting "
-                     "list, with a reason, instead of the call order."),
+                     "in service from arrival)."),
+    "no_arrival_note": ("Trong kỳ này không lượt gọi nào ghi nhận lúc công dân đến quầy (nút Công dân đã đến của trang "
+                        "quầy, hoặc phím arrived của hộp gọi số), nên các cột Đi đến quầy, Phục vụ từ lúc đến và Không "
+                        "ghi nhận đến được ẩn; tệp CSV và XLSX vẫn có các cột này.",
+                        "No call in this period recorded the citizen's arrival at the counter (the counter page's "
+                        "'Citizen arrived' button, or the call box's arrived key), so the Walk, Service from arrival "
+                        "and No arrival recorded columns are left out; the CSV and XLSX files still have them."),
+    "out_of_order_note": ("Gọi ngoài thứ tự: lượt cán bộ gọi một số chọn trong danh sách chờ, có lý do, thay cho thứ tự gọi.",
+                          "Called out of order: a number the officer chose from the waiting list, with a reason, "
+                          "instead of the call order."),
     "rating_note": ("Đánh giá: số lượt công dân bấm phím đánh giá sau khi được phục vụ; Hài lòng: tỷ lệ đánh giá {good}.",
                     "Ratings: the citizens' presses of a rating key after being served; Satisfied: the share rated "
                     "{good}."),
@@ -212,6 +219,21 @@ TIME_COLUMNS = (
            lambda r: _minutes(r.get("service_from_arrival") or {}, "p50"), "min", "service"),
 )
 ALL_COLUMNS = COUNT_COLUMNS + TIME_COLUMNS
+# the figures of the "citizen arrived" press: a centre whose boxes and pages never send it has none
+ARRIVAL_KEYS = frozenset({"no_arrival", "walk_mean", "walk_p90", "arrived_service_mean", "arrived_service_p50"})
+
+
+def records_arrivals(report: dict[str, Any]) -> bool:
+    """Did any call of the period record the citizen's arrival? The arrival key is optional (not in
+    the call box's default map): without a single press its columns are all "—" and "No arrival
+    recorded" equals "Served", so the tables a person reads leave them out (the files keep them)."""
+    t = report.get("totals") or {}
+    return bool((t.get("walk") or {}).get("n") or (t.get("service_from_arrival") or {}).get("n"))
+
+
+def shown_columns(report: dict[str, Any], cols: tuple[Column, ...]) -> tuple[Column, ...]:
+    """``cols`` as a table a person reads shows them: without the arrival columns when nothing was recorded."""
+    return cols if records_arrivals(report) else tuple(c for c in cols if c.key not in ARRIVAL_KEYS)
 
 
 def _marks(row: dict[str, Any], col: Column) -> str:
@@ -260,14 +282,20 @@ def _dmy(iso: str) -> str:
     return f"{d}/{m}/{y}"
 
 
-def notes(report: dict[str, Any]) -> list[str]:
-    """The footnotes this report needs (flags, open tickets, grouping caveats)."""
+def notes(report: dict[str, Any], *, every_column: bool = False) -> list[str]:
+    """The footnotes this report needs (flags, open tickets, grouping caveats). ``every_column``: for
+    a file that has every column (XLSX), where no column is left out."""
     lang = report.get("lang", "vi")
     t = report["totals"]
     f = t.get("flags") or {}
     good = tr("good_3" if report.get("rating_scale") == 3 else "good_5", lang)
     out = [tr("minutes_note", lang), tr("times_note", lang), tr("flow_note", lang), tr("no_show_note", lang),
-           tr("calls_note", lang), tr("arrival_note", lang), tr("rating_note", lang, good=good)]
+           tr("calls_note", lang)]
+    if every_column or records_arrivals(report):
+        out.append(tr("arrival_note", lang))
+    elif t.get("no_arrival") is not None:  # the figure exists (a province's and an old ledger's have none)
+        out.append(tr("no_arrival_note", lang))
+    out += [tr("out_of_order_note", lang), tr("rating_note", lang, good=good)]
     if report["group_by"] in ("counter", "officer"):
         out.append(tr("by_counter_note", lang))
     elif report["group_by"] == "hour":
@@ -324,9 +352,11 @@ def _table(headings: list[str], rows: list[list[str]], total: list[str] | None, 
 
 
 def table_sections(report: dict[str, Any]) -> list[tuple[str, tuple[Column, ...]]]:
-    """The report's tables: tickets (balances), calls (balances), times."""
+    """The report's tables: tickets (balances), calls (balances), times (each as a person reads it:
+    ``shown_columns``)."""
     lang = report.get("lang", "vi")
-    return [(tr("counts", lang), FLOW_COLUMNS), (tr("calls_table", lang), CALL_COLUMNS), (tr("times", lang), TIME_COLUMNS)]
+    return [(tr("counts", lang), FLOW_COLUMNS), (tr("calls_table", lang), shown_columns(report, CALL_COLUMNS)),
+            (tr("times", lang), shown_columns(report, TIME_COLUMNS))]
 
 
 def load_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -492,7 +522,7 @@ def write_xlsx(report: dict[str, Any], path: Path | str, *, charts: dict[str, by
         y = r0 + len(body) + 2
         ws.write(y, 0, busiest_text(report))
         ws.write(y + 1, 0, tr("notes", lang), bold)
-        for k, n in enumerate(notes(report)):
+        for k, n in enumerate(notes(report, every_column=True)):
             ws.write(y + 2 + k, 0, n)
 
         wh = wb.add_worksheet(tr("sheet_hours", lang))

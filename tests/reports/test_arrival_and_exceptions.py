@@ -83,3 +83,56 @@ def test_a_ledger_of_the_first_schema_gains_the_new_columns_in_place(tmp_path, s
     (row,) = led.db.execute("SELECT arrived_at, call_reason FROM visits").fetchall()
     assert row == (None, None)
     led.close()
+
+
+def _centre_day(tmp_path, site, *, arrived: bool):
+    """Two citizens served at counter 1; the officer pressed "citizen arrived" for the first or never."""
+    c = open_centre(site, tmp_path / "ledger.sqlite")
+    c.issue("ho-tich", 0)
+    c.issue("ho-tich", 1)
+    c.do("call_next", 1, minute=5)
+    if arrived:
+        c.do("arrived", 1, minute=6)
+    c.do("finish", 1, minute=12)
+    c.do("call_next", 1, minute=13)
+    c.do("finish", 1, minute=17)
+    return build_report(c.ledger.db, site, period="2026-11-23", now=at(30))
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_a_centre_that_never_records_arrivals_reads_no_empty_arrival_columns(tmp_path, site, lang):
+    """The arrival key is optional: without a single press its five columns were "—" and "No arrival
+    recorded" equalled "Served" on every table a person reads, the head's dashboard included. They are
+    left out there, with a note saying so; the CSV and XLSX keep every column (months line up)."""
+    import csv
+    import html as h
+    import io
+    import zipfile
+
+    from webd.pages import figures_table, report_body
+    from xephang_reports import render
+
+    rep = {**_centre_day(tmp_path, site, arrived=False), "lang": lang}
+    assert rep["totals"]["no_arrival"] == 2 and reconcile(rep) == []
+    heads = {c.key: c.heading(lang) for c in render.ALL_COLUMNS}
+    gone = [heads[k] for k in sorted(render.ARRIVAL_KEYS)]
+    note = render.tr("no_arrival_note", lang)
+    ooo = render.tr("out_of_order_note", lang)
+    for name, text in (("terminal", render.render_table(rep)), ("html", render.render_html(rep, charts={})),
+                       ("web report", report_body(rep, {}, "period=2026-11-23", lang)),
+                       ("dashboard", figures_table(rep, lang))):
+        plain = h.unescape(text)
+        assert note in plain and ooo in plain, name  # "called out of order" is still defined
+        assert not [g for g in gone if g in plain.replace(note, "")], name
+        assert heads["served"] in plain and heads["out_of_order_calls"] in plain, name
+        assert render.tr("arrival_note", lang) not in plain, name
+    rows = list(csv.reader(io.StringIO(render.write_csv(rep, tmp_path / "r.csv").read_text("utf-8-sig"))))
+    assert all(any(cell.startswith(g) for cell in rows[0]) for g in gone)
+    book = render.write_xlsx(rep, tmp_path / "r.xlsx", charts={})
+    with zipfile.ZipFile(book) as z:
+        strings = z.read("xl/sharedStrings.xml").decode()
+    assert all(g in h.unescape(strings) for g in gone) and render.tr("arrival_note", lang) in h.unescape(strings)
+
+    shown = {**_centre_day(tmp_path / "b", site, arrived=True), "lang": lang}  # one press: every column
+    text = h.unescape(render.render_table(shown))
+    assert all(g in text for g in gone) and render.tr("arrival_note", lang) in text and note not in text

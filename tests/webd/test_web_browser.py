@@ -157,13 +157,19 @@ def test_head_logs_in_sees_todays_figures_as_xephang_report_and_downloads_xlsx(c
     out = tmp_path / "report.json"
     subprocess.run([sys.executable, "-m", "xephang_ops.cli", "report", "--ledger", str(centre.tmp / "hub" / "ledger.sqlite"),
                     "--site-file", str(centre.site_file), "--json", str(out), "-q"], check=True, timeout=60)
-    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text
+    from xephang_reports.render import COUNT_COLUMNS, TIME_COLUMNS, cell_text, shown_columns
 
-    totals = json.loads(out.read_text())["totals"]
-    for col in (*COUNT_COLUMNS, *TIME_COLUMNS):
+    report = json.loads(out.read_text())
+    totals = report["totals"]
+    shown = shown_columns(report, (*COUNT_COLUMNS, *TIME_COLUMNS))
+    for col in shown:
         if col.key in ("service_mean", "service_p50", "service_p90"):
             continue  # only one finished service, the same; the open one is cut at "now", which moves
         assert text_of(browser, f"#figures [data-key={col.key}]") == cell_text(totals, col, "vi"), col.key
+    # nobody pressed "citizen arrived": its columns, "—" and "served" again, are not on the dashboard
+    assert len(shown) == len(COUNT_COLUMNS) + len(TIME_COLUMNS) - 5
+    assert [c.key for c in (*COUNT_COLUMNS, *TIME_COLUMNS) if c not in shown and
+            browser.find_elements(By.CSS_SELECTOR, f"#figures [data-key={c.key}]")] == []
 
     browser.get(centre.base + "/head/reports?period=today&group_by=counter")
     link = wait_for(lambda: browser.find_elements(By.ID, "dl-xlsx"), 15, "the report page")[0].get_attribute("href")
