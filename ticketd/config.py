@@ -25,7 +25,7 @@ TEXT_MAX = 300  # characters of one printed text: the longest default is ~70; 64
 TEXT_FIELDS: dict[str, frozenset[str]] = {
     "issued_at": frozenset({"datetime"}), "people_ahead": frozenset({"n"}), "wait_estimate": frozenset({"minutes"}),
     "wait_range": frozenset({"low", "high"}), "wait_under": frozenset({"high"}), "wait_over": frozenset({"low"}),
-    "qr_caption": frozenset({"wifi"}),
+    "qr_caption": frozenset({"wifi"}), "qr_caption_live": frozenset({"wifi"}), "qr_caption_live_wifi": frozenset({"wifi"}),
 }
 
 class Strict(BaseModel):
@@ -47,7 +47,16 @@ class TicketTexts(Strict):
     wait_over: str = "Thời gian chờ dự kiến: hơn {low} phút"
     wait_unknown: str = "Thời gian chờ dự kiến: chưa ước tính được"
     wait_none: str = "Bạn sẽ được mời ngay"
-    qr_caption: str = "Quét mã QR để xem hướng dẫn thủ tục"
+    qr_caption: str = Field(default="Quét mã QR để xem hướng dẫn thủ tục",
+                            description="under a QR code that opens the service's guide or the queue page")
+    qr_caption_live: str = Field(
+        default="Quét mã QR để theo dõi lượt gọi và xem hướng dẫn thủ tục",
+        description="under a QR code that opens the ticket's live page (`qr_url` with `{token}`) when `wifi_name` "
+                    "is empty (a custom `qr_caption` is printed instead while this and the next are the defaults)")
+    qr_caption_live_wifi: str = Field(
+        default="Kết nối Wi-Fi «{wifi}» rồi quét mã QR để theo dõi lượt gọi",
+        description="the same with `wifi_name` set: the live page is on the centre's LAN, which a phone on mobile "
+                    "data does not reach")
     footer: str = "Vui lòng chờ gọi số và đến quầy khi được mời. Xin trân trọng cảm ơn!"
 
     @field_validator("*")
@@ -80,6 +89,8 @@ TEXTS_EN = TicketTexts(
     wait_unknown="Estimated wait: not known yet",
     wait_none="You will be called shortly",
     qr_caption="Scan the QR code for the procedure guide",
+    qr_caption_live="Scan the QR code to follow your turn and read the procedure guide",
+    qr_caption_live_wifi="Join the Wi-Fi «{wifi}», then scan the QR code to follow your turn",
     footer="Please wait for your number to be called. Thank you!",
 )
 
@@ -96,7 +107,8 @@ class TicketLayout(Strict):
         description="QR target, fields {site} {service} {number} {day} {id} {token} ({token}: the live page's "
                     "signed link, needs link_secret_file); empty: the service's guide_url, else the site's queue_url",
     )
-    wifi_name: str = Field(default="", max_length=40, description="the hall's Wi-Fi name, `{wifi}` in texts.qr_caption")
+    wifi_name: str = Field(default="", max_length=40, description="the hall's Wi-Fi name: printed under a live page's QR "
+                           "(texts.qr_caption_live_wifi); `{wifi}` in the captions")
     show_qr: bool = Field(default=True, description="print the QR code")
 
     @field_validator("qr_url")

@@ -24,7 +24,7 @@ from functools import lru_cache
 import qrcode
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from ticketd.config import TicketLayout, TicketTexts
+from ticketd.config import TEXTS_EN, TEXTS_VI, TicketLayout, TicketTexts
 from ticketd.escpos_job import GlyphSpot, QrSpot, TicketBlock
 from ticketd.glyphs import missing_glyphs
 from xephang.clock import VN_TZ, format_vi_datetime
@@ -169,9 +169,9 @@ class TicketRenderer:
                           module_px=module_px, ecc="M")
             add("qr", qr_img, shared=False)
             parts.append(self._s(6))
-            add("qr-caption", self._cached(("qr-caption",), lambda: self._text(
-                self.texts.qr_caption.format(wifi=self.layout.wifi_name), "regular", READ_PX, readable=True)),
-                shared=True)
+            caption = self.qr_caption(self.qr_is_live(view))
+            add("qr-caption", self._cached(("qr-caption", caption), lambda: self._text(
+                caption, "regular", READ_PX, readable=True)), shared=True)
         parts.append(self._s(12))
         add("footer", self._footer, shared=True)
         blocks: list[TicketBlock] = []
@@ -285,11 +285,31 @@ class TicketRenderer:
             lines.append(self.texts.wait_estimate.format(minutes=minutes) if minutes else self.texts.wait_none)
         return lines
 
+    def _qr_template(self, view: TicketView) -> str:
+        return self.layout.qr_url or self.site.service(view.service_id).guide_url or self.site.site.queue_url
+
+    def qr_is_live(self, view: TicketView) -> bool:
+        """Does the QR open the ticket's own live page (a signed link), not a guide?"""
+        return "{token}" in self._qr_template(view)
+
+    def qr_caption(self, live: bool) -> str:
+        """The line under the QR: what it opens. The live page is on the centre's LAN, so with the
+        hall's Wi-Fi name it says to join it first. A technician's own ``qr_caption`` (the way
+        before the live captions) is kept while the live captions are the built-in ones."""
+        t, wifi = self.texts, self.layout.wifi_name
+        if not live:
+            return t.qr_caption.format(wifi=wifi)
+        built_in = TEXTS_EN if self.layout.lang == "en" else TEXTS_VI
+        if t.qr_caption != built_in.qr_caption and (t.qr_caption_live, t.qr_caption_live_wifi) == (
+                built_in.qr_caption_live, built_in.qr_caption_live_wifi):
+            return t.qr_caption.format(wifi=wifi)
+        return (t.qr_caption_live_wifi if wifi else t.qr_caption_live).format(wifi=wifi)
+
     def qr_url(self, view: TicketView) -> str:
         """The QR target: the layout's template, else the service's guide, else the queue page."""
         service = self.site.service(view.service_id)
         number = format_number(view.number, service.prefix)
-        template = self.layout.qr_url or service.guide_url or self.site.site.queue_url
+        template = self._qr_template(view)
         if not template:
             return ""
         token = ""
@@ -314,7 +334,8 @@ class TicketRenderer:
         """
         out = [self.site.site.name_vi if self.layout.lang == "vi" else (self.site.site.name_en or self.site.site.name_vi),
                self.site.site.address, VIETNAMESE_SAMPLE, FEED_CHECK[self.layout.lang],
-               CENTRE_CHECK[self.layout.lang], NV_DIGITS_CHECK[self.layout.lang], *self.texts.all_strings()]
+               CENTRE_CHECK[self.layout.lang], NV_DIGITS_CHECK[self.layout.lang], *self.texts.all_strings(),
+               self.qr_caption(False), self.qr_caption(True)]  # with the hall's own Wi-Fi name
         out += [s.label(self.layout.lang) for s in self.site.services]
         out += [self._group_name(g.id) for g in self.site.priority.groups]
         if view is not None:

@@ -205,3 +205,43 @@ def test_balanced_wrap_keeps_the_line_count_and_avoids_a_lone_word():
     assert len(balanced) == len(greedy) == 2
     assert " ".join(balanced) == text
     assert min(font.getlength(x) for x in balanced) > 0.6 * max(font.getlength(x) for x in balanced)
+
+
+LIVE = "http://xephang.local/q/{day}/{number}/{id}/{token}"
+
+
+def test_the_qr_caption_says_what_the_qr_opens(site, issued_at):
+    """The live page's QR was captioned "scan for the procedure guide" (the guide's words), and the
+    hall's Wi-Fi name was never printed by default: the page is on the centre's LAN, which a phone on
+    mobile data does not reach."""
+    key = b"k" * 32
+    v = TicketView(number=1009, service_id="ho-tich", issued_at=issued_at, ticket_id=1796689796, day="2026-12-08")
+    guide = TicketRenderer(site)
+    assert not guide.qr_is_live(v) and guide.qr_caption(False) == "Quét mã QR để xem hướng dẫn thủ tục"
+    live = TicketRenderer(site, TicketLayout(qr_url=LIVE), link_secret=key)
+    assert live.qr_is_live(v) and live.qr_caption(True) == "Quét mã QR để theo dõi lượt gọi và xem hướng dẫn thủ tục"
+    wifi = TicketRenderer(site, TicketLayout(qr_url=LIVE, wifi_name="TTPVHCC-Tuong-Linh"), link_secret=key)
+    assert wifi.qr_caption(True) == "Kết nối Wi-Fi «TTPVHCC-Tuong-Linh» rồi quét mã QR để theo dõi lượt gọi"
+    en = TicketRenderer(site, TicketLayout(qr_url=LIVE, wifi_name="Hall", lang="en"), link_secret=key)
+    assert en.qr_caption(True) == "Join the Wi-Fi «Hall», then scan the QR code to follow your turn"
+    # a technician's own caption (docs/web.md's way before these) is kept
+    own = TicketRenderer(site, TicketLayout(qr_url=LIVE, wifi_name="Hall", texts=TicketTexts(
+        qr_caption="Wi-Fi «{wifi}», quét mã để theo dõi số")), link_secret=key)
+    assert own.qr_caption(True) == "Wi-Fi «Hall», quét mã để theo dõi số"
+    # what is printed: the Wi-Fi line costs a wrapped line more than the plain live caption
+    assert wifi.render(v).height > live.render(v).height
+    # the glyph check reads the hall's own Wi-Fi name (it read a sample one): a name the font lacks is named
+    odd = TicketRenderer(site, TicketLayout(qr_url=LIVE, wifi_name="Quán ☕ 5G"), link_secret=key)
+    assert [s for s, miss in odd.missing_glyphs(v).items() if miss == ["☕"] and "Quán ☕ 5G" in s]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("tesseract"), reason="tesseract-ocr is not installed")
+def test_the_wifi_caption_is_read_off_the_printed_ticket(site, issued_at, tmp_path):
+    import subprocess
+
+    r = TicketRenderer(site, TicketLayout(qr_url=LIVE, wifi_name="TTPVHCC-Tuong-Linh"), link_secret=b"k" * 32)
+    img = r.render(TicketView(number=1009, service_id="ho-tich", issued_at=issued_at, ticket_id=42, day="2026-12-08"))
+    img.convert("L").save(tmp_path / "t.png")
+    text = subprocess.run(["tesseract", str(tmp_path / "t.png"), "-", "--psm", "6"], capture_output=True,
+                          text=True, timeout=60, check=False).stdout
+    assert "TTPVHCC-Tuong-Linh" in text and "Wi-Fi" in text, text
