@@ -42,7 +42,13 @@ from hubd.wait_estimate import (
     WaitRange,
     estimate_wait,
 )
-from xephang.contract import DISPENSER_VOID_WINDOW_S, CounterMode, TicketState
+from xephang.contract import (
+    DISPENSER_VOID_WINDOW_S,
+    MAX_RECALLS_PER_VISIT,
+    MAX_TRANSFERS_PER_TICKET,
+    CounterMode,
+    TicketState,
+)
 from xephang.site import Site, format_number
 
 LAST_CALLS = 10
@@ -592,6 +598,10 @@ class QueueEngine:
         out = Outcome()
         c = self._counter(counter)
         t = self._serving(c, now)
+        v = self.visits.get(c.visit_id) if c.visit_id is not None else None
+        if v is not None and v.recalls >= MAX_RECALLS_PER_VISIT:
+            raise CommandError("recall-limit", f"{t.display} has been recalled {v.recalls} times at this call: mark "
+                                               "the citizen absent (no-show), or finish")
         self._tick_time(now, out)
         t.recalls += 1
         t.last_called_at = now
@@ -656,6 +666,9 @@ class QueueEngine:
         t = self._serving(c, now)
         if to_service == t.service:
             raise CommandError("same-service", "the ticket is already in that service")
+        if t.transfers >= MAX_TRANSFERS_PER_TICKET:
+            raise CommandError("transfer-limit", f"{t.display} has been transferred {t.transfers} times: serve it "
+                                                 "here, or mark it absent")
         self._tick_time(now, out)
         self._end_visit(out, c, now, "transferred")
         from_service = t.service

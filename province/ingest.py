@@ -34,6 +34,7 @@ from province import devices, rollups
 from xephang.contract import (
     LEVEL_PATTERN,
     MAX_EPOCH_S,
+    MAX_EVENTS_PER_TICKET,
     ROOT_PREFIX,
     BadPayload,
     CounterEvent,
@@ -183,9 +184,10 @@ INT8_MAX = 2**63 - 1  # ``bigint`` columns: a ticket id, a rev
 
 
 # events one ticket may hold here: a ticket has ~5 (issued, called, arrived, finished, rated), a few
-# more with recalls or transfers. Each new event of a ticket reads and folds all of them again, so a
-# centre's account giving one ticket 30,000 events made every further one cost the ingester 1.2-1.6 s
-MAX_EVENTS_PER_TICKET = 100
+# more with recalls or transfers, and the hub gives none more than the contract's MAX_EVENTS_PER_TICKET
+# (recalls and transfers are capped: at 100 here, a counter recalling one citizen 98 times pushed
+# another counter's service of it out). Each new event of a ticket reads and folds all of them again,
+# so a centre's account giving one ticket 30,000 events made every further one cost the ingester 1.2-1.6 s
 # the batch's new events of a ticket past MAX_EVENTS_PER_TICKET (its lowest revs are kept): deleted
 _OVER_TICKET_CAP = """
 WITH new AS (

@@ -103,6 +103,10 @@ CODES: dict[str, tuple[str, str]] = {
     "same-service": ("số này đã ở lĩnh vực đó.", "the number is already in that service."),
     "unknown-service": ("không có lĩnh vực này.", "no such service."),
     "expired": ("yêu cầu đến quá muộn nên không thực hiện.", "the request came too late and was not done."),
+    "recall-limit": ("đã gọi lại số này nhiều lần; nếu công dân không đến, bấm Vắng mặt.",
+                     "this number has been recalled many times; if the citizen does not come, press No-show."),
+    "transfer-limit": ("số này đã được chuyển quá nhiều lần; hãy phục vụ tại đây hoặc bấm Vắng mặt.",
+                       "this number has been transferred too many times; serve it here or press No-show."),
     "rate-limited": ("quầy bấm quá nhiều lần liên tiếp; chờ ít giây rồi bấm lại.",
                      "too many presses at this counter in a row; wait a few seconds and press again."),
 }

@@ -571,6 +571,18 @@ BOARD_PER_MINUTE = 1200
 # Older tickets are citizens waiting in the hall: only technicians void them.
 DISPENSER_VOID_WINDOW_S = 15 * 60
 
+# what one ticket can gather, bounded so that every consumer keeping a ticket's events (the province
+# keeps at most MAX_EVENTS_PER_TICKET, each new one folds them all again) keeps all of a real one's: a
+# counter's password recalling one citizen 98 times pushed the events of another counter's service
+# (called, arrived, finished) past the province's cap, and they were dropped there. A citizen is
+# recalled a few times before the officer marks them absent; a ticket goes through a few services.
+MAX_RECALLS_PER_VISIT = 10  # more are refused `recall-limit`
+MAX_TRANSFERS_PER_TICKET = 10  # more are refused `transfer-limit`
+# visits: one per transfer, the one that a no-show sends back once, the last; each has called,
+# recalls, arrived and its end (transferred, no-show, finished); the ticket's issued, and rated (or voided, expired)
+MAX_VISITS_PER_TICKET = MAX_TRANSFERS_PER_TICKET + 2
+MAX_EVENTS_PER_TICKET = 2 + MAX_VISITS_PER_TICKET * (3 + MAX_RECALLS_PER_VISIT)
+
 # what the hub answers itself, changing nothing (never stored, never a command of the engine)
 READ_ONLY_ACTIONS: tuple[str, ...] = ("resync", "report", "ticket-wait")
 

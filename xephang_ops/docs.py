@@ -148,7 +148,12 @@ def render_protocol() -> str:
             "wrong-schema", "invalid", "unknown-action", "forbidden", "too-large",
             "unknown-service", "unknown-counter", "unknown-priority-group", "not-serving", "same-service",
             "rating-window-closed", "rating-wrong-ticket", "already-rated", "not-voidable", "band-exhausted",
-            "unavailable", "rate-limited")) + ".",
+            "unavailable", "rate-limited", "recall-limit", "transfer-limit")) + ".",
+        f"- **`recall-limit`**, **`transfer-limit`**: a call is recalled at most {c.MAX_RECALLS_PER_VISIT} times "
+        f"(a call after a no-show or a transfer starts again), a ticket transferred at most {c.MAX_TRANSFERS_PER_TICKET} "
+        f"times. So one ticket's events number at most {c.MAX_EVENTS_PER_TICKET}, which is what the province keeps "
+        "of a ticket (a counter's password recalling one citizen 98 times pushed another counter's service of "
+        "that ticket out of the province's figures).",
         "- **`rate-limited`**: the hub paces what one board asks that costs the hall; the error carries "
         "`retry_after_s` (whole seconds, at least 1), is not stored (the same `request_id` asked again after "
         "that time may go) and is counted per action and node in `rate_limited` of the hub's health. "
