@@ -78,6 +78,7 @@ from xephang.contract import (
     Request,
     Resume,
     Resync,
+    TicketInfo,
     TicketWait,
     TicketWaitData,
     Transfer,
@@ -777,10 +778,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
             if t is None or t.day != e.day:
                 waits.append(WaitOfTicket(ticket_id=tid, state="unknown"))
             elif t.state != "waiting":
-                waits.append(WaitOfTicket(ticket_id=tid, state=t.state))
+                waits.append(WaitOfTicket(ticket_id=tid, state=t.state, ticket=TicketInfo(**t.info())))
             else:
                 waits.append(WaitOfTicket(ticket_id=tid, state="waiting", people_ahead=e.people_ahead(t),
-                                          **e.wait_range(t.service, now, t).fields()))
+                                          ticket=TicketInfo(**t.info()), **e.wait_range(t.service, now, t).fields()))
         return Reply(request_id=req.request_id, action=req.ACTION, status="ok",
                      data=TicketWaitData(waits=waits).model_dump(mode="json", by_alias=True), rev=e.rev)
 

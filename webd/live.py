@@ -154,6 +154,10 @@ class LiveHall:
     summary: dict[str, Any] | None = None
     waits: dict[int, WaitFigure] = field(default_factory=dict)
     _unseen: dict[str, int] = field(default_factory=dict)  # per service: waiting tickets webd never saw
+    # tickets learnt from ``ticket-wait`` (issued before the events read back at the start) → the hub's
+    # people ahead of it and that answer's rev: webd cannot count them (the older tickets it never saw
+    # may be ahead of it or behind)
+    adopted: dict[int, tuple[int, int]] = field(default_factory=dict)
     hub_online: bool = False
     link_up: bool = False  # our own connection to the broker
     catching_up: bool = False  # today's events are being read back (resync pages)
@@ -196,6 +200,7 @@ class LiveHall:
         if self.hall is not None and hs.day and self.hall.day and hs.day != self.hall.day:
             self.tickets.clear()  # a new service day: yesterday's tickets are expired by the hub
             self.waits.clear()
+            self.adopted.clear()
         self.hall = hs
         for c in hs.counters:
             if c.number not in self.counters or c.rev <= hs.rev:
@@ -333,10 +338,15 @@ class LiveHall:
             for tid in sorted(self.tickets)[: len(self.tickets) - KEEP_TICKETS]:
                 if self.tickets[tid].state not in ("waiting", "called"):
                     del self.tickets[tid]
+                    self.adopted.pop(tid, None)
 
     def on_waits(self, waits: list[WaitOfTicket], rev: int) -> None:
-        """The hub's ``ticket-wait`` answer: the range of each ticket still waiting."""
+        """The hub's ``ticket-wait`` answer: the range of each ticket still waiting. A ticket of
+        today that webd never saw (issued before the events it read back at its start: a phone
+        whose page said "no information about this number" after a webd restart on a busy day) is
+        taken from the answer; its later events then apply as to any other."""
         for w in waits:
+            self._adopt(w, rev)
             cur = self.waits.get(w.ticket_id)
             if w.state != "waiting" or w.est_wait_low_min is None:
                 self.waits.pop(w.ticket_id, None)
@@ -344,6 +354,22 @@ class LiveHall:
                 self.waits[w.ticket_id] = WaitFigure(w.est_wait_low_min, None if w.est_wait_open else w.est_wait_high_min,
                                                      w.est_wait_min or 0.0, rev, printed=False)
         self.version += 1
+
+    def _adopt(self, w: WaitOfTicket, rev: int) -> None:
+        ti = w.ticket
+        if ti is None or ti.id != w.ticket_id or w.state == "unknown" or not self.day or ti.day != self.day:
+            return
+        if ti.id in self.tickets and ti.id not in self.adopted:
+            return  # known from its events: they are the truth
+        if ti.id not in self.tickets:
+            kind = {"waiting": "issued", "called": "called", "done": "finished"}.get(ti.state, ti.state)
+            self.tickets[ti.id] = LiveTicket(
+                id=ti.id, day=ti.day, display=ti.display, service=ti.service, priority=ti.priority_group is not None,
+                arrival=ti.arrival_at or ti.issued_at, state=ti.state, counter=ti.counter, recalls=ti.recalls,
+                last_kind=kind, at=ti.called_at or ti.issued_at, issued_at=ti.issued_at,
+                priority_group=ti.priority_group)
+        if w.state == "waiting" and w.people_ahead is not None and rev >= self.adopted.get(ti.id, (0, -1))[1]:
+            self.adopted[ti.id] = (w.people_ahead, rev)
 
     # ---------------------------------------------------------------- snapshot
     def people_ahead(self) -> dict[int, int]:
@@ -367,6 +393,9 @@ class LiveHall:
                 out[t.id] = i + unseen
             for i, t in enumerate(normal):
                 out[t.id] = len(prio) + i + unseen
+        for tid, (ahead, _) in self.adopted.items():
+            if tid in out:  # the hub's count, asked again while its page is open (WAIT_MOVED_S after a change)
+                out[tid] = ahead
         return out
 
     def snapshot(self) -> Snapshot:

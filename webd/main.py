@@ -556,13 +556,13 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
 
         def due(tid: int) -> float | None:
             t = self.model.tickets.get(tid)
-            if t is None or t.state != "waiting":
+            if t is not None and t.state != "waiting":
                 return None
             last = self._wait_asked.get(tid)
             if last is None:
-                return 0.0  # never asked: first
+                return 0.0  # never asked: first (a ticket webd never saw too: the hub's answer carries it)
             when, at_rev = last
-            if mono - when >= WAIT_REFRESH_S or (at_rev != rev and mono - when >= WAIT_MOVED_S):
+            if mono - when >= WAIT_REFRESH_S or (t is not None and at_rev != rev and mono - when >= WAIT_MOVED_S):
                 return when
             return None
 

@@ -525,6 +525,9 @@ class WaitOfTicket(Message):
     est_wait_low_min: int | None = Field(default=None, description="waiting: the range's lower end, minutes")
     est_wait_high_min: int | None = Field(default=None, description="waiting: the upper end; null with est_wait_open")
     est_wait_open: bool | None = Field(default=None, description="waiting: 'more than est_wait_low_min minutes'")
+    ticket: TicketInfo | None = Field(default=None, description="today's ticket as the hub holds it (absent for "
+                                      "'unknown' and from hubs before 2026-12-07): webd learns from it a ticket "
+                                      "issued before the events it read back at its start")
 
 
 # who may ask each action (the broker's ACL and the hub's ``may_act`` are both made from this):
@@ -634,6 +637,9 @@ class TicketInfo(Message):
     arrival_at: EpochS | None = Field(default=None, description="its place in its queue, hub clock: the issue "
                                       "time, kept by a transfer, the requeue's time after a no-show "
                                       "(people ahead are counted by it); absent from hubs before 2026-12-07")
+
+
+WaitOfTicket.model_rebuild()  # its ``ticket`` is a TicketInfo, defined after it
 
 
 class TicketEvent(Message):

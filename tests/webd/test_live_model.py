@@ -216,3 +216,32 @@ def test_the_dashboards_estimated_wait_is_the_boards_range_and_red_only_when_its
                 (s.est_wait_low_min > target[s.id]), (s.id, target[s.id])
     assert "30–60 phút" in dashboard_fragment(m.snapshot(), site, "vi", None)
     assert "46" not in dashboard_fragment(m.snapshot(), site, "vi", None)
+
+
+def test_a_ticket_issued_before_the_read_back_is_learnt_from_the_hubs_wait_answer():
+    """webd reads back only its last ``catchup_events`` at its start: on a busy day (or after a counter's
+    password filled the day with pauses) the earlier citizens' pages said "no information about this
+    number". The hub's ``ticket-wait`` answer carries the ticket: the model takes it, with the hub's
+    people ahead, and its later events apply as to any other."""
+    from xephang.contract import WaitOfTicket
+
+    m = synced_model({"ho-tich": 4})  # the hub says 4 wait; webd saw the issue of one of them
+    m.on_event(ev(1, "issued", tinfo(50, 1050)))
+    assert view(m, 7, 1007).state == "unknown"
+    old = tinfo(7, 1007)
+    m.on_waits([WaitOfTicket(ticket_id=7, state="waiting", people_ahead=1, est_wait_min=12.0, est_wait_low_min=5,
+                             est_wait_high_min=20, est_wait_open=False, ticket=old),
+                WaitOfTicket(ticket_id=8, state="unknown"),
+                WaitOfTicket(ticket_id=50, state="waiting", people_ahead=9,  # known from its events: kept
+                             ticket=tinfo(50, 1050, service="dat-dai"))], rev=1)
+    v = view(m, 7, 1007)
+    # three unseen older tickets could be ahead of it or behind: the hub's count, not 0 + 3
+    assert (v.state, v.people_ahead, v.wait.low_min, v.wait.high_min) == ("waiting", 1, 5, 20)
+    assert m.tickets[50].service == "ho-tich" and 50 not in m.adopted
+    assert view(m, 8, 1008).state == "unknown"
+    m.on_event(ev(2, "called", tinfo(7, 1007, state="called", counter=1), counter=1))
+    assert (view(m, 7, 1007).state, view(m, 7, 1007).counter) == ("called", 1)
+    # another day's ticket in an answer is not taken
+    m.on_waits([WaitOfTicket(ticket_id=9, state="waiting", people_ahead=0,
+                             ticket=tinfo(9, 1009).model_copy(update={"day": "2026-11-22"}))], rev=2)
+    assert 9 not in m.tickets

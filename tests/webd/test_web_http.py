@@ -301,6 +301,50 @@ def test_a_webd_started_mid_day_reads_todays_tickets_back(centre):
 
 
 @pytest.mark.broker
+def test_a_phone_of_a_ticket_older_than_the_read_back_shows_it_after_a_webd_restart(centre):
+    """webd reads back its last ``catchup_events`` at its start. A ticket issued before them (a busy day,
+    or a counter's password filling the day with pauses) was "no information about this number" on the
+    citizen's phone for the rest of the day; the page's ``ticket-wait`` now brings it from the hub."""
+    import threading
+
+    from webharness import SITE, wait_for
+
+    from webd.config import WebConfig, WebSettings
+    from webd.main import WebDaemon
+    from xephang.contract import Pause, Resume, new_request_id
+    from xephang.settings import BrokerSettings
+
+    tickets = [centre.issue("ho-tich")["ticket"] for _ in range(3)]
+    centre.call(1)  # the first is called; the third has one person ahead
+    for _ in range(2):  # four events after the tickets' own: more than the late webd reads back
+        assert centre.ask(Pause(request_id=new_request_id(), source="tech", counter=4, reason="họp")).status == "ok"
+        assert centre.ask(Resume(request_id=new_request_id(), source="tech", counter=4)).status == "ok"
+    late = WebDaemon(WebSettings(site=SITE, node="web-2", site_file=centre.site_file, state_dir=centre.tmp / "web2",
+                                 broker=BrokerSettings(port=centre.mosquitto.port),
+                                 web=WebConfig(catchup_events=3)), serve=False)
+    t = threading.Thread(target=late.run, daemon=True)
+    t.start()
+
+    def seen(i: int):
+        x = tickets[i]
+        v = late.web.snapshot.ticket_view(x["id"], x["day"], x["display"])
+        return v.state, v.counter, v.people_ahead
+
+    try:
+        wait_for(lambda: late.web.snapshot.synced, 15, "the late webd synced")
+        assert seen(2) == ("unknown", None, None)  # what the page said before
+        late.watch_from_web(tickets[2]["id"])  # what opening the page does
+        wait_for(lambda: seen(2) == ("waiting", None, 1), 15, "the page shows the ticket from the hub's answer")
+        centre.call(2)  # the second is called: the third is next
+        wait_for(lambda: seen(2) == ("waiting", None, 0), 30, "the hub's new count while the page is open")
+        centre.call(1)  # counter 1 ends the first (served, inferred) and calls the third: an event, as any other
+        wait_for(lambda: seen(2) == ("called", 1, None), 15, "the call of the ticket")
+    finally:
+        late.stop_event.set()
+        t.join(10)
+
+
+@pytest.mark.broker
 def test_a_period_the_report_cannot_read_is_said_in_the_heads_language(centre):
     """Not the report code's English grammar: what to write, in Vietnamese (English on request),
     with the form kept and nothing asked of the hub."""
