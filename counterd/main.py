@@ -17,6 +17,7 @@ low, hold, release), so the whole real path runs.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -74,6 +75,7 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
             settings = settings.model_copy(update={"node": self.default_node(settings)})
         self.site_services: tuple[str, ...] = ()
         self.site_rating_scale: int | None = None  # the site file's rating_scale, when the box has one
+        self.site_counters: tuple[int, ...] = ()  # the site file's counter numbers, when the box has one
         super().__init__(settings, bus=bus, clock=clock)  # loads the node config (and the site file)
         self._mono = monotonic
         self.presses = BusPressSink(self.bus, self._on_press)  # the keys' presses, handled in the owner thread
@@ -81,6 +83,9 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
         cfg = self.box
         if self.settings.site_file and not self.site_services:
             self._load_site()
+        problems = self.number_problems(cfg)
+        if problems:  # found at the first key press before ("forbidden", a critical alert): --check says it
+            raise SettingsError(problems, "the box's counter number")
         self.core: CounterBox = CounterBox(cfg, new_request_id=new_request_id, site_services=self.site_services,
                                            site_rating_scale=self.site_rating_scale)
         self.board: CounterBoard = self._new_board(cfg)
@@ -146,7 +151,30 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
             return None
         self.site_services = tuple(site.service_ids())
         self.site_rating_scale = site.rating_scale
+        self.site_counters = tuple(c.number for c in site.counters)
         return site
+
+    def number_problems(self, cfg: BoxConfig) -> list[str]:
+        """Why this box cannot act as counter ``cfg.number``: the hub and the broker let the account
+        counter-N act for counter N only, and the number must be one of the site file's counters."""
+        out = []
+        m = re.fullmatch(r"counter-(\d+)", self.node)
+        if m is None:
+            out.append(f"node {self.node!r}: hộp bấm phải có node dạng counter-N (quầy N) / a call box's node must be "
+                       "counter-N (the hub and the broker's ACL let counter-N act for counter N only)")
+        elif int(m[1]) != cfg.number:
+            out.append(f"counter.number {cfg.number}: hộp bấm {self.node} chỉ được thao tác cho quầy {m[1]}; sửa number "
+                       f"hoặc node cho khớp / {self.node} may act for counter {m[1]} only (the hub and the broker's "
+                       "ACL): make number and node agree")
+        if self.site_counters and cfg.number not in self.site_counters:
+            out.append(f"counter.number {cfg.number}: tệp site không có quầy này (có {', '.join(map(str, self.site_counters))}) "
+                       f"/ the site file has no counter {cfg.number}")
+        return out
+
+    def check_node_config(self, new: BoxConfig) -> list[str]:
+        """A pushed number another box's account acts for is refused (after the restart it asks for, the
+        box's password would no longer be its node's)."""
+        return self.number_problems(new)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def setup(self) -> None:
