@@ -214,6 +214,18 @@ class DisplayDaemon(Daemon[DisplaySettings, BoardConfig]):
     def initial_node_config(self) -> dict[str, Any]:
         return self.settings.display.model_dump(mode="json")
 
+    def check_node_config(self, new: BoardConfig) -> list[str]:
+        """A counter screen of a counter the centre does not have is refused (a typo showed "Quầy 9 —"
+        for good, and the push said applied). The counters known: the site file's and the hub's."""
+        if new.layout != "counter" or new.counter is None:
+            return []
+        known = set(self.labels.counters) | {c.number for c in self.model.counters}
+        if known and new.counter not in known:
+            have = ", ".join(map(str, sorted(known)))
+            return [f"counter {new.counter}: trung tâm không có quầy này (có {have}) / the centre has no counter "
+                    f"{new.counter} (it has {have})"]
+        return []
+
     def apply_node_config(self, new: BoardConfig, old: BoardConfig | None) -> bool:
         """Themes, layout, ticker, timings: all applied live, no restart."""
         self.renderer.configure(config=new)
