@@ -221,6 +221,11 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
         self._run(effects)
 
     def on_sim_press(self, press: SimPress) -> None:
+        if press.button == "resume" and not self.core.paused and self.box.key("resume") is None \
+                and not any("resume" in (k.short, k.long) for k in self.box.keys):
+            # "resume" is reached through the pause toggle, which pauses an open counter
+            raise BadPayload("not-paused", f"counter {self.box.number} is not paused: the pause key would pause it, "
+                                           "not resume it")
         if not self.board.simulate_press(press.button, press.hold_s):
             raise BadPayload("unknown-button", f"no key for {press.button!r} on this counter box")
 

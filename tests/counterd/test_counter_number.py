@@ -48,3 +48,19 @@ def test_a_push_of_another_number_is_refused_and_the_box_goes_on(hall_factory):
     h.issue("ho-tich", 1)
     h.press("next")
     h.until(lambda: len(h.events("called")) == 1)
+
+
+def test_a_simulated_resume_of_an_open_counter_is_refused_not_a_pause(hall_factory):
+    """``xephang press counter-1 resume`` pressed the pause toggle on an open counter: it paused it
+    (and ended the citizen being served as inferred), and the tool said "pressed resume"."""
+    from xephang.contract import BadPayload, SimPress
+
+    h = hall_factory()
+    box = h.box
+    with pytest.raises(BadPayload, match="counter 1 is not paused"):
+        box.on_sim_press(SimPress(button="resume"))
+    h.settle()
+    assert not box.core.paused and h.requests("pause") == []
+    h.press("pause")
+    h.until(lambda: box.core.paused)
+    box.on_sim_press(SimPress(button="resume"))  # a paused counter: the toggle it presses resumes it
