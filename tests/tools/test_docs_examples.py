@@ -20,7 +20,7 @@ from xephang_ops.cli import main as xephang
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
-CMD = re.compile(r"^\s*(?:\$ )?(?:sudo (?:-u \S+ )?)?(?:\S*/)?xephang\s+[a-z]")
+CMD = re.compile(r"^\s*(?:\$ )?(?:sudo (?:-u \S+ )?)?(?:env )?(?:[A-Z_]+=\S+ )*(?:\S*/)?xephang\s+[a-z]")
 
 
 def documented_commands() -> list[tuple[str, str]]:
