@@ -209,7 +209,8 @@ class WebApp:
         self.catalogue = load_catalogue_or_none(w.catalogue_file)
         self.studio = voice.VoiceStudio(Path(settings.state_dir) / "voice-web", recogniser=voice.recogniser_from(w))
         self.announcer_config: dict[str, Any] | None = None  # the hall speaker's retained config (None: not heard)
-        self.asgi = GuardedStarlette(routes=self._routes(), lifespan=self._lifespan)
+        self.asgi = GuardedStarlette(routes=self._routes(), lifespan=self._lifespan,
+                                     exception_handlers={404: self._not_found})
 
     # ------------------------------------------------------------------ owner thread → web
     def set_site(self, site: Site, rev: int) -> None:
@@ -282,6 +283,12 @@ class WebApp:
             Route("/fonts/{name}", self.font),
             Route("/healthz", self.healthz),
         ]
+
+    async def _not_found(self, request: Request, exc: Exception) -> Response:
+        """A path webd has no page for (a mistyped or cut link): the page's language, not Starlette's
+        plain-text English "Not Found"."""
+        lang = self.lang(request)
+        return self.html(pages.message_page("xephang", pages.t("not_found", lang), lang=lang), status=404)
 
     def lang(self, request: Request) -> str:
         q = request.query_params.get("lang")

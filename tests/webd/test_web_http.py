@@ -83,6 +83,13 @@ def test_headers_language_and_the_ticket_page_weight(centre):
     st, body, _ = http_get(centre.ticket_url(t) + "?lang=en")
     assert "Your number" in body.decode()
     assert http_get(centre.base + "/lang/en?next=//evil.example")[2]["location"] == "/head"
+    # a mistyped or cut link: the page's language and look, with the security headers (Starlette's
+    # plain-text English "Not Found" before)
+    for path, said in (("/nope", "Không tìm thấy trang."), ("/q/2026-12-07", "Không tìm thấy trang."),
+                       ("/nope?lang=en", "Page not found.")):
+        st, body, h = http_get(centre.base + path)
+        assert st == 404 and said in body.decode() and h["content-type"].startswith("text/html"), path
+        assert "script-src 'self'" in h["content-security-policy"], path
 
 
 def test_accounts_hash_with_scrypt_and_refuse_weak_input(tmp_path):
