@@ -108,7 +108,27 @@ def _user_change(args: argparse.Namespace, accounts: Accounts) -> int:
         raise AccountExists(acc)
     accounts.add(args.name, args.role, _read_password(args))
     print(f"đã tạo / added {args.name} ({args.role}) in {accounts.path}")
+    if args.role == "officer":
+        _officer_in_site(args)
     return 0
+
+
+def _officer_in_site(args: argparse.Namespace) -> None:
+    """Say so when an officer's account names no officer of the site file (a typo: they log in and
+    are seated at no counter). Only said: the site may gain the officer later."""
+    from xephang.settings import SettingsError, load_site
+
+    path = getattr(args, "site_file", None) or os.environ.get("XEPHANG_SITE_FILE") or "/etc/xephang/site.toml"
+    if not Path(path).is_file():
+        return
+    try:
+        ids = [o.id for o in load_site(path).officers]
+    except (SettingsError, OSError):
+        return
+    if args.name not in ids:
+        print(f"cảnh báo / warning: {args.name!r} không có trong [[officers]] của {path} "
+              f"(có / there: {', '.join(ids) or '—'}): tài khoản đăng nhập được nhưng không được xếp ngồi quầy nào "
+              f"/ the account logs in but is seated at no counter until the site names this id", file=sys.stderr)
 
 
 def secret_cmd(args: argparse.Namespace) -> int:
@@ -241,6 +261,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "[[officers]]; their console acts only for the counter the site seats them at")
     u.add_argument("--accounts", help=f"accounts file (default $XEPHANG_STATE_DIR/web-accounts.json or {DEFAULT_ACCOUNTS})")
     u.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    u.add_argument("--site-file", help="the site file an officer's id is checked against (default $XEPHANG_SITE_FILE "
+                                       "or /etc/xephang/site.toml, when there)")
     u.set_defaults(func=user_cmd)
     s = ws.add_parser("secret", help="khoá ký liên kết trên phiếu / the ticket link secret")
     s.add_argument("--out", "-o", default="ticket-link.key")

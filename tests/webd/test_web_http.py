@@ -152,6 +152,23 @@ def test_the_cli_creates_accounts_without_a_default_password(tmp_path):
     assert r.stdout.strip() == "truong\thead"
 
 
+def test_an_officers_account_that_names_no_officer_of_the_site_is_said(tmp_path, site_file):
+    """`web user add lann --role officer` (a typo of lan) said "added" and nothing else: the officer
+    logged in to "you are seated at no counter today". The account is made, with a warning."""
+    f = tmp_path / "acc.json"
+
+    def add(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "xephang_ops.cli", "web", "user", "add", name, "--role", "officer",
+                               "--accounts", str(f), "--password-stdin", "--site-file", str(site_file)],
+                              input="mat-khau-du-dai\n", capture_output=True, text=True, timeout=60)
+
+    r = add("lann")
+    assert r.returncode == 0 and Accounts(f).get("lann") is not None
+    assert "'lann' không có trong [[officers]]" in r.stderr and "lan, " in r.stderr
+    r = add("lan")
+    assert r.returncode == 0 and "cảnh báo" not in r.stderr
+
+
 def test_the_example_catalogue_loads_and_a_bad_one_lists_every_error(site, tmp_path):
     cat = load_catalogue(REPO / "config" / "catalogue.example.toml", site)
     assert cat.for_service("ho-tich")
