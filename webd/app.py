@@ -461,8 +461,11 @@ class WebApp:
         from webd.catalogue import index_html
 
         lang = self.lang(request)
-        return self.html(pages.page(pages.t("guides", lang), index_html(self.catalogue, self.site, lang), lang=lang,
-                                    path="/guide", script=False))
+        q = request.query_params.get("counter", "")
+        counter = int(q) if q.isascii() and q.isdigit() and len(q) <= 3 else None
+        return self.html(pages.page(pages.t("guides", lang), index_html(self.catalogue, self.site, lang, counter),
+                                    lang=lang, path="/guide" if counter is None else f"/guide?counter={counter}",
+                                    script=False))
 
     async def guide_page(self, request: Request) -> Response:
         from webd.catalogue import service_html

@@ -89,13 +89,18 @@ def load_catalogue_or_none(path: Path | None, site: Site | None = None) -> Catal
 e = html.escape
 
 
-def index_html(cat: Catalogue | None, site: Site, lang: str) -> str:
+def index_html(cat: Catalogue | None, site: Site, lang: str, counter: int | None = None) -> str:
+    """The services' guides; with ``counter``, only the services that counter calls today (the site the
+    hub runs: a roster change moves them), under the counter's name (its poster's QR opens this)."""
     from webd.pages import t
 
+    c = next((x for x in site.counters if x.number == counter), None) if counter is not None else None
+    services = [s for s in site.services if c is None or s.id in c.services]
     items = "".join(f'<li><a href="/guide/{e(s.id)}">{e(s.label(lang))}</a>'
-                    f' ({len(cat.for_service(s.id)) if cat else 0})</li>' for s in site.services)
+                    f' ({len(cat.for_service(s.id)) if cat else 0})</li>' for s in services)
     note = "" if cat else f'<p class="banner warn">{e(t("no_catalogue", lang))}</p>'
-    return f'<h1>{e(t("guides", lang))}</h1>{note}<ul class="menu">{items}</ul>'
+    title = f'{c.label(lang)} — {t("guides", lang)}' if c is not None else t("guides", lang)
+    return f'<h1>{e(title)}</h1>{note}<ul class="menu">{items}</ul>'
 
 
 def service_html(cat: Catalogue | None, site: Site, sid: str, lang: str) -> str | None:
@@ -178,8 +183,9 @@ def write_posters(site: Site, public_url: str, out_dir: Path, wifi: str = "") ->
     for c in site.counters:
         p = out_dir / f"poster-quay-{c.number}.png"
         names = ", ".join(site.service(x).name_vi for x in c.services)
-        first = c.services[0]
-        poster(c.label("vi").upper(), f"Hướng dẫn thủ tục: {names}", f"{public_url}/guide/{first}", foot).save(
-            p, dpi=(300, 300))
+        # the counter's page lists every service it calls (the first one's guide alone before), and
+        # follows the roster: the poster stays right when the head moves a service to another counter
+        poster(c.label("vi").upper(), f"Hướng dẫn thủ tục: {names}", f"{public_url}/guide?counter={c.number}",
+               foot).save(p, dpi=(300, 300))
         written.append(p)
     return written

@@ -198,6 +198,20 @@ def test_posters_are_a4_with_a_readable_qr(site, tmp_path):
     if shutil.which("zbarimg"):
         out = subprocess.run(["zbarimg", "--raw", "-q", str(paths[0])], capture_output=True, text=True, timeout=30)
         assert out.stdout.strip() == f"http://xephang.local/guide/{site.services[0].id}"
+        # a counter's poster opens the counter's own list: every service it calls (the first one's guide
+        # alone before: counter 1's "Hộ tịch, Tư pháp – Chứng thực" poster opened Hộ tịch only)
+        quay1 = next(p for p in paths if p.name == "poster-quay-1.png")
+        out = subprocess.run(["zbarimg", "--raw", "-q", str(quay1)], capture_output=True, text=True, timeout=30)
+        assert out.stdout.strip() == "http://xephang.local/guide?counter=1"
+
+
+def test_a_counters_guide_page_lists_the_services_it_calls(site):
+    from webd.catalogue import index_html
+
+    page = index_html(None, site, "vi", counter=1)
+    assert "Quầy 1 — Hướng dẫn thủ tục" in page and 'href="/guide/ho-tich"' in page
+    assert 'href="/guide/chung-thuc"' in page and 'href="/guide/dat-dai"' not in page
+    assert 'href="/guide/dat-dai"' in index_html(None, site, "vi", counter=99)  # no such counter: every service
 
 
 def test_the_dispenser_signs_the_live_link_and_prints_no_qr_without_the_secret(site):
