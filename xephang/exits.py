@@ -23,8 +23,9 @@ TABLE: list[tuple[int, str, str, str]] = [
                        "(`press fly`), the hub refused a report (bad period), a file is not valid TOML/JSON, "
                        "a ledger cannot be read", "read the reason"),
     (USAGE, "tools", "the command line cannot be used (unknown option, missing argument, a password file that "
-                     "cannot be read); `config push`: stale — the node changed since your `config get`",
-     "fix the command; `config get` again"),
+                     "cannot be read); `config push`: stale — the node changed since the rev the push names (the "
+                     "`config get` output it is, or `--base-rev`; a plain options file names the rev read at push "
+                     "time)", "fix the command; stale: `config get` again, redo the edit on it, push that"),
     (NO_ANSWER, "tools", "no answer in time: the node never connected, is offline or not in sim mode; the hub did "
                          "not answer", "`xephang devices`: is it online?"),
     (NOT_ALLOWED, "tools", "the broker refused the publish (ACL), or the account is not a technician's",

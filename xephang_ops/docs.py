@@ -379,8 +379,12 @@ def render_config() -> str:
         "holds the numbers issued today (change bands from the next day: push after the daily reset); a "
         "priority group removed while a ticket holds it; a counter removed while it serves or is paused; "
         "`site.slug`, `site.timezone` or `site.daily_reset` (these need the file and a restart).",
-        "- **Stale pushes are refused**: a push names the `base_rev` it was made against (the tools and the "
-        "roster page do); another change in between → `stale`, nothing changes.",
+        "- **Stale pushes are refused**: a push may name the `base_rev` it was made against; another change "
+        "in between → `stale`, nothing changes. The roster page names the rev it showed. `xephang config push` "
+        "names the `rev` of a file that is `config get`'s output (or `--base-rev N`): a real check. A plain "
+        "file (a site file, `{\"config\": …}`) is pushed against the rev the hub has at that moment — no real "
+        "check: a whole site file then replaces the head's roster edits made on the web since it was written "
+        "(`config get hub` first and push what it gave, docs/tools.md); `--force` names none.",
         "- **Applied atomically between two batches of requests**: no ticket, number or place in the queue "
         "changes; the counters' officers, services, names and targets are the new ones from the next call "
         "on; every retained state is sent again. The ack is `applied` with the new rev; the retained "

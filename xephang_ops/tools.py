@@ -42,6 +42,7 @@ from xephang.contract import (
     ConfigAck,
     ConfigSet,
     ConfigState,
+    HourlySummary,
     NodeHealth,
     NodeStatus,
     SimPress,
@@ -381,7 +382,8 @@ def _duration(seconds: float) -> str:
 
 
 def describe_event(payload: bytes | dict[str, Any], lang: str = "vi") -> str:
-    """One readable line for a ticket or counter event (``tail`` and the demo's live line)."""
+    """One readable line for a ticket or counter event, or the hub's hourly summary (``tail`` and the
+    demo's live line)."""
     e = payload if isinstance(payload, dict) else json.loads(payload)
     at = e.get("at")
     when = datetime.fromtimestamp(at, VN_TZ).strftime("%H:%M:%S") if isinstance(at, int | float) else "--:--:--"
@@ -421,8 +423,30 @@ def describe_event(payload: bytes | dict[str, Any], lang: str = "vi") -> str:
         "paused": f"Counter {counter} paused" + (f" ({e['reason']})" if e.get("reason") else ""),
         "resumed": f"Counter {counter} resumed",
     }
-    text = (vi if lang == "vi" else en).get(kind, f"{kind} {num}")
+    if "kind" in e:
+        text = (vi if lang == "vi" else en).get(kind, f"{kind} {num}")
+    elif e.get("schema") == HourlySummary.SCHEMA or "this_hour" in e:
+        text = _describe_hourly(e, lang)
+    else:  # an event this tool does not know yet: its schema, not "? ?"
+        text = f"{e.get('schema') or '?'}"
     return shown(f"{when}  {text}")  # names, numbers and reasons are the payload's words
+
+
+def _describe_hourly(e: dict[str, Any], lang: str) -> str:
+    """The hub's hourly summary (``event/summary/hourly``): that hour's figures, then the day's."""
+    h = e.get("hour")
+    hours = f"{h:02d}:00–{(h + 1) % 24:02d}:00" if isinstance(h, int) and not isinstance(h, bool) else "?"
+    th = e.get("this_hour") if isinstance(e.get("this_hour"), dict) else {}
+
+    def n(d: dict[str, Any], key: str) -> str:
+        v = d.get(key, 0)
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else "?"
+
+    if lang == "vi":
+        return (f"Tổng hợp giờ {hours}: cấp {n(th, 'issued')} số, xong {n(th, 'served')}, vắng {n(th, 'no_shows')} — "
+                f"cả ngày cấp {n(e, 'issued')}, xong {n(e, 'served')}, đang chờ {n(e, 'waiting')}")
+    return (f"Hourly summary {hours}: {n(th, 'issued')} issued, {n(th, 'served')} served, {n(th, 'no_shows')} "
+            f"no-shows — day so far {n(e, 'issued')} issued, {n(e, 'served')} served, {n(e, 'waiting')} waiting")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,11 +461,55 @@ class ConfigFileError(ValueError):
 CONFIG_SECTIONS = ("ticket", "counter", "display", "announcer", "hub")
 
 
+# the keys of ``config get``'s output (and of the retained config state it prints): such a file is
+# pushed as its "config", against its "rev"
+CONFIG_GET_KEYS = frozenset({"node", "rev", "restart_required", "config", "at", "schema"})
+
+
+@dataclass
+class PushFile:
+    """What a file to push says: the options, and when it is ``config get``'s output, the node and
+    the rev it was read at (the push's ``base_rev``: a real stale check)."""
+
+    config: dict[str, Any]
+    base_rev: int | None = None
+    node: str | None = None
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
+    """A partial node config from TOML or JSON (by extension; TOML otherwise): the options only
+    (``read_push_file`` also gives the rev of ``config get``'s output)."""
+    return read_push_file(path).config
+
+
+def read_push_file(path: Path) -> PushFile:
     """A partial node config from TOML or JSON (by extension; TOML otherwise).
 
-    Two shapes the docs show are taken as they are meant: the MQTT payload's ``{"config": {…}}``
-    and a copy of a settings file's section (``[display]`` …): both are unwrapped to the options."""
+    Three shapes the docs show are taken as they are meant: ``config get``'s output
+    (``{"node", "rev", "restart_required", "config"}``: its config, against its rev), the MQTT
+    payload's ``{"config": {…}}`` and a copy of a settings file's section (``[display]`` …): the
+    last two are unwrapped to the options, with no rev of their own."""
+    data = _load_config_file(path)
+    if isinstance(data.get("config"), dict) and "rev" in data and set(data) <= CONFIG_GET_KEYS:
+        rev, node = data["rev"], data.get("node")
+        if isinstance(rev, bool) or not isinstance(rev, int) or rev < 0:
+            raise ConfigFileError(f"{path}: \"rev\" must be the whole number `config get` printed, not {rev!r}")
+        if node is not None and not isinstance(node, str):
+            raise ConfigFileError(f"{path}: \"node\" must be a node id, not {node!r}")
+        return PushFile(data["config"], rev, node)
+    if len(data) == 1:
+        (key, inner), = data.items()
+        if isinstance(inner, dict) and (key == "config" or key in CONFIG_SECTIONS):
+            return PushFile(inner)
+    if any(k in CONFIG_SECTIONS or k == "config" for k in data) and any(isinstance(v, dict) for v in data.values()):
+        raise ConfigFileError(
+            f"{path}: push only the node's options (the keys of its [{'|'.join(CONFIG_SECTIONS)}] section, "
+            f"{{\"config\": {{…}}}}, or `xephang config get`'s output as it is), not a whole settings file: "
+            f"found sections {sorted(data)}")
+    return PushFile(data)
+
+
+def _load_config_file(path: Path) -> dict[str, Any]:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -452,14 +520,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigFileError(f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'TOML'}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigFileError(f"{path}: the top level must be a table/object")
-    if len(data) == 1:
-        (key, inner), = data.items()
-        if isinstance(inner, dict) and (key == "config" or key in CONFIG_SECTIONS):
-            return inner
-    if any(k in CONFIG_SECTIONS or k == "config" for k in data) and any(isinstance(v, dict) for v in data.values()):
-        raise ConfigFileError(
-            f"{path}: push only the node's options (the keys of its [{'|'.join(CONFIG_SECTIONS)}] section, or "
-            f"{{\"config\": {{…}}}}), not a whole settings file: found sections {sorted(data)}")
     return data
 
 
@@ -495,12 +555,20 @@ def fetch_status(client: ToolClient, node: str, timeout: float = 1.0) -> NodeSta
     return fetch_retained(client, client.topics.status(node), NodeStatus, timeout)
 
 
+def is_technician(username: str | None) -> bool:
+    """A technician's account: ``tech`` or ``tech-…`` (``broker-config --tech`` takes no other name). The
+    broker grants a board's subscription to what its ACL hides and filters it without a word (mosquitto's
+    SUBACK says granted), so the tools tell a board's account by its name, before they show an empty
+    or half-filled answer as if it were the centre's."""
+    return bool(username) and (username == "tech" or username.startswith("tech-"))
+
+
 def no_config_state(client: ToolClient, node: str) -> tuple[int, str]:
     """Why ``node`` shows no config state, as (exit code, reason): 4 a board's account, which the
     broker hides config states from without a word (a forbidden subscription is granted and
     filtered); 3 no node of that name ever connected, it is offline, or it has nothing pushable."""
     who = client.target.username
-    if who and who != "tech" and not who.startswith("tech-"):
+    if not is_technician(who):
         return exits.NOT_ALLOWED, (f"{who!r} is not a technician account (tech, tech-…): the broker's ACL lets only "
                                    "technicians read and push config")
     status = fetch_status(client, node)
@@ -511,7 +579,9 @@ def no_config_state(client: ToolClient, node: str) -> tuple[int, str]:
 
 def push_config(client: ToolClient, node: str, config: dict[str, Any], *, source: str = "tech", by: str = "",
                 base_rev: int | None = None, use_base: bool = True, timeout: float = 10.0) -> PushResult:
-    """Send ``config`` to ``node`` against its current rev and wait for the ack.
+    """Send ``config`` to ``node`` against ``base_rev`` (the rev the change was made on: ``config get``'s)
+    and wait for the ack; no ``base_rev`` = against the rev the node has now, read right before sending
+    (only a change in the instant between counts as stale); ``use_base=False``: no stale check.
 
     Exit codes: 0 applied / restart required, 1 rejected, 2 stale, 3 no answer, 4 refused by the broker.
     """
@@ -557,6 +627,17 @@ def positive_seconds(text: str) -> float:
         v = float("nan")
     if not 0 < v <= 3600:
         raise argparse.ArgumentTypeError(f"số giây từ 0 đến 3600 / seconds, more than 0 and at most 3600: {text!r}")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    """argparse ``type`` of a config rev: a whole number from 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"số rev từ 0 / a rev, a whole number from 0: {text!r}")
     return v
 
 
@@ -609,11 +690,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
     tgt = target_from_args(args)
     reg = DeviceRegistry(Topics(tgt.site))
     with ToolClient(tgt) as c:
-        c.subscribe(c.topics.all_node(), c.topics.all_config_states())
+        # a board's account reads the nodes' statuses but not their health or config states: the table
+        # would show every node online at rev 0 with no uptime, as if it were so (docs/tools.md, exit 4)
+        codes = c.subscribe(c.topics.all_node(), c.topics.all_config_states())
+        if not is_technician(tgt.username) or any(rc >= REFUSED for rc in codes):
+            print(f"lỗi / error: {shown(repr(tgt.username))} không phải tài khoản kỹ thuật viên / is not a technician account "
+                  "(tech, tech-…): the broker's ACL shows it the nodes' statuses only, not their health or config "
+                  "(log in as `tech` or `tech-…`)", file=sys.stderr)
+            return exits.NOT_ALLOWED
         for m in c.drain_retained(quiet_s=args.wait, timeout=max(args.wait * 4, 2)):
             reg.update(m.topic, m.payload)
-        if not reg.devices:
-            print("Chưa thấy nút nào / no node has reported yet")
+        if not reg.devices:  # a new centre, or a typo in --site (the ACL shows a site only its own topics)
+            print(shown(f"Chưa thấy nút nào trên site {tgt.site!r}: --site có đúng không (tên site, $XEPHANG_SITE)? / "
+                        f"no node has reported yet on site {tgt.site!r}: is --site right (the site's slug, "
+                        "$XEPHANG_SITE)?"))
         else:
             print(reg.table(args.lang))
         if not args.watch:
@@ -650,14 +740,31 @@ def cmd_config_push(args: argparse.Namespace) -> int:
         print("lỗi / error: --by: a name of at most 80 characters, on one line", file=sys.stderr)
         return exits.USAGE
     try:
-        cfg = read_config_file(args.file)
+        pf = read_push_file(args.file)
+        if pf.node is not None and pf.node != args.node:
+            raise ConfigFileError(
+                f"{args.file} là cấu hình của {pf.node!r}, không phải {args.node!r} / is `config get {pf.node}`'s "
+                f"output, not {args.node}'s: push it to {pf.node}, or keep only its \"config\" to copy it")
     except ConfigFileError as exc:
-        print(f"lỗi / error: {exc}", file=sys.stderr)
-        return 1
+        print(f"lỗi / error: {shown(str(exc))}", file=sys.stderr)
+        return exits.REFUSED
+    base = args.base_rev
+    if pf.base_rev is not None and base is not None and base != pf.base_rev:
+        print(f"lỗi / error: {args.file} was read at rev {pf.base_rev} (`config get`), --base-rev says {base}: "
+              "give one of them", file=sys.stderr)
+        return exits.USAGE
+    if base is None:
+        base = pf.base_rev
+    if args.force and base is not None:
+        if args.base_rev is not None:
+            print("lỗi / error: --force pushes with no base rev; --base-rev asks for one: give one of them",
+                  file=sys.stderr)
+            return exits.USAGE
+        base = None  # `config get`'s output pushed with --force: no stale check, as asked
     tgt = target_from_args(args)
     with ToolClient(tgt) as c:
-        res = push_config(c, args.node, cfg, source=tgt.username, by=args.by, use_base=not args.force,
-                          timeout=args.timeout)
+        res = push_config(c, args.node, pf.config, source=tgt.username, by=args.by, base_rev=base,
+                          use_base=not args.force, timeout=args.timeout)
     a = res.ack
     if res.why:
         print(f"lỗi / error: {res.why}", file=sys.stderr)
@@ -673,8 +780,12 @@ def cmd_config_push(args: argparse.Namespace) -> int:
     elif a.status == "restart-required":
         print(f"{args.node}: đã lưu, cần khởi động lại / saved, RESTART REQUIRED — rev {res.base_rev} → {a.rev}")
     elif a.status == "stale":
-        print(f"{args.node}: bị từ chối vì cũ / STALE — node is at rev {a.rev}, you pushed against {res.base_rev}; "
-              "run `xephang config get` again", file=sys.stderr)
+        print(f"{args.node}: bị từ chối vì cũ, không thay đổi gì / STALE, nothing changed — nút đã ở rev {a.rev}, "
+              f"thay đổi của bạn làm trên rev {res.base_rev}: đã có người sửa trong lúc đó (vd. trưởng bộ phận sửa "
+              f"phân công trên web) / the node is at rev {a.rev}, your change was made on rev {res.base_rev}: someone "
+              f"changed it since (the head's roster on the web?). Chạy lại / run `xephang config get {args.node}` "
+              "again, làm lại thay đổi trên đó rồi đẩy / redo your edit on it and push that; "
+              "or --force to overwrite their change", file=sys.stderr)
     else:
         print(f"{args.node}: bị từ chối / REJECTED ({len(a.errors)} lỗi / errors), nothing changed (rev {a.rev}):",
               file=sys.stderr)
@@ -787,6 +898,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ps.add_argument("file", type=Path)
     add_broker_options(ps)
     ps.add_argument("--force", action="store_true", help="push without a base revision (no stale check)")
+    ps.add_argument("--base-rev", type=non_negative_int, default=None, metavar="N",
+                    help="the rev your change was made on (`config get`'s): the node refuses it as stale (exit 2) if "
+                         "it changed since. A file that is `config get`'s output carries its own; a plain options "
+                         "file without one is pushed against the rev the node has when you push (no real check)")
     ps.add_argument("--by", default="", help="your name, kept with the change (the hub's site history)")
     ps.add_argument("--timeout", type=positive_seconds, default=10.0,
                     help="seconds to wait for the ack; the push expires at the broker with it (default 10)")
