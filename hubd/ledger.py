@@ -11,6 +11,7 @@ Reports read the same file read-only (``xephang_reports.build.open_readonly``) w
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -268,6 +269,69 @@ class Ledger:
                     engine.sequences[(r["day"], r["service"])] = r["last_number"]
         finally:
             self.db.row_factory = None
+
+
+# what to do with a ledger file the hub cannot use (docs/install-pi.md §10: the hub starts on a new one)
+MOVE_ASIDE = "docs/install-pi.md §10"
+
+
+def ledger_fault(path: Path | str, exc: sqlite3.Error) -> str | None:
+    """The one line the hub says (exit 78) when SQLite's ``exc`` means the ledger at ``path`` can
+    never open as it is: not an SQLite file, damaged, or not openable or writable by the hub's
+    user. None for a passing fault (``database is locked``: another process holds it), which
+    stays an error systemd retries."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return (f"sổ cái {path} không phải một sổ cái SQLite đọc được ({exc}): dời tệp sang chỗ khác rồi khởi động "
+                f"lại, trung tâm bắt đầu sổ cái mới ({MOVE_ASIDE}) / the ledger {path} is not a readable SQLite "
+                f"ledger ({exc}): move it aside (e.g. mv {path} {path}.broken) and restart: the hub starts a new "
+                f"ledger, see {MOVE_ASIDE} \"Replacing the hub's card\"")
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH", "SQLITE_IOERR")):
+        return (f"không mở hoặc ghi được sổ cái {path} ({exc}): tệp và thư mục của nó phải thuộc người dùng của "
+                f"hubd / cannot open or write the ledger {path} ({exc}): the file and its folder must be the hub's "
+                f"user's to write (hub.ledger, state_dir)")
+    return None
+
+
+def check_ledger(path: Path | str) -> list[str]:
+    """What would stop the hub opening the ledger at ``path``, found without creating or writing
+    anything (``hubd --check``, and every start before the daemon is built).
+
+    An existing file is opened read-only and its tables and schema version read: through its
+    ``-wal``/``-shm`` when a hub runs (or ran and was killed), else as the bare file (SQLite's
+    ``immutable``), so that nothing new appears beside it. For a missing one, the folder it
+    would be made in must be writable; it is not made."""
+    path = Path(path)
+    if not path.exists():
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the hub makes the missing folders: the nearest one there must be writable
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return [f"không tạo được sổ cái {path}: không ghi được vào {folder} / cannot make the ledger {path}: "
+                    f"{folder} is not writable by this user"]
+        return []
+    live = any(path.with_name(path.name + end).exists() for end in ("-wal", "-shm"))
+    uri = f"{path.resolve().as_uri()}?mode=ro{'' if live else '&immutable=1'}"
+    try:
+        db = sqlite3.connect(uri, uri=True)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+                if "meta" in tables else None
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        fault = ledger_fault(path, exc)
+        return [fault] if fault else []  # a passing fault: the start meets it again, and systemd retries
+    if row is not None and int(json.loads(row[0])) > SCHEMA_VERSION:
+        return [f"sổ cái {path} có lược đồ {json.loads(row[0])}, mới hơn hubd này ({SCHEMA_VERSION}): cập nhật "
+                f"xephang / the ledger {path} has schema {json.loads(row[0])}, newer than this hub "
+                f"({SCHEMA_VERSION}): update xephang"]
+    for p in (path, path.parent):  # WAL: the hub writes the file and makes -wal and -shm beside it
+        if not os.access(p, os.W_OK):
+            return [f"không ghi được sổ cái {path} ({p}) / cannot write the ledger {path} ({p} is not writable "
+                    f"by this user): the file and its folder must be the hub's user's"]
+    return []
 
 
 # a clock earlier than this (2026-01-01 UTC) is wrong for sure: a Pi without its clock module

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -38,7 +39,7 @@ from hubd.lane import (
     inbox,
     lane_board,
 )
-from hubd.ledger import Ledger
+from hubd.ledger import Ledger, check_ledger, ledger_fault
 from xephang.bus import Bus, BusFatal, Inbound
 from xephang.clock import Clock
 from xephang.contract import (
@@ -91,7 +92,7 @@ from xephang.daemon import Daemon
 from xephang.limits import RateLimit
 from xephang.nodeconfig import ConfigRefused
 from xephang.reader import Reader
-from xephang.settings import DaemonSettings, format_validation_errors
+from xephang.settings import DaemonSettings, SettingsError, format_validation_errors
 from xephang.site import Site, changes_between, cross_check_errors
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,12 @@ class Answer:
     req: Request | None = None
     store: bool = False
     remember: bool = False  # kept in memory only (``RECENT_REPLIES``): a refusal its retries get alike
+
+
+def ledger_path(s: DaemonSettings) -> Path:
+    """The ledger's file: ``hub.ledger``, else ``STATE_DIR/ledger.sqlite``."""
+    ledger = s.hub.ledger if isinstance(s, HubSettings) else None
+    return ledger or Path(s.state_dir) / "ledger.sqlite"
 
 
 def _error(request_id: str, action: str, code: str, message: str, *, rev: int | None = None) -> Reply:
@@ -236,9 +243,17 @@ class HubDaemon(Daemon[HubSettings, Site]):
         super().__init__(settings, bus=bus, clock=clock)
         self.site: Site = self.require_node_config().current  # type: ignore[assignment]  # the last pushed site, or the file
         self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
-        path = settings.hub.ledger or Path(settings.state_dir) / "ledger.sqlite"
-        self.ledger = Ledger(path)
-        self.ledger.load(self.engine, now=self.clock.now())
+        path = ledger_path(settings)
+        try:
+            # ``--check`` never makes or writes the ledger (preflight_errors read it): the build goes on
+            # with an empty one in memory
+            self.ledger = Ledger(":memory:" if self.checking else path)
+            self.ledger.load(self.engine, now=self.clock.now())
+        except sqlite3.Error as exc:  # a ledger that can never open as it is: exit 78, one line
+            fault = ledger_fault(path, exc)
+            if fault is None:
+                raise
+            raise SettingsError([fault], "the ledger") from None
         self._batch: list[Inbound] = []
         self._report_slots = threading.BoundedSemaphore(REPORT_WORKERS)
         self._inflight: dict[int, int] = {}  # mid -> rev of events published, awaiting PUBACK
@@ -274,12 +289,15 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self.board_lanes: dict[str, Lane] = {}  # board node id -> its lane (hub.lanes_dir)
         self._requests_on_main = False
         self.twins = Twins()
-        log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
-                 sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
+        if not self.checking:  # --check read the ledger, it did not load it
+            log.info("ledger %s: rev %s, day %s, %s open tickets", path, self.engine.rev, self.engine.day or "-",
+                     sum(1 for t in self.engine.tickets.values() if t.state in ("waiting", "called")))
 
     @classmethod
     def preflight_errors(cls, s: DaemonSettings) -> list[str]:
         errors = super().preflight_errors(s)
+        if isinstance(s, HubSettings):
+            errors += [f"hub.ledger: {e}" for e in check_ledger(ledger_path(s))]
         for key in ("inbox_password_file", "lane_password_file", "lanes_dir"):
             pw = getattr(s.hub, key) if isinstance(s, HubSettings) else None
             if pw is not None:

@@ -20,6 +20,7 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 SIM_PRESSES_REMEMBERED = 1024  # press ids kept to recognise a redelivered simulated press
 EXIT_CONFIG = exits.DAEMON_CONFIG  # EX_CONFIG: bad local settings
 EXIT_FATAL = exits.DAEMON_BROKER_REFUSED  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
+# True while ``--check`` builds the daemon: built to prove the settings work, never run, it must
+# create or write none of its state (hubd: the ledger). A daemon reads it as ``self.checking``.
+CHECKING: ContextVar[bool] = ContextVar("xephang_daemon_checking", default=False)
 
 S = TypeVar("S", bound=DaemonSettings)
 C = TypeVar("C", bound=BaseModel)  # the node config a daemon declares (BaseModel: none)
@@ -123,6 +127,16 @@ def install_stack_dump() -> None:
         signal.signal(signal.SIGUSR1, lambda _signum, _frame: dump_stacks())
 
 
+def local_fault(exc: BaseException) -> str | None:
+    """The line to say (exit 78) when building a daemon ran into a permanent fault of this box
+    that its settings cannot show: no GPIO pin factory loads (lgpio missing from the OS or the
+    venv). None for any other error, which stays a traceback (a bug, or a passing fault)."""
+    if "gpiozero" not in sys.modules:  # no board was built: hubd and webd never load gpiozero
+        return None
+    from xephang.hw.factory import pin_factory_fault
+
+    return pin_factory_fault(exc)
+
 
 class BusPressSink:
     """Where a board's keys put their presses (gpiozero's threads): a call of ``handler`` in the
@@ -149,6 +163,7 @@ class Daemon(Generic[S, C]):
 
     def __init__(self, settings: S, *, bus: Bus | None = None, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.checking = CHECKING.get()  # built by ``--check``: read what the start needs, write nothing
         self.clock = clock or settings.clock.make()
         self.node = settings.node or self.role
         self.started_at = time.monotonic()
@@ -363,7 +378,16 @@ class Daemon(Generic[S, C]):
             problems = cls.preflight_errors(settings)
             if problems:  # what the start needs, checked now: exit 78 with every problem, never a traceback later
                 raise SettingsError(problems, "what the start needs")
-            daemon = cls(settings)  # type: ignore[arg-type]
+            checking = CHECKING.set(args.check)
+            try:
+                daemon = cls(settings)  # type: ignore[arg-type]
+            except Exception as exc:
+                fault = local_fault(exc)
+                if fault is None:
+                    raise
+                raise SettingsError([fault], "this board's hardware") from None
+            finally:
+                CHECKING.reset(checking)
         except SettingsError as exc:
             print(f"{cls.role}: {exc}", file=sys.stderr)
             return EXIT_CONFIG

@@ -197,6 +197,13 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise SettingsError([f"{what} file {path} not found"]) from None
+    except OSError as exc:  # unreadable (permissions), a folder, a symlink loop …: a fault of this box, said in one line
+        raise SettingsError([f"không đọc được {path} ({exc.strerror or exc}): kiểm tra đường dẫn và quyền đọc của "
+                             f"người dùng dịch vụ / cannot read the {what} file {path} ({exc.strerror or exc}): "
+                             f"check the path, and that the service's user may read it"]) from None
+    except UnicodeDecodeError as exc:  # tomllib reads UTF-8 only: a file saved as UTF-16 or in a legacy code page
+        raise SettingsError([f"{path} không phải UTF-8 (byte {exc.start}): lưu lại dưới dạng UTF-8 / "
+                             f"{path} is not UTF-8 (byte {exc.start}): save it as UTF-8"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
 

@@ -11,8 +11,29 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 log = logging.getLogger(__name__)
 
 
+# what a board without a working pin factory needs (docs/install-pi.md §3): the OS's lgpio, seen by the venv
+INSTALL_HINT_VI = ("cài lgpio của hệ điều hành (sudo apt install python3-lgpio) và tạo venv với "
+                   "--system-site-packages (docs/install-pi.md §3), hoặc đặt sim = true")
+INSTALL_HINT_EN = ("install the OS's lgpio (sudo apt install python3-lgpio) and make the venv with "
+                   "--system-site-packages (docs/install-pi.md §3), or set sim = true")
+
+
 class PinFactoryError(RuntimeError):
     """The configured pin factory cannot be loaded (a permanent, local-config error)."""
+
+
+def pin_factory_fault(exc: BaseException) -> str | None:
+    """The one line a daemon says (exit 78) when ``exc`` means no pin factory can drive this
+    board's pins: ours (``make_pin_factory``) or gpiozero's own, when no default factory loads
+    (``BadPinFactory``: "Unable to load any default pin factory!"). None for any other error."""
+    from gpiozero.exc import BadPinFactory
+
+    if isinstance(exc, PinFactoryError):
+        return str(exc)
+    if isinstance(exc, BadPinFactory):
+        return (f"chân GPIO: không nạp được bộ điều khiển chân (pin factory) nào: {INSTALL_HINT_VI} / "
+                f"GPIO pins: no pin factory can be loaded ({exc}): {INSTALL_HINT_EN}")
+    return None
 
 
 def make_pin_factory(name: str = "") -> Factory | None:
@@ -36,8 +57,11 @@ def make_pin_factory(name: str = "") -> Factory | None:
         return MockFactory(pin_class=MockPWMPin)
     eps = {ep.name: ep for ep in entry_points(group="gpiozero_pin_factories")}
     if name not in eps:
-        raise PinFactoryError(f"unknown pin factory {name!r}; known: mock, default, {', '.join(sorted(eps))}")
+        known = f"mock, default, {', '.join(sorted(eps))}"
+        raise PinFactoryError(f"pin_factory {name!r}: không có bộ điều khiển chân này (có: {known}) / "
+                              f"unknown pin factory {name!r}; known: {known}")
     try:
         return eps[name].load()()
     except Exception as exc:  # an import or hardware error here is a permanent config error
-        raise PinFactoryError(f"pin factory {name!r} cannot be loaded: {exc}") from exc
+        raise PinFactoryError(f"pin_factory {name!r}: không nạp được ({exc}): {INSTALL_HINT_VI} / "
+                              f"pin factory {name!r} cannot be loaded: {exc}: {INSTALL_HINT_EN}") from exc
