@@ -41,7 +41,7 @@ from xephang.contract import (
     new_request_id,
 )
 from xephang.daemon import BusPressSink, Daemon
-from xephang.hw import KeyPress, make_pin_factory
+from xephang.hw import KeyPress, board_pin_factory
 from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings, SettingsError, format_validation_errors
 from xephang.site import Site
@@ -200,7 +200,7 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
     def _new_board(self, cfg: BoxConfig) -> CounterBoard:
         services = self.site_services or self.core.services
         hw = sim_config(cfg, services) if self.settings.sim else cfg
-        factory = make_pin_factory("mock" if self.settings.sim else hw.pin_factory)
+        factory = board_pin_factory(hw.pin_factory, sim=self.settings.sim, checking=self.checking)
         board = CounterBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
         # the sim board's extra keys must be known to the core's key map too
         self.core.config = self.core.config.model_copy(update={"keys": hw.keys})

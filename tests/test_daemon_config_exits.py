@@ -204,3 +204,31 @@ def test_hub_check_reads_an_existing_ledger_and_leaves_nothing_beside_it(tmp_pat
     r = run("hubd", env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert {p.name: p.stat().st_mtime_ns for p in state.iterdir()} == before
+
+
+def test_a_check_on_a_real_board_loads_its_pin_factory_and_claims_no_pin(monkeypatch):
+    """`counterd --check` on a live box claimed the keys' pins the running service holds (lgpio lets
+    one process claim a line): a box whose settings were right failed its check. The check loads the
+    configured factory (a missing lgpio is found), closes it, and builds the key map on mock pins."""
+    from gpiozero.pins.mock import MockFactory
+
+    from xephang.hw import factory as hwf
+
+    made: list[MockFactory] = []
+
+    class Real(MockFactory):  # stands for lgpio's factory
+        closed = False
+
+        def close(self) -> None:
+            Real.closed = True
+            super().close()
+
+    def make(name: str = "") -> MockFactory:
+        made.append(Real() if name == "lgpio" else MockFactory())
+        return made[-1]
+
+    monkeypatch.setattr(hwf, "make_pin_factory", make)
+    checked = hwf.board_pin_factory("lgpio", sim=False, checking=True)
+    assert Real.closed and not isinstance(checked, Real) and isinstance(made[0], Real)
+    assert isinstance(hwf.board_pin_factory("lgpio", sim=False, checking=False), Real)  # the service's own
+    assert not isinstance(hwf.board_pin_factory("lgpio", sim=True, checking=False), Real)

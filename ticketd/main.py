@@ -55,7 +55,7 @@ from xephang.contract import (
     reply_data,
 )
 from xephang.daemon import BusPressSink, Daemon
-from xephang.hw import KeyPress, make_pin_factory
+from xephang.hw import KeyPress, board_pin_factory
 from xephang.presence import NodeWatch
 from xephang.settings import DaemonSettings, SettingsError, load_site
 from xephang.site import Site
@@ -122,7 +122,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         hw = sim_hardware(self.site, s.hardware) if s.sim else s.hardware
         if not hw.buttons:
             log.warning("no service buttons configured ([hardware] buttons): only sim presses can issue")
-        factory = make_pin_factory("mock" if s.sim else hw.pin_factory)
+        factory = board_pin_factory(hw.pin_factory, sim=s.sim, checking=self.checking)
         self.board: DispenserBoard = DispenserBoard(hw, events=self.presses, pin_factory=factory, clock=self._mono)
         groups = [g.id for g in self.site.priority.groups]
         # a general priority key issues tickets of the site's first priority group

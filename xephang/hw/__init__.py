@@ -11,7 +11,7 @@ the "held" thread). Those callbacks only update the key's tiny edge state and pu
 :class:`KeyPress` on a ``queue.Queue``; the daemon's own loop drains the queue.
 """
 
-from xephang.hw.factory import make_pin_factory
+from xephang.hw.factory import board_pin_factory, make_pin_factory
 from xephang.hw.keys import Key, KeyPress, KeyPressKind, KeyTiming, PressSink, RateLimit
 from xephang.hw.lights import BUZZER_PATTERNS, LED_PATTERNS, Pattern, Signal, pin_history
 
@@ -26,6 +26,7 @@ __all__ = [
     "Pattern",
     "RateLimit",
     "Signal",
+    "board_pin_factory",
     "make_pin_factory",
     "pin_history",
 ]

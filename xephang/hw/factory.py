@@ -65,3 +65,22 @@ def make_pin_factory(name: str = "") -> Factory | None:
     except Exception as exc:  # an import or hardware error here is a permanent config error
         raise PinFactoryError(f"pin_factory {name!r}: không nạp được ({exc}): {INSTALL_HINT_VI} / "
                               f"pin factory {name!r} cannot be loaded: {exc}: {INSTALL_HINT_EN}") from exc
+
+
+def board_pin_factory(name: str, *, sim: bool, checking: bool) -> Factory | None:
+    """The factory a board's keys and lights are built on: mock pins in sim mode; the configured
+    factory on a real board; under ``--check`` on a real board, the configured factory is loaded (a
+    missing lgpio is found) and closed, and the key map is built on mock pins. A check claims no
+    pin: the running service holds them (lgpio claims a line for one process only), and a check
+    that claimed them failed on a live box whose settings were right."""
+    if sim:
+        return make_pin_factory("mock")
+    if not checking:
+        return make_pin_factory(name)
+    real = make_pin_factory(name)
+    if real is None:  # the default: what gpiozero would pick at the first device (BadPinFactory if none)
+        from gpiozero import Device
+
+        real = Device._default_pin_factory()
+    real.close()
+    return make_pin_factory("mock")
