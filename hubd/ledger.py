@@ -302,6 +302,15 @@ def check_ledger(path: Path | str) -> list[str]:
     ``immutable``), so that nothing new appears beside it. For a missing one, the folder it
     would be made in must be writable; it is not made."""
     path = Path(path)
+    try:
+        return _check_ledger(path)
+    except OSError as exc:  # the folder cannot even be looked into (a technician's own user on 0750)
+        return [f"không đọc được sổ cái {path} ({exc.strerror or exc}): chạy với người dùng của máy chủ hàng đợi "
+                f"(sudo -u xephang-hubd) / cannot look at the ledger {path} ({exc.strerror or exc}): run as the "
+                "hub's user"]
+
+
+def _check_ledger(path: Path) -> list[str]:
     if not path.exists():
         folder = path.parent
         while not folder.exists() and folder != folder.parent:

@@ -1,6 +1,7 @@
-"""Local faults a daemon cannot run with exit 78 (EX_CONFIG: systemd does not restart-loop it) with
-one readable line each, never a traceback, under ``--check`` and at a real start (docs/tools.md,
-"Exit codes"). Each used to end in a Python traceback and exit 1 (systemd restarting it for ever):
+"""Local faults a daemon cannot run with exit 78 (EX_CONFIG; the units' RestartPreventExitStatus=78:
+systemd does not start it again) with one readable line each, never a traceback, under ``--check``
+and at a real start (docs/tools.md, "Exit codes"). Each used to end in a Python traceback and exit 1
+(systemd restarting it every 5 s for ever):
 
 - a config or site file that cannot be read (permissions, a folder, a symlink loop): only
   ``FileNotFoundError`` was caught;
@@ -232,3 +233,38 @@ def test_a_check_on_a_real_board_loads_its_pin_factory_and_claims_no_pin(monkeyp
     assert Real.closed and not isinstance(checked, Real) and isinstance(made[0], Real)
     assert isinstance(hwf.board_pin_factory("lgpio", sim=False, checking=False), Real)  # the service's own
     assert not isinstance(hwf.board_pin_factory("lgpio", sim=True, checking=False), Real)
+
+
+def test_a_ledger_folder_this_user_cannot_look_into_is_one_line_78(tmp_path):
+    """`hubd --check` run as a technician's own user on the hub's 0750 folder: the check of the
+    ledger met PermissionError on looking for the file, a traceback and exit 1 (found by review)."""
+    locked = tmp_path / "hubd-state"
+    locked.mkdir()
+    locked.chmod(0)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root looks into a mode-000 folder, and there is no setpriv to drop CAP_DAC_OVERRIDE")
+        prefix = NO_DAC
+    probe = subprocess.run([*prefix, sys.executable, "-c", f"import os; os.stat({str(locked / 'x')!r})"],
+                           capture_output=True, text=True)
+    if "PermissionError" not in probe.stderr:
+        pytest.skip("this user looks into a mode-000 folder (CAP_DAC_OVERRIDE could not be dropped)")
+    try:
+        r = run("hubd", env_for(tmp_path, XEPHANG_HUB__LEDGER=str(locked / "ledger.sqlite")), prefix=prefix)
+    finally:
+        locked.chmod(0o700)
+    assert_78(r, f"cannot look at the ledger {locked / 'ledger.sqlite'} (Permission denied): run as the hub's user")
+
+
+def test_a_check_beside_a_running_box_leaves_its_pending_push_alone(tmp_path):
+    """A push the running daemon is applying waits in ``<node>.config.json.pending``; a start discards
+    it (the daemon died applying it). `--check` run beside the running daemon moved it to ``.failed``
+    (found by review)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    pending = state / "counter-1.config.json.pending"
+    pending.write_text('{"rev": 1, "config": {"number": 1}, "origin": null}')
+    r = run("counterd", env_for(tmp_path, XEPHANG_SIM="true", XEPHANG_SIM_OUT=str(tmp_path / "sim")))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert pending.exists() and not (state / "counter-1.config.json.failed").exists()

@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 SIM_PRESSES_REMEMBERED = 1024  # press ids kept to recognise a redelivered simulated press
 EXIT_CONFIG = exits.DAEMON_CONFIG  # EX_CONFIG: bad local settings
 EXIT_FATAL = exits.DAEMON_BROKER_REFUSED  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
-# True while ``--check`` builds the daemon: built to prove the settings work, never run, it must
-# create or write none of its state (hubd: the ledger). A daemon reads it as ``self.checking``.
+# True while ``--check`` builds the daemon: built to prove the settings work, never run, it may sit
+# beside the running daemon and must not touch its state (hubd's ledger, a pending node config push;
+# the preflight still makes the state folder if it is missing and writes a probe file in it). A daemon
+# reads it as ``self.checking``.
 CHECKING: ContextVar[bool] = ContextVar("xephang_daemon_checking", default=False)
 
 S = TypeVar("S", bound=DaemonSettings)
@@ -163,7 +165,7 @@ class Daemon(Generic[S, C]):
 
     def __init__(self, settings: S, *, bus: Bus | None = None, clock: Clock | None = None) -> None:
         self.settings = settings
-        self.checking = CHECKING.get()  # built by ``--check``: read what the start needs, write nothing
+        self.checking = CHECKING.get()  # built by ``--check``: read what the start needs, touch none of its state
         self.clock = clock or settings.clock.make()
         self.node = settings.node or self.role
         self.started_at = time.monotonic()
@@ -190,6 +192,7 @@ class Daemon(Generic[S, C]):
                 senders=self.node_config_senders,
                 yielding=self.node_config_yielding,
                 origin=self.node_config_origin(),
+                read_only=self.checking,
             )
 
     # ---- for subclasses -----------------------------------------------------------------

@@ -127,6 +127,7 @@ class NodeConfigManager(Generic[C]):
         origin: str | None = None,
         prepare: Callable[[C], PrepareJob | None] | None = None,
         prepare_timeout_s: float = PREPARE_TIMEOUT_S,
+        read_only: bool = False,
     ) -> None:
         """``check`` lists why a valid config cannot apply now (refused, nothing changes);
         ``prepare`` gives the slow part of that check (a download) as a job for the worker thread,
@@ -137,7 +138,8 @@ class NodeConfigManager(Generic[C]):
         this node takes pushes from; ``yielding`` those among them whose push being prepared is
         stopped (and refused) by a push from anyone else that would be taken; ``origin`` names
         the local file the config was made from — when it changed since the last push, the file
-        wins (a technician edited it and restarted)."""
+        wins (a technician edited it and restarted). ``read_only`` (``--check``, which may run beside the
+        running daemon): a pending push there is the running daemon's, left where it is."""
         self.model = model
         self.path = path
         self.bus = bus
@@ -159,7 +161,8 @@ class NodeConfigManager(Generic[C]):
         self.restart_required = False
         self.pending_path = path.with_name(path.name + ".pending")
         self.discarded: Path | None = None  # a push the node died applying, kept for the technician
-        self._discard_pending()
+        if not read_only:
+            self._discard_pending()
         self.rev, raw = self._load(initial)
         try:
             self.current: C = model.model_validate(raw)

@@ -43,6 +43,9 @@ def test_systemd_analyze_verify_says_nothing(unit, tmp_path):
 def test_each_unit_is_a_watched_hardened_service_of_its_own_user(unit):
     s = read_unit(unit)["Service"]
     assert s["Type"] == "notify" and int(s["WatchdogSec"]) > 0 and s["Restart"] == "on-failure"
+    # 78 (the settings cannot work) is not restarted: at RestartSec=5 the start limit (5 in 10 s) is
+    # never reached, and such a daemon was started again every 5 s for ever
+    assert s["RestartPreventExitStatus"] == "78"
     daemon = unit.stem.removeprefix("xephang-")
     assert s["User"] == s["Group"] == f"xephang-{daemon}" and s["DynamicUser"] == "no"
     assert s["StateDirectory"] == f"xephang/{daemon}"
