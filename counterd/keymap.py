@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 from counterd.config import MAX_CHOICES, BoxConfig, rate_score, transfer_target
 from xephang.contract import (
+    MAX_RECALLS_PER_VISIT,
     BadPayload,
     CallData,
     CounterState,
@@ -178,7 +179,8 @@ class CounterBox:
 
     @property
     def suggest_no_show(self) -> bool:
-        n = self.config.recalls_before_no_show
+        # never past what the hub allows a call (a setting of 11-20 would never light within one call)
+        n = min(self.config.recalls_before_no_show, MAX_RECALLS_PER_VISIT)
         return bool(n) and self.serving is not None and self.serving.recalls >= n
 
     @property
@@ -472,6 +474,8 @@ class CounterBox:
             if sent.action == "rate" and code in RATING_GONE:
                 self._close_rating(sent)
                 return [Flash("rating_closed", on="rating")]
+            if code == "recall-limit":  # recalled as often as the hub allows: the officer marks them absent
+                return [Flash("suggest_no_show")]
             return [Flash("error", on=on)]
         before = self.suggest_no_show
         try:

@@ -17,7 +17,6 @@ low, hold, release), so the whole real path runs.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from xephang.contract import (
     ReplyError,
     ServiceState,
     SimPress,
+    counter_node,
     decode,
     new_request_id,
 )
@@ -84,8 +84,16 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
         if self.settings.site_file and not self.site_services:
             self._load_site()
         problems = self.number_problems(cfg)
-        if problems:  # found at the first key press before ("forbidden", a critical alert): --check says it
+        if problems and self.checking:  # found at the first key press before ("forbidden"): --check says it
             raise SettingsError(problems, "the box's counter number")
+        if problems:  # a running box stays up and says so: a technician's push can put it right
+            log.error("%s", "; ".join(problems))
+            self.raise_alert(CONFIG_ALERT, f"Hộp bấm {self.node} không thao tác được cho quầy {cfg.number}: kiểm tra số "
+                             "quầy của hộp bấm", f"{self.node} cannot act for counter {cfg.number}: check the box's "
+                             "counter number", "critical")
+        if self.site_counters and cfg.number not in self.site_counters:  # the box's copy may be older than the hub's
+            log.warning("counter %s is not in this box's site file (%s): the hub decides", cfg.number,
+                        ", ".join(map(str, self.site_counters)))
         self.core: CounterBox = CounterBox(cfg, new_request_id=new_request_id, site_services=self.site_services,
                                            site_rating_scale=self.site_rating_scale)
         self.board: CounterBoard = self._new_board(cfg)
@@ -95,7 +103,7 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
         assert isinstance(settings, CounterdSettings)
-        return f"counter-{settings.counter.number}"
+        return counter_node(settings.counter.number)
 
     @property
     def box(self) -> BoxConfig:
@@ -156,20 +164,16 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
 
     def number_problems(self, cfg: BoxConfig) -> list[str]:
         """Why this box cannot act as counter ``cfg.number``: the hub and the broker let the account
-        counter-N act for counter N only, and the number must be one of the site file's counters."""
-        out = []
-        m = re.fullmatch(r"counter-(\d+)", self.node)
-        if m is None:
-            out.append(f"node {self.node!r}: hộp bấm phải có node dạng counter-N (quầy N) / a call box's node must be "
-                       "counter-N (the hub and the broker's ACL let counter-N act for counter N only)")
-        elif int(m[1]) != cfg.number:
-            out.append(f"counter.number {cfg.number}: hộp bấm {self.node} chỉ được thao tác cho quầy {m[1]}; sửa number "
-                       f"hoặc node cho khớp / {self.node} may act for counter {m[1]} only (the hub and the broker's "
-                       "ACL): make number and node agree")
-        if self.site_counters and cfg.number not in self.site_counters:
-            out.append(f"counter.number {cfg.number}: tệp site không có quầy này (có {', '.join(map(str, self.site_counters))}) "
-                       f"/ the site file has no counter {cfg.number}")
-        return out
+        counter-N act for counter N only (``contract.counter_node``), and its node is what it logs in as."""
+        if self.node == counter_node(cfg.number):
+            return []
+        saved = self.node_config is not None and self.node_config.rev > 0 and cfg.number != self.settings.counter.number
+        where = (f" (từ cấu hình đã đẩy, rev {self.node_config.rev}, trong {self.node_config.path} / from the pushed "
+                 f"config rev {self.node_config.rev} in {self.node_config.path})") if saved and self.node_config else ""
+        return [f"counter.number {cfg.number}{where}: hộp bấm {self.node} chỉ được thao tác cho quầy của node mình, "
+                f"node của quầy {cfg.number} là {counter_node(cfg.number)}; sửa number hoặc node cho khớp / "
+                f"{self.node} may act only for the counter its node names (the hub and the broker's ACL let "
+                f"{counter_node(cfg.number)} act for counter {cfg.number}): make number and node agree"]
 
     def check_node_config(self, new: BoxConfig) -> list[str]:
         """A pushed number another box's account acts for is refused (after the restart it asks for, the

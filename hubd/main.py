@@ -86,6 +86,7 @@ from xephang.contract import (
     VoidTicket,
     WaitOfTicket,
     check_level,
+    counter_node,
     decode,
 )
 from xephang.daemon import Daemon
@@ -213,7 +214,7 @@ def may_act(source: str, req: Request, technicians: Sequence[str], site: Site | 
         if is_web(source):
             return (req.ACTION in CONSOLE_ACTIONS and req.officer is not None and site is not None
                     and req.counter in site.counters_of(req.officer))
-        return source == f"counter-{req.counter}"
+        return source == counter_node(req.counter)
     if who == "dispenser":
         return is_dispenser(source)
     if who == "web":

@@ -540,6 +540,12 @@ ASKED_BY: dict[str, Literal["counter", "dispenser", "any", "web", "tech"]] = {
                      "arrived"), "counter"),
     "resync": "any", "report": "web", "ticket-wait": "web",
 }
+def counter_node(number: int) -> str:
+    """The node id (and broker account) that acts for counter ``number``: the hub, the broker's ACL
+    and the call box read this one rule."""
+    return f"counter-{number}"
+
+
 # the requests each kind of board may send (the broker's ACL and the hub's second connection read these)
 COUNTER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "counter")
 DISPENSER_ACTIONS = tuple(a for a, who in ASKED_BY.items() if who == "dispenser")

@@ -37,6 +37,7 @@ from xephang.contract import (
     ROOT_PREFIX,
     WEB_ACTIONS,
     check_level,
+    counter_node,
 )
 from xephang.settings import SettingsError, load_site
 from xephang.site import Site
@@ -85,7 +86,7 @@ def site_accounts(site: Site, *, dispensers: int = 1, displays: Sequence[str] = 
     """Every account a site needs: the hub and its reading connections (``hub-inbox``, ``hub-lane``,
     ``hub-<node>`` for each board and technician; hubd/lane.py), its dispensers, one per counter, boards, the web daemon (``webd``), technicians."""
     names = ["hub", "hub-inbox", "hub-lane", *(f"dispenser-{i}" for i in range(1, dispensers + 1)),
-             *(f"counter-{c.number}" for c in site.counters),
+             *(counter_node(c.number) for c in site.counters),
              *(f"display-{d}" for d in displays), *(f"announcer-{a}" for a in announcers),
              *web, *technicians, *extra]
     names += [f"{n}-watch" for n in web]  # webd's second connection (xephang/reader.py)

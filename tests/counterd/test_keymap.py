@@ -149,6 +149,23 @@ def test_recalls_suggest_no_show_after_the_configured_count():
     assert box.status_light(4.2) == "ready"
 
 
+def test_the_hubs_recall_limit_suggests_no_show_whatever_the_setting():
+    """The hub refuses a call's 11th recall (recall-limit): the box says "mark them absent", not a bare
+    error, and a setting above the limit still lights within one call."""
+    from xephang.contract import MAX_RECALLS_PER_VISIT
+
+    box = make(recalls_before_no_show=0)  # never suggested by the box itself
+    serve(box, 1.0)
+    (r,) = sends(box.press("recall", "short", 2.0))
+    assert flashes(box.on_reply(r.request_id, err(r, "recall-limit"), 2.1)) == ["suggest_no_show"]
+    late = make(recalls_before_no_show=20)
+    serve(late, 1.0)
+    (r,) = sends(late.press("recall", "short", 2.0))
+    n = MAX_RECALLS_PER_VISIT
+    late.on_reply(r.request_id, ok(r, ticket=ticket(recalls=n), recalls=n), 2.1)
+    assert late.status_light(2.2) == "suggest_no_show"
+
+
 def test_rating_window_after_finish_only():
     box = make(rating_window_s=60)
     assert flashes(box.press("rate-5", "short", 0.5)) == ["rating_closed"]
