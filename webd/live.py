@@ -155,9 +155,9 @@ class LiveHall:
     waits: dict[int, WaitFigure] = field(default_factory=dict)
     _unseen: dict[str, int] = field(default_factory=dict)  # per service: waiting tickets webd never saw
     # tickets learnt from ``ticket-wait`` (issued before the events read back at the start) → the hub's
-    # people ahead of it and that answer's rev: webd cannot count them (the older tickets it never saw
-    # may be ahead of it or behind)
-    adopted: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # people ahead of it (None: an event of the ticket came since, until the next answer) and the rev it
+    # holds for: webd cannot count them (the older tickets it never saw may be ahead of it or behind)
+    adopted: dict[int, tuple[int | None, int]] = field(default_factory=dict)
     hub_online: bool = False
     link_up: bool = False  # our own connection to the broker
     catching_up: bool = False  # today's events are being read back (resync pages)
@@ -297,6 +297,8 @@ class LiveHall:
         if isinstance(ev, CounterEvent):
             return
         ti = ev.ticket
+        if ti.id in self.adopted and ev.rev > self.adopted[ti.id][1]:
+            self.adopted[ti.id] = (None, ev.rev)  # the hub's count no longer holds (a no-show's requeue, a transfer)
         t = self.tickets.get(ti.id) or LiveTicket(id=ti.id, day=ti.day, display=ti.display, service=ti.service,
                                                   priority=ti.priority_group is not None,
                                                   arrival=ti.arrival_at or ti.issued_at,
@@ -395,7 +397,10 @@ class LiveHall:
                 out[t.id] = len(prio) + i + unseen
         for tid, (ahead, _) in self.adopted.items():
             if tid in out:  # the hub's count, asked again while its page is open (WAIT_MOVED_S after a change)
-                out[tid] = ahead
+                if ahead is None:
+                    del out[tid]  # none shown until the hub's next answer, rather than a wrong one
+                else:
+                    out[tid] = ahead
         return out
 
     def snapshot(self) -> Snapshot:

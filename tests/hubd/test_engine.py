@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hubd.engine import CommandError, QueueEngine
 from xephang.clock import VN_TZ
+from xephang.contract import MAX_RECALLS_PER_VISIT, MAX_TRANSFERS_PER_TICKET
 from xephang.site import Site, format_number
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=VN_TZ).timestamp()  # a Monday, 08:00 in the hall
@@ -426,6 +427,8 @@ class Model:
     last_finish: dict[int, tuple[int, float]] = field(default_factory=dict)  # counter -> (ticket, Finish key time)
     rated: set[int] = field(default_factory=set)
     seq: dict[tuple[str, str], int] = field(default_factory=dict)
+    recalls: dict[int, int] = field(default_factory=dict)  # counter -> recalls of its current call
+    transfers: dict[int, int] = field(default_factory=dict)  # ticket id -> transfers
 
     def at(self, now: float) -> Model:
         """The model as a command at ``now`` finds it: after the day's turn, if one is due."""
@@ -465,8 +468,16 @@ class Model:
         return None
 
 
+# one citizen recalled past the hub's limit, then sent between two services past its limit (random
+# presses reach neither): the rules refuse the 11th recall of a call and the 11th transfer
+_LIMITS = [("issue", "ho-tich", None), ("next", 1, None), *[("recall", 1, None)] * 11]
+for _i in range(6):
+    _LIMITS += [("transfer", 1, "dat-dai"), ("next", 3, None), ("transfer", 3, "ho-tich"), ("next", 1, None)]
+
+
 @settings(max_examples=150, deadline=None)
 @given(ops=ops, gaps=gaps, k=st.integers(1, 3), max_wait_min=st.sampled_from([20, 45, 90]), requeue=st.booleans())
+@example(ops=_LIMITS, gaps=[60] * len(_LIMITS), k=1, max_wait_min=45, requeue=False)
 def test_property_queue_follows_the_documented_rules(site, ops, gaps, k, max_wait_min, requeue):
     site = prop_site(site, k, max_wait_min, requeue)
     assert site.site.daily_reset == time(4, 0)  # day_of() assumes it
@@ -488,6 +499,10 @@ def test_property_queue_follows_the_documented_rules(site, ops, gaps, k, max_wai
             refuse = "not-serving"
         elif op == "transfer" and n.service[serving] == b:
             refuse = "same-service"
+        elif op == "transfer" and n.transfers.get(serving, 0) >= MAX_TRANSFERS_PER_TICKET:
+            refuse = "transfer-limit"
+        elif op == "recall" and n.recalls.get(a, 0) >= MAX_RECALLS_PER_VISIT:
+            refuse = "recall-limit"
         elif op == "void":
             if not ids:
                 continue
@@ -555,6 +570,7 @@ def test_property_queue_follows_the_documented_rules(site, ops, gaps, k, max_wai
             m.serving.pop(a, None)
             if got is not None:
                 m.state[got], m.serving[a] = "called", got
+                m.recalls[a] = 0  # a new call: its own recalls
                 m.was_called.add(got)
                 s = m.service[got]
                 m.streak[s] = m.streak.get(s, 0) + 1 if m.group[got] else 0
@@ -572,6 +588,9 @@ def test_property_queue_follows_the_documented_rules(site, ops, gaps, k, max_wai
         elif op == "transfer":
             del m.serving[a]
             m.state[serving], m.service[serving] = "waiting", b  # arrival kept
+            m.transfers[serving] = m.transfers.get(serving, 0) + 1
+        elif op == "recall":
+            m.recalls[a] = m.recalls.get(a, 0) + 1
         elif op == "pause" and serving is not None:
             m.state[serving] = "done"
             del m.serving[a]

@@ -241,6 +241,11 @@ def test_a_ticket_issued_before_the_read_back_is_learnt_from_the_hubs_wait_answe
     assert view(m, 8, 1008).state == "unknown"
     m.on_event(ev(2, "called", tinfo(7, 1007, state="called", counter=1), counter=1))
     assert (view(m, 7, 1007).state, view(m, 7, 1007).counter) == ("called", 1)
+    # absent: sent back to the queue, behind the others; the hub's old count (1) no longer holds
+    m.on_event(ev(3, "no-show", tinfo(7, 1007), reason="requeued"))
+    assert view(m, 7, 1007).state == "waiting" and view(m, 7, 1007).people_ahead is None
+    m.on_waits([WaitOfTicket(ticket_id=7, state="waiting", people_ahead=4, ticket=tinfo(7, 1007))], rev=3)
+    assert view(m, 7, 1007).people_ahead == 4
     # another day's ticket in an answer is not taken
     m.on_waits([WaitOfTicket(ticket_id=9, state="waiting", people_ahead=0,
                              ticket=tinfo(9, 1009).model_copy(update={"day": "2026-11-22"}))], rev=2)
