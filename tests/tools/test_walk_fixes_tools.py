@@ -8,31 +8,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.tools.test_config_push import NODE, wait_rev
 from xephang.contract import HourlySummary
 from xephang_ops.cli import main as xephang
-from xephang_ops.tools import describe_event, fetch_config_state, read_push_file
-
-NODE = "display-lab"
+from xephang_ops.tools import describe_event, read_push_file
 
 
 def tool(sb, *args: str, user: str = "tech") -> list[str]:
     return [*args, "--port", str(sb.broker.tech_port), "--username", user,
             "--password-file", str(sb.files.passwords_dir / f"{user}.pw")]
-
-
-def wait_rev(sb, rev: int, timeout: float = 10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with sb.client("tech") as c:
-            st = fetch_config_state(c, NODE, timeout=0.5)
-        if st is not None and st.rev == rev:
-            return st
-    raise AssertionError(f"{NODE} never reached config rev {rev}")
 
 
 @pytest.fixture
