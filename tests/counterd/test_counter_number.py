@@ -14,6 +14,20 @@ from xephang.contract import ConfigAck, ConfigSet, decode, new_request_id
 from xephang.exits import DAEMON_CONFIG as EXIT_CONFIG
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """``CounterDaemon.main`` sets the root logger up on this test's captured stderr (a daemon's own
+    logging): put it back, or every later log line goes to a closed file ("--- Logging error ---" on
+    another test's stderr)."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def _toml(tmp_path, site_file, number: int, node: str | None = None) -> str:
     cfg = tmp_path / "counterd.toml"
     cfg.write_text(f'site = "{SITE}"\n' + (f'node = "{node}"\n' if node else "") + f'sim = true\nsite_file = "{site_file}"\n'
