@@ -74,15 +74,20 @@ def no_read(tmp_path: Path) -> tuple[Path, list[str]]:
     p = tmp_path / "locked.toml"
     p.write_text('site = "tuong-linh"\n')
     p.chmod(0)
+    return p, denied_prefix(f"open({str(p)!r}, 'rb')", "reads a mode-000 file")
+
+
+def denied_prefix(probe: str, what: str) -> list[str]:
+    """The command prefix under which ``probe`` (Python code touching a mode-000 path) is refused to
+    this user: none for an ordinary user, ``setpriv`` without CAP_DAC_OVERRIDE for root; else skip."""
     prefix: list[str] = []
     if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
-            pytest.skip("root reads a mode-000 file, and there is no setpriv to drop CAP_DAC_OVERRIDE")
+            pytest.skip(f"root {what}, and there is no setpriv to drop CAP_DAC_OVERRIDE")
         prefix = NO_DAC
-    probe = subprocess.run([*prefix, sys.executable, "-c", f"open({str(p)!r}, 'rb')"], capture_output=True)
-    if probe.returncode == 0:
-        pytest.skip("this user reads a mode-000 file (CAP_DAC_OVERRIDE could not be dropped)")
-    return p, prefix
+    if subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True).returncode == 0:
+        pytest.skip(f"this user {what} (CAP_DAC_OVERRIDE could not be dropped)")
+    return prefix
 
 
 # ---- 1. config and site files that cannot be read ----------------------------------------------
@@ -241,16 +246,11 @@ def test_a_ledger_folder_this_user_cannot_look_into_is_one_line_78(tmp_path):
     locked = tmp_path / "hubd-state"
     locked.mkdir()
     locked.chmod(0)
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("root looks into a mode-000 folder, and there is no setpriv to drop CAP_DAC_OVERRIDE")
-        prefix = NO_DAC
-    probe = subprocess.run([*prefix, sys.executable, "-c", f"import os; os.stat({str(locked / 'x')!r})"],
-                           capture_output=True, text=True)
-    if "PermissionError" not in probe.stderr:
-        pytest.skip("this user looks into a mode-000 folder (CAP_DAC_OVERRIDE could not be dropped)")
+    # os.stat of a missing name in a folder one may look into raises too (FileNotFoundError): only
+    # PermissionError counts as refused
+    probe = f"import os\ntry:\n    os.stat({str(locked / 'x')!r})\nexcept FileNotFoundError:\n    pass"
     try:
+        prefix = denied_prefix(probe, "looks into a mode-000 folder")
         r = run("hubd", env_for(tmp_path, XEPHANG_HUB__LEDGER=str(locked / "ledger.sqlite")), prefix=prefix)
     finally:
         locked.chmod(0o700)
