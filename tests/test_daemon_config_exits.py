@@ -212,6 +212,46 @@ def test_hub_check_reads_an_existing_ledger_and_leaves_nothing_beside_it(tmp_pat
     assert {p.name: p.stat().st_mtime_ns for p in state.iterdir()} == before
 
 
+DAEMONS = ["hubd", "ticketd", "counterd", "displayd", "announcerd", "webd"]
+
+
+@pytest.mark.parametrize("sim", [True, False], ids=["sim", "board"])
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_a_check_makes_no_state_folder_and_writes_nothing_in_one(tmp_path, daemon, sim):
+    """``--check`` asks whether the state folder could be made and written, and does neither: it made
+    a missing folder (as root, one the daemon's user could then not write) and a probe file in it, and
+    ``ticketd --check`` in sim mode made ``sim-tickets/``."""
+    state = tmp_path / "state"
+    env = env_for(tmp_path, **({"XEPHANG_SIM": "true"} if sim else {"GPIOZERO_PIN_FACTORY": "mock"}))
+    r = run(daemon, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not state.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+    state.mkdir()
+    r = run(daemon, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in state.iterdir()) == []
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["--check", "start"])
+def test_a_state_folder_that_cannot_be_made_is_one_line_78(tmp_path, check):
+    (tmp_path / "a-file").write_text("")
+    r = run("displayd", env_for(tmp_path, XEPHANG_STATE_DIR=str(tmp_path / "a-file" / "state")), check=check)
+    assert_78(r, f"state_dir: cannot {'make' if check else 'write in'} {tmp_path / 'a-file' / 'state'}")
+
+
+def test_a_check_names_a_state_folder_its_user_could_not_make(tmp_path):
+    parent = tmp_path / "var-lib"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        prefix = denied_prefix(f"open({str(parent / 'x')!r}, 'w')", "writes in a mode-555 folder")
+        r = run("counterd", env_for(tmp_path, XEPHANG_STATE_DIR=str(parent / "xephang")), prefix=prefix)
+    finally:
+        parent.chmod(0o755)
+    assert_78(r, f"state_dir: cannot make {parent / 'xephang'}: {parent} is not writable")
+    assert list(parent.iterdir()) == []
+
+
 def test_a_check_on_a_real_board_loads_its_pin_factory_and_claims_no_pin(monkeypatch):
     """`counterd --check` on a live box claimed the keys' pins the running service holds (lgpio lets
     one process claim a line): a box whose settings were right failed its check. The check loads the

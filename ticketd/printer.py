@@ -454,8 +454,7 @@ class SimPrinter(FakePrinter):
         # a sim dispenser prints all day long: its tickets live in the folder, not in memory
         super().__init__(width_px=width_px, profile=profile, cut=cut, options=options, paper=paper,
                          keep_last=keep_last, nv_record=nv_record)
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = Path(out_dir)  # made at the first ticket: ``ticketd --check`` builds one and prints none
         existing = sorted(self.out_dir.glob("[0-9][0-9][0-9][0-9]-*.bin"))
         self._seq = int(existing[-1].name[:4]) if existing else 0
         self.last_file: Path | None = None
@@ -464,6 +463,7 @@ class SimPrinter(FakePrinter):
         self._seq += 1
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in label) or "ticket"
         stem = self.out_dir / f"{self._seq % 10000:04d}-{safe}"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         stem.with_suffix(".bin").write_bytes(job)
         img = decode_job(job, paper_px=self.width_px, nv=dict(self.nv)).image()
         if img is not None:

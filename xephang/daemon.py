@@ -49,9 +49,9 @@ SIM_PRESSES_REMEMBERED = 1024  # press ids kept to recognise a redelivered simul
 EXIT_CONFIG = exits.DAEMON_CONFIG  # EX_CONFIG: bad local settings
 EXIT_FATAL = exits.DAEMON_BROKER_REFUSED  # EX_PROTOCOL: permanent broker refusal (credentials, ACL)
 # True while ``--check`` builds the daemon: built to prove the settings work, never run, it may sit
-# beside the running daemon and must not touch its state (hubd's ledger, a pending node config push;
-# the preflight still makes the state folder if it is missing and writes a probe file in it). A daemon
-# reads it as ``self.checking``.
+# beside the running daemon and must not touch its state (hubd's ledger, a pending node config push,
+# the state folder itself: the preflight asks whether it could make and write it, and does neither). A
+# daemon reads it as ``self.checking``.
 CHECKING: ContextVar[bool] = ContextVar("xephang_daemon_checking", default=False)
 
 S = TypeVar("S", bound=DaemonSettings)
@@ -127,6 +127,26 @@ def install_stack_dump() -> None:
     """
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda _signum, _frame: dump_stacks())
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why this user could not make ``folder`` (if missing) and write in it, asked without doing
+    either (``--check`` beside a running daemon, or before its first start: a folder made by root's
+    check would belong to root). ``os.access`` asks with the real uid, the one ``sudo -u`` sets."""
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link: mkdir would fail on it
+            return f"cannot make {folder}: {probe} is a broken symbolic link"
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"cannot make {folder}: {probe} is not a folder" if probe != folder else \
+            f"cannot write in {folder}: not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"cannot write in {folder}: permission denied" if probe == folder else \
+            f"cannot make {folder}: {probe} is not writable"
+    return None
 
 
 def local_fault(exc: BaseException) -> str | None:
@@ -378,17 +398,18 @@ class Daemon(Generic[S, C]):
             if not settings.node:
                 settings = settings.model_copy(update={"node": cls.default_node(settings)})
             setup_logging(settings.log_level)
-            problems = cls.preflight_errors(settings)
-            if problems:  # what the start needs, checked now: exit 78 with every problem, never a traceback later
-                raise SettingsError(problems, "what the start needs")
             checking = CHECKING.set(args.check)
             try:
-                daemon = cls(settings)  # type: ignore[arg-type]
-            except Exception as exc:
-                fault = local_fault(exc)
-                if fault is None:
-                    raise
-                raise SettingsError([fault], "this board's hardware") from None
+                problems = cls.preflight_errors(settings)
+                if problems:  # what the start needs, checked now: exit 78 with every problem, never a traceback later
+                    raise SettingsError(problems, "what the start needs")
+                try:
+                    daemon = cls(settings)  # type: ignore[arg-type]
+                except Exception as exc:
+                    fault = local_fault(exc)
+                    if fault is None:
+                        raise
+                    raise SettingsError([fault], "this board's hardware") from None
             finally:
                 CHECKING.reset(checking)
         except SettingsError as exc:
@@ -412,7 +433,8 @@ class Daemon(Generic[S, C]):
     @classmethod
     def preflight_errors(cls, s: DaemonSettings) -> list[str]:
         """Everything the start needs that valid settings do not prove: files readable, folders
-        writable. Runs before the daemon is built, at every start and for ``--check``."""
+        writable. Runs before the daemon is built, at every start and for ``--check``; a start makes a
+        missing folder and writes a probe file in it, ``--check`` only asks (``folder_problem``)."""
         errors: list[str] = []
         for name, path in (("broker.password_file", s.broker.password_file), ("broker.ca_file", s.broker.ca_file)):
             if path is None:
@@ -423,6 +445,10 @@ class Daemon(Generic[S, C]):
                 errors.append(f"{name}: cannot read {path}: {exc.strerror or exc}")
         for name, folder in (("state_dir", s.state_dir), ("sim_out", s.sim_out if s.sim else None)):
             if folder is None:
+                continue
+            if CHECKING.get():
+                if (problem := folder_problem(Path(folder))) is not None:
+                    errors.append(f"{name}: {problem}")
                 continue
             try:
                 Path(folder).mkdir(parents=True, exist_ok=True)
