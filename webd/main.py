@@ -562,6 +562,9 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
             if last is None:
                 return 0.0  # never asked: first (a ticket webd never saw too: the hub's answer carries it)
             when, at_rev = last
+            lost = self.model.adopted.get(tid)
+            if lost is not None and lost[0] is None and at_rev < lost[1]:
+                return 0.0  # an adopted ticket's own event (a requeue, a transfer) hid its count: ask now
             if mono - when >= WAIT_REFRESH_S or (t is not None and at_rev != rev and mono - when >= WAIT_MOVED_S):
                 return when
             return None

@@ -382,6 +382,54 @@ def test_a_phone_of_a_ticket_older_than_the_read_back_shows_it_after_a_webd_rest
         t.join(10)
 
 
+def test_an_adopted_tickets_count_is_asked_again_at_once_after_its_own_requeue(centre, monkeypatch):
+    """After its own event (here a no-show sent back to the queue) a ticket webd adopted shows no
+    people ahead until the hub answers again; that answer was asked only when WAIT_MOVED_S had passed
+    (the page said nothing for ten seconds). It is asked at the next turn now: with WAIT_MOVED_S
+    made long, the old code never asked in this test."""
+    import threading
+
+    from webharness import SITE, wait_for
+
+    import webd.main
+    from webd.config import WebConfig, WebSettings
+    from webd.main import WebDaemon
+    from xephang.contract import NoShow, Pause, Resume, new_request_id
+    from xephang.settings import BrokerSettings
+
+    monkeypatch.setattr(webd.main, "WAIT_MOVED_S", 600.0)  # the hall moving does not ask again here
+    a = centre.issue("ho-tich")["ticket"]
+    for _ in range(2):  # four events after the ticket's: more than the late webd reads back
+        assert centre.ask(Pause(request_id=new_request_id(), source="tech", counter=4, reason="họp")).status == "ok"
+        assert centre.ask(Resume(request_id=new_request_id(), source="tech", counter=4)).status == "ok"
+    late = WebDaemon(WebSettings(site=SITE, node="web-2", site_file=centre.site_file, state_dir=centre.tmp / "web2",
+                                 broker=BrokerSettings(port=centre.mosquitto.port),
+                                 web=WebConfig(catchup_events=3)), serve=False)
+    t = threading.Thread(target=late.run, daemon=True)
+    t.start()
+
+    def seen():
+        v = late.web.snapshot.ticket_view(a["id"], a["day"], a["display"])
+        return v.state, v.counter, v.people_ahead
+
+    try:
+        wait_for(lambda: late.web.snapshot.synced, 15, "the late webd synced")
+        late.watch_from_web(a["id"])
+        wait_for(lambda: seen() == ("waiting", None, 0), 15, "the ticket from the hub's answer")
+        assert late.model.adopted.get(a["id"], (None,))[0] == 0
+        for _ in range(2):
+            centre.issue("ho-tich")
+        centre.call(1)  # the adopted ticket is called …
+        wait_for(lambda: seen()[:2] == ("called", 1), 15, "the call")
+        reply = centre.ask(NoShow(request_id=new_request_id(), source="tech", counter=1))
+        assert reply.status == "ok", reply
+        # … absent, and sent back behind the two who came later
+        wait_for(lambda: seen() == ("waiting", None, 2), 15, "the hub's count after the requeue")
+    finally:
+        late.stop_event.set()
+        t.join(10)
+
+
 @pytest.mark.broker
 def test_a_period_the_report_cannot_read_is_said_in_the_heads_language(centre):
     """Not the report code's English grammar: what to write, in Vietnamese (English on request),
