@@ -25,6 +25,7 @@ Rules (docs/queue-rules.md has the long form):
 
 from __future__ import annotations
 
+import logging
 import uuid
 import zlib
 from collections.abc import Callable
@@ -50,6 +51,8 @@ from xephang.contract import (
     TicketState,
 )
 from xephang.site import Site, format_number
+
+log = logging.getLogger(__name__)
 
 LAST_CALLS = 10
 EWMA_ALPHA = 0.2
@@ -437,9 +440,33 @@ class QueueEngine:
         for pid in [i for i, p in self.pauses.items() if p.ended_at is not None]:
             del self.pauses[pid]
 
+    def seen_floor(self, service: str, last: int, seen: int, by: str | None) -> int:
+        """The last number to go on from, given the ``seen`` of a dispenser: higher than the ledger's
+        only when the ledger lost numbers the hall printed today. Up to the middle of the band: a
+        dispenser's password cannot spend a service's numbers for the day by claiming a high one
+        (past the middle, numbers may repeat, as before: said in the log)."""
+        lo, hi = self.services[service].band
+        if seen <= last or seen < lo:
+            return last
+        cap = lo - 1 + (hi - lo + 1) // 2
+        floor = min(seen, cap)
+        if floor < seen:
+            log.error("%s says %s of %s was printed today, past the middle of its band: numbers go on from %s, "
+                      "so %s–%s may be printed twice", by or "a dispenser", seen, service, floor + 1, floor + 1, seen)
+        if floor > last:
+            log.warning("%s printed up to %s of %s today, the ledger only to %s (a new or restored ledger): "
+                        "numbers go on from %s", by or "a dispenser", seen, service, last if last >= lo else "none",
+                        floor + 1)
+        return max(last, floor)
+
     # ------------------------------------------------------------------ commands
-    def issue(self, service: str, priority_group: str | None, now: float, *, issued_by: str | None = None) -> Outcome:
-        """A new number of ``service``; ``issued_by``: the dispenser that asked (it alone may void it)."""
+    def issue(self, service: str, priority_group: str | None, now: float, *, issued_by: str | None = None,
+              seen: tuple[str, int] | None = None) -> Outcome:
+        """A new number of ``service``; ``issued_by``: the dispenser that asked (it alone may void it).
+
+        ``seen``: (day, number), the highest number of the service the dispenser printed or saw that
+        day. A ledger that does not have it (a new card, a restored copy) goes on after it rather than
+        give a number a citizen already holds (``seen_floor``)."""
         out = Outcome()
         if service not in self.services:
             raise CommandError("unknown-service", f"no service {service!r}")
@@ -449,6 +476,8 @@ class QueueEngine:
         lo, hi = svc.band
         key = (self.service_day(now), service)  # the day this ticket belongs to, after any roll
         last = self.sequences.get(key, lo - 1)
+        if seen is not None and seen[0] == key[0]:
+            last = self.seen_floor(service, last, seen[1], issued_by)
         if last >= hi:
             raise CommandError("band-exhausted", f"all numbers {lo}–{hi} of {service} are used today")
         self._tick_time(now, out)

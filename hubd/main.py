@@ -988,7 +988,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
 # The command table: each state-changing request to its engine command (resync and report are
 # answered by the hub itself). A new action is a model in the contract and a line here.
 COMMANDS: dict[type[Request], Callable[[QueueEngine, Any, float], Outcome]] = {
-    IssueTicket: lambda e, r, now: e.issue(r.service, r.priority_group, now, issued_by=r.source),
+    IssueTicket: lambda e, r, now: e.issue(r.service, r.priority_group, now, issued_by=r.source,
+                                           seen=(r.seen_day, r.seen_number) if r.seen_day and r.seen_number else None),
     CallNext: lambda e, r, now: e.call_next(r.counter, now),
     Recall: lambda e, r, now: e.recall(r.counter, now),
     NoShow: lambda e, r, now: e.no_show(r.counter, now),

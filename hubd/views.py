@@ -32,6 +32,7 @@ def service_state(e: QueueEngine, service: str, now: float | None = None) -> Ser
     return ServiceState(id=service, name_vi=svc.name_vi, name_en=svc.name_en, prefix=svc.prefix, waiting=len(ws),
                         waiting_priority=sum(1 for t in ws if t.priority_group), **e.wait_range(service, at).fields(),
                         last_issued=format_number(last_issued, svc.prefix) if last_issued else None,
+                        last_issued_number=last_issued or None,
                         last_called=e.last_called.get(service), rev=e.rev)
 
 

@@ -41,16 +41,19 @@ from ticketd.config import (
 from ticketd.dispenser import Dispenser, Notice, Outcome, PressResult, TicketJob
 from ticketd.printer import PaperOut, Printer, PrinterError, PrinterOffline, PrinterState, open_printer
 from ticketd.render import TicketRenderer, TicketView
+from ticketd.seen import SeenNumbers
 from xephang.bus import Bus, Inbound
 from xephang.clock import VN_TZ, Clock
 from xephang.contract import (
     BadPayload,
+    HallState,
     IssueData,
     IssueTicket,
     Reply,
     SimPress,
     TicketInfo,
     VoidTicket,
+    decode,
     new_request_id,
     reply_data,
 )
@@ -149,6 +152,8 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         self._orphans: deque[tuple[IssueTicket, float]] = deque(maxlen=100)
         self._orphan_busy = False
         self._next_orphan_sweep = 0.0
+        # today's highest number of each service, printed here or seen on the hall (ticketd/seen.py)
+        self.seen_numbers = SeenNumbers(s.state_dir, read_only=self.checking)
 
     def _validate(self) -> None:
         """Local config errors are permanent: report them all now (exit 78), not at the first press."""
@@ -226,6 +231,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
     # ---- lifecycle -------------------------------------------------------------------------
     def setup(self) -> None:
         self.bus.subscribe(self.bus.topics.status("hub"), self._on_hub_status)
+        self.bus.subscribe(self.bus.topics.state_hall(), self._on_hall)
         self.bus.add_disconnect_hook(lambda: self._set_hub_online(False))
         self.bus.add_connect_hook(self._check_glyphs)
         self._check_printer()
@@ -319,8 +325,10 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
             self.board.show(job.button, "error")
             self.board.beep("fault")
             return
+        seen = self.seen_numbers.seen(job.service)
         req = IssueTicket(request_id=job.request_id, source=self.node, service=job.service,
-                          priority_group=job.priority_group if job.priority else None, sent_at=self.clock.now())
+                          priority_group=job.priority_group if job.priority else None, sent_at=self.clock.now(),
+                          seen_day=seen[0] if seen else None, seen_number=seen[1] if seen else None)
         self._issuing = job
         self.bus.request(req, on_reply=lambda reply: self._on_issued(job, req, reply),
                          timeout_s=self.settings.request_timeout_s, attempts=self.settings.request_attempts)
@@ -350,6 +358,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
                 self._job_error(job, "bad-reply", str(exc)[:200])
                 return
             ticket = d.ticket
+            self.seen_numbers.note(ticket.day, {ticket.service: ticket.number})
             view = TicketView(
                 number=ticket.number,
                 service_id=ticket.service,
@@ -526,6 +535,15 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
             self.raise_alert("font-glyphs", *ALERT_TEXT["font-glyphs"], severity="warning")
         else:
             self.clear_alert("font-glyphs")
+
+    def _on_hall(self, msg: Inbound) -> None:
+        """The hall state: the numbers every dispenser of the hall printed today (``seen_numbers``)."""
+        if not msg.payload:
+            return
+        hs = decode(HallState, msg.payload)
+        if hs.day:
+            self.seen_numbers.note(hs.day, {s.id: s.last_issued_number for s in hs.services
+                                            if s.last_issued_number is not None})
 
     def _on_hub_status(self, msg: Inbound) -> None:
         online = self._hub_watch.update(msg.payload)

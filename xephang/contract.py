@@ -400,6 +400,13 @@ class IssueTicket(Request):
     ACTION: ClassVar[str] = "issue-ticket"
     service: Slug
     priority_group: Slug | None = Field(default=None, description="a priority group id, or null")
+    seen_day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                 description="with `seen_number`: the service day the dispenser last saw")
+    seen_number: int | None = Field(default=None, ge=0, le=9999,
+                                    description="the highest number of `service` the dispenser printed or saw on the "
+                                    "hall state on `seen_day` (its own record, kept on its card): a hub whose ledger "
+                                    "does not have them (a new card, a restored copy) goes on after it, up to the "
+                                    "middle of the band, instead of giving those numbers a second time")
 
 
 class CounterRequest(Request):
@@ -726,6 +733,7 @@ class ServiceState(Message):
     est_wait_high_min: int | None = Field(default=None, description="upper end; null when est_wait_open")
     est_wait_open: bool | None = Field(default=None, description="'more than est_wait_low_min minutes' (0: not known yet)")
     last_issued: str | None = None
+    last_issued_number: int | None = Field(default=None, description="`last_issued` as a number (the band's), today")
     last_called: str | None = None
     rev: int = 0
 

@@ -22,7 +22,7 @@ from ticketd.printer import EscposPrinter, FakePrinter
 from xephang.clock import VN_TZ, ManualClock
 from xephang.contract import SimPress, Topics
 from xephang.hw import BUZZER_PATTERNS, LED_PATTERNS, pin_history
-from xephang.testing import FakeBus
+from xephang.testing import FakeBroker, FakeBus
 
 SITE = "tuong-linh"
 T = Topics(SITE)
@@ -506,3 +506,88 @@ def test_a_printer_that_places_stored_glyphs_prints_the_number_from_them_and_the
             assert ImageChops.difference(image.convert("L"), hall.tk.renderer.render(job_view).convert("L")).getbbox() is None
     finally:
         hall.close()
+
+
+# ---- a hub on a new or restored ledger does not print a number a citizen already holds -----------
+
+def _new_card(tmp_path) -> None:
+    """The hub's card replaced: its ledger gone (the broker, on the same card, starts empty too)."""
+    for p in (tmp_path / "hub").glob("ledger.sqlite*"):
+        p.unlink()
+
+
+def test_after_the_hubs_card_is_replaced_the_numbers_go_on_after_those_printed_today(tmp_path, fake_broker,
+                                                                                       site_file, printer):
+    """A new ledger started each service at the first of its band: the morning's 1001 was printed a
+    second time, and both citizens walked up when the speaker called it. The dispenser keeps today's
+    highest number of each service on its card and sends it with every issue request; the hub goes
+    on after it. The dispensers restart too (the power cut that killed the hub's card)."""
+    hall = Hall(tmp_path, fake_broker, site_file, printer)
+    for _ in range(3):
+        hall.press("ho-tich")
+    hall.press("dat-dai")
+    hall.pump_until(lambda: len(hall.tk.printed_tickets) == 4)
+    assert [v.number for v in hall.tk.printed_tickets] == [1001, 1002, 1003, 2001]
+    hall.close()
+    _new_card(tmp_path)
+    again = Hall(tmp_path, FakeBroker(), site_file, FakePrinter(width_px=576))
+    try:
+        assert again.hub.engine.sequences == {}  # the new ledger knows no number of today
+        again.press("ho-tich")
+        again.press("dat-dai")
+        again.press("chung-thuc")
+        again.pump_until(lambda: len(again.tk.printed_tickets) == 3)
+        assert [v.number for v in again.tk.printed_tickets] == [1004, 2002, 3001]
+        (req, *_) = again.requests("issue-ticket")
+        assert (req["seen_day"], req["seen_number"]) == (again.hub.engine.day, 1003)
+    finally:
+        again.close()
+
+
+def test_numbers_another_dispenser_printed_are_known_from_the_hall_state(tmp_path, fake_broker, site_file, printer):
+    """Two dispensers: this one learns what the other printed from the hall state's
+    ``last_issued_number``, so a new ledger does not give those numbers again either."""
+    from tests.hubd.test_attack_review_hub import _send
+    from xephang.contract import IssueTicket, new_request_id
+
+    hall = Hall(tmp_path, fake_broker, site_file, printer)
+    for _ in range(5):  # dispenser-2, on the same broker
+        _send(fake_broker, IssueTicket(request_id=new_request_id(), source="dispenser-2", service="ho-tich"))
+    hall.pump_until(lambda: hall.hub.engine.sequences.get((hall.hub.engine.day, "ho-tich")) == 1005)
+    hall.pump_until(lambda: hall.tk.seen_numbers.seen("ho-tich") == (hall.hub.engine.day, 1005))
+    assert hall.tk.printed_tickets == []
+    hall.close()
+    _new_card(tmp_path)
+    again = Hall(tmp_path, FakeBroker(), site_file, FakePrinter(width_px=576))
+    try:
+        again.press("ho-tich")
+        again.pump_until(lambda: len(again.tk.printed_tickets) == 1)
+        assert again.tk.printed_tickets[0].number == 1006
+    finally:
+        again.close()
+
+
+def test_a_record_of_another_day_or_one_that_cannot_be_read_changes_no_number(tmp_path, fake_broker, site_file,
+                                                                              printer):
+    from ticketd.seen import FILE
+
+    (tmp_path / "tk").mkdir()
+    (tmp_path / "tk" / FILE).write_text('{"day": "2026-01-02", "numbers": {"ho-tich": 1400}}')
+    hall = Hall(tmp_path, fake_broker, site_file, printer)
+    try:
+        hall.press("ho-tich")
+        hall.pump_until(lambda: len(hall.tk.printed_tickets) == 1)
+        assert hall.tk.printed_tickets[0].number == 1001  # Friday's numbers are not Monday's
+        assert json.loads((tmp_path / "tk" / FILE).read_text()) == {"day": hall.hub.engine.day,
+                                                                    "numbers": {"ho-tich": 1001}}
+    finally:
+        hall.close()
+    (tmp_path / "tk" / FILE).write_text("{not json")
+    _new_card(tmp_path)
+    again = Hall(tmp_path, FakeBroker(), site_file, FakePrinter(width_px=576))
+    try:
+        again.press("ho-tich")
+        again.pump_until(lambda: len(again.tk.printed_tickets) == 1)
+        assert again.tk.printed_tickets[0].number == 1001  # nothing known: as before
+    finally:
+        again.close()
