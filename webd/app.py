@@ -55,6 +55,10 @@ LANG_COOKIE = "lang"
 MAX_FORM_BYTES = 4096
 REPORTS_KEPT = 32  # report answers cached at most
 STAFF_STREAMS = 50  # live streams kept for logged-in pages (at most 5 % of max_streams)
+# … of which one session holds at most this many, one account (its sessions together) this many: one
+# officer's password opening 50 console streams took every slot kept for the head's dashboard
+STREAMS_PER_SESSION = 8
+STREAMS_PER_ACCOUNT = 16
 PASSWORD_CHECKS = 2  # password hashes computed at once at most
 SECURITY_HEADERS = {
     # our own files only; no inline script; the page's own connection for the live stream
@@ -129,15 +133,24 @@ class StreamSlot:
     """One of ``max_streams``, counted in ``app.streams`` from the moment a stream is let in, given
     back exactly once however the stream ends."""
 
-    def __init__(self, app: WebApp) -> None:
+    def __init__(self, app: WebApp, owners: tuple[str, ...] = ()) -> None:
         self.app = app
         self.held = True
+        self.owners = owners  # the session's and the account's keys in ``app.streams_of``
         app.streams += 1
+        for k in owners:
+            app.streams_of[k] = app.streams_of.get(k, 0) + 1
 
     def release(self) -> None:
         if self.held:
             self.held = False
             self.app.streams -= 1
+            for k in self.owners:
+                left = self.app.streams_of.get(k, 0) - 1
+                if left > 0:
+                    self.app.streams_of[k] = left
+                else:
+                    self.app.streams_of.pop(k, None)
 
 
 class LiveStream(StreamingResponse):
@@ -184,6 +197,7 @@ class WebApp:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self.streams = 0
+        self.streams_of: dict[str, int] = {}  # live streams held per session ("s:") and account ("a:")
         self.accounts = Accounts(settings.accounts_path())
         self.sessions = Sessions(idle_s=w.session_idle_min * 60)
         self.throttle = Throttle(max_failures=w.login_max_failures, lockout_s=w.login_lockout_s,
@@ -350,16 +364,27 @@ class WebApp:
 
     async def _stream(self, request: Request, render: Callable[[Snapshot], str],
                       refresh: Callable[[], Any] | None = None, alive: Callable[[], bool] | None = None, *,
-                      staff: bool = False) -> Response:
+                      staff: Session | None = None) -> Response:
         """A Server-Sent Events stream of ``render(snapshot)``, sent whenever it changes.
 
         Streams without a login (phones' tickets, the hall) leave the last ``STAFF_STREAMS`` of
         ``max_streams`` free: anyone on the LAN holding them open cannot stop the head's dashboard
-        and the officers' consoles from following the hall."""
+        and the officers' consoles from following the hall. A logged-in page's (``staff``: its
+        session) holds at most ``STREAMS_PER_SESSION`` per session and ``STREAMS_PER_ACCOUNT`` per
+        account: one password cannot take the slots kept for the others."""
         most = self.settings.web.max_streams
         if self.streams >= (most if staff else most - max(1, min(STAFF_STREAMS, most // 20))):
             return Response("busy", status_code=503, headers={"retry-after": "5"})
-        slot = StreamSlot(self)  # taken now, before any await: a burst cannot all pass the check above
+        owners: tuple[str, ...] = ()
+        if staff is not None:
+            owners = (f"s:{staff.id}", f"a:{staff.username}")
+            if self.streams_of.get(owners[0], 0) >= STREAMS_PER_SESSION or \
+                    self.streams_of.get(owners[1], 0) >= STREAMS_PER_ACCOUNT:
+                log.warning("live streams of %s: at its limit (%s a session, %s an account), one more refused",
+                            staff.username, STREAMS_PER_SESSION, STREAMS_PER_ACCOUNT)
+                return Response("too many live pages open for this account", status_code=429,
+                                headers={"retry-after": "5"})
+        slot = StreamSlot(self, owners)  # taken now, before any await: a burst cannot all pass the checks above
         heartbeat = self.settings.web.sse_heartbeat_s
 
         async def gen() -> AsyncIterator[bytes]:
@@ -512,17 +537,22 @@ class WebApp:
         device = self._device(request, user)
         # a browser that logged in as this name before counts its failures apart from the name's
         keys = (f"ip:{self._client(request)}", f"device:{device}" if device else f"user:{user}")
-        left = self.throttle.locked(*keys)
+        left = self.throttle.begin(*keys)  # counted from now, not once the check is done
         if left:
             log.warning("login throttled for %r from %s (%.0f s left)", user, self._client(request), left)
             return await self.login_form(request, error=pages.t("throttled", lang, n=max(1, round(left / 60))), status=429)
-        async with self._checks:  # scrypt takes 16 MiB a check: a burst of logins must not take the Pi's memory
-            acc = await asyncio.to_thread(self.accounts.verify, user, form.get("password", "")[:200])
+        try:
+            async with self._checks:  # scrypt takes 16 MiB a check: a burst of logins must not take the Pi's memory
+                acc = await asyncio.to_thread(self.accounts.verify, user, form.get("password", "")[:200])
+            if acc is None:
+                self.throttle.failed(*keys, name=user)
+            else:
+                self.throttle.succeeded(*keys, name=user)
+        finally:
+            self.throttle.end(*keys)
         if acc is None:
-            self.throttle.failed(*keys)
             log.warning("failed login for %r from %s", user, self._client(request))
             return await self.login_form(request, error=pages.t("bad_login", lang), status=401)
-        self.throttle.succeeded(*keys)
         s = self.sessions.new(acc)
         log.info("login: %s (%s) from %s", acc.username, acc.role, self._client(request))
         nxt = _safe_next(form.get("next", "/head"))
@@ -649,8 +679,7 @@ class WebApp:
                               ensure_ascii=False)
 
         # the stream ends when the session does (logout, expiry)
-        return await self._stream(request, render, refresh=refresh, alive=self.stream_alive(s),
-                                  staff=True)
+        return await self._stream(request, render, refresh=refresh, alive=self.stream_alive(s), staff=s)
 
     def _report_params(self, request: Request, lang: str) -> dict[str, str] | None:
         params = {"period": request.query_params.get("period", "today") or "today",
@@ -1047,7 +1076,7 @@ class WebApp:
         return await self._stream(request, lambda snap: self._console_json(snap, n, s, lang),
                                   alive=self.stream_alive(s, lambda: n in console.counters_of(self.snapshot, self.site,
                                                                                          s.username)),
-                                  staff=True)
+                                  staff=s)
 
     async def console_act(self, request: Request) -> Response:
         """One click of the console. The form carries the session's CSRF token and the click's

@@ -246,9 +246,39 @@ class Throttle:
     lockout_s: float = 300.0
     max_successes: int = 30
     clock: Callable[[], float] = time.monotonic
-    _fails: dict[str, list[float]] = field(default_factory=dict)
-    _wins: dict[str, list[float]] = field(default_factory=dict)
+    _fails: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # (when, the name tried)
+    _wins: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     _locked: dict[str, float] = field(default_factory=dict)
+    # checks begun and not yet ended, per key: counted as if they had failed, so that sixty guesses
+    # sent at once are not all checked before the first five failures are written (red team: the
+    # right password, 60th of a burst from one address, logged in as the head)
+    _pending: dict[str, int] = field(default_factory=dict)
+
+    def begin(self, *keys: str) -> float:
+        """Before a password check: 0 and the check is counted as pending (``end`` it), or the
+        seconds to wait (a lockout, or as many checks in flight as ``keys`` have tries left)."""
+        left = self.locked(*keys)
+        if left:
+            return left
+        now = self.clock()
+        for k in keys:
+            pending = self._pending.get(k, 0)
+            fails = sum(1 for t, _ in self._fails.get(k, ()) if now - t < self.window_s)
+            wins = sum(1 for t, _ in self._wins.get(k, ()) if now - t < self.window_s)
+            if fails + pending >= self.max_failures or wins + pending >= self.max_successes:
+                return 60.0  # the checks in flight decide: ask again in a minute
+        for k in keys:
+            self._pending[k] = self._pending.get(k, 0) + 1
+        return 0.0
+
+    def end(self, *keys: str) -> None:
+        """A check ``begin`` let in is over (its result recorded with ``failed`` or ``succeeded``)."""
+        for k in keys:
+            n = self._pending.get(k, 0) - 1
+            if n > 0:
+                self._pending[k] = n
+            else:
+                self._pending.pop(k, None)
 
     def locked(self, *keys: str) -> float:
         """Seconds left of the longest lockout among ``keys`` (0: not locked)."""
@@ -263,25 +293,33 @@ class Throttle:
                     left = max(left, until - now)
         return left
 
-    def failed(self, *keys: str) -> None:
-        self._count(self._fails, self.max_failures, keys)
+    def failed(self, *keys: str, name: str = "") -> None:
+        """A wrong password for the account ``name``."""
+        self._count(self._fails, self.max_failures, keys, name)
 
-    def succeeded(self, *keys: str) -> None:
-        """A good password: the failures of ``keys`` are forgotten; the login itself is counted."""
+    def succeeded(self, *keys: str, name: str = "") -> None:
+        """A good password for ``name``: the failures of ``keys`` for that name are forgotten (the
+        person's own typing errors), not those for other names: an officer logging in with their own
+        password between guesses at other accounts from one address wiped its count (red team); the
+        login itself is counted."""
         for k in keys:
-            self._fails.pop(k, None)
-        self._count(self._wins, self.max_successes, keys)
+            kept = [x for x in self._fails.get(k, ()) if x[1] != name]
+            if kept:
+                self._fails[k] = kept
+            else:
+                self._fails.pop(k, None)
+        self._count(self._wins, self.max_successes, keys, name)
 
-    def _count(self, book: dict[str, list[float]], most: int, keys: tuple[str, ...]) -> None:
+    def _count(self, book: dict[str, list[tuple[float, str]]], most: int, keys: tuple[str, ...], name: str) -> None:
         now = self.clock()
         for k in keys:
-            xs = [t for t in book.get(k, []) if now - t < self.window_s]
-            xs.append(now)
+            xs = [x for x in book.get(k, []) if now - x[0] < self.window_s]
+            xs.append((now, name))
             book[k] = xs
             if len(xs) >= most:
                 self._locked[k] = now + self.lockout_s
         if len(book) > 10_000:  # a flood of made-up names must not grow memory for ever
-            fresh = {k: v for k, v in book.items() if now - v[-1] < self.window_s}
+            fresh = {k: v for k, v in book.items() if now - v[-1][0] < self.window_s}
             book.clear()
             book.update(fresh)
 

@@ -222,6 +222,61 @@ def test_logging_in_over_and_over_keeps_at_most_20_sessions_and_then_is_throttle
     assert raw(base, "GET", "/counter/1", headers={"Cookie": officer})[0] == 200
 
 
+def test_guesses_sent_all_at_once_get_no_more_password_checks_than_the_limit(centre):
+    """The lockout was checked before the password check and the failure written after it: sixty
+    guesses sent at once from one address were all checked (two at a time), and the right password,
+    the last of them, logged in as the head (red team). A check in flight now counts as a failure
+    until it ends: at most ``login_max_failures`` (5) are checked, the rest are told to wait."""
+    import concurrent.futures
+
+    from webharness import post_form
+
+    base = centre.base
+    st, body, h = http_get(base + "/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', body.decode())[1]
+    cookie = h["set-cookie"].split(";", 1)[0]
+    guesses = [f"doan-sai-{i:02d}-mat-khau" for i in range(23)] + [HEAD_PASSWORD]
+    checked = []
+    verify = centre.web.web.accounts.verify
+
+    def counting(user, password):
+        checked.append(password)
+        return verify(user, password)
+
+    centre.web.web.accounts.verify = counting
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(guesses)) as pool:
+            answers = list(pool.map(lambda pw: post_form(base + "/login", {"username": HEAD_USER, "password": pw,
+                                                                           "csrf": csrf}, cookie)[0], guesses))
+    finally:
+        centre.web.web.accounts.verify = verify
+    assert len(checked) <= 5, len(checked)
+    assert sorted(answers).count(401) + answers.count(303) == len(checked) and answers.count(429) >= len(guesses) - 5
+    assert answers[-1] != 303 or HEAD_PASSWORD in checked[:5]  # only if it was among the five checked
+    st, *_ = post_form(base + "/login", {"username": HEAD_USER, "password": HEAD_PASSWORD, "csrf": csrf}, cookie)
+    assert st == 429 or answers.count(303) == 1
+
+
+def test_an_officers_good_login_does_not_wipe_an_addresss_guesses_at_other_names(centre):
+    """A good password forgot every failure of its address: an officer guessing at other accounts,
+    logging in with their own password after every four, made 120 guesses from one address (red
+    team). It forgets only the failures of its own name now."""
+    from webharness import post_form
+
+    base = centre.base
+    st, body, h = http_get(base + "/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', body.decode())[1]
+    cookie = h["set-cookie"].split(";", 1)[0]
+
+    def attempt(user: str, password: str) -> int:
+        return post_form(base + "/login", {"username": user, "password": password, "csrf": csrf}, cookie)[0]
+
+    assert [attempt(u, "doan-sai-mat-khau") for u in ("hung", "tuan", "hoa", HEAD_USER)] == [401] * 4
+    assert attempt("lan", OFFICER_PASSWORD) == 303  # lan's own login …
+    assert attempt("hung", "doan-sai-mat-khau-2") == 401  # … the address's fifth failure
+    assert attempt("tuan", "doan-sai-mat-khau-3") == 429  # locked out, as after five failures in a row
+
+
 def test_every_answer_carries_the_security_headers_redirects_and_errors_included(centre, monkeypatch):
     """A redirect, a 404, a 405, a refusal and the 500 page are framed, sniffed and leak a Referer
     as easily as a page: the headers go on every answer, not only on the pages that remember them."""
@@ -613,6 +668,51 @@ def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_off
     finally:
         for c in held:
             c.close()
+
+
+def test_one_officers_password_cannot_take_the_live_streams_kept_for_the_head(centre):
+    """The slots kept for logged-in pages were bounded only by ``max_streams``: one officer's password
+    opening 50 console streams from one address left the head's dashboard and the other officers'
+    consoles "busy" (red team). A session holds at most ``STREAMS_PER_SESSION``, an account at most
+    ``STREAMS_PER_ACCOUNT``; every slot comes back when its stream ends."""
+    from webd.app import STREAMS_PER_ACCOUNT, STREAMS_PER_SESSION
+
+    base = centre.base
+    app = centre.web.web
+    app.settings.web.max_streams = 60  # 50 kept for logged-in pages
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    sessions = [login(base, "lan", OFFICER_PASSWORD)[0] for _ in range(3)]
+    u = urllib.parse.urlsplit(base)
+    held: list[http.client.HTTPConnection] = []
+
+    def open_stream(path: str, cookie: str = "") -> int:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        c.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        r = c.getresponse()
+        if r.status == 200:
+            r.read1(64)  # the stream has begun: it counts
+            held.append(c)
+        else:
+            c.close()
+        return r.status
+
+    try:
+        got = [open_stream("/counter/1/events", sessions[0]) for _ in range(STREAMS_PER_SESSION + 2)]
+        assert got == [200] * STREAMS_PER_SESSION + [429] * 2
+        got = [open_stream("/counter/1/events", sessions[1]) for _ in range(STREAMS_PER_SESSION)]
+        assert got == [200] * (STREAMS_PER_ACCOUNT - STREAMS_PER_SESSION)  # the account's 16 are taken
+        assert open_stream("/counter/1/events", sessions[2]) == 429
+        assert app.streams == STREAMS_PER_ACCOUNT
+        assert open_stream("/head/events", head) == 200  # the head's dashboard still opens
+        for c in held[:3]:  # three of lan's consoles closed: their slots come back
+            c.close()
+        del held[:3]
+        wait_for(lambda: app.streams_of.get("a:lan") == STREAMS_PER_ACCOUNT - 3, 10, "the slots given back")
+        assert open_stream("/counter/1/events", sessions[2]) == 200
+    finally:
+        for c in held:
+            c.close()
+    wait_for(lambda: app.streams == 0 and app.streams_of == {}, 15, "every slot given back")
 
 
 @pytest.mark.parametrize("spec", ["2.3", "2.4"])  # uvicorn speaks 2.3 over HTTP; 2.4 is Starlette's other path

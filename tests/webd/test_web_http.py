@@ -140,6 +140,27 @@ def test_throttle_counts_good_logins_too_so_one_password_cannot_hog_the_checks()
     assert not th.locked("ip:9", "user:b")
 
 
+def test_throttle_counts_checks_in_flight_and_forgets_only_the_logged_in_names_failures():
+    now = [0.0]
+    th = Throttle(max_failures=5, window_s=900, lockout_s=300, clock=lambda: now[0])
+    assert [th.begin("ip:1", "user:a") for _ in range(6)] == [0.0] * 5 + [60.0]  # five in flight at most
+    for _ in range(5):
+        th.end("ip:1", "user:a")
+    assert th.begin("ip:1", "user:b") == 0.0 and not th._pending.get("user:a")
+    th.end("ip:1", "user:b")
+    th.failed("ip:1", "user:a", name="a")
+    th.failed("ip:1", "user:a", name="a")
+    th.failed("ip:1", "user:b", name="b")
+    assert [th.begin("ip:1", "user:c") for _ in range(3)] == [0.0, 0.0, 60.0]  # 3 failures + 2 in flight
+    th.end("ip:1", "user:c")
+    th.end("ip:1", "user:c")
+    th.succeeded("ip:1", "user:a", name="a")  # a's own typing errors are forgotten, b's stay
+    assert [n for _, n in th._fails["ip:1"]] == ["b"] and "user:a" not in th._fails
+    for _ in range(4):
+        th.failed("ip:1", "user:z", name="z")
+    assert th.locked("ip:1") > 0 and not th.locked("user:a")
+
+
 def test_the_cli_creates_accounts_without_a_default_password(tmp_path):
     f = tmp_path / "acc.json"
     r = subprocess.run([sys.executable, "-m", "xephang_ops.cli", "web", "user", "add", "truong", "--role", "head",
