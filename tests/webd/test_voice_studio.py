@@ -35,3 +35,21 @@ def test_a_draft_that_does_not_validate_is_refused_with_bilingual_reasons(tmp_pa
     pcm.write_wav(studio.draft / "bay.wav", _clip(300, 500), RATE)
     sha, problems = studio.build(plan, options=DEFAULT_OPTIONS, letters="", name="t")
     assert problems == [] and (studio.packs / f"{sha}.zip").is_file()
+
+
+def test_a_multipart_body_of_too_many_parts_is_refused_before_it_is_parsed() -> None:
+    """The stdlib parser took 29 s and 100 MB over 3 MB of empty parts (red team): more than
+    ``MAX_PARTS`` boundaries, or none, is refused before parsing; the form's own three parts pass."""
+    from webd.voice import MAX_PARTS, multipart_file
+
+    def part(name: str, value: bytes, filename: str = "") -> bytes:
+        fn = f'; filename="{filename}"' if filename else ""
+        return f'--bb\r\nContent-Disposition: form-data; name="{name}"{fn}\r\n\r\n'.encode() + value + b"\r\n"
+
+    form = part("csrf", b"tok") + part("clip", b"mot") + part("audio", b"RIFF....", "a.wav")
+    assert multipart_file(form + b"--bb--\r\n", "multipart/form-data; boundary=bb", "audio") == \
+        ({"csrf": "tok", "clip": "mot"}, b"RIFF....")
+    assert multipart_file(form + b"--bb--\r\n", 'multipart/form-data; boundary="bb"', "audio")[1] == b"RIFF...."
+    many = form + part("x", b"") * (MAX_PARTS - 2) + b"--bb--\r\n"
+    assert multipart_file(many, "multipart/form-data; boundary=bb", "audio") == ({}, None)
+    assert multipart_file(form, "multipart/form-data", "audio") == ({}, None)  # no boundary
