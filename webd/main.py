@@ -27,7 +27,13 @@ from pydantic import BaseModel
 
 from webd.config import WebSettings
 from webd.live import LiveHall
-from webd.server import GuardedH11Protocol, tls_handshake_deadline  # deadlines, a cap per address
+from webd.server import (  # deadlines, a cap per address, the open files
+    ACCEPT_BACKLOG,
+    GuardedH11Protocol,
+    pace_accept_errors,
+    raise_open_files,
+    tls_handshake_deadline,
+)
 from webd.server import refused as connections_closed
 from xephang.bus import Bus, Inbound
 from xephang.clock import Clock
@@ -138,6 +144,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         self._wait_inflight = False
         self._wait_next = 0.0
         self.wait_asks = 0
+        self.accept_errors: dict[str, int] = {"accept-errors": 0}  # out of open files on accepting (webd.server)
         self._node_limit = RateLimit(burst=NODE_BURST, per_minute=NODE_PER_MINUTE)
 
     # ------------------------------------------------------------------ lifecycle
@@ -263,8 +270,11 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
                 self.web.asgi, host=w.listen, port=port, log_level="warning", access_log=False, proxy_headers=False,
                 log_config=None,  # uvicorn's lines through the daemon's own (paced) handler
                 server_header=False, timeout_graceful_shutdown=2, lifespan=lifespan, http=GuardedH11Protocol,
-                ws="none", loop="asyncio",
+                ws="none", loop="asyncio", backlog=ACCEPT_BACKLOG,
                 limit_concurrency=w.max_streams + 50, **(tls if https else {})))  # type: ignore[arg-type]
+
+        soft, _ = raise_open_files()
+        log.info("open files: up to %s", soft)
 
         if w.https_port is None:
             self._servers = [listener(w.port, https=bool(tls), lifespan="on")]
@@ -291,6 +301,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
 
         async def serve() -> None:
             tls_handshake_deadline(asyncio.get_running_loop())
+            self.accept_errors = pace_accept_errors(asyncio.get_running_loop())
             first = asyncio.create_task(listen(servers[0]))
             while not servers[0].started and not first.done():
                 await asyncio.sleep(0.02)
@@ -331,7 +342,7 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
     def health_details(self) -> dict[str, Any]:
         return {"rev": self.model.rev, "synced": self.model.synced, "tickets": len(self.model.tickets),
                 "resyncs": self.resyncs, "streams": self.web.streams, "sessions": len(self.web.sessions),
-                "connections_closed": dict(connections_closed),
+                "connections_closed": {**connections_closed, **self.accept_errors},
                 "watch": None if self.watcher is None else {"connected": self.watcher.connected,
                                                             "received": self.watcher.stats.received,
                                                             "paced": self.watcher.stats.paced,

@@ -19,7 +19,15 @@ either limit, so webd subclasses its protocol (the class uvicorn's ``Config(http
   hall's TV one); more are closed at once;
 - on an HTTPS listener asyncio calls the protocol only once the TLS handshake is done: until then
   a connection has ``HANDSHAKE_DEADLINE_S`` (``tls_handshake_deadline``; asyncio's own default is
-  60 s), and it is not counted per address (that would need the accept itself wrapped).
+  60 s), and it is not counted per address (that would need the accept itself wrapped). So the
+  open-files limit is what bounds them: found from outside, 150 silent connections a second from
+  one address to the HTTPS port ran webd out of the 1,024 files systemd gives a service in 7 s,
+  and each page then took seconds. webd raises its own limit to ``OPEN_FILES`` (``raise_open_files``:
+  such a stranger now needs over 1,600 connections a second), listens with a backlog of
+  ``ACCEPT_BACKLOG``, and says asyncio's "out of system resource" once per ``ACCEPT_ERROR_EVERY_S``
+  with a count (``pace_accept_errors``): Python 3.11 logged it, with a traceback, once for every
+  connection waiting in the backlog and again each second, 211 MB of log in 30 s, past journald's
+  own limit, which then drops the lines a technician needs.
 
 webd serves no websockets (``ws="none"`` in its uvicorn config): an upgrade handed the
 connection to another protocol and its count here was never taken back.
@@ -31,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+import time
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -43,6 +53,9 @@ BODY_MIN_RATE = 8 * 1024  # bytes a second (64 kbit/s): a weak 3G uplink still m
 BODY_MAX_S = 600.0  # an 8 MB take (the largest webd reads) at 14 KB/s
 HANDSHAKE_DEADLINE_S = 10.0
 PER_ADDRESS = 64
+OPEN_FILES = 16384
+ACCEPT_BACKLOG = 128  # uvicorn's 2,048 multiplied asyncio's accept error lines (a LAN needs few)
+ACCEPT_ERROR_EVERY_S = 10.0
 
 _open: dict[str, int] = {}  # address -> connections open now
 refused: dict[str, int] = {"per-address": 0, "too-slow": 0, "body-too-slow": 0}  # counted for webd's health
@@ -180,3 +193,44 @@ def tls_handshake_deadline(loop: asyncio.AbstractEventLoop) -> None:
         return await original(*args, **kwargs)
 
     loop.create_server = create_server  # type: ignore[method-assign]
+
+
+def raise_open_files(want: int = OPEN_FILES) -> tuple[int, int]:
+    """Raise this process's soft limit of open files to ``want`` (at most its hard limit: systemd
+    gives a service 1,024 soft and 524,288 hard); returns the limits now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:  # a container may refuse: said, and webd goes on
+            log.warning("open files: cannot raise the limit from %s to %s (%s)", soft, target, exc)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+ACCEPT_ERROR = "socket.accept() out of system resource"
+
+
+def pace_accept_errors(loop: asyncio.AbstractEventLoop, clock: Any = time.monotonic) -> dict[str, int]:
+    """Say asyncio's "out of system resource" on accepting at most once per ``ACCEPT_ERROR_EVERY_S``,
+    with how many there were; every other error goes to the loop's own handler. Returns the count
+    (``{"accept-errors": n}``, for webd's health)."""
+    seen = {"accept-errors": 0}
+    said = {"at": -ACCEPT_ERROR_EVERY_S, "held": 0}
+
+    def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != ACCEPT_ERROR:
+            lp.default_exception_handler(context)
+            return
+        seen["accept-errors"] += 1
+        now = clock()
+        if now - said["at"] < ACCEPT_ERROR_EVERY_S:
+            said["held"] += 1
+            return
+        exc = context.get("exception")
+        log.error("%s (%s): new connections wait until files are free%s", ACCEPT_ERROR, exc,
+                  f" [{said['held']} more like this in the last {ACCEPT_ERROR_EVERY_S:.0f} s]" if said["held"] else "")
+        said["at"], said["held"] = now, 0
+
+    loop.set_exception_handler(handler)
+    return seen
