@@ -713,10 +713,12 @@ class QueueEngine:
         out = Outcome()
         c = self._counter(counter)
         self._tick_time(now, out)
-        if c.serving is not None:
+        finished = None
+        if c.serving is not None:  # a pause ends the service (inferred), as a call does: the answer says which
+            finished = {"ticket": self.tickets[c.serving].info(), "inferred": True}
             self._end_visit(out, c, now, "served", inferred=True)
         if c.state == "paused":
-            out.data = {"counter": counter, "state": "paused"}
+            out.data = {"counter": counter, "state": "paused", "finished": finished}
             return out
         self.history.on_break(counter)
         p = Pause(id=self.next_pause_id, counter=counter, day=self.day, started_at=now, reason=reason)
@@ -726,7 +728,7 @@ class QueueEngine:
         out.pauses.add(p.id)
         out.counters.add(counter)
         self._event(out, now, "counter", "paused", counter=counter, reason=reason or None)
-        out.data = {"counter": counter, "state": "paused"}
+        out.data = {"counter": counter, "state": "paused", "finished": finished}
         return out
 
     def resume(self, counter: int, now: float) -> Outcome:

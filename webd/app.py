@@ -1150,7 +1150,8 @@ class WebApp:
                 err = reply.error
                 res = console.ActResult(reply.status == "ok", "" if reply.status == "ok" else (err.code if err else "error"),
                                         console.result_text(action, reply.status, err.code if err else "",
-                                                            err.message if err else "", reply.data, lang), reply.rev)
+                                                            err.message if err else "", reply.data, lang, self.site),
+                                        reply.rev)
             fut.set_result(res)
         return await asyncio.shield(fut)
 

@@ -78,6 +78,17 @@ T: dict[str, tuple[str, str]] = {
     "ok_empty": ("Không còn ai đang chờ.", "Nobody is waiting."),
     "ok_finish": ("Đã hoàn thành số {d}. Mời công dân đánh giá.", "{d} finished. The citizen may rate now."),
     "ok_arrived": ("Đã ghi nhận công dân số {d} đến quầy.", "{d} arrived at the counter."),
+    "ok_recall": ("Đã gọi lại số {d} (lần {n}).", "Called {d} again (recall {n})."),
+    "ok_no_show": ("Số {d} vắng mặt.", "{d} marked absent."),
+    "ok_no_show_requeued": ("Số {d} vắng mặt: đã đưa về cuối hàng chờ, sẽ được gọi lại sau.",
+                            "{d} absent: sent to the back of the queue, to be called again later."),
+    "ok_transfer": ("Đã chuyển số {d} sang {s}.", "{d} transferred to {s}."),
+    "ok_pause": ("Quầy đã tạm dừng.", "The counter is paused."),
+    "ok_resume": ("Quầy đã mở lại.", "The counter is open again."),
+    "ok_finished_too": ("Số {d} đang phục vụ được tính là đã xong (không bấm Hoàn thành).",
+                        "{d}, being served, counts as finished (Finish was not pressed)."),
+    "pause_while_serving": ("Tạm dừng khi đang phục vụ sẽ tính công dân này là đã xong.",
+                            "Pausing now counts the citizen being served as finished."),
     "ok_already": ("Đã ghi nhận đến quầy từ trước.", "The arrival was already recorded."),
     "unreachable": ("Không kết nối được máy chủ hàng đợi: chưa gửi gì, chưa thực hiện gì.",
                     "No connection to the queue server: nothing was sent, nothing was done."),
@@ -224,7 +235,8 @@ def console_fragment(snap: Snapshot, site: Site, n: int, lang: str, csrf: str, n
     else:
         acts.append(_form(n, csrf, "pause", tr("pause", lang), inner=(
             f'<label>{e(tr("reason", lang))}<input name="reason" maxlength="80" list="pause-reasons" '
-            f'value="{e(PAUSE_REASONS[0][1] if lang == "en" else PAUSE_REASONS[0][0])}"></label>')))
+            f'value="{e(PAUSE_REASONS[0][1] if lang == "en" else PAUSE_REASONS[0][0])}"></label>'
+            + (f'<small class="muted">{e(tr("pause_while_serving", lang))}</small>' if busy else ""))))
     lists = []
     for sid in c.services:
         ws = snap.waiting_in(sid)
@@ -264,17 +276,34 @@ def choose_page_body(numbers: list[int], site: Site, lang: str) -> str:
     return f'<h1>{e(tr("choose_counter", lang))}</h1><ul class="menu">{links}</ul>'
 
 
-def result_text(action: str, status: str, code: str, message: str, data: dict[str, object], lang: str) -> str:
-    """The hub's answer to one click, as one sentence."""
+def result_text(action: str, status: str, code: str, message: str, data: dict[str, object], lang: str,
+                site: Site | None = None) -> str:
+    """The hub's answer to one click, in a sentence or two naming what was done: a call or a pause
+    that ended the service of the citizen at the counter says so (it counts as served, inferred; the
+    answer was "Đã thực hiện." and the officer never learnt it)."""
     if status == "ok":
         tk = data.get("ticket") if isinstance(data.get("ticket"), dict) else None
         d = str(tk.get("display", "")) if tk else ""  # type: ignore[union-attr]
+        fin = data.get("finished") if isinstance(data.get("finished"), dict) else None
+        fin_tk = fin.get("ticket") if fin and isinstance(fin.get("ticket"), dict) else None  # type: ignore[union-attr]
+        also = (" " + tr("ok_finished_too", lang, d=str(fin_tk.get("display", "")))) if fin_tk else ""
         if action in ("call-next", "call-ticket"):
-            return tr("ok_empty", lang) if tk is None else tr("ok_call", lang, d=d)
+            return (tr("ok_empty", lang) if tk is None else tr("ok_call", lang, d=d)) + also
         if action == "finish":
             return tr("ok_finish", lang, d=d)
         if action == "arrived":
             return tr("ok_already", lang) if data.get("already") else tr("ok_arrived", lang, d=d)
+        if action == "recall" and tk:
+            return tr("ok_recall", lang, d=d, n=data.get("recalls", "?"))
+        if action == "no-show" and tk:
+            return tr("ok_no_show_requeued" if data.get("requeued") else "ok_no_show", lang, d=d)
+        if action == "transfer" and tk:
+            sid = str(tk.get("service", ""))  # type: ignore[union-attr]
+            return tr("ok_transfer", lang, d=d, s=_service_name(site, sid, lang) if site is not None else sid)
+        if action == "pause":
+            return tr("ok_pause", lang) + also
+        if action == "resume":
+            return tr("ok_resume", lang)
         return tr("ok", lang)
     if code in ("unreachable", "timeout"):
         return tr(code, lang)

@@ -820,6 +820,7 @@ class CounterData(Message):
 
     counter: int
     state: str
+    finished: FinishedTicket | None = Field(default=None, description="pause: the ticket it finished (inferred)")
 
 
 class RateData(Message):

@@ -169,6 +169,42 @@ def test_call_a_number_out_of_order_then_arrived_then_finish_reaches_the_report(
     assert a["id"] != b["id"]  # A still waits: the exception did not move the call order
 
 
+def test_every_answer_names_what_was_done_and_a_pause_that_ends_a_service_says_so(centre):
+    """Transfer, pause and resume answered "Đã thực hiện." and a pause (or a call) while serving
+    closed the citizen at the counter as served (inferred) without a word (a newcomer's walk):
+    each answer now names the number and what happened to it."""
+    a = centre.issue("ho-tich")["ticket"]
+    b = centre.issue("ho-tich")["ticket"]
+    c = centre.issue("ho-tich")["ticket"]
+    lan, csrf = _officer(centre, "lan")
+    wait_for(lambda: f'data-ticket="{c["id"]}"' in _console(centre, lan, 1), 10, "the waiting list")
+    assert "Tạm dừng khi đang phục vụ" not in _console(centre, lan, 1)
+    assert _act(centre, lan, 1, "call-next", csrf)[1]["text"] == f"Đã gọi số {a['display']}."
+    wait_for(lambda: "Tạm dừng khi đang phục vụ sẽ tính công dân này là đã xong." in _console(centre, lan, 1), 10,
+             "the pause button's warning while a citizen is served")
+    assert _act(centre, lan, 1, "recall", csrf)[1]["text"] == f"Đã gọi lại số {a['display']} (lần 1)."
+    assert _act(centre, lan, 1, "transfer", csrf, to_service="dat-dai")[1]["text"] == \
+        f"Đã chuyển số {a['display']} sang Đất đai."
+    assert _act(centre, lan, 1, "call-next", csrf)[1]["text"] == f"Đã gọi số {b['display']}."
+    assert _act(centre, lan, 1, "no-show", csrf)[1]["text"] == \
+        f"Số {b['display']} vắng mặt: đã đưa về cuối hàng chờ, sẽ được gọi lại sau."
+    assert _act(centre, lan, 1, "call-next", csrf)[1]["text"] == f"Đã gọi số {c['display']}."
+    assert _act(centre, lan, 1, "pause", csrf, reason="Họp")[1]["text"] == \
+        f"Quầy đã tạm dừng. Số {c['display']} đang phục vụ được tính là đã xong (không bấm Hoàn thành)."
+    assert _act(centre, lan, 1, "resume", csrf)[1]["text"] == "Quầy đã mở lại."
+    st, ans = _act(centre, lan, 1, "call-next", csrf)
+    assert ans["text"] == f"Đã gọi số {b['display']}."  # the one sent back
+    st, ans = _act(centre, lan, 1, "call-next", csrf)
+    assert ans["text"] == f"Không còn ai đang chờ. Số {b['display']} đang phục vụ được tính là đã xong (không bấm " \
+        "Hoàn thành)."
+    en = login(centre.base, "hung", OFFICER_PASSWORD)[0]
+    csrf_en = _csrf(http_get(f"{centre.base}/counter/2?lang=en", headers={"Cookie": en})[1].decode())
+    st, body, _ = post_form(f"{centre.base}/counter/2/act?lang=en", {"csrf": csrf_en, "action": "pause", "reason": "x",
+                                                                      "rid": "r" * 12}, en,
+                            headers={**JSON, "Cookie": en + "; lang=en"})
+    assert json.loads(body)["text"] == "The counter is paused.", body
+
+
 def test_a_citizen_sent_on_and_called_again_shows_the_first_wait_as_the_report_counts_it(centre):
     """The timeline's 'đã chờ' is the report's wait (the first call − the ticket taken); a call after a
     transfer is named apart, so a visit's service elsewhere is never counted as waiting."""
