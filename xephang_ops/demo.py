@@ -512,7 +512,8 @@ class Demo:
                          f"--port {broker.tech_port} --password-file {self.files.passwords_dir / 'tech.pw'}")
                 if self.web is not None and "web" in self.online:
                     self.say(f"  trang web / web pages: {self.web.base}/hall — lãnh đạo / head: {self.web.base}/head "
-                             f"(tài khoản / account in {self.web.dir / 'head-password.txt'})")
+                             f"(tài khoản / account in {self.web.dir / 'head-password.txt'}) — cán bộ quầy / "
+                             f"officer: {self.web.base}/counter ({self.web.dir / 'officer-password.txt'})")
                 while time.time() < clock.real_origin and not self.stop.is_set():
                     time.sleep(0.02)
                 self._simulate(client, clock)
@@ -680,6 +681,10 @@ class Demo:
         else:
             self.say(f"  loa / announcements (WAV): {len(files['wavs'])} in {_dirs(files['wavs'])}")
         self.say(f"  sổ cái / ledger: {ledger}\n  nhật ký / logs: {self.out / 'logs'}")
+        at = datetime.fromtimestamp(float(self.summary.get("sim_end") or self.clock.now()), VN_TZ)
+        # the day ran on the demo's sped-up clock: the same report needs its end, not the real clock
+        self.say(f"  báo cáo này lại / this report again: xephang report --ledger {ledger} --site-file "
+                 f"{self.opts.site_file.resolve()} --now '{at:%Y-%m-%d %H:%M:%S.%f}'")
         self.say(f"  thời gian thực / wall time: {self.summary['wall_s']:.1f} s")
 
     def _write_summary(self) -> None:

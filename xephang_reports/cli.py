@@ -202,7 +202,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     src.add_argument("--ledger", help="the hub's SQLite ledger (default: STATE_DIR/ledger.sqlite)")
     src.add_argument("--state-dir", help="default: $XEPHANG_STATE_DIR or /var/lib/xephang/hubd")
     src.add_argument("--site-file", help="site TOML (default: $XEPHANG_SITE_FILE)")
-    src.add_argument("--now", help=argparse.SUPPRESS)  # reproducible reports in tests: 'YYYY-MM-DD HH:MM'
+    src.add_argument("--now", metavar="'YYYY-MM-DD HH:MM'",
+                     help="the report as made at this moment, Vietnam time (default: the clock): a running "
+                          "day's counted hours end there; the demo prints the one its report used")
     out = p.add_argument_group("outputs")
     out.add_argument("--csv", help="write a CSV file (UTF-8, opens in Excel)")
     out.add_argument("--xlsx", help="write an XLSX workbook")

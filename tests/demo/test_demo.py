@@ -72,6 +72,28 @@ def test_a_short_day_runs_end_to_end_and_says_where_everything_is(short_day):
     assert_no_strays(out)
 
 
+def test_the_command_the_demo_prints_for_its_report_gives_the_same_report(short_day, tmp_path):
+    """docs/demo.md pointed at `xephang report --ledger … --site-file …`: on the demo's ledger that
+    ends "today" at the real clock, hours before or after the simulated day, and every counter hour
+    came out "outside opening hours" (a newcomer's walk). The demo prints the command with its own
+    end (``--now``), and that command gives its report (but for when it was made)."""
+    import shlex
+
+    out, res = short_day
+    (line,) = [x for x in res.stdout.splitlines() if "báo cáo này lại / this report again:" in x]
+    cmd = shlex.split(line.split("this report again:", 1)[1])
+    assert cmd[:2] == ["xephang", "report"] and "--now" in cmd
+    got = tmp_path / "again.json"
+    r = subprocess.run([sys.executable, "-m", "xephang_ops.cli", *cmd[1:], "--json", str(got), "-q"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    mine, again = json.loads((out / "report.json").read_text()), json.loads(got.read_text())
+    for rep in (mine, again):
+        for k in [k for k in rep if k.startswith("generated")]:
+            del rep[k]
+    assert again == mine
+
+
 def test_every_issued_ticket_is_accounted_for_in_the_ledger(short_day):
     from xephang_reports.build import open_readonly
 
