@@ -498,8 +498,10 @@ class WebApp:
         lang = self.lang(request)
         sid = str(request.path_params["service"])
         body = service_html(self.catalogue, self.site, sid, lang)
-        if body is None:
-            return self.html(pages.message_page("xephang", pages.t("not_found", lang), lang=lang), status=404)
+        if body is None:  # a poster's old QR, a typed address: the way to the guides that exist
+            return self.html(pages.message_page(pages.t("guides", lang), pages.t("no_such_guide", lang), lang=lang,
+                                                path="/guide", back=("/guide", pages.t("all_guides", lang))),
+                             status=404)
         return self.html(pages.page(pages.t("guide_for", lang, s=pages._service_name(self.site, sid, lang)), body,
                                     lang=lang, path=f"/guide/{sid}", script=False))
 

@@ -99,6 +99,8 @@ def index_html(cat: Catalogue | None, site: Site, lang: str, counter: int | None
     items = "".join(f'<li><a href="/guide/{e(s.id)}">{e(s.label(lang))}</a>'
                     f' ({len(cat.for_service(s.id)) if cat else 0})</li>' for s in services)
     note = "" if cat else f'<p class="banner warn">{e(t("no_catalogue", lang))}</p>'
+    if counter is not None and c is None:  # it silently showed every service
+        note = f'<p class="banner warn">{e(t("no_such_counter", lang, n=counter))}</p>' + note
     title = f'{c.label(lang)} — {t("guides", lang)}' if c is not None else t("guides", lang)
     return f'<h1>{e(title)}</h1>{note}<ul class="menu">{items}</ul>'
 
@@ -112,8 +114,8 @@ def service_html(cat: Catalogue | None, site: Site, sid: str, lang: str) -> str 
         return None
     out = [f'<div class="guide"><h1>{e(t("guide_for", lang, s=svc.label(lang)))}</h1>']
     procs = cat.for_service(sid) if cat else []
-    if not procs:
-        out.append(f'<p class="banner warn">{e(t("no_catalogue", lang))}</p>')
+    if not procs:  # "the centre has no catalogue" was untrue when it has one without this service
+        out.append(f'<p class="banner warn">{e(t("no_catalogue" if cat is None else "no_procedures", lang))}</p>')
     for p in procs:
         name = p.name_en if lang == "en" and p.name_en else p.name_vi
         out.append(f"<h2>{e(name)}</h2><dl>")

@@ -167,12 +167,18 @@ def catalogue_cmd(args: argparse.Namespace) -> int:
     from webd.catalogue import load_catalogue
     from xephang.settings import SettingsError
 
+    site = _site(args)
     try:
-        cat = load_catalogue(Path(args.file), _site(args))
+        cat = load_catalogue(Path(args.file), site)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"OK: {len(cat.procedures)} thủ tục / procedures")
+    # valid, but a service with no procedure has an empty guide behind its poster's QR (it said "OK")
+    for svc in site.services:
+        if not cat.for_service(svc.id):
+            print(f"cảnh báo / warning: lĩnh vực «{svc.name_vi}» ({svc.id}) chưa có thủ tục nào: mã QR trên áp phích "
+                  f"của nó mở trang hướng dẫn trống / has no procedure: its poster's QR opens an empty guide")
     return 0
 
 

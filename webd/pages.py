@@ -110,6 +110,12 @@ T: dict[str, tuple[str, str]] = {
                  "This link is not valid. Please scan the QR code on your ticket again."),
     "expired_link": ("Phiếu này đã hết hạn. Vui lòng lấy số mới.", "This ticket has expired. Please take a new one."),
     "no_catalogue": ("Trung tâm chưa có danh mục thủ tục.", "The centre has no procedure catalogue yet."),
+    "no_such_guide": ("Không có hướng dẫn cho lĩnh vực này.", "There is no guide for this service."),
+    "all_guides": ("Xem hướng dẫn của mọi lĩnh vực", "See the guides of every service"),
+    "no_such_counter": ("Trung tâm không có quầy số {n}: dưới đây là mọi lĩnh vực.",
+                        "The centre has no counter {n}: here is every service."),
+    "no_procedures": ("Chưa có hướng dẫn thủ tục của lĩnh vực này trên trang. Vui lòng hỏi cán bộ tại quầy.",
+                      "No procedure guide for this service here yet. Please ask the officer at the counter."),
     "documents": ("Giấy tờ cần mang", "Documents to bring"),
     "fee": ("Lệ phí", "Fee"),
     "fee_free": ("Miễn lệ phí", "Fee-free cases"),
@@ -197,8 +203,10 @@ def ticket_page(frag: str, *, lang: str, path: str, stream: str, wifi: str, guid
     return page(title, body, lang=lang, path=path)
 
 
-def message_page(title: str, text: str, *, lang: str, path: str = "/") -> str:
-    return page(title, f'<div class="banner warn">{e(text)}</div>', lang=lang, path=path, script=False)
+def message_page(title: str, text: str, *, lang: str, path: str = "/", back: tuple[str, str] | None = None) -> str:
+    """A page of one message; ``back``: (href, words) of a link onwards."""
+    more = f'<p><a href="{e(back[0])}">{e(back[1])}</a></p>' if back else ""
+    return page(title, f'<div class="banner warn">{e(text)}</div>{more}', lang=lang, path=path, script=False)
 
 
 # ---------------------------------------------------------------------------------------- hall

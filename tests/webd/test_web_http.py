@@ -86,7 +86,8 @@ def test_headers_language_and_the_ticket_page_weight(centre):
     # a mistyped or cut link: the page's language and look, with the security headers (Starlette's
     # plain-text English "Not Found" before)
     for path, said in (("/nope", "Không tìm thấy trang."), ("/q/2026-12-07", "Không tìm thấy trang."),
-                       ("/nope?lang=en", "Page not found.")):
+                       ("/nope?lang=en", "Page not found."),
+                       ("/guide/khong-co", 'Không có hướng dẫn cho lĩnh vực này.</div><p><a href="/guide">')):
         st, body, h = http_get(centre.base + path)
         assert st == 404 and said in body.decode() and h["content-type"].startswith("text/html"), path
         assert "script-src 'self'" in h["content-security-policy"], path
@@ -233,6 +234,27 @@ def test_a_counters_guide_page_lists_the_services_it_calls(site):
     assert "Quầy 1 — Hướng dẫn thủ tục" in page and 'href="/guide/ho-tich"' in page
     assert 'href="/guide/chung-thuc"' in page and 'href="/guide/dat-dai"' not in page
     assert 'href="/guide/dat-dai"' in index_html(None, site, "vi", counter=99)  # no such counter: every service
+    assert "Trung tâm không có quầy số 99: dưới đây là mọi lĩnh vực." in index_html(None, site, "vi", counter=99)
+    assert "không có quầy" not in page
+
+
+def test_a_service_without_procedures_says_so_and_the_catalogue_check_warns(site, tmp_path):
+    """The catalogue check said "OK" and the guide behind a service's poster said "the centre has no
+    procedure catalogue" when the catalogue simply had nothing for that service (a newcomer's walk)."""
+    from webd.catalogue import load_catalogue, service_html
+
+    cat = load_catalogue(REPO / "config" / "catalogue.example.toml", site)
+    empty = [s.id for s in site.services if not cat.for_service(s.id)]
+    assert empty, "the example catalogue covers every service: pick another case"
+    page = service_html(cat, site, empty[0], "vi")
+    assert "Chưa có hướng dẫn thủ tục của lĩnh vực này" in page and "chưa có danh mục" not in page
+    assert "Trung tâm chưa có danh mục thủ tục." in service_html(None, site, empty[0], "vi")
+    r = subprocess.run([sys.executable, "-m", "xephang_ops.cli", "web", "catalogue",
+                        str(REPO / "config" / "catalogue.example.toml"), "--site-file", str(REPO / "config" /
+                                                                                           "site.example.toml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "OK:" in r.stdout
+    assert f"({empty[0]}) chưa có thủ tục nào" in r.stdout and "its poster's QR opens an empty guide" in r.stdout
 
 
 def test_the_dispenser_signs_the_live_link_and_prints_no_qr_without_the_secret(site):
