@@ -17,6 +17,7 @@ from webd.live import Snapshot, TicketView
 from xephang.site import Site
 from xephang.terminal import shown
 from xephang.waittext import format_wait, wait_range
+from xephang_reports.build import BAD_PERIOD_WORDS
 
 ASSET_VERSION = "6"
 ALERT_TEXT_MAX = 300  # characters of an alert's message on the dashboard
@@ -90,12 +91,7 @@ T: dict[str, tuple[str, str]] = {
     "report_timeout": ("Máy chủ hàng đợi chưa trả lời. Hãy thử lại sau ít phút.",
                        "The queue server did not answer. Try again in a few minutes."),
     "report_unavailable": ("Máy chủ hàng đợi chưa cài phần báo cáo.", "Reports are not installed on the queue server."),
-    "bad_period": ("Không đọc được kỳ báo cáo “{p}”. Hãy ghi: today (hôm nay), yesterday (hôm qua), một ngày "
-                   "2026-12-05, một tháng 2026-12, một quý 2026-Q4, một năm 2026, this-month, last-month, "
-                   "this-quarter, last-quarter, hoặc từ ngày đến ngày 2026-11-01..2026-11-30.",
-                   "The period “{p}” cannot be read. Write: today, yesterday, a day 2026-12-05, a month 2026-12, "
-                   "a quarter 2026-Q4, a year 2026, this-month, last-month, this-quarter, last-quarter, or from a "
-                   "day to a day 2026-11-01..2026-11-30."),
+    "bad_period": BAD_PERIOD_WORDS,  # xephang report says the same
     "min": ("phút", "min"),
     "over_target": ("vượt mục tiêu", "over target"),
     "est_wait_note": ("Chờ dự kiến: khoảng thời gian chờ của người lấy số bây giờ, như bảng hiển thị trong sảnh "

@@ -70,6 +70,21 @@ class BadPeriod(ReportError, ValueError):
     """The period text is not one we understand."""
 
 
+# what to write instead, in the head's words: the web's reports page and ``xephang report`` (whose
+# own error, in English, named its grammar and Python's date check)
+BAD_PERIOD_WORDS = (
+    "Không đọc được kỳ báo cáo “{p}”. Hãy ghi: today (hôm nay), yesterday (hôm qua), một ngày "
+    "2026-12-05, một tháng 2026-12, một quý 2026-Q4, một năm 2026, this-month, last-month, "
+    "this-quarter, last-quarter, hoặc từ ngày đến ngày 2026-11-01..2026-11-30.",
+    "The period “{p}” cannot be read. Write: today, yesterday, a day 2026-12-05, a month 2026-12, "
+    "a quarter 2026-Q4, a year 2026, this-month, last-month, this-quarter, last-quarter, or from a "
+    "day to a day 2026-11-01..2026-11-30.")
+
+
+def bad_period_words(period: str, lang: str) -> str:
+    return BAD_PERIOD_WORDS[1 if lang == "en" else 0].format(p=period[:40])
+
+
 class BadGrouping(ReportError, ValueError):
     """The grouping is not one of GROUPINGS."""
 

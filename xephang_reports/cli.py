@@ -167,10 +167,14 @@ def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> list[Path
 
 def report_cmd(args: argparse.Namespace) -> int:
     """Run ``xephang report``; returns the exit code."""
-    from xephang_reports.build import ReportError
+    from xephang_reports.build import BadPeriod, ReportError, bad_period_words
     from xephang_reports.render import render_table
 
     try:
+        from xephang.clock import VN_TZ
+        from xephang_reports.build import parse_period
+
+        parse_period(args.period, datetime.fromtimestamp(_now(args), VN_TZ).date())  # said before the hub is asked
         report = mqtt_report(args) if args.mqtt else local_report(args)
         if report is None:
             print("hub không trả lời / the hub did not answer", file=sys.stderr)
@@ -179,6 +183,9 @@ def report_cmd(args: argparse.Namespace) -> int:
             sys.stdout.write(shown(render_table(report), lines=True))  # --mqtt: the hub's words
         for p in write_outputs(report, args):
             print(f"Đã ghi / written: {p}", file=sys.stderr)
+    except BadPeriod as exc:  # what to write, in the report's language (Python's date check in English after)
+        print(f"xephang report: {bad_period_words(args.period, args.lang)} ({exc})", file=sys.stderr)
+        return EXIT_ERROR
     except (ReportCliError, ReportError, OSError) as exc:
         print(f"xephang report: {exc}", file=sys.stderr)
         return exc.code if isinstance(exc, ReportCliError) else EXIT_ERROR

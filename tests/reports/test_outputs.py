@@ -154,7 +154,9 @@ def test_cli_writes_every_output(story_ledger, site_file, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--period", "2026-13"], "period '2026-13'"),
+    (["--period", "2026-13"], "Không đọc được kỳ báo cáo “2026-13”. Hãy ghi: today (hôm nay)"),  # the web's words
+    (["--period", "2026-13", "--lang", "en"], "The period “2026-13” cannot be read. Write: today"),
+    (["--period", "2026-13", "--mqtt", "--port", "1", "--timeout", "0.5"], "Không đọc được kỳ báo cáo"),  # not asked
     (["--group-by", "weather"], "group_by 'weather'"),
 ])
 def test_cli_explains_bad_input(story_ledger, site_file, capsys, extra, message):
