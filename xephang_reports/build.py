@@ -256,7 +256,8 @@ class _Acc:
 
     __slots__ = ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred", "waits",
                  "within_ok", "svc", "ratings", "inferred", "closed_by_reset", "wait_jump", "svc_jump",
-                 "transferred_in", "no_show_calls", "serving", "walks", "svc_arrived", "no_arrival", "out_of_order")
+                 "transferred_in", "no_show_calls", "serving", "walks", "svc_arrived", "no_arrival", "out_of_order",
+                 "inferred_arrived")
 
     def __init__(self, scale: int) -> None:
         self.issued = self.voided = self.expired = self.open = 0
@@ -270,11 +271,12 @@ class _Acc:
         self.walks: list[float] = []
         self.svc_arrived: list[float] = []
         self.no_arrival = self.out_of_order = 0
+        self.inferred_arrived = 0  # inferred finishes among the services timed from the arrival
 
     def merge(self, o: _Acc) -> None:
         for name in ("issued", "voided", "expired", "open", "calls", "served", "no_shows", "transferred",
                      "within_ok", "inferred", "closed_by_reset", "wait_jump", "svc_jump", "transferred_in",
-                     "no_show_calls", "serving", "no_arrival", "out_of_order"):
+                     "no_show_calls", "serving", "no_arrival", "out_of_order", "inferred_arrived"):
             setattr(self, name, getattr(self, name) + getattr(o, name))
         self.waits.extend(o.waits)
         self.svc.extend(o.svc)
@@ -309,7 +311,8 @@ class _Acc:
             "ratings": {str(s): self.ratings[s] for s in range(1, scale + 1)},
             "rated": rated, "satisfaction": _share(satisfied, rated),
             "flags": {"inferred": self.inferred, "closed_by_reset": self.closed_by_reset,
-                      "wait_clock_jump": self.wait_jump, "service_clock_jump": self.svc_jump},
+                      "wait_clock_jump": self.wait_jump, "service_clock_jump": self.svc_jump,
+                      "inferred_arrived": self.inferred_arrived},
         }
 
 
@@ -519,6 +522,7 @@ def _visits_pass(db: sqlite3.Connection, b: _Build) -> None:
                     # (never pressed, or after the end) the visit is flagged "no arrival recorded"
                     if arrived is not None and called <= arrived <= ended:
                         a.svc_arrived.append(ended - arrived)
+                        a.inferred_arrived += 1 if inferred else 0
                     else:
                         a.no_arrival += 1
             if rating and 1 <= rating <= b.scale:

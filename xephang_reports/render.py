@@ -72,10 +72,10 @@ TEXT: dict[str, tuple[str, str]] = {
                   "was made); Outside hours: the counter working before opening or after closing time; Serving: "
                   "call to finish; Paused: Pause presses; Idle: the rest from its first call or pause to its last "
                   "end; Closed: the remainder, before the counter opened or after it stopped."),
-    "inferred_note": ("* {n} lượt phục vụ kết thúc suy ra (cán bộ bấm Gọi tiếp hoặc Tạm dừng mà không bấm Xong): "
-                      "thời gian phục vụ tính đến lần bấm đó.",
-                      "* {n} services ended by inference (Next or Pause pressed without Finish): their service time "
-                      "runs to that press."),
+    "inferred_note": ("* {n} lượt phục vụ kết thúc suy ra (cán bộ bấm Gọi số tiếp theo hoặc Tạm dừng mà không bấm "
+                      "Hoàn thành): thời gian phục vụ tính đến lần bấm đó.",
+                      "* {n} services ended by inference (Call next or Pause pressed without Finish): their service "
+                      "time runs to that press."),
     "reset_note": ("‡ {n} lượt phục vụ còn mở khi qua ngày: tính là đã phục vụ, không tính vào thời gian phục vụ.",
                    "‡ {n} services were still open at the daily reset: counted as served, left out of service times."),
     "jump_note": ("† {n} thời gian chờ/phục vụ thuộc phiếu có đồng hồ bị nhảy (mất điện, chưa có giờ mạng): có thể sai.",
@@ -171,7 +171,7 @@ class Column:
     en: str
     value: Callable[[dict[str, Any]], Any]
     kind: str = "int"  # int | min | share
-    mark: str = ""  # '' | 'wait' | 'service': which flags put a marker on it
+    mark: str = ""  # '' | 'wait' | 'service' | 'arrival': which flags put a marker on it
 
     def heading(self, lang: str) -> str:
         return self.en if lang == "en" else self.vi
@@ -214,9 +214,9 @@ TIME_COLUMNS = (
     Column("walk_mean", "Đi đến quầy TB", "Walk avg", lambda r: _minutes(r.get("walk") or {}, "mean"), "min"),
     Column("walk_p90", "Đi đến quầy P90", "Walk P90", lambda r: _minutes(r.get("walk") or {}, "p90"), "min"),
     Column("arrived_service_mean", "Phục vụ từ lúc đến TB", "Service from arrival avg",
-           lambda r: _minutes(r.get("service_from_arrival") or {}, "mean"), "min", "service"),
+           lambda r: _minutes(r.get("service_from_arrival") or {}, "mean"), "min", "arrival"),
     Column("arrived_service_p50", "Phục vụ từ lúc đến trung vị", "Service from arrival median",
-           lambda r: _minutes(r.get("service_from_arrival") or {}, "p50"), "min", "service"),
+           lambda r: _minutes(r.get("service_from_arrival") or {}, "p50"), "min", "arrival"),
 )
 ALL_COLUMNS = COUNT_COLUMNS + TIME_COLUMNS
 # the figures of the "citizen arrived" press: a centre whose boxes and pages never send it has none
@@ -242,6 +242,10 @@ def _marks(row: dict[str, Any], col: Column) -> str:
     if col.mark == "service":
         m += "*" if f.get("inferred", 0) - f.get("closed_by_reset", 0) > 0 else ""
         m += "‡" if f.get("closed_by_reset") else ""
+        m += "†" if f.get("service_clock_jump") else ""
+    elif col.mark == "arrival":  # timed from the arrival: only the inferred finishes of such visits (a
+        # total was starred for two inferred finishes in a service whose visits recorded no arrival)
+        m += "*" if f.get("inferred_arrived", f.get("inferred", 0)) > 0 else ""
         m += "†" if f.get("service_clock_jump") else ""
     elif col.mark == "wait":
         m += "†" if f.get("wait_clock_jump") else ""

@@ -136,3 +136,34 @@ def test_a_centre_that_never_records_arrivals_reads_no_empty_arrival_columns(tmp
     shown = {**_centre_day(tmp_path / "b", site, arrived=True), "lang": lang}  # one press: every column
     text = h.unescape(render.render_table(shown))
     assert all(g in text for g in gone) and render.tr("arrival_note", lang) in text and note not in text
+
+
+def test_the_arrival_timed_figures_are_starred_only_for_their_own_inferred_finishes(tmp_path, site):
+    """The star (an inferred finish: Next or Pause without Finish) was put on "service from arrival"
+    whenever the row had any inferred finish, also when none of them had an arrival, so none was in
+    that figure (a newcomer's walk: the total starred, its only row behind it not)."""
+    from xephang_reports import render
+
+    c = open_centre(site, tmp_path / "ledger.sqlite")
+    c.issue("ho-tich", 0)
+    c.issue("ho-tich", 1)
+    c.do("call_next", 1, minute=5)
+    c.do("arrived", 1, minute=6)
+    c.do("finish", 1, minute=12)  # timed from its arrival, finished by Finish
+    c.do("call_next", 1, minute=13)
+    c.do("call_next", 1, minute=17)  # the second ends inferred (queue empty), no arrival recorded
+    rep = build_report(c.ledger.db, site, period="2026-11-23", now=at(30))
+    cols = {col.key: col for col in render.ALL_COLUMNS}
+    t = rep["totals"]
+    assert t["flags"]["inferred"] == 1 and t["flags"]["inferred_arrived"] == 0
+    assert render.cell_text(t, cols["service_mean"], "vi").endswith("*")  # call → end: it holds the inferred one
+    assert not render.cell_text(t, cols["arrived_service_mean"], "vi").endswith("*")
+    c.do("call_next", 1, minute=20)  # nobody: nothing changes
+    c.issue("ho-tich", 21)
+    c.do("call_next", 1, minute=22)
+    c.do("arrived", 1, minute=23)
+    c.do("pause", 1, "họp", minute=25)  # arrived, then ended by a pause: now it is in the figure
+    rep = build_report(c.ledger.db, site, period="2026-11-23", now=at(30))
+    assert rep["totals"]["flags"]["inferred_arrived"] == 1
+    assert render.cell_text(rep["totals"], cols["arrived_service_mean"], "vi").endswith("*")
+    assert reconcile(rep) == []

@@ -43,7 +43,8 @@ def test_day_totals_count_every_ticket_once(story_ledger, site):
     assert (t["rated"], t["satisfaction"]) == (2, 0.5)
     # H was still open when the hub next heard a command 7 hours later (F at 23:50): a quiet evening,
     # not a clock jump (the hub tells jumps by its monotonic clock), so nothing is flagged for it
-    assert t["flags"] == {"inferred": 3, "closed_by_reset": 1, "wait_clock_jump": 0, "service_clock_jump": 0}
+    assert t["flags"] == {"inferred": 3, "closed_by_reset": 1, "wait_clock_jump": 0, "service_clock_jump": 0,
+                          "inferred_arrived": 0}
 
 
 def test_by_service_issue_goes_to_chosen_service_service_to_where_served(story_ledger, site):
@@ -59,7 +60,8 @@ def test_by_service_issue_goes_to_chosen_service_service_to_where_served(story_l
     assert (dd["issued"], dd["served"], dd["transferred"]) == (2, 1, 1)
     assert dd["wait"]["n"] == 2 and dd["wait"]["mean"] == 5 * MIN
     assert dd["service_time"]["n"] == 0 and dd["service_time"]["mean"] is None
-    assert dd["flags"] == {"inferred": 1, "closed_by_reset": 1, "wait_clock_jump": 0, "service_clock_jump": 0}
+    assert dd["flags"] == {"inferred": 1, "closed_by_reset": 1, "wait_clock_jump": 0, "service_clock_jump": 0,
+                          "inferred_arrived": 0}
     ct = row(r, "chung-thuc")  # D no-show twice (requeued once) = one no-show; F across midnight
     assert (ct["issued"], ct["served"], ct["no_shows"]) == (2, 1, 1)
     assert ct["wait"] == {"n": 2, "mean": 12.5 * MIN, "p50": 12.5 * MIN, "p90": 1110.0}
@@ -129,7 +131,8 @@ def test_daily_reset_and_clock_jump_over_two_days(story_ledger, site):
     # J was called 10 minutes "before" it was issued: that wait is left out and flagged
     assert d2["wait"] == {"n": 1, "mean": 2 * MIN, "p50": 2 * MIN, "p90": 2 * MIN}
     assert d2["service_time"] == {"n": 2, "mean": 4.5 * MIN, "p50": 4.5 * MIN, "p90": 4.9 * MIN}
-    assert d2["flags"] == {"inferred": 0, "closed_by_reset": 0, "wait_clock_jump": 1, "service_clock_jump": 1}
+    assert d2["flags"] == {"inferred": 0, "closed_by_reset": 0, "wait_clock_jump": 1, "service_clock_jump": 1,
+                          "inferred_arrived": 0}
     assert (d2["ratings"]["1"], d2["satisfaction"]) == (1, 0.0)
     assert r["totals"]["issued"] == 10 and r["open_days"] == 2
     assert r["busiest_hours"][0]["per_day"] == 3.0  # hour 8: 5 on day 1, 1 on day 2
