@@ -458,7 +458,7 @@ class WebApp:
         title = f"{pages.t('your_number', lang)} {display}"
         return self.html(pages.ticket_page(frag, lang=lang, path=request.url.path, stream=f"{request.url.path}/events?lang={lang}",
                                            wifi=self.settings.web.wifi_name, guide=guide, title=title,
-                                           hb=self.settings.web.sse_heartbeat_s))
+                                           hb=self.settings.web.sse_heartbeat_s, state=v.state))
 
     async def ticket_events(self, request: Request) -> Response:
         ok = self._ticket_ok(request)

@@ -188,13 +188,17 @@ def ticket_fragment(v: TicketView, site: Site, snap: Snapshot, lang: str, day: s
     return f'<div class="ticket st-{e(st)}" data-state="{e(st)}">{"".join(parts)}</div>'
 
 
+FINAL_STATES = ("done", "no-show", "voided", "expired", "old")  # no call to come: no sound to turn on
+
+
 def ticket_page(frag: str, *, lang: str, path: str, stream: str, wifi: str, guide: str | None, title: str,
-                hb: float = 15) -> str:
+                hb: float = 15, state: str = "") -> str:
     extra = f'<p class="wifi">{e(t("wifi", lang, w=wifi))}</p>' if wifi else ""
+    hidden = " hidden" if state in FINAL_STATES else ""  # the page's script hides it when the state ends so
     link = f'<p><a href="{e(guide)}" rel="noreferrer">{e(t("guides", lang))}</a></p>' if guide else ""
     body = (f'<section id="live" data-stream="{e(stream)}" data-kind="ticket" data-hb="{hb:g}">{frag}</section>'
             f'<p class="conn" id="conn" data-live="{e(t("live", lang))}" data-off="{e(t("offline", lang))}"></p>'
-            f'<button id="sound" type="button" data-on="{e(t("sound_on", lang))}">{e(t("sound", lang))}</button>'
+            f'<button id="sound" type="button" data-on="{e(t("sound_on", lang))}"{hidden}>{e(t("sound", lang))}</button>'
             f'{link}<p><a href="/hall">{e(t("hall", lang))}</a></p>{extra}')
     return page(title, body, lang=lang, path=path)
 

@@ -268,8 +268,13 @@ def test_transfer_and_no_show_change_the_page_and_the_hall_follows(centre, brows
     _wait_dom(browser, ".ticket", lambda s: "Số người chờ trước bạn" in s, 2, "back in the queue once")
     centre.call(2)
     _wait_dom(browser, ".banner.call", lambda s: "quầy 2" in s.lower(), 2, "called again")
+    assert browser.find_element("id", "sound").is_displayed()  # a call may still come
     assert centre.ask(NoShow(request_id=new_request_id(), source="tech", counter=2)).status == "ok"
     _wait_dom(browser, ".banner.warn", lambda s: "vắng mặt" in s, 2, "no-show")
+    # no call will come: no "sound an alert when called" (it stayed, a newcomer's walk), live or reloaded
+    wait_for(lambda: not browser.find_element("id", "sound").is_displayed(), 5, "the sound button hidden")
+    browser.get(centre.ticket_url(t))
+    assert not browser.find_element("id", "sound").is_displayed()
 
     # the hall page on a phone follows the calls live
     browser.get(centre.base + "/hall")
