@@ -275,6 +275,7 @@ class DemoOptions:
     load: float = 1.0
     headless: bool = False
     speaker: str = "auto"  # auto: the sound card when the machine lists one; card: try it anyway; wav: never
+    keep: bool = False  # after the day: the report, then the centre stays up until Ctrl-C (pages, console, tools)
 
 
 class Demo:
@@ -492,6 +493,7 @@ class Demo:
         clock = ScaledClock(origin, time.time() + 3.0, o.speed)
         self.clock = clock
         code = 0
+        reported = False
         try:
             self._start_broker(self.site)
             broker = self._running_broker()
@@ -523,13 +525,23 @@ class Demo:
             if self.stop.is_set():
                 self.say("\nĐã dừng theo yêu cầu / stopped on request")
                 code = 130
+            elif o.keep:  # the report of the day (the ledger is read as the hub writes), then the centre stays
+                self.summary["wall_s"] = round(time.monotonic() - t_wall, 2)
+                self._report()
+                reported = True
+                web = f" — {self.web.base}/head, {self.web.base}/counter" if self.web is not None else ""
+                self.say(f"\nTrung tâm vẫn chạy / the centre keeps running{web}; các cán bộ mô phỏng đã nghỉ / the "
+                         "simulated officers have stopped. Ctrl-C để dừng / to stop.")
+                while not self.stop.wait(0.5):  # a signal handler runs between waits
+                    pass
+                self.say("Đã dừng / stopped")
         except (DemoError, BrokerError, ToolError) as exc:
             self.say(f"lỗi / error: {exc}")
             code = 1
         finally:
             self._shutdown()
-        self.summary["wall_s"] = round(time.monotonic() - t_wall, 2)
-        if code in (0, 130) and (self.out / "state" / "hub" / "ledger.sqlite").exists():
+        self.summary.setdefault("wall_s", round(time.monotonic() - t_wall, 2))
+        if code in (0, 130) and not reported and (self.out / "state" / "hub" / "ledger.sqlite").exists():
             self._report()
         self._write_summary()
         return code
@@ -835,6 +847,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--speaker", choices=("auto", "card", "wav"), default="auto",
                    help="announcements on the sound card (card: try it even when none is listed) or as WAV files; "
                         "a card that fails falls back to WAVs (default auto)")
+    p.add_argument("--keep", action="store_true",
+                   help="after the simulated day and its report, keep the centre running (web pages, the officer's "
+                        "console, the tools) until Ctrl-C")
     p.set_defaults(func=run_demo)
 
 
@@ -845,7 +860,7 @@ def run_demo(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(logging.WARNING)  # the live line is the output; daemons log to files
     opts = DemoOptions(out=args.out or default_out_dir(), site_file=args.site_file, speed=args.speed,
                        minutes=args.minutes, start=args.start, seed=args.seed, lang=args.lang, verbose=args.verbose,
-                       load=args.load, headless=args.headless, speaker=args.speaker)
+                       load=args.load, headless=args.headless, speaker=args.speaker, keep=args.keep)
     demo = Demo(opts)
     with _stop_on_signals(demo.stop):
         return demo.run()

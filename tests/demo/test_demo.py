@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -179,13 +181,33 @@ def test_ctrl_c_stops_every_process_and_another_demo_starts_at_once(tmp_path, sh
     # the second one believes there is a desktop (DISPLAY set, but no X server answers) and a sound
     # card (--speaker card, but SDL cannot open any): the board exits at start, the speaker stays up
     # with its audio-missing alert; both go on simulated hardware, so frames and WAVs are written
+    # … and with --keep its centre stays up after the day and its report, until Ctrl-C (a newcomer could
+    # not compare the final web report with the printed one: everything stopped as the report printed)
     env = {**os.environ, "DISPLAY": ":99", "SDL_AUDIODRIVER": "no-such-driver"}
-    second = subprocess.run(demo_cmd(tmp_path / "second", "--start", "09:00", "--minutes", "6", "--speaker", "card"),
-                            capture_output=True, text=True, timeout=60, env=env)
-    assert second.returncode == 0, second.stdout[-2000:]
-    assert "display-hall: không mở được màn hình" in second.stdout
-    assert "announcer-hall: không mở được màn hình/loa thật / no real screen or speaker (alert audio-missing)" \
-        in second.stdout
+    p = subprocess.Popen(demo_cmd(tmp_path / "second", "--start", "09:00", "--minutes", "6", "--speaker", "card",
+                                  "--keep"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    said: list[str] = []
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:
+            said.append(line)
+            if "the centre keeps running" in line:
+                break
+        base = re.search(r"(http://127\.0\.0\.1:\d+)/head", "".join(said))
+        assert base and "Tổng cộng" in "".join(said), "".join(said)[-2000:]  # the report came first
+        with urllib.request.urlopen(base[1] + "/hall", timeout=10) as r:  # the pages still answer
+            assert r.status == 200
+        assert p.poll() is None
+        p.send_signal(signal.SIGINT)
+        rest, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    out = "".join(said) + rest
+    assert p.returncode == 0, out[-2000:]
+    assert out.count("báo cáo này lại / this report again") == 1  # one report, not a second one at the stop
+    assert "display-hall: không mở được màn hình" in out
+    assert "announcer-hall: không mở được màn hình/loa thật / no real screen or speaker (alert audio-missing)" in out
     s = json.loads((tmp_path / "second" / "summary.json").read_text())
     assert s["live"] == [] and not s["skipped"] and s["files"]["frames"] > 0 and s["files"]["wavs"] > 0
     assert_no_strays(tmp_path / "second")
