@@ -800,7 +800,8 @@ class WebApp:
             log.info("roster change by %s refused (%s): %s", s.username, code, lines[:3])
             return await self.roster_page(request, errors=[head, *[x for x in lines if x]], status=409)
         log.info("roster change by %s applied: site rev %s", s.username, reply.rev)
-        note = self.note(s, roster.tr("applied", lang, rev=reply.rev))
+        note = self.note(s, " ".join([roster.tr("applied", lang, rev=reply.rev),
+                                      *roster.seating_notes(counters, self.site, lang)]))
         return RedirectResponse("/head/roster?" + urlencode({"note": note}), status_code=303)
 
     # ------------------------------------------------------------------ the centre's own voice

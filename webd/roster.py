@@ -37,6 +37,8 @@ T: dict[str, tuple[str, str]] = {
     "bad_form": ("Biểu mẫu không hợp lệ, vui lòng tải lại trang.", "The form is not valid, please reload the page."),
     "no_services": ("Quầy {n}: cần ít nhất một lĩnh vực.", "Counter {n}: at least one service is needed."),
     "unknown": ("Quầy {n}: lựa chọn không có trong danh sách.", "Counter {n}: a choice that is not in the list."),
+    "unseated": ("Lưu ý: {who} không ngồi quầy nào.", "Note: {who} sits at no counter."),
+    "twice": ("Lưu ý: {who} ngồi {n} quầy ({where}).", "Note: {who} sits at {n} counters ({where})."),
 }
 
 
@@ -103,3 +105,23 @@ def read_form(form: dict[str, str], site: Site, lang: str) -> tuple[list[dict[st
         # the name comes from [[officers]]: a free-text name left on the counter would hide it
         counters.append({"number": c.number, "officer_id": oid or None, "officer": "", "services": chosen})
     return counters, errors
+
+
+def seating_notes(counters: list[dict[str, object]], site: Site, lang: str) -> list[str]:
+    """What the head may not have meant, said after "applied": an officer seated nowhere (moving Lan
+    to counter 2 left Hùng without a counter, and his console said "not seated"), or at two counters
+    at once (allowed: one console for both). Nothing is refused for it."""
+    where: dict[str, list[int]] = {}
+    for c in counters:
+        oid = c.get("officer_id")
+        if isinstance(oid, str) and oid:
+            where.setdefault(oid, []).append(int(c["number"]))  # type: ignore[call-overload]
+    notes = []
+    for o in site.officers:
+        seats = where.get(o.id, [])
+        if not seats:
+            notes.append(tr("unseated", lang, who=o.name))
+        elif len(seats) > 1:
+            names = ", ".join(site.counter(n).label(lang) for n in seats)
+            notes.append(tr("twice", lang, who=o.name, n=len(seats), where=names))
+    return notes
