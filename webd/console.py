@@ -48,6 +48,8 @@ T: dict[str, tuple[str, str]] = {
     "transfer": ("Chuyển lĩnh vực", "Transfer"),
     "to_service": ("Chuyển sang", "To"),
     "reason": ("Lý do", "Reason"),
+    "reason_first": ("Hãy ghi lý do gọi số này trước thứ tự (ví dụ: Người cao tuổi).",
+                     "Write why this number is called out of order first (e.g. Elderly citizen)."),
     "call_this": ("Gọi số này", "Call this number"),
     "waiting_list": ("Danh sách chờ", "Waiting"),
     "number": ("Số", "Number"),
@@ -263,6 +265,7 @@ def _waiting_row(n: int, csrf: str, tk: LiveTicket, lang: str, tz: ZoneInfo, now
     call = _form(n, csrf, "call-ticket", tr("call_this", lang), cls="call-this", inner=(
         f'<input type="hidden" name="ticket_id" value="{tk.id}">'
         f'<input name="reason" maxlength="80" required list="call-reasons" placeholder="{e(tr("reason", lang))}" '
+        f'data-missing="{e(tr("reason_first", lang))}" '
         f'aria-label="{e(tr("reason", lang))}">'))
     prio = e(tk.priority_group or "✓") if tk.priority else ""
     return (f'<tr data-ticket="{tk.id}"><td class="big">{e(tk.display)}</td><td>{_hm(tk.issued_at, tz)}</td>'

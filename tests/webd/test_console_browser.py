@@ -111,6 +111,14 @@ def test_an_officer_calls_from_the_browser_and_the_board_speaker_and_box_agree(c
             # call the land ticket out of order, with a reason typed in
             row = f'tr[data-ticket="{b["id"]}"]'
             wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, row), 10, "B listed")
+            # without a reason the browser stops the click, in the page's words (its own were in the
+            # browser's language: "Please fill out this field.")
+            before = text_of(browser, "#act-msg")
+            browser.find_element(By.CSS_SELECTOR, f"{row} button").click()
+            field = browser.find_element(By.CSS_SELECTOR, f"{row} input[name=reason]")
+            assert field.get_property("validationMessage") == \
+                "Hãy ghi lý do gọi số này trước thứ tự (ví dụ: Người cao tuổi)."
+            assert text_of(browser, "#act-msg") == before  # nothing was sent
             browser.find_element(By.CSS_SELECTOR, f"{row} input[name=reason]").send_keys("Người cao tuổi")
             browser.find_element(By.CSS_SELECTOR, f"{row} button").click()
             wait_for(lambda: text_of(browser, "#act-msg") == f"Đã gọi số {b['display']}.", 10, "called out of order")

@@ -118,6 +118,16 @@
         throw err;
       });
   }
+  // the browser's own "Please fill out this field" is in the browser's language: the page's words instead
+  live.addEventListener("invalid", function (ev) {
+    var f = ev.target;
+    if (f.getAttribute && f.getAttribute("data-missing") && f.validity.valueMissing) {
+      f.setCustomValidity(f.getAttribute("data-missing"));
+    }
+  }, true);
+  live.addEventListener("input", function (ev) {
+    if (ev.target.setCustomValidity) ev.target.setCustomValidity("");
+  });
   live.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.classList || !form.classList.contains("act")) return;
