@@ -263,6 +263,8 @@ class Throttle:
         now = self.clock()
         for k in keys:
             pending = self._pending.get(k, 0)
+            if not pending:  # nothing in flight: as before, one check after a lockout ends
+                continue
             fails = sum(1 for t, _ in self._fails.get(k, ()) if now - t < self.window_s)
             wins = sum(1 for t, _ in self._wins.get(k, ()) if now - t < self.window_s)
             if fails + pending >= self.max_failures or wins + pending >= self.max_successes:

@@ -167,8 +167,8 @@ def catalogue_cmd(args: argparse.Namespace) -> int:
     from webd.catalogue import load_catalogue
     from xephang.settings import SettingsError
 
-    site = _site(args)
     try:
+        site = _site(args)
         cat = load_catalogue(Path(args.file), site)
     except SettingsError as exc:
         print(exc, file=sys.stderr)

@@ -53,3 +53,6 @@ def test_a_multipart_body_of_too_many_parts_is_refused_before_it_is_parsed() -> 
     many = form + part("x", b"") * (MAX_PARTS - 2) + b"--bb--\r\n"
     assert multipart_file(many, "multipart/form-data; boundary=bb", "audio") == ({}, None)
     assert multipart_file(form, "multipart/form-data", "audio") == ({}, None)  # no boundary
+    nested = form + b'--bb\r\nContent-Type: Multipart/Mixed; boundary=in\r\n\r\n' + b"--in\r\n\r\n\r\n" * 1000 + \
+        b"--in--\r\n--bb--\r\n"  # one outer part holding a thousand: refused too
+    assert multipart_file(nested, "multipart/form-data; boundary=bb", "audio") == ({}, None)

@@ -117,8 +117,14 @@ def test_throttle_locks_an_address_and_a_name_then_lets_go():
     assert not th.locked("ip:1", "user:a")
     th.failed("ip:1", "user:a")
     assert th.locked("ip:2", "user:a") > 0  # another address, the same name: locked
+    assert th.begin("ip:1", "user:a") > 0
     now[0] += 301
     assert not th.locked("ip:1", "user:a")
+    # the lockout is over: one check is let in (the login path asks begin, not locked), not two
+    assert th.begin("ip:1", "user:a") == 0.0 and th.begin("ip:1", "user:a") == 60.0
+    th.failed("ip:1", "user:a")
+    th.end("ip:1", "user:a")
+    assert th.locked("ip:1", "user:a") > 0  # and a wrong one locks it again
 
 
 def test_throttle_counts_good_logins_too_so_one_password_cannot_hog_the_checks():
@@ -255,6 +261,10 @@ def test_a_service_without_procedures_says_so_and_the_catalogue_check_warns(site
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "OK:" in r.stdout
     assert f"({empty[0]}) chưa có thủ tục nào" in r.stdout and "its poster's QR opens an empty guide" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "xephang_ops.cli", "web", "catalogue",
+                        str(REPO / "config" / "catalogue.example.toml"), "--site-file", str(tmp_path / "none.toml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr  # one line, as before
 
 
 def test_the_dispenser_signs_the_live_link_and_prints_no_qr_without_the_secret(site):
