@@ -195,6 +195,9 @@ class QueueEngine:
         self.last_calls: list[dict[str, Any]] = []
         self.last_called: dict[str, str] = {}  # service -> number shown as last called today
         self.next_ticket_id = 1
+        # when the ledger began (hubd.ledger: its numbering base), None when not known: a dispenser's
+        # numbers seen are taken only on the service day a ledger began on (seen_floor)
+        self.ledger_started: float | None = None
         self.next_visit_id = 1
         self.next_pause_id = 1
         self.last_now = 0.0
@@ -441,23 +444,23 @@ class QueueEngine:
             del self.pauses[pid]
 
     def seen_floor(self, service: str, last: int, seen: int, by: str | None) -> int:
-        """The last number to go on from, given the ``seen`` of a dispenser: higher than the ledger's
-        only when the ledger lost numbers the hall printed today. Up to the middle of the band: a
-        dispenser's password cannot spend a service's numbers for the day by claiming a high one
-        (past the middle, numbers may repeat, as before: said in the log)."""
+        """The last number to go on from, given the ``seen`` of a dispenser, on a ledger that began
+        today (a new card: the morning's numbers are on the citizens' tickets, not in it). Up to the
+        middle of the band: a dispenser's password cannot spend a service's numbers for the day by
+        claiming a high one (past the middle, numbers may repeat, as before: said in the log)."""
         lo, hi = self.services[service].band
         if seen <= last or seen < lo:
             return last
         cap = lo - 1 + (hi - lo + 1) // 2
-        floor = min(seen, cap)
-        if floor < seen:
-            log.error("%s says %s of %s was printed today, past the middle of its band: numbers go on from %s, "
-                      "so %s–%s may be printed twice", by or "a dispenser", seen, service, floor + 1, floor + 1, seen)
-        if floor > last:
-            log.warning("%s printed up to %s of %s today, the ledger only to %s (a new or restored ledger): "
-                        "numbers go on from %s", by or "a dispenser", seen, service, last if last >= lo else "none",
-                        floor + 1)
-        return max(last, floor)
+        new = max(last, min(seen, cap))
+        if new == last:
+            return last
+        log.warning("%s printed up to %s of %s today, the ledger (new today) only to %s: numbers go on from %s",
+                    by or "a dispenser", seen, service, last if last >= lo else "none", new + 1)
+        if seen > new:
+            log.error("%s: %s is past the middle of the band: %s–%s may be printed twice today", service, seen,
+                      new + 1, seen)
+        return new
 
     # ------------------------------------------------------------------ commands
     def issue(self, service: str, priority_group: str | None, now: float, *, issued_by: str | None = None,
@@ -465,7 +468,7 @@ class QueueEngine:
         """A new number of ``service``; ``issued_by``: the dispenser that asked (it alone may void it).
 
         ``seen``: (day, number), the highest number of the service the dispenser printed or saw that
-        day. A ledger that does not have it (a new card, a restored copy) goes on after it rather than
+        day. A ledger begun that day (a new card) goes on after it rather than
         give a number a citizen already holds (``seen_floor``)."""
         out = Outcome()
         if service not in self.services:
@@ -476,7 +479,8 @@ class QueueEngine:
         lo, hi = svc.band
         key = (self.service_day(now), service)  # the day this ticket belongs to, after any roll
         last = self.sequences.get(key, lo - 1)
-        if seen is not None and seen[0] == key[0]:
+        if seen is not None and seen[0] == key[0] and self.ledger_started is not None \
+                and self.service_day(self.ledger_started) == key[0]:  # a new ledger, today: it lost the morning
             last = self.seen_floor(service, last, seen[1], issued_by)
         if last >= hi:
             raise CommandError("band-exhausted", f"all numbers {lo}–{hi} of {service} are used today")

@@ -241,6 +241,8 @@ class Ledger:
                 self.set_meta_now("numbering_base", base)
             engine.rev = max(engine.rev, base)
             engine.next_ticket_id = max(engine.next_ticket_id, base + 1)
+        started = self.get_meta("numbering_base")  # when this ledger began (none: before the rule)
+        engine.ledger_started = float(started) if isinstance(started, int | float) else None
         engine.next_ticket_id = max(engine.next_ticket_id, (maxes[0] or 0) + 1)
         engine.next_visit_id = max(engine.next_visit_id, (maxes[1] or 0) + 1)
         engine.next_pause_id = max(engine.next_pause_id, (maxes[2] or 0) + 1)

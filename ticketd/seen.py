@@ -60,9 +60,10 @@ class SeenNumbers:
         return (self.day, n) if self.day and n is not None else None
 
     def note(self, day: str, numbers: dict[str, int]) -> bool:
-        """Numbers printed on ``day`` (the hub's service day); True when the record changed. A later
-        day starts a new record; an earlier one (a late message of yesterday's) changes nothing."""
-        if not _DAY.match(day) or day < self.day:
+        """Numbers printed on ``day`` (the hub's service day); True when the record changed. Another
+        day starts a new record, an earlier one too: a hub whose clock once ran a day ahead would
+        otherwise have switched the record off until that date came."""
+        if not _DAY.match(day):
             return False
         changed = day != self.day
         if changed:

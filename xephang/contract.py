@@ -405,7 +405,7 @@ class IssueTicket(Request):
     seen_number: int | None = Field(default=None, ge=0, le=9999,
                                     description="the highest number of `service` the dispenser printed or saw on the "
                                     "hall state on `seen_day` (its own record, kept on its card): a hub whose ledger "
-                                    "does not have them (a new card, a restored copy) goes on after it, up to the "
+                                    "does not have them (begun that day: a new card) goes on after it, up to the "
                                     "middle of the band, instead of giving those numbers a second time")
 
 

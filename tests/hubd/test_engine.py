@@ -40,22 +40,29 @@ def test_numbers_follow_each_service_band(site):
 
 
 def test_a_dispensers_seen_number_raises_a_ledger_that_lost_todays_numbers_and_nothing_else(site, caplog):
-    """``seen`` (IssueTicket.seen_day/seen_number): a ledger without today's numbers (a new card, a
-    restored copy) goes on after the highest one the hall printed. Another day's, a lower one and one
-    below the band change nothing; a dispenser's password claiming a high one moves the numbers no
+    """``seen`` (IssueTicket.seen_day/seen_number): a ledger begun today (a new card) goes on after
+    the highest number the hall printed. Another day's, a lower one and one below the band change nothing; a dispenser's password claiming a high one moves the numbers no
     further than the middle of the band (1001–1999: 1499), which it says in the log."""
     e = make(site)
     day = "2026-11-23"
+    e.ledger_started = T0 - 86400  # a ledger of yesterday has today's numbers: a seen one changes nothing
+    assert e.issue("ho-tich", None, T0, seen=(day, 1044)).data["ticket"]["number"] == 1001
+    e = make(site)
+    assert e.issue("ho-tich", None, T0, seen=(day, 1044)).data["ticket"]["number"] == 1001  # nor one of unknown age
+    e = make(site)
+    e.ledger_started = T0 - 600  # a new card, ten minutes ago
     assert e.issue("ho-tich", None, T0, seen=(day, 1044)).data["ticket"]["number"] == 1045
-    assert "dispenser printed up to 1044 of ho-tich today, the ledger only to none" in caplog.text
+    assert "dispenser printed up to 1044 of ho-tich today, the ledger (new today) only to none" in caplog.text
     assert e.issue("ho-tich", None, T0 + 1, seen=(day, 1044)).data["ticket"]["number"] == 1046  # as it should be
     assert e.issue("ho-tich", None, T0 + 2, seen=(day, 1003)).data["ticket"]["number"] == 1047
     assert e.issue("ho-tich", None, T0 + 3, seen=("2026-11-20", 1900)).data["ticket"]["number"] == 1048
     assert e.issue("dat-dai", None, T0 + 4, seen=(day, 7)).data["ticket"]["number"] == 2001  # below its band
     caplog.clear()
     assert e.issue("dat-dai", None, T0 + 5, seen=(day, 9999), issued_by="dispenser-1").data["ticket"]["number"] == 2500
-    assert "dispenser-1 says 9999 of dat-dai was printed today, past the middle of its band" in caplog.text
+    assert "dat-dai: 9999 is past the middle of the band: 2500–9999 may be printed twice today" in caplog.text
+    caplog.clear()
     assert e.issue("dat-dai", None, T0 + 6, seen=(day, 9999)).data["ticket"]["number"] == 2501  # once: no further
+    assert caplog.text == ""  # and said once
     assert e.sequences[(day, "ho-tich")] == 1048 and e.sequences[(day, "dat-dai")] == 2501
 
 
