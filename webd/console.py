@@ -87,7 +87,7 @@ T: dict[str, tuple[str, str]] = {
     "ok_transfer": ("Đã chuyển số {d} sang {s}.", "{d} transferred to {s}."),
     "ok_pause": ("Quầy đã tạm dừng.", "The counter is paused."),
     "ok_resume": ("Quầy đã mở lại.", "The counter is open again."),
-    "ok_finished_too": ("Số {d} đang phục vụ được tính là đã xong (không bấm Hoàn thành).",
+    "ok_finished_too": ("Số {d} đang phục vụ đã được tính là xong vì chưa bấm Hoàn thành.",
                         "{d}, being served, counts as finished (Finish was not pressed)."),
     "pause_while_serving": ("Tạm dừng khi đang phục vụ sẽ tính công dân này là đã xong.",
                             "Pausing now counts the citizen being served as finished."),

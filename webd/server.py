@@ -229,7 +229,7 @@ def pace_accept_errors(loop: asyncio.AbstractEventLoop, clock: Any = time.monoto
             return
         exc = context.get("exception")
         log.error("%s (%s): new connections wait until files are free%s", ACCEPT_ERROR, exc,
-                  f" [{said['held']} more like this in the last {ACCEPT_ERROR_EVERY_S:.0f} s]" if said["held"] else "")
+                  f" [{said['held']} more like this since the last line]" if said["held"] else "")
         said["at"], said["held"] = now, 0
 
     loop.set_exception_handler(handler)

@@ -24,6 +24,7 @@ import importlib.util
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -695,8 +696,9 @@ class Demo:
         self.say(f"  sổ cái / ledger: {ledger}\n  nhật ký / logs: {self.out / 'logs'}")
         at = datetime.fromtimestamp(float(self.summary.get("sim_end") or self.clock.now()), VN_TZ)
         # the day ran on the demo's sped-up clock: the same report needs its end, not the real clock
-        self.say(f"  báo cáo này lại / this report again: xephang report --ledger {ledger} --site-file "
-                 f"{self.opts.site_file.resolve()} --now '{at:%Y-%m-%d %H:%M:%S.%f}'")
+        cmd = ["xephang", "report", "--ledger", str(ledger), "--site-file", str(self.opts.site_file.resolve()),
+               "--now", f"{at:%Y-%m-%d %H:%M:%S.%f}", "--lang", self.opts.lang]
+        self.say(f"  báo cáo này lại / this report again: {shlex.join(cmd)}")
         self.say(f"  thời gian thực / wall time: {self.summary['wall_s']:.1f} s")
 
     def _write_summary(self) -> None:

@@ -292,7 +292,7 @@ def render_protocol() -> str:
         "no-show": "`ticket`, `requeued`",
         "finish": "`ticket`, `rating_window_s`",
         "transfer": "`ticket`, `from_service`",
-        "pause": "`counter`, `state`",
+        "pause": "`counter`, `state`, `finished` (the ticket the pause ended, inferred, or null)",
         "resume": "`counter`, `state`",
         "rate": "`ticket`, `score`",
         "call-ticket": "`ticket`, `out_of_order` (true), `finished` (as call-next), `waiting`; refused: "

@@ -244,7 +244,8 @@ def _marks(row: dict[str, Any], col: Column) -> str:
         m += "‡" if f.get("closed_by_reset") else ""
         m += "†" if f.get("service_clock_jump") else ""
     elif col.mark == "arrival":  # timed from the arrival: only the inferred finishes of such visits (a
-        # total was starred for two inferred finishes in a service whose visits recorded no arrival)
+        # total was starred for two inferred finishes in a service whose visits recorded no arrival);
+        # a clock jump marks it as it marks the service times (the ledger does not say which visits)
         m += "*" if f.get("inferred_arrived", f.get("inferred", 0)) > 0 else ""
         m += "†" if f.get("service_clock_jump") else ""
     elif col.mark == "wait":

@@ -190,13 +190,13 @@ def test_every_answer_names_what_was_done_and_a_pause_that_ends_a_service_says_s
         f"Số {b['display']} vắng mặt: đã đưa về cuối hàng chờ, sẽ được gọi lại sau."
     assert _act(centre, lan, 1, "call-next", csrf)[1]["text"] == f"Đã gọi số {c['display']}."
     assert _act(centre, lan, 1, "pause", csrf, reason="Họp")[1]["text"] == \
-        f"Quầy đã tạm dừng. Số {c['display']} đang phục vụ được tính là đã xong (không bấm Hoàn thành)."
+        f"Quầy đã tạm dừng. Số {c['display']} đang phục vụ đã được tính là xong vì chưa bấm Hoàn thành."
     assert _act(centre, lan, 1, "resume", csrf)[1]["text"] == "Quầy đã mở lại."
     st, ans = _act(centre, lan, 1, "call-next", csrf)
     assert ans["text"] == f"Đã gọi số {b['display']}."  # the one sent back
     st, ans = _act(centre, lan, 1, "call-next", csrf)
-    assert ans["text"] == f"Không còn ai đang chờ. Số {b['display']} đang phục vụ được tính là đã xong (không bấm " \
-        "Hoàn thành)."
+    assert ans["text"] == f"Không còn ai đang chờ. Số {b['display']} đang phục vụ đã được tính là xong vì chưa bấm " \
+        "Hoàn thành."
     en = login(centre.base, "hung", OFFICER_PASSWORD)[0]
     csrf_en = _csrf(http_get(f"{centre.base}/counter/2?lang=en", headers={"Cookie": en})[1].decode())
     st, body, _ = post_form(f"{centre.base}/counter/2/act?lang=en", {"csrf": csrf_en, "action": "pause", "reason": "x",
