@@ -449,7 +449,7 @@ class QueueEngine:
         middle of the band: a dispenser's password cannot spend a service's numbers for the day by
         claiming a high one (past the middle, numbers may repeat, as before: said in the log)."""
         lo, hi = self.services[service].band
-        if seen <= last or seen < lo:
+        if seen <= last or not lo <= seen <= hi:  # outside the band: no dispenser printed it
             return last
         cap = lo - 1 + (hi - lo + 1) // 2
         new = max(last, min(seen, cap))

@@ -325,10 +325,14 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
             self.board.show(job.button, "error")
             self.board.beep("fault")
             return
+        fields = {"request_id": job.request_id, "source": self.node, "service": job.service,
+                  "priority_group": job.priority_group if job.priority else None, "sent_at": self.clock.now()}
         seen = self.seen_numbers.seen(job.service)
-        req = IssueTicket(request_id=job.request_id, source=self.node, service=job.service,
-                          priority_group=job.priority_group if job.priority else None, sent_at=self.clock.now(),
-                          seen_day=seen[0] if seen else None, seen_number=seen[1] if seen else None)
+        try:
+            req = IssueTicket(**fields, seen_day=seen[0] if seen else None, seen_number=seen[1] if seen else None)
+        except ValueError as exc:  # a record the contract refuses must never stop the tickets (a drill: it held
+            log.warning("today's numbers not sent (%s)", str(exc).splitlines()[0])  # every press, unsaid)
+            req = IssueTicket(**fields)
         self._issuing = job
         self.bus.request(req, on_reply=lambda reply: self._on_issued(job, req, reply),
                          timeout_s=self.settings.request_timeout_s, attempts=self.settings.request_attempts)

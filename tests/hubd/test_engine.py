@@ -57,11 +57,12 @@ def test_a_dispensers_seen_number_raises_a_ledger_that_lost_todays_numbers_and_n
     assert e.issue("ho-tich", None, T0 + 2, seen=(day, 1003)).data["ticket"]["number"] == 1047
     assert e.issue("ho-tich", None, T0 + 3, seen=("2026-11-20", 1900)).data["ticket"]["number"] == 1048
     assert e.issue("dat-dai", None, T0 + 4, seen=(day, 7)).data["ticket"]["number"] == 2001  # below its band
+    assert e.issue("dat-dai", None, T0 + 5, seen=(day, 9999)).data["ticket"]["number"] == 2002  # above its band
     caplog.clear()
-    assert e.issue("dat-dai", None, T0 + 5, seen=(day, 9999), issued_by="dispenser-1").data["ticket"]["number"] == 2500
-    assert "dat-dai: 9999 is past the middle of the band: 2500–9999 may be printed twice today" in caplog.text
+    assert e.issue("dat-dai", None, T0 + 5, seen=(day, 2990), issued_by="dispenser-1").data["ticket"]["number"] == 2500
+    assert "dat-dai: 2990 is past the middle of the band: 2500–2990 may be printed twice today" in caplog.text
     caplog.clear()
-    assert e.issue("dat-dai", None, T0 + 6, seen=(day, 9999)).data["ticket"]["number"] == 2501  # once: no further
+    assert e.issue("dat-dai", None, T0 + 6, seen=(day, 2990)).data["ticket"]["number"] == 2501  # once: no further
     assert caplog.text == ""  # and said once
     assert e.sequences[(day, "ho-tich")] == 1048 and e.sequences[(day, "dat-dai")] == 2501
 

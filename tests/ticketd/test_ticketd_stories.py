@@ -572,14 +572,14 @@ def test_a_record_of_another_day_or_one_that_cannot_be_read_changes_no_number(tm
     from ticketd.seen import FILE
 
     (tmp_path / "tk").mkdir()
-    (tmp_path / "tk" / FILE).write_text('{"day": "2026-01-02", "numbers": {"ho-tich": 1400}}')
+    (tmp_path / "tk" / FILE).write_text('{"day": "2026-01-02", "days": {"2026-01-02": {"ho-tich": 1400}}}')
     hall = Hall(tmp_path, fake_broker, site_file, printer)
     try:
         hall.press("ho-tich")
         hall.pump_until(lambda: len(hall.tk.printed_tickets) == 1)
         assert hall.tk.printed_tickets[0].number == 1001  # Friday's numbers are not Monday's
-        assert json.loads((tmp_path / "tk" / FILE).read_text()) == {"day": hall.hub.engine.day,
-                                                                    "numbers": {"ho-tich": 1001}}
+        assert json.loads((tmp_path / "tk" / FILE).read_text()) == {  # Friday's kept apart
+            "day": hall.hub.engine.day, "days": {"2026-01-02": {"ho-tich": 1400}, hall.hub.engine.day: {"ho-tich": 1001}}}
     finally:
         hall.close()
     (tmp_path / "tk" / FILE).write_text("{not json")
@@ -591,3 +591,15 @@ def test_a_record_of_another_day_or_one_that_cannot_be_read_changes_no_number(tm
         assert again.tk.printed_tickets[0].number == 1001  # nothing known: as before
     finally:
         again.close()
+
+
+def test_a_record_the_contract_refuses_never_stops_the_tickets(hall, printer, caplog):
+    """A day ending in a newline passed the record's own check and not the contract's: building the
+    request raised on the owner thread, the press was taken and never ended, and the dispenser
+    printed nothing until restarted, with no alert (a drill). The request now goes without it."""
+    hall.tk.seen_numbers.seen = lambda service: (hall.hub.engine.day + "\n", 1003)
+    hall.press("ho-tich")
+    hall.press("dat-dai")
+    hall.pump_until(lambda: len(printer.jobs) == 2)
+    assert [v.number for v in hall.tk.printed_tickets] == [1001, 2001]
+    assert "today's numbers not sent" in caplog.text
