@@ -41,4 +41,5 @@ def hall_state(e: QueueEngine, now: float) -> HallState:
                      site_name_en=e.site.site.name_en,
                      counters=[counter_state(e, c.number) for c in e.site.counters],
                      services=[service_state(e, s.id, now) for s in e.site.services],
-                     last_calls=[CallInfo.model_validate(x) for x in e.last_calls])
+                     last_calls=[CallInfo.model_validate(x) for x in e.last_calls],
+                     ledger=int(e.ledger_started) if e.ledger_started is not None else None)

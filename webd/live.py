@@ -100,6 +100,7 @@ class Snapshot:
     alerts: tuple[Alert, ...]
     summary: dict[str, Any] | None = None
     waits: dict[int, WaitFigure] = field(default_factory=dict)  # waiting ticket id → the hub's range
+    lost_up_to: int = 0  # ticket ids up to this one were a replaced ledger's (its hall state's ``ledger``)
 
     def service(self, sid: str) -> ServiceState | None:
         return next((s for s in self.services if s.id == sid), None)
@@ -129,6 +130,8 @@ class Snapshot:
                 if c.serving is not None and c.serving.id == ticket_id:
                     return TicketView(True, "called", display, c.serving.service, counter=c.number,
                                       recalls=c.serving.recalls, last_kind="called")
+            if ticket_id <= self.lost_up_to:  # the hub's card was replaced: this ticket went with the old one
+                return TicketView(False, "lost", display, "")
             return TicketView(False, "unknown", display, "")
         ahead = self.ahead.get(t.id)
         # the hub's own range for this ticket (printed on it, then refreshed by ``ticket-wait``):
@@ -158,6 +161,11 @@ class LiveHall:
     # people ahead of it (None: an event of the ticket came since, until the next answer) and the rev it
     # holds for: webd cannot count them (the older tickets it never saw may be ahead of it or behind)
     adopted: dict[int, tuple[int | None, int]] = field(default_factory=dict)
+    # the hub's ledger (its numbering base, from the hall state): when it changes (a replaced card),
+    # the tickets of ids up to it went with the old ledger (a drill: their phones still said "2 ahead",
+    # and the first ticket of the new hub counted them ahead of it)
+    ledger: int | None = None
+    lost_up_to: int = 0
     hub_online: bool = False
     link_up: bool = False  # our own connection to the broker
     catching_up: bool = False  # today's events are being read back (resync pages)
@@ -201,6 +209,16 @@ class LiveHall:
             self.tickets.clear()  # a new service day: yesterday's tickets are expired by the hub
             self.waits.clear()
             self.adopted.clear()
+        if hs.ledger is not None and hs.ledger != self.ledger:
+            # ids up to the ledger's base are an older ledger's (also for a webd started after the swap)
+            self.ledger, self.lost_up_to = hs.ledger, max(self.lost_up_to, hs.ledger)
+            gone = [tid for tid in self.tickets if tid <= self.lost_up_to]
+            for tid in gone:
+                del self.tickets[tid]
+                self.waits.pop(tid, None)
+                self.adopted.pop(tid, None)
+            if gone:
+                self._unseen.clear()
         self.hall = hs
         for c in hs.counters:
             if c.number not in self.counters or c.rev <= hs.rev:
@@ -418,4 +436,5 @@ class LiveHall:
             alerts=tuple(self.alerts[k] for k in sorted(self.alerts)),
             summary=self.summary,
             waits={tid: w for tid, w in self.waits.items() if (t := self.tickets.get(tid)) and t.state == "waiting"},
+            lost_up_to=self.lost_up_to,
         )

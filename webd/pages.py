@@ -102,6 +102,8 @@ T: dict[str, tuple[str, str]] = {
     "hub_offline": ("Máy chủ hàng đợi đang khởi động lại — số liệu sẽ cập nhật ngay khi có.",
                     "The queue server is restarting — figures update as soon as it is back."),
     "not_found": ("Không tìm thấy trang.", "Page not found."),
+    "lost": ("Máy chủ hàng đợi vừa được thay: số này không còn trong hàng đợi. Vui lòng lấy số mới.",
+             "The queue server was just replaced: this number is no longer in the queue. Please take a new ticket."),
     "bad_link": ("Đường dẫn không hợp lệ. Vui lòng quét lại mã QR trên phiếu.",
                  "This link is not valid. Please scan the QR code on your ticket again."),
     "expired_link": ("Phiếu này đã hết hạn. Vui lòng lấy số mới.", "This ticket has expired. Please take a new one."),
@@ -181,6 +183,8 @@ def ticket_fragment(v: TicketView, site: Site, snap: Snapshot, lang: str, day: s
         parts.append(f'<div class="banner warn">{e(t("expired", lang))}</div>')
     elif st == "old":
         parts.append(f'<div class="banner warn">{e(t("old", lang, day=dmy(day)))}</div>')
+    elif st == "lost":
+        parts.append(f'<div class="banner warn">{e(t("lost", lang))}</div>')
     elif st == "syncing":
         parts.append(f'<div class="banner wait">{e(t("syncing", lang))}</div>')
     else:
@@ -188,7 +192,7 @@ def ticket_fragment(v: TicketView, site: Site, snap: Snapshot, lang: str, day: s
     return f'<div class="ticket st-{e(st)}" data-state="{e(st)}">{"".join(parts)}</div>'
 
 
-FINAL_STATES = ("done", "no-show", "voided", "expired", "old")  # no call to come: no sound to turn on
+FINAL_STATES = ("done", "no-show", "voided", "expired", "old", "lost")  # no call to come: no sound to turn on
 
 
 def ticket_page(frag: str, *, lang: str, path: str, stream: str, wifi: str, guide: str | None, title: str,

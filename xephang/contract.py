@@ -758,6 +758,9 @@ class HallState(Message):
     counters: list[CounterState] = Field(default_factory=list)
     services: list[ServiceState] = Field(default_factory=list)
     last_calls: list[CallInfo] = Field(default_factory=list, description="newest first")
+    ledger: int | None = Field(default=None, description="the ledger's numbering base: its revisions and ticket "
+                               "ids start after it. Another one means a new ledger (the hub's card replaced): the "
+                               "tickets of ids up to it are gone with the old one")
 
 
 # ---------------------------------------------------------------------------------------------

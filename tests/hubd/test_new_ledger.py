@@ -87,6 +87,11 @@ def test_the_board_follows_a_hub_on_a_new_ledger_and_no_number_is_given_twice(tm
         ids = [r[0] for r in new.ledger.db.execute("SELECT id FROM tickets")]
         assert first > old_rev and min(ids) > old_id
         assert first == int(MONDAY_9AM + 3600) + 1 and new.ledger.get_meta("numbering_base") == first - 1
+        # the hall state names the ledger: webd ends the old one's tickets by it (webd/live.py)
+        from xephang.contract import HallState, decode
+
+        (hall,) = [p for t, p in broker.messages(T.state_hall())][-1:]
+        assert decode(HallState, hall).ledger == first - 1
     finally:
         _stop(new)
         board.teardown()
@@ -107,6 +112,7 @@ def test_an_empty_ledger_keeps_its_base_across_restarts_and_a_clock_at_1970_stil
     led, eng = Ledger(path), QueueEngine(site)
     led.load(eng, now=MONDAY_9AM + 86400)  # restarted a day later, still empty
     assert eng.rev == int(MONDAY_9AM) and eng.next_ticket_id == int(MONDAY_9AM) + 1
+    assert eng.ledger_started == int(MONDAY_9AM)  # the day it began: a dispenser's numbers count that day only
     led.close()
     assert numbering_base(0) == NUMBERING_FLOOR  # a Pi's clock at 1970: far above any ledger that began at 1
 

@@ -134,6 +134,33 @@ def test_a_hub_on_a_new_ledger_is_followed_page_by_page():
     assert m.synced and m.rev == base + 150 and view(m, base + 150, 1150).state == "waiting"
 
 
+def test_a_new_ledgers_hall_state_ends_the_old_ledgers_tickets():
+    """A drill after a card swap: the old ledger's waiting tickets stayed in webd's model, their
+    phones said "2 ahead, 35–60 min", and the new hub's first ticket counted them ahead of it. The
+    hall state names the ledger (its numbering base): ids up to it are an older ledger's."""
+    m = synced_model({"ho-tich": 3})
+    old_base = 1_767_000_000
+    m.on_hall(HallState(rev=old_base + 3, day=DAY, ledger=old_base))
+    for r in range(1, 4):
+        m.on_event(ev(r, "issued", tinfo(old_base + r, 1000 + r)))
+    assert view(m, old_base + 3, 1003).people_ahead == 2
+    base = 1_767_600_000  # the new card's ledger
+    m.on_resync(HallState(rev=base + 1, day=DAY, ledger=base, services=[ServiceState(id="ho-tich", waiting=1)]),
+                [ev(base + 1, "issued", tinfo(base + 1, 1004))], more=False)
+    assert view(m, base + 1, 1004).people_ahead == 0  # the lost three are not ahead of it
+    v = view(m, old_base + 2, 1002)
+    assert v.state == "lost" and v.people_ahead is None
+    from tests.conftest import SITE_FILE
+    from webd.pages import ticket_fragment
+    from xephang.settings import load_site
+
+    assert "Vui lòng lấy số mới" in ticket_fragment(v, load_site(SITE_FILE), m.snapshot(), "vi", DAY)
+    # a webd started after the swap: an old ticket's page says the same, not "no information"
+    late = synced_model()
+    late.on_hall(HallState(rev=base + 1, day=DAY, ledger=base))
+    assert view(late, old_base + 2, 1002).state == "lost" and view(late, base + 9, 1009).state == "unknown"
+
+
 def _hall_after(strip_arrival: bool):
     """A real engine's day: A (civil status) 08:00, B and C (land) 08:01 and 08:02; counter 1 calls A
     and sends it to land. The engine's events fed to webd's model, as published (or without

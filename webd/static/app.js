@@ -54,7 +54,7 @@
       if (d.state === "called" && (state !== "called" || (recalls >= 0 && d.recalls !== recalls))) beep();
       state = d.state; recalls = d.recalls;
       var sound = document.getElementById("sound");  // no call to come: nothing to sound for
-      if (sound) sound.hidden = ["done", "no-show", "voided", "expired", "old"].indexOf(d.state) >= 0;
+      if (sound) sound.hidden = ["done", "no-show", "voided", "expired", "old", "lost"].indexOf(d.state) >= 0;
     }
   }
   function connect() {
