@@ -454,7 +454,8 @@ class WebApp:
         snap = self.snapshot
         v = snap.ticket_view(tid, day, display)
         frag = pages.ticket_fragment(v, self.site, snap, lang, day)
-        guide = f"/guide/{v.service}" if v.service and self.catalogue is not None else None
+        guide = f"/guide/{v.service}" if v.service and self.catalogue is not None and \
+            self.catalogue.for_service(v.service) else None  # no link to a guide with nothing in it
         title = f"{pages.t('your_number', lang)} {display}"
         return self.html(pages.ticket_page(frag, lang=lang, path=request.url.path, stream=f"{request.url.path}/events?lang={lang}",
                                            wifi=self.settings.web.wifi_name, guide=guide, title=title,

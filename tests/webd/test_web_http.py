@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from webharness import HEAD_PASSWORD, HEAD_USER, http_get
+from webharness import HEAD_PASSWORD, HEAD_USER, http_get, wait_for
 
 from webd.auth import AccountError, Accounts, Throttle, check_password, hash_password
 from webd.catalogue import load_catalogue
@@ -242,6 +242,20 @@ def test_a_counters_guide_page_lists_the_services_it_calls(site):
     assert 'href="/guide/dat-dai"' in index_html(None, site, "vi", counter=99)  # no such counter: every service
     assert "Trung tâm không có quầy số 99: dưới đây là mọi lĩnh vực." in index_html(None, site, "vi", counter=99)
     assert "không có quầy" not in page
+
+
+def test_a_ticket_page_links_only_to_a_guide_with_procedures_in_it(centre):
+    """The phone of a service the catalogue has nothing for linked to an empty guide (a newcomer's walk)."""
+    from webd.catalogue import load_catalogue
+
+    cat = load_catalogue(REPO / "config" / "catalogue.example.toml", centre.web.web.site)
+    centre.web.web.catalogue = cat
+    full = centre.issue("ho-tich")["ticket"]
+    empty_sid = next(s.id for s in centre.web.web.site.services if not cat.for_service(s.id))
+    empty = centre.issue(empty_sid)["ticket"]
+    wait_for(lambda: empty["id"] in centre.web.web.snapshot.tickets, 10, "webd saw both")
+    assert 'href="/guide/ho-tich"' in http_get(centre.ticket_url(full))[1].decode()
+    assert "/guide/" not in http_get(centre.ticket_url(empty))[1].decode()
 
 
 def test_a_service_without_procedures_says_so_and_the_catalogue_check_warns(site, tmp_path):
