@@ -531,7 +531,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
         action, sender = self._parse(msg.topic)
         via = msg.via if isinstance(msg, LaneInbound) else ""
         self._flood_guard(sender, via)
-        req = self._decode(action, sender, msg.payload)
+        req = self._decode(action, sender, msg.payload, via)
+        if req is None:
+            return None  # an unreadable request's twin: answered (and said) once, as it came the other way
         if isinstance(req, Answer):
             return req
         if self._read_twice(action, sender) and self.twins.is_twin(f"{sender}/{req.request_id}", via):
@@ -575,9 +577,11 @@ class HubDaemon(Daemon[HubSettings, Site]):
                         BOARD_PER_MINUTE, n)
         raise BadPayload("flood", f"{sender} floods the hub")
 
-    def _decode(self, action: str, sender: str | None, payload: bytes) -> Request | Answer:
+    def _decode(self, action: str, sender: str | None, payload: bytes, via: str = "") -> Request | Answer | None:
         """The action's model; an unreadable request is answered when we can read who asked,
-        otherwise it is a counted drop (``BadPayload`` up to the batch)."""
+        otherwise it is a counted drop (``BadPayload`` up to the batch). None: the twin of an
+        unreadable request read twice (a lane's copy and the inbox's), answered once (a drill saw two
+        replies and two log lines for each)."""
         model = REQUEST_MODELS.get(action)
         try:
             if model is None:
@@ -588,6 +592,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
             if head is None:
                 raise
             rid, source = head
+            if self._read_twice(action, sender) and self.twins.is_twin(f"{sender}/{rid}", via):
+                return None
             self.bus.stats.dropped += 1
             self.bus.stats.dropped_by_code[exc.code] += 1
             log.warning("bad %s request %r from %s: %s", action, rid, sender or source, exc)

@@ -124,6 +124,19 @@ def test_what_the_inbox_brings_is_taken_as_the_main_subscription_took_it(hub, fa
     assert len(_replies(fake_broker)) == 1 and hub.twins.twins == 1
 
 
+def test_an_unreadable_request_read_twice_is_answered_and_said_once(hub, fake_broker, caplog):
+    """A dispenser's request the contract refuses, read by the inbox and the lane: two replies and two
+    warnings before (a drill); its twin is dropped like a readable one's."""
+    topic, payload = _issue("dispenser-0003")
+    bad = payload.replace(b'"ho-tich"', b'"Ho tich!"')
+    hub._inbox_in(Inbound(topic, bad, False))
+    _via_lane(hub, topic, bad)
+    hub.step(0)
+    replies = _replies(fake_broker)
+    assert [r["request_id"] for r in replies] == ["dispenser-0003"] and replies[0]["error"]["code"] == "invalid"
+    assert caplog.text.count("bad issue-ticket request 'dispenser-0003'") == 1 and hub.twins.twins == 1
+
+
 def test_a_hub_without_a_real_broker_reads_requests_on_its_main_connection(hub):
     """Readers are started only with a bus of the hub's own (a fake bus has no broker to give them):
     the main connection reads the requests, and the health says so."""
