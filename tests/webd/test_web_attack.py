@@ -639,16 +639,10 @@ def test_the_announcers_retained_config_in_the_wrong_shape_is_dropped_and_the_vo
         speaker.stop()
 
 
-def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_officers(centre):
-    """Live streams are capped (``max_streams``). A LAN client without login opening as many hall
-    streams as it may gets "busy" for the next one, but the last 5 % stay free for the head's
-    dashboard and the officers' consoles."""
-    base = centre.base
-    centre.web.web.settings.web.max_streams = 40  # 2 kept for logged-in pages
-    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
-    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+def _stream_opener(base: str, held: list) -> Any:
+    """``open_stream(path, cookie)``: a live stream opened and held (kept in ``held`` once it has
+    begun, so it counts against the caps), or the refusal's status."""
     u = urllib.parse.urlsplit(base)
-    held: list[http.client.HTTPConnection] = []
 
     def open_stream(path: str, cookie: str = "") -> int:
         c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
@@ -660,6 +654,19 @@ def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_off
         else:
             c.close()
         return r.status
+    return open_stream
+
+
+def test_anyone_holding_every_live_stream_open_cannot_blind_the_head_and_the_officers(centre):
+    """Live streams are capped (``max_streams``). A LAN client without login opening as many hall
+    streams as it may gets "busy" for the next one, but the last 5 % stay free for the head's
+    dashboard and the officers' consoles."""
+    base = centre.base
+    centre.web.web.settings.web.max_streams = 40  # 2 kept for logged-in pages
+    head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
+    officer, _ = login(base, "lan", OFFICER_PASSWORD)
+    held: list[http.client.HTTPConnection] = []
+    open_stream = _stream_opener(base, held)
 
     try:
         assert [open_stream("/hall/events") for _ in range(38)] == [200] * 38
@@ -684,19 +691,8 @@ def test_one_officers_password_cannot_take_the_live_streams_kept_for_the_head(ce
     app.settings.web.max_streams = 60  # 50 kept for logged-in pages
     head, _ = login(base, HEAD_USER, HEAD_PASSWORD)
     sessions = [login(base, "lan", OFFICER_PASSWORD)[0] for _ in range(3)]
-    u = urllib.parse.urlsplit(base)
     held: list[http.client.HTTPConnection] = []
-
-    def open_stream(path: str, cookie: str = "") -> int:
-        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-        c.request("GET", path, headers={"Cookie": cookie} if cookie else {})
-        r = c.getresponse()
-        if r.status == 200:
-            r.read1(64)  # the stream has begun: it counts
-            held.append(c)
-        else:
-            c.close()
-        return r.status
+    open_stream = _stream_opener(base, held)
 
     try:
         got = [open_stream("/counter/1/events", sessions[0]) for _ in range(STREAMS_PER_SESSION + 2)]

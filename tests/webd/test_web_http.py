@@ -405,23 +405,19 @@ def test_a_webd_started_mid_day_reads_todays_tickets_back(centre):
         t.join(10)
 
 
-@pytest.mark.broker
-def test_a_phone_of_a_ticket_older_than_the_read_back_shows_it_after_a_webd_restart(centre):
-    """webd reads back its last ``catchup_events`` at its start. A ticket issued before them (a busy day,
-    or a counter's password filling the day with pauses) was "no information about this number" on the
-    citizen's phone for the rest of the day; the page's ``ticket-wait`` now brings it from the hub."""
+def _late_webd(centre):
+    """Four events after the tickets issued so far (more than it reads back), then a second webd
+    started, reading back only its last 3 events: the earlier tickets are older than its read-back."""
     import threading
 
-    from webharness import SITE, wait_for
+    from webharness import SITE
 
     from webd.config import WebConfig, WebSettings
     from webd.main import WebDaemon
     from xephang.contract import Pause, Resume, new_request_id
     from xephang.settings import BrokerSettings
 
-    tickets = [centre.issue("ho-tich")["ticket"] for _ in range(3)]
-    centre.call(1)  # the first is called; the third has one person ahead
-    for _ in range(2):  # four events after the tickets' own: more than the late webd reads back
+    for _ in range(2):
         assert centre.ask(Pause(request_id=new_request_id(), source="tech", counter=4, reason="họp")).status == "ok"
         assert centre.ask(Resume(request_id=new_request_id(), source="tech", counter=4)).status == "ok"
     late = WebDaemon(WebSettings(site=SITE, node="web-2", site_file=centre.site_file, state_dir=centre.tmp / "web2",
@@ -429,6 +425,21 @@ def test_a_phone_of_a_ticket_older_than_the_read_back_shows_it_after_a_webd_rest
                                  web=WebConfig(catchup_events=3)), serve=False)
     t = threading.Thread(target=late.run, daemon=True)
     t.start()
+    return late, t
+
+
+@pytest.mark.broker
+def test_a_phone_of_a_ticket_older_than_the_read_back_shows_it_after_a_webd_restart(centre):
+    """webd reads back its last ``catchup_events`` at its start. A ticket issued before them (a busy day,
+    or a counter's password filling the day with pauses) was "no information about this number" on the
+    citizen's phone for the rest of the day; the page's ``ticket-wait`` now brings it from the hub."""
+
+    from webharness import wait_for
+
+
+    tickets = [centre.issue("ho-tich")["ticket"] for _ in range(3)]
+    centre.call(1)  # the first is called; the third has one person ahead
+    late, t = _late_webd(centre)
 
     def seen(i: int):
         x = tickets[i]
@@ -454,26 +465,15 @@ def test_an_adopted_tickets_count_is_asked_again_at_once_after_its_own_requeue(c
     people ahead until the hub answers again; that answer was asked only when WAIT_MOVED_S had passed
     (the page said nothing for ten seconds). It is asked at the next turn now: with WAIT_MOVED_S
     made long, the old code never asked in this test."""
-    import threading
 
-    from webharness import SITE, wait_for
+    from webharness import wait_for
 
     import webd.main
-    from webd.config import WebConfig, WebSettings
-    from webd.main import WebDaemon
-    from xephang.contract import NoShow, Pause, Resume, new_request_id
-    from xephang.settings import BrokerSettings
+    from xephang.contract import NoShow, new_request_id
 
     monkeypatch.setattr(webd.main, "WAIT_MOVED_S", 600.0)  # the hall moving does not ask again here
     a = centre.issue("ho-tich")["ticket"]
-    for _ in range(2):  # four events after the ticket's: more than the late webd reads back
-        assert centre.ask(Pause(request_id=new_request_id(), source="tech", counter=4, reason="họp")).status == "ok"
-        assert centre.ask(Resume(request_id=new_request_id(), source="tech", counter=4)).status == "ok"
-    late = WebDaemon(WebSettings(site=SITE, node="web-2", site_file=centre.site_file, state_dir=centre.tmp / "web2",
-                                 broker=BrokerSettings(port=centre.mosquitto.port),
-                                 web=WebConfig(catchup_events=3)), serve=False)
-    t = threading.Thread(target=late.run, daemon=True)
-    t.start()
+    late, t = _late_webd(centre)
 
     def seen():
         v = late.web.snapshot.ticket_view(a["id"], a["day"], a["display"])
