@@ -178,7 +178,10 @@ def test_a_crafted_link_cannot_put_words_on_the_console_or_the_heads_pages(centr
         assert st == 200 and words not in body.decode(), (path, q)
     # a click without JavaScript still reads its answer above the console, in the officer's language
     a, b = centre.issue()["ticket"], centre.issue()["ticket"]
-    for lang, said in (("vi", f"Đã gọi số {a['display']}."), ("en", f"Called {b['display']}.")):
+    # (the second call ends the first's service, and says so)
+    for lang, said in (("vi", f"Đã gọi số {a['display']}."),
+                       ("en", f"Called {b['display']}. {a['display']}, being served, counts as finished (Finish was "
+                              "not pressed).")):
         csrf = page_csrf(base, officer, "/counter/1")
         form = urllib.parse.urlencode({"csrf": csrf, "action": "call-next", "rid": f"nojs-{lang}-0001"})
         st, _, h = raw(base, "POST", "/counter/1/act", form.encode(), headers={"Cookie": f"{officer}; lang={lang}"})
@@ -194,8 +197,9 @@ def test_a_crafted_link_cannot_put_words_on_the_console_or_the_heads_pages(centr
     where = raw(base, "POST", "/counter/1/act", form.encode(), headers={"Cookie": officer})[2]["location"]
     other, _ = login(base, "lan", OFFICER_PASSWORD)
     assert 'aria-live="polite"' in (p := raw(base, "GET", where, headers={"Cookie": other})[1].decode())
-    assert "Đã thực hiện." not in p
-    assert "Đã thực hiện." in raw(base, "GET", where, headers={"Cookie": officer})[1].decode()
+    recalled = f"Đã gọi lại số {b['display']} (lần 1)."
+    assert recalled not in p
+    assert recalled in raw(base, "GET", where, headers={"Cookie": officer})[1].decode()
 
 
 def test_logging_in_over_and_over_keeps_at_most_20_sessions_and_then_is_throttled(centre):
@@ -479,8 +483,13 @@ def test_a_boards_password_flooding_its_own_status_does_not_deafen_webd(centre, 
         board.stop()
     assert _dropped(centre) > 10 * NODE_BURST
     truth = {("dispenser-1", "printer-offline")}
-    wait_for(lambda: centre.web.rereads > rereads and centre.web._reread_from is None, 20, "read again after the flood")
-    assert {k for k in centre.web.model.alerts if k[0] == "dispenser-1"} == truth  # as the broker holds them
+    # read again once the flood is over. On a loaded machine the flooder may stall for longer than
+    # FLOOD_QUIET_S: a reread then starts during the flood, its alerts are paced again, and webd reads
+    # once more later. Asserting right after the first reread is the likely cause of one failure in
+    # a full run (not reproduced alone, nor with the whole file)
+    wait_for(lambda: centre.web.rereads > rereads and centre.web._reread_from is None
+             and {k for k in centre.web.model.alerts if k[0] == "dispenser-1"} == truth, 40,
+             "read again after the flood, as the broker holds them")
 
 
 def _dropped(centre) -> int:
