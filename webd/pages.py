@@ -202,7 +202,8 @@ def ticket_page(frag: str, *, lang: str, path: str, stream: str, wifi: str, guid
     link = f'<p><a href="{e(guide)}" rel="noreferrer">{e(t("guides", lang))}</a></p>' if guide else ""
     body = (f'<section id="live" data-stream="{e(stream)}" data-kind="ticket" data-hb="{hb:g}">{frag}</section>'
             f'<p class="conn" id="conn" data-live="{e(t("live", lang))}" data-off="{e(t("offline", lang))}"></p>'
-            f'<button id="sound" type="button" data-on="{e(t("sound_on", lang))}"{hidden}>{e(t("sound", lang))}</button>'
+            f'<button id="sound" type="button" data-on="{e(t("sound_on", lang))}" '
+            f'data-final="{" ".join(FINAL_STATES)}"{hidden}>{e(t("sound", lang))}</button>'
             f'{link}<p><a href="/hall">{e(t("hall", lang))}</a></p>{extra}')
     return page(title, body, lang=lang, path=path)
 

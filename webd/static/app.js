@@ -53,8 +53,8 @@
     if (kind === "ticket") {
       if (d.state === "called" && (state !== "called" || (recalls >= 0 && d.recalls !== recalls))) beep();
       state = d.state; recalls = d.recalls;
-      var sound = document.getElementById("sound");  // no call to come: nothing to sound for
-      if (sound) sound.hidden = ["done", "no-show", "voided", "expired", "old", "lost"].indexOf(d.state) >= 0;
+      var sound = document.getElementById("sound");  // no call to come (pages.FINAL_STATES): nothing to sound for
+      if (sound) sound.hidden = (sound.getAttribute("data-final") || "").split(" ").indexOf(d.state) >= 0;
     }
   }
   function connect() {
