@@ -259,6 +259,12 @@ def _merged(raw: dict[str, Any], read: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _site_of(topic: str) -> str:
+    """The centre a topic is of (``xephang/v1/{site}/…``), as written ("" when it has none)."""
+    parts = topic.split("/")
+    return parts[2] if len(parts) > 2 else ""
+
+
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
     """``xephang/v1/{site}/event/{family}/{kind}`` → (site, family, kind); the summary → (site, 'summary', '').
 
@@ -511,7 +517,10 @@ def _fault(exc: BaseException) -> str:
     "code" (our Python code failed on a message: find it and drop it too, up to CODE_REFUSALS_MAX in
     a row) or "ours" (SQL the database does not know: let it end the ingester)."""
     import psycopg
+    from pydantic import ValidationError
 
+    if isinstance(exc, ValidationError):  # a model our code built from the message refused what it held
+        return "message"
     if isinstance(exc, UnicodeError | psycopg.DataError | psycopg.IntegrityError):
         return "message"  # text psycopg cannot send (a lone surrogate); classes 22 and 23
     if isinstance(exc, psycopg.InterfaceError):
@@ -550,6 +559,7 @@ class Ingester:
         self._inbox: queue.Queue[tuple[int, int, int, str, bytes]] = queue.Queue()
         self._qos0_queued = 0  # QoS 0 messages in the inbox (bounded: QOS0_QUEUED)
         self._code_refusals = 0  # messages in a row that failed our code (CODE_REFUSALS_MAX: a bug)
+        self._code_refusal_sites: set[str] = set()  # … and the centres they came from (one: its messages, no bug)
         self._qos0_lock = threading.Lock()
         self._generation = 0  # grows on every MQTT connect: acks of an older connection are void
         self._client: Any = None
@@ -679,9 +689,13 @@ class Ingester:
                                   batch[0][3][:200], _short(exc))
                         return True
                     self._code_refusals += 1
+                    self._code_refusal_sites.add(_site_of(batch[0][3]))
                     log.error("ingest: %s: this message failed our code (%r); dropped", batch[0][3][:200], exc,
                               exc_info=exc)
-                    if self._code_refusals >= CODE_REFUSALS_MAX:
+                    # one centre's messages failing in a row are that centre's (a board's password sending what
+                    # no check foresaw): dropped, or every restart would end on them again and no centre would
+                    # be stored; messages of several centres failing so are a bug of ours
+                    if self._code_refusals >= CODE_REFUSALS_MAX and len(self._code_refusal_sites) > 1:
                         # every message fails: a bug of ours, not a message; the broker keeps the rest
                         raise RuntimeError(f"{self._code_refusals} messages in a row failed our code") from exc
                     return True
@@ -689,6 +703,7 @@ class Ingester:
                 return self._commit_batch(batch[:half], stop) and self._commit_batch(batch[half:], stop)
             self.stats.batches += 1
             self._code_refusals = 0
+            self._code_refusal_sites.clear()
             self.stats.stored += res.stored
             self.stats.duplicates += res.duplicates
             self.stats.rejected += res.rejected

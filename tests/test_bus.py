@@ -471,3 +471,22 @@ def test_a_subscription_someone_put_in_our_session_floods_no_queue(tmp_path, mos
     assert bus.inbox.qsize() < 50 and bus.stats.received < 50  # what it asked for, and the bus's own
     flooder.stop()
     bus.stop()
+
+
+def test_a_payload_nested_past_the_contracts_depth_is_bad_json_and_the_deepest_real_one_is_not():
+    """900 levels of {"a": …} is 5 KB, under the parser's own limit: a config push like it reached
+    deep_merge and deepcopy, which raised RecursionError on every daemon with no answer (~3000
+    traceback lines a push). ``loads`` refuses more than MAX_DEPTH levels, iteratively."""
+    from xephang.contract import MAX_DEPTH, BadPayload, ConfigSet, loads
+
+    deep = '{"a":' * 900 + "1" + "}" * 900
+    with pytest.raises(BadPayload, match=f"nested more than {MAX_DEPTH} levels") as err:
+        loads(deep)
+    assert err.value.code == "bad-json"
+    at_limit = '{"a":' * (MAX_DEPTH - 1) + "[]" + "}" * (MAX_DEPTH - 1)  # MAX_DEPTH objects and arrays
+    assert loads(at_limit)["a"]
+    with pytest.raises(BadPayload):
+        loads('{"a":' * (MAX_DEPTH - 1) + "[[]]" + "}" * (MAX_DEPTH - 1))
+    site_push = {"schema": ConfigSet.SCHEMA, "request_id": "tech-0001", "source": "tech",
+                 "config": {"services": [{"id": "ho-tich", "band": [1001, 1999]}]}}
+    assert decode(ConfigSet, json.dumps(site_push).encode()).config["services"][0]["band"] == [1001, 1999]

@@ -278,12 +278,31 @@ def loads(payload: bytes | str) -> dict[str, Any]:
         raise BadPayload("bad-json", f"payload is not JSON we read: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise BadPayload("bad-json", "payload must be a JSON object")
+    if _too_deep(obj):  # under the parser's limit, a config 900 levels deep ended deep_merge and deepcopy
+        raise BadPayload("bad-json", f"payload is nested more than {MAX_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(text):  # a pair reads as one character; only a lone half stays
         try:
             json.dumps(obj, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise BadPayload("bad-json", "payload holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
     return obj
+
+
+MAX_DEPTH = 32  # the deepest payload of the contract is a site push: {config: {services: [{band: []}]}}
+
+
+def _too_deep(obj: Any) -> bool:
+    """Is ``obj`` nested more than MAX_DEPTH objects and arrays deep? (Iterative: no stack to run out of.)"""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -332,8 +351,8 @@ class NodeHealth(Message):
     SCHEMA: ClassVar[str] = "xephang.node-health.v1"
     TOPIC: ClassVar[str] = "R/node/{node}/health"
     node: NodeId
-    role: str = ""
-    version: str = ""
+    role: str = Field(default="", max_length=40)  # as NodeStatus's: the province builds a status from a health
+    version: str = Field(default="", max_length=40)
     uptime_s: float = 0
     config_rev: int = 0
     at: float | None = None
@@ -354,7 +373,7 @@ MAX_ALERTS_PER_NODE = 32  # open alerts a consumer keeps per node: a device has 
 # alerts of 60 KB in the broker (195 MB) under ids it made up; now a board holds at most these
 # few, each at most one packet. A new alert is added here, then the broker config is regenerated.
 ALERT_IDS: dict[str, tuple[str, ...]] = {
-    "hub": ("tickets-refused",),
+    "hub": ("tickets-refused", "site-file"),
     "dispenser": ("paper-out", "printer-offline", "printer-error", "paper-low", "font-glyphs"),
     "counter": ("counter-config", "counter-rating-scale"),
     "display": ("display-missing",),
@@ -953,6 +972,8 @@ class ConfigAck(Message):
     status: Literal["applied", "restart-required", "rejected", "stale"]
     rev: int
     errors: list[str] = Field(default_factory=list)
+    changed: bool = Field(default=True, description="false: the push asked for the config the node runs already; "
+                          "nothing was written or applied and the rev stays (no new revision, no history row)")
 
 
 class ConfigState(Message):
