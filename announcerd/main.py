@@ -33,6 +33,7 @@ from announcerd.player import AudioError, AudioMissing, Player
 from announcerd.scheduler import CallEvent, QuietHours, Scheduler
 from announcerd.voice_cli import default_pack_dir, ensure_default_pack
 from xephang.bus import Inbound
+from xephang.checktext import both
 from xephang.contract import (
     BadPayload,
     ConfigSet,
@@ -68,6 +69,10 @@ WEB_KEYS = {"voice_pack_url", "voice_pack_sha256"}  # what the web account may p
 WEB_PORTS = {"http": 80, "https": 443}  # webd's `port` by default, and the `https_port` `xephang web cert` sets
 
 Origin = tuple[str, str, int]  # (scheme, host, port) as a request to it would connect
+
+
+ONLY_WEBD_PACKS = both("trang web chỉ được cài gói giọng do webd phục vụ: …/voice/pack/<voice_pack_sha256>.zip",
+                       "the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip")
 
 
 class QuietPeriod(BaseModel):
@@ -152,7 +157,7 @@ class AnnouncerConfig(BaseModel):
     @classmethod
     def _no_nul(cls, v: Path | None) -> Path | None:
         if v is not None and "\x00" in str(v):  # (voice_pack's is refused by check_node_config, with the reason)
-            raise ValueError("a path has no NUL character")
+            raise ValueError(both("đường dẫn không được có ký tự NUL", "a path has no NUL character"))
         return v
 
     @field_validator("web_origin")
@@ -162,15 +167,18 @@ class AnnouncerConfig(BaseModel):
             return v
         origin = url_origin(v)
         if origin is None or _url_path(v) not in ("", "/"):
-            raise ValueError("web_origin is http(s)://host[:port] only (webd's public_url), no user, path or query")
+            raise ValueError(both("web_origin chỉ là http(s)://máy[:cổng] (public_url của webd), không có người dùng, "
+                                  "đường dẫn hay truy vấn",
+                                  "web_origin is http(s)://host[:port] only (webd's public_url), no user, path or query"))
         return v
 
     @model_validator(mode="after")
     def _check(self) -> AnnouncerConfig:
         if self.language == "en" and self.dialect == "south":
-            raise ValueError("dialect applies to Vietnamese only")
+            raise ValueError(both("dialect chỉ dùng cho tiếng Việt", "dialect applies to Vietnamese only"))
         if (self.voice_pack_url is None) != (self.voice_pack_sha256 is None):
-            raise ValueError("voice_pack_url and voice_pack_sha256 go together")
+            raise ValueError(both("voice_pack_url và voice_pack_sha256 phải đi cùng nhau",
+                                  "voice_pack_url and voice_pack_sha256 go together"))
         return self
 
     def reading(self) -> ReadingOptions:
@@ -343,9 +351,11 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
         if sender == "web":
             other = sorted(set(push.config) - WEB_KEYS)
             if other:
-                raise ConfigRefused([f"the web may set only {sorted(WEB_KEYS)}, not {other}"])
+                raise ConfigRefused([both(f"trang web chỉ được đặt {sorted(WEB_KEYS)}, không được đặt {other}",
+                                          f"the web may set only {sorted(WEB_KEYS)}, not {other}")])
             if set(push.config) != WEB_KEYS:  # else the pushed checksum would be fetched from a technician's URL
-                raise ConfigRefused(["the web must push voice_pack_url and voice_pack_sha256 together"])
+                raise ConfigRefused([both("trang web phải đẩy voice_pack_url và voice_pack_sha256 cùng nhau",
+                                          "the web must push voice_pack_url and voice_pack_sha256 together")])
             url, sha = push.config["voice_pack_url"], push.config["voice_pack_sha256"]
             if url is not None:
                 self._check_web_url(url, sha)
@@ -354,7 +364,7 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
     def _check_web_url(self, url: object, sha: object) -> None:
         """ConfigRefused unless ``url`` is webd's {origin}/…/voice/pack/<sha>.zip (checked before any request)."""
         if not isinstance(url, str):
-            raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
+            raise ConfigRefused([ONLY_WEBD_PACKS])
         allowed = self.web_origins()
         origin = url_origin(url)
         if origin not in allowed:
@@ -362,11 +372,14 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
                      f"web_origin unset, so the broker's host {self.settings.broker.host} on ports 80/443")
             named = show_origin(origin) if origin else f"{url[:80]!r}, which is no plain http(s)://host[:port]/… URL"
             webd = " or ".join(map(show_origin, allowed))
-            raise ConfigRefused([f"the web may install a pack only from webd at {webd} "
-                                 f"({where}), not from {named}; if webd's public_url names the hub otherwise, "
-                                 "a technician sets web_origin in the announcer's config"])
+            raise ConfigRefused([both(f"trang web chỉ được cài gói giọng từ webd ở {webd} ({where}), không phải từ "
+                                      f"{named}; nếu public_url của webd gọi máy chủ bằng tên khác, kỹ thuật viên đặt "
+                                      "web_origin trong cấu hình của loa",
+                                      f"the web may install a pack only from webd at {webd} "
+                                      f"({where}), not from {named}; if webd's public_url names the hub otherwise, "
+                                      "a technician sets web_origin in the announcer's config")])
         if not (isinstance(sha, str) and _url_path(url).endswith(f"/voice/pack/{sha}.zip")):
-            raise ConfigRefused(["the web may install only a pack webd serves: …/voice/pack/<voice_pack_sha256>.zip"])
+            raise ConfigRefused([ONLY_WEBD_PACKS])
 
     def check_node_config(self, new: AnnouncerConfig) -> list[str]:
         """A push that would load a pack folder is checked before it applies, and refused with every

@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from xephang.checktext import both
 from xephang.contract import PlainText, Slug
 
 PLAIN_ACTIONS = ("next", "recall", "no-show", "finish", "pause", "resume", "pause-menu", "transfer", "arrived", "none")
@@ -25,8 +26,9 @@ def check_action(action: str) -> str:
     """Return ``action`` if the key map may use it; raise ``ValueError`` otherwise."""
     if action in PLAIN_ACTIONS or _RATE.fullmatch(action) or _TRANSFER_TO.fullmatch(action):
         return action
-    raise ValueError(f"unknown action {action!r}: one of {', '.join(PLAIN_ACTIONS)}, rate-1…rate-5, "
-                     "transfer:<service id>")
+    allowed = f"{', '.join(PLAIN_ACTIONS)}, rate-1…rate-5, transfer:<service id>"
+    raise ValueError(both(f"thao tác không có {action!r}, một trong: {allowed}",
+                          f"unknown action {action!r}: one of {allowed}"))
 
 
 def rate_score(action: str) -> int | None:
@@ -131,19 +133,24 @@ class BoxConfig(BaseModel):
         errors: list[str] = []
         beyond = keys_beyond_scale(self.keys, self.rating_scale)
         if beyond:
-            errors.append(f"keys: {', '.join(beyond)} is beyond the site's {self.rating_scale}-point rating scale "
-                          "(rating_scale): map the key to none or remove it")
+            keys, scale = ", ".join(beyond), self.rating_scale
+            errors.append("keys: " + both(f"{keys} vượt thang đánh giá {scale} mức của trung tâm (rating_scale): "
+                                          "đặt phím đó là none hoặc bỏ nó đi",
+                                          f"{keys} is beyond the site's {scale}-point rating scale (rating_scale): "
+                                          "map the key to none or remove it"))
         names = [k.name for k in self.keys]
         if len(set(names)) != len(names):
-            errors.append(f"keys: duplicate key names {sorted({n for n in names if names.count(n) > 1})}")
+            dup = sorted({n for n in names if names.count(n) > 1})
+            errors.append(f"keys: {both(f'tên phím bị trùng {dup}', f'duplicate key names {dup}')}")
         pins = [str(k.pin) for k in self.keys] + [str(p) for p in (self.status_led_pin, self.rating_led_pin,
                                                                   self.buzzer_pin) if p is not None]
         if len(set(pins)) != len(pins):
-            errors.append(f"keys/LEDs: a pin is used twice {sorted({p for p in pins if pins.count(p) > 1})}")
+            twice = sorted({p for p in pins if pins.count(p) > 1})
+            errors.append(f"keys/LEDs: {both(f'chân dùng hai lần {twice}', f'a pin is used twice {twice}')}")
         if self.debounce_s >= self.hold_s:
-            errors.append("hold_s must be longer than debounce_s")
+            errors.append(both("hold_s phải dài hơn debounce_s", "hold_s must be longer than debounce_s"))
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ValueError("\n".join(errors))  # a line each: format_validation_errors
         return self
 
     def key(self, name: str) -> KeySpec | None:

@@ -27,6 +27,7 @@ from counterd.board import CounterBoard, sim_config
 from counterd.config import BoxConfig
 from counterd.keymap import CounterBox, Effect, Flash, Send
 from xephang.bus import Bus, Inbound
+from xephang.checktext import both
 from xephang.clock import Clock
 from xephang.contract import (
     REQUEST_MODELS,
@@ -135,16 +136,24 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
 
     def apply_node_config(self, new: BoxConfig, old: BoxConfig | None) -> bool:
         if self.site_rating_scale is not None and new.rating_scale != self.site_rating_scale:
-            raise ValueError(f"rating_scale {new.rating_scale}: the site rates on {self.site_rating_scale} points")
+            raise ValueError(both(f"rating_scale {new.rating_scale}: trung tâm đánh giá theo {self.site_rating_scale} mức",
+                                  f"rating_scale {new.rating_scale}: the site rates on {self.site_rating_scale} points"))
         self.clear_alert(SCALE_ALERT)
         if old is not None and new.number != old.number:
             return True  # the node id and the hub's permission follow the number: restart
-        self._run(self.core.reconfigure(new))
         if old is None or _hardware(new) != _hardware(old):
             self.board.close()  # a new key map: release the old pins, claim the new ones
-            self.board = self._new_board(new)
+            try:
+                board = self._new_board(new)
+            except Exception:
+                # a pin the board refuses (GPIO99, one another program holds): the old key map again,
+                # or the box would stay deaf while the push's answer says nothing changed
+                self.board = self._new_board(old) if old is not None else self.board
+                raise
+            self.board = board
+            self._run(self.core.reconfigure(new.model_copy(update={"keys": self.core.config.keys})))
         else:
-            self.core.config = self.core.config.model_copy(update={"keys": self.board.config.keys})
+            self._run(self.core.reconfigure(new.model_copy(update={"keys": self.board.config.keys})))
         self._refresh_lights()
         return False
 

@@ -15,10 +15,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from xephang.checktext import both
 from xephang.site import Site
 from xephang.terminal import one_line
 
 RGB = tuple[int, int, int]
+MIN_BLINK_S = 0.2  # a shorter blink period (but 0, steady) is refused
+
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
@@ -27,7 +30,7 @@ def _parse_colour(v: Any) -> Any:
     if isinstance(v, str):
         m = _HEX.match(v.strip())
         if not m:
-            raise ValueError(f"colour {v!r} is not #rrggbb")
+            raise ValueError(both(f"màu {v!r} không có dạng #rrggbb", f"colour {v!r} is not #rrggbb"))
         h = m.group(1)
         return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
     return v
@@ -63,7 +66,7 @@ class Theme(BaseModel):
     @classmethod
     def _rgb(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if len(v) != 3:
-            raise ValueError("a colour is three numbers 0..255 or #rrggbb")
+            raise ValueError(both("một màu là ba số 0..255 hoặc #rrggbb", "a colour is three numbers 0..255 or #rrggbb"))
         return v
 
 
@@ -109,7 +112,9 @@ class BoardConfig(BaseModel):
     ticker_speed: float = Field(default=0.08, gt=0, le=1, description="screen widths per second")
     ticker_fps: float = Field(default=30, ge=1, le=60, description="ticker steps per second (only the ticker band is redrawn)")
     highlight_s: float = Field(default=12, ge=0, le=300, description="how long the newest call stays highlighted")
-    blink_period_s: float = Field(default=1.0, ge=0, le=10, description="blink period while highlighted; 0 = steady")
+    blink_period_s: float = Field(default=1.0, ge=0, le=10, description="blink period while highlighted; 0 = steady, "
+                                  "else at least 0.2 s (faster is no blink an eye can follow, and redraws the "
+                                  "board without end: 0.0001 took 92 % of a core)")
     last_calls: int = Field(default=4, ge=1, le=10, description="calls listed, the newest included")
     show_waiting: bool = Field(default=True, description="the people-waiting bar, per service")
     show_last_calls: bool = Field(default=True, description="the recent-calls list")
@@ -126,16 +131,26 @@ class BoardConfig(BaseModel):
     def _known_colours(cls, v: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
         unknown = sorted(set(v) - set(Theme.model_fields))
         if unknown:
-            raise ValueError(f"unknown colour names {unknown}; known: {sorted(Theme.model_fields)}")
+            known = sorted(Theme.model_fields)
+            raise ValueError(both(f"tên màu không có {unknown}, các tên có: {known}",
+                                  f"unknown colour names {unknown}, known: {known}"))
         for k, c in v.items():
             if len(c) != 3:
-                raise ValueError(f"colour {k!r} must have three parts")
+                raise ValueError(both(f"màu {k!r} phải có ba phần", f"colour {k!r} must have three parts"))
+        return v
+
+    @field_validator("blink_period_s")
+    @classmethod
+    def _blink_an_eye_follows(cls, v: float) -> float:
+        if 0 < v < MIN_BLINK_S:
+            raise ValueError(both(f"0 (không nhấp nháy) hoặc ít nhất {MIN_BLINK_S} giây",
+                                  f"0 (steady) or at least {MIN_BLINK_S} s"))
         return v
 
     @model_validator(mode="after")
     def _counter_needed(self) -> BoardConfig:
         if self.layout == "counter" and self.counter is None:
-            raise ValueError("layout 'counter' needs 'counter' (the counter number)")
+            raise ValueError(both("layout 'counter' cần 'counter' (số quầy)", "layout 'counter' needs 'counter' (the counter number)"))
         return self
 
     def resolved_theme(self) -> Theme:

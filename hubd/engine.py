@@ -339,13 +339,16 @@ class QueueEngine:
         return sum(1 for w in ws if (w.arrival_at, w.id) < (t.arrival_at, t.id) or w.priority_group)
 
     # ------------------------------------------------------------------ the site, live
-    def site_change_refusals(self, new: Site) -> list[str]:
+    def site_change_refusals(self, new: Site, *, old: Site | None = None, restart: bool = False) -> list[str]:
         """Why ``new`` cannot replace the running site with today's queue as it is — every
-        reason, Vietnamese first. Empty: the swap keeps every ticket, its number and its place."""
+        reason, Vietnamese first. Empty: the swap keeps every ticket, its number and its place.
+        ``old``: the site the queue was run with (default: the running one); ``restart``: the change
+        comes with a restart (a site file edited since the last push), which may change the slug,
+        time zone and daily reset."""
         out: list[str] = []
-        old = self.site.site
-        for name in ("slug", "timezone", "daily_reset"):
-            if getattr(new.site, name) != getattr(old, name):
+        before = old or self.site
+        for name in () if restart else ("slug", "timezone", "daily_reset"):
+            if getattr(new.site, name) != getattr(before.site, name):
                 out.append(f"site.{name} chỉ đổi được khi khởi động lại máy chủ hàng đợi "
                            f"(site.{name} changes only with a restart: edit the site file)")
         open_t = [t for t in self.tickets.values() if t.state in ("waiting", "called")]
@@ -365,7 +368,8 @@ class QueueEngine:
             svc = new_services.get(sid)
             if day != self.day or svc is None:
                 continue
-            first = min((t.number for t in self.tickets.values() if t.day == day and t.service == sid),
+            # the numbers this band gave today: a ticket transferred in keeps the number of the band it came from
+            first = min((t.number for t in self.tickets.values() if t.day == day and t.first_service == sid),
                         default=self.services[sid].band[0] if sid in self.services else svc.band[0])
             lo, hi = svc.band
             if lo > first or hi < last:
@@ -374,8 +378,13 @@ class QueueEngine:
         for g in sorted({t.priority_group for t in open_t if t.priority_group} - groups):
             out.append(f"nhóm ưu tiên {g}: còn phiếu đang chờ, không bỏ được (priority group {g} has open tickets)")
         new_numbers = {c.number for c in new.counters}
+        if restart:  # the queue was loaded with the new site: a counter it removed is gone from self.counters
+            for t in sorted((t for t in open_t if t.state == "called" and t.counter not in new_numbers),
+                            key=lambda t: t.id):
+                out.append(f"quầy {t.counter} đang phục vụ số {t.display}: kết thúc trước rồi mới bỏ quầy "
+                           f"(counter {t.counter} is serving {t.display}: finish first)")
         for n, rt in sorted(self.counters.items()):
-            if n in new_numbers or n not in {c.number for c in self.site.counters}:
+            if n in new_numbers or n not in {c.number for c in before.counters}:
                 continue
             if rt.serving is not None or rt.state == "paused":
                 what = "đang phục vụ" if rt.serving is not None else "đang tạm nghỉ"

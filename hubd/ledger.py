@@ -134,6 +134,11 @@ class Ledger:
                             (rev, at, by, source, json.dumps(changes, ensure_ascii=False),
                              json.dumps(site, ensure_ascii=False, sort_keys=True)))
 
+    def last_site(self) -> tuple[int, dict[str, Any] | None]:
+        """The highest site rev this ledger recorded and its whole site ((0, None): none)."""
+        row = self.db.execute("SELECT rev, site FROM site_changes ORDER BY rev DESC LIMIT 1").fetchone()
+        return (int(row[0]), json.loads(row[1])) if row else (0, None)
+
     def site_changes(self) -> list[dict[str, Any]]:
         """The live site's history, oldest first (``xephang`` tools and tests read it)."""
         return [{"rev": r[0], "at": r[1], "by": r[2], "source": r[3], "changes": json.loads(r[4])}

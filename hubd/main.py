@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
@@ -41,6 +41,7 @@ from hubd.lane import (
 )
 from hubd.ledger import Ledger, check_ledger, ledger_fault
 from xephang.bus import Bus, BusFatal, Inbound
+from xephang.checktext import both
 from xephang.clock import Clock
 from xephang.contract import (
     ASKED_BY,
@@ -93,8 +94,8 @@ from xephang.daemon import Daemon
 from xephang.limits import RateLimit
 from xephang.nodeconfig import ConfigRefused
 from xephang.reader import Reader
-from xephang.settings import DaemonSettings, SettingsError, format_validation_errors
-from xephang.site import Site, changes_between, cross_check_errors
+from xephang.settings import DaemonSettings, SettingsError, site_errors
+from xephang.site import Site, changes_between
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ REPORT_WORKERS = 2  # reports computed at once at most; more are answered `unava
 RESYNC_BUDGET_BYTES = MAX_PAYLOAD_BYTES - 8 * 1024  # … and never more than fits one message with room to spare
 TICKETS_REFUSED_ALERT_AFTER = 5  # tickets refused to one dispenser before the technicians are alerted
 RATE_LIMITED_SOURCES = 64  # sources named in the health's rate_limited counts at most (the rest: "(other)")
+ROSTER_BURST, ROSTER_PER_MINUTE = 20, 1.0  # the web's roster pushes: 20 at once, then one a minute
 # a turn runs its requests for this long at most, then commits and publishes; the rest go first in
 # the next turn, each asker by turns with whoever asked meanwhile (two dispensers' bursts of tickets
 # within their pace, 320 estimates of a long queue, held counter 2's call-next 7 s: its box gave up)
@@ -178,11 +180,9 @@ def _error(request_id: str, action: str, code: str, message: str, *, rev: int | 
 def _whole_site(raw: dict[str, Any]) -> dict[str, Any]:
     """``raw`` when it is a valid site; else every error at once: each field's, then each cross
     check's on its own line (pydantic folds the cross checks into one)."""
-    try:
-        Site.model_validate(raw)
-    except ValidationError as exc:
-        errors = [e for e in format_validation_errors(exc, Site) if not e.startswith("(root)")]
-        raise ConfigRefused(errors + cross_check_errors(raw)) from None
+    errors = site_errors(raw)
+    if errors:
+        raise ConfigRefused(errors)
     return raw
 
 
@@ -255,6 +255,9 @@ class HubDaemon(Daemon[HubSettings, Site]):
             if fault is None:
                 raise
             raise SettingsError([fault], "the ledger") from None
+        self.site_file_refused: list[str] = []  # why the edited site file was not taken at this start
+        if not self.checking:
+            self._site_at_start(new_event_id)
         self._batch: list[Inbound] = []
         self._report_slots = threading.BoundedSemaphore(REPORT_WORKERS)
         self._inflight: dict[int, int] = {}  # mid -> rev of events published, awaiting PUBACK
@@ -282,6 +285,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
         self._issue_limit = RateLimit(burst=h.issue_burst, per_minute=h.issue_per_hour / 60)
         self._counter_limit = RateLimit(burst=h.counter_burst, per_minute=h.counter_per_minute)
         self._board_limit = RateLimit(burst=BOARD_BURST, per_minute=BOARD_PER_MINUTE)
+        self._roster_limit = RateLimit(burst=ROSTER_BURST, per_minute=ROSTER_PER_MINUTE)
         self.rate_limited: dict[str, dict[str, int]] = {"resync": {}, "issue-ticket": {}}
         self.flooded: dict[str, int] = {}  # board -> requests dropped unread (over BOARD_PER_MINUTE)
         self._tickets_refused: dict[str, int] = {}  # dispenser -> refused since its alert was last clear
@@ -309,6 +313,46 @@ class HubDaemon(Daemon[HubSettings, Site]):
         return errors
 
     # ------------------------------------------------------------------ the site, live
+    def _site_at_start(self, new_event_id: Callable[[], str] | None) -> None:
+        """The site file edited since the last push wins at this start — unless it cannot apply to
+        today's queue as the ledger holds it (a service removed while citizens wait for it, a band
+        that leaves out today's numbers, a counter removed while it serves …), checked as a live push
+        is: then the last pushed site runs on, the reasons are logged and the ``site-file`` alert says
+        so, and the file wins at a later start, when it can. Either way the ledger's history of the
+        site goes on after its highest rev, never over it."""
+        config = self.require_node_config()
+        now = self.clock.now()
+        if config.file_won is not None:
+            saved_rev, saved_raw = config.file_won
+            saved = Site.model_validate(saved_raw)
+            refusals = self.engine.site_change_refusals(self.site, old=saved, restart=True)
+            if refusals:
+                log.error("the site file %s was edited since site rev %s was pushed, but it cannot apply to "
+                          "today's queue; rev %s runs on (%s)", self.settings.site_file, saved_rev, saved_rev,
+                          " | ".join(refusals))
+                config.keep_saved()
+                self.site = config.current  # type: ignore[assignment]
+                self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
+                self.ledger.load(self.engine, now=now)
+                self.site_file_refused = refusals
+        last_rev, last_site = self.ledger.last_site()
+        mine = self.site.model_dump(mode="json")
+        if config.rev < last_rev:  # the saved site is lost (unusable, or gone) while the ledger kept its history
+            if last_site is not None and json.dumps(last_site, sort_keys=True) == json.dumps(mine, sort_keys=True):
+                config.rev = last_rev  # the file says what the last rev said
+                return
+            config.rev = last_rev + 1
+            changes = changes_between(Site.model_validate(last_site), self.site) if last_site else []
+        elif config.file_won is not None and config.rev > last_rev:
+            changes = changes_between(Site.model_validate(config.file_won[1]), self.site)
+        else:
+            return
+        # the file's site is the next rev, recorded as any change is (a push against an older rev is stale)
+        self.ledger.record_site_change(rev=config.rev, at=now, by="site file", source="file", changes=changes,
+                                       site=mine)
+        log.info("site rev %s: the site file %s (%s)", config.rev, self.settings.site_file,
+                 "; ".join(changes) or "no change")
+
     def initial_node_config(self) -> dict[str, Any]:
         return self.settings.load_site().model_dump(mode="json")
 
@@ -323,18 +367,26 @@ class HubDaemon(Daemon[HubSettings, Site]):
         number, and only who sits there and which services it calls."""
         if sender is None:
             return _whole_site(super().merge_node_config(current, push, sender))
+        wait = self._roster_limit.take(sender, self._mono())
+        if wait:  # a head saves a roster a few times a morning; a stolen web password, a thousand times a minute
+            raise ConfigRefused([both(f"quá nhiều lần đổi phân công liền nhau: thử lại sau {wait:.0f} giây",
+                                      f"too many roster changes in a row: try again in {wait:.0f} s")])
         if not is_web(sender) or set(push.config) != {"counters"} or not isinstance(push.config["counters"], list):
-            raise ConfigRefused([f"{sender} may push only {{\"counters\": [{{number, officer_id, officer, services}}]}}"])
+            shape = '{"counters": [{number, officer_id, officer, services}]}'
+            raise ConfigRefused([both(f"{sender} chỉ được đẩy {shape}", f"{sender} may push only {shape}")])
         out = copy.deepcopy(current)
         by_number = {c.get("number"): c for c in out["counters"]}
         errors = []
         for i, patch in enumerate(push.config["counters"]):
             if not isinstance(patch, dict) or not set(patch) <= ROSTER_FIELDS | {"number"}:
-                errors.append(f"counters[{i}]: only number, {', '.join(sorted(ROSTER_FIELDS))} may change from the web")
+                fields = ", ".join(sorted(ROSTER_FIELDS))
+                errors.append(f"counters[{i}]: " + both(f"từ trang web chỉ đổi được number, {fields}",
+                                                        f"only number, {fields} may change from the web"))
                 continue
             target = by_number.get(patch.get("number"))
             if target is None:
-                errors.append(f"counters[{i}]: no counter {patch.get('number')!r} in the site")
+                number = repr(patch.get("number"))
+                errors.append(f"counters[{i}]: {both(f'trung tâm không có quầy {number}', f'no counter {number} in the site')}")
                 continue
             target.update({k: v for k, v in patch.items() if k != "number"})
         if errors:
@@ -399,6 +451,16 @@ class HubDaemon(Daemon[HubSettings, Site]):
             log.warning("lanes without hub.inbox_password_file: the main connection reads every request, and a "
                         "board's flood there holds every reply, event and state; install passwords/hub-inbox.pw "
                         "from `xephang broker-config` and set it (docs/install-pi.md)")
+        if self.site_file_refused:
+            n = len(self.site_file_refused)
+            self.raise_alert("site-file", f"Tệp site đã sửa nhưng không áp dụng được cho hàng đợi hôm nay ({n} lý do, "
+                             f"xem nhật ký hubd): đang chạy site phiên bản {self.require_node_config().rev}. "
+                             f"{self.site_file_refused[0][:200]}",
+                             f"The edited site file cannot apply to today's queue ({n} reasons, see hubd's log): "
+                             f"site rev {self.require_node_config().rev} runs on", "critical")
+        else:  # one an earlier start left retained: this start took the file, or had no edited file
+            self.bus.add_connect_hook(lambda: None if "site-file" in self.alerts else
+                                      self.bus.clear(self.bus.topics.alert(self.node, "site-file")))
         self.bus.add_connect_hook(self._republish_all)
         self.bus.add_published_hook(self._on_published)
         self.bus.add_refused_hook(self._on_refused)

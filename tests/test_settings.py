@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict
 from xephang.settings import DaemonSettings, SettingsError, load_settings, load_site
 
 
+def UNKNOWN(close: str) -> str:  # noqa: N802 - reads as the text it stands for
+    return f"khóa không có trong cấu hình (có phải {close!r}?) / unknown key (did you mean {close!r}?)"
+
+
 def test_every_error_is_listed_with_did_you_mean(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text('nod = "counter-1"\nlog_level = "LOUD"\n[broker]\nprot = 1884\nport = 0\n')
@@ -16,9 +20,12 @@ def test_every_error_is_listed_with_did_you_mean(tmp_path):
     errs = exc.value.errors
     assert len(errs) == 4
     text = str(exc.value)
-    assert "nod: unknown key (did you mean 'node'?)" in text
-    assert "broker.prot: unknown key (did you mean 'port'?)" in text
-    assert "log_level" in text and "broker.port" in text
+    # Vietnamese first, then English: pydantic's own words stay, after the translation
+    assert f"nod: {UNKNOWN('node')}" in text
+    assert f"broker.prot: {UNKNOWN('port')}" in text
+    assert "broker.port = 0: phải từ 1 trở lên / Input should be greater than or equal to 1" in text
+    assert "log_level = 'LOUD': không đúng dạng" in text
+    assert text.startswith("cấu hình không hợp lệ trong ") and "(4 lỗi) / invalid settings in " in text
 
 
 def test_environment_beats_the_file(tmp_path, monkeypatch):
@@ -54,16 +61,18 @@ def test_site_errors_are_all_listed(tmp_path, site_file):
     with pytest.raises(SettingsError) as exc:
         load_site(bad)
     assert sorted(exc.value.errors) == sorted([
-        "rating_windw_s: unknown key (did you mean 'rating_window_s'?)",
-        "services.1.target_wait_mn: unknown key (did you mean 'target_wait_min'?)",
-        "counters.2.officer_i: unknown key (did you mean 'officer_id'?)",
-        "counters: counter 4 names unknown officer 'hoaa' (add it to [[officers]])",
-        "services.2.band: Value error, band must be [first, last] with 0 <= first < last <= 9999",
-        "services: bands of 'ho-tich' and 'dat-dai' overlap",
-        "counters: counter 3 names unknown service 'dat-da'",
-        "rating_scale must be 3 or 5",
+        f"rating_windw_s: {UNKNOWN('rating_window_s')}",
+        f"services.1.target_wait_mn: {UNKNOWN('target_wait_min')}",
+        f"counters.2.officer_i: {UNKNOWN('officer_id')}",
+        "counters: quầy 4 ghi cán bộ không có 'hoaa' (thêm vào [[officers]]) / "
+        "counter 4 names unknown officer 'hoaa' (add it to [[officers]])",
+        "services.2.band: dải số phải là [đầu, cuối] với 0 <= đầu < cuối <= 9999 / "
+        "band must be [first, last] with 0 <= first < last <= 9999",
+        "services: dải số của 'ho-tich' và 'dat-dai' chồng lên nhau / bands of 'ho-tich' and 'dat-dai' overlap",
+        "counters: quầy 3 ghi lĩnh vực không có 'dat-da' / counter 3 names unknown service 'dat-da'",
+        "rating_scale: phải là 3 hoặc 5 / must be 3 or 5",
     ])
-    assert "(8 errors)" in str(exc.value)
+    assert "(8 lỗi) / invalid settings" in str(exc.value) and "(8 errors)" in str(exc.value)
 
 
 def test_a_broken_service_entry_does_not_make_its_counters_look_wrong(tmp_path, site_file):
@@ -73,7 +82,7 @@ def test_a_broken_service_entry_does_not_make_its_counters_look_wrong(tmp_path, 
     bad.write_text(text)
     with pytest.raises(SettingsError) as exc:
         load_site(bad)
-    assert exc.value.errors == ["services.1.target_wait_mn: unknown key (did you mean 'target_wait_min'?)"]
+    assert exc.value.errors == [f"services.1.target_wait_mn: {UNKNOWN('target_wait_min')}"]
 
 
 def test_duplicates_are_found_even_next_to_field_errors(tmp_path, site_file):
@@ -84,9 +93,9 @@ def test_duplicates_are_found_even_next_to_field_errors(tmp_path, site_file):
     with pytest.raises(SettingsError) as exc:
         load_site(bad)
     assert sorted(exc.value.errors) == sorted([
-        "hours.opne: unknown key (did you mean 'open'?)",
-        "counters: duplicate number [3]",
-        "priority.groups: duplicate id ['cao-tuoi']",
+        f"hours.opne: {UNKNOWN('open')}",
+        "counters: số quầy bị trùng [3] / duplicate number [3]",
+        "priority.groups: mã nhóm bị trùng ['cao-tuoi'] / duplicate id ['cao-tuoi']",
     ])
 
 
@@ -113,10 +122,10 @@ def test_did_you_mean_inside_list_entries_and_tables(tmp_path):
     with pytest.raises(SettingsError) as exc:
         load_settings(BoxSettings, cfg)
     errs = exc.value.errors
-    assert "hardware.buttons.1.servce: unknown key (did you mean 'service'?)" in errs
-    assert "hardware.lights.ho-tich.pn: unknown key (did you mean 'pin'?)" in errs
+    assert f"hardware.buttons.1.servce: {UNKNOWN('service')}" in errs
+    assert f"hardware.lights.ho-tich.pn: {UNKNOWN('pin')}" in errs
     # nothing close: no made-up suggestion
-    assert "hardware.nonsense: unknown key" in errs
+    assert "hardware.nonsense: khóa không có trong cấu hình / unknown key" in errs
 
 
 def test_site_cross_checks_are_reported_together(tmp_path, site_file):
@@ -127,7 +136,7 @@ def test_site_cross_checks_are_reported_together(tmp_path, site_file):
     with pytest.raises(SettingsError) as exc:
         load_site(bad)
     msg = str(exc.value)
-    assert "overlap" in msg and "unknown service 'dat-da'" in msg and "rating_scale must be 3 or 5" in msg
+    assert "overlap" in msg and "unknown service 'dat-da'" in msg and "rating_scale: phải là 3 hoặc 5 / must be 3 or 5" in msg
 
 
 def test_the_example_site_is_valid(site):
@@ -145,3 +154,32 @@ def test_site_docstrings_name_only_real_keys():
                   site_mod.SiteInfo, site_mod.Site):
         for name in re.findall(r"``([a-z_]+)``", model.__doc__ or ""):
             assert name in model.model_fields, f"{model.__name__} docstring names {name!r}, not a key"
+
+
+def test_opening_hours_must_make_a_week_a_hall_can_keep(site_file):
+    """days [7, 9, -1, 3, 3], a close before the open and no day at all were applied live: the wait
+    estimate counted to a closing that never came (~560 min)."""
+    import tomllib
+
+    from xephang.settings import site_errors
+
+    site = tomllib.loads(site_file.read_text())
+    site["hours"] = {"open": "17:00:00", "close": "07:30:00", "days": [7, 9, -1, 3, 3]}
+    assert site_errors(site) == [
+        "hours.days: ngày trong tuần là 0 (thứ Hai) … 6 (Chủ nhật), không phải [7, 9, -1] / "
+        "weekdays are 0 (Monday) … 6 (Sunday), not [7, 9, -1]"]
+    site["hours"]["days"] = [3, 3]
+    assert site_errors(site) == ["hours.days: có ngày ghi hai lần: [3] / a day is named twice: [3]"]
+    site["hours"]["days"] = [0, 1]
+    assert site_errors(site) == ["hours.close (07:30) phải sau hours.open (17:00) / "
+                                 "hours.close (07:30) must be after hours.open (17:00)"]
+    site["hours"] = {"days": []}
+    assert site_errors(site) == ["hours.days: cần ít nhất 1 mục / Tuple should have at least 1 item after validation, not 0"]
+
+
+def test_a_board_blinks_steady_or_as_an_eye_follows():
+    from displayd.config import BoardConfig
+
+    assert BoardConfig(blink_period_s=0).blink_period_s == 0 and BoardConfig(blink_period_s=0.2).blink_period_s == 0.2
+    with pytest.raises(ValueError, match="0 \\(không nhấp nháy\\) hoặc ít nhất 0.2 giây / 0 \\(steady\\) or at least 0.2 s"):
+        BoardConfig(blink_period_s=0.0001)

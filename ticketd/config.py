@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ticketd.escpos_job import JobOptions
+from xephang.checktext import both
 from xephang.site import QR_FIELDS, check_template
 from xephang.terminal import one_line
 
@@ -63,7 +64,7 @@ class TicketTexts(Strict):
     @classmethod
     def _printable(cls, v: str, info: ValidationInfo) -> str:
         if len(v) > TEXT_MAX:
-            raise ValueError(f"at most {TEXT_MAX} characters, not {len(v)}")
+            raise ValueError(both(f"tối đa {TEXT_MAX} ký tự, đây là {len(v)}", f"at most {TEXT_MAX} characters, not {len(v)}"))
         fields = TEXT_FIELDS.get(info.field_name)
         return one_line(v) if fields is None else check_template(v, fields)  # the others print as they are
 
@@ -195,19 +196,23 @@ class PrinterConfig(Strict):
             # a dropped or doubled digit (11520, 96000) looks like its speed; else the nearest one
             typo = difflib.get_close_matches(str(v), [str(b) for b in SERIAL_BAUDS], n=1, cutoff=0.8)
             close = int(typo[0]) if typo else min(SERIAL_BAUDS, key=lambda b: abs(b - v))
-            raise ValueError(f"{v} is not a serial printer speed (did you mean {close}?); one of {list(SERIAL_BAUDS)}")
+            raise ValueError(both(f"{v} không phải tốc độ của máy in cổng nối tiếp (có phải {close}?), một trong {list(SERIAL_BAUDS)}",
+                                  f"{v} is not a serial printer speed (did you mean {close}?), one of {list(SERIAL_BAUDS)}"))
         return v
 
     @model_validator(mode="after")
     def _backend_needs(self) -> PrinterConfig:
         if self.nv_digits and not self.nv_graphics:
-            raise ValueError("printer.nv_digits keeps the number's glyphs as NV graphics: it needs nv_graphics = true")
+            raise ValueError(both("printer.nv_digits giữ hình chữ số trong bộ nhớ NV của máy in: cần nv_graphics = true",
+                                  "printer.nv_digits keeps the number's glyphs as NV graphics: it needs nv_graphics = true"))
         if self.nv_digits and self.half_res_number:
-            raise ValueError("printer.nv_digits and half_res_number both change how the number is sent: choose one")
+            raise ValueError(both("printer.nv_digits và half_res_number đều đổi cách gửi số: chỉ chọn một",
+                                  "printer.nv_digits and half_res_number both change how the number is sent: choose one"))
         if self.backend == "usb" and not (self.usb_vendor and self.usb_product):
-            raise ValueError("printer.backend = 'usb' needs usb_vendor and usb_product")
+            raise ValueError(both("printer.backend = 'usb' cần usb_vendor và usb_product",
+                                  "printer.backend = 'usb' needs usb_vendor and usb_product"))
         if self.backend == "network" and not self.host:
-            raise ValueError("printer.backend = 'network' needs host")
+            raise ValueError(both("printer.backend = 'network' cần host", "printer.backend = 'network' needs host"))
         return self
 
     def job_options(self) -> JobOptions:
@@ -268,7 +273,7 @@ class HardwareConfig(Strict):
     def _pins_unique(self) -> HardwareConfig:
         errors = hardware_clash_errors(self.model_dump())
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ValueError("\n".join(errors))  # a line each: format_validation_errors
         return self
 
 
@@ -286,7 +291,7 @@ def hardware_clash_errors(hw: Mapping[str, Any]) -> list[str]:
     errors = []
     dup = sorted({p for p in pins if pins.count(p) > 1})
     if dup:
-        errors.append(f"hardware: pins used twice: {dup}")
+        errors.append(f"hardware: {both(f'chân dùng hai lần: {dup}', f'pins used twice: {dup}')}")
 
     def button_name(e: Mapping[str, Any]) -> str:
         return str(e.get("name") or (f"{e.get('service')}-priority" if e.get("priority_group") else e.get("service")))
@@ -294,7 +299,7 @@ def hardware_clash_errors(hw: Mapping[str, Any]) -> list[str]:
     names = [button_name(e) for e in entries("buttons")] + [str(e.get("name") or "priority") for e in entries("priority_keys")]
     dupn = sorted({n for n in names if names.count(n) > 1})
     if dupn:
-        errors.append(f"hardware: key names used twice: {dupn}")
+        errors.append(f"hardware: {both(f'tên phím dùng hai lần: {dupn}', f'key names used twice: {dupn}')}")
     return errors
 
 
@@ -307,18 +312,22 @@ def hardware_site_errors(hw: Mapping[str, Any], services: set[str], groups: set[
             continue
         if "service" in b and b["service"] not in services:
             close = difflib.get_close_matches(str(b["service"]), sorted(services), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            errors.append(f"hardware.buttons.{i}.service: {b['service']!r} is not a service of the site{hint} "
-                          f"{sorted(services)}")
+            vi_hint, en_hint = (f" (có phải {close[0]!r}?)", f" (did you mean {close[0]!r}?)") if close else ("", "")
+            shown = repr(b["service"])
+            errors.append(f"hardware.buttons.{i}.service: " + both(
+                f"{shown} không phải lĩnh vực của trung tâm{vi_hint} {sorted(services)}",
+                f"{shown} is not a service of the site{en_hint} {sorted(services)}"))
         if b.get("priority_group") is not None and b["priority_group"] not in groups:
-            errors.append(f"hardware.buttons.{i}.priority_group: unknown group {b['priority_group']!r}")
+            group = repr(b["priority_group"])
+            errors.append(f"hardware.buttons.{i}.priority_group: {both(f'nhóm ưu tiên không có {group}', f'unknown group {group}')}")
     for i, k in enumerate(keys if isinstance(keys, list | tuple) else ()):
         if not isinstance(k, Mapping):
             continue
         if k.get("group") and k["group"] not in groups:
-            errors.append(f"hardware.priority_keys.{i}.group: unknown group {k['group']!r}")
+            group = repr(k["group"])
+            errors.append(f"hardware.priority_keys.{i}.group: {both(f'nhóm ưu tiên không có {group}', f'unknown group {group}')}")
         if not k.get("group") and not groups:
-            errors.append(f"hardware.priority_keys.{i}: the site has no priority groups")
+            errors.append(f"hardware.priority_keys.{i}: {both('trung tâm không có nhóm ưu tiên nào', 'the site has no priority groups')}")
     return errors
 
 

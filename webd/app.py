@@ -35,6 +35,7 @@ from webd import console, pages, roster, voice
 from webd.auth import USERNAME_RE, Accounts, Session, Sessions, Throttle, same_token, sign, unsign
 from webd.config import WebSettings
 from webd.live import LiveHall, Snapshot
+from xephang.checktext import plain_message, vi_text
 from xephang.clock import VN_TZ
 from xephang.contract import CONSOLE_ACTIONS, REQUEST_MODELS, Reply, ReportRequest, new_request_id
 from xephang.site import Site
@@ -800,8 +801,9 @@ class WebApp:
             head = roster.tr("stale" if code == "stale" else "unreachable" if code == "unreachable" else "refused", lang)
             log.info("roster change by %s refused (%s): %s", s.username, code, lines[:3])
             return await self.roster_page(request, errors=[head, *[x for x in lines if x]], status=409)
-        log.info("roster change by %s applied: site rev %s", s.username, reply.rev)
-        note = self.note(s, " ".join([roster.tr("applied", lang, rev=reply.rev),
+        changed = reply.data.get("changed", True) is not False
+        log.info("roster change by %s %s: site rev %s", s.username, "applied" if changed else "changed nothing", reply.rev)
+        note = self.note(s, " ".join([roster.tr("applied" if changed else "unchanged", lang, rev=reply.rev),
                                       *roster.seating_notes(counters, self.site, lang)]))
         return RedirectResponse("/head/roster?" + urlencode({"note": note}), status_code=303)
 
@@ -1119,7 +1121,8 @@ class WebApp:
         try:  # the contract's own checks, before anything is sent: a readable message, nothing asked
             REQUEST_MODELS[action](request_id=request_id, source="web", **fields)
         except ValidationError as exc:
-            why = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors())
+            why = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: "
+                            f"{(vi_text(err) if lang == 'vi' else None) or plain_message(err)}" for err in exc.errors())
             return self._act_answer(n, console.ActResult(False, "invalid", console.tr("bad_input", lang, m=why[:200])),
                                     wants_json, s, status=400)
         result = await self.act(action, request_id, fields, lang)

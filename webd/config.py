@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from xephang.checktext import both
 from xephang.settings import DaemonSettings
 
 
@@ -71,7 +72,7 @@ class WebConfig(BaseModel):
     def _tls(self) -> WebConfig:
         errors = https_errors(self.model_dump())
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ValueError("\n".join(errors))  # a line each: format_validation_errors
         return self
 
     def https_base(self, host: str | None = None) -> str | None:
@@ -90,14 +91,17 @@ def https_errors(web: Mapping[str, Any]) -> list[str]:
     errors = []
     cert, key, https_port = web.get("tls_certfile"), web.get("tls_keyfile"), web.get("https_port")
     if (cert is None) != (key is None):
-        errors.append("tls_certfile and tls_keyfile go together")
+        errors.append(both("tls_certfile và tls_keyfile phải đi cùng nhau", "tls_certfile and tls_keyfile go together"))
     if https_port is not None and cert is None and key is None:
-        errors.append(f"https_port {https_port} needs tls_certfile and tls_keyfile (`xephang web cert`)")
+        errors.append(both(f"https_port {https_port} cần tls_certfile và tls_keyfile (`xephang web cert`)",
+                           f"https_port {https_port} needs tls_certfile and tls_keyfile (`xephang web cert`)"))
     port = web.get("port", WebConfig.model_fields["port"].default)
     if https_port is not None and str(https_port) == str(port):
-        errors.append(f"https_port and port are both {port}: HTTP and HTTPS need a port each")
+        errors.append(both(f"https_port và port đều là {port}: HTTP và HTTPS mỗi thứ cần một cổng riêng",
+                           f"https_port and port are both {port}: HTTP and HTTPS need a port each"))
     if https_port is not None and web.get("province_dsn"):
-        errors.append("https_port is for a centre's webd: the province pages serve `port` only")
+        errors.append(both("https_port dành cho webd của trung tâm: trang cấp tỉnh chỉ dùng `port`",
+                           "https_port is for a centre's webd: the province pages serve `port` only"))
     return errors
 
 

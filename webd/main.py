@@ -412,7 +412,8 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         if wait is None:
             return  # another tool's push
         ok = ack.status in ("applied", "restart-required")
-        reply = Reply(request_id=ack.request_id, action="config", status="ok" if ok else "error", data={"rev": ack.rev},
+        reply = Reply(request_id=ack.request_id, action="config", status="ok" if ok else "error",
+                      data={"rev": ack.rev, "changed": ack.changed},
                       rev=ack.rev, error=None if ok else ReplyError(code=ack.status, message="\n".join(ack.errors)))
         if ok and (self.site_rev is None or self.site_rev < ack.rev):
             self._site_waits.append((time.monotonic() + CONFIG_WAIT_S, ack.rev, reply, wait[1]))

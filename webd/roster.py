@@ -25,6 +25,8 @@ T: dict[str, tuple[str, str]] = {
     "none": ("—", "—"),
     "save": ("Áp dụng", "Apply"),
     "applied": ("Đã áp dụng (phiên bản {rev}).", "Applied (version {rev})."),
+    "unchanged": ("Không có gì thay đổi: phân công này đang được dùng (phiên bản {rev}).",
+                  "Nothing changed: this roster is the one in use (version {rev})."),
     "version": ("Phiên bản cấu hình của máy chủ: {rev}", "The server's config version: {rev}"),
     "no_site": ("Chưa nhận được cấu hình từ máy chủ hàng đợi: chưa thể thay đổi phân công.",
                 "No config from the queue server yet: the roster cannot be changed now."),

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from xephang.checktext import both
 from xephang.contract import BadPayload, ConfigAck, ConfigSet, ConfigState, decode, loads
 from xephang.settings import format_validation_errors
 
@@ -161,6 +162,10 @@ class NodeConfigManager(Generic[C]):
         self.restart_required = False
         self.pending_path = path.with_name(path.name + ".pending")
         self.discarded: Path | None = None  # a push the node died applying, kept for the technician
+        # (rev, config) last pushed, when the local file changed since and was taken instead: the
+        # daemon may find the file cannot apply to its state and go back to it (keep_saved)
+        self.file_won: tuple[int, dict[str, Any]] | None = None
+        self._saved_origin: str | None = None
         if not read_only:
             self._discard_pending()
         self.rev, raw = self._load(initial)
@@ -168,8 +173,21 @@ class NodeConfigManager(Generic[C]):
             self.current: C = model.model_validate(raw)
         except ValidationError as exc:
             errs = format_validation_errors(exc, model)
-            raise ValueError(f"node config in {path} is invalid: {'; '.join(errs)}") from None
+            raise ValueError(both(f"cấu hình của thiết bị trong {path} không hợp lệ", f"node config in {path} is invalid")
+                             + f": {'; '.join(errs)}") from None
         self.raw = self.current.model_dump(mode="json")
+
+    def keep_saved(self) -> None:
+        """Run the last pushed config again instead of the local file that won at this start (the
+        daemon found the file cannot apply: hubd, a site that would strand today's tickets). The file
+        wins at a later start, when it can."""
+        if self.file_won is None:
+            raise RuntimeError("the local file did not win at this start: nothing to go back to")
+        self.rev, raw = self.file_won
+        self.current = self.model.model_validate(raw)
+        self.raw = self.current.model_dump(mode="json")
+        self.file_won = None
+        self.origin = self._saved_origin  # the next push is saved as made on the old file: the edited one still wins later
 
     def _discard_pending(self) -> None:
         """A pushed config the node was applying when it died never becomes the config."""
@@ -187,6 +205,8 @@ class NodeConfigManager(Generic[C]):
             if saved.get("origin") != self.origin:
                 log.warning("the local file changed since config rev %s was pushed: the file is used (rev %s)",
                             rev, rev + 1)
+                self.model.model_validate(cfg)
+                self.file_won, self._saved_origin = (rev, cfg), saved.get("origin")
                 return rev + 1, initial
             self.model.model_validate(cfg)
             log.info("node config rev %s from %s", rev, self.path)
@@ -225,7 +245,8 @@ class NodeConfigManager(Generic[C]):
             raise
         if sender is not None and push.source != sender:
             ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
-                            errors=[f"source {push.source!r} pushed on {sender!r}'s topic"])
+                            errors=[both(f"nguồn {push.source!r} gửi trên chủ đề của {sender!r}",
+                                         f"source {push.source!r} pushed on {sender!r}'s topic")])
             self._ack(ack)
             raise BadPayload("wrong-sender", ack.errors[0])
         self.handle(push, sender)
@@ -243,15 +264,20 @@ class NodeConfigManager(Generic[C]):
                 return None
             busy = self.preparing.push
             ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
-                            errors=[f"busy: push {busy.request_id} by {busy.by or busy.source} is still being "
-                                    "prepared (a voice pack downloading); try again when it is answered"])
+                            errors=[both(f"đang bận: lần đẩy {busy.request_id} của {busy.by or busy.source} còn đang "
+                                         "chuẩn bị (đang tải gói giọng); thử lại khi nó có trả lời",
+                                         f"busy: push {busy.request_id} by {busy.by or busy.source} is still being "
+                                         "prepared (a voice pack downloading); try again when it is answered")])
             log.info("config push %s refused: %s", push.request_id, ack.errors[0])
             # not remembered: sent again with the same id once the other is answered, it is handled
             self.bus.publish(self.bus.topics.config_ack(self.node), ack)
             return ack
         if push.base_rev is not None and push.base_rev != self.rev:
             ack = ConfigAck(request_id=push.request_id, node=self.node, status="stale", rev=self.rev,
-                            errors=[f"base_rev {push.base_rev} is stale: the node is at rev {self.rev}; get the config again"])
+                            errors=[both(f"base_rev {push.base_rev} đã cũ: thiết bị đang ở phiên bản {self.rev}, "
+                                         "hãy lấy cấu hình lại",
+                                         f"base_rev {push.base_rev} is stale: the node is at rev {self.rev}; "
+                                         "get the config again")])
             self._ack(ack)
             return ack
         try:
@@ -266,6 +292,13 @@ class NodeConfigManager(Generic[C]):
             return self._refuse(push, refusals)  # a yielding push being prepared goes on
         if self.preparing is not None:
             self._stop_preparing(push, sender)
+        if new.model_dump(mode="json") == self.raw and not self.restart_required:
+            # what runs already: no new rev, no write, nothing applied again (a roster saved twice, a
+            # flood of the same push grew the hub's history by a whole site each time)
+            ack = ConfigAck(request_id=push.request_id, node=self.node, status="applied", rev=self.rev, changed=False)
+            log.info("config push %s by %s: nothing changed (rev %s)", push.request_id, push.by or push.source, self.rev)
+            self._ack(ack)
+            return ack
         job = self._prepare(new) if self._prepare else None
         if job is not None:
             self._start_preparing(Preparing(push, sender, new, self.rev), job)
@@ -284,9 +317,11 @@ class NodeConfigManager(Generic[C]):
             return
         self._halt(prep)
         self._stopped = prep
-        who = "a technician" if sender is None else sender
-        self._refuse(prep.push, [f"stopped: push {by.request_id} by {by.by or by.source} ({who}) took over "
-                                 "while this one was being prepared; nothing of it applied"])
+        who, who_vi = ("a technician", "kỹ thuật viên") if sender is None else (sender, sender)
+        self._refuse(prep.push, [both(f"đã dừng: lần đẩy {by.request_id} của {by.by or by.source} ({who_vi}) được nhận "
+                                      "trong lúc lần này đang chuẩn bị; không có gì của lần này được áp dụng",
+                                      f"stopped: push {by.request_id} by {by.by or by.source} ({who}) took over "
+                                      "while this one was being prepared; nothing of it applied")])
 
     @staticmethod
     def _halt(prep: Preparing[C]) -> None:
@@ -297,7 +332,7 @@ class NodeConfigManager(Generic[C]):
 
     def _refuse(self, push: ConfigSet, refusals: list[str]) -> ConfigAck:
         ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
-                        errors=refusals)
+                        errors=capped_errors(refusals))
         log.info("config push %s by %s refused: %s", push.request_id, push.by or push.source, refusals[:3])
         self._ack(ack)
         return ack
@@ -318,7 +353,8 @@ class NodeConfigManager(Generic[C]):
                 refusals = list(job(prep.stop))
             except Exception as exc:  # a job that fails refuses its push; it never takes the daemon down
                 log.exception("preparing config push %s failed", prep.push.request_id)
-                refusals = [f"could not check the push: {type(exc).__name__}: {str(exc)[:200]}"]
+                refusals = [both("không kiểm tra được lần đẩy", "could not check the push")
+                            + f": {type(exc).__name__}: {str(exc)[:200]}"]
             self.bus.call_soon(lambda: self._prepared(prep, refusals))
 
         def overdue() -> None:
@@ -342,7 +378,8 @@ class NodeConfigManager(Generic[C]):
         if prep.timer is not None:
             prep.timer.cancel()
         if not refusals and self.rev != prep.base_rev:  # cannot happen while others are refused as busy
-            refusals = [f"the config changed to rev {self.rev} while this push was prepared; push it again"]
+            refusals = [both(f"cấu hình đã đổi sang phiên bản {self.rev} trong lúc chuẩn bị lần đẩy này, hãy đẩy lại",
+                             f"the config changed to rev {self.rev} while this push was prepared; push it again")]
         if refusals:
             self._refuse(prep.push, refusals)
             return
@@ -385,7 +422,7 @@ class NodeConfigManager(Generic[C]):
             log.exception("applying node config rev %s failed", new_rev)
             self.pending_path.unlink(missing_ok=True)
             ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
-                            errors=[f"apply failed: {exc}"])
+                            errors=[both("áp dụng không được", "apply failed") + f": {exc}"])
             self._ack(ack)
             return ack
         finally:
@@ -402,6 +439,20 @@ class NodeConfigManager(Generic[C]):
         self.publish_state()
         self._ack(ack)
         return ack
+
+
+MAX_ACK_ERRORS = 100  # lines of a refusal's ack; each cut at MAX_ERROR_CHARS: ~40 KB at most, under the
+MAX_ERROR_CHARS = 400  # broker's and the contract's 64 KiB (an ack of 412 KB was never sent: "no answer")
+
+
+def capped_errors(errors: list[str]) -> list[str]:
+    """The first MAX_ACK_ERRORS errors, each cut to MAX_ERROR_CHARS, and how many more there were."""
+    out = [e if len(e) <= MAX_ERROR_CHARS else e[:MAX_ERROR_CHARS - 1] + "…" for e in errors[:MAX_ACK_ERRORS]]
+    if len(errors) > MAX_ACK_ERRORS:
+        more = len(errors) - MAX_ACK_ERRORS
+        out.append(both(f"… và {more} lỗi khác (sửa các lỗi trên rồi đẩy lại)",
+                        f"… and {more} more (fix the ones above and push again)"))
+    return out
 
 
 class ConfigRefused(ValueError):

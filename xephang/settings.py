@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from xephang.checktext import both, error_text, plain_message
 from xephang.clock import Clock, ScaledClock
 from xephang.site import Site, cross_check_errors
 
@@ -30,7 +31,9 @@ class SettingsError(ValueError):
 
     def __init__(self, errors: list[str], source: str = "") -> None:
         self.errors = errors
-        head = f"invalid settings{f' in {source}' if source else ''} ({len(errors)} error{'s' if len(errors) != 1 else ''}):"
+        n = len(errors)
+        head = both(f"cấu hình không hợp lệ{f' trong {source}' if source else ''} ({n} lỗi)",
+                    f"invalid settings{f' in {source}' if source else ''} ({n} error{'s' if n != 1 else ''}):")
         super().__init__("\n".join([head, *(f"  - {e}" for e in errors)]))
 
 
@@ -144,31 +147,44 @@ def _step(ann: Any, part: Any) -> Any:
     return None
 
 
-def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str:
+def _close_key(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str | None:
     """A close field name for an unknown ``key`` at ``loc`` — also inside list entries
     (``counters.2.officr`` → officer, ``hardware.buttons.0.servce`` → service)."""
     ann: Any = model
     for part in loc:
         ann = _step(ann, part)
         if ann is None:
-            return ""
+            return None
     fields = [name for t in _unwrap(ann) if isinstance(t, type) and issubclass(t, BaseModel) for name in t.model_fields]
     close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def unknown_key_text(close: str | None) -> str:
+    """"unknown key" in both languages, with the close field name when there is one."""
+    if close is None:
+        return both("khóa không có trong cấu hình", "unknown key")
+    return both(f"khóa không có trong cấu hình (có phải {close!r}?)", f"unknown key (did you mean {close!r}?)")
 
 
 def format_validation_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
-    out: list[str] = []
-    for e in exc.errors():
-        loc = tuple(e["loc"])
-        where = ".".join(str(p) for p in loc) or "(root)"
-        if e["type"] == "extra_forbidden":
-            out.append(f"{where}: unknown key{_did_you_mean(model, loc[:-1], str(loc[-1]))}")
-        else:
-            val = e.get("input")
-            shown = "" if isinstance(val, dict | list) or val is None else f" (got {str(val)[:60]!r})"
-            out.append(f"{where}: {e['msg']}{shown}")
-    return out
+    """Each error as ``where: <vi> / <en>`` (``where = 'value': …`` when the value is short text).
+    A model validator's several problems (raised as lines of one ``ValueError``) are a line each."""
+    return [line for e in exc.errors() for line in _error_lines(e, model)]
+
+
+def _error_lines(e: Any, model: type[BaseModel]) -> list[str]:
+    loc = tuple(e["loc"])
+    where = ".".join(str(p) for p in loc) or "(root)"
+    if e["type"] == "extra_forbidden":
+        return [f"{where}: {unknown_key_text(_close_key(model, loc[:-1], str(loc[-1])))}"]
+    val = e.get("input")
+    shown = "" if isinstance(val, dict | list | tuple) or val is None or e["type"] == "missing" \
+        else f" = {val[:60]!r}" if isinstance(val, str) else f" = {str(val)[:60]}"
+    if e["type"] == "value_error":  # the project's own words, each line naming its place or given this one
+        return [line if line.startswith((f"{where}:", f"{where}.")) or (where == "(root)" and ": " in line)
+                else f"{where}{shown}: {line}" for line in error_text(e).split("\n") if line]
+    return [f"{where}{shown}: {error_text(e)}"]
 
 
 def site_errors(data: Any) -> list[str]:
@@ -181,13 +197,13 @@ def site_errors(data: Any) -> list[str]:
 
 
 def _site_errors(exc: ValidationError, data: Any) -> list[str]:
-    # pydantic skips the cross-checks (a model validator) while any field is invalid, and
-    # joins them in one root line when it runs them: run them on what is readable instead
-    formatted = format_validation_errors(exc, Site)
-    errors = [f for e, f in zip(exc.errors(), formatted, strict=True) if not (e["loc"] == () and e["type"] == "value_error")]
+    # pydantic skips the cross-checks (a model validator) while any field is invalid: run them on
+    # what is readable instead (the validator's own root lines are the same checks)
+    errors = [line for e in exc.errors() if not (e["loc"] == () and e["type"] == "value_error")
+              for line in _error_lines(e, Site)]
     if isinstance(data, Mapping):
         errors += [x for x in cross_check_errors(data) if x not in errors]
-    return errors or formatted
+    return errors or format_validation_errors(exc, Site)
 
 
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:
@@ -208,6 +224,12 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
 
 
+def _all_said(message: str, parts: list[str]) -> bool:
+    """True when every line of ``message`` is in ``parts`` (or names its place before one of them)."""
+    lines = [x for x in message.split("\n") if x]
+    return bool(lines) and all(any(x == p or x.endswith(": " + p) or p.endswith(": " + x) for p in parts) for x in lines)
+
+
 def load_settings(cls: type[S], config_path: str | Path | None = None, **overrides: Any) -> S:
     """Load ``cls`` from the TOML file (optional) and the environment; list every error."""
     source = str(config_path) if config_path else "environment"
@@ -216,12 +238,10 @@ def load_settings(cls: type[S], config_path: str | Path | None = None, **overrid
     try:
         return cls(**data)
     except ValidationError as exc:
-        errors = format_validation_errors(exc, cls)
         cross = cls.cross_check_errors(data)
-        # a model validator's joined line ("Value error, a; b") is dropped when the cross-checks list each part
-        said = [x for x in errors if "Value error, " in x and all(
-            any(part in c for c in cross) for part in x.split("Value error, ", 1)[1].split("; "))]
-        kept = [x for x in errors if x not in said]
+        # a model validator's lines are dropped when the cross-checks say each of them
+        kept = [line for e in exc.errors() for line in _error_lines(e, cls)
+                if not (e["type"] == "value_error" and _all_said(plain_message(e), cross))]
         errors = kept + [e for e in cross if not any(e in x for x in kept)]
         raise SettingsError(errors, source) from None
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from xephang.checktext import both
 from xephang.terminal import one_line
 
 SLUG_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -33,14 +34,16 @@ def check_template(text: str, fields: frozenset[str]) -> str:
     try:
         parts = list(string.Formatter().parse(text))
     except ValueError as exc:  # a lone { or }
-        raise ValueError(f"{exc} (write {{{{ and }}}} for a brace)") from None
+        raise ValueError(both(f"dấu ngoặc nhọn lẻ ({exc}): viết {{{{ và }}}} để in một dấu ngoặc",
+                              f"{exc} (write {{{{ and }}}} for a brace)")) from None
     for _, name, spec, conversion in parts:
         if name is None:
             continue
         if name not in fields or spec or conversion:
             shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            raise ValueError(f"{shown} is not one of its fields ({', '.join('{' + f + '}' for f in sorted(fields))}, "
-                             "each as it is, without a format)")
+            allowed = ", ".join("{" + f + "}" for f in sorted(fields))
+            raise ValueError(both(f"{shown} không phải một trường được dùng ({allowed}, viết đúng như vậy, không định dạng)",
+                                  f"{shown} is not one of its fields ({allowed}, each as it is, without a format)"))
     return text
 
 
@@ -73,7 +76,8 @@ class Service(Strict):
     def _band_ok(cls, v: tuple[int, int]) -> tuple[int, int]:
         lo, hi = v
         if not (0 <= lo < hi <= 9999):
-            raise ValueError("band must be [first, last] with 0 <= first < last <= 9999")
+            raise ValueError(both("dải số phải là [đầu, cuối] với 0 <= đầu < cuối <= 9999",
+                                  "band must be [first, last] with 0 <= first < last <= 9999"))
         return v
 
     def label(self, lang: str = "vi") -> str:
@@ -135,8 +139,28 @@ class PriorityRule(Strict):
 
 class OpeningHours(Strict):
     open: dtime = dtime(7, 30)
-    close: dtime = dtime(17, 0)
-    days: tuple[int, ...] = Field(default=(0, 1, 2, 3, 4), description="weekdays open, Monday = 0")
+    close: dtime = Field(default=dtime(17, 0), description="after `open`, the same day")
+    days: tuple[int, ...] = Field(default=(0, 1, 2, 3, 4), min_length=1, max_length=7,
+                                  description="weekdays open, Monday = 0 … Sunday = 6, each once")
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        wrong = [d for d in v if not 0 <= d <= 6]
+        if wrong:
+            raise ValueError(both(f"ngày trong tuần là 0 (thứ Hai) … 6 (Chủ nhật), không phải {wrong}",
+                                  f"weekdays are 0 (Monday) … 6 (Sunday), not {wrong}"))
+        if len(set(v)) != len(v):
+            raise ValueError(both(f"có ngày ghi hai lần: {sorted(d for d in set(v) if v.count(d) > 1)}",
+                                  f"a day is named twice: {sorted(d for d in set(v) if v.count(d) > 1)}"))
+        return v
+
+    @model_validator(mode="after")
+    def _close_after_open(self) -> OpeningHours:
+        if self.close <= self.open:
+            raise ValueError(both(f"hours.close ({self.close:%H:%M}) phải sau hours.open ({self.open:%H:%M})",
+                                  f"hours.close ({self.close:%H:%M}) must be after hours.open ({self.open:%H:%M})"))
+        return self
 
 
 class SiteInfo(Strict):
@@ -170,7 +194,7 @@ class Site(Strict):
     def _cross_checks(self) -> Site:
         errors = cross_check_errors(self.model_dump())
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ValueError("\n".join(errors))  # a line each: format_validation_errors
         return self
 
     def service(self, service_id: str) -> Service:
@@ -236,16 +260,27 @@ def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     return [e for e in v if isinstance(e, Mapping)] if isinstance(v, list | tuple) else []
 
 
+def _who(counter: Mapping[str, Any], i: int) -> tuple[str, str]:
+    """A counter as the technician knows it: its number, or its place in the list."""
+    if _int(counter.get("number")) is not None:
+        return f"quầy {counter['number']}", f"counter {counter['number']}"
+    return f"counters.{i}", f"counters.{i}"
+
+
 def cross_check_errors(data: Mapping[str, Any]) -> list[str]:
     """The checks across sections (duplicate ids, overlapping bands, counters naming unknown
     services, the rating scale), on raw site data that may be invalid elsewhere: whatever is
     readable is checked, so these errors are listed together with every field error."""
     errors: list[str] = []
+
+    def add(where: str, vi: str, en: str) -> None:
+        errors.append(f"{where}: {both(vi, en)}")
+
     services = _entries(data, "services")
     ids = [s["id"] for s in services if isinstance(s.get("id"), str)]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:
-        errors.append(f"services: duplicate id {sorted(dup)}")
+        add("services", f"mã lĩnh vực bị trùng {sorted(dup)}", f"duplicate id {sorted(dup)}")
     bands = []
     for s in services:
         band = s.get("band")
@@ -255,37 +290,38 @@ def cross_check_errors(data: Mapping[str, Any]) -> list[str]:
     bands.sort()
     for (_lo1, hi1, a), (lo2, _hi2, b) in zip(bands, bands[1:], strict=False):
         if lo2 <= hi1:
-            errors.append(f"services: bands of {a!r} and {b!r} overlap")
+            add("services", f"dải số của {a!r} và {b!r} chồng lên nhau", f"bands of {a!r} and {b!r} overlap")
     counters = _entries(data, "counters")
     nums = [n for c in counters if (n := _int(c.get("number"))) is not None]
     dupc = {n for n in nums if nums.count(n) > 1}
     if dupc:
-        errors.append(f"counters: duplicate number {sorted(dupc)}")
+        add("counters", f"số quầy bị trùng {sorted(dupc)}", f"duplicate number {sorted(dupc)}")
     if isinstance(data.get("services"), list | tuple):  # unreadable services: nothing to compare with
         for i, c in enumerate(counters):
             named = c.get("services")
             for s in named if isinstance(named, list | tuple) else ():
                 if isinstance(s, str) and s not in ids:
-                    who = f"counter {c['number']}" if _int(c.get("number")) is not None else f"counters.{i}"
-                    errors.append(f"counters: {who} names unknown service {s!r}")
+                    vi, en = _who(c, i)
+                    add("counters", f"{vi} ghi lĩnh vực không có {s!r}", f"{en} names unknown service {s!r}")
     oids = [o["id"] for o in _entries(data, "officers") if isinstance(o.get("id"), str)]
     dupo = {o for o in oids if oids.count(o) > 1}
     if dupo:
-        errors.append(f"officers: duplicate id {sorted(dupo)}")
+        add("officers", f"mã cán bộ bị trùng {sorted(dupo)}", f"duplicate id {sorted(dupo)}")
     for i, c in enumerate(counters):
         oid = c.get("officer_id")
         if isinstance(oid, str) and oid not in oids:
-            who = f"counter {c['number']}" if _int(c.get("number")) is not None else f"counters.{i}"
-            errors.append(f"counters: {who} names unknown officer {oid!r} (add it to [[officers]])")
+            vi, en = _who(c, i)
+            add("counters", f"{vi} ghi cán bộ không có {oid!r} (thêm vào [[officers]])",
+                f"{en} names unknown officer {oid!r} (add it to [[officers]])")
     priority = data.get("priority")
     groups = _entries(priority, "groups") if isinstance(priority, Mapping) else []
     gids = [g["id"] for g in groups if isinstance(g.get("id"), str)]
     dupg = {g for g in gids if gids.count(g) > 1}
     if dupg:
-        errors.append(f"priority.groups: duplicate id {sorted(dupg)}")
+        add("priority.groups", f"mã nhóm bị trùng {sorted(dupg)}", f"duplicate id {sorted(dupg)}")
     scale = _int(data.get("rating_scale", 5))
     if scale is not None and scale not in (3, 5):
-        errors.append("rating_scale must be 3 or 5")
+        add("rating_scale", "phải là 3 hoặc 5", "must be 3 or 5")
     return errors
 
 

@@ -17,6 +17,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from xephang.checktext import both
+
 BIDI_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))  # embeddings, overrides, isolates
 _CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), *BIDI_CONTROLS], "?")  # C0, DEL, C1, bidi
 _CONTROLS_BUT_NEWLINE = {c: v for c, v in _CONTROLS.items() if c != ord("\n")}
@@ -51,8 +53,10 @@ def one_line(text: str) -> str:
     around. Raises ``ValueError`` naming the first such character and where it is."""
     for i, ch in enumerate(text):
         if ord(ch) in _NOT_IN_A_LINE:
-            raise ValueError(f"must be one line of plain text: U+{ord(ch):04X} at character {i + 1} "
-                             "(a control character or a text-direction override) is not allowed")
+            raise ValueError(both(f"phải là một dòng chữ thường: U+{ord(ch):04X} ở ký tự thứ {i + 1} "
+                                  "(ký tự điều khiển hoặc đảo chiều chữ) không được dùng",
+                                  f"must be one line of plain text: U+{ord(ch):04X} at character {i + 1} "
+                                  "(a control character or a text-direction override) is not allowed"))
     return text
 
 

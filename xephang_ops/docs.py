@@ -363,6 +363,22 @@ def render_config() -> str:
         "escape or other control character, or a text-direction override (U+202A–U+202E, U+2066–U+2069), "
         "is refused with its code point and place — it would forge a report row or turn a line around.",
         "",
+        "**How an error reads.** Every config error — a site file, a daemon's `--config` (`--check`), the "
+        "reply to a `xephang config push` — is one line: where it is, the value when it is short, then "
+        "Vietnamese first and English after a ` / `:",
+        "",
+        "```",
+        "broker.port = 0: phải từ 1 trở lên / Input should be greater than or equal to 1",
+        "services.1.target_wait_mn: khóa không có trong cấu hình (có phải 'target_wait_min'?) / "
+        "unknown key (did you mean 'target_wait_min'?)",
+        "counters: quầy 3 ghi lĩnh vực không có 'dat-da' / counter 3 names unknown service 'dat-da'",
+        "```",
+        "",
+        "The English after the ` / ` is pydantic's own message, or the project's; the Vietnamese comes from "
+        "`xephang/checktext.py` (pydantic ships no translations): each kind of error pydantic reports is "
+        "translated with its limits there, and a kind it does not know yet still says \"giá trị không hợp "
+        "lệ\" before the English, so nothing is hidden (`tests/test_checktext.py`).",
+        "",
         "### The site, live (no restart)",
         "",
         "The hub's site is its node config: it is pushed over MQTT like any node's "

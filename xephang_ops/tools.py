@@ -781,6 +781,8 @@ def cmd_config_push(args: argparse.Namespace) -> int:
         print(f"{args.node}: không có phản hồi sau {args.timeout:g} s / no ack within {args.timeout:g} s (node offline?). "
               "The push expires at the broker within a second after the wait: a node that comes back later does not "
               "apply it (`xephang config get` shows what it runs)", file=sys.stderr)
+    elif a.status == "applied" and not a.changed:
+        print(f"{args.node}: không có gì thay đổi / nothing changed — the node runs this already, rev {a.rev}")
     elif a.status == "applied":
         print(f"{args.node}: đã áp dụng / applied — rev {res.base_rev} → {a.rev}")
     elif a.status == "restart-required":

@@ -248,9 +248,9 @@ def test_without_web_origin_the_web_account_may_name_only_the_broker_host_on_web
     for n, (what, url) in enumerate(probes.items()):
         ack = push(d, f"web-06{n:02d}", "web", {"voice_pack_url": url, "voice_pack_sha256": sha})
         assert ack.status == "rejected", (what, ack)
-        assert ack.errors[0].startswith(
-            "the web may install a pack only from webd at http://xephang-hub.local or https://xephang-hub.local "
-            "(web_origin unset, so the broker's host"), (what, ack.errors)
+        assert ack.errors[0].startswith("trang web chỉ được cài gói giọng từ webd ở http://xephang-hub.local"), ack.errors
+        assert " / the web may install a pack only from webd at http://xephang-hub.local or https://xephang-hub.local " \
+            "(web_origin unset, so the broker's host" in ack.errors[0], (what, ack.errors)
     assert server.served == [] and d.pack.manifest.name == first  # refused before any request
     # the web account cannot move the origin; a technician can (and may name any URL, as before)
     moved = push(d, "web-0690", "web", {"web_origin": "http://192.168.1.20"})
@@ -412,7 +412,8 @@ def test_calls_are_spoken_in_the_old_voice_while_a_new_pack_downloads_and_a_seco
 
     # another push from the web meanwhile would be merged with the config before the pack: refused, busy
     busy = send(d, "web-0102", "web", {"voice_pack_url": None, "voice_pack_sha256": None})
-    assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("busy: push web-0101")
+    assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("đang bận: lần đẩy web-0101") \
+        and " / busy: push web-0101" in busy.errors[0]
     assert d.config.voice_pack_url is None
     assert send(d, "web-0101", "web", {"voice_pack_url": server.url + path, "voice_pack_sha256": sha}) is None
 
@@ -447,7 +448,8 @@ def test_a_technician_push_stops_the_web_accounts_stalled_install_and_is_taken_a
     assert not server.release.is_set() and d.node_config.preparing is None
     stopped = answer(d, "web-0701")  # the web's push is answered at once, refused
     assert stopped.status == "rejected" and stopped.errors[0].startswith(
-        "stopped: push tech-0702 by truong-tt (a technician) took over"), stopped.errors
+        "đã dừng: lần đẩy tech-0702 của truong-tt (kỹ thuật viên) được nhận"), stopped.errors
+    assert " / stopped: push tech-0702 by truong-tt (a technician) took over" in stopped.errors[0]
     hub.publish(T.event("ticket", "called"), ticket_event(1, 1023, 3, at=clock.now()))
     settle(d, until=lambda d: bool(d.last_played))  # spoken, in the old voice, the download still stalled
     assert _said_with(synthetic_pack_dir, wavs(tmp_path)[-1], 1023, 3, d) and d.pack.manifest.name == first
@@ -474,14 +476,14 @@ def test_a_technicians_pack_waits_for_the_stopped_web_install_and_the_web_is_bus
 
     tech_url = f"http://127.0.0.1:{server.httpd.server_port}/voice/pack/{tech_sha}.zip"  # any URL, for a technician
     assert send(d, "tech-0802", None, {"voice_pack_url": tech_url, "voice_pack_sha256": tech_sha}) is None
-    assert answer(d, "web-0801").errors[0].startswith("stopped: push tech-0802")
+    assert answer(d, "web-0801").errors[0].startswith("đã dừng: lần đẩy tech-0802")
     web_worker.join(5)  # it stops at its next read (the drip would go on for the whole 20 s deadline)
     assert not web_worker.is_alive()
     assert server.started.wait(10), "the technician's download never started"
 
     # now the technician's install runs: a push from the web is refused busy, it does not stop it
     busy = send(d, "web-0803", "web", {"voice_pack_url": None, "voice_pack_sha256": None})
-    assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("busy: push tech-0802"), busy
+    assert busy is not None and busy.status == "rejected" and busy.errors[0].startswith("đang bận: lần đẩy tech-0802"), busy
     assert d.node_config.preparing is not None and d.node_config.preparing.push.request_id == "tech-0802"
     server.release.set()
     ok = answer(d, "tech-0802")

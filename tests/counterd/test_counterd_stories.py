@@ -448,3 +448,26 @@ def test_a_technician_pushes_a_new_key_map(hall_factory):
     h.press("pause")
     h.until(lambda: box.core.paused)
     assert h.requests("pause")[-1]["reason"] == "Họp giao ban"
+
+
+def test_a_key_map_the_board_cannot_claim_is_refused_and_the_old_keys_still_work(hall_factory):
+    """A pin gpiozero refuses (GPIO99) is found only when the board claims it: the old board was
+    already closed, so the box stayed deaf — no key, no light — while the answer said nothing had
+    changed. Now the old key map is claimed again and the box answers the next press."""
+    h = hall_factory()
+    h.issue("ho-tich")
+    box = h.box
+    before = sorted(box.board.keys)
+    keys = [k.model_dump(mode="json") for k in box.box.keys]
+    keys[0] = {**keys[0], "name": "goi", "pin": "GPIO99"}
+    push = ConfigSet(request_id=new_request_id(), source="tech-1", config={"keys": keys})
+    h.dispenser.publish(T.config_set("counter-1"), push)
+    h.until(lambda: bool(h.broker.messages(T.config_ack("counter-1"))))
+    ack = json.loads(h.broker.messages(T.config_ack("counter-1"))[-1][1])
+    assert ack["status"] == "rejected" and ack["errors"][0].startswith("áp dụng không được / apply failed: "), ack
+    assert "GPIO99" in ack["errors"][0]
+    assert sorted(box.board.keys) == before and all(k.name != "goi" for k in box.core.config.keys)
+    assert box.node_config.rev == 0
+    h.press("next")
+    h.until(lambda: len(h.events("called")) == 1)
+    assert box.board.keys["next"].stats.accepted == 1  # through the old pin

@@ -672,3 +672,20 @@ def test_every_state_changing_action_of_the_contract_has_a_command():
 
     assert set(COMMANDS) == {m for a, m in REQUEST_MODELS.items() if a not in READ_ONLY_ACTIONS}
     assert set(READ_ONLY_ACTIONS) < set(REQUEST_MODELS)
+
+
+def test_a_transferred_ticket_does_not_lock_its_new_services_band_for_the_day(site):
+    """A ticket keeps the number its first band gave it (1001) when it is sent on to dat-dai: the
+    site-change check read it as one of dat-dai's numbers of today, so every later push — the head's
+    roster too — was refused until the next day ("dải số [2001, 2999] không chứa … (1001–2001)")."""
+    e = make(site)
+    e.issue("ho-tich", None, T0)
+    assert e.call_next(1, T0 + 60).data["ticket"]["number"] == 1001  # raises CommandError when refused
+    assert e.transfer(1, "dat-dai", T0 + 120).data["ticket"]["service"] == "dat-dai"
+    e.issue("dat-dai", None, T0 + 180)
+    assert e.site_change_refusals(site) == []
+    # a band that leaves out dat-dai's own number is still refused, named by dat-dai's numbers only
+    data = site.model_dump()
+    data["services"] = [{**s, "band": [2002, 2999]} if s["id"] == "dat-dai" else s for s in data["services"]]
+    (why,) = e.site_change_refusals(Site.model_validate(data))
+    assert "dải số [2002, 2999] không chứa các số đã phát hôm nay (2001–2001)" in why

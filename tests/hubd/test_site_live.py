@@ -171,6 +171,16 @@ def test_the_web_account_may_change_only_the_roster(tmp_path, mosquitto, site_fi
         assert ok["status"] == "applied" and hub.site.counter(1).officer_id == "hoa"
         assert hub.site.counter(1).services == ("chung-thuc",) and hub.site.counter(2).officer_id == "hung"
         assert hub.ledger.site_changes()[-1]["source"] == "web"
+        # the same roster again: nothing changes, no new rev, no history row
+        again = push({"counters": [{"number": 1, "officer_id": "hoa", "officer": "", "services": ["chung-thuc"]}]})
+        assert (again["status"], again["changed"], again["rev"]) == ("applied", False, 1)
+        assert len(hub.ledger.site_changes()) == 1
+        # a flood of real changes with the web's password: 20 pushes at once, then paced (the five above that
+        # reached the hub's merge count; the one sent as another source was refused before it)
+        answers = [push({"counters": [{"number": 1, "officer_id": ("lan", "hoa")[i % 2]}]}) for i in range(20)]
+        assert [a["status"] for a in answers] == ["applied"] * 15 + ["rejected"] * 5, answers
+        assert answers[-1]["errors"][0].startswith("quá nhiều lần đổi phân công liền nhau: thử lại sau ")
+        assert hub.node_config.rev == 16 and len(hub.ledger.site_changes()) == 16
         web.stop()
 
 
@@ -188,3 +198,63 @@ def test_a_restart_keeps_the_pushed_site_unless_the_file_was_edited_since(tmp_pa
         # the technician edited the file and restarted: the file is the site now, at the next rev
         assert hub.site.counter(1).officer_id == "hung" and hub.site.counter(2).officer_id == "hung"
         assert hub.node_config.rev == 2
+        assert [c["rev"] for c in hub.ledger.site_changes()] == [1, 2]
+        assert hub.ledger.site_changes()[-1]["by"] == "site file"
+        assert hub.ledger.site_changes()[-1]["changes"] == ["quầy 1: Nguyễn Thị Lan → Trần Văn Hùng",
+                                                          "quầy 2: Lê Minh Tuấn → Trần Văn Hùng"]
+    with running_hub(mosquitto.port, state, mine) as hub:  # started again on the same file: nothing new
+        assert hub.node_config.rev == 2 and [c["rev"] for c in hub.ledger.site_changes()] == [1, 2]
+
+
+def test_an_edited_site_file_that_would_strand_todays_tickets_is_not_taken_at_a_restart(tmp_path, mosquitto,
+                                                                                         site_file):
+    """The file wins at a start only when it can apply to today's queue, checked as a push is: it
+    started with no check, and the citizens waiting for a service the file no longer had stayed
+    waiting with no counter to call them, and every later push was refused because of them."""
+    mine = tmp_path / "site.toml"
+    shutil.copy(site_file, mine)
+    state = tmp_path / "hub"
+    with running_hub(mosquitto.port, state, mine) as hub, _tool(mosquitto.port) as t:
+        tech = _client(mosquitto.port, tmp_path)
+        waiting = _ask(tech, IssueTicket(request_id=new_request_id(), source="tech", service="van-hoa-xa-hoi"))
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, by="kt")
+        assert res.ack is not None and res.ack.status == "applied" and res.ack.rev == 1
+        tech.stop()
+    # the technician drops van-hoa-xa-hoi from counter 4 in the file, the only counter calling it
+    mine.write_text(mine.read_text().replace('services = ["van-hoa-xa-hoi", "dat-dai"]', 'services = ["dat-dai"]'))
+    with running_hub(mosquitto.port, state, mine) as hub:
+        assert hub.node_config.rev == 1 and hub.site.counter(2).officer_id == "tuan"  # the pushed site runs on
+        assert hub.site.counter(4).services == ("van-hoa-xa-hoi", "dat-dai")
+        assert hub.site_file_refused == ["lĩnh vực van-hoa-xa-hoi: 1 người đang chờ mà không quầy nào gọi "
+                                         "(1 waiting for van-hoa-xa-hoi and no counter would call them)"]
+        assert hub.alerts["site-file"].severity == "critical"
+        assert [c["rev"] for c in hub.ledger.site_changes()] == [1]
+        tech = _client(mosquitto.port, tmp_path)
+        called = _ask(tech, CallNext(request_id=new_request_id(), source="tech", counter=4))
+        assert called["ticket"]["id"] == waiting["ticket"]["id"]  # the citizen is called
+        _ask(tech, Finish(request_id=new_request_id(), source="tech", counter=4))
+        tech.stop()
+    with running_hub(mosquitto.port, state, mine) as hub:  # nobody waits for it now: the file wins
+        assert hub.node_config.rev == 2 and hub.site.counter(4).services == ("dat-dai",)
+        assert hub.site_file_refused == [] and "site-file" not in hub.alerts
+        assert [c["rev"] for c in hub.ledger.site_changes()] == [1, 2]
+
+
+def test_a_lost_saved_site_goes_on_after_the_ledgers_history_never_over_it(tmp_path, mosquitto, site_file):
+    mine = tmp_path / "site.toml"
+    shutil.copy(site_file, mine)
+    state = tmp_path / "hub"
+    with running_hub(mosquitto.port, state, mine), _tool(mosquitto.port) as t:
+        for rev, officer in ((1, "tuan"), (2, "hoa")):
+            res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": officer})}, by="kt")
+            assert res.ack is not None and res.ack.rev == rev
+    (state / "hub.config.json").write_text("{ not json")  # a damaged card, or a file removed by hand
+    with running_hub(mosquitto.port, state, mine) as hub, _tool(mosquitto.port) as t:
+        assert hub.node_config.rev == 3 and hub.site.counter(2).officer_id == "hung"  # the file's site, rev 3
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, base_rev=1)
+        assert res.ack is not None and res.ack.status == "stale"  # an old rev does not match again
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, base_rev=3)
+        assert res.ack is not None and res.ack.status == "applied" and res.ack.rev == 4
+        changes = hub.ledger.site_changes()
+        assert [c["rev"] for c in changes] == [1, 2, 3, 4] and changes[2]["by"] == "site file"
+        assert [c["at"] for c in changes] == sorted(c["at"] for c in changes)

@@ -250,3 +250,24 @@ def test_a_boards_reasons_for_refusing_a_push_cannot_drive_the_technicians_termi
     assert rc == 1 and "REJECTED (1" in err
     assert controls(out + err) == [], err
     assert "  - greeting: quá dài ?[2J?]52;c;cm0gLXJmIH4=??31m????rev 9 applied" in err
+
+
+def test_a_push_with_thousands_of_errors_gets_an_answer_that_fits_in_one_message(secured_broker, node, capsys,
+                                                                                  tmp_path):
+    """3,000 unknown keys made an ack of ~150 KB: over the broker's 64 KiB, it was never sent and the
+    technician read "no answer — node offline?". The ack lists the first 100 and how many more."""
+    body = json.dumps({f"khoa-{i:04d}": 1 for i in range(3000)})
+    rc, _, err = push(secured_broker, capsys, tmp_path, body, name="many.json")
+    assert rc == 1 and "REJECTED (101" in err, err[-500:]
+    assert "khoa-0000: khóa không có trong cấu hình / unknown key" in err
+    assert "… và 2900 lỗi khác (sửa các lỗi trên rồi đẩy lại) / … and 2900 more" in err
+    assert config_get(secured_broker, capsys)["rev"] == 0
+
+
+def test_pushing_what_the_node_runs_changes_nothing_and_says_so(secured_broker, node, capsys, tmp_path):
+    rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Chào buổi sáng"\n')
+    assert rc == 0 and "rev 0 → 1" in out
+    rc, out, _ = push(secured_broker, capsys, tmp_path, 'greeting = "Chào buổi sáng"\n')
+    assert rc == 0 and "không có gì thay đổi / nothing changed — the node runs this already, rev 1" in out, out
+    assert config_get(secured_broker, capsys)["rev"] == 1
+    assert json.loads((node.state / f"{NODE}.config.json").read_text())["rev"] == 1

@@ -357,7 +357,7 @@ def test_the_console_script_checks_its_settings_and_lists_every_error(tmp_path):
     bad.write_text('[web]\nport = 0\npublc_url = "http://x"\nwifi_name = "' + "x" * 50 + '"\n')
     r = _webd({"XEPHANG_STATE_DIR": str(tmp_path)}, "--config", str(bad), "--check")
     assert r.returncode == 78
-    for want in ("web.port", "web.publc_url: unknown key (did you mean 'public_url'?)", "web.wifi_name"):
+    for want in ("web.port", "web.publc_url: khóa không có trong cấu hình (có phải 'public_url'?) / unknown key (did you mean 'public_url'?)", "web.wifi_name"):
         assert want in r.stderr, want
 
 

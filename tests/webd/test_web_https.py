@@ -31,12 +31,14 @@ def test_settings_list_every_https_mistake_at_once(tmp_path) -> None:
     # an HTTPS port without a certificate, on the HTTP port, beside another bad key: three lines
     errors = settings_errors(tmp_path, 'port = 8080\nhttps_port = 8080\nwifi_name = "' + "x" * 41 + '"')
     assert errors == [
-        "web.wifi_name: String should have at most 40 characters (got '" + "x" * 41 + "')",
-        "web: https_port 8080 needs tls_certfile and tls_keyfile (`xephang web cert`)",
-        "web: https_port and port are both 8080: HTTP and HTTPS need a port each",
+        "web.wifi_name = '" + "x" * 41 + "': tối đa 40 ký tự / String should have at most 40 characters",
+        "web: https_port 8080 cần tls_certfile và tls_keyfile (`xephang web cert`) / "
+        "https_port 8080 needs tls_certfile and tls_keyfile (`xephang web cert`)",
+        "web: https_port và port đều là 8080: HTTP và HTTPS mỗi thứ cần một cổng riêng / "
+        "https_port and port are both 8080: HTTP and HTTPS need a port each",
     ]
     assert settings_errors(tmp_path, 'https_port = 443\ntls_certfile = "/c.crt"') == [
-        "web: tls_certfile and tls_keyfile go together"]
+        "web: tls_certfile và tls_keyfile phải đi cùng nhau / tls_certfile and tls_keyfile go together"]
     with pytest.raises(ValueError, match="https_port is for a centre's webd"):
         WebConfig(https_port=443, tls_certfile=Path("a"), tls_keyfile=Path("b"), province_dsn="postgresql://x@/x")
     ok = WebConfig(https_port=443, tls_certfile=Path("a"), tls_keyfile=Path("b"))
