@@ -409,12 +409,25 @@ def render_config() -> str:
         "head's user name), from where (`tech…` or `web`), what changed (\"quầy 3: Lê Minh Tuấn → Phạm Thị "
         "Hoa\") and the whole site. Each visit keeps the name of the officer who was called to it, so a "
         "report of yesterday still shows yesterday's officer.",
+        "- **A push of what runs already changes nothing**: the ack is `applied` with `changed: false` and "
+        "the same rev; nothing is written, applied or recorded (`xephang config push` says \"không có gì thay "
+        "đổi / nothing changed\", the roster page \"Không có gì thay đổi\").",
         "- **Kept across restarts** in `STATE_DIR/hub.config.json`. When the site file was edited since the "
-        "last push (its fingerprint differs), the file wins at the next start, at the next rev, and the log "
-        "says so.",
+        "last push (its fingerprint differs), the file wins at the next start, at the next rev, recorded in "
+        "`site_changes` by \"site file\" — **if it can apply to today's queue**, checked as a push is (a "
+        "service removed while citizens wait for it, a band without today's numbers, a counter removed "
+        "while it serves …; the slug, time zone and daily reset may change at a restart). If it cannot, the "
+        "last pushed site runs on, hubd's log names every reason, the hub's `site-file` alert (critical) "
+        "says so, and the file wins at a later start, once nobody is left waiting for what it removes "
+        "(`tests/hubd/test_site_live.py`). A `hub.config.json` that is lost or damaged while the ledger "
+        "kept the site's history goes on after the ledger's highest rev, never over it: an old `base_rev` "
+        "cannot match again.",
         "- **The web account** may push only `{\"counters\": [{number, officer_id, officer, services}]}` "
         "(merged by counter number) on its own topic `config/hub/set/web`; the hub refuses anything else "
-        "from it, and the broker lets no other account write that topic (tests/webd/test_web_acl.py).",
+        "from it, and the broker lets no other account write that topic (tests/webd/test_web_acl.py). Its "
+        "pushes are paced: 20 at once, then one a minute (\"quá nhiều lần đổi phân công liền nhau: thử lại "
+        "sau N giây\"); a stolen web password made 1,000 roster changes in 6 s, a whole site in the history "
+        "each.",
         "",
         "A removed counter's retained `state/counter/N` is cleared. Other daemons keep reading their own copy "
         "of the site file for their labels and buttons (a dispenser's buttons are its own config).",
