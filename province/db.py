@@ -135,6 +135,10 @@ CREATE INDEX site_link_cuts_site ON site_link_cuts (site, down_at);
 ALTER TABLE devices ADD COLUMN session_at timestamptz;
 UPDATE devices SET session_at = seen_at;
 """),
+    # the devices' downtime reads a period's status changes, not the whole history (province/devices.py)
+    (8, "device status log by time", """
+CREATE INDEX device_status_log_at ON device_status_log (at);
+"""),
 ]
 
 

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from province import devices, rollups
@@ -60,6 +60,9 @@ QOS0_QUEUED = 2000  # QoS 0 messages waiting at most (the receive maximum does n
 # paho retry every 0.5-N s must not fill the journal, and a silent ingester looked like a working one
 UNREACHABLE_REPEAT_S = 300.0
 CODE_REFUSALS_MAX = 50  # messages in a row that fail our code before the ingester calls it a bug and ends
+UNKNOWN_FIELDS_MAX = 2048  # bytes of fields the contract does not read kept in a stored event (a newer hub's)
+SUMMARY_MAX_BYTES = 16 * 1024  # a daily or hourly summary is ~1 KB; one of 60 KB was stored whole
+SUMMARY_DAYS_BACK = 400  # summaries of days older than this (or after tomorrow) are refused
 
 
 # ---------------------------------------------------------------------------------------------- pure core
@@ -159,12 +162,15 @@ def fold_ticket(ticket_id: int, events: Iterable[EventRow]) -> TicketRow | None:
     return row
 
 
-def parse_hourly(payload: bytes) -> tuple[str, int, float, str]:
+def parse_hourly(payload: bytes, *, today: date | None = None) -> tuple[str, int, float, str]:
     """(day, hour, at, JSON) of an hourly summary event; BadPayload when it is not one."""
+    _summary_size(payload)
     body = loads(payload)
     try:
         day, hour, at = body["day"], body["hour"], body["at"]
-        date.fromisoformat(day)
+        if not isinstance(day, str):
+            raise ValueError(f"day {day!r}")
+        _recent_day(day, "hourly summary day", today)
         if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
             raise ValueError(f"hour {hour!r}")
         at = float(at)
@@ -215,6 +221,20 @@ def has_nul(payload: bytes) -> bool:
     return b"\x00" in payload or (b"\\u0000" in payload and _NUL_ESCAPE.search(payload) is not None)
 
 
+def _summary_size(payload: bytes) -> None:
+    if len(payload) > SUMMARY_MAX_BYTES:
+        raise BadPayload("too-large", f"a summary of {len(payload)} bytes > {SUMMARY_MAX_BYTES}")
+
+
+def _recent_day(day: str, what: str, today: date | None = None) -> None:
+    """BadPayload unless ``day`` is a date within SUMMARY_DAYS_BACK days before the province's today
+    and a day after it (a summary of year 0001 or 9999 was stored, whole, and nothing reads it)."""
+    _real_day(day, what)
+    today = today or datetime.now(UTC).date()
+    if not today - timedelta(days=SUMMARY_DAYS_BACK) <= date.fromisoformat(day) <= today + timedelta(days=1):
+        raise BadPayload("invalid", f"{what} {day} is not near today ({today})")
+
+
 def _real_day(day: str, what: str) -> None:
     try:
         date.fromisoformat(day)  # the pattern lets 2026-02-30 and 0000-01-01 through
@@ -242,14 +262,20 @@ def storable_event(ev: TicketEvent | CounterEvent, kind: str) -> None:
 
 
 def as_read(raw: dict[str, Any], model: Any) -> dict[str, Any]:
-    """``raw`` with every field the contract read replaced by the value it read, unknown fields kept.
+    """``raw`` with every field the contract read replaced by the value it read, unknown fields kept
+    (a newer hub's, for a newer province) while they are small: past UNKNOWN_FIELDS_MAX bytes only
+    what the contract read is stored.
 
     The contract's models are lax (``"5"`` reads as 5, ``"false"`` and ``"no"`` as False), and what is
     stored is what ``fold_ticket`` reads: raw, ``"inferred": "false"`` was true there, so a centre's
     account marked every finish inferred while the hub's own report said none was. A hub's payload
-    is unchanged by this (its values are already what they read as)."""
+    is unchanged by this (its values are already what they read as). A centre's account padding each
+    event with 60 KB of fields nobody reads grew the database by 19 MB a second."""
     read = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return _merged(raw, read)
+    merged = _merged(raw, read)
+    if len(json.dumps(merged, ensure_ascii=False)) - len(json.dumps(read, ensure_ascii=False)) > UNKNOWN_FIELDS_MAX:
+        return read
+    return merged
 
 
 def _merged(raw: dict[str, Any], read: dict[str, Any]) -> dict[str, Any]:
@@ -348,8 +374,9 @@ class Store:
                 if family == "summary":
                     if not payload:
                         continue  # a cleared retained summary
+                    _summary_size(payload)
                     s = decode(DailySummary, payload)
-                    _real_day(s.day, "summary day")
+                    _recent_day(s.day, "summary day")
                     body = json.loads(payload)
                     prev = summaries.get((site, s.day))
                     if prev is None or prev[2] <= s.at:

@@ -278,3 +278,34 @@ def test_a_health_with_a_role_too_long_for_a_status_is_refused_and_the_ingester_
     assert ing._commit_batch([*bad, good], threading.Event())
     assert ing.stats.rejected == 200 and _count(pg_dsn, "SELECT count(*) FROM devices WHERE node = 'counter-1'") == 1
     assert _count(pg_dsn, "SELECT count(*) FROM devices WHERE node = 'counter-7'") == 0
+
+
+def test_padding_a_centres_events_and_summaries_cannot_grow_the_database_without_bound(pg, site, tmp_path):
+    """A centre's account padded each event with 60 KB of fields nobody reads (19 MB a second on
+    disk) and sent summaries of every day from 0001 to 9999, stored whole. Now an event keeps the
+    fields the contract does not read only up to 2 KB, a summary is at most 16 KB, and only of the
+    days near today (a year and a bit back, tomorrow at most)."""
+    store = Store(pg)
+    topic, payload = _events(site, tmp_path, "tuong-linh")[0]
+    padded = _edited(topic, payload, x_pad="x" * 60_000)
+    small = _edited(topic, payload, x_new_field="a newer hub's", event_id="ev-small-extra")
+    assert store.write([padded, small]).stored == 2
+    rows = dict(pg.execute("SELECT event_id, payload::text FROM events").fetchall())
+    assert max(len(p) for p in rows.values()) < 3000, {k: len(p) for k, p in rows.items()}
+    assert json.loads(rows["ev-small-extra"])["x_new_field"] == "a newer hub's"  # kept: small
+    assert "x_pad" not in json.loads(rows[json.loads(payload)["event_id"]])
+    today = datetime.now(UTC).date()
+    day = json.dumps
+
+    def summary(d: str, **extra) -> tuple[str, bytes]:
+        return A.state_summary(), day({"schema": "xephang.state.summary.v1", "site": "tuong-linh", "day": d,
+                                       "at": 1_790_000_000, "issued": 3, **extra}).encode()
+
+    def hourly(d: str) -> tuple[str, bytes]:
+        return A.event("summary", "hourly"), day({"site": "tuong-linh", "day": d, "hour": 9, "at": 1}).encode()
+
+    res = store.write([summary("0001-01-01"), summary("9999-12-31"), summary(str(today + timedelta(days=5))),
+                       summary(str(today), pad="y" * 20_000), hourly("0001-01-01"), hourly("9999-12-31")])
+    assert (res.rejected, res.summaries) == (6, 0)
+    res = store.write([summary(str(today)), summary(str(today - timedelta(days=30))), hourly(str(today))])
+    assert (res.rejected, res.summaries) == (0, 3)
