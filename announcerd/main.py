@@ -405,10 +405,11 @@ class Announcer(Daemon[AnnouncerSettings, AnnouncerConfig]):
             if old.voice_pack is not None and Path(old.voice_pack).resolve() == path:
                 problems = blocking(problems)
         except (OSError, RuntimeError, ValueError) as exc:
-            return [f"voice_pack {str(new.voice_pack)[:200]!r} cannot be read: {exc}"]
-        shown = [f"voice_pack {new.voice_pack}: [{p.code}] {p}" for p in problems[:30]]
-        return shown + ([f"… and {len(problems) - 30} more (xephang voice check {new.voice_pack})"]
-                        if len(problems) > 30 else [])
+            return [f"voice_pack {str(new.voice_pack)[:200]!r}: " + both("không đọc được", "cannot be read") + f": {exc}"]
+        shown = [f"voice_pack {new.voice_pack}: [{p.code}] {p.bilingual()}" for p in problems[:30]]
+        more = len(problems) - 30
+        return shown + ([both(f"… và {more} lỗi khác (xephang voice check {new.voice_pack})",
+                              f"… and {more} more (xephang voice check {new.voice_pack})")] if more > 0 else [])
 
     def prepare_node_config(self, new: AnnouncerConfig) -> PackInstall | None:
         """A pack installed from the web is fetched, validated and loaded before the push applies,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xephang.checktext import both
 from xephang_voice.numbers import DEFAULT_OPTIONS, ReadingOptions
 from xephang_voice.voicepack import (
     ARCHIVE_MAX_BYTES,
@@ -67,7 +68,8 @@ def download(url: str, *, ca_file: Path | str | None = None, deadline_s: float =
     """The bytes at ``url`` (http or https), at most ``max_bytes``, within ``deadline_s`` in all:
     a server that sends slowly, or never stops, is given up on (``stop`` set: at once)."""
     if not url.lower().startswith(("http://", "https://")):
-        raise PackFetchError(f"cannot fetch the voice pack from {url[:80]!r}: only http:// and https://")
+        raise PackFetchError(both(f"không tải được gói giọng từ {url[:80]!r}: chỉ http:// và https://",
+                                  f"cannot fetch the voice pack from {url[:80]!r}: only http:// and https://"))
     end = time.monotonic() + deadline_s
     data = bytearray()
     try:
@@ -76,21 +78,27 @@ def download(url: str, *, ca_file: Path | str | None = None, deadline_s: float =
         with opener.open(url, timeout=min(SOCKET_TIMEOUT_S, deadline_s)) as r:
             while True:
                 if stop is not None and stop.is_set():
-                    raise PackFetchError(f"the download of {url} was stopped (the announcer is stopping, "
-                                         "or a technician's push took over)")
+                    raise PackFetchError(both(f"việc tải {url} đã dừng (loa đang tắt, hoặc kỹ thuật viên đã đẩy "
+                                              "cấu hình khác)",
+                                              f"the download of {url} was stopped (the announcer is stopping, "
+                                              "or a technician's push took over)"))
                 if time.monotonic() > end:
-                    raise PackFetchError(f"the voice pack at {url} took over {deadline_s:g} s to download "
-                                         f"({len(data)} bytes so far)")
+                    raise PackFetchError(both(f"tải gói giọng ở {url} quá {deadline_s:g} giây "
+                                              f"(mới được {len(data)} byte)",
+                                              f"the voice pack at {url} took over {deadline_s:g} s to download "
+                                              f"({len(data)} bytes so far)"))
                 chunk = r.read1(CHUNK)  # returns after one read: the deadline is checked between them
                 if not chunk:
                     break
                 data += chunk
                 if len(data) > max_bytes:
-                    raise PackFetchError(f"the voice pack at {url} is over {max_bytes} bytes")
+                    raise PackFetchError(both(f"gói giọng ở {url} lớn hơn {max_bytes} byte",
+                                              f"the voice pack at {url} is over {max_bytes} bytes"))
     except PackFetchError:
         raise
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        raise PackFetchError(f"cannot fetch the voice pack from {url}: {exc}") from None
+        raise PackFetchError(both(f"không tải được gói giọng từ {url}", f"cannot fetch the voice pack from {url}")
+                             + f": {exc}") from None
     return bytes(data)
 
 
@@ -121,7 +129,8 @@ def fetch_pack(url: str, sha256: str, state_dir: Path | str, *, options: Reading
     data = download(url, ca_file=ca_file, deadline_s=deadline_s, stop=stop)
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
-        raise PackFetchError(f"the voice pack at {url} has checksum {got[:16]}…, the push says {sha256[:16]}…")
+        raise PackFetchError(both(f"gói giọng ở {url} có mã kiểm tra {got[:16]}…, lần đẩy ghi {sha256[:16]}…",
+                                  f"the voice pack at {url} has checksum {got[:16]}…, the push says {sha256[:16]}…"))
     dest.parent.mkdir(parents=True, exist_ok=True)
     unpack_archive(data, dest, options=options, letters=letters)
     log.info("voice pack %s fetched from %s (%d bytes)", sha256[:16], url, len(data))
@@ -149,7 +158,7 @@ def fetch_problems(url: str, sha256: str, state_dir: Path | str, *, options: Rea
 
 def _refusals(exc: PackFetchError | InvalidPack, sha256: str) -> list[str]:
     if isinstance(exc, InvalidPack):
-        return [f"voice pack {sha256[:16]}…: {p}" for p in exc.problems[:20]]
+        return [f"voice pack {sha256[:16]}…: {p.bilingual()}" for p in exc.problems[:20]]
     return [str(exc)]
 
 
@@ -185,7 +194,7 @@ class PackInstall:
         except (PackFetchError, InvalidPack) as exc:
             return _refusals(exc, self.sha256)
         except (OSError, ValueError) as exc:  # a clip that validated but does not read (the disk, a race)
-            return [f"voice pack {self.sha256[:16]}… does not load: {exc}"]
+            return [f"voice pack {self.sha256[:16]}…: " + both("không nạp được", "does not load") + f": {exc}"]
         self.pack = pack
         log.info("voice pack %s ready in %.1f s (fetched and checked off the loop)", self.sha256[:16],
                  time.monotonic() - t0)

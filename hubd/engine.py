@@ -484,6 +484,7 @@ class QueueEngine:
             raise CommandError("unknown-service", f"no service {service!r}")
         if priority_group and priority_group not in {g.id for g in self.site.priority.groups}:
             raise CommandError("unknown-priority-group", f"no priority group {priority_group!r}")
+        self._called_somewhere(service)
         svc = self.services[service]
         lo, hi = svc.band
         key = (self.service_day(now), service)  # the day this ticket belongs to, after any roll
@@ -700,6 +701,14 @@ class QueueEngine:
                 self.service_ewma[t.service] = (1 - EWMA_ALPHA) * self.service_ewma[t.service] + EWMA_ALPHA * dur
             self._ticket_event(out, now, "finished", t, inferred=inferred)
 
+    def _called_somewhere(self, service: str) -> None:
+        """CommandError unless a counter of the site calls ``service``: a ticket of it would wait for a
+        call that can never come (a live site change left a service on the dispenser and on the
+        transfer list with no counter; the hub printed 5001 and 5002, "about 543 min")."""
+        if not any(service in c.services for c in self.site.counters):
+            raise CommandError("no-counter", f"no counter calls {service} (the site's [[counters]] services): "
+                                             "nothing is issued or sent there")
+
     def transfer(self, counter: int, to_service: str, now: float) -> Outcome:
         out = Outcome()
         c = self._counter(counter)
@@ -708,6 +717,7 @@ class QueueEngine:
         t = self._serving(c, now)
         if to_service == t.service:
             raise CommandError("same-service", "the ticket is already in that service")
+        self._called_somewhere(to_service)
         if t.transfers >= MAX_TRANSFERS_PER_TICKET:
             raise CommandError("transfer-limit", f"{t.display} has been transferred {t.transfers} times: serve it "
                                                  "here, or mark it absent")

@@ -43,6 +43,7 @@ from ticketd.printer import PaperOut, Printer, PrinterError, PrinterOffline, Pri
 from ticketd.render import TicketRenderer, TicketView
 from ticketd.seen import SeenNumbers
 from xephang.bus import Bus, Inbound
+from xephang.checktext import both
 from xephang.clock import VN_TZ, Clock
 from xephang.contract import (
     BadPayload,
@@ -208,6 +209,13 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         the dispenser goes on with the old one (a text naming an unknown field was half applied:
         refused, yet every ticket after it was voided). The renderer made here is the one applied."""
         self._checked = None
+        if "{token}" in new.qr_url and self._link_secret() is None:
+            # applied, every ticket after it printed without a QR code, and only the log said so
+            return [both("qr_url dùng {token} (trang theo dõi của phiếu) nhưng máy phát số không có link_secret_file "
+                         "đọc được: mọi phiếu sẽ in không có mã QR; đặt link_secret_file (cùng khóa với webd) trước",
+                         "qr_url uses {token} (the ticket's live page) but the dispenser has no readable "
+                         "link_secret_file: every ticket would print without a QR code; set link_secret_file "
+                         "(webd's key) first")]
         try:
             renderer = self._renderer(new)
             if self.site.services:
@@ -218,7 +226,8 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
                     est_wait_low_min=10, est_wait_high_min=25, ticket_id=1, day=self.clock.local().date().isoformat()))
         except Exception as exc:  # whatever the layout makes the renderer raise: the push's refusal
             log.warning("pushed ticket layout cannot be drawn: %s", exc)
-            return [f"the ticket cannot be drawn with this layout: {type(exc).__name__}: {str(exc)[:200]}"]
+            return [both("không vẽ được phiếu với bố cục này", "the ticket cannot be drawn with this layout")
+                    + f": {type(exc).__name__}: {str(exc)[:200]}"]
         self._checked = (new, renderer)
         return []
 

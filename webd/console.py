@@ -115,6 +115,8 @@ CODES: dict[str, tuple[str, str]] = {
     "forbidden": ("bạn không được xếp ngồi quầy này.", "you are not seated at this counter."),
     "same-service": ("số này đã ở lĩnh vực đó.", "the number is already in that service."),
     "unknown-service": ("không có lĩnh vực này.", "no such service."),
+    "no-counter": ("không quầy nào gọi lĩnh vực này, nên không chuyển được.",
+                   "no counter calls that service, so nothing can be sent there."),
     "expired": ("yêu cầu đến quá muộn nên không thực hiện.", "the request came too late and was not done."),
     "recall-limit": ("đã gọi lại số này nhiều lần; nếu công dân không đến, bấm Vắng mặt.",
                      "this number has been recalled many times; if the citizen does not come, press No-show."),

@@ -441,15 +441,24 @@ class NodeConfigManager(Generic[C]):
         return ack
 
 
-MAX_ACK_ERRORS = 100  # lines of a refusal's ack; each cut at MAX_ERROR_CHARS: ~40 KB at most, under the
-MAX_ERROR_CHARS = 400  # broker's and the contract's 64 KiB (an ack of 412 KB was never sent: "no answer")
+MAX_ACK_ERRORS = 100  # lines of a refusal's ack, each cut at MAX_ERROR_CHARS, MAX_ACK_CHARS in all: under
+MAX_ERROR_CHARS = 1000  # the broker's and the contract's 64 KiB of UTF-8 (an ack of 412 KB was never sent:
+MAX_ACK_CHARS = 12_000  # the technician read "no answer"); Vietnamese takes up to 3 bytes a character
 
 
 def capped_errors(errors: list[str]) -> list[str]:
-    """The first MAX_ACK_ERRORS errors, each cut to MAX_ERROR_CHARS, and how many more there were."""
-    out = [e if len(e) <= MAX_ERROR_CHARS else e[:MAX_ERROR_CHARS - 1] + "…" for e in errors[:MAX_ACK_ERRORS]]
-    if len(errors) > MAX_ACK_ERRORS:
-        more = len(errors) - MAX_ACK_ERRORS
+    """The first errors (at most MAX_ACK_ERRORS, MAX_ACK_CHARS in all), each cut to MAX_ERROR_CHARS,
+    and how many more there were."""
+    out: list[str] = []
+    total = 0
+    for e in errors[:MAX_ACK_ERRORS]:
+        line = e if len(e) <= MAX_ERROR_CHARS else e[:MAX_ERROR_CHARS - 1] + "…"
+        if out and total + len(line) > MAX_ACK_CHARS:
+            break
+        out.append(line)
+        total += len(line)
+    if len(errors) > len(out):
+        more = len(errors) - len(out)
         out.append(both(f"… và {more} lỗi khác (sửa các lỗi trên rồi đẩy lại)",
                         f"… and {more} more (fix the ones above and push again)"))
     return out

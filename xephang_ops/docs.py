@@ -147,7 +147,7 @@ def render_protocol() -> str:
         "- Error codes in replies: " + ", ".join(f"`{x}`" for x in (
             "wrong-schema", "invalid", "unknown-action", "forbidden", "too-large",
             "unknown-service", "unknown-counter", "unknown-priority-group", "not-serving", "same-service",
-            "rating-window-closed", "rating-wrong-ticket", "already-rated", "not-voidable", "band-exhausted",
+            "rating-window-closed", "rating-wrong-ticket", "already-rated", "not-voidable", "band-exhausted", "no-counter",
             "unavailable", "rate-limited", "recall-limit", "transfer-limit")) + ".",
         f"- **`recall-limit`**, **`transfer-limit`**: a call is recalled at most {c.MAX_RECALLS_PER_VISIT} times "
         f"(a call after a no-show or a transfer starts again), a ticket transferred at most {c.MAX_TRANSFERS_PER_TICKET} "

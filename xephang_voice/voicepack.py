@@ -189,6 +189,10 @@ class PackProblem:
     def __str__(self) -> str:
         return self.text("en")
 
+    def bilingual(self) -> str:
+        """Vietnamese first, then English, as a technician reads a refusal (English alone without a vi)."""
+        return f"{self.text('vi')} / {self.message}" if self.vi else self.text("en")
+
 
 def read_manifest(path: Path) -> Manifest:
     """Parse ``path/manifest.json``; raises :class:`InvalidPack` with the reasons."""

@@ -689,3 +689,22 @@ def test_a_transferred_ticket_does_not_lock_its_new_services_band_for_the_day(si
     data["services"] = [{**s, "band": [2002, 2999]} if s["id"] == "dat-dai" else s for s in data["services"]]
     (why,) = e.site_change_refusals(Site.model_validate(data))
     assert "dải số [2002, 2999] không chứa các số đã phát hôm nay (2001–2001)" in why
+
+
+def test_no_ticket_is_issued_or_sent_to_a_service_no_counter_calls(site):
+    """A live site change may leave a service on the dispenser with no counter calling it: its
+    tickets waited for a call that could not come ("khoảng 543 phút"), and a transfer sent a citizen
+    there. Both are refused with a code the dispenser flashes and the console words."""
+    data = site.model_dump()
+    data["counters"] = [{**c, "services": [s for s in c["services"] if s != "van-hoa-xa-hoi"] or ["dat-dai"]}
+                        for c in data["counters"]]
+    e = make(Site.model_validate(data))
+    with pytest.raises(CommandError) as err:
+        e.issue("van-hoa-xa-hoi", None, T0)
+    assert err.value.code == "no-counter"
+    e.issue("dat-dai", None, T0)
+    assert e.call_next(3, T0 + 60).data["ticket"]["service"] == "dat-dai"
+    with pytest.raises(CommandError) as err:
+        e.transfer(3, "van-hoa-xa-hoi", T0 + 120)
+    assert err.value.code == "no-counter" and e.counters[3].serving is not None  # still served here
+    assert e.sequences.get((e.day, "van-hoa-xa-hoi")) is None

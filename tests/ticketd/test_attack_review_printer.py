@@ -35,6 +35,8 @@ LAYOUTS = {
     "newline": {"wifi_name": "TTPVHCC\nfree"},
     "direction override": {"texts": {"title": "\u202eỐS"}},
     "a roll of paper": {"texts": {"footer": "Xin chào " * 6000}},
+    # the live page's signed link with no link secret on this dispenser: every ticket after it had no QR
+    "live page without its secret": {"qr_url": "http://xephang.local/t/{site}/{day}/{id}/{token}"},
 }
 
 
