@@ -20,6 +20,7 @@ from xephang.site import Site
 from xephang.terminal import one_line
 
 RGB = tuple[int, int, int]
+COUNTER_NEEDED = both("layout 'counter' cần 'counter' (số quầy)", "layout 'counter' needs 'counter' (the counter number)")
 MIN_BLINK_S = 0.2  # a shorter blink period (but 0, steady) is refused
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
@@ -150,8 +151,25 @@ class BoardConfig(BaseModel):
     @model_validator(mode="after")
     def _counter_needed(self) -> BoardConfig:
         if self.layout == "counter" and self.counter is None:
-            raise ValueError(both("layout 'counter' cần 'counter' (số quầy)", "layout 'counter' needs 'counter' (the counter number)"))
+            raise ValueError(COUNTER_NEEDED)
         return self
+
+    @classmethod
+    def cross_check_errors(cls, data: Mapping[str, Any]) -> list[str]:
+        """The checks pydantic skips while another field is invalid, on the raw config: a refusal
+        listed the bad colour value alone, not the unknown colour name beside it nor the counter
+        layout without its counter."""
+        errors = []
+        colours = data.get("colours")
+        if isinstance(colours, Mapping):
+            unknown = sorted(str(k) for k in set(colours) - set(Theme.model_fields))
+            if unknown:
+                known = sorted(Theme.model_fields)
+                errors.append("colours: " + both(f"tên màu không có {unknown}, các tên có: {known}",
+                                                 f"unknown colour names {unknown}, known: {known}"))
+        if data.get("layout") == "counter" and data.get("counter") is None:
+            errors.append(COUNTER_NEEDED)
+        return errors
 
     def resolved_theme(self) -> Theme:
         """The named theme with the single-colour overrides applied."""

@@ -280,6 +280,7 @@ class NodeConfigManager(Generic[C]):
                                          "get the config again")])
             self._ack(ack)
             return ack
+        merged: Any = None
         try:
             merged = self._merge(self.raw, push, sender) if self._merge else deep_merge(self.raw, push.config)
             new = self.model.model_validate(merged)
@@ -288,6 +289,9 @@ class NodeConfigManager(Generic[C]):
             refusals = exc.errors
         except ValidationError as exc:
             refusals = format_validation_errors(exc, self.model)
+            cross = getattr(self.model, "cross_check_errors", None)  # what pydantic skipped beside a field error
+            if cross is not None and isinstance(merged, dict):
+                refusals += [c for c in cross(merged) if not any(c in r for r in refusals)]
         if refusals:
             return self._refuse(push, refusals)  # a yielding push being prepared goes on
         if self.preparing is not None:

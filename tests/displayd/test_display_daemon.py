@@ -227,6 +227,16 @@ def test_a_technician_pushes_a_theme_and_a_ticker(display, fake_broker, tmp_path
     assert pump(d, lambda: len(fake_broker.messages(hall.t.config_ack("display-hall"))) == 2)
     assert decode(ConfigAck, fake_broker.messages(hall.t.config_ack("display-hall"))[-1][1]).status == "rejected"
     assert d.renderer.config.theme == "light"
+    # every mistake of a push at once: pydantic skips the name and layout checks beside a bad value
+    worse = ConfigSet(request_id=new_request_id(), source="tech-1",
+                      config={"colours": {"accent": "#zz", "nope": "#ffffff"}, "layout": "counter"})
+    hall.bus.publish(hall.t.config_set("display-hall"), worse)
+    assert pump(d, lambda: len(fake_broker.messages(hall.t.config_ack("display-hall"))) == 3)
+    errors = decode(ConfigAck, fake_broker.messages(hall.t.config_ack("display-hall"))[-1][1]).errors
+    assert len(errors) == 3, errors
+    assert errors[0].startswith("colours.accent = '#zz': màu '#zz' không có dạng #rrggbb / ")
+    assert errors[1].startswith("colours: tên màu không có ['nope'], các tên có: [")
+    assert errors[2] == "layout 'counter' cần 'counter' (số quầy) / layout 'counter' needs 'counter' (the counter number)"
 
 
 def test_snapshot_on_request_writes_a_png(display, fake_broker, tmp_path):
