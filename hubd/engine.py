@@ -375,6 +375,11 @@ class QueueEngine:
             if lo > first or hi < last:
                 out.append(f"lĩnh vực {sid}: dải số [{lo}, {hi}] không chứa các số đã phát hôm nay ({first}–{last}); "
                            f"đổi dải từ ngày mai (band [{lo}, {hi}] leaves out today's numbers {first}–{last})")
+            elif hi == last and any(s.id == sid and s.band != svc.band for s in before.services):
+                # a new band that ends at today's last number: the service would issue nothing more today
+                out.append(f"lĩnh vực {sid}: dải số mới [{lo}, {hi}] không còn số nào cho hôm nay (đã phát đến {last}); "
+                           f"để dải kết thúc sau {last} (the new band [{lo}, {hi}] leaves no number for today: "
+                           f"{last} was the last issued)")
         for g in sorted({t.priority_group for t in open_t if t.priority_group} - groups):
             out.append(f"nhóm ưu tiên {g}: còn phiếu đang chờ, không bỏ được (priority group {g} has open tickets)")
         new_numbers = {c.number for c in new.counters}
@@ -493,7 +498,8 @@ class QueueEngine:
                 and self.service_day(self.ledger_started) == key[0]:  # a new ledger, today: it lost the morning
             last = self.seen_floor(service, last, seen[1], issued_by)
         if last >= hi:
-            raise CommandError("band-exhausted", f"all numbers {lo}–{hi} of {service} are used today")
+            raise CommandError("band-exhausted", f"đã phát hết các số {lo}–{hi} của {service} hôm nay / "
+                                                 f"all numbers {lo}–{hi} of {service} are used today")
         self._tick_time(now, out)
         number = last + 1
         self.sequences[key] = number

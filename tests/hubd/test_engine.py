@@ -708,3 +708,24 @@ def test_no_ticket_is_issued_or_sent_to_a_service_no_counter_calls(site):
         e.transfer(3, "van-hoa-xa-hoi", T0 + 120)
     assert err.value.code == "no-counter" and e.counters[3].serving is not None  # still served here
     assert e.sequences.get((e.day, "van-hoa-xa-hoi")) is None
+
+
+def test_a_new_band_that_ends_at_todays_last_number_is_refused_an_old_one_used_up_is_not(site):
+    """A band pushed as [1001, 1003] after 1003 was issued was applied: ho-tich could issue nothing
+    more that day, and nothing said so."""
+    e = make(site)
+    for i in range(3):
+        e.issue("ho-tich", None, T0 + i)
+    data = site.model_dump()
+    data["services"] = [{**s, "band": [1001, 1003]} if s["id"] == "ho-tich" else s for s in data["services"]]
+    narrow = Site.model_validate(data)
+    assert e.site_change_refusals(narrow) == [
+        "lĩnh vực ho-tich: dải số mới [1001, 1003] không còn số nào cho hôm nay (đã phát đến 1003); để dải kết "
+        "thúc sau 1003 (the new band [1001, 1003] leaves no number for today: 1003 was the last issued)"]
+    data["services"] = [{**s, "band": [1001, 1004]} if s["id"] == "ho-tich" else s for s in data["services"]]
+    assert e.site_change_refusals(Site.model_validate(data)) == []  # one left: allowed
+    # a band used up the ordinary way does not hold back a change of something else
+    e2 = make(narrow)
+    for i in range(3):
+        e2.issue("ho-tich", None, T0 + i)
+    assert e2.site_change_refusals(narrow.model_copy(update={"rating_window_s": 60})) == []
