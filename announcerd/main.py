@@ -141,7 +141,9 @@ class AnnouncerConfig(BaseModel):
     chime_each_repeat: bool = False
     max_age_s: float = Field(default=90, ge=5, le=3600,
                              description="a call older than this (on the hub's clock, as learned) is dropped, not said late")
-    volume: float = Field(default=1.0, ge=0, le=1)
+    volume: float = Field(default=1.0, gt=0, le=1, description="0 < volume ≤ 1: the speaker is how citizens learn "
+                          "their turn, a pushed 0 silenced the hall with no alert; quiet_hours lower it when the "
+                          "hall is closed")
     quiet_hours: list[QuietPeriod] = Field(default_factory=list)
     word_gap_ms: int | None = Field(default=None, ge=0, le=1000, description="empty = the pack's own")
     phrase_gap_ms: int | None = Field(default=None, ge=0, le=2000, description="empty = the pack's own")

@@ -186,8 +186,21 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
 
     def check_node_config(self, new: BoxConfig) -> list[str]:
         """A pushed number another box's account acts for is refused (after the restart it asks for, the
-        box's password would no longer be its node's)."""
-        return self.number_problems(new)
+        box's password would no longer be its node's); so are services the site does not have (a
+        transfer key to one was applied, and every press of it was refused by the hub)."""
+        return self.number_problems(new) + self.unknown_services(new)
+
+    def unknown_services(self, cfg: BoxConfig) -> list[str]:
+        """Service ids of ``cfg`` that the site file does not have (none known without a site file)."""
+        if not self.site_services:
+            return []
+        named = [("services", s) for s in cfg.services] + [("transfer_to", s) for s in cfg.transfer_to]
+        named += [(f"keys.{k.name}", a.split(":", 1)[1]) for k in cfg.keys for a in (k.short, k.long or "")
+                  if a.startswith("transfer:")]
+        known = sorted(self.site_services)
+        return [f"{where}: " + both(f"trung tâm không có lĩnh vực {sid!r} (các lĩnh vực: {known})",
+                                    f"the site has no service {sid!r} (its services: {known})")
+                for where, sid in named if sid not in self.site_services]
 
     # ---- lifecycle -------------------------------------------------------------------------
     def setup(self) -> None:

@@ -517,3 +517,11 @@ def test_a_pack_path_that_cannot_be_read_is_refused_and_the_speaker_goes_on(
     settle(d, until=lambda d: bool(d.last_played))
     assert [c.number for c in d.last_played] == [1001]
     d.teardown()
+
+
+def test_a_silent_hall_is_refused(tmp_path, fake_broker, clock, synthetic_pack_dir):
+    """{"volume": 0} was applied: every call after it was "spoken" into silence, and nothing said so."""
+    d = start(make_settings(tmp_path, synthetic_pack_dir), fake_broker, clock)
+    ack = d.node_config.handle(ConfigSet(request_id="tech-mute-0001", source="tech", config={"volume": 0}))
+    assert ack.status == "rejected" and ack.errors == ["volume = 0: phải lớn hơn 0 / Input should be greater than 0"]
+    assert d.node_config.rev == 0 and d.config.volume == 1.0

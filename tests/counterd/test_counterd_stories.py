@@ -471,3 +471,21 @@ def test_a_key_map_the_board_cannot_claim_is_refused_and_the_old_keys_still_work
     h.press("next")
     h.until(lambda: len(h.events("called")) == 1)
     assert box.board.keys["next"].stats.accepted == 1  # through the old pin
+
+
+def test_a_pushed_service_the_site_does_not_have_is_refused(hall_factory):
+    """transfer_to = ["khong-co"] was applied: the transfer key stepped to a service the hub then
+    refused at every press."""
+    h = hall_factory()
+    box = h.box
+    keys = [k.model_dump(mode="json") for k in box.box.keys] + [{"name": "t9", "pin": 24, "short": "transfer:khong-co"}]
+    push = ConfigSet(request_id=new_request_id(), source="tech-1",
+                     config={"transfer_to": ["dat-dai", "khong-co"], "services": ["ho-tich", "khong-co"],
+                             "keys": keys})
+    h.dispenser.publish(T.config_set("counter-1"), push)
+    h.until(lambda: bool(h.broker.messages(T.config_ack("counter-1"))))
+    ack = json.loads(h.broker.messages(T.config_ack("counter-1"))[-1][1])
+    assert ack["status"] == "rejected" and len(ack["errors"]) == 3, ack
+    assert [e.split(":", 1)[0] for e in ack["errors"]] == ["services", "transfer_to", "keys.t9"]
+    assert "trung tâm không có lĩnh vực 'khong-co'" in ack["errors"][0]
+    assert box.node_config.rev == 0 and "t9" not in box.board.keys
