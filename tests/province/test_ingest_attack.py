@@ -283,8 +283,8 @@ def test_a_health_with_a_role_too_long_for_a_status_is_refused_and_the_ingester_
 def test_padding_a_centres_events_and_summaries_cannot_grow_the_database_without_bound(pg, site, tmp_path):
     """A centre's account padded each event with 60 KB of fields nobody reads (19 MB a second on
     disk) and sent summaries of every day from 0001 to 9999, stored whole. Now an event keeps the
-    fields the contract does not read only up to 2 KB, a summary is at most 16 KB, and only of the
-    days near today (a year and a bit back, tomorrow at most)."""
+    fields the contract does not read only up to 2 KB, a summary is at most 8 KB, and only of the
+    days near today (five years back, tomorrow at most)."""
     store = Store(pg)
     topic, payload = _events(site, tmp_path, "tuong-linh")[0]
     padded = _edited(topic, payload, x_pad="x" * 60_000)
@@ -305,7 +305,7 @@ def test_padding_a_centres_events_and_summaries_cannot_grow_the_database_without
         return A.event("summary", "hourly"), day({"site": "tuong-linh", "day": d, "hour": 9, "at": 1}).encode()
 
     res = store.write([summary("0001-01-01"), summary("9999-12-31"), summary(str(today + timedelta(days=5))),
-                       summary(str(today), pad="y" * 20_000), hourly("0001-01-01"), hourly("9999-12-31")])
+                       summary(str(today), pad="y" * 10_000), hourly("0001-01-01"), hourly("9999-12-31")])
     assert (res.rejected, res.summaries) == (6, 0)
     res = store.write([summary(str(today)), summary(str(today - timedelta(days=30))), hourly(str(today))])
     assert (res.rejected, res.summaries) == (0, 3)
