@@ -148,7 +148,12 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
             except Exception:
                 # a pin the board refuses (GPIO99, one another program holds): the old key map again,
                 # or the box would stay deaf while the push's answer says nothing changed
-                self.board = self._new_board(old) if old is not None else self.board
+                if old is not None:
+                    try:
+                        self.board = self._new_board(old)
+                    except Exception:  # the old pins are gone too: said, and the push's own reason answered
+                        log.critical("the old key map cannot be claimed again either: the box has no keys "
+                                     "until it is restarted", exc_info=True)
                 raise
             self.board = board
             self._run(self.core.reconfigure(new.model_copy(update={"keys": self.core.config.keys})))

@@ -236,8 +236,9 @@ class BoardLabels:
         return f"Counter {number}" if lang == "en" else f"Quầy {number}"
 
     def service_order(self, waiting: Mapping[str, int]) -> list[str]:
-        """Services in site order, then any the hub reports that the site file lacks."""
-        known = list(self.services)
+        """Services in site order, then any the hub reports that the site file lacks. Once the hub has
+        said any, only those it reports: a service the hub's site no longer has is not shown."""
+        known = [k for k in self.services if not waiting or k in waiting]
         return known + sorted(k for k in waiting if k not in self.services)
 
 

@@ -319,7 +319,8 @@ class DisplayDaemon(Daemon[DisplaySettings, BoardConfig]):
             self._mark_received()
 
     def _on_service_state(self, msg: Inbound) -> None:
-        if not msg.payload:
+        if not msg.payload:  # the service left the site: its bar goes (it stayed, "0", until a restart)
+            self.model.clear_service(msg.topic.rsplit("/", 1)[-1])
             return
         ss = decode(ServiceState, msg.payload)
         sid, waiting, rev = service_waiting(ss)

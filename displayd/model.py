@@ -359,6 +359,15 @@ class BoardModel:
             self._bump()
         return True
 
+    def clear_service(self, service: str) -> bool:
+        """The hub cleared ``state/service/ID``: the service left the site (a live change)."""
+        gone = self._waiting.pop(service, None) is not None
+        gone = self._wait_ranges.pop(service, None) is not None or gone
+        self._waiting_rev.pop(service, None)
+        if gone:
+            self._bump()
+        return gone
+
     def set_waiting(self, service: str, count: int, *, rev: int | None = None,
                     wait_range: WaitRange | None = None) -> bool:
         """A retained ``state/service/ID`` update: people waiting for that service (and, when

@@ -349,8 +349,8 @@ class QueueEngine:
         before = old or self.site
         for name in () if restart else ("slug", "timezone", "daily_reset"):
             if getattr(new.site, name) != getattr(before.site, name):
-                out.append(f"site.{name} chỉ đổi được khi khởi động lại máy chủ hàng đợi "
-                           f"(site.{name} changes only with a restart: edit the site file)")
+                out.append(f"site.{name} chỉ đổi được khi khởi động lại máy chủ hàng đợi: sửa tệp site / "
+                           f"site.{name} changes only with a restart: edit the site file")
         open_t = [t for t in self.tickets.values() if t.state in ("waiting", "called")]
         new_services = {s.id: s for s in new.services}
         called_by = {sid for c in new.counters for sid in c.services}
@@ -359,11 +359,12 @@ class QueueEngine:
             mine = [t for t in open_t if t.service == sid]
             waiting = sum(1 for t in mine if t.state == "waiting")
             if sid not in new_services:
-                out.append(f"lĩnh vực {sid}: còn {len(mine)} phiếu chưa xong hôm nay, không bỏ được "
-                           f"(service {sid} has {len(mine)} open tickets today: it cannot be removed)")
+                n = len(mine)
+                out.append(f"lĩnh vực {sid}: còn {n} phiếu chưa xong hôm nay, chưa bỏ được / service {sid} has "
+                           f"{n} open ticket{'s' if n != 1 else ''} today: it cannot be removed yet")
             elif waiting and sid not in called_by:
-                out.append(f"lĩnh vực {sid}: {waiting} người đang chờ mà không quầy nào gọi "
-                           f"({waiting} waiting for {sid} and no counter would call them)")
+                out.append(f"lĩnh vực {sid}: {waiting} người đang chờ mà không quầy nào gọi / "
+                           f"{waiting} waiting for {sid} and no counter would call them")
         for (day, sid), last in sorted(self.sequences.items()):
             svc = new_services.get(sid)
             if day != self.day or svc is None:
@@ -373,28 +374,30 @@ class QueueEngine:
                         default=self.services[sid].band[0] if sid in self.services else svc.band[0])
             lo, hi = svc.band
             if lo > first or hi < last:
-                out.append(f"lĩnh vực {sid}: dải số [{lo}, {hi}] không chứa các số đã phát hôm nay ({first}–{last}); "
-                           f"đổi dải từ ngày mai (band [{lo}, {hi}] leaves out today's numbers {first}–{last})")
+                reset = self.site.site.daily_reset.strftime("%H:%M")
+                out.append(f"lĩnh vực {sid}: dải số [{lo}, {hi}] không chứa các số đã phát hôm nay ({first}–{last}): "
+                           f"đẩy dải mới sau giờ đổi ngày {reset} / band [{lo}, {hi}] leaves out today's numbers "
+                           f"{first}–{last}: push the new band after the day's turn at {reset}")
             elif hi == last and any(s.id == sid and s.band != svc.band for s in before.services):
                 # a new band that ends at today's last number: the service would issue nothing more today
-                out.append(f"lĩnh vực {sid}: dải số mới [{lo}, {hi}] không còn số nào cho hôm nay (đã phát đến {last}); "
-                           f"để dải kết thúc sau {last} (the new band [{lo}, {hi}] leaves no number for today: "
-                           f"{last} was the last issued)")
+                out.append(f"lĩnh vực {sid}: dải số mới [{lo}, {hi}] không còn số nào cho hôm nay (đã phát đến {last}): "
+                           f"để dải kết thúc sau {last} / the new band [{lo}, {hi}] leaves no number for today: "
+                           f"{last} was the last issued")
         for g in sorted({t.priority_group for t in open_t if t.priority_group} - groups):
-            out.append(f"nhóm ưu tiên {g}: còn phiếu đang chờ, không bỏ được (priority group {g} has open tickets)")
+            out.append(f"nhóm ưu tiên {g}: còn phiếu đang chờ, chưa bỏ được / priority group {g} has open tickets")
         new_numbers = {c.number for c in new.counters}
         if restart:  # the queue was loaded with the new site: a counter it removed is gone from self.counters
             for t in sorted((t for t in open_t if t.state == "called" and t.counter not in new_numbers),
                             key=lambda t: t.id):
-                out.append(f"quầy {t.counter} đang phục vụ số {t.display}: kết thúc trước rồi mới bỏ quầy "
-                           f"(counter {t.counter} is serving {t.display}: finish first)")
+                out.append(f"quầy {t.counter} đang phục vụ số {t.display}: kết thúc trước rồi mới bỏ quầy / "
+                           f"counter {t.counter} is serving {t.display}: finish first")
         for n, rt in sorted(self.counters.items()):
             if n in new_numbers or n not in {c.number for c in before.counters}:
                 continue
             if rt.serving is not None or rt.state == "paused":
                 what = "đang phục vụ" if rt.serving is not None else "đang tạm nghỉ"
-                out.append(f"quầy {n} {what}: kết thúc trước rồi mới bỏ quầy (counter {n} is "
-                           f"{'serving' if rt.serving is not None else 'paused'}: finish first)")
+                out.append(f"quầy {n} {what}: kết thúc trước rồi mới bỏ quầy / counter {n} is "
+                           f"{'serving' if rt.serving is not None else 'paused'}: finish first")
         return out
 
     def swap_site(self, new: Site) -> None:
@@ -712,8 +715,9 @@ class QueueEngine:
         call that can never come (a live site change left a service on the dispenser and on the
         transfer list with no counter; the hub printed 5001 and 5002, "about 543 min")."""
         if not any(service in c.services for c in self.site.counters):
-            raise CommandError("no-counter", f"no counter calls {service} (the site's [[counters]] services): "
-                                             "nothing is issued or sent there")
+            raise CommandError("no-counter", f"không quầy nào gọi lĩnh vực {service} (services của [[counters]]): "
+                                             f"không cấp số, không chuyển đến đó / no counter calls {service} (the "
+                                             "site's [[counters]] services): nothing is issued or sent there")
 
     def transfer(self, counter: int, to_service: str, now: float) -> Outcome:
         out = Outcome()

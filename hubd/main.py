@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubd import views
 from hubd.engine import CommandError, Outcome, QueueEngine
@@ -186,6 +186,19 @@ def _whole_site(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Two sites (as JSON data) say the same."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _site_or_none(raw: Any) -> Site | None:
+    """``raw`` as a site, or None when it is none this version reads (a ledger of an older version)."""
+    try:
+        return Site.model_validate(raw)
+    except (ValidationError, TypeError):
+        return None
+
+
 def is_web(source: str) -> bool:
     return source == "web" or source.startswith("web-")
 
@@ -314,44 +327,64 @@ class HubDaemon(Daemon[HubSettings, Site]):
 
     # ------------------------------------------------------------------ the site, live
     def _site_at_start(self, new_event_id: Callable[[], str] | None) -> None:
-        """The site file edited since the last push wins at this start — unless it cannot apply to
-        today's queue as the ledger holds it (a service removed while citizens wait for it, a band
-        that leaves out today's numbers, a counter removed while it serves …), checked as a live push
-        is: then the last pushed site runs on, the reasons are logged and the ``site-file`` alert says
-        so, and the file wins at a later start, when it can. Either way the ledger's history of the
-        site goes on after its highest rev, never over it."""
+        """The site this start runs, checked against the queue the ledger holds.
+
+        The site file edited since the last start (or the last push) is the site now — unless it cannot
+        apply to today's queue, checked as a live push is (a service removed while citizens wait for it,
+        a band that leaves out today's numbers, a counter removed while it serves …; the slug, time zone
+        and daily reset may change at a restart): then the site the queue ran with runs on, hubd's log
+        names every reason, the ``site-file`` alert says so, and the file wins at a later start, once it
+        can. What the queue ran with is the ledger's ``running_site`` (every start and every applied push
+        write it), so a hub that never had a push is checked too. A queue of an earlier day is not
+        today's: its tickets expire at the day's turn, and the file is taken. The ledger's history of
+        the site goes on after its highest rev, never over it."""
         config = self.require_node_config()
         now = self.clock.now()
-        if config.file_won is not None:
-            saved_rev, saved_raw = config.file_won
-            saved = Site.model_validate(saved_raw)
-            refusals = self.engine.site_change_refusals(self.site, old=saved, restart=True)
+        ran = self.ledger.get_meta("running_site")
+        before = _site_or_none(ran.get("site")) if isinstance(ran, dict) else None
+        mine = self.site.model_dump(mode="json")
+        today = self.engine.day is None or self.engine.day == self.engine.service_day(now)
+        if before is not None and today and _same(before.model_dump(mode="json"), mine):
+            before = None  # nothing changed
+        if before is not None and today:
+            refusals = self.engine.site_change_refusals(self.site, old=before, restart=True)
             if refusals:
-                log.error("the site file %s was edited since site rev %s was pushed, but it cannot apply to "
-                          "today's queue; rev %s runs on (%s)", self.settings.site_file, saved_rev, saved_rev,
-                          " | ".join(refusals))
-                config.keep_saved()
+                log.error("the site file %s changed since the queue last ran, but it cannot apply to today's "
+                          "queue; the site it ran with runs on (%s)", self.settings.site_file, " | ".join(refusals))
+                config.run_instead(int(ran.get("rev", config.rev)), before.model_dump(mode="json"))
                 self.site = config.current  # type: ignore[assignment]
                 self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
                 self.ledger.load(self.engine, now=now)
                 self.site_file_refused = refusals
-        last_rev, last_site = self.ledger.last_site()
-        mine = self.site.model_dump(mode="json")
-        if config.rev < last_rev:  # the saved site is lost (unusable, or gone) while the ledger kept its history
-            if last_site is not None and json.dumps(last_site, sort_keys=True) == json.dumps(mine, sort_keys=True):
-                config.rev = last_rev  # the file says what the last rev said
                 return
-            config.rev = last_rev + 1
-            changes = changes_between(Site.model_validate(last_site), self.site) if last_site else []
-        elif config.file_won is not None and config.rev > last_rev:
-            changes = changes_between(Site.model_validate(config.file_won[1]), self.site)
-        else:
-            return
-        # the file's site is the next rev, recorded as any change is (a push against an older rev is stale)
-        self.ledger.record_site_change(rev=config.rev, at=now, by="site file", source="file", changes=changes,
-                                       site=mine)
-        log.info("site rev %s: the site file %s (%s)", config.rev, self.settings.site_file,
-                 "; ".join(changes) or "no change")
+        last_rev, last_site = self.ledger.last_site()
+        took_file = config.file_won is not None
+        if config.rev <= last_rev and last_site is not None:
+            # the saved site is behind the ledger's history (lost, damaged, or the crash between the two
+            # writes of a push): a rev that says what the ledger's last one said is that rev, else the next
+            if _same(last_site, mine):
+                config.rev = last_rev
+            else:
+                config.rev = last_rev + 1
+                self._record_file_site(config.rev, now, changes_between(Site.model_validate(last_site), self.site))
+            took_file = True
+        elif took_file and config.file_won is not None:
+            self._record_file_site(config.rev, now, changes_between(Site.model_validate(config.file_won[1]), self.site))
+        if took_file:
+            config.save()  # later starts take this, not the file again, until the file changes once more
+        self._note_running_site()
+
+    def _record_file_site(self, rev: int, now: float, changes: list[str]) -> None:
+        self.ledger.record_site_change(rev=rev, at=now, by="site file", source="file", changes=changes,
+                                       site=self.site.model_dump(mode="json"))
+        log.info("site rev %s: the site file %s (%s)", rev, self.settings.site_file, "; ".join(changes) or "no change")
+
+    def _note_running_site_at(self, rev: int) -> None:
+        self.ledger.set_meta_now("running_site", {"rev": rev, "site": self.site.model_dump(mode="json")})
+
+    def _note_running_site(self) -> None:
+        """What the queue runs with now, for the check of the next start (``_site_at_start``)."""
+        self._note_running_site_at(self.require_node_config().rev)
 
     def initial_node_config(self) -> dict[str, Any]:
         return self.settings.load_site().model_dump(mode="json")
@@ -409,10 +442,14 @@ class HubDaemon(Daemon[HubSettings, Site]):
                                        source=sender or (push.source if push else "?"), changes=changes,
                                        site=new.model_dump(mode="json"))
         removed = {c.number for c in self.engine.site.counters} - {c.number for c in new.counters}
+        gone = {s.id for s in self.engine.site.services} - {s.id for s in new.services}
         self.engine.swap_site(new)
         self.site = new
+        self._note_running_site_at(rev)
         for n in sorted(removed):  # a counter no longer in the site: its retained state goes too
             self.bus.publish(self.bus.topics.state_counter(n), b"", retain=True)
+        for sid in sorted(gone):  # … and a service's (the hall board kept showing it, waiting 0, until restarted)
+            self.bus.publish(self.bus.topics.state_service(sid), b"", retain=True)
         log.info("site rev %s applied (by %s): %s", rev, push.by if push else "?", "; ".join(changes) or "no change")
         self._state_dirty = True
         self._dirty_counters |= {c.number for c in new.counters}

@@ -139,6 +139,14 @@ UPDATE devices SET session_at = seen_at;
     (8, "device status log by time", """
 CREATE INDEX device_status_log_at ON device_status_log (at);
 """),
+    # messages the ingester's own code failed on, kept for a fixed version (province/ingest.py)
+    (9, "ingest quarantine", """
+CREATE TABLE ingest_quarantine (
+    id bigserial PRIMARY KEY, site text NOT NULL, topic text NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+    error text NOT NULL, payload bytea NOT NULL
+);
+CREATE INDEX ingest_quarantine_site ON ingest_quarantine (site);
+"""),
 ]
 
 

@@ -281,6 +281,7 @@ def list_devices(conn: Any, *, start: datetime, end: datetime, sites: list[str] 
     link is down (``link_since``: since when; ``online`` keeps the last state seen); ``unreachable_s``
     is how long its centre was unreachable within the period (not counted as the node's downtime).
     """
+    sites = sites or None  # [] is "no filter", as the outer query reads it (not "no site" in the downtime's)
     where, params = ["true"], {"start": start, "end": end, "sites": sites, "alert": alert}
     if sites:
         where.append("d.site = ANY(%(sites)s)")

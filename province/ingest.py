@@ -60,6 +60,7 @@ QOS0_QUEUED = 2000  # QoS 0 messages waiting at most (the receive maximum does n
 # paho retry every 0.5-N s must not fill the journal, and a silent ingester looked like a working one
 UNREACHABLE_REPEAT_S = 300.0
 CODE_REFUSALS_MAX = 50  # messages in a row that fail our code before the ingester calls it a bug and ends
+QUARANTINE_PER_SITE = 10_000  # messages our code failed on kept per centre (ingest_quarantine), for a fixed version
 UNKNOWN_FIELDS_MAX = 2048  # bytes of fields the contract does not read kept in a stored event (a newer hub's)
 SUMMARY_MAX_BYTES = 8 * 1024  # a real daily or hourly summary is ~0.5 KB (475 and 587 bytes measured); one of 60 KB was stored whole
 # summaries of days older than this (or after tomorrow) are refused: five years, what a province keeps
@@ -546,10 +547,7 @@ def _fault(exc: BaseException) -> str:
     "code" (our Python code failed on a message: find it and drop it too, up to CODE_REFUSALS_MAX in
     a row) or "ours" (SQL the database does not know: let it end the ingester)."""
     import psycopg
-    from pydantic import ValidationError
 
-    if isinstance(exc, ValidationError):  # a model our code built from the message refused what it held
-        return "message"
     if isinstance(exc, UnicodeError | psycopg.DataError | psycopg.IntegrityError):
         return "message"  # text psycopg cannot send (a lone surrogate); classes 22 and 23
     if isinstance(exc, psycopg.InterfaceError):
@@ -680,6 +678,24 @@ class Ingester:
             migrate(self._conn)
         return self._conn
 
+    def _quarantine(self, topic: str, payload: bytes, exc: BaseException) -> bool:
+        """Keep a message our code failed on in ``ingest_quarantine`` (a fixed version can store it
+        again: docs/province.md), at most QUARANTINE_PER_SITE a centre. False: not kept."""
+        site = _site_of(topic)[:64]
+        try:
+            with self._db().transaction(), self._db().cursor() as cur:
+                cur.execute("SELECT count(*) FROM ingest_quarantine WHERE site = %s", (site,))
+                if cur.fetchone()[0] >= QUARANTINE_PER_SITE:
+                    return False
+                cur.execute("INSERT INTO ingest_quarantine (site, topic, error, payload) VALUES (%s, %s, %s, %s)",
+                            (site, topic[:300], repr(exc)[:500], bytes(payload)))
+            return True
+        except Exception:  # the database away or refusing: the message is dropped as before, and said
+            log.warning("ingest: could not keep the message in ingest_quarantine", exc_info=True)
+            if self._conn is not None and not self._conn.closed:
+                self._conn.rollback()
+            return False
+
     def _commit_batch(self, batch: list[tuple[int, int, int, str, bytes]], stop: threading.Event) -> bool:
         """Store ``batch`` (retrying while the database is away); True when it committed.
 
@@ -719,7 +735,9 @@ class Ingester:
                         return True
                     self._code_refusals += 1
                     self._code_refusal_sites.add(_site_of(batch[0][3]))
-                    log.error("ingest: %s: this message failed our code (%r); dropped", batch[0][3][:200], exc,
+                    kept = self._quarantine(batch[0][3], batch[0][4], exc)
+                    log.error("ingest: %s: this message failed our code (%r); %s", batch[0][3][:200], exc,
+                              "kept in ingest_quarantine" if kept else "dropped (its centre's quarantine is full)",
                               exc_info=exc)
                     # one centre's messages failing in a row are that centre's (a board's password sending what
                     # no check foresaw): dropped, or every restart would end on them again and no centre would

@@ -490,3 +490,41 @@ def test_a_payload_nested_past_the_contracts_depth_is_bad_json_and_the_deepest_r
     site_push = {"schema": ConfigSet.SCHEMA, "request_id": "tech-0001", "source": "tech",
                  "config": {"services": [{"id": "ho-tich", "band": [1001, 1999]}]}}
     assert decode(ConfigSet, json.dumps(site_push).encode()).config["services"][0]["band"] == [1001, 1999]
+
+
+def _depth(x) -> int:
+    """Objects and arrays nested in ``x``, counted by walking it (the reference)."""
+    if isinstance(x, dict):
+        return 1 + max((_depth(v) for v in x.values()), default=0)
+    if isinstance(x, list):
+        return 1 + max((_depth(v) for v in x), default=0)
+    return 0
+
+
+def test_the_depth_check_on_the_text_agrees_with_walking_the_object():
+    """``_too_deep`` reads the text (its strings dropped, innermost bracket pairs removed a level a
+    round), which is several times cheaper than walking the object; it must say what the walk says,
+    strings full of brackets and quotes included."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from xephang.contract import MAX_DEPTH, _too_deep
+
+    text_ = st.text(alphabet=st.sampled_from('[]{}"\\ aáệ,:'), max_size=6)
+    leaf = st.none() | st.booleans() | st.integers() | text_
+    tree = st.recursive(leaf, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(text_, kids, max_size=3),
+                        max_leaves=60)
+
+    def nest(x, n: int):
+        for i in range(n):
+            x = [x] if i % 2 else {"k[": x}
+        return x
+
+    @settings(max_examples=300, deadline=None)
+    @given(tree, st.integers(min_value=0, max_value=40))
+    def check(x, n):
+        doc = nest(x, n)
+        text = json.dumps(doc, ensure_ascii=n % 2 == 0)
+        assert _too_deep(text) == (_depth(doc) > MAX_DEPTH), (text[:200], _depth(doc))
+
+    check()

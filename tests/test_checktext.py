@@ -98,3 +98,34 @@ def test_every_line_of_a_bad_site_and_of_bad_device_configs_is_vietnamese_first(
         vi, sep, en = text.partition(" / ")
         assert sep and vi and en, line
         assert "Value error" not in line and "Input should" not in vi, line
+
+
+def test_a_refusal_fits_one_message_whatever_its_lines_hold():
+    """The ack's lines are budgeted as its JSON writes them: 20 unknown keys of 1,500 control
+    characters (6 bytes each in JSON) made an ack of 66 KB, over the broker's limit: no answer."""
+    from xephang.contract import MAX_PAYLOAD_BYTES, ConfigAck
+    from xephang.nodeconfig import capped_errors
+
+    errors = site_errors({"\x01" * 1500 + str(i): 1 for i in range(20)})
+    capped = capped_errors(errors)
+    ack = ConfigAck(request_id="tech-0001", node="hub", status="rejected", rev=0, errors=capped)
+    assert len(ack.to_json()) < MAX_PAYLOAD_BYTES and any(len(c) == 1000 and c.endswith("…") for c in capped)
+    assert capped[-1].startswith("… và ") and capped[-1].endswith("more (fix the ones above and push again)")
+    assert capped_errors(["ngắn"] * 3) == ["ngắn"] * 3
+
+
+def test_the_patterns_of_ids_and_of_one_line_texts_are_said_in_words():
+    """`counters.3.officer_id = 'tuân': không đúng dạng ^[a-z0-9]+(-[a-z0-9]+)*$` meant nothing to
+    the technician who typed the officer's name with its accent (a newcomer's walk)."""
+    from xephang.contract import NodeId, PlainText
+
+    class M(BaseModel):
+        officer_id: NodeId
+        reason: PlainText = ""
+
+    assert lines(M, {"officer_id": "tuân", "reason": "họp\ngiao ban"}) == [
+        "officer_id = 'tuân': chỉ gồm chữ thường không dấu, chữ số và dấu gạch ngang giữa các phần (vd. ho-tich, "
+        "quay-3) / String should match pattern '^[a-z0-9]+(-[a-z0-9]+)*$'",
+        "reason = 'họp\\ngiao ban': phải là một dòng chữ, không có ký tự điều khiển hay ký tự đảo chiều / String "
+        "should match pattern '^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$'",
+    ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import string
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -209,7 +210,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         the dispenser goes on with the old one (a text naming an unknown field was half applied:
         refused, yet every ticket after it was voided). The renderer made here is the one applied."""
         self._checked = None
-        if "{token}" in new.qr_url and self._link_secret() is None:
+        if "token" in {name for _, name, _, _ in string.Formatter().parse(new.qr_url)} and self._link_secret() is None:
             # applied, every ticket after it printed without a QR code, and only the log said so
             return [both("qr_url dùng {token} (trang theo dõi của phiếu) nhưng máy phát số không có link_secret_file "
                          "đọc được: mọi phiếu sẽ in không có mã QR; đặt link_secret_file (cùng khóa với webd) trước",

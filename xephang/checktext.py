@@ -89,9 +89,22 @@ def plain_message(e: Any) -> str:
     return msg
 
 
+# patterns the configs use, said as a technician reads them (the regex itself means nothing to most)
+VI_BY_PATTERN: dict[str, str] = {
+    r"^[a-z0-9]+(-[a-z0-9]+)*$": "chỉ gồm chữ thường không dấu, chữ số và dấu gạch ngang giữa các phần (vd. ho-tich, quay-3)",
+    r"^[A-Z]?$": "một chữ in hoa không dấu, hoặc để trống",
+}
+
+
 def vi_text(e: Any) -> str | None:
     """The Vietnamese of one pydantic error of a type this table knows (None: a validator's own
     message, written in both languages where it is raised, or a type not in the table)."""
+    if e.get("type") == "string_pattern_mismatch":
+        pattern = str((e.get("ctx") or {}).get("pattern", ""))
+        if pattern in VI_BY_PATTERN:
+            return VI_BY_PATTERN[pattern]
+        if pattern.startswith("^[^\\x00-\\x1f"):  # one line of text (contract.PlainText, the catalogue's lines)
+            return "phải là một dòng chữ, không có ký tự điều khiển hay ký tự đảo chiều"
     template = VI_BY_TYPE.get(str(e.get("type", "")))
     if template is None:
         return None

@@ -278,7 +278,7 @@ def loads(payload: bytes | str) -> dict[str, Any]:
         raise BadPayload("bad-json", f"payload is not JSON we read: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise BadPayload("bad-json", "payload must be a JSON object")
-    if _too_deep(obj):  # under the parser's limit, a config 900 levels deep ended deep_merge and deepcopy
+    if _too_deep(text):  # under the parser's limit, a config 900 levels deep ended deep_merge and deepcopy
         raise BadPayload("bad-json", f"payload is nested more than {MAX_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(text):  # a pair reads as one character; only a lone half stays
         try:
@@ -291,18 +291,26 @@ def loads(payload: bytes | str) -> dict[str, Any]:
 MAX_DEPTH = 32  # the deepest payload of the contract is a site push: {config: {services: [{band: []}]}}
 
 
-def _too_deep(obj: Any) -> bool:
-    """Is ``obj`` nested more than MAX_DEPTH objects and arrays deep? (Iterative: no stack to run out of.)"""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > MAX_DEPTH:
-                    return True
-                stack.append((child, depth + 1))
-    return False
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(i for i in range(256) if i not in b"[]{}")
+
+
+def _too_deep(text: str) -> bool:
+    """Is the JSON ``text`` (valid: it was just read) nested more than MAX_DEPTH objects and arrays
+    deep? Its strings are dropped and its brackets kept, then each round removes the innermost pairs
+    ("[]", "{}"): whatever is left after MAX_DEPTH rounds is deeper. All of it runs in C (a regex and
+    bytes.translate/replace): a walk of the object in Python took 3.7 ms on a 64 KB payload the parser
+    read in 0.5."""
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        return False
+    syntax = (_JSON_STRING.sub("", text) if '"' in text else text).encode()  # ASCII once its strings are gone
+    brackets = syntax.translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return False
+        # one round, one level: the innermost pairs become a mark first, so "{[]}" loses "[]" only
+        brackets = brackets.replace(b"[]", b"\0").replace(b"{}", b"\0").replace(b"\0", b"")
+    return bool(brackets)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")

@@ -177,17 +177,24 @@ class NodeConfigManager(Generic[C]):
                              + f": {'; '.join(errs)}") from None
         self.raw = self.current.model_dump(mode="json")
 
-    def keep_saved(self) -> None:
-        """Run the last pushed config again instead of the local file that won at this start (the
-        daemon found the file cannot apply: hubd, a site that would strand today's tickets). The file
-        wins at a later start, when it can."""
-        if self.file_won is None:
-            raise RuntimeError("the local file did not win at this start: nothing to go back to")
-        self.rev, raw = self.file_won
+    def run_instead(self, rev: int, raw: dict[str, Any]) -> None:
+        """Run ``raw`` at ``rev`` instead of what this start chose (the daemon found the local file
+        cannot apply to its state: hubd, a site that would strand today's tickets). Nothing is written:
+        the next push is saved as made on the file before the edit (``origin``), so the edited file
+        is considered again at a later start, and wins when it can."""
         self.current = self.model.model_validate(raw)
         self.raw = self.current.model_dump(mode="json")
+        self.rev = rev
         self.file_won = None
-        self.origin = self._saved_origin  # the next push is saved as made on the old file: the edited one still wins later
+        self.origin = self._saved_origin
+
+    def save(self) -> None:
+        """Write what runs as the saved config (a local file taken at this start: later starts then
+        take the saved config, not the file again, until the file changes once more)."""
+        write_atomic(self.path, json.dumps({"rev": self.rev, "config": self.raw, "origin": self.origin},
+                                           ensure_ascii=False, indent=1).encode())
+        _fsync_dir(self.path.parent)
+        self.file_won = None
 
     def _discard_pending(self) -> None:
         """A pushed config the node was applying when it died never becomes the config."""
@@ -203,10 +210,18 @@ class NodeConfigManager(Generic[C]):
             saved = json.loads(self.path.read_text())
             rev, cfg = int(saved["rev"]), saved["config"]
             if saved.get("origin") != self.origin:
-                log.warning("the local file changed since config rev %s was pushed: the file is used (rev %s)",
-                            rev, rev + 1)
-                self.model.model_validate(cfg)
-                self.file_won, self._saved_origin = (rev, cfg), saved.get("origin")
+                self._saved_origin = saved.get("origin")
+                try:
+                    self.model.model_validate(cfg)
+                    self.file_won = (rev, cfg)
+                except ValidationError:  # a push the checks of this version refuse: the file, at the next rev
+                    pass
+                if cfg == initial and self.file_won is not None:  # edited, yet the same config: nothing new
+                    log.info("node config rev %s from %s (the local file says the same)", rev, self.path)
+                    self.file_won = None
+                    return rev, cfg
+                log.warning("the local file changed since config rev %s was pushed: it is taken, at rev %s, "
+                            "unless the daemon finds it cannot apply (it then says so)", rev, rev + 1)
                 return rev + 1, initial
             self.model.model_validate(cfg)
             log.info("node config rev %s from %s", rev, self.path)
@@ -445,22 +460,24 @@ class NodeConfigManager(Generic[C]):
         return ack
 
 
-MAX_ACK_ERRORS = 100  # lines of a refusal's ack, each cut at MAX_ERROR_CHARS, MAX_ACK_CHARS in all: under
-MAX_ERROR_CHARS = 1000  # the broker's and the contract's 64 KiB of UTF-8 (an ack of 412 KB was never sent:
-MAX_ACK_CHARS = 12_000  # the technician read "no answer"); Vietnamese takes up to 3 bytes a character
+MAX_ACK_ERRORS = 100  # lines of a refusal's ack, each cut at MAX_ERROR_CHARS, MAX_ACK_BYTES in all as the
+MAX_ERROR_CHARS = 1000  # ack's JSON writes them: under the broker's and the contract's 64 KiB (an ack of
+MAX_ACK_BYTES = 40_000  # 412 KB was never sent, and the technician read "no answer")
 
 
 def capped_errors(errors: list[str]) -> list[str]:
-    """The first errors (at most MAX_ACK_ERRORS, MAX_ACK_CHARS in all), each cut to MAX_ERROR_CHARS,
-    and how many more there were."""
+    """The first errors (at most MAX_ACK_ERRORS, MAX_ACK_BYTES of JSON in all: a control character in a
+    key name is 6 bytes there, a Vietnamese letter 2 or 3), each cut to MAX_ERROR_CHARS, and how many
+    more there were."""
     out: list[str] = []
     total = 0
     for e in errors[:MAX_ACK_ERRORS]:
         line = e if len(e) <= MAX_ERROR_CHARS else e[:MAX_ERROR_CHARS - 1] + "…"
-        if out and total + len(line) > MAX_ACK_CHARS:
+        size = len(json.dumps(line, ensure_ascii=False).encode())
+        if out and total + size > MAX_ACK_BYTES:
             break
         out.append(line)
-        total += len(line)
+        total += size
     if len(errors) > len(out):
         more = len(errors) - len(out)
         out.append(both(f"… và {more} lỗi khác (sửa các lỗi trên rồi đẩy lại)",

@@ -195,7 +195,7 @@ def province_queue_lines() -> list[str]:
         f"max_queued_messages {PROVINCE_QUEUED_MESSAGES}",
         f"max_queued_bytes {PROVINCE_QUEUED_BYTES}",
         "persistence true",
-        "autosave_interval 60",
+        "autosave_interval 300",  # each autosave writes the whole store from one thread: a large backlog stalls it
     ]
 
 

@@ -200,8 +200,8 @@ def render_protocol() -> str:
         "names. webd drops any other (`wrong-sender`: a retained \"hub offline\" on a counter's own topic would "
         f"grey every phone's page) and keeps at most {c.MAX_ALERTS_PER_NODE} open alerts per node (`too-many`), "
         "each logged and counted in `dropped_by_code` of its health; the province's ingester (which gets "
-        "`node/#` over the bridge) applies the same two rules to status, health and alerts and counts what "
-        "it rejects (docs/province.md).",
+        "the nodes' status, health and alerts over the bridge) applies the same two rules to them and "
+        "counts what it rejects (docs/province.md).",
         "",
         "## Being accepted: what a client must get right",
         "",
@@ -414,14 +414,18 @@ def render_config() -> str:
         "đổi / nothing changed\", the roster page \"Không có gì thay đổi\").",
         "- **Kept across restarts** in `STATE_DIR/hub.config.json`. When the site file was edited since the "
         "last push (its fingerprint differs), the file wins at the next start, at the next rev, recorded in "
-        "`site_changes` by \"site file\" — **if it can apply to today's queue**, checked as a push is (a "
+        "`site_changes` by \"site file\" and saved (later starts take it, not the file again) — **if it can "
+        "apply to today's queue**, checked as a push is against the site the queue last ran with (the "
+        "ledger keeps it at every start and every push, so a hub that never had a push is checked too): a "
         "service removed while citizens wait for it, a band without today's numbers, a counter removed "
-        "while it serves …; the slug, time zone and daily reset may change at a restart). If it cannot, the "
-        "last pushed site runs on, hubd's log names every reason, the hub's `site-file` alert (critical) "
-        "says so, and the file wins at a later start, once nobody is left waiting for what it removes "
-        "(`tests/hubd/test_site_live.py`). A `hub.config.json` that is lost or damaged while the ledger "
-        "kept the site's history goes on after the ledger's highest rev, never over it: an old `base_rev` "
-        "cannot match again.",
+        "while it serves …; the slug, time zone and daily reset may change at a restart. If it cannot, the "
+        "site the queue ran with runs on, hubd's log names every reason, the hub's `site-file` alert "
+        "(critical) says so until the next start, and the file wins at a later start, once nobody is left "
+        "waiting for what it removes. A queue of an earlier day is not today's (its tickets expire at the "
+        "day's turn): a file edited in the evening is taken at a restart the next morning "
+        "(`tests/hubd/test_site_live.py`). A `hub.config.json` that is lost, damaged or behind the ledger "
+        "(a crash between the two writes of a push, a restored copy) goes on after the ledger's highest "
+        "rev, never over it: an old `base_rev` cannot match again.",
         "- **The web account** may push only `{\"counters\": [{number, officer_id, officer, services}]}` "
         "(merged by counter number) on its own topic `config/hub/set/web`; the hub refuses anything else "
         "from it, and the broker lets no other account write that topic (tests/webd/test_web_acl.py). Its "
@@ -429,8 +433,13 @@ def render_config() -> str:
         "sau N giây\"); a stolen web password made 1,000 roster changes in 6 s, a whole site in the history "
         "each.",
         "",
-        "A removed counter's retained `state/counter/N` is cleared. Other daemons keep reading their own copy "
-        "of the site file for their labels and buttons (a dispenser's buttons are its own config).",
+        "A removed counter's retained `state/counter/N` is cleared, and so is a removed service's "
+        "`state/service/ID` (the hall board drops its waiting bar at once). Other daemons keep reading their own "
+        "copy of the site file for their labels and buttons, and a dispenser's buttons are its own config: "
+        "**removing a service, also** take its button out of each dispenser's `[hardware] buttons` and copy the "
+        "new site file to every box (a press of the old button is refused `unknown-service` — the button "
+        "flashes its error — and `ticketd --check` refuses a button of a service its site file lacks, so the "
+        "dispenser would not start after its next reboot).",
         "",
     ]
     for m in [Site, *_nested_models(Site, [])]:

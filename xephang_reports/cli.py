@@ -90,6 +90,9 @@ def mqtt_report(args: argparse.Namespace) -> dict[str, Any] | None:
     if not site_slug and (args.site_file or os.environ.get("XEPHANG_SITE_FILE")):
         site_slug = _load_site(args).site.slug
     site_slug = site_slug or "tuong-linh"  # the same default as every other tool (docs/tools.md)
+    # the hub lets a technician's account ask as itself: tech-lan asks as tech-lan (its default --node was
+    # tech, which the broker's ACL refused to tech-lan, and the answer blamed the account)
+    args.node = args.node or args.username or "tech"
     broker = BrokerSettings(host=args.host, port=args.port, username=args.username,
                             password_file=Path(args.password_file) if args.password_file else None,
                             tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None)
@@ -225,8 +228,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m.add_argument("--port", type=port_number, default=tech_port_default(),
                    help="the technicians' listener (default $XEPHANG_TECH_PORT, $XEPHANG_BROKER__PORT or 1884)")
     m.add_argument("--site", help="site slug (topic root); default $XEPHANG_SITE, the site file's, or tuong-linh")
-    m.add_argument("--node", default="tech", help="our client id and username (default tech, the technicians' account)")
-    m.add_argument("--username", default=None)
+    m.add_argument("--node", default=None, help="our node id (the request's source): default the username, else tech")
+    m.add_argument("-u", "--username", default=None, help="the technician's account (default tech)")
     m.add_argument("--password-file", default=None)
     m.add_argument("--tls", action="store_true")
     m.add_argument("--ca-file", default=None)

@@ -149,3 +149,31 @@ def test_a_board_down_while_tickets_are_called_shows_the_final_picture_and_repla
             dispenser.stop()
             for b in counters.values():
                 b.stop()
+
+
+def test_a_service_removed_from_the_site_leaves_the_board_at_once(tmp_path, mosquitto, site_file):
+    """A live site change that removed van-hoa-xa-hoi left its bar on the board ("0") until displayd
+    was restarted: the hub now clears the service's retained state, and the board drops it."""
+    from hubd.testing import running_hub
+    from xephang.settings import load_site
+    from xephang_ops.tools import BrokerTarget, ToolClient, push_config
+
+    broker = BrokerSettings(port=mosquitto.port)
+    with running_hub(mosquitto.port, tmp_path / "hub", site_file):
+        d = start_board(tmp_path, site_file, broker, (1280, 720))
+        try:
+            def names() -> list[str]:
+                return d.last_frame.text("waiting.service") if d.last_frame else []
+
+            assert pump(d, lambda: d.model.synced and "van-hoa-xa-hoi" in d.model.waiting)
+            assert pump(d, lambda: len(names()) == 4), names()
+            site = load_site(site_file).model_dump(mode="json")
+            services = [s for s in site["services"] if s["id"] != "van-hoa-xa-hoi"]
+            counters = [{**c, "services": [s for s in c["services"] if s != "van-hoa-xa-hoi"]} for c in site["counters"]]
+            with ToolClient(BrokerTarget(site="tuong-linh", port=mosquitto.port, username="tech")).connect() as t:
+                res = push_config(t, "hub", {"services": services, "counters": counters})
+            assert res.ack is not None and res.ack.status == "applied", res
+            assert pump(d, lambda: "van-hoa-xa-hoi" not in d.model.waiting and len(names()) == 3), names()
+        finally:
+            d.teardown()
+            d.bus.stop()

@@ -720,8 +720,8 @@ def test_a_new_band_that_ends_at_todays_last_number_is_refused_an_old_one_used_u
     data["services"] = [{**s, "band": [1001, 1003]} if s["id"] == "ho-tich" else s for s in data["services"]]
     narrow = Site.model_validate(data)
     assert e.site_change_refusals(narrow) == [
-        "lĩnh vực ho-tich: dải số mới [1001, 1003] không còn số nào cho hôm nay (đã phát đến 1003); để dải kết "
-        "thúc sau 1003 (the new band [1001, 1003] leaves no number for today: 1003 was the last issued)"]
+        "lĩnh vực ho-tich: dải số mới [1001, 1003] không còn số nào cho hôm nay (đã phát đến 1003): để dải kết "
+        "thúc sau 1003 / the new band [1001, 1003] leaves no number for today: 1003 was the last issued"]
     data["services"] = [{**s, "band": [1001, 1004]} if s["id"] == "ho-tich" else s for s in data["services"]]
     assert e.site_change_refusals(Site.model_validate(data)) == []  # one left: allowed
     # a band used up the ordinary way does not hold back a change of something else

@@ -260,6 +260,9 @@ def test_a_message_our_code_fails_on_is_dropped_and_a_bug_that_fails_them_all_en
     for _ in range(2 * ingest_mod.CODE_REFUSALS_MAX):
         assert ing._commit_batch([boom], threading.Event())
     assert ing.stats.rejected == 1 + 2 * ingest_mod.CODE_REFUSALS_MAX
+    # … and kept, not lost, should they be a bug of ours: a fixed version can store them again
+    assert _count(pg_dsn, "SELECT count(*) FROM ingest_quarantine WHERE site = 'tuong-linh' AND payload = '{}' "
+                          "AND topic LIKE '%/boom' AND error LIKE 'ArithmeticError%'") == 1 + 2 * ingest_mod.CODE_REFUSALS_MAX
     other = (0, 98, 1, "xephang/v1/xuan-quang/event/ticket/boom", b"{}")
     with pytest.raises(RuntimeError, match="in a row"):  # messages of two centres failing so: a bug of ours
         for i in range(ingest_mod.CODE_REFUSALS_MAX):

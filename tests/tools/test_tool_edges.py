@@ -188,3 +188,14 @@ def test_an_order_needs_a_wait_it_can_expire_with(cmd, timeout, capsys):
     with pytest.raises(SystemExit) as e:
         xephang([*cmd, "--timeout", timeout])
     assert e.value.code == exits.USAGE and "--timeout" in capsys.readouterr().err
+
+
+def test_a_report_asked_by_the_second_technicians_account_is_asked_as_it(secured_broker, capsys):
+    """`report --mqtt -u tech-lan` asked as node `tech` (the default), which the broker refused to
+    tech-lan, and the answer said tech-lan might not be a technician. It asks as tech-lan now: with
+    no hub on this broker, the answer is that the hub did not answer (3), not a refusal (4)."""
+    pw = str(secured_broker.files.passwords_dir / "tech-lan.pw")
+    rc = report_cli.main(["report", "--mqtt", "--port", str(secured_broker.broker.tech_port), "--site", "tuong-linh",
+                          "-u", "tech-lan", "--password-file", pw, "--timeout", "0.5"])
+    err = capsys.readouterr().err
+    assert rc == exits.NO_ANSWER and "refused" not in err, err
