@@ -86,7 +86,7 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
             self._load_site()
         problems = self.number_problems(cfg)
         if problems and self.checking:  # found at the first key press before ("forbidden"): --check says it
-            raise SettingsError(problems, "the box's counter number")
+            raise SettingsError(problems, "the box's counter number", "số quầy của hộp bấm")
         if problems:  # a running box stays up and says so: a technician's push can put it right
             log.error("%s", "; ".join(problems))
             self.raise_alert(CONFIG_ALERT, f"Hộp bấm {self.node} không thao tác được cho quầy {cfg.number}: kiểm tra số "

@@ -267,7 +267,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
             fault = ledger_fault(path, exc)
             if fault is None:
                 raise
-            raise SettingsError([fault], "the ledger") from None
+            raise SettingsError([fault], "the ledger", "sổ hàng đợi (ledger)") from None
         self.site_file_refused: list[str] = []  # why the edited site file was not taken at this start
         if not self.checking:
             self._site_at_start(new_event_id)
@@ -490,11 +490,13 @@ class HubDaemon(Daemon[HubSettings, Site]):
                         "from `xephang broker-config` and set it (docs/install-pi.md)")
         if self.site_file_refused:
             n = len(self.site_file_refused)
-            self.raise_alert("site-file", f"Tệp site đã sửa nhưng không áp dụng được cho hàng đợi hôm nay ({n} lý do, "
-                             f"xem nhật ký hubd): đang chạy site phiên bản {self.require_node_config().rev}. "
-                             f"{self.site_file_refused[0][:200]}",
-                             f"The edited site file cannot apply to today's queue ({n} reasons, see hubd's log): "
-                             f"site rev {self.require_node_config().rev} runs on", "critical")
+            rev = self.require_node_config().rev
+            self.raise_alert("site-file", f"Tệp site đã sửa nhưng chưa áp dụng được cho hàng đợi hôm nay ({n} lý do, "
+                             f"xem nhật ký hubd); đang chạy site phiên bản {rev}. Khi không còn ai chờ phần bị bỏ "
+                             f"(hoặc sang ngày mới), khởi động lại hubd. {self.site_file_refused[0].split(' / ')[0][:160]}",
+                             f"The edited site file cannot apply to today's queue yet ({n} reason{'s' if n != 1 else ''}, "
+                             f"see hubd's log); site rev {rev} runs on. Restart hubd once nobody waits for what it "
+                             "removes (or on the next day)", "critical")
         else:  # one an earlier start left retained: this start took the file, or had no edited file
             self.bus.add_connect_hook(lambda: None if "site-file" in self.alerts else
                                       self.bus.clear(self.bus.topics.alert(self.node, "site-file")))

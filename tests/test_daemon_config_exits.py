@@ -236,7 +236,9 @@ def test_a_check_makes_no_state_folder_and_writes_nothing_in_one(tmp_path, daemo
 def test_a_state_folder_that_cannot_be_made_is_one_line_78(tmp_path, check):
     (tmp_path / "a-file").write_text("")
     r = run("displayd", env_for(tmp_path, XEPHANG_STATE_DIR=str(tmp_path / "a-file" / "state")), check=check)
-    assert_78(r, f"state_dir: cannot {'make' if check else 'write in'} {tmp_path / 'a-file' / 'state'}")
+    folder = tmp_path / "a-file" / "state"
+    assert_78(r, f"state_dir: không {'tạo được' if check else 'ghi được vào'} {folder}",
+              f" / cannot {'make' if check else 'write in'} {folder}")
 
 
 def test_a_check_names_a_state_folder_its_user_could_not_make(tmp_path):
@@ -248,7 +250,8 @@ def test_a_check_names_a_state_folder_its_user_could_not_make(tmp_path):
         r = run("counterd", env_for(tmp_path, XEPHANG_STATE_DIR=str(parent / "xephang")), prefix=prefix)
     finally:
         parent.chmod(0o755)
-    assert_78(r, f"state_dir: cannot make {parent / 'xephang'}: {parent} is not writable")
+    assert_78(r, f"state_dir: không tạo được {parent / 'xephang'}: không ghi được vào {parent} / "
+                 f"cannot make {parent / 'xephang'}: {parent} is not writable")
     assert list(parent.iterdir()) == []
 
 

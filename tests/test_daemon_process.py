@@ -106,6 +106,7 @@ def test_what_the_start_needs_is_checked_exit_78_every_problem_no_traceback(tmp_
                        text=True, timeout=60)
     assert r.returncode == 78, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
-    assert "broker.password_file: cannot read" in r.stderr and "missing.pw" in r.stderr
+    assert "broker.password_file: không đọc được " in r.stderr and "/ cannot read " in r.stderr
+    assert "missing.pw" in r.stderr
     # --check asks whether it could make the folder (it makes nothing); a start tries
-    assert ("state_dir: cannot make" if check else "state_dir: cannot write in") in r.stderr
+    assert ("state_dir: không tạo được" if check else "state_dir: không ghi được vào") in r.stderr

@@ -170,7 +170,7 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         except Exception as exc:  # python-escpos raises its own error types for unknown profiles
             errors.append(f"printer.profile: {s.printer.profile!r} is not a python-escpos profile ({exc})")
         if errors:
-            raise SettingsError(errors, "ticketd settings")
+            raise SettingsError(errors, "ticketd settings", "cấu hình máy phát số")
 
     @classmethod
     def default_node(cls, settings: DaemonSettings) -> str:
@@ -546,7 +546,12 @@ class TicketDaemon(Daemon[TicketdSettings, TicketLayout]):
         missing = self.renderer.missing_glyphs()
         if missing:
             log.error("the ticket font cannot draw: %s", missing)
-            self.raise_alert("font-glyphs", *ALERT_TEXT["font-glyphs"], severity="warning")
+            # which characters and in which text: the technician fixes the text (or the font) from this
+            chars = "".join(sorted({c for cs in missing.values() for c in cs}))[:20]
+            text = next(iter(missing))[:60]
+            vi, en = ALERT_TEXT["font-glyphs"]
+            self.raise_alert("font-glyphs", f"{vi}: «{chars}» trong «{text}»", f"{en}: «{chars}» in «{text}»",
+                             severity="warning")
         else:
             self.clear_alert("font-glyphs")
 

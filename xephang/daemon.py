@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from xephang import __version__, exits, systemd
 from xephang.bus import Bus, BusFatal, Inbound
+from xephang.checktext import both
 from xephang.clock import Clock
 from xephang.contract import (
     ALERT_IDS,
@@ -136,16 +137,19 @@ def folder_problem(folder: Path) -> str | None:
     probe = folder
     while not probe.exists():
         if probe.is_symlink():  # a dangling link: mkdir would fail on it
-            return f"cannot make {folder}: {probe} is a broken symbolic link"
+            return both(f"không tạo được {folder}: {probe} là liên kết tượng trưng hỏng",
+                        f"cannot make {folder}: {probe} is a broken symbolic link")
         if probe.parent == probe:
             break
         probe = probe.parent
     if not probe.is_dir():
-        return f"cannot make {folder}: {probe} is not a folder" if probe != folder else \
-            f"cannot write in {folder}: not a folder"
+        return both(f"không tạo được {folder}: {probe} không phải thư mục",
+                    f"cannot make {folder}: {probe} is not a folder") if probe != folder else \
+            both(f"không ghi được vào {folder}: không phải thư mục", f"cannot write in {folder}: not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        return f"cannot write in {folder}: permission denied" if probe == folder else \
-            f"cannot make {folder}: {probe} is not writable"
+        return both(f"không ghi được vào {folder}: không có quyền", f"cannot write in {folder}: permission denied") \
+            if probe == folder else both(f"không tạo được {folder}: không ghi được vào {probe}",
+                                         f"cannot make {folder}: {probe} is not writable")
     return None
 
 
@@ -402,14 +406,14 @@ class Daemon(Generic[S, C]):
             try:
                 problems = cls.preflight_errors(settings)
                 if problems:  # what the start needs, checked now: exit 78 with every problem, never a traceback later
-                    raise SettingsError(problems, "what the start needs")
+                    raise SettingsError(problems, "what the start needs", "những gì cần để khởi động")
                 try:
                     daemon = cls(settings)  # type: ignore[arg-type]
                 except Exception as exc:
                     fault = local_fault(exc)
                     if fault is None:
                         raise
-                    raise SettingsError([fault], "this board's hardware") from None
+                    raise SettingsError([fault], "this board's hardware", "phần cứng của thiết bị này") from None
             finally:
                 CHECKING.reset(checking)
         except SettingsError as exc:
@@ -442,7 +446,9 @@ class Daemon(Generic[S, C]):
             try:
                 path.read_bytes()
             except OSError as exc:
-                errors.append(f"{name}: cannot read {path}: {exc.strerror or exc}")
+                why = exc.strerror or str(exc)
+                errors.append(f"{name}: " + both(f"không đọc được {path} ({why}): kiểm tra đường dẫn và quyền đọc",
+                                                 f"cannot read {path}: {why}"))
         for name, folder in (("state_dir", s.state_dir), ("sim_out", s.sim_out if s.sim else None)):
             if folder is None:
                 continue
@@ -455,7 +461,8 @@ class Daemon(Generic[S, C]):
                 with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
                     pass
             except OSError as exc:
-                errors.append(f"{name}: cannot write in {folder}: {exc.strerror or exc}")
+                why = exc.strerror or str(exc)
+                errors.append(f"{name}: " + both(f"không ghi được vào {folder} ({why})", f"cannot write in {folder}: {why}"))
         return errors
 
     @classmethod

@@ -287,6 +287,12 @@ class NodeConfigManager(Generic[C]):
             # not remembered: sent again with the same id once the other is answered, it is handled
             self.bus.publish(self.bus.topics.config_ack(self.node), ack)
             return ack
+        if push.base_rev is not None and push.base_rev != self.rev and self._runs_already(push, sender):
+            # made on an older rev, yet it asks for what runs now (the same file pushed twice): nothing to
+            # refuse and nothing to do — "stale … someone changed it since" sent the technician hunting
+            ack = ConfigAck(request_id=push.request_id, node=self.node, status="applied", rev=self.rev, changed=False)
+            self._ack(ack)
+            return ack
         if push.base_rev is not None and push.base_rev != self.rev:
             ack = ConfigAck(request_id=push.request_id, node=self.node, status="stale", rev=self.rev,
                             errors=[both(f"base_rev {push.base_rev} đã cũ: thiết bị đang ở phiên bản {self.rev}, "
@@ -324,6 +330,14 @@ class NodeConfigManager(Generic[C]):
             return None
         return self._commit(push, sender, new)
 
+    def _runs_already(self, push: ConfigSet, sender: str | None) -> bool:
+        """Does ``push`` ask for exactly the config that runs?"""
+        try:
+            merged = self._merge(self.raw, push, sender) if self._merge else deep_merge(self.raw, push.config)
+            return self.model.model_validate(merged).model_dump(mode="json") == self.raw
+        except Exception:  # refused or invalid: not what runs
+            return False
+
     def _may_stop(self, prep: Preparing[C], sender: str | None) -> bool:
         """Does a push from ``sender`` stop ``prep``, if it is taken? (A technician's, a yielding sender's.)"""
         return prep.sender in self.yielding and sender not in self.yielding
@@ -352,7 +366,8 @@ class NodeConfigManager(Generic[C]):
     def _refuse(self, push: ConfigSet, refusals: list[str]) -> ConfigAck:
         ack = ConfigAck(request_id=push.request_id, node=self.node, status="rejected", rev=self.rev,
                         errors=capped_errors(refusals))
-        log.info("config push %s by %s refused: %s", push.request_id, push.by or push.source, refusals[:3])
+        log.info("config push %s by %s refused (%d): %s", push.request_id, push.by or push.source, len(refusals),
+                 " | ".join(refusals)[:4000])
         self._ack(ack)
         return ack
 

@@ -29,10 +29,13 @@ from xephang.site import Site, cross_check_errors
 class SettingsError(ValueError):
     """Settings that cannot run. ``errors`` lists every problem found."""
 
-    def __init__(self, errors: list[str], source: str = "") -> None:
+    def __init__(self, errors: list[str], source: str = "", source_vi: str | None = None) -> None:
+        """``source``: where (a file's path, or what was checked, in English); ``source_vi``: the
+        same in Vietnamese when it is words, not a path."""
         self.errors = errors
         n = len(errors)
-        head = both(f"cấu hình không hợp lệ{f' trong {source}' if source else ''} ({n} lỗi)",
+        where_vi = source_vi if source_vi is not None else source
+        head = both(f"cấu hình không hợp lệ{f' trong {where_vi}' if where_vi else ''} ({n} lỗi)",
                     f"invalid settings{f' in {source}' if source else ''} ({n} error{'s' if n != 1 else ''}):")
         super().__init__("\n".join([head, *(f"  - {e}" for e in errors)]))
 
@@ -206,13 +209,16 @@ def _site_errors(exc: ValidationError, data: Any) -> list[str]:
     return errors or format_validation_errors(exc, Site)
 
 
+WHAT_VI = {"config": "cấu hình", "site": "site", "catalogue": "danh mục thủ tục"}  # read_toml's ``what``
+
+
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:
     """A TOML file's table, or SettingsError naming ``what`` (config, site, catalogue …) and why."""
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise SettingsError([f"{what} file {path} not found"]) from None
+        raise SettingsError([both(f"không có tệp {WHAT_VI.get(what, what)} {path}", f"{what} file {path} not found")]) from None
     except OSError as exc:  # unreadable (permissions), a folder, a symlink loop …: a fault of this box, said in one line
         raise SettingsError([f"không đọc được {path} ({exc.strerror or exc}): kiểm tra đường dẫn và quyền đọc của "
                              f"người dùng dịch vụ / cannot read the {what} file {path} ({exc.strerror or exc}): "
@@ -221,7 +227,7 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise SettingsError([f"{path} không phải UTF-8 (byte {exc.start}): lưu lại dưới dạng UTF-8 / "
                              f"{path} is not UTF-8 (byte {exc.start}): save it as UTF-8"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
+        raise SettingsError([both(f"{path}: không phải TOML hợp lệ", f"{path}: not valid TOML") + f": {exc}"]) from None
 
 
 def _all_said(message: str, parts: list[str]) -> bool:

@@ -788,14 +788,18 @@ def cmd_config_push(args: argparse.Namespace) -> int:
     elif a.status == "restart-required":
         print(f"{args.node}: đã lưu, cần khởi động lại / saved, RESTART REQUIRED — rev {res.base_rev} → {a.rev}")
     elif a.status == "stale":
-        print(f"{args.node}: bị từ chối vì cũ, không thay đổi gì / STALE, nothing changed — nút đã ở rev {a.rev}, "
-              f"thay đổi của bạn làm trên rev {res.base_rev}: đã có người sửa trong lúc đó (vd. trưởng bộ phận sửa "
-              f"phân công trên web) / the node is at rev {a.rev}, your change was made on rev {res.base_rev}: someone "
-              f"changed it since (the head's roster on the web?). Chạy lại / run `xephang config get {args.node}` "
-              "again, làm lại thay đổi trên đó rồi đẩy / redo your edit on it and push that; "
-              "or --force to overwrite their change", file=sys.stderr)
+        # only the hub has a second writer (the head's roster page): for a board, another technician
+        web_vi, web_en = (" (vd. trưởng bộ phận sửa phân công trên web)", " (the head's roster on the web?)") \
+            if args.node == "hub" else ("", "")
+        print(f"{args.node}: bị từ chối vì cũ, không thay đổi gì — nút đã ở rev {a.rev}, thay đổi của bạn làm trên "
+              f"rev {res.base_rev}: đã có người sửa trong lúc đó{web_vi}. Chạy lại `xephang config get {args.node}`, "
+              f"làm lại thay đổi trên đó rồi đẩy, hoặc --force để ghi đè / STALE, nothing changed — the node is at "
+              f"rev {a.rev}, your change was made on rev {res.base_rev}: someone changed it since{web_en}. Run "
+              f"`xephang config get {args.node}` again, redo your edit on it and push that; or --force to overwrite "
+              "their change", file=sys.stderr)
     else:
-        print(f"{args.node}: bị từ chối / REJECTED ({len(a.errors)} lỗi / errors), nothing changed (rev {a.rev}):",
+        print(f"{args.node}: bị từ chối, không thay đổi gì ({len(a.errors)} lỗi, rev {a.rev}) / REJECTED, nothing "
+              f"changed ({len(a.errors)} error{'s' if len(a.errors) != 1 else ''}, rev {a.rev}):",
               file=sys.stderr)
         for e in a.errors:
             print(f"  - {shown(e)}", file=sys.stderr)

@@ -93,3 +93,15 @@ def test_a_site_qr_template_too_long_for_a_qr_code_prints_the_ticket_without_it(
     assert qr is None and "qr" not in [b.key for b in blocks]
     assert image.height > 300  # the ticket itself is whole
     assert json.dumps([b.key for b in blocks]).count("number") == 1
+
+
+def test_a_text_the_font_cannot_draw_is_named_in_the_alert(hall):
+    """The alert said only "the ticket font is missing characters": which ones, and in which text,
+    was in ticketd's log alone (a newcomer's walk)."""
+    ack = push(hall, {"texts": {"footer": "Hotline ☎ 1900 中"}})
+    assert ack.status == "applied", ack.errors
+    alert = hall.tk.alerts["font-glyphs"]
+    assert alert.message_vi == "Phông chữ thiếu ký tự trên vé: «☎中» trong «Hotline ☎ 1900 中»", alert
+    assert alert.message_en == "Ticket font is missing characters: «☎中» in «Hotline ☎ 1900 中»"
+    assert push(hall, {"texts": {"footer": "Hotline 1900"}}).status == "applied"
+    assert "font-glyphs" not in hall.tk.alerts

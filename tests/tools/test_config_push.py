@@ -89,7 +89,7 @@ def test_json_files_push_too(secured_broker, node, capsys, tmp_path):
 def test_an_invalid_push_lists_every_error_and_changes_nothing(secured_broker, node, capsys, tmp_path):
     before = config_get(secured_broker, capsys)
     rc, out, err = push(secured_broker, capsys, tmp_path, 'repeats = 9\ntheme = "neon"\ngreting = "x"\n')
-    assert rc == 1 and "REJECTED (3" in err
+    assert rc == 1 and "REJECTED, nothing changed (3 errors" in err
     assert "repeats" in err and "theme" in err and "did you mean 'greeting'" in err
     assert config_get(secured_broker, capsys) == before
     saved = node.state / f"{NODE}.config.json"
@@ -247,7 +247,7 @@ def test_a_boards_reasons_for_refusing_a_push_cannot_drive_the_technicians_termi
         answering.start()
         rc, out, err = push(secured_broker, capsys, tmp_path, 'greeting = "x"\n', "--force")
         answering.join(10)
-    assert rc == 1 and "REJECTED (1" in err
+    assert rc == 1 and "REJECTED, nothing changed (1 error," in err
     assert controls(out + err) == [], err
     assert "  - greeting: quá dài ?[2J?]52;c;cm0gLXJmIH4=??31m????rev 9 applied" in err
 
@@ -258,7 +258,7 @@ def test_a_push_with_thousands_of_errors_gets_an_answer_that_fits_in_one_message
     technician read "no answer — node offline?". The ack lists the first 100 and how many more."""
     body = json.dumps({f"khoa-{i:04d}": 1 for i in range(3000)})
     rc, _, err = push(secured_broker, capsys, tmp_path, body, name="many.json")
-    assert rc == 1 and "REJECTED (101" in err, err[-500:]
+    assert rc == 1 and "REJECTED, nothing changed (101 errors" in err, err[-500:]
     assert "khoa-0000: khóa không có trong cấu hình / unknown key" in err
     assert "… và 2900 lỗi khác (sửa các lỗi trên rồi đẩy lại) / … and 2900 more" in err
     assert config_get(secured_broker, capsys)["rev"] == 0

@@ -170,3 +170,19 @@ def test_tail_describes_the_hubs_hourly_summary():
     assert "Hourly summary 09:00–10:00" in en and "12 issued" in en and "5 waiting" in en
     # an event without a kind that this tool does not know yet names its schema, not "? ?"
     assert describe_event({"schema": "xephang.event.other.v1", "at": 1795320000})[10:] == "xephang.event.other.v1"
+
+
+def test_the_same_config_get_file_pushed_twice_changes_nothing_the_second_time(secured_broker, node, capsys, tmp_path):
+    """The second push of one file was refused as stale, "someone changed it since (the head's roster on
+    the web?)" — it was the technician's own change, on a board with no web roster at all."""
+    sb = secured_broker
+    text, _ = config_get(sb, capsys)
+    body = json.loads(text)
+    body["config"]["repeats"] = 3
+    f = tmp_path / "mine.json"
+    f.write_text(json.dumps(body))
+    rc, out, err = run(capsys, tool(sb, "config", "push", NODE, str(f), "--timeout", "5"))
+    assert rc == 0 and "rev 0 → 1" in out, (out, err)
+    rc, out, err = run(capsys, tool(sb, "config", "push", NODE, str(f), "--timeout", "5"))
+    assert rc == 0 and "không có gì thay đổi / nothing changed" in out and "rev 1" in out, (out, err)
+    assert config_get(sb, capsys)[1]["rev"] == 1
