@@ -193,15 +193,25 @@ class CounterDaemon(Daemon[CounterdSettings, BoxConfig]):
         """A pushed number another box's account acts for is refused (after the restart it asks for, the
         box's password would no longer be its node's); so are services the site does not have (a
         transfer key to one was applied, and every press of it was refused by the hub)."""
-        return self.number_problems(new) + self.unknown_services(new)
+        return self.number_problems(new) + self.unknown_services(new.model_dump(mode="json"))
 
-    def unknown_services(self, cfg: BoxConfig) -> list[str]:
-        """Service ids of ``cfg`` that the site file does not have (none known without a site file)."""
+    def check_raw_node_config(self, raw: dict[str, Any]) -> list[str]:
+        return self.unknown_services(raw)
+
+    def unknown_services(self, cfg: dict[str, Any]) -> list[str]:
+        """Service ids of a box config (raw or dumped) that the site file does not have (none known
+        without a site file)."""
         if not self.site_services:
             return []
-        named = [("services", s) for s in cfg.services] + [("transfer_to", s) for s in cfg.transfer_to]
-        named += [(f"keys.{k.name}", a.split(":", 1)[1]) for k in cfg.keys for a in (k.short, k.long or "")
-                  if a.startswith("transfer:")]
+
+        def ids(key: str) -> list[str]:
+            v = cfg.get(key)
+            return [s for s in v if isinstance(s, str)] if isinstance(v, list | tuple) else []
+
+        keys = [k for k in cfg.get("keys") or () if isinstance(k, dict)] if isinstance(cfg.get("keys"), list | tuple) else []
+        named = [("services", s) for s in ids("services")] + [("transfer_to", s) for s in ids("transfer_to")]
+        named += [(f"keys.{k.get('name')}", a.split(":", 1)[1]) for k in keys for a in (k.get("short"), k.get("long"))
+                  if isinstance(a, str) and a.startswith("transfer:")]
         known = sorted(self.site_services)
         return [f"{where}: " + both(f"trung tâm không có lĩnh vực {sid!r} (các lĩnh vực: {known})",
                                     f"the site has no service {sid!r} (its services: {known})")

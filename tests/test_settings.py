@@ -183,3 +183,25 @@ def test_a_board_blinks_steady_or_as_an_eye_follows():
     assert BoardConfig(blink_period_s=0).blink_period_s == 0 and BoardConfig(blink_period_s=0.2).blink_period_s == 0.2
     with pytest.raises(ValueError, match="0 \\(không nhấp nháy\\) hoặc ít nhất 0.2 giây / 0 \\(steady\\) or at least 0.2 s"):
         BoardConfig(blink_period_s=0.0001)
+
+
+def test_the_site_history_says_what_changed_in_each_service_and_section(site):
+    """A removed service, a band change and a new target all read "services: đổi" in the head's record
+    of who changed what (a newcomer's walk)."""
+    from xephang.site import Site, changes_between
+
+    d = site.model_dump()
+    d["services"] = [{**x, "band": (1001, 1500), "target_wait_min": 12} if x["id"] == "ho-tich" else x
+                     for x in d["services"] if x["id"] != "van-hoa-xa-hoi"]
+    d["counters"] = [{**c, "services": [v for v in c["services"] if v != "van-hoa-xa-hoi"]} for c in d["counters"]]
+    d["hours"] = {**d["hours"], "close": "16:30"}
+    d["rating_window_s"] = 60
+    assert changes_between(site, Site.model_validate(d)) == [
+        "quầy 4: van-hoa-xa-hoi, dat-dai → dat-dai",
+        "lĩnh vực ho-tich: band: [1001, 1999] → [1001, 1500]",
+        "lĩnh vực ho-tich: target_wait_min: 15.0 → 12.0",
+        "lĩnh vực van-hoa-xa-hoi: bỏ",
+        "hours.close: 17:00:00 → 16:30:00",
+        "rating_window_s: 120.0 → 60.0",
+    ]
+    assert changes_between(site, site) == []

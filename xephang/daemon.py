@@ -211,6 +211,7 @@ class Daemon(Generic[S, C]):
                 node=self.node,
                 clock=self.clock.now,
                 check=self.check_node_config,
+                raw_check=self.check_raw_node_config,
                 prepare=self.prepare_node_config,
                 merge=self.merge_node_config,
                 senders=self.node_config_senders,
@@ -248,6 +249,11 @@ class Daemon(Generic[S, C]):
 
     def check_node_config(self, new: C) -> list[str]:
         """Why a valid pushed config cannot apply now (every reason; empty: it can)."""
+        return []
+
+    def check_raw_node_config(self, raw: dict[str, Any]) -> list[str]:
+        """``check_node_config``'s reasons that can be told from a config pydantic refused (another
+        field wrong): listed with the field errors. Empty by default."""
         return []
 
     def prepare_node_config(self, new: C) -> PrepareJob | None:

@@ -122,6 +122,7 @@ class NodeConfigManager(Generic[C]):
         node: str,
         clock: Callable[[], float],
         check: Callable[[C], list[str]] | None = None,
+        raw_check: Callable[[dict[str, Any]], list[str]] | None = None,
         merge: Callable[[dict[str, Any], ConfigSet, str | None], dict[str, Any]] | None = None,
         senders: tuple[str, ...] = (),
         yielding: tuple[str, ...] = (),
@@ -147,6 +148,7 @@ class NodeConfigManager(Generic[C]):
         self.node = node
         self._apply = apply
         self._check = check
+        self._raw_check = raw_check
         self._merge = merge
         self._prepare = prepare
         self.prepare_timeout_s = prepare_timeout_s
@@ -310,9 +312,11 @@ class NodeConfigManager(Generic[C]):
             refusals = exc.errors
         except ValidationError as exc:
             refusals = format_validation_errors(exc, self.model)
-            cross = getattr(self.model, "cross_check_errors", None)  # what pydantic skipped beside a field error
-            if cross is not None and isinstance(merged, dict):
-                refusals += [c for c in cross(merged) if not any(c in r for r in refusals)]
+            # what pydantic skipped beside a field error, and the daemon's own checks, on the raw config:
+            # every mistake of a push at once, not one more after each fix
+            for cross in (getattr(self.model, "cross_check_errors", None), self._raw_check):
+                if cross is not None and isinstance(merged, dict):
+                    refusals += [c for c in cross(merged) if not any(c in r for r in refusals)]
         if refusals:
             return self._refuse(push, refusals)  # a yielding push being prepared goes on
         if self.preparing is not None:

@@ -245,10 +245,40 @@ def changes_between(old: Site, new: Site) -> list[str]:
                 out.append(f"quầy {n}: {', '.join(a.services)} → {', '.join(b.services)}")
             if (a.label_vi, a.label_en) != (b.label_vi, b.label_en):
                 out.append(f"quầy {n}: tên quầy → {b.label('vi')}")
-    for key in ("services", "officers", "priority", "hours", "site", "no_show_requeue", "rating_window_s", "rating_scale"):
+    # each service and officer by id, and what changed in it ("services: đổi" said nothing of a band,
+    # a removed service or a target, in the head's record of who changed what)
+    for what, label, a_items, b_items in (("lĩnh vực", "services", old.services, new.services),
+                                          ("cán bộ", "officers", old.officers, new.officers)):
+        a_by, b_by = {x.id: x for x in a_items}, {x.id: x for x in b_items}
+        for i in [x.id for x in a_items] + [x.id for x in b_items if x.id not in a_by]:
+            if i not in b_by:
+                out.append(f"{what} {i}: bỏ")
+            elif i not in a_by:
+                out.append(f"{what} {i}: mới")
+            else:
+                out += [f"{what} {i}: {c}" for c in _field_changes(a_by[i], b_by[i])]
+        if [x.id for x in a_items] != [x.id for x in b_items] and set(a_by) == set(b_by):
+            out.append(f"{label}: thứ tự {', '.join(x.id for x in b_items)}")
+    for key in ("priority", "hours", "site"):
+        out += [f"{key}.{c}" for c in _field_changes(getattr(old, key), getattr(new, key))]
+    for key in ("no_show_requeue", "rating_window_s", "rating_scale"):
         if getattr(old, key) != getattr(new, key):
-            out.append(f"{key}: đổi")
+            out.append(f"{key}: {_shown(getattr(old, key))} → {_shown(getattr(new, key))}")
     return out
+
+
+def _shown(v: Any) -> str:
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_shown(x) for x in v) + "]"
+    if isinstance(v, BaseModel):
+        return "{…}"
+    return str(v)[:60]
+
+
+def _field_changes(a: BaseModel, b: BaseModel) -> list[str]:
+    """``field: old → new`` for each field of two models of one kind that differs."""
+    return [f"{name}: {_shown(getattr(a, name))} → {_shown(getattr(b, name))}"
+            for name in type(a).model_fields if getattr(a, name) != getattr(b, name)]
 
 
 def _int(x: Any) -> int | None:

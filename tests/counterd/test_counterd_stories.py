@@ -489,3 +489,10 @@ def test_a_pushed_service_the_site_does_not_have_is_refused(hall_factory):
     assert [e.split(":", 1)[0] for e in ack["errors"]] == ["services", "transfer_to", "keys.t9"]
     assert "trung tâm không có lĩnh vực 'khong-co'" in ack["errors"][0]
     assert box.node_config.rev == 0 and "t9" not in box.board.keys
+    # … beside a field error too: every mistake at once (the services were said only once it was fixed)
+    push = ConfigSet(request_id=new_request_id(), source="tech-1",
+                     config={"rating_scale": 4, "services": ["dat-da"], "transfer_to": ["ho-tic"]})
+    h.dispenser.publish(T.config_set("counter-1"), push)
+    h.until(lambda: len(h.broker.messages(T.config_ack("counter-1"))) == 2)
+    ack = json.loads(h.broker.messages(T.config_ack("counter-1"))[-1][1])
+    assert [e.split(":", 1)[0].split(" = ")[0] for e in ack["errors"]] == ["rating_scale", "services", "transfer_to"], ack
