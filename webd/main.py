@@ -36,6 +36,7 @@ from webd.server import (  # deadlines, a cap per address, the open files
 )
 from webd.server import refused as connections_closed
 from xephang.bus import Bus, Inbound
+from xephang.checktext import both
 from xephang.clock import Clock
 from xephang.contract import (
     MAX_ALERTS_PER_NODE,
@@ -65,7 +66,7 @@ from xephang.contract import (
     packed_refused,
     reply_data,
 )
-from xephang.daemon import Daemon
+from xephang.daemon import CHECKING, Daemon
 from xephang.limits import RateLimit
 from xephang.reader import Reader
 from xephang.settings import DaemonSettings
@@ -671,6 +672,16 @@ class WebDaemon(Daemon[WebSettings, BaseModel]):  # no node config
         """Besides the base's: the HTTPS certificate and key read, and belong together."""
         errors = super().preflight_errors(s)
         w = s.web if isinstance(s, WebSettings) else None
+        if w is not None and w.link_secret_file is not None and CHECKING.get():
+            # a start runs without it (the console and the head's pages go on, ticket pages cannot open, the
+            # log says so); a check that said "settings OK" beside that error was not a check
+            from xephang.ticketlink import LinkSecretError, load_secret
+
+            try:
+                load_secret(w.link_secret_file)
+            except LinkSecretError as exc:
+                errors.append("web.link_secret_file: " + both(f"{exc}: trang của phiếu sẽ không mở được",
+                                                               f"{exc}: ticket pages would not open"))
         if w is None or w.tls_certfile is None or w.tls_keyfile is None:
             return errors
         import ssl

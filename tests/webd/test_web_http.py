@@ -359,6 +359,13 @@ def test_the_console_script_checks_its_settings_and_lists_every_error(tmp_path):
     assert r.returncode == 78
     for want in ("web.port", "web.publc_url: khóa không có trong cấu hình (có phải 'public_url'?) / unknown key (did you mean 'public_url'?)", "web.wifi_name"):
         assert want in r.stderr, want
+    # a link secret that cannot be read: the start goes on without ticket pages (and logs it); a check that
+    # then said "settings OK" was no check (a newcomer's walk)
+    missing = tmp_path / "ticket-link.key"
+    r = _webd({"XEPHANG_STATE_DIR": str(tmp_path), "XEPHANG_WEB__LINK_SECRET_FILE": str(missing)}, "--check")
+    assert r.returncode == 78 and "settings OK" not in r.stdout, (r.stdout, r.stderr[-1000:])
+    assert f"web.link_secret_file: ticket link secret {missing}: No such file or directory: trang của phiếu sẽ " \
+           "không mở được / " in r.stderr, r.stderr[-1000:]
 
 
 def test_webd_exits_non_zero_when_its_port_is_taken(tmp_path):
