@@ -841,7 +841,11 @@ def press_key(client: ToolClient, node: str, button: str, *, hold_s: float = 0.0
             continue
         if ack.status == "refused":
             return exits.REFUSED, f"{node}: từ chối / refused {button!r}: {ack.reason}"
-        return exits.OK, f"{node}: đã nhấn / pressed {button}" + (f" ({hold_s:g} s)" if hold_s else "")
+        held = f" ({hold_s:g} s)" if hold_s else ""
+        # the key went down; what came of it (a ticket, or the hub's refusal) is the node's to say
+        return exits.OK, (f"{node}: đã nhấn / pressed {button}{held} — kết quả (số mới, lượt gọi) xem bằng "
+                          f"`xephang tail`; không có gì thì xem nhật ký của nút / what it did shows in `xephang "
+                          "tail`; nothing there: the node's log")
     why = ("chưa từng kết nối / no node of that name has ever connected" if status is None else
            "đang mất kết nối / it is offline" if not status.online else
            "không chạy chế độ mô phỏng / it does not run in sim mode")
