@@ -125,13 +125,25 @@ def test_tail_prints_one_vietnamese_line_per_event(secured_broker):
     ("no-show", {"reason": "requeued"}, "Số 1023 vắng mặt — xếp lại cuối hàng"),
     ("transferred", {"service_name_vi": "Đất đai", "from_service": "ho-tich"}, "Số 1023 chuyển sang Đất đai"),
     ("voided", {"reason": "paper-out"}, "Huỷ số 1023 (paper-out)"),
-    ("rated", {"counter": 2, "score": 4}, "Số 1023 đánh giá quầy 2: ★★★★☆"),
+    # the event does not say the site's scale: the score, not four stars of a guessed five
+    ("rated", {"counter": 2, "score": 4}, "Số 1023 đánh giá quầy 2: 4 điểm"),
+    ("arrived", {"counter": 2}, "Công dân số 1023 đã đến quầy 2"),
     ("expired", {}, "Số 1023 hết hạn cuối ngày"),
 ])
 def test_every_event_kind_reads_as_a_sentence(kind, extra, vi):
     ev = {"kind": kind, "at": 1795320000.0, "ticket": {"display": "1023", "number": 1023, "recalls": 1}, **extra}
     assert describe_event(ev).endswith(vi)
     assert describe_event(json.dumps(ev).encode(), "en")[10:]  # an English line too
+
+
+def test_no_ticket_event_of_the_contract_falls_back_to_its_bare_kind():
+    """`arrived 2001` in `xephang tail`: a kind the tables lacked (a newcomer's walk)."""
+    from xephang.contract import CounterEvent, TicketEvent
+
+    for kind in TicketEvent.KINDS + CounterEvent.KINDS:
+        ev = {"kind": kind, "at": 1795320000.0, "ticket": {"display": "1023", "number": 1023}, "counter": 2}
+        for lang in ("vi", "en"):
+            assert describe_event(ev, lang)[10:] != f"{kind} 1023", (kind, lang)
 
 
 @pytest.mark.parametrize("cmd", [["devices"], ["press", "counter-1", "next"], ["tail", "-n", "1"],
