@@ -221,7 +221,8 @@ class QueueEngine:
 
     def _ticket_event(self, out: Outcome, now: float, kind: str, t: Ticket, **extra: Any) -> None:
         svc = self.services.get(t.service)
-        c = self.site.counter(t.counter) if t.counter is not None else None
+        # a counter the site no longer has (its visit ended at the day's turn): no label, not a KeyError
+        c = next((x for x in self.site.counters if x.number == t.counter), None) if t.counter is not None else None
         self._event(out, now, "ticket", kind, ticket=t.info(), counter=t.counter,
                     counter_label=c.label("vi") if c else None,
                     service_name_vi=svc.name_vi if svc else None,
@@ -438,6 +439,7 @@ class QueueEngine:
                 c.state, c.pause_reason = "closed", None
                 out.counters.add(c.number)
             c.last_finished_ticket = c.last_finished_at = None
+        self._end_orphans(out, now)
         for t in self.waiting():
             t.state = "expired"
             t.finished_at = now
@@ -448,6 +450,19 @@ class QueueEngine:
         self.last_called = {}
         out.day_rolled = True
         return out
+
+    def _end_orphans(self, out: Outcome, now: float) -> None:
+        """End the visits and pauses of counters the site no longer has (a site file that dropped a
+        counter, taken at a start on a new day): the counter's ticket stayed "called" and its pause
+        open for ever, and every later site change was refused for a counter nobody could reach."""
+        for v in [v for v in self.visits.values() if v.ended_at is None and v.counter not in self.counters]:
+            ghost = CounterRt(v.counter, serving=v.ticket_id if v.ticket_id in self.tickets else None, visit_id=v.id)
+            self._end_visit(out, ghost, now, "served", inferred=True)
+            out.counters.discard(v.counter)  # no row of it to write: the site has no such counter
+        for p in [p for p in self.pauses.values() if p.ended_at is None and p.counter not in self.counters]:
+            p.ended_at = now
+            self.history.on_pause_end(now - p.started_at)
+            out.pauses.add(p.id)
 
     def prune(self) -> None:
         """Forget closed tickets, visits and pauses from memory. Call it only after the ledger

@@ -269,6 +269,7 @@ class HubDaemon(Daemon[HubSettings, Site]):
                 raise
             raise SettingsError([fault], "the ledger", "sổ hàng đợi (ledger)") from None
         self.site_file_refused: list[str] = []  # why the edited site file was not taken at this start
+        self._gone_at_start: tuple[set[int], set[str]] = (set(), set())  # counters, services the file removed
         if not self.checking:
             self._site_at_start(new_event_id)
         self._batch: list[Inbound] = []
@@ -340,39 +341,72 @@ class HubDaemon(Daemon[HubSettings, Site]):
         the site goes on after its highest rev, never over it."""
         config = self.require_node_config()
         now = self.clock.now()
+        last_rev, last_site = self.ledger.last_site()
         ran = self.ledger.get_meta("running_site")
-        before = _site_or_none(ran.get("site")) if isinstance(ran, dict) else None
+        ran_raw, ran_rev = (ran.get("site"), ran.get("rev")) if isinstance(ran, dict) else (None, None)
+        # the site file was edited since what ran was made on it (its fingerprint differs); a meta of an
+        # older version has no fingerprint: the file counts as edited when this start took it
+        edited = ran.get("origin") != config.origin if isinstance(ran, dict) and "origin" in ran else config.took_file
+        if _site_or_none(ran_raw) is None:
+            # a ledger of an older version (no running_site yet): what ran is the last push, else the
+            # ledger's last recorded site
+            ran_raw, ran_rev = (config.file_won[1], config.file_won[0]) if config.file_won is not None else \
+                (last_site, last_rev) if last_site is not None else (None, None)
+        before = _site_or_none(ran_raw)
+        ran_rev = ran_rev if isinstance(ran_rev, int) and not isinstance(ran_rev, bool) else None
         mine = self.site.model_dump(mode="json")
-        today = self.engine.day is None or self.engine.day == self.engine.service_day(now)
-        if before is not None and today and _same(before.model_dump(mode="json"), mine):
-            before = None  # nothing changed
-        if before is not None and today:
+        changed = before is not None and not _same(before.model_dump(mode="json"), mine)
+        today = self.engine.day == self.engine.service_day(now)
+        if changed and not edited:
+            # the file is as it was: what this start chose is a stale copy (a saved push behind the ledger, a
+            # restored hub.config.json) or the file itself where the saved pushes were lost: what ran runs on
+            assert before is not None
+            log.warning("hub.config.json does not hold the site the queue ran with (rev %s): that site runs on "
+                        "and is saved again", ran_rev)
+            config.run_instead(ran_rev if ran_rev is not None else max(last_rev, config.rev), before.model_dump(mode="json"),
+                               keep_origin=True)
+            config.save()
+            self.site = config.current  # type: ignore[assignment]
+            self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
+            self.ledger.load(self.engine, now=now)
+            self._note_running_site()
+            return
+        if changed and today:
+            assert before is not None
             refusals = self.engine.site_change_refusals(self.site, old=before, restart=True)
             if refusals:
                 log.error("the site file %s changed since the queue last ran, but it cannot apply to today's "
                           "queue; the site it ran with runs on (%s)", self.settings.site_file, " | ".join(refusals))
-                config.run_instead(int(ran.get("rev", config.rev)), before.model_dump(mode="json"))
+                config.run_instead(ran_rev if ran_rev is not None else config.rev, before.model_dump(mode="json"))
                 self.site = config.current  # type: ignore[assignment]
                 self.engine = QueueEngine(self.site, **({"new_event_id": new_event_id} if new_event_id else {}))
                 self.ledger.load(self.engine, now=now)
                 self.site_file_refused = refusals
                 return
-        last_rev, last_site = self.ledger.last_site()
-        took_file = config.file_won is not None
-        if config.rev <= last_rev and last_site is not None:
-            # the saved site is behind the ledger's history (lost, damaged, or the crash between the two
-            # writes of a push): a rev that says what the ledger's last one said is that rev, else the next
-            if _same(last_site, mine):
-                config.rev = last_rev
-            else:
-                config.rev = last_rev + 1
-                self._record_file_site(config.rev, now, changes_between(Site.model_validate(last_site), self.site))
-            took_file = True
-        elif took_file and config.file_won is not None:
-            self._record_file_site(config.rev, now, changes_between(Site.model_validate(config.file_won[1]), self.site))
-        if took_file:
-            config.save()  # later starts take this, not the file again, until the file changes once more
+        if changed:
+            assert before is not None
+            # the file's site is a new rev after every rev there has been (the ledger's, what ran, the saved
+            # push): a form or a file made on an older one is stale, never applied over this
+            saved_rev = config.file_won[0] if config.file_won is not None else 0
+            config.rev = max(last_rev, ran_rev or 0, saved_rev) + 1
+            # what the file removed keeps no retained state (cleared once connected, as a live change does)
+            self._gone_at_start = ({c.number for c in before.counters} - {c.number for c in self.site.counters},
+                                   {s.id for s in before.services} - {s.id for s in self.site.services})
+            self._record_file_site(config.rev, now, changes_between(before, self.site))
+            config.save()
+        elif ran_rev is not None and config.rev != ran_rev:
+            # the same site as ran, under another rev (the saved push lost, damaged or behind the ledger, or a
+            # file edited in a way that changes nothing): the rev it ran at
+            config.rev = ran_rev
+            config.save()
         self._note_running_site()
+
+    def _clear_gone_at_start(self) -> None:
+        counters, services = self._gone_at_start
+        for n in sorted(counters):
+            self.bus.publish(self.bus.topics.state_counter(n), b"", retain=True)
+        for sid in sorted(services):
+            self.bus.publish(self.bus.topics.state_service(sid), b"", retain=True)
 
     def _record_file_site(self, rev: int, now: float, changes: list[str]) -> None:
         self.ledger.record_site_change(rev=rev, at=now, by="site file", source="file", changes=changes,
@@ -380,7 +414,10 @@ class HubDaemon(Daemon[HubSettings, Site]):
         log.info("site rev %s: the site file %s (%s)", rev, self.settings.site_file, "; ".join(changes) or "no change")
 
     def _note_running_site_at(self, rev: int) -> None:
-        self.ledger.set_meta_now("running_site", {"rev": rev, "site": self.site.model_dump(mode="json")})
+        # with the fingerprint of the site file it was made on: a later start tells an edited file from a
+        # stale saved copy by it
+        self.ledger.set_meta_now("running_site", {"rev": rev, "site": self.site.model_dump(mode="json"),
+                                                  "origin": self.require_node_config().origin})
 
     def _note_running_site(self) -> None:
         """What the queue runs with now, for the check of the next start (``_site_at_start``)."""
@@ -500,6 +537,8 @@ class HubDaemon(Daemon[HubSettings, Site]):
         else:  # one an earlier start left retained: this start took the file, or had no edited file
             self.bus.add_connect_hook(lambda: None if "site-file" in self.alerts else
                                       self.bus.clear(self.bus.topics.alert(self.node, "site-file")))
+        if any(self._gone_at_start):
+            self.bus.add_connect_hook(self._clear_gone_at_start)
         self.bus.add_connect_hook(self._republish_all)
         self.bus.add_published_hook(self._on_published)
         self.bus.add_refused_hook(self._on_refused)

@@ -678,23 +678,25 @@ class Ingester:
             migrate(self._conn)
         return self._conn
 
-    def _quarantine(self, topic: str, payload: bytes, exc: BaseException) -> bool:
+    def _quarantine(self, topic: str, payload: bytes, exc: BaseException) -> str:
         """Keep a message our code failed on in ``ingest_quarantine`` (a fixed version can store it
-        again: docs/province.md), at most QUARANTINE_PER_SITE a centre. False: not kept."""
+        again: docs/province.md), at most QUARANTINE_PER_SITE a centre: "kept", "full", or "failed"
+        (the database could not take it: the caller retries, nothing acknowledged)."""
         site = _site_of(topic)[:64]
         try:
             with self._db().transaction(), self._db().cursor() as cur:
                 cur.execute("SELECT count(*) FROM ingest_quarantine WHERE site = %s", (site,))
                 if cur.fetchone()[0] >= QUARANTINE_PER_SITE:
-                    return False
+                    return "full"
                 cur.execute("INSERT INTO ingest_quarantine (site, topic, error, payload) VALUES (%s, %s, %s, %s)",
                             (site, topic[:300], repr(exc)[:500], bytes(payload)))
-            return True
-        except Exception:  # the database away or refusing: the message is dropped as before, and said
-            log.warning("ingest: could not keep the message in ingest_quarantine", exc_info=True)
+            return "kept"
+        except Exception as db_exc:
+            log.error("ingest: could not keep the message in ingest_quarantine (%s): retried, nothing acknowledged",
+                      _short(db_exc))
             if self._conn is not None and not self._conn.closed:
                 self._conn.rollback()
-            return False
+            return "failed"
 
     def _commit_batch(self, batch: list[tuple[int, int, int, str, bytes]], stop: threading.Event) -> bool:
         """Store ``batch`` (retrying while the database is away); True when it committed.
@@ -733,12 +735,17 @@ class Ingester:
                         log.error("ingest: %s: the database refused this message (%s); dropped",
                                   batch[0][3][:200], _short(exc))
                         return True
+                    kept = self._quarantine(batch[0][3], batch[0][4], exc)
+                    if kept == "failed":  # the database is the trouble: as an outage, the message waits
+                        self.stats.rejected -= 1
+                        stop.wait(delay)
+                        delay = min(delay * 2, 30.0)
+                        continue
                     self._code_refusals += 1
                     self._code_refusal_sites.add(_site_of(batch[0][3]))
-                    kept = self._quarantine(batch[0][3], batch[0][4], exc)
                     log.error("ingest: %s: this message failed our code (%r); %s", batch[0][3][:200], exc,
-                              "kept in ingest_quarantine" if kept else "dropped (its centre's quarantine is full)",
-                              exc_info=exc)
+                              "kept in ingest_quarantine" if kept == "kept" else
+                              "dropped (its centre's quarantine is full)", exc_info=exc)
                     # one centre's messages failing in a row are that centre's (a board's password sending what
                     # no check foresaw): dropped, or every restart would end on them again and no centre would
                     # be stored; messages of several centres failing so are a bug of ours

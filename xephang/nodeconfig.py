@@ -165,8 +165,9 @@ class NodeConfigManager(Generic[C]):
         self.pending_path = path.with_name(path.name + ".pending")
         self.discarded: Path | None = None  # a push the node died applying, kept for the technician
         # (rev, config) last pushed, when the local file changed since and was taken instead: the
-        # daemon may find the file cannot apply to its state and go back to it (keep_saved)
+        # daemon may find the file cannot apply to its state and run another config (run_instead)
         self.file_won: tuple[int, dict[str, Any]] | None = None
+        self.took_file = False  # this start runs the local file, not a saved push (none, unusable, or the file changed)
         self._saved_origin: str | None = None
         if not read_only:
             self._discard_pending()
@@ -179,7 +180,7 @@ class NodeConfigManager(Generic[C]):
                              + f": {'; '.join(errs)}") from None
         self.raw = self.current.model_dump(mode="json")
 
-    def run_instead(self, rev: int, raw: dict[str, Any]) -> None:
+    def run_instead(self, rev: int, raw: dict[str, Any], *, keep_origin: bool = False) -> None:
         """Run ``raw`` at ``rev`` instead of what this start chose (the daemon found the local file
         cannot apply to its state: hubd, a site that would strand today's tickets). Nothing is written:
         the next push is saved as made on the file before the edit (``origin``), so the edited file
@@ -188,15 +189,17 @@ class NodeConfigManager(Generic[C]):
         self.raw = self.current.model_dump(mode="json")
         self.rev = rev
         self.file_won = None
-        self.origin = self._saved_origin
+        if self.took_file and not keep_origin:  # the file runs no more: saved as made on the file before it
+            self.origin = self._saved_origin
+        self.took_file = False
 
     def save(self) -> None:
         """Write what runs as the saved config (a local file taken at this start: later starts then
         take the saved config, not the file again, until the file changes once more)."""
         write_atomic(self.path, json.dumps({"rev": self.rev, "config": self.raw, "origin": self.origin},
                                            ensure_ascii=False, indent=1).encode())
-        _fsync_dir(self.path.parent)
         self.file_won = None
+        self.took_file = False
 
     def _discard_pending(self) -> None:
         """A pushed config the node was applying when it died never becomes the config."""
@@ -213,6 +216,7 @@ class NodeConfigManager(Generic[C]):
             rev, cfg = int(saved["rev"]), saved["config"]
             if saved.get("origin") != self.origin:
                 self._saved_origin = saved.get("origin")
+                self.took_file = True
                 try:
                     self.model.model_validate(cfg)
                     self.file_won = (rev, cfg)
@@ -220,7 +224,7 @@ class NodeConfigManager(Generic[C]):
                     pass
                 if cfg == initial and self.file_won is not None:  # edited, yet the same config: nothing new
                     log.info("node config rev %s from %s (the local file says the same)", rev, self.path)
-                    self.file_won = None
+                    self.file_won, self.took_file = None, False
                     return rev, cfg
                 log.warning("the local file changed since config rev %s was pushed: it is taken, at rev %s, "
                             "unless the daemon finds it cannot apply (it then says so)", rev, rev + 1)
@@ -229,9 +233,11 @@ class NodeConfigManager(Generic[C]):
             log.info("node config rev %s from %s", rev, self.path)
             return rev, cfg
         except FileNotFoundError:
+            self.took_file = True
             return 0, initial
         except (ValueError, KeyError, TypeError, ValidationError) as exc:
             log.error("saved node config %s unusable (%s): using the local settings", self.path, exc)
+            self.took_file = True
             return 0, initial
 
     def subscribe(self) -> None:

@@ -270,8 +270,8 @@ def changes_between(old: Site, new: Site) -> list[str]:
 def _shown(v: Any) -> str:
     if isinstance(v, tuple | list):
         return "[" + ", ".join(_shown(x) for x in v) + "]"
-    if isinstance(v, BaseModel):
-        return "{…}"
+    if isinstance(v, BaseModel):  # a priority group, an officer …: by its id when it has one
+        return str(getattr(v, "id", "{…}"))
     return str(v)[:60]
 
 

@@ -20,7 +20,7 @@ from hubd import views
 from hubd.testing import running_hub
 from xephang.bus import Bus
 from xephang.clock import ManualClock
-from xephang.contract import CallNext, ConfigSet, ConfigState, Finish, IssueTicket, new_request_id
+from xephang.contract import CallNext, ConfigSet, ConfigState, Finish, IssueTicket, Pause, new_request_id
 from xephang.settings import BrokerSettings, load_site
 from xephang_ops.tools import BrokerTarget, ToolClient, fetch_config_state, push_config
 from xephang_reports.build import build_report, parse_period
@@ -250,14 +250,22 @@ def test_a_lost_saved_site_goes_on_after_the_ledgers_history_never_over_it(tmp_p
             assert res.ack is not None and res.ack.rev == rev
     (state / "hub.config.json").write_text("{ not json")  # a damaged card, or a file removed by hand
     with running_hub(mosquitto.port, state, mine) as hub, _tool(mosquitto.port) as t:
-        assert hub.node_config.rev == 3 and hub.site.counter(2).officer_id == "hung"  # the file's site, rev 3
+        # the site file was not edited: the site the queue ran with (the ledger's) runs on, at its rev, and
+        # hub.config.json is written again — not the file's site at rev 0, undoing the head's two changes
+        assert hub.node_config.rev == 2 and hub.site.counter(2).officer_id == "hoa"
+        assert json.loads((state / "hub.config.json").read_text())["rev"] == 2
         res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, base_rev=1)
         assert res.ack is not None and res.ack.status == "stale"  # an old rev does not match again
-        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, base_rev=3)
-        assert res.ack is not None and res.ack.status == "applied" and res.ack.rev == 4
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, base_rev=2)
+        assert res.ack is not None and res.ack.status == "applied" and res.ack.rev == 3
         changes = hub.ledger.site_changes()
-        assert [c["rev"] for c in changes] == [1, 2, 3, 4] and changes[2]["by"] == "site file"
+        assert [c["rev"] for c in changes] == [1, 2, 3]
         assert [c["at"] for c in changes] == sorted(c["at"] for c in changes)
+    (state / "hub.config.json").unlink()  # gone, and the file edited meanwhile: the file wins, at the next rev
+    mine.write_text(mine.read_text().replace('officer_id = "lan"', 'officer_id = "hung"'))
+    with running_hub(mosquitto.port, state, mine) as hub:
+        assert hub.node_config.rev == 4 and hub.site.counter(1).officer_id == "hung"
+        assert hub.ledger.site_changes()[-1]["by"] == "site file"
 
 
 def test_the_edited_site_file_of_a_hub_that_never_had_a_push_is_checked_too(tmp_path, mosquitto, site_file):
@@ -319,3 +327,106 @@ def test_a_saved_site_one_push_behind_the_ledger_never_reuses_the_ledgers_rev(tm
         assert res.ack is not None and res.ack.status == "stale"
     with running_hub(mosquitto.port, state, mine) as hub:  # the file was taken and saved: not again
         assert hub.node_config.rev == 3 and [c["rev"] for c in hub.ledger.site_changes()] == [1, 2, 3]
+
+
+def test_a_counter_the_morning_file_removed_has_its_call_and_pause_ended_at_the_days_turn(tmp_path, mosquitto,
+                                                                                       site_file):
+    """Counter 3 left a citizen called and counter 4 a pause open in the evening; the file taken the
+    next morning had neither counter. The day's turn ended only the counters of the new site: the
+    ticket stayed "called" for ever, and every later site change was refused ("quầy 3 đang phục vụ
+    số 2001") for a counter nobody could reach (a review)."""
+    mine = tmp_path / "site.toml"
+    shutil.copy(site_file, mine)
+    state = tmp_path / "hub"
+    clock = ManualClock(time.time())
+    with running_hub(mosquitto.port, state, mine, clock=clock):
+        tech = _client(mosquitto.port, tmp_path)
+        ticket = _ask(tech, IssueTicket(request_id=new_request_id(), source="tech", service="dat-dai"))["ticket"]
+        _ask(tech, CallNext(request_id=new_request_id(), source="tech", counter=3))
+        _ask(tech, Pause(request_id=new_request_id(), source="tech", counter=4, reason="Họp"))
+        tech.stop()
+    text = mine.read_text()
+    mine.write_text(text[:text.index("[[counters]]\nnumber = 3")])  # counters 3 and 4 gone (the file's last two)
+    clock.advance(DAY)
+    with running_hub(mosquitto.port, state, mine, clock=clock) as hub, _tool(mosquitto.port) as t:
+        assert [c.number for c in hub.site.counters] == [1, 2]
+        db = sqlite3.connect(state / "ledger.sqlite")
+        try:
+            def ticket_state() -> str:
+                return db.execute("SELECT state FROM tickets WHERE id = ?", (ticket["id"],)).fetchone()[0]
+
+            end_at = time.monotonic() + 10  # the day turns at the hub's first tick
+            while ticket_state() == "called" and time.monotonic() < end_at:
+                hub.stop_event.wait(0.05)
+            assert ticket_state() == "done"
+            assert db.execute("SELECT count(*) FROM visits WHERE ended_at IS NULL").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM pauses WHERE ended_at IS NULL").fetchone() == (0,)
+        finally:
+            db.close()
+        # the removed counters keep no retained state (the hall's phones and boards read it)
+        from xephang.contract import CounterState
+        from xephang_ops.tools import fetch_retained
+
+        for n in (3, 4):
+            assert fetch_retained(t, t.topics.state_counter(n), CounterState, 1.0) is None, n
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, by="kt")
+        assert res.ack is not None and res.ack.status == "applied", res
+
+
+def test_an_edited_file_on_a_hub_without_pushes_is_a_new_rev_an_older_form_cannot_undo(tmp_path, mosquitto, site_file):
+    """The file taken on a hub that never had a push stayed rev 0: the head's roster form, loaded at
+    rev 0 before the restart, was applied over it and undid the edit (a review)."""
+    mine = tmp_path / "site.toml"
+    shutil.copy(site_file, mine)
+    state = tmp_path / "hub"
+    with running_hub(mosquitto.port, state, mine) as hub:
+        assert hub.node_config.rev == 0
+    mine.write_text(mine.read_text().replace('services = ["van-hoa-xa-hoi", "dat-dai"]', 'services = ["dat-dai", "van-hoa-xa-hoi"]'))
+    with running_hub(mosquitto.port, state, mine) as hub, _tool(mosquitto.port) as t:
+        assert hub.node_config.rev == 1 and hub.ledger.site_changes()[-1]["by"] == "site file"
+        res = push_config(t, "hub", {"counters": _counters_with(site_file, c2={"officer_id": "tuan"})}, base_rev=0)
+        assert res.ack is not None and res.ack.status == "stale", res
+        assert hub.site.counter(4).services == ("dat-dai", "van-hoa-xa-hoi")
+
+
+def test_a_ledger_of_an_older_version_still_checks_the_edited_file(tmp_path, mosquitto, site_file):
+    """A ledger written before running_site was kept: the edited file was taken unchecked (a review).
+    What ran is then the last push (or the ledger's last recorded site)."""
+    mine = tmp_path / "site.toml"
+    shutil.copy(site_file, mine)
+    state = tmp_path / "hub"
+    with running_hub(mosquitto.port, state, mine) as hub, _tool(mosquitto.port) as t:
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, by="kt")
+        assert res.ack is not None and res.ack.rev == 1
+        tech = _client(mosquitto.port, tmp_path)
+        _ask(tech, IssueTicket(request_id=new_request_id(), source="tech", service="van-hoa-xa-hoi"))
+        tech.stop()
+    db = sqlite3.connect(state / "ledger.sqlite")
+    db.execute("DELETE FROM meta WHERE key = 'running_site'")
+    db.commit()
+    db.close()
+    mine.write_text(mine.read_text().replace('services = ["van-hoa-xa-hoi", "dat-dai"]', 'services = ["dat-dai"]'))
+    with running_hub(mosquitto.port, state, mine) as hub:
+        assert hub.site_file_refused and hub.site.counter(4).services == ("van-hoa-xa-hoi", "dat-dai")
+
+
+def test_a_restored_older_saved_site_with_the_file_unedited_runs_what_ran(tmp_path, mosquitto, site_file):
+    """hub.config.json put back at rev 1 after rev 2 was applied (a crash between the two writes, a
+    restored copy), the site file untouched: what the ledger ran (rev 2) runs on, and the next push is
+    saved on the same file — the untouched file never wins over the pushes (a review: it did the next day)."""
+    mine = tmp_path / "site.toml"
+    shutil.copy(site_file, mine)
+    state = tmp_path / "hub"
+    with running_hub(mosquitto.port, state, mine), _tool(mosquitto.port) as t:
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "tuan"})}, by="kt")
+        saved_at_1 = (state / "hub.config.json").read_text()
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "hoa"})}, by="kt")
+        assert res.ack is not None and res.ack.rev == 2
+    (state / "hub.config.json").write_text(saved_at_1)
+    with running_hub(mosquitto.port, state, mine) as hub, _tool(mosquitto.port) as t:
+        assert hub.node_config.rev == 2 and hub.site.counter(2).officer_id == "hoa" and not hub.site_file_refused
+        res = push_config(t, "hub", {"counters": _counters_with(mine, c2={"officer_id": "hung"})}, base_rev=2)
+        assert res.ack is not None and res.ack.rev == 3
+    with running_hub(mosquitto.port, state, mine) as hub:
+        assert hub.node_config.rev == 3 and hub.site.counter(2).officer_id == "hung"
+        assert [c["rev"] for c in hub.ledger.site_changes()] == [1, 2, 3]
