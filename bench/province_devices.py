@@ -21,8 +21,6 @@ import argparse
 import statistics
 import sys
 import time
-import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,30 +28,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
+from province_ingest import scratch_db  # noqa: E402  (the bench folder: a database made and dropped for the run)
 
 from province import devices  # noqa: E402
-from province.db import migrate  # noqa: E402
 
 # the listing's first CTE before 2026-12-08: every status change of every node, ever
 OLD_LG = """WITH lg AS (
     SELECT site, node, online, at, lead(at) OVER (PARTITION BY site, node ORDER BY at) AS next_at
     FROM device_status_log
 ), down AS ("""
-
-
-@contextmanager
-def scratch_db(admin_dsn: str):
-    name = "xephang_bench_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(admin_dsn, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
-    try:
-        with psycopg.connect(dsn) as conn:
-            migrate(conn)
-        yield dsn
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def fill(conn, *, centres: int, nodes: int, flood_rows: int, now: datetime) -> None:
