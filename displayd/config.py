@@ -20,6 +20,11 @@ from xephang.site import Site
 from xephang.terminal import one_line
 
 RGB = tuple[int, int, int]
+def _unknown_colours(unknown: list[str]) -> str:
+    known = sorted(Theme.model_fields)
+    return both(f"tên màu không có {unknown}, các tên có: {known}", f"unknown colour names {unknown}, known: {known}")
+
+
 COUNTER_NEEDED = both("layout 'counter' cần 'counter' (số quầy)", "layout 'counter' needs 'counter' (the counter number)")
 MIN_BLINK_S = 0.2  # a shorter blink period (but 0, steady) is refused
 
@@ -132,9 +137,7 @@ class BoardConfig(BaseModel):
     def _known_colours(cls, v: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
         unknown = sorted(set(v) - set(Theme.model_fields))
         if unknown:
-            known = sorted(Theme.model_fields)
-            raise ValueError(both(f"tên màu không có {unknown}, các tên có: {known}",
-                                  f"unknown colour names {unknown}, known: {known}"))
+            raise ValueError(_unknown_colours(unknown))
         for k, c in v.items():
             if len(c) != 3:
                 raise ValueError(both(f"màu {k!r} phải có ba phần", f"colour {k!r} must have three parts"))
@@ -164,9 +167,7 @@ class BoardConfig(BaseModel):
         if isinstance(colours, Mapping):
             unknown = sorted(str(k) for k in set(colours) - set(Theme.model_fields))
             if unknown:
-                known = sorted(Theme.model_fields)
-                errors.append("colours: " + both(f"tên màu không có {unknown}, các tên có: {known}",
-                                                 f"unknown colour names {unknown}, known: {known}"))
+                errors.append("colours: " + _unknown_colours(unknown))
         if data.get("layout") == "counter" and data.get("counter") is None:
             errors.append(COUNTER_NEEDED)
         return errors

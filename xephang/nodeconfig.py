@@ -311,7 +311,7 @@ class NodeConfigManager(Generic[C]):
             return ack
         merged: Any = None
         try:
-            merged = self._merge(self.raw, push, sender) if self._merge else deep_merge(self.raw, push.config)
+            merged = self._merged(push, sender)
             new = self.model.model_validate(merged)
             refusals = self._check(new) if self._check else []
         except ConfigRefused as exc:
@@ -340,11 +340,14 @@ class NodeConfigManager(Generic[C]):
             return None
         return self._commit(push, sender, new)
 
+    def _merged(self, push: ConfigSet, sender: str | None) -> dict[str, Any]:
+        """The whole config ``push`` asks for: the daemon's merge, or tables merged and values replaced."""
+        return self._merge(self.raw, push, sender) if self._merge else deep_merge(self.raw, push.config)
+
     def _runs_already(self, push: ConfigSet, sender: str | None) -> bool:
         """Does ``push`` ask for exactly the config that runs?"""
         try:
-            merged = self._merge(self.raw, push, sender) if self._merge else deep_merge(self.raw, push.config)
-            return self.model.model_validate(merged).model_dump(mode="json") == self.raw
+            return self.model.model_validate(self._merged(push, sender)).model_dump(mode="json") == self.raw
         except Exception:  # refused or invalid: not what runs
             return False
 
